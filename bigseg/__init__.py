@@ -1,0 +1,51 @@
+"""bigseg: segment and quantify battery-electrode X-ray CT volumes too big for one computer's memory.
+
+Public API (see the README and ``shared/API.md``)::
+
+    bigseg.open_volume, bigseg.save_volume, bigseg.save_labels, bigseg.ingest, bigseg.connect
+    bigseg.predict, bigseg.train                      (inference / training, import torch lazily)
+    bigseg.synth, bigseg.filters, bigseg.baselines, bigseg.measure, bigseg.models   (subpackages)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .config import RunConfig
+from .errors import BigsegError
+from .io import ingest, open_volume, save_labels, save_volume
+from .runtime import connect
+
+__all__ = [
+    "open_volume",
+    "save_volume",
+    "save_labels",
+    "ingest",
+    "connect",
+    "predict",
+    "train",
+    "RunConfig",
+    "BigsegError",
+    "synth",
+    "filters",
+    "baselines",
+    "measure",
+    "models",
+]
+
+_LAZY = {
+    "predict": ("bigseg.infer", "predict"),
+    "train": ("bigseg.train", "train"),
+    "Pipeline": ("bigseg.pipeline", "Pipeline"),
+}
+_SUBPACKAGES = {"synth", "filters", "baselines", "measure", "models", "infer", "kernels", "report"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"bigseg.{name}")
+    raise AttributeError(f"module 'bigseg' has no attribute {name!r}")

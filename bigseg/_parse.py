@@ -1,0 +1,134 @@
+"""Small ``parse_*`` helpers that validate public arguments and return normalised values.
+
+Each one raises :class:`bigseg.errors.InputError` with a message naming the argument and the
+value, e.g. "Expected `overlap` in [0, 1). Got 1.2 instead."
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any, TypeVar
+
+from .errors import InputError
+
+__all__ = [
+    "parse_positive_int",
+    "parse_positive_float",
+    "parse_nonnegative_int",
+    "parse_in_range",
+    "parse_choice",
+    "parse_tuple",
+    "parse_chunks",
+    "parse_voxel_size",
+    "parse_phases",
+]
+
+T = TypeVar("T")
+
+
+def _fail(name: str, expected: str, value: Any, exc: type[Exception] = InputError) -> Exception:
+    return exc(f"Expected `{name}` {expected}. Got {value!r} instead.")
+
+
+def _is_int(value: Any) -> bool:
+    import numpy as np
+
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def parse_positive_int(name: str, value: Any) -> int:
+    """Return ``value`` as an ``int`` > 0."""
+    if not _is_int(value) or value <= 0:
+        raise _fail(name, "to be a positive integer", value)
+    return int(value)
+
+
+def parse_nonnegative_int(name: str, value: Any) -> int:
+    """Return ``value`` as an ``int`` >= 0."""
+    if not _is_int(value) or value < 0:
+        raise _fail(name, "to be a non-negative integer", value)
+    return int(value)
+
+
+def parse_positive_float(name: str, value: Any) -> float:
+    """Return ``value`` as a finite ``float`` > 0."""
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        raise _fail(name, "to be a positive number", value) from None
+    if isinstance(value, bool) or not math.isfinite(f) or f <= 0:
+        raise _fail(name, "to be a positive finite number", value)
+    return f
+
+
+def parse_in_range(
+    name: str, value: Any, low: float, high: float, *, closed: str = "left"
+) -> float:
+    """Return ``value`` as a float inside ``[low, high)`` (``closed`` = left|right|both|neither)."""
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        raise _fail(name, f"to be a number in {_interval(low, high, closed)}", value) from None
+    lo_ok = f >= low if closed in ("left", "both") else f > low
+    hi_ok = f <= high if closed in ("right", "both") else f < high
+    if isinstance(value, bool) or not (lo_ok and hi_ok):
+        raise _fail(name, f"in {_interval(low, high, closed)}", value)
+    return f
+
+
+def _interval(low: float, high: float, closed: str) -> str:
+    left = "[" if closed in ("left", "both") else "("
+    right = "]" if closed in ("right", "both") else ")"
+    return f"{left}{low:g}, {high:g}{right}"
+
+
+def parse_choice(name: str, value: Any, choices: Iterable[T]) -> T:
+    """Return ``value`` if it is one of ``choices``."""
+    options = list(choices)
+    if value not in options:
+        raise _fail(name, f"to be one of {options}", value)
+    return value
+
+
+def parse_tuple(name: str, value: Any, ndim: int, parse_item) -> tuple:
+    """Broadcast a scalar to ``ndim`` items or check a sequence's length, parsing each item."""
+    if isinstance(value, (str, bytes)):
+        raise _fail(name, f"to be a number or a sequence of {ndim} numbers", value)
+    if isinstance(value, Sequence) or hasattr(value, "__len__"):
+        items = list(value)
+        if len(items) != ndim:
+            raise _fail(name, f"to have {ndim} values (one per axis)", value)
+    else:
+        items = [value] * ndim
+    out = []
+    for item in items:
+        try:
+            out.append(parse_item(name, item))
+        except InputError:
+            raise _fail(name, f"to hold {ndim} positive values", value) from None
+    return tuple(out)
+
+
+def parse_chunks(value: Any, ndim: int, *, name: str = "chunks") -> tuple[int, ...]:
+    """Chunk edge lengths: an int for every axis or one int per axis, each > 0."""
+    if value is None:
+        raise _fail(name, "to be a positive integer or one per axis", value)
+    return parse_tuple(name, value, ndim, parse_positive_int)
+
+
+def parse_voxel_size(value: Any, *, name: str = "voxel_size") -> tuple[float, float, float]:
+    """Voxel edge lengths (z, y, x): one positive number (isotropic) or three."""
+    return parse_tuple(name, value, 3, parse_positive_float)  # type: ignore[return-value]
+
+
+def parse_phases(value: Any, *, name: str = "phases") -> list[str]:
+    """Phase names indexed by label value: a non-empty list of distinct non-empty strings."""
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise _fail(name, "to be a list of phase names", value)
+    names = list(value)
+    if not names or not all(isinstance(n, str) and n for n in names) or len(set(names)) != len(names):
+        raise _fail(name, "to be a non-empty list of distinct phase names", value)
+    if len(names) > 255:
+        raise _fail(name, "to have at most 255 phases (255 is reserved for 'unlabelled')", value)
+    return names

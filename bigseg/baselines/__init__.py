@@ -1,0 +1,1 @@
+"""baselines (see docs/design.md)."""

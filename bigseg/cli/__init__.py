@@ -1,0 +1,58 @@
+"""The ``bigseg`` command line: a thin layer over the public API.
+
+Each subcommand lives in its own module ``bigseg/cli/cmd_<name>.py`` exposing
+``register(subparsers)``, which adds the parser and sets ``func`` (called with the parsed
+arguments, returning an exit code). Modules are discovered, so adding a subcommand touches
+only its own file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from ..errors import BigsegError
+
+__all__ = ["main", "build_parser"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bigseg",
+        description="Segment and quantify battery-electrode X-ray CT volumes too big for one computer's memory.",
+    )
+    parser.add_argument("--version", action="version", version=f"bigseg {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    names = sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name.startswith("cmd_"))
+    for name in names:
+        importlib.import_module(f"{__name__}.{name}").register(sub)
+    return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("bigseg")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except BigsegError as exc:
+        print(f"bigseg {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"bigseg {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

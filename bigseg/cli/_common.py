@@ -1,0 +1,33 @@
+"""Shared CLI helpers: cluster options and the client context."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from typing import Any
+
+
+def add_cluster_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("cluster")
+    g.add_argument("--cluster", default=None,
+                   help="'local' (LocalCluster), 'local-cuda', 'slurm' or tcp://host:port; default: threads in this process")
+    g.add_argument("--workers", type=int, default=None, help="number of workers (local clusters)")
+
+
+def parse_triple(text: str | None, cast=float) -> Any:
+    """'5' -> 5, '5,4,4' -> (5, 4, 4)."""
+    if text is None:
+        return None
+    parts = [cast(t) for t in str(text).split(",")]
+    return parts[0] if len(parts) == 1 else tuple(parts)
+
+
+@contextlib.contextmanager
+def cluster_from_args(args: argparse.Namespace):
+    if getattr(args, "cluster", None):
+        from ..runtime import connect
+
+        with connect(args.cluster, n_workers=args.workers) as client:
+            yield client
+    else:
+        yield None

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("cluster", help="start a local scheduler and workers and print the dashboard URL",
+                       description="Start a local Dask cluster (scheduler + workers) and keep it running until Ctrl-C. "
+                                   "Other bigseg commands reach it with --cluster tcp://ADDRESS.")
+    p.add_argument("--workers", type=int, default=None, help="number of worker processes (default: one per core)")
+    p.add_argument("--threads", type=int, default=1, help="threads per worker (default 1)")
+    p.add_argument("--memory-limit", default=None, help="per-worker memory limit, e.g. 4GiB")
+    p.add_argument("--kind", default="local", choices=["local", "local-cuda"], help="local processes or one worker per GPU")
+    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: run until Ctrl-C)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..runtime import connect
+
+    with connect(args.kind, n_workers=args.workers, threads_per_worker=args.threads,
+                 memory_limit=args.memory_limit, quiet=True) as client:
+        print(f"scheduler   {client.scheduler.address}")
+        print(f"dashboard   {client.dashboard_link}")
+        print(f"workers     {len(client.scheduler_info(n_workers=-1)['workers'])}")
+        print("press Ctrl-C to stop", flush=True)
+        start = time.monotonic()
+        try:
+            while args.duration is None or time.monotonic() - start < args.duration:
+                time.sleep(0.2)
+        except KeyboardInterrupt:
+            print("stopping", file=sys.stderr)
+    return 0

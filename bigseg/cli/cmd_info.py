@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("info", help="describe an OME-Zarr volume",
+                       description="Shape, dtype, chunks, voxel size, bytes on disk, labels and an intensity summary.")
+    p.add_argument("path", help="OME-Zarr image or label image")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument("--no-stats", action="store_true", help="skip the intensity summary")
+    p.set_defaults(func=run)
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{n} B"
+        n /= 1024
+    return str(n)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..io import volume_info
+
+    info = volume_info(args.path, stats=not args.no_stats)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"path        {info['path']}")
+    print(f"shape       {' x '.join(map(str, info['shape']))}  ({', '.join(info['dims'])})")
+    print(f"dtype       {info['dtype']}")
+    print(f"chunks      {' x '.join(map(str, info['chunks']))}")
+    print(f"voxel size  {' x '.join(f'{v:g}' for v in info['voxel_size'])} {info['unit']}")
+    print(f"levels      {info['levels']}")
+    print(f"on disk     {_size(info['bytes_on_disk'])} ({_size(info['bytes_uncompressed'])} uncompressed)")
+    if "phases" in info:
+        print(f"phases      {', '.join(f'{i} {p}' for i, p in enumerate(info['phases']))}")
+    if info.get("labels"):
+        print(f"labels      {', '.join(info['labels'])}")
+    if "intensity" in info:
+        s = info["intensity"]
+        print(f"intensity   min {s['min']:.4g}  max {s['max']:.4g}  mean {s['mean']:.4g}  std {s['std']:.4g}  "
+              f"p1 {s['p1']:.4g}  p99 {s['p99']:.4g}  (level {s['from_level']}, {s['sampled_voxels']} voxels)")
+    return 0

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import argparse
+
+from ._common import add_cluster_args, cluster_from_args, parse_triple
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("ingest", help="convert a TIFF stack / HDF5 / raw / npy / zarr into OME-Zarr",
+                       description="Convert a tomogram into a chunked, physically scaled OME-Zarr volume, block by block.")
+    p.add_argument("source", help="folder of TIFFs, glob ('scan/*.tif'), multi-page TIFF, .h5, .npy, raw file or zarr")
+    p.add_argument("dest", help="OME-Zarr folder to create (e.g. scan.ome.zarr)")
+    p.add_argument("--chunks", default="128", help="chunk edge, or z,y,x (default 128)")
+    p.add_argument("--voxel-size", default=None, help="voxel edge, or z,y,x, in --unit")
+    p.add_argument("--unit", default="nm", help="length unit of the voxel size (default nm)")
+    p.add_argument("--dataset", default=None, help="HDF5 dataset (default /exchange/data)")
+    p.add_argument("--shape", default=None, help="raw files: z,y,x")
+    p.add_argument("--dtype", default=None, help="raw files: dtype with endianness, e.g. '>u2'; else an output cast")
+    p.add_argument("--offset", type=int, default=0, help="raw files: header bytes to skip")
+    p.add_argument("--levels", type=int, default=1, help="pyramid levels (default 1)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing destination")
+    add_cluster_args(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..io import ingest
+
+    with cluster_from_args(args):
+        vol = ingest(
+            args.source, args.dest, chunks=parse_triple(args.chunks, int), voxel_size=parse_triple(args.voxel_size),
+            unit=args.unit, dataset=args.dataset, dtype=args.dtype, shape=parse_triple(args.shape, int),
+            offset=args.offset, levels=args.levels, overwrite=args.overwrite,
+        )
+    print(f"wrote {args.dest}: shape {vol.shape}, dtype {vol.dtype}, voxel size {vol.attrs['voxel_size']} {vol.attrs['unit']}")
+    return 0

@@ -1,0 +1,174 @@
+"""The run configuration: one validated object, loadable from YAML, overridable from the environment.
+
+Precedence (lowest to highest): defaults < YAML file < environment (``BIGSEG_*``) < keywords.
+Environment variables address nested keys with a double underscore and are parsed as YAML
+scalars: ``BIGSEG_CHUNKS=64``, ``BIGSEG_CLUSTER=tcp://10.0.0.5:8786``,
+``BIGSEG_PREDICT__OVERLAP=0.25``, ``BIGSEG_FILTERS__MEDIAN=null``.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError, SourceNotFoundError
+
+__all__ = ["RunConfig", "DEFAULTS", "load_deploy"]
+
+#: Every key the configuration knows, with its default. Unknown keys are errors (typos).
+DEFAULTS: dict[str, Any] = {
+    "cluster": "local",
+    "n_workers": None,
+    "threads_per_worker": 1,
+    "memory_limit": None,  # per worker, e.g. "4GiB"
+    "chunks": 128,
+    "voxel_size": None,
+    "unit": "nm",
+    "filters": {"normalize": True, "median": 3, "gaussian": None, "unsharp": None},
+    "predict": {"model": "default", "patch": None, "overlap": 0.5, "blend": "gaussian",
+                "sigma_scale": 0.125, "tta": False, "probabilities": False, "batch_size": None},
+    "measure": {"interfaces": "faces", "particles": True, "phase": "active"},
+    "slurm": {"queue": None, "account": None, "cores": 8, "memory": "32GiB", "walltime": "01:00:00",
+              "jobs": 1, "processes": 1},
+}
+
+
+def _check(name: str, ok: bool, expected: str, value: Any) -> None:
+    if not ok:
+        raise ConfigError(f"Expected `{name}` {expected}. Got {value!r} instead.")
+
+
+def _is_pos_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+
+def _merge(base: dict[str, Any], update: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        name = f"{prefix}{key}"
+        if key not in out:
+            raise ConfigError(f"Unknown configuration key `{name}`. Known keys: {sorted(out)}.")
+        if isinstance(out[key], dict):
+            _check(name, isinstance(value, Mapping), "to be a mapping", value)
+            out[key] = _merge(out[key], value, prefix=f"{name}.")
+        else:
+            out[key] = value
+    return out
+
+
+def _validate(cfg: dict[str, Any]) -> None:
+    _check("cluster", isinstance(cfg["cluster"], str) and bool(cfg["cluster"]),
+           "to be 'local', 'local-cuda', 'slurm' or a scheduler address", cfg["cluster"])
+    _check("n_workers", cfg["n_workers"] is None or _is_pos_int(cfg["n_workers"]), "to be a positive integer or null", cfg["n_workers"])
+    _check("threads_per_worker", _is_pos_int(cfg["threads_per_worker"]), "to be a positive integer", cfg["threads_per_worker"])
+    mem = cfg["memory_limit"]
+    if mem is not None:
+        from dask.utils import parse_bytes
+
+        try:
+            ok = parse_bytes(mem) > 0
+        except (ValueError, TypeError):
+            ok = False
+        _check("memory_limit", ok, "to be a size such as '4GiB' or null", mem)
+    ch = cfg["chunks"]
+    _check("chunks", _is_pos_int(ch) or (isinstance(ch, (list, tuple)) and len(ch) == 3 and all(map(_is_pos_int, ch))),
+           "to be a positive integer or 3 positive integers", ch)
+    vs = cfg["voxel_size"]
+    if vs is not None:
+        vals = vs if isinstance(vs, (list, tuple)) else [vs]
+        _check("voxel_size", len(vals) in (1, 3) and all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in vals),
+               "to be a positive number or 3 positive numbers", vs)
+    f = cfg["filters"]
+    for key in ("median",):
+        _check(f"filters.{key}", f[key] is None or _is_pos_int(f[key]), "to be a positive integer or null", f[key])
+    for key in ("gaussian",):
+        _check(f"filters.{key}", f[key] is None or (isinstance(f[key], (int, float)) and f[key] > 0), "to be a positive number or null", f[key])
+    p = cfg["predict"]
+    _check("predict.overlap", isinstance(p["overlap"], (int, float)) and 0 <= p["overlap"] < 1, "in [0, 1)", p["overlap"])
+    _check("predict.blend", p["blend"] in ("gaussian", "constant"), "to be 'gaussian' or 'constant'", p["blend"])
+    _check("predict.sigma_scale", isinstance(p["sigma_scale"], (int, float)) and p["sigma_scale"] > 0, "to be a positive number", p["sigma_scale"])
+    _check("predict.batch_size", p["batch_size"] is None or _is_pos_int(p["batch_size"]), "to be a positive integer or null", p["batch_size"])
+    _check("measure.interfaces", cfg["measure"]["interfaces"] in ("faces", "marching_cubes"), "to be 'faces' or 'marching_cubes'", cfg["measure"]["interfaces"])
+
+
+def _from_env(environ: Mapping[str, str], prefix: str = "BIGSEG_") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, raw in environ.items():
+        if not key.startswith(prefix) or key == f"{prefix}CONFIG":
+            continue
+        path = key[len(prefix):].lower().split("__")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            value = raw
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+    return out
+
+
+def load_deploy(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a YAML file as a mapping (used for ``deploy/*.yaml`` and run configurations)."""
+    p = Path(path)
+    if not p.exists():
+        raise SourceNotFoundError(f"Expected `config` to be an existing YAML file. Got {str(p)!r}, which does not exist.")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"Cannot parse YAML file {str(p)!r}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"Expected YAML file {str(p)!r} to hold a mapping. Got {type(data).__name__}.")
+    return data
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A validated run configuration (see :data:`DEFAULTS` for every key).
+
+    Access values as attributes for top-level keys (``cfg.chunks``) and as mappings for the
+    stage sections (``cfg.predict["overlap"]``).
+    """
+
+    values: dict[str, Any] = field(default_factory=lambda: copy.deepcopy(DEFAULTS))
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike | None = None,
+        *,
+        environ: Mapping[str, str] | None = None,
+        **overrides: Any,
+    ) -> RunConfig:
+        """Defaults, then the YAML at ``path`` (or ``$BIGSEG_CONFIG``), then ``BIGSEG_*`` variables, then ``overrides``."""
+        env = os.environ if environ is None else environ
+        cfg = copy.deepcopy(DEFAULTS)
+        path = path or env.get("BIGSEG_CONFIG")
+        if path:
+            cfg = _merge(cfg, load_deploy(path))
+        cfg = _merge(cfg, _from_env(env))
+        cfg = _merge(cfg, {k: v for k, v in overrides.items() if v is not None})
+        _validate(cfg)
+        return cls(cfg)
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike, **overrides: Any) -> RunConfig:
+        return cls.load(path, **overrides)
+
+    def __getattr__(self, name: str) -> Any:
+        values = object.__getattribute__(self, "values")
+        if name in values:
+            return values[name]
+        raise AttributeError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return copy.deepcopy(self.values)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.values, sort_keys=False)

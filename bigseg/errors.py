@@ -1,0 +1,56 @@
+"""All exceptions raised by bigseg.
+
+Every error derives from :class:`BigsegError`; input problems also derive from the built-in
+exception a Python user would expect (``ValueError``, ``FileNotFoundError``, ...), so
+``except ValueError`` keeps working in user scripts.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BigsegError",
+    "InputError",
+    "VolumeFormatError",
+    "SourceNotFoundError",
+    "OutputExistsError",
+    "ConfigError",
+    "MemoryBudgetError",
+    "ClusterError",
+    "ModelError",
+]
+
+
+class BigsegError(Exception):
+    """Base class of every error bigseg raises on purpose."""
+
+
+class InputError(BigsegError, ValueError):
+    """An argument has a value bigseg cannot work with (named in the message)."""
+
+
+class VolumeFormatError(InputError):
+    """A file or store exists but is not a readable/consistent volume."""
+
+
+class SourceNotFoundError(BigsegError, FileNotFoundError):
+    """An input path does not exist or matches nothing."""
+
+
+class OutputExistsError(BigsegError, FileExistsError):
+    """The destination exists and ``overwrite`` was not requested."""
+
+
+class ConfigError(InputError):
+    """A run configuration (YAML, environment or keywords) is invalid."""
+
+
+class MemoryBudgetError(BigsegError, MemoryError):
+    """A configuration would need more memory per task than a worker has."""
+
+
+class ClusterError(BigsegError, RuntimeError):
+    """A Dask cluster could not be created or reached."""
+
+
+class ModelError(InputError):
+    """A model or checkpoint is unusable for the requested operation."""

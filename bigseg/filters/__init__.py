@@ -1,0 +1,1 @@
+"""filters (see docs/design.md)."""

@@ -1,0 +1,21 @@
+"""Volumes: OME-Zarr reading/writing, ingest of TIFF/HDF5/raw/npy/zarr, xarray views."""
+
+from ._ingest import ingest, read_source
+from ._omezarr import open_volume, save_labels, save_volume, volume_info
+from ._volume import DEFAULT_PHASES, PHASE_COLOURS, UNLABELLED, as_volume, like_volume, make_volume, phase_colour
+
+__all__ = [
+    "ingest",
+    "read_source",
+    "open_volume",
+    "save_volume",
+    "save_labels",
+    "volume_info",
+    "as_volume",
+    "like_volume",
+    "make_volume",
+    "phase_colour",
+    "DEFAULT_PHASES",
+    "PHASE_COLOURS",
+    "UNLABELLED",
+]

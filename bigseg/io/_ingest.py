@@ -1,0 +1,349 @@
+"""Ingest tomograms from TIFF stacks, HDF5, raw binary, ``.npy`` and zarr into OME-Zarr.
+
+Each source is wrapped in a small picklable *reader* (an object with ``shape``, ``dtype`` and
+``__getitem__``) that opens the file inside the task and reads only the requested block, so
+``dask.array.from_array`` reads in parallel on any scheduler and no task ever holds more than
+its block. Everything about the source is checked before the first byte is written.
+"""
+
+from __future__ import annotations
+
+import glob as globmod
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from .._parse import parse_chunks, parse_positive_int, parse_tuple, parse_voxel_size
+from ..errors import InputError, OutputExistsError, SourceNotFoundError, VolumeFormatError
+from ._omezarr import open_volume, save_volume
+from ._volume import make_volume
+
+__all__ = ["ingest", "read_source", "TIFF_SUFFIXES", "HDF5_SUFFIXES"]
+
+TIFF_SUFFIXES = (".tif", ".tiff")
+HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".nxs", ".cxi")
+RAW_SUFFIXES = (".raw", ".bin", ".dat", ".vol")
+DEFAULT_HDF5_DATASET = "/exchange/data"  # APS Data Exchange layout
+
+
+def _natural_key(path: str) -> list:
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", os.path.basename(path))]
+
+
+def _index_to_slices(index: Any, shape: tuple[int, ...]) -> tuple[slice, ...]:
+    if not isinstance(index, tuple):
+        index = (index,)
+    index = index + (slice(None),) * (len(shape) - len(index))
+    out = []
+    for idx, n in zip(index, shape):
+        if not isinstance(idx, slice):
+            raise TypeError("readers support only slice indexing")
+        out.append(slice(*idx.indices(n)))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class TiffStackReader:
+    """One 2D TIFF file per z slice (a folder or a glob)."""
+
+    files: tuple[str, ...]
+    shape: tuple[int, int, int]
+    dtype: np.dtype
+
+    @property
+    def ndim(self) -> int:
+        return 3
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        import tifffile
+
+        zs, ys, xs = _index_to_slices(index, self.shape)
+        out = np.empty((len(range(*zs.indices(self.shape[0]))), ys.stop - ys.start, xs.stop - xs.start), self.dtype)
+        for k, z in enumerate(range(*zs.indices(self.shape[0]))):
+            try:  # uncompressed, contiguous: read only the needed rows
+                page = tifffile.memmap(self.files[z], mode="r")
+                out[k] = page[ys, xs]
+                del page
+            except ValueError:
+                out[k] = tifffile.imread(self.files[z])[ys, xs]
+        return out
+
+
+@dataclass(frozen=True)
+class MultiPageTiffReader:
+    """A multi-page (Big)TIFF file, one page per z slice."""
+
+    path: str
+    shape: tuple[int, int, int]
+    dtype: np.dtype
+
+    @property
+    def ndim(self) -> int:
+        return 3
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        import tifffile
+
+        zs, ys, xs = _index_to_slices(index, self.shape)
+        try:
+            mm = tifffile.memmap(self.path, mode="r")
+            return np.array(mm.reshape(self.shape)[zs, ys, xs])
+        except ValueError:
+            with tifffile.TiffFile(self.path) as tif:
+                return np.stack([tif.pages[z].asarray()[ys, xs] for z in range(*zs.indices(self.shape[0]))])
+
+
+@dataclass(frozen=True)
+class Hdf5Reader:
+    path: str
+    dataset: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        import h5py
+
+        with h5py.File(self.path, "r") as f:
+            return f[self.dataset][_index_to_slices(index, self.shape)]
+
+
+@dataclass(frozen=True)
+class MemmapReader:
+    """Raw binary (``offset`` header bytes skipped) or ``.npy``, read through a memory map."""
+
+    path: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    offset: int = 0
+    npy: bool = False
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        if self.npy:
+            mm = np.load(self.path, mmap_mode="r")
+        else:
+            mm = np.memmap(self.path, dtype=self.dtype, mode="r", shape=self.shape, offset=self.offset)
+        block = np.array(mm[_index_to_slices(index, self.shape)])
+        del mm
+        return block.astype(self.dtype.newbyteorder("="), copy=False)
+
+
+def _tiff_page_info(path: str) -> tuple[tuple[int, ...], np.dtype, int]:
+    """(page shape, dtype, page count) of a TIFF, checking that no page's data is truncated."""
+    import tifffile
+
+    try:
+        size = os.path.getsize(path)
+        with tifffile.TiffFile(path) as tif:
+            pages = tif.pages
+            n = len(pages)
+            if n == 0:
+                raise VolumeFormatError(f"TIFF file {path!r} has no pages.")
+            first = pages[0]
+            shape, dtype = tuple(first.shape), np.dtype(first.dtype)
+            for i in range(n):
+                page = pages[i]
+                if page is None:
+                    raise VolumeFormatError(f"TIFF file {path!r}: page {i} cannot be read.")
+                if tuple(page.shape) != shape or np.dtype(page.dtype) != dtype:
+                    raise VolumeFormatError(
+                        f"TIFF file {path!r}: page {i} has shape {tuple(page.shape)} and dtype {page.dtype}, "
+                        f"page 0 has {shape} and {dtype}."
+                    )
+                end = max((o + c for o, c in zip(page.dataoffsets, page.databytecounts)), default=0)
+                if end > size:
+                    raise VolumeFormatError(
+                        f"TIFF file {path!r} is truncated: page {i} needs {end} bytes, the file has {size}."
+                    )
+    except VolumeFormatError:
+        raise
+    except Exception as exc:  # tifffile raises TiffFileError, struct.error, ValueError, ...
+        raise VolumeFormatError(f"Cannot read TIFF file {path!r}: {exc}") from None
+    return shape, dtype, n
+
+
+def _tiff_stack(files: list[str], what: str) -> TiffStackReader:
+    if not files:
+        raise SourceNotFoundError(f"Expected `source` to contain TIFF slices. Got {what!r}, which has none.")
+    files = sorted(files, key=_natural_key)
+    shape0, dtype0, _ = _tiff_page_info(files[0])
+    if len(shape0) != 2:
+        raise VolumeFormatError(f"Expected 2D TIFF slices. Got shape {shape0} in {files[0]!r}.")
+    for f in files[1:]:
+        shape, dtype, _ = _tiff_page_info(f)
+        if shape != shape0 or dtype != dtype0:
+            raise VolumeFormatError(
+                f"Expected every TIFF slice to have shape {shape0} and dtype {dtype0} (as {files[0]!r}). "
+                f"Got shape {shape} and dtype {dtype} in {f!r}."
+            )
+    return TiffStackReader(tuple(files), (len(files), *shape0), dtype0)  # type: ignore[arg-type]
+
+
+def _hdf5(path: str, dataset: str | None) -> Hdf5Reader:
+    import h5py
+
+    name = dataset or DEFAULT_HDF5_DATASET
+    try:
+        with h5py.File(path, "r") as f:
+            if name not in f or not isinstance(f[name], h5py.Dataset):
+                present: list[str] = []
+                f.visititems(lambda n, o: present.append("/" + n) if isinstance(o, h5py.Dataset) else None)
+                raise VolumeFormatError(
+                    f"Expected `dataset` {name!r} in HDF5 file {path!r}. "
+                    f"Datasets present: {', '.join(present) or 'none'}."
+                )
+            ds = f[name]
+            return Hdf5Reader(path, name, tuple(ds.shape), np.dtype(ds.dtype))
+    except OSError as exc:
+        raise VolumeFormatError(f"Cannot read HDF5 file {path!r}: {exc}") from None
+
+
+def _raw(path: str, shape: Any, dtype: Any, offset: int) -> MemmapReader:
+    if shape is None or dtype is None:
+        raise InputError(
+            f"Expected `shape` and `dtype` for raw binary {path!r}. Got shape={shape!r}, dtype={dtype!r} instead."
+        )
+    shape_t = parse_tuple("shape", shape, len(shape) if hasattr(shape, "__len__") else 3, parse_positive_int)
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise InputError(f"Expected `dtype` to be a NumPy dtype such as '<u2'. Got {dtype!r} instead.") from None
+    expected = int(np.prod(shape_t)) * dt.itemsize + offset
+    size = os.path.getsize(path)
+    if size != expected:
+        raise VolumeFormatError(
+            f"Raw file {path!r} has {size} bytes, but `shape`={shape_t} x `dtype`={dt.str} "
+            f"(+ {offset} header bytes) needs {expected}."
+        )
+    return MemmapReader(path, shape_t, dt, offset)
+
+
+def read_source(
+    source: str | os.PathLike,
+    *,
+    dataset: str | None = None,
+    dtype: Any = None,
+    shape: Any = None,
+    offset: int = 0,
+) -> Any:
+    """Open ``source`` lazily: a reader (shape, dtype, ``__getitem__``) or a volume (zarr).
+
+    Detects the format from the path: a folder of TIFFs, a glob, a multi-page TIFF, HDF5,
+    ``.npy``, raw binary (``shape`` and ``dtype`` required) or zarr/OME-Zarr.
+    """
+    src = os.fspath(source)
+    if any(ch in src for ch in "*?["):
+        return _tiff_stack(globmod.glob(src), src)
+    p = Path(src)
+    if not p.exists():
+        raise SourceNotFoundError(f"Expected `source` to be an existing file or folder. Got {src!r}, which does not exist.")
+    if p.is_dir():
+        if (p / "zarr.json").exists() or (p / ".zarray").exists() or (p / ".zgroup").exists():
+            return open_volume(p)
+        files = [str(f) for f in p.iterdir() if f.suffix.lower() in TIFF_SUFFIXES and f.is_file()]
+        return _tiff_stack(files, src)
+    suffix = p.suffix.lower()
+    if shape is not None or suffix in RAW_SUFFIXES:
+        return _raw(src, shape, dtype, offset)
+    if suffix in TIFF_SUFFIXES:
+        page_shape, dt, n = _tiff_page_info(src)
+        if len(page_shape) == 3 and n == 1:  # a single 3D page (e.g. ImageJ hyperstack)
+            return MultiPageTiffReader(src, page_shape, dt)  # type: ignore[arg-type]
+        if len(page_shape) != 2:
+            raise VolumeFormatError(f"Expected 2D pages in {src!r}. Got page shape {page_shape}.")
+        return MultiPageTiffReader(src, (n, *page_shape), dt)  # type: ignore[arg-type]
+    if suffix in HDF5_SUFFIXES:
+        return _hdf5(src, dataset)
+    if suffix == ".npy":
+        try:
+            mm = np.load(src, mmap_mode="r")
+        except Exception as exc:
+            raise VolumeFormatError(f"Cannot read .npy file {src!r}: {exc}") from None
+        return MemmapReader(src, tuple(mm.shape), np.dtype(mm.dtype), npy=True)
+    raise InputError(
+        f"Expected `source` to be a TIFF folder/glob/file, HDF5 ({', '.join(HDF5_SUFFIXES)}), .npy, "
+        f"raw binary (with `shape` and `dtype`) or zarr. Got {src!r} instead."
+    )
+
+
+def ingest(
+    source: str | os.PathLike,
+    dest: str | os.PathLike,
+    *,
+    chunks: Any = 128,
+    voxel_size: Any = None,
+    unit: str = "nm",
+    dataset: str | None = None,
+    dtype: Any = None,
+    shape: Any = None,
+    offset: int = 0,
+    levels: int = 1,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> xr.DataArray:
+    """Convert a tomogram into a chunked OME-Zarr volume, block by block and in parallel.
+
+    Parameters
+    ----------
+    source : folder of TIFF slices, glob (``"scan/*.tif"``), multi-page (Big)TIFF, HDF5 file
+        (``dataset``, default ``/exchange/data``), ``.npy``, raw binary (``shape``, ``dtype``
+        with endianness, e.g. ``">u2"``, and ``offset`` header bytes) or zarr/OME-Zarr
+    dest : OME-Zarr folder to create
+    chunks : chunk edge (int) or (z, y, x)
+    voxel_size : voxel edge length(s) in ``unit``; default: the source's (zarr) or 1
+    dtype : for raw files the file's dtype; for other formats an optional cast of the output
+        (only lossless casts, or float to float)
+    levels : pyramid levels (each halves z, y and x)
+
+    Returns
+    -------
+    The written volume, opened lazily.
+
+    Peak memory is a few blocks per worker, never the volume. Nothing is written until the
+    source, destination and parameters are checked; a failed ingest leaves no volume at
+    ``dest``.
+    """
+    dest_p = Path(dest)
+    if dest_p.exists() and not overwrite:
+        raise OutputExistsError(f"Expected `dest` to be a new location or `overwrite=True`. Got {str(dest_p)!r}, which exists.")
+    vs = parse_voxel_size(voxel_size) if voxel_size is not None else None
+    reader = read_source(source, dataset=dataset, dtype=dtype, shape=shape, offset=offset)
+    if isinstance(reader, xr.DataArray):
+        vol = reader
+        if vs is not None:
+            vol = vol.assign_attrs(voxel_size=vs, unit=unit)
+    else:
+        if len(reader.shape) not in (3, 4):
+            raise InputError(f"Expected `source` to hold a 3D (z, y, x) or 4D (t, z, y, x) array. Got shape {reader.shape}.")
+        if 0 in reader.shape:
+            raise InputError(f"Expected `source` to be non-empty. Got shape {reader.shape}.")
+        c = parse_chunks(chunks, len(reader.shape))
+        if len(reader.shape) == 4:
+            c = (1, *c[1:])
+        arr = da.from_array(reader, chunks=c, asarray=True, lock=False, fancy=False, name=f"ingest-{Path(os.fspath(source)).name}")
+        vol = make_volume(arr, voxel_size=vs or (1.0, 1.0, 1.0), unit=unit if vs is not None else unit)
+    is_raw = isinstance(reader, MemmapReader) and not reader.npy
+    if dtype is not None and not is_raw:  # for raw files `dtype` describes the file itself
+        target = np.dtype(dtype)
+        src_dt = vol.dtype
+        if not (np.can_cast(src_dt, target, "safe") or (src_dt.kind == "f" and target.kind == "f")):
+            raise InputError(
+                f"Expected `dtype` to be a lossless cast of the source dtype {src_dt}. Got {dtype!r} instead."
+            )
+        vol = vol.astype(target)
+    c = parse_chunks(chunks, vol.ndim) if vol.ndim == 3 else (1, *parse_chunks(chunks, 3))
+    save_volume(vol, dest_p, chunks=c, levels=levels, overwrite=overwrite, progress=progress)
+    return open_volume(dest_p)

@@ -1,0 +1,407 @@
+"""OME-Zarr v0.5 (zarr v3) images and label images, written block by block and atomically.
+
+Layout written by :func:`save_volume`::
+
+    volume.ome.zarr/            group, attrs["ome"] = {version: "0.5", multiscales: [...]}
+        0/ 1/ ...               pyramid levels (level k downsampled by 2**k isotropically)
+        labels/                 group, attrs["ome"]["labels"] = ["segmentation", ...]
+            segmentation/       label image: multiscales + "image-label" (phase names, colours)
+
+A volume is written into a hidden sibling folder and renamed into place only when every
+block is on disk, so a failed or interrupted write never leaves anything at the destination
+that :func:`open_volume` accepts.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+import zarr
+
+from .._parse import parse_chunks, parse_nonnegative_int, parse_phases, parse_voxel_size
+from ..errors import InputError, OutputExistsError, SourceNotFoundError, VolumeFormatError
+from ..runtime._progress import compute
+from ._volume import as_volume, make_volume, phase_colour
+
+__all__ = ["save_volume", "save_labels", "open_volume", "volume_info", "OME_VERSION"]
+
+OME_VERSION = "0.5"
+_UNIT_TO_OME = {
+    "nm": "nanometer",
+    "um": "micrometer",
+    "µm": "micrometer",
+    "mm": "millimeter",
+    "cm": "centimeter",
+    "m": "meter",
+    "angstrom": "angstrom",
+    "A": "angstrom",
+    "pm": "picometer",
+}
+_OME_TO_UNIT = {v: k for k, v in _UNIT_TO_OME.items() if k not in ("µm", "A")}
+
+
+def _partial_path(dest: Path) -> Path:
+    return dest.parent / f".{dest.name}.partial-{uuid.uuid4().hex[:8]}"
+
+
+def _check_dest(dest: Path, overwrite: bool, name: str = "path") -> None:
+    if dest.exists() and not overwrite:
+        raise OutputExistsError(
+            f"Expected `{name}` to be a new location or `overwrite=True`. Got {str(dest)!r}, which exists."
+        )
+    if not dest.parent.exists():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+
+
+def _commit(tmp: Path, dest: Path) -> None:
+    """Move a finished write into place, replacing ``dest`` if it exists."""
+    if dest.exists():
+        trash = _partial_path(dest)
+        os.replace(dest, trash)
+        os.replace(tmp, dest)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(tmp, dest)
+
+
+def _axes(dims: tuple[str, ...], unit: str) -> list[dict[str, Any]]:
+    axes = []
+    for d in dims:
+        if d == "t":
+            axes.append({"name": "t", "type": "time"})
+        elif d == "c":
+            axes.append({"name": "c", "type": "channel"})
+        else:
+            ax: dict[str, Any] = {"name": d, "type": "space"}
+            if unit in _UNIT_TO_OME:
+                ax["unit"] = _UNIT_TO_OME[unit]
+            axes.append(ax)
+    return axes
+
+
+def _level_scale(dims: tuple[str, ...], voxel_size: tuple[float, ...], level: int) -> list[float]:
+    spatial = dict(zip(("z", "y", "x"), voxel_size))
+    return [spatial[d] * 2**level if d in spatial else 1.0 for d in dims]
+
+
+def _downsample(arr: da.Array, dims: tuple[str, ...], labels: bool) -> da.Array:
+    factors = {i: (2 if d in ("z", "y", "x") else 1) for i, d in enumerate(dims)}
+    if labels:  # nearest: keep label values valid
+        return arr[tuple(slice(None, None, factors[i]) for i in range(arr.ndim))]
+    smaller = da.coarsen(np.mean, arr.astype(np.float32), factors, trim_excess=True)
+    if np.issubdtype(arr.dtype, np.integer):
+        smaller = da.round(smaller)
+    return smaller.astype(arr.dtype)
+
+
+def _write_multiscale(
+    group: zarr.Group,
+    vol: xr.DataArray,
+    *,
+    chunks: tuple[int, ...],
+    levels: int,
+    labels: bool,
+    desc: str,
+    progress: bool,
+) -> None:
+    dims = tuple(vol.dims)
+    arr = vol.data
+    targets, sources, datasets = [], [], []
+    for level in range(levels):
+        if level:
+            arr = _downsample(arr, dims, labels)
+            if 0 in arr.shape:
+                break
+        lvl_chunks = tuple(min(c, s) for c, s in zip(chunks, arr.shape))
+        arr = arr.rechunk(lvl_chunks)
+        target = group.create_array(
+            str(level),
+            shape=arr.shape,
+            chunks=lvl_chunks,
+            dtype=arr.dtype,
+            dimension_names=list(dims),
+            fill_value=0,
+        )
+        targets.append(target)
+        sources.append(arr)
+        datasets.append(
+            {
+                "path": str(level),
+                "coordinateTransformations": [
+                    {"type": "scale", "scale": _level_scale(dims, vol.attrs["voxel_size"], level)}
+                ],
+            }
+        )
+    stored = da.store(sources, targets, lock=False, compute=False)
+    compute(stored, desc=desc, progress=progress)
+    meta: dict[str, Any] = {
+        "version": OME_VERSION,
+        "multiscales": [
+            {
+                "name": vol.name or "volume",
+                "axes": _axes(dims, vol.attrs["unit"]),
+                "datasets": datasets,
+                "type": "nearest" if labels else "mean",
+            }
+        ],
+    }
+    phases = vol.attrs.get("phases")
+    if phases is not None:
+        meta["image-label"] = {
+            "colors": [{"label-value": i, "rgba": list(phase_colour(p, i))} for i, p in enumerate(phases)],
+            "properties": [{"label-value": i, "name": p} for i, p in enumerate(phases)],
+            "source": {"image": "../../"},
+        }
+    group.attrs["ome"] = meta
+    group.attrs["bigseg"] = {
+        "voxel_size": list(vol.attrs["voxel_size"]),
+        "unit": vol.attrs["unit"],
+        **({"phases": list(phases)} if phases is not None else {}),
+    }
+
+
+def _prepare(
+    data: Any, *, chunks: Any, voxel_size: Any, phases: Any, unit: str | None
+) -> tuple[xr.DataArray, tuple[int, ...]]:
+    vol = as_volume(data, name="data", allow_series=True)
+    attrs = dict(vol.attrs)
+    if voxel_size is not None:
+        attrs["voxel_size"] = parse_voxel_size(voxel_size)
+    if unit is not None:
+        attrs["unit"] = str(unit)
+    if phases is not None:
+        attrs["phases"] = parse_phases(phases)
+    if attrs.get("phases") is not None and not np.issubdtype(vol.dtype, np.integer):
+        raise InputError(f"Expected `data` to have an integer dtype for a label volume. Got {vol.dtype} instead.")
+    vol = vol.assign_attrs(attrs)
+    if chunks is None:
+        chunks = tuple(max(c) for c in vol.data.chunks)
+        if vol.dims[0] == "t":
+            chunks = (1, *chunks[1:])
+    return vol, parse_chunks(chunks, vol.ndim)
+
+
+def save_volume(
+    data: Any,
+    path: str | os.PathLike,
+    *,
+    chunks: Any = None,
+    voxel_size: Any = None,
+    phases: list[str] | None = None,
+    unit: str | None = None,
+    levels: int = 1,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> str:
+    """Write a volume as an OME-Zarr v0.5 image (zarr v3), block by block.
+
+    Parameters
+    ----------
+    data : DataArray, dask or NumPy array, (z, y, x) or (t, z, y, x)
+    path : destination folder (conventionally ``*.ome.zarr``)
+    chunks : int or one int per axis; default: the input's chunking
+    voxel_size : float or (z, y, x) in ``unit``; default: ``data.attrs["voxel_size"]`` or 1
+    phases : phase names indexed by label value; marks the volume as a label image
+    levels : number of pyramid levels (level k is downsampled by 2**k in z, y, x)
+    overwrite : replace an existing destination (only once the new volume is complete)
+
+    Returns
+    -------
+    str, the path written.
+    """
+    dest = Path(path)
+    levels = parse_nonnegative_int("levels", levels) or 1
+    vol, chunks = _prepare(data, chunks=chunks, voxel_size=voxel_size, phases=phases, unit=unit)
+    _check_dest(dest, overwrite)
+    tmp = _partial_path(dest)
+    try:
+        group = zarr.open_group(str(tmp), mode="w", zarr_format=3)
+        _write_multiscale(
+            group, vol, chunks=chunks, levels=levels, labels="phases" in vol.attrs,
+            desc=f"writing {dest.name}", progress=progress,
+        )
+        _commit(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return str(dest)
+
+
+def save_labels(
+    labels: Any,
+    image_path: str | os.PathLike,
+    *,
+    name: str = "segmentation",
+    phases: list[str] | None = None,
+    chunks: Any = None,
+    levels: int = 1,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> str:
+    """Write a label volume into ``image_path/labels/name`` (OME-Zarr label image).
+
+    The image's voxel size and unit are used; phases come from ``phases`` or
+    ``labels.attrs["phases"]``. Returns the label image's path.
+    """
+    image_path = Path(image_path)
+    image = open_volume(image_path)
+    vol, chunks = _prepare(labels, chunks=chunks, voxel_size=image.attrs["voxel_size"], phases=phases, unit=image.attrs["unit"])
+    if "phases" not in vol.attrs:
+        raise InputError("Expected `phases` (or `labels.attrs['phases']`) for a label image. Got None instead.")
+    if vol.shape != image.shape:
+        raise InputError(
+            f"Expected `labels` to have the image's shape {image.shape}. Got {vol.shape} instead."
+        )
+    vol.name = name
+    levels = parse_nonnegative_int("levels", levels) or 1
+    dest = image_path / "labels" / name
+    _check_dest(dest, overwrite, "name")
+    lgroup = zarr.open_group(str(image_path / "labels"), mode="a", zarr_format=3)
+    tmp = _partial_path(dest)
+    try:
+        group = zarr.open_group(str(tmp), mode="w", zarr_format=3)
+        _write_multiscale(group, vol, chunks=chunks, levels=levels, labels=True, desc=f"writing labels/{name}", progress=progress)
+        _commit(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    meta = dict(lgroup.attrs.get("ome", {"version": OME_VERSION}))
+    names = list(meta.get("labels", []))
+    if name not in names:
+        names.append(name)
+    meta["labels"] = names
+    meta.setdefault("version", OME_VERSION)
+    lgroup.attrs["ome"] = meta
+    return str(dest)
+
+
+def _ome_meta(group: zarr.Group) -> dict[str, Any]:
+    attrs = dict(group.attrs)
+    return attrs.get("ome", attrs)  # v0.5 nests under "ome"; v0.4 (zarr v2) does not
+
+
+def open_volume(path: str | os.PathLike, *, level: int = 0, label: str | None = None) -> xr.DataArray:
+    """Lazily open an OME-Zarr image, label image or labels group as a volume.
+
+    Parameters
+    ----------
+    path : an OME-Zarr image (``*.ome.zarr``), one of its label images
+        (``*.ome.zarr/labels/NAME``) or its ``labels`` group (the first label is opened)
+    level : pyramid level (0 = full resolution)
+    label : with an image path, open ``labels/label`` instead of the image
+
+    Never loads voxel data; the returned DataArray is backed by ``dask.array.from_zarr``.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise SourceNotFoundError(f"Expected `path` to be an existing OME-Zarr volume. Got {str(p)!r}, which does not exist.")
+    if label is not None:
+        p = p / "labels" / label
+        if not p.exists():
+            raise SourceNotFoundError(f"Expected `label` to name a label image. Got {label!r}; {str(p)!r} does not exist.")
+    try:
+        node = zarr.open(str(p), mode="r")
+    except Exception as exc:  # zarr raises several types for "not a zarr store"
+        raise VolumeFormatError(f"Expected `path` to be a zarr store. Got {str(p)!r}: {exc}") from None
+    if isinstance(node, zarr.Array):
+        arr = da.from_zarr(node)
+        if arr.ndim not in (3, 4):
+            raise VolumeFormatError(f"Expected `path` to hold a 3D or 4D array. Got shape {arr.shape} in {str(p)!r}.")
+        return make_volume(arr, name=p.name)
+    meta = _ome_meta(node)
+    if "labels" in meta and "multiscales" not in meta:
+        names = meta["labels"]
+        if not names:
+            raise VolumeFormatError(f"Expected `path` to list at least one label image. Got none in {str(p)!r}.")
+        return open_volume(p / names[0], level=level)
+    if "multiscales" not in meta:
+        raise VolumeFormatError(
+            f"Expected `path` to be a complete OME-Zarr image (with 'multiscales' metadata). Got {str(p)!r}, "
+            "which has none (an unfinished write, or not an OME-Zarr image)."
+        )
+    ms = meta["multiscales"][0]
+    datasets = ms["datasets"]
+    if not 0 <= level < len(datasets):
+        raise InputError(f"Expected `level` in [0, {len(datasets)}). Got {level!r} instead.")
+    ds = datasets[level]
+    arr = da.from_zarr(zarr.open_array(str(p / ds["path"]), mode="r"))
+    dims = tuple(ax["name"] if isinstance(ax, dict) else ax for ax in ms["axes"])
+    scale = [1.0] * len(dims)
+    for tr in ds.get("coordinateTransformations", []):
+        if tr.get("type") == "scale":
+            scale = tr["scale"]
+    spatial = [(d, s) for d, s in zip(dims, scale) if d in ("z", "y", "x")]
+    if [d for d, _ in spatial] != ["z", "y", "x"]:
+        raise VolumeFormatError(f"Expected spatial axes z, y, x. Got axes {dims} in {str(p)!r}.")
+    units = [ax.get("unit") for ax in ms["axes"] if isinstance(ax, dict) and ax.get("type") == "space"]
+    bs = dict(node.attrs).get("bigseg", {})
+    unit = bs.get("unit") or _OME_TO_UNIT.get(units[0] if units else None, units[0] if units and units[0] else "voxel")
+    phases = bs.get("phases")
+    if phases is None and "image-label" in meta:
+        props = meta["image-label"].get("properties", [])
+        if props:
+            by_value = {int(pr["label-value"]): pr.get("name", str(pr["label-value"])) for pr in props}
+            phases = [by_value.get(i, f"phase{i}") for i in range(max(by_value) + 1)]
+    vol = make_volume(
+        arr, voxel_size=[s for _, s in spatial], unit=unit, phases=phases, name=ms.get("name"), dims=dims
+    )
+    vol.attrs["source"] = str(p)
+    return vol
+
+
+def _bytes_on_disk(path: Path) -> int:
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for f in files:
+            total += os.path.getsize(os.path.join(root, f))
+    return total
+
+
+def volume_info(path: str | os.PathLike, *, stats: bool = True, progress: bool = False) -> dict[str, Any]:
+    """Shape, dtype, chunks, voxel size, bytes on disk, levels, labels and an intensity summary.
+
+    The intensity summary (min, max, mean, std, 1st/99th percentile) is computed on the
+    coarsest pyramid level (named in ``stats_level``) so that it stays cheap on huge volumes.
+    """
+    p = Path(path)
+    vol = open_volume(p)
+    group = zarr.open(str(p), mode="r")
+    meta = _ome_meta(group) if isinstance(group, zarr.Group) else {}
+    levels = len(meta.get("multiscales", [{"datasets": [0]}])[0]["datasets"])
+    info: dict[str, Any] = {
+        "path": str(p),
+        "dims": list(vol.dims),
+        "shape": list(vol.shape),
+        "dtype": str(vol.dtype),
+        "chunks": [max(c) for c in vol.data.chunks],
+        "voxel_size": list(vol.attrs["voxel_size"]),
+        "unit": vol.attrs["unit"],
+        "levels": levels,
+        "bytes_on_disk": _bytes_on_disk(p),
+        "bytes_uncompressed": int(vol.nbytes),
+    }
+    if "phases" in vol.attrs:
+        info["phases"] = vol.attrs["phases"]
+    if (p / "labels").exists():
+        info["labels"] = _ome_meta(zarr.open_group(str(p / "labels"), mode="r")).get("labels", [])
+    if stats:
+        small = open_volume(p, level=levels - 1).data
+        if small.size > 64**3 * 8:
+            step = max(1, int(round((small.size / 64**3) ** (1 / 3))))
+            small = small[..., ::step, ::step, ::step]
+        x = small.astype(np.float64)
+        mn, mx, mean, std = compute(x.min(), x.max(), x.mean(), x.std(), desc="statistics", progress=progress)
+        sample = np.asarray(x.compute()).ravel()
+        info["intensity"] = {
+            "min": float(mn), "max": float(mx), "mean": float(mean), "std": float(std),
+            "p1": float(np.percentile(sample, 1)), "p99": float(np.percentile(sample, 99)),
+            "from_level": levels - 1, "sampled_voxels": int(sample.size),
+        }
+    return info

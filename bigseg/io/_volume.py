@@ -1,0 +1,139 @@
+"""The in-memory model of a volume: an ``xarray.DataArray`` over a dask array.
+
+Dims are ``("z", "y", "x")`` or ``("t", "z", "y", "x")``; coordinates are physical positions of
+voxel centres (``index * voxel_size``); ``attrs`` hold ``voxel_size`` (z, y, x), ``unit`` and,
+for label volumes, ``phases`` (names indexed by label value).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from .._parse import parse_chunks, parse_phases, parse_voxel_size
+from ..errors import InputError
+
+__all__ = [
+    "as_volume",
+    "make_volume",
+    "like_volume",
+    "DEFAULT_PHASES",
+    "PHASE_COLOURS",
+    "phase_colour",
+    "UNLABELLED",
+]
+
+SPATIAL_DIMS = ("z", "y", "x")
+SERIES_DIMS = ("t", "z", "y", "x")
+DEFAULT_PHASES = ["pore", "cbd", "active"]
+UNLABELLED = 255
+
+#: Fixed RGBA colours (0-255) per phase name, used in every figure and in OME-Zarr label metadata.
+PHASE_COLOURS: dict[str, tuple[int, int, int, int]] = {
+    "pore": (20, 20, 30, 255),
+    "cbd": (60, 170, 240, 255),
+    "active": (235, 140, 40, 255),
+    "background": (0, 0, 0, 0),
+    "particle": (235, 140, 40, 255),
+    "unlabelled": (128, 128, 128, 0),
+}
+_EXTRA = [(200, 60, 90, 255), (90, 200, 90, 255), (170, 90, 210, 255), (230, 220, 60, 255)]
+
+
+def phase_colour(name: str, index: int) -> tuple[int, int, int, int]:
+    """RGBA colour of a phase: fixed for known names, else a stable colour from the index."""
+    return PHASE_COLOURS.get(name, _EXTRA[index % len(_EXTRA)])
+
+
+def make_volume(
+    data: Any,
+    *,
+    voxel_size: Any = (1.0, 1.0, 1.0),
+    unit: str = "voxel",
+    phases: list[str] | None = None,
+    name: str | None = None,
+    dims: tuple[str, ...] | None = None,
+) -> xr.DataArray:
+    """Wrap a NumPy/dask array as a bigseg volume with physical coordinates.
+
+    Parameters
+    ----------
+    data : array of shape (z, y, x) or (t, z, y, x)
+    voxel_size : float or 3 floats, (z, y, x) edge lengths in ``unit``
+    unit : str, length unit of ``voxel_size`` (e.g. "nm", "um", "voxel")
+    phases : list of str, optional, phase names indexed by label value (label volumes only)
+    """
+    arr = data if isinstance(data, da.Array) else da.asarray(data)
+    if dims is None:
+        if arr.ndim == 3:
+            dims = SPATIAL_DIMS
+        elif arr.ndim == 4:
+            dims = SERIES_DIMS
+        else:
+            raise InputError(
+                f"Expected `data` to be 3D (z, y, x) or 4D (t, z, y, x). Got shape {arr.shape} instead."
+            )
+    vs = parse_voxel_size(voxel_size)
+    coords = {}
+    for dim, n in zip(dims, arr.shape):
+        if dim in SPATIAL_DIMS:
+            coords[dim] = np.arange(n, dtype=np.float64) * vs[SPATIAL_DIMS.index(dim)]
+        else:
+            coords[dim] = np.arange(n)
+    attrs: dict[str, Any] = {"voxel_size": vs, "unit": str(unit)}
+    if phases is not None:
+        attrs["phases"] = parse_phases(phases)
+    return xr.DataArray(arr, dims=dims, coords=coords, attrs=attrs, name=name)
+
+
+def as_volume(
+    data: Any,
+    *,
+    name: str = "vol",
+    ndim: int | tuple[int, ...] = 3,
+    chunks: Any = None,
+    allow_series: bool = False,
+) -> xr.DataArray:
+    """Normalise a DataArray, dask or NumPy array to a dask-backed volume.
+
+    Plain arrays get voxel size 1 and unit ``"voxel"``. Raises ``InputError`` naming ``name``
+    when the array is not 3D (or 4D with ``allow_series``). The input is never modified.
+    """
+    allowed = {3, 4} if allow_series else ({ndim} if isinstance(ndim, int) else set(ndim))
+    if isinstance(data, xr.DataArray):
+        if data.ndim not in allowed:
+            raise InputError(
+                f"Expected `{name}` to be a {' or '.join(map(str, sorted(allowed)))}D volume. "
+                f"Got dims {data.dims} with shape {data.shape} instead."
+            )
+        vol = data
+        if not isinstance(vol.data, da.Array):
+            vol = vol.copy(data=da.asarray(vol.data))
+        if "voxel_size" not in vol.attrs:
+            vol = vol.assign_attrs(voxel_size=(1.0, 1.0, 1.0), unit=vol.attrs.get("unit", "voxel"))
+        vol.attrs.setdefault("unit", "voxel")
+    else:
+        if not hasattr(data, "shape") or not hasattr(data, "dtype"):
+            raise InputError(f"Expected `{name}` to be an array or volume. Got {type(data).__name__} instead.")
+        if data.ndim not in allowed:
+            raise InputError(
+                f"Expected `{name}` to be a {' or '.join(map(str, sorted(allowed)))}D array. "
+                f"Got shape {tuple(data.shape)} instead."
+            )
+        vol = make_volume(data)
+    if vol.size == 0:
+        raise InputError(f"Expected `{name}` to be non-empty. Got shape {vol.shape} instead.")
+    if chunks is not None:
+        vol = vol.chunk(dict(zip(vol.dims, parse_chunks(chunks, vol.ndim))))
+    return vol
+
+
+def like_volume(data: Any, like: xr.DataArray, *, phases: list[str] | None = None, name: str | None = None) -> xr.DataArray:
+    """A new volume with ``like``'s dims, coordinates, voxel size and unit around ``data``."""
+    attrs = {"voxel_size": like.attrs.get("voxel_size", (1.0, 1.0, 1.0)), "unit": like.attrs.get("unit", "voxel")}
+    if phases is not None:
+        attrs["phases"] = parse_phases(phases)
+    return xr.DataArray(data, dims=like.dims, coords=like.coords, attrs=attrs, name=name)

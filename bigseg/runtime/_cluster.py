@@ -1,0 +1,160 @@
+"""``bigseg.connect``: one entry point for a laptop, a running scheduler, GPUs or SLURM."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..errors import ClusterError, InputError
+
+__all__ = ["connect", "BigsegClient", "gpu_count"]
+
+DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy"
+
+
+def gpu_count() -> int:
+    """Number of CUDA devices visible (0 without CuPy/torch CUDA or without a GPU)."""
+    try:
+        import cupy
+
+        return int(cupy.cuda.runtime.getDeviceCount())
+    except Exception:
+        pass
+    try:
+        import torch
+
+        return torch.cuda.device_count() if torch.cuda.is_available() else 0
+    except Exception:
+        return 0
+
+
+def _client_class():
+    from distributed import Client
+
+    class BigsegClient(Client):
+        """A ``distributed.Client`` that also shuts down the cluster it started."""
+
+        _owned_cluster: Any = None
+
+        def close(self, *args: Any, **kwargs: Any):  # noqa: D401
+            result = super().close(*args, **kwargs)
+            cluster, self._owned_cluster = self._owned_cluster, None
+            if cluster is not None:
+                cluster.close()
+            return result
+
+    return BigsegClient
+
+
+BigsegClient = None  # set lazily (distributed is imported on first use)
+
+
+def _memory_split(memory_limit: Any, n_workers: int) -> Any:
+    if memory_limit is not None:
+        return memory_limit
+    import psutil
+
+    return int(psutil.virtual_memory().total * 0.9 / n_workers)
+
+
+def _announce(client: Any, what: str) -> None:
+    link = getattr(client, "dashboard_link", None)
+    n = len(client.scheduler_info(n_workers=-1)["workers"]) if hasattr(client, "scheduler_info") else "?"
+    print(f"bigseg: connected to {what} ({n} workers); dashboard: {link}", file=sys.stderr, flush=True)
+
+
+def connect(
+    cluster: str = "local",
+    *,
+    n_workers: int | None = None,
+    threads_per_worker: int = 1,
+    memory_limit: Any = None,
+    dashboard: bool = True,
+    config: str | os.PathLike | None = None,
+    timeout: float = 30,
+    quiet: bool = False,
+    **options: Any,
+):
+    """Start or reach a Dask cluster and return a client (also a context manager).
+
+    Parameters
+    ----------
+    cluster : ``"local"`` (LocalCluster of processes: one worker per core, memory split
+        evenly, dashboard on 127.0.0.1), ``"local-cuda"`` (dask-cuda LocalCUDACluster: one
+        worker per GPU), ``"slurm"`` (dask-jobqueue SLURMCluster configured from
+        ``config`` or ``deploy/slurm.yaml``; ``n_workers`` jobs) or a scheduler address
+        ``"tcp://host:port"``.
+    memory_limit : per-worker limit ("4GiB" or bytes); default: 90 % of RAM split evenly
+
+    Leaving the ``with`` block (or ``client.close()``) shuts down the workers bigseg started.
+    """
+    global BigsegClient
+    if BigsegClient is None:
+        BigsegClient = _client_class()
+    if not isinstance(cluster, str) or not cluster:
+        raise InputError(f"Expected `cluster` to be 'local', 'local-cuda', 'slurm' or 'tcp://host:port'. Got {cluster!r} instead.")
+    if n_workers is not None and (not isinstance(n_workers, int) or n_workers <= 0):
+        raise InputError(f"Expected `n_workers` to be a positive integer. Got {n_workers!r} instead.")
+    dash = "127.0.0.1:0" if dashboard else None
+
+    if "://" in cluster or (":" in cluster and cluster.split(":")[-1].isdigit()):
+        try:
+            client = BigsegClient(cluster, timeout=timeout, **options)
+        except (OSError, TimeoutError) as exc:
+            raise ClusterError(f"Could not reach the Dask scheduler at `cluster`={cluster!r}: {exc}") from None
+        if not quiet:
+            _announce(client, f"scheduler {cluster}")
+        return client
+
+    if cluster == "local":
+        from distributed import LocalCluster
+
+        n = n_workers or os.cpu_count() or 1
+        lc = LocalCluster(
+            n_workers=n,
+            threads_per_worker=threads_per_worker,
+            processes=True,
+            memory_limit=_memory_split(memory_limit, n),
+            dashboard_address=dash,
+            host="127.0.0.1",
+            **options,
+        )
+    elif cluster == "local-cuda":
+        try:
+            from dask_cuda import LocalCUDACluster
+        except ImportError:
+            raise ClusterError(
+                "`cluster`='local-cuda' needs dask-cuda: pip install 'bigseg[gpu]' (and a CUDA build of torch)."
+            ) from None
+        if gpu_count() == 0:
+            raise ClusterError("`cluster`='local-cuda' needs at least one CUDA GPU. Found none.")
+        lc = LocalCUDACluster(
+            n_workers=n_workers, threads_per_worker=threads_per_worker, dashboard_address=dash,
+            memory_limit=memory_limit or "auto", **options,
+        )
+    elif cluster == "slurm":
+        try:
+            from dask_jobqueue import SLURMCluster
+        except ImportError:
+            raise ClusterError("`cluster`='slurm' needs dask-jobqueue: pip install 'bigseg[slurm]'.") from None
+        from ..config import load_deploy
+
+        kwargs = {**load_deploy(config or DEPLOY_DIR / "slurm.yaml").get("slurm", {}), **options}
+        jobs = kwargs.pop("jobs", None) or n_workers or 1
+        lc = SLURMCluster(**kwargs)
+        lc.scale(jobs=jobs)
+    else:
+        raise InputError(
+            f"Expected `cluster` to be 'local', 'local-cuda', 'slurm' or 'tcp://host:port'. Got {cluster!r} instead."
+        )
+    try:
+        client = BigsegClient(lc, timeout=timeout)
+    except BaseException:
+        lc.close()
+        raise
+    client._owned_cluster = lc
+    if not quiet:
+        _announce(client, cluster)
+    return client
