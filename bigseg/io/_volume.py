@@ -103,10 +103,11 @@ def as_volume(
     when the array is not 3D (or 4D with ``allow_series``). The input is never modified.
     """
     allowed = {3, 4} if allow_series else ({ndim} if isinstance(ndim, int) else set(ndim))
+    want = " or ".join(f"{n}D" for n in sorted(allowed)) + (" (z, y, x) or (t, z, y, x)" if allowed == {3, 4} else "")
     if isinstance(data, xr.DataArray):
         if data.ndim not in allowed:
             raise InputError(
-                f"Expected `{name}` to be a {' or '.join(map(str, sorted(allowed)))}D volume. "
+                f"Expected `{name}` to be a {want} volume. "
                 f"Got dims {data.dims} with shape {data.shape} instead."
             )
         vol = data
@@ -120,7 +121,7 @@ def as_volume(
             raise InputError(f"Expected `{name}` to be an array or volume. Got {type(data).__name__} instead.")
         if data.ndim not in allowed:
             raise InputError(
-                f"Expected `{name}` to be a {' or '.join(map(str, sorted(allowed)))}D array. "
+                f"Expected `{name}` to be a {want} array. "
                 f"Got shape {tuple(data.shape)} instead."
             )
         vol = make_volume(data)

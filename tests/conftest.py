@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)
+
+
+@pytest.fixture
+def odd_volume(rng):
+    """A 37 x 53 x 71 uint16 volume with structure (so that chunk mix-ups show)."""
+    z, y, x = np.mgrid[0:37, 0:53, 0:71]
+    vol = (z * 1000 + y * 10 + x).astype(np.uint16) ^ rng.integers(0, 7, (37, 53, 71), dtype=np.uint16)
+    return vol

@@ -1,0 +1,226 @@
+"""Ingest round trips for every format, and bad input rejected before anything is written."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+import tifffile
+import zarr
+
+import bigseg
+from bigseg.errors import InputError, OutputExistsError, SourceNotFoundError, VolumeFormatError
+
+CHUNKS = (10, 17, 30)
+
+
+def _tiff_folder(path, vol, compress=False):
+    path.mkdir()
+    for i, s in enumerate(vol):  # names sort naturally, not lexically: s_2 before s_10
+        tifffile.imwrite(path / f"s_{i}.tif", s, compression="zlib" if compress else None)
+    return path
+
+
+def _check(vol_da, ref, voxel=(1.0, 1.0, 1.0)):
+    assert vol_da.dims == ("z", "y", "x")
+    assert vol_da.dtype == ref.dtype
+    assert tuple(max(c) for c in vol_da.data.chunks) == CHUNKS
+    np.testing.assert_array_equal(vol_da.values, ref)
+    assert vol_da.attrs["voxel_size"] == voxel
+
+
+@pytest.mark.parametrize("compress", [False, True], ids=["raw-tiff", "zlib-tiff"])
+def test_tiff_folder_round_trip(tmp_path, odd_volume, compress):
+    src = _tiff_folder(tmp_path / "slices", odd_volume, compress)
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in src.iterdir())
+    out = bigseg.ingest(src, tmp_path / "v.ome.zarr", chunks=CHUNKS, voxel_size=(2.0, 0.5, 0.5), progress=False)
+    _check(out, odd_volume, (2.0, 0.5, 0.5))
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in src.iterdir()) == before  # input untouched
+
+
+def test_tiff_glob_and_multipage(tmp_path, odd_volume):
+    src = _tiff_folder(tmp_path / "slices", odd_volume)
+    _check(bigseg.ingest(str(src / "s_*.tif"), tmp_path / "g.ome.zarr", chunks=CHUNKS, progress=False), odd_volume)
+    tifffile.imwrite(tmp_path / "stack.tif", odd_volume, bigtiff=True)
+    _check(bigseg.ingest(tmp_path / "stack.tif", tmp_path / "m.ome.zarr", chunks=CHUNKS, progress=False), odd_volume)
+    tifffile.imwrite(tmp_path / "stackz.tif", odd_volume, compression="zlib")
+    _check(bigseg.ingest(tmp_path / "stackz.tif", tmp_path / "mz.ome.zarr", chunks=CHUNKS, progress=False), odd_volume)
+
+
+def test_hdf5_data_exchange_and_custom_dataset(tmp_path, odd_volume):
+    with h5py.File(tmp_path / "scan.h5", "w") as f:
+        f.create_dataset("/exchange/data", data=odd_volume, chunks=(5, 20, 20))
+        f.create_dataset("/other/recon", data=odd_volume[::-1])
+    _check(bigseg.ingest(tmp_path / "scan.h5", tmp_path / "a.ome.zarr", chunks=CHUNKS, progress=False), odd_volume)
+    _check(bigseg.ingest(tmp_path / "scan.h5", tmp_path / "b.ome.zarr", dataset="/other/recon", chunks=CHUNKS, progress=False),
+           odd_volume[::-1])
+
+
+@pytest.mark.parametrize("dtype", [">u2", "<u2", "<f4"])
+def test_raw_with_endianness(tmp_path, odd_volume, dtype):
+    ref = odd_volume.astype(dtype)
+    (tmp_path / "scan.raw").write_bytes(b"HDR!" + ref.tobytes())
+    out = bigseg.ingest(tmp_path / "scan.raw", tmp_path / "r.ome.zarr", shape=ref.shape, dtype=dtype, offset=4,
+                        chunks=CHUNKS, progress=False)
+    assert out.dtype == np.dtype(dtype).newbyteorder("=")
+    np.testing.assert_array_equal(out.values, ref)
+
+
+def test_npy_and_zarr(tmp_path, odd_volume):
+    np.save(tmp_path / "v.npy", odd_volume)
+    _check(bigseg.ingest(tmp_path / "v.npy", tmp_path / "n.ome.zarr", chunks=CHUNKS, progress=False), odd_volume)
+    z = zarr.create_array(str(tmp_path / "plain.zarr"), shape=odd_volume.shape, chunks=(8, 8, 8), dtype=odd_volume.dtype)
+    z[:] = odd_volume
+    _check(bigseg.ingest(tmp_path / "plain.zarr", tmp_path / "z.ome.zarr", chunks=CHUNKS, progress=False), odd_volume)
+    # an OME-Zarr written by bigseg keeps its voxel size when re-ingested with new chunks
+    bigseg.save_volume(odd_volume, tmp_path / "o.ome.zarr", voxel_size=3, progress=False)
+    _check(bigseg.ingest(tmp_path / "o.ome.zarr", tmp_path / "o2.ome.zarr", chunks=CHUNKS, progress=False), odd_volume, (3.0,) * 3)
+
+
+def test_dtype_cast_is_lossless_only(tmp_path, odd_volume):
+    np.save(tmp_path / "v.npy", odd_volume)
+    out = bigseg.ingest(tmp_path / "v.npy", tmp_path / "f.ome.zarr", dtype="float32", chunks=CHUNKS, progress=False)
+    assert out.dtype == np.float32
+    with pytest.raises(InputError, match="`dtype`"):
+        bigseg.ingest(tmp_path / "v.npy", tmp_path / "u8.ome.zarr", dtype="uint8", progress=False)
+    assert not (tmp_path / "u8.ome.zarr").exists()
+
+
+def test_metadata_readable_with_plain_zarr(tmp_path, odd_volume):
+    np.save(tmp_path / "v.npy", odd_volume)
+    bigseg.ingest(tmp_path / "v.npy", tmp_path / "v.ome.zarr", chunks=CHUNKS, voxel_size=(0.7, 0.5, 0.5), unit="um",
+                  levels=3, progress=False)
+    raw = json.loads((tmp_path / "v.ome.zarr" / "zarr.json").read_text())
+    assert raw["zarr_format"] == 3
+    ome = raw["attributes"]["ome"]
+    assert ome["version"] == "0.5"
+    ms = ome["multiscales"][0]
+    assert [a["name"] for a in ms["axes"]] == ["z", "y", "x"]
+    assert all(a["unit"] == "micrometer" and a["type"] == "space" for a in ms["axes"])
+    scales = [d["coordinateTransformations"][0]["scale"] for d in ms["datasets"]]
+    assert scales == [[0.7, 0.5, 0.5], [1.4, 1.0, 1.0], [2.8, 2.0, 2.0]]
+    g = zarr.open_group(str(tmp_path / "v.ome.zarr"), mode="r")
+    assert g["0"].shape == (37, 53, 71) and g["1"].shape == (18, 26, 35) and g["2"].shape == (9, 13, 17)
+    assert g["0"].metadata.dimension_names == ("z", "y", "x")
+    np.testing.assert_array_equal(g["0"][:], odd_volume)
+    # level 1 = 2x2x2 mean, rounded
+    ref1 = odd_volume[:36, :52, :70].reshape(18, 2, 26, 2, 35, 2).astype(np.float64).mean(axis=(1, 3, 5))
+    np.testing.assert_allclose(g["1"][:], np.round(ref1), atol=1)
+
+
+# ---------------------------------------------------------------- bad input ---------------------
+
+def _nothing_written(tmp_path, name="out.ome.zarr"):
+    assert not (tmp_path / name).exists()
+    assert not [p for p in tmp_path.iterdir() if ".partial-" in p.name]
+
+
+def test_missing_path(tmp_path):
+    with pytest.raises(SourceNotFoundError, match="does not exist"):
+        bigseg.ingest(tmp_path / "nope", tmp_path / "out.ome.zarr")
+    _nothing_written(tmp_path)
+
+
+def test_empty_folder(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SourceNotFoundError, match="TIFF slices"):
+        bigseg.ingest(tmp_path / "empty", tmp_path / "out.ome.zarr")
+    _nothing_written(tmp_path)
+
+
+def test_unequal_tiff_slices(tmp_path, odd_volume):
+    src = _tiff_folder(tmp_path / "s", odd_volume[:5])
+    tifffile.imwrite(src / "s_5.tif", odd_volume[0, :10])
+    with pytest.raises(VolumeFormatError, match="shape"):
+        bigseg.ingest(src, tmp_path / "out.ome.zarr")
+    tifffile.imwrite(src / "s_5.tif", odd_volume[0].astype(np.float32))
+    with pytest.raises(VolumeFormatError, match="dtype"):
+        bigseg.ingest(src, tmp_path / "out.ome.zarr")
+    _nothing_written(tmp_path)
+
+
+def test_truncated_tiff(tmp_path, odd_volume):
+    src = _tiff_folder(tmp_path / "s", odd_volume[:6])
+    data = (src / "s_3.tif").read_bytes()
+    (src / "s_3.tif").write_bytes(data[: len(data) // 2])
+    with pytest.raises(VolumeFormatError, match="s_3.tif"):
+        bigseg.ingest(src, tmp_path / "out.ome.zarr")
+    _nothing_written(tmp_path)
+
+
+def test_hdf5_without_dataset_lists_present(tmp_path, odd_volume):
+    with h5py.File(tmp_path / "scan.h5", "w") as f:
+        f.create_dataset("/recon/vol", data=odd_volume)
+    with pytest.raises(VolumeFormatError, match=r"/exchange/data.*/recon/vol"):
+        bigseg.ingest(tmp_path / "scan.h5", tmp_path / "out.ome.zarr")
+    _nothing_written(tmp_path)
+
+
+def test_raw_size_mismatch(tmp_path, odd_volume):
+    (tmp_path / "scan.raw").write_bytes(odd_volume.tobytes()[:-2])
+    with pytest.raises(VolumeFormatError, match="bytes"):
+        bigseg.ingest(tmp_path / "scan.raw", tmp_path / "out.ome.zarr", shape=odd_volume.shape, dtype="<u2")
+    with pytest.raises(InputError, match="`shape` and `dtype`"):
+        bigseg.ingest(tmp_path / "scan.raw", tmp_path / "out.ome.zarr")
+    _nothing_written(tmp_path)
+
+
+def test_not_3d(tmp_path):
+    np.save(tmp_path / "flat.npy", np.zeros((5, 6)))
+    with pytest.raises(InputError, match=r"3D .*shape \(5, 6\)"):
+        bigseg.ingest(tmp_path / "flat.npy", tmp_path / "out.ome.zarr")
+    with pytest.raises(InputError, match="3D"):
+        bigseg.save_volume(np.zeros((2, 3, 4, 5, 6)), tmp_path / "out.ome.zarr")
+    _nothing_written(tmp_path)
+
+
+def test_dest_exists_without_overwrite(tmp_path, odd_volume):
+    np.save(tmp_path / "v.npy", odd_volume)
+    bigseg.ingest(tmp_path / "v.npy", tmp_path / "out.ome.zarr", progress=False)
+    with pytest.raises(OutputExistsError, match="overwrite"):
+        bigseg.ingest(tmp_path / "v.npy", tmp_path / "out.ome.zarr", progress=False)
+    np.save(tmp_path / "w.npy", odd_volume[::-1])
+    out = bigseg.ingest(tmp_path / "w.npy", tmp_path / "out.ome.zarr", overwrite=True, progress=False)
+    np.testing.assert_array_equal(out.values, odd_volume[::-1])
+
+
+@pytest.mark.parametrize("chunks", [0, -3, (10, 0, 10), (1, 2)])
+def test_bad_chunks(tmp_path, odd_volume, chunks):
+    np.save(tmp_path / "v.npy", odd_volume)
+    with pytest.raises(InputError, match="`chunks`"):
+        bigseg.ingest(tmp_path / "v.npy", tmp_path / "out.ome.zarr", chunks=chunks)
+    _nothing_written(tmp_path)
+
+
+@pytest.mark.parametrize("voxel_size", [0, -1.0, (1, 1, 0), float("nan"), (1, 2)])
+def test_bad_voxel_size(tmp_path, odd_volume, voxel_size):
+    np.save(tmp_path / "v.npy", odd_volume)
+    with pytest.raises(InputError, match="`voxel_size`"):
+        bigseg.ingest(tmp_path / "v.npy", tmp_path / "out.ome.zarr", voxel_size=voxel_size)
+    _nothing_written(tmp_path)
+
+
+def test_failed_ingest_leaves_no_volume(tmp_path, odd_volume):
+    """A source that breaks mid-way (a slice deleted after the checks) leaves nothing at dest."""
+    src = _tiff_folder(tmp_path / "s", odd_volume)
+    from bigseg.io import _ingest
+
+    reader = _ingest.read_source(src)
+    os.remove(src / "s_20.tif")
+    import dask.array as da
+
+    arr = da.from_array(reader, chunks=CHUNKS, asarray=True, lock=False, fancy=False)
+    with pytest.raises(Exception):
+        bigseg.save_volume(arr, tmp_path / "out.ome.zarr", progress=False)
+    _nothing_written(tmp_path)
+    with pytest.raises(SourceNotFoundError):
+        bigseg.open_volume(tmp_path / "out.ome.zarr")
+    # and a folder with arrays but no multiscales metadata (a killed writer) is refused
+    shutil.copytree(tmp_path / "s", tmp_path / "junk")
+    zarr.open_group(str(tmp_path / "half.ome.zarr"), mode="w").create_array("0", shape=(2, 2, 2), dtype="u1")
+    with pytest.raises(VolumeFormatError, match="multiscales"):
+        bigseg.open_volume(tmp_path / "half.ome.zarr")

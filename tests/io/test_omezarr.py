@@ -1,0 +1,122 @@
+"""OME-Zarr volumes: images, label images, series, pyramids, metadata from other writers."""
+
+from __future__ import annotations
+
+import json
+
+import dask.array as da
+import numpy as np
+import pytest
+import zarr
+
+import bigseg
+from bigseg.errors import InputError, OutputExistsError
+from bigseg.io import make_volume, save_labels, volume_info
+
+
+def test_save_open_keeps_physical_coordinates(tmp_path, odd_volume):
+    vol = make_volume(da.from_array(odd_volume, chunks=(9, 20, 33)), voxel_size=(2.0, 1.5, 1.5), unit="nm")
+    bigseg.save_volume(vol, tmp_path / "a.ome.zarr", chunks=(16, 16, 16), progress=False)
+    back = bigseg.open_volume(tmp_path / "a.ome.zarr")
+    assert isinstance(back.data, da.Array)  # lazy
+    assert back.attrs["voxel_size"] == (2.0, 1.5, 1.5) and back.attrs["unit"] == "nm"
+    np.testing.assert_allclose(back.z.values[:3], [0.0, 2.0, 4.0])
+    np.testing.assert_allclose(back.x.values[-1], 70 * 1.5)
+    np.testing.assert_array_equal(back.values, odd_volume)
+    assert back.data.chunksize == (16, 16, 16)
+
+
+def test_labels_group_with_phases_and_colours(tmp_path, odd_volume):
+    bigseg.save_volume(odd_volume, tmp_path / "a.ome.zarr", voxel_size=0.5, unit="um", progress=False)
+    lab = (odd_volume % 3).astype(np.uint8)
+    path = save_labels(lab, tmp_path / "a.ome.zarr", phases=["pore", "cbd", "active"], chunks=20, progress=False)
+    assert path.endswith("labels/segmentation")
+    g = zarr.open_group(str(tmp_path / "a.ome.zarr" / "labels"), mode="r")
+    assert g.attrs["ome"]["labels"] == ["segmentation"]
+    meta = json.loads((tmp_path / "a.ome.zarr/labels/segmentation/zarr.json").read_text())["attributes"]["ome"]
+    il = meta["image-label"]
+    assert [p["name"] for p in il["properties"]] == ["pore", "cbd", "active"]
+    assert [c["label-value"] for c in il["colors"]] == [0, 1, 2]
+    assert il["source"]["image"] == "../../"
+    for opened in (bigseg.open_volume(path), bigseg.open_volume(tmp_path / "a.ome.zarr", label="segmentation"),
+                   bigseg.open_volume(tmp_path / "a.ome.zarr" / "labels")):
+        assert opened.attrs["phases"] == ["pore", "cbd", "active"]
+        assert opened.attrs["voxel_size"] == (0.5, 0.5, 0.5) and opened.attrs["unit"] == "um"
+        np.testing.assert_array_equal(opened.values, lab)
+    with pytest.raises(OutputExistsError):
+        save_labels(lab, tmp_path / "a.ome.zarr", phases=["pore", "cbd", "active"], progress=False)
+    with pytest.raises(InputError, match="shape"):
+        save_labels(lab[:-1], tmp_path / "a.ome.zarr", name="other", phases=["a", "b", "c"], progress=False)
+    info = volume_info(tmp_path / "a.ome.zarr")
+    assert info["labels"] == ["segmentation"] and info["shape"] == [37, 53, 71]
+
+
+def test_label_pyramid_is_nearest(tmp_path):
+    lab = np.zeros((20, 20, 20), np.uint8)
+    lab[4:12, 4:12, 4:12] = 2
+    lab[13:, :, :] = 1
+    bigseg.save_volume(lab, tmp_path / "l.ome.zarr", phases=["a", "b", "c"], levels=2, progress=False)
+    lvl1 = bigseg.open_volume(tmp_path / "l.ome.zarr", level=1)
+    assert set(np.unique(lvl1.values)) <= {0, 1, 2}
+    np.testing.assert_array_equal(lvl1.values, lab[::2, ::2, ::2])
+    assert lvl1.attrs["voxel_size"] == (2.0, 2.0, 2.0)
+
+
+def test_series_t_zyx(tmp_path, rng):
+    ser = rng.random((3, 10, 11, 12)).astype(np.float32)
+    bigseg.save_volume(ser, tmp_path / "s.ome.zarr", voxel_size=(1, 2, 2), progress=False)
+    back = bigseg.open_volume(tmp_path / "s.ome.zarr")
+    assert back.dims == ("t", "z", "y", "x") and back.data.chunksize[0] == 1
+    meta = json.loads((tmp_path / "s.ome.zarr/zarr.json").read_text())["attributes"]["ome"]["multiscales"][0]
+    assert meta["axes"][0] == {"name": "t", "type": "time"}
+    assert meta["datasets"][0]["coordinateTransformations"][0]["scale"] == [1.0, 1.0, 2.0, 2.0]
+    np.testing.assert_array_equal(back.values, ser)
+
+
+def test_opens_v04_ome_zarr_from_another_writer(tmp_path, odd_volume):
+    """A v0.4 (zarr v2) image as other tools write it (multiscales at the top level) opens lazily."""
+    root = zarr.open_group(str(tmp_path / "other.zarr"), mode="w", zarr_format=2)
+    root.create_array("s0", shape=odd_volume.shape, chunks=(8, 16, 16), dtype=odd_volume.dtype)[:] = odd_volume
+    root.attrs["multiscales"] = [{
+        "version": "0.4", "name": "image",
+        "axes": [{"name": a, "type": "space", "unit": "micrometer"} for a in "zyx"],
+        "datasets": [{"path": "s0", "coordinateTransformations": [{"type": "scale", "scale": [3.0, 1.0, 1.0]}]}],
+    }]
+    vol = bigseg.open_volume(tmp_path / "other.zarr")
+    assert vol.attrs["voxel_size"] == (3.0, 1.0, 1.0) and vol.attrs["unit"] == "um"
+    assert vol.data.chunksize == (8, 16, 16)
+    np.testing.assert_array_equal(vol.values, odd_volume)
+
+
+def test_save_never_modifies_input_and_overwrite_replaces_atomically(tmp_path, odd_volume):
+    ref = odd_volume.copy()
+    bigseg.save_volume(odd_volume, tmp_path / "a.ome.zarr", progress=False)
+    np.testing.assert_array_equal(odd_volume, ref)
+    # re-writing a volume from itself with overwrite works (computed before the swap)
+    v = bigseg.open_volume(tmp_path / "a.ome.zarr")
+    bigseg.save_volume(v + 1, tmp_path / "a.ome.zarr", overwrite=True, progress=False)
+    np.testing.assert_array_equal(bigseg.open_volume(tmp_path / "a.ome.zarr").values, ref + 1)
+    assert [p.name for p in tmp_path.iterdir()] == ["a.ome.zarr"]
+
+
+def test_float_labels_refused(tmp_path):
+    with pytest.raises(InputError, match="integer dtype"):
+        bigseg.save_volume(np.zeros((4, 4, 4), np.float32), tmp_path / "l.ome.zarr", phases=["a", "b"])
+    with pytest.raises(InputError, match="`phases`"):
+        bigseg.save_volume(np.zeros((4, 4, 4), np.uint8), tmp_path / "l.ome.zarr", phases=["a", "a"])
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_ome_zarr_py_reads_what_we_write(tmp_path, odd_volume):
+    """ome-zarr-py (the napari plugin's reader) sees the image, its scale and the label image."""
+    from ome_zarr.io import parse_url
+    from ome_zarr.reader import Reader
+
+    bigseg.save_volume(odd_volume, tmp_path / "a.ome.zarr", voxel_size=(2, 1, 1), levels=2, progress=False)
+    save_labels((odd_volume % 3).astype(np.uint8), tmp_path / "a.ome.zarr", phases=["pore", "cbd", "active"], progress=False)
+    nodes = list(Reader(parse_url(str(tmp_path / "a.ome.zarr")))())
+    image = nodes[0]
+    assert len(image.data) == 2 and tuple(image.data[0].shape) == (37, 53, 71)
+    assert image.metadata["coordinateTransformations"][0][0]["scale"] == [2.0, 1.0, 1.0]
+    labels = [n for n in nodes if n.load(__import__("ome_zarr.reader", fromlist=["Label"]).Label)]
+    assert labels, "label image not found by ome-zarr-py"

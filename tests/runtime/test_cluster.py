@@ -1,0 +1,112 @@
+"""bigseg.connect: a real scheduler + workers on 127.0.0.1, LocalCluster, and no leftovers."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+
+import bigseg
+from bigseg.errors import ClusterError, InputError
+
+pytestmark = [pytest.mark.timeout(180), pytest.mark.filterwarnings("ignore")]
+DASK = str(Path(sys.executable).with_name("dask"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _children() -> set[int]:
+    """Live child processes, without Python's own multiprocessing resource tracker (lives until exit)."""
+    out = set()
+    for p in psutil.Process().children(recursive=True):
+        try:
+            if p.status() != psutil.STATUS_ZOMBIE and "resource_tracker" not in " ".join(p.cmdline()):
+                out.add(p.pid)
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
+@pytest.fixture
+def scheduler_and_two_workers(tmp_path):
+    port = _free_port()
+    addr = f"tcp://127.0.0.1:{port}"
+    env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
+    procs = [subprocess.Popen([DASK, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)]
+    for i in range(2):
+        procs.append(subprocess.Popen(
+            [DASK, "worker", addr, "--nthreads", "1", "--nworkers", "1", "--host", "127.0.0.1",
+             "--no-dashboard", "--local-directory", str(tmp_path / f"w{i}")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env))
+    try:
+        yield addr
+    finally:
+        for p in procs[::-1]:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def test_ingest_through_running_scheduler(tmp_path, odd_volume, scheduler_and_two_workers):
+    np.save(tmp_path / "v.npy", odd_volume)
+    deadline = time.monotonic() + 60
+    with bigseg.connect(scheduler_and_two_workers, timeout=30, quiet=True) as client:
+        while len(client.scheduler_info(n_workers=-1)["workers"]) < 2:
+            assert time.monotonic() < deadline, "workers did not register"
+            time.sleep(0.2)
+        vol = bigseg.ingest(tmp_path / "v.npy", tmp_path / "v.ome.zarr", chunks=(10, 17, 30), progress=True)
+        # both workers took part in the write
+        who = client.run(lambda dask_worker: len(dask_worker.data) + dask_worker.state.executed_count)
+        assert len(who) == 2 and all(n > 0 for n in who.values())
+    np.testing.assert_array_equal(vol.values, odd_volume)
+
+
+def test_local_cluster_context_manager_leaves_no_processes(tmp_path, odd_volume, capsys):
+    before = _children()
+    with bigseg.connect("local", n_workers=2, memory_limit="1GiB") as client:
+        info = client.scheduler_info(n_workers=-1)
+        assert len(info["workers"]) == 2
+        assert all(w["memory_limit"] == 2**30 for w in info["workers"].values())
+        assert all(w["host"] == "127.0.0.1" for w in info["workers"].values())
+        assert len(_children() - before) >= 2  # worker processes, not threads
+        np.save(tmp_path / "v.npy", odd_volume)
+        vol = bigseg.ingest(tmp_path / "v.npy", tmp_path / "v.ome.zarr", chunks=16, progress=False)
+        np.testing.assert_array_equal(vol.values, odd_volume)
+    assert "dashboard: http://127.0.0.1:" in capsys.readouterr().err
+    deadline = time.monotonic() + 20
+    while _children() - before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not (_children() - before), "worker processes left behind"
+
+
+def test_connect_errors():
+    with pytest.raises(InputError, match="`cluster`"):
+        bigseg.connect("nonsense")
+    with pytest.raises(InputError, match="`n_workers`"):
+        bigseg.connect("local", n_workers=0)
+    with pytest.raises(ClusterError, match="tcp://127.0.0.1"):
+        bigseg.connect(f"tcp://127.0.0.1:{_free_port()}", timeout=1, quiet=True)
+    try:
+        import dask_cuda  # noqa: F401
+    except ImportError:
+        with pytest.raises(ClusterError, match="dask-cuda"):
+            bigseg.connect("local-cuda")
+    else:
+        if bigseg.runtime.gpu_count() == 0:
+            with pytest.raises(ClusterError, match="GPU"):
+                bigseg.connect("local-cuda")

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import pytest
+
+from bigseg import RunConfig
+from bigseg.errors import ConfigError
+
+
+def test_defaults_yaml_env_keywords_precedence(tmp_path):
+    p = tmp_path / "run.yaml"
+    p.write_text("chunks: 64\ncluster: slurm\npredict: {overlap: 0.25, tta: true}\n")
+    cfg = RunConfig.load(p, environ={"BIGSEG_CHUNKS": "96", "BIGSEG_PREDICT__BATCH_SIZE": "4"}, cluster="local")
+    assert cfg.chunks == 96  # env beats YAML
+    assert cfg.cluster == "local"  # keyword beats YAML
+    assert cfg.predict["overlap"] == 0.25 and cfg.predict["tta"] is True and cfg.predict["batch_size"] == 4
+    assert cfg.predict["blend"] == "gaussian"  # default kept
+    assert RunConfig.load(environ={}).chunks == 128
+    assert RunConfig.load(environ={"BIGSEG_CONFIG": str(p)}).cluster == "slurm"
+    assert "overlap: 0.25" in cfg.to_yaml()
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("chunks: 0", "`chunks`"),
+        ("chunks: [1, 2]", "`chunks`"),
+        ("predict: {overlap: 1.2}", r"`predict.overlap` in \[0, 1\). Got 1.2"),
+        ("predict: {blend: cubic}", "`predict.blend`"),
+        ("memory_limit: lots", "`memory_limit`"),
+        ("voxel_size: -1", "`voxel_size`"),
+        ("filters: {median: 0}", "`filters.median`"),
+        ("chunk: 64", "Unknown configuration key `chunk`"),
+        ("predict: {overlapp: 0.5}", "Unknown configuration key `predict.overlapp`"),
+        ("- a list", "mapping"),
+    ],
+)
+def test_invalid_configuration_is_refused_with_the_key(tmp_path, text, match):
+    p = tmp_path / "bad.yaml"
+    p.write_text(text)
+    with pytest.raises(ConfigError, match=match):
+        RunConfig.load(p, environ={})
+
+
+def test_env_override_validated():
+    with pytest.raises(ConfigError, match="`threads_per_worker`"):
+        RunConfig.load(environ={"BIGSEG_THREADS_PER_WORKER": "-2"})
+
+
+def test_deploy_files_are_valid():
+    from pathlib import Path
+
+    for f in sorted((Path(__file__).parents[1] / "deploy").glob("*.yaml")):
+        RunConfig.load(f, environ={})
