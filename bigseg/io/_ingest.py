@@ -50,11 +50,18 @@ def _index_to_slices(index: Any, shape: tuple[int, ...]) -> tuple[slice, ...]:
 
 @dataclass(frozen=True)
 class TiffStackReader:
-    """One 2D TIFF file per z slice (a folder or a glob)."""
+    """One 2D TIFF file per z slice (a folder or a glob).
+
+    ``offsets[z]`` is the byte offset of slice z's pixels when they are stored uncompressed and
+    contiguous (the usual beamline output): such slices are memory-mapped directly and only the
+    requested rows are read. Compressed slices are decoded whole and cropped.
+    """
 
     files: tuple[str, ...]
     shape: tuple[int, int, int]
     dtype: np.dtype
+    offsets: tuple[int | None, ...] = ()
+    file_dtype: np.dtype | None = None  # with the file's byte order
 
     @property
     def ndim(self) -> int:
@@ -64,13 +71,15 @@ class TiffStackReader:
         import tifffile
 
         zs, ys, xs = _index_to_slices(index, self.shape)
-        out = np.empty((len(range(*zs.indices(self.shape[0]))), ys.stop - ys.start, xs.stop - xs.start), self.dtype)
-        for k, z in enumerate(range(*zs.indices(self.shape[0]))):
-            try:  # uncompressed, contiguous: read only the needed rows
-                page = tifffile.memmap(self.files[z], mode="r")
-                out[k] = page[ys, xs]
-                del page
-            except ValueError:
+        zr = range(*zs.indices(self.shape[0]))
+        out = np.empty((len(zr), ys.stop - ys.start, xs.stop - xs.start), self.dtype)
+        for k, z in enumerate(zr):
+            off = self.offsets[z] if self.offsets else None
+            if off is not None:
+                mm = np.memmap(self.files[z], dtype=self.file_dtype, mode="r", offset=off, shape=self.shape[1:])
+                out[k] = mm[ys, xs]
+                del mm
+            else:
                 out[k] = tifffile.imread(self.files[z])[ys, xs]
         return out
 
@@ -141,8 +150,12 @@ class MemmapReader:
         return block.astype(self.dtype.newbyteorder("="), copy=False)
 
 
-def _tiff_page_info(path: str) -> tuple[tuple[int, ...], np.dtype, int]:
-    """(page shape, dtype, page count) of a TIFF, checking that no page's data is truncated."""
+def _tiff_page_info(path: str) -> tuple[tuple[int, ...], np.dtype, int, int | None, np.dtype]:
+    """(page shape, dtype, page count, offset, file dtype) of a TIFF, checking for truncation.
+
+    ``offset`` is the byte offset of the first page's pixels if they can be memory-mapped
+    (uncompressed, contiguous), else ``None``; ``file dtype`` carries the file's byte order.
+    """
     import tifffile
 
     try:
@@ -154,6 +167,8 @@ def _tiff_page_info(path: str) -> tuple[tuple[int, ...], np.dtype, int]:
                 raise VolumeFormatError(f"TIFF file {path!r} has no pages.")
             first = pages[0]
             shape, dtype = tuple(first.shape), np.dtype(first.dtype)
+            offset = int(first.dataoffsets[0]) if first.is_memmappable and first.dataoffsets else None
+            file_dtype = dtype.newbyteorder(tif.byteorder)
             for i in range(n):
                 page = pages[i]
                 if page is None:
@@ -172,24 +187,26 @@ def _tiff_page_info(path: str) -> tuple[tuple[int, ...], np.dtype, int]:
         raise
     except Exception as exc:  # tifffile raises TiffFileError, struct.error, ValueError, ...
         raise VolumeFormatError(f"Cannot read TIFF file {path!r}: {exc}") from None
-    return shape, dtype, n
+    return shape, dtype, n, offset, file_dtype
 
 
 def _tiff_stack(files: list[str], what: str) -> TiffStackReader:
     if not files:
         raise SourceNotFoundError(f"Expected `source` to contain TIFF slices. Got {what!r}, which has none.")
     files = sorted(files, key=_natural_key)
-    shape0, dtype0, _ = _tiff_page_info(files[0])
+    shape0, dtype0, _, off0, fdt0 = _tiff_page_info(files[0])
+    offsets = [off0]
     if len(shape0) != 2:
         raise VolumeFormatError(f"Expected 2D TIFF slices. Got shape {shape0} in {files[0]!r}.")
     for f in files[1:]:
-        shape, dtype, _ = _tiff_page_info(f)
+        shape, dtype, _, off, fdt = _tiff_page_info(f)
+        offsets.append(off if fdt == fdt0 else None)
         if shape != shape0 or dtype != dtype0:
             raise VolumeFormatError(
                 f"Expected every TIFF slice to have shape {shape0} and dtype {dtype0} (as {files[0]!r}). "
                 f"Got shape {shape} and dtype {dtype} in {f!r}."
             )
-    return TiffStackReader(tuple(files), (len(files), *shape0), dtype0)  # type: ignore[arg-type]
+    return TiffStackReader(tuple(files), (len(files), *shape0), dtype0, tuple(offsets), fdt0)  # type: ignore[arg-type]
 
 
 def _hdf5(path: str, dataset: str | None) -> Hdf5Reader:
@@ -259,7 +276,7 @@ def read_source(
     if shape is not None or suffix in RAW_SUFFIXES:
         return _raw(src, shape, dtype, offset)
     if suffix in TIFF_SUFFIXES:
-        page_shape, dt, n = _tiff_page_info(src)
+        page_shape, dt, n, _, _ = _tiff_page_info(src)
         if len(page_shape) == 3 and n == 1:  # a single 3D page (e.g. ImageJ hyperstack)
             return MultiPageTiffReader(src, page_shape, dt)  # type: ignore[arg-type]
         if len(page_shape) != 2:

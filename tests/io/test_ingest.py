@@ -224,3 +224,13 @@ def test_failed_ingest_leaves_no_volume(tmp_path, odd_volume):
     zarr.open_group(str(tmp_path / "half.ome.zarr"), mode="w").create_array("0", shape=(2, 2, 2), dtype="u1")
     with pytest.raises(VolumeFormatError, match="multiscales"):
         bigseg.open_volume(tmp_path / "half.ome.zarr")
+
+
+def test_big_endian_and_mixed_compression_tiff_stack(tmp_path, odd_volume):
+    """Memory-mapped (uncompressed) and decoded (compressed) slices mix; byte order is honoured."""
+    src = tmp_path / "mixed"
+    src.mkdir()
+    for i, s in enumerate(odd_volume):
+        tifffile.imwrite(src / f"s_{i}.tif", s.astype(">u2") if i % 3 else s, compression="zlib" if i % 4 == 0 else None,
+                         byteorder=">" if i % 3 else "<")
+    _check(bigseg.ingest(src, tmp_path / "m.ome.zarr", chunks=CHUNKS, progress=False), odd_volume)
