@@ -9,7 +9,7 @@ from typing import Any
 
 from ..errors import ClusterError, InputError
 
-__all__ = ["connect", "BigsegClient", "gpu_count"]
+__all__ = ["connect", "BigsegClient", "gpu_count", "slurm_cluster"]
 
 DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy"
 
@@ -63,6 +63,22 @@ def _announce(client: Any, what: str) -> None:
     link = getattr(client, "dashboard_link", None)
     n = len(client.scheduler_info(n_workers=-1)["workers"]) if hasattr(client, "scheduler_info") else "?"
     print(f"bigseg: connected to {what} ({n} workers); dashboard: {link}", file=sys.stderr, flush=True)
+
+
+def slurm_cluster(config: str | os.PathLike | None = None, *, n_workers: int | None = None, **options: Any):
+    """A dask-jobqueue ``SLURMCluster`` from the ``slurm`` section of a deployment YAML
+    (default ``deploy/slurm.yaml``), overridden by ``options``; returns (cluster, jobs)."""
+    try:
+        from dask_jobqueue import SLURMCluster
+    except ImportError:
+        raise ClusterError("`cluster`='slurm' needs dask-jobqueue: pip install 'bigseg[slurm]'.") from None
+    from ..config import load_deploy
+
+    kwargs = {**load_deploy(config or DEPLOY_DIR / "slurm.yaml").get("slurm", {}), **options}
+    jobs = kwargs.pop("jobs", None) or n_workers or 1
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    kwargs.setdefault("scheduler_options", {"dashboard_address": ":0"})
+    return SLURMCluster(**kwargs), jobs
 
 
 def connect(
@@ -135,15 +151,7 @@ def connect(
             memory_limit=memory_limit or "auto", **options,
         )
     elif cluster == "slurm":
-        try:
-            from dask_jobqueue import SLURMCluster
-        except ImportError:
-            raise ClusterError("`cluster`='slurm' needs dask-jobqueue: pip install 'bigseg[slurm]'.") from None
-        from ..config import load_deploy
-
-        kwargs = {**load_deploy(config or DEPLOY_DIR / "slurm.yaml").get("slurm", {}), **options}
-        jobs = kwargs.pop("jobs", None) or n_workers or 1
-        lc = SLURMCluster(**kwargs)
+        lc, jobs = slurm_cluster(config, n_workers=n_workers, **options)
         lc.scale(jobs=jobs)
     else:
         raise InputError(

@@ -110,3 +110,20 @@ def test_connect_errors():
         if bigseg.runtime.gpu_count() == 0:
             with pytest.raises(ClusterError, match="GPU"):
                 bigseg.connect("local-cuda")
+
+
+def test_slurm_job_script_from_deploy_yaml(tmp_path):
+    """The SLURM deployment file maps onto dask-jobqueue's job script (no SLURM needed to build it)."""
+    pytest.importorskip("dask_jobqueue")
+    from bigseg.runtime._cluster import slurm_cluster
+
+    cfg = tmp_path / "site.yaml"
+    cfg.write_text("slurm: {queue: gpu-a100, account: bat123, cores: 8, processes: 2, memory: 32GiB, walltime: '00:30:00', jobs: 3}\n")
+    cluster, jobs = slurm_cluster(cfg)
+    try:
+        script = cluster.job_script()
+    finally:
+        cluster.close()
+    assert jobs == 3
+    assert "#SBATCH -p gpu-a100" in script and "#SBATCH -A bat123" in script and "#SBATCH -t 00:30:00" in script
+    assert "--nworkers 2" in script
