@@ -37,6 +37,7 @@ import numpy as np
 
 __all__ = [
     "NBINS",
+    "histogram",
     "label_stats",
     "confusion_counts",
     "pair_differences",
@@ -166,6 +167,19 @@ def label_stats(ext: np.ndarray, halo_lo: tuple[int, int, int], halo_hi: tuple[i
     _label_stats_kernel(ext, halo_lo[0], Z - halo_hi[0], halo_lo[1], Y - halo_hi[1],
                         halo_lo[2], X - halo_hi[2], k, hist, faces, onvox)
     return hist, faces, onvox
+
+
+@numba.njit(nogil=True, cache=True)
+def _hist_kernel(flat, out):  # pragma: no cover - jit
+    for i in range(flat.size):
+        out[flat[i]] += 1
+
+
+def histogram(block: np.ndarray) -> np.ndarray:
+    """(256,) int64 counts of each value of a uint8 block."""
+    out = np.zeros(NBINS, np.int64)
+    _hist_kernel(np.ascontiguousarray(block, np.uint8).ravel(), out)
+    return out
 
 
 # --------------------------------------------------------------------------------------------

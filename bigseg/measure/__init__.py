@@ -1,1 +1,26 @@
-"""measure (see docs/design.md)."""
+"""Exact distributed measurements on label volumes (see docs/design.md).
+
+Every metric is a sum of per-block partials (``bigseg.kernels.metrics``) computed with a halo
+where faces or marching-cubes cells cross block borders, so the result equals the whole-array
+computation for any chunking. Results are xarray objects with phase names, units and a ``t``
+dimension for (t, z, y, x) series, ready for ``to_netcdf``.
+"""
+
+from ._metrics import METHODS, interfaces, specific_surface_area, surface_area, volume_fractions
+from ._scores import agreement, confusion, scores
+from ._uncertainty import over_samples, perturbation_spread, probability_uncertainty, spread
+
+__all__ = [
+    "volume_fractions",
+    "interfaces",
+    "surface_area",
+    "specific_surface_area",
+    "confusion",
+    "scores",
+    "agreement",
+    "spread",
+    "over_samples",
+    "perturbation_spread",
+    "probability_uncertainty",
+    "METHODS",
+]

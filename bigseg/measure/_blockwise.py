@@ -1,0 +1,130 @@
+"""Dask orchestration of the per-block partials: halos, block geometry and additive reductions.
+
+Every metric in :mod:`bigseg.measure` is ``sum over blocks of kernel(block + halo)``; this module
+builds that graph. Blocks get a halo of ``depth`` voxels from their neighbours (none at the
+volume border, ``boundary="none"``), each kernel call is told where its block lies, and the
+small partial vectors are summed by dask's tree reduction, so peak memory is a few blocks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import dask.array as da
+import numpy as np
+
+__all__ = ["BlockGeometry", "block_partials", "ensure_min_chunks", "crop_halo"]
+
+
+@dataclass(frozen=True)
+class BlockGeometry:
+    """Where a block lies: ``origin``/``shape`` of the block (no halo) in the volume of ``volume``
+    shape, and the halo widths actually present on the low and high side of each axis."""
+
+    origin: tuple[int, ...]
+    shape: tuple[int, ...]
+    volume: tuple[int, ...]
+    halo_lo: tuple[int, ...]
+    halo_hi: tuple[int, ...]
+
+
+def ensure_min_chunks(arr: da.Array, depth: int, axes: tuple[int, ...] | None = None) -> da.Array:
+    """Merge chunks thinner than ``depth`` into a neighbour so every block can lend a full halo."""
+    if depth <= 0:
+        return arr
+    axes = tuple(range(arr.ndim)) if axes is None else axes
+    new = []
+    changed = False
+    for ax, chunks in enumerate(arr.chunks):
+        if ax not in axes or min(chunks) >= depth or len(chunks) == 1:
+            new.append(chunks)
+            continue
+        out: list[int] = []
+        for c in chunks:
+            if out and (out[-1] < depth or c < depth):
+                out[-1] += c
+            else:
+                out.append(c)
+        if len(out) > 1 and out[-1] < depth:
+            out[-2] += out.pop()
+        new.append(tuple(out))
+        changed = True
+    return arr.rechunk(tuple(new)) if changed else arr
+
+
+def crop_halo(ext: np.ndarray, geom: BlockGeometry, depth: int) -> tuple[np.ndarray, tuple[int, ...], tuple[int, ...]]:
+    """View of ``ext`` (block + its halo) keeping at most ``depth`` halo voxels per side."""
+    sl = []
+    lo = []
+    hi = []
+    for a in range(len(geom.shape)):
+        l_ = min(depth, geom.halo_lo[a])
+        h_ = min(depth, geom.halo_hi[a])
+        start = geom.halo_lo[a] - l_
+        sl.append(slice(start, start + l_ + geom.shape[a] + h_))
+        lo.append(l_)
+        hi.append(h_)
+    return ext[tuple(sl)], tuple(lo), tuple(hi)
+
+
+def block_partials(
+    func: Callable[..., np.ndarray],
+    *arrays: da.Array,
+    depth: int,
+    nout: int,
+    dtype: type | np.dtype,
+    spatial_axes: int = 3,
+) -> da.Array:
+    """Sum over blocks of ``func(*blocks_with_halo, geom) -> (nout,)``.
+
+    Parameters
+    ----------
+    func : pure function of the NumPy blocks (with a ``depth`` halo on the spatial axes, where
+        the volume continues) and their :class:`BlockGeometry`; returns a 1D array of ``nout``.
+    arrays : dask arrays whose LAST ``spatial_axes`` axes are (z, y, x), of the same spatial
+        shape; they are chunked alike (the first array's chunks win); leading axes (e.g. phase)
+        are kept whole.
+    depth : halo width in voxels.
+
+    Returns
+    -------
+    (nout,) lazy dask array, the sum of the partials (exact for integer ``dtype``).
+    """
+    ref = arrays[0]
+    lead = ref.ndim - spatial_axes
+    target = tuple((n,) for n in ref.shape[:lead]) + ref.chunks[lead:]
+    ref = ref.rechunk(target)
+    ref = ensure_min_chunks(ref, depth, axes=tuple(range(lead, ref.ndim)))
+    arrays = (ref,) + tuple(
+        a.rechunk(tuple((n,) for n in a.shape[: a.ndim - spatial_axes]) + ref.chunks[lead:]) for a in arrays[1:]
+    )
+    chunks = ref.chunks[lead:]
+    starts = [np.concatenate([[0], np.cumsum(c)]) for c in chunks]
+    nblocks = [len(c) for c in chunks]
+    shape = tuple(int(s) for s in ref.shape[lead:])
+    if depth > 0:
+        arrays = tuple(
+            da.overlap.overlap(a, depth={ax: (depth if ax >= a.ndim - spatial_axes else 0) for ax in range(a.ndim)},
+                               boundary="none")
+            for a in arrays
+        )
+
+    def wrapper(*blocks, block_info=None):
+        loc = block_info[0]["chunk-location"][lead:]
+        geom = BlockGeometry(
+            origin=tuple(int(starts[a][loc[a]]) for a in range(spatial_axes)),
+            shape=tuple(int(chunks[a][loc[a]]) for a in range(spatial_axes)),
+            volume=shape,
+            halo_lo=tuple(depth if loc[a] > 0 else 0 for a in range(spatial_axes)),
+            halo_hi=tuple(depth if loc[a] < nblocks[a] - 1 else 0 for a in range(spatial_axes)),
+        )
+        out = np.asarray(func(*blocks, geom), dtype=dtype)
+        return out.reshape((1,) * (lead + spatial_axes) + (nout,))
+
+    out_chunks = tuple((1,) * len(c) for c in arrays[0].chunks) + ((nout,),)
+    parts = da.map_blocks(
+        wrapper, *arrays, dtype=dtype, chunks=out_chunks, new_axis=arrays[0].ndim,
+        meta=np.empty((0,) * (arrays[0].ndim + 1), dtype=dtype),
+    )
+    return parts.sum(axis=tuple(range(arrays[0].ndim)), dtype=dtype)

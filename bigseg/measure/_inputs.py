@@ -1,0 +1,96 @@
+"""Validation of label volumes at the public boundary of :mod:`bigseg.measure`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from .._parse import parse_phases
+from ..errors import InputError
+from ..io._volume import DEFAULT_PHASES, UNLABELLED, as_volume
+
+__all__ = ["Labels", "as_labels", "check_values", "frames"]
+
+
+@dataclass
+class Labels:
+    """A validated label volume: the DataArray, its phase names, voxel size and unit."""
+
+    vol: xr.DataArray
+    phases: list[str]
+    voxel_size: tuple[float, float, float]
+    unit: str
+    name: str
+
+    @property
+    def series(self) -> bool:
+        return self.vol.ndim == 4
+
+    @property
+    def k(self) -> int:
+        return len(self.phases)
+
+    @property
+    def spatial_shape(self) -> tuple[int, int, int]:
+        return tuple(int(n) for n in self.vol.shape[-3:])  # type: ignore[return-value]
+
+    def frames(self) -> list[da.Array]:
+        return frames(self.vol)
+
+
+def frames(vol: xr.DataArray) -> list[da.Array]:
+    """The 3D dask arrays of a volume: one, or one per time step of a (t, z, y, x) series."""
+    arr = vol.data
+    if vol.ndim == 4:
+        return [arr[i] for i in range(arr.shape[0])]
+    return [arr]
+
+
+def as_labels(x: Any, *, name: str = "labels", phases: Any = None) -> Labels:
+    """Check that ``x`` is a non-empty 3D/4D integer label volume; resolve its phase names.
+
+    Phase names come from ``phases``, else ``attrs["phases"]``, else the default electrode
+    ``["pore", "cbd", "active"]``. Value checks (labels beyond the phases) happen during the
+    first pass over the data (see :func:`check_values`).
+    """
+    vol = as_volume(x, name=name, allow_series=True)
+    dt = np.dtype(vol.dtype)
+    if not (np.issubdtype(dt, np.integer) or dt == np.bool_):
+        raise InputError(
+            f"Expected `{name}` to hold integer labels (e.g. uint8). Got dtype {dt} instead; "
+            "round or threshold the values first."
+        )
+    if phases is not None:
+        names = parse_phases(phases)
+    elif vol.attrs.get("phases") is not None:
+        names = parse_phases(vol.attrs["phases"], name=f"{name}.attrs['phases']")
+    else:
+        names = list(DEFAULT_PHASES)
+    vs = tuple(float(v) for v in vol.attrs.get("voxel_size", (1.0, 1.0, 1.0)))
+    return Labels(vol, names, vs, str(vol.attrs.get("unit", "voxel")), name)  # type: ignore[arg-type]
+
+
+def check_values(hist: np.ndarray, k: int, phases: list[str], name: str, *,
+                 allow_unlabelled: bool, out_of_range: int = 0, t: int | None = None) -> None:
+    """Raise ``InputError`` if a histogram shows values outside ``0..k-1`` (and 255 if allowed)."""
+    bad = hist.copy()
+    bad[:k] = 0
+    if allow_unlabelled:
+        bad[UNLABELLED] = 0
+    nbad = int(bad.sum()) + int(out_of_range)
+    if nbad == 0:
+        return
+    values = np.flatnonzero(bad).tolist()
+    where = f" at t={t}" if t is not None else ""
+    shown = ", ".join(str(v) for v in values[:10]) + (", ..." if len(values) > 10 else "")
+    extra = f" and {out_of_range} outside 0..255" if out_of_range else ""
+    allowed = f"0..{k - 1}" + (" or 255 (unlabelled)" if allow_unlabelled else "")
+    raise InputError(
+        f"Expected `{name}` to hold values {allowed}, one per phase {phases}. "
+        f"Got {nbad} voxels{where} with other values ({len(values)} distinct: {shown}{extra}). "
+        "Pass `phases=` naming every label value."
+    )

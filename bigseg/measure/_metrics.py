@@ -1,0 +1,341 @@
+"""Volume fractions, phase-pair interfaces and surface areas as exact blockwise reductions."""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from typing import Any, Literal
+
+import numpy as np
+import xarray as xr
+
+from .._parse import parse_choice
+from ..errors import InputError
+from ..kernels.metrics import NBINS, histogram, label_stats, mc_field_areas
+from ..runtime._progress import compute
+from ._blockwise import BlockGeometry, block_partials, crop_halo
+from ._inputs import Labels, as_labels, check_values
+
+__all__ = ["volume_fractions", "interfaces", "surface_area", "specific_surface_area", "METHODS"]
+
+METHODS = ("faces", "marching_cubes")
+Method = Literal["faces", "marching_cubes"]
+
+
+# --------------------------------------------------------------------------------------------
+# block functions (module level so that they pickle for distributed workers)
+# --------------------------------------------------------------------------------------------
+def _codes(block: np.ndarray, geom: BlockGeometry, depth: int) -> tuple[np.ndarray, int]:
+    """uint8 codes of a block (+ halo) and the number of values outside 0..255 in the block proper."""
+    if block.dtype == np.uint8:
+        return block, 0
+    if block.dtype == np.bool_:
+        return block.view(np.uint8), 0
+    core, _, _ = crop_halo(block, geom, 0)
+    nbad = int(np.count_nonzero((core < 0) | (core > 255)))
+    if nbad or block.min() < 0 or block.max() > 255:
+        block = np.where((block < 0) | (block > 255), 255, block)
+    return block.astype(np.uint8), nbad
+
+
+def _hist_block(block: np.ndarray, geom: BlockGeometry) -> np.ndarray:
+    codes, nbad = _codes(block, geom, 0)
+    return np.concatenate([histogram(codes), [nbad]])
+
+
+def _stats_block(block: np.ndarray, geom: BlockGeometry, *, k: int) -> np.ndarray:
+    codes, nbad = _codes(block, geom, 1)
+    hist, faces, onvox = label_stats(codes, geom.halo_lo, geom.halo_hi, k)
+    return np.concatenate([hist, faces.ravel(), onvox.ravel(), [nbad]])
+
+
+def _mc_ext(codes: np.ndarray, geom: BlockGeometry) -> np.ndarray:
+    """Labels around the block's smoothed region (block + 1 high), border replicated."""
+    sl, pad = [], []
+    for a in range(3):
+        o, b, n = geom.origin[a], geom.shape[a], geom.volume[a]
+        start, stop = o - 1, min(o + b + 1, n) + 1
+        av0, av1 = o - geom.halo_lo[a], o + b + geom.halo_hi[a]
+        s0, s1 = max(start, av0), min(stop, av1)
+        sl.append(slice(s0 - av0, s1 - av0))
+        pad.append((s0 - start, stop - s1))
+    ext = codes[tuple(sl)]
+    if any(p != (0, 0) for p in pad):
+        ext = np.pad(ext, pad, mode="edge")
+    return ext
+
+
+def _stats_mc_block(block: np.ndarray, geom: BlockGeometry, *, k: int, fields: tuple,
+                    spacing: tuple[float, float, float]) -> np.ndarray:
+    codes, nbad = _codes(block, geom, 2)
+    sext, lo, hi = crop_halo(codes, geom, 1)
+    hist, faces, onvox = label_stats(sext, lo, hi, k)
+    areas = mc_field_areas(_mc_ext(codes, geom), list(fields), spacing)
+    return np.concatenate([hist, faces.ravel(), onvox.ravel(), [nbad], areas]).astype(np.float64)
+
+
+# --------------------------------------------------------------------------------------------
+# graph builders
+# --------------------------------------------------------------------------------------------
+def _fields(k: int) -> tuple[tuple[int, ...], ...]:
+    """Single phases, then unions of every pair (for A_ij = (A_i + A_j - A_i∪j) / 2)."""
+    return tuple((i,) for i in range(k)) + tuple(itertools.combinations(range(k), 2))
+
+
+def _stats_graph(lab: Labels, *, marching_cubes: bool = False, fields: tuple | None = None,
+                 hist_only: bool = False):
+    k = lab.k
+    nstat = NBINS + 3 * k * k + k * k + 1
+    parts = []
+    for frame in lab.frames():
+        if hist_only:
+            parts.append(block_partials(_hist_block, frame, depth=0, nout=NBINS + 1, dtype=np.int64))
+        elif marching_cubes:
+            flds = _fields(k) if fields is None else fields
+            fn = functools.partial(_stats_mc_block, k=k, fields=flds, spacing=lab.voxel_size)
+            parts.append(block_partials(fn, frame, depth=2, nout=nstat + len(flds), dtype=np.float64))
+        else:
+            fn = functools.partial(_stats_block, k=k)
+            parts.append(block_partials(fn, frame, depth=1, nout=nstat, dtype=np.int64))
+    return parts
+
+
+def _unpack(vec: np.ndarray, k: int) -> dict[str, np.ndarray]:
+    if len(vec) == NBINS + 1:
+        return {"hist": vec[:NBINS].astype(np.int64), "bad": np.int64(vec[NBINS])}
+    i = 0
+    out = {}
+    for key, size, shape in (("hist", NBINS, (NBINS,)), ("faces", 3 * k * k, (3, k, k)),
+                             ("onvox", k * k, (k, k)), ("bad", 1, ())):
+        out[key] = np.rint(vec[i:i + size]).astype(np.int64).reshape(shape)
+        i += size
+    out["areas"] = np.asarray(vec[i:], np.float64)
+    return out
+
+
+def _run(lab: Labels, *, allow_unlabelled: bool, desc: str, progress: bool,
+         marching_cubes: bool = False, fields: tuple | None = None,
+         hist_only: bool = False) -> list[dict[str, np.ndarray]]:
+    parts = _stats_graph(lab, marching_cubes=marching_cubes, fields=fields, hist_only=hist_only)
+    results = compute(*parts, desc=desc, progress=progress)
+    out = []
+    for t, vec in enumerate(results):
+        s = _unpack(np.asarray(vec), lab.k)
+        check_values(s["hist"], lab.k, lab.phases, lab.name, allow_unlabelled=allow_unlabelled,
+                     out_of_range=int(s["bad"]), t=t if lab.series else None)
+        out.append(s)
+    return out
+
+
+def _stack(lab: Labels, arrays: list[np.ndarray]) -> np.ndarray:
+    return np.stack(arrays) if lab.series else arrays[0]
+
+
+def _dims(lab: Labels, dims: tuple[str, ...]) -> tuple[str, ...]:
+    return (("t",) + dims) if lab.series else dims
+
+
+def _coords(lab: Labels, **named: list[str]) -> dict[str, Any]:
+    coords: dict[str, Any] = {k: list(v) for k, v in named.items()}
+    if lab.series:
+        coords["t"] = lab.vol.coords["t"].values if "t" in lab.vol.coords else np.arange(lab.vol.shape[0])
+    return coords
+
+
+def _common_attrs(lab: Labels) -> dict[str, Any]:
+    return {"voxel_size": list(lab.voxel_size), "unit": lab.unit, "shape": list(lab.spatial_shape)}
+
+
+# --------------------------------------------------------------------------------------------
+# public functions
+# --------------------------------------------------------------------------------------------
+def volume_fractions(labels: Any, *, phases: Any = None, progress: bool = False) -> xr.DataArray:
+    """Volume fraction of every phase: voxel count / number of labelled voxels.
+
+    Parameters
+    ----------
+    labels : (z, y, x) or (t, z, y, x) integer label volume (DataArray, dask or NumPy); value
+        ``i`` is phase ``phases[i]``; voxels valued 255 (unlabelled) are left out of the total.
+    phases : phase names, default ``labels.attrs["phases"]`` or ``["pore", "cbd", "active"]``.
+
+    Returns
+    -------
+    DataArray ``volume_fraction`` over ``phase`` (and ``t`` for a series), dimensionless, with
+    ``attrs["voxels"]`` the number of labelled voxels. Exact for any chunking (integer counts
+    summed over blocks).
+    """
+    lab = as_labels(labels, phases=phases)
+    stats = _run(lab, allow_unlabelled=True, desc="volume fractions", progress=progress, hist_only=True)
+    counts = [s["hist"][: lab.k] for s in stats]
+    for t, c in enumerate(counts):
+        if c.sum() == 0:
+            raise InputError(f"Expected `labels` to hold labelled voxels{f' at t={t}' if lab.series else ''}. "
+                             "Got only unlabelled (255) voxels.")
+    frac = [c / c.sum() for c in counts]
+    da_ = xr.DataArray(_stack(lab, frac), dims=_dims(lab, ("phase",)), coords=_coords(lab, phase=lab.phases),
+                       name="volume_fraction")
+    da_.attrs.update(units="1", long_name="volume fraction (voxel count / labelled voxels)",
+                     **_common_attrs(lab))
+    da_.coords["voxels"] = (_dims(lab, ("phase",)), _stack(lab, counts))
+    return da_
+
+
+def _face_areas(vs: tuple[float, float, float]) -> np.ndarray:
+    """Area of a voxel face normal to z, y, x."""
+    return np.array([vs[1] * vs[2], vs[0] * vs[2], vs[0] * vs[1]])
+
+
+def interfaces(labels: Any, *, method: Method = "faces", phases: Any = None,
+               progress: bool = False) -> xr.Dataset:
+    """Interfaces between every pair of phases: shared faces, interface voxels and area.
+
+    Parameters
+    ----------
+    labels : (z, y, x) or (t, z, y, x) integer labels, values ``0..len(phases)-1``.
+    method : how ``area`` is estimated:
+
+        * ``"faces"``: number of shared voxel faces × face area (anisotropic voxels: a face
+          normal to z has area ``vy * vx``, ...). Exact for axis-aligned boxes but it
+          overestimates curved surfaces: about +50 % on a sphere (the mean of
+          ``|nz| + |ny| + |nx|`` over a sphere is 3/2).
+        * ``"marching_cubes"``: the low-bias smoothed estimate. The indicator of each phase is
+          averaged over a 3 × 3 × 3 window (``mode="nearest"``: the border voxels are
+          replicated outside the volume), triangulated by marching cubes at 0.5 (Lewiner et al.,
+          as ``skimage.measure.marching_cubes`` with ``spacing=voxel_size``) and measured with
+          ``mesh_surface_area``; pair areas are ``A_ij = (A_i + A_j - A_i∪j) / 2``. A sphere of
+          radius 20 voxels comes within 0.1 % of 4πr². Surfaces are open at the outermost voxel
+          centres. See :mod:`bigseg.kernels.metrics` for how cells are counted once per block.
+
+    Returns
+    -------
+    Dataset over ``(phase_a, phase_b)`` (and ``t`` for a series), symmetric with a zero diagonal:
+
+    * ``faces`` (int64): voxel faces shared by the two phases (6-neighbour pairs);
+    * ``voxel_fraction``: fraction of all voxels lying on the interface, i.e. voxels of phase a
+      with a 6-neighbour of phase b, plus voxels of b with a 6-neighbour of a, over the total
+      number of voxels (the LRCS-Net paper reports interfaces "as a percentage of voxels",
+      Su et al. 2022); a voxel touching two other phases counts on both interfaces;
+    * ``area`` in ``unit^2``.
+
+    Every quantity is a sum of per-block partials and does not depend on the chunking.
+    """
+    method = parse_choice("method", method, METHODS)
+    lab = as_labels(labels, phases=phases)
+    k = lab.k
+    mc = method == "marching_cubes"
+    stats = _run(lab, allow_unlabelled=False, desc=f"interfaces ({method})", progress=progress,
+                 marching_cubes=mc)
+    n_total = int(np.prod(lab.spatial_shape))
+    fa = _face_areas(lab.voxel_size)
+    faces_l, vf_l, area_l, phase_area_l = [], [], [], []
+    flds = _fields(k)
+    for s in stats:
+        f3 = s["faces"] + s["faces"].transpose(0, 2, 1)
+        faces_l.append(f3.sum(axis=0))
+        vf_l.append((s["onvox"] + s["onvox"].T) / n_total)
+        if mc:
+            a = dict(zip(flds, s["areas"]))
+            pair = np.zeros((k, k))
+            for i, j in itertools.combinations(range(k), 2):
+                pair[i, j] = pair[j, i] = 0.5 * (a[(i,)] + a[(j,)] - a[(i, j)])
+            area_l.append(pair)
+            phase_area_l.append(np.array([a[(i,)] for i in range(k)]))
+        else:
+            area_l.append((f3 * fa[:, None, None]).sum(axis=0))
+    dims = _dims(lab, ("phase_a", "phase_b"))
+    coords = _coords(lab, phase_a=lab.phases, phase_b=lab.phases)
+    area_units = f"{lab.unit}^2"
+    ds = xr.Dataset(
+        {
+            "faces": (dims, _stack(lab, faces_l), {"units": "1", "long_name": "voxel faces shared by the two phases"}),
+            "voxel_fraction": (dims, _stack(lab, vf_l), {
+                "units": "1", "long_name": "fraction of all voxels on the interface (6-neighbourhood)"}),
+            "area": (dims, _stack(lab, area_l), {"units": area_units, "long_name": f"interface area ({method})",
+                                                  "method": method}),
+        },
+        coords=coords,
+    )
+    if mc:
+        ds["phase_area"] = (_dims(lab, ("phase",)), _stack(lab, phase_area_l),
+                            {"units": area_units, "long_name": "surface area of each phase (marching cubes)"})
+        ds = ds.assign_coords(phase=list(lab.phases))
+    ds.attrs.update(method=method, voxels=n_total, **_common_attrs(lab))
+    return ds
+
+
+def _surface_areas(lab: Labels, method: str, progress: bool, phase_idx: list[int] | None = None):
+    """Per-frame arrays of the surface area of each phase (``unit^2``) and the histograms."""
+    k = lab.k
+    idx = list(range(k)) if phase_idx is None else phase_idx
+    if method == "marching_cubes":
+        flds = tuple((i,) for i in idx)
+        stats = _run(lab, allow_unlabelled=False, desc="surface area", progress=progress,
+                     marching_cubes=True, fields=flds)
+        return [s["areas"] for s in stats], stats
+    stats = _run(lab, allow_unlabelled=False, desc="surface area", progress=progress)
+    fa = _face_areas(lab.voxel_size)
+    out = []
+    for s in stats:
+        f3 = s["faces"] + s["faces"].transpose(0, 2, 1)
+        pair = (f3 * fa[:, None, None]).sum(axis=0)
+        out.append(pair.sum(axis=1)[idx])
+    return out, stats
+
+
+def _phase_index(lab: Labels, phase: Any) -> int:
+    if isinstance(phase, str):
+        return lab.phases.index(parse_choice("phase", phase, lab.phases))
+    if isinstance(phase, (int, np.integer)) and not isinstance(phase, bool) and 0 <= int(phase) < lab.k:
+        return int(phase)
+    raise InputError(f"Expected `phase` to be one of {lab.phases} or an index below {lab.k}. Got {phase!r} instead.")
+
+
+def surface_area(labels: Any, *, phase: str | int, method: Method = "faces", phases: Any = None,
+                 progress: bool = False) -> float | xr.DataArray:
+    """Surface area of one phase, in ``unit^2``.
+
+    ``"faces"``: all voxel faces between the phase and any other phase × face area (the volume
+    border is not a surface); ``"marching_cubes"``: the smoothed-indicator mesh area of the
+    phase (see :func:`interfaces`). A float, or a DataArray over ``t`` for a series.
+    """
+    method = parse_choice("method", method, METHODS)
+    lab = as_labels(labels, phases=phases)
+    i = _phase_index(lab, phase)
+    areas, _ = _surface_areas(lab, method, progress, [i])
+    if not lab.series:
+        return float(areas[0][0])
+    return xr.DataArray([a[0] for a in areas], dims=("t",), coords=_coords(lab), name="surface_area",
+                        attrs={"units": f"{lab.unit}^2", "phase": lab.phases[i], "method": method})
+
+
+def specific_surface_area(labels: Any, *, method: Method = "faces", phases: Any = None,
+                          progress: bool = False) -> xr.Dataset:
+    """Surface area of every phase per total volume and per phase volume.
+
+    Returns
+    -------
+    Dataset over ``phase`` (and ``t``): ``surface_area`` (``unit^2``), ``volume`` (``unit^3``),
+    ``per_total_volume`` = area / volume of the whole sample and ``per_phase_volume`` = area /
+    volume of the phase (both ``unit^-1``; NaN for an absent phase).
+    """
+    method = parse_choice("method", method, METHODS)
+    lab = as_labels(labels, phases=phases)
+    areas, stats = _surface_areas(lab, method, progress)
+    vvox = float(np.prod(lab.voxel_size))
+    vols = [s["hist"][: lab.k] * vvox for s in stats]
+    total = float(np.prod(lab.spatial_shape)) * vvox
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_phase = [np.where(v > 0, a / np.where(v > 0, v, 1.0), np.nan) for a, v in zip(areas, vols)]
+    dims = _dims(lab, ("phase",))
+    u = lab.unit
+    ds = xr.Dataset(
+        {
+            "surface_area": (dims, _stack(lab, areas), {"units": f"{u}^2", "method": method}),
+            "volume": (dims, _stack(lab, vols), {"units": f"{u}^3"}),
+            "per_total_volume": (dims, _stack(lab, [a / total for a in areas]), {"units": f"{u}^-1"}),
+            "per_phase_volume": (dims, _stack(lab, per_phase), {"units": f"{u}^-1"}),
+        },
+        coords=_coords(lab, phase=lab.phases),
+    )
+    ds.attrs.update(method=method, **_common_attrs(lab))
+    return ds

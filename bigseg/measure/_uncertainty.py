@@ -1,0 +1,203 @@
+"""Uncertainty of the metrics: spread over samples (perturbed truths, several segmentations)
+and uncertain voxels from the softmax probabilities."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+from scipy import ndimage as ndi
+
+from .._parse import parse_in_range, parse_nonnegative_int, parse_positive_int
+from ..errors import InputError
+from ..kernels.metrics import interface_mask
+from ..runtime._progress import compute
+from ._blockwise import BlockGeometry, block_partials, crop_halo
+from ._metrics import interfaces, volume_fractions
+from ._scores import scores
+
+__all__ = ["spread", "over_samples", "perturbation_spread", "probability_uncertainty"]
+
+
+def spread(results: Sequence[xr.Dataset | xr.DataArray], *, dim: str = "sample") -> xr.Dataset:
+    """Mean ± standard deviation of metrics computed on several samples.
+
+    Parameters
+    ----------
+    results : two or more Datasets/DataArrays of the same metrics (e.g. :func:`scores` against
+        perturbed ground truths, or :func:`volume_fractions` of several segmentations).
+    dim : name of the stacking dimension.
+
+    Returns
+    -------
+    Dataset with ``<name>_mean`` and ``<name>_std`` (sample standard deviation, n - 1) for
+    every numeric variable, same dims and units as the inputs; ``attrs["samples"]`` = n.
+    """
+    if isinstance(results, (xr.Dataset, xr.DataArray)) or len(results) < 2:
+        raise InputError(f"Expected `results` to be a list of at least two metric Datasets. Got {type(results).__name__} "
+                         "instead.")
+    items = []
+    for i, r in enumerate(results):
+        if isinstance(r, xr.DataArray):
+            r = r.to_dataset(name=r.name or "value")
+        if not isinstance(r, xr.Dataset):
+            raise InputError(f"Expected `results[{i}]` to be an xarray Dataset or DataArray. Got {type(r).__name__} instead.")
+        items.append(r)
+    stacked = xr.concat(items, dim=dim, data_vars="all", coords="minimal", compat="override",
+                        combine_attrs="drop_conflicts", join="outer")
+    out = xr.Dataset(coords={k: v for k, v in stacked.coords.items() if dim not in v.dims})
+    for name, var in stacked.data_vars.items():
+        if not np.issubdtype(var.dtype, np.number):
+            continue
+        v = var.astype(np.float64)
+        out[f"{name}_mean"] = v.mean(dim).assign_attrs(var.attrs)
+        out[f"{name}_std"] = v.std(dim, ddof=1).assign_attrs(var.attrs)
+    out.attrs.update({k: v for k, v in stacked.attrs.items() if k != "note"}, samples=len(items))
+    return out
+
+
+def over_samples(metric: Callable[..., xr.Dataset | xr.DataArray], samples: Sequence[Any], **kwargs: Any) -> xr.Dataset:
+    """``spread([metric(s, **kwargs) for s in samples])``: a metric as mean ± std over several
+    segmentations of the same image (e.g. by different users or models)."""
+    return spread([metric(s, **kwargs) for s in samples])
+
+
+def perturbation_spread(
+    truth: Any,
+    pred: Any = None,
+    *,
+    n: int = 5,
+    ratio: float = 0.1,
+    iterations: int = 5,
+    seed: int = 0,
+    method: str = "faces",
+    perturb: Callable[..., Any] | None = None,
+    progress: bool = False,
+) -> xr.Dataset:
+    """Every metric as mean ± std over ``n`` perturbed ground truths (LRCS-Net paper, Su et al. 2022).
+
+    Each sample is ``perturb(truth, ratio=ratio, iterations=iterations, seed=seed + i)``
+    (default :func:`bigseg.synth.perturb`: 10 % of interface voxels pushed or pulled by
+    dilation, 5 iterations); on it the volume fractions, the interfaces (``method``) and, if
+    ``pred`` is given, the scores of ``pred`` against it are measured.
+
+    Returns
+    -------
+    Dataset of ``<metric>_mean`` / ``<metric>_std`` as :func:`spread`.
+    """
+    n = parse_positive_int("n", n)
+    if n < 2:
+        raise InputError(f"Expected `n` to be at least 2 (a standard deviation needs two samples). Got {n} instead.")
+    if perturb is None:
+        from ..synth import perturb as perturb  # noqa: PLC0415 - optional stage, imported on use
+    samples = []
+    for i in range(n):
+        gt = perturb(truth, ratio=ratio, iterations=iterations, seed=seed + i)
+        parts: list[xr.Dataset] = [volume_fractions(gt, progress=progress).to_dataset(),
+                                   interfaces(gt, method=method, progress=progress)]  # type: ignore[arg-type]
+        if pred is not None:
+            parts.append(scores(gt, pred, progress=progress))
+        samples.append(xr.merge(parts, compat="override", combine_attrs="drop_conflicts"))
+    out = spread(samples)
+    out.attrs.update(perturbation_ratio=ratio, perturbation_iterations=iterations, seed=seed)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# probabilities
+# --------------------------------------------------------------------------------------------
+def _ball(r: int) -> np.ndarray:
+    g = np.arange(-r, r + 1)
+    return (g[:, None, None] ** 2 + g[None, :, None] ** 2 + g[None, None, :] ** 2) <= r * r
+
+
+def _prob_block(*args, threshold: float, distance: int) -> np.ndarray:
+    *blocks, geom = args
+    geom: BlockGeometry
+    probs = blocks[0]
+    labels = np.argmax(probs, axis=0) if len(blocks) == 1 else blocks[1]
+    iface = interface_mask(labels)
+    near = ndi.binary_dilation(iface, structure=_ball(distance), border_value=0) if distance > 0 else iface
+    pcore = probs[(slice(None),) + tuple(slice(lo, lo + n) for lo, n in zip(geom.halo_lo, geom.shape))]
+    near_core, _, _ = crop_halo(near, geom, 0)
+    unc = pcore.max(axis=0) < threshold
+    return np.array([unc.size, np.count_nonzero(unc), np.count_nonzero(unc & near_core),
+                     np.count_nonzero(near_core)], np.int64)
+
+
+def probability_uncertainty(
+    probabilities: Any,
+    *,
+    threshold: float = 0.5,
+    distance: int = 2,
+    labels: Any = None,
+    progress: bool = False,
+) -> xr.Dataset:
+    """Fraction of uncertain voxels and how many of them lie near an interface.
+
+    Parameters
+    ----------
+    probabilities : (phase, z, y, x) or (t, phase, z, y, x) float softmax probabilities (e.g.
+        ``predict(..., probabilities=True)["probabilities"]``).
+    threshold : a voxel is uncertain when its largest class probability is below this.
+    distance : "near an interface" = within this Euclidean distance (voxels) of an interface
+        voxel (a voxel with a 6-neighbour of another label).
+    labels : the segmentation defining the interfaces (default: argmax of the probabilities).
+
+    Returns
+    -------
+    Dataset (over ``t`` for a series): ``uncertain_fraction`` (uncertain / all voxels),
+    ``uncertain_near_interface`` (share of the uncertain voxels within ``distance`` of an
+    interface), ``near_interface_fraction`` (all voxels within ``distance``), and the counts.
+    Exact for any chunking (halo of ``distance + 1``).
+    """
+    threshold = parse_in_range("threshold", threshold, 0.0, 1.0, closed="right")
+    distance = parse_nonnegative_int("distance", distance)
+    p = probabilities
+    if isinstance(p, xr.DataArray):
+        p = p.data
+    if not hasattr(p, "ndim") or p.ndim not in (4, 5):
+        raise InputError("Expected `probabilities` to be (phase, z, y, x) or (t, phase, z, y, x). "
+                         f"Got {getattr(p, 'shape', type(p).__name__)} instead.")
+    if not np.issubdtype(np.dtype(p.dtype), np.floating):
+        raise InputError(f"Expected `probabilities` to be floating point. Got dtype {p.dtype} instead.")
+    if p.size == 0:
+        raise InputError(f"Expected `probabilities` to be non-empty. Got shape {tuple(p.shape)} instead.")
+    p = p if isinstance(p, da.Array) else da.from_array(p, chunks="auto")
+    series = p.ndim == 5
+    lab = labels.data if isinstance(labels, xr.DataArray) else labels
+    if lab is not None:
+        lab = lab if isinstance(lab, da.Array) else da.asarray(lab)
+        want = (p.shape[0],) + p.shape[2:] if series else p.shape[1:]
+        if tuple(lab.shape) != tuple(want):
+            raise InputError(f"Expected `labels` to have shape {tuple(want)}. Got {tuple(lab.shape)} instead.")
+    fn = functools.partial(_prob_block, threshold=threshold, distance=distance)
+    steps = range(p.shape[0]) if series else [None]
+    parts = []
+    for t in steps:
+        pt = p[t] if t is not None else p
+        arrs = [pt] if lab is None else [pt, lab[t] if t is not None else lab]
+        parts.append(block_partials(fn, *arrs, depth=distance + 1, nout=4, dtype=np.int64))
+    res = [np.asarray(r) for r in compute(*parts, desc="uncertainty", progress=progress)]
+    tot, unc, unc_near, near = (np.array([r[i] for r in res]) for i in range(4))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(unc > 0, unc_near / np.where(unc > 0, unc, 1), np.nan)
+
+    def pick(a):
+        return ("t", a) if series else ((), a[0])
+
+    ds = xr.Dataset({
+        "uncertain_fraction": pick(unc / tot),
+        "uncertain_near_interface": pick(share),
+        "near_interface_fraction": pick(near / tot),
+        "uncertain_voxels": pick(unc),
+        "uncertain_near_interface_voxels": pick(unc_near),
+    })
+    for v in ds.data_vars.values():
+        v.attrs["units"] = "voxels" if v.name.endswith("voxels") else "1"
+    ds.attrs.update(threshold=threshold, distance=distance, voxels=int(tot[0]))
+    return ds
