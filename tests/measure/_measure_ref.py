@@ -1,0 +1,54 @@
+"""Whole-array NumPy references for the measure tests."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+
+
+def faces_per_axis(lab: np.ndarray, k: int) -> np.ndarray:
+    out = np.zeros((3, k, k), np.int64)
+    for ax in range(3):
+        a = np.moveaxis(lab, ax, 0)
+        lo, hi = a[:-1].ravel(), a[1:].ravel()
+        m = lo != hi
+        np.add.at(out[ax], (lo[m], hi[m]), 1)
+        out[ax] += out[ax].T.copy()
+    return out
+
+
+def interface_voxels(lab: np.ndarray, k: int) -> np.ndarray:
+    """onv[a, b] = voxels of phase a with a 6-neighbour of phase b."""
+    onv = np.zeros((k, k), np.int64)
+    for b in range(k):
+        isb = lab == b
+        has = np.zeros(lab.shape, bool)
+        for ax in range(3):
+            s = [slice(None)] * 3
+            d = [slice(None)] * 3
+            s[ax], d[ax] = slice(1, None), slice(None, -1)
+            has[tuple(d)] |= isb[tuple(s)]
+            has[tuple(s)] |= isb[tuple(d)]
+        for a in range(k):
+            if a != b:
+                onv[a, b] = np.count_nonzero((lab == a) & has)
+    return onv
+
+
+def confusion(truth: np.ndarray, pred: np.ndarray, k: int) -> np.ndarray:
+    m = truth != 255
+    return np.bincount(truth[m].astype(np.int64) * k + pred[m], minlength=k * k).reshape(k, k)
+
+
+def make_labels(shape=(40, 48, 56), seed=0, k=3) -> np.ndarray:
+    """Random spheres of phase 2 in a pore (0) / cbd (1) background, with structure at every scale."""
+    rng = np.random.default_rng(seed)
+    lab = np.zeros(shape, np.uint8)
+    zz, yy, xx = np.ogrid[: shape[0], : shape[1], : shape[2]]
+    for _ in range(int(np.prod(shape) / 2500)):
+        c = rng.uniform(0, shape)
+        r = rng.uniform(3, 9)
+        lab[(zz - c[0]) ** 2 + (yy - c[1]) ** 2 + (xx - c[2]) ** 2 < r * r] = k - 1
+    noise = ndi.gaussian_filter(rng.standard_normal(shape), 1.5)
+    lab[(lab == 0) & (noise > 0.12)] = 1
+    return lab

@@ -1,0 +1,85 @@
+"""Bad input is refused with an InputError naming the argument, before any heavy work."""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+import pytest
+
+from bigseg.errors import InputError
+from bigseg.measure import (agreement, confusion, interfaces, probability_uncertainty, scores, spread,
+                            surface_area, volume_fractions)
+
+
+def test_float_labels_refused():
+    with pytest.raises(InputError, match=r"`labels` to hold integer labels.*float32"):
+        volume_fractions(np.zeros((4, 4, 4), np.float32))
+
+
+def test_float_labels_refused_before_compute():
+    def boom(x):
+        raise AssertionError("computed")
+
+    lazy = da.zeros((8, 8, 8), dtype=np.float64, chunks=4).map_blocks(boom, dtype=np.float64)
+    with pytest.raises(InputError, match="integer labels"):
+        interfaces(lazy)
+
+
+def test_values_beyond_phases_named():
+    lab = np.zeros((6, 7, 8), np.uint8)
+    lab[0, 0, :3] = 7
+    lab[1, 1, 1] = 4
+    with pytest.raises(InputError, match=r"values 0\.\.2.*Got 4 voxels with other values \(2 distinct: 4, 7\)"):
+        interfaces(da.from_array(lab, chunks=3))
+    with pytest.raises(InputError, match="Got 4 voxels"):
+        volume_fractions(lab)
+
+
+def test_wide_dtype_out_of_range_values():
+    lab = np.zeros((5, 5, 5), np.int32)
+    lab[0, 0, 0] = -3
+    lab[1, 1, 1] = 1000
+    with pytest.raises(InputError, match="2 outside 0..255"):
+        interfaces(lab)
+
+
+def test_unlabelled_only_allowed_in_truth():
+    lab = np.zeros((5, 5, 5), np.uint8)
+    lab[0] = 255
+    with pytest.raises(InputError, match="`pred`"):
+        scores(np.zeros_like(lab), lab)
+    with pytest.raises(InputError, match="`labels`"):
+        interfaces(lab)
+    assert scores(lab, np.zeros_like(lab)).accuracy.item() == 1.0
+
+
+def test_shape_mismatch():
+    with pytest.raises(InputError, match=r"`pred` to have the shape of `truth` \(4, 4, 4\)"):
+        confusion(np.zeros((4, 4, 4), np.uint8), np.zeros((4, 4, 5), np.uint8))
+    with pytest.raises(InputError, match=r"`segmentations\[1\]`"):
+        agreement([np.zeros((4, 4, 4), np.uint8), np.zeros((4, 4, 5), np.uint8)])
+
+
+def test_empty_and_wrong_ndim():
+    with pytest.raises(InputError, match="`labels` to be non-empty"):
+        volume_fractions(np.zeros((0, 4, 4), np.uint8))
+    with pytest.raises(InputError, match="`labels`"):
+        interfaces(np.zeros((4, 4), np.uint8))
+    with pytest.raises(InputError, match="`truth` to be non-empty"):
+        scores(np.zeros((4, 0, 4), np.uint8), np.zeros((4, 4, 4), np.uint8))
+
+
+def test_bad_options():
+    lab = np.zeros((4, 4, 4), np.uint8)
+    with pytest.raises(InputError, match="`method`"):
+        interfaces(lab, method="voxels")
+    with pytest.raises(InputError, match="`phase`"):
+        surface_area(lab, phase="graphite")
+    with pytest.raises(InputError, match="`segmentations`"):
+        agreement([lab])
+    with pytest.raises(InputError, match="`results`"):
+        spread([volume_fractions(lab)])
+    with pytest.raises(InputError, match="`threshold`"):
+        probability_uncertainty(np.zeros((3, 4, 4, 4), np.float32), threshold=1.5)
+    with pytest.raises(InputError, match="`probabilities` to be floating"):
+        probability_uncertainty(np.zeros((3, 4, 4, 4), np.uint8))

@@ -1,0 +1,102 @@
+"""Volume fractions and face-counted interfaces equal whole-array NumPy counts for any chunking."""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+import pytest
+import xarray as xr
+from _measure_ref import faces_per_axis, interface_voxels
+
+from bigseg.io import make_volume
+from bigseg.measure import interfaces, volume_fractions
+
+CHUNKINGS = [(17, 23, 30), (40, 48, 56), (5, 9, 56), (1, 48, 11), (13, 2, 19)]
+
+
+@pytest.mark.parametrize("chunks", CHUNKINGS, ids=str)
+def test_volume_fractions_exact(labels, chunks):
+    vf = volume_fractions(da.from_array(labels, chunks=chunks))
+    counts = np.bincount(labels.ravel(), minlength=3)
+    np.testing.assert_array_equal(vf.coords["voxels"].values, counts)
+    np.testing.assert_array_equal(vf.values, counts / labels.size)
+    assert list(vf.phase.values) == ["pore", "cbd", "active"]
+    assert vf.dims == ("phase",) and vf.name == "volume_fraction"
+
+
+@pytest.mark.parametrize("chunks", CHUNKINGS, ids=str)
+def test_interfaces_faces_exact(labels, chunks):
+    ds = interfaces(da.from_array(labels, chunks=chunks), method="faces")
+    ref = faces_per_axis(labels, 3)
+    np.testing.assert_array_equal(ds.faces.values, ref.sum(axis=0))
+    assert ds.faces.dtype == np.int64
+    np.testing.assert_array_equal(np.diag(ds.faces.values), 0)
+    onv = interface_voxels(labels, 3)
+    np.testing.assert_array_equal(ds.voxel_fraction.values, (onv + onv.T) / labels.size)
+    np.testing.assert_array_equal(ds.area.values, ref.sum(axis=0).astype(float))
+    assert ds.area.attrs["units"] == "voxel^2"
+
+
+def test_interfaces_anisotropic_face_areas(labels):
+    vol = make_volume(da.from_array(labels, chunks=(11, 30, 17)), voxel_size=(2.0, 3.0, 5.0), unit="nm",
+                      phases=["pore", "cbd", "active"])
+    ds = interfaces(vol)
+    ref = faces_per_axis(labels, 3)
+    want = ref[0] * 15.0 + ref[1] * 10.0 + ref[2] * 6.0  # z faces: vy*vx, y: vz*vx, x: vz*vy
+    np.testing.assert_allclose(ds.area.values, want, rtol=1e-15)
+    assert ds.area.attrs["units"] == "nm^2"
+
+
+def test_box_exact_with_faces():
+    lab = np.zeros((30, 31, 32), np.uint8)
+    lab[4:14, 6:26, 3:30] = 2  # 10 x 20 x 27 box of 'active' in pore
+    vol = make_volume(da.from_array(lab, chunks=(7, 9, 8)), voxel_size=(0.5, 2.0, 3.0), unit="um")
+    ds = interfaces(vol)
+    dz, dy, dx = 10 * 0.5, 20 * 2.0, 27 * 3.0
+    assert ds.area.sel(phase_a="pore", phase_b="active").item() == pytest.approx(2 * (dz * dy + dy * dx + dz * dx), rel=1e-14)
+    assert ds.faces.sel(phase_a="active", phase_b="pore").item() == 2 * (10 * 20 + 20 * 27 + 10 * 27)
+    # shell of the box, inside and outside, over all voxels
+    inner = 10 * 20 * 27 - 8 * 18 * 25
+    outer = 2 * (10 * 20 + 20 * 27 + 10 * 27)
+    assert ds.voxel_fraction.sel(phase_a="pore", phase_b="active").item() == pytest.approx((inner + outer) / lab.size)
+    assert ds.area.sel(phase_a="cbd", phase_b="active").item() == 0.0
+
+
+def test_series_has_t_dimension(labels):
+    series = np.stack([labels, np.roll(labels, 3, axis=2), labels[::-1]])
+    vol = make_volume(da.from_array(series, chunks=(1, 13, 24, 20)), phases=["pore", "cbd", "active"])
+    vf = volume_fractions(vol)
+    assert vf.dims == ("t", "phase")
+    for t in range(3):
+        np.testing.assert_array_equal(vf.values[t], np.bincount(series[t].ravel(), minlength=3) / labels.size)
+    ds = interfaces(vol)
+    assert ds.faces.dims == ("t", "phase_a", "phase_b")
+    for t in range(3):
+        np.testing.assert_array_equal(ds.faces.values[t], faces_per_axis(series[t], 3).sum(axis=0))
+
+
+def test_unlabelled_voxels_left_out_of_fractions(labels):
+    lab = labels.copy()
+    lab[:5] = 255
+    vf = volume_fractions(lab)
+    counts = np.bincount(lab[5:].ravel(), minlength=3)
+    np.testing.assert_allclose(vf.values, counts / counts.sum(), rtol=1e-15)
+
+
+def test_phase_names_from_attrs_and_wide_dtypes(labels):
+    vol = make_volume(labels.astype(np.int32), phases=["a", "b", "c", "d"])
+    vf = volume_fractions(vol)
+    assert list(vf.phase.values) == ["a", "b", "c", "d"] and vf.values[3] == 0
+    ds = interfaces(labels.astype(np.int64), phases=["a", "b", "c"])
+    np.testing.assert_array_equal(ds.faces.values, faces_per_axis(labels, 3).sum(axis=0))
+
+
+def test_results_round_trip_netcdf(labels, tmp_path):
+    ds = xr.merge([volume_fractions(labels).to_dataset(), interfaces(labels, method="marching_cubes")],
+                  compat="override", combine_attrs="drop_conflicts")
+    path = tmp_path / "m.nc"
+    ds.to_netcdf(path, engine="h5netcdf")
+    back = xr.open_dataset(path, engine="h5netcdf").load()
+    np.testing.assert_array_equal(back.faces.values, ds.faces.values)
+    assert back.area.attrs["units"] == "voxel^2"
+    assert list(back.phase_a.values) == ["pore", "cbd", "active"]

@@ -1,0 +1,91 @@
+"""Confusion, IoU/Dice/precision/recall/accuracy and agreement against NumPy references."""
+
+from __future__ import annotations
+
+import itertools
+
+import dask.array as da
+import numpy as np
+import pytest
+from _measure_ref import confusion as ref_confusion
+
+from bigseg.io import make_volume
+from bigseg.measure import agreement, confusion, scores
+
+
+@pytest.fixture(scope="module")
+def pair(labels):
+    rng = np.random.default_rng(5)
+    pred = labels.copy()
+    flip = rng.random(labels.shape) < 0.1
+    pred[flip] = rng.integers(0, 3, flip.sum())
+    truth = labels.copy()
+    truth[rng.random(labels.shape) < 0.2] = 255  # sparse annotation: ignored
+    return truth, pred
+
+
+@pytest.mark.parametrize("chunks", [((17, 23, 30), (17, 23, 30)), ((5, 48, 56), (40, 7, 9)), ((40, 48, 56), (1, 48, 56))], ids=str)
+def test_confusion_exact(pair, chunks):
+    truth, pred = pair
+    cm = confusion(da.from_array(truth, chunks=chunks[0]), da.from_array(pred, chunks=chunks[1]))
+    np.testing.assert_array_equal(cm.values, ref_confusion(truth, pred, 3))
+    assert cm.dims == ("truth_phase", "pred_phase") and cm.dtype == np.int64
+    assert cm.attrs["ignored_voxels"] == int((truth == 255).sum())
+
+
+def test_scores_match_definitions(pair):
+    truth, pred = pair
+    ds = scores(truth, da.from_array(pred, chunks=(11, 13, 17)))
+    cm = ref_confusion(truth, pred, 3).astype(float)
+    tp = np.diag(cm)
+    fp, fn = cm.sum(0) - tp, cm.sum(1) - tp
+    np.testing.assert_allclose(ds.iou.values, tp / (tp + fp + fn), rtol=1e-15)
+    np.testing.assert_allclose(ds.dice.values, 2 * tp / (2 * tp + fp + fn), rtol=1e-15)
+    np.testing.assert_allclose(ds.precision.values, tp / (tp + fp), rtol=1e-15)
+    np.testing.assert_allclose(ds.recall.values, tp / (tp + fn), rtol=1e-15)
+    assert ds.accuracy.item() == pytest.approx(tp.sum() / cm.sum(), rel=1e-15)
+    assert list(ds.phase.values) == ["pore", "cbd", "active"]
+    assert "note" not in ds.attrs
+
+
+def test_absent_phase_gives_nan_and_note():
+    truth = np.zeros((8, 9, 10), np.uint8)
+    truth[:4] = 2
+    pred = truth.copy()
+    pred[0, 0, 0] = 0
+    ds = scores(truth, pred)
+    assert np.isnan(ds.iou.sel(phase="cbd").item()) and np.isnan(ds.dice.sel(phase="cbd").item())
+    assert "'cbd' is absent from truth and prediction" in ds.attrs["note"]
+    assert ds.iou.sel(phase="pore").item() == pytest.approx(360 / 361)
+
+
+def test_majority_class_trap_visible():
+    truth = np.full((10, 10, 10), 2, np.uint8)
+    truth[:4] = 0
+    pred = np.full_like(truth, 2)
+    ds = scores(truth, pred)
+    assert ds.accuracy.item() == pytest.approx(0.6)
+    assert ds.iou.sel(phase="pore").item() == 0.0
+    assert np.isnan(ds.precision.sel(phase="pore").item())
+
+
+def test_scores_series(pair):
+    truth, pred = pair
+    t4 = make_volume(np.stack([truth, truth]), phases=["pore", "cbd", "active"])
+    p4 = make_volume(np.stack([pred, truth.clip(0, 2)]), phases=["pore", "cbd", "active"])
+    ds = scores(t4, p4)
+    assert ds.iou.dims == ("t", "phase") and ds.accuracy.dims == ("t",)
+    np.testing.assert_allclose(ds.accuracy.values[1], 1.0)
+
+
+@pytest.mark.parametrize("chunks", [(17, 23, 30), (40, 3, 56)], ids=str)
+def test_agreement_matches_reference(labels, chunks):
+    segs = [labels, np.roll(labels, 1, 0), np.roll(labels, 2, 1), labels[:, :, ::-1]]
+    ds = agreement([da.from_array(s, chunks=chunks) for s in segs])
+    fr = np.array([np.bincount(s.ravel(), minlength=3) / s.size for s in segs])
+    np.testing.assert_allclose(ds.volume_fraction.values, fr, rtol=1e-15)
+    np.testing.assert_allclose(ds.fraction_std.values, fr.std(axis=0, ddof=1), rtol=1e-12)
+    diffs = [100 * np.mean(a != b) for a, b in itertools.combinations(segs, 2)]
+    np.testing.assert_allclose(ds.differing_percent.values, diffs, rtol=1e-12)
+    assert ds.mean_differing_percent.item() == pytest.approx(np.mean(diffs))
+    assert ds.differing_percent.attrs["units"] == "%"

@@ -1,0 +1,71 @@
+"""Spread over samples and uncertainty from probabilities."""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from bigseg.kernels.metrics import interface_mask
+from bigseg.measure import over_samples, perturbation_spread, probability_uncertainty, scores, spread, volume_fractions
+
+
+def test_spread_mean_std(labels):
+    segs = [labels, np.roll(labels, 1, 0), labels[::-1]]
+    out = spread([scores(labels, s) for s in segs])
+    ious = np.array([scores(labels, s).iou.values for s in segs])
+    np.testing.assert_allclose(out.iou_mean.values, ious.mean(0))
+    np.testing.assert_allclose(out.iou_std.values, ious.std(0, ddof=1))
+    assert out.attrs["samples"] == 3 and "accuracy_std" in out
+    vf = over_samples(volume_fractions, segs)
+    assert vf.volume_fraction_std.dims == ("phase",)
+
+
+def _toy_perturb(truth, *, ratio, iterations, seed):
+    """Stand-in for bigseg.synth.perturb: dilate phase 1 at a random subset of interface voxels."""
+    rng = np.random.default_rng(seed)
+    lab = np.asarray(truth).copy()
+    for _ in range(iterations):
+        grow = ndi.binary_dilation(lab == 1) & (lab != 1) & (rng.random(lab.shape) < ratio)
+        lab[grow] = 1
+    return lab
+
+
+def test_perturbation_spread(labels):
+    pred = labels.copy()
+    out = perturbation_spread(labels, pred, n=3, perturb=_toy_perturb, ratio=0.3, iterations=2)
+    samples = [_toy_perturb(labels, ratio=0.3, iterations=2, seed=i) for i in range(3)]
+    fr = np.array([np.bincount(s.ravel(), minlength=3) / s.size for s in samples])
+    np.testing.assert_allclose(out.volume_fraction_mean.values, fr.mean(0))
+    np.testing.assert_allclose(out.volume_fraction_std.values, fr.std(0, ddof=1))
+    assert out.volume_fraction_std.sel(phase="cbd").item() > 0
+    for name in ("iou_mean", "iou_std", "area_mean", "voxel_fraction_std", "accuracy_mean"):
+        assert name in out
+
+
+def _reference_uncertainty(p, threshold, distance, labels=None):
+    lab = p.argmax(0) if labels is None else labels
+    iface = interface_mask(lab)
+    g = np.arange(-distance, distance + 1)
+    ball = (g[:, None, None] ** 2 + g[None, :, None] ** 2 + g[None, None, :] ** 2) <= distance**2
+    near = ndi.binary_dilation(iface, structure=ball)
+    unc = p.max(0) < threshold
+    return unc.mean(), (unc & near).sum() / unc.sum(), near.mean()
+
+
+@pytest.mark.parametrize("chunks", [(3, 11, 17, 9), (3, 40, 5, 56)], ids=str)
+def test_probability_uncertainty_exact(labels, chunks):
+    rng = np.random.default_rng(0)
+    logits = np.eye(3)[labels].transpose(3, 0, 1, 2) * 3 + ndi.gaussian_filter(rng.standard_normal((3,) + labels.shape), (0, 1, 1, 1)) * 4
+    p = np.exp(logits) / np.exp(logits).sum(0)
+    p = p.astype(np.float32)
+    ds = probability_uncertainty(da.from_array(p, chunks=chunks), threshold=0.6, distance=2)
+    unc, share, near = _reference_uncertainty(p, 0.6, 2)
+    assert ds.uncertain_fraction.item() == pytest.approx(unc, rel=1e-12)
+    assert ds.uncertain_near_interface.item() == pytest.approx(share, rel=1e-12)
+    assert ds.near_interface_fraction.item() == pytest.approx(near, rel=1e-12)
+    assert 0 < unc < 1 and share > 0.5  # uncertain voxels crowd at interfaces
+    ds2 = probability_uncertainty(p, threshold=0.6, distance=1, labels=labels)
+    unc2, share2, _ = _reference_uncertainty(p, 0.6, 1, labels)
+    assert ds2.uncertain_near_interface.item() == pytest.approx(share2, rel=1e-12)
