@@ -1,0 +1,99 @@
+"""``electrode``: a synthetic three-phase cathode microstructure, generated block by block."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from .._parse import parse_chunks, parse_in_range, parse_nonnegative_int, parse_tuple, parse_positive_int
+from ..io import DEFAULT_PHASES, make_volume
+from ._particles import ParticleModel, State, build_model, parse_fractions, parse_radius, render_labels
+
+__all__ = ["electrode", "label_array", "parse_shape"]
+
+DEFAULT_FRACTIONS = {"pore": 0.35, "cbd": 0.15, "active": 0.50}
+
+
+def parse_shape(shape: Any) -> tuple[int, int, int]:
+    """An int (cube) or (z, y, x) positive ints."""
+    return parse_tuple("shape", shape, 3, parse_positive_int)  # type: ignore[return-value]
+
+
+def _block(model: ParticleModel, state: State, block_info=None) -> np.ndarray:
+    info = block_info[None]
+    origin = [loc[0] for loc in info["array-location"]]
+    return render_labels(model, origin, info["chunk-shape"], state)
+
+
+def label_array(model: ParticleModel, chunks: tuple[int, ...], state: State = State()) -> da.Array:
+    """Lazy uint8 (z, y, x) labels of ``model``: one task per block, the model shared by all."""
+    shared = dask.delayed(model, pure=True, traverse=False)
+    normalized = da.core.normalize_chunks(chunks, model.shape)
+    return da.map_blocks(
+        _block, chunks=normalized, dtype=np.uint8, meta=np.empty((0, 0, 0), np.uint8),
+        model=shared, state=state, name=f"synth-electrode-{dask.base.tokenize(model.shape, model.centre, model.t_active, model.tau_cbd, state)}",
+    )
+
+
+def electrode(
+    shape: Any,
+    *,
+    fractions: Any = None,
+    radius: Any = (8.0, 2.0),
+    seed: int = 0,
+    chunks: Any = 128,
+    cracked: float = 0.3,
+    irregularity: float = 1.0,
+    voxel_size: Any = 1.0,
+    unit: str = "voxel",
+) -> xr.DataArray:
+    """A synthetic three-phase cathode microstructure (NMC-like), lazily, block by block.
+
+    Parameters
+    ----------
+    shape : int or (z, y, x) ints, voxels
+    fractions : dict ``{"pore", "cbd", "active"}`` or 3 numbers (pore, cbd, active) summing to 1;
+        default ``{"pore": 0.35, "cbd": 0.15, "active": 0.50}``. Matched to within ~0.005 on
+        volumes of 96**3 and more (thresholds calibrated on 2**18 seeded voxels).
+    radius : mean or (mean, std) of the particle radius in voxels (log-normal); default (8, 2)
+    seed : int, the whole microstructure is a function of (shape, fractions, radius, seed)
+    chunks : int or (z, y, x), block size of the returned dask array (the result does not depend
+        on it, bit for bit)
+    cracked : float in [0, 1], probability that a particle of mean radius carries a crack
+        (proportional to its radius)
+    irregularity : float >= 0, scale of the particles' shape harmonics and surface roughness
+    voxel_size, unit : physical voxel size (z, y, x) stored in the attrs
+
+    Returns
+    -------
+    DataArray, dims (z, y, x), uint8 labels ``0 pore, 1 cbd, 2 active``, dask-backed with
+    ``chunks``; ``attrs["phases"] = ["pore", "cbd", "active"]``.
+
+    Notes
+    -----
+    Active particles: polydisperse log-normal radii, placed largest first by random sequential
+    addition with limited overlap (touching and agglomerated, not merged), irregular surfaces
+    (random quadratic + cubic spherical harmonics and a global roughness field), some with a
+    planar crack. CBD: patchy films on particle surfaces thickening into bridges at necks. The
+    particle list is drawn once for the whole volume; each block renders only the particles
+    whose reach overlaps it (bucket grid), so memory is bounded by the block and the result is
+    identical for any chunking. The 3D U-Net study (Müller et al. 2021) trains on such
+    artificial electrodes with simulated tomography.
+    """
+    shape_t = parse_shape(shape)
+    fr = parse_fractions(DEFAULT_FRACTIONS if fractions is None else fractions)
+    rad = parse_radius(radius)
+    seed = parse_nonnegative_int("seed", seed)
+    chunks_t = parse_chunks(chunks, 3)
+    cracked = parse_in_range("cracked", cracked, 0.0, 1.0, closed="both")
+    irregularity = parse_in_range("irregularity", irregularity, 0.0, 3.0, closed="both")
+    model = build_model(shape_t, fractions=fr, radius=rad, seed=seed, cracked=cracked, irregularity=irregularity)
+    arr = label_array(model, chunks_t)
+    vol = make_volume(arr, voxel_size=voxel_size, unit=unit, phases=DEFAULT_PHASES, name="labels")
+    vol.attrs["synth"] = {"fractions": list(fr), "radius": list(rad), "seed": seed,
+                          "n_particles": model.n_particles}
+    return vol
