@@ -1,0 +1,46 @@
+"""`bigseg measure` on an OME-Zarr label image: table, netCDF, CSV and bar chart."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from _measure_ref import faces_per_axis, make_labels
+
+from bigseg.cli import main
+from bigseg.io import save_labels, save_volume
+
+
+def test_cli_measure_writes_outputs(tmp_path, capsys):
+    lab = make_labels((24, 30, 28), seed=4)
+    image = tmp_path / "scan.ome.zarr"
+    save_volume(lab.astype(np.float32), image, chunks=(10, 16, 9), voxel_size=(40.0, 50.0, 50.0), unit="nm", progress=False)
+    save_labels(lab, image, phases=["pore", "cbd", "active"], chunks=(10, 16, 9), progress=False)
+    truth = tmp_path / "truth.ome.zarr"
+    save_volume(lab.astype(np.float32), truth, chunks=12, voxel_size=(40.0, 50.0, 50.0), unit="nm", progress=False)
+    save_labels(np.roll(lab, 1, 0), truth, phases=["pore", "cbd", "active"], progress=False)
+    nc, csv, png = tmp_path / "m.nc", tmp_path / "m.csv", tmp_path / "m.png"
+    rc = main(["measure", str(image), "--truth", str(truth), "--method", "marching_cubes",
+               "--netcdf", str(nc), "--csv", str(csv), "--plot", str(png)])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "pore-active" in out and "IoU" in out and "area [nm^2]" in out
+    ds = xr.open_dataset(nc, engine="h5netcdf").load()
+    np.testing.assert_array_equal(ds.faces.values, faces_per_axis(lab, 3).sum(0))
+    np.testing.assert_allclose(ds.volume_fraction.values, np.bincount(lab.ravel(), minlength=3) / lab.size)
+    assert ds.area.attrs["units"] == "nm^2" and "iou" in ds
+    table = pd.read_csv(csv)
+    assert {"quantity", "phase", "phase_a", "phase_b", "value", "units"} <= set(table.columns)
+    assert set(table.quantity) >= {"volume_fraction", "faces", "area", "iou", "accuracy"}
+    assert png.stat().st_size > 5000 and png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cli_measure_bad_values_exit_code(tmp_path, capsys):
+    lab = make_labels((12, 12, 12), seed=1)
+    lab[3:6, 3:6, 3:6] = 2
+    image = tmp_path / "scan.ome.zarr"
+    save_volume(lab.astype(np.float32), image, progress=False)
+    save_labels(lab, image, phases=["pore", "cbd", "active"], progress=False)
+    rc = main(["measure", str(image), "--phases", "pore,solid"])
+    assert rc == 2
+    assert "Got 27 voxels with other values (1 distinct: 2)" in capsys.readouterr().err
