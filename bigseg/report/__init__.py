@@ -1,1 +1,5 @@
-"""report (see docs/design.md)."""
+"""Figures and the HTML report (fixed phase colours in every figure)."""
+
+from ._slices import label_rgba, orthoslices
+
+__all__ = ["orthoslices", "label_rgba"]

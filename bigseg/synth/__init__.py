@@ -6,6 +6,8 @@ perturbation, and ``series`` makes an operando (t, z, y, x) series of evolving p
 """
 
 from ._electrode import electrode
+from ._perturb import perturb
+from ._series import series
 from ._xct import PRESETS, physics, xct
 
-__all__ = ["electrode", "xct", "PRESETS", "physics"]
+__all__ = ["electrode", "xct", "perturb", "series", "PRESETS", "physics"]

@@ -46,7 +46,7 @@ def electrode(
     radius: Any = (8.0, 2.0),
     seed: int = 0,
     chunks: Any = 128,
-    cracked: float = 0.3,
+    cracked: float = 0.2,
     irregularity: float = 1.0,
     voxel_size: Any = 1.0,
     unit: str = "voxel",

@@ -222,7 +222,7 @@ def build_model(
     fractions: tuple[float, float, float],
     radius: tuple[float, float],
     seed: int,
-    cracked: float = 0.3,
+    cracked: float = 0.2,
     detached: float = 0.4,
     max_scale: float = 1.0,
     irregularity: float = 1.0,
@@ -293,7 +293,7 @@ def build_model(
     crack = np.zeros((n, 6))
     crack[:, :3] = nrm
     crack[:, 3] = rng.uniform(-0.3, 0.3, size=n)
-    crack[:, 4] = np.where(has, rng.uniform(0.45, 0.9, size=n) * max(1.0, r_mean / 8) ** 0.5, 0.0)
+    crack[:, 4] = np.where(has, rng.uniform(0.6, 1.2, size=n) * max(1.0, r_mean / 8) ** 0.5, 0.0)
     crack[:, 5] = rng.uniform(0.7, 1.3, size=n)
     det = rng.uniform(size=n) < detached
 

@@ -22,7 +22,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Nano-CT with propagation phase contrast (holotomography / Zernike TXM, ~50-60 nm voxels,
     # as the NMC data of Su et al. 2022): strong edge fringes, CBD only a little above pore.
     "nano-ct-phase": dict(attenuation=(0.12, 0.30, 1.0), texture=(0.0, 0.25, 0.04), texture_scale=2.0,
-                          psf_sigma=0.9, phase_contrast=1.2, phase_sigma=1.0, snr=5.0, noise="gaussian",
+                          psf_sigma=0.9, phase_contrast=1.6, phase_sigma=1.0, snr=5.0, noise="gaussian",
                           noise_correlation=0.7, rings=0.05, drift=0.05),
     # Nano-CT in absorption: no fringes, sharper, CBD very close to pore.
     "nano-ct-absorption": dict(attenuation=(0.12, 0.22, 1.0), texture=(0.0, 0.2, 0.04), texture_scale=2.0,

@@ -1,0 +1,134 @@
+"""Orthogonal slices of a tomogram beside its labels, in the fixed phase colours."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from .._parse import parse_nonnegative_int
+from ..errors import InputError
+from ..io import UNLABELLED, as_volume, phase_colour
+
+__all__ = ["orthoslices", "label_rgba"]
+
+
+def label_rgba(labels: np.ndarray, phases: list[str]) -> np.ndarray:
+    """(…, 4) float RGBA image of integer labels with each phase's fixed colour
+    (:func:`bigseg.io.phase_colour`); 255 (unlabelled) is transparent grey."""
+    lut = np.zeros((256, 4), dtype=np.float64)
+    for i, name in enumerate(phases):
+        lut[i] = np.asarray(phase_colour(name, i)) / 255.0
+    lut[UNLABELLED] = np.asarray(phase_colour("unlabelled", UNLABELLED)) / 255.0
+    return lut[np.asarray(labels).astype(np.uint8)]
+
+
+def _slices(vol, t: int | None, index: tuple[int, int, int]):
+    data = vol.data if vol.ndim == 3 else vol.data[t]
+    z, y, x = index
+    import dask
+
+    return dask.compute(data[z], data[:, y], data[:, :, x])
+
+
+def orthoslices(
+    image: Any,
+    labels: Any = None,
+    *,
+    path: str | os.PathLike | None = None,
+    index: tuple[int, int, int] | None = None,
+    t: int = -1,
+    phases: list[str] | None = None,
+    title: str | None = None,
+    percentiles: tuple[float, float] = (0.5, 99.5),
+    dpi: int = 110,
+):
+    """Figure of the three orthogonal central slices (xy, xz, yz) of a volume, with the labels'
+    slices beside them in the fixed phase colours and a legend.
+
+    Only the six slices are read (never the whole volume).
+
+    Parameters
+    ----------
+    image : DataArray / dask / NumPy, (z, y, x) or (t, z, y, x) grey values; may be None when
+        only ``labels`` are shown
+    labels : same shape, integer labels, optional
+    path : write the figure there (PNG, by extension) and close it; else return it open
+    index : (z, y, x) of the slices; default the centre
+    t : time step of a series
+    phases : phase names; default ``labels.attrs["phases"]`` or pore/cbd/active
+    percentiles : grey window of the image from these percentiles of the shown slices
+
+    Returns
+    -------
+    matplotlib Figure (closed when ``path`` is given).
+    """
+    import matplotlib
+
+    if path is not None:
+        matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    if image is None and labels is None:
+        raise InputError("Expected `image` or `labels`. Got None for both instead.")
+    vols = []
+    ref = None
+    for name, v in (("image", image), ("labels", labels)):
+        if v is None:
+            vols.append(None)
+            continue
+        vol = as_volume(v, name=name, allow_series=True)
+        if ref is not None and tuple(vol.shape) != tuple(ref.shape):
+            raise InputError(f"Expected `labels` to have the image's shape {ref.shape}. Got {vol.shape} instead.")
+        ref = vol if ref is None else ref
+        vols.append(vol)
+    shape3 = ref.shape[-3:]
+    if ref.ndim == 4:
+        t = int(t) % ref.shape[0]
+    if index is None:
+        index = tuple(s // 2 for s in shape3)
+    index = tuple(parse_nonnegative_int("index", int(i)) for i in index)
+    if len(index) != 3 or any(i >= s for i, s in zip(index, shape3)):
+        raise InputError(f"Expected `index` to be (z, y, x) inside {shape3}. Got {index!r} instead.")
+    vs = ref.attrs.get("voxel_size", (1.0, 1.0, 1.0))
+    unit = ref.attrs.get("unit", "voxel")
+    rows = [v for v in vols if v is not None]
+    fig, axes = plt.subplots(len(rows), 3, figsize=(12.5, 4.3 * len(rows) + 0.4), squeeze=False,
+                             gridspec_kw={"wspace": 0.06, "hspace": 0.12})
+    names = ["xy (z = {})", "xz (y = {})", "yz (x = {})"]
+    # physical aspect: xy plane (y rows, x cols), xz (z rows, x cols), yz (z rows, y cols)
+    aspects = [vs[1] / vs[2], vs[0] / vs[2], vs[0] / vs[1]]
+    for r, vol in enumerate(rows):
+        is_labels = vol is vols[1]
+        sl = _slices(vol, t if vol.ndim == 4 else None, index)
+        if is_labels:
+            ph = phases or vol.attrs.get("phases") or ["pore", "cbd", "active"]
+            imgs = [label_rgba(s, ph) for s in sl]
+            for c in range(3):
+                axes[r, c].imshow(imgs[c], interpolation="nearest", aspect=aspects[c])
+            present = sorted(set(np.unique(np.concatenate([np.ravel(s) for s in sl]))) - {UNLABELLED})
+            handles = [Patch(color=np.asarray(phase_colour(ph[i] if i < len(ph) else f"phase{i}", i)) / 255,
+                             label=ph[i] if i < len(ph) else str(i)) for i in present]
+            axes[r, 2].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+        else:
+            flat = np.concatenate([np.ravel(s).astype(np.float64) for s in sl])
+            lo, hi = np.percentile(flat, percentiles)
+            for c in range(3):
+                im = axes[r, c].imshow(sl[c], cmap="gray", vmin=lo, vmax=hi, interpolation="nearest", aspect=aspects[c])
+            cax = axes[r, 2].inset_axes([1.03, 0.0, 0.04, 1.0])
+            fig.colorbar(im, cax=cax)
+        for c in range(3):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(names[c].format(index[c]), fontsize=10)
+        axes[r, 0].set_ylabel("labels" if is_labels else "tomogram", fontsize=11)
+    sub = f"{'x'.join(str(s) for s in shape3)} voxels of {vs[2]:g} {unit}" + (f", t = {t}" if ref.ndim == 4 else "")
+    fig.suptitle(f"{title}\n{sub}" if title else sub, fontsize=11)
+    if path is not None:
+        fig.savefig(os.fspath(path), dpi=dpi, bbox_inches="tight")
+        plt.close(fig)
+    return fig
