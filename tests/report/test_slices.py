@@ -1,0 +1,65 @@
+"""orthoslices: the figure of orthogonal slices with fixed phase colours."""
+
+from __future__ import annotations
+
+import dask.array as da
+import matplotlib
+import numpy as np
+import pytest
+
+from bigseg.errors import InputError
+from bigseg.io import make_volume, phase_colour
+from bigseg.report import label_rgba, orthoslices
+
+matplotlib.use("Agg")
+
+
+def test_label_colours_are_the_fixed_phase_colours():
+    lab = np.array([[0, 1], [2, 255]], np.uint8)
+    rgba = label_rgba(lab, ["pore", "cbd", "active"])
+    assert np.allclose(rgba[0, 1], np.array(phase_colour("cbd", 1)) / 255)
+    assert np.allclose(rgba[1, 0], np.array(phase_colour("active", 2)) / 255)
+    assert rgba[1, 1, 3] == 0  # unlabelled is transparent
+
+
+def test_writes_png_reading_only_slices(tmp_path):
+    rng = np.random.default_rng(0)
+    img = make_volume(da.from_array(rng.random((20, 30, 40), dtype=np.float32), chunks=10), voxel_size=50, unit="nm")
+    lab = make_volume(da.from_array(rng.integers(0, 3, (20, 30, 40), dtype=np.uint8), chunks=10),
+                      phases=["pore", "cbd", "active"])
+    path = tmp_path / "f.png"
+    fig = orthoslices(img, lab, path=path, title="test")
+    assert path.read_bytes()[:4] == b"\x89PNG"
+    assert len(fig.axes) >= 6
+
+
+def test_figure_pixels_use_phase_colours(tmp_path):
+    lab = np.zeros((10, 10, 10), np.uint8)
+    lab[:, :, 5:] = 2
+    fig = orthoslices(None, lab, index=(5, 5, 5))
+    arr = fig.axes[0].images[0].get_array()
+    assert np.allclose(arr[0, 0], np.array(phase_colour("pore", 0)) / 255)
+    assert np.allclose(arr[0, 9], np.array(phase_colour("active", 2)) / 255)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def test_series_uses_time_step(tmp_path):
+    lab = np.zeros((3, 8, 8, 8), np.uint8)
+    lab[2] = 2
+    fig = orthoslices(None, lab, t=-1)
+    arr = fig.axes[0].images[0].get_array()
+    assert np.allclose(arr[0, 0], np.array(phase_colour("active", 2)) / 255)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def test_bad_input():
+    with pytest.raises(InputError, match="`image` or `labels`"):
+        orthoslices(None, None)
+    with pytest.raises(InputError, match="`labels`"):
+        orthoslices(np.zeros((4, 4, 4)), np.zeros((4, 4, 5), np.uint8))
+    with pytest.raises(InputError, match="`index`"):
+        orthoslices(np.zeros((4, 4, 4)), index=(9, 0, 0))

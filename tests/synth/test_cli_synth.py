@@ -1,0 +1,76 @@
+"""``bigseg synth`` through a subprocess: OME-Zarr image + labels, series, PNG, bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bigseg.io import DEFAULT_PHASES, open_volume
+from bigseg.synth import electrode, xct
+
+BIGSEG = str(Path(sys.executable).with_name("bigseg"))
+
+
+def run(*args, check=True):
+    out = subprocess.run([BIGSEG, "synth", *map(str, args)], capture_output=True, text=True, timeout=180)
+    if check and out.returncode:
+        raise AssertionError(f"bigseg synth {args} failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
+    return out
+
+
+def test_writes_image_labels_and_png(tmp_path):
+    dest = tmp_path / "s.ome.zarr"
+    png = tmp_path / "s.png"
+    out = run(dest, "--shape", "40,48,56", "--chunks", "17,23,30", "--seed", "4", "--voxel-size", "50", "--unit", "nm",
+              "--perturb", "--png", png, "--no-progress")
+    assert "wrote" in out.stdout
+    img = open_volume(dest)
+    lab = open_volume(dest, label="segmentation")
+    pert = open_volume(dest, label="perturbed")
+    assert img.shape == lab.shape == (40, 48, 56) and img.dtype == np.float32 and lab.dtype == np.uint8
+    assert lab.attrs["phases"] == DEFAULT_PHASES and img.attrs["voxel_size"] == (50.0, 50.0, 50.0)
+    assert img.attrs["unit"] == "nm"
+    # what was written is exactly the API's result (which is chunk independent)
+    ref = electrode((40, 48, 56), seed=4, chunks=64)
+    assert np.array_equal(lab.values, ref.values)
+    np.testing.assert_allclose(img.values, xct(ref, seed=4).values, atol=1e-6, rtol=0)
+    assert 0 < (pert.values != lab.values).mean() < 0.5
+    assert png.stat().st_size > 10_000 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_series_and_options(tmp_path):
+    dest = tmp_path / "t.ome.zarr"
+    run(dest, "--shape", "32", "--steps", "3", "--chunks", "16", "--preset", "lab-micro-ct", "--bits", "8",
+        "--snr", "inf", "--no-progress")
+    img = open_volume(dest)
+    assert img.dims == ("t", "z", "y", "x") and img.shape == (3, 32, 32, 32) and img.dtype == np.uint8
+    assert open_volume(dest, label="segmentation").shape == (3, 32, 32, 32)
+
+
+def test_refuses_to_overwrite(tmp_path):
+    dest = tmp_path / "s.ome.zarr"
+    run(dest, "--shape", "24", "--no-progress")
+    out = run(dest, "--shape", "24", "--no-progress", check=False)
+    assert out.returncode == 2 and "overwrite" in out.stderr
+
+
+@pytest.mark.parametrize(
+    "args, name",
+    [
+        (["--fractions", "0.5,0.2,0.4"], "fractions"),
+        (["--radius=-3"], "radius"),
+        (["--preset", "cone-beam"], "preset"),
+        (["--shape", "0"], "shape"),
+        (["--snr", "-2"], "snr"),
+    ],
+)
+def test_bad_input_names_the_argument(tmp_path, args, name):
+    out = run(tmp_path / "x.ome.zarr", "--shape", "24", *args, check=False) if name != "shape" else \
+        run(tmp_path / "x.ome.zarr", *args, check=False)
+    assert out.returncode == 2
+    assert f"`{name}`" in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "x.ome.zarr").exists()

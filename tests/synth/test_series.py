@@ -1,0 +1,76 @@
+"""series: shapes, shared particles, the monotone trends of the evolving quantities."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bigseg.errors import InputError
+from bigseg.synth import series, xct
+
+
+@pytest.fixture(scope="module")
+def ser():
+    return series(64, steps=4, seed=3, chunks=(17, 23, 30))
+
+
+def _pore_contact(l):
+    """Fraction of active-surface faces in contact with pore (the 'detachment')."""
+    pore = tot = 0
+    for ax in range(3):
+        x = np.moveaxis(l, ax, 0)
+        a, b = x[:-1], x[1:]
+        m = (a == 2) ^ (b == 2)
+        other = np.where(a == 2, b, a)
+        tot += m.sum()
+        pore += (m & (other == 0)).sum()
+    return pore / tot
+
+
+def test_shape_dims_chunks(ser):
+    assert ser.dims == ("t", "z", "y", "x") and ser.shape == (4, 64, 64, 64)
+    assert ser.dtype == np.uint8 and ser.attrs["phases"] == ["pore", "cbd", "active"]
+    assert set(ser.data.chunks[0]) == {1} and ser.data.chunks[1][0] == 17
+    assert len(ser.attrs["states"]) == 4
+
+
+def test_monotone_trends(ser):
+    a = ser.values
+    active = [(a[t] == 2).mean() for t in range(4)]
+    cbd = [(a[t] == 1).mean() for t in range(4)]
+    contact = [_pore_contact(a[t]) for t in range(4)]
+    assert np.all(np.diff(active) > 0), active  # particles swell
+    assert np.all(np.diff(contact) > 0), contact  # CBD detaches: a gap opens
+    assert np.all(np.diff(cbd) < 0), cbd
+
+
+def test_same_particles_at_every_step(ser):
+    a = ser.values
+    # the particles move nowhere: most active voxels of step 0 remain active
+    kept = ((a[0] == 2) & (a[-1] == 2)).sum() / (a[0] == 2).sum()
+    assert kept > 0.95
+
+
+def test_series_chunk_invariant(ser):
+    other = series(64, steps=4, seed=3, chunks=64).values
+    assert np.array_equal(ser.values, other)
+
+
+def test_no_evolution_when_knobs_are_off():
+    s = series(40, steps=3, seed=1, swelling=0, crack_growth=0, gap=0, chunks=40).values
+    assert np.array_equal(s[0], s[2])
+
+
+def test_tomograms_of_a_series(ser):
+    img = xct(ser.isel(t=slice(0, 2)), seed=0)
+    assert img.dims == ("t", "z", "y", "x") and img.shape == (2, 64, 64, 64)
+    v = img.values
+    assert v.dtype == np.float32 and not np.allclose(v[0], v[1])
+
+
+@pytest.mark.parametrize("kwargs, name", [({"steps": 0}, "steps"), ({"swelling": 0.9}, "swelling"),
+                                          ({"detached": -0.1}, "detached"), ({"gap": -1}, "gap")])
+def test_bad_input_names_the_argument(kwargs, name):
+    kw = {"steps": 3, **kwargs}
+    with pytest.raises(InputError, match=f"`{name}`"):
+        series(32, **kw)

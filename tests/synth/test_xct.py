@@ -1,0 +1,166 @@
+"""xct: chunk invariance, determinism, and the physics knobs doing what they claim."""
+
+from __future__ import annotations
+
+import math
+
+import dask.array as da
+import numpy as np
+import pytest
+
+from bigseg.errors import InputError
+from bigseg.kernels.xct import halo, xct_block
+from bigseg.synth import PRESETS, electrode, physics, xct
+from bigseg.synth._xct import _tables
+
+
+@pytest.fixture(scope="module")
+def labels():
+    return electrode((48, 56, 64), seed=3, chunks=64).values
+
+
+@pytest.mark.parametrize("preset", ["nano-ct-phase", "lab-micro-ct"])
+@pytest.mark.parametrize("chunks", [(17, 23, 30), (48, 56, 64), (24, 19, 64)])
+def test_chunk_invariant(labels, preset, chunks):
+    ref = xct(da.from_array(labels, chunks=(48, 56, 64)), seed=2, preset=preset).values
+    got = xct(da.from_array(labels, chunks=chunks), seed=2, preset=preset).values
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-6)
+
+
+def test_equals_whole_array_reference(labels):
+    """The tomogram equals the kernel applied once to the whole, reflect-padded array."""
+    p = physics("nano-ct-phase")
+    h = halo(p)
+    drift, rings, step, centre = _tables(p, labels.shape, h, 5)
+    whole = xct_block(np.pad(labels, h, mode="symmetric"), np.array([-h] * 3), (h, h, h), p, seed=5,
+                      drift=drift, drift_start=-h, rings=rings, ring_step=step, centre=centre)
+    got = xct(da.from_array(labels, chunks=(17, 23, 30)), seed=5).values
+    np.testing.assert_allclose(got, whole, rtol=0, atol=1e-6)
+
+
+def test_deterministic_and_seeded(labels):
+    a = xct(labels, seed=1).values
+    b = xct(labels, seed=1).values
+    c = xct(labels, seed=2).values
+    assert np.array_equal(a, b)
+    assert not np.allclose(a, c)
+
+
+def _flat_std(snr, noise="gaussian"):
+    flat = np.full((40, 40, 40), 2, np.uint8)
+    img = xct(flat, seed=0, preset="ideal", snr=snr, noise=noise, noise_correlation=0.7).values
+    return img[8:-8, 8:-8, 8:-8].std()
+
+
+def test_higher_snr_gives_lower_noise():
+    s2, s8 = _flat_std(2.0), _flat_std(8.0)
+    assert s8 < s2 / 3
+    # the noise level is the contrast over the SNR
+    contrast = PRESETS["ideal"]["attenuation"][2] - PRESETS["ideal"]["attenuation"][0]
+    assert s2 == pytest.approx(contrast / 2.0, rel=0.1)
+
+
+def test_poisson_noise_grows_with_intensity():
+    dark = np.zeros((32, 32, 32), np.uint8)
+    bright = np.full((32, 32, 32), 2, np.uint8)
+    sd = xct(dark, preset="ideal", snr=4, noise="poisson").values.std()
+    sb = xct(bright, preset="ideal", snr=4, noise="poisson").values.std()
+    assert sb > 2 * sd
+
+
+def _edge_width(psf):
+    lab = np.zeros((16, 16, 64), np.uint8)
+    lab[:, :, 32:] = 2
+    img = xct(lab, preset="ideal", psf_sigma=psf).values
+    prof = img[8, 8]
+    prof = (prof - prof.min()) / (prof.max() - prof.min())
+    return np.sum((prof > 0.1) & (prof < 0.9))
+
+
+def test_more_blur_widens_the_interface_profile():
+    assert _edge_width(0.0) == 0
+    w1, w3 = _edge_width(1.0), _edge_width(3.0)
+    assert 1 <= w1 < w3
+    assert w3 >= 2.5 * w1
+
+
+def test_phase_contrast_makes_fringes():
+    lab = np.zeros((16, 16, 64), np.uint8)
+    lab[:, :, 32:] = 2
+    img = xct(lab, preset="ideal", phase_contrast=1.5, phase_sigma=1.0).values[8, 8]
+    assert img.max() > 1.0 + 0.05  # overshoot on the bright side
+    assert img.min() < PRESETS["ideal"]["attenuation"][0] - 0.05  # undershoot on the dark side
+
+
+def test_cbd_grey_value_close_to_pore():
+    lab = np.zeros((8, 8, 24), np.uint8)
+    lab[..., 8:16] = 1
+    lab[..., 16:] = 2
+    p = physics("nano-ct-phase")
+    img = xct(lab, preset="ideal", attenuation=p.attenuation).values[4, 4]
+    pore, cbd, act = img[2], img[12], img[20]
+    assert pore < cbd < act and (cbd - pore) < 0.3 * (act - pore)
+
+
+def test_rings_are_centred_on_the_rotation_axis():
+    flat = np.zeros((4, 65, 65), np.uint8)
+    img = xct(flat, preset="ideal", rings=0.2).values
+    yy, xx = np.mgrid[0:65, 0:65]
+    r = np.hypot(yy - 32, xx - 32)
+    ring = img[0]
+    # constant on circles about the centre: tiny spread within thin annuli, large between them
+    within = [ring[(r >= k) & (r < k + 0.3)].std() for k in range(5, 30, 3)]
+    assert np.max(within) < 0.5 * ring.std()
+    assert np.array_equal(img[0], img[3])  # the same in every slice
+
+
+def test_drift_along_z():
+    flat = np.full((64, 8, 8), 2, np.uint8)
+    img = xct(flat, preset="ideal", drift=0.2).values
+    means = img.mean(axis=(1, 2))
+    assert means.max() - means.min() > 0.05
+    assert np.allclose(img[5], img[5, 0, 0])  # uniform in each slice
+
+
+@pytest.mark.parametrize("bits, dtype", [(8, np.uint8), (16, np.uint16)])
+def test_quantisation(labels, bits, dtype):
+    img = xct(labels, bits=bits).values
+    assert img.dtype == dtype
+    assert img.max() <= 2**bits - 1 and len(np.unique(img)) > 50
+
+
+def test_series_input_gets_independent_noise_per_step(labels):
+    series = np.stack([labels, labels])
+    img = xct(series, seed=1).values
+    assert img.shape == (2, *labels.shape)
+    assert not np.allclose(img[0], img[1])
+    assert abs(img[0].mean() - img[1].mean()) < 0.02
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"preset": "nope"}, "preset"),
+        ({"snr": -1}, "snr"),
+        ({"psf_sigma": -0.5}, "psf_sigma"),
+        ({"bits": 12}, "bits"),
+        ({"noise": "pink"}, "noise"),
+        ({"attenuation": (1, 2)}, "attenuation"),
+        ({"wobble": 1}, "physics parameters"),
+    ],
+)
+def test_bad_physics_names_the_argument(labels, kwargs, name):
+    with pytest.raises(InputError, match=name):
+        xct(labels, **kwargs)
+
+
+def test_float_labels_refused():
+    with pytest.raises(InputError, match="`labels`"):
+        xct(np.zeros((8, 8, 8), np.float32))
+
+
+def test_no_noise_with_infinite_snr(labels):
+    a = xct(labels, snr=math.inf, seed=1).values
+    b = xct(labels, snr=math.inf, seed=1).values
+    assert np.array_equal(a, b)
