@@ -17,15 +17,22 @@ with ``mode="nearest"`` (the label volume is extended by replicating its border 
 ``f = c / 27`` with an integer count ``c`` in 0..27. The iso-surface ``f = 0.5`` is triangulated
 by the marching cubes of Lewiner et al. (2003) as implemented by ``skimage.measure.marching_cubes``
 on the voxel-centre grid of the volume (surfaces are open at the outermost voxel centres). Each
-cell's triangles depend only on its 8 corner counts, so a cell's area is a function of the
-40-bit key formed by these counts: it is computed once per key (with scikit-image, on a batch of
-isolated cells) and cached per voxel size. Vertex positions are then recomputed in float64 from
-the counts (``t = (13.5 - c0) / (c1 - c0)`` along a cell edge; the centre vertex of the
-ambiguous cases is the mean of the cell's edge vertices), so a cell's area never depends on
-where the cell sits in the volume or in a block. The total is the mesh area that
-``marching_cubes`` + ``mesh_surface_area`` give on the whole array, up to scikit-image's own
-float32 rounding of vertex positions (about 1e-6 relative), and is identical, up to the
-summation order (1e-12 relative), for every chunking.
+cell's triangles depend only on its 8 corner counts, and vertex positions are recomputed in
+float64 from the counts (``t = (13.5 - c0) / (c1 - c0)`` along a cell edge; the centre vertex of
+the ambiguous cases is the centre of mass of the corners weighted by ``1 / |c - 13.5|``, as in
+Lewiner's code), so a cell's area never depends on where the cell sits in the volume or in a
+block:
+
+* the 126 sign patterns without an ambiguous face or body diagonal have a fixed tiling, learned
+  once per process from scikit-image itself (:func:`_learn_tilings`); their cells are measured
+  directly in the jitted loop;
+* the 128 ambiguous patterns (Lewiner's face and interior tests) are measured per distinct
+  40-bit key of corner counts: scikit-image triangulates each new key once, on a batch of
+  isolated cells, and the area is cached per voxel size (at most ``_MAX_TABLE`` keys).
+
+The total is the mesh area that ``marching_cubes`` + ``mesh_surface_area`` give on the whole
+array, up to scikit-image's own float32 rounding of vertex positions (about 1e-6 relative), and
+is identical, up to the summation order (1e-12 relative), for every chunking.
 """
 
 from __future__ import annotations
@@ -243,43 +250,6 @@ def _hash(key, bits):  # pragma: no cover - jit
 
 
 @numba.njit(nogil=True, cache=True)
-def _mc_cells(c, tkeys, tvals, bits, missing):  # pragma: no cover - jit
-    nz, ny, nx = c.shape
-    mask = (1 << bits) - 1
-    total = 0.0
-    nmiss = 0
-    for z in range(nz - 1):
-        for y in range(ny - 1):
-            for x in range(nx - 1):
-                a0 = np.int64(c[z, y, x])
-                a1 = np.int64(c[z, y, x + 1])
-                a2 = np.int64(c[z, y + 1, x])
-                a3 = np.int64(c[z, y + 1, x + 1])
-                a4 = np.int64(c[z + 1, y, x])
-                a5 = np.int64(c[z + 1, y, x + 1])
-                a6 = np.int64(c[z + 1, y + 1, x])
-                a7 = np.int64(c[z + 1, y + 1, x + 1])
-                above = ((a0 >= 14) + (a1 >= 14) + (a2 >= 14) + (a3 >= 14)
-                         + (a4 >= 14) + (a5 >= 14) + (a6 >= 14) + (a7 >= 14))
-                if above == 0 or above == 8:
-                    continue
-                key = (a0 | (a1 << 5) | (a2 << 10) | (a3 << 15) | (a4 << 20) | (a5 << 25)
-                       | (a6 << 30) | (a7 << 35))
-                h = np.int64(_hash(key, bits))
-                while True:
-                    kk = tkeys[h]
-                    if kk == key:
-                        total += tvals[h]
-                        break
-                    if kk == -1:
-                        missing[nmiss] = key
-                        nmiss += 1
-                        break
-                    h = (h + 1) & mask
-    return total, nmiss
-
-
-@numba.njit(nogil=True, cache=True)
 def _table_insert(tkeys, tvals, bits, keys, vals):  # pragma: no cover - jit
     mask = (1 << bits) - 1
     for i in range(keys.size):
@@ -333,6 +303,7 @@ class _AreaTable:
 
 
 _TABLES: dict[tuple[float, float, float], _AreaTable] = {}
+_MAX_TABLE = 1 << 21  # cached keys per voxel size (~64 MiB); beyond, new keys are computed each time
 _TABLES_LOCK = threading.Lock()
 
 
@@ -433,33 +404,16 @@ def _snap_areas(local, cid, counts, spacing, out):  # pragma: no cover - jit
     return unmatched
 
 
-def mc_config_areas(keys: np.ndarray, spacing: tuple[float, float, float] = (1.0, 1.0, 1.0),
-                    *, return_unmatched: bool = False):
-    """Marching-cubes area of isolated cells given by their 40-bit corner-count keys.
+def _batch_triangles(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Triangulate isolated cells (U, 8 corner counts) with scikit-image in one call.
 
-    The cells are laid out on a grid with stride 2 and triangulated in one call to
-    ``skimage.measure.marching_cubes`` (level 0.5 of ``count / 27``) with a mask that keeps
-    only the cells holding a configuration; each triangle is assigned to its cell and its
-    vertices are snapped to the float64 positions computed from the counts.
-
-    Parameters
-    ----------
-    keys : (U,) int64 keys (corner n = dz*4 + dy*2 + dx in bits 5n..5n+4)
-    spacing : (z, y, x) voxel size
-
-    Returns
-    -------
-    (U,) float64 areas in spacing units²; with ``return_unmatched`` also the number of
-    vertices that could not be snapped (expected 0).
+    The cells are laid out on a grid with stride 2, and a mask keeps only the cells holding a
+    configuration. Returns the triangles' vertices relative to their cell (F, 3, 3) float64
+    (as scikit-image gives them, float32-rounded) and each triangle's cell index (F,).
     """
     from skimage.measure import marching_cubes
 
-    keys = np.asarray(keys, np.int64)
-    u = len(keys)
-    out = np.zeros(u, np.float64)
-    if u == 0:
-        return (out, 0) if return_unmatched else out
-    counts = _decode(keys)
+    u = len(counts)
     g = max(1, int(np.ceil(u ** (1 / 3) - 1e-9)))
     while g ** 3 < u:
         g += 1
@@ -474,11 +428,194 @@ def mc_config_areas(keys: np.ndarray, spacing: tuple[float, float, float] = (1.0
     tri = verts.astype(np.float64)[faces]  # (F, 3, 3)
     cell = np.floor(tri.mean(axis=1) / 2.0).astype(np.int64)  # (F, 3) grid index of the cell
     cid = np.ravel_multi_index(tuple(cell.T), (g, g, g))
-    local = np.ascontiguousarray(tri - 2.0 * cell[:, None, :])
+    return np.ascontiguousarray(tri - 2.0 * cell[:, None, :]), cid
+
+
+def mc_config_areas(keys: np.ndarray, spacing: tuple[float, float, float] = (1.0, 1.0, 1.0),
+                    *, return_unmatched: bool = False):
+    """Marching-cubes area of isolated cells given by their 40-bit corner-count keys.
+
+    The cells are triangulated by ``skimage.measure.marching_cubes`` (level 0.5 of
+    ``count / 27``, see :func:`_batch_triangles`); each vertex is then snapped to its float64
+    position computed from the counts, and the triangle areas are summed per cell.
+
+    Parameters
+    ----------
+    keys : (U,) int64 keys (corner n = dz*4 + dy*2 + dx in bits 5n..5n+4)
+    spacing : (z, y, x) voxel size
+
+    Returns
+    -------
+    (U,) float64 areas in spacing units²; with ``return_unmatched`` also the number of
+    vertices that could not be snapped (expected 0).
+    """
+    keys = np.asarray(keys, np.int64)
+    u = len(keys)
+    out = np.zeros(u, np.float64)
+    if u == 0:
+        return (out, 0) if return_unmatched else out
+    counts = _decode(keys)
+    local, cid = _batch_triangles(counts)
     unmatched = _snap_areas(local, cid, counts, np.asarray(spacing, np.float64), out)
     if return_unmatched:
         return out, int(unmatched)
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# fixed tilings of the unambiguous sign patterns
+# --------------------------------------------------------------------------------------------
+# faces of the cell as corner cycles (n = dz*4 + dy*2 + dx)
+_FACES = ((0, 1, 3, 2), (4, 5, 7, 6), (0, 1, 5, 4), (2, 3, 7, 6), (0, 2, 6, 4), (1, 3, 7, 5))
+
+
+def _ambiguous(index: int) -> bool:
+    """Whether a sign pattern (bit n = corner n above the level) needs Lewiner's tests.
+
+    Ambiguous: a face with diagonal signs (cases 3, 6, 7, 10, 12, 13 of Lewiner et al.) or two
+    corners of one sign at the ends of a body diagonal with the six others of the other sign
+    (case 4, interior test).
+    """
+    bits = [(index >> n) & 1 for n in range(8)]
+    for f in _FACES:
+        s = [bits[n] for n in f]
+        if s[0] == s[2] and s[1] == s[3] and s[0] != s[1]:
+            return True
+    pop = sum(bits)
+    if pop in (2, 6):
+        sel = [n for n in range(8) if bits[n] == (1 if pop == 2 else 0)]
+        if sel[0] ^ sel[1] == 7:
+            return True
+    return False
+
+
+_TILINGS: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+_TILINGS_LOCK = threading.Lock()
+
+
+def _learn_tilings() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Triangles (as triples of cell-edge numbers) of every unambiguous sign pattern.
+
+    Learned from scikit-image itself: each of the 256 patterns is triangulated with two
+    different sets of generic corner values; a pattern whose triangles are the same edge triples
+    both times (and which :func:`_ambiguous` does not flag) has a fixed tiling, so its cells can
+    be measured without calling scikit-image. Returns ``(ambiguous (256,) uint8, ntri (256,)
+    int64, tiling (256, 12, 3) int64)``.
+    """
+    global _TILINGS
+    with _TILINGS_LOCK:
+        if _TILINGS is not None:
+            return _TILINGS
+        amb = np.array([_ambiguous(i) for i in range(256)], np.uint8)
+        amb[0] = amb[255] = 0
+        learned = []
+        for hi, lo in (((15, 17, 21, 26, 19, 23, 16, 25), (3, 11, 0, 8, 12, 5, 1, 9)),
+                       ((24, 14, 18, 22, 27, 16, 20, 15), (10, 2, 6, 13, 4, 7, 0, 11))):
+            counts = np.array([[hi[n] if (i >> n) & 1 else lo[n] for n in range(8)] for i in range(1, 255)],
+                              np.int64)
+            local, cid = _batch_triangles(counts)
+            edge_of = {(int(a), int(b)): e for e, (a, b) in enumerate(_EDGES)}
+            tri_by_cell: list[list[tuple[int, ...]]] = [[] for _ in range(254)]
+            for t in range(len(cid)):
+                ids = []
+                for v in range(3):
+                    l_ = local[t, v]
+                    near = (np.abs(l_) < 1e-4) | (np.abs(l_ - 1) < 1e-4)
+                    if near.sum() != 2:
+                        ids.append(12)  # centre vertex: only in ambiguous cases
+                        continue
+                    fa = int(np.flatnonzero(~near)[0])
+                    base = [int(round(x)) if k != fa else 0 for k, x in enumerate(l_)]
+                    top = list(base)
+                    top[fa] = 1
+                    n0 = base[0] * 4 + base[1] * 2 + base[2]
+                    n1 = top[0] * 4 + top[1] * 2 + top[2]
+                    ids.append(edge_of[(n0, n1)])
+                tri_by_cell[cid[t]].append(tuple(ids))
+            learned.append([sorted(tuple(sorted(x)) for x in tris) for tris in tri_by_cell])
+        ntri = np.zeros(256, np.int64)
+        tiling = np.full((256, 12, 3), -1, np.int64)
+        for i in range(1, 255):
+            a, b = learned[0][i - 1], learned[1][i - 1]
+            if a != b or any(12 in t for t in a) or len(a) > 12:
+                amb[i] = 1
+            if amb[i]:
+                continue
+            ntri[i] = len(a)
+            for j, t in enumerate(a):
+                tiling[i, j] = t
+        _TILINGS = (amb, ntri, tiling)
+        return _TILINGS
+
+
+@numba.njit(nogil=True, cache=True)
+def _mc_cells_fast(c, tkeys, tvals, bits, missing, amb, ntri, tiling, edges, spacing):  # pragma: no cover - jit
+    nz, ny, nx = c.shape
+    mask = (1 << bits) - 1
+    total = 0.0
+    nmiss = 0
+    a = np.empty(8, np.int64)
+    pz = np.empty(3)
+    py = np.empty(3)
+    px = np.empty(3)
+    sz, sy, sx = spacing[0], spacing[1], spacing[2]
+    col = np.empty(nx, np.int64)
+    for z in range(nz - 1):
+        for y in range(ny - 1):
+            # sign bits of the 4 corners of each (y, z) column: corner n = dz*4 + dy*2 (+ dx)
+            for x in range(nx):
+                col[x] = ((c[z, y, x] >= 14) | ((c[z, y + 1, x] >= 14) << 2)
+                          | ((c[z + 1, y, x] >= 14) << 4) | ((c[z + 1, y + 1, x] >= 14) << 6))
+            for x in range(nx - 1):
+                idx = col[x] | (col[x + 1] << 1)
+                if idx == 0 or idx == 255:
+                    continue
+                a[0] = c[z, y, x]
+                a[1] = c[z, y, x + 1]
+                a[2] = c[z, y + 1, x]
+                a[3] = c[z, y + 1, x + 1]
+                a[4] = c[z + 1, y, x]
+                a[5] = c[z + 1, y, x + 1]
+                a[6] = c[z + 1, y + 1, x]
+                a[7] = c[z + 1, y + 1, x + 1]
+                if amb[idx] == 0:
+                    for t in range(ntri[idx]):
+                        for v in range(3):
+                            e = tiling[idx, t, v]
+                            n0 = edges[e, 0]
+                            n1 = edges[e, 1]
+                            w = (13.5 - a[n0]) / (a[n1] - a[n0])
+                            z0 = float(n0 >> 2)
+                            y0 = float((n0 >> 1) & 1)
+                            x0 = float(n0 & 1)
+                            pz[v] = (z0 + w * (float(n1 >> 2) - z0)) * sz
+                            py[v] = (y0 + w * (float((n1 >> 1) & 1) - y0)) * sy
+                            px[v] = (x0 + w * (float(n1 & 1) - x0)) * sx
+                        uz = pz[1] - pz[0]
+                        uy = py[1] - py[0]
+                        ux = px[1] - px[0]
+                        vz = pz[2] - pz[0]
+                        vy = py[2] - py[0]
+                        vx = px[2] - px[0]
+                        cz = uy * vx - ux * vy
+                        cy = ux * vz - uz * vx
+                        cx = uz * vy - uy * vz
+                        total += 0.5 * np.sqrt(cz * cz + cy * cy + cx * cx)
+                    continue
+                key = (a[0] | (a[1] << 5) | (a[2] << 10) | (a[3] << 15) | (a[4] << 20) | (a[5] << 25)
+                       | (a[6] << 30) | (a[7] << 35))
+                h = np.int64(_hash(key, bits))
+                while True:
+                    kk = tkeys[h]
+                    if kk == key:
+                        total += tvals[h]
+                        break
+                    if kk == -1:
+                        missing[nmiss] = key
+                        nmiss += 1
+                        break
+                    h = (h + 1) & mask
+    return total, nmiss
 
 
 def mc_field_areas(ext: np.ndarray, fields: list[tuple[int, ...]],
@@ -500,6 +637,8 @@ def mc_field_areas(ext: np.ndarray, fields: list[tuple[int, ...]],
     of the region's first ``f.shape - 1`` voxels per axis, i.e. of the block.
     """
     table = _table(tuple(spacing))  # type: ignore[arg-type]
+    amb, ntri, tiling = _learn_tilings()
+    sp = np.asarray(table.spacing, np.float64)
     nphase = max((max(f) for f in fields if f), default=-1) + 1
     counts = [box_counts((ext == i).view(np.uint8)) for i in range(nphase)]
     out = np.zeros(len(fields), np.float64)
@@ -516,11 +655,12 @@ def mc_field_areas(ext: np.ndarray, fields: list[tuple[int, ...]],
         if missing is None or missing.size < ncell:
             missing = np.empty(ncell, np.int64)
         tkeys, tvals, bits = table.snapshot
-        total, nmiss = _mc_cells(c, tkeys, tvals, bits, missing)
+        total, nmiss = _mc_cells_fast(c, tkeys, tvals, bits, missing, amb, ntri, tiling, _EDGES, sp)
         if nmiss:
             uk, inv = np.unique(missing[:nmiss], return_inverse=True)
             vals = mc_config_areas(uk, table.spacing)
-            table.add(uk, vals)
+            if table.n + len(uk) <= _MAX_TABLE:
+                table.add(uk, vals)
             total += float(vals[inv].sum())
         out[j] = total
     return out

@@ -103,3 +103,25 @@ def test_surface_area_faces_box_and_series():
     assert sa.dims == ("t",)
     np.testing.assert_allclose(sa.values, 4 * 2 * (36 + 66 + 66))
     assert surface_area(lab, phase=1, phases=["pore", "particle"]) == 2 * (36 + 66 + 66)
+
+
+def test_fixed_tilings_equal_scikit_image_per_cell():
+    from bigseg.kernels import metrics as M
+
+    amb, ntri, tiling = M._learn_tilings()
+    assert amb.sum() == 128 and amb[0] == 0 and amb[255] == 0
+    rng = np.random.default_rng(11)
+    counts = rng.integers(0, 28, (2000, 8))
+    idx = ((counts >= 14) << np.arange(8)).sum(1)
+    counts = counts[(amb[idx] == 0) & (idx != 0) & (idx != 255)][:300]
+    keys = (counts.astype(np.int64) << (5 * np.arange(8))).sum(1)
+    want = mc_config_areas(keys, (1.0, 2.0, 0.5))
+    empty = np.full(16, -1, np.int64)
+    for cnt, w in zip(counts, want):
+        cell = np.zeros((2, 2, 2), np.uint8)
+        for n in range(8):
+            cell[n >> 2, (n >> 1) & 1, n & 1] = cnt[n]
+        total, nmiss = M._mc_cells_fast(cell, empty, np.zeros(16), 4, np.empty(1, np.int64), amb, ntri, tiling,
+                                        M._EDGES, np.array([1.0, 2.0, 0.5]))
+        assert nmiss == 0
+        assert total == pytest.approx(w, rel=1e-12)
