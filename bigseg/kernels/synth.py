@@ -240,8 +240,15 @@ def _shape(q, c, uz, uy, ux):
     return max(r, 0.5)
 
 
-def shape_factor(quad: np.ndarray, cubic: np.ndarray, directions: np.ndarray) -> np.ndarray:
-    """Radius multiplier R(u)/r of each particle (n,) along unit directions (m, 3): (n, m)."""
+def shape_factor(quad: np.ndarray, cubic: np.ndarray, directions: np.ndarray, reduce=None, batch: int = 4096) -> np.ndarray:
+    """Radius multiplier R(u)/r of each particle (n,) along unit directions (m, 3): (n, m).
+
+    With ``reduce`` (a function of an (k, m) array along axis 1), the reduced (n,) values,
+    computed ``batch`` particles at a time (bounded memory)."""
+    if reduce is not None:
+        out = [reduce(shape_factor(quad[i:i + batch], cubic[i:i + batch], directions))
+               for i in range(0, quad.shape[0], batch)]
+        return np.concatenate(out) if out else np.zeros(0)
     uz, uy, ux = (directions[:, a][None, :] for a in range(3))
     q, c = quad[:, :, None], cubic[:, :, None]
     r = 1.0 + q[:, 0] * uz * uz + q[:, 1] * uy * uy + q[:, 2] * ux * ux
@@ -385,11 +392,12 @@ def particle_points(pts, cell_start, cell_items, grid_origin, cell_size, grid_sh
 
 
 @njit(cache=True, nogil=True)
-def place_particles(cand, radii, lo, hi, kappa, attempts):
+def place_particles(seed, radii, lo, hi, kappa, attempts):
     """Random sequential addition with limited overlap.
 
     Particles (radii, placed in the given order, largest first) are dropped at candidate
-    positions ``cand`` (consumed in order; uniform in the box [lo, hi)) and accepted when their
+    positions uniform in the box [lo, hi) (the c-th candidate is a hash of (seed, c), so no
+    candidate list is held in memory) and accepted when their
     centre is farther than ``kappa * (r_i + r_j)`` from every accepted particle j, so that
     neighbours may touch and interpenetrate (agglomerates) but not merge. Each particle gets at
     most ``attempts`` candidates.
@@ -410,12 +418,12 @@ def place_particles(cand, radii, lo, hi, kappa, attempts):
     placed = np.empty(n, dtype=np.int64)
     k = 0
     c = 0
-    ncand = cand.shape[0]
+    scale = 1.0 / 9007199254740992.0
     for i in range(n):
         for _ in range(attempts):
-            if c >= ncand:
-                break
-            pz, py, px = cand[c, 0], cand[c, 1], cand[c, 2]
+            pz = lo[0] + float(_hash4(seed, c, 0, 1) >> np.uint64(11)) * scale * (hi[0] - lo[0])
+            py = lo[1] + float(_hash4(seed, c, 1, 2) >> np.uint64(11)) * scale * (hi[1] - lo[1])
+            px = lo[2] + float(_hash4(seed, c, 2, 3) >> np.uint64(11)) * scale * (hi[2] - lo[2])
             c += 1
             gz = min(int((pz - lo[0]) / cs), gs[0] - 1)
             gy = min(int((py - lo[1]) / cs), gs[1] - 1)

@@ -35,7 +35,7 @@ def label_array(model: ParticleModel, chunks: tuple[int, ...], state: State = St
     normalized = da.core.normalize_chunks(chunks, model.shape)
     return da.map_blocks(
         _block, chunks=normalized, dtype=np.uint8, meta=np.empty((0, 0, 0), np.uint8),
-        model=shared, state=state, name=f"synth-electrode-{dask.base.tokenize(model.shape, model.centre, model.t_active, model.tau_cbd, state)}",
+        model=shared, state=state, name=f"synth-electrode-{dask.base.tokenize(model, state, normalized)}",
     )
 
 

@@ -112,6 +112,11 @@ class ParticleModel:
     t_active: float = 0.0
     tau_cbd: float = 0.0
 
+    def __dask_tokenize__(self):
+        return ("ParticleModel", self.shape, self.centre, self.radius, self.reach, self.quad, self.cubic,
+                self.crack, self.detached, self.rough_tables, self.cbd_tables, self.rough_amp, self.cbd_amp,
+                self.cbd_length, self.neck_weight, self.margin, self.max_scale, self.t_active, self.tau_cbd)
+
     @property
     def n_particles(self) -> int:
         return int(self.radius.shape[0])
@@ -264,8 +269,7 @@ def build_model(
         q = rng.normal(0, 0.07 * irregularity, size=(m, 6))
         q[:, :3] -= q[:, :3].mean(axis=1, keepdims=True)
         c = rng.normal(0, 0.05 * irregularity, size=(m, 10))
-        sf = K.shape_factor(q, c, dirs)
-        v = 4 / 3 * np.pi * r**3 * (sf**3).mean(axis=1)
+        v = 4 / 3 * np.pi * r**3 * K.shape_factor(q, c, dirs, reduce=lambda sf: (sf**3).mean(axis=1))
         cum = vols + np.cumsum(v)
         n_take = int(np.searchsorted(cum, target) + 1)
         n_take = min(n_take, m)
@@ -279,11 +283,11 @@ def build_model(
     order = np.argsort(-radii, kind="stable")
     radii, quad, cubic = radii[order], quad[order], cubic[order]
     attempts = 200
-    cand = rng.uniform(lo, hi, size=(len(radii) * 40, 3))
-    centres, placed = K.place_particles(cand, radii, lo, hi, 0.8, attempts)
+    place_seed = int(rng.integers(0, 2**62))
+    centres, placed = K.place_particles(place_seed, radii, lo, hi, 0.8, attempts)
     radii, quad, cubic = radii[placed], quad[placed], cubic[placed]
     n = len(radii)
-    reach = radii * K.shape_factor(quad, cubic, dirs).max(axis=1) * 1.05 + 0.5
+    reach = radii * K.shape_factor(quad, cubic, dirs, reduce=lambda sf: sf.max(axis=1)) * 1.05 + 0.5
 
     # cracks: a planar crack through some particles, more likely in large ones
     p_crack = np.clip(cracked * radii / r_mean, 0, 1)

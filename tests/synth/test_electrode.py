@@ -69,14 +69,14 @@ def test_radii_follow_requested_distribution_and_threshold_is_small():
 
 
 def test_particles_are_separate_objects_with_the_requested_size():
-    lab = electrode(96, radius=(8, 1), seed=2, chunks=48).values
+    lab = electrode(96, radius=(8, 1), seed=2, chunks=48, cracked=0).values
     active = lab == 2
-    # erode the necks away, then count objects and their sizes
+    # erode the necks away, then count objects: about one per particle centred in the volume
     core = ndi.binary_erosion(active, iterations=3)
     _, n = ndi.label(core)
-    model = build_model((96,) * 3, fractions=(0.35, 0.15, 0.5), radius=(8, 1), seed=2)
+    model = build_model((96,) * 3, fractions=(0.35, 0.15, 0.5), radius=(8, 1), seed=2, cracked=0)
     inside = np.all((model.centre >= 0) & (model.centre < 96), axis=1).sum()
-    assert 0.4 * inside < n <= 1.3 * inside
+    assert 0.6 * inside < n <= 1.3 * inside
 
 
 def test_cbd_sits_on_particle_surfaces_not_in_open_pore():

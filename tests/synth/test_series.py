@@ -74,3 +74,10 @@ def test_bad_input_names_the_argument(kwargs, name):
     kw = {"steps": 3, **kwargs}
     with pytest.raises(InputError, match=f"`{name}`"):
         series(32, **kw)
+
+
+def test_cracks_grow_when_alone():
+    s = series(48, steps=3, seed=2, swelling=0, gap=0, crack_growth=1.5, chunks=48).values
+    active = [(s[t] == 2).sum() for t in range(3)]
+    assert active[0] > active[1] > active[2]  # opening cracks turn particle voxels into pore
+    assert np.all((s[2] == 2) <= (s[0] == 2))  # nothing else moves

@@ -1,0 +1,158 @@
+"""Throughput and peak memory of synthetic electrode + tomogram generation into OME-Zarr.
+
+    python benchmarks/bench_synth.py [--sizes 256,512] [--big] [--chunks 128] [--workdir DIR]
+
+Cases (each in a fresh interpreter; the child reports its own peak RSS from
+``getrusage(RUSAGE_SELF)``, which covers all its threads):
+
+* ``kernel``: one 128**3 block of labels rendered on one core (target >= 5 Mvox/s);
+* ``labels``: ``electrode(n**3)`` written block by block to OME-Zarr;
+* ``synth``: what ``bigseg synth`` does: the tomogram (nano-ct-phase) and its labels, both
+  written block by block (labels are generated twice: once under the tomogram, once written);
+* peer ``in-memory``: the same labels + tomogram computed as one whole-volume block in NumPy
+  (what a non-blocked generator does), to show what the block-wise write saves.
+
+``--big`` adds 1024**3 (minutes on a 2-core machine). Peak RSS should stay roughly flat as the
+volume grows (only the particle list grows, ~0.3 KiB per particle).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _util import save  # noqa: E402
+
+PRELUDE = """
+import json, resource, time
+import numpy as np
+"""
+
+KERNEL = PRELUDE + """
+from bigseg.synth._particles import build_model, render_labels
+m = build_model((512, 512, 512), fractions=(0.35, 0.15, 0.5), radius=(8, 2), seed=0)
+render_labels(m, (0, 0, 0), (16, 16, 16))
+best = 1e9
+for _ in range(3):
+    t0 = time.perf_counter()
+    render_labels(m, (192, 192, 192), (128, 128, 128))
+    best = min(best, time.perf_counter() - t0)
+print(json.dumps({"seconds": best, "mvox_s": 128**3 / best / 1e6,
+                  "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+LABELS = PRELUDE + """
+from bigseg.io import save_volume
+from bigseg.synth import electrode
+from bigseg.synth._particles import build_model
+build_model((64, 64, 64), fractions=(0.35, 0.15, 0.5), radius=(8, 2), seed=0)  # compile
+t0 = time.perf_counter()
+lab = electrode({n}, seed=0, chunks={chunks})
+t1 = time.perf_counter()
+save_volume(lab, {dst!r}, progress=False)
+dt = time.perf_counter() - t0
+print(json.dumps({{"seconds": dt, "model_s": t1 - t0, "mvox_s": {n}**3 / dt / 1e6,
+                  "n_particles": lab.attrs["synth"]["n_particles"],
+                  "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+
+SYNTH = PRELUDE + """
+from bigseg.io import save_labels, save_volume
+from bigseg.synth import electrode, xct
+from bigseg.synth._particles import build_model
+build_model((64, 64, 64), fractions=(0.35, 0.15, 0.5), radius=(8, 2), seed=0)
+xct(np.zeros((40, 40, 40), np.uint8)).values  # compile
+t0 = time.perf_counter()
+lab = electrode({n}, seed=0, chunks={chunks})
+save_volume(xct(lab, seed=0), {dst!r}, progress=False)
+save_labels(lab, {dst!r}, progress=False)
+dt = time.perf_counter() - t0
+print(json.dumps({{"seconds": dt, "mvox_s": {n}**3 / dt / 1e6,
+                  "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+
+INMEM = PRELUDE + """
+from bigseg.kernels.xct import halo, xct_block
+from bigseg.synth._particles import build_model, render_labels
+from bigseg.synth._xct import _tables, physics
+n = {n}
+build_model((64, 64, 64), fractions=(0.35, 0.15, 0.5), radius=(8, 2), seed=0)
+t0 = time.perf_counter()
+m = build_model((n, n, n), fractions=(0.35, 0.15, 0.5), radius=(8, 2), seed=0)
+lab = render_labels(m, (0, 0, 0), (n, n, n))
+p = physics("nano-ct-phase")
+h = halo(p)
+drift, rings, step, centre = _tables(p, lab.shape, h, 0)
+img = xct_block(np.pad(lab, h, mode="symmetric"), np.array([-h] * 3), (h, h, h), p, seed=0, drift=drift,
+                drift_start=-h, rings=rings, ring_step=step, centre=centre)
+np.save({dst!r} + "-img.npy", img)
+np.save({dst!r} + "-lab.npy", lab)
+dt = time.perf_counter() - t0
+print(json.dumps({{"seconds": dt, "mvox_s": n**3 / dt / 1e6,
+                  "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+
+
+def child(code: str) -> dict:
+    import json
+    import subprocess
+    import time
+
+    t0 = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if out.returncode:
+        raise RuntimeError(out.stderr[-3000:])
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    res["wall_s"] = round(time.perf_counter() - t0, 2)
+    return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in res.items()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="256,512")
+    ap.add_argument("--big", action="store_true", help="add 1024^3")
+    ap.add_argument("--chunks", type=int, default=128)
+    ap.add_argument("--inmemory", default="256", help="sizes for the in-memory peer (default 256)")
+    ap.add_argument("--workdir", default="/tmp/bigseg-bench-synth")
+    args = ap.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")] + ([1024] if args.big else [])
+    work = Path(args.workdir)
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+
+    kernel = child(KERNEL)
+    print(f"labels kernel, one 128^3 block on one core: {kernel['mvox_s']:.2f} Mvox/s", flush=True)
+    rows = []
+    for n in sizes:
+        r = {"size": n}
+        r["labels"] = child(LABELS.format(n=n, chunks=args.chunks, dst=str(work / f"lab{n}.ome.zarr")))
+        shutil.rmtree(work / f"lab{n}.ome.zarr", ignore_errors=True)
+        r["synth"] = child(SYNTH.format(n=n, chunks=args.chunks, dst=str(work / f"syn{n}.ome.zarr")))
+        shutil.rmtree(work / f"syn{n}.ome.zarr", ignore_errors=True)
+        if str(n) in args.inmemory.split(","):
+            r["in_memory"] = child(INMEM.format(n=n, dst=str(work / f"mem{n}")))
+        for f in work.glob("mem*"):
+            f.unlink()
+        rows.append(r)
+        print(f"{n}^3 done: labels {r['labels']['mvox_s']:.2f} Mvox/s, synth {r['synth']['mvox_s']:.2f} Mvox/s",
+              file=sys.stderr, flush=True)
+
+    print()
+    print(f"{'size':>6} | {'labels Mvox/s':>13} {'RSS MiB':>8} | {'image+labels Mvox/s':>19} {'RSS MiB':>8} | "
+          f"{'in-memory Mvox/s':>16} {'RSS MiB':>8} | particles")
+    for r in rows:
+        mem = r.get("in_memory")
+        memtxt = f"{mem['mvox_s']:>16.2f} {mem['rss_mib']:>8.0f}" if mem else f"{'-':>16} {'-':>8}"
+        print(f"{r['size']:>5}³ | {r['labels']['mvox_s']:>13.2f} {r['labels']['rss_mib']:>8.0f} | "
+              f"{r['synth']['mvox_s']:>19.2f} {r['synth']['rss_mib']:>8.0f} | {memtxt} | {r['labels']['n_particles']}")
+    path = save("synth", {"chunks": args.chunks, "kernel_128_one_core": kernel, "cases": rows,
+                          "note": "2-core machine shared with other agents: figures are pessimistic; Mvox/s counts "
+                                  "voxels of the volume per wall second (the image+labels case writes both)"})
+    print(f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    main()
