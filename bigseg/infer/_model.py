@@ -1,0 +1,316 @@
+"""The model side of inference: resolve what the user passed, ship it to workers once, run it.
+
+A model reaches the workers as ONE graph key (the serialised module, or a checkpoint path);
+each worker process deserialises it once and keeps it in :data:`_CACHE`, keyed by the content
+hash (or ``checkpoint_key()``) and the device. Every task then looks it up. The counters in
+:func:`worker_stats` let tests and users check that (``client.run(worker_stats)``).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import os
+import threading
+from collections import Counter, OrderedDict
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError, ModelError
+
+__all__ = ["ModelSpec", "resolve_model", "worker_stats", "reset_worker_stats", "run_patches", "ACTIVATION_BYTES_PER_VOXEL"]
+
+#: Rough bytes of activations per input voxel of a patch in a forward pass (float32), used by
+#: the memory budget and to size GPU batches: a 3D U-Net with 16 base channels keeps a few
+#: 16-channel full-resolution tensors alive (4 × 16 × 4 B = 256 B per voxel).
+ACTIVATION_BYTES_PER_VOXEL = 256
+
+_CACHE: OrderedDict[tuple[str, str], Any] = OrderedDict()
+_CACHE_SIZE = 4
+_LOADS: Counter[str] = Counter()
+_PATCHES = Counter()
+_LOCK = threading.Lock()
+_DEVICE_LOCKS: dict[str, threading.Lock] = {}
+
+
+def worker_stats() -> dict[str, Any]:
+    """This process's counters: ``loads`` (model deserialisations per model key), ``patches``
+    (windows evaluated) and ``pid``. Query all workers with ``client.run(worker_stats)``."""
+    return {"loads": dict(_LOADS), "patches": int(_PATCHES["n"]), "pid": os.getpid()}
+
+
+def reset_worker_stats(clear_cache: bool = True) -> None:
+    """Zero the counters (and by default drop the cached models) of this process."""
+    with _LOCK:
+        _LOADS.clear()
+        _PATCHES.clear()
+        if clear_cache:
+            _CACHE.clear()
+
+
+@dataclass
+class ModelSpec:
+    """What inference needs to know about a model, resolved on the client."""
+
+    ndim: int
+    patch: tuple[int, ...]
+    phases: list[str]
+    n_classes: int
+    key: str
+    blob: bytes | None = None
+    checkpoint: str | None = None
+    normalization: Any = None
+    param_bytes: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def _model_device(module: Any):
+    torch = _torch()
+    for t in itertools.chain(module.parameters(), module.buffers()):
+        return t.device
+    return torch.device("cpu")
+
+
+def _parse_patch(patch: Any, ndim: int | None) -> tuple[int, ...]:
+    from .._parse import _fail
+
+    if isinstance(patch, (int, np.integer)) and not isinstance(patch, bool):
+        if ndim is None:
+            raise _fail("patch", "to be a tuple of 2 or 3 positive integers for a plain torch module", patch)
+        patch = (int(patch),) * ndim
+    try:
+        items = tuple(patch)
+    except TypeError:
+        raise _fail("patch", "to be a tuple of 2 or 3 positive integers", patch) from None
+    if len(items) not in (2, 3) or not all(
+        isinstance(p, (int, np.integer)) and not isinstance(p, bool) and p > 0 for p in items
+    ):
+        raise _fail("patch", "to be a tuple of 2 or 3 positive integers", patch)
+    return tuple(int(p) for p in items)
+
+
+def _serialise(module: Any) -> bytes:
+    import cloudpickle
+
+    if _model_device(module).type != "cpu":
+        module = copy.deepcopy(module).cpu()
+    return cloudpickle.dumps(module)
+
+
+def resolve_model(
+    model: Any,
+    *,
+    patch: Any = None,
+    phases: Any = None,
+    device: Any = None,
+) -> tuple[Any, ModelSpec]:
+    """Turn ``model`` (a ``torch.nn.Module``, a bigseg ``Model`` or a name/path) into a
+    :class:`ModelSpec`, checking it with one forward pass of a zero patch.
+
+    Raises
+    ------
+    ModelError : not a module; output channels disagree with its phases; output shape is not
+        ``(N, C, *patch)``; a 2D model given 3D patches; on another device than ``device``.
+    """
+    torch = _torch()
+    from .._parse import parse_phases
+    from ..io import DEFAULT_PHASES
+
+    if isinstance(model, (str, os.PathLike)):
+        from .. import models as _models
+
+        model = _models.load(model)
+    if not isinstance(model, torch.nn.Module):
+        raise ModelError(
+            f"Expected `model` to be a torch.nn.Module, a bigseg Model or a checkpoint name/path. "
+            f"Got {type(model).__name__} instead."
+        )
+    m_ndim = getattr(model, "ndim", None)
+    m_patch = getattr(model, "patch", None)
+    if patch is None and m_patch is None:
+        raise InputError("Expected `patch` (e.g. (64, 64, 64)) for a plain torch module. Got None instead.")
+    ppatch = _parse_patch(patch if patch is not None else m_patch, m_ndim if m_ndim in (2, 3) else None)
+    ndim = int(m_ndim) if m_ndim in (2, 3) else len(ppatch)
+    if ndim == 2 and len(ppatch) == 3:
+        raise ModelError(
+            f"Expected `patch` with 2 values (y, x) for a 2D model (slice by slice). Got {ppatch}, a 3D patch, instead."
+        )
+    if ndim == 3 and len(ppatch) == 2:
+        raise ModelError(f"Expected `patch` with 3 values (z, y, x) for a 3D model. Got {ppatch} instead.")
+
+    m_dev = _model_device(model)
+    if device is not None:
+        want = torch.device(device)
+        if want.type != m_dev.type or (want.index is not None and m_dev.index is not None and want.index != m_dev.index):
+            raise ModelError(
+                f"Expected `model` on the requested `device` {str(want)!r}. Got a model on {str(m_dev)!r}; "
+                f"move it with model.to({str(want)!r}) or pass device={str(m_dev)!r}."
+            )
+
+    # one forward pass of a zero patch: output channels and shape
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            out = model(torch.zeros((1, 1, *ppatch), dtype=torch.float32, device=m_dev))
+    except Exception as exc:
+        raise ModelError(f"Expected `model` to map (N, 1, *patch) = {(1, 1, *ppatch)} to logits. It failed: {exc}") from None
+    finally:
+        model.train(was_training)
+    if not isinstance(out, torch.Tensor) or out.ndim != 2 + len(ppatch) or tuple(out.shape[2:]) != ppatch or out.shape[0] != 1:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ModelError(f"Expected `model` to map {(1, 1, *ppatch)} to (1, C, *patch) logits. Got {shape} instead.")
+    n_classes = int(out.shape[1])
+
+    m_phases = phases if phases is not None else getattr(model, "phases", None)
+    if m_phases is None:
+        m_phases = list(DEFAULT_PHASES) if n_classes == 3 else [f"phase{i}" for i in range(n_classes)]
+    m_phases = parse_phases(m_phases)
+    if len(m_phases) != n_classes:
+        raise ModelError(
+            f"Expected the model's output channels to match its {len(m_phases)} phases {m_phases}. "
+            f"Got {n_classes} output channels instead."
+        )
+
+    checkpoint = getattr(model, "checkpoint", None)
+    key_fn = getattr(model, "checkpoint_key", None)
+    blob = None
+    if checkpoint is not None and os.path.exists(str(checkpoint)):
+        key = key_fn() if callable(key_fn) else f"ckpt:{os.path.abspath(str(checkpoint))}:{os.path.getmtime(str(checkpoint))}"
+        checkpoint = str(checkpoint)
+    else:
+        checkpoint = None
+        blob = _serialise(model)
+        key = "sha256:" + hashlib.sha256(blob).hexdigest()[:32]
+    param_bytes = sum(t.numel() * t.element_size() for t in itertools.chain(model.parameters(), model.buffers()))
+    spec = ModelSpec(
+        ndim=ndim, patch=ppatch, phases=m_phases, n_classes=n_classes, key=str(key), blob=blob,
+        checkpoint=checkpoint, normalization=getattr(model, "normalization", None), param_bytes=int(param_bytes),
+    )
+    return model, spec
+
+
+# ----------------------------------------------------------------------------- worker side
+
+
+def _worker_device(device: str | None):
+    torch = _torch()
+    if device is not None:
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def cached_module(key: str, blob: bytes | None, checkpoint: str | None, device: Any, *, channels_last: bool = False):
+    """The model for ``key`` on ``device``, deserialised at most once per process."""
+    dev = str(device)
+    with _LOCK:
+        module = _CACHE.get((key, dev))
+        if module is not None:
+            _CACHE.move_to_end((key, dev))
+            return module
+        if blob is not None:
+            import cloudpickle
+
+            module = cloudpickle.loads(blob)
+        else:
+            from .. import models as _models
+
+            module = _models.load(checkpoint)
+        module = module.to(device).eval()
+        if channels_last:
+            torch = _torch()
+            module = module.to(memory_format=torch.channels_last_3d)
+        _LOADS[key] += 1
+        _CACHE[(key, dev)] = module
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+        return module
+
+
+def _autocast_dtype(autocast: str | None, device: Any):
+    torch = _torch()
+    if autocast in (None, "off"):
+        return None
+    if autocast == "auto":
+        if device.type != "cuda":
+            return None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}[autocast]
+
+
+def default_batch_size(device: Any, patch: tuple[int, ...]) -> int:
+    """4 windows on CPU; on a GPU as many as half its free memory holds (rough activation
+    estimate :data:`ACTIVATION_BYTES_PER_VOXEL`), between 1 and 64."""
+    if device.type != "cuda":
+        return 4
+    torch = _torch()
+    free, _total = torch.cuda.mem_get_info(device)
+    per = int(np.prod(patch)) * ACTIVATION_BYTES_PER_VOXEL
+    return int(max(1, min(64, free // 2 // max(per, 1))))
+
+
+def run_patches(
+    x: np.ndarray,
+    *,
+    module: Any,
+    device: Any,
+    n_classes: int,
+    plane_axis: int | None,
+    autocast: str | None,
+    tta: bool,
+    channels_last: bool,
+) -> np.ndarray:
+    """Softmax probabilities of a batch of windows.
+
+    Parameters
+    ----------
+    x : (N, pz, py, px) float32 windows; for a 2D model one of the axes (``plane_axis``) is 1
+        and the model sees (N, 1, H, W) images of the other two axes
+    Returns
+    -------
+    (N, C, pz, py, px) float32 probabilities (softmax over C in float32; with ``tta`` the mean
+    over all flips of the spatial axes, each flipped back).
+    """
+    torch = _torch()
+    t = torch.from_numpy(np.ascontiguousarray(x)).to(device)[:, None]
+    if plane_axis is not None:
+        t = t.squeeze(2 + plane_axis)
+    spatial = [d for d in range(2, t.ndim) if t.shape[d] > 1]
+    flips = [()] + ([c for r in range(1, len(spatial) + 1) for c in itertools.combinations(spatial, r)] if tta else [])
+    amp = _autocast_dtype(autocast, device)
+    ctx = torch.autocast(device_type=device.type, dtype=amp) if amp is not None else nullcontext()
+    lock = _DEVICE_LOCKS.setdefault(str(device), threading.Lock())
+    total = None
+    with lock, torch.inference_mode(), ctx:
+        for f in flips:
+            xi = t.flip(f) if f else t
+            if channels_last and xi.ndim == 5:
+                xi = xi.contiguous(memory_format=torch.channels_last_3d)
+            y = module(xi)
+            if not isinstance(y, torch.Tensor) or y.shape[0] != t.shape[0] or y.shape[1] != n_classes or y.shape[2:] != t.shape[2:]:
+                shape = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+                raise ModelError(f"Expected the model to output {(t.shape[0], n_classes, *t.shape[2:])}. Got {shape} instead.")
+            p = y.float().softmax(1)
+            if f:
+                p = p.flip(f)
+            total = p if total is None else total + p
+    assert total is not None
+    if len(flips) > 1:
+        total = total / len(flips)
+    if plane_axis is not None:
+        total = total.unsqueeze(2 + plane_axis)
+    with _LOCK:
+        _PATCHES["n"] += int(x.shape[0])
+    return total.float().cpu().numpy()

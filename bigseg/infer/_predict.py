@@ -1,0 +1,415 @@
+"""``bigseg.predict``: seam-free sliding-window inference over a dask volume, each window once.
+
+The graph (DESIGN.md "Each patch evaluated once", overlap-add as in FFT convolution):
+
+1. The window grid is MONAI's, laid over the whole (padded) volume: it depends only on the
+   volume shape, the patch and the overlap (:mod:`bigseg.kernels.blend`).
+2. ``acc`` task per block ``b`` = ``[lo_b, hi_b)``: read the input over ``[lo_b, ext_b)`` where
+   ``ext_b = max(hi_b, last own start + patch)`` (a one-sided overhang of at most
+   ``patch - 1`` on the high side), evaluate every window whose start corner lies in the block
+   (batched, softmax per window) and sum ``w · p`` over the extended region.
+3. ``part`` tasks cut each accumulator into the pieces that fall into each block it reaches
+   (itself and, through the overhang, one or more higher neighbours — more than one when the
+   chunks are smaller than the patch), so the big accumulator is freed at once.
+4. ``blend`` task per block: the sum of the parts that land in it, divided by the weight sum
+   (``Σ_c Σ w p_c = Σ w`` since each window's probabilities sum to 1).
+
+No task ever holds more than one block plus overhang: there is no full-volume accumulator.
+"""
+
+from __future__ import annotations
+
+import json
+from itertools import product
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from .._parse import parse_choice, parse_in_range, parse_positive_float, parse_positive_int
+from ..errors import InputError
+from ..io._volume import as_volume
+from ..kernels import blend as K
+from ..runtime._budget import check_budget, format_bytes
+from ._model import ACTIVATION_BYTES_PER_VOXEL, ModelSpec, cached_module, default_batch_size, resolve_model, run_patches, _worker_device
+
+__all__ = ["predict", "estimate_footprint"]
+
+_PLANES = {"z": 0, "y": 1, "x": 2}
+
+
+# ----------------------------------------------------------------------------- tasks
+
+
+def _acc_task(
+    region: np.ndarray,
+    blob: bytes | None,
+    *,
+    key: str,
+    checkpoint: str | None,
+    origin: tuple[int, ...],
+    own_starts: list[np.ndarray],
+    patch: tuple[int, ...],
+    weight: np.ndarray,
+    n_classes: int,
+    plane_axis: int | None,
+    batch_size: int | None,
+    device: str | None,
+    autocast: str | None,
+    tta: bool,
+    channels_last: bool | None,
+) -> np.ndarray:
+    """Weighted probabilities Σ w·p (C, *region.shape) float32 of the windows starting in a block."""
+    n_nan = int(np.count_nonzero(np.isnan(region))) if region.dtype.kind == "f" else 0
+    if n_nan:
+        sl = ", ".join(f"{d}[{o}:{o + s}]" for d, o, s in zip("zyx", origin, region.shape))
+        raise InputError(f"Expected `vol` without NaN. Got {n_nan} NaN voxels in the region {sl} (padded coordinates).")
+    dev = _worker_device(device)
+    cl = bool(channels_last) if channels_last is not None else (dev.type == "cuda" and plane_axis is None)
+    module = cached_module(key, blob, checkpoint, dev, channels_last=cl)
+    bs = batch_size or default_batch_size(dev, patch)
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        return run_patches(
+            x, module=module, device=dev, n_classes=n_classes, plane_axis=plane_axis,
+            autocast=autocast, tta=tta, channels_last=cl,
+        )
+
+    acc, _n = K.accumulate_block(
+        region.astype(np.float32, copy=False), origin, own_starts, patch, weight, predict,
+        n_classes=n_classes, batch_size=bs,
+    )
+    return acc
+
+
+def _part(acc: np.ndarray, index: tuple[slice, ...]) -> np.ndarray:
+    """A copy (so that the full accumulator can be freed) of the piece of ``acc`` at ``index``."""
+    return acc[(slice(None), *index)].copy()
+
+
+def _blend_task(parts: list[np.ndarray], dests: list[tuple[slice, ...]], shape: tuple[int, ...], n_classes: int) -> np.ndarray:
+    """Sum the accumulator pieces landing in one block, then divide by the weight sum."""
+    total = np.zeros((n_classes, *shape), dtype=np.float32)
+    for part, dest in zip(parts, dests):
+        total[(slice(None), *dest)] += part
+    return K.normalise_accumulator(total)
+
+
+# ----------------------------------------------------------------------------- plan
+
+
+def _bounds(chunks: tuple[tuple[int, ...], ...]) -> list[list[int]]:
+    return [np.concatenate([[0], np.cumsum(c)]).astype(int).tolist() for c in chunks]
+
+
+def _plan(shape: tuple[int, ...], chunks: tuple[tuple[int, ...], ...], patch: tuple[int, ...], overlap: float):
+    bounds = _bounds(chunks)
+    starts = K.patch_starts(shape, patch, overlap)
+    own = [[s[(s >= b[i]) & (s < b[i + 1])] for i in range(len(b) - 1)] for s, b in zip(starts, bounds)]
+    ext = [
+        [max(b[i + 1], int(o[i][-1]) + p) if len(o[i]) else b[i + 1] for i in range(len(b) - 1)]
+        for o, b, p in zip(own, bounds, patch)
+    ]
+    return bounds, starts, own, ext
+
+
+def estimate_footprint(
+    chunks: tuple[int, ...],
+    patch: tuple[int, ...],
+    *,
+    n_classes: int,
+    in_itemsize: int = 4,
+    batch_size: int = 4,
+    tta: bool = False,
+    param_bytes: int = 0,
+    activation_bytes_per_voxel: int = ACTIVATION_BYTES_PER_VOXEL,
+) -> int:
+    """Bytes one inference task holds at once, for the largest block ``chunks`` (z, y, x).
+
+    The ``acc`` task holds the input over block + overhang (``chunk + patch - 1`` per axis) as
+    read and as float32, the float32 accumulator (C channels), one batch of windows (input,
+    logits, probabilities, the weighted copy, and :data:`ACTIVATION_BYTES_PER_VOXEL` of
+    activations per voxel) and the model; the ``blend`` task holds the parts arriving from up
+    to 8 neighbours (about 2 × C × block float32 in total), the sum and the probabilities.
+    """
+    ext = int(np.prod([c + p - 1 for c, p in zip(chunks, patch)]))
+    block = int(np.prod(chunks))
+    pvox = int(np.prod(patch))
+    batch = batch_size * pvox * (4 * (1 + 3 * n_classes) + activation_bytes_per_voxel) * (2 if tta else 1)
+    acc_task = ext * (in_itemsize * 2 + 4) + ext * n_classes * 4 + batch + param_bytes
+    blend_task = block * n_classes * 4 * 4 + block * 5
+    return int(max(acc_task, blend_task))
+
+
+def _suggest_chunks(patch, n_classes, itemsize, batch_size, tta, param_bytes, budget) -> str:
+    edge = 1024
+    while edge > 16:
+        if estimate_footprint((edge,) * 3, patch, n_classes=n_classes, in_itemsize=itemsize, batch_size=batch_size,
+                              tta=tta, param_bytes=param_bytes) <= budget:
+            return f"Use smaller chunks, e.g. chunks={edge} (vol.chunk or predict(..., chunks={edge})), or a smaller batch_size."
+        edge //= 2
+    return "Even 16³ chunks do not fit: use a smaller batch_size or patch, or workers with more memory."
+
+
+def _blend_volume(
+    data: da.Array,
+    spec: ModelSpec,
+    *,
+    patch3: tuple[int, ...],
+    plane_axis: int | None,
+    overlap: float,
+    weight: np.ndarray,
+    blob_d: Any,
+    options: dict[str, Any],
+) -> tuple[da.Array, int]:
+    """Blended probabilities (C, z, y, x) float32 of one (unpadded) volume and the number of
+    windows; the window grid lives on the padded volume, the output is cropped back."""
+    pads = K.pad_widths(data.shape, patch3)
+    if any(a or b for a, b in pads):
+        data = da.pad(data, pads, mode="constant", constant_values=0)
+    shape = tuple(int(s) for s in data.shape)
+    bounds, starts, own, ext = _plan(shape, data.chunks, patch3, overlap)
+    n_patches = int(np.prod([len(s) for s in starts]))
+    C = spec.n_classes
+    token = dask.base.tokenize(data.name, spec.key, patch3, plane_axis, overlap, weight, sorted(options.items()))
+    nblocks = [len(b) - 1 for b in bounds]
+
+    accs: dict[tuple[int, ...], Any] = {}
+    for idx in product(*[range(n) for n in nblocks]):
+        own_s = [own[a][i] for a, i in enumerate(idx)]
+        if any(len(s) == 0 for s in own_s):
+            continue
+        lo = tuple(bounds[a][i] for a, i in enumerate(idx))
+        hi = tuple(ext[a][i] for a, i in enumerate(idx))
+        region = data[tuple(slice(a, b) for a, b in zip(lo, hi))]
+        accs[idx] = dask.delayed(_acc_task, pure=True)(
+            region, blob_d, key=spec.key, checkpoint=spec.checkpoint, origin=lo, own_starts=own_s, patch=patch3,
+            weight=weight, n_classes=C, plane_axis=plane_axis,
+            dask_key_name=f"bigseg-acc-{token}-" + "-".join(map(str, idx)), **options,
+        )
+
+    # which lower blocks reach into each block, per axis
+    reach = K.overlap_regions(bounds, ext)
+    counts_parts: dict[tuple[int, ...], int] = {}
+    sources: dict[tuple[int, ...], list] = {}
+    for idx in product(*[range(n) for n in nblocks]):
+        src = []
+        for combo in product(*[reach[a][i] for a, i in enumerate(idx)]):
+            j = tuple(c[0] for c in combo)
+            if j not in accs:
+                continue
+            src.append((j, combo))
+            counts_parts[j] = counts_parts.get(j, 0) + 1
+        sources[idx] = src
+
+    rows: Any = np.empty(nblocks, dtype=object)
+    for idx in product(*[range(n) for n in nblocks]):
+        lo = [bounds[a][i] for a, i in enumerate(idx)]
+        bshape = tuple(bounds[a][i + 1] - bounds[a][i] for a, i in enumerate(idx))
+        parts, dests = [], []
+        for j, combo in sources[idx]:
+            jlo = [bounds[a][jj] for a, jj in enumerate(j)]
+            jhi = [ext[a][jj] for a, jj in enumerate(j)]
+            src_index = tuple(slice(c[1] - jl, c[2] - jl) for c, jl in zip(combo, jlo))
+            whole = all(c[1] == jl and c[2] == jh for c, jl, jh in zip(combo, jlo, jhi))
+            if whole and counts_parts[j] == 1:
+                parts.append(accs[j])
+            else:
+                parts.append(dask.delayed(_part, pure=True)(
+                    accs[j], src_index,
+                    dask_key_name=f"bigseg-part-{token}-" + "-".join(map(str, (*j, *idx))),
+                ))
+            dests.append(tuple(slice(c[1] - l, c[2] - l) for c, l in zip(combo, lo)))
+        blended = dask.delayed(_blend_task, pure=True)(
+            parts, dests, bshape, C, dask_key_name=f"bigseg-blend-{token}-" + "-".join(map(str, idx)),
+        )
+        rows[idx] = da.from_delayed(blended, shape=(C, *bshape), dtype=np.float32, meta=np.empty((0, 0, 0, 0), np.float32))
+    probs = da.block(rows.tolist())
+    if any(a or b for a, b in pads):
+        probs = probs[(slice(None), *[slice(a, s - b) for (a, b), s in zip(pads, shape)])]
+    return probs, n_patches
+
+
+# ----------------------------------------------------------------------------- public
+
+
+def _labels_block(p: np.ndarray) -> np.ndarray:
+    return p.argmax(axis=0).astype(np.uint8)
+
+
+def predict(
+    vol: Any,
+    model: Any,
+    *,
+    patch: Any = None,
+    overlap: float = 0.5,
+    blend: str = "gaussian",
+    sigma_scale: float = 0.125,
+    tta: bool = False,
+    probabilities: bool = False,
+    uncertainty: str | None = None,
+    batch_size: int | None = None,
+    device: Any = None,
+    autocast: str | None = "auto",
+    triplanar: bool = False,
+    chunks: Any = None,
+    phases: Any = None,
+    channels_last: bool | None = None,
+    memory_limit: Any = None,
+) -> xr.Dataset:
+    """Segment a volume with a model by sliding-window inference, block by block.
+
+    The result equals MONAI's ``sliding_window_inference(vol, patch, ..., overlap, mode=blend,
+    sigma_scale)`` of the softmax on the whole volume, for any chunking, while each window is
+    evaluated exactly once and no task holds more than one block plus a ``patch - 1`` overhang.
+
+    Parameters
+    ----------
+    vol : volume (z, y, x): DataArray, dask or NumPy array, any real dtype. Normalise it the way
+        the model was trained first (e.g. ``bigseg.filters.normalize`` for a model whose
+        ``normalization`` is percentile-based): ``predict`` feeds the values as they are.
+    model : ``torch.nn.Module`` mapping (N, 1, *patch) to (N, C, *patch) logits (then ``patch``
+        is required), a bigseg ``Model`` (``phases``, ``patch``, ``ndim``) or a name/path for
+        ``bigseg.models.load``
+    patch : (z, y, x) window for a 3D model, (y, x) for a 2D model (run slice by slice along z
+        with in-plane blending); default ``model.patch``. An axis shorter than the patch is
+        zero-padded symmetrically (``(patch - size) // 2`` before) and cropped back, as MONAI does.
+    overlap : fraction in [0, 1); stride ``int(patch × (1 − overlap))`` (at least 1)
+    blend : ``"gaussian"`` (σ = ``sigma_scale`` × patch, MONAI's importance map) or ``"constant"``
+    tta : average the probabilities over all flips of the window's spatial axes
+    probabilities : also return ``probabilities`` (phase, z, y, x) float32
+    uncertainty : ``None``, ``"entropy"`` (nats) or ``"margin"`` (1 − max probability)
+    batch_size : windows per forward pass (default 4 on CPU, sized to free memory on a GPU)
+    device : ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; default: the worker's GPU if it has one
+    autocast : ``"auto"`` (bf16, or fp16 where bf16 is unsupported, on GPU; off on CPU),
+        ``"bf16"``, ``"fp16"`` or ``None`` (float32 throughout; exact)
+    triplanar : 2D models only: predict along z, y and x and average the probabilities
+    chunks : rechunk the input first (the output has the input's chunks)
+    phases : override the model's phase names
+    memory_limit : per-worker memory (bytes or "4GiB") for the budget check; default: the
+        workers' limit
+
+    Returns
+    -------
+    xarray.Dataset with ``labels`` (z, y, x) uint8 (attrs ``phases``), optionally
+    ``probabilities`` (phase, z, y, x) float32 and ``uncertainty`` (z, y, x) float32, all lazy;
+    attrs ``n_patches`` (windows evaluated, = MONAI's count on the whole volume, summed over
+    blocks), ``patch``, ``overlap``, ``blend``, ``sigma_scale``, ``tta``, ``phases``.
+
+    Raises
+    ------
+    InputError : bad arguments (e.g. "Expected `overlap` in [0, 1). Got 1.2 instead."), NaN in
+        the input (with the count)
+    ModelError : output channels disagree with the phases, a 2D model given 3D patches, the
+        model on another device than ``device``
+    MemoryBudgetError : a task would not fit in a worker's memory (checked before any work)
+    """
+    overlap = parse_in_range("overlap", overlap, 0.0, 1.0)
+    blend = parse_choice("blend", blend, ["gaussian", "constant"])
+    sigma_scale = parse_positive_float("sigma_scale", sigma_scale)
+    uncertainty = parse_choice("uncertainty", uncertainty, [None, "entropy", "margin"])
+    autocast = parse_choice("autocast", autocast, ["auto", "bf16", "fp16", None, "off"])
+    if batch_size is not None:
+        batch_size = parse_positive_int("batch_size", batch_size)
+    for name, flag in (("tta", tta), ("probabilities", probabilities), ("triplanar", triplanar)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise InputError(f"Expected `{name}` to be True or False. Got {flag!r} instead.")
+    if device is not None:
+        import torch
+
+        try:
+            device = str(torch.device(device))
+        except (RuntimeError, TypeError):
+            raise InputError(f"Expected `device` to be 'cpu', 'cuda' or 'cuda:N'. Got {device!r} instead.") from None
+    raw = vol
+    vol = as_volume(vol, name="vol", chunks=chunks)
+    if not np.issubdtype(vol.dtype, np.number) or np.issubdtype(vol.dtype, np.complexfloating):
+        raise InputError(f"Expected `vol` to hold real numbers. Got dtype {vol.dtype} instead.")
+    model, spec = resolve_model(model, patch=patch, phases=phases, device=device)
+    if triplanar and spec.ndim != 2:
+        raise InputError("Expected `triplanar=True` only with a 2D model. Got a 3D model.")
+    if isinstance(raw, np.ndarray) and raw.dtype.kind == "f":
+        n_nan = int(np.count_nonzero(np.isnan(raw)))
+        if n_nan:
+            raise InputError(f"Expected `vol` without NaN. Got {n_nan} NaN voxels (of {raw.size}).")
+
+    if spec.ndim == 3:
+        jobs = [(spec.patch, None)]
+    else:
+        planes = "zyx" if triplanar else "z"
+        jobs = []
+        for plane in planes:
+            a = _PLANES[plane]
+            p3 = list(spec.patch)
+            p3.insert(a, 1)
+            jobs.append((tuple(p3), a))
+
+    # memory budget, before any work
+    C = spec.n_classes
+    max_chunks = tuple(int(max(c)) for c in vol.data.chunks)
+    bs = batch_size or 4
+    foot = max(
+        estimate_footprint(max_chunks, p3, n_classes=C, in_itemsize=vol.dtype.itemsize, batch_size=bs, tta=tta,
+                           param_bytes=spec.param_bytes)
+        for p3, _ in jobs
+    )
+    try:
+        check_budget(foot, what=f"predict with chunks {max_chunks} and patch {spec.patch}", memory_limit=memory_limit,
+                     suggestion="")
+    except MemoryError as exc:
+        from ..errors import MemoryBudgetError
+        from ..runtime._budget import worker_memory_limit
+
+        limit, conc, _src = worker_memory_limit(memory_limit)
+        hint = _suggest_chunks(jobs[0][0], C, vol.dtype.itemsize, bs, tta, spec.param_bytes, limit // conc)
+        raise MemoryBudgetError(f"{exc} {hint}") from None
+
+    blob_d = dask.delayed(spec.blob, name=f"bigseg-model-{spec.key.replace(':', '-')}") if spec.blob is not None else None
+    options = dict(batch_size=batch_size, device=device, autocast=autocast, tta=bool(tta), channels_last=channels_last)
+    outs, n_patches = [], 0
+    for p3, plane_axis in jobs:
+        weight = K.importance_map(p3, blend, sigma_scale)
+        probs, n = _blend_volume(vol.data, spec, patch3=p3, plane_axis=plane_axis, overlap=overlap, weight=weight,
+                                 blob_d=blob_d, options=options)
+        outs.append(probs)
+        n_patches += n
+    probs = outs[0] if len(outs) == 1 else sum(outs[1:], outs[0]) / np.float32(len(outs))
+    probs = probs.astype(np.float32)
+
+    base = {"voxel_size": vol.attrs.get("voxel_size", (1.0, 1.0, 1.0)), "unit": vol.attrs.get("unit", "voxel")}
+    coords = {d: vol.coords[d] for d in vol.dims if d in vol.coords}
+    labels = da.map_blocks(_labels_block, probs, drop_axis=0, dtype=np.uint8)
+    data_vars: dict[str, Any] = {
+        "labels": xr.DataArray(labels, dims=vol.dims, coords=coords, attrs={**base, "phases": list(spec.phases)}),
+    }
+    if probabilities:
+        data_vars["probabilities"] = xr.DataArray(
+            probs, dims=("phase", *vol.dims), coords={"phase": list(spec.phases), **coords},
+            attrs={**base, "description": "blended softmax probabilities"},
+        )
+    if uncertainty is not None:
+        fn = K.entropy if uncertainty == "entropy" else K.margin
+        unc = da.map_blocks(fn, probs, drop_axis=0, dtype=np.float32)
+        data_vars["uncertainty"] = xr.DataArray(
+            unc, dims=vol.dims, coords=coords,
+            attrs={**base, "method": uncertainty, "unit_of_value": "nats" if uncertainty == "entropy" else "1"},
+        )
+    attrs = {
+        **base,
+        "phases": list(spec.phases),
+        "n_patches": int(n_patches),
+        "patch": list(spec.patch),
+        "overlap": float(overlap),
+        "blend": blend,
+        "sigma_scale": float(sigma_scale),
+        "tta": bool(tta),
+        "triplanar": bool(triplanar),
+        "model_key": spec.key,
+        "footprint_bytes": int(foot),
+        "footprint": format_bytes(foot),
+    }
+    if spec.normalization is not None:
+        attrs["normalization"] = json.dumps(spec.normalization, default=str)
+    return xr.Dataset(data_vars, attrs=attrs)

@@ -1,0 +1,124 @@
+"""Write a prediction into an OME-Zarr image's ``labels/`` group.
+
+Layout (next to the image written by ``bigseg.save_volume``)::
+
+    image.ome.zarr/labels/
+        segmentation/                 label image (uint8, phase names + colours), listed in
+                                      labels/.attrs["ome"]["labels"]
+        segmentation_probabilities/   OME-Zarr image (c, z, y, x) float16, c = phase (names in
+                                      .attrs["bigseg"]["channels"]); NOT listed as a label image
+        segmentation_uncertainty/     OME-Zarr image (z, y, x) float16 (entropy or margin)
+
+``labels/.attrs["bigseg"]["predictions"][name]`` names the sibling images. Everything is
+computed in ONE pass (the model runs once): the outputs are first stored block by block into a
+hidden scratch group, then moved into their OME-Zarr images by the foundation writers.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+import zarr
+
+from ..errors import InputError, OutputExistsError
+from ..io import open_volume, save_labels, save_volume
+from ..runtime._progress import compute
+
+__all__ = ["write_prediction"]
+
+
+def write_prediction(
+    ds: xr.Dataset,
+    image_path: str | os.PathLike,
+    *,
+    name: str = "segmentation",
+    probabilities: bool = True,
+    uncertainty: bool = True,
+    levels: int = 1,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict[str, str]:
+    """Store ``predict``'s Dataset under ``image_path/labels/`` (see the module docstring).
+
+    Parameters
+    ----------
+    ds : Dataset from :func:`bigseg.predict` (``labels`` required; ``probabilities`` and
+        ``uncertainty`` written when present and asked for)
+    image_path : the OME-Zarr image the prediction was made on (same shape)
+    name : label image name; siblings are ``{name}_probabilities`` and ``{name}_uncertainty``
+    probabilities : write ``probabilities`` as float16 (c, z, y, x) if ``ds`` has them
+    uncertainty : write ``uncertainty`` as float16 (z, y, x) if ``ds`` has it
+    levels : pyramid levels of the label image
+    overwrite : replace existing outputs of the same name
+
+    Returns
+    -------
+    dict ``{"labels": path, "probabilities": path, "uncertainty": path}`` of what was written.
+    """
+    if not isinstance(ds, xr.Dataset) or "labels" not in ds:
+        raise InputError(f"Expected `ds` to be the Dataset returned by bigseg.predict. Got {type(ds).__name__} instead.")
+    if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
+        raise InputError(f"Expected `name` to be a plain folder name. Got {name!r} instead.")
+    image_path = Path(image_path)
+    image = open_volume(image_path)
+    if tuple(ds["labels"].shape) != tuple(image.shape):
+        raise InputError(f"Expected `ds` to have the image's shape {image.shape}. Got {ds['labels'].shape} instead.")
+    phases = list(ds["labels"].attrs.get("phases") or ds.attrs["phases"])
+    wanted = {"labels": ds["labels"].data}
+    if probabilities and "probabilities" in ds:
+        wanted["probabilities"] = ds["probabilities"].data.astype(np.float16)
+    if uncertainty and "uncertainty" in ds:
+        wanted["uncertainty"] = ds["uncertainty"].data.astype(np.float16)
+    ldir = image_path / "labels"
+    dests = {"labels": ldir / name, "probabilities": ldir / f"{name}_probabilities", "uncertainty": ldir / f"{name}_uncertainty"}
+    for key in wanted:
+        if dests[key].exists() and not overwrite:
+            raise OutputExistsError(
+                f"Expected `name` to be new or `overwrite=True`. Got {name!r}; {str(dests[key])!r} exists."
+            )
+    ldir.mkdir(exist_ok=True)
+    scratch = ldir / f".{name}.scratch-{uuid.uuid4().hex[:8]}"
+    try:
+        group = zarr.open_group(str(scratch), mode="w", zarr_format=3)
+        targets, sources = [], []
+        for key, arr in wanted.items():
+            chunks = tuple(int(max(c)) for c in arr.chunks)
+            targets.append(group.create_array(key, shape=arr.shape, chunks=chunks, dtype=arr.dtype, fill_value=0))
+            sources.append(arr)
+        compute(da.store(sources, targets, lock=False, compute=False), desc=f"predicting labels/{name}", progress=progress)
+        out: dict[str, str] = {}
+        stored = {k: da.from_zarr(zarr.open_array(str(scratch / k), mode="r")) for k in wanted}
+        lab = xr.DataArray(stored["labels"], dims=("z", "y", "x"), attrs={"phases": phases})
+        out["labels"] = save_labels(lab, image_path, name=name, phases=phases, levels=levels, overwrite=overwrite, progress=False)
+        extra: dict[str, Any] = {}
+        if "probabilities" in stored:
+            prob = xr.DataArray(stored["probabilities"], dims=("c", "z", "y", "x"), name=f"{name}_probabilities",
+                                attrs={"voxel_size": image.attrs["voxel_size"], "unit": image.attrs["unit"]})
+            out["probabilities"] = save_volume(prob, dests["probabilities"], overwrite=overwrite, progress=False)
+            g = zarr.open_group(out["probabilities"], mode="a")
+            g.attrs["bigseg"] = {**dict(g.attrs.get("bigseg", {})), "channels": phases, "probabilities_of": name}
+            extra["probabilities"] = dests["probabilities"].name
+        if "uncertainty" in stored:
+            unc = xr.DataArray(stored["uncertainty"], dims=("z", "y", "x"), name=f"{name}_uncertainty",
+                               attrs={"voxel_size": image.attrs["voxel_size"], "unit": image.attrs["unit"]})
+            out["uncertainty"] = save_volume(unc, dests["uncertainty"], overwrite=overwrite, progress=False)
+            g = zarr.open_group(out["uncertainty"], mode="a")
+            g.attrs["bigseg"] = {**dict(g.attrs.get("bigseg", {})), "uncertainty_of": name,
+                                 "method": ds["uncertainty"].attrs.get("method")}
+            extra["uncertainty"] = dests["uncertainty"].name
+        lgroup = zarr.open_group(str(ldir), mode="a", zarr_format=3)
+        meta = dict(lgroup.attrs.get("bigseg", {}))
+        preds = dict(meta.get("predictions", {}))
+        preds[name] = {**extra, "n_patches": int(ds.attrs.get("n_patches", 0)), "patch": list(ds.attrs.get("patch", []))}
+        meta["predictions"] = preds
+        lgroup.attrs["bigseg"] = meta
+        return out
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
