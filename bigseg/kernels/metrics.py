@@ -128,6 +128,46 @@ def _label_stats_kernel(ext, z0, z1, y0, y1, x0, x1, k, hist, faces, onvox):  # 
                     onvox[v, n5] += 1
 
 
+@numba.njit(nogil=True, cache=True)
+def _label_stats_small_k(ext, z0, z1, y0, y1, x0, x1, lut, ftab, mtab):  # pragma: no cover - jit
+    """Branch-free variant for at most 7 phases: values are mapped to codes ``min(v, K)`` (K =
+    "not a phase"); a missing neighbour (volume border) is replaced by the voxel itself. Counts
+    go to two interleaved tables (by x parity) to break store-to-load dependencies:
+    ``ftab[s, axis, code, code_of_high_neighbour]`` and ``mtab[s, code, mask]`` where ``mask``
+    has bit ``j`` set when a 6-neighbour has code ``j``."""
+    Z, Y, X = ext.shape
+    for z in range(z0, z1):
+        zp = z + 1 if z + 1 < Z else z
+        zm = z - 1 if z > 0 else z
+        for y in range(y0, y1):
+            yp = y + 1 if y + 1 < Y else y
+            ym = y - 1 if y > 0 else y
+            r = ext[z, y]
+            up = ext[zp, y]
+            dn = ext[zm, y]
+            no = ext[z, yp]
+            so = ext[z, ym]
+            for x in range(x0, x1):
+                s = x & 1
+                v = lut[r[x]]
+                xp = x + 1 if x + 1 < X else x
+                xm = x - 1 if x > 0 else x
+                n0 = lut[up[x]]
+                n1 = lut[no[x]]
+                n2 = lut[r[xp]]
+                n3 = lut[dn[x]]
+                n4 = lut[so[x]]
+                n5 = lut[r[xm]]
+                ftab[s, 0, v, n0] += 1
+                ftab[s, 1, v, n1] += 1
+                ftab[s, 2, v, n2] += 1
+                m = (1 << n0) | (1 << n1) | (1 << n2) | (1 << n3) | (1 << n4) | (1 << n5)
+                mtab[s, v, m] += 1
+
+
+_MASK_BITS = ((np.arange(256)[:, None] >> np.arange(8)) & 1).astype(np.int64)  # (mask, bit)
+
+
 def _as_uint8_codes(block: np.ndarray) -> tuple[np.ndarray, int, int, int]:
     """uint8 view/copy of an integer block; values outside 0..254 become 255 (counted).
 
@@ -167,10 +207,28 @@ def label_stats(ext: np.ndarray, halo_lo: tuple[int, int, int], halo_hi: tuple[i
     """
     ext = np.ascontiguousarray(ext, dtype=np.uint8)
     k = int(n_phases)
+    Z, Y, X = ext.shape
+    if k <= 7:
+        lut = np.minimum(np.arange(NBINS), k).astype(np.uint8)
+        ftab = np.zeros((2, 3, 8, 8), np.int64)
+        mtab = np.zeros((2, 8, 256), np.int64)
+        _label_stats_small_k(ext, halo_lo[0], Z - halo_hi[0], halo_lo[1], Y - halo_hi[1],
+                             halo_lo[2], X - halo_hi[2], lut, ftab, mtab)
+        faces = ftab.sum(axis=0)[:, :k, :k].copy()
+        faces[:, np.arange(k), np.arange(k)] = 0
+        mt = mtab.sum(axis=0)
+        onvox = (mt @ _MASK_BITS)[:k, :k].copy()
+        onvox[np.arange(k), np.arange(k)] = 0
+        per_code = mt.sum(axis=1)
+        if per_code[k:].any():  # values beyond the phases: full histogram (for the error message)
+            hist = histogram(ext[halo_lo[0]:Z - halo_hi[0], halo_lo[1]:Y - halo_hi[1], halo_lo[2]:X - halo_hi[2]])
+        else:
+            hist = np.zeros(NBINS, np.int64)
+            hist[:k] = per_code[:k]
+        return hist, faces, onvox
     hist = np.zeros(NBINS, np.int64)
     faces = np.zeros((3, k, k), np.int64)
     onvox = np.zeros((k, k), np.int64)
-    Z, Y, X = ext.shape
     _label_stats_kernel(ext, halo_lo[0], Z - halo_hi[0], halo_lo[1], Y - halo_hi[1],
                         halo_lo[2], X - halo_hi[2], k, hist, faces, onvox)
     return hist, faces, onvox
