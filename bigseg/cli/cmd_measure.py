@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import itertools
 from pathlib import Path
-from typing import Any
 
 from ._common import add_cluster_args, cluster_from_args
 
@@ -40,20 +39,6 @@ def _open_labels(path: str, label: str | None):
     if (p / "labels").is_dir():  # an image: measure its (first) label image
         return open_volume(p / "labels")
     return open_volume(p)
-
-
-def measure_all(labels: Any, *, method: str = "faces", truth: Any = None, phases: Any = None,
-                progress: bool = False):
-    """Fractions + interfaces (+ scores against ``truth``) merged into one Dataset."""
-    import xarray as xr
-
-    from .. import measure
-
-    parts = [measure.volume_fractions(labels, phases=phases, progress=progress).to_dataset(),
-             measure.interfaces(labels, method=method, phases=phases, progress=progress)]
-    if truth is not None:
-        parts.append(measure.scores(truth, labels, phases=phases, progress=progress))
-    return xr.merge(parts, compat="override", combine_attrs="drop_conflicts")
 
 
 def _table(ds) -> str:
@@ -138,11 +123,13 @@ def _plot(ds, path: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..measure import summary
+
     labels = _open_labels(args.labels, args.label)
     truth = _open_labels(args.truth, None) if args.truth else None
     phases = [s.strip() for s in args.phases.split(",")] if args.phases else None
     with cluster_from_args(args):
-        ds = measure_all(labels, method=args.method, truth=truth, phases=phases, progress=args.progress)
+        ds = summary(labels, method=args.method, truth=truth, phases=phases, progress=args.progress)
     ds.attrs["labels"] = str(args.labels)
     print(_table(ds))
     if args.netcdf:

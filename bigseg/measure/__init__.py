@@ -8,6 +8,7 @@ dimension for (t, z, y, x) series, ready for ``to_netcdf``.
 
 from ._metrics import METHODS, interfaces, specific_surface_area, surface_area, volume_fractions
 from ._scores import agreement, confusion, scores
+from ._summary import summary
 from ._uncertainty import over_samples, perturbation_spread, probability_uncertainty, spread
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "confusion",
     "scores",
     "agreement",
+    "summary",
     "spread",
     "over_samples",
     "perturbation_spread",

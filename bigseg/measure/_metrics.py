@@ -113,11 +113,7 @@ def _unpack(vec: np.ndarray, k: int) -> dict[str, np.ndarray]:
     return out
 
 
-def _run(lab: Labels, *, allow_unlabelled: bool, desc: str, progress: bool,
-         marching_cubes: bool = False, fields: tuple | None = None,
-         hist_only: bool = False) -> list[dict[str, np.ndarray]]:
-    parts = _stats_graph(lab, marching_cubes=marching_cubes, fields=fields, hist_only=hist_only)
-    results = compute(*parts, desc=desc, progress=progress)
+def _check(lab: Labels, results, *, allow_unlabelled: bool) -> list[dict[str, np.ndarray]]:
     out = []
     for t, vec in enumerate(results):
         s = _unpack(np.asarray(vec), lab.k)
@@ -125,6 +121,13 @@ def _run(lab: Labels, *, allow_unlabelled: bool, desc: str, progress: bool,
                      out_of_range=int(s["bad"]), t=t if lab.series else None)
         out.append(s)
     return out
+
+
+def _run(lab: Labels, *, allow_unlabelled: bool, desc: str, progress: bool,
+         marching_cubes: bool = False, fields: tuple | None = None,
+         hist_only: bool = False) -> list[dict[str, np.ndarray]]:
+    parts = _stats_graph(lab, marching_cubes=marching_cubes, fields=fields, hist_only=hist_only)
+    return _check(lab, compute(*parts, desc=desc, progress=progress), allow_unlabelled=allow_unlabelled)
 
 
 def _stack(lab: Labels, arrays: list[np.ndarray]) -> np.ndarray:
@@ -166,18 +169,7 @@ def volume_fractions(labels: Any, *, phases: Any = None, progress: bool = False)
     """
     lab = as_labels(labels, phases=phases)
     stats = _run(lab, allow_unlabelled=True, desc="volume fractions", progress=progress, hist_only=True)
-    counts = [s["hist"][: lab.k] for s in stats]
-    for t, c in enumerate(counts):
-        if c.sum() == 0:
-            raise InputError(f"Expected `labels` to hold labelled voxels{f' at t={t}' if lab.series else ''}. "
-                             "Got only unlabelled (255) voxels.")
-    frac = [c / c.sum() for c in counts]
-    da_ = xr.DataArray(_stack(lab, frac), dims=_dims(lab, ("phase",)), coords=_coords(lab, phase=lab.phases),
-                       name="volume_fraction")
-    da_.attrs.update(units="1", long_name="volume fraction (voxel count / labelled voxels)",
-                     **_common_attrs(lab))
-    da_.coords["voxels"] = (_dims(lab, ("phase",)), _stack(lab, counts))
-    return da_
+    return _fractions_dataarray(lab, stats)
 
 
 def _face_areas(vs: tuple[float, float, float]) -> np.ndarray:
@@ -221,10 +213,14 @@ def interfaces(labels: Any, *, method: Method = "faces", phases: Any = None,
     """
     method = parse_choice("method", method, METHODS)
     lab = as_labels(labels, phases=phases)
+    stats = _run(lab, allow_unlabelled=False, desc=f"interfaces ({method})", progress=progress,
+                 marching_cubes=method == "marching_cubes")
+    return _interfaces_dataset(lab, stats, method)
+
+
+def _interfaces_dataset(lab: Labels, stats: list[dict[str, np.ndarray]], method: str) -> xr.Dataset:
     k = lab.k
     mc = method == "marching_cubes"
-    stats = _run(lab, allow_unlabelled=False, desc=f"interfaces ({method})", progress=progress,
-                 marching_cubes=mc)
     n_total = int(np.prod(lab.spatial_shape))
     fa = _face_areas(lab.voxel_size)
     faces_l, vf_l, area_l, phase_area_l = [], [], [], []
@@ -261,6 +257,21 @@ def interfaces(labels: Any, *, method: Method = "faces", phases: Any = None,
         ds = ds.assign_coords(phase=list(lab.phases))
     ds.attrs.update(method=method, voxels=n_total, **_common_attrs(lab))
     return ds
+
+
+def _fractions_dataarray(lab: Labels, stats: list[dict[str, np.ndarray]]) -> xr.DataArray:
+    counts = [s["hist"][: lab.k] for s in stats]
+    for t, c in enumerate(counts):
+        if c.sum() == 0:
+            raise InputError(f"Expected `{lab.name}` to hold labelled voxels{f' at t={t}' if lab.series else ''}. "
+                             "Got only unlabelled (255) voxels.")
+    frac = [c / c.sum() for c in counts]
+    da_ = xr.DataArray(_stack(lab, frac), dims=_dims(lab, ("phase",)), coords=_coords(lab, phase=lab.phases),
+                       name="volume_fraction")
+    da_.attrs.update(units="1", long_name="volume fraction (voxel count / labelled voxels)",
+                     **_common_attrs(lab))
+    da_.coords["voxels"] = (_dims(lab, ("phase",)), _stack(lab, counts))
+    return da_
 
 
 def _surface_areas(lab: Labels, method: str, progress: bool, phase_idx: list[int] | None = None):

@@ -25,35 +25,39 @@ def _confusion_block(truth: np.ndarray, pred: np.ndarray, geom: BlockGeometry) -
     return np.concatenate([confusion_counts(t, p).ravel(), [tbad, pbad]])
 
 
-def _pair(truth: Any, pred: Any, phases: Any) -> tuple[Labels, Labels]:
-    pl = as_labels(pred, name="pred", phases=phases)
+def _pair(truth: Any, pred: Any, phases: Any, *, pred_name: str = "pred") -> tuple[Labels, Labels]:
+    pl = as_labels(pred, name=pred_name, phases=phases)
     tl = as_labels(truth, name="truth", phases=phases if phases is not None else pl.phases)
     if phases is None and "phases" not in getattr(pred, "attrs", {}) and "phases" in getattr(truth, "attrs", {}):
-        pl = as_labels(pred, name="pred", phases=tl.phases)
+        pl = as_labels(pred, name=pred_name, phases=tl.phases)
     if tuple(tl.vol.shape) != tuple(pl.vol.shape):
-        raise InputError(f"Expected `pred` to have the shape of `truth` {tuple(tl.vol.shape)}. "
+        raise InputError(f"Expected `{pred_name}` to have the shape of `truth` {tuple(tl.vol.shape)}. "
                          f"Got {tuple(pl.vol.shape)} instead.")
-    if tl.phases != pl.phases:
-        raise InputError(f"Expected `pred` to have the phases of `truth` {tl.phases}. Got {pl.phases} instead; "
-                         "pass `phases=` to override both.")
     return tl, pl
 
 
-def _confusion_counts(tl: Labels, pl: Labels, progress: bool) -> list[np.ndarray]:
+def _confusion_graph(tl: Labels, pl: Labels) -> list:
+    return [block_partials(_confusion_block, t, p, depth=0, nout=NBINS * NBINS + 2, dtype=np.int64)
+            for t, p in zip(tl.frames(), pl.frames())]
+
+
+def _confusion_post(tl: Labels, pl: Labels, results) -> list[np.ndarray]:
     k = tl.k
-    parts = [block_partials(_confusion_block, t, p, depth=0, nout=NBINS * NBINS + 2, dtype=np.int64)
-             for t, p in zip(tl.frames(), pl.frames())]
     out = []
-    for t, vec in enumerate(compute(*parts, desc="confusion", progress=progress)):
+    for t, vec in enumerate(results):
         vec = np.asarray(vec)
         joint = vec[: NBINS * NBINS].reshape(NBINS, NBINS)
         when = t if tl.series else None
-        check_values(joint.sum(axis=1), k, tl.phases, "truth", allow_unlabelled=True,
+        check_values(joint.sum(axis=1), k, tl.phases, tl.name, allow_unlabelled=True,
                      out_of_range=int(vec[-2]), t=when)
-        check_values(joint.sum(axis=0), k, pl.phases, "pred", allow_unlabelled=False,
+        check_values(joint.sum(axis=0), k, pl.phases, pl.name, allow_unlabelled=False,
                      out_of_range=int(vec[-1]), t=when)
         out.append(joint[:k, :k].copy())
     return out
+
+
+def _confusion_counts(tl: Labels, pl: Labels, progress: bool) -> list[np.ndarray]:
+    return _confusion_post(tl, pl, compute(*_confusion_graph(tl, pl), desc="confusion", progress=progress))
 
 
 def confusion(truth: Any, pred: Any, *, phases: Any = None, progress: bool = False) -> xr.DataArray:
@@ -126,7 +130,10 @@ def scores(truth: Any, pred: Any, *, phases: Any = None, progress: bool = False)
     ``support`` (truth voxels of the phase) and the scalar (or per-``t``) ``accuracy``.
     """
     tl, pl = _pair(truth, pred, phases)
-    counts = _confusion_counts(tl, pl, progress)
+    return _scores_dataset(tl, _confusion_counts(tl, pl, progress))
+
+
+def _scores_dataset(tl: Labels, counts: list[np.ndarray]) -> xr.Dataset:
     per = [_scores_from(c, tl.phases) for c in counts]
     dims = _dims(tl, ("phase",))
     data = {key: (dims, _stack(tl, [p[0][key] for p in per]), {"units": "1" if key != "support" else "voxels"})
