@@ -1,0 +1,78 @@
+"""kernels.blend reproduces MONAI's window grid and importance map exactly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from monai.data.utils import compute_importance_map, dense_patch_slices
+from monai.inferers.utils import _get_scan_interval
+
+from bigseg.kernels import blend as K
+
+
+def _monai_starts(shape, patch, overlap):
+    interval = _get_scan_interval(shape, patch, len(shape), (overlap,) * len(shape))
+    slices = dense_patch_slices(shape, patch, interval)
+    return sorted({tuple(s.start for s in sl) for sl in slices})
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    shape=st.tuples(*[st.integers(1, 90)] * 3),
+    patch=st.tuples(*[st.integers(1, 40)] * 3),
+    overlap=st.sampled_from([0.0, 0.1, 0.25, 0.5, 0.625, 0.75, 0.9, 0.99]),
+)
+def test_grid_equals_monai(shape, patch, overlap):
+    padded = tuple(s + a + b for s, (a, b) in zip(shape, K.pad_widths(shape, patch)))
+    assert all(p <= s for p, s in zip(patch, padded))
+    starts = K.patch_starts(padded, patch, overlap)
+    ours = sorted(zip(*[g.ravel() for g in np.meshgrid(*starts, indexing="ij")]))
+    assert [tuple(map(int, o)) for o in ours] == _monai_starts(padded, patch, overlap)
+    assert K.count_patches(padded, patch, overlap) == len(ours)
+    for s, p, n in zip(starts, patch, padded):  # every voxel covered, last window clamped to the end
+        assert s[0] == 0 and s[-1] + p == n and np.all(np.diff(s) > 0)
+
+
+def test_pad_widths_like_monai():
+    assert K.pad_widths((10, 64, 5), (16, 16, 16)) == [(3, 3), (0, 0), (5, 6)]
+
+
+@pytest.mark.parametrize("patch", [(16, 16, 16), (7, 12, 9), (1, 24, 24), (64, 64, 64), (5, 5)])
+@pytest.mark.parametrize("sigma", [0.125, 0.3, 0.05])
+def test_importance_map_equals_monai(patch, sigma):
+    ours = K.importance_map(patch, "gaussian", sigma)
+    ref = compute_importance_map(patch, mode="gaussian", sigma_scale=sigma, dtype=torch.float32).numpy()
+    assert ours.dtype == np.float32 and ours.shape == patch
+    np.testing.assert_allclose(ours, ref, rtol=1e-6, atol=0)
+    assert ours.min() >= 1e-3 * (1 - 1e-6)
+    np.testing.assert_array_equal(K.importance_map(patch, "constant"), np.ones(patch, np.float32))
+
+
+def test_overlap_regions_reach_several_neighbours():
+    # blocks of 4 along an axis of 20 with a patch of 10 (stride 5): starts 0, 5, 10
+    bounds = [[0, 4, 8, 12, 16, 20]]
+    starts = K.patch_starts((20,), (10,), 0.5)
+    own = [K.block_patches(starts, [bounds[0][i]], [bounds[0][i + 1]])[0] for i in range(5)]
+    ext = [K.extended_stop([o], [bounds[0][i + 1]], (10,))[0] for i, o in enumerate(own)]
+    assert ext == [10, 15, 20, 16, 20]
+    reach = K.overlap_regions(bounds, [ext])[0]
+    # block 2 [8, 12) receives from blocks 0 (its overhang [8, 10)), 1 ([8, 12)) and itself
+    assert reach[2] == [(0, 8, 10), (1, 8, 12), (2, 8, 12)]
+    assert reach[4] == [(2, 16, 20), (4, 16, 20)]
+
+
+def test_accumulate_block_counts_and_sums():
+    region = np.zeros((6, 6, 6), np.float32)
+    weight = K.importance_map((4, 4, 4), "constant")
+
+    def predict(x):
+        return np.full((len(x), 2, 4, 4, 4), 0.5, np.float32)
+
+    own = [np.array([0, 2]), np.array([0]), np.array([1, 2])]
+    acc, n = K.accumulate_block(region, (0, 0, 0), own, (4, 4, 4), weight, predict, n_classes=2, batch_size=3)
+    assert n == 4 and acc.shape == (2, 6, 6, 6)
+    assert acc.sum() == pytest.approx(4 * 64)
+    np.testing.assert_allclose(K.normalise_accumulator(acc)[:, 2, 1, 2], [0.5, 0.5])

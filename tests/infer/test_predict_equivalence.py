@@ -1,0 +1,166 @@
+"""predict == MONAI sliding_window_inference on the whole volume, for any chunking, each window once."""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+import pytest
+import xarray as xr
+
+from bigseg.infer import predict, reset_worker_stats, worker_stats
+from bigseg.kernels.blend import count_patches, pad_widths
+
+from _infer_nets import KnownLogits, conv2d_net, conv3d_net, monai_probs
+
+SHAPE = (37, 45, 50)
+CHUNKINGS = [(37, 45, 50), (17, 23, 30), (8, 9, 7), (20, 45, 13)]
+
+
+@pytest.fixture(scope="module")
+def image():
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=SHAPE).astype(np.float32)
+    z = np.linspace(-1, 1, SHAPE[0], dtype=np.float32)[:, None, None]
+    return x + 2 * z  # some structure so that the classes change
+
+
+def _run(x, net, chunks, **kw):
+    reset_worker_stats(clear_cache=False)
+    ds = predict(da.from_array(x, chunks=chunks), net, probabilities=True, **kw)
+    probs = ds["probabilities"].values
+    return ds, probs, worker_stats()["patches"]
+
+
+@pytest.mark.parametrize("chunks", CHUNKINGS, ids=lambda c: "x".join(map(str, c)))
+@pytest.mark.parametrize("net_name", ["conv", "known"])
+def test_equals_monai_any_chunking(image, chunks, net_name):
+    net = conv3d_net() if net_name == "conv" else KnownLogits()
+    patch = (16, 12, 20)
+    ref = monai_probs(image, net, patch)
+    ds, probs, evaluated = _run(image, net, chunks, patch=patch)
+    assert probs.shape == (3, *SHAPE) and probs.dtype == np.float32
+    np.testing.assert_allclose(probs, ref, atol=1e-5, rtol=0)
+    n = count_patches(SHAPE, patch, 0.5)
+    assert ds.attrs["n_patches"] == n
+    assert evaluated == n  # each window evaluated exactly once, whatever the chunking
+    np.testing.assert_array_equal(ds["labels"].values, probs.argmax(0).astype(np.uint8))
+    assert ds["labels"].dtype == np.uint8 and ds["labels"].dims == ("z", "y", "x")
+    assert ds["labels"].attrs["phases"] == ["pore", "cbd", "active"]
+    assert ds["labels"].data.chunks == da.from_array(image, chunks=chunks).chunks
+
+
+@pytest.mark.parametrize("overlap", [0.0, 0.25, 0.75])
+@pytest.mark.parametrize("blend", ["gaussian", "constant"])
+def test_overlap_and_blend_modes(image, overlap, blend):
+    net = conv3d_net(seed=3)
+    ref = monai_probs(image, net, (16, 16, 16), overlap=overlap, mode=blend, sigma_scale=0.2)
+    ds, probs, evaluated = _run(image, net, (17, 23, 30), patch=(16, 16, 16), overlap=overlap, blend=blend, sigma_scale=0.2)
+    np.testing.assert_allclose(probs, ref, atol=1e-5, rtol=0)
+    assert evaluated == ds.attrs["n_patches"] == count_patches(SHAPE, (16, 16, 16), overlap)
+
+
+def test_patch_larger_than_volume_is_padded_like_monai(image):
+    x = image[:10, :30, :7]
+    net = KnownLogits()
+    patch = (16, 16, 16)
+    ref = monai_probs(x, net, patch)
+    ds, probs, evaluated = _run(x, net, (4, 9, 5), patch=patch)
+    np.testing.assert_allclose(probs, ref, atol=1e-5, rtol=0)
+    padded = [s + a + b for s, (a, b) in zip(x.shape, pad_widths(x.shape, patch))]
+    assert evaluated == ds.attrs["n_patches"] == count_patches(padded, patch, 0.5)
+    assert probs.shape == (3, *x.shape)
+
+
+def test_tta_equals_monai_with_flip_averaging(image):
+    x = image[:20, :24, :28]
+    net = conv3d_net(seed=5)
+    ref = monai_probs(x, net, (12, 12, 12), tta=True)
+    ds, probs, evaluated = _run(x, net, (7, 11, 13), patch=(12, 12, 12), tta=True)
+    np.testing.assert_allclose(probs, ref, atol=1e-5, rtol=0)
+    plain = _run(x, net, (7, 11, 13), patch=(12, 12, 12))[1]
+    assert np.abs(plain - probs).max() > 1e-3  # the flips made a difference
+    assert evaluated == ds.attrs["n_patches"]
+
+
+@pytest.mark.parametrize("chunks", [(37, 45, 50), (5, 17, 11)], ids=["one", "small"])
+def test_2d_model_slice_by_slice_equals_monai_per_slice(image, chunks):
+    net = conv2d_net()
+    ref = monai_probs(image, net, (20, 16))  # slices along z as a batch of 2D images
+    ds, probs, evaluated = _run(image, net, chunks, patch=(20, 16))
+    np.testing.assert_allclose(probs, ref, atol=1e-5, rtol=0)
+    assert evaluated == ds.attrs["n_patches"] == SHAPE[0] * count_patches(SHAPE[1:], (20, 16), 0.5)
+
+
+def test_triplanar_averages_the_three_directions(image):
+    x = image[:22, :26, :30]
+    net = conv2d_net(seed=2)
+    roi = (12, 14)
+    pz = monai_probs(x, net, roi)
+    py = monai_probs(x.transpose(1, 0, 2), net, roi).transpose(0, 2, 1, 3)
+    px = monai_probs(x.transpose(2, 0, 1), net, roi).transpose(0, 2, 3, 1)
+    ds, probs, evaluated = _run(x, net, (9, 10, 11), patch=roi, triplanar=True)
+    np.testing.assert_allclose(probs, (pz + py + px) / 3, atol=1e-5, rtol=0)
+    n = 22 * count_patches((26, 30), roi, 0.5) + 26 * count_patches((22, 30), roi, 0.5) + 30 * count_patches((22, 26), roi, 0.5)
+    assert evaluated == ds.attrs["n_patches"] == n
+
+
+def test_uncertainty_maps(image):
+    x = image[:20, :20, :20]
+    net = conv3d_net()
+    ds = predict(x, net, patch=(12, 12, 12), probabilities=True, uncertainty="entropy")
+    p = ds["probabilities"].values
+    np.testing.assert_allclose(ds["uncertainty"].values, -(p * np.log(p)).sum(0), rtol=1e-5, atol=1e-6)
+    assert ds["uncertainty"].attrs["method"] == "entropy"
+    ds2 = predict(x, net, patch=(12, 12, 12), uncertainty="margin")
+    np.testing.assert_allclose(ds2["uncertainty"].values, 1 - p.max(0), atol=1e-6)
+    assert "probabilities" not in ds2 and ds2["uncertainty"].dtype == np.float32
+
+
+class DuckModel(KnownLogits):
+    """A bigseg-Model-like module: phases, patch, ndim, normalization."""
+
+    phases = ["pore", "binder", "nmc", "crack"]
+    patch = (10, 14, 12)
+    ndim = 3
+    normalization = {"method": "percentile", "low": 0.5, "high": 99.5}
+
+    def __init__(self):
+        super().__init__(classes=4)
+
+
+def test_duck_typed_model_and_dataarray_input(image):
+    from bigseg.io import make_volume
+
+    x = image[:21, :25, :24]
+    vol = make_volume(da.from_array(x, chunks=(8, 13, 9)), voxel_size=(2.0, 1.0, 1.0), unit="nm")
+    model = DuckModel()
+    ds = predict(vol, model, probabilities=True)
+    ref = monai_probs(x, model, model.patch)
+    np.testing.assert_allclose(ds["probabilities"].values, ref, atol=1e-5, rtol=0)
+    assert ds.attrs["phases"] == DuckModel.phases and list(ds["phase"].values) == DuckModel.phases
+    assert ds["labels"].attrs["voxel_size"] == (2.0, 1.0, 1.0) and ds["labels"].attrs["unit"] == "nm"
+    assert '"percentile"' in ds.attrs["normalization"]
+    np.testing.assert_array_equal(ds["labels"].coords["z"].values, vol.coords["z"].values)
+    assert isinstance(ds, xr.Dataset)
+
+
+def test_model_by_name_loads_lazily(image, monkeypatch):
+    import bigseg.models as models
+
+    calls = []
+
+    def fake_load(name):
+        calls.append(name)
+        return DuckModel()
+
+    monkeypatch.setattr(models, "load", fake_load, raising=False)
+    ds = predict(image[:12, :16, :16], "default")
+    assert calls == ["default"] and ds.attrs["patch"] == [10, 14, 12]
+
+
+def test_bf16_autocast_on_cpu_is_close(image):
+    x = image[:20, :20, :20]
+    net = conv3d_net()
+    exact = predict(x, net, patch=(12, 12, 12), probabilities=True)["probabilities"].values
+    fast = predict(x, net, patch=(12, 12, 12), probabilities=True, autocast="bf16")["probabilities"].values
+    assert 0 < np.abs(fast - exact).max() < 0.05
