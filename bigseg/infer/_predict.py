@@ -145,7 +145,7 @@ def estimate_footprint(
 
 def _suggest_chunks(patch, n_classes, itemsize, batch_size, tta, param_bytes, budget) -> str:
     edge = 1024
-    while edge > 16:
+    while edge >= 16:
         if estimate_footprint((edge,) * 3, patch, n_classes=n_classes, in_itemsize=itemsize, batch_size=batch_size,
                               tta=tta, param_bytes=param_bytes) <= budget:
             return f"Use smaller chunks, e.g. chunks={edge} (vol.chunk or predict(..., chunks={edge})), or a smaller batch_size."
@@ -329,7 +329,7 @@ def predict(
         raise InputError(f"Expected `vol` to hold real numbers. Got dtype {vol.dtype} instead.")
     model, spec = resolve_model(model, patch=patch, phases=phases, device=device)
     if triplanar and spec.ndim != 2:
-        raise InputError("Expected `triplanar=True` only with a 2D model. Got a 3D model.")
+        raise InputError("Expected `triplanar` True only with a 2D model. Got triplanar=True with a 3D model.")
     if isinstance(raw, np.ndarray) and raw.dtype.kind == "f":
         n_nan = int(np.count_nonzero(np.isnan(raw)))
         if n_nan:

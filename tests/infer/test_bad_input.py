@@ -1,0 +1,142 @@
+"""predict refuses bad input before any work, with messages that name the argument and value."""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+import pytest
+import torch
+from _infer_nets import conv2d_net, conv3d_net
+
+from bigseg.errors import InputError, MemoryBudgetError, ModelError
+from bigseg.runtime._budget import format_bytes
+from bigseg.infer import estimate_footprint, predict, reset_worker_stats, worker_stats
+
+
+@pytest.fixture
+def x():
+    return np.random.default_rng(0).normal(size=(20, 22, 24)).astype(np.float32)
+
+
+@pytest.mark.parametrize("overlap", [1.2, 1.0, -0.1, "a"])
+def test_overlap_outside_unit_interval(x, overlap):
+    with pytest.raises(InputError, match=r"Expected `overlap` (to be a number )?in \[0, 1\)\. Got") as e:
+        predict(x, conv3d_net(), patch=(8, 8, 8), overlap=overlap)
+    if overlap == 1.2:
+        assert str(e.value) == "Expected `overlap` in [0, 1). Got 1.2 instead."
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"blend": "linear"}, "`blend`"),
+        ({"sigma_scale": 0}, "`sigma_scale`"),
+        ({"uncertainty": "variance"}, "`uncertainty`"),
+        ({"batch_size": 0}, "`batch_size`"),
+        ({"autocast": "fp8"}, "`autocast`"),
+        ({"tta": "yes"}, "`tta`"),
+        ({"device": "gpu7"}, "`device`"),
+        ({"patch": (8, 8, 0)}, "`patch`"),
+        ({"patch": None}, "`patch`"),
+        ({"triplanar": True}, "`triplanar`"),
+    ],
+)
+def test_bad_arguments(x, kwargs, match):
+    kw = {"patch": (8, 8, 8), **kwargs}
+    with pytest.raises(InputError, match=match):
+        predict(x, conv3d_net(), **kw)
+
+
+def test_bad_volumes():
+    with pytest.raises(InputError, match="`vol`"):
+        predict(np.zeros((4, 5)), conv3d_net(), patch=(8, 8, 8))
+    with pytest.raises(InputError, match="`vol`"):
+        predict(np.zeros((4, 5, 6), dtype=np.complex64), conv3d_net(), patch=(8, 8, 8))
+
+
+def test_output_channels_disagree_with_phases(x):
+    with pytest.raises(ModelError, match=r"4 phases .* Got 3 output channels"):
+        predict(x, conv3d_net(), patch=(8, 8, 8), phases=["a", "b", "c", "d"])
+
+    class Named(torch.nn.Sequential):
+        phases = ["pore", "active"]
+
+    net = Named(torch.nn.Conv3d(1, 3, 1))
+    with pytest.raises(ModelError, match="2 phases"):
+        predict(x, net, patch=(8, 8, 8))
+
+
+def test_model_output_shape_must_match_the_patch(x):
+    net = torch.nn.Sequential(torch.nn.Conv3d(1, 3, 3))  # no padding: shrinks the patch
+    with pytest.raises(ModelError, match=r"\(1, C, \*patch\)"):
+        predict(x, net, patch=(8, 8, 8))
+    with pytest.raises(ModelError, match="`model`"):
+        predict(x, "not a model".encode(), patch=(8, 8, 8))
+
+
+def test_2d_model_given_3d_patches(x):
+    class Slice2D(torch.nn.Sequential):
+        ndim = 2
+        patch = (16, 16)
+
+    net = Slice2D(torch.nn.Conv2d(1, 3, 1))
+    with pytest.raises(ModelError, match=r"2 values \(y, x\) for a 2D model"):
+        predict(x, net, patch=(8, 8, 8))
+    with pytest.raises(ModelError):  # a plain 2D module with a 3D patch fails its probe
+        predict(x, conv2d_net(), patch=(8, 8, 8))
+
+
+def test_nan_in_numpy_input_is_counted_before_work(x):
+    x = x.copy()
+    x[3, 4, 5] = x[10, 1, 1] = np.nan
+    reset_worker_stats()
+    with pytest.raises(InputError, match="Got 2 NaN voxels"):
+        predict(x, conv3d_net(), patch=(8, 8, 8))
+    assert worker_stats()["patches"] == 0
+
+
+def test_nan_in_lazy_input_fails_its_block(x):
+    x = x.copy()
+    x[3, 4, 5] = np.nan
+    ds = predict(da.from_array(x, chunks=10), conv3d_net(), patch=(8, 8, 8))
+    with pytest.raises(InputError, match=r"Got 1 NaN voxels in the region z\[0:"):
+        ds["labels"].values
+
+
+def test_model_on_another_device_than_requested(x):
+    with pytest.raises(ModelError, match="requested `device` 'cuda'.* on 'cpu'"):
+        predict(x, conv3d_net(), patch=(8, 8, 8), device="cuda")
+    net = conv3d_net().to("meta")
+    with pytest.raises(ModelError, match="on 'meta'"):
+        predict(x, net, patch=(8, 8, 8), device="cpu")
+
+
+def test_memory_budget_refuses_before_any_work(x):
+    reset_worker_stats()
+    need = estimate_footprint((20, 20, 20), (16, 16, 16), n_classes=3, batch_size=1)
+    fits = estimate_footprint((16, 16, 16), (16, 16, 16), n_classes=3, batch_size=1)
+    limit = (need + fits) // 2
+    with pytest.raises(MemoryBudgetError) as e:
+        predict(da.from_array(x, chunks=20), conv3d_net(), patch=(16, 16, 16), batch_size=1, memory_limit=limit)
+    msg = str(e.value)
+    assert f"needs an estimated {format_bytes(need)}" in msg and f"{format_bytes(limit)} available" in msg
+    assert "smaller chunks, e.g. chunks=16" in msg
+    with pytest.raises(MemoryBudgetError, match="Even 16³ chunks do not fit"):
+        predict(da.from_array(x, chunks=20), conv3d_net(), patch=(16, 16, 16), memory_limit="1MiB")
+    assert worker_stats()["patches"] == 0
+    # the estimate grows with the block and the overhang, and a generous limit passes
+    small = estimate_footprint((32, 32, 32), (16, 16, 16), n_classes=3)
+    big = estimate_footprint((128, 128, 128), (16, 16, 16), n_classes=3)
+    assert big > 8 * small * 0.9
+    assert estimate_footprint((128,) * 3, (64,) * 3, n_classes=3) > estimate_footprint((128,) * 3, (16,) * 3, n_classes=3)
+    ds = predict(da.from_array(x, chunks=20), conv3d_net(), patch=(16, 16, 16), memory_limit="2GiB")
+    assert ds.attrs["footprint_bytes"] <= 2**31
+
+
+def test_memory_budget_uses_the_cluster_workers_limit(x):
+    from bigseg.runtime._budget import worker_memory_limit
+
+    limit, threads, source = worker_memory_limit("3GiB")
+    assert (limit, threads, source) == (3 * 2**30, 1, "memory_limit")
+    with pytest.raises(InputError, match="`memory_limit`"):
+        worker_memory_limit("lots")

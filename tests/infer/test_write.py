@@ -1,0 +1,63 @@
+"""write_prediction: labels, float16 probabilities and uncertainty in the OME-Zarr labels group."""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+import pytest
+import zarr
+from _infer_nets import conv3d_net
+
+import bigseg
+from bigseg.errors import InputError, OutputExistsError
+from bigseg.infer import predict, reset_worker_stats, worker_stats, write_prediction
+
+
+@pytest.fixture
+def image(tmp_path):
+    x = np.random.default_rng(1).normal(size=(18, 21, 25)).astype(np.float32)
+    path = tmp_path / "img.ome.zarr"
+    bigseg.save_volume(x, path, chunks=(9, 11, 13), voxel_size=(0.5, 0.5, 0.5), unit="um", progress=False)
+    return path, x
+
+
+def test_round_trip(image):
+    path, x = image
+    vol = bigseg.open_volume(path)
+    ds = predict(vol, conv3d_net(), patch=(8, 8, 8), probabilities=True, uncertainty="margin")
+    p = ds["probabilities"].values
+    reset_worker_stats()
+    out = write_prediction(ds, path, progress=False)
+    assert worker_stats()["patches"] == ds.attrs["n_patches"]  # the model ran once for all outputs
+    labels = bigseg.open_volume(path, label="segmentation")
+    assert labels.attrs["phases"] == ["pore", "cbd", "active"]
+    assert labels.attrs["voxel_size"] == (0.5, 0.5, 0.5) and labels.attrs["unit"] == "um"
+    np.testing.assert_array_equal(labels.values, p.argmax(0))
+    prob = bigseg.open_volume(out["probabilities"])
+    assert prob.dims == ("c", "z", "y", "x") and prob.dtype == np.float16
+    np.testing.assert_allclose(prob.values.astype(np.float32), p, atol=1e-3)
+    unc = bigseg.open_volume(out["uncertainty"])
+    np.testing.assert_allclose(unc.values.astype(np.float32), 1 - p.max(0), atol=1e-3)
+    lmeta = dict(zarr.open_group(str(path / "labels"), mode="r").attrs)
+    assert lmeta["ome"]["labels"] == ["segmentation"]  # the float images are not label images
+    assert lmeta["bigseg"]["predictions"]["segmentation"]["probabilities"] == "segmentation_probabilities"
+    assert dict(zarr.open_group(out["probabilities"], mode="r").attrs)["bigseg"]["channels"] == ["pore", "cbd", "active"]
+    assert not [q for q in (path / "labels").iterdir() if q.name.startswith(".")]  # scratch removed
+    with pytest.raises(OutputExistsError, match="`name`"):
+        write_prediction(ds, path, progress=False)
+    write_prediction(ds, path, overwrite=True, progress=False)
+
+
+def test_labels_only_and_bad_input(image):
+    path, x = image
+    ds = predict(da.from_array(x, chunks=7), conv3d_net(), patch=(8, 8, 8))
+    out = write_prediction(ds, path, name="seg2", progress=False)
+    assert set(out) == {"labels"}
+    assert not (path / "labels" / "seg2_probabilities").exists()
+    with pytest.raises(InputError, match="`ds`"):
+        write_prediction(ds["labels"], path)
+    with pytest.raises(InputError, match="`name`"):
+        write_prediction(ds, path, name="../x")
+    small = predict(x[:5], conv3d_net(), patch=(8, 8, 8))
+    with pytest.raises(InputError, match="shape"):
+        write_prediction(small, path, name="seg3")
