@@ -1,0 +1,63 @@
+"""The CLI through subprocess: --help everywhere, ingest, info, cluster, errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BIGSEG = str(Path(sys.executable).with_name("bigseg"))
+
+
+def run(*args, check=True, timeout=120):
+    out = subprocess.run([BIGSEG, *map(str, args)], capture_output=True, text=True, timeout=timeout)
+    if check and out.returncode:
+        raise AssertionError(f"bigseg {args} failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
+    return out
+
+
+def test_help_on_every_subcommand():
+    top = run("--help").stdout
+    from bigseg.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    names = sorted(sub.choices)
+    assert {"ingest", "info", "cluster", "demo"} <= set(names)
+    for name in names:
+        assert name in top
+        out = run(name, "--help")
+        assert out.stdout.startswith("usage: bigseg " + name), name
+
+
+def test_ingest_then_info(tmp_path, odd_volume):
+    np.save(tmp_path / "v.npy", odd_volume)
+    out = run("ingest", tmp_path / "v.npy", tmp_path / "v.ome.zarr", "--chunks", "10,17,30", "--voxel-size", "2,1,1",
+              "--unit", "um", "--levels", "2")
+    assert "wrote" in out.stdout and "(37, 53, 71)" in out.stdout
+    text = run("info", tmp_path / "v.ome.zarr").stdout
+    assert "37 x 53 x 71" in text and "10 x 17 x 30" in text and "2 x 1 x 1 um" in text and "uint16" in text
+    info = json.loads(run("info", tmp_path / "v.ome.zarr", "--json").stdout)
+    assert info["levels"] == 2 and info["bytes_on_disk"] > 0
+    assert info["intensity"]["max"] <= odd_volume.max() and info["intensity"]["min"] >= odd_volume.min()
+
+
+def test_errors_are_one_line_and_exit_2(tmp_path):
+    out = run("ingest", tmp_path / "missing", tmp_path / "o.ome.zarr", check=False)
+    assert out.returncode == 2
+    assert "does not exist" in out.stderr and "Traceback" not in out.stderr
+    np.save(tmp_path / "v.npy", np.zeros((4, 4, 4), np.uint8))
+    out = run("ingest", tmp_path / "v.npy", tmp_path / "o.ome.zarr", "--chunks", "0", check=False)
+    assert out.returncode == 2 and "`chunks`" in out.stderr
+    assert not (tmp_path / "o.ome.zarr").exists()
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.filterwarnings("ignore")
+def test_cluster_prints_dashboard_and_stops():
+    out = run("cluster", "--workers", "1", "--duration", "1", timeout=90)
+    assert "dashboard   http://127.0.0.1:" in out.stdout
+    assert "scheduler   tcp://127.0.0.1:" in out.stdout
