@@ -1,0 +1,276 @@
+"""The :class:`Model` wrapper, the architecture registry and the safe checkpoint format.
+
+Checkpoint format (``.pt``, version 1): ``torch.save`` of a plain dict
+``{"format": "bigseg-model", "version": 1, "meta": <JSON string>, "state": {name: tensor}}``,
+read back with ``torch.load(..., weights_only=True)``: the restricted unpickler only rebuilds
+tensors and plain containers, so a file whose pickle would import or call anything else (e.g.
+``os.system``) is refused before any of it runs. The metadata is JSON (architecture and its
+arguments, phases, patch, normalisation, provenance), never code.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+from importlib import resources
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from .._parse import parse_choice, parse_phases
+from ..errors import InputError, ModelError
+from ._nets import LRCSNet, UNet3D
+
+__all__ = ["Model", "create", "save", "load", "available", "register", "DEFAULT_NORMALIZATION"]
+
+FORMAT = "bigseg-model"
+VERSION = 1
+
+#: What a model's input must be: grey values mapped linearly so that the global 0.5 and 99.5
+#: percentiles of the volume become 0 and 1 (not clipped).
+DEFAULT_NORMALIZATION: dict[str, Any] = {"method": "percentile", "low": 0.5, "high": 99.5}
+
+_REGISTRY: dict[str, tuple[Callable[..., nn.Module], tuple[int, ...]]] = {
+    "lrcsnet": (LRCSNet, (128, 128)),
+    "unet3d": (UNet3D, (64, 64, 64)),
+}
+
+
+def register(name: str, factory: Callable[..., nn.Module], default_patch: tuple[int, ...]) -> None:
+    """Add an architecture: ``factory(in_channels, out_channels, **kwargs)`` → ``nn.Module`` whose
+    ``ndim`` attribute is 2 or 3."""
+    _REGISTRY[str(name)] = (factory, tuple(int(p) for p in default_patch))
+
+
+def available() -> list[str]:
+    """Registered architecture names."""
+    return sorted(_REGISTRY)
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    return str(obj)
+
+
+class Model(nn.Module):
+    """A segmentation network plus what is needed to use it.
+
+    Attributes
+    ----------
+    arch : registered architecture name ("lrcsnet", "unet3d")
+    arch_kwargs : dict of the architecture's keyword arguments
+    phases : list[str], phase names indexed by output channel / label value
+    patch : tuple of 2 (y, x) or 3 (z, y, x) ints, the window size it was trained on
+    ndim : 2 (applied slice by slice) or 3
+    normalization : dict describing the input the model expects, e.g.
+        ``{"method": "percentile", "low": 0.5, "high": 99.5}`` (global percentiles → 0 and 1)
+    provenance : dict: training data, seed, epochs, scores, hardware, duration
+    net : the ``nn.Module``
+    checkpoint : path of the file it was loaded from while the weights still equal the file's
+        (used by ``bigseg.infer`` to ship a path rather than the weights), else None
+
+    ``forward(x)`` maps (N, 1, *patch) float32 to (N, C, *patch) logits (any spatial size works).
+    """
+
+    def __init__(
+        self,
+        arch: str,
+        *,
+        phases: Any = None,
+        patch: Any = None,
+        normalization: dict | None = None,
+        provenance: dict | None = None,
+        arch_kwargs: dict | None = None,
+    ) -> None:
+        super().__init__()
+        arch = parse_choice("arch", arch, list(_REGISTRY))
+        factory, default_patch = _REGISTRY[arch]
+        self.phases = parse_phases(phases if phases is not None else ["pore", "cbd", "active"])
+        kwargs = dict(arch_kwargs or {})
+        kwargs.pop("in_channels", None)
+        kwargs.pop("out_channels", None)
+        try:
+            self.net = factory(1, len(self.phases), **kwargs)
+        except TypeError as exc:
+            raise InputError(f"Expected keyword arguments of architecture {arch!r}. Got {kwargs!r} instead ({exc}).") from None
+        self.arch = arch
+        self.arch_kwargs = _jsonable(kwargs)
+        ndim = int(getattr(self.net, "ndim", len(default_patch)))
+        if patch is None:
+            patch = default_patch
+        if isinstance(patch, (int, np.integer)):
+            patch = (int(patch),) * ndim
+        patch = tuple(int(p) for p in patch)
+        if len(patch) != ndim or not all(p > 0 for p in patch):
+            raise InputError(f"Expected `patch` of {ndim} positive ints for {arch!r}. Got {patch!r} instead.")
+        self.patch = patch
+        self.ndim = ndim
+        self.normalization = dict(normalization) if normalization is not None else dict(DEFAULT_NORMALIZATION)
+        self.provenance = dict(provenance or {})
+        self._source: tuple[str, str] | None = None  # (path, content key at load)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return self.net(x)
+
+    # ---------------------------------------------------------------- metadata and hashing
+    def metadata(self) -> dict[str, Any]:
+        """JSON-serialisable description (everything but the weights)."""
+        return _jsonable(
+            {
+                "arch": self.arch,
+                "arch_kwargs": self.arch_kwargs,
+                "phases": list(self.phases),
+                "patch": list(self.patch),
+                "ndim": self.ndim,
+                "normalization": self.normalization,
+                "provenance": self.provenance,
+            }
+        )
+
+    def checkpoint_key(self) -> str:
+        """Stable content hash of the architecture, phases, patch, normalisation and weights
+        (not provenance): equal models give equal keys in any process."""
+        h = hashlib.sha256()
+        meta = self.metadata()
+        meta.pop("provenance")
+        h.update(json.dumps(meta, sort_keys=True).encode())
+        for name, t in sorted(self.state_dict().items()):
+            h.update(name.encode())
+            t = t.detach().cpu().contiguous()
+            h.update(str(t.dtype).encode() + str(tuple(t.shape)).encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        return "bigseg:" + h.hexdigest()[:32]
+
+    @property
+    def checkpoint(self) -> str | None:
+        if self._source is None:
+            return None
+        path, key = self._source
+        if os.path.exists(path) and self.checkpoint_key() == key:
+            return path
+        return None
+
+    def clone(self) -> "Model":
+        """A deep copy without the link to a checkpoint file."""
+        m = copy.deepcopy(self)
+        m._source = None
+        return m
+
+    def extra_repr(self) -> str:
+        return f"arch={self.arch!r}, phases={self.phases}, patch={self.patch}"
+
+
+def create(
+    arch: str,
+    *,
+    phases: Any = None,
+    patch: Any = None,
+    normalization: dict | None = None,
+    provenance: dict | None = None,
+    **arch_kwargs: Any,
+) -> Model:
+    """A freshly initialised :class:`Model` of a registered architecture.
+
+    Examples
+    --------
+    >>> m = create("lrcsnet", kernels=16, kernel_size=5, patch=(64, 64))
+    >>> m = create("unet3d", channels=(16, 32, 64), norm="instance", up="trilinear")
+    """
+    return Model(arch, phases=phases, patch=patch, normalization=normalization, provenance=provenance, arch_kwargs=arch_kwargs)
+
+
+def save(model: Model, path: str | os.PathLike, *, overwrite: bool = True, half: bool = False) -> str:
+    """Write ``model`` to ``path`` in the safe checkpoint format; returns the path.
+
+    Weights are stored as float32 tensors, or float16 with ``half=True`` (half the size; they
+    are cast back to float32 on load, so outputs differ by float16 rounding of the weights)."""
+    if not isinstance(model, Model):
+        raise ModelError(f"Expected `model` to be a bigseg Model. Got {type(model).__name__} instead.")
+    path = os.fspath(path)
+    if os.path.exists(path) and not overwrite:
+        from ..errors import OutputExistsError
+
+        raise OutputExistsError(f"Expected `path` {path!r} not to exist (pass overwrite=True). It exists.")
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    if half:
+        state = {k: (v.half() if v.is_floating_point() else v) for k, v in state.items()}
+    blob = {"format": FORMAT, "version": VERSION, "meta": json.dumps(model.metadata(), sort_keys=True), "state": state}
+    d = os.path.dirname(os.path.abspath(path))
+    os.makedirs(d, exist_ok=True)
+    tmp = path + ".tmp"
+    torch.save(blob, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def _read(fh: Any, where: str) -> dict:
+    try:
+        blob = torch.load(fh, map_location="cpu", weights_only=True)
+    except Exception as exc:  # UnpicklingError for forbidden globals, RuntimeError for bad zips
+        raise ModelError(f"Expected a safe bigseg checkpoint at {where}. It could not be read safely: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
+        raise ModelError(f"Expected a bigseg checkpoint (format {FORMAT!r}) at {where}. Got something else.")
+    if blob.get("version") != VERSION:
+        raise ModelError(f"Expected checkpoint version {VERSION} at {where}. Got {blob.get('version')!r} instead.")
+    return blob
+
+
+def _build(blob: dict, where: str) -> Model:
+    try:
+        meta = json.loads(blob["meta"])
+        model = Model(
+            meta["arch"],
+            phases=meta["phases"],
+            patch=meta["patch"],
+            normalization=meta.get("normalization"),
+            provenance=meta.get("provenance"),
+            arch_kwargs=meta.get("arch_kwargs"),
+        )
+        model.load_state_dict(blob["state"], strict=True)
+    except ModelError:
+        raise
+    except Exception as exc:
+        raise ModelError(f"Expected a consistent bigseg checkpoint at {where}. {type(exc).__name__}: {exc}") from None
+    return model.eval()
+
+
+def load(name_or_path: str | os.PathLike) -> Model:
+    """Load a model: ``"default"`` (bundled, offline) or a checkpoint path.
+
+    Never executes code from the file (``torch.load(weights_only=True)``).
+
+    Raises
+    ------
+    ModelError : unknown name, missing file, unsafe or inconsistent checkpoint
+    """
+    if isinstance(name_or_path, str) and name_or_path == "default":
+        ref = resources.files("bigseg.models").joinpath("weights/default.pt")
+        if not ref.is_file():
+            raise ModelError("Expected the bundled default model bigseg/models/weights/default.pt. It is missing from this installation.")
+        with resources.as_file(ref) as p:
+            model = _build(_read(str(p), "bundled 'default'"), "bundled 'default'")
+            model._source = (str(p), model.checkpoint_key())
+        return model
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise ModelError(f"Expected `name_or_path` to be 'default' or a checkpoint path. Got {type(name_or_path).__name__} instead.")
+    path = os.fspath(name_or_path)
+    if not os.path.isfile(path):
+        raise ModelError(f"Expected `name_or_path` to be 'default' or an existing checkpoint file. Got {path!r} instead.")
+    model = _build(_read(path, repr(path)), repr(path))
+    model._source = (os.path.abspath(path), model.checkpoint_key())
+    return model

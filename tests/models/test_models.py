@@ -1,0 +1,155 @@
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+
+from bigseg import models
+from bigseg.errors import InputError, ModelError
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _count(module: torch.nn.Module, kind: type) -> int:
+    return sum(isinstance(m, kind) for m in module.modules())
+
+
+def test_lrcsnet_structure_follows_the_paper():
+    m = models.create("lrcsnet")
+    net = m.net
+    convs = [n for n, mod in net.named_modules() if isinstance(mod, torch.nn.Conv2d)]
+    enc = [n for n in convs if n.startswith("enc")]
+    dec = [n for n in convs if not n.startswith("enc")]
+    assert len(enc) == 5 and len(dec) == 8
+    assert net.enc1.kernel_size == (5, 5) and net.enc1.out_channels == 32
+    assert net.pool.return_indices
+    assert _count(net, torch.nn.BatchNorm2d) == 7  # batch norm in the decoder only
+    m2 = models.create("lrcsnet", kernels=8, kernel_size=3, growth=1)
+    assert m2.net.enc1.kernel_size == (3, 3) and m2.net.enc4.out_channels == 8
+    assert m.ndim == 2 and m.patch == (128, 128) and m.phases == ["pore", "cbd", "active"]
+
+
+@pytest.mark.parametrize("shape", [(2, 1, 64, 64), (1, 1, 37, 45), (3, 1, 8, 17)])
+def test_lrcsnet_any_size(shape):
+    m = models.create("lrcsnet", kernels=4, phases=["a", "b"]).eval()
+    with torch.no_grad():
+        y = m(torch.randn(shape))
+    assert y.shape == (shape[0], 2, *shape[2:])
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(norm="batch", up="transpose"), dict(channels=(4, 8), norm="none")])
+def test_unet3d_shapes(kw):
+    m = models.create("unet3d", patch=(16, 16, 16), **kw).eval()
+    assert m.ndim == 3 and m.patch == (16, 16, 16)
+    with torch.no_grad():
+        y = m(torch.randn(2, 1, 13, 20, 17))
+    assert y.shape == (2, 3, 13, 20, 17)
+
+
+def test_unet3d_gradients_reach_every_parameter():
+    m = models.create("unet3d", channels=(4, 8, 16))
+    x = torch.randn(1, 1, 16, 16, 16)
+    m(x).sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in m.parameters())
+
+
+def test_registry_and_bad_arguments():
+    assert {"lrcsnet", "unet3d"} <= set(models.available())
+    with pytest.raises(InputError, match="arch"):
+        models.create("resnet")
+    with pytest.raises(InputError, match="patch"):
+        models.create("lrcsnet", patch=(64, 64, 64))
+    with pytest.raises(InputError, match="keyword"):
+        models.create("unet3d", kernels=3)
+
+
+def test_save_load_round_trip_identical_outputs(tmp_path):
+    torch.manual_seed(0)
+    m = models.create("lrcsnet", kernels=8, patch=(32, 32), provenance={"seed": 3})
+    # make batch-norm running stats non-trivial
+    m.train()
+    for _ in range(2):
+        m(torch.randn(4, 1, 32, 32))
+    m.eval()
+    path = models.save(m, tmp_path / "m.pt")
+    m2 = models.load(path)
+    x = torch.randn(2, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(m(x), m2(x))
+    assert m2.phases == m.phases and m2.patch == m.patch and m2.provenance == {"seed": 3}
+    assert m2.normalization == m.normalization and m2.arch_kwargs == m.arch_kwargs
+    assert m2.checkpoint_key() == m.checkpoint_key()
+    assert m2.checkpoint == os.path.abspath(path)
+    # changing the weights breaks the link to the file and changes the key
+    with torch.no_grad():
+        m2.net.head.bias += 1
+    assert m2.checkpoint is None and m2.checkpoint_key() != m.checkpoint_key()
+
+
+def test_save_half_is_smaller_and_close(tmp_path):
+    m = models.create("unet3d", channels=(4, 8), patch=(8, 8, 8)).eval()
+    a = models.save(m, tmp_path / "a.pt")
+    b = models.save(m, tmp_path / "b.pt", half=True)
+    assert os.path.getsize(b) < os.path.getsize(a)
+    x = torch.randn(1, 1, 8, 8, 8)
+    with torch.no_grad():
+        np.testing.assert_allclose(models.load(b)(x).numpy(), m(x).numpy(), atol=5e-2)
+
+
+def test_checkpoint_key_stable_across_instances():
+    torch.manual_seed(1)
+    a = models.create("lrcsnet", kernels=4)
+    torch.manual_seed(1)
+    b = models.create("lrcsnet", kernels=4)
+    torch.manual_seed(2)
+    c = models.create("lrcsnet", kernels=4)
+    assert a.checkpoint_key() == b.checkpoint_key() != c.checkpoint_key()
+
+
+class _Evil:
+    def __init__(self, target: str):
+        self.target = target
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.target}",))
+
+
+def test_malicious_pickle_is_refused(tmp_path):
+    target = tmp_path / "pwned"
+    path = tmp_path / "evil.pt"
+    # a checkpoint whose pickle runs os.system on load (proven below with plain pickle)
+    torch.save({"format": "bigseg-model", "version": 1, "meta": "{}", "state": _Evil(str(target))}, path)
+    with pytest.raises(ModelError, match="safe"):
+        models.load(path)
+    assert not target.exists()
+    # the same payload as a raw pickle, and inside the zip torch writes
+    raw = tmp_path / "evil.pkl"
+    raw.write_bytes(pickle.dumps({"state": _Evil(str(target))}))
+    with pytest.raises(ModelError):
+        models.load(raw)
+    assert not target.exists()
+    assert zipfile.is_zipfile(path)
+    # sanity: the payload really is live when unpickled unsafely
+    pickle.loads(raw.read_bytes())
+    assert target.exists()
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(ModelError, match="existing"):
+        models.load(tmp_path / "nope.pt")
+    p = tmp_path / "notmodel.pt"
+    torch.save({"a": torch.zeros(2)}, p)
+    with pytest.raises(ModelError, match="format"):
+        models.load(p)
+    with pytest.raises(ModelError):
+        models.load(3)
