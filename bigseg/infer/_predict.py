@@ -28,7 +28,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from .._parse import parse_choice, parse_in_range, parse_positive_float, parse_positive_int
+from .._parse import parse_choice, parse_chunks, parse_in_range, parse_positive_float, parse_positive_int
 from ..errors import InputError
 from ..io._volume import as_volume
 from ..kernels import blend as K
@@ -43,10 +43,37 @@ _PLANES = {"z": 0, "y": 1, "x": 2}
 # ----------------------------------------------------------------------------- tasks
 
 
+def _zarr_source(arr: da.Array) -> Any:
+    """The ``zarr.Array`` behind ``arr`` when ``arr`` is a plain ``da.from_zarr`` (as
+    ``open_volume`` returns), else ``None``. Blocks then read their halo'd region straight from
+    the store instead of holding shared input chunks in memory until every neighbour used them."""
+    import zarr
+
+    layers = dict(arr.dask.layers)
+    orig = "original-" + arr.name
+    if not arr.name.startswith("from-zarr-") or set(layers) != {arr.name, orig}:
+        return None
+    value = dict(layers[orig]).get(orig)
+    return value if isinstance(value, zarr.Array) and tuple(value.shape) == tuple(arr.shape) else None
+
+
+def _read_region(src: Any, lo: tuple[int, ...], hi: tuple[int, ...], pads: list[tuple[int, int]]) -> np.ndarray:
+    """``[lo, hi)`` (padded coordinates) of a zero-padded stored volume, float32."""
+    out = np.zeros([b - a for a, b in zip(lo, hi)], dtype=np.float32)
+    u_lo = [max(a - p[0], 0) for a, p in zip(lo, pads)]
+    u_hi = [min(b - p[0], n) for b, p, n in zip(hi, pads, src.shape)]
+    if all(a < b for a, b in zip(u_lo, u_hi)):
+        dest = tuple(slice(a + p[0] - o, b + p[0] - o) for a, b, p, o in zip(u_lo, u_hi, pads, lo))
+        out[dest] = src[tuple(slice(a, b) for a, b in zip(u_lo, u_hi))]
+    return out
+
+
 def _acc_task(
-    region: np.ndarray,
+    region: Any,
     blob: bytes | None,
     *,
+    window: tuple[tuple[int, ...], tuple[int, ...]] | None = None,
+    pads: list[tuple[int, int]] | None = None,
     key: str,
     checkpoint: str | None,
     origin: tuple[int, ...],
@@ -61,7 +88,12 @@ def _acc_task(
     tta: bool,
     channels_last: bool | None,
 ) -> np.ndarray:
-    """Weighted probabilities Σ w·p (C, *region.shape) float32 of the windows starting in a block."""
+    """Weighted probabilities Σ w·p (C, *region.shape) float32 of the windows starting in a block.
+
+    ``region`` is the block's extended input, or (with ``window``) the stored zarr array to
+    read ``window = (lo, hi)`` from."""
+    if window is not None:
+        region = _read_region(region, window[0], window[1], pads or [(0, 0)] * len(window[0]))
     n_nan = int(np.count_nonzero(np.isnan(region))) if region.dtype.kind == "f" else 0
     if n_nan:
         sl = ", ".join(f"{d}[{o}:{o + s}]" for d, o, s in zip("zyx", origin, region.shape))
@@ -157,6 +189,8 @@ def _blend_volume(
     data: da.Array,
     spec: ModelSpec,
     *,
+    source: Any = None,
+    block_chunks: tuple[tuple[int, ...], ...] | None = None,
     patch3: tuple[int, ...],
     plane_axis: int | None,
     overlap: float,
@@ -167,13 +201,19 @@ def _blend_volume(
     """Blended probabilities (C, z, y, x) float32 of one (unpadded) volume and the number of
     windows; the window grid lives on the padded volume, the output is cropped back."""
     pads = K.pad_widths(data.shape, patch3)
-    if any(a or b for a, b in pads):
-        data = da.pad(data, pads, mode="constant", constant_values=0)
-    shape = tuple(int(s) for s in data.shape)
-    bounds, starts, own, ext = _plan(shape, data.chunks, patch3, overlap)
+    if source is not None:  # read regions straight from the store, any block grid
+        chunks = tuple(((b,) if b else ()) + tuple(c) + ((a,) if a else ()) for (b, a), c in zip(pads, block_chunks or data.chunks))
+        shape = tuple(int(sum(c)) for c in chunks)
+        src_d = dask.delayed(source, name=f"bigseg-source-{dask.base.tokenize(data.name)}")
+    else:
+        if any(a or b for a, b in pads):
+            data = da.pad(data, pads, mode="constant", constant_values=0)
+        chunks = data.chunks
+        shape = tuple(int(s) for s in data.shape)
+    bounds, starts, own, ext = _plan(shape, chunks, patch3, overlap)
     n_patches = int(np.prod([len(s) for s in starts]))
     C = spec.n_classes
-    token = dask.base.tokenize(data.name, spec.key, patch3, plane_axis, overlap, weight, sorted(options.items()))
+    token = dask.base.tokenize(data.name, chunks, spec.key, patch3, plane_axis, overlap, weight, sorted(options.items()))
     nblocks = [len(b) - 1 for b in bounds]
 
     accs: dict[tuple[int, ...], Any] = {}
@@ -183,9 +223,12 @@ def _blend_volume(
             continue
         lo = tuple(bounds[a][i] for a, i in enumerate(idx))
         hi = tuple(ext[a][i] for a, i in enumerate(idx))
-        region = data[tuple(slice(a, b) for a, b in zip(lo, hi))]
+        if source is not None:
+            region, where = src_d, {"window": (lo, hi), "pads": pads}
+        else:
+            region, where = data[tuple(slice(a, b) for a, b in zip(lo, hi))], {}
         accs[idx] = dask.delayed(_acc_task, pure=True)(
-            region, blob_d, key=spec.key, checkpoint=spec.checkpoint, origin=lo, own_starts=own_s, patch=patch3,
+            region, blob_d, **where, key=spec.key, checkpoint=spec.checkpoint, origin=lo, own_starts=own_s, patch=patch3,
             weight=weight, n_classes=C, plane_axis=plane_axis,
             dask_key_name=f"bigseg-acc-{token}-" + "-".join(map(str, idx)), **options,
         )
@@ -324,7 +367,10 @@ def predict(
         except (RuntimeError, TypeError):
             raise InputError(f"Expected `device` to be 'cpu', 'cuda' or 'cuda:N'. Got {device!r} instead.") from None
     raw = vol
-    vol = as_volume(vol, name="vol", chunks=chunks)
+    vol = as_volume(vol, name="vol")
+    source = _zarr_source(vol.data)
+    if chunks is not None:
+        vol = vol.chunk(dict(zip(vol.dims, parse_chunks(chunks, 3))))
     if not np.issubdtype(vol.dtype, np.number) or np.issubdtype(vol.dtype, np.complexfloating):
         raise InputError(f"Expected `vol` to hold real numbers. Got dtype {vol.dtype} instead.")
     model, spec = resolve_model(model, patch=patch, phases=phases, device=device)
@@ -372,7 +418,7 @@ def predict(
     for p3, plane_axis in jobs:
         weight = K.importance_map(p3, blend, sigma_scale)
         probs, n = _blend_volume(vol.data, spec, patch3=p3, plane_axis=plane_axis, overlap=overlap, weight=weight,
-                                 blob_d=blob_d, options=options)
+                                 blob_d=blob_d, options=options, source=source)
         outs.append(probs)
         n_patches += n
     probs = outs[0] if len(outs) == 1 else sum(outs[1:], outs[0]) / np.float32(len(outs))

@@ -164,3 +164,27 @@ def test_bf16_autocast_on_cpu_is_close(image):
     exact = predict(x, net, patch=(12, 12, 12), probabilities=True)["probabilities"].values
     fast = predict(x, net, patch=(12, 12, 12), probabilities=True, autocast="bf16")["probabilities"].values
     assert 0 < np.abs(fast - exact).max() < 0.05
+
+
+@pytest.mark.parametrize("chunks", [None, (7, 9, 11)], ids=["stored", "rechunked"])
+def test_zarr_volume_reads_regions_from_the_store(image, tmp_path, chunks):
+    """An OME-Zarr volume is read block region by block region straight from the store
+    (including zero padding where the patch is larger than the volume)."""
+    import bigseg
+    from bigseg.infer._predict import _zarr_source
+
+    x = image[:30, :12, :40]
+    bigseg.save_volume(x, tmp_path / "v.ome.zarr", chunks=(16, 12, 17), progress=False)
+    vol = bigseg.open_volume(tmp_path / "v.ome.zarr")
+    assert _zarr_source(vol.data) is not None and _zarr_source(vol.data[1:]) is None
+    net = conv3d_net(seed=4)
+    patch = (16, 16, 16)
+    ref = monai_probs(x, net, patch)
+    reset_worker_stats(clear_cache=False)
+    ds = predict(vol, net, patch=patch, probabilities=True, chunks=chunks)
+    np.testing.assert_allclose(ds["probabilities"].values, ref, atol=1e-5, rtol=0)
+    assert worker_stats()["patches"] == ds.attrs["n_patches"]
+    graph = dict(ds["labels"].data.__dask_graph__())
+    assert sum(str(k).startswith("bigseg-source-") for k in graph) == 1
+    assert not any(str(k[0] if isinstance(k, tuple) else k).startswith("from-zarr") for k in graph)
+    assert ds["labels"].data.chunks == (vol.data.chunks if chunks is None else vol.data.rechunk(chunks).chunks)
