@@ -1,1 +1,10 @@
-"""filters (see docs/design.md)."""
+"""Blockwise filters, exact for any chunking, on NumPy or CuPy blocks.
+
+``median`` (3D, kernel 3 by default: compiled selection network), ``gaussian`` (sigma 1.1),
+``unsharp`` (radius 6, amount 0.6, optionally 2D per slice) and ``normalize`` (global
+percentiles to [0, 1]). Each equals scipy.ndimage / scikit-image on the whole array.
+"""
+
+from ._filters import count_nonfinite, gaussian, median, normalize, unsharp
+
+__all__ = ["median", "gaussian", "unsharp", "normalize", "count_nonfinite"]
