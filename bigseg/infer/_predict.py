@@ -74,6 +74,7 @@ def _acc_task(
     *,
     window: tuple[tuple[int, ...], tuple[int, ...]] | None = None,
     pads: list[tuple[int, int]] | None = None,
+    after: Any = None,
     key: str,
     checkpoint: str | None,
     origin: tuple[int, ...],
@@ -114,6 +115,11 @@ def _acc_task(
         n_classes=n_classes, batch_size=bs,
     )
     return acc
+
+
+def _done(*_args: Any) -> int:
+    """A tiny token that says its inputs exist (orders the sweep without moving data)."""
+    return 0
 
 
 def _part(acc: np.ndarray, index: tuple[slice, ...]) -> np.ndarray:
@@ -197,6 +203,7 @@ def _blend_volume(
     weight: np.ndarray,
     blob_d: Any,
     options: dict[str, Any],
+    sweep: str = "plane",
 ) -> tuple[da.Array, int]:
     """Blended probabilities (C, z, y, x) float32 of one (unpadded) volume and the number of
     windows; the window grid lives on the padded volume, the output is cropped back."""
@@ -216,24 +223,10 @@ def _blend_volume(
     token = dask.base.tokenize(data.name, chunks, spec.key, patch3, plane_axis, overlap, weight, sorted(options.items()))
     nblocks = [len(b) - 1 for b in bounds]
 
-    accs: dict[tuple[int, ...], Any] = {}
-    for idx in product(*[range(n) for n in nblocks]):
-        own_s = [own[a][i] for a, i in enumerate(idx)]
-        if any(len(s) == 0 for s in own_s):
-            continue
-        lo = tuple(bounds[a][i] for a, i in enumerate(idx))
-        hi = tuple(ext[a][i] for a, i in enumerate(idx))
-        if source is not None:
-            region, where = src_d, {"window": (lo, hi), "pads": pads}
-        else:
-            region, where = data[tuple(slice(a, b) for a, b in zip(lo, hi))], {}
-        accs[idx] = dask.delayed(_acc_task, pure=True)(
-            region, blob_d, **where, key=spec.key, checkpoint=spec.checkpoint, origin=lo, own_starts=own_s, patch=patch3,
-            weight=weight, n_classes=C, plane_axis=plane_axis,
-            dask_key_name=f"bigseg-acc-{token}-" + "-".join(map(str, idx)), **options,
-        )
-
-    # which lower blocks reach into each block, per axis
+    has_acc = {
+        idx for idx in product(*[range(n) for n in nblocks]) if all(len(own[a][i]) for a, i in enumerate(idx))
+    }
+    # which lower blocks reach into each block, per axis, and how many blocks each one reaches
     reach = K.overlap_regions(bounds, ext)
     counts_parts: dict[tuple[int, ...], int] = {}
     sources: dict[tuple[int, ...], list] = {}
@@ -241,34 +234,64 @@ def _blend_volume(
         src = []
         for combo in product(*[reach[a][i] for a, i in enumerate(idx)]):
             j = tuple(c[0] for c in combo)
-            if j not in accs:
-                continue
-            src.append((j, combo))
-            counts_parts[j] = counts_parts.get(j, 0) + 1
+            if j in has_acc:
+                src.append((j, combo))
+                counts_parts[j] = counts_parts.get(j, 0) + 1
         sources[idx] = src
 
+    # Sweep the volume plane by plane along z (or row by row): the windows of a group start once
+    # the previous group is blended, so that only about one plane of overhangs is ever alive
+    # (dask's own ordering would otherwise run faces first and keep most accumulators waiting).
     rows: Any = np.empty(nblocks, dtype=object)
-    for idx in product(*[range(n) for n in nblocks]):
-        lo = [bounds[a][i] for a, i in enumerate(idx)]
-        bshape = tuple(bounds[a][i + 1] - bounds[a][i] for a, i in enumerate(idx))
-        parts, dests = [], []
-        for j, combo in sources[idx]:
-            jlo = [bounds[a][jj] for a, jj in enumerate(j)]
-            jhi = [ext[a][jj] for a, jj in enumerate(j)]
-            src_index = tuple(slice(c[1] - jl, c[2] - jl) for c, jl in zip(combo, jlo))
-            whole = all(c[1] == jl and c[2] == jh for c, jl, jh in zip(combo, jlo, jhi))
-            if whole and counts_parts[j] == 1:
-                parts.append(accs[j])
+    gate: Any = None
+    if sweep == "row":  # (z, y) rows of blocks, for few concurrent workers
+        groups = [[(z, y, x) for x in range(nblocks[2])] for z in range(nblocks[0]) for y in range(nblocks[1])]
+    else:  # z planes of blocks
+        groups = [list(product([z], *[range(n) for n in nblocks[1:]])) for z in range(nblocks[0])]
+    targets: dict[tuple[int, ...], list] = {}
+    for idx, src in sources.items():
+        for j, combo in src:
+            targets.setdefault(j, []).append((idx, combo))
+    parts_of: dict[tuple, Any] = {}
+
+    def key(kind: str, *idx: tuple[int, ...]) -> str:
+        return f"bigseg-{kind}-{token}-" + "-".join(str(i) for t in idx for i in t)
+
+    for gi, group in enumerate(groups):
+        done = []
+        for j in group:
+            if j not in has_acc:
+                continue
+            own_s = [own[a][i] for a, i in enumerate(j)]
+            jlo = tuple(bounds[a][i] for a, i in enumerate(j))
+            jhi = tuple(ext[a][i] for a, i in enumerate(j))
+            if source is not None:
+                region, where = src_d, {"window": (jlo, jhi), "pads": pads}
             else:
-                parts.append(dask.delayed(_part, pure=True)(
-                    accs[j], src_index,
-                    dask_key_name=f"bigseg-part-{token}-" + "-".join(map(str, (*j, *idx))),
-                ))
-            dests.append(tuple(slice(c[1] - l, c[2] - l) for c, l in zip(combo, lo)))
-        blended = dask.delayed(_blend_task, pure=True)(
-            parts, dests, bshape, C, dask_key_name=f"bigseg-blend-{token}-" + "-".join(map(str, idx)),
-        )
-        rows[idx] = da.from_delayed(blended, shape=(C, *bshape), dtype=np.float32, meta=np.empty((0, 0, 0, 0), np.float32))
+                region, where = data[tuple(slice(a, b) for a, b in zip(jlo, jhi))], {}
+            acc = dask.delayed(_acc_task, pure=True)(
+                region, blob_d, **where, after=gate, key=spec.key, checkpoint=spec.checkpoint, origin=jlo,
+                own_starts=own_s, patch=patch3, weight=weight, n_classes=C, plane_axis=plane_axis,
+                dask_key_name=key("acc", j), **options,
+            )
+            # cut the accumulator into the pieces for each block it reaches, right away
+            for idx, combo in targets[j]:
+                whole = all(c[1] == a and c[2] == b for c, a, b in zip(combo, jlo, jhi))
+                if whole and len(targets[j]) == 1:
+                    parts_of[(j, idx)] = acc
+                else:
+                    index = tuple(slice(c[1] - a, c[2] - a) for c, a in zip(combo, jlo))
+                    parts_of[(j, idx)] = dask.delayed(_part, pure=True)(acc, index, dask_key_name=key("part", j, idx))
+                done.append(dask.delayed(_done, pure=True)(parts_of[(j, idx)], dask_key_name=key("done", j, idx)))
+        for idx in group:
+            lo = [bounds[a][i] for a, i in enumerate(idx)]
+            bshape = tuple(bounds[a][i + 1] - bounds[a][i] for a, i in enumerate(idx))
+            parts = [parts_of[(j, idx)] for j, _ in sources[idx]]
+            dests = [tuple(slice(c[1] - l, c[2] - l) for c, l in zip(combo, lo)) for _, combo in sources[idx]]
+            blended = dask.delayed(_blend_task, pure=True)(parts, dests, bshape, C, dask_key_name=key("blend", idx))
+            done.append(dask.delayed(_done, pure=True)(blended, dask_key_name=key("done", idx)))
+            rows[idx] = da.from_delayed(blended, shape=(C, *bshape), dtype=np.float32, meta=np.empty((0, 0, 0, 0), np.float32))
+        gate = dask.delayed(_done, pure=True)(*done, dask_key_name=f"bigseg-gate-{token}-{gi}")
     probs = da.block(rows.tolist())
     if any(a or b for a, b in pads):
         probs = probs[(slice(None), *[slice(a, s - b) for (a, b), s in zip(pads, shape)])]
@@ -276,6 +299,19 @@ def _blend_volume(
 
 
 # ----------------------------------------------------------------------------- public
+
+
+def _concurrent_slots() -> int:
+    """Tasks that can run at once: the cluster's threads, or the local scheduler's."""
+    from ..runtime._progress import current_client
+
+    client = current_client()
+    if client is not None:
+        workers = client.scheduler_info(n_workers=-1).get("workers", {})
+        return max(1, sum(int(w.get("nthreads") or 1) for w in workers.values()))
+    import os
+
+    return int(dask.config.get("num_workers", None) or os.cpu_count() or 1)
 
 
 def _labels_block(p: np.ndarray) -> np.ndarray:
@@ -412,13 +448,15 @@ def predict(
         hint = _suggest_chunks(jobs[0][0], C, vol.dtype.itemsize, bs, tta, spec.param_bytes, limit // conc)
         raise MemoryBudgetError(f"{exc} {hint}") from None
 
+    slots = _concurrent_slots()
+    sweep = "row" if slots <= max(len(c) for c in vol.data.chunks[2:]) else "plane"
     blob_d = dask.delayed(spec.blob, name=f"bigseg-model-{spec.key.replace(':', '-')}") if spec.blob is not None else None
     options = dict(batch_size=batch_size, device=device, autocast=autocast, tta=bool(tta), channels_last=channels_last)
     outs, n_patches = [], 0
     for p3, plane_axis in jobs:
         weight = K.importance_map(p3, blend, sigma_scale)
         probs, n = _blend_volume(vol.data, spec, patch3=p3, plane_axis=plane_axis, overlap=overlap, weight=weight,
-                                 blob_d=blob_d, options=options, source=source)
+                                 blob_d=blob_d, options=options, source=source, sweep=sweep)
         outs.append(probs)
         n_patches += n
     probs = outs[0] if len(outs) == 1 else sum(outs[1:], outs[0]) / np.float32(len(outs))
