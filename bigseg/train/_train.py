@@ -1,0 +1,273 @@
+"""``train``: fit a model to an image and sparse labels (255 = unlabelled)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from .._parse import parse_in_range, parse_nonnegative_int, parse_phases, parse_positive_float, parse_positive_int
+from ..errors import InputError, ModelError
+from ..io import DEFAULT_PHASES, UNLABELLED
+from ..models import DEFAULT_NORMALIZATION, Model, available, create, save
+from ._augment import Augment
+from ._data import PatchSampler, apply_normalization, load_pair, normalization_values, patch_windows, score_windows, split_validation
+from ._loop import fit, hardware, resolve_amp, resolve_device
+
+__all__ = ["train", "parse_common", "prepare_model", "finish_model"]
+
+
+def parse_common(
+    *, arch: Any, init: Any, epochs: Any, lr: Any, lr_decay: Any, batch_size: Any, patch: Any, patience: Any,
+    seed: Any, device: Any, amp: Any, augment: Any, max_minutes: Any, steps_per_epoch: Any,
+) -> dict[str, Any]:
+    """Validate the options shared by :func:`train` and :func:`synthetic` (before any work)."""
+    if init is not None and not isinstance(init, Model):
+        if isinstance(init, str):
+            from ..models import load
+
+            init = load(init)
+        else:
+            raise ModelError(f"Expected `init` to be a bigseg Model, 'default' or a checkpoint path. Got {type(init).__name__} instead.")
+    if arch is None:
+        arch = init.arch if init is not None else "lrcsnet"
+    if arch not in available():
+        raise InputError(f"Expected `arch` in {available()}. Got {arch!r} instead.")
+    if init is not None and arch != init.arch:
+        raise InputError(f"Expected `arch` to match the `init` model's {init.arch!r} when fine-tuning. Got {arch!r} instead.")
+    out: dict[str, Any] = {"arch": arch, "init": init}
+    out["epochs"] = parse_positive_int("epochs", epochs)
+    out["lr"] = parse_positive_float("lr", lr)
+    out["lr_decay"] = parse_in_range("lr_decay", lr_decay, 0.0, 1.0, closed="right")
+    out["batch_size"] = parse_positive_int("batch_size", batch_size)
+    out["patience"] = None if patience is None else parse_positive_int("patience", patience)
+    out["seed"] = parse_nonnegative_int("seed", seed)
+    out["steps_per_epoch"] = None if steps_per_epoch is None else parse_positive_int("steps_per_epoch", steps_per_epoch)
+    out["max_minutes"] = None if max_minutes is None else parse_positive_float("max_minutes", max_minutes)
+    out["device"] = resolve_device(device)
+    out["amp"] = resolve_amp(amp, out["device"])
+    if augment is True:
+        augment = Augment()
+    elif augment is False or augment is None:
+        augment = Augment.none()
+    elif not isinstance(augment, Augment):
+        raise InputError(f"Expected `augment` to be True, False or an Augment. Got {type(augment).__name__} instead.")
+    out["augment"] = augment
+    ndim = 2 if arch == "lrcsnet" else 3
+    if init is not None:
+        ndim = init.ndim
+    if patch is None:
+        patch = init.patch if init is not None else ((128, 128) if ndim == 2 else (48, 48, 48))
+    if isinstance(patch, (int, np.integer)) and not isinstance(patch, bool):
+        patch = (int(patch),) * ndim
+    try:
+        patch = tuple(int(p) for p in patch)
+    except (TypeError, ValueError):
+        raise InputError(f"Expected `patch` to be {ndim} positive ints. Got {patch!r} instead.") from None
+    if len(patch) != ndim or not all(p >= 8 for p in patch):
+        raise InputError(f"Expected `patch` to be {ndim} ints of at least 8 for {arch!r}. Got {patch!r} instead.")
+    out["patch"] = patch
+    out["ndim"] = ndim
+    return out
+
+
+def prepare_model(opts: dict[str, Any], phases: list[str], arch_kwargs: dict, normalization: dict) -> Model:
+    """A fresh model, or a copy of ``init`` (all weights transferred) for fine-tuning."""
+    init = opts["init"]
+    if init is not None:
+        if len(init.phases) != len(phases):
+            raise ModelError(f"Expected the `init` model's {len(init.phases)} phases {init.phases} to match the labels' {phases}.")
+        model = init.clone()
+        model.phases = list(phases)
+        model.patch = opts["patch"]
+        model.normalization = dict(normalization)
+        return model
+    torch.manual_seed(opts["seed"])
+    return create(opts["arch"], phases=phases, patch=opts["patch"], normalization=normalization, **arch_kwargs)
+
+
+def finish_model(model: Model, hist: Any, opts: dict[str, Any], data: Any, scores: Any) -> Model:
+    """Attach provenance (data, seed, epochs, scores, hardware, duration) to the trained model."""
+    model.cpu().eval()
+    model.provenance = {
+        "data": data,
+        "seed": opts["seed"],
+        "epochs": len(hist.epochs),
+        "best_epoch": hist.best_epoch,
+        "steps": hist.steps,
+        "stopped_early": hist.stopped_early,
+        "timed_out": hist.timed_out,
+        "scores": scores,
+        "history": hist.epochs,
+        "hardware": hardware(opts["device"]),
+        "duration_s": hist.duration_s,
+        "lr": opts["lr"],
+        "lr_decay": opts["lr_decay"],
+        "batch_size": opts["batch_size"],
+        "amp": None if opts["amp"] is None else str(opts["amp"]).replace("torch.", ""),
+        "init": None if opts["init"] is None else opts["init"].checkpoint_key(),
+        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "bigseg_train": "bigseg.train",
+    }
+    return model
+
+
+def _checkpointer(model: Model):
+    def write(path: str, epoch: int) -> None:
+        save(model, path)  # state_dict tensors are copied to the CPU
+
+    return write
+
+
+def train(
+    image: Any = None,
+    labels: Any = None,
+    *,
+    arch: str | None = None,
+    epochs: int = 10,
+    lr: float = 1e-4,
+    lr_decay: float = 0.3,
+    batch_size: int = 8,
+    init: Any = None,
+    patch: Any = None,
+    phases: Any = None,
+    axis: int = 0,
+    val_fraction: float = 0.15,
+    validation: Any = None,
+    patience: int | None = 3,
+    steps_per_epoch: int | None = None,
+    augment: Any = True,
+    checkpoint_dir: str | None = None,
+    seed: int = 0,
+    device: Any = None,
+    amp: Any = "auto",
+    progress: bool = True,
+    max_minutes: float | None = None,
+    synthetic: Any = False,
+    arch_kwargs: dict | None = None,
+) -> Model:
+    """Train a segmentation model on an image and sparse labels.
+
+    Parameters
+    ----------
+    image : (z, y, x) volume (DataArray, NumPy or dask), any real dtype; loaded into memory
+        (crop a training region around the annotations for very large scans)
+    labels : (z, y, x) integer volume of the same shape: phase index per voxel, 255 where
+        unlabelled (e.g. 7 slices with 10-25 % of each annotated, as in the ML-vs-threshold
+        study)
+    arch : "lrcsnet" (2D, slice by slice, default) or "unet3d"; default ``init``'s
+    epochs : maximum number of epochs
+    lr, lr_decay : Adam learning rate ``lr * lr_decay**epoch``: multiplied by ``lr_decay`` at
+        the end of every epoch (Su et al. 2022: initial 1e-4, "decay ratio 0.3", i.e.
+        1e-4 × 0.3^N after epoch N); ``lr_decay=1`` keeps it constant
+    batch_size : patches per step (the paper favours small batches)
+    init : Model / "default" / path to fine-tune: all its weights are copied (transfer
+        learning), its architecture is kept
+    patch : (y, x) for 2D, (z, y, x) for 3D; default 128² / 48³ or ``init.patch``
+    phases : names of the label values; default the labels' ``attrs["phases"]`` or
+        pore, cbd, active
+    axis : axis of the annotated slices (2D models see planes perpendicular to it)
+    val_fraction : fraction of the labelled slices held back for validation (per-phase IoU
+        each epoch, early stopping, best-epoch selection); 0 disables
+    validation : optional (image, labels) pair used for validation instead
+    patience : stop after this many epochs without a better validation mean IoU (None: never)
+    steps_per_epoch : default: enough patches to see each labelled voxel ~8 times (20-1000)
+    augment : True (flips, rot90, contrast/brightness/gamma, blur, noise, rings, drift), False,
+        or an :class:`Augment`
+    checkpoint_dir : write ``epoch_NNN.pt`` each epoch and ``best.pt`` (safe format)
+    seed : seeds patch sampling, augmentation and initialisation
+    device : None (CUDA if available, else CPU), "cpu", "cuda", "cuda:1"
+    amp : "auto" (bf16/fp16 autocast on CUDA, GradScaler for fp16), "bf16", "fp16", "off"
+    max_minutes : stop training after this wall time (the best epoch so far is kept)
+    synthetic : True or a dict of options: train on generated electrodes instead
+        (see :func:`bigseg.train.synthetic`); ``image``/``labels`` must then be None
+    arch_kwargs : architecture options (``kernels``, ``kernel_size``, ``growth`` for
+        lrcsnet; ``channels``, ``norm``, ``up`` for unet3d)
+
+    Returns
+    -------
+    Model, on the CPU, in eval mode, with the best-validation weights, ``normalization`` (the
+    input must be the volume mapped linearly so that its global 0.5/99.5 percentiles become
+    0/1, e.g. ``bigseg.filters.normalize``) and ``provenance`` (data, seed, epochs, scores,
+    history, hardware, duration).
+
+    Notes
+    -----
+    Loss: soft Dice + cross-entropy over labelled voxels only (unlabelled voxels get zero
+    gradient). Patches are centred on labelled voxels with classes drawn uniformly (so minority
+    phases are not ignored: the paper's "major class pitfall").
+    """
+    if synthetic:
+        if image is not None or labels is not None:
+            raise InputError("Expected `image` and `labels` to be None with `synthetic`. Got data as well.")
+        from ._synthetic import synthetic as _synthetic
+
+        kw = dict(synthetic) if isinstance(synthetic, dict) else {}
+        return _synthetic(arch=arch, epochs=epochs, lr=lr, lr_decay=lr_decay, batch_size=batch_size, init=init, patch=patch,
+                          patience=patience, steps_per_epoch=steps_per_epoch, augment=augment, checkpoint_dir=checkpoint_dir,
+                          seed=seed, device=device, amp=amp, progress=progress, max_minutes=max_minutes, arch_kwargs=arch_kwargs, **kw)
+    if image is None or labels is None:
+        raise InputError("Expected `image` and `labels` volumes (or synthetic=True). Got None.")
+    opts = parse_common(arch=arch, init=init, epochs=epochs, lr=lr, lr_decay=lr_decay, batch_size=batch_size, patch=patch,
+                        patience=patience, seed=seed, device=device, amp=amp, augment=augment, max_minutes=max_minutes,
+                        steps_per_epoch=steps_per_epoch)
+    axis = parse_in_range("axis", axis, 0, 2, closed="both")
+    axis = int(axis)
+    val_fraction = parse_in_range("val_fraction", val_fraction, 0.0, 1.0, closed="left")
+    if phases is None:
+        phases = getattr(labels, "attrs", {}).get("phases") or (opts["init"].phases if opts["init"] is not None else DEFAULT_PHASES)
+    phases = parse_phases(phases)
+    n_classes = len(phases)
+    img, lab = load_pair(image, labels, n_classes)
+    if img.ndim != 3:
+        raise InputError(f"Expected (z, y, x) volumes. Got {img.ndim} dimensions instead.")
+
+    norm = dict(opts["init"].normalization) if opts["init"] is not None else dict(DEFAULT_NORMALIZATION)
+    lo, hi = normalization_values(img, low=norm.get("low", 0.5), high=norm.get("high", 99.5))
+    img = apply_normalization(img, lo, hi)
+
+    if validation is not None:
+        try:
+            vimg, vlab = validation
+        except (TypeError, ValueError):
+            raise InputError("Expected `validation` to be an (image, labels) pair. Got something else.") from None
+        vimg, vlab = load_pair(vimg, vlab, n_classes)
+        vlo, vhi = normalization_values(vimg, low=norm.get("low", 0.5), high=norm.get("high", 99.5))
+        vimg = apply_normalization(vimg, vlo, vhi)
+        tlab = lab
+    elif val_fraction > 0:
+        tlab, vlab = split_validation(lab, axis=axis, val_fraction=val_fraction, seed=opts["seed"])
+        vimg = img
+    else:
+        tlab, vlab, vimg = lab, None, None
+
+    sampler = PatchSampler(img, tlab, opts["patch"], axis=axis, n_classes=n_classes)
+    n_lab = int((tlab != UNLABELLED).sum())
+    spe = opts["steps_per_epoch"] or int(np.clip(math.ceil(8 * n_lab / (np.prod(opts["patch"]) * opts["batch_size"])), 20, 1000))
+
+    validate = None
+    if vlab is not None and (vlab != UNLABELLED).any():
+        windows = patch_windows(vlab, opts["patch"], axis=axis, seed=opts["seed"])
+        dev, ndim = opts["device"], opts["ndim"]
+
+        def validate(m: torch.nn.Module) -> np.ndarray:
+            return score_windows(m, vimg, vlab, windows, axis=axis, n_classes=n_classes, device=dev, ndim=ndim)
+
+    model = prepare_model(opts, phases, dict(arch_kwargs or {}), norm)
+    hist = fit(
+        model, batches=sampler.sample, validate=validate, phases=phases, epochs=opts["epochs"], steps_per_epoch=spe,
+        lr=opts["lr"], lr_decay=opts["lr_decay"], batch_size=opts["batch_size"], augment=opts["augment"],
+        patience=opts["patience"], checkpoint_dir=checkpoint_dir, seed=opts["seed"], device=opts["device"], amp=opts["amp"],
+        progress=progress, max_minutes=opts["max_minutes"], on_checkpoint=_checkpointer(model),
+    )
+    scores = None
+    if hist.best_epoch is not None and hist.epochs and "val_iou" in hist.epochs[hist.best_epoch - 1]:
+        scores = {"validation_iou": hist.epochs[hist.best_epoch - 1]["val_iou"]}
+    labelled_slices = int((np.moveaxis(lab, axis, 0) != UNLABELLED).reshape(lab.shape[axis], -1).any(1).sum())
+    data = {"kind": "sparse labels", "shape": list(img.shape), "labelled_voxels": int((lab != UNLABELLED).sum()),
+            "labelled_slices": labelled_slices, "axis": axis, "percentiles": [lo, hi],
+            "validation": "explicit" if validation is not None else f"held-back slices ({val_fraction:g})"}
+    return finish_model(model, hist, opts, data, scores)
