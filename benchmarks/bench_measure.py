@@ -27,12 +27,13 @@ from _util import run_case, save  # noqa: E402
 PHASES = ["pore", "cbd", "active"]
 
 OURS = """
-import json, time, statistics, numpy as np, bigseg.measure as bm
+import json, time, statistics, resource, numpy as np, bigseg.measure as bm
 from bigseg.io import open_volume
 lab = open_volume({lab!r}); pred = open_volume({pred!r})
 small = lab[:40, :40, :40]
 bm.volume_fractions(small); bm.interfaces(small); bm.scores(small, pred[:40, :40, :40])
-bm.interfaces(small, method="marching_cubes")
+bm.interfaces(small, method="marching_cubes"); bm.summary(small, truth=pred[:40, :40, :40])
+rss_warm = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 def med(f):
     ts = []
     for _ in range(3):
@@ -43,7 +44,10 @@ t_if, itf = med(lambda: bm.interfaces(lab))
 t_sc, sc = med(lambda: bm.scores(lab, pred))
 t_sa, ssa = med(lambda: bm.specific_surface_area(lab, method="marching_cubes"))
 t_mc, mc = med(lambda: bm.interfaces(lab, method="marching_cubes"))
+t_sum, sm = med(lambda: bm.summary(lab, truth=pred))
+assert np.array_equal(sm.faces.values, itf.faces.values) and np.array_equal(sm.iou.values, sc.iou.values)
 print(json.dumps(dict(t_fractions=t_fr, t_faces=t_if, t_scores=t_sc, t_mc_phase_areas=t_sa, t_mc_interfaces=t_mc,
+    t_summary=t_sum, rss_after_warmup_mib=rss_warm,
     fractions=fr.values.tolist(), faces=itf.faces.values.tolist(), iou=sc.iou.values.tolist(),
     mc_phase_area=ssa.surface_area.values.tolist(), mc_pair_area=mc.area.values.tolist())))
 """
@@ -177,6 +181,7 @@ def main() -> None:
         p_three = peer["t_fractions"] + peer["t_faces"] + peer["t_scores"]
         row["ours_three_mvox_s"] = nvox / t_three / 1e6
         row["numpy_three_mvox_s"] = nvox / p_three / 1e6
+        row["ours_summary_mvox_s"] = nvox / ours["t_summary"] / 1e6
         if sk:
             rel = np.abs(np.array(ours["mc_phase_area"]) / np.array(sk["mc_phase_area"]) - 1).max()
             row["mc_rel_diff_vs_skimage"] = float(rel)
@@ -198,18 +203,22 @@ def main() -> None:
     line("confusion + scores (NumPy bincount)", "t_scores", "t_scores", "numpy")
     print(f"{'fractions + faces + scores':<34}" + "".join(
         f"{r['ours_three_mvox_s']:>14.1f} {r['numpy_three_mvox_s']:>10.1f}" for r in rows))
+    print(f"{'  the same, summary() (one graph)':<34}" + "".join(
+        f"{r['ours_summary_mvox_s']:>14.1f} {r['numpy_three_mvox_s']:>10.1f}" for r in rows))
     line("MC area, 3 phases (skimage)", "t_mc_phase_areas", "t_mc_phase_areas", "skimage")
     print(f"{'MC interfaces, 6 fields + faces':<34}" + "".join(
         f"{r['voxels'] / r['ours']['t_mc_interfaces'] / 1e6:>14.1f} {'':>10}" for r in rows))
     print(f"{'peak RSS MiB':<34}" + "".join(
         f"{r['ours']['peak_rss_mib']:>14.0f} {r['numpy']['peak_rss_mib']:>10.0f}" for r in rows))
+    print(f"{'  ours after imports + warm-up':<34}" + "".join(
+        f"{r['ours']['rss_after_warmup_mib']:>14.0f} {'':>10}" for r in rows))
     for r in rows:
         if r.get("mc_speedup_vs_skimage"):
             print(f"{r['size']}³: marching cubes {r['mc_speedup_vs_skimage']:.1f}x scikit-image, "
                   f"max relative area difference {r['mc_rel_diff_vs_skimage']:.1e}")
-    ok_speed = all(r["ours_three_mvox_s"] >= 100 for r in rows)
+    ok_speed = all(max(r["ours_three_mvox_s"], r["ours_summary_mvox_s"]) >= 100 for r in rows)
     ok_mc = all(r["mc_speedup_vs_skimage"] >= 2 for r in rows if r.get("mc_speedup_vs_skimage"))
-    print(f"target fractions+faces+scores >= 100 Mvox/s: {'PASS' if ok_speed else 'FAIL'}; "
+    print(f"target fractions+faces+scores >= 100 Mvox/s (best of separate calls / summary): {'PASS' if ok_speed else 'FAIL'}; "
           f"marching cubes >= 2x scikit-image: {'PASS' if ok_mc else 'FAIL'}")
     print("note: figures taken on a 2-core machine shared with other agents are pessimistic")
     print("saved", save("measure", {"rows": rows, "targets_met": {"three_100mvox": ok_speed, "mc_2x_skimage": ok_mc}}))
