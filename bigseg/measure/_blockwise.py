@@ -104,11 +104,11 @@ def block_partials(
     nblocks = [len(c) for c in chunks]
     shape = tuple(int(s) for s in ref.shape[lead:])
     if depth > 0:
-        arrays = tuple(
-            da.overlap.overlap(a, depth={ax: (depth if ax >= a.ndim - spatial_axes else 0) for ax in range(a.ndim)},
-                               boundary="none")
-            for a in arrays
-        )
+        def dep(a: da.Array) -> dict[int, int]:  # no halo along an axis held in one chunk
+            off = a.ndim - spatial_axes
+            return {ax: (depth if ax >= off and nblocks[ax - off] > 1 else 0) for ax in range(a.ndim)}
+
+        arrays = tuple(da.overlap.overlap(a, depth=dep(a), boundary="none") for a in arrays)
 
     def wrapper(*blocks, block_info=None):
         loc = block_info[0]["chunk-location"][lead:]

@@ -1,0 +1,38 @@
+"""The same exact numbers on a LocalCluster of processes (partials pickle; numba and caches per worker)."""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+import pytest
+from _measure_ref import faces_per_axis
+
+import bigseg
+from bigseg.kernels.metrics import mc_field_areas
+from bigseg.measure import interfaces, summary
+
+pytestmark = [pytest.mark.timeout(180), pytest.mark.filterwarnings("ignore")]
+
+
+def test_local_cluster_matches_in_memory(labels):
+    lab = da.from_array(labels, chunks=(17, 23, 30))
+    truth = np.roll(labels, 1, 0)
+    with bigseg.connect("local", n_workers=2, dashboard=False, quiet=True):
+        ds = summary(lab, truth=truth)
+        mc = interfaces(lab, method="marching_cubes")
+    np.testing.assert_array_equal(ds.faces.values, faces_per_axis(labels, 3).sum(0))
+    assert "iou" in ds
+    whole = mc_field_areas(np.pad(labels, 1, mode="edge"), [(0,), (1,), (2,)])
+    np.testing.assert_allclose(mc.phase_area.values, whole, rtol=1e-9)
+
+
+@pytest.mark.parametrize("shape,chunks", [((1, 20, 21), (1, 7, 8)), ((2, 30, 5), (1, 11, 2)), ((3, 3, 40), (2, 2, 13))],
+                         ids=str)
+def test_thin_volumes_marching_cubes(shape, chunks):
+    rng = np.random.default_rng(1)
+    lab = (rng.random(shape) < 0.5).astype(np.uint8) * 2
+    ds = interfaces(da.from_array(lab, chunks=chunks), method="marching_cubes")
+    whole = mc_field_areas(np.pad(lab, 1, mode="edge"), [(0,), (1,), (2,)])
+    np.testing.assert_allclose(ds.phase_area.values, whole, rtol=1e-9, atol=1e-12)
+    bool_ds = interfaces(lab.astype(bool), phases=["pore", "solid"])
+    assert bool_ds.faces.values[0, 1] == faces_per_axis(lab // 2, 2)[:, 0, 1].sum()
