@@ -1,0 +1,246 @@
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+from torch.nn import functional as F
+
+import bigseg
+from bigseg import models
+from bigseg.errors import InputError, ModelError
+from bigseg.train import Augment, dice_ce_loss, make_pair
+from bigseg.train._data import PatchSampler, split_validation
+
+TINY = dict(kernels=4, growth=1.0)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def pair():
+    """A small synthetic (image, labels) and sparse labels: 5 z-slices, ~40 % of each."""
+    img, lab = make_pair((12, 48, 48), electrode={"seed": 5, "radius": (6, 1.5)}, preset="nano-ct-absorption", physics={}, seed=5)
+    sparse = np.full_like(lab, 255)
+    for z in (1, 3, 6, 8, 10):
+        sparse[z, 8:40, 4:34] = lab[z, 8:40, 4:34]
+    return img, lab, sparse
+
+
+# ----------------------------------------------------------------------------------------- loss
+
+
+def test_loss_ignores_unlabelled_voxels_gradient_check():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 3, 9, 11, generator=g, requires_grad=True)
+    target = torch.randint(0, 3, (2, 9, 11), generator=g)
+    mask = torch.rand(2, 9, 11, generator=g) < 0.3
+    target[mask] = 255
+    loss = dice_ce_loss(logits, target)
+    loss.backward()
+    grad = logits.grad
+    assert grad is not None
+    # exactly zero gradient at unlabelled voxels, non-zero somewhere at labelled ones
+    assert torch.count_nonzero(grad.permute(0, 2, 3, 1)[mask]) == 0
+    assert grad.permute(0, 2, 3, 1)[~mask].abs().sum() > 0
+    # changing the logits of unlabelled voxels leaves the loss unchanged
+    other = logits.detach().clone()
+    other.permute(0, 2, 3, 1)[mask] = torch.randn(int(mask.sum()), 3, generator=g) * 50
+    assert torch.allclose(dice_ce_loss(other, target), loss.detach(), atol=1e-6)
+
+
+def test_loss_terms_match_references():
+    g = torch.Generator().manual_seed(1)
+    logits = torch.randn(3, 3, 6, 7, 5, generator=g)
+    target = torch.randint(0, 3, (3, 6, 7, 5), generator=g)
+    target[:, :2] = 255
+    ce = dice_ce_loss(logits, target, dice_weight=0.0)
+    assert torch.allclose(ce, F.cross_entropy(logits, target, ignore_index=255), atol=1e-6)
+    # soft Dice on a perfect one-hot "prediction" is ~0; on a uniform one it is clearly > 0
+    perfect = F.one_hot(torch.where(target == 255, 0, target), 3).movedim(-1, 1).float() * 200
+    assert dice_ce_loss(perfect, target, ce_weight=0.0) < 1e-3
+    assert dice_ce_loss(torch.zeros_like(logits), target, ce_weight=0.0) > 0.3
+
+
+def test_loss_without_labels_is_zero_and_connected():
+    logits = torch.randn(1, 3, 4, 4, requires_grad=True)
+    loss = dice_ce_loss(logits, torch.full((1, 4, 4), 255))
+    assert float(loss.detach()) == 0.0
+    loss.backward()
+    assert torch.count_nonzero(logits.grad) == 0
+
+
+# ----------------------------------------------------------------------------------------- data
+
+
+def test_augment_keeps_labels_aligned():
+    g = torch.Generator().manual_seed(3)
+    y = torch.randint(0, 3, (6, 16, 16), generator=g)
+    x = y[:, None].float()
+    geo = Augment.none()
+    geo.flip, geo.rot90 = 0.5, 0.9
+    xa, ya = geo(x, y, g)
+    assert torch.equal(xa[:, 0], ya.float())
+    assert not torch.equal(ya, y)  # something was flipped/rotated
+    # photometric augmentation changes the image, never the labels
+    xb, yb = Augment(flip=0, rot90=0, noise=1.0, rings=1.0, drift=1.0)(x, y, g)
+    assert torch.equal(yb, y) and not torch.allclose(xb, x)
+    # 3D patches too
+    y3 = torch.randint(0, 3, (2, 5, 8, 8), generator=g)
+    xa3, ya3 = geo(y3[:, None].float(), y3, g)
+    assert torch.equal(xa3[:, 0], ya3.float())
+
+
+def test_split_validation_slices_and_single_slice():
+    lab = np.full((10, 8, 8), 255, np.uint8)
+    for z in (1, 3, 5, 7, 9):
+        lab[z, 2:6, 2:6] = z % 3
+    tr, va = split_validation(lab, axis=0, val_fraction=0.2, seed=0)
+    held = [z for z in range(10) if (va[z] != 255).any()]
+    assert len(held) == 1 and (tr[held[0]] == 255).all()
+    np.testing.assert_array_equal(np.where(va != 255, va, tr), lab)
+    one = np.full((4, 10, 6), 255, np.uint8)
+    one[2] = 1
+    tr, va = split_validation(one, axis=0, val_fraction=0.3, seed=0)
+    assert (tr != 255).sum() > 0 and (va != 255).sum() > 0
+    assert ((tr != 255) & (va != 255)).sum() == 0 and ((tr != 255) | (va != 255)).sum() == (one != 255).sum()
+    # along another axis
+    tr, va = split_validation(np.moveaxis(lab, 0, 2), axis=2, val_fraction=0.2, seed=0)
+    assert ((va != 255).any((0, 1))).sum() == 1
+
+
+def test_patch_sampler_centres_on_labels_class_balanced(pair):
+    img, lab, sparse = pair
+    s = PatchSampler(img, sparse, (16, 16), axis=0, n_classes=3)
+    x, y = s.sample(60, np.random.default_rng(0))
+    assert x.shape == (60, 1, 16, 16) and y.shape == (60, 16, 16)
+    assert ((y != 255).reshape(60, -1).any(1)).all()
+    centre = y[:, 8, 8]
+    # centre voxels are labelled unless jittered off the annotation; cbd is well represented
+    counts = np.bincount(centre[centre != 255], minlength=3)
+    assert counts[1] >= 10
+    s3 = PatchSampler(img, sparse, (8, 16, 16), n_classes=3)
+    x3, y3 = s3.sample(4, np.random.default_rng(1))
+    assert x3.shape == (4, 1, 8, 16, 16) and ((y3 != 255).reshape(4, -1).any(1)).all()
+
+
+# ----------------------------------------------------------------------------------------- training
+
+
+def _batch_loss(model, x, y):
+    model.eval()
+    with torch.no_grad():
+        return float(dice_ce_loss(model(torch.from_numpy(x)), torch.from_numpy(y)))
+
+
+def test_a_few_steps_lower_the_loss(pair):
+    img, lab, sparse = pair
+    s = PatchSampler(img, sparse, (32, 32), n_classes=3)
+    x, y = s.sample(16, np.random.default_rng(7))
+    torch.manual_seed(0)
+    init = models.create("lrcsnet", patch=(32, 32), kernels=8, growth=1.0)
+    before = _batch_loss(init, x, y)
+    m = bigseg.train(img, sparse, init=init, epochs=2, steps_per_epoch=12, lr=1e-2, lr_decay=0.5, batch_size=4,
+                     augment=False, progress=False, seed=1)
+    after = _batch_loss(m, x, y)
+    assert after < 0.92 * before
+    h = m.provenance["history"]
+    assert len(h) == 2 and h[-1]["loss"] < h[0]["loss"]
+    assert h[1]["lr"] == pytest.approx(1e-2 * 0.5)  # lr * lr_decay**epoch
+    assert set(h[0]["val_iou"]) == {"pore", "cbd", "active"}
+
+
+def test_fine_tuning_starts_from_given_weights(pair):
+    img, lab, sparse = pair
+    torch.manual_seed(11)
+    init = models.create("lrcsnet", patch=(32, 32), **TINY)
+    ref = {k: v.clone() for k, v in init.state_dict().items()}
+    m = bigseg.train(img, sparse, init=init, epochs=1, steps_per_epoch=1, lr=1e-12, batch_size=2, progress=False, seed=3)
+    for name, p in m.named_parameters():
+        torch.testing.assert_close(p.detach(), ref[name], atol=1e-7, rtol=0)
+    # the given model is untouched, the result is another object with provenance linking it
+    for k, v in init.state_dict().items():
+        assert torch.equal(v, ref[k])
+    assert m is not init and m.provenance["init"] == init.checkpoint_key()
+    # a model trained from scratch with the same seed does not start there
+    scratch = bigseg.train(img, sparse, arch="lrcsnet", arch_kwargs=TINY, patch=(32, 32), epochs=1, steps_per_epoch=1,
+                           lr=1e-12, batch_size=2, progress=False, seed=3)
+    assert not torch.allclose(scratch.net.enc1.weight, ref["net.enc1.weight"])
+    with pytest.raises(InputError, match="arch"):
+        bigseg.train(img, sparse, init=init, arch="unet3d", epochs=1)
+
+
+def test_unet3d_checkpoints_and_round_trip(pair, tmp_path):
+    img, lab, sparse = pair
+    m = bigseg.train(img, sparse, arch="unet3d", arch_kwargs={"channels": (4, 8)}, patch=(8, 16, 16), epochs=2,
+                     steps_per_epoch=2, batch_size=2, lr=1e-3, checkpoint_dir=str(tmp_path / "ck"), progress=False)
+    files = sorted(os.listdir(tmp_path / "ck"))
+    assert files[:2] == ["best.pt", "epoch_001.pt"] and "epoch_002.pt" in files
+    best = models.load(tmp_path / "ck" / "best.pt")
+    assert best.arch == "unet3d" and best.patch == (8, 16, 16)
+    x = torch.from_numpy(img[None, None, :8, :16, :16].copy())
+    p = models.save(m, tmp_path / "m.pt")
+    with torch.no_grad():
+        assert torch.equal(models.load(p)(x), m(x))
+    prov = models.load(p).provenance
+    for key in ("data", "seed", "epochs", "scores", "hardware", "duration_s", "history"):
+        assert key in prov
+    assert prov["data"]["labelled_slices"] == 5
+
+
+def test_explicit_validation_pair_and_early_stopping(pair):
+    img, lab, sparse = pair
+    m = bigseg.train(img, sparse, validation=(img, lab), arch_kwargs=TINY, patch=(32, 32), epochs=6, steps_per_epoch=1,
+                     lr=1e-12, lr_decay=1.0, patience=1, progress=False)
+    assert m.provenance["stopped_early"] and m.provenance["epochs"] < 6
+    assert m.provenance["data"]["validation"] == "explicit"
+
+
+def test_bad_input_is_refused_before_work(pair):
+    img, lab, sparse = pair
+    bad = sparse.copy()
+    bad[0, 0, 0] = 7
+    with pytest.raises(InputError, match="label values"):
+        bigseg.train(img, bad, epochs=1)
+    with pytest.raises(InputError, match="same shape"):
+        bigseg.train(img[:5], sparse, epochs=1)
+    with pytest.raises(InputError, match="labelled voxels"):
+        bigseg.train(img, np.full_like(sparse, 255), epochs=1)
+    with pytest.raises(InputError, match="lr_decay"):
+        bigseg.train(img, sparse, lr_decay=1.5)
+    with pytest.raises(InputError, match="arch"):
+        bigseg.train(img, sparse, arch="segformer")
+    with pytest.raises(InputError, match="amp"):
+        bigseg.train(img, sparse, amp="fp16", device="cpu")
+    with pytest.raises(InputError, match="patch"):
+        bigseg.train(img, sparse, patch=(4, 4))
+    with pytest.raises(ModelError, match="init"):
+        bigseg.train(img, sparse, init=3)
+    with pytest.raises(InputError, match="None"):
+        bigseg.train(img, sparse, synthetic=True)
+
+
+def test_bigseg_train_callable_as_package():
+    import bigseg.train as pkg
+
+    assert callable(pkg) and callable(bigseg.train)
+    assert hasattr(bigseg.train, "synthetic")
+
+
+def test_synthetic_generator_in_the_loop():
+    m = bigseg.train.synthetic(arch_kwargs=TINY, patch=(32, 32), shape=(6, 40, 40), val_shape=(2, 32, 32),
+                               presets=["lab-micro-ct", "nano-ct-phase"], epochs=1, steps_per_epoch=4, batches_per_volume=2,
+                               batch_size=2, progress=False, seed=4)
+    prov = m.provenance
+    assert prov["data"]["volumes_generated"] == 2
+    scores = prov["scores"]["validation_iou_by_preset"]
+    assert set(scores) == {"lab-micro-ct", "nano-ct-phase"} and set(scores["lab-micro-ct"]) == {"pore", "cbd", "active"}
+    with pytest.raises(InputError, match="presets"):
+        bigseg.train.synthetic(presets=["nope"], epochs=1)
