@@ -3,7 +3,7 @@
 # write its training report. Seeds are fixed; the run is time-boxed (--max-minutes), so the
 # number of steps reached depends on the machine (recorded in the report).
 #
-#   scripts/train_default.sh            # CPU recipe: 1 thread, bf16 autocast, ~50 min
+#   scripts/train_default.sh            # CPU recipe: 1 thread, bf16 autocast, ~55 min
 #   DEVICE=cuda scripts/train_default.sh  # on a GPU (AMP), same recipe, more steps per minute
 #
 # Outputs: bigseg/models/weights/default.pt (float16 weights), bigseg/models/weights/default_report.json,
@@ -14,7 +14,7 @@ PY=${PY:-.venv/bin/python}
 BIGSEG=${BIGSEG:-.venv/bin/bigseg}
 DEVICE=${DEVICE:-cpu}
 THREADS=${THREADS:-1}
-MINUTES=${MINUTES:-50}
+MINUTES=${MINUTES:-55}
 AMP=${AMP:-bf16}
 OUT=${OUT:-bigseg/models/weights}
 TMP=${TMP:-$(mktemp -d)}

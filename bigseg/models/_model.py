@@ -31,8 +31,10 @@ FORMAT = "bigseg-model"
 VERSION = 1
 
 #: What a model's input must be: grey values mapped linearly so that the global 0.5 and 99.5
-#: percentiles of the volume become 0 and 1 (not clipped).
-DEFAULT_NORMALIZATION: dict[str, Any] = {"method": "percentile", "low": 0.5, "high": 99.5}
+#: percentiles of the volume become 0 and 1, clipped to [0, 1], i.e.
+#: ``bigseg.filters.normalize(vol, low=0.5, high=99.5)``.
+DEFAULT_NORMALIZATION: dict[str, Any] = {"method": "percentile", "low": 0.5, "high": 99.5, "clip": True,
+                                         "function": "bigseg.filters.normalize"}
 
 _REGISTRY: dict[str, tuple[Callable[..., nn.Module], tuple[int, ...]]] = {
     "lrcsnet": (LRCSNet, (128, 128)),

@@ -11,24 +11,22 @@ from ..errors import InputError
 from ..io import UNLABELLED, as_volume
 from ._loss import confusion
 
-__all__ = ["normalization_values", "apply_normalization", "load_pair", "split_validation", "PatchSampler", "patch_windows"]
+__all__ = ["normalize_image", "load_pair", "split_validation", "PatchSampler", "patch_windows"]
 
 
-def normalization_values(image: np.ndarray, *, low: float = 0.5, high: float = 99.5, max_samples: int = 4_000_000) -> tuple[float, float]:
-    """Global ``low``/``high`` percentiles of ``image`` (a regular subsample above
-    ``max_samples`` voxels, so the cost is bounded)."""
-    flat = np.asarray(image).ravel()
-    if flat.size > max_samples:
-        flat = flat[:: int(np.ceil(flat.size / max_samples))]
-    lo, hi = np.percentile(flat.astype(np.float64), [low, high])
-    if not hi > lo:
-        hi = lo + 1.0
-    return float(lo), float(hi)
+def normalize_image(image: Any, *, low: float = 0.5, high: float = 99.5) -> tuple[np.ndarray, float, float]:
+    """In-memory float32 copy of ``image`` normalised exactly as inference input must be:
+    :func:`bigseg.filters.normalize` (global ``low``/``high`` percentiles → 0/1, clipped).
+    Returns (array, value_at_low, value_at_high)."""
+    import dask
 
+    from ..filters import normalize
 
-def apply_normalization(image: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """Map ``lo`` → 0 and ``hi`` → 1 linearly (no clipping); float32."""
-    return ((np.asarray(image, dtype=np.float32) - np.float32(lo)) / np.float32(hi - lo)).astype(np.float32, copy=False)
+    with dask.config.set(scheduler="synchronous"):
+        out = normalize(image, low=low, high=high)
+        arr = np.asarray(out.data.compute(), dtype=np.float32)
+    lo, hi = out.attrs["normalize"]
+    return arr, float(lo), float(hi)
 
 
 def load_pair(image: Any, labels: Any, n_classes: int) -> tuple[np.ndarray, np.ndarray]:

@@ -19,7 +19,7 @@ from .._parse import parse_phases, parse_positive_int
 from ..errors import InputError
 from ..io import DEFAULT_PHASES
 from ..models import DEFAULT_NORMALIZATION, Model
-from ._data import PatchSampler, apply_normalization, normalization_values
+from ._data import PatchSampler, normalize_image
 from ._loop import fit
 from ._loss import confusion, iou_from_confusion
 from ._train import _checkpointer, finish_model, parse_common, prepare_model
@@ -76,8 +76,8 @@ def make_pair(shape: tuple[int, int, int], *, electrode: dict[str, Any], preset:
         lab = synth.electrode(shape, chunks=shape, **electrode)
         img = synth.xct(lab, seed=seed, preset=preset, **physics)
         lab_np, img_np = dask.compute(lab.data, img.data)
-    lo, hi = normalization_values(img_np, low=norm.get("low", 0.5), high=norm.get("high", 99.5))
-    return apply_normalization(img_np, lo, hi), np.asarray(lab_np, dtype=np.uint8)
+    img_n, _, _ = normalize_image(img_np, low=norm.get("low", 0.5), high=norm.get("high", 99.5))
+    return img_n, np.asarray(lab_np, dtype=np.uint8)
 
 
 class _Generator:

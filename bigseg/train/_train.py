@@ -14,7 +14,7 @@ from ..errors import InputError, ModelError
 from ..io import DEFAULT_PHASES, UNLABELLED
 from ..models import DEFAULT_NORMALIZATION, Model, available, create, save
 from ._augment import Augment
-from ._data import PatchSampler, apply_normalization, load_pair, normalization_values, patch_windows, score_windows, split_validation
+from ._data import PatchSampler, load_pair, normalize_image, patch_windows, score_windows, split_validation
 from ._loop import fit, hardware, resolve_amp, resolve_device
 
 __all__ = ["train", "parse_common", "prepare_model", "finish_model"]
@@ -191,7 +191,7 @@ def train(
     -------
     Model, on the CPU, in eval mode, with the best-validation weights, ``normalization`` (the
     input must be the volume mapped linearly so that its global 0.5/99.5 percentiles become
-    0/1, e.g. ``bigseg.filters.normalize``) and ``provenance`` (data, seed, epochs, scores,
+    0/1, clipped: ``bigseg.filters.normalize``) and ``provenance`` (data, seed, epochs, scores,
     history, hardware, duration).
 
     Notes
@@ -226,8 +226,7 @@ def train(
         raise InputError(f"Expected (z, y, x) volumes. Got {img.ndim} dimensions instead.")
 
     norm = dict(opts["init"].normalization) if opts["init"] is not None else dict(DEFAULT_NORMALIZATION)
-    lo, hi = normalization_values(img, low=norm.get("low", 0.5), high=norm.get("high", 99.5))
-    img = apply_normalization(img, lo, hi)
+    img, lo, hi = normalize_image(img, low=norm.get("low", 0.5), high=norm.get("high", 99.5))
 
     if validation is not None:
         try:
@@ -235,8 +234,7 @@ def train(
         except (TypeError, ValueError):
             raise InputError("Expected `validation` to be an (image, labels) pair. Got something else.") from None
         vimg, vlab = load_pair(vimg, vlab, n_classes)
-        vlo, vhi = normalization_values(vimg, low=norm.get("low", 0.5), high=norm.get("high", 99.5))
-        vimg = apply_normalization(vimg, vlo, vhi)
+        vimg, _, _ = normalize_image(vimg, low=norm.get("low", 0.5), high=norm.get("high", 99.5))
         tlab = lab
     elif val_fraction > 0:
         tlab, vlab = split_validation(lab, axis=axis, val_fraction=val_fraction, seed=opts["seed"])
