@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from bigseg import models
+from bigseg.cli import main
+from bigseg.train import make_pair
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli_train")
+    img, lab = make_pair((10, 40, 40), electrode={"seed": 9, "radius": (5, 1)}, preset="lab-micro-ct", physics={}, seed=9)
+    raw = (img * 1000 + 200).astype(np.uint16)  # any dtype: training normalises it
+    sparse = np.full_like(lab, 255)
+    for z in (1, 4, 7, 9):
+        sparse[z, 5:30, 5:35] = lab[z, 5:30, 5:35]
+    np.save(d / "img.npy", raw)
+    np.save(d / "lab.npy", sparse)
+    return d
+
+
+def test_cli_train_sparse_labels_writes_checkpoint_and_report(files, capsys):
+    out = files / "m.pt"
+    rc = main(["train", str(files / "img.npy"), str(files / "lab.npy"), "-o", str(out), "--epochs", "2",
+               "--steps-per-epoch", "2", "--batch-size", "2", "--patch", "32", "--kernels", "4", "--growth", "1",
+               "--threads", "1", "--report", str(files / "r.json"), "--no-progress"])
+    assert rc == 0
+    m = models.load(out)
+    assert m.arch == "lrcsnet" and m.patch == (32, 32) and m.arch_kwargs == {"kernels": 4, "growth": 1.0}
+    assert m.provenance["epochs"] == 2 and m.provenance["lr"] == 1e-4 and m.provenance["lr_decay"] == 0.3
+    rep = json.loads((files / "r.json").read_text())
+    assert rep["provenance"]["data"]["labelled_slices"] == 4
+    assert "wrote" in capsys.readouterr().out
+    # refuses to overwrite, then fine-tunes the written model
+    assert main(["train", str(files / "img.npy"), str(files / "lab.npy"), "-o", str(out)]) == 2
+    out2 = files / "ft.pt"
+    rc = main(["train", str(files / "img.npy"), str(files / "lab.npy"), "-o", str(out2), "--init", str(out), "--epochs", "1",
+               "--steps-per-epoch", "1", "--batch-size", "2", "--lr", "1e-12", "--threads", "1", "--no-progress"])
+    assert rc == 0
+    ft = models.load(out2)
+    assert ft.provenance["init"] == m.checkpoint_key()
+    torch.testing.assert_close(ft.net.enc1.weight, m.net.enc1.weight, atol=1e-7, rtol=0)
+
+
+def test_cli_train_synthetic_and_errors(files, capsys):
+    out = files / "syn.pt"
+    rc = main(["train", "--synthetic", "-o", str(out), "--presets", "lab-micro-ct", "--shape", "4,40,40", "--patch", "32",
+               "--kernels", "4", "--growth", "1", "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "2",
+               "--threads", "1", "--half", "--no-progress"])
+    assert rc == 0
+    m = models.load(out)
+    assert m.provenance["data"]["kind"] == "synthetic"
+    assert "lab-micro-ct" in m.provenance["scores"]["validation_iou_by_preset"]
+    capsys.readouterr()
+    assert main(["train", "-o", str(files / "x.pt")]) == 2
+    assert "image" in capsys.readouterr().err
+    assert main(["train", str(files / "img.npy"), "-o", str(files / "x.pt"), "--synthetic"]) == 2
+    assert main(["train", "--synthetic", "-o", str(files / "x.pt"), "--presets", "nope"]) == 2
