@@ -1,0 +1,72 @@
+"""Shared pieces of the classical segmenters: input checks, phase names, global histogram."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from .._parse import parse_phases, parse_positive_int
+from ..errors import InputError
+from ..filters import count_nonfinite
+from ..io._volume import DEFAULT_PHASES, as_volume, like_volume
+from ..ops import bincount_offset, value_range
+from ..runtime import compute
+
+__all__ = ["check_volume", "phase_names", "global_histogram", "labels_volume", "parse_classes"]
+
+
+def check_volume(vol: Any, *, progress: bool = False) -> xr.DataArray:
+    """A 3D real-valued volume without NaN/inf (InputError stating how many otherwise)."""
+    v = as_volume(vol, name="vol")
+    if not (np.issubdtype(v.dtype, np.integer) or np.issubdtype(v.dtype, np.floating)):
+        raise InputError(f"Expected `vol` to hold real numbers. Got dtype {v.dtype} instead.")
+    nan, inf = count_nonfinite(v, progress=progress)
+    if nan + inf:
+        raise InputError(f"Expected `vol` to hold finite values only. Got {nan} NaN and {inf} infinite "
+                         f"voxels (of {v.size}) instead.")
+    return v
+
+
+def parse_classes(classes: Any) -> int:
+    n = parse_positive_int("classes", classes)
+    if not 2 <= n <= 254:
+        raise InputError(f"Expected `classes` in [2, 254]. Got {classes!r} instead.")
+    return n
+
+
+def phase_names(classes: int, phases: Any = None) -> list[str]:
+    """Phase names ordered by grey level: DEFAULT_PHASES (pore, cbd, active) for 3 classes."""
+    if phases is not None:
+        names = parse_phases(phases)
+        if len(names) != classes:
+            raise InputError(f"Expected `phases` to name {classes} classes. Got {names!r} instead.")
+        return names
+    return list(DEFAULT_PHASES) if classes == len(DEFAULT_PHASES) else [f"phase{i}" for i in range(classes)]
+
+
+def global_histogram(v: xr.DataArray, *, nbins: int = 256, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(counts, bin centres) of the whole volume, as ``skimage.exposure.histogram`` computes them.
+
+    Integer volumes: one bin per integer value between min and max; floats: ``nbins`` equal bins
+    over [min, max] (``numpy.histogram``'s edges), centres midway.
+    """
+    arr = v.data
+    lo, hi = value_range(arr, progress=progress)
+    if np.issubdtype(arr.dtype, np.integer):
+        (counts,) = compute(bincount_offset(arr, int(lo), int(hi)), desc="histogram", progress=progress)
+        return counts, np.arange(int(lo), int(hi) + 1)
+    lo, hi = float(lo), float(hi)
+    counts, edges = da.histogram(arr, bins=nbins, range=(lo, hi))
+    (counts,) = compute(counts, desc="histogram", progress=progress)
+    edges = np.asarray(edges)
+    return counts, (edges[:-1] + edges[1:]) / 2.0
+
+
+def labels_volume(data: da.Array, like: xr.DataArray, phases: list[str], **attrs: Any) -> xr.DataArray:
+    """A lazy uint8 label volume with ``like``'s coordinates and ``attrs['phases']``."""
+    out = like_volume(data.astype(np.uint8, copy=False), like, phases=phases, name="labels")
+    out.attrs.update(attrs)
+    return out

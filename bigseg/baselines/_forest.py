@@ -1,0 +1,144 @@
+"""Random forest on sparse labels with ilastik-like multiscale features, predicted blockwise."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from .._parse import parse_phases, parse_positive_float, parse_positive_int, parse_tuple
+from ..errors import InputError
+from ..io._volume import DEFAULT_PHASES, UNLABELLED, as_volume
+from ..kernels.features import feature_halo, feature_names, multiscale_features
+from ..ops import map_overlap_exact, to_numpy
+from ..ops._overlap import min_chunks
+from ..runtime import compute
+from ._common import check_volume, labels_volume
+
+__all__ = ["random_forest", "DEFAULT_SIGMAS"]
+
+#: ilastik's default scales (voxels) minus the largest ones, enough for CT phase contrast.
+DEFAULT_SIGMAS = (0.7, 1.0, 1.6, 3.5)
+
+
+def _label_counts(b: np.ndarray) -> np.ndarray:
+    return np.bincount(np.asarray(b, np.uint8).ravel(), minlength=256).reshape((1,) * b.ndim + (256,))
+
+
+def _interior(idx: tuple, numblocks: tuple, depth: int) -> tuple[slice, ...]:
+    return tuple(slice(depth if i > 0 else 0, -depth if i < n - 1 else None) for i, n in zip(idx, numblocks))
+
+
+def _train_block(block: np.ndarray, lab: np.ndarray, idx: tuple, numblocks: tuple, depth: int,
+                 sigmas: tuple, cap: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    feats = multiscale_features(np.asarray(block), sigmas)
+    sl = _interior(idx, numblocks, depth)
+    feats = feats[(slice(None),) + sl]
+    lab = np.asarray(lab)
+    keep = np.flatnonzero(lab.ravel() != UNLABELLED)
+    if keep.size > cap:
+        keep = np.sort(np.random.default_rng(seed).choice(keep, cap, replace=False))
+    x = feats.reshape(feats.shape[0], -1)[:, keep].T
+    return x, lab.ravel()[keep]
+
+
+def _predict_block(block: Any, model: Any, sigmas: tuple) -> Any:
+    feats = to_numpy(multiscale_features(block, sigmas))
+    x = feats.reshape(feats.shape[0], -1).T
+    return model.predict(x).astype(np.uint8).reshape(block.shape)
+
+
+def random_forest(vol: Any, labels: Any, *, sigmas: Sequence[float] = DEFAULT_SIGMAS, n_estimators: int = 100,
+                  max_samples: int = 200_000, seed: int = 0, phases: Any = None,
+                  progress: bool = False) -> xr.DataArray:
+    """Random forest pixel classifier trained on sparse labels, as in ilastik (Sommer et al. 2011).
+
+    Features (:func:`bigseg.kernels.features.multiscale_features`): grey level and, per sigma,
+    Gaussian, gradient magnitude, Laplacian of Gaussian and Hessian eigenvalues; computed blockwise
+    with a halo of ``4 * max(sigmas)`` voxels, so they equal the whole-array features exactly.
+    ``sklearn.ensemble.RandomForestClassifier`` is trained on (at most ``max_samples``) labelled
+    voxels, then predicts every block.
+
+    Parameters
+    ----------
+    vol : volume (z, y, x), no NaN/inf
+    labels : integer label volume of the same shape; ``255`` = unlabelled; values index ``phases``
+    sigmas : feature scales in voxels (> 0)
+    phases : class names (default ``labels.attrs['phases']``, else pore/cbd/active for <= 3 classes)
+
+    Returns
+    -------
+    lazy uint8 label volume (z, y, x) with ``attrs['phases']``
+
+    Raises
+    ------
+    InputError : labels of another shape, non-integer labels, values beyond the phases, or a
+        phase without any labelled voxel.
+    """
+    from sklearn.ensemble import RandomForestClassifier
+
+    v = check_volume(vol, progress=progress)
+    lab = as_volume(labels, name="labels")
+    if lab.shape != v.shape:
+        raise InputError(f"Expected `labels` to have the shape of `vol` {v.shape}. Got {lab.shape} instead.")
+    if not np.issubdtype(lab.dtype, np.integer):
+        raise InputError(f"Expected `labels` to hold integers (255 = unlabelled). Got dtype {lab.dtype} instead.")
+    sigmas = parse_tuple("sigmas", tuple(sigmas), len(tuple(sigmas)), parse_positive_float) if len(tuple(sigmas)) else ()
+    if not sigmas:
+        raise InputError("Expected `sigmas` to hold at least one positive scale. Got () instead.")
+    n_estimators = parse_positive_int("n_estimators", n_estimators)
+    max_samples = parse_positive_int("max_samples", max_samples)
+    if phases is None:
+        phases = lab.attrs.get("phases")
+    ldata = lab.data
+    if ldata.dtype != np.uint8:
+        lmin, lmax = compute(ldata.min(), ldata.max(), progress=False)
+        if lmin < 0 or (lmax > 254 and lmax != UNLABELLED):
+            raise InputError(f"Expected `labels` values in [0, 254] or 255 (unlabelled). Got values in [{lmin}, {lmax}] instead.")
+        ldata = ldata.astype(np.uint8)
+    depth = feature_halo(sigmas)
+    arr = v.data.rechunk(tuple(min_chunks(c, depth) for c in v.data.chunks))
+    ldata = ldata.rechunk(arr.chunks)
+    per = ldata.map_blocks(_label_counts, chunks=(1, 1, 1, 256), new_axis=3, dtype=np.int64,
+                           meta=np.empty((0, 0, 0, 0), np.int64))
+    (per,) = compute(per, desc="counting labels", progress=progress)
+    counts = per.sum(axis=(0, 1, 2))
+    present = np.flatnonzero(counts[:UNLABELLED])
+    if present.size == 0:
+        raise InputError("Expected `labels` to hold labelled voxels (values other than 255). Got none instead.")
+    n_classes = int(present.max()) + 1
+    if phases is None:
+        phases = list(DEFAULT_PHASES) if n_classes <= len(DEFAULT_PHASES) else [f"phase{i}" for i in range(n_classes)]
+    phases = parse_phases(phases)
+    if n_classes > len(phases):
+        raise InputError(f"Expected `labels` values below {len(phases)} (phases {phases}) or 255. Got {n_classes - 1} instead.")
+    missing = [phases[i] for i in range(len(phases)) if counts[i] == 0]
+    if missing:
+        raise InputError(f"Expected every phase to have labelled voxels. Got none for {missing} "
+                         f"(counts {dict(zip(phases, counts[:len(phases)].tolist()))}) instead.")
+    labelled = per[..., :UNLABELLED].sum(-1)
+    total = int(labelled.sum())
+    ov = da.overlap.overlap(arr, depth=depth, boundary="none") if arr.npartitions > 1 else arr
+    vblocks = ov.to_delayed()
+    lblocks = ldata.to_delayed()
+    parts = []
+    for i, idx in enumerate(np.ndindex(*arr.numblocks)):
+        n = int(labelled[idx])
+        if n == 0:
+            continue
+        cap = max(1, int(np.ceil(n * max_samples / total)))
+        parts.append(dask.delayed(_train_block)(vblocks[idx], lblocks[idx], idx, arr.numblocks, depth, sigmas,
+                                                cap, seed + i))
+    got = compute(*parts, desc="training features", progress=progress)
+    x = np.concatenate([g[0] for g in got])
+    y = np.concatenate([g[1] for g in got])
+    rf = RandomForestClassifier(n_estimators=n_estimators, random_state=seed, n_jobs=-1, min_samples_leaf=2)
+    rf.fit(x, y)
+    rf.n_jobs = 1  # prediction runs inside dask tasks: no nested thread pools
+    data = map_overlap_exact(_predict_block, arr, depth, dtype=np.uint8, model=rf, sigmas=sigmas)
+    return labels_volume(data, v, phases, method="random_forest", sigmas=list(sigmas),
+                         features=feature_names(sigmas), n_training_voxels=int(len(y)))
