@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 import dask
@@ -13,7 +14,7 @@ from .._parse import parse_chunks, parse_in_range, parse_nonnegative_int, parse_
 from ..io import DEFAULT_PHASES, make_volume
 from ._particles import ParticleModel, State, build_model, parse_fractions, parse_radius, render_labels
 
-__all__ = ["electrode", "label_array", "parse_shape"]
+__all__ = ["electrode", "label_array", "parse_shape", "generator_of"]
 
 DEFAULT_FRACTIONS = {"pore": 0.35, "cbd": 0.15, "active": 0.50}
 
@@ -29,14 +30,36 @@ def _block(model: ParticleModel, state: State, block_info=None) -> np.ndarray:
     return render_labels(model, origin, info["chunk-shape"], state)
 
 
+#: Recently built label arrays (dask name -> (model, states)), so that ``xct`` can render the
+#: labels of each block's halo itself instead of exchanging halos between blocks (which makes
+#: dask hold a growing front of blocks). Bounded: models of large volumes weigh tens of MB.
+_GENERATORS: OrderedDict[str, tuple[ParticleModel, list[State]]] = OrderedDict()
+_MAX_GENERATORS = 4
+
+
+def register_generator(name: str, model: ParticleModel, states: list[State]) -> None:
+    _GENERATORS[name] = (model, states)
+    _GENERATORS.move_to_end(name)
+    while len(_GENERATORS) > _MAX_GENERATORS:
+        _GENERATORS.popitem(last=False)
+
+
+def generator_of(arr: da.Array) -> tuple[ParticleModel, list[State]] | None:
+    """The particle model (and per-step states) behind an unmodified ``electrode``/``series``
+    dask array, or None."""
+    return _GENERATORS.get(getattr(arr, "name", None))
+
+
 def label_array(model: ParticleModel, chunks: tuple[int, ...], state: State = State()) -> da.Array:
     """Lazy uint8 (z, y, x) labels of ``model``: one task per block, the model shared by all."""
     shared = dask.delayed(model, pure=True, traverse=False)
     normalized = da.core.normalize_chunks(chunks, model.shape)
-    return da.map_blocks(
+    arr = da.map_blocks(
         _block, chunks=normalized, dtype=np.uint8, meta=np.empty((0, 0, 0), np.uint8),
         model=shared, state=state, name=f"synth-electrode-{dask.base.tokenize(model, state, normalized)}",
     )
+    register_generator(arr.name, model, [state])
+    return arr
 
 
 def electrode(

@@ -9,7 +9,7 @@ import xarray as xr
 
 from .._parse import parse_chunks, parse_in_range, parse_nonnegative_int, parse_positive_int
 from ..io import DEFAULT_PHASES, make_volume
-from ._electrode import DEFAULT_FRACTIONS, label_array, parse_shape
+from ._electrode import DEFAULT_FRACTIONS, label_array, parse_shape, register_generator
 from ._particles import State, build_model, parse_fractions, parse_radius
 
 __all__ = ["series", "series_states"]
@@ -79,6 +79,7 @@ def series(
                         max_scale=max(1.0, 1.0 + swelling))
     states = series_states(steps, swelling=swelling, crack_growth=crack_growth, gap=gap)
     arr = da.stack([label_array(model, chunks_t, st) for st in states])
+    register_generator(arr.name, model, states)
     vol = make_volume(arr, voxel_size=voxel_size, unit=unit, phases=DEFAULT_PHASES, name="labels")
     vol.attrs["states"] = [vars(st) for st in states]
     return vol

@@ -14,6 +14,7 @@ from .._parse import parse_choice, parse_nonnegative_int
 from ..errors import InputError
 from ..io import as_volume, like_volume
 from ..kernels.xct import Physics, halo, xct_block
+from ._electrode import generator_of
 
 __all__ = ["xct", "PRESETS", "physics"]
 
@@ -141,6 +142,37 @@ def _xct3d(lab: da.Array, p: Physics, seed: int) -> da.Array:
     return da.map_blocks(block, padded, chunks=lab.chunks, dtype=out_dtype, meta=np.empty((0, 0, 0), out_dtype))
 
 
+def _xct3d_generated(model, state, chunks, p: Physics, seed: int) -> da.Array:
+    """As :func:`_xct3d` for labels of a particle model: each block renders the labels of its
+    own halo (the volume's edge mirrored as dask's 'reflect' boundary does), so blocks are
+    independent and memory stays bounded by the block whatever the volume size."""
+    import dask
+
+    from ._particles import render_labels
+
+    shape = model.shape
+    h = halo(p)
+    depth = tuple(min(h, s) for s in shape)
+    drift, rings, step, centre = _tables(p, shape, h, seed)
+    out_dtype = np.float32 if not p.bits else (np.uint8 if p.bits == 8 else np.uint16)
+
+    def block(model, block_info=None) -> np.ndarray:
+        info = block_info[None]
+        loc = info["array-location"]
+        lo = [max(a - d, 0) for (a, _), d in zip(loc, depth)]
+        hi = [min(b + d, n) for (_, b), d, n in zip(loc, depth, shape)]
+        lab = render_labels(model, lo, [b - a for a, b in zip(lo, hi)], state)
+        pad = [(l - (a - d), (b + d) - u) for (a, b), d, l, u in zip(loc, depth, lo, hi)]
+        if any(x or y for x, y in pad):
+            lab = np.pad(lab, pad, mode="symmetric")
+        origin = np.array([a - d for (a, _), d in zip(loc, depth)], dtype=np.int64)
+        return xct_block(lab, origin, depth, p, seed=seed, drift=drift, drift_start=-h, rings=rings,
+                         ring_step=step, centre=centre)
+
+    shared = dask.delayed(model, pure=True, traverse=False)
+    return da.map_blocks(block, shared, chunks=chunks, dtype=out_dtype, meta=np.empty((0, 0, 0), out_dtype))
+
+
 def xct(labels: Any, *, seed: int = 0, preset: str = "nano-ct-phase", chunks: Any = None, **physics_kw: Any) -> xr.DataArray:
     """Simulated reconstructed X-ray tomogram of a label volume.
 
@@ -180,12 +212,20 @@ def xct(labels: Any, *, seed: int = 0, preset: str = "nano-ct-phase", chunks: An
     if not np.issubdtype(vol.dtype, np.integer):
         raise InputError(f"Expected `labels` to have an integer dtype. Got {vol.dtype} instead.")
     arr = vol.data
+    gen = generator_of(arr)
     if chunks is not None:
         from .._parse import parse_chunks
 
         arr = arr.rechunk(parse_chunks(chunks, arr.ndim))
     arr = arr.astype(np.uint8) if arr.dtype != np.uint8 else arr
-    if arr.ndim == 4:
+    if gen is not None:
+        model, states = gen
+        cs = arr.chunks[-3:]
+        if arr.ndim == 4:
+            out = da.stack([_xct3d_generated(model, st, cs, p, seed * 1009 + t) for t, st in enumerate(states)])
+        else:
+            out = _xct3d_generated(model, states[0], cs, p, seed)
+    elif arr.ndim == 4:
         out = da.stack([_xct3d(arr[t], p, seed * 1009 + t) for t in range(arr.shape[0])])
     else:
         out = _xct3d(arr, p, seed)
