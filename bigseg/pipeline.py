@@ -136,18 +136,16 @@ class Pipeline:
         timings["segment"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        parts = [measure.volume_fractions(labels).rename("volume_fraction"),
-                 measure.interfaces(labels, method=self.config.measure["interfaces"])]
-        if truth is not None:
-            if tuple(truth.shape) != tuple(labels.shape):
-                raise InputError(f"Expected `truth` to have shape {labels.shape}. Got {truth.shape} instead.")
-            parts.append(measure.scores(truth, labels))
-        metrics = xr.merge([p.to_dataset() if isinstance(p, xr.DataArray) else p for p in parts],
-                           compat="override", combine_attrs="drop_conflicts")
+        if truth is not None and tuple(truth.shape) != tuple(labels.shape):
+            raise InputError(f"Expected `truth` to have shape {labels.shape}. Got {truth.shape} instead.")
+        metrics = measure.summary(labels, truth=truth, method=self.config.measure["interfaces"], progress=True)
         timings["measure"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        figures = [str(orthoslices(vol, labels, path=out / "slices.png"))]
+        slices = out / "slices.png"
+        orthoslices(vol, labels, path=slices, title=f"{Path(str(source)).name if isinstance(source, (str, os.PathLike)) else 'volume'}: "
+                    f"segmentation ({self.config.predict['model']})")
+        figures = [str(slices)]
         timings["figures"] = time.perf_counter() - t
         metrics.attrs.update({"image": str(image), "labels": str(seg_path)})
         _write_metrics(metrics, out)
