@@ -271,29 +271,33 @@ def run_patches(
     autocast: str | None,
     tta: bool,
     channels_last: bool,
-) -> np.ndarray:
+    lock: bool = True,
+) -> Any:
     """Softmax probabilities of a batch of windows.
 
     Parameters
     ----------
-    x : (N, pz, py, px) float32 windows; for a 2D model one of the axes (``plane_axis``) is 1
-        and the model sees (N, 1, H, W) images of the other two axes
+    x : (N, pz, py, px) float32 windows (NumPy, or a torch tensor: then the result stays a
+        tensor on ``device``); for a 2D model one of the axes (``plane_axis``) is 1 and the model
+        sees (N, 1, H, W) images of the other two axes
+    lock : hold this device's lock during the forward passes (off when the caller holds it)
+
     Returns
     -------
     (N, C, pz, py, px) float32 probabilities (softmax over C in float32; with ``tta`` the mean
     over all flips of the spatial axes, each flipped back).
     """
     torch = _torch()
-    t = torch.from_numpy(np.ascontiguousarray(x)).to(device)[:, None]
+    as_tensor = isinstance(x, torch.Tensor)
+    t = (x if as_tensor else torch.from_numpy(np.ascontiguousarray(x))).to(device)[:, None]
     if plane_axis is not None:
         t = t.squeeze(2 + plane_axis)
     spatial = [d for d in range(2, t.ndim) if t.shape[d] > 1]
     flips = [()] + ([c for r in range(1, len(spatial) + 1) for c in itertools.combinations(spatial, r)] if tta else [])
     amp = _autocast_dtype(autocast, device)
     ctx = torch.autocast(device_type=device.type, dtype=amp) if amp is not None else nullcontext()
-    lock = _DEVICE_LOCKS.setdefault(str(device), threading.Lock())
     total = None
-    with lock, torch.inference_mode(), ctx:
+    with (device_lock(device) if lock else nullcontext()), torch.inference_mode(), ctx:
         for f in flips:
             xi = t.flip(f) if f else t
             if channels_last and xi.ndim == 5:
@@ -313,4 +317,11 @@ def run_patches(
         total = total.unsqueeze(2 + plane_axis)
     with _LOCK:
         _PATCHES["n"] += int(x.shape[0])
-    return total.float().cpu().numpy()
+    return total.float() if as_tensor else total.float().cpu().numpy()
+
+
+def device_lock(device: Any) -> threading.Lock:
+    """One lock per device and process: one block's windows run on a device at a time (the
+    forward pass already uses every core or the whole GPU; this bounds memory to one block)."""
+    with _LOCK:
+        return _DEVICE_LOCKS.setdefault(str(device), threading.Lock())

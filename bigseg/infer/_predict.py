@@ -33,7 +33,16 @@ from ..errors import InputError
 from ..io._volume import as_volume
 from ..kernels import blend as K
 from ..runtime._budget import check_budget, format_bytes
-from ._model import ACTIVATION_BYTES_PER_VOXEL, ModelSpec, cached_module, default_batch_size, resolve_model, run_patches, _worker_device
+from ._model import (
+    ACTIVATION_BYTES_PER_VOXEL,
+    ModelSpec,
+    _worker_device,
+    cached_module,
+    default_batch_size,
+    device_lock,
+    resolve_model,
+    run_patches,
+)
 
 __all__ = ["predict", "estimate_footprint"]
 
@@ -104,17 +113,24 @@ def _acc_task(
     module = cached_module(key, blob, checkpoint, dev, channels_last=cl)
     bs = batch_size or default_batch_size(dev, patch)
 
-    def predict(x: np.ndarray) -> np.ndarray:
+    import torch
+
+    def predict(x: Any) -> Any:
         return run_patches(
             x, module=module, device=dev, n_classes=n_classes, plane_axis=plane_axis,
-            autocast=autocast, tta=tta, channels_last=cl,
+            autocast=autocast, tta=tta, channels_last=cl, lock=False,
         )
 
-    acc, _n = K.accumulate_block(
-        region.astype(np.float32, copy=False), origin, own_starts, patch, weight, predict,
-        n_classes=n_classes, batch_size=bs,
-    )
-    return acc
+    with device_lock(dev), torch.inference_mode():  # one block per device at a time
+        t_region = torch.from_numpy(np.ascontiguousarray(region, dtype=np.float32)).to(dev)
+        del region
+        acc, _n = K.accumulate_block_torch(
+            t_region, origin, own_starts, patch, torch.from_numpy(weight).to(dev), predict,
+            n_classes=n_classes, batch_size=bs,
+        )
+        del t_region
+        out = acc.cpu().numpy() if dev.type != "cpu" else acc.numpy()
+    return out
 
 
 def _done(*_args: Any) -> int:
@@ -129,9 +145,12 @@ def _part(acc: np.ndarray, index: tuple[slice, ...]) -> np.ndarray:
 
 def _blend_task(parts: list[np.ndarray], dests: list[tuple[slice, ...]], shape: tuple[int, ...], n_classes: int) -> np.ndarray:
     """Sum the accumulator pieces landing in one block, then divide by the weight sum."""
-    total = np.zeros((n_classes, *shape), dtype=np.float32)
-    for part, dest in zip(parts, dests):
-        total[(slice(None), *dest)] += part
+    if len(parts) == 1 and parts[0].shape == (n_classes, *shape):
+        total = parts[0].copy()
+    else:
+        total = np.zeros((n_classes, *shape), dtype=np.float32)
+        for part, dest in zip(parts, dests):
+            total[(slice(None), *dest)] += part
     return K.normalise_accumulator(total)
 
 

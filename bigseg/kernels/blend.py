@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from itertools import product
+from typing import Any
 
 import numpy as np
 
@@ -39,6 +40,7 @@ __all__ = [
     "block_patches",
     "extended_stop",
     "accumulate_block",
+    "accumulate_block_torch",
     "overlap_regions",
     "normalise_accumulator",
     "entropy",
@@ -173,6 +175,37 @@ def accumulate_block(
     return acc, len(corners)
 
 
+def accumulate_block_torch(
+    region: Any,
+    origin: Sequence[int],
+    own_starts: Sequence[np.ndarray],
+    patch: Sequence[int],
+    weight: Any,
+    predict: Callable[[Any], Any],
+    *,
+    n_classes: int,
+    batch_size: int = 4,
+) -> tuple[Any, int]:
+    """:func:`accumulate_block` on torch tensors (CPU or GPU): ``region`` (z, y, x) float32 and
+    ``weight`` on the model's device, ``predict`` maps (N, *patch) to (N, C, *patch) there.
+    Accumulates in place (``addcmul_``: no temporaries); returns ``(acc, n)`` with ``acc`` a
+    (C, *region.shape) float32 tensor on that device."""
+    import torch
+
+    acc = torch.zeros((n_classes, *region.shape), dtype=torch.float32, device=region.device)
+    corners = list(product(*[s.tolist() for s in own_starts]))
+    patch = tuple(int(p) for p in patch)
+    for b0 in range(0, len(corners), batch_size):
+        batch = corners[b0 : b0 + batch_size]
+        sls = [tuple(slice(c - o, c - o + p) for c, o, p in zip(corner, origin, patch)) for corner in batch]
+        x = torch.stack([region[sl] for sl in sls])
+        probs = predict(x)
+        for sl, p in zip(sls, probs):
+            acc[(slice(None), *sl)].addcmul_(p, weight)
+        del probs, x
+    return acc, len(corners)
+
+
 def overlap_regions(
     bounds: Sequence[Sequence[int]], ext_stop: Sequence[Sequence[int]]
 ) -> list[list[tuple[int, int, int]]]:
@@ -201,11 +234,11 @@ def overlap_regions(
 
 def normalise_accumulator(acc: np.ndarray) -> np.ndarray:
     """Σ w·p (C, ...) → blended probabilities (C, ...) float32: divide by the weight sum Σ w
-    (= Σ_c acc[c]). Voxels no window reached (impossible on a full grid) stay 0."""
+    (= Σ_c acc[c]), in place for a float32 ``acc``. Voxels no window reached (impossible on a
+    full grid) stay 0."""
     total = acc.sum(axis=0, dtype=np.float32)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = acc / total
-    return np.nan_to_num(out, copy=False).astype(np.float32, copy=False)
+    total[total == 0] = 1
+    return np.divide(acc, total, out=acc if acc.dtype == np.float32 else None).astype(np.float32, copy=False)
 
 
 def entropy(probs: np.ndarray) -> np.ndarray:
