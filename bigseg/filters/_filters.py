@@ -18,7 +18,7 @@ from .._parse import parse_choice, parse_in_range, parse_positive_float, parse_p
 from ..errors import InputError
 from ..io._volume import as_volume, like_volume
 from ..kernels import filters as K
-from ..ops import map_overlap_exact, percentiles
+from ..ops import array_module, map_overlap_exact, percentiles
 from ..runtime import compute
 
 __all__ = ["median", "gaussian", "unsharp", "normalize", "count_nonfinite"]
@@ -80,8 +80,7 @@ def _series(kernel: Callable[..., Any]) -> Callable[..., Any]:
         if block.ndim == 3:
             return kernel(block, *args, **kw)
         outs = [kernel(block[i], *args, **kw) for i in range(block.shape[0])]
-        xp = np if not hasattr(outs[0], "device") else __import__("cupy")
-        return xp.stack(outs)
+        return array_module(outs[0]).stack(outs)
 
     return run
 

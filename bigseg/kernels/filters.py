@@ -60,8 +60,7 @@ def median(block: Any, size: Sequence[int] = (3, 3, 3)) -> Any:
     if (
         block.ndim == 3
         and size == (3, 3, 3)
-        and block.dtype.kind in "biuf"
-        and block.dtype.itemsize <= 8
+        and (block.dtype.kind in "biuf" and block.dtype.itemsize <= 4 or block.dtype == np.float64)
         and not (block.dtype.kind == "f" and np.isnan(block).any())
     ):
         from ._median import median3

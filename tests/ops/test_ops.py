@@ -1,0 +1,74 @@
+"""bigseg.ops: halo-aware map_overlap (chunks smaller than the halo), dispatch, exact percentiles."""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+import pytest
+import scipy.ndimage as ndi
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bigseg.ops import array_module, is_cupy, map_overlap_exact, min_chunks, ndimage_module, percentiles, to_numpy
+
+
+@pytest.mark.parametrize(
+    "chunks, depth, expected",
+    [((5, 5, 5), 3, (5, 5, 5)), ((1, 2, 3, 4), 3, (3, 3, 4)), ((2, 2), 5, (4,)), ((4, 1), 2, (5,)), ((3, 1, 1, 3), 2, (3, 2, 3))],
+)
+def test_min_chunks(chunks, depth, expected):
+    out = min_chunks(chunks, depth)
+    assert out == expected
+    assert sum(out) == sum(chunks)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(1, 9), min_size=1, max_size=8), st.integers(0, 12))
+def test_min_chunks_property(chunks, depth):
+    out = min_chunks(chunks, depth)
+    assert sum(out) == sum(chunks)
+    assert len(out) == 1 or all(c >= depth for c in out)
+
+
+@pytest.mark.parametrize("chunks", [(1, 2, 3), (5, 7, 4), (17, 23, 30), 40])
+@pytest.mark.parametrize("size", [3, 7])
+def test_map_overlap_exact_uniform_filter(chunks, size):
+    rng = np.random.default_rng(0)
+    a = rng.random((19, 21, 23))
+    d = da.from_array(a, chunks=chunks)
+    out = map_overlap_exact(lambda b: ndi.uniform_filter(b, size), d, size // 2)
+    np.testing.assert_allclose(out.compute(), ndi.uniform_filter(a, size), rtol=1e-12, atol=1e-12)
+    assert out.shape == a.shape
+
+
+def test_map_overlap_exact_depth_larger_than_axis():
+    a = np.random.default_rng(1).random((3, 30, 4))
+    d = da.from_array(a, chunks=(1, 7, 2))
+    out = map_overlap_exact(lambda b: ndi.gaussian_filter(b, 2.0), d, 8).compute()
+    np.testing.assert_allclose(out, ndi.gaussian_filter(a, 2.0), rtol=1e-12, atol=1e-12)
+
+
+def test_dispatch_numpy():
+    a = np.zeros(3)
+    assert not is_cupy(a)
+    assert array_module(a) is np
+    assert ndimage_module(a) is ndi
+    assert to_numpy(a) is a
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int32])
+def test_percentiles_exact_integers(dtype):
+    rng = np.random.default_rng(2)
+    hi = 200 if dtype == np.uint8 else 3000
+    a = rng.integers(0, hi, (23, 19, 17)).astype(dtype)
+    qs = [0, 0.5, 13.7, 50, 99.5, 100]
+    got = percentiles(da.from_array(a, chunks=(5, 7, 9)), qs)
+    np.testing.assert_array_equal(got, np.percentile(a, qs))
+
+
+def test_percentiles_exact_floats():
+    rng = np.random.default_rng(3)
+    a = rng.lognormal(size=(21, 22, 23)).astype(np.float32)
+    qs = [0.5, 1, 50, 99, 99.5]
+    got = percentiles(da.from_array(a, chunks=(4, 11, 6)), qs)
+    np.testing.assert_allclose(got, np.percentile(a, qs), rtol=1e-12, atol=0)
