@@ -50,18 +50,23 @@ def phase_names(classes: int, phases: Any = None) -> list[str]:
 def global_histogram(v: xr.DataArray, *, nbins: int = 256, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(counts, bin centres) of the whole volume, as ``skimage.exposure.histogram`` computes them.
 
-    Integer volumes: one bin per integer value between min and max; floats: ``nbins`` equal bins
-    over [min, max] (``numpy.histogram``'s edges), centres midway.
+    Integer volumes spanning fewer than ``nbins`` values: one bin per integer value (as
+    scikit-image does); floats, and integers of a wider range (e.g. uint16 CT, where scikit-image's
+    one bin per value makes multi-Otsu take minutes): ``nbins`` equal bins over [min, max]
+    (``numpy.histogram``'s edges, in the image's float dtype), centres midway.
     """
     arr = v.data
     lo, hi = value_range(arr, progress=progress)
-    if np.issubdtype(arr.dtype, np.integer):
+    if np.issubdtype(arr.dtype, np.integer) and int(hi) - int(lo) < nbins:
         (counts,) = compute(bincount_offset(arr, int(lo), int(hi)), desc="histogram", progress=progress)
         return counts, np.arange(int(lo), int(hi) + 1)
-    lo, hi = float(lo), float(hi)
-    counts, edges = da.histogram(arr, bins=nbins, range=(lo, hi))
+    if np.issubdtype(arr.dtype, np.integer):  # wide integer range: nbins float bins (multi-Otsu is O(bins**2))
+        arr = arr.astype(np.float64)
+    # the edges exactly as numpy.histogram / scikit-image build them (dtype of the image)
+    lo, hi = np.asarray(lo, arr.dtype)[()], np.asarray(hi, arr.dtype)[()]
+    edges = np.linspace(lo, hi, nbins + 1, endpoint=True, dtype=np.result_type(lo, hi, arr.dtype))
+    counts, _ = da.histogram(arr, bins=edges)
     (counts,) = compute(counts, desc="histogram", progress=progress)
-    edges = np.asarray(edges)
     return counts, (edges[:-1] + edges[1:]) / 2.0
 
 

@@ -34,7 +34,8 @@ def _interior(idx: tuple, numblocks: tuple, depth: int) -> tuple[slice, ...]:
 
 
 def _train_block(block: np.ndarray, lab: np.ndarray, idx: tuple, numblocks: tuple, depth: int,
-                 sigmas: tuple, cap: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+                 sigmas: tuple, cap: int, seed: int, start: tuple, shape: tuple
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     feats = multiscale_features(np.asarray(block), sigmas)
     sl = _interior(idx, numblocks, depth)
     feats = feats[(slice(None),) + sl]
@@ -43,7 +44,9 @@ def _train_block(block: np.ndarray, lab: np.ndarray, idx: tuple, numblocks: tupl
     if keep.size > cap:
         keep = np.sort(np.random.default_rng(seed).choice(keep, cap, replace=False))
     x = feats.reshape(feats.shape[0], -1)[:, keep].T
-    return x, lab.ravel()[keep]
+    local = np.unravel_index(keep, lab.shape)
+    flat = np.ravel_multi_index(tuple(c + s0 for c, s0 in zip(local, start)), shape)
+    return x, lab.ravel()[keep], flat
 
 
 def _predict_block(block: Any, model: Any, sigmas: tuple) -> Any:
@@ -126,16 +129,20 @@ def random_forest(vol: Any, labels: Any, *, sigmas: Sequence[float] = DEFAULT_SI
     vblocks = ov.to_delayed()
     lblocks = ldata.to_delayed()
     parts = []
+    starts = [np.concatenate([[0], np.cumsum(c)[:-1]]) for c in arr.chunks]
     for i, idx in enumerate(np.ndindex(*arr.numblocks)):
         n = int(labelled[idx])
         if n == 0:
             continue
         cap = max(1, int(np.ceil(n * max_samples / total)))
         parts.append(dask.delayed(_train_block)(vblocks[idx], lblocks[idx], idx, arr.numblocks, depth, sigmas,
-                                                cap, seed + i))
+                                                cap, seed + i, tuple(int(st[j]) for st, j in zip(starts, idx)),
+                                                v.shape))
     got = compute(*parts, desc="training features", progress=progress)
-    x = np.concatenate([g[0] for g in got])
-    y = np.concatenate([g[1] for g in got])
+    # training set in global voxel order: the forest does not depend on the chunking
+    order = np.argsort(np.concatenate([g[2] for g in got]), kind="stable")
+    x = np.concatenate([g[0] for g in got])[order]
+    y = np.concatenate([g[1] for g in got])[order]
     rf = RandomForestClassifier(n_estimators=n_estimators, random_state=seed, n_jobs=-1, min_samples_leaf=2)
     rf.fit(x, y)
     rf.n_jobs = 1  # prediction runs inside dask tasks: no nested thread pools

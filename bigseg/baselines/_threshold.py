@@ -23,7 +23,7 @@ def multiotsu_thresholds(vol: Any, *, classes: int = 3, nbins: int = 256, progre
     v = check_volume(vol, progress=progress)
     classes = parse_classes(classes)
     counts, centres = global_histogram(v, nbins=nbins, progress=progress)
-    return np.asarray(threshold_multiotsu(classes=classes, hist=(counts, centres)))
+    return np.asarray(threshold_multiotsu(classes=classes, hist=(counts, centres)))  # dtype of the centres
 
 
 def _digitize(b: np.ndarray, thresholds: np.ndarray) -> np.ndarray:

@@ -75,8 +75,8 @@ def map_overlap_exact(
     # an axis held in one chunk needs no halo (the kernel sees the true edges on both sides)
     depth = tuple(0 if len(c) == 1 else d for c, d in zip(arr.chunks, depth))
     dtype = np.dtype(dtype if dtype is not None else arr.dtype)
-    if meta is None:
-        meta = np.empty((0,) * arr.ndim, dtype)
+    if meta is None:  # NumPy or CuPy, like the input's blocks
+        meta = getattr(arr, "_meta", np.empty((0,) * arr.ndim)).astype(dtype)
     if all(d == 0 for d in depth):
         return arr.map_blocks(func, dtype=dtype, meta=meta, name=name, **kwargs)
     return arr.map_overlap(func, depth=depth, boundary="none", trim=True, dtype=dtype, meta=meta,

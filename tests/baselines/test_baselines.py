@@ -1,0 +1,173 @@
+"""Classical segmenters: equal to scikit-image where defined, chunking-invariant, recover a phantom."""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+import pytest
+from skimage.filters import threshold_multiotsu
+
+import bigseg.baselines as bb
+from bigseg.errors import InputError
+from bigseg.io import DEFAULT_PHASES
+
+from ._phantom import iou, phantom
+
+CHUNKS = [(17, 23, 30), (9, 56, 11), 64]
+
+
+@pytest.fixture(scope="module")
+def ph():
+    return phantom((40, 48, 56), seed=0)
+
+
+@pytest.mark.parametrize("chunks", CHUNKS)
+def test_threshold_equals_skimage_multiotsu(ph, chunks):
+    truth, grey = ph
+    out = bb.threshold(da.from_array(grey, chunks=chunks), classes=3)
+    th = threshold_multiotsu(grey, classes=3)
+    np.testing.assert_allclose(out.attrs["thresholds"], th, rtol=1e-12)
+    lab = out.values
+    assert lab.dtype == np.uint8 and out.attrs["phases"] == DEFAULT_PHASES
+    np.testing.assert_array_equal(lab, np.digitize(grey, bins=th))
+
+
+def test_threshold_integer_volume_and_four_classes():
+    rng = np.random.default_rng(1)
+    a = np.concatenate([rng.normal(m, 12, 4000) for m in (40, 90, 150, 200)]).clip(0, 255).astype(np.uint8)
+    a = rng.permutation(a).reshape(16, 25, 40)
+    out = bb.threshold(da.from_array(a, chunks=(5, 7, 9)), classes=4)
+    th = threshold_multiotsu(a, classes=4)
+    np.testing.assert_array_equal(out.attrs["thresholds"], th)
+    np.testing.assert_array_equal(out.values, np.digitize(a, bins=th))
+    assert out.attrs["phases"] == ["phase0", "phase1", "phase2", "phase3"]
+    wide = (a.astype(np.uint16) * 200)  # > 256 distinct levels: 256 float bins, thresholds near 200x
+    th_wide = bb.threshold(da.from_array(wide, chunks=7), classes=4).attrs["thresholds"]
+    np.testing.assert_allclose(th_wide, np.asarray(th) * 200, atol=2 * 255 * 200 / 256)
+
+
+# IoU floors on the phantom (stated, checked): pore, cbd, active
+FLOORS = {
+    "threshold": (0.8, 0.65, 0.85),
+    "kmeans": (0.75, 0.45, 0.55),
+    "watershed": (0.75, 0.55, 0.85),
+    "watershed_generous": (0.8, 0.65, 0.85),
+}
+
+
+@pytest.mark.parametrize("method", list(FLOORS))
+def test_baselines_recover_phantom_phases(ph, method):
+    truth, grey = ph
+    d = da.from_array(grey, chunks=(17, 23, 30))
+    if method == "threshold":
+        out = bb.threshold(d)
+    elif method == "kmeans":
+        out = bb.kmeans(d, sample=50_000)
+    elif method == "watershed":
+        out = bb.watershed(d, window="conservative")
+    else:
+        out = bb.watershed(d, window="generous")
+    assert out.attrs["phases"] == DEFAULT_PHASES
+    lab = out.values
+    assert lab.dtype == np.uint8 and lab.shape == truth.shape
+    scores = [iou(truth, lab, k) for k in range(3)]
+    assert all(s >= f for s, f in zip(scores, FLOORS[method])), (method, scores)
+
+
+def test_kmeans_chunking_invariant(ph):
+    _, grey = ph
+    a = bb.kmeans(da.from_array(grey, chunks=(17, 23, 30)), sample=10**7).values
+    b = bb.kmeans(da.from_array(grey, chunks=64), sample=10**7).values  # sample = every voxel
+    assert (a == b).mean() > 0.999
+
+
+def test_watershed_blockwise_close_to_whole_array(ph):
+    _, grey = ph
+    blockwise = bb.watershed(da.from_array(grey, chunks=(17, 23, 30))).values
+    whole = bb.watershed(da.from_array(grey, chunks=grey.shape)).values
+    assert (blockwise == whole).mean() >= 0.99
+
+
+def test_random_forest_beats_multiotsu_on_cbd(ph):
+    truth, grey = ph
+    sparse = np.full(truth.shape, 255, np.uint8)
+    rng = np.random.default_rng(5)
+    for z in (8, 30):  # two annotated slices, 20 % of each
+        m = rng.random(truth.shape[1:]) < 0.2
+        sparse[z][m] = truth[z][m]
+    d = da.from_array(grey, chunks=(17, 23, 30))
+    rf = bb.random_forest(d, da.from_array(sparse, chunks=(20, 20, 20)), n_estimators=30, sigmas=(0.7, 1.6, 3.5))
+    lab = rf.values
+    assert rf.attrs["phases"] == DEFAULT_PHASES and lab.dtype == np.uint8
+    otsu = bb.threshold(d).values
+    rf_cbd, otsu_cbd = iou(truth, lab, 1), iou(truth, otsu, 1)
+    assert rf_cbd >= 0.8
+    assert rf_cbd > otsu_cbd + 0.05, (rf_cbd, otsu_cbd)
+    assert all(iou(truth, lab, k) >= 0.85 for k in (0, 2))
+
+
+def test_feature_halo_makes_random_forest_chunking_invariant(ph):
+    truth, grey = ph
+    sparse = np.full(truth.shape, 255, np.uint8)
+    sparse[20, ::3, ::3] = truth[20, ::3, ::3]
+    kw = dict(n_estimators=10, sigmas=(1.0,), seed=3)
+    a = bb.random_forest(da.from_array(grey, chunks=(17, 23, 30)), sparse, **kw).values
+    b = bb.random_forest(grey, sparse, **kw).values
+    np.testing.assert_array_equal(a, b)
+
+
+def test_multiscale_features_blockwise_exact():
+    from bigseg.kernels.features import feature_halo, multiscale_features
+    from bigseg.ops import map_overlap_exact
+
+    g = np.random.default_rng(2).random((20, 22, 24)).astype(np.float32)
+    whole = multiscale_features(g, (0.7, 1.6))
+    for i in range(whole.shape[0]):
+        blk = map_overlap_exact(lambda b, i=i: multiscale_features(b, (0.7, 1.6))[i], da.from_array(g, chunks=7),
+                                feature_halo((0.7, 1.6)), dtype=np.float32).compute()
+        np.testing.assert_allclose(blk, whole[i], rtol=1e-5, atol=1e-5)
+
+
+def test_bad_input():
+    grey = np.random.default_rng(0).random((10, 11, 12)).astype(np.float32)
+    labels = np.full(grey.shape, 255, np.uint8)
+    labels[0, 0, :4] = [0, 1, 0, 1]
+    with pytest.raises(InputError, match="shape"):
+        bb.random_forest(grey, labels[:5])
+    with pytest.raises(InputError, match=r"no(ne)? .*'active'|\['active'\]"):
+        bb.random_forest(grey, labels, phases=["pore", "cbd", "active"])
+    with pytest.raises(InputError, match="labelled voxels"):
+        bb.random_forest(grey, np.full(grey.shape, 255, np.uint8))
+    with pytest.raises(InputError, match="integers"):
+        bb.random_forest(grey, labels.astype(np.float32))
+    with pytest.raises(InputError, match="`classes`"):
+        bb.threshold(grey, classes=1)
+    with pytest.raises(InputError, match="`window`"):
+        bb.watershed(grey, window="wide")
+    with pytest.raises(InputError, match="`sigmas`"):
+        bb.random_forest(grey, labels, sigmas=(1.0, -1.0))
+    bad = grey.copy()
+    bad[1, 1, 1] = np.nan
+    with pytest.raises(InputError, match="1 NaN"):
+        bb.threshold(bad)
+    with pytest.raises(InputError, match="1 NaN"):
+        bb.kmeans(bad)
+
+
+def test_synthetic_electrode():
+    synth = pytest.importorskip("bigseg.synth")
+    truth = synth.electrode((48, 48, 48), seed=1, chunks=24)
+    grey = synth.xct(truth, seed=1)
+    t = truth.values
+    otsu = bb.threshold(grey)
+    lab = otsu.values
+    assert otsu.attrs["phases"] == DEFAULT_PHASES
+    assert iou(t, lab, 2) >= 0.6 and iou(t, lab, 0) >= 0.5
+    sparse = np.full(t.shape, 255, np.uint8)
+    rng = np.random.default_rng(0)
+    for z in (10, 24, 38):
+        m = rng.random(t.shape[1:]) < 0.25
+        sparse[z][m] = t[z][m]
+    rf = bb.random_forest(grey, sparse, n_estimators=30, sigmas=(0.7, 1.6, 3.5)).values
+    assert iou(t, rf, 1) > iou(t, lab, 1)
+    assert iou(t, rf, 2) >= 0.7

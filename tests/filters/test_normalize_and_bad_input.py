@@ -1,0 +1,89 @@
+"""normalize (global percentiles, exact) and the filters' bad-input errors."""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+import pytest
+
+import bigseg.filters as bf
+from bigseg.errors import InputError
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.float32])
+@pytest.mark.parametrize("chunks", [(5, 7, 9), (17, 23, 30), 64])
+def test_normalize_matches_numpy_percentiles(dtype, chunks):
+    rng = np.random.default_rng(0)
+    a = (rng.gamma(2.0, 300.0, (30, 40, 50))).astype(dtype)
+    out = bf.normalize(da.from_array(a, chunks=chunks), low=0.5, high=99.5)
+    lo, hi = np.percentile(a, [0.5, 99.5])
+    assert out.attrs["normalize"] == pytest.approx((lo, hi), rel=1e-12, abs=0)
+    ref = np.clip((a.astype(np.float32) - lo) / (hi - lo), 0, 1)
+    res = out.values
+    assert res.dtype == np.float32
+    assert res.min() == 0.0 and res.max() == 1.0
+    np.testing.assert_allclose(res, ref, rtol=1e-5, atol=1e-6)
+
+
+def test_normalize_constant_volume_gives_zeros():
+    out = bf.normalize(np.full((4, 5, 6), 7, np.uint8)).values
+    assert out.dtype == np.float32 and not out.any()
+
+
+def test_normalize_nan_raise_counts_and_propagate():
+    a = np.random.default_rng(1).random((10, 11, 12)).astype(np.float32)
+    a[1, 2, 3] = a[4, 5, 6] = np.nan
+    a[7, 7, 7] = np.inf
+    with pytest.raises(InputError, match=r"2 NaN and 1 infinite"):
+        bf.normalize(da.from_array(a, chunks=4))
+    out = bf.normalize(da.from_array(a, chunks=4), nan_policy="propagate")
+    finite = a[np.isfinite(a)]
+    assert out.attrs["normalize"] == pytest.approx(tuple(np.percentile(finite, [0.5, 99.5])))
+    res = out.values
+    assert np.isnan(res[1, 2, 3]) and res[7, 7, 7] == 1.0
+
+
+@pytest.mark.parametrize("fn", [bf.median, bf.gaussian, bf.unsharp])
+def test_nonfinite_raises_with_count_at_compute(fn):
+    a = np.random.default_rng(2).random((9, 10, 11)).astype(np.float32)
+    a[0, 0, 0] = np.nan
+    a[5, 5, 5] = -np.inf
+    a[8, 9, 10] = np.nan
+    lazy = fn(da.from_array(a, chunks=(4, 5, 6)))  # lazy: nothing computed yet
+    with pytest.raises(InputError, match=r"2 NaN and 1 infinite voxels \(of 990\)"):
+        lazy.values
+    assert bf.count_nonfinite(a) == (2, 1)
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda v: bf.median(v, size=0), "`size`"),
+        (lambda v: bf.median(v, size=(3, 3)), "`size`"),
+        (lambda v: bf.median(v, size=2.5), "`size`"),
+        (lambda v: bf.gaussian(v, sigma=0), "`sigma`"),
+        (lambda v: bf.gaussian(v, sigma=-1.0), "`sigma`"),
+        (lambda v: bf.gaussian(v, sigma=(1, 1)), "`sigma`"),
+        (lambda v: bf.gaussian(v, sigma=1, truncate=0), "`truncate`"),
+        (lambda v: bf.unsharp(v, radius=0), "`radius`"),
+        (lambda v: bf.unsharp(v, radius=(3, 0, 0), axes="2d"), "`radius`"),
+        (lambda v: bf.unsharp(v, amount=float("nan")), "`amount`"),
+        (lambda v: bf.unsharp(v, axes="xy"), "`axes`"),
+        (lambda v: bf.median(v, nan_policy="omit"), "`nan_policy`"),
+        (lambda v: bf.normalize(v, low=60, high=40), "`low` < `high`"),
+        (lambda v: bf.normalize(v, high=101), "`high`"),
+    ],
+)
+def test_bad_parameters_name_the_argument(call, match):
+    v = np.zeros((4, 5, 6), np.float32)
+    with pytest.raises(InputError, match=match):
+        call(v)
+
+
+def test_bad_volumes():
+    with pytest.raises(InputError, match="`vol`"):
+        bf.median(np.zeros((4, 5)))
+    with pytest.raises(InputError, match="`vol`"):
+        bf.gaussian(np.zeros((2, 3, 4), complex))
+    with pytest.raises(InputError, match="`vol`"):
+        bf.median(np.zeros((0, 3, 4)))
