@@ -1,0 +1,44 @@
+"""``bigseg segment --method ...`` writes a label image with phase names."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bigseg.cli import main
+from bigseg.io import open_volume, save_labels, save_volume
+
+from ._phantom import iou, phantom
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory):
+    truth, grey = phantom((32, 36, 40), seed=2)
+    path = tmp_path_factory.mktemp("seg") / "img.ome.zarr"
+    save_volume(grey, path, chunks=(11, 17, 20), progress=False)
+    return truth, path
+
+
+@pytest.mark.parametrize("method", ["threshold", "kmeans", "watershed"])
+def test_segment_cli_methods(image, method, capsys):
+    truth, path = image
+    assert main(["segment", str(path), "--method", method, "--name", method]) == 0
+    assert "volume fractions pore" in capsys.readouterr().out
+    lab = open_volume(path / "labels" / method)
+    assert lab.attrs["phases"] == ["pore", "cbd", "active"]
+    assert iou(truth, lab.values, 2) > 0.5
+
+
+def test_segment_cli_random_forest_and_out(image, tmp_path, capsys):
+    truth, path = image
+    sparse = np.full(truth.shape, 255, np.uint8)
+    sparse[10, ::2, ::2] = truth[10, ::2, ::2]
+    sparse[25, ::2, ::2] = truth[25, ::2, ::2]
+    save_labels(sparse, path, name="sparse", phases=["pore", "cbd", "active"], progress=False)
+    out = tmp_path / "rf.ome.zarr"
+    assert main(["segment", str(path), "--method", "random-forest", "--labels", str(path / "labels" / "sparse"),
+                 "--trees", "20", "--sigmas", "0.7,1.6", "--out", str(out)]) == 0
+    lab = open_volume(out)
+    assert lab.dtype == np.uint8 and iou(truth, lab.values, 1) > 0.6
+    assert main(["segment", str(path), "--method", "random-forest"]) == 2
+    assert "--labels" in capsys.readouterr().err
