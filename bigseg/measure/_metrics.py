@@ -25,7 +25,7 @@ Method = Literal["faces", "marching_cubes"]
 # --------------------------------------------------------------------------------------------
 # block functions (module level so that they pickle for distributed workers)
 # --------------------------------------------------------------------------------------------
-def _codes(block: np.ndarray, geom: BlockGeometry, depth: int) -> tuple[np.ndarray, int]:
+def _codes(block: np.ndarray, geom: BlockGeometry) -> tuple[np.ndarray, int]:
     """uint8 codes of a block (+ halo) and the number of values outside 0..255 in the block proper."""
     if block.dtype == np.uint8:
         return block, 0
@@ -39,12 +39,12 @@ def _codes(block: np.ndarray, geom: BlockGeometry, depth: int) -> tuple[np.ndarr
 
 
 def _hist_block(block: np.ndarray, geom: BlockGeometry) -> np.ndarray:
-    codes, nbad = _codes(block, geom, 0)
+    codes, nbad = _codes(block, geom)
     return np.concatenate([histogram(codes), [nbad]])
 
 
 def _stats_block(block: np.ndarray, geom: BlockGeometry, *, k: int) -> np.ndarray:
-    codes, nbad = _codes(block, geom, 1)
+    codes, nbad = _codes(block, geom)
     hist, faces, onvox = label_stats(codes, geom.halo_lo, geom.halo_hi, k)
     return np.concatenate([hist, faces.ravel(), onvox.ravel(), [nbad]])
 
@@ -67,7 +67,7 @@ def _mc_ext(codes: np.ndarray, geom: BlockGeometry) -> np.ndarray:
 
 def _stats_mc_block(block: np.ndarray, geom: BlockGeometry, *, k: int, fields: tuple,
                     spacing: tuple[float, float, float]) -> np.ndarray:
-    codes, nbad = _codes(block, geom, 2)
+    codes, nbad = _codes(block, geom)
     sext, lo, hi = crop_halo(codes, geom, 1)
     hist, faces, onvox = label_stats(sext, lo, hi, k)
     areas = mc_field_areas(_mc_ext(codes, geom), list(fields), spacing)

@@ -20,8 +20,8 @@ __all__ = ["confusion", "scores", "agreement"]
 
 
 def _confusion_block(truth: np.ndarray, pred: np.ndarray, geom: BlockGeometry) -> np.ndarray:
-    t, tbad = _codes(truth, geom, 0)
-    p, pbad = _codes(pred, geom, 0)
+    t, tbad = _codes(truth, geom)
+    p, pbad = _codes(pred, geom)
     return np.concatenate([confusion_counts(t, p).ravel(), [tbad, pbad]])
 
 
@@ -157,7 +157,7 @@ def _agreement_block(*blocks_and_geom) -> np.ndarray:
     hists = []
     bads = []
     for b in blocks:
-        c, nbad = _codes(b, geom, 0)
+        c, nbad = _codes(b, geom)
         codes.append(c)
         hists.append(histogram(c))
         bads.append(nbad)
