@@ -22,7 +22,7 @@ or reassociation can make results depend on loop vectorisation.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange  # noqa: F401  (prange kept for future parallel variants)
+from numba import njit
 
 __all__ = [
     "N_QUAD",

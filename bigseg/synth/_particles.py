@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._parse import parse_in_range, parse_positive_float
+from .._parse import parse_in_range
 from ..errors import InputError
 from ..io import DEFAULT_PHASES
 from ..kernels import synth as K
@@ -341,7 +341,3 @@ def build_model(
     else:
         model.tau_cbd = float(0.5 * (s_free[k - 1] + s_free[k]))
     return model
-
-
-def check_radius_positive(name: str, value: float) -> float:
-    return parse_positive_float(name, value)
