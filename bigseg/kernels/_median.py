@@ -462,3 +462,51 @@ def _median3_valid(p, out):  # pragma: no cover - compiled
                 t384 = mid22 if t381 < mid22 else t381
                 t385 = t382 if t382 < t384 else t384
                 o[x] = t385
+
+
+# --- one pass of scipy's symmetric correlate1d along ``axis`` (see kernels.filters._gaussian_numba) ---
+@njit(cache=True, fastmath=False, nogil=True)
+def _gauss_pass(src, w, axis, idx, out):  # pragma: no cover - compiled
+    Z, Y, X = src.shape
+    r = (w.shape[0] - 1) // 2
+    if axis == 2:
+        line = np.empty(X + 2 * r, np.float64)
+        for z in range(Z):
+            for y in range(Y):
+                row = src[z, y]
+                for i in range(X + 2 * r):
+                    line[i] = row[idx[i]]
+                o = out[z, y]
+                for x in range(X):
+                    acc = line[x + r] * w[r]
+                    for j in range(r, 0, -1):
+                        acc += (line[x + r - j] + line[x + r + j]) * w[r - j]
+                    o[x] = acc
+        return
+    acc = np.empty(X, np.float64)
+    n = Z if axis == 0 else Y
+    for a in range(Z if axis == 1 else Y):
+        for i in range(n):
+            if axis == 0:
+                c = src[idx[i + r], a]
+            else:
+                c = src[a, idx[i + r]]
+            wc = w[r]
+            for x in range(X):
+                acc[x] = c[x] * wc
+            for j in range(r, 0, -1):
+                if axis == 0:
+                    lft = src[idx[i + r - j], a]
+                    rgt = src[idx[i + r + j], a]
+                else:
+                    lft = src[a, idx[i + r - j]]
+                    rgt = src[a, idx[i + r + j]]
+                wj = w[r - j]
+                for x in range(X):
+                    acc[x] += (np.float64(lft[x]) + np.float64(rgt[x])) * wj
+            if axis == 0:
+                o = out[i, a]
+            else:
+                o = out[a, i]
+            for x in range(X):
+                o[x] = acc[x]
