@@ -11,6 +11,7 @@ import xarray as xr
 from .._parse import parse_positive_int
 from ..kernels.features import nearest_centre, sobel_magnitude
 from ..ops import map_overlap_exact, to_numpy
+from ..ops._overlap import min_chunks
 from ..runtime import compute
 from ._common import check_volume, labels_volume, parse_classes, phase_names
 
@@ -20,13 +21,6 @@ __all__ = ["kmeans"]
 def _features(block: Any) -> Any:
     f = block.astype(np.float32, copy=False)
     return f.ravel(), sobel_magnitude(f).ravel()
-
-
-def _sample_block(block: np.ndarray, p: float, seed: int) -> np.ndarray:
-    g, s = _features(np.asarray(block))
-    rng = np.random.default_rng(seed)
-    keep = rng.random(g.size) < p
-    return np.stack([g[keep], s[keep]], 1)
 
 
 def _predict_block(block: Any, mean: np.ndarray, std: np.ndarray, centres: np.ndarray, order: np.ndarray) -> Any:
@@ -57,8 +51,6 @@ def kmeans(vol: Any, *, classes: int = 3, sample: int = 200_000, seed: int = 0, 
     sample = parse_positive_int("sample", sample)
     names = phase_names(classes, phases)
     arr = v.data
-    from ..ops._overlap import min_chunks
-
     arr = arr.rechunk(tuple(min_chunks(c, 1) for c in arr.chunks))
     p = min(1.0, sample / arr.size)
     ov = dask.array.overlap.overlap(arr, depth=1, boundary="none") if arr.npartitions > 1 else arr
