@@ -7,12 +7,17 @@ The graph (DESIGN.md "Each patch evaluated once", overlap-add as in FFT convolut
 2. ``acc`` task per block ``b`` = ``[lo_b, hi_b)``: read the input over ``[lo_b, ext_b)`` where
    ``ext_b = max(hi_b, last own start + patch)`` (a one-sided overhang of at most
    ``patch - 1`` on the high side), evaluate every window whose start corner lies in the block
-   (batched, softmax per window) and sum ``w · p`` over the extended region.
+   (batched, softmax per window) and sum ``w · p`` over the extended region, for the first
+   C − 1 classes only: each window's softmax sums to 1, so the last class is the weight sum
+   minus the others, and a third less data is in flight for 3 phases.
 3. ``part`` tasks cut each accumulator into the pieces that fall into each block it reaches
    (itself and, through the overhang, one or more higher neighbours — more than one when the
    chunks are smaller than the patch), so the big accumulator is freed at once.
 4. ``blend`` task per block: the sum of the parts that land in it, divided by the weight sum
-   (``Σ_c Σ w p_c = Σ w`` since each window's probabilities sum to 1).
+   Σ w of the grid over the block (MONAI's ``count_map``, recomputed from the geometry).
+5. Blocks are swept row by row (few workers) or plane by plane along z: a group's windows
+   start once the previous group is blended, so that only about one plane of overhangs is
+   alive at a time; dask's own ordering would otherwise keep most accumulators waiting.
 
 No task ever holds more than one block plus overhang: there is no full-volume accumulator.
 """
@@ -128,7 +133,7 @@ def _acc_task(
         del region
         acc, _n = K.accumulate_block_torch(
             t_region, origin, own_starts, patch, torch.from_numpy(weight).to(dev), predict,
-            n_classes=n_classes, batch_size=bs,
+            n_classes=n_classes, batch_size=bs, keep=n_classes - 1,
         )
         del t_region
         out = acc.cpu().numpy() if dev.type != "cpu" else acc.numpy()
@@ -145,15 +150,23 @@ def _part(acc: np.ndarray, index: tuple[slice, ...]) -> np.ndarray:
     return acc[(slice(None), *index)].copy()
 
 
-def _blend_task(parts: list[np.ndarray], dests: list[tuple[slice, ...]], shape: tuple[int, ...], n_classes: int) -> np.ndarray:
-    """Sum the accumulator pieces landing in one block, then divide by the weight sum."""
-    if len(parts) == 1 and parts[0].shape == (n_classes, *shape):
-        total = parts[0].copy()
-    else:
-        total = np.zeros((n_classes, *shape), dtype=np.float32)
-        for part, dest in zip(parts, dests):
-            total[(slice(None), *dest)] += part
-    return K.normalise_accumulator(total)
+def _blend_task(
+    parts: list[np.ndarray],
+    dests: list[tuple[slice, ...]],
+    shape: tuple[int, ...],
+    n_classes: int,
+    lo: tuple[int, ...],
+    starts: list[np.ndarray],
+    patch: tuple[int, ...],
+    weight: np.ndarray,
+) -> np.ndarray:
+    """Sum the accumulator pieces (first C-1 classes) landing in one block, divide by the
+    weight sum of the grid over the block; the last class is 1 − the others."""
+    total = np.zeros((n_classes - 1, *shape), dtype=np.float32)
+    for part, dest in zip(parts, dests):
+        total[(slice(None), *dest)] += part
+    hi = tuple(a + b for a, b in zip(lo, shape))
+    return K.normalise_partial(total, K.weight_sum(lo, hi, starts, patch, weight), n_classes)
 
 
 # ----------------------------------------------------------------------------- plan
@@ -217,7 +230,6 @@ def _blend_volume(
     spec: ModelSpec,
     *,
     source: Any = None,
-    block_chunks: tuple[tuple[int, ...], ...] | None = None,
     patch3: tuple[int, ...],
     plane_axis: int | None,
     overlap: float,
@@ -230,7 +242,7 @@ def _blend_volume(
     windows; the window grid lives on the padded volume, the output is cropped back."""
     pads = K.pad_widths(data.shape, patch3)
     if source is not None:  # read regions straight from the store, any block grid
-        chunks = tuple(((b,) if b else ()) + tuple(c) + ((a,) if a else ()) for (b, a), c in zip(pads, block_chunks or data.chunks))
+        chunks = tuple(((b,) if b else ()) + tuple(c) + ((a,) if a else ()) for (b, a), c in zip(pads, data.chunks))
         shape = tuple(int(sum(c)) for c in chunks)
         src_d = dask.delayed(source, name=f"bigseg-source-{dask.base.tokenize(data.name)}")
     else:
@@ -275,6 +287,9 @@ def _blend_volume(
             targets.setdefault(j, []).append((idx, combo))
     parts_of: dict[tuple, Any] = {}
 
+    def near_starts(idx: tuple[int, ...]) -> list[np.ndarray]:
+        return [s[(s < b[i + 1]) & (s + p > b[i])] for s, b, i, p in zip(starts, bounds, idx, patch3)]
+
     def key(kind: str, *idx: tuple[int, ...]) -> str:
         return f"bigseg-{kind}-{token}-" + "-".join(str(i) for t in idx for i in t)
 
@@ -309,7 +324,9 @@ def _blend_volume(
             bshape = tuple(bounds[a][i + 1] - bounds[a][i] for a, i in enumerate(idx))
             parts = [parts_of[(j, idx)] for j, _ in sources[idx]]
             dests = [tuple(slice(c[1] - l, c[2] - l) for c, l in zip(combo, lo)) for _, combo in sources[idx]]
-            blended = dask.delayed(_blend_task, pure=True)(parts, dests, bshape, C, dask_key_name=key("blend", idx))
+            blended = dask.delayed(_blend_task, pure=True)(
+                parts, dests, bshape, C, tuple(lo), near_starts(idx), patch3, weight, dask_key_name=key("blend", idx),
+            )
             done.append(dask.delayed(_done, pure=True)(blended, dask_key_name=key("done", idx)))
             rows[idx] = da.from_delayed(blended, shape=(C, *bshape), dtype=np.float32, meta=np.empty((0, 0, 0, 0), np.float32))
         gate = dask.delayed(_done, pure=True)(*done, dask_key_name=f"bigseg-gate-{token}-{gi}")

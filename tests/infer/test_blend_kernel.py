@@ -19,7 +19,7 @@ def _monai_starts(shape, patch, overlap):
     return sorted({tuple(s.start for s in sl) for sl in slices})
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(
     shape=st.tuples(*[st.integers(1, 90)] * 3),
     patch=st.tuples(*[st.integers(1, 40)] * 3),
@@ -76,3 +76,17 @@ def test_accumulate_block_counts_and_sums():
     assert n == 4 and acc.shape == (2, 6, 6, 6)
     assert acc.sum() == pytest.approx(4 * 64)
     np.testing.assert_allclose(K.normalise_accumulator(acc)[:, 2, 1, 2], [0.5, 0.5])
+
+
+def test_weight_sum_is_monais_count_map_for_any_block():
+    shape, patch = (23, 30, 17), (8, 12, 16)
+    starts = K.patch_starts(shape, patch, 0.5)
+    w = K.importance_map(patch, "gaussian", 0.125)
+    full = np.zeros(shape, np.float32)
+    for c in zip(*[g.ravel() for g in np.meshgrid(*starts, indexing="ij")]):
+        full[tuple(slice(a, a + p) for a, p in zip(c, patch))] += w
+    np.testing.assert_allclose(K.weight_sum((0, 0, 0), shape, starts, patch, w), full, rtol=1e-6)
+    np.testing.assert_allclose(K.weight_sum((5, 11, 3), (17, 29, 9), starts, patch, w), full[5:17, 11:29, 3:9], rtol=1e-6)
+    acc = np.stack([full * 0.2, full * 0.5])
+    out = K.normalise_partial(acc, full, 3)
+    np.testing.assert_allclose(out[:, 3, 4, 5], [0.2, 0.5, 0.3], rtol=1e-6)

@@ -1,0 +1,164 @@
+"""bigseg ``predict`` vs MONAI ``sliding_window_inference``: throughput and peak RSS.
+
+    flock /tmp/bigseg-bench.lock nice .venv/bin/python benchmarks/bench_predict.py [--sizes 256,512]
+
+Same network and weights for every case: MONAI ``UNet(spatial_dims=3, in_channels=1,
+out_channels=3, channels=(16, 32, 64, 128), strides=(2, 2, 2))`` (seed 0), roi 64³, overlap 0.5,
+gaussian blending, 4 windows per forward pass. The input is an OME-Zarr float32 volume on disk
+(chunks 128³); every case reads it and ends with uint8 labels:
+
+* ``monai``: read the whole volume into memory, ``sliding_window_inference`` (softmax
+  predictor), argmax — MONAI's way (whole-volume input, output and weight map in RAM).
+* ``bigseg``: ``predict`` on the lazy volume + ``write_prediction`` (labels into the OME-Zarr),
+  float32 throughout (same numbers as MONAI to 1e-5).
+* ``bigseg-bf16``: the same with ``autocast="bf16"`` on the CPU (AVX512-BF16).
+* ``monai-bf16`` (``--monai-bf16``): MONAI under the same autocast, for a like-for-like view.
+
+Each case runs in its own subprocess, which reports its own peak RSS (``getrusage``,
+``RUSAGE_SELF``; bigseg runs on the threaded scheduler, in that process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _util import save  # noqa: E402
+
+COMMON = """
+import json, resource, time, os
+import numpy as np, torch
+from monai.networks.nets import UNet
+torch.manual_seed(0)
+net = UNet(spatial_dims=3, in_channels=1, out_channels=3, channels=(16, 32, 64, 128), strides=(2, 2, 2))
+net.load_state_dict(torch.load({weights!r}, weights_only=True))
+net.eval()
+"""
+
+MONAI_CASE = COMMON + """
+import zarr
+from monai.inferers import sliding_window_inference
+amp = {amp!r}
+t0 = time.perf_counter()
+x = zarr.open_array({src!r} + "/0", mode="r")[...]
+with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+    p = sliding_window_inference(torch.from_numpy(x)[None, None], (64, 64, 64), 4,
+                                 lambda t: torch.softmax(net(t).float(), 1), overlap=0.5, mode="gaussian")
+labels = np.empty(x.shape, np.uint8)
+for z0 in range(0, x.shape[0], 16):  # argmax in slabs: no whole-volume int64 temporary
+    labels[z0:z0 + 16] = p[0, :, z0:z0 + 16].argmax(0).to(torch.uint8).numpy()
+dt = time.perf_counter() - t0
+print(json.dumps({{"seconds": dt, "mvox_s": x.size / dt / 1e6, "n": int(labels.size),
+                   "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+
+BIGSEG_CASE = COMMON + """
+import bigseg
+from bigseg.infer import predict, write_prediction, worker_stats
+t0 = time.perf_counter()
+vol = bigseg.open_volume({src!r})
+ds = predict(vol, net, patch=(64, 64, 64), overlap=0.5, blend="gaussian", batch_size=4, autocast={autocast!r})
+write_prediction(ds, {src!r}, name="bench", overwrite=True, progress=False)
+dt = time.perf_counter() - t0
+print(json.dumps({{"seconds": dt, "mvox_s": vol.size / dt / 1e6, "n_patches": ds.attrs["n_patches"],
+                   "evaluated": worker_stats()["patches"],
+                   "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+
+
+def make_input(path: Path, n: int, chunks: int) -> None:
+    """A float32 OME-Zarr volume with grains and noise, written block by block."""
+    if (path / "zarr.json").exists():
+        return
+    import dask.array as da
+    import numpy as np
+
+    import bigseg
+
+    def block(block_info=None):
+        (z0, z1), (y0, y1), (x0, x1) = block_info[None]["array-location"]
+        z, y, x = np.meshgrid(np.arange(z0, z1), np.arange(y0, y1), np.arange(x0, x1), indexing="ij", sparse=True)
+        field = np.sin(z / 7.0) + np.sin(y / 5.0 + 1) * np.cos(x / 6.0)
+        rng = np.random.default_rng(z0 * 7919 + y0 * 104729 + x0)
+        return (field + 0.3 * rng.normal(size=field.shape)).astype(np.float32)
+
+    arr = da.map_blocks(block, chunks=((chunks,) * (n // chunks),) * 3, dtype=np.float32)
+    bigseg.save_volume(arr, path, overwrite=True, progress=False)
+
+
+def run(code: str, timeout: float) -> dict:
+    t0 = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
+                         env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    if out.returncode:
+        raise RuntimeError(out.stderr[-3000:])
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    r["wall_s"] = round(time.perf_counter() - t0, 2)
+    return r
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="256,512")
+    ap.add_argument("--chunks", type=int, default=128)
+    ap.add_argument("--cases", default="monai,bigseg,bigseg-bf16")
+    ap.add_argument("--monai-bf16", action="store_true")
+    ap.add_argument("--workdir", default="/tmp/bigseg-bench-predict")
+    ap.add_argument("--timeout", type=float, default=3600)
+    ap.add_argument("--merge", action="store_true", help="replace matching rows of results/predict.json, keep the others")
+    args = ap.parse_args()
+    import torch
+    from monai.networks.nets import UNet
+
+    work = Path(args.workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    weights = work / "unet.pt"
+    torch.manual_seed(0)
+    net = UNet(spatial_dims=3, in_channels=1, out_channels=3, channels=(16, 32, 64, 128), strides=(2, 2, 2))
+    torch.save(net.state_dict(), weights)
+    cases = args.cases.split(",") + (["monai-bf16"] if args.monai_bf16 else [])
+    rows = []
+    for n in map(int, args.sizes.split(",")):
+        src = work / f"vol{n}.ome.zarr"
+        make_input(src, n, args.chunks)
+        for case in cases:
+            if case.startswith("monai"):
+                code = MONAI_CASE.format(weights=str(weights), src=str(src), amp=case.endswith("bf16"))
+            else:
+                code = BIGSEG_CASE.format(weights=str(weights), src=str(src), autocast="bf16" if case.endswith("bf16") else None)
+            print(f"{n}^3 {case} ...", file=sys.stderr, flush=True)
+            r = run(code, args.timeout)
+            r.update(size=n, case=case)
+            rows.append(r)
+            print(f"  {r['mvox_s']:.2f} Mvox/s, {r['seconds']:.1f} s, peak RSS {r['peak_rss_mib']:.0f} MiB", file=sys.stderr, flush=True)
+        shutil.rmtree(src / "labels", ignore_errors=True)
+
+    if args.merge and (Path(__file__).parent / "results" / "predict.json").exists():
+        old = json.loads((Path(__file__).parent / "results" / "predict.json").read_text()).get("rows", [])
+        fresh = {(r["size"], r["case"]) for r in rows}
+        rows = sorted([r for r in old if (r["size"], r["case"]) not in fresh] + rows, key=lambda r: (r["size"], r["case"]))
+    print(f"\n{'size':>5} {'case':<12} {'Mvox/s':>8} {'seconds':>8} {'peak RSS MiB':>13} {'vs MONAI':>9} {'RSS/MONAI':>10}")
+    for r in rows:
+        ref = next((q for q in rows if q["size"] == r["size"] and q["case"] == "monai"), None)
+        speed = f"{r['mvox_s'] / ref['mvox_s']:.2f}x" if ref else "-"
+        mem = f"{r['peak_rss_mib'] / ref['peak_rss_mib']:.2f}" if ref else "-"
+        print(f"{r['size']:>5} {r['case']:<12} {r['mvox_s']:>8.2f} {r['seconds']:>8.1f} {r['peak_rss_mib']:>13.0f} {speed:>9} {mem:>10}")
+    path = save("predict", {
+        "what": "bigseg predict + write_prediction vs MONAI sliding_window_inference; UNet(16,32,64,128), roi 64^3, "
+                "overlap 0.5, gaussian, batch 4, float32 input OME-Zarr with 128^3 chunks",
+        "note": "2-core machine shared with other agents while measured: absolute figures are pessimistic",
+        "torch_threads": torch.get_num_threads(),
+        "rows": rows,
+    })
+    print(f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    main()
