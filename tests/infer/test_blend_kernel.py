@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from monai.data.utils import compute_importance_map, dense_patch_slices
 from monai.inferers.utils import _get_scan_interval
@@ -19,7 +19,7 @@ def _monai_starts(shape, patch, overlap):
     return sorted({tuple(s.start for s in sl) for sl in slices})
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 @given(
     shape=st.tuples(*[st.integers(1, 90)] * 3),
     patch=st.tuples(*[st.integers(1, 40)] * 3),
@@ -29,6 +29,7 @@ def test_grid_equals_monai(shape, patch, overlap):
     padded = tuple(s + a + b for s, (a, b) in zip(shape, K.pad_widths(shape, patch)))
     assert all(p <= s for p, s in zip(patch, padded))
     starts = K.patch_starts(padded, patch, overlap)
+    assume(np.prod([len(s) for s in starts]) <= 1500)  # keep MONAI's slice lists small
     ours = sorted(zip(*[g.ravel() for g in np.meshgrid(*starts, indexing="ij")]))
     assert [tuple(map(int, o)) for o in ours] == _monai_starts(padded, patch, overlap)
     assert K.count_patches(padded, patch, overlap) == len(ours)
