@@ -64,10 +64,26 @@ def count_nonfinite(vol: Any, *, progress: bool = False) -> tuple[int, int]:
     return int(c[0]), int(c[1])
 
 
-def _checked(kernel: Callable[..., Any], total: int) -> Callable[..., Any]:
-    def run(block: Any, *args: Any, nonfinite: Any = None, **kw: Any) -> Any:
-        if nonfinite is not None and int(nonfinite[0]) + int(nonfinite[1]):
-            raise InputError(_nonfinite_message(int(nonfinite[0]), int(nonfinite[1]), total))
+def _checked(kernel: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a kernel so that a block holding NaN/inf fails with their count and position.
+
+    The check is per block (no extra pass, no global dependency that would pin every input
+    block in memory until a count finished); :func:`count_nonfinite` gives the total.
+    """
+
+    def run(block: Any, *args: Any, block_info: Any = None, **kw: Any) -> Any:
+        nan, inf = K.count_nonfinite(block)
+        if nan + inf:
+            where = ""
+            if block_info and None in block_info:
+                loc = block_info[None].get("array-location")
+                if loc:
+                    where = " in the block at " + ", ".join(f"{d} {a}:{b}" for d, (a, b) in zip("tzyx"[-len(loc):], loc))
+            raise InputError(
+                f"Expected `vol` to hold finite values only. Got {nan} NaN and {inf} infinite voxels{where} "
+                f"(halo included) instead; count them all with bigseg.filters.count_nonfinite(vol), clean or "
+                f"mask them, or pass nan_policy='propagate'."
+            )
         return kernel(block, *args, **kw)
 
     return run
@@ -92,10 +108,7 @@ def _apply(v: xr.DataArray, kernel: Callable[..., Any], depth: tuple[int, ...], 
     depth = _spatial(v, depth, 0)
     fn = _series(kernel)
     if nan_policy == "raise" and np.issubdtype(arr.dtype, np.floating):
-        kw["nonfinite"] = _nonfinite_counts(arr)
-        fn = _checked(fn, int(arr.size))
-        if v.ndim == 4:  # the spatial kernel only sees 3D blocks; keep the check outside it
-            fn = _checked(_series(kernel), int(arr.size))
+        fn = _checked(fn)
     out = map_overlap_exact(fn, arr, depth, dtype=dtype, **kw)
     return like_volume(out, v, name=name)
 
