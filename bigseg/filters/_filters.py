@@ -125,9 +125,10 @@ def median(vol: Any, *, size: int | tuple[int, int, int] = 3, nan_policy: str = 
     ----------
     vol : volume (z, y, x) or (t, z, y, x), any real dtype
     size : int or (z, y, x) ints > 0, window edge in voxels
-    nan_policy : 'raise' (default: NaN/inf make the computation fail with an ``InputError``
-        stating how many there are) or 'propagate' (filter anyway; blocks with NaN use scipy, so
-        the result still equals scipy's)
+    nan_policy : 'raise' (default: a block holding NaN/inf makes the computation fail with an
+        ``InputError`` stating how many it holds and where; :func:`count_nonfinite` counts them
+        all) or 'propagate' (filter anyway; blocks with NaN use scipy, so the result still equals
+        scipy's)
 
     Returns
     -------
@@ -153,6 +154,7 @@ def gaussian(vol: Any, *, sigma: float | tuple[float, float, float] = 1.1, trunc
     vol : volume (z, y, x) or (t, z, y, x), any real dtype
     sigma : float or (z, y, x) floats >= 0 (not all 0), standard deviation in voxels
     truncate : float > 0, kernel radius in standard deviations
+    nan_policy : 'raise' (as :func:`median`) or 'propagate'
 
     Returns
     -------
@@ -185,6 +187,7 @@ def unsharp(vol: Any, *, radius: float | tuple[float, float, float] = 6.0, amoun
     radius : float or (z, y, x) floats >= 0, Gaussian standard deviation in voxels
     amount : float, weight of the detail layer (may be negative: blurring)
     axes : '3d' or '2d' (each z slice on its own)
+    nan_policy : 'raise' (as :func:`median`) or 'propagate'
     """
     v = _volume(vol)
     radius = _parse_sigma("radius", radius)
