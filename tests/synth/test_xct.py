@@ -190,3 +190,18 @@ def test_generated_series_path_equals_generic():
     a = xct(s, seed=1).values
     b = xct(da.from_array(s.values, chunks=(1, 32, 32, 32)), seed=1).values
     assert np.array_equal(a, b)
+
+
+def test_generated_tomogram_graph_holds_a_bounded_number_of_blocks():
+    """Writing the tomogram of an electrode never needs more than the model and one block per
+    thread in memory: dask's static schedule (dask.order) holds <= 2 results at any time,
+    whatever the number of blocks (here 64 and 512)."""
+    import zarr
+    from dask.order import diagnostics
+
+    for n, c in ((128, 32), (256, 32)):
+        img = xct(electrode(n, seed=0, chunks=c))
+        target = zarr.create_array(store={}, shape=img.shape, chunks=(c,) * 3, dtype="f4")
+        stored = da.store(img.data, target, lock=False, compute=False)
+        info, _ = diagnostics(dict(stored.__dask_graph__()))
+        assert max(v.num_data_when_run for v in info.values()) <= 2
