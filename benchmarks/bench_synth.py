@@ -95,6 +95,21 @@ print(json.dumps({{"seconds": dt, "mvox_s": n**3 / dt / 1e6,
                   "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
 """
 
+# Small blocks make many blocks cheaply: the same number of blocks as 256^3..1024^3 with 128^3
+# chunks. ``generic`` defeats the generated-labels path (halo exchange between blocks).
+PROBE = PRELUDE + """
+from bigseg.io import save_volume
+from bigseg.synth import electrode, xct
+n, c, generic = {n}, {c}, {generic}
+lab = electrode(n, seed=0, chunks=c)
+arr = lab.copy(data=lab.data.map_blocks(lambda x: x, dtype=np.uint8)) if generic else lab
+t0 = time.perf_counter()
+save_volume(xct(arr, seed=0), {dst!r}, progress=False, overwrite=True)
+dt = time.perf_counter() - t0
+print(json.dumps({{"size": n, "chunks": c, "blocks": (n // c) ** 3, "halo_exchange": generic, "seconds": dt,
+                  "mvox_s": n**3 / dt / 1e6, "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+
 
 def child(code: str) -> dict:
     import json
@@ -148,7 +163,17 @@ def main() -> None:
         memtxt = f"{mem['mvox_s']:>16.2f} {mem['rss_mib']:>8.0f}" if mem else f"{'-':>16} {'-':>8}"
         print(f"{r['size']:>5}³ | {r['labels']['mvox_s']:>13.2f} {r['labels']['rss_mib']:>8.0f} | "
               f"{r['synth']['mvox_s']:>19.2f} {r['synth']['rss_mib']:>8.0f} | {memtxt} | {r['labels']['n_particles']}")
+    probes = []
+    for generic in (False, True):
+        for n in (64, 128, 256):
+            probes.append(child(PROBE.format(n=n, c=16, generic=generic, dst=str(work / f"probe{n}.ome.zarr"))))
+            shutil.rmtree(work / f"probe{n}.ome.zarr", ignore_errors=True)
+    print("\ntomogram with 16^3 blocks (64 -> 4096 blocks): peak RSS MiB")
+    print(f"{'size':>6} | {'blocks':>6} | {'own halo (default)':>18} | {'halo exchange':>13}")
+    for a, b in zip(probes[:3], probes[3:]):
+        print(f"{a['size']:>5}³ | {a['blocks']:>6} | {a['rss_mib']:>18.0f} | {b['rss_mib']:>13.0f}")
     path = save("synth", {"chunks": args.chunks, "kernel_128_one_core": kernel, "cases": rows,
+                          "block_count_probe": probes,
                           "note": "2-core machine shared with other agents: figures are pessimistic; Mvox/s counts "
                                   "voxels of the volume per wall second (the image+labels case writes both)"})
     print(f"\nwrote {path}")
