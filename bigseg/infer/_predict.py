@@ -415,6 +415,15 @@ def predict(
     attrs ``n_patches`` (windows evaluated, = MONAI's count on the whole volume, summed over
     blocks), ``patch``, ``overlap``, ``blend``, ``sigma_scale``, ``tta``, ``phases``.
 
+    Notes
+    -----
+    Memory: a task holds one block plus its overhang (``estimate_footprint``); the volume is
+    swept row by row or plane by plane so that about one plane of overhangs (C − 1 float32
+    channels) is alive. An OME-Zarr volume (``open_volume``) is read region by region straight
+    from the store. Workers serve block-sized allocations with ``mmap`` (see
+    ``limit_heap_growth``; ``BIGSEG_MALLOC_TUNING=0`` turns that off). The patch counters of
+    each process are in ``bigseg.infer.worker_stats()``.
+
     Raises
     ------
     InputError : bad arguments (e.g. "Expected `overlap` in [0, 1). Got 1.2 instead."), NaN in
