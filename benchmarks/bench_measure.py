@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -122,11 +123,13 @@ def spheres(n: int, seed: int = 0):
 
 
 def make_inputs(work: Path, n: int, chunks: int) -> tuple[str, str, str]:
+    lab_p, pred_p = work / f"labels{n}.ome.zarr", work / f"pred{n}.ome.zarr"
+    if lab_p.exists() and pred_p.exists() and (work / f"source{n}.txt").exists():
+        return str(lab_p), str(pred_p), (work / f"source{n}.txt").read_text()
     import numpy as np
 
     from bigseg.io import save_volume
 
-    lab_p, pred_p = work / f"labels{n}.ome.zarr", work / f"pred{n}.ome.zarr"
     source = "spheres"
     try:
         from bigseg.synth import electrode  # noqa: F401
@@ -159,13 +162,21 @@ def main() -> None:
     ap.add_argument("--sizes", default="384,512")
     ap.add_argument("--chunks", type=int, default=128)
     ap.add_argument("--workdir", default="/tmp/bigseg-bench-measure")
+    ap.add_argument("--make-inputs", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--skip-skimage-above", type=int, default=512, help="skip the (slow) scikit-image peer above this size")
     args = ap.parse_args()
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
+    if args.make_inputs:
+        make_inputs(work, args.make_inputs, args.chunks)
+        return
     rows = []
     for n in map(int, args.sizes.split(",")):
         t0 = time.perf_counter()
+        # generated in a child process: a forked case inherits the parent's RSS high-water mark
+        # (Linux keeps it across exec), so the parent must stay small
+        subprocess.run([sys.executable, __file__, "--make-inputs", str(n), "--chunks", str(args.chunks),
+                        "--workdir", str(work)], check=True)
         lab_p, pred_p, source = make_inputs(work, n, args.chunks)
         print(f"{n}^3 inputs ready ({source}, {time.perf_counter() - t0:.1f} s)", file=sys.stderr)
         ours = run_case(OURS.format(lab=lab_p, pred=pred_p))

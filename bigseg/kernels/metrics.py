@@ -168,6 +168,67 @@ def _label_stats_small_k(ext, z0, z1, y0, y1, x0, x1, lut, ftab, mtab):  # pragm
                 mtab[s, v, m] += 1
 
 
+@numba.njit(nogil=True, cache=True)
+def _label_stats_valid(ext, z0, z1, y0, y1, x0, x1, ftab, mtab):  # pragma: no cover - jit
+    """As :func:`_label_stats_small_k` for a block whose values are all phases (no lookup table),
+    with the interior of each row free of border tests."""
+    Z, Y, X = ext.shape
+    xa = min(max(x0, 1), x1)
+    xb = max(min(x1, X - 1), xa)
+    for z in range(z0, z1):
+        zp = z + 1 if z + 1 < Z else z
+        zm = z - 1 if z > 0 else z
+        for y in range(y0, y1):
+            yp = y + 1 if y + 1 < Y else y
+            ym = y - 1 if y > 0 else y
+            r = ext[z, y]
+            up = ext[zp, y]
+            dn = ext[zm, y]
+            no = ext[z, yp]
+            so = ext[z, ym]
+            for x in range(x0, xa):  # x = 0 (volume border)
+                xp = x + 1 if x + 1 < X else x
+                s = x & 1
+                v = r[x]
+                n0 = up[x]
+                n1 = no[x]
+                n2 = r[xp]
+                n3 = dn[x]
+                n4 = so[x]
+                n5 = r[x]
+                ftab[s, 0, v, n0] += 1
+                ftab[s, 1, v, n1] += 1
+                ftab[s, 2, v, n2] += 1
+                mtab[s, v, (1 << n0) | (1 << n1) | (1 << n2) | (1 << n3) | (1 << n4) | (1 << n5)] += 1
+            for x in range(xa, xb):  # interior of the row
+                s = x & 1
+                v = r[x]
+                n0 = up[x]
+                n1 = no[x]
+                n2 = r[x + 1]
+                n3 = dn[x]
+                n4 = so[x]
+                n5 = r[x - 1]
+                ftab[s, 0, v, n0] += 1
+                ftab[s, 1, v, n1] += 1
+                ftab[s, 2, v, n2] += 1
+                mtab[s, v, (1 << n0) | (1 << n1) | (1 << n2) | (1 << n3) | (1 << n4) | (1 << n5)] += 1
+            for x in range(xb, x1):  # x = X - 1 (volume border)
+                xm = x - 1 if x > 0 else x
+                s = x & 1
+                v = r[x]
+                n0 = up[x]
+                n1 = no[x]
+                n2 = r[x]
+                n3 = dn[x]
+                n4 = so[x]
+                n5 = r[xm]
+                ftab[s, 0, v, n0] += 1
+                ftab[s, 1, v, n1] += 1
+                ftab[s, 2, v, n2] += 1
+                mtab[s, v, (1 << n0) | (1 << n1) | (1 << n2) | (1 << n3) | (1 << n4) | (1 << n5)] += 1
+
+
 _MASK_BITS = ((np.arange(256)[:, None] >> np.arange(8)) & 1).astype(np.int64)  # (mask, bit)
 
 
@@ -212,11 +273,14 @@ def label_stats(ext: np.ndarray, halo_lo: tuple[int, int, int], halo_hi: tuple[i
     k = int(n_phases)
     Z, Y, X = ext.shape
     if k <= 7:
-        lut = np.minimum(np.arange(NBINS), k).astype(np.uint8)
         ftab = np.zeros((2, 3, 8, 8), np.int64)
         mtab = np.zeros((2, 8, 256), np.int64)
-        _label_stats_small_k(ext, halo_lo[0], Z - halo_hi[0], halo_lo[1], Y - halo_hi[1],
-                             halo_lo[2], X - halo_hi[2], lut, ftab, mtab)
+        bounds = (halo_lo[0], Z - halo_hi[0], halo_lo[1], Y - halo_hi[1], halo_lo[2], X - halo_hi[2])
+        if ext.size and int(ext.max()) < k:
+            _label_stats_valid(ext, *bounds, ftab, mtab)
+        else:
+            lut = np.minimum(np.arange(NBINS), k).astype(np.uint8)
+            _label_stats_small_k(ext, *bounds, lut, ftab, mtab)
         faces = ftab.sum(axis=0)[:, :k, :k].copy()
         faces[:, np.arange(k), np.arange(k)] = 0
         mt = mtab.sum(axis=0)
