@@ -49,12 +49,13 @@ t_sum, sm = med(lambda: bm.summary(lab, truth=pred))
 assert np.array_equal(sm.faces.values, itf.faces.values) and np.array_equal(sm.iou.values, sc.iou.values)
 print(json.dumps(dict(t_fractions=t_fr, t_faces=t_if, t_scores=t_sc, t_mc_phase_areas=t_sa, t_mc_interfaces=t_mc,
     t_summary=t_sum, rss_after_warmup_mib=rss_warm,
+    rss_self_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     fractions=fr.values.tolist(), faces=itf.faces.values.tolist(), iou=sc.iou.values.tolist(),
     mc_phase_area=ssa.surface_area.values.tolist(), mc_pair_area=mc.area.values.tolist())))
 """
 
 NUMPY = """
-import json, time, statistics, numpy as np
+import json, time, statistics, resource, numpy as np
 from bigseg.io import open_volume
 lab = open_volume({lab!r}).values; pred = open_volume({pred!r}).values
 k = 3
@@ -78,11 +79,11 @@ def med(f):
     return statistics.median(ts), r
 t_fr, fr = med(fractions); t_if, fc = med(faces); t_sc, iou = med(scores)
 print(json.dumps(dict(t_fractions=t_fr, t_faces=t_if, t_scores=t_sc, fractions=fr.tolist(), faces=fc.tolist(),
-                      iou=iou.tolist())))
+                      iou=iou.tolist(), rss_self_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)))
 """
 
 SKIMAGE = """
-import json, time, numpy as np
+import json, time, resource, numpy as np
 from scipy import ndimage as ndi
 from skimage.measure import marching_cubes, mesh_surface_area
 from bigseg.io import open_volume
@@ -94,7 +95,8 @@ for i in range(3):
     v, faces, _, _ = marching_cubes(f, 0.5)
     areas.append(float(mesh_surface_area(v, faces)))
 t = time.perf_counter() - t0
-print(json.dumps(dict(t_mc_phase_areas=t, mc_phase_area=areas)))
+print(json.dumps(dict(t_mc_phase_areas=t, mc_phase_area=areas,
+                      rss_self_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)))
 """
 
 
@@ -219,8 +221,10 @@ def main() -> None:
     line("MC area, 3 phases (skimage)", "t_mc_phase_areas", "t_mc_phase_areas", "skimage")
     print(f"{'MC interfaces, 6 fields + faces':<34}" + "".join(
         f"{r['voxels'] / r['ours']['t_mc_interfaces'] / 1e6:>14.1f} {'':>10}" for r in rows))
-    print(f"{'peak RSS MiB':<34}" + "".join(
-        f"{r['ours']['peak_rss_mib']:>14.0f} {r['numpy']['peak_rss_mib']:>10.0f}" for r in rows))
+    print(f"{'peak RSS MiB (each case its own)':<34}" + "".join(
+        f"{r['ours']['rss_self_mib']:>14.0f} {r['numpy']['rss_self_mib']:>10.0f}" for r in rows))
+    print(f"{'  scikit-image peer':<34}" + "".join(
+        f"{'':>14} {r['skimage']['rss_self_mib'] if r['skimage'] else float('nan'):>10.0f}" for r in rows))
     print(f"{'  ours after imports + warm-up':<34}" + "".join(
         f"{r['ours']['rss_after_warmup_mib']:>14.0f} {'':>10}" for r in rows))
     for r in rows:
