@@ -60,17 +60,17 @@ def run_demo(out: str | Path = "out/demo", *, size: int = 96, chunks: int = 48, 
             print(f"[{2 + i}/3] pipeline with {method!r}", file=sys.stderr)
             pipe = Pipeline(chunks=chunks, voxel_size=voxel_size, unit="nm", predict={"model": method})
             res = pipe.run(tiffs, out / method, resume=False, truth=truth)
-            fr = res.metrics["volume_fraction"].to_series().round(4).to_dict()
+            fr = res.metrics["volume_fraction"].to_series().to_dict()
             summary["runs"][method] = {
                 "image": res.image, "labels": res.labels, "figures": res.figures,
                 "volume_fraction": fr,
-                "iou": res.metrics["iou"].to_series().round(4).to_dict(),
+                "iou": res.metrics["iou"].to_series().to_dict(),
                 "timings_s": {k: round(v, 2) for k, v in res.timings.items()},
             }
     finally:
         if ctx is not None:
             ctx.close()
-    summary["truth_volume_fraction"] = measure.volume_fractions(truth).to_series().round(4).to_dict()
+    summary["truth_volume_fraction"] = measure.volume_fractions(truth).to_series().to_dict()
     summary["seconds"] = round(time.perf_counter() - t0, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dask.array as da
 import numpy as np
 import pytest
-from _infer_nets import conv3d_net
+from ._infer_nets import conv3d_net
 
 import bigseg
 from bigseg.infer import predict, reset_worker_stats, worker_stats

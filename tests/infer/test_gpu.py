@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _infer_nets import conv3d_net
+from ._infer_nets import conv3d_net
 
 from bigseg.infer import predict
 

@@ -10,7 +10,7 @@ import xarray as xr
 from bigseg.infer import predict, reset_worker_stats, worker_stats
 from bigseg.kernels.blend import count_patches, pad_widths
 
-from _infer_nets import KnownLogits, conv2d_net, conv3d_net, monai_probs
+from ._infer_nets import KnownLogits, conv2d_net, conv3d_net, monai_probs
 
 SHAPE = (30, 37, 41)
 CHUNKINGS = [(30, 37, 41), (17, 23, 30), (8, 9, 7), (20, 37, 13)]

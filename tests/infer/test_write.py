@@ -6,7 +6,7 @@ import dask.array as da
 import numpy as np
 import pytest
 import zarr
-from _infer_nets import conv3d_net
+from ._infer_nets import conv3d_net
 
 import bigseg
 from bigseg.errors import InputError, OutputExistsError

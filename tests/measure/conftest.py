@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _measure_ref import make_labels
+from ._measure_ref import make_labels
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import xarray as xr
-from _measure_ref import faces_per_axis, make_labels
+from ._measure_ref import faces_per_axis, make_labels
 
 from bigseg.cli import main
 from bigseg.io import save_labels, save_volume

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dask.array as da
 import numpy as np
 import pytest
-from _measure_ref import faces_per_axis
+from ._measure_ref import faces_per_axis
 
 import bigseg
 from bigseg.kernels.metrics import mc_field_areas

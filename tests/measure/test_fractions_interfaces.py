@@ -6,7 +6,7 @@ import dask.array as da
 import numpy as np
 import pytest
 import xarray as xr
-from _measure_ref import faces_per_axis, interface_voxels
+from ._measure_ref import faces_per_axis, interface_voxels
 
 from bigseg.io import make_volume
 from bigseg.measure import interfaces, volume_fractions

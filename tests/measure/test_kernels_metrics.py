@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _measure_ref import faces_per_axis, interface_voxels
+from ._measure_ref import faces_per_axis, interface_voxels
 
 from bigseg.kernels.metrics import histogram, label_stats
 

@@ -7,7 +7,7 @@ import itertools
 import dask.array as da
 import numpy as np
 import pytest
-from _measure_ref import confusion as ref_confusion
+from ._measure_ref import confusion as ref_confusion
 
 from bigseg.io import make_volume
 from bigseg.measure import agreement, confusion, scores

@@ -147,12 +147,12 @@ def test_a_few_steps_lower_the_loss(pair):
     torch.manual_seed(0)
     init = models.create("lrcsnet", patch=(32, 32), kernels=8, growth=1.0)
     before = _batch_loss(init, x, y)
-    m = bigseg.train(img, sparse, init=init, epochs=2, steps_per_epoch=12, lr=1e-2, lr_decay=0.5, batch_size=4,
+    m = bigseg.train(img, sparse, init=init, epochs=3, steps_per_epoch=20, lr=1e-2, lr_decay=0.5, batch_size=4,
                      augment=False, progress=False, seed=1)
     after = _batch_loss(m, x, y)
-    assert after < 0.92 * before
+    assert after < 0.85 * before
     h = m.provenance["history"]
-    assert len(h) == 2 and h[-1]["loss"] < h[0]["loss"]
+    assert len(h) == 3 and h[-1]["loss"] < h[0]["loss"]
     assert h[1]["lr"] == pytest.approx(1e-2 * 0.5)  # lr * lr_decay**epoch
     assert set(h[0]["val_iou"]) == {"pore", "cbd", "active"}
 

@@ -1,0 +1,58 @@
+"""The end-to-end pipeline and the demo on small generated electrodes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import bigseg
+from bigseg import synth
+from bigseg.pipeline import Pipeline
+
+BIGSEG = str(Path(sys.executable).with_name("bigseg"))
+
+
+@pytest.fixture(scope="module")
+def scan():
+    truth = synth.electrode((40, 44, 48), seed=3, chunks=24)
+    return truth.compute(), synth.xct(truth, seed=3).compute()
+
+
+def test_pipeline_threshold_then_resume(tmp_path, scan):
+    truth, image = scan
+    pipe = Pipeline(chunks=(16, 20, 24), voxel_size=(40, 40, 40), predict={"model": "threshold"})
+    res = pipe.run(image, tmp_path / "run", truth=truth)
+    labels = bigseg.open_volume(res.labels)
+    assert labels.shape == truth.shape and labels.dtype == np.uint8
+    assert labels.attrs["phases"] == ["pore", "cbd", "active"]
+    fr = res.metrics["volume_fraction"]
+    assert abs(float(fr.sum()) - 1) < 1e-9
+    np.testing.assert_allclose(fr.values, np.bincount(labels.values.ravel(), minlength=3) / labels.size)
+    assert float(res.metrics["iou"].sel(phase="active")) > 0.5
+    assert (tmp_path / "run" / "metrics.json").exists() and (tmp_path / "run" / "metrics.nc").exists()
+    assert all(Path(f).exists() for f in res.figures)
+    # resume: the finished segmentation is not recomputed (its files are untouched)
+    seg = Path(res.labels) / "0" / "zarr.json"
+    mtime = seg.stat().st_mtime_ns
+    res2 = pipe.run(image, tmp_path / "run", truth=truth)
+    assert seg.stat().st_mtime_ns == mtime
+    np.testing.assert_array_equal(bigseg.open_volume(res2.labels).values, labels.values)
+
+
+@pytest.mark.timeout(600)
+def test_demo_cli_writes_a_volume_info_describes(tmp_path):
+    out = subprocess.run([BIGSEG, "demo", "--out", str(tmp_path / "demo"), "--size", "48", "--chunks", "24"],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
+    image = summary["runs"]["default"]["image"]
+    info = subprocess.run([BIGSEG, "info", image], capture_output=True, text=True, timeout=120)
+    assert info.returncode == 0 and "48 x 48 x 48" in info.stdout and "segmentation" in info.stdout
+    for run in summary["runs"].values():
+        assert abs(sum(run["volume_fraction"].values()) - 1) < 1e-6
+    assert "IoU" in out.stdout
