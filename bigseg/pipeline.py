@@ -87,16 +87,9 @@ class Pipeline:
             from . import baselines
 
             return getattr(baselines, model)(vol)
-        from . import filters
-        from .infer import predict
-        from .models import load
+        from .infer import segment
 
-        net = load(model) if isinstance(model, str) else model
-        norm = getattr(net, "normalization", None) or {}
-        if self.config.filters["normalize"] and norm.get("method", "percentile") == "percentile":
-            vol = filters.normalize(vol, low=norm.get("low", 0.5), high=norm.get("high", 99.5))
-        p = {k: v for k, v in p.items() if v is not None}
-        return predict(vol, net, **p)["labels"]
+        return segment(vol, model, normalize=bool(self.config.filters["normalize"]), **p)["labels"]
 
     # -- run --------------------------------------------------------------------------------------
     def run(

@@ -1,4 +1,4 @@
-"""``bigseg segment``: a label image from a classical method (and, later, a trained model)."""
+"""``bigseg segment``: a label image from a trained model (``--model``) or a classical method."""
 
 from __future__ import annotations
 
@@ -13,14 +13,24 @@ METHODS = ("threshold", "kmeans", "watershed", "random-forest")
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "segment", help="segment a volume into phases (classical baselines)",
+        "segment", help="segment a volume into phases (trained model or classical baselines)",
         description="Segment an OME-Zarr image into phases, block by block, and write the labels into "
-                    "IMAGE/labels/NAME (or a separate OME-Zarr with --out). Methods: multi-Otsu threshold, "
-                    "k-means on grey level + Sobel, seeded watershed, random forest on sparse labels.")
+                    "IMAGE/labels/NAME (or a separate OME-Zarr with --out). --model: a trained network "
+                    "('default' = the bundled model, or a checkpoint path) through bigseg.predict, blended "
+                    "seam-free across blocks, input normalised as the model was trained. --method: multi-Otsu "
+                    "threshold, k-means on grey level + Sobel, seeded watershed, random forest on sparse labels.")
     p.add_argument("source", help="input OME-Zarr image")
-    p.add_argument("--method", required=True, choices=METHODS, help="segmentation method")
-    # A later option --model default|PATH will segment with a trained network through
-    # bigseg.predict; see `_segment_model` below (the two are mutually exclusive).
+    how = p.add_mutually_exclusive_group(required=True)
+    how.add_argument("--model", default=None, help="'default' (bundled model) or a checkpoint path (.pt)")
+    how.add_argument("--method", choices=METHODS, help="classical segmentation method")
+    m = p.add_argument_group("model options")
+    m.add_argument("--overlap", type=float, default=0.5, help="window overlap fraction (default 0.5)")
+    m.add_argument("--tta", action="store_true", help="test-time augmentation (flips), averaged probabilities")
+    m.add_argument("--triplanar", action="store_true", help="2D models: average z, y and x planes")
+    m.add_argument("--batch-size", type=int, default=None, help="windows per forward pass")
+    m.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: CUDA if available)")
+    m.add_argument("--probabilities", action="store_true",
+                   help="also store per-phase probabilities and uncertainty next to the labels")
     p.add_argument("--classes", type=int, default=3, help="number of phases by grey level (default 3: pore, cbd, active)")
     p.add_argument("--phases", default=None, help="phase names by label value, comma separated")
     p.add_argument("--window", default="conservative",
@@ -66,27 +76,46 @@ def _segment_baseline(vol, args: argparse.Namespace):
                                    seed=args.seed, phases=phases, progress=args.progress)
 
 
-def _segment_model(vol, args: argparse.Namespace):  # pragma: no cover - filled in with --model
-    """Placeholder for ``--model default|PATH``: ``bigseg.predict(vol, models.load(args.model))``."""
-    raise NotImplementedError("segmentation with a trained model is not wired into this command yet")
+def _segment_model(vol, args: argparse.Namespace):
+    from ..infer import segment
+
+    return segment(vol, args.model, overlap=args.overlap, tta=args.tta, triplanar=args.triplanar,
+                   batch_size=args.batch_size, device=args.device, probabilities=args.probabilities)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..io import open_volume, save_labels, save_volume
 
+    from ..infer import write_prediction
+    from ..models import load
+
+    if args.probabilities and (args.model is None or args.out):
+        raise InputError("Expected `--probabilities` only with --model and without --out. "
+                         f"Got --model {args.model!r}, --out {args.out!r} instead.")
+    name = args.model
+    if args.model is not None:
+        args.model = load(args.model)  # a bad name or path fails here, before any work
     vol = open_volume(args.source)
     with cluster_from_args(args):
-        labels = _segment_model(vol, args) if getattr(args, "model", None) else _segment_baseline(vol, args)
+        if args.model is not None:
+            ds = _segment_model(vol, args)
+            labels = ds["labels"]
+        else:
+            labels = _segment_baseline(vol, args)
         if args.out:
             save_volume(labels, args.out, phases=labels.attrs["phases"], overwrite=args.overwrite,
                         progress=args.progress)
             dest = args.out
+        elif args.model is not None:
+            dest = write_prediction(ds, args.source, name=args.name, overwrite=args.overwrite,
+                                    progress=args.progress)["labels"]
         else:
             dest = save_labels(labels, args.source, name=args.name, overwrite=args.overwrite, progress=args.progress)
     from ..measure import volume_fractions
 
     fr = volume_fractions(open_volume(dest))
     summary = ", ".join(f"{p} {float(f):.3f}" for p, f in zip(fr.phase.values, fr.values))
-    print(f"wrote {dest} ({args.method}): volume fractions {summary}")
+    how = f"model {name} ({args.model.arch})" if args.model is not None else args.method
+    print(f"wrote {dest} ({how}): volume fractions {summary}")
     return 0
 

@@ -391,8 +391,9 @@ def predict(
         is required), a bigseg ``Model`` (``phases``, ``patch``, ``ndim``) or a name/path for
         ``bigseg.models.load``
     patch : (z, y, x) window for a 3D model, (y, x) for a 2D model (run slice by slice along z
-        with in-plane blending); default ``model.patch``. An axis shorter than the patch is
-        zero-padded symmetrically (``(patch - size) // 2`` before) and cropped back, as MONAI does.
+        with in-plane blending); default ``model.patch``, capped at the volume's extent. An axis
+        shorter than an explicit patch is zero-padded symmetrically (``(patch - size) // 2``
+        before) and cropped back, as MONAI does.
     overlap : fraction in [0, 1); stride ``int(patch × (1 − overlap))`` (at least 1)
     blend : ``"gaussian"`` (σ = ``sigma_scale`` × patch, MONAI's importance map) or ``"constant"``
     tta : average the probabilities over all flips of the window's spatial axes
@@ -457,6 +458,11 @@ def predict(
     if not np.issubdtype(vol.dtype, np.number) or np.issubdtype(vol.dtype, np.complexfloating):
         raise InputError(f"Expected `vol` to hold real numbers. Got dtype {vol.dtype} instead.")
     model, spec = resolve_model(model, patch=patch, phases=phases, device=device)
+    capped = tuple(min(p, s) for p, s in zip(spec.patch, vol.shape[-len(spec.patch):]))
+    if patch is None and capped != tuple(spec.patch):
+        # the model's own patch, capped at the volume (bigseg's nets pad internally): zero-padding
+        # a small volume up to a large training patch would show the model an image it never saw
+        model, spec = resolve_model(model, patch=capped, phases=phases, device=device)
     if triplanar and spec.ndim != 2:
         raise InputError("Expected `triplanar` True only with a 2D model. Got triplanar=True with a 3D model.")
     if isinstance(raw, np.ndarray) and raw.dtype.kind == "f":

@@ -1,0 +1,72 @@
+"""``bigseg segment --model default|PATH``: labels equal the API's, probabilities on request,
+bad models refused before anything is written."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bigseg import models, synth
+from bigseg.cli import main
+from bigseg.infer import segment
+from bigseg.io import open_volume, save_volume
+
+
+@pytest.fixture(scope="module")
+def scan(tmp_path_factory):
+    truth = synth.electrode((20, 40, 44), seed=11, chunks=(20, 40, 44))
+    image = synth.xct(truth, seed=11, preset="nano-ct-absorption").compute()
+    path = tmp_path_factory.mktemp("segm") / "scan.ome.zarr"
+    save_volume(image, path, chunks=(7, 19, 23), progress=False)
+    return truth.values, path
+
+
+def test_segment_default_model_equals_api(scan, capsys):
+    truth, path = scan
+    assert main(["segment", str(path), "--model", "default", "--name", "net", "--probabilities"]) == 0
+    assert "(model default" in capsys.readouterr().out
+    lab = open_volume(path / "labels" / "net")
+    assert lab.attrs["phases"] == ["pore", "cbd", "active"] and lab.dtype == np.uint8
+    ref = segment(open_volume(path), "default")["labels"].values
+    np.testing.assert_array_equal(lab.values, ref)
+    prob = open_volume(path / "labels" / "net_probabilities")
+    assert prob.shape == (3, *truth.shape)
+    np.testing.assert_allclose(np.asarray(prob.values, np.float32).sum(0), 1, atol=5e-3)
+    # better than chance on every phase of the exact truth
+    for k in range(3):
+        inter = np.count_nonzero((lab.values == k) & (truth == k))
+        union = np.count_nonzero((lab.values == k) | (truth == k))
+        assert inter / union > 0.2
+
+
+def test_segment_checkpoint_path_and_out(scan, tmp_path):
+    _, path = scan
+    ck = tmp_path / "m.pt"
+    models.save(models.load("default"), ck)
+    out = tmp_path / "lab.ome.zarr"
+    assert main(["segment", str(path), "--model", str(ck), "--out", str(out)]) == 0
+    np.testing.assert_array_equal(open_volume(out).values, open_volume(path / "labels" / "net").values)
+
+
+def test_segment_bad_model_refused_before_work(scan, tmp_path, capsys):
+    _, path = scan
+    assert main(["segment", str(path), "--model", str(tmp_path / "missing.pt"), "--name", "bad"]) == 2
+    assert "missing.pt" in capsys.readouterr().err
+    assert not (path / "labels" / "bad").exists()
+    assert main(["segment", str(path), "--model", "default", "--probabilities", "--out", str(tmp_path / "o.zarr")]) == 2
+    assert "--probabilities" in capsys.readouterr().err and not (tmp_path / "o.zarr").exists()
+    with pytest.raises(SystemExit):  # --model and --method are exclusive
+        main(["segment", str(path), "--model", "default", "--method", "threshold"])
+
+
+def test_model_patch_is_capped_at_a_small_volume():
+    from bigseg.infer import predict
+
+    m = models.load("default")
+    x = np.random.default_rng(3).random((3, 40, 44)).astype(np.float32)
+    assert m.patch[0] > 40
+    ds = predict(x, m, probabilities=True)
+    ref = predict(x, m, patch=(40, 44), probabilities=True)
+    np.testing.assert_array_equal(ds["probabilities"].values, ref["probabilities"].values)
+    padded = predict(x, m, patch=tuple(m.patch), probabilities=True)  # explicit: MONAI-style zero padding
+    assert not np.allclose(padded["probabilities"].values, ref["probabilities"].values)
