@@ -19,3 +19,14 @@ def odd_volume(rng):
     z, y, x = np.mgrid[0:37, 0:53, 0:71]
     vol = (z * 1000 + y * 10 + x).astype(np.uint16) ^ rng.integers(0, 7, (37, 53, 71), dtype=np.uint16)
     return vol
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Run the test with one torch CPU thread (small nets are faster so; restored after)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -131,6 +131,16 @@ def _label_stats_kernel(ext, z0, z1, y0, y1, x0, x1, k, hist, faces, onvox):  # 
                     onvox[v, n5] += 1
 
 
+@numba.njit(nogil=True, cache=True, inline="always")
+def _count_voxel(ftab, mtab, s, v, n0, n1, n2, n3, n4, n5):  # pragma: no cover - jit
+    """Tally one voxel of phase ``v``: its +z, +y, +x faces (``n0``, ``n1``, ``n2``) and the mask
+    of phases among its six neighbours, in parity slot ``s``."""
+    ftab[s, 0, v, n0] += 1
+    ftab[s, 1, v, n1] += 1
+    ftab[s, 2, v, n2] += 1
+    mtab[s, v, (1 << n0) | (1 << n1) | (1 << n2) | (1 << n3) | (1 << n4) | (1 << n5)] += 1
+
+
 @numba.njit(nogil=True, cache=True)
 def _label_stats_small_k(ext, z0, z1, y0, y1, x0, x1, lut, ftab, mtab):  # pragma: no cover - jit
     """Branch-free variant for at most 7 phases: values are mapped to codes ``min(v, K)`` (K =
@@ -161,11 +171,7 @@ def _label_stats_small_k(ext, z0, z1, y0, y1, x0, x1, lut, ftab, mtab):  # pragm
                 n3 = lut[dn[x]]
                 n4 = lut[so[x]]
                 n5 = lut[r[xm]]
-                ftab[s, 0, v, n0] += 1
-                ftab[s, 1, v, n1] += 1
-                ftab[s, 2, v, n2] += 1
-                m = (1 << n0) | (1 << n1) | (1 << n2) | (1 << n3) | (1 << n4) | (1 << n5)
-                mtab[s, v, m] += 1
+                _count_voxel(ftab, mtab, s, v, n0, n1, n2, n3, n4, n5)
 
 
 @numba.njit(nogil=True, cache=True)
@@ -188,45 +194,12 @@ def _label_stats_valid(ext, z0, z1, y0, y1, x0, x1, ftab, mtab):  # pragma: no c
             so = ext[z, ym]
             for x in range(x0, xa):  # x = 0 (volume border)
                 xp = x + 1 if x + 1 < X else x
-                s = x & 1
-                v = r[x]
-                n0 = up[x]
-                n1 = no[x]
-                n2 = r[xp]
-                n3 = dn[x]
-                n4 = so[x]
-                n5 = r[x]
-                ftab[s, 0, v, n0] += 1
-                ftab[s, 1, v, n1] += 1
-                ftab[s, 2, v, n2] += 1
-                mtab[s, v, (1 << n0) | (1 << n1) | (1 << n2) | (1 << n3) | (1 << n4) | (1 << n5)] += 1
+                _count_voxel(ftab, mtab, x & 1, r[x], up[x], no[x], r[xp], dn[x], so[x], r[x])
             for x in range(xa, xb):  # interior of the row
-                s = x & 1
-                v = r[x]
-                n0 = up[x]
-                n1 = no[x]
-                n2 = r[x + 1]
-                n3 = dn[x]
-                n4 = so[x]
-                n5 = r[x - 1]
-                ftab[s, 0, v, n0] += 1
-                ftab[s, 1, v, n1] += 1
-                ftab[s, 2, v, n2] += 1
-                mtab[s, v, (1 << n0) | (1 << n1) | (1 << n2) | (1 << n3) | (1 << n4) | (1 << n5)] += 1
+                _count_voxel(ftab, mtab, x & 1, r[x], up[x], no[x], r[x + 1], dn[x], so[x], r[x - 1])
             for x in range(xb, x1):  # x = X - 1 (volume border)
                 xm = x - 1 if x > 0 else x
-                s = x & 1
-                v = r[x]
-                n0 = up[x]
-                n1 = no[x]
-                n2 = r[x]
-                n3 = dn[x]
-                n4 = so[x]
-                n5 = r[xm]
-                ftab[s, 0, v, n0] += 1
-                ftab[s, 1, v, n1] += 1
-                ftab[s, 2, v, n2] += 1
-                mtab[s, v, (1 << n0) | (1 << n1) | (1 << n2) | (1 << n3) | (1 << n4) | (1 << n5)] += 1
+                _count_voxel(ftab, mtab, x & 1, r[x], up[x], no[x], r[x], dn[x], so[x], r[xm])
 
 
 _MASK_BITS = ((np.arange(256)[:, None] >> np.arange(8)) & 1).astype(np.int64)  # (mask, bit)

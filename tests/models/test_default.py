@@ -14,12 +14,7 @@ from bigseg.filters import normalize
 from bigseg.train import confusion, iou_from_confusion
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_default_model_loads_offline_with_metadata():

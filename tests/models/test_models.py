@@ -12,12 +12,7 @@ from bigseg import models
 from bigseg.errors import InputError, ModelError
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _count(module: torch.nn.Module, kind: type) -> int:

@@ -16,12 +16,7 @@ from bigseg.train._data import PatchSampler, split_validation
 TINY = dict(kernels=4, growth=1.0)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
