@@ -25,6 +25,7 @@ __all__ = [
     "connect",
     "predict",
     "train",
+    "Pipeline",
     "RunConfig",
     "BigsegError",
     "synth",

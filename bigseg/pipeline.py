@@ -105,8 +105,24 @@ class Pipeline:
 
         ``dest`` is a folder: ``dest/image.ome.zarr`` (with ``labels/segmentation``),
         ``dest/metrics.nc``, ``dest/metrics.json`` and figures. ``truth`` (a label volume)
-        adds IoU/Dice scores against it.
+        adds IoU/Dice scores against it. ``client``: a ``distributed.Client`` to run on, or a
+        cluster spec for :func:`bigseg.connect` (``"local"``, an address, ``"slurm"``, e.g.
+        ``config.cluster``) started for this run and closed after; default: the current
+        scheduler (an active client, else threads in this process).
         """
+        if client is None:
+            return self._run(source, dest, resume=resume, truth=truth)
+        if isinstance(client, str):
+            from .runtime import connect
+
+            with connect(client) as c, c.as_current():
+                return self._run(source, dest, resume=resume, truth=truth)
+        if not hasattr(client, "as_current"):
+            raise InputError(f"Expected `client` to be a distributed.Client or a cluster spec string. Got {client!r} instead.")
+        with client.as_current():
+            return self._run(source, dest, resume=resume, truth=truth)
+
+    def _run(self, source: Any, dest: str | os.PathLike, *, resume: bool, truth: xr.DataArray | None) -> Result:
         from . import measure
         from .io import open_volume, save_labels
         from .report import orthoslices

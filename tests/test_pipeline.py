@@ -44,6 +44,21 @@ def test_pipeline_threshold_then_resume(tmp_path, scan):
     np.testing.assert_array_equal(bigseg.open_volume(res2.labels).values, labels.values)
 
 
+def test_pipeline_runs_on_a_given_client(tmp_path, scan):
+    from distributed import Client, get_task_stream
+
+    truth, image = scan
+    pipe = Pipeline(chunks=24, predict={"model": "threshold"})
+    with Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None) as client:
+        with get_task_stream(client) as ts:
+            res = pipe.run(image, tmp_path / "c", client=client, truth=truth)
+    assert len(ts.data) > 0  # the work went through the client's scheduler
+    ref = pipe.run(image, tmp_path / "t", truth=truth)
+    np.testing.assert_array_equal(bigseg.open_volume(res.labels).values, bigseg.open_volume(ref.labels).values)
+    with pytest.raises(bigseg.BigsegError, match="`client`"):
+        pipe.run(image, tmp_path / "x", client=42)
+
+
 @pytest.mark.timeout(600)
 def test_demo_cli_writes_a_volume_info_describes(tmp_path):
     out = subprocess.run([BIGSEG, "demo", "--out", str(tmp_path / "demo"), "--size", "48", "--chunks", "24"],

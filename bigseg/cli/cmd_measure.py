@@ -13,7 +13,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "measure", help="volume fractions, interface areas and scores of an OME-Zarr label image",
         description="Measure a label image exactly, block by block: volume fractions, phase-pair interfaces "
-                    "(shared faces, %% of voxels, area) and, given a reference, IoU/Dice/precision/recall. "
+                    "(shared faces, % of voxels, area) and, given a reference, IoU/Dice/precision/recall. "
                     "Prints a table; optionally writes netCDF, CSV and a bar chart.")
     p.add_argument("labels", help="OME-Zarr label image (image.ome.zarr/labels/NAME), its labels group, or an "
                                   "image whose first label image is used")

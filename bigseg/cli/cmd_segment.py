@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--batch-size", type=int, default=None, help="windows per forward pass")
     m.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: CUDA if available)")
     m.add_argument("--probabilities", action="store_true",
-                   help="also store per-phase probabilities and uncertainty next to the labels")
+                   help="also store per-phase probabilities (float16) and the entropy uncertainty next to the labels")
     p.add_argument("--classes", type=int, default=3, help="number of phases by grey level (default 3: pore, cbd, active)")
     p.add_argument("--phases", default=None, help="phase names by label value, comma separated")
     p.add_argument("--window", default="conservative",
@@ -80,7 +80,8 @@ def _segment_model(vol, args: argparse.Namespace):
     from ..infer import segment
 
     return segment(vol, args.model, overlap=args.overlap, tta=args.tta, triplanar=args.triplanar,
-                   batch_size=args.batch_size, device=args.device, probabilities=args.probabilities)
+                   batch_size=args.batch_size, device=args.device, probabilities=args.probabilities,
+                   uncertainty="entropy" if args.probabilities else None)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -32,6 +32,8 @@ def test_segment_default_model_equals_api(scan, capsys):
     prob = open_volume(path / "labels" / "net_probabilities")
     assert prob.shape == (3, *truth.shape)
     np.testing.assert_allclose(np.asarray(prob.values, np.float32).sum(0), 1, atol=5e-3)
+    unc = np.asarray(open_volume(path / "labels" / "net_uncertainty").values, np.float32)
+    assert unc.shape == truth.shape and 0 <= unc.min() and unc.max() <= np.log(3) + 1e-2
     # better than chance on every phase of the exact truth
     for k in range(3):
         inter = np.count_nonzero((lab.values == k) & (truth == k))
