@@ -169,6 +169,12 @@ def _blend_task(
     return K.normalise_partial(total, K.weight_sum(lo, hi, starts, patch, weight), n_classes)
 
 
+def _blend_labels_task(*args: Any) -> np.ndarray:
+    """:func:`_blend_task` and the argmax in one task: when only labels are wanted, a block's
+    float32 probabilities never outlive the task (uint8 labels wait for the store instead)."""
+    return _labels_block(_blend_task(*args))
+
+
 # ----------------------------------------------------------------------------- plan
 
 
@@ -237,9 +243,11 @@ def _blend_volume(
     blob_d: Any,
     options: dict[str, Any],
     sweep: str = "plane",
+    labels_only: bool = False,
 ) -> tuple[da.Array, int]:
     """Blended probabilities (C, z, y, x) float32 of one (unpadded) volume and the number of
-    windows; the window grid lives on the padded volume, the output is cropped back."""
+    windows; the window grid lives on the padded volume, the output is cropped back. With
+    ``labels_only`` the (z, y, x) uint8 argmax instead, computed in the blend tasks."""
     pads = K.pad_widths(data.shape, patch3)
     if source is not None:  # read regions straight from the store, any block grid
         chunks = tuple(((b,) if b else ()) + tuple(c) + ((a,) if a else ()) for (b, a), c in zip(pads, data.chunks))
@@ -324,16 +332,22 @@ def _blend_volume(
             bshape = tuple(bounds[a][i + 1] - bounds[a][i] for a, i in enumerate(idx))
             parts = [parts_of[(j, idx)] for j, _ in sources[idx]]
             dests = [tuple(slice(c[1] - l, c[2] - l) for c, l in zip(combo, lo)) for _, combo in sources[idx]]
-            blended = dask.delayed(_blend_task, pure=True)(
-                parts, dests, bshape, C, tuple(lo), near_starts(idx), patch3, weight, dask_key_name=key("blend", idx),
+            blended = dask.delayed(_blend_labels_task if labels_only else _blend_task, pure=True)(
+                parts, dests, bshape, C, tuple(lo), near_starts(idx), patch3, weight,
+                dask_key_name=key("labels" if labels_only else "blend", idx),
             )
             done.append(dask.delayed(_done, pure=True)(blended, dask_key_name=key("done", idx)))
-            rows[idx] = da.from_delayed(blended, shape=(C, *bshape), dtype=np.float32, meta=np.empty((0, 0, 0, 0), np.float32))
+            if labels_only:
+                rows[idx] = da.from_delayed(blended, shape=bshape, dtype=np.uint8, meta=np.empty((0, 0, 0), np.uint8))
+            else:
+                rows[idx] = da.from_delayed(blended, shape=(C, *bshape), dtype=np.float32,
+                                            meta=np.empty((0, 0, 0, 0), np.float32))
         gate = dask.delayed(_done, pure=True)(*done, dask_key_name=f"bigseg-gate-{token}-{gi}")
-    probs = da.block(rows.tolist())
+    out = da.block(rows.tolist())
     if any(a or b for a, b in pads):
-        probs = probs[(slice(None), *[slice(a, s - b) for (a, b), s in zip(pads, shape)])]
-    return probs, n_patches
+        crop = tuple(slice(a, s - b) for (a, b), s in zip(pads, shape))
+        out = out[crop if labels_only else (slice(None), *crop)]
+    return out, n_patches
 
 
 # ----------------------------------------------------------------------------- public
@@ -505,19 +519,24 @@ def predict(
     sweep = "row" if slots <= max(len(c) for c in vol.data.chunks[2:]) else "plane"
     blob_d = dask.delayed(spec.blob, name=f"bigseg-model-{spec.key.replace(':', '-')}") if spec.blob is not None else None
     options = dict(batch_size=batch_size, device=device, autocast=autocast, tta=bool(tta), channels_last=channels_last)
+    # labels only (one plane set, nothing else asked): the argmax runs inside the blend tasks
+    labels_only = not probabilities and uncertainty is None and len(jobs) == 1
     outs, n_patches = [], 0
     for p3, plane_axis in jobs:
         weight = K.importance_map(p3, blend, sigma_scale)
-        probs, n = _blend_volume(vol.data, spec, patch3=p3, plane_axis=plane_axis, overlap=overlap, weight=weight,
-                                 blob_d=blob_d, options=options, source=source, sweep=sweep)
-        outs.append(probs)
+        out, n = _blend_volume(vol.data, spec, patch3=p3, plane_axis=plane_axis, overlap=overlap, weight=weight,
+                               blob_d=blob_d, options=options, source=source, sweep=sweep, labels_only=labels_only)
+        outs.append(out)
         n_patches += n
-    probs = outs[0] if len(outs) == 1 else sum(outs[1:], outs[0]) / np.float32(len(outs))
-    probs = probs.astype(np.float32)
+    if labels_only:
+        labels = outs[0]
+    else:
+        probs = outs[0] if len(outs) == 1 else sum(outs[1:], outs[0]) / np.float32(len(outs))
+        probs = probs.astype(np.float32)
+        labels = da.map_blocks(_labels_block, probs, drop_axis=0, dtype=np.uint8)
 
     base = {"voxel_size": vol.attrs.get("voxel_size", (1.0, 1.0, 1.0)), "unit": vol.attrs.get("unit", "voxel")}
     coords = {d: vol.coords[d] for d in vol.dims if d in vol.coords}
-    labels = da.map_blocks(_labels_block, probs, drop_axis=0, dtype=np.uint8)
     data_vars: dict[str, Any] = {
         "labels": xr.DataArray(labels, dims=vol.dims, coords=coords, attrs={**base, "phases": list(spec.phases)}),
     }

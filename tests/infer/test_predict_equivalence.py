@@ -43,6 +43,11 @@ def test_equals_monai_any_chunking(image, chunks, net_name):
     n = count_patches(SHAPE, patch, 0.5)
     assert ds.attrs["n_patches"] == n
     assert evaluated == n  # each window evaluated exactly once, whatever the chunking
+    # labels alone (argmax inside the blend tasks) are the argmax of the probabilities
+    np.testing.assert_array_equal(ds["labels"].values, probs.argmax(0))
+    alone = predict(da.from_array(image, chunks=chunks), net, patch=patch)
+    assert "probabilities" not in alone and alone["labels"].dtype == np.uint8
+    np.testing.assert_array_equal(alone["labels"].values, ds["labels"].values)
     np.testing.assert_array_equal(ds["labels"].values, probs.argmax(0).astype(np.uint8))
     assert ds["labels"].dtype == np.uint8 and ds["labels"].dims == ("z", "y", "x")
     assert ds["labels"].attrs["phases"] == ["pore", "cbd", "active"]
