@@ -211,7 +211,9 @@ def limit_heap_growth(threshold: int = 4 << 20) -> None:
     (glibc ``mallopt(M_MMAP_THRESHOLD)``), so that the block-sized arrays of inference go back
     to the OS when freed. glibc's default raises that threshold up to 32 MiB after the first
     large free, and the block-sized arrays then fragment the heap: peak RSS grew by 25-40 %
-    in our measurements. No-op off glibc; ``BIGSEG_MALLOC_TUNING=0`` turns it off."""
+    in our measurements. Also at most 2 malloc arenas (glibc's default is 8 per core, each
+    thread keeping its own fragmented heap). No-op off glibc; ``BIGSEG_MALLOC_TUNING=0`` turns
+    it off."""
     if _HEAP_TUNED or os.environ.get("BIGSEG_MALLOC_TUNING", "1") == "0":
         return
     _HEAP_TUNED.append(True)
@@ -220,6 +222,7 @@ def limit_heap_growth(threshold: int = 4 << 20) -> None:
 
         libc = ctypes.CDLL("libc.so.6")
         libc.mallopt(-3, int(threshold))  # M_MMAP_THRESHOLD
+        libc.mallopt(-8, 2)  # M_ARENA_MAX: not one heap per thread that ever allocated
     except (OSError, AttributeError):
         pass
 

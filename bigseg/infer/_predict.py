@@ -515,6 +515,7 @@ def predict(
         hint = _suggest_chunks(jobs[0][0], C, vol.dtype.itemsize, bs, tta, spec.param_bytes, limit // conc)
         raise MemoryBudgetError(f"{exc} {hint}") from None
 
+    limit_heap_growth()  # here too, before the local scheduler's threads allocate
     slots = _concurrent_slots()
     sweep = "row" if slots <= max(len(c) for c in vol.data.chunks[2:]) else "plane"
     blob_d = dask.delayed(spec.blob, name=f"bigseg-model-{spec.key.replace(':', '-')}") if spec.blob is not None else None
