@@ -162,17 +162,33 @@ def _blend_task(
 ) -> np.ndarray:
     """Sum the accumulator pieces (first C-1 classes) landing in one block, divide by the
     weight sum of the grid over the block; the last class is 1 − the others."""
-    total = np.zeros((n_classes - 1, *shape), dtype=np.float32)
-    for part, dest in zip(parts, dests):
-        total[(slice(None), *dest)] += part
+    total = _sum_parts(parts, dests, shape, n_classes)
     hi = tuple(a + b for a, b in zip(lo, shape))
     return K.normalise_partial(total, K.weight_sum(lo, hi, starts, patch, weight), n_classes)
 
 
-def _blend_labels_task(*args: Any) -> np.ndarray:
-    """:func:`_blend_task` and the argmax in one task: when only labels are wanted, a block's
-    float32 probabilities never outlive the task (uint8 labels wait for the store instead)."""
-    return _labels_block(_blend_task(*args))
+def _sum_parts(parts: list[np.ndarray], dests: list[tuple[slice, ...]], shape: tuple[int, ...], n_classes: int) -> np.ndarray:
+    total = np.zeros((n_classes - 1, *shape), dtype=np.float32)
+    for part, dest in zip(parts, dests):
+        total[(slice(None), *dest)] += part
+    return total
+
+
+def _blend_labels_task(
+    parts: list[np.ndarray],
+    dests: list[tuple[slice, ...]],
+    shape: tuple[int, ...],
+    n_classes: int,
+    lo: tuple[int, ...],
+    starts: list[np.ndarray],
+    patch: tuple[int, ...],
+    weight: np.ndarray,
+) -> np.ndarray:
+    """As :func:`_blend_task` followed by the argmax, in one pass (:func:`labels_from_partial`):
+    when only labels are wanted, no float32 probability block is ever made."""
+    total = _sum_parts(parts, dests, shape, n_classes)
+    hi = tuple(a + b for a, b in zip(lo, shape))
+    return K.labels_from_partial(total, K.weight_sum(lo, hi, starts, patch, weight))
 
 
 # ----------------------------------------------------------------------------- plan

@@ -237,6 +237,20 @@ def normalise_partial(acc: np.ndarray, total_weight: np.ndarray, n_classes: int)
     return out
 
 
+def labels_from_partial(acc: np.ndarray, total_weight: np.ndarray) -> np.ndarray:
+    """``normalise_partial(acc, total_weight, C).argmax(0)`` as uint8 without the (C, ...)
+    float32 probabilities: same float32 arithmetic (divide, sum of the first C-1 classes,
+    ``1 - sum`` clipped to [0, 1]) and tie rule (the first maximum wins). ``acc`` (float32) is
+    divided in place: pass a temporary."""
+    np.divide(acc, total_weight, out=acc)
+    last = acc.sum(axis=0)
+    np.subtract(np.float32(1), last, out=last)
+    np.clip(last, 0, 1, out=last)
+    labels = acc.argmax(axis=0).astype(np.uint8)
+    labels[last > acc.max(axis=0)] = acc.shape[0]
+    return labels
+
+
 def overlap_regions(
     bounds: Sequence[Sequence[int]], ext_stop: Sequence[Sequence[int]]
 ) -> list[list[tuple[int, int, int]]]:

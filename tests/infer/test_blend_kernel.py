@@ -91,3 +91,20 @@ def test_weight_sum_is_monais_count_map_for_any_block():
     acc = np.stack([full * 0.2, full * 0.5])
     out = K.normalise_partial(acc, full, 3)
     np.testing.assert_allclose(out[:, 3, 4, 5], [0.2, 0.5, 0.3], rtol=1e-6)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3, 4])
+def test_labels_from_partial_is_the_argmax_of_the_probabilities(n_classes):
+    from bigseg.kernels.blend import labels_from_partial, normalise_partial
+
+    rng = np.random.default_rng(n_classes)
+    w = rng.uniform(0.01, 3, (7, 9, 11)).astype(np.float32)
+    p = rng.dirichlet(np.ones(n_classes), size=w.shape).astype(np.float32)
+    p[0, 0, :3] = np.float32(1 / n_classes)  # ties: the first maximum wins
+    p[1, 1, 1] = np.float32(0)
+    acc = np.moveaxis(p, -1, 0)[: n_classes - 1] * w
+    ref = normalise_partial(acc, w, n_classes).argmax(0)
+    got = labels_from_partial(acc.copy(), w)
+    assert got.dtype == np.uint8 and got.shape == w.shape
+    np.testing.assert_array_equal(got, ref)
+    assert set(np.unique(got)) == set(range(n_classes))  # every class, the last one included
