@@ -159,36 +159,18 @@ def _blend_task(
     starts: list[np.ndarray],
     patch: tuple[int, ...],
     weight: np.ndarray,
+    labels_only: bool = False,
 ) -> np.ndarray:
     """Sum the accumulator pieces (first C-1 classes) landing in one block, divide by the
-    weight sum of the grid over the block; the last class is 1 − the others."""
-    total = _sum_parts(parts, dests, shape, n_classes)
-    hi = tuple(a + b for a, b in zip(lo, shape))
-    return K.normalise_partial(total, K.weight_sum(lo, hi, starts, patch, weight), n_classes)
-
-
-def _sum_parts(parts: list[np.ndarray], dests: list[tuple[slice, ...]], shape: tuple[int, ...], n_classes: int) -> np.ndarray:
+    weight sum of the grid over the block; the last class is 1 − the others. With
+    ``labels_only`` the argmax (uint8) instead, without making the float32 probabilities
+    (:func:`bigseg.kernels.blend.labels_from_partial`)."""
     total = np.zeros((n_classes - 1, *shape), dtype=np.float32)
     for part, dest in zip(parts, dests):
         total[(slice(None), *dest)] += part
-    return total
-
-
-def _blend_labels_task(
-    parts: list[np.ndarray],
-    dests: list[tuple[slice, ...]],
-    shape: tuple[int, ...],
-    n_classes: int,
-    lo: tuple[int, ...],
-    starts: list[np.ndarray],
-    patch: tuple[int, ...],
-    weight: np.ndarray,
-) -> np.ndarray:
-    """As :func:`_blend_task` followed by the argmax, in one pass (:func:`labels_from_partial`):
-    when only labels are wanted, no float32 probability block is ever made."""
-    total = _sum_parts(parts, dests, shape, n_classes)
     hi = tuple(a + b for a, b in zip(lo, shape))
-    return K.labels_from_partial(total, K.weight_sum(lo, hi, starts, patch, weight))
+    wsum = K.weight_sum(lo, hi, starts, patch, weight)
+    return K.labels_from_partial(total, wsum) if labels_only else K.normalise_partial(total, wsum, n_classes)
 
 
 # ----------------------------------------------------------------------------- plan
@@ -348,8 +330,8 @@ def _blend_volume(
             bshape = tuple(bounds[a][i + 1] - bounds[a][i] for a, i in enumerate(idx))
             parts = [parts_of[(j, idx)] for j, _ in sources[idx]]
             dests = [tuple(slice(c[1] - l, c[2] - l) for c, l in zip(combo, lo)) for _, combo in sources[idx]]
-            blended = dask.delayed(_blend_labels_task if labels_only else _blend_task, pure=True)(
-                parts, dests, bshape, C, tuple(lo), near_starts(idx), patch3, weight,
+            blended = dask.delayed(_blend_task, pure=True)(
+                parts, dests, bshape, C, tuple(lo), near_starts(idx), patch3, weight, labels_only,
                 dask_key_name=key("labels" if labels_only else "blend", idx),
             )
             done.append(dask.delayed(_done, pure=True)(blended, dask_key_name=key("done", idx)))
