@@ -76,30 +76,27 @@ def _segment_baseline(vol, args: argparse.Namespace):
                                    seed=args.seed, phases=phases, progress=args.progress)
 
 
-def _segment_model(vol, args: argparse.Namespace):
+def _segment_model(vol, model, args: argparse.Namespace):
     from ..infer import segment
 
-    return segment(vol, args.model, overlap=args.overlap, tta=args.tta, triplanar=args.triplanar,
+    return segment(vol, model, overlap=args.overlap, tta=args.tta, triplanar=args.triplanar,
                    batch_size=args.batch_size, device=args.device, probabilities=args.probabilities,
                    uncertainty="entropy" if args.probabilities else None)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..io import open_volume, save_labels, save_volume
-
     from ..infer import write_prediction
+    from ..io import open_volume, save_labels, save_volume
     from ..models import load
 
     if args.probabilities and (args.model is None or args.out):
         raise InputError("Expected `--probabilities` only with --model and without --out. "
                          f"Got --model {args.model!r}, --out {args.out!r} instead.")
-    name = args.model
-    if args.model is not None:
-        args.model = load(args.model)  # a bad name or path fails here, before any work
+    model = load(args.model) if args.model is not None else None  # a bad name/path fails before any work
     vol = open_volume(args.source)
     with cluster_from_args(args):
-        if args.model is not None:
-            ds = _segment_model(vol, args)
+        if model is not None:
+            ds = _segment_model(vol, model, args)
             labels = ds["labels"]
         else:
             labels = _segment_baseline(vol, args)
@@ -107,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
             save_volume(labels, args.out, phases=labels.attrs["phases"], overwrite=args.overwrite,
                         progress=args.progress)
             dest = args.out
-        elif args.model is not None:
+        elif model is not None:
             dest = write_prediction(ds, args.source, name=args.name, overwrite=args.overwrite,
                                     progress=args.progress)["labels"]
         else:
@@ -116,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
 
     fr = volume_fractions(open_volume(dest))
     summary = ", ".join(f"{p} {float(f):.3f}" for p, f in zip(fr.phase.values, fr.values))
-    how = f"model {name} ({args.model.arch})" if args.model is not None else args.method
+    how = f"model {args.model} ({model.arch})" if model is not None else args.method
     print(f"wrote {dest} ({how}): volume fractions {summary}")
     return 0
 

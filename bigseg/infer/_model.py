@@ -113,9 +113,13 @@ def resolve_model(
     patch: Any = None,
     phases: Any = None,
     device: Any = None,
+    shape: tuple[int, ...] | None = None,
 ) -> tuple[Any, ModelSpec]:
     """Turn ``model`` (a ``torch.nn.Module``, a bigseg ``Model`` or a name/path) into a
-    :class:`ModelSpec`, checking it with one forward pass of a zero patch.
+    :class:`ModelSpec`, checking it with one forward pass of a zero patch. Without ``patch``,
+    the model's own patch is used, capped at the volume ``shape`` (bigseg's nets pad
+    internally; zero-padding a small volume up to a large training patch would show the model
+    an image it never saw).
 
     Raises
     ------
@@ -140,6 +144,8 @@ def resolve_model(
     if patch is None and m_patch is None:
         raise InputError("Expected `patch` (e.g. (64, 64, 64)) for a plain torch module. Got None instead.")
     ppatch = _parse_patch(patch if patch is not None else m_patch, m_ndim if m_ndim in (2, 3) else None)
+    if patch is None and shape is not None:
+        ppatch = tuple(min(p, int(s)) for p, s in zip(ppatch, shape[-len(ppatch):]))
     ndim = int(m_ndim) if m_ndim in (2, 3) else len(ppatch)
     if ndim == 2 and len(ppatch) == 3:
         raise ModelError(

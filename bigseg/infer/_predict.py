@@ -469,12 +469,7 @@ def predict(
         vol = vol.chunk(dict(zip(vol.dims, parse_chunks(chunks, 3))))
     if not np.issubdtype(vol.dtype, np.number) or np.issubdtype(vol.dtype, np.complexfloating):
         raise InputError(f"Expected `vol` to hold real numbers. Got dtype {vol.dtype} instead.")
-    model, spec = resolve_model(model, patch=patch, phases=phases, device=device)
-    capped = tuple(min(p, s) for p, s in zip(spec.patch, vol.shape[-len(spec.patch):]))
-    if patch is None and capped != tuple(spec.patch):
-        # the model's own patch, capped at the volume (bigseg's nets pad internally): zero-padding
-        # a small volume up to a large training patch would show the model an image it never saw
-        model, spec = resolve_model(model, patch=capped, phases=phases, device=device)
+    model, spec = resolve_model(model, patch=patch, phases=phases, device=device, shape=tuple(vol.shape))
     if triplanar and spec.ndim != 2:
         raise InputError("Expected `triplanar` True only with a 2D model. Got triplanar=True with a 3D model.")
     if isinstance(raw, np.ndarray) and raw.dtype.kind == "f":
