@@ -104,8 +104,8 @@ def main() -> int:
     import torch
 
     import bigseg
+    import bigseg.infer
     from bigseg import models, synth
-    from bigseg.filters import normalize
     from bigseg.train import TRAIN_PRESETS, random_physics
 
     torch.set_num_threads(int(os.environ.get("THREADS", "1")))
@@ -116,9 +116,8 @@ def main() -> int:
     t_all = time.perf_counter()
 
     def segment(m, raw, **kw):
-        vol = normalize(raw, low=m.normalization.get("low", 0.5), high=m.normalization.get("high", 99.5))
         t = time.perf_counter()
-        pred = bigseg.predict(vol, m, **kw)["labels"].values
+        pred = bigseg.infer.segment(raw, m, **kw)["labels"].values  # normalised as the model was trained
         return pred, time.perf_counter() - t
 
     with dask.config.set(scheduler="synchronous"):

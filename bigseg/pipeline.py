@@ -110,16 +110,20 @@ class Pipeline:
         ``config.cluster``) started for this run and closed after; default: the current
         scheduler (an active client, else threads in this process).
         """
+        import contextlib
+
         if client is None:
-            return self._run(source, dest, resume=resume, truth=truth)
-        if isinstance(client, str):
+            ctx: Any = contextlib.nullcontext()
+        elif isinstance(client, str):
             from .runtime import connect
 
-            with connect(client) as c, c.as_current():
-                return self._run(source, dest, resume=resume, truth=truth)
-        if not hasattr(client, "as_current"):
+            ctx = contextlib.ExitStack()
+            ctx.enter_context(ctx.enter_context(connect(client)).as_current())
+        elif hasattr(client, "as_current"):
+            ctx = client.as_current()
+        else:
             raise InputError(f"Expected `client` to be a distributed.Client or a cluster spec string. Got {client!r} instead.")
-        with client.as_current():
+        with ctx:
             return self._run(source, dest, resume=resume, truth=truth)
 
     def _run(self, source: Any, dest: str | os.PathLike, *, resume: bool, truth: xr.DataArray | None) -> Result:
