@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from typing import Any
 
 import dask
+import dask.threaded
+from dask.base import get_scheduler
 
 __all__ = ["compute", "current_client"]
 
@@ -25,20 +31,67 @@ def compute(*objs: Any, desc: str = "computing", progress: bool = True, **kwargs
 
     On a distributed client the graph is submitted to the cluster and
     ``distributed.progress`` draws the bar; locally a ``tqdm`` callback does.
+    Either way it returns or raises only once none of the graph's tasks is
+    still running, so a caller may clean up a failed write safely.
     """
     client = current_client()
     if client is not None:
         futures = client.compute(list(objs), **kwargs)
+        try:
+            if progress:
+                from distributed import progress as dprogress
+
+                print(f"{desc}:", file=sys.stderr, flush=True)
+                dprogress(futures, notebook=False)
+                print(file=sys.stderr, flush=True)
+            return tuple(client.gather(futures))
+        except BaseException:
+            client.cancel(futures)
+            _wait_until_idle(client, objs)
+            raise
+    with ExitStack() as stack:
+        if "pool" not in kwargs and get_scheduler(scheduler=kwargs.get("scheduler")) is dask.threaded.get:
+            kwargs["pool"] = stack.enter_context(_settling_pool())
         if progress:
-            from distributed import progress as dprogress
+            from tqdm.dask import TqdmCallback
 
-            print(f"{desc}:", file=sys.stderr, flush=True)
-            dprogress(futures, notebook=False)
-            print(file=sys.stderr, flush=True)
-        return tuple(client.gather(futures))
-    if progress:
-        from tqdm.dask import TqdmCallback
+            stack.enter_context(TqdmCallback(desc=desc, file=sys.stderr, mininterval=0.5, leave=False))
+        return dask.compute(*objs, **kwargs)
 
-        with TqdmCallback(desc=desc, file=sys.stderr, mininterval=0.5, leave=False):
-            return dask.compute(*objs, **kwargs)
-    return dask.compute(*objs, **kwargs)
+
+def _wait_until_idle(client: Any, objs: tuple, timeout: float = 60.0) -> None:
+    """After a failed distributed compute, wait (up to ``timeout`` s) until no worker is still
+    running a task of this graph, so the caller's clean-up is not undone by a late task."""
+    from dask.base import collections_to_expr
+
+    keys = {str(k) for k in collections_to_expr(objs).__dask_graph__()}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        # the workers' own view: a cancelled task stays "executing" there until its thread returns
+        busy = client.run(_executing_keys)
+        if not any(k in keys for ks in busy.values() for k in ks):
+            return
+        time.sleep(0.05)
+
+
+def _executing_keys(dask_worker: Any) -> list[str]:
+    return [str(ts.key) for ts in dask_worker.state.executing]
+
+
+class _settling_pool:
+    """A thread pool that, on leaving, waits for the tasks already running.
+
+    dask's threaded scheduler raises as soon as one task fails while the
+    others keep running on its shared pool; a caller that then removes a
+    half-written output would race those tasks (they recreate chunk files).
+    With this pool, ``compute`` returns or raises only once nothing it
+    started is still running; tasks not yet started are cancelled.
+    """
+
+    def __enter__(self) -> ThreadPoolExecutor:
+        workers = dask.config.get("num_workers", None) or os.cpu_count() or 1
+        self.pool = ThreadPoolExecutor(int(workers), thread_name_prefix="bigseg-compute")
+        return self.pool
+
+    def __exit__(self, *exc) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)

@@ -5,7 +5,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
+import time
+from contextlib import nullcontext
 
+import dask.array as da
+import dask.config as dask_config
 import h5py
 import numpy as np
 import pytest
@@ -234,3 +239,33 @@ def test_big_endian_and_mixed_compression_tiff_stack(tmp_path, odd_volume):
         tifffile.imwrite(src / f"s_{i}.tif", s.astype(">u2") if i % 3 else s, compression="zlib" if i % 4 == 0 else None,
                          byteorder=">" if i % 3 else "<")
     _check(bigseg.ingest(src, tmp_path / "m.ome.zarr", chunks=CHUNKS, progress=False), odd_volume)
+
+
+_SLOW_BLOCK_RUNNING = threading.Event()
+
+
+def _fail_fast_or_finish_slowly(x, block_info=None):
+    """Block 0 fails once block 1 is running; block 1 finishes 0.4 s later."""
+    if block_info[None]["chunk-location"][0] == 0:
+        _SLOW_BLOCK_RUNNING.wait(5)
+        raise RuntimeError("broken block")
+    _SLOW_BLOCK_RUNNING.set()
+    time.sleep(0.4)
+    return x + 1
+
+
+@pytest.mark.parametrize("where", ["threads", "distributed"])
+def test_failed_write_waits_for_running_blocks(tmp_path, where):
+    """One block fails at once while another is still being computed: the slow block must not
+    recreate the removed partial folder after ``save_volume`` has raised."""
+    from distributed import Client
+
+    _SLOW_BLOCK_RUNNING.clear()
+    arr = da.zeros((8, 4, 4), chunks=(4, 4, 4), dtype="u1").map_blocks(_fail_fast_or_finish_slowly, dtype="u1")
+    ctx = (Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None)
+           if where == "distributed" else nullcontext())
+    with ctx, dask_config.set(num_workers=2, **({"scheduler": "threads"} if where == "threads" else {})):
+        with pytest.raises(RuntimeError, match="broken block"):
+            bigseg.save_volume(arr, tmp_path / "out.ome.zarr", progress=False)
+        time.sleep(0.6)  # longer than the slow block: anything it wrote late would be on disk now
+    _nothing_written(tmp_path)
