@@ -246,8 +246,14 @@ def labels_from_partial(acc: np.ndarray, total_weight: np.ndarray) -> np.ndarray
     last = acc.sum(axis=0)
     np.subtract(np.float32(1), last, out=last)
     np.clip(last, 0, 1, out=last)
-    labels = acc.argmax(axis=0).astype(np.uint8)
-    labels[last > acc.max(axis=0)] = acc.shape[0]
+    # running maximum, uint8 labels: no int64 argmax (8 bytes per voxel) of a block
+    labels = np.zeros(last.shape, dtype=np.uint8)
+    best = acc[0].copy()
+    for c in range(1, acc.shape[0] + 1):
+        cand = acc[c] if c < acc.shape[0] else last
+        wins = cand > best  # strictly: the first maximum wins ties, as argmax
+        labels[wins] = c
+        np.maximum(best, cand, out=best)
     return labels
 
 
