@@ -9,7 +9,11 @@ Public API (see the README and ``shared/API.md``)::
 
 from __future__ import annotations
 
-import importlib
+from .runtime._malloc import limit_heap_growth as _limit_heap_growth
+
+_limit_heap_growth()  # first: before zarr's, dask's and torch's threads allocate (see runtime/_malloc.py)
+
+import importlib  # noqa: E402
 from typing import Any
 
 from .config import RunConfig

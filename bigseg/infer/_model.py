@@ -99,12 +99,34 @@ def _parse_patch(patch: Any, ndim: int | None) -> tuple[int, ...]:
     return tuple(int(p) for p in items)
 
 
+_TORCHSCRIPT = b"bigseg-torchscript\0"
+
+
 def _serialise(module: Any) -> bytes:
+    """The bytes a worker rebuilds ``module`` from: cloudpickle, or ``torch.jit.save`` for a
+    TorchScript module (which does not pickle)."""
     import cloudpickle
 
+    torch = _torch()
+    if isinstance(module, torch.jit.ScriptModule):
+        import io
+
+        buf = io.BytesIO()
+        torch.jit.save(module, buf)
+        return _TORCHSCRIPT + buf.getvalue()
     if _model_device(module).type != "cpu":
         module = copy.deepcopy(module).cpu()
     return cloudpickle.dumps(module)
+
+
+def _deserialise(blob: bytes) -> Any:
+    if blob.startswith(_TORCHSCRIPT):
+        import io
+
+        return _torch().jit.load(io.BytesIO(blob[len(_TORCHSCRIPT):]), map_location="cpu")
+    import cloudpickle
+
+    return cloudpickle.loads(blob)
 
 
 def resolve_model(
@@ -209,30 +231,6 @@ def resolve_model(
 # ----------------------------------------------------------------------------- worker side
 
 
-_HEAP_TUNED = []
-
-
-def limit_heap_growth(threshold: int = 4 << 20) -> None:
-    """Once per process: serve allocations above ``threshold`` bytes with their own ``mmap``
-    (glibc ``mallopt(M_MMAP_THRESHOLD)``), so that the block-sized arrays of inference go back
-    to the OS when freed. glibc's default raises that threshold up to 32 MiB after the first
-    large free, and the block-sized arrays then fragment the heap: peak RSS grew by 25-40 %
-    in our measurements. Also at most 2 malloc arenas (glibc's default is 8 per core, each
-    thread keeping its own fragmented heap). No-op off glibc; ``BIGSEG_MALLOC_TUNING=0`` turns
-    it off."""
-    if _HEAP_TUNED or os.environ.get("BIGSEG_MALLOC_TUNING", "1") == "0":
-        return
-    _HEAP_TUNED.append(True)
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, int(threshold))  # M_MMAP_THRESHOLD
-        libc.mallopt(-8, 2)  # M_ARENA_MAX: not one heap per thread that ever allocated
-    except (OSError, AttributeError):
-        pass
-
-
 def _worker_device(device: str | None):
     torch = _torch()
     if device is not None:
@@ -251,9 +249,7 @@ def cached_module(key: str, blob: bytes | None, checkpoint: str | None, device: 
             _CACHE.move_to_end((key, dev))
             return module
         if blob is not None:
-            import cloudpickle
-
-            module = cloudpickle.loads(blob)
+            module = _deserialise(blob)
         else:
             from .. import models as _models
 

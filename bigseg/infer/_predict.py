@@ -25,6 +25,7 @@ No task ever holds more than one block plus overhang: there is no full-volume ac
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 from itertools import product
 from typing import Any
 
@@ -38,6 +39,7 @@ from ..errors import InputError
 from ..io._volume import as_volume
 from ..kernels import blend as K
 from ..runtime._budget import check_budget, format_bytes
+from ..runtime._malloc import limit_heap_growth, release_free_heap
 from ._model import (
     ACTIVATION_BYTES_PER_VOXEL,
     ModelSpec,
@@ -45,7 +47,6 @@ from ._model import (
     cached_module,
     default_batch_size,
     device_lock,
-    limit_heap_growth,
     resolve_model,
     run_patches,
 )
@@ -79,10 +80,11 @@ def _read_region(src: Any, lo: tuple[int, ...], hi: tuple[int, ...], pads: list[
     u_hi = [min(b - p[0], n) for b, p, n in zip(hi, pads, src.shape)]
     if not all(a < b for a, b in zip(u_lo, u_hi)):
         return out
-    # one stored chunk at a time: a single read over 8 chunks decodes them all at once
-    # (zarr's async concurrency), ~100 MiB of transient buffers for a 16 MiB region
-    step = tuple(getattr(src, "chunks", None) or src.shape)
-    edges = [[a, *range((a // c + 1) * c, b, c), b] for a, b, c in zip(u_lo, u_hi, step)]
+    # one z-row of stored chunks at a time: a single read over all 8 chunks of a block's region
+    # decodes them all at once (zarr's async concurrency), ~100 MiB of transient buffers for a
+    # 16 MiB region; chunk by chunk it decodes on one core only (2x slower)
+    step = (getattr(src, "chunks", None) or src.shape)[0]
+    edges = [[u_lo[0], *range((u_lo[0] // step + 1) * step, u_hi[0], step), u_hi[0]]] + [[a, b] for a, b in zip(u_lo[1:], u_hi[1:])]
     for corner in product(*[zip(e[:-1], e[1:]) for e in edges]):
         dest = tuple(slice(a + p[0] - o, b + p[0] - o) for (a, b), p, o in zip(corner, pads, lo))
         out[dest] = src[tuple(slice(a, b) for a, b in corner)]
@@ -114,27 +116,27 @@ def _acc_task(
 
     ``region`` is the block's extended input, or (with ``window``) the stored zarr array to
     read ``window = (lo, hi)`` from."""
-    if window is not None:
-        region = _read_region(region, window[0], window[1], pads or [(0, 0)] * len(window[0]))
-    n_nan = int(np.count_nonzero(np.isnan(region))) if region.dtype.kind == "f" else 0
-    if n_nan:
-        sl = ", ".join(f"{d}[{o}:{o + s}]" for d, o, s in zip("zyx", origin, region.shape))
-        raise InputError(f"Expected `vol` without NaN. Got {n_nan} NaN voxels in the region {sl} (padded coordinates).")
     limit_heap_growth()
     dev = _worker_device(device)
-    cl = bool(channels_last) if channels_last is not None else (dev.type == "cuda" and plane_axis is None)
-    module = cached_module(key, blob, checkpoint, dev, channels_last=cl)
-    bs = batch_size or default_batch_size(dev, patch)
-
     import torch
 
-    def predict(x: Any) -> Any:
-        return run_patches(
-            x, module=module, device=dev, n_classes=n_classes, plane_axis=plane_axis,
-            autocast=autocast, tta=tta, channels_last=cl, lock=False,
-        )
-
     with device_lock(dev), torch.inference_mode():  # one block per device at a time
+        if window is not None:
+            region = _read_region(region, window[0], window[1], pads or [(0, 0)] * len(window[0]))
+        n_nan = int(np.count_nonzero(np.isnan(region))) if region.dtype.kind == "f" else 0
+        if n_nan:
+            sl = ", ".join(f"{d}[{o}:{o + s}]" for d, o, s in zip("zyx", origin, region.shape))
+            raise InputError(f"Expected `vol` without NaN. Got {n_nan} NaN voxels in the region {sl} (padded coordinates).")
+        cl = bool(channels_last) if channels_last is not None else (dev.type == "cuda" and plane_axis is None)
+        module = cached_module(key, blob, checkpoint, dev, channels_last=cl)
+        bs = batch_size or default_batch_size(dev, patch)
+
+        def predict(x: Any) -> Any:
+            return run_patches(
+                x, module=module, device=dev, n_classes=n_classes, plane_axis=plane_axis,
+                autocast=autocast, tta=tta, channels_last=cl, lock=False,
+            )
+
         t_region = torch.from_numpy(np.ascontiguousarray(region, dtype=np.float32)).to(dev)
         del region
         acc, _n = K.accumulate_block_torch(
@@ -143,6 +145,7 @@ def _acc_task(
         )
         del t_region
         out = acc.cpu().numpy() if dev.type != "cpu" else acc.numpy()
+    release_free_heap()
     return out
 
 
@@ -166,17 +169,26 @@ def _blend_task(
     patch: tuple[int, ...],
     weight: np.ndarray,
     labels_only: bool = False,
+    device: str | None = None,
 ) -> np.ndarray:
     """Sum the accumulator pieces (first C-1 classes) landing in one block, divide by the
     weight sum of the grid over the block; the last class is 1 − the others. With
     ``labels_only`` the argmax (uint8) instead, without making the float32 probabilities
-    (:func:`bigseg.kernels.blend.labels_from_partial`)."""
-    total = np.zeros((n_classes - 1, *shape), dtype=np.float32)
-    for part, dest in zip(parts, dests):
-        total[(slice(None), *dest)] += part
-    hi = tuple(a + b for a, b in zip(lo, shape))
-    wsum = K.weight_sum(lo, hi, starts, patch, weight)
-    return K.labels_from_partial(total, wsum) if labels_only else K.normalise_partial(total, wsum, n_classes)
+    (:func:`bigseg.kernels.blend.labels_from_partial`).
+
+    When the model runs on this process's CPU, the task takes the CPU's device lock: the
+    forward pass already uses every core, and a blend running beside it slows the pass
+    about 3× (its intra-op threads wait for the descheduled one), far more than it gains."""
+    with device_lock(cpu) if (cpu := _worker_device(device)).type == "cpu" else nullcontext():
+        total = np.zeros((n_classes - 1, *shape), dtype=np.float32)
+        for part, dest in zip(parts, dests):
+            total[(slice(None), *dest)] += part
+        hi = tuple(a + b for a, b in zip(lo, shape))
+        wsum = K.weight_sum(lo, hi, starts, patch, weight)
+        out = K.labels_from_partial(total, wsum) if labels_only else K.normalise_partial(total, wsum, n_classes)
+    del total, wsum
+    release_free_heap()
+    return out
 
 
 # ----------------------------------------------------------------------------- plan
@@ -337,7 +349,7 @@ def _blend_volume(
             parts = [parts_of[(j, idx)] for j, _ in sources[idx]]
             dests = [tuple(slice(c[1] - l, c[2] - l) for c, l in zip(combo, lo)) for _, combo in sources[idx]]
             blended = dask.delayed(_blend_task, pure=True)(
-                parts, dests, bshape, C, tuple(lo), near_starts(idx), patch3, weight, labels_only,
+                parts, dests, bshape, C, tuple(lo), near_starts(idx), patch3, weight, labels_only, options["device"],
                 dask_key_name=key("labels" if labels_only else "blend", idx),
             )
             done.append(dask.delayed(_done, pure=True)(blended, dask_key_name=key("done", idx)))
@@ -439,9 +451,10 @@ def predict(
     Memory: a task holds one block plus its overhang (``estimate_footprint``); the volume is
     swept row by row or plane by plane so that about one plane of overhangs (C − 1 float32
     channels) is alive. An OME-Zarr volume (``open_volume``) is read region by region straight
-    from the store. Workers serve block-sized allocations with ``mmap`` (see
-    ``limit_heap_growth``; ``BIGSEG_MALLOC_TUNING=0`` turns that off). The patch counters of
-    each process are in ``bigseg.infer.worker_stats()``.
+    from the store. On the CPU, blocks run one at a time per process (the forward pass uses
+    every core). glibc's malloc is tuned so that freed blocks go back to the OS
+    (``bigseg/runtime/_malloc.py``; ``BIGSEG_MALLOC_TUNING=0`` turns that off). The patch
+    counters of each process are in ``bigseg.infer.worker_stats()``.
 
     Raises
     ------
@@ -514,7 +527,6 @@ def predict(
         hint = _suggest_chunks(jobs[0][0], C, vol.dtype.itemsize, bs, tta, spec.param_bytes, limit // conc)
         raise MemoryBudgetError(f"{exc} {hint}") from None
 
-    limit_heap_growth()  # here too, before the local scheduler's threads allocate
     slots = _concurrent_slots()
     sweep = "row" if slots <= max(len(c) for c in vol.data.chunks[2:]) else "plane"
     blob_d = dask.delayed(spec.blob, name=f"bigseg-model-{spec.key.replace(':', '-')}") if spec.blob is not None else None

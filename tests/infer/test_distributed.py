@@ -34,7 +34,13 @@ def test_local_cluster_equals_threaded_scheduler_and_loads_model_once_per_worker
         # a second prediction with the same model reuses the workers' cached copy
         predict(darr, net, patch=patch)["labels"].data.sum().compute()
         stats2 = client.run(worker_stats)
+        # a TorchScript module (which does not pickle) reaches the worker processes too
+        import torch
+
+        scripted = torch.jit.trace(net, torch.zeros(1, 1, *patch))
+        p_script = predict(darr, scripted, patch=patch, probabilities=True)["probabilities"].values
     np.testing.assert_allclose(p_dist, p_local, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(p_script, p_local, atol=1e-6, rtol=0)
     np.testing.assert_array_equal(labels, p_local.argmax(0))
     assert len(stats) == 2
     key = local.attrs["model_key"]
