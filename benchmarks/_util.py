@@ -1,11 +1,15 @@
-"""Helpers shared by the benchmarks: run a case in a fresh subprocess and read its peak RSS."""
+"""Helpers shared by the benchmarks: run a case in a fresh subprocess and read its peak RSS.
+
+Peak RSS is the child's own ``VmHWM`` (``/proc/self/status``), never ``ru_maxrss``: Linux
+carries a process's high-water mark across fork + exec, so a case started by a benchmark
+that has built a large input reports at least the benchmark's own RSS (a 771 MiB floor under
+every ``predict`` figure, found and fixed 2026-12-01)."""
 
 from __future__ import annotations
 
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -13,24 +17,37 @@ from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
 
+#: Code for a case's child process: defines ``peak_rss_mib()``, that process's own peak RSS.
+PEAK_RSS = """
+def peak_rss_mib():
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource  # not Linux: ru_maxrss (may include the parent's peak)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+"""
+
 
 def run_case(code: str, *, env: dict | None = None, timeout: float | None = None) -> dict:
     """Run Python ``code`` in a new interpreter; it must print one JSON line last.
 
-    Returns that JSON plus ``peak_rss_mib``: the child's maximum resident set size
-    (``getrusage(RUSAGE_CHILDREN)``, which includes worker processes it started and waited for).
+    Returns that JSON plus ``peak_rss_mib``: the child's own peak RSS (``VmHWM``, see
+    :data:`PEAK_RSS`), read as the child ends, and ``wall_s``.
     """
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    wrapped = PEAK_RSS + code + "\nimport json as _j; print(_j.dumps({'__peak_rss_mib': peak_rss_mib()}))\n"
     t0 = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-c", wrapped], capture_output=True, text=True,
                          env={**os.environ, **(env or {})}, timeout=timeout)
     wall = time.perf_counter() - t0
     if out.returncode:
         raise RuntimeError(f"benchmark case failed:\n{out.stderr[-3000:]}")
-    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    result["peak_rss_mib"] = round(max(after, before) / 1024, 1)
-    result["peak_rss_note"] = "max over this and earlier cases" if after <= before else "this case"
+    lines = out.stdout.strip().splitlines()
+    result = json.loads(lines[-2])
+    result["peak_rss_mib"] = round(json.loads(lines[-1])["__peak_rss_mib"], 1)
     result["wall_s"] = round(wall, 2)
     return result
 

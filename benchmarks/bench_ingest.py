@@ -2,7 +2,7 @@
 
     python benchmarks/bench_ingest.py [--sizes 256,512,1024] [--chunks 128] [--workdir /tmp/bigseg-bench]
 
-Each case runs in a fresh subprocess so that its peak RSS (ru_maxrss) is its own; the cases
+Each case runs in a fresh subprocess so that its peak RSS (VmHWM) is its own; the cases
 are ordered small to large, and a case's RSS is only attributed to it when it sets a new max.
 """
 

@@ -34,7 +34,7 @@ lab = open_volume({lab!r}); pred = open_volume({pred!r})
 small = lab[:40, :40, :40]
 bm.volume_fractions(small); bm.interfaces(small); bm.scores(small, pred[:40, :40, :40])
 bm.interfaces(small, method="marching_cubes"); bm.summary(small, truth=pred[:40, :40, :40])
-rss_warm = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+rss_warm = peak_rss_mib()
 def med(f):
     ts = []
     for _ in range(3):
@@ -49,7 +49,7 @@ t_sum, sm = med(lambda: bm.summary(lab, truth=pred))
 assert np.array_equal(sm.faces.values, itf.faces.values) and np.array_equal(sm.iou.values, sc.iou.values)
 print(json.dumps(dict(t_fractions=t_fr, t_faces=t_if, t_scores=t_sc, t_mc_phase_areas=t_sa, t_mc_interfaces=t_mc,
     t_summary=t_sum, rss_after_warmup_mib=rss_warm,
-    rss_self_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    rss_self_mib=peak_rss_mib(),
     fractions=fr.values.tolist(), faces=itf.faces.values.tolist(), iou=sc.iou.values.tolist(),
     mc_phase_area=ssa.surface_area.values.tolist(), mc_pair_area=mc.area.values.tolist())))
 """
@@ -79,7 +79,7 @@ def med(f):
     return statistics.median(ts), r
 t_fr, fr = med(fractions); t_if, fc = med(faces); t_sc, iou = med(scores)
 print(json.dumps(dict(t_fractions=t_fr, t_faces=t_if, t_scores=t_sc, fractions=fr.tolist(), faces=fc.tolist(),
-                      iou=iou.tolist(), rss_self_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)))
+                      iou=iou.tolist(), rss_self_mib=peak_rss_mib())))
 """
 
 SKIMAGE = """
@@ -96,7 +96,7 @@ for i in range(3):
     areas.append(float(mesh_surface_area(v, faces)))
 t = time.perf_counter() - t0
 print(json.dumps(dict(t_mc_phase_areas=t, mc_phase_area=areas,
-                      rss_self_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)))
+                      rss_self_mib=peak_rss_mib())))
 """
 
 

@@ -3,9 +3,12 @@
     flock /tmp/bigseg-bench.lock nice .venv/bin/python benchmarks/bench_predict.py [--sizes 256,512]
 
 Same network and weights for every case: MONAI ``UNet(spatial_dims=3, in_channels=1,
-out_channels=3, channels=(16, 32, 64, 128), strides=(2, 2, 2))`` (seed 0), roi 64³, overlap 0.5,
-gaussian blending, 4 windows per forward pass. The input is an OME-Zarr float32 volume on disk
-(chunks 128³); every case reads it and ends with uint8 labels:
+out_channels=3, channels=(16, 32, 64, 128), strides=(2, 2, 2))`` (seed 0), traced to TorchScript
+once and loaded by every case with ``torch.jit.load`` (bit-identical outputs to the eager
+module; the bigseg process then does not import MONAI, ~190 MiB of RSS that a bigseg user would
+not pay either, while the MONAI case imports it for ``sliding_window_inference``), roi 64³,
+overlap 0.5, gaussian blending, 4 windows per forward pass. The input is an OME-Zarr float32
+volume on disk (chunks 128³); every case reads it and ends with uint8 labels:
 
 * ``monai``: read the whole volume into memory, ``sliding_window_inference`` (softmax
   predictor), argmax — MONAI's way (whole-volume input, output and weight map in RAM).
@@ -14,26 +17,24 @@ gaussian blending, 4 windows per forward pass. The input is an OME-Zarr float32 
 * ``bigseg-bf16``: the same with ``autocast="bf16"`` on the CPU (AVX512-BF16).
 * ``monai-bf16`` (``--monai-bf16``): MONAI under the same autocast, for a like-for-like view.
 
-Each case runs in its own subprocess, which reports its own peak RSS (``getrusage``,
-``RUSAGE_SELF``; bigseg runs on the threaded scheduler, in that process).
+Each case runs in its own subprocess, which reports its own peak RSS (``VmHWM``, see
+``_util.PEAK_RSS``; bigseg runs on the threaded scheduler, in that process).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _util import save  # noqa: E402
+from _util import run_case, save  # noqa: E402
 
 COMMON = """
-import json, resource, time, os
+import json, time, os
 import numpy as np, torch
 net = torch.jit.load({weights!r}).eval()  # the MONAI UNet, traced: same weights, same outputs
 """
@@ -51,8 +52,7 @@ labels = np.empty(x.shape, np.uint8)
 for z0 in range(0, x.shape[0], 16):  # argmax in slabs: no whole-volume int64 temporary
     labels[z0:z0 + 16] = p[0, :, z0:z0 + 16].argmax(0).to(torch.uint8).numpy()
 dt = time.perf_counter() - t0
-print(json.dumps({{"seconds": dt, "mvox_s": x.size / dt / 1e6, "n": int(labels.size),
-                   "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+print(json.dumps({{"seconds": dt, "mvox_s": x.size / dt / 1e6, "n": int(labels.size)}}))
 """
 
 BIGSEG_CASE = COMMON + """
@@ -64,8 +64,7 @@ ds = predict(vol, net, patch=(64, 64, 64), overlap=0.5, blend="gaussian", batch_
 write_prediction(ds, {src!r}, name="bench", overwrite=True, progress=False)
 dt = time.perf_counter() - t0
 print(json.dumps({{"seconds": dt, "mvox_s": vol.size / dt / 1e6, "n_patches": ds.attrs["n_patches"],
-                   "evaluated": worker_stats()["patches"],
-                   "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+                   "evaluated": worker_stats()["patches"]}}))
 """
 
 
@@ -87,17 +86,6 @@ def make_input(path: Path, n: int, chunks: int) -> None:
 
     arr = da.map_blocks(block, chunks=((chunks,) * (n // chunks),) * 3, dtype=np.float32)
     bigseg.save_volume(arr, path, overwrite=True, progress=False)
-
-
-def run(code: str, timeout: float) -> dict:
-    t0 = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
-                         env={**os.environ, "PYTHONWARNINGS": "ignore"})
-    if out.returncode:
-        raise RuntimeError(out.stderr[-3000:])
-    r = json.loads(out.stdout.strip().splitlines()[-1])
-    r["wall_s"] = round(time.perf_counter() - t0, 2)
-    return r
 
 
 def main() -> None:
@@ -131,7 +119,7 @@ def main() -> None:
             else:
                 code = BIGSEG_CASE.format(weights=str(weights), src=str(src), autocast="bf16" if case.endswith("bf16") else None)
             print(f"{n}^3 {case} ...", file=sys.stderr, flush=True)
-            r = run(code, args.timeout)
+            r = run_case(code, env={"PYTHONWARNINGS": "ignore"}, timeout=args.timeout)
             r.update(size=n, case=case)
             rows.append(r)
             print(f"  {r['mvox_s']:.2f} Mvox/s, {r['seconds']:.1f} s, peak RSS {r['peak_rss_mib']:.0f} MiB", file=sys.stderr, flush=True)

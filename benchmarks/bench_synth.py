@@ -3,7 +3,7 @@
     python benchmarks/bench_synth.py [--sizes 256,512] [--big] [--chunks 128] [--workdir DIR]
 
 Cases (each in a fresh interpreter; the child reports its own peak RSS from
-``getrusage(RUSAGE_SELF)``, which covers all its threads):
+``VmHWM``, which covers all its threads):
 
 * ``kernel``: one 128**3 block of labels rendered on one core (target >= 5 Mvox/s);
 * ``labels``: ``electrode(n**3)`` written block by block to OME-Zarr;
@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _util import save  # noqa: E402
+from _util import PEAK_RSS, save  # noqa: E402
 
 PRELUDE = """
 import json, resource, time
@@ -41,7 +41,7 @@ for _ in range(3):
     render_labels(m, (192, 192, 192), (128, 128, 128))
     best = min(best, time.perf_counter() - t0)
 print(json.dumps({"seconds": best, "mvox_s": 128**3 / best / 1e6,
-                  "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "rss_mib": peak_rss_mib()}))
 """
 
 LABELS = PRELUDE + """
@@ -56,7 +56,7 @@ save_volume(lab, {dst!r}, progress=False)
 dt = time.perf_counter() - t0
 print(json.dumps({{"seconds": dt, "model_s": t1 - t0, "mvox_s": {n}**3 / dt / 1e6,
                   "n_particles": lab.attrs["synth"]["n_particles"],
-                  "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+                  "rss_mib": peak_rss_mib()}}))
 """
 
 SYNTH = PRELUDE + """
@@ -71,7 +71,7 @@ save_volume(xct(lab, seed=0), {dst!r}, progress=False)
 save_labels(lab, {dst!r}, progress=False)
 dt = time.perf_counter() - t0
 print(json.dumps({{"seconds": dt, "mvox_s": {n}**3 / dt / 1e6,
-                  "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+                  "rss_mib": peak_rss_mib()}}))
 """
 
 INMEM = PRELUDE + """
@@ -92,7 +92,7 @@ np.save({dst!r} + "-img.npy", img)
 np.save({dst!r} + "-lab.npy", lab)
 dt = time.perf_counter() - t0
 print(json.dumps({{"seconds": dt, "mvox_s": n**3 / dt / 1e6,
-                  "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+                  "rss_mib": peak_rss_mib()}}))
 """
 
 # Small blocks make many blocks cheaply: the same number of blocks as 256^3..1024^3 with 128^3
@@ -107,7 +107,7 @@ t0 = time.perf_counter()
 save_volume(xct(arr, seed=0), {dst!r}, progress=False, overwrite=True)
 dt = time.perf_counter() - t0
 print(json.dumps({{"size": n, "chunks": c, "blocks": (n // c) ** 3, "halo_exchange": generic, "seconds": dt,
-                  "mvox_s": n**3 / dt / 1e6, "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+                  "mvox_s": n**3 / dt / 1e6, "rss_mib": peak_rss_mib()}}))
 """
 
 
@@ -117,7 +117,7 @@ def child(code: str) -> dict:
     import time
 
     t0 = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-c", PEAK_RSS + code], capture_output=True, text=True)
     if out.returncode:
         raise RuntimeError(out.stderr[-3000:])
     res = json.loads(out.stdout.strip().splitlines()[-1])
