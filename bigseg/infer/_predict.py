@@ -84,7 +84,8 @@ def _read_region(src: Any, lo: tuple[int, ...], hi: tuple[int, ...], pads: list[
     # decodes them all at once (zarr's async concurrency), ~100 MiB of transient buffers for a
     # 16 MiB region; chunk by chunk it decodes on one core only (2x slower)
     step = (getattr(src, "chunks", None) or src.shape)[0]
-    edges = [[u_lo[0], *range((u_lo[0] // step + 1) * step, u_hi[0], step), u_hi[0]]] + [[a, b] for a, b in zip(u_lo[1:], u_hi[1:])]
+    z_edges = [u_lo[0], *range((u_lo[0] // step + 1) * step, u_hi[0], step), u_hi[0]]
+    edges = [z_edges] + [[a, b] for a, b in zip(u_lo[1:], u_hi[1:])]
     for corner in product(*[zip(e[:-1], e[1:]) for e in edges]):
         dest = tuple(slice(a + p[0] - o, b + p[0] - o) for (a, b), p, o in zip(corner, pads, lo))
         out[dest] = src[tuple(slice(a, b) for a, b in corner)]
