@@ -46,8 +46,11 @@ def compute(*objs: Any, desc: str = "computing", progress: bool = True, **kwargs
                 print(file=sys.stderr, flush=True)
             return tuple(client.gather(futures))
         except BaseException:
-            client.cancel(futures)
-            _wait_until_idle(client, objs)
+            try:
+                client.cancel(futures)
+                _wait_until_idle(client, objs)
+            except Exception:  # a lost worker or scheduler: the original error matters more
+                pass
             raise
     with ExitStack() as stack:
         if "pool" not in kwargs and get_scheduler(scheduler=kwargs.get("scheduler")) is dask.threaded.get:
