@@ -53,7 +53,8 @@ def compute(*objs: Any, desc: str = "computing", progress: bool = True, **kwargs
                 pass
             raise
     with ExitStack() as stack:
-        if "pool" not in kwargs and get_scheduler(scheduler=kwargs.get("scheduler")) is dask.threaded.get:
+        own_pool = "pool" not in kwargs and dask.config.get("pool", None) is None  # a user's pool is kept
+        if own_pool and get_scheduler(scheduler=kwargs.get("scheduler")) is dask.threaded.get:
             kwargs["pool"] = stack.enter_context(_settling_pool())
         if progress:
             from tqdm.dask import TqdmCallback
