@@ -216,7 +216,6 @@ def test_failed_ingest_leaves_no_volume(tmp_path, odd_volume):
 
     reader = _ingest.read_source(src)
     os.remove(src / "s_20.tif")
-    import dask.array as da
 
     arr = da.from_array(reader, chunks=CHUNKS, asarray=True, lock=False, fancy=False)
     with pytest.raises(Exception):
