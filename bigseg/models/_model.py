@@ -224,7 +224,11 @@ def _read(fh: Any, where: str) -> dict:
     try:
         blob = torch.load(fh, map_location="cpu", weights_only=True)
     except Exception as exc:  # UnpicklingError for forbidden globals, RuntimeError for bad zips
-        raise ModelError(f"Expected a safe bigseg checkpoint at {where}. It could not be read safely: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+        detail = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        if "TorchScript" in str(exc):
+            detail = ("it is a TorchScript archive (code, not weights): if you trust it, pass "
+                      "torch.jit.load(path) to predict(..., patch=...) instead")
+        raise ModelError(f"Expected a safe bigseg checkpoint at {where}. It could not be read safely: {detail}") from None
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise ModelError(f"Expected a bigseg checkpoint (format {FORMAT!r}) at {where}. Got something else.")
     if blob.get("version") != VERSION:

@@ -148,3 +148,12 @@ def test_load_errors(tmp_path):
         models.load(p)
     with pytest.raises(ModelError):
         models.load(3)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
+def test_torchscript_archive_is_refused_with_advice(tmp_path):
+    """A TorchScript file holds code: load() refuses it and says how to use it deliberately."""
+    path = tmp_path / "net.ts"
+    torch.jit.save(torch.jit.trace(torch.nn.Conv3d(1, 3, 1).eval(), torch.zeros(1, 1, 4, 4, 4)), path)
+    with pytest.raises(ModelError, match=r"TorchScript archive .*torch\.jit\.load"):
+        models.load(path)
