@@ -28,7 +28,7 @@ from _util import run_case, save  # noqa: E402
 PHASES = ["pore", "cbd", "active"]
 
 OURS = """
-import json, time, statistics, resource, numpy as np, bigseg.measure as bm
+import json, time, statistics, numpy as np, bigseg.measure as bm
 from bigseg.io import open_volume
 lab = open_volume({lab!r}); pred = open_volume({pred!r})
 small = lab[:40, :40, :40]
@@ -55,7 +55,7 @@ print(json.dumps(dict(t_fractions=t_fr, t_faces=t_if, t_scores=t_sc, t_mc_phase_
 """
 
 NUMPY = """
-import json, time, statistics, resource, numpy as np
+import json, time, statistics, numpy as np
 from bigseg.io import open_volume
 lab = open_volume({lab!r}).values; pred = open_volume({pred!r}).values
 k = 3
@@ -83,7 +83,7 @@ print(json.dumps(dict(t_fractions=t_fr, t_faces=t_if, t_scores=t_sc, fractions=f
 """
 
 SKIMAGE = """
-import json, time, resource, numpy as np
+import json, time, numpy as np
 from scipy import ndimage as ndi
 from skimage.measure import marching_cubes, mesh_surface_area
 from bigseg.io import open_volume

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _util import PEAK_RSS, save  # noqa: E402
 
 PRELUDE = """
-import json, resource, time
+import json, time
 import numpy as np
 """
 

@@ -39,7 +39,7 @@ from ..errors import InputError
 from ..io._volume import as_volume
 from ..kernels import blend as K
 from ..runtime._budget import check_budget, format_bytes
-from ..runtime._malloc import limit_heap_growth, release_free_heap
+from ..runtime._malloc import release_free_heap
 from ._model import (
     ACTIVATION_BYTES_PER_VOXEL,
     ModelSpec,
@@ -117,7 +117,6 @@ def _acc_task(
 
     ``region`` is the block's extended input, or (with ``window``) the stored zarr array to
     read ``window = (lo, hi)`` from."""
-    limit_heap_growth()
     dev = _worker_device(device)
     import torch
 
