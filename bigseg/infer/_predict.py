@@ -123,10 +123,12 @@ def _acc_task(
     with device_lock(dev), torch.inference_mode():  # one block per device at a time
         if window is not None:
             region = _read_region(region, window[0], window[1], pads or [(0, 0)] * len(window[0]))
-        n_nan = int(np.count_nonzero(np.isnan(region))) if region.dtype.kind == "f" else 0
-        if n_nan:
+        t_region = torch.from_numpy(np.ascontiguousarray(region, dtype=np.float32))
+        if bool(torch.isnan(t_region).any()):  # torch: every core, one pass, no mask kept
+            n_nan = int(torch.isnan(t_region).sum())
             sl = ", ".join(f"{d}[{o}:{o + s}]" for d, o, s in zip("zyx", origin, region.shape))
             raise InputError(f"Expected `vol` without NaN. Got {n_nan} NaN voxels in the region {sl} (padded coordinates).")
+        del region
         cl = bool(channels_last) if channels_last is not None else (dev.type == "cuda" and plane_axis is None)
         module = cached_module(key, blob, checkpoint, dev, channels_last=cl)
         bs = batch_size or default_batch_size(dev, patch)
@@ -137,8 +139,7 @@ def _acc_task(
                 autocast=autocast, tta=tta, channels_last=cl, lock=False,
             )
 
-        t_region = torch.from_numpy(np.ascontiguousarray(region, dtype=np.float32)).to(dev)
-        del region
+        t_region = t_region.to(dev)
         acc, _n = K.accumulate_block_torch(
             t_region, origin, own_starts, patch, torch.from_numpy(weight).to(dev), predict,
             n_classes=n_classes, batch_size=bs, keep=n_classes - 1,
@@ -180,13 +181,16 @@ def _blend_task(
     forward pass already uses every core, and a blend running beside it slows the pass
     about 3× (its intra-op threads wait for the descheduled one), far more than it gains."""
     with device_lock(cpu) if (cpu := _worker_device(device)).type == "cpu" else nullcontext():
-        total = np.zeros((n_classes - 1, *shape), dtype=np.float32)
+        import torch  # multi-threaded in-place adds: ~2x faster than NumPy's here
+
+        acc = torch.zeros((n_classes - 1, *shape), dtype=torch.float32)
         for part, dest in zip(parts, dests):
-            total[(slice(None), *dest)] += part
+            acc[(slice(None), *dest)] += torch.from_numpy(part)
+        total = acc.numpy()
         hi = tuple(a + b for a, b in zip(lo, shape))
         wsum = K.weight_sum(lo, hi, starts, patch, weight)
         out = K.labels_from_partial(total, wsum) if labels_only else K.normalise_partial(total, wsum, n_classes)
-    del total, wsum
+    del acc, total, wsum
     release_free_heap()
     return out
 
