@@ -25,8 +25,6 @@ No task ever holds more than one block plus overhang: there is no full-volume ac
 from __future__ import annotations
 
 import json
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from functools import partial
 from itertools import product
@@ -77,58 +75,22 @@ def _zarr_source(arr: da.Array) -> Any:
     return value if isinstance(value, zarr.Array) and tuple(value.shape) == tuple(arr.shape) else None
 
 
-#: Decoded stored chunks kept from the last region read in this process, for the next block
-#: along x (which reads them whole): ``{"tag": ..., "chunks": {chunk index: array}}``.
-_KEPT: dict[str, Any] = {"tag": None, "chunks": {}}
-_KEPT_LOCK = threading.Lock()
-
-
-def _read_region(
-    src: Any, lo: tuple[int, ...], hi: tuple[int, ...], pads: list[tuple[int, int]], *,
-    tag: Any = None, after: Any = None,
-) -> np.ndarray:
-    """``[lo, hi)`` (padded coordinates) of a zero-padded stored volume, float32.
-
-    Each stored chunk that the region touches is read on its own, all of them at once (zarr
-    decodes whole chunks, on every core when several reads are in flight). A chunk the region
-    leaves partly unread along x is read whole and kept (under ``tag``): the next block along x
-    (whose read passes ``after`` = this ``tag``) reads it from memory instead of decoding it a
-    second time. Sweeping a row of blocks, that halves the decoding for at most one column of
-    stored chunks held in memory."""
+def _read_region(src: Any, lo: tuple[int, ...], hi: tuple[int, ...], pads: list[tuple[int, int]]) -> np.ndarray:
+    """``[lo, hi)`` (padded coordinates) of a zero-padded stored volume, float32."""
     out = np.zeros([b - a for a, b in zip(lo, hi)], dtype=np.float32)
     u_lo = [max(a - p[0], 0) for a, p in zip(lo, pads)]
     u_hi = [min(b - p[0], n) for b, p, n in zip(hi, pads, src.shape)]
     if not all(a < b for a, b in zip(u_lo, u_hi)):
         return out
-    step = tuple(getattr(src, "chunks", None) or src.shape)
-    with _KEPT_LOCK:
-        kept = _KEPT["chunks"] if after is not None and _KEPT["tag"] == after else {}
-    keep: dict[tuple[int, ...], np.ndarray] = {}
-    reads = []
-    for idx in product(*[range(a // s, (b - 1) // s + 1) for a, b, s in zip(u_lo, u_hi, step)]):
-        c_lo = [i * s for i, s in zip(idx, step)]
-        c_hi = [min(c + s, n) for c, s, n in zip(c_lo, step, src.shape)]
-        a0 = [max(u, c) for u, c in zip(u_lo, c_lo)]
-        a1 = [min(u, c) for u, c in zip(u_hi, c_hi)]
-        dest = tuple(slice(x + p[0] - o, y + p[0] - o) for x, y, p, o in zip(a0, a1, pads, lo))
-        inner = tuple(slice(x - c, y - c) for x, y, c in zip(a0, a1, c_lo))
-        whole = tag is not None and u_hi[-1] < c_hi[-1]  # the next block along x reads it all
-        if idx in kept:
-            out[dest] = kept[idx][inner]
-            continue
-        sel = tuple(slice(c, d) for c, d in zip(c_lo, c_hi)) if whole else tuple(slice(x, y) for x, y in zip(a0, a1))
-        reads.append((idx, dest, inner if whole else None, sel))
-    if reads:
-        with ThreadPoolExecutor(max_workers=min(len(reads), 8)) as pool:
-            for (idx, dest, inner, _sel), arr in zip(reads, pool.map(lambda r: src[r[3]], reads)):
-                if inner is None:
-                    out[dest] = arr
-                else:
-                    out[dest] = arr[inner]
-                    keep[idx] = arr
-    if tag is not None:
-        with _KEPT_LOCK:
-            _KEPT["tag"], _KEPT["chunks"] = tag, keep
+    # one z-row of stored chunks at a time: a single read over all 8 chunks of a block's region
+    # decodes them all at once (zarr's async concurrency), ~100 MiB of transient buffers for a
+    # 16 MiB region; chunk by chunk it decodes on one core only (2x slower)
+    step = (getattr(src, "chunks", None) or src.shape)[0]
+    z_edges = [u_lo[0], *range((u_lo[0] // step + 1) * step, u_hi[0], step), u_hi[0]]
+    edges = [z_edges] + [[a, b] for a, b in zip(u_lo[1:], u_hi[1:])]
+    for corner in product(*[zip(e[:-1], e[1:]) for e in edges]):
+        dest = tuple(slice(a + p[0] - o, b + p[0] - o) for (a, b), p, o in zip(corner, pads, lo))
+        out[dest] = src[tuple(slice(a, b) for a, b in corner)]
     return out
 
 
@@ -140,8 +102,6 @@ def _acc_task(
     *,
     window: tuple[tuple[int, ...], tuple[int, ...]] | None = None,
     pads: list[tuple[int, int]] | None = None,
-    read_tag: Any = None,
-    read_after: Any = None,
     key: str,
     checkpoint: str | None,
     origin: tuple[int, ...],
@@ -164,8 +124,7 @@ def _acc_task(
 
     with device_lock(dev), torch.inference_mode():  # one block per device at a time
         if window is not None:
-            region = _read_region(region, window[0], window[1], pads or [(0, 0)] * len(window[0]), tag=read_tag,
-                                  after=read_after)
+            region = _read_region(region, window[0], window[1], pads or [(0, 0)] * len(window[0]))
         t_region = torch.from_numpy(np.ascontiguousarray(region, dtype=np.float32))
         if bool(torch.isnan(t_region).any()):  # torch: every core, one pass, no mask kept
             n_nan = int(torch.isnan(t_region).sum())
@@ -281,17 +240,14 @@ def estimate_footprint(
     The ``acc`` task holds the input over block + overhang (``chunk + patch - 1`` per axis) as
     read and as float32, the float32 accumulator (C channels), one batch of windows (input,
     logits, probabilities, the weighted copy, and :data:`ACTIVATION_BYTES_PER_VOXEL` of
-    activations per voxel), the model, and the column of stored chunks its read keeps for the
-    next block along x (whole chunks, taken to be the block's: ``1 + ceil((p - 1) / c)`` of them
-    along z and y, one along x); the ``blend`` task holds the parts arriving from up to 8
-    neighbours (about 2 × C × block float32 in total), the sum and the probabilities.
+    activations per voxel) and the model; the ``blend`` task holds the parts arriving from up
+    to 8 neighbours (about 2 × C × block float32 in total), the sum and the probabilities.
     """
     ext = int(np.prod([c + p - 1 for c, p in zip(chunks, patch)]))
-    kept = chunks[-1] * int(np.prod([c * (1 + -(-(p - 1) // c)) for c, p in zip(chunks[:-1], patch[:-1])])) * in_itemsize
     block = int(np.prod(chunks))
     pvox = int(np.prod(patch))
     batch = batch_size * pvox * (4 * (1 + 3 * n_classes) + activation_bytes_per_voxel) * (2 if tta else 1)
-    acc_task = ext * (in_itemsize * 2 + 4) + ext * n_classes * 4 + batch + param_bytes + kept
+    acc_task = ext * (in_itemsize * 2 + 4) + ext * n_classes * 4 + batch + param_bytes
     blend_task = block * n_classes * 4 * 4 + block * 5
     return int(max(acc_task, blend_task))
 
@@ -317,7 +273,6 @@ def _blend_volume(
     weight: np.ndarray,
     options: dict[str, Any],
     sweep: str = "plane",
-    in_order: bool = False,
     labels_only: bool = False,
 ) -> tuple[da.Array, int]:
     """Blended probabilities (C, z, y, x) float32 of one (unpadded) volume and the number of
@@ -327,11 +282,7 @@ def _blend_volume(
     The tasks are written straight into one graph layer (O(blocks) to build; chaining
     ``dask.delayed`` calls through the sweep's gates re-culls the whole graph at every call,
     which took minutes for 1024³ in 128³ chunks). The model, the importance map and the zarr
-    source are each one key of the graph, referenced by every task, never copied into them.
-
-    ``in_order``: the block tasks of a group run one after the other along x (for one process,
-    whose blocks share one device lock anyway), so that each reuses the stored chunks its
-    predecessor read whole (:func:`_read_region`)."""
+    source are each one key of the graph, referenced by every task, never copied into them."""
     pads = K.pad_widths(data.shape, patch3)
     if source is not None:  # read regions straight from the store, any block grid
         chunks = tuple(((b,) if b else ()) + tuple(c) + ((a,) if a else ()) for (b, a), c in zip(pads, data.chunks))
@@ -387,7 +338,6 @@ def _blend_volume(
     gate = None
     for gi, group in enumerate(groups):
         done = []
-        prev = gate
         for j in group:
             if j not in has_acc:
                 continue
@@ -396,8 +346,7 @@ def _blend_volume(
             task = partial(_acc_task, origin=jlo, own_starts=[own[a][i] for a, i in enumerate(j)], **acc_static)
             if source is not None:
                 region: Any = src_key
-                task = partial(task, window=(jlo, jhi), pads=pads, read_tag=(token, j),
-                               read_after=(token, (*j[:-1], j[-1] - 1)) if j[-1] else None)
+                task = partial(task, window=(jlo, jhi), pads=pads)
             else:  # the input chunks that the extended region covers, assembled in the task
                 spans = [range(i, int(np.searchsorted(b, h, side="left"))) for i, b, h in zip(j, bounds, jhi)]
                 pieces, where = [], []
@@ -409,10 +358,7 @@ def _blend_volume(
                                   tuple(slice(0, h - l) for l, h in zip(c_lo, c_hi))))
                 region = (_gather, pieces, where, tuple(h - l for l, h in zip(jlo, jhi)))
             acc = key("acc", j)
-            dsk[acc] = (task, region, blob_key, w_key, prev if in_order else gate)
-            if in_order:
-                prev = key("ran", j)
-                dsk[prev] = (_done, acc)
+            dsk[acc] = (task, region, blob_key, w_key, gate)
             # cut the accumulator into the pieces for each block it reaches, right away
             for idx, combo in targets[j]:
                 whole = all(c[1] == a and c[2] == b for c, a, b in zip(combo, jlo, jhi))
@@ -610,9 +556,6 @@ def predict(
 
     slots = _concurrent_slots()
     sweep = "row" if slots <= max(len(c) for c in vol.data.chunks[2:]) else "plane"
-    from ..runtime._progress import current_client
-
-    in_order = current_client() is None  # one process: its blocks share one device lock anyway
     options = dict(batch_size=batch_size, device=device, autocast=autocast, tta=bool(tta), channels_last=channels_last)
     # labels only (one plane set, nothing else asked): the argmax runs inside the blend tasks
     labels_only = not probabilities and uncertainty is None and len(jobs) == 1
@@ -620,8 +563,7 @@ def predict(
     for p3, plane_axis in jobs:
         weight = K.importance_map(p3, blend, sigma_scale)
         out, n = _blend_volume(vol.data, spec, patch3=p3, plane_axis=plane_axis, overlap=overlap, weight=weight,
-                               options=options, source=source, sweep=sweep, in_order=in_order,
-                               labels_only=labels_only)
+                               options=options, source=source, sweep=sweep, labels_only=labels_only)
         outs.append(out)
         n_patches += n
     if labels_only:
