@@ -7,9 +7,9 @@ each window evaluated once; ``write_prediction(ds, image_path)`` stores it in th
 way the model was trained before predicting. See ``_predict.py`` for the overlap-add graph.
 """
 
-from ._model import reset_worker_stats, worker_stats
+from ._model import cpu_streams, reset_worker_stats, worker_stats
 from ._predict import estimate_footprint, predict
 from ._segment import segment
 from ._write import write_prediction
 
-__all__ = ["predict", "segment", "write_prediction", "estimate_footprint", "worker_stats", "reset_worker_stats"]
+__all__ = ["predict", "segment", "write_prediction", "estimate_footprint", "worker_stats", "reset_worker_stats", "cpu_streams"]

@@ -50,6 +50,7 @@ from ._model import (
     ModelSpec,
     _worker_device,
     cached_module,
+    cpu_streams,
     default_batch_size,
     device_lock,
     resolve_model,
@@ -486,8 +487,9 @@ def predict(
     Memory: a task holds one block plus its overhang (``estimate_footprint``); the volume is
     swept row by row or plane by plane so that about one plane of overhangs (C − 1 float32
     channels) is alive. An OME-Zarr volume (``open_volume``) is read region by region straight
-    from the store. On the CPU, blocks run one at a time per process (the forward pass uses
-    every core). glibc's malloc is tuned so that freed blocks go back to the OS
+    from the store. On the CPU, blocks run one at a time per process, and each batch of
+    windows is split between CPU streams (threads with a share of the cores each;
+    ``BIGSEG_CPU_STREAMS``, default 2, see ``bigseg.infer.cpu_streams``). glibc's malloc is tuned so that freed blocks go back to the OS
     (``bigseg/runtime/_malloc.py``; ``BIGSEG_MALLOC_TUNING=0`` turns that off). The patch
     counters of each process are in ``bigseg.infer.worker_stats()``.
 
@@ -516,6 +518,7 @@ def predict(
             device = str(torch.device(device))
         except (RuntimeError, TypeError):
             raise InputError(f"Expected `device` to be 'cpu', 'cuda' or 'cuda:N'. Got {device!r} instead.") from None
+    cpu_streams()  # a bad BIGSEG_CPU_STREAMS fails here, before any work
     raw = vol
     vol = as_volume(vol, name="vol")
     source = _zarr_source(vol.data)
