@@ -15,9 +15,11 @@ The graph (DESIGN.md "Each patch evaluated once", overlap-add as in FFT convolut
    when the chunks are smaller than the patch) and frees it; ``part`` keys pick the pieces.
 4. ``blend`` task per block: the sum of the parts that land in it, divided by the weight sum
    Σ w of the grid over the block (MONAI's ``count_map``, recomputed from the geometry).
-5. Blocks are swept row by row (few workers) or plane by plane along z: a group's windows
-   start once the previous group is blended, so that only about one plane of overhangs is
-   alive at a time; dask's own ordering would otherwise keep most accumulators waiting.
+5. Blocks are swept one by one (local scheduler: one process, one device lock, so each block
+   is blended right after its windows), row by row (few workers) or plane by plane along z
+   (many): a group's windows start once the previous group is blended, so that only about
+   one plane of overhangs is alive at a time; dask's own ordering would otherwise keep most
+   accumulators waiting.
 
 No task ever holds more than one block plus overhang: there is no full-volume accumulator.
 The graph is written as one layer, in time linear in the number of blocks (0.2 s for 1024³
@@ -35,6 +37,8 @@ from typing import Any
 
 import dask
 import dask.array as da
+import dask.local
+import dask.threaded
 import numpy as np
 import xarray as xr
 from dask.highlevelgraph import HighLevelGraph
@@ -335,7 +339,9 @@ def _blend_volume(
     # Sweep the volume plane by plane along z (or row by row): the windows of a group start once
     # the previous group is blended, so that only about one plane of overhangs is ever alive
     # (dask's own ordering would otherwise run faces first and keep most accumulators waiting).
-    if sweep == "row":  # (z, y) rows of blocks, for few concurrent workers
+    if sweep == "block":  # one block at a time, each blended at once (one process: one device lock)
+        groups = [[idx] for idx in product(*[range(n) for n in nblocks])]
+    elif sweep == "row":  # (z, y) rows of blocks, for few concurrent workers
         groups = [[(z, y, x) for x in range(nblocks[2])] for z in range(nblocks[0]) for y in range(nblocks[1])]
     else:  # z planes of blocks
         groups = [list(product([z], *[range(n) for n in nblocks[1:]])) for z in range(nblocks[0])]
@@ -389,8 +395,10 @@ def _blend_volume(
             dsk[out_key] = (blend, [part_key[(j, idx)] for j, _ in sources[idx]], w_key)
             dsk[key("done", idx)] = (_done, out_key)
             done.append(key("done", idx))
-        gate = f"bigseg-gate-{token}-{gi}"
-        dsk[gate] = (_done, *done)
+        # chained through the previous gate: a group without windows of its own (blocks past the
+        # last window start) must not let the next group's windows overtake the one before
+        prev, gate = gate, f"bigseg-gate-{token}-{gi}"
+        dsk[gate] = (_done, *done, *([prev] if prev else []))
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=[data] if source is None else [])
     if labels_only:
         out = da.Array(graph, name, chunks=chunks, dtype=np.uint8, meta=np.empty((0, 0, 0), np.uint8))
@@ -403,6 +411,19 @@ def _blend_volume(
 
 
 # ----------------------------------------------------------------------------- public
+
+
+def _sweep(blocks_along_x: int) -> str:
+    """The order in which blocks are run (see :func:`_blend_volume`): ``"block"`` on the local
+    threaded (or synchronous) scheduler, where every task shares this process's device lock and
+    blocks run one at a time anyway, so each is blended at once and the fewest overhang pieces
+    are alive (512³ in 128³ chunks: ~120 instead of ~170 MiB); on a cluster ``"row"`` when
+    there are no more task slots than blocks along x, else ``"plane"``."""
+    from ..runtime._progress import current_client
+
+    if current_client() is None and dask.base.get_scheduler() in (None, dask.threaded.get, dask.local.get_sync):
+        return "block"
+    return "row" if _concurrent_slots() <= blocks_along_x else "plane"
 
 
 def _concurrent_slots() -> int:
@@ -565,8 +586,7 @@ def predict(
         hint = _suggest_chunks(jobs[0][0], C, vol.dtype.itemsize, bs, tta, spec.param_bytes, limit // conc)
         raise MemoryBudgetError(f"{exc} {hint}") from None
 
-    slots = _concurrent_slots()
-    sweep = "row" if slots <= max(len(c) for c in vol.data.chunks[2:]) else "plane"
+    sweep = _sweep(max(len(c) for c in vol.data.chunks[2:]))
     options = dict(batch_size=batch_size, device=device, autocast=autocast, tta=bool(tta), channels_last=channels_last)
     # labels only (one plane set, nothing else asked): the argmax runs inside the blend tasks
     labels_only = not probabilities and uncertainty is None and len(jobs) == 1

@@ -17,7 +17,12 @@ __all__ = ["compute", "current_client"]
 
 
 def current_client():
-    """The active ``distributed.Client`` or ``None`` when dask runs on a local scheduler."""
+    """The active ``distributed.Client`` or ``None`` when dask runs on a local scheduler.
+
+    Without ``distributed`` imported there is no client, and it is not imported to find that
+    out (~40 MiB of RSS and 0.3 s that a local run does not need)."""
+    if "distributed" not in sys.modules:
+        return None
     try:
         from distributed import get_client
 

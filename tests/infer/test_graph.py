@@ -29,3 +29,39 @@ def test_a_billion_voxel_graph_is_one_task_set_per_block_with_model_and_weights_
     acc_task = next(v for k, v in graph.items() if isinstance(k, str) and k.startswith("bigseg-acc-"))
     assert len(pickle.dumps(acc_task)) < 20_000
     assert ds.attrs["n_patches"] == 31**3
+
+
+def test_local_sweep_blends_each_block_right_after_its_windows(monkeypatch):
+    """On the local scheduler blocks run one by one, each blended before the next block's
+    windows start (fewest overhang pieces alive); with a cluster the sweep is by rows/planes."""
+    import dask
+
+    from bigseg.infer import _predict as P
+
+    log: list[tuple[str, tuple[int, ...]]] = []
+    acc, blend = P._acc_task, P._blend_task
+
+    def acc_spy(*a, **k):
+        log.append(("acc", tuple(k["origin"])))
+        return acc(*a, **k)
+
+    def blend_spy(*a, **k):
+        log.append(("blend", tuple(k["lo"])))
+        return blend(*a, **k)
+
+    monkeypatch.setattr(P, "_acc_task", acc_spy)
+    monkeypatch.setattr(P, "_blend_task", blend_spy)
+    vol = np.random.default_rng(0).normal(size=(20, 24, 28)).astype(np.float32)
+    ds = predict(vol, conv3d_net(), patch=(8, 8, 8), chunks=(7, 10, 9), device="cpu")
+    with dask.config.set(scheduler="threads", num_workers=2):
+        ds["labels"].compute()
+    kinds = [k for k, _ in log]
+    # window starts 0, 4, ... on (20, 24, 28): 2 x 2 x 3 of the 3 x 3 x 4 blocks own windows
+    assert kinds.count("blend") == 3 * 3 * 4 and kinds.count("acc") == 2 * 2 * 3
+    accs = [i for i, (kind, _) in enumerate(log) if kind == "acc"]
+    for i, j in zip(accs, accs[1:] + [len(log)]):  # each block blended before the next one's windows
+        assert ("blend", log[i][1]) in log[i + 1: j], log[i: j]
+
+    monkeypatch.setattr(P, "_concurrent_slots", lambda: 2)
+    monkeypatch.setattr("bigseg.runtime._progress.current_client", lambda: object())
+    assert P._sweep(4) == "row" and P._sweep(1) == "plane"
