@@ -97,10 +97,15 @@ def _validate(cfg: dict[str, Any]) -> None:
     _check("measure.interfaces", cfg["measure"]["interfaces"] in ("faces", "marching_cubes"), "to be 'faces' or 'marching_cubes'", cfg["measure"]["interfaces"])
 
 
+#: ``BIGSEG_*`` variables that each process reads for itself (where the configuration file is,
+#: glibc malloc tuning, CPU streams for inference): not configuration keys.
+PROCESS_VARIABLES = ("BIGSEG_CONFIG", "BIGSEG_MALLOC_TUNING", "BIGSEG_CPU_STREAMS")
+
+
 def _from_env(environ: Mapping[str, str], prefix: str = "BIGSEG_") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, raw in environ.items():
-        if not key.startswith(prefix) or key == f"{prefix}CONFIG":
+        if not key.startswith(prefix) or key in PROCESS_VARIABLES:
             continue
         path = key[len(prefix):].lower().split("__")
         try:

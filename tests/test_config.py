@@ -51,3 +51,12 @@ def test_deploy_files_are_valid():
 
     for f in sorted((Path(__file__).parents[1] / "deploy").glob("*.yaml")):
         RunConfig.load(f, environ={})
+
+
+def test_process_variables_are_not_configuration_keys():
+    """BIGSEG_MALLOC_TUNING / BIGSEG_CPU_STREAMS are read by each process, not by the run
+    configuration (which refused them as unknown keys); a misspelt key is still refused."""
+    env = {"BIGSEG_MALLOC_TUNING": "0", "BIGSEG_CPU_STREAMS": "1", "BIGSEG_CHUNKS": "64"}
+    assert RunConfig.load(environ=env).chunks == 64
+    with pytest.raises(ConfigError, match="Unknown configuration key `cpu_stream`"):
+        RunConfig.load(environ={"BIGSEG_CPU_STREAM": "1"})
