@@ -59,7 +59,8 @@ def compute(*objs: Any, desc: str = "computing", progress: bool = True, **kwargs
             raise
     with ExitStack() as stack:
         own_pool = "pool" not in kwargs and dask.config.get("pool", None) is None  # a user's pool is kept
-        if own_pool and get_scheduler(scheduler=kwargs.get("scheduler")) is dask.threaded.get:
+        # with no scheduler configured dask arrays run on the threaded one: ask the collections
+        if own_pool and get_scheduler(scheduler=kwargs.get("scheduler"), collections=list(objs)) is dask.threaded.get:
             kwargs["pool"] = stack.enter_context(_settling_pool())
         if progress:
             from tqdm.dask import TqdmCallback

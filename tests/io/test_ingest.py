@@ -253,7 +253,7 @@ def _fail_fast_or_finish_slowly(x, block_info=None):
     return x + 1
 
 
-@pytest.mark.parametrize("where", ["threads", "distributed"])
+@pytest.mark.parametrize("where", ["default", "threads", "distributed"])
 def test_failed_write_waits_for_running_blocks(tmp_path, where):
     """One block fails at once while another is still being computed: the slow block must not
     recreate the removed partial folder after ``save_volume`` has raised."""
@@ -263,6 +263,7 @@ def test_failed_write_waits_for_running_blocks(tmp_path, where):
     arr = da.zeros((8, 4, 4), chunks=(4, 4, 4), dtype="u1").map_blocks(_fail_fast_or_finish_slowly, dtype="u1")
     ctx = (Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None)
            if where == "distributed" else nullcontext())
+    # "default": no scheduler configured, as in a plain script (dask arrays then use threads)
     with ctx, dask_config.set(num_workers=2, **({"scheduler": "threads"} if where == "threads" else {})):
         with pytest.raises(RuntimeError, match="broken block"):
             bigseg.save_volume(arr, tmp_path / "out.ome.zarr", progress=False)
