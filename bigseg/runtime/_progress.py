@@ -59,14 +59,24 @@ def compute(*objs: Any, desc: str = "computing", progress: bool = True, **kwargs
             raise
     with ExitStack() as stack:
         own_pool = "pool" not in kwargs and dask.config.get("pool", None) is None  # a user's pool is kept
-        # with no scheduler configured dask arrays run on the threaded one: ask the collections
-        if own_pool and get_scheduler(scheduler=kwargs.get("scheduler"), collections=list(objs)) is dask.threaded.get:
+        if own_pool and _scheduler(objs, kwargs.get("scheduler")) is dask.threaded.get:
             kwargs["pool"] = stack.enter_context(_settling_pool())
         if progress:
             from tqdm.dask import TqdmCallback
 
             stack.enter_context(TqdmCallback(desc=desc, file=sys.stderr, mininterval=0.5, leave=False))
         return dask.compute(*objs, **kwargs)
+
+
+def _scheduler(objs: tuple, scheduler: Any) -> Any:
+    """The scheduler ``dask.compute(*objs, scheduler=scheduler)`` will use: the configured one,
+    else the collections' own default (threads for arrays and delayed; ``get_scheduler()``
+    alone says None then), threads when ``objs`` hold no collection at top level."""
+    get = get_scheduler(scheduler=scheduler)
+    if get is not None:
+        return get
+    colls = [o for o in objs if dask.is_dask_collection(o)]
+    return get_scheduler(collections=colls) if colls else dask.threaded.get
 
 
 def _wait_until_idle(client: Any, objs: tuple, timeout: float = 60.0) -> None:
