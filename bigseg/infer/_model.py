@@ -369,10 +369,7 @@ def cpu_streams() -> tuple[int, int]:
     total = torch.get_num_threads()
     env = os.environ.get("BIGSEG_CPU_STREAMS", "").strip()
     if env:
-        try:
-            n = int(env)
-        except ValueError:
-            raise InputError(f"Expected the environment variable `BIGSEG_CPU_STREAMS` to be a positive integer. Got {env!r} instead.") from None
+        n = int(env) if env.isdigit() else 0
         if n < 1:
             raise InputError(f"Expected the environment variable `BIGSEG_CPU_STREAMS` to be a positive integer. Got {env!r} instead.")
     else:

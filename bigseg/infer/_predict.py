@@ -419,9 +419,9 @@ def _sweep(blocks_along_x: int) -> str:
     blocks run one at a time anyway, so each is blended at once and the fewest overhang pieces
     are alive (512³ in 128³ chunks: ~120 instead of ~170 MiB); on a cluster ``"row"`` when
     there are no more task slots than blocks along x, else ``"plane"``."""
-    from ..runtime._progress import current_client
+    from ..runtime._progress import current_client, scheduler_for
 
-    if current_client() is None and dask.base.get_scheduler() in (None, dask.threaded.get, dask.local.get_sync):
+    if current_client() is None and scheduler_for() in (dask.threaded.get, dask.local.get_sync):
         return "block"
     return "row" if _concurrent_slots() <= blocks_along_x else "plane"
 
@@ -506,12 +506,13 @@ def predict(
     Notes
     -----
     Memory: a task holds one block plus its overhang (``estimate_footprint``); the volume is
-    swept row by row or plane by plane so that about one plane of overhangs (C − 1 float32
-    channels) is alive. An OME-Zarr volume (``open_volume``) is read region by region straight
-    from the store. On the CPU, blocks run one at a time per process, and each batch of
-    windows is split between CPU streams (threads with a share of the cores each;
-    ``BIGSEG_CPU_STREAMS``, default 2, see ``bigseg.infer.cpu_streams``). glibc's malloc is tuned so that freed blocks go back to the OS
-    (``bigseg/runtime/_malloc.py``; ``BIGSEG_MALLOC_TUNING=0`` turns that off). The patch
+    swept block by block (local scheduler), row by row or plane by plane (cluster) so that
+    about one plane of overhangs (C − 1 float32 channels) is alive. An OME-Zarr volume
+    (``open_volume``) is read region by region straight from the store. On the CPU, blocks run
+    one at a time per process, and each batch of windows is split between CPU streams
+    (threads with a share of the cores each; ``BIGSEG_CPU_STREAMS``, default 2, see
+    ``bigseg.infer.cpu_streams``). glibc's malloc is tuned so that freed blocks go back to the
+    OS (``bigseg/runtime/_malloc.py``; ``BIGSEG_MALLOC_TUNING=0`` turns that off). The patch
     counters of each process are in ``bigseg.infer.worker_stats()``.
 
     Raises

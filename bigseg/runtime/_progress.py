@@ -13,7 +13,7 @@ import dask
 import dask.threaded
 from dask.base import get_scheduler
 
-__all__ = ["compute", "current_client"]
+__all__ = ["compute", "current_client", "scheduler_for"]
 
 
 def current_client():
@@ -59,7 +59,7 @@ def compute(*objs: Any, desc: str = "computing", progress: bool = True, **kwargs
             raise
     with ExitStack() as stack:
         own_pool = "pool" not in kwargs and dask.config.get("pool", None) is None  # a user's pool is kept
-        if own_pool and _scheduler(objs, kwargs.get("scheduler")) is dask.threaded.get:
+        if own_pool and scheduler_for(objs, kwargs.get("scheduler")) is dask.threaded.get:
             kwargs["pool"] = stack.enter_context(_settling_pool())
         if progress:
             from tqdm.dask import TqdmCallback
@@ -68,7 +68,7 @@ def compute(*objs: Any, desc: str = "computing", progress: bool = True, **kwargs
         return dask.compute(*objs, **kwargs)
 
 
-def _scheduler(objs: tuple, scheduler: Any) -> Any:
+def scheduler_for(objs: tuple = (), scheduler: Any = None) -> Any:
     """The scheduler ``dask.compute(*objs, scheduler=scheduler)`` will use: the configured one,
     else the collections' own default (threads for arrays and delayed; ``get_scheduler()``
     alone says None then), threads when ``objs`` hold no collection at top level."""
