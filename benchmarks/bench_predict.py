@@ -18,7 +18,10 @@ volume on disk (chunks 128³); every case reads it and ends with uint8 labels:
 * ``monai-bf16`` (``--monai-bf16``): MONAI under the same autocast, for a like-for-like view.
 
 Each case runs in its own subprocess, which reports its own peak RSS (``VmHWM``, see
-``_util.PEAK_RSS``; bigseg runs on the threaded scheduler, in that process).
+``_util.PEAK_RSS``; bigseg runs on the threaded scheduler, in that process). With
+``--repeat N`` every size runs its cases N times, interleaved (monai, bigseg, ..., monai,
+bigseg, ...), and the table shows each case's median seconds and peak RSS, with the ratio of
+each repetition's pair beside it: on a shared machine a single pair moves by ±10 %.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from statistics import median
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _util import run_case, save  # noqa: E402
@@ -96,6 +100,7 @@ def main() -> None:
     ap.add_argument("--monai-bf16", action="store_true")
     ap.add_argument("--workdir", default="/tmp/bigseg-bench-predict")
     ap.add_argument("--timeout", type=float, default=3600)
+    ap.add_argument("--repeat", type=int, default=1, help="runs of every case, interleaved; medians reported")
     ap.add_argument("--merge", action="store_true", help="replace matching rows of results/predict.json, keep the others")
     args = ap.parse_args()
     import torch
@@ -109,37 +114,51 @@ def main() -> None:
     with torch.no_grad():
         torch.jit.save(torch.jit.trace(net, torch.zeros(4, 1, 64, 64, 64)), weights)
     cases = args.cases.split(",") + (["monai-bf16"] if args.monai_bf16 else [])
+    if args.repeat < 1:
+        ap.error(f"--repeat must be at least 1, got {args.repeat}")
     rows = []
     for n in map(int, args.sizes.split(",")):
         src = work / f"vol{n}.ome.zarr"
         make_input(src, n, args.chunks)
-        for case in cases:
-            if case.startswith("monai"):
-                code = MONAI_CASE.format(weights=str(weights), src=str(src), amp=case.endswith("bf16"))
-            else:
-                code = BIGSEG_CASE.format(weights=str(weights), src=str(src), autocast="bf16" if case.endswith("bf16") else None)
-            print(f"{n}^3 {case} ...", file=sys.stderr, flush=True)
-            r = run_case(code, env={"PYTHONWARNINGS": "ignore"}, timeout=args.timeout)
-            r.update(size=n, case=case)
-            rows.append(r)
-            print(f"  {r['mvox_s']:.2f} Mvox/s, {r['seconds']:.1f} s, peak RSS {r['peak_rss_mib']:.0f} MiB", file=sys.stderr, flush=True)
+        runs: dict[str, list[dict]] = {case: [] for case in cases}
+        for rep in range(args.repeat):
+            for case in cases:
+                if case.startswith("monai"):
+                    code = MONAI_CASE.format(weights=str(weights), src=str(src), amp=case.endswith("bf16"))
+                else:
+                    code = BIGSEG_CASE.format(weights=str(weights), src=str(src), autocast="bf16" if case.endswith("bf16") else None)
+                print(f"{n}^3 {case} ({rep + 1}/{args.repeat}) ...", file=sys.stderr, flush=True)
+                r = run_case(code, env={"PYTHONWARNINGS": "ignore"}, timeout=args.timeout)
+                runs[case].append(r)
+                print(f"  {r['mvox_s']:.2f} Mvox/s, {r['seconds']:.1f} s, peak RSS {r['peak_rss_mib']:.0f} MiB", file=sys.stderr, flush=True)
+        for case, rs in runs.items():
+            row = {**rs[0], "size": n, "case": case, "seconds": median(r["seconds"] for r in rs),
+                   "peak_rss_mib": median(r["peak_rss_mib"] for r in rs)}
+            row["mvox_s"] = n**3 / row["seconds"] / 1e6
+            if args.repeat > 1:
+                row["runs"] = [{"seconds": round(r["seconds"], 2), "peak_rss_mib": r["peak_rss_mib"]} for r in rs]
+                if "monai" in runs and case != "monai":
+                    row["vs_monai_runs"] = [round(m["seconds"] / r["seconds"], 2) for m, r in zip(runs["monai"], rs)]
+            rows.append(row)
         shutil.rmtree(src / "labels", ignore_errors=True)
 
     if args.merge and (Path(__file__).parent / "results" / "predict.json").exists():
         old = json.loads((Path(__file__).parent / "results" / "predict.json").read_text()).get("rows", [])
         fresh = {(r["size"], r["case"]) for r in rows}
         rows = sorted([r for r in old if (r["size"], r["case"]) not in fresh] + rows, key=lambda r: (r["size"], r["case"]))
-    print(f"\n{'size':>5} {'case':<12} {'Mvox/s':>8} {'seconds':>8} {'peak RSS MiB':>13} {'vs MONAI':>9} {'RSS/MONAI':>10}")
+    print(f"\n{'size':>5} {'case':<12} {'Mvox/s':>8} {'seconds':>8} {'peak RSS MiB':>13} {'vs MONAI':>9} {'RSS/MONAI':>10}  each run vs MONAI")
     for r in rows:
         ref = next((q for q in rows if q["size"] == r["size"] and q["case"] == "monai"), None)
         speed = f"{r['mvox_s'] / ref['mvox_s']:.2f}x" if ref else "-"
         mem = f"{r['peak_rss_mib'] / ref['peak_rss_mib']:.2f}" if ref else "-"
-        print(f"{r['size']:>5} {r['case']:<12} {r['mvox_s']:>8.2f} {r['seconds']:>8.1f} {r['peak_rss_mib']:>13.0f} {speed:>9} {mem:>10}")
+        each = ", ".join(f"{v:.2f}" for v in r.get("vs_monai_runs", []))
+        print(f"{r['size']:>5} {r['case']:<12} {r['mvox_s']:>8.2f} {r['seconds']:>8.1f} {r['peak_rss_mib']:>13.0f} {speed:>9} {mem:>10}  {each}")
     path = save("predict", {
         "what": "bigseg predict + write_prediction vs MONAI sliding_window_inference; UNet(16,32,64,128), roi 64^3, "
                 "overlap 0.5, gaussian, batch 4, float32 input OME-Zarr with 128^3 chunks",
         "note": "2-core machine shared with other agents while measured: absolute figures are pessimistic",
         "torch_threads": torch.get_num_threads(),
+        "repeat": args.repeat,
         "rows": rows,
     })
     print(f"\nwrote {path}")
