@@ -49,6 +49,7 @@ from ..io._volume import as_volume
 from ..kernels import blend as K
 from ..runtime._budget import check_budget, format_bytes
 from ..runtime._malloc import release_free_heap
+from ..runtime._spill import SpilledArray
 from ._model import (
     ACTIVATION_BYTES_PER_VOXEL,
     ModelSpec,
@@ -111,6 +112,7 @@ def _acc_task(
     window: tuple[tuple[int, ...], tuple[int, ...]] | None = None,
     pads: list[tuple[int, int]] | None = None,
     cuts: list[tuple[slice, ...]] | None = None,
+    spill: list[bool] | None = None,
     key: str,
     checkpoint: str | None,
     origin: tuple[int, ...],
@@ -127,6 +129,8 @@ def _acc_task(
     """Weighted probabilities Σ w·p (C - 1, *region.shape) float32 of the windows starting in a
     block, or with ``cuts`` the tuple of its pieces ``acc[:, cut]`` (copies) for the blocks it
     reaches, cut here under the device lock (a copy made beside a forward pass slows the pass).
+    Where ``spill`` says so, a piece is a :class:`~bigseg.runtime._spill.SpilledArray` (it
+    waits for a block a row or a plane ahead).
 
     ``region`` is the block's extended input, or (with ``window``) the stored zarr array to
     read ``window = (lo, hi)`` from."""
@@ -161,7 +165,12 @@ def _acc_task(
         if cuts is None:
             out: Any = acc.cpu().numpy() if dev.type != "cpu" else acc.numpy()
         else:  # copies (never views of the accumulator, which is freed here)
-            out = tuple(acc[(slice(None), *ix)].clone(memory_format=torch.contiguous_format).cpu().numpy() for ix in cuts)
+            park = spill or [False] * len(cuts)
+            out = tuple(
+                SpilledArray(acc[(slice(None), *ix)].cpu().numpy()) if p  # one contiguous copy, written, freed
+                else acc[(slice(None), *ix)].clone(memory_format=torch.contiguous_format).cpu().numpy()
+                for ix, p in zip(cuts, park)
+            )
         del acc
     release_free_heap()
     return out
@@ -206,7 +215,7 @@ def _blend_task(
 
         acc = torch.zeros((n_classes - 1, *shape), dtype=torch.float32)
         for part, dest in zip(parts, dests):
-            acc[(slice(None), *dest)] += torch.from_numpy(part)
+            acc[(slice(None), *dest)] += torch.from_numpy(part.load() if isinstance(part, SpilledArray) else part)
         total = acc.numpy()
         hi = tuple(a + b for a, b in zip(lo, shape))
         wsum = K.weight_sum(lo, hi, starts, patch, weight)
@@ -284,10 +293,13 @@ def _blend_volume(
     options: dict[str, Any],
     sweep: str = "plane",
     labels_only: bool = False,
+    spill: bool = False,
 ) -> tuple[da.Array, int]:
     """Blended probabilities (C, z, y, x) float32 of one (unpadded) volume and the number of
     windows; the window grid lives on the padded volume, the output is cropped back. With
-    ``labels_only`` the (z, y, x) uint8 argmax instead, computed in the blend tasks.
+    ``labels_only`` the (z, y, x) uint8 argmax instead, computed in the blend tasks. With
+    ``spill`` (the block sweep only), the pieces that wait for the next row or plane of blocks
+    go to anonymous temporary files (:class:`~bigseg.runtime._spill.SpilledArray`).
 
     The tasks are written straight into one graph layer (O(blocks) to build; chaining
     ``dask.delayed`` calls through the sweep's gates re-culls the whole graph at every call,
@@ -305,7 +317,8 @@ def _blend_volume(
     bounds, starts, own, ext = _plan(shape, chunks, patch3, overlap)
     n_patches = int(np.prod([len(s) for s in starts]))
     C = spec.n_classes
-    token = dask.base.tokenize(data.name, chunks, spec.key, patch3, plane_axis, overlap, weight, sorted(options.items()))
+    spill = bool(spill) and sweep == "block"
+    token = dask.base.tokenize(data.name, chunks, spec.key, patch3, plane_axis, overlap, weight, sorted(options.items()), spill)
     nblocks = [len(b) - 1 for b in bounds]
     name = f"bigseg-{'labels' if labels_only else 'blend'}-{token}"
 
@@ -375,6 +388,10 @@ def _blend_volume(
             if not whole:
                 task = partial(task, cuts=[tuple(slice(c[1] - a, c[2] - a) for c, a in zip(combo, jlo))
                                            for _idx, combo in targets[j]])
+                # a piece for a block in another row or plane waits for a whole row or plane
+                park = [spill and idx[:-1] != j[:-1] for idx, _combo in targets[j]]
+                if any(park):
+                    task = partial(task, spill=park)
             dsk[acc] = (task, region, blob_key, w_key, gate)
             for i, (idx, _combo) in enumerate(targets[j]):
                 if whole:
@@ -462,6 +479,7 @@ def predict(
     phases: Any = None,
     channels_last: bool | None = None,
     memory_limit: Any = None,
+    spill: bool = True,
 ) -> xr.Dataset:
     """Segment a volume with a model by sliding-window inference, block by block.
 
@@ -495,6 +513,10 @@ def predict(
     phases : override the model's phase names
     memory_limit : per-worker memory (bytes or "4GiB") for the budget check; default: the
         workers' limit
+    spill : on the local scheduler, keep the overhang pieces that wait for the next row or
+        plane of blocks in anonymous temporary files under ``TMPDIR`` (disk, not RAM: memory
+        no longer grows with the y·x cross-section); ``False`` keeps them in RAM. Clusters
+        spill through dask's own worker memory management instead.
 
     Returns
     -------
@@ -507,7 +529,8 @@ def predict(
     -----
     Memory: a task holds one block plus its overhang (``estimate_footprint``); the volume is
     swept block by block (local scheduler), row by row or plane by plane (cluster) so that
-    about one plane of overhangs (C − 1 float32 channels) is alive. An OME-Zarr volume
+    about one plane of overhangs (C − 1 float32 channels) is alive; locally those that wait
+    for the next row or plane are parked on disk (``spill``). An OME-Zarr volume
     (``open_volume``) is read region by region straight from the store. On the CPU, blocks run
     one at a time per process, and each batch of windows is split between CPU streams
     (threads with a share of the cores each; ``BIGSEG_CPU_STREAMS``, default 2, see
@@ -530,7 +553,7 @@ def predict(
     autocast = parse_choice("autocast", autocast, ["auto", "bf16", "fp16", None, "off"])
     if batch_size is not None:
         batch_size = parse_positive_int("batch_size", batch_size)
-    for name, flag in (("tta", tta), ("probabilities", probabilities), ("triplanar", triplanar)):
+    for name, flag in (("tta", tta), ("probabilities", probabilities), ("triplanar", triplanar), ("spill", spill)):
         if not isinstance(flag, (bool, np.bool_)):
             raise InputError(f"Expected `{name}` to be True or False. Got {flag!r} instead.")
     if device is not None:
@@ -595,7 +618,7 @@ def predict(
     for p3, plane_axis in jobs:
         weight = K.importance_map(p3, blend, sigma_scale)
         out, n = _blend_volume(vol.data, spec, patch3=p3, plane_axis=plane_axis, overlap=overlap, weight=weight,
-                               options=options, source=source, sweep=sweep, labels_only=labels_only)
+                               options=options, source=source, sweep=sweep, labels_only=labels_only, spill=spill)
         outs.append(out)
         n_patches += n
     if labels_only:

@@ -35,6 +35,7 @@ def test_overlap_outside_unit_interval(x, overlap):
         ({"batch_size": 0}, "`batch_size`"),
         ({"autocast": "fp8"}, "`autocast`"),
         ({"tta": "yes"}, "`tta`"),
+        ({"spill": "no"}, "`spill`"),
         ({"device": "gpu7"}, "`device`"),
         ({"patch": (8, 8, 0)}, "`patch`"),
         ({"patch": None}, "`patch`"),

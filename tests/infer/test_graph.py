@@ -65,3 +65,33 @@ def test_local_sweep_blends_each_block_right_after_its_windows(monkeypatch):
     monkeypatch.setattr(P, "_concurrent_slots", lambda: 2)
     monkeypatch.setattr("bigseg.runtime._progress.current_client", lambda: object())
     assert P._sweep(4) == "row" and P._sweep(1) == "plane"
+
+
+def test_local_sweep_parks_pieces_for_later_rows_and_planes_on_disk(monkeypatch):
+    """Pieces that wait for the next row or plane of blocks go to temporary files; the pieces
+    for the block itself and its x-neighbour (next in the sweep) stay in memory. Same labels and
+    probabilities either way."""
+    from bigseg.infer import _predict as P
+
+    made: list[tuple[int, ...]] = []
+    real = P.SpilledArray
+
+    class Spy(real):
+        __slots__ = ()
+
+        def __init__(self, arr, dir=None):
+            made.append(arr.shape)
+            super().__init__(arr, dir)
+
+    monkeypatch.setattr(P, "SpilledArray", Spy)
+    vol = np.random.default_rng(1).normal(size=(20, 24, 28)).astype(np.float32)
+    kw = dict(patch=(8, 8, 8), chunks=(7, 10, 9), device="cpu", probabilities=True)
+    parked = predict(vol, conv3d_net(), **kw).compute()
+    # blocks owning windows: 2 x 2 x 3; each reaches the next z plane or y row: ≥ one piece each
+    assert len(made) >= 2 * 2 * 3
+    assert all(shape[0] == 2 for shape in made)  # C - 1 channels
+    n = len(made)
+    kept = predict(vol, conv3d_net(), spill=False, **kw).compute()
+    assert len(made) == n  # spill=False: nothing parked
+    np.testing.assert_array_equal(parked["probabilities"].values, kept["probabilities"].values)
+    np.testing.assert_array_equal(parked["labels"].values, kept["labels"].values)

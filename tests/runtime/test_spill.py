@@ -1,0 +1,47 @@
+"""Arrays parked in anonymous temporary files."""
+
+from __future__ import annotations
+
+import gc
+import os
+import pickle
+
+import numpy as np
+import pytest
+
+from bigseg.runtime._spill import SpilledArray
+
+
+def _open_files() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.uint8, np.float64])
+def test_round_trip_of_a_strided_view(dtype):
+    base = np.arange(2 * 30 * 20 * 10).reshape(2, 30, 20, 10).astype(dtype)
+    view = base[:, 5:17, ::3, 2:]  # not contiguous
+    s = SpilledArray(view)
+    assert s.shape == view.shape and s.dtype == view.dtype and s.nbytes == view.nbytes
+    out = s.load()
+    np.testing.assert_array_equal(out, view)
+    assert out.flags.c_contiguous and not np.shares_memory(out, base)
+    np.testing.assert_array_equal(s.load(), view)  # loads again
+
+
+def test_empty_array_and_pickle_as_plain_array(tmp_path):
+    assert SpilledArray(np.zeros((0, 4), np.float32), dir=str(tmp_path)).load().shape == (0, 4)
+    a = np.random.default_rng(0).normal(size=(3, 4, 5)).astype(np.float32)
+    back = pickle.loads(pickle.dumps(SpilledArray(a)))
+    assert isinstance(back, np.ndarray)
+    np.testing.assert_array_equal(back, a)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc (Linux)")
+def test_file_is_anonymous_and_closed_when_collected(tmp_path):
+    before = _open_files()
+    s = SpilledArray(np.ones((64, 64), np.float32), dir=str(tmp_path))
+    assert list(tmp_path.iterdir()) == []  # unnamed: nothing to clean up after a crash
+    assert _open_files() == before + 1
+    del s
+    gc.collect()
+    assert _open_files() == before
