@@ -53,6 +53,7 @@ from ..runtime._spill import SpilledArray
 from ._model import (
     ACTIVATION_BYTES_PER_VOXEL,
     ModelSpec,
+    _cpu_streams,
     _worker_device,
     cached_module,
     cpu_streams,
@@ -149,17 +150,20 @@ def _acc_task(
         cl = bool(channels_last) if channels_last is not None else (dev.type == "cuda" and plane_axis is None)
         module = cached_module(key, blob, checkpoint, dev, channels_last=cl)
         bs = batch_size or default_batch_size(dev, patch)
+        # on the CPU the batch's windows go to the CPU streams: each stream evaluates and adds
+        # its share (bs / streams windows) on its own, the additions in order (same sums)
+        pool, n_streams = _cpu_streams() if dev.type == "cpu" else (None, 1)
 
         def predict(x: Any) -> Any:
             return run_patches(
                 x, module=module, device=dev, n_classes=n_classes, plane_axis=plane_axis,
-                autocast=autocast, tta=tta, channels_last=cl, lock=False,
+                autocast=autocast, tta=tta, channels_last=cl, lock=False, streams=False,
             )
 
         t_region = t_region.to(dev)
         acc, _n = K.accumulate_block_torch(
             t_region, origin, own_starts, patch, torch.from_numpy(weight).to(dev), predict,
-            n_classes=n_classes, batch_size=bs, keep=n_classes - 1,
+            n_classes=n_classes, batch_size=max(1, -(-bs // n_streams)), keep=n_classes - 1, pool=pool,
         )
         del t_region
         if cuts is None:
@@ -532,9 +536,9 @@ def predict(
     about one plane of overhangs (C − 1 float32 channels) is alive; locally those that wait
     for the next row or plane are parked on disk (``spill``). An OME-Zarr volume
     (``open_volume``) is read region by region straight from the store. On the CPU, blocks run
-    one at a time per process, and each batch of windows is split between CPU streams
-    (threads with a share of the cores each; ``BIGSEG_CPU_STREAMS``, default 2, see
-    ``bigseg.infer.cpu_streams``). glibc's malloc is tuned so that freed blocks go back to the
+    one at a time per process, their windows shared out between CPU streams (threads with a
+    share of the cores each, each evaluating ``batch_size`` / streams windows at a time and
+    adding them in order; ``BIGSEG_CPU_STREAMS``, default 2, see ``bigseg.infer.cpu_streams``). glibc's malloc is tuned so that freed blocks go back to the
     OS (``bigseg/runtime/_malloc.py``; ``BIGSEG_MALLOC_TUNING=0`` turns that off). The patch
     counters of each process are in ``bigseg.infer.worker_stats()``.
 

@@ -25,7 +25,9 @@ overhang of at most ``patch - 1`` voxels on the high side.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, wait
 from itertools import product
 from typing import Any
 
@@ -188,26 +190,69 @@ def accumulate_block_torch(
     n_classes: int,
     batch_size: int = 4,
     keep: int | None = None,
+    pool: Executor | None = None,
 ) -> tuple[Any, int]:
     """:func:`accumulate_block` on torch tensors (CPU or GPU): ``region`` (z, y, x) float32 and
     ``weight`` on the model's device, ``predict`` maps (N, *patch) to (N, C, *patch) there.
     Accumulates in place (``addcmul_``: no temporaries); returns ``(acc, n)`` with ``acc`` a
     (C, *region.shape) float32 tensor on that device. With ``keep`` only the first ``keep``
-    classes are accumulated (the last class follows from the weight sum, see :func:`weight_sum`)."""
+    classes are accumulated (the last class follows from the weight sum, see :func:`weight_sum`).
+
+    With ``pool`` (e.g. threads that each run one single-threaded forward pass), batches are
+    evaluated side by side in its threads, each thread adding its own batch as soon as the
+    batch before it has been added: the sums are bit for bit those of the sequential loop,
+    while one thread's additions overlap the other threads' forward passes and no thread waits
+    for a slower sibling's whole batch."""
     import torch
 
     keep = n_classes if keep is None else int(keep)
     acc = torch.zeros((keep, *region.shape), dtype=torch.float32, device=region.device)
     corners = list(product(*[s.tolist() for s in own_starts]))
     patch = tuple(int(p) for p in patch)
-    for b0 in range(0, len(corners), batch_size):
-        batch = corners[b0 : b0 + batch_size]
+    batches = [corners[b0 : b0 + batch_size] for b0 in range(0, len(corners), batch_size)]
+
+    def evaluate(batch: list) -> tuple[list, Any]:
         sls = [tuple(slice(c - o, c - o + p) for c, o, p in zip(corner, origin, patch)) for corner in batch]
-        x = torch.stack([region[sl] for sl in sls])
-        probs = predict(x)
+        return sls, predict(torch.stack([region[sl] for sl in sls]))
+
+    def add(sls: list, probs: Any) -> None:
         for sl, p in zip(sls, probs):
             acc[(slice(None), *sl)].addcmul_(p[:keep], weight)
-        del probs, x
+
+    if pool is None:
+        for batch in batches:
+            add(*evaluate(batch))
+        return acc, len(corners)
+
+    turn = threading.Condition()
+    state = {"next": 0, "failed": False}
+    grad, inference = torch.is_grad_enabled(), torch.is_inference_mode_enabled()  # per thread in torch
+
+    def work(i: int) -> None:
+        try:
+            with torch.inference_mode(inference), torch.set_grad_enabled(grad):
+                if state["failed"]:
+                    return
+                sls, probs = evaluate(batches[i])
+                with turn:
+                    turn.wait_for(lambda: state["next"] == i or state["failed"])
+                    if state["failed"]:
+                        return
+                add(sls, probs)
+                del probs
+        except BaseException:
+            with turn:
+                state["failed"] = True
+                turn.notify_all()
+            raise
+        with turn:
+            state["next"] += 1
+            turn.notify_all()
+
+    futures = [pool.submit(work, i) for i in range(len(batches))]
+    wait(futures)  # nothing of this block still runs when it returns, nor when it raises
+    for fut in futures:  # in order: the first error raises
+        fut.result()
     return acc, len(corners)
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -108,3 +111,63 @@ def test_labels_from_partial_is_the_argmax_of_the_probabilities(n_classes):
     assert got.dtype == np.uint8 and got.shape == w.shape
     np.testing.assert_array_equal(got, ref)
     assert set(np.unique(got)) == set(range(n_classes))  # every class, the last one included
+
+
+def _softmax_net(seed: int = 0):
+    torch.manual_seed(seed)
+    conv = torch.nn.Conv3d(1, 3, 3, padding=1)
+
+    def predict(x):
+        with torch.inference_mode():
+            return conv(x[:, None]).softmax(1)
+
+    return predict
+
+
+def test_accumulate_block_torch_on_threads_adds_in_order_bit_for_bit():
+    """Batches evaluated side by side in a pool (CPU streams) give the sequential sums exactly:
+    each thread adds its batch only after the batch before it was added."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(2)
+    region = torch.from_numpy(rng.normal(size=(30, 26, 22)).astype(np.float32))
+    starts = [np.array([3, 7, 11, 15]), np.array([0, 5, 10]), np.array([2, 6, 9])]  # 36 windows
+    weight = torch.from_numpy(K.importance_map((12, 12, 12), "gaussian", 0.125))
+    kw = dict(n_classes=3, keep=2, batch_size=5)  # 8 batches, the last one short
+    net = _softmax_net()
+    calls = itertools.count()
+
+    def slow_evens(x):  # every other batch finishes late: the threads complete out of order
+        if next(calls) % 2 == 0:
+            time.sleep(0.02)
+        return net(x)
+
+    with torch.inference_mode():
+        one, n1 = K.accumulate_block_torch(region, (0, 0, 0), starts, (12, 12, 12), weight, net, **kw)
+        with ThreadPoolExecutor(3) as pool:
+            many, n2 = K.accumulate_block_torch(region, (0, 0, 0), starts, (12, 12, 12), weight, slow_evens,
+                                                pool=pool, **kw)
+    assert n1 == n2 == 36 and many.shape == (2, 30, 26, 22)
+    assert torch.equal(one, many)
+
+
+def test_accumulate_block_torch_on_threads_raises_the_first_error_without_hanging():
+    from concurrent.futures import ThreadPoolExecutor
+
+    calls = []
+    net = _softmax_net()
+
+    def predict(x):
+        calls.append(len(x))
+        if len(calls) == 3:
+            raise ValueError("batch 3 failed")
+        return net(x)
+
+    region = torch.zeros((20, 20, 20))
+    starts = [np.array([0, 4, 8]), np.array([0, 4, 8]), np.array([0, 8])]
+    weight = torch.ones((8, 8, 8))
+    with ThreadPoolExecutor(2) as pool, torch.inference_mode():
+        with pytest.raises(ValueError, match="batch 3 failed"):
+            K.accumulate_block_torch(region, (0, 0, 0), starts, (8, 8, 8), weight, predict, n_classes=3,
+                                     batch_size=2, pool=pool)
+    assert len(calls) < 9  # the batches after the failure were skipped
