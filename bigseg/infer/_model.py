@@ -367,8 +367,9 @@ def cpu_streams() -> tuple[int, int]:
     one pass on two threads (a 3D U-Net's convolutions scale sub-linearly across cores and a
     lone pass's threads meet at every layer), so ``run_patches`` splits a batch of windows
     between ``streams`` threads, and ``predict`` hands each stream batches of its own (see
-    :func:`bigseg.kernels.blend.accumulate_block_torch`). ``BIGSEG_CPU_STREAMS`` sets the number (1 turns it off); by default 2
-    when torch has 2 or more threads, each with half of them."""
+    :func:`bigseg.kernels.blend.accumulate_block_torch`). ``BIGSEG_CPU_STREAMS`` sets the
+    number (1 turns it off); by default 2 when torch has 2 or more threads, each with half of
+    them."""
     torch = _torch()
     total = torch.get_num_threads()
     env = os.environ.get("BIGSEG_CPU_STREAMS", "").strip()

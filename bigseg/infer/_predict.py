@@ -538,7 +538,8 @@ def predict(
     (``open_volume``) is read region by region straight from the store. On the CPU, blocks run
     one at a time per process, their windows shared out between CPU streams (threads with a
     share of the cores each, each evaluating ``batch_size`` / streams windows at a time and
-    adding them in order; ``BIGSEG_CPU_STREAMS``, default 2, see ``bigseg.infer.cpu_streams``). glibc's malloc is tuned so that freed blocks go back to the
+    adding them in order; ``BIGSEG_CPU_STREAMS``, default 2, see
+    ``bigseg.infer.cpu_streams``). glibc's malloc is tuned so that freed blocks go back to the
     OS (``bigseg/runtime/_malloc.py``; ``BIGSEG_MALLOC_TUNING=0`` turns that off). The patch
     counters of each process are in ``bigseg.infer.worker_stats()``.
 
