@@ -10,8 +10,9 @@ Layout (next to the image written by ``bigseg.save_volume``)::
         segmentation_uncertainty/     OME-Zarr image (z, y, x) float16 (entropy or margin)
 
 ``labels/.attrs["bigseg"]["predictions"][name]`` names the sibling images. Everything is
-computed in ONE pass (the model runs once): the outputs are first stored block by block into a
-hidden scratch group, then moved into their OME-Zarr images by the foundation writers.
+computed in ONE pass (the model runs once): with probabilities or uncertainty the outputs are
+first stored block by block into a hidden scratch group, then moved into their OME-Zarr images
+by the foundation writers; labels alone go straight into their label image (no second copy).
 """
 
 from __future__ import annotations
@@ -84,6 +85,13 @@ def write_prediction(
                 f"Expected `name` to be new or `overwrite=True`. Got {name!r}; {str(dests[key])!r} exists."
             )
     ldir.mkdir(exist_ok=True)
+    if set(wanted) == {"labels"}:  # nothing to store beside them: straight into the label image
+        lab = xr.DataArray(wanted["labels"], dims=("z", "y", "x"), attrs={"phases": phases})
+        chunks = tuple(int(max(c)) for c in wanted["labels"].chunks)
+        path = save_labels(lab, image_path, name=name, phases=phases, chunks=chunks, levels=levels,
+                           overwrite=overwrite, progress=progress)
+        _record(ldir, name, ds, {})
+        return {"labels": path}
     scratch = ldir / f".{name}.scratch-{uuid.uuid4().hex[:8]}"
     try:
         group = zarr.open_group(str(scratch), mode="w", zarr_format=3)
@@ -113,12 +121,17 @@ def write_prediction(
             g.attrs["bigseg"] = {**dict(g.attrs.get("bigseg", {})), "uncertainty_of": name,
                                  "method": ds["uncertainty"].attrs.get("method")}
             extra["uncertainty"] = dests["uncertainty"].name
-        lgroup = zarr.open_group(str(ldir), mode="a", zarr_format=3)
-        meta = dict(lgroup.attrs.get("bigseg", {}))
-        preds = dict(meta.get("predictions", {}))
-        preds[name] = {**extra, "n_patches": int(ds.attrs.get("n_patches", 0)), "patch": list(ds.attrs.get("patch", []))}
-        meta["predictions"] = preds
-        lgroup.attrs["bigseg"] = meta
+        _record(ldir, name, ds, extra)
         return out
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _record(ldir: Path, name: str, ds: xr.Dataset, extra: dict[str, Any]) -> None:
+    """``labels/.attrs["bigseg"]["predictions"][name]``: the sibling images and the window count."""
+    lgroup = zarr.open_group(str(ldir), mode="a", zarr_format=3)
+    meta = dict(lgroup.attrs.get("bigseg", {}))
+    preds = dict(meta.get("predictions", {}))
+    preds[name] = {**extra, "n_patches": int(ds.attrs.get("n_patches", 0)), "patch": list(ds.attrs.get("patch", []))}
+    meta["predictions"] = preds
+    lgroup.attrs["bigseg"] = meta

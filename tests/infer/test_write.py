@@ -51,9 +51,20 @@ def test_round_trip(image):
 def test_labels_only_and_bad_input(image):
     path, x = image
     ds = predict(da.from_array(x, chunks=7), conv3d_net(), patch=(8, 8, 8))
-    out = write_prediction(ds, path, name="seg2", progress=False)
+    reset_worker_stats()
+    out = write_prediction(ds, path, name="seg2", levels=2, progress=False)
+    assert worker_stats()["patches"] == ds.attrs["n_patches"]  # straight into the label image, once
     assert set(out) == {"labels"}
     assert not (path / "labels" / "seg2_probabilities").exists()
+    assert not [p.name for p in (path / "labels").iterdir() if p.name.startswith(".")]  # no scratch left
+    labels = bigseg.open_volume(path, label="seg2")
+    np.testing.assert_array_equal(labels.values, ds["labels"].values)
+    assert labels.attrs["phases"] == ["pore", "cbd", "active"]
+    assert bigseg.open_volume(path, label="seg2", level=1).shape == (9, 11, 13)
+    meta = zarr.open_group(str(path / "labels"), mode="r").attrs["bigseg"]["predictions"]["seg2"]
+    assert meta["n_patches"] == ds.attrs["n_patches"]
+    with pytest.raises(OutputExistsError, match="seg2"):
+        write_prediction(ds, path, name="seg2", progress=False)
     with pytest.raises(InputError, match="`ds`"):
         write_prediction(ds["labels"], path)
     with pytest.raises(InputError, match="`name`"):
