@@ -299,7 +299,6 @@ def run_patches(
     tta: bool,
     channels_last: bool,
     lock: bool = True,
-    streams: bool = True,
 ) -> Any:
     """Softmax probabilities of a batch of windows.
 
@@ -309,8 +308,6 @@ def run_patches(
         tensor on ``device``); for a 2D model one of the axes (``plane_axis``) is 1 and the model
         sees (N, 1, H, W) images of the other two axes
     lock : hold this device's lock during the forward passes (off when the caller holds it)
-    streams : on the CPU, split the batch between the CPU streams (:func:`cpu_streams`); off
-        when the caller already runs in one of them
 
     Returns
     -------
@@ -327,24 +324,20 @@ def run_patches(
     amp = _autocast_dtype(autocast, device)
     total = None
 
-    def forward(xs: Any) -> Any:  # softmax probabilities of some windows (any thread)
-        with torch.inference_mode(), (torch.autocast(device_type=device.type, dtype=amp) if amp is not None else nullcontext()):
+    def forward(xs: Any) -> Any:  # softmax probabilities of the windows
+        with torch.autocast(device_type=device.type, dtype=amp) if amp is not None else nullcontext():
             y = module(xs)
             if not isinstance(y, torch.Tensor) or y.shape[0] != xs.shape[0] or y.shape[1] != n_classes or y.shape[2:] != xs.shape[2:]:
                 shape = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
                 raise ModelError(f"Expected the model to output {(xs.shape[0], n_classes, *xs.shape[2:])}. Got {shape} instead.")
             return y.float().softmax(1)
 
-    pool, n_streams = _cpu_streams() if streams and device.type == "cpu" and t.shape[0] > 1 else (None, 1)
     with (device_lock(device) if lock else nullcontext()), torch.inference_mode():
         for f in flips:
             xi = t.flip(f) if f else t
             if channels_last and xi.ndim == 5:
                 xi = xi.contiguous(memory_format=torch.channels_last_3d)
-            if pool is None:
-                p = forward(xi)
-            else:  # the windows split between the CPU streams, in order
-                p = torch.cat(list(pool.map(forward, xi.tensor_split(min(n_streams, xi.shape[0])))))
+            p = forward(xi)
             if f:
                 p = p.flip(f)
             total = p if total is None else total + p
@@ -365,9 +358,8 @@ def cpu_streams() -> tuple[int, int]:
     """``(streams, threads)``: forward passes run side by side on this process's CPU and the
     intra-op threads of each. Two single-threaded passes do ~15 % more windows per second than
     one pass on two threads (a 3D U-Net's convolutions scale sub-linearly across cores and a
-    lone pass's threads meet at every layer), so ``run_patches`` splits a batch of windows
-    between ``streams`` threads, and ``predict`` hands each stream batches of its own (see
-    :func:`bigseg.kernels.blend.accumulate_block_torch`). ``BIGSEG_CPU_STREAMS`` sets the
+    lone pass's threads meet at every layer), so ``predict`` hands each of ``streams`` threads
+    batches of its own (see :func:`bigseg.kernels.blend.accumulate_block_torch`). ``BIGSEG_CPU_STREAMS`` sets the
     number (1 turns it off); by default 2 when torch has 2 or more threads, each with half of
     them."""
     torch = _torch()

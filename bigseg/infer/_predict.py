@@ -157,7 +157,7 @@ def _acc_task(
         def predict(x: Any) -> Any:
             return run_patches(
                 x, module=module, device=dev, n_classes=n_classes, plane_axis=plane_axis,
-                autocast=autocast, tta=tta, channels_last=cl, lock=False, streams=False,
+                autocast=autocast, tta=tta, channels_last=cl, lock=False,
             )
 
         t_region = t_region.to(dev)

@@ -1,4 +1,4 @@
-"""CPU streams: a batch of windows split between threads gives the one-stream result, leaves
+"""CPU streams: a block's windows shared between threads give the one-stream result, leave
 torch's thread setting alone, and a bad ``BIGSEG_CPU_STREAMS`` is refused before any work."""
 
 from __future__ import annotations
@@ -16,38 +16,41 @@ from bigseg.infer import _model as M
 from ._infer_nets import conv3d_net
 
 
-def _run(x: np.ndarray, net, *, tta: bool = False) -> np.ndarray:
-    return M.run_patches(x, module=net, device=torch.device("cpu"), n_classes=3, plane_axis=None,
-                         autocast=None, tta=tta, channels_last=False)
+def _probabilities(vol: np.ndarray, net, **kw) -> np.ndarray:
+    return bigseg.predict(vol, net, patch=(8, 8, 8), device="cpu", probabilities=True, **kw)["probabilities"].values
 
 
 @pytest.mark.parametrize("tta", [False, True])
 def test_streams_match_one_stream(monkeypatch, tta):
+    from bigseg.infer import _predict as P
+
     net = conv3d_net(seed=3)
-    x = np.random.default_rng(0).normal(size=(5, 12, 10, 9)).astype(np.float32)  # 5: uneven split
+    vol = np.random.default_rng(0).normal(size=(14, 18, 16)).astype(np.float32)
+    kw = dict(tta=tta, batch_size=5)  # 5 windows per batch: an uneven share between 2 streams
     monkeypatch.setenv("BIGSEG_CPU_STREAMS", "1")
-    one = _run(x, net, tta=tta)
+    one = _probabilities(vol, net, **kw)
     monkeypatch.setenv("BIGSEG_CPU_STREAMS", "2")
     seen: set[str] = set()
-    orig = net.forward
+    real = P.run_patches
 
-    def spy(t):
+    def spy(x, **k):
         seen.add(threading.current_thread().name)
-        return orig(t)
+        return real(x, **k)
 
-    monkeypatch.setattr(net, "forward", spy)
+    monkeypatch.setattr(P, "run_patches", spy)
     before = M.worker_stats()["patches"]
-    two = _run(x, net, tta=tta)
-    assert two.shape == one.shape == (5, 3, 12, 10, 9)
+    ds = bigseg.predict(vol, net, patch=(8, 8, 8), device="cpu", probabilities=True, **kw)
+    two = ds["probabilities"].values
+    assert two.shape == one.shape == (3, 14, 18, 16)
     np.testing.assert_allclose(two, one, rtol=0, atol=1e-6)
     assert any(name.startswith("bigseg-cpu-stream") for name in seen), seen
-    assert M.worker_stats()["patches"] - before == 5  # windows counted once, not per stream
+    assert M.worker_stats()["patches"] - before == ds.attrs["n_patches"]  # windows counted once, not per stream
 
 
 def test_streams_keep_the_callers_thread_count(monkeypatch):
     monkeypatch.setenv("BIGSEG_CPU_STREAMS", "2")
     before = torch.get_num_threads()
-    _run(np.zeros((2, 4, 4, 4), np.float32), conv3d_net())
+    _probabilities(np.zeros((12, 12, 12), np.float32), conv3d_net())
     assert torch.get_num_threads() == before
     n, per = M.cpu_streams()
     assert n == min(2, before) and per == max(1, before // n)
