@@ -38,6 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--presets", default=None, help="--synthetic: comma-separated XCT presets (default all realistic)")
     p.add_argument("--shape", default=None, help="--synthetic: z,y,x of each generated volume")
     p.add_argument("--batches-per-volume", type=int, default=6, help="--synthetic: batches per generated volume")
+    p.add_argument("--radius-range", default=None,
+                   help="--synthetic: low,high mean particle radius in voxels, log-uniform (default 5,20)")
     p.add_argument("--checkpoint-dir", default=None, help="write per-epoch and best checkpoints here")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: CUDA if available)")
@@ -97,6 +99,11 @@ def run(args: argparse.Namespace) -> int:
             kw["presets"] = [s.strip() for s in args.presets.split(",")]
         if args.shape:
             kw["shape"] = parse_triple(args.shape, int)
+        if args.radius_range:
+            try:
+                kw["radius_range"] = parse_triple(args.radius_range, float)
+            except ValueError:
+                raise InputError(f"Expected `--radius-range` to be low,high in voxels. Got {args.radius_range!r} instead.") from None
         model = train_synthetic(lr=args.lr if args.lr is not None else 1e-3,
                                 lr_decay=args.lr_decay if args.lr_decay is not None else 0.8,
                                 batches_per_volume=args.batches_per_volume, **common, **kw)

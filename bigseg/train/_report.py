@@ -14,7 +14,34 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["evaluate_presets", "plot_history", "main"]
+__all__ = ["evaluate_presets", "lineage", "plot_history", "main"]
+
+#: What the report lists of each training stage.
+_STAGE_KEYS = ("seed", "epochs", "best_epoch", "steps", "duration_s", "timed_out", "lr", "lr_decay", "batch_size", "amp",
+               "hardware", "date", "init")
+
+
+def lineage(provenance: dict[str, Any]) -> list[dict[str, Any]]:
+    """The training stages that led to a model, oldest first: its provenance and, through
+    ``provenance["parent"]``, that of each model it was fine-tuned from."""
+    stages = []
+    prov: dict[str, Any] | None = provenance
+    while prov:
+        stages.append(prov)
+        prov = prov.get("parent")
+    return stages[::-1]
+
+
+def _joined_history(stages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[float]]:
+    """All stages' epochs numbered on, and the epoch positions where a new stage starts."""
+    out, starts, n = [], [], 0
+    for i, st in enumerate(stages):
+        if i:
+            starts.append(n + 0.5)
+        for h in st.get("history") or []:
+            out.append({**h, "epoch": n + h["epoch"], "stage": i + 1})
+        n += len(st.get("history") or [])
+    return out, starts
 
 
 def evaluate_presets(model: Any, *, presets: Any = None, shape: tuple[int, int, int] = (32, 128, 128), seed: int = 20_000) -> dict[str, dict[str, float]]:
@@ -30,8 +57,10 @@ def evaluate_presets(model: Any, *, presets: Any = None, shape: tuple[int, int, 
     return out
 
 
-def plot_history(history: list[dict[str, Any]], phases: list[str], path: str, *, title: str = "", test: dict | None = None) -> None:
-    """Loss and validation IoU per epoch (and per-preset test IoU bars) as a PNG."""
+def plot_history(history: list[dict[str, Any]], phases: list[str], path: str, *, title: str = "", test: dict | None = None,
+                 stage_starts: list[float] = ()) -> None:
+    """Loss and validation IoU per epoch (and per-preset test IoU bars) as a PNG; dotted lines
+    where a new training stage (fine-tuning) starts."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -59,6 +88,10 @@ def plot_history(history: list[dict[str, Any]], phases: list[str], path: str, *,
     axes[1].set_ylim(0, 1)
     axes[1].grid(alpha=0.3)
     axes[1].legend(loc="lower right")
+    for x in stage_starts:
+        for ax in axes[:2]:
+            ax.axvline(x, color="0.3", ls=":", lw=1)
+        axes[1].text(x, 0.02, " stage 2" if len(stage_starts) == 1 else " next stage", fontsize=7, color="0.3")
     if test:
         names = list(test)
         w = 0.8 / len(phases)
@@ -94,6 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     test = evaluate_presets(model, seed=args.test_seed)
     prov = rep["provenance"]
+    stages = lineage(prov)
+    history, starts = _joined_history(stages)
+    duration = sum(st.get("duration_s") or 0 for st in stages)
+    steps = sum(st.get("steps") or 0 for st in stages)
     out = {
         "model": "bigseg/models/weights/default.pt",
         "checkpoint_key": model.checkpoint_key(),
@@ -101,21 +138,20 @@ def main(argv: list[str] | None = None) -> int:
         "normalization": model.normalization,
         "parameters": int(sum(p.numel() for p in model.parameters())),
         "trained_with": "scripts/train_default.sh",
-        "hardware": prov.get("hardware"), "duration_s": prov.get("duration_s"), "steps": prov.get("steps"),
-        "epochs": prov.get("epochs"), "best_epoch": prov.get("best_epoch"), "timed_out": prov.get("timed_out"),
-        "seed": prov.get("seed"), "lr": prov.get("lr"), "lr_decay": prov.get("lr_decay"), "batch_size": prov.get("batch_size"),
-        "amp": prov.get("amp"), "data": prov.get("data"),
+        "hardware": prov.get("hardware"), "duration_s": round(duration, 2), "steps": steps,
+        "epochs": sum(st.get("epochs") or 0 for st in stages),
+        "stages": [{**{k: st.get(k) for k in _STAGE_KEYS}, "data": st.get("data")} for st in stages],
         "validation_iou_by_preset": (prov.get("scores") or {}).get("validation_iou_by_preset"),
         "test_iou_by_preset": test,
         "test_volumes": {"shape": [32, 128, 128], "seeds": f"{args.test_seed}+i (electrode and noise), preset physics"},
         "test_eval_s": round(time.perf_counter() - t0, 1),
-        "history": prov.get("history"),
+        "history": history,
     }
     with open(args.json, "w") as fh:
         json.dump(out, fh, indent=1)
-    minutes = (prov.get("duration_s") or 0) / 60
-    plot_history(prov.get("history") or [], model.phases, args.png, test=test,
-                 title=f"bigseg default model: {model.arch} {model.arch_kwargs}, {prov.get('steps')} steps in {minutes:.0f} min "
+    plot_history(history, model.phases, args.png, test=test, stage_starts=starts,
+                 title=f"bigseg default model: {model.arch} {model.arch_kwargs}, {steps} steps in {duration / 60:.0f} min"
+                       f"{f' ({len(stages)} stages)' if len(stages) > 1 else ''} "
                        f"({(prov.get('hardware') or '').split(',')[0]}), synthetic electrodes")
     print(json.dumps(test, indent=1))
     return 0

@@ -15,7 +15,7 @@ import dask
 import numpy as np
 import torch
 
-from .._parse import parse_phases, parse_positive_int
+from .._parse import parse_in_range, parse_phases, parse_positive_int, parse_tuple
 from ..errors import InputError
 from ..io import DEFAULT_PHASES
 from ..models import DEFAULT_NORMALIZATION, Model
@@ -30,11 +30,17 @@ __all__ = ["synthetic", "random_electrode", "random_physics", "make_pair", "TRAI
 TRAIN_PRESETS = ("nano-ct-phase", "nano-ct-absorption", "lab-micro-ct", "synchrotron-micro-ct")
 
 
-def random_electrode(rng: np.random.Generator) -> dict[str, Any]:
-    """Random keyword arguments of :func:`bigseg.synth.electrode`."""
+#: Range of the mean particle radius (voxels) the generator in the loop draws from, log-uniform:
+#: lab micro-CT sees NMC particles a few voxels wide, nano-CT tens of voxels.
+RADIUS_RANGE = (5.0, 20.0)
+
+
+def random_electrode(rng: np.random.Generator, radius_range: tuple[float, float] = RADIUS_RANGE) -> dict[str, Any]:
+    """Random keyword arguments of :func:`bigseg.synth.electrode`; the mean particle radius is
+    log-uniform in ``radius_range`` (voxels)."""
     pore = rng.uniform(0.25, 0.45)
     cbd = rng.uniform(0.08, 0.22)
-    mean = rng.uniform(5.0, 12.0)
+    mean = float(np.exp(rng.uniform(np.log(radius_range[0]), np.log(radius_range[1]))))
     return {
         "fractions": (pore, cbd, 1.0 - pore - cbd),
         "radius": (mean, mean * rng.uniform(0.15, 0.3)),
@@ -66,6 +72,13 @@ def random_physics(rng: np.random.Generator, preset: str) -> dict[str, Any]:
     return out
 
 
+def _parse_radius_range(value: Any) -> tuple[float, float]:
+    lo, hi = parse_tuple("radius_range", value, 2, lambda n, v: parse_in_range(n, v, 1.0, 1e4))
+    if lo > hi:
+        raise InputError(f"Expected `radius_range` to be (low, high) with low <= high. Got {value!r} instead.")
+    return lo, hi
+
+
 def make_pair(shape: tuple[int, int, int], *, electrode: dict[str, Any], preset: str, physics: dict[str, Any], seed: int,
               normalization: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One synthetic (normalised float32 image, uint8 labels) pair in memory, (z, y, x)."""
@@ -83,8 +96,9 @@ def make_pair(shape: tuple[int, int, int], *, electrode: dict[str, Any], preset:
 class _Generator:
     """Patch source that draws a fresh electrode + physics every ``batches_per_volume`` calls."""
 
-    def __init__(self, shape, patch, presets, batches_per_volume, n_classes, seed, normalization):
+    def __init__(self, shape, patch, presets, batches_per_volume, n_classes, seed, normalization, radius_range):
         self.shape, self.patch, self.presets = shape, patch, presets
+        self.radius_range = radius_range
         self.every = batches_per_volume
         self.n_classes = n_classes
         self.rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5E]))
@@ -95,7 +109,7 @@ class _Generator:
 
     def _new(self) -> None:
         preset = self.presets[int(self.rng.integers(len(self.presets)))]
-        img, lab = make_pair(self.shape, electrode=random_electrode(self.rng), preset=preset,
+        img, lab = make_pair(self.shape, electrode=random_electrode(self.rng, self.radius_range), preset=preset,
                              physics=random_physics(self.rng, preset), seed=int(self.rng.integers(0, 2**31 - 1)),
                              normalization=self.norm)
         self.sampler = PatchSampler(img, lab, self.patch, axis=0, n_classes=self.n_classes)
@@ -161,6 +175,7 @@ def synthetic(
     val_shape: Any = None,
     val_seed: int = 10_000,
     phases: Any = None,
+    radius_range: Any = RADIUS_RANGE,
 ) -> Model:
     """Train on synthetic electrodes generated on the fly (:mod:`bigseg.synth`).
 
@@ -173,6 +188,8 @@ def synthetic(
     val_presets, val_shape, val_seed : fixed validation volumes, one per preset (preset physics
         without jitter, electrode seeds ``val_seed + i``), default shape (8, 128, 128) for 2D
     steps_per_epoch : batches per epoch (the learning rate decays by ``lr_decay`` after each)
+    radius_range : (low, high) voxels, range of the generated electrodes' mean particle radius
+        (log-uniform); default :data:`RADIUS_RANGE`
 
     Returns
     -------
@@ -201,6 +218,7 @@ def synthetic(
     if len(shape) != 3 or len(val_shape) != 3:
         raise InputError(f"Expected `shape` and `val_shape` to be (z, y, x). Got {shape} and {val_shape} instead.")
     batches_per_volume = parse_positive_int("batches_per_volume", batches_per_volume)
+    radius_range = _parse_radius_range(radius_range)
     norm = dict(opts["init"].normalization) if opts["init"] is not None else dict(DEFAULT_NORMALIZATION)
     n_classes = 3
 
@@ -218,7 +236,7 @@ def synthetic(
             total += evaluate(m, img, lab, n_classes=n_classes, device=dev, amp=amp_dt)
         return total
 
-    source = _Generator(shape, p, presets, batches_per_volume, n_classes, opts["seed"], norm)
+    source = _Generator(shape, p, presets, batches_per_volume, n_classes, opts["seed"], norm, radius_range)
     model = prepare_model(opts, phases, dict(arch_kwargs or {}), norm)
     hist = fit(
         model, batches=source, validate=validate, phases=phases, epochs=opts["epochs"], steps_per_epoch=opts["steps_per_epoch"] or 100,
@@ -231,7 +249,7 @@ def synthetic(
         iou = iou_from_confusion(evaluate(model, img, lab, n_classes=n_classes, device="cpu"))
         scores[name] = {ph: round(float(v), 5) for ph, v in zip(phases, iou)}
     data = {"kind": "synthetic", "presets": presets, "shape": list(shape), "volumes_generated": source.volumes,
-            "batches_per_volume": batches_per_volume, "validation": {"presets": val_presets, "shape": list(val_shape), "seed": val_seed},
+            "batches_per_volume": batches_per_volume, "radius_range": list(radius_range), "validation": {"presets": val_presets, "shape": list(val_shape), "seed": val_seed},
             "steps_per_epoch": opts["steps_per_epoch"]}
     model = finish_model(model, hist, opts, data, {"validation_iou_by_preset": scores})
     return model

@@ -109,6 +109,8 @@ def finish_model(model: Model, hist: Any, opts: dict[str, Any], data: Any, score
         "batch_size": opts["batch_size"],
         "amp": None if opts["amp"] is None else str(opts["amp"]).replace("torch.", ""),
         "init": None if opts["init"] is None else opts["init"].checkpoint_key(),
+        # the lineage: how the model this one started from was trained (itself with its parent)
+        "parent": None if opts["init"] is None else (dict(opts["init"].provenance) or None),
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "bigseg_train": "bigseg.train",
     }

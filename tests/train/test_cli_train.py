@@ -54,13 +54,19 @@ def test_cli_train_synthetic_and_errors(files, capsys):
     out = files / "syn.pt"
     rc = main(["train", "--synthetic", "-o", str(out), "--presets", "lab-micro-ct", "--shape", "4,40,40", "--patch", "32",
                "--kernels", "4", "--growth", "1", "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "2",
-               "--threads", "1", "--half", "--no-progress"])
+               "--threads", "1", "--half", "--no-progress", "--radius-range", "6,9"])
     assert rc == 0
     m = models.load(out)
     assert m.provenance["data"]["kind"] == "synthetic"
+    assert m.provenance["data"]["radius_range"] == [6.0, 9.0]
     assert "lab-micro-ct" in m.provenance["scores"]["validation_iou_by_preset"]
     capsys.readouterr()
     assert main(["train", "-o", str(files / "x.pt")]) == 2
     assert "image" in capsys.readouterr().err
     assert main(["train", str(files / "img.npy"), "-o", str(files / "x.pt"), "--synthetic"]) == 2
     assert main(["train", "--synthetic", "-o", str(files / "x.pt"), "--presets", "nope"]) == 2
+    for bad in ("small,big", "9,6", "0.5,4"):
+        capsys.readouterr()
+        assert main(["train", "--synthetic", "-o", str(files / "x.pt"), "--radius-range", bad]) == 2
+        assert "radius" in capsys.readouterr().err
+    assert not (files / "x.pt").exists()

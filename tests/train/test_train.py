@@ -152,7 +152,7 @@ def test_a_few_steps_lower_the_loss(pair):
     assert set(h[0]["val_iou"]) == {"pore", "cbd", "active"}
 
 
-def test_fine_tuning_starts_from_given_weights(pair):
+def test_fine_tuning_starts_from_given_weights(pair, tmp_path):
     img, lab, sparse = pair
     torch.manual_seed(11)
     init = models.create("lrcsnet", patch=(32, 32), **TINY)
@@ -164,6 +164,13 @@ def test_fine_tuning_starts_from_given_weights(pair):
     for k, v in init.state_dict().items():
         assert torch.equal(v, ref[k])
     assert m is not init and m.provenance["init"] == init.checkpoint_key()
+    assert m.provenance["parent"] is None  # a fresh network has no training history to carry
+    # fine-tuning a trained model carries its provenance along (the lineage), through a save/load
+    m2 = bigseg.train(img, sparse, init=m, epochs=1, steps_per_epoch=1, lr=1e-12, batch_size=2, progress=False, seed=4)
+    assert m2.provenance["parent"]["seed"] == 3 and m2.provenance["parent"]["steps"] == m.provenance["steps"]
+    assert m2.provenance["init"] == m.checkpoint_key()
+    models.save(m2, tmp_path / "m2.pt")
+    assert models.load(tmp_path / "m2.pt").provenance["parent"] == m2.provenance["parent"]
     # a model trained from scratch with the same seed does not start there
     scratch = bigseg.train(img, sparse, arch="lrcsnet", arch_kwargs=TINY, patch=(32, 32), epochs=1, steps_per_epoch=1,
                            lr=1e-12, batch_size=2, progress=False, seed=3)
@@ -239,3 +246,18 @@ def test_synthetic_generator_in_the_loop():
     assert set(scores) == {"lab-micro-ct", "nano-ct-phase"} and set(scores["lab-micro-ct"]) == {"pore", "cbd", "active"}
     with pytest.raises(InputError, match="presets"):
         bigseg.train.synthetic(presets=["nope"], epochs=1)
+
+
+def test_random_electrodes_span_fine_and_coarse_microstructures():
+    """The generator in the loop draws mean particle radii from 5 to 20 voxels (log-uniform), so
+    the model sees fine lab-CT-like and coarse nano-CT-like scales; fractions stay valid."""
+    from bigseg.train import random_electrode
+
+    rng = np.random.default_rng(0)
+    draws = [random_electrode(rng) for _ in range(400)]
+    means = np.array([d["radius"][0] for d in draws])
+    assert means.min() >= 5.0 and means.max() <= 20.0
+    assert (means < 7).mean() > 0.15 and (means > 14).mean() > 0.15  # both ends drawn, not only the middle
+    assert np.median(means) == pytest.approx(10.0, rel=0.1)  # log-uniform: geometric mean of 5 and 20
+    for d in draws[:20]:
+        assert sum(d["fractions"]) == pytest.approx(1.0) and min(d["fractions"]) > 0

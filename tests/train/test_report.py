@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+import matplotlib.image as mpimg
+
+from bigseg.train._report import _joined_history, lineage, plot_history
+
+
+def _stage(seed, n, parent=None):
+    hist = [{"epoch": e + 1, "lr": 1e-3, "loss": 1.0 / (e + 1), "val_iou": {"pore": 0.5, "cbd": 0.2, "active": 0.9}}
+            for e in range(n)]
+    return {"seed": seed, "epochs": n, "steps": 10 * n, "duration_s": 60.0 * n, "history": hist, "parent": parent}
+
+
+def test_lineage_walks_parents_oldest_first_and_numbers_epochs_on(tmp_path):
+    first = _stage(1, 3)
+    second = _stage(2, 2, parent=first)
+    third = _stage(3, 4, parent=second)
+    stages = lineage(third)
+    assert [s["seed"] for s in stages] == [1, 2, 3]
+    assert lineage(first) == [first]
+    hist, starts = _joined_history(stages)
+    assert [h["epoch"] for h in hist] == list(range(1, 10))
+    assert [h["stage"] for h in hist] == [1, 1, 1, 2, 2, 3, 3, 3, 3]
+    assert starts == [3.5, 5.5]
+    png = tmp_path / "r.png"
+    plot_history(hist, ["pore", "cbd", "active"], str(png), stage_starts=starts, test={"a": {"pore": 0.5, "cbd": 0.2, "active": 0.9}})
+    assert mpimg.imread(png).shape[2] in (3, 4)
