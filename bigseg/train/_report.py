@@ -1,7 +1,8 @@
 """Training report of a model: curves (PNG) and per-preset, per-phase IoU (JSON).
 
-``python -m bigseg.train._report MODEL.pt TRAIN_REPORT.json --json OUT.json --png OUT.png``
-(used by ``scripts/train_default.sh``). Test volumes are synthetic electrodes never seen in
+``python -m bigseg.train._report MODEL.pt [TRAIN_REPORT.json] --json OUT.json --png OUT.png``
+(used by ``scripts/train_default.sh``; without TRAIN_REPORT.json the provenance stored in the
+model, with its parents, is reported). Test volumes are synthetic electrodes never seen in
 training (electrode and noise seeds ``test_seed + i``, the presets' own physics).
 """
 
@@ -111,7 +112,8 @@ def plot_history(history: list[dict[str, Any]], phases: list[str], path: str, *,
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("model")
-    ap.add_argument("train_report", help="JSON written by `bigseg train --report`")
+    ap.add_argument("train_report", nargs="?", default=None,
+                    help="JSON written by `bigseg train --report` (default: the provenance stored in the model)")
     ap.add_argument("--json", required=True)
     ap.add_argument("--png", required=True)
     ap.add_argument("--test-seed", type=int, default=20_000)
@@ -122,11 +124,13 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     model = load(args.model)
-    with open(args.train_report) as fh:
-        rep = json.load(fh)
+    if args.train_report:
+        with open(args.train_report) as fh:
+            prov = json.load(fh)["provenance"]
+    else:
+        prov = model.provenance
     t0 = time.perf_counter()
     test = evaluate_presets(model, seed=args.test_seed)
-    prov = rep["provenance"]
     stages = lineage(prov)
     history, starts = _joined_history(stages)
     duration = sum(st.get("duration_s") or 0 for st in stages)

@@ -22,7 +22,11 @@ def test_default_model_loads_offline_with_metadata():
     assert m.normalization["method"] == "percentile"
     prov = m.provenance
     assert prov["data"]["kind"] == "synthetic" and prov["duration_s"] > 0 and prov["hardware"]
-    assert prov["seed"] == 2026
+    # two stages (scripts/train_default.sh): from scratch on fine microstructures, then
+    # fine-tuned on fine and coarse ones; the checkpoint carries both
+    assert prov["seed"] == 2028 and prov["data"]["radius_range"] == [5.0, 20.0]
+    assert prov["init"] is not None and prov["parent"]["seed"] == 2026 and prov["parent"]["parent"] is None
+    assert prov["parent"]["data"]["radius_range"] == [5.0, 12.0]
     # bundled files are small and the report matches the weights
     ref = resources.files("bigseg.models").joinpath("weights/default.pt")
     assert ref.is_file()
@@ -30,6 +34,8 @@ def test_default_model_loads_offline_with_metadata():
         assert p.stat().st_size < 8 * 2**20
     rep = json.loads(resources.files("bigseg.models").joinpath("weights/default_report.json").read_text())
     assert rep["checkpoint_key"] == m.checkpoint_key()
+    assert [st["seed"] for st in rep["stages"]] == [2026, 2028]
+    assert rep["steps"] == prov["steps"] + prov["parent"]["steps"]
     assert m.checkpoint is not None  # shipped to inference workers as a path
 
 
