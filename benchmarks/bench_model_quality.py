@@ -141,6 +141,7 @@ def main() -> int:
     phases = model.phases
     rng = np.random.default_rng(424242)
     results = []
+    physics_used = []  # (preset, physics keywords) of each main row, reused on the coarse electrodes
     t_all = time.perf_counter()
 
     amp = os.environ.get("AMP", "bf16")
@@ -191,7 +192,8 @@ def main() -> int:
                 "fine_tuned": iou(lab, segment(tuned, raw)[0], phases), "fine_tune_s": round(ft_dt, 1),
                 "ceiling_specialist": iou(lab, segment(specialist, raw)[0], phases), "specialist_s": round(sp_dt, 1),
             }
-            results.append({**row, "physics_kw": phys})
+            results.append(row)
+            physics_used.append((preset, phys))
             print(f"{preset:22s} default {row['default']}  triplanar {row['default_triplanar']}  otsu {row['multi_otsu']}  RF {row['random_forest']}  fine-tuned {row['fine_tuned']}  "
                   f"ceilings: RF {row['ceiling_dense_rf']} specialist {row['ceiling_specialist']}", flush=True)
 
@@ -199,7 +201,7 @@ def main() -> int:
         # nano-CT voxels of 50-60 nm make real NMC particles tens of voxels wide
         coarse = []
         for r in COARSE_RADII:
-            for (preset, phys) in [(row["preset"], row["physics_kw"]) for row in results]:
+            for preset, phys in physics_used:
                 lab = synth.electrode(COARSE_SHAPE, seed=91_000, radius=(r, 0.2 * r), chunks=COARSE_SHAPE).values
                 raw = synth.xct(lab, seed=91_000, preset=preset, **phys).values
                 pred, _ = segment(model, raw)
@@ -227,8 +229,6 @@ def main() -> int:
         }
         print(f"fine-tune ({finetune['physics']}): default {finetune['default']} -> fine-tuned {finetune['fine_tuned']}  RF {finetune['random_forest']}")
 
-    for row in results:
-        row.pop("physics_kw")
     coarse_mean = {str(r): {p: round(float(np.mean([c["default"][p] for c in coarse if c["radius"] == r])), 4) for p in phases}
                    for r in COARSE_RADII}
     mean = {k: {p: round(float(np.mean([r[k][p] for r in results])), 4) for p in phases}
