@@ -21,7 +21,12 @@ training generator's), normalised with ``bigseg.filters.normalize`` and segmente
   if the imaging were known and fully annotated data of it were at hand). Where these stay below a
   target, the simulated contrast-to-noise of that phase, not the model, sets the limit.
 
-Per preset also: the share of the default model's errors on interface voxels. And the default
+Per preset also: the share of the default model's errors on interface voxels; every method's
+volume-fraction error (predicted minus true fraction, percentage points: the figure a scientist
+reports); and the default model's operating-point curve between pore and CBD (a log-prior offset
+added to its CBD log-probability before the argmax, :data:`CBD_OFFSETS`), which shows whether
+another method's (pore, CBD) IoU pair is better discrimination or only another trade-off
+(a classifier that labels less CBD gains pore IoU and under-counts CBD). And the default
 model on the same physics with coarser microstructures (mean particle radius 16 and 24 voxels,
 96 x 192 x 192; the main rows use the generator's default of 8): a 50-60 nm nano-CT voxel makes
 real NMC particles tens of voxels wide, and fewer voxels then lie on an interface.
@@ -30,7 +35,8 @@ Targets (issue #6): IoU pore >= 0.93, cbd >= 0.75, active >= 0.97, above the ran
 every phase; fine-tuning must improve the default model on the new volume.
 
 Run: ``flock /tmp/bigseg-bench.lock nice .venv/bin/python benchmarks/bench_model_quality.py``
-Writes ``benchmarks/results/model_quality.json``. Timings on a shared 2-core machine are
+Writes ``benchmarks/results/model_quality.json`` and draws ``docs/images/model_quality.png``
+(``PNG=`` to change). Timings on a shared 2-core machine are
 pessimistic.
 """
 
@@ -127,6 +133,85 @@ def interface_diagnostics(truth: np.ndarray, pred: np.ndarray) -> dict[str, floa
             "errors_within_1_voxel": round(float((wrong & near).sum() / n), 4)}
 
 
+#: log-prior offsets added to the default model's CBD log-probability before the argmax: its
+#: operating points between pore and CBD (0 = the model as shipped)
+CBD_OFFSETS = (-1.2, -1.0, -0.8, -0.6, -0.4, -0.2, 0.0, 0.2, 0.4)
+
+
+def fraction_error(truth: np.ndarray, pred: np.ndarray, phases: list[str]) -> dict[str, float]:
+    """Predicted minus true volume fraction of each phase, in percentage points."""
+    n = len(phases)
+    t = np.bincount(truth.ravel(), minlength=n)[:n] / truth.size
+    q = np.bincount(pred.ravel(), minlength=n)[:n] / pred.size
+    return {p: round(float(100 * (b - a)), 2) for p, a, b in zip(phases, t, q)}
+
+
+def tradeoff(truth: np.ndarray, prob: np.ndarray, phases: list[str]) -> list[dict]:
+    """The default model's pore / CBD IoU at each CBD log-prior offset (:data:`CBD_OFFSETS`)."""
+    logp = np.log(np.clip(prob, 1e-7, 1.0))
+    k = phases.index("cbd")
+    rows = []
+    for off in CBD_OFFSETS:
+        logp[k] += off
+        pred = logp.argmax(0).astype(np.uint8)
+        logp[k] -= off
+        rows.append({"cbd_offset": off, "iou": iou(truth, pred, phases), "fraction_error": fraction_error(truth, pred, phases)})
+    return rows
+
+
+def margin_over(front: list[dict], point: dict[str, float]) -> float:
+    """Best margin of the default model's operating-point curve over another method's (pore, CBD)
+    IoU pair: max over offsets of min(pore - pore', cbd - cbd'). Positive: some operating point
+    beats that method on both phases (its pair is a trade-off, not better discrimination)."""
+    return round(max(min(r["iou"]["pore"] - point["pore"], r["iou"]["cbd"] - point["cbd"]) for r in front), 4)
+
+
+def draw(results: list[dict], mean_frac: dict, path: str) -> None:
+    """Per preset: the default model's pore-vs-CBD operating-point curve with every other method's
+    point; below: mean volume-fraction error of each method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    marks = {"random_forest": ("s", "tab:orange", "random forest (sparse)"),
+             "fine_tuned": ("^", "tab:green", "default fine-tuned (sparse)"),
+             "ceiling_dense_rf": ("D", "tab:red", "ceiling: RF, dense in-sample"),
+             "ceiling_specialist": ("*", "tab:purple", "ceiling: specialist"),
+             "multi_otsu": ("x", "tab:gray", "multi-Otsu")}
+    fig = plt.figure(figsize=(4.2 * len(results), 8.0), constrained_layout=True)
+    grid = fig.add_gridspec(2, len(results))
+    for j, row in enumerate(results):
+        ax = fig.add_subplot(grid[0, j])
+        xs = [r["iou"]["pore"] for r in row["default_tradeoff"]]
+        ys = [r["iou"]["cbd"] for r in row["default_tradeoff"]]
+        ax.plot(xs, ys, "-o", ms=3, color="tab:blue", label="default, CBD prior offset")
+        ax.plot(row["default"]["pore"], row["default"]["cbd"], "o", ms=8, mfc="none", color="tab:blue",
+                label="default as shipped")
+        for key, (m, c, lab) in marks.items():
+            ax.plot(row[key]["pore"], row[key]["cbd"], m, color=c, ms=8, label=lab)
+        ax.set_title(row["preset"])
+        ax.set_xlabel("IoU pore")
+        ax.set_ylabel("IoU cbd")
+        ax.set_ylim(bottom=max(0.0, min(ys + [row["random_forest"]["cbd"]]) - 0.05))
+        ax.grid(alpha=0.3)
+        if j == 0:
+            ax.legend(fontsize=7, loc="lower left")
+    ax = fig.add_subplot(grid[1, :])
+    methods = list(mean_frac)
+    phases = list(next(iter(mean_frac.values())))
+    w = 0.8 / len(methods)
+    for i, k in enumerate(methods):
+        ax.bar(np.arange(len(phases)) + (i - (len(methods) - 1) / 2) * w, [mean_frac[k][p] for p in phases], w, label=k)
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set_xticks(np.arange(len(phases)), phases)
+    ax.set_ylabel("volume fraction error (percentage points)")
+    ax.set_title("predicted minus true volume fraction, mean over presets")
+    ax.legend(fontsize=8, ncol=len(methods))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main() -> int:
     import dask
     import torch
@@ -167,7 +252,10 @@ def main() -> int:
             phys = random_physics(rng, preset)
             raw = synth.xct(lab, seed=90_000 + i, preset=preset, **phys).values
             sparse = sparse_labels(lab, rng)
-            pred, dt = segment(model, raw)
+            t = time.perf_counter()
+            ds = bigseg.infer.segment(raw, model, probabilities=True)
+            prob, pred = ds["probabilities"].values, ds["labels"].values
+            dt = time.perf_counter() - t
             tri = segment(model, raw, triplanar=True)[0] if model.ndim == 2 else pred
             t = time.perf_counter()
             rf_pred, rf_name = random_forest(raw, sparse, seed=i)
@@ -180,18 +268,25 @@ def main() -> int:
             sp_raw = synth.xct(sp_lab, seed=70_000 + i, preset=preset, **phys).values
             specialist, sp_dt = fine_tune(sp_raw, sp_lab, epochs=int(os.environ.get("SPECIALIST_EPOCHS", "6")), steps=60,
                                           lr=3e-4, lr_decay=0.7, batch_size=4, seed=1)
+            preds = {"default": pred, "fine_tuned": segment(tuned, raw)[0], "random_forest": rf_pred,
+                     "multi_otsu": multi_otsu(raw), "ceiling_dense_rf": ceiling,
+                     "ceiling_specialist": segment(specialist, raw)[0]}
             row = {
                 "preset": preset, "physics": {k: (list(v) if isinstance(v, tuple) else round(float(v), 4)) for k, v in phys.items()},
                 "labelled_fraction": round(float((sparse != 255).mean()), 4),
                 "default": iou(lab, pred, phases), "default_predict_s": round(dt, 2),
                 "default_errors": interface_diagnostics(lab, pred),
                 "default_triplanar": iou(lab, tri, phases),
-                "multi_otsu": iou(lab, multi_otsu(raw), phases),
+                "multi_otsu": iou(lab, preds["multi_otsu"], phases),
                 "random_forest": iou(lab, rf_pred, phases), "random_forest_s": round(rf_dt, 2),
                 "ceiling_dense_rf": iou(lab, ceiling, phases),
-                "fine_tuned": iou(lab, segment(tuned, raw)[0], phases), "fine_tune_s": round(ft_dt, 1),
-                "ceiling_specialist": iou(lab, segment(specialist, raw)[0], phases), "specialist_s": round(sp_dt, 1),
+                "fine_tuned": iou(lab, preds["fine_tuned"], phases), "fine_tune_s": round(ft_dt, 1),
+                "ceiling_specialist": iou(lab, preds["ceiling_specialist"], phases), "specialist_s": round(sp_dt, 1),
+                "fraction_error": {k: fraction_error(lab, v, phases) for k, v in preds.items()},
+                "default_tradeoff": tradeoff(lab, prob, phases),
             }
+            row["default_curve_margin_over_random_forest"] = margin_over(row["default_tradeoff"], row["random_forest"])
+            row["default_curve_margin_over_fine_tuned"] = margin_over(row["default_tradeoff"], row["fine_tuned"])
             results.append(row)
             physics_used.append((preset, phys))
             print(f"{preset:22s} default {row['default']}  triplanar {row['default_triplanar']}  otsu {row['multi_otsu']}  RF {row['random_forest']}  fine-tuned {row['fine_tuned']}  "
@@ -234,17 +329,29 @@ def main() -> int:
     mean = {k: {p: round(float(np.mean([r[k][p] for r in results])), 4) for p in phases}
             for k in ("default", "default_triplanar", "multi_otsu", "random_forest", "fine_tuned", "ceiling_dense_rf",
                       "ceiling_specialist")}
+    mean_frac = {k: {p: round(float(np.mean([r["fraction_error"][k][p] for r in results])), 2) for p in phases}
+                 for k in results[0]["fraction_error"]}
+    mean_abs_frac = {k: round(float(np.mean([abs(v) for r in results for v in r["fraction_error"][k].values()])), 2)
+                     for k in results[0]["fraction_error"]}
     checks = {
         "default_meets_targets": {p: bool(mean["default"][p] >= TARGETS[p]) for p in phases},
         "default_beats_random_forest": {p: bool(mean["default"][p] > mean["random_forest"][p]) for p in phases},
         "fine_tuned_beats_random_forest": {p: bool(mean["fine_tuned"][p] > mean["random_forest"][p]) for p in phases},
         "specialist_ceiling_reaches_targets": {p: bool(mean["ceiling_specialist"][p] >= TARGETS[p]) for p in phases},
+        # some operating point of the default model beats the random forest on both pore and CBD
+        "default_curve_dominates_random_forest": {
+            r["preset"]: bool(r["default_curve_margin_over_random_forest"] > 0) for r in results},
+        # fine-tuning is better discrimination, not a move along the default model's curve
+        "fine_tuned_beyond_default_curve": {
+            r["preset"]: bool(r["default_curve_margin_over_fine_tuned"] < 0) for r in results},
+        "default_fractions_closer_than_random_forest": bool(mean_abs_frac["default"] < mean_abs_frac["random_forest"]),
         "fine_tuning_improves": bool(np.mean(list(finetune["fine_tuned"].values())) > np.mean(list(finetune["default"].values()))),
     }
     print()
     print(f"{'mean IoU over presets':24s} " + " ".join(f"{p:>8s}" for p in phases))
     for k in ("default", "default_triplanar", "fine_tuned", "random_forest", "multi_otsu", "ceiling_dense_rf", "ceiling_specialist"):
         print(f"{k:24s} " + " ".join(f"{mean[k][p]:8.4f}" for p in phases))
+    print("mean |volume fraction error| (percentage points): " + "  ".join(f"{k} {v}" for k, v in mean_abs_frac.items()))
     for r, m in coarse_mean.items():
         print(f"{'default, radius ' + r:24s} " + " ".join(f"{m[p]:8.4f}" for p in phases))
     print(f"{'targets':24s} " + " ".join(f"{TARGETS[p]:8.2f}" for p in phases))
@@ -252,6 +359,7 @@ def main() -> int:
     out = {
         "benchmark": "bench_model_quality", "model": os.environ.get("MODEL", "default"), "checkpoint_key": model.checkpoint_key(),
         "rf_baseline": rf_name, "shape": list(SHAPE), "targets": TARGETS, "per_preset": results, "mean": mean,
+        "mean_fraction_error": mean_frac, "mean_abs_fraction_error": mean_abs_frac,
         "coarse": coarse, "coarse_mean_default": coarse_mean, "fine_tuning": finetune, "checks": checks, "duration_s": round(time.perf_counter() - t_all, 1),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs shared with other jobs (timings pessimistic)",
         "torch_threads": torch.get_num_threads(), "python": sys.version.split()[0],
@@ -259,6 +367,7 @@ def main() -> int:
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
     with open(os.path.join(HERE, "results", "model_quality.json"), "w") as fh:
         json.dump(out, fh, indent=1)
+    draw(results, mean_frac, os.environ.get("PNG", os.path.join(HERE, "..", "docs", "images", "model_quality.png")))
     return 0
 
 
