@@ -116,6 +116,22 @@ def iou(truth: np.ndarray, pred: np.ndarray, phases: list[str]) -> dict[str, flo
     return {p: round(float(x), 4) for p, x in zip(phases, v)}
 
 
+def unseen_volumes():
+    """The benchmark's unseen volumes, one per realistic preset, in order: yields
+    (i, preset, exact labels, jittered physics, simulated image, sparse labels). One random
+    stream (seed 424 242) draws every preset's physics and sparse labels, so other benchmarks
+    (bench_model_capacity.py) score on exactly these volumes."""
+    from bigseg import synth
+    from bigseg.train import TRAIN_PRESETS, random_physics
+
+    rng = np.random.default_rng(424242)
+    for i, preset in enumerate(TRAIN_PRESETS):
+        lab = synth.electrode(SHAPE, seed=90_000 + i, chunks=SHAPE).values
+        phys = random_physics(rng, preset)
+        raw = synth.xct(lab, seed=90_000 + i, preset=preset, **phys).values
+        yield i, preset, lab, phys, raw, sparse_labels(lab, rng)
+
+
 def interface_diagnostics(truth: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     """How much of the volume lies on an interface (a 6-neighbour of another phase) and how many
     of the misclassified voxels lie there or within one voxel of one: where partial volume and
@@ -219,12 +235,10 @@ def main() -> int:
     import bigseg
     import bigseg.infer
     from bigseg import models, synth
-    from bigseg.train import TRAIN_PRESETS, random_physics
 
     torch.set_num_threads(int(os.environ.get("THREADS", "1")))
     model = models.load(os.environ.get("MODEL", "default"))
     phases = model.phases
-    rng = np.random.default_rng(424242)
     results = []
     physics_used = []  # (preset, physics keywords) of each main row, reused on the coarse electrodes
     t_all = time.perf_counter()
@@ -247,11 +261,7 @@ def main() -> int:
         return pred, time.perf_counter() - t
 
     with dask.config.set(scheduler="synchronous"):
-        for i, preset in enumerate(TRAIN_PRESETS):
-            lab = synth.electrode(SHAPE, seed=90_000 + i, chunks=SHAPE).values
-            phys = random_physics(rng, preset)
-            raw = synth.xct(lab, seed=90_000 + i, preset=preset, **phys).values
-            sparse = sparse_labels(lab, rng)
+        for i, preset, lab, phys, raw, sparse in unseen_volumes():
             t = time.perf_counter()
             ds = bigseg.infer.segment(raw, model, probabilities=True)
             prob, pred = ds["probabilities"].values, ds["labels"].values
