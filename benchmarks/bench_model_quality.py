@@ -163,7 +163,8 @@ def fraction_error(truth: np.ndarray, pred: np.ndarray, phases: list[str]) -> di
 
 
 def tradeoff(truth: np.ndarray, prob: np.ndarray, phases: list[str]) -> list[dict]:
-    """The default model's pore / CBD IoU at each CBD log-prior offset (:data:`CBD_OFFSETS`)."""
+    """A model's operating-point curve: pore / CBD IoU (and fraction errors) of the argmax after
+    adding each CBD log-prior offset of :data:`CBD_OFFSETS` to its log-probabilities ``prob``."""
     logp = np.log(np.clip(prob, 1e-7, 1.0))
     k = phases.index("cbd")
     rows = []
@@ -176,9 +177,10 @@ def tradeoff(truth: np.ndarray, prob: np.ndarray, phases: list[str]) -> list[dic
 
 
 def margin_over(front: list[dict], point: dict[str, float]) -> float:
-    """Best margin of the default model's operating-point curve over another method's (pore, CBD)
-    IoU pair: max over offsets of min(pore - pore', cbd - cbd'). Positive: some operating point
-    beats that method on both phases (its pair is a trade-off, not better discrimination)."""
+    """Best margin of a model's operating-point curve (:func:`tradeoff`) over another method's
+    (pore, CBD) IoU pair: max over offsets of min(pore - pore', cbd - cbd'). Positive: some
+    operating point beats that method on both phases (the method's pair is only another
+    trade-off); negative: the method discriminates better than any point of the curve."""
     return round(max(min(r["iou"]["pore"] - point["pore"], r["iou"]["cbd"] - point["cbd"]) for r in front), 4)
 
 
