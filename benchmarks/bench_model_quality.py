@@ -155,10 +155,11 @@ CBD_OFFSETS = (-1.2, -1.0, -0.8, -0.6, -0.4, -0.2, 0.0, 0.2, 0.4)
 
 
 def fraction_error(truth: np.ndarray, pred: np.ndarray, phases: list[str]) -> dict[str, float]:
-    """Predicted minus true volume fraction of each phase, in percentage points."""
-    n = len(phases)
-    t = np.bincount(truth.ravel(), minlength=n)[:n] / truth.size
-    q = np.bincount(pred.ravel(), minlength=n)[:n] / pred.size
+    """Predicted minus true volume fraction of each phase (``bigseg.measure.volume_fractions``),
+    in percentage points."""
+    from bigseg.measure import volume_fractions
+
+    t, q = (volume_fractions(v, phases=phases).values for v in (truth, pred))
     return {p: round(float(100 * (b - a)), 2) for p, a, b in zip(phases, t, q)}
 
 
