@@ -53,6 +53,7 @@ __all__ = [
     "pair_differences",
     "box_counts",
     "mc_field_areas",
+    "mc_region",
     "mc_config_areas",
     "interface_mask",
 ]
@@ -727,6 +728,26 @@ def _mc_cells_fast(c, tkeys, tvals, bits, missing, amb, ntri, tiling, edges, spa
                         break
                     h = (h + 1) & mask
     return total, nmiss
+
+
+def mc_region(ext: np.ndarray, origin: tuple[int, ...], shape: tuple[int, ...], volume: tuple[int, ...],
+              halo_lo: tuple[int, ...], halo_hi: tuple[int, ...]) -> np.ndarray:
+    """The ``ext`` that :func:`mc_field_areas` expects for one block, cut from the block plus its
+    halo (``halo_lo``/``halo_hi`` voxels, at least 2 where the volume continues): the block's
+    smoothed region (the block + 1 voxel on each high side, clipped to the volume) and one more
+    voxel all round, border voxels replicated beyond the volume (``mode="nearest"``)."""
+    sl, pad = [], []
+    for a in range(3):
+        o, b, n = origin[a], shape[a], volume[a]
+        start, stop = o - 1, min(o + b + 1, n) + 1
+        av0, av1 = o - halo_lo[a], o + b + halo_hi[a]
+        s0, s1 = max(start, av0), min(stop, av1)
+        sl.append(slice(s0 - av0, s1 - av0))
+        pad.append((s0 - start, stop - s1))
+    region = ext[tuple(sl)]
+    if any(p != (0, 0) for p in pad):
+        region = np.pad(region, pad, mode="edge")
+    return region
 
 
 def mc_field_areas(ext: np.ndarray, fields: list[tuple[int, ...]],

@@ -6,6 +6,7 @@ computation for any chunking. Results are xarray objects with phase names, units
 dimension for (t, z, y, x) series, ready for ``to_netcdf``.
 """
 
+from ._particles import particle_labels, particles
 from ._metrics import METHODS, interfaces, specific_surface_area, surface_area, volume_fractions
 from ._scores import agreement, confusion, scores
 from ._summary import summary
@@ -24,5 +25,7 @@ __all__ = [
     "over_samples",
     "perturbation_spread",
     "probability_uncertainty",
+    "particles",
+    "particle_labels",
     "METHODS",
 ]

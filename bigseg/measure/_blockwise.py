@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import dask.array as da
 import numpy as np
+from dask import delayed
+from dask.delayed import Delayed
 
-__all__ = ["BlockGeometry", "block_partials", "ensure_min_chunks", "crop_halo"]
+__all__ = ["BlockGeometry", "block_partials", "block_results", "map_with_halo", "ensure_min_chunks", "crop_halo"]
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,42 @@ def crop_halo(ext: np.ndarray, geom: BlockGeometry, depth: int) -> tuple[np.ndar
     return ext[tuple(sl)], tuple(lo), tuple(hi)
 
 
+def _with_halo(arrays: tuple[da.Array, ...], depth: int, spatial_axes: int):
+    """Chunk ``arrays`` alike, give every block a ``depth`` halo where the volume continues and
+    return ``(overlapped arrays, core chunks, geometry(chunk-location) -> BlockGeometry)``."""
+    ref = arrays[0]
+    lead = ref.ndim - spatial_axes
+    target = tuple((n,) for n in ref.shape[:lead]) + ref.chunks[lead:]
+    ref = ref.rechunk(target)
+    ref = ensure_min_chunks(ref, depth, axes=tuple(range(lead, ref.ndim)))
+    arrays = (ref,) + tuple(
+        a.rechunk(tuple((n,) for n in a.shape[: a.ndim - spatial_axes]) + ref.chunks[lead:]) for a in arrays[1:]
+    )
+    chunks = ref.chunks[lead:]
+    starts = [np.concatenate([[0], np.cumsum(c)]) for c in chunks]
+    nblocks = [len(c) for c in chunks]
+    shape = tuple(int(s) for s in ref.shape[lead:])
+    core_chunks = ref.chunks
+    if depth > 0:
+        def dep(a: da.Array) -> dict[int, int]:  # no halo along an axis held in one chunk
+            off = a.ndim - spatial_axes
+            return {ax: (depth if ax >= off and nblocks[ax - off] > 1 else 0) for ax in range(a.ndim)}
+
+        arrays = tuple(da.overlap.overlap(a, depth=dep(a), boundary="none") for a in arrays)
+
+    def geometry(loc: tuple[int, ...]) -> BlockGeometry:
+        loc = tuple(loc)[lead:]
+        return BlockGeometry(
+            origin=tuple(int(starts[a][loc[a]]) for a in range(spatial_axes)),
+            shape=tuple(int(chunks[a][loc[a]]) for a in range(spatial_axes)),
+            volume=shape,
+            halo_lo=tuple(depth if loc[a] > 0 else 0 for a in range(spatial_axes)),
+            halo_hi=tuple(depth if loc[a] < nblocks[a] - 1 else 0 for a in range(spatial_axes)),
+        )
+
+    return arrays, core_chunks, geometry
+
+
 def block_partials(
     func: Callable[..., np.ndarray],
     *arrays: da.Array,
@@ -91,35 +130,11 @@ def block_partials(
     -------
     (nout,) lazy dask array, the sum of the partials (exact for integer ``dtype``).
     """
-    ref = arrays[0]
-    lead = ref.ndim - spatial_axes
-    target = tuple((n,) for n in ref.shape[:lead]) + ref.chunks[lead:]
-    ref = ref.rechunk(target)
-    ref = ensure_min_chunks(ref, depth, axes=tuple(range(lead, ref.ndim)))
-    arrays = (ref,) + tuple(
-        a.rechunk(tuple((n,) for n in a.shape[: a.ndim - spatial_axes]) + ref.chunks[lead:]) for a in arrays[1:]
-    )
-    chunks = ref.chunks[lead:]
-    starts = [np.concatenate([[0], np.cumsum(c)]) for c in chunks]
-    nblocks = [len(c) for c in chunks]
-    shape = tuple(int(s) for s in ref.shape[lead:])
-    if depth > 0:
-        def dep(a: da.Array) -> dict[int, int]:  # no halo along an axis held in one chunk
-            off = a.ndim - spatial_axes
-            return {ax: (depth if ax >= off and nblocks[ax - off] > 1 else 0) for ax in range(a.ndim)}
-
-        arrays = tuple(da.overlap.overlap(a, depth=dep(a), boundary="none") for a in arrays)
+    arrays, _, geometry = _with_halo(arrays, depth, spatial_axes)
+    lead = arrays[0].ndim - spatial_axes
 
     def wrapper(*blocks, block_info=None):
-        loc = block_info[0]["chunk-location"][lead:]
-        geom = BlockGeometry(
-            origin=tuple(int(starts[a][loc[a]]) for a in range(spatial_axes)),
-            shape=tuple(int(chunks[a][loc[a]]) for a in range(spatial_axes)),
-            volume=shape,
-            halo_lo=tuple(depth if loc[a] > 0 else 0 for a in range(spatial_axes)),
-            halo_hi=tuple(depth if loc[a] < nblocks[a] - 1 else 0 for a in range(spatial_axes)),
-        )
-        out = np.asarray(func(*blocks, geom), dtype=dtype)
+        out = np.asarray(func(*blocks, geometry(block_info[0]["chunk-location"])), dtype=dtype)
         return out.reshape((1,) * (lead + spatial_axes) + (nout,))
 
     out_chunks = tuple((1,) * len(c) for c in arrays[0].chunks) + ((nout,),)
@@ -128,3 +143,31 @@ def block_partials(
         meta=np.empty((0,) * (arrays[0].ndim + 1), dtype=dtype),
     )
     return parts.sum(axis=tuple(range(arrays[0].ndim)), dtype=dtype)
+
+
+def map_with_halo(func: Callable[..., np.ndarray], *arrays: da.Array, depth: int,
+                  dtype: type | np.dtype) -> da.Array:
+    """Lazy (z, y, x) array whose blocks are ``func(*blocks_with_halo, geom)``.
+
+    Like :func:`block_partials`, ``func`` sees every 3D block of ``arrays`` with a ``depth`` halo
+    where the volume continues, and where that block lies; it returns the block proper (no
+    halo). Use it for kernels that need global coordinates (e.g. deterministic tie-breaks).
+    """
+    arrays, core_chunks, geometry = _with_halo(arrays, depth, 3)
+
+    def wrapper(*blocks, block_info=None):
+        return np.asarray(func(*blocks, geometry(block_info[0]["chunk-location"])), dtype=dtype)
+
+    return da.map_blocks(wrapper, *arrays, dtype=dtype, chunks=core_chunks,
+                         meta=np.empty((0, 0, 0), dtype=dtype))
+
+
+def block_results(func: Callable[..., Any], *arrays: da.Array, depth: int) -> list[Delayed]:
+    """One delayed ``func(*blocks_with_halo, geom)`` per 3D block (results of any kind, e.g. the
+    per-particle partial tables of :func:`bigseg.measure.particles`)."""
+    arrays, _, geometry = _with_halo(arrays, depth, 3)
+    blocks = [a.to_delayed() for a in arrays]
+    out = []
+    for loc in np.ndindex(*blocks[0].shape):
+        out.append(delayed(func, pure=True)(*(b[loc] for b in blocks), geometry(loc)))
+    return out

@@ -11,7 +11,7 @@ import xarray as xr
 
 from .._parse import parse_choice
 from ..errors import InputError
-from ..kernels.metrics import NBINS, histogram, label_stats, mc_field_areas
+from ..kernels.metrics import NBINS, histogram, label_stats, mc_field_areas, mc_region
 from ..runtime._progress import compute
 from ._blockwise import BlockGeometry, block_partials, crop_halo
 from ._inputs import Labels, as_labels, check_values
@@ -49,28 +49,13 @@ def _stats_block(block: np.ndarray, geom: BlockGeometry, *, k: int) -> np.ndarra
     return np.concatenate([hist, faces.ravel(), onvox.ravel(), [nbad]])
 
 
-def _mc_ext(codes: np.ndarray, geom: BlockGeometry) -> np.ndarray:
-    """Labels around the block's smoothed region (block + 1 high), border replicated."""
-    sl, pad = [], []
-    for a in range(3):
-        o, b, n = geom.origin[a], geom.shape[a], geom.volume[a]
-        start, stop = o - 1, min(o + b + 1, n) + 1
-        av0, av1 = o - geom.halo_lo[a], o + b + geom.halo_hi[a]
-        s0, s1 = max(start, av0), min(stop, av1)
-        sl.append(slice(s0 - av0, s1 - av0))
-        pad.append((s0 - start, stop - s1))
-    ext = codes[tuple(sl)]
-    if any(p != (0, 0) for p in pad):
-        ext = np.pad(ext, pad, mode="edge")
-    return ext
-
-
 def _stats_mc_block(block: np.ndarray, geom: BlockGeometry, *, k: int, fields: tuple,
                     spacing: tuple[float, float, float]) -> np.ndarray:
     codes, nbad = _codes(block, geom)
     sext, lo, hi = crop_halo(codes, geom, 1)
     hist, faces, onvox = label_stats(sext, lo, hi, k)
-    areas = mc_field_areas(_mc_ext(codes, geom), list(fields), spacing)
+    areas = mc_field_areas(mc_region(codes, geom.origin, geom.shape, geom.volume, geom.halo_lo, geom.halo_hi),
+                           list(fields), spacing)
     return np.concatenate([hist, faces.ravel(), onvox.ravel(), [nbad], areas]).astype(np.float64)
 
 

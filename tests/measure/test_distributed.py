@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dask.array as da
 import numpy as np
+import pandas as pd
 import pytest
 from ._measure_ref import faces_per_axis
 
 import bigseg
 from bigseg.kernels.metrics import mc_field_areas
-from bigseg.measure import interfaces, summary
+from bigseg.measure import interfaces, particles, summary
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.filterwarnings("ignore")]
 
@@ -20,10 +21,14 @@ def test_local_cluster_matches_in_memory(labels):
     with bigseg.connect("local", n_workers=2, dashboard=False, quiet=True):
         ds = summary(lab, truth=truth)
         mc = interfaces(lab, method="marching_cubes")
+        parts = particles(lab, split=True, max_diameter=12)
+        comps = particles(lab, phase="cbd", split=False)
     np.testing.assert_array_equal(ds.faces.values, faces_per_axis(labels, 3).sum(0))
     assert "iou" in ds
     whole = mc_field_areas(np.pad(labels, 1, mode="edge"), [(0,), (1,), (2,)])
     np.testing.assert_allclose(mc.phase_area.values, whole, rtol=1e-9)
+    pd.testing.assert_frame_equal(parts, particles(labels, split=True, max_diameter=12), rtol=1e-9)
+    pd.testing.assert_frame_equal(comps, particles(labels, phase="cbd", split=False), rtol=1e-9)
 
 
 @pytest.mark.parametrize("shape,chunks", [((1, 20, 21), (1, 7, 8)), ((2, 30, 5), (1, 11, 2)), ((3, 3, 40), (2, 2, 13))],

@@ -1,0 +1,254 @@
+"""Per-block kernels for particle instances: splitting touching particles and per-particle partials.
+
+Pure NumPy/SciPy/scikit-image functions of one block plus its halo (``ext``) and where that block
+lies in the volume; :mod:`bigseg.measure._particles` runs them over a dask volume and adds the
+partials up.
+
+Splitting (the classic distance-transform watershed of touching spheres): the Euclidean distance
+of every particle voxel to the nearest voxel of another phase (``scipy.ndimage.
+distance_transform_edt`` with the voxel size as sampling), its h-maxima (``skimage.morphology.
+h_maxima``, 6-connected: domes at least ``h`` above the saddle towards any higher dome) as one marker per
+particle, and a marker-based watershed of the negated distance inside the phase
+(``skimage.segmentation.watershed``). The distance gets a tiny deterministic offset, a hash of
+the GLOBAL voxel index far below the spacing between distinct distances, so that no two voxels
+tie: the flooding order, and with it the result, does not depend on where a block starts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+from skimage.morphology import h_maxima
+from skimage.segmentation import watershed
+
+from .metrics import mc_field_areas, mc_region
+
+__all__ = ["distance_map", "particle_markers", "split_particles", "label_points", "block_components", "stitch_components", "particle_partials", "PARTIAL_KEYS"]
+
+_FACES = ndi.generate_binary_structure(3, 1)
+_TIE = 1e-6  # size of the tie-break offset, in units of the smallest voxel edge
+
+
+def _global_index(origin: tuple[int, ...], shape: tuple[int, ...], volume: tuple[int, ...]) -> np.ndarray:
+    """(shape) int64 linear index ``z * Y * X + y * X + x`` of every voxel in the volume."""
+    z, y, x = (np.arange(o, o + n, dtype=np.int64) for o, n in zip(origin, shape))
+    return (z[:, None, None] * volume[1] + y[None, :, None]) * volume[2] + x[None, None, :]
+
+
+def _tie_break(index: np.ndarray) -> np.ndarray:
+    """Deterministic pseudo-random values in [0, 1) from a global voxel index (a multiplicative hash)."""
+    h = (index.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(40)
+    return h.astype(np.float64) / float(1 << 24)
+
+
+def distance_map(mask: np.ndarray, origin: tuple[int, int, int], volume: tuple[int, int, int],
+                 spacing: tuple[float, float, float]) -> np.ndarray:
+    """(z, y, x) float64 distance of each ``mask`` voxel to the nearest non-mask voxel, in spacing
+    units (0 outside the mask), plus the global tie-break offset (< 1e-6 of the smallest edge).
+
+    ``origin`` is the global position of ``mask[0, 0, 0]``; voxels beyond the array are not
+    background (as ``distance_transform_edt`` on the whole volume). Exact in a block's core when
+    the halo is at least the largest distance.
+    """
+    d = ndi.distance_transform_edt(mask, sampling=spacing)
+    if mask.any():
+        d += np.where(mask, _TIE * min(spacing) * _tie_break(_global_index(origin, mask.shape, volume)), 0.0)
+    return d
+
+
+def particle_markers(codes: np.ndarray, phase: int, origin: tuple[int, int, int], volume: tuple[int, int, int],
+                     spacing: tuple[float, float, float], h: float) -> np.ndarray:
+    """(z, y, x) bool marker voxels: h-maxima (height ``h`` in voxel edges) of the distance map of
+    the voxels valued ``phase``; one connected marker per particle to be split apart."""
+    mask = codes == phase
+    if not mask.any():
+        return np.zeros(mask.shape, bool)
+    d = distance_map(mask, origin, volume, spacing)
+    # 6-connected, as the watershed: a dome must not "see" a higher one through a diagonal contact
+    return h_maxima(d, h * min(spacing), footprint=_FACES).astype(bool) & mask
+
+
+def split_particles(codes: np.ndarray, markers: np.ndarray, phase: int, origin: tuple[int, int, int],
+                    volume: tuple[int, int, int], spacing: tuple[float, float, float]) -> np.ndarray:
+    """(z, y, x) particle ids: the watershed of the negated distance map of ``codes == phase``
+    flooded from ``markers`` (their integer ids, 0 = none), 6-connected, inside the phase.
+    Phase voxels that no marker reaches inside the array stay 0."""
+    mask = codes == phase
+    if not mask.any() or not markers.any():
+        return np.zeros(mask.shape, markers.dtype)
+    d = distance_map(mask, origin, volume, spacing)
+    return watershed(-d, markers=np.where(mask, markers, 0), mask=mask, connectivity=1).astype(markers.dtype)
+
+
+def label_points(index: np.ndarray, volume: tuple[int, int, int]) -> np.ndarray:
+    """Connected components (6-neighbourhood, as the watershed) of a sparse set of voxels given by their sorted,
+    distinct global linear indices: ids 1, 2, ... in raster order of each component's first voxel."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = len(index)
+    if n == 0:
+        return np.zeros(0, np.int64)
+    Z, Y, X = volume
+    z, rem = np.divmod(index, Y * X)
+    y, x = np.divmod(rem, X)
+    rows, cols = [], []
+    for dz, dy, dx in ((0, 0, 1), (0, 1, 0), (1, 0, 0)):  # the "forward" face neighbours
+        zz, yy, xx = z + dz, y + dy, x + dx
+        ok = (zz < Z) & (yy >= 0) & (yy < Y) & (xx >= 0) & (xx < X)
+        nb = (zz * Y + yy) * X + xx
+        pos = np.searchsorted(index, nb)
+        hit = ok & (pos < n)
+        hit[hit] = index[pos[hit]] == nb[hit]
+        rows.append(np.flatnonzero(hit))
+        cols.append(pos[hit])
+    r = np.concatenate(rows)
+    c = np.concatenate(cols)
+    graph = coo_matrix((np.ones(len(r), np.int8), (r, c)), shape=(n, n))
+    _, comp = connected_components(graph, directed=False)
+    # renumber components by their first voxel (index is sorted, so by first occurrence)
+    _, first = np.unique(comp, return_index=True)
+    order = np.argsort(first)
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return rank[comp].astype(np.int64) + 1
+
+
+def block_components(mask: np.ndarray) -> tuple[np.ndarray, int, tuple[np.ndarray, ...]]:
+    """6-connected components of one block (``scipy.ndimage.label``) and the labels on its six
+    faces, low and high per axis (z, y, x), for stitching with the neighbouring blocks."""
+    lab, n = ndi.label(mask, structure=_FACES)
+    faces = tuple(f for a in range(3) for f in (np.take(lab, 0, axis=a), np.take(lab, -1, axis=a)))
+    return lab.astype(np.int32), int(n), faces
+
+
+def stitch_components(counts: np.ndarray, faces: dict[tuple[int, ...], tuple[np.ndarray, ...]]) -> np.ndarray:
+    """Global component of every block-local component.
+
+    Parameters
+    ----------
+    counts : (blocks along z, y, x) number of local components of each block.
+    faces : for each block index, its six face label arrays from :func:`block_components`.
+
+    Returns
+    -------
+    (counts.sum(),) int64 global ids (from 0) of the local components, blocks in C order; two
+    local components are one when they share a face across a block border.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    offsets = np.concatenate([[0], np.cumsum(counts.ravel())])
+    flat = {b: i for i, b in enumerate(np.ndindex(*counts.shape))}
+    rows, cols = [], []
+    for b in np.ndindex(*counts.shape):
+        for a in range(3):
+            nb = tuple(v + (1 if i == a else 0) for i, v in enumerate(b))
+            if nb[a] >= counts.shape[a]:
+                continue
+            hi, lo = faces[b][2 * a + 1], faces[nb][2 * a]
+            m = (hi > 0) & (lo > 0)
+            if m.any():
+                pairs = np.unique(np.stack([hi[m], lo[m]], axis=1), axis=0)
+                rows.append(offsets[flat[b]] + pairs[:, 0] - 1)
+                cols.append(offsets[flat[nb]] + pairs[:, 1] - 1)
+    n = int(offsets[-1])
+    r = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+    c = np.concatenate(cols) if cols else np.zeros(0, np.int64)
+    _, comp = connected_components(coo_matrix((np.ones(len(r), np.int8), (r, c)), shape=(n, n)), directed=False)
+    return comp.astype(np.int64)
+
+
+#: Keys of a :func:`particle_partials` table, all 1D arrays over its ``id``.
+PARTIAL_KEYS = ("id", "voxels", "sum_z", "sum_y", "sum_x", "min_z", "min_y", "min_x", "max_z", "max_y",
+                "max_x", "first", "intensity", "contacts", "area")
+
+
+def particle_partials(ids: np.ndarray, codes: np.ndarray, intensity: np.ndarray | None, *, phase: int,
+                      n_phases: int, origin: tuple[int, int, int], shape: tuple[int, int, int],
+                      volume: tuple[int, int, int], halo_lo: tuple[int, int, int],
+                      halo_hi: tuple[int, int, int], spacing: tuple[float, float, float]) -> dict[str, np.ndarray]:
+    """Additive per-particle partials of one block.
+
+    Parameters
+    ----------
+    ids : (z, y, x) integer particle ids of the block plus a halo of ``halo_lo``/``halo_hi``
+        voxels (at least 2 where the volume continues, 0 at its border); 0 = no particle.
+    codes : the phase labels on the same grid (``phase`` marks particle voxels).
+    intensity : grey values on the same grid, or None.
+    origin, shape, volume : the block's first voxel and shape, and the volume's shape.
+
+    Returns
+    -------
+    dict of 1D arrays over ``id`` (every particle with a voxel in the block or a marching-cubes
+    cell owned by it): ``voxels``; coordinate sums ``sum_z/y/x`` (voxel indices); bounding box
+    ``min_*``/``max_*`` (inclusive; +/- large values where the block holds none of its voxels);
+    ``first``, the smallest global linear index of its voxels; ``intensity`` sums;
+    ``contacts`` (n, n_phases + 1) faces shared with each other phase (column ``phase`` counts
+    faces with other particles, or with phase voxels of no particle) and, in the last column,
+    faces on the volume border; ``area``, the smoothed marching-cubes surface area of the
+    particle over the cells owned by the block (see :mod:`bigseg.kernels.metrics`).
+    """
+    Z, Y, X = ids.shape
+    core = tuple(slice(lo, n - hi) for lo, n, hi in zip(halo_lo, ids.shape, halo_hi))
+    cid = ids[core]
+    region = mc_region(ids, origin, shape, volume, halo_lo, halo_hi)
+    uids = np.unique(region)
+    uids = uids[uids != 0]
+    n = len(uids)
+    out: dict[str, np.ndarray] = {"id": uids.astype(np.int64)}
+    big = np.iinfo(np.int64).max
+    if n == 0:
+        for key in PARTIAL_KEYS[1:]:
+            out[key] = np.zeros((0, n_phases + 1) if key == "contacts" else 0)
+        return out
+    sel = cid != 0
+    idx = np.searchsorted(uids, cid[sel])
+    zz, yy, xx = np.nonzero(sel)
+    zz = zz + origin[0]
+    yy = yy + origin[1]
+    xx = xx + origin[2]
+    out["voxels"] = np.bincount(idx, minlength=n).astype(np.int64)
+    out["sum_z"] = np.bincount(idx, weights=zz, minlength=n)
+    out["sum_y"] = np.bincount(idx, weights=yy, minlength=n)
+    out["sum_x"] = np.bincount(idx, weights=xx, minlength=n)
+    first = (zz * volume[1] + yy) * volume[2] + xx
+    for key, arr, fn, init in (("min_z", zz, np.minimum, big), ("min_y", yy, np.minimum, big),
+                               ("min_x", xx, np.minimum, big), ("first", first, np.minimum, big),
+                               ("max_z", zz, np.maximum, -1), ("max_y", yy, np.maximum, -1),
+                               ("max_x", xx, np.maximum, -1)):
+        acc = np.full(n, init, np.int64)
+        fn.at(acc, idx, arr)
+        out[key] = acc
+    if intensity is not None:
+        out["intensity"] = np.bincount(idx, weights=intensity[core][sel].astype(np.float64), minlength=n)
+    else:
+        out["intensity"] = np.zeros(n)
+    # faces: each particle voxel of the block against its 6 neighbours (255 = beyond the volume)
+    pid = np.pad(ids, 1, constant_values=0)
+    pcode = np.pad(codes.astype(np.int64), 1, constant_values=-1)
+    c0 = tuple(slice(s.start + 1, s.stop + 1) for s in core)
+    contacts = np.zeros((n, n_phases + 1), np.int64)
+    for a in range(3):
+        for step in (-1, 1):
+            nb = list(c0)
+            nb[a] = slice(c0[a].start + step, c0[a].stop + step)
+            qid = pid[tuple(nb)][sel]
+            qcode = pcode[tuple(nb)][sel]
+            face = qid != cid[sel]
+            cat = np.where(qcode < 0, n_phases, np.minimum(qcode, n_phases))
+            contacts += np.bincount(idx[face] * (n_phases + 1) + cat[face],
+                                    minlength=n * (n_phases + 1)).reshape(n, n_phases + 1)
+    out["contacts"] = contacts
+    # marching cubes of each particle's indicator over the cells this block owns
+    compact = np.searchsorted(uids, region) + 1
+    compact[region == 0] = 0
+    area = np.zeros(n)
+    for j, box in enumerate(ndi.find_objects(compact)):
+        if box is None:
+            continue
+        box = tuple(slice(max(s.start - 3, 0), min(s.stop + 3, m)) for s, m in zip(box, compact.shape))
+        ind = (compact[box] == j + 1).view(np.uint8)
+        area[j] = mc_field_areas(ind, [(1,)], spacing)[0]
+    out["area"] = area
+    return out

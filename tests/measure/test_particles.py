@@ -1,0 +1,181 @@
+"""Per-particle table: whole-volume scikit-image / NumPy references, chunking invariance, splitting."""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from skimage.measure import label, regionprops
+
+import bigseg
+from bigseg.errors import InputError
+from bigseg.kernels.metrics import mc_field_areas
+from bigseg.kernels.particles import label_points
+from bigseg.measure import particle_labels, particles
+
+
+def _balls(shape, centres, radius, value=2, base=None):
+    lab = np.zeros(shape, np.uint8) if base is None else base.copy()
+    z, y, x = np.ogrid[: shape[0], : shape[1], : shape[2]]
+    for c in centres:
+        lab[(z - c[0]) ** 2 + (y - c[1]) ** 2 + (x - c[2]) ** 2 <= radius ** 2] = value
+    return lab
+
+
+def _contact_reference(lab, ids, k):
+    """faces[i, j]: faces between particle i (1-based row i-1) and phase j; column ``phase`` for
+    other particles, last column the volume border."""
+    n = int(ids.max())
+    out = np.zeros((n, k + 1), np.int64)
+    pid = np.pad(ids, 1, constant_values=0)
+    pcode = np.pad(lab.astype(np.int64), 1, constant_values=k)
+    core = (slice(1, -1),) * 3
+    for a in range(3):
+        for s in (-1, 1):
+            nb = list(core)
+            nb[a] = slice(1 + s, pid.shape[a] - 1 + s)
+            p, q, qc = pid[core], pid[tuple(nb)], pcode[tuple(nb)]
+            m = (p > 0) & (q != p)
+            np.add.at(out, (p[m] - 1, qc[m]), 1)
+    return out
+
+
+@pytest.fixture(scope="module")
+def electrode():
+    lab = bigseg.synth.electrode((30, 36, 40), radius=(3, 1), seed=5).values
+    img = bigseg.synth.xct(lab, seed=1, preset="nano-ct-absorption").values
+    return lab, img
+
+
+def test_connected_components_match_scikit_image(electrode):
+    lab, img = electrode
+    vol = xr.DataArray(da.from_array(lab, chunks=(7, 11, 13)), dims=("z", "y", "x"),
+                       attrs={"voxel_size": (2.0, 1.0, 0.5), "unit": "nm", "phases": ["pore", "cbd", "active"]})
+    tab = particles(vol, phase="cbd", intensity=da.from_array(img, chunks=(9, 9, 9)), split=False)
+    ref_ids = label(lab == 1, connectivity=1)
+    props = regionprops(ref_ids, intensity_image=img)
+    assert len(tab) == len(props) > 20
+    assert tab.id.tolist() == [p.label for p in props]
+    np.testing.assert_array_equal(tab.voxels, [p.area for p in props])
+    np.testing.assert_allclose(tab.volume, tab.voxels * 1.0)  # 2 * 1 * 0.5 nm^3 per voxel
+    np.testing.assert_allclose(tab[["centroid_z", "centroid_y", "centroid_x"]].to_numpy(),
+                               np.array([p.centroid for p in props]) * [2.0, 1.0, 0.5], rtol=1e-12)
+    np.testing.assert_array_equal(tab[["bbox_z0", "bbox_y0", "bbox_x0", "bbox_z1", "bbox_y1", "bbox_x1"]],
+                                  [p.bbox for p in props])
+    np.testing.assert_allclose(tab.mean_intensity, [p.intensity_mean for p in props], rtol=1e-6)
+    np.testing.assert_allclose(tab.equivalent_diameter, np.cbrt(6 * tab.volume / np.pi))
+    # contact fractions from whole-array face counts
+    faces = _contact_reference(lab, ref_ids, 3)
+    inside = faces[:, :3].sum(1)
+    np.testing.assert_allclose(tab.contact_pore, faces[:, 0] / inside)
+    np.testing.assert_allclose(tab.contact_active, faces[:, 2] / inside)
+    np.testing.assert_allclose(tab.contact_particle, 0)  # components never touch each other
+    np.testing.assert_allclose(tab.contact_pore + tab.contact_active + tab.contact_particle, 1)
+    np.testing.assert_allclose(tab.detachment, tab.contact_pore)
+    np.testing.assert_array_equal(tab.touches_border, [p.bbox[:3] == (0, 0, 0) or min(p.bbox[:3]) == 0
+                                                       or any(b == n for b, n in zip(p.bbox[3:], lab.shape))
+                                                       for p in props])
+    # marching-cubes area of each particle's indicator over the whole volume
+    big = np.argsort(-tab.voxels.to_numpy())[:5]
+    for i in big:
+        ind = (ref_ids == i + 1).astype(np.uint8)
+        whole = mc_field_areas(np.pad(ind, 1, mode="edge"), [(1,)], (2.0, 1.0, 0.5))[0]
+        assert tab.surface_area[i] == pytest.approx(whole, rel=1e-9)
+    assert tab.attrs["unit"] == "nm" and tab.attrs["phase"] == "cbd"
+
+
+def test_split_table_does_not_depend_on_chunking(electrode):
+    lab, img = electrode
+    kw = dict(split=True, max_diameter=24, intensity=img)
+    one = particles(lab, **kw)
+    for chunks in ((7, 11, 13), (24, 25, 26), (30, 12, 40)):
+        other = particles(da.from_array(lab, chunks=chunks), **kw)
+        pd.testing.assert_frame_equal(one, other, check_exact=False, rtol=1e-9, atol=1e-12)
+    assert len(one) > len(particles(lab, split=False))  # touching particles were split apart
+    assert one.voxels.sum() == (lab == 2).sum()  # every active voxel belongs to one particle
+    ids = particle_labels(da.from_array(lab, chunks=(7, 11, 13)), split=True, max_diameter=24).compute()
+    assert len(np.unique(ids[ids > 0])) == len(one)
+    np.testing.assert_array_equal(np.sort(np.bincount(ids.ravel())[1:]), np.sort(one.voxels.to_numpy()))
+
+
+def test_two_touching_balls_are_split_and_measured():
+    lab = _balls((48, 48, 64), [(24, 24, 20), (24, 24, 38)], 10)
+    lab[:, :, 54:] = 1  # a CBD slab, touching neither ball
+    whole = particles(lab, split=False)
+    assert len(whole) == 1 and whole.contact_particle[0] == 0 and whole.detachment[0] == 1
+    tab = particles(da.from_array(lab, chunks=(17, 20, 23)), split=True, max_diameter=24)
+    assert len(tab) == 2
+    ball = _balls((48, 48, 64), [(24, 24, 20)], 10).astype(bool).sum()
+    np.testing.assert_allclose(tab.voxels, ball, rtol=0.03)
+    np.testing.assert_allclose(tab.equivalent_diameter, 20, rtol=0.02)
+    np.testing.assert_allclose(tab.sphericity, 1, atol=0.03)
+    assert (tab.contact_particle > 0.02).all() and (tab.contact_cbd == 0).all()
+    np.testing.assert_allclose(tab.centroid_x, [20, 38], atol=0.6)
+    assert not tab.touches_border.any()
+
+
+def test_detachment_and_border():
+    lab = _balls((40, 40, 40), [(20, 20, 20)], 8)
+    lab[:20][lab[:20] == 0] = 1  # CBD below the equator, pore above
+    lab = _balls((40, 40, 40), [(0, 5, 5)], 4, base=lab)  # a particle cut by the border
+    tab = particles(da.from_array(lab, chunks=13), max_diameter=20)
+    assert len(tab) == 2
+    ball = tab.iloc[np.argmax(tab.voxels.to_numpy())]
+    assert ball.detachment == pytest.approx(0.5, abs=0.06)
+    assert ball.contact_cbd == pytest.approx(0.5, abs=0.06)
+    assert not ball.touches_border
+    cut = tab.iloc[np.argmin(tab.voxels.to_numpy())]
+    assert cut.touches_border
+
+
+def test_series_gets_a_time_column():
+    a = _balls((20, 24, 24), [(10, 12, 12)], 5)
+    b = _balls((20, 24, 24), [(10, 6, 6), (10, 17, 17)], 4)
+    ser = xr.DataArray(da.from_array(np.stack([a, b]), chunks=(1, 9, 10, 11)), dims=("t", "z", "y", "x"),
+                       coords={"t": [0.0, 30.0]})
+    tab = particles(ser, max_diameter=12)
+    assert tab.t.tolist() == [0.0, 30.0, 30.0]
+    assert tab.id.tolist() == [1, 1, 2]
+
+
+def test_wide_particles_are_flagged():
+    lab = _balls((40, 40, 40), [(20, 20, 20)], 12)
+    with pytest.warns(UserWarning, match="max_diameter"):
+        particles(da.from_array(lab, chunks=20), max_diameter=8)
+
+
+def test_label_points_components_in_raster_order():
+    vol = (10, 10, 10)
+    pts = np.zeros(vol, bool)
+    pts[5, 5, 5] = pts[5, 5, 6] = pts[5, 6, 6] = True
+    pts[6, 7, 7] = True  # diagonal only: its own component
+    pts[0, 9, 0] = True
+    pts[9, 0, 9] = pts[9, 0, 8] = True
+    index = np.flatnonzero(pts.ravel())
+    ids = label_points(index, vol)
+    ref = label(pts, connectivity=1).ravel()[index]
+    np.testing.assert_array_equal(ids, ref)
+    assert label_points(np.zeros(0, np.int64), vol).size == 0
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(phase="nmc"), "`phase`"),
+    (dict(phase=5), "`phase`"),
+    (dict(split="yes"), "`split`"),
+    (dict(max_diameter=0), "`max_diameter`"),
+    (dict(h=-1), "`h`"),
+    (dict(intensity=np.zeros((3, 3, 3))), "`intensity`"),
+])
+def test_bad_arguments_are_named(kwargs, match):
+    lab = _balls((12, 12, 12), [(6, 6, 6)], 3)
+    with pytest.raises(InputError, match=match):
+        particles(lab, **kwargs)
+
+
+def test_labels_beyond_the_phases_are_refused():
+    lab = _balls((12, 12, 12), [(6, 6, 6)], 3)
+    lab[0, 0, 0] = 7
+    with pytest.raises(InputError, match="`labels`.*7"):
+        particles(lab)
