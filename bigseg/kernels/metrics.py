@@ -44,6 +44,7 @@ import threading
 
 import numba
 import numpy as np
+from scipy import ndimage as ndi
 
 __all__ = [
     "NBINS",
@@ -56,6 +57,7 @@ __all__ = [
     "mc_region",
     "mc_config_areas",
     "interface_mask",
+    "shell_counts",
 ]
 
 #: Number of histogram bins for uint8 labels (value 255 = unlabelled).
@@ -327,6 +329,42 @@ def pair_differences(*blocks: np.ndarray) -> np.ndarray:
             out[k] = np.count_nonzero(blocks[i] != blocks[j])
             k += 1
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# shells: phase counts by distance from a phase
+# --------------------------------------------------------------------------------------------
+def shell_counts(ext: np.ndarray, halo_lo: tuple[int, int, int], halo_hi: tuple[int, int, int], *,
+                 around: tuple[int, ...], n_phases: int, max_distance: float, step: float,
+                 sampling: tuple[float, float, float]) -> np.ndarray:
+    """Voxels of each phase in shells of growing distance from the phases ``around``, in one block.
+
+    Parameters
+    ----------
+    ext : (z, y, x) uint8 labels of the block plus its halo (``halo_lo``/``halo_hi`` voxels, at
+        least ``max_distance`` where the volume continues).
+    around : label values the distance is measured from.
+    max_distance, step : in units of ``sampling`` (the Euclidean distance transform's spacing).
+
+    Returns
+    -------
+    (n_phases, n_shells) int64: ``out[j, i]`` = voxels of phase ``j`` in the block whose distance
+    ``d`` to the nearest ``around`` voxel satisfies ``i * step < d <= (i + 1) * step``, with
+    ``n_shells = ceil(max_distance / step)``; exact when the halo covers ``max_distance``.
+    """
+    n_shells = int(np.ceil(max_distance / step - 1e-9))
+    out = np.zeros((n_phases, n_shells), np.int64)
+    src = np.isin(ext, around)
+    if not src.any():
+        return out
+    d = ndi.distance_transform_edt(~src, sampling=sampling)
+    core = tuple(slice(lo, n - hi) for lo, n, hi in zip(halo_lo, ext.shape, halo_hi))
+    d = d[core]
+    codes = ext[core]
+    sel = (d > 0) & (d <= max_distance * (1 + 1e-12)) & (codes < n_phases)
+    shell = np.minimum(np.ceil(d[sel] / step - 1e-9).astype(np.int64) - 1, n_shells - 1)
+    return np.bincount(codes[sel].astype(np.int64) * n_shells + shell,
+                       minlength=n_phases * n_shells).reshape(n_phases, n_shells)
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,62 @@
+"""Shells: phase fractions by distance from a phase, against a whole-array SciPy reference."""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+import pytest
+import xarray as xr
+from scipy import ndimage as ndi
+
+import bigseg
+from bigseg.errors import InputError
+from bigseg.measure import shells
+
+
+def _reference(lab, around, of, max_distance, step, sampling=(1.0, 1.0, 1.0)):
+    d = ndi.distance_transform_edt(~np.isin(lab, around), sampling=sampling)
+    n = int(np.ceil(max_distance / step))
+    frac, tot = [], []
+    for i in range(n):
+        hi = max_distance if i == n - 1 else (i + 1) * step
+        m = (d > i * step) & (d <= hi)
+        tot.append(m.sum())
+        frac.append(np.isin(lab[m], of).mean() if m.any() else np.nan)
+    return np.array(frac), np.array(tot)
+
+
+@pytest.fixture(scope="module")
+def lab():
+    return bigseg.synth.electrode((30, 36, 40), radius=(4, 1), seed=5).values
+
+
+@pytest.mark.parametrize("chunks", [(7, 11, 13), (30, 36, 40), (16, 5, 40)], ids=str)
+def test_matches_whole_array_distance_transform(lab, chunks):
+    out = shells(da.from_array(lab, chunks=chunks), around="active", of="cbd", max_distance=5.5, step=1.0)
+    frac, tot = _reference(lab, [2], [1], 5.5, 1.0)
+    np.testing.assert_array_equal(out.voxels, tot)
+    np.testing.assert_allclose(out.values, frac, rtol=1e-12)
+    np.testing.assert_allclose(out.distance, [1, 2, 3, 4, 5, 5.5])
+    assert out.values[0] > 0.3 > out.values[3]  # CBD coats the particles
+
+
+def test_anisotropic_voxels_several_phases_and_series(lab):
+    vol = xr.DataArray(da.from_array(np.stack([lab, lab[::-1]]), chunks=(1, 9, 12, 40)), dims=("t", "z", "y", "x"),
+                       attrs={"voxel_size": (100.0, 50.0, 50.0), "unit": "nm"})
+    out = shells(vol, around=["cbd", "active"], of="pore", max_distance=4, step=2)
+    frac, tot = _reference(lab, [1, 2], [0], 4, 2, sampling=(2.0, 1.0, 1.0))
+    np.testing.assert_allclose(out.sel(t=0).values, frac)
+    np.testing.assert_array_equal(out.sel(t=0).voxels, tot)
+    np.testing.assert_allclose(out.distance, [100.0, 200.0])  # nm: 2 and 4 edges of 50 nm
+    np.testing.assert_allclose(out.values, 1.0)  # only pore lies outside solid
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(around="nmc", of="cbd", max_distance=3), "`around`"),
+    (dict(around="active", of=[], max_distance=3), "`of`"),
+    (dict(around="active", of="cbd", max_distance=0), "`max_distance`"),
+    (dict(around="active", of="cbd", max_distance=3, step=4), "`step`"),
+])
+def test_bad_arguments_are_named(lab, kwargs, match):
+    with pytest.raises(InputError, match=match):
+        shells(lab, **kwargs)
