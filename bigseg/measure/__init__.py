@@ -9,6 +9,7 @@ dimension for (t, z, y, x) series, ready for ``to_netcdf``.
 from ._particles import particle_labels, particles
 from ._metrics import METHODS, interfaces, specific_surface_area, surface_area, volume_fractions
 from ._shells import shells
+from ._tortuosity import tortuosity
 from ._scores import agreement, confusion, scores
 from ._summary import summary
 from ._uncertainty import over_samples, perturbation_spread, probability_uncertainty, spread
@@ -28,6 +29,7 @@ __all__ = [
     "probability_uncertainty",
     "particles",
     "shells",
+    "tortuosity",
     "particle_labels",
     "METHODS",
 ]
