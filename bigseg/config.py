@@ -94,6 +94,10 @@ def _validate(cfg: dict[str, Any]) -> None:
     _check("predict.blend", p["blend"] in ("gaussian", "constant"), "to be 'gaussian' or 'constant'", p["blend"])
     _check("predict.sigma_scale", isinstance(p["sigma_scale"], (int, float)) and p["sigma_scale"] > 0, "to be a positive number", p["sigma_scale"])
     _check("predict.batch_size", p["batch_size"] is None or _is_pos_int(p["batch_size"]), "to be a positive integer or null", p["batch_size"])
+    _check("measure.particles", isinstance(cfg["measure"]["particles"], bool), "to be true or false",
+           cfg["measure"]["particles"])
+    _check("measure.phase", isinstance(cfg["measure"]["phase"], str) and bool(cfg["measure"]["phase"]),
+           "to be a phase name", cfg["measure"]["phase"])
     _check("measure.interfaces", cfg["measure"]["interfaces"] in ("faces", "marching_cubes"), "to be 'faces' or 'marching_cubes'", cfg["measure"]["interfaces"])
 
 

@@ -35,6 +35,8 @@ class Result:
     metrics : xarray.Dataset (volume fractions, interfaces, and scores when a truth was given)
     figures : paths of the PNG figures
     timings : seconds per stage
+    particles : pandas.DataFrame, one row per particle (``config.measure.particles``), also
+        written to ``particles.csv``; None when not asked for
     """
 
     image: str
@@ -129,7 +131,7 @@ class Pipeline:
     def _run(self, source: Any, dest: str | os.PathLike, *, resume: bool, truth: xr.DataArray | None) -> Result:
         from . import measure
         from .io import open_volume, save_labels
-        from .report import orthoslices
+        from .report import orthoslices, particle_figure
 
         out = Path(dest)
         out.mkdir(parents=True, exist_ok=True)
@@ -152,6 +154,10 @@ class Pipeline:
         if truth is not None and tuple(truth.shape) != tuple(labels.shape):
             raise InputError(f"Expected `truth` to have shape {labels.shape}. Got {truth.shape} instead.")
         metrics = measure.summary(labels, truth=truth, method=self.config.measure["interfaces"], progress=True)
+        table = None
+        if self.config.measure["particles"]:
+            table = measure.particles(labels, phase=self.config.measure["phase"], intensity=vol, progress=True)
+            table.to_csv(out / "particles.csv", index=False)
         timings["measure"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -159,10 +165,13 @@ class Pipeline:
         orthoslices(vol, labels, path=slices, title=f"{Path(str(source)).name if isinstance(source, (str, os.PathLike)) else 'volume'}: "
                     f"segmentation ({self.config.predict['model']})")
         figures = [str(slices)]
+        if table is not None and len(table):
+            particle_figure(table, path=out / "particles.png", title=f"{table.attrs['phase']} particles")
+            figures.append(str(out / "particles.png"))
         timings["figures"] = time.perf_counter() - t
         metrics.attrs.update({"image": str(image), "labels": str(seg_path)})
         _write_metrics(metrics, out)
-        return Result(str(image), str(seg_path), metrics, figures, timings)
+        return Result(str(image), str(seg_path), metrics, figures, timings, particles=table)
 
 
 def _write_metrics(metrics: xr.Dataset, out: Path) -> None:

@@ -29,6 +29,8 @@ def test_defaults_yaml_env_keywords_precedence(tmp_path):
         ("memory_limit: lots", "`memory_limit`"),
         ("voxel_size: -1", "`voxel_size`"),
         ("filters: {median: 0}", "`filters.median`"),
+        ("measure: {particles: maybe}", "`measure.particles`"),
+        ("measure: {phase: 3}", "`measure.phase`"),
         ("chunk: 64", "Unknown configuration key `chunk`"),
         ("predict: {overlapp: 0.5}", "Unknown configuration key `predict.overlapp`"),
         ("- a list", "mapping"),

@@ -33,6 +33,13 @@ def test_pipeline_threshold_then_resume(tmp_path, scan):
     fr = res.metrics["volume_fraction"]
     assert abs(float(fr.sum()) - 1) < 1e-9
     np.testing.assert_allclose(fr.values, np.bincount(labels.values.ravel(), minlength=3) / labels.size)
+    # the particle table of the segmented active phase, with the image's grey values
+    table = res.particles
+    assert len(table) > 0 and table.voxels.sum() == int((labels.values == 2).sum())
+    np.testing.assert_allclose(table.volume, table.voxels * 40.0 ** 3)
+    written = __import__("pandas").read_csv(tmp_path / "run" / "particles.csv")
+    np.testing.assert_allclose(written.mean_intensity, table.mean_intensity)
+    assert str(tmp_path / "run" / "particles.png") in res.figures
     assert float(res.metrics["iou"].sel(phase="active")) > 0.5
     assert (tmp_path / "run" / "metrics.json").exists() and (tmp_path / "run" / "metrics.nc").exists()
     assert all(Path(f).exists() for f in res.figures)

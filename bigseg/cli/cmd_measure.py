@@ -25,6 +25,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--netcdf", default=None, help="write all metrics to this netCDF file")
     p.add_argument("--csv", default=None, help="write all metrics as a long table (quantity, phases, value, units)")
     p.add_argument("--plot", default=None, help="write a bar chart of fractions and interface areas (PNG)")
+    p.add_argument("--particles", default=None, metavar="CSV",
+                   help="write one row per particle of --particle-phase (size, shape, contacts, detachment) to CSV, "
+                        "and its histograms beside it (same name, .png)")
+    p.add_argument("--particle-phase", default="active", help="phase of the particles (default active)")
+    p.add_argument("--no-split", action="store_true",
+                   help="particles are connected components (default: touching particles split by a watershed)")
+    p.add_argument("--max-diameter", type=int, default=40,
+                   help="widest particle in voxels, the halo of the split (default 40)")
+    p.add_argument("--intensity", default=None, help="grey image for the particles' mean intensity (OME-Zarr)")
+    p.add_argument("--shells", default=None, metavar="AROUND:OF:MAX",
+                   help="fraction of phase OF in 1-voxel shells up to MAX voxels from phase AROUND, e.g. active:cbd:10")
+    p.add_argument("--tortuosity", default=None, choices=["z", "y", "x"],
+                   help="tortuosity factor of the pore phase along this axis (TauFactor, sub-volumes of 256³)")
     p.add_argument("--progress", action="store_true", help="show progress bars")
     add_cluster_args(p)
     p.set_defaults(func=run)
@@ -122,16 +135,59 @@ def _plot(ds, path: str) -> None:
     plt.close(fig)
 
 
+def _shells_args(text: str) -> tuple[str, str, float]:
+    from ..errors import InputError
+
+    parts = text.split(":")
+    try:
+        return parts[0], parts[1], float(parts[2])
+    except (IndexError, ValueError):
+        raise InputError(f"Expected `--shells` as AROUND:OF:MAX, e.g. active:cbd:10. Got {text!r} instead.") from None
+
+
 def run(args: argparse.Namespace) -> int:
-    from ..measure import summary
+    from .. import measure
+    from ..io import open_volume
 
     labels = _open_labels(args.labels, args.label)
     truth = _open_labels(args.truth, None) if args.truth else None
     phases = [s.strip() for s in args.phases.split(",")] if args.phases else None
+    shells = _shells_args(args.shells) if args.shells else None
+    intensity = open_volume(args.intensity) if args.intensity else None
     with cluster_from_args(args):
-        ds = summary(labels, method=args.method, truth=truth, phases=phases, progress=args.progress)
+        ds = measure.summary(labels, method=args.method, truth=truth, phases=phases, progress=args.progress)
+        table = (measure.particles(labels, phase=args.particle_phase, intensity=intensity, split=not args.no_split,
+                                   max_diameter=args.max_diameter, phases=phases, progress=args.progress)
+                 if args.particles else None)
+        sh = (measure.shells(labels, around=shells[0], of=shells[1], max_distance=shells[2], phases=phases,
+                             progress=args.progress) if shells else None)
+        tau = (measure.tortuosity(labels, axis=args.tortuosity, phases=phases, progress=args.progress)
+               if args.tortuosity else None)
     ds.attrs["labels"] = str(args.labels)
     print(_table(ds))
+    if table is not None:
+        from ..report import particle_figure
+
+        table.to_csv(args.particles, index=False)
+        png = str(Path(args.particles).with_suffix(".png"))
+        particle_figure(table, path=png, title=f"{args.labels}: {args.particle_phase} particles")
+        inside = table[~table.touches_border]
+        print(f"{len(table)} {args.particle_phase} particles ({len(inside)} inside the volume): median equivalent "
+              f"diameter {inside.equivalent_diameter.median():.4g} {table.attrs['unit']}, median detachment "
+              f"{inside.detachment.median():.3f}; wrote {args.particles} and {png}")
+    if sh is not None:
+        print(f"fraction of {shells[1]} by distance from {shells[0]} [{sh.attrs['distance_units']}]:")
+        d = sh.isel(t=-1) if "t" in sh.dims else sh
+        print("  " + "  ".join(f"{float(r):.4g}: {float(v):.3f}" for r, v in zip(d.distance.values, d.values)))
+        ds["shell_fraction"] = sh.rename(distance="shell_distance")
+    if tau is not None:
+        t = tau.isel(t=-1) if "t" in tau.dims else tau
+        print(f"tortuosity factor of {tau.attrs['phase']} along {tau.attrs['axis']}: "
+              + ", ".join(f"{float(v):.3f}" for v in t.tau.values)
+              + f" ({t.sizes['subvolume']} sub-volume(s)), D_eff/D_0 " + ", ".join(f"{float(v):.4f}" for v in t.D_eff.values))
+        for name in ("tau", "D_eff", "porosity"):
+            ds[f"tortuosity_{name}" if name != "tau" else "tortuosity"] = tau[name].drop_vars(
+                [c for c in tau[name].coords if c not in ("t", "subvolume")])
     if args.netcdf:
         ds.to_netcdf(args.netcdf, engine="h5netcdf")
         print(f"wrote {args.netcdf}")

@@ -1,5 +1,6 @@
 """Figures and the HTML report (fixed phase colours in every figure)."""
 
+from ._particles import particle_figure
 from ._slices import label_rgba, orthoslices
 
-__all__ = ["orthoslices", "label_rgba"]
+__all__ = ["orthoslices", "label_rgba", "particle_figure"]

@@ -44,3 +44,31 @@ def test_cli_measure_bad_values_exit_code(tmp_path, capsys):
     rc = main(["measure", str(image), "--phases", "pore,solid"])
     assert rc == 2
     assert "Got 27 voxels with other values (1 distinct: 2)" in capsys.readouterr().err
+
+
+def test_cli_measure_particles_shells_tortuosity(tmp_path, capsys):
+    import bigseg
+    from bigseg.measure import particles, shells, tortuosity
+
+    lab = bigseg.synth.electrode((24, 30, 28), radius=(4, 1), seed=2).values
+    image = tmp_path / "scan.ome.zarr"
+    save_volume(lab.astype(np.float32) * 0.5, image, chunks=(10, 16, 9), voxel_size=(40.0, 50.0, 50.0), unit="nm",
+                progress=False)
+    save_labels(lab, image, phases=["pore", "cbd", "active"], chunks=(10, 16, 9), progress=False)
+    csv, nc = tmp_path / "p.csv", tmp_path / "m.nc"
+    rc = main(["measure", str(image), "--particles", str(csv), "--max-diameter", "20", "--intensity", str(image),
+               "--shells", "active:cbd:4", "--tortuosity", "z", "--netcdf", str(nc)])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "active particles" in out and "fraction of cbd by distance from active" in out and "tortuosity" in out
+    table = pd.read_csv(csv)
+    vol = xr.DataArray(lab, dims=("z", "y", "x"), attrs={"voxel_size": (40.0, 50.0, 50.0), "unit": "nm"})
+    ref = particles(vol, max_diameter=20)
+    np.testing.assert_array_equal(table.voxels, ref.voxels)
+    np.testing.assert_allclose(table.mean_intensity, 1.0)  # active voxels hold 2 * 0.5
+    assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
+    ds = xr.open_dataset(nc, engine="h5netcdf").load()
+    np.testing.assert_allclose(ds.shell_fraction.values, shells(vol, around="active", of="cbd", max_distance=4).values)
+    assert float(ds.tortuosity.values[0]) == float(tortuosity(vol, axis="z").tau.values[0])
+    rc = main(["measure", str(image), "--shells", "active-cbd"])
+    assert rc == 2 and "`--shells`" in capsys.readouterr().err

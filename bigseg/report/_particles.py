@@ -1,0 +1,73 @@
+"""Per-particle distributions: size, shape and contact with the other phases."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from ..io import phase_colour
+
+__all__ = ["particle_figure"]
+
+
+def particle_figure(table: Any, *, path: str | os.PathLike | None = None, title: str | None = None, dpi: int = 110):
+    """Histograms of a :func:`bigseg.measure.particles` table: equivalent diameter (by count and
+    by volume), sphericity, and each contact fraction (``detachment`` = pore contact).
+
+    Particles touching the volume border are drawn apart (hatched): their size and shape are
+    truncated. For a series, the last time step is drawn. Returns the Figure (closed when
+    ``path`` is given).
+    """
+    import matplotlib
+
+    if path is not None:
+        matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    df = table
+    if "t" in df.columns and len(df):
+        df = df[df["t"] == df["t"].iloc[-1]]
+    unit = table.attrs.get("unit", "voxel")
+    phase = table.attrs.get("phase", "particle")
+    inner = df[~df["touches_border"]]
+    border = df[df["touches_border"]]
+    contacts = [c for c in df.columns if c.startswith("contact_")]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), constrained_layout=True)
+    colour = tuple(c / 255 for c in phase_colour(phase, 2)[:3])
+    d_all = df["equivalent_diameter"].to_numpy()
+    bins = np.histogram_bin_edges(d_all, bins=min(30, max(5, len(d_all) // 5))) if len(d_all) else 10
+    a = axes[0]
+    a.hist([inner["equivalent_diameter"], border["equivalent_diameter"]], bins=bins, stacked=True,
+           color=[colour, "0.8"], edgecolor="black", label=["inside", "touching the border"])
+    a.set_xlabel(f"equivalent diameter [{unit}]")
+    a.set_ylabel("particles")
+    a2 = a.twinx()
+    if len(inner):
+        order = np.argsort(inner["equivalent_diameter"].to_numpy())
+        cum = np.cumsum(inner["volume"].to_numpy()[order])
+        a2.plot(inner["equivalent_diameter"].to_numpy()[order], cum / cum[-1], color="black")
+    a2.set_ylabel("cumulative volume fraction (inside)")
+    a2.set_ylim(0, 1.02)
+    a.legend(loc="center right", fontsize=8)
+    a.set_title(f"{len(df)} {phase} particles")
+    s = inner["sphericity"].dropna()
+    axes[1].hist(s, bins=20, range=(min(0.3, s.min()), max(1.2, s.max())) if len(s) else None, color=colour, edgecolor="black")
+    axes[1].set_xlabel("sphericity (inside the volume)")
+    axes[1].set_title("shape")
+    for c in contacts:
+        other = c[len("contact_"):]
+        col = "0.5" if other == "particle" else tuple(v / 255 for v in phase_colour(other, 0)[:3])
+        axes[2].hist(inner[c].dropna(), bins=20, range=(0, 1), histtype="step", linewidth=2, color=col,
+                     label=other + (" (detachment)" if other == "pore" else ""))
+    axes[2].set_xlabel("fraction of the particle surface in contact")
+    axes[2].set_ylabel("particles")
+    axes[2].legend(fontsize=8)
+    axes[2].set_title("contacts")
+    if title:
+        fig.suptitle(title)
+    if path is not None:
+        fig.savefig(path, dpi=dpi)
+        plt.close(fig)
+    return fig
