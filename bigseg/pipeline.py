@@ -18,6 +18,7 @@ from typing import Any
 
 import xarray as xr
 
+from ._version import version
 from .config import RunConfig
 from .errors import InputError
 
@@ -66,7 +67,8 @@ class Pipeline:
         cfg = self.config
         if isinstance(source, (str, os.PathLike)):
             return ingest(source, image, chunks=cfg.chunks, voxel_size=cfg.voxel_size, unit=cfg.unit, overwrite=True)
-        save_volume(source, image, chunks=cfg.chunks, voxel_size=cfg.voxel_size, overwrite=True)
+        save_volume(source, image, chunks=cfg.chunks, voxel_size=cfg.voxel_size,
+                    unit=cfg.unit if cfg.voxel_size is not None else None, overwrite=True)
         return open_volume(image)
 
     def _filter(self, vol: xr.DataArray) -> xr.DataArray:
@@ -106,7 +108,8 @@ class Pipeline:
         """Segment ``source`` (a path any reader accepts, or an array) into ``dest``.
 
         ``dest`` is a folder: ``dest/image.ome.zarr`` (with ``labels/segmentation``),
-        ``dest/metrics.nc``, ``dest/metrics.json`` and figures. ``truth`` (a label volume)
+        ``dest/metrics.nc``, ``dest/metrics.json``, ``dest/particles.csv``, ``dest/run.json``
+        (source, configuration, timings), figures and ``dest/report.html`` (all of it on one page). ``truth`` (a label volume)
         adds IoU/Dice scores against it. ``client``: a ``distributed.Client`` to run on, or a
         cluster spec for :func:`bigseg.connect` (``"local"``, an address, ``"slurm"``, e.g.
         ``config.cluster``) started for this run and closed after; default: the current
@@ -131,7 +134,7 @@ class Pipeline:
     def _run(self, source: Any, dest: str | os.PathLike, *, resume: bool, truth: xr.DataArray | None) -> Result:
         from . import measure
         from .io import open_volume, save_labels
-        from .report import orthoslices, particle_figure
+        from .report import metrics_figure, orthoslices, particle_figure, write_report
 
         out = Path(dest)
         out.mkdir(parents=True, exist_ok=True)
@@ -168,9 +171,17 @@ class Pipeline:
         if table is not None and len(table):
             particle_figure(table, path=out / "particles.png", title=f"{table.attrs['phase']} particles")
             figures.append(str(out / "particles.png"))
+        metrics_figure(metrics, path=out / "metrics.png")
+        figures.append(str(out / "metrics.png"))
         timings["figures"] = time.perf_counter() - t
         metrics.attrs.update({"image": str(image), "labels": str(seg_path)})
         _write_metrics(metrics, out)
+        (out / "run.json").write_text(json.dumps({
+            "source": str(source) if isinstance(source, (str, os.PathLike)) else "array",
+            "bigseg": version(), "model": str(self.config.predict["model"]),
+            "config": self.config.values, "timings_s": {k: round(v, 3) for k, v in timings.items()},
+        }, indent=1, default=str))
+        write_report(out)
         return Result(str(image), str(seg_path), metrics, figures, timings, particles=table)
 
 

@@ -40,6 +40,15 @@ def test_pipeline_threshold_then_resume(tmp_path, scan):
     written = __import__("pandas").read_csv(tmp_path / "run" / "particles.csv")
     np.testing.assert_allclose(written.mean_intensity, table.mean_intensity)
     assert str(tmp_path / "run" / "particles.png") in res.figures
+    # one HTML page with everything; `bigseg report` rewrites it elsewhere
+    page = (tmp_path / "run" / "report.html").read_text()
+    assert "Particles" in page and "Interfaces" in page and page.count("<img") == len(res.figures) == 3
+    assert f"{len(table)} particles" in page and "threshold" in page
+    out = subprocess.run([BIGSEG, "report", str(tmp_path / "run"), "-o", str(tmp_path / "r.html"), "--title", "scan 7"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and "scan 7" in (tmp_path / "r.html").read_text()
+    bad = subprocess.run([BIGSEG, "report", str(tmp_path)], capture_output=True, text=True)
+    assert bad.returncode == 2 and "`run`" in bad.stderr
     assert float(res.metrics["iou"].sel(phase="active")) > 0.5
     assert (tmp_path / "run" / "metrics.json").exists() and (tmp_path / "run" / "metrics.nc").exists()
     assert all(Path(f).exists() for f in res.figures)

@@ -13,6 +13,7 @@ import importlib
 import pkgutil
 import sys
 
+from .._version import version
 from ..errors import BigsegError
 
 __all__ = ["main", "build_parser"]
@@ -23,22 +24,13 @@ def build_parser() -> argparse.ArgumentParser:
         prog="bigseg",
         description="Segment and quantify battery-electrode X-ray CT volumes too big for one computer's memory.",
     )
-    parser.add_argument("--version", action="version", version=f"bigseg {_version()}")
+    parser.add_argument("--version", action="version", version=f"bigseg {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     names = sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name.startswith("cmd_"))
     for name in names:
         importlib.import_module(f"{__name__}.{name}").register(sub)
     return parser
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("bigseg")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,7 @@ import xarray as xr
 from .._parse import parse_choice
 from ..runtime._progress import compute
 from ._inputs import as_labels
-from ._metrics import METHODS, Method, _check, _fractions_dataarray, _interfaces_dataset, _stats_graph
+from ._metrics import METHODS, Method, _check, _common_attrs, _fractions_dataarray, _interfaces_dataset, _stats_graph
 from ._scores import _confusion_graph, _confusion_post, _pair, _scores_dataset
 
 __all__ = ["summary"]
@@ -42,4 +42,6 @@ def summary(labels: Any, *, truth: Any = None, method: Method = "faces", phases:
     parts = [_fractions_dataarray(lab, stats).to_dataset(), _interfaces_dataset(lab, stats, method)]
     if truth is not None:
         parts.append(_scores_dataset(tl, _confusion_post(tl, pl, results[n:])))
-    return xr.merge(parts, compat="override", combine_attrs="drop_conflicts")
+    ds = xr.merge(parts, compat="override", combine_attrs="drop_conflicts")
+    ds.attrs.update(_common_attrs(lab))  # list-valued attributes do not survive the merge
+    return ds

@@ -1,6 +1,8 @@
 """Figures and the HTML report (fixed phase colours in every figure)."""
 
+from ._html import write_report
+from ._metrics import metrics_figure
 from ._particles import particle_figure
 from ._slices import label_rgba, orthoslices
 
-__all__ = ["orthoslices", "label_rgba", "particle_figure"]
+__all__ = ["orthoslices", "label_rgba", "particle_figure", "metrics_figure", "write_report"]

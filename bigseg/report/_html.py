@@ -1,0 +1,134 @@
+"""A self-contained HTML report of a pipeline run: volume, metrics, particles, timings and figures."""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+
+__all__ = ["write_report"]
+
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.2em; border-bottom: 1px solid #ccc; margin-top: 1.6em; }
+table { border-collapse: collapse; margin: 0.5em 0; } td, th { padding: 0.2em 0.8em; text-align: right; }
+th { background: #eee; } td:first-child, th:first-child { text-align: left; }
+img { max-width: 100%; border: 1px solid #ddd; margin: 0.4em 0; } .note { color: #666; font-size: 0.9em; }
+"""
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    def cell(v: Any) -> str:
+        if isinstance(v, (float, np.floating)):
+            return "—" if not np.isfinite(v) else f"{v:.4g}"
+        return html.escape(str(v))
+
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in r) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _metrics_section(ds) -> str:
+    d = ds.isel(t=-1) if "t" in ds.dims else ds
+    phases = [str(p) for p in d.phase.values]
+    cols = ["phase", "volume fraction"] + [c for c in ("iou", "dice", "precision", "recall") if c in d]
+    rows = [[p, float(d.volume_fraction.values[i])] + [float(d[c].values[i]) for c in cols[2:]]
+            for i, p in enumerate(phases)]
+    out = "<h2>Phases</h2>" + _table([c.upper() if c in ("iou",) else c for c in cols], rows)
+    if "accuracy" in d:
+        out += f"<p>overall accuracy {float(d.accuracy.values):.4f} (read with the per-phase IoU: majority-class trap)</p>"
+    if "faces" in d:
+        unit = d.area.attrs.get("units", "")
+        rows = []
+        for i in range(len(phases)):
+            for j in range(i + 1, len(phases)):
+                rows.append([f"{phases[i]}–{phases[j]}", int(d.faces.values[i, j]),
+                             100 * float(d.voxel_fraction.values[i, j]), float(d.area.values[i, j])])
+        out += "<h2>Interfaces</h2>" + _table(["pair", "shared faces", "% of voxels", f"area [{unit}]"], rows)
+        out += f"<p class='note'>area method: {html.escape(str(ds.attrs.get('method', d.area.attrs.get('method', ''))))}</p>"
+    return out
+
+
+def _particles_section(table) -> str:
+    inside = table[~table["touches_border"].astype(bool)]
+    unit = table.attrs.get("unit", "")
+    rows = []
+    for col, label in (("equivalent_diameter", f"equivalent diameter [{unit}]"), ("volume", f"volume [{unit}³]"),
+                       ("sphericity", "sphericity"), ("detachment", "detachment (pore contact)"),
+                       ("contact_cbd", "CBD contact"), ("contact_particle", "particle contact")):
+        if col in inside and inside[col].notna().any():
+            q = inside[col].quantile([0.1, 0.5, 0.9])
+            rows.append([label, float(inside[col].mean()), float(q[0.1]), float(q[0.5]), float(q[0.9])])
+    return ("<h2>Particles</h2>"
+            f"<p>{len(table)} particles, {len(inside)} inside the volume (statistics below; "
+            f"{len(table) - len(inside)} touch the border and are truncated).</p>"
+            + _table(["quantity", "mean", "10 %", "median", "90 %"], rows)
+            + "<p class='note'>one row per particle: particles.csv</p>")
+
+
+def _image(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f"<figure><img src='data:image/png;base64,{data}' alt='{html.escape(path.name)}'>" \
+           f"<figcaption class='note'>{html.escape(path.name)}</figcaption></figure>"
+
+
+def write_report(run: str | os.PathLike, *, path: str | os.PathLike | None = None, title: str | None = None) -> Path:
+    """Write ``report.html`` (one self-contained file, figures embedded) for a pipeline run folder.
+
+    Parameters
+    ----------
+    run : the ``dest`` folder of :meth:`bigseg.Pipeline.run` (``metrics.nc`` or ``metrics.json``,
+        optional ``particles.csv``, ``run.json`` and PNG figures).
+    path : where to write (default ``run/report.html``).
+
+    Returns
+    -------
+    The path of the report.
+    """
+    import pandas as pd
+    import xarray as xr
+
+    run = Path(run)
+    nc, js = run / "metrics.nc", run / "metrics.json"
+    if not run.is_dir() or not (nc.exists() or js.exists()):
+        raise InputError(f"Expected `run` to be a pipeline output folder holding metrics.nc or metrics.json. "
+                         f"Got {str(run)!r} instead.")
+    if nc.exists():
+        with xr.open_dataset(nc, engine="h5netcdf") as f:
+            ds = f.load()
+    else:
+        ds = xr.Dataset.from_dict(json.loads(js.read_text()))
+    info = json.loads((run / "run.json").read_text()) if (run / "run.json").exists() else {}
+    parts = [f"<h1>{html.escape(title or 'bigseg report: ' + str(info.get('source', run.name)))}</h1>",
+             f"<p class='note'>written {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M UTC}"
+             f"{' by bigseg ' + html.escape(str(info['bigseg'])) if 'bigseg' in info else ''}</p>"]
+    vol = [["shape (z, y, x)", ds.attrs.get("shape", "")], ["voxel size", ds.attrs.get("voxel_size", "")],
+           ["unit", ds.attrs.get("unit", "")]]
+    if "model" in info:
+        vol.append(["segmentation", info["model"]])
+    parts.append("<h2>Volume</h2>" + _table(["", ""], vol))
+    parts.append(_metrics_section(ds))
+    if (run / "particles.csv").exists():
+        table = pd.read_csv(run / "particles.csv")
+        table.attrs["unit"] = ds.attrs.get("unit", "")
+        parts.append(_particles_section(table))
+    if info.get("timings_s"):
+        rows = [[k, float(v)] for k, v in info["timings_s"].items()]
+        parts.append("<h2>Timings</h2>" + _table(["stage", "seconds"], rows))
+    figures = sorted(run.glob("*.png"))
+    if figures:
+        parts.append("<h2>Figures</h2>" + "".join(_image(f) for f in figures))
+    out = Path(path) if path is not None else run / "report.html"
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>bigseg report</title>"
+                   f"<style>{_CSS}</style></head><body>{''.join(parts)}</body></html>", encoding="utf-8")
+    tmp.replace(out)
+    return out

@@ -1,0 +1,46 @@
+"""Bar charts of a metrics Dataset: volume fractions and interfaces."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from typing import Any
+
+__all__ = ["metrics_figure"]
+
+
+def metrics_figure(ds: Any, *, path: str | os.PathLike | None = None):
+    """Volume fractions and phase-pair interface areas (and % of voxels on each interface) of a
+    :func:`bigseg.measure.summary` Dataset, in the fixed phase colours; the last time step of a
+    series. Returns the Figure (closed when ``path`` is given)."""
+    import matplotlib
+
+    if path is not None:
+        matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from ..io import phase_colour
+
+    phases = [str(p) for p in ds.phase.values]
+    colours = [tuple(c / 255 for c in phase_colour(p, i)[:3]) for i, p in enumerate(phases)]
+    d = ds.isel(t=-1) if "t" in ds.dims else ds
+    pairs = list(itertools.combinations(range(len(phases)), 2))
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.6), constrained_layout=True)
+    a1.bar(phases, d.volume_fraction.values, color=colours, edgecolor="black")
+    a1.set_ylabel("volume fraction")
+    a1.set_title("volume fractions" + (f" (t = {ds.t.values[-1]})" if "t" in ds.dims else ""))
+    x = np.arange(len(pairs))
+    a2.bar(x - 0.2, [d.area.values[i, j] for i, j in pairs], width=0.4, color=[colours[i] for i, _ in pairs],
+           edgecolor=[colours[j] for _, j in pairs], linewidth=3)
+    a2.set_xticks(x, [f"{phases[i]}-{phases[j]}" for i, j in pairs], rotation=20)
+    a2.set_ylabel(f"area [{ds.area.attrs.get('units', '')}]")
+    a2.set_title(f"interface areas ({ds.attrs.get('method', '')})")
+    ax3 = a2.twinx()
+    ax3.bar(x + 0.2, [100 * d.voxel_fraction.values[i, j] for i, j in pairs], width=0.4, color="0.7",
+            edgecolor="black")
+    ax3.set_ylabel("% of voxels on the interface (grey)")
+    if path is not None:
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+    return fig
