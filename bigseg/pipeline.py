@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 
 import xarray as xr
 
+from ._parse import parse_in_range, parse_positive_float
 from ._version import version
 from .config import RunConfig
 from .errors import InputError
@@ -115,21 +117,78 @@ class Pipeline:
         ``config.cluster``) started for this run and closed after; default: the current
         scheduler (an active client, else threads in this process).
         """
-        import contextlib
-
-        if client is None:
-            ctx: Any = contextlib.nullcontext()
-        elif isinstance(client, str):
-            from .runtime import connect
-
-            ctx = contextlib.ExitStack()
-            ctx.enter_context(ctx.enter_context(connect(client)).as_current())
-        elif hasattr(client, "as_current"):
-            ctx = client.as_current()
-        else:
-            raise InputError(f"Expected `client` to be a distributed.Client or a cluster spec string. Got {client!r} instead.")
-        with ctx:
+        with _client_context(client):
             return self._run(source, dest, resume=resume, truth=truth)
+
+    def watch(self, inbox: str | os.PathLike, out: str | os.PathLike, *, interval: float = 30.0,
+              settle: float = 10.0, once: bool = False, client: Any = None) -> dict[str, dict[str, Any]]:
+        """Process scans as they appear in ``inbox``: each into ``out/<scan name>``.
+
+        A scan is a TIFF file or a folder of TIFF slices, an HDF5 (``.h5``, ``.hdf5``, ``.nxs``),
+        ``.npy`` or zarr/OME-Zarr; it is taken once its size and modification time have not
+        changed for ``settle`` seconds (a beamline still writing it is left alone). Each scan runs
+        :meth:`run` (``resume=True``: an interrupted scan continues). ``out/watch.json`` records
+        every scan's state (``done`` with its timings, or ``failed`` with the error); a failed
+        scan is retried only when its files change, and one scan's failure never stops the watch.
+
+        Parameters
+        ----------
+        interval : seconds between looks at ``inbox``.
+        once : process what is in ``inbox`` now (without waiting for it to settle) and return.
+
+        Returns
+        -------
+        The ledger: scan name -> state (also ``out/watch.json``).
+        """
+        interval = parse_positive_float("interval", interval)
+        settle = parse_in_range("settle", settle, 0.0, float("inf"))
+        inbox, out = Path(inbox), Path(out)
+        if not inbox.is_dir():
+            raise InputError(f"Expected `inbox` to be an existing folder. Got {str(inbox)!r} instead.")
+        out.mkdir(parents=True, exist_ok=True)
+        ledger_path = out / "watch.json"
+        ledger: dict[str, dict[str, Any]] = json.loads(ledger_path.read_text()) if ledger_path.exists() else {}
+        print(f"[watch] {inbox} -> {out} (every {interval:g} s; Ctrl-C stops)", file=sys.stderr, flush=True)
+        with _client_context(client):  # one cluster for the whole watch
+            return self._watch(inbox, out, ledger, interval, settle, once)
+
+    def _watch(self, inbox: Path, out: Path, ledger: dict[str, dict[str, Any]], interval: float, settle: float,
+               once: bool) -> dict[str, dict[str, Any]]:
+        ledger_path = out / "watch.json"
+        first_seen: dict[str, tuple[tuple[int, float], float]] = {}
+        while True:
+            now = time.time()
+            for name, path in sorted(_scans(inbox).items()):
+                sig = _signature(path)
+                state = ledger.get(name)
+                if state is not None and state.get("signature") == list(sig):
+                    continue  # done, or failed and unchanged
+                seen = first_seen.get(name)
+                if seen is None or seen[0] != sig:
+                    first_seen[name] = (sig, now)
+                    seen = first_seen[name]
+                if not once and (now - seen[1] < settle or now - sig[1] < settle):
+                    continue  # still being written
+                print(f"[watch] {name}: processing", file=sys.stderr, flush=True)
+                t0 = time.perf_counter()
+                try:
+                    res = self.run(path, out / name, resume=True)
+                    ledger[name] = {"state": "done", "signature": list(sig), "source": str(path),
+                                    "report": str(out / name / "report.html"),
+                                    "seconds": round(time.perf_counter() - t0, 2),
+                                    "volume_fraction": res.metrics["volume_fraction"].to_series().to_dict()}
+                    print(f"[watch] {name}: done in {ledger[name]['seconds']} s -> {out / name / 'report.html'}",
+                          file=sys.stderr, flush=True)
+                except Exception as exc:  # one bad scan must not stop a beamline's watch
+                    ledger[name] = {"state": "failed", "signature": list(sig), "source": str(path),
+                                    "error": f"{type(exc).__name__}: {exc}"}
+                    print(f"[watch] {name}: FAILED: {ledger[name]['error']}", file=sys.stderr, flush=True)
+                tmp = ledger_path.with_suffix(".json.tmp")
+                tmp.write_text(json.dumps(ledger, indent=1, default=str))
+                tmp.replace(ledger_path)
+            if once:
+                return ledger
+            time.sleep(interval)
 
     def _run(self, source: Any, dest: str | os.PathLike, *, resume: bool, truth: xr.DataArray | None) -> Result:
         from . import measure
@@ -183,6 +242,51 @@ class Pipeline:
         }, indent=1, default=str))
         write_report(out)
         return Result(str(image), str(seg_path), metrics, figures, timings, particles=table)
+
+
+def _client_context(client: Any):
+    """Where a run computes: the current scheduler (None), a given ``distributed.Client``, or a
+    cluster spec for :func:`bigseg.connect` started here and closed on exit."""
+    import contextlib
+
+    if client is None:
+        return contextlib.nullcontext()
+    if isinstance(client, str):
+        from .runtime import connect
+
+        ctx = contextlib.ExitStack()
+        ctx.enter_context(ctx.enter_context(connect(client)).as_current())
+        return ctx
+    if hasattr(client, "as_current"):
+        return client.as_current()
+    raise InputError(f"Expected `client` to be a distributed.Client or a cluster spec string. Got {client!r} instead.")
+
+
+_SCAN_SUFFIXES = (".ome.zarr", ".zarr", ".tif", ".tiff", ".h5", ".hdf5", ".nxs", ".npy")
+
+
+def _scans(inbox: Path) -> dict[str, Path]:
+    """Scans in a folder by name (file name without its scan suffix): files and zarr stores with
+    a known suffix, and sub-folders holding TIFF slices. Hidden and partial (``.tmp``,
+    ``.part``) entries are skipped."""
+    out: dict[str, Path] = {}
+    for p in inbox.iterdir():
+        low = p.name.lower()
+        if low.startswith(".") or low.endswith((".tmp", ".part")):
+            continue
+        suffix = next((s for s in _SCAN_SUFFIXES if low.endswith(s)), None)
+        if suffix is not None:
+            out[p.name[: -len(suffix)]] = p
+        elif p.is_dir() and any(c.suffix.lower() in (".tif", ".tiff") for c in p.iterdir()):
+            out[p.name] = p
+    return out
+
+
+def _signature(path: Path) -> tuple[int, float]:
+    """(total bytes, latest modification time) of a file or of everything under a folder."""
+    files = [path] if path.is_file() else [f for f in path.rglob("*") if f.is_file()]
+    stats = [f.stat() for f in files]
+    return sum(st.st_size for st in stats), max((st.st_mtime for st in stats), default=0.0)
 
 
 def _write_metrics(metrics: xr.Dataset, out: Path) -> None:

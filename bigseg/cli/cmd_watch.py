@@ -1,0 +1,40 @@
+"""``bigseg watch``: process scans as they appear in a folder (e.g. a beamline's output)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("watch", help="process scans as they appear in a folder",
+                       description="Watch INBOX and run the whole pipeline on every scan that appears there (TIFF file "
+                                   "or folder of TIFF slices, HDF5, .npy, zarr/OME-Zarr) once it has stopped changing, "
+                                   "each into OUT/<scan name> with its report.html. OUT/watch.json records what was "
+                                   "done or failed; a failed scan is retried when its files change. Ctrl-C stops.")
+    p.add_argument("inbox", help="folder the scans arrive in")
+    p.add_argument("--out", required=True, help="output folder (one sub-folder per scan)")
+    p.add_argument("--config", default=None, help="run configuration YAML (model, filters, chunks, voxel size, ...)")
+    p.add_argument("--model", default=None, help="override the configuration's model (name, path or 'threshold')")
+    p.add_argument("--interval", type=float, default=30.0, help="seconds between looks at the inbox (default 30)")
+    p.add_argument("--settle", type=float, default=10.0,
+                   help="a scan is taken once unchanged for this many seconds (default 10)")
+    p.add_argument("--once", action="store_true", help="process what is there now and exit")
+    p.add_argument("--cluster", default=None,
+                   help="'local', 'local-cuda', 'slurm' or tcp://host:port, kept for the whole watch "
+                        "(default: the configuration's cluster when --config is given, else threads in this process)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..config import RunConfig
+    from ..pipeline import Pipeline
+
+    overrides = {"predict": {"model": args.model}} if args.model else {}
+    cfg = RunConfig.load(args.config, **overrides)
+    pipe = Pipeline(cfg)
+    cluster = args.cluster or (cfg.cluster if args.config else None)
+    ledger = pipe.watch(args.inbox, args.out, interval=args.interval, settle=args.settle, once=args.once,
+                        client=cluster)
+    failed = [k for k, v in ledger.items() if v["state"] == "failed"]
+    print(f"{len(ledger) - len(failed)} scan(s) done, {len(failed)} failed: see {args.out}/watch.json")
+    return 1 if failed else 0
