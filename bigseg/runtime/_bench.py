@@ -1,0 +1,101 @@
+"""Throughput of every stage on a generated electrode, on whatever scheduler is current."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from .._parse import parse_positive_int
+from ..errors import InputError
+
+__all__ = ["benchmark", "STAGES"]
+
+#: Stages :func:`benchmark` can time, in pipeline order.
+STAGES = ("write", "filter", "segment", "measure", "particles")
+
+
+def _environment() -> dict[str, Any]:
+    import torch
+
+    from ._progress import current_client
+
+    env: dict[str, Any] = {"python": platform.python_version(), "machine": platform.machine(),
+                           "cpus": os.cpu_count(), "torch": torch.__version__,
+                           "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    client = current_client()
+    if client is not None:
+        info = client.scheduler_info()
+        workers = info.get("workers", {})
+        env["scheduler"] = info.get("address")
+        env["workers"] = len(workers)
+        env["threads"] = sum(w.get("nthreads", 0) for w in workers.values())
+    else:
+        env["scheduler"] = "threads in this process"
+    return env
+
+
+def benchmark(*, size: int = 128, chunks: int = 64, model: str = "default", stages: Any = STAGES, seed: int = 0,
+              workdir: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Time each stage on a generated ``size``³ electrode and return seconds and Mvox/s.
+
+    The scan (simulated nano-CT of :func:`bigseg.synth.electrode`) is written as an OME-Zarr in
+    ``chunks``³ chunks under ``workdir`` (a temporary folder by default, removed after), then each
+    stage reads it from disk and writes or reduces its result, as in a real run:
+
+    * ``write``: generate and write the scan; ``filter``: 3³ median to a new OME-Zarr;
+    * ``segment``: ``model`` (normalised input, default overlap) to a label OME-Zarr;
+    * ``measure``: volume fractions and interfaces (faces) of the labels;
+    * ``particles``: the per-particle table of the active phase (split touching particles).
+
+    Runs on the current scheduler: call it inside ``with bigseg.connect(...)`` to benchmark a
+    cluster (each stage's tasks then run on the workers). Returns a dict with ``environment``,
+    ``size``, ``chunks`` and per stage ``seconds`` and ``mvox_per_s`` (million voxels per second).
+    """
+    from .. import filters, measure, synth
+    from ..infer import segment
+    from ..io import open_volume, save_volume
+
+    size = parse_positive_int("size", size)
+    chunks = parse_positive_int("chunks", chunks)
+    wanted = [stages] if isinstance(stages, str) else list(stages)
+    bad = [s for s in wanted if s not in STAGES]
+    if bad or not wanted:
+        raise InputError(f"Expected `stages` to be some of {list(STAGES)}. Got {stages!r} instead.")
+    need = set(wanted)  # a stage needs the outputs of the ones before it
+    if need & {"filter", "segment", "measure", "particles"}:
+        need.add("write")
+    if need & {"measure", "particles"}:
+        need.add("segment")
+    run = [s for s in STAGES if s in need]
+    tmp = Path(tempfile.mkdtemp(prefix="bigseg-bench-", dir=workdir))
+    n = size ** 3
+    result: dict[str, Any] = {"environment": _environment(), "size": size, "chunks": chunks, "model": model,
+                              "stages": {}}
+    try:
+        for i, stage in enumerate(run):
+            print(f"[bench {i + 1}/{len(run)}] {stage} ({size}³ in {chunks}³ chunks)", file=sys.stderr, flush=True)
+            t0 = time.perf_counter()
+            if stage == "write":
+                labels = synth.electrode((size,) * 3, seed=seed, chunks=chunks)
+                save_volume(synth.xct(labels, seed=seed), tmp / "scan.ome.zarr", voxel_size=50.0, unit="nm")
+            elif stage == "filter":
+                save_volume(filters.median(open_volume(tmp / "scan.ome.zarr"), size=3), tmp / "median.ome.zarr")
+            elif stage == "segment":
+                seg = segment(open_volume(tmp / "scan.ome.zarr"), model)["labels"]
+                save_volume(seg, tmp / "labels.ome.zarr", phases=["pore", "cbd", "active"])
+            elif stage == "measure":
+                measure.summary(open_volume(tmp / "labels.ome.zarr"), progress=True)
+            elif stage == "particles":
+                measure.particles(open_volume(tmp / "labels.ome.zarr"), progress=True)
+            dt = time.perf_counter() - t0
+            if stage in wanted:
+                result["stages"][stage] = {"seconds": round(dt, 3), "mvox_per_s": round(n / dt / 1e6, 3)}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return result

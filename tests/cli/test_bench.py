@@ -1,0 +1,41 @@
+"""`bigseg bench` / runtime.benchmark: stage timings on a generated electrode, locally and on a cluster."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bigseg.cli import main
+from bigseg.errors import InputError
+from bigseg.runtime import benchmark
+
+
+def test_cli_bench_times_the_asked_stages(tmp_path, capsys):
+    out = tmp_path / "b.json"
+    rc = main(["bench", "--size", "24", "--chunks", "12", "--stages", "filter,particles", "--json", str(out),
+               "--workdir", str(tmp_path)])
+    assert rc == 0
+    res = json.loads(out.read_text())
+    assert list(res["stages"]) == ["filter", "particles"]  # write and segment ran, untimed
+    for r in res["stages"].values():
+        assert r["seconds"] > 0 and r["mvox_per_s"] == pytest.approx(24 ** 3 / r["seconds"] / 1e6, rel=1e-2)
+    assert "particles" in capsys.readouterr().out
+    assert not any(tmp_path.glob("bigseg-bench-*"))  # temporary volumes removed
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.filterwarnings("ignore")
+def test_bench_on_a_local_cluster(tmp_path):
+    import bigseg
+
+    with bigseg.connect("local", n_workers=1, dashboard=False, quiet=True):
+        res = benchmark(size=16, chunks=8, stages=["write", "measure"], workdir=tmp_path)
+    assert res["environment"]["workers"] == 1 and set(res["stages"]) == {"write", "measure"}
+
+
+def test_bad_stages_are_named(tmp_path, capsys):
+    assert main(["bench", "--stages", "filter,fft"]) == 2
+    assert "`stages`" in capsys.readouterr().err
+    with pytest.raises(InputError, match="`size`"):
+        benchmark(size=0)
