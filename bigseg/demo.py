@@ -63,6 +63,8 @@ def run_demo(out: str | Path = "out/demo", *, size: int = 96, chunks: int = 48, 
             fr = res.metrics["volume_fraction"].to_series().to_dict()
             summary["runs"][method] = {
                 "image": res.image, "labels": res.labels, "figures": res.figures,
+                "report": str(out / method / "report.html"),
+                "particles": int(len(res.particles)) if res.particles is not None else None,
                 "volume_fraction": fr,
                 "iou": res.metrics["iou"].to_series().to_dict(),
                 "timings_s": {k: round(v, 2) for k, v in res.timings.items()},

@@ -86,4 +86,5 @@ def test_demo_cli_writes_a_volume_info_describes(tmp_path):
     assert info.returncode == 0 and "48 x 48 x 48" in info.stdout and "segmentation" in info.stdout
     for run in summary["runs"].values():
         assert abs(sum(run["volume_fraction"].values()) - 1) < 1e-6
-    assert "IoU" in out.stdout
+        assert run["particles"] > 0 and Path(run["report"]).exists()
+    assert "IoU" in out.stdout and "report.html" in out.stdout

@@ -31,5 +31,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {method + ' IoU':24}" + "".join(f"{r['iou'].get(p, float('nan')):>10.3f}" for p in phases))
     for method, r in s["runs"].items():
         print(f"  {method}: image {r['image']}  labels {r['labels']}  figures {', '.join(r['figures'])}")
+        print(f"  {method}: {r['particles']} particles in particles.csv; everything on one page: {r['report']}")
     print(f"  summary {args.out}/summary.json   (describe a volume: bigseg info {s['runs'][args.model]['image']})")
     return 0
