@@ -118,9 +118,10 @@ def _all_markers(results: list[np.ndarray]) -> np.ndarray:
 
 def particle_labels(labels: Any, *, phase: str | int = "active", split: bool = True, max_diameter: int = 40,
                     h: float = 1.0, phases: Any = None) -> da.Array:
-    """Lazy instance labels of the particles of one phase: int32 (z, y, x) dask array, 0 = none.
+    """Instance labels of the particles of one phase: a lazy int32 (z, y, x) dask array, 0 = none.
 
-    Ids are consistent across blocks (a particle crossing block borders has one id) but their
+    One pass over ``labels`` runs at once (the blocks' face labels to stitch components, or the
+    split markers); writing or computing the result runs the second. Ids are consistent across blocks (a particle crossing block borders has one id) but their
     numbering depends on the chunking; :func:`particles` numbers them by raster order. See
     :func:`particles` for ``split``, ``max_diameter`` and ``h``. A 3D volume only.
     """
@@ -142,7 +143,7 @@ def _parse(labels, phase, split, max_diameter, h, phases) -> tuple[Labels, int, 
     depth = parse_positive_int("max_diameter", max_diameter)
     h = parse_positive_float("h", h)
     lab = as_labels(labels, phases=phases)
-    return lab, _phase_index(lab, phase), depth, h
+    return lab, _phase_index(lab, phase), min(depth, max(lab.spatial_shape)), h
 
 
 def particles(labels: Any, *, phase: str | int = "active", intensity: Any = None, split: bool = True,
@@ -197,8 +198,6 @@ def particles(labels: Any, *, phase: str | int = "active", intensity: Any = None
         if tuple(inten.shape) != tuple(lab.vol.shape):
             raise InputError(f"Expected `intensity` to have the shape of `labels` {tuple(lab.vol.shape)}. "
                              f"Got {tuple(inten.shape)} instead.")
-    if depth > min(lab.spatial_shape) and split:
-        depth = max(min(lab.spatial_shape), 1)
     frames = lab.frames()
     ifr = ([inten.data[i] for i in range(inten.shape[0])] if lab.series else [inten.data]) if inten is not None else None
     # pass 1: values check and (split) the marker voxels of every block
