@@ -7,7 +7,7 @@ partials up.
 Splitting (the classic distance-transform watershed of touching spheres): the Euclidean distance
 of every particle voxel to the nearest voxel of another phase (``scipy.ndimage.
 distance_transform_edt`` with the voxel size as sampling), its h-maxima (``skimage.morphology.
-h_maxima``, 6-connected: domes at least ``h`` above the saddle towards any higher dome) as one marker per
+h_maxima``, 6-connected: domes more than ``h`` above the saddle towards any higher dome) as one marker per
 particle, and a marker-based watershed of the negated distance inside the phase
 (``skimage.segmentation.watershed``). The distance gets a tiny deterministic offset, a hash of
 the GLOBAL voxel index far below the spacing between distinct distances, so that no two voxels
@@ -57,15 +57,36 @@ def distance_map(mask: np.ndarray, origin: tuple[int, int, int], volume: tuple[i
 
 
 def particle_markers(codes: np.ndarray, phase: int, origin: tuple[int, int, int], volume: tuple[int, int, int],
-                     spacing: tuple[float, float, float], h: float) -> np.ndarray:
-    """(z, y, x) bool marker voxels: h-maxima (height ``h`` in voxel edges) of the distance map of
-    the voxels valued ``phase``; one connected marker per particle to be split apart."""
+                     spacing: tuple[float, float, float], h: float,
+                     open_sides: tuple[tuple[bool, bool], ...] = ((False, False),) * 3) -> np.ndarray:
+    """(z, y, x) bool marker voxels: h-maxima (domes more than ``h`` voxel edges above their
+    saddle) of the distance map of the voxels valued ``phase``; one marker per particle.
+
+    A component of the phase too small to hold such a dome (e.g. a few voxels) gets its highest
+    voxel as marker, unless it touches a side of the array where the volume continues
+    (``open_sides[axis] = (low, high)``): the block that holds all of it marks it.
+    """
     mask = codes == phase
     if not mask.any():
         return np.zeros(mask.shape, bool)
     d = distance_map(mask, origin, volume, spacing)
-    # 6-connected, as the watershed: a dome must not "see" a higher one through a diagonal contact
-    return h_maxima(d, h * min(spacing), footprint=_FACES).astype(bool) & mask
+    # 6-connected, as the watershed: a dome must not "see" a higher one through a diagonal contact.
+    # Domes must rise MORE than h (by over twice the tie-break): distances are often exact lattice
+    # values (a dome exactly h high is common), and the tie-break must not decide those.
+    m = h_maxima(d, (h + 2 * _TIE) * min(spacing), footprint=_FACES).astype(bool) & mask
+    cc, n = ndi.label(mask, structure=_FACES)
+    has = np.zeros(n + 1, bool)
+    has[cc[m]] = True
+    for j, box in enumerate(ndi.find_objects(cc), start=1):
+        if has[j] or box is None:
+            continue
+        if any((s.start == 0 and lo) or (s.stop == size and hi)
+               for s, size, (lo, hi) in zip(box, mask.shape, open_sides)):
+            continue
+        sub = np.where(cc[box] == j, d[box], -1.0)
+        at = np.unravel_index(int(np.argmax(sub)), sub.shape)
+        m[tuple(s.start + a for s, a in zip(box, at))] = True
+    return m
 
 
 def split_particles(codes: np.ndarray, markers: np.ndarray, phase: int, origin: tuple[int, int, int],

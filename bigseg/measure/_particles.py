@@ -29,7 +29,8 @@ _MC_HALO = 2  # marching cubes and faces need 2 voxels of the neighbours
 def _markers_block(codes: np.ndarray, geom: BlockGeometry, *, phase: int, spacing, h: float) -> np.ndarray:
     """Global linear indices (int64, sorted) of the block's marker voxels."""
     origin = tuple(o - lo for o, lo in zip(geom.origin, geom.halo_lo))
-    m = crop_halo(particle_markers(codes, phase, origin, geom.volume, spacing, h), geom, 0)[0]
+    open_sides = tuple((lo > 0, hi > 0) for lo, hi in zip(geom.halo_lo, geom.halo_hi))
+    m = crop_halo(particle_markers(codes, phase, origin, geom.volume, spacing, h, open_sides), geom, 0)[0]
     z, y, x = np.nonzero(m)
     return ((z + geom.origin[0]) * geom.volume[1] + y + geom.origin[1]) * geom.volume[2] + x + geom.origin[2]
 
@@ -158,7 +159,7 @@ def particles(labels: Any, *, phase: str | int = "active", intensity: Any = None
     intensity : grey values on the same grid (e.g. the tomogram), for ``mean_intensity``.
     split : False: particles are the 6-connected components of the phase (exact, any size).
         True (default): touching particles are split by a distance-transform watershed: one
-        marker per h-maximum of the Euclidean distance to the other phases (domes at least
+        marker per h-maximum of the Euclidean distance to the other phases (domes more than
         ``h`` voxel edges above the saddle towards a higher dome), flooded inside the phase.
     max_diameter : the halo, in voxels, each block borrows from its neighbours for the split:
         the width of the largest particle. Particles wider than this are flagged by a warning

@@ -88,14 +88,14 @@ def test_connected_components_match_scikit_image(electrode):
 
 def test_split_table_does_not_depend_on_chunking(electrode):
     lab, img = electrode
-    kw = dict(split=True, max_diameter=24, intensity=img)
+    kw = dict(split=True, max_diameter=30, intensity=img)
     one = particles(lab, **kw)
     for chunks in ((7, 11, 13), (24, 25, 26), (30, 12, 40)):
         other = particles(da.from_array(lab, chunks=chunks), **kw)
         pd.testing.assert_frame_equal(one, other, check_exact=False, rtol=1e-9, atol=1e-12)
     assert len(one) > len(particles(lab, split=False))  # touching particles were split apart
     assert one.voxels.sum() == (lab == 2).sum()  # every active voxel belongs to one particle
-    ids = particle_labels(da.from_array(lab, chunks=(7, 11, 13)), split=True, max_diameter=24).compute()
+    ids = particle_labels(da.from_array(lab, chunks=(7, 11, 13)), split=True, max_diameter=30).compute()
     assert len(np.unique(ids[ids > 0])) == len(one)
     np.testing.assert_array_equal(np.sort(np.bincount(ids.ravel())[1:]), np.sort(one.voxels.to_numpy()))
 
