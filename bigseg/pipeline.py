@@ -111,8 +111,8 @@ class Pipeline:
 
         ``dest`` is a folder: ``dest/image.ome.zarr`` (with ``labels/segmentation``),
         ``dest/metrics.nc``, ``dest/metrics.json``, ``dest/particles.csv``, ``dest/run.json``
-        (source, configuration, timings), figures and ``dest/report.html`` (all of it on one page). ``truth`` (a label volume)
-        adds IoU/Dice scores against it. ``client``: a ``distributed.Client`` to run on, or a
+        (source, configuration, timings), figures and ``dest/report.html`` (all of it on one
+        page). ``truth`` (a label volume) adds IoU/Dice scores against it. ``client``: a ``distributed.Client`` to run on, or a
         cluster spec for :func:`bigseg.connect` (``"local"``, an address, ``"slurm"``, e.g.
         ``config.cluster``) started for this run and closed after; default: the current
         scheduler (an active client, else threads in this process).
@@ -127,7 +127,8 @@ class Pipeline:
         A scan is a TIFF file or a folder of TIFF slices, an HDF5 (``.h5``, ``.hdf5``, ``.nxs``),
         ``.npy`` or zarr/OME-Zarr; it is taken once its size and modification time have not
         changed for ``settle`` seconds (a beamline still writing it is left alone). Each scan runs
-        :meth:`run` (``resume=True``: an interrupted scan continues). ``out/watch.json`` records
+        :meth:`run` (resuming a scan whose run was interrupted; starting again for a scan that
+        was replaced since it was done or failed). ``out/watch.json`` records
         every scan's state (``done`` with its timings, or ``failed`` with the error); a failed
         scan is retried only when its files change, and one scan's failure never stops the watch.
 
@@ -172,7 +173,8 @@ class Pipeline:
                 print(f"[watch] {name}: processing", file=sys.stderr, flush=True)
                 t0 = time.perf_counter()
                 try:
-                    res = self.run(path, out / name, resume=True)
+                    # a scan seen before with other files was replaced: start again, else resume
+                    res = self.run(path, out / name, resume=state is None)
                     ledger[name] = {"state": "done", "signature": list(sig), "source": str(path),
                                     "report": str(out / name / "report.html"),
                                     "seconds": round(time.perf_counter() - t0, 2),

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import tifffile
 
+import bigseg
 from bigseg import synth
 from bigseg.errors import InputError
 from bigseg.pipeline import Pipeline, _scans
@@ -51,6 +52,10 @@ def test_once_processes_every_scan_and_records_failures(tmp_path, image):
     again = pipe.watch(inbox, tmp_path / "out", once=True)
     assert (tmp_path / "out" / "scan_a" / "report.html").stat().st_mtime_ns == stamp
     assert again["broken"]["state"] == "done"
+    # a scan replaced after it was done is processed again from the start
+    np.save(inbox / "scan_a.npy", image[:20])
+    pipe.watch(inbox, tmp_path / "out", once=True)
+    assert bigseg.open_volume(tmp_path / "out" / "scan_a" / "image.ome.zarr").shape == (20,) + image.shape[1:]
 
 
 def test_bad_arguments(tmp_path):
