@@ -500,8 +500,9 @@ def predict(
         is required), a bigseg ``Model`` (``phases``, ``patch``, ``ndim``) or a name/path for
         ``bigseg.models.load``
     patch : (z, y, x) window for a 3D model, (y, x) for a 2D model (run slice by slice along z
-        with in-plane blending); default ``model.patch``, capped at the volume's extent. An axis
-        shorter than an explicit patch is zero-padded symmetrically (``(patch - size) // 2``
+        with in-plane blending); default ``model.patch``. For a bigseg ``Model`` the patch is
+        capped at the volume's extent (its nets take any size); for a plain torch module an
+        axis shorter than the patch is zero-padded symmetrically (``(patch - size) // 2``
         before) and cropped back, as MONAI does.
     overlap : fraction in [0, 1); stride ``int(patch × (1 − overlap))`` (at least 1)
     blend : ``"gaussian"`` (σ = ``sigma_scale`` × patch, MONAI's importance map) or ``"constant"``

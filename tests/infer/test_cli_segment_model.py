@@ -72,5 +72,11 @@ def test_model_patch_is_capped_at_a_small_volume():
     ds = predict(x, m, probabilities=True)
     ref = predict(x, m, patch=small, probabilities=True)
     np.testing.assert_array_equal(ds["probabilities"].values, ref["probabilities"].values)
-    padded = predict(x, m, patch=own, probabilities=True)  # explicit: MONAI-style zero padding
+    # an explicit larger patch is capped too: zero padding would skew the instance norms
+    np.testing.assert_array_equal(predict(x, m, patch=own, probabilities=True)["probabilities"].values,
+                                  ref["probabilities"].values)
+    # a plain torch module keeps the patch it is given: MONAI-style zero padding
+    import torch
+
+    padded = predict(x, torch.nn.Sequential(m).eval(), patch=own, probabilities=True)
     assert not np.allclose(padded["probabilities"].values, ref["probabilities"].values)
