@@ -146,20 +146,29 @@ def block_partials(
 
 
 def map_with_halo(func: Callable[..., np.ndarray], *arrays: da.Array, depth: int,
-                  dtype: type | np.dtype) -> da.Array:
-    """Lazy (z, y, x) array whose blocks are ``func(*blocks_with_halo, geom)``.
+                  dtype: type | np.dtype, block_kwargs: Callable[[BlockGeometry], dict] | None = None) -> da.Array:
+    """Lazy (z, y, x) array whose blocks are ``func(*blocks_with_halo, geom, **block_kwargs(geom))``.
 
     Like :func:`block_partials`, ``func`` sees every 3D block of ``arrays`` with a ``depth`` halo
     where the volume continues, and where that block lies; it returns the block proper (no
     halo). Use it for kernels that need global coordinates (e.g. deterministic tie-breaks).
+    ``block_kwargs`` gives each block's task its own small arguments (e.g. the markers near it),
+    so no task carries what every block needs between them.
     """
     arrays, core_chunks, geometry = _with_halo(arrays, depth, 3)
+    if block_kwargs is None:
+        def wrapper(*blocks, block_info=None):
+            return np.asarray(func(*blocks, geometry(block_info[0]["chunk-location"])), dtype=dtype)
 
-    def wrapper(*blocks, block_info=None):
-        return np.asarray(func(*blocks, geometry(block_info[0]["chunk-location"])), dtype=dtype)
-
-    return da.map_blocks(wrapper, *arrays, dtype=dtype, chunks=core_chunks,
-                         meta=np.empty((0, 0, 0), dtype=dtype))
+        return da.map_blocks(wrapper, *arrays, dtype=dtype, chunks=core_chunks,
+                             meta=np.empty((0, 0, 0), dtype=dtype))
+    blocks = [a.to_delayed() for a in arrays]
+    out = np.empty(blocks[0].shape, dtype=object)
+    for loc in np.ndindex(*blocks[0].shape):
+        geom = geometry(loc)
+        task = delayed(func, pure=True)(*(b[loc] for b in blocks), geom, **block_kwargs(geom))
+        out[loc] = da.from_delayed(task, shape=geom.shape, dtype=dtype, meta=np.empty((0, 0, 0), dtype=dtype))
+    return da.block(out.tolist())
 
 
 def block_results(func: Callable[..., Any], *arrays: da.Array, depth: int) -> list[Delayed]:

@@ -37,7 +37,7 @@ def _markers_block(codes: np.ndarray, geom: BlockGeometry, *, phase: int, spacin
 
 def _split_block(codes: np.ndarray, geom: BlockGeometry, *, phase: int, spacing, index: np.ndarray,
                  ids: np.ndarray) -> np.ndarray:
-    """Watershed ids of the block, flooded from the global markers (``index`` -> ``ids``) in its halo."""
+    """Watershed ids of the block, flooded from the global markers near it (``index`` -> ``ids``)."""
     origin = tuple(o - lo for o, lo in zip(geom.origin, geom.halo_lo))
     Z, Y, X = geom.volume
     z, rem = np.divmod(index, Y * X)
@@ -49,6 +49,24 @@ def _split_block(codes: np.ndarray, geom: BlockGeometry, *, phase: int, spacing,
     markers = np.zeros(codes.shape, np.int32)
     markers[pos[0][inside], pos[1][inside], pos[2][inside]] = ids[inside]
     return crop_halo(split_particles(codes, markers, phase, origin, geom.volume, spacing), geom, 0)[0]
+
+
+def _markers_near(index: np.ndarray, ids: np.ndarray, volume: tuple[int, int, int]):
+    """``geom -> {"index", "ids"}``: the markers in a block's halo region only (z range by
+    binary search on the sorted indices, then y and x), so each task carries its own few."""
+    Y, X = volume[1], volume[2]
+    z, rem = np.divmod(index, Y * X)
+    y, x = np.divmod(rem, X)
+
+    def near(geom: BlockGeometry) -> dict[str, np.ndarray]:
+        lo = [o - h for o, h in zip(geom.origin, geom.halo_lo)]
+        hi = [o + s + h for o, s, h in zip(geom.origin, geom.shape, geom.halo_hi)]
+        a, b = np.searchsorted(z, lo[0]), np.searchsorted(z, hi[0])
+        sel = np.arange(a, b)
+        sel = sel[(y[sel] >= lo[1]) & (y[sel] < hi[1]) & (x[sel] >= lo[2]) & (x[sel] < hi[2])]
+        return {"index": index[sel], "ids": ids[sel]}
+
+    return near
 
 
 def _partials_block(ids, codes, *rest, phase: int, k: int, spacing) -> dict[str, np.ndarray]:
@@ -75,8 +93,8 @@ def _ids_graph(codes: da.Array, *, phase: int, split: bool, depth: int, spacing,
         return _components(codes, phase)
     shape = tuple(int(n) for n in codes.shape)
     mids = label_points(markers, shape).astype(np.int32)  # type: ignore[arg-type]
-    fn = functools.partial(_split_block, phase=phase, spacing=spacing, index=markers, ids=mids)
-    return map_with_halo(fn, codes, depth=depth, dtype=np.int32)
+    fn = functools.partial(_split_block, phase=phase, spacing=spacing)
+    return map_with_halo(fn, codes, depth=depth, dtype=np.int32, block_kwargs=_markers_near(markers, mids, shape))
 
 
 def _faces_block(codes: np.ndarray, geom: BlockGeometry, *, phase: int):
@@ -84,9 +102,9 @@ def _faces_block(codes: np.ndarray, geom: BlockGeometry, *, phase: int):
     return geom.origin, n, faces
 
 
-def _cc_block(codes: np.ndarray, geom: BlockGeometry, *, phase: int, luts: dict) -> np.ndarray:
+def _cc_block(codes: np.ndarray, geom: BlockGeometry, *, phase: int, lut: np.ndarray) -> np.ndarray:
     lab, _, _ = block_components(codes == phase)
-    return luts[geom.origin][lab]
+    return lut[lab]
 
 
 def _components(codes: da.Array, phase: int) -> da.Array:
@@ -110,7 +128,8 @@ def _components(codes: da.Array, phase: int) -> da.Array:
         origin, n, _ = where[b]
         luts[origin] = np.concatenate([[0], comp[i:i + n] + 1]).astype(np.int32)
         i += n
-    return map_with_halo(functools.partial(_cc_block, phase=phase, luts=luts), codes, depth=0, dtype=np.int32)
+    return map_with_halo(functools.partial(_cc_block, phase=phase), codes, depth=0, dtype=np.int32,
+                         block_kwargs=lambda geom: {"lut": luts[geom.origin]})
 
 
 def _all_markers(results: list[np.ndarray]) -> np.ndarray:

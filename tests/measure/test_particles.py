@@ -179,3 +179,19 @@ def test_labels_beyond_the_phases_are_refused():
     lab[0, 0, 0] = 7
     with pytest.raises(InputError, match="`labels`.*7"):
         particles(lab)
+
+
+def test_each_block_task_gets_only_the_markers_in_its_halo():
+    from bigseg.measure._blockwise import BlockGeometry
+    from bigseg.measure._particles import _markers_near
+
+    vol = (20, 30, 40)
+    rng = np.random.default_rng(0)
+    index = np.sort(rng.choice(np.prod(vol), 300, replace=False))
+    ids = np.arange(1, 301)
+    geom = BlockGeometry(origin=(5, 10, 20), shape=(6, 8, 10), volume=vol, halo_lo=(3, 3, 3), halo_hi=(3, 0, 3))
+    got = _markers_near(index, ids, vol)(geom)
+    z, y, x = np.unravel_index(index, vol)
+    want = (z >= 2) & (z < 14) & (y >= 7) & (y < 18) & (x >= 17) & (x < 33)
+    np.testing.assert_array_equal(got["index"], index[want])
+    np.testing.assert_array_equal(got["ids"], ids[want])
