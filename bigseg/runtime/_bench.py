@@ -95,7 +95,7 @@ def benchmark(*, size: int = 128, chunks: int = 64, model: str = "default", stag
                 measure.particles(open_volume(tmp / "labels.ome.zarr"), progress=True)
             dt = time.perf_counter() - t0
             if stage in wanted:
-                result["stages"][stage] = {"seconds": round(dt, 3), "mvox_per_s": round(n / dt / 1e6, 3)}
+                result["stages"][stage] = {"seconds": float(f"{dt:.4g}"), "mvox_per_s": float(f"{n / dt / 1e6:.4g}")}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return result
