@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
           f"{env['scheduler']}, {env['cpus']} CPUs, GPU {env['cuda'] or 'none'}")
     print(f"{'stage':<12}{'seconds':>10}{'Mvox/s':>10}")
     for stage, r in res["stages"].items():
-        print(f"{stage:<12}{r['seconds']:>10.2f}{r['mvox_per_s']:>10.2f}")
+        print(f"{stage:<12}{r['seconds']:>10.3g}{r['mvox_per_s']:>10.3g}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(res, f, indent=1)
