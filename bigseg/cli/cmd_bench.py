@@ -9,7 +9,7 @@ from ._common import add_cluster_args, cluster_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ..runtime import STAGES
+    from ..bench import STAGES
 
     p = sub.add_parser("bench", help="time each stage (Mvox/s) on a generated electrode",
                        description="Generate a SIZE³ electrode and its simulated nano-CT, write it as OME-Zarr and time "
@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..runtime import benchmark
+    from ..bench import benchmark
 
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
     with cluster_from_args(args) as client:

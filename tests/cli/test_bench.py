@@ -1,4 +1,4 @@
-"""`bigseg bench` / runtime.benchmark: stage timings on a generated electrode, locally and on a cluster."""
+"""`bigseg bench` / bigseg.bench.benchmark: stage timings on a generated electrode, locally and on a cluster."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from bigseg.cli import main
 from bigseg.errors import InputError
-from bigseg.runtime import benchmark
+from bigseg.bench import benchmark
 
 
 def test_cli_bench_times_the_asked_stages(tmp_path, capsys):

@@ -1,4 +1,7 @@
-"""Throughput of every stage on a generated electrode, on whatever scheduler is current."""
+"""``bigseg bench``: throughput of every stage on a generated electrode, on whatever scheduler is current.
+
+Top-level orchestration beside :mod:`bigseg.demo` and :mod:`bigseg.pipeline`: it runs the public API
+of every layer, so it lives above them."""
 
 from __future__ import annotations
 
@@ -11,8 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .._parse import parse_positive_int
-from ..errors import InputError
+from ._parse import parse_positive_int
+from .errors import InputError
 
 __all__ = ["benchmark", "STAGES"]
 
@@ -23,7 +26,7 @@ STAGES = ("write", "filter", "segment", "measure", "particles")
 def _environment() -> dict[str, Any]:
     import torch
 
-    from ._progress import current_client
+    from .runtime import current_client
 
     env: dict[str, Any] = {"python": platform.python_version(), "machine": platform.machine(),
                            "cpus": os.cpu_count(), "torch": torch.__version__,
@@ -57,9 +60,9 @@ def benchmark(*, size: int = 128, chunks: int = 64, model: str = "default", stag
     cluster (each stage's tasks then run on the workers). Returns a dict with ``environment``,
     ``size``, ``chunks`` and per stage ``seconds`` and ``mvox_per_s`` (million voxels per second).
     """
-    from .. import filters, measure, synth
-    from ..infer import segment
-    from ..io import open_volume, save_volume
+    from . import filters, measure, synth
+    from .infer import segment
+    from .io import open_volume, save_volume
 
     size = parse_positive_int("size", size)
     chunks = parse_positive_int("chunks", chunks)
