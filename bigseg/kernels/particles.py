@@ -210,7 +210,6 @@ def particle_partials(ids: np.ndarray, codes: np.ndarray, intensity: np.ndarray 
     faces on the volume border; ``area``, the smoothed marching-cubes surface area of the
     particle over the cells owned by the block (see :mod:`bigseg.kernels.metrics`).
     """
-    Z, Y, X = ids.shape
     core = tuple(slice(lo, n - hi) for lo, n, hi in zip(halo_lo, ids.shape, halo_hi))
     cid = ids[core]
     region = mc_region(ids, origin, shape, volume, halo_lo, halo_hi)
@@ -245,7 +244,7 @@ def particle_partials(ids: np.ndarray, codes: np.ndarray, intensity: np.ndarray 
         out["intensity"] = np.bincount(idx, weights=intensity[core][sel].astype(np.float64), minlength=n)
     else:
         out["intensity"] = np.zeros(n)
-    # faces: each particle voxel of the block against its 6 neighbours (255 = beyond the volume)
+    # faces: each particle voxel of the block against its 6 neighbours (code -1 = beyond the volume)
     pid = np.pad(ids, 1, constant_values=0)
     pcode = np.pad(codes.astype(np.int64), 1, constant_values=-1)
     c0 = tuple(slice(s.start + 1, s.stop + 1) for s in core)
