@@ -29,12 +29,6 @@ _FACES = ndi.generate_binary_structure(3, 1)
 _TIE = 1e-6  # size of the tie-break offset, in units of the smallest voxel edge
 
 
-def _global_index(origin: tuple[int, ...], shape: tuple[int, ...], volume: tuple[int, ...]) -> np.ndarray:
-    """(shape) int64 linear index ``z * Y * X + y * X + x`` of every voxel in the volume."""
-    z, y, x = (np.arange(o, o + n, dtype=np.int64) for o, n in zip(origin, shape))
-    return (z[:, None, None] * volume[1] + y[None, :, None]) * volume[2] + x[None, None, :]
-
-
 def _tie_break(index: np.ndarray) -> np.ndarray:
     """Deterministic pseudo-random values in [0, 1) from a global voxel index (a multiplicative hash)."""
     h = (index.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(40)
@@ -51,8 +45,9 @@ def distance_map(mask: np.ndarray, origin: tuple[int, int, int], volume: tuple[i
     the halo is at least the largest distance.
     """
     d = ndi.distance_transform_edt(mask, sampling=spacing)
-    if mask.any():
-        d += np.where(mask, _TIE * min(spacing) * _tie_break(_global_index(origin, mask.shape, volume)), 0.0)
+    where = np.nonzero(mask)  # the tie-break only where it matters (phase voxels)
+    index = np.ravel_multi_index(tuple(w + o for w, o in zip(where, origin)), volume)
+    d[where] += _TIE * min(spacing) * _tie_break(index)
     return d
 
 
@@ -111,8 +106,7 @@ def label_points(index: np.ndarray, volume: tuple[int, int, int]) -> np.ndarray:
     if n == 0:
         return np.zeros(0, np.int64)
     Z, Y, X = volume
-    z, rem = np.divmod(index, Y * X)
-    y, x = np.divmod(rem, X)
+    z, y, x = np.unravel_index(index, volume)
     rows, cols = [], []
     for dz, dy, dx in ((0, 0, 1), (0, 1, 0), (1, 0, 0)):  # the "forward" face neighbours
         zz, yy, xx = z + dz, y + dy, x + dx
@@ -232,7 +226,7 @@ def particle_partials(ids: np.ndarray, codes: np.ndarray, intensity: np.ndarray 
     out["sum_z"] = np.bincount(idx, weights=zz, minlength=n)
     out["sum_y"] = np.bincount(idx, weights=yy, minlength=n)
     out["sum_x"] = np.bincount(idx, weights=xx, minlength=n)
-    first = (zz * volume[1] + yy) * volume[2] + xx
+    first = np.ravel_multi_index((zz, yy, xx), volume)
     for key, arr, fn, init in (("min_z", zz, np.minimum, big), ("min_y", yy, np.minimum, big),
                                ("min_x", xx, np.minimum, big), ("first", first, np.minimum, big),
                                ("max_z", zz, np.maximum, -1), ("max_y", yy, np.maximum, -1),

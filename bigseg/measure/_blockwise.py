@@ -172,8 +172,8 @@ def map_with_halo(func: Callable[..., np.ndarray], *arrays: da.Array, depth: int
 
 
 def block_results(func: Callable[..., Any], *arrays: da.Array, depth: int) -> list[Delayed]:
-    """One delayed ``func(*blocks_with_halo, geom)`` per 3D block (results of any kind, e.g. the
-    per-particle partial tables of :func:`bigseg.measure.particles`)."""
+    """One delayed ``func(*blocks_with_halo, geom)`` per 3D block, blocks in C order (results of
+    any kind, e.g. the per-particle partial tables of :func:`bigseg.measure.particles`)."""
     arrays, _, geometry = _with_halo(arrays, depth, 3)
     blocks = [a.to_delayed() for a in arrays]
     out = []

@@ -32,17 +32,14 @@ def _markers_block(codes: np.ndarray, geom: BlockGeometry, *, phase: int, spacin
     open_sides = tuple((lo > 0, hi > 0) for lo, hi in zip(geom.halo_lo, geom.halo_hi))
     m = crop_halo(particle_markers(codes, phase, origin, geom.volume, spacing, h, open_sides), geom, 0)[0]
     z, y, x = np.nonzero(m)
-    return ((z + geom.origin[0]) * geom.volume[1] + y + geom.origin[1]) * geom.volume[2] + x + geom.origin[2]
+    return np.ravel_multi_index((z + geom.origin[0], y + geom.origin[1], x + geom.origin[2]), geom.volume)
 
 
 def _split_block(codes: np.ndarray, geom: BlockGeometry, *, phase: int, spacing, index: np.ndarray,
                  ids: np.ndarray) -> np.ndarray:
     """Watershed ids of the block, flooded from the global markers near it (``index`` -> ``ids``)."""
     origin = tuple(o - lo for o, lo in zip(geom.origin, geom.halo_lo))
-    Z, Y, X = geom.volume
-    z, rem = np.divmod(index, Y * X)
-    y, x = np.divmod(rem, X)
-    pos = [c - o for c, o in zip((z, y, x), origin)]
+    pos = [c - o for c, o in zip(np.unravel_index(index, geom.volume), origin)]
     inside = np.ones(len(index), bool)
     for p, n in zip(pos, codes.shape):
         inside &= (p >= 0) & (p < n)
@@ -54,9 +51,7 @@ def _split_block(codes: np.ndarray, geom: BlockGeometry, *, phase: int, spacing,
 def _markers_near(index: np.ndarray, ids: np.ndarray, volume: tuple[int, int, int]):
     """``geom -> {"index", "ids"}``: the markers in a block's halo region only (z range by
     binary search on the sorted indices, then y and x), so each task carries its own few."""
-    Y, X = volume[1], volume[2]
-    z, rem = np.divmod(index, Y * X)
-    y, x = np.divmod(rem, X)
+    z, y, x = np.unravel_index(index, volume)
 
     def near(geom: BlockGeometry) -> dict[str, np.ndarray]:
         lo = [o - h for o, h in zip(geom.origin, geom.halo_lo)]
@@ -116,18 +111,12 @@ def _components(codes: da.Array, phase: int) -> da.Array:
     res = compute(*block_results(functools.partial(_faces_block, phase=phase), codes, depth=0),
                   desc="particle components", progress=False)
     grid = tuple(len(c) for c in codes.chunks)
-    starts = [np.concatenate([[0], np.cumsum(c)]) for c in codes.chunks]
-    where = {tuple(int(np.searchsorted(s_, o)) for s_, o in zip(starts, origin)): (origin, n, f)
-             for origin, n, f in res}
-    counts = np.zeros(grid, np.int64)
-    for b, (_, n, _) in where.items():
-        counts[b] = n
-    comp = stitch_components(counts, {b: f for b, (_, _, f) in where.items()})
-    luts, i = {}, 0
-    for b in np.ndindex(*grid):
-        origin, n, _ = where[b]
-        luts[origin] = np.concatenate([[0], comp[i:i + n] + 1]).astype(np.int32)
-        i += n
+    blocks = dict(zip(np.ndindex(*grid), res))  # block_results: blocks in C order
+    counts = np.array([n for _, n, _ in res], np.int64).reshape(grid)
+    comp = stitch_components(counts, {b: f for b, (_, _, f) in blocks.items()})
+    offsets = np.concatenate([[0], np.cumsum(counts.ravel())])
+    luts = {origin: np.concatenate([[0], comp[offsets[i]:offsets[i + 1]] + 1]).astype(np.int32)
+            for i, (origin, _, _) in enumerate(res)}
     return map_with_halo(functools.partial(_cc_block, phase=phase), codes, depth=0, dtype=np.int32,
                          block_kwargs=lambda geom: {"lut": luts[geom.origin]})
 

@@ -12,8 +12,9 @@ import xarray as xr
 from scipy import ndimage as ndi
 from dask import delayed
 
-from .._parse import parse_choice, parse_positive_int, parse_tuple
+from .._parse import parse_choice, parse_in_range, parse_positive_int, parse_tuple
 from ..errors import InputError
+from ..ops import block_slices
 from ..runtime._progress import compute
 from ._inputs import Labels, as_labels
 from ._metrics import _check, _phase_index, _stats_graph
@@ -56,12 +57,9 @@ def _solve(block: np.ndarray, *, phase: int, axis: int, spacing: tuple[float, fl
 
 def _tiles(shape: tuple[int, int, int], sub: tuple[int, int, int]) -> list[tuple[slice, slice, slice]]:
     """Sub-volumes of at most ``sub`` voxels per axis, as equal as possible, covering the volume."""
-    edges = []
-    for n, s in zip(shape, sub):
-        k = max(1, math.ceil(n / s))
-        b = np.linspace(0, n, k + 1).round().astype(int)
-        edges.append([slice(int(b[i]), int(b[i + 1])) for i in range(k)])
-    return [(a, b, c) for a in edges[0] for b in edges[1] for c in edges[2]]
+    chunks = tuple(tuple(np.diff(np.linspace(0, n, max(1, math.ceil(n / s)) + 1).round().astype(int)).tolist())
+                   for n, s in zip(shape, sub))
+    return list(block_slices(chunks).values())
 
 
 def tortuosity(labels: Any, *, phase: str | int = "pore", axis: str = "z", subvolume: Any = 256,
@@ -104,8 +102,7 @@ def tortuosity(labels: Any, *, phase: str | int = "pore", axis: str = "z", subvo
         raise InputError(f"Expected `subvolume` to be at least 3 voxels per axis. Got {subvolume!r} instead.")
     if device is not None and not (isinstance(device, str) and (device == "cpu" or device.startswith("cuda"))):
         raise InputError(f"Expected `device` to be 'cpu', 'cuda' or 'cuda:N'. Got {device!r} instead.")
-    if not (isinstance(conv_crit, (int, float)) and 0 < conv_crit < 1):
-        raise InputError(f"Expected `conv_crit` in (0, 1). Got {conv_crit!r} instead.")
+    conv_crit = parse_in_range("conv_crit", conv_crit, 0.0, 1.0, closed="neither")
     iter_limit = parse_positive_int("iter_limit", iter_limit)
     try:
         import taufactor  # noqa: F401
