@@ -185,7 +185,10 @@ def particles(labels: Any, *, phase: str | int = "active", intensity: Any = None
       of its indicator, iso-level 0.5, as :func:`bigseg.measure.surface_area`), open at the
       volume border; ``sphericity`` = π^(1/3) (6 V)^(2/3) / A with V the voxel volume: about 1
       for a ball (1.01-1.02 at a radius of 10 voxels; the smoothed surface lies slightly inside
-      the voxels, so small particles read a few per cent above 1);
+      the voxels, so small particles read a few per cent above 1); NaN for a particle that
+      touches the volume border (its surface is cut open there, so the ratio would mean
+      nothing: up to 17 for a small cut particle) or whose smoothed surface vanishes (fewer
+      than about 14 voxels);
     * ``centroid_z/y/x`` (``unit``, voxel centres at index × voxel size); ``bbox_z0/y0/x0``,
       ``bbox_z1/y1/x1`` (voxel indices, half-open as scikit-image's ``bbox``);
     * ``mean_intensity`` (NaN without ``intensity``);
@@ -274,8 +277,13 @@ def _table(parts: list[dict[str, np.ndarray]], lab: Labels, idx: int, *, with_in
     out = pd.DataFrame({"id": np.arange(1, len(g) + 1, dtype=np.int64), "voxels": n, "volume": volume})
     out["equivalent_diameter"] = np.cbrt(6.0 * volume / math.pi)
     out["surface_area"] = area
+    shape = lab.spatial_shape
+    lo = g[["min_z", "min_y", "min_x"]].to_numpy(np.int64)
+    hi = g[["max_z", "max_y", "max_x"]].to_numpy(np.int64) + 1
+    border = (lo == 0).any(axis=1) | (hi == np.asarray(shape)).any(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        out["sphericity"] = np.where(area > 0, math.pi ** (1 / 3) * (6.0 * volume) ** (2 / 3) / area, np.nan)
+        # a cut particle's surface is open where the volume ends: no sphericity (it would read > 1)
+        out["sphericity"] = np.where((area > 0) & ~border, math.pi ** (1 / 3) * (6.0 * volume) ** (2 / 3) / area, np.nan)
     for a, ax in enumerate("zyx"):
         out[f"centroid_{ax}"] = g[f"sum_{ax}"].to_numpy() / n * vs[a]
     for ax in "zyx":
@@ -292,7 +300,5 @@ def _table(parts: list[dict[str, np.ndarray]], lab: Labels, idx: int, *, with_in
             out[f"contact_{name}"] = frac[:, j]
     out["contact_particle"] = frac[:, idx]
     out["detachment"] = out["contact_pore"] if "pore" in lab.phases and lab.phases[idx] != "pore" else np.nan
-    shape = lab.spatial_shape
-    out["touches_border"] = ((out[["bbox_z0", "bbox_y0", "bbox_x0"]].to_numpy() == 0).any(axis=1)
-                             | (out[["bbox_z1", "bbox_y1", "bbox_x1"]].to_numpy() == np.asarray(shape)).any(axis=1))
+    out["touches_border"] = border
     return out.reset_index(drop=True)

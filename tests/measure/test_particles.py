@@ -127,6 +127,8 @@ def test_detachment_and_border():
     assert not ball.touches_border
     cut = tab.iloc[np.argmin(tab.voxels.to_numpy())]
     assert cut.touches_border
+    # its surface is open at the border: no sphericity (the open area alone would give > 1)
+    assert np.isnan(cut.sphericity) and 0.95 < ball.sphericity < 1.05
 
 
 def test_series_gets_a_time_column():
