@@ -12,7 +12,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "synth", help="generate a synthetic electrode tomogram with exact labels (OME-Zarr)",
         description="Generate a three-phase electrode microstructure (0 pore, 1 cbd, 2 active) and its simulated "
-                    "X-ray tomogram, block by block, into an OME-Zarr image with labels/segmentation.",
+                    "X-ray tomogram, block by block, into an OME-Zarr image with the exact labels in labels/truth (so that `bigseg segment` can write labels/segmentation beside them).",
     )
     p.add_argument("dest", help="OME-Zarr folder to create (e.g. synth.ome.zarr)")
     p.add_argument("--shape", default="128", help="edge, or z,y,x voxels (default 128)")
@@ -80,17 +80,17 @@ def run(args: argparse.Namespace) -> int:
         image = xct(labels, seed=args.seed, preset=args.preset, **phys)
         out_chunks = chunks if labels.ndim == 3 else ((1,) + (tuple(chunks) if isinstance(chunks, tuple) else (chunks,) * 3))
         save_volume(image, args.dest, chunks=out_chunks, overwrite=args.overwrite, progress=progress)
-        save_labels(labels, args.dest, chunks=out_chunks, overwrite=True, progress=progress)
+        save_labels(labels, args.dest, name="truth", chunks=out_chunks, overwrite=True, progress=progress)
         if args.perturb:
             save_labels(perturb(labels, seed=args.seed), args.dest, name="perturbed", chunks=out_chunks,
                         overwrite=True, progress=progress)
     if args.png:
         from ..report import orthoslices
 
-        orthoslices(open_volume(args.dest), open_volume(args.dest, label="segmentation"), path=args.png,
+        orthoslices(open_volume(args.dest), open_volume(args.dest, label="truth"), path=args.png,
                     title=f"bigseg synth: {args.preset}, seed {args.seed}")
     fr = labels.attrs.get("synth", {}).get("n_particles")
-    print(f"wrote {args.dest}: image {image.shape} {image.dtype} + labels/segmentation"
+    print(f"wrote {args.dest}: image {image.shape} {image.dtype} + labels/truth"
           + (" + labels/perturbed" if args.perturb else "")
           + (f", {fr} particles" if fr else "") + (f"; figure {args.png}" if args.png else ""))
     return 0

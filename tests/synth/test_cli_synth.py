@@ -29,7 +29,7 @@ def test_writes_image_labels_and_png(tmp_path):
               "--perturb", "--png", png, "--no-progress")
     assert "wrote" in out.stdout
     img = open_volume(dest)
-    lab = open_volume(dest, label="segmentation")
+    lab = open_volume(dest, label="truth")
     pert = open_volume(dest, label="perturbed")
     assert img.shape == lab.shape == (40, 48, 56) and img.dtype == np.float32 and lab.dtype == np.uint8
     assert lab.attrs["phases"] == DEFAULT_PHASES and img.attrs["voxel_size"] == (50.0, 50.0, 50.0)
@@ -40,6 +40,12 @@ def test_writes_image_labels_and_png(tmp_path):
     np.testing.assert_allclose(img.values, xct(ref, seed=4).values, atol=1e-6, rtol=0)
     assert 0 < (pert.values != lab.values).mean() < 0.5
     assert png.stat().st_size > 10_000 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the usual next step needs no --name/--overwrite: the segmentation goes beside the truth
+    from bigseg.cli import main
+
+    assert main(["segment", str(dest), "--method", "threshold"]) == 0
+    assert open_volume(dest, label="segmentation").shape == (40, 48, 56)
+    assert np.array_equal(open_volume(dest, label="truth").values, ref.values)
 
 
 def test_series_and_options(tmp_path):
@@ -48,7 +54,7 @@ def test_series_and_options(tmp_path):
         "--snr", "inf", "--no-progress")
     img = open_volume(dest)
     assert img.dims == ("t", "z", "y", "x") and img.shape == (3, 32, 32, 32) and img.dtype == np.uint8
-    assert open_volume(dest, label="segmentation").shape == (3, 32, 32, 32)
+    assert open_volume(dest, label="truth").shape == (3, 32, 32, 32)
 
 
 def test_refuses_to_overwrite(tmp_path):
