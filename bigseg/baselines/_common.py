@@ -19,8 +19,9 @@ __all__ = ["check_volume", "phase_names", "global_histogram", "labels_volume", "
 
 
 def check_volume(vol: Any, *, progress: bool = False) -> xr.DataArray:
-    """A 3D real-valued volume without NaN/inf (InputError stating how many otherwise)."""
-    v = as_volume(vol, name="vol")
+    """A (z, y, x) or (t, z, y, x) real-valued volume without NaN/inf (InputError stating how
+    many otherwise). The segmenters take series frame by frame (``frame_by_frame``)."""
+    v = as_volume(vol, name="vol", allow_series=True)
     if not (np.issubdtype(v.dtype, np.integer) or np.issubdtype(v.dtype, np.floating)):
         raise InputError(f"Expected `vol` to hold real numbers. Got dtype {v.dtype} instead.")
     nan, inf = count_nonfinite(v, progress=progress)

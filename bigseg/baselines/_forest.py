@@ -45,7 +45,7 @@ def _train_block(block: np.ndarray, lab: np.ndarray, idx: tuple, numblocks: tupl
         keep = np.sort(np.random.default_rng(seed).choice(keep, cap, replace=False))
     x = feats.reshape(feats.shape[0], -1)[:, keep].T
     local = np.unravel_index(keep, lab.shape)
-    flat = np.ravel_multi_index(tuple(c + s0 for c, s0 in zip(local, start)), shape)
+    flat = np.ravel_multi_index((np.full(keep.size, start[0]),) + tuple(c + s0 for c, s0 in zip(local, start[1:])), shape)
     return x, lab.ravel()[keep], flat
 
 
@@ -68,7 +68,8 @@ def random_forest(vol: Any, labels: Any, *, sigmas: Sequence[float] = DEFAULT_SI
 
     Parameters
     ----------
-    vol : volume (z, y, x), no NaN/inf
+    vol : volume (z, y, x), no NaN/inf; or a series (t, z, y, x): one forest is trained on the
+        labelled voxels of all frames (frames without labels are allowed) and segments every frame
     labels : integer label volume of the same shape; ``255`` = unlabelled; values index ``phases``
     sigmas : feature scales in voxels (> 0)
     phases : class names (default ``labels.attrs['phases']``, else pore/cbd/active for <= 3 classes)
@@ -85,7 +86,7 @@ def random_forest(vol: Any, labels: Any, *, sigmas: Sequence[float] = DEFAULT_SI
     from sklearn.ensemble import RandomForestClassifier
 
     v = check_volume(vol, progress=progress)
-    lab = as_volume(labels, name="labels")
+    lab = as_volume(labels, name="labels", allow_series=True)
     if lab.shape != v.shape:
         raise InputError(f"Expected `labels` to have the shape of `vol` {v.shape}. Got {lab.shape} instead.")
     if not np.issubdtype(lab.dtype, np.integer):
@@ -104,12 +105,16 @@ def random_forest(vol: Any, labels: Any, *, sigmas: Sequence[float] = DEFAULT_SI
             raise InputError(f"Expected `labels` values in [0, 254] or 255 (unlabelled). Got values in [{lmin}, {lmax}] instead.")
         ldata = ldata.astype(np.uint8)
     depth = feature_halo(sigmas)
-    arr = v.data.rechunk(tuple(min_chunks(c, depth) for c in v.data.chunks))
-    ldata = ldata.rechunk(arr.chunks)
-    per = ldata.map_blocks(_label_counts, chunks=(1, 1, 1, 256), new_axis=3, dtype=np.int64,
-                           meta=np.empty((0, 0, 0, 0), np.int64))
-    (per,) = compute(per, desc="counting labels", progress=progress)
-    counts = per.sum(axis=(0, 1, 2))
+    # one (image, labels) pair per frame: a series trains one forest on the labels of all frames
+    series = v.ndim == 4
+    imgs = [v.data[i] for i in range(v.shape[0])] if series else [v.data]
+    labs = [ldata[i] for i in range(v.shape[0])] if series else [ldata]
+    imgs = [a.rechunk(tuple(min_chunks(c, depth) for c in a.chunks)) for a in imgs]
+    labs = [lb.rechunk(a.chunks) for lb, a in zip(labs, imgs)]
+    pers = [lb.map_blocks(_label_counts, chunks=(1, 1, 1, 256), new_axis=3, dtype=np.int64,
+                          meta=np.empty((0, 0, 0, 0), np.int64)) for lb in labs]
+    pers = list(compute(*pers, desc="counting labels", progress=progress))
+    counts = sum(per.sum(axis=(0, 1, 2)) for per in pers)
     present = np.flatnonzero(counts[:UNLABELLED])
     if present.size == 0:
         raise InputError("Expected `labels` to hold labelled voxels (values other than 255). Got none instead.")
@@ -123,21 +128,23 @@ def random_forest(vol: Any, labels: Any, *, sigmas: Sequence[float] = DEFAULT_SI
     if missing:
         raise InputError(f"Expected every phase to have labelled voxels. Got none for {missing} "
                          f"(counts {dict(zip(phases, counts[:len(phases)].tolist()))}) instead.")
-    labelled = per[..., :UNLABELLED].sum(-1)
-    total = int(labelled.sum())
-    ov = da.overlap.overlap(arr, depth=depth, boundary="none") if arr.npartitions > 1 else arr
-    vblocks = ov.to_delayed()
-    lblocks = ldata.to_delayed()
+    labelled = [per[..., :UNLABELLED].sum(-1) for per in pers]
+    total = int(sum(int(n.sum()) for n in labelled))
+    spatial = tuple(v.shape[-3:])
     parts = []
-    starts = [np.concatenate([[0], np.cumsum(c)[:-1]]) for c in arr.chunks]
-    for i, idx in enumerate(np.ndindex(*arr.numblocks)):
-        n = int(labelled[idx])
-        if n == 0:
-            continue
-        cap = max(1, int(np.ceil(n * max_samples / total)))
-        parts.append(dask.delayed(_train_block)(vblocks[idx], lblocks[idx], idx, arr.numblocks, depth, sigmas,
-                                                cap, seed + i, tuple(int(st[j]) for st, j in zip(starts, idx)),
-                                                v.shape))
+    for t, (arr, lb, nlab) in enumerate(zip(imgs, labs, labelled)):
+        ov = da.overlap.overlap(arr, depth=depth, boundary="none") if arr.npartitions > 1 else arr
+        vblocks, lblocks = ov.to_delayed(), lb.to_delayed()
+        starts = [np.concatenate([[0], np.cumsum(c)[:-1]]) for c in arr.chunks]
+        for i, idx in enumerate(np.ndindex(*arr.numblocks)):
+            n = int(nlab[idx])
+            if n == 0:
+                continue
+            cap = max(1, int(np.ceil(n * max_samples / total)))
+            parts.append(dask.delayed(_train_block)(vblocks[idx], lblocks[idx], idx, arr.numblocks, depth, sigmas,
+                                                    cap, seed + t * arr.npartitions + i,
+                                                    (t,) + tuple(int(st[j]) for st, j in zip(starts, idx)),
+                                                    (len(imgs),) + spatial))
     got = compute(*parts, desc="training features", progress=progress)
     # training set in global voxel order: the forest does not depend on the chunking
     order = np.argsort(np.concatenate([g[2] for g in got]), kind="stable")
@@ -146,6 +153,7 @@ def random_forest(vol: Any, labels: Any, *, sigmas: Sequence[float] = DEFAULT_SI
     rf = RandomForestClassifier(n_estimators=n_estimators, random_state=seed, n_jobs=-1, min_samples_leaf=2)
     rf.fit(x, y)
     rf.n_jobs = 1  # prediction runs inside dask tasks: no nested thread pools
-    data = map_overlap_exact(_predict_block, arr, depth, dtype=np.uint8, model=rf, sigmas=sigmas)
+    outs = [map_overlap_exact(_predict_block, arr, depth, dtype=np.uint8, model=rf, sigmas=sigmas) for arr in imgs]
+    data = da.stack(outs) if series else outs[0]
     return labels_volume(data, v, phases, method="random_forest", sigmas=list(sigmas),
                          features=feature_names(sigmas), n_training_voxels=int(len(y)))

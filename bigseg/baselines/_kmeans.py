@@ -13,6 +13,7 @@ from ..kernels.features import nearest_centre, sobel_magnitude
 from ..ops import map_overlap_exact, to_numpy
 from ..ops._overlap import min_chunks
 from ..runtime import compute
+from ..io._volume import frame_by_frame
 from ._common import check_volume, labels_volume, parse_classes, phase_names
 
 __all__ = ["kmeans"]
@@ -31,6 +32,7 @@ def _predict_block(block: Any, mean: np.ndarray, std: np.ndarray, centres: np.nd
     return lab.reshape(block.shape)
 
 
+@frame_by_frame
 def kmeans(vol: Any, *, classes: int = 3, sample: int = 200_000, seed: int = 0, phases: Any = None,
            progress: bool = False) -> xr.DataArray:
     """k-means clustering of (grey level, Sobel gradient magnitude), as in the LRCS-Net paper's comparison.
@@ -39,6 +41,8 @@ def kmeans(vol: Any, *, classes: int = 3, sample: int = 200_000, seed: int = 0, 
     random subsample of about ``sample`` voxels (the Sobel feature is exact blockwise: halo 1);
     every voxel then gets its nearest centre, blockwise. Clusters are ordered by the grey level
     of their centre (for 3 classes: 0 pore, 1 cbd, 2 active).
+
+    A (t, z, y, x) series is segmented frame by frame, each with its own clusters.
 
     Returns
     -------

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from ..io._volume import frame_by_frame
 from ._common import check_volume, global_histogram, labels_volume, parse_classes, phase_names
 
 __all__ = ["threshold", "multiotsu_thresholds"]
@@ -30,6 +31,7 @@ def _digitize(b: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     return np.digitize(b, bins=thresholds).astype(np.uint8)
 
 
+@frame_by_frame
 def threshold(vol: Any, *, classes: int = 3, nbins: int = 256, phases: Any = None,
               progress: bool = False) -> xr.DataArray:
     """Multi-Otsu segmentation into ``classes`` grey-level classes (Liao et al., J. Inf. Sci. Eng. 2001).
@@ -40,7 +42,8 @@ def threshold(vol: Any, *, classes: int = 3, nbins: int = 256, phases: Any = Non
 
     Parameters
     ----------
-    vol : volume (z, y, x), integer or float, no NaN/inf
+    vol : volume (z, y, x), integer or float, no NaN/inf; or a series (t, z, y, x), each frame
+        segmented on its own (its own histogram and thresholds, listed per frame in the attrs)
     classes : int in [2, 254]
     nbins : histogram bins for float volumes (integer volumes use one bin per value)
     phases : names of the classes by grey level (default ``DEFAULT_PHASES`` for 3 classes)

@@ -13,6 +13,7 @@ from ..kernels.features import sobel_magnitude
 from ..kernels.filters import gaussian as gaussian_kernel
 from ..kernels.filters import gaussian_radius
 from ..ops import map_overlap_exact
+from ..io._volume import frame_by_frame
 from ._common import check_volume, global_histogram, labels_volume, parse_classes, phase_names
 
 __all__ = ["watershed", "WINDOWS", "seed_bands"]
@@ -53,6 +54,7 @@ def _watershed_block(block: Any, thresholds: np.ndarray, bands: np.ndarray, sigm
     return (sk_watershed(grad, markers) - 1).astype(np.uint8)
 
 
+@frame_by_frame
 def watershed(vol: Any, *, classes: int = 3, window: str | float = "conservative", sigma: float = 1.0,
               halo: int = 16, nbins: int = 256, phases: Any = None, progress: bool = False) -> xr.DataArray:
     """Marker-controlled watershed from confident multi-Otsu seeds.
@@ -68,6 +70,8 @@ def watershed(vol: Any, *, classes: int = 3, window: str | float = "conservative
     neighbours, so an undecided region is flooded only from seeds within the halo; regions
     narrower than the halo (the usual case: the bands are thin shells at phase boundaries)
     get the whole-array answer, tested to agree on >= 99 % of the voxels.
+
+    A (t, z, y, x) series is segmented frame by frame, each on its own histogram.
 
     Returns
     -------

@@ -112,8 +112,10 @@ def run(args: argparse.Namespace) -> int:
     from ..measure import volume_fractions
 
     fr = volume_fractions(open_volume(dest))
-    summary = ", ".join(f"{p} {float(f):.3f}" for p, f in zip(fr.phase.values, fr.values))
     how = f"model {args.model} ({model.arch})" if model is not None else args.method
-    print(f"wrote {dest} ({how}): volume fractions {summary}")
+    steps = [(f"t = {t}: ", fr.sel(t=t)) for t in fr.t.values] if "t" in fr.dims else [("", fr)]
+    print(f"wrote {dest} ({how}): volume fractions")
+    for head, f in steps:
+        print("  " + head + ", ".join(f"{p} {float(v):.3f}" for p, v in zip(f.phase.values, f.values)))
     return 0
 

@@ -29,6 +29,7 @@ in 128³ chunks), with the model and the importance map as single keys.
 from __future__ import annotations
 
 import json
+import os
 from contextlib import nullcontext
 from functools import partial
 from itertools import product
@@ -45,7 +46,7 @@ from dask.highlevelgraph import HighLevelGraph
 
 from .._parse import parse_choice, parse_chunks, parse_in_range, parse_positive_float, parse_positive_int
 from ..errors import InputError
-from ..io._volume import as_volume
+from ..io._volume import as_volume, for_each_frame, is_series
 from ..kernels import blend as K
 from ..runtime._budget import check_budget, format_bytes
 from ..runtime._malloc import release_free_heap
@@ -464,6 +465,19 @@ def _labels_block(p: np.ndarray) -> np.ndarray:
     return p.argmax(axis=0).astype(np.uint8)
 
 
+def predict_frames(fn: Any, vol: Any, model: Any, **kwargs: Any) -> xr.Dataset:
+    """``fn(frame, model, **kwargs)`` (:func:`predict` or ``bigseg.infer.segment``) for every frame
+    of a series, the model loaded once; ``attrs["n_patches"]`` is the total over the frames."""
+    if isinstance(model, (str, os.PathLike)):
+        from .. import models
+
+        model = models.load(model)
+    out = for_each_frame(fn, vol, model, **kwargs)
+    n = out.attrs["n_patches"]
+    out.attrs["n_patches"] = int(sum(n)) if isinstance(n, list) else int(n) * int(out.sizes["t"])
+    return out
+
+
 def predict(
     vol: Any,
     model: Any,
@@ -493,8 +507,9 @@ def predict(
 
     Parameters
     ----------
-    vol : volume (z, y, x): DataArray, dask or NumPy array, any real dtype. Normalise it the way
-        the model was trained first (e.g. ``bigseg.filters.normalize`` for a model whose
+    vol : volume (z, y, x) or series (t, z, y, x): DataArray, dask or NumPy array, any real
+        dtype; every frame of a series is predicted on its own (equal to predicting that frame
+        alone). Normalise it the way the model was trained first (e.g. ``bigseg.filters.normalize`` for a model whose
         ``normalization`` is percentile-based): ``predict`` feeds the values as they are.
     model : ``torch.nn.Module`` mapping (N, 1, *patch) to (N, C, *patch) logits (then ``patch``
         is required), a bigseg ``Model`` (``phases``, ``patch``, ``ndim``) or a name/path for
@@ -526,7 +541,8 @@ def predict(
     Returns
     -------
     xarray.Dataset with ``labels`` (z, y, x) uint8 (attrs ``phases``), optionally
-    ``probabilities`` (phase, z, y, x) float32 and ``uncertainty`` (z, y, x) float32, all lazy;
+    ``probabilities`` (phase, z, y, x) float32 and ``uncertainty`` (z, y, x) float32, all lazy
+    (for a series ``t`` comes first, e.g. probabilities (t, phase, z, y, x), OME-Zarr's order);
     attrs ``n_patches`` (windows evaluated, = MONAI's count on the whole volume, summed over
     blocks), ``patch``, ``overlap``, ``blend``, ``sigma_scale``, ``tta``, ``phases``.
 
@@ -552,6 +568,8 @@ def predict(
         model on another device than ``device``
     MemoryBudgetError : a task would not fit in a worker's memory (checked before any work)
     """
+    if is_series(vol):
+        return predict_frames(predict, vol, model, **{k: v for k, v in locals().items() if k not in ("vol", "model")})
     overlap = parse_in_range("overlap", overlap, 0.0, 1.0)
     blend = parse_choice("blend", blend, ["gaussian", "constant"])
     sigma_scale = parse_positive_float("sigma_scale", sigma_scale)
@@ -571,7 +589,7 @@ def predict(
             raise InputError(f"Expected `device` to be 'cpu', 'cuda' or 'cuda:N'. Got {device!r} instead.") from None
     cpu_streams()  # a bad BIGSEG_CPU_STREAMS fails here, before any work
     raw = vol
-    vol = as_volume(vol, name="vol")
+    vol = as_volume(vol, name="vol", allow_series=True)  # a series never gets here: its frames do
     source = _zarr_source(vol.data)
     if chunks is not None:
         vol = vol.chunk(dict(zip(vol.dims, parse_chunks(chunks, 3))))

@@ -55,6 +55,7 @@ def write_prediction(
     image_path : the OME-Zarr image the prediction was made on (same shape)
     name : label image name; siblings are ``{name}_probabilities`` and ``{name}_uncertainty``
     probabilities : write ``probabilities`` as float16 (c, z, y, x) if ``ds`` has them
+        ((t, c, z, y, x) for a series)
     uncertainty : write ``uncertainty`` as float16 (z, y, x) if ``ds`` has it
     levels : pyramid levels of the label image
     overwrite : replace existing outputs of the same name
@@ -86,7 +87,7 @@ def write_prediction(
             )
     ldir.mkdir(exist_ok=True)
     if set(wanted) == {"labels"}:  # nothing to store beside them: straight into the label image
-        lab = xr.DataArray(wanted["labels"], dims=("z", "y", "x"), attrs={"phases": phases})
+        lab = xr.DataArray(wanted["labels"], dims=ds["labels"].dims, attrs={"phases": phases})
         chunks = tuple(int(max(c)) for c in wanted["labels"].chunks)
         path = save_labels(lab, image_path, name=name, phases=phases, chunks=chunks, levels=levels,
                            overwrite=overwrite, progress=progress)
@@ -103,18 +104,19 @@ def write_prediction(
         compute(da.store(sources, targets, lock=False, compute=False), desc=f"predicting labels/{name}", progress=progress)
         out: dict[str, str] = {}
         stored = {k: da.from_zarr(zarr.open_array(str(scratch / k), mode="r")) for k in wanted}
-        lab = xr.DataArray(stored["labels"], dims=("z", "y", "x"), attrs={"phases": phases})
+        lab = xr.DataArray(stored["labels"], dims=ds["labels"].dims, attrs={"phases": phases})
         out["labels"] = save_labels(lab, image_path, name=name, phases=phases, levels=levels, overwrite=overwrite, progress=False)
         extra: dict[str, Any] = {}
         if "probabilities" in stored:
-            prob = xr.DataArray(stored["probabilities"], dims=("c", "z", "y", "x"), name=f"{name}_probabilities",
+            dims = tuple("c" if d == "phase" else d for d in ds["probabilities"].dims)  # (t,) c, z, y, x
+            prob = xr.DataArray(stored["probabilities"], dims=dims, name=f"{name}_probabilities",
                                 attrs={"voxel_size": image.attrs["voxel_size"], "unit": image.attrs["unit"]})
             out["probabilities"] = save_volume(prob, dests["probabilities"], overwrite=overwrite, progress=False)
             g = zarr.open_group(out["probabilities"], mode="a")
             g.attrs["bigseg"] = {**dict(g.attrs.get("bigseg", {})), "channels": phases, "probabilities_of": name}
             extra["probabilities"] = dests["probabilities"].name
         if "uncertainty" in stored:
-            unc = xr.DataArray(stored["uncertainty"], dims=("z", "y", "x"), name=f"{name}_uncertainty",
+            unc = xr.DataArray(stored["uncertainty"], dims=ds["uncertainty"].dims, name=f"{name}_uncertainty",
                                attrs={"voxel_size": image.attrs["voxel_size"], "unit": image.attrs["unit"]})
             out["uncertainty"] = save_volume(unc, dests["uncertainty"], overwrite=overwrite, progress=False)
             g = zarr.open_group(out["uncertainty"], mode="a")

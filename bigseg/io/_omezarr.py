@@ -170,7 +170,7 @@ def _write_multiscale(
 def _prepare(
     data: Any, *, chunks: Any, voxel_size: Any, phases: Any, unit: str | None
 ) -> tuple[xr.DataArray, tuple[int, ...]]:
-    vol = as_volume(data, name="data", allow_series=True)
+    vol = as_volume(data, name="data", ndim=(3, 4, 5))  # (t,) (c,) z, y, x
     attrs = dict(vol.attrs)
     if voxel_size is not None:
         attrs["voxel_size"] = parse_voxel_size(voxel_size)

@@ -7,6 +7,8 @@ for label volumes, ``phases`` (names indexed by label value).
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import dask.array as da
@@ -20,6 +22,9 @@ __all__ = [
     "as_volume",
     "make_volume",
     "like_volume",
+    "is_series",
+    "for_each_frame",
+    "frame_by_frame",
     "DEFAULT_PHASES",
     "PHASE_COLOURS",
     "phase_colour",
@@ -138,3 +143,57 @@ def like_volume(data: Any, like: xr.DataArray, *, phases: list[str] | None = Non
     if phases is not None:
         attrs["phases"] = parse_phases(phases)
     return xr.DataArray(data, dims=like.dims, coords=like.coords, attrs=attrs, name=name)
+
+
+def is_series(data: Any) -> bool:
+    """Whether ``data`` (DataArray, dask or NumPy array) is a (t, z, y, x) series."""
+    return getattr(data, "ndim", None) == 4
+
+
+def _merge_frame_attrs(frames: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in frames[0].items():
+        values = [f.get(key) for f in frames]
+        same = all(_same(value, v) for v in values[1:])
+        out[key] = value if same else values
+    return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(np.array_equal(np.asarray(a, dtype=object), np.asarray(b, dtype=object)))
+    except Exception:  # noqa: BLE001 - incomparable values differ
+        return False
+
+
+def for_each_frame(fn: Callable[..., Any], vol: Any, *args: Any, **kwargs: Any) -> Any:
+    """``fn(frame, *args, **kwargs)`` for every (z, y, x) frame of a (t, z, y, x) series,
+    stacked along ``t`` (lazily: each frame's result is a lazy DataArray or Dataset).
+
+    Every frame is processed exactly as if it were a volume on its own (its own histogram,
+    percentiles, thresholds), which is what a scan of an operando series is. The result keeps
+    the series' ``t`` coordinate; an attribute that differs between frames becomes the list of
+    its per-frame values. A 3D ``vol`` is passed to ``fn`` unchanged.
+    """
+    if not is_series(vol):
+        return fn(vol, *args, **kwargs)
+    v = as_volume(vol, name="vol", allow_series=True)
+    results = [fn(v.isel(t=i), *args, **kwargs) for i in range(v.shape[0])]
+    results = [r.drop_vars("t", errors="ignore") for r in results]
+    out = xr.concat(results, dim=v["t"], combine_attrs="drop")
+    out.attrs = _merge_frame_attrs([r.attrs for r in results])
+    if isinstance(out, xr.Dataset):
+        for var in out.data_vars:
+            out[var].attrs = _merge_frame_attrs([r[var].attrs for r in results])
+    return out
+
+
+def frame_by_frame(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate a function of a (z, y, x) volume so that it also takes a (t, z, y, x) series,
+    through :func:`for_each_frame`."""
+
+    @functools.wraps(fn)
+    def wrapper(vol: Any, *args: Any, **kwargs: Any) -> Any:
+        return for_each_frame(fn, vol, *args, **kwargs)
+
+    return wrapper

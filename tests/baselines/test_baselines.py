@@ -171,3 +171,27 @@ def test_synthetic_electrode():
     rf = bb.random_forest(grey, sparse, n_estimators=30, sigmas=(0.7, 1.6, 3.5)).values
     assert iou(t, rf, 1) > iou(t, lab, 1)
     assert iou(t, rf, 2) >= 0.7
+
+
+def test_series_frame_by_frame():
+    """Each scan of a (t, z, y, x) series is thresholded / clustered / flooded on its own (its
+    own histogram): a scan with another grey scale gets the same labels; the random forest
+    trains once on the labels of all frames (here only frame 1 is labelled)."""
+    truth, grey = phantom((20, 28, 24), seed=5)
+    series = da.from_array(np.stack([grey, 2.5 * grey + 3.0]), chunks=(1, 9, 14, 11))
+    for fn in (bb.threshold, bb.kmeans, bb.watershed):
+        out = fn(series)
+        assert out.dims == ("t", "z", "y", "x")
+        a, b = out.values
+        np.testing.assert_array_equal(a, fn(series[0]).values)  # the same chunking
+        assert (a == b).mean() > 0.995, fn.__name__  # k-means samples differ slightly per scale
+    th = bb.threshold(series).attrs["thresholds"]
+    assert len(th) == 2 and th[1][0] == pytest.approx(2.5 * th[0][0] + 3.0, rel=1e-3)
+    same = da.from_array(np.stack([grey, grey]), chunks=(1, 9, 14, 11))
+    sparse = np.full((2, *truth.shape), 255, np.uint8)
+    sparse[1, ::4] = truth[::4]  # frame 0 has no labels at all
+    rf = bb.random_forest(same, sparse, n_estimators=10)
+    one = bb.random_forest(same[1], sparse[1], n_estimators=10)
+    np.testing.assert_array_equal(rf.values[0], one.values)
+    np.testing.assert_array_equal(rf.values[1], one.values)
+    assert rf.attrs["n_training_voxels"] == one.attrs["n_training_voxels"]

@@ -23,7 +23,7 @@ def image(tmp_path_factory):
 def test_segment_cli_methods(image, method, capsys):
     truth, path = image
     assert main(["segment", str(path), "--method", method, "--name", method]) == 0
-    assert "volume fractions pore" in capsys.readouterr().out
+    assert "volume fractions\n  pore" in capsys.readouterr().out
     lab = open_volume(path / "labels" / method)
     assert lab.attrs["phases"] == ["pore", "cbd", "active"]
     assert iou(truth, lab.values, 2) > 0.5
