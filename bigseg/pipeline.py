@@ -112,7 +112,9 @@ class Pipeline:
         ``dest`` is a folder: ``dest/image.ome.zarr`` (with ``labels/segmentation``),
         ``dest/metrics.nc``, ``dest/metrics.json``, ``dest/particles.csv``, ``dest/run.json``
         (source, configuration, timings), figures and ``dest/report.html`` (all of it on one
-        page). ``truth`` (a label volume) adds IoU/Dice scores against it. ``client``: a ``distributed.Client`` to run on, or a
+        page). A (t, z, y, x) series is segmented scan by scan (each normalised on its own) and
+        also gets ``dest/evolution.csv`` and ``evolution.png`` (:func:`bigseg.measure.evolution`:
+        fractions, interfaces, scores and particle statistics per time step). ``truth`` (a label volume) adds IoU/Dice scores against it. ``client``: a ``distributed.Client`` to run on, or a
         cluster spec for :func:`bigseg.connect` (``"local"``, an address, ``"slurm"``, e.g.
         ``config.cluster``) started for this run and closed after; default: the current
         scheduler (an active client, else threads in this process).
@@ -195,7 +197,7 @@ class Pipeline:
     def _run(self, source: Any, dest: str | os.PathLike, *, resume: bool, truth: xr.DataArray | None) -> Result:
         from . import measure
         from .io import open_volume, save_labels
-        from .report import metrics_figure, orthoslices, particle_figure, write_report
+        from .report import metrics_figure, orthoslices, particle_figure, series_figure, write_report
 
         out = Path(dest)
         out.mkdir(parents=True, exist_ok=True)
@@ -220,7 +222,9 @@ class Pipeline:
         metrics = measure.summary(labels, truth=truth, method=self.config.measure["interfaces"], progress=True)
         table = None
         if self.config.measure["particles"]:
-            table = measure.particles(labels, phase=self.config.measure["phase"], intensity=vol, progress=True)
+            m = self.config.measure
+            table = measure.particles(labels, phase=m["phase"], intensity=vol, split=m["split"],
+                                      max_diameter=m["max_diameter"], progress=True)
             table.to_csv(out / "particles.csv", index=False)
         timings["measure"] = time.perf_counter() - t
 
@@ -229,11 +233,16 @@ class Pipeline:
         orthoslices(vol, labels, path=slices, title=f"{Path(str(source)).name if isinstance(source, (str, os.PathLike)) else 'volume'}: "
                     f"segmentation ({self.config.predict['model']})")
         figures = [str(slices)]
+        last = f" (t = {table['t'].iloc[-1]})" if table is not None and "t" in table and len(table) else ""
         if table is not None and len(table):
-            particle_figure(table, path=out / "particles.png", title=f"{table.attrs['phase']} particles")
+            particle_figure(table, path=out / "particles.png", title=f"{table.attrs['phase']} particles{last}")
             figures.append(str(out / "particles.png"))
         metrics_figure(metrics, path=out / "metrics.png")
         figures.append(str(out / "metrics.png"))
+        if "t" in metrics.dims:  # an operando series: every measurement over time, as a table and curves
+            measure.evolution(metrics, table).to_csv(out / "evolution.csv")
+            series_figure(metrics, table, path=out / "evolution.png", title="over time")
+            figures.append(str(out / "evolution.png"))
         timings["figures"] = time.perf_counter() - t
         metrics.attrs.update({"image": str(image), "labels": str(seg_path)})
         _write_metrics(metrics, out)

@@ -31,6 +31,8 @@ def test_defaults_yaml_env_keywords_precedence(tmp_path):
         ("filters: {median: 0}", "`filters.median`"),
         ("measure: {particles: maybe}", "`measure.particles`"),
         ("measure: {phase: 3}", "`measure.phase`"),
+        ("measure: {max_diameter: 0}", "`measure.max_diameter`"),
+        ("measure: {split: 1}", "`measure.split`"),
         ("chunk: 64", "Unknown configuration key `chunk`"),
         ("predict: {overlapp: 0.5}", "Unknown configuration key `predict.overlapp`"),
         ("- a list", "mapping"),

@@ -60,6 +60,33 @@ def test_pipeline_threshold_then_resume(tmp_path, scan):
     np.testing.assert_array_equal(bigseg.open_volume(res2.labels).values, labels.values)
 
 
+def test_pipeline_on_an_operando_series(tmp_path):
+    """A (t, z, y, x) series: each scan segmented on its own, every measurement per time step in
+    evolution.csv / evolution.png and the report's "Over time" table."""
+    import pandas as pd
+
+    truth = synth.series((24, 28, 32), steps=3, seed=2, chunks=16)
+    image = synth.xct(truth, seed=2).compute()
+    pipe = Pipeline(chunks=(12, 16, 20), predict={"model": "threshold"}, measure={"max_diameter": 24})
+    with pytest.warns(UserWarning, match="wider than `max_diameter`=24 voxels.*`measure.max_diameter`"):
+        res = pipe.run(image, tmp_path / "s", truth=truth)  # the configured max_diameter reached particles()
+    labels = bigseg.open_volume(res.labels)
+    assert labels.dims == ("t", "z", "y", "x") and labels.shape == truth.shape
+    for t in range(3):  # the median filter and the thresholds act on each scan alone
+        alone = bigseg.baselines.threshold(bigseg.filters.median(image.isel(t=t), size=3)).values
+        np.testing.assert_array_equal(labels.values[t], alone)
+    ev = pd.read_csv(tmp_path / "s" / "evolution.csv", index_col="t")
+    assert list(ev.index) == [0, 1, 2]
+    for t in range(3):
+        np.testing.assert_allclose(ev.loc[t, ["fraction_pore", "fraction_cbd", "fraction_active"]].to_numpy(float),
+                                   np.bincount(labels.values[t].ravel(), minlength=3) / labels.values[t].size)
+        counts = res.particles[res.particles.t == t]
+        assert ev.loc[t, "particles"] == len(counts)
+    assert "iou_cbd" in ev and str(tmp_path / "s" / "evolution.png") in res.figures
+    page = (tmp_path / "s" / "report.html").read_text()
+    assert "Over time" in page and "last time step, t = 2" in page
+
+
 def test_pipeline_runs_on_a_given_client(tmp_path, scan):
     from distributed import Client, get_task_stream
 

@@ -24,7 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--phases", default=None, help="phase names by label value, comma separated (default: metadata)")
     p.add_argument("--netcdf", default=None, help="write all metrics to this netCDF file")
     p.add_argument("--csv", default=None, help="write all metrics as a long table (quantity, phases, value, units)")
-    p.add_argument("--plot", default=None, help="write a bar chart of fractions and interface areas (PNG)")
+    p.add_argument("--plot", default=None, help="write a bar chart of fractions and interface areas (PNG); for a "
+                   "(t, z, y, x) series, curves of every measurement over time (with --particles: particle counts, "
+                   "sizes and contacts too)")
     p.add_argument("--particles", default=None, metavar="CSV",
                    help="write one row per particle of --particle-phase (size, shape, contacts, detachment) to CSV, "
                         "and its histograms beside it (same name, .png)")
@@ -139,11 +141,20 @@ def run(args: argparse.Namespace) -> int:
 
         table.to_csv(args.particles, index=False)
         png = str(Path(args.particles).with_suffix(".png"))
-        particle_figure(table, path=png, title=f"{args.labels}: {args.particle_phase} particles")
+        last = f" (t = {table['t'].iloc[-1]})" if "t" in table and len(table) else ""
+        particle_figure(table, path=png, title=f"{args.labels}: {args.particle_phase} particles{last}")
         inside = table[~table.touches_border]
-        print(f"{len(table)} {args.particle_phase} particles ({len(inside)} inside the volume): median equivalent "
-              f"diameter {inside.equivalent_diameter.median():.4g} {table.attrs['unit']}, median detachment "
-              f"{inside.detachment.median():.3f}; wrote {args.particles} and {png}")
+        if "t" in table:
+            print(f"{len(table)} {args.particle_phase} particles over {table['t'].nunique()} time steps; "
+                  f"wrote {args.particles} and {png} (histograms{last})")
+        else:
+            print(f"{len(table)} {args.particle_phase} particles ({len(inside)} inside the volume): median equivalent "
+                  f"diameter {inside.equivalent_diameter.median():.4g} {table.attrs['unit']}, median detachment "
+                  f"{inside.detachment.median():.3f}; wrote {args.particles} and {png}")
+    if "t" in ds.dims:
+        ev = measure.evolution(ds, table)
+        print(f"over time (specific areas in 1/{ev.attrs['unit']}, particle medians over those inside the volume):")
+        print(ev.T.to_string(float_format=lambda v: f"{v:.4g}"))
     if sh is not None:
         print(f"fraction of {shells[1]} by distance from {shells[0]} [{sh.attrs['distance_units']}]:")
         d = sh.isel(t=-1) if "t" in sh.dims else sh
@@ -164,8 +175,11 @@ def run(args: argparse.Namespace) -> int:
         _long_table(ds).to_csv(args.csv, index=False)
         print(f"wrote {args.csv}")
     if args.plot:
-        from ..report import metrics_figure
+        from ..report import metrics_figure, series_figure
 
-        metrics_figure(ds, path=args.plot)
+        if "t" in ds.dims:  # a series: every measurement over time
+            series_figure(ds, table, path=args.plot, title=str(args.labels))
+        else:
+            metrics_figure(ds, path=args.plot)
         print(f"wrote {args.plot}")
     return 0

@@ -185,6 +185,8 @@ def _prepare(
         chunks = tuple(max(c) for c in vol.data.chunks)
         if vol.dims[0] == "t":
             chunks = (1, *chunks[1:])
+    elif vol.dims[0] == "t" and (np.ndim(chunks) == 0 or len(chunks) == 3):
+        chunks = (1, *parse_chunks(chunks, 3))  # spatial chunks (e.g. a run configuration's): one scan per chunk
     return vol, parse_chunks(chunks, vol.ndim)
 
 
@@ -206,7 +208,8 @@ def save_volume(
     ----------
     data : DataArray, dask or NumPy array, (z, y, x) or (t, z, y, x)
     path : destination folder (conventionally ``*.ome.zarr``)
-    chunks : int or one int per axis; default: the input's chunking
+    chunks : int or one int per axis; default: the input's chunking. For a (t, z, y, x) series
+        an int or 3 ints are the spatial chunks, with one time step per chunk
     voxel_size : float or (z, y, x) in ``unit``; default: ``data.attrs["voxel_size"]`` or 1
     phases : phase names indexed by label value; marks the volume as a label image
     levels : number of pyramid levels (level k is downsampled by 2**k in z, y, x)

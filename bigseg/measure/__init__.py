@@ -12,6 +12,7 @@ from ._shells import shells
 from ._tortuosity import tortuosity
 from ._scores import agreement, confusion, scores
 from ._summary import summary
+from ._evolution import evolution
 from ._uncertainty import over_samples, perturbation_spread, probability_uncertainty, spread
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "scores",
     "agreement",
     "summary",
+    "evolution",
     "spread",
     "over_samples",
     "perturbation_spread",

@@ -242,7 +242,8 @@ def particles(labels: Any, *, phase: str | int = "active", intensity: Any = None
         n_wide = int((ext.max(axis=1) > depth).sum())
         if n_wide:
             warnings.warn(f"{n_wide} particle(s) are wider than `max_diameter`={depth} voxels: their split "
-                          "may depend on the chunking. Pass a larger `max_diameter`.", stacklevel=2)
+                          "may depend on the chunking. Pass a larger `max_diameter` (pipeline configuration: "
+                          "`measure.max_diameter`; command line: `--max-diameter`).", stacklevel=2)
     out.attrs.update(unit=lab.unit, voxel_size=list(lab.voxel_size), phase=lab.phases[idx], split=bool(split),
                      max_diameter=depth, h=h, surface_area_method="marching_cubes")
     return out

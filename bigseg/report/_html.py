@@ -38,11 +38,12 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
 
 def _metrics_section(ds) -> str:
     d = ds.isel(t=-1) if "t" in ds.dims else ds
+    last = f" (last time step, t = {ds.t.values[-1]})" if "t" in ds.dims else ""
     phases = [str(p) for p in d.phase.values]
     cols = ["phase", "volume fraction"] + [c for c in ("iou", "dice", "precision", "recall") if c in d]
     rows = [[p, float(d.volume_fraction.values[i])] + [float(d[c].values[i]) for c in cols[2:]]
             for i, p in enumerate(phases)]
-    out = "<h2>Phases</h2>" + _table([c.upper() if c in ("iou",) else c for c in cols], rows)
+    out = f"<h2>Phases{last}</h2>" + _table([c.upper() if c in ("iou",) else c for c in cols], rows)
     if "accuracy" in d:
         out += f"<p>overall accuracy {float(d.accuracy.values):.4f} (read with the per-phase IoU: majority-class trap)</p>"
     if "faces" in d:
@@ -52,12 +53,16 @@ def _metrics_section(ds) -> str:
             for j in range(i + 1, len(phases)):
                 rows.append([f"{phases[i]}–{phases[j]}", int(d.faces.values[i, j]),
                              100 * float(d.voxel_fraction.values[i, j]), float(d.area.values[i, j])])
-        out += "<h2>Interfaces</h2>" + _table(["pair", "shared faces", "% of voxels", f"area [{unit}]"], rows)
+        out += f"<h2>Interfaces{last}</h2>" + _table(["pair", "shared faces", "% of voxels", f"area [{unit}]"], rows)
         out += f"<p class='note'>area method: {html.escape(str(ds.attrs.get('method', d.area.attrs.get('method', ''))))}</p>"
     return out
 
 
 def _particles_section(table) -> str:
+    last = ""
+    if "t" in table and len(table):  # a series: the last time step here, every step under "Over time"
+        last = f" (last time step, t = {table['t'].iloc[-1]})"
+        table = table[table["t"] == table["t"].iloc[-1]]
     inside = table[~table["touches_border"].astype(bool)]
     unit = table.attrs.get("unit", "")
     rows = []
@@ -67,7 +72,7 @@ def _particles_section(table) -> str:
         if col in inside and inside[col].notna().any():
             q = inside[col].quantile([0.1, 0.5, 0.9])
             rows.append([label, float(inside[col].mean()), float(q[0.1]), float(q[0.5]), float(q[0.9])])
-    return ("<h2>Particles</h2>"
+    return (f"<h2>Particles{last}</h2>"
             f"<p>{len(table)} particles, {len(inside)} inside the volume (statistics below; "
             f"{len(table) - len(inside)} touch the border and are truncated).</p>"
             + _table(["quantity", "mean", "10 %", "median", "90 %"], rows)
@@ -120,6 +125,11 @@ def write_report(run: str | os.PathLike, *, path: str | os.PathLike | None = Non
         table = pd.read_csv(run / "particles.csv")
         table.attrs["unit"] = ds.attrs.get("unit", "")
         parts.append(_particles_section(table))
+    if (run / "evolution.csv").exists():
+        ev = pd.read_csv(run / "evolution.csv")
+        parts.append("<h2>Over time</h2>" + _table([str(c) for c in ev.columns], ev.values.tolist())
+                     + f"<p class='note'>evolution.csv; specific areas in 1/{html.escape(str(ds.attrs.get('unit', '')))}, "
+                       "particle medians over the particles inside the volume</p>")
     if info.get("timings_s"):
         rows = [[k, float(v)] for k, v in info["timings_s"].items()]
         parts.append("<h2>Timings</h2>" + _table(["stage", "seconds"], rows))

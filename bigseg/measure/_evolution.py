@@ -1,0 +1,69 @@
+"""How the measurements of an operando series change over time: one row per time step."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ..errors import InputError
+
+__all__ = ["evolution"]
+
+#: particle columns summarised per time step (medians over the particles inside the volume)
+PARTICLE_MEDIANS = ("equivalent_diameter", "sphericity", "detachment", "contact_cbd", "contact_particle")
+
+
+def evolution(metrics: xr.Dataset, particles: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per time step of a series: what :func:`summary` and :func:`particles` measured,
+    side by side, ready to plot or save (``.to_csv``).
+
+    Parameters
+    ----------
+    metrics : Dataset from :func:`bigseg.measure.summary` of a (t, z, y, x) series (a single
+        volume gives one row)
+    particles : optional table from :func:`bigseg.measure.particles` of the same series
+
+    Returns
+    -------
+    pandas.DataFrame indexed by ``t`` with ``fraction_<phase>``; ``specific_area_<a>_<b>`` (the
+    interface area per volume, ``unit^-1``); with a reference, ``iou_<phase>``; with particles,
+    ``particles`` (count), ``particles_inside`` (not touching the border) and
+    ``median_<quantity>`` over the particles inside the volume (equivalent diameter in
+    ``unit``, sphericity, detachment = pore contact, CBD and particle contact; NaN when no
+    particle lies inside). ``attrs`` hold the unit.
+    """
+    if not isinstance(metrics, xr.Dataset) or "volume_fraction" not in metrics:
+        raise InputError("Expected `metrics` to be the Dataset of bigseg.measure.summary. "
+                         f"Got {type(metrics).__name__} instead.")
+    ds = metrics if "t" in metrics.dims else metrics.expand_dims(t=[0])
+    phases = [str(p) for p in ds.phase.values]
+    vs = ds.attrs.get("voxel_size", (1.0, 1.0, 1.0))
+    vs = np.asarray(json.loads(vs) if isinstance(vs, str) else vs, np.float64)  # as read back from metrics.nc
+    total = float(ds.attrs.get("voxels", np.nan)) * float(np.prod(vs))
+    out = pd.DataFrame(index=pd.Index(ds.t.values, name="t"))
+    for i, p in enumerate(phases):
+        out[f"fraction_{p}"] = ds.volume_fraction.values[:, i]
+    if "area" in ds:
+        for i in range(len(phases)):
+            for j in range(i + 1, len(phases)):
+                out[f"specific_area_{phases[i]}_{phases[j]}"] = ds.area.values[:, i, j] / total
+    if "iou" in ds:
+        for i, p in enumerate(phases):
+            out[f"iou_{p}"] = ds.iou.values[:, i]
+    if particles is not None:
+        tab = particles if "t" in particles.columns else particles.assign(t=out.index[0])
+        unknown = sorted(set(tab["t"]) - set(out.index))
+        if unknown:
+            raise InputError(f"Expected `particles` of the same time steps as `metrics` {list(out.index)}. "
+                             f"Got t = {unknown} instead.")
+        inside = tab[~tab["touches_border"].astype(bool)]
+        out["particles"] = tab.groupby("t").size().reindex(out.index, fill_value=0)
+        out["particles_inside"] = inside.groupby("t").size().reindex(out.index, fill_value=0)
+        for col in PARTICLE_MEDIANS:
+            if col in inside:
+                out[f"median_{col}"] = inside.groupby("t")[col].median().reindex(out.index)
+    out.attrs["unit"] = str(ds.attrs.get("unit", "voxel"))
+    return out

@@ -1,0 +1,89 @@
+"""Curves over time of an operando series: fractions, interfaces, scores and particles."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ..io import phase_colour
+
+__all__ = ["series_figure"]
+
+
+def series_figure(metrics: Any, particles: Any = None, *, path: str | os.PathLike | None = None,
+                  title: str | None = None, dpi: int = 110):
+    """Curves over ``t`` of :func:`bigseg.measure.evolution` (``metrics`` from
+    :func:`bigseg.measure.summary` of a series, optional ``particles`` table): volume fractions,
+    specific interface areas, per-phase IoU (with a reference) and, with particles, their count
+    and median size (inside the volume) and median contact fractions (detachment = pore
+    contact), in the fixed phase colours. Returns the Figure (closed when ``path`` is given).
+    """
+    import matplotlib
+
+    if path is not None:
+        matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from ..measure import evolution
+
+    ev = evolution(metrics, particles)
+    unit = ev.attrs["unit"]
+    t = ev.index.to_numpy()
+    phases = [c[len("fraction_"):] for c in ev.columns if c.startswith("fraction_")]
+    colour = {p: tuple(v / 255 for v in phase_colour(p, i)[:3]) for i, p in enumerate(phases)}
+    panels = ["fractions", "areas"] + (["iou"] if f"iou_{phases[0]}" in ev else []) \
+        + (["particles", "contacts"] if "particles" in ev else [])
+    ncols = min(3, len(panels))
+    nrows = -(-len(panels) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.4 * nrows), constrained_layout=True, squeeze=False)
+    for ax in axes.ravel()[len(panels):]:
+        ax.set_visible(False)
+    style = dict(marker="o", markersize=3)
+    for ax, panel in zip(axes.ravel(), panels):
+        ax.set_xlabel("t")
+        if panel == "fractions":
+            for p in phases:
+                ax.plot(t, ev[f"fraction_{p}"], color=colour[p], label=p, **style)
+            ax.set_ylabel("volume fraction")
+            ax.set_title("phases")
+            ax.legend(fontsize=8)
+        elif panel == "areas":
+            for i, a in enumerate(phases):
+                for b in phases[i + 1:]:
+                    if f"specific_area_{a}_{b}" in ev:
+                        ax.plot(t, ev[f"specific_area_{a}_{b}"], color=colour[a], markerfacecolor=colour[b],
+                                markeredgecolor=colour[b], label=f"{a}-{b}", **style)
+            ax.set_ylabel(f"interface area per volume [1/{unit}]")
+            ax.set_title("interfaces")
+            ax.legend(fontsize=8)
+        elif panel == "iou":
+            for p in phases:
+                ax.plot(t, ev[f"iou_{p}"], color=colour[p], label=p, **style)
+            ax.set_ylabel("IoU against the reference")
+            ax.set_title("scores")
+            ax.legend(fontsize=8)
+        elif panel == "particles":
+            ax.plot(t, ev["particles"], color="0.6", label="all", **style)
+            ax.plot(t, ev["particles_inside"], color="black", label="inside", **style)
+            ax.set_ylabel("particles")
+            ax.legend(fontsize=8, loc="upper left")
+            ax2 = ax.twinx()
+            ax2.plot(t, ev["median_equivalent_diameter"], color=colour.get("active", "C1"), linestyle="--", **style)
+            ax2.set_ylabel(f"median equivalent diameter [{unit}] (dashed)")
+            ax.set_title("particles")
+        else:
+            for c, col, label in (("median_detachment", colour.get("pore", "black"), "pore (detachment)"),
+                                  ("median_contact_cbd", colour.get("cbd", "C0"), "cbd"),
+                                  ("median_contact_particle", "0.5", "particle")):
+                if c in ev:
+                    ax.plot(t, ev[c], color=col, label=label, **style)
+            ax.set_ylabel("median fraction of the surface in contact")
+            ax.set_ylim(0, 1)
+            ax.set_title("particle contacts")
+            ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    if path is not None:
+        fig.savefig(path, dpi=dpi)
+        plt.close(fig)
+    return fig

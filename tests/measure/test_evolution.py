@@ -1,0 +1,67 @@
+"""``measure.evolution`` (one row per time step) and its curves (``report.series_figure``), also
+through ``bigseg measure`` on a series."""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+import pandas as pd
+import pytest
+
+from bigseg import measure, synth
+from bigseg.cli import main
+from bigseg.errors import InputError
+from bigseg.io import save_labels, save_volume
+from bigseg.report import series_figure
+
+
+@pytest.fixture(scope="module")
+def series():
+    lab = synth.series((32, 32, 32), steps=3, seed=4, chunks=12, radius=(3, 0.5), voxel_size=50, unit="nm").compute()
+    truth = lab.copy(data=np.roll(lab.values, 1, axis=1))
+    return lab, truth
+
+
+def test_evolution_rows_equal_the_measurements_of_each_step(series):
+    lab, truth = series
+    lazy = lab.copy(data=da.from_array(lab.values, chunks=(1, 7, 11, 9)))
+    m = measure.summary(lazy, truth=truth)
+    tab = measure.particles(lazy, max_diameter=32)
+    ev = measure.evolution(m, tab)
+    assert list(ev.index) == [0, 1, 2] and ev.attrs["unit"] == "nm"
+    total = lab[0].size * 50.0 ** 3
+    for t in range(3):
+        frame = lab.isel(t=t)
+        np.testing.assert_allclose(ev.loc[t, "fraction_cbd"], float(measure.volume_fractions(frame).sel(phase="cbd")))
+        area = measure.interfaces(frame)["area"].sel(phase_a="pore", phase_b="active")
+        np.testing.assert_allclose(ev.loc[t, "specific_area_pore_active"], float(area) / total)
+        iou = measure.scores(truth.isel(t=t), frame)["iou"].sel(phase="active")
+        np.testing.assert_allclose(ev.loc[t, "iou_active"], float(iou))
+        one = tab[tab.t == t]
+        inside = one[~one.touches_border]
+        assert ev.loc[t, "particles"] == len(one) and ev.loc[t, "particles_inside"] == len(inside)
+        np.testing.assert_allclose(ev.loc[t, "median_detachment"], inside.detachment.median())
+    # particles swell and the CBD thins in the simulated series
+    assert ev["fraction_active"].is_monotonic_increasing and ev["fraction_cbd"].is_monotonic_decreasing
+    assert ev["particles_inside"].sum() > 0 and ev["median_equivalent_diameter"].notna().any()
+    fig = series_figure(m, tab)
+    assert sum(ax.get_visible() for ax in fig.axes if ax.get_title()) == 5
+    # a single volume is one row; bad inputs are refused by name
+    assert len(measure.evolution(measure.summary(lab.isel(t=0)))) == 1
+    with pytest.raises(InputError, match="`metrics`"):
+        measure.evolution(tab)
+    with pytest.raises(InputError, match=r"`particles`.*t = \[7\]"):
+        measure.evolution(m, tab.assign(t=7))
+
+
+def test_cli_measure_series_prints_and_draws_the_evolution(series, tmp_path, capsys):
+    lab, _ = series
+    image = tmp_path / "s.ome.zarr"
+    save_volume(lab.values.astype(np.float32), image, chunks=(1, 10, 12, 14), progress=False)
+    save_labels(lab, image, progress=False)
+    png, csv = tmp_path / "ev.png", tmp_path / "p.csv"
+    assert main(["measure", str(image), "--particles", str(csv), "--no-split", "--plot", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert "over time" in out and "median_detachment" in out and "3 time steps" in out
+    assert png.stat().st_size > 20_000 and png.read_bytes()[:4] == b"\x89PNG"
+    assert pd.read_csv(csv).t.nunique() == 3
