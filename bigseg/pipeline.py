@@ -114,7 +114,8 @@ class Pipeline:
         (source, configuration, timings), figures and ``dest/report.html`` (all of it on one
         page). A (t, z, y, x) series is segmented scan by scan (each normalised on its own) and
         also gets ``dest/evolution.csv`` and ``evolution.png`` (:func:`bigseg.measure.evolution`:
-        fractions, interfaces, scores and particle statistics per time step). ``truth`` (a label volume) adds IoU/Dice scores against it. ``client``: a ``distributed.Client`` to run on, or a
+        fractions, interfaces, scores and particle statistics per time step) and
+        ``slices_over_time.png`` (the central slice at each step). ``truth`` (a label volume) adds IoU/Dice scores against it. ``client``: a ``distributed.Client`` to run on, or a
         cluster spec for :func:`bigseg.connect` (``"local"``, an address, ``"slurm"``, e.g.
         ``config.cluster``) started for this run and closed after; default: the current
         scheduler (an active client, else threads in this process).
@@ -197,7 +198,7 @@ class Pipeline:
     def _run(self, source: Any, dest: str | os.PathLike, *, resume: bool, truth: xr.DataArray | None) -> Result:
         from . import measure
         from .io import open_volume, save_labels
-        from .report import metrics_figure, orthoslices, particle_figure, series_figure, write_report
+        from .report import metrics_figure, orthoslices, particle_figure, series_figure, timeslices, write_report
 
         out = Path(dest)
         out.mkdir(parents=True, exist_ok=True)
@@ -243,6 +244,8 @@ class Pipeline:
             measure.evolution(metrics, table).to_csv(out / "evolution.csv")
             series_figure(metrics, table, path=out / "evolution.png", title="over time")
             figures.append(str(out / "evolution.png"))
+            timeslices(vol, labels, path=out / "slices_over_time.png", title="segmentation over time")
+            figures.append(str(out / "slices_over_time.png"))
         timings["figures"] = time.perf_counter() - t
         metrics.attrs.update({"image": str(image), "labels": str(seg_path)})
         _write_metrics(metrics, out)

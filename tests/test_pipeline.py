@@ -83,6 +83,7 @@ def test_pipeline_on_an_operando_series(tmp_path):
         counts = res.particles[res.particles.t == t]
         assert ev.loc[t, "particles"] == len(counts)
     assert "iou_cbd" in ev and str(tmp_path / "s" / "evolution.png") in res.figures
+    assert str(tmp_path / "s" / "slices_over_time.png") in res.figures
     page = (tmp_path / "s" / "report.html").read_text()
     assert "Over time" in page and "last time step, t = 2" in page
 

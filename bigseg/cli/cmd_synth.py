@@ -85,10 +85,11 @@ def run(args: argparse.Namespace) -> int:
             save_labels(perturb(labels, seed=args.seed), args.dest, name="perturbed", chunks=out_chunks,
                         overwrite=True, progress=progress)
     if args.png:
-        from ..report import orthoslices
+        from ..report import orthoslices, timeslices
 
-        orthoslices(open_volume(args.dest), open_volume(args.dest, label="truth"), path=args.png,
-                    title=f"bigseg synth: {args.preset}, seed {args.seed}")
+        draw = timeslices if args.steps is not None else orthoslices  # a series: the same slice at every step
+        draw(open_volume(args.dest), open_volume(args.dest, label="truth"), path=args.png,
+             title=f"bigseg synth: {args.preset}, seed {args.seed}")
     fr = labels.attrs.get("synth", {}).get("n_particles")
     print(f"wrote {args.dest}: image {image.shape} {image.dtype} + labels/truth"
           + (" + labels/perturbed" if args.perturb else "")

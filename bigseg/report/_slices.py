@@ -11,7 +11,7 @@ from .._parse import parse_nonnegative_int
 from ..errors import InputError
 from ..io import UNLABELLED, as_volume, phase_colour
 
-__all__ = ["orthoslices", "label_rgba"]
+__all__ = ["orthoslices", "timeslices", "label_rgba"]
 
 
 def label_rgba(labels: np.ndarray, phases: list[str]) -> np.ndarray:
@@ -130,5 +130,95 @@ def orthoslices(
     fig.suptitle(f"{title}\n{sub}" if title else sub, fontsize=11)
     if path is not None:
         fig.savefig(os.fspath(path), dpi=dpi, bbox_inches="tight")
+        plt.close(fig)
+    return fig
+
+
+_PLANES = {"xy": 0, "xz": 1, "yz": 2}
+
+
+def timeslices(
+    image: Any,
+    labels: Any = None,
+    *,
+    path: str | os.PathLike | None = None,
+    plane: str = "xy",
+    index: int | None = None,
+    steps: int = 8,
+    phases: list[str] | None = None,
+    title: str | None = None,
+    percentiles: tuple[float, float] = (0.5, 99.5),
+    dpi: int = 110,
+):
+    """The same slice at every time step of a (t, z, y, x) series, side by side: the tomogram
+    (one grey window for all steps, so brightness changes show) above its labels.
+
+    Parameters
+    ----------
+    image, labels : (t, z, y, x) series (either may be None, not both); same shape
+    plane : ``"xy"``, ``"xz"`` or ``"yz"``
+    index : position of the slice along the plane's normal axis (default the centre)
+    steps : at most this many time steps, evenly spaced, first and last included
+
+    Returns
+    -------
+    matplotlib Figure (closed when ``path`` is given). Only the shown slices are read.
+    """
+    import dask
+    import matplotlib
+
+    from .._parse import parse_choice, parse_positive_int
+
+    if path is not None:
+        matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    plane = parse_choice("plane", plane, list(_PLANES))
+    steps = parse_positive_int("steps", steps)
+    vols = [as_volume(v, name=n, ndim=4) if v is not None else None for n, v in (("image", image), ("labels", labels))]
+    shown = [v for v in vols if v is not None]
+    if not shown:
+        raise InputError("Expected `image` or `labels`. Got None for both instead.")
+    ref = shown[0]
+    if len(shown) == 2 and tuple(shown[1].shape) != tuple(ref.shape):
+        raise InputError(f"Expected `labels` to have the image's shape {ref.shape}. Got {shown[1].shape} instead.")
+    axis = _PLANES[plane]
+    n_axis = ref.shape[1 + axis]
+    index = n_axis // 2 if index is None else parse_nonnegative_int("index", index)
+    if index >= n_axis:
+        raise InputError(f"Expected `index` in [0, {n_axis}) for plane {plane!r}. Got {index} instead.")
+    nt = ref.shape[0]
+    ts = sorted(set(np.linspace(0, nt - 1, min(steps, nt)).round().astype(int).tolist()))
+    cut = [slice(None)] * 3
+    cut[axis] = index
+    slices = [dask.compute(*[v.data[(t, *cut)] for t in ts]) if v is not None else None for v in vols]
+    vs = ref.attrs.get("voxel_size", (1.0, 1.0, 1.0))
+    rows_cols = [a for a in range(3) if a != axis]
+    aspect = vs[rows_cols[0]] / vs[rows_cols[1]]
+    fig, axes = plt.subplots(len(shown), len(ts), figsize=(2.4 * len(ts) + 0.8, 2.5 * len(shown) + 0.6),
+                             squeeze=False, constrained_layout=True)
+    tvals = ref.coords["t"].values if "t" in ref.coords else np.arange(nt)
+    r = 0
+    if slices[0] is not None:
+        lo, hi = np.percentile(np.concatenate([np.ravel(s).astype(np.float64) for s in slices[0]]), percentiles)
+        for c, s in enumerate(slices[0]):
+            axes[r, c].imshow(s, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest", aspect=aspect)
+        axes[r, 0].set_ylabel("tomogram")
+        r += 1
+    if slices[1] is not None:
+        ph = phases or vols[1].attrs.get("phases") or ["pore", "cbd", "active"]
+        for c, s in enumerate(slices[1]):
+            axes[r, c].imshow(label_rgba(s, ph), interpolation="nearest", aspect=aspect)
+        axes[r, 0].set_ylabel("labels")
+    for c, t in enumerate(ts):
+        axes[0, c].set_title(f"t = {tvals[t]}", fontsize=10)
+        for ax in axes[:, c]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    normal = "zyx"[axis]
+    sub = f"{plane} slice at {normal} = {index}, {len(ts)} of {nt} time steps"
+    fig.suptitle(f"{title}: {sub}" if title else sub, fontsize=11)
+    if path is not None:
+        fig.savefig(os.fspath(path), dpi=dpi)
         plt.close(fig)
     return fig

@@ -63,3 +63,36 @@ def test_bad_input():
         orthoslices(np.zeros((4, 4, 4)), np.zeros((4, 4, 5), np.uint8))
     with pytest.raises(InputError, match="`index`"):
         orthoslices(np.zeros((4, 4, 4)), index=(9, 0, 0))
+
+
+def test_timeslices_show_the_same_slice_at_each_step(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from bigseg.report import timeslices
+
+    lab = np.zeros((12, 6, 8, 10), np.uint8)
+    for t in range(12):
+        lab[t, :, :, : t] = 2  # the active phase grows along x with time
+    img = lab.astype(np.float32) * 3 + np.arange(12, dtype=np.float32)[:, None, None, None]
+    fig = timeslices(img, lab, plane="xz", index=4, steps=4, path=None)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles == ["t = 0", "t = 4", "t = 7", "t = 11"]  # evenly spaced, first and last
+    labels_row = [ax for ax in fig.axes if ax.images][4:]
+    for ax, t in zip(labels_row, (0, 4, 7, 11)):
+        arr = ax.images[0].get_array()  # an xz slice: z rows, x columns
+        assert arr.shape[:2] == (6, 10)
+        active = np.isclose(arr[0], np.array(phase_colour("active", 2)) / 255).all(-1)
+        assert np.count_nonzero(active) == min(t, 10)
+    # one grey window for every step: the brightening shows
+    grey = [ax.images[0] for ax in fig.axes if ax.images][:4]
+    assert len({im.get_clim() for im in grey}) == 1
+    plt.close(fig)
+    path = tmp_path / "t.png"
+    timeslices(None, lab, path=path)
+    assert path.read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(InputError, match="`plane`"):
+        timeslices(None, lab, plane="ab")
+    with pytest.raises(InputError, match="`index`"):
+        timeslices(None, lab, index=6)
+    with pytest.raises(InputError, match="4D"):
+        timeslices(None, lab[0])
