@@ -67,7 +67,7 @@ class Pipeline:
         if resume and image.exists():
             return open_volume(image)
         cfg = self.config
-        if isinstance(source, (str, os.PathLike)):
+        if isinstance(source, (str, os.PathLike, list, tuple)):  # a list: the scans of an operando series
             return ingest(source, image, chunks=cfg.chunks, voxel_size=cfg.voxel_size, unit=cfg.unit, overwrite=True)
         save_volume(source, image, chunks=cfg.chunks, voxel_size=cfg.voxel_size,
                     unit=cfg.unit if cfg.voxel_size is not None else None, overwrite=True)
@@ -250,7 +250,8 @@ class Pipeline:
         metrics.attrs.update({"image": str(image), "labels": str(seg_path)})
         _write_metrics(metrics, out)
         (out / "run.json").write_text(json.dumps({
-            "source": str(source) if isinstance(source, (str, os.PathLike)) else "array",
+            "source": (str(source) if isinstance(source, (str, os.PathLike))
+                       else [str(x) for x in source] if isinstance(source, (list, tuple)) else "array"),
             "bigseg": version(), "model": str(self.config.predict["model"]),
             "config": self.config.values, "timings_s": {k: round(v, 3) for k, v in timings.items()},
         }, indent=1, default=str))

@@ -86,6 +86,15 @@ def test_pipeline_on_an_operando_series(tmp_path):
     assert str(tmp_path / "s" / "slices_over_time.png") in res.figures
     page = (tmp_path / "s" / "report.html").read_text()
     assert "Over time" in page and "last time step, t = 2" in page
+    # the scans as separate files: ingested into one series, the same labels
+    scans = []
+    for t in range(3):
+        np.save(tmp_path / f"scan{t}.npy", image.values[t])
+        scans.append(tmp_path / f"scan{t}.npy")
+    res2 = Pipeline(chunks=(12, 16, 20), predict={"model": "threshold"}, measure={"particles": False}).run(
+        scans, tmp_path / "files")
+    np.testing.assert_array_equal(bigseg.open_volume(res2.labels).values, labels.values)
+    assert json.loads((tmp_path / "files" / "run.json").read_text())["source"] == [str(p) for p in scans]
 
 
 def test_pipeline_runs_on_a_given_client(tmp_path, scan):

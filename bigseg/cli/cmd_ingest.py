@@ -8,8 +8,12 @@ from ._common import add_cluster_args, cluster_from_args, parse_triple
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("ingest", help="convert a TIFF stack / HDF5 / raw / npy / zarr into OME-Zarr",
                        description="Convert a tomogram into a chunked, physically scaled OME-Zarr volume, block by block.")
-    p.add_argument("source", help="folder of TIFFs, glob ('scan/*.tif'), multi-page TIFF, .h5, .npy, raw file or zarr")
+    p.add_argument("source", nargs="+",
+                   help="folder of TIFFs, glob ('scan/*.tif'), multi-page TIFF, .h5, .npy, raw file or zarr; several "
+                        "sources: the scans of an operando experiment in time order, written as one (t, z, y, x) series")
     p.add_argument("dest", help="OME-Zarr folder to create (e.g. scan.ome.zarr)")
+    p.add_argument("--times", default=None,
+                   help="several scans: the time (cycle, state of charge...) of each, comma separated (default 0,1,2...)")
     p.add_argument("--chunks", default="128", help="chunk edge, or z,y,x (default 128)")
     p.add_argument("--voxel-size", default=None, help="voxel edge, or z,y,x, in --unit")
     p.add_argument("--unit", default="nm", help="length unit of the voxel size (default nm)")
@@ -28,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
 
     with cluster_from_args(args):
         vol = ingest(
-            args.source, args.dest, chunks=parse_triple(args.chunks, int), voxel_size=parse_triple(args.voxel_size),
+            args.source if len(args.source) > 1 else args.source[0], args.dest,
+            times=args.times.split(",") if args.times else None, chunks=parse_triple(args.chunks, int), voxel_size=parse_triple(args.voxel_size),
             unit=args.unit, dataset=args.dataset, dtype=args.dtype, shape=parse_triple(args.shape, int),
             offset=args.offset, levels=args.levels, overwrite=args.overwrite,
         )

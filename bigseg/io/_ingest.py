@@ -13,9 +13,11 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import dask.array as da
+from dask.base import tokenize
 import numpy as np
 import xarray as xr
 
@@ -296,47 +298,9 @@ def read_source(
     )
 
 
-def ingest(
-    source: str | os.PathLike,
-    dest: str | os.PathLike,
-    *,
-    chunks: Any = 128,
-    voxel_size: Any = None,
-    unit: str = "nm",
-    dataset: str | None = None,
-    dtype: Any = None,
-    shape: Any = None,
-    offset: int = 0,
-    levels: int = 1,
-    overwrite: bool = False,
-    progress: bool = True,
-) -> xr.DataArray:
-    """Convert a tomogram into a chunked OME-Zarr volume, block by block and in parallel.
-
-    Parameters
-    ----------
-    source : folder of TIFF slices, glob (``"scan/*.tif"``), multi-page (Big)TIFF, HDF5 file
-        (``dataset``, default ``/exchange/data``), ``.npy``, raw binary (``shape``, ``dtype``
-        with endianness, e.g. ``">u2"``, and ``offset`` header bytes) or zarr/OME-Zarr
-    dest : OME-Zarr folder to create
-    chunks : chunk edge (int) or (z, y, x)
-    voxel_size : voxel edge length(s) in ``unit``; default: the source's (zarr) or 1
-    dtype : for raw files the file's dtype; for other formats an optional cast of the output
-        (only lossless casts, or float to float)
-    levels : pyramid levels (each halves z, y and x)
-
-    Returns
-    -------
-    The written volume, opened lazily.
-
-    Peak memory is a few blocks per worker, never the volume. Nothing is written until the
-    source, destination and parameters are checked; a failed ingest leaves no volume at
-    ``dest``.
-    """
-    dest_p = Path(dest)
-    if dest_p.exists() and not overwrite:
-        raise OutputExistsError(f"Expected `dest` to be a new location or `overwrite=True`. Got {str(dest_p)!r}, which exists.")
-    vs = parse_voxel_size(voxel_size) if voxel_size is not None else None
+def _read_volume(source: Any, *, chunks: Any, vs: Any, unit: str, dataset: str | None, dtype: Any, shape: Any,
+                 offset: int) -> xr.DataArray:
+    """One source as a lazy volume (3D or 4D), cast to ``dtype`` when asked."""
     reader = read_source(source, dataset=dataset, dtype=dtype, shape=shape, offset=offset)
     if isinstance(reader, xr.DataArray):
         vol = reader
@@ -350,8 +314,10 @@ def ingest(
         c = parse_chunks(chunks, len(reader.shape))
         if len(reader.shape) == 4:
             c = (1, *c[1:])
-        arr = da.from_array(reader, chunks=c, asarray=True, lock=False, fancy=False, name=f"ingest-{Path(os.fspath(source)).name}")
-        vol = make_volume(arr, voxel_size=vs or (1.0, 1.0, 1.0), unit=unit if vs is not None else unit)
+        token = tokenize(os.path.abspath(os.fspath(source)), dataset, dtype, shape, offset)
+        arr = da.from_array(reader, chunks=c, asarray=True, lock=False, fancy=False,
+                            name=f"ingest-{Path(os.fspath(source)).name}-{token}")
+        vol = make_volume(arr, voxel_size=vs or (1.0, 1.0, 1.0), unit=unit)
     is_raw = isinstance(reader, MemmapReader) and not reader.npy
     if dtype is not None and not is_raw:  # for raw files `dtype` describes the file itself
         target = np.dtype(dtype)
@@ -361,6 +327,91 @@ def ingest(
                 f"Expected `dtype` to be a lossless cast of the source dtype {src_dt}. Got {dtype!r} instead."
             )
         vol = vol.astype(target)
+    return vol
+
+
+def _number(name: str, value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"Expected `{name}` to hold numbers. Got {value!r} instead.") from None
+
+
+def _stack_scans(vols: list[xr.DataArray], sources: list[Any], times: Any) -> xr.DataArray:
+    """Scans of one operando experiment, in order, as a (t, z, y, x) series."""
+    for src, v in zip(sources, vols):
+        if v.ndim != 3:
+            raise InputError(f"Expected every scan in `source` to be a 3D (z, y, x) volume. Got shape {v.shape} "
+                             f"for {os.fspath(src)!r} instead.")
+        if v.shape != vols[0].shape or v.dtype != vols[0].dtype:
+            raise InputError(f"Expected every scan in `source` to have the first one's shape {vols[0].shape} and dtype "
+                             f"{vols[0].dtype}. Got {v.shape} {v.dtype} for {os.fspath(src)!r} instead.")
+    if times is None:
+        t = np.arange(len(vols))
+    else:
+        t = np.asarray([float(v) for v in parse_tuple("times", tuple(times), len(vols), _number)])
+        if not np.all(np.diff(t) > 0):
+            raise InputError(f"Expected `times` to increase from scan to scan. Got {list(times)!r} instead.")
+    out = xr.concat([v.drop_vars([c for c in v.coords if c not in v.dims]) for v in vols],
+                    dim=xr.DataArray(t, dims="t", name="t"), combine_attrs="override")
+    return out.transpose("t", "z", "y", "x")
+
+
+def ingest(
+    source: str | os.PathLike | Sequence[str | os.PathLike],
+    dest: str | os.PathLike,
+    *,
+    chunks: Any = 128,
+    voxel_size: Any = None,
+    unit: str = "nm",
+    dataset: str | None = None,
+    dtype: Any = None,
+    shape: Any = None,
+    offset: int = 0,
+    levels: int = 1,
+    times: Any = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> xr.DataArray:
+    """Convert a tomogram into a chunked OME-Zarr volume, block by block and in parallel.
+
+    Parameters
+    ----------
+    source : folder of TIFF slices, glob (``"scan/*.tif"``), multi-page (Big)TIFF, HDF5 file
+        (``dataset``, default ``/exchange/data``), ``.npy``, raw binary (``shape``, ``dtype``
+        with endianness, e.g. ``">u2"``, and ``offset`` header bytes) or zarr/OME-Zarr; or a
+        list of such sources, the scans of an operando experiment in time order, written as one
+        (t, z, y, x) series (every scan the same shape and dtype)
+    dest : OME-Zarr folder to create
+    chunks : chunk edge (int) or (z, y, x)
+    voxel_size : voxel edge length(s) in ``unit``; default: the source's (zarr) or 1
+    dtype : for raw files the file's dtype; for other formats an optional cast of the output
+        (only lossless casts, or float to float)
+    levels : pyramid levels (each halves z, y and x)
+    times : with a list of scans, the time (or cycle, or state of charge) of each, increasing;
+        default 0, 1, 2, ...
+
+    Returns
+    -------
+    The written volume, opened lazily.
+
+    Peak memory is a few blocks per worker, never the volume. Nothing is written until the
+    source, destination and parameters are checked; a failed ingest leaves no volume at
+    ``dest``.
+    """
+    dest_p = Path(dest)
+    if dest_p.exists() and not overwrite:
+        raise OutputExistsError(f"Expected `dest` to be a new location or `overwrite=True`. Got {str(dest_p)!r}, which exists.")
+    vs = parse_voxel_size(voxel_size) if voxel_size is not None else None
+    opts = dict(chunks=chunks, vs=vs, unit=unit, dataset=dataset, dtype=dtype, shape=shape, offset=offset)
+    if isinstance(source, (list, tuple)):
+        if not source:
+            raise InputError("Expected `source` to name at least one scan. Got an empty list instead.")
+        vol = _stack_scans([_read_volume(s, **opts) for s in source], list(source), times)
+    else:
+        if times is not None:
+            raise InputError(f"Expected `times` only with a list of scans as `source`. Got times={times!r} instead.")
+        vol = _read_volume(source, **opts)
     c = parse_chunks(chunks, vol.ndim) if vol.ndim == 3 else (1, *parse_chunks(chunks, 3))
     save_volume(vol, dest_p, chunks=c, levels=levels, overwrite=overwrite, progress=progress)
     return open_volume(dest_p)

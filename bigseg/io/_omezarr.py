@@ -160,11 +160,24 @@ def _write_multiscale(
             "source": {"image": "../../"},
         }
     group.attrs["ome"] = meta
+    times = _times(vol)
     group.attrs["bigseg"] = {
         "voxel_size": list(vol.attrs["voxel_size"]),
         "unit": vol.attrs["unit"],
         **({"phases": list(phases)} if phases is not None else {}),
+        **({"times": times} if times is not None else {}),
     }
+
+
+def _times(vol: xr.DataArray) -> list[float] | None:
+    """A series' ``t`` coordinate when it is not just 0, 1, 2, ... (kept in bigseg's metadata:
+    OME-Zarr's ``scale`` can only say a constant time step)."""
+    if "t" not in vol.dims or "t" not in vol.coords:
+        return None
+    t = np.asarray(vol.coords["t"].values)
+    if t.dtype.kind not in "iuf" or np.array_equal(t, np.arange(len(t))):
+        return None
+    return [float(v) for v in t]
 
 
 def _prepare(
@@ -355,6 +368,9 @@ def open_volume(path: str | os.PathLike, *, level: int = 0, label: str | None = 
     vol = make_volume(
         arr, voxel_size=[s for _, s in spatial], unit=unit, phases=phases, name=ms.get("name"), dims=dims
     )
+    times = bs.get("times")
+    if "t" in vol.dims and times is not None and len(times) == vol.sizes["t"]:
+        vol = vol.assign_coords(t=np.asarray(times, np.float64))
     vol.attrs["source"] = str(p)
     return vol
 

@@ -269,3 +269,35 @@ def test_failed_write_waits_for_running_blocks(tmp_path, where):
             bigseg.save_volume(arr, tmp_path / "out.ome.zarr", progress=False)
         time.sleep(0.6)  # longer than the slow block: anything it wrote late would be on disk now
     _nothing_written(tmp_path)
+
+
+def test_scans_of_an_operando_experiment_become_one_series(tmp_path, odd_volume, capsys):
+    """Several sources (same file name in different folders: their dask keys must not collide)
+    are stacked in order along t, with their times kept through OME-Zarr."""
+    scans = []
+    for i in range(3):
+        (tmp_path / f"scan_{i}").mkdir()
+        with h5py.File(tmp_path / f"scan_{i}" / "recon.h5", "w") as f:
+            f.create_dataset("/exchange/data", data=odd_volume + i)
+        scans.append(tmp_path / f"scan_{i}" / "recon.h5")
+    out = bigseg.ingest(scans, tmp_path / "s.ome.zarr", chunks=CHUNKS, times=[0, 2.5, 10], progress=False)
+    assert out.dims == ("t", "z", "y", "x") and tuple(max(c) for c in out.data.chunks) == (1, *CHUNKS)
+    np.testing.assert_array_equal(out.values, np.stack([odd_volume + i for i in range(3)]))
+    assert list(bigseg.open_volume(tmp_path / "s.ome.zarr").t.values) == [0.0, 2.5, 10.0]
+    # the CLI: several sources then the destination
+    from bigseg.cli import main
+
+    assert main(["ingest", *map(str, scans[:2]), str(tmp_path / "c.ome.zarr"), "--chunks", "10,17,30"]) == 0
+    assert bigseg.open_volume(tmp_path / "c.ome.zarr").shape == (2, *odd_volume.shape)
+    # scans that do not fit together, or times that do not increase, are refused before writing
+    with h5py.File(tmp_path / "small.h5", "w") as f:
+        f.create_dataset("/exchange/data", data=odd_volume[:-1])
+    with pytest.raises(InputError, match="first one's shape.*small.h5"):
+        bigseg.ingest([scans[0], tmp_path / "small.h5"], tmp_path / "x.ome.zarr", progress=False)
+    with pytest.raises(InputError, match="`times` to increase"):
+        bigseg.ingest(scans, tmp_path / "x.ome.zarr", times=[0, 5, 1], progress=False)
+    with pytest.raises(InputError, match="`times`"):
+        bigseg.ingest(scans, tmp_path / "x.ome.zarr", times=[0, 1], progress=False)
+    with pytest.raises(InputError, match="`times` only with a list"):
+        bigseg.ingest(scans[0], tmp_path / "x.ome.zarr", times=[0], progress=False)
+    assert not (tmp_path / "x.ome.zarr").exists()
