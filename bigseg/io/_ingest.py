@@ -308,7 +308,10 @@ def _read_volume(source: Any, *, chunks: Any, vs: Any, unit: str, dataset: str |
             vol = vol.assign_attrs(voxel_size=vs, unit=unit)
     else:
         if len(reader.shape) not in (3, 4):
-            raise InputError(f"Expected `source` to hold a 3D (z, y, x) or 4D (t, z, y, x) array. Got shape {reader.shape}.")
+            hint = (" (one 2D slice: to read TIFF slices as one stack, pass their folder or a quoted glob "
+                    "such as 'scan/*.tif')") if len(reader.shape) == 2 else ""
+            raise InputError(f"Expected `source` to hold a 3D (z, y, x) or 4D (t, z, y, x) array. "
+                             f"Got shape {reader.shape} for {os.fspath(source)!r}{hint}.")
         if 0 in reader.shape:
             raise InputError(f"Expected `source` to be non-empty. Got shape {reader.shape}.")
         c = parse_chunks(chunks, len(reader.shape))
@@ -339,6 +342,10 @@ def _number(name: str, value: Any) -> float:
 
 def _stack_scans(vols: list[xr.DataArray], sources: list[Any], times: Any) -> xr.DataArray:
     """Scans of one operando experiment, in order, as a (t, z, y, x) series."""
+    if len(vols) > 1 and all(v.ndim == 3 and v.shape[0] == 1 for v in vols):
+        raise InputError(f"Expected every scan in `source` to be a volume. Got {len(vols)} single slices "
+                         f"(shape {vols[0].shape}) instead: to read TIFF slices as one stack, pass their folder "
+                         "or a quoted glob such as 'scan/*.tif'.")
     for src, v in zip(sources, vols):
         if v.ndim != 3:
             raise InputError(f"Expected every scan in `source` to be a 3D (z, y, x) volume. Got shape {v.shape} "

@@ -300,4 +300,8 @@ def test_scans_of_an_operando_experiment_become_one_series(tmp_path, odd_volume,
         bigseg.ingest(scans, tmp_path / "x.ome.zarr", times=[0, 1], progress=False)
     with pytest.raises(InputError, match="`times` only with a list"):
         bigseg.ingest(scans[0], tmp_path / "x.ome.zarr", times=[0], progress=False)
+    # an unquoted glob of TIFF slices (the shell expands it into many sources) is not a series
+    src = _tiff_folder(tmp_path / "slices", odd_volume)
+    with pytest.raises(InputError, match="single slices.*quoted glob"):
+        bigseg.ingest(sorted(src.iterdir()), tmp_path / "x.ome.zarr", progress=False)
     assert not (tmp_path / "x.ome.zarr").exists()
