@@ -6,24 +6,26 @@ partials up.
 
 Splitting (the classic distance-transform watershed of touching spheres): the Euclidean distance
 of every particle voxel to the nearest voxel of another phase (``scipy.ndimage.
-distance_transform_edt`` with the voxel size as sampling), its h-maxima (``skimage.morphology.
-h_maxima``, 6-connected: domes more than ``h`` above the saddle towards any higher dome) as one marker per
-particle, and a marker-based watershed of the negated distance inside the phase
-(``skimage.segmentation.watershed``). The distance gets a tiny deterministic offset, a hash of
+distance_transform_edt`` with the voxel size as sampling), its h-maxima (6-connected: domes more
+than ``h`` above the saddle towards any higher dome) as one marker per particle, and a
+marker-based watershed of the negated distance inside the phase
+(``skimage.segmentation.watershed``). The h-maxima are those of ``skimage.morphology.h_maxima``
+(tested equal), found as the dynamics of the domes by one union-find sweep over the phase voxels
+in decreasing distance (:func:`dome_tops`, 7× faster than the grey-level reconstruction). The distance gets a tiny deterministic offset, a hash of
 the GLOBAL voxel index far below the spacing between distinct distances, so that no two voxels
 tie: the flooding order, and with it the result, does not depend on where a block starts.
 """
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from scipy import ndimage as ndi
-from skimage.morphology import h_maxima
 from skimage.segmentation import watershed
 
 from .metrics import mc_field_areas, mc_region
 
-__all__ = ["distance_map", "particle_markers", "split_particles", "label_points", "block_components", "stitch_components", "particle_partials", "PARTIAL_KEYS"]
+__all__ = ["distance_map", "dome_tops", "particle_markers", "split_particles", "label_points", "block_components", "stitch_components", "particle_partials", "PARTIAL_KEYS"]
 
 _FACES = ndi.generate_binary_structure(3, 1)
 _TIE = 1e-6  # size of the tie-break offset, in units of the smallest voxel edge
@@ -51,6 +53,89 @@ def distance_map(mask: np.ndarray, origin: tuple[int, int, int], volume: tuple[i
     return d
 
 
+@numba.njit(cache=True, nogil=True)
+def _root(parent, p):  # pragma: no cover - jit
+    while parent[p] != p:
+        parent[p] = parent[parent[p]]  # path halving
+        p = parent[p]
+    return p
+
+
+@numba.njit(cache=True, nogil=True)
+def _dome_tops(d, order, thr):  # pragma: no cover - jit
+    nz, ny, nx = d.shape
+    flat = d.ravel()
+    parent = np.full(flat.size, -1, np.int64)  # -1: not reached yet
+    peak = np.empty(flat.size, np.int64)  # per root: its highest voxel
+    out = np.zeros(flat.size, np.bool_)
+    plane = ny * nx
+    for k in range(order.size):
+        p = order[k]
+        parent[p] = p
+        peak[p] = p
+        z = p // plane
+        y = (p - z * plane) // nx
+        x = p - z * plane - y * nx
+        for j in range(6):
+            if j == 0:
+                if z == 0:
+                    continue
+                q = p - plane
+            elif j == 1:
+                if z == nz - 1:
+                    continue
+                q = p + plane
+            elif j == 2:
+                if y == 0:
+                    continue
+                q = p - nx
+            elif j == 3:
+                if y == ny - 1:
+                    continue
+                q = p + nx
+            elif j == 4:
+                if x == 0:
+                    continue
+                q = p - 1
+            else:
+                if x == nx - 1:
+                    continue
+                q = p + 1
+            if parent[q] < 0:
+                continue
+            rq = _root(parent, q)
+            rp = _root(parent, p)
+            if rq == rp:
+                continue
+            a = peak[rp]
+            b = peak[rq]
+            if flat[a] > flat[b] or (flat[a] == flat[b] and a < b):
+                hi, lo = rp, rq
+            else:
+                hi, lo = rq, rp
+            if flat[peak[lo]] - flat[p] >= thr:  # the lower dome's height above this saddle
+                out[peak[lo]] = True
+            parent[lo] = hi
+    for k in range(order.size):  # the highest dome of each component: above the background (0)
+        p = order[k]
+        if parent[p] == p and flat[peak[p]] >= thr:
+            out[peak[p]] = True
+    return out.reshape(d.shape)
+
+
+def dome_tops(d: np.ndarray, mask: np.ndarray, height: float) -> np.ndarray:
+    """(z, y, x) bool: the top voxel of every dome of ``d`` inside ``mask`` that rises at least
+    ``height`` above its saddle towards a higher dome (6-connected; the highest dome of a
+    component counts from 0, the level outside ``mask``). With ``d`` > 0 inside the mask and 0
+    outside, equal to ``skimage.morphology.h_maxima(d, height, footprint=6-connected) & mask``
+    for distinct values inside the mask (tested): the dynamics of the domes, found by merging the
+    mask voxels into components in decreasing order of ``d`` (union-find).
+    """
+    idx = np.flatnonzero(mask)
+    order = idx[np.argsort(-d.ravel()[idx], kind="stable")]
+    return _dome_tops(np.ascontiguousarray(d, np.float64), order, float(height))
+
+
 def particle_markers(codes: np.ndarray, phase: int, origin: tuple[int, int, int], volume: tuple[int, int, int],
                      spacing: tuple[float, float, float], h: float,
                      open_sides: tuple[tuple[bool, bool], ...] = ((False, False),) * 3) -> np.ndarray:
@@ -68,7 +153,7 @@ def particle_markers(codes: np.ndarray, phase: int, origin: tuple[int, int, int]
     # 6-connected, as the watershed: a dome must not "see" a higher one through a diagonal contact.
     # Domes must rise MORE than h (by over twice the tie-break): distances are often exact lattice
     # values (a dome exactly h high is common), and the tie-break must not decide those.
-    m = h_maxima(d, (h + 2 * _TIE) * min(spacing), footprint=_FACES).astype(bool) & mask
+    m = dome_tops(d, mask, (h + 2 * _TIE) * min(spacing))
     cc, n = ndi.label(mask, structure=_FACES)
     has = np.zeros(n + 1, bool)
     has[cc[m]] = True
