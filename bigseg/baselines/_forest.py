@@ -12,7 +12,7 @@ import xarray as xr
 
 from .._parse import parse_phases, parse_positive_float, parse_positive_int, parse_tuple
 from ..errors import InputError
-from ..io._volume import DEFAULT_PHASES, UNLABELLED, as_volume
+from ..io._volume import DEFAULT_PHASES, UNLABELLED, as_volume, frame_arrays
 from ..kernels.features import feature_halo, feature_names, multiscale_features
 from ..ops import map_overlap_exact, to_numpy
 from ..ops._overlap import min_chunks
@@ -36,6 +36,8 @@ def _interior(idx: tuple, numblocks: tuple, depth: int) -> tuple[slice, ...]:
 def _train_block(block: np.ndarray, lab: np.ndarray, idx: tuple, numblocks: tuple, depth: int,
                  sigmas: tuple, cap: int, seed: int, start: tuple, shape: tuple
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Features and labels of (at most ``cap``) labelled voxels of one block, with their global
+    linear indices; ``start`` = (time step, z0, y0, x0) of the block, ``shape`` = (t, z, y, x)."""
     feats = multiscale_features(np.asarray(block), sigmas)
     sl = _interior(idx, numblocks, depth)
     feats = feats[(slice(None),) + sl]
@@ -107,8 +109,8 @@ def random_forest(vol: Any, labels: Any, *, sigmas: Sequence[float] = DEFAULT_SI
     depth = feature_halo(sigmas)
     # one (image, labels) pair per frame: a series trains one forest on the labels of all frames
     series = v.ndim == 4
-    imgs = [v.data[i] for i in range(v.shape[0])] if series else [v.data]
-    labs = [ldata[i] for i in range(v.shape[0])] if series else [ldata]
+    imgs = frame_arrays(v)
+    labs = frame_arrays(lab.copy(data=ldata))
     imgs = [a.rechunk(tuple(min_chunks(c, depth) for c in a.chunks)) for a in imgs]
     labs = [lb.rechunk(a.chunks) for lb, a in zip(labs, imgs)]
     pers = [lb.map_blocks(_label_counts, chunks=(1, 1, 1, 256), new_axis=3, dtype=np.int64,

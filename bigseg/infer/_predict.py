@@ -509,8 +509,9 @@ def predict(
     ----------
     vol : volume (z, y, x) or series (t, z, y, x): DataArray, dask or NumPy array, any real
         dtype; every frame of a series is predicted on its own (equal to predicting that frame
-        alone). Normalise it the way the model was trained first (e.g. ``bigseg.filters.normalize`` for a model whose
-        ``normalization`` is percentile-based): ``predict`` feeds the values as they are.
+        alone). Normalise it the way the model was trained first (e.g.
+        ``bigseg.filters.normalize`` for a model whose ``normalization`` is percentile-based):
+        ``predict`` feeds the values as they are.
     model : ``torch.nn.Module`` mapping (N, 1, *patch) to (N, C, *patch) logits (then ``patch``
         is required), a bigseg ``Model`` (``phases``, ``patch``, ``ndim``) or a name/path for
         ``bigseg.models.load``

@@ -23,6 +23,7 @@ __all__ = [
     "make_volume",
     "like_volume",
     "is_series",
+    "frame_arrays",
     "for_each_frame",
     "frame_by_frame",
     "DEFAULT_PHASES",
@@ -148,6 +149,14 @@ def like_volume(data: Any, like: xr.DataArray, *, phases: list[str] | None = Non
 def is_series(data: Any) -> bool:
     """Whether ``data`` (DataArray, dask or NumPy array) is a (t, z, y, x) series."""
     return getattr(data, "ndim", None) == 4
+
+
+def frame_arrays(vol: xr.DataArray) -> list[da.Array]:
+    """The 3D dask arrays of a volume: one, or one per time step of a (t, z, y, x) series."""
+    arr = vol.data
+    if vol.ndim == 4:
+        return [arr[i] for i in range(arr.shape[0])]
+    return [arr]
 
 
 def _merge_frame_attrs(frames: list[dict[str, Any]]) -> dict[str, Any]:

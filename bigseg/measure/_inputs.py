@@ -11,9 +11,9 @@ import xarray as xr
 
 from .._parse import parse_phases
 from ..errors import InputError
-from ..io._volume import DEFAULT_PHASES, UNLABELLED, as_volume
+from ..io._volume import DEFAULT_PHASES, UNLABELLED, as_volume, frame_arrays
 
-__all__ = ["Labels", "as_labels", "check_values", "frames"]
+__all__ = ["Labels", "as_labels", "check_values"]
 
 
 @dataclass
@@ -39,15 +39,7 @@ class Labels:
         return tuple(int(n) for n in self.vol.shape[-3:])  # type: ignore[return-value]
 
     def frames(self) -> list[da.Array]:
-        return frames(self.vol)
-
-
-def frames(vol: xr.DataArray) -> list[da.Array]:
-    """The 3D dask arrays of a volume: one, or one per time step of a (t, z, y, x) series."""
-    arr = vol.data
-    if vol.ndim == 4:
-        return [arr[i] for i in range(arr.shape[0])]
-    return [arr]
+        return frame_arrays(self.vol)
 
 
 def as_labels(x: Any, *, name: str = "labels", phases: Any = None) -> Labels:
