@@ -33,6 +33,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"dtype       {info['dtype']}")
     print(f"chunks      {' x '.join(map(str, info['chunks']))}")
     print(f"voxel size  {' x '.join(f'{v:g}' for v in info['voxel_size'])} {info['unit']}")
+    if "times" in info:
+        print(f"times       {', '.join(f'{t:g}' for t in info['times'])}")
     print(f"levels      {info['levels']}")
     print(f"on disk     {_size(info['bytes_on_disk'])} ({_size(info['bytes_uncompressed'])} uncompressed)")
     if "phases" in info:

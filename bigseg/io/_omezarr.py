@@ -408,6 +408,8 @@ def volume_info(path: str | os.PathLike, *, stats: bool = True, progress: bool =
     }
     if "phases" in vol.attrs:
         info["phases"] = vol.attrs["phases"]
+    if "t" in vol.dims:
+        info["times"] = [float(t) for t in vol.coords["t"].values]
     if (p / "labels").exists():
         info["labels"] = _ome_meta(zarr.open_group(str(p / "labels"), mode="r")).get("labels", [])
     if stats:

@@ -71,6 +71,13 @@ def test_series_t_zyx(tmp_path, rng):
     assert meta["axes"][0] == {"name": "t", "type": "time"}
     assert meta["datasets"][0]["coordinateTransformations"][0]["scale"] == [1.0, 1.0, 2.0, 2.0]
     np.testing.assert_array_equal(back.values, ser)
+    assert list(back.t.values) == [0, 1, 2]
+    # irregular times (cycles, minutes...) survive the round trip, and volume_info lists them
+    timed = bigseg.io.make_volume(ser).assign_coords(t=[0.0, 12.5, 40.0])
+    bigseg.save_volume(timed, tmp_path / "t.ome.zarr", chunks=(5, 6, 7), progress=False)
+    back = bigseg.open_volume(tmp_path / "t.ome.zarr")
+    assert list(back.t.values) == [0.0, 12.5, 40.0] and back.data.chunksize == (1, 5, 6, 7)
+    assert bigseg.io.volume_info(tmp_path / "t.ome.zarr", stats=False)["times"] == [0.0, 12.5, 40.0]
 
 
 def test_opens_v04_ome_zarr_from_another_writer(tmp_path, odd_volume):
