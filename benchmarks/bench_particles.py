@@ -10,8 +10,9 @@ OME-Zarr in ``chunks``³ chunks; each case runs in a fresh subprocess (its own p
 * ``skimage components``: ``skimage.measure.label`` + ``regionprops_table`` (area, centroid,
   bbox) on the whole array in memory;
 * ``whole-array split``: the same split on the whole array in memory (bigseg's kernels, i.e.
-  ``distance_transform_edt`` + the global tie-break, ``h_maxima`` with domes more than 1 voxel
-  high, 6-connected, ``watershed``) and ``regionprops_table``;
+  ``distance_transform_edt`` + the global tie-break, h-maxima (``dome_tops``, equal to
+  ``skimage.morphology.h_maxima``) with domes more than 1 voxel high, 6-connected,
+  ``watershed``) and ``regionprops_table``;
 * ``skimage split, exact ties``: the textbook version without the tie-break: where a dome's top
   is two or more equal voxels not face-connected (common on a voxel lattice), each becomes a
   marker and the particle is cut in pieces: more "particles" than the same method with ties
