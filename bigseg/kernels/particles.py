@@ -25,7 +25,7 @@ from skimage.segmentation import watershed
 
 from .metrics import mc_field_areas, mc_region
 
-__all__ = ["distance_map", "dome_tops", "particle_markers", "split_particles", "label_points", "block_components", "stitch_components", "particle_partials", "PARTIAL_KEYS"]
+__all__ = ["distance_map", "dome_tops", "particle_markers", "split_particles", "label_points", "block_components", "stitch_components", "particle_partials", "overlap_counts", "mutual_matches", "PARTIAL_KEYS"]
 
 _FACES = ndi.generate_binary_structure(3, 1)
 _TIE = 1e-6  # size of the tie-break offset, in units of the smallest voxel edge
@@ -257,6 +257,42 @@ def stitch_components(counts: np.ndarray, faces: dict[tuple[int, ...], tuple[np.
     c = np.concatenate(cols) if cols else np.zeros(0, np.int64)
     _, comp = connected_components(coo_matrix((np.ones(len(r), np.int8), (r, c)), shape=(n, n)), directed=False)
     return comp.astype(np.int64)
+
+
+def overlap_counts(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Voxels shared by the particles of two label images of the same block (e.g. two time
+    steps): ``(pairs (n, 2) int64 (id in a, id in b), counts (n,) int64)``, ids 0 left out."""
+    m = (a > 0) & (b > 0)
+    key = (a[m].astype(np.int64) << 32) | b[m].astype(np.int64)
+    uniq, counts = np.unique(key, return_counts=True)
+    return np.stack([uniq >> 32, uniq & 0xFFFFFFFF], axis=1), counts.astype(np.int64)
+
+
+def mutual_matches(pairs: np.ndarray, counts: np.ndarray, size_a: np.ndarray, size_b: np.ndarray,
+                   min_fraction: float = 0.5) -> dict[int, int]:
+    """Particles of step a continued by particles of step b: ``{id_a: id_b}`` for pairs that are
+    each other's largest overlap (ties: the smaller id) and share at least ``min_fraction`` of
+    the smaller particle. A particle that cracks continues as its largest piece; the others,
+    and particles without such a partner, start new tracks.
+
+    ``pairs``/``counts``: overlaps summed over all blocks (each pair once); ``size_a``/``size_b``:
+    voxels per particle, indexed by id (index 0 unused).
+    """
+    if len(pairs) == 0:
+        return {}
+    order = np.lexsort((pairs[:, 1], -counts))  # largest overlap first, then the smaller id in b
+    best_b: dict[int, tuple[int, int]] = {}
+    for i in order:
+        best_b.setdefault(int(pairs[i, 0]), (int(pairs[i, 1]), int(counts[i])))
+    order = np.lexsort((pairs[:, 0], -counts))
+    best_a: dict[int, int] = {}
+    for i in order:
+        best_a.setdefault(int(pairs[i, 1]), int(pairs[i, 0]))
+    out = {}
+    for ia, (ib, n) in best_b.items():
+        if best_a.get(ib) == ia and n >= min_fraction * min(size_a[ia], size_b[ib]):
+            out[ia] = ib
+    return out
 
 
 #: Keys of a :func:`particle_partials` table, all 1D arrays over its ``id``.

@@ -30,7 +30,9 @@ def evolution(metrics: xr.Dataset, particles: pd.DataFrame | None = None) -> pd.
     -------
     pandas.DataFrame indexed by ``t`` with ``fraction_<phase>``; ``specific_area_<a>_<b>`` (the
     interface area per volume, ``unit^-1``); with a reference, ``iou_<phase>``; with particles,
-    ``particles`` (count), ``particles_inside`` (not touching the border) and
+    ``particles`` (count), ``particles_inside`` (not touching the border),
+    ``particles_continued`` (whose track goes on from the step before; see ``track`` in
+    :func:`particles`) and
     ``median_<quantity>`` over the particles inside the volume (equivalent diameter in
     ``unit``, sphericity, detachment = pore contact, CBD and particle contact; NaN when no
     particle lies inside). ``attrs`` hold the unit.
@@ -62,6 +64,10 @@ def evolution(metrics: xr.Dataset, particles: pd.DataFrame | None = None) -> pd.
         inside = tab[~tab["touches_border"].astype(bool)]
         out["particles"] = tab.groupby("t").size().reindex(out.index, fill_value=0)
         out["particles_inside"] = inside.groupby("t").size().reindex(out.index, fill_value=0)
+        if "track" in tab:  # particles whose track was already there one step before
+            steps = list(out.index)
+            seen = tab.groupby("t")["track"].apply(set).reindex(steps)
+            out["particles_continued"] = [np.nan] + [len(seen.iloc[i] & seen.iloc[i - 1]) for i in range(1, len(steps))]
         for col in PARTICLE_MEDIANS:
             if col in inside:
                 out[f"median_{col}"] = inside.groupby("t")[col].median().reindex(out.index)

@@ -11,11 +11,11 @@ import dask.array as da
 import numpy as np
 import pandas as pd
 
-from .._parse import parse_positive_float, parse_positive_int
+from .._parse import parse_in_range, parse_positive_float, parse_positive_int
 from ..errors import InputError
 from ..io._volume import as_volume
-from ..kernels.particles import (PARTIAL_KEYS, block_components, label_points, stitch_components,
-                                  particle_markers, particle_partials, split_particles)
+from ..kernels.particles import (PARTIAL_KEYS, block_components, label_points, mutual_matches, overlap_counts,
+                                  particle_markers, particle_partials, split_particles, stitch_components)
 from ..runtime._progress import compute
 from ._blockwise import BlockGeometry, block_results, crop_halo, map_with_halo
 from ._inputs import Labels, as_labels
@@ -156,7 +156,8 @@ def _parse(labels, phase, split, max_diameter, h, phases) -> tuple[Labels, int, 
 
 
 def particles(labels: Any, *, phase: str | int = "active", intensity: Any = None, split: bool = True,
-              max_diameter: int = 40, h: float = 1.0, phases: Any = None, progress: bool = False) -> pd.DataFrame:
+              max_diameter: int = 40, h: float = 1.0, min_overlap: float = 0.5, phases: Any = None,
+              progress: bool = False) -> pd.DataFrame:
     """One row per particle of ``phase``: size, shape, position, intensity and contacts.
 
     Parameters
@@ -173,12 +174,22 @@ def particles(labels: Any, *, phase: str | int = "active", intensity: Any = None
         the width of the largest particle. Particles wider than this are flagged by a warning
         (their split may then depend on the chunking).
     h : h-maxima height in voxel edges (default 1); larger values split fewer particles.
+    min_overlap : series only: the share of the smaller particle two particles of consecutive
+        steps must have in common to be one track (default 0.5; in (0, 1]).
 
     Returns
     -------
     pandas.DataFrame, one row per particle (and per ``t`` for a series), numbered ``id`` =
     1, 2, ... in raster order of each particle's first voxel (the numbering of
     ``skimage.measure.label`` for ``split=False``), independent of the chunking. Columns:
+
+    * for a series, ``t`` and ``track``: the same particle through time. A particle continues
+      the track of the particle of the previous step it shares most voxels with, when that one
+      also shares most with it and the overlap is at least ``min_overlap`` of the smaller of
+      the two (a cracked particle continues as its largest piece; the other pieces, and
+      particles that appear, start new tracks, numbered in order of appearance). Overlap
+      tracking assumes the sample does not move between scans by more than a fraction of a
+      particle (register the scans first otherwise);
 
     * ``voxels``; ``volume`` (``unit^3``); ``equivalent_diameter`` = (6 V / π)^(1/3) (``unit``);
     * ``surface_area`` (``unit^2``): the particle's smoothed marching-cubes area (3 × 3 × 3 mean
@@ -204,6 +215,7 @@ def particles(labels: Any, *, phase: str | int = "active", intensity: Any = None
     chunking (to float rounding).
     """
     lab, idx, depth, h = _parse(labels, phase, split, max_diameter, h, phases)
+    min_overlap = parse_in_range("min_overlap", min_overlap, 0.0, 1.0, closed="right")
     inten = None
     if intensity is not None:
         inten = as_volume(intensity, name="intensity", allow_series=True)
@@ -221,22 +233,29 @@ def particles(labels: Any, *, phase: str | int = "active", intensity: Any = None
     _check(lab, res[: len(hists)], allow_unlabelled=False)
     found = _regroup(list(res[len(hists):]), mparts)
     # pass 2: particle ids (stitched across blocks) and the per-block partial tables
-    graphs = []
+    graphs, ids_frames = [], []
     for t, codes in enumerate(frames):
         ids = _ids_graph(codes, phase=idx, split=split, depth=depth, spacing=lab.voxel_size,
                          markers=_all_markers(found[t]) if split else None)
+        ids_frames.append(ids)
         arrays = (ids, codes) + ((ifr[t],) if ifr is not None else ())
         fn = functools.partial(_partials_block, phase=idx, k=lab.k, spacing=lab.voxel_size)
         graphs.append(block_results(fn, *arrays, depth=_MC_HALO))
-    res = compute(*[p for g in graphs for p in g], desc=f"particles ({lab.phases[idx]})", progress=progress)
-    tables = [_table(p, lab, idx, with_intensity=inten is not None) for p in _regroup(list(res), graphs)]
+    # a series: the voxels each particle shares with those of the next step (same ids tasks)
+    overlaps = [block_results(_overlap_block, a, b, depth=0) for a, b in zip(ids_frames, ids_frames[1:])]
+    res = compute(*[p for g in graphs + overlaps for p in g], desc=f"particles ({lab.phases[idx]})",
+                  progress=progress)
+    groups = _regroup(list(res), graphs + overlaps)
+    tables = [_table(p, lab, idx, with_intensity=inten is not None) for p in groups[:len(graphs)]]
     if lab.series:
         tcoord = lab.vol.coords["t"].values if "t" in lab.vol.coords else np.arange(len(frames))
-        for t, tab in zip(tcoord, tables):
+        tracks = _tracks(tables, groups[len(graphs):], min_overlap)
+        for t, (tab, _), track in zip(tcoord, tables, tracks):
             tab.insert(0, "t", t)
-        out = pd.concat(tables, ignore_index=True)
+            tab.insert(2, "track", track)
+        out = pd.concat([tab for tab, _ in tables], ignore_index=True)
     else:
-        out = tables[0]
+        out = tables[0][0]
     if split and len(out):
         ext = out[["bbox_z1", "bbox_y1", "bbox_x1"]].to_numpy() - out[["bbox_z0", "bbox_y0", "bbox_x0"]].to_numpy()
         n_wide = int((ext.max(axis=1) > depth).sum())
@@ -249,6 +268,37 @@ def particles(labels: Any, *, phase: str | int = "active", intensity: Any = None
     return out
 
 
+def _overlap_block(a: np.ndarray, b: np.ndarray, geom: BlockGeometry) -> tuple[np.ndarray, np.ndarray]:
+    return overlap_counts(a, b)
+
+
+def _tracks(tables: list[tuple[pd.DataFrame, np.ndarray]], overlaps: list[list], min_overlap: float) -> list[np.ndarray]:
+    """Track number of every particle of every step: continued from the previous step by
+    :func:`bigseg.kernels.particles.mutual_matches`, else new (numbered in order of appearance)."""
+    out, next_track, prev = [], 1, None
+    for t, (tab, raw) in enumerate(tables):
+        track = np.zeros(len(tab), np.int64)
+        if t > 0:
+            (ptab, praw), parts = tables[t - 1], overlaps[t - 1]
+            pairs = np.concatenate([p for p, _ in parts]) if parts else np.zeros((0, 2), np.int64)
+            counts = np.concatenate([c for _, c in parts]) if parts else np.zeros(0, np.int64)
+            key, inv = np.unique(pairs, axis=0, return_inverse=True)
+            summed = np.bincount(inv.ravel(), weights=counts, minlength=len(key)).astype(np.int64)
+            # block-level ids -> table ids (1, 2, ... by raster order)
+            a = pd.Series(np.arange(1, len(praw) + 1), index=praw).loc[key[:, 0]].to_numpy()
+            b = pd.Series(np.arange(1, len(raw) + 1), index=raw).loc[key[:, 1]].to_numpy()
+            size_a = np.concatenate([[0], ptab["voxels"].to_numpy()])
+            size_b = np.concatenate([[0], tab["voxels"].to_numpy()])
+            for ia, ib in mutual_matches(np.stack([a, b], axis=1), summed, size_a, size_b, min_overlap).items():
+                track[ib - 1] = prev[ia - 1]
+        new = track == 0
+        track[new] = np.arange(next_track, next_track + int(new.sum()))
+        next_track += int(new.sum())
+        out.append(track)
+        prev = track
+    return out
+
+
 def _regroup(flat: list, groups: list[list]) -> list[list]:
     """Split a flat list of results back into the lengths of ``groups``."""
     out, i = [], 0
@@ -258,8 +308,10 @@ def _regroup(flat: list, groups: list[list]) -> list[list]:
     return out
 
 
-def _table(parts: list[dict[str, np.ndarray]], lab: Labels, idx: int, *, with_intensity: bool) -> pd.DataFrame:
-    """Add up the blocks' partials (sums, minima, maxima per id) into the particle table."""
+def _table(parts: list[dict[str, np.ndarray]], lab: Labels, idx: int, *,
+           with_intensity: bool) -> tuple[pd.DataFrame, np.ndarray]:
+    """Add up the blocks' partials (sums, minima, maxima per id) into the particle table; also
+    the block-level ids of its rows (row i is particle ``i + 1``)."""
     k = lab.k
     cols = {key: np.concatenate([p[key] for p in parts]) for key in PARTIAL_KEYS if key != "contacts"}
     contacts = np.concatenate([p["contacts"].reshape(-1, k + 1) for p in parts])
@@ -302,4 +354,4 @@ def _table(parts: list[dict[str, np.ndarray]], lab: Labels, idx: int, *, with_in
     out["contact_particle"] = frac[:, idx]
     out["detachment"] = out["contact_pore"] if "pore" in lab.phases and lab.phases[idx] != "pore" else np.nan
     out["touches_border"] = border
-    return out.reset_index(drop=True)
+    return out.reset_index(drop=True), g.index.to_numpy(np.int64)

@@ -10,13 +10,25 @@ from ..io import phase_colour
 __all__ = ["series_figure"]
 
 
+def _whole_tracks(particles: Any):
+    """Rows of the tracks present, inside the volume, at every step (None when there are none)."""
+    if particles is None or "track" not in particles or "detachment" not in particles or not len(particles):
+        return None
+    steps = particles["t"].nunique()
+    inside = particles[~particles["touches_border"].astype(bool)]
+    n = inside.groupby("track")["t"].nunique()
+    keep = n.index[n == steps]
+    return inside[inside["track"].isin(keep)] if len(keep) and steps > 1 else None
+
+
 def series_figure(metrics: Any, particles: Any = None, *, path: str | os.PathLike | None = None,
                   title: str | None = None, dpi: int = 110):
     """Curves over ``t`` of :func:`bigseg.measure.evolution` (``metrics`` from
     :func:`bigseg.measure.summary` of a series, optional ``particles`` table): volume fractions,
     specific interface areas, per-phase IoU (with a reference) and, with particles, their count
     and median size (inside the volume) and median contact fractions (detachment = pore
-    contact), in the fixed phase colours. Returns the Figure (closed when ``path`` is given).
+    contact), and the detachment of every particle tracked inside the volume through all steps
+    (``track``), in the fixed phase colours. Returns the Figure (closed when ``path`` is given).
     """
     import matplotlib
 
@@ -31,8 +43,9 @@ def series_figure(metrics: Any, particles: Any = None, *, path: str | os.PathLik
     t = ev.index.to_numpy()
     phases = [c[len("fraction_"):] for c in ev.columns if c.startswith("fraction_")]
     colour = {p: tuple(v / 255 for v in phase_colour(p, i)[:3]) for i, p in enumerate(phases)}
+    full = _whole_tracks(particles)
     panels = ["fractions", "areas"] + (["iou"] if f"iou_{phases[0]}" in ev else []) \
-        + (["particles", "contacts"] if "particles" in ev else [])
+        + (["particles", "contacts"] if "particles" in ev else []) + (["tracks"] if full is not None else [])
     ncols = min(3, len(panels))
     nrows = -(-len(panels) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.4 * nrows), constrained_layout=True, squeeze=False)
@@ -71,6 +84,14 @@ def series_figure(metrics: Any, particles: Any = None, *, path: str | os.PathLik
             ax2.plot(t, ev["median_equivalent_diameter"], color=colour.get("active", "C1"), linestyle="--", **style)
             ax2.set_ylabel(f"median equivalent diameter [{unit}] (dashed)")
             ax.set_title("particles")
+        elif panel == "tracks":
+            wide = full.pivot(index="t", columns="track", values="detachment")
+            ax.plot(wide.index, wide.to_numpy(), color=colour.get("pore", "black"), alpha=0.25, linewidth=0.8)
+            ax.plot(wide.index, wide.median(axis=1), color="black", linewidth=2.5, label="median", **style)
+            ax.set_ylabel("detachment (pore contact)")
+            ax.set_ylim(0, 1)
+            ax.set_title(f"{wide.shape[1]} particles tracked through every step")
+            ax.legend(fontsize=8)
         else:
             for c, col, label in (("median_detachment", colour.get("pore", "black"), "pore (detachment)"),
                                   ("median_contact_cbd", colour.get("cbd", "C0"), "cbd"),

@@ -44,8 +44,13 @@ def test_evolution_rows_equal_the_measurements_of_each_step(series):
     # particles swell and the CBD thins in the simulated series
     assert ev["fraction_active"].is_monotonic_increasing and ev["fraction_cbd"].is_monotonic_decreasing
     assert ev["particles_inside"].sum() > 0 and ev["median_equivalent_diameter"].notna().any()
+    for t in (1, 2):  # particles whose track was there one step before
+        assert ev.loc[t, "particles_continued"] == len(set(tab[tab.t == t].track) & set(tab[tab.t == t - 1].track))
+    assert np.isnan(ev.loc[0, "particles_continued"]) and ev.loc[2, "particles_continued"] > 0
     fig = series_figure(m, tab)
-    assert sum(ax.get_visible() for ax in fig.axes if ax.get_title()) == 5
+    titles = [ax.get_title() for ax in fig.axes if ax.get_visible() and ax.get_title()]
+    assert titles[:5] == ["phases", "interfaces", "scores", "particles", "particle contacts"]
+    assert len(titles) == 6 and "tracked through every step" in titles[5]
     # a single volume is one row; bad inputs are refused by name
     assert len(measure.evolution(measure.summary(lab.isel(t=0)))) == 1
     with pytest.raises(InputError, match="`metrics`"):

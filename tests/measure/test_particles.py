@@ -218,3 +218,34 @@ def test_dome_tops_equal_scikit_image_h_maxima(seed):
         height = (h + 2e-6) * min(spacing)
         ref = h_maxima(d, height, footprint=_FACES).astype(bool) & mask
         np.testing.assert_array_equal(dome_tops(d, mask, height), ref)
+
+
+def test_particles_are_tracked_through_a_series():
+    """Step 0: balls A, B, C. Step 1: A moved by one voxel, B gone, C cracked into a larger and
+    a smaller piece, D new. Tracks: A and C's larger piece continue; the smaller piece and D
+    start tracks; numbering by first appearance; the same for any chunking."""
+    shape = (30, 40, 90)
+    a, b, c, d = (15, 20, 12), (15, 20, 34), (15, 20, 58), (15, 20, 80)
+    f0 = _balls(shape, [a, b, c], 7)
+    f1 = _balls(shape, [(16, 20, 12), c], 7)
+    f1[:, :, 61] = 0  # a crack through C, 3 voxels right of its centre
+    f1 = _balls(shape, [d], 6, base=f1)
+    series = np.stack([f0, f1])
+    for chunks in ((1, 30, 40, 90), (1, 11, 17, 23)):
+        tab = particles(da.from_array(series, chunks=chunks), split=False)
+        t0, t1 = tab[tab.t == 0], tab[tab.t == 1]
+        assert list(t0.track) == [1, 2, 3]  # A, B, C in raster order
+        by_x = t1.sort_values("centroid_x")
+        # A continues (track 1); C's larger piece continues C (track 3); D (track 4: its first
+        # voxel, z = 9, comes before the small piece's, z = 10, in raster order) and the piece are new
+        assert list(by_x.track) == [1, 3, 5, 4]
+        assert by_x.voxels.iloc[1] > by_x.voxels.iloc[2]
+        assert 2 not in set(t1.track)  # B ended
+    from bigseg.kernels.particles import mutual_matches
+
+    pairs = np.array([[1, 1], [1, 2], [2, 2]])
+    # 1 overlaps 1 and 2 equally: the smaller id wins; 2's best partner (2) prefers 2; min_fraction
+    assert mutual_matches(pairs, np.array([5, 5, 4]), np.array([0, 10, 8]), np.array([0, 6, 9])) == {1: 1}
+    assert mutual_matches(pairs, np.array([5, 5, 4]), np.array([0, 10, 8]), np.array([0, 6, 9]), 0.9) == {}
+    with pytest.raises(InputError, match="`min_overlap`"):
+        particles(series, min_overlap=0)
