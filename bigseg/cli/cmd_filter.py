@@ -12,10 +12,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "filter", help="normalize / median / gaussian / unsharp a volume into a new OME-Zarr",
         description="Filter a volume block by block (exact: equal to scipy/scikit-image on the whole array). "
-                    "Steps run in the order normalize -> median -> gaussian -> unsharp; give at least one. "
+                    "Steps run in the order align -> normalize -> median -> gaussian -> unsharp; give at least one. "
                     "LRCS-Net preprocessing: --median 3 --unsharp 6,0.6 --unsharp-2d.")
     p.add_argument("source", help="input OME-Zarr image")
     p.add_argument("dest", help="output OME-Zarr folder")
+    p.add_argument("--align", nargs="?", type=int, const=0, default=None, metavar="REF",
+                   help="a (t, z, y, x) series: first move every scan onto scan REF (default 0) by the translation "
+                        "phase correlation finds, keeping the region all scans cover")
     p.add_argument("--normalize", nargs="?", const="0.5,99.5", default=None, metavar="LOW,HIGH",
                    help="map the global LOW/HIGH percentiles to [0, 1] (default 0.5,99.5)")
     p.add_argument("--median", default=None, metavar="SIZE", help="median window edge, or z,y,x (e.g. 3)")
@@ -44,6 +47,10 @@ def build(vol, args: argparse.Namespace):
     from .. import filters
 
     steps = []
+    if args.align is not None:
+        vol = filters.align(vol, reference=args.align, progress=args.progress)
+        shifts = "; ".join(",".join(f"{x:+.2f}" for x in sh) for sh in vol.attrs["shifts"])
+        steps.append(f"align(onto t = {args.align}; shifts z,y,x: {shifts})")
     if args.normalize is not None:
         low, high = _pair(args.normalize, "normalize")
         vol = filters.normalize(vol, low=low, high=high, nan_policy=args.nan_policy, progress=args.progress)
@@ -60,7 +67,8 @@ def build(vol, args: argparse.Namespace):
                               nan_policy=args.nan_policy)
         steps.append(f"unsharp({radius}, {amount}{', 2d' if args.unsharp_2d else ''})")
     if not steps:
-        raise InputError("Expected at least one of --normalize, --median, --gaussian, --unsharp. Got none instead.")
+        raise InputError("Expected at least one of --align, --normalize, --median, --gaussian, --unsharp. "
+                         "Got none instead.")
     return vol, steps
 
 

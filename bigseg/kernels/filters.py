@@ -21,6 +21,7 @@ __all__ = [
     "gaussian",
     "unsharp",
     "rescale",
+    "translate",
     "count_nonfinite",
     "gaussian_radius",
     "float_dtype",
@@ -150,3 +151,12 @@ def rescale(block: Any, low: float, high: float) -> Any:
     out = (x - low) * (1.0 / (high - low))
     xp = np if not is_cupy(block) else __import__("cupy")
     return xp.clip(out, 0.0, 1.0).astype(np.float32, copy=False)
+
+
+def translate(block: Any, shift: Sequence[float], *, order: int = 1) -> Any:
+    """``scipy.ndimage.shift(block, shift, order=order, mode="nearest")``: the block moved by
+    ``shift`` voxels (output(x) = input(x − shift)), linear (``order=1``) or nearest-voxel
+    (``order=0``, for labels) interpolation, the edge voxels repeated beyond the array. Exact
+    blockwise with a halo of ``ceil(|shift|) + 1`` voxels per axis."""
+    return ndimage_module(block).shift(block, tuple(float(s) for s in shift), order=order, mode="nearest",
+                                       prefilter=False)

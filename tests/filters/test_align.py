@@ -1,0 +1,87 @@
+"""filters.align: scans of a series moved onto a reference scan; shifts recovered by phase
+correlation, applied blockwise exactly as scipy.ndimage.shift on the whole array."""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from bigseg import filters, synth
+from bigseg.errors import InputError
+
+TRUE = np.array([[0.0, 0.0, 0.0], [1.6, -2.3, 0.8], [-1.0, 1.0, 2.4]])
+
+
+@pytest.fixture(scope="module")
+def scans():
+    lab = synth.electrode((40, 56, 52), seed=2, chunks=64)
+    img = synth.xct(lab, seed=2).values
+    return lab.values, np.stack([img] + [ndi.shift(img, s, order=1, mode="nearest") for s in TRUE[1:]])
+
+
+def test_shifts_recovered_and_scans_aligned(scans):
+    _, ser = scans
+    before = ser.copy()
+    out = filters.align(da.from_array(ser, chunks=(1, 13, 20, 17)))
+    np.testing.assert_allclose(out.attrs["shifts"], -TRUE, atol=0.15)
+    o = out.values
+    est = np.asarray(out.attrs["shifts"])
+    crop = [[int(np.ceil(max(0, est[:, a].max()))), n + int(np.floor(min(0, est[:, a].min())))]
+            for a, n in enumerate((40, 56, 52))]  # the region every moved scan covers
+    assert out.attrs["crop"] == crop and o.shape == (3, *(hi - lo for lo, hi in crop))
+    for t in (1, 2):
+        assert np.abs(o[t] - o[0]).mean() < 0.35 * np.abs(ser[t] - ser[0]).mean()
+    np.testing.assert_array_equal(ser, before)  # the input is never modified
+
+
+@pytest.mark.parametrize("chunks", [(1, 40, 56, 52), (1, 9, 14, 11)])
+def test_blockwise_equals_whole_array_shift(scans, chunks):
+    _, ser = scans
+    shifts = [[0, 0, 0], [-2.7, 1.25, 0.5], [3.0, -0.4, -4.6]]
+    out = filters.align(da.from_array(ser, chunks=chunks), shifts=shifts, crop=False)
+    for t, s in enumerate(shifts):
+        np.testing.assert_allclose(out.values[t], ndi.shift(ser[t], s, order=1, mode="nearest"), rtol=0, atol=1e-6)
+    cropped = filters.align(da.from_array(ser, chunks=chunks), shifts=shifts)
+    assert cropped.attrs["crop"] == [[3, 37], [2, 55], [1, 47]]
+    np.testing.assert_array_equal(cropped.values, out.values[:, 3:37, 2:55, 1:47])
+
+
+def test_labels_move_by_whole_voxels_with_the_image_shifts(scans):
+    lab, _ = scans
+    moved = np.stack([lab, ndi.shift(lab, (2, -3, 1), order=0, mode="nearest")])
+    out = filters.align(da.from_array(moved, chunks=(1, 11, 19, 13)), shifts=[[0, 0, 0], [-2, 3, -1]])
+    assert out.dtype == np.uint8
+    np.testing.assert_array_equal(out.values[1], out.values[0])
+
+
+def test_bad_input_named(scans):
+    _, ser = scans
+    with pytest.raises(InputError, match="`reference`"):
+        filters.align(ser, reference=3)
+    with pytest.raises(InputError, match="`shifts`"):
+        filters.align(ser, shifts=[[0, 0, 0]])
+    with pytest.raises(InputError, match="`vol`.*4D"):
+        filters.align(ser[0])
+    with pytest.raises(InputError, match="`crop`"):
+        filters.align(ser, shifts=np.zeros((3, 3)), crop="yes")
+    with pytest.raises(InputError, match="smaller than the volume"):
+        filters.align(ser, shifts=[[0, 0, 0], [45, 0, 0], [-45, 0, 0]])
+    with pytest.raises(InputError, match="`sample`"):
+        filters.align(ser, sample=4)
+
+
+def test_cli_filter_align_then_median(scans, tmp_path, capsys):
+    from bigseg.cli import main
+    from bigseg.io import open_volume, save_volume
+
+    _, ser = scans
+    save_volume(ser, tmp_path / "s.ome.zarr", chunks=(16, 20, 24), progress=False)
+    assert main(["filter", str(tmp_path / "s.ome.zarr"), str(tmp_path / "a.ome.zarr"), "--align", "--median", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "align(onto t = 0; shifts z,y,x: +0.00,+0.00,+0.00; -1." in out and "-> median(3)" in out
+    ref = filters.median(filters.align(ser), size=3)
+    np.testing.assert_allclose(open_volume(tmp_path / "a.ome.zarr").values, ref.values, rtol=0, atol=1e-6)
+    assert main(["filter", str(tmp_path / "s.ome.zarr"), str(tmp_path / "b.ome.zarr"), "--align", "7"]) == 2
+    assert "`reference`" in capsys.readouterr().err
