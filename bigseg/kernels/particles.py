@@ -69,47 +69,30 @@ def _dome_tops(d, order, thr):  # pragma: no cover - jit
     peak = np.empty(flat.size, np.int64)  # per root: its highest voxel
     out = np.zeros(flat.size, np.bool_)
     plane = ny * nx
+    sizes = (nz, ny, nx)
+    strides = (plane, nx, 1)
     for k in range(order.size):
         p = order[k]
         parent[p] = p
         peak[p] = p
         z = p // plane
         y = (p - z * plane) // nx
-        x = p - z * plane - y * nx
-        for j in range(6):
-            if j == 0:
-                if z == 0:
-                    continue
-                q = p - plane
-            elif j == 1:
-                if z == nz - 1:
-                    continue
-                q = p + plane
-            elif j == 2:
-                if y == 0:
-                    continue
-                q = p - nx
-            elif j == 3:
-                if y == ny - 1:
-                    continue
-                q = p + nx
-            elif j == 4:
-                if x == 0:
-                    continue
-                q = p - 1
-            else:
-                if x == nx - 1:
-                    continue
-                q = p + 1
+        coords = (z, y, p - z * plane - y * nx)
+        for j in range(6):  # the 6 face neighbours: axis j // 2, step -1 or +1
+            a = j // 2
+            step = 2 * (j % 2) - 1
+            if not 0 <= coords[a] + step < sizes[a]:
+                continue
+            q = p + step * strides[a]
             if parent[q] < 0:
                 continue
             rq = _root(parent, q)
             rp = _root(parent, p)
             if rq == rp:
                 continue
-            a = peak[rp]
-            b = peak[rq]
-            if flat[a] > flat[b] or (flat[a] == flat[b] and a < b):
+            pa = peak[rp]
+            pb = peak[rq]
+            if flat[pa] > flat[pb] or (flat[pa] == flat[pb] and pa < pb):
                 hi, lo = rp, rq
             else:
                 hi, lo = rq, rp

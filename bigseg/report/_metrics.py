@@ -6,6 +6,8 @@ import itertools
 import os
 from typing import Any
 
+from ._figure import finish, pyplot
+
 __all__ = ["metrics_figure"]
 
 
@@ -13,11 +15,6 @@ def metrics_figure(ds: Any, *, path: str | os.PathLike | None = None):
     """Volume fractions and phase-pair interface areas (and % of voxels on each interface) of a
     :func:`bigseg.measure.summary` Dataset, in the fixed phase colours; the last time step of a
     series. Returns the Figure (closed when ``path`` is given)."""
-    import matplotlib
-
-    if path is not None:
-        matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
     import numpy as np
 
     from ..io import phase_colour
@@ -26,7 +23,7 @@ def metrics_figure(ds: Any, *, path: str | os.PathLike | None = None):
     colours = [tuple(c / 255 for c in phase_colour(p, i)[:3]) for i, p in enumerate(phases)]
     d = ds.isel(t=-1) if "t" in ds.dims else ds
     pairs = list(itertools.combinations(range(len(phases)), 2))
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.6), constrained_layout=True)
+    fig, (a1, a2) = pyplot(path).subplots(1, 2, figsize=(9, 3.6), constrained_layout=True)
     a1.bar(phases, d.volume_fraction.values, color=colours, edgecolor="black")
     a1.set_ylabel("volume fraction")
     a1.set_title("volume fractions" + (f" (t = {ds.t.values[-1]})" if "t" in ds.dims else ""))
@@ -40,7 +37,4 @@ def metrics_figure(ds: Any, *, path: str | os.PathLike | None = None):
     ax3.bar(x + 0.2, [100 * d.voxel_fraction.values[i, j] for i, j in pairs], width=0.4, color="0.7",
             edgecolor="black")
     ax3.set_ylabel("% of voxels on the interface (grey)")
-    if path is not None:
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-    return fig
+    return finish(fig, path, dpi=120)

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..io import phase_colour
+from ._figure import finish, pyplot
 
 __all__ = ["particle_figure"]
 
@@ -20,12 +21,7 @@ def particle_figure(table: Any, *, path: str | os.PathLike | None = None, title:
     truncated. For a series, the last time step is drawn. Returns the Figure (closed when
     ``path`` is given).
     """
-    import matplotlib
-
-    if path is not None:
-        matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
+    plt = pyplot(path)
     df = table
     if "t" in df.columns and len(df):
         df = df[df["t"] == df["t"].iloc[-1]]
@@ -65,9 +61,4 @@ def particle_figure(table: Any, *, path: str | os.PathLike | None = None, title:
     axes[2].set_ylabel("particles")
     axes[2].legend(fontsize=8)
     axes[2].set_title("contacts")
-    if title:
-        fig.suptitle(title)
-    if path is not None:
-        fig.savefig(path, dpi=dpi)
-        plt.close(fig)
-    return fig
+    return finish(fig, path, title=title, dpi=dpi)

@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 from ..io import phase_colour
+from ._figure import finish, pyplot
 
 __all__ = ["series_figure"]
 
@@ -30,12 +31,7 @@ def series_figure(metrics: Any, particles: Any = None, *, path: str | os.PathLik
     contact), and the detachment of every particle tracked inside the volume through all steps
     (``track``), in the fixed phase colours. Returns the Figure (closed when ``path`` is given).
     """
-    import matplotlib
-
-    if path is not None:
-        matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
+    plt = pyplot(path)
     from ..measure import evolution
 
     ev = evolution(metrics, particles)
@@ -54,11 +50,13 @@ def series_figure(metrics: Any, particles: Any = None, *, path: str | os.PathLik
     style = dict(marker="o", markersize=3)
     for ax, panel in zip(axes.ravel(), panels):
         ax.set_xlabel("t")
-        if panel == "fractions":
+        if panel in ("fractions", "iou"):  # one curve per phase
+            prefix, ylabel, name = (("fraction_", "volume fraction", "phases") if panel == "fractions"
+                                    else ("iou_", "IoU against the reference", "scores"))
             for p in phases:
-                ax.plot(t, ev[f"fraction_{p}"], color=colour[p], label=p, **style)
-            ax.set_ylabel("volume fraction")
-            ax.set_title("phases")
+                ax.plot(t, ev[prefix + p], color=colour[p], label=p, **style)
+            ax.set_ylabel(ylabel)
+            ax.set_title(name)
             ax.legend(fontsize=8)
         elif panel == "areas":
             for i, a in enumerate(phases):
@@ -68,12 +66,6 @@ def series_figure(metrics: Any, particles: Any = None, *, path: str | os.PathLik
                                 markeredgecolor=colour[b], label=f"{a}-{b}", **style)
             ax.set_ylabel(f"interface area per volume [1/{unit}]")
             ax.set_title("interfaces")
-            ax.legend(fontsize=8)
-        elif panel == "iou":
-            for p in phases:
-                ax.plot(t, ev[f"iou_{p}"], color=colour[p], label=p, **style)
-            ax.set_ylabel("IoU against the reference")
-            ax.set_title("scores")
             ax.legend(fontsize=8)
         elif panel == "particles":
             ax.plot(t, ev["particles"], color="0.6", label="all", **style)
@@ -102,9 +94,4 @@ def series_figure(metrics: Any, particles: Any = None, *, path: str | os.PathLik
             ax.set_ylim(0, 1)
             ax.set_title("particle contacts")
             ax.legend(fontsize=8)
-    if title:
-        fig.suptitle(title)
-    if path is not None:
-        fig.savefig(path, dpi=dpi)
-        plt.close(fig)
-    return fig
+    return finish(fig, path, title=title, dpi=dpi)

@@ -10,6 +10,7 @@ import numpy as np
 from .._parse import parse_nonnegative_int
 from ..errors import InputError
 from ..io import UNLABELLED, as_volume, phase_colour
+from ._figure import finish, pyplot
 
 __all__ = ["orthoslices", "timeslices", "label_rgba"]
 
@@ -64,12 +65,9 @@ def orthoslices(
     -------
     matplotlib Figure (closed when ``path`` is given).
     """
-    import matplotlib
-
-    if path is not None:
-        matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
+
+    plt = pyplot(path)
 
     if image is None and labels is None:
         raise InputError("Expected `image` or `labels`. Got None for both instead.")
@@ -127,11 +125,7 @@ def orthoslices(
                 ax.set_title(names[c].format(index[c]), fontsize=10)
         axes[r, 0].set_ylabel("labels" if is_labels else "tomogram", fontsize=11)
     sub = f"{'x'.join(str(s) for s in shape3)} voxels of {vs[2]:g} {unit}" + (f", t = {t}" if ref.ndim == 4 else "")
-    fig.suptitle(f"{title}\n{sub}" if title else sub, fontsize=11)
-    if path is not None:
-        fig.savefig(os.fspath(path), dpi=dpi, bbox_inches="tight")
-        plt.close(fig)
-    return fig
+    return finish(fig, path, title=f"{title}\n{sub}" if title else sub, dpi=dpi, tight=True, fontsize=11)
 
 
 _PLANES = {"xy": 0, "xz": 1, "yz": 2}
@@ -165,13 +159,10 @@ def timeslices(
     matplotlib Figure (closed when ``path`` is given). Only the shown slices are read.
     """
     import dask
-    import matplotlib
 
     from .._parse import parse_choice, parse_positive_int
 
-    if path is not None:
-        matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    plt = pyplot(path)
 
     plane = parse_choice("plane", plane, list(_PLANES))
     steps = parse_positive_int("steps", steps)
@@ -217,8 +208,4 @@ def timeslices(
             ax.set_yticks([])
     normal = "zyx"[axis]
     sub = f"{plane} slice at {normal} = {index}, {len(ts)} of {nt} time steps"
-    fig.suptitle(f"{title}: {sub}" if title else sub, fontsize=11)
-    if path is not None:
-        fig.savefig(os.fspath(path), dpi=dpi)
-        plt.close(fig)
-    return fig
+    return finish(fig, path, title=f"{title}: {sub}" if title else sub, dpi=dpi, fontsize=11)
