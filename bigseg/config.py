@@ -30,7 +30,7 @@ DEFAULTS: dict[str, Any] = {
     "chunks": 128,
     "voxel_size": None,
     "unit": "nm",
-    "filters": {"normalize": True, "median": 3, "gaussian": None, "unsharp": None},
+    "filters": {"align": False, "normalize": True, "median": 3, "gaussian": None, "unsharp": None},
     "predict": {"model": "default", "patch": None, "overlap": 0.5, "blend": "gaussian",
                 "sigma_scale": 0.125, "tta": False, "probabilities": False, "batch_size": None},
     "measure": {"interfaces": "faces", "particles": True, "phase": "active", "split": True, "max_diameter": 40},
@@ -85,6 +85,7 @@ def _validate(cfg: dict[str, Any]) -> None:
         _check("voxel_size", len(vals) in (1, 3) and all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in vals),
                "to be a positive number or 3 positive numbers", vs)
     f = cfg["filters"]
+    _check("filters.align", isinstance(f["align"], bool), "to be true or false", f["align"])
     for key in ("median",):
         _check(f"filters.{key}", f[key] is None or _is_pos_int(f[key]), "to be a positive integer or null", f[key])
     for key in ("gaussian",):

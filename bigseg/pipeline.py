@@ -23,6 +23,7 @@ from ._parse import parse_in_range, parse_positive_float
 from ._version import version
 from .config import RunConfig
 from .errors import InputError
+from .io._volume import is_series
 
 __all__ = ["Pipeline", "Result"]
 
@@ -73,6 +74,24 @@ class Pipeline:
                     unit=cfg.unit if cfg.voxel_size is not None else None, overwrite=True)
         return open_volume(image)
 
+    def _aligned(self, source: Any, out: Path, resume: bool) -> tuple[xr.DataArray, list]:
+        """The scans ingested as they are into ``out/raw.ome.zarr``, then moved onto the first
+        (``filters.align``) into ``out/image.ome.zarr``; the shifts go to ``out/alignment.json``."""
+        from . import filters
+        from .io import open_volume, save_volume
+
+        image, record = out / "image.ome.zarr", out / "alignment.json"
+        if resume and image.exists() and record.exists():
+            return open_volume(image), json.loads(record.read_text())["shifts"]
+        raw = self._ingest(source, out / "raw.ome.zarr", resume)
+        if not is_series(raw):
+            raise InputError(f"Expected a (t, z, y, x) series with `filters.align: true`. Got dims {raw.dims} instead.")
+        aligned = filters.align(raw, progress=True)
+        save_volume(aligned, image, chunks=self.config.chunks, overwrite=True)
+        record.write_text(json.dumps({"reference": 0, "shifts": aligned.attrs["shifts"], "crop": aligned.attrs["crop"]},
+                                     indent=1))
+        return open_volume(image), aligned.attrs["shifts"]
+
     def _filter(self, vol: xr.DataArray) -> xr.DataArray:
         from . import filters
 
@@ -115,7 +134,11 @@ class Pipeline:
         page). A (t, z, y, x) series is segmented scan by scan (each normalised on its own) and
         also gets ``dest/evolution.csv`` and ``evolution.png`` (:func:`bigseg.measure.evolution`:
         fractions, interfaces, scores and particle statistics per time step) and
-        ``slices_over_time.png`` (the central slice at each step). ``truth`` (a label volume) adds IoU/Dice scores against it. ``client``: a ``distributed.Client`` to run on, or a
+        ``slices_over_time.png`` (the central slice at each step). With ``filters.align: true``
+        the scans are first ingested as they are into ``dest/raw.ome.zarr`` and moved onto the
+        first one (:func:`bigseg.filters.align`, shifts in ``dest/alignment.json``);
+        ``image.ome.zarr`` holds the aligned series (cropped to the region all scans cover) and
+        a ``truth`` series on the raw scans' grid is moved the same way. ``truth`` (a label volume) adds IoU/Dice scores against it. ``client``: a ``distributed.Client`` to run on, or a
         cluster spec for :func:`bigseg.connect` (``"local"``, an address, ``"slurm"``, e.g.
         ``config.cluster``) started for this run and closed after; default: the current
         scheduler (an active client, else threads in this process).
@@ -196,7 +219,7 @@ class Pipeline:
             time.sleep(interval)
 
     def _run(self, source: Any, dest: str | os.PathLike, *, resume: bool, truth: xr.DataArray | None) -> Result:
-        from . import measure
+        from . import filters, measure
         from .io import open_volume, save_labels
         from .report import metrics_figure, orthoslices, particle_figure, series_figure, timeslices, write_report
 
@@ -206,7 +229,13 @@ class Pipeline:
         timings: dict[str, float] = {}
 
         t = time.perf_counter()
-        vol = self._ingest(source, image, resume)
+        shifts = None
+        if self.config.filters["align"]:  # an operando series whose sample drifts: image = the aligned scans
+            vol, shifts = self._aligned(source, out, resume)
+            if truth is not None and is_series(truth) and tuple(truth.shape[1:]) != tuple(vol.shape[1:]):
+                truth = filters.align(truth, shifts=shifts)  # truth on the raw scans' grid moves with them
+        else:
+            vol = self._ingest(source, image, resume)
         timings["ingest"] = time.perf_counter() - t
 
         seg_path = image / "labels" / "segmentation"
@@ -254,6 +283,7 @@ class Pipeline:
                        else [str(x) for x in source] if isinstance(source, (list, tuple)) else "array"),
             "bigseg": version(), "model": str(self.config.predict["model"]),
             "config": self.config.values, "timings_s": {k: round(v, 3) for k, v in timings.items()},
+            **({"alignment_shifts": shifts} if shifts is not None else {}),
         }, indent=1, default=str))
         write_report(out)
         return Result(str(image), str(seg_path), metrics, figures, timings, particles=table)

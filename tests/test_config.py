@@ -29,6 +29,7 @@ def test_defaults_yaml_env_keywords_precedence(tmp_path):
         ("memory_limit: lots", "`memory_limit`"),
         ("voxel_size: -1", "`voxel_size`"),
         ("filters: {median: 0}", "`filters.median`"),
+        ("filters: {align: 1}", "`filters.align`"),
         ("measure: {particles: maybe}", "`measure.particles`"),
         ("measure: {phase: 3}", "`measure.phase`"),
         ("measure: {max_diameter: 0}", "`measure.max_diameter`"),

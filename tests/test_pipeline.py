@@ -97,6 +97,31 @@ def test_pipeline_on_an_operando_series(tmp_path):
     assert json.loads((tmp_path / "files" / "run.json").read_text())["source"] == [str(p) for p in scans]
 
 
+def test_pipeline_aligns_a_drifting_series(tmp_path):
+    """filters.align: true: the scans are moved onto the first before segmentation; the truth,
+    given on the raw grid, moves with them, so the scores measure the segmentation, not the drift."""
+    from scipy import ndimage as ndi
+
+    truth = synth.electrode((28, 36, 40), seed=5, chunks=40).values
+    image = synth.xct(truth, seed=5).values
+    drift = [(0, 0, 0), (2, -1, 3), (-1, 2, 1)]  # whole voxels: the moved truth stays exact
+    scans = np.stack([ndi.shift(image, d, order=0, mode="nearest") for d in drift])
+    truths = np.stack([ndi.shift(truth, d, order=0, mode="nearest") for d in drift])
+    pipe = Pipeline(chunks=(14, 18, 20), filters={"align": True}, predict={"model": "threshold"},
+                    measure={"particles": False})
+    res = pipe.run(scans, tmp_path / "a", truth=bigseg.io.make_volume(truths, phases=["pore", "cbd", "active"]))
+    shifts = json.loads((tmp_path / "a" / "alignment.json").read_text())["shifts"]
+    np.testing.assert_allclose(shifts, -np.asarray(drift, float), atol=0.15)
+    labels = bigseg.open_volume(res.labels)
+    assert labels.shape == (3, 28 - 2 - 1, 36 - 2 - 1, 40 - 3)  # the region every scan covers
+    assert (tmp_path / "a" / "raw.ome.zarr").exists() and "alignment_shifts" in json.loads(
+        (tmp_path / "a" / "run.json").read_text())
+    iou = res.metrics["iou"].values  # every step scored against its own (moved) truth: alike
+    assert np.ptp(iou, axis=0).max() < 0.05 and iou[:, 2].min() > 0.8  # active; multi-Otsu is poor on CBD
+    with pytest.raises(bigseg.BigsegError, match="series"):
+        pipe.run(image, tmp_path / "b")
+
+
 def test_pipeline_runs_on_a_given_client(tmp_path, scan):
     from distributed import Client, get_task_stream
 
