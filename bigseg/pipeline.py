@@ -157,6 +157,8 @@ class Pipeline:
         was replaced since it was done or failed). ``out/watch.json`` records
         every scan's state (``done`` with its timings, or ``failed`` with the error); a failed
         scan is retried only when its files change, and one scan's failure never stops the watch.
+        Once two scans are done, ``out/evolution.csv`` and ``out/evolution.png`` follow them as
+        the steps of one experiment, in name order (:func:`bigseg.measure.evolution`).
 
         Parameters
         ----------
@@ -214,6 +216,7 @@ class Pipeline:
                 tmp = ledger_path.with_suffix(".json.tmp")
                 tmp.write_text(json.dumps(ledger, indent=1, default=str))
                 tmp.replace(ledger_path)
+                _watch_evolution(out, ledger)
             if once:
                 return ledger
             time.sleep(interval)
@@ -287,6 +290,30 @@ class Pipeline:
         }, indent=1, default=str))
         write_report(out)
         return Result(str(image), str(seg_path), metrics, figures, timings, particles=table)
+
+
+def _watch_evolution(out: Path, ledger: dict[str, dict[str, Any]]) -> None:
+    """``out/evolution.csv`` and ``out/evolution.png``: the scans a watch has done, in name order,
+    as the steps of one experiment (:func:`bigseg.measure.evolution`, a ``scan`` column added)."""
+    import pandas as pd
+
+    from . import measure
+    from .report import read_metrics, series_figure
+
+    done = sorted(name for name, st in ledger.items() if st.get("state") == "done" and (out / name).is_dir())
+    if len(done) < 2:
+        return
+    metrics = [read_metrics(out / name) for name in done]
+    if any("t" in m.dims for m in metrics):  # a series among the scans: no single line per scan
+        return
+    ds = xr.concat(metrics, dim=pd.Index(range(len(done)), name="t"), combine_attrs="override")
+    tables = [pd.read_csv(out / name / "particles.csv").assign(t=i) for i, name in enumerate(done)
+              if (out / name / "particles.csv").exists()]
+    table = pd.concat(tables, ignore_index=True) if len(tables) == len(done) else None
+    ev = measure.evolution(ds, table)
+    ev.insert(0, "scan", done)
+    ev.to_csv(out / "evolution.csv")
+    series_figure(ds, table, path=out / "evolution.png", title=f"{len(done)} scans in name order")
 
 
 def _client_context(client: Any):

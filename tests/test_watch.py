@@ -46,6 +46,13 @@ def test_once_processes_every_scan_and_records_failures(tmp_path, image):
     assert ledger["scan_a"]["volume_fraction"] == pytest.approx(ledger["scan_b"]["volume_fraction"])
     assert not (tmp_path / "out" / "broken" / "report.html").exists()
     assert json.loads((tmp_path / "out" / "watch.json").read_text()) == json.loads(json.dumps(ledger))
+    # the done scans, in name order, as the steps of one experiment
+    import pandas as pd
+
+    ev = pd.read_csv(tmp_path / "out" / "evolution.csv", index_col="t")
+    assert list(ev.scan) == ["scan_a", "scan_b"]
+    assert ev.loc[0, "fraction_cbd"] == pytest.approx(ledger["scan_a"]["volume_fraction"]["cbd"])
+    assert (tmp_path / "out" / "evolution.png").exists()
     # a second pass does nothing new; a repaired scan is retried
     stamp = (tmp_path / "out" / "scan_a" / "report.html").stat().st_mtime_ns
     np.save(inbox / "broken.npy", image)
@@ -56,6 +63,14 @@ def test_once_processes_every_scan_and_records_failures(tmp_path, image):
     np.save(inbox / "scan_a.npy", image[:20])
     pipe.watch(inbox, tmp_path / "out", once=True)
     assert bigseg.open_volume(tmp_path / "out" / "scan_a" / "image.ome.zarr").shape == (20,) + image.shape[1:]
+    # scans of other sizes: each step's specific areas per its own volume
+    from bigseg.report import read_metrics
+
+    ev = pd.read_csv(tmp_path / "out" / "evolution.csv", index_col="t")
+    m = read_metrics(tmp_path / "out" / "scan_a")
+    area = float(m["area"].sel(phase_a="pore", phase_b="active"))
+    assert ev.loc[1, "scan"] == "scan_a"  # broken, scan_a, scan_b
+    assert ev.loc[1, "specific_area_pore_active"] == pytest.approx(area / (20 * 28 * 32))
 
 
 def test_bad_arguments(tmp_path):

@@ -44,7 +44,10 @@ def evolution(metrics: xr.Dataset, particles: pd.DataFrame | None = None) -> pd.
     phases = [str(p) for p in ds.phase.values]
     vs = ds.attrs.get("voxel_size", (1.0, 1.0, 1.0))
     vs = np.asarray(json.loads(vs) if isinstance(vs, str) else vs, np.float64)  # as read back from metrics.nc
-    total = float(ds.attrs.get("voxels", np.nan)) * float(np.prod(vs))
+    if "voxels" in ds.coords and "t" in ds.voxels.dims:  # per step (scans of a watch may differ in size)
+        total = ds.voxels.sum("phase").values.astype(np.float64) * float(np.prod(vs))
+    else:
+        total = float(ds.attrs.get("voxels", np.nan)) * float(np.prod(vs))
     out = pd.DataFrame(index=pd.Index(ds.t.values, name="t"))
     for i, p in enumerate(phases):
         out[f"fraction_{p}"] = ds.volume_fraction.values[:, i]

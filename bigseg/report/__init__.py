@@ -1,9 +1,9 @@
 """Figures and the HTML report (fixed phase colours in every figure)."""
 
-from ._html import write_report
+from ._html import read_metrics, write_report
 from ._metrics import metrics_figure
 from ._particles import particle_figure
 from ._series import series_figure
 from ._slices import label_rgba, orthoslices, timeslices
 
-__all__ = ["orthoslices", "timeslices", "label_rgba", "particle_figure", "metrics_figure", "series_figure", "write_report"]
+__all__ = ["orthoslices", "timeslices", "label_rgba", "particle_figure", "metrics_figure", "series_figure", "write_report", "read_metrics"]

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["write_report"]
+__all__ = ["write_report", "read_metrics"]
 
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
@@ -85,6 +85,21 @@ def _image(path: Path) -> str:
            f"<figcaption class='note'>{html.escape(path.name)}</figcaption></figure>"
 
 
+def read_metrics(run: str | os.PathLike):
+    """The metrics Dataset a pipeline run wrote (``metrics.nc``, else ``metrics.json``)."""
+    import xarray as xr
+
+    run = Path(run)
+    nc, js = run / "metrics.nc", run / "metrics.json"
+    if not run.is_dir() or not (nc.exists() or js.exists()):
+        raise InputError(f"Expected `run` to be a pipeline output folder holding metrics.nc or metrics.json. "
+                         f"Got {str(run)!r} instead.")
+    if nc.exists():
+        with xr.open_dataset(nc, engine="h5netcdf") as f:
+            return f.load()
+    return xr.Dataset.from_dict(json.loads(js.read_text()))
+
+
 def write_report(run: str | os.PathLike, *, path: str | os.PathLike | None = None, title: str | None = None) -> Path:
     """Write ``report.html`` (one self-contained file, figures embedded) for a pipeline run folder.
 
@@ -99,18 +114,9 @@ def write_report(run: str | os.PathLike, *, path: str | os.PathLike | None = Non
     The path of the report.
     """
     import pandas as pd
-    import xarray as xr
 
     run = Path(run)
-    nc, js = run / "metrics.nc", run / "metrics.json"
-    if not run.is_dir() or not (nc.exists() or js.exists()):
-        raise InputError(f"Expected `run` to be a pipeline output folder holding metrics.nc or metrics.json. "
-                         f"Got {str(run)!r} instead.")
-    if nc.exists():
-        with xr.open_dataset(nc, engine="h5netcdf") as f:
-            ds = f.load()
-    else:
-        ds = xr.Dataset.from_dict(json.loads(js.read_text()))
+    ds = read_metrics(run)
     info = json.loads((run / "run.json").read_text()) if (run / "run.json").exists() else {}
     parts = [f"<h1>{html.escape(title or 'bigseg report: ' + str(info.get('source', run.name)))}</h1>",
              f"<p class='note'>written {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M UTC}"
