@@ -33,7 +33,8 @@ DEFAULTS: dict[str, Any] = {
     "filters": {"align": False, "normalize": True, "median": 3, "gaussian": None, "unsharp": None},
     "predict": {"model": "default", "patch": None, "overlap": 0.5, "blend": "gaussian",
                 "sigma_scale": 0.125, "tta": False, "probabilities": False, "batch_size": None},
-    "measure": {"interfaces": "faces", "particles": True, "phase": "active", "split": True, "max_diameter": 40},
+    "measure": {"interfaces": "faces", "particles": True, "phase": "active", "split": True, "max_diameter": 40,
+                "particle_labels": False},
     "slurm": {"queue": None, "account": None, "cores": 8, "memory": "32GiB", "walltime": "01:00:00",
               "jobs": 1, "processes": 1},
 }
@@ -100,6 +101,8 @@ def _validate(cfg: dict[str, Any]) -> None:
     _check("measure.phase", isinstance(cfg["measure"]["phase"], str) and bool(cfg["measure"]["phase"]),
            "to be a phase name", cfg["measure"]["phase"])
     _check("measure.split", isinstance(cfg["measure"]["split"], bool), "to be true or false", cfg["measure"]["split"])
+    _check("measure.particle_labels", isinstance(cfg["measure"]["particle_labels"], bool), "to be true or false",
+           cfg["measure"]["particle_labels"])
     _check("measure.max_diameter", _is_pos_int(cfg["measure"]["max_diameter"]), "to be a positive integer (voxels)",
            cfg["measure"]["max_diameter"])
     _check("measure.interfaces", cfg["measure"]["interfaces"] in ("faces", "marching_cubes"), "to be 'faces' or 'marching_cubes'", cfg["measure"]["interfaces"])

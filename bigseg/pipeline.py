@@ -138,7 +138,10 @@ class Pipeline:
         the scans are first ingested as they are into ``dest/raw.ome.zarr`` and moved onto the
         first one (:func:`bigseg.filters.align`, shifts in ``dest/alignment.json``);
         ``image.ome.zarr`` holds the aligned series (cropped to the region all scans cover) and
-        a ``truth`` series on the raw scans' grid is moved the same way. ``truth`` (a label volume) adds IoU/Dice scores against it. ``client``: a ``distributed.Client`` to run on, or a
+        a ``truth`` series on the raw scans' grid is moved the same way. With
+        ``measure.particle_labels: true`` the particles' instance labels go to
+        ``image.ome.zarr/labels/particles`` (value = ``id`` of ``particles.csv``; for a series
+        its ``track``), e.g. to look at the split in napari. ``truth`` (a label volume) adds IoU/Dice scores against it. ``client``: a ``distributed.Client`` to run on, or a
         cluster spec for :func:`bigseg.connect` (``"local"``, an address, ``"slurm"``, e.g.
         ``config.cluster``) started for this run and closed after; default: the current
         scheduler (an active client, else threads in this process).
@@ -259,6 +262,11 @@ class Pipeline:
             table = measure.particles(labels, phase=m["phase"], intensity=vol, split=m["split"],
                                       max_diameter=m["max_diameter"], progress=True)
             table.to_csv(out / "particles.csv", index=False)
+            if m["particle_labels"]:  # labels/particles: value = the table's id (a series: its track)
+                ids = measure.particle_labels(labels, phase=m["phase"], split=m["split"],
+                                              max_diameter=m["max_diameter"], progress=True)
+                save_labels(xr.DataArray(ids, dims=labels.dims), image, name="particles", instances=True,
+                            overwrite=True)
         timings["measure"] = time.perf_counter() - t
 
         t = time.perf_counter()

@@ -67,7 +67,8 @@ def test_pipeline_on_an_operando_series(tmp_path):
 
     truth = synth.series((24, 28, 32), steps=3, seed=2, chunks=16)
     image = synth.xct(truth, seed=2).compute()
-    pipe = Pipeline(chunks=(12, 16, 20), predict={"model": "threshold"}, measure={"max_diameter": 24})
+    pipe = Pipeline(chunks=(12, 16, 20), predict={"model": "threshold"},
+                    measure={"max_diameter": 24, "particle_labels": True})
     with pytest.warns(UserWarning, match="wider than `max_diameter`=24 voxels.*`measure.max_diameter`"):
         res = pipe.run(image, tmp_path / "s", truth=truth)  # the configured max_diameter reached particles()
     labels = bigseg.open_volume(res.labels)
@@ -82,6 +83,13 @@ def test_pipeline_on_an_operando_series(tmp_path):
                                    np.bincount(labels.values[t].ravel(), minlength=3) / labels.values[t].size)
         counts = res.particles[res.particles.t == t]
         assert ev.loc[t, "particles"] == len(counts)
+    # labels/particles: the instance labels, valued by track (the same particle keeps its value)
+    ids = bigseg.open_volume(Path(res.labels).parent / "particles").values
+    assert ids.shape == truth.shape and "phases" not in bigseg.open_volume(Path(res.labels).parent / "particles").attrs
+    for t in range(3):
+        one = res.particles[res.particles.t == t]
+        np.testing.assert_array_equal(np.bincount(ids[t].ravel(), minlength=one.track.max() + 1)[one.track],
+                                      one.voxels)
     assert "iou_cbd" in ev and str(tmp_path / "s" / "evolution.png") in res.figures
     assert str(tmp_path / "s" / "slices_over_time.png") in res.figures
     page = (tmp_path / "s" / "report.html").read_text()

@@ -159,6 +159,8 @@ def _write_multiscale(
             "properties": [{"label-value": i, "name": p} for i, p in enumerate(phases)],
             "source": {"image": "../../"},
         }
+    elif labels:  # instance labels (e.g. particle ids): no names, viewers pick the colours
+        meta["image-label"] = {"source": {"image": "../../"}}
     group.attrs["ome"] = meta
     times = _times(vol)
     group.attrs["bigseg"] = {
@@ -258,19 +260,23 @@ def save_labels(
     phases: list[str] | None = None,
     chunks: Any = None,
     levels: int = 1,
+    instances: bool = False,
     overwrite: bool = False,
     progress: bool = True,
 ) -> str:
     """Write a label volume into ``image_path/labels/name`` (OME-Zarr label image).
 
     The image's voxel size and unit are used; phases come from ``phases`` or
-    ``labels.attrs["phases"]``. Returns the label image's path.
+    ``labels.attrs["phases"]``, except for ``instances=True`` (one value per object, e.g.
+    :func:`bigseg.measure.particle_labels`: no phase names). Returns the label image's path.
     """
     image_path = Path(image_path)
     image = open_volume(image_path)
     vol, chunks = _prepare(labels, chunks=chunks, voxel_size=image.attrs["voxel_size"], phases=phases, unit=image.attrs["unit"])
-    if "phases" not in vol.attrs:
+    if "phases" not in vol.attrs and not instances:
         raise InputError("Expected `phases` (or `labels.attrs['phases']`) for a label image. Got None instead.")
+    if instances and not np.issubdtype(vol.dtype, np.integer):
+        raise InputError(f"Expected integer instance labels. Got dtype {vol.dtype} instead.")
     if vol.shape != image.shape:
         raise InputError(
             f"Expected `labels` to have the image's shape {image.shape}. Got {vol.shape} instead."

@@ -126,24 +126,68 @@ def _all_markers(results: list[np.ndarray]) -> np.ndarray:
 
 
 def particle_labels(labels: Any, *, phase: str | int = "active", split: bool = True, max_diameter: int = 40,
-                    h: float = 1.0, phases: Any = None) -> da.Array:
-    """Instance labels of the particles of one phase: a lazy int32 (z, y, x) dask array, 0 = none.
+                    h: float = 1.0, min_overlap: float = 0.5, phases: Any = None, progress: bool = False) -> da.Array:
+    """Instance labels of the particles of one phase, numbered as :func:`particles` numbers its
+    rows: a lazy int32 dask array, 0 = none, value = the table's ``id`` (raster order of each
+    particle's first voxel, independent of the chunking) or, for a (t, z, y, x) series, its
+    ``track`` (the same particle has the same value at every step, e.g. one colour in napari).
 
-    One pass over ``labels`` runs at once (the blocks' face labels to stitch components, or the
-    split markers); writing or computing the result runs the second. Ids are consistent across blocks (a particle crossing block borders has one id) but their
-    numbering depends on the chunking; :func:`particles` numbers them by raster order. See
-    :func:`particles` for ``split``, ``max_diameter`` and ``h``. A 3D volume only.
+    Two passes over ``labels`` run at once (the split markers, then the numbering: each block's
+    particles, first voxels and, for a series, overlaps with the next step); writing or
+    computing the result runs the last. See :func:`particles` for ``split``, ``max_diameter``,
+    ``h`` and ``min_overlap``.
     """
     lab, idx, depth, h = _parse(labels, phase, split, max_diameter, h, phases)
-    if lab.series:
-        raise InputError(f"Expected `labels` to be a 3D (z, y, x) volume. Got dims {lab.vol.dims} instead; "
-                         "pass one time step, e.g. labels.isel(t=0).")
-    codes = lab.frames()[0]
-    markers = None
-    if split:
-        parts = _markers(codes, phase=idx, depth=depth, spacing=lab.voxel_size, h=h)
-        markers = _all_markers(list(compute(*parts, desc="particle markers", progress=False)))
-    return _ids_graph(codes, phase=idx, split=split, depth=depth, spacing=lab.voxel_size, markers=markers)
+    min_overlap = parse_in_range("min_overlap", min_overlap, 0.0, 1.0, closed="right")
+    frames = lab.frames()
+    ids_frames = []
+    for codes in frames:
+        markers = None
+        if split:
+            parts = _markers(codes, phase=idx, depth=depth, spacing=lab.voxel_size, h=h)
+            markers = _all_markers(list(compute(*parts, desc="particle markers", progress=progress)))
+        ids_frames.append(_ids_graph(codes, phase=idx, split=split, depth=depth, spacing=lab.voxel_size,
+                                     markers=markers))
+    numbering = [block_results(_numbering_block, ids, depth=0) for ids in ids_frames]
+    overlaps = [block_results(_overlap_block, a, b, depth=0) for a, b in zip(ids_frames, ids_frames[1:])]
+    res = _regroup(list(compute(*[p for g in numbering + overlaps for p in g], desc="particle numbering",
+                                progress=progress)), numbering + overlaps)
+    order = []  # per frame: (voxels per particle, block-level ids), in table order
+    for blocks in res[:len(frames)]:
+        raw = np.concatenate([b[1] for b in blocks])
+        df = pd.DataFrame({"raw": raw, "first": np.concatenate([b[2] for b in blocks]),
+                           "voxels": np.concatenate([b[3] for b in blocks])})
+        g = df.groupby("raw").agg({"first": "min", "voxels": "sum"}).sort_values("first")
+        order.append((g[["voxels"]].reset_index(drop=True), g.index.to_numpy(np.int64)))
+    values = (_tracks(order, res[len(frames):], min_overlap) if lab.series
+              else [np.arange(1, len(raw) + 1) for _, raw in order])
+    out = []
+    for ids, blocks, (_, raw), val in zip(ids_frames, res, order, values):
+        value_of = pd.Series(val, index=raw)
+        luts = {b[0]: (b[1], value_of.loc[b[1]].to_numpy(np.int32)) for b in blocks}
+        out.append(map_with_halo(_relabel_block, ids, depth=0, dtype=np.int32,
+                                 block_kwargs=lambda geom, luts=luts: dict(zip(("raw", "value"), luts[geom.origin]))))
+    return da.stack(out) if lab.series else out[0]
+
+
+def _numbering_block(ids: np.ndarray, geom: BlockGeometry) -> tuple:
+    """The block's particles (block-level ids, sorted), their first voxel (smallest global linear
+    index) and voxel counts."""
+    flat = ids.ravel()
+    where = np.flatnonzero(flat > 0)
+    uniq, inv, counts = np.unique(flat[where], return_inverse=True, return_counts=True)
+    glob = np.ravel_multi_index(tuple(c + o for c, o in zip(np.unravel_index(where, ids.shape), geom.origin)),
+                                geom.volume)
+    first = np.full(len(uniq), np.iinfo(np.int64).max, np.int64)
+    np.minimum.at(first, inv.ravel(), glob)
+    return geom.origin, uniq.astype(np.int64), first, counts.astype(np.int64)
+
+
+def _relabel_block(ids: np.ndarray, geom: BlockGeometry, *, raw: np.ndarray, value: np.ndarray) -> np.ndarray:
+    out = np.zeros(ids.shape, np.int32)
+    sel = ids > 0
+    out[sel] = value[np.searchsorted(raw, ids[sel])]
+    return out
 
 
 def _parse(labels, phase, split, max_diameter, h, phases) -> tuple[Labels, int, int, float]:

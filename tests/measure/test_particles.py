@@ -94,9 +94,11 @@ def test_split_table_does_not_depend_on_chunking(electrode):
         pd.testing.assert_frame_equal(one, other, check_exact=False, rtol=1e-9, atol=1e-12)
     assert len(one) > len(particles(lab, split=False))  # touching particles were split apart
     assert one.voxels.sum() == (lab == 2).sum()  # every active voxel belongs to one particle
-    ids = particle_labels(da.from_array(lab, chunks=(7, 11, 13)), split=True, max_diameter=30).compute()
-    assert len(np.unique(ids[ids > 0])) == len(one)
-    np.testing.assert_array_equal(np.sort(np.bincount(ids.ravel())[1:]), np.sort(one.voxels.to_numpy()))
+    for chunks in ((7, 11, 13), (30, 12, 40)):  # label value = the table's id, for any chunking
+        ids = particle_labels(da.from_array(lab, chunks=chunks), split=True, max_diameter=30).compute()
+        np.testing.assert_array_equal(np.bincount(ids.ravel(), minlength=len(one) + 1)[1:], one.voxels.to_numpy())
+        z = np.nonzero(ids)[0]
+        np.testing.assert_allclose(np.bincount(ids[ids > 0], weights=z)[1:] / one.voxels.to_numpy(), one.centroid_z)
 
 
 def test_two_touching_balls_are_split_and_measured():
@@ -241,6 +243,15 @@ def test_particles_are_tracked_through_a_series():
         assert list(by_x.track) == [1, 3, 5, 4]
         assert by_x.voxels.iloc[1] > by_x.voxels.iloc[2]
         assert 2 not in set(t1.track)  # B ended
+    # the instance labels of a series carry the track: one value per particle through time
+    ids = particle_labels(da.from_array(series, chunks=(1, 11, 17, 23)), split=False).compute()
+    assert ids.shape == series.shape and ids.dtype == np.int32
+    tab = particles(series, split=False)
+    for t in (0, 1):
+        one = tab[tab.t == t]
+        np.testing.assert_array_equal(np.bincount(ids[t].ravel(), minlength=6)[one.track.to_numpy()],
+                                      one.voxels.to_numpy())
+        assert set(np.unique(ids[t])) - {0} == set(one.track)
     from bigseg.kernels.particles import mutual_matches
 
     pairs = np.array([[1, 1], [1, 2], [2, 2]])
