@@ -13,7 +13,7 @@ import pandas as pd
 
 from .._parse import parse_in_range, parse_positive_float, parse_positive_int
 from ..errors import InputError
-from ..io._volume import as_volume
+from ..io._volume import as_volume, frame_arrays
 from ..kernels.particles import (PARTIAL_KEYS, block_components, label_points, mutual_matches, overlap_counts,
                                   particle_markers, particle_partials, split_particles, stitch_components)
 from ..runtime._progress import compute
@@ -125,6 +125,24 @@ def _all_markers(results: list[np.ndarray]) -> np.ndarray:
     return np.sort(np.concatenate([np.asarray(r, np.int64) for r in results])) if results else np.zeros(0, np.int64)
 
 
+def _frame_ids(lab: Labels, idx: int, *, split: bool, depth: int, h: float, progress: bool,
+               also: list | None = None, check: Any = None) -> list[da.Array]:
+    """Pass 1 (with ``split``: the marker voxels of every block of every frame, one compute
+    together with the graphs ``also``, whose results go to ``check`` first), then the lazy
+    particle ids of every frame."""
+    also = also or []
+    frames = lab.frames()
+    mparts = [_markers(codes, phase=idx, depth=depth, spacing=lab.voxel_size, h=h) for codes in frames] if split else []
+    res = compute(*also, *[p for g in mparts for p in g],
+                  desc=f"particle markers ({lab.phases[idx]})" if split else "label values", progress=progress)
+    if check is not None:
+        check(list(res[:len(also)]))
+    found = _regroup(list(res[len(also):]), mparts)
+    ids = [_ids_graph(codes, phase=idx, split=split, depth=depth, spacing=lab.voxel_size,
+                      markers=_all_markers(found[t]) if split else None) for t, codes in enumerate(frames)]
+    return ids
+
+
 def particle_labels(labels: Any, *, phase: str | int = "active", split: bool = True, max_diameter: int = 40,
                     h: float = 1.0, min_overlap: float = 0.5, phases: Any = None, progress: bool = False) -> da.Array:
     """Instance labels of the particles of one phase, numbered as :func:`particles` numbers its
@@ -139,27 +157,20 @@ def particle_labels(labels: Any, *, phase: str | int = "active", split: bool = T
     """
     lab, idx, depth, h = _parse(labels, phase, split, max_diameter, h, phases)
     min_overlap = parse_in_range("min_overlap", min_overlap, 0.0, 1.0, closed="right")
-    frames = lab.frames()
-    ids_frames = []
-    for codes in frames:
-        markers = None
-        if split:
-            parts = _markers(codes, phase=idx, depth=depth, spacing=lab.voxel_size, h=h)
-            markers = _all_markers(list(compute(*parts, desc="particle markers", progress=progress)))
-        ids_frames.append(_ids_graph(codes, phase=idx, split=split, depth=depth, spacing=lab.voxel_size,
-                                     markers=markers))
+    nframes = len(lab.frames())
+    ids_frames = _frame_ids(lab, idx, split=split, depth=depth, h=h, progress=progress)
     numbering = [block_results(_numbering_block, ids, depth=0) for ids in ids_frames]
     overlaps = [block_results(_overlap_block, a, b, depth=0) for a, b in zip(ids_frames, ids_frames[1:])]
     res = _regroup(list(compute(*[p for g in numbering + overlaps for p in g], desc="particle numbering",
                                 progress=progress)), numbering + overlaps)
     order = []  # per frame: (voxels per particle, block-level ids), in table order
-    for blocks in res[:len(frames)]:
+    for blocks in res[:nframes]:
         raw = np.concatenate([b[1] for b in blocks])
         df = pd.DataFrame({"raw": raw, "first": np.concatenate([b[2] for b in blocks]),
                            "voxels": np.concatenate([b[3] for b in blocks])})
         g = df.groupby("raw").agg({"first": "min", "voxels": "sum"}).sort_values("first")
         order.append((g[["voxels"]].reset_index(drop=True), g.index.to_numpy(np.int64)))
-    values = (_tracks(order, res[len(frames):], min_overlap) if lab.series
+    values = (_tracks(order, res[nframes:], min_overlap) if lab.series
               else [np.arange(1, len(raw) + 1) for _, raw in order])
     out = []
     for ids, blocks, (_, raw), val in zip(ids_frames, res, order, values):
@@ -233,7 +244,7 @@ def particles(labels: Any, *, phase: str | int = "active", intensity: Any = None
       the two (a cracked particle continues as its largest piece; the other pieces, and
       particles that appear, start new tracks, numbered in order of appearance). Overlap
       tracking assumes the sample does not move between scans by more than a fraction of a
-      particle (register the scans first otherwise);
+      particle (align the scans first otherwise: :func:`bigseg.filters.align`);
 
     * ``voxels``; ``volume`` (``unit^3``); ``equivalent_diameter`` = (6 V / π)^(1/3) (``unit``);
     * ``surface_area`` (``unit^2``): the particle's smoothed marching-cubes area (3 × 3 × 3 mean
@@ -267,21 +278,14 @@ def particles(labels: Any, *, phase: str | int = "active", intensity: Any = None
             raise InputError(f"Expected `intensity` to have the shape of `labels` {tuple(lab.vol.shape)}. "
                              f"Got {tuple(inten.shape)} instead.")
     frames = lab.frames()
-    ifr = ([inten.data[i] for i in range(inten.shape[0])] if lab.series else [inten.data]) if inten is not None else None
+    ifr = frame_arrays(inten) if inten is not None else None
     # pass 1: values check and (split) the marker voxels of every block
     hists = _stats_graph(lab, hist_only=True)
-    mparts = [_markers(codes, phase=idx, depth=depth, spacing=lab.voxel_size, h=h) for codes in frames] if split else []
-    flat = [p for g in mparts for p in g]
-    res = compute(*hists, *flat, desc=f"particle markers ({lab.phases[idx]})" if split else "label values",
-                  progress=progress)
-    _check(lab, res[: len(hists)], allow_unlabelled=False)
-    found = _regroup(list(res[len(hists):]), mparts)
-    # pass 2: particle ids (stitched across blocks) and the per-block partial tables
-    graphs, ids_frames = [], []
-    for t, codes in enumerate(frames):
-        ids = _ids_graph(codes, phase=idx, split=split, depth=depth, spacing=lab.voxel_size,
-                         markers=_all_markers(found[t]) if split else None)
-        ids_frames.append(ids)
+    ids_frames = _frame_ids(lab, idx, split=split, depth=depth, h=h, progress=progress, also=hists,
+                            check=lambda res: _check(lab, res, allow_unlabelled=False))
+    # pass 2: the per-block partial tables of the particles (ids stitched across blocks)
+    graphs = []
+    for t, (ids, codes) in enumerate(zip(ids_frames, frames)):
         arrays = (ids, codes) + ((ifr[t],) if ifr is not None else ())
         fn = functools.partial(_partials_block, phase=idx, k=lab.k, spacing=lab.voxel_size)
         graphs.append(block_results(fn, *arrays, depth=_MC_HALO))
