@@ -35,32 +35,54 @@ def estimate_shifts(vol: Any, *, reference: int = 0, upsample: int = 10, sample:
     """(t, 3) float64 translation (z, y, x voxels) that moves each scan of a (t, z, y, x) series
     onto scan ``reference``: ``skimage.registration.phase_cross_correlation`` (to 1/``upsample``
     voxel, Guizar-Sicairos et al. 2008; plain cross-correlation of mean-free, Hann-tapered
-    sub-volumes) of the central ``sample``³ sub-volume of each scan against the reference's.
-    Only those sub-volumes are read. Reliable for shifts well below ``sample / 2``."""
-    from skimage.filters import window
-    from skimage.registration import phase_cross_correlation
-
+    sub-volumes) of the central ``sample``³ sub-volume of each scan against the reference's,
+    then once more on the sub-volumes that show the same part of the sample after the
+    whole-voxel part of that first estimate. Only those sub-volumes are read. Reliable for
+    shifts well below ``sample / 2``."""
     v = as_volume(vol, name="vol", ndim=4)
     ref = _reference(reference, v.shape[0])
     upsample = parse_positive_int("upsample", upsample)
     sample = parse_positive_int("sample", sample)
     if sample < 8:
         raise InputError(f"Expected `sample` of at least 8 voxels. Got {sample} instead.")
-    region = _central(tuple(v.shape[1:]), sample)
+    shape = tuple(v.shape[1:])
+    region = _central(shape, sample)
     crops = compute(*[v.data[(t, *region)] for t in range(v.shape[0])], desc="sub-volumes for alignment",
                     progress=progress)
-    w = window("hann", crops[ref].shape)  # no wrap-around edges in the Fourier transforms
+    coarse = np.array([_correlate(crops[ref], c, upsample) if t != ref else np.zeros(3) for t, c in enumerate(crops)])
+    # refine on the sub-volumes that show the same part of the sample: the reference's central
+    # region and the scan's region moved by the whole-voxel part of the first estimate
+    k = np.round(coarse).astype(int)
+    pairs = []
+    for t in range(v.shape[0]):
+        if t == ref:
+            continue
+        lo = [max(r.start, kk) for r, kk in zip(region, k[t])]
+        hi = [min(r.stop, n + kk) for r, n, kk in zip(region, shape, k[t])]
+        if any(b - a < 8 for a, b in zip(lo, hi)):
+            continue  # too little in common to refine: keep the first estimate
+        pairs.append((t, v.data[(ref, *[slice(a, b) for a, b in zip(lo, hi)])],
+                      v.data[(t, *[slice(a - kk, b - kk) for a, b, kk in zip(lo, hi, k[t])])]))
+    got = compute(*[(a, b) for _, a, b in pairs], desc="aligned sub-volumes", progress=progress)
+    out = coarse.copy()
+    for (t, _, _), (a, b) in zip(pairs, got):
+        out[t] = k[t] + _correlate(a, b, upsample)
+    return out
+
+
+def _correlate(fixed: Any, moving: Any, upsample: int) -> np.ndarray:
+    """Translation that moves ``moving`` onto ``fixed``: cross-correlation of the mean-free,
+    Hann-tapered arrays (no wrap-around edges; steadier than phase-only correlation here)."""
+    from skimage.filters import window
+    from skimage.registration import phase_cross_correlation
+
+    w = window("hann", np.shape(fixed))
 
     def tapered(c: Any) -> np.ndarray:
         c = np.asarray(c, np.float64)
         return (c - c.mean()) * w
 
-    fixed = tapered(crops[ref])
-    out = np.zeros((v.shape[0], 3))
-    for t, c in enumerate(crops):
-        if t != ref:  # plain cross-correlation of the tapered crops: steadier than phase-only here
-            out[t] = phase_cross_correlation(fixed, tapered(c), upsample_factor=upsample, normalization=None)[0]
-    return out
+    return phase_cross_correlation(tapered(fixed), tapered(moving), upsample_factor=upsample, normalization=None)[0]
 
 
 def align(vol: Any, *, reference: int = 0, shifts: Any = None, upsample: int = 10, sample: int = 128,
