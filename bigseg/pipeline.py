@@ -141,10 +141,14 @@ class Pipeline:
         a ``truth`` series on the raw scans' grid is moved the same way. With
         ``measure.particle_labels: true`` the particles' instance labels go to
         ``image.ome.zarr/labels/particles`` (value = ``id`` of ``particles.csv``; for a series
-        its ``track``), e.g. to look at the split in napari. ``truth`` (a label volume) adds IoU/Dice scores against it. ``client``: a ``distributed.Client`` to run on, or a
-        cluster spec for :func:`bigseg.connect` (``"local"``, an address, ``"slurm"``, e.g.
-        ``config.cluster``) started for this run and closed after; default: the current
-        scheduler (an active client, else threads in this process).
+        its ``track``), e.g. to look at the split in napari.
+
+        ``source``: a path any reader accepts, a list of them (the scans of a series, see
+        :func:`bigseg.ingest`) or an array. ``truth`` (a label volume) adds IoU/Dice scores
+        against it. ``client``: a ``distributed.Client`` to run on, or a cluster spec for
+        :func:`bigseg.connect` (``"local"``, an address, ``"slurm"``, e.g. ``config.cluster``)
+        started for this run and closed after; default: the current scheduler (an active client,
+        else threads in this process).
         """
         with _client_context(client):
             return self._run(source, dest, resume=resume, truth=truth)

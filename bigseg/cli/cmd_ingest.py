@@ -33,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
     with cluster_from_args(args):
         vol = ingest(
             args.source if len(args.source) > 1 else args.source[0], args.dest,
-            times=args.times.split(",") if args.times else None, chunks=parse_triple(args.chunks, int), voxel_size=parse_triple(args.voxel_size),
+            times=args.times.split(",") if args.times else None, chunks=parse_triple(args.chunks, int),
+            voxel_size=parse_triple(args.voxel_size),
             unit=args.unit, dataset=args.dataset, dtype=args.dtype, shape=parse_triple(args.shape, int),
             offset=args.offset, levels=args.levels, overwrite=args.overwrite,
         )

@@ -12,7 +12,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "synth", help="generate a synthetic electrode tomogram with exact labels (OME-Zarr)",
         description="Generate a three-phase electrode microstructure (0 pore, 1 cbd, 2 active) and its simulated "
-                    "X-ray tomogram, block by block, into an OME-Zarr image with the exact labels in labels/truth (so that `bigseg segment` can write labels/segmentation beside them).",
+                    "X-ray tomogram, block by block, into an OME-Zarr image with the exact labels in "
+                    "labels/truth (so that `bigseg segment` can write labels/segmentation beside them).",
     )
     p.add_argument("dest", help="OME-Zarr folder to create (e.g. synth.ome.zarr)")
     p.add_argument("--shape", default="128", help="edge, or z,y,x voxels (default 128)")

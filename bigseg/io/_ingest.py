@@ -11,15 +11,15 @@ from __future__ import annotations
 import glob as globmod
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Sequence
 from typing import Any
 
 import dask.array as da
-from dask.base import tokenize
 import numpy as np
 import xarray as xr
+from dask.base import tokenize
 
 from .._parse import parse_chunks, parse_positive_int, parse_tuple, parse_voxel_size
 from ..errors import InputError, OutputExistsError, SourceNotFoundError, VolumeFormatError
