@@ -32,10 +32,10 @@ def evolution(metrics: xr.Dataset, particles: pd.DataFrame | None = None) -> pd.
     interface area per volume, ``unit^-1``); with a reference, ``iou_<phase>``; with particles,
     ``particles`` (count), ``particles_inside`` (not touching the border),
     ``particles_continued`` (whose track goes on from the step before; see ``track`` in
-    :func:`particles`) and
-    ``median_<quantity>`` over the particles inside the volume (equivalent diameter in
-    ``unit``, sphericity, detachment = pore contact, CBD and particle contact; NaN when no
-    particle lies inside). ``attrs`` hold the unit.
+    :func:`particles`) and ``median_<quantity>`` over the particles inside the volume
+    (equivalent diameter in ``unit``, sphericity, detachment = pore contact, CBD and particle
+    contact; NaN when no particle lies inside). ``attrs`` hold the unit. The interface areas
+    are divided by each step's own volume (its voxel count).
     """
     if not isinstance(metrics, xr.Dataset) or "volume_fraction" not in metrics:
         raise InputError("Expected `metrics` to be the Dataset of bigseg.measure.summary. "
