@@ -31,6 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="write one row per particle of --particle-phase (size, shape, contacts, detachment) to CSV, "
                         "and its histograms beside it (same name, .png)")
     p.add_argument("--particle-phase", default="active", help="phase of the particles (default active)")
+    p.add_argument("--particle-labels", default=None, metavar="NAME",
+                   help="also write the particles' instance labels into the image as labels/NAME (value = the id "
+                        "of the --particles table; for a series its track), e.g. to check the split in napari")
     p.add_argument("--no-split", action="store_true",
                    help="particles are connected components (default: touching particles split by a watershed)")
     p.add_argument("--max-diameter", type=int, default=40,
@@ -106,6 +109,23 @@ def _long_table(ds):
     return out[[c for c in cols if c in out]]
 
 
+def _write_particle_labels(labels, args: argparse.Namespace, phases) -> None:
+    """labels/NAME beside the measured label image (in the image that holds it)."""
+    import xarray as xr
+
+    from .. import measure
+    from ..io import save_labels
+
+    src = Path(labels.attrs["source"])
+    image = src.parent.parent if src.parent.name == "labels" else src
+    ids = measure.particle_labels(labels, phase=args.particle_phase, split=not args.no_split,
+                                  max_diameter=args.max_diameter, phases=phases, progress=args.progress)
+    dest = save_labels(xr.DataArray(ids, dims=labels.dims), image, name=args.particle_labels, instances=True,
+                       progress=args.progress)
+    print(f"wrote {dest}: particle instance labels ({args.particle_phase}; values = particle ids"
+          f"{', tracks through time' if 't' in labels.dims else ''})")
+
+
 def _shells_args(text: str) -> tuple[str, str, float]:
     from ..errors import InputError
 
@@ -134,6 +154,8 @@ def run(args: argparse.Namespace) -> int:
                              progress=args.progress) if shells else None)
         tau = (measure.tortuosity(labels, axis=args.tortuosity, phases=phases, progress=args.progress)
                if args.tortuosity else None)
+        if args.particle_labels:
+            _write_particle_labels(labels, args, phases)
     ds.attrs["labels"] = str(args.labels)
     print(_table(ds))
     if table is not None:

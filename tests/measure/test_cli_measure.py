@@ -72,3 +72,23 @@ def test_cli_measure_particles_shells_tortuosity(tmp_path, capsys):
     assert float(ds.tortuosity.values[0]) == float(tortuosity(vol, axis="z").tau.values[0])
     rc = main(["measure", str(image), "--shells", "active-cbd"])
     assert rc == 2 and "`--shells`" in capsys.readouterr().err
+
+
+def test_cli_writes_particle_instance_labels_beside_the_segmentation(tmp_path, capsys):
+    import bigseg
+
+    lab = np.zeros((20, 24, 28), np.uint8)
+    lab[4:10, 5:12, 5:12] = 2
+    lab[12:18, 14:20, 16:24] = 2
+    image = tmp_path / "scan.ome.zarr"
+    save_volume(lab.astype(np.float32), image, chunks=(7, 11, 13), progress=False)
+    save_labels(lab, image, phases=["pore", "cbd", "active"], chunks=(7, 11, 13), progress=False)
+    csv = tmp_path / "p.csv"
+    assert main(["measure", str(image / "labels" / "segmentation"), "--particles", str(csv),
+                 "--particle-labels", "particles"]) == 0
+    assert "particle instance labels" in capsys.readouterr().out
+    ids = bigseg.open_volume(image / "labels" / "particles").values
+    table = pd.read_csv(csv)
+    np.testing.assert_array_equal(np.bincount(ids.ravel())[1:], table.voxels.to_numpy())  # value = the table's id
+    # an existing label image is not overwritten
+    assert main(["measure", str(image / "labels" / "segmentation"), "--particle-labels", "particles"]) != 0
