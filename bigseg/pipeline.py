@@ -285,8 +285,9 @@ class Pipeline:
         metrics_figure(metrics, path=out / "metrics.png")
         figures.append(str(out / "metrics.png"))
         if "t" in metrics.dims:  # an operando series: every measurement over time, as a table and curves
-            measure.evolution(metrics, table).to_csv(out / "evolution.csv")
-            series_figure(metrics, table, path=out / "evolution.png", title="over time")
+            changes = measure.transitions(labels, progress=True) if labels.sizes["t"] > 1 else None
+            measure.evolution(metrics, table, changes).to_csv(out / "evolution.csv")
+            series_figure(metrics, table, transitions=changes, path=out / "evolution.png", title="over time")
             figures.append(str(out / "evolution.png"))
             timeslices(vol, labels, path=out / "slices_over_time.png", title="segmentation over time")
             figures.append(str(out / "slices_over_time.png"))

@@ -90,7 +90,7 @@ def test_pipeline_on_an_operando_series(tmp_path):
         one = res.particles[res.particles.t == t]
         np.testing.assert_array_equal(np.bincount(ids[t].ravel(), minlength=one.track.max() + 1)[one.track],
                                       one.voxels)
-    assert "iou_cbd" in ev and str(tmp_path / "s" / "evolution.png") in res.figures
+    assert "iou_cbd" in ev and "cbd_to_pore" in ev and str(tmp_path / "s" / "evolution.png") in res.figures
     assert str(tmp_path / "s" / "slices_over_time.png") in res.figures
     page = (tmp_path / "s" / "report.html").read_text()
     assert "Over time" in page and "last time step, t = 2" in page

@@ -147,6 +147,8 @@ def run(args: argparse.Namespace) -> int:
     intensity = open_volume(args.intensity) if args.intensity else None
     with cluster_from_args(args):
         ds = measure.summary(labels, method=args.method, truth=truth, phases=phases, progress=args.progress)
+        changes = (measure.transitions(labels, phases=phases, progress=args.progress)
+                   if "t" in labels.dims and labels.sizes["t"] > 1 else None)  # a series: phase changes per step
         table = (measure.particles(labels, phase=args.particle_phase, intensity=intensity, split=not args.no_split,
                                    max_diameter=args.max_diameter, phases=phases, progress=args.progress)
                  if args.particles else None)
@@ -174,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
                   f"diameter {inside.equivalent_diameter.median():.4g} {table.attrs['unit']}, median detachment "
                   f"{inside.detachment.median():.3f}; wrote {args.particles} and {png}")
     if "t" in ds.dims:
-        ev = measure.evolution(ds, table)
+        ev = measure.evolution(ds, table, changes)
         print(f"over time (specific areas in 1/{ev.attrs['unit']}, particle medians over those inside the volume):")
         print(ev.T.to_string(float_format=lambda v: f"{v:.4g}"))
     if sh is not None:
@@ -200,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
         from ..report import metrics_figure, series_figure
 
         if "t" in ds.dims:  # a series: every measurement over time
-            series_figure(ds, table, path=args.plot, title=str(args.labels))
+            series_figure(ds, table, transitions=changes, path=args.plot, title=str(args.labels))
         else:
             metrics_figure(ds, path=args.plot)
         print(f"wrote {args.plot}")

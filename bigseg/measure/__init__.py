@@ -12,7 +12,7 @@ from ._shells import shells
 from ._tortuosity import tortuosity
 from ._scores import agreement, confusion, scores
 from ._summary import summary
-from ._evolution import evolution
+from ._evolution import evolution, transitions
 from ._uncertainty import over_samples, perturbation_spread, probability_uncertainty, spread
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "agreement",
     "summary",
     "evolution",
+    "transitions",
     "spread",
     "over_samples",
     "perturbation_spread",

@@ -3,20 +3,50 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 from ..errors import InputError
+from ..io._volume import as_volume
 
-__all__ = ["evolution"]
+__all__ = ["evolution", "transitions"]
 
 #: particle columns summarised per time step (medians over the particles inside the volume)
 PARTICLE_MEDIANS = ("equivalent_diameter", "sphericity", "detachment", "contact_cbd", "contact_particle")
 
 
-def evolution(metrics: xr.Dataset, particles: pd.DataFrame | None = None) -> pd.DataFrame:
+def transitions(labels: Any, *, phases: Any = None, progress: bool = False) -> xr.DataArray:
+    """Voxels that change phase from each scan of a (t, z, y, x) series to the next, e.g. CBD
+    that became pore (detachment) or pore that became active material (swelling).
+
+    Returns
+    -------
+    DataArray ``transitions`` (t, from_phase, to_phase): the fraction of the volume (0-1) that
+    was ``from_phase`` at the step before ``t`` and is ``to_phase`` at ``t``, for every step but
+    the first (the diagonal: what stayed); ``attrs["voxels"]`` per step. Exact for any chunking
+    (the per-block confusion counts of consecutive scans, :func:`confusion`). The scans must be
+    aligned (:func:`bigseg.filters.align`).
+    """
+    from ._scores import confusion
+
+    lab = as_volume(labels, name="labels", ndim=4)
+    if lab.sizes["t"] < 2:
+        raise InputError(f"Expected `labels` to hold at least 2 time steps. Got {lab.sizes['t']} instead.")
+    counts = confusion(lab.isel(t=slice(0, -1)), lab.isel(t=slice(1, None)), phases=phases, progress=progress)
+    total = counts.sum(("truth_phase", "pred_phase"))
+    out = (counts / total).rename(truth_phase="from_phase", pred_phase="to_phase")
+    out = out.assign_coords(t=lab["t"].values[1:])
+    out.name = "transitions"
+    out.attrs = {"units": "volume fraction", "voxels": int(total.values[0]),
+                 **{k: v for k, v in counts.attrs.items() if k in ("voxel_size", "unit", "shape")}}
+    return out
+
+
+def evolution(metrics: xr.Dataset, particles: pd.DataFrame | None = None,
+              transitions: xr.DataArray | None = None) -> pd.DataFrame:
     """One row per time step of a series: what :func:`summary` and :func:`particles` measured,
     side by side, ready to plot or save (``.to_csv``).
 
@@ -25,6 +55,7 @@ def evolution(metrics: xr.Dataset, particles: pd.DataFrame | None = None) -> pd.
     metrics : Dataset from :func:`bigseg.measure.summary` of a (t, z, y, x) series (a single
         volume gives one row)
     particles : optional table from :func:`bigseg.measure.particles` of the same series
+    transitions : optional :func:`transitions` of the same series
 
     Returns
     -------
@@ -34,8 +65,10 @@ def evolution(metrics: xr.Dataset, particles: pd.DataFrame | None = None) -> pd.
     ``particles_continued`` (whose track goes on from the step before; see ``track`` in
     :func:`particles`) and ``median_<quantity>`` over the particles inside the volume
     (equivalent diameter in ``unit``, sphericity, detachment = pore contact, CBD and particle
-    contact; NaN when no particle lies inside). ``attrs`` hold the unit. The interface areas
-    are divided by each step's own volume (its voxel count).
+    contact; NaN when no particle lies inside); with transitions, ``<a>_to_<b>`` for every pair
+    of different phases (the fraction of the volume that changed from a to b since the step
+    before; NaN at the first step). ``attrs`` hold the unit. The interface areas are divided by
+    each step's own volume (its voxel count).
     """
     if not isinstance(metrics, xr.Dataset) or "volume_fraction" not in metrics:
         raise InputError("Expected `metrics` to be the Dataset of bigseg.measure.summary. "
@@ -74,5 +107,11 @@ def evolution(metrics: xr.Dataset, particles: pd.DataFrame | None = None) -> pd.
         for col in PARTICLE_MEDIANS:
             if col in inside:
                 out[f"median_{col}"] = inside.groupby("t")[col].median().reindex(out.index)
+    if transitions is not None:
+        for a in transitions.from_phase.values:
+            for b in transitions.to_phase.values:
+                if a != b:
+                    col = transitions.sel(from_phase=a, to_phase=b).to_series()
+                    out[f"{a}_to_{b}"] = col.reindex(out.index).to_numpy()
     out.attrs["unit"] = str(ds.attrs.get("unit", "voxel"))
     return out

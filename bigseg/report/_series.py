@@ -22,26 +22,29 @@ def _whole_tracks(particles: Any):
     return inside[inside["track"].isin(keep)] if len(keep) and steps > 1 else None
 
 
-def series_figure(metrics: Any, particles: Any = None, *, path: str | os.PathLike | None = None,
-                  title: str | None = None, dpi: int = 110):
+def series_figure(metrics: Any, particles: Any = None, *, transitions: Any = None,
+                  path: str | os.PathLike | None = None, title: str | None = None, dpi: int = 110):
     """Curves over ``t`` of :func:`bigseg.measure.evolution` (``metrics`` from
     :func:`bigseg.measure.summary` of a series, optional ``particles`` table): volume fractions,
     specific interface areas, per-phase IoU (with a reference) and, with particles, their count
     and median size (inside the volume) and median contact fractions (detachment = pore
-    contact), and the detachment of every particle tracked inside the volume through all steps
-    (``track``), in the fixed phase colours. Returns the Figure (closed when ``path`` is given).
+    contact), the detachment of every particle tracked inside the volume through all steps
+    (``track``) and, with ``transitions`` (:func:`bigseg.measure.transitions`), the volume that
+    changed from one phase to another since the step before (line in the first phase's colour,
+    markers in the second's), in the fixed phase colours. Returns the Figure (closed when ``path`` is given).
     """
     plt = pyplot(path)
     from ..measure import evolution
 
-    ev = evolution(metrics, particles)
+    ev = evolution(metrics, particles, transitions)
     unit = ev.attrs["unit"]
     t = ev.index.to_numpy()
     phases = [c[len("fraction_"):] for c in ev.columns if c.startswith("fraction_")]
     colour = {p: tuple(v / 255 for v in phase_colour(p, i)[:3]) for i, p in enumerate(phases)}
     full = _whole_tracks(particles)
-    panels = ["fractions", "areas"] + (["iou"] if f"iou_{phases[0]}" in ev else []) \
-        + (["particles", "contacts"] if "particles" in ev else []) + (["tracks"] if full is not None else [])
+    changes = [(a, b) for a in phases for b in phases if a != b and f"{a}_to_{b}" in ev]
+    panels = (["fractions", "areas"] + (["changes"] if changes else []) + (["iou"] if f"iou_{phases[0]}" in ev else [])
+              + (["particles", "contacts"] if "particles" in ev else []) + (["tracks"] if full is not None else []))
     ncols = min(3, len(panels))
     nrows = -(-len(panels) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.4 * nrows), constrained_layout=True, squeeze=False)
@@ -76,6 +79,13 @@ def series_figure(metrics: Any, particles: Any = None, *, path: str | os.PathLik
             ax2.plot(t, ev["median_equivalent_diameter"], color=colour.get("active", "C1"), linestyle="--", **style)
             ax2.set_ylabel(f"median equivalent diameter [{unit}] (dashed)")
             ax.set_title("particles")
+        elif panel == "changes":
+            for a, b in changes:
+                ax.plot(t, ev[f"{a}_to_{b}"], color=colour.get(a, "0.3"), markerfacecolor=colour.get(b, "0.3"),
+                        markeredgecolor=colour.get(b, "0.3"), label=f"{a} → {b}", **style)
+            ax.set_ylabel("volume fraction changed since the step before")
+            ax.set_title("phase changes")
+            ax.legend(fontsize=7, ncol=2)
         elif panel == "tracks":
             wide = full.pivot(index="t", columns="track", values="detachment")
             ax.plot(wide.index, wide.to_numpy(), color=colour.get("pore", "black"), alpha=0.25, linewidth=0.8)

@@ -47,10 +47,23 @@ def test_evolution_rows_equal_the_measurements_of_each_step(series):
     for t in (1, 2):  # particles whose track was there one step before
         assert ev.loc[t, "particles_continued"] == len(set(tab[tab.t == t].track) & set(tab[tab.t == t - 1].track))
     assert np.isnan(ev.loc[0, "particles_continued"]) and ev.loc[2, "particles_continued"] > 0
-    fig = series_figure(m, tab)
+    # phase changes between consecutive steps: the confusion of step t-1 against step t
+    changes = measure.transitions(lazy)
+    assert changes.dims == ("t", "from_phase", "to_phase") and list(changes.t.values) == [1, 2]
+    for t in (1, 2):
+        before, after = lab.values[t - 1], lab.values[t]
+        np.testing.assert_allclose(float(changes.sel(t=t, from_phase="cbd", to_phase="pore")),
+                                   np.mean((before == 1) & (after == 0)))
+        np.testing.assert_allclose(float(changes.sel(t=t).sum()), 1.0)
+    ev = measure.evolution(m, tab, changes)
+    assert np.isnan(ev.loc[0, "cbd_to_pore"]) and ev.loc[2, "cbd_to_pore"] == float(changes.sel(
+        t=2, from_phase="cbd", to_phase="pore"))
+    with pytest.raises(InputError, match="2 time steps"):
+        measure.transitions(lab.isel(t=[0]))
+    fig = series_figure(m, tab, transitions=changes)
     titles = [ax.get_title() for ax in fig.axes if ax.get_visible() and ax.get_title()]
-    assert titles[:5] == ["phases", "interfaces", "scores", "particles", "particle contacts"]
-    assert len(titles) == 6 and "tracked through every step" in titles[5]
+    assert titles[:6] == ["phases", "interfaces", "phase changes", "scores", "particles", "particle contacts"]
+    assert len(titles) == 7 and "tracked through every step" in titles[6]
     # a single volume is one row; bad inputs are refused by name
     assert len(measure.evolution(measure.summary(lab.isel(t=0)))) == 1
     with pytest.raises(InputError, match="`metrics`"):
@@ -67,6 +80,6 @@ def test_cli_measure_series_prints_and_draws_the_evolution(series, tmp_path, cap
     png, csv = tmp_path / "ev.png", tmp_path / "p.csv"
     assert main(["measure", str(image), "--particles", str(csv), "--no-split", "--plot", str(png)]) == 0
     out = capsys.readouterr().out
-    assert "over time" in out and "median_detachment" in out and "3 time steps" in out
+    assert "over time" in out and "median_detachment" in out and "3 time steps" in out and "cbd_to_pore" in out
     assert png.stat().st_size > 20_000 and png.read_bytes()[:4] == b"\x89PNG"
     assert pd.read_csv(csv).t.nunique() == 3
