@@ -52,6 +52,16 @@ def run_case(code: str, *, env: dict | None = None, timeout: float | None = None
     return result
 
 
+def fresh_workdir(path: str | os.PathLike) -> Path:
+    """An empty scratch folder for one benchmark run (whatever an earlier run left is removed)."""
+    import shutil
+
+    work = Path(path)
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    return work
+
+
 def machine() -> dict:
     return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
             "python": platform.python_version(), "date": time.strftime("%Y-%m-%d")}

@@ -30,7 +30,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _util import run_case, save  # noqa: E402
+from _util import fresh_workdir, run_case, save  # noqa: E402
 
 OURS = """
 import json, time, warnings, numpy as np, bigseg.measure as bm
@@ -79,9 +79,7 @@ def main() -> None:
     args = ap.parse_args()
     import bigseg
 
-    work = Path(args.workdir)
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    work = fresh_workdir(args.workdir)
     path = str(work / "labels.ome.zarr")
     n = args.size
     bigseg.save_volume(bigseg.synth.electrode((n, n, n), radius=(8, 2), seed=1, chunks=args.chunks), path,

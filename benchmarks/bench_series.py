@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _util import run_case, save  # noqa: E402
+from _util import fresh_workdir, run_case, save  # noqa: E402
 
 CASE = """
 import json, time, warnings, numpy as np, bigseg
@@ -54,9 +54,7 @@ def main() -> None:
 
     from bigseg import synth
 
-    work = Path(args.workdir)
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    work = fresh_workdir(args.workdir)
     n, steps = args.size, args.steps
     labels = synth.series((n, n, n), steps=steps, seed=3, chunks=64).values
     drift = np.vstack([[0, 0, 0], np.random.default_rng(0).integers(-4, 5, (steps - 1, 3))]).astype(float)
