@@ -14,7 +14,7 @@ from .._parse import parse_positive_int
 from ..errors import InputError
 from ..io._volume import as_volume
 from ..kernels import filters as K
-from ..ops import map_overlap_exact
+from ..ops import map_overlap_exact, to_numpy
 from ..runtime import compute
 
 __all__ = ["align", "estimate_shifts"]
@@ -79,7 +79,7 @@ def _correlate(fixed: Any, moving: Any, upsample: int) -> np.ndarray:
     w = window("hann", np.shape(fixed))
 
     def tapered(c: Any) -> np.ndarray:
-        c = np.asarray(c, np.float64)
+        c = np.asarray(to_numpy(c), np.float64)  # CuPy blocks too: the crops are small
         return (c - c.mean()) * w
 
     return phase_cross_correlation(tapered(fixed), tapered(moving), upsample_factor=upsample, normalization=None)[0]
