@@ -40,3 +40,14 @@ def test_gaussian_unsharp_gpu_match_cpu(vol):
     np.testing.assert_allclose(cp.asnumpy(g), ndi.gaussian_filter(vol, 1.1), rtol=1e-5, atol=1e-5)
     u = bf.unsharp(_gpu(vol, 16), radius=3, amount=0.6, nan_policy="propagate").data.compute()
     np.testing.assert_allclose(cp.asnumpy(u), K.unsharp(vol, (3, 3, 3), 0.6), rtol=1e-5, atol=1e-5)
+
+
+def test_align_gpu_matches_cpu(vol):
+    ser = np.stack([vol, ndi.shift(vol, (1.5, -2.0, 0.5), order=1, mode="nearest")])
+    gpu = da.from_array(ser, chunks=(1, 17, 23, 30)).map_blocks(cp.asarray, meta=cp.empty((0, 0, 0, 0), ser.dtype))
+    out = bf.align(gpu)
+    cpu = bf.align(ser)
+    np.testing.assert_allclose(out.attrs["shifts"], cpu.attrs["shifts"], atol=1e-6)
+    got = out.data.compute()
+    assert isinstance(got, cp.ndarray)
+    np.testing.assert_allclose(cp.asnumpy(got), cpu.values, rtol=1e-5, atol=1e-5)
