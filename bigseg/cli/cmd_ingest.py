@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ._common import add_cluster_args, cluster_from_args, parse_triple
 
@@ -39,4 +40,8 @@ def run(args: argparse.Namespace) -> int:
             offset=args.offset, levels=args.levels, overwrite=args.overwrite,
         )
     print(f"wrote {args.dest}: shape {vol.shape}, dtype {vol.dtype}, voxel size {vol.attrs['voxel_size']} {vol.attrs['unit']}")
+    if args.voxel_size is None and tuple(vol.attrs["voxel_size"]) == (1.0, 1.0, 1.0):
+        print(f"note: the source gave no voxel size and --voxel-size was not passed, so a voxel is taken as "
+              f"1 {vol.attrs['unit']}: sizes and areas will be in those units (write it again with --voxel-size "
+              "to fix)", file=sys.stderr)
     return 0

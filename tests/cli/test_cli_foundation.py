@@ -38,6 +38,9 @@ def test_ingest_then_info(tmp_path, odd_volume):
     out = run("ingest", tmp_path / "v.npy", tmp_path / "v.ome.zarr", "--chunks", "10,17,30", "--voxel-size", "2,1,1",
               "--unit", "um", "--levels", "2")
     assert "wrote" in out.stdout and "(37, 53, 71)" in out.stdout
+    assert "no voxel size" not in out.stderr
+    bare = run("ingest", tmp_path / "v.npy", tmp_path / "b.ome.zarr")  # no voxel size anywhere: said so
+    assert "no voxel size" in bare.stderr and "--voxel-size" in bare.stderr
     text = run("info", tmp_path / "v.ome.zarr").stdout
     assert "37 x 53 x 71" in text and "10 x 17 x 30" in text and "2 x 1 x 1 um" in text and "uint16" in text
     info = json.loads(run("info", tmp_path / "v.ome.zarr", "--json").stdout)
