@@ -10,7 +10,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Watch INBOX and run the whole pipeline on every scan that appears there (TIFF file "
                                    "or folder of TIFF slices, HDF5, .npy, zarr/OME-Zarr) once it has stopped changing, "
                                    "each into OUT/<scan name> with its report.html. OUT/watch.json records what was "
-                                   "done or failed; a failed scan is retried when its files change. Ctrl-C stops.")
+                                   "done or failed; a failed scan is retried when its files change. Once two scans are "
+                                   "done, OUT/evolution.csv and OUT/evolution.png follow them in name order as the "
+                                   "steps of one experiment. Ctrl-C stops.")
     p.add_argument("inbox", help="folder the scans arrive in")
     p.add_argument("--out", required=True, help="output folder (one sub-folder per scan)")
     p.add_argument("--config", default=None, help="run configuration YAML (model, filters, chunks, voxel size, ...)")
