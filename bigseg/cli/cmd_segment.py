@@ -18,7 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "IMAGE/labels/NAME (or a separate OME-Zarr with --out). --model: a trained network "
                     "('default' = the bundled model, or a checkpoint path) through bigseg.predict, blended "
                     "seam-free across blocks, input normalised as the model was trained. --method: multi-Otsu "
-                    "threshold, k-means on grey level + Sobel, seeded watershed, random forest on sparse labels.")
+                    "threshold, k-means on grey level + Sobel, seeded watershed, random forest on sparse labels. "
+                    "A (t, z, y, x) series is segmented scan by scan, each as if it were alone (labels (t, z, y, x)).")
     p.add_argument("source", help="input OME-Zarr image")
     how = p.add_mutually_exclusive_group(required=True)
     how.add_argument("--model", default=None, help="'default' (bundled model) or a checkpoint path (.pt)")
