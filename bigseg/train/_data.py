@@ -30,13 +30,24 @@ def normalize_image(image: Any, *, low: float = 0.5, high: float = 99.5) -> tupl
 
 
 def load_pair(image: Any, labels: Any, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Validated in-memory (z, y, x) float32 image and uint8 labels (255 = unlabelled)."""
-    img = as_volume(image, name="image")
-    lab = as_volume(labels, name="labels")
+    """Validated in-memory (z, y, x) float32 image and uint8 labels (255 = unlabelled).
+
+    A (t, z, y, x) series with labels in one time step only (e.g. slices annotated in one scan of
+    an operando series) trains on that scan."""
+    img = as_volume(image, name="image", allow_series=True)
+    lab = as_volume(labels, name="labels", allow_series=True)
     if img.shape != lab.shape:
         raise InputError(f"Expected `labels` of the same shape as `image` {img.shape}. Got {lab.shape} instead.")
     if not np.issubdtype(lab.dtype, np.integer):
         raise InputError(f"Expected `labels` to have an integer dtype. Got {lab.dtype} instead.")
+    if lab.ndim == 4:  # a series: the one scan with annotations
+        has = np.asarray((lab.data != UNLABELLED).any(axis=(1, 2, 3)).compute())
+        steps = np.flatnonzero(has).tolist()
+        if len(steps) != 1:
+            raise InputError(f"Expected `labels` of a series to annotate one time step (training reads one scan). "
+                             f"Got labelled voxels at t index {steps} instead: pass image.isel(t=k) and "
+                             "labels.isel(t=k).")
+        img, lab = img.isel(t=steps[0]), lab.isel(t=steps[0])
     lab_np = np.asarray(lab.data.compute() if hasattr(lab.data, "compute") else lab.data)
     bad = (lab_np != UNLABELLED) & ((lab_np < 0) | (lab_np >= n_classes))
     if bad.any():

@@ -261,3 +261,16 @@ def test_random_electrodes_span_fine_and_coarse_microstructures():
     assert np.median(means) == pytest.approx(10.0, rel=0.1)  # log-uniform: geometric mean of 5 and 20
     for d in draws[:20]:
         assert sum(d["fractions"]) == pytest.approx(1.0) and min(d["fractions"]) > 0
+
+
+def test_series_with_one_annotated_scan_trains_on_that_scan(pair):
+    from bigseg.train._data import load_pair
+
+    img, _, sparse = pair
+    series = np.stack([img * 2.0, img])  # another scan before the annotated one
+    labels = np.stack([np.full_like(sparse, 255), sparse])
+    got_img, got_lab = load_pair(series, labels, 3)
+    np.testing.assert_array_equal(got_img, img)
+    np.testing.assert_array_equal(got_lab, sparse)
+    with pytest.raises(InputError, match=r"one time step.*\[0, 1\]"):
+        load_pair(series, np.stack([sparse, sparse]), 3)
