@@ -1,5 +1,5 @@
-"""Rigid alignment of the scans of an operando series: translation estimated by phase
-correlation on a central sub-volume, applied blockwise."""
+"""Rigid alignment of the scans of an operando series: translation estimated by (upsampled)
+cross-correlation of central sub-volumes, applied blockwise."""
 
 from __future__ import annotations
 
