@@ -101,9 +101,9 @@ def evolution(metrics: xr.Dataset, particles: pd.DataFrame | None = None,
         out["particles"] = tab.groupby("t").size().reindex(out.index, fill_value=0)
         out["particles_inside"] = inside.groupby("t").size().reindex(out.index, fill_value=0)
         if "track" in tab:  # particles whose track was already there one step before
-            steps = list(out.index)
-            seen = tab.groupby("t")["track"].apply(set).reindex(steps)
-            out["particles_continued"] = [np.nan] + [len(seen.iloc[i] & seen.iloc[i - 1]) for i in range(1, len(steps))]
+            seen = {t: set(g) for t, g in tab.groupby("t")["track"]}  # a step may have none
+            steps = [seen.get(t, set()) for t in out.index]
+            out["particles_continued"] = [np.nan] + [len(steps[i] & steps[i - 1]) for i in range(1, len(steps))]
         for col in PARTICLE_MEDIANS:
             if col in inside:
                 out[f"median_{col}"] = inside.groupby("t")[col].median().reindex(out.index)

@@ -83,3 +83,15 @@ def test_cli_measure_series_prints_and_draws_the_evolution(series, tmp_path, cap
     assert "over time" in out and "median_detachment" in out and "3 time steps" in out and "cbd_to_pore" in out
     assert png.stat().st_size > 20_000 and png.read_bytes()[:4] == b"\x89PNG"
     assert pd.read_csv(csv).t.nunique() == 3
+
+
+def test_a_step_without_particles():
+    lab = synth.series((24, 32, 32), steps=3, seed=1, chunks=16).values.copy()
+    lab[1][lab[1] == 2] = 0  # no active material at all in the middle scan
+    tab = measure.particles(lab, max_diameter=32)
+    assert set(tab.t) == {0, 2}
+    ev = measure.evolution(measure.summary(lab), tab, measure.transitions(lab))
+    assert list(ev.particles) == [len(tab[tab.t == 0]), 0, len(tab[tab.t == 2])]
+    assert list(ev.particles_continued[1:]) == [0, 0]  # nothing carries a track over the empty scan
+    ids = measure.particle_labels(lab, max_diameter=32).compute()
+    assert not ids[1].any() and set(np.unique(ids[2])) - {0} == set(tab[tab.t == 2].track)
