@@ -32,7 +32,8 @@ DEFAULTS: dict[str, Any] = {
     "unit": "nm",
     "filters": {"align": False, "normalize": True, "median": 3, "gaussian": None, "unsharp": None},
     "predict": {"model": "default", "patch": None, "overlap": 0.5, "blend": "gaussian",
-                "sigma_scale": 0.125, "tta": False, "probabilities": False, "batch_size": None},
+                "sigma_scale": 0.125, "tta": False, "probabilities": False, "batch_size": None,
+                "autocast": "auto"},
     "measure": {"interfaces": "faces", "particles": True, "phase": "active", "split": True, "max_diameter": 40,
                 "particle_labels": False},
     "slurm": {"queue": None, "account": None, "cores": 8, "memory": "32GiB", "walltime": "01:00:00",
@@ -95,6 +96,10 @@ def _validate(cfg: dict[str, Any]) -> None:
     _check("predict.overlap", isinstance(p["overlap"], (int, float)) and 0 <= p["overlap"] < 1, "in [0, 1)", p["overlap"])
     _check("predict.blend", p["blend"] in ("gaussian", "constant"), "to be 'gaussian' or 'constant'", p["blend"])
     _check("predict.sigma_scale", isinstance(p["sigma_scale"], (int, float)) and p["sigma_scale"] > 0, "to be a positive number", p["sigma_scale"])
+    if p["autocast"] in (None, False):  # YAML reads a bare `off` as false
+        p["autocast"] = "off"
+    _check("predict.autocast", p["autocast"] in ("auto", "bf16", "fp16", "off"),
+           "to be 'auto', 'bf16', 'fp16' or 'off'", p["autocast"])
     _check("predict.batch_size", p["batch_size"] is None or _is_pos_int(p["batch_size"]), "to be a positive integer or null", p["batch_size"])
     _check("measure.particles", isinstance(cfg["measure"]["particles"], bool), "to be true or false",
            cfg["measure"]["particles"])

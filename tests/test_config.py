@@ -26,6 +26,7 @@ def test_defaults_yaml_env_keywords_precedence(tmp_path):
         ("chunks: [1, 2]", "`chunks`"),
         ("predict: {overlap: 1.2}", r"`predict.overlap` in \[0, 1\). Got 1.2"),
         ("predict: {blend: cubic}", "`predict.blend`"),
+        ("predict: {autocast: fp8}", "`predict.autocast`"),
         ("memory_limit: lots", "`memory_limit`"),
         ("voxel_size: -1", "`voxel_size`"),
         ("filters: {median: 0}", "`filters.median`"),
@@ -66,3 +67,11 @@ def test_process_variables_are_not_configuration_keys():
     assert RunConfig.load(environ=env).chunks == 64
     with pytest.raises(ConfigError, match="Unknown configuration key `cpu_stream`"):
         RunConfig.load(environ={"BIGSEG_CPU_STREAM": "1"})
+
+
+def test_autocast_off_in_yaml_means_float32(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("predict: {autocast: off}\n")  # YAML 1.1 reads this as false
+    assert RunConfig.load(p, environ={}).predict["autocast"] == "off"
+    p.write_text("predict: {autocast: bf16}\n")
+    assert RunConfig.load(p, environ={}).predict["autocast"] == "bf16"

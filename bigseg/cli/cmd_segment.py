@@ -30,6 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--triplanar", action="store_true", help="2D models: average z, y and x planes")
     m.add_argument("--batch-size", type=int, default=None, help="windows per forward pass")
     m.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: CUDA if available)")
+    m.add_argument("--autocast", default="auto", choices=["auto", "bf16", "fp16", "off"],
+                   help="reduced precision for the model: auto = bf16/fp16 on a GPU, float32 on the CPU (default); "
+                        "bf16 on a CPU with bf16 instructions is ~1.7x faster for the default model, same IoU")
     m.add_argument("--probabilities", action="store_true",
                    help="also store per-phase probabilities (float16) and the entropy uncertainty next to the labels")
     p.add_argument("--classes", type=int, default=3, help="number of phases by grey level (default 3: pore, cbd, active)")
@@ -82,7 +85,7 @@ def _segment_model(vol, model, args: argparse.Namespace):
 
     return segment(vol, model, overlap=args.overlap, tta=args.tta, triplanar=args.triplanar,
                    batch_size=args.batch_size, device=args.device, probabilities=args.probabilities,
-                   uncertainty="entropy" if args.probabilities else None)
+                   uncertainty="entropy" if args.probabilities else None, autocast=args.autocast)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -80,3 +80,12 @@ def test_model_patch_is_capped_at_a_small_volume():
 
     padded = predict(x, torch.nn.Sequential(m).eval(), patch=own, probabilities=True)
     assert not np.allclose(padded["probabilities"].values, ref["probabilities"].values)
+
+
+def test_segment_bf16_autocast_agrees_with_float32(scan):
+    _, path = scan
+    assert main(["segment", str(path), "--model", "default", "--name", "fp32", "--autocast", "off"]) == 0
+    assert main(["segment", str(path), "--model", "default", "--name", "bf16", "--autocast", "bf16"]) == 0
+    a = open_volume(path / "labels" / "fp32").values
+    b = open_volume(path / "labels" / "bf16").values
+    assert (a == b).mean() > 0.99  # bf16 rounding moves a few interface voxels only
