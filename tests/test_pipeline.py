@@ -158,3 +158,17 @@ def test_demo_cli_writes_a_volume_info_describes(tmp_path):
         assert abs(sum(run["volume_fraction"].values()) - 1) < 1e-6
         assert run["particles"] > 0 and Path(run["report"]).exists()
     assert "IoU" in out.stdout and "report.html" in out.stdout
+
+
+@pytest.mark.timeout(600)
+def test_series_demo_cli(tmp_path):
+    out = subprocess.run([BIGSEG, "demo", "--steps", "2", "--out", str(tmp_path / "d")],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads((tmp_path / "d" / "summary.json").read_text())
+    np.testing.assert_allclose(summary["shifts"], -np.asarray(summary["true_drift"], float), atol=0.3)
+    assert "particles_continued" in out.stdout and "drift found" in out.stdout
+    assert Path(summary["report"]).exists() and Path(summary["evolution"]).exists()
+    assert bigseg.open_volume(Path(summary["run"]) / "image.ome.zarr" / "labels" / "particles").dims[0] == "t"
+    bad = subprocess.run([BIGSEG, "demo", "--steps", "9", "--out", str(tmp_path / "e")], capture_output=True, text=True)
+    assert bad.returncode == 2 and "`steps`" in bad.stderr

@@ -14,11 +14,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=7, help="random seed of the electrode and scan (default 7)")
     p.add_argument("--model", default="default", help="model name or checkpoint path (default: the bundled model)")
     p.add_argument("--cluster", default=None, help="'local' to run on a LocalCluster (default: threads in this process)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="an operando series of this many drifting scans instead (2-6; --size 64, --chunks 32 and "
+                        "--out out/demo-series unless given): aligned, segmented, particles tracked, measured over time")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..demo import run_demo
+
+    if args.steps is not None:
+        return _series(args)
 
     s = run_demo(args.out, size=args.size, chunks=args.chunks, seed=args.seed, model=args.model, cluster=args.cluster)
     print(f"\nbigseg demo: {s['size']}³ electrode, {s['seconds']} s")
@@ -33,4 +39,25 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {method}: image {r['image']}  labels {r['labels']}  figures {', '.join(r['figures'])}")
         print(f"  {method}: {r['particles']} particles in particles.csv; everything on one page: {r['report']}")
     print(f"  summary {args.out}/summary.json   (describe a volume: bigseg info {s['runs'][args.model]['image']})")
+    return 0
+
+
+def _series(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from ..demo import run_series_demo
+
+    given = {a for a in ("size", "chunks", "out") if getattr(args, a) != {"size": 96, "chunks": 48, "out": "out/demo"}[a]}
+    s = run_series_demo(args.out if "out" in given else "out/demo-series", size=args.size if "size" in given else 64,
+                        steps=args.steps, chunks=args.chunks if "chunks" in given else 32, seed=args.seed,
+                        model=args.model)
+    ev = pd.read_csv(s["evolution"], index_col="t")
+    print(f"\nbigseg demo: {s['steps']} scans of {s['size']}³, {s['seconds']} s")
+    print("  drift found (z, y, x voxels): " + "; ".join(",".join(f"{-v + 0.0:+.1f}" for v in sh) for sh in s["shifts"])
+          + "   true: " + "; ".join(",".join(f"{v:+d}" for v in d) for d in s["true_drift"]))
+    cols = [c for c in ("fraction_cbd", "iou_cbd", "cbd_to_pore", "particles_inside", "particles_continued",
+                        "median_detachment") if c in ev]
+    print(ev[cols].T.to_string(float_format=lambda v: f"{v:.3f}"))
+    print(f"  every measurement per scan: {s['evolution']}; curves and slices: {', '.join(s['figures'])}")
+    print(f"  everything on one page: {s['report']}; tracked particles: labels/particles in {s['run']}/image.ome.zarr")
     return 0
