@@ -51,6 +51,9 @@ def test_pipeline_threshold_then_resume(tmp_path, scan):
     assert bad.returncode == 2 and "`run`" in bad.stderr
     assert float(res.metrics["iou"].sel(phase="active")) > 0.5
     assert (tmp_path / "run" / "metrics.json").exists() and (tmp_path / "run" / "metrics.nc").exists()
+    from bigseg.report import read_metrics
+
+    assert read_metrics(tmp_path / "run").attrs["voxel_size"] == [40.0, 40.0, 40.0]  # stored as JSON text, decoded
     assert all(Path(f).exists() for f in res.figures)
     # resume: the finished segmentation is not recomputed (its files are untouched)
     seg = Path(res.labels) / "0" / "zarr.json"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import numpy as np
@@ -75,8 +74,7 @@ def evolution(metrics: xr.Dataset, particles: pd.DataFrame | None = None,
                          f"Got {type(metrics).__name__} instead.")
     ds = metrics if "t" in metrics.dims else metrics.expand_dims(t=[0])
     phases = [str(p) for p in ds.phase.values]
-    vs = ds.attrs.get("voxel_size", (1.0, 1.0, 1.0))
-    vs = np.asarray(json.loads(vs) if isinstance(vs, str) else vs, np.float64)  # as read back from metrics.nc
+    vs = np.asarray(ds.attrs.get("voxel_size", (1.0, 1.0, 1.0)), np.float64)
     if "voxels" in ds.coords and "t" in ds.voxels.dims:  # per step (scans of a watch may differ in size)
         total = ds.voxels.sum("phase").values.astype(np.float64) * float(np.prod(vs))
     else:

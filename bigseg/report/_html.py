@@ -86,7 +86,8 @@ def _image(path: Path) -> str:
 
 
 def read_metrics(run: str | os.PathLike):
-    """The metrics Dataset a pipeline run wrote (``metrics.nc``, else ``metrics.json``)."""
+    """The metrics Dataset a pipeline run wrote (``metrics.nc``, else ``metrics.json``), with the
+    list-valued attributes the pipeline stored as JSON text (``voxel_size``, ``shape``) decoded."""
     import xarray as xr
 
     run = Path(run)
@@ -96,8 +97,18 @@ def read_metrics(run: str | os.PathLike):
                          f"Got {str(run)!r} instead.")
     if nc.exists():
         with xr.open_dataset(nc, engine="h5netcdf") as f:
-            return f.load()
-    return xr.Dataset.from_dict(json.loads(js.read_text()))
+            ds = f.load()
+    else:
+        ds = xr.Dataset.from_dict(json.loads(js.read_text()))
+    # the pipeline stored list-valued attributes (voxel_size, shape, ...) as JSON text: decode them
+    for attrs in [ds.attrs] + [v.attrs for v in ds.variables.values()]:
+        for key, value in list(attrs.items()):
+            if isinstance(value, str) and value[:1] in "[{":
+                try:
+                    attrs[key] = json.loads(value)
+                except ValueError:
+                    pass
+    return ds
 
 
 def write_report(run: str | os.PathLike, *, path: str | os.PathLike | None = None, title: str | None = None) -> Path:
