@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
+import warnings
 
 from .._version import version
 from ..errors import BigsegError
@@ -36,8 +38,21 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    default_show = warnings.showwarning
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
+        # bigseg's own warnings read as one line, like its errors (no source line of ours)
+        if os.path.abspath(filename).startswith(package + os.sep):
+            print(f"bigseg {args.command}: warning: {message}", file=file or sys.stderr)
+        else:
+            default_show(message, category, filename, lineno, file, line)
+
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = show
+            warnings.filterwarnings("default", category=UserWarning, module=r"bigseg(\.|$)")  # told, once
+            return int(args.func(args) or 0)
     except BigsegError as exc:
         print(f"bigseg {args.command}: error: {exc}", file=sys.stderr)
         return 2

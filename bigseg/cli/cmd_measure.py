@@ -80,10 +80,10 @@ def _table(ds) -> str:
             lines.append(row)
         if "accuracy" in d:
             lines.append(f"accuracy {float(d.accuracy.values):.4f}")
-        lines.append(f"{'interface':<22}{'faces':>12}{'% voxels':>10}{'area [' + unit + ']':>18}")
+        lines.append(f"{'interface':<22}{'faces':>12}{'% voxels':>10}{'area [' + unit + ']':>20}")
         for i, j in itertools.combinations(range(len(phases)), 2):
             lines.append(f"{phases[i] + '-' + phases[j]:<22}{int(d.faces.values[i, j]):>12d}"
-                         f"{100 * float(d.voxel_fraction.values[i, j]):>10.3f}{float(d.area.values[i, j]):>18.6g}")
+                         f"{100 * float(d.voxel_fraction.values[i, j]):>10.3f}{float(d.area.values[i, j]):>20.6g}")
         lines.append("")
     return "\n".join(lines).rstrip()
 

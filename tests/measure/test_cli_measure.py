@@ -92,3 +92,15 @@ def test_cli_writes_particle_instance_labels_beside_the_segmentation(tmp_path, c
     np.testing.assert_array_equal(np.bincount(ids.ravel())[1:], table.voxels.to_numpy())  # value = the table's id
     # an existing label image is not overwritten
     assert main(["measure", str(image / "labels" / "segmentation"), "--particle-labels", "particles"]) != 0
+
+
+def test_cli_prints_bigseg_warnings_as_one_line(tmp_path, capsys):
+    lab = np.zeros((12, 14, 30), np.uint8)
+    lab[3:9, 4:10, 2:28] = 2  # a rod 26 voxels long
+    image = tmp_path / "scan.ome.zarr"
+    save_volume(lab.astype(np.float32), image, progress=False)
+    save_labels(lab, image, phases=["pore", "cbd", "active"], progress=False)
+    assert main(["measure", str(image), "--particles", str(tmp_path / "p.csv"), "--max-diameter", "10"]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("bigseg measure: warning: 1 particle(s) are wider than `max_diameter`=10 voxels")
+    assert "warnings.warn" not in err and "measure.particles(" not in err and len(err.strip().splitlines()) == 1
