@@ -29,7 +29,7 @@ DEFAULTS: dict[str, Any] = {
     "memory_limit": None,  # per worker, e.g. "4GiB"
     "chunks": 128,
     "voxel_size": None,
-    "unit": "nm",
+    "unit": None,  # the source's (OME-Zarr, OME-TIFF, ImageJ TIFF, HDF5), else nm
     "filters": {"align": False, "normalize": True, "median": 3, "gaussian": None, "unsharp": None},
     "predict": {"model": "default", "patch": None, "overlap": 0.5, "blend": "gaussian",
                 "sigma_scale": 0.125, "tta": False, "probabilities": False, "batch_size": None,
@@ -86,6 +86,8 @@ def _validate(cfg: dict[str, Any]) -> None:
         vals = vs if isinstance(vs, (list, tuple)) else [vs]
         _check("voxel_size", len(vals) in (1, 3) and all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in vals),
                "to be a positive number or 3 positive numbers", vs)
+    _check("unit", cfg["unit"] is None or (isinstance(cfg["unit"], str) and bool(cfg["unit"].strip())),
+           "to be a length unit such as nm or um, or null (the source's)", cfg["unit"])
     f = cfg["filters"]
     _check("filters.align", isinstance(f["align"], bool), "to be true or false", f["align"])
     for key in ("median",):

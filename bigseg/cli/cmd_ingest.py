@@ -17,7 +17,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="several scans: the time (cycle, state of charge...) of each, comma separated (default 0,1,2...)")
     p.add_argument("--chunks", default="128", help="chunk edge, or z,y,x (default 128)")
     p.add_argument("--voxel-size", default=None, help="voxel edge, or z,y,x, in --unit")
-    p.add_argument("--unit", default="nm", help="length unit of the voxel size (default nm)")
+    p.add_argument("--unit", default=None,
+                   help="length unit of --voxel-size; without it, the unit the source's own voxel size is given in "
+                        "(default: the source's unit, else nm)")
     p.add_argument("--dataset", default=None, help="HDF5 dataset (default /exchange/data)")
     p.add_argument("--shape", default=None, help="raw files: z,y,x")
     p.add_argument("--dtype", default=None, help="raw files: dtype with endianness, e.g. '>u2'; else an output cast")
@@ -26,6 +28,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing destination")
     add_cluster_args(p)
     p.set_defaults(func=run)
+
+
+def _calibrated(args: argparse.Namespace) -> bool:
+    """Whether the (first) source states its voxel size itself."""
+    from ..io._ingest import source_calibration
+
+    return source_calibration(args.source[0], dataset=args.dataset, dtype=args.dtype, shape=parse_triple(args.shape, int),
+                              offset=args.offset) is not None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
             offset=args.offset, levels=args.levels, overwrite=args.overwrite,
         )
     print(f"wrote {args.dest}: shape {vol.shape}, dtype {vol.dtype}, voxel size {vol.attrs['voxel_size']} {vol.attrs['unit']}")
-    if args.voxel_size is None and tuple(vol.attrs["voxel_size"]) == (1.0, 1.0, 1.0):
+    if args.voxel_size is None and tuple(vol.attrs["voxel_size"]) == (1.0, 1.0, 1.0) and not _calibrated(args):
         print(f"note: the source gave no voxel size and --voxel-size was not passed, so a voxel is taken as "
               f"1 {vol.attrs['unit']}: sizes and areas will be in those units (write it again with --voxel-size "
               "to fix)", file=sys.stderr)

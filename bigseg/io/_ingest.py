@@ -23,6 +23,7 @@ from dask.base import tokenize
 
 from .._parse import parse_chunks, parse_positive_int, parse_tuple, parse_voxel_size
 from ..errors import InputError, OutputExistsError, SourceNotFoundError, VolumeFormatError
+from ._calibration import convert_length, hdf5_calibration, tiff_calibration
 from ._omezarr import open_volume, save_volume
 from ._volume import make_volume
 
@@ -298,14 +299,35 @@ def read_source(
     )
 
 
-def _read_volume(source: Any, *, chunks: Any, vs: Any, unit: str, dataset: str | None, dtype: Any, shape: Any,
-                 offset: int) -> xr.DataArray:
-    """One source as a lazy volume (3D or 4D), cast to ``dtype`` when asked."""
+def source_calibration(source: str | os.PathLike, **read: Any) -> Any:
+    """((z, y, x) voxel size, unit) that ``source`` states about itself, else ``None``
+    (``read``: the options of :func:`read_source`)."""
+    return _calibration(read_source(source, **read))
+
+
+def _calibration(reader: Any) -> Any:
+    if isinstance(reader, xr.DataArray):
+        return tuple(reader.attrs["voxel_size"]), reader.attrs["unit"]
+    if isinstance(reader, TiffStackReader):
+        return tiff_calibration(reader.files[0])
+    if isinstance(reader, MultiPageTiffReader):
+        return tiff_calibration(reader.path)
+    if isinstance(reader, Hdf5Reader):
+        return hdf5_calibration(reader.path, reader.dataset)
+    return None
+
+
+def _read_volume(source: Any, *, chunks: Any, vs: Any, unit: str | None, dataset: str | None, dtype: Any,
+                 shape: Any, offset: int) -> xr.DataArray:
+    """One source as a lazy volume (3D or 4D), cast to ``dtype`` when asked.
+
+    Voxel size: ``vs`` (in ``unit``, default the source's unit, else nm) when given, else the
+    source's own (zarr metadata, OME-TIFF, ImageJ TIFF, HDF5 ``element_size_um``), expressed in
+    ``unit`` when that is given, else 1 nm."""
     reader = read_source(source, dataset=dataset, dtype=dtype, shape=shape, offset=offset)
+    own = _calibration(reader)
     if isinstance(reader, xr.DataArray):
         vol = reader
-        if vs is not None:
-            vol = vol.assign_attrs(voxel_size=vs, unit=unit)
     else:
         if len(reader.shape) not in (3, 4):
             hint = (" (one 2D slice: to read TIFF slices as one stack, pass their folder or a quoted glob "
@@ -320,7 +342,17 @@ def _read_volume(source: Any, *, chunks: Any, vs: Any, unit: str, dataset: str |
         token = tokenize(os.path.abspath(os.fspath(source)), dataset, dtype, shape, offset)
         arr = da.from_array(reader, chunks=c, asarray=True, lock=False, fancy=False,
                             name=f"ingest-{Path(os.fspath(source)).name}-{token}")
-        vol = make_volume(arr, voxel_size=vs or (1.0, 1.0, 1.0), unit=unit)
+        vol = make_volume(arr, voxel_size=(1.0, 1.0, 1.0), unit="nm")
+    if vs is not None:
+        vol = vol.assign_attrs(voxel_size=vs, unit=unit or (own[1] if own else "nm"))
+    elif own is not None:
+        converted = convert_length(own[0], own[1], unit) if unit else own[0]
+        if converted is None:
+            raise InputError(f"Expected `unit` to be a length unit such as 'nm' or 'um' that the source's "
+                             f"{own[1]!r} converts to. Got {unit!r} instead.")
+        vol = vol.assign_attrs(voxel_size=converted, unit=unit or own[1])
+    elif unit:
+        vol = vol.assign_attrs(unit=unit)
     is_raw = isinstance(reader, MemmapReader) and not reader.npy
     if dtype is not None and not is_raw:  # for raw files `dtype` describes the file itself
         target = np.dtype(dtype)
@@ -370,7 +402,7 @@ def ingest(
     *,
     chunks: Any = 128,
     voxel_size: Any = None,
-    unit: str = "nm",
+    unit: str | None = None,
     dataset: str | None = None,
     dtype: Any = None,
     shape: Any = None,
@@ -391,7 +423,11 @@ def ingest(
         (t, z, y, x) series (every scan the same shape and dtype)
     dest : OME-Zarr folder to create
     chunks : chunk edge (int) or (z, y, x)
-    voxel_size : voxel edge length(s) in ``unit``; default: the source's (zarr) or 1
+    voxel_size : voxel edge length(s) in ``unit``; default: the one the source states (OME-Zarr
+        metadata, OME-TIFF ``PhysicalSize*``, ImageJ TIFF calibration, HDF5 ``element_size_um``),
+        else 1
+    unit : length unit of ``voxel_size``; without ``voxel_size``, the unit the source's voxel size
+        is converted to. Default: the source's unit, else ``"nm"``
     dtype : for raw files the file's dtype; for other formats an optional cast of the output
         (only lossless casts, or float to float)
     levels : pyramid levels (each halves z, y and x)

@@ -28,23 +28,12 @@ import zarr
 from .._parse import parse_chunks, parse_nonnegative_int, parse_phases, parse_voxel_size
 from ..errors import InputError, OutputExistsError, SourceNotFoundError, VolumeFormatError
 from ..runtime._progress import compute
+from ._calibration import ome_unit, unit_from_ome
 from ._volume import as_volume, make_volume, phase_colour
 
 __all__ = ["save_volume", "save_labels", "open_volume", "volume_info", "OME_VERSION"]
 
 OME_VERSION = "0.5"
-_UNIT_TO_OME = {
-    "nm": "nanometer",
-    "um": "micrometer",
-    "µm": "micrometer",
-    "mm": "millimeter",
-    "cm": "centimeter",
-    "m": "meter",
-    "angstrom": "angstrom",
-    "A": "angstrom",
-    "pm": "picometer",
-}
-_OME_TO_UNIT = {v: k for k, v in _UNIT_TO_OME.items() if k not in ("µm", "A")}
 
 
 def _partial_path(dest: Path) -> Path:
@@ -80,8 +69,8 @@ def _axes(dims: tuple[str, ...], unit: str) -> list[dict[str, Any]]:
             axes.append({"name": "c", "type": "channel"})
         else:
             ax: dict[str, Any] = {"name": d, "type": "space"}
-            if unit in _UNIT_TO_OME:
-                ax["unit"] = _UNIT_TO_OME[unit]
+            if ome_unit(unit):
+                ax["unit"] = ome_unit(unit)
             axes.append(ax)
     return axes
 
@@ -364,7 +353,7 @@ def open_volume(path: str | os.PathLike, *, level: int = 0, label: str | None = 
         raise VolumeFormatError(f"Expected spatial axes z, y, x. Got axes {dims} in {str(p)!r}.")
     units = [ax.get("unit") for ax in ms["axes"] if isinstance(ax, dict) and ax.get("type") == "space"]
     bs = dict(node.attrs).get("bigseg", {})
-    unit = bs.get("unit") or _OME_TO_UNIT.get(units[0] if units else None, units[0] if units and units[0] else "voxel")
+    unit = bs.get("unit") or (unit_from_ome(units[0]) or units[0] if units and units[0] else "voxel")
     phases = bs.get("phases")
     if phases is None and "image-label" in meta:
         props = meta["image-label"].get("properties", [])

@@ -41,6 +41,12 @@ def test_ingest_then_info(tmp_path, odd_volume):
     assert "no voxel size" not in out.stderr
     bare = run("ingest", tmp_path / "v.npy", tmp_path / "b.ome.zarr")  # no voxel size anywhere: said so
     assert "no voxel size" in bare.stderr and "--voxel-size" in bare.stderr
+    import tifffile  # a calibrated TIFF: its own voxel size, no note; --unit converts it
+
+    tifffile.imwrite(tmp_path / "ij.tif", odd_volume[:4], imagej=True, resolution=(2.0, 2.0),
+                     metadata={"spacing": 1.0, "unit": "micron"})
+    cal = run("ingest", tmp_path / "ij.tif", tmp_path / "c.ome.zarr", "--unit", "nm")
+    assert "voxel size (1000.0, 500.0, 500.0) nm" in cal.stdout and "no voxel size" not in cal.stderr
     text = run("info", tmp_path / "v.ome.zarr").stdout
     assert "37 x 53 x 71" in text and "10 x 17 x 30" in text and "2 x 1 x 1 um" in text and "uint16" in text
     info = json.loads(run("info", tmp_path / "v.ome.zarr", "--json").stdout)

@@ -117,6 +117,54 @@ def test_metadata_readable_with_plain_zarr(tmp_path, odd_volume):
     np.testing.assert_allclose(g["1"][:], np.round(ref1), atol=1)
 
 
+def test_voxel_size_read_from_the_source(tmp_path, odd_volume):
+    """OME-TIFF PhysicalSize*, ImageJ calibration (also of the first slice of a folder) and HDF5
+    ``element_size_um`` give the voxel size; ``unit`` converts it; an explicit one wins."""
+    vol = odd_volume[:6, :20, :24]
+    tifffile.imwrite(tmp_path / "ome.ome.tif", vol, ome=True, metadata={
+        "axes": "ZYX", "PhysicalSizeZ": 1.2, "PhysicalSizeY": 0.65, "PhysicalSizeX": 0.65,
+        "PhysicalSizeZUnit": "µm", "PhysicalSizeYUnit": "µm", "PhysicalSizeXUnit": "µm"})
+    tifffile.imwrite(tmp_path / "ij.tif", vol, imagej=True, resolution=(1 / 0.25, 1 / 0.5),
+                     metadata={"spacing": 2.0, "unit": "micron", "axes": "ZYX"})
+    (tmp_path / "ij_slices").mkdir()
+    for i, s in enumerate(vol):
+        tifffile.imwrite(tmp_path / "ij_slices" / f"s_{i}.tif", s, imagej=True, resolution=(20.0, 20.0),
+                         metadata={"spacing": 0.1, "unit": "nm"})
+    with h5py.File(tmp_path / "scan.h5", "w") as f:
+        f.create_dataset("exchange/data", data=vol).attrs["element_size_um"] = [0.8, 0.4, 0.4]
+    cases = {
+        "ome.ome.tif": ((1.2, 0.65, 0.65), "um"),
+        "ij.tif": ((2.0, 0.5, 0.25), "um"),  # (spacing, 1 / y resolution, 1 / x resolution)
+        "ij_slices": ((0.1, 0.05, 0.05), "nm"),
+        "scan.h5": ((0.8, 0.4, 0.4), "um"),
+    }
+    for i, (name, (vs, unit)) in enumerate(cases.items()):
+        out = bigseg.ingest(tmp_path / name, tmp_path / f"{i}.ome.zarr", progress=False)
+        assert out.attrs["voxel_size"] == pytest.approx(vs) and out.attrs["unit"] == unit, name
+        np.testing.assert_array_equal(out.values, vol)
+        axes = json.loads((tmp_path / f"{i}.ome.zarr" / "zarr.json").read_text())["attributes"]["ome"]["multiscales"][0]["axes"]
+        assert {a["unit"] for a in axes} == {{"um": "micrometer", "nm": "nanometer"}[unit]}
+    nm = bigseg.ingest(tmp_path / "ome.ome.tif", tmp_path / "nm.ome.zarr", unit="nm", progress=False)
+    assert nm.attrs["voxel_size"] == (1200.0, 650.0, 650.0) and nm.attrs["unit"] == "nm"
+    own = bigseg.ingest(tmp_path / "ij.tif", tmp_path / "own.ome.zarr", voxel_size=3, unit="mm", progress=False)
+    assert own.attrs["voxel_size"] == (3.0, 3.0, 3.0) and own.attrs["unit"] == "mm"
+    with pytest.raises(InputError, match="`unit`.*'um'.*Got 'parsec'"):
+        bigseg.ingest(tmp_path / "ome.ome.tif", tmp_path / "bad.ome.zarr", unit="parsec", progress=False)
+    assert not (tmp_path / "bad.ome.zarr").exists()
+    # a TIFF that states no (complete) calibration keeps 1 nm: no z spacing is guessed
+    tifffile.imwrite(tmp_path / "flat.tif", vol, imagej=True, resolution=(2.0, 2.0), metadata={"unit": "um"})
+    flat = bigseg.ingest(tmp_path / "flat.tif", tmp_path / "flat.ome.zarr", progress=False)
+    assert flat.attrs["voxel_size"] == (1.0, 1.0, 1.0) and flat.attrs["unit"] == "nm"
+
+
+def test_unit_names():
+    from bigseg.io._calibration import convert_length, normalise_unit, ome_unit
+
+    assert {normalise_unit(u) for u in ("µm", "μm", "micron", "um", "micrometer", "Micrometre", "\\u00B5m")} == {"um"}
+    assert normalise_unit("voxel") is None and ome_unit("pixel") is None and ome_unit("A") == "angstrom"
+    assert convert_length((0.65, 1.0), "um", "nm") == (650.0, 1000.0) and convert_length((1.0,), "voxel", "nm") is None
+
+
 # ---------------------------------------------------------------- bad input ---------------------
 
 def _nothing_written(tmp_path, name="out.ome.zarr"):

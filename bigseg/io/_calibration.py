@@ -1,0 +1,151 @@
+"""Length units and the voxel size a source file states about itself.
+
+One home for unit names: bigseg keeps short names (``"nm"``, ``"um"``, ...); OME-Zarr axes
+carry the UDUNITS names (``"nanometer"``, ``"micrometer"``, ...); files spell micrometres in
+many ways (``"µm"``, ``"micron"``, ImageJ's ``"\\u00B5m"``).
+
+Calibrations read from files (never guessed):
+
+* OME-TIFF: ``PhysicalSizeX/Y/Z`` of the first ``Pixels`` element (unit attributes default to
+  µm, as in the OME schema);
+* ImageJ TIFF (Fiji "Save as TIFF"): the ``XResolution``/``YResolution`` tags (pixels per unit),
+  ``spacing`` (z) and ``unit`` in the ImageJ description;
+* HDF5: the dataset attribute ``element_size_um`` (z, y, x in µm; Fiji's HDF5 plugin, ilastik).
+
+A calibration with any axis missing, or a unit that is not a length, is not used.
+"""
+
+from __future__ import annotations
+
+import math
+import xml.etree.ElementTree as ET
+from typing import Any
+
+__all__ = ["normalise_unit", "ome_unit", "unit_from_ome", "convert_length", "tiff_calibration",
+           "hdf5_calibration"]
+
+# short name -> (OME/UDUNITS name, metres)
+_LENGTHS = {
+    "pm": ("picometer", 1e-12),
+    "angstrom": ("angstrom", 1e-10),
+    "nm": ("nanometer", 1e-9),
+    "um": ("micrometer", 1e-6),
+    "mm": ("millimeter", 1e-3),
+    "cm": ("centimeter", 1e-2),
+    "m": ("meter", 1.0),
+}
+_ALIASES = {
+    "µm": "um", "μm": "um", "\\u00B5m": "um", "micron": "um", "microns": "um", "micrometre": "um", "micrometres": "um",
+    "micrometers": "um", "A": "angstrom", "Å": "angstrom", "ångström": "angstrom",
+    **{ome: short for short, (ome, _) in _LENGTHS.items()},
+    **{ome + "s": short for short, (ome, _) in _LENGTHS.items()},
+    **{ome.replace("meter", "metre"): short for short, (ome, _) in _LENGTHS.items()},
+}
+
+Calibration = tuple[tuple[float, float, float], str]
+
+
+def normalise_unit(unit: Any) -> str | None:
+    """bigseg's short name of a length unit (``"µm"``, ``"micron"``, ``"micrometer"`` -> ``"um"``),
+    or ``None`` when ``unit`` is not a length unit it knows."""
+    if unit is None:
+        return None
+    text = str(unit).strip()
+    if text in _LENGTHS:
+        return text
+    return _ALIASES.get(text, _ALIASES.get(text.lower()))
+
+
+def ome_unit(unit: str) -> str | None:
+    """The OME-Zarr axis unit of ``unit`` (``"um"`` -> ``"micrometer"``), or ``None``."""
+    short = normalise_unit(unit)
+    return _LENGTHS[short][0] if short else None
+
+
+def unit_from_ome(name: str | None) -> str | None:
+    """bigseg's short name of an OME-Zarr axis unit, or ``None``."""
+    return normalise_unit(name) if name else None
+
+
+def convert_length(values: tuple[float, ...], src: str, dest: str) -> tuple[float, ...] | None:
+    """``values`` in ``src`` expressed in ``dest`` (both length units), or ``None``."""
+    a, b = normalise_unit(src), normalise_unit(dest)
+    if a is None or b is None:
+        return None
+    f = _LENGTHS[a][1] / _LENGTHS[b][1]
+    return tuple(float(f"{v * f:.12g}") for v in values)  # 0.65 um -> 650.0 nm, not 650.0000000000001
+
+
+def _valid(sizes: list[Any], unit: Any) -> Calibration | None:
+    short = normalise_unit(unit)
+    try:
+        vs = tuple(float(s) for s in sizes)
+    except (TypeError, ValueError):
+        return None
+    if short is None or len(vs) != 3 or not all(math.isfinite(v) and v > 0 for v in vs):
+        return None
+    return (vs[0], vs[1], vs[2]), short
+
+
+def _ome_calibration(xml: str) -> Calibration | None:
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError:
+        return None
+    pixels = next((el for el in root.iter() if el.tag.rsplit("}", 1)[-1] == "Pixels"), None)
+    if pixels is None:
+        return None
+    a = pixels.attrib
+    sizes = [a.get(f"PhysicalSize{ax}") for ax in "ZYX"]
+    units = {a.get(f"PhysicalSize{ax}Unit", "µm") for ax in "ZYX"}
+    if None in sizes or len(units) != 1:
+        return None
+    return _valid(sizes, units.pop())
+
+
+def _imagej_calibration(tif: Any) -> Calibration | None:
+    md = tif.imagej_metadata or {}
+    page = tif.pages[0]
+    res = []
+    for tag in ("YResolution", "XResolution"):
+        value = page.tags.get(tag)
+        if value is None:
+            return None
+        num, den = value.value
+        if not num:
+            return None
+        res.append(den / num)  # pixels per unit -> unit per pixel
+    spacing = md.get("spacing")
+    if spacing is None:
+        return None
+    return _valid([spacing, *res], md.get("unit"))
+
+
+def tiff_calibration(path: str) -> Calibration | None:
+    """(z, y, x) voxel size and unit stated by an OME-TIFF or ImageJ TIFF, else ``None``."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            if tif.is_ome and tif.ome_metadata:
+                return _ome_calibration(tif.ome_metadata)
+            if tif.is_imagej:
+                return _imagej_calibration(tif)
+    except Exception:  # unreadable metadata is no calibration; the pixels were checked elsewhere
+        return None
+    return None
+
+
+def hdf5_calibration(path: str, dataset: str) -> Calibration | None:
+    """(z, y, x) voxel size in µm from the dataset attribute ``element_size_um``, else ``None``."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            value = f[dataset].attrs.get("element_size_um")
+    except (OSError, KeyError):
+        return None
+    if value is None:
+        return None
+    sizes = list(value) if hasattr(value, "__len__") else [value]
+    return _valid(sizes, "um")
