@@ -2,7 +2,7 @@
 
 Public API (see the README and ``shared/API.md``)::
 
-    bigseg.open_volume, bigseg.save_volume, bigseg.save_labels, bigseg.ingest, bigseg.connect
+    bigseg.open_volume, bigseg.save_volume, bigseg.save_labels, bigseg.ingest, bigseg.export, bigseg.connect
     bigseg.predict, bigseg.train                      (inference / training, import torch lazily)
     bigseg.synth, bigseg.filters, bigseg.baselines, bigseg.measure, bigseg.models   (subpackages)
 """
@@ -18,7 +18,7 @@ from typing import Any
 
 from .config import RunConfig
 from .errors import BigsegError
-from .io import ingest, open_volume, save_labels, save_volume
+from .io import export, ingest, open_volume, save_labels, save_volume
 from .runtime import connect
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "save_volume",
     "save_labels",
     "ingest",
+    "export",
     "connect",
     "predict",
     "train",

@@ -1,11 +1,14 @@
-"""Volumes: OME-Zarr reading/writing, ingest of TIFF/HDF5/raw/npy/zarr, xarray views."""
+"""Volumes: OME-Zarr reading/writing, ingest of TIFF/HDF5/raw/npy/zarr, export to TIFF/HDF5/npy,
+xarray views."""
 
+from ._export import export
 from ._ingest import ingest, read_source
 from ._omezarr import open_volume, save_labels, save_volume, volume_info
 from ._volume import DEFAULT_PHASES, PHASE_COLOURS, UNLABELLED, as_volume, like_volume, make_volume, phase_colour
 
 __all__ = [
     "ingest",
+    "export",
     "read_source",
     "open_volume",
     "save_volume",

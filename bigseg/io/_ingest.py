@@ -13,6 +13,7 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import product
 from pathlib import Path
 from typing import Any
 
@@ -89,26 +90,30 @@ class TiffStackReader:
 
 @dataclass(frozen=True)
 class MultiPageTiffReader:
-    """A multi-page (Big)TIFF file, one page per z slice."""
+    """A multi-page (Big)TIFF file, one page per z slice (pages in t, z order for a TZYX
+    series, as an OME-TIFF states)."""
 
     path: str
-    shape: tuple[int, int, int]
+    shape: tuple[int, ...]
     dtype: np.dtype
 
     @property
     def ndim(self) -> int:
-        return 3
+        return len(self.shape)
 
     def __getitem__(self, index: Any) -> np.ndarray:
         import tifffile
 
-        zs, ys, xs = _index_to_slices(index, self.shape)
+        sl = _index_to_slices(index, self.shape)
         try:
             mm = tifffile.memmap(self.path, mode="r")
-            return np.array(mm.reshape(self.shape)[zs, ys, xs])
+            return np.array(mm.reshape(self.shape)[sl])
         except ValueError:
+            lead = [range(*s.indices(n)) for s, n in zip(sl[:-2], self.shape[:-2])]
             with tifffile.TiffFile(self.path) as tif:
-                return np.stack([tif.pages[z].asarray()[ys, xs] for z in range(*zs.indices(self.shape[0]))])
+                pages = [tif.pages[int(np.ravel_multi_index(ix, self.shape[:-2]))].asarray()[sl[-2:]]
+                         for ix in product(*lead)]
+            return np.stack(pages).reshape([len(r) for r in lead] + list(pages[0].shape))
 
 
 @dataclass(frozen=True)
@@ -191,6 +196,22 @@ def _tiff_page_info(path: str) -> tuple[tuple[int, ...], np.dtype, int, int | No
     except Exception as exc:  # tifffile raises TiffFileError, struct.error, ValueError, ...
         raise VolumeFormatError(f"Cannot read TIFF file {path!r}: {exc}") from None
     return shape, dtype, n, offset, file_dtype
+
+
+def _tiff_series_shape(path: str, n: int, page_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """(t, z, y, x) when the file states TZYX axes for its ``n`` pages (an OME-TIFF series, as
+    :func:`bigseg.export` writes), else (n, y, x)."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            axes, shape = series.axes, tuple(series.shape)
+    except Exception:  # the pages were checked already; unreadable series metadata is no series
+        return (n, *page_shape)
+    if axes == "TZYX" and shape[0] * shape[1] == n and shape[2:] == tuple(page_shape) and shape[0] > 1:
+        return shape
+    return (n, *page_shape)
 
 
 def _tiff_stack(files: list[str], what: str) -> TiffStackReader:
@@ -284,7 +305,7 @@ def read_source(
             return MultiPageTiffReader(src, page_shape, dt)  # type: ignore[arg-type]
         if len(page_shape) != 2:
             raise VolumeFormatError(f"Expected 2D pages in {src!r}. Got page shape {page_shape}.")
-        return MultiPageTiffReader(src, (n, *page_shape), dt)  # type: ignore[arg-type]
+        return MultiPageTiffReader(src, _tiff_series_shape(src, n, page_shape), dt)
     if suffix in HDF5_SUFFIXES:
         return _hdf5(src, dataset)
     if suffix == ".npy":

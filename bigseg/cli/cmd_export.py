@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import argparse
+
+from ._common import add_cluster_args, cluster_from_args
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="write an OME-Zarr image or label image as TIFF slices, BigTIFF, HDF5 or .npy",
+                       description="Write a volume for tools that do not read OME-Zarr (Avizo, Dragonfly, GeoDict, "
+                                   "ParaView, Fiji, TauFactor), slab by slab, with its voxel size: a folder of TIFF "
+                                   "slices (no suffix; ImageJ calibration), one OME BigTIFF (.tif), HDF5 "
+                                   "(.h5: /exchange/data, element_size_um) or .npy. `bigseg ingest` reads each back.")
+    p.add_argument("source", help="OME-Zarr image (scan.ome.zarr) or label image (scan.ome.zarr/labels/NAME)")
+    p.add_argument("dest", help="folder of TIFF slices, or a .tif, .h5 or .npy file")
+    p.add_argument("--label", default=None, help="with an image path: export labels/LABEL instead of the image")
+    p.add_argument("--level", type=int, default=0, help="pyramid level (default 0, full resolution)")
+    p.add_argument("--format", default=None, choices=["tiff-slices", "tiff", "hdf5", "npy"],
+                   help="instead of the suffix of DEST")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing destination")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_cluster_args(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..io import export, open_volume
+
+    vol = open_volume(args.source, level=args.level, label=args.label)
+    with cluster_from_args(args):
+        out = export(vol, args.dest, format=args.format, overwrite=args.overwrite, progress=not args.no_progress)
+    vs = " x ".join(f"{v:g}" for v in vol.attrs["voxel_size"])
+    print(f"wrote {out}: shape {tuple(vol.shape)}, dtype {vol.dtype}, voxel size {vs} {vol.attrs['unit']}")
+    return 0

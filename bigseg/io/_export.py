@@ -1,0 +1,217 @@
+"""``bigseg.export``: a volume out of OME-Zarr into the files other tools read.
+
+Avizo, Dragonfly, GeoDict, ParaView, Fiji and TauFactor read TIFF stacks, (Big)TIFF files,
+HDF5 or NumPy files, not OME-Zarr. The volume is computed one slab of z planes at a time (one
+row of its chunks along z, fewer planes when such a row is large), so its size is not bounded by
+memory; the voxel size goes where those tools look for it, and :func:`bigseg.ingest` reads it
+back (a round trip gives the same array and voxel size). As every bigseg write, the file or
+folder appears under its name only once complete.
+
+Formats, by the destination's suffix:
+
+* no suffix: a folder of 2D TIFF slices ``<name>_00000.tif``, ... (Fiji's "Image Sequence"),
+  each with the ImageJ calibration (pixel size and z spacing) for uint8, uint16 and float32;
+* ``.tif`` / ``.tiff``: one BigTIFF with OME-XML metadata (``PhysicalSizeX/Y/Z``; axes ZYX, or
+  TZYX for a series), zlib-compressed;
+* ``.h5`` / ``.hdf5``: dataset ``/exchange/data`` (DXchange layout), chunked and compressed,
+  with ``element_size_um`` (z, y, x in µm) when the unit is a length;
+* ``.npy``: a NumPy array file (memory-mappable; it holds no voxel size).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import uuid
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from .._parse import parse_choice
+from ..errors import InputError, OutputExistsError
+from ..runtime._progress import compute
+from ._calibration import convert_length, normalise_unit
+from ._volume import as_volume
+
+__all__ = ["export"]
+
+FORMATS = ("tiff-slices", "tiff", "hdf5", "npy")
+_SUFFIXES = {".tif": "tiff", ".tiff": "tiff", ".h5": "hdf5", ".hdf5": "hdf5", ".npy": "npy"}
+_IMAGEJ_DTYPES = (np.uint8, np.uint16, np.float32)
+_OME_SYMBOL = {"pm": "pm", "angstrom": "Å", "nm": "nm", "um": "µm", "mm": "mm", "cm": "cm", "m": "m"}
+SLAB_BYTES = 256 * 2**20  # a slab larger than this is cut into fewer planes
+
+
+def _format(dest: Path, fmt: str | None) -> str:
+    if fmt is not None:
+        return parse_choice("format", fmt, FORMATS)
+    suffix = dest.suffix.lower()
+    if suffix in _SUFFIXES:
+        return _SUFFIXES[suffix]
+    if suffix and suffix not in (".zarr",):
+        raise InputError(f"Expected `dest` to end in .tif, .tiff, .h5, .hdf5, .npy or to name a folder of TIFF "
+                         f"slices. Got {str(dest)!r} (suffix {suffix!r}); or pass `format` (one of {', '.join(FORMATS)}).")
+    if suffix == ".zarr":
+        raise InputError(f"Expected `dest` to be a TIFF, HDF5 or NumPy file, or a folder of TIFF slices. Got "
+                         f"{str(dest)!r}: to write OME-Zarr use `save_volume`.")
+    return "tiff-slices"
+
+
+def _slabs(vol: xr.DataArray) -> Iterator[tuple[tuple[int, ...], np.ndarray]]:
+    """(leading index, block) of consecutive z planes of ``vol``, computed one slab at a time
+    (per time step for a series)."""
+    arr = vol.data
+    lead = arr.shape[:-3]
+    nz, ny, nx = arr.shape[-3:]
+    plane = ny * nx * arr.dtype.itemsize
+    step = max(1, min(max(arr.chunks[-3]), SLAB_BYTES // max(plane, 1)))
+    for t in np.ndindex(*lead):
+        z_edges = np.cumsum((0, *arr.chunks[-3]))
+        for z0, z1 in zip(z_edges[:-1], z_edges[1:]):
+            for a in range(int(z0), int(z1), step):
+                b = min(a + step, int(z1))
+                (block,) = compute(arr[t + (slice(a, b),)], progress=False)
+                yield t + (a,), np.asarray(block)
+
+
+def _planes(vol: xr.DataArray, bar: Any) -> Iterator[np.ndarray]:
+    for _, block in _slabs(vol):
+        for plane in block:
+            yield plane
+            bar.update(1)
+
+
+def _write_slices(vol: xr.DataArray, tmp: Path, name: str, vs: tuple[float, ...] | None, unit: str | None,
+                  bar: Any) -> None:
+    import tifffile
+
+    tmp.mkdir()
+    nz = vol.shape[-3]
+    width = max(5, len(str(nz - 1)))
+    imagej = vs is not None and vol.dtype in _IMAGEJ_DTYPES
+    kwargs: dict[str, Any] = {}
+    if imagej:
+        kwargs = {"imagej": True, "resolution": (1.0 / vs[2], 1.0 / vs[1]),
+                  "metadata": {"spacing": vs[0], "unit": "micron" if unit == "um" else unit}}
+    for z, plane in enumerate(_planes(vol, bar)):
+        tifffile.imwrite(tmp / f"{name}_{z:0{width}d}.tif", plane, **kwargs)
+
+
+def _write_tiff(vol: xr.DataArray, tmp: Path, vs: tuple[float, ...] | None, unit: str | None, bar: Any) -> None:
+    import tifffile
+
+    meta: dict[str, Any] = {"axes": "TZYX" if vol.ndim == 4 else "ZYX"}
+    if vs is not None:
+        for ax, v in zip("ZYX", vs):
+            meta[f"PhysicalSize{ax}"] = v
+            meta[f"PhysicalSize{ax}Unit"] = _OME_SYMBOL[unit]  # type: ignore[index]
+    with tifffile.TiffWriter(tmp, bigtiff=True, ome=True) as tif:
+        tif.write(_planes(vol, bar), shape=vol.shape, dtype=vol.dtype, photometric="minisblack",
+                  compression="zlib", metadata=meta)
+
+
+def _write_hdf5(vol: xr.DataArray, tmp: Path, vs: tuple[float, ...] | None, unit: str | None, bar: Any) -> None:
+    import h5py
+
+    chunks = tuple(min(64, n) for n in vol.shape[-3:])
+    with h5py.File(tmp, "w") as f:
+        ds = f.create_dataset("exchange/data", shape=vol.shape, dtype=vol.dtype,
+                              chunks=(1,) * (vol.ndim - 3) + chunks, compression="gzip", compression_opts=4)
+        um = convert_length(vs, unit, "um") if vs is not None and unit else None
+        if um is not None:
+            ds.attrs["element_size_um"] = np.asarray(um, np.float64)
+        ds.attrs["voxel_size"] = np.asarray(vol.attrs.get("voxel_size", (1.0, 1.0, 1.0)), np.float64)
+        ds.attrs["unit"] = str(vol.attrs.get("unit", "voxel"))
+        if vol.attrs.get("phases"):
+            ds.attrs["phases"] = [str(p) for p in vol.attrs["phases"]]
+        for index, block in _slabs(vol):
+            t, z = index[:-1], index[-1]
+            ds[t + (slice(z, z + len(block)),)] = block
+            bar.update(len(block))
+
+
+def _write_npy(vol: xr.DataArray, tmp: Path, bar: Any) -> None:
+    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=vol.dtype, shape=vol.shape)
+    for index, block in _slabs(vol):
+        t, z = index[:-1], index[-1]
+        out[t + (slice(z, z + len(block)),)] = block
+        bar.update(len(block))
+    out.flush()
+    del out
+
+
+def export(
+    data: Any,
+    dest: str | os.PathLike,
+    *,
+    format: str | None = None,  # noqa: A002 - the word users know
+    overwrite: bool = False,
+    progress: bool = True,
+) -> str:
+    """Write a volume (image or labels, 3D or a (t, z, y, x) series) as TIFF slices, one
+    BigTIFF, HDF5 or ``.npy``, slab by slab, with its voxel size.
+
+    Parameters
+    ----------
+    data : DataArray (e.g. :func:`bigseg.open_volume` of an image or ``labels/NAME``), dask or
+        NumPy array
+    dest : file (``.tif``, ``.tiff``, ``.h5``, ``.hdf5``, ``.npy``) or folder of TIFF slices
+        (no suffix); see the module docstring for what each holds
+    format : ``"tiff-slices"``, ``"tiff"``, ``"hdf5"`` or ``"npy"`` instead of the suffix
+    overwrite : replace an existing ``dest``
+
+    Returns
+    -------
+    ``dest`` as a string. Memory: one slab of z planes (at most one chunk row along z, and
+    about 256 MiB), never the volume.
+    """
+    from tqdm.auto import tqdm
+
+    dest_p = Path(dest)
+    fmt = _format(dest_p, format)
+    vol = as_volume(data, name="data", allow_series=True)
+    if fmt == "tiff-slices" and vol.ndim == 4:
+        raise InputError(f"Expected a 3D volume for a folder of TIFF slices. Got a series of shape {vol.shape}: "
+                         "export it to one .tif (axes TZYX), .h5 or .npy, or one time step at a time (vol.isel(t=i)).")
+    if dest_p.exists() and not overwrite:
+        raise OutputExistsError(f"Expected `dest` to be a new location or `overwrite=True`. Got {str(dest_p)!r}, which exists.")
+    dest_p.parent.mkdir(parents=True, exist_ok=True)
+    unit = normalise_unit(vol.attrs.get("unit"))
+    vs = tuple(float(v) for v in vol.attrs["voxel_size"]) if unit else None
+    if vs is None and fmt in ("tiff-slices", "tiff"):
+        warnings.warn(f"`data` has no physical voxel size (unit {vol.attrs.get('unit')!r}): {dest_p.name} "
+                      "is written without one.", stacklevel=2)
+    if fmt == "tiff-slices" and vs is not None and vol.dtype not in _IMAGEJ_DTYPES:
+        warnings.warn(f"TIFF slices of dtype {vol.dtype} cannot carry the ImageJ calibration (uint8, uint16, "
+                      f"float32 can): the voxel size {vs} {unit} is not stored in them.", stacklevel=2)
+    tmp = dest_p.parent / f".{dest_p.name}.partial-{uuid.uuid4().hex[:8]}"
+    n_planes = int(np.prod(vol.shape[:-2]))
+    bar = tqdm(total=n_planes, desc=f"writing {dest_p.name}", unit="plane", disable=not progress,
+               file=sys.stderr, leave=False)
+    try:
+        with bar:
+            if fmt == "tiff-slices":
+                _write_slices(vol, tmp, dest_p.name, vs, unit, bar)
+            elif fmt == "tiff":
+                _write_tiff(vol, tmp, vs, unit, bar)
+            elif fmt == "hdf5":
+                _write_hdf5(vol, tmp, vs, unit, bar)
+            else:
+                _write_npy(vol, tmp, bar)
+        if dest_p.is_dir():
+            shutil.rmtree(dest_p)
+        elif dest_p.exists():
+            dest_p.unlink()
+        os.replace(tmp, dest_p)
+    except BaseException:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp.exists():
+            tmp.unlink()
+        raise
+    return str(dest_p)

@@ -1,0 +1,111 @@
+"""`bigseg.export`: TIFF slices / BigTIFF / HDF5 / .npy, slab by slab, read back by `ingest`."""
+
+from __future__ import annotations
+
+import dask.array as da
+import h5py
+import numpy as np
+import pytest
+import tifffile
+
+import bigseg
+from bigseg.cli import main
+from bigseg.errors import InputError, OutputExistsError
+from bigseg.io import _export, make_volume
+
+VS = (0.8, 0.35, 0.3)
+
+
+def _vol(arr, chunks=(10, 17, 30), unit="um", **attrs):
+    return make_volume(da.from_array(arr, chunks=chunks), voxel_size=VS, unit=unit, **attrs)
+
+
+@pytest.mark.parametrize("dest", ["slices", "v.tif", "v.h5", "v.npy"])
+def test_round_trip_through_ingest(tmp_path, odd_volume, monkeypatch, dest):
+    monkeypatch.setattr(_export, "SLAB_BYTES", 4 * 53 * 71 * 2)  # 4 planes: chunk rows cut in slabs
+    before = odd_volume.copy()
+    out = bigseg.export(_vol(odd_volume), tmp_path / dest, progress=False)
+    assert out == str(tmp_path / dest)
+    np.testing.assert_array_equal(odd_volume, before)  # input untouched
+    back = bigseg.ingest(tmp_path / dest, tmp_path / "back.ome.zarr", progress=False)
+    np.testing.assert_array_equal(back.values, odd_volume)
+    assert back.dtype == odd_volume.dtype
+    if dest != "v.npy":  # .npy holds no voxel size
+        assert back.attrs["voxel_size"] == pytest.approx(VS) and back.attrs["unit"] == "um"
+    assert not [p for p in tmp_path.iterdir() if ".partial-" in p.name]
+
+
+def test_slices_are_named_in_order_with_imagej_calibration(tmp_path, odd_volume):
+    bigseg.export(_vol(odd_volume, unit="nm"), tmp_path / "seg", progress=False)
+    files = sorted(p.name for p in (tmp_path / "seg").iterdir())
+    assert files[0] == "seg_00000.tif" and files[-1] == "seg_00036.tif" and len(files) == 37
+    with tifffile.TiffFile(tmp_path / "seg" / "seg_00012.tif") as tif:
+        assert tif.imagej_metadata["spacing"] == pytest.approx(0.8) and tif.imagej_metadata["unit"] == "nm"
+        np.testing.assert_array_equal(tif.asarray(), odd_volume[12])
+
+
+def test_series_and_labels(tmp_path, odd_volume):
+    series = np.stack([odd_volume[:, :20, :30], odd_volume[:, 20:40, 30:60]])
+    vol = make_volume(da.from_array(series, chunks=(1, 9, 20, 30)), voxel_size=VS, unit="nm")
+    for name in ("s.tif", "s.h5", "s.npy"):
+        bigseg.export(vol, tmp_path / name, progress=False)
+        back = bigseg.ingest(tmp_path / name, tmp_path / f"{name}.ome.zarr", progress=False)
+        assert back.dims == ("t", "z", "y", "x"), name
+        np.testing.assert_array_equal(back.values, series)
+    with pytest.raises(InputError, match="series of shape .*isel"):
+        bigseg.export(vol, tmp_path / "folder", progress=False)
+    labels = make_volume(da.from_array((odd_volume % 3).astype(np.uint8), chunks=16), voxel_size=VS, unit="nm",
+                         phases=["pore", "cbd", "active"])
+    bigseg.export(labels, tmp_path / "l.h5", progress=False)
+    with h5py.File(tmp_path / "l.h5") as f:
+        attrs = dict(f["exchange/data"].attrs)
+    assert list(attrs["phases"]) == ["pore", "cbd", "active"]
+    assert attrs["element_size_um"] == pytest.approx([0.0008, 0.00035, 0.0003])
+
+
+def test_bad_destinations_write_nothing(tmp_path, odd_volume):
+    vol = _vol(odd_volume)
+    (tmp_path / "taken.tif").write_bytes(b"x")
+    with pytest.raises(OutputExistsError, match="`dest`"):
+        bigseg.export(vol, tmp_path / "taken.tif", progress=False)
+    assert (tmp_path / "taken.tif").read_bytes() == b"x"
+    with pytest.raises(InputError, match="`dest`.*'.raw'"):
+        bigseg.export(vol, tmp_path / "v.raw", progress=False)
+    with pytest.raises(InputError, match="save_volume"):
+        bigseg.export(vol, tmp_path / "v.zarr", progress=False)
+    with pytest.raises(InputError, match="`format`"):
+        bigseg.export(vol, tmp_path / "v.out", format="png", progress=False)
+
+    def boom(block):
+        if block.shape[0] and block[0, 0, 0] >= 20000:  # a later slab fails
+            raise RuntimeError("disk on fire")
+        return block
+
+    failing = make_volume(da.from_array(odd_volume, chunks=(10, 53, 71)).map_blocks(boom), voxel_size=VS, unit="um")
+    for name in ("f.tif", "f.h5", "f_slices"):
+        with pytest.raises(RuntimeError, match="disk on fire"):
+            bigseg.export(failing, tmp_path / name, progress=False)
+        assert not (tmp_path / name).exists()
+    assert not [p for p in tmp_path.iterdir() if ".partial-" in p.name]
+    # overwrite replaces a complete file
+    bigseg.export(vol, tmp_path / "taken.tif", overwrite=True, progress=False)
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "taken.tif"), odd_volume)
+
+
+def test_uncalibratable_slices_warn(tmp_path, odd_volume):
+    with pytest.warns(UserWarning, match="dtype int32 cannot carry the ImageJ calibration"):
+        bigseg.export(_vol(odd_volume.astype(np.int32)), tmp_path / "i32", progress=False)
+    with pytest.warns(UserWarning, match="no physical voxel size"):
+        bigseg.export(odd_volume, tmp_path / "plain.tif", progress=False)
+
+
+def test_cli_export_label_image(tmp_path, odd_volume, capsys):
+    image = tmp_path / "scan.ome.zarr"
+    lab = (odd_volume % 3).astype(np.uint8)
+    bigseg.save_volume(_vol(odd_volume), image, progress=False)
+    bigseg.save_labels(lab, image, phases=["pore", "cbd", "active"], progress=False)
+    assert main(["export", str(image), str(tmp_path / "seg.tif"), "--label", "segmentation", "--no-progress"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "seg.tif"), lab)
+    assert main(["export", str(image), str(tmp_path / "seg.tif")]) == 2
+    assert "exists" in capsys.readouterr().err
