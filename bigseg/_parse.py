@@ -22,6 +22,7 @@ __all__ = [
     "parse_chunks",
     "parse_voxel_size",
     "parse_phases",
+    "parse_region",
 ]
 
 T = TypeVar("T")
@@ -132,3 +133,48 @@ def parse_phases(value: Any, *, name: str = "phases") -> list[str]:
     if len(names) > 255:
         raise _fail(name, "to have at most 255 phases (255 is reserved for 'unlabelled')", value)
     return names
+
+
+def parse_region(name: str, value: Any, shape: Sequence[int]) -> tuple[slice, ...]:
+    """A box inside an array of ``shape``: one ``[start, stop)`` per axis, as ``"z0:z1,y0:y1,x0:x1"``
+    (an empty bound or ``":"`` = the whole axis; negative = from the end) or a sequence of
+    ``slice`` / ``(start, stop)`` / ``None`` items. Returns plain slices with
+    ``0 <= start < stop <= n`` (a box reaching outside the array is refused, not clipped)."""
+    items: list[Any]
+    if isinstance(value, str):
+        items = [part.strip() for part in value.split(",")]
+    elif isinstance(value, Sequence):
+        items = list(value)
+    else:
+        raise _fail(name, f"to be {len(shape)} ranges such as '10:200,0:512,:'", value)
+    if len(items) != len(shape):
+        raise _fail(name, f"to give one range per axis ({len(shape)})", value)
+    out = []
+    for item, n in zip(items, shape):
+        bounds: Any
+        if item is None or item == "" or item == ":":
+            bounds = (None, None)
+        elif isinstance(item, slice):
+            if item.step not in (None, 1):
+                raise _fail(name, "to use no steps", value)
+            bounds = (item.start, item.stop)
+        elif isinstance(item, str):
+            parts = item.split(":")
+            if len(parts) != 2:
+                raise _fail(name, "to give each range as start:stop", value)
+            try:
+                bounds = tuple(int(p) if p.strip() else None for p in parts)
+            except ValueError:
+                raise _fail(name, "to give each range as start:stop with integers", value) from None
+        elif isinstance(item, Sequence) and len(item) == 2:
+            bounds = tuple(item)
+        else:
+            raise _fail(name, "to give each range as start:stop, (start, stop), a slice or None", value)
+        if not all(b is None or _is_int(b) for b in bounds):
+            raise _fail(name, "to give integer bounds", value)
+        a, b = (0 if bounds[0] is None else int(bounds[0])), (n if bounds[1] is None else int(bounds[1]))
+        a, b = (a + n if a < 0 else a), (b + n if b < 0 else b)
+        if not 0 <= a < b <= n:
+            raise _fail(name, f"to select a non-empty box inside the shape {tuple(shape)}", value)
+        out.append(slice(a, b))
+    return tuple(out)

@@ -33,6 +33,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"dtype       {info['dtype']}")
     print(f"chunks      {' x '.join(map(str, info['chunks']))}")
     print(f"voxel size  {' x '.join(f'{v:g}' for v in info['voxel_size'])} {info['unit']}")
+    if "source_region" in info:
+        print(f"cropped     {', '.join(f'{d} {a}:{b}' for d, (a, b) in zip('zyx', info['source_region']))} of the source")
     if "times" in info:
         print(f"times       {', '.join(f'{t:g}' for t in info['times'])}")
     print(f"levels      {info['levels']}")

@@ -24,6 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shape", default=None, help="raw files: z,y,x")
     p.add_argument("--dtype", default=None, help="raw files: dtype with endianness, e.g. '>u2'; else an output cast")
     p.add_argument("--offset", type=int, default=0, help="raw files: header bytes to skip")
+    p.add_argument("--crop", default=None,
+                   help="keep only this box of the source: z0:z1,y0:y1,x0:x1 voxel ranges (':' = whole axis), "
+                        "e.g. 100:900,:,64:960")
     p.add_argument("--levels", type=int, default=1, help="pyramid levels (default 1)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing destination")
     add_cluster_args(p)
@@ -47,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
             times=args.times.split(",") if args.times else None, chunks=parse_triple(args.chunks, int),
             voxel_size=parse_triple(args.voxel_size),
             unit=args.unit, dataset=args.dataset, dtype=args.dtype, shape=parse_triple(args.shape, int),
-            offset=args.offset, levels=args.levels, overwrite=args.overwrite,
+            offset=args.offset, levels=args.levels, crop=args.crop, overwrite=args.overwrite,
         )
     print(f"wrote {args.dest}: shape {vol.shape}, dtype {vol.dtype}, voxel size {vol.attrs['voxel_size']} {vol.attrs['unit']}")
     if args.voxel_size is None and tuple(vol.attrs["voxel_size"]) == (1.0, 1.0, 1.0) and not _calibrated(args):

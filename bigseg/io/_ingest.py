@@ -22,7 +22,7 @@ import numpy as np
 import xarray as xr
 from dask.base import tokenize
 
-from .._parse import parse_chunks, parse_positive_int, parse_tuple, parse_voxel_size
+from .._parse import parse_chunks, parse_positive_int, parse_region, parse_tuple, parse_voxel_size
 from ..errors import InputError, OutputExistsError, SourceNotFoundError, VolumeFormatError
 from ._calibration import convert_length, hdf5_calibration, tiff_calibration
 from ._omezarr import open_volume, save_volume
@@ -429,6 +429,7 @@ def ingest(
     shape: Any = None,
     offset: int = 0,
     levels: int = 1,
+    crop: Any = None,
     times: Any = None,
     overwrite: bool = False,
     progress: bool = True,
@@ -452,6 +453,9 @@ def ingest(
     dtype : for raw files the file's dtype; for other formats an optional cast of the output
         (only lossless casts, or float to float)
     levels : pyramid levels (each halves z, y and x)
+    crop : keep only this box of every scan, e.g. ``"100:900,64:960,64:960"`` or
+        ``[(100, 900), (64, 960), None]`` (z, y, x voxel index ranges of the source, ``[start,
+        stop)``): only the box is read. Its start is kept in the metadata (``bigseg info``)
     times : with a list of scans, the time (or cycle, or state of charge) of each, increasing;
         default 0, 1, 2, ...
 
@@ -476,6 +480,10 @@ def ingest(
         if times is not None:
             raise InputError(f"Expected `times` only with a list of scans as `source`. Got times={times!r} instead.")
         vol = _read_volume(source, **opts)
+    if crop is not None:
+        box = parse_region("crop", crop, vol.shape[-3:])
+        vol = vol[(slice(None),) * (vol.ndim - 3) + box]
+        vol.attrs["source_region"] = [[s.start, s.stop] for s in box]
     c = parse_chunks(chunks, vol.ndim) if vol.ndim == 3 else (1, *parse_chunks(chunks, 3))
     save_volume(vol, dest_p, chunks=c, levels=levels, overwrite=overwrite, progress=progress)
     return open_volume(dest_p)

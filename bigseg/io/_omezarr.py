@@ -157,6 +157,7 @@ def _write_multiscale(
         "unit": vol.attrs["unit"],
         **({"phases": list(phases)} if phases is not None else {}),
         **({"times": times} if times is not None else {}),
+        **({"source_region": vol.attrs["source_region"]} if "source_region" in vol.attrs else {}),
     }
 
 
@@ -405,6 +406,9 @@ def volume_info(path: str | os.PathLike, *, stats: bool = True, progress: bool =
         info["phases"] = vol.attrs["phases"]
     if "t" in vol.dims:
         info["times"] = [float(t) for t in vol.coords["t"].values]
+    region = dict(group.attrs).get("bigseg", {}).get("source_region") if isinstance(group, zarr.Group) else None
+    if region:
+        info["source_region"] = region
     if (p / "labels").exists():
         info["labels"] = _ome_meta(zarr.open_group(str(p / "labels"), mode="r")).get("labels", [])
     if stats:

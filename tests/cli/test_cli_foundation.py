@@ -47,6 +47,8 @@ def test_ingest_then_info(tmp_path, odd_volume):
                      metadata={"spacing": 1.0, "unit": "micron"})
     cal = run("ingest", tmp_path / "ij.tif", tmp_path / "c.ome.zarr", "--unit", "nm")
     assert "voxel size (1000.0, 500.0, 500.0) nm" in cal.stdout and "no voxel size" not in cal.stderr
+    run("ingest", tmp_path / "v.npy", tmp_path / "crop.ome.zarr", "--crop", "1:5,:,10:-10")
+    assert "cropped     z 1:5, y 0:53, x 10:61 of the source" in run("info", tmp_path / "crop.ome.zarr").stdout
     text = run("info", tmp_path / "v.ome.zarr").stdout
     assert "37 x 53 x 71" in text and "10 x 17 x 30" in text and "2 x 1 x 1 um" in text and "uint16" in text
     info = json.loads(run("info", tmp_path / "v.ome.zarr", "--json").stdout)

@@ -165,6 +165,23 @@ def test_unit_names():
     assert convert_length((0.65, 1.0), "um", "nm") == (650.0, 1000.0) and convert_length((1.0,), "voxel", "nm") is None
 
 
+def test_crop_keeps_a_box_of_every_scan(tmp_path, odd_volume):
+    np.save(tmp_path / "v.npy", odd_volume)
+    out = bigseg.ingest(tmp_path / "v.npy", tmp_path / "c.ome.zarr", crop="2:30, :, -20:", chunks=CHUNKS, progress=False)
+    np.testing.assert_array_equal(out.values, odd_volume[2:30, :, -20:])
+    info = bigseg.io.volume_info(tmp_path / "c.ome.zarr", stats=False)
+    assert info["source_region"] == [[2, 30], [0, 53], [51, 71]]
+    np.save(tmp_path / "w.npy", odd_volume + 1)
+    series = bigseg.ingest([tmp_path / "v.npy", tmp_path / "w.npy"], tmp_path / "s.ome.zarr",
+                           crop=[(5, 9), None, slice(10, 20)], progress=False)
+    np.testing.assert_array_equal(series.values, np.stack([odd_volume, odd_volume + 1])[:, 5:9, :, 10:20])
+    for bad, match in [("0:40,:,:", r"inside the shape \(37, 53, 71\)"), ("5:5,:,:", "non-empty"), (":,:", "one range per axis"),
+                       ("a:b,:,:", "integers"), ([slice(0, 9, 2), None, None], "no steps"), (7, "ranges such as")]:
+        with pytest.raises(InputError, match=f"`crop`.*{match}"):
+            bigseg.ingest(tmp_path / "v.npy", tmp_path / "bad.ome.zarr", crop=bad, progress=False)
+    assert not (tmp_path / "bad.ome.zarr").exists()
+
+
 # ---------------------------------------------------------------- bad input ---------------------
 
 def _nothing_written(tmp_path, name="out.ome.zarr"):
