@@ -44,7 +44,8 @@ import threading
 
 import numba
 import numpy as np
-from scipy import ndimage as ndi
+
+from .distance import euclidean_distance
 
 __all__ = [
     "NBINS",
@@ -357,7 +358,7 @@ def shell_counts(ext: np.ndarray, halo_lo: tuple[int, int, int], halo_hi: tuple[
     src = np.isin(ext, around)
     if not src.any():
         return out
-    d = ndi.distance_transform_edt(~src, sampling=sampling)
+    d = euclidean_distance(~src, sampling)
     core = tuple(slice(lo, n - hi) for lo, n, hi in zip(halo_lo, ext.shape, halo_hi))
     d = d[core]
     codes = ext[core]

@@ -5,8 +5,8 @@ lies in the volume; :mod:`bigseg.measure._particles` runs them over a dask volum
 partials up.
 
 Splitting (the classic distance-transform watershed of touching spheres): the Euclidean distance
-of every particle voxel to the nearest voxel of another phase (``scipy.ndimage.
-distance_transform_edt`` with the voxel size as sampling), its h-maxima (6-connected: domes more
+of every particle voxel to the nearest voxel of another phase
+(:func:`bigseg.kernels.distance.euclidean_distance`, SciPy's values, with the voxel size as sampling), its h-maxima (6-connected: domes more
 than ``h`` above the saddle towards any higher dome) as one marker per particle, and a
 marker-based watershed of the negated distance inside the phase
 (``skimage.segmentation.watershed``). The h-maxima are those of ``skimage.morphology.h_maxima``
@@ -23,6 +23,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.segmentation import watershed
 
+from .distance import euclidean_distance
 from .metrics import mc_field_areas, mc_region
 
 __all__ = ["distance_map", "dome_tops", "particle_markers", "split_particles", "label_points", "block_components", "stitch_components", "particle_partials", "overlap_counts", "mutual_matches", "PARTIAL_KEYS"]
@@ -46,7 +47,7 @@ def distance_map(mask: np.ndarray, origin: tuple[int, int, int], volume: tuple[i
     background (as ``distance_transform_edt`` on the whole volume). Exact in a block's core when
     the halo is at least the largest distance.
     """
-    d = ndi.distance_transform_edt(mask, sampling=spacing)
+    d = euclidean_distance(mask, spacing)
     where = np.nonzero(mask)  # the tie-break only where it matters (phase voxels)
     index = np.ravel_multi_index(tuple(w + o for w, o in zip(where, origin)), volume)
     d[where] += _TIE * min(spacing) * _tie_break(index)

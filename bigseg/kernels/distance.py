@@ -1,0 +1,37 @@
+"""The Euclidean distance transform of a block, one home for the particle split and the shells.
+
+``edt`` (seung-lab's multi-label EDT, 6x faster than ``scipy.ndimage.distance_transform_edt``
+on one core and without its 12 bytes per voxel of feature indices) gives, for isotropic voxels,
+the squared distances as exact integers (float32 holds every integer up to 2**24, i.e.
+distances up to 4096 voxels); their float64 square roots are then bit for bit SciPy's. For
+anisotropic voxels its float32 sums of squares would round (by more than the particle split's
+tie-break), so SciPy computes those.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+
+__all__ = ["euclidean_distance"]
+
+_EXACT_SQ = 2**24  # float32 holds every integer up to here
+
+
+def euclidean_distance(mask: np.ndarray, spacing: tuple[float, ...]) -> np.ndarray:
+    """float64 distance of every ``mask`` voxel to the nearest voxel outside it, in ``spacing``
+    units (0 outside the mask); voxels beyond the array are not outside (as
+    ``scipy.ndimage.distance_transform_edt``, which it equals)."""
+    mask = np.ascontiguousarray(mask, dtype=bool)
+    iso = len(set(float(s) for s in spacing)) == 1
+    if not iso or sum(n * n for n in mask.shape) >= _EXACT_SQ or mask.ndim not in (2, 3):
+        return ndi.distance_transform_edt(mask, sampling=spacing)
+    import edt
+
+    if not mask.all():
+        sq = edt.edtsq(mask, black_border=False, parallel=1)
+    else:  # no voxel outside: SciPy's convention (distance to the array's far side is not used)
+        return ndi.distance_transform_edt(mask, sampling=spacing)
+    d = np.sqrt(sq, dtype=np.float64)
+    s = float(spacing[0])
+    return d if s == 1.0 else d * s
