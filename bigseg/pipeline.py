@@ -263,14 +263,12 @@ class Pipeline:
         table = None
         if self.config.measure["particles"]:
             m = self.config.measure
+            # with particle_labels, labels/particles (value = the table's id; a series: its track)
+            # comes from the same split
             table = measure.particles(labels, phase=m["phase"], intensity=vol, split=m["split"],
-                                      max_diameter=m["max_diameter"], progress=True)
+                                      max_diameter=m["max_diameter"], progress=True, overwrite=True,
+                                      labels_to=image / "labels" / "particles" if m["particle_labels"] else None)
             table.to_csv(out / "particles.csv", index=False)
-            if m["particle_labels"]:  # labels/particles: value = the table's id (a series: its track)
-                ids = measure.particle_labels(labels, phase=m["phase"], split=m["split"],
-                                              max_diameter=m["max_diameter"], progress=True)
-                save_labels(xr.DataArray(ids, dims=labels.dims), image, name="particles", instances=True,
-                            overwrite=True)
         timings["measure"] = time.perf_counter() - t
 
         t = time.perf_counter()

@@ -109,21 +109,25 @@ def _long_table(ds):
     return out[[c for c in cols if c in out]]
 
 
-def _write_particle_labels(labels, args: argparse.Namespace, phases) -> None:
-    """labels/NAME beside the measured label image (in the image that holds it)."""
+def _particle_labels_target(labels, args: argparse.Namespace) -> Path:
+    """IMAGE/labels/NAME beside the measured label image (in the image that holds it)."""
+    src = Path(labels.attrs["source"])
+    image = src.parent.parent if src.parent.name == "labels" else src
+    return image / "labels" / args.particle_labels
+
+
+def _write_particle_labels(labels, args: argparse.Namespace, phases) -> Path:
+    """The instance labels alone (no --particles table asked for)."""
     import xarray as xr
 
     from .. import measure
     from ..io import save_labels
 
-    src = Path(labels.attrs["source"])
-    image = src.parent.parent if src.parent.name == "labels" else src
+    target = _particle_labels_target(labels, args)
     ids = measure.particle_labels(labels, phase=args.particle_phase, split=not args.no_split,
                                   max_diameter=args.max_diameter, phases=phases, progress=args.progress)
-    dest = save_labels(xr.DataArray(ids, dims=labels.dims), image, name=args.particle_labels, instances=True,
-                       progress=args.progress)
-    print(f"wrote {dest}: particle instance labels ({args.particle_phase}; values = particle ids"
-          f"{', tracks through time' if 't' in labels.dims else ''})")
+    return Path(save_labels(xr.DataArray(ids, dims=labels.dims), target.parent.parent, name=target.name,
+                            instances=True, progress=args.progress))
 
 
 def _shells_args(text: str) -> tuple[str, str, float]:
@@ -145,19 +149,29 @@ def run(args: argparse.Namespace) -> int:
     phases = [s.strip() for s in args.phases.split(",")] if args.phases else None
     shells = _shells_args(args.shells) if args.shells else None
     intensity = open_volume(args.intensity) if args.intensity else None
+    if args.particle_labels and _particle_labels_target(labels, args).exists():  # before any work
+        from ..errors import OutputExistsError
+
+        raise OutputExistsError(f"Expected `--particle-labels` to name a new label image. Got "
+                                f"{args.particle_labels!r}: {str(_particle_labels_target(labels, args))!r} exists.")
     with cluster_from_args(args):
         ds = measure.summary(labels, method=args.method, truth=truth, phases=phases, progress=args.progress)
         changes = (measure.transitions(labels, phases=phases, progress=args.progress)
                    if "t" in labels.dims and labels.sizes["t"] > 1 else None)  # a series: phase changes per step
+        target = _particle_labels_target(labels, args) if args.particle_labels else None
         table = (measure.particles(labels, phase=args.particle_phase, intensity=intensity, split=not args.no_split,
-                                   max_diameter=args.max_diameter, phases=phases, progress=args.progress)
+                                   max_diameter=args.max_diameter, phases=phases, progress=args.progress,
+                                   labels_to=target)  # the instance labels from the same split
                  if args.particles else None)
         sh = (measure.shells(labels, around=shells[0], of=shells[1], max_distance=shells[2], phases=phases,
                              progress=args.progress) if shells else None)
         tau = (measure.tortuosity(labels, axis=args.tortuosity, phases=phases, progress=args.progress)
                if args.tortuosity else None)
-        if args.particle_labels:
+        if args.particle_labels and table is None:
             _write_particle_labels(labels, args, phases)
+    if args.particle_labels:
+        print(f"wrote {target}: particle instance labels ({args.particle_phase}; values = particle ids"
+              f"{', tracks through time' if 't' in labels.dims else ''})")
     ds.attrs["labels"] = str(args.labels)
     print(_table(ds))
     if table is not None:

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import functools
 import math
+import os
+import shutil
+import uuid
 import warnings
+from pathlib import Path
 from typing import Any
 
 import dask.array as da
 import numpy as np
 import pandas as pd
+import xarray as xr
 
 from .._parse import parse_in_range, parse_positive_float, parse_positive_int
-from ..errors import InputError
+from ..errors import InputError, OutputExistsError
 from ..io._volume import as_volume, frame_arrays
 from ..kernels.particles import (PARTIAL_KEYS, block_components, label_points, mutual_matches, overlap_counts,
                                   particle_markers, particle_partials, split_particles, stitch_components)
@@ -212,6 +217,7 @@ def _parse(labels, phase, split, max_diameter, h, phases) -> tuple[Labels, int, 
 
 def particles(labels: Any, *, phase: str | int = "active", intensity: Any = None, split: bool = True,
               max_diameter: int = 40, h: float = 1.0, min_overlap: float = 0.5, phases: Any = None,
+              labels_to: str | os.PathLike | None = None, overwrite: bool = False,
               progress: bool = False) -> pd.DataFrame:
     """One row per particle of ``phase``: size, shape, position, intensity and contacts.
 
@@ -231,6 +237,11 @@ def particles(labels: Any, *, phase: str | int = "active", intensity: Any = None
     h : h-maxima height in voxel edges (default 1); larger values split fewer particles.
     min_overlap : series only: the share of the smaller particle two particles of consecutive
         steps must have in common to be one track (default 0.5; in (0, 1]).
+    labels_to : also write the particles' instance labels (value = the row's ``id``, for a
+        series its ``track``; 0 = none) as this OME-Zarr label image, e.g.
+        ``"scan.ome.zarr/labels/particles"``: what :func:`particle_labels` gives, from the same
+        split (each block's watershed runs once for both; the raw ids wait in a scratch zarr
+        beside the image, removed afterwards). ``overwrite`` replaces an existing one.
 
     Returns
     -------
@@ -271,6 +282,7 @@ def particles(labels: Any, *, phase: str | int = "active", intensity: Any = None
     """
     lab, idx, depth, h = _parse(labels, phase, split, max_diameter, h, phases)
     min_overlap = parse_in_range("min_overlap", min_overlap, 0.0, 1.0, closed="right")
+    target = _labels_target(labels_to, lab, overwrite) if labels_to is not None else None
     inten = None
     if intensity is not None:
         inten = as_volume(intensity, name="intensity", allow_series=True)
@@ -291,19 +303,18 @@ def particles(labels: Any, *, phase: str | int = "active", intensity: Any = None
         graphs.append(block_results(fn, *arrays, depth=_MC_HALO))
     # a series: the voxels each particle shares with those of the next step (same ids tasks)
     overlaps = [block_results(_overlap_block, a, b, depth=0) for a, b in zip(ids_frames, ids_frames[1:])]
-    res = compute(*[p for g in graphs + overlaps for p in g], desc=f"particles ({lab.phases[idx]})",
-                  progress=progress)
-    groups = _regroup(list(res), graphs + overlaps)
-    tables = [_table(p, lab, idx, with_intensity=inten is not None) for p in groups[:len(graphs)]]
-    if lab.series:
-        tcoord = lab.vol.coords["t"].values if "t" in lab.vol.coords else np.arange(len(frames))
-        tracks = _tracks(tables, groups[len(graphs):], min_overlap)
-        for t, (tab, _), track in zip(tcoord, tables, tracks):
-            tab.insert(0, "t", t)
-            tab.insert(2, "track", track)
-        out = pd.concat([tab for tab, _ in tables], ignore_index=True)
-    else:
-        out = tables[0][0]
+    scratch = _scratch_ids(target, lab, ids_frames) if target is not None else None
+    try:
+        stores = [scratch[1]] if scratch is not None else []
+        res = compute(*[p for g in graphs + overlaps for p in g], *stores, desc=f"particles ({lab.phases[idx]})",
+                      progress=progress)
+        res = res[:len(res) - len(stores)]
+        out = _assemble(list(res), graphs, overlaps, lab, idx, with_intensity=inten is not None,
+                        min_overlap=min_overlap, labels_to=target, scratch=scratch[0] if scratch else None,
+                        overwrite=overwrite, progress=progress)
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch[0], ignore_errors=True)
     if split and len(out):
         ext = out[["bbox_z1", "bbox_y1", "bbox_x1"]].to_numpy() - out[["bbox_z0", "bbox_y0", "bbox_x0"]].to_numpy()
         n_wide = int((ext.max(axis=1) > depth).sum())
@@ -314,6 +325,86 @@ def particles(labels: Any, *, phase: str | int = "active", intensity: Any = None
     out.attrs.update(unit=lab.unit, voxel_size=list(lab.voxel_size), phase=lab.phases[idx], split=bool(split),
                      max_diameter=depth, h=h, surface_area_method="marching_cubes")
     return out
+
+
+def _assemble(res: list, graphs: list, overlaps: list, lab: Labels, idx: int, *, with_intensity: bool,
+              min_overlap: float, labels_to: Path | None, scratch: Path | None, overwrite: bool,
+              progress: bool) -> pd.DataFrame:
+    """The table from the blocks' partials (and, for a series, the overlaps of consecutive
+    steps); with ``labels_to`` the instance labels from the raw ids waiting in ``scratch``."""
+    groups = _regroup(res, graphs + overlaps)
+    tables = [_table(p, lab, idx, with_intensity=with_intensity) for p in groups[:len(graphs)]]
+    if lab.series:
+        tcoord = lab.vol.coords["t"].values if "t" in lab.vol.coords else np.arange(len(tables))
+        values = _tracks(tables, groups[len(graphs):], min_overlap)
+        for t, (tab, _), track in zip(tcoord, tables, values):
+            tab.insert(0, "t", t)
+            tab.insert(2, "track", track)
+        out = pd.concat([tab for tab, _ in tables], ignore_index=True)
+    else:
+        values = [tables[0][0]["id"].to_numpy(np.int64)]
+        out = tables[0][0]
+    if labels_to is not None and scratch is not None:
+        from ..io import save_labels
+
+        stored = da.from_zarr(str(scratch))
+        frames = [stored[t] for t in range(stored.shape[0])] if lab.series else [stored]
+        ids = [_relabelled(f, raw, val) for f, (_, raw), val in zip(frames, tables, values)]
+        save_labels(xr.DataArray(da.stack(ids) if lab.series else ids[0], dims=lab.vol.dims), labels_to.parent.parent,
+                    name=labels_to.name, instances=True, overwrite=overwrite, progress=progress)
+    return out
+
+
+def _relabelled(ids: da.Array, raw: np.ndarray, value: np.ndarray) -> da.Array:
+    """int32 ``value`` of every raw id (0 stays 0); the lookup table is one key of the graph."""
+    order = np.argsort(raw, kind="stable")
+    lut = np.stack([np.asarray(raw, np.int64)[order], np.asarray(value, np.int64)[order]])
+    table = da.from_array(lut, chunks=lut.shape)
+    return da.blockwise(_lookup, "zyx", ids, "zyx", table, "ab", dtype=np.int32, concatenate=True)
+
+
+def _lookup(ids: np.ndarray, lut: np.ndarray) -> np.ndarray:
+    out = np.zeros(ids.shape, np.int32)
+    sel = ids > 0
+    if sel.any():
+        out[sel] = lut[1][np.searchsorted(lut[0], ids[sel])]
+    return out
+
+
+def _labels_target(labels_to: Any, lab: Labels, overwrite: bool) -> Path:
+    """``labels_to`` checked before any work: ``IMAGE/labels/NAME`` of an existing image of the
+    labels' shape, new unless ``overwrite``."""
+    p = Path(labels_to)
+    image = p.parent.parent
+    if p.parent.name != "labels" or not ((image / "zarr.json").exists() or (image / ".zattrs").exists()):
+        raise InputError(f"Expected `labels_to` to name a label image IMAGE/labels/NAME of an existing OME-Zarr "
+                         f"image, e.g. 'scan.ome.zarr/labels/particles'. Got {str(labels_to)!r} instead.")
+    if p.exists() and not overwrite:
+        raise OutputExistsError(f"Expected `labels_to` to be a new label image or `overwrite=True`. "
+                                f"Got {str(p)!r}, which exists.")
+    from ..io import open_volume
+
+    shape = tuple(open_volume(image).shape)
+    if shape != tuple(lab.vol.shape):
+        raise InputError(f"Expected the image of `labels_to` to have the labels' shape {tuple(lab.vol.shape)}. "
+                         f"Got {shape} ({str(image)!r}) instead.")
+    return p
+
+
+def _scratch_ids(target: Path, lab: Labels, ids_frames: list[da.Array]) -> tuple[Path, Any]:
+    """A scratch zarr beside the image for the raw ids, and the (lazy) store of every frame into
+    it, chunk for chunk (regular chunks: each block written by one task)."""
+    import zarr
+
+    image = target.parent.parent
+    folder = image.parent / f".{image.name}.{target.name}.ids-{uuid.uuid4().hex[:8]}"
+    chunks = tuple(max(c) for c in ids_frames[0].chunks)
+    shape = tuple(lab.vol.shape)
+    arr = zarr.create_array(str(folder), shape=shape, chunks=((1,) if lab.series else ()) + chunks, dtype=np.int32,
+                            fill_value=0)
+    sources = [ids.rechunk(chunks) for ids in ids_frames]
+    regions = [(t, slice(None), slice(None), slice(None)) for t in range(len(sources))] if lab.series else None
+    return folder, da.store(sources, [arr] * len(sources), regions=regions, lock=False, compute=False)
 
 
 def _overlap_block(a: np.ndarray, b: np.ndarray, geom: BlockGeometry) -> tuple[np.ndarray, np.ndarray]:

@@ -10,7 +10,7 @@ import xarray as xr
 from skimage.measure import label, regionprops
 
 import bigseg
-from bigseg.errors import InputError
+from bigseg.errors import InputError, OutputExistsError
 from bigseg.kernels.metrics import mc_field_areas
 from bigseg.kernels.particles import label_points
 from bigseg.measure import particle_labels, particles
@@ -260,3 +260,35 @@ def test_particles_are_tracked_through_a_series():
     assert mutual_matches(pairs, np.array([5, 5, 4]), np.array([0, 10, 8]), np.array([0, 6, 9]), 0.9) == {}
     with pytest.raises(InputError, match="`min_overlap`"):
         particles(series, min_overlap=0)
+
+
+def test_labels_to_writes_the_instance_labels_of_the_same_split(tmp_path, electrode):
+    """One pass: the label image written beside the table equals particle_labels (3D and a series,
+    irregular chunks); an existing one is refused before any work; no scratch is left."""
+    import bigseg
+
+    lab, img = electrode
+    image = tmp_path / "scan.ome.zarr"
+    bigseg.save_volume(img, image, progress=False)
+    for chunks in ((7, 11, 13), (30, 12, 40)):
+        src = da.from_array(lab, chunks=chunks)
+        target = image / "labels" / f"p{chunks[0]}"
+        tab = particles(src, split=True, max_diameter=30, labels_to=target)
+        ref = particle_labels(src, split=True, max_diameter=30).compute()
+        np.testing.assert_array_equal(bigseg.open_volume(target).values, ref)
+        pd.testing.assert_frame_equal(tab, particles(src, split=True, max_diameter=30))
+    with pytest.raises(OutputExistsError, match="`labels_to`"):
+        particles(lab, labels_to=image / "labels" / "p7")
+    with pytest.raises(InputError, match="`labels_to`.*IMAGE/labels/NAME"):
+        particles(lab, labels_to=tmp_path / "p.zarr")
+    particles(lab, split=False, labels_to=image / "labels" / "p7", overwrite=True)
+    np.testing.assert_array_equal(bigseg.open_volume(image / "labels" / "p7").values,
+                                  particle_labels(lab, split=False).compute())
+    series = np.stack([lab, np.roll(lab, 2, axis=2)])
+    simage = tmp_path / "series.ome.zarr"
+    bigseg.save_volume(np.stack([img, img]), simage, progress=False)
+    tab = particles(da.from_array(series, chunks=(1, 9, 25, 16)), split=False, labels_to=simage / "labels" / "tracks")
+    np.testing.assert_array_equal(bigseg.open_volume(simage / "labels" / "tracks").values,
+                                  particle_labels(series, split=False).compute())
+    assert tab.track.max() >= len(tab[tab.t == 0])
+    assert not [p for p in tmp_path.iterdir() if ".ids-" in p.name]
