@@ -177,12 +177,7 @@ def particle_labels(labels: Any, *, phase: str | int = "active", split: bool = T
         order.append((g[["voxels"]].reset_index(drop=True), g.index.to_numpy(np.int64)))
     values = (_tracks(order, res[nframes:], min_overlap) if lab.series
               else [np.arange(1, len(raw) + 1) for _, raw in order])
-    out = []
-    for ids, blocks, (_, raw), val in zip(ids_frames, res, order, values):
-        value_of = pd.Series(val, index=raw)
-        luts = {b[0]: (b[1], value_of.loc[b[1]].to_numpy(np.int32)) for b in blocks}
-        out.append(map_with_halo(_relabel_block, ids, depth=0, dtype=np.int32,
-                                 block_kwargs=lambda geom, luts=luts: dict(zip(("raw", "value"), luts[geom.origin]))))
+    out = [_relabelled(ids, raw, val) for ids, (_, raw), val in zip(ids_frames, order, values)]
     return da.stack(out) if lab.series else out[0]
 
 
@@ -197,13 +192,6 @@ def _numbering_block(ids: np.ndarray, geom: BlockGeometry) -> tuple:
     first = np.full(len(uniq), np.iinfo(np.int64).max, np.int64)
     np.minimum.at(first, inv.ravel(), glob)
     return geom.origin, uniq.astype(np.int64), first, counts.astype(np.int64)
-
-
-def _relabel_block(ids: np.ndarray, geom: BlockGeometry, *, raw: np.ndarray, value: np.ndarray) -> np.ndarray:
-    out = np.zeros(ids.shape, np.int32)
-    sel = ids > 0
-    out[sel] = value[np.searchsorted(raw, ids[sel])]
-    return out
 
 
 def _parse(labels, phase, split, max_diameter, h, phases) -> tuple[Labels, int, int, float]:
