@@ -24,7 +24,7 @@ from dask.base import tokenize
 
 from .._parse import parse_chunks, parse_positive_int, parse_region, parse_tuple, parse_voxel_size
 from ..errors import InputError, OutputExistsError, SourceNotFoundError, VolumeFormatError
-from ._calibration import convert_length, hdf5_calibration, tiff_calibration
+from ._calibration import convert_length, hdf5_calibration, normalise_unit, tiff_calibration
 from ._omezarr import open_volume, save_volume
 from ._volume import make_volume
 
@@ -347,8 +347,21 @@ def _read_volume(source: Any, *, chunks: Any, vs: Any, unit: str | None, dataset
     ``unit`` when that is given, else 1 nm."""
     reader = read_source(source, dataset=dataset, dtype=dtype, shape=shape, offset=offset)
     own = _calibration(reader)
+    if vs is not None:
+        cal = (vs, unit or (own[1] if own else "nm"))
+    elif own is not None:
+        converted = convert_length(own[0], own[1], unit) if unit else own[0]
+        if converted is None and normalise_unit(own[1]) is None:
+            raise InputError(f"Expected `voxel_size` with `unit`={unit!r}: the source's voxel size is in "
+                             f"{own[1]!r}, which is no length to convert. Got voxel_size=None.")
+        if converted is None:
+            raise InputError(f"Expected `unit` to be a length unit such as 'nm' or 'um' that the source's "
+                             f"{own[1]!r} converts to. Got {unit!r} instead.")
+        cal = (converted, unit or own[1])
+    else:
+        cal = ((1.0, 1.0, 1.0), unit or "nm")
     if isinstance(reader, xr.DataArray):
-        vol = reader
+        vol = reader.assign_attrs(voxel_size=tuple(cal[0]), unit=cal[1])
     else:
         if len(reader.shape) not in (3, 4):
             hint = (" (one 2D slice: to read TIFF slices as one stack, pass their folder or a quoted glob "
@@ -363,17 +376,7 @@ def _read_volume(source: Any, *, chunks: Any, vs: Any, unit: str | None, dataset
         token = tokenize(os.path.abspath(os.fspath(source)), dataset, dtype, shape, offset)
         arr = da.from_array(reader, chunks=c, asarray=True, lock=False, fancy=False,
                             name=f"ingest-{Path(os.fspath(source)).name}-{token}")
-        vol = make_volume(arr, voxel_size=(1.0, 1.0, 1.0), unit="nm")
-    if vs is not None:
-        vol = vol.assign_attrs(voxel_size=vs, unit=unit or (own[1] if own else "nm"))
-    elif own is not None:
-        converted = convert_length(own[0], own[1], unit) if unit else own[0]
-        if converted is None:
-            raise InputError(f"Expected `unit` to be a length unit such as 'nm' or 'um' that the source's "
-                             f"{own[1]!r} converts to. Got {unit!r} instead.")
-        vol = vol.assign_attrs(voxel_size=converted, unit=unit or own[1])
-    elif unit:
-        vol = vol.assign_attrs(unit=unit)
+        vol = make_volume(arr, voxel_size=cal[0], unit=cal[1])
     is_raw = isinstance(reader, MemmapReader) and not reader.npy
     if dtype is not None and not is_raw:  # for raw files `dtype` describes the file itself
         target = np.dtype(dtype)

@@ -151,6 +151,9 @@ def test_voxel_size_read_from_the_source(tmp_path, odd_volume):
     with pytest.raises(InputError, match="`unit`.*'um'.*Got 'parsec'"):
         bigseg.ingest(tmp_path / "ome.ome.tif", tmp_path / "bad.ome.zarr", unit="parsec", progress=False)
     assert not (tmp_path / "bad.ome.zarr").exists()
+    bigseg.save_volume(vol, tmp_path / "vox.ome.zarr", progress=False)  # unit "voxel": nothing to convert
+    with pytest.raises(InputError, match="`voxel_size` with `unit`='nm'.*'voxel'"):
+        bigseg.ingest(tmp_path / "vox.ome.zarr", tmp_path / "bad.ome.zarr", unit="nm", progress=False)
     # a TIFF that states no (complete) calibration keeps 1 nm: no z spacing is guessed
     tifffile.imwrite(tmp_path / "flat.tif", vol, imagej=True, resolution=(2.0, 2.0), metadata={"unit": "um"})
     flat = bigseg.ingest(tmp_path / "flat.tif", tmp_path / "flat.ome.zarr", progress=False)
