@@ -12,7 +12,7 @@ Formats, by the destination's suffix:
 * no suffix: a folder of 2D TIFF slices ``<name>_00000.tif``, ... (Fiji's "Image Sequence"),
   each with the ImageJ calibration (pixel size and z spacing) for uint8, uint16 and float32;
 * ``.tif`` / ``.tiff``: one BigTIFF with OME-XML metadata (``PhysicalSizeX/Y/Z``; axes ZYX, or
-  TZYX for a series), zlib-compressed;
+  TZYX for a series, CZYX for probabilities), zlib-compressed;
 * ``.h5`` / ``.hdf5``: dataset ``/exchange/data`` (DXchange layout), chunked and compressed,
   with ``element_size_um`` (z, y, x in µm) when the unit is a length;
 * ``.npy``: a NumPy array file (memory-mappable; it holds no voxel size).
@@ -105,7 +105,8 @@ def _write_slices(vol: xr.DataArray, tmp: Path, name: str, vs: tuple[float, ...]
 def _write_tiff(vol: xr.DataArray, tmp: Path, vs: tuple[float, ...] | None, unit: str | None, bar: Any) -> None:
     import tifffile
 
-    meta: dict[str, Any] = {"axes": "TZYX" if vol.ndim == 4 else "ZYX"}
+    dims = "".join(str(d).upper() for d in vol.dims)
+    meta: dict[str, Any] = {"axes": dims if len(dims) == vol.ndim and set(dims) <= set("TCZYX") else "TZYX"[-vol.ndim:]}
     if vs is not None:
         for ax, v in zip("ZYX", vs):
             meta[f"PhysicalSize{ax}"] = v
