@@ -326,6 +326,35 @@ def source_calibration(source: str | os.PathLike, **read: Any) -> Any:
     return _calibration(read_source(source, **read))
 
 
+def source_info(source: str | os.PathLike, *, dataset: str | None = None, dtype: Any = None, shape: Any = None,
+                offset: int = 0) -> dict[str, Any]:
+    """What ``ingest`` would read from a source that is not OME-Zarr: its kind, shape, dtype and
+    the voxel size it states (``None`` when it states none); for HDF5 also every dataset in the
+    file (path -> shape, dtype), to pick ``dataset`` from."""
+    reader = read_source(source, dataset=dataset, dtype=dtype, shape=shape, offset=offset)
+    kinds = {TiffStackReader: "TIFF slices", MultiPageTiffReader: "multi-page TIFF", Hdf5Reader: "HDF5",
+             MemmapReader: "raw binary"}
+    kind = "zarr" if isinstance(reader, xr.DataArray) else kinds[type(reader)]
+    if isinstance(reader, MemmapReader) and reader.npy:
+        kind = "NumPy .npy"
+    cal = _calibration(reader)
+    info: dict[str, Any] = {"path": os.fspath(source), "format": kind, "shape": [int(n) for n in reader.shape],
+                            "dtype": str(np.dtype(reader.dtype)),
+                            "voxel_size": list(cal[0]) if cal else None, "unit": cal[1] if cal else None}
+    if isinstance(reader, TiffStackReader):
+        info["files"] = len(reader.files)
+    if isinstance(reader, Hdf5Reader):
+        import h5py
+
+        found: dict[str, Any] = {}
+        with h5py.File(reader.path, "r") as f:
+            f.visititems(lambda n, o: found.__setitem__("/" + n, [list(o.shape), str(o.dtype)])
+                         if isinstance(o, h5py.Dataset) else None)
+        info["dataset"] = reader.dataset
+        info["datasets"] = found
+    return info
+
+
 def _calibration(reader: Any) -> Any:
     if isinstance(reader, xr.DataArray):
         return tuple(reader.attrs["voxel_size"]), reader.attrs["unit"]

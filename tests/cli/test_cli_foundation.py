@@ -72,3 +72,19 @@ def test_cluster_prints_dashboard_and_stops():
     out = run("cluster", "--workers", "1", "--duration", "1", timeout=90)
     assert "dashboard   http://127.0.0.1:" in out.stdout
     assert "scheduler   tcp://127.0.0.1:" in out.stdout
+
+
+def test_info_on_sources_before_ingest(tmp_path, odd_volume):
+    import h5py
+
+    with h5py.File(tmp_path / "scan.h5", "w") as f:
+        f.create_dataset("exchange/data", data=odd_volume).attrs["element_size_um"] = [1.0, 0.5, 0.5]
+        f.create_dataset("exchange/theta", data=np.arange(5.0))
+    text = run("info", tmp_path / "scan.h5").stdout
+    assert "(HDF5)" in text and "37 x 53 x 71" in text and "uint16" in text and "1 x 0.5 x 0.5 um" in text
+    assert "* /exchange/data" in text and "/exchange/theta  5  float64" in text and "bigseg ingest" in text
+    np.save(tmp_path / "v.npy", odd_volume)
+    info = json.loads(run("info", tmp_path / "v.npy", "--json").stdout)
+    assert info["format"] == "NumPy .npy" and info["shape"] == [37, 53, 71] and info["voxel_size"] is None
+    out = run("info", tmp_path / "scan.h5", "--dataset", "/nope", check=False)
+    assert out.returncode == 2 and "/exchange/theta" in out.stderr  # the datasets present are listed
