@@ -46,7 +46,7 @@ from dask.highlevelgraph import HighLevelGraph
 
 from .._parse import parse_choice, parse_chunks, parse_in_range, parse_positive_float, parse_positive_int
 from ..errors import InputError
-from ..io._volume import as_volume, for_each_frame, is_series
+from ..io._volume import as_volume, for_each_frame, is_series, zarr_source
 from ..kernels import blend as K
 from ..runtime._budget import check_budget, format_bytes
 from ..runtime._malloc import release_free_heap
@@ -70,20 +70,6 @@ _PLANES = {"z": 0, "y": 1, "x": 2}
 
 
 # ----------------------------------------------------------------------------- tasks
-
-
-def _zarr_source(arr: da.Array) -> Any:
-    """The ``zarr.Array`` behind ``arr`` when ``arr`` is a plain ``da.from_zarr`` (as
-    ``open_volume`` returns), else ``None``. Blocks then read their halo'd region straight from
-    the store instead of holding shared input chunks in memory until every neighbour used them."""
-    import zarr
-
-    layers = dict(arr.dask.layers)
-    orig = "original-" + arr.name
-    if not arr.name.startswith("from-zarr-") or set(layers) != {arr.name, orig}:
-        return None
-    value = dict(layers[orig]).get(orig)
-    return value if isinstance(value, zarr.Array) and tuple(value.shape) == tuple(arr.shape) else None
 
 
 def _read_region(src: Any, lo: tuple[int, ...], hi: tuple[int, ...], pads: list[tuple[int, int]]) -> np.ndarray:
@@ -591,7 +577,7 @@ def predict(
     cpu_streams()  # a bad BIGSEG_CPU_STREAMS fails here, before any work
     raw = vol
     vol = as_volume(vol, name="vol", allow_series=True)  # a series never gets here: its frames do
-    source = _zarr_source(vol.data)
+    source = zarr_source(vol.data)
     if chunks is not None:
         vol = vol.chunk(dict(zip(vol.dims, parse_chunks(chunks, 3))))
     if not np.issubdtype(vol.dtype, np.number) or np.issubdtype(vol.dtype, np.complexfloating):

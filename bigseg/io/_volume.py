@@ -30,6 +30,7 @@ __all__ = [
     "PHASE_COLOURS",
     "phase_colour",
     "UNLABELLED",
+    "zarr_source",
 ]
 
 SPATIAL_DIMS = ("z", "y", "x")
@@ -206,3 +207,18 @@ def frame_by_frame(fn: Callable[..., Any]) -> Callable[..., Any]:
         return for_each_frame(fn, vol, *args, **kwargs)
 
     return wrapper
+
+
+def zarr_source(arr: da.Array) -> Any:
+    """The ``zarr.Array`` behind ``arr`` when ``arr`` is a plain ``da.from_zarr`` (as
+    ``open_volume`` returns), else ``None``. Blockwise work with a halo can then read each
+    block's extended region straight from the store instead of holding shared input chunks
+    (and the slices cut from them) in memory until every neighbour has used them."""
+    import zarr
+
+    layers = dict(arr.dask.layers)
+    orig = "original-" + arr.name
+    if not arr.name.startswith("from-zarr-") or set(layers) != {arr.name, orig}:
+        return None
+    value = dict(layers[orig]).get(orig)
+    return value if isinstance(value, zarr.Array) and tuple(value.shape) == tuple(arr.shape) else None

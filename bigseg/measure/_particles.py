@@ -21,6 +21,7 @@ from ..errors import InputError, OutputExistsError
 from ..io._volume import as_volume, frame_arrays
 from ..kernels.particles import (PARTIAL_KEYS, block_components, label_points, mutual_matches, overlap_counts,
                                   particle_markers, particle_partials, split_particles, stitch_components)
+from ..runtime._malloc import release_free_heap
 from ..runtime._progress import compute
 from ._blockwise import BlockGeometry, block_results, crop_halo, map_with_halo
 from ._inputs import Labels, as_labels
@@ -37,7 +38,10 @@ def _markers_block(codes: np.ndarray, geom: BlockGeometry, *, phase: int, spacin
     open_sides = tuple((lo > 0, hi > 0) for lo, hi in zip(geom.halo_lo, geom.halo_hi))
     m = crop_halo(particle_markers(codes, phase, origin, geom.volume, spacing, h, open_sides), geom, 0)[0]
     z, y, x = np.nonzero(m)
-    return np.ravel_multi_index((z + geom.origin[0], y + geom.origin[1], x + geom.origin[2]), geom.volume)
+    out = np.ravel_multi_index((z + geom.origin[0], y + geom.origin[1], x + geom.origin[2]), geom.volume)
+    del m
+    release_free_heap()
+    return out
 
 
 def _split_block(codes: np.ndarray, geom: BlockGeometry, *, phase: int, spacing, index: np.ndarray,
@@ -50,7 +54,10 @@ def _split_block(codes: np.ndarray, geom: BlockGeometry, *, phase: int, spacing,
         inside &= (p >= 0) & (p < n)
     markers = np.zeros(codes.shape, np.int32)
     markers[pos[0][inside], pos[1][inside], pos[2][inside]] = ids[inside]
-    return crop_halo(split_particles(codes, markers, phase, origin, geom.volume, spacing), geom, 0)[0]
+    out = crop_halo(split_particles(codes, markers, phase, origin, geom.volume, spacing), geom, 0)[0].copy()
+    del markers
+    release_free_heap()  # the distance map and the watershed's buffers: back to the OS, not kept as free heap
+    return out
 
 
 def _markers_near(index: np.ndarray, ids: np.ndarray, volume: tuple[int, int, int]):

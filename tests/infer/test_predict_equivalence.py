@@ -176,7 +176,7 @@ def test_zarr_volume_reads_regions_from_the_store(image, tmp_path, chunks):
     """An OME-Zarr volume is read block region by block region straight from the store
     (including zero padding where the patch is larger than the volume)."""
     import bigseg
-    from bigseg.infer._predict import _zarr_source
+    from bigseg.io._volume import zarr_source as _zarr_source
 
     x = image[:30, :12, :40]
     bigseg.save_volume(x, tmp_path / "v.ome.zarr", chunks=(16, 12, 17), progress=False)
