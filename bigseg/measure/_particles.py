@@ -18,7 +18,7 @@ import xarray as xr
 
 from .._parse import parse_in_range, parse_positive_float, parse_positive_int
 from ..errors import InputError, OutputExistsError
-from ..io._volume import as_volume, frame_arrays
+from ..io._volume import as_volume, frame_arrays, zarr_source
 from ..kernels.particles import (PARTIAL_KEYS, block_components, label_points, mutual_matches, overlap_counts,
                                   particle_markers, particle_partials, split_particles, stitch_components)
 from ..runtime._malloc import release_free_heap
@@ -290,26 +290,29 @@ def particles(labels: Any, *, phase: str | int = "active", intensity: Any = None
     hists = _stats_graph(lab, hist_only=True)
     ids_frames = _frame_ids(lab, idx, split=split, depth=depth, h=h, progress=progress, also=hists,
                             check=lambda res: _check(lab, res, allow_unlabelled=False))
-    # pass 2: the per-block partial tables of the particles (ids stitched across blocks)
-    graphs = []
-    for t, (ids, codes) in enumerate(zip(ids_frames, frames)):
-        arrays = (ids, codes) + ((ifr[t],) if ifr is not None else ())
-        fn = functools.partial(_partials_block, phase=idx, k=lab.k, spacing=lab.voxel_size)
-        graphs.append(block_results(fn, *arrays, depth=_MC_HALO))
-    # a series: the voxels each particle shares with those of the next step (same ids tasks)
-    overlaps = [block_results(_overlap_block, a, b, depth=0) for a, b in zip(ids_frames, ids_frames[1:])]
-    scratch = _scratch_ids(target, lab, ids_frames) if target is not None else None
+    # with somewhere to keep them (beside the image of labels_to, else beside the stored labels),
+    # the particle ids are computed once, written, and read back with their halo by pass 2 (no
+    # ids block waits in memory for its neighbours); in-memory labels keep them in the graph
+    scratch = _scratch_folder(target, labels)
     try:
-        stores = [scratch[1]] if scratch is not None else []
-        res = compute(*[p for g in graphs + overlaps for p in g], *stores, desc=f"particles ({lab.phases[idx]})",
+        if scratch is not None:
+            ids_frames = _stored_ids(scratch, ids_frames, desc=f"particle split ({lab.phases[idx]})", progress=progress)
+        # pass 2: the per-block partial tables of the particles (ids stitched across blocks)
+        graphs = []
+        for t, (ids, codes) in enumerate(zip(ids_frames, frames)):
+            arrays = (ids, codes) + ((ifr[t],) if ifr is not None else ())
+            fn = functools.partial(_partials_block, phase=idx, k=lab.k, spacing=lab.voxel_size)
+            graphs.append(block_results(fn, *arrays, depth=_MC_HALO))
+        # a series: the voxels each particle shares with those of the next step
+        overlaps = [block_results(_overlap_block, a, b, depth=0) for a, b in zip(ids_frames, ids_frames[1:])]
+        res = compute(*[p for g in graphs + overlaps for p in g], desc=f"particles ({lab.phases[idx]})",
                       progress=progress)
-        res = res[:len(res) - len(stores)]
         out = _assemble(list(res), graphs, overlaps, lab, idx, with_intensity=inten is not None,
-                        min_overlap=min_overlap, labels_to=target, scratch=scratch[0] if scratch else None,
+                        min_overlap=min_overlap, labels_to=target, ids_frames=ids_frames,
                         overwrite=overwrite, progress=progress)
     finally:
         if scratch is not None:
-            shutil.rmtree(scratch[0], ignore_errors=True)
+            shutil.rmtree(scratch, ignore_errors=True)
     if split and len(out):
         ext = out[["bbox_z1", "bbox_y1", "bbox_x1"]].to_numpy() - out[["bbox_z0", "bbox_y0", "bbox_x0"]].to_numpy()
         n_wide = int((ext.max(axis=1) > depth).sum())
@@ -323,10 +326,10 @@ def particles(labels: Any, *, phase: str | int = "active", intensity: Any = None
 
 
 def _assemble(res: list, graphs: list, overlaps: list, lab: Labels, idx: int, *, with_intensity: bool,
-              min_overlap: float, labels_to: Path | None, scratch: Path | None, overwrite: bool,
+              min_overlap: float, labels_to: Path | None, ids_frames: list[da.Array], overwrite: bool,
               progress: bool) -> pd.DataFrame:
     """The table from the blocks' partials (and, for a series, the overlaps of consecutive
-    steps); with ``labels_to`` the instance labels from the raw ids waiting in ``scratch``."""
+    steps); with ``labels_to`` the instance labels, relabelled from the (stored) raw ids."""
     groups = _regroup(res, graphs + overlaps)
     tables = [_table(p, lab, idx, with_intensity=with_intensity) for p in groups[:len(graphs)]]
     if lab.series:
@@ -339,12 +342,10 @@ def _assemble(res: list, graphs: list, overlaps: list, lab: Labels, idx: int, *,
     else:
         values = [tables[0][0]["id"].to_numpy(np.int64)]
         out = tables[0][0]
-    if labels_to is not None and scratch is not None:
+    if labels_to is not None:
         from ..io import save_labels
 
-        stored = da.from_zarr(str(scratch))
-        frames = [stored[t] for t in range(stored.shape[0])] if lab.series else [stored]
-        ids = [_relabelled(f, raw, val) for f, (_, raw), val in zip(frames, tables, values)]
+        ids = [_relabelled(f, raw, val) for f, (_, raw), val in zip(ids_frames, tables, values)]
         save_labels(xr.DataArray(da.stack(ids) if lab.series else ids[0], dims=lab.vol.dims), labels_to.parent.parent,
                     name=labels_to.name, instances=True, overwrite=overwrite, progress=progress)
     return out
@@ -386,20 +387,40 @@ def _labels_target(labels_to: Any, lab: Labels, overwrite: bool) -> Path:
     return p
 
 
-def _scratch_ids(target: Path, lab: Labels, ids_frames: list[da.Array]) -> tuple[Path, Any]:
-    """A scratch zarr beside the image for the raw ids, and the (lazy) store of every frame into
-    it, chunk for chunk (regular chunks: each block written by one task)."""
+def _scratch_folder(target: Path | None, labels: Any) -> Path | None:
+    """A new hidden folder for the raw particle ids, on the filesystem the workers share: beside
+    the image of ``target``, else beside the stored label image ``labels`` came from (when it
+    can be written there); ``None`` for labels held in memory."""
+    if target is not None:
+        image = target.parent.parent
+        place, stem = image.parent, f"{image.name}.{target.name}"
+    else:
+        src = getattr(labels, "attrs", {}).get("source") if isinstance(labels, xr.DataArray) else None
+        if not src or zarr_source(labels.data) is None:  # not (or no longer) a plain stored array
+            return None
+        image = Path(src).parent.parent if Path(src).parent.name == "labels" else Path(src)
+        place, stem = image.parent, f"{image.name}.{Path(src).name}"  # outside the OME-Zarr
+    folder = place / f".{stem}.particle-ids-{uuid.uuid4().hex[:8]}"
+    try:
+        folder.mkdir(parents=False)
+    except OSError:  # e.g. a read-only archive: the ids stay in the graph
+        return None
+    return folder
+
+
+def _stored_ids(folder: Path, ids_frames: list[da.Array], *, desc: str, progress: bool) -> list[da.Array]:
+    """Every frame's ids written into ``folder`` (one zarr array per frame, regular chunks: each
+    block written by one task), then opened lazily: each block's watershed ran once."""
     import zarr
 
-    image = target.parent.parent
-    folder = image.parent / f".{image.name}.{target.name}.ids-{uuid.uuid4().hex[:8]}"
-    chunks = tuple(max(c) for c in ids_frames[0].chunks)
-    shape = tuple(lab.vol.shape)
-    arr = zarr.create_array(str(folder), shape=shape, chunks=((1,) if lab.series else ()) + chunks, dtype=np.int32,
-                            fill_value=0)
-    sources = [ids.rechunk(chunks) for ids in ids_frames]
-    regions = [(t, slice(None), slice(None), slice(None)) for t in range(len(sources))] if lab.series else None
-    return folder, da.store(sources, [arr] * len(sources), regions=regions, lock=False, compute=False)
+    targets, sources = [], []
+    for t, ids in enumerate(ids_frames):
+        chunks = tuple(max(c) for c in ids.chunks)
+        targets.append(zarr.create_array(str(folder / str(t)), shape=ids.shape, chunks=chunks, dtype=np.int32,
+                                         fill_value=0))
+        sources.append(ids.rechunk(chunks))
+    compute(da.store(sources, targets, lock=False, compute=False), desc=desc, progress=progress)
+    return [da.from_zarr(str(folder / str(t))) for t in range(len(ids_frames))]
 
 
 def _overlap_block(a: np.ndarray, b: np.ndarray, geom: BlockGeometry) -> tuple[np.ndarray, np.ndarray]:

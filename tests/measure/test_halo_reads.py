@@ -3,6 +3,8 @@ blocks as ``da.overlap``, and the same measurements, without shared chunks held 
 
 from __future__ import annotations
 
+import os
+
 import dask.array as da
 import numpy as np
 import pandas as pd
@@ -38,10 +40,18 @@ def test_direct_reads_equal_overlap(stored, depth):
     np.testing.assert_array_equal(got.compute(), da.overlap.overlap(rechunked, depth=depth, boundary="none").compute())
 
 
-def test_measurements_of_a_stored_volume_equal_in_memory(stored):
+def test_measurements_of_a_stored_volume_equal_in_memory(stored, monkeypatch):
+    from bigseg.measure import _particles
+
     lab, vol = stored
+    used = []
+    real = _particles._stored_ids
+    monkeypatch.setattr(_particles, "_stored_ids", lambda folder, *a, **k: used.append(folder) or real(folder, *a, **k))
     mem = da.from_array(lab, chunks=(10, 17, 12))
     with pytest.warns(UserWarning, match="wider than"):  # a halo wider than the chunks: merged, then read directly
         pd.testing.assert_frame_equal(particles(vol, max_diameter=14), particles(mem, max_diameter=14))
+    # the stored labels' ids went through a scratch folder beside the image, removed afterwards
+    image = vol.attrs["source"].rsplit("/labels/", 1)[0]
+    assert len(used) == 1 and str(used[0].parent) == os.path.dirname(image) and not used[0].exists()
     np.testing.assert_array_equal(shells(vol, around="active", of="cbd", max_distance=5).values,
                                   shells(mem, around="active", of="cbd", max_distance=5).values)

@@ -291,4 +291,4 @@ def test_labels_to_writes_the_instance_labels_of_the_same_split(tmp_path, electr
     np.testing.assert_array_equal(bigseg.open_volume(simage / "labels" / "tracks").values,
                                   particle_labels(series, split=False).compute())
     assert tab.track.max() >= len(tab[tab.t == 0])
-    assert not [p for p in tmp_path.iterdir() if ".ids-" in p.name]
+    assert not [p for p in tmp_path.rglob("*") if ".particle-ids-" in p.name]
