@@ -31,51 +31,49 @@ def _is_zarr(path: str) -> bool:
     return p.is_dir() and any((p / f).exists() for f in ("zarr.json", ".zgroup", ".zarray"))
 
 
-def _source(args: argparse.Namespace) -> int:
-    from ..io._ingest import source_info
-
-    info = source_info(args.path, dataset=args.dataset)  # an HDF5 file without the dataset: the error lists them
-    if args.json:
-        print(json.dumps(info, indent=2))
-        return 0
-    print(f"path        {info['path']}  ({info['format']}{', %d files' % info['files'] if 'files' in info else ''})")
-    print(f"shape       {' x '.join(map(str, info['shape']))}")
-    print(f"dtype       {info['dtype']}")
+def _source_lines(info: dict, args: argparse.Namespace) -> list[str]:
+    files = f", {info['files']} files" if "files" in info else ""
     vs = info["voxel_size"]
-    print(f"voxel size  {' x '.join(f'{v:g}' for v in vs) + ' ' + info['unit'] if vs else 'not stated (pass --voxel-size to ingest)'}")
+    lines = [f"path        {info['path']}  ({info['format']}{files})", *_array_lines(info, None),
+             f"voxel size  {' x '.join(f'{v:g}' for v in vs) + ' ' + info['unit'] if vs else 'not stated (pass --voxel-size to ingest)'}"]
     for name, (shape, dt) in info.get("datasets", {}).items():
-        mark = "*" if name == info["dataset"] else " "
-        print(f"dataset   {mark} {name}  {' x '.join(map(str, shape))}  {dt}")
-    print(f"not OME-Zarr: `bigseg ingest {args.path} DEST.ome.zarr` converts it")
-    return 0
+        lines.append(f"dataset   {'*' if name == info['dataset'] else ' '} {name}  {' x '.join(map(str, shape))}  {dt}")
+    return lines + [f"not OME-Zarr: `bigseg ingest {args.path} DEST.ome.zarr` converts it"]
+
+
+def _array_lines(info: dict, dims: list[str] | None) -> list[str]:
+    return [f"shape       {' x '.join(map(str, info['shape']))}" + (f"  ({', '.join(dims)})" if dims else ""),
+            f"dtype       {info['dtype']}"]
+
+
+def _volume_lines(info: dict, args: argparse.Namespace) -> list[str]:
+    lines = [f"path        {info['path']}", *_array_lines(info, info["dims"]),
+             f"chunks      {' x '.join(map(str, info['chunks']))}",
+             f"voxel size  {' x '.join(f'{v:g}' for v in info['voxel_size'])} {info['unit']}"]
+    if "source_region" in info:
+        lines.append(f"cropped     {', '.join(f'{d} {a}:{b}' for d, (a, b) in zip('zyx', info['source_region']))} of the source")
+    if "times" in info:
+        lines.append(f"times       {', '.join(f'{t:g}' for t in info['times'])}")
+    lines += [f"levels      {info['levels']}",
+              f"on disk     {_size(info['bytes_on_disk'])} ({_size(info['bytes_uncompressed'])} uncompressed)"]
+    if "phases" in info:
+        lines.append(f"phases      {', '.join(f'{i} {p}' for i, p in enumerate(info['phases']))}")
+    if info.get("labels"):
+        lines.append(f"labels      {', '.join(info['labels'])}")
+    if "intensity" in info:
+        s = info["intensity"]
+        lines.append(f"intensity   min {s['min']:.4g}  max {s['max']:.4g}  mean {s['mean']:.4g}  std {s['std']:.4g}  "
+                     f"p1 {s['p1']:.4g}  p99 {s['p99']:.4g}  (level {s['from_level']}, {s['sampled_voxels']} voxels)")
+    return lines
 
 
 def run(args: argparse.Namespace) -> int:
     from ..io import volume_info
+    from ..io._ingest import source_info
 
-    if not _is_zarr(args.path):
-        return _source(args)
-    info = volume_info(args.path, stats=not args.no_stats)
-    if args.json:
-        print(json.dumps(info, indent=2))
-        return 0
-    print(f"path        {info['path']}")
-    print(f"shape       {' x '.join(map(str, info['shape']))}  ({', '.join(info['dims'])})")
-    print(f"dtype       {info['dtype']}")
-    print(f"chunks      {' x '.join(map(str, info['chunks']))}")
-    print(f"voxel size  {' x '.join(f'{v:g}' for v in info['voxel_size'])} {info['unit']}")
-    if "source_region" in info:
-        print(f"cropped     {', '.join(f'{d} {a}:{b}' for d, (a, b) in zip('zyx', info['source_region']))} of the source")
-    if "times" in info:
-        print(f"times       {', '.join(f'{t:g}' for t in info['times'])}")
-    print(f"levels      {info['levels']}")
-    print(f"on disk     {_size(info['bytes_on_disk'])} ({_size(info['bytes_uncompressed'])} uncompressed)")
-    if "phases" in info:
-        print(f"phases      {', '.join(f'{i} {p}' for i, p in enumerate(info['phases']))}")
-    if info.get("labels"):
-        print(f"labels      {', '.join(info['labels'])}")
-    if "intensity" in info:
-        s = info["intensity"]
-        print(f"intensity   min {s['min']:.4g}  max {s['max']:.4g}  mean {s['mean']:.4g}  std {s['std']:.4g}  "
-              f"p1 {s['p1']:.4g}  p99 {s['p99']:.4g}  (level {s['from_level']}, {s['sampled_voxels']} voxels)")
+    if _is_zarr(args.path):
+        info, lines = volume_info(args.path, stats=not args.no_stats), _volume_lines
+    else:  # a source for ingest (an HDF5 file without the dataset: the error lists those present)
+        info, lines = source_info(args.path, dataset=args.dataset), _source_lines
+    print(json.dumps(info, indent=2) if args.json else "\n".join(lines(info, args)))
     return 0
