@@ -23,7 +23,7 @@ from ..kernels.particles import (PARTIAL_KEYS, block_components, label_points, m
                                   particle_markers, particle_partials, split_particles, stitch_components)
 from ..runtime._malloc import release_free_heap
 from ..runtime._progress import compute
-from ._blockwise import BlockGeometry, block_results, crop_halo, map_with_halo
+from ._blockwise import BlockGeometry, block_results, crop_halo, ensure_min_chunks, map_with_halo
 from ._inputs import Labels, as_labels
 from ._metrics import _check, _phase_index, _stats_graph
 
@@ -227,8 +227,9 @@ def particles(labels: Any, *, phase: str | int = "active", intensity: Any = None
         marker per h-maximum of the Euclidean distance to the other phases (domes more than
         ``h`` voxel edges above the saddle towards a higher dome), flooded inside the phase.
     max_diameter : the halo, in voxels, each block borrows from its neighbours for the split:
-        the width of the largest particle. Particles wider than this are flagged by a warning
-        (their split may then depend on the chunking).
+        the width of the largest particle. A particle that crosses a block border and reaches
+        further than this beyond it is flagged by a warning (its split may then depend on the
+        chunking); one inside a single block is seen whole whatever its size.
     h : h-maxima height in voxel edges (default 1); larger values split fewer particles.
     min_overlap : series only: the share of the smaller particle two particles of consecutive
         steps must have in common to be one track (default 0.5; in (0, 1]).
@@ -288,8 +289,10 @@ def particles(labels: Any, *, phase: str | int = "active", intensity: Any = None
     ifr = frame_arrays(inten) if inten is not None else None
     # pass 1: values check and (split) the marker voxels of every block
     hists = _stats_graph(lab, hist_only=True)
+    counts: list[int] = []  # voxels of the phase per frame
     ids_frames = _frame_ids(lab, idx, split=split, depth=depth, h=h, progress=progress, also=hists,
-                            check=lambda res: _check(lab, res, allow_unlabelled=False))
+                            check=lambda res: counts.extend(int(c["hist"][idx])
+                                                            for c in _check(lab, res, allow_unlabelled=False)))
     # with somewhere to keep them (beside the image of labels_to, else beside the stored labels),
     # the particle ids are computed once, written, and read back with their halo by pass 2 (no
     # ids block waits in memory for its neighbours); in-memory labels keep them in the graph
@@ -313,15 +316,34 @@ def particles(labels: Any, *, phase: str | int = "active", intensity: Any = None
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
-    if split and len(out):
-        ext = out[["bbox_z1", "bbox_y1", "bbox_x1"]].to_numpy() - out[["bbox_z0", "bbox_y0", "bbox_x0"]].to_numpy()
-        n_wide = int((ext.max(axis=1) > depth).sum())
-        if n_wide:
-            warnings.warn(f"{n_wide} particle(s) are wider than `max_diameter`={depth} voxels: their split "
-                          "may depend on the chunking. Pass a larger `max_diameter` (pipeline configuration: "
-                          "`measure.max_diameter`; command line: `--max-diameter`).", stacklevel=2)
+    if split:
+        n_wide = int(_beyond_halo(out, ensure_min_chunks(frames[0], depth).chunks, depth).sum()) if len(out) else 0
+        # phase voxels no marker reached: a particle's marker lay beyond a block's halo
+        lost = sum(counts) - int(out["voxels"].sum()) if len(out) else sum(counts)
+        if n_wide or lost:
+            what = " and ".join(([f"{n_wide} particle(s) are wider than `max_diameter`={depth} voxels where they "
+                                  "cross a block border"] if n_wide else [])
+                                + ([f"{lost} voxel(s) of the phase belong to no particle"] if lost else []))
+            warnings.warn(f"{what}: the split may depend on the chunking. Pass a larger `max_diameter` (pipeline "
+                          "configuration: `measure.max_diameter`; command line: `--max-diameter`).", stacklevel=2)
     out.attrs.update(unit=lab.unit, voxel_size=list(lab.voxel_size), phase=lab.phases[idx], split=bool(split),
                      max_diameter=depth, h=h, surface_area_method="marching_cubes")
+    return out
+
+
+def _beyond_halo(table: pd.DataFrame, chunks: tuple[tuple[int, ...], ...], depth: int) -> np.ndarray:
+    """Per row: the particle's bounding box leaves the extended region (block ± ``depth``) of a
+    block whose core it reaches, so that block split it without seeing all of it. A particle
+    inside one block's core is seen whole whatever its size."""
+    lo = table[["bbox_z0", "bbox_y0", "bbox_x0"]].to_numpy(np.int64)
+    hi = table[["bbox_z1", "bbox_y1", "bbox_x1"]].to_numpy(np.int64)
+    out = np.zeros(len(table), bool)
+    for ax, ch in enumerate(chunks):
+        bounds = np.concatenate([[0], np.cumsum(ch)])
+        starts, ends = bounds[:-1], bounds[1:]
+        first = np.searchsorted(ends, lo[:, ax], side="right")  # blocks reached along this axis: first..last
+        last = np.searchsorted(starts, hi[:, ax], side="left") - 1
+        out |= (lo[:, ax] < starts[last] - depth) | (hi[:, ax] > ends[first] + depth)
     return out
 
 

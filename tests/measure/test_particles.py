@@ -292,3 +292,22 @@ def test_labels_to_writes_the_instance_labels_of_the_same_split(tmp_path, electr
                                   particle_labels(series, split=False).compute())
     assert tab.track.max() >= len(tab[tab.t == 0])
     assert not [p for p in tmp_path.rglob("*") if ".particle-ids-" in p.name]
+
+
+def test_only_particles_reaching_beyond_a_crossed_block_s_halo_are_flagged():
+    from bigseg.measure._particles import _beyond_halo
+
+    lab = np.zeros((20, 20, 130), np.uint8)
+    lab[5:15, 5:15, 5:55] = 2  # 50 long, inside the first block (x 0-64): seen whole
+    lab[5:15, 5:15, 60:75] = 2  # crosses x = 64, 4 and 11 voxels either side: within a halo of 12
+    tab = particles(da.from_array(lab, chunks=(20, 20, 64)), max_diameter=12)  # no warning
+    assert list(_beyond_halo(tab, ((20,), (20,), (64, 64, 2)), 12)) == [False, False]
+    assert list(_beyond_halo(tab, ((20,), (20,), (64, 64, 2)), 8)) == [False, True]
+    assert list(_beyond_halo(tab, ((20,), (20,), (30, 34, 66)), 12)) == [True, False]
+    with pytest.warns(UserWarning, match="belong to no particle.*`measure.max_diameter`"):  # cut apart at x = 30
+        particles(da.from_array(lab, chunks=(20, 20, 30)), max_diameter=12)
+    rod = np.zeros((12, 14, 30), np.uint8)
+    rod[3:9, 4:10, 2:28] = 2  # its one marker lies beyond the halo of the last block: voxels left over
+    with pytest.warns(UserWarning, match="288 voxel.*belong to no particle"):
+        tab = particles(da.from_array(rod, chunks=(12, 14, 10)), max_diameter=10)
+    assert tab.voxels.sum() == 648
