@@ -31,6 +31,24 @@ def test_local_cluster_matches_in_memory(labels):
     pd.testing.assert_frame_equal(comps, particles(labels, phase="cbd", split=False), rtol=1e-9)
 
 
+def test_local_cluster_on_stored_labels(labels, tmp_path):
+    """Stored labels: blocks read their halo'd regions from the store in the worker processes,
+    the particle ids go through the scratch folder, the instance labels to the image."""
+    image = tmp_path / "scan.ome.zarr"
+    bigseg.save_volume(labels.astype(np.float32), image, chunks=(17, 23, 30), progress=False)
+    bigseg.save_labels(labels, image, phases=["pore", "cbd", "active"], chunks=(17, 23, 30), progress=False)
+    stored = bigseg.open_volume(image / "labels" / "segmentation")
+    with bigseg.connect("local", n_workers=2, dashboard=False, quiet=True):
+        mc = interfaces(stored, method="marching_cubes")
+        parts = particles(stored, split=True, max_diameter=12, labels_to=image / "labels" / "particles")
+    lab = da.from_array(labels, chunks=(17, 23, 30))
+    np.testing.assert_allclose(mc.phase_area.values, interfaces(lab, method="marching_cubes").phase_area.values, rtol=1e-12)
+    pd.testing.assert_frame_equal(parts, particles(lab, split=True, max_diameter=12), rtol=1e-9)
+    ids = bigseg.open_volume(image / "labels" / "particles").values
+    np.testing.assert_array_equal(np.bincount(ids.ravel(), minlength=len(parts) + 1)[1:], parts.voxels.to_numpy())
+    assert not [p for p in tmp_path.iterdir() if ".particle-ids-" in p.name]
+
+
 @pytest.mark.parametrize("shape,chunks", [((1, 20, 21), (1, 7, 8)), ((2, 30, 5), (1, 11, 2)), ((3, 3, 40), (2, 2, 13))],
                          ids=str)
 def test_thin_volumes_marching_cubes(shape, chunks):
