@@ -30,6 +30,7 @@ DEFAULTS: dict[str, Any] = {
     "chunks": 128,
     "voxel_size": None,
     "unit": None,  # the source's (OME-Zarr, OME-TIFF, ImageJ TIFF, HDF5), else nm
+    "crop": None,  # a box of the source to keep, "z0:z1,y0:y1,x0:x1" (see bigseg.ingest)
     "filters": {"align": False, "normalize": True, "median": 3, "gaussian": None, "unsharp": None},
     "predict": {"model": "default", "patch": None, "overlap": 0.5, "blend": "gaussian",
                 "sigma_scale": 0.125, "tta": False, "probabilities": False, "batch_size": None,
@@ -88,6 +89,8 @@ def _validate(cfg: dict[str, Any]) -> None:
                "to be a positive number or 3 positive numbers", vs)
     _check("unit", cfg["unit"] is None or (isinstance(cfg["unit"], str) and bool(cfg["unit"].strip())),
            "to be a length unit such as nm or um, or null (the source's)", cfg["unit"])
+    _check("crop", cfg["crop"] is None or isinstance(cfg["crop"], (str, list, tuple)),
+           "to be ranges such as '100:900,:,64:960', or null", cfg["crop"])
     f = cfg["filters"]
     _check("filters.align", isinstance(f["align"], bool), "to be true or false", f["align"])
     for key in ("median",):

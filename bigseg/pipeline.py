@@ -19,7 +19,7 @@ from typing import Any
 
 import xarray as xr
 
-from ._parse import parse_in_range, parse_positive_float
+from ._parse import parse_in_range, parse_positive_float, parse_region
 from ._version import version
 from .config import RunConfig
 from .errors import InputError
@@ -69,10 +69,22 @@ class Pipeline:
             return open_volume(image)
         cfg = self.config
         if isinstance(source, (str, os.PathLike, list, tuple)):  # a list: the scans of an operando series
-            return ingest(source, image, chunks=cfg.chunks, voxel_size=cfg.voxel_size, unit=cfg.unit, overwrite=True)
+            return ingest(source, image, chunks=cfg.chunks, voxel_size=cfg.voxel_size, unit=cfg.unit,
+                          crop=cfg.crop, overwrite=True)
+        if cfg.crop is not None:
+            box = parse_region("crop", cfg.crop, source.shape[-3:])
+            source = source[(slice(None),) * (source.ndim - 3) + box]
         save_volume(source, image, chunks=cfg.chunks, voxel_size=cfg.voxel_size,
                     unit=cfg.unit if cfg.voxel_size is not None else None, overwrite=True)
         return open_volume(image)
+
+    def _cropped_truth(self, truth: xr.DataArray | None, ingested: xr.DataArray) -> xr.DataArray | None:
+        """With ``crop``, a truth on the source's whole grid is cut to the same box."""
+        crop = self.config.crop
+        if truth is None or crop is None or tuple(truth.shape[-3:]) == tuple(ingested.shape[-3:]):
+            return truth
+        box = parse_region("crop", crop, truth.shape[-3:])
+        return truth[(slice(None),) * (truth.ndim - 3) + box]
 
     def _aligned(self, source: Any, out: Path, resume: bool) -> tuple[xr.DataArray, list]:
         """The scans ingested as they are into ``out/raw.ome.zarr``, then moved onto the first
@@ -242,10 +254,12 @@ class Pipeline:
         shifts = None
         if self.config.filters["align"]:  # an operando series whose sample drifts: image = the aligned scans
             vol, shifts = self._aligned(source, out, resume)
+            truth = self._cropped_truth(truth, open_volume(out / "raw.ome.zarr"))
             if truth is not None and is_series(truth) and tuple(truth.shape[1:]) != tuple(vol.shape[1:]):
                 truth = filters.align(truth, shifts=shifts)  # truth on the raw scans' grid moves with them
         else:
             vol = self._ingest(source, image, resume)
+            truth = self._cropped_truth(truth, vol)
         timings["ingest"] = time.perf_counter() - t
 
         seg_path = image / "labels" / "segmentation"

@@ -1,0 +1,62 @@
+"""``bigseg run``: the whole pipeline on one scan (or the scans of an operando series)."""
+
+from __future__ import annotations
+
+import argparse
+
+from ._common import parse_triple
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="the whole pipeline on a scan: ingest, filter, segment, measure, report",
+                       description="Run the whole pipeline on SOURCE (a TIFF folder/file, HDF5, .npy, raw or "
+                                   "OME-Zarr; several: the scans of an operando series in time order) into the "
+                                   "folder OUT: image.ome.zarr with labels/segmentation, metrics (netCDF, JSON), "
+                                   "particles.csv, figures and report.html. Settings come from --config (YAML, see "
+                                   "deploy/*.yaml) and the options below; an interrupted run resumes where it stopped.")
+    p.add_argument("source", nargs="+", help="the scan, or the scans of a series in time order")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--config", default=None, help="run configuration YAML (filters, model, chunks, cluster, ...)")
+    p.add_argument("--model", default=None, help="'default', a checkpoint path, or a baseline: threshold, kmeans, ...")
+    p.add_argument("--voxel-size", default=None, help="voxel edge, or z,y,x, in --unit (default: the source's)")
+    p.add_argument("--unit", default=None, help="length unit (default: the source's, else nm)")
+    p.add_argument("--crop", default=None, help="keep only this box of the source: z0:z1,y0:y1,x0:x1")
+    p.add_argument("--truth", default=None,
+                   help="reference label image (OME-Zarr, e.g. ref.ome.zarr/labels/truth): adds IoU/Dice scores")
+    p.add_argument("--particle-labels", action="store_true",
+                   help="also write the particles' instance labels to image.ome.zarr/labels/particles")
+    p.add_argument("--fresh", action="store_true", help="start again instead of resuming finished stages")
+    p.add_argument("--cluster", default=None,
+                   help="'local', 'local-cuda', 'slurm' or tcp://host:port (default: the configuration's when "
+                        "--config is given, else threads in this process)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..config import RunConfig
+    from ..io import open_volume
+    from ..pipeline import Pipeline
+
+    overrides: dict = {"voxel_size": parse_triple(args.voxel_size), "unit": args.unit, "crop": args.crop}
+    if args.model:
+        overrides["predict"] = {"model": args.model}
+    if args.particle_labels:
+        overrides["measure"] = {"particle_labels": True}
+    cfg = RunConfig.load(args.config, **overrides)
+    truth = open_volume(args.truth) if args.truth else None
+    source = args.source if len(args.source) > 1 else args.source[0]
+    res = Pipeline(cfg).run(source, args.out, resume=not args.fresh, truth=truth,
+                            client=args.cluster or (cfg.cluster if args.config else None))
+    m = res.metrics
+    phases = [str(p) for p in m["phase"].values]
+    series = "t" in m.dims
+    frac = m["volume_fraction"].isel(t=-1) if series else m["volume_fraction"]
+    line = ", ".join(f"{p} {float(v):.3f}" for p, v in zip(phases, frac.values))
+    print(f"volume fractions{' (last step)' if series else ''}: {line}")
+    if "iou" in m:
+        iou = m["iou"].isel(t=-1) if series else m["iou"]
+        print("IoU: " + ", ".join(f"{p} {float(v):.3f}" for p, v in zip(phases, iou.values)))
+    if res.particles is not None:
+        print(f"{len(res.particles)} particles in {args.out}/particles.csv")
+    print(f"report: {args.out}/report.html  ({', '.join(f'{k} {v:.1f} s' for k, v in res.timings.items())})")
+    return 0

@@ -1,0 +1,46 @@
+"""`bigseg run`: the whole pipeline on a scan from the command line (crop, truth, instance labels)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import bigseg
+from bigseg.cli import main
+from bigseg.errors import ConfigError
+
+
+def test_run_crops_scores_and_resumes(tmp_path, capsys):
+    truth = bigseg.synth.electrode((30, 34, 38), radius=(4, 1), seed=3)
+    image = bigseg.synth.xct(truth, seed=3).values
+    np.save(tmp_path / "scan.npy", image)
+    ref = tmp_path / "ref.ome.zarr"  # the truth on the whole source grid
+    bigseg.save_volume(image, ref, progress=False)
+    bigseg.save_labels(truth, ref, name="truth", progress=False)
+    out = tmp_path / "run"
+    args = ["run", str(tmp_path / "scan.npy"), "--out", str(out), "--model", "threshold", "--crop", "2:28,:,5:-5",
+            "--voxel-size", "0.5", "--unit", "um", "--truth", str(ref / "labels" / "truth"), "--particle-labels"]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "IoU: pore" in text and "particles in" in text and "report.html" in text
+    vol = bigseg.open_volume(out / "image.ome.zarr")
+    assert vol.shape == (26, 34, 28) and vol.attrs["voxel_size"] == (0.5, 0.5, 0.5) and vol.attrs["unit"] == "um"
+    np.testing.assert_array_equal(vol.values, image[2:28, :, 5:-5])
+    labels = bigseg.open_volume(out / "image.ome.zarr" / "labels" / "segmentation").values
+    iou = bigseg.report.read_metrics(out)["iou"].sel(phase="active")
+    inter = ((labels == 2) & (truth.values[2:28, :, 5:-5] == 2)).sum()
+    union = ((labels == 2) | (truth.values[2:28, :, 5:-5] == 2)).sum()
+    assert float(iou) == pytest.approx(inter / union)  # scored against the cropped truth
+    assert (out / "image.ome.zarr" / "labels" / "particles").exists() and (out / "report.html").exists()
+    mtime = (out / "image.ome.zarr" / "labels" / "segmentation").stat().st_mtime_ns
+    assert main(args) == 0  # resumed: the segmentation is not redone
+    assert (out / "image.ome.zarr" / "labels" / "segmentation").stat().st_mtime_ns == mtime
+    capsys.readouterr()
+    assert main(["run", str(tmp_path / "scan.npy"), "--out", str(tmp_path / "bad"), "--crop", "0:99,:,:"]) == 2
+    assert "`crop`" in capsys.readouterr().err and not (tmp_path / "bad" / "image.ome.zarr").exists()
+
+
+def test_crop_in_the_configuration():
+    assert bigseg.RunConfig.load(crop="1:5,:,:").crop == "1:5,:,:"
+    with pytest.raises(ConfigError, match="`crop`"):
+        bigseg.RunConfig.load(crop=5)
