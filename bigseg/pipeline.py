@@ -22,7 +22,7 @@ import xarray as xr
 from ._parse import parse_in_range, parse_positive_float, parse_region
 from ._version import version
 from .config import RunConfig
-from .errors import InputError
+from .errors import ConfigError, InputError
 from .io._volume import is_series
 
 __all__ = ["Pipeline", "Result"]
@@ -162,8 +162,17 @@ class Pipeline:
         started for this run and closed after; default: the current scheduler (an active client,
         else threads in this process).
         """
+        self._check_model()  # before any work
         with _client_context(client):
             return self._run(source, dest, resume=resume, truth=truth)
+
+    def _check_model(self) -> None:
+        model = self.config.predict["model"]
+        if model in ("default", "threshold", "kmeans", "watershed") or not isinstance(model, (str, os.PathLike)):
+            return
+        if not Path(model).is_file():
+            raise ConfigError(f"Expected `predict.model` to be 'default', 'threshold', 'kmeans', 'watershed' or an "
+                              f"existing checkpoint file. Got {str(model)!r} instead.")
 
     def watch(self, inbox: str | os.PathLike, out: str | os.PathLike, *, interval: float = 30.0,
               settle: float = 10.0, once: bool = False, client: Any = None) -> dict[str, dict[str, Any]]:

@@ -38,6 +38,8 @@ def test_run_crops_scores_and_resumes(tmp_path, capsys):
     capsys.readouterr()
     assert main(["run", str(tmp_path / "scan.npy"), "--out", str(tmp_path / "bad"), "--crop", "0:99,:,:"]) == 2
     assert "`crop`" in capsys.readouterr().err and not (tmp_path / "bad" / "image.ome.zarr").exists()
+    assert main(["run", str(tmp_path / "scan.npy"), "--out", str(tmp_path / "bad2"), "--model", "nosuch.pt"]) == 2
+    assert "`predict.model`" in capsys.readouterr().err and not (tmp_path / "bad2").exists()  # refused before any work
 
 
 def test_crop_in_the_configuration():
