@@ -14,6 +14,27 @@ def add_cluster_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--workers", type=int, default=None, help="number of workers (local clusters)")
 
 
+def add_pipeline_args(p: argparse.ArgumentParser, kept: str = "") -> None:
+    """--config, --model and --cluster of the commands that run the whole pipeline."""
+    p.add_argument("--config", default=None, help="run configuration YAML (filters, model, chunks, voxel size, "
+                                                  "cluster, ...; see deploy/*.yaml)")
+    p.add_argument("--model", default=None,
+                   help="override the configuration's model: 'default', a checkpoint path, or threshold, kmeans, watershed")
+    p.add_argument("--cluster", default=None,
+                   help=f"'local', 'local-cuda', 'slurm' or tcp://host:port{kept} (default: the configuration's "
+                        "cluster when --config is given, else threads in this process)")
+
+
+def pipeline_config(args: argparse.Namespace, **overrides: Any) -> tuple[Any, Any]:
+    """The run configuration (--config, then ``overrides`` and --model) and the cluster to run on."""
+    from ..config import RunConfig
+
+    if args.model:
+        overrides["predict"] = {**overrides.get("predict", {}), "model": args.model}
+    cfg = RunConfig.load(args.config, **overrides)
+    return cfg, args.cluster or (cfg.cluster if args.config else None)
+
+
 def parse_triple(text: str | None, cast=float) -> Any:
     """'5' -> 5, '5,4,4' -> (5, 4, 4)."""
     if text is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import parse_triple
+from ._common import add_pipeline_args, parse_triple, pipeline_config
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,8 +16,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "deploy/*.yaml) and the options below; an interrupted run resumes where it stopped.")
     p.add_argument("source", nargs="+", help="the scan, or the scans of a series in time order")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--config", default=None, help="run configuration YAML (filters, model, chunks, cluster, ...)")
-    p.add_argument("--model", default=None, help="'default', a checkpoint path, or a baseline: threshold, kmeans, ...")
     p.add_argument("--voxel-size", default=None, help="voxel edge, or z,y,x, in --unit (default: the source's)")
     p.add_argument("--unit", default=None, help="length unit (default: the source's, else nm)")
     p.add_argument("--crop", default=None, help="keep only this box of the source: z0:z1,y0:y1,x0:x1")
@@ -26,27 +24,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--particle-labels", action="store_true",
                    help="also write the particles' instance labels to image.ome.zarr/labels/particles")
     p.add_argument("--fresh", action="store_true", help="start again instead of resuming finished stages")
-    p.add_argument("--cluster", default=None,
-                   help="'local', 'local-cuda', 'slurm' or tcp://host:port (default: the configuration's when "
-                        "--config is given, else threads in this process)")
+    add_pipeline_args(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..config import RunConfig
     from ..io import open_volume
     from ..pipeline import Pipeline
 
-    overrides: dict = {"voxel_size": parse_triple(args.voxel_size), "unit": args.unit, "crop": args.crop}
-    if args.model:
-        overrides["predict"] = {"model": args.model}
-    if args.particle_labels:
-        overrides["measure"] = {"particle_labels": True}
-    cfg = RunConfig.load(args.config, **overrides)
+    cfg, cluster = pipeline_config(args, voxel_size=parse_triple(args.voxel_size), unit=args.unit, crop=args.crop,
+                                   **({"measure": {"particle_labels": True}} if args.particle_labels else {}))
     truth = open_volume(args.truth) if args.truth else None
     source = args.source if len(args.source) > 1 else args.source[0]
-    res = Pipeline(cfg).run(source, args.out, resume=not args.fresh, truth=truth,
-                            client=args.cluster or (cfg.cluster if args.config else None))
+    res = Pipeline(cfg).run(source, args.out, resume=not args.fresh, truth=truth, client=cluster)
     m = res.metrics
     phases = [str(p) for p in m["phase"].values]
     series = "t" in m.dims

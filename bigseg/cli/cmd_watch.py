@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ._common import add_pipeline_args, pipeline_config
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("watch", help="process scans as they appear in a folder",
@@ -15,26 +17,19 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "steps of one experiment. Ctrl-C stops.")
     p.add_argument("inbox", help="folder the scans arrive in")
     p.add_argument("--out", required=True, help="output folder (one sub-folder per scan)")
-    p.add_argument("--config", default=None, help="run configuration YAML (model, filters, chunks, voxel size, ...)")
-    p.add_argument("--model", default=None, help="override the configuration's model (name, path or 'threshold')")
     p.add_argument("--interval", type=float, default=30.0, help="seconds between looks at the inbox (default 30)")
     p.add_argument("--settle", type=float, default=10.0,
                    help="a scan is taken once unchanged for this many seconds (default 10)")
     p.add_argument("--once", action="store_true", help="process what is there now and exit")
-    p.add_argument("--cluster", default=None,
-                   help="'local', 'local-cuda', 'slurm' or tcp://host:port, kept for the whole watch "
-                        "(default: the configuration's cluster when --config is given, else threads in this process)")
+    add_pipeline_args(p, ", kept for the whole watch")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..config import RunConfig
     from ..pipeline import Pipeline
 
-    overrides = {"predict": {"model": args.model}} if args.model else {}
-    cfg = RunConfig.load(args.config, **overrides)
+    cfg, cluster = pipeline_config(args)
     pipe = Pipeline(cfg)
-    cluster = args.cluster or (cfg.cluster if args.config else None)
     ledger = pipe.watch(args.inbox, args.out, interval=args.interval, settle=args.settle, once=args.once,
                         client=cluster)
     failed = [k for k, v in ledger.items() if v["state"] == "failed"]
