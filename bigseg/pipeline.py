@@ -4,7 +4,8 @@
 (:class:`bigseg.RunConfig`); ``.run(source, dest)`` returns a :class:`Result`. Every stage is
 lazy until written; every output goes to zarr block by block. With ``resume=True`` a stage
 whose output is already complete on disk (written atomically, so "present" means "finished")
-is not recomputed.
+and was made from the same inputs (source and the configuration keys the stage depends on,
+recorded in ``dest/stages.json``) is not recomputed; one made from other inputs is redone.
 """
 
 from __future__ import annotations
@@ -77,6 +78,20 @@ class Pipeline:
         save_volume(source, image, chunks=cfg.chunks, voxel_size=cfg.voxel_size,
                     unit=cfg.unit if cfg.voxel_size is not None else None, overwrite=True)
         return open_volume(image)
+
+    def _stage_keys(self, source: Any) -> dict[str, str]:
+        """A fingerprint of what the ingest and the segmentation are made from (source and the
+        configuration keys each depends on)."""
+        from dask.base import tokenize
+
+        cfg = self.config
+        src = (str(source) if isinstance(source, (str, os.PathLike))
+               else [str(x) for x in source] if isinstance(source, (list, tuple)) else tokenize(source))
+        ingest = json.dumps({"source": src, "chunks": cfg.chunks, "voxel_size": cfg.voxel_size, "unit": cfg.unit,
+                             "crop": cfg.crop, "align": cfg.filters["align"]}, sort_keys=True, default=str)
+        segment = json.dumps({"ingest": ingest, "filters": cfg.filters, "predict": cfg.predict}, sort_keys=True,
+                             default=str)
+        return {"ingest": ingest, "segment": segment}
 
     def _cropped_truth(self, truth: xr.DataArray | None, ingested: xr.DataArray) -> xr.DataArray | None:
         """With ``crop``, a truth on the source's whole grid is cut to the same box."""
@@ -258,24 +273,31 @@ class Pipeline:
         out.mkdir(parents=True, exist_ok=True)
         image = out / "image.ome.zarr"
         timings: dict[str, float] = {}
+        # what each resumable stage was made from: a stage made from other inputs is redone
+        keys = self._stage_keys(source)
+        done = _read_stages(out) if resume else {}
+        keep_image = resume and done.get("ingest", keys["ingest"]) == keys["ingest"]
+        keep_labels = keep_image and done.get("segment", keys["segment"]) == keys["segment"]
 
         t = time.perf_counter()
         shifts = None
         if self.config.filters["align"]:  # an operando series whose sample drifts: image = the aligned scans
-            vol, shifts = self._aligned(source, out, resume)
+            vol, shifts = self._aligned(source, out, keep_image)
             truth = self._cropped_truth(truth, open_volume(out / "raw.ome.zarr"))
             if truth is not None and is_series(truth) and tuple(truth.shape[1:]) != tuple(vol.shape[1:]):
                 truth = filters.align(truth, shifts=shifts)  # truth on the raw scans' grid moves with them
         else:
-            vol = self._ingest(source, image, resume)
+            vol = self._ingest(source, image, keep_image)
             truth = self._cropped_truth(truth, vol)
+        _write_stage(out, "ingest", keys["ingest"], reset=not keep_image)
         timings["ingest"] = time.perf_counter() - t
 
         seg_path = image / "labels" / "segmentation"
         t = time.perf_counter()
-        if not (resume and seg_path.exists()):
+        if not (keep_labels and seg_path.exists()):
             labels = self._segment(self._filter(vol))
             save_labels(labels, image, name="segmentation", overwrite=True)
+        _write_stage(out, "segment", keys["segment"])  # a kept run of before stages.json: taken as made from these
         labels = open_volume(seg_path)
         timings["segment"] = time.perf_counter() - t
 
@@ -324,6 +346,23 @@ class Pipeline:
         }, indent=1, default=str))
         write_report(out)
         return Result(str(image), str(seg_path), metrics, figures, timings, particles=table)
+
+
+def _read_stages(out: Path) -> dict[str, str]:
+    p = out / "stages.json"
+    try:
+        return json.loads(p.read_text()) if p.exists() else {}
+    except ValueError:  # unreadable: as if unknown (the stages are then kept, as before stages.json)
+        return {}
+
+
+def _write_stage(out: Path, stage: str, key: str, *, reset: bool = False) -> None:
+    """Record in ``out/stages.json`` what ``stage`` was made from (``reset``: forget the later ones)."""
+    stages = {} if reset else _read_stages(out)
+    stages[stage] = key
+    tmp = out / "stages.json.tmp"
+    tmp.write_text(json.dumps(stages, indent=1))
+    tmp.replace(out / "stages.json")
 
 
 def _watch_evolution(out: Path, ledger: dict[str, dict[str, Any]]) -> None:

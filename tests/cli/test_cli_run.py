@@ -35,6 +35,13 @@ def test_run_crops_scores_and_resumes(tmp_path, capsys):
     mtime = (out / "image.ome.zarr" / "labels" / "segmentation").stat().st_mtime_ns
     assert main(args) == 0  # resumed: the segmentation is not redone
     assert (out / "image.ome.zarr" / "labels" / "segmentation").stat().st_mtime_ns == mtime
+    # another model: the segmentation is redone on the same image; another crop: everything
+    image_mtime = (out / "image.ome.zarr" / "zarr.json").stat().st_mtime_ns
+    assert main([a if a != "threshold" else "kmeans" for a in args]) == 0
+    assert (out / "image.ome.zarr" / "labels" / "segmentation").stat().st_mtime_ns != mtime
+    assert (out / "image.ome.zarr" / "zarr.json").stat().st_mtime_ns == image_mtime
+    assert main([a if a != "2:28,:,5:-5" else "3:28,:,5:-5" for a in args]) == 0
+    assert bigseg.open_volume(out / "image.ome.zarr").shape == (25, 34, 28)
     capsys.readouterr()
     assert main(["run", str(tmp_path / "scan.npy"), "--out", str(tmp_path / "bad"), "--crop", "0:99,:,:"]) == 2
     assert "`crop`" in capsys.readouterr().err and not (tmp_path / "bad" / "image.ome.zarr").exists()
