@@ -20,11 +20,11 @@ from typing import Any
 
 import xarray as xr
 
-from ._parse import parse_in_range, parse_positive_float, parse_region
+from ._parse import parse_in_range, parse_positive_float
 from ._version import version
 from .config import RunConfig
 from .errors import ConfigError, InputError
-from .io._volume import is_series
+from .io._volume import crop_box, is_series
 
 __all__ = ["Pipeline", "Result"]
 
@@ -73,8 +73,7 @@ class Pipeline:
             return ingest(source, image, chunks=cfg.chunks, voxel_size=cfg.voxel_size, unit=cfg.unit,
                           crop=cfg.crop, overwrite=True)
         if cfg.crop is not None:
-            box = parse_region("crop", cfg.crop, source.shape[-3:])
-            source = source[(slice(None),) * (source.ndim - 3) + box]
+            source = crop_box(source, cfg.crop)[0]
         save_volume(source, image, chunks=cfg.chunks, voxel_size=cfg.voxel_size,
                     unit=cfg.unit if cfg.voxel_size is not None else None, overwrite=True)
         return open_volume(image)
@@ -98,8 +97,7 @@ class Pipeline:
         crop = self.config.crop
         if truth is None or crop is None or tuple(truth.shape[-3:]) == tuple(ingested.shape[-3:]):
             return truth
-        box = parse_region("crop", crop, truth.shape[-3:])
-        return truth[(slice(None),) * (truth.ndim - 3) + box]
+        return crop_box(truth, crop)[0]
 
     def _aligned(self, source: Any, out: Path, resume: bool) -> tuple[xr.DataArray, list]:
         """The scans ingested as they are into ``out/raw.ome.zarr``, then moved onto the first

@@ -24,13 +24,6 @@ def _size(n: int) -> str:
     return str(n)
 
 
-def _is_zarr(path: str) -> bool:
-    from pathlib import Path
-
-    p = Path(path)
-    return p.is_dir() and any((p / f).exists() for f in ("zarr.json", ".zgroup", ".zarray"))
-
-
 def _source_lines(info: dict, args: argparse.Namespace) -> list[str]:
     files = f", {info['files']} files" if "files" in info else ""
     vs = info["voxel_size"]
@@ -70,8 +63,9 @@ def _volume_lines(info: dict, args: argparse.Namespace) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from ..io import volume_info
     from ..io._ingest import source_info
+    from ..io._volume import is_zarr_store
 
-    if _is_zarr(args.path):
+    if is_zarr_store(args.path):
         info, lines = volume_info(args.path, stats=not args.no_stats), _volume_lines
     else:  # a source for ingest (an HDF5 file without the dataset: the error lists those present)
         info, lines = source_info(args.path, dataset=args.dataset), _source_lines

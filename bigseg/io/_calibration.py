@@ -21,25 +21,25 @@ import math
 import xml.etree.ElementTree as ET
 from typing import Any
 
-__all__ = ["normalise_unit", "ome_unit", "unit_from_ome", "convert_length", "tiff_calibration",
-           "hdf5_calibration"]
+__all__ = ["normalise_unit", "ome_unit", "ome_tiff_unit", "imagej_unit", "unit_from_ome", "convert_length",
+           "tiff_calibration", "hdf5_calibration"]
 
-# short name -> (OME/UDUNITS name, metres)
+# short name -> (OME-Zarr/UDUNITS name, metres, OME-TIFF symbol, ImageJ name)
 _LENGTHS = {
-    "pm": ("picometer", 1e-12),
-    "angstrom": ("angstrom", 1e-10),
-    "nm": ("nanometer", 1e-9),
-    "um": ("micrometer", 1e-6),
-    "mm": ("millimeter", 1e-3),
-    "cm": ("centimeter", 1e-2),
-    "m": ("meter", 1.0),
+    "pm": ("picometer", 1e-12, "pm", "pm"),
+    "angstrom": ("angstrom", 1e-10, "Å", "angstrom"),
+    "nm": ("nanometer", 1e-9, "nm", "nm"),
+    "um": ("micrometer", 1e-6, "µm", "micron"),
+    "mm": ("millimeter", 1e-3, "mm", "mm"),
+    "cm": ("centimeter", 1e-2, "cm", "cm"),
+    "m": ("meter", 1.0, "m", "m"),
 }
 _ALIASES = {
     "µm": "um", "μm": "um", "\\u00B5m": "um", "micron": "um", "microns": "um", "micrometre": "um", "micrometres": "um",
     "micrometers": "um", "A": "angstrom", "Å": "angstrom", "ångström": "angstrom",
-    **{ome: short for short, (ome, _) in _LENGTHS.items()},
-    **{ome + "s": short for short, (ome, _) in _LENGTHS.items()},
-    **{ome.replace("meter", "metre"): short for short, (ome, _) in _LENGTHS.items()},
+    **{ome: short for short, (ome, *_) in _LENGTHS.items()},
+    **{ome + "s": short for short, (ome, *_) in _LENGTHS.items()},
+    **{ome.replace("meter", "metre"): short for short, (ome, *_) in _LENGTHS.items()},
 }
 
 Calibration = tuple[tuple[float, float, float], str]
@@ -60,6 +60,18 @@ def ome_unit(unit: str) -> str | None:
     """The OME-Zarr axis unit of ``unit`` (``"um"`` -> ``"micrometer"``), or ``None``."""
     short = normalise_unit(unit)
     return _LENGTHS[short][0] if short else None
+
+
+def ome_tiff_unit(unit: str) -> str | None:
+    """The OME-TIFF ``PhysicalSize*Unit`` symbol of ``unit`` (``"um"`` -> ``"µm"``), or ``None``."""
+    short = normalise_unit(unit)
+    return _LENGTHS[short][2] if short else None
+
+
+def imagej_unit(unit: str) -> str | None:
+    """The unit name ImageJ writes for ``unit`` (``"um"`` -> ``"micron"``), or ``None``."""
+    short = normalise_unit(unit)
+    return _LENGTHS[short][3] if short else None
 
 
 def unit_from_ome(name: str | None) -> str | None:

@@ -21,9 +21,7 @@ Formats, by the destination's suffix:
 from __future__ import annotations
 
 import os
-import shutil
 import sys
-import uuid
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,9 +31,10 @@ import numpy as np
 import xarray as xr
 
 from .._parse import parse_choice
-from ..errors import InputError, OutputExistsError
+from ..errors import InputError
 from ..runtime._progress import compute
-from ._calibration import convert_length, normalise_unit
+from ._calibration import convert_length, imagej_unit, normalise_unit, ome_tiff_unit
+from ._omezarr import _check_dest, _commit, _partial_path, _remove
 from ._volume import as_volume
 
 __all__ = ["export"]
@@ -43,7 +42,6 @@ __all__ = ["export"]
 FORMATS = ("tiff-slices", "tiff", "hdf5", "npy")
 _SUFFIXES = {".tif": "tiff", ".tiff": "tiff", ".h5": "hdf5", ".hdf5": "hdf5", ".npy": "npy"}
 _IMAGEJ_DTYPES = (np.uint8, np.uint16, np.float32)
-_OME_SYMBOL = {"pm": "pm", "angstrom": "Å", "nm": "nm", "um": "µm", "mm": "mm", "cm": "cm", "m": "m"}
 SLAB_BYTES = 256 * 2**20  # a slab larger than this is cut into fewer planes
 
 
@@ -51,15 +49,13 @@ def _format(dest: Path, fmt: str | None) -> str:
     if fmt is not None:
         return parse_choice("format", fmt, FORMATS)
     suffix = dest.suffix.lower()
-    if suffix in _SUFFIXES:
-        return _SUFFIXES[suffix]
-    if suffix and suffix not in (".zarr",):
-        raise InputError(f"Expected `dest` to end in .tif, .tiff, .h5, .hdf5, .npy or to name a folder of TIFF "
-                         f"slices. Got {str(dest)!r} (suffix {suffix!r}); or pass `format` (one of {', '.join(FORMATS)}).")
     if suffix == ".zarr":
         raise InputError(f"Expected `dest` to be a TIFF, HDF5 or NumPy file, or a folder of TIFF slices. Got "
                          f"{str(dest)!r}: to write OME-Zarr use `save_volume`.")
-    return "tiff-slices"
+    if suffix and suffix not in _SUFFIXES:
+        raise InputError(f"Expected `dest` to end in .tif, .tiff, .h5, .hdf5, .npy or to name a folder of TIFF "
+                         f"slices. Got {str(dest)!r} (suffix {suffix!r}); or pass `format` (one of {', '.join(FORMATS)}).")
+    return _SUFFIXES.get(suffix, "tiff-slices")
 
 
 def _slabs(vol: xr.DataArray) -> Iterator[tuple[tuple[int, ...], np.ndarray]]:
@@ -97,7 +93,7 @@ def _write_slices(vol: xr.DataArray, tmp: Path, name: str, vs: tuple[float, ...]
     kwargs: dict[str, Any] = {}
     if imagej:
         kwargs = {"imagej": True, "resolution": (1.0 / vs[2], 1.0 / vs[1]),
-                  "metadata": {"spacing": vs[0], "unit": "micron" if unit == "um" else unit}}
+                  "metadata": {"spacing": vs[0], "unit": imagej_unit(unit)}}
     for z, plane in enumerate(_planes(vol, bar)):
         tifffile.imwrite(tmp / f"{name}_{z:0{width}d}.tif", plane, **kwargs)
 
@@ -110,7 +106,7 @@ def _write_tiff(vol: xr.DataArray, tmp: Path, vs: tuple[float, ...] | None, unit
     if vs is not None:
         for ax, v in zip("ZYX", vs):
             meta[f"PhysicalSize{ax}"] = v
-            meta[f"PhysicalSize{ax}Unit"] = _OME_SYMBOL[unit]  # type: ignore[index]
+            meta[f"PhysicalSize{ax}Unit"] = ome_tiff_unit(unit)
     with tifffile.TiffWriter(tmp, bigtiff=True, ome=True) as tif:
         tif.write(_planes(vol, bar), shape=vol.shape, dtype=vol.dtype, photometric="minisblack",
                   compression="zlib", metadata=meta)
@@ -179,9 +175,7 @@ def export(
     if fmt == "tiff-slices" and vol.ndim == 4:
         raise InputError(f"Expected a 3D volume for a folder of TIFF slices. Got a series of shape {vol.shape}: "
                          "export it to one .tif (axes TZYX), .h5 or .npy, or one time step at a time (vol.isel(t=i)).")
-    if dest_p.exists() and not overwrite:
-        raise OutputExistsError(f"Expected `dest` to be a new location or `overwrite=True`. Got {str(dest_p)!r}, which exists.")
-    dest_p.parent.mkdir(parents=True, exist_ok=True)
+    _check_dest(dest_p, overwrite, "dest")
     unit = normalise_unit(vol.attrs.get("unit"))
     vs = tuple(float(v) for v in vol.attrs["voxel_size"]) if unit else None
     if vs is None and fmt in ("tiff-slices", "tiff"):
@@ -190,7 +184,7 @@ def export(
     if fmt == "tiff-slices" and vs is not None and vol.dtype not in _IMAGEJ_DTYPES:
         warnings.warn(f"TIFF slices of dtype {vol.dtype} cannot carry the ImageJ calibration (uint8, uint16, "
                       f"float32 can): the voxel size {vs} {unit} is not stored in them.", stacklevel=2)
-    tmp = dest_p.parent / f".{dest_p.name}.partial-{uuid.uuid4().hex[:8]}"
+    tmp = _partial_path(dest_p)
     n_planes = int(np.prod(vol.shape[:-2]))
     bar = tqdm(total=n_planes, desc=f"writing {dest_p.name}", unit="plane", disable=not progress,
                file=sys.stderr, leave=False)
@@ -204,15 +198,8 @@ def export(
                 _write_hdf5(vol, tmp, vs, unit, bar)
             else:
                 _write_npy(vol, tmp, bar)
-        if dest_p.is_dir():
-            shutil.rmtree(dest_p)
-        elif dest_p.exists():
-            dest_p.unlink()
-        os.replace(tmp, dest_p)
+        _commit(tmp, dest_p)
     except BaseException:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-        elif tmp.exists():
-            tmp.unlink()
+        _remove(tmp)
         raise
     return str(dest_p)

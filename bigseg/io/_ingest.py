@@ -22,11 +22,11 @@ import numpy as np
 import xarray as xr
 from dask.base import tokenize
 
-from .._parse import parse_chunks, parse_positive_int, parse_region, parse_tuple, parse_voxel_size
+from .._parse import parse_chunks, parse_positive_int, parse_tuple, parse_voxel_size
 from ..errors import InputError, OutputExistsError, SourceNotFoundError, VolumeFormatError
 from ._calibration import convert_length, hdf5_calibration, normalise_unit, tiff_calibration
 from ._omezarr import open_volume, save_volume
-from ._volume import make_volume
+from ._volume import crop_box, is_zarr_store, make_volume
 
 __all__ = ["ingest", "read_source", "TIFF_SUFFIXES", "HDF5_SUFFIXES"]
 
@@ -292,7 +292,7 @@ def read_source(
     if not p.exists():
         raise SourceNotFoundError(f"Expected `source` to be an existing file or folder. Got {src!r}, which does not exist.")
     if p.is_dir():
-        if (p / "zarr.json").exists() or (p / ".zarray").exists() or (p / ".zgroup").exists():
+        if is_zarr_store(p):
             return open_volume(p)
         files = [str(f) for f in p.iterdir() if f.suffix.lower() in TIFF_SUFFIXES and f.is_file()]
         return _tiff_stack(files, src)
@@ -513,8 +513,7 @@ def ingest(
             raise InputError(f"Expected `times` only with a list of scans as `source`. Got times={times!r} instead.")
         vol = _read_volume(source, **opts)
     if crop is not None:
-        box = parse_region("crop", crop, vol.shape[-3:])
-        vol = vol[(slice(None),) * (vol.ndim - 3) + box]
+        vol, box = crop_box(vol, crop)
         vol.attrs["source_region"] = [[s.start, s.stop] for s in box]
     c = parse_chunks(chunks, vol.ndim) if vol.ndim == 3 else (1, *parse_chunks(chunks, 3))
     save_volume(vol, dest_p, chunks=c, levels=levels, overwrite=overwrite, progress=progress)

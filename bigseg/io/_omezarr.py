@@ -49,13 +49,21 @@ def _check_dest(dest: Path, overwrite: bool, name: str = "path") -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)
 
 
+def _remove(path: Path) -> None:
+    """Delete a folder or a file, whichever ``path`` is (no error if it is gone)."""
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
 def _commit(tmp: Path, dest: Path) -> None:
-    """Move a finished write into place, replacing ``dest`` if it exists."""
+    """Move a finished write (folder or file) into place, replacing ``dest`` if it exists."""
     if dest.exists():
         trash = _partial_path(dest)
         os.replace(dest, trash)
         os.replace(tmp, dest)
-        shutil.rmtree(trash, ignore_errors=True)
+        _remove(trash)
     else:
         os.replace(tmp, dest)
 

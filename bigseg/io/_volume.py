@@ -15,7 +15,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from .._parse import parse_chunks, parse_phases, parse_voxel_size
+from .._parse import parse_chunks, parse_phases, parse_region, parse_voxel_size
 from ..errors import InputError
 
 __all__ = [
@@ -31,6 +31,8 @@ __all__ = [
     "phase_colour",
     "UNLABELLED",
     "zarr_source",
+    "crop_box",
+    "is_zarr_store",
 ]
 
 SPATIAL_DIMS = ("z", "y", "x")
@@ -222,3 +224,18 @@ def zarr_source(arr: da.Array) -> Any:
         return None
     value = dict(layers[orig]).get(orig)
     return value if isinstance(value, zarr.Array) and tuple(value.shape) == tuple(arr.shape) else None
+
+
+def crop_box(arr: Any, crop: Any, *, name: str = "crop") -> tuple[Any, tuple[slice, ...]]:
+    """``arr`` (volume or series; any leading axes kept whole) cut to the (z, y, x) box ``crop``
+    (see :func:`bigseg._parse.parse_region`), and the box as slices."""
+    box = parse_region(name, crop, arr.shape[-3:])
+    return arr[(slice(None),) * (arr.ndim - 3) + box], box
+
+
+def is_zarr_store(path: Any) -> bool:
+    """Whether ``path`` is a zarr store (v3 ``zarr.json``, or v2 ``.zarray`` / ``.zgroup``)."""
+    from pathlib import Path
+
+    p = Path(path)
+    return p.is_dir() and any((p / f).exists() for f in ("zarr.json", ".zarray", ".zgroup"))

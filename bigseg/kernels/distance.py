@@ -23,15 +23,12 @@ def euclidean_distance(mask: np.ndarray, spacing: tuple[float, ...]) -> np.ndarr
     units (0 outside the mask); voxels beyond the array are not outside (as
     ``scipy.ndimage.distance_transform_edt``, which it equals)."""
     mask = np.ascontiguousarray(mask, dtype=bool)
-    iso = len(set(float(s) for s in spacing)) == 1
-    if not iso or sum(n * n for n in mask.shape) >= _EXACT_SQ or mask.ndim not in (2, 3):
+    exact = (len({float(s) for s in spacing}) == 1 and mask.ndim in (2, 3)
+             and sum(n * n for n in mask.shape) < _EXACT_SQ)
+    if not exact or mask.all():  # (no voxel outside: SciPy's own convention, kept as it is)
         return ndi.distance_transform_edt(mask, sampling=spacing)
     import edt
 
-    if not mask.all():
-        sq = edt.edtsq(mask, black_border=False, parallel=1)
-    else:  # no voxel outside: SciPy's convention (distance to the array's far side is not used)
-        return ndi.distance_transform_edt(mask, sampling=spacing)
-    d = np.sqrt(sq, dtype=np.float64)
+    d = np.sqrt(edt.edtsq(mask, black_border=False, parallel=1), dtype=np.float64)
     s = float(spacing[0])
     return d if s == 1.0 else d * s
