@@ -18,7 +18,7 @@ import xarray as xr
 
 from .._parse import parse_in_range, parse_positive_float, parse_positive_int
 from ..errors import InputError, OutputExistsError
-from ..io._volume import as_volume, frame_arrays, zarr_source
+from ..io._volume import as_volume, frame_arrays, is_zarr_store, zarr_source
 from ..kernels.particles import (PARTIAL_KEYS, block_components, label_points, mutual_matches, overlap_counts,
                                   particle_markers, particle_partials, split_particles, stitch_components)
 from ..runtime._malloc import release_free_heap
@@ -394,7 +394,7 @@ def _labels_target(labels_to: Any, lab: Labels, overwrite: bool) -> Path:
     labels' shape, new unless ``overwrite``."""
     p = Path(labels_to)
     image = p.parent.parent
-    if p.parent.name != "labels" or not ((image / "zarr.json").exists() or (image / ".zattrs").exists()):
+    if p.parent.name != "labels" or not is_zarr_store(image):
         raise InputError(f"Expected `labels_to` to name a label image IMAGE/labels/NAME of an existing OME-Zarr "
                          f"image, e.g. 'scan.ome.zarr/labels/particles'. Got {str(labels_to)!r} instead.")
     if p.exists() and not overwrite:
