@@ -36,7 +36,7 @@ DEFAULTS: dict[str, Any] = {
                 "sigma_scale": 0.125, "tta": False, "probabilities": False, "batch_size": None,
                 "autocast": "auto"},
     "measure": {"interfaces": "faces", "particles": True, "phase": "active", "split": True, "max_diameter": 40,
-                "particle_labels": False},
+                "particle_labels": False, "profile": "z", "profile_step": 1},
     "slurm": {"queue": None, "account": None, "cores": 8, "memory": "32GiB", "walltime": "01:00:00",
               "jobs": 1, "processes": 1},
 }
@@ -116,6 +116,12 @@ def _validate(cfg: dict[str, Any]) -> None:
     _check("measure.max_diameter", _is_pos_int(cfg["measure"]["max_diameter"]), "to be a positive integer (voxels)",
            cfg["measure"]["max_diameter"])
     _check("measure.interfaces", cfg["measure"]["interfaces"] in ("faces", "marching_cubes"), "to be 'faces' or 'marching_cubes'", cfg["measure"]["interfaces"])
+    if cfg["measure"]["profile"] is False:  # YAML reads a bare `off`/`no` as false
+        cfg["measure"]["profile"] = None
+    _check("measure.profile", cfg["measure"]["profile"] in ("z", "y", "x", None),
+           "to be 'z', 'y', 'x' (volume fractions slice by slice along it) or null", cfg["measure"]["profile"])
+    _check("measure.profile_step", _is_pos_int(cfg["measure"]["profile_step"]), "to be a positive integer (slices per bin)",
+           cfg["measure"]["profile_step"])
 
 
 #: ``BIGSEG_*`` variables that each process reads for itself (where the configuration file is,

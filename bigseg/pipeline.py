@@ -265,7 +265,7 @@ class Pipeline:
     def _run(self, source: Any, dest: str | os.PathLike, *, resume: bool, truth: xr.DataArray | None) -> Result:
         from . import filters, measure
         from .io import open_volume, save_labels
-        from .report import metrics_figure, orthoslices, particle_figure, series_figure, timeslices, write_report
+        from .report import metrics_figure, orthoslices, particle_figure, profile_figure, series_figure, timeslices, write_report
 
         out = Path(dest)
         out.mkdir(parents=True, exist_ok=True)
@@ -302,10 +302,11 @@ class Pipeline:
         t = time.perf_counter()
         if truth is not None and tuple(truth.shape) != tuple(labels.shape):
             raise InputError(f"Expected `truth` to have shape {labels.shape}. Got {truth.shape} instead.")
-        metrics = measure.summary(labels, truth=truth, method=self.config.measure["interfaces"], progress=True)
+        m = self.config.measure
+        metrics = measure.summary(labels, truth=truth, method=m["interfaces"], progress=True,
+                                  profile=m["profile"], profile_step=min(m["profile_step"], _extent(labels, m["profile"])))
         table = None
-        if self.config.measure["particles"]:
-            m = self.config.measure
+        if m["particles"]:
             # with particle_labels, labels/particles (value = the table's id; a series: its track)
             # comes from the same split
             table = measure.particles(labels, phase=m["phase"], intensity=vol, split=m["split"],
@@ -325,6 +326,9 @@ class Pipeline:
             figures.append(str(out / "particles.png"))
         metrics_figure(metrics, path=out / "metrics.png")
         figures.append(str(out / "metrics.png"))
+        if "volume_fraction_profile" in metrics:
+            profile_figure(metrics, path=out / "profile.png")
+            figures.append(str(out / "profile.png"))
         if "t" in metrics.dims:  # an operando series: every measurement over time, as a table and curves
             changes = measure.transitions(labels, progress=True) if labels.sizes["t"] > 1 else None
             measure.evolution(metrics, table, changes).to_csv(out / "evolution.csv")
@@ -344,6 +348,11 @@ class Pipeline:
         }, indent=1, default=str))
         write_report(out)
         return Result(str(image), str(seg_path), metrics, figures, timings, particles=table)
+
+
+def _extent(labels: Any, axis: str | None) -> int:
+    """Slices of ``labels`` along a spatial axis (any number without an axis)."""
+    return int(labels.sizes[axis]) if axis is not None else 1 << 62
 
 
 def _read_stages(out: Path) -> dict[str, str]:
@@ -377,6 +386,8 @@ def _watch_evolution(out: Path, ledger: dict[str, dict[str, Any]]) -> None:
     metrics = [read_metrics(out / name) for name in done]
     if any("t" in m.dims for m in metrics):  # a series among the scans: no single line per scan
         return
+    # the profiles (along z, y or x) of scans of other sizes do not line up: the evolution is of the rest
+    metrics = [m.drop_dims([d for d in ("z", "y", "x") if d in m.dims]) for m in metrics]
     ds = xr.concat(metrics, dim=pd.Index(range(len(done)), name="t"), combine_attrs="override")
     tables = [pd.read_csv(out / name / "particles.csv").assign(t=i) for i, name in enumerate(done)
               if (out / name / "particles.csv").exists()]

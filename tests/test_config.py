@@ -36,6 +36,8 @@ def test_defaults_yaml_env_keywords_precedence(tmp_path):
         ("measure: {max_diameter: 0}", "`measure.max_diameter`"),
         ("measure: {split: 1}", "`measure.split`"),
         ("measure: {particle_labels: 2}", "`measure.particle_labels`"),
+        ("measure: {profile: depth}", "`measure.profile`"),
+        ("measure: {profile_step: 0}", "`measure.profile_step`"),
         ("chunk: 64", "Unknown configuration key `chunk`"),
         ("predict: {overlapp: 0.5}", "Unknown configuration key `predict.overlapp`"),
         ("- a list", "mapping"),

@@ -42,7 +42,12 @@ def test_pipeline_threshold_then_resume(tmp_path, scan):
     assert str(tmp_path / "run" / "particles.png") in res.figures
     # one HTML page with everything; `bigseg report` rewrites it elsewhere
     page = (tmp_path / "run" / "report.html").read_text()
-    assert "Particles" in page and "Interfaces" in page and page.count("<img") == len(res.figures) == 3
+    assert "Particles" in page and "Interfaces" in page and page.count("<img") == len(res.figures) == 4
+    # the through-thickness profile (default along z): per slice, its voxel-weighted mean the fraction
+    prof = res.metrics["volume_fraction_profile"]
+    assert prof.dims == ("phase", "z") and prof.sizes["z"] == 40
+    np.testing.assert_allclose(prof.sel(z=80.0).values, np.bincount(labels.values[2].ravel(), minlength=3) / (44 * 48))
+    assert str(tmp_path / "run" / "profile.png") in res.figures and "Along z" in page
     assert f"{len(table)} particles" in page and "threshold" in page
     out = subprocess.run([BIGSEG, "report", str(tmp_path / "run"), "-o", str(tmp_path / "r.html"), "--title", "scan 7"],
                          capture_output=True, text=True)

@@ -43,6 +43,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="fraction of phase OF in 1-voxel shells up to MAX voxels from phase AROUND, e.g. active:cbd:10")
     p.add_argument("--tortuosity", default=None, choices=["z", "y", "x"],
                    help="tortuosity factor of the pore phase along this axis (TauFactor, sub-volumes of 256³)")
+    p.add_argument("--profile", default=None, choices=["z", "y", "x"],
+                   help="volume fractions slice by slice along this axis (e.g. the electrode's thickness): printed "
+                        "in ten bins, all slices in --netcdf/--csv, drawn beside --plot (NAME_profile.png)")
+    p.add_argument("--profile-step", type=int, default=1, metavar="N", help="slices per bin of --profile (default 1)")
     p.add_argument("--progress", action="store_true", help="show progress bars")
     add_cluster_args(p)
     p.set_defaults(func=run)
@@ -88,25 +92,53 @@ def _table(ds) -> str:
     return "\n".join(lines).rstrip()
 
 
+def _profile_table(prof, rows: int = 10) -> str:
+    """The profile in about ``rows`` equal groups of its bins (voxel-weighted means): a glance at
+    the gradient; every bin is in --netcdf/--csv. A series shows its last time step."""
+    import numpy as np
+
+    axis = prof.attrs["axis"]
+    last = f" (t = {prof.t.values[-1]})" if "t" in prof.dims else ""
+    p = prof.isel(t=-1) if "t" in prof.dims else prof
+    w = p["bin_voxels"].values.astype(np.float64)
+    first = p[f"{axis}_index"].values
+    n_slices = int(prof.attrs["shape"][("z", "y", "x").index(axis)])
+    n = p.sizes[axis]
+    edges = np.unique(np.linspace(0, n, min(rows, n) + 1).round().astype(int))
+    unit = p[axis].attrs.get("units", "")
+    phases = [str(x) for x in p.phase.values]
+    lines = [f"volume fractions along {axis}{last}:",
+             f"{'slices':<14}{'centre [' + unit + ']':>16}" + "".join(f"{ph:>10}" for ph in phases)]
+    for a, b in zip(edges[:-1], edges[1:]):
+        ww = w[a:b]
+        frac = ((np.nan_to_num(p.values[:, a:b]) * ww).sum(axis=1) / ww.sum() if ww.sum() > 0
+                else np.full(len(phases), np.nan))
+        end = int(first[b]) if b < n else n_slices
+        centre = float(np.average(p[axis].values[a:b], weights=np.diff(np.append(first, n_slices))[a:b]))
+        lines.append(f"{f'{int(first[a])}-{end - 1}':<14}{centre:>16.4g}" + "".join(f"{v:>10.4f}" for v in frac))
+    return "\n".join(lines)
+
+
 def _long_table(ds):
+    """One row per value: quantity, its dimensions' coordinates (t, phase, pair, position, shell,
+    sub-volume), value, units."""
     import pandas as pd
 
     rows = []
-    series = "t" in ds.dims
     for name, var in ds.data_vars.items():
         if var.ndim == 0:
             df = pd.DataFrame({"value": [var.item()]})
         else:
             df = var.to_dataframe(name="value").reset_index()
-            df = df[[c for c in df.columns if c in ("t", "phase", "phase_a", "phase_b", "value")]]
+            df = df[[c for c in df.columns if c in var.dims or c == "value"]]
         df.insert(0, "quantity", name)
         df["units"] = var.attrs.get("units", "")
         if "phase_a" in df:
             df = df[df["phase_a"] != df["phase_b"]]
         rows.append(df)
     out = pd.concat(rows, ignore_index=True)
-    cols = ["quantity"] + (["t"] if series else []) + [c for c in ("phase", "phase_a", "phase_b") if c in out] + ["value", "units"]
-    return out[[c for c in cols if c in out]]
+    first = [c for c in ("quantity", "t", "phase", "phase_a", "phase_b") if c in out]
+    return out[first + [c for c in out.columns if c not in first + ["value", "units"]] + ["value", "units"]]
 
 
 def _particle_labels_target(labels, args: argparse.Namespace) -> Path:
@@ -155,7 +187,8 @@ def run(args: argparse.Namespace) -> int:
         raise OutputExistsError(f"Expected `--particle-labels` to name a new label image. Got "
                                 f"{args.particle_labels!r}: {str(_particle_labels_target(labels, args))!r} exists.")
     with cluster_from_args(args):
-        ds = measure.summary(labels, method=args.method, truth=truth, phases=phases, progress=args.progress)
+        ds = measure.summary(labels, method=args.method, truth=truth, phases=phases, progress=args.progress,
+                             profile=args.profile, profile_step=args.profile_step)
         changes = (measure.transitions(labels, phases=phases, progress=args.progress)
                    if "t" in labels.dims and labels.sizes["t"] > 1 else None)  # a series: phase changes per step
         target = _particle_labels_target(labels, args) if args.particle_labels else None
@@ -193,6 +226,8 @@ def run(args: argparse.Namespace) -> int:
         ev = measure.evolution(ds, table, changes)
         print(f"over time (specific areas in 1/{ev.attrs['unit']}, particle medians over those inside the volume):")
         print(ev.T.to_string(float_format=lambda v: f"{v:.4g}"))
+    if "volume_fraction_profile" in ds:
+        print(_profile_table(ds.volume_fraction_profile))
     if sh is not None:
         print(f"fraction of {shells[1]} by distance from {shells[0]} [{sh.attrs['distance_units']}]:")
         d = sh.isel(t=-1) if "t" in sh.dims else sh
@@ -220,4 +255,10 @@ def run(args: argparse.Namespace) -> int:
         else:
             metrics_figure(ds, path=args.plot)
         print(f"wrote {args.plot}")
+        if "volume_fraction_profile" in ds:
+            from ..report import profile_figure
+
+            png = Path(args.plot).with_name(Path(args.plot).stem + "_profile.png")
+            profile_figure(ds, path=png, title=str(args.labels))
+            print(f"wrote {png}")
     return 0

@@ -50,6 +50,7 @@ from .distance import euclidean_distance
 __all__ = [
     "NBINS",
     "histogram",
+    "slice_counts",
     "label_stats",
     "confusion_counts",
     "pair_differences",
@@ -296,6 +297,29 @@ def histogram(block: np.ndarray) -> np.ndarray:
     out = np.zeros((4, NBINS), np.int64)
     _hist_kernel(np.ascontiguousarray(block, np.uint8).ravel(), out)
     return out.sum(axis=0)
+
+
+@numba.njit(nogil=True, cache=True)
+def _slice_hist_kernel(b, axis, out):  # pragma: no cover - jit
+    nz, ny, nx = b.shape
+    for i in range(nz):
+        for j in range(ny):
+            for m in range(nx):
+                s = i if axis == 0 else (j if axis == 1 else m)
+                out[s, b[i, j, m]] += 1
+
+
+def slice_counts(block: np.ndarray, axis: int, k: int) -> np.ndarray:
+    """Voxels of each phase in every slice of a uint8 label block normal to ``axis``.
+
+    Returns
+    -------
+    (block.shape[axis], k + 1) int64: ``out[s, j]`` = voxels valued ``j`` (``j < k``) in slice
+    ``s``, ``out[s, k]`` = unlabelled voxels (value 255). Other values are not counted.
+    """
+    out = np.zeros((block.shape[axis], NBINS), np.int64)
+    _slice_hist_kernel(np.asarray(block, np.uint8), int(axis), out)
+    return np.concatenate([out[:, :k], out[:, NBINS - 1:]], axis=1)
 
 
 # --------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ dimension for (t, z, y, x) series, ready for ``to_netcdf``.
 
 from ._particles import particle_labels, particles
 from ._metrics import METHODS, interfaces, specific_surface_area, surface_area, volume_fractions
+from ._profile import profile
 from ._shells import shells
 from ._tortuosity import tortuosity
 from ._scores import agreement, confusion, scores
@@ -32,6 +33,7 @@ __all__ = [
     "probability_uncertainty",
     "particles",
     "shells",
+    "profile",
     "tortuosity",
     "particle_labels",
     "METHODS",

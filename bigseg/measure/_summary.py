@@ -9,6 +9,7 @@ import xarray as xr
 from .._parse import parse_choice
 from ..runtime._progress import compute
 from ._inputs import as_labels
+from ._profile import _profile_dataarray, _profile_graph, parse_axis, parse_step
 from ._metrics import METHODS, Method, _check, _common_attrs, _fractions_dataarray, _interfaces_dataset, _stats_graph
 from ._scores import _confusion_graph, _confusion_post, _pair, _scores_dataset
 
@@ -16,32 +17,51 @@ __all__ = ["summary"]
 
 
 def summary(labels: Any, *, truth: Any = None, method: Method = "faces", phases: Any = None,
-            progress: bool = False) -> xr.Dataset:
+            profile: Any = None, profile_step: int = 1, progress: bool = False) -> xr.Dataset:
     """Volume fractions, interfaces and (given ``truth``) scores, computed together.
 
     The same numbers as :func:`volume_fractions`, :func:`interfaces` and
     ``scores(truth, labels)``, but from one dask graph: every block of ``labels`` is read once
     (the fractions come from the interface pass's histogram, and the confusion matrix shares
-    the block reads), which roughly halves the time on data read from disk.
+    the block reads), which roughly halves the time on data read from disk. With ``profile``
+    (an axis, ``"z"``, ``"y"`` or ``"x"``) also the volume fractions slice by slice along it,
+    in bins of ``profile_step`` slices, as :func:`profile` gives them.
 
     Returns
     -------
     Dataset with ``volume_fraction`` (phase), ``faces``, ``voxel_fraction``, ``area``
     (phase_a, phase_b) and, with ``truth``, ``iou``, ``dice``, ``precision``, ``recall``,
-    ``support`` (phase) and ``accuracy``; a ``t`` dimension for series.
+    ``support`` (phase) and ``accuracy``; with ``profile``, ``volume_fraction_profile`` (phase,
+    axis) and, given ``truth``, ``truth_volume_fraction_profile``; a ``t`` dimension for series.
     """
     method = parse_choice("method", method, METHODS)
     lab = as_labels(labels, phases=phases)
+    ax = None if profile is None else parse_axis("profile", profile)
+    profile_step = parse_step(lab, ax, profile_step, name="profile_step") if ax is not None else 1
     graphs = _stats_graph(lab, marching_cubes=method == "marching_cubes")
     n = len(graphs)
     if truth is not None:
         tl, pl = _pair(truth, labels, lab.phases, pred_name="labels")
         graphs += _confusion_graph(tl, pl)
+    n_scores = len(graphs) - n
+    if ax is not None:
+        graphs += _profile_graph(lab, ax)
+        if truth is not None:
+            graphs += _profile_graph(tl, ax)
     results = compute(*graphs, desc="measuring", progress=progress)
     stats = _check(lab, results[:n], allow_unlabelled=False)
     parts = [_fractions_dataarray(lab, stats).to_dataset(), _interfaces_dataset(lab, stats, method)]
     if truth is not None:
-        parts.append(_scores_dataset(tl, _confusion_post(tl, pl, results[n:])))
+        parts.append(_scores_dataset(tl, _confusion_post(tl, pl, results[n:n + n_scores])))
+    if ax is not None:
+        m = len(lab.frames())
+        prof = _profile_dataarray(lab, ax, profile_step, list(results[n + n_scores:n + n_scores + m]))
+        parts.append(prof.rename("volume_fraction_profile").to_dataset())
+        if truth is not None:
+            ref = _profile_dataarray(tl, ax, profile_step, list(results[n + n_scores + m:]))
+            name = prof.attrs["axis"]  # on the same grid: the positions of the labels (the truth may have none)
+            ref = ref.drop_vars("bin_voxels").assign_coords({name: prof[name]})
+            parts.append(ref.rename("truth_volume_fraction_profile").to_dataset())
     ds = xr.merge(parts, compat="override", combine_attrs="drop_conflicts")
     ds.attrs.update(_common_attrs(lab))  # list-valued attributes do not survive the merge
     return ds

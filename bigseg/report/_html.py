@@ -55,7 +55,30 @@ def _metrics_section(ds) -> str:
                              100 * float(d.voxel_fraction.values[i, j]), float(d.area.values[i, j])])
         out += f"<h2>Interfaces{last}</h2>" + _table(["pair", "shared faces", "% of voxels", f"area [{unit}]"], rows)
         out += f"<p class='note'>area method: {html.escape(str(ds.attrs.get('method', d.area.attrs.get('method', ''))))}</p>"
+    if "volume_fraction_profile" in d:
+        out += _profile_section(d["volume_fraction_profile"], last)
     return out
+
+
+def _profile_section(prof, last: str) -> str:
+    """Lowest and highest fraction of each phase along the profile's axis, and where."""
+    import numpy as np
+
+    axis = str(prof.attrs.get("axis", prof.dims[-1]))
+    pos = prof[axis].values
+    unit = prof[axis].attrs.get("units", "")
+    rows = []
+    for i, ph in enumerate(prof.phase.values):
+        y = prof.values[i]
+        if not np.isfinite(y).any():
+            continue
+        lo, hi = int(np.nanargmin(y)), int(np.nanargmax(y))
+        rows.append([str(ph), float(y[lo]), float(pos[lo]), float(y[hi]), float(pos[hi])])
+    step = int(prof.attrs.get("step", 1))
+    return (f"<h2>Along {html.escape(axis)}{last}</h2>"
+            + _table(["phase", "lowest fraction", f"at {axis} [{unit}]", "highest fraction", f"at {axis} [{unit}]"], rows)
+            + f"<p class='note'>volume fractions slice by slice{f' (bins of {step} slices)' if step > 1 else ''}: "
+              "profile.png, metrics.nc (volume_fraction_profile)</p>")
 
 
 def _particles_section(table) -> str:

@@ -74,6 +74,35 @@ def test_cli_measure_particles_shells_tortuosity(tmp_path, capsys):
     assert rc == 2 and "`--shells`" in capsys.readouterr().err
 
 
+def test_cli_measure_profile_table_csv_and_curves(tmp_path, capsys):
+    import bigseg
+    from bigseg.measure import profile
+
+    lab = bigseg.synth.electrode((24, 30, 28), radius=(4, 1), seed=2).values
+    image = tmp_path / "scan.ome.zarr"
+    save_volume(lab.astype(np.float32), image, chunks=(10, 16, 9), voxel_size=(40.0, 50.0, 50.0), unit="nm",
+                progress=False)
+    save_labels(lab, image, phases=["pore", "cbd", "active"], chunks=(10, 16, 9), progress=False)
+    csv, png = tmp_path / "m.csv", tmp_path / "m.png"
+    rc = main(["measure", str(image), "--profile", "y", "--profile-step", "2", "--csv", str(csv), "--plot", str(png),
+               "--shells", "active:cbd:2"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    rows = out.split("volume fractions along y:\n")[1].splitlines()
+    assert rows[0].split()[:2] == ["slices", "centre"] and rows[1].startswith("0-3 ") and rows[10].split()[0].endswith("-29")
+    # every bin in the long table, with its position; the shells keep their distance column
+    table = pd.read_csv(csv)
+    prof = table[table.quantity == "volume_fraction_profile"]
+    ref = profile(xr.DataArray(lab, dims=("z", "y", "x"), attrs={"voxel_size": (40.0, 50.0, 50.0), "unit": "nm"}),
+                  axis="y", step=2)
+    np.testing.assert_allclose(prof[prof.phase == "cbd"].value, ref.sel(phase="cbd").values)
+    np.testing.assert_allclose(prof[prof.phase == "cbd"].y, ref.y.values)  # nm: bin centres 25, 125, ...
+    assert list(table[table.quantity == "shell_fraction"].shell_distance) == [40.0, 80.0]  # edges of 40 nm
+    assert (tmp_path / "m_profile.png").read_bytes()[:4] == b"\x89PNG"
+    rc = main(["measure", str(image), "--profile", "y", "--profile-step", "31"])
+    assert rc == 2 and "`profile_step`" in capsys.readouterr().err
+
+
 def test_cli_writes_particle_instance_labels_beside_the_segmentation(tmp_path, capsys):
     import bigseg
 

@@ -1,0 +1,120 @@
+"""Volume fractions slice by slice along one axis: the through-thickness profile of an electrode."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from .._parse import parse_choice, parse_positive_int
+from ..errors import InputError
+from ..kernels.metrics import slice_counts
+from ..runtime._progress import compute
+from ._inputs import Labels, as_labels
+from ._metrics import _check, _codes, _common_attrs, _coords, _dims, _stack, _stats_graph
+from ._blockwise import BlockGeometry
+
+__all__ = ["profile"]
+
+AXES = ("z", "y", "x")
+
+
+def _counts_block(block: np.ndarray, *, axis: int, k: int) -> np.ndarray:
+    zero = (0, 0, 0)
+    codes, _ = _codes(block, BlockGeometry(zero, block.shape, block.shape, zero, zero))  # values beyond: _check raises
+    counts = slice_counts(codes, axis, k)  # (n, k + 1)
+    shape = [1, 1, 1]
+    shape[axis] = counts.shape[0]
+    return counts.reshape(*shape, k + 1)
+
+
+def _profile_graph(lab: Labels, axis: int) -> list[da.Array]:
+    """Per frame, the lazy (n_axis, k + 1) counts of each phase (and the unlabelled voxels) per slice."""
+    fn = functools.partial(_counts_block, axis=axis, k=lab.k)
+    parts = []
+    for frame in lab.frames():
+        chunks = tuple(c if d == axis else (1,) * len(c) for d, c in enumerate(frame.chunks)) + ((lab.k + 1,),)
+        per_block = da.map_blocks(fn, frame, dtype=np.int64, chunks=chunks, new_axis=3,
+                                  meta=np.empty((0, 0, 0, 0), np.int64))
+        parts.append(per_block.sum(axis=tuple(d for d in range(3) if d != axis), dtype=np.int64))
+    return parts
+
+
+def parse_axis(name: str, value: Any) -> int:
+    """``"z"``/``"y"``/``"x"`` (or 0/1/2) → the spatial axis index."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and 0 <= int(value) < 3:
+        return int(value)
+    return AXES.index(parse_choice(name, value, AXES))
+
+
+def parse_step(lab: Labels, axis: int, step: Any, *, name: str = "step") -> int:
+    """Slices per bin: a positive integer no larger than the volume along ``axis``."""
+    step = parse_positive_int(name, step)
+    if step > lab.spatial_shape[axis]:
+        raise InputError(f"Expected `{name}` to be at most the volume's extent along {AXES[axis]} "
+                         f"({lab.spatial_shape[axis]}). Got {step} instead.")
+    return step
+
+
+def _profile_dataarray(lab: Labels, axis: int, step: int, counts: list[np.ndarray]) -> xr.DataArray:
+    """The ``volume_fraction`` profile DataArray from the summed per-slice counts of each frame."""
+    name = AXES[axis]
+    n = lab.spatial_shape[axis]
+    starts = np.arange(0, n, step)
+    binned = [np.add.reduceat(np.asarray(c, np.int64), starts, axis=0) for c in counts]  # (bins, k + 1)
+    phase_counts = [b[:, : lab.k].T for b in binned]  # (k, bins)
+    labelled = [c.sum(axis=0) for c in phase_counts]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frac = [np.where(t > 0, c / np.maximum(t, 1), np.nan) for c, t in zip(phase_counts, labelled)]
+    if name in lab.vol.coords:
+        pos = np.asarray(lab.vol.coords[name].values, np.float64)
+    else:
+        pos = np.arange(n, dtype=np.float64) * lab.voxel_size[axis]
+    centre = np.add.reduceat(pos, starts) / np.diff(np.append(starts, n))
+    dims = _dims(lab, ("phase", name))
+    out = xr.DataArray(_stack(lab, frac), dims=dims, coords=_coords(lab, phase=lab.phases),
+                       name="volume_fraction")
+    out = out.assign_coords({
+        name: (name, centre, {"units": lab.unit, "long_name": f"{name} position (centre of the bin)"}),
+        f"{name}_index": (name, starts, {"long_name": f"first slice of the bin along {name}"}),
+        "bin_voxels": (_dims(lab, (name,)), _stack(lab, labelled), {"long_name": "labelled voxels in the bin"}),
+    })
+    out.attrs.update(units="1", long_name=f"volume fraction by {name}", axis=name, step=step,
+                     **_common_attrs(lab))
+    return out
+
+
+def profile(labels: Any, *, axis: Any = "z", step: int = 1, phases: Any = None,
+            progress: bool = False) -> xr.DataArray:
+    """Volume fraction of every phase slice by slice along ``axis``.
+
+    The through-thickness profile of an electrode (e.g. porosity from the separator side to the
+    current collector, or CBD accumulating near the surface after drying) when ``axis`` is the
+    electrode's thickness direction.
+
+    Parameters
+    ----------
+    labels : (z, y, x) or (t, z, y, x) integer labels, values ``0..len(phases)-1``; voxels valued
+        255 (unlabelled) are left out of each slice's total.
+    axis : ``"z"``, ``"y"`` or ``"x"``: the slices are normal to it.
+    step : slices per bin (the last bin takes what is left).
+    phases : phase names, default ``labels.attrs["phases"]`` or ``["pore", "cbd", "active"]``.
+
+    Returns
+    -------
+    DataArray ``volume_fraction`` over (phase, ``axis``) (and ``t`` first for a series),
+    dimensionless; the ``axis`` coordinate is the bin centre in ``unit``, ``{axis}_index`` the
+    first slice of each bin and ``bin_voxels`` the labelled voxels in it (NaN fractions where it is
+    0). Exact (integer counts summed over blocks) for any chunking.
+    """
+    ax = parse_axis("axis", axis)
+    lab = as_labels(labels, phases=phases)
+    step = parse_step(lab, ax, step)
+    hists = _stats_graph(lab, hist_only=True)
+    parts = _profile_graph(lab, ax)
+    res = compute(*hists, *parts, desc=f"profile along {AXES[ax]}", progress=progress)
+    _check(lab, res[: len(hists)], allow_unlabelled=True)
+    return _profile_dataarray(lab, ax, step, list(res[len(hists):]))

@@ -1,0 +1,69 @@
+"""Curves of the volume fractions along one axis (the through-thickness profile)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ._figure import finish, pyplot
+
+__all__ = ["profile_figure"]
+
+
+def profile_figure(profile: Any, *, path: str | os.PathLike | None = None, title: str | None = None):
+    """Volume fraction of each phase against the position along the profile's axis.
+
+    ``profile`` is :func:`bigseg.measure.profile`'s DataArray or a
+    :func:`bigseg.measure.summary` Dataset holding ``volume_fraction_profile``. One panel with a
+    curve per phase in the fixed phase colours (its whole-volume fraction dashed); for a
+    series one panel per phase, a curve per time step (dark to light); dotted, the truth's
+    profile when the Dataset holds one (``summary(..., truth=...)``). Returns the Figure
+    (closed when ``path`` is given)."""
+    import numpy as np
+
+    from ..io import phase_colour
+
+    ref = profile.get("truth_volume_fraction_profile") if hasattr(profile, "data_vars") else None
+    da = profile["volume_fraction_profile"] if hasattr(profile, "data_vars") else profile
+    axis = str(da.attrs.get("axis", da.dims[-1]))
+    pos = da[axis].values
+    unit = da[axis].attrs.get("units", da.attrs.get("unit", ""))
+    phases = [str(p) for p in da.phase.values]
+    colours = [tuple(c / 255 for c in phase_colour(p, i)[:3]) for i, p in enumerate(phases)]
+    step = int(da.attrs.get("step", 1))
+    xlabel = f"{axis} [{unit}]" + (f" (bins of {step} slices)" if step > 1 else "")
+    plt = pyplot(path)
+    if "t" not in da.dims:
+        fig, ax = plt.subplots(figsize=(7, 3.8), constrained_layout=True)
+        w = da["bin_voxels"].values if "bin_voxels" in da.coords else np.ones(len(pos))
+        for i, (ph, c) in enumerate(zip(phases, colours)):
+            y = da.values[i]
+            ax.plot(pos, y, color=c, lw=1.6, label=ph)
+            ok = np.isfinite(y) & (w > 0)
+            if ok.any():
+                ax.axhline(np.average(y[ok], weights=w[ok]), color=c, lw=0.9, ls="--")
+            if ref is not None:
+                ax.plot(pos, ref.values[i], color=c, lw=1.1, ls=":")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("volume fraction")
+        ax.set_ylim(0, 1)
+        ax.legend(frameon=False, ncols=len(phases))
+        ax.set_title(f"volume fractions along {axis} (dashed: whole volume"
+                     + ("; dotted: truth)" if ref is not None else ")"))
+    else:
+        times = da.t.values
+        shades = plt.get_cmap("viridis")(np.linspace(0.0, 0.85, len(times)))
+        fig, axes = plt.subplots(1, len(phases), figsize=(3.4 * len(phases), 3.6), constrained_layout=True,
+                                 sharex=True, squeeze=False)
+        for i, (ph, ax) in enumerate(zip(phases, axes[0])):
+            for j, t in enumerate(times):
+                ax.plot(pos, da.values[j, i], color=shades[j], lw=1.3, label=f"t = {t}")
+                if ref is not None:
+                    ax.plot(pos, ref.values[j, i], color=shades[j], lw=0.9, ls=":")
+            ax.set_title(ph, color=colours[i])
+            ax.set_xlabel(xlabel)
+        axes[0][0].set_ylabel("volume fraction")
+        axes[0][-1].legend(frameon=False, fontsize="small")
+        if ref is not None:
+            fig.suptitle("dotted: truth", fontsize="small")
+    return finish(fig, path, title=title, dpi=120)

@@ -1,0 +1,116 @@
+"""Volume-fraction profiles along an axis, against per-slice NumPy counts of the whole array."""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+import pytest
+import xarray as xr
+
+import bigseg
+from bigseg.errors import InputError
+from bigseg.measure import profile, summary
+from bigseg.report import profile_figure
+
+AXES = "zyx"
+
+
+def _reference(lab, axis, step, k=3):
+    """(k, bins) fractions and (bins,) labelled voxels, 255 left out, by NumPy on the whole array."""
+    a = np.moveaxis(lab, axis, 0)
+    frac, tot = [], []
+    for s in range(0, a.shape[0], step):
+        v = a[s:s + step].ravel()
+        counts = np.array([(v == j).sum() for j in range(k)])
+        tot.append(counts.sum())
+        frac.append(counts / counts.sum() if counts.sum() else np.full(k, np.nan))
+    return np.array(frac).T, np.array(tot)
+
+
+@pytest.fixture(scope="module")
+def lab():
+    out = bigseg.synth.electrode((23, 30, 34), radius=(4, 1), seed=3).values.copy()
+    out[5:7, :10, :] = 255  # partly unlabelled slices
+    out[:, 28:, :] = 255  # two y slices with no labelled voxel at all
+    return out
+
+
+@pytest.mark.parametrize("chunks", [(7, 11, 13), (23, 30, 34), (5, 30, 9)], ids=str)
+@pytest.mark.parametrize("axis", [0, 1, 2])
+@pytest.mark.parametrize("step", [1, 4])
+def test_matches_per_slice_counts(lab, chunks, axis, step):
+    out = profile(da.from_array(lab, chunks=chunks), axis=AXES[axis], step=step)
+    frac, tot = _reference(lab, axis, step)
+    assert out.dims == ("phase", AXES[axis])
+    np.testing.assert_array_equal(out.bin_voxels, tot)
+    np.testing.assert_allclose(out.values, frac, rtol=1e-12)  # NaN where a bin has no labelled voxel
+    n = lab.shape[axis]
+    np.testing.assert_array_equal(out[f"{AXES[axis]}_index"], np.arange(0, n, step))
+    centres = [np.mean(np.arange(s, min(s + step, n))) for s in range(0, n, step)]
+    np.testing.assert_allclose(out[AXES[axis]], centres)
+    if axis == 1:
+        assert np.isnan(out.values[:, -1]).all() and out.bin_voxels.values[-1] == 0
+
+
+def test_physical_positions_series_and_the_whole_volume_mean(lab):
+    lab = np.where(lab == 255, 0, lab).astype(np.uint8)
+    vol = xr.DataArray(da.from_array(np.stack([lab, lab[::-1]]), chunks=(1, 6, 30, 17)), dims=("t", "z", "y", "x"),
+                       attrs={"voxel_size": (0.25, 0.1, 0.1), "unit": "micrometer", "phases": ["pore", "cbd", "active"]})
+    out = profile(vol, axis="z", step=3)
+    assert out.dims == ("t", "phase", "z")
+    frac, _ = _reference(lab, 0, 3)
+    np.testing.assert_allclose(out.sel(t=0).values, frac)
+    np.testing.assert_allclose(out.sel(t=1).values[:, 0], _reference(lab[::-1], 0, 3)[0][:, 0])
+    np.testing.assert_allclose(out.z[:2], [0.25, 1.0])  # slices 0-2 and 3-5 of 0.25 µm
+    assert out.z.attrs["units"] == "micrometer"
+    # the voxel-weighted mean of the profile is the whole-volume fraction
+    whole = bigseg.measure.volume_fractions(vol)
+    np.testing.assert_allclose((out * out.bin_voxels).sum("z") / out.bin_voxels.sum("z"), whole.values, rtol=1e-12)
+
+
+def test_summary_profile_is_the_same_and_shares_the_pass(lab):
+    clean = np.where(lab == 255, 1, lab).astype(np.uint8)
+    arr = da.from_array(clean, chunks=(8, 13, 11))
+    ds = summary(arr, truth=arr, profile="x", profile_step=5)
+    ref = profile(arr, axis="x", step=5)
+    got = ds.volume_fraction_profile
+    xr.testing.assert_equal(got.drop_vars("voxels"), ref.rename("volume_fraction_profile"))
+    assert got.attrs["axis"] == "x" and got.attrs["step"] == 5
+    assert float(ds.iou.min()) == 1.0  # the scores are still there
+    np.testing.assert_array_equal(ds.truth_volume_fraction_profile, ref)  # the truth's, from the same pass
+    # a truth without voxel size (plain array) on the grid of labels in nm: the labels' positions
+    nm = xr.DataArray(arr, dims=("z", "y", "x"), attrs={"voxel_size": (40.0, 40.0, 40.0), "unit": "nm"})
+    other = summary(nm, truth=da.from_array(lab, chunks=(23, 7, 34)), profile="x", profile_step=5)
+    np.testing.assert_allclose(other.truth_volume_fraction_profile, _reference(lab, 2, 5)[0])  # 255 left out
+    np.testing.assert_array_equal(other.volume_fraction_profile, ref)
+    np.testing.assert_allclose(other.x, ref.x * 40.0)
+    assert "volume_fraction_profile" not in summary(arr)
+
+
+def test_figure(lab, tmp_path):
+    fig = profile_figure(profile(lab, axis="y", step=2))
+    assert len(fig.axes[0].lines) == 6  # a curve and its whole-volume mean per phase
+    series = xr.DataArray(np.stack([lab, lab, lab]), dims=("t", "z", "y", "x"))
+    path = tmp_path / "p.png"
+    profile_figure(summary(np.where(series == 255, 0, series).astype(np.uint8), profile="z"), path=path)
+    assert path.stat().st_size > 10_000
+    clean = np.where(lab == 255, 0, lab).astype(np.uint8)
+    fig = profile_figure(summary(clean, truth=lab, profile="z"))
+    assert len(fig.axes[0].lines) == 9 and "dotted: truth" in fig.axes[0].get_title()
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"axis": "t"}, "`axis`"), ({"axis": 3}, "`axis`"), ({"step": 0}, "`step`"), ({"step": 24}, "`step`.*23"),
+])
+def test_bad_arguments_are_named(lab, kw, match):
+    with pytest.raises(InputError, match=match):
+        profile(lab, **kw)
+
+
+def test_values_beyond_the_phases_are_refused(lab):
+    bad = lab.copy()
+    bad[0, 0, 0] = 7
+    with pytest.raises(InputError, match="7"):
+        profile(bad)
+    with pytest.raises(InputError, match="`profile`"):
+        summary(lab, profile="depth")
