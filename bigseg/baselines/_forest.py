@@ -12,7 +12,7 @@ import xarray as xr
 
 from .._parse import parse_phases, parse_positive_float, parse_positive_int, parse_tuple
 from ..errors import InputError
-from ..io._volume import DEFAULT_PHASES, UNLABELLED, as_volume, frame_arrays
+from ..io._volume import DEFAULT_PHASES, UNLABELLED, UNLABELLED_HINT, as_volume, frame_arrays, sparse_labels, warn_unmarked
 from ..kernels.features import feature_halo, feature_names, multiscale_features
 from ..ops import map_overlap_exact, to_numpy
 from ..ops._overlap import min_chunks
@@ -58,7 +58,7 @@ def _predict_block(block: Any, model: Any, sigmas: tuple) -> Any:
 
 
 def random_forest(vol: Any, labels: Any, *, sigmas: Sequence[float] = DEFAULT_SIGMAS, n_estimators: int = 100,
-                  max_samples: int = 200_000, seed: int = 0, phases: Any = None,
+                  max_samples: int = 200_000, seed: int = 0, phases: Any = None, unlabelled: int = 255,
                   progress: bool = False) -> xr.DataArray:
     """Random forest pixel classifier trained on sparse labels, as in ilastik (Sommer et al. 2011).
 
@@ -75,6 +75,8 @@ def random_forest(vol: Any, labels: Any, *, sigmas: Sequence[float] = DEFAULT_SI
     labels : integer label volume of the same shape; ``255`` = unlabelled; values index ``phases``
     sigmas : feature scales in voxels (> 0)
     phases : class names (default ``labels.attrs['phases']``, else pore/cbd/active for <= 3 classes)
+    unlabelled : the value of unannotated voxels: 255, or 0 for napari/ilastik/Fiji exports whose
+        classes count from 1 (see :func:`bigseg.io.sparse_labels`)
 
     Returns
     -------
@@ -88,7 +90,7 @@ def random_forest(vol: Any, labels: Any, *, sigmas: Sequence[float] = DEFAULT_SI
     from sklearn.ensemble import RandomForestClassifier
 
     v = check_volume(vol, progress=progress)
-    lab = as_volume(labels, name="labels", allow_series=True)
+    lab = as_volume(sparse_labels(labels, unlabelled), name="labels", allow_series=True)
     if lab.shape != v.shape:
         raise InputError(f"Expected `labels` to have the shape of `vol` {v.shape}. Got {lab.shape} instead.")
     if not np.issubdtype(lab.dtype, np.integer):
@@ -121,11 +123,13 @@ def random_forest(vol: Any, labels: Any, *, sigmas: Sequence[float] = DEFAULT_SI
     if present.size == 0:
         raise InputError("Expected `labels` to hold labelled voxels (values other than 255). Got none instead.")
     n_classes = int(present.max()) + 1
+    warn_unmarked(counts)
     if phases is None:
         phases = list(DEFAULT_PHASES) if n_classes <= len(DEFAULT_PHASES) else [f"phase{i}" for i in range(n_classes)]
     phases = parse_phases(phases)
     if n_classes > len(phases):
-        raise InputError(f"Expected `labels` values below {len(phases)} (phases {phases}) or 255. Got {n_classes - 1} instead.")
+        raise InputError(f"Expected `labels` values below {len(phases)} (phases {phases}) or 255. Got {n_classes - 1} instead"
+                         f"{UNLABELLED_HINT if n_classes - 1 == len(phases) else ''}.")
     missing = [phases[i] for i in range(len(phases)) if counts[i] == 0]
     if missing:
         raise InputError(f"Expected every phase to have labelled voxels. Got none for {missing} "

@@ -41,6 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="watershed: undecided band width, 'conservative', 'generous' or a fraction in (0, 1]")
     p.add_argument("--labels", default=None,
                    help="random-forest: sparse training labels (OME-Zarr label image, 255 = unlabelled)")
+    p.add_argument("--unlabelled", type=int, default=255, metavar="VALUE",
+                   help="random-forest: value of the unannotated voxels in --labels (default 255; 0 for "
+                        "napari/ilastik/Fiji exports, whose classes 1, 2, 3 become phases 0, 1, 2)")
     p.add_argument("--sigmas", default="0.7,1,1.6,3.5", help="random-forest: feature scales in voxels")
     p.add_argument("--trees", type=int, default=100, help="random-forest: number of trees")
     p.add_argument("--seed", type=int, default=0, help="random seed (k-means, random forest)")
@@ -77,7 +80,7 @@ def _segment_baseline(vol, args: argparse.Namespace):
         raise InputError("Expected `--labels` (sparse training labels) for --method random-forest. Got None instead.")
     sigmas = tuple(float(s) for s in args.sigmas.split(","))
     return baselines.random_forest(vol, _open_labels(args.labels), sigmas=sigmas, n_estimators=args.trees,
-                                   seed=args.seed, phases=phases, progress=args.progress)
+                                   seed=args.seed, phases=phases, unlabelled=args.unlabelled, progress=args.progress)
 
 
 def _segment_model(vol, model, args: argparse.Namespace):

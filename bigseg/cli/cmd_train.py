@@ -16,6 +16,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("image", nargs="?", help="image: OME-Zarr, TIFF stack/file, HDF5, .npy (not with --synthetic)")
     p.add_argument("labels", nargs="?", help="sparse labels of the same shape (255 = unlabelled); an OME-Zarr label image too")
+    p.add_argument("--unlabelled", type=int, default=255, metavar="VALUE",
+                   help="value of the unannotated voxels in LABELS (default 255); 0 for napari/ilastik/Fiji exports, "
+                        "whose classes 1, 2, 3 become phases 0, 1, 2")
     p.add_argument("-o", "--output", required=True, help="checkpoint file to write (.pt)")
     p.add_argument("--synthetic", action="store_true", help="train on generated electrodes + XCT physics")
     p.add_argument("--arch", default=None, help="lrcsnet (2D, default) or unet3d")
@@ -112,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
             raise InputError("Expected `image` and `labels` paths (or --synthetic). Got too few.")
         model = train(_read(args.image), _read(args.labels), lr=args.lr if args.lr is not None else 1e-4,
                       lr_decay=args.lr_decay if args.lr_decay is not None else 0.3, axis=args.axis,
-                      val_fraction=args.val_fraction, **common)
+                      val_fraction=args.val_fraction, unlabelled=args.unlabelled, **common)
     save(model, args.output, half=args.half)
     if args.report:
         with open(args.report, "w") as fh:

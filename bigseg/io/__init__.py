@@ -4,7 +4,7 @@ xarray views."""
 from ._export import export
 from ._ingest import ingest, read_source
 from ._omezarr import open_volume, save_labels, save_volume, volume_info
-from ._volume import DEFAULT_PHASES, PHASE_COLOURS, UNLABELLED, as_volume, like_volume, make_volume, phase_colour
+from ._volume import DEFAULT_PHASES, PHASE_COLOURS, UNLABELLED, as_volume, like_volume, make_volume, phase_colour, sparse_labels
 
 __all__ = [
     "ingest",
@@ -18,6 +18,7 @@ __all__ = [
     "like_volume",
     "make_volume",
     "phase_colour",
+    "sparse_labels",
     "DEFAULT_PHASES",
     "PHASE_COLOURS",
     "UNLABELLED",

@@ -33,6 +33,8 @@ __all__ = [
     "zarr_source",
     "crop_box",
     "is_zarr_store",
+    "sparse_labels",
+    "warn_unmarked",
 ]
 
 SPATIAL_DIMS = ("z", "y", "x")
@@ -239,3 +241,51 @@ def is_zarr_store(path: Any) -> bool:
 
     p = Path(path)
     return p.is_dir() and any((p / f).exists() for f in ("zarr.json", ".zarray", ".zgroup"))
+
+
+#: What to say when sparse labels hold one value too many: likely annotations whose classes count from 1.
+UNLABELLED_HINT = ("; if 0 marks the unannotated voxels and the classes count from 1 (napari, ilastik and Fiji "
+                   "label exports), pass `unlabelled=0` (command line: --unlabelled 0)")
+
+
+def warn_unmarked(counts: np.ndarray, *, name: str = "labels") -> None:
+    """Warn when training labels (``counts``: voxels per value 0..255) hold no unlabelled voxel
+    (255) while value 0 fills most of the volume: likely annotations whose 0 means "not
+    annotated", which would otherwise train silently as phase 0."""
+    import warnings
+
+    total = int(counts.sum())
+    if total and int(counts[UNLABELLED]) == 0 and int(counts[0]) > total // 2:
+        warnings.warn(f"`{name}` hold no unlabelled voxel (255) and value 0 fills {100 * int(counts[0]) / total:.0f} % of "
+                      f"them: each of those voxels trains as phase 0{UNLABELLED_HINT}.", UserWarning, stacklevel=3)
+
+
+def _relabel_block(block: np.ndarray, lut: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    inside = (block >= 0) & (block <= 255)
+    return np.where(inside, lut[np.clip(block, 0, 255)], block).astype(dtype, copy=False)
+
+
+def sparse_labels(labels: Any, unlabelled: Any = UNLABELLED, *, name: str = "labels") -> Any:
+    """Sparse annotations in bigseg's convention (255 = unlabelled, phases 0, 1, ...), from
+    annotations that mark unlabelled voxels with ``unlabelled`` instead.
+
+    napari, ilastik and Fiji's label exports use 0 for "not annotated" and number the classes
+    from 1: ``sparse_labels(labels, 0)`` maps 0 to 255 and 1, 2, 3 to 0, 1, 2. In general the
+    value ``unlabelled`` becomes 255 and the values above it move down by one (their order is
+    kept); ``unlabelled=255`` returns ``labels`` as they are. Lazy; attributes (``phases``,
+    voxel size) are kept; values outside 0..255 are left for the caller's checks.
+    """
+    if isinstance(unlabelled, bool) or not isinstance(unlabelled, (int, np.integer)) or not 0 <= int(unlabelled) <= 255:
+        raise InputError(f"Expected `unlabelled` to be a label value in [0, 255]. Got {unlabelled!r} instead.")
+    u = int(unlabelled)
+    if u == UNLABELLED:
+        return labels
+    vol = as_volume(labels, name=name, allow_series=True)
+    if not np.issubdtype(vol.dtype, np.integer):
+        raise InputError(f"Expected `{name}` to hold integer labels. Got dtype {vol.dtype} instead.")
+    lut = np.arange(256, dtype=np.int64)
+    lut[u + 1:] -= 1
+    lut[u] = UNLABELLED
+    dtype = np.promote_types(vol.dtype, np.uint8)
+    data = vol.data.map_blocks(_relabel_block, lut, dtype, dtype=dtype)
+    return vol.copy(data=data)

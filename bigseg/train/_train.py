@@ -11,7 +11,7 @@ import torch
 
 from .._parse import parse_in_range, parse_nonnegative_int, parse_phases, parse_positive_float, parse_positive_int
 from ..errors import InputError, ModelError
-from ..io import DEFAULT_PHASES, UNLABELLED
+from ..io import DEFAULT_PHASES, UNLABELLED, sparse_labels
 from ..models import DEFAULT_NORMALIZATION, Model, available, create, save
 from ._augment import Augment
 from ._data import PatchSampler, load_pair, normalize_image, patch_windows, score_windows, split_validation
@@ -150,6 +150,7 @@ def train(
     max_minutes: float | None = None,
     synthetic: Any = False,
     arch_kwargs: dict | None = None,
+    unlabelled: int = 255,
 ) -> Model:
     """Train a segmentation model on an image and sparse labels.
 
@@ -188,6 +189,9 @@ def train(
         (see :func:`bigseg.train.synthetic`); ``image``/``labels`` must then be None
     arch_kwargs : architecture options (``kernels``, ``kernel_size``, ``growth`` for
         lrcsnet; ``channels``, ``norm``, ``up`` for unet3d)
+    unlabelled : the value of unannotated voxels in ``labels`` (and the validation labels):
+        255 (bigseg's convention), or 0 for napari/ilastik/Fiji exports whose classes count
+        from 1 (see :func:`bigseg.io.sparse_labels`)
 
     Returns
     -------
@@ -213,6 +217,7 @@ def train(
                           seed=seed, device=device, amp=amp, progress=progress, max_minutes=max_minutes, arch_kwargs=arch_kwargs, **kw)
     if image is None or labels is None:
         raise InputError("Expected `image` and `labels` volumes (or synthetic=True). Got None.")
+    labels = sparse_labels(labels, unlabelled)
     opts = parse_common(arch=arch, init=init, epochs=epochs, lr=lr, lr_decay=lr_decay, batch_size=batch_size, patch=patch,
                         patience=patience, seed=seed, device=device, amp=amp, augment=augment, max_minutes=max_minutes,
                         steps_per_epoch=steps_per_epoch)
@@ -235,7 +240,7 @@ def train(
             vimg, vlab = validation
         except (TypeError, ValueError):
             raise InputError("Expected `validation` to be an (image, labels) pair. Got something else.") from None
-        vimg, vlab = load_pair(vimg, vlab, n_classes)
+        vimg, vlab = load_pair(vimg, sparse_labels(vlab, unlabelled), n_classes)
         vimg, _, _ = normalize_image(vimg, low=norm.get("low", 0.5), high=norm.get("high", 99.5))
         tlab = lab
     elif val_fraction > 0:

@@ -114,6 +114,12 @@ def test_feature_halo_makes_random_forest_chunking_invariant(ph):
     a = bb.random_forest(da.from_array(grey, chunks=(17, 23, 30)), sparse, **kw).values
     b = bb.random_forest(grey, sparse, **kw).values
     np.testing.assert_array_equal(a, b)
+    # the same annotations as napari/ilastik export them (0 = not annotated, classes from 1)
+    exported = np.where(sparse == 255, 0, sparse + 1).astype(np.uint16)
+    c = bb.random_forest(grey, da.from_array(exported, chunks=(17, 23, 30)), unlabelled=0, **kw).values
+    np.testing.assert_array_equal(c, b)
+    with pytest.warns(UserWarning, match="value 0 fills .* % of them: each of those voxels trains as phase 0.*unlabelled=0"):
+        bb.random_forest(grey, exported, **kw)  # read as 255-convention: "not annotated" would be a phase
 
 
 def test_multiscale_features_blockwise_exact():

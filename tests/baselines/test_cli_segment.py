@@ -42,3 +42,11 @@ def test_segment_cli_random_forest_and_out(image, tmp_path, capsys):
     assert lab.dtype == np.uint8 and iou(truth, lab.values, 1) > 0.6
     assert main(["segment", str(path), "--method", "random-forest"]) == 2
     assert "--labels" in capsys.readouterr().err
+    # the same annotations exported by napari/ilastik (0 = not annotated, classes 1, 2, 3)
+    exported = np.where(sparse == 255, 0, sparse + 1).astype(np.uint8)
+    save_labels(exported, path, name="exported", phases=["none", "pore", "cbd", "active"], progress=False)
+    out2 = tmp_path / "rf2.ome.zarr"
+    assert main(["segment", str(path), "--method", "random-forest", "--labels", str(path / "labels" / "exported"),
+                 "--unlabelled", "0", "--phases", "pore,cbd,active", "--trees", "20", "--sigmas", "0.7,1.6",
+                 "--out", str(out2)]) == 0
+    np.testing.assert_array_equal(open_volume(out2).values, lab.values)

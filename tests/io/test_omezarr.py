@@ -127,3 +127,25 @@ def test_ome_zarr_py_reads_what_we_write(tmp_path, odd_volume):
     assert image.metadata["coordinateTransformations"][0][0]["scale"] == [2.0, 1.0, 1.0]
     labels = [n for n in nodes if n.load(__import__("ome_zarr.reader", fromlist=["Label"]).Label)]
     assert labels, "label image not found by ome-zarr-py"
+
+
+def test_sparse_labels_from_annotations_whose_classes_count_from_1():
+    import dask.array as da
+    import xarray as xr
+
+    from bigseg.io import sparse_labels
+
+    ann = np.array([[[0, 1, 2, 3, 0, 255]]], np.uint8)
+    np.testing.assert_array_equal(sparse_labels(ann, 0).values, [[[255, 0, 1, 2, 255, 254]]])
+    np.testing.assert_array_equal(sparse_labels(ann, 2).values, [[[0, 1, 255, 2, 0, 254]]])  # any value: the rest move down
+    assert sparse_labels(ann, 255) is ann
+    wide = xr.DataArray(da.from_array(np.array([[[0, 4, 300, -1]]], np.int32), chunks=2), dims=("z", "y", "x"),
+                        attrs={"phases": ["a", "b", "c", "d"], "voxel_size": (2.0, 2.0, 2.0), "unit": "nm"})
+    out = sparse_labels(wide, 0)
+    assert out.attrs["phases"] == ["a", "b", "c", "d"] and out.dtype == np.int32
+    np.testing.assert_array_equal(out.values, [[[255, 3, 300, -1]]])  # beyond 0..255: left for the caller's checks
+    for bad in (-1, 256, 1.5, True, "0"):
+        with pytest.raises(InputError, match="`unlabelled`"):
+            sparse_labels(ann, bad)
+    with pytest.raises(InputError, match="integer"):
+        sparse_labels(ann.astype(np.float32), 0)

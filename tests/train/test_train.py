@@ -227,6 +227,25 @@ def test_bad_input_is_refused_before_work(pair):
         bigseg.train(img, sparse, init=3)
     with pytest.raises(InputError, match="None"):
         bigseg.train(img, sparse, synthetic=True)
+    exported = np.where(sparse == 255, 0, sparse.astype(np.int32) + 1)  # napari/ilastik: 0 = not annotated
+    with pytest.raises(InputError, match=r"Got \[3\] instead; if 0 marks the unannotated voxels.*unlabelled=0"):
+        bigseg.train(img, exported, epochs=1)
+    with pytest.raises(InputError, match="`unlabelled`"):
+        bigseg.train(img, exported, unlabelled=-1)
+
+
+def test_annotations_with_classes_from_1_train_as_the_same_labels(pair):
+    img, lab, sparse = pair
+    exported = np.where(sparse == 255, 0, sparse + 1).astype(np.uint8)
+    kw = dict(arch_kwargs=TINY, patch=(32, 32), epochs=1, steps_per_epoch=3, augment=False, progress=False, seed=2)
+    a = bigseg.train(img, sparse, **kw)
+    b = bigseg.train(img, exported, unlabelled=0, **kw)
+    assert a.provenance["data"]["labelled_voxels"] == b.provenance["data"]["labelled_voxels"] == int((sparse != 255).sum())
+    for (_, p), (_, q) in zip(a.state_dict().items(), b.state_dict().items()):
+        torch.testing.assert_close(p, q)  # the same training, step for step
+    two = np.where(np.isin(sparse, [0, 1]), sparse + 1, 0).astype(np.uint8)  # pore and CBD annotated, from 1
+    with pytest.warns(UserWarning, match="fills .* each of those voxels trains as phase 0"):
+        bigseg.train(img, two, **kw)
 
 
 def test_bigseg_train_callable_as_package():
