@@ -50,6 +50,17 @@ def test_cli_train_sparse_labels_writes_checkpoint_and_report(files, capsys):
     torch.testing.assert_close(ft.net.enc1.weight, m.net.enc1.weight, atol=1e-7, rtol=0)
 
 
+def test_cli_train_annotations_counted_from_1(files, capsys):
+    sparse = np.load(files / "lab.npy")
+    np.save(files / "napari.npy", np.where(sparse == 255, 0, sparse + 1).astype(np.uint8))
+    args = ["train", str(files / "img.npy"), str(files / "napari.npy"), "--epochs", "1", "--steps-per-epoch", "1",
+            "--batch-size", "2", "--patch", "32", "--kernels", "4", "--growth", "1", "--threads", "1", "--no-progress"]
+    assert main(args + ["-o", str(files / "n.pt")]) == 2
+    assert "--unlabelled 0" in capsys.readouterr().err
+    assert main(args + ["-o", str(files / "n.pt"), "--unlabelled", "0"]) == 0
+    assert models.load(files / "n.pt").provenance["data"]["labelled_voxels"] == int((sparse != 255).sum())
+
+
 def test_cli_train_synthetic_and_errors(files, capsys):
     out = files / "syn.pt"
     rc = main(["train", "--synthetic", "-o", str(out), "--presets", "lab-micro-ct", "--shape", "4,40,40", "--patch", "32",
