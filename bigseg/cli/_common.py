@@ -14,6 +14,12 @@ def add_cluster_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--workers", type=int, default=None, help="number of workers (local clusters)")
 
 
+def add_progress_args(p: argparse.ArgumentParser) -> None:
+    """Progress bars on by default (on stderr); --no-progress turns them off (``args.progress``)."""
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    p.add_argument("--progress", dest="progress", action="store_true", help=argparse.SUPPRESS)  # the default; kept
+
+
 def add_pipeline_args(p: argparse.ArgumentParser, kept: str = "") -> None:
     """--config, --model and --cluster of the commands that run the whole pipeline."""
     p.add_argument("--config", default=None, help="run configuration YAML (filters, model, chunks, voxel size, "

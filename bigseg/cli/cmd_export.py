@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_cluster_args, cluster_from_args
+from ._common import add_cluster_args, add_progress_args, cluster_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", default=None, choices=["tiff-slices", "tiff", "hdf5", "npy"],
                    help="instead of the suffix of DEST")
     p.add_argument("--overwrite", action="store_true", help="replace an existing destination")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress_args(p)
     add_cluster_args(p)
     p.set_defaults(func=run)
 
@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
 
     vol = open_volume(args.source, level=args.level, label=args.label)
     with cluster_from_args(args):
-        out = export(vol, args.dest, format=args.format, overwrite=args.overwrite, progress=not args.no_progress)
+        out = export(vol, args.dest, format=args.format, overwrite=args.overwrite, progress=args.progress)
     vs = " x ".join(f"{v:g}" for v in vol.attrs["voxel_size"])
     print(f"wrote {out}: shape {tuple(vol.shape)}, dtype {vol.dtype}, voxel size {vs} {vol.attrs['unit']}")
     return 0

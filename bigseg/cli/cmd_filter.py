@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import InputError
-from ._common import add_cluster_args, cluster_from_args, parse_triple
+from ._common import add_cluster_args, add_progress_args, cluster_from_args, parse_triple
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="NaN/inf voxels: fail with their count (default) or filter anyway")
     p.add_argument("--chunks", default=None, help="output chunk edge, or z,y,x (default: the input's)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing destination")
-    p.add_argument("--progress", action="store_true", help="show progress bars")
+    add_progress_args(p)
     add_cluster_args(p)
     p.set_defaults(func=run)
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._common import add_cluster_args, cluster_from_args, parse_triple
+from ._common import add_cluster_args, add_progress_args, cluster_from_args, parse_triple
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "e.g. 100:900,:,64:960")
     p.add_argument("--levels", type=int, default=1, help="pyramid levels (default 1)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing destination")
+    add_progress_args(p)
     add_cluster_args(p)
     p.set_defaults(func=run)
 
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
             times=args.times.split(",") if args.times else None, chunks=parse_triple(args.chunks, int),
             voxel_size=parse_triple(args.voxel_size),
             unit=args.unit, dataset=args.dataset, dtype=args.dtype, shape=parse_triple(args.shape, int),
-            offset=args.offset, levels=args.levels, crop=args.crop, overwrite=args.overwrite,
+            offset=args.offset, levels=args.levels, crop=args.crop, overwrite=args.overwrite, progress=args.progress,
         )
     print(f"wrote {args.dest}: shape {vol.shape}, dtype {vol.dtype}, voxel size {vol.attrs['voxel_size']} {vol.attrs['unit']}")
     if args.voxel_size is None and tuple(vol.attrs["voxel_size"]) == (1.0, 1.0, 1.0) and not _calibrated(args):

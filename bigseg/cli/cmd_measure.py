@@ -6,7 +6,7 @@ import argparse
 import itertools
 from pathlib import Path
 
-from ._common import add_cluster_args, cluster_from_args
+from ._common import add_cluster_args, add_progress_args, cluster_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -47,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="volume fractions slice by slice along this axis (e.g. the electrode's thickness): printed "
                         "in ten bins, all slices in --netcdf/--csv, drawn beside --plot (NAME_profile.png)")
     p.add_argument("--profile-step", type=int, default=1, metavar="N", help="slices per bin of --profile (default 1)")
-    p.add_argument("--progress", action="store_true", help="show progress bars")
+    add_progress_args(p)
     add_cluster_args(p)
     p.set_defaults(func=run)
 

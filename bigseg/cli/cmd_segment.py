@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import InputError
-from ._common import add_cluster_args, cluster_from_args
+from ._common import add_cluster_args, add_progress_args, cluster_from_args
 
 METHODS = ("threshold", "kmeans", "watershed", "random-forest")
 
@@ -50,7 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", default="segmentation", help="label image name inside the source (default segmentation)")
     p.add_argument("--out", default=None, help="write a separate OME-Zarr label volume here instead")
     p.add_argument("--overwrite", action="store_true", help="replace an existing label image")
-    p.add_argument("--progress", action="store_true", help="show progress bars")
+    add_progress_args(p)
     add_cluster_args(p)
     p.set_defaults(func=run)
 

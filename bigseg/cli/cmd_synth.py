@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from ._common import add_cluster_args, cluster_from_args, parse_triple
+from ._common import add_cluster_args, add_progress_args, cluster_from_args, parse_triple
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--unit", default="voxel", help="length unit of the voxel size, e.g. nm (default voxel)")
     p.add_argument("--png", default=None, help="also write a PNG of orthogonal slices (tomogram beside labels)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing destination")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_progress_args(p)
     add_cluster_args(p)
     p.set_defaults(func=run)
 
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
             "rings": args.rings, "drift": args.drift, "bits": args.bits}
     if args.snr is not None and math.isinf(args.snr):
         phys["snr"] = math.inf
-    progress = not args.no_progress
+    progress = args.progress
     with cluster_from_args(args):
         if args.steps is not None:
             labels = series(shape, steps=args.steps, fractions=fractions, radius=radius_arg, seed=args.seed,

@@ -6,6 +6,8 @@ import argparse
 import json
 import os
 
+from ._common import add_progress_args
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -51,7 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--half", action="store_true", help="store float16 weights (half the file size)")
     p.add_argument("--report", default=None, help="also write the provenance (history, scores) as JSON here")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_progress_args(p)
     p.set_defaults(func=run)
 
 
@@ -92,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     patch = parse_triple(args.patch, int) if args.patch else None
     common = dict(arch=args.arch, epochs=args.epochs, batch_size=args.batch_size, init=args.init, patch=patch,
                   patience=args.patience, steps_per_epoch=args.steps_per_epoch, checkpoint_dir=args.checkpoint_dir,
-                  seed=args.seed, device=args.device, amp=args.amp, progress=not args.no_progress,
+                  seed=args.seed, device=args.device, amp=args.amp, progress=args.progress,
                   max_minutes=args.max_minutes, arch_kwargs=arch_kwargs)
     if args.synthetic:
         if args.image or args.labels:

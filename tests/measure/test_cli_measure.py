@@ -129,8 +129,13 @@ def test_cli_prints_bigseg_warnings_as_one_line(tmp_path, capsys):
     image = tmp_path / "scan.ome.zarr"
     save_volume(lab.astype(np.float32), image, chunks=(12, 14, 10), progress=False)
     save_labels(lab, image, phases=["pore", "cbd", "active"], chunks=(12, 14, 10), progress=False)
-    assert main(["measure", str(image), "--particles", str(tmp_path / "p.csv"), "--max-diameter", "10"]) == 0
+    assert main(["measure", str(image), "--particles", str(tmp_path / "p.csv"), "--max-diameter", "10",
+                 "--no-progress"]) == 0
     err = capsys.readouterr().err
     assert err.startswith("bigseg measure: warning: 288 voxel(s) of the phase belong to no particle: the split "
                           "may depend on the chunking. Pass a larger `max_diameter`")
     assert "warnings.warn" not in err and "measure.particles(" not in err and len(err.strip().splitlines()) == 1
+    # with the progress bars (the default) the warning still starts a line of its own
+    assert main(["measure", str(image), "--particles", str(tmp_path / "p2.csv"), "--max-diameter", "10"]) == 0
+    err = capsys.readouterr().err
+    assert "particle split (active)" in err and "\rbigseg measure: warning: 288" in err
