@@ -1,0 +1,92 @@
+"""``bigseg compare``: how much several segmentations of one image agree (and, given a reference,
+how good each is)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ._common import add_cluster_args, add_progress_args, cluster_from_args
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "compare", help="agreement of several segmentations of one image (user or method variance)",
+        description="Compare two or more label images of the same image, as the ML-vs-threshold study compares "
+                    "users and methods: each one's volume fractions, their mean and standard deviation, the "
+                    "percentage of voxels that differ between every pair and, given --truth, each one's IoU. "
+                    "Exact, block by block.")
+    p.add_argument("labels", nargs="+", help="label images (image.ome.zarr/labels/NAME); with --image, names of "
+                                             "label images inside it")
+    p.add_argument("--image", default=None, help="the OME-Zarr image holding the label images named in LABELS")
+    p.add_argument("--truth", default=None, help="reference label image: adds each segmentation's IoU per phase")
+    p.add_argument("--phases", default=None, help="phase names by label value, comma separated (default: metadata)")
+    p.add_argument("--csv", default=None, help="write the table (one row per segmentation) to CSV")
+    p.add_argument("--netcdf", default=None, help="write the agreement Dataset to netCDF")
+    p.add_argument("--plot", default=None, help="write the fractions and the differing-voxel matrix (PNG)")
+    add_progress_args(p)
+    add_cluster_args(p)
+    p.set_defaults(func=run)
+
+
+def _names(paths: list[Path]) -> list[str]:
+    """The label images' names; their image's name too where two share a name."""
+    short = [p.name for p in paths]
+    if len(set(short)) == len(short):
+        return short
+    return [f"{p.parent.parent.name}/{p.name}" if p.parent.name == "labels" else str(p) for p in paths]
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+    import pandas as pd
+
+    from .. import measure
+    from ..errors import InputError
+    from ..io import open_volume
+
+    if len(args.labels) < 2:
+        raise InputError(f"Expected at least two label images to compare. Got {len(args.labels)}: {args.labels}.")
+    paths = [Path(args.image) / "labels" / name if args.image else Path(name) for name in args.labels]
+    segs = [open_volume(p) for p in paths]
+    truth = open_volume(args.truth) if args.truth else None
+    phases = [s.strip() for s in args.phases.split(",")] if args.phases else None
+    names = _names(paths)
+    with cluster_from_args(args):
+        ds = measure.agreement(segs, phases=phases, progress=args.progress).assign_coords(segmentation=names)
+        scores = ([measure.scores(truth, s, phases=phases, progress=args.progress) for s in segs]
+                  if truth is not None else None)
+    last = f" (t = {ds.t.values[-1]})" if "t" in ds.dims else ""
+    d = ds.isel(t=-1) if "t" in ds.dims else ds
+    ph = [str(x) for x in d.phase.values]
+    table = pd.DataFrame(d.volume_fraction.values, index=names, columns=[f"fraction_{x}" for x in ph])
+    if scores is not None:
+        for x in ph:
+            table[f"iou_{x}"] = [float((sc.isel(t=-1) if "t" in sc.dims else sc).iou.sel(phase=x)) for sc in scores]
+    table.index.name = "segmentation"
+    width = max(14, *(len(n) + 2 for n in names))
+    heads = [c.replace("fraction_", "") if c.startswith("fraction_") else c.replace("_", " ") for c in table.columns]
+    print(f"volume fractions{last}" + (" and IoU against the reference" if scores is not None else "") + ":")
+    print(f"{'':<{width}}" + "".join(f"{h:>11}" for h in heads))
+    for name, row in table.iterrows():
+        print(f"{name:<{width}}" + "".join(f"{v:>11.4f}" for v in row.values))
+    print(f"{'mean':<{width}}" + "".join(f"{v:>11.4f}" for v in d.fraction_mean.values))
+    print(f"{'std (n - 1)':<{width}}" + "".join(f"{v:>11.4f}" for v in d.fraction_std.values))
+    from ..report._agreement import differing_matrix
+
+    mat = differing_matrix(ds)
+    print(f"voxels differing between two segmentations (%){last}:")
+    print(pd.DataFrame(np.round(mat, 2), index=names, columns=names).to_string())
+    print(f"mean over the {d.sizes['pair']} pair(s): {float(d.mean_differing_percent):.2f} %")
+    if args.csv:
+        table.to_csv(args.csv)
+        print(f"wrote {args.csv}")
+    if args.netcdf:
+        ds.to_netcdf(args.netcdf, engine="h5netcdf")
+        print(f"wrote {args.netcdf}")
+    if args.plot:
+        from ..report import agreement_figure
+
+        agreement_figure(ds, path=args.plot, title=f"{len(names)} segmentations")
+        print(f"wrote {args.plot}")
+    return 0

@@ -1,0 +1,70 @@
+"""Several segmentations of one image side by side: their fractions and how many voxels differ."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ._figure import finish, pyplot
+
+__all__ = ["agreement_figure", "differing_matrix"]
+
+_HATCHES = ["", "//", "..", "xx", "\\\\", "oo", "--", "++", "**", "||"]
+
+
+def differing_matrix(ds: Any):
+    """(segmentation, segmentation) percentage of differing voxels from an
+    :func:`bigseg.measure.agreement` Dataset (the last time step of a series); 0 on the diagonal."""
+    import numpy as np
+
+    d = ds.isel(t=-1) if "t" in ds.dims else ds
+    s = d.sizes["segmentation"]
+    mat = np.zeros((s, s))
+    for a, b, v in zip(d.pair_a.values, d.pair_b.values, d.differing_percent.values):
+        mat[a, b] = mat[b, a] = v
+    return mat
+
+
+def agreement_figure(ds: Any, *, path: str | os.PathLike | None = None, title: str | None = None):
+    """Left: each phase's volume fraction in every segmentation (hatched per segmentation, the
+    phase's fixed colour) with the mean ± standard deviation; right: the percentage of voxels
+    that differ between each pair. ``ds`` is :func:`bigseg.measure.agreement`'s Dataset (its
+    ``segmentation`` coordinate may hold names); a series shows its last time step. Returns
+    the Figure (closed when ``path`` is given)."""
+    import numpy as np
+    from matplotlib.patches import Patch
+
+    from ..io import phase_colour
+
+    d = ds.isel(t=-1) if "t" in ds.dims else ds
+    names = [str(n) for n in d.segmentation.values]
+    phases = [str(p) for p in d.phase.values]
+    colours = [tuple(c / 255 for c in phase_colour(p, i)[:3]) for i, p in enumerate(phases)]
+    s, k = len(names), len(phases)
+    fig, (a1, a2) = pyplot(path).subplots(1, 2, figsize=(5 + 1.2 * k + 0.4 * s, 4.2), constrained_layout=True,
+                                          gridspec_kw={"width_ratios": [1.4, 1]})
+    width = 0.8 / s
+    for j in range(s):
+        x = np.arange(k) - 0.4 + width * (j + 0.5)
+        a1.bar(x, d.volume_fraction.values[j], width=width, color=colours, edgecolor="black",
+               hatch=_HATCHES[j % len(_HATCHES)])
+    bars = a1.errorbar(np.arange(k), d.fraction_mean.values, yerr=d.fraction_std.values, fmt="o", color="black",
+                       capsize=6)
+    a1.set_xticks(np.arange(k), phases)
+    a1.set_ylabel("volume fraction")
+    handles = [Patch(facecolor="white", edgecolor="black", hatch=_HATCHES[j % len(_HATCHES)]) for j in range(s)]
+    a1.legend(handles + [bars], names + ["mean ± std"], frameon=False, fontsize="small")
+    a1.set_title("volume fractions")
+    mat = differing_matrix(ds)
+    im = a2.imshow(mat, cmap="viridis", vmin=0)
+    for i in range(s):
+        for j in range(s):
+            if i != j:
+                a2.text(j, i, f"{mat[i, j]:.1f}", ha="center", va="center",
+                        color="white" if mat[i, j] < 0.6 * mat.max() else "black", fontsize="small")
+    a2.set_xticks(range(s), names, rotation=30, ha="right")
+    a2.set_yticks(range(s), names)
+    a2.set_title(f"% of voxels differing (mean {float(d.mean_differing_percent):.1f})")
+    fig.colorbar(im, ax=a2, shrink=0.8)
+    last = f" (t = {ds.t.values[-1]})" if "t" in ds.dims else ""
+    return finish(fig, path, title=(title or "") + last or None, dpi=120)

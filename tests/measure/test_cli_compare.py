@@ -1,0 +1,65 @@
+"""`bigseg compare`: agreement of several label images of one image, against NumPy counts."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+
+from bigseg.cli import main
+from bigseg.io import save_labels, save_volume
+
+from ._measure_ref import make_labels
+
+
+def test_compare_label_images_with_and_without_truth(tmp_path, capsys):
+    truth = make_labels((20, 22, 18), seed=3)
+    rng = np.random.default_rng(4)
+    segs = {"user_a": truth.copy(), "user_b": np.roll(truth, 1, 0), "otsu": truth.copy()}
+    segs["user_a"][rng.random(truth.shape) < 0.05] = 1
+    segs["otsu"][truth == 1] = 0  # the threshold misses the CBD
+    image = tmp_path / "scan.ome.zarr"
+    save_volume(truth.astype(np.float32), image, chunks=(7, 9, 18), progress=False)
+    for name, lab in {**segs, "truth": truth}.items():
+        save_labels(lab, image, name=name, phases=["pore", "cbd", "active"], chunks=(9, 7, 10), progress=False)
+    csv, png = tmp_path / "c.csv", tmp_path / "c.png"
+    assert main(["compare", "user_a", "user_b", "otsu", "--image", str(image), "--truth", str(image / "labels" / "truth"),
+                 "--csv", str(csv), "--plot", str(png), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    table = pd.read_csv(csv, index_col="segmentation")
+    n = truth.size
+    for name, lab in segs.items():
+        np.testing.assert_allclose(table.loc[name, ["fraction_pore", "fraction_cbd", "fraction_active"]],
+                                   np.bincount(lab.ravel(), minlength=3) / n)
+        inter = ((lab == 1) & (truth == 1)).sum()
+        np.testing.assert_allclose(table.loc[name, "iou_cbd"], inter / ((lab == 1) | (truth == 1)).sum())
+    assert table.loc["otsu", "iou_cbd"] == 0.0
+    names = list(segs)
+    diffs = [100 * (segs[a] != segs[b]).mean() for a, b in itertools.combinations(names, 2)]
+    assert f"mean over the 3 pair(s): {np.mean(diffs):.2f} %" in out
+    fr = np.array([np.bincount(segs[k].ravel(), minlength=3) / n for k in names])
+    std_row = [line for line in out.splitlines() if line.startswith("std (n - 1)")][0]
+    np.testing.assert_allclose([float(v) for v in std_row.split()[-3:]], fr.std(axis=0, ddof=1), atol=6e-5)
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    # label images given by path; the same name in two images is told apart by the image
+    other = tmp_path / "other.ome.zarr"
+    save_volume(truth.astype(np.float32), other, progress=False)
+    save_labels(segs["otsu"], other, name="user_a", phases=["pore", "cbd", "active"], progress=False)
+    assert main(["compare", str(image / "labels" / "user_a"), str(other / "labels" / "user_a"), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "scan.ome.zarr/user_a" in out and "other.ome.zarr/user_a" in out
+
+
+def test_compare_refuses_one_label_image_and_other_shapes(tmp_path, capsys):
+    lab = make_labels((10, 12, 8), seed=1)
+    image = tmp_path / "scan.ome.zarr"
+    save_volume(lab.astype(np.float32), image, progress=False)
+    save_labels(lab, image, name="a", phases=["pore", "cbd", "active"], progress=False)
+    small = tmp_path / "small.ome.zarr"
+    save_volume(lab[:5].astype(np.float32), small, progress=False)
+    save_labels(lab[:5], small, name="b", phases=["pore", "cbd", "active"], progress=False)
+    assert main(["compare", "a", "--image", str(image)]) == 2
+    assert "at least two" in capsys.readouterr().err
+    assert main(["compare", str(image / "labels" / "a"), str(small / "labels" / "b")]) == 2
+    assert "`segmentations[1]`" in capsys.readouterr().err
