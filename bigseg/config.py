@@ -31,6 +31,7 @@ DEFAULTS: dict[str, Any] = {
     "voxel_size": None,
     "unit": None,  # the source's (OME-Zarr, OME-TIFF, ImageJ TIFF, HDF5), else nm
     "crop": None,  # a box of the source to keep, "z0:z1,y0:y1,x0:x1" (see bigseg.ingest)
+    "levels": 1,  # OME-Zarr pyramid levels of the image and the segmentation (level k: 2**k smaller), for viewers
     "filters": {"align": False, "normalize": True, "median": 3, "gaussian": None, "unsharp": None},
     "predict": {"model": "default", "patch": None, "overlap": 0.5, "blend": "gaussian",
                 "sigma_scale": 0.125, "tta": False, "probabilities": False, "batch_size": None,
@@ -91,6 +92,8 @@ def _validate(cfg: dict[str, Any]) -> None:
            "to be a length unit such as nm or um, or null (the source's)", cfg["unit"])
     _check("crop", cfg["crop"] is None or isinstance(cfg["crop"], (str, list, tuple)),
            "to be ranges such as '100:900,:,64:960', or null", cfg["crop"])
+    _check("levels", _is_pos_int(cfg["levels"]) and cfg["levels"] <= 12, "to be a positive integer (pyramid levels, <= 12)",
+           cfg["levels"])
     f = cfg["filters"]
     _check("filters.align", isinstance(f["align"], bool), "to be true or false", f["align"])
     for key in ("median",):

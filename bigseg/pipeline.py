@@ -71,11 +71,11 @@ class Pipeline:
         cfg = self.config
         if isinstance(source, (str, os.PathLike, list, tuple)):  # a list: the scans of an operando series
             return ingest(source, image, chunks=cfg.chunks, voxel_size=cfg.voxel_size, unit=cfg.unit,
-                          crop=cfg.crop, overwrite=True)
+                          crop=cfg.crop, levels=cfg.levels, overwrite=True)
         if cfg.crop is not None:
             source = crop_box(source, cfg.crop)[0]
         save_volume(source, image, chunks=cfg.chunks, voxel_size=cfg.voxel_size,
-                    unit=cfg.unit if cfg.voxel_size is not None else None, overwrite=True)
+                    unit=cfg.unit if cfg.voxel_size is not None else None, levels=cfg.levels, overwrite=True)
         return open_volume(image)
 
     def _stage_keys(self, source: Any) -> dict[str, str]:
@@ -87,7 +87,8 @@ class Pipeline:
         src = (str(source) if isinstance(source, (str, os.PathLike))
                else [str(x) for x in source] if isinstance(source, (list, tuple)) else tokenize(source))
         ingest = json.dumps({"source": src, "chunks": cfg.chunks, "voxel_size": cfg.voxel_size, "unit": cfg.unit,
-                             "crop": cfg.crop, "align": cfg.filters["align"]}, sort_keys=True, default=str)
+                             "crop": cfg.crop, "align": cfg.filters["align"],
+                             **({"levels": cfg.levels} if cfg.levels != 1 else {})}, sort_keys=True, default=str)
         segment = json.dumps({"ingest": ingest, "filters": cfg.filters, "predict": cfg.predict}, sort_keys=True,
                              default=str)
         return {"ingest": ingest, "segment": segment}
@@ -112,7 +113,7 @@ class Pipeline:
         if not is_series(raw):
             raise InputError(f"Expected a (t, z, y, x) series with `filters.align: true`. Got dims {raw.dims} instead.")
         aligned = filters.align(raw, progress=True)
-        save_volume(aligned, image, chunks=self.config.chunks, overwrite=True)
+        save_volume(aligned, image, chunks=self.config.chunks, levels=self.config.levels, overwrite=True)
         record.write_text(json.dumps({"reference": 0, "shifts": aligned.attrs["shifts"], "crop": aligned.attrs["crop"]},
                                      indent=1))
         return open_volume(image), aligned.attrs["shifts"]
@@ -294,7 +295,7 @@ class Pipeline:
         t = time.perf_counter()
         if not (keep_labels and seg_path.exists()):
             labels = self._segment(self._filter(vol))
-            save_labels(labels, image, name="segmentation", overwrite=True)
+            save_labels(labels, image, name="segmentation", levels=self.config.levels, overwrite=True)
         _write_stage(out, "segment", keys["segment"])  # a kept run of before stages.json: taken as made from these
         labels = open_volume(seg_path)
         timings["segment"] = time.perf_counter() - t

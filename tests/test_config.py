@@ -37,6 +37,7 @@ def test_defaults_yaml_env_keywords_precedence(tmp_path):
         ("measure: {split: 1}", "`measure.split`"),
         ("measure: {particle_labels: 2}", "`measure.particle_labels`"),
         ("measure: {profile: depth}", "`measure.profile`"),
+        ("levels: 0", "`levels`"),
         ("measure: {profile_step: 0}", "`measure.profile_step`"),
         ("chunk: 64", "Unknown configuration key `chunk`"),
         ("predict: {overlapp: 0.5}", "Unknown configuration key `predict.overlapp`"),

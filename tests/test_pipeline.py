@@ -68,6 +68,19 @@ def test_pipeline_threshold_then_resume(tmp_path, scan):
     np.testing.assert_array_equal(bigseg.open_volume(res2.labels).values, labels.values)
 
 
+def test_pipeline_writes_pyramids_for_viewers(tmp_path, scan):
+    truth, image = scan
+    res = Pipeline(chunks=16, levels=3, predict={"model": "threshold"}, measure={"particles": False}).run(
+        image, tmp_path / "run")
+    img = Path(res.image)
+    for path in (img, img / "labels" / "segmentation"):
+        assert bigseg.io.volume_info(path)["levels"] == 3
+    full = bigseg.open_volume(img / "labels" / "segmentation")
+    half = bigseg.open_volume(img / "labels" / "segmentation", level=1)
+    assert half.shape == (20, 22, 24) and half.attrs["voxel_size"][0] == 2 * full.attrs["voxel_size"][0]
+    np.testing.assert_array_equal(half.values, full.values[::2, ::2, ::2])  # labels: nearest, values stay phases
+
+
 def test_pipeline_on_an_operando_series(tmp_path):
     """A (t, z, y, x) series: each scan segmented on its own, every measurement per time step in
     evolution.csv / evolution.png and the report's "Over time" table."""
