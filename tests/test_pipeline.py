@@ -52,6 +52,15 @@ def test_pipeline_threshold_then_resume(tmp_path, scan):
     out = subprocess.run([BIGSEG, "report", str(tmp_path / "run"), "-o", str(tmp_path / "r.html"), "--title", "scan 7"],
                          capture_output=True, text=True)
     assert out.returncode == 0 and "scan 7" in (tmp_path / "r.html").read_text()
+    # `bigseg info` on the run folder: what it holds, in a few lines (or JSON)
+    out = subprocess.run([BIGSEG, "info", str(tmp_path / "run"), "--json"], capture_output=True, text=True)
+    info = __import__("json").loads(out.stdout)
+    assert info["particles"] == len(table) and info["model"] == "threshold" and info["steps"] is None
+    assert info["volume_fraction"]["cbd"] == pytest.approx(float(fr.sel(phase="cbd")))
+    assert info["iou"]["active"] == pytest.approx(float(res.metrics["iou"].sel(phase="active")))
+    assert info["report"].endswith("report.html") and len(info["figures"]) == 4
+    text = subprocess.run([BIGSEG, "info", str(tmp_path / "run")], capture_output=True, text=True).stdout
+    assert text.splitlines()[0].startswith("run ") and f"particles   {len(table)} (particles.csv)" in text
     bad = subprocess.run([BIGSEG, "report", str(tmp_path)], capture_output=True, text=True)
     assert bad.returncode == 2 and "`run`" in bad.stderr
     assert float(res.metrics["iou"].sel(phase="active")) > 0.5

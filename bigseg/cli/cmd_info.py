@@ -9,7 +9,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Shape, dtype, chunks, voxel size, bytes on disk, labels and an intensity summary "
                                    "of an OME-Zarr volume; for a source ingest reads (TIFF slices or file, HDF5, .npy, "
                                    "raw), its shape, dtype, the voxel size it states and, for HDF5, its datasets.")
-    p.add_argument("path", help="OME-Zarr image or label image, or a source for `bigseg ingest`")
+    p.add_argument("path", help="OME-Zarr image or label image, a source for `bigseg ingest`, or the output folder "
+                                "of `bigseg run`/`demo`/`watch` (a summary of the run)")
     p.add_argument("--dataset", default=None, help="HDF5 source: the dataset to describe (default /exchange/data)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument("--no-stats", action="store_true", help="skip the intensity summary")
@@ -60,12 +61,39 @@ def _volume_lines(info: dict, args: argparse.Namespace) -> list[str]:
     return lines
 
 
+def _run_lines(info: dict, args: argparse.Namespace) -> list[str]:
+    phases = list(info["volume_fraction"])
+    last = f" (last of {info['steps']} scans)" if info["steps"] else ""
+    lines = [f"run         {info['run']}", f"source      {info['source']}", f"model       {info['model']}"
+             + (f"  (bigseg {info['bigseg']})" if info["bigseg"] else ""),
+             f"shape       {' x '.join(map(str, info['shape'] or []))}  voxel size "
+             f"{' x '.join(f'{v:g}' for v in info['voxel_size'] or [])} {info['unit']}",
+             f"{'':<12}" + "".join(f"{p:>10}" for p in phases),
+             f"{'fraction':<12}" + "".join(f"{v:>10.4f}" for v in info["volume_fraction"].values()) + last]
+    if "iou" in info:
+        lines.append(f"{'IoU':<12}" + "".join(f"{v:>10.4f}" for v in info["iou"].values()))
+    if "particles" in info:
+        lines.append(f"particles   {info['particles']} (particles.csv)")
+    if info["timings_s"]:
+        lines.append("seconds     " + ", ".join(f"{k} {v:.1f}" for k, v in info["timings_s"].items()))
+    lines += [f"images      {', '.join(info['images'])}", f"figures     {', '.join(info['figures'])}"]
+    if info["report"]:
+        lines.append(f"report      {info['report']}")
+    return lines
+
+
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from ..io import volume_info
     from ..io._ingest import source_info
     from ..io._volume import is_zarr_store
+    from ..report import run_summary
 
-    if is_zarr_store(args.path):
+    p = Path(args.path)
+    if p.is_dir() and any((p / f).exists() for f in ("metrics.nc", "metrics.json")):  # a pipeline run's folder
+        info, lines = run_summary(p), _run_lines
+    elif is_zarr_store(args.path):
         info, lines = volume_info(args.path, stats=not args.no_stats), _volume_lines
     else:  # a source for ingest (an HDF5 file without the dataset: the error lists those present)
         info, lines = source_info(args.path, dataset=args.dataset), _source_lines

@@ -1,11 +1,11 @@
 """Figures and the HTML report (fixed phase colours in every figure)."""
 
 from ._agreement import agreement_figure
-from ._html import read_metrics, write_report
+from ._html import read_metrics, run_summary, write_report
 from ._metrics import metrics_figure
 from ._particles import particle_figure
 from ._profile import profile_figure
 from ._series import series_figure
 from ._slices import label_rgba, orthoslices, timeslices
 
-__all__ = ["agreement_figure", "orthoslices", "timeslices", "label_rgba", "particle_figure", "metrics_figure", "profile_figure", "series_figure", "write_report", "read_metrics"]
+__all__ = ["agreement_figure", "orthoslices", "timeslices", "label_rgba", "particle_figure", "metrics_figure", "profile_figure", "series_figure", "write_report", "read_metrics", "run_summary"]

@@ -134,6 +134,33 @@ def read_metrics(run: str | os.PathLike):
     return ds
 
 
+def run_summary(run: str | os.PathLike) -> dict[str, Any]:
+    """What a pipeline run folder holds, as plain values: source, model, bigseg version, shape,
+    voxel size, volume fractions (and IoU against the truth; the last scan of a series),
+    particle count, timings, the folder's images and figures, and its report."""
+    run = Path(run)
+    ds = read_metrics(run)
+    info = json.loads((run / "run.json").read_text()) if (run / "run.json").exists() else {}
+    d = ds.isel(t=-1) if "t" in ds.dims else ds
+    phases = [str(p) for p in d.phase.values]
+    out: dict[str, Any] = {
+        "run": str(run), "source": info.get("source"), "model": info.get("model"), "bigseg": info.get("bigseg"),
+        "shape": ds.attrs.get("shape"), "voxel_size": ds.attrs.get("voxel_size"), "unit": ds.attrs.get("unit"),
+        "steps": int(ds.sizes["t"]) if "t" in ds.dims else None,
+        "volume_fraction": dict(zip(phases, map(float, d.volume_fraction.values))),
+    }
+    if "iou" in d:
+        out["iou"] = dict(zip(phases, map(float, d.iou.values)))
+    if (run / "particles.csv").exists():
+        with open(run / "particles.csv") as fh:
+            out["particles"] = max(sum(1 for _ in fh) - 1, 0)
+    out["timings_s"] = info.get("timings_s", {})
+    out["images"] = sorted(str(p) for p in run.glob("*.ome.zarr"))
+    out["figures"] = sorted(str(p) for p in run.glob("*.png"))
+    out["report"] = str(run / "report.html") if (run / "report.html").exists() else None
+    return out
+
+
 def write_report(run: str | os.PathLike, *, path: str | os.PathLike | None = None, title: str | None = None) -> Path:
     """Write ``report.html`` (one self-contained file, figures embedded) for a pipeline run folder.
 
