@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,7 +39,9 @@ def run(args: argparse.Namespace) -> int:
     for method, r in s["runs"].items():
         print(f"  {method}: image {r['image']}  labels {r['labels']}  figures {', '.join(r['figures'])}")
         print(f"  {method}: {r['particles']} particles in particles.csv; everything on one page: {r['report']}")
-    print(f"  summary {args.out}/summary.json   (describe a volume: bigseg info {s['runs'][args.model]['image']})")
+    run = str(Path(s["runs"][args.model]["image"]).parent)
+    print(f"  summary {args.out}/summary.json   (a run at a glance: bigseg info {run}; a volume: "
+          f"bigseg info {s['runs'][args.model]['image']})")
     return 0
 
 
