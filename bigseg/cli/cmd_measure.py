@@ -92,6 +92,24 @@ def _table(ds) -> str:
     return "\n".join(lines).rstrip()
 
 
+def _size_groups_lines(table) -> str:
+    """Small vs big particles (split at the median diameter): detachment and its spread, as the
+    detachment study compares them; a series shows its last step."""
+    from ..measure import size_groups
+
+    g = size_groups(table)
+    unit = g.attrs["unit"]
+    if "t" in g.index.names:
+        g = g.xs(g.index.get_level_values("t")[-1], level="t")
+    lines = [f"by size (split at {g.attrs['threshold']:.4g} {unit}, the median): particles, detachment median "
+             "[10-90 %], CBD contact median"]
+    for name, r in g.iterrows():
+        if r["particles"]:
+            lines.append(f"  {name:<6}{int(r['particles']):>6}   {r['detachment_median']:.3f} "
+                         f"[{r['detachment_p10']:.3f}-{r['detachment_p90']:.3f}]   {r.get('contact_cbd_median', float('nan')):.3f}")
+    return "\n".join(lines)
+
+
 def _profile_table(prof, rows: int = 10) -> str:
     """The profile in about ``rows`` equal groups of its bins (voxel-weighted means): a glance at
     the gradient; every bin is in --netcdf/--csv. A series shows its last time step."""
@@ -222,6 +240,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"{len(table)} {args.particle_phase} particles ({len(inside)} inside the volume): median equivalent "
                   f"diameter {inside.equivalent_diameter.median():.4g} {table.attrs['unit']}, median detachment "
                   f"{inside.detachment.median():.3f}; wrote {args.particles} and {png}")
+        if len(inside):
+            print(_size_groups_lines(table))
     if "t" in ds.dims:
         ev = measure.evolution(ds, table, changes)
         print(f"over time (specific areas in 1/{ev.attrs['unit']}, particle medians over those inside the volume):")

@@ -6,6 +6,7 @@ computation for any chunking. Results are xarray objects with phase names, units
 dimension for (t, z, y, x) series, ready for ``to_netcdf``.
 """
 
+from ._groups import size_groups
 from ._particles import particle_labels, particles
 from ._metrics import METHODS, interfaces, specific_surface_area, surface_area, volume_fractions
 from ._profile import profile
@@ -36,5 +37,6 @@ __all__ = [
     "profile",
     "tortuosity",
     "particle_labels",
+    "size_groups",
     "METHODS",
 ]

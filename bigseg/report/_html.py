@@ -95,11 +95,22 @@ def _particles_section(table) -> str:
         if col in inside and inside[col].notna().any():
             q = inside[col].quantile([0.1, 0.5, 0.9])
             rows.append([label, float(inside[col].mean()), float(q[0.1]), float(q[0.5]), float(q[0.9])])
-    return (f"<h2>Particles{last}</h2>"
-            f"<p>{len(table)} particles, {len(inside)} inside the volume (statistics below; "
-            f"{len(table) - len(inside)} touch the border and are truncated).</p>"
-            + _table(["quantity", "mean", "10 %", "median", "90 %"], rows)
-            + "<p class='note'>one row per particle: particles.csv</p>")
+    out = (f"<h2>Particles{last}</h2>"
+           f"<p>{len(table)} particles, {len(inside)} inside the volume (statistics below; "
+           f"{len(table) - len(inside)} touch the border and are truncated).</p>"
+           + _table(["quantity", "mean", "10 %", "median", "90 %"], rows)
+           + "<p class='note'>one row per particle: particles.csv</p>")
+    if len(inside) and "detachment" in inside:
+        from ..measure import size_groups
+
+        g = size_groups(inside)
+        rows = [[name, int(r["particles"]), f"{r['diameter_min']:.4g}–{r['diameter_max']:.4g}", float(r["detachment_median"]),
+                 float(r["detachment_iqr"]), float(r.get("contact_cbd_median", float("nan")))]
+                for name, r in g.iterrows() if r["particles"]]
+        out += (f"<h3>Detachment by size (split at {g.attrs['threshold']:.4g} {html.escape(unit)}, the median)</h3>"
+                + _table(["group", "particles", f"diameter [{unit}]", "detachment median", "detachment IQR",
+                          "CBD contact median"], rows))
+    return out
 
 
 def _image(path: Path) -> str:

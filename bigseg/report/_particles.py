@@ -15,7 +15,9 @@ __all__ = ["particle_figure"]
 
 def particle_figure(table: Any, *, path: str | os.PathLike | None = None, title: str | None = None, dpi: int = 110):
     """Histograms of a :func:`bigseg.measure.particles` table: equivalent diameter (by count and
-    by volume), sphericity, and each contact fraction (``detachment`` = pore contact).
+    by volume), sphericity, and each contact fraction (``detachment`` = pore contact); last,
+    detachment against size with the small/big groups of :func:`bigseg.measure.size_groups`
+    (split at the median diameter) and each group's median and 10-90 % range.
 
     Particles touching the volume border are drawn apart (hatched): their size and shape are
     truncated. For a series, the last time step is drawn. Returns the Figure (closed when
@@ -30,7 +32,7 @@ def particle_figure(table: Any, *, path: str | os.PathLike | None = None, title:
     inner = df[~df["touches_border"]]
     border = df[df["touches_border"]]
     contacts = [c for c in df.columns if c.startswith("contact_")]
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), constrained_layout=True)
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6), constrained_layout=True)
     colour = tuple(c / 255 for c in phase_colour(phase, 2)[:3])
     d_all = df["equivalent_diameter"].to_numpy()
     bins = np.histogram_bin_edges(d_all, bins=min(30, max(5, len(d_all) // 5))) if len(d_all) else 10
@@ -61,4 +63,33 @@ def particle_figure(table: Any, *, path: str | os.PathLike | None = None, title:
     axes[2].set_ylabel("particles")
     axes[2].legend(fontsize=8)
     axes[2].set_title("contacts")
+    _detachment_by_size(axes[3], df, unit, colour)
     return finish(fig, path, title=title, dpi=dpi)
+
+
+def _detachment_by_size(ax: Any, df: Any, unit: str, colour: tuple) -> None:
+    """Detachment against equivalent diameter (particles inside the volume), small and big
+    groups split at the median diameter, each group's median and 10-90 % range."""
+    from ..measure import size_groups
+
+    inner = df[~df["touches_border"].astype(bool)].dropna(subset=["detachment"])
+    ax.set_xlabel(f"equivalent diameter [{unit}]")
+    ax.set_ylabel("detachment (pore contact)")
+    ax.set_title("detachment by size")
+    if inner.empty:
+        return
+    groups = size_groups(inner.drop(columns=["t"], errors="ignore"))
+    thr = groups.attrs["threshold"]
+    big = inner["equivalent_diameter"] >= thr
+    ax.scatter(inner["equivalent_diameter"][~big], inner["detachment"][~big], s=10, color="0.55", label="small")
+    ax.scatter(inner["equivalent_diameter"][big], inner["detachment"][big], s=10, color=colour, edgecolor="black",
+               linewidths=0.3, label="big")
+    ax.axvline(thr, color="black", lw=0.8, ls="--")
+    for name, row in groups.iterrows():
+        if row["particles"]:
+            x = 0.5 * (row["diameter_min"] + row["diameter_max"])
+            ax.errorbar([x], [row["detachment_median"]], yerr=[[row["detachment_median"] - row["detachment_p10"]],
+                                                                [row["detachment_p90"] - row["detachment_median"]]],
+                        fmt="s", color="black", capsize=5, ms=6)
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=8, title=f"split at {thr:.4g} {unit}", title_fontsize=8)

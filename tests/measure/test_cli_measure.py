@@ -61,6 +61,7 @@ def test_cli_measure_particles_shells_tortuosity(tmp_path, capsys):
     assert rc == 0
     out = capsys.readouterr().out
     assert "active particles" in out and "fraction of cbd by distance from active" in out and "tortuosity" in out
+    assert "by size (split at" in out and "  small " in out and "  big " in out
     table = pd.read_csv(csv)
     vol = xr.DataArray(lab, dims=("z", "y", "x"), attrs={"voxel_size": (40.0, 50.0, 50.0), "unit": "nm"})
     ref = particles(vol, max_diameter=20)

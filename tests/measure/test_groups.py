@@ -1,0 +1,69 @@
+"""Particle statistics by size group, against pandas on the table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bigseg.errors import InputError
+from bigseg.measure import size_groups
+from bigseg.report import particle_figure
+
+
+def _table(n=60, seed=0, t=None):
+    rng = np.random.default_rng(seed)
+    d = rng.uniform(2, 12, n)
+    df = pd.DataFrame({"equivalent_diameter": d, "volume": np.pi / 6 * d**3,
+                       "touches_border": rng.random(n) < 0.2,
+                       "detachment": np.clip(0.2 + rng.normal(0, 0.3, n) / d, 0, 1),
+                       "contact_cbd": rng.random(n), "contact_particle": rng.random(n), "contact_pore": 0.0,
+                       "sphericity": rng.uniform(0.7, 1.0, n)})
+    df["contact_pore"] = df["detachment"]
+    if t is not None:
+        df.insert(0, "t", t)
+    df.attrs.update(unit="nm", phase="active")
+    return df
+
+
+def test_groups_split_at_the_median_or_a_given_diameter():
+    df = _table()
+    g = size_groups(df)
+    inside = df[~df.touches_border]
+    thr = inside.equivalent_diameter.median()
+    assert g.attrs["threshold"] == thr and g.attrs["unit"] == "nm" and list(g.index) == ["small", "big"]
+    for name, sel in (("small", inside.equivalent_diameter < thr), ("big", inside.equivalent_diameter >= thr)):
+        part = inside[sel]
+        assert g.loc[name, "particles"] == len(part)
+        assert g.loc[name, "detachment_median"] == pytest.approx(part.detachment.median())
+        assert g.loc[name, "detachment_iqr"] == pytest.approx(part.detachment.quantile(0.75) - part.detachment.quantile(0.25))
+        assert g.loc[name, "contact_cbd_median"] == pytest.approx(part.contact_cbd.median())
+        assert g.loc[name, "diameter_max"] <= part.equivalent_diameter.max()
+    # the simulated detachment scatters more for small particles (noise / diameter), as in the study
+    assert g.loc["small", "detachment_std"] > g.loc["big", "detachment_std"]
+    g5 = size_groups(df, threshold=5.0)
+    assert g5.loc["small", "particles"] == int((inside.equivalent_diameter < 5).sum())
+
+
+def test_series_keeps_one_threshold_and_empty_groups():
+    df = pd.concat([_table(seed=1, t=0), _table(seed=2, t=1)], ignore_index=True)
+    df.attrs.update(unit="nm")
+    g = size_groups(df, threshold=100.0)  # nothing is big
+    assert list(g.index.names) == ["t", "group"]
+    assert g.loc[(0, "big"), "particles"] == 0 and g.loc[(1, "small"), "particles"] == int((~df[df.t == 1].touches_border).sum())
+
+
+def test_bad_tables_are_refused():
+    with pytest.raises(InputError, match="`table`"):
+        size_groups(pd.DataFrame({"a": [1]}))
+    df = _table()
+    with pytest.raises(InputError, match="inside the volume"):
+        size_groups(df.assign(touches_border=True))
+    with pytest.raises(InputError, match="`threshold`"):
+        size_groups(df, threshold=-1)
+
+
+def test_particle_figure_draws_detachment_by_size():
+    fig = particle_figure(_table())
+    ax = [a for a in fig.axes if a.get_title() == "detachment by size"][0]
+    assert len(ax.collections) >= 2 and "split at" in ax.get_legend().get_title().get_text()
