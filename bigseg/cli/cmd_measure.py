@@ -84,10 +84,16 @@ def _table(ds) -> str:
             lines.append(row)
         if "accuracy" in d:
             lines.append(f"accuracy {float(d.accuracy.values):.4f}")
-        lines.append(f"{'interface':<22}{'faces':>12}{'% voxels':>10}{'area [' + unit + ']':>20}")
+        cover = "coverage" in d
+        lines.append(f"{'interface':<22}{'faces':>12}{'% voxels':>10}{'area [' + unit + ']':>20}"
+                     + (f"{'% of a':>9}{'% of b':>9}" if cover else ""))
         for i, j in itertools.combinations(range(len(phases)), 2):
             lines.append(f"{phases[i] + '-' + phases[j]:<22}{int(d.faces.values[i, j]):>12d}"
-                         f"{100 * float(d.voxel_fraction.values[i, j]):>10.3f}{float(d.area.values[i, j]):>20.6g}")
+                         f"{100 * float(d.voxel_fraction.values[i, j]):>10.3f}{float(d.area.values[i, j]):>20.6g}"
+                         + (f"{100 * float(d.coverage.values[i, j]):>9.1f}{100 * float(d.coverage.values[j, i]):>9.1f}"
+                            if cover else ""))
+        if cover:
+            lines.append("(% of a / % of b: share of that phase's interface area on this interface, its surface coverage)")
         lines.append("")
     return "\n".join(lines).rstrip()
 

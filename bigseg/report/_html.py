@@ -52,8 +52,13 @@ def _metrics_section(ds) -> str:
         for i in range(len(phases)):
             for j in range(i + 1, len(phases)):
                 rows.append([f"{phases[i]}–{phases[j]}", int(d.faces.values[i, j]),
-                             100 * float(d.voxel_fraction.values[i, j]), float(d.area.values[i, j])])
-        out += f"<h2>Interfaces{last}</h2>" + _table(["pair", "shared faces", "% of voxels", f"area [{unit}]"], rows)
+                             100 * float(d.voxel_fraction.values[i, j]), float(d.area.values[i, j])]
+                            + ([100 * float(d.coverage.values[i, j]), 100 * float(d.coverage.values[j, i])]
+                               if "coverage" in d else []))
+        head = ["pair", "shared faces", "% of voxels", f"area [{unit}]"]
+        if "coverage" in d:
+            head += ["% of the first's surface", "% of the second's surface"]
+        out += f"<h2>Interfaces{last}</h2>" + _table(head, rows)
         out += f"<p class='note'>area method: {html.escape(str(ds.attrs.get('method', d.area.attrs.get('method', ''))))}</p>"
     if "volume_fraction_profile" in d:
         out += _profile_section(d["volume_fraction_profile"], last)

@@ -45,6 +45,11 @@ def test_interfaces_anisotropic_face_areas(labels):
     want = ref[0] * 15.0 + ref[1] * 10.0 + ref[2] * 6.0  # z faces: vy*vx, y: vz*vx, x: vz*vy
     np.testing.assert_allclose(ds.area.values, want, rtol=1e-15)
     assert ds.area.attrs["units"] == "nm^2"
+    # surface coverage: each phase's interface area shared out among the others (rows sum to 1)
+    np.testing.assert_allclose(ds.coverage.values, want / want.sum(axis=1, keepdims=True), rtol=1e-12)
+    np.testing.assert_allclose(ds.coverage.sum("phase_b"), 1.0)
+    one = interfaces(np.zeros((4, 5, 6), np.uint8))  # a phase without interfaces: NaN, not an error
+    assert np.isnan(one.coverage.values).all()
 
 
 def test_box_exact_with_faces():
