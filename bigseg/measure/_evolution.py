@@ -59,7 +59,8 @@ def evolution(metrics: xr.Dataset, particles: pd.DataFrame | None = None,
     Returns
     -------
     pandas.DataFrame indexed by ``t`` with ``fraction_<phase>``; ``specific_area_<a>_<b>`` (the
-    interface area per volume, ``unit^-1``); with a reference, ``iou_<phase>``; with particles,
+    interface area per volume, ``unit^-1``); ``coverage_<a>_<b>`` (the share of a's interface
+    area on its interface with b, Müller et al. 2021); with a reference, ``iou_<phase>``; with particles,
     ``particles`` (count), ``particles_inside`` (not touching the border),
     ``particles_continued`` (whose track goes on from the step before; see ``track`` in
     :func:`particles`) and ``median_<quantity>`` over the particles inside the volume
@@ -86,6 +87,11 @@ def evolution(metrics: xr.Dataset, particles: pd.DataFrame | None = None,
         for i in range(len(phases)):
             for j in range(i + 1, len(phases)):
                 out[f"specific_area_{phases[i]}_{phases[j]}"] = ds.area.values[:, i, j] / total
+    if "coverage" in ds:  # e.g. coverage_active_cbd: the share of the active surface touching CBD
+        for i, a in enumerate(phases):
+            for j, b in enumerate(phases):
+                if i != j:
+                    out[f"coverage_{a}_{b}"] = ds.coverage.values[:, i, j]
     if "iou" in ds:
         for i, p in enumerate(phases):
             out[f"iou_{p}"] = ds.iou.values[:, i]

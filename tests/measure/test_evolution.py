@@ -35,6 +35,8 @@ def test_evolution_rows_equal_the_measurements_of_each_step(series):
         np.testing.assert_allclose(ev.loc[t, "fraction_cbd"], float(measure.volume_fractions(frame).sel(phase="cbd")))
         area = measure.interfaces(frame)["area"].sel(phase_a="pore", phase_b="active")
         np.testing.assert_allclose(ev.loc[t, "specific_area_pore_active"], float(area) / total)
+        cov = measure.interfaces(frame)["coverage"].sel(phase_a="active", phase_b="cbd")
+        np.testing.assert_allclose(ev.loc[t, "coverage_active_cbd"], float(cov))
         iou = measure.scores(truth.isel(t=t), frame)["iou"].sel(phase="active")
         np.testing.assert_allclose(ev.loc[t, "iou_active"], float(iou))
         one = tab[tab.t == t]
