@@ -45,7 +45,7 @@ def _environment() -> dict[str, Any]:
 
 
 def benchmark(*, size: int = 128, chunks: int = 64, model: str = "default", stages: Any = STAGES, seed: int = 0,
-              workdir: str | os.PathLike | None = None) -> dict[str, Any]:
+              workdir: str | os.PathLike | None = None, predict: dict[str, Any] | None = None) -> dict[str, Any]:
     """Time each stage on a generated ``size``³ electrode and return seconds and Mvox/s.
 
     The scan (simulated nano-CT of :func:`bigseg.synth.electrode`) is written as an OME-Zarr in
@@ -53,13 +53,17 @@ def benchmark(*, size: int = 128, chunks: int = 64, model: str = "default", stag
     stage reads it from disk and writes or reduces its result, as in a real run:
 
     * ``write``: generate and write the scan; ``filter``: 3³ median to a new OME-Zarr;
-    * ``segment``: ``model`` (normalised input, default overlap) to a label OME-Zarr;
+    * ``segment``: ``model`` (normalised input; ``predict`` holds :func:`bigseg.predict` options
+      such as ``overlap``, ``autocast="bf16"``, ``device="cuda"``, ``batch_size``) to a label
+      OME-Zarr;
     * ``measure``: volume fractions and interfaces (faces) of the labels;
     * ``particles``: the per-particle table of the active phase (split touching particles).
 
     Runs on the current scheduler: call it inside ``with bigseg.connect(...)`` to benchmark a
     cluster (each stage's tasks then run on the workers). Returns a dict with ``environment``,
-    ``size``, ``chunks`` and per stage ``seconds`` and ``mvox_per_s`` (million voxels per second).
+    ``size``, ``chunks``, the ``predict`` options, per stage ``seconds`` and ``mvox_per_s``
+    (million voxels per second) and ``peak_rss_mib`` (this process's peak resident memory,
+    whose workers are its threads unless a cluster runs the stages).
     """
     from . import filters, measure, synth
     from .infer import segment
@@ -77,10 +81,15 @@ def benchmark(*, size: int = 128, chunks: int = 64, model: str = "default", stag
     if need & {"measure", "particles"}:
         need.add("segment")
     run = [s for s in STAGES if s in need]
+    opts = dict(predict or {})
+    if "segment" in run:  # the model and its options are checked before any work (the graph is not run)
+        import numpy as np
+
+        segment(np.zeros((32, 32, 32), np.float32), model, **opts)
     tmp = Path(tempfile.mkdtemp(prefix="bigseg-bench-", dir=workdir))
     n = size ** 3
     result: dict[str, Any] = {"environment": _environment(), "size": size, "chunks": chunks, "model": model,
-                              "stages": {}}
+                              "predict": opts, "stages": {}}
     try:
         for i, stage in enumerate(run):
             print(f"[bench {i + 1}/{len(run)}] {stage} ({size}³ in {chunks}³ chunks)", file=sys.stderr, flush=True)
@@ -91,7 +100,7 @@ def benchmark(*, size: int = 128, chunks: int = 64, model: str = "default", stag
             elif stage == "filter":
                 save_volume(filters.median(open_volume(tmp / "scan.ome.zarr"), size=3), tmp / "median.ome.zarr")
             elif stage == "segment":
-                seg = segment(open_volume(tmp / "scan.ome.zarr"), model)["labels"]
+                seg = segment(open_volume(tmp / "scan.ome.zarr"), model, **opts)["labels"]
                 save_volume(seg, tmp / "labels.ome.zarr", phases=["pore", "cbd", "active"])
             elif stage == "measure":
                 measure.summary(open_volume(tmp / "labels.ome.zarr"), progress=True)
@@ -104,4 +113,14 @@ def benchmark(*, size: int = 128, chunks: int = 64, model: str = "default", stag
                 result["stages"][stage] = {"seconds": float(f"{dt:.4g}"), "mvox_per_s": float(f"{n / dt / 1e6:.4g}")}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    result["peak_rss_mib"] = _peak_rss_mib()
     return result
+
+
+def _peak_rss_mib() -> float | None:
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return None
+    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return round(kib / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)

@@ -22,6 +22,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated subset of {','.join(STAGES)}")
     p.add_argument("--workdir", default=None, help="where the temporary volumes go (default: the system's temp)")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
+    m = p.add_argument_group("segment stage")
+    m.add_argument("--overlap", type=float, default=None, help="window overlap fraction (default 0.5)")
+    m.add_argument("--autocast", default=None, choices=["auto", "bf16", "fp16", "off"],
+                   help="reduced precision for the model (default auto: bf16/fp16 on a GPU, float32 on the CPU)")
+    m.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: CUDA if available)")
+    m.add_argument("--batch-size", type=int, default=None, help="windows per forward pass")
     add_cluster_args(p)
     p.set_defaults(func=run)
 
@@ -33,13 +39,19 @@ def run(args: argparse.Namespace) -> int:
     with cluster_from_args(args) as client:
         if client is not None:
             print(f"dashboard: {client.dashboard_link}")
-        res = benchmark(size=args.size, chunks=args.chunks, model=args.model, stages=stages, workdir=args.workdir)
+        predict = {k: v for k, v in (("overlap", args.overlap), ("autocast", args.autocast), ("device", args.device),
+                                     ("batch_size", args.batch_size)) if v is not None}
+        res = benchmark(size=args.size, chunks=args.chunks, model=args.model, stages=stages, workdir=args.workdir,
+                        predict=predict)
     env = res["environment"]
-    print(f"bigseg bench: {res['size']}³ voxels in {res['chunks']}³ chunks, model {res['model']!r}; "
+    opts = "".join(f", {k} {v}" for k, v in res["predict"].items())
+    print(f"bigseg bench: {res['size']}³ voxels in {res['chunks']}³ chunks, model {res['model']!r}{opts}; "
           f"{env['scheduler']}, {env['cpus']} CPUs, GPU {env['cuda'] or 'none'}")
     print(f"{'stage':<12}{'seconds':>10}{'Mvox/s':>10}")
     for stage, r in res["stages"].items():
         print(f"{stage:<12}{r['seconds']:>10.3g}{r['mvox_per_s']:>10.3g}")
+    if res["peak_rss_mib"] is not None:
+        print(f"peak memory of this process {res['peak_rss_mib']:.0f} MiB")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(res, f, indent=1)

@@ -24,6 +24,19 @@ def test_cli_bench_times_the_asked_stages(tmp_path, capsys):
     assert not any(tmp_path.glob("bigseg-bench-*"))  # temporary volumes removed
 
 
+def test_bench_passes_the_predict_options(tmp_path, capsys):
+    out = tmp_path / "b.json"
+    assert main(["bench", "--size", "20", "--chunks", "10", "--stages", "segment", "--overlap", "0.25",
+                 "--autocast", "off", "--batch-size", "3", "--json", str(out), "--workdir", str(tmp_path)]) == 0
+    res = json.loads(out.read_text())
+    assert res["predict"] == {"overlap": 0.25, "autocast": "off", "batch_size": 3} and res["peak_rss_mib"] > 50
+    assert "overlap 0.25, autocast off, batch_size 3" in capsys.readouterr().out
+    assert main(["bench", "--size", "20", "--chunks", "10", "--stages", "segment", "--overlap", "1.5",
+                 "--workdir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "`overlap`" in err and "[bench 1/" not in err  # refused before the scan is written
+
+
 @pytest.mark.timeout(180)
 @pytest.mark.filterwarnings("ignore")
 def test_bench_on_a_local_cluster(tmp_path):
