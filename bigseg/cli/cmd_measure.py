@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--csv", default=None, help="write all metrics as a long table (quantity, phases, value, units)")
     p.add_argument("--plot", default=None, help="write a bar chart of fractions and interface areas (PNG); for a "
                    "(t, z, y, x) series, curves of every measurement over time (with --particles: particle counts, "
-                   "sizes and contacts too)")
+                   "sizes and contacts too); with --profile / --shells also NAME_profile.png / NAME_shells.png")
     p.add_argument("--particles", default=None, metavar="CSV",
                    help="write one row per particle of --particle-phase (size, shape, contacts, detachment) to CSV, "
                         "and its histograms beside it (same name, .png)")
@@ -281,6 +281,14 @@ def run(args: argparse.Namespace) -> int:
         else:
             metrics_figure(ds, path=args.plot)
         print(f"wrote {args.plot}")
+        if sh is not None:
+            from ..report import shells_figure
+
+            png = Path(args.plot).with_name(Path(args.plot).stem + "_shells.png")
+            overall = (ds.volume_fraction.sel(phase=shells[1])  # the phase in the whole volume (one volume)
+                       if shells[1] in ds.phase.values and "t" not in ds.dims else None)
+            shells_figure(sh, overall=overall, path=png, title=str(args.labels))
+            print(f"wrote {png}")
         if "volume_fraction_profile" in ds:
             from ..report import profile_figure
 

@@ -6,6 +6,7 @@ from ._metrics import metrics_figure
 from ._particles import particle_figure
 from ._profile import profile_figure
 from ._series import series_figure
+from ._shells import shells_figure
 from ._slices import label_rgba, orthoslices, timeslices
 
-__all__ = ["agreement_figure", "orthoslices", "timeslices", "label_rgba", "particle_figure", "metrics_figure", "profile_figure", "series_figure", "write_report", "read_metrics", "run_summary"]
+__all__ = ["agreement_figure", "orthoslices", "timeslices", "label_rgba", "particle_figure", "metrics_figure", "profile_figure", "series_figure", "shells_figure", "write_report", "read_metrics", "run_summary"]

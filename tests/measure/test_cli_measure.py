@@ -100,6 +100,7 @@ def test_cli_measure_profile_table_csv_and_curves(tmp_path, capsys):
     np.testing.assert_allclose(prof[prof.phase == "cbd"].y, ref.y.values)  # nm: bin centres 25, 125, ...
     assert list(table[table.quantity == "shell_fraction"].shell_distance) == [40.0, 80.0]  # edges of 40 nm
     assert (tmp_path / "m_profile.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "m_shells.png").read_bytes()[:4] == b"\x89PNG"
     rc = main(["measure", str(image), "--profile", "y", "--profile-step", "31"])
     assert rc == 2 and "`profile_step`" in capsys.readouterr().err
 

@@ -60,3 +60,15 @@ def test_anisotropic_voxels_several_phases_and_series(lab):
 def test_bad_arguments_are_named(lab, kwargs, match):
     with pytest.raises(InputError, match=match):
         shells(lab, **kwargs)
+
+
+def test_shells_figure(lab):
+    from bigseg.report import shells_figure
+
+    out = shells(lab, around="active", of="cbd", max_distance=4)
+    fig = shells_figure(out, overall=0.15)
+    ax = fig.axes[0]
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), out.values)
+    assert ax.lines[1].get_ydata()[0] == 0.15 and "cbd around active" in ax.get_title()
+    series = shells(np.stack([lab, lab]), around="active", of="cbd", max_distance=4)
+    assert len(shells_figure(series).axes[0].lines) == 2

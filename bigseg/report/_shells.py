@@ -1,0 +1,44 @@
+"""Curves of a phase's fraction with distance from another (the shells of the 3D U-Net study)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ._figure import finish, pyplot
+
+__all__ = ["shells_figure"]
+
+
+def shells_figure(shells: Any, *, overall: Any = None, path: str | os.PathLike | None = None,
+                  title: str | None = None):
+    """The fraction of the ``of`` phase in each shell against its distance from ``around``
+    (:func:`bigseg.measure.shells`), in the ``of`` phase's colour; a series draws a curve per
+    time step (dark to light). ``overall``: the phase's fraction in the whole volume, drawn
+    dashed (what the curve tends to far from ``around``). Returns the Figure (closed when
+    ``path`` is given)."""
+    import numpy as np
+
+    from ..io import phase_colour
+
+    of = "+".join(shells.attrs.get("of", ["phase"]))
+    around = "+".join(shells.attrs.get("around", ["phase"]))
+    unit = shells.attrs.get("distance_units", "")
+    colour = tuple(c / 255 for c in phase_colour(of, 1)[:3])
+    plt = pyplot(path)
+    fig, ax = plt.subplots(figsize=(6, 3.8), constrained_layout=True)
+    x = shells.distance.values
+    if "t" in shells.dims:
+        shades = plt.get_cmap("viridis")(np.linspace(0.0, 0.85, shells.sizes["t"]))
+        for j, t in enumerate(shells.t.values):
+            ax.plot(x, shells.values[j], marker="o", ms=3, color=shades[j], label=f"t = {t}")
+    else:
+        ax.plot(x, shells.values, marker="o", ms=4, color=colour, label="in the shell")
+    if overall is not None:
+        ax.axhline(float(overall), color=colour, ls="--", lw=1, label=f"{of} in the whole volume")
+    ax.legend(frameon=False, fontsize="small")
+    ax.set_xlabel(f"distance from {around} [{unit}] (shell's outer radius)")
+    ax.set_ylabel(f"fraction of {of}")
+    ax.set_ylim(0, None)
+    ax.set_title(f"{of} around {around}")
+    return finish(fig, path, title=title, dpi=120)
