@@ -196,7 +196,11 @@ def resolve_model(
         with torch.inference_mode():
             out = model(torch.zeros((1, 1, *ppatch), dtype=torch.float32, device=m_dev))
     except Exception as exc:
-        raise ModelError(f"Expected `model` to map (N, 1, *patch) = {(1, 1, *ppatch)} to logits. It failed: {exc}") from None
+        full = _parse_patch(patch if patch is not None else m_patch, m_ndim if m_ndim in (2, 3) else None)
+        small = (f" The window was cut to the volume's extent {ppatch} (the model's is {full}): the volume may be "
+                 "too small for the network's poolings; segment a larger region." if tuple(ppatch) != tuple(full) else "")
+        raise ModelError(f"Expected `model` to map (N, 1, *patch) = {(1, 1, *ppatch)} to logits. It failed: {exc}."
+                         f"{small}") from None
     finally:
         model.train(was_training)
     if not isinstance(out, torch.Tensor) or out.ndim != 2 + len(ppatch) or tuple(out.shape[2:]) != ppatch or out.shape[0] != 1:

@@ -151,3 +151,11 @@ def test_memory_budget_uses_the_cluster_workers_limit(x):
     assert (limit, threads, source) == (3 * 2**30, 1, "memory_limit")
     with pytest.raises(InputError, match="`memory_limit`"):
         worker_memory_limit("lots")
+
+
+def test_a_volume_too_small_for_the_network_says_so():
+    from bigseg import models
+
+    net = models.create("unet3d", patch=(16, 16, 16), channels=(4, 8, 16))
+    with pytest.raises(ModelError, match=r"cut to the volume's extent \(2, 2, 2\).*too small"):
+        predict(np.zeros((2, 2, 2), np.float32), net)
