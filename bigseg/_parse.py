@@ -135,6 +135,21 @@ def parse_phases(value: Any, *, name: str = "phases") -> list[str]:
     return names
 
 
+def parse_shells_spec(name: str, value: Any) -> tuple[str, str, float]:
+    """``"AROUND:OF:MAX"`` (e.g. ``"active:cbd:10"``) → (around, of, max_distance) for
+    :func:`bigseg.measure.shells`; the phases are checked against the labels there."""
+    parts = value.split(":") if isinstance(value, str) else []
+    try:
+        around, of, top = parts
+        dist = float(top)
+    except ValueError:
+        raise InputError(f"Expected `{name}` as AROUND:OF:MAX, e.g. active:cbd:10. Got {value!r} instead.") from None
+    if not (around and of) or not dist > 0:
+        raise InputError(f"Expected `{name}` as AROUND:OF:MAX with a positive MAX, e.g. active:cbd:10. "
+                         f"Got {value!r} instead.")
+    return around, of, dist
+
+
 def parse_region(name: str, value: Any, shape: Sequence[int]) -> tuple[slice, ...]:
     """A box inside an array of ``shape``: one ``[start, stop)`` per axis, as ``"z0:z1,y0:y1,x0:x1"``
     (an empty bound or ``":"`` = the whole axis; negative = from the end) or a sequence of

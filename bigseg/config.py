@@ -17,7 +17,8 @@ from typing import Any
 
 import yaml
 
-from .errors import ConfigError, SourceNotFoundError
+from ._parse import parse_shells_spec
+from .errors import ConfigError, InputError, SourceNotFoundError
 
 __all__ = ["RunConfig", "DEFAULTS", "load_deploy"]
 
@@ -37,7 +38,7 @@ DEFAULTS: dict[str, Any] = {
                 "sigma_scale": 0.125, "tta": False, "probabilities": False, "batch_size": None,
                 "autocast": "auto"},
     "measure": {"interfaces": "faces", "particles": True, "phase": "active", "split": True, "max_diameter": 40,
-                "particle_labels": False, "profile": "z", "profile_step": 1},
+                "particle_labels": False, "profile": "z", "profile_step": 1, "shells": None, "tortuosity": None},
     "slurm": {"queue": None, "account": None, "cores": 8, "memory": "32GiB", "walltime": "01:00:00",
               "jobs": 1, "processes": 1},
 }
@@ -125,6 +126,15 @@ def _validate(cfg: dict[str, Any]) -> None:
            "to be 'z', 'y', 'x' (volume fractions slice by slice along it) or null", cfg["measure"]["profile"])
     _check("measure.profile_step", _is_pos_int(cfg["measure"]["profile_step"]), "to be a positive integer (slices per bin)",
            cfg["measure"]["profile_step"])
+    if cfg["measure"]["shells"] is not None:
+        try:
+            parse_shells_spec("measure.shells", cfg["measure"]["shells"])
+        except InputError as e:
+            raise ConfigError(str(e)) from None
+    if cfg["measure"]["tortuosity"] is False:
+        cfg["measure"]["tortuosity"] = None
+    _check("measure.tortuosity", cfg["measure"]["tortuosity"] in ("z", "y", "x", None),
+           "to be 'z', 'y', 'x' (the pore phase's tortuosity along it, TauFactor) or null", cfg["measure"]["tortuosity"])
 
 
 #: ``BIGSEG_*`` variables that each process reads for itself (where the configuration file is,

@@ -20,7 +20,7 @@ from typing import Any
 
 import xarray as xr
 
-from ._parse import parse_in_range, parse_positive_float
+from ._parse import parse_in_range, parse_positive_float, parse_shells_spec
 from ._version import version
 from .config import RunConfig
 from .errors import ConfigError, InputError
@@ -266,7 +266,8 @@ class Pipeline:
     def _run(self, source: Any, dest: str | os.PathLike, *, resume: bool, truth: xr.DataArray | None) -> Result:
         from . import filters, measure
         from .io import open_volume, save_labels
-        from .report import metrics_figure, orthoslices, particle_figure, profile_figure, series_figure, timeslices, write_report
+        from .report import (metrics_figure, orthoslices, particle_figure, profile_figure, series_figure, shells_figure,
+                             timeslices, write_report)
 
         out = Path(dest)
         out.mkdir(parents=True, exist_ok=True)
@@ -306,6 +307,13 @@ class Pipeline:
         m = self.config.measure
         metrics = measure.summary(labels, truth=truth, method=m["interfaces"], progress=True,
                                   profile=m["profile"], profile_step=min(m["profile_step"], _extent(labels, m["profile"])))
+        sh = tau = None
+        if m["shells"]:  # e.g. CBD around the active particles (Müller et al. 2021)
+            around, of, top = parse_shells_spec("measure.shells", m["shells"])
+            sh = measure.shells(labels, around=around, of=of, max_distance=top, progress=True)
+        if m["tortuosity"]:  # the pore phase's transport along an axis (TauFactor, sub-volumes)
+            tau = measure.tortuosity(labels, axis=m["tortuosity"], progress=True)
+        metrics = measure.add_to_metrics(metrics, shells=sh, tortuosity=tau)
         table = None
         if m["particles"]:
             # with particle_labels, labels/particles (value = the table's id; a series: its track)
@@ -330,6 +338,11 @@ class Pipeline:
         if "volume_fraction_profile" in metrics:
             profile_figure(metrics, path=out / "profile.png")
             figures.append(str(out / "profile.png"))
+        if sh is not None:
+            overall = metrics.volume_fraction.sel(phase=sh.attrs["of"][0]) if len(sh.attrs["of"]) == 1 else None
+            shells_figure(sh, overall=None if overall is None or "t" in overall.dims else overall,
+                          path=out / "shells.png")
+            figures.append(str(out / "shells.png"))
         if "t" in metrics.dims:  # an operando series: every measurement over time, as a table and curves
             changes = measure.transitions(labels, progress=True) if labels.sizes["t"] > 1 else None
             measure.evolution(metrics, table, changes).to_csv(out / "evolution.csv")

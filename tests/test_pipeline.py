@@ -90,6 +90,22 @@ def test_pipeline_writes_pyramids_for_viewers(tmp_path, scan):
     np.testing.assert_array_equal(half.values, full.values[::2, ::2, ::2])  # labels: nearest, values stay phases
 
 
+def test_pipeline_shells_and_tortuosity_on_request(tmp_path, scan):
+    truth, image = scan
+    res = Pipeline(chunks=24, predict={"model": "threshold"},
+                   measure={"particles": False, "shells": "active:cbd:4", "tortuosity": "z"}).run(image, tmp_path / "r")
+    labels = bigseg.open_volume(res.labels)
+    ref_sh = bigseg.measure.shells(labels, around="active", of="cbd", max_distance=4)
+    np.testing.assert_allclose(res.metrics.shell_fraction.values, ref_sh.values)
+    ref_tau = bigseg.measure.tortuosity(labels, axis="z")
+    np.testing.assert_allclose(res.metrics.tortuosity.values, ref_tau.tau.values)
+    assert str(tmp_path / "r" / "shells.png") in res.figures
+    page = (tmp_path / "r" / "report.html").read_text()
+    assert "Transport" in page and "fraction of cbd at a distance from active" in page
+    stored = __import__("bigseg.report", fromlist=["read_metrics"]).read_metrics(tmp_path / "r")
+    np.testing.assert_allclose(stored.tortuosity_D_eff.values, ref_tau.D_eff.values)
+
+
 def test_pipeline_on_an_operando_series(tmp_path):
     """A (t, z, y, x) series: each scan segmented on its own, every measurement per time step in
     evolution.csv / evolution.png and the report's "Over time" table."""

@@ -6,6 +6,7 @@ import argparse
 import itertools
 from pathlib import Path
 
+from .._parse import parse_shells_spec
 from ._common import add_cluster_args, add_progress_args, cluster_from_args
 
 
@@ -186,16 +187,6 @@ def _write_particle_labels(labels, args: argparse.Namespace, phases) -> Path:
                             instances=True, progress=args.progress))
 
 
-def _shells_args(text: str) -> tuple[str, str, float]:
-    from ..errors import InputError
-
-    parts = text.split(":")
-    try:
-        return parts[0], parts[1], float(parts[2])
-    except (IndexError, ValueError):
-        raise InputError(f"Expected `--shells` as AROUND:OF:MAX, e.g. active:cbd:10. Got {text!r} instead.") from None
-
-
 def run(args: argparse.Namespace) -> int:
     from .. import measure
     from ..io import open_volume
@@ -203,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
     labels = _open_labels(args.labels, args.label)
     truth = _open_labels(args.truth, None) if args.truth else None
     phases = [s.strip() for s in args.phases.split(",")] if args.phases else None
-    shells = _shells_args(args.shells) if args.shells else None
+    shells = parse_shells_spec("--shells", args.shells) if args.shells else None
     intensity = open_volume(args.intensity) if args.intensity else None
     if args.particle_labels and _particle_labels_target(labels, args).exists():  # before any work
         from ..errors import OutputExistsError
@@ -258,15 +249,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"fraction of {shells[1]} by distance from {shells[0]} [{sh.attrs['distance_units']}]:")
         d = sh.isel(t=-1) if "t" in sh.dims else sh
         print("  " + "  ".join(f"{float(r):.4g}: {float(v):.3f}" for r, v in zip(d.distance.values, d.values)))
-        ds["shell_fraction"] = sh.rename(distance="shell_distance")
     if tau is not None:
         t = tau.isel(t=-1) if "t" in tau.dims else tau
         print(f"tortuosity factor of {tau.attrs['phase']} along {tau.attrs['axis']}: "
               + ", ".join(f"{float(v):.3f}" for v in t.tau.values)
               + f" ({t.sizes['subvolume']} sub-volume(s)), D_eff/D_0 " + ", ".join(f"{float(v):.4f}" for v in t.D_eff.values))
-        for name in ("tau", "D_eff", "porosity"):
-            ds[f"tortuosity_{name}" if name != "tau" else "tortuosity"] = tau[name].drop_vars(
-                [c for c in tau[name].coords if c not in ("t", "subvolume")])
+    ds = measure.add_to_metrics(ds, shells=sh, tortuosity=tau)
     if args.netcdf:
         ds.to_netcdf(args.netcdf, engine="h5netcdf")
         print(f"wrote {args.netcdf}")

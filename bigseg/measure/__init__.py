@@ -13,7 +13,7 @@ from ._profile import profile
 from ._shells import shells
 from ._tortuosity import tortuosity
 from ._scores import agreement, confusion, scores
-from ._summary import summary
+from ._summary import add_to_metrics, summary
 from ._evolution import evolution, transitions
 from ._uncertainty import over_samples, perturbation_spread, probability_uncertainty, spread
 
@@ -26,6 +26,7 @@ __all__ = [
     "scores",
     "agreement",
     "summary",
+    "add_to_metrics",
     "evolution",
     "transitions",
     "spread",

@@ -13,7 +13,7 @@ from ._profile import _profile_dataarray, _profile_graph, parse_axis, parse_step
 from ._metrics import METHODS, Method, _check, _common_attrs, _fractions_dataarray, _interfaces_dataset, _stats_graph
 from ._scores import _confusion_graph, _confusion_post, _pair, _scores_dataset
 
-__all__ = ["summary"]
+__all__ = ["summary", "add_to_metrics"]
 
 
 def summary(labels: Any, *, truth: Any = None, method: Method = "faces", phases: Any = None,
@@ -64,4 +64,21 @@ def summary(labels: Any, *, truth: Any = None, method: Method = "faces", phases:
             parts.append(ref.rename("truth_volume_fraction_profile").to_dataset())
     ds = xr.merge(parts, compat="override", combine_attrs="drop_conflicts")
     ds.attrs.update(_common_attrs(lab))  # list-valued attributes do not survive the merge
+    return ds
+
+
+def add_to_metrics(metrics: xr.Dataset, *, shells: xr.DataArray | None = None,
+                   tortuosity: xr.Dataset | None = None) -> xr.Dataset:
+    """``metrics`` (:func:`summary`) with :func:`shells` as ``shell_fraction`` (over
+    ``shell_distance``) and :func:`tortuosity` as ``tortuosity``, ``tortuosity_D_eff`` and
+    ``tortuosity_porosity`` (over ``subvolume``), so that one netCDF file holds them all."""
+    ds = metrics.copy()
+    if shells is not None:
+        ds["shell_fraction"] = shells.rename(distance="shell_distance")
+    if tortuosity is not None:
+        for name in ("tau", "D_eff", "porosity"):
+            var = tortuosity[name]
+            ds["tortuosity" if name == "tau" else f"tortuosity_{name}"] = var.drop_vars(
+                [c for c in var.coords if c not in ("t", "subvolume")])
+        ds.attrs.update({f"tortuosity_{k}": str(tortuosity.attrs[k]) for k in ("phase", "axis") if k in tortuosity.attrs})
     return ds

@@ -62,6 +62,20 @@ def _metrics_section(ds) -> str:
         out += f"<p class='note'>area method: {html.escape(str(ds.attrs.get('method', d.area.attrs.get('method', ''))))}</p>"
     if "volume_fraction_profile" in d:
         out += _profile_section(d["volume_fraction_profile"], last)
+    if "shell_fraction" in d:
+        sh = d["shell_fraction"]
+        rows = [[f"{float(r):.4g}", float(v)] for r, v in zip(d.shell_distance.values, sh.values)]
+        out += (f"<h2>{html.escape(str(sh.attrs.get('long_name', 'shells')))}{last}</h2>"
+                + _table([f"distance [{html.escape(str(sh.attrs.get('distance_units', '')))}] (outer radius)",
+                          "fraction"], rows))
+    if "tortuosity" in d:
+        rows = [[i, float(a), float(b), float(c)] for i, (a, b, c) in enumerate(
+            zip(d.tortuosity.values, d.tortuosity_D_eff.values, d.tortuosity_porosity.values))]
+        out += (f"<h2>Transport{last}</h2>"
+                + _table(["sub-volume", "tortuosity factor τ", "D_eff / D_0", "porosity"], rows)
+                + f"<p class='note'>{html.escape(str(ds.attrs.get('tortuosity_phase', '')))} phase along "
+                  f"{html.escape(str(ds.attrs.get('tortuosity_axis', '')))} (TauFactor; sub-volumes solved "
+                  "independently)</p>")
     return out
 
 
