@@ -38,7 +38,8 @@ DEFAULTS: dict[str, Any] = {
                 "sigma_scale": 0.125, "tta": False, "probabilities": False, "batch_size": None,
                 "autocast": "auto"},
     "measure": {"interfaces": "faces", "particles": True, "phase": "active", "split": True, "max_diameter": 40,
-                "particle_labels": False, "profile": "z", "profile_step": 1, "shells": None, "tortuosity": None},
+                "particle_labels": False, "profile": "z", "profile_step": 1, "shells": None, "tortuosity": None,
+                "rve": False},
     "slurm": {"queue": None, "account": None, "cores": 8, "memory": "32GiB", "walltime": "01:00:00",
               "jobs": 1, "processes": 1},
 }
@@ -133,6 +134,7 @@ def _validate(cfg: dict[str, Any]) -> None:
             raise ConfigError(str(e)) from None
     if cfg["measure"]["tortuosity"] is False:
         cfg["measure"]["tortuosity"] = None
+    _check("measure.rve", isinstance(cfg["measure"]["rve"], bool), "to be true or false", cfg["measure"]["rve"])
     _check("measure.tortuosity", cfg["measure"]["tortuosity"] in ("z", "y", "x", None),
            "to be 'z', 'y', 'x' (the pore phase's tortuosity along it, TauFactor) or null", cfg["measure"]["tortuosity"])
 

@@ -266,8 +266,8 @@ class Pipeline:
     def _run(self, source: Any, dest: str | os.PathLike, *, resume: bool, truth: xr.DataArray | None) -> Result:
         from . import filters, measure
         from .io import open_volume, save_labels
-        from .report import (metrics_figure, orthoslices, particle_figure, profile_figure, series_figure, shells_figure,
-                             timeslices, write_report)
+        from .report import (metrics_figure, orthoslices, particle_figure, profile_figure, rve_figure, series_figure,
+                             shells_figure, timeslices, write_report)
 
         out = Path(dest)
         out.mkdir(parents=True, exist_ok=True)
@@ -307,13 +307,14 @@ class Pipeline:
         m = self.config.measure
         metrics = measure.summary(labels, truth=truth, method=m["interfaces"], progress=True,
                                   profile=m["profile"], profile_step=min(m["profile_step"], _extent(labels, m["profile"])))
-        sh = tau = None
+        sh = tau = None  # a series' representative volume element: its last scan
         if m["shells"]:  # e.g. CBD around the active particles (Müller et al. 2021)
             around, of, top = parse_shells_spec("measure.shells", m["shells"])
             sh = measure.shells(labels, around=around, of=of, max_distance=top, progress=True)
         if m["tortuosity"]:  # the pore phase's transport along an axis (TauFactor, sub-volumes)
             tau = measure.tortuosity(labels, axis=m["tortuosity"], progress=True)
-        metrics = measure.add_to_metrics(metrics, shells=sh, tortuosity=tau)
+        rve = measure.rve(labels.isel(t=-1) if is_series(labels) else labels, progress=True) if m["rve"] else None
+        metrics = measure.add_to_metrics(metrics, shells=sh, tortuosity=tau, rve=rve)
         table = None
         if m["particles"]:
             # with particle_labels, labels/particles (value = the table's id; a series: its track)
@@ -338,6 +339,9 @@ class Pipeline:
         if "volume_fraction_profile" in metrics:
             profile_figure(metrics, path=out / "profile.png")
             figures.append(str(out / "profile.png"))
+        if rve is not None:
+            rve_figure(rve, path=out / "rve.png")
+            figures.append(str(out / "rve.png"))
         if sh is not None:
             overall = metrics.volume_fraction.sel(phase=sh.attrs["of"][0]) if len(sh.attrs["of"]) == 1 else None
             shells_figure(sh, overall=None if overall is None or "t" in overall.dims else overall,

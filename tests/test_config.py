@@ -41,6 +41,7 @@ def test_defaults_yaml_env_keywords_precedence(tmp_path):
         ("measure: {shells: active-cbd}", "`measure.shells` as AROUND:OF:MAX"),
         ("measure: {shells: 'active:cbd:0'}", "`measure.shells`"),
         ("measure: {tortuosity: depth}", "`measure.tortuosity`"),
+        ("measure: {rve: 2}", "`measure.rve`"),
         ("measure: {profile_step: 0}", "`measure.profile_step`"),
         ("chunk: 64", "Unknown configuration key `chunk`"),
         ("predict: {overlapp: 0.5}", "Unknown configuration key `predict.overlapp`"),

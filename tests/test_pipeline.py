@@ -93,15 +93,18 @@ def test_pipeline_writes_pyramids_for_viewers(tmp_path, scan):
 def test_pipeline_shells_and_tortuosity_on_request(tmp_path, scan):
     truth, image = scan
     res = Pipeline(chunks=24, predict={"model": "threshold"},
-                   measure={"particles": False, "shells": "active:cbd:4", "tortuosity": "z"}).run(image, tmp_path / "r")
+                   measure={"particles": False, "shells": "active:cbd:4", "tortuosity": "z", "rve": True}).run(
+        image, tmp_path / "r")
     labels = bigseg.open_volume(res.labels)
     ref_sh = bigseg.measure.shells(labels, around="active", of="cbd", max_distance=4)
     np.testing.assert_allclose(res.metrics.shell_fraction.values, ref_sh.values)
     ref_tau = bigseg.measure.tortuosity(labels, axis="z")
     np.testing.assert_allclose(res.metrics.tortuosity.values, ref_tau.tau.values)
-    assert str(tmp_path / "r" / "shells.png") in res.figures
+    assert str(tmp_path / "r" / "shells.png") in res.figures and str(tmp_path / "r" / "rve.png") in res.figures
+    np.testing.assert_allclose(res.metrics.rve_relative_std.values, bigseg.measure.rve(labels).relative_std.values)
     page = (tmp_path / "r" / "report.html").read_text()
     assert "Transport" in page and "fraction of cbd at a distance from active" in page
+    assert "Representative volume element" in page
     stored = __import__("bigseg.report", fromlist=["read_metrics"]).read_metrics(tmp_path / "r")
     np.testing.assert_allclose(stored.tortuosity_D_eff.values, ref_tau.D_eff.values)
 

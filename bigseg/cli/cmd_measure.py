@@ -27,7 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--csv", default=None, help="write all metrics as a long table (quantity, phases, value, units)")
     p.add_argument("--plot", default=None, help="write a bar chart of fractions and interface areas (PNG); for a "
                    "(t, z, y, x) series, curves of every measurement over time (with --particles: particle counts, "
-                   "sizes and contacts too); with --profile / --shells also NAME_profile.png / NAME_shells.png")
+                   "sizes and contacts too); with --profile / --shells / --rve also NAME_profile.png / NAME_shells.png / "
+                   "NAME_rve.png")
     p.add_argument("--particles", default=None, metavar="CSV",
                    help="write one row per particle of --particle-phase (size, shape, contacts, detachment) to CSV, "
                         "and its histograms beside it (same name, .png)")
@@ -48,6 +49,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="volume fractions slice by slice along this axis (e.g. the electrode's thickness): printed "
                         "in ten bins, all slices in --netcdf/--csv, drawn beside --plot (NAME_profile.png)")
     p.add_argument("--profile-step", type=int, default=1, metavar="N", help="slices per bin of --profile (default 1)")
+    p.add_argument("--rve", action="store_true",
+                   help="representative volume element: scatter of each phase's fraction over sub-cubes of growing "
+                        "edge, and the smallest edge within 5 %% (drawn beside --plot as NAME_rve.png)")
     add_progress_args(p)
     add_cluster_args(p)
     p.set_defaults(func=run)
@@ -97,6 +101,19 @@ def _table(ds) -> str:
             lines.append("(% of a / % of b: share of that phase's interface area on this interface, its surface coverage)")
         lines.append("")
     return "\n".join(lines).rstrip()
+
+
+def _rve_table(rve) -> str:
+    unit = rve["size_physical"].attrs.get("units", "")
+    phases = [str(p) for p in rve.phase.values]
+    lines = [f"representative volume element: std / mean of each fraction over sub-cubes (tolerance "
+             f"{rve.attrs['tolerance']:g})", f"{'cube edge [' + unit + ']':<20}{'cubes':>8}" + "".join(f"{p:>10}" for p in phases)]
+    for i, edge in enumerate(rve["size_physical"].values):
+        lines.append(f"{edge:<20.4g}{int(rve.cubes.values[i]):>8}" + "".join(f"{v:>10.3f}" for v in rve.relative_std.values[i]))
+    found = ", ".join(f"{p} {v * rve.attrs['voxel_size'][0]:.4g} {unit}" if v == v else f"{p} not reached in this volume"
+                      for p, v in zip(phases, rve.rve_size.values))
+    lines.append(f"first edge within the tolerance: {found}")
+    return "\n".join(lines)
 
 
 def _size_groups_lines(table) -> str:
@@ -215,6 +232,7 @@ def run(args: argparse.Namespace) -> int:
                              progress=args.progress) if shells else None)
         tau = (measure.tortuosity(labels, axis=args.tortuosity, phases=phases, progress=args.progress)
                if args.tortuosity else None)
+        rve = measure.rve(labels, phases=phases, progress=args.progress) if args.rve else None
         if args.particle_labels and table is None:
             _write_particle_labels(labels, args, phases)
     if args.particle_labels:
@@ -254,7 +272,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"tortuosity factor of {tau.attrs['phase']} along {tau.attrs['axis']}: "
               + ", ".join(f"{float(v):.3f}" for v in t.tau.values)
               + f" ({t.sizes['subvolume']} sub-volume(s)), D_eff/D_0 " + ", ".join(f"{float(v):.4f}" for v in t.D_eff.values))
-    ds = measure.add_to_metrics(ds, shells=sh, tortuosity=tau)
+    if rve is not None:
+        print(_rve_table(rve))
+    ds = measure.add_to_metrics(ds, shells=sh, tortuosity=tau, rve=rve)
     if args.netcdf:
         ds.to_netcdf(args.netcdf, engine="h5netcdf")
         print(f"wrote {args.netcdf}")
@@ -269,6 +289,12 @@ def run(args: argparse.Namespace) -> int:
         else:
             metrics_figure(ds, path=args.plot)
         print(f"wrote {args.plot}")
+        if rve is not None:
+            from ..report import rve_figure
+
+            png = Path(args.plot).with_name(Path(args.plot).stem + "_rve.png")
+            rve_figure(rve, path=png, title=str(args.labels))
+            print(f"wrote {png}")
         if sh is not None:
             from ..report import shells_figure
 

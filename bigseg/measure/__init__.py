@@ -10,6 +10,7 @@ from ._groups import size_groups
 from ._particles import particle_labels, particles
 from ._metrics import METHODS, interfaces, specific_surface_area, surface_area, volume_fractions
 from ._profile import profile
+from ._rve import rve
 from ._shells import shells
 from ._tortuosity import tortuosity
 from ._scores import agreement, confusion, scores
@@ -36,6 +37,7 @@ __all__ = [
     "particles",
     "shells",
     "profile",
+    "rve",
     "tortuosity",
     "particle_labels",
     "size_groups",

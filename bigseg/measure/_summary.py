@@ -68,11 +68,16 @@ def summary(labels: Any, *, truth: Any = None, method: Method = "faces", phases:
 
 
 def add_to_metrics(metrics: xr.Dataset, *, shells: xr.DataArray | None = None,
-                   tortuosity: xr.Dataset | None = None) -> xr.Dataset:
+                   tortuosity: xr.Dataset | None = None, rve: xr.Dataset | None = None) -> xr.Dataset:
     """``metrics`` (:func:`summary`) with :func:`shells` as ``shell_fraction`` (over
-    ``shell_distance``) and :func:`tortuosity` as ``tortuosity``, ``tortuosity_D_eff`` and
-    ``tortuosity_porosity`` (over ``subvolume``), so that one netCDF file holds them all."""
+    ``shell_distance``), :func:`tortuosity` as ``tortuosity``, ``tortuosity_D_eff`` and
+    ``tortuosity_porosity`` (over ``subvolume``) and :func:`rve` as ``rve_mean``, ``rve_std``,
+    ``rve_relative_std``, ``rve_cubes`` (over ``cube_edge``) and ``rve_size``, so that one netCDF file holds them all."""
     ds = metrics.copy()
+    if rve is not None:
+        for name, var in rve.rename(size="cube_edge", size_physical="cube_edge_physical").data_vars.items():
+            ds[name if name.startswith("rve") else f"rve_{name}"] = var
+        ds.attrs.update(rve_tolerance=float(rve.attrs["tolerance"]))
     if shells is not None:
         ds["shell_fraction"] = shells.rename(distance="shell_distance")
     if tortuosity is not None:

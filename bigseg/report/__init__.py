@@ -5,8 +5,9 @@ from ._html import read_metrics, run_summary, write_report
 from ._metrics import metrics_figure
 from ._particles import particle_figure
 from ._profile import profile_figure
+from ._rve import rve_figure
 from ._series import series_figure
 from ._shells import shells_figure
 from ._slices import label_rgba, orthoslices, timeslices
 
-__all__ = ["agreement_figure", "orthoslices", "timeslices", "label_rgba", "particle_figure", "metrics_figure", "profile_figure", "series_figure", "shells_figure", "write_report", "read_metrics", "run_summary"]
+__all__ = ["agreement_figure", "orthoslices", "timeslices", "label_rgba", "particle_figure", "metrics_figure", "profile_figure", "rve_figure", "series_figure", "shells_figure", "write_report", "read_metrics", "run_summary"]

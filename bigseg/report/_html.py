@@ -68,6 +68,18 @@ def _metrics_section(ds) -> str:
         out += (f"<h2>{html.escape(str(sh.attrs.get('long_name', 'shells')))}{last}</h2>"
                 + _table([f"distance [{html.escape(str(sh.attrs.get('distance_units', '')))}] (outer radius)",
                           "fraction"], rows))
+    if "rve_relative_std" in ds:  # the whole (or last) volume's sub-cubes
+        r = ds["rve_relative_std"]
+        unit = ds["cube_edge_physical"].attrs.get("units", ds.attrs.get("unit", ""))
+        rows = [[f"{float(e):.4g}", int(n)] + [float(v) for v in r.values[i]]
+                for i, (e, n) in enumerate(zip(ds["cube_edge_physical"].values, ds["rve_cubes"].values))]
+        rows.append(["first edge within the tolerance", ""] + [
+            f"{float(v) * float(ds.attrs.get('voxel_size', [1.0])[0]):.4g}" if v == v else "not reached"
+            for v in ds["rve_size"].values])
+        out += ("<h2>Representative volume element</h2>"
+                + _table([f"cube edge [{html.escape(str(unit))}]", "cubes"] + [f"std / mean {p}" for p in phases], rows)
+                + f"<p class='note'>scatter of each phase's fraction over non-overlapping sub-cubes (tolerance "
+                  f"{ds.attrs.get('rve_tolerance', '')}): rve.png</p>")
     if "tortuosity" in d:
         rows = [[i, float(a), float(b), float(c)] for i, (a, b, c) in enumerate(
             zip(d.tortuosity.values, d.tortuosity_D_eff.values, d.tortuosity_porosity.values))]

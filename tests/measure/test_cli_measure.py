@@ -86,7 +86,7 @@ def test_cli_measure_profile_table_csv_and_curves(tmp_path, capsys):
     save_labels(lab, image, phases=["pore", "cbd", "active"], chunks=(10, 16, 9), progress=False)
     csv, png = tmp_path / "m.csv", tmp_path / "m.png"
     rc = main(["measure", str(image), "--profile", "y", "--profile-step", "2", "--csv", str(csv), "--plot", str(png),
-               "--shells", "active:cbd:2"])
+               "--shells", "active:cbd:2", "--rve"])
     assert rc == 0
     out = capsys.readouterr().out
     rows = out.split("volume fractions along y:\n")[1].splitlines()
@@ -101,6 +101,9 @@ def test_cli_measure_profile_table_csv_and_curves(tmp_path, capsys):
     assert list(table[table.quantity == "shell_fraction"].shell_distance) == [40.0, 80.0]  # edges of 40 nm
     assert (tmp_path / "m_profile.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "m_shells.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "m_rve.png").read_bytes()[:4] == b"\x89PNG" and "representative volume element" in out
+    rve = table[table.quantity == "rve_relative_std"]
+    np.testing.assert_allclose(sorted(set(rve.cube_edge)), [4.0, 8.0])  # 24 voxels along z: edges 4 and 8
     rc = main(["measure", str(image), "--profile", "y", "--profile-step", "31"])
     assert rc == 2 and "`profile_step`" in capsys.readouterr().err
 
