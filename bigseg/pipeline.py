@@ -404,8 +404,9 @@ def _watch_evolution(out: Path, ledger: dict[str, dict[str, Any]]) -> None:
     metrics = [read_metrics(out / name) for name in done]
     if any("t" in m.dims for m in metrics):  # a series among the scans: no single line per scan
         return
-    # the profiles (along z, y or x) of scans of other sizes do not line up: the evolution is of the rest
-    metrics = [m.drop_dims([d for d in ("z", "y", "x") if d in m.dims]) for m in metrics]
+    # profiles, shells, sub-volumes and RVE cubes of scans of other sizes do not line up: the evolution
+    # is of the per-phase and per-pair measurements
+    metrics = [m.drop_dims([d for d in m.dims if d not in ("phase", "phase_a", "phase_b")]) for m in metrics]
     ds = xr.concat(metrics, dim=pd.Index(range(len(done)), name="t"), combine_attrs="override")
     tables = [pd.read_csv(out / name / "particles.csv").assign(t=i) for i, name in enumerate(done)
               if (out / name / "particles.csv").exists()]

@@ -37,7 +37,8 @@ def test_once_processes_every_scan_and_records_failures(tmp_path, image):
     (inbox / "broken.npy").write_bytes(b"not a numpy file")
     (inbox / "scan_c.npy.part").write_bytes(b"still arriving")
     assert sorted(_scans(inbox)) == ["broken", "scan_a", "scan_b"]
-    pipe = Pipeline(chunks=16, predict={"model": "threshold"}, measure={"particles": False})
+    pipe = Pipeline(chunks=16, predict={"model": "threshold"},  # profile, shells and RVE of scans of two sizes
+                    measure={"particles": False, "shells": "active:cbd:3", "rve": True})
     ledger = pipe.watch(inbox, tmp_path / "out", once=True)
     assert ledger["scan_a"]["state"] == ledger["scan_b"]["state"] == "done"
     assert ledger["broken"]["state"] == "failed" and "broken.npy" in ledger["broken"]["error"]
