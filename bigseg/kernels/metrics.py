@@ -51,6 +51,7 @@ __all__ = [
     "NBINS",
     "histogram",
     "slice_counts",
+    "slice_faces",
     "label_stats",
     "confusion_counts",
     "pair_differences",
@@ -320,6 +321,37 @@ def slice_counts(block: np.ndarray, axis: int, k: int) -> np.ndarray:
     out = np.zeros((block.shape[axis], NBINS), np.int64)
     _slice_hist_kernel(np.asarray(block, np.uint8), int(axis), out)
     return np.concatenate([out[:, :k], out[:, NBINS - 1:]], axis=1)
+
+
+def slice_faces(ext: np.ndarray, halo_lo: tuple[int, int, int], halo_hi: tuple[int, int, int], axis: int,
+                k: int) -> np.ndarray:
+    """Voxel faces shared by two phases in every slice (normal to ``axis``) of a block.
+
+    Parameters
+    ----------
+    ext : (z, y, x) uint8 labels of the block plus its halo (``halo_lo``/``halo_hi`` voxels; at
+        least one on the high side where the volume continues).
+
+    Returns
+    -------
+    (block.shape[axis], 3, k, k) int64: ``out[s, d, a, b]`` = faces normal to ``d`` between a
+    voxel of phase ``a`` in slice ``s`` and its +1 neighbour along ``d`` of phase ``b != a``
+    (both below ``k``), each face once; a face between slices ``s`` and ``s + 1`` counts for
+    ``s``. Summed over the slices and made symmetric, the block's share of the volume's faces.
+    """
+    n = ext.shape[axis] - halo_lo[axis] - halo_hi[axis]
+    out = np.zeros((n, 3, k * k), np.int64)
+    core = [slice(lo, size - hi) for lo, size, hi in zip(halo_lo, ext.shape, halo_hi)]
+    for d in range(3):
+        lo_sl, hi_sl = list(core), list(core)
+        end = min(core[d].stop, ext.shape[d] - 1)  # voxels with a +1 neighbour in ext
+        lo_sl[d], hi_sl[d] = slice(core[d].start, end), slice(core[d].start + 1, end + 1)
+        a, b = ext[tuple(lo_sl)], ext[tuple(hi_sl)]
+        m = (a != b) & (a < k) & (b < k)
+        where = np.nonzero(m)[axis]
+        pair = a[m].astype(np.int64) * k + b[m]
+        out[:, d] = np.bincount(where * (k * k) + pair, minlength=n * k * k).reshape(n, k * k)
+    return out.reshape(n, 3, k, k)
 
 
 # --------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ dimension for (t, z, y, x) series, ready for ``to_netcdf``.
 from ._groups import size_groups
 from ._particles import particle_labels, particles
 from ._metrics import METHODS, interfaces, specific_surface_area, surface_area, volume_fractions
-from ._profile import profile
+from ._profile import interface_profile, profile
 from ._rve import rve
 from ._shells import shells
 from ._tortuosity import tortuosity
@@ -37,6 +37,7 @@ __all__ = [
     "particles",
     "shells",
     "profile",
+    "interface_profile",
     "rve",
     "tortuosity",
     "particle_labels",

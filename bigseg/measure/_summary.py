@@ -9,7 +9,8 @@ import xarray as xr
 from .._parse import parse_choice
 from ..runtime._progress import compute
 from ._inputs import as_labels
-from ._profile import _profile_dataarray, _profile_graph, parse_axis, parse_step
+from ._profile import (_faces_profile_graph, _interface_profile_dataarray, _profile_dataarray, _profile_graph,
+                       parse_axis, parse_step)
 from ._metrics import METHODS, Method, _check, _common_attrs, _fractions_dataarray, _interfaces_dataset, _stats_graph
 from ._scores import _confusion_graph, _confusion_post, _pair, _scores_dataset
 
@@ -32,7 +33,8 @@ def summary(labels: Any, *, truth: Any = None, method: Method = "faces", phases:
     Dataset with ``volume_fraction`` (phase), ``faces``, ``voxel_fraction``, ``area``
     (phase_a, phase_b) and, with ``truth``, ``iou``, ``dice``, ``precision``, ``recall``,
     ``support`` (phase) and ``accuracy``; with ``profile``, ``volume_fraction_profile`` (phase,
-    axis) and, given ``truth``, ``truth_volume_fraction_profile``; a ``t`` dimension for series.
+    axis), ``specific_area_profile`` (phase_a, phase_b, axis; :func:`interface_profile`) and,
+    given ``truth``, ``truth_volume_fraction_profile``; a ``t`` dimension for series.
     """
     method = parse_choice("method", method, METHODS)
     lab = as_labels(labels, phases=phases)
@@ -46,6 +48,7 @@ def summary(labels: Any, *, truth: Any = None, method: Method = "faces", phases:
     n_scores = len(graphs) - n
     if ax is not None:
         graphs += _profile_graph(lab, ax)
+        graphs += _faces_profile_graph(lab, ax)
         if truth is not None:
             graphs += _profile_graph(tl, ax)
     results = compute(*graphs, desc="measuring", progress=progress)
@@ -55,10 +58,13 @@ def summary(labels: Any, *, truth: Any = None, method: Method = "faces", phases:
         parts.append(_scores_dataset(tl, _confusion_post(tl, pl, results[n:n + n_scores])))
     if ax is not None:
         m = len(lab.frames())
-        prof = _profile_dataarray(lab, ax, profile_step, list(results[n + n_scores:n + n_scores + m]))
+        at = n + n_scores
+        prof = _profile_dataarray(lab, ax, profile_step, list(results[at:at + m]))
         parts.append(prof.rename("volume_fraction_profile").to_dataset())
+        spec = _interface_profile_dataarray(lab, ax, profile_step, list(results[at + m:at + 2 * m]))
+        parts.append(spec.rename("specific_area_profile").to_dataset())
         if truth is not None:
-            ref = _profile_dataarray(tl, ax, profile_step, list(results[n + n_scores + m:]))
+            ref = _profile_dataarray(tl, ax, profile_step, list(results[at + 2 * m:]))
             name = prof.attrs["axis"]  # on the same grid: the positions of the labels (the truth may have none)
             ref = ref.drop_vars("bin_voxels").assign_coords({name: prof[name]})
             parts.append(ref.rename("truth_volume_fraction_profile").to_dataset())

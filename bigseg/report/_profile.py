@@ -17,13 +17,15 @@ def profile_figure(profile: Any, *, path: str | os.PathLike | None = None, title
     :func:`bigseg.measure.summary` Dataset holding ``volume_fraction_profile``. One panel with a
     curve per phase in the fixed phase colours (its whole-volume fraction dashed); for a
     series one panel per phase, a curve per time step (dark to light); dotted, the truth's
-    profile when the Dataset holds one (``summary(..., truth=...)``). Returns the Figure
-    (closed when ``path`` is given)."""
+    profile when the Dataset holds one (``summary(..., truth=...)``); beside it, the interface
+    area per volume of each phase pair when the Dataset holds ``specific_area_profile`` (one
+    volume). Returns the Figure (closed when ``path`` is given)."""
     import numpy as np
 
     from ..io import phase_colour
 
     ref = profile.get("truth_volume_fraction_profile") if hasattr(profile, "data_vars") else None
+    spec = profile.get("specific_area_profile") if hasattr(profile, "data_vars") else None
     da = profile["volume_fraction_profile"] if hasattr(profile, "data_vars") else profile
     axis = str(da.attrs.get("axis", da.dims[-1]))
     pos = da[axis].values
@@ -34,7 +36,11 @@ def profile_figure(profile: Any, *, path: str | os.PathLike | None = None, title
     xlabel = f"{axis} [{unit}]" + (f" (bins of {step} slices)" if step > 1 else "")
     plt = pyplot(path)
     if "t" not in da.dims:
-        fig, ax = plt.subplots(figsize=(7, 3.8), constrained_layout=True)
+        if spec is None:
+            fig, ax = plt.subplots(figsize=(7, 3.8), constrained_layout=True)
+        else:
+            fig, (ax, ax2) = plt.subplots(1, 2, figsize=(13, 3.8), constrained_layout=True)
+            _areas_panel(ax2, spec, phases, colours, xlabel)
         w = da["bin_voxels"].values if "bin_voxels" in da.coords else np.ones(len(pos))
         for i, (ph, c) in enumerate(zip(phases, colours)):
             y = da.values[i]
@@ -67,3 +73,21 @@ def profile_figure(profile: Any, *, path: str | os.PathLike | None = None, title
         if ref is not None:
             fig.suptitle("dotted: truth", fontsize="small")
     return finish(fig, path, title=title, dpi=120)
+
+
+def _areas_panel(ax, spec, phases: list[str], colours: list, xlabel: str) -> None:
+    """Interface area per volume of each phase pair along the axis: the first phase's colour,
+    a line style per pair."""
+    import itertools
+
+    axis = str(spec.attrs.get("axis", spec.dims[-1]))
+    pos = spec[axis].values
+    styles = ["-", "--", "-.", ":"]
+    for n, (i, j) in enumerate(itertools.combinations(range(len(phases)), 2)):
+        ax.plot(pos, spec.values[i, j], color=colours[i], ls=styles[n % len(styles)], lw=1.5,
+                label=f"{phases[i]}-{phases[j]}")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(f"interface area per volume [{spec.attrs.get('units', '')}]")
+    ax.set_ylim(0, None)
+    ax.legend(frameon=False, fontsize="small")
+    ax.set_title(f"interfaces along {axis} (faces)")
