@@ -323,6 +323,30 @@ def slice_counts(block: np.ndarray, axis: int, k: int) -> np.ndarray:
     return np.concatenate([out[:, :k], out[:, NBINS - 1:]], axis=1)
 
 
+@numba.njit(nogil=True, cache=True)
+def _slice_faces_kernel(ext, z0, z1, y0, y1, x0, x1, axis, k, out):  # pragma: no cover - jit
+    nz, ny, nx = ext.shape
+    for i in range(z0, z1):
+        for j in range(y0, y1):
+            for m in range(x0, x1):
+                a = ext[i, j, m]
+                if a >= k:
+                    continue
+                s = i - z0 if axis == 0 else (j - y0 if axis == 1 else m - x0)
+                if i + 1 < nz:
+                    b = ext[i + 1, j, m]
+                    if b != a and b < k:
+                        out[s, 0, a, b] += 1
+                if j + 1 < ny:
+                    b = ext[i, j + 1, m]
+                    if b != a and b < k:
+                        out[s, 1, a, b] += 1
+                if m + 1 < nx:
+                    b = ext[i, j, m + 1]
+                    if b != a and b < k:
+                        out[s, 2, a, b] += 1
+
+
 def slice_faces(ext: np.ndarray, halo_lo: tuple[int, int, int], halo_hi: tuple[int, int, int], axis: int,
                 k: int) -> np.ndarray:
     """Voxel faces shared by two phases in every slice (normal to ``axis``) of a block.
@@ -339,19 +363,12 @@ def slice_faces(ext: np.ndarray, halo_lo: tuple[int, int, int], halo_hi: tuple[i
     (both below ``k``), each face once; a face between slices ``s`` and ``s + 1`` counts for
     ``s``. Summed over the slices and made symmetric, the block's share of the volume's faces.
     """
-    n = ext.shape[axis] - halo_lo[axis] - halo_hi[axis]
-    out = np.zeros((n, 3, k * k), np.int64)
-    core = [slice(lo, size - hi) for lo, size, hi in zip(halo_lo, ext.shape, halo_hi)]
-    for d in range(3):
-        lo_sl, hi_sl = list(core), list(core)
-        end = min(core[d].stop, ext.shape[d] - 1)  # voxels with a +1 neighbour in ext
-        lo_sl[d], hi_sl[d] = slice(core[d].start, end), slice(core[d].start + 1, end + 1)
-        a, b = ext[tuple(lo_sl)], ext[tuple(hi_sl)]
-        m = (a != b) & (a < k) & (b < k)
-        where = np.nonzero(m)[axis]
-        pair = a[m].astype(np.int64) * k + b[m]
-        out[:, d] = np.bincount(where * (k * k) + pair, minlength=n * k * k).reshape(n, k * k)
-    return out.reshape(n, 3, k, k)
+    lo = [int(v) for v in halo_lo]
+    hi = [ext.shape[d] - int(halo_hi[d]) for d in range(3)]
+    out = np.zeros((hi[axis] - lo[axis], 3, k, k), np.int64)
+    _slice_faces_kernel(np.ascontiguousarray(ext, np.uint8), lo[0], hi[0], lo[1], hi[1], lo[2], hi[2], int(axis), k,
+                        out)
+    return out
 
 
 # --------------------------------------------------------------------------------------------
