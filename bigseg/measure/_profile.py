@@ -62,29 +62,31 @@ def parse_step(lab: Labels, axis: int, step: Any, *, name: str = "step") -> int:
 def _profile_dataarray(lab: Labels, axis: int, step: int, counts: list[np.ndarray]) -> xr.DataArray:
     """The ``volume_fraction`` profile DataArray from the summed per-slice counts of each frame."""
     name = AXES[axis]
-    n = lab.spatial_shape[axis]
-    starts = np.arange(0, n, step)
+    starts = np.arange(0, lab.spatial_shape[axis], step)
     binned = [np.add.reduceat(np.asarray(c, np.int64), starts, axis=0) for c in counts]  # (bins, k + 1)
     phase_counts = [b[:, : lab.k].T for b in binned]  # (k, bins)
     labelled = [c.sum(axis=0) for c in phase_counts]
     with np.errstate(divide="ignore", invalid="ignore"):
         frac = [np.where(t > 0, c / np.maximum(t, 1), np.nan) for c, t in zip(phase_counts, labelled)]
-    if name in lab.vol.coords:
-        pos = np.asarray(lab.vol.coords[name].values, np.float64)
-    else:
-        pos = np.arange(n, dtype=np.float64) * lab.voxel_size[axis]
-    centre = np.add.reduceat(pos, starts) / np.diff(np.append(starts, n))
-    dims = _dims(lab, ("phase", name))
-    out = xr.DataArray(_stack(lab, frac), dims=dims, coords=_coords(lab, phase=lab.phases),
+    out = xr.DataArray(_stack(lab, frac), dims=_dims(lab, ("phase", name)), coords=_coords(lab, phase=lab.phases),
                        name="volume_fraction")
-    out = out.assign_coords({
-        name: (name, centre, {"units": lab.unit, "long_name": f"{name} position (centre of the bin)"}),
-        f"{name}_index": (name, starts, {"long_name": f"first slice of the bin along {name}"}),
-        "bin_voxels": (_dims(lab, (name,)), _stack(lab, labelled), {"long_name": "labelled voxels in the bin"}),
-    })
+    out = out.assign_coords({**_bin_coords(lab, axis, step), "bin_voxels": (
+        _dims(lab, (name,)), _stack(lab, labelled), {"long_name": "labelled voxels in the bin"})})
     out.attrs.update(units="1", long_name=f"volume fraction by {name}", axis=name, step=step,
                      **_common_attrs(lab))
     return out
+
+
+def _run(labels: Any, axis: Any, step: Any, phases: Any, progress: bool, *, graph, build, what: str,
+         allow_unlabelled: bool) -> xr.DataArray:
+    """Parse, compute the value check and ``graph``'s per-frame partials in one pass, ``build``."""
+    ax = parse_axis("axis", axis)
+    lab = as_labels(labels, phases=phases)
+    step = parse_step(lab, ax, step)
+    hists = _stats_graph(lab, hist_only=True)
+    res = compute(*hists, *graph(lab, ax), desc=f"{what} along {AXES[ax]}", progress=progress)
+    _check(lab, res[: len(hists)], allow_unlabelled=allow_unlabelled)
+    return build(lab, ax, step, list(res[len(hists):]))
 
 
 def profile(labels: Any, *, axis: Any = "z", step: int = 1, phases: Any = None,
@@ -110,14 +112,8 @@ def profile(labels: Any, *, axis: Any = "z", step: int = 1, phases: Any = None,
     first slice of each bin and ``bin_voxels`` the labelled voxels in it (NaN fractions where it is
     0). Exact (integer counts summed over blocks) for any chunking.
     """
-    ax = parse_axis("axis", axis)
-    lab = as_labels(labels, phases=phases)
-    step = parse_step(lab, ax, step)
-    hists = _stats_graph(lab, hist_only=True)
-    parts = _profile_graph(lab, ax)
-    res = compute(*hists, *parts, desc=f"profile along {AXES[ax]}", progress=progress)
-    _check(lab, res[: len(hists)], allow_unlabelled=True)
-    return _profile_dataarray(lab, ax, step, list(res[len(hists):]))
+    return _run(labels, axis, step, phases, progress, graph=_profile_graph, build=_profile_dataarray,
+                what="profile", allow_unlabelled=True)
 
 
 def _faces_block(block: np.ndarray, geom: BlockGeometry, *, axis: int, k: int) -> np.ndarray:
@@ -135,20 +131,22 @@ def _faces_profile_graph(lab: Labels, axis: int) -> list[da.Array]:
     return [block_partials(fn, f, depth=1, nout=nout, dtype=np.int64) for f in lab.frames()]
 
 
-def _bin_positions(lab: Labels, axis: int, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Bin starts, bin centres (in unit) and slices per bin along ``axis``."""
+def _bin_coords(lab: Labels, axis: int, step: int) -> dict[str, Any]:
+    """The bins' coordinates along ``axis``: centre position (in unit) and first slice."""
     name, n = AXES[axis], lab.spatial_shape[axis]
     starts = np.arange(0, n, step)
     pos = (np.asarray(lab.vol.coords[name].values, np.float64) if name in lab.vol.coords
            else np.arange(n, dtype=np.float64) * lab.voxel_size[axis])
-    widths = np.diff(np.append(starts, n))
-    return starts, np.add.reduceat(pos, starts) / widths, widths
+    centre = np.add.reduceat(pos, starts) / np.diff(np.append(starts, n))
+    return {name: (name, centre, {"units": lab.unit, "long_name": f"{name} position (centre of the bin)"}),
+            f"{name}_index": (name, starts, {"long_name": f"first slice of the bin along {name}"})}
 
 
 def _interface_profile_dataarray(lab: Labels, axis: int, step: int, vecs: list[np.ndarray]) -> xr.DataArray:
     name, k = AXES[axis], lab.k
     n = lab.spatial_shape[axis]
-    starts, centre, widths = _bin_positions(lab, axis, step)
+    starts = np.arange(0, n, step)
+    widths = np.diff(np.append(starts, n))
     fa = _face_areas(lab.voxel_size)
     slice_voxels = int(np.prod(lab.spatial_shape)) // n
     voxel_volume = float(np.prod(lab.voxel_size))
@@ -161,10 +159,7 @@ def _interface_profile_dataarray(lab: Labels, axis: int, step: int, vecs: list[n
     dims = _dims(lab, ("phase_a", "phase_b", name))
     out = xr.DataArray(_stack(lab, spec), dims=dims, coords=_coords(lab, phase_a=lab.phases, phase_b=lab.phases),
                        name="specific_area")
-    out = out.assign_coords({
-        name: (name, centre, {"units": lab.unit, "long_name": f"{name} position (centre of the bin)"}),
-        f"{name}_index": (name, starts, {"long_name": f"first slice of the bin along {name}"}),
-    })
+    out = out.assign_coords(_bin_coords(lab, axis, step))
     out.attrs.update(units=f"1/{lab.unit}", long_name=f"interface area per volume by {name} (faces)", axis=name,
                      step=step, **_common_attrs(lab))
     return out
@@ -192,11 +187,5 @@ def interface_profile(labels: Any, *, axis: Any = "z", step: int = 1, phases: An
     ``1/unit``: the pair's interface area in the bin over the bin's volume; symmetric in the
     pair, zero on the diagonal. Exact for any chunking.
     """
-    ax = parse_axis("axis", axis)
-    lab = as_labels(labels, phases=phases)
-    step = parse_step(lab, ax, step)
-    hists = _stats_graph(lab, hist_only=True)
-    parts = _faces_profile_graph(lab, ax)
-    res = compute(*hists, *parts, desc=f"interfaces along {AXES[ax]}", progress=progress)
-    _check(lab, res[: len(hists)], allow_unlabelled=False)
-    return _interface_profile_dataarray(lab, ax, step, list(res[len(hists):]))
+    return _run(labels, axis, step, phases, progress, graph=_faces_profile_graph, build=_interface_profile_dataarray,
+                what="interfaces", allow_unlabelled=False)
