@@ -305,14 +305,16 @@ class Pipeline:
         if truth is not None and tuple(truth.shape) != tuple(labels.shape):
             raise InputError(f"Expected `truth` to have shape {labels.shape}. Got {truth.shape} instead.")
         m = self.config.measure
+        step = m["profile_step"] if m["profile"] is None else min(m["profile_step"], labels.sizes[m["profile"]])
         metrics = measure.summary(labels, truth=truth, method=m["interfaces"], progress=True,
-                                  profile=m["profile"], profile_step=min(m["profile_step"], _extent(labels, m["profile"])))
-        sh = tau = None  # a series' representative volume element: its last scan
+                                  profile=m["profile"], profile_step=step)
+        sh = tau = None
         if m["shells"]:  # e.g. CBD around the active particles (Müller et al. 2021)
             around, of, top = parse_shells_spec("measure.shells", m["shells"])
             sh = measure.shells(labels, around=around, of=of, max_distance=top, progress=True)
         if m["tortuosity"]:  # the pore phase's transport along an axis (TauFactor, sub-volumes)
             tau = measure.tortuosity(labels, axis=m["tortuosity"], progress=True)
+        # a series' representative volume element: that of its last scan
         rve = measure.rve(labels.isel(t=-1) if is_series(labels) else labels, progress=True) if m["rve"] else None
         metrics = measure.add_to_metrics(metrics, shells=sh, tortuosity=tau, rve=rve)
         table = None
@@ -366,11 +368,6 @@ class Pipeline:
         }, indent=1, default=str))
         write_report(out)
         return Result(str(image), str(seg_path), metrics, figures, timings, particles=table)
-
-
-def _extent(labels: Any, axis: str | None) -> int:
-    """Slices of ``labels`` along a spatial axis (any number without an axis)."""
-    return int(labels.sizes[axis]) if axis is not None else 1 << 62
 
 
 def _read_stages(out: Path) -> dict[str, str]:
