@@ -134,7 +134,7 @@ def _particles_section(table) -> str:
     if len(inside) and "detachment" in inside:
         from ..measure import size_groups
 
-        g = size_groups(inside)
+        g = size_groups(inside.drop(columns=["t"], errors="ignore"))  # a series: its last step, as above
         rows = [[name, int(r["particles"]), f"{r['diameter_min']:.4g}–{r['diameter_max']:.4g}", float(r["detachment_median"]),
                  float(r["detachment_iqr"]), float(r.get("contact_cbd_median", float("nan")))]
                 for name, r in g.iterrows() if r["particles"]]
