@@ -143,7 +143,6 @@ def test_pipeline_on_an_operando_series(tmp_path):
     assert str(tmp_path / "s" / "slices_over_time.png") in res.figures
     page = (tmp_path / "s" / "report.html").read_text()
     assert "Over time" in page and "last time step, t = 2" in page
-    assert "Detachment by size" in page and "<td>small</td>" in page  # the last step's groups, named plainly
     # the scans as separate files: ingested into one series, the same labels
     scans = []
     for t in range(3):

@@ -67,3 +67,14 @@ def test_particle_figure_draws_detachment_by_size():
     fig = particle_figure(_table())
     ax = [a for a in fig.axes if a.get_title() == "detachment by size"][0]
     assert len(ax.collections) >= 2 and "split at" in ax.get_legend().get_title().get_text()
+
+
+def test_report_shows_the_last_steps_groups_by_name():
+    from bigseg.report._html import _particles_section
+
+    df = pd.concat([_table(seed=1, t=0), _table(seed=2, t=1)], ignore_index=True)
+    df.attrs.update(unit="nm")
+    page = _particles_section(df)
+    last = df[(df.t == 1) & ~df.touches_border]
+    assert "Detachment by size" in page and "<td>small</td>" in page and "<td>big</td>" in page
+    assert f"<td>{(last.equivalent_diameter < last.equivalent_diameter.median()).sum()}</td>" in page
