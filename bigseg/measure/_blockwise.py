@@ -174,6 +174,28 @@ def block_partials(
     return parts.sum(axis=tuple(range(arrays[0].ndim)), dtype=dtype)
 
 
+def slab_partials(func: Callable[..., np.ndarray], array: da.Array, *, depth: int, axis: int, nout: int,
+                  dtype: type | np.dtype) -> da.Array:
+    """Per slice along ``axis``, the sum over blocks of ``func(block_with_halo, geom)``.
+
+    ``func`` returns ``(block.shape[axis], nout)`` for the block's own slices (its halo only
+    read); the result is the lazy ``(n_axis, nout)`` sum over each slab of blocks, chunked along
+    ``axis`` as the volume is, so no partial holds more than its block's slices.
+    """
+    (arr,), core_chunks, geometry = _with_halo((array,), depth, 3)
+
+    def wrapper(block, block_info=None):
+        out = np.asarray(func(block, geometry(block_info[0]["chunk-location"])), dtype=dtype)
+        shape = [1, 1, 1]
+        shape[axis] = out.shape[0]
+        return out.reshape(*shape, nout)
+
+    out_chunks = tuple(c if d == axis else (1,) * len(c) for d, c in enumerate(core_chunks)) + ((nout,),)
+    parts = da.map_blocks(wrapper, arr, dtype=dtype, chunks=out_chunks, new_axis=3,
+                          meta=np.empty((0, 0, 0, 0), dtype=dtype))
+    return parts.sum(axis=tuple(d for d in range(3) if d != axis), dtype=dtype)
+
+
 def map_with_halo(func: Callable[..., np.ndarray], *arrays: da.Array, depth: int,
                   dtype: type | np.dtype, block_kwargs: Callable[[BlockGeometry], dict] | None = None) -> da.Array:
     """Lazy (z, y, x) array whose blocks are ``func(*blocks_with_halo, geom, **block_kwargs(geom))``.

@@ -15,32 +15,22 @@ from ..kernels.metrics import slice_counts, slice_faces
 from ..runtime._progress import compute
 from ._inputs import Labels, as_labels
 from ._metrics import _check, _codes, _common_attrs, _coords, _dims, _face_areas, _stack, _stats_graph
-from ._blockwise import BlockGeometry, block_partials
+from ._blockwise import BlockGeometry, slab_partials
 
 __all__ = ["profile", "interface_profile"]
 
 AXES = ("z", "y", "x")
 
 
-def _counts_block(block: np.ndarray, *, axis: int, k: int) -> np.ndarray:
-    zero = (0, 0, 0)
-    codes, _ = _codes(block, BlockGeometry(zero, block.shape, block.shape, zero, zero))  # values beyond: _check raises
-    counts = slice_counts(codes, axis, k)  # (n, k + 1)
-    shape = [1, 1, 1]
-    shape[axis] = counts.shape[0]
-    return counts.reshape(*shape, k + 1)
+def _counts_block(block: np.ndarray, geom: BlockGeometry, *, axis: int, k: int) -> np.ndarray:
+    codes, _ = _codes(block, geom)  # values beyond the phases: _check raises
+    return slice_counts(codes, axis, k)  # (n, k + 1)
 
 
 def _profile_graph(lab: Labels, axis: int) -> list[da.Array]:
     """Per frame, the lazy (n_axis, k + 1) counts of each phase (and the unlabelled voxels) per slice."""
     fn = functools.partial(_counts_block, axis=axis, k=lab.k)
-    parts = []
-    for frame in lab.frames():
-        chunks = tuple(c if d == axis else (1,) * len(c) for d, c in enumerate(frame.chunks)) + ((lab.k + 1,),)
-        per_block = da.map_blocks(fn, frame, dtype=np.int64, chunks=chunks, new_axis=3,
-                                  meta=np.empty((0, 0, 0, 0), np.int64))
-        parts.append(per_block.sum(axis=tuple(d for d in range(3) if d != axis), dtype=np.int64))
-    return parts
+    return [slab_partials(fn, f, depth=0, axis=axis, nout=lab.k + 1, dtype=np.int64) for f in lab.frames()]
 
 
 def parse_axis(name: str, value: Any) -> int:
@@ -119,16 +109,13 @@ def profile(labels: Any, *, axis: Any = "z", step: int = 1, phases: Any = None,
 def _faces_block(block: np.ndarray, geom: BlockGeometry, *, axis: int, k: int) -> np.ndarray:
     codes, _ = _codes(block, geom)  # values beyond the phases: _check raises
     faces = slice_faces(codes, geom.halo_lo, geom.halo_hi, axis, k)
-    out = np.zeros((geom.volume[axis], 3, k, k), np.int64)
-    out[geom.origin[axis]:geom.origin[axis] + faces.shape[0]] = faces
-    return out.ravel()
+    return faces.reshape(faces.shape[0], 3 * k * k)
 
 
 def _faces_profile_graph(lab: Labels, axis: int) -> list[da.Array]:
-    """Per frame, the lazy (n_axis * 3 * k * k) faces per slice, direction and phase pair."""
+    """Per frame, the lazy (n_axis, 3 * k * k) faces per slice, direction and phase pair."""
     fn = functools.partial(_faces_block, axis=axis, k=lab.k)
-    nout = lab.spatial_shape[axis] * 3 * lab.k * lab.k
-    return [block_partials(fn, f, depth=1, nout=nout, dtype=np.int64) for f in lab.frames()]
+    return [slab_partials(fn, f, depth=1, axis=axis, nout=3 * lab.k * lab.k, dtype=np.int64) for f in lab.frames()]
 
 
 def _bin_coords(lab: Labels, axis: int, step: int) -> dict[str, Any]:
