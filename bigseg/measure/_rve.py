@@ -16,6 +16,9 @@ from ._metrics import _check, _common_attrs, _stats_graph
 
 __all__ = ["rve"]
 
+#: Largest grid of per-base-cube counts held on the client (int64 per cube and phase).
+_MAX_GRID_BYTES = 256 * 2**20
+
 
 def _cube_counts(frame: da.Array, k: int, base: int) -> list[da.Array]:
     """Per phase, the voxel counts of every ``base``³ cube of the frame (the volume's far ends,
@@ -41,8 +44,9 @@ def rve(labels: Any, *, sizes: Any = None, base: int | None = None, tolerance: f
     labels : (z, y, x) integer labels, values ``0..len(phases)-1``.
     sizes : cube edges in voxels, multiples of ``base``; default ``base``, 2 ``base``, 4
         ``base``... up to half the shortest axis (at least two cubes along it).
-    base : edge of the smallest cube counted (every size is a multiple of it); default
-        the largest of 4 and (shortest axis) / 64.
+    base : edge of the smallest cube counted (every size is a multiple of it); default the
+        sizes' greatest common divisor, or without ``sizes`` the largest of 4 and (shortest
+        axis) / 64. The counts of every base cube are gathered on the client (at most 256 MiB).
     tolerance : relative scatter (standard deviation over mean fraction) below which a size
         counts as representative for a phase.
 
@@ -60,16 +64,26 @@ def rve(labels: Any, *, sizes: Any = None, base: int | None = None, tolerance: f
     if lab.series:
         raise InputError("Expected `labels` of one volume (z, y, x). Got a series: pass labels.isel(t=k).")
     shortest = min(lab.spatial_shape)
-    base = parse_positive_int("base", base) if base is not None else max(4, shortest // 64)
     tolerance = parse_in_range("tolerance", tolerance, 0.0, 1.0, closed="right")
-    if sizes is None:
+    given = None if sizes is None else sorted({parse_positive_int("sizes", v) for v in np.atleast_1d(sizes).tolist()})
+    if base is not None:
+        base = parse_positive_int("base", base)
+    else:  # the sizes' common divisor, or a 64th of the shortest axis
+        base = int(np.gcd.reduce(given)) if given else max(4, shortest // 64)
+    n_base = int(np.prod([n // base for n in lab.spatial_shape])) * lab.k
+    if n_base * 8 > _MAX_GRID_BYTES:
+        raise InputError(f"Expected `base` (the sizes' common divisor) of at least "
+                         f"{int(np.ceil((n_base * 8 / _MAX_GRID_BYTES) ** (1 / 3) * base))} voxels for a volume of "
+                         f"{lab.spatial_shape}: {base}-voxel cubes would need {n_base * 8 / 2**20:.0f} MiB of counts. "
+                         f"Got base {base} instead.")
+    if given is None:
         sizes_l = []
         s = base
         while 2 * s <= shortest:
             sizes_l.append(s)
             s *= 2
     else:
-        sizes_l = sorted({parse_positive_int("sizes", v) for v in np.atleast_1d(sizes).tolist()})
+        sizes_l = given
     bad = [s for s in sizes_l if s % base or 2 * s > shortest]
     if bad or not sizes_l:
         raise InputError(f"Expected `sizes` to be multiples of `base` ({base}) of at most half the shortest axis "

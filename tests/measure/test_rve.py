@@ -54,8 +54,22 @@ def test_defaults_physical_size_and_tolerance(lab):
     assert len(fig.axes[0].lines) >= 4
 
 
+def test_base_defaults_to_the_sizes_common_divisor(lab):
+    out = rve(lab, sizes=[6, 9])
+    assert out.attrs["base"] == 3 and list(out["size"].values) == [6, 9]
+    np.testing.assert_allclose(out["mean"].values[1], _reference(lab, 9)[0], rtol=1e-12)
+
+
+def test_a_base_grid_too_large_is_refused_before_work(monkeypatch, lab):
+    import bigseg.measure._rve as mod
+
+    monkeypatch.setattr(mod, "_MAX_GRID_BYTES", 1000)
+    with pytest.raises(InputError, match="`base`.*MiB of counts"):
+        rve(lab, sizes=[1, 2])
+
+
 @pytest.mark.parametrize("kw, match", [
-    ({"sizes": [5]}, "`sizes`"), ({"sizes": [40]}, "`sizes`"), ({"base": 0}, "`base`"),
+    ({"sizes": [5], "base": 4}, "`sizes`"), ({"sizes": [40]}, "`sizes`"), ({"base": 0}, "`base`"),
     ({"tolerance": 0}, "`tolerance`"),
 ])
 def test_bad_arguments_are_named(lab, kw, match):
