@@ -5,7 +5,7 @@ import json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("info", help="describe an OME-Zarr volume (or a TIFF / HDF5 / npy source before ingest)",
+    p = sub.add_parser("info", help="describe an OME-Zarr volume, a TIFF / HDF5 / npy source before ingest, or a run folder",
                        description="Shape, dtype, chunks, voxel size, bytes on disk, labels and an intensity summary "
                                    "of an OME-Zarr volume; for a source ingest reads (TIFF slices or file, HDF5, .npy, "
                                    "raw), its shape, dtype, the voxel size it states and, for HDF5, its datasets.")

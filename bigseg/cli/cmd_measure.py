@@ -12,7 +12,7 @@ from ._common import add_cluster_args, add_progress_args, cluster_from_args
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "measure", help="volume fractions, interface areas and scores of an OME-Zarr label image",
+        "measure", help="fractions, interfaces, scores, profiles, particles, shells, tortuosity, RVE of a label image",
         description="Measure a label image exactly, block by block: volume fractions, phase-pair interfaces "
                     "(shared faces, % of voxels, area) and, given a reference, IoU/Dice/precision/recall. "
                     "Prints a table; optionally writes netCDF, CSV and a bar chart.")
