@@ -345,9 +345,7 @@ class Pipeline:
             rve_figure(rve, path=out / "rve.png")
             figures.append(str(out / "rve.png"))
         if sh is not None:
-            overall = metrics.volume_fraction.sel(phase=sh.attrs["of"][0]) if len(sh.attrs["of"]) == 1 else None
-            shells_figure(sh, overall=None if overall is None or "t" in overall.dims else overall,
-                          path=out / "shells.png")
+            shells_figure(sh, overall=metrics.volume_fraction, path=out / "shells.png")
             figures.append(str(out / "shells.png"))
         if "t" in metrics.dims:  # an operando series: every measurement over time, as a table and curves
             changes = measure.transitions(labels, progress=True) if labels.sizes["t"] > 1 else None

@@ -299,9 +299,7 @@ def run(args: argparse.Namespace) -> int:
             from ..report import shells_figure
 
             png = Path(args.plot).with_name(Path(args.plot).stem + "_shells.png")
-            overall = (ds.volume_fraction.sel(phase=shells[1])  # the phase in the whole volume (one volume)
-                       if shells[1] in ds.phase.values and "t" not in ds.dims else None)
-            shells_figure(sh, overall=overall, path=png, title=str(args.labels))
+            shells_figure(sh, overall=ds.volume_fraction, path=png, title=str(args.labels))
             print(f"wrote {png}")
         if "volume_fraction_profile" in ds:
             from ..report import profile_figure

@@ -14,8 +14,9 @@ def shells_figure(shells: Any, *, overall: Any = None, path: str | os.PathLike |
                   title: str | None = None):
     """The fraction of the ``of`` phase in each shell against its distance from ``around``
     (:func:`bigseg.measure.shells`), in the ``of`` phase's colour; a series draws a curve per
-    time step (dark to light). ``overall``: the phase's fraction in the whole volume, drawn
-    dashed (what the curve tends to far from ``around``). Returns the Figure (closed when
+    time step (dark to light). ``overall``: the phase's fraction in the whole volume (a
+    number, or the ``volume_fraction`` (phase) DataArray of :func:`bigseg.measure.summary`, from
+    which the ``of`` phases are summed; not for a series), drawn dashed (what the curve tends to far from ``around``). Returns the Figure (closed when
     ``path`` is given)."""
     import numpy as np
 
@@ -34,6 +35,8 @@ def shells_figure(shells: Any, *, overall: Any = None, path: str | os.PathLike |
             ax.plot(x, shells.values[j], marker="o", ms=3, color=shades[j], label=f"t = {t}")
     else:
         ax.plot(x, shells.values, marker="o", ms=4, color=colour, label="in the shell")
+    if hasattr(overall, "dims"):  # the volume's fractions: the ``of`` phases' share (one volume only)
+        overall = None if "t" in overall.dims else overall.sel(phase=list(shells.attrs.get("of", []))).sum()
     if overall is not None:
         ax.axhline(float(overall), color=colour, ls="--", lw=1, label=f"{of} in the whole volume")
     ax.legend(frameon=False, fontsize="small")

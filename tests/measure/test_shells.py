@@ -70,5 +70,7 @@ def test_shells_figure(lab):
     ax = fig.axes[0]
     np.testing.assert_allclose(ax.lines[0].get_ydata(), out.values)
     assert ax.lines[1].get_ydata()[0] == 0.15 and "cbd around active" in ax.get_title()
+    fractions = bigseg.measure.volume_fractions(lab)  # the summary's fractions: the `of` phase picked
+    assert shells_figure(out, overall=fractions).axes[0].lines[1].get_ydata()[0] == float(fractions.sel(phase="cbd"))
     series = shells(np.stack([lab, lab]), around="active", of="cbd", max_distance=4)
     assert len(shells_figure(series).axes[0].lines) == 2
