@@ -82,10 +82,14 @@ def benchmark(*, size: int = 128, chunks: int = 64, model: str = "default", stag
         need.add("segment")
     run = [s for s in STAGES if s in need]
     opts = dict(predict or {})
-    if "segment" in run:  # the model and its options are checked before any work (the graph is not run)
+    net = model
+    if "segment" in run:  # the model (loaded once) and its options are checked before any work (the graph is not run)
         import numpy as np
 
-        segment(np.zeros((32, 32, 32), np.float32), model, **opts)
+        from .models import load
+
+        net = load(model) if isinstance(model, (str, os.PathLike)) else model
+        segment(np.zeros((32, 32, 32), np.float32), net, **opts)
     tmp = Path(tempfile.mkdtemp(prefix="bigseg-bench-", dir=workdir))
     n = size ** 3
     result: dict[str, Any] = {"environment": _environment(), "size": size, "chunks": chunks, "model": model,
@@ -100,7 +104,7 @@ def benchmark(*, size: int = 128, chunks: int = 64, model: str = "default", stag
             elif stage == "filter":
                 save_volume(filters.median(open_volume(tmp / "scan.ome.zarr"), size=3), tmp / "median.ome.zarr")
             elif stage == "segment":
-                seg = segment(open_volume(tmp / "scan.ome.zarr"), model, **opts)["labels"]
+                seg = segment(open_volume(tmp / "scan.ome.zarr"), net, **opts)["labels"]
                 save_volume(seg, tmp / "labels.ome.zarr", phases=["pore", "cbd", "active"])
             elif stage == "measure":
                 measure.summary(open_volume(tmp / "labels.ome.zarr"), progress=True)
