@@ -168,7 +168,9 @@ def interfaces(labels: Any, *, method: Method = "faces", phases: Any = None,
 
     Parameters
     ----------
-    labels : (z, y, x) or (t, z, y, x) integer labels, values ``0..len(phases)-1``.
+    labels : (z, y, x) or (t, z, y, x) integer labels, values ``0..len(phases)-1``; voxels
+        valued 255 (unlabelled, e.g. outside the field of view, see :func:`bigseg.io.fov_mask`)
+        are no part of the sample: faces against them are no interface.
     method : how ``area`` is estimated:
 
         * ``"faces"``: number of shared voxel faces × face area (anisotropic voxels: a face
@@ -188,9 +190,9 @@ def interfaces(labels: Any, *, method: Method = "faces", phases: Any = None,
     Dataset over ``(phase_a, phase_b)`` (and ``t`` for a series), symmetric with a zero diagonal:
 
     * ``faces`` (int64): voxel faces shared by the two phases (6-neighbour pairs);
-    * ``voxel_fraction``: fraction of all voxels lying on the interface, i.e. voxels of phase a
-      with a 6-neighbour of phase b, plus voxels of b with a 6-neighbour of a, over the total
-      number of voxels (the LRCS-Net paper reports interfaces "as a percentage of voxels",
+    * ``voxel_fraction``: fraction of the voxels lying on the interface, i.e. voxels of phase a
+      with a 6-neighbour of phase b, plus voxels of b with a 6-neighbour of a, over the number
+      of labelled voxels (the LRCS-Net paper reports interfaces "as a percentage of voxels",
       Su et al. 2022); a voxel touching two other phases counts on both interfaces;
     * ``area`` in ``unit^2``;
     * ``coverage``: the share of phase a's interface area that it shares with phase b (rows sum
@@ -206,29 +208,38 @@ def interfaces(labels: Any, *, method: Method = "faces", phases: Any = None,
     """
     method = parse_choice("method", method, METHODS)
     lab = as_labels(labels, phases=phases)
-    stats = _run(lab, allow_unlabelled=False, desc=f"interfaces ({method})", progress=progress,
+    stats = _run(lab, allow_unlabelled=True, desc=f"interfaces ({method})", progress=progress,
                  marching_cubes=method == "marching_cubes")
     return _interfaces_dataset(lab, stats, method)
+
+
+def labelled_voxels(lab: Labels, s: dict[str, np.ndarray], t: int = 0) -> int:
+    """The voxels of frame ``t`` that carry a phase (255, unlabelled or outside the field of
+    view, is no part of the sample); raises if there are none."""
+    n = int(s["hist"][: lab.k].sum())
+    if n == 0:
+        raise InputError(f"Expected `{lab.name}` to hold labelled voxels{f' at t={t}' if lab.series else ''}. "
+                         "Got only unlabelled (255) voxels.")
+    return n
 
 
 def _interfaces_dataset(lab: Labels, stats: list[dict[str, np.ndarray]], method: str) -> xr.Dataset:
     k = lab.k
     mc = method == "marching_cubes"
-    n_total = int(np.prod(lab.spatial_shape))
     fa = _face_areas(lab.voxel_size)
     faces_l, vf_l, area_l, phase_area_l = [], [], [], []
     flds = _fields(k)
-    for s in stats:
+    n_l = [labelled_voxels(lab, s, t) for t, s in enumerate(stats)]
+    for s, n_lab in zip(stats, n_l):
         f3 = s["faces"] + s["faces"].transpose(0, 2, 1)
         faces_l.append(f3.sum(axis=0))
-        vf_l.append((s["onvox"] + s["onvox"].T) / n_total)
+        vf_l.append((s["onvox"] + s["onvox"].T) / n_lab)
         if mc:
-            a = dict(zip(flds, s["areas"]))
-            pair = np.zeros((k, k))
-            for i, j in itertools.combinations(range(k), 2):
-                pair[i, j] = pair[j, i] = 0.5 * (a[(i,)] + a[(j,)] - a[(i, j)])
+            pair = _mc_pairs(k, s["areas"])
             area_l.append(pair)
-            phase_area_l.append(np.array([a[(i,)] for i in range(k)]))
+            masked = n_lab < int(s["hist"].sum())  # the field of view's edge is no surface of a phase
+            a = dict(zip(flds, s["areas"]))
+            phase_area_l.append(pair.sum(axis=1) if masked else np.array([a[(i,)] for i in range(k)]))
         else:
             area_l.append((f3 * fa[:, None, None]).sum(axis=0))
     dims = _dims(lab, ("phase_a", "phase_b"))
@@ -238,7 +249,7 @@ def _interfaces_dataset(lab: Labels, stats: list[dict[str, np.ndarray]], method:
         {
             "faces": (dims, _stack(lab, faces_l), {"units": "1", "long_name": "voxel faces shared by the two phases"}),
             "voxel_fraction": (dims, _stack(lab, vf_l), {
-                "units": "1", "long_name": "fraction of all voxels on the interface (6-neighbourhood)"}),
+                "units": "1", "long_name": "fraction of the labelled voxels on the interface (6-neighbourhood)"}),
             "area": (dims, _stack(lab, area_l), {"units": area_units, "long_name": f"interface area ({method})",
                                                   "method": method}),
         },
@@ -252,17 +263,23 @@ def _interfaces_dataset(lab: Labels, stats: list[dict[str, np.ndarray]], method:
         ds["phase_area"] = (_dims(lab, ("phase",)), _stack(lab, phase_area_l),
                             {"units": area_units, "long_name": "surface area of each phase (marching cubes)"})
         ds = ds.assign_coords(phase=list(lab.phases))
-    ds.attrs.update(method=method, voxels=n_total, **_common_attrs(lab))
+    ds.attrs.update(method=method, voxels=n_l if lab.series else n_l[0], **_common_attrs(lab))
     return ds
+
+
+def _mc_pairs(k: int, areas: np.ndarray) -> np.ndarray:
+    """Pair areas ``A_ij = (A_i + A_j - A_i∪j) / 2`` from the areas of :func:`_fields`; the
+    boundary of unlabelled voxels cancels out (it is part of A_i, A_j and A_i∪j alike)."""
+    a = dict(zip(_fields(k), areas))
+    pair = np.zeros((k, k))
+    for i, j in itertools.combinations(range(k), 2):
+        pair[i, j] = pair[j, i] = 0.5 * (a[(i,)] + a[(j,)] - a[(i, j)])
+    return pair
 
 
 def _fractions_dataarray(lab: Labels, stats: list[dict[str, np.ndarray]]) -> xr.DataArray:
     counts = [s["hist"][: lab.k] for s in stats]
-    for t, c in enumerate(counts):
-        if c.sum() == 0:
-            raise InputError(f"Expected `{lab.name}` to hold labelled voxels{f' at t={t}' if lab.series else ''}. "
-                             "Got only unlabelled (255) voxels.")
-    frac = [c / c.sum() for c in counts]
+    frac = [c / labelled_voxels(lab, s, t) for t, (c, s) in enumerate(zip(counts, stats))]
     da_ = xr.DataArray(_stack(lab, frac), dims=_dims(lab, ("phase",)), coords=_coords(lab, phase=lab.phases),
                        name="volume_fraction")
     da_.attrs.update(units="1", long_name="volume fraction (voxel count / labelled voxels)",
@@ -277,10 +294,15 @@ def _surface_areas(lab: Labels, method: str, progress: bool, phase_idx: list[int
     idx = list(range(k)) if phase_idx is None else phase_idx
     if method == "marching_cubes":
         flds = tuple((i,) for i in idx)
-        stats = _run(lab, allow_unlabelled=False, desc="surface area", progress=progress,
+        stats = _run(lab, allow_unlabelled=True, desc="surface area", progress=progress,
                      marching_cubes=True, fields=flds)
-        return [s["areas"] for s in stats], stats
-    stats = _run(lab, allow_unlabelled=False, desc="surface area", progress=progress)
+        if all(int(s["hist"][: k].sum()) == int(s["hist"].sum()) for s in stats):
+            return [s["areas"] for s in stats], stats
+        # unlabelled voxels (outside the field of view): their boundary is no surface of a
+        # phase, so sum the phase's pair areas, in which it cancels (a second pass)
+        stats = _run(lab, allow_unlabelled=True, desc="surface area", progress=progress, marching_cubes=True)
+        return [_mc_pairs(k, s["areas"]).sum(axis=1)[idx] for s in stats], stats
+    stats = _run(lab, allow_unlabelled=True, desc="surface area", progress=progress)
     fa = _face_areas(lab.voxel_size)
     out = []
     for s in stats:
@@ -304,7 +326,9 @@ def surface_area(labels: Any, *, phase: str | int, method: Method = "faces", pha
 
     ``"faces"``: all voxel faces between the phase and any other phase × face area (the volume
     border is not a surface); ``"marching_cubes"``: the smoothed-indicator mesh area of the
-    phase (see :func:`interfaces`). A float, or a DataArray over ``t`` for a series.
+    phase (see :func:`interfaces`). Neither counts the boundary of unlabelled (255) voxels,
+    e.g. the edge of the field of view (with marching cubes, the sum of the phase's pair areas,
+    in a second pass). A float, or a DataArray over ``t`` for a series.
     """
     method = parse_choice("method", method, METHODS)
     lab = as_labels(labels, phases=phases)
@@ -323,7 +347,8 @@ def specific_surface_area(labels: Any, *, method: Method = "faces", phases: Any 
     Returns
     -------
     Dataset over ``phase`` (and ``t``): ``surface_area`` (``unit^2``), ``volume`` (``unit^3``),
-    ``per_total_volume`` = area / volume of the whole sample and ``per_phase_volume`` = area /
+    ``per_total_volume`` = area / volume of the whole sample (its labelled voxels: those valued
+    255, e.g. outside the field of view, are no part of it) and ``per_phase_volume`` = area /
     volume of the phase (both ``unit^-1``; NaN for an absent phase).
     """
     method = parse_choice("method", method, METHODS)
@@ -331,7 +356,7 @@ def specific_surface_area(labels: Any, *, method: Method = "faces", phases: Any 
     areas, stats = _surface_areas(lab, method, progress)
     vvox = float(np.prod(lab.voxel_size))
     vols = [s["hist"][: lab.k] * vvox for s in stats]
-    total = float(np.prod(lab.spatial_shape)) * vvox
+    totals = [labelled_voxels(lab, s, t) * vvox for t, s in enumerate(stats)]
     with np.errstate(divide="ignore", invalid="ignore"):
         per_phase = [np.where(v > 0, a / np.where(v > 0, v, 1.0), np.nan) for a, v in zip(areas, vols)]
     dims = _dims(lab, ("phase",))
@@ -340,7 +365,7 @@ def specific_surface_area(labels: Any, *, method: Method = "faces", phases: Any 
         {
             "surface_area": (dims, _stack(lab, areas), {"units": f"{u}^2", "method": method}),
             "volume": (dims, _stack(lab, vols), {"units": f"{u}^3"}),
-            "per_total_volume": (dims, _stack(lab, [a / total for a in areas]), {"units": f"{u}^-1"}),
+            "per_total_volume": (dims, _stack(lab, [a / t for a, t in zip(areas, totals)]), {"units": f"{u}^-1"}),
             "per_phase_volume": (dims, _stack(lab, per_phase), {"units": f"{u}^-1"}),
         },
         coords=_coords(lab, phase=lab.phases),

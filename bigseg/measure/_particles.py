@@ -256,7 +256,7 @@ def particles(labels: Any, *, phase: str | int = "active", intensity: Any = None
     * ``voxels``; ``volume`` (``unit^3``); ``equivalent_diameter`` = (6 V / π)^(1/3) (``unit``);
     * ``surface_area`` (``unit^2``): the particle's smoothed marching-cubes area (3 × 3 × 3 mean
       of its indicator, iso-level 0.5, as :func:`bigseg.measure.surface_area`), open at the
-      volume border; ``sphericity`` = π^(1/3) (6 V)^(2/3) / A with V the voxel volume: about 1
+      volume border and at unlabelled voxels; ``sphericity`` = π^(1/3) (6 V)^(2/3) / A with V the voxel volume: about 1
       for a ball (1.01-1.02 at a radius of 10 voxels; the smoothed surface lies slightly inside
       the voxels, so small particles read a few per cent above 1); NaN for a particle that
       touches the volume border (its surface is cut open there, so the ratio would mean
@@ -269,8 +269,9 @@ def particles(labels: Any, *, phase: str | int = "active", intensity: Any = None
       the same phase): fractions of the particle's voxel faces inside the volume shared with
       them (they add up to 1); ``detachment`` = ``contact_pore`` when a phase is named "pore"
       (the pore-contact fraction of the surface, Jiang et al. 2020; NaN otherwise);
-    * ``touches_border``: a voxel on the volume border (its size and shape are then truncated:
-      flagged, not dropped).
+    * ``touches_border``: a voxel on the volume border or next to an unlabelled (255) voxel,
+      e.g. the edge of the field of view (its size and shape are then truncated: flagged, not
+      dropped).
 
     ``DataFrame.attrs`` holds the unit, voxel size, phase and options. Every column is a sum,
     minimum or maximum of per-block partials and equals the whole-volume computation for any
@@ -292,7 +293,7 @@ def particles(labels: Any, *, phase: str | int = "active", intensity: Any = None
     counts: list[int] = []  # voxels of the phase per frame
     ids_frames = _frame_ids(lab, idx, split=split, depth=depth, h=h, progress=progress, also=hists,
                             check=lambda res: counts.extend(int(c["hist"][idx])
-                                                            for c in _check(lab, res, allow_unlabelled=False)))
+                                                            for c in _check(lab, res, allow_unlabelled=True)))
     # with somewhere to keep them (beside the image of labels_to, else beside the stored labels),
     # the particle ids are computed once, written, and read back with their halo by pass 2 (no
     # ids block waits in memory for its neighbours); in-memory labels keep them in the graph
@@ -510,7 +511,9 @@ def _table(parts: list[dict[str, np.ndarray]], lab: Labels, idx: int, *,
     shape = lab.spatial_shape
     lo = g[["min_z", "min_y", "min_x"]].to_numpy(np.int64)
     hi = g[["max_z", "max_y", "max_x"]].to_numpy(np.int64) + 1
-    border = (lo == 0).any(axis=1) | (hi == np.asarray(shape)).any(axis=1)
+    # cut by the volume's border or by unlabelled voxels (outside the field of view): the last
+    # column of the contacts counts the faces against both
+    border = (lo == 0).any(axis=1) | (hi == np.asarray(shape)).any(axis=1) | (g[f"c{k}"].to_numpy() > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
         # a cut particle's surface is open where the volume ends: no sphericity (it would read > 1)
         out["sphericity"] = np.where((area > 0) & ~border, math.pi ** (1 / 3) * (6.0 * volume) ** (2 / 3) / area, np.nan)

@@ -15,7 +15,7 @@ from ..kernels.metrics import slice_counts, slice_faces
 from ..runtime._progress import compute
 from ._inputs import Labels, as_labels
 from ._metrics import _check, _codes, _common_attrs, _coords, _dims, _face_areas, _stack, _stats_graph
-from ._blockwise import BlockGeometry, slab_partials
+from ._blockwise import BlockGeometry, crop_halo, slab_partials
 
 __all__ = ["profile", "interface_profile"]
 
@@ -109,13 +109,17 @@ def profile(labels: Any, *, axis: Any = "z", step: int = 1, phases: Any = None,
 def _faces_block(block: np.ndarray, geom: BlockGeometry, *, axis: int, k: int) -> np.ndarray:
     codes, _ = _codes(block, geom)  # values beyond the phases: _check raises
     faces = slice_faces(codes, geom.halo_lo, geom.halo_hi, axis, k)
-    return faces.reshape(faces.shape[0], 3 * k * k)
+    core, _, _ = crop_halo(codes, geom, 0)
+    labelled = slice_counts(core, axis, k)[:, :k].sum(axis=1)
+    return np.concatenate([faces.reshape(faces.shape[0], 3 * k * k), labelled[:, None]], axis=1)
 
 
 def _faces_profile_graph(lab: Labels, axis: int) -> list[da.Array]:
-    """Per frame, the lazy (n_axis, 3 * k * k) faces per slice, direction and phase pair."""
+    """Per frame, the lazy (n_axis, 3 * k * k + 1) faces per slice, direction and phase pair,
+    then the slice's labelled voxels."""
     fn = functools.partial(_faces_block, axis=axis, k=lab.k)
-    return [slab_partials(fn, f, depth=1, axis=axis, nout=3 * lab.k * lab.k, dtype=np.int64) for f in lab.frames()]
+    return [slab_partials(fn, f, depth=1, axis=axis, nout=3 * lab.k * lab.k + 1, dtype=np.int64)
+            for f in lab.frames()]
 
 
 def _bin_coords(lab: Labels, axis: int, step: int) -> dict[str, Any]:
@@ -135,14 +139,17 @@ def _interface_profile_dataarray(lab: Labels, axis: int, step: int, vecs: list[n
     starts = np.arange(0, n, step)
     widths = np.diff(np.append(starts, n))
     fa = _face_areas(lab.voxel_size)
-    slice_voxels = int(np.prod(lab.spatial_shape)) // n
     voxel_volume = float(np.prod(lab.voxel_size))
     spec = []
     for v in vecs:
-        f = np.asarray(v, np.int64).reshape(n, 3, k, k)
+        v = np.asarray(v, np.int64).reshape(n, 3 * k * k + 1)
+        f = v[:, :-1].reshape(n, 3, k, k)
         f = f + f.transpose(0, 1, 3, 2)
         area = np.add.reduceat((f * fa[None, :, None, None]).sum(axis=1), starts, axis=0)  # (bins, k, k)
-        spec.append(np.moveaxis(area / (widths * slice_voxels * voxel_volume)[:, None, None], 0, -1))
+        volume = np.add.reduceat(v[:, -1], starts).astype(np.float64) * voxel_volume  # labelled voxels only
+        with np.errstate(divide="ignore", invalid="ignore"):
+            spec.append(np.moveaxis(np.where(volume > 0, 1.0, np.nan)[:, None, None] * area
+                                    / np.maximum(volume, voxel_volume)[:, None, None], 0, -1))
     dims = _dims(lab, ("phase_a", "phase_b", name))
     out = xr.DataArray(_stack(lab, spec), dims=dims, coords=_coords(lab, phase_a=lab.phases, phase_b=lab.phases),
                        name="specific_area")
@@ -165,14 +172,16 @@ def interface_profile(labels: Any, *, axis: Any = "z", step: int = 1, phases: An
 
     Parameters
     ----------
-    labels : (z, y, x) or (t, z, y, x) integer labels, values ``0..len(phases)-1``.
+    labels : (z, y, x) or (t, z, y, x) integer labels, values ``0..len(phases)-1``; voxels
+        valued 255 (unlabelled, e.g. outside the field of view) are no part of the sample.
     axis, step : as for :func:`profile`.
 
     Returns
     -------
     DataArray ``specific_area`` over (phase_a, phase_b, ``axis``) (``t`` first for a series) in
-    ``1/unit``: the pair's interface area in the bin over the bin's volume; symmetric in the
-    pair, zero on the diagonal. Exact for any chunking.
+    ``1/unit``: the pair's interface area in the bin over the bin's labelled volume (NaN for a
+    bin without labelled voxels); symmetric in the pair, zero on the diagonal. Exact for any
+    chunking.
     """
     return _run(labels, axis, step, phases, progress, graph=_faces_profile_graph, build=_interface_profile_dataarray,
-                what="interfaces", allow_unlabelled=False)
+                what="interfaces", allow_unlabelled=True)

@@ -41,7 +41,7 @@ def rve(labels: Any, *, sizes: Any = None, base: int | None = None, tolerance: f
 
     Parameters
     ----------
-    labels : (z, y, x) integer labels, values ``0..len(phases)-1``.
+    labels : (z, y, x) integer labels, values ``0..len(phases)-1`` (255: unlabelled).
     sizes : cube edges in voxels, multiples of ``base``; default ``base``, 2 ``base``, 4
         ``base``... up to half the shortest axis (at least two cubes along it).
     base : edge of the smallest cube counted (every size is a multiple of it); default the
@@ -58,7 +58,8 @@ def rve(labels: Any, *, sizes: Any = None, base: int | None = None, tolerance: f
     ``tolerance`` (NaN if none). ``size`` is in voxels, ``size_physical`` in ``unit`` along z
     (cubes hold the same number of voxels per axis). Counts are exact and do not depend on the
     chunking; cubes tile the volume from its first voxel, the remainder at the far ends is
-    left out.
+    left out, and so is every cube holding an unlabelled (255) voxel, e.g. beyond the edge of
+    the field of view (``cubes`` says how many are left; NaN where none is).
     """
     lab = as_labels(labels, phases=phases)
     if lab.series:
@@ -91,15 +92,18 @@ def rve(labels: Any, *, sizes: Any = None, base: int | None = None, tolerance: f
     hists = _stats_graph(lab, hist_only=True)
     counts = _cube_counts(lab.frames()[0], lab.k, base)
     res = compute(*hists, *counts, desc="sub-cube fractions", progress=progress)
-    _check(lab, res[: len(hists)], allow_unlabelled=False)
+    _check(lab, res[: len(hists)], allow_unlabelled=True)
     grid = np.stack([np.asarray(c, np.int64) for c in res[len(hists):]], axis=-1)  # (nz, ny, nx, k) base cubes
     mean, std, cubes = [], [], []
     for size in sizes_l:
         m = size // base
         g = tuple(d // m for d in grid.shape[:3])
         c = grid[: g[0] * m, : g[1] * m, : g[2] * m].reshape(g[0], m, g[1], m, g[2], m, lab.k).sum(axis=(1, 3, 5))
-        frac = c.reshape(-1, lab.k) / float(size) ** 3
-        mean.append(frac.mean(axis=0))
+        c = c.reshape(-1, lab.k)
+        c = c[c.sum(axis=1) == size ** 3]  # cubes with unlabelled voxels (outside the field of view) left out
+        frac = c / float(size) ** 3
+        with np.errstate(invalid="ignore"):
+            mean.append(frac.mean(axis=0) if len(frac) else np.full(lab.k, np.nan))
         std.append(frac.std(axis=0, ddof=1) if len(frac) > 1 else np.full(lab.k, np.nan))
         cubes.append(len(frac))
     mean_a, std_a = np.array(mean), np.array(std)

@@ -13,7 +13,7 @@ from ..errors import InputError
 from ..kernels.metrics import NBINS, confusion_counts, histogram, pair_differences
 from ..runtime._progress import compute
 from ._blockwise import BlockGeometry, block_partials
-from ._inputs import Labels, as_labels, check_values
+from ._inputs import UNLABELLED, Labels, as_labels, check_values
 from ._metrics import _codes, _common_attrs, _coords, _dims, _stack
 
 __all__ = ["confusion", "scores", "agreement"]
@@ -50,9 +50,11 @@ def _confusion_post(tl: Labels, pl: Labels, results) -> list[np.ndarray]:
         when = t if tl.series else None
         check_values(joint.sum(axis=1), k, tl.phases, tl.name, allow_unlabelled=True,
                      out_of_range=int(vec[-2]), t=when)
-        check_values(joint.sum(axis=0), k, pl.phases, pl.name, allow_unlabelled=False,
+        check_values(joint.sum(axis=0), k, pl.phases, pl.name, allow_unlabelled=True,
                      out_of_range=int(vec[-1]), t=when)
-        out.append(joint[:k, :k].copy())
+        # (k, k + 1): the last column counts the truth's voxels that the prediction leaves
+        # unlabelled (255, e.g. outside its field of view); they count as misses
+        out.append(np.concatenate([joint[:k, :k], joint[:k, UNLABELLED:UNLABELLED + 1]], axis=1))
     return out
 
 
@@ -72,21 +74,26 @@ def confusion(truth: Any, pred: Any, *, phases: Any = None, progress: bool = Fal
     Returns
     -------
     DataArray ``confusion`` (int64) over ``(truth_phase, pred_phase)`` (and ``t``): voxel counts,
-    exact for any chunking. ``attrs["ignored_voxels"]`` counts the unlabelled truth voxels.
+    exact for any chunking. ``attrs["ignored_voxels"]`` counts the unlabelled truth voxels,
+    ``attrs["unlabelled_predictions"]`` the labelled truth voxels that ``pred`` leaves unlabelled
+    (255, e.g. outside its field of view): they are in no column of the matrix, and
+    :func:`scores` counts them as misses.
     """
     tl, pl = _pair(truth, pred, phases)
     counts = _confusion_counts(tl, pl, progress)
     n = int(np.prod(tl.vol.shape))
-    cm = xr.DataArray(_stack(tl, counts), dims=_dims(tl, ("truth_phase", "pred_phase")),
+    cm = xr.DataArray(_stack(tl, [c[:, :-1] for c in counts]), dims=_dims(tl, ("truth_phase", "pred_phase")),
                       coords=_coords(tl, truth_phase=tl.phases, pred_phase=tl.phases), name="confusion")
-    cm.attrs.update(units="voxels", ignored_voxels=n - int(sum(c.sum() for c in counts)), **_common_attrs(tl))
+    cm.attrs.update(units="voxels", ignored_voxels=n - int(sum(c.sum() for c in counts)),
+                    unlabelled_predictions=int(sum(c[:, -1].sum() for c in counts)), **_common_attrs(tl))
     return cm
 
 
 def _scores_from(cm: np.ndarray, phases: list[str]) -> tuple[dict[str, np.ndarray], float, list[str]]:
+    """Scores from a (k, k + 1) confusion matrix whose last column holds unlabelled predictions."""
     cm = cm.astype(np.float64)
     tp = np.diag(cm)
-    fp = cm.sum(axis=0) - tp
+    fp = cm[:, :-1].sum(axis=0) - tp
     fn = cm.sum(axis=1) - tp
     notes = []
 
@@ -119,7 +126,9 @@ def scores(truth: Any, pred: Any, *, phases: Any = None, progress: bool = False)
     """Per-phase IoU, Dice, precision and recall, and the overall accuracy, from one confusion matrix.
 
     ``iou = TP / (TP + FP + FN)``, ``dice = 2TP / (2TP + FP + FN)``, ``precision = TP / (TP + FP)``,
-    ``recall = TP / (TP + FN)``, ``accuracy = trace / labelled voxels``. Accuracy alone hides the
+    ``recall = TP / (TP + FN)``, ``accuracy = trace / labelled voxels`` (of the truth; those
+    valued 255 are ignored). Truth voxels that ``pred`` leaves unlabelled (255, e.g. outside
+    its field of view) count as misses (false negatives). Accuracy alone hides the
     majority-class trap (a volume that is 60 % active material scores 0.6 by predicting only
     active), so the per-phase scores come with it. A phase absent from both truth and prediction
     gets NaN and a line in ``attrs["note"]`` instead of an error.

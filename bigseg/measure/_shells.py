@@ -47,7 +47,10 @@ def shells(labels: Any, *, around: Any, of: Any, max_distance: float, step: floa
 
     Parameters
     ----------
-    labels : (z, y, x) or (t, z, y, x) integer labels, values ``0..len(phases)-1``.
+    labels : (z, y, x) or (t, z, y, x) integer labels, values ``0..len(phases)-1``; voxels
+        valued 255 (unlabelled, e.g. outside the field of view) are counted in no shell, and
+        the distance near them is to the nearest ``around`` voxel inside (as at the volume's
+        border, what lies beyond is not known).
     around : the phase(s) the distance is measured from (name, label value or a list).
     of : the phase(s) whose fraction is reported in each shell (name, value or a list).
     max_distance, step : outer radius of the last shell and shell width, in voxel edges (of
@@ -79,7 +82,7 @@ def shells(labels: Any, *, around: Any, of: Any, max_distance: float, step: floa
     parts = [block_partials(fn, f, depth=depth, nout=lab.k * n_shells, dtype=np.int64) for f in lab.frames()]
     hists = _stats_graph(lab, hist_only=True)
     res = compute(*hists, *parts, desc="shells", progress=progress)
-    _check(lab, res[: len(hists)], allow_unlabelled=False)
+    _check(lab, res[: len(hists)], allow_unlabelled=True)
     counts = [np.asarray(r).reshape(lab.k, n_shells) for r in res[len(hists):]]
     total = [c.sum(axis=0) for c in counts]
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -52,7 +52,7 @@ def summary(labels: Any, *, truth: Any = None, method: Method = "faces", phases:
         if truth is not None:
             graphs += _profile_graph(tl, ax)
     results = compute(*graphs, desc="measuring", progress=progress)
-    stats = _check(lab, results[:n], allow_unlabelled=False)
+    stats = _check(lab, results[:n], allow_unlabelled=True)
     parts = [_fractions_dataarray(lab, stats).to_dataset(), _interfaces_dataset(lab, stats, method)]
     if truth is not None:
         parts.append(_scores_dataset(tl, _confusion_post(tl, pl, results[n:n + n_scores])))

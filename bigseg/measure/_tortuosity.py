@@ -16,7 +16,7 @@ from .._parse import parse_choice, parse_in_range, parse_positive_int, parse_tup
 from ..errors import InputError
 from ..ops import block_slices
 from ..runtime._progress import compute
-from ._inputs import Labels, as_labels
+from ._inputs import UNLABELLED, Labels, as_labels
 from ._metrics import _check, _phase_index, _stats_graph
 
 __all__ = ["tortuosity"]
@@ -114,7 +114,12 @@ def tortuosity(labels: Any, *, phase: str | int = "pore", axis: str = "z", subvo
     tasks = [[solve(frame[t], phase=idx, axis=ax, spacing=lab.voxel_size, device=device, conv_crit=conv_crit,
                     iter_limit=iter_limit) for t in tiles] for frame in lab.frames()]
     hists = _stats_graph(lab, hist_only=True)
-    _check(lab, compute(*hists, desc="label values", progress=False), allow_unlabelled=False)
+    for t, c in enumerate(_check(lab, compute(*hists, desc="label values", progress=False), allow_unlabelled=True)):
+        if c["hist"][UNLABELLED]:
+            raise InputError(f"Expected `labels` without unlabelled (255) voxels: the diffusion is solved in whole "
+                             f"boxes. Got {int(c['hist'][UNLABELLED])} unlabelled voxels"
+                             f"{f' at t={t}' if lab.series else ''}: pass a box inside the field of view "
+                             f"(e.g. labels[z0:z1, y0:y1, x0:x1]).")
     res = compute(*[x for f in tasks for x in f], desc=f"tortuosity ({lab.phases[idx]}, {axis})", progress=progress)
     res = np.asarray(res, np.float64).reshape(len(tasks), len(tiles), 4)
     return _dataset(lab, res, tiles, idx, axis, sub)
