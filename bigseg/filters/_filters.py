@@ -18,7 +18,7 @@ from .._parse import parse_choice, parse_in_range, parse_positive_float, parse_p
 from ..errors import InputError
 from ..io._volume import as_volume, like_volume
 from ..kernels import filters as K
-from ..ops import array_module, map_overlap_exact, percentiles
+from ..ops import array_module, map_overlap_exact, masked_values, percentiles
 from ..runtime import compute
 
 __all__ = ["median", "gaussian", "unsharp", "normalize", "count_nonfinite"]
@@ -209,7 +209,7 @@ def unsharp(vol: Any, *, radius: float | tuple[float, float, float] = 6.0, amoun
                   amount=amount, truncate=truncate)
 
 
-def normalize(vol: Any, *, low: float = 0.5, high: float = 99.5, nan_policy: str = "raise",
+def normalize(vol: Any, *, low: float = 0.5, high: float = 99.5, nan_policy: str = "raise", mask: Any = None,
               progress: bool = False) -> xr.DataArray:
     """Map the global ``low``/``high`` percentiles to 0 and 1, clip to [0, 1], float32.
 
@@ -226,6 +226,9 @@ def normalize(vol: Any, *, low: float = 0.5, high: float = 99.5, nan_policy: str
     low, high : percentiles in [0, 100], ``low < high``
     nan_policy : 'raise' (InputError stating the number of NaN/inf voxels) or 'propagate' (the
         percentiles ignore non-finite voxels; NaN stays NaN, +-inf map to 1/0)
+    mask : the voxels the percentiles come from: a boolean array over the trailing axes, e.g.
+        the (y, x) field of view of :func:`bigseg.io.fov_mask` (broadcast along z and t), or
+        (z, y, x). Voxels outside are mapped too, but neither count nor are checked for NaN.
     """
     v = _volume(vol)
     low = parse_in_range("low", low, 0.0, 100.0, closed="both")
@@ -234,24 +237,33 @@ def normalize(vol: Any, *, low: float = 0.5, high: float = 99.5, nan_policy: str
         raise InputError(f"Expected `low` < `high`. Got low={low}, high={high} instead.")
     nan_policy = parse_choice("nan_policy", nan_policy, NAN_POLICIES)
     arr = v.data
+    sample = arr if mask is None else masked_values(arr, _parse_mask(mask, tuple(arr.shape)))
     if np.issubdtype(arr.dtype, np.floating):
-        nan, inf = count_nonfinite(v, progress=progress)
+        (counts,) = compute(_nonfinite_counts(sample), desc="counting non-finite voxels", progress=progress)
+        nan, inf = int(counts[0]), int(counts[1])
         if nan + inf:
             if nan_policy == "raise":
-                raise InputError(_nonfinite_message(nan, inf, int(arr.size)))
-            flat = arr.ravel()
+                raise InputError(_nonfinite_message(nan, inf, int(sample.size)))
+            flat = sample.ravel()
             finite = flat[da.isfinite(flat)]
             finite.compute_chunk_sizes()
-            arr_for_stats = finite
-        else:
-            arr_for_stats = arr
-    else:
-        arr_for_stats = arr
-    lo, hi = percentiles(arr_for_stats, [low, high], progress=progress)
+            sample = finite
+    lo, hi = percentiles(sample, [low, high], progress=progress)
     out = arr.map_blocks(K.rescale, lo, hi, dtype=np.float32)
     res = like_volume(out, v, name="normalized")
     res.attrs["normalize"] = (float(lo), float(hi))
     return res
+
+
+def _parse_mask(mask: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """A boolean NumPy mask over the trailing axes of ``shape`` that selects some voxels."""
+    m = np.asarray(mask.values if isinstance(mask, xr.DataArray) else mask)
+    if m.dtype != np.bool_ or not 1 <= m.ndim <= len(shape) or tuple(m.shape) != tuple(shape[len(shape) - m.ndim:]):
+        raise InputError(f"Expected `mask` to be a boolean array over the trailing axes of the volume's shape "
+                         f"{shape}, e.g. (y, x) {shape[-2:]}. Got {m.dtype} of shape {m.shape} instead.")
+    if not m.any():
+        raise InputError("Expected `mask` to select some voxels. Got an all-False mask.")
+    return m
 
 
 def _parse_sigma(name: str, value: Any) -> tuple[float, float, float]:

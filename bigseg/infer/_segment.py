@@ -11,21 +11,44 @@ import xarray as xr
 __all__ = ["segment"]
 
 
-def segment(vol: Any, model: Any = "default", *, normalize: bool = True, **predict_kwargs: Any) -> xr.Dataset:
+def segment(vol: Any, model: Any = "default", *, normalize: bool = True, fov: Any = None, fov_margin: float = 0.0,
+            progress: bool = False, **predict_kwargs: Any) -> xr.Dataset:
     """Segment ``vol`` with ``model`` (a :class:`bigseg.models.Model`, ``"default"`` or a
     checkpoint path), normalising the input with the model's recorded percentile window first
     (``normalize=False`` when the input is already normalised). Other keyword arguments go to
     :func:`bigseg.predict`; returns its Dataset. Each frame of a (t, z, y, x) series is
-    normalised and segmented on its own, as the scan it is."""
+    normalised and segmented on its own, as the scan it is.
+
+    ``fov``: the reconstruction's field of view (:func:`bigseg.io.fov_mask`: ``"auto"``,
+    ``"cylinder"``, a circle ``(cy, cx, r)`` or a (y, x) mask; ``fov_margin`` shrinks it): the
+    percentiles come from the voxels inside, the voxels outside (NaN fill included) are
+    replaced by noise of the inside's mean and spread (:func:`bigseg.io.fill_outside_like_inside`:
+    a flat fill would bias the model's per-patch normalisation near the edge) and labelled 255
+    (unlabelled), which every measurement leaves out; ``attrs["fov"]`` says which mask was used. The probabilities and
+    uncertainty outside are left as computed. ``progress`` shows the passes over the data that
+    run now (field of view, percentiles); the prediction itself stays lazy."""
     from ..filters import normalize as normalize_volume
-    from ..io._volume import is_series
+    from ..io import as_volume, fill_outside, fill_outside_like_inside, fov_mask
+    from ..io._volume import UNLABELLED, is_series
     from ..models import load
     from ._predict import predict, predict_frames
 
     net = load(model) if isinstance(model, str) else model
     if is_series(vol):  # each scan normalised and segmented on its own
-        return predict_frames(segment, vol, net, normalize=normalize, **predict_kwargs)
+        return predict_frames(segment, vol, net, normalize=normalize, fov=fov, fov_margin=fov_margin,
+                              progress=progress, **predict_kwargs)
+    mask = None
+    if fov is not None:
+        vol = as_volume(vol, name="vol")
+        mask = fov_mask(vol, fov, margin=fov_margin, progress=progress)
     norm = getattr(net, "normalization", None) or {}
     if normalize and norm.get("method", "percentile") == "percentile":
-        vol = normalize_volume(vol, low=norm.get("low", 0.5), high=norm.get("high", 99.5))
-    return predict(vol, net, **{k: v for k, v in predict_kwargs.items() if v is not None})
+        vol = normalize_volume(vol, low=norm.get("low", 0.5), high=norm.get("high", 99.5),
+                               mask=None if mask is None else mask.values, progress=progress)
+    if mask is not None:  # noise of the inside's moments: the model's per-patch normalisation stays unbiased
+        vol = fill_outside_like_inside(as_volume(vol, name="vol"), mask, progress=progress)
+    ds = predict(vol, net, **{k: v for k, v in predict_kwargs.items() if v is not None})
+    if mask is not None:
+        ds["labels"] = fill_outside(ds["labels"], mask, UNLABELLED)
+        ds.attrs.update(fov=str(mask.attrs["fov"]), fov_inside_fraction=mask.attrs["inside_fraction"])
+    return ds

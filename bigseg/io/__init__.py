@@ -2,6 +2,7 @@
 xarray views."""
 
 from ._export import export
+from ._fov import fill_outside, fill_outside_like_inside, fov_mask
 from ._ingest import ingest, read_source
 from ._omezarr import open_volume, save_labels, save_volume, volume_info
 from ._volume import DEFAULT_PHASES, PHASE_COLOURS, UNLABELLED, as_volume, like_volume, make_volume, phase_colour, sparse_labels
@@ -9,6 +10,9 @@ from ._volume import DEFAULT_PHASES, PHASE_COLOURS, UNLABELLED, as_volume, like_
 __all__ = [
     "ingest",
     "export",
+    "fov_mask",
+    "fill_outside",
+    "fill_outside_like_inside",
     "read_source",
     "open_volume",
     "save_volume",

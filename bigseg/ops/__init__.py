@@ -2,7 +2,7 @@
 dispatch, distributed histograms and exact global percentiles."""
 
 from ._dispatch import array_module, is_cupy, ndimage_module, to_numpy
-from ._histogram import bincount_offset, histogram, percentiles, value_range
+from ._histogram import bincount_offset, histogram, masked_values, percentiles, value_range
 from ._overlap import block_slices, map_overlap_exact, min_chunks
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "to_numpy",
     "bincount_offset",
     "histogram",
+    "masked_values",
     "percentiles",
     "value_range",
     "block_slices",

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..runtime import compute
 
-__all__ = ["value_range", "bincount_offset", "percentiles", "histogram", "lerp_percentile"]
+__all__ = ["value_range", "bincount_offset", "percentiles", "histogram", "lerp_percentile", "masked_values"]
 
 _BINS = 1 << 16
 _MAX_EXACT = 1 << 22
@@ -140,6 +140,35 @@ def percentiles(arr: da.Array, qs: Sequence[float], *, progress: bool = False) -
             j = int(np.searchsorted(np.cumsum(c2), k - before, side="right"))
             stat[k] = a + (j + 0.5) * width / _BINS
     return [lerp_percentile(stat[a], stat[b], t) for a, b, t in need]
+
+
+def _pick(block: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    return np.asarray(block)[np.broadcast_to(mask, block.shape)]
+
+
+def masked_values(arr: da.Array, mask: np.ndarray) -> da.Array:
+    """The values of ``arr`` where ``mask`` is True, as a lazy 1-D array with known chunks.
+
+    ``mask``: a NumPy boolean array over the trailing axes of ``arr`` (e.g. a (y, x) field of
+    view for a (z, y, x) volume or a (t, z, y, x) series), broadcast over the leading ones.
+    Each block keeps its own voxels (its size is known from the mask, so no pass over the
+    data is needed to size the result); the histograms and percentiles of this module take it
+    as they take any array.
+    """
+    from ._overlap import block_slices
+
+    mask = np.asarray(mask, dtype=bool)
+    lead = arr.ndim - mask.ndim
+    if lead < 0 or tuple(mask.shape) != tuple(arr.shape[lead:]):
+        raise ValueError(f"mask of shape {mask.shape} does not match the trailing axes of {arr.shape}")
+    blocks = arr.to_delayed()
+    parts = []
+    for idx, sl in block_slices(arr.chunks).items():
+        m = mask[sl[lead:]]
+        n = int(np.count_nonzero(m)) * int(np.prod([s.stop - s.start for s in sl[:lead]], dtype=np.int64))
+        if n:
+            parts.append(da.from_delayed(dask.delayed(_pick)(blocks[idx], m), shape=(n,), dtype=arr.dtype))
+    return da.concatenate(parts) if parts else da.zeros((0,), dtype=arr.dtype)
 
 
 def _bin_index_dask(arr: da.Array, lo: float, hi: float) -> da.Array:

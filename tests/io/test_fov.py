@@ -1,0 +1,123 @@
+"""Field of view: detection, masks, fills, masked normalisation, and segmentation inside it."""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+import pytest
+
+import bigseg
+from bigseg.errors import InputError
+from bigseg.filters import normalize
+from bigseg.io import fill_outside, fill_outside_like_inside, fov_mask
+from bigseg.ops import masked_values, percentiles
+
+
+def _circle(ny, nx, cy, cx, r):
+    yy, xx = np.ogrid[:ny, :nx]
+    return (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+
+
+@pytest.fixture(scope="module")
+def rec():
+    """A float reconstruction: noise inside an off-centre circle, 0 outside."""
+    a = np.random.default_rng(0).normal(1.0, 0.3, (6, 40, 52)).astype(np.float32)
+    inside = _circle(40, 52, 20.0, 24.0, 18.5)
+    a[:, ~inside] = 0
+    return a, inside
+
+
+@pytest.mark.parametrize("chunks", [(6, 40, 52), (4, 7, 11)], ids=str)
+def test_auto_finds_a_constant_fill(rec, chunks):
+    a, inside = rec
+    m = fov_mask(da.from_array(a, chunks=chunks))
+    np.testing.assert_array_equal(m.values, inside)
+    assert m.dims == ("y", "x") and m.attrs["found"] and m.attrs["fill"] == 0.0
+    assert m.attrs["inside_fraction"] == pytest.approx(inside.mean())
+    nan = np.where(inside, a, np.nan)
+    np.testing.assert_array_equal(fov_mask(nan).values, inside)
+    # a fill column inside the sample (not connected to the edge) stays inside
+    b = a.copy()
+    b[:, 20, 24] = 0
+    np.testing.assert_array_equal(fov_mask(b).values, inside)
+
+
+def test_auto_finds_nothing_in_noise():
+    m = fov_mask(np.random.default_rng(1).random((3, 10, 12)))
+    assert m.values.all() and not m.attrs["found"]
+
+
+def test_circles_and_margin():
+    vol = np.zeros((2, 30, 40), np.uint8)
+    np.testing.assert_array_equal(fov_mask(vol, "cylinder").values, _circle(30, 40, 14.5, 19.5, 15))
+    np.testing.assert_array_equal(fov_mask(vol, (10, 12, 7.5)).values, _circle(30, 40, 10, 12, 7.5))
+    np.testing.assert_array_equal(fov_mask(vol, "10, 12, 7.5").values, _circle(30, 40, 10, 12, 7.5))
+    shrunk = fov_mask(vol, (15, 20, 10), margin=3).values
+    assert shrunk.sum() < _circle(30, 40, 15, 20, 10).sum()
+    assert (shrunk <= _circle(30, 40, 15, 20, 10)).all() and shrunk[15, 20] and not shrunk[15, 28]
+    given = np.zeros((30, 40), bool)
+    given[5:9, 3:7] = True
+    np.testing.assert_array_equal(fov_mask(vol, given).values, given)
+
+
+@pytest.mark.parametrize("fov, match", [
+    ("sphere", "`fov` to be 'auto'"), ((1, 2), "`fov` to be"), ((5, 5, 0), "`fov` to be"), ("a,b,c", "`fov` to be"),
+    (np.ones((3, 3), bool), r"`fov` as a mask to have the volume's \(y, x\) shape \(30, 40\)"),
+    (np.ones((2, 30, 40), bool), r"`fov` as a mask to be a \(y, x\)"),
+    ((-50, -50, 2), "`fov` to hold some of the volume"),
+])
+def test_bad_fov_is_named(fov, match):
+    with pytest.raises(InputError, match=match):
+        fov_mask(np.zeros((2, 30, 40), np.uint8), fov)
+    with pytest.raises(InputError, match="`margin`"):
+        fov_mask(np.zeros((2, 30, 40), np.uint8), "cylinder", margin=-1)
+
+
+def test_fill_outside_keeps_the_inside(rec):
+    a, inside = rec
+    v = bigseg.io.make_volume(da.from_array(a, chunks=(4, 7, 11)), voxel_size=2.0, unit="um")
+    out = fill_outside(v, inside, -1)
+    assert out.attrs["unit"] == "um" and out.dtype == a.dtype
+    np.testing.assert_array_equal(out.values, np.where(inside, a, -1))
+    x = [fill_outside_like_inside(bigseg.io.make_volume(da.from_array(a, chunks=c)), inside).values
+         for c in ((4, 7, 11), (6, 40, 52))]
+    np.testing.assert_array_equal(x[0], x[1])  # the noise is a function of the voxel, not of the chunk
+    np.testing.assert_array_equal(x[0][:, inside], a[:, inside])
+    assert x[0][:, ~inside].mean() == pytest.approx(a[:, inside].mean(), abs=0.02)
+    assert x[0][:, ~inside].std() == pytest.approx(a[:, inside].std(), rel=0.05)
+
+
+def test_masked_values_and_normalize_inside(rec):
+    a, inside = rec
+    x = masked_values(da.from_array(a, chunks=(4, 7, 11)), inside)
+    np.testing.assert_array_equal(np.sort(x.compute()), np.sort(a[:, inside].ravel()))
+    assert percentiles(x, [1, 99]) == pytest.approx(np.percentile(a[:, inside], [1, 99]), rel=1e-12)
+    b = np.where(inside, a, np.nan)  # NaN outside counts for nothing
+    n = normalize(da.from_array(b, chunks=(4, 7, 11)), low=1, high=99, mask=inside)
+    assert n.attrs["normalize"] == pytest.approx(tuple(np.percentile(a[:, inside], [1, 99])), rel=1e-12)
+    series = np.stack([a, 2 * a])
+    ns = normalize(series, low=1, high=99, mask=inside)
+    assert ns.attrs["normalize"] == pytest.approx(tuple(np.percentile(series[:, :, inside], [1, 99])), rel=1e-12)
+    with pytest.raises(InputError, match=r"`mask` to be a boolean array over the trailing axes"):
+        normalize(a, mask=np.ones((3, 3), bool))
+    with pytest.raises(InputError, match="`mask` to select some voxels"):
+        normalize(a, mask=np.zeros(inside.shape, bool))
+
+
+def test_segment_inside_a_cylinder():
+    lab = bigseg.synth.electrode((24, 64, 64), seed=3)
+    img = bigseg.synth.xct(lab, seed=3)
+    inside = fov_mask(img, "cylinder")
+    rec = fill_outside(img, inside, 0)  # a masked reconstruction
+    truth = fill_outside(lab, inside, 255)
+    ds = bigseg.infer.segment(rec, "default", fov="auto")
+    labels = ds["labels"].values
+    assert (labels[:, ~inside.values] == 255).all() and (labels[:, inside.values] < 3).all()
+    assert ds.attrs["fov"] == "auto" and ds.attrs["fov_inside_fraction"] == pytest.approx(inside.values.mean())
+    with_fov = bigseg.measure.summary(labels, truth=truth)
+    without = bigseg.measure.summary(bigseg.infer.segment(rec, "default")["labels"], truth=truth)
+    true = bigseg.measure.volume_fractions(truth)
+    # the flat fill read as pore skews the fractions; inside the field of view they come right
+    err = [float(np.abs(s.volume_fraction - true).max()) for s in (with_fov, without)]
+    assert err[0] < 0.03 < err[1]
+    assert with_fov.iou.values[0] > without.iou.values[0] + 0.02
