@@ -11,24 +11,44 @@ import xarray as xr
 from .._parse import parse_phases, parse_positive_int
 from ..errors import InputError
 from ..filters import count_nonfinite
-from ..io._volume import DEFAULT_PHASES, as_volume, like_volume
-from ..ops import bincount_offset, value_range
+from ..io._volume import DEFAULT_PHASES, UNLABELLED, as_volume, like_volume
+from ..ops import bincount_offset, masked_values, value_range
 from ..runtime import compute
 
 __all__ = ["check_volume", "phase_names", "global_histogram", "labels_volume", "parse_classes"]
 
+FOV_DOC = """fov : the reconstruction's field of view (:func:`bigseg.io.fov_mask`: ``"auto"``,
+        ``"cylinder"``, a circle ``(cy, cx, r)`` or a (y, x) boolean mask): the statistics come
+        from the voxels inside only (NaN outside allowed), the outside is filled with noise of
+        the inside's moments for the filters and labelled 255 (unlabelled)."""
 
-def check_volume(vol: Any, *, progress: bool = False) -> xr.DataArray:
+
+def check_volume(vol: Any, *, progress: bool = False, fov: Any = None) -> tuple[xr.DataArray, np.ndarray | None]:
     """A (z, y, x) or (t, z, y, x) real-valued volume without NaN/inf (InputError stating how
-    many otherwise). The segmenters take series frame by frame (``frame_by_frame``)."""
-    v = as_volume(vol, name="vol", allow_series=True)
+    many otherwise) and its (y, x) field of view (None without ``fov``; then only the voxels
+    inside are checked, and the outside is filled with noise of the inside's moments,
+    :func:`bigseg.io.fill_outside_like_inside`). The segmenters take series frame by frame
+    (``frame_by_frame``)."""
+    from ..io import fill_outside_like_inside, fov_mask
+
+    v = as_volume(vol, name="vol", allow_series=fov is None)
     if not (np.issubdtype(v.dtype, np.integer) or np.issubdtype(v.dtype, np.floating)):
         raise InputError(f"Expected `vol` to hold real numbers. Got dtype {v.dtype} instead.")
-    nan, inf = count_nonfinite(v, progress=progress)
+    mask = None if fov is None else fov_mask(v, fov, progress=progress).values
+    if mask is None:
+        nan, inf = count_nonfinite(v, progress=progress)
+    elif np.issubdtype(v.dtype, np.floating):
+        inside = masked_values(v.data, mask)
+        nan, inf = (int(c) for c in compute(da.isnan(inside).sum(), da.isinf(inside).sum(),
+                                            desc="counting non-finite voxels", progress=progress))
+    else:
+        nan = inf = 0
     if nan + inf:
-        raise InputError(f"Expected `vol` to hold finite values only. Got {nan} NaN and {inf} infinite "
-                         f"voxels (of {v.size}) instead.")
-    return v
+        raise InputError(f"Expected `vol` to hold finite values only{'' if mask is None else ' in `fov`'}. Got {nan} "
+                         f"NaN and {inf} infinite voxels (of {v.size}) instead.")
+    if mask is not None:
+        v = fill_outside_like_inside(v, mask, progress=progress)
+    return v, mask
 
 
 def parse_classes(classes: Any) -> int:
@@ -48,15 +68,17 @@ def phase_names(classes: int, phases: Any = None) -> list[str]:
     return list(DEFAULT_PHASES) if classes == len(DEFAULT_PHASES) else [f"phase{i}" for i in range(classes)]
 
 
-def global_histogram(v: xr.DataArray, *, nbins: int = 256, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def global_histogram(v: xr.DataArray, *, nbins: int = 256, mask: np.ndarray | None = None,
+                     progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(counts, bin centres) of the whole volume, as ``skimage.exposure.histogram`` computes them.
 
     Integer volumes spanning fewer than ``nbins`` values: one bin per integer value (as
     scikit-image does); floats, and integers of a wider range (e.g. uint16 CT, where scikit-image's
     one bin per value makes multi-Otsu take minutes): ``nbins`` equal bins over [min, max]
-    (``numpy.histogram``'s edges, in the image's float dtype), centres midway.
+    (``numpy.histogram``'s edges, in the image's float dtype), centres midway. With a (y, x)
+    ``mask``, of the voxels inside it only.
     """
-    arr = v.data
+    arr = v.data if mask is None else masked_values(v.data, mask)
     lo, hi = value_range(arr, progress=progress)
     if np.issubdtype(arr.dtype, np.integer) and int(hi) - int(lo) < nbins:
         (counts,) = compute(bincount_offset(arr, int(lo), int(hi)), desc="histogram", progress=progress)
@@ -71,8 +93,15 @@ def global_histogram(v: xr.DataArray, *, nbins: int = 256, progress: bool = Fals
     return counts, (edges[:-1] + edges[1:]) / 2.0
 
 
-def labels_volume(data: da.Array, like: xr.DataArray, phases: list[str], **attrs: Any) -> xr.DataArray:
-    """A lazy uint8 label volume with ``like``'s coordinates and ``attrs['phases']``."""
+def labels_volume(data: da.Array, like: xr.DataArray, phases: list[str], *, mask: np.ndarray | None = None,
+                  **attrs: Any) -> xr.DataArray:
+    """A lazy uint8 label volume with ``like``'s coordinates and ``attrs['phases']``; 255
+    (unlabelled) outside a (y, x) field of view ``mask``."""
+    from ..io import fill_outside
+
     out = like_volume(data.astype(np.uint8, copy=False), like, phases=phases, name="labels")
     out.attrs.update(attrs)
+    if mask is not None:
+        out = fill_outside(out, mask, UNLABELLED)
+        out.attrs["fov_inside_fraction"] = float(mask.mean())
     return out

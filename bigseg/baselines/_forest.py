@@ -17,7 +17,7 @@ from ..kernels.features import feature_halo, feature_names, multiscale_features
 from ..ops import map_overlap_exact, to_numpy
 from ..ops._overlap import min_chunks
 from ..runtime import compute
-from ._common import check_volume, labels_volume
+from ._common import FOV_DOC, check_volume, labels_volume
 
 __all__ = ["random_forest", "DEFAULT_SIGMAS"]
 
@@ -59,7 +59,7 @@ def _predict_block(block: Any, model: Any, sigmas: tuple) -> Any:
 
 def random_forest(vol: Any, labels: Any, *, sigmas: Sequence[float] = DEFAULT_SIGMAS, n_estimators: int = 100,
                   max_samples: int = 200_000, seed: int = 0, phases: Any = None, unlabelled: int = 255,
-                  progress: bool = False) -> xr.DataArray:
+                  fov: Any = None, progress: bool = False) -> xr.DataArray:
     """Random forest pixel classifier trained on sparse labels, as in ilastik (Sommer et al. 2011).
 
     Features (:func:`bigseg.kernels.features.multiscale_features`): grey level and, per sigma,
@@ -77,6 +77,7 @@ def random_forest(vol: Any, labels: Any, *, sigmas: Sequence[float] = DEFAULT_SI
     phases : class names (default ``labels.attrs['phases']``, else pore/cbd/active for <= 3 classes)
     unlabelled : the value of unannotated voxels: 255, or 0 for napari/ilastik/Fiji exports whose
         classes count from 1 (see :func:`bigseg.io.sparse_labels`)
+    {fov} One volume (z, y, x) only.
 
     Returns
     -------
@@ -89,7 +90,7 @@ def random_forest(vol: Any, labels: Any, *, sigmas: Sequence[float] = DEFAULT_SI
     """
     from sklearn.ensemble import RandomForestClassifier
 
-    v = check_volume(vol, progress=progress)
+    v, mask = check_volume(vol, progress=progress, fov=fov)
     lab = as_volume(sparse_labels(labels, unlabelled), name="labels", allow_series=True)
     if lab.shape != v.shape:
         raise InputError(f"Expected `labels` to have the shape of `vol` {v.shape}. Got {lab.shape} instead.")
@@ -161,5 +162,8 @@ def random_forest(vol: Any, labels: Any, *, sigmas: Sequence[float] = DEFAULT_SI
     rf.n_jobs = 1  # prediction runs inside dask tasks: no nested thread pools
     outs = [map_overlap_exact(_predict_block, arr, depth, dtype=np.uint8, model=rf, sigmas=sigmas) for arr in imgs]
     data = da.stack(outs) if series else outs[0]
-    return labels_volume(data, v, phases, method="random_forest", sigmas=list(sigmas),
+    return labels_volume(data, v, phases, mask=mask, method="random_forest", sigmas=list(sigmas),
                          features=feature_names(sigmas), n_training_voxels=int(len(y)))
+
+
+random_forest.__doc__ = random_forest.__doc__.replace("{fov}", FOV_DOC)

@@ -7,14 +7,15 @@ from typing import Any
 import dask
 import numpy as np
 import xarray as xr
+from scipy import ndimage as ndi
 
 from .._parse import parse_positive_int
 from ..kernels.features import nearest_centre, sobel_magnitude
 from ..ops import map_overlap_exact, to_numpy
-from ..ops._overlap import min_chunks
+from ..ops._overlap import block_slices, min_chunks
 from ..runtime import compute
 from ..io._volume import frame_by_frame
-from ._common import check_volume, labels_volume, parse_classes, phase_names
+from ._common import FOV_DOC, check_volume, labels_volume, parse_classes, phase_names
 
 __all__ = ["kmeans"]
 
@@ -34,7 +35,7 @@ def _predict_block(block: Any, mean: np.ndarray, std: np.ndarray, centres: np.nd
 
 @frame_by_frame
 def kmeans(vol: Any, *, classes: int = 3, sample: int = 200_000, seed: int = 0, phases: Any = None,
-           progress: bool = False) -> xr.DataArray:
+           fov: Any = None, progress: bool = False) -> xr.DataArray:
     """k-means clustering of (grey level, Sobel gradient magnitude), as in the LRCS-Net paper's comparison.
 
     Features are standardised; ``sklearn.cluster.KMeans`` (k-means++, 4 inits) is fitted on a
@@ -44,29 +45,37 @@ def kmeans(vol: Any, *, classes: int = 3, sample: int = 200_000, seed: int = 0, 
 
     A (t, z, y, x) series is segmented frame by frame, each with its own clusters.
 
+    Parameters
+    ----------
+    {fov} The subsample is drawn from the inside.
+
     Returns
     -------
     lazy uint8 label volume (z, y, x) with ``attrs['phases']`` and ``attrs['centres']`` (grey, sobel)
     """
     from sklearn.cluster import KMeans
 
-    v = check_volume(vol, progress=progress)
+    v, mask = check_volume(vol, progress=progress, fov=fov)
     classes = parse_classes(classes)
     sample = parse_positive_int("sample", sample)
     names = phase_names(classes, phases)
     arr = v.data
     arr = arr.rechunk(tuple(min_chunks(c, 1) for c in arr.chunks))
-    p = min(1.0, sample / arr.size)
     ov = dask.array.overlap.overlap(arr, depth=1, boundary="none") if arr.npartitions > 1 else arr
-    # sample on the interior of each overlapped block (Sobel exact there)
+    # sample on the interior of each overlapped block (Sobel exact there), inside the field of view
     blocks = ov.to_delayed().ravel()
+    where = block_slices(arr.chunks)
     idxs = list(np.ndindex(*arr.numblocks))
-    parts = [dask.delayed(_sample_interior)(b, idx, arr.numblocks, p, seed * 1_000_003 + i)
-             for i, (b, idx) in enumerate(zip(blocks, idxs))]
+    # the Sobel feature of the field of view's rim sees the fill beyond it: sampled one voxel in
+    core = None if mask is None else ndi.binary_erosion(mask, border_value=1)
+    inside = [None if core is None else core[where[idx][1:]] for idx in idxs]
+    p = min(1.0, sample / (arr.size if core is None else arr.shape[0] * max(int(core.sum()), 1)))
+    parts = [dask.delayed(_sample_interior)(b, idx, arr.numblocks, p, seed * 1_000_003 + i, m)
+             for i, (b, idx, m) in enumerate(zip(blocks, idxs, inside))]
     (x,) = compute(dask.delayed(np.concatenate)(parts), desc="k-means sample", progress=progress)
     if len(x) < classes:
-        x = np.concatenate(compute(*[dask.delayed(_sample_interior)(b, idx, arr.numblocks, 1.0, 0)
-                                     for b, idx in zip(blocks, idxs)], progress=False))
+        x = np.concatenate(compute(*[dask.delayed(_sample_interior)(b, idx, arr.numblocks, 1.0, 0, m)
+                                     for b, idx, m in zip(blocks, idxs, inside)], progress=False))
     mean = x.mean(0).astype(np.float32)
     std = x.std(0).astype(np.float32)
     std[std == 0] = 1
@@ -77,14 +86,21 @@ def kmeans(vol: Any, *, classes: int = 3, sample: int = 200_000, seed: int = 0, 
                              order=rank.astype(np.uint8))
     real = centres * std + mean
     order = np.argsort(centres[:, 0])
-    return labels_volume(data, v, names, centres=real[order].tolist(), method="kmeans")
+    return labels_volume(data, v, names, mask=mask, centres=real[order].tolist(), method="kmeans")
 
 
-def _sample_interior(block: np.ndarray, idx: tuple, numblocks: tuple, p: float, seed: int) -> np.ndarray:
+kmeans.__doc__ = kmeans.__doc__.replace("{fov}", FOV_DOC)
+
+
+def _sample_interior(block: np.ndarray, idx: tuple, numblocks: tuple, p: float, seed: int,
+                     inside: np.ndarray | None = None) -> np.ndarray:
     g, s = _features(np.asarray(block))
     g = g.reshape(block.shape)
     s = s.reshape(block.shape)
     sl = tuple(slice(1 if i > 0 else 0, -1 if i < n - 1 else None) for i, n in zip(idx, numblocks))
-    g, s = g[sl].ravel(), s[sl].ravel()
+    g, s = g[sl], s[sl]  # the block proper
     keep = np.random.default_rng(seed).random(g.size) < p
+    if inside is not None:  # its (y, x) field of view, along z
+        keep &= np.broadcast_to(inside, g.shape).ravel()
+    g, s = g.ravel(), s.ravel()
     return np.stack([g[keep], s[keep]], 1)

@@ -8,7 +8,7 @@ import numpy as np
 import xarray as xr
 
 from ..io._volume import frame_by_frame
-from ._common import check_volume, global_histogram, labels_volume, parse_classes, phase_names
+from ._common import FOV_DOC, check_volume, global_histogram, labels_volume, parse_classes, phase_names
 
 __all__ = ["threshold", "multiotsu_thresholds"]
 
@@ -19,11 +19,14 @@ def multiotsu_thresholds(vol: Any, *, classes: int = 3, nbins: int = 256, progre
     Equal to scikit-image on the whole array: the same histogram (one bin per integer value for
     integer volumes; ``nbins`` bins over [min, max] for floats) is fed to its ``hist=`` argument.
     """
+    v, _ = check_volume(vol, progress=progress)
+    return _multiotsu(v, parse_classes(classes), nbins, None, progress)
+
+
+def _multiotsu(v: xr.DataArray, classes: int, nbins: int, mask: np.ndarray | None, progress: bool) -> np.ndarray:
     from skimage.filters import threshold_multiotsu
 
-    v = check_volume(vol, progress=progress)
-    classes = parse_classes(classes)
-    counts, centres = global_histogram(v, nbins=nbins, progress=progress)
+    counts, centres = global_histogram(v, nbins=nbins, mask=mask, progress=progress)
     return np.asarray(threshold_multiotsu(classes=classes, hist=(counts, centres)))  # dtype of the centres
 
 
@@ -32,7 +35,7 @@ def _digitize(b: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
 
 
 @frame_by_frame
-def threshold(vol: Any, *, classes: int = 3, nbins: int = 256, phases: Any = None,
+def threshold(vol: Any, *, classes: int = 3, nbins: int = 256, phases: Any = None, fov: Any = None,
               progress: bool = False) -> xr.DataArray:
     """Multi-Otsu segmentation into ``classes`` grey-level classes (Liao et al., J. Inf. Sci. Eng. 2001).
 
@@ -47,14 +50,18 @@ def threshold(vol: Any, *, classes: int = 3, nbins: int = 256, phases: Any = Non
     classes : int in [2, 254]
     nbins : histogram bins for float volumes (integer volumes use one bin per value)
     phases : names of the classes by grey level (default ``DEFAULT_PHASES`` for 3 classes)
+    {fov}
 
     Returns
     -------
     lazy uint8 label volume (z, y, x) with ``attrs['phases']`` and ``attrs['thresholds']``
     """
-    v = check_volume(vol, progress=progress)
+    v, mask = check_volume(vol, progress=progress, fov=fov)
     classes = parse_classes(classes)
     names = phase_names(classes, phases)
-    th = multiotsu_thresholds(v, classes=classes, nbins=nbins, progress=progress)
+    th = _multiotsu(v, classes, nbins, mask, progress)
     data = v.data.map_blocks(_digitize, th, dtype=np.uint8)
-    return labels_volume(data, v, names, thresholds=[float(t) for t in th], method="threshold")
+    return labels_volume(data, v, names, mask=mask, thresholds=[float(t) for t in th], method="threshold")
+
+
+threshold.__doc__ = threshold.__doc__.replace("{fov}", FOV_DOC)

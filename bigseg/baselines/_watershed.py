@@ -14,7 +14,7 @@ from ..kernels.filters import gaussian as gaussian_kernel
 from ..kernels.filters import gaussian_radius
 from ..ops import map_overlap_exact
 from ..io._volume import frame_by_frame
-from ._common import check_volume, global_histogram, labels_volume, parse_classes, phase_names
+from ._common import FOV_DOC, check_volume, global_histogram, labels_volume, parse_classes, phase_names
 
 __all__ = ["watershed", "WINDOWS", "seed_bands"]
 
@@ -56,7 +56,8 @@ def _watershed_block(block: Any, thresholds: np.ndarray, bands: np.ndarray, sigm
 
 @frame_by_frame
 def watershed(vol: Any, *, classes: int = 3, window: str | float = "conservative", sigma: float = 1.0,
-              halo: int = 16, nbins: int = 256, phases: Any = None, progress: bool = False) -> xr.DataArray:
+              halo: int = 16, nbins: int = 256, phases: Any = None, fov: Any = None,
+              progress: bool = False) -> xr.DataArray:
     """Marker-controlled watershed from confident multi-Otsu seeds.
 
     1. Multi-Otsu thresholds on the global histogram (:func:`bigseg.baselines.threshold`).
@@ -73,13 +74,17 @@ def watershed(vol: Any, *, classes: int = 3, window: str | float = "conservative
 
     A (t, z, y, x) series is segmented frame by frame, each on its own histogram.
 
+    Parameters
+    ----------
+    {fov}
+
     Returns
     -------
     lazy uint8 label volume (z, y, x) with ``attrs['phases']``, ``thresholds``, ``bands``
     """
     from skimage.filters import threshold_multiotsu
 
-    v = check_volume(vol, progress=progress)
+    v, mask = check_volume(vol, progress=progress, fov=fov)
     classes = parse_classes(classes)
     names = phase_names(classes, phases)
     if isinstance(window, str):
@@ -90,12 +95,16 @@ def watershed(vol: Any, *, classes: int = 3, window: str | float = "conservative
         w = parse_in_range("window", window, 0.0, 1.0, closed="right")
     sigma = float(parse_in_range("sigma", sigma, 0.0, float("inf"), closed="left"))
     halo = parse_nonnegative_int("halo", halo)
-    counts, centres = global_histogram(v, nbins=nbins, progress=progress)
+    counts, centres = global_histogram(v, nbins=nbins, mask=mask, progress=progress)
     th = np.asarray(threshold_multiotsu(classes=classes, hist=(counts, centres)), np.float64)
     bands = seed_bands(counts, centres, th, w)
     depth = max(halo, (gaussian_radius((sigma,))[0] + 1) if sigma > 0 else 1)
     data = map_overlap_exact(_watershed_block, v.data, depth, dtype=np.uint8, thresholds=th, bands=bands,
                              sigma=sigma)
-    return labels_volume(data, v, names, thresholds=th.tolist(), bands=bands.tolist(), window=w, method="watershed")
+    return labels_volume(data, v, names, mask=mask, thresholds=th.tolist(), bands=bands.tolist(), window=w,
+                         method="watershed")
+
+
+watershed.__doc__ = watershed.__doc__.replace("{fov}", FOV_DOC)
 
 
