@@ -32,6 +32,8 @@ DEFAULTS: dict[str, Any] = {
     "voxel_size": None,
     "unit": None,  # the source's (OME-Zarr, OME-TIFF, ImageJ TIFF, HDF5), else nm
     "crop": None,  # a box of the source to keep, "z0:z1,y0:y1,x0:x1" (see bigseg.ingest)
+    "fov": None,  # the reconstruction's field of view: auto, cylinder or "cy,cx,r" (see bigseg.io.fov_mask)
+    "fov_margin": 0,  # voxels to shrink the field of view by (a rim of ring artefacts)
     "levels": 1,  # OME-Zarr pyramid levels of the image and the segmentation (level k: 2**k smaller), for viewers
     "filters": {"align": False, "normalize": True, "median": 3, "gaussian": None, "unsharp": None},
     "predict": {"model": "default", "patch": None, "overlap": 0.5, "blend": "gaussian",
@@ -94,6 +96,17 @@ def _validate(cfg: dict[str, Any]) -> None:
            "to be a length unit such as nm or um, or null (the source's)", cfg["unit"])
     _check("crop", cfg["crop"] is None or isinstance(cfg["crop"], (str, list, tuple)),
            "to be ranges such as '100:900,:,64:960', or null", cfg["crop"])
+    if cfg["fov"] is not None:
+        from .io._fov import FOV_HELP, parse_fov
+
+        try:
+            spec = parse_fov(cfg["fov"])
+        except InputError:
+            spec = None
+        _check("fov", isinstance(spec, (str, tuple)), f"to be {FOV_HELP}, or null (the whole cross-section)", cfg["fov"])
+    fm = cfg["fov_margin"]
+    _check("fov_margin", isinstance(fm, (int, float)) and not isinstance(fm, bool) and fm >= 0,
+           "to be a number of voxels >= 0", fm)
     _check("levels", _is_pos_int(cfg["levels"]) and cfg["levels"] <= 12, "to be a positive integer (pyramid levels, <= 12)",
            cfg["levels"])
     f = cfg["filters"]

@@ -14,6 +14,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from ._parse import parse_in_range, parse_positive_float, parse_shells_spec
 from ._version import version
 from .config import RunConfig
 from .errors import ConfigError, InputError
+from .io._fov import fill_outside_like_inside, inscribed_box
 from .io._volume import crop_box, is_series
 
 __all__ = ["Pipeline", "Result"]
@@ -89,8 +91,9 @@ class Pipeline:
         ingest = json.dumps({"source": src, "chunks": cfg.chunks, "voxel_size": cfg.voxel_size, "unit": cfg.unit,
                              "crop": cfg.crop, "align": cfg.filters["align"],
                              **({"levels": cfg.levels} if cfg.levels != 1 else {})}, sort_keys=True, default=str)
-        segment = json.dumps({"ingest": ingest, "filters": cfg.filters, "predict": cfg.predict}, sort_keys=True,
-                             default=str)
+        segment = json.dumps({"ingest": ingest, "filters": cfg.filters, "predict": cfg.predict,
+                              **({"fov": cfg.fov, "fov_margin": cfg.fov_margin} if cfg.fov is not None else {})},
+                             sort_keys=True, default=str)
         return {"ingest": ingest, "segment": segment}
 
     def _cropped_truth(self, truth: xr.DataArray | None, ingested: xr.DataArray) -> xr.DataArray | None:
@@ -131,16 +134,32 @@ class Pipeline:
             vol = filters.unsharp(vol, **u)
         return vol
 
-    def _segment(self, vol: xr.DataArray) -> xr.DataArray:
+    def _segment(self, vol: xr.DataArray, fov: xr.DataArray | None) -> xr.DataArray:
         p = dict(self.config.predict)
         model = p.pop("model")
+        mask = None if fov is None else fov.values
         if model in ("threshold", "kmeans", "watershed"):
             from . import baselines
 
-            return getattr(baselines, model)(vol)
+            return getattr(baselines, model)(vol, fov=mask)
         from .infer import segment
 
-        return segment(vol, model, normalize=bool(self.config.filters["normalize"]), **p)["labels"]
+        return segment(vol, model, normalize=bool(self.config.filters["normalize"]), fov=mask, **p)["labels"]
+
+    def _fov(self, vol: xr.DataArray, out: Path) -> xr.DataArray | None:
+        """The field of view (``fov``) of the ingested image, drawn over its middle slice into
+        ``out/fov.png``; None without ``fov``."""
+        if self.config.fov is None:
+            return None
+        from .io import fov_mask
+        from .report import fov_figure
+
+        mask = fov_mask(vol, self.config.fov, margin=self.config.fov_margin, progress=True)
+        if not mask.attrs["found"]:
+            warnings.warn(f"fov {self.config.fov!r}: no constant fill found around the sample; the whole cross-section "
+                          "is used (give the circle, e.g. fov: cylinder or 'cy,cx,r')", UserWarning, stacklevel=2)
+        fov_figure(vol, mask, path=out / "fov.png")
+        return mask
 
     # -- run --------------------------------------------------------------------------------------
     def run(
@@ -294,8 +313,11 @@ class Pipeline:
 
         seg_path = image / "labels" / "segmentation"
         t = time.perf_counter()
+        fov = self._fov(vol, out)
         if not (keep_labels and seg_path.exists()):
-            labels = self._segment(self._filter(vol))
+            # the filters must not smear a fill (NaN, 0) into the sample: the outside looks like the inside
+            src = vol if fov is None else fill_outside_like_inside(vol, fov, progress=True)
+            labels = self._segment(self._filter(src), fov)
             save_labels(labels, image, name="segmentation", levels=self.config.levels, overwrite=True)
         _write_stage(out, "segment", keys["segment"])  # a kept run of before stages.json: taken as made from these
         labels = open_volume(seg_path)
@@ -313,7 +335,10 @@ class Pipeline:
             around, of, top = parse_shells_spec("measure.shells", m["shells"])
             sh = measure.shells(labels, around=around, of=of, max_distance=top, progress=True)
         if m["tortuosity"]:  # the pore phase's transport along an axis (TauFactor, sub-volumes)
-            tau = measure.tortuosity(labels, axis=m["tortuosity"], progress=True)
+            box = labels if fov is None else labels.isel(dict(zip(("y", "x"), inscribed_box(fov))))
+            tau = measure.tortuosity(box, axis=m["tortuosity"], progress=True)
+            if fov is not None:  # solved in whole boxes: the largest square inside the field of view
+                tau.attrs["box_yx"] = [[s.start, s.stop] for s in inscribed_box(fov)]
         # a series' representative volume element: that of its last scan
         rve = measure.rve(labels.isel(t=-1) if is_series(labels) else labels, progress=True) if m["rve"] else None
         metrics = measure.add_to_metrics(metrics, shells=sh, tortuosity=tau, rve=rve)
@@ -344,6 +369,8 @@ class Pipeline:
         if rve is not None:
             rve_figure(rve, path=out / "rve.png")
             figures.append(str(out / "rve.png"))
+        if fov is not None:
+            figures.append(str(out / "fov.png"))
         if sh is not None:
             shells_figure(sh, overall=metrics.volume_fraction, path=out / "shells.png")
             figures.append(str(out / "shells.png"))
@@ -363,6 +390,8 @@ class Pipeline:
             "bigseg": version(), "model": str(self.config.predict["model"]),
             "config": self.config.values, "timings_s": {k: round(v, 3) for k, v in timings.items()},
             **({"alignment_shifts": shifts} if shifts is not None else {}),
+            **({"fov": {k: fov.attrs[k] for k in ("fov", "found", "inside_fraction", "margin")}}
+               if fov is not None else {}),
         }, indent=1, default=str))
         write_report(out)
         return Result(str(image), str(seg_path), metrics, figures, timings, particles=table)

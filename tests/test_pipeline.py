@@ -109,6 +109,38 @@ def test_pipeline_shells_and_tortuosity_on_request(tmp_path, scan):
     np.testing.assert_allclose(stored.tortuosity_D_eff.values, ref_tau.D_eff.values)
 
 
+def test_pipeline_inside_a_cylindrical_field_of_view(tmp_path):
+    truth = synth.electrode((24, 56, 60), seed=4).compute()
+    image = synth.xct(truth, seed=4).compute()
+    inside = bigseg.io.fov_mask(image, "cylinder").values
+    rec = np.where(inside, image.values, 0).astype(np.float32)  # a masked reconstruction
+    res = Pipeline(chunks=(12, 20, 24), fov="auto", measure={"tortuosity": "z", "rve": True}).run(
+        rec, tmp_path / "r", truth=np.where(inside, truth.values, 255).astype(np.uint8))
+    labels = bigseg.open_volume(res.labels).values
+    assert (labels[:, ~inside] == 255).all() and (labels[:, inside] < 3).all()
+    true = np.bincount(truth.values[:, inside].ravel(), minlength=3) / inside.sum() / 24
+    np.testing.assert_allclose(res.metrics.volume_fraction.values, true, atol=0.04)
+    assert res.metrics.iou.values[2] > 0.85
+    ys, xs = bigseg.io.inscribed_box(inside)
+    assert inside[ys, xs].all() and (ys.stop - ys.start) >= 0.65 * 56  # the largest square in the circle: 0.71 d
+    ref_tau = bigseg.measure.tortuosity(labels[:, ys, xs], axis="z")
+    np.testing.assert_allclose(res.metrics.tortuosity.values, ref_tau.tau.values)
+    run = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert run["fov"]["fov"] == "auto" and run["fov"]["inside_fraction"] == pytest.approx(inside.mean())
+    assert str(tmp_path / "r" / "fov.png") in res.figures and (tmp_path / "r" / "fov.png").stat().st_size > 5000
+    # the field of view is part of what the segmentation is made from: another one redoes it
+    res2 = Pipeline(chunks=(12, 20, 24), measure={"particles": False}).run(rec, tmp_path / "r")
+    assert (bigseg.open_volume(res2.labels).values < 3).all()
+
+
+def test_a_bad_fov_is_refused_before_work(tmp_path):
+    for bad, match in (("sphere", "`fov` to be 'auto'"), ([1, 2], "`fov` to be"), (-1, "`fov` to be")):
+        with pytest.raises(bigseg.errors.ConfigError, match=match):
+            Pipeline(fov=bad)
+    with pytest.raises(bigseg.errors.ConfigError, match="`fov_margin`"):
+        Pipeline(fov="auto", fov_margin=-2)
+
+
 def test_pipeline_on_an_operando_series(tmp_path):
     """A (t, z, y, x) series: each scan segmented on its own, every measurement per time step in
     evolution.csv / evolution.png and the report's "Over time" table."""

@@ -29,14 +29,26 @@ def add_pipeline_args(p: argparse.ArgumentParser, kept: str = "") -> None:
     p.add_argument("--cluster", default=None,
                    help=f"'local', 'local-cuda', 'slurm' or tcp://host:port{kept} (default: the configuration's "
                         "cluster when --config is given, else threads in this process)")
+    add_fov_args(p)
+
+
+def add_fov_args(p: argparse.ArgumentParser) -> None:
+    """--fov and --fov-margin: segment and measure only inside a reconstruction's field of view."""
+    p.add_argument("--fov", default=None,
+                   help="the reconstruction's field of view, to segment and measure inside only: 'auto' (the "
+                        "constant fill around the sample, 0 or NaN), 'cylinder' (the inscribed circle) or CY,CX,R "
+                        "(a circle in voxels); outside is labelled 255 and left out of every measurement")
+    p.add_argument("--fov-margin", type=float, default=None, metavar="VOXELS",
+                   help="shrink the field of view by this many voxels (a rim of ring artefacts)")
 
 
 def pipeline_config(args: argparse.Namespace, **overrides: Any) -> tuple[Any, Any]:
-    """The run configuration (--config, then ``overrides`` and --model) and the cluster to run on."""
+    """The run configuration (--config, then ``overrides``, --model and --fov) and the cluster to run on."""
     from ..config import RunConfig
 
     if args.model:
         overrides["predict"] = {**overrides.get("predict", {}), "model": args.model}
+    overrides.update(fov=getattr(args, "fov", None), fov_margin=getattr(args, "fov_margin", None))
     cfg = RunConfig.load(args.config, **overrides)
     return cfg, args.cluster or (cfg.cluster if args.config else None)
 

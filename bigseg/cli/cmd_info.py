@@ -67,9 +67,12 @@ def _run_lines(info: dict, args: argparse.Namespace) -> list[str]:
     lines = [f"run         {info['run']}", f"source      {info['source']}", f"model       {info['model']}"
              + (f"  (bigseg {info['bigseg']})" if info["bigseg"] else ""),
              f"shape       {' x '.join(map(str, info['shape'] or []))}  voxel size "
-             f"{' x '.join(f'{v:g}' for v in info['voxel_size'] or [])} {info['unit']}",
-             f"{'':<12}" + "".join(f"{p:>10}" for p in phases),
-             f"{'fraction':<12}" + "".join(f"{v:>10.4f}" for v in info["volume_fraction"].values()) + last]
+             f"{' x '.join(f'{v:g}' for v in info['voxel_size'] or [])} {info['unit']}"]
+    if "fov" in info:
+        lines.append(f"fov         {info['fov']['fov']}: {100 * float(info['fov']['inside_fraction']):.1f} % of the "
+                     "cross-section (measured inside it only)")
+    lines += [f"{'':<12}" + "".join(f"{p:>10}" for p in phases),
+              f"{'fraction':<12}" + "".join(f"{v:>10.4f}" for v in info["volume_fraction"].values()) + last]
     if "iou" in info:
         lines.append(f"{'IoU':<12}" + "".join(f"{v:>10.4f}" for v in info["iou"].values()))
     if "particles" in info:

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import InputError
-from ._common import add_cluster_args, add_progress_args, cluster_from_args
+from ._common import add_cluster_args, add_fov_args, add_progress_args, cluster_from_args
 
 METHODS = ("threshold", "kmeans", "watershed", "random-forest")
 
@@ -50,6 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", default="segmentation", help="label image name inside the source (default segmentation)")
     p.add_argument("--out", default=None, help="write a separate OME-Zarr label volume here instead")
     p.add_argument("--overwrite", action="store_true", help="replace an existing label image")
+    add_fov_args(p)
     add_progress_args(p)
     add_cluster_args(p)
     p.set_defaults(func=run)
@@ -62,51 +63,62 @@ def _open_labels(path: str):
     return open_volume(p / "labels") if (p / "labels").is_dir() else open_volume(p)
 
 
-def _segment_baseline(vol, args: argparse.Namespace):
+def _segment_baseline(vol, args: argparse.Namespace, fov):
     from .. import baselines
 
     phases = args.phases.split(",") if args.phases else None
+    common = {"phases": phases, "progress": args.progress, "fov": fov}
     if args.method == "threshold":
-        return baselines.threshold(vol, classes=args.classes, phases=phases, progress=args.progress)
+        return baselines.threshold(vol, classes=args.classes, **common)
     if args.method == "kmeans":
-        return baselines.kmeans(vol, classes=args.classes, phases=phases, seed=args.seed, progress=args.progress)
+        return baselines.kmeans(vol, classes=args.classes, seed=args.seed, **common)
     if args.method == "watershed":
         try:
             window = float(args.window)
         except ValueError:
             window = args.window
-        return baselines.watershed(vol, classes=args.classes, window=window, phases=phases, progress=args.progress)
+        return baselines.watershed(vol, classes=args.classes, window=window, **common)
     if args.labels is None:
         raise InputError("Expected `--labels` (sparse training labels) for --method random-forest. Got None instead.")
     sigmas = tuple(float(s) for s in args.sigmas.split(","))
     return baselines.random_forest(vol, _open_labels(args.labels), sigmas=sigmas, n_estimators=args.trees,
-                                   seed=args.seed, phases=phases, unlabelled=args.unlabelled, progress=args.progress)
+                                   seed=args.seed, unlabelled=args.unlabelled, **common)
 
 
-def _segment_model(vol, model, args: argparse.Namespace):
+def _segment_model(vol, model, args: argparse.Namespace, fov):
     from ..infer import segment
 
     return segment(vol, model, overlap=args.overlap, tta=args.tta, triplanar=args.triplanar,
                    batch_size=args.batch_size, device=args.device, probabilities=args.probabilities,
-                   uncertainty="entropy" if args.probabilities else None, autocast=args.autocast)
+                   uncertainty="entropy" if args.probabilities else None, autocast=args.autocast, fov=fov,
+                   progress=args.progress)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..infer import write_prediction
-    from ..io import open_volume, save_labels, save_volume
+    from ..io import fov_mask, open_volume, save_labels, save_volume
+    from ..io._fov import parse_fov
     from ..models import load
 
     if args.probabilities and (args.model is None or args.out):
         raise InputError("Expected `--probabilities` only with --model and without --out. "
                          f"Got --model {args.model!r}, --out {args.out!r} instead.")
+    if args.fov is not None:
+        parse_fov(args.fov)  # before any work
     model = load(args.model) if args.model is not None else None  # a bad name/path fails before any work
     vol = open_volume(args.source)
     with cluster_from_args(args):
+        fov = None
+        if args.fov is not None:  # one field of view for every scan of a series
+            fov = fov_mask(vol, args.fov, margin=args.fov_margin or 0.0, progress=args.progress)
+            print(f"field of view {args.fov}: {100 * fov.attrs['inside_fraction']:.1f} % of the cross-section"
+                  + ("" if fov.attrs["found"] else " (no constant fill found: all of it; give a circle instead)"))
+            fov = fov.values
         if model is not None:
-            ds = _segment_model(vol, model, args)
+            ds = _segment_model(vol, model, args, fov)
             labels = ds["labels"]
         else:
-            labels = _segment_baseline(vol, args)
+            labels = _segment_baseline(vol, args, fov)
         if args.out:
             save_volume(labels, args.out, phases=labels.attrs["phases"], overwrite=args.overwrite,
                         progress=args.progress)

@@ -20,9 +20,9 @@ from scipy import ndimage as ndi
 
 from .._parse import parse_in_range
 from ..errors import InputError
-from ._volume import as_volume
+from ._volume import as_volume, frame_by_frame
 
-__all__ = ["fov_mask", "fill_outside", "fill_outside_like_inside", "FOV_HELP", "parse_fov"]
+__all__ = ["fov_mask", "fill_outside", "fill_outside_like_inside", "inscribed_box", "FOV_HELP", "parse_fov"]
 
 FOV_HELP = ("'auto' (the columns along z that hold one constant fill value, 0 or NaN, connected to the "
             "image's edge), 'cylinder' (the circle inscribed in the y-x cross-section) or 'CY,CX,R' "
@@ -172,8 +172,9 @@ def _noise_block(block: np.ndarray, inside: np.ndarray, mean: float, std: float,
     return np.where(inside, block, noise.astype(block.dtype, copy=False))
 
 
+@frame_by_frame
 def fill_outside_like_inside(vol: xr.DataArray, mask: Any, *, seed: int = 0, progress: bool = False) -> xr.DataArray:
-    """``vol`` (z, y, x) with Gaussian white noise of the inside's mean and standard deviation
+    """``vol`` (z, y, x) (or each scan of a (t, z, y, x) series) with Gaussian white noise of the inside's mean and standard deviation
     wherever the (y, x) ``mask`` is False (one pass for the two moments; the noise is a function
     of the global voxel index, so the result does not depend on the chunking).
 
@@ -194,3 +195,23 @@ def fill_outside_like_inside(vol: xr.DataArray, mask: Any, *, seed: int = 0, pro
     dm = da.broadcast_to(da.from_array(m, chunks=arr.chunks[1:]), arr.shape, chunks=arr.chunks)
     out = da.map_blocks(_noise_block, arr, dm, float(mean), float(std), int(seed), dtype=arr.dtype)
     return vol.copy(data=out)
+
+
+def inscribed_box(mask: Any) -> tuple[slice, slice]:
+    """The (y, x) slices of the largest square, centred on the mask's centroid, that lies wholly
+    inside a field of view (for what needs whole boxes, e.g. :func:`bigseg.measure.tortuosity`)."""
+    m = np.asarray(mask.values if isinstance(mask, xr.DataArray) else mask, dtype=bool)
+    cy, cx = (int(round(c)) for c in ndi.center_of_mass(m))
+    if not m[cy, cx]:
+        raise InputError("Expected `fov` to hold its own centroid (a convex field of view). Got a mask that does not.")
+
+    def fits(h: int) -> bool:
+        y0, x0 = cy - h, cx - h
+        return y0 >= 0 and x0 >= 0 and bool(m[y0:cy + h + 1, x0:cx + h + 1].all()) and \
+            cy + h < m.shape[0] and cx + h < m.shape[1]
+
+    lo, hi = 0, min(m.shape)  # fits(lo) holds, fits(hi) does not
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    return slice(cy - lo, cy + lo + 1), slice(cx - lo, cx + lo + 1)

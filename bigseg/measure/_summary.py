@@ -91,5 +91,5 @@ def add_to_metrics(metrics: xr.Dataset, *, shells: xr.DataArray | None = None,
             var = tortuosity[name]
             ds["tortuosity" if name == "tau" else f"tortuosity_{name}"] = var.drop_vars(
                 [c for c in var.coords if c not in ("t", "subvolume")])
-        ds.attrs.update({f"tortuosity_{k}": str(tortuosity.attrs[k]) for k in ("phase", "axis") if k in tortuosity.attrs})
+        ds.attrs.update({f"tortuosity_{k}": str(tortuosity.attrs[k]) for k in ("phase", "axis", "box_yx") if k in tortuosity.attrs})
     return ds

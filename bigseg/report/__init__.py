@@ -8,6 +8,6 @@ from ._profile import profile_figure
 from ._rve import rve_figure
 from ._series import series_figure
 from ._shells import shells_figure
-from ._slices import label_rgba, orthoslices, timeslices
+from ._slices import fov_figure, label_rgba, orthoslices, timeslices
 
-__all__ = ["agreement_figure", "orthoslices", "timeslices", "label_rgba", "particle_figure", "metrics_figure", "profile_figure", "rve_figure", "series_figure", "shells_figure", "write_report", "read_metrics", "run_summary"]
+__all__ = ["agreement_figure", "fov_figure", "orthoslices", "timeslices", "label_rgba", "particle_figure", "metrics_figure", "profile_figure", "rve_figure", "series_figure", "shells_figure", "write_report", "read_metrics", "run_summary"]

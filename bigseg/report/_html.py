@@ -193,6 +193,8 @@ def run_summary(run: str | os.PathLike) -> dict[str, Any]:
     }
     if "iou" in d:
         out["iou"] = dict(zip(phases, map(float, d.iou.values)))
+    if "fov" in info:
+        out["fov"] = info["fov"]
     if (run / "particles.csv").exists():
         with open(run / "particles.csv") as fh:
             out["particles"] = max(sum(1 for _ in fh) - 1, 0)
@@ -228,6 +230,11 @@ def write_report(run: str | os.PathLike, *, path: str | os.PathLike | None = Non
            ["unit", ds.attrs.get("unit", "")]]
     if "model" in info:
         vol.append(["segmentation", info["model"]])
+    if "fov" in info:  # measured inside the field of view only
+        f = info["fov"]
+        vol.append(["field of view", f"{f['fov']}: {100 * float(f['inside_fraction']):.1f} % of the cross-section"
+                    + (f", margin {f['margin']:g} voxels" if f.get("margin") else "")
+                    + ("" if f.get("found", True) else " (no fill found: all of it)")])
     parts.append("<h2>Volume</h2>" + _table(["", ""], vol))
     parts.append(_metrics_section(ds))
     if (run / "particles.csv").exists():

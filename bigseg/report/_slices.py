@@ -12,7 +12,7 @@ from ..errors import InputError
 from ..io import UNLABELLED, as_volume, phase_colour
 from ._figure import finish, pyplot
 
-__all__ = ["orthoslices", "timeslices", "label_rgba"]
+__all__ = ["orthoslices", "timeslices", "label_rgba", "fov_figure"]
 
 
 def label_rgba(labels: np.ndarray, phases: list[str]) -> np.ndarray:
@@ -112,7 +112,7 @@ def orthoslices(
             axes[r, 2].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
         else:
             flat = np.concatenate([np.ravel(s).astype(np.float64) for s in sl])
-            lo, hi = np.percentile(flat, percentiles)
+            lo, hi = np.nanpercentile(flat, percentiles)  # a NaN fill outside a field of view is no grey value
             for c in range(3):
                 im = axes[r, c].imshow(sl[c], cmap="gray", vmin=lo, vmax=hi, interpolation="nearest", aspect=aspects[c])
             cax = axes[r, 2].inset_axes([1.03, 0.0, 0.04, 1.0])
@@ -191,7 +191,7 @@ def timeslices(
     tvals = ref.coords["t"].values if "t" in ref.coords else np.arange(nt)
     r = 0
     if slices[0] is not None:
-        lo, hi = np.percentile(np.concatenate([np.ravel(s).astype(np.float64) for s in slices[0]]), percentiles)
+        lo, hi = np.nanpercentile(np.concatenate([np.ravel(s).astype(np.float64) for s in slices[0]]), percentiles)
         for c, s in enumerate(slices[0]):
             axes[r, c].imshow(s, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest", aspect=aspect)
         axes[r, 0].set_ylabel("tomogram")
@@ -209,3 +209,34 @@ def timeslices(
     normal = "zyx"[axis]
     sub = f"{plane} slice at {normal} = {index}, {len(ts)} of {nt} time steps"
     return finish(fig, path, title=f"{title}: {sub}" if title else sub, dpi=dpi, fontsize=11)
+
+
+def fov_figure(image: Any, fov: Any, *, path: str | os.PathLike | None = None, t: int = -1,
+               title: str | None = None, percentiles: tuple[float, float] = (0.5, 99.5), dpi: int = 110):
+    """The middle xy slice of a tomogram with its field of view (:func:`bigseg.io.fov_mask`)
+    outlined and the voxels outside it dimmed; the grey window comes from the voxels inside.
+    Only that slice is read. Returns the Figure (closed when ``path`` is given)."""
+    vol = as_volume(image, name="image", allow_series=True)
+    inside = np.asarray(fov.values if hasattr(fov, "values") else fov, dtype=bool)
+    if inside.shape != tuple(vol.shape[-2:]):
+        raise InputError(f"Expected `fov` to have the image's (y, x) shape {tuple(vol.shape[-2:])}. "
+                         f"Got {inside.shape} instead.")
+    data = vol.data if vol.ndim == 3 else vol.data[int(t) % vol.shape[0]]
+    z = data.shape[0] // 2
+    sl = np.asarray(data[z].compute() if hasattr(data[z], "compute") else data[z], np.float64)
+    vals = sl[inside & np.isfinite(sl)]
+    lo, hi = np.percentile(vals, percentiles) if vals.size else (0.0, 1.0)
+    plt = pyplot(path)
+    vs = vol.attrs.get("voxel_size", (1.0, 1.0, 1.0))
+    fig, ax = plt.subplots(figsize=(6.4, 6.0))
+    ax.imshow(np.nan_to_num(sl, nan=lo), cmap="gray", vmin=lo, vmax=hi, interpolation="nearest", aspect=vs[1] / vs[2])
+    ax.imshow(np.where(inside, np.nan, 1.0), cmap="Reds", vmin=0, vmax=3, alpha=0.45, interpolation="nearest",
+              aspect=vs[1] / vs[2])
+    if not inside.all():
+        ax.contour(inside.astype(float), levels=[0.5], colors=["tab:red"], linewidths=1.2)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    attrs = getattr(fov, "attrs", {})
+    sub = (f"field of view {attrs.get('fov', 'mask')!r}: {100 * inside.mean():.1f} % of the cross-section"
+           f"{'' if attrs.get('found', True) else ' (no fill found: all of it)'}; xy slice z = {z}")
+    return finish(fig, path, title=f"{title}\n{sub}" if title else sub, dpi=dpi, tight=True, fontsize=10)

@@ -50,3 +50,23 @@ def test_segment_cli_random_forest_and_out(image, tmp_path, capsys):
                  "--unlabelled", "0", "--phases", "pore,cbd,active", "--trees", "20", "--sigmas", "0.7,1.6",
                  "--out", str(out2)]) == 0
     np.testing.assert_array_equal(open_volume(out2).values, lab.values)
+
+
+def test_segment_cli_inside_a_field_of_view(tmp_path, capsys):
+    truth, grey = phantom((16, 36, 40), seed=4)
+    yy, xx = np.ogrid[:36, :40]
+    inside = (yy - 17.5) ** 2 + (xx - 19.5) ** 2 <= 17 ** 2
+    path = tmp_path / "rec.ome.zarr"
+    save_volume(np.where(inside, grey, 0).astype(np.float32), path, chunks=(8, 17, 20), progress=False)
+    assert main(["segment", str(path), "--method", "threshold", "--fov", "auto", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert f"field of view auto: {100 * inside.mean():.1f} % of the cross-section" in out
+    lab = open_volume(path / "labels" / "segmentation").values
+    assert (lab[:, ~inside] == 255).all() and iou(truth[:, inside], lab[:, inside], 2) > 0.7
+    assert main(["segment", str(path), "--model", "default", "--fov", "cylinder", "--fov-margin", "2",
+                 "--name", "model", "--no-progress"]) == 0
+    lab = open_volume(path / "labels" / "model").values
+    assert (lab[:, ~inside] == 255).all() and (lab[:, 17, 19] < 3).all()
+    assert main(["segment", str(path), "--method", "threshold", "--fov", "sphere", "--name", "x"]) == 2
+    assert "`fov` to be 'auto'" in capsys.readouterr().err
+    assert not (path / "labels" / "x").exists()

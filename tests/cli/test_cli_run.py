@@ -53,3 +53,21 @@ def test_crop_in_the_configuration():
     assert bigseg.RunConfig.load(crop="1:5,:,:").crop == "1:5,:,:"
     with pytest.raises(ConfigError, match="`crop`"):
         bigseg.RunConfig.load(crop=5)
+
+
+def test_run_inside_a_field_of_view(tmp_path, capsys):
+    truth = bigseg.synth.electrode((16, 40, 44), radius=(4, 1), seed=5)
+    image = bigseg.synth.xct(truth, seed=5).values
+    inside = bigseg.io.fov_mask(image, "cylinder").values
+    np.save(tmp_path / "rec.npy", np.where(inside, image, np.nan).astype(np.float32))  # NaN outside
+    out = tmp_path / "run"
+    assert main(["run", str(tmp_path / "rec.npy"), "--out", str(out), "--model", "threshold", "--fov", "auto",
+                 "--fov-margin", "1"]) == 0
+    capsys.readouterr()
+    labels = bigseg.open_volume(out / "image.ome.zarr" / "labels" / "segmentation").values
+    assert (labels[:, ~inside] == 255).all() and (labels[:, inside] == 255).any()  # the margin's rim
+    assert main(["info", str(out)]) == 0
+    assert "fov         auto:" in capsys.readouterr().out
+    assert "field of view" in (out / "report.html").read_text()
+    assert main(["run", str(tmp_path / "rec.npy"), "--out", str(tmp_path / "bad"), "--fov", "2,3"]) == 2
+    assert "`fov` to be" in capsys.readouterr().err and not (tmp_path / "bad").exists()
