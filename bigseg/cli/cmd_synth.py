@@ -32,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--rings", type=float, default=None, help="ring artefact amplitude (relative to contrast)")
     g.add_argument("--drift", type=float, default=None, help="illumination drift along z (relative)")
     g.add_argument("--bits", type=int, default=None, help="quantise to 8 or 16 bits")
+    p.add_argument("--cylinder", action="store_true",
+                   help="image a cylinder, as a reconstruction does: 0 outside the circle inscribed in y-x, the "
+                        "truth 255 (unlabelled) there (segment it with --fov auto)")
     p.add_argument("--perturb", action="store_true",
                    help="also write labels/perturbed (LRCS-Net ground-truth perturbation, 10%% x 5)")
     p.add_argument("--voxel-size", default="1", help="voxel edge, or z,y,x, in --unit (default 1)")
@@ -54,7 +57,7 @@ def _numbers(name: str, text: str) -> list[float]:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import InputError
-    from ..io import open_volume, save_labels, save_volume
+    from ..io import UNLABELLED, fill_outside, fov_mask, open_volume, save_labels, save_volume
     from ..synth import electrode, perturb, series, xct
 
     fractions = _numbers("fractions", args.fractions)
@@ -79,12 +82,16 @@ def run(args: argparse.Namespace) -> int:
             labels = electrode(shape, fractions=fractions, radius=radius_arg, seed=args.seed, chunks=chunks,
                                voxel_size=voxel_size, unit=args.unit)
         image = xct(labels, seed=args.seed, preset=args.preset, **phys)
+        perturbed = perturb(labels, seed=args.seed) if args.perturb else None
+        if args.cylinder:  # a masked reconstruction: no sample beyond the circle
+            inside = fov_mask(image, "cylinder")
+            image, labels = fill_outside(image, inside, 0), fill_outside(labels, inside, UNLABELLED)
+            perturbed = None if perturbed is None else fill_outside(perturbed, inside, UNLABELLED)
         out_chunks = chunks if labels.ndim == 3 else ((1,) + (tuple(chunks) if isinstance(chunks, tuple) else (chunks,) * 3))
         save_volume(image, args.dest, chunks=out_chunks, overwrite=args.overwrite, progress=progress)
         save_labels(labels, args.dest, name="truth", chunks=out_chunks, overwrite=True, progress=progress)
-        if args.perturb:
-            save_labels(perturb(labels, seed=args.seed), args.dest, name="perturbed", chunks=out_chunks,
-                        overwrite=True, progress=progress)
+        if perturbed is not None:
+            save_labels(perturbed, args.dest, name="perturbed", chunks=out_chunks, overwrite=True, progress=progress)
     if args.png:
         from ..report import orthoslices, timeslices
 

@@ -169,6 +169,9 @@ def _noise_block(block: np.ndarray, inside: np.ndarray, mean: float, std: float,
 
     origin = np.array([loc[0] for loc in block_info[0]["array-location"]], np.int64)
     noise = hash_normal(origin, np.array(block.shape, np.int64), seed) * np.float32(std) + np.float32(mean)
+    if np.issubdtype(block.dtype, np.integer):  # rounded into the dtype's range (no wrap-around)
+        info = np.iinfo(block.dtype)
+        noise = np.clip(np.rint(noise), info.min, info.max)
     return np.where(inside, block, noise.astype(block.dtype, copy=False))
 
 

@@ -87,6 +87,18 @@ def test_fill_outside_keeps_the_inside(rec):
     assert x[0][:, ~inside].std() == pytest.approx(a[:, inside].std(), rel=0.05)
 
 
+def test_integer_fill_stays_in_range():
+    a = np.full((4, 20, 20), 250, np.uint8)
+    a[:, ::2] = 5  # mean 127.5, spread 122.5: noise beyond 0..255 is clipped, not wrapped
+    inside = np.zeros((20, 20), bool)
+    inside[5:15, 5:15] = True
+    out = fill_outside_like_inside(bigseg.io.make_volume(a), inside).values
+    assert out.dtype == np.uint8
+    outside = out[:, ~inside].astype(int)
+    assert (outside == 0).any() and (outside == 255).any()
+    assert abs(outside.mean() - 127.5) < 12
+
+
 def test_masked_values_and_normalize_inside(rec):
     a, inside = rec
     x = masked_values(da.from_array(a, chunks=(4, 7, 11)), inside)

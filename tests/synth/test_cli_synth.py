@@ -57,6 +57,22 @@ def test_series_and_options(tmp_path):
     assert open_volume(dest, label="truth").shape == (3, 32, 32, 32)
 
 
+def test_a_cylinder_as_a_reconstruction_images_it(tmp_path):
+    dest = tmp_path / "c.ome.zarr"
+    run(dest, "--shape", "16,36,40", "--seed", "2", "--cylinder", "--perturb", "--no-progress")
+    yy, xx = np.ogrid[:36, :40]
+    inside = (yy - 17.5) ** 2 + (xx - 19.5) ** 2 <= 18 ** 2
+    img, lab = open_volume(dest).values, open_volume(dest, label="truth").values
+    ref = electrode((16, 36, 40), seed=2, chunks=64).values
+    assert (img[:, ~inside] == 0).all() and (img[:, inside] != 0).all()
+    assert (lab[:, ~inside] == 255).all() and np.array_equal(lab[:, inside], ref[:, inside])
+    assert (open_volume(dest, label="perturbed").values[:, ~inside] == 255).all()
+    from bigseg.cli import main
+
+    assert main(["segment", str(dest), "--method", "threshold", "--fov", "auto"]) == 0
+    assert (open_volume(dest, label="segmentation").values[:, ~inside] == 255).all()
+
+
 def test_refuses_to_overwrite(tmp_path):
     dest = tmp_path / "s.ome.zarr"
     run(dest, "--shape", "24", "--no-progress")
