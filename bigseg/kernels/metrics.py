@@ -394,13 +394,18 @@ def confusion_counts(truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
 
 
 def pair_differences(*blocks: np.ndarray) -> np.ndarray:
-    """Number of differing voxels for every pair ``(i < j)`` of blocks, in ``itertools.combinations`` order."""
+    """For every pair ``(i < j)`` of uint8 label blocks, in ``itertools.combinations`` order: the
+    voxels labelled in both (not 255) that differ, then (second half) the voxels labelled in both."""
     n = len(blocks)
-    out = np.zeros(n * (n - 1) // 2, np.int64)
+    npair = n * (n - 1) // 2
+    out = np.zeros(2 * npair, np.int64)
+    labelled = [b != NBINS - 1 for b in blocks]  # 255: unlabelled
     k = 0
     for i in range(n):
         for j in range(i + 1, n):
-            out[k] = np.count_nonzero(blocks[i] != blocks[j])
+            both = labelled[i] & labelled[j]
+            out[k] = np.count_nonzero((blocks[i] != blocks[j]) & both)
+            out[npair + k] = np.count_nonzero(both)
             k += 1
     return out
 

@@ -14,7 +14,7 @@ from ..kernels.metrics import NBINS, confusion_counts, histogram, pair_differenc
 from ..runtime._progress import compute
 from ._blockwise import BlockGeometry, block_partials
 from ._inputs import UNLABELLED, Labels, as_labels, check_values
-from ._metrics import _codes, _common_attrs, _coords, _dims, _stack
+from ._metrics import _codes, _common_attrs, _coords, _dims, _stack, labelled_voxels
 
 __all__ = ["confusion", "scores", "agreement"]
 
@@ -182,7 +182,10 @@ def agreement(segmentations: Sequence[Any], *, phases: Any = None, progress: boo
 
     Parameters
     ----------
-    segmentations : two or more label volumes of the same shape (3D, or 4D series).
+    segmentations : two or more label volumes of the same shape (3D, or 4D series); voxels
+        valued 255 (unlabelled, e.g. outside a field of view) are left out: each fraction is
+        over that segmentation's labelled voxels, each pair's difference over the voxels both
+        label.
 
     Returns
     -------
@@ -203,19 +206,21 @@ def agreement(segmentations: Sequence[Any], *, phases: Any = None, progress: boo
     s = len(labs)
     k = ref.k
     npair = s * (s - 1) // 2
-    nout = s * NBINS + s + npair
+    nout = s * NBINS + s + 2 * npair
     frames = list(zip(*[lab.frames() for lab in labs]))
     parts = [block_partials(_agreement_block, *fr, depth=0, nout=nout, dtype=np.int64) for fr in frames]
-    n = int(np.prod(ref.spatial_shape))
     fr_l, diff_l = [], []
     for t, vec in enumerate(compute(*parts, desc="agreement", progress=progress)):
         vec = np.asarray(vec)
         hists = vec[: s * NBINS].reshape(s, NBINS)
         for i in range(s):
-            check_values(hists[i], k, ref.phases, f"segmentations[{i}]", allow_unlabelled=False,
+            check_values(hists[i], k, ref.phases, f"segmentations[{i}]", allow_unlabelled=True,
                          out_of_range=int(vec[s * NBINS + i]), t=t if ref.series else None)
-        fr_l.append(hists[:, :k] / n)
-        diff_l.append(100.0 * vec[s * NBINS + s:] / n)
+            labelled_voxels(labs[i], {"hist": hists[i]}, t)  # raises if none
+        fr_l.append(hists[:, :k] / hists[:, :k].sum(axis=1, keepdims=True))
+        differ, both = vec[s * NBINS + s:s * NBINS + s + npair], vec[s * NBINS + s + npair:]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            diff_l.append(np.where(both > 0, 100.0 * differ / np.maximum(both, 1), np.nan))
     pairs = list(itertools.combinations(range(s), 2))
     fr = _stack(ref, fr_l)
     diff = _stack(ref, diff_l)

@@ -12,7 +12,7 @@ from scipy import ndimage as ndi
 
 from bigseg.errors import InputError
 from bigseg.kernels.metrics import mc_field_areas
-from bigseg.measure import (confusion, interface_profile, interfaces, particles, rve, scores, shells,
+from bigseg.measure import (agreement, confusion, interface_profile, interfaces, particles, rve, scores, shells,
                             specific_surface_area, summary, surface_area, tortuosity, volume_fractions)
 
 from ._measure_ref import make_labels
@@ -188,3 +188,19 @@ def test_only_unlabelled_voxels_are_refused():
     for fn in (volume_fractions, interfaces, specific_surface_area):
         with pytest.raises(InputError, match=r"`labels` to hold labelled voxels"):
             fn(lab)
+
+
+def test_agreement_over_the_voxels_both_label(masked):
+    other = np.where(np.roll(masked, 1, 0) < K, np.roll(masked, 1, 0), 255).astype(np.uint8)
+    other[masked == 255] = 255
+    other[:3] = 255  # unlabelled only in the second
+    segs = [masked, other, np.where(masked < K, (masked + 1) % K, 255).astype(np.uint8)]
+    ds = agreement([da.from_array(s, chunks=CHUNKS) for s in segs])
+    fr = np.array([np.bincount(s[s < K], minlength=K) / np.count_nonzero(s < K) for s in segs])
+    np.testing.assert_allclose(ds.volume_fraction.values, fr, rtol=1e-12)
+    want = []
+    for a, b in itertools.combinations(segs, 2):
+        both = (a < K) & (b < K)
+        want.append(100 * np.count_nonzero((a != b) & both) / np.count_nonzero(both))
+    np.testing.assert_allclose(ds.differing_percent.values, want, rtol=1e-12)
+    assert ds.differing_percent.values[1] == pytest.approx(100.0)  # every labelled voxel shifted by one phase
