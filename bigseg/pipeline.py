@@ -25,7 +25,7 @@ from ._parse import parse_in_range, parse_positive_float, parse_shells_spec
 from ._version import version
 from .config import RunConfig
 from .errors import ConfigError, InputError
-from .io._fov import fill_outside_like_inside, inscribed_box
+from .io._fov import fill_outside_like_inside
 from .io._volume import crop_box, is_series
 
 __all__ = ["Pipeline", "Result"]
@@ -335,10 +335,9 @@ class Pipeline:
             around, of, top = parse_shells_spec("measure.shells", m["shells"])
             sh = measure.shells(labels, around=around, of=of, max_distance=top, progress=True)
         if m["tortuosity"]:  # the pore phase's transport along an axis (TauFactor, sub-volumes)
-            box = labels if fov is None else labels.isel(dict(zip(("y", "x"), inscribed_box(fov))))
-            tau = measure.tortuosity(box, axis=m["tortuosity"], progress=True)
-            if fov is not None:  # solved in whole boxes: the largest square inside the field of view
-                tau.attrs["box_yx"] = [[s.start, s.stop] for s in inscribed_box(fov)]
+            # solved in whole boxes: with a field of view, the largest square inside it
+            tau = measure.tortuosity(labels, axis=m["tortuosity"], fov=None if fov is None else fov.values,
+                                     progress=True)
         # a series' representative volume element: that of its last scan
         rve = measure.rve(labels.isel(t=-1) if is_series(labels) else labels, progress=True) if m["rve"] else None
         metrics = measure.add_to_metrics(metrics, shells=sh, tortuosity=tau, rve=rve)

@@ -45,6 +45,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="fraction of phase OF in 1-voxel shells up to MAX voxels from phase AROUND, e.g. active:cbd:10")
     p.add_argument("--tortuosity", default=None, choices=["z", "y", "x"],
                    help="tortuosity factor of the pore phase along this axis (TauFactor, sub-volumes of 256³)")
+    p.add_argument("--fov", default=None,
+                   help="--tortuosity of labels with a field of view: solve in the largest square inside it, "
+                        "'auto' (the 255 fill around the sample), 'cylinder' or CY,CX,R (other measurements leave "
+                        "255 out by themselves)")
     p.add_argument("--profile", default=None, choices=["z", "y", "x"],
                    help="volume fractions slice by slice along this axis (e.g. the electrode's thickness): printed "
                         "in ten bins, all slices in --netcdf/--csv, drawn beside --plot (NAME_profile.png)")
@@ -212,6 +216,10 @@ def run(args: argparse.Namespace) -> int:
     truth = _open_labels(args.truth, None) if args.truth else None
     phases = [s.strip() for s in args.phases.split(",")] if args.phases else None
     shells = parse_shells_spec("--shells", args.shells) if args.shells else None
+    if args.fov is not None:
+        from ..io._fov import parse_fov
+
+        parse_fov(args.fov)  # before any work
     intensity = open_volume(args.intensity) if args.intensity else None
     if args.particle_labels and _particle_labels_target(labels, args).exists():  # before any work
         from ..errors import OutputExistsError
@@ -230,7 +238,7 @@ def run(args: argparse.Namespace) -> int:
                  if args.particles else None)
         sh = (measure.shells(labels, around=shells[0], of=shells[1], max_distance=shells[2], phases=phases,
                              progress=args.progress) if shells else None)
-        tau = (measure.tortuosity(labels, axis=args.tortuosity, phases=phases, progress=args.progress)
+        tau = (measure.tortuosity(labels, axis=args.tortuosity, phases=phases, fov=args.fov, progress=args.progress)
                if args.tortuosity else None)
         rve = measure.rve(labels, phases=phases, progress=args.progress) if args.rve else None
         if args.particle_labels and table is None:
@@ -271,7 +279,9 @@ def run(args: argparse.Namespace) -> int:
         t = tau.isel(t=-1) if "t" in tau.dims else tau
         print(f"tortuosity factor of {tau.attrs['phase']} along {tau.attrs['axis']}: "
               + ", ".join(f"{float(v):.3f}" for v in t.tau.values)
-              + f" ({t.sizes['subvolume']} sub-volume(s)), D_eff/D_0 " + ", ".join(f"{float(v):.4f}" for v in t.D_eff.values))
+              + f" ({t.sizes['subvolume']} sub-volume(s)), D_eff/D_0 " + ", ".join(f"{float(v):.4f}" for v in t.D_eff.values)
+              + ("" if "box_yx" not in tau.attrs else " in the box y {}:{}, x {}:{} inside the field of view".format(
+                  *tau.attrs["box_yx"][0], *tau.attrs["box_yx"][1])))
     if rve is not None:
         print(_rve_table(rve))
     ds = measure.add_to_metrics(ds, shells=sh, tortuosity=tau, rve=rve)

@@ -71,7 +71,7 @@ def _column_range(v: xr.DataArray, progress: bool) -> tuple[np.ndarray, np.ndarr
         hi = da.where(nan, -np.inf, arr).max(axis=lead)
         all_nan = nan.all(axis=lead)
     else:
-        lo, hi, all_nan = arr.min(axis=lead), arr.max(axis=lead), da.zeros(arr.shape[-2:], bool)
+        lo, hi, all_nan = arr.min(axis=lead), arr.max(axis=lead), da.zeros(arr.shape[-2:], dtype=bool)
     lo, hi, all_nan = compute(lo, hi, all_nan, desc="field of view", progress=progress)
     return np.asarray(lo), np.asarray(hi), np.asarray(all_nan)
 

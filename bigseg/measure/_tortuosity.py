@@ -16,6 +16,7 @@ from .._parse import parse_choice, parse_in_range, parse_positive_int, parse_tup
 from ..errors import InputError
 from ..ops import block_slices
 from ..runtime._progress import compute
+from ..io._fov import fov_mask, inscribed_box
 from ._inputs import UNLABELLED, Labels, as_labels
 from ._metrics import _check, _phase_index, _stats_graph
 
@@ -64,7 +65,7 @@ def _tiles(shape: tuple[int, int, int], sub: tuple[int, int, int]) -> list[tuple
 
 def tortuosity(labels: Any, *, phase: str | int = "pore", axis: str = "z", subvolume: Any = 256,
                device: str | None = None, conv_crit: float = 1e-2, iter_limit: int = 10000, phases: Any = None,
-               progress: bool = False) -> xr.Dataset:
+               fov: Any = None, progress: bool = False) -> xr.Dataset:
     """Tortuosity factor τ and relative effective diffusivity of one phase, by TauFactor.
 
     TauFactor (Kench et al. 2023, `taufactor`) solves steady-state diffusion through the phase
@@ -83,6 +84,10 @@ def tortuosity(labels: Any, *, phase: str | int = "pore", axis: str = "z", subvo
         into near-equal sub-volumes no larger than this.
     device : ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; default: CUDA when the worker has it.
     conv_crit, iter_limit : TauFactor's convergence criterion and iteration cap.
+    fov : a field of view (:func:`bigseg.io.fov_mask`: a (y, x) mask, or ``"auto"`` to find the
+        255 fill around segmented labels): the diffusion is solved in the largest square box
+        inside it (:func:`bigseg.io.inscribed_box`; ``attrs["box_yx"]``). Without it, labels
+        holding unlabelled (255) voxels are refused.
 
     Returns
     -------
@@ -90,10 +95,14 @@ def tortuosity(labels: Any, *, phase: str | int = "pore", axis: str = "z", subvo
     without running the solver, where no 6-connected path of the phase joins the two faces), ``D_eff`` (effective over bulk
     diffusivity, dimensionless, ``porosity / tau``), ``porosity`` (volume fraction of
     ``phase`` in the sub-volume) and ``iterations``; coordinates ``z0, y0, x0, z1, y1, x1``
-    give each sub-volume's voxel bounds (half-open).
+    give each sub-volume's voxel bounds (half-open, in the indices of ``labels``).
     """
     axis = parse_choice("axis", axis, AXES)
     lab = as_labels(labels, phases=phases)
+    box = None
+    if fov is not None:  # whole boxes only: the largest square inside the field of view
+        box = inscribed_box(fov_mask(lab.vol, fov))
+        lab = as_labels(lab.vol.isel(y=box[0], x=box[1]), phases=lab.phases)
     idx = _phase_index(lab, phase)
     if isinstance(subvolume, (int, np.integer)) and not isinstance(subvolume, bool):
         subvolume = (subvolume,) * 3
@@ -118,20 +127,24 @@ def tortuosity(labels: Any, *, phase: str | int = "pore", axis: str = "z", subvo
         if c["hist"][UNLABELLED]:
             raise InputError(f"Expected `labels` without unlabelled (255) voxels: the diffusion is solved in whole "
                              f"boxes. Got {int(c['hist'][UNLABELLED])} unlabelled voxels"
-                             f"{f' at t={t}' if lab.series else ''}: pass a box inside the field of view "
-                             f"(e.g. labels[z0:z1, y0:y1, x0:x1]).")
+                             f"{f' at t={t}' if lab.series else ''}"
+                             f"{' inside the box of `fov`' if box else ''}: pass a field of view (fov='auto' "
+                             f"finds the 255 fill around segmented labels; --fov auto) or a box inside it.")
     res = compute(*[x for f in tasks for x in f], desc=f"tortuosity ({lab.phases[idx]}, {axis})", progress=progress)
     res = np.asarray(res, np.float64).reshape(len(tasks), len(tiles), 4)
-    return _dataset(lab, res, tiles, idx, axis, sub)
+    ds = _dataset(lab, res, tiles, idx, axis, sub, offset=(0, 0, 0) if box is None else (0, box[0].start, box[1].start))
+    if box is not None:
+        ds.attrs["box_yx"] = [[box[0].start, box[0].stop], [box[1].start, box[1].stop]]
+    return ds
 
 
-def _dataset(lab: Labels, res: np.ndarray, tiles, idx: int, axis: str, sub) -> xr.Dataset:
+def _dataset(lab: Labels, res: np.ndarray, tiles, idx: int, axis: str, sub, offset=(0, 0, 0)) -> xr.Dataset:
     dims = ("t", "subvolume") if lab.series else ("subvolume",)
     pick = (lambda a: a) if lab.series else (lambda a: a[0])
     coords: dict[str, Any] = {"subvolume": np.arange(len(tiles))}
     for a, name in enumerate(AXES):
-        coords[f"{name}0"] = ("subvolume", [t[a].start for t in tiles])
-        coords[f"{name}1"] = ("subvolume", [t[a].stop for t in tiles])
+        coords[f"{name}0"] = ("subvolume", [t[a].start + offset[a] for t in tiles])
+        coords[f"{name}1"] = ("subvolume", [t[a].stop + offset[a] for t in tiles])
     if lab.series:
         coords["t"] = lab.vol.coords["t"].values if "t" in lab.vol.coords else np.arange(res.shape[0])
     ds = xr.Dataset(

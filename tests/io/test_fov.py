@@ -42,6 +42,16 @@ def test_auto_finds_a_constant_fill(rec, chunks):
     np.testing.assert_array_equal(fov_mask(b).values, inside)
 
 
+def test_auto_on_integer_volumes(rec):
+    a, inside = rec
+    u16 = np.where(inside, np.clip(a * 20000, 1, 65535), 0).astype(np.uint16)
+    m = fov_mask(da.from_array(u16, chunks=(4, 7, 11)))
+    np.testing.assert_array_equal(m.values, inside)
+    assert m.attrs["fill"] == 0
+    labels = np.repeat(np.where(inside, 1, 255).astype(np.uint8)[None], 3, axis=0)  # labels: the 255 fill is found too
+    assert fov_mask(labels).attrs["fill"] == 255 and (fov_mask(labels).values == inside).all()
+
+
 def test_auto_finds_nothing_in_noise():
     m = fov_mask(np.random.default_rng(1).random((3, 10, 12)))
     assert m.values.all() and not m.attrs["found"]

@@ -11,6 +11,7 @@ import pytest
 from scipy import ndimage as ndi
 
 from bigseg.errors import InputError
+from bigseg.io import inscribed_box
 from bigseg.kernels.metrics import mc_field_areas
 from bigseg.measure import (agreement, confusion, interface_profile, interfaces, particles, rve, scores, shells,
                             specific_surface_area, summary, surface_area, tortuosity, volume_fractions)
@@ -178,9 +179,16 @@ def test_rve_leaves_out_cubes_beyond_the_edge(masked):
     assert 0 < out.cubes.sel(size=8).item() < (40 // 8) * (48 // 8) * (56 // 8)
 
 
-def test_tortuosity_asks_for_a_box(masked):
-    with pytest.raises(InputError, match=r"without unlabelled \(255\).*box inside the field of view"):
+def test_tortuosity_in_the_largest_box_inside_the_field_of_view(masked):
+    with pytest.raises(InputError, match=r"without unlabelled \(255\).*pass a field of view \(fov='auto'"):
         tortuosity(masked, phase="pore", axis="z")
+    out = tortuosity(da.from_array(masked, chunks=CHUNKS), phase="pore", axis="z", fov="auto", subvolume=(40, 24, 48))
+    ys, xs = inscribed_box(masked[0] < K)
+    assert out.attrs["box_yx"] == [[ys.start, ys.stop], [xs.start, xs.stop]] and (masked[:, ys, xs] < K).all()
+    assert ys.stop - ys.start >= 31  # the largest square in a circle of diameter 48: 48 / sqrt(2)
+    ref = tortuosity(masked[:, ys, xs], phase="pore", axis="z", subvolume=(40, 24, 48))
+    np.testing.assert_allclose(out.tau.values, ref.tau.values)
+    np.testing.assert_array_equal(out.y0.values, ref.y0.values + ys.start)  # bounds in the indices of labels
 
 
 def test_only_unlabelled_voxels_are_refused():
