@@ -7,7 +7,7 @@ many ways (``"µm"``, ``"micron"``, ImageJ's ``"\\u00B5m"``).
 Calibrations read from files (never guessed):
 
 * OME-TIFF: ``PhysicalSizeX/Y/Z`` of the first ``Pixels`` element (unit attributes default to
-  µm, as in the OME schema);
+  µm, as in the OME schema; axes in different units are expressed in the unit of x);
 * ImageJ TIFF (Fiji "Save as TIFF"): the ``XResolution``/``YResolution`` tags (pixels per unit),
   ``spacing`` (z) and ``unit`` in the ImageJ description;
 * HDF5: the dataset attribute ``element_size_um`` (z, y, x in µm; Fiji's HDF5 plugin, ilastik).
@@ -109,10 +109,18 @@ def _ome_calibration(xml: str) -> Calibration | None:
         return None
     a = pixels.attrib
     sizes = [a.get(f"PhysicalSize{ax}") for ax in "ZYX"]
-    units = {a.get(f"PhysicalSize{ax}Unit", "µm") for ax in "ZYX"}
-    if None in sizes or len(units) != 1:
+    units = [a.get(f"PhysicalSize{ax}Unit", "µm") for ax in "ZYX"]
+    if None in sizes:
         return None
-    return _valid(sizes, units.pop())
+    if len(set(units)) > 1:  # e.g. z in nm, y and x in µm: all in the unit of x
+        try:
+            conv = [convert_length((float(v),), u, units[2]) for v, u in zip(sizes, units)]
+        except (TypeError, ValueError):
+            return None
+        if None in conv:
+            return None
+        sizes = [c[0] for c in conv]  # type: ignore[index]
+    return _valid(sizes, units[2])
 
 
 def _imagej_calibration(tif: Any) -> Calibration | None:

@@ -130,10 +130,14 @@ def test_voxel_size_read_from_the_source(tmp_path, odd_volume):
     for i, s in enumerate(vol):
         tifffile.imwrite(tmp_path / "ij_slices" / f"s_{i}.tif", s, imagej=True, resolution=(20.0, 20.0),
                          metadata={"spacing": 0.1, "unit": "nm"})
+    tifffile.imwrite(tmp_path / "mixed.ome.tif", vol, ome=True, metadata={  # z in nm, y and x in µm
+        "axes": "ZYX", "PhysicalSizeZ": 500, "PhysicalSizeY": 0.65, "PhysicalSizeX": 0.65,
+        "PhysicalSizeZUnit": "nm", "PhysicalSizeYUnit": "µm", "PhysicalSizeXUnit": "µm"})
     with h5py.File(tmp_path / "scan.h5", "w") as f:
         f.create_dataset("exchange/data", data=vol).attrs["element_size_um"] = [0.8, 0.4, 0.4]
     cases = {
         "ome.ome.tif": ((1.2, 0.65, 0.65), "um"),
+        "mixed.ome.tif": ((0.5, 0.65, 0.65), "um"),
         "ij.tif": ((2.0, 0.5, 0.25), "um"),  # (spacing, 1 / y resolution, 1 / x resolution)
         "ij_slices": ((0.1, 0.05, 0.05), "nm"),
         "scan.h5": ((0.8, 0.4, 0.4), "um"),
