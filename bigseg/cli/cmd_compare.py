@@ -53,20 +53,21 @@ def run(args: argparse.Namespace) -> int:
     phases = [s.strip() for s in args.phases.split(",")] if args.phases else None
     names = _names(paths)
     with cluster_from_args(args):
-        ds = measure.agreement(segs, phases=phases, progress=args.progress).assign_coords(segmentation=names)
-        scores = ([measure.scores(truth, s, phases=phases, progress=args.progress) for s in segs]
-                  if truth is not None else None)
+        # with a truth, every segmentation's scores come from the same pass
+        ds = measure.agreement(segs, truth=truth, phases=phases, progress=args.progress).assign_coords(
+            segmentation=names)
+    scores = "iou" in ds
     last = f" (t = {ds.t.values[-1]})" if "t" in ds.dims else ""
     d = ds.isel(t=-1) if "t" in ds.dims else ds
     ph = [str(x) for x in d.phase.values]
     table = pd.DataFrame(d.volume_fraction.values, index=names, columns=[f"fraction_{x}" for x in ph])
-    if scores is not None:
+    if scores:
         for x in ph:
-            table[f"iou_{x}"] = [float((sc.isel(t=-1) if "t" in sc.dims else sc).iou.sel(phase=x)) for sc in scores]
+            table[f"iou_{x}"] = d.iou.sel(phase=x).values
     table.index.name = "segmentation"
     width = max(14, *(len(n) + 2 for n in names))
     heads = [c.replace("fraction_", "") if c.startswith("fraction_") else c.replace("_", " ") for c in table.columns]
-    print(f"volume fractions{last}" + (" and IoU against the reference" if scores is not None else "") + ":")
+    print(f"volume fractions{last}" + (" and IoU against the reference" if scores else "") + ":")
     print(f"{'':<{width}}" + "".join(f"{h:>11}" for h in heads))
     for name, row in table.iterrows():
         print(f"{name:<{width}}" + "".join(f"{v:>11.4f}" for v in row.values))

@@ -173,7 +173,8 @@ def _agreement_block(*blocks_and_geom) -> np.ndarray:
     return np.concatenate([np.concatenate(hists), bads, pair_differences(*codes)])
 
 
-def agreement(segmentations: Sequence[Any], *, phases: Any = None, progress: bool = False) -> xr.Dataset:
+def agreement(segmentations: Sequence[Any], *, truth: Any = None, phases: Any = None,
+              progress: bool = False) -> xr.Dataset:
     """How much several segmentations of the same image agree (user or method variance).
 
     Following the ML-vs-threshold segmentation study's two metrics: the standard deviation of
@@ -186,12 +187,17 @@ def agreement(segmentations: Sequence[Any], *, phases: Any = None, progress: boo
         valued 255 (unlabelled, e.g. outside a field of view) are left out: each fraction is
         over that segmentation's labelled voxels, each pair's difference over the voxels both
         label.
+    truth : a reference label volume of the same shape: adds every segmentation's
+        :func:`scores` against it, from the same pass over the data (each block of the truth is
+        read once for all of them).
 
     Returns
     -------
     Dataset with ``volume_fraction`` (segmentation, phase), ``fraction_mean`` and
     ``fraction_std`` (phase), ``differing_percent`` (pair) with ``pair_a``/``pair_b`` coordinates,
-    and ``mean_differing_percent``; a ``t`` dimension for series.
+    and ``mean_differing_percent``; with ``truth`` also ``iou``, ``dice``, ``precision``,
+    ``recall`` (segmentation, phase) and ``accuracy`` (segmentation); a ``t`` dimension for
+    series.
     """
     if isinstance(segmentations, (str, bytes)) or not isinstance(segmentations, Sequence) or len(segmentations) < 2:
         raise InputError("Expected `segmentations` to be a list of at least two label volumes. "
@@ -209,8 +215,12 @@ def agreement(segmentations: Sequence[Any], *, phases: Any = None, progress: boo
     nout = s * NBINS + s + 2 * npair
     frames = list(zip(*[lab.frames() for lab in labs]))
     parts = [block_partials(_agreement_block, *fr, depth=0, nout=nout, dtype=np.int64) for fr in frames]
+    pairs_t = [_pair(truth, seg, ref.phases, pred_name=f"segmentations[{i}]") for i, seg in enumerate(segmentations)] \
+        if truth is not None else []
+    conf = [g for tl, pl in pairs_t for g in _confusion_graph(tl, pl)]
+    results = compute(*parts, *conf, desc="agreement", progress=progress)
     fr_l, diff_l = [], []
-    for t, vec in enumerate(compute(*parts, desc="agreement", progress=progress)):
+    for t, vec in enumerate(results[:len(parts)]):
         vec = np.asarray(vec)
         hists = vec[: s * NBINS].reshape(s, NBINS)
         for i in range(s):
@@ -237,6 +247,14 @@ def agreement(segmentations: Sequence[Any], *, phases: Any = None, progress: boo
         coords={**_coords(ref, phase=ref.phases), "segmentation": np.arange(s),
                 "pair_a": ("pair", [a for a, _ in pairs]), "pair_b": ("pair", [b for _, b in pairs])},
     )
+    if pairs_t:  # per segmentation, its scores against the truth
+        m = len(frames)
+        per = [_scores_dataset(tl, _confusion_post(tl, pl, results[len(parts) + i * m:len(parts) + (i + 1) * m]))
+               for i, (tl, pl) in enumerate(pairs_t)]
+        sc = xr.concat([p.drop_vars("support") for p in per], dim="segmentation", combine_attrs="drop")
+        for name in ("iou", "dice", "precision", "recall", "accuracy"):
+            lead = ("t",) if ref.series else ()
+            ds[name] = sc[name].transpose(*lead, "segmentation", ...).assign_coords(segmentation=np.arange(s))
     ds.attrs.update(segmentations=s, **_common_attrs(ref))
     return ds
 

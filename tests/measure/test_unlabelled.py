@@ -212,3 +212,16 @@ def test_agreement_over_the_voxels_both_label(masked):
         want.append(100 * np.count_nonzero((a != b) & both) / np.count_nonzero(both))
     np.testing.assert_allclose(ds.differing_percent.values, want, rtol=1e-12)
     assert ds.differing_percent.values[1] == pytest.approx(100.0)  # every labelled voxel shifted by one phase
+
+
+def test_agreement_with_a_truth_scores_every_segmentation_in_one_pass(masked):
+    truth = make_labels()
+    segs = [masked, np.roll(truth, 1, 0), truth[:, :, ::-1].copy()]
+    ds = agreement([da.from_array(s, chunks=CHUNKS) for s in segs], truth=da.from_array(truth, chunks=CHUNKS))
+    for i, s in enumerate(segs):
+        ref = scores(truth, s)
+        np.testing.assert_allclose(ds.iou.values[i], ref.iou.values, rtol=1e-12)
+        assert ds.accuracy.values[i] == pytest.approx(ref.accuracy.item())
+    series = agreement([np.stack([s, s]) for s in segs], truth=np.stack([truth, truth]))
+    assert series.iou.dims == ("t", "segmentation", "phase")
+    np.testing.assert_allclose(series.iou.values[1], ds.iou.values, rtol=1e-12)
