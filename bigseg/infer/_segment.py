@@ -24,9 +24,10 @@ def segment(vol: Any, model: Any = "default", *, normalize: bool = True, fov: An
     percentiles come from the voxels inside, the voxels outside (NaN fill included) are
     replaced by noise of the inside's mean and spread (:func:`bigseg.io.fill_outside_like_inside`:
     a flat fill would bias the model's per-patch normalisation near the edge) and labelled 255
-    (unlabelled), which every measurement leaves out; ``attrs["fov"]`` says which mask was used. The probabilities and
-    uncertainty outside are left as computed. ``progress`` shows the passes over the data that
-    run now (field of view, percentiles); the prediction itself stays lazy."""
+    (unlabelled), which every measurement leaves out; ``attrs["fov"]`` says which mask was
+    used. The probabilities and uncertainty outside are left as computed. ``progress`` shows
+    the passes over the data that run now (field of view, percentiles); the prediction itself
+    stays lazy."""
     from ..filters import normalize as normalize_volume
     from ..io import as_volume, fill_outside, fill_outside_like_inside, fov_mask
     from ..io._volume import UNLABELLED, is_series

@@ -81,9 +81,9 @@ def _auto(v: xr.DataArray, progress: bool) -> tuple[np.ndarray, Any]:
     constant = (lo == hi) | all_nan
     corners = [(0, 0), (0, -1), (-1, 0), (-1, -1)]
     fills = [np.nan if all_nan[c] else lo[c] for c in corners if constant[c]]
-    if not fills:
-        return np.ones(constant.shape, bool), None
     vals, counts = np.unique(np.asarray(fills, np.float64), return_counts=True, equal_nan=True)
+    if not fills or counts.max() < 2:  # a fill lies in at least two corners of a circle's square
+        return np.ones(constant.shape, bool), None
     fill = vals[np.argmax(counts)]
     same = all_nan if np.isnan(fill) else constant & ~all_nan & (lo == fill)
     comp, _ = ndi.label(same)
@@ -101,8 +101,9 @@ def fov_mask(vol: Any, fov: Any = "auto", *, margin: float = 0.0, progress: bool
     fov : how to find it:
 
         * ``"auto"``: the columns along z (and t) that hold one constant value, the fill of a
-          masked reconstruction (0, NaN, any value that the image's corners share), and that
-          are connected to the edge of the cross-section are outside. One pass over the volume.
+          masked reconstruction (0, NaN, any value that two or more of the image's corners
+          share), and that are connected to the edge of the cross-section are outside. One
+          pass over the volume.
           A reconstruction whose outside holds noise has no such fill: then nothing is found,
           every column is inside and ``attrs["found"]`` is False (give the circle instead).
         * ``"cylinder"``: the circle inscribed in the (y, x) cross-section, centred on it,
@@ -177,9 +178,10 @@ def _noise_block(block: np.ndarray, inside: np.ndarray, mean: float, std: float,
 
 @frame_by_frame
 def fill_outside_like_inside(vol: xr.DataArray, mask: Any, *, seed: int = 0, progress: bool = False) -> xr.DataArray:
-    """``vol`` (z, y, x) (or each scan of a (t, z, y, x) series) with Gaussian white noise of the inside's mean and standard deviation
-    wherever the (y, x) ``mask`` is False (one pass for the two moments; the noise is a function
-    of the global voxel index, so the result does not depend on the chunking).
+    """``vol`` (z, y, x) (or each scan of a (t, z, y, x) series) with Gaussian white noise of
+    the inside's mean and standard deviation wherever the (y, x) ``mask`` is False (one pass
+    for the two moments; the noise is a function of the global voxel index, so the result does
+    not depend on the chunking; integer volumes get it rounded into their range).
 
     What a network whose layers normalise each patch (instance norm) needs around a field of
     view: a constant fill drags a patch's statistics and shifts the labels of every voxel of

@@ -55,6 +55,8 @@ def test_auto_on_integer_volumes(rec):
 def test_auto_finds_nothing_in_noise():
     m = fov_mask(np.random.default_rng(1).random((3, 10, 12)))
     assert m.values.all() and not m.attrs["found"]
+    one = fov_mask(np.random.default_rng(1).random((1, 10, 12)))  # one slice: every column is "constant"
+    assert one.values.all() and not one.attrs["found"]
 
 
 def test_circles_and_margin():
