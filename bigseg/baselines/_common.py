@@ -25,10 +25,10 @@ FOV_DOC = """fov : the reconstruction's field of view (:func:`bigseg.io.fov_mask
 
 def check_volume(vol: Any, *, progress: bool = False, fov: Any = None) -> tuple[xr.DataArray, np.ndarray | None]:
     """A (z, y, x) or (t, z, y, x) real-valued volume without NaN/inf (InputError stating how
-    many otherwise) and its (y, x) field of view (None without ``fov``; then only the voxels
-    inside are checked, and the outside is filled with noise of the inside's moments,
-    :func:`bigseg.io.fill_outside_like_inside`). The segmenters take series frame by frame
-    (``frame_by_frame``)."""
+    many otherwise) and its (y, x) field of view mask (None without ``fov``). With ``fov`` (one
+    volume only) just the voxels inside are checked, and the volume comes back with the outside
+    filled with noise of the inside's moments (:func:`bigseg.io.fill_outside_like_inside`).
+    The segmenters take series frame by frame (``frame_by_frame``)."""
     from ..io import fill_outside_like_inside, fov_mask
 
     v = as_volume(vol, name="vol", allow_series=fov is None)
