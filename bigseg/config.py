@@ -41,7 +41,7 @@ DEFAULTS: dict[str, Any] = {
                 "autocast": "auto"},
     "measure": {"interfaces": "faces", "particles": True, "phase": "active", "split": True, "max_diameter": 40,
                 "particle_labels": False, "profile": "z", "profile_step": 1, "shells": None, "tortuosity": None,
-                "rve": False},
+                "rve": False, "radial_step": 4},
     "slurm": {"queue": None, "account": None, "cores": 8, "memory": "32GiB", "walltime": "01:00:00",
               "jobs": 1, "processes": 1},
 }
@@ -148,6 +148,9 @@ def _validate(cfg: dict[str, Any]) -> None:
     if cfg["measure"]["tortuosity"] is False:
         cfg["measure"]["tortuosity"] = None
     _check("measure.rve", isinstance(cfg["measure"]["rve"], bool), "to be true or false", cfg["measure"]["rve"])
+    rs = cfg["measure"]["radial_step"]
+    _check("measure.radial_step", isinstance(rs, (int, float)) and not isinstance(rs, bool) and rs > 0,
+           "to be a positive number of voxels (shell width of the radial profile, with fov)", rs)
     _check("measure.tortuosity", cfg["measure"]["tortuosity"] in ("z", "y", "x", None),
            "to be 'z', 'y', 'x' (the pore phase's tortuosity along it, TauFactor) or null", cfg["measure"]["tortuosity"])
 

@@ -25,7 +25,7 @@ from ._parse import parse_in_range, parse_positive_float, parse_shells_spec
 from ._version import version
 from .config import RunConfig
 from .errors import ConfigError, InputError
-from .io._fov import fill_outside_like_inside
+from .io._fov import fill_outside_like_inside, fov_centre
 from .io._volume import crop_box, is_series
 
 __all__ = ["Pipeline", "Result"]
@@ -340,7 +340,10 @@ class Pipeline:
                                      progress=True)
         # a series' representative volume element: that of its last scan
         rve = measure.rve(labels.isel(t=-1) if is_series(labels) else labels, progress=True) if m["rve"] else None
-        metrics = measure.add_to_metrics(metrics, shells=sh, tortuosity=tau, rve=rve)
+        # a cylinder's artefacts are radial (cupping, rim): the fractions by distance from its axis
+        radial = (measure.radial_profile(labels, centre=fov_centre(fov), step=m["radial_step"], progress=True)
+                  if fov is not None else None)
+        metrics = measure.add_to_metrics(metrics, shells=sh, tortuosity=tau, rve=rve, radial=radial)
         table = None
         if m["particles"]:
             # with particle_labels, labels/particles (value = the table's id; a series: its track)
@@ -370,6 +373,8 @@ class Pipeline:
             figures.append(str(out / "rve.png"))
         if fov is not None:
             figures.append(str(out / "fov.png"))
+            profile_figure(radial, path=out / "radial.png")
+            figures.append(str(out / "radial.png"))
         if sh is not None:
             shells_figure(sh, overall=metrics.volume_fraction, path=out / "shells.png")
             figures.append(str(out / "shells.png"))

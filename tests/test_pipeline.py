@@ -128,6 +128,10 @@ def test_pipeline_inside_a_cylindrical_field_of_view(tmp_path):
     run = json.loads((tmp_path / "r" / "run.json").read_text())
     assert run["fov"]["fov"] == "auto" and run["fov"]["inside_fraction"] == pytest.approx(inside.mean())
     assert str(tmp_path / "r" / "fov.png") in res.figures and (tmp_path / "r" / "fov.png").stat().st_size > 5000
+    # a cylinder's fractions by distance from its axis (cupping shows there)
+    ref = bigseg.measure.radial_profile(labels, centre=(27.5, 29.5), step=4)
+    np.testing.assert_allclose(res.metrics.volume_fraction_radial.values, ref.values, equal_nan=True)
+    assert str(tmp_path / "r" / "radial.png") in res.figures
     # the field of view is part of what the segmentation is made from: another one redoes it
     res2 = Pipeline(chunks=(12, 20, 24), measure={"particles": False}).run(rec, tmp_path / "r")
     assert (bigseg.open_volume(res2.labels).values < 3).all()

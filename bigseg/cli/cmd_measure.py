@@ -49,6 +49,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="--tortuosity of labels with a field of view: solve in the largest square inside it, "
                         "'auto' (the 255 fill around the sample), 'cylinder' or CY,CX,R (other measurements leave "
                         "255 out by themselves)")
+    p.add_argument("--radial", type=float, default=None, metavar="STEP",
+                   help="volume fractions in coaxial shells of STEP voxels around the z axis (a cylinder's radial "
+                        "artefacts: cupping, rim), centred on --fov's axis if given, else on the cross-section; "
+                        "printed in ten groups, all shells in --netcdf, drawn beside --plot (NAME_radial.png)")
     p.add_argument("--profile", default=None, choices=["z", "y", "x"],
                    help="volume fractions slice by slice along this axis (e.g. the electrode's thickness): printed "
                         "in ten bins, all slices in --netcdf/--csv, drawn beside --plot (NAME_profile.png)")
@@ -135,6 +139,28 @@ def _size_groups_lines(table) -> str:
         if r["particles"]:
             lines.append(f"  {name:<6}{int(r['particles']):>6}   {r['detachment_median']:.3f} "
                          f"[{r['detachment_p10']:.3f}-{r['detachment_p90']:.3f}]   {r.get('contact_cbd_median', float('nan')):.3f}")
+    return "\n".join(lines)
+
+
+def _radial_table(radial, rows: int = 10) -> str:
+    """The radial profile in about ``rows`` groups of its shells (voxel-weighted means)."""
+    import numpy as np
+
+    last = f" (t = {radial.t.values[-1]})" if "t" in radial.dims else ""
+    p = radial.isel(t=-1) if "t" in radial.dims else radial
+    w = p["bin_voxels"].values.astype(np.float64)
+    n = int(np.flatnonzero(w > 0).max()) + 1 if (w > 0).any() else 0
+    edges = np.unique(np.linspace(0, n, min(rows, n) + 1).round().astype(int))
+    unit = p.r.attrs.get("units", "")
+    step = float(p.attrs["step"]) * (float(p.r.values[0]) / float(p.r_voxels.values[0]))
+    phases = [str(x) for x in p.phase.values]
+    cy, cx = p.attrs["centre"]
+    lines = [f"volume fractions by distance from the axis at y {cy:g}, x {cx:g}{last}:",
+             f"{'r [' + unit + ']':<20}" + "".join(f"{x:>10}" for x in phases)]
+    for a, b in zip(edges[:-1], edges[1:]):
+        ww = w[a:b]
+        vals = [np.nansum(p.values[i, a:b] * ww) / ww.sum() if ww.sum() else np.nan for i in range(len(phases))]
+        lines.append(f"{f'{a * step:.4g} - {b * step:.4g}':<20}" + "".join(f"{v:>10.3f}" for v in vals))
     return "\n".join(lines)
 
 
@@ -241,6 +267,13 @@ def run(args: argparse.Namespace) -> int:
         tau = (measure.tortuosity(labels, axis=args.tortuosity, phases=phases, fov=args.fov, progress=args.progress)
                if args.tortuosity else None)
         rve = measure.rve(labels, phases=phases, progress=args.progress) if args.rve else None
+        radial = None
+        if args.radial is not None:
+            from ..io import fov_centre, fov_mask
+
+            centre = fov_centre(fov_mask(labels, args.fov, progress=args.progress)) if args.fov else None
+            radial = measure.radial_profile(labels, centre=centre, step=args.radial, phases=phases,
+                                            progress=args.progress)
         if args.particle_labels and table is None:
             _write_particle_labels(labels, args, phases)
     if args.particle_labels:
@@ -284,7 +317,9 @@ def run(args: argparse.Namespace) -> int:
                   *tau.attrs["box_yx"][0], *tau.attrs["box_yx"][1])))
     if rve is not None:
         print(_rve_table(rve))
-    ds = measure.add_to_metrics(ds, shells=sh, tortuosity=tau, rve=rve)
+    if radial is not None:
+        print(_radial_table(radial))
+    ds = measure.add_to_metrics(ds, shells=sh, tortuosity=tau, rve=rve, radial=radial)
     if args.netcdf:
         ds.to_netcdf(args.netcdf, engine="h5netcdf")
         print(f"wrote {args.netcdf}")
@@ -316,5 +351,11 @@ def run(args: argparse.Namespace) -> int:
 
             png = Path(args.plot).with_name(Path(args.plot).stem + "_profile.png")
             profile_figure(ds, path=png, title=str(args.labels))
+            print(f"wrote {png}")
+        if radial is not None:
+            from ..report import profile_figure
+
+            png = Path(args.plot).with_name(Path(args.plot).stem + "_radial.png")
+            profile_figure(radial, path=png, title=str(args.labels))
             print(f"wrote {png}")
     return 0

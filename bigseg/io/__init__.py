@@ -2,7 +2,7 @@
 xarray views."""
 
 from ._export import export
-from ._fov import fill_outside, fill_outside_like_inside, fov_mask, inscribed_box
+from ._fov import fill_outside, fill_outside_like_inside, fov_centre, fov_mask, inscribed_box
 from ._ingest import ingest, read_source
 from ._omezarr import open_volume, save_labels, save_volume, volume_info
 from ._volume import DEFAULT_PHASES, PHASE_COLOURS, UNLABELLED, as_volume, like_volume, make_volume, phase_colour, sparse_labels
@@ -11,6 +11,7 @@ __all__ = [
     "ingest",
     "export",
     "fov_mask",
+    "fov_centre",
     "fill_outside",
     "fill_outside_like_inside",
     "inscribed_box",

@@ -22,7 +22,8 @@ from .._parse import parse_in_range
 from ..errors import InputError
 from ._volume import as_volume, frame_by_frame
 
-__all__ = ["fov_mask", "fill_outside", "fill_outside_like_inside", "inscribed_box", "FOV_HELP", "parse_fov"]
+__all__ = ["fov_mask", "fov_centre", "fill_outside", "fill_outside_like_inside", "inscribed_box", "FOV_HELP",
+           "parse_fov"]
 
 FOV_HELP = ("'auto' (the columns along z that hold one constant fill value, 0 or NaN, connected to the "
             "image's edge), 'cylinder' (the circle inscribed in the y-x cross-section) or 'CY,CX,R' "
@@ -202,11 +203,21 @@ def fill_outside_like_inside(vol: xr.DataArray, mask: Any, *, seed: int = 0, pro
     return vol.copy(data=out)
 
 
+def fov_centre(fov: Any) -> tuple[float, float]:
+    """(y, x) of a field of view's axis: a circle's centre, else the mask's centroid."""
+    if isinstance(fov, xr.DataArray) and "centre" in fov.attrs:
+        cy, cx = fov.attrs["centre"]
+        return float(cy), float(cx)
+    m = np.asarray(fov.values if isinstance(fov, xr.DataArray) else fov, dtype=bool)
+    cy, cx = ndi.center_of_mass(m)
+    return float(cy), float(cx)
+
+
 def inscribed_box(mask: Any) -> tuple[slice, slice]:
     """The (y, x) slices of the largest square, centred on the mask's centroid, that lies wholly
     inside a field of view (for what needs whole boxes, e.g. :func:`bigseg.measure.tortuosity`)."""
     m = np.asarray(mask.values if isinstance(mask, xr.DataArray) else mask, dtype=bool)
-    cy, cx = (int(round(c)) for c in ndi.center_of_mass(m))
+    cy, cx = (int(round(c)) for c in ndi.center_of_mass(m))  # the mask's own centre, even of a circle
     if not m[cy, cx]:
         raise InputError("Expected `fov` to hold its own centroid (a convex field of view). Got a mask that does not.")
 

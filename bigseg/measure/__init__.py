@@ -10,6 +10,7 @@ from ._groups import size_groups
 from ._particles import particle_labels, particles
 from ._metrics import METHODS, interfaces, specific_surface_area, surface_area, volume_fractions
 from ._profile import interface_profile, profile
+from ._radial import radial_profile
 from ._rve import rve
 from ._shells import shells
 from ._tortuosity import tortuosity
@@ -38,6 +39,7 @@ __all__ = [
     "shells",
     "profile",
     "interface_profile",
+    "radial_profile",
     "rve",
     "tortuosity",
     "particle_labels",

@@ -74,12 +74,18 @@ def summary(labels: Any, *, truth: Any = None, method: Method = "faces", phases:
 
 
 def add_to_metrics(metrics: xr.Dataset, *, shells: xr.DataArray | None = None,
-                   tortuosity: xr.Dataset | None = None, rve: xr.Dataset | None = None) -> xr.Dataset:
+                   tortuosity: xr.Dataset | None = None, rve: xr.Dataset | None = None,
+                   radial: xr.DataArray | None = None) -> xr.Dataset:
     """``metrics`` (:func:`summary`) with :func:`shells` as ``shell_fraction`` (over
     ``shell_distance``), :func:`tortuosity` as ``tortuosity``, ``tortuosity_D_eff`` and
     ``tortuosity_porosity`` (over ``subvolume``) and :func:`rve` as ``rve_mean``, ``rve_std``,
-    ``rve_relative_std``, ``rve_cubes`` (over ``cube_edge``) and ``rve_size``, so that one netCDF file holds them all."""
+    ``rve_relative_std``, ``rve_cubes`` (over ``cube_edge``) and ``rve_size`` and
+    :func:`radial_profile` as ``volume_fraction_radial`` (over ``r``, its voxel counts
+    ``r_bin_voxels``), so that one netCDF file holds them all."""
     ds = metrics.copy()
+    if radial is not None:
+        ds["volume_fraction_radial"] = radial.rename(bin_voxels="r_bin_voxels")
+        ds.attrs.update(radial_centre=list(radial.attrs["centre"]), radial_step=float(radial.attrs["step"]))
     if rve is not None:
         for name, var in rve.rename(size="cube_edge", size_physical="cube_edge_physical").data_vars.items():
             ds[name if name.startswith("rve") else f"rve_{name}"] = var

@@ -13,9 +13,9 @@ __all__ = ["profile_figure"]
 def profile_figure(profile: Any, *, path: str | os.PathLike | None = None, title: str | None = None):
     """Volume fraction of each phase against the position along the profile's axis.
 
-    ``profile`` is :func:`bigseg.measure.profile`'s DataArray or a
-    :func:`bigseg.measure.summary` Dataset holding ``volume_fraction_profile``. One panel with a
-    curve per phase in the fixed phase colours (its whole-volume fraction dashed); for a
+    ``profile`` is :func:`bigseg.measure.profile`'s (or :func:`bigseg.measure.radial_profile`'s)
+    DataArray or a :func:`bigseg.measure.summary` Dataset holding ``volume_fraction_profile``. One
+    panel with a curve per phase in the fixed phase colours (its whole-volume fraction dashed); for a
     series one panel per phase, a curve per time step (dark to light); dotted, the truth's
     profile when the Dataset holds one (``summary(..., truth=...)``); beside it, the interface
     area per volume of each phase pair when the Dataset holds ``specific_area_profile`` (one
@@ -32,8 +32,11 @@ def profile_figure(profile: Any, *, path: str | os.PathLike | None = None, title
     unit = da[axis].attrs.get("units", da.attrs.get("unit", ""))
     phases = [str(p) for p in da.phase.values]
     colours = [tuple(c / 255 for c in phase_colour(p, i)[:3]) for i, p in enumerate(phases)]
-    step = int(da.attrs.get("step", 1))
-    xlabel = f"{axis} [{unit}]" + (f" (bins of {step} slices)" if step > 1 else "")
+    if "axis_label" in da.attrs:  # e.g. the radial profile: distance from the axis
+        xlabel = f"{da.attrs['axis_label']} [{unit}]"
+    else:
+        step = int(da.attrs.get("step", 1))
+        xlabel = f"{axis} [{unit}]" + (f" (bins of {step} slices)" if step > 1 else "")
     plt = pyplot(path)
     if "t" not in da.dims:
         if spec is None:
@@ -54,7 +57,8 @@ def profile_figure(profile: Any, *, path: str | os.PathLike | None = None, title
         ax.set_ylabel("volume fraction")
         ax.set_ylim(0, 1)
         ax.legend(frameon=False, ncols=len(phases))
-        ax.set_title(f"volume fractions along {axis} (dashed: whole volume"
+        ax.set_title(f"volume fractions {'by ' + da.attrs['axis_label'] if 'axis_label' in da.attrs else 'along ' + axis}"
+                     " (dashed: whole volume"
                      + ("; dotted: truth)" if ref is not None else ")"))
     else:
         times = da.t.values

@@ -144,3 +144,27 @@ def test_cli_prints_bigseg_warnings_as_one_line(tmp_path, capsys):
     assert main(["measure", str(image), "--particles", str(tmp_path / "p2.csv"), "--max-diameter", "10"]) == 0
     err = capsys.readouterr().err
     assert "particle split (active)" in err and "\rbigseg measure: warning: 288" in err
+
+
+def test_cli_measure_inside_a_field_of_view(tmp_path, capsys):
+    """Labels with 255 outside a circle: --radial around its axis, --tortuosity in its box."""
+    from bigseg.measure import radial_profile, tortuosity
+
+    lab = make_labels((20, 40, 44), seed=5)
+    yy, xx = np.ogrid[:40, :44]
+    inside = (yy - 19.5) ** 2 + (xx - 21.5) ** 2 <= 19 ** 2
+    lab = np.where(inside, lab, 255).astype(np.uint8)
+    image = tmp_path / "rec.ome.zarr"
+    save_volume(lab.astype(np.float32), image, chunks=(10, 16, 9), progress=False)
+    save_labels(lab, image, phases=["pore", "cbd", "active"], chunks=(10, 16, 9), progress=False)
+    nc, png = tmp_path / "m.nc", tmp_path / "m.png"
+    assert main(["measure", str(image), "--radial", "3", "--fov", "auto", "--tortuosity", "z", "--netcdf", str(nc),
+                 "--plot", str(png), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "volume fractions by distance from the axis at y 19.5, x 21.5" in out
+    assert "inside the field of view" in out and (tmp_path / "m_radial.png").exists()
+    ds = xr.open_dataset(nc, engine="h5netcdf").load()
+    ref = radial_profile(lab, centre=(19.5, 21.5), step=3)
+    np.testing.assert_allclose(ds.volume_fraction_radial.values, ref.values, equal_nan=True)
+    np.testing.assert_allclose(ds.tortuosity.values, tortuosity(lab, axis="z", fov="auto").tau.values)
+    np.testing.assert_allclose(ds.volume_fraction.values, np.bincount(lab[lab < 3], minlength=3) / (lab < 3).sum())
