@@ -31,6 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--phase-contrast", type=float, default=None, help="edge-enhancement strength")
     g.add_argument("--rings", type=float, default=None, help="ring artefact amplitude (relative to contrast)")
     g.add_argument("--drift", type=float, default=None, help="illumination drift along z (relative)")
+    g.add_argument("--cupping", type=float, default=None,
+                   help="beam-hardening cupping: the cylinder's centre this much darker than its rim (e.g. 0.2)")
     g.add_argument("--bits", type=int, default=None, help="quantise to 8 or 16 bits")
     p.add_argument("--cylinder", action="store_true",
                    help="image a cylinder, as a reconstruction does: 0 outside the circle inscribed in y-x, the "
@@ -70,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"Expected `shape` and `chunks` to be integers (edge or z,y,x). Got {args.shape!r}, {args.chunks!r} instead.") from None
     voxel_size = parse_triple(args.voxel_size)
     phys = {"snr": args.snr, "noise": args.noise, "psf_sigma": args.psf_sigma, "phase_contrast": args.phase_contrast,
-            "rings": args.rings, "drift": args.drift, "bits": args.bits}
+            "rings": args.rings, "drift": args.drift, "cupping": args.cupping, "bits": args.bits}
     if args.snr is not None and math.isinf(args.snr):
         phys["snr"] = math.inf
     progress = args.progress

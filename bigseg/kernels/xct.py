@@ -38,6 +38,10 @@ class Physics:
     rings : amplitude of ring artefacts relative to the contrast (concentric circles about the
         rotation axis, the volume's (y, x) centre, the same in every slice)
     drift : relative amplitude of a slow illumination drift along z (multiplicative)
+    cupping : beam-hardening cupping of a cylindrical sample: grey values scaled by
+        ``1 - cupping * (1 - (r / R)**2)`` within the circle inscribed in the (y, x)
+        cross-section (R half its shorter side, r the distance from the axis), unchanged beyond:
+        the centre reads ``cupping`` darker than the rim
     bits : None (float32 output), 8 or 16 (quantised to uint8/uint16 over ``window``)
     """
 
@@ -52,6 +56,7 @@ class Physics:
     noise_correlation: float = 0.7
     rings: float = 0.05
     drift: float = 0.05
+    cupping: float = 0.0
     bits: int | None = None
 
     @property
@@ -100,6 +105,7 @@ def xct_block(
     rings: np.ndarray,
     ring_step: float,
     centre: tuple[float, float],
+    cup_radius: float = 0.0,
 ) -> np.ndarray:
     """Simulated reconstructed tomogram of a padded label block.
 
@@ -112,12 +118,13 @@ def xct_block(
     drift : float64 (n,), multiplicative drift per global z, ``drift[z - drift_start]``
     rings : float64 (m,), additive ring profile sampled every ``ring_step`` voxels of radius
     centre : (y, x) of the rotation axis, voxels
+    cup_radius : R of the cupping (``p.cupping``), voxels
 
     Returns
     -------
     float32 (z, y, x) of the block without halo, or uint8/uint16 when ``p.bits`` is set.
     Order of operations: attenuation and texture -> phase-contrast fringes -> PSF blur ->
-    z drift -> ring artefacts -> reconstruction noise -> quantisation.
+    z drift -> cupping -> ring artefacts -> reconstruction noise -> quantisation.
     """
     origin = np.asarray(origin, dtype=np.int64)
     shape = np.asarray(labels.shape, dtype=np.int64)
@@ -136,9 +143,12 @@ def xct_block(
         mu = ndi.gaussian_filter(mu, p.psf_sigma, mode="reflect", truncate=_TRUNCATE)
     z = origin[0] + np.arange(shape[0]) - drift_start
     mu *= drift[z].astype(np.float32)[:, None, None]
+    y = (origin[1] + np.arange(shape[1], dtype=np.float64) - centre[0])[:, None]
+    x = (origin[2] + np.arange(shape[2], dtype=np.float64) - centre[1])[None, :]
+    if p.cupping and cup_radius > 0:
+        cup = 1.0 - p.cupping * np.clip(1.0 - (y * y + x * x) / cup_radius**2, 0.0, None)
+        mu *= cup.astype(np.float32)[None, :, :]
     if p.rings:
-        y = (origin[1] + np.arange(shape[1], dtype=np.float64) - centre[0])[:, None]
-        x = (origin[2] + np.arange(shape[2], dtype=np.float64) - centre[1])[None, :]
         r = np.sqrt(y * y + x * x) / ring_step
         i0 = np.minimum(np.floor(r).astype(np.int64), rings.shape[0] - 2)
         f = r - i0

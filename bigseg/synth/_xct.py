@@ -72,6 +72,8 @@ def physics(preset: str = "nano-ct-phase", **overrides: Any) -> Physics:
     kw["texture"] = _triple("texture", kw.get("texture", (0, 0, 0)))
     if any(t < 0 or t >= 1 for t in kw["texture"]):
         raise InputError(f"Expected `texture` values in [0, 1). Got {kw['texture']!r} instead.")
+    if not 0 <= float(kw.get("cupping", 0.0) or 0.0) < 1:
+        raise InputError(f"Expected `cupping` in [0, 1). Got {kw['cupping']!r} instead.")
     for name in ("psf_sigma", "phase_sigma", "noise_correlation", "rings", "drift", "texture_scale"):
         if name in kw:
             v = kw[name]
@@ -137,7 +139,7 @@ def _xct3d(lab: da.Array, p: Physics, seed: int) -> da.Array:
     def block(x: np.ndarray, block_id=None) -> np.ndarray:
         origin = np.array([starts[a][block_id[a]] - depth[a] for a in range(3)], dtype=np.int64)
         return xct_block(x, origin, depth, p, seed=seed, drift=drift, drift_start=-h, rings=rings,
-                         ring_step=step, centre=centre)
+                         ring_step=step, centre=centre, cup_radius=min(shape[1:]) / 2)
 
     return da.map_blocks(block, padded, chunks=lab.chunks, dtype=out_dtype, meta=np.empty((0, 0, 0), out_dtype))
 
@@ -167,7 +169,7 @@ def _xct3d_generated(model, state, chunks, p: Physics, seed: int) -> da.Array:
             lab = np.pad(lab, pad, mode="symmetric")
         origin = np.array([a - d for (a, _), d in zip(loc, depth)], dtype=np.int64)
         return xct_block(lab, origin, depth, p, seed=seed, drift=drift, drift_start=-h, rings=rings,
-                         ring_step=step, centre=centre)
+                         ring_step=step, centre=centre, cup_radius=min(shape[1:]) / 2)
 
     shared = dask.delayed(model, pure=True, traverse=False)
     return da.map_blocks(block, shared, chunks=chunks, dtype=out_dtype, meta=np.empty((0, 0, 0), out_dtype))
@@ -188,7 +190,8 @@ def xct(labels: Any, *, seed: int = 0, preset: str = "nano-ct-phase", chunks: An
         ``attenuation=(pore, cbd, active)``, ``texture``, ``psf_sigma`` (voxels),
         ``phase_contrast``, ``phase_sigma``, ``snr`` (contrast-to-noise ratio, ``inf`` = no
         noise), ``noise`` ("gaussian" | "poisson"), ``noise_correlation``, ``rings``, ``drift``,
-        ``bits`` (None | 8 | 16)
+        ``cupping`` (beam hardening: the inscribed cylinder's centre that much darker than its
+        rim; 0 in every preset), ``bits`` (None | 8 | 16)
 
     Returns
     -------

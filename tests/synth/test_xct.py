@@ -123,6 +123,17 @@ def test_drift_along_z():
     assert np.allclose(img[5], img[5, 0, 0])  # uniform in each slice
 
 
+def test_cupping_darkens_the_cylinder_centre():
+    flat = np.full((4, 41, 51), 2, np.uint8)
+    img = xct(da.from_array(flat, chunks=(4, 13, 17)), preset="ideal", cupping=0.25).values
+    act = PRESETS["ideal"]["attenuation"][2]
+    assert img[1, 20, 25] == pytest.approx(0.75 * act, rel=1e-5)  # the axis: (1 - cupping)
+    assert img[1, 20, 25 + 10] == pytest.approx(act * (1 - 0.25 * (1 - (10 / 20.5) ** 2)), rel=1e-5)
+    assert img[1, 0, 0] == pytest.approx(act, rel=1e-6) and img[1, 20, 50] == pytest.approx(act, rel=1e-6)
+    np.testing.assert_allclose(img, xct(flat, preset="ideal", cupping=0.25).values, atol=1e-6)  # any chunking
+    assert np.array_equal(xct(flat, preset="ideal").values, xct(flat, preset="ideal", cupping=0).values)
+
+
 @pytest.mark.parametrize("bits, dtype", [(8, np.uint8), (16, np.uint16)])
 def test_quantisation(labels, bits, dtype):
     img = xct(labels, bits=bits).values
@@ -147,6 +158,8 @@ def test_series_input_gets_independent_noise_per_step(labels):
         ({"bits": 12}, "bits"),
         ({"noise": "pink"}, "noise"),
         ({"attenuation": (1, 2)}, "attenuation"),
+        ({"cupping": 1.0}, "cupping"),
+        ({"cupping": -0.1}, "cupping"),
         ({"wobble": 1}, "physics parameters"),
     ],
 )
