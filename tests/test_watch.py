@@ -87,8 +87,8 @@ def test_cli_watch_picks_up_a_scan_that_arrives(tmp_path, image):
     inbox, out = tmp_path / "inbox", tmp_path / "out"
     inbox.mkdir()
     proc = subprocess.Popen([BIGSEG, "watch", str(inbox), "--out", str(out), "--model", "threshold",
-                             "--interval", "0.3", "--settle", "0.5"], stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "BIGSEG_CHUNKS": "16"})
+                             "--interval", "0.3", "--settle", "0.5", "--fov", "cylinder"], stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "BIGSEG_CHUNKS": "16"})
     try:
         time.sleep(1.0)
         np.save(inbox / "late.npy", image)
@@ -100,3 +100,7 @@ def test_cli_watch_picks_up_a_scan_that_arrives(tmp_path, image):
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130 and "late: done" in err
+    # every scan segmented inside the cylinder its field of view is
+    labels = bigseg.open_volume(out / "late" / "image.ome.zarr" / "labels" / "segmentation").values
+    inside = bigseg.io.fov_mask(image, "cylinder").values
+    assert (labels[:, ~inside] == 255).all() and (labels[:, inside] < 3).all()
