@@ -32,12 +32,13 @@ def add_pipeline_args(p: argparse.ArgumentParser, kept: str = "") -> None:
     add_fov_args(p)
 
 
-def add_fov_args(p: argparse.ArgumentParser) -> None:
-    """--fov and --fov-margin: segment and measure only inside a reconstruction's field of view."""
+def add_fov_args(p: argparse.ArgumentParser,
+                 purpose: str = "to segment and measure inside only; outside is labelled 255 and left out of "
+                                "every measurement") -> None:
+    """--fov and --fov-margin: work only inside a reconstruction's field of view."""
     p.add_argument("--fov", default=None,
-                   help="the reconstruction's field of view, to segment and measure inside only: 'auto' (the "
-                        "constant fill around the sample, 0 or NaN), 'cylinder' (the inscribed circle) or CY,CX,R "
-                        "(a circle in voxels); outside is labelled 255 and left out of every measurement")
+                   help="the reconstruction's field of view: 'auto' (the constant fill around the sample, 0 or NaN), "
+                        f"'cylinder' (the inscribed circle) or CY,CX,R (a circle in voxels), {purpose}")
     p.add_argument("--fov-margin", type=float, default=None, metavar="VOXELS",
                    help="shrink the field of view by this many voxels (a rim of ring artefacts)")
 

@@ -6,7 +6,7 @@ import argparse
 import json
 import os
 
-from ._common import add_progress_args
+from ._common import add_fov_args, add_progress_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,6 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--unlabelled", type=int, default=255, metavar="VALUE",
                    help="value of the unannotated voxels in LABELS (default 255); 0 for napari/ilastik/Fiji exports, "
                         "whose classes 1, 2, 3 become phases 0, 1, 2")
+    add_fov_args(p, "to train inside only: IMAGE prepared as `segment --fov` prepares it, LABELS outside ignored")
     p.add_argument("-o", "--output", required=True, help="checkpoint file to write (.pt)")
     p.add_argument("--synthetic", action="store_true", help="train on generated electrodes + XCT physics")
     p.add_argument("--arch", default=None, help="lrcsnet (2D, default) or unet3d")
@@ -97,8 +98,8 @@ def run(args: argparse.Namespace) -> int:
                   seed=args.seed, device=args.device, amp=args.amp, progress=args.progress,
                   max_minutes=args.max_minutes, arch_kwargs=arch_kwargs)
     if args.synthetic:
-        if args.image or args.labels:
-            raise InputError("Expected no image/labels with --synthetic. Got some.")
+        if args.image or args.labels or args.fov:
+            raise InputError("Expected no image/labels/--fov with --synthetic. Got some.")
         kw = {}
         if args.presets:
             kw["presets"] = [s.strip() for s in args.presets.split(",")]
@@ -117,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
             raise InputError("Expected `image` and `labels` paths (or --synthetic). Got too few.")
         model = train(_read(args.image), _read(args.labels), lr=args.lr if args.lr is not None else 1e-4,
                       lr_decay=args.lr_decay if args.lr_decay is not None else 0.3, axis=args.axis,
-                      val_fraction=args.val_fraction, unlabelled=args.unlabelled, **common)
+                      val_fraction=args.val_fraction, unlabelled=args.unlabelled, fov=args.fov,
+                      fov_margin=args.fov_margin or 0.0, **common)
     save(model, args.output, half=args.half)
     if args.report:
         with open(args.report, "w") as fh:

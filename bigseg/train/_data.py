@@ -15,18 +15,24 @@ from ._loss import confusion
 __all__ = ["normalize_image", "load_pair", "split_validation", "PatchSampler", "patch_windows"]
 
 
-def normalize_image(image: Any, *, low: float = 0.5, high: float = 99.5) -> tuple[np.ndarray, float, float]:
+def normalize_image(image: Any, *, low: float = 0.5, high: float = 99.5,
+                    fov: np.ndarray | None = None) -> tuple[np.ndarray, float, float]:
     """In-memory float32 copy of ``image`` normalised exactly as inference input must be:
     :func:`bigseg.filters.normalize` (global ``low``/``high`` percentiles → 0/1, clipped).
+    With a (y, x) field of view ``fov``, as :func:`bigseg.infer.segment` prepares it: the
+    percentiles from the inside, the outside filled with noise of the inside's moments.
     Returns (array, value_at_low, value_at_high)."""
     import dask
 
     from ..filters import normalize
+    from ..io import fill_outside_like_inside
 
     with dask.config.set(scheduler="synchronous"):
-        out = normalize(image, low=low, high=high)
+        out = normalize(image, low=low, high=high, mask=fov)
+        lo, hi = out.attrs["normalize"]
+        if fov is not None:
+            out = fill_outside_like_inside(out, fov)
         arr = np.asarray(out.data.compute(), dtype=np.float32)
-    lo, hi = out.attrs["normalize"]
     return arr, float(lo), float(hi)
 
 

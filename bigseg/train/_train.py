@@ -11,7 +11,7 @@ import torch
 
 from .._parse import parse_in_range, parse_nonnegative_int, parse_phases, parse_positive_float, parse_positive_int
 from ..errors import InputError, ModelError
-from ..io import DEFAULT_PHASES, UNLABELLED, sparse_labels
+from ..io import DEFAULT_PHASES, UNLABELLED, fov_mask, sparse_labels
 from ..models import DEFAULT_NORMALIZATION, Model, available, create, save
 from ._augment import Augment
 from ._data import PatchSampler, load_pair, normalize_image, patch_windows, score_windows, split_validation
@@ -151,6 +151,8 @@ def train(
     synthetic: Any = False,
     arch_kwargs: dict | None = None,
     unlabelled: int = 255,
+    fov: Any = None,
+    fov_margin: float = 0.0,
 ) -> Model:
     """Train a segmentation model on an image and sparse labels.
 
@@ -192,6 +194,12 @@ def train(
     unlabelled : the value of unannotated voxels in ``labels`` (and the validation labels):
         255 (bigseg's convention), or 0 for napari/ilastik/Fiji exports whose classes count
         from 1 (see :func:`bigseg.io.sparse_labels`)
+    fov, fov_margin : the reconstruction's field of view (:func:`bigseg.io.fov_mask`: ``"auto"``,
+        ``"cylinder"``, a circle or a (y, x) mask; of a separate ``validation`` image too): the
+        image is prepared as :func:`bigseg.infer.segment` prepares it with ``fov`` (percentiles
+        from the inside, the outside filled with noise of the inside's moments), and labels
+        outside count as unlabelled, so a model tuned on a masked reconstruction meets at
+        inference what it saw in training.
 
     Returns
     -------
@@ -233,7 +241,11 @@ def train(
         raise InputError(f"Expected (z, y, x) volumes. Got {img.ndim} dimensions instead.")
 
     norm = dict(opts["init"].normalization) if opts["init"] is not None else dict(DEFAULT_NORMALIZATION)
-    img, lo, hi = normalize_image(img, low=norm.get("low", 0.5), high=norm.get("high", 99.5))
+    mask = None
+    if fov is not None:  # prepared as segment(fov=) prepares its input; no training signal outside
+        mask = fov_mask(img, fov, margin=fov_margin).values
+        lab = np.where(mask[None], lab, UNLABELLED).astype(np.uint8)
+    img, lo, hi = normalize_image(img, low=norm.get("low", 0.5), high=norm.get("high", 99.5), fov=mask)
 
     if validation is not None:
         try:
@@ -241,7 +253,10 @@ def train(
         except (TypeError, ValueError):
             raise InputError("Expected `validation` to be an (image, labels) pair. Got something else.") from None
         vimg, vlab = load_pair(vimg, sparse_labels(vlab, unlabelled), n_classes)
-        vimg, _, _ = normalize_image(vimg, low=norm.get("low", 0.5), high=norm.get("high", 99.5))
+        vmask = None if fov is None else fov_mask(vimg, fov, margin=fov_margin).values
+        if vmask is not None:
+            vlab = np.where(vmask[None], vlab, UNLABELLED).astype(np.uint8)
+        vimg, _, _ = normalize_image(vimg, low=norm.get("low", 0.5), high=norm.get("high", 99.5), fov=vmask)
         tlab = lab
     elif val_fraction > 0:
         tlab, vlab = split_validation(lab, axis=axis, val_fraction=val_fraction, seed=opts["seed"])
@@ -275,4 +290,7 @@ def train(
     data = {"kind": "sparse labels", "shape": list(img.shape), "labelled_voxels": int((lab != UNLABELLED).sum()),
             "labelled_slices": labelled_slices, "axis": axis, "percentiles": [lo, hi],
             "validation": "explicit" if validation is not None else f"held-back slices ({val_fraction:g})"}
+    if mask is not None:
+        data["fov"] = {"spec": fov if isinstance(fov, str) else "mask/circle", "margin": float(fov_margin),
+                       "inside_fraction": round(float(mask.mean()), 4)}
     return finish_model(model, hist, opts, data, scores)

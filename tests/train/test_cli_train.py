@@ -59,6 +59,13 @@ def test_cli_train_annotations_counted_from_1(files, capsys):
     assert "--unlabelled 0" in capsys.readouterr().err
     assert main(args + ["-o", str(files / "n.pt"), "--unlabelled", "0"]) == 0
     assert models.load(files / "n.pt").provenance["data"]["labelled_voxels"] == int((sparse != 255).sum())
+    # inside a field of view only: the annotations beyond the circle count for nothing
+    assert main(args + ["-o", str(files / "f.pt"), "--unlabelled", "0", "--fov", "cylinder"]) == 0
+    yy, xx = np.ogrid[: sparse.shape[1], : sparse.shape[2]]
+    inside = (yy - (sparse.shape[1] - 1) / 2) ** 2 + (xx - (sparse.shape[2] - 1) / 2) ** 2 <= (min(sparse.shape[1:]) / 2) ** 2
+    assert (sparse[:, ~inside] != 255).any()
+    data = models.load(files / "f.pt").provenance["data"]
+    assert data["labelled_voxels"] == int((sparse[:, inside] != 255).sum()) and data["fov"]["spec"] == "cylinder"
 
 
 def test_cli_train_synthetic_and_errors(files, capsys):

@@ -293,3 +293,27 @@ def test_series_with_one_annotated_scan_trains_on_that_scan(pair):
     np.testing.assert_array_equal(got_lab, sparse)
     with pytest.raises(InputError, match=r"one time step.*\[0, 1\]"):
         load_pair(series, np.stack([sparse, sparse]), 3)
+
+
+def test_training_inside_a_field_of_view(pair):
+    """A masked reconstruction is prepared as segment(fov=) prepares it; labels outside count
+    for nothing."""
+    from bigseg.io import fill_outside, fov_mask
+    from bigseg.train._data import normalize_image
+
+    img, lab, _ = pair
+    inside = fov_mask(img, "cylinder").values
+    rec = fill_outside(bigseg.io.make_volume(img), inside, 0).values
+    arr, lo, hi = normalize_image(rec, fov=inside)
+    ref = bigseg.filters.normalize(img, mask=inside)
+    assert (lo, hi) == pytest.approx(ref.attrs["normalize"])  # the inside's percentiles, not the fill's
+    np.testing.assert_allclose(arr[:, inside], ref.values[:, inside], rtol=1e-6)
+    out = arr[:, ~inside]
+    assert abs(out.mean() - arr[:, inside].mean()) < 0.03 and abs(out.std() - arr[:, inside].std()) < 0.03
+    dense = lab.copy()  # labelled everywhere, also outside the circle
+    m = bigseg.train(rec, dense, arch="lrcsnet", arch_kwargs=TINY, patch=(32, 32), epochs=1, steps_per_epoch=1,
+                     batch_size=2, progress=False, seed=1, fov="auto", val_fraction=0)
+    data = m.provenance["data"]
+    assert data["labelled_voxels"] == int(inside.sum()) * lab.shape[0]
+    assert data["fov"]["spec"] == "auto" and data["fov"]["inside_fraction"] == pytest.approx(inside.mean(), abs=1e-4)
+    assert data["percentiles"] == pytest.approx(list(ref.attrs["normalize"]))
