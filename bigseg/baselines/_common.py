@@ -35,14 +35,7 @@ def check_volume(vol: Any, *, progress: bool = False, fov: Any = None) -> tuple[
     if not (np.issubdtype(v.dtype, np.integer) or np.issubdtype(v.dtype, np.floating)):
         raise InputError(f"Expected `vol` to hold real numbers. Got dtype {v.dtype} instead.")
     mask = None if fov is None else fov_mask(v, fov, progress=progress).values
-    if mask is None:
-        nan, inf = count_nonfinite(v, progress=progress)
-    elif np.issubdtype(v.dtype, np.floating):
-        inside = masked_values(v.data, mask)
-        nan, inf = (int(c) for c in compute(da.isnan(inside).sum(), da.isinf(inside).sum(),
-                                            desc="counting non-finite voxels", progress=progress))
-    else:
-        nan = inf = 0
+    nan, inf = count_nonfinite(v, mask=mask, progress=progress)
     if nan + inf:
         raise InputError(f"Expected `vol` to hold finite values only{'' if mask is None else ' in `fov`'}. Got {nan} "
                          f"NaN and {inf} infinite voxels (of {v.size}) instead.")

@@ -55,12 +55,15 @@ def _nonfinite_message(nan: int, inf: int, total: int) -> str:
             f"(of {total}) instead; clean or mask them, or pass nan_policy='propagate'.")
 
 
-def count_nonfinite(vol: Any, *, progress: bool = False) -> tuple[int, int]:
-    """Count the NaN and the +-inf voxels of a volume: ``(n_nan, n_inf)`` (one pass)."""
+def count_nonfinite(vol: Any, *, mask: Any = None, progress: bool = False) -> tuple[int, int]:
+    """Count the NaN and the +-inf voxels of a volume: ``(n_nan, n_inf)`` (one pass); with
+    ``mask`` (boolean over the trailing axes, e.g. a (y, x) field of view), of the voxels
+    inside it only."""
     v = _volume(vol)
     if not np.issubdtype(v.dtype, np.floating):
         return 0, 0
-    (c,) = compute(_nonfinite_counts(v.data), desc="counting non-finite voxels", progress=progress)
+    arr = v.data if mask is None else masked_values(v.data, _parse_mask(mask, tuple(v.shape)))
+    (c,) = compute(_nonfinite_counts(arr), desc="counting non-finite voxels", progress=progress)
     return int(c[0]), int(c[1])
 
 
@@ -239,8 +242,7 @@ def normalize(vol: Any, *, low: float = 0.5, high: float = 99.5, nan_policy: str
     arr = v.data
     sample = arr if mask is None else masked_values(arr, _parse_mask(mask, tuple(arr.shape)))
     if np.issubdtype(arr.dtype, np.floating):
-        (counts,) = compute(_nonfinite_counts(sample), desc="counting non-finite voxels", progress=progress)
-        nan, inf = int(counts[0]), int(counts[1])
+        nan, inf = count_nonfinite(v, mask=mask, progress=progress)
         if nan + inf:
             if nan_policy == "raise":
                 raise InputError(_nonfinite_message(nan, inf, int(sample.size)))

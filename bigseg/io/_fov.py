@@ -152,14 +152,20 @@ def fov_mask(vol: Any, fov: Any = "auto", *, margin: float = 0.0, progress: bool
     return xr.DataArray(inside, dims=v.dims[-2:], coords=coords, name="fov", attrs=attrs)
 
 
-def fill_outside(vol: xr.DataArray, mask: Any, value: Any) -> xr.DataArray:
-    """``vol`` (lazy, its dtype, attrs and coordinates kept) with ``value`` wherever the (y, x)
-    ``mask`` is False, e.g. labels 255 (unlabelled) outside the field of view."""
+def _mask_and_data(vol: xr.DataArray, mask: Any) -> tuple[np.ndarray, da.Array]:
+    """The (y, x) mask as a NumPy bool array, checked against the volume, and its dask data."""
     m = np.asarray(mask.values if isinstance(mask, xr.DataArray) else mask, dtype=bool)
     arr = vol.data if isinstance(vol.data, da.Array) else da.from_array(np.asarray(vol.data))
     if tuple(m.shape) != tuple(arr.shape[-2:]):
         raise InputError(f"Expected `mask` to have the volume's (y, x) shape {tuple(arr.shape[-2:])}. "
                          f"Got {m.shape} instead.")
+    return m, arr
+
+
+def fill_outside(vol: xr.DataArray, mask: Any, value: Any) -> xr.DataArray:
+    """``vol`` (lazy, its dtype, attrs and coordinates kept) with ``value`` wherever the (y, x)
+    ``mask`` is False, e.g. labels 255 (unlabelled) outside the field of view."""
+    m, arr = _mask_and_data(vol, mask)
     dm = da.from_array(m, chunks=arr.chunks[-2:])
     out = da.where(dm, arr, np.asarray(value, dtype=arr.dtype)).astype(arr.dtype, copy=False)
     return vol.copy(data=out)
@@ -191,11 +197,7 @@ def fill_outside_like_inside(vol: xr.DataArray, mask: Any, *, seed: int = 0, pro
     from ..ops import masked_values
     from ..runtime import compute
 
-    m = np.asarray(mask.values if isinstance(mask, xr.DataArray) else mask, dtype=bool)
-    arr = vol.data if isinstance(vol.data, da.Array) else da.from_array(np.asarray(vol.data))
-    if arr.ndim != 3 or tuple(m.shape) != tuple(arr.shape[-2:]):
-        raise InputError(f"Expected `mask` to have the (y, x) shape {tuple(arr.shape[-2:])} of a (z, y, x) volume. "
-                         f"Got {m.shape} for a volume of {tuple(arr.shape)} instead.")
+    m, arr = _mask_and_data(vol, mask)  # a series comes here frame by frame
     inside = masked_values(arr, m).astype(np.float64)
     mean, std = compute(inside.mean(), inside.std(), desc="field of view: grey values inside", progress=progress)
     dm = da.broadcast_to(da.from_array(m, chunks=arr.chunks[1:]), arr.shape, chunks=arr.chunks)
