@@ -38,7 +38,7 @@ DEFAULTS: dict[str, Any] = {
     "filters": {"align": False, "normalize": True, "median": 3, "gaussian": None, "unsharp": None},
     "predict": {"model": "default", "patch": None, "overlap": 0.5, "blend": "gaussian",
                 "sigma_scale": 0.125, "tta": False, "probabilities": False, "batch_size": None,
-                "autocast": "auto"},
+                "autocast": "auto", "temporal": 0},
     "measure": {"interfaces": "faces", "particles": True, "phase": "active", "split": True, "max_diameter": 40,
                 "particle_labels": False, "profile": "z", "profile_step": 1, "shells": None, "tortuosity": None,
                 "rve": False, "radial_step": 4},
@@ -124,6 +124,11 @@ def _validate(cfg: dict[str, Any]) -> None:
     _check("predict.autocast", p["autocast"] in ("auto", "bf16", "fp16", "off"),
            "to be 'auto', 'bf16', 'fp16' or 'off'", p["autocast"])
     _check("predict.batch_size", p["batch_size"] is None or _is_pos_int(p["batch_size"]), "to be a positive integer or null", p["batch_size"])
+    _check("predict.temporal", p["temporal"] == 0 or _is_pos_int(p["temporal"]),
+           "to be 0 or a positive integer (scans before and after each scan whose probabilities are averaged)",
+           p["temporal"])
+    _check("predict.temporal", not p["temporal"] or p["model"] not in ("threshold", "kmeans", "watershed"),
+           f"0 with predict.model {p['model']!r} (a time window averages a model's probabilities)", p["temporal"])
     _check("measure.particles", isinstance(cfg["measure"]["particles"], bool), "to be true or false",
            cfg["measure"]["particles"])
     _check("measure.phase", isinstance(cfg["measure"]["phase"], str) and bool(cfg["measure"]["phase"]),

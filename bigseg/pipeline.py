@@ -10,12 +10,14 @@ recorded in ``dest/stages.json``) is not recomputed; one made from other inputs 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import time
 import warnings
 from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +93,8 @@ class Pipeline:
         ingest = json.dumps({"source": src, "chunks": cfg.chunks, "voxel_size": cfg.voxel_size, "unit": cfg.unit,
                              "crop": cfg.crop, "align": cfg.filters["align"],
                              **({"levels": cfg.levels} if cfg.levels != 1 else {})}, sort_keys=True, default=str)
-        segment = json.dumps({"ingest": ingest, "filters": cfg.filters, "predict": cfg.predict,
+        predict = {k: v for k, v in cfg.predict.items() if k != "temporal" or v}  # keys of runs made before it
+        segment = json.dumps({"ingest": ingest, "filters": cfg.filters, "predict": predict,
                               **({"fov": cfg.fov, "fov_margin": cfg.fov_margin} if cfg.fov is not None else {})},
                              sort_keys=True, default=str)
         return {"ingest": ingest, "segment": segment}
@@ -134,17 +137,30 @@ class Pipeline:
             vol = filters.unsharp(vol, **u)
         return vol
 
-    def _segment(self, vol: xr.DataArray, fov: xr.DataArray | None) -> xr.DataArray:
+    @contextlib.contextmanager
+    def _segmented(self, vol: xr.DataArray, fov: xr.DataArray | None, out: Path) -> Iterator[xr.DataArray]:
+        """The (lazy) labels of ``vol``; with ``predict.temporal`` each scan's probabilities are
+        first stored under ``out`` (removed after) and averaged over the time window from there."""
         p = dict(self.config.predict)
         model = p.pop("model")
+        temporal = p.pop("temporal", 0)
         mask = None if fov is None else fov.values
         if model in ("threshold", "kmeans", "watershed"):
             from . import baselines
 
-            return getattr(baselines, model)(vol, fov=mask)
+            yield getattr(baselines, model)(vol, fov=mask)
+            return
         from .infer import segment
 
-        return segment(vol, model, normalize=bool(self.config.filters["normalize"]), fov=mask, **p)["labels"]
+        normalize = bool(self.config.filters["normalize"])
+        if not temporal:
+            yield segment(vol, model, normalize=normalize, fov=mask, **p)["labels"]
+            return
+        from .infer._temporal import smooth_over_time, staged
+
+        p["probabilities"] = True
+        with staged(segment(vol, model, normalize=normalize, fov=mask, **p), out) as ds:
+            yield smooth_over_time(ds, temporal)["labels"]
 
     def _fov(self, vol: xr.DataArray, out: Path) -> xr.DataArray | None:
         """The field of view (``fov``) of the ingested image, drawn over its middle slice into
@@ -232,6 +248,9 @@ class Pipeline:
         """
         interval = parse_positive_float("interval", interval)
         settle = parse_in_range("settle", settle, 0.0, float("inf"))
+        if self.config.predict.get("temporal"):
+            raise ConfigError(f"Expected `predict.temporal` 0 for watch (each scan is segmented alone). "
+                              f"Got {self.config.predict['temporal']!r} instead.")
         inbox, out = Path(inbox), Path(out)
         if not inbox.is_dir():
             raise InputError(f"Expected `inbox` to be an existing folder. Got {str(inbox)!r} instead.")
@@ -310,6 +329,9 @@ class Pipeline:
             truth = self._cropped_truth(truth, vol)
         _write_stage(out, "ingest", keys["ingest"], reset=not keep_image)
         timings["ingest"] = time.perf_counter() - t
+        if self.config.predict.get("temporal") and not is_series(vol):
+            raise ConfigError(f"Expected `predict.temporal` 0 for a single scan (it averages the probabilities of "
+                              f"neighbouring scans of a series). Got {self.config.predict['temporal']!r} instead.")
 
         seg_path = image / "labels" / "segmentation"
         t = time.perf_counter()
@@ -317,8 +339,8 @@ class Pipeline:
         if not (keep_labels and seg_path.exists()):
             # the filters must not smear a fill (NaN, 0) into the sample: the outside looks like the inside
             src = vol if fov is None else fill_outside_like_inside(vol, fov, progress=True)
-            labels = self._segment(self._filter(src), fov)
-            save_labels(labels, image, name="segmentation", levels=self.config.levels, overwrite=True)
+            with self._segmented(self._filter(src), fov, out) as labels:
+                save_labels(labels, image, name="segmentation", levels=self.config.levels, overwrite=True)
         _write_stage(out, "segment", keys["segment"])  # a kept run of before stages.json: taken as made from these
         labels = open_volume(seg_path)
         timings["segment"] = time.perf_counter() - t

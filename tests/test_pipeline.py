@@ -190,6 +190,33 @@ def test_pipeline_on_an_operando_series(tmp_path):
     assert json.loads((tmp_path / "files" / "run.json").read_text())["source"] == [str(p) for p in scans]
 
 
+def test_pipeline_time_window_on_a_series(tmp_path, scan):
+    """predict.temporal: each scan's probabilities staged on disk, averaged over the window, the
+    scratch gone after; the labels are those of segment(temporal=) on the filtered scans; a
+    changed window redoes the segmentation; a single scan and watch refuse it by name."""
+    from bigseg.errors import ConfigError
+    from bigseg.infer import segment
+    from bigseg.report import run_summary
+
+    truth = synth.series((24, 28, 32), steps=3, seed=2, chunks=16)
+    image = synth.xct(truth, seed=2).compute()
+    pipe = Pipeline(chunks=(12, 16, 20), predict={"temporal": 1}, measure={"particles": False})
+    res = pipe.run(image, tmp_path / "s", truth=truth)
+    labels = bigseg.open_volume(res.labels).values
+    want = segment(bigseg.filters.median(image, size=3), "default", temporal=1).labels.values
+    assert (labels == want).mean() > 0.995  # float16 on disk between the passes
+    assert not [p for p in (tmp_path / "s").rglob(".temporal-*")]
+    assert run_summary(tmp_path / "s")["temporal"] == 1
+    assert "time window" in (tmp_path / "s" / "report.html").read_text()
+    res0 = Pipeline(chunks=(12, 16, 20), measure={"particles": False}).run(image, tmp_path / "s", truth=truth)
+    assert (bigseg.open_volume(res0.labels).values != labels).any()  # redone, each scan alone
+    with pytest.raises(ConfigError, match="`predict.temporal` 0 for a single scan"):
+        pipe.run(scan[1], tmp_path / "one")
+    (tmp_path / "inbox").mkdir()
+    with pytest.raises(ConfigError, match="`predict.temporal` 0 for watch"):
+        pipe.watch(tmp_path / "inbox", tmp_path / "w", once=True)
+
+
 def test_pipeline_aligns_a_drifting_series(tmp_path):
     """filters.align: true: the scans are moved onto the first before segmentation; the truth,
     given on the raw grid, moves with them, so the scores measure the segmentation, not the drift."""

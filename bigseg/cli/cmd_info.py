@@ -71,6 +71,8 @@ def _run_lines(info: dict, args: argparse.Namespace) -> list[str]:
     if "fov" in info:
         lines.append(f"fov         {info['fov']['fov']}: {100 * float(info['fov']['inside_fraction']):.1f} % of the "
                      "cross-section (measured inside it only)")
+    if info.get("temporal"):
+        lines.append(f"time window each scan's probabilities averaged with {info['temporal']} scan(s) before and after")
     lines += [f"{'':<12}" + "".join(f"{p:>10}" for p in phases),
               f"{'fraction':<12}" + "".join(f"{v:>10.4f}" for v in info["volume_fraction"].values()) + last]
     if "iou" in info:

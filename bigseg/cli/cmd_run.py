@@ -23,6 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="reference label image (OME-Zarr, e.g. ref.ome.zarr/labels/truth): adds IoU/Dice scores")
     p.add_argument("--particle-labels", action="store_true",
                    help="also write the particles' instance labels to image.ome.zarr/labels/particles")
+    p.add_argument("--temporal", type=int, default=None, metavar="N",
+                   help="a series: average each scan's probabilities with those of the N scans before and after "
+                        "it before labelling (predict.temporal; default 0: each scan alone)")
     p.add_argument("--fresh", action="store_true", help="start again instead of resuming finished stages")
     add_pipeline_args(p)
     p.set_defaults(func=run)
@@ -33,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
     from ..pipeline import Pipeline
 
     cfg, cluster = pipeline_config(args, voxel_size=parse_triple(args.voxel_size), unit=args.unit, crop=args.crop,
-                                   **({"measure": {"particle_labels": True}} if args.particle_labels else {}))
+                                   **({"measure": {"particle_labels": True}} if args.particle_labels else {}),
+                                   **({"predict": {"temporal": args.temporal}} if args.temporal is not None else {}))
     truth = open_volume(args.truth) if args.truth else None
     source = args.source if len(args.source) > 1 else args.source[0]
     res = Pipeline(cfg).run(source, args.out, resume=not args.fresh, truth=truth, client=cluster)

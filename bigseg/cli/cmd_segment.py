@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
 
 from ..errors import InputError
@@ -19,7 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "('default' = the bundled model, or a checkpoint path) through bigseg.predict, blended "
                     "seam-free across blocks, input normalised as the model was trained. --method: multi-Otsu "
                     "threshold, k-means on grey level + Sobel, seeded watershed, random forest on sparse labels. "
-                    "A (t, z, y, x) series is segmented scan by scan, each as if it were alone (labels (t, z, y, x)).")
+                    "A (t, z, y, x) series is segmented scan by scan, each as if it were alone (labels (t, z, y, x)); "
+                    "--temporal N averages each scan's probabilities with its neighbours' first.")
     p.add_argument("source", help="input OME-Zarr image")
     how = p.add_mutually_exclusive_group(required=True)
     how.add_argument("--model", default=None, help="'default' (bundled model) or a checkpoint path (.pt)")
@@ -33,6 +35,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--autocast", default="auto", choices=["auto", "bf16", "fp16", "off"],
                    help="reduced precision for the model: auto = bf16/fp16 on a GPU, float32 on the CPU (default); "
                         "bf16 on a CPU with bf16 instructions is ~1.7x faster for the default model, same IoU")
+    m.add_argument("--temporal", type=int, default=0, metavar="N",
+                   help="a series of aligned scans: average each scan's probabilities with those of the N scans "
+                        "before and after it before labelling (less flicker between scans, changes faster than "
+                        "2N+1 scans smoothed; default 0: each scan alone)")
     m.add_argument("--probabilities", action="store_true",
                    help="also store per-phase probabilities (float16) and the entropy uncertainty next to the labels")
     p.add_argument("--classes", type=int, default=3, help="number of phases by grey level (default 3: pore, cbd, active)")
@@ -85,13 +91,25 @@ def _segment_baseline(vol, args: argparse.Namespace, fov):
                                    seed=args.seed, unlabelled=args.unlabelled, **common)
 
 
+@contextlib.contextmanager
 def _segment_model(vol, model, args: argparse.Namespace, fov):
+    """``segment``'s Dataset; with --temporal each scan's probabilities are first stored next to
+    the output (removed after) and averaged over the time window from there."""
     from ..infer import segment
+    from ..infer._temporal import parse_temporal, smooth_over_time, staged
+    from ..io._volume import is_series
 
-    return segment(vol, model, overlap=args.overlap, tta=args.tta, triplanar=args.triplanar,
-                   batch_size=args.batch_size, device=args.device, probabilities=args.probabilities,
-                   uncertainty="entropy" if args.probabilities else None, autocast=args.autocast, fov=fov,
-                   progress=args.progress)
+    temporal = parse_temporal(args.temporal, series=is_series(vol))
+    uncertainty = "entropy" if args.probabilities else None
+    ds = segment(vol, model, overlap=args.overlap, tta=args.tta, triplanar=args.triplanar,
+                 batch_size=args.batch_size, device=args.device, probabilities=args.probabilities or bool(temporal),
+                 uncertainty=None if temporal else uncertainty, autocast=args.autocast, fov=fov,
+                 progress=args.progress)
+    if not temporal:
+        yield ds
+        return
+    with staged(ds, Path(args.out).resolve().parent if args.out else Path(args.source), progress=args.progress) as st:
+        yield smooth_over_time(st, temporal, probabilities=args.probabilities, uncertainty=uncertainty)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -103,6 +121,9 @@ def run(args: argparse.Namespace) -> int:
     if args.probabilities and (args.model is None or args.out):
         raise InputError("Expected `--probabilities` only with --model and without --out. "
                          f"Got --model {args.model!r}, --out {args.out!r} instead.")
+    if args.temporal and args.model is None:
+        raise InputError(f"Expected `--temporal` only with --model (it averages a model's probabilities). "
+                         f"Got --temporal {args.temporal} with --method {args.method} instead.")
     if args.fov is not None:
         parse_fov(args.fov)  # before any work
     model = load(args.model) if args.model is not None else None  # a bad name/path fails before any work
@@ -114,20 +135,22 @@ def run(args: argparse.Namespace) -> int:
             print(f"field of view {args.fov}: {100 * fov.attrs['inside_fraction']:.1f} % of the cross-section"
                   + ("" if fov.attrs["found"] else " (no constant fill found: all of it; give a circle instead)"))
             fov = fov.values
-        if model is not None:
-            ds = _segment_model(vol, model, args, fov)
-            labels = ds["labels"]
-        else:
-            labels = _segment_baseline(vol, args, fov)
-        if args.out:
-            save_volume(labels, args.out, phases=labels.attrs["phases"], overwrite=args.overwrite,
-                        progress=args.progress)
-            dest = args.out
-        elif model is not None:
-            dest = write_prediction(ds, args.source, name=args.name, overwrite=args.overwrite,
-                                    progress=args.progress)["labels"]
-        else:
-            dest = save_labels(labels, args.source, name=args.name, overwrite=args.overwrite, progress=args.progress)
+        with contextlib.ExitStack() as stack:
+            if model is not None:
+                ds = stack.enter_context(_segment_model(vol, model, args, fov))
+                labels = ds["labels"]
+            else:
+                labels = _segment_baseline(vol, args, fov)
+            if args.out:
+                save_volume(labels, args.out, phases=labels.attrs["phases"], overwrite=args.overwrite,
+                            progress=args.progress)
+                dest = args.out
+            elif model is not None:
+                dest = write_prediction(ds, args.source, name=args.name, overwrite=args.overwrite,
+                                        progress=args.progress)["labels"]
+            else:
+                dest = save_labels(labels, args.source, name=args.name, overwrite=args.overwrite,
+                                   progress=args.progress)
     from ..measure import volume_fractions
 
     fr = volume_fractions(open_volume(dest))

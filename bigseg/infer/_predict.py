@@ -63,6 +63,7 @@ from ._model import (
     resolve_model,
     run_patches,
 )
+from ._temporal import parse_temporal, smooth_over_time
 
 __all__ = ["predict", "estimate_footprint"]
 
@@ -464,6 +465,18 @@ def predict_frames(fn: Any, vol: Any, model: Any, **kwargs: Any) -> xr.Dataset:
     return out
 
 
+def predict_series(fn: Any, vol: Any, model: Any, *, temporal: int = 0, probabilities: bool = False,
+                   uncertainty: str | None = None, **kwargs: Any) -> xr.Dataset:
+    """:func:`predict_frames`, then with ``temporal`` > 0 the probabilities averaged over
+    neighbouring scans (:func:`bigseg.infer.smooth_over_time`)."""
+    if not temporal:
+        return predict_frames(fn, vol, model, probabilities=probabilities, uncertainty=uncertainty, **kwargs)
+    if uncertainty is not None:  # checked before any work: the frames are asked for none
+        parse_choice("uncertainty", uncertainty, [None, "entropy", "margin"])
+    ds = predict_frames(fn, vol, model, probabilities=True, uncertainty=None, **kwargs)
+    return smooth_over_time(ds, temporal, probabilities=probabilities, uncertainty=uncertainty)
+
+
 def predict(
     vol: Any,
     model: Any,
@@ -484,6 +497,7 @@ def predict(
     channels_last: bool | None = None,
     memory_limit: Any = None,
     spill: bool = True,
+    temporal: int = 0,
 ) -> xr.Dataset:
     """Segment a volume with a model by sliding-window inference, block by block.
 
@@ -524,6 +538,9 @@ def predict(
         plane of blocks in anonymous temporary files under ``TMPDIR`` (disk, not RAM: memory
         no longer grows with the y·x cross-section); ``False`` keeps them in RAM. Clusters
         spill through dask's own worker memory management instead.
+    temporal : a series only: average each scan's probabilities with those of the ``temporal``
+        scans before and after it before the argmax (:func:`bigseg.infer.smooth_over_time`; the
+        scans must be aligned); 0 (default): each scan alone
 
     Returns
     -------
@@ -555,8 +572,10 @@ def predict(
         model on another device than ``device``
     MemoryBudgetError : a task would not fit in a worker's memory (checked before any work)
     """
+    temporal = parse_temporal(temporal, series=is_series(vol))
     if is_series(vol):
-        return predict_frames(predict, vol, model, **{k: v for k, v in locals().items() if k not in ("vol", "model")})
+        kwargs = {k: v for k, v in locals().items() if k not in ("vol", "model", "temporal")}
+        return predict_series(predict, vol, model, temporal=temporal, **kwargs)
     overlap = parse_in_range("overlap", overlap, 0.0, 1.0)
     blend = parse_choice("blend", blend, ["gaussian", "constant"])
     sigma_scale = parse_positive_float("sigma_scale", sigma_scale)

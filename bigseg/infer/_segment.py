@@ -27,17 +27,21 @@ def segment(vol: Any, model: Any = "default", *, normalize: bool = True, fov: An
     (unlabelled), which every measurement leaves out; ``attrs["fov"]`` says which mask was
     used. The probabilities and uncertainty outside are left as computed. ``progress`` shows
     the passes over the data that run now (field of view, percentiles); the prediction itself
-    stays lazy."""
+    stays lazy. ``temporal`` (a series of aligned scans): each scan's probabilities averaged
+    with those of the ``temporal`` scans before and after it before the argmax
+    (:func:`bigseg.infer.smooth_over_time`); the field of view stays 255."""
     from ..filters import normalize as normalize_volume
     from ..io import as_volume, fill_outside, fill_outside_like_inside, fov_mask
     from ..io._volume import UNLABELLED, is_series
     from ..models import load
-    from ._predict import predict, predict_frames
+    from ._predict import predict, predict_series
+    from ._temporal import parse_temporal
 
+    temporal = parse_temporal(predict_kwargs.pop("temporal", 0), series=is_series(vol))
     net = load(model) if isinstance(model, str) else model
     if is_series(vol):  # each scan normalised and segmented on its own
-        return predict_frames(segment, vol, net, normalize=normalize, fov=fov, fov_margin=fov_margin,
-                              progress=progress, **predict_kwargs)
+        return predict_series(segment, vol, net, temporal=temporal, normalize=normalize, fov=fov,
+                              fov_margin=fov_margin, progress=progress, **predict_kwargs)
     mask = None
     if fov is not None:
         vol = as_volume(vol, name="vol")

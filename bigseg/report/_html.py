@@ -195,6 +195,8 @@ def run_summary(run: str | os.PathLike) -> dict[str, Any]:
         out["iou"] = dict(zip(phases, map(float, d.iou.values)))
     if "fov" in info:
         out["fov"] = info["fov"]
+    if _temporal(info):
+        out["temporal"] = _temporal(info)
     if (run / "particles.csv").exists():
         with open(run / "particles.csv") as fh:
             out["particles"] = max(sum(1 for _ in fh) - 1, 0)
@@ -203,6 +205,11 @@ def run_summary(run: str | os.PathLike) -> dict[str, Any]:
     out["figures"] = sorted(str(p) for p in run.glob("*.png"))
     out["report"] = str(run / "report.html") if (run / "report.html").exists() else None
     return out
+
+
+def _temporal(info: dict[str, Any]) -> int:
+    """``predict.temporal`` of a run (0 when absent)."""
+    return int(((info.get("config") or {}).get("predict") or {}).get("temporal") or 0)
 
 
 def write_report(run: str | os.PathLike, *, path: str | os.PathLike | None = None, title: str | None = None) -> Path:
@@ -235,6 +242,9 @@ def write_report(run: str | os.PathLike, *, path: str | os.PathLike | None = Non
         vol.append(["field of view", f"{f['fov']}: {100 * float(f['inside_fraction']):.1f} % of the cross-section"
                     + (f", margin {f['margin']:g} voxels" if f.get("margin") else "")
                     + ("" if f.get("found", True) else " (no fill found: all of it)")])
+    if _temporal(info):
+        vol.append(["time window", f"each scan's probabilities averaged with those of {_temporal(info)} scan(s) "
+                                   "before and after it"])
     parts.append("<h2>Volume</h2>" + _table(["", ""], vol))
     parts.append(_metrics_section(ds))
     if (run / "particles.csv").exists():

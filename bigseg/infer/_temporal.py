@@ -1,0 +1,143 @@
+"""Time-regularised segmentation of an operando series: each scan's softmax probabilities
+averaged with those of its neighbouring scans before the argmax.
+
+Independent scans of a slowly changing sample carry independent noise; a voxel near an
+interface flips phase from scan to scan on noise alone, and ``measure.transitions`` of such
+labels counts the flicker as change. Averaging the probabilities of the ``temporal`` scans
+before and after each one (a uniform window, shortened at the ends of the series) trades time
+resolution for noise: changes slower than the window are kept, flicker is not. The scans must
+be aligned (:func:`bigseg.filters.align`).
+
+Lazy and blockwise: output block (t, z, y, x) reads the same spatial block of the window's
+scans (one task per output block, the window's sum in a fixed order, so the result does not
+depend on the chunking). Computed as it stands, the graph holds about ``temporal + 1`` scans'
+probabilities (C float32 per voxel each) while it runs; :func:`staged` first stores every
+scan's probabilities on disk (float16) so that memory stays at a few blocks whatever the scans'
+size (the pipeline and ``bigseg segment --temporal`` do)."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from .._parse import parse_nonnegative_int
+from ..errors import InputError
+from ..io._volume import UNLABELLED
+from ..kernels import blend as K
+
+__all__ = ["smooth_over_time", "staged", "parse_temporal", "TEMPORAL_DOC"]
+
+TEMPORAL_DOC = ("average each scan's probabilities with those of the N scans before and after it (a series "
+                "of aligned scans; 0: each scan alone)")
+
+
+def parse_temporal(temporal: Any, *, series: bool) -> int:
+    """``temporal`` as a non-negative int; refused (naming it) for a single volume."""
+    r = parse_nonnegative_int("temporal", temporal)
+    if r and not series:
+        raise InputError(f"Expected `temporal` 0 for a single (z, y, x) volume (it averages the probabilities of "
+                         f"neighbouring scans of a (t, z, y, x) series). Got {temporal!r} instead.")
+    return r
+
+
+def _window(t: int, n: int, radius: int) -> range:
+    return range(max(0, t - radius), min(n, t + radius + 1))
+
+
+def _mean_block(*blocks: np.ndarray) -> np.ndarray:
+    acc = blocks[0].astype(np.float32, copy=True)
+    for b in blocks[1:]:
+        acc += b
+    acc /= np.float32(len(blocks))
+    return acc
+
+
+def _labels_block(probs: np.ndarray, before: np.ndarray) -> np.ndarray:
+    """Argmax over the phase axis of a (t, phase, z, y, x) block; 255 where ``before`` has it."""
+    out = probs.argmax(axis=1).astype(np.uint8)
+    out[before == UNLABELLED] = UNLABELLED  # outside a field of view stays outside
+    return out
+
+
+def _uncertainty_block(probs: np.ndarray, method: str) -> np.ndarray:
+    fn = K.entropy if method == "entropy" else K.margin
+    return fn(np.moveaxis(probs, 1, 0))
+
+
+def smooth_over_time(ds: xr.Dataset, temporal: int, *, probabilities: bool = False,
+                     uncertainty: str | None = None) -> xr.Dataset:
+    """The series Dataset ``ds`` (``labels`` (t, z, y, x), ``probabilities`` (t, phase, z, y, x),
+    as :func:`bigseg.predict` returns for a series with ``probabilities=True``) with the
+    probabilities of each scan replaced by their mean over the scans ``t - temporal .. t +
+    temporal`` that exist, the labels the argmax of that mean (voxels labelled 255 in ``ds``,
+    outside a field of view, stay 255) and ``uncertainty`` (``"entropy"``/``"margin"``) from
+    it; the probabilities are kept only with ``probabilities=True``. ``attrs["temporal"]`` says
+    the window's radius."""
+    temporal = parse_nonnegative_int("temporal", temporal)
+    if "probabilities" not in ds or ds["probabilities"].dims[:2] != ("t", "phase"):
+        raise InputError("Expected `ds` to hold the probabilities (t, phase, z, y, x) of a series.")
+    p = ds["probabilities"]
+    arr = p.data if isinstance(p.data, da.Array) else da.from_array(p.data, chunks=(1, -1, "auto", "auto", "auto"))
+    arr = arr.rechunk({0: 1, 1: -1})
+    n = arr.shape[0]
+    frames = [da.map_blocks(_mean_block, *[arr[s] for s in _window(t, n, temporal)], dtype=np.float32)
+              for t in range(n)]
+    smooth = da.stack(frames)
+    before = ds["labels"].data
+    before = before if isinstance(before, da.Array) else da.from_array(before)
+    before = before.rechunk((1, *smooth.chunks[2:]))
+    labels = da.blockwise(_labels_block, "tzyx", smooth, "tczyx", before, "tzyx", dtype=np.uint8, concatenate=True)
+    out = ds.copy()
+    out["labels"] = ds["labels"].copy(data=labels)
+    if probabilities:
+        out["probabilities"] = p.copy(data=smooth)
+    else:
+        out = out.drop_vars("probabilities")
+    if uncertainty is not None:
+        unc = da.blockwise(_uncertainty_block, "tzyx", smooth, "tczyx", method=uncertainty, dtype=np.float32,
+                           concatenate=True)
+        out["uncertainty"] = xr.DataArray(
+            unc, dims=ds["labels"].dims, coords=ds["labels"].coords,
+            attrs={**{k: v for k, v in ds["labels"].attrs.items() if k in ("voxel_size", "unit")},
+                   "method": uncertainty, "unit_of_value": "nats" if uncertainty == "entropy" else "1"})
+    elif "uncertainty" in out:
+        out = out.drop_vars("uncertainty")
+    out.attrs["temporal"] = temporal
+    return out
+
+
+@contextmanager
+def staged(ds: xr.Dataset, folder: str | Path, *, progress: bool = True) -> Iterator[xr.Dataset]:
+    """``ds`` (a series' ``labels`` and ``probabilities``) computed once into a scratch zarr under
+    ``folder`` (probabilities as float16, labels uint8; one scan by one spatial block per chunk)
+    and read back lazily from there, for :func:`smooth_over_time` to read each scan's blocks as
+    many times as windows hold it without keeping whole scans in memory. The scratch is removed
+    on leaving the block, also on error."""
+    from ..runtime._progress import compute
+
+    scratch = Path(folder) / f".temporal-{uuid.uuid4().hex[:8]}.zarr"
+    try:
+        import zarr
+
+        group = zarr.open_group(str(scratch), mode="w", zarr_format=3)
+        wanted = {"labels": ds["labels"].data, "probabilities": ds["probabilities"].data.astype(np.float16)}
+        targets = []
+        for key, arr in wanted.items():
+            targets.append(group.create_array(key, shape=arr.shape, chunks=tuple(int(max(c)) for c in arr.chunks),
+                                              dtype=arr.dtype, fill_value=0))
+        compute(da.store(list(wanted.values()), targets, lock=False, compute=False),
+                desc="predicting each scan (probabilities, for the time window)", progress=progress)
+        out = ds.copy()
+        for key in wanted:
+            out[key] = ds[key].copy(data=da.from_zarr(zarr.open_array(str(scratch / key), mode="r")))
+        yield out
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

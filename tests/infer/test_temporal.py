@@ -1,0 +1,145 @@
+"""Time-regularised segmentation of a series (``temporal``): each scan's probabilities averaged
+over its neighbours before the argmax, compared with the mean of the per-scan probabilities
+taken in NumPy; the field of view stays 255; the disk-staged path (pipeline, CLI) agrees with
+the lazy one and leaves nothing behind."""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+import pytest
+
+from bigseg import predict, synth
+from bigseg.cli import main
+from bigseg.errors import InputError
+from bigseg.infer import segment, smooth_over_time
+from bigseg.infer._temporal import staged
+from bigseg.io import make_volume, open_volume, save_volume
+
+from ._infer_nets import conv3d_net
+
+KW = dict(patch=(8, 8, 8), overlap=0.25)
+
+
+def _window_mean(p: np.ndarray, r: int) -> np.ndarray:
+    n = p.shape[0]
+    return np.stack([p[max(0, t - r):min(n, t + r + 1)].mean(axis=0) for t in range(n)])
+
+
+@pytest.mark.parametrize("r", [1, 2, 6])
+def test_probabilities_averaged_over_the_window_for_any_chunking(r):
+    rng = np.random.default_rng(0)
+    arr = rng.random((4, 13, 21, 18), dtype=np.float32)
+    net = conv3d_net(3)
+    alone = predict(arr, net, **KW, probabilities=True).probabilities.values
+    want = _window_mean(alone, r)
+    for chunks in [(1, 6, 11, 7), (2, 13, 5, 18)]:
+        ds = predict(da.from_array(arr, chunks=chunks), net, **KW, temporal=r, probabilities=True,
+                     uncertainty="entropy")
+        assert ds.attrs["temporal"] == r and ds.probabilities.dims == ("t", "phase", "z", "y", "x")
+        got = ds.probabilities.values
+        np.testing.assert_allclose(got, want, atol=2e-7)
+        top2 = np.sort(want, axis=1)[:, -2:]
+        clear = top2[:, 1] - top2[:, 0] > 1e-5  # away from ties
+        np.testing.assert_array_equal(ds.labels.values[clear], want.argmax(axis=1)[clear])
+        ent = -(got * np.log(np.clip(got, 1e-12, 1))).sum(axis=1)
+        np.testing.assert_allclose(ds.uncertainty.values, ent, atol=1e-5)
+    if r >= 3:  # the window spans the whole series: every scan gets the same labels
+        lab = ds.labels.values
+        assert all((lab[t] == lab[0]).all() for t in range(4))
+
+
+def test_temporal_zero_is_each_scan_alone_and_probabilities_are_dropped_unless_asked():
+    rng = np.random.default_rng(1)
+    arr = rng.random((3, 10, 12, 14), dtype=np.float32)
+    net = conv3d_net(3)
+    alone = predict(arr, net, **KW)
+    np.testing.assert_array_equal(predict(arr, net, **KW, temporal=0).labels.values, alone.labels.values)
+    ds = predict(arr, net, **KW, temporal=1)
+    assert set(ds.data_vars) == {"labels"}
+    assert (ds.labels.values != alone.labels.values).any()  # it did average
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, "one", True])
+def test_bad_temporal_is_refused_by_name(bad):
+    arr = np.zeros((2, 8, 8, 8), np.float32)
+    with pytest.raises(InputError, match="`temporal`"):
+        predict(arr, conv3d_net(0), **KW, temporal=bad)
+
+
+def test_temporal_needs_a_series():
+    vol = np.zeros((8, 8, 8), np.float32)
+    with pytest.raises(InputError, match=r"`temporal` 0 for a single \(z, y, x\) volume.*Got 1 instead"):
+        predict(vol, conv3d_net(0), **KW, temporal=1)
+    with pytest.raises(InputError, match="`temporal`"):
+        segment(vol, "default", temporal=2)
+
+
+def _noisy_series(steps=3, n=32, seed=4):
+    truth = synth.series((n, n, n), steps=steps, seed=seed, chunks=16).values
+    image = np.stack([synth.xct(truth[t], seed=seed + 1000 * t).values for t in range(steps)])
+    return truth, image
+
+
+def test_the_window_cuts_flicker_and_raises_iou_on_a_noisy_series():
+    """The default model on independently noisy scans of a slowly changing electrode: the
+    averaged labels change phase between scans far less often and agree better with the truth
+    at every step (mean IoU over the phases)."""
+    truth, image = _noisy_series()
+    alone = segment(image, "default").labels.values
+    smooth = segment(image, "default", temporal=1).labels.values
+
+    def changed(lab):
+        return np.mean([(lab[t] != lab[t + 1]).mean() for t in range(len(lab) - 1)])
+
+    def iou(lab, t):
+        return np.mean([((lab[t] == k) & (truth[t] == k)).sum() / ((lab[t] == k) | (truth[t] == k)).sum()
+                        for k in range(3)])
+
+    assert changed(smooth) < 0.5 * changed(alone)
+    for t in range(len(truth)):
+        assert iou(smooth, t) > iou(alone, t)
+
+
+def test_field_of_view_stays_unlabelled():
+    _, image = _noisy_series(steps=2, n=24)
+    ds = segment(image, "default", fov="cylinder", temporal=1)
+    lab = ds.labels.values
+    yy, xx = np.mgrid[:24, :24]
+    outside = (yy - 11.5) ** 2 + (xx - 11.5) ** 2 > 12.0 ** 2
+    assert (lab[:, :, outside] == 255).all()
+    assert (lab[:, :, ~outside] < 3).all()
+
+
+def test_staged_equals_lazy_and_removes_its_scratch(tmp_path):
+    rng = np.random.default_rng(2)
+    arr = rng.random((3, 12, 16, 20), dtype=np.float32)
+    net = conv3d_net(5)
+    ds = predict(da.from_array(arr, chunks=(1, 6, 8, 10)), net, **KW, probabilities=True)
+    lazy = smooth_over_time(ds, 1, probabilities=True)
+    with staged(ds, tmp_path, progress=False) as st:
+        assert len(list(tmp_path.iterdir())) == 1  # the scratch store
+        got = smooth_over_time(st, 1, probabilities=True)
+        np.testing.assert_allclose(got.probabilities.values, lazy.probabilities.values, atol=1e-3)  # float16
+        agree = (got.labels.values == lazy.labels.values).mean()
+        assert agree > 0.995
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(RuntimeError, match="boom"):
+        with staged(ds, tmp_path, progress=False):
+            raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_segment_temporal(tmp_path, capsys):
+    _, image = _noisy_series(steps=3, n=24)
+    src = tmp_path / "s.ome.zarr"
+    save_volume(make_volume(da.from_array(image, chunks=(1, 12, 12, 24))), src, progress=False)
+    assert main(["segment", str(src), "--model", "default", "--temporal", "1", "--probabilities",
+                 "--no-progress"]) == 0
+    lab = open_volume(src / "labels" / "segmentation").values
+    want = segment(image, "default", temporal=1).labels.values
+    assert (lab == want).mean() > 0.995  # stored as float16 between the passes
+    assert open_volume(src / "labels" / "segmentation_probabilities").dims == ("t", "c", "z", "y", "x")
+    assert not [p for p in src.iterdir() if p.name.startswith(".temporal")]
+    assert main(["segment", str(src), "--method", "threshold", "--temporal", "1", "--name", "t"]) == 2
+    assert "`--temporal` only with --model" in capsys.readouterr().err
