@@ -28,15 +28,12 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from .._parse import parse_nonnegative_int
+from .._parse import parse_choice, parse_nonnegative_int
 from ..errors import InputError
 from ..io._volume import UNLABELLED
 from ..kernels import blend as K
 
-__all__ = ["smooth_over_time", "staged", "parse_temporal", "TEMPORAL_DOC"]
-
-TEMPORAL_DOC = ("average each scan's probabilities with those of the N scans before and after it (a series "
-                "of aligned scans; 0: each scan alone)")
+__all__ = ["smooth_over_time", "staged", "parse_temporal"]
 
 
 def parse_temporal(temporal: Any, *, series: bool) -> int:
@@ -82,6 +79,7 @@ def smooth_over_time(ds: xr.Dataset, temporal: int, *, probabilities: bool = Fal
     it; the probabilities are kept only with ``probabilities=True``. ``attrs["temporal"]`` says
     the window's radius."""
     temporal = parse_nonnegative_int("temporal", temporal)
+    uncertainty = parse_choice("uncertainty", uncertainty, [None, "entropy", "margin"])
     if "probabilities" not in ds or ds["probabilities"].dims[:2] != ("t", "phase"):
         raise InputError("Expected `ds` to hold the probabilities (t, phase, z, y, x) of a series.")
     p = ds["probabilities"]

@@ -67,6 +67,15 @@ def test_bad_temporal_is_refused_by_name(bad):
         predict(arr, conv3d_net(0), **KW, temporal=bad)
 
 
+def test_bad_arguments_of_the_window_are_refused_before_work():
+    arr = np.zeros((2, 8, 8, 8), np.float32)
+    with pytest.raises(InputError, match="`uncertainty`"):
+        predict(arr, conv3d_net(0), **KW, temporal=1, uncertainty="variance")
+    ds = predict(arr, conv3d_net(0), **KW)
+    with pytest.raises(InputError, match="probabilities"):
+        smooth_over_time(ds, 1)  # labels only: nothing to average
+
+
 def test_temporal_needs_a_series():
     vol = np.zeros((8, 8, 8), np.float32)
     with pytest.raises(InputError, match=r"`temporal` 0 for a single \(z, y, x\) volume.*Got 1 instead"):
