@@ -133,6 +133,18 @@ def _bin_coords(lab: Labels, axis: int, step: int) -> dict[str, Any]:
             f"{name}_index": (name, starts, {"long_name": f"first slice of the bin along {name}"})}
 
 
+def _centred(between: np.ndarray) -> np.ndarray:
+    """Faces between slices ``s`` and ``s + 1`` (row ``s``; the last row 0) shared half and half
+    by the two slices; an end slice, whose other side is outside the volume, takes its one side
+    for both halves (so it does not read low)."""
+    n = between.shape[0]
+    if n < 2:
+        return between
+    below = np.concatenate([between[:1], between[:-1]])  # faces to s - 1 (the first slice: to s + 1)
+    above = np.concatenate([between[:-1], between[n - 2:n - 1]])  # faces to s + 1 (the last: to s - 1)
+    return (below + above) / 2.0
+
+
 def _interface_profile_dataarray(lab: Labels, axis: int, step: int, vecs: list[np.ndarray]) -> xr.DataArray:
     name, k = AXES[axis], lab.k
     n = lab.spatial_shape[axis]
@@ -143,8 +155,9 @@ def _interface_profile_dataarray(lab: Labels, axis: int, step: int, vecs: list[n
     spec = []
     for v in vecs:
         v = np.asarray(v, np.int64).reshape(n, 3 * k * k + 1)
-        f = v[:, :-1].reshape(n, 3, k, k)
+        f = v[:, :-1].reshape(n, 3, k, k).astype(np.float64)
         f = f + f.transpose(0, 1, 3, 2)
+        f[:, axis] = _centred(f[:, axis])
         area = np.add.reduceat((f * fa[None, :, None, None]).sum(axis=1), starts, axis=0)  # (bins, k, k)
         volume = np.add.reduceat(v[:, -1], starts).astype(np.float64) * voxel_volume  # labelled voxels only
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -165,10 +178,13 @@ def interface_profile(labels: Any, *, axis: Any = "z", step: int = 1, phases: An
 
     The depth profile of, e.g., the active material's contact with the electrolyte (pore) or
     with the CBD through the electrode's thickness. Areas count shared voxel faces (as
-    :func:`interfaces` with ``method="faces"``, anisotropic face areas included); a face
-    between slices ``s`` and ``s + 1`` counts for ``s``, so the bins add up to the whole
-    volume's interface area; the last slice has no neighbour beyond it and reads low (by about
-    a third for an isotropic structure): bin the slices (``step``) or leave it out.
+    :func:`interfaces` with ``method="faces"``, anisotropic face areas included): a slice's
+    faces within it, and half of those it shares with each neighbouring slice (centred, no
+    half-slice shift); a slice at either end of the volume has one neighbour and counts the
+    faces with it twice over (its other side is unseen), so it does not read low (it read about
+    a third low when a face counted for the slice below it only). The bins add up to the
+    volume's interface area plus half the faces between the first two and between the last
+    two slices (use :func:`interfaces` for totals).
 
     Parameters
     ----------

@@ -95,11 +95,18 @@ def test_one_phase_in_a_cylinder_has_no_surface():
 
 def test_interface_profile_per_labelled_volume(masked):
     prof = interface_profile(da.from_array(masked, chunks=CHUNKS), axis="y", step=4)
-    for b, y0 in enumerate(range(0, masked.shape[1], 4)):
-        # the faces inside the bin and those from its last slice to the next one
-        sl = masked[:, y0:y0 + 4 + 1]
-        want = _faces_ref(sl) - _faces_ref(sl[:, 4:]) if sl.shape[1] > 4 else _faces_ref(sl)
-        n = np.count_nonzero(masked[:, y0:y0 + 4] < K)
+    ny = masked.shape[1]
+
+    def between(y):  # faces between slices y and y + 1
+        return _faces_ref(masked[:, y:y + 2]) - _faces_ref(masked[:, y:y + 1]) - _faces_ref(masked[:, y + 1:y + 2])
+
+    for b, y0 in enumerate(range(0, ny, 4)):
+        # the faces inside the bin and half of those with the slices either side of it (at an
+        # end of the volume, half of those of the end slice's one neighbour again)
+        y1 = min(y0 + 4, ny)
+        want = _faces_ref(masked[:, y0:y1]) + (between(y0 - 1 if y0 > 0 else 0)
+                                               + between(y1 - 1 if y1 < ny else ny - 2)) / 2
+        n = np.count_nonzero(masked[:, y0:y1] < K)
         np.testing.assert_allclose(prof.values[..., b], want / n, rtol=1e-12, err_msg=f"bin {b}")
     empty = np.full((6, 8, 8), 255, np.uint8)
     empty[:3] = 1
