@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import sys
 import time
 import warnings
@@ -159,6 +160,8 @@ class Pipeline:
         from .infer._temporal import smooth_over_time, staged
 
         p["probabilities"] = True
+        for stale in out.glob(".temporal-*.zarr"):  # left by a run that was killed: one run per folder
+            shutil.rmtree(stale, ignore_errors=True)
         with staged(segment(vol, model, normalize=normalize, fov=mask, **p), out) as ds:
             yield smooth_over_time(ds, temporal)["labels"]
 
