@@ -90,14 +90,16 @@ _DRIFT = ((0, 0, 0), (1, -2, 1), (2, -3, 1), (2, -4, 3), (3, -4, 4), (4, -5, 4))
 
 
 def run_series_demo(out: str | Path = "out/demo-series", *, size: int = 64, steps: int = 3, chunks: int = 32,
-                    seed: int = 7, model: str = "default", voxel_size: float = 50.0) -> dict[str, Any]:
-    """The operando demo; returns a summary dict (also ``out/summary.json``)."""
+                    seed: int = 7, model: str = "default", voxel_size: float = 50.0,
+                    temporal: int = 0) -> dict[str, Any]:
+    """The operando demo; returns a summary dict (also ``out/summary.json``). ``temporal``: the
+    pipeline's ``predict.temporal`` (each scan's probabilities averaged with its neighbours')."""
     import dask.array as da
     from scipy import ndimage as ndi
 
     from . import synth
     from .errors import InputError
-    from .io import make_volume
+    from .io import make_volume, open_volume
     from .pipeline import Pipeline
 
     if not 2 <= steps <= len(_DRIFT):
@@ -115,12 +117,17 @@ def run_series_demo(out: str | Path = "out/demo-series", *, size: int = 64, step
         _write_tiff_stack(da.from_array(shifted, chunks=(chunks, -1, -1)), folder)
         scans.append(str(folder))
         moved.append(ndi.shift(truth[t], _DRIFT[t], order=0, mode="nearest"))
-    print(f"[2/2] pipeline with {model!r}: align, segment each scan, track particles", file=sys.stderr)
-    pipe = Pipeline(chunks=chunks, voxel_size=voxel_size, unit="nm", predict={"model": model},
+    how = f"segment with a window of ±{temporal} scans" if temporal else "segment each scan"
+    print(f"[2/2] pipeline with {model!r}: align, {how}, track particles", file=sys.stderr)
+    pipe = Pipeline(chunks=chunks, voxel_size=voxel_size, unit="nm", predict={"model": model, "temporal": temporal},
                     filters={"align": True}, measure={"max_diameter": size, "particle_labels": True})
     run = out / "run"
     res = pipe.run(scans, run, resume=False, truth=make_volume(np.stack(moved), phases=["pore", "cbd", "active"]))
-    summary = {"size": size, "steps": steps, "seed": seed, "scans": scans, "run": str(run),
+    labels = open_volume(res.labels).values
+    summary = {"size": size, "steps": steps, "seed": seed, "temporal": temporal, "scans": scans, "run": str(run),
+               # voxels changing phase from scan to scan, in the labels and in the truth (before the drift)
+               "changed_per_step": [round(float((labels[t] != labels[t + 1]).mean()), 4) for t in range(steps - 1)],
+               "true_changed_per_step": [round(float((truth[t] != truth[t + 1]).mean()), 4) for t in range(steps - 1)],
                "true_drift": [list(d) for d in _DRIFT[:steps]],
                "shifts": json.loads((run / "alignment.json").read_text())["shifts"],
                "figures": res.figures, "report": str(run / "report.html"), "evolution": str(run / "evolution.csv"),

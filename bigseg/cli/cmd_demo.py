@@ -18,6 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=None,
                    help="an operando series of this many drifting scans instead (2-6; --size 64, --chunks 32 and "
                         "--out out/demo-series unless given): aligned, segmented, particles tracked, measured over time")
+    p.add_argument("--temporal", type=int, default=0, metavar="N",
+                   help="with --steps: average each scan's probabilities with those of the N scans before and after "
+                        "it (predict.temporal; default 0: each scan alone)")
     p.set_defaults(func=run)
 
 
@@ -26,6 +29,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.steps is not None:
         return _series(args)
+    if args.temporal:
+        from ..errors import InputError
+
+        raise InputError(f"Expected `--temporal` only with --steps (a series). Got --temporal {args.temporal} instead.")
 
     s = run_demo(args.out, size=args.size, chunks=args.chunks, seed=args.seed, model=args.model, cluster=args.cluster)
     print(f"\nbigseg demo: {s['size']}³ electrode, {s['seconds']} s")
@@ -53,7 +60,7 @@ def _series(args: argparse.Namespace) -> int:
     given = {a for a in ("size", "chunks", "out") if getattr(args, a) != {"size": 96, "chunks": 48, "out": "out/demo"}[a]}
     s = run_series_demo(args.out if "out" in given else "out/demo-series", size=args.size if "size" in given else 64,
                         steps=args.steps, chunks=args.chunks if "chunks" in given else 32, seed=args.seed,
-                        model=args.model)
+                        model=args.model, temporal=args.temporal)
     ev = pd.read_csv(s["evolution"], index_col="t")
     print(f"\nbigseg demo: {s['steps']} scans of {s['size']}³, {s['seconds']} s")
     print("  drift found (z, y, x voxels): " + "; ".join(",".join(f"{-v + 0.0:+.1f}" for v in sh) for sh in s["shifts"])
@@ -61,6 +68,9 @@ def _series(args: argparse.Namespace) -> int:
     cols = [c for c in ("fraction_cbd", "iou_cbd", "cbd_to_pore", "particles_inside", "particles_continued",
                         "median_detachment") if c in ev]
     print(ev[cols].T.to_string(float_format=lambda v: f"{v:.3f}"))
+    print("  voxels changing phase per step: " + ", ".join(f"{100 * v:.1f} %" for v in s["changed_per_step"])
+          + "   true: " + ", ".join(f"{100 * v:.1f} %" for v in s["true_changed_per_step"])
+          + ("" if s["temporal"] else "   (scan noise flickers at interfaces; --temporal 1 averages neighbouring scans)"))
     print(f"  every measurement per scan: {s['evolution']}; curves and slices: {', '.join(s['figures'])}")
     print(f"  everything on one page: {s['report']}; tracked particles: labels/particles in {s['run']}/image.ome.zarr")
     return 0
