@@ -139,9 +139,10 @@ class Pipeline:
         return vol
 
     @contextlib.contextmanager
-    def _segmented(self, vol: xr.DataArray, fov: xr.DataArray | None, out: Path) -> Iterator[xr.DataArray]:
+    def _segmented(self, vol: xr.DataArray, fov: xr.DataArray | None, out: Path, key: str) -> Iterator[xr.DataArray]:
         """The (lazy) labels of ``vol``; with ``predict.temporal`` each scan's probabilities are
-        first stored under ``out`` (removed after) and averaged over the time window from there."""
+        first stored under ``out`` (removed after; kept for a resume, named by the stage ``key``,
+        if the run is interrupted) and averaged over the time window from there."""
         p = dict(self.config.predict)
         model = p.pop("model")
         temporal = p.pop("temporal", 0)
@@ -160,9 +161,7 @@ class Pipeline:
         from .infer._temporal import smooth_over_time, staged
 
         p["probabilities"] = True
-        for stale in out.glob(".temporal-*.zarr"):  # left by a run that was killed: one run per folder
-            shutil.rmtree(stale, ignore_errors=True)
-        with staged(segment(vol, model, normalize=normalize, fov=mask, **p), out) as ds:
+        with staged(segment(vol, model, normalize=normalize, fov=mask, **p), out, key=key) as ds:
             yield smooth_over_time(ds, temporal)["labels"]
 
     def _fov(self, vol: xr.DataArray, out: Path) -> xr.DataArray | None:
@@ -342,8 +341,14 @@ class Pipeline:
         if not (keep_labels and seg_path.exists()):
             # the filters must not smear a fill (NaN, 0) into the sample: the outside looks like the inside
             src = vol if fov is None else fill_outside_like_inside(vol, fov, progress=True)
-            with self._segmented(self._filter(src), fov, out) as labels:
-                save_labels(labels, image, name="segmentation", levels=self.config.levels, overwrite=True)
+            if not resume:  # what an interrupted run left is not to be taken up
+                for stale in [*out.glob(".temporal-*.zarr"), *seg_path.parent.glob(".segmentation.partial-*")]:
+                    shutil.rmtree(stale, ignore_errors=True)
+            # block by block, resumable: a run that is interrupted here computes only the blocks
+            # not yet on disk when it is run again (same inputs: the segmentation stage's key)
+            with self._segmented(self._filter(src), fov, out, keys["segment"]) as labels:
+                save_labels(labels, image, name="segmentation", levels=self.config.levels, overwrite=True,
+                            resume_key=keys["segment"])
         _write_stage(out, "segment", keys["segment"])  # a kept run of before stages.json: taken as made from these
         labels = open_volume(seg_path)
         timings["segment"] = time.perf_counter() - t

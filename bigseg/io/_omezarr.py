@@ -14,6 +14,7 @@ that :func:`open_volume` accepts.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import uuid
@@ -27,6 +28,7 @@ import zarr
 
 from .._parse import parse_chunks, parse_nonnegative_int, parse_phases, parse_voxel_size
 from ..errors import InputError, OutputExistsError, SourceNotFoundError, VolumeFormatError
+from ..runtime._manifest import store_resumable
 from ..runtime._progress import compute
 from ._calibration import ome_unit, unit_from_ome
 from ._volume import as_volume, make_volume, phase_colour
@@ -38,6 +40,11 @@ OME_VERSION = "0.5"
 
 def _partial_path(dest: Path) -> Path:
     return dest.parent / f".{dest.name}.partial-{uuid.uuid4().hex[:8]}"
+
+
+def _resumable_path(dest: Path, key: str) -> Path:
+    """The hidden folder of a resumable write of ``dest`` from the inputs named by ``key``."""
+    return dest.parent / f".{dest.name}.partial-r{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 
 def _check_dest(dest: Path, overwrite: bool, name: str = "path") -> None:
@@ -107,7 +114,12 @@ def _write_multiscale(
     labels: bool,
     desc: str,
     progress: bool,
+    manifest: Path | None = None,
 ) -> None:
+    """Write ``vol`` and its pyramid into ``group``. With ``manifest`` (a folder) level 0 is
+    stored block by block with a marker per finished block (:func:`store_resumable`): blocks
+    already marked there, from an interrupted write of the same array, are not computed again;
+    the pyramid is then made from the stored level 0."""
     dims = tuple(vol.dims)
     arr = vol.data
     targets, sources, datasets = [], [], []
@@ -118,16 +130,27 @@ def _write_multiscale(
                 break
         lvl_chunks = tuple(min(c, s) for c, s in zip(chunks, arr.shape))
         arr = arr.rechunk(lvl_chunks)
-        target = group.create_array(
-            str(level),
-            shape=arr.shape,
-            chunks=lvl_chunks,
-            dtype=arr.dtype,
-            dimension_names=list(dims),
-            fill_value=0,
-        )
-        targets.append(target)
-        sources.append(arr)
+        old = group.get(str(level)) if manifest is not None and level == 0 else None
+        if old is not None and (tuple(old.shape), tuple(old.chunks), old.dtype) == (arr.shape, lvl_chunks, arr.dtype):
+            target = old  # an interrupted write of the same array: its marked blocks stay
+        else:
+            if manifest is not None and level == 0:
+                shutil.rmtree(manifest, ignore_errors=True)
+            target = group.create_array(
+                str(level),
+                shape=arr.shape,
+                chunks=lvl_chunks,
+                dtype=arr.dtype,
+                dimension_names=list(dims),
+                fill_value=0,
+                overwrite=True,
+            )
+        if manifest is not None and level == 0:
+            store_resumable(arr, target, manifest, desc=desc, progress=progress)
+            arr = da.from_zarr(target)  # the pyramid from what is on disk
+        else:
+            targets.append(target)
+            sources.append(arr)
         datasets.append(
             {
                 "path": str(level),
@@ -136,8 +159,9 @@ def _write_multiscale(
                 ],
             }
         )
-    stored = da.store(sources, targets, lock=False, compute=False)
-    compute(stored, desc=desc, progress=progress)
+    if sources:
+        stored = da.store(sources, targets, lock=False, compute=False)
+        compute(stored, desc=desc if manifest is None else f"{desc} (pyramid)", progress=progress)
     meta: dict[str, Any] = {
         "version": OME_VERSION,
         "multiscales": [
@@ -261,12 +285,19 @@ def save_labels(
     instances: bool = False,
     overwrite: bool = False,
     progress: bool = True,
+    resume_key: str | None = None,
 ) -> str:
     """Write a label volume into ``image_path/labels/name`` (OME-Zarr label image).
 
     The image's voxel size and unit are used; phases come from ``phases`` or
     ``labels.attrs["phases"]``, except for ``instances=True`` (one value per object, e.g.
     :func:`bigseg.measure.particle_labels`: no phase names). Returns the label image's path.
+
+    ``resume_key``: a string that names what ``labels`` are computed from (e.g. the source and
+    every setting). The write then goes block by block into a hidden folder named by the key,
+    each finished block marked in a manifest, and the folder is kept if the write fails or is
+    killed: writing the same key again computes only the blocks not yet on disk (a folder left
+    by another key is removed). Without it, a failed write leaves nothing.
     """
     image_path = Path(image_path)
     image = open_volume(image_path)
@@ -284,14 +315,26 @@ def save_labels(
     dest = image_path / "labels" / name
     _check_dest(dest, overwrite, "name")
     lgroup = zarr.open_group(str(image_path / "labels"), mode="a", zarr_format=3)
-    tmp = _partial_path(dest)
-    try:
-        group = zarr.open_group(str(tmp), mode="w", zarr_format=3)
-        _write_multiscale(group, vol, chunks=chunks, levels=levels, labels=True, desc=f"writing labels/{name}", progress=progress)
+    if resume_key is None:
+        tmp = _partial_path(dest)
+        try:
+            group = zarr.open_group(str(tmp), mode="w", zarr_format=3)
+            _write_multiscale(group, vol, chunks=chunks, levels=levels, labels=True, desc=f"writing labels/{name}",
+                              progress=progress)
+            _commit(tmp, dest)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    else:
+        tmp = _resumable_path(dest, str(resume_key))
+        for stale in dest.parent.glob(f".{dest.name}.partial-*"):  # interrupted writes of other inputs
+            if stale != tmp:
+                _remove(stale)
+        group = zarr.open_group(str(tmp), mode="a" if (tmp / "zarr.json").exists() else "w", zarr_format=3)
+        _write_multiscale(group, vol, chunks=chunks, levels=levels, labels=True, desc=f"writing labels/{name}",
+                          progress=progress, manifest=tmp / ".blocks-done")
+        shutil.rmtree(tmp / ".blocks-done", ignore_errors=True)
         _commit(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     meta = dict(lgroup.attrs.get("ome", {"version": OME_VERSION}))
     names = list(meta.get("labels", []))
     if name not in names:

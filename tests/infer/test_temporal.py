@@ -152,3 +152,39 @@ def test_cli_segment_temporal(tmp_path, capsys):
     assert not [p for p in src.iterdir() if p.name.startswith(".temporal")]
     assert main(["segment", str(src), "--method", "threshold", "--temporal", "1", "--name", "t"]) == 2
     assert "`--temporal` only with --model" in capsys.readouterr().err
+
+
+def test_staged_with_a_key_resumes_after_an_interruption(tmp_path):
+    rng = np.random.default_rng(3)
+    arr = rng.random((3, 12, 16, 20), dtype=np.float32)
+    ds = predict(da.from_array(arr, chunks=(1, 6, 8, 10)), conv3d_net(5), **KW, probabilities=True)
+    want = smooth_over_time(ds, 1, probabilities=True).probabilities.values
+    state = {"fail": True, "calls": 0}
+
+    def block(b, block_info=None):
+        state["calls"] += 1
+        if state["fail"] and tuple(block_info[0]["chunk-location"]) == (2, 0, 1, 1, 1):
+            raise RuntimeError("worker lost")
+        return b
+
+    flaky = ds.copy()
+    flaky["probabilities"] = ds.probabilities.copy(data=ds.probabilities.data.map_blocks(block, dtype=np.float32))
+    with pytest.raises(RuntimeError, match="worker lost"):
+        with staged(flaky, tmp_path, key="series A", progress=False):
+            pass
+    kept = list(tmp_path.iterdir())
+    assert len(kept) == 1  # kept for the resume
+    state.update(fail=False, calls=0)
+    with staged(flaky, tmp_path, key="series A", progress=False) as st:
+        got = smooth_over_time(st, 1, probabilities=True).probabilities.values
+    assert 0 < state["calls"] < 24  # 3 scans x 2 x 2 x 2 blocks: only those not on disk
+    np.testing.assert_allclose(got, want, atol=1e-3)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(RuntimeError):  # another key removes what an old one left
+        state["fail"] = True
+        with staged(flaky, tmp_path, key="series A", progress=False):
+            pass
+    state["fail"] = False
+    with staged(flaky, tmp_path, key="series B", progress=False):
+        assert len(list(tmp_path.iterdir())) == 1
+    assert list(tmp_path.iterdir()) == []

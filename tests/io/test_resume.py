@@ -1,0 +1,134 @@
+"""Block-level resume of a label write (``save_labels(resume_key=)``, the pipeline's
+segmentation): an interrupted write keeps the blocks it finished in a hidden folder and
+never looks finished; writing the same key again computes only the rest and gives what an
+uninterrupted write gives; another key starts over."""
+
+from __future__ import annotations
+
+import threading
+
+import dask.array as da
+import numpy as np
+import pytest
+
+from bigseg.errors import BigsegError
+from bigseg.io import open_volume, save_labels, save_volume
+
+CHUNKS = (7, 11, 13)
+
+
+class Counted:
+    """A lazy label volume whose blocks are counted as they are computed, and one of which
+    fails while ``fail`` is set (a crash in the middle of a write)."""
+
+    def __init__(self, img: np.ndarray, fail_at=(1, 1, 1)):
+        self.img, self.fail_at, self.fail = img, fail_at, True
+        self.calls: list[tuple[int, ...]] = []
+        self._lock = threading.Lock()
+
+    def _block(self, b, block_info=None):
+        idx = tuple(block_info[0]["chunk-location"])
+        with self._lock:
+            self.calls.append(idx)
+        if self.fail and idx == self.fail_at:
+            raise RuntimeError("worker lost")
+        return (b * 3).astype(np.uint8)
+
+    def array(self) -> da.Array:
+        return da.from_array(self.img, chunks=CHUNKS).map_blocks(self._block, dtype=np.uint8)
+
+
+@pytest.fixture
+def image(tmp_path):
+    img = np.random.default_rng(0).random((20, 30, 40)).astype(np.float32)
+    path = tmp_path / "scan.ome.zarr"
+    save_volume(img, path, progress=False)
+    return img, path
+
+
+def _save(arr, path, key, levels=2):
+    return save_labels(arr, path, name="seg", phases=["a", "b", "c"], chunks=CHUNKS, levels=levels, resume_key=key,
+                       progress=False, overwrite=True)
+
+
+def test_an_interrupted_write_resumes_where_it_stopped(image):
+    img, path = image
+    want = (img * 3).astype(np.uint8)
+    vol = Counted(img)
+    with pytest.raises(RuntimeError, match="worker lost"):
+        _save(vol.array(), path, "run-1")
+    assert not (path / "labels" / "seg").exists()  # nothing that looks finished
+    with pytest.raises(BigsegError):
+        open_volume(path / "labels" / "seg")
+    hidden = [p for p in (path / "labels").iterdir() if p.name.startswith(".seg.partial-")]
+    assert len(hidden) == 1
+    marked = {p.name for p in (hidden[0] / ".blocks-done").iterdir()}
+    assert marked and "1.1.1" not in marked
+    # a block on disk whose marker was never written (killed between the two) is done again
+    lost = sorted(marked)[0]
+    (hidden[0] / ".blocks-done" / lost).unlink()
+    vol.fail, vol.calls = False, []
+    _save(vol.array(), path, "run-1")
+    total = 3 * 3 * 4
+    assert len(vol.calls) == total - len(marked) + 1 and tuple(map(int, lost.split("."))) in vol.calls
+    out = open_volume(path / "labels" / "seg")
+    np.testing.assert_array_equal(out.values, want)
+    np.testing.assert_array_equal(open_volume(path / "labels" / "seg", level=1).values, want[::2, ::2, ::2])
+    assert out.attrs["phases"] == ["a", "b", "c"]
+    assert not [p for p in (path / "labels").iterdir() if p.name.startswith(".")]  # the manifest went with it
+
+
+def test_another_key_starts_over(image):
+    img, path = image
+    vol = Counted(img)
+    with pytest.raises(RuntimeError):
+        _save(vol.array(), path, "model A")
+    vol.fail, vol.calls = False, []
+    _save(vol.array(), path, "model B")  # other inputs: nothing of A's write is taken
+    assert len(vol.calls) == 3 * 3 * 4
+    assert [p.name for p in (path / "labels").iterdir() if p.name.startswith(".")] == []
+
+
+def test_without_a_key_a_failed_write_leaves_nothing(image):
+    img, path = image
+    vol = Counted(img)
+    with pytest.raises(RuntimeError):
+        save_labels(vol.array(), path, name="seg", phases=["a", "b", "c"], progress=False)
+    assert sorted(p.name for p in (path / "labels").iterdir()) == ["zarr.json"]
+
+
+def test_pipeline_resumes_an_interrupted_segmentation(tmp_path, monkeypatch):
+    """The segmentation stage fails half way (a lost worker); run again, it computes only the
+    blocks that were not on disk, and the labels equal those of a run that was never
+    interrupted."""
+    import bigseg.infer
+    from bigseg import synth
+    from bigseg.pipeline import Pipeline
+
+    truth = synth.electrode((24, 32, 40), seed=1, chunks=16)
+    image = synth.xct(truth, seed=1).compute()
+    pipe = Pipeline(chunks=(12, 16, 20), measure={"particles": False})
+    clean = pipe.run(image, tmp_path / "clean")
+    real = bigseg.infer.segment
+    state = {"fail": True, "calls": 0}
+
+    def flaky(*args, **kwargs):
+        ds = real(*args, **kwargs)
+
+        def block(b, block_info=None):
+            state["calls"] += 1
+            if state["fail"] and tuple(block_info[0]["chunk-location"]) == (1, 1, 1):
+                raise RuntimeError("worker lost")
+            return b
+
+        ds["labels"] = ds["labels"].copy(data=ds["labels"].data.map_blocks(block, dtype=np.uint8))
+        return ds
+
+    monkeypatch.setattr(bigseg.infer, "segment", flaky)
+    with pytest.raises(RuntimeError, match="worker lost"):
+        pipe.run(image, tmp_path / "run")
+    first = state["calls"]
+    state.update(fail=False, calls=0)
+    res = pipe.run(image, tmp_path / "run")
+    assert 0 < state["calls"] < 8 and first + state["calls"] >= 8  # 2 x 2 x 2 blocks
+    np.testing.assert_array_equal(open_volume(res.labels).values, open_volume(clean.labels).values)
