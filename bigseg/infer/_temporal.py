@@ -129,7 +129,7 @@ def staged(ds: xr.Dataset, folder: str | Path, *, key: str | None = None,
     of other keys in ``folder`` are removed. Without ``key`` it is removed on error too."""
     import zarr
 
-    from ..runtime._manifest import store_resumable
+    from ..runtime._manifest import resumable_array, store_resumable
 
     folder = Path(folder)
     if key is None:
@@ -146,11 +146,8 @@ def staged(ds: xr.Dataset, folder: str | Path, *, key: str | None = None,
     ok = False
     try:
         group = zarr.open_group(str(scratch), mode="a" if (scratch / "zarr.json").exists() else "w", zarr_format=3)
-        target = group.get("stack")
-        if target is None or (tuple(target.shape), tuple(target.chunks)) != (both.shape, both.chunksize):
-            shutil.rmtree(scratch / ".blocks-done", ignore_errors=True)
-            target = group.create_array("stack", shape=both.shape, chunks=both.chunksize, dtype=np.float16,
-                                        fill_value=0, overwrite=True)
+        target = resumable_array(group, "stack", shape=both.shape, chunks=both.chunksize, dtype=np.float16,
+                                 manifest=scratch / ".blocks-done")
         store_resumable(both, target, scratch / ".blocks-done",
                         desc="predicting each scan (probabilities, for the time window)", progress=progress)
         stored = da.from_zarr(zarr.open_array(str(scratch / "stack"), mode="r"))

@@ -28,7 +28,7 @@ import zarr
 
 from .._parse import parse_chunks, parse_nonnegative_int, parse_phases, parse_voxel_size
 from ..errors import InputError, OutputExistsError, SourceNotFoundError, VolumeFormatError
-from ..runtime._manifest import store_resumable
+from ..runtime._manifest import resumable_array, store_resumable
 from ..runtime._progress import compute
 from ._calibration import ome_unit, unit_from_ome
 from ._volume import as_volume, make_volume, phase_colour
@@ -130,12 +130,10 @@ def _write_multiscale(
                 break
         lvl_chunks = tuple(min(c, s) for c, s in zip(chunks, arr.shape))
         arr = arr.rechunk(lvl_chunks)
-        old = group.get(str(level)) if manifest is not None and level == 0 else None
-        if old is not None and (tuple(old.shape), tuple(old.chunks), old.dtype) == (arr.shape, lvl_chunks, arr.dtype):
-            target = old  # an interrupted write of the same array: its marked blocks stay
+        if manifest is not None and level == 0:  # an interrupted write of the same array: its marked blocks stay
+            target = resumable_array(group, "0", shape=arr.shape, chunks=lvl_chunks, dtype=arr.dtype,
+                                     manifest=manifest, dimension_names=list(dims))
         else:
-            if manifest is not None and level == 0:
-                shutil.rmtree(manifest, ignore_errors=True)
             target = group.create_array(
                 str(level),
                 shape=arr.shape,

@@ -20,7 +20,7 @@ import numpy as np
 
 from ._progress import compute
 
-__all__ = ["store_resumable", "blocks_done"]
+__all__ = ["store_resumable", "blocks_done", "resumable_array"]
 
 
 def _name(idx: tuple[int, ...]) -> str:
@@ -31,6 +31,21 @@ def blocks_done(manifest: str | Path) -> set[str]:
     """The names (``"i.j.k"``) of the blocks marked as on disk in ``manifest``."""
     manifest = Path(manifest)
     return {p.name for p in manifest.iterdir()} if manifest.is_dir() else set()
+
+
+def resumable_array(group: Any, name: str, *, shape: tuple[int, ...], chunks: tuple[int, ...], dtype: Any,
+                    manifest: str | Path, **kwargs: Any) -> Any:
+    """``group[name]`` as an interrupted write left it when it has this shape, chunks and dtype
+    (its manifest stays valid); otherwise a new array (``kwargs`` to ``create_array``; fill 0)
+    and the manifest cleared."""
+    import shutil
+
+    old = group.get(name)
+    if old is not None and (tuple(old.shape), tuple(old.chunks), np.dtype(old.dtype)) == (
+            tuple(shape), tuple(chunks), np.dtype(dtype)):
+        return old
+    shutil.rmtree(manifest, ignore_errors=True)
+    return group.create_array(name, shape=shape, chunks=chunks, dtype=dtype, fill_value=0, overwrite=True, **kwargs)
 
 
 def _store_block(block: np.ndarray, target: Any, region: tuple[slice, ...], marker: str) -> int:
