@@ -21,7 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "seam-free across blocks, input normalised as the model was trained. --method: multi-Otsu "
                     "threshold, k-means on grey level + Sobel, seeded watershed, random forest on sparse labels. "
                     "A (t, z, y, x) series is segmented scan by scan, each as if it were alone (labels (t, z, y, x)); "
-                    "--temporal N averages each scan's probabilities with its neighbours' first.")
+                    "--temporal N averages each scan's probabilities with its neighbours' first. Labels written into the "
+                    "source are resumable: the same command run again after an interruption computes only the blocks "
+                    "not yet on disk.")
     p.add_argument("source", help="input OME-Zarr image")
     how = p.add_mutually_exclusive_group(required=True)
     how.add_argument("--model", default=None, help="'default' (bundled model) or a checkpoint path (.pt)")
@@ -92,9 +94,10 @@ def _segment_baseline(vol, args: argparse.Namespace, fov):
 
 
 @contextlib.contextmanager
-def _segment_model(vol, model, args: argparse.Namespace, fov):
+def _segment_model(vol, model, args: argparse.Namespace, fov, key: str):
     """``segment``'s Dataset; with --temporal each scan's probabilities are first stored next to
-    the output (removed after) and averaged over the time window from there."""
+    the output (removed after; kept for a resume under ``key`` if interrupted) and averaged over
+    the time window from there."""
     from ..infer import segment
     from ..infer._temporal import parse_temporal, smooth_over_time, staged
     from ..io._volume import is_series
@@ -108,8 +111,29 @@ def _segment_model(vol, model, args: argparse.Namespace, fov):
     if not temporal:
         yield ds
         return
-    with staged(ds, Path(args.out).resolve().parent if args.out else Path(args.source), progress=args.progress) as st:
+    with staged(ds, Path(args.out).resolve().parent if args.out else Path(args.source), key=key,
+                progress=args.progress) as st:
         yield smooth_over_time(st, temporal, probabilities=args.probabilities, uncertainty=uncertainty)
+
+
+def _resume_key(args: argparse.Namespace, model) -> str:
+    """What this command's labels are made from: the source (and when it was written), the model's
+    content or the method, every option that changes the labels, and the sparse labels' file.
+    An interrupted run of the same command resumes; any change starts over."""
+    import json
+    import os
+
+    def stamp(path):
+        p = Path(path)
+        meta = p / "zarr.json" if (p / "zarr.json").exists() else p
+        return [str(p.resolve()), os.stat(meta).st_mtime_ns if meta.exists() else None]
+
+    skip = {"func", "progress", "cluster", "workers", "overwrite", "out", "source", "model", "labels"}
+    options = {k: v for k, v in sorted(vars(args).items()) if k not in skip}
+    return json.dumps({"command": "segment", "source": stamp(args.source),
+                       "model": model.checkpoint_key() if model is not None else None,
+                       "labels": stamp(args.labels) if args.labels else None, "options": options},
+                      sort_keys=True, default=str)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -128,6 +152,7 @@ def run(args: argparse.Namespace) -> int:
         parse_fov(args.fov)  # before any work
     model = load(args.model) if args.model is not None else None  # a bad name/path fails before any work
     vol = open_volume(args.source)
+    key = _resume_key(args, model)  # an interrupted run of this same command takes up where it stopped
     with cluster_from_args(args):
         fov = None
         if args.fov is not None:  # one field of view for every scan of a series
@@ -137,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
             fov = fov.values
         with contextlib.ExitStack() as stack:
             if model is not None:
-                ds = stack.enter_context(_segment_model(vol, model, args, fov))
+                ds = stack.enter_context(_segment_model(vol, model, args, fov, key))
                 labels = ds["labels"]
             else:
                 labels = _segment_baseline(vol, args, fov)
@@ -147,10 +172,10 @@ def run(args: argparse.Namespace) -> int:
                 dest = args.out
             elif model is not None:
                 dest = write_prediction(ds, args.source, name=args.name, overwrite=args.overwrite,
-                                        progress=args.progress)["labels"]
+                                        progress=args.progress, resume_key=key)["labels"]
             else:
                 dest = save_labels(labels, args.source, name=args.name, overwrite=args.overwrite,
-                                   progress=args.progress)
+                                   progress=args.progress, resume_key=key)
     from ..measure import volume_fractions
 
     fr = volume_fractions(open_volume(dest))

@@ -45,6 +45,7 @@ def write_prediction(
     levels: int = 1,
     overwrite: bool = False,
     progress: bool = True,
+    resume_key: str | None = None,
 ) -> dict[str, str]:
     """Store ``predict``'s Dataset under ``image_path/labels/`` (see the module docstring).
 
@@ -59,6 +60,8 @@ def write_prediction(
     uncertainty : write ``uncertainty`` as float16 (z, y, x) if ``ds`` has it
     levels : pyramid levels of the label image
     overwrite : replace existing outputs of the same name
+    resume_key : labels alone: a string naming what ``ds`` is made from; an interrupted write
+        resumes block by block under the same key (:func:`bigseg.io.save_labels`)
 
     Returns
     -------
@@ -90,7 +93,7 @@ def write_prediction(
         lab = xr.DataArray(wanted["labels"], dims=ds["labels"].dims, attrs={"phases": phases})
         chunks = tuple(int(max(c)) for c in wanted["labels"].chunks)
         path = save_labels(lab, image_path, name=name, phases=phases, chunks=chunks, levels=levels,
-                           overwrite=overwrite, progress=progress)
+                           overwrite=overwrite, progress=progress, resume_key=resume_key)
         _record(ldir, name, ds, {})
         return {"labels": path}
     scratch = ldir / f".{name}.scratch-{uuid.uuid4().hex[:8]}"

@@ -17,12 +17,22 @@ from bigseg.io import open_volume, save_labels, save_volume
 CHUNKS = (7, 11, 13)
 
 
+def _after_a_block_is_marked(folder, timeout=20.0):
+    """Wait until some block under ``folder`` is marked as on disk (the lost worker goes down
+    while the others are writing), at most ``timeout`` seconds."""
+    import time
+
+    end = time.monotonic() + timeout
+    while not list(folder.rglob(".blocks-done/*")) and time.monotonic() < end:
+        time.sleep(0.02)
+
+
 class Counted:
     """A lazy label volume whose blocks are counted as they are computed, and one of which
     fails while ``fail`` is set (a crash in the middle of a write)."""
 
-    def __init__(self, img: np.ndarray, fail_at=(1, 1, 1)):
-        self.img, self.fail_at, self.fail = img, fail_at, True
+    def __init__(self, img: np.ndarray, folder, fail_at=(1, 1, 1)):
+        self.img, self.folder, self.fail_at, self.fail = img, folder, fail_at, True
         self.calls: list[tuple[int, ...]] = []
         self._lock = threading.Lock()
 
@@ -31,6 +41,8 @@ class Counted:
         with self._lock:
             self.calls.append(idx)
         if self.fail and idx == self.fail_at:
+            if self.folder is not None:
+                _after_a_block_is_marked(self.folder)
             raise RuntimeError("worker lost")
         return (b * 3).astype(np.uint8)
 
@@ -54,7 +66,7 @@ def _save(arr, path, key, levels=2):
 def test_an_interrupted_write_resumes_where_it_stopped(image):
     img, path = image
     want = (img * 3).astype(np.uint8)
-    vol = Counted(img)
+    vol = Counted(img, path)
     with pytest.raises(RuntimeError, match="worker lost"):
         _save(vol.array(), path, "run-1")
     assert not (path / "labels" / "seg").exists()  # nothing that looks finished
@@ -80,7 +92,7 @@ def test_an_interrupted_write_resumes_where_it_stopped(image):
 
 def test_another_key_starts_over(image):
     img, path = image
-    vol = Counted(img)
+    vol = Counted(img, path)
     with pytest.raises(RuntimeError):
         _save(vol.array(), path, "model A")
     vol.fail, vol.calls = False, []
@@ -91,7 +103,7 @@ def test_another_key_starts_over(image):
 
 def test_without_a_key_a_failed_write_leaves_nothing(image):
     img, path = image
-    vol = Counted(img)
+    vol = Counted(img, None)
     with pytest.raises(RuntimeError):
         save_labels(vol.array(), path, name="seg", phases=["a", "b", "c"], progress=False)
     assert sorted(p.name for p in (path / "labels").iterdir()) == ["zarr.json"]
@@ -116,8 +128,10 @@ def test_pipeline_resumes_an_interrupted_segmentation(tmp_path, monkeypatch):
         ds = real(*args, **kwargs)
 
         def block(b, block_info=None):
+            where = tuple(block_info[0]["chunk-location"])  # (dask's call for the output's meta stops here)
             state["calls"] += 1
-            if state["fail"] and tuple(block_info[0]["chunk-location"]) == (1, 1, 1):
+            if state["fail"] and where == (1, 1, 1):
+                _after_a_block_is_marked(tmp_path)
                 raise RuntimeError("worker lost")
             return b
 
@@ -132,3 +146,49 @@ def test_pipeline_resumes_an_interrupted_segmentation(tmp_path, monkeypatch):
     res = pipe.run(image, tmp_path / "run")
     assert 0 < state["calls"] < 8 and first + state["calls"] >= 8  # 2 x 2 x 2 blocks
     np.testing.assert_array_equal(open_volume(res.labels).values, open_volume(clean.labels).values)
+
+
+def test_cli_segment_resumes_the_same_command(tmp_path, monkeypatch):
+    """`bigseg segment` interrupted half way: the same command again computes only the blocks
+    not on disk and writes what an uninterrupted run writes; a changed option starts over."""
+    import bigseg.infer
+    from bigseg import synth
+    from bigseg.cli import main
+
+    src = tmp_path / "scan.ome.zarr"
+    save_volume(synth.xct(synth.electrode((24, 32, 40), seed=2, chunks=16), seed=2).compute(), src,
+                chunks=(12, 16, 20), progress=False)
+    assert main(["segment", str(src), "--model", "default", "--name", "clean", "--no-progress"]) == 0
+    real = bigseg.infer.segment
+    state = {"fail": True, "calls": 0}
+
+    def flaky(*args, **kwargs):
+        ds = real(*args, **kwargs)
+
+        def block(b, block_info=None):
+            where = tuple(block_info[0]["chunk-location"])  # (dask's call for the output's meta stops here)
+            state["calls"] += 1
+            if state["fail"] and where == (1, 1, 1):
+                _after_a_block_is_marked(tmp_path)
+                raise RuntimeError("worker lost")
+            return b
+
+        ds["labels"] = ds["labels"].copy(data=ds["labels"].data.map_blocks(block, dtype=np.uint8))
+        return ds
+
+    monkeypatch.setattr(bigseg.infer, "segment", flaky)
+    command = ["segment", str(src), "--model", "default", "--no-progress"]
+    with pytest.raises(RuntimeError, match="worker lost"):
+        main(command)
+    assert not (src / "labels" / "segmentation").exists()
+    state.update(fail=False, calls=0)
+    assert main(command) == 0
+    assert 0 < state["calls"] < 8
+    np.testing.assert_array_equal(open_volume(src / "labels" / "segmentation").values,
+                                  open_volume(src / "labels" / "clean").values)
+    state.update(fail=True, calls=0)
+    with pytest.raises(RuntimeError):
+        main([*command, "--name", "other"])
+    state.update(fail=False, calls=0)
+    assert main([*command, "--name", "other", "--overlap", "0.25"]) == 0  # other labels: all blocks again
+    assert state["calls"] == 8
