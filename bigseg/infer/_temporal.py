@@ -17,11 +17,6 @@ size (the pipeline and ``bigseg segment --temporal`` do)."""
 
 from __future__ import annotations
 
-import hashlib
-import shutil
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -113,49 +108,14 @@ def smooth_over_time(ds: xr.Dataset, temporal: int, *, probabilities: bool = Fal
     return out
 
 
-@contextmanager
-def staged(ds: xr.Dataset, folder: str | Path, *, key: str | None = None,
-           progress: bool = True) -> Iterator[xr.Dataset]:
-    """``ds`` (a series' ``labels`` and ``probabilities``) computed once into a scratch zarr under
-    ``folder`` and read back lazily from there, for :func:`smooth_over_time` to read each scan's
-    blocks as many times as windows hold it without keeping whole scans in memory. Stored as one
-    float16 array (t, phase + 1, z, y, x): the probabilities, then the labels (whole numbers up
-    to 255 are exact in float16), so that one task per block computes both.
+def staged(ds: xr.Dataset, folder: str | Path, *, key: str | None = None, progress: bool = True):
+    """A context manager: ``ds`` (a series' ``labels`` and ``probabilities``) computed once into
+    a scratch store under ``folder`` and read back lazily from there
+    (:func:`bigseg.infer._scratch.stored_once`, probabilities as float16), for
+    :func:`smooth_over_time` to read each scan's blocks as many times as windows hold it without
+    keeping whole scans in memory. Removed on leaving the block; with ``key`` resumable (kept
+    when interrupted, the same key computes only the blocks not yet on disk)."""
+    from ._scratch import stored_once
 
-    The scratch is removed on leaving the block. With ``key`` (a string naming what ``ds`` is
-    computed from) it is named by the key, written block by block with a manifest
-    (:func:`bigseg.runtime._manifest.store_resumable`) and kept when the write fails or the
-    process is killed: the same key later computes only the blocks not yet on disk; scratches
-    of other keys in ``folder`` are removed. Without ``key`` it is removed on error too."""
-    import zarr
-
-    from ..runtime._manifest import resumable_array, store_resumable
-
-    folder = Path(folder)
-    if key is None:
-        scratch = folder / f".temporal-{uuid.uuid4().hex[:8]}.zarr"
-    else:
-        scratch = folder / f".temporal-r{hashlib.sha256(key.encode()).hexdigest()[:12]}.zarr"
-        for stale in folder.glob(".temporal-*.zarr"):  # left by runs of other inputs
-            if stale != scratch:
-                shutil.rmtree(stale, ignore_errors=True)
-    probs = ds["probabilities"].data
-    n_phases = probs.shape[1]
-    both = da.concatenate([probs.astype(np.float16), ds["labels"].data[:, None].astype(np.float16)], axis=1)
-    both = both.rechunk((1, n_phases + 1, *(int(max(c)) for c in both.chunks[2:])))
-    ok = False
-    try:
-        group = zarr.open_group(str(scratch), mode="a" if (scratch / "zarr.json").exists() else "w", zarr_format=3)
-        target = resumable_array(group, "stack", shape=both.shape, chunks=both.chunksize, dtype=np.float16,
-                                 manifest=scratch / ".blocks-done")
-        store_resumable(both, target, scratch / ".blocks-done",
-                        desc="predicting each scan (probabilities, for the time window)", progress=progress)
-        stored = da.from_zarr(zarr.open_array(str(scratch / "stack"), mode="r"))
-        out = ds.copy()
-        out["probabilities"] = ds["probabilities"].copy(data=stored[:, :n_phases])
-        out["labels"] = ds["labels"].copy(data=stored[:, n_phases].astype(np.uint8))
-        yield out
-        ok = True
-    finally:
-        if ok or key is None:
-            shutil.rmtree(scratch, ignore_errors=True)
+    return stored_once(ds[["labels", "probabilities"]], folder, prefix="temporal", key=key, progress=progress,
+                       desc="predicting each scan (probabilities, for the time window)")

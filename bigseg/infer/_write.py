@@ -11,26 +11,24 @@ Layout (next to the image written by ``bigseg.save_volume``)::
 
 ``labels/.attrs["bigseg"]["predictions"][name]`` names the sibling images. Everything is
 computed in ONE pass (the model runs once): with probabilities or uncertainty the outputs are
-first stored block by block into a hidden scratch group, then moved into their OME-Zarr images
-by the foundation writers; labels alone go straight into their label image (no second copy).
+first stored block by block into a hidden scratch store (``_scratch.stored_once``: one float16
+array, resumable with ``resume_key``), then moved into their OME-Zarr images by the foundation
+writers; labels alone go straight into their label image (no second copy).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import uuid
 from pathlib import Path
 from typing import Any
 
-import dask.array as da
 import numpy as np
 import xarray as xr
 import zarr
 
 from ..errors import InputError, OutputExistsError
 from ..io import open_volume, save_labels, save_volume
-from ..runtime._progress import compute
+from ._scratch import stored_once
 
 __all__ = ["write_prediction"]
 
@@ -60,8 +58,8 @@ def write_prediction(
     uncertainty : write ``uncertainty`` as float16 (z, y, x) if ``ds`` has it
     levels : pyramid levels of the label image
     overwrite : replace existing outputs of the same name
-    resume_key : labels alone: a string naming what ``ds`` is made from; an interrupted write
-        resumes block by block under the same key (:func:`bigseg.io.save_labels`)
+    resume_key : a string naming what ``ds`` is made from: an interrupted write resumes block
+        by block under the same key (the model does not run again for blocks on disk)
 
     Returns
     -------
@@ -96,30 +94,23 @@ def write_prediction(
                            overwrite=overwrite, progress=progress, resume_key=resume_key)
         _record(ldir, name, ds, {})
         return {"labels": path}
-    scratch = ldir / f".{name}.scratch-{uuid.uuid4().hex[:8]}"
-    try:
-        group = zarr.open_group(str(scratch), mode="w", zarr_format=3)
-        targets, sources = [], []
-        for key, arr in wanted.items():
-            chunks = tuple(int(max(c)) for c in arr.chunks)
-            targets.append(group.create_array(key, shape=arr.shape, chunks=chunks, dtype=arr.dtype, fill_value=0))
-            sources.append(arr)
-        compute(da.store(sources, targets, lock=False, compute=False), desc=f"predicting labels/{name}", progress=progress)
+    keep = [v for v in ("labels", "probabilities", "uncertainty") if v in wanted]
+    with stored_once(ds[keep], ldir, prefix=f"{name}.scratch", key=resume_key, desc=f"predicting labels/{name}",
+                     progress=progress) as st:
         out: dict[str, str] = {}
-        stored = {k: da.from_zarr(zarr.open_array(str(scratch / k), mode="r")) for k in wanted}
-        lab = xr.DataArray(stored["labels"], dims=ds["labels"].dims, attrs={"phases": phases})
+        lab = xr.DataArray(st["labels"].data, dims=ds["labels"].dims, attrs={"phases": phases})
         out["labels"] = save_labels(lab, image_path, name=name, phases=phases, levels=levels, overwrite=overwrite, progress=False)
         extra: dict[str, Any] = {}
-        if "probabilities" in stored:
+        if "probabilities" in st:
             dims = tuple("c" if d == "phase" else d for d in ds["probabilities"].dims)  # (t,) c, z, y, x
-            prob = xr.DataArray(stored["probabilities"], dims=dims, name=f"{name}_probabilities",
+            prob = xr.DataArray(st["probabilities"].data, dims=dims, name=f"{name}_probabilities",
                                 attrs={"voxel_size": image.attrs["voxel_size"], "unit": image.attrs["unit"]})
             out["probabilities"] = save_volume(prob, dests["probabilities"], overwrite=overwrite, progress=False)
             g = zarr.open_group(out["probabilities"], mode="a")
             g.attrs["bigseg"] = {**dict(g.attrs.get("bigseg", {})), "channels": phases, "probabilities_of": name}
             extra["probabilities"] = dests["probabilities"].name
-        if "uncertainty" in stored:
-            unc = xr.DataArray(stored["uncertainty"], dims=ds["uncertainty"].dims, name=f"{name}_uncertainty",
+        if "uncertainty" in st:
+            unc = xr.DataArray(st["uncertainty"].data, dims=ds["uncertainty"].dims, name=f"{name}_uncertainty",
                                attrs={"voxel_size": image.attrs["voxel_size"], "unit": image.attrs["unit"]})
             out["uncertainty"] = save_volume(unc, dests["uncertainty"], overwrite=overwrite, progress=False)
             g = zarr.open_group(out["uncertainty"], mode="a")
@@ -128,8 +119,6 @@ def write_prediction(
             extra["uncertainty"] = dests["uncertainty"].name
         _record(ldir, name, ds, extra)
         return out
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _record(ldir: Path, name: str, ds: xr.Dataset, extra: dict[str, Any]) -> None:

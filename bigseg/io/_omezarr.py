@@ -14,7 +14,6 @@ that :func:`open_volume` accepts.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import uuid
@@ -28,7 +27,7 @@ import zarr
 
 from .._parse import parse_chunks, parse_nonnegative_int, parse_phases, parse_voxel_size
 from ..errors import InputError, OutputExistsError, SourceNotFoundError, VolumeFormatError
-from ..runtime._manifest import resumable_array, store_resumable
+from ..runtime._manifest import key_digest, resumable_array, store_resumable
 from ..runtime._progress import compute
 from ._calibration import ome_unit, unit_from_ome
 from ._volume import as_volume, make_volume, phase_colour
@@ -44,7 +43,7 @@ def _partial_path(dest: Path) -> Path:
 
 def _resumable_path(dest: Path, key: str) -> Path:
     """The hidden folder of a resumable write of ``dest`` from the inputs named by ``key``."""
-    return dest.parent / f".{dest.name}.partial-r{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    return dest.parent / f".{dest.name}.partial-r{key_digest(key)}"
 
 
 def _check_dest(dest: Path, overwrite: bool, name: str = "path") -> None:

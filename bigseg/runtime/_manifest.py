@@ -11,6 +11,7 @@ has no marker and is written again, so a marker always means a whole block on di
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,12 @@ import numpy as np
 
 from ._progress import compute
 
-__all__ = ["store_resumable", "blocks_done", "resumable_array"]
+__all__ = ["store_resumable", "blocks_done", "resumable_array", "key_digest"]
+
+
+def key_digest(key: str) -> str:
+    """A short stable name (12 hex digits of SHA-256) for what a resumable write is made from."""
+    return hashlib.sha256(str(key).encode()).hexdigest()[:12]
 
 
 def _name(idx: tuple[int, ...]) -> str:

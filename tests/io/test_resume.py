@@ -186,6 +186,19 @@ def test_cli_segment_resumes_the_same_command(tmp_path, monkeypatch):
     assert 0 < state["calls"] < 8
     np.testing.assert_array_equal(open_volume(src / "labels" / "segmentation").values,
                                   open_volume(src / "labels" / "clean").values)
+    # with probabilities and uncertainty (one scratch store for all three): the same
+    state.update(fail=True, calls=0)
+    with pytest.raises(RuntimeError, match="worker lost"):
+        main([*command, "--name", "prob", "--probabilities"])
+    assert not (src / "labels" / "prob").exists() and not (src / "labels" / "prob_probabilities").exists()
+    state.update(fail=False, calls=0)
+    assert main([*command, "--name", "prob", "--probabilities"]) == 0
+    assert 0 < state["calls"] < 8
+    np.testing.assert_array_equal(open_volume(src / "labels" / "prob").values,
+                                  open_volume(src / "labels" / "clean").values)
+    p = open_volume(src / "labels" / "prob_probabilities").values.astype(np.float32)
+    assert p.shape[0] == 3 and np.allclose(p.sum(axis=0), 1, atol=5e-3)
+    assert not [q for q in (src / "labels").iterdir() if q.name.startswith(".")]
     state.update(fail=True, calls=0)
     with pytest.raises(RuntimeError):
         main([*command, "--name", "other"])
