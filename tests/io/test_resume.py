@@ -109,18 +109,11 @@ def test_without_a_key_a_failed_write_leaves_nothing(image):
     assert sorted(p.name for p in (path / "labels").iterdir()) == ["zarr.json"]
 
 
-def test_pipeline_resumes_an_interrupted_segmentation(tmp_path, monkeypatch):
-    """The segmentation stage fails half way (a lost worker); run again, it computes only the
-    blocks that were not on disk, and the labels equal those of a run that was never
-    interrupted."""
+def _losing_a_worker(monkeypatch, folder) -> dict:
+    """``bigseg.infer.segment`` made to lose a worker at block (1, 1, 1) of the labels (once some
+    block is on disk) while ``state["fail"]``; ``state["calls"]`` counts the label blocks computed."""
     import bigseg.infer
-    from bigseg import synth
-    from bigseg.pipeline import Pipeline
 
-    truth = synth.electrode((24, 32, 40), seed=1, chunks=16)
-    image = synth.xct(truth, seed=1).compute()
-    pipe = Pipeline(chunks=(12, 16, 20), measure={"particles": False})
-    clean = pipe.run(image, tmp_path / "clean")
     real = bigseg.infer.segment
     state = {"fail": True, "calls": 0}
 
@@ -131,7 +124,7 @@ def test_pipeline_resumes_an_interrupted_segmentation(tmp_path, monkeypatch):
             where = tuple(block_info[0]["chunk-location"])  # (dask's call for the output's meta stops here)
             state["calls"] += 1
             if state["fail"] and where == (1, 1, 1):
-                _after_a_block_is_marked(tmp_path)
+                _after_a_block_is_marked(folder)
                 raise RuntimeError("worker lost")
             return b
 
@@ -139,6 +132,21 @@ def test_pipeline_resumes_an_interrupted_segmentation(tmp_path, monkeypatch):
         return ds
 
     monkeypatch.setattr(bigseg.infer, "segment", flaky)
+    return state
+
+
+def test_pipeline_resumes_an_interrupted_segmentation(tmp_path, monkeypatch):
+    """The segmentation stage fails half way (a lost worker); run again, it computes only the
+    blocks that were not on disk, and the labels equal those of a run that was never
+    interrupted."""
+    from bigseg import synth
+    from bigseg.pipeline import Pipeline
+
+    truth = synth.electrode((24, 32, 40), seed=1, chunks=16)
+    image = synth.xct(truth, seed=1).compute()
+    pipe = Pipeline(chunks=(12, 16, 20), measure={"particles": False})
+    clean = pipe.run(image, tmp_path / "clean")
+    state = _losing_a_worker(monkeypatch, tmp_path)
     with pytest.raises(RuntimeError, match="worker lost"):
         pipe.run(image, tmp_path / "run")
     first = state["calls"]
@@ -151,7 +159,6 @@ def test_pipeline_resumes_an_interrupted_segmentation(tmp_path, monkeypatch):
 def test_cli_segment_resumes_the_same_command(tmp_path, monkeypatch):
     """`bigseg segment` interrupted half way: the same command again computes only the blocks
     not on disk and writes what an uninterrupted run writes; a changed option starts over."""
-    import bigseg.infer
     from bigseg import synth
     from bigseg.cli import main
 
@@ -159,24 +166,7 @@ def test_cli_segment_resumes_the_same_command(tmp_path, monkeypatch):
     save_volume(synth.xct(synth.electrode((24, 32, 40), seed=2, chunks=16), seed=2).compute(), src,
                 chunks=(12, 16, 20), progress=False)
     assert main(["segment", str(src), "--model", "default", "--name", "clean", "--no-progress"]) == 0
-    real = bigseg.infer.segment
-    state = {"fail": True, "calls": 0}
-
-    def flaky(*args, **kwargs):
-        ds = real(*args, **kwargs)
-
-        def block(b, block_info=None):
-            where = tuple(block_info[0]["chunk-location"])  # (dask's call for the output's meta stops here)
-            state["calls"] += 1
-            if state["fail"] and where == (1, 1, 1):
-                _after_a_block_is_marked(tmp_path)
-                raise RuntimeError("worker lost")
-            return b
-
-        ds["labels"] = ds["labels"].copy(data=ds["labels"].data.map_blocks(block, dtype=np.uint8))
-        return ds
-
-    monkeypatch.setattr(bigseg.infer, "segment", flaky)
+    state = _losing_a_worker(monkeypatch, tmp_path)
     command = ["segment", str(src), "--model", "default", "--no-progress"]
     with pytest.raises(RuntimeError, match="worker lost"):
         main(command)
