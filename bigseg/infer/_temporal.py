@@ -26,7 +26,6 @@ import xarray as xr
 
 from .._parse import parse_choice, parse_nonnegative_int
 from ..errors import InputError
-from ..io._volume import UNLABELLED
 from ..kernels import blend as K
 
 __all__ = ["smooth_over_time", "staged", "parse_temporal"]
@@ -43,26 +42,6 @@ def parse_temporal(temporal: Any, *, series: bool) -> int:
 
 def _window(t: int, n: int, radius: int) -> range:
     return range(max(0, t - radius), min(n, t + radius + 1))
-
-
-def _mean_block(*blocks: np.ndarray) -> np.ndarray:
-    acc = blocks[0].astype(np.float32, copy=True)
-    for b in blocks[1:]:
-        acc += b
-    acc /= np.float32(len(blocks))
-    return acc
-
-
-def _labels_block(probs: np.ndarray, before: np.ndarray) -> np.ndarray:
-    """Argmax over the phase axis of a (t, phase, z, y, x) block; 255 where ``before`` has it."""
-    out = probs.argmax(axis=1).astype(np.uint8)
-    out[before == UNLABELLED] = UNLABELLED  # outside a field of view stays outside
-    return out
-
-
-def _uncertainty_block(probs: np.ndarray, method: str) -> np.ndarray:
-    fn = K.entropy if method == "entropy" else K.margin
-    return fn(np.moveaxis(probs, 1, 0))
 
 
 def smooth_over_time(ds: xr.Dataset, temporal: int, *, probabilities: bool = False,
@@ -82,13 +61,13 @@ def smooth_over_time(ds: xr.Dataset, temporal: int, *, probabilities: bool = Fal
     arr = p.data if isinstance(p.data, da.Array) else da.from_array(p.data, chunks=(1, -1, "auto", "auto", "auto"))
     arr = arr.rechunk({0: 1, 1: -1})
     n = arr.shape[0]
-    frames = [da.map_blocks(_mean_block, *[arr[s] for s in _window(t, n, temporal)], dtype=np.float32)
+    frames = [da.map_blocks(K.mean_in_order, *[arr[s] for s in _window(t, n, temporal)], dtype=np.float32)
               for t in range(n)]
     smooth = da.stack(frames)
     before = ds["labels"].data
     before = before if isinstance(before, da.Array) else da.from_array(before)
     before = before.rechunk((1, *smooth.chunks[2:]))
-    labels = da.blockwise(_labels_block, "tzyx", smooth, "tczyx", before, "tzyx", dtype=np.uint8, concatenate=True)
+    labels = da.blockwise(K.labels_keeping, "tzyx", smooth, "tczyx", before, "tzyx", dtype=np.uint8, concatenate=True)
     out = ds.copy()
     out["labels"] = ds["labels"].copy(data=labels)
     if probabilities:
@@ -96,7 +75,7 @@ def smooth_over_time(ds: xr.Dataset, temporal: int, *, probabilities: bool = Fal
     else:
         out = out.drop_vars("probabilities")
     if uncertainty is not None:
-        unc = da.blockwise(_uncertainty_block, "tzyx", smooth, "tczyx", method=uncertainty, dtype=np.float32,
+        unc = da.blockwise(K.uncertainty_over_phases, "tzyx", smooth, "tczyx", method=uncertainty, dtype=np.float32,
                            concatenate=True)
         out["uncertainty"] = xr.DataArray(
             unc, dims=ds["labels"].dims, coords=ds["labels"].coords,

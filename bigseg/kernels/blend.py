@@ -354,3 +354,30 @@ def entropy(probs: np.ndarray) -> np.ndarray:
 def margin(probs: np.ndarray) -> np.ndarray:
     """1 − max_c p (0 = certain), float32."""
     return (1.0 - probs.max(axis=0)).astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------
+# probabilities over time (a series' time window)
+# --------------------------------------------------------------------------------------------
+def mean_in_order(*blocks: np.ndarray) -> np.ndarray:
+    """float32 mean of equal-shape blocks, summed in the order given (so the result does not
+    depend on how the caller split the work)."""
+    acc = blocks[0].astype(np.float32, copy=True)
+    for b in blocks[1:]:
+        acc += b
+    acc /= np.float32(len(blocks))
+    return acc
+
+
+def labels_keeping(probs: np.ndarray, before: np.ndarray, keep: int = 255) -> np.ndarray:
+    """uint8 argmax over axis 1 of (t, phase, ...) probabilities, ``keep`` wherever ``before``
+    (t, ...) holds it (voxels outside a field of view stay outside)."""
+    out = probs.argmax(axis=1).astype(np.uint8)
+    out[before == keep] = keep
+    return out
+
+
+def uncertainty_over_phases(probs: np.ndarray, method: str) -> np.ndarray:
+    """:func:`entropy` or :func:`margin` (``method``) over axis 1 of (t, phase, ...) probabilities."""
+    fn = entropy if method == "entropy" else margin
+    return fn(np.moveaxis(probs, 1, 0))
