@@ -54,6 +54,29 @@ def pipeline_config(args: argparse.Namespace, **overrides: Any) -> tuple[Any, An
     return cfg, args.cluster or (cfg.cluster if args.config else None)
 
 
+def command_key(args: argparse.Namespace, command: str, *, paths: tuple[str, ...] = ("source",),
+                extra: dict[str, Any] | None = None) -> str:
+    """What a command's output is made from, for a resumable write: the input files named by
+    ``paths`` (resolved, with the time they were written), every option that is not about how
+    or where it runs, and ``extra`` (e.g. the model's content hash). An interrupted run of the
+    same command resumes; a change to any of these starts over."""
+    import json
+    import os
+    from pathlib import Path
+
+    def stamp(path: Any) -> Any:
+        if path is None:
+            return None
+        p = Path(path)
+        meta = p / "zarr.json" if (p / "zarr.json").exists() else p
+        return [str(p.resolve()), os.stat(meta).st_mtime_ns if meta.exists() else None]
+
+    skip = {"func", "progress", "cluster", "workers", "overwrite", "out", "dest", *paths, *(extra or {})}
+    options = {k: v for k, v in sorted(vars(args).items()) if k not in skip}
+    return json.dumps({"command": command, "inputs": {k: stamp(getattr(args, k, None)) for k in paths},
+                       "options": options, **(extra or {})}, sort_keys=True, default=str)
+
+
 def parse_triple(text: str | None, cast=float) -> Any:
     """'5' -> 5, '5,4,4' -> (5, 4, 4)."""
     if text is None:

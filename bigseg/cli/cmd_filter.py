@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import InputError
-from ._common import add_cluster_args, add_progress_args, cluster_from_args, parse_triple
+from ._common import add_cluster_args, add_progress_args, cluster_from_args, command_key, parse_triple
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -13,7 +13,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "filter", help="normalize / median / gaussian / unsharp a volume into a new OME-Zarr",
         description="Filter a volume block by block (exact: equal to scipy/scikit-image on the whole array). "
                     "Steps run in the order align -> normalize -> median -> gaussian -> unsharp; give at least one. "
-                    "LRCS-Net preprocessing: --median 3 --unsharp 6,0.6 --unsharp-2d.")
+                    "LRCS-Net preprocessing: --median 3 --unsharp 6,0.6 --unsharp-2d. An interrupted run of the same "
+                    "command resumes: only the blocks not yet on disk are computed.")
     p.add_argument("source", help="input OME-Zarr image")
     p.add_argument("dest", help="output OME-Zarr folder")
     p.add_argument("--align", nargs="?", type=int, const=0, default=None, metavar="REF",
@@ -77,8 +78,8 @@ def run(args: argparse.Namespace) -> int:
 
     vol = open_volume(args.source)
     out, steps = build(vol, args)
-    with cluster_from_args(args):
+    with cluster_from_args(args):  # resumable: the same command again writes only the blocks not on disk
         save_volume(out, args.dest, chunks=parse_triple(args.chunks, int), overwrite=args.overwrite,
-                    progress=args.progress)
+                    progress=args.progress, resume_key=command_key(args, "filter"))
     print(f"wrote {args.dest}: {' -> '.join(steps)}, shape {out.shape}, dtype {out.dtype}")
     return 0

@@ -7,7 +7,7 @@ import contextlib
 from pathlib import Path
 
 from ..errors import InputError
-from ._common import add_cluster_args, add_fov_args, add_progress_args, cluster_from_args
+from ._common import add_cluster_args, add_fov_args, add_progress_args, cluster_from_args, command_key
 
 METHODS = ("threshold", "kmeans", "watershed", "random-forest")
 
@@ -21,9 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "seam-free across blocks, input normalised as the model was trained. --method: multi-Otsu "
                     "threshold, k-means on grey level + Sobel, seeded watershed, random forest on sparse labels. "
                     "A (t, z, y, x) series is segmented scan by scan, each as if it were alone (labels (t, z, y, x)); "
-                    "--temporal N averages each scan's probabilities with its neighbours' first. Labels written into the "
-                    "source are resumable: the same command run again after an interruption computes only the blocks "
-                    "not yet on disk.")
+                    "--temporal N averages each scan's probabilities with its neighbours' first. Resumable: the same "
+                    "command run again after an interruption computes only the blocks not yet on disk.")
     p.add_argument("source", help="input OME-Zarr image")
     how = p.add_mutually_exclusive_group(required=True)
     how.add_argument("--model", default=None, help="'default' (bundled model) or a checkpoint path (.pt)")
@@ -116,26 +115,6 @@ def _segment_model(vol, model, args: argparse.Namespace, fov, key: str):
         yield smooth_over_time(st, temporal, probabilities=args.probabilities, uncertainty=uncertainty)
 
 
-def _resume_key(args: argparse.Namespace, model) -> str:
-    """What this command's labels are made from: the source (and when it was written), the model's
-    content or the method, every option that changes the labels, and the sparse labels' file.
-    An interrupted run of the same command resumes; any change starts over."""
-    import json
-    import os
-
-    def stamp(path):
-        p = Path(path)
-        meta = p / "zarr.json" if (p / "zarr.json").exists() else p
-        return [str(p.resolve()), os.stat(meta).st_mtime_ns if meta.exists() else None]
-
-    skip = {"func", "progress", "cluster", "workers", "overwrite", "out", "source", "model", "labels"}
-    options = {k: v for k, v in sorted(vars(args).items()) if k not in skip}
-    return json.dumps({"command": "segment", "source": stamp(args.source),
-                       "model": model.checkpoint_key() if model is not None else None,
-                       "labels": stamp(args.labels) if args.labels else None, "options": options},
-                      sort_keys=True, default=str)
-
-
 def run(args: argparse.Namespace) -> int:
     from ..infer import write_prediction
     from ..io import fov_mask, open_volume, save_labels, save_volume
@@ -152,7 +131,9 @@ def run(args: argparse.Namespace) -> int:
         parse_fov(args.fov)  # before any work
     model = load(args.model) if args.model is not None else None  # a bad name/path fails before any work
     vol = open_volume(args.source)
-    key = _resume_key(args, model)  # an interrupted run of this same command takes up where it stopped
+    # an interrupted run of this same command takes up where it stopped
+    key = command_key(args, "segment", paths=("source", "labels"),
+                      extra={"model": model.checkpoint_key() if model is not None else None})
     with cluster_from_args(args):
         fov = None
         if args.fov is not None:  # one field of view for every scan of a series
@@ -168,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
                 labels = _segment_baseline(vol, args, fov)
             if args.out:
                 save_volume(labels, args.out, phases=labels.attrs["phases"], overwrite=args.overwrite,
-                            progress=args.progress)
+                            progress=args.progress, resume_key=key)
                 dest = args.out
             elif model is not None:
                 dest = write_prediction(ds, args.source, name=args.name, overwrite=args.overwrite,

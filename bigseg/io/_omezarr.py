@@ -224,6 +224,33 @@ def _prepare(
     return vol, parse_chunks(chunks, vol.ndim)
 
 
+def _write(dest: Path, vol: xr.DataArray, *, chunks: tuple[int, ...], levels: int, labels: bool, desc: str,
+           progress: bool, resume_key: str | None) -> None:
+    """Write ``vol`` (and its pyramid) into a hidden sibling of ``dest``, renamed into place when
+    complete. Without ``resume_key`` the hidden folder is removed on any error; with it, it is
+    named by the key and kept, and a later write of the same key computes only the level-0
+    blocks its manifest does not mark as on disk (folders of other keys are removed)."""
+    if resume_key is None:
+        tmp = _partial_path(dest)
+        try:
+            group = zarr.open_group(str(tmp), mode="w", zarr_format=3)
+            _write_multiscale(group, vol, chunks=chunks, levels=levels, labels=labels, desc=desc, progress=progress)
+            _commit(tmp, dest)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return
+    tmp = _resumable_path(dest, str(resume_key))
+    for stale in dest.parent.glob(f".{dest.name}.partial-*"):  # interrupted writes of other inputs
+        if stale != tmp:
+            _remove(stale)
+    group = zarr.open_group(str(tmp), mode="a" if (tmp / "zarr.json").exists() else "w", zarr_format=3)
+    _write_multiscale(group, vol, chunks=chunks, levels=levels, labels=labels, desc=desc, progress=progress,
+                      manifest=tmp / ".blocks-done")
+    shutil.rmtree(tmp / ".blocks-done", ignore_errors=True)
+    _commit(tmp, dest)
+
+
 def save_volume(
     data: Any,
     path: str | os.PathLike,
@@ -235,6 +262,7 @@ def save_volume(
     levels: int = 1,
     overwrite: bool = False,
     progress: bool = True,
+    resume_key: str | None = None,
 ) -> str:
     """Write a volume as an OME-Zarr v0.5 image (zarr v3), block by block.
 
@@ -248,6 +276,8 @@ def save_volume(
     phases : phase names indexed by label value; marks the volume as a label image
     levels : number of pyramid levels (level k is downsampled by 2**k in z, y, x)
     overwrite : replace an existing destination (only once the new volume is complete)
+    resume_key : a string naming what ``data`` is made from: an interrupted write is kept and
+        the same key later computes only the blocks not yet on disk (see :func:`save_labels`)
 
     Returns
     -------
@@ -257,17 +287,8 @@ def save_volume(
     levels = parse_nonnegative_int("levels", levels) or 1
     vol, chunks = _prepare(data, chunks=chunks, voxel_size=voxel_size, phases=phases, unit=unit)
     _check_dest(dest, overwrite)
-    tmp = _partial_path(dest)
-    try:
-        group = zarr.open_group(str(tmp), mode="w", zarr_format=3)
-        _write_multiscale(
-            group, vol, chunks=chunks, levels=levels, labels="phases" in vol.attrs,
-            desc=f"writing {dest.name}", progress=progress,
-        )
-        _commit(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    _write(dest, vol, chunks=chunks, levels=levels, labels="phases" in vol.attrs, desc=f"writing {dest.name}",
+           progress=progress, resume_key=resume_key)
     return str(dest)
 
 
@@ -312,26 +333,8 @@ def save_labels(
     dest = image_path / "labels" / name
     _check_dest(dest, overwrite, "name")
     lgroup = zarr.open_group(str(image_path / "labels"), mode="a", zarr_format=3)
-    if resume_key is None:
-        tmp = _partial_path(dest)
-        try:
-            group = zarr.open_group(str(tmp), mode="w", zarr_format=3)
-            _write_multiscale(group, vol, chunks=chunks, levels=levels, labels=True, desc=f"writing labels/{name}",
-                              progress=progress)
-            _commit(tmp, dest)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-    else:
-        tmp = _resumable_path(dest, str(resume_key))
-        for stale in dest.parent.glob(f".{dest.name}.partial-*"):  # interrupted writes of other inputs
-            if stale != tmp:
-                _remove(stale)
-        group = zarr.open_group(str(tmp), mode="a" if (tmp / "zarr.json").exists() else "w", zarr_format=3)
-        _write_multiscale(group, vol, chunks=chunks, levels=levels, labels=True, desc=f"writing labels/{name}",
-                          progress=progress, manifest=tmp / ".blocks-done")
-        shutil.rmtree(tmp / ".blocks-done", ignore_errors=True)
-        _commit(tmp, dest)
+    _write(dest, vol, chunks=chunks, levels=levels, labels=True, desc=f"writing labels/{name}", progress=progress,
+           resume_key=resume_key)
     meta = dict(lgroup.attrs.get("ome", {"version": OME_VERSION}))
     names = list(meta.get("labels", []))
     if name not in names:

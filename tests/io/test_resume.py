@@ -109,29 +109,35 @@ def test_without_a_key_a_failed_write_leaves_nothing(image):
     assert sorted(p.name for p in (path / "labels").iterdir()) == ["zarr.json"]
 
 
-def _losing_a_worker(monkeypatch, folder) -> dict:
-    """``bigseg.infer.segment`` made to lose a worker at block (1, 1, 1) of the labels (once some
-    block is on disk) while ``state["fail"]``; ``state["calls"]`` counts the label blocks computed."""
-    import bigseg.infer
+def _losing_a_worker(monkeypatch, folder, module=None, name: str = "segment") -> dict:
+    """``module.name`` (default ``bigseg.infer.segment``) made to lose a worker at block
+    (1, 1, 1) of its output (the labels of a Dataset, or the array itself; once some block is
+    on disk) while ``state["fail"]``; ``state["calls"]`` counts the output blocks computed."""
+    import xarray as xr
 
-    real = bigseg.infer.segment
+    if module is None:
+        import bigseg.infer as module
+    real = getattr(module, name)
     state = {"fail": True, "calls": 0}
 
+    def block(b, block_info=None):
+        where = tuple(block_info[0]["chunk-location"])  # (dask's call for the output's meta stops here)
+        state["calls"] += 1
+        if state["fail"] and where == (1, 1, 1):
+            _after_a_block_is_marked(folder)
+            raise RuntimeError("worker lost")
+        return b
+
     def flaky(*args, **kwargs):
-        ds = real(*args, **kwargs)
+        out = real(*args, **kwargs)
+        arr = out["labels"] if isinstance(out, xr.Dataset) else out
+        arr = arr.copy(data=arr.data.map_blocks(block, dtype=arr.dtype))
+        if isinstance(out, xr.Dataset):
+            out["labels"] = arr
+            return out
+        return arr
 
-        def block(b, block_info=None):
-            where = tuple(block_info[0]["chunk-location"])  # (dask's call for the output's meta stops here)
-            state["calls"] += 1
-            if state["fail"] and where == (1, 1, 1):
-                _after_a_block_is_marked(folder)
-                raise RuntimeError("worker lost")
-            return b
-
-        ds["labels"] = ds["labels"].copy(data=ds["labels"].data.map_blocks(block, dtype=np.uint8))
-        return ds
-
-    monkeypatch.setattr(bigseg.infer, "segment", flaky)
+    monkeypatch.setattr(module, name, flaky)
     return state
 
 
@@ -195,3 +201,26 @@ def test_cli_segment_resumes_the_same_command(tmp_path, monkeypatch):
     state.update(fail=False, calls=0)
     assert main([*command, "--name", "other", "--overlap", "0.25"]) == 0  # other labels: all blocks again
     assert state["calls"] == 8
+
+
+def test_cli_filter_resumes_the_same_command(tmp_path, monkeypatch):
+    """`bigseg filter` (a new OME-Zarr through save_volume) interrupted half way: the same
+    command again writes only the blocks not on disk, equal to an uninterrupted run."""
+    import bigseg.filters
+    from bigseg.cli import main
+
+    img = np.random.default_rng(1).random((24, 32, 40)).astype(np.float32)
+    src = tmp_path / "scan.ome.zarr"
+    save_volume(img, src, chunks=(12, 16, 20), progress=False)
+    assert main(["filter", str(src), str(tmp_path / "clean.ome.zarr"), "--median", "3", "--no-progress"]) == 0
+    state = _losing_a_worker(monkeypatch, tmp_path, bigseg.filters, "median")
+    command = ["filter", str(src), str(tmp_path / "f.ome.zarr"), "--median", "3", "--no-progress"]
+    with pytest.raises(RuntimeError, match="worker lost"):
+        main(command)
+    assert not (tmp_path / "f.ome.zarr").exists()
+    state.update(fail=False, calls=0)
+    assert main(command) == 0
+    assert 0 < state["calls"] < 8
+    np.testing.assert_array_equal(open_volume(tmp_path / "f.ome.zarr").values,
+                                  open_volume(tmp_path / "clean.ome.zarr").values)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
