@@ -22,12 +22,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import xarray as xr
 
 from ._parse import parse_in_range, parse_positive_float, parse_shells_spec
 from ._version import version
 from .config import RunConfig
-from .errors import ConfigError, InputError
+from .errors import BigsegError, ConfigError, InputError
 from .io._fov import fill_outside_like_inside, fov_centre
 from .io._volume import crop_box, is_series
 
@@ -214,8 +215,28 @@ class Pipeline:
         else threads in this process).
         """
         self._check_model()  # before any work
+        self._check_temporal(source)
         with _client_context(client):
             return self._run(source, dest, resume=resume, truth=truth)
+
+    def _check_temporal(self, source: Any) -> None:
+        """``predict.temporal`` needs a series: refused for a single scan before any work (a path
+        is opened for its shape only)."""
+        temporal = self.config.predict.get("temporal")
+        if not temporal or isinstance(source, (list, tuple)):
+            return
+        if isinstance(source, (str, os.PathLike)):
+            from .io._ingest import read_source
+
+            try:
+                ndim = len(read_source(source).shape)
+            except BigsegError:
+                return  # the ingest names what is wrong with the source
+        else:
+            ndim = np.ndim(source)
+        if ndim < 4:
+            raise ConfigError(f"Expected `predict.temporal` 0 for a single scan (it averages the probabilities of "
+                              f"neighbouring scans of a series). Got {temporal!r} instead.")
 
     def _check_model(self) -> None:
         model = self.config.predict["model"]
@@ -331,9 +352,6 @@ class Pipeline:
             truth = self._cropped_truth(truth, vol)
         _write_stage(out, "ingest", keys["ingest"], reset=not keep_image)
         timings["ingest"] = time.perf_counter() - t
-        if self.config.predict.get("temporal") and not is_series(vol):
-            raise ConfigError(f"Expected `predict.temporal` 0 for a single scan (it averages the probabilities of "
-                              f"neighbouring scans of a series). Got {self.config.predict['temporal']!r} instead.")
 
         seg_path = image / "labels" / "segmentation"
         t = time.perf_counter()

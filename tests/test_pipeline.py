@@ -211,8 +211,11 @@ def test_pipeline_time_window_on_a_series(tmp_path, scan):
     assert "time window" in (tmp_path / "s" / "report.html").read_text()
     res0 = Pipeline(chunks=(12, 16, 20), measure={"particles": False}).run(image, tmp_path / "s", truth=truth)
     assert (bigseg.open_volume(res0.labels).values != labels).any()  # redone, each scan alone
-    with pytest.raises(ConfigError, match="`predict.temporal` 0 for a single scan"):
-        pipe.run(scan[1], tmp_path / "one")
+    np.save(tmp_path / "one.npy", scan[1].values)
+    for single in (scan[1], tmp_path / "one.npy"):  # refused before any work: nothing written
+        with pytest.raises(ConfigError, match="`predict.temporal` 0 for a single scan"):
+            pipe.run(single, tmp_path / "one")
+        assert not (tmp_path / "one").exists()
     (tmp_path / "inbox").mkdir()
     with pytest.raises(ConfigError, match="`predict.temporal` 0 for watch"):
         pipe.watch(tmp_path / "inbox", tmp_path / "w", once=True)
