@@ -208,6 +208,8 @@ def test_pipeline_time_window_on_a_series(tmp_path, scan):
     assert (labels == want).mean() > 0.995  # float16 on disk between the passes
     assert not [p for p in (tmp_path / "s").rglob(".temporal-*")]
     assert run_summary(tmp_path / "s")["temporal"] == 1
+    info = subprocess.run([BIGSEG, "info", str(tmp_path / "s")], capture_output=True, text=True)
+    assert info.returncode == 0 and "time window" in info.stdout
     assert "time window" in (tmp_path / "s" / "report.html").read_text()
     res0 = Pipeline(chunks=(12, 16, 20), measure={"particles": False}).run(image, tmp_path / "s", truth=truth)
     assert (bigseg.open_volume(res0.labels).values != labels).any()  # redone, each scan alone
