@@ -31,6 +31,7 @@ from .config import RunConfig
 from .errors import BigsegError, ConfigError, InputError
 from .io._fov import fill_outside_like_inside, fov_centre
 from .io._volume import crop_box, is_series
+from .runtime._manifest import path_stamp
 
 __all__ = ["Pipeline", "Result"]
 
@@ -69,7 +70,9 @@ class Pipeline:
         return cls(RunConfig.from_yaml(path, **overrides))
 
     # -- stages ---------------------------------------------------------------------------------
-    def _ingest(self, source: Any, image: Path, resume: bool) -> xr.DataArray:
+    def _ingest(self, source: Any, image: Path, resume: bool, key: str) -> xr.DataArray:
+        """The source written to ``image`` (kept when ``resume`` and it exists); resumable block
+        by block under ``key`` if the write is interrupted."""
         from .io import ingest, open_volume, save_volume
 
         if resume and image.exists():
@@ -77,11 +80,12 @@ class Pipeline:
         cfg = self.config
         if isinstance(source, (str, os.PathLike, list, tuple)):  # a list: the scans of an operando series
             return ingest(source, image, chunks=cfg.chunks, voxel_size=cfg.voxel_size, unit=cfg.unit,
-                          crop=cfg.crop, levels=cfg.levels, overwrite=True)
+                          crop=cfg.crop, levels=cfg.levels, overwrite=True, resume_key=key)
         if cfg.crop is not None:
             source = crop_box(source, cfg.crop)[0]
         save_volume(source, image, chunks=cfg.chunks, voxel_size=cfg.voxel_size,
-                    unit=cfg.unit if cfg.voxel_size is not None else None, levels=cfg.levels, overwrite=True)
+                    unit=cfg.unit if cfg.voxel_size is not None else None, levels=cfg.levels, overwrite=True,
+                    resume_key=key)
         return open_volume(image)
 
     def _stage_keys(self, source: Any) -> dict[str, str]:
@@ -108,7 +112,7 @@ class Pipeline:
             return truth
         return crop_box(truth, crop)[0]
 
-    def _aligned(self, source: Any, out: Path, resume: bool) -> tuple[xr.DataArray, list]:
+    def _aligned(self, source: Any, out: Path, resume: bool, key: str) -> tuple[xr.DataArray, list]:
         """The scans ingested as they are into ``out/raw.ome.zarr``, then moved onto the first
         (``filters.align``) into ``out/image.ome.zarr``; the shifts go to ``out/alignment.json``."""
         from . import filters
@@ -117,11 +121,12 @@ class Pipeline:
         image, record = out / "image.ome.zarr", out / "alignment.json"
         if resume and image.exists() and record.exists():
             return open_volume(image), json.loads(record.read_text())["shifts"]
-        raw = self._ingest(source, out / "raw.ome.zarr", resume)
+        raw = self._ingest(source, out / "raw.ome.zarr", resume, key)
         if not is_series(raw):
             raise InputError(f"Expected a (t, z, y, x) series with `filters.align: true`. Got dims {raw.dims} instead.")
         aligned = filters.align(raw, progress=True)
-        save_volume(aligned, image, chunks=self.config.chunks, levels=self.config.levels, overwrite=True)
+        save_volume(aligned, image, chunks=self.config.chunks, levels=self.config.levels, overwrite=True,
+                    resume_key=json.dumps({"aligned": key, "shifts": aligned.attrs["shifts"]}, default=str))
         record.write_text(json.dumps({"reference": 0, "shifts": aligned.attrs["shifts"], "crop": aligned.attrs["crop"]},
                                      indent=1))
         return open_volume(image), aligned.attrs["shifts"]
@@ -339,16 +344,24 @@ class Pipeline:
         done = _read_stages(out) if resume else {}
         keep_image = resume and done.get("ingest", keys["ingest"]) == keys["ingest"]
         keep_labels = keep_image and done.get("segment", keys["segment"]) == keys["segment"]
+        # an interrupted write of the image resumes only for the same inputs, the sources as they stand
+        stamps = ([path_stamp(s) for s in source] if isinstance(source, (list, tuple))
+                  else path_stamp(source) if isinstance(source, (str, os.PathLike)) else None)
+        write_key = json.dumps({"ingest": keys["ingest"], "sources": stamps}, default=str)
+        if not resume:  # what an interrupted run left is not to be taken up
+            for stale in [*out.glob(".temporal-*.zarr"), *out.glob(".image.ome.zarr.partial-*"),
+                          *out.glob(".raw.ome.zarr.partial-*"), *out.glob("image.ome.zarr/labels/.*.partial-*")]:
+                shutil.rmtree(stale, ignore_errors=True)
 
         t = time.perf_counter()
         shifts = None
         if self.config.filters["align"]:  # an operando series whose sample drifts: image = the aligned scans
-            vol, shifts = self._aligned(source, out, keep_image)
+            vol, shifts = self._aligned(source, out, keep_image, write_key)
             truth = self._cropped_truth(truth, open_volume(out / "raw.ome.zarr"))
             if truth is not None and is_series(truth) and tuple(truth.shape[1:]) != tuple(vol.shape[1:]):
                 truth = filters.align(truth, shifts=shifts)  # truth on the raw scans' grid moves with them
         else:
-            vol = self._ingest(source, image, keep_image)
+            vol = self._ingest(source, image, keep_image, write_key)
             truth = self._cropped_truth(truth, vol)
         _write_stage(out, "ingest", keys["ingest"], reset=not keep_image)
         timings["ingest"] = time.perf_counter() - t
@@ -359,9 +372,6 @@ class Pipeline:
         if not (keep_labels and seg_path.exists()):
             # the filters must not smear a fill (NaN, 0) into the sample: the outside looks like the inside
             src = vol if fov is None else fill_outside_like_inside(vol, fov, progress=True)
-            if not resume:  # what an interrupted run left is not to be taken up
-                for stale in [*out.glob(".temporal-*.zarr"), *seg_path.parent.glob(".segmentation.partial-*")]:
-                    shutil.rmtree(stale, ignore_errors=True)
             # block by block, resumable: a run that is interrupted here computes only the blocks
             # not yet on disk when it is run again (same inputs: the segmentation stage's key)
             with self._segmented(self._filter(src), fov, out, keys["segment"]) as labels:

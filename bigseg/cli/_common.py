@@ -61,15 +61,8 @@ def command_key(args: argparse.Namespace, command: str, *, paths: tuple[str, ...
     or where it runs, and ``extra`` (e.g. the model's content hash). An interrupted run of the
     same command resumes; a change to any of these starts over."""
     import json
-    import os
-    from pathlib import Path
 
-    def stamp(path: Any) -> Any:
-        if path is None:
-            return None
-        p = Path(path)
-        meta = p / "zarr.json" if (p / "zarr.json").exists() else p
-        return [str(p.resolve()), os.stat(meta).st_mtime_ns if meta.exists() else None]
+    from ..runtime._manifest import path_stamp as stamp
 
     skip = {"func", "progress", "cluster", "workers", "overwrite", "out", "dest", *paths, *(extra or {})}
     options = {k: v for k, v in sorted(vars(args).items()) if k not in skip}

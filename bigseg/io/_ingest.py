@@ -465,6 +465,7 @@ def ingest(
     times: Any = None,
     overwrite: bool = False,
     progress: bool = True,
+    resume_key: str | None = None,
 ) -> xr.DataArray:
     """Convert a tomogram into a chunked OME-Zarr volume, block by block and in parallel.
 
@@ -490,6 +491,9 @@ def ingest(
         stop)``): only the box is read. Its start is kept in the metadata (``bigseg info``)
     times : with a list of scans, the time (or cycle, or state of charge) of each, increasing;
         default 0, 1, 2, ...
+    resume_key : a string naming what is ingested (e.g. the sources as they stand and these
+        arguments): an interrupted ingest is kept and the same key later reads only the blocks
+        not yet on disk (:func:`bigseg.save_volume`)
 
     Returns
     -------
@@ -516,5 +520,5 @@ def ingest(
         vol, box = crop_box(vol, crop)
         vol.attrs["source_region"] = [[s.start, s.stop] for s in box]
     c = parse_chunks(chunks, vol.ndim) if vol.ndim == 3 else (1, *parse_chunks(chunks, 3))
-    save_volume(vol, dest_p, chunks=c, levels=levels, overwrite=overwrite, progress=progress)
+    save_volume(vol, dest_p, chunks=c, levels=levels, overwrite=overwrite, progress=progress, resume_key=resume_key)
     return open_volume(dest_p)

@@ -21,12 +21,24 @@ import numpy as np
 
 from ._progress import compute
 
-__all__ = ["store_resumable", "blocks_done", "resumable_array", "key_digest"]
+__all__ = ["store_resumable", "blocks_done", "resumable_array", "key_digest", "path_stamp"]
 
 
 def key_digest(key: str) -> str:
     """A short stable name (12 hex digits of SHA-256) for what a resumable write is made from."""
     return hashlib.sha256(str(key).encode()).hexdigest()[:12]
+
+
+def path_stamp(path: Any) -> Any:
+    """A file or folder as it stands, for a resume key: its resolved path and the time it (for a
+    zarr store, its ``zarr.json``) was last written; ``None`` for no path."""
+    import os
+
+    if path is None:
+        return None
+    p = Path(path)
+    meta = p / "zarr.json" if (p / "zarr.json").exists() else p
+    return [str(p.resolve()), os.stat(meta).st_mtime_ns if meta.exists() else None]
 
 
 def _name(idx: tuple[int, ...]) -> str:

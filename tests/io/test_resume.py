@@ -224,3 +224,23 @@ def test_cli_filter_resumes_the_same_command(tmp_path, monkeypatch):
     np.testing.assert_array_equal(open_volume(tmp_path / "f.ome.zarr").values,
                                   open_volume(tmp_path / "clean.ome.zarr").values)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_pipeline_resumes_an_interrupted_ingest(tmp_path, monkeypatch):
+    """The ingest of a scan file fails half way; the pipeline run again reads only the blocks
+    not yet written, and the image equals one ingested in one go."""
+    import bigseg.io._ingest as ingest_module
+    from bigseg.pipeline import Pipeline
+
+    img = np.random.default_rng(2).random((24, 32, 40)).astype(np.float32)
+    np.save(tmp_path / "scan.npy", img)
+    pipe = Pipeline(chunks=(12, 16, 20), predict={"model": "threshold"}, measure={"particles": False})
+    state = _losing_a_worker(monkeypatch, tmp_path, ingest_module, "_read_volume")
+    with pytest.raises(RuntimeError, match="worker lost"):
+        pipe.run(tmp_path / "scan.npy", tmp_path / "run")
+    assert not (tmp_path / "run" / "image.ome.zarr").exists()
+    state.update(fail=False, calls=0)
+    res = pipe.run(tmp_path / "scan.npy", tmp_path / "run")
+    assert 0 < state["calls"] < 8
+    np.testing.assert_array_equal(open_volume(res.image).values, img)
+    assert not [p for p in (tmp_path / "run").iterdir() if p.name.startswith(".")]
