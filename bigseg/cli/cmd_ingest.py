@@ -3,7 +3,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._common import add_cluster_args, add_progress_args, cluster_from_args, parse_triple
+from ._common import add_cluster_args, add_progress_args, cluster_from_args, command_key, parse_triple
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,7 +44,10 @@ def _calibrated(args: argparse.Namespace) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     from ..io import ingest
+    from ..runtime._manifest import path_stamp
 
+    # an interrupted run of the same command (same files as they stand) reads only the blocks not on disk
+    key = command_key(args, "ingest", paths=(), extra={"sources": [path_stamp(s) for s in args.source]})
     with cluster_from_args(args):
         vol = ingest(
             args.source if len(args.source) > 1 else args.source[0], args.dest,
@@ -52,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
             voxel_size=parse_triple(args.voxel_size),
             unit=args.unit, dataset=args.dataset, dtype=args.dtype, shape=parse_triple(args.shape, int),
             offset=args.offset, levels=args.levels, crop=args.crop, overwrite=args.overwrite, progress=args.progress,
+            resume_key=key,
         )
     print(f"wrote {args.dest}: shape {vol.shape}, dtype {vol.dtype}, voxel size {vol.attrs['voxel_size']} {vol.attrs['unit']}")
     if args.voxel_size is None and tuple(vol.attrs["voxel_size"]) == (1.0, 1.0, 1.0) and not _calibrated(args):

@@ -244,3 +244,32 @@ def test_pipeline_resumes_an_interrupted_ingest(tmp_path, monkeypatch):
     assert 0 < state["calls"] < 8
     np.testing.assert_array_equal(open_volume(res.image).values, img)
     assert not [p for p in (tmp_path / "run").iterdir() if p.name.startswith(".")]
+
+
+def test_cli_ingest_resumes_the_same_command(tmp_path, monkeypatch):
+    """`bigseg ingest` interrupted half way: the same command again reads only the blocks not
+    on disk; a source file written since starts over."""
+    import os
+
+    import bigseg.io._ingest as ingest_module
+    from bigseg.cli import main
+
+    img = np.random.default_rng(3).random((24, 32, 40)).astype(np.float32)
+    np.save(tmp_path / "scan.npy", img)
+    state = _losing_a_worker(monkeypatch, tmp_path, ingest_module, "_read_volume")
+    command = ["ingest", str(tmp_path / "scan.npy"), str(tmp_path / "s.ome.zarr"), "--chunks", "12,16,20",
+               "--voxel-size", "50", "--no-progress"]
+    with pytest.raises(RuntimeError, match="worker lost"):
+        main(command)
+    state.update(fail=False, calls=0)
+    assert main(command) == 0
+    assert 0 < state["calls"] < 8
+    np.testing.assert_array_equal(open_volume(tmp_path / "s.ome.zarr").values, img)
+    state.update(fail=True, calls=0)
+    with pytest.raises(RuntimeError):
+        main([*command[:2], str(tmp_path / "t.ome.zarr"), *command[3:]])
+    st = os.stat(tmp_path / "scan.npy")
+    os.utime(tmp_path / "scan.npy", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # the file was written again
+    state.update(fail=False, calls=0)
+    assert main([*command[:2], str(tmp_path / "t.ome.zarr"), *command[3:]]) == 0
+    assert state["calls"] == 8
