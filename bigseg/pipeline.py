@@ -164,11 +164,11 @@ class Pipeline:
         if not temporal:
             yield segment(vol, model, normalize=normalize, fov=mask, **p)["labels"]
             return
-        from .infer._temporal import smooth_over_time, staged
+        from .infer._temporal import windowed
 
         p["probabilities"] = True
-        with staged(segment(vol, model, normalize=normalize, fov=mask, **p), out, key=key) as ds:
-            yield smooth_over_time(ds, temporal)["labels"]
+        with windowed(segment(vol, model, normalize=normalize, fov=mask, **p), temporal, out, key=key) as ds:
+            yield ds["labels"]
 
     def _fov(self, vol: xr.DataArray, out: Path) -> xr.DataArray | None:
         """The field of view (``fov``) of the ingested image, drawn over its middle slice into

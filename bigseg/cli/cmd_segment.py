@@ -98,7 +98,7 @@ def _segment_model(vol, model, args: argparse.Namespace, fov, key: str):
     the output (removed after; kept for a resume under ``key`` if interrupted) and averaged over
     the time window from there."""
     from ..infer import segment
-    from ..infer._temporal import parse_temporal, smooth_over_time, staged
+    from ..infer._temporal import parse_temporal, windowed
     from ..io._volume import is_series
 
     temporal = parse_temporal(args.temporal, series=is_series(vol))
@@ -110,9 +110,9 @@ def _segment_model(vol, model, args: argparse.Namespace, fov, key: str):
     if not temporal:
         yield ds
         return
-    with staged(ds, Path(args.out).resolve().parent if args.out else Path(args.source), key=key,
-                progress=args.progress) as st:
-        yield smooth_over_time(st, temporal, probabilities=args.probabilities, uncertainty=uncertainty)
+    with windowed(ds, temporal, Path(args.out).resolve().parent if args.out else Path(args.source), key=key,
+                  probabilities=args.probabilities, uncertainty=uncertainty, progress=args.progress) as out:
+        yield out
 
 
 def run(args: argparse.Namespace) -> int:

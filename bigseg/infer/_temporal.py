@@ -17,6 +17,8 @@ size (the pipeline and ``bigseg segment --temporal`` do)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,7 @@ from .._parse import parse_choice, parse_nonnegative_int
 from ..errors import InputError
 from ..kernels import blend as K
 
-__all__ = ["smooth_over_time", "staged", "parse_temporal"]
+__all__ = ["smooth_over_time", "staged", "windowed", "parse_temporal"]
 
 
 def parse_temporal(temporal: Any, *, series: bool) -> int:
@@ -98,3 +100,14 @@ def staged(ds: xr.Dataset, folder: str | Path, *, key: str | None = None, progre
 
     return stored_once(ds[["labels", "probabilities"]], folder, prefix="temporal", key=key, progress=progress,
                        desc="predicting each scan (probabilities, for the time window)")
+
+
+@contextmanager
+def windowed(ds: xr.Dataset, temporal: int, folder: str | Path, *, key: str | None = None,
+             probabilities: bool = False, uncertainty: str | None = None,
+             progress: bool = True) -> Iterator[xr.Dataset]:
+    """:func:`smooth_over_time` of ``ds`` read from its :func:`staged` copy under ``folder``: the
+    time window as the pipeline and ``bigseg segment --temporal`` run it (memory a few blocks,
+    resumable under ``key``)."""
+    with staged(ds, folder, key=key, progress=progress) as st:
+        yield smooth_over_time(st, temporal, probabilities=probabilities, uncertainty=uncertainty)
