@@ -13,6 +13,7 @@ __all__ = [
     "VolumeFormatError",
     "SourceNotFoundError",
     "OutputExistsError",
+    "OutputInUseError",
     "ConfigError",
     "MemoryBudgetError",
     "ClusterError",
@@ -38,6 +39,11 @@ class SourceNotFoundError(BigsegError, FileNotFoundError):
 
 class OutputExistsError(BigsegError, FileExistsError):
     """The destination exists and ``overwrite`` was not requested."""
+
+
+class OutputInUseError(BigsegError, RuntimeError):
+    """Another process is writing the same output (a run into the same folder, a write of the
+    same store) at this moment."""
 
 
 class ConfigError(InputError):

@@ -31,6 +31,7 @@ from .config import RunConfig
 from .errors import BigsegError, ConfigError, InputError
 from .io._fov import fill_outside_like_inside, fov_centre
 from .io._volume import crop_box, is_series
+from .runtime._lock import held
 from .runtime._manifest import path_stamp
 
 __all__ = ["Pipeline", "Result"]
@@ -221,7 +222,7 @@ class Pipeline:
         """
         self._check_model()  # before any work
         self._check_temporal(source)
-        with _client_context(client):
+        with held(dest, argument="dest", inside=True), _client_context(client):  # one run at a time into dest
             return self._run(source, dest, resume=resume, truth=truth)
 
     def _check_temporal(self, source: Any) -> None:
@@ -286,7 +287,8 @@ class Pipeline:
         ledger_path = out / "watch.json"
         ledger: dict[str, dict[str, Any]] = json.loads(ledger_path.read_text()) if ledger_path.exists() else {}
         print(f"[watch] {inbox} -> {out} (every {interval:g} s; Ctrl-C stops)", file=sys.stderr, flush=True)
-        with _client_context(client):  # one cluster for the whole watch
+        # one watch at a time into out (a run into one of its scans' folders is refused too, by that run)
+        with held(out, argument="out", inside=True), _client_context(client):  # one cluster for the whole watch
             return self._watch(inbox, out, ledger, interval, settle, once)
 
     def _watch(self, inbox: Path, out: Path, ledger: dict[str, dict[str, Any]], interval: float, settle: float,

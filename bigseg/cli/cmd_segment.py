@@ -7,6 +7,7 @@ import contextlib
 from pathlib import Path
 
 from ..errors import InputError
+from ..runtime._lock import held
 from ._common import add_cluster_args, add_fov_args, add_progress_args, cluster_from_args, command_key
 
 METHODS = ("threshold", "kmeans", "watershed", "random-forest")
@@ -110,9 +111,16 @@ def _segment_model(vol, model, args: argparse.Namespace, fov, key: str):
     if not temporal:
         yield ds
         return
-    with windowed(ds, temporal, Path(args.out).resolve().parent if args.out else Path(args.source), key=key,
+    # the scratch beside the output, named by it: other outputs in the same folder keep theirs
+    dest = _destination(args)
+    with windowed(ds, temporal, dest.parent, key=key, prefix=f"temporal.{dest.name}",
                   probabilities=args.probabilities, uncertainty=uncertainty, progress=args.progress) as out:
         yield out
+
+
+def _destination(args: argparse.Namespace) -> Path:
+    """Where the labels go: ``--out``, else ``SOURCE/labels/NAME``."""
+    return Path(args.out).resolve() if args.out else Path(args.source).resolve() / "labels" / args.name
 
 
 def run(args: argparse.Namespace) -> int:
@@ -134,7 +142,8 @@ def run(args: argparse.Namespace) -> int:
     # an interrupted run of this same command takes up where it stopped
     key = command_key(args, "segment", paths=("source", "labels"),
                       extra={"model": model.checkpoint_key() if model is not None else None})
-    with cluster_from_args(args):
+    # one run at a time writes this output (a second is refused before any work)
+    with held(_destination(args), argument="--out" if args.out else "--name"), cluster_from_args(args):
         fov = None
         if args.fov is not None:  # one field of view for every scan of a series
             fov = fov_mask(vol, args.fov, margin=args.fov_margin or 0.0, progress=args.progress)

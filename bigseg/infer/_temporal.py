@@ -89,25 +89,27 @@ def smooth_over_time(ds: xr.Dataset, temporal: int, *, probabilities: bool = Fal
     return out
 
 
-def staged(ds: xr.Dataset, folder: str | Path, *, key: str | None = None, progress: bool = True):
+def staged(ds: xr.Dataset, folder: str | Path, *, key: str | None = None, progress: bool = True,
+           prefix: str = "temporal"):
     """A context manager: ``ds`` (a series' ``labels`` and ``probabilities``) computed once into
     a scratch store under ``folder`` and read back lazily from there
     (:func:`bigseg.infer._scratch.stored_once`, probabilities as float16), for
     :func:`smooth_over_time` to read each scan's blocks as many times as windows hold it without
     keeping whole scans in memory. Removed on leaving the block; with ``key`` resumable (kept
-    when interrupted, the same key computes only the blocks not yet on disk)."""
+    when interrupted, the same key computes only the blocks not yet on disk). ``prefix`` names
+    the scratch (``folder/.{prefix}-*.zarr``): one per output when several share ``folder``."""
     from ._scratch import stored_once
 
-    return stored_once(ds[["labels", "probabilities"]], folder, prefix="temporal", key=key, progress=progress,
+    return stored_once(ds[["labels", "probabilities"]], folder, prefix=prefix, key=key, progress=progress,
                        desc="predicting each scan (probabilities, for the time window)")
 
 
 @contextmanager
 def windowed(ds: xr.Dataset, temporal: int, folder: str | Path, *, key: str | None = None,
              probabilities: bool = False, uncertainty: str | None = None,
-             progress: bool = True) -> Iterator[xr.Dataset]:
+             progress: bool = True, prefix: str = "temporal") -> Iterator[xr.Dataset]:
     """:func:`smooth_over_time` of ``ds`` read from its :func:`staged` copy under ``folder``: the
     time window as the pipeline and ``bigseg segment --temporal`` run it (memory a few blocks,
-    resumable under ``key``)."""
-    with staged(ds, folder, key=key, progress=progress) as st:
+    resumable under ``key``; ``prefix`` as for :func:`staged`)."""
+    with staged(ds, folder, key=key, progress=progress, prefix=prefix) as st:
         yield smooth_over_time(st, temporal, probabilities=probabilities, uncertainty=uncertainty)

@@ -27,6 +27,7 @@ import zarr
 
 from .._parse import parse_chunks, parse_nonnegative_int, parse_phases, parse_voxel_size
 from ..errors import InputError, OutputExistsError, SourceNotFoundError, VolumeFormatError
+from ..runtime._lock import held
 from ..runtime._manifest import key_digest, resumable_array, store_resumable
 from ..runtime._progress import compute
 from ._calibration import ome_unit, unit_from_ome
@@ -225,11 +226,19 @@ def _prepare(
 
 
 def _write(dest: Path, vol: xr.DataArray, *, chunks: tuple[int, ...], levels: int, labels: bool, desc: str,
-           progress: bool, resume_key: str | None) -> None:
+           progress: bool, resume_key: str | None, argument: str) -> None:
     """Write ``vol`` (and its pyramid) into a hidden sibling of ``dest``, renamed into place when
     complete. Without ``resume_key`` the hidden folder is removed on any error; with it, it is
     named by the key and kept, and a later write of the same key computes only the level-0
-    blocks its manifest does not mark as on disk (folders of other keys are removed)."""
+    blocks its manifest does not mark as on disk (folders of other keys are removed). One
+    process at a time writes ``dest`` (another is refused, naming ``argument``)."""
+    with held(dest, argument=argument):
+        _write_held(dest, vol, chunks=chunks, levels=levels, labels=labels, desc=desc, progress=progress,
+                    resume_key=resume_key)
+
+
+def _write_held(dest: Path, vol: xr.DataArray, *, chunks: tuple[int, ...], levels: int, labels: bool, desc: str,
+                progress: bool, resume_key: str | None) -> None:
     if resume_key is None:
         tmp = _partial_path(dest)
         try:
@@ -288,7 +297,7 @@ def save_volume(
     vol, chunks = _prepare(data, chunks=chunks, voxel_size=voxel_size, phases=phases, unit=unit)
     _check_dest(dest, overwrite)
     _write(dest, vol, chunks=chunks, levels=levels, labels="phases" in vol.attrs, desc=f"writing {dest.name}",
-           progress=progress, resume_key=resume_key)
+           progress=progress, resume_key=resume_key, argument="path")
     return str(dest)
 
 
@@ -334,7 +343,7 @@ def save_labels(
     _check_dest(dest, overwrite, "name")
     lgroup = zarr.open_group(str(image_path / "labels"), mode="a", zarr_format=3)
     _write(dest, vol, chunks=chunks, levels=levels, labels=True, desc=f"writing labels/{name}", progress=progress,
-           resume_key=resume_key)
+           resume_key=resume_key, argument="name")
     meta = dict(lgroup.attrs.get("ome", {"version": OME_VERSION}))
     names = list(meta.get("labels", []))
     if name not in names:

@@ -149,7 +149,7 @@ def test_cli_segment_temporal(tmp_path, capsys):
     want = segment(image, "default", temporal=1).labels.values
     assert (lab == want).mean() > 0.995  # stored as float16 between the passes
     assert open_volume(src / "labels" / "segmentation_probabilities").dims == ("t", "c", "z", "y", "x")
-    assert not [p for p in src.iterdir() if p.name.startswith(".temporal")]
+    assert not list(src.rglob(".temporal*"))
     assert main(["segment", str(src), "--method", "threshold", "--temporal", "1", "--name", "t"]) == 2
     assert "`--temporal` only with --model" in capsys.readouterr().err
 
@@ -188,4 +188,15 @@ def test_staged_with_a_key_resumes_after_an_interruption(tmp_path):
     state["fail"] = False
     with staged(flaky, tmp_path, key="series B", progress=False):
         assert len(list(tmp_path.iterdir())) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_scratches_of_two_outputs_in_one_folder_leave_each_other_alone(tmp_path):
+    # `bigseg segment a --out x/a.zarr --temporal 1` and `... b --out x/b.zarr` at the same time
+    rng = np.random.default_rng(4)
+    ds = predict(da.from_array(rng.random((2, 6, 8, 10), dtype=np.float32), chunks=(1, 6, 8, 10)), conv3d_net(5),
+                 **KW, probabilities=True)
+    with staged(ds, tmp_path, key="scan a", prefix="temporal.a.zarr", progress=False):
+        with staged(ds, tmp_path, key="scan b", prefix="temporal.b.zarr", progress=False):
+            assert len(list(tmp_path.iterdir())) == 2
     assert list(tmp_path.iterdir()) == []

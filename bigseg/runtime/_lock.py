@@ -1,0 +1,120 @@
+"""One writer at a time: an advisory lock on an output, held for the whole write.
+
+Two processes writing the same output at once (a SLURM job resubmitted while the first is still
+running, ``bigseg watch`` and a hand-started ``bigseg run`` into the same folder) would each
+resume from the other's half-written blocks, remove each other's hidden write folders and race
+at the final rename. The second one is refused instead, before it does any work, with who holds
+the output.
+
+The lock is ``flock`` on a hidden file beside the output (inside a run folder), so a killed
+process holds nothing and a crash never leaves an output locked; across the nodes of a cluster
+it needs a file system with ``flock`` (NFSv4, Lustre mounted with ``flock``). Who holds it
+(process, host, command, start time) is written into the file, and the file is removed on
+release while still locked; a process that locked a file just removed sees that it is no longer
+the one at the path and tries again (so two writers never both hold an output). Not the
+``filelock`` package: it leaves its lock files behind and keeps no holder, and what is needed
+here is a few lines of ``fcntl``. Within one process the same output may be held again (a
+command that holds its output for the whole run, then writes it through
+:func:`bigseg.io.save_volume`). Where ``fcntl`` is missing (Windows) nothing is locked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import threading
+import time
+from collections import Counter
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from ..errors import OutputInUseError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
+
+__all__ = ["held", "lock_path"]
+
+_HELD: Counter = Counter()  # lock files this process holds -> depth
+_GUARD = threading.Lock()
+
+
+def lock_path(target: str | os.PathLike, *, inside: bool = False) -> Path:
+    """The lock file of ``target``: ``target/.bigseg.lock`` for a folder the writer owns
+    (``inside``), else the hidden sibling ``.NAME.lock`` (for a store renamed into place)."""
+    target = Path(target)
+    return target / ".bigseg.lock" if inside else target.parent / f".{target.name}.lock"
+
+
+def _holder(path: Path) -> str:
+    try:
+        who = json.loads(path.read_text() or "{}")
+    except (OSError, ValueError):
+        who = {}
+    if not who:
+        return "another process"
+    return f"process {who.get('pid')} on {who.get('host')} (since {who.get('since')}: {who.get('command')})"
+
+
+def _acquire(path: Path) -> int | None:
+    """An open descriptor of ``path`` locked by this process, or ``None`` when another holds it."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(path))
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)  # its holder removed it on release before we locked it: the path has a new file
+
+
+@contextmanager
+def held(target: str | os.PathLike, *, argument: str, inside: bool = False) -> Iterator[Path]:
+    """Hold ``target`` for this process until the block ends; raise :class:`OutputInUseError`
+    naming ``argument`` and the holder when another process holds it (no waiting)."""
+    path = lock_path(target, inside=inside)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path = path.parent.resolve() / path.name  # one name per lock file however the folder is reached
+    with _GUARD:
+        again = _HELD[path] > 0
+        _HELD[path] += again
+    if again or fcntl is None:  # this process holds it already (or nothing can be locked)
+        try:
+            yield path
+        finally:
+            with _GUARD:
+                _HELD[path] -= again
+        return
+    fd = _acquire(path)
+    if fd is None:
+        raise OutputInUseError(
+            f"Expected `{argument}` not to be written by another bigseg run at the same time. Got "
+            f"{str(target)!r}, which {_holder(path)} is writing; wait for it to end (or stop it) and run "
+            f"again: the run resumes what it finished.")
+    with _GUARD:
+        _HELD[path] += 1
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                 "since": time.strftime("%Y-%m-%d %H:%M:%S"),
+                                 "command": " ".join(sys.argv)[:300]}).encode())
+        yield path
+    finally:
+        with _GUARD:
+            _HELD[path] -= 1
+        try:
+            path.unlink()  # while still locked: see the module's docstring
+        except OSError:
+            pass
+        os.close(fd)  # releases the lock

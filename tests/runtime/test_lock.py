@@ -1,0 +1,103 @@
+"""One writer per output: a second process writing the same output (a resubmitted job, a watch
+and a hand-started run) is refused before any work, with who holds it; a killed holder leaves
+nothing locked; one process may hold an output again (a command, then its write)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from bigseg import Pipeline
+from bigseg.errors import OutputInUseError
+from bigseg.io import open_volume, save_volume
+from bigseg.runtime._lock import held, lock_path
+
+
+class Holder:
+    """Another process holding ``target`` (as :func:`held` does) until it is stopped."""
+
+    def __init__(self, target, inside=False):
+        code = textwrap.dedent(f"""
+            import sys
+            from bigseg.runtime._lock import held
+            with held({str(target)!r}, argument="x", inside={inside!r}):
+                print("holding", flush=True)
+                sys.stdin.read()
+        """)
+        self.proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True)
+        assert self.proc.stdout.readline().strip() == "holding"
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait(timeout=30)
+
+
+def test_a_second_process_is_refused_naming_the_holder_and_a_killed_holder_frees_it(tmp_path):
+    target = tmp_path / "seg.ome.zarr"
+    other = Holder(target)
+    try:
+        with pytest.raises(OutputInUseError, match=r"`out`.*seg\.ome\.zarr.*process %d" % other.proc.pid):
+            with held(target, argument="out"):
+                pass
+    finally:
+        other.kill()  # a killed process holds nothing
+    with held(target, argument="out") as path:
+        assert path == lock_path(target).resolve()
+        assert json.loads(path.read_text())["pid"] == os.getpid()
+        with held(target, argument="out"):  # the same process again
+            pass
+        assert path.exists()
+    assert not path.exists()  # removed on release
+
+
+def test_save_volume_into_an_output_being_written_is_refused_and_leaves_it_alone(tmp_path):
+    dest = tmp_path / "v.ome.zarr"
+    save_volume(np.zeros((4, 5, 6), np.float32), dest, progress=False)
+    other = Holder(dest)
+    try:
+        with pytest.raises(OutputInUseError, match="`path`"):
+            save_volume(np.ones((4, 5, 6), np.float32), dest, overwrite=True, progress=False)
+    finally:
+        other.kill()
+    assert float(open_volume(dest).max()) == 0.0
+    assert not list(tmp_path.glob(".v.ome.zarr.partial-*"))
+    save_volume(np.ones((4, 5, 6), np.float32), dest, overwrite=True, progress=False)
+    assert float(open_volume(dest).min()) == 1.0
+
+
+def test_a_run_or_watch_into_a_folder_in_use_is_refused_before_any_work(tmp_path):
+    out = tmp_path / "run"
+    other = Holder(out, inside=True)
+    try:
+        with pytest.raises(OutputInUseError, match="`dest`"):
+            Pipeline().run(np.zeros((8, 8, 8), np.float32), out)
+        inbox = tmp_path / "inbox"
+        inbox.mkdir()
+        with pytest.raises(OutputInUseError, match="`out`"):
+            Pipeline().watch(inbox, out, once=True)
+    finally:
+        other.kill()
+    assert sorted(p.name for p in out.iterdir()) == [".bigseg.lock"]  # nothing was started
+
+
+def test_cli_segment_into_labels_being_written_says_so(tmp_path, capsys):
+    from bigseg.cli import main
+
+    src = tmp_path / "s.ome.zarr"
+    save_volume(np.random.default_rng(0).random((8, 9, 10), dtype=np.float32), src, progress=False)
+    other = Holder(src / "labels" / "segmentation")
+    try:
+        assert main(["segment", str(src), "--method", "threshold", "--no-progress"]) == 2
+    finally:
+        other.kill()
+    err = capsys.readouterr().err
+    assert "`--name`" in err and f"process {other.proc.pid}" in err
+    assert not (src / "labels" / "segmentation").exists()
+    assert main(["segment", str(src), "--method", "threshold", "--no-progress"]) == 0
