@@ -34,7 +34,7 @@ from .io._volume import crop_box, is_series
 from .runtime._lock import held
 from .runtime._manifest import path_stamp
 
-__all__ = ["Pipeline", "Result"]
+__all__ = ["Pipeline", "Result", "run_state"]
 
 
 @dataclass
@@ -459,6 +459,28 @@ class Pipeline:
         }, indent=1, default=str))
         write_report(out)
         return Result(str(image), str(seg_path), metrics, figures, timings, particles=table)
+
+
+def run_state(out: str | os.PathLike) -> dict[str, Any]:
+    """Where a run folder stands: ``state`` is ``"running"`` (``holder``: process, host, command,
+    since when), ``"interrupted"`` (the process running it was killed: its lock file is left),
+    ``"incomplete"`` (a run stopped with an error, or is not finished, after the stages in
+    ``stages``) or ``"done"``. A run that is not done resumes when it is run again."""
+    from .runtime._lock import holder, lock_path, recorded
+
+    out = Path(out)
+    stages = list(_read_stages(out))
+    who = holder(out, inside=True)
+    if who is not None:
+        return {"state": "running", "holder": who, "stages": stages}
+    if lock_path(out, inside=True).exists():
+        return {"state": "interrupted", "holder": recorded(out, inside=True), "stages": stages}
+    finished = out / "run.json"
+    later = (out / "stages.json").exists() and finished.exists() and \
+        (out / "stages.json").stat().st_mtime > finished.stat().st_mtime
+    if not finished.exists() or later:
+        return {"state": "incomplete", "stages": stages}
+    return {"state": "done", "stages": stages}
 
 
 def _read_stages(out: Path) -> dict[str, str]:

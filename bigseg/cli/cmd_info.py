@@ -64,7 +64,9 @@ def _volume_lines(info: dict, args: argparse.Namespace) -> list[str]:
 def _run_lines(info: dict, args: argparse.Namespace) -> list[str]:
     phases = list(info["volume_fraction"])
     last = f" (last of {info['steps']} scans)" if info["steps"] else ""
-    lines = [f"run         {info['run']}", f"source      {info['source']}", f"model       {info['model']}"
+    now = [_state_line(info["state"]), f"{'':<12}(below: its last finished run)"] if info["state"]["state"] != "done" else []
+    lines = [f"run         {info['run']}", *now,
+             f"source      {info['source']}", f"model       {info['model']}"
              + (f"  (bigseg {info['bigseg']})" if info["bigseg"] else ""),
              f"shape       {' x '.join(map(str, info['shape'] or []))}  voxel size "
              f"{' x '.join(f'{v:g}' for v in info['voxel_size'] or [])} {info['unit']}"]
@@ -87,17 +89,34 @@ def _run_lines(info: dict, args: argparse.Namespace) -> list[str]:
     return lines
 
 
+def _state_line(state: dict) -> str:
+    from ..runtime._lock import describe
+
+    done = f" after {', '.join(state['stages'])}" if state["stages"] else " before any stage was done"
+    return {"running": f"running     {describe(state.get('holder', {}))}",
+            "interrupted": f"interrupted {describe(state.get('holder', {}))} was killed{done}; run it again to resume",
+            "incomplete": f"incomplete  stopped{done}; run it again to resume",
+            "done": "state       done"}[state["state"]]
+
+
+def _partial_run_lines(info: dict, args: argparse.Namespace) -> list[str]:
+    return [f"run         {info['run']}", _state_line(info["state"])]
+
+
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..io import volume_info
     from ..io._ingest import source_info
     from ..io._volume import is_zarr_store
+    from ..pipeline import run_state
     from ..report import run_summary
 
     p = Path(args.path)
     if p.is_dir() and any((p / f).exists() for f in ("metrics.nc", "metrics.json")):  # a pipeline run's folder
-        info, lines = run_summary(p), _run_lines
+        info, lines = {**run_summary(p), "state": run_state(p)}, _run_lines
+    elif p.is_dir() and any((p / f).exists() for f in ("stages.json", ".bigseg.lock")):  # one not finished yet
+        info, lines = {"run": str(p), "state": run_state(p)}, _partial_run_lines
     elif is_zarr_store(args.path):
         info, lines = volume_info(args.path, stats=not args.no_stats), _volume_lines
     else:  # a source for ingest (an HDF5 file without the dataset: the error lists those present)

@@ -38,7 +38,7 @@ try:
 except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
-__all__ = ["held", "lock_path"]
+__all__ = ["describe", "held", "holder", "lock_path", "recorded"]
 
 _HELD: Counter = Counter()  # lock files this process holds -> depth
 _GUARD = threading.Lock()
@@ -51,14 +51,42 @@ def lock_path(target: str | os.PathLike, *, inside: bool = False) -> Path:
     return target / ".bigseg.lock" if inside else target.parent / f".{target.name}.lock"
 
 
-def _holder(path: Path) -> str:
+def recorded(target: str | os.PathLike, *, inside: bool = False) -> dict:
+    """What the lock file of ``target`` says of its (last) holder; ``{}`` when there is none."""
+    return _who(lock_path(target, inside=inside))
+
+
+def _who(path: Path) -> dict:
     try:
-        who = json.loads(path.read_text() or "{}")
+        return json.loads(path.read_text() or "{}")
     except (OSError, ValueError):
-        who = {}
+        return {}
+
+
+def describe(who: dict) -> str:
+    """"process PID on HOST (since TIME: COMMAND)" for what :func:`holder` returns."""
     if not who:
         return "another process"
     return f"process {who.get('pid')} on {who.get('host')} (since {who.get('since')}: {who.get('command')})"
+
+
+def holder(target: str | os.PathLike, *, inside: bool = False) -> dict | None:
+    """Who writes ``target`` now (``pid``, ``host``, ``since``, ``command``; ``{}`` when it does not
+    say), or ``None`` when nobody holds it. Takes nothing: the lock file is only tested."""
+    path = lock_path(target, inside=inside)
+    if fcntl is None or not path.exists():
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _who(path)
+    finally:
+        os.close(fd)  # (a lock taken here is released with it)
+    return None
 
 
 def _acquire(path: Path) -> int | None:
@@ -100,7 +128,7 @@ def held(target: str | os.PathLike, *, argument: str, inside: bool = False) -> I
     if fd is None:
         raise OutputInUseError(
             f"Expected `{argument}` not to be written by another bigseg run at the same time. Got "
-            f"{str(target)!r}, which {_holder(path)} is writing; wait for it to end (or stop it) and run "
+            f"{str(target)!r}, which {describe(_who(path))} is writing; wait for it to end (or stop it) and run "
             f"again: the run resumes what it finished.")
     with _GUARD:
         _HELD[path] += 1

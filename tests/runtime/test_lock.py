@@ -101,3 +101,40 @@ def test_cli_segment_into_labels_being_written_says_so(tmp_path, capsys):
     assert "`--name`" in err and f"process {other.proc.pid}" in err
     assert not (src / "labels" / "segmentation").exists()
     assert main(["segment", str(src), "--method", "threshold", "--no-progress"]) == 0
+
+
+def test_info_says_whether_a_run_is_running_was_killed_stopped_or_done(tmp_path, capsys, monkeypatch):
+    from bigseg import measure
+    from bigseg.cli import main
+    from bigseg.pipeline import run_state
+
+    img = np.random.default_rng(1).random((12, 14, 16), dtype=np.float32)
+    out = tmp_path / "run"
+    pipe = Pipeline(chunks=8, predict={"model": "threshold"}, measure={"particles": False})
+
+    def broken(*a, **k):
+        raise RuntimeError("disk full")
+
+    with monkeypatch.context() as m:  # a run that stops with an error after the segmentation
+        m.setattr(measure, "summary", broken)
+        with pytest.raises(RuntimeError, match="disk full"):
+            pipe.run(img, out)
+    assert run_state(out) == {"state": "incomplete", "stages": ["ingest", "segment"]}
+    assert main(["info", str(out)]) == 0
+    assert "stopped after ingest, segment; run it again to resume" in capsys.readouterr().out
+    other = Holder(out, inside=True)
+    try:
+        state = run_state(out)
+        assert state["state"] == "running" and state["holder"]["pid"] == other.proc.pid
+        assert main(["info", str(out)]) == 0
+        assert f"running     process {other.proc.pid}" in capsys.readouterr().out
+    finally:
+        other.kill()
+    assert run_state(out)["state"] == "interrupted"  # killed: its lock file is left
+    assert main(["info", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["state"]["state"] == "interrupted"
+    pipe.run(img, out)
+    assert run_state(out) == {"state": "done", "stages": ["ingest", "segment"]}
+    assert main(["info", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "state" not in printed.split("\n")[1] and "fraction" in printed
