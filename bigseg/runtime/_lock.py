@@ -72,7 +72,8 @@ def describe(who: dict) -> str:
 
 def holder(target: str | os.PathLike, *, inside: bool = False) -> dict | None:
     """Who writes ``target`` now (``pid``, ``host``, ``since``, ``command``; ``{}`` when it does not
-    say), or ``None`` when nobody holds it. Takes nothing: the lock file is only tested."""
+    say), or ``None`` when nobody holds it. The lock is taken for an instant to test it (a writer
+    starting then waits that instant, see :func:`_acquire`), never kept."""
     path = lock_path(target, inside=inside)
     if fcntl is None or not path.exists():
         return None
@@ -89,15 +90,20 @@ def holder(target: str | os.PathLike, *, inside: bool = False) -> dict | None:
     return None
 
 
-def _acquire(path: Path) -> int | None:
-    """An open descriptor of ``path`` locked by this process, or ``None`` when another holds it."""
+def _acquire(path: Path, tries: int = 10) -> int | None:
+    """An open descriptor of ``path`` locked by this process, or ``None`` when another holds it
+    (asked ``tries`` times over ~0.2 s: :func:`holder` takes the lock for an instant to test it)."""
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            return None
+            tries -= 1
+            if tries <= 0:
+                return None
+            time.sleep(0.02)
+            continue
         try:
             same = os.path.samestat(os.fstat(fd), os.stat(path))
         except FileNotFoundError:
