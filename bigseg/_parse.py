@@ -23,6 +23,7 @@ __all__ = [
     "parse_voxel_size",
     "parse_phases",
     "parse_region",
+    "parse_dtype",
 ]
 
 T = TypeVar("T")
@@ -50,6 +51,16 @@ def parse_nonnegative_int(name: str, value: Any) -> int:
     if not _is_int(value) or value < 0:
         raise _fail(name, "to be a non-negative integer", value)
     return int(value)
+
+
+def parse_dtype(name: str, value: Any) -> Any:
+    """Return ``value`` as a NumPy dtype (``'uint16'``, ``'<u2'``, ``np.float32``...)."""
+    import numpy as np
+
+    try:
+        return np.dtype(value)
+    except (TypeError, ValueError):
+        raise _fail(name, "to be a NumPy dtype such as 'uint16', 'float32' or '<u2'", value) from None
 
 
 def parse_positive_float(name: str, value: Any) -> float:

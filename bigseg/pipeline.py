@@ -222,6 +222,7 @@ class Pipeline:
         """
         self._check_model()  # before any work
         self._check_temporal(source)
+        _check_not_overwritten(source, dest)
         with held(dest, argument="dest", inside=True), _client_context(client):  # one run at a time into dest
             return self._run(source, dest, resume=resume, truth=truth)
 
@@ -459,6 +460,20 @@ class Pipeline:
         }, indent=1, default=str))
         write_report(out)
         return Result(str(image), str(seg_path), metrics, figures, timings, particles=table)
+
+
+def _check_not_overwritten(source: Any, dest: str | os.PathLike) -> None:
+    """Refuse a ``dest`` whose outputs would replace the source (the source is ``dest`` itself or
+    its ``image.ome.zarr`` / ``raw.ome.zarr``), before any work."""
+    paths = source if isinstance(source, (list, tuple)) else [source]
+    d = Path(dest).resolve()
+    for s in paths:
+        if not isinstance(s, (str, os.PathLike)):
+            continue
+        s = Path(s).resolve()
+        if s in (d, d / "image.ome.zarr", d / "raw.ome.zarr"):
+            raise InputError(f"Expected `dest` to be a folder whose outputs do not replace the source. Got "
+                             f"{str(dest)!r}, where the run would write over {str(s)!r}.")
 
 
 def run_state(out: str | os.PathLike) -> dict[str, Any]:

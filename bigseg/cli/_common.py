@@ -6,6 +6,8 @@ import argparse
 import contextlib
 from typing import Any
 
+from ..errors import InputError
+
 
 def add_cluster_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("cluster")
@@ -70,11 +72,30 @@ def command_key(args: argparse.Namespace, command: str, *, paths: tuple[str, ...
                        "options": options, **(extra or {})}, sort_keys=True, default=str)
 
 
-def parse_triple(text: str | None, cast=float) -> Any:
-    """'5' -> 5, '5,4,4' -> (5, 4, 4)."""
+def refuse_replacing(dest: Any, sources: Any, option: str) -> None:
+    """Refuse, before any work, an output that is one of the inputs or holds one: writing it
+    (with --overwrite) would replace the input, and with it the label images stored in it."""
+    from pathlib import Path
+
+    d = Path(dest).resolve()
+    for s in [sources] if isinstance(sources, (str, Path)) else sources:
+        s = Path(s).resolve()
+        if s == d or d in s.parents:
+            raise InputError(f"Expected `{option}` to be another place than the input {str(s)!r}: writing it would "
+                             f"replace the input (and every label image stored in it). Got {str(dest)!r} instead.")
+
+
+def parse_triple(text: str | None, cast=float, *, option: str) -> Any:
+    """'5' -> 5, '5,4,4' -> (5, 4, 4); ``option`` (e.g. ``"--voxel-size"``) named when ``text`` is
+    not numbers of type ``cast``."""
     if text is None:
         return None
-    parts = [cast(t) for t in str(text).split(",")]
+    try:
+        parts = [cast(t) for t in str(text).split(",")]
+    except ValueError:
+        kind = "whole numbers" if cast is int else "numbers"
+        raise InputError(f"Expected `{option}` to be one or three comma-separated {kind} (e.g. 5 or 5,4,4). "
+                         f"Got {text!r} instead.") from None
     return parts[0] if len(parts) == 1 else tuple(parts)
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from ..errors import InputError
-from ._common import add_cluster_args, add_progress_args, cluster_from_args, command_key, parse_triple
+from ._common import (add_cluster_args, add_progress_args, cluster_from_args, command_key, parse_triple,
+                      refuse_replacing)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -57,10 +58,10 @@ def build(vol, args: argparse.Namespace):
         vol = filters.normalize(vol, low=low, high=high, nan_policy=args.nan_policy, progress=args.progress)
         steps.append(f"normalize({low}, {high})")
     if args.median is not None:
-        vol = filters.median(vol, size=parse_triple(args.median, int), nan_policy=args.nan_policy)
+        vol = filters.median(vol, size=parse_triple(args.median, int, option="--median"), nan_policy=args.nan_policy)
         steps.append(f"median({args.median})")
     if args.gaussian is not None:
-        vol = filters.gaussian(vol, sigma=parse_triple(args.gaussian, float), nan_policy=args.nan_policy)
+        vol = filters.gaussian(vol, sigma=parse_triple(args.gaussian, float, option="--gaussian"), nan_policy=args.nan_policy)
         steps.append(f"gaussian({args.gaussian})")
     if args.unsharp is not None:
         radius, amount = _pair(args.unsharp, "unsharp")
@@ -76,10 +77,11 @@ def build(vol, args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from ..io import open_volume, save_volume
 
+    refuse_replacing(args.dest, args.source, "dest")
     vol = open_volume(args.source)
     out, steps = build(vol, args)
     with cluster_from_args(args):  # resumable: the same command again writes only the blocks not on disk
-        save_volume(out, args.dest, chunks=parse_triple(args.chunks, int), overwrite=args.overwrite,
+        save_volume(out, args.dest, chunks=parse_triple(args.chunks, int, option="--chunks"), overwrite=args.overwrite,
                     progress=args.progress, resume_key=command_key(args, "filter"))
     print(f"wrote {args.dest}: {' -> '.join(steps)}, shape {out.shape}, dtype {out.dtype}")
     return 0

@@ -3,7 +3,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._common import add_cluster_args, add_progress_args, cluster_from_args, command_key, parse_triple
+from ._common import (add_cluster_args, add_progress_args, cluster_from_args, command_key, parse_triple,
+                      refuse_replacing)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,7 +39,7 @@ def _calibrated(args: argparse.Namespace) -> bool:
     """Whether the (first) source states its voxel size itself."""
     from ..io._ingest import source_calibration
 
-    return source_calibration(args.source[0], dataset=args.dataset, dtype=args.dtype, shape=parse_triple(args.shape, int),
+    return source_calibration(args.source[0], dataset=args.dataset, dtype=args.dtype, shape=parse_triple(args.shape, int, option="--shape"),
                               offset=args.offset) is not None
 
 
@@ -46,14 +47,15 @@ def run(args: argparse.Namespace) -> int:
     from ..io import ingest
     from ..runtime._manifest import path_stamp
 
+    refuse_replacing(args.dest, args.source, "dest")
     # an interrupted run of the same command (same files as they stand) reads only the blocks not on disk
     key = command_key(args, "ingest", paths=(), extra={"sources": [path_stamp(s) for s in args.source]})
     with cluster_from_args(args):
         vol = ingest(
             args.source if len(args.source) > 1 else args.source[0], args.dest,
-            times=args.times.split(",") if args.times else None, chunks=parse_triple(args.chunks, int),
-            voxel_size=parse_triple(args.voxel_size),
-            unit=args.unit, dataset=args.dataset, dtype=args.dtype, shape=parse_triple(args.shape, int),
+            times=args.times.split(",") if args.times else None, chunks=parse_triple(args.chunks, int, option="--chunks"),
+            voxel_size=parse_triple(args.voxel_size, option="--voxel-size"),
+            unit=args.unit, dataset=args.dataset, dtype=args.dtype, shape=parse_triple(args.shape, int, option="--shape"),
             offset=args.offset, levels=args.levels, crop=args.crop, overwrite=args.overwrite, progress=args.progress,
             resume_key=key,
         )

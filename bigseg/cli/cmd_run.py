@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from ..io import open_volume
     from ..pipeline import Pipeline
 
-    cfg, cluster = pipeline_config(args, voxel_size=parse_triple(args.voxel_size), unit=args.unit, crop=args.crop,
+    cfg, cluster = pipeline_config(args, voxel_size=parse_triple(args.voxel_size, option="--voxel-size"), unit=args.unit, crop=args.crop,
                                    **({"measure": {"particle_labels": True}} if args.particle_labels else {}),
                                    **({"predict": {"temporal": args.temporal}} if args.temporal is not None else {}))
     truth = open_volume(args.truth) if args.truth else None

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..runtime._lock import held
-from ._common import add_cluster_args, add_fov_args, add_progress_args, cluster_from_args, command_key
+from ._common import (add_cluster_args, add_fov_args, add_progress_args, cluster_from_args, command_key,
+                      refuse_replacing)
 
 METHODS = ("threshold", "kmeans", "watershed", "random-forest")
 
@@ -138,7 +139,12 @@ def run(args: argparse.Namespace) -> int:
     if args.fov is not None:
         parse_fov(args.fov)  # before any work
     model = load(args.model) if args.model is not None else None  # a bad name/path fails before any work
+    if args.out:
+        refuse_replacing(args.out, args.source, "--out")
     vol = open_volume(args.source)
+    if "phases" in vol.attrs:
+        raise InputError(f"Expected `source` to be a grey-value image, not a label image. Got {args.source!r}, "
+                         f"which holds the phases {list(vol.attrs['phases'])}: segment the image it labels.")
     # an interrupted run of this same command takes up where it stopped
     key = command_key(args, "segment", paths=("source", "labels"),
                       extra={"model": model.checkpoint_key() if model is not None else None})

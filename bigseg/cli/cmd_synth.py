@@ -66,11 +66,11 @@ def run(args: argparse.Namespace) -> int:
     radius = _numbers("radius", args.radius)
     radius_arg = radius[0] if len(radius) == 1 else tuple(radius)
     try:
-        shape = parse_triple(args.shape, int)
-        chunks = parse_triple(args.chunks, int)
+        shape = parse_triple(args.shape, int, option="--shape")
+        chunks = parse_triple(args.chunks, int, option="--chunks")
     except ValueError:
         raise InputError(f"Expected `shape` and `chunks` to be integers (edge or z,y,x). Got {args.shape!r}, {args.chunks!r} instead.") from None
-    voxel_size = parse_triple(args.voxel_size)
+    voxel_size = parse_triple(args.voxel_size, option="--voxel-size")
     phys = {"snr": args.snr, "noise": args.noise, "psf_sigma": args.psf_sigma, "phase_contrast": args.phase_contrast,
             "rings": args.rings, "drift": args.drift, "cupping": args.cupping, "bits": args.bits}
     if args.snr is not None and math.isinf(args.snr):

@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
             arch_kwargs["channels"] = tuple(int(c) for c in args.channels.split(","))
         except ValueError:
             raise InputError(f"Expected `channels` to be comma-separated ints. Got {args.channels!r} instead.") from None
-    patch = parse_triple(args.patch, int) if args.patch else None
+    patch = parse_triple(args.patch, int, option="--patch") if args.patch else None
     common = dict(arch=args.arch, epochs=args.epochs, batch_size=args.batch_size, init=args.init, patch=patch,
                   patience=args.patience, steps_per_epoch=args.steps_per_epoch, checkpoint_dir=args.checkpoint_dir,
                   seed=args.seed, device=args.device, amp=args.amp, progress=args.progress,
@@ -104,10 +104,10 @@ def run(args: argparse.Namespace) -> int:
         if args.presets:
             kw["presets"] = [s.strip() for s in args.presets.split(",")]
         if args.shape:
-            kw["shape"] = parse_triple(args.shape, int)
+            kw["shape"] = parse_triple(args.shape, int, option="--shape")
         if args.radius_range:
             try:
-                kw["radius_range"] = parse_triple(args.radius_range, float)
+                kw["radius_range"] = parse_triple(args.radius_range, float, option="--radius-range")
             except ValueError:
                 raise InputError(f"Expected `--radius-range` to be low,high in voxels. Got {args.radius_range!r} instead.") from None
         model = train_synthetic(lr=args.lr if args.lr is not None else 1e-3,

@@ -22,7 +22,7 @@ import numpy as np
 import xarray as xr
 from dask.base import tokenize
 
-from .._parse import parse_chunks, parse_positive_int, parse_tuple, parse_voxel_size
+from .._parse import parse_chunks, parse_dtype, parse_positive_int, parse_tuple, parse_voxel_size
 from ..errors import InputError, OutputExistsError, SourceNotFoundError, VolumeFormatError
 from ._calibration import convert_length, hdf5_calibration, normalise_unit, tiff_calibration
 from ._omezarr import open_volume, save_volume
@@ -258,10 +258,7 @@ def _raw(path: str, shape: Any, dtype: Any, offset: int) -> MemmapReader:
             f"Expected `shape` and `dtype` for raw binary {path!r}. Got shape={shape!r}, dtype={dtype!r} instead."
         )
     shape_t = parse_tuple("shape", shape, len(shape) if hasattr(shape, "__len__") else 3, parse_positive_int)
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        raise InputError(f"Expected `dtype` to be a NumPy dtype such as '<u2'. Got {dtype!r} instead.") from None
+    dt = parse_dtype("dtype", dtype)
     expected = int(np.prod(shape_t)) * dt.itemsize + offset
     size = os.path.getsize(path)
     if size != expected:
@@ -408,7 +405,7 @@ def _read_volume(source: Any, *, chunks: Any, vs: Any, unit: str | None, dataset
         vol = make_volume(arr, voxel_size=cal[0], unit=cal[1])
     is_raw = isinstance(reader, MemmapReader) and not reader.npy
     if dtype is not None and not is_raw:  # for raw files `dtype` describes the file itself
-        target = np.dtype(dtype)
+        target = parse_dtype("dtype", dtype)
         src_dt = vol.dtype
         if not (np.can_cast(src_dt, target, "safe") or (src_dt.kind == "f" and target.kind == "f")):
             raise InputError(

@@ -105,6 +105,16 @@ def _downsample(arr: da.Array, dims: tuple[str, ...], labels: bool) -> da.Array:
     return smaller.astype(arr.dtype)
 
 
+def _check_levels(levels: int, vol: xr.DataArray) -> int:
+    """``levels`` when every level keeps at least one voxel per spatial axis (level k: 2**k smaller)."""
+    smallest = min(vol.sizes[d] for d in ("z", "y", "x") if d in vol.dims)
+    most = 1 + int(np.floor(np.log2(smallest)))
+    if levels > most:
+        raise InputError(f"Expected `levels` at most {most} for shape {tuple(vol.shape)} (level k is 2**k times "
+                         f"smaller; the shortest axis has {smallest} voxels). Got {levels} instead.")
+    return levels
+
+
 def _write_multiscale(
     group: zarr.Group,
     vol: xr.DataArray,
@@ -295,6 +305,7 @@ def save_volume(
     dest = Path(path)
     levels = parse_nonnegative_int("levels", levels) or 1
     vol, chunks = _prepare(data, chunks=chunks, voxel_size=voxel_size, phases=phases, unit=unit)
+    _check_levels(levels, vol)
     _check_dest(dest, overwrite)
     _write(dest, vol, chunks=chunks, levels=levels, labels="phases" in vol.attrs, desc=f"writing {dest.name}",
            progress=progress, resume_key=resume_key, argument="path")
@@ -338,7 +349,7 @@ def save_labels(
             f"Expected `labels` to have the image's shape {image.shape}. Got {vol.shape} instead."
         )
     vol.name = name
-    levels = parse_nonnegative_int("levels", levels) or 1
+    levels = _check_levels(parse_nonnegative_int("levels", levels) or 1, vol)
     dest = image_path / "labels" / name
     _check_dest(dest, overwrite, "name")
     lgroup = zarr.open_group(str(image_path / "labels"), mode="a", zarr_format=3)

@@ -10,6 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bigseg.cli import main
+from bigseg.errors import InputError
+
 BIGSEG = str(Path(sys.executable).with_name("bigseg"))
 
 
@@ -88,3 +91,45 @@ def test_info_on_sources_before_ingest(tmp_path, odd_volume):
     assert info["format"] == "NumPy .npy" and info["shape"] == [37, 53, 71] and info["voxel_size"] is None
     out = run("info", tmp_path / "scan.h5", "--dataset", "/nope", check=False)
     assert out.returncode == 2 and "/exchange/theta" in out.stderr  # the datasets present are listed
+
+
+def test_an_output_that_would_replace_its_input_is_refused_before_any_work(tmp_path, capsys):
+    import numpy as np
+
+    from bigseg import Pipeline
+    from bigseg.io import open_volume, save_labels, save_volume
+
+    src = tmp_path / "s.ome.zarr"
+    save_volume(np.random.default_rng(0).random((6, 7, 8), dtype=np.float32), src, progress=False)
+    save_labels(np.zeros((6, 7, 8), np.uint8), src, name="truth", phases=["pore", "cbd", "active"], progress=False)
+    for argv, option in ((["segment", str(src), "--method", "threshold", "--out", str(src), "--overwrite"], "`--out`"),
+                         (["filter", str(src), str(tmp_path / "." / "s.ome.zarr"), "--median", "3", "--overwrite"],
+                          "`dest`"),
+                         (["ingest", str(src), str(src), "--overwrite"], "`dest`"),
+                         (["export", str(src), str(src), "--overwrite"], "`dest`")):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert option in err and "replace the input" in err
+    assert open_volume(src).dtype == np.float32 and open_volume(src / "labels" / "truth").shape == (6, 7, 8)
+    assert main(["segment", str(src / "labels" / "truth"), "--method", "threshold", "--name", "x"]) == 2
+    assert "not a label image" in capsys.readouterr().err
+    assert not (src / "labels" / "truth" / "labels").exists()
+    out = tmp_path / "run"
+    save_volume(np.ones((6, 7, 8), np.float32), out / "image.ome.zarr", progress=False)  # an earlier run's image
+    with pytest.raises(InputError, match="`dest`.*write over"):
+        Pipeline().run(str(out / "image.ome.zarr"), out)
+    assert float(open_volume(out / "image.ome.zarr").min()) == 1.0
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--voxel-size", "abc"], "`--voxel-size` to be one or three comma-separated numbers"),
+    (["--chunks", "8,x,8"], "`--chunks` to be one or three comma-separated whole numbers"),
+    (["--dtype", "foo"], "`dtype` to be a NumPy dtype"),
+    (["--levels", "5"], "`levels` at most 4 for shape (9, 10, 11)"),
+])
+def test_bad_option_values_are_named_not_tracebacks(tmp_path, capsys, argv, says):
+    src = tmp_path / "v.npy"
+    np.save(src, np.zeros((9, 10, 11), np.uint16))
+    assert main(["ingest", str(src), str(tmp_path / "v.ome.zarr"), *argv]) == 2
+    assert says in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == [src]  # nothing started
