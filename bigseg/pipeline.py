@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from ._parse import parse_in_range, parse_positive_float, parse_shells_spec
+from ._parse import parse_in_range, parse_positive_float, parse_region, parse_shells_spec
 from ._version import version
 from .config import RunConfig
 from .errors import BigsegError, ConfigError, InputError
@@ -221,29 +221,35 @@ class Pipeline:
         else threads in this process).
         """
         self._check_model()  # before any work
-        self._check_temporal(source)
-        _check_not_overwritten(source, dest)
+        shape = _source_shape(source)
+        self._check_temporal(shape)
+        self._check_crop_and_truth(shape, truth)
+        _check_dest(source, dest)
         with held(dest, argument="dest", inside=True), _client_context(client):  # one run at a time into dest
             return self._run(source, dest, resume=resume, truth=truth)
 
-    def _check_temporal(self, source: Any) -> None:
-        """``predict.temporal`` needs a series: refused for a single scan before any work (a path
-        is opened for its shape only)."""
+    def _check_temporal(self, shape: tuple[int, ...] | None) -> None:
+        """``predict.temporal`` needs a series: refused for a single scan before any work."""
         temporal = self.config.predict.get("temporal")
-        if not temporal or isinstance(source, (list, tuple)):
-            return
-        if isinstance(source, (str, os.PathLike)):
-            from .io._ingest import read_source
-
-            try:
-                ndim = len(read_source(source).shape)
-            except BigsegError:
-                return  # the ingest names what is wrong with the source
-        else:
-            ndim = np.ndim(source)
-        if ndim < 4:
+        if temporal and shape is not None and len(shape) < 4:
             raise ConfigError(f"Expected `predict.temporal` 0 for a single scan (it averages the probabilities of "
                               f"neighbouring scans of a series). Got {temporal!r} instead.")
+
+    def _check_crop_and_truth(self, shape: tuple[int, ...] | None, truth: Any) -> None:
+        """``crop`` inside the source and ``truth`` on the source's grid (whole or cropped),
+        before any work (with ``filters.align`` the grid is known only after the alignment)."""
+        if shape is None:
+            return
+        grid = tuple(shape)
+        if self.config.crop is not None:
+            box = parse_region("crop", self.config.crop, grid[-3:])
+            grid = grid[:-3] + tuple(len(range(*b.indices(n))) for b, n in zip(box, grid[-3:]))
+        if truth is None or self.config.filters["align"]:
+            return
+        if tuple(np.shape(truth)) not in (tuple(shape), grid):
+            raise InputError(f"Expected `truth` to have the source's shape {grid}"
+                             f"{f' (or {tuple(shape)} before the crop)' if grid != tuple(shape) else ''}. "
+                             f"Got {tuple(np.shape(truth))} instead.")
 
     def _check_model(self) -> None:
         model = self.config.predict["model"]
@@ -462,9 +468,26 @@ class Pipeline:
         return Result(str(image), str(seg_path), metrics, figures, timings, particles=table)
 
 
-def _check_not_overwritten(source: Any, dest: str | os.PathLike) -> None:
-    """Refuse a ``dest`` whose outputs would replace the source (the source is ``dest`` itself or
-    its ``image.ome.zarr`` / ``raw.ome.zarr``), before any work."""
+def _source_shape(source: Any) -> tuple[int, ...] | None:
+    """The shape a source will have once ingested (a list of scans: a series), read from the
+    files' headers; ``None`` when it cannot be read (the ingest then says what is wrong)."""
+    from .io._ingest import read_source
+
+    try:
+        if isinstance(source, (list, tuple)):
+            return (len(source), *read_source(source[0]).shape[-3:])
+        if isinstance(source, (str, os.PathLike)):
+            return tuple(read_source(source).shape)
+        return tuple(np.shape(source))
+    except BigsegError:
+        return None
+
+
+def _check_dest(source: Any, dest: str | os.PathLike) -> None:
+    """Refuse, before any work, a ``dest`` that is a file, or whose outputs would replace the
+    source (the source is ``dest`` itself or its ``image.ome.zarr`` / ``raw.ome.zarr``)."""
+    if Path(dest).exists() and not Path(dest).is_dir():
+        raise InputError(f"Expected `dest` to be a folder (new or of an earlier run). Got {str(dest)!r}, a file.")
     paths = source if isinstance(source, (list, tuple)) else [source]
     d = Path(dest).resolve()
     for s in paths:

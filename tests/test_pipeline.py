@@ -295,3 +295,19 @@ def test_series_demo_cli(tmp_path):
     bad = subprocess.run([BIGSEG, "demo", "--temporal", "1", "--out", str(tmp_path / "f")], capture_output=True,
                          text=True)
     assert bad.returncode == 2 and "`--temporal` only with --steps" in bad.stderr and not (tmp_path / "f").exists()
+
+
+def test_a_truth_crop_or_dest_that_cannot_work_is_refused_before_anything_is_written(tmp_path):
+    from bigseg.errors import InputError
+
+    src = tmp_path / "scan.npy"
+    np.save(src, np.zeros((20, 24, 28), np.float32))
+    pipe = Pipeline(predict={"model": "threshold"}, crop="2:18,:,4:24")
+    with pytest.raises(InputError, match=r"`truth` to have the source's shape \(16, 24, 20\) \(or \(20, 24, 28\)"):
+        pipe.run(str(src), tmp_path / "a", truth=np.zeros((16, 24, 28), np.uint8))
+    with pytest.raises(InputError, match="`crop`"):
+        Pipeline(crop="0:40,:,:").run(str(src), tmp_path / "b")
+    (tmp_path / "c").write_text("")
+    with pytest.raises(InputError, match="`dest` to be a folder"):
+        pipe.run(str(src), tmp_path / "c")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c", "scan.npy"]

@@ -85,6 +85,25 @@ def refuse_replacing(dest: Any, sources: Any, option: str) -> None:
                              f"replace the input (and every label image stored in it). Got {str(dest)!r} instead.")
 
 
+FIGURE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg", ".tif", ".tiff")
+
+
+def output_file(path: str | None, option: str, *, suffixes: tuple[str, ...] | None = None) -> str | None:
+    """An output file named on the command line, checked before any work: not an existing
+    folder, one of ``suffixes`` when given; its folder is created (as for every other output)."""
+    from pathlib import Path
+
+    if path is None:
+        return None
+    p = Path(path)
+    if p.is_dir():
+        raise InputError(f"Expected `{option}` to name a file. Got {path!r}, which is a folder.")
+    if suffixes is not None and p.suffix.lower() not in suffixes:
+        raise InputError(f"Expected `{option}` to end in {', '.join(suffixes)}. Got {path!r} instead.")
+    p.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def parse_triple(text: str | None, cast=float, *, option: str) -> Any:
     """'5' -> 5, '5,4,4' -> (5, 4, 4); ``option`` (e.g. ``"--voxel-size"``) named when ``text`` is
     not numbers of type ``cast``."""

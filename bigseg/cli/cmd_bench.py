@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ._common import add_cluster_args, cluster_from_args
+from ._common import add_cluster_args, cluster_from_args, output_file
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,6 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..bench import benchmark
 
+    output_file(args.json, "--json", suffixes=(".json",))  # before any work
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
     with cluster_from_args(args) as client:
         if client is not None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._common import add_cluster_args, add_progress_args, cluster_from_args
+from ._common import FIGURE_SUFFIXES, add_cluster_args, add_progress_args, cluster_from_args, output_file
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import InputError
     from ..io import open_volume
 
+    output_file(args.csv, "--csv", suffixes=(".csv",))  # before any work
+    output_file(args.plot, "--plot", suffixes=FIGURE_SUFFIXES)
     if len(args.labels) < 2:
         raise InputError(f"Expected at least two label images to compare. Got {len(args.labels)}: {args.labels}.")
     paths = [Path(args.image) / "labels" / name if args.image else Path(name) for name in args.labels]

@@ -7,7 +7,8 @@ import itertools
 from pathlib import Path
 
 from .._parse import parse_shells_spec
-from ._common import add_cluster_args, add_progress_args, cluster_from_args
+from ..errors import InputError
+from ._common import FIGURE_SUFFIXES, add_cluster_args, add_progress_args, cluster_from_args, output_file
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,8 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Measure a label image exactly, block by block: volume fractions, phase-pair interfaces "
                     "(shared faces, % of voxels, area) and, given a reference, IoU/Dice/precision/recall. "
                     "Prints a table; optionally writes netCDF, CSV and a bar chart.")
-    p.add_argument("labels", help="OME-Zarr label image (image.ome.zarr/labels/NAME), its labels group, or an "
-                                  "image whose first label image is used")
+    p.add_argument("labels", help="OME-Zarr label image (image.ome.zarr/labels/NAME), or an image (or its labels "
+                                  "group): its label image 'segmentation', or its only one")
     p.add_argument("--label", default=None, help="with an image path: the label image to open (labels/LABEL)")
     p.add_argument("--method", default="faces", choices=["faces", "marching_cubes"],
                    help="interface area: voxel faces (fast, +50%% on spheres) or smoothed marching cubes")
@@ -65,15 +66,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _open_labels(path: str, label: str | None):
+def _open_labels(path: str, label: str | None, prefer: str, option: str):
+    """The label image ``path`` names; for an image (or its labels group) its ``label``, else
+    the one named ``prefer``, else its only one (several without ``prefer`` are refused: which
+    one is measured must not be a guess). Says which it opened."""
     from ..io import open_volume
+    from ..io._omezarr import label_names
 
     p = Path(path)
     if label is not None:
-        return open_volume(p, label=label)
-    if (p / "labels").is_dir():  # an image: measure its (first) label image
-        return open_volume(p / "labels")
-    return open_volume(p)
+        vol = open_volume(p, label=label)
+    else:
+        group = p if p.name == "labels" else p / "labels"
+        names = label_names(group) if group.is_dir() else []
+        if not names:
+            vol = open_volume(p)
+        elif prefer in names or len(names) == 1:
+            vol = open_volume(group / (prefer if prefer in names else names[0]))
+        else:
+            raise InputError(f"Expected `{option}` to name one label image: {str(p)!r} holds {len(names)} "
+                             f"({', '.join(names)}) and none is called {prefer!r}. Pass IMAGE/labels/NAME"
+                             f"{' or --label NAME' if option == 'labels' else ''}.")
+    print(f"{'measuring' if option == 'labels' else 'truth    '} {vol.attrs.get('source', path)}")
+    return vol
 
 
 def _table(ds) -> str:
@@ -238,8 +253,11 @@ def run(args: argparse.Namespace) -> int:
     from .. import measure
     from ..io import open_volume
 
-    labels = _open_labels(args.labels, args.label)
-    truth = _open_labels(args.truth, None) if args.truth else None
+    labels = _open_labels(args.labels, args.label, "segmentation", "labels")
+    truth = _open_labels(args.truth, None, "truth", "--truth") if args.truth else None
+    for option, suffixes in (("particles", (".csv",)), ("netcdf", (".nc",)), ("csv", (".csv",)),
+                             ("plot", FIGURE_SUFFIXES)):  # before any work
+        output_file(getattr(args, option), f"--{option}", suffixes=suffixes)
     phases = [s.strip() for s in args.phases.split(",")] if args.phases else None
     shells = parse_shells_spec("--shells", args.shells) if args.shells else None
     if args.fov is not None:

@@ -19,7 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..report import write_report
+    from ._common import output_file
 
+    output_file(args.output, "--output", suffixes=(".html", ".htm"))
     out = write_report(args.run, path=args.output, title=args.title)
     print(f"wrote {out}")
     return 0

@@ -370,6 +370,14 @@ def _ome_meta(group: zarr.Group) -> dict[str, Any]:
     return attrs.get("ome", attrs)  # v0.5 nests under "ome"; v0.4 (zarr v2) does not
 
 
+def label_names(group: str | os.PathLike) -> list[str]:
+    """The label images an OME-Zarr ``labels`` group lists (``[]`` when it lists none)."""
+    try:
+        return list(_ome_meta(zarr.open_group(str(group), mode="r")).get("labels", []))
+    except Exception:  # not a zarr group (zarr raises several types)
+        return []
+
+
 def open_volume(path: str | os.PathLike, *, level: int = 0, label: str | None = None) -> xr.DataArray:
     """Lazily open an OME-Zarr image, label image or labels group as a volume.
 
@@ -481,7 +489,7 @@ def volume_info(path: str | os.PathLike, *, stats: bool = True, progress: bool =
     if region:
         info["source_region"] = region
     if (p / "labels").exists():
-        info["labels"] = _ome_meta(zarr.open_group(str(p / "labels"), mode="r")).get("labels", [])
+        info["labels"] = label_names(p / "labels")
     if stats:
         small = open_volume(p, level=levels - 1).data
         if small.size > 64**3 * 8:

@@ -168,3 +168,24 @@ def test_cli_measure_inside_a_field_of_view(tmp_path, capsys):
     np.testing.assert_allclose(ds.volume_fraction_radial.values, ref.values, equal_nan=True)
     np.testing.assert_allclose(ds.tortuosity.values, tortuosity(lab, axis="z", fov="auto").tau.values)
     np.testing.assert_allclose(ds.volume_fraction.values, np.bincount(lab[lab < 3], minlength=3) / (lab < 3).sum())
+
+
+def test_which_label_image_is_measured_is_said_never_guessed(tmp_path, capsys):
+    lab = make_labels((12, 14, 16), seed=5)
+    image = tmp_path / "scan.ome.zarr"
+    save_volume(lab.astype(np.float32), image, progress=False)
+    phases = ["pore", "cbd", "active"]
+    save_labels(np.zeros_like(lab), image, name="truth", phases=phases, progress=False)  # listed first
+    save_labels(lab, image, name="otsu", phases=phases, progress=False)
+    assert main(["measure", str(image)]) == 2  # two, none called segmentation
+    assert "holds 2 (truth, otsu)" in capsys.readouterr().err
+    save_labels(lab, image, phases=phases, progress=False)  # "segmentation"
+    nc = tmp_path / "new folder" / "m.nc"
+    assert main(["measure", str(image), "--netcdf", str(nc)]) == 0
+    assert f"measuring {image / 'labels' / 'segmentation'}" in capsys.readouterr().out
+    ds = xr.open_dataset(nc, engine="h5netcdf").load()
+    np.testing.assert_allclose(ds.volume_fraction.values, np.bincount(lab.ravel(), minlength=3) / lab.size)
+    for bad, says in ((["--plot", str(tmp_path / "m.txt")], "`--plot` to end in .png"),
+                      (["--particles", str(tmp_path)], "`--particles` to name a file")):
+        assert main(["measure", str(image), *bad]) == 2
+        assert says in capsys.readouterr().err
