@@ -115,8 +115,14 @@ def test_nan_in_lazy_input_fails_its_block(x):
 
 
 def test_model_on_another_device_than_requested(x):
-    with pytest.raises(ModelError, match="requested `device` 'cuda'.* on 'cpu'"):
-        predict(x, conv3d_net(), patch=(8, 8, 8), device="cuda")
+    import torch
+
+    if torch.cuda.is_available():
+        with pytest.raises(ModelError, match="requested `device` 'cuda'.* on 'cpu'"):
+            predict(x, conv3d_net(), patch=(8, 8, 8), device="cuda")
+    else:  # the first thing to say: there is no GPU here
+        with pytest.raises(InputError, match="`device` 'cuda' only where PyTorch sees a CUDA GPU"):
+            predict(x, conv3d_net(), patch=(8, 8, 8), device="cuda")
     net = conv3d_net().to("meta")
     with pytest.raises(ModelError, match="on 'meta'"):
         predict(x, net, patch=(8, 8, 8), device="cpu")
