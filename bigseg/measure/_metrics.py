@@ -67,6 +67,16 @@ def _fields(k: int) -> tuple[tuple[int, ...], ...]:
     return tuple((i,) for i in range(k)) + tuple(itertools.combinations(range(k), 2))
 
 
+def parse_method(method: Any, lab: Labels) -> str:
+    """``method`` of an area measurement, checked against the labels: a marching-cubes mesh
+    needs at least 2 voxels along every axis (one slice has no surface to mesh)."""
+    method = parse_choice("method", method, METHODS)
+    if method == "marching_cubes" and min(lab.spatial_shape) < 2:
+        raise InputError(f"Expected `method` 'faces' for labels {lab.spatial_shape} with an axis of one voxel "
+                         f"(a marching-cubes mesh needs 2 along every axis). Got {method!r} instead.")
+    return method
+
+
 def _stats_graph(lab: Labels, *, marching_cubes: bool = False, fields: tuple | None = None,
                  hist_only: bool = False):
     k = lab.k
@@ -206,8 +216,8 @@ def interfaces(labels: Any, *, method: Method = "faces", phases: Any = None,
 
     Every quantity is a sum of per-block partials and does not depend on the chunking.
     """
-    method = parse_choice("method", method, METHODS)
     lab = as_labels(labels, phases=phases)
+    method = parse_method(method, lab)
     stats = _run(lab, allow_unlabelled=True, desc=f"interfaces ({method})", progress=progress,
                  marching_cubes=method == "marching_cubes")
     return _interfaces_dataset(lab, stats, method)
@@ -330,8 +340,8 @@ def surface_area(labels: Any, *, phase: str | int, method: Method = "faces", pha
     e.g. the edge of the field of view (with marching cubes, the sum of the phase's pair areas,
     in a second pass). A float, or a DataArray over ``t`` for a series.
     """
-    method = parse_choice("method", method, METHODS)
     lab = as_labels(labels, phases=phases)
+    method = parse_method(method, lab)
     i = _phase_index(lab, phase)
     areas, _ = _surface_areas(lab, method, progress, [i])
     if not lab.series:
@@ -351,8 +361,8 @@ def specific_surface_area(labels: Any, *, method: Method = "faces", phases: Any 
     255, e.g. outside the field of view, are no part of it) and ``per_phase_volume`` = area /
     volume of the phase (both ``unit^-1``; NaN for an absent phase).
     """
-    method = parse_choice("method", method, METHODS)
     lab = as_labels(labels, phases=phases)
+    method = parse_method(method, lab)
     areas, stats = _surface_areas(lab, method, progress)
     vvox = float(np.prod(lab.voxel_size))
     vols = [s["hist"][: lab.k] * vvox for s in stats]

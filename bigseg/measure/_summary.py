@@ -6,12 +6,12 @@ from typing import Any
 
 import xarray as xr
 
-from .._parse import parse_choice
 from ..runtime._progress import compute
 from ._inputs import as_labels
 from ._profile import (_faces_profile_graph, _interface_profile_dataarray, _profile_dataarray, _profile_graph,
                        parse_axis, parse_step)
-from ._metrics import METHODS, Method, _check, _common_attrs, _fractions_dataarray, _interfaces_dataset, _stats_graph
+from ._metrics import (Method, _check, _common_attrs, _fractions_dataarray, _interfaces_dataset, _stats_graph,
+                       parse_method)
 from ._scores import _confusion_graph, _confusion_post, _pair, _scores_dataset
 
 __all__ = ["summary", "add_to_metrics"]
@@ -36,8 +36,8 @@ def summary(labels: Any, *, truth: Any = None, method: Method = "faces", phases:
     axis), ``specific_area_profile`` (phase_a, phase_b, axis; :func:`interface_profile`) and,
     given ``truth``, ``truth_volume_fraction_profile``; a ``t`` dimension for series.
     """
-    method = parse_choice("method", method, METHODS)
     lab = as_labels(labels, phases=phases)
+    method = parse_method(method, lab)
     ax = None if profile is None else parse_axis("profile", profile)
     profile_step = parse_step(lab, ax, profile_step, name="profile_step") if ax is not None else 1
     graphs = _stats_graph(lab, marching_cubes=method == "marching_cubes")

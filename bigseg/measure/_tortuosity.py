@@ -129,6 +129,9 @@ def tortuosity(labels: Any, *, phase: str | int = "pore", axis: str = "z", subvo
     if fov is not None:  # whole boxes only: the largest square inside the field of view
         box = inscribed_box(fov_mask(lab.vol, fov))
         lab = as_labels(lab.vol.isel(y=box[0], x=box[1]), phases=lab.phases)
+    if min(lab.spatial_shape) < 3:
+        raise InputError(f"Expected `labels` at least 3 voxels along every axis for a diffusion solve"
+                         f"{' (inside the box of `fov`)' if box else ''}. Got {lab.spatial_shape} instead.")
     idx = _phase_index(lab, phase)
     if isinstance(subvolume, (int, np.integer)) and not isinstance(subvolume, bool):
         subvolume = (subvolume,) * 3

@@ -104,3 +104,16 @@ def test_a_solve_that_does_not_converge_is_no_result():
     with pytest.warns(UserWarning, match="did not converge in iter_limit=100"):
         ds = tortuosity(lab, axis="z", iter_limit=100, conv_crit=1e-6)
     assert np.isnan(ds.tau.item()) and np.isnan(ds.D_eff.item()) and ds.iterations.item() >= 100
+
+
+def test_labels_too_thin_to_solve_or_mesh_are_refused_by_name():
+    from bigseg.measure import interfaces, summary
+
+    thin = np.zeros((1, 20, 20), np.uint8)
+    thin[:, :, 10:] = 2
+    with pytest.raises(InputError, match=r"`labels` at least 3 voxels along every axis.*\(1, 20, 20\)"):
+        tortuosity(thin, axis="y")
+    for f in (interfaces, summary):
+        with pytest.raises(InputError, match="`method` 'faces' for labels"):
+            f(thin, method="marching_cubes")
+    assert float(interfaces(thin).area.sel(phase_a="pore", phase_b="active")) == 20.0  # faces still work
