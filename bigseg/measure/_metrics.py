@@ -71,9 +71,10 @@ def parse_method(method: Any, lab: Labels) -> str:
     """``method`` of an area measurement, checked against the labels: a marching-cubes mesh
     needs at least 2 voxels along every axis (one slice has no surface to mesh)."""
     method = parse_choice("method", method, METHODS)
-    if method == "marching_cubes" and min(lab.spatial_shape) < 2:
+    if method == "marching_cubes" and min(lab.spatial_shape) < 2:  # its cells lie between voxel centres
         raise InputError(f"Expected `method` 'faces' for labels {lab.spatial_shape} with an axis of one voxel "
-                         f"(a marching-cubes mesh needs 2 along every axis). Got {method!r} instead.")
+                         f"(a marching-cubes mesh needs 2 along every axis; it would measure 0). Got {method!r} "
+                         f"instead.")
     return method
 
 

@@ -49,13 +49,14 @@ def test_local_cluster_on_stored_labels(labels, tmp_path):
     assert not [p for p in tmp_path.iterdir() if ".particle-ids-" in p.name]
 
 
-@pytest.mark.parametrize("shape,chunks", [((1, 20, 21), (1, 7, 8)), ((2, 30, 5), (1, 11, 2)), ((3, 3, 40), (2, 2, 13))],
-                         ids=str)
+# (one voxel thick, the mesh has no cells: refused, see test_tortuosity.py::test_labels_too_thin_...)
+@pytest.mark.parametrize("shape,chunks", [((2, 30, 5), (1, 11, 2)), ((3, 3, 40), (2, 2, 13))], ids=str)
 def test_thin_volumes_marching_cubes(shape, chunks):
     rng = np.random.default_rng(1)
     lab = (rng.random(shape) < 0.5).astype(np.uint8) * 2
     ds = interfaces(da.from_array(lab, chunks=chunks), method="marching_cubes")
     whole = mc_field_areas(np.pad(lab, 1, mode="edge"), [(0,), (1,), (2,)])
+    assert whole.max() > 0
     np.testing.assert_allclose(ds.phase_area.values, whole, rtol=1e-9, atol=1e-12)
     bool_ds = interfaces(lab.astype(bool), phases=["pore", "solid"])
     assert bool_ds.faces.values[0, 1] == faces_per_axis(lab // 2, 2)[:, 0, 1].sum()
