@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from shlex import quote
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -47,8 +48,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {method}: image {r['image']}  labels {r['labels']}  figures {', '.join(r['figures'])}")
         print(f"  {method}: {r['particles']} particles in particles.csv; everything on one page: {r['report']}")
     run = str(Path(s["runs"][args.model]["image"]).parent)
-    print(f"  summary {args.out}/summary.json   (a run at a glance: bigseg info {run}; a volume: "
-          f"bigseg info {s['runs'][args.model]['image']})")
+    print(f"  summary {args.out}/summary.json   (a run at a glance: bigseg info {quote(run)}; a volume: "
+          f"bigseg info {quote(s['runs'][args.model]['image'])})")
     return 0
 
 

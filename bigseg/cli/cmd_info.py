@@ -32,7 +32,10 @@ def _source_lines(info: dict, args: argparse.Namespace) -> list[str]:
              f"voxel size  {' x '.join(f'{v:g}' for v in vs) + ' ' + info['unit'] if vs else 'not stated (pass --voxel-size to ingest)'}"]
     for name, (shape, dt) in info.get("datasets", {}).items():
         lines.append(f"dataset   {'*' if name == info['dataset'] else ' '} {name}  {' x '.join(map(str, shape))}  {dt}")
-    return lines + [f"not OME-Zarr: `bigseg ingest {args.path} DEST.ome.zarr` converts it"]
+    from shlex import quote
+
+    dataset = f" --dataset {quote(args.dataset)}" if args.dataset else ""
+    return lines + [f"not OME-Zarr: `bigseg ingest {quote(str(args.path))} DEST.ome.zarr{dataset}` converts it"]
 
 
 def _array_lines(info: dict, dims: list[str] | None) -> list[str]:

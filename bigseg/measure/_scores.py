@@ -33,6 +33,14 @@ def _pair(truth: Any, pred: Any, phases: Any, *, pred_name: str = "pred") -> tup
     if tuple(tl.vol.shape) != tuple(pl.vol.shape):
         raise InputError(f"Expected `{pred_name}` to have the shape of `truth` {tuple(tl.vol.shape)}. "
                          f"Got {tuple(pl.vol.shape)} instead.")
+    stated = [getattr(x, "attrs", {}).get("voxel_size") for x in (truth, pred)]
+    if None not in stated and tl.unit == pl.unit and not np.allclose(np.broadcast_to(np.asarray(stated[0], float), 3),
+                                              np.broadcast_to(np.asarray(stated[1], float), 3), rtol=1e-6):
+        import warnings
+
+        warnings.warn(f"`truth` and `{pred_name}` have the same shape but different voxel sizes "
+                      f"({tuple(stated[0])} {tl.unit} against {tuple(stated[1])} {pl.unit}): are they of the same "
+                      f"scan? Voxels are compared index by index.", stacklevel=3)
     return tl, pl
 
 

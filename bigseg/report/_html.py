@@ -230,7 +230,8 @@ def write_report(run: str | os.PathLike, *, path: str | os.PathLike | None = Non
     run = Path(run)
     ds = read_metrics(run)
     info = json.loads((run / "run.json").read_text()) if (run / "run.json").exists() else {}
-    parts = [f"<h1>{html.escape(title or 'bigseg report: ' + str(info.get('source', run.name)))}</h1>",
+    heading = title or "bigseg report: " + str(info.get("source", run.name))
+    parts = [f"<h1>{html.escape(heading)}</h1>",
              f"<p class='note'>written {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M UTC}"
              f"{' by bigseg ' + html.escape(str(info['bigseg'])) if 'bigseg' in info else ''}</p>"]
     vol = [["shape (z, y, x)", ds.attrs.get("shape", "")], ["voxel size", ds.attrs.get("voxel_size", "")],
@@ -264,7 +265,7 @@ def write_report(run: str | os.PathLike, *, path: str | os.PathLike | None = Non
         parts.append("<h2>Figures</h2>" + "".join(_image(f) for f in figures))
     out = Path(path) if path is not None else run / "report.html"
     tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>bigseg report</title>"
+    tmp.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(heading)}</title>"
                    f"<style>{_CSS}</style></head><body>{''.join(parts)}</body></html>", encoding="utf-8")
     tmp.replace(out)
     return out

@@ -89,3 +89,19 @@ def test_agreement_matches_reference(labels, chunks):
     np.testing.assert_allclose(ds.differing_percent.values, diffs, rtol=1e-12)
     assert ds.mean_differing_percent.item() == pytest.approx(np.mean(diffs))
     assert ds.differing_percent.attrs["units"] == "%"
+
+
+def test_a_truth_of_another_voxel_size_is_warned_about():
+    import warnings
+
+    import xarray as xr
+
+    a = np.zeros((4, 5, 6), np.uint8)
+    a[:, :, 3:] = 2
+    attrs = {"voxel_size": (50.0, 50.0, 50.0), "unit": "nm", "phases": ["pore", "cbd", "active"]}
+    truth = xr.DataArray(a, dims=("z", "y", "x"), attrs=attrs)
+    with pytest.warns(UserWarning, match=r"different voxel sizes \(\(50.0, 50.0, 50.0\) nm against \(100.0"):
+        scores(truth, truth.copy(data=a).assign_attrs(voxel_size=(100.0, 50.0, 50.0)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        scores(truth, truth.copy())
