@@ -82,8 +82,10 @@ class Pipeline:
         if isinstance(source, (str, os.PathLike, list, tuple)):  # a list: the scans of an operando series
             return ingest(source, image, chunks=cfg.chunks, voxel_size=cfg.voxel_size, unit=cfg.unit,
                           crop=cfg.crop, levels=cfg.levels, overwrite=True, resume_key=key)
-        if cfg.crop is not None:
-            source = crop_box(source, cfg.crop)[0]
+        if cfg.crop is not None:  # (as a volume: the box keeps its place, see io.origin_of)
+            from .io import as_volume
+
+            source = crop_box(as_volume(source, name="source", ndim=(3, 4)), cfg.crop)[0]
         save_volume(source, image, chunks=cfg.chunks, voxel_size=cfg.voxel_size,
                     unit=cfg.unit if cfg.voxel_size is not None else None, levels=cfg.levels, overwrite=True,
                     resume_key=key)

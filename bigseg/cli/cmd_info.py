@@ -49,6 +49,9 @@ def _volume_lines(info: dict, args: argparse.Namespace) -> list[str]:
              f"voxel size  {' x '.join(f'{v:g}' for v in info['voxel_size'])} {info['unit']}"]
     if "source_region" in info:
         lines.append(f"cropped     {', '.join(f'{d} {a}:{b}' for d, (a, b) in zip('zyx', info['source_region']))} of the source")
+    if "origin" in info:
+        lines.append(f"origin      {', '.join(f'{d} {v:g}' for d, v in zip('zyx', info['origin']))} {info['unit']} "
+                     "(first voxel's place in the scan)")
     if "times" in info:
         lines.append(f"times       {', '.join(f'{t:g}' for t in info['times'])}")
     lines += [f"levels      {info['levels']}",

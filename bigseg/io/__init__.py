@@ -5,7 +5,8 @@ from ._export import export
 from ._fov import fill_outside, fill_outside_like_inside, fov_centre, fov_mask, inscribed_box
 from ._ingest import ingest, read_source
 from ._omezarr import open_volume, save_labels, save_volume, volume_info
-from ._volume import DEFAULT_PHASES, PHASE_COLOURS, UNLABELLED, as_volume, like_volume, make_volume, phase_colour, sparse_labels
+from ._volume import (DEFAULT_PHASES, PHASE_COLOURS, UNLABELLED, as_volume, like_volume, make_volume, origin_of, phase_colour,
+                      sparse_labels)
 
 __all__ = [
     "ingest",
@@ -23,6 +24,7 @@ __all__ = [
     "as_volume",
     "like_volume",
     "make_volume",
+    "origin_of",
     "phase_colour",
     "sparse_labels",
     "DEFAULT_PHASES",

@@ -31,7 +31,7 @@ from ..runtime._lock import held
 from ..runtime._manifest import key_digest, resumable_array, store_resumable
 from ..runtime._progress import compute
 from ._calibration import ome_unit, unit_from_ome
-from ._volume import as_volume, make_volume, phase_colour
+from ._volume import as_volume, make_volume, origin_of, phase_colour
 
 __all__ = ["save_volume", "save_labels", "open_volume", "volume_info", "OME_VERSION"]
 
@@ -159,14 +159,11 @@ def _write_multiscale(
         else:
             targets.append(target)
             sources.append(arr)
-        datasets.append(
-            {
-                "path": str(level),
-                "coordinateTransformations": [
-                    {"type": "scale", "scale": _level_scale(dims, vol.attrs["voxel_size"], level)}
-                ],
-            }
-        )
+        transforms: list[dict[str, Any]] = [{"type": "scale", "scale": _level_scale(dims, vol.attrs["voxel_size"], level)}]
+        at = dict(zip(("z", "y", "x"), origin_of(vol)))
+        if any(at.values()):  # a box of a scan: where its first voxel lies (OME-Zarr translation)
+            transforms.append({"type": "translation", "translation": [at.get(d, 0.0) for d in dims]})
+        datasets.append({"path": str(level), "coordinateTransformations": transforms})
     if sources:
         stored = da.store(sources, targets, lock=False, compute=False)
         compute(stored, desc=desc if manifest is None else f"{desc} (pyramid)", progress=progress)
@@ -217,6 +214,8 @@ def _prepare(
 ) -> tuple[xr.DataArray, tuple[int, ...]]:
     vol = as_volume(data, name="data", ndim=(3, 4, 5))  # (t,) (c,) z, y, x
     attrs = dict(vol.attrs)
+    # where the first voxel lies, in voxels of the grid it is given on (a box cut from a scan)
+    first = [o / v for o, v in zip(origin_of(vol), attrs.get("voxel_size", (1.0, 1.0, 1.0)))]
     if voxel_size is not None:
         attrs["voxel_size"] = parse_voxel_size(voxel_size)
     if unit is not None:
@@ -226,6 +225,9 @@ def _prepare(
     if attrs.get("phases") is not None and not np.issubdtype(vol.dtype, np.integer):
         raise InputError(f"Expected `data` to have an integer dtype for a label volume. Got {vol.dtype} instead.")
     vol = vol.assign_attrs(attrs)
+    vs = attrs.get("voxel_size", (1.0, 1.0, 1.0))
+    vol = vol.assign_coords({d: (i0 + np.arange(vol.sizes[d])) * v
+                             for d, i0, v in zip(("z", "y", "x"), first, vs) if d in vol.dims})
     if chunks is None:
         chunks = tuple(max(c) for c in vol.data.chunks)
         if vol.dims[0] == "t":
@@ -348,6 +350,7 @@ def save_labels(
         raise InputError(
             f"Expected `labels` to have the image's shape {image.shape}. Got {vol.shape} instead."
         )
+    vol = vol.assign_coords({d: image.coords[d].values for d in ("z", "y", "x")})  # the image's grid and place
     vol.name = name
     levels = _check_levels(parse_nonnegative_int("levels", levels) or 1, vol)
     dest = image_path / "labels" / name
@@ -424,10 +427,12 @@ def open_volume(path: str | os.PathLike, *, level: int = 0, label: str | None = 
     ds = datasets[level]
     arr = da.from_zarr(zarr.open_array(str(p / ds["path"]), mode="r"))
     dims = tuple(ax["name"] if isinstance(ax, dict) else ax for ax in ms["axes"])
-    scale = [1.0] * len(dims)
+    scale, shift = [1.0] * len(dims), [0.0] * len(dims)
     for tr in ds.get("coordinateTransformations", []):
         if tr.get("type") == "scale":
             scale = tr["scale"]
+        elif tr.get("type") == "translation":
+            shift = tr["translation"]
     spatial = [(d, s) for d, s in zip(dims, scale) if d in ("z", "y", "x")]
     if [d for d, _ in spatial] != ["z", "y", "x"]:
         raise VolumeFormatError(f"Expected spatial axes z, y, x. Got axes {dims} in {str(p)!r}.")
@@ -441,7 +446,8 @@ def open_volume(path: str | os.PathLike, *, level: int = 0, label: str | None = 
             by_value = {int(pr["label-value"]): pr.get("name", str(pr["label-value"])) for pr in props}
             phases = [by_value.get(i, f"phase{i}") for i in range(max(by_value) + 1)]
     vol = make_volume(
-        arr, voxel_size=[s for _, s in spatial], unit=unit, phases=phases, name=ms.get("name"), dims=dims
+        arr, voxel_size=[s for _, s in spatial], unit=unit, phases=phases, name=ms.get("name"), dims=dims,
+        origin=[float(o) for d, o in zip(dims, shift) if d in ("z", "y", "x")],
     )
     times = bs.get("times")
     if "t" in vol.dims and times is not None and len(times) == vol.sizes["t"]:
@@ -488,6 +494,8 @@ def volume_info(path: str | os.PathLike, *, stats: bool = True, progress: bool =
     region = dict(group.attrs).get("bigseg", {}).get("source_region") if isinstance(group, zarr.Group) else None
     if region:
         info["source_region"] = region
+    if any(origin_of(vol)):
+        info["origin"] = list(origin_of(vol))
     if (p / "labels").exists():
         info["labels"] = label_names(p / "labels")
     if stats:

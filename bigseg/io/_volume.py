@@ -21,6 +21,7 @@ from ..errors import InputError
 __all__ = [
     "as_volume",
     "make_volume",
+    "origin_of",
     "like_volume",
     "is_series",
     "frame_arrays",
@@ -67,6 +68,7 @@ def make_volume(
     phases: list[str] | None = None,
     name: str | None = None,
     dims: tuple[str, ...] | None = None,
+    origin: Any = None,
 ) -> xr.DataArray:
     """Wrap a NumPy/dask array as a bigseg volume with physical coordinates.
 
@@ -76,6 +78,8 @@ def make_volume(
     voxel_size : float or 3 floats, (z, y, x) edge lengths in ``unit``
     unit : str, length unit of ``voxel_size`` (e.g. "nm", "um", "voxel")
     phases : list of str, optional, phase names indexed by label value (label volumes only)
+    origin : (z, y, x) position of the first voxel in ``unit`` (default 0: e.g. a box cut from a
+        scan keeps its place in the scan, see :func:`origin_of`)
     """
     arr = data if isinstance(data, da.Array) else da.asarray(data)
     if dims is None:
@@ -88,16 +92,25 @@ def make_volume(
                 f"Expected `data` to be 3D (z, y, x) or 4D (t, z, y, x). Got shape {arr.shape} instead."
             )
     vs = parse_voxel_size(voxel_size)
+    at = (0.0, 0.0, 0.0) if origin is None else tuple(float(o) for o in origin)
     coords = {}
     for dim, n in zip(dims, arr.shape):
         if dim in SPATIAL_DIMS:
-            coords[dim] = np.arange(n, dtype=np.float64) * vs[SPATIAL_DIMS.index(dim)]
+            a = SPATIAL_DIMS.index(dim)
+            coords[dim] = at[a] + np.arange(n, dtype=np.float64) * vs[a]
         else:
             coords[dim] = np.arange(n)
     attrs: dict[str, Any] = {"voxel_size": vs, "unit": str(unit)}
     if phases is not None:
         attrs["phases"] = parse_phases(phases)
     return xr.DataArray(arr, dims=dims, coords=coords, attrs=attrs, name=name)
+
+
+def origin_of(vol: xr.DataArray) -> tuple[float, float, float]:
+    """(z, y, x) position of a volume's first voxel in its ``unit``: where a box cut from a scan
+    (``crop``) lies in the scan. 0 without coordinates."""
+    return tuple(float(vol.coords[d].values[0]) if d in vol.coords and vol.sizes[d] else 0.0
+                 for d in SPATIAL_DIMS)
 
 
 def as_volume(

@@ -18,7 +18,7 @@ import xarray as xr
 
 from .._parse import parse_in_range, parse_positive_float, parse_positive_int
 from ..errors import InputError, OutputExistsError
-from ..io._volume import as_volume, frame_arrays, is_zarr_store, zarr_source
+from ..io._volume import as_volume, frame_arrays, is_zarr_store, origin_of, zarr_source
 from ..kernels.particles import (PARTIAL_KEYS, block_components, label_points, mutual_matches, overlap_counts,
                                   particle_markers, particle_partials, split_particles, stitch_components)
 from ..runtime._malloc import release_free_heap
@@ -262,7 +262,8 @@ def particles(labels: Any, *, phase: str | int = "active", intensity: Any = None
       touches the volume border (its surface is cut open there, so the ratio would mean
       nothing: up to 17 for a small cut particle) or whose smoothed surface vanishes (fewer
       than about 14 voxels);
-    * ``centroid_z/y/x`` (``unit``, voxel centres at index × voxel size); ``bbox_z0/y0/x0``,
+    * ``centroid_z/y/x`` (``unit``, voxel centres at index × voxel size, plus the volume's
+      origin: a box cut from a scan gives positions in the scan); ``bbox_z0/y0/x0``,
       ``bbox_z1/y1/x1`` (voxel indices, half-open as scikit-image's ``bbox``);
     * ``mean_intensity`` (NaN without ``intensity``);
     * ``contact_<phase>`` for every other phase and ``contact_particle`` (other particles of
@@ -517,8 +518,9 @@ def _table(parts: list[dict[str, np.ndarray]], lab: Labels, idx: int, *,
     with np.errstate(divide="ignore", invalid="ignore"):
         # a cut particle's surface is open where the volume ends: no sphericity (it would read > 1)
         out["sphericity"] = np.where((area > 0) & ~border, math.pi ** (1 / 3) * (6.0 * volume) ** (2 / 3) / area, np.nan)
+    at = origin_of(lab.vol)  # a box of a scan: positions in the scan
     for a, ax in enumerate("zyx"):
-        out[f"centroid_{ax}"] = g[f"sum_{ax}"].to_numpy() / n * vs[a]
+        out[f"centroid_{ax}"] = at[a] + g[f"sum_{ax}"].to_numpy() / n * vs[a]
     for ax in "zyx":
         out[f"bbox_{ax}0"] = g[f"min_{ax}"].to_numpy(np.int64)
     for ax in "zyx":

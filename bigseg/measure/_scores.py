@@ -34,7 +34,7 @@ def _pair(truth: Any, pred: Any, phases: Any, *, pred_name: str = "pred") -> tup
         raise InputError(f"Expected `{pred_name}` to have the shape of `truth` {tuple(tl.vol.shape)}. "
                          f"Got {tuple(pl.vol.shape)} instead.")
     stated = [getattr(x, "attrs", {}).get("voxel_size") for x in (truth, pred)]
-    if None not in stated and tl.unit == pl.unit and not np.allclose(np.broadcast_to(np.asarray(stated[0], float), 3),
+    if None not in stated and tl.unit == pl.unit != "voxel" and not np.allclose(np.broadcast_to(np.asarray(stated[0], float), 3),
                                               np.broadcast_to(np.asarray(stated[1], float), 3), rtol=1e-6):
         import warnings
 

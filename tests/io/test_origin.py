@@ -1,0 +1,51 @@
+"""A box cut from a scan keeps its place: translation on disk, coordinates, labels written into
+it, particle centroids in the scan's frame; a whole scan keeps origin 0 and no translation."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+import bigseg
+from bigseg import measure
+from bigseg.io import make_volume, open_volume, origin_of, save_labels, save_volume
+
+
+def _transforms(store):
+    meta = json.loads((store / "zarr.json").read_text())["attributes"]["ome"]["multiscales"][0]
+    return [d["coordinateTransformations"] for d in meta["datasets"]]
+
+
+def test_a_cropped_scan_keeps_its_place_through_ingest_labels_and_particles(tmp_path):
+    rng = np.random.default_rng(0)
+    scan = (rng.random((20, 24, 28)) > 0.7).astype(np.float32)
+    np.save(tmp_path / "s.npy", scan)
+    box = bigseg.ingest(tmp_path / "s.npy", tmp_path / "box.ome.zarr", crop="2:18,:,4:24", voxel_size=(50, 40, 40),
+                        unit="nm", levels=2, progress=False)
+    assert origin_of(box) == (100.0, 0.0, 160.0)
+    np.testing.assert_allclose(box.x.values[:3], [160, 200, 240])
+    for level in _transforms(tmp_path / "box.ome.zarr"):
+        assert {"type": "translation", "translation": [100.0, 0.0, 160.0]} in level
+    labels = (box > 0.5).astype(np.uint8) * 2
+    save_labels(labels.data, tmp_path / "box.ome.zarr", phases=["pore", "cbd", "active"], progress=False)  # plain dask
+    lab = open_volume(tmp_path / "box.ome.zarr" / "labels" / "segmentation")
+    assert origin_of(lab) == (100.0, 0.0, 160.0)
+    table = measure.particles(lab, split=False)
+    whole = make_volume((scan > 0.5).astype(np.uint8) * 2, voxel_size=(50, 40, 40), unit="nm",
+                        phases=["pore", "cbd", "active"])
+    ref = measure.particles(whole[2:18, :, 4:24], split=False)  # xarray keeps the coordinates of the cut
+    np.testing.assert_allclose(table[["centroid_z", "centroid_y", "centroid_x"]].to_numpy(),
+                               ref[["centroid_z", "centroid_y", "centroid_x"]].to_numpy())
+    mid = table.bbox_x0 + (table.bbox_x1 - table.bbox_x0) / 2
+    assert (table.centroid_x >= 160).all() and (table.centroid_x.to_numpy() > mid.to_numpy() * 40).all()
+
+
+def test_a_whole_volume_has_origin_zero_and_no_translation(tmp_path):
+    save_volume(np.zeros((4, 5, 6), np.float32), tmp_path / "v.ome.zarr", voxel_size=2.0, progress=False)
+    assert all(t["type"] == "scale" for level in _transforms(tmp_path / "v.ome.zarr") for t in level)
+    assert origin_of(open_volume(tmp_path / "v.ome.zarr")) == (0.0, 0.0, 0.0)
+    # a new voxel size moves a cut box with it (its first voxel's index is kept)
+    v = make_volume(np.zeros((8, 8, 8), np.float32))[3:, 2:, :]
+    save_volume(v, tmp_path / "w.ome.zarr", voxel_size=(10.0, 20.0, 30.0), progress=False)
+    assert origin_of(open_volume(tmp_path / "w.ome.zarr")) == (30.0, 40.0, 0.0)
