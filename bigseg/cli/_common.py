@@ -85,6 +85,17 @@ def refuse_replacing(dest: Any, sources: Any, option: str) -> None:
                              f"replace the input (and every label image stored in it). Got {str(dest)!r} instead.")
 
 
+def refuse_existing(dest: Any, overwrite: bool, option: str) -> None:
+    """An output that exists without --overwrite, refused naming the command's own argument."""
+    from pathlib import Path
+
+    from ..errors import OutputExistsError
+
+    if Path(dest).exists() and not overwrite:
+        raise OutputExistsError(f"Expected `{option}` to be a new location, or --overwrite. Got {str(dest)!r}, "
+                                f"which exists.")
+
+
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg", ".tif", ".tiff")
 
 

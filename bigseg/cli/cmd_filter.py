@@ -6,7 +6,7 @@ import argparse
 
 from ..errors import InputError
 from ._common import (add_cluster_args, add_progress_args, cluster_from_args, command_key, parse_triple,
-                      refuse_replacing)
+                      refuse_existing, refuse_replacing)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -78,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
     from ..io import open_volume, save_volume
 
     refuse_replacing(args.dest, args.source, "dest")
+    refuse_existing(args.dest, args.overwrite, "dest")
     vol = open_volume(args.source)
     out, steps = build(vol, args)
     with cluster_from_args(args):  # resumable: the same command again writes only the blocks not on disk

@@ -264,6 +264,11 @@ def run(args: argparse.Namespace) -> int:
         from ..io._fov import parse_fov
 
         parse_fov(args.fov)  # before any work
+    known = phases or list(labels.attrs.get("phases") or [])
+    if (args.particles or args.particle_labels) and known and args.particle_phase not in known \
+            and not str(args.particle_phase).isdigit():
+        raise InputError(f"Expected `--particle-phase` to be one of the phases {known}. "
+                         f"Got {args.particle_phase!r} instead.")
     intensity = open_volume(args.intensity) if args.intensity else None
     if args.particle_labels and _particle_labels_target(labels, args).exists():  # before any work
         from ..errors import OutputExistsError

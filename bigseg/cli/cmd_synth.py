@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import math
 
-from ._common import FIGURE_SUFFIXES, add_cluster_args, add_progress_args, cluster_from_args, output_file, parse_triple
+from ._common import (FIGURE_SUFFIXES, add_cluster_args, add_progress_args, cluster_from_args, output_file, parse_triple,
+                      refuse_existing)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -62,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
     from ..io import UNLABELLED, fill_outside, fov_mask, open_volume, save_labels, save_volume
     from ..synth import electrode, perturb, series, xct
 
-    output_file(args.png, "--png", suffixes=FIGURE_SUFFIXES)  # before any work
+    refuse_existing(args.dest, args.overwrite, "dest")  # before any work
+    output_file(args.png, "--png", suffixes=FIGURE_SUFFIXES)
     fractions = _numbers("fractions", args.fractions)
     radius = _numbers("radius", args.radius)
     radius_arg = radius[0] if len(radius) == 1 else tuple(radius)

@@ -52,7 +52,8 @@ def _nonfinite_counts(arr: da.Array) -> da.Array:
 
 def _nonfinite_message(nan: int, inf: int, total: int) -> str:
     return (f"Expected `vol` to hold finite values only. Got {nan} NaN and {inf} infinite voxels "
-            f"(of {total}) instead; clean or mask them, or pass nan_policy='propagate'.")
+            f"(of {total}) instead. A NaN fill around a reconstruction: pass its field of view (fov='auto', "
+            f"--fov auto); else clean or mask them (the filters let them through with nan_policy='propagate').")
 
 
 def count_nonfinite(vol: Any, *, mask: Any = None, progress: bool = False) -> tuple[int, int]:
@@ -84,8 +85,9 @@ def _checked(kernel: Callable[..., Any]) -> Callable[..., Any]:
                     where = " in the block at " + ", ".join(f"{d} {a}:{b}" for d, (a, b) in zip("tzyx"[-len(loc):], loc))
             raise InputError(
                 f"Expected `vol` to hold finite values only. Got {nan} NaN and {inf} infinite voxels{where} "
-                f"(halo included) instead; count them all with bigseg.filters.count_nonfinite(vol), clean or "
-                f"mask them, or pass nan_policy='propagate'."
+                f"(halo included) instead; count them all with bigseg.filters.count_nonfinite(vol). A NaN fill "
+                f"around a reconstruction: pass its field of view (fov='auto', --fov auto); else clean or mask "
+                f"them (the filters let them through with nan_policy='propagate')."
             )
         return kernel(block, *args, **kw)
 

@@ -402,8 +402,10 @@ def open_volume(path: str | os.PathLike, *, level: int = 0, label: str | None = 
             raise SourceNotFoundError(f"Expected `label` to name a label image. Got {label!r}; {str(p)!r} does not exist.")
     try:
         node = zarr.open(str(p), mode="r")
-    except Exception as exc:  # zarr raises several types for "not a zarr store"
-        raise VolumeFormatError(f"Expected `path` to be a zarr store. Got {str(p)!r}: {exc}") from None
+    except Exception:  # zarr raises several types for "not a zarr store"
+        raise VolumeFormatError(f"Expected `path` to be an OME-Zarr store. Got {str(p)!r}, which is not a zarr store "
+                                f"(a TIFF, HDF5, raw or .npy source: convert it with bigseg.ingest / `bigseg "
+                                f"ingest` first).") from None
     if isinstance(node, zarr.Array):
         arr = da.from_zarr(node)
         if arr.ndim not in (3, 4):

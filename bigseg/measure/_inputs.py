@@ -79,10 +79,12 @@ def check_values(hist: np.ndarray, k: int, phases: list[str], name: str, *,
     values = np.flatnonzero(bad).tolist()
     where = f" at t={t}" if t is not None else ""
     shown = ", ".join(str(v) for v in values[:10]) + (", ..." if len(values) > 10 else "")
-    extra = f" and {out_of_range} outside 0..255" if out_of_range else ""
+    what = [f"{len(values)} distinct: {shown}"] if values else []
+    what += [f"{out_of_range} voxels outside 0..255"] if out_of_range else []
     allowed = f"0..{k - 1}" + (" or 255 (unlabelled)" if allow_unlabelled else "")
+    hint = ("a grey-value image rather than labels? Measure a label image (IMAGE/labels/NAME)"
+            if out_of_range else "pass `phases=` naming every label value")
     raise InputError(
         f"Expected `{name}` to hold values {allowed}, one per phase {phases}. "
-        f"Got {nbad} voxels{where} with other values ({len(values)} distinct: {shown}{extra}). "
-        "Pass `phases=` naming every label value."
+        f"Got {nbad} voxels{where} with other values ({'; '.join(what)}): {hint}."
     )

@@ -85,8 +85,12 @@ def rve(labels: Any, *, sizes: Any = None, base: int | None = None, tolerance: f
             s *= 2
     else:
         sizes_l = given
+    if not sizes_l:
+        raise InputError(f"Expected `labels` at least {2 * base} voxels along every axis for cubes of `base` "
+                         f"({base}) voxels and more, each at most half the shortest axis. Got shape "
+                         f"{lab.spatial_shape} instead.")
     bad = [s for s in sizes_l if s % base or 2 * s > shortest]
-    if bad or not sizes_l:
+    if bad:
         raise InputError(f"Expected `sizes` to be multiples of `base` ({base}) of at most half the shortest axis "
                          f"({shortest} voxels). Got {bad or sizes_l or sizes!r} instead.")
     hists = _stats_graph(lab, hist_only=True)

@@ -39,7 +39,7 @@ def test_wide_dtype_out_of_range_values():
     lab = np.zeros((5, 5, 5), np.int32)
     lab[0, 0, 0] = -3
     lab[1, 1, 1] = 1000
-    with pytest.raises(InputError, match="2 outside 0..255"):
+    with pytest.raises(InputError, match="2 voxels outside 0..255"):
         interfaces(lab)
 
 
