@@ -31,5 +31,6 @@ def run(args: argparse.Namespace) -> int:
     with cluster_from_args(args):
         out = export(vol, args.dest, format=args.format, overwrite=args.overwrite, progress=args.progress)
     vs = " x ".join(f"{v:g}" for v in vol.attrs["voxel_size"])
-    print(f"wrote {out}: shape {tuple(vol.shape)}, dtype {vol.dtype}, voxel size {vs} {vol.attrs['unit']}")
+    kept = " (not stored: a .npy keeps no voxel size)" if str(out).endswith(".npy") else ""
+    print(f"wrote {out}: shape {tuple(vol.shape)}, dtype {vol.dtype}, voxel size {vs} {vol.attrs['unit']}{kept}")
     return 0

@@ -157,14 +157,22 @@ def tiff_calibration(path: str) -> Calibration | None:
 
 
 def hdf5_calibration(path: str, dataset: str) -> Calibration | None:
-    """(z, y, x) voxel size in µm from the dataset attribute ``element_size_um``, else ``None``."""
+    """(z, y, x) voxel size from the dataset attributes ``voxel_size`` and ``unit`` that
+    :func:`bigseg.export` writes (in their unit), else ``element_size_um`` (µm), else ``None``."""
     import h5py
 
     try:
         with h5py.File(path, "r") as f:
-            value = f[dataset].attrs.get("element_size_um")
+            attrs = f[dataset].attrs
+            value = attrs.get("element_size_um")
+            own, own_unit = attrs.get("voxel_size"), attrs.get("unit")
     except (OSError, KeyError):
         return None
+    if own is not None and own_unit is not None:
+        unit = own_unit.decode() if isinstance(own_unit, bytes) else str(own_unit)
+        mine = _valid(list(own), unit)
+        if mine is not None:
+            return mine
     if value is None:
         return None
     sizes = list(value) if hasattr(value, "__len__") else [value]

@@ -126,6 +126,8 @@ def _write_hdf5(vol: xr.DataArray, tmp: Path, vs: tuple[float, ...] | None, unit
         ds.attrs["unit"] = str(vol.attrs.get("unit", "voxel"))
         if vol.attrs.get("phases"):
             ds.attrs["phases"] = [str(p) for p in vol.attrs["phases"]]
+        if "t" in vol.dims and "t" in vol.coords:  # a series' times, read back by ingest
+            ds.attrs["times"] = np.asarray(vol.coords["t"].values, np.float64)
         for index, block in _slabs(vol):
             t, z = index[:-1], index[-1]
             ds[t + (slice(z, z + len(block)),)] = block

@@ -364,6 +364,17 @@ def _calibration(reader: Any) -> Any:
     return None
 
 
+def _hdf5_times(reader: Any) -> np.ndarray | None:
+    """The ``times`` attribute of an HDF5 series (as :func:`bigseg.export` writes it)."""
+    if not isinstance(reader, Hdf5Reader):
+        return None
+    import h5py
+
+    with h5py.File(reader.path, "r") as f:
+        t = f[reader.dataset].attrs.get("times")
+    return None if t is None else np.asarray(t, np.float64)
+
+
 def _read_volume(source: Any, *, chunks: Any, vs: Any, unit: str | None, dataset: str | None, dtype: Any,
                  shape: Any, offset: int) -> xr.DataArray:
     """One source as a lazy volume (3D or 4D), cast to ``dtype`` when asked.
@@ -403,6 +414,9 @@ def _read_volume(source: Any, *, chunks: Any, vs: Any, unit: str | None, dataset
         arr = da.from_array(reader, chunks=c, asarray=True, lock=False, fancy=False,
                             name=f"ingest-{Path(os.fspath(source)).name}-{token}")
         vol = make_volume(arr, voxel_size=cal[0], unit=cal[1])
+        times = _hdf5_times(reader) if len(reader.shape) == 4 else None
+        if times is not None and len(times) == vol.sizes["t"]:  # a series bigseg exported
+            vol = vol.assign_coords(t=times)
     is_raw = isinstance(reader, MemmapReader) and not reader.npy
     if dtype is not None and not is_raw:  # for raw files `dtype` describes the file itself
         target = parse_dtype("dtype", dtype)

@@ -52,6 +52,11 @@ def test_series_and_labels(tmp_path, odd_volume):
         back = bigseg.ingest(tmp_path / name, tmp_path / f"{name}.ome.zarr", progress=False)
         assert back.dims == ("t", "z", "y", "x"), name
         np.testing.assert_array_equal(back.values, series)
+    timed = vol.assign_coords(t=[0.0, 45.0])  # HDF5 keeps the times and the voxel size in its unit
+    bigseg.export(timed, tmp_path / "timed.h5", progress=False)
+    back = bigseg.ingest(tmp_path / "timed.h5", tmp_path / "timed.ome.zarr", progress=False)
+    np.testing.assert_array_equal(back.t.values, [0.0, 45.0])
+    assert back.attrs["unit"] == "nm" and back.attrs["voxel_size"] == pytest.approx(VS)
     with pytest.raises(InputError, match="series of shape .*isel"):
         bigseg.export(vol, tmp_path / "folder", progress=False)
     labels = make_volume(da.from_array((odd_volume % 3).astype(np.uint8), chunks=16), voxel_size=VS, unit="nm",
