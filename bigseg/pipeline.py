@@ -32,6 +32,7 @@ from .errors import BigsegError, ConfigError, InputError
 from .io._fov import fill_outside_like_inside, fov_centre
 from .io._volume import crop_box, is_series
 from .runtime._lock import held
+from .runtime._progress import bars
 from .runtime._manifest import path_stamp
 
 __all__ = ["Pipeline", "Result", "run_state"]
@@ -197,6 +198,7 @@ class Pipeline:
         client: Any = None,
         resume: bool = True,
         truth: xr.DataArray | None = None,
+        progress: bool = True,
     ) -> Result:
         """Segment ``source`` (a path any reader accepts, or an array) into ``dest``.
 
@@ -220,14 +222,15 @@ class Pipeline:
         against it. ``client``: a ``distributed.Client`` to run on, or a cluster spec for
         :func:`bigseg.connect` (``"local"``, an address, ``"slurm"``, e.g. ``config.cluster``)
         started for this run and closed after; default: the current scheduler (an active client,
-        else threads in this process).
+        else threads in this process). ``progress``: progress bars on stderr (every stage's).
         """
         self._check_model()  # before any work
         shape = _source_shape(source)
         self._check_temporal(shape)
         self._check_crop_and_truth(shape, truth)
         _check_dest(source, dest)
-        with held(dest, argument="dest", inside=True), _client_context(client):  # one run at a time into dest
+        # one run at a time into dest
+        with bars(progress), held(dest, argument="dest", inside=True), _client_context(client):
             return self._run(source, dest, resume=resume, truth=truth)
 
     def _check_temporal(self, shape: tuple[int, ...] | None) -> None:
@@ -262,7 +265,8 @@ class Pipeline:
                               f"existing checkpoint file. Got {str(model)!r} instead.")
 
     def watch(self, inbox: str | os.PathLike, out: str | os.PathLike, *, interval: float = 30.0,
-              settle: float = 10.0, once: bool = False, client: Any = None) -> dict[str, dict[str, Any]]:
+              settle: float = 10.0, once: bool = False, client: Any = None,
+              progress: bool = True) -> dict[str, dict[str, Any]]:
         """Process scans as they appear in ``inbox``: each into ``out/<scan name>``.
 
         A scan is a TIFF file or a folder of TIFF slices, an HDF5 (``.h5``, ``.hdf5``, ``.nxs``),
@@ -279,6 +283,7 @@ class Pipeline:
         ----------
         interval : seconds between looks at ``inbox``.
         once : process what is in ``inbox`` now (without waiting for it to settle) and return.
+        progress : progress bars on stderr (off: only the watch's lines).
 
         Returns
         -------
@@ -297,7 +302,7 @@ class Pipeline:
         ledger: dict[str, dict[str, Any]] = json.loads(ledger_path.read_text()) if ledger_path.exists() else {}
         print(f"[watch] {inbox} -> {out} (every {interval:g} s; Ctrl-C stops)", file=sys.stderr, flush=True)
         # one watch at a time into out (a run into one of its scans' folders is refused too, by that run)
-        with held(out, argument="out", inside=True), _client_context(client):  # one cluster for the whole watch
+        with bars(progress), held(out, argument="out", inside=True), _client_context(client):  # one cluster
             return self._watch(inbox, out, ledger, interval, settle, once)
 
     def _watch(self, inbox: Path, out: Path, ledger: dict[str, dict[str, Any]], interval: float, settle: float,

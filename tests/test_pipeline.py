@@ -311,3 +311,11 @@ def test_a_truth_crop_or_dest_that_cannot_work_is_refused_before_anything_is_wri
     with pytest.raises(InputError, match="`dest` to be a folder"):
         pipe.run(str(src), tmp_path / "c")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c", "scan.npy"]
+
+
+def test_progress_false_draws_no_bars(tmp_path, capfd):
+    img = np.random.default_rng(2).random((10, 12, 14)).astype(np.float32)
+    Pipeline(predict={"model": "threshold"}, measure={"particles": False}).run(img, tmp_path / "q", progress=False)
+    assert "it/s" not in capfd.readouterr().err
+    Pipeline(predict={"model": "threshold"}, measure={"particles": False}).run(img, tmp_path / "p", resume=False)
+    assert "it/s" in capfd.readouterr().err  # (the default: bars on stderr)

@@ -86,6 +86,18 @@ def global_histogram(v: xr.DataArray, *, nbins: int = 256, mask: np.ndarray | No
     return counts, (edges[:-1] + edges[1:]) / 2.0
 
 
+def multiotsu(counts: np.ndarray, centres: np.ndarray, classes: int) -> np.ndarray:
+    """scikit-image's multi-Otsu thresholds of a global histogram; an image with fewer distinct
+    grey values than ``classes`` (a blank or saturated scan) is refused by name."""
+    from skimage.filters import threshold_multiotsu
+
+    filled = int(np.count_nonzero(counts))
+    if filled < classes:
+        raise InputError(f"Expected `vol` to hold at least {classes} distinct grey values for {classes} classes. "
+                         f"Got {filled} (a blank or saturated scan?).")
+    return np.asarray(threshold_multiotsu(classes=classes, hist=(counts, centres)))  # dtype of the centres
+
+
 def labels_volume(data: da.Array, like: xr.DataArray, phases: list[str], *, mask: np.ndarray | None = None,
                   **attrs: Any) -> xr.DataArray:
     """A lazy uint8 label volume with ``like``'s coordinates and ``attrs['phases']``; 255

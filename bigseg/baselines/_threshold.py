@@ -8,7 +8,7 @@ import numpy as np
 import xarray as xr
 
 from ..io._volume import frame_by_frame
-from ._common import FOV_DOC, check_volume, global_histogram, labels_volume, parse_classes, phase_names
+from ._common import FOV_DOC, check_volume, global_histogram, labels_volume, multiotsu, parse_classes, phase_names
 
 __all__ = ["threshold", "multiotsu_thresholds"]
 
@@ -24,10 +24,8 @@ def multiotsu_thresholds(vol: Any, *, classes: int = 3, nbins: int = 256, progre
 
 
 def _multiotsu(v: xr.DataArray, classes: int, nbins: int, mask: np.ndarray | None, progress: bool) -> np.ndarray:
-    from skimage.filters import threshold_multiotsu
-
     counts, centres = global_histogram(v, nbins=nbins, mask=mask, progress=progress)
-    return np.asarray(threshold_multiotsu(classes=classes, hist=(counts, centres)))  # dtype of the centres
+    return multiotsu(counts, centres, classes)
 
 
 def _digitize(b: np.ndarray, thresholds: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ from ..kernels.filters import gaussian as gaussian_kernel
 from ..kernels.filters import gaussian_radius
 from ..ops import map_overlap_exact
 from ..io._volume import frame_by_frame
-from ._common import FOV_DOC, check_volume, global_histogram, labels_volume, parse_classes, phase_names
+from ._common import FOV_DOC, check_volume, global_histogram, labels_volume, multiotsu, parse_classes, phase_names
 
 __all__ = ["watershed", "WINDOWS", "seed_bands"]
 
@@ -82,8 +82,6 @@ def watershed(vol: Any, *, classes: int = 3, window: str | float = "conservative
     -------
     lazy uint8 label volume (z, y, x) with ``attrs['phases']``, ``thresholds``, ``bands``
     """
-    from skimage.filters import threshold_multiotsu
-
     v, mask = check_volume(vol, progress=progress, fov=fov)
     classes = parse_classes(classes)
     names = phase_names(classes, phases)
@@ -96,7 +94,7 @@ def watershed(vol: Any, *, classes: int = 3, window: str | float = "conservative
     sigma = float(parse_in_range("sigma", sigma, 0.0, float("inf"), closed="left"))
     halo = parse_nonnegative_int("halo", halo)
     counts, centres = global_histogram(v, nbins=nbins, mask=mask, progress=progress)
-    th = np.asarray(threshold_multiotsu(classes=classes, hist=(counts, centres)), np.float64)
+    th = multiotsu(counts, centres, classes).astype(np.float64)
     bands = seed_bands(counts, centres, th, w)
     depth = max(halo, (gaussian_radius((sigma,))[0] + 1) if sigma > 0 else 1)
     data = map_overlap_exact(_watershed_block, v.data, depth, dtype=np.uint8, thresholds=th, bands=bands,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_pipeline_args, parse_triple, pipeline_config
+from ._common import add_pipeline_args, add_progress_args, parse_triple, pipeline_config
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,6 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "it before labelling (predict.temporal; default 0: each scan alone)")
     p.add_argument("--fresh", action="store_true", help="start again instead of resuming finished stages")
     add_pipeline_args(p)
+    add_progress_args(p)
     p.set_defaults(func=run)
 
 
@@ -40,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
                                    **({"predict": {"temporal": args.temporal}} if args.temporal is not None else {}))
     truth = open_volume(args.truth) if args.truth else None
     source = args.source if len(args.source) > 1 else args.source[0]
-    res = Pipeline(cfg).run(source, args.out, resume=not args.fresh, truth=truth, client=cluster)
+    res = Pipeline(cfg).run(source, args.out, resume=not args.fresh, truth=truth, client=cluster,
+                            progress=args.progress)
     m = res.metrics
     phases = [str(p) for p in m["phase"].values]
     series = "t" in m.dims

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_pipeline_args, pipeline_config
+from ._common import add_pipeline_args, add_progress_args, pipeline_config
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a scan is taken once unchanged for this many seconds (default 10)")
     p.add_argument("--once", action="store_true", help="process what is there now and exit")
     add_pipeline_args(p, ", kept for the whole watch")
+    add_progress_args(p)
     p.set_defaults(func=run)
 
 
@@ -31,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     cfg, cluster = pipeline_config(args)
     pipe = Pipeline(cfg)
     ledger = pipe.watch(args.inbox, args.out, interval=args.interval, settle=args.settle, once=args.once,
-                        client=cluster)
+                        client=cluster, progress=args.progress)
     failed = [k for k, v in ledger.items() if v["state"] == "failed"]
     print(f"{len(ledger) - len(failed)} scan(s) done, {len(failed)} failed: see {args.out}/watch.json")
     return 1 if failed else 0

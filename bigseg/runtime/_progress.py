@@ -2,19 +2,33 @@
 
 from __future__ import annotations
 
+import contextvars
 import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
-from typing import Any
+from contextlib import ExitStack, contextmanager
+from typing import Any, Iterator
 
 import dask
 import dask.local
 import dask.threaded
 from dask.base import get_scheduler
 
-__all__ = ["compute", "current_client", "scheduler_for"]
+__all__ = ["bars", "compute", "current_client", "scheduler_for"]
+
+_BARS = contextvars.ContextVar("bigseg_progress_bars", default=True)
+
+
+@contextmanager
+def bars(on: bool) -> Iterator[None]:
+    """Progress bars of every :func:`compute` in the block on (as each call asks) or off (a whole
+    pipeline run with ``progress=False``, ``bigseg run --no-progress``)."""
+    token = _BARS.set(bool(on) and _BARS.get())
+    try:
+        yield
+    finally:
+        _BARS.reset(token)
 
 
 def current_client():
@@ -40,6 +54,7 @@ def compute(*objs: Any, desc: str = "computing", progress: bool = True, **kwargs
     Either way it returns or raises only once none of the graph's tasks is
     still running, so a caller may clean up a failed write safely.
     """
+    progress = progress and _BARS.get()
     client = current_client()
     if client is not None:
         futures = client.compute(list(objs), **kwargs)

@@ -201,3 +201,12 @@ def test_series_frame_by_frame():
     np.testing.assert_array_equal(rf.values[0], one.values)
     np.testing.assert_array_equal(rf.values[1], one.values)
     assert rf.attrs["n_training_voxels"] == one.attrs["n_training_voxels"]
+
+
+def test_a_blank_scan_is_refused_by_name_not_by_scikit_image():
+    from bigseg import baselines
+    from bigseg.errors import InputError
+
+    for method in (baselines.threshold, baselines.watershed):
+        with pytest.raises(InputError, match="at least 3 distinct grey values for 3 classes. Got 1"):
+            method(np.zeros((6, 7, 8), np.float32))
