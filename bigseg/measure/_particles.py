@@ -256,7 +256,8 @@ def particles(labels: Any, *, phase: str | int = "active", intensity: Any = None
     * ``voxels``; ``volume`` (``unit^3``); ``equivalent_diameter`` = (6 V / π)^(1/3) (``unit``);
     * ``surface_area`` (``unit^2``): the particle's smoothed marching-cubes area (3 × 3 × 3 mean
       of its indicator, iso-level 0.5, as :func:`bigseg.measure.surface_area`), open at the
-      volume border and at unlabelled voxels; ``sphericity`` = π^(1/3) (6 V)^(2/3) / A with V the voxel volume: about 1
+      volume border and at unlabelled voxels; NaN for a particle too small to leave a surface
+      at that level (under about 14 voxels); ``sphericity`` = π^(1/3) (6 V)^(2/3) / A with V the voxel volume: about 1
       for a ball (1.01-1.02 at a radius of 10 voxels; the smoothed surface lies slightly inside
       the voxels, so small particles read a few per cent above 1); NaN for a particle that
       touches the volume border (its surface is cut open there, so the ratio would mean
@@ -508,7 +509,8 @@ def _table(parts: list[dict[str, np.ndarray]], lab: Labels, idx: int, *,
     area = g["area"].to_numpy(np.float64)
     out = pd.DataFrame({"id": np.arange(1, len(g) + 1, dtype=np.int64), "voxels": n, "volume": volume})
     out["equivalent_diameter"] = np.cbrt(6.0 * volume / math.pi)
-    out["surface_area"] = area
+    # a particle too small for the smoothed indicator to reach 0.5 has no mesh: not measurable, not 0
+    out["surface_area"] = np.where(area > 0, area, np.nan)
     shape = lab.spatial_shape
     lo = g[["min_z", "min_y", "min_x"]].to_numpy(np.int64)
     hi = g[["max_z", "max_y", "max_x"]].to_numpy(np.int64) + 1

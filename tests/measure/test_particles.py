@@ -311,3 +311,13 @@ def test_only_particles_reaching_beyond_a_crossed_block_s_halo_are_flagged():
     with pytest.warns(UserWarning, match="288 voxel.*belong to no particle"):
         tab = particles(da.from_array(rod, chunks=(12, 14, 10)), max_diameter=10)
     assert tab.voxels.sum() == 648
+
+
+def test_a_particle_too_small_for_a_surface_has_no_area_not_zero():
+    lab = np.zeros((20, 20, 20), np.uint8)
+    lab[3, 3, 3:5] = 2  # two voxels
+    zz, yy, xx = np.mgrid[:20, :20, :20]
+    lab[(zz - 12) ** 2 + (yy - 12) ** 2 + (xx - 12) ** 2 <= 25] = 2  # a ball of radius 5
+    table = particles(lab, split=False).sort_values("voxels")
+    assert np.isnan(table.surface_area.iloc[0]) and np.isnan(table.sphericity.iloc[0])
+    assert table.surface_area.iloc[1] == pytest.approx(4 * np.pi * 5.0 ** 2, rel=0.15)
