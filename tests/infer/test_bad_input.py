@@ -165,3 +165,21 @@ def test_a_volume_too_small_for_the_network_says_so():
     net = models.create("unet3d", patch=(16, 16, 16), channels=(4, 8, 16))
     with pytest.raises(ModelError, match=r"cut to the volume's extent \(2, 2, 2\).*too small"):
         predict(np.zeros((2, 2, 2), np.float32), net)
+
+
+@pytest.mark.parametrize("fov", [None, (16, 16, 12)])
+def test_a_blank_scan_is_refused_by_segment_not_labelled_as_phases(fov):
+    from bigseg import models
+    from bigseg.infer import segment
+
+    net = models.create("unet3d", patch=(16, 16, 16), channels=(4, 8, 16))
+    blank = np.full((16, 32, 32), 1234, np.uint16)
+    with pytest.raises(InputError, match=r"more than one grey value.*Got 1234 at both \(a blank or saturated"):
+        segment(blank, net, fov=fov)
+    scan = blank.copy()
+    scan[:, :4] = 7  # outside a centred circle of radius 12: still blank inside the field of view
+    if fov is not None:
+        with pytest.raises(InputError, match="inside the field of view"):
+            segment(scan, net, fov=fov)
+    scan[:, 10:20, 10:20] = 2000
+    assert segment(scan, net, fov=fov)["labels"].shape == scan.shape
