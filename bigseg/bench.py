@@ -89,7 +89,7 @@ def benchmark(*, size: int = 128, chunks: int = 64, model: str = "default", stag
         from .models import load
 
         net = load(model) if isinstance(model, (str, os.PathLike)) else model
-        segment(np.zeros((32, 32, 32), np.float32), net, **opts)
+        segment(np.linspace(0, 1, 32 ** 3, dtype=np.float32).reshape(32, 32, 32), net, **opts)
     tmp = Path(tempfile.mkdtemp(prefix="bigseg-bench-", dir=workdir))
     n = size ** 3
     result: dict[str, Any] = {"environment": _environment(), "size": size, "chunks": chunks, "model": model,

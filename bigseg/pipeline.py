@@ -226,6 +226,9 @@ class Pipeline:
         """
         self._check_model()  # before any work
         shape = _source_shape(source)
+        if shape is not None and len(shape) not in (3, 4):
+            raise InputError(f"Expected `source` to be a (z, y, x) volume or a (t, z, y, x) series. "
+                             f"Got shape {shape} instead.")
         self._check_temporal(shape)
         self._check_crop_and_truth(shape, truth)
         _check_dest(source, dest)
@@ -257,12 +260,38 @@ class Pipeline:
                              f"Got {tuple(np.shape(truth))} instead.")
 
     def _check_model(self) -> None:
+        """``predict.model`` loads (a checkpoint is read now, never executed) and has the phases
+        ``measure`` names (``phase`` for particles, ``shells``, ``pore`` for tortuosity), before
+        any work."""
+        from .io._volume import DEFAULT_PHASES
+        from .errors import ModelError
+
         model = self.config.predict["model"]
-        if model in ("default", "threshold", "kmeans", "watershed") or not isinstance(model, (str, os.PathLike)):
-            return
-        if not Path(model).is_file():
-            raise ConfigError(f"Expected `predict.model` to be 'default', 'threshold', 'kmeans', 'watershed' or an "
-                              f"existing checkpoint file. Got {str(model)!r} instead.")
+        if model in ("threshold", "kmeans", "watershed"):
+            phases = list(DEFAULT_PHASES)
+        elif isinstance(model, (str, os.PathLike)):
+            from .models import load
+
+            if model != "default" and not Path(model).is_file():
+                raise ConfigError(f"Expected `predict.model` to be 'default', 'threshold', 'kmeans', 'watershed' or "
+                                  f"an existing checkpoint file. Got {str(model)!r} instead.")
+            try:
+                phases = list(load(model).phases)
+            except ModelError as exc:
+                raise ConfigError(f"Expected `predict.model` to be a bigseg checkpoint. Got {str(model)!r}: {exc}") from None
+        else:
+            phases = list(getattr(model, "phases", None) or DEFAULT_PHASES)
+        m = self.config.measure
+        wanted = [("measure.phase", m["phase"])] if m["particles"] else []
+        if m["shells"]:
+            around, of, _ = parse_shells_spec("measure.shells", m["shells"])
+            wanted += [("measure.shells", around), ("measure.shells", of)]
+        if m["tortuosity"]:
+            wanted.append(("measure.tortuosity (of the pore phase)", "pore"))
+        for key, name in wanted:
+            if name not in phases:
+                raise ConfigError(f"Expected `{key}` to name a phase of the model {str(model)!r}: one of {phases}. "
+                                  f"Got {name!r} instead.")
 
     def watch(self, inbox: str | os.PathLike, out: str | os.PathLike, *, interval: float = 30.0,
               settle: float = 10.0, once: bool = False, client: Any = None,

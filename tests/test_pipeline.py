@@ -313,6 +313,31 @@ def test_a_truth_crop_or_dest_that_cannot_work_is_refused_before_anything_is_wri
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c", "scan.npy"]
 
 
+def test_a_model_or_measurement_that_cannot_work_is_refused_before_anything_is_written(tmp_path):
+    from bigseg.errors import ConfigError, InputError
+
+    src = tmp_path / "scan.npy"
+    np.save(src, np.zeros((20, 24, 28), np.float32))
+    for model in ("default", "threshold"):
+        with pytest.raises(ConfigError, match=r"`measure.phase` to name a phase of the model '\w+': one of "
+                                              r"\['pore', 'cbd', 'active'\]. Got 'graphite'"):
+            Pipeline(predict={"model": model}, measure={"phase": "graphite"}).run(str(src), tmp_path / "a")
+    with pytest.raises(ConfigError, match="`measure.shells`.*Got 'binder'"):
+        Pipeline(measure={"shells": "active:binder:5"}).run(str(src), tmp_path / "a")
+    notes = tmp_path / "notes.pt"
+    notes.write_text("not a model")
+    with pytest.raises(ConfigError, match=r"`predict.model` to be a bigseg checkpoint. Got '.*notes.pt'"):
+        Pipeline(predict={"model": str(notes)}).run(str(src), tmp_path / "a")
+    Pipeline(predict={"model": "threshold"}, measure={"phase": "graphite", "particles": False})  # not measured: fine
+    flat = tmp_path / "slice.npy"
+    np.save(flat, np.zeros((24, 28), np.float32))
+    with pytest.raises(InputError, match=r"`source` to be a \(z, y, x\) volume.*Got shape \(24, 28\)"):
+        Pipeline(predict={"model": "threshold"}).run(str(flat), tmp_path / "a")
+    with pytest.raises(InputError, match="`source`"):
+        Pipeline(predict={"model": "threshold"}).run(np.zeros((24, 28), np.float32), tmp_path / "a")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.pt", "scan.npy", "slice.npy"]
+
+
 def test_progress_false_draws_no_bars(tmp_path, capfd):
     img = np.random.default_rng(2).random((10, 12, 14)).astype(np.float32)
     Pipeline(predict={"model": "threshold"}, measure={"particles": False}).run(img, tmp_path / "q", progress=False)

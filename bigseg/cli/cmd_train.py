@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
                       lr_decay=args.lr_decay if args.lr_decay is not None else 0.3, axis=args.axis,
                       val_fraction=args.val_fraction, unlabelled=args.unlabelled, fov=args.fov,
                       fov_margin=args.fov_margin or 0.0, **common)
-    save(model, args.output, half=args.half)
+    save(model, args.output, half=args.half, overwrite=True)  # (an existing output: refused above without --overwrite)
     if args.report:
         with open(args.report, "w") as fh:
             json.dump({"output": args.output, "arch": model.arch, "arch_kwargs": model.arch_kwargs, "patch": list(model.patch),

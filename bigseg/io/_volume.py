@@ -123,8 +123,12 @@ def as_volume(
 ) -> xr.DataArray:
     """Normalise a DataArray, dask or NumPy array to a dask-backed volume.
 
-    Plain arrays get voxel size 1 and unit ``"voxel"``. Raises ``InputError`` naming ``name``
-    when the array is not 3D (or 4D with ``allow_series``). The input is never modified.
+    Plain arrays get voxel size 1 and unit ``"voxel"``. A DataArray's axes are taken by name:
+    z, y, x (t first for a series) in any order come back transposed to that order (its
+    ``attrs["voxel_size"]`` is always (z, y, x)); unnamed ``dim_0, ...`` are taken in order;
+    other names are refused. Raises ``InputError`` naming ``name`` when the array is not 3D (or
+    4D with ``allow_series``), its dims have other names, or its ``voxel_size`` attribute is not
+    one or three positive numbers. The input is never modified.
     """
     allowed = {3, 4} if allow_series else ({ndim} if isinstance(ndim, int) else set(ndim))
     want = " or ".join(f"{n}D" for n in sorted(allowed)) + (" (z, y, x) or (t, z, y, x)" if allowed == {3, 4} else "")
@@ -134,11 +138,11 @@ def as_volume(
                 f"Expected `{name}` to be a {want} volume. "
                 f"Got dims {data.dims} with shape {data.shape} instead."
             )
-        vol = data
-        if not isinstance(vol.data, da.Array):
-            vol = vol.copy(data=da.asarray(vol.data))
-        if "voxel_size" not in vol.attrs:
-            vol = vol.assign_attrs(voxel_size=(1.0, 1.0, 1.0), unit=vol.attrs.get("unit", "voxel"))
+        vol = _named_dims(data, name)
+        vol = vol.copy(deep=False, data=vol.data if isinstance(vol.data, da.Array) else da.asarray(vol.data))
+        given = vol.attrs.get("voxel_size")
+        vol.attrs["voxel_size"] = (1.0, 1.0, 1.0) if given is None else parse_voxel_size(
+            given, name=f"{name}.attrs['voxel_size']")
         vol.attrs.setdefault("unit", "voxel")
     else:
         if not hasattr(data, "shape") or not hasattr(data, "dtype"):
@@ -154,6 +158,23 @@ def as_volume(
     if chunks is not None:
         vol = vol.chunk(dict(zip(vol.dims, parse_chunks(chunks, vol.ndim))))
     return vol
+
+
+_KNOWN_DIMS = ("t", "c", *SPATIAL_DIMS)  # OME-Zarr's order
+
+
+def _named_dims(data: xr.DataArray, name: str) -> xr.DataArray:
+    """A DataArray's axes put in bigseg's order by name: (t,) (c,) z, y, x in any order are
+    transposed (lazily); xarray's unnamed ``dim_0, dim_1, ...`` are taken in that order; other
+    names are refused (a profile along "z" must not run along another axis)."""
+    dims = tuple(str(d) for d in data.dims)
+    if all(d.startswith("dim_") for d in dims) and data.ndim in (3, 4):
+        return data.rename(dict(zip(data.dims, SPATIAL_DIMS if data.ndim == 3 else SERIES_DIMS)))
+    if set(SPATIAL_DIMS) <= set(dims) <= set(_KNOWN_DIMS) and len(set(dims)) == len(dims):
+        order = tuple(d for d in _KNOWN_DIMS if d in dims)
+        return data if dims == order else data.transpose(*order)
+    raise InputError(f"Expected `{name}`'s dims to be named z, y, x (with t first for a series), in any order. "
+                     f"Got dims {data.dims} instead: rename them, e.g. vol.rename({{{dims[-1]!r}: 'x', ...}}).")
 
 
 def like_volume(data: Any, like: xr.DataArray, *, phases: list[str] | None = None, name: str | None = None) -> xr.DataArray:

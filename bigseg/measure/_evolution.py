@@ -96,11 +96,19 @@ def evolution(metrics: xr.Dataset, particles: pd.DataFrame | None = None,
         for i, p in enumerate(phases):
             out[f"iou_{p}"] = ds.iou.values[:, i]
     if particles is not None:
+        if not isinstance(particles, pd.DataFrame) or "touches_border" not in particles.columns:
+            raise InputError("Expected `particles` to be the table of bigseg.measure.particles (with a "
+                             f"'touches_border' column). Got {type(particles).__name__} with columns "
+                             f"{list(getattr(particles, 'columns', []))} instead.")
         tab = particles if "t" in particles.columns else particles.assign(t=out.index[0])
+        steps = particles.attrs.get("t")  # a series' table knows its steps, also those without particles
         unknown = sorted(set(tab["t"]) - set(out.index))
-        if unknown:
+        if unknown or (steps is not None and list(steps) != out.index.to_numpy().tolist()):
             raise InputError(f"Expected `particles` of the same time steps as `metrics` {list(out.index)}. "
-                             f"Got t = {unknown} instead.")
+                             f"Got t = {unknown or list(steps)} instead.")
+        if "unit" in particles.attrs and str(particles.attrs["unit"]) != str(ds.attrs.get("unit", "voxel")):
+            raise InputError(f"Expected `particles` in the unit of `metrics` ({ds.attrs.get('unit', 'voxel')!r}). "
+                             f"Got {particles.attrs['unit']!r} instead: measured on another volume?")
         inside = tab[~tab["touches_border"].astype(bool)]
         out["particles"] = tab.groupby("t").size().reindex(out.index, fill_value=0)
         out["particles_inside"] = inside.groupby("t").size().reindex(out.index, fill_value=0)

@@ -331,6 +331,8 @@ def particles(labels: Any, *, phase: str | int = "active", intensity: Any = None
                           "configuration: `measure.max_diameter`; command line: `--max-diameter`).", stacklevel=2)
     out.attrs.update(unit=lab.unit, voxel_size=list(lab.voxel_size), phase=lab.phases[idx], split=bool(split),
                      max_diameter=depth, h=h, surface_area_method="marching_cubes")
+    if lab.series:  # the series' steps, even those without a particle
+        out.attrs["t"] = (lab.vol.coords["t"].values if "t" in lab.vol.coords else np.arange(lab.vol.sizes["t"])).tolist()
     return out
 
 

@@ -14,6 +14,7 @@ import copy
 import hashlib
 import json
 import os
+import secrets
 from importlib import resources
 from typing import Any, Callable
 
@@ -196,17 +197,23 @@ def create(
     return Model(arch, phases=phases, patch=patch, normalization=normalization, provenance=provenance, arch_kwargs=arch_kwargs)
 
 
-def save(model: Model, path: str | os.PathLike, *, overwrite: bool = True, half: bool = False) -> str:
+def save(model: Model, path: str | os.PathLike, *, overwrite: bool = False, half: bool = False) -> str:
     """Write ``model`` to ``path`` in the safe checkpoint format; returns the path.
 
-    Weights are stored as float32 tensors, or float16 with ``half=True`` (half the size; they
-    are cast back to float32 on load, so outputs differ by float16 rounding of the weights)."""
+    An existing file is replaced only with ``overwrite=True``; the file appears whole or not at
+    all (written beside it, then renamed). Weights are stored as float32 tensors, or float16
+    with ``half=True`` (half the size; they are cast back to float32 on load, so outputs differ
+    by float16 rounding of the weights)."""
+    from ..errors import InputError, OutputExistsError
+
     if not isinstance(model, Model):
         raise ModelError(f"Expected `model` to be a bigseg Model. Got {type(model).__name__} instead.")
+    if not isinstance(path, (str, os.PathLike)):
+        raise InputError(f"Expected `path` to be a file path (e.g. model.pt). Got {type(path).__name__} instead.")
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise InputError(f"Expected `path` to be a file path (e.g. model.pt). Got {path!r}, a folder.")
     if os.path.exists(path) and not overwrite:
-        from ..errors import OutputExistsError
-
         raise OutputExistsError(f"Expected `path` {path!r} not to exist (pass overwrite=True). It exists.")
     state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     if half:
@@ -214,9 +221,13 @@ def save(model: Model, path: str | os.PathLike, *, overwrite: bool = True, half:
     blob = {"format": FORMAT, "version": VERSION, "meta": json.dumps(model.metadata(), sort_keys=True), "state": state}
     d = os.path.dirname(os.path.abspath(path))
     os.makedirs(d, exist_ok=True)
-    tmp = path + ".tmp"
-    torch.save(blob, tmp)
-    os.replace(tmp, path)
+    tmp = os.path.join(d, f".{os.path.basename(path)}.{os.getpid()}-{secrets.token_hex(4)}.partial")  # umask's mode
+    try:
+        torch.save(blob, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
     return path
 
 
@@ -228,6 +239,9 @@ def _read(fh: Any, where: str) -> dict:
         if "TorchScript" in str(exc):
             detail = ("it is a TorchScript archive (code, not weights): if you trust it, pass "
                       "torch.jit.load(path) to predict(..., patch=...) instead")
+        elif "weights_only" not in str(exc).lower().replace(" ", "_"):  # not refused: not a checkpoint at all
+            raise ModelError(f"Expected a bigseg checkpoint at {where}. Got a file torch.load cannot read "
+                             f"({type(exc).__name__}): a file of another kind, or one cut short?") from None
         raise ModelError(f"Expected a safe bigseg checkpoint at {where}. It could not be read safely: {detail}") from None
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise ModelError(f"Expected a bigseg checkpoint (format {FORMAT!r}) at {where}. Got something else.")

@@ -119,7 +119,7 @@ def finish_model(model: Model, hist: Any, opts: dict[str, Any], data: Any, score
 
 def _checkpointer(model: Model):
     def write(path: str, epoch: int) -> None:
-        save(model, path)  # state_dict tensors are copied to the CPU
+        save(model, path, overwrite=True)  # each epoch replaces the last; tensors copied to the CPU
 
     return write
 

@@ -80,3 +80,33 @@ def test_bad_options():
         probability_uncertainty(np.zeros((3, 4, 4, 4), np.float32), threshold=1.5)
     with pytest.raises(InputError, match="`probabilities` to be floating"):
         probability_uncertainty(np.zeros((3, 4, 4, 4), np.uint8))
+
+
+def test_axes_are_taken_by_name_not_by_position():
+    import xarray as xr
+
+    from bigseg.measure import profile
+
+    rng = np.random.default_rng(0)
+    lab = (rng.random((6, 8, 10)) < np.linspace(0.1, 0.9, 6)[:, None, None]).astype(np.uint8)  # grows along z
+    ref = profile(xr.DataArray(lab, dims=("z", "y", "x")), axis="z")
+    swapped = xr.DataArray(lab.transpose(2, 1, 0), dims=("x", "y", "z"))
+    np.testing.assert_allclose(profile(swapped, axis="z").values, ref.values)
+    np.testing.assert_allclose(profile(xr.DataArray(lab), axis="z").values, ref.values)  # dim_0.. in order
+    with pytest.raises(InputError, match=r"`labels`'s dims to be named z, y, x.*\('a', 'b', 'c'\)"):
+        profile(xr.DataArray(lab, dims=("a", "b", "c")), axis="z")
+    assert swapped.dims == ("x", "y", "z")  # the input is left as it was
+
+
+@pytest.mark.parametrize("vs", [-1.0, (50, 50), "abc", (1, 0, 1)])
+def test_a_bad_voxel_size_attribute_is_refused_by_name(vs, tmp_path):
+    import xarray as xr
+
+    from bigseg.io import save_volume
+
+    lab = xr.DataArray(np.zeros((4, 5, 6), np.uint8), dims=("z", "y", "x"), attrs={"voxel_size": vs})
+    with pytest.raises(InputError, match=r"`labels.attrs\['voxel_size'\]`"):
+        volume_fractions(lab)
+    with pytest.raises(InputError, match=r"`data.attrs\['voxel_size'\]`"):
+        save_volume(lab.astype(np.float32), tmp_path / "v.ome.zarr")
+    assert not (tmp_path / "v.ome.zarr").exists()

@@ -97,3 +97,20 @@ def test_a_step_without_particles():
     assert list(ev.particles_continued[1:]) == [0, 0]  # nothing carries a track over the empty scan
     ids = measure.particle_labels(lab, max_diameter=32).compute()
     assert not ids[1].any() and set(np.unique(ids[2])) - {0} == set(tab[tab.t == 2].track)
+
+
+def test_a_particle_table_of_another_series_is_refused(series):
+    lab, _ = series
+    metrics = measure.summary(lab)
+    tab = measure.particles(lab, max_diameter=32)
+    assert tab.attrs["t"] == lab.t.values.tolist()
+    shorter = measure.particles(lab.isel(t=slice(0, 2)), max_diameter=32)  # its steps are all in `metrics`
+    with pytest.raises(InputError, match=r"`particles` of the same time steps as `metrics` \[0, 1, 2\]. Got t = \[0, 1\]"):
+        measure.evolution(metrics, shorter)
+    with pytest.raises(InputError, match=r"'touches_border' column\). Got DataFrame with columns \['t', 'id'\]"):
+        measure.evolution(metrics, tab[["t", "id"]])
+    other = tab.copy()
+    other.attrs["unit"] = "um"
+    with pytest.raises(InputError, match=r"in the unit of `metrics` \('nm'\). Got 'um'"):
+        measure.evolution(metrics, other)
+    assert measure.evolution(metrics, tab)["particles"].sum() == len(tab)

@@ -101,6 +101,24 @@ def test_save_half_is_smaller_and_close(tmp_path):
         np.testing.assert_allclose(models.load(b)(x).numpy(), m(x).numpy(), atol=5e-2)
 
 
+def test_save_keeps_an_existing_file_unless_told_and_leaves_nothing_half_written(tmp_path):
+    from bigseg.errors import InputError, OutputExistsError
+
+    m = models.create("unet3d", channels=(2, 4), patch=(8, 8, 8))
+    path = models.save(m, tmp_path / "m.pt")
+    before = open(path, "rb").read()
+    with pytest.raises(OutputExistsError, match=r"`path` .*m.pt' not to exist \(pass overwrite=True\)"):
+        models.save(models.create("unet3d", channels=(2, 4), patch=(8, 8, 8)), path)
+    assert open(path, "rb").read() == before
+    models.save(m, path, overwrite=True)
+    (tmp_path / "ref").write_text("")
+    assert os.stat(path).st_mode & 0o777 == os.stat(tmp_path / "ref").st_mode & 0o777  # the umask's, as any new file
+    (tmp_path / "dir.pt").mkdir()
+    with pytest.raises(InputError, match=r"`path` to be a file path.*dir.pt', a folder"):
+        models.save(m, tmp_path / "dir.pt", overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir.pt", "m.pt", "ref"]
+
+
 def test_checkpoint_key_stable_across_instances():
     torch.manual_seed(1)
     a = models.create("lrcsnet", kernels=4)
@@ -148,6 +166,14 @@ def test_load_errors(tmp_path):
         models.load(p)
     with pytest.raises(ModelError):
         models.load(3)
+    junk = tmp_path / "notes.pt"
+    junk.write_text("hello")
+    cut = tmp_path / "cut.pt"
+    models.save(models.create("unet3d", patch=(8, 8, 8), channels=(2, 4)), tmp_path / "whole.pt")
+    cut.write_bytes((tmp_path / "whole.pt").read_bytes()[:2000])
+    for bad in (junk, cut):  # not refused as unsafe: not a checkpoint at all, said without torch's internals
+        with pytest.raises(ModelError, match=r"a file torch.load cannot read \(\w+\): a file of another kind"):
+            models.load(bad)
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
