@@ -12,7 +12,8 @@ import xarray as xr
 
 from .._parse import parse_phases, parse_positive_float, parse_positive_int, parse_tuple
 from ..errors import InputError
-from ..io._volume import DEFAULT_PHASES, UNLABELLED, UNLABELLED_HINT, as_volume, frame_arrays, sparse_labels, warn_unmarked
+from ..io._volume import (DEFAULT_PHASES, UNLABELLED, as_volume, frame_arrays, given_values, label_values_error,
+                          sparse_labels, warn_unmarked)
 from ..kernels.features import feature_halo, feature_names, multiscale_features
 from ..ops import map_overlap_exact, to_numpy
 from ..ops._overlap import min_chunks
@@ -107,7 +108,8 @@ def random_forest(vol: Any, labels: Any, *, sigmas: Sequence[float] = DEFAULT_SI
     if ldata.dtype != np.uint8:
         lmin, lmax = compute(ldata.min(), ldata.max(), progress=False)
         if lmin < 0 or (lmax > 254 and lmax != UNLABELLED):
-            raise InputError(f"Expected `labels` values in [0, 254] or 255 (unlabelled). Got values in [{lmin}, {lmax}] instead.")
+            raise InputError(f"Expected `labels` values in [0, 254] or 255 (unlabelled). Got values in "
+                             f"[{given_values([lmin], lab)[0]}, {given_values([lmax], lab)[0]}] instead.")
         ldata = ldata.astype(np.uint8)
     depth = feature_halo(sigmas)
     # one (image, labels) pair per frame: a series trains one forest on the labels of all frames
@@ -124,13 +126,17 @@ def random_forest(vol: Any, labels: Any, *, sigmas: Sequence[float] = DEFAULT_SI
     if present.size == 0:
         raise InputError("Expected `labels` to hold labelled voxels (values other than 255). Got none instead.")
     n_classes = int(present.max()) + 1
-    warn_unmarked(counts)
+    if phases is None:  # phases numbered 0, 1, ... without a gap (a gap: stray values, said as given)
+        n_classes = int(np.flatnonzero(counts[:UNLABELLED] == 0)[0]) if (counts[:UNLABELLED] == 0).any() else UNLABELLED
+        if present.max() >= n_classes:
+            raise label_values_error(present[present >= n_classes].tolist(), n_classes, lab,
+                                     phases=DEFAULT_PHASES[:n_classes] if n_classes <= len(DEFAULT_PHASES) else None)
+    warn_unmarked(counts, unlabelled=lab.attrs.get("unlabelled_value", UNLABELLED))
     if phases is None:
         phases = list(DEFAULT_PHASES) if n_classes <= len(DEFAULT_PHASES) else [f"phase{i}" for i in range(n_classes)]
     phases = parse_phases(phases)
     if n_classes > len(phases):
-        raise InputError(f"Expected `labels` values below {len(phases)} (phases {phases}) or 255. Got {n_classes - 1} instead"
-                         f"{UNLABELLED_HINT if n_classes - 1 == len(phases) else ''}.")
+        raise label_values_error(present[present >= len(phases)].tolist(), len(phases), lab, phases=phases)
     missing = [phases[i] for i in range(len(phases)) if counts[i] == 0]
     if missing:
         raise InputError(f"Expected every phase to have labelled voxels. Got none for {missing} "

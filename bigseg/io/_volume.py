@@ -282,13 +282,20 @@ UNLABELLED_HINT = ("; if 0 marks the unannotated voxels and the classes count fr
                    "label exports), pass `unlabelled=0` (command line: --unlabelled 0)")
 
 
-def warn_unmarked(counts: np.ndarray, *, name: str = "labels") -> None:
+def warn_unmarked(counts: np.ndarray, *, name: str = "labels", unlabelled: int = UNLABELLED) -> None:
     """Warn when training labels (``counts``: voxels per value 0..255) hold no unlabelled voxel
     (255) while value 0 fills most of the volume: likely annotations whose 0 means "not
-    annotated", which would otherwise train silently as phase 0."""
+    annotated", which would otherwise train silently as phase 0; or when the value given as
+    ``unlabelled`` (:func:`sparse_labels`) marks no voxel at all (every voxel then trains, its
+    classes shifted down by one)."""
     import warnings
 
     total = int(counts.sum())
+    if total and unlabelled != UNLABELLED and int(counts[UNLABELLED]) == 0:
+        warnings.warn(f"`unlabelled`={unlabelled} marks no voxel of `{name}`: every voxel trains, and the values above "
+                      f"{unlabelled} are taken as phases one lower. Leave `unlabelled` out if {UNLABELLED} marks the "
+                      "unannotated voxels.", UserWarning, stacklevel=3)
+        return
     if total and int(counts[UNLABELLED]) == 0 and int(counts[0]) > total // 2:
         warnings.warn(f"`{name}` hold no unlabelled voxel (255) and value 0 fills {100 * int(counts[0]) / total:.0f} % of "
                       f"them: each of those voxels trains as phase 0{UNLABELLED_HINT}.", UserWarning, stacklevel=3)
@@ -322,4 +329,25 @@ def sparse_labels(labels: Any, unlabelled: Any = UNLABELLED, *, name: str = "lab
     lut[u] = UNLABELLED
     dtype = np.promote_types(vol.dtype, np.uint8)
     data = vol.data.map_blocks(_relabel_block, lut, dtype, dtype=dtype)
-    return vol.copy(data=data)
+    out = vol.copy(data=data)
+    out.attrs["unlabelled_value"] = u  # what the values were: see given_values
+    return out
+
+
+def given_values(values: Any, labels: Any) -> list[int]:
+    """Label values as the user gave them, before :func:`sparse_labels` moved the values above
+    ``unlabelled`` down by one (for messages about out-of-range values)."""
+    u = getattr(labels, "attrs", {}).get("unlabelled_value", UNLABELLED)
+    return [int(v) + 1 if u != UNLABELLED and 0 <= int(v) < UNLABELLED and int(v) >= u else int(v) for v in values]
+
+
+def label_values_error(bad: Any, n_classes: int, labels: Any, *, phases: Any = None) -> InputError:
+    """The refusal of sparse training labels holding ``bad`` values (as stored, after
+    :func:`sparse_labels`) beyond ``n_classes`` phases, stated in the values the user gave."""
+    u = getattr(labels, "attrs", {}).get("unlabelled_value", UNLABELLED)
+    allowed = given_values(range(n_classes), labels)
+    shown = given_values(list(bad)[:5], labels)
+    named = f" (phases {list(phases)})" if phases is not None else ""
+    hint = UNLABELLED_HINT if u == UNLABELLED and n_classes in shown else ""
+    return InputError(f"Expected `labels` values {', '.join(map(str, allowed))}{named} or {u} (unlabelled). "
+                      f"Got {shown} instead{hint}.")

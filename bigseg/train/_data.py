@@ -9,7 +9,7 @@ import torch
 
 from ..errors import InputError
 from ..io import UNLABELLED, as_volume
-from ..io._volume import UNLABELLED_HINT, warn_unmarked
+from ..io._volume import label_values_error, warn_unmarked
 from ._loss import confusion
 
 __all__ = ["normalize_image", "load_pair", "split_validation", "PatchSampler", "patch_windows"]
@@ -58,11 +58,9 @@ def load_pair(image: Any, labels: Any, n_classes: int) -> tuple[np.ndarray, np.n
     lab_np = np.asarray(lab.data.compute() if hasattr(lab.data, "compute") else lab.data)
     bad = (lab_np != UNLABELLED) & ((lab_np < 0) | (lab_np >= n_classes))
     if bad.any():
-        vals = np.unique(lab_np[bad])[:5].tolist()
-        raise InputError(f"Expected label values in [0, {n_classes}) or {UNLABELLED} (unlabelled). Got {vals} instead"
-                         f"{UNLABELLED_HINT if n_classes in vals else ''}.")
+        raise label_values_error(np.unique(lab_np[bad])[:5].tolist(), n_classes, lab)
     lab_np = lab_np.astype(np.uint8)
-    warn_unmarked(np.bincount(lab_np.ravel(), minlength=256))
+    warn_unmarked(np.bincount(lab_np.ravel(), minlength=256), unlabelled=lab.attrs.get("unlabelled_value", UNLABELLED))
     if not (lab_np != UNLABELLED).any():
         raise InputError("Expected `labels` to contain labelled voxels (values other than 255). Got none.")
     img_np = np.asarray(img.data.compute() if hasattr(img.data, "compute") else img.data, dtype=np.float32)

@@ -120,6 +120,13 @@ def test_feature_halo_makes_random_forest_chunking_invariant(ph):
     np.testing.assert_array_equal(c, b)
     with pytest.warns(UserWarning, match="value 0 fills .* % of them: each of those voxels trains as phase 0.*unlabelled=0"):
         bb.random_forest(grey, exported, **kw)  # read as 255-convention: "not annotated" would be a phase
+    stray = exported.copy()
+    stray[20, 0, :2] = (9, 255)  # said as given, not as moved down by `unlabelled=0` (8, 254)
+    with pytest.raises(InputError, match=r"values 1, 2, 3 \(phases \['pore', 'cbd', 'active'\]\) or 0 \(unlabelled\)\. "
+                                         r"Got \[9, 255\] instead\.$"):
+        bb.random_forest(grey, stray, unlabelled=0, **kw)
+    with pytest.warns(UserWarning, match="`unlabelled`=0 marks no voxel"):
+        bb.random_forest(grey, truth.astype(np.uint8) + 1, unlabelled=0, **kw)  # dense, from 1: nothing marked 0
 
 
 def test_multiscale_features_blockwise_exact():

@@ -209,7 +209,7 @@ def test_bad_input_is_refused_before_work(pair):
     img, lab, sparse = pair
     bad = sparse.copy()
     bad[0, 0, 0] = 7
-    with pytest.raises(InputError, match="label values"):
+    with pytest.raises(InputError, match=r"`labels` values 0, 1, 2 or 255 \(unlabelled\). Got \[7\]"):
         bigseg.train(img, bad, epochs=1)
     with pytest.raises(InputError, match="same shape"):
         bigseg.train(img[:5], sparse, epochs=1)
@@ -232,6 +232,13 @@ def test_bad_input_is_refused_before_work(pair):
         bigseg.train(img, exported, epochs=1)
     with pytest.raises(InputError, match="`unlabelled`"):
         bigseg.train(img, exported, unlabelled=-1)
+    stray = exported.copy()
+    stray[0, 0, :3] = (7, 255, 9)  # said as given, not as moved down by `unlabelled=0` (6, 254, 8)
+    with pytest.raises(InputError, match=r"values 1, 2, 3 or 0 \(unlabelled\). Got \[7, 9, 255\] instead\.$"):
+        bigseg.train(img, stray, unlabelled=0, epochs=1)
+    with pytest.warns(UserWarning, match="`unlabelled`=0 marks no voxel of `labels`: every voxel trains"):
+        bigseg.train(img, lab.astype(np.uint8) + 1, unlabelled=0, arch_kwargs=TINY, patch=(32, 32), epochs=1,
+                     steps_per_epoch=1, augment=False, progress=False)  # dense, from 1: nothing is marked 0
 
 
 def test_annotations_with_classes_from_1_train_as_the_same_labels(pair):
