@@ -117,6 +117,23 @@ def finish_model(model: Model, hist: Any, opts: dict[str, Any], data: Any, score
     return model
 
 
+def _patch_inside(patch: tuple[int, ...], shape: tuple[int, ...], axis: int, *, given: bool) -> tuple[int, ...]:
+    """A training patch inside the image: (y, x) of the planes across ``axis`` for a 2D model,
+    (z, y, x) for a 3D one (a larger patch would train mostly on padding). The default patch
+    (or ``init``'s) is cut to the image (multiples of 8); a ``patch`` given that does not fit is
+    refused, before any work."""
+    extent = tuple(n for a, n in enumerate(shape) if a != axis) if len(patch) == 2 else tuple(shape)
+    if len(extent) != len(patch) or all(p <= n for p, n in zip(patch, extent)):
+        return patch
+    fits = tuple(min(p, n // 8 * 8) for p, n in zip(patch, extent))
+    if min(fits) >= 8 and not given:
+        return fits
+    what = "the planes across `axis`" if len(patch) == 2 else "the image"
+    advice = (f"pass patch={fits}" if min(fits) >= 8 else
+              "the image is too small to train on (each patch axis needs at least 8 voxels)")
+    raise InputError(f"Expected `patch` to fit inside {what}, {extent}. Got {patch} instead: {advice}.")
+
+
 def _checkpointer(model: Model):
     def write(path: str, epoch: int) -> None:
         save(model, path, overwrite=True)  # each epoch replaces the last; tensors copied to the CPU
@@ -171,7 +188,8 @@ def train(
     batch_size : patches per step (the paper favours small batches)
     init : Model / "default" / path to fine-tune: all its weights are copied (transfer
         learning), its architecture is kept
-    patch : (y, x) for 2D, (z, y, x) for 3D; default 128² / 48³ or ``init.patch``
+    patch : (y, x) for 2D, (z, y, x) for 3D; default 128² / 48³ or ``init.patch``, cut to the image
+        (multiples of 8); a patch given must fit inside the image
     phases : names of the label values; default the labels' ``attrs["phases"]`` or
         pore, cbd, active
     axis : axis of the annotated slices (2D models see planes perpendicular to it)
@@ -232,6 +250,7 @@ def train(
     axis = parse_in_range("axis", axis, 0, 2, closed="both")
     axis = int(axis)
     val_fraction = parse_in_range("val_fraction", val_fraction, 0.0, 1.0, closed="left")
+    opts["patch"] = _patch_inside(opts["patch"], tuple(np.shape(image))[-3:], axis, given=patch is not None)
     if phases is None:
         phases = getattr(labels, "attrs", {}).get("phases") or (opts["init"].phases if opts["init"] is not None else DEFAULT_PHASES)
     phases = parse_phases(phases)

@@ -223,6 +223,12 @@ def test_bad_input_is_refused_before_work(pair):
         bigseg.train(img, sparse, amp="fp16", device="cpu")
     with pytest.raises(InputError, match="patch"):
         bigseg.train(img, sparse, patch=(4, 4))
+    too_big = tuple(n + 8 for n in img.shape[1:])  # would train mostly on padding
+    with pytest.raises(InputError, match=r"`patch` to fit inside the planes across `axis`, \(%d, %d\)\. Got \(%d, %d\) "
+                                         r"instead: pass patch=\(" % (*img.shape[1:], *too_big)):
+        bigseg.train(img, sparse, patch=too_big)
+    with pytest.raises(InputError, match=r"`patch` to fit inside the image.*too small to train on"):
+        bigseg.train(img[:4], sparse[:4], arch="unet3d", patch=(16, 16, 16))
     with pytest.raises(ModelError, match="init"):
         bigseg.train(img, sparse, init=3)
     with pytest.raises(InputError, match="None"):
