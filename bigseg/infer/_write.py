@@ -102,12 +102,13 @@ def write_prediction(
         out["labels"] = save_labels(lab, image_path, name=name, phases=phases, levels=levels, overwrite=overwrite, progress=False)
         extra: dict[str, Any] = {}
         if "probabilities" in st:
-            dims = tuple("c" if d == "phase" else d for d in ds["probabilities"].dims)  # (t,) c, z, y, x
-            prob = xr.DataArray(st["probabilities"].data, dims=dims, name=f"{name}_probabilities",
+            # (t,) phase, z, y, x: stored as OME-Zarr's channel axis c, the phase names kept
+            prob = xr.DataArray(st["probabilities"].data, dims=ds["probabilities"].dims, coords={"phase": phases},
+                                name=f"{name}_probabilities",
                                 attrs={"voxel_size": image.attrs["voxel_size"], "unit": image.attrs["unit"]})
             out["probabilities"] = save_volume(prob, dests["probabilities"], overwrite=overwrite, progress=False)
             g = zarr.open_group(out["probabilities"], mode="a")
-            g.attrs["bigseg"] = {**dict(g.attrs.get("bigseg", {})), "channels": phases, "probabilities_of": name}
+            g.attrs["bigseg"] = {**dict(g.attrs.get("bigseg", {})), "probabilities_of": name}
             extra["probabilities"] = dests["probabilities"].name
         if "uncertainty" in st:
             unc = xr.DataArray(st["uncertainty"].data, dims=ds["uncertainty"].dims, name=f"{name}_uncertainty",

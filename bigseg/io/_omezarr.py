@@ -195,6 +195,7 @@ def _write_multiscale(
         **({"phases": list(phases)} if phases is not None else {}),
         **({"times": times} if times is not None else {}),
         **({"source_region": vol.attrs["source_region"]} if "source_region" in vol.attrs else {}),
+        **({"channels": list(vol.attrs["channels"])} if "channels" in vol.attrs and "c" in dims else {}),
     }
 
 
@@ -213,6 +214,11 @@ def _prepare(
     data: Any, *, chunks: Any, voxel_size: Any, phases: Any, unit: str | None
 ) -> tuple[xr.DataArray, tuple[int, ...]]:
     vol = as_volume(data, name="data", ndim=(3, 4, 5))  # (t,) (c,) z, y, x
+    if "phase" in vol.dims:  # probabilities: one channel per phase, their names kept (open_volume gives them back)
+        names = [str(v) for v in vol.coords["phase"].values] if "phase" in vol.coords else None
+        vol = vol.drop_vars("phase", errors="ignore").rename(phase="c")
+        if names is not None:
+            vol.attrs["channels"] = names
     attrs = dict(vol.attrs)
     # where the first voxel lies, in voxels of the grid it is given on (a box cut from a scan)
     first = [o / v for o, v in zip(origin_of(vol), attrs.get("voxel_size", (1.0, 1.0, 1.0)))]
@@ -454,6 +460,10 @@ def open_volume(path: str | os.PathLike, *, level: int = 0, label: str | None = 
     times = bs.get("times")
     if "t" in vol.dims and times is not None and len(times) == vol.sizes["t"]:
         vol = vol.assign_coords(t=np.asarray(times, np.float64))
+    channels = bs.get("channels")
+    if "c" in vol.dims and channels is not None and len(channels) == vol.sizes["c"]:  # probabilities per phase
+        vol = vol.rename(c="phase").assign_coords(phase=list(channels))
+    vol.attrs.update({k: bs[k] for k in ("probabilities_of", "uncertainty_of", "method") if bs.get(k) is not None})
     vol.attrs["source"] = str(p)
     return vol
 

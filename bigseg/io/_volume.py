@@ -160,7 +160,7 @@ def as_volume(
     return vol
 
 
-_KNOWN_DIMS = ("t", "c", *SPATIAL_DIMS)  # OME-Zarr's order
+_KNOWN_DIMS = ("t", "c", "phase", *SPATIAL_DIMS)  # OME-Zarr's order ("phase": a channel per phase, as predict gives)
 
 
 def _named_dims(data: xr.DataArray, name: str) -> xr.DataArray:
@@ -170,7 +170,7 @@ def _named_dims(data: xr.DataArray, name: str) -> xr.DataArray:
     dims = tuple(str(d) for d in data.dims)
     if all(d.startswith("dim_") for d in dims) and data.ndim in (3, 4):
         return data.rename(dict(zip(data.dims, SPATIAL_DIMS if data.ndim == 3 else SERIES_DIMS)))
-    if set(SPATIAL_DIMS) <= set(dims) <= set(_KNOWN_DIMS) and len(set(dims)) == len(dims):
+    if set(SPATIAL_DIMS) <= set(dims) <= set(_KNOWN_DIMS) and len(set(dims)) == len(dims) and not {"c", "phase"} <= set(dims):
         order = tuple(d for d in _KNOWN_DIMS if d in dims)
         return data if dims == order else data.transpose(*order)
     raise InputError(f"Expected `{name}`'s dims to be named z, y, x (with t first for a series), in any order. "

@@ -31,7 +31,11 @@ def test_segment_default_model_equals_api(scan, capsys):
     np.testing.assert_array_equal(lab.values, ref)
     prob = open_volume(path / "labels" / "net_probabilities")
     assert prob.shape == (3, *truth.shape)
+    assert prob.dims == ("phase", "z", "y", "x") and list(prob.phase.values) == ["pore", "cbd", "active"]
+    assert prob.attrs["probabilities_of"] == "net"  # as predict gives them: a phase is picked by name
+    np.testing.assert_array_equal(prob.sel(phase="cbd").values, prob.values[1])
     np.testing.assert_allclose(np.asarray(prob.values, np.float32).sum(0), 1, atol=5e-3)
+    assert open_volume(path / "labels" / "net_uncertainty").attrs["uncertainty_of"] == "net"
     unc = np.asarray(open_volume(path / "labels" / "net_uncertainty").values, np.float32)
     assert unc.shape == truth.shape and 0 <= unc.min() and unc.max() <= np.log(3) + 1e-2
     # better than chance on every phase of the exact truth

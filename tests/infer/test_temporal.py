@@ -148,7 +148,7 @@ def test_cli_segment_temporal(tmp_path, capsys):
     lab = open_volume(src / "labels" / "segmentation").values
     want = segment(image, "default", temporal=1).labels.values
     assert (lab == want).mean() > 0.995  # stored as float16 between the passes
-    assert open_volume(src / "labels" / "segmentation_probabilities").dims == ("t", "c", "z", "y", "x")
+    assert open_volume(src / "labels" / "segmentation_probabilities").dims == ("t", "phase", "z", "y", "x")
     assert not list(src.rglob(".temporal*"))
     assert main(["segment", str(src), "--method", "threshold", "--temporal", "1", "--name", "t"]) == 2
     assert "`--temporal` only with --model" in capsys.readouterr().err

@@ -149,3 +149,19 @@ def test_sparse_labels_from_annotations_whose_classes_count_from_1():
             sparse_labels(ann, bad)
     with pytest.raises(InputError, match="integer"):
         sparse_labels(ann.astype(np.float32), 0)
+
+
+def test_probabilities_keep_their_phase_names_through_a_store(tmp_path):
+    import xarray as xr
+
+    from bigseg.io import open_volume, save_volume
+
+    p = np.random.default_rng(0).random((3, 4, 5, 6)).astype(np.float32)
+    prob = xr.DataArray(p, dims=("phase", "z", "y", "x"), coords={"phase": ["pore", "cbd", "active"]})
+    back = open_volume(save_volume(prob, tmp_path / "p.ome.zarr"))
+    assert back.dims == ("phase", "z", "y", "x") and list(back.phase.values) == ["pore", "cbd", "active"]
+    np.testing.assert_array_equal(back.sel(phase="active").values, p[2])
+    again = open_volume(save_volume(back, tmp_path / "q.ome.zarr"))  # and again, as it came back
+    assert list(again.phase.values) == ["pore", "cbd", "active"]
+    plain = open_volume(save_volume(xr.DataArray(p, dims=("c", "z", "y", "x")), tmp_path / "c.ome.zarr"))
+    assert plain.dims == ("c", "z", "y", "x")  # channels without names stay OME-Zarr's c
