@@ -39,7 +39,8 @@ def transitions(labels: Any, *, phases: Any = None, progress: bool = False) -> x
     out = (counts / total).rename(truth_phase="from_phase", pred_phase="to_phase")
     out = out.assign_coords(t=lab["t"].values[1:])
     out.name = "transitions"
-    out.attrs = {"units": "volume fraction", "voxels": int(total.values[0]),
+    out.attrs = {"units": "1", "long_name": "fraction of the volume that changed from from_phase to to_phase",
+                 "voxels": int(total.values[0]),
                  **{k: v for k, v in counts.attrs.items() if k in ("voxel_size", "unit", "shape")}}
     return out
 

@@ -263,6 +263,7 @@ def agreement(segmentations: Sequence[Any], *, truth: Any = None, phases: Any = 
         for name in ("iou", "dice", "precision", "recall", "accuracy"):
             lead = ("t",) if ref.series else ()
             ds[name] = sc[name].transpose(*lead, "segmentation", ...).assign_coords(segmentation=np.arange(s))
+            ds[name].attrs = {"units": "1"}
     ds.attrs.update(segmentations=s, **_common_attrs(ref))
     return ds
 

@@ -54,8 +54,10 @@ def spread(results: Sequence[xr.Dataset | xr.DataArray], *, dim: str = "sample")
         if not np.issubdtype(var.dtype, np.number):
             continue
         v = var.astype(np.float64)
-        out[f"{name}_mean"] = v.mean(dim).assign_attrs(var.attrs)
-        out[f"{name}_std"] = v.std(dim, ddof=1).assign_attrs(var.attrs)
+        what = var.attrs.get("long_name", name)
+        out[f"{name}_mean"] = v.mean(dim).assign_attrs({**var.attrs, "long_name": f"mean of {what} over {dim}s"})
+        out[f"{name}_std"] = v.std(dim, ddof=1).assign_attrs(
+            {**var.attrs, "long_name": f"sample standard deviation (n - 1) of {what} over {dim}s"})
     out.attrs.update({k: v for k, v in stacked.attrs.items() if k != "note"}, samples=len(items))
     return out
 

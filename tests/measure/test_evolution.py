@@ -114,3 +114,13 @@ def test_a_particle_table_of_another_series_is_refused(series):
     with pytest.raises(InputError, match=r"in the unit of `metrics` \('nm'\). Got 'um'"):
         measure.evolution(metrics, other)
     assert measure.evolution(metrics, tab)["particles"].sum() == len(tab)
+
+
+def test_units_are_stated(series):
+    lab, truth = series
+    assert measure.transitions(lab).attrs["units"] == "1"
+    ag = measure.agreement([lab, truth], truth=truth)
+    assert all(ag[v].attrs.get("units") == "1" for v in ("iou", "dice", "precision", "recall", "volume_fraction"))
+    sp = measure.spread([measure.volume_fractions(lab), measure.volume_fractions(truth)])
+    assert sp["volume_fraction_std"].attrs["long_name"].startswith("sample standard deviation (n - 1) of")
+    assert sp["volume_fraction_mean"].attrs["units"] == "1"
