@@ -326,10 +326,12 @@ class Pipeline:
         inbox, out = Path(inbox), Path(out)
         if not inbox.is_dir():
             raise InputError(f"Expected `inbox` to be an existing folder. Got {str(inbox)!r} instead.")
+        self._check_model()  # a configuration no scan could run with: refused now, not once per scan
         out.mkdir(parents=True, exist_ok=True)
         ledger_path = out / "watch.json"
         ledger: dict[str, dict[str, Any]] = json.loads(ledger_path.read_text()) if ledger_path.exists() else {}
-        print(f"[watch] {inbox} -> {out} (every {interval:g} s; Ctrl-C stops)", file=sys.stderr, flush=True)
+        how = "once: the scans there now" if once else f"every {interval:g} s; Ctrl-C stops"
+        print(f"[watch] {inbox} -> {out} ({how})", file=sys.stderr, flush=True)
         # one watch at a time into out (a run into one of its scans' folders is refused too, by that run)
         with bars(progress), held(out, argument="out", inside=True), _client_context(client):  # one cluster
             return self._watch(inbox, out, ledger, interval, settle, once)
@@ -366,6 +368,8 @@ class Pipeline:
                     ledger[name] = {"state": "failed", "signature": list(sig), "source": str(path),
                                     "error": f"{type(exc).__name__}: {exc}"}
                     print(f"[watch] {name}: FAILED: {ledger[name]['error']}", file=sys.stderr, flush=True)
+                    with contextlib.suppress(OSError):  # refused before any write: no folder that looks like a run
+                        (out / name).rmdir()
                 tmp = ledger_path.with_suffix(".json.tmp")
                 tmp.write_text(json.dumps(ledger, indent=1, default=str))
                 tmp.replace(ledger_path)

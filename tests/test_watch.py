@@ -27,7 +27,7 @@ def image():
     return synth.xct(synth.electrode((24, 28, 32), seed=4, chunks=16), seed=4).compute().values
 
 
-def test_once_processes_every_scan_and_records_failures(tmp_path, image):
+def test_once_processes_every_scan_and_records_failures(tmp_path, image, capfd):
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     np.save(inbox / "scan_a.npy", image)
@@ -40,12 +40,13 @@ def test_once_processes_every_scan_and_records_failures(tmp_path, image):
     pipe = Pipeline(chunks=16, predict={"model": "threshold"},  # profile, shells and RVE of scans of two sizes
                     measure={"particles": False, "shells": "active:cbd:3", "rve": True})
     ledger = pipe.watch(inbox, tmp_path / "out", once=True)
+    assert "(once: the scans there now)" in capfd.readouterr().err
     assert ledger["scan_a"]["state"] == ledger["scan_b"]["state"] == "done"
     assert ledger["broken"]["state"] == "failed" and "broken.npy" in ledger["broken"]["error"]
     for name in ("scan_a", "scan_b"):
         assert (tmp_path / "out" / name / "report.html").exists()
     assert ledger["scan_a"]["volume_fraction"] == pytest.approx(ledger["scan_b"]["volume_fraction"])
-    assert not (tmp_path / "out" / "broken" / "report.html").exists()
+    assert not (tmp_path / "out" / "broken").exists()  # refused before any write: no empty run folder
     assert json.loads((tmp_path / "out" / "watch.json").read_text()) == json.loads(json.dumps(ledger))
     # the done scans, in name order, as the steps of one experiment
     import pandas as pd
@@ -80,6 +81,11 @@ def test_bad_arguments(tmp_path):
         pipe.watch(tmp_path / "nowhere", tmp_path / "out", once=True)
     with pytest.raises(InputError, match="`interval`"):
         pipe.watch(tmp_path, tmp_path / "out", interval=0, once=True)
+    from bigseg.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="`measure.phase`"):  # no scan could run with it: refused at once
+        Pipeline(measure={"phase": "graphite"}).watch(tmp_path, tmp_path / "out", once=True)
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.timeout(120)
