@@ -178,7 +178,7 @@ def test_pipeline_on_an_operando_series(tmp_path):
     assert "iou_cbd" in ev and "cbd_to_pore" in ev and str(tmp_path / "s" / "evolution.png") in res.figures
     assert str(tmp_path / "s" / "slices_over_time.png") in res.figures
     page = (tmp_path / "s" / "report.html").read_text()
-    assert "Over time" in page and "last time step, t = 2" in page
+    assert "Over time" in page and "last time step, t = 2" in page and "<td>scans (t)</td><td>3</td>" in page
     # the scans as separate files: ingested into one series, the same labels
     scans = []
     for t in range(3):

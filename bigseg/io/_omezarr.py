@@ -31,7 +31,7 @@ from ..runtime._lock import held
 from ..runtime._manifest import key_digest, resumable_array, store_resumable
 from ..runtime._progress import compute
 from ._calibration import ome_unit, unit_from_ome
-from ._volume import as_volume, make_volume, origin_of, phase_colour
+from ._volume import as_volume, is_step_index, make_volume, origin_of, phase_colour
 
 __all__ = ["save_volume", "save_labels", "open_volume", "volume_info", "OME_VERSION"]
 
@@ -205,7 +205,7 @@ def _times(vol: xr.DataArray) -> list[float] | None:
     if "t" not in vol.dims or "t" not in vol.coords:
         return None
     t = np.asarray(vol.coords["t"].values)
-    if t.dtype.kind not in "iuf" or np.array_equal(t, np.arange(len(t))):
+    if t.dtype.kind not in "iuf" or is_step_index(t):
         return None
     return [float(v) for v in t]
 

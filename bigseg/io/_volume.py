@@ -190,6 +190,12 @@ def is_series(data: Any) -> bool:
     return getattr(data, "ndim", None) == 4
 
 
+def is_step_index(t: Any) -> bool:
+    """Whether a series' ``t`` is the plain step index 0, 1, ... (no ``times`` were given)."""
+    t = np.asarray(t)
+    return t.dtype.kind in "iuf" and np.array_equal(t, np.arange(len(t)))
+
+
 def frame_arrays(vol: xr.DataArray) -> list[da.Array]:
     """The 3D dask arrays of a volume: one, or one per time step of a (t, z, y, x) series."""
     arr = vol.data

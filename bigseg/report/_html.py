@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from ..io._volume import is_step_index
 
 __all__ = ["write_report", "read_metrics"]
 
@@ -234,8 +235,12 @@ def write_report(run: str | os.PathLike, *, path: str | os.PathLike | None = Non
     parts = [f"<h1>{html.escape(heading)}</h1>",
              f"<p class='note'>written {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M UTC}"
              f"{' by bigseg ' + html.escape(str(info['bigseg'])) if 'bigseg' in info else ''}</p>"]
-    vol = [["shape (z, y, x)", ds.attrs.get("shape", "")], ["voxel size", ds.attrs.get("voxel_size", "")],
-           ["unit", ds.attrs.get("unit", "")]]
+    vol = [["shape (z, y, x)", ds.attrs.get("shape", "")]]
+    if "t" in ds.dims:  # a series: its scans, and the times they were given
+        steps = ds["t"].values
+        vol.append(["scans (t)", f"{len(steps)}" + ("" if is_step_index(steps) else
+                                                   f", at t = {', '.join(f'{v:g}' for v in steps)}")])
+    vol += [["voxel size", ds.attrs.get("voxel_size", "")], ["unit", ds.attrs.get("unit", "")]]
     if "model" in info:
         vol.append(["segmentation", info["model"]])
     if "fov" in info:  # measured inside the field of view only
@@ -269,3 +274,4 @@ def write_report(run: str | os.PathLike, *, path: str | os.PathLike | None = Non
                    f"<style>{_CSS}</style></head><body>{''.join(parts)}</body></html>", encoding="utf-8")
     tmp.replace(out)
     return out
+

@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 from ..io import phase_colour
+from ..io._volume import is_step_index
 from ._figure import finish, pyplot
 
 __all__ = ["series_figure"]
@@ -34,6 +35,8 @@ def series_figure(metrics: Any, particles: Any = None, *, transitions: Any = Non
     markers in the second's), in the fixed phase colours. Returns the Figure (closed when ``path`` is given).
     """
     plt = pyplot(path)
+    from matplotlib.ticker import MaxNLocator
+
     from ..measure import evolution
 
     ev = evolution(metrics, particles, transitions)
@@ -51,8 +54,11 @@ def series_figure(metrics: Any, particles: Any = None, *, transitions: Any = Non
     for ax in axes.ravel()[len(panels):]:
         ax.set_visible(False)
     style = dict(marker="o", markersize=3)
+    steps = is_step_index(t)  # no times given: the scans' order
     for ax, panel in zip(axes.ravel(), panels):
-        ax.set_xlabel("t")
+        ax.set_xlabel("scan (time step)" if steps else "t (the times given for the scans)")
+        if steps:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if panel in ("fractions", "iou"):  # one curve per phase
             prefix, ylabel, name = (("fraction_", "volume fraction", "phases") if panel == "fractions"
                                     else ("iou_", "IoU against the reference", "scores"))

@@ -66,6 +66,11 @@ def test_evolution_rows_equal_the_measurements_of_each_step(series):
     titles = [ax.get_title() for ax in fig.axes if ax.get_visible() and ax.get_title()]
     assert titles[:6] == ["phases", "interfaces", "phase changes", "scores", "particles", "particle contacts"]
     assert len(titles) == 7 and "tracked through every step" in titles[6]
+    first = fig.axes[0]
+    assert first.get_xlabel() == "scan (time step)"
+    assert all(float(v).is_integer() for v in first.get_xticks())  # steps, not 0.5
+    timed = series_figure(m.assign_coords(t=[0.0, 1.5, 4.0]))
+    assert timed.axes[0].get_xlabel() == "t (the times given for the scans)"
     # a single volume is one row; bad inputs are refused by name
     assert len(measure.evolution(measure.summary(lab.isel(t=0)))) == 1
     with pytest.raises(InputError, match="`metrics`"):
