@@ -42,7 +42,9 @@ def size_groups(table: Any, *, threshold: Any = None) -> pd.DataFrame:
                          f"Got {type(table).__name__} instead.")
     inside = table[~table["touches_border"].astype(bool)]
     if inside.empty:
-        raise InputError("Expected `table` to hold particles inside the volume. Got only particles touching its border.")
+        got = ("no particle at all" if table.empty else
+               f"only particles touching its border ({len(table)})")
+        raise InputError(f"Expected `table` to hold particles inside the volume. Got {got}.")
     thr = (float(inside["equivalent_diameter"].median()) if threshold is None
            else parse_positive_float("threshold", threshold))
     group = np.where(inside["equivalent_diameter"] >= thr, "big", "small")

@@ -57,8 +57,10 @@ def test_bad_tables_are_refused():
     with pytest.raises(InputError, match="`table`"):
         size_groups(pd.DataFrame({"a": [1]}))
     df = _table()
-    with pytest.raises(InputError, match="inside the volume"):
+    with pytest.raises(InputError, match=rf"inside the volume. Got only particles touching its border \({len(df)}\)"):
         size_groups(df.assign(touches_border=True))
+    with pytest.raises(InputError, match="inside the volume. Got no particle at all"):
+        size_groups(df.iloc[:0])
     with pytest.raises(InputError, match="`threshold`"):
         size_groups(df, threshold=-1)
 
