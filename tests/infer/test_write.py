@@ -34,7 +34,7 @@ def test_round_trip(image):
     assert labels.attrs["voxel_size"] == (0.5, 0.5, 0.5) and labels.attrs["unit"] == "um"
     np.testing.assert_array_equal(labels.values, p.argmax(0))
     prob = bigseg.open_volume(out["probabilities"])
-    assert prob.dims == ("c", "z", "y", "x") and prob.dtype == np.float16
+    assert prob.dims == ("phase", "z", "y", "x") and prob.dtype == np.float16
     np.testing.assert_allclose(prob.values.astype(np.float32), p, atol=1e-3)
     unc = bigseg.open_volume(out["uncertainty"])
     np.testing.assert_allclose(unc.values.astype(np.float32), 1 - p.max(0), atol=1e-3)
