@@ -42,10 +42,11 @@ __all__ = [
 
 _LAZY = {
     "predict": ("bigseg.infer", "predict"),
-    "train": ("bigseg.train", "train"),
     "Pipeline": ("bigseg.pipeline", "Pipeline"),
 }
-_SUBPACKAGES = {"synth", "filters", "baselines", "measure", "models", "infer", "kernels", "report"}
+# bigseg.train is its callable subpackage (train(...) and train.synthetic(...)), never the bare function:
+# importing the subpackage rebinds the name, so the first and later lookups must agree
+_SUBPACKAGES = {"synth", "filters", "baselines", "measure", "models", "infer", "kernels", "report", "train"}
 
 
 def __getattr__(name: str) -> Any:

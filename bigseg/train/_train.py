@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import inspect
 import math
 from typing import Any
 
@@ -206,7 +207,9 @@ def train(
     amp : "auto" (bf16/fp16 autocast on CUDA, GradScaler for fp16), "bf16", "fp16", "off"
     max_minutes : stop training after this wall time (the best epoch so far is kept)
     synthetic : True or a dict of options: train on generated electrodes instead
-        (see :func:`bigseg.train.synthetic`); ``image``/``labels`` must then be None
+        (see :func:`bigseg.train.synthetic`); ``image``/``labels`` must then be None. ``lr``,
+        ``lr_decay``, ``patience`` and ``steps_per_epoch`` left at their defaults (those for
+        sparse labels) take ``synthetic``'s (1e-3, 0.8, no early stopping, 100 steps)
     arch_kwargs : architecture options (``kernels``, ``kernel_size``, ``growth`` for
         lrcsnet; ``channels``, ``norm``, ``up`` for unet3d)
     unlabelled : the value of unannotated voxels in ``labels`` (and the validation labels):
@@ -238,9 +241,13 @@ def train(
         from ._synthetic import synthetic as _synthetic
 
         kw = dict(synthetic) if isinstance(synthetic, dict) else {}
-        return _synthetic(arch=arch, epochs=epochs, lr=lr, lr_decay=lr_decay, batch_size=batch_size, init=init, patch=patch,
-                          patience=patience, steps_per_epoch=steps_per_epoch, augment=augment, checkpoint_dir=checkpoint_dir,
-                          seed=seed, device=device, amp=amp, progress=progress, max_minutes=max_minutes, arch_kwargs=arch_kwargs, **kw)
+        # the schedule left at train's defaults (those of sparse labels) takes synthetic()'s own
+        own = {"lr": lr, "lr_decay": lr_decay, "patience": patience, "steps_per_epoch": steps_per_epoch}
+        defaults = inspect.signature(train).parameters
+        kw.update({k: v for k, v in own.items() if v != defaults[k].default and k not in kw})
+        return _synthetic(arch=arch, epochs=epochs, batch_size=batch_size, init=init, patch=patch, augment=augment,
+                          checkpoint_dir=checkpoint_dir, seed=seed, device=device, amp=amp, progress=progress,
+                          max_minutes=max_minutes, arch_kwargs=arch_kwargs, **kw)
     if image is None or labels is None:
         raise InputError("Expected `image` and `labels` volumes (or synthetic=True). Got None.")
     labels = sparse_labels(labels, unlabelled)

@@ -268,6 +268,25 @@ def test_bigseg_train_callable_as_package():
     assert hasattr(bigseg.train, "synthetic")
 
 
+def test_bigseg_train_is_the_same_callable_on_first_and_later_lookups():
+    import subprocess
+    import sys
+
+    code = ("import bigseg; first = bigseg.train; from bigseg import train; "
+            "assert first is train is bigseg.train and callable(first) and callable(first.synthetic)")
+    subprocess.run([sys.executable, "-c", code], check=True)  # a fresh interpreter: the first lookup counts
+
+
+def test_train_synthetic_true_is_train_synthetic():
+    kw = dict(arch_kwargs=TINY, patch=(32, 32), epochs=1, batch_size=1, progress=False, seed=4)
+    gen = dict(shape=(4, 32, 32), val_shape=(2, 32, 32), presets=["lab-micro-ct"], batches_per_volume=1)
+    a = bigseg.train(synthetic={**gen, "steps_per_epoch": 1}, **kw)
+    b = bigseg.train.synthetic(steps_per_epoch=1, **gen, **kw)
+    assert (a.provenance["lr"], a.provenance["lr_decay"]) == (b.provenance["lr"], b.provenance["lr_decay"]) == (1e-3, 0.8)
+    c = bigseg.train(synthetic=gen, lr=5e-4, steps_per_epoch=1, **kw)  # a schedule given is kept
+    assert c.provenance["lr"] == 5e-4 and c.provenance["steps"] == 1
+
+
 def test_synthetic_generator_in_the_loop():
     m = bigseg.train.synthetic(arch_kwargs=TINY, patch=(32, 32), shape=(6, 40, 40), val_shape=(2, 32, 32),
                                presets=["lab-micro-ct", "nano-ct-phase"], epochs=1, steps_per_epoch=4, batches_per_volume=2,
