@@ -75,7 +75,7 @@ def random_forest(vol: Any, labels: Any, *, sigmas: Sequence[float] = DEFAULT_SI
         labelled voxels of all frames (frames without labels are allowed) and segments every frame
     labels : integer label volume of the same shape; ``255`` = unlabelled; values index ``phases``
     sigmas : feature scales in voxels (> 0)
-    phases : class names (default ``labels.attrs['phases']``, else pore/cbd/active for <= 3 classes)
+    phases : class names (default ``labels.attrs['phases']``, else pore/cbd/active; name more classes here)
     unlabelled : the value of unannotated voxels: 255, or 0 for napari/ilastik/Fiji exports whose
         classes count from 1 (see :func:`bigseg.io.sparse_labels`)
     {fov} One volume (z, y, x) only.
@@ -126,14 +126,9 @@ def random_forest(vol: Any, labels: Any, *, sigmas: Sequence[float] = DEFAULT_SI
     if present.size == 0:
         raise InputError("Expected `labels` to hold labelled voxels (values other than 255). Got none instead.")
     n_classes = int(present.max()) + 1
-    if phases is None:  # phases numbered 0, 1, ... without a gap (a gap: stray values, said as given)
-        n_classes = int(np.flatnonzero(counts[:UNLABELLED] == 0)[0]) if (counts[:UNLABELLED] == 0).any() else UNLABELLED
-        if present.max() >= n_classes:
-            raise label_values_error(present[present >= n_classes].tolist(), n_classes, lab,
-                                     phases=DEFAULT_PHASES[:n_classes] if n_classes <= len(DEFAULT_PHASES) else None)
     warn_unmarked(counts, unlabelled=lab.attrs.get("unlabelled_value", UNLABELLED))
-    if phases is None:
-        phases = list(DEFAULT_PHASES) if n_classes <= len(DEFAULT_PHASES) else [f"phase{i}" for i in range(n_classes)]
+    if phases is None:  # as train: more classes need their names (a value too many: likely classes from 1)
+        phases = list(DEFAULT_PHASES)
     phases = parse_phases(phases)
     if n_classes > len(phases):
         raise label_values_error(present[present >= len(phases)].tolist(), len(phases), lab, phases=phases)

@@ -119,7 +119,9 @@ def test_feature_halo_makes_random_forest_chunking_invariant(ph):
     c = bb.random_forest(grey, da.from_array(exported, chunks=(17, 23, 30)), unlabelled=0, **kw).values
     np.testing.assert_array_equal(c, b)
     with pytest.warns(UserWarning, match="value 0 fills .* % of them: each of those voxels trains as phase 0.*unlabelled=0"):
-        bb.random_forest(grey, exported, **kw)  # read as 255-convention: "not annotated" would be a phase
+        with pytest.raises(InputError, match=r"values 0, 1, 2 \(phases .*\) or 255 \(unlabelled\)\. Got \[3\] instead; "
+                                             r"if 0 marks the unannotated voxels.*unlabelled=0"):
+            bb.random_forest(grey, exported, **kw)  # read as 255-convention: refused, as train refuses it
     stray = exported.copy()
     stray[20, 0, :2] = (9, 255)  # said as given, not as moved down by `unlabelled=0` (8, 254)
     with pytest.raises(InputError, match=r"values 1, 2, 3 \(phases \['pore', 'cbd', 'active'\]\) or 0 \(unlabelled\)\. "
