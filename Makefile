@@ -5,15 +5,24 @@ PY     := $(VENV)/bin/python
 # CPU build of torch by default; GPU users: make TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu126" ...
 TORCH_SPEC ?= torch==2.13.0
 STAMP  := $(VENV)/.bigseg-installed
+# the torch build asked for last: another TORCH_SPEC (e.g. the CUDA build) reinstalls torch
+SPEC   := $(VENV)/.torch-spec
 
-.PHONY: demo test venv bench clean
+.PHONY: demo test venv bench clean FORCE
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile
+$(SPEC): FORCE
+	@old="$$(cat $@ 2>/dev/null)"; if [ "$$old" != "$(TORCH_SPEC)" ]; then mkdir -p $(VENV); \
+	  if [ -n "$$old" ]; then touch $(VENV)/.torch-changed; fi; echo "$(TORCH_SPEC)" > $@; fi
+
+$(STAMP): pyproject.toml Makefile $(SPEC)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip setuptools wheel
-	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q $(TORCH_SPEC)
+	if ! $(PY) -c "import torch" 2>/dev/null; then $(PY) -m pip install -q $(TORCH_SPEC); \
+	elif [ -e $(VENV)/.torch-changed ]; then $(PY) -m pip install -q --force-reinstall --no-deps $(TORCH_SPEC) \
+	  && $(PY) -m pip install -q $(TORCH_SPEC); fi
+	rm -f $(VENV)/.torch-changed
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 

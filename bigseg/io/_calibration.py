@@ -10,7 +10,8 @@ Calibrations read from files (never guessed):
   µm, as in the OME schema; axes in different units are expressed in the unit of x);
 * ImageJ TIFF (Fiji "Save as TIFF"): the ``XResolution``/``YResolution`` tags (pixels per unit),
   ``spacing`` (z) and ``unit`` in the ImageJ description;
-* HDF5: the dataset attribute ``element_size_um`` (z, y, x in µm; Fiji's HDF5 plugin, ilastik).
+* HDF5: the dataset attribute ``element_size_um`` (z, y, x in µm; Fiji's HDF5 plugin, ilastik;
+  one value: isotropic).
 
 A calibration with any axis missing, or a unit that is not a length, is not used.
 """
@@ -20,6 +21,8 @@ from __future__ import annotations
 import math
 import xml.etree.ElementTree as ET
 from typing import Any
+
+import numpy as np
 
 __all__ = ["normalise_unit", "ome_unit", "ome_tiff_unit", "imagej_unit", "unit_from_ome", "convert_length",
            "tiff_calibration", "hdf5_calibration"]
@@ -175,5 +178,5 @@ def hdf5_calibration(path: str, dataset: str) -> Calibration | None:
             return mine
     if value is None:
         return None
-    sizes = list(value) if hasattr(value, "__len__") else [value]
-    return _valid(sizes, "um")
+    sizes = list(np.atleast_1d(value))
+    return _valid(sizes * 3 if len(sizes) == 1 else sizes, "um")  # one value: isotropic voxels

@@ -135,12 +135,15 @@ def test_voxel_size_read_from_the_source(tmp_path, odd_volume):
         "PhysicalSizeZUnit": "nm", "PhysicalSizeYUnit": "µm", "PhysicalSizeXUnit": "µm"})
     with h5py.File(tmp_path / "scan.h5", "w") as f:
         f.create_dataset("exchange/data", data=vol).attrs["element_size_um"] = [0.8, 0.4, 0.4]
+    with h5py.File(tmp_path / "iso.h5", "w") as f:
+        f.create_dataset("exchange/data", data=vol).attrs["element_size_um"] = 0.05  # one value: isotropic
     cases = {
         "ome.ome.tif": ((1.2, 0.65, 0.65), "um"),
         "mixed.ome.tif": ((0.5, 0.65, 0.65), "um"),
         "ij.tif": ((2.0, 0.5, 0.25), "um"),  # (spacing, 1 / y resolution, 1 / x resolution)
         "ij_slices": ((0.1, 0.05, 0.05), "nm"),
         "scan.h5": ((0.8, 0.4, 0.4), "um"),
+        "iso.h5": ((0.05, 0.05, 0.05), "um"),
     }
     for i, (name, (vs, unit)) in enumerate(cases.items()):
         out = bigseg.ingest(tmp_path / name, tmp_path / f"{i}.ome.zarr", progress=False)
