@@ -449,6 +449,13 @@ def _stack_scans(vols: list[xr.DataArray], sources: list[Any], times: Any) -> xr
         if v.shape != vols[0].shape or v.dtype != vols[0].dtype:
             raise InputError(f"Expected every scan in `source` to have the first one's shape {vols[0].shape} and dtype "
                              f"{vols[0].dtype}. Got {v.shape} {v.dtype} for {os.fspath(src)!r} instead.")
+        calib, first = (tuple(v.attrs.get("voxel_size", ())), v.attrs.get("unit")), \
+            (tuple(vols[0].attrs.get("voxel_size", ())), vols[0].attrs.get("unit"))
+        same = convert_length(calib[0], str(calib[1]), str(first[1])) if calib[1] != first[1] else calib[0]
+        if same is None or not np.allclose(same, first[0], rtol=1e-9):  # one grid: other voxel sizes are refused
+            raise InputError(f"Expected every scan in `source` to state the first one's voxel size {first[0]} {first[1]}. "
+                             f"Got {calib[0]} {calib[1]} for {os.fspath(src)!r} instead: pass `voxel_size` (command "
+                             "line: --voxel-size) if they are one grid.")
     if times is None:
         t = np.arange(len(vols))
     else:
@@ -459,7 +466,7 @@ def _stack_scans(vols: list[xr.DataArray], sources: list[Any], times: Any) -> xr
         if not np.all(np.diff(t) > 0):
             raise InputError(f"Expected `times` to increase from scan to scan. Got {list(times)!r} instead.")
     out = xr.concat([v.drop_vars([c for c in v.coords if c not in v.dims]) for v in vols],
-                    dim=xr.DataArray(t, dims="t", name="t"), combine_attrs="override")
+                    dim=xr.DataArray(t, dims="t", name="t"), combine_attrs="override", join="override")
     return out.transpose("t", "z", "y", "x")
 
 

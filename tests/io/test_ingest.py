@@ -371,6 +371,18 @@ def test_scans_of_an_operando_experiment_become_one_series(tmp_path, odd_volume,
         bigseg.ingest([scans[0], tmp_path / "small.h5"], tmp_path / "x.ome.zarr", progress=False)
     with pytest.raises(InputError, match="`times` to increase"):
         bigseg.ingest(scans, tmp_path / "x.ome.zarr", times=[0, 5, 1], progress=False)
+    for name, size in (("um.h5", [0.05, 0.05, 0.05]), ("nm.h5", [0.06, 0.05, 0.05])):
+        with h5py.File(tmp_path / name, "w") as f:
+            f.create_dataset("/exchange/data", data=odd_volume).attrs["element_size_um"] = size
+    with pytest.raises(InputError, match=r"first one's voxel size \(1.0, 1.0, 1.0\) nm. Got \(0.05, 0.05, 0.05\) um "
+                                         r"for .*um.h5.*--voxel-size"):  # was: a series half NaN
+        bigseg.ingest([scans[0], tmp_path / "um.h5"], tmp_path / "x.ome.zarr", progress=False)
+    with pytest.raises(InputError, match="voxel size"):
+        bigseg.ingest([tmp_path / "um.h5", tmp_path / "nm.h5"], tmp_path / "x.ome.zarr", progress=False)
+    same = bigseg.ingest([tmp_path / "um.h5", tmp_path / "um.h5"], tmp_path / "y.ome.zarr", unit="nm", progress=False)
+    assert same.attrs["voxel_size"] == pytest.approx((50, 50, 50)) and not np.isnan(same.values).any()
+    mixed = bigseg.ingest([scans[0], tmp_path / "nm.h5"], tmp_path / "z.ome.zarr", voxel_size=40, unit="nm", progress=False)
+    assert mixed.attrs["voxel_size"] == (40, 40, 40) and mixed.dtype == odd_volume.dtype  # one grid said by the user
     with pytest.raises(InputError, match="`times`"):
         bigseg.ingest(scans, tmp_path / "x.ome.zarr", times=[0, 1], progress=False)
     with pytest.raises(InputError, match="`times` only with a list"):
