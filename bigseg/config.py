@@ -115,7 +115,23 @@ def _validate(cfg: dict[str, Any]) -> None:
         _check(f"filters.{key}", f[key] is None or _is_pos_int(f[key]), "to be a positive integer or null", f[key])
     for key in ("gaussian",):
         _check(f"filters.{key}", f[key] is None or (isinstance(f[key], (int, float)) and f[key] > 0), "to be a positive number or null", f[key])
+    _check("filters.normalize", isinstance(f["normalize"], bool), "to be true or false", f["normalize"])
+    un = f["unsharp"]
+    _check("filters.unsharp", un is None or un is True or un is False or (
+        isinstance(un, dict) and set(un) <= {"radius", "amount", "axes"}),
+        "to be true (radius 6, amount 0.6), false/null, or a mapping of radius, amount, axes", un)
     p = cfg["predict"]
+    for key in ("tta", "probabilities"):
+        _check(f"predict.{key}", isinstance(p[key], bool), "to be true or false", p[key])
+    pa = p["patch"]
+    _check("predict.patch", pa is None or _is_pos_int(pa) or (
+        isinstance(pa, (list, tuple)) and len(pa) in (2, 3) and all(map(_is_pos_int, pa))),
+        "to be null (the model's), a positive integer or 2/3 positive integers", pa)
+    sl = cfg["slurm"]
+    for key in ("cores", "jobs", "processes"):
+        _check(f"slurm.{key}", sl[key] is None or _is_pos_int(sl[key]), "to be a positive integer", sl[key])
+    for key in ("queue", "account", "memory", "walltime"):
+        _check(f"slurm.{key}", sl[key] is None or isinstance(sl[key], str), "to be text (or null)", sl[key])
     _check("predict.overlap", isinstance(p["overlap"], (int, float)) and 0 <= p["overlap"] < 1, "in [0, 1)", p["overlap"])
     _check("predict.blend", p["blend"] in ("gaussian", "constant"), "to be 'gaussian' or 'constant'", p["blend"])
     _check("predict.sigma_scale", isinstance(p["sigma_scale"], (int, float)) and p["sigma_scale"] > 0, "to be a positive number", p["sigma_scale"])

@@ -233,7 +233,7 @@ class Pipeline:
         self._check_crop_and_truth(shape, truth)
         _check_dest(source, dest)
         # one run at a time into dest
-        with bars(progress), held(dest, argument="dest", inside=True), _client_context(client):
+        with bars(progress), held(dest, argument="dest", inside=True), _client_context(client, self.config):
             return self._run(source, dest, resume=resume, truth=truth)
 
     def _check_temporal(self, shape: tuple[int, ...] | None) -> None:
@@ -333,7 +333,7 @@ class Pipeline:
         how = "once: the scans there now" if once else f"every {interval:g} s; Ctrl-C stops"
         print(f"[watch] {inbox} -> {out} ({how})", file=sys.stderr, flush=True)
         # one watch at a time into out (a run into one of its scans' folders is refused too, by that run)
-        with bars(progress), held(out, argument="out", inside=True), _client_context(client):  # one cluster
+        with bars(progress), held(out, argument="out", inside=True), _client_context(client, self.config):  # one cluster
             return self._watch(inbox, out, ledger, interval, settle, once)
 
     def _watch(self, inbox: Path, out: Path, ledger: dict[str, dict[str, Any]], interval: float, settle: float,
@@ -605,9 +605,11 @@ def _watch_evolution(out: Path, ledger: dict[str, dict[str, Any]]) -> None:
     series_figure(ds, table, path=out / "evolution.png", title=f"{len(done)} scans in name order")
 
 
-def _client_context(client: Any):
+def _client_context(client: Any, config: RunConfig):
     """Where a run computes: the current scheduler (None), a given ``distributed.Client``, or a
-    cluster spec for :func:`bigseg.connect` started here and closed on exit."""
+    cluster spec for :func:`bigseg.connect` started here, sized by the configuration
+    (``n_workers``, ``threads_per_worker``, ``memory_limit``; for ``"slurm"`` its ``slurm``
+    section over ``deploy/slurm.yaml``), and closed on exit."""
     import contextlib
 
     if client is None:
@@ -615,8 +617,15 @@ def _client_context(client: Any):
     if isinstance(client, str):
         from .runtime import connect
 
+        sizing = {"n_workers": config.n_workers, "threads_per_worker": config.threads_per_worker,
+                  "memory_limit": config.memory_limit}
+        if client == "slurm":  # the slurm keys the configuration sets, over deploy/slurm.yaml's
+            from .config import DEFAULTS
+
+            sizing = {"n_workers": config.n_workers,
+                      **{k: v for k, v in config.slurm.items() if v != DEFAULTS["slurm"].get(k)}}
         ctx = contextlib.ExitStack()
-        ctx.enter_context(ctx.enter_context(connect(client)).as_current())
+        ctx.enter_context(ctx.enter_context(connect(client, **sizing)).as_current())
         return ctx
     if hasattr(client, "as_current"):
         return client.as_current()

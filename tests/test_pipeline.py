@@ -344,3 +344,30 @@ def test_progress_false_draws_no_bars(tmp_path, capfd):
     assert "it/s" not in capfd.readouterr().err
     Pipeline(predict={"model": "threshold"}, measure={"particles": False}).run(img, tmp_path / "p", resume=False)
     assert "it/s" in capfd.readouterr().err  # (the default: bars on stderr)
+
+
+def test_the_configuration_sizes_the_cluster_it_starts(tmp_path, monkeypatch):
+    """n_workers, threads_per_worker, memory_limit and the slurm section reach the cluster
+    (were: only the cluster's name did)."""
+    import distributed
+
+    from bigseg.runtime import _cluster
+
+    seen: dict = {}
+
+    def stop(*args, **kwargs):
+        seen.update(kwargs)
+        raise RuntimeError("cluster asked for")
+
+    monkeypatch.setattr(distributed, "LocalCluster", stop)
+    monkeypatch.setattr(_cluster, "slurm_cluster", stop)
+    img = np.zeros((8, 10, 12), np.float32)
+    pipe = Pipeline(predict={"model": "threshold"}, n_workers=1, threads_per_worker=2, memory_limit="3GiB")
+    with pytest.raises(RuntimeError, match="cluster asked for"):
+        pipe.run(img, tmp_path / "a", client="local")
+    assert (seen["n_workers"], seen["threads_per_worker"], seen["memory_limit"]) == (1, 2, "3GiB")
+    seen.clear()
+    pipe = Pipeline(predict={"model": "threshold"}, n_workers=3, slurm={"queue": "gpu", "cores": 4})
+    with pytest.raises(RuntimeError, match="cluster asked for"):
+        pipe.run(img, tmp_path / "b", client="slurm")
+    assert seen == {"n_workers": 3, "queue": "gpu", "cores": 4}  # the rest from deploy/slurm.yaml

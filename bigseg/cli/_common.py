@@ -51,7 +51,8 @@ def pipeline_config(args: argparse.Namespace, **overrides: Any) -> tuple[Any, An
 
     if args.model:
         overrides["predict"] = {**overrides.get("predict", {}), "model": args.model}
-    overrides.update(fov=getattr(args, "fov", None), fov_margin=getattr(args, "fov_margin", None))
+    overrides.update(fov=getattr(args, "fov", None), fov_margin=getattr(args, "fov_margin", None),
+                     n_workers=getattr(args, "workers", None))  # --workers over the configuration's n_workers
     cfg = RunConfig.load(args.config, **overrides)
     return cfg, args.cluster or (cfg.cluster if args.config else None)
 
