@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import os
 import sys
@@ -63,7 +64,8 @@ def compute(*objs: Any, desc: str = "computing", progress: bool = True, **kwargs
                 from distributed import progress as dprogress
 
                 print(f"{desc}:", file=sys.stderr, flush=True)
-                dprogress(futures, notebook=False)
+                with contextlib.redirect_stdout(sys.stderr):  # distributed draws on stdout: keep it for results
+                    dprogress(futures, notebook=False)
                 print(file=sys.stderr, flush=True)
             return tuple(client.gather(futures))
         except BaseException:

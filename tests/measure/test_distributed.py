@@ -15,11 +15,13 @@ from bigseg.measure import interfaces, particles, summary
 pytestmark = [pytest.mark.timeout(180), pytest.mark.filterwarnings("ignore")]
 
 
-def test_local_cluster_matches_in_memory(labels):
+def test_local_cluster_matches_in_memory(labels, capfd):
     lab = da.from_array(labels, chunks=(17, 23, 30))
     truth = np.roll(labels, 1, 0)
     with bigseg.connect("local", n_workers=2, dashboard=False, quiet=True):
-        ds = summary(lab, truth=truth)
+        ds = summary(lab, truth=truth, progress=True)
+        out, err = capfd.readouterr()
+        assert "Completed" in err and "Completed" not in out  # bars on stderr: stdout stays the results'
         mc = interfaces(lab, method="marching_cubes")
         parts = particles(lab, split=True, max_diameter=12)
         comps = particles(lab, phase="cbd", split=False)
