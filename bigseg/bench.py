@@ -75,6 +75,8 @@ def benchmark(*, size: int = 128, chunks: int = 64, model: str = "default", stag
     bad = [s for s in wanted if s not in STAGES]
     if bad or not wanted:
         raise InputError(f"Expected `stages` to be some of {list(STAGES)}. Got {stages!r} instead.")
+    if workdir is not None and not Path(workdir).is_dir():
+        raise InputError(f"Expected `workdir` to be an existing folder. Got {str(workdir)!r} instead.")
     need = set(wanted)  # a stage needs the outputs of the ones before it
     if need & {"filter", "segment", "measure", "particles"}:
         need.add("write")

@@ -9,6 +9,7 @@ only its own file.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import pkgutil
@@ -59,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"bigseg {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `bigseg measure ... | head`: the reader has what it wanted
+        with contextlib.suppress(OSError):  # no second error when Python flushes stdout at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # as a shell reports a command ended by SIGPIPE
 
 
 if __name__ == "__main__":  # pragma: no cover

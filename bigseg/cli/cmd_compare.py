@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
 
     output_file(args.csv, "--csv", suffixes=(".csv",))  # before any work
     output_file(args.plot, "--plot", suffixes=FIGURE_SUFFIXES)
+    output_file(args.netcdf, "--netcdf", suffixes=(".nc",))
     if len(args.labels) < 2:
         raise InputError(f"Expected at least two label images to compare. Got {len(args.labels)}: {args.labels}.")
     paths = [Path(args.image) / "labels" / name if args.image else Path(name) for name in args.labels]

@@ -89,7 +89,11 @@ def _segment_baseline(vol, args: argparse.Namespace, fov):
         return baselines.watershed(vol, classes=args.classes, window=window, **common)
     if args.labels is None:
         raise InputError("Expected `--labels` (sparse training labels) for --method random-forest. Got None instead.")
-    sigmas = tuple(float(s) for s in args.sigmas.split(","))
+    try:
+        sigmas = tuple(float(s) for s in args.sigmas.split(","))
+    except ValueError:
+        raise InputError(f"Expected `--sigmas` to be comma-separated numbers (voxels), e.g. 0.7,1,1.6. "
+                         f"Got {args.sigmas!r} instead.") from None
     return baselines.random_forest(vol, _open_labels(args.labels), sigmas=sigmas, n_estimators=args.trees,
                                    seed=args.seed, unlabelled=args.unlabelled, **common)
 

@@ -73,12 +73,14 @@ def _read(path: str):
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from ..cli._common import parse_triple
+    from ..cli._common import output_file, parse_triple
     from ..errors import InputError, OutputExistsError
     from ..models import save
     from ..train import synthetic as train_synthetic
     from ..train import train
 
+    output_file(args.output, "--output", suffixes=(".pt",))  # before any work: a file, its folder made
+    output_file(args.report, "--report", suffixes=(".json",))
     if os.path.exists(args.output) and not args.overwrite:
         raise OutputExistsError(f"Expected `output` {args.output!r} not to exist (pass --overwrite). It exists.")
     if args.threads:
@@ -104,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
         if args.presets:
             kw["presets"] = [s.strip() for s in args.presets.split(",")]
         if args.shape:
-            kw["shape"] = parse_triple(args.shape, int, option="--shape")
+            shape = parse_triple(args.shape, int, option="--shape")
+            kw["shape"] = (shape,) * 3 if isinstance(shape, int) else shape  # one number: a cube
         if args.radius_range:
             try:
                 kw["radius_range"] = parse_triple(args.radius_range, float, option="--radius-range")

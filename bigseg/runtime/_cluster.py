@@ -113,6 +113,15 @@ def connect(
         raise InputError(f"Expected `cluster` to be 'local', 'local-cuda', 'slurm' or 'tcp://host:port'. Got {cluster!r} instead.")
     if n_workers is not None and (not isinstance(n_workers, int) or n_workers <= 0):
         raise InputError(f"Expected `n_workers` to be a positive integer. Got {n_workers!r} instead.")
+    if memory_limit is not None and not (isinstance(memory_limit, str) and memory_limit == "auto"):
+        from dask.utils import parse_bytes
+
+        try:
+            ok = parse_bytes(memory_limit) > 0
+        except (ValueError, TypeError):
+            ok = False
+        if not ok:
+            raise InputError(f"Expected `memory_limit` to be a size such as '4GiB' (per worker). Got {memory_limit!r} instead.")
     dash = "127.0.0.1:0" if dashboard else None
 
     if "://" in cluster or (":" in cluster and cluster.split(":")[-1].isdigit()):

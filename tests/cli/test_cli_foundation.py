@@ -133,3 +133,37 @@ def test_bad_option_values_are_named_not_tracebacks(tmp_path, capsys, argv, says
     assert main(["ingest", str(src), str(tmp_path / "v.ome.zarr"), *argv]) == 2
     assert says in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == [src]  # nothing started
+
+
+def test_options_that_cannot_work_are_named_before_any_work(tmp_path, capsys):
+    from bigseg import synth
+    from bigseg.io import save_labels, save_volume
+
+    truth = synth.electrode((16, 20, 24), seed=1).compute()
+    img = save_volume(synth.xct(truth, seed=1).compute(), tmp_path / "s.ome.zarr", progress=False)
+    save_labels(truth, img, name="truth", progress=False)
+    lab = str(tmp_path / "s.ome.zarr" / "labels" / "truth")
+    cases = [
+        (["compare", lab, lab, "--netcdf", str(tmp_path)], "`--netcdf` to name a file"),
+        (["compare", lab, lab, "--netcdf", str(tmp_path / "a.txt")], "`--netcdf` to end in .nc"),
+        (["bench", "--size", "16", "--workdir", str(tmp_path / "nowhere")], "`workdir` to be an existing folder"),
+        (["cluster", "--memory-limit", "lots"], "`memory_limit` to be a size such as '4GiB'"),
+        (["segment", img, "--method", "random-forest", "--labels", lab, "--sigmas", "a,b"], "`--sigmas`"),
+    ]
+    for args, message in cases:
+        capsys.readouterr()
+        assert main(args) == 2, args
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.ome.zarr"]
+
+
+def test_a_reader_that_stops_early_is_no_error(tmp_path):
+    from bigseg import synth
+    from bigseg.io import save_labels, save_volume
+
+    truth = synth.electrode((16, 20, 24), seed=1).compute()
+    save_labels(truth, save_volume(truth, tmp_path / "s.ome.zarr", progress=False), name="truth", progress=False)
+    proc = subprocess.run(f"{BIGSEG} measure {tmp_path / 's.ome.zarr'}/labels/truth --no-progress | head -c 1",
+                          shell=True, capture_output=True, text=True, timeout=120)
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr

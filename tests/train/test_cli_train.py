@@ -88,3 +88,15 @@ def test_cli_train_synthetic_and_errors(files, capsys):
         assert main(["train", "--synthetic", "-o", str(files / "x.pt"), "--radius-range", bad]) == 2
         assert "radius" in capsys.readouterr().err
     assert not (files / "x.pt").exists()
+    # one number is a cube; output files checked before any training
+    rc = main(["train", "--synthetic", "-o", str(files / "cube.pt"), "--presets", "lab-micro-ct", "--shape", "32",
+               "--patch", "32", "--kernels", "4", "--growth", "1", "--epochs", "1", "--steps-per-epoch", "1",
+               "--batch-size", "1", "--threads", "1", "--no-progress"])
+    assert rc == 0 and models.load(files / "cube.pt").provenance["data"]["kind"] == "synthetic"
+    (files / "folder").mkdir()
+    for args, option in ((["-o", str(files / "folder")], "--output"),
+                         (["-o", str(files / "y.pt"), "--report", str(files / "folder")], "--report")):
+        capsys.readouterr()
+        assert main(["train", "--synthetic", *args, "--epochs", "1"]) == 2
+        assert f"`{option}` to name a file" in capsys.readouterr().err
+    assert not (files / "y.pt").exists()
