@@ -269,6 +269,9 @@ def run(args: argparse.Namespace) -> int:
             and not str(args.particle_phase).isdigit():
         raise InputError(f"Expected `--particle-phase` to be one of the phases {known}. "
                          f"Got {args.particle_phase!r} instead.")
+    if args.rve and "t" in labels.dims:
+        raise InputError(f"Expected `--rve` with one volume (z, y, x). Got a series of {labels.sizes['t']} scans: "
+                         f"measure one scan's label image for its representative volume element.")
     intensity = open_volume(args.intensity) if args.intensity else None
     if args.particle_labels and _particle_labels_target(labels, args).exists():  # before any work
         from ..errors import OutputExistsError
@@ -280,11 +283,6 @@ def run(args: argparse.Namespace) -> int:
                              profile=args.profile, profile_step=args.profile_step)
         changes = (measure.transitions(labels, phases=phases, progress=args.progress)
                    if "t" in labels.dims and labels.sizes["t"] > 1 else None)  # a series: phase changes per step
-        target = _particle_labels_target(labels, args) if args.particle_labels else None
-        table = (measure.particles(labels, phase=args.particle_phase, intensity=intensity, split=not args.no_split,
-                                   max_diameter=args.max_diameter, phases=phases, progress=args.progress,
-                                   labels_to=target)  # the instance labels from the same split
-                 if args.particles else None)
         sh = (measure.shells(labels, around=shells[0], of=shells[1], max_distance=shells[2], phases=phases,
                              progress=args.progress) if shells else None)
         tau = (measure.tortuosity(labels, axis=args.tortuosity, phases=phases, fov=args.fov, progress=args.progress)
@@ -297,6 +295,12 @@ def run(args: argparse.Namespace) -> int:
             centre = fov_centre(fov_mask(labels, args.fov, progress=args.progress)) if args.fov else None
             radial = measure.radial_profile(labels, centre=centre, step=args.radial, phases=phases,
                                             progress=args.progress)
+        # last: the one stage that writes into the labels' image (a failure before leaves nothing)
+        target = _particle_labels_target(labels, args) if args.particle_labels else None
+        table = (measure.particles(labels, phase=args.particle_phase, intensity=intensity, split=not args.no_split,
+                                   max_diameter=args.max_diameter, phases=phases, progress=args.progress,
+                                   labels_to=target)  # the instance labels from the same split
+                 if args.particles else None)
         if args.particle_labels and table is None:
             _write_particle_labels(labels, args, phases)
     if args.particle_labels:

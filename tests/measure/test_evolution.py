@@ -90,6 +90,11 @@ def test_cli_measure_series_prints_and_draws_the_evolution(series, tmp_path, cap
     assert "over time" in out and "median_detachment" in out and "3 time steps" in out and "cbd_to_pore" in out
     assert png.stat().st_size > 20_000 and png.read_bytes()[:4] == b"\x89PNG"
     assert pd.read_csv(csv).t.nunique() == 3
+    # --rve on a series: refused before any work, nothing written into the image
+    capsys.readouterr()
+    assert main(["measure", str(image), "--particle-labels", "tracks", "--rve"]) == 2
+    assert "`--rve` with one volume" in capsys.readouterr().err
+    assert not (image / "labels" / "tracks").exists()
 
 
 def test_a_step_without_particles():
