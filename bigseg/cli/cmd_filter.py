@@ -80,8 +80,13 @@ def run(args: argparse.Namespace) -> int:
     refuse_replacing(args.dest, args.source, "dest")
     refuse_existing(args.dest, args.overwrite, "dest")
     vol = open_volume(args.source)
-    out, steps = build(vol, args)
+    for name in ("normalize", "unsharp"):  # the options, before a cluster starts
+        if getattr(args, name) is not None:
+            _pair(getattr(args, name), name)
+    for name in ("median", "gaussian", "chunks"):
+        parse_triple(getattr(args, name), option=f"--{name}")
     with cluster_from_args(args):  # resumable: the same command again writes only the blocks not on disk
+        out, steps = build(vol, args)  # align's and normalize's passes run on the cluster too
         save_volume(out, args.dest, chunks=parse_triple(args.chunks, int, option="--chunks"), overwrite=args.overwrite,
                     progress=args.progress, resume_key=command_key(args, "filter"))
     print(f"wrote {args.dest}: {' -> '.join(steps)}, shape {out.shape}, dtype {out.dtype}")

@@ -9,7 +9,7 @@ from pathlib import Path
 from ..errors import InputError
 from ..runtime._lock import held
 from ._common import (add_cluster_args, add_fov_args, add_progress_args, cluster_from_args, command_key,
-                      refuse_replacing)
+                      refuse_existing, refuse_replacing)
 
 METHODS = ("threshold", "kmeans", "watershed", "random-forest")
 
@@ -152,8 +152,10 @@ def run(args: argparse.Namespace) -> int:
     # an interrupted run of this same command takes up where it stopped
     key = command_key(args, "segment", paths=("source", "labels"),
                       extra={"model": model.checkpoint_key() if model is not None else None})
+    option = "--out" if args.out else "--name"
+    refuse_existing(_destination(args), args.overwrite, option)  # before the passes over the data
     # one run at a time writes this output (a second is refused before any work)
-    with held(_destination(args), argument="--out" if args.out else "--name"), cluster_from_args(args):
+    with held(_destination(args), argument=option), cluster_from_args(args):
         fov = None
         if args.fov is not None:  # one field of view for every scan of a series
             fov = fov_mask(vol, args.fov, margin=args.fov_margin or 0.0, progress=args.progress)

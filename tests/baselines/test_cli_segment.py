@@ -27,6 +27,10 @@ def test_segment_cli_methods(image, method, capsys):
     lab = open_volume(path / "labels" / method)
     assert lab.attrs["phases"] == ["pore", "cbd", "active"]
     assert iou(truth, lab.values, 2) > 0.5
+    if method == "threshold":  # again: refused before the passes over the data (no bars), naming --name
+        assert main(["segment", str(path), "--method", method, "--name", method]) == 2
+        err = capsys.readouterr().err
+        assert "`--name` to be a new location, or --overwrite" in err and "histogram" not in err
 
 
 def test_segment_cli_random_forest_and_out(image, tmp_path, capsys):
