@@ -110,3 +110,19 @@ def test_cli_watch_picks_up_a_scan_that_arrives(tmp_path, image):
     labels = bigseg.open_volume(out / "late" / "image.ome.zarr" / "labels" / "segmentation").values
     inside = bigseg.io.fov_mask(image, "cylinder").values
     assert (labels[:, ~inside] == 255).all() and (labels[:, inside] < 3).all()
+
+
+def test_info_on_a_folder_of_runs_lists_each(tmp_path, capsys):
+    from bigseg.cli import main
+
+    img = np.random.default_rng(2).random((10, 12, 14)).astype(np.float32)
+    Pipeline(predict={"model": "threshold"}, measure={"particles": False}).run(img, tmp_path / "w" / "a", progress=False)
+    (tmp_path / "w" / "b").mkdir()
+    (tmp_path / "w" / "b" / "stages.json").write_text('{"ingest": "x"}')  # stopped after its ingest
+    (tmp_path / "w" / "watch.json").write_text("{}")
+    capsys.readouterr()
+    assert main(["info", str(tmp_path / "w")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"runs in {tmp_path / 'w'} (2;")
+    assert out[1].split()[:2] == ["a", "threshold:"] and "pore 0." in out[1] and "report.html" in out[1]
+    assert out[2].split()[0] == "b" and "stopped after ingest" in out[2]

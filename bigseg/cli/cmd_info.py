@@ -109,6 +109,28 @@ def _partial_run_lines(info: dict, args: argparse.Namespace) -> list[str]:
     return [f"run         {info['run']}", _state_line(info["state"])]
 
 
+def _finished(d) -> bool:
+    return any((d / f).exists() for f in ("metrics.nc", "metrics.json"))
+
+
+def _is_run(d) -> bool:
+    return _finished(d) or any((d / f).exists() for f in ("stages.json", ".bigseg.lock"))
+
+
+def _runs_lines(info: dict, args: argparse.Namespace) -> list[str]:
+    """A folder of runs (``bigseg demo``'s, ``bigseg watch``'s): one line each."""
+    out = [f"runs in {info['folder']} ({len(info['runs'])}; one in full: bigseg info {info['folder']}/NAME)"]
+    for r in info["runs"]:
+        name = r["run"].rstrip("/").rsplit("/", 1)[-1]
+        if r["state"]["state"] != "done" or "volume_fraction" not in r:
+            out.append(f"  {name:14s} {_state_line(r['state']).split(None, 1)[-1]}")
+            continue
+        frac = ", ".join(f"{p} {v:.3f}" for p, v in r["volume_fraction"].items())
+        iou = ("; IoU " + ", ".join(f"{p} {v:.3f}" for p, v in r["iou"].items())) if r.get("iou") else ""
+        out.append(f"  {name:14s} {r.get('model', '')}: {frac}{iou}; {r.get('report', '')}")
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -119,10 +141,15 @@ def run(args: argparse.Namespace) -> int:
     from ..report import run_summary
 
     p = Path(args.path)
-    if p.is_dir() and any((p / f).exists() for f in ("metrics.nc", "metrics.json")):  # a pipeline run's folder
+    if p.is_dir() and _finished(p):  # a pipeline run's folder
         info, lines = {**run_summary(p), "state": run_state(p)}, _run_lines
     elif p.is_dir() and any((p / f).exists() for f in ("stages.json", ".bigseg.lock")):  # one not finished yet
         info, lines = {"run": str(p), "state": run_state(p)}, _partial_run_lines
+    elif p.is_dir() and any((p / f).exists() for f in ("summary.json", "watch.json")):  # demo / watch: runs inside
+        runs = sorted(d for d in p.iterdir() if d.is_dir() and _is_run(d))
+        info = {"folder": str(p), "runs": [{**(run_summary(d) if _finished(d) else {"run": str(d)}),
+                                            "state": run_state(d)} for d in runs]}
+        lines = _runs_lines
     elif is_zarr_store(args.path):
         info, lines = volume_info(args.path, stats=not args.no_stats), _volume_lines
     else:  # a source for ingest (an HDF5 file without the dataset: the error lists those present)
