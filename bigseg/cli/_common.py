@@ -139,3 +139,31 @@ def cluster_from_args(args: argparse.Namespace):
             yield client
     else:
         yield None
+
+
+def open_label_image(path: str, label: str | None, prefer: str | None, option: str, *, say: str) -> Any:
+    """The label image ``path`` names; for an image (or its labels group) its ``label``, else
+    the one named ``prefer``, else its only one (several are refused: which one is used must
+    not be a guess). Prints ``say`` and the path it opened."""
+    from pathlib import Path
+
+    from ..io import open_volume
+    from ..io._omezarr import label_names
+
+    p = Path(path)
+    group = p if p.name == "labels" else p / "labels"
+    if label is not None:
+        vol = open_volume(group / label if p.name == "labels" else p, label=None if p.name == "labels" else label)
+    else:
+        names = label_names(group) if group.is_dir() else []
+        if not names:
+            vol = open_volume(p)
+        elif prefer in names or len(names) == 1:
+            vol = open_volume(group / (prefer if prefer in names else names[0]))
+        else:
+            also = f" and none is called {prefer!r}" if prefer else ""
+            raise InputError(f"Expected `{option}` to name one label image: {str(p)!r} holds {len(names)} "
+                             f"({', '.join(names)}){also}. Pass IMAGE/labels/NAME"
+                             f"{' or --label NAME' if option == 'labels' else ''}.")
+    print(f"{say} {vol.attrs.get('source', path)}")
+    return vol

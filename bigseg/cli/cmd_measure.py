@@ -8,7 +8,8 @@ from pathlib import Path
 
 from .._parse import parse_shells_spec
 from ..errors import InputError
-from ._common import FIGURE_SUFFIXES, add_cluster_args, add_progress_args, cluster_from_args, output_file
+from ._common import (FIGURE_SUFFIXES, add_cluster_args, add_progress_args, cluster_from_args, open_label_image,
+                      output_file)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -64,31 +65,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_progress_args(p)
     add_cluster_args(p)
     p.set_defaults(func=run)
-
-
-def _open_labels(path: str, label: str | None, prefer: str, option: str):
-    """The label image ``path`` names; for an image (or its labels group) its ``label``, else
-    the one named ``prefer``, else its only one (several without ``prefer`` are refused: which
-    one is measured must not be a guess). Says which it opened."""
-    from ..io import open_volume
-    from ..io._omezarr import label_names
-
-    p = Path(path)
-    if label is not None:
-        vol = open_volume(p, label=label)
-    else:
-        group = p if p.name == "labels" else p / "labels"
-        names = label_names(group) if group.is_dir() else []
-        if not names:
-            vol = open_volume(p)
-        elif prefer in names or len(names) == 1:
-            vol = open_volume(group / (prefer if prefer in names else names[0]))
-        else:
-            raise InputError(f"Expected `{option}` to name one label image: {str(p)!r} holds {len(names)} "
-                             f"({', '.join(names)}) and none is called {prefer!r}. Pass IMAGE/labels/NAME"
-                             f"{' or --label NAME' if option == 'labels' else ''}.")
-    print(f"{'measuring' if option == 'labels' else 'truth    '} {vol.attrs.get('source', path)}")
-    return vol
 
 
 def _table(ds) -> str:
@@ -253,8 +229,8 @@ def run(args: argparse.Namespace) -> int:
     from .. import measure
     from ..io import open_volume
 
-    labels = _open_labels(args.labels, args.label, "segmentation", "labels")
-    truth = _open_labels(args.truth, None, "truth", "--truth") if args.truth else None
+    labels = open_label_image(args.labels, args.label, "segmentation", "labels", say="measuring")
+    truth = open_label_image(args.truth, None, "truth", "--truth", say="truth    ") if args.truth else None
     for option, suffixes in (("particles", (".csv",)), ("netcdf", (".nc",)), ("csv", (".csv",)),
                              ("plot", FIGURE_SUFFIXES)):  # before any work
         output_file(getattr(args, option), f"--{option}", suffixes=suffixes)

@@ -9,7 +9,7 @@ from pathlib import Path
 from ..errors import InputError
 from ..runtime._lock import held
 from ._common import (add_cluster_args, add_fov_args, add_progress_args, cluster_from_args, command_key,
-                      refuse_existing, refuse_replacing)
+                      open_label_image, refuse_existing, refuse_replacing)
 
 METHODS = ("threshold", "kmeans", "watershed", "random-forest")
 
@@ -63,13 +63,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_progress_args(p)
     add_cluster_args(p)
     p.set_defaults(func=run)
+    _DEFAULTS.update({a.dest: a.default for a in p._actions})
 
 
-def _open_labels(path: str):
-    from ..io import open_volume
+_DEFAULTS: dict = {}  # the parser's defaults: an option left at its default was not given
+#: which segmentation each option acts on (an option given to another is refused, not ignored)
+_FOR = {"overlap": "model", "tta": "model", "triplanar": "model", "batch_size": "model", "device": "model",
+        "autocast": "model", "classes": ("threshold", "kmeans", "watershed"), "window": ("watershed",),
+        "labels": ("random-forest",), "unlabelled": ("random-forest",), "sigmas": ("random-forest",),
+        "trees": ("random-forest",), "seed": ("kmeans", "random-forest")}
 
-    p = Path(path)
-    return open_volume(p / "labels") if (p / "labels").is_dir() else open_volume(p)
+
+def _refuse_unused(args: argparse.Namespace) -> None:
+    """Options that the chosen model or method would not use, named before any work."""
+    def named(u: str) -> str:
+        return "--model" if u == "model" else f"--method {u}"
+
+    how = "model" if args.model is not None else args.method
+    for dest, users in _FOR.items():
+        users = (users,) if isinstance(users, str) else users
+        if getattr(args, dest) != _DEFAULTS.get(dest) and how not in users:
+            option = "--" + dest.replace("_", "-")
+            given = option if getattr(args, dest) is True else f"{option} {getattr(args, dest)}"
+            raise InputError(f"Expected `{option}` only with {' or '.join(map(named, users))}. "
+                             f"Got {given} with {named(how)} instead.")
+    if args.fov_margin is not None and args.fov is None:
+        raise InputError(f"Expected `--fov-margin` only with --fov. Got --fov-margin {args.fov_margin:g} without it.")
 
 
 def _segment_baseline(vol, args: argparse.Namespace, fov):
@@ -94,7 +113,7 @@ def _segment_baseline(vol, args: argparse.Namespace, fov):
     except ValueError:
         raise InputError(f"Expected `--sigmas` to be comma-separated numbers (voxels), e.g. 0.7,1,1.6. "
                          f"Got {args.sigmas!r} instead.") from None
-    return baselines.random_forest(vol, _open_labels(args.labels), sigmas=sigmas, n_estimators=args.trees,
+    return baselines.random_forest(vol, open_label_image(args.labels, None, None, "--labels", say="training labels"), sigmas=sigmas, n_estimators=args.trees,
                                    seed=args.seed, unlabelled=args.unlabelled, **common)
 
 
@@ -109,7 +128,7 @@ def _segment_model(vol, model, args: argparse.Namespace, fov, key: str):
 
     temporal = parse_temporal(args.temporal, series=is_series(vol))
     uncertainty = "entropy" if args.probabilities else None
-    ds = segment(vol, model, overlap=args.overlap, tta=args.tta, triplanar=args.triplanar,
+    ds = segment(vol, model, phases=args.phases.split(",") if args.phases else None, overlap=args.overlap, tta=args.tta, triplanar=args.triplanar,
                  batch_size=args.batch_size, device=args.device, probabilities=args.probabilities or bool(temporal),
                  uncertainty=None if temporal else uncertainty, autocast=args.autocast, fov=fov,
                  progress=args.progress)
@@ -140,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
     if args.temporal and args.model is None:
         raise InputError(f"Expected `--temporal` only with --model (it averages a model's probabilities). "
                          f"Got --temporal {args.temporal} with --method {args.method} instead.")
+    _refuse_unused(args)
     if args.fov is not None:
         parse_fov(args.fov)  # before any work
     model = load(args.model) if args.model is not None else None  # a bad name/path fails before any work

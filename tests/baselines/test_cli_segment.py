@@ -54,6 +54,33 @@ def test_segment_cli_random_forest_and_out(image, tmp_path, capsys):
                  "--unlabelled", "0", "--phases", "pore,cbd,active", "--trees", "20", "--sigmas", "0.7,1.6",
                  "--out", str(out2)]) == 0
     np.testing.assert_array_equal(open_volume(out2).values, lab.values)
+    # the image holds several label images: which trains must be named, not guessed
+    capsys.readouterr()
+    assert main(["segment", str(path), "--method", "random-forest", "--labels", str(path), "--out",
+                 str(tmp_path / "rf3.ome.zarr")]) == 2
+    assert "`--labels` to name one label image" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model", "default", "--classes", "4"], "`--classes` only with --method threshold or --method kmeans or"),
+    (["--method", "threshold", "--tta"], "`--tta` only with --model. Got --tta with --method threshold"),
+    (["--method", "kmeans", "--window", "generous"], "`--window` only with --method watershed"),
+    (["--method", "threshold", "--trees", "5"], "`--trees` only with --method random-forest"),
+    (["--method", "threshold", "--fov-margin", "3"], "`--fov-margin` only with --fov"),
+])
+def test_options_the_chosen_segmentation_would_not_use_are_refused(image, args, message, capsys):
+    _, path = image
+    assert main(["segment", str(path), *args, "--name", "unused"]) == 2
+    assert message in capsys.readouterr().err
+    assert not (path / "labels" / "unused").exists()
+
+
+def test_phases_rename_a_models_phases(image, tmp_path):
+    _, path = image
+    out = tmp_path / "named.ome.zarr"
+    assert main(["segment", str(path), "--model", "default", "--phases", "void,binder,nmc", "--out", str(out),
+                 "--no-progress"]) == 0
+    assert open_volume(out).attrs["phases"] == ["void", "binder", "nmc"]
 
 
 def test_segment_cli_inside_a_field_of_view(tmp_path, capsys):

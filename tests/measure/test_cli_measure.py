@@ -183,6 +183,9 @@ def test_which_label_image_is_measured_is_said_never_guessed(tmp_path, capsys):
     nc = tmp_path / "new folder" / "m.nc"
     assert main(["measure", str(image), "--netcdf", str(nc)]) == 0
     assert f"measuring {image / 'labels' / 'segmentation'}" in capsys.readouterr().out
+    for where in (image, image / "labels"):  # --label NAME from the image or its labels group
+        assert main(["measure", str(where), "--label", "otsu", "--no-progress"]) == 0
+        assert f"measuring {image / 'labels' / 'otsu'}" in capsys.readouterr().out
     ds = xr.open_dataset(nc, engine="h5netcdf").load()
     np.testing.assert_allclose(ds.volume_fraction.values, np.bincount(lab.ravel(), minlength=3) / lab.size)
     for bad, says in ((["--plot", str(tmp_path / "m.txt")], "`--plot` to end in .png"),
