@@ -54,7 +54,15 @@ def pipeline_config(args: argparse.Namespace, **overrides: Any) -> tuple[Any, An
     overrides.update(fov=getattr(args, "fov", None), fov_margin=getattr(args, "fov_margin", None),
                      n_workers=getattr(args, "workers", None))  # --workers over the configuration's n_workers
     cfg = RunConfig.load(args.config, **overrides)
-    return cfg, args.cluster or (cfg.cluster if args.config else None)
+    cluster = args.cluster or (cfg.cluster if args.config else None)
+    _workers_need_a_cluster(args, cluster)
+    return cfg, cluster
+
+
+def _workers_need_a_cluster(args: argparse.Namespace, cluster: Any) -> None:
+    if getattr(args, "workers", None) is not None and not cluster:
+        raise InputError(f"Expected `--workers` only with --cluster (or a --config naming one): without it the "
+                         f"command runs in this process. Got --workers {args.workers} without a cluster.")
 
 
 def command_key(args: argparse.Namespace, command: str, *, paths: tuple[str, ...] = ("source",),
@@ -132,6 +140,7 @@ def parse_triple(text: str | None, cast=float, *, option: str) -> Any:
 
 @contextlib.contextmanager
 def cluster_from_args(args: argparse.Namespace):
+    _workers_need_a_cluster(args, getattr(args, "cluster", None))
     if getattr(args, "cluster", None):
         from ..runtime import connect
 

@@ -129,6 +129,10 @@ def run(args: argparse.Namespace) -> int:
             json.dump({"output": args.output, "arch": model.arch, "arch_kwargs": model.arch_kwargs, "patch": list(model.patch),
                        "phases": model.phases, "normalization": model.normalization, "provenance": model.provenance}, fh, indent=1)
     prov = model.provenance
+    if not args.progress:  # no live epoch lines: the history, for a batch job's log
+        for row in prov.get("history") or []:
+            iou = " ".join(f"{p}={v}" for p, v in (row.get("val_iou") or {}).items())
+            print(f"epoch {row['epoch']}: loss {row['loss']:.4f}, lr {row['lr']:.2e}{' IoU ' + iou if iou else ''}")
     print(f"wrote {args.output}: {model.arch} {model.arch_kwargs}, {prov.get('epochs')} epochs "
           f"({prov.get('steps')} steps) in {prov.get('duration_s')} s on {prov.get('hardware')}; scores {json.dumps(prov.get('scores'))}")
     return 0

@@ -148,6 +148,7 @@ def test_options_that_cannot_work_are_named_before_any_work(tmp_path, capsys):
         (["compare", lab, lab, "--netcdf", str(tmp_path / "a.txt")], "`--netcdf` to end in .nc"),
         (["bench", "--size", "16", "--workdir", str(tmp_path / "nowhere")], "`workdir` to be an existing folder"),
         (["cluster", "--memory-limit", "lots"], "`memory_limit` to be a size such as '4GiB'"),
+        (["measure", lab, "--workers", "2"], "`--workers` only with --cluster"),
         (["segment", img, "--method", "random-forest", "--labels", lab, "--sigmas", "a,b"], "`--sigmas`"),
     ]
     for args, message in cases:

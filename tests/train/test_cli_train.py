@@ -38,7 +38,9 @@ def test_cli_train_sparse_labels_writes_checkpoint_and_report(files, capsys):
     assert m.provenance["epochs"] == 2 and m.provenance["lr"] == 1e-4 and m.provenance["lr_decay"] == 0.3
     rep = json.loads((files / "r.json").read_text())
     assert rep["provenance"]["data"]["labelled_slices"] == 4
-    assert "wrote" in capsys.readouterr().out
+    out_text, err = capsys.readouterr()
+    assert "wrote" in out_text and err == ""  # --no-progress: nothing on stderr, the epochs still logged
+    assert "epoch 1: loss" in out_text and "epoch 2: loss" in out_text and "IoU pore=" in out_text
     # refuses to overwrite, then fine-tunes the written model
     assert main(["train", str(files / "img.npy"), str(files / "lab.npy"), "-o", str(out)]) == 2
     out2 = files / "ft.pt"
