@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_cluster_args, add_progress_args, cluster_from_args, refuse_replacing
+from ._common import add_cluster_args, add_progress_args, cluster_from_args, refuse_existing, refuse_replacing
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,6 +27,7 @@ def run(args: argparse.Namespace) -> int:
     from ..io import export, open_volume
 
     refuse_replacing(args.dest, args.source, "dest")
+    refuse_existing(args.dest, args.overwrite, "dest")
     vol = open_volume(args.source, level=args.level, label=args.label)
     with cluster_from_args(args):
         out = export(vol, args.dest, format=args.format, overwrite=args.overwrite, progress=args.progress)

@@ -4,7 +4,7 @@ import argparse
 import sys
 
 from ._common import (add_cluster_args, add_progress_args, cluster_from_args, command_key, parse_triple,
-                      refuse_replacing)
+                      refuse_existing, refuse_replacing)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -48,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from ..runtime._manifest import path_stamp
 
     refuse_replacing(args.dest, args.source, "dest")
+    refuse_existing(args.dest, args.overwrite, "dest")
     # an interrupted run of the same command (same files as they stand) reads only the blocks not on disk
     key = command_key(args, "ingest", paths=(), extra={"sources": [path_stamp(s) for s in args.source]})
     with cluster_from_args(args):

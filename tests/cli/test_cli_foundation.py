@@ -157,6 +157,11 @@ def test_options_that_cannot_work_are_named_before_any_work(tmp_path, capsys):
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.ome.zarr"]
+    (tmp_path / "there.tif").write_bytes(b"")
+    for args in (["export", img, str(tmp_path / "there.tif")], ["ingest", str(tmp_path / "there.tif"), img]):
+        capsys.readouterr()
+        assert main(args) == 2
+        assert "`dest` to be a new location, or --overwrite" in capsys.readouterr().err  # the option, not overwrite=True
 
 
 def test_a_reader_that_stops_early_is_no_error(tmp_path):
