@@ -139,6 +139,9 @@ def as_volume(
                 f"Got dims {data.dims} with shape {data.shape} instead."
             )
         vol = _named_dims(data, name)
+        if 5 not in allowed and vol.ndim == 4 and vol.dims[0] != "t":  # channels only where a writer takes them
+            raise InputError(f"Expected `{name}` to be a (z, y, x) volume or a (t, z, y, x) series. "
+                             f"Got dims {data.dims} instead.")
         vol = vol.copy(deep=False, data=vol.data if isinstance(vol.data, da.Array) else da.asarray(vol.data))
         given = vol.attrs.get("voxel_size")
         vol.attrs["voxel_size"] = (1.0, 1.0, 1.0) if given is None else parse_voxel_size(

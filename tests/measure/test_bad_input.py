@@ -96,6 +96,8 @@ def test_axes_are_taken_by_name_not_by_position():
     with pytest.raises(InputError, match=r"`labels`'s dims to be named z, y, x.*\('a', 'b', 'c'\)"):
         profile(xr.DataArray(lab, dims=("a", "b", "c")), axis="z")
     assert swapped.dims == ("x", "y", "z")  # the input is left as it was
+    with pytest.raises(InputError, match=r"`labels` to be a \(z, y, x\) volume or a \(t, z, y, x\) series"):
+        profile(xr.DataArray(np.stack([lab, lab]), dims=("c", "z", "y", "x")), axis="z")  # not a series
 
 
 @pytest.mark.parametrize("vs", [-1.0, (50, 50), "abc", (1, 0, 1)])
