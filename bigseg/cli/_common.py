@@ -34,6 +34,25 @@ def add_pipeline_args(p: argparse.ArgumentParser, kept: str = "") -> None:
     add_fov_args(p)
 
 
+def _number_type(cast, test, what: str):
+    """An argparse ``type`` for numbers that must satisfy ``test`` (argparse then names the option)."""
+    def parse(text: str):
+        try:
+            value = cast(text)
+        except ValueError:
+            value = None
+        if value is None or not test(value):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+    parse.__name__ = what  # argparse's "invalid <name> value" wording
+    return parse
+
+
+positive_int = _number_type(int, lambda v: v > 0, "a positive whole number")
+positive_float = _number_type(float, lambda v: v > 0 and v < float("inf"), "a positive number")
+nonnegative_float = _number_type(float, lambda v: 0 <= v < float("inf"), "a number >= 0")
+
+
 def add_fov_args(p: argparse.ArgumentParser,
                  purpose: str = "to segment and measure inside only; outside is labelled 255 and left out of "
                                 "every measurement") -> None:
@@ -41,7 +60,7 @@ def add_fov_args(p: argparse.ArgumentParser,
     p.add_argument("--fov", default=None,
                    help="the reconstruction's field of view: 'auto' (the constant fill around the sample, 0 or NaN), "
                         f"'cylinder' (the inscribed circle) or CY,CX,R (a circle in voxels), {purpose}")
-    p.add_argument("--fov-margin", type=float, default=None, metavar="VOXELS",
+    p.add_argument("--fov-margin", type=nonnegative_float, default=None, metavar="VOXELS",
                    help="shrink the field of view by this many voxels (a rim of ring artefacts)")
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from .._parse import parse_shells_spec
 from ..errors import InputError
 from ._common import (FIGURE_SUFFIXES, add_cluster_args, add_progress_args, cluster_from_args, open_label_image,
-                      output_file)
+                      output_file, positive_float)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -51,7 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="--tortuosity of labels with a field of view: solve in the largest square inside it, "
                         "'auto' (the 255 fill around the sample), 'cylinder' or CY,CX,R (other measurements leave "
                         "255 out by themselves)")
-    p.add_argument("--radial", type=float, default=None, metavar="STEP",
+    p.add_argument("--radial", type=positive_float, default=None, metavar="STEP",
                    help="volume fractions in coaxial shells of STEP voxels around the z axis (a cylinder's radial "
                         "artefacts: cupping, rim), centred on --fov's axis if given, else on the cross-section; "
                         "printed in ten groups, all shells in --netcdf, drawn beside --plot (NAME_radial.png)")

@@ -9,7 +9,7 @@ from pathlib import Path
 from ..errors import InputError
 from ..runtime._lock import held
 from ._common import (add_cluster_args, add_fov_args, add_progress_args, cluster_from_args, command_key,
-                      open_label_image, refuse_existing, refuse_replacing)
+                      open_label_image, positive_int, refuse_existing, refuse_replacing)
 
 METHODS = ("threshold", "kmeans", "watershed", "random-forest")
 
@@ -54,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="random-forest: value of the unannotated voxels in --labels (default 255; 0 for "
                         "napari/ilastik/Fiji exports, whose classes 1, 2, 3 become phases 0, 1, 2)")
     p.add_argument("--sigmas", default="0.7,1,1.6,3.5", help="random-forest: feature scales in voxels")
-    p.add_argument("--trees", type=int, default=100, help="random-forest: number of trees")
+    p.add_argument("--trees", type=positive_int, default=100, help="random-forest: number of trees")
     p.add_argument("--seed", type=int, default=0, help="random seed (k-means, random forest)")
     p.add_argument("--name", default="segmentation", help="label image name inside the source (default segmentation)")
     p.add_argument("--out", default=None, help="write a separate OME-Zarr label volume here instead")
@@ -162,7 +162,9 @@ def run(args: argparse.Namespace) -> int:
     _refuse_unused(args)
     if args.fov is not None:
         parse_fov(args.fov)  # before any work
-    model = load(args.model) if args.model is not None else None  # a bad name/path fails before any work
+    if args.model is not None and args.model != "default" and not Path(args.model).is_file():
+        raise InputError(f"Expected `--model` to be 'default' or an existing checkpoint file. Got {args.model!r} instead.")
+    model = load(args.model) if args.model is not None else None  # a bad checkpoint fails before any work
     if args.out:
         refuse_replacing(args.out, args.source, "--out")
     vol = open_volume(args.source)

@@ -173,3 +173,22 @@ def test_a_reader_that_stops_early_is_no_error(tmp_path):
     proc = subprocess.run(f"{BIGSEG} measure {tmp_path / 's.ome.zarr'}/labels/truth --no-progress | head -c 1",
                           shell=True, capture_output=True, text=True, timeout=120)
     assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["segment", "x.ome.zarr", "--method", "random-forest", "--trees", "0"], "argument --trees: expected a positive whole"),
+    (["measure", "x.ome.zarr", "--radial", "-2"], "argument --radial: expected a positive number, got '-2'"),
+    (["segment", "x.ome.zarr", "--method", "threshold", "--fov-margin", "-1"], "argument --fov-margin: expected a number >= 0"),
+])
+def test_option_values_are_checked_as_the_options_they_are(args, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_missing_model_file_is_named_by_its_option(tmp_path, capsys):
+    from bigseg.io import save_volume
+
+    img = save_volume(np.zeros((8, 8, 8), np.float32), tmp_path / "i.ome.zarr", progress=False)
+    assert main(["segment", img, "--model", str(tmp_path / "nope.pt")]) == 2
+    assert "`--model` to be 'default' or an existing checkpoint file" in capsys.readouterr().err
