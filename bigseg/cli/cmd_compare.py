@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     mat = differing_matrix(ds)
     print(f"voxels differing between two segmentations (%){last}:")
     print(pd.DataFrame(np.round(mat, 2), index=names, columns=names).to_string())
-    print(f"mean over the {d.sizes['pair']} pair(s): {float(d.mean_differing_percent):.2f} %")
+    print(f"mean over the {d.sizes['pair']} pair(s): {100 * float(d.mean_differing_fraction):.2f} %")
     if args.csv:
         table.to_csv(args.csv)
         print(f"wrote {args.csv}")

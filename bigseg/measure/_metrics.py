@@ -351,19 +351,35 @@ def surface_area(labels: Any, *, phase: str | int, method: Method = "faces", pha
                         attrs={"units": f"{lab.unit}^2", "phase": lab.phases[i], "method": method})
 
 
-def specific_surface_area(labels: Any, *, method: Method = "faces", phases: Any = None,
-                          progress: bool = False) -> xr.Dataset:
-    """Surface area of every phase per total volume and per phase volume.
+def specific_surface_area(labels: Any, *, phase: str | int | None = None, method: Method = "faces",
+                          per: str = "total", phases: Any = None,
+                          progress: bool = False) -> float | xr.DataArray | xr.Dataset:
+    """Surface area per volume, in ``unit^-1``.
 
-    Returns
-    -------
-    Dataset over ``phase`` (and ``t``): ``surface_area`` (``unit^2``), ``volume`` (``unit^3``),
-    ``per_total_volume`` = area / volume of the whole sample (its labelled voxels: those valued
-    255, e.g. outside the field of view, are no part of it) and ``per_phase_volume`` = area /
-    volume of the phase (both ``unit^-1``; NaN for an absent phase).
+    With ``phase``: that phase's surface area (as :func:`surface_area` measures it) per volume
+    of the whole sample (``per="total"``, the electrode's specific surface area) or per volume
+    of the phase itself (``per="phase"``; NaN where the phase is absent); a float, or a
+    DataArray over ``t`` for a series.
+
+    Without ``phase``: every phase at once, a Dataset over ``phase`` (and ``t``):
+    ``surface_area`` (``unit^2``), ``volume`` (``unit^3``), ``per_total_volume`` = area /
+    volume of the whole sample (its labelled voxels: those valued 255, e.g. outside the field
+    of view, are no part of it) and ``per_phase_volume`` = area / volume of the phase (both
+    ``unit^-1``).
     """
+    per = parse_choice("per", per, ("total", "phase"))
     lab = as_labels(labels, phases=phases)
     method = parse_method(method, lab)
+    if phase is not None:
+        name = lab.phases[_phase_index(lab, phase)]
+        one = _specific_surface_area(lab, method, progress)[f"per_{per}_volume"].sel(phase=name)
+        if not lab.series:
+            return float(one)
+        return one.drop_vars("phase").rename("specific_surface_area").assign_attrs(phase=name, method=method, per=per)
+    return _specific_surface_area(lab, method, progress)
+
+
+def _specific_surface_area(lab: Labels, method: Method, progress: bool) -> xr.Dataset:
     areas, stats = _surface_areas(lab, method, progress)
     vvox = float(np.prod(lab.voxel_size))
     vols = [s["hist"][: lab.k] * vvox for s in stats]

@@ -202,8 +202,9 @@ def agreement(segmentations: Sequence[Any], *, truth: Any = None, phases: Any = 
     Returns
     -------
     Dataset with ``volume_fraction`` (segmentation, phase), ``fraction_mean`` and
-    ``fraction_std`` (phase), ``differing_percent`` (pair) with ``pair_a``/``pair_b`` coordinates,
-    and ``mean_differing_percent``; with ``truth`` also ``iou``, ``dice``, ``precision``,
+    ``fraction_std`` (phase), ``differing_fraction`` (pair; the fraction of voxels whose labels
+    differ, 0-1) with ``pair_a``/``pair_b`` coordinates, and ``mean_differing_fraction`` (the mean
+    over the pairs); with ``truth`` also ``iou``, ``dice``, ``precision``,
     ``recall`` (segmentation, phase) and ``accuracy`` (segmentation); a ``t`` dimension for
     series.
     """
@@ -238,7 +239,7 @@ def agreement(segmentations: Sequence[Any], *, truth: Any = None, phases: Any = 
         fr_l.append(hists[:, :k] / hists[:, :k].sum(axis=1, keepdims=True))
         differ, both = vec[s * NBINS + s:s * NBINS + s + npair], vec[s * NBINS + s + npair:]
         with np.errstate(divide="ignore", invalid="ignore"):
-            diff_l.append(np.where(both > 0, 100.0 * differ / np.maximum(both, 1), np.nan))
+            diff_l.append(np.where(both > 0, differ / np.maximum(both, 1), np.nan))
     pairs = list(itertools.combinations(range(s), 2))
     fr = _stack(ref, fr_l)
     diff = _stack(ref, diff_l)
@@ -249,8 +250,10 @@ def agreement(segmentations: Sequence[Any], *, truth: Any = None, phases: Any = 
             "fraction_mean": (_dims(ref, ("phase",)), fr.mean(axis=-2), {"units": "1"}),
             "fraction_std": (_dims(ref, ("phase",)), fr.std(axis=-2, ddof=1),
                              {"units": "1", "long_name": "sample standard deviation (n - 1) across segmentations"}),
-            "differing_percent": (_dims(ref, ("pair",)), diff, {"units": "%"}),
-            "mean_differing_percent": (_dims(ref, ()), diff.mean(axis=-1), {"units": "%"}),
+            "differing_fraction": (_dims(ref, ("pair",)), diff,
+                                   {"units": "1", "long_name": "fraction of voxels labelled differently"}),
+            "mean_differing_fraction": (_dims(ref, ()), diff.mean(axis=-1),
+                                        {"units": "1", "long_name": "mean over the pairs"}),
         },
         coords={**_coords(ref, phase=ref.phases), "segmentation": np.arange(s),
                 "pair_a": ("pair", [a for a, _ in pairs]), "pair_b": ("pair", [b for _, b in pairs])},

@@ -20,8 +20,8 @@ def differing_matrix(ds: Any):
     d = ds.isel(t=-1) if "t" in ds.dims else ds
     s = d.sizes["segmentation"]
     mat = np.zeros((s, s))
-    for a, b, v in zip(d.pair_a.values, d.pair_b.values, d.differing_percent.values):
-        mat[a, b] = mat[b, a] = v
+    for a, b, v in zip(d.pair_a.values, d.pair_b.values, d.differing_fraction.values):
+        mat[a, b] = mat[b, a] = 100.0 * v
     return mat
 
 
@@ -64,7 +64,7 @@ def agreement_figure(ds: Any, *, path: str | os.PathLike | None = None, title: s
                         color="white" if mat[i, j] < 0.6 * mat.max() else "black", fontsize="small")
     a2.set_xticks(range(s), names, rotation=30, ha="right")
     a2.set_yticks(range(s), names)
-    a2.set_title(f"% of voxels differing (mean {float(d.mean_differing_percent):.1f})")
+    a2.set_title(f"% of voxels differing (mean {100 * float(d.mean_differing_fraction):.1f})")
     fig.colorbar(im, ax=a2, shrink=0.8)
     last = f" (t = {ds.t.values[-1]})" if "t" in ds.dims else ""
     return finish(fig, path, title=(title or "") + last or None, dpi=120)

@@ -85,10 +85,10 @@ def test_agreement_matches_reference(labels, chunks):
     fr = np.array([np.bincount(s.ravel(), minlength=3) / s.size for s in segs])
     np.testing.assert_allclose(ds.volume_fraction.values, fr, rtol=1e-15)
     np.testing.assert_allclose(ds.fraction_std.values, fr.std(axis=0, ddof=1), rtol=1e-12)
-    diffs = [100 * np.mean(a != b) for a, b in itertools.combinations(segs, 2)]
-    np.testing.assert_allclose(ds.differing_percent.values, diffs, rtol=1e-12)
-    assert ds.mean_differing_percent.item() == pytest.approx(np.mean(diffs))
-    assert ds.differing_percent.attrs["units"] == "%"
+    diffs = [np.mean(a != b) for a, b in itertools.combinations(segs, 2)]
+    np.testing.assert_allclose(ds.differing_fraction.values, diffs, rtol=1e-12)
+    assert ds.mean_differing_fraction.item() == pytest.approx(np.mean(diffs))
+    assert ds.differing_fraction.attrs["units"] == "1"
 
 
 def test_a_truth_of_another_voxel_size_is_warned_about():

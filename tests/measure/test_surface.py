@@ -92,6 +92,14 @@ def test_sphere_area_marching_cubes_and_faces():
     assert ssa.per_phase_volume.sel(phase="particle").item() == pytest.approx(mc / vol_particle)
     assert ssa.per_total_volume.sel(phase="particle").item() == pytest.approx(mc / lab.size)
     assert ssa.per_total_volume.attrs["units"] == "voxel^-1"
+    # one phase: a float, the phase's area per sample volume (or per its own volume)
+    one = specific_surface_area(vol, phase="particle", method="marching_cubes")
+    assert isinstance(one, float) and one == pytest.approx(mc / lab.size, rel=1e-12)
+    assert specific_surface_area(vol, phase=1, method="marching_cubes", per="phase") == pytest.approx(mc / vol_particle)
+    with pytest.raises(ValueError, match="`per`.*'volume'"):
+        specific_surface_area(vol, phase="particle", per="volume")
+    with pytest.raises(ValueError, match="`phase`.*'nmc'"):
+        specific_surface_area(vol, phase="nmc")
 
 
 def test_surface_area_faces_box_and_series():
@@ -103,6 +111,9 @@ def test_surface_area_faces_box_and_series():
     assert sa.dims == ("t",)
     np.testing.assert_allclose(sa.values, 4 * 2 * (36 + 66 + 66))
     assert surface_area(lab, phase=1, phases=["pore", "particle"]) == 2 * (36 + 66 + 66)
+    ssa = specific_surface_area(vol, phase="particle")
+    assert ssa.dims == ("t",) and ssa.attrs["phase"] == "particle"
+    np.testing.assert_allclose(ssa.values, sa.values / (series[0].size * 8.0))
 
 
 def test_fixed_tilings_equal_scikit_image_per_cell():

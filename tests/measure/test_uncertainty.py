@@ -78,8 +78,8 @@ def test_series_dims_for_agreement_and_probabilities(labels):
     s1 = make_volume(np.stack([labels, labels]), phases=["pore", "cbd", "active"])
     s2 = make_volume(np.stack([labels, np.roll(labels, 1, 0)]), phases=["pore", "cbd", "active"])
     ag = agreement([s1, s2])
-    assert ag.fraction_std.dims == ("t", "phase") and ag.mean_differing_percent.dims == ("t",)
-    assert ag.mean_differing_percent.values[0] == 0 and ag.mean_differing_percent.values[1] > 0
+    assert ag.fraction_std.dims == ("t", "phase") and ag.mean_differing_fraction.dims == ("t",)
+    assert ag.mean_differing_fraction.values[0] == 0 and ag.mean_differing_fraction.values[1] > 0
     p = np.eye(3, dtype=np.float32)[labels].transpose(3, 0, 1, 2) * 0.5 + 0.5 / 3
     ds = probability_uncertainty(np.stack([p, np.full_like(p, 1 / 3)]), threshold=0.5)
     assert ds.uncertain_fraction.dims == ("t",)

@@ -216,9 +216,9 @@ def test_agreement_over_the_voxels_both_label(masked):
     want = []
     for a, b in itertools.combinations(segs, 2):
         both = (a < K) & (b < K)
-        want.append(100 * np.count_nonzero((a != b) & both) / np.count_nonzero(both))
-    np.testing.assert_allclose(ds.differing_percent.values, want, rtol=1e-12)
-    assert ds.differing_percent.values[1] == pytest.approx(100.0)  # every labelled voxel shifted by one phase
+        want.append(np.count_nonzero((a != b) & both) / np.count_nonzero(both))
+    np.testing.assert_allclose(ds.differing_fraction.values, want, rtol=1e-12)
+    assert ds.differing_fraction.values[1] == pytest.approx(1.0)  # every labelled voxel shifted by one phase
 
 
 def test_agreement_with_a_truth_scores_every_segmentation_in_one_pass(masked):
