@@ -130,6 +130,11 @@ class Model(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         return self.net(x)
 
+    @property
+    def normalisation(self) -> dict:
+        """The contract's spelling (../API.md) of :attr:`normalization`: the same dict."""
+        return self.normalization
+
     # ---------------------------------------------------------------- metadata and hashing
     def metadata(self) -> dict[str, Any]:
         """JSON-serialisable description (everything but the weights)."""

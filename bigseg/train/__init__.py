@@ -11,6 +11,7 @@ resolves to the function or to this subpackage).
 
 from __future__ import annotations
 
+import inspect
 import sys
 import types
 
@@ -42,3 +43,4 @@ class _CallablePackage(types.ModuleType):
 
 
 sys.modules[__name__].__class__ = _CallablePackage
+__signature__ = inspect.signature(train)  # inspect.signature(bigseg.train) and notebooks' call tips show train's

@@ -83,6 +83,7 @@ def test_save_load_round_trip_identical_outputs(tmp_path):
         assert torch.equal(m(x), m2(x))
     assert m2.phases == m.phases and m2.patch == m.patch and m2.provenance == {"seed": 3}
     assert m2.normalization == m.normalization and m2.arch_kwargs == m.arch_kwargs
+    assert m2.normalisation is m2.normalization  # the contract's spelling
     assert m2.checkpoint_key() == m.checkpoint_key()
     assert m2.checkpoint == os.path.abspath(path)
     # changing the weights breaks the link to the file and changes the key

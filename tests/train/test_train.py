@@ -266,6 +266,10 @@ def test_bigseg_train_callable_as_package():
 
     assert callable(pkg) and callable(bigseg.train)
     assert hasattr(bigseg.train, "synthetic")
+    import inspect
+
+    params = inspect.signature(bigseg.train).parameters  # call tips show train's, not (*args, **kwargs)
+    assert list(params)[:2] == ["image", "labels"] and "lr_decay" in params and "init" in params
 
 
 def test_bigseg_train_is_the_same_callable_on_first_and_later_lookups():
