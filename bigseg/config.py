@@ -20,7 +20,11 @@ import yaml
 from ._parse import parse_shells_spec
 from .errors import ConfigError, InputError, SourceNotFoundError
 
-__all__ = ["RunConfig", "DEFAULTS", "load_deploy"]
+__all__ = ["RunConfig", "DEFAULTS", "load_deploy", "DEPLOY_DIR"]
+
+#: The deployment YAMLs (``deploy/`` of the repository, shipped inside the package as
+#: ``bigseg/deploy``): ``local``, ``local-cuda`` and ``slurm`` name them wherever bigseg is installed.
+DEPLOY_DIR = Path(__file__).resolve().parent / "deploy"
 
 #: Every key the configuration knows, with its default. Unknown keys are errors (typos).
 DEFAULTS: dict[str, Any] = {
@@ -199,10 +203,17 @@ def _from_env(environ: Mapping[str, str], prefix: str = "BIGSEG_") -> dict[str, 
 
 
 def load_deploy(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a YAML file as a mapping (used for ``deploy/*.yaml`` and run configurations)."""
+    """Read a YAML file as a mapping (used for ``deploy/*.yaml`` and run configurations).
+
+    A bare name that is no file here (``"local"``, ``"local-cuda"``, ``"slurm"``) is the
+    deployment YAML of that name shipped with bigseg."""
     p = Path(path)
+    shipped = sorted(f.stem for f in DEPLOY_DIR.glob("*.yaml"))
+    if not p.exists() and str(path) in shipped:
+        p = DEPLOY_DIR / f"{path}.yaml"
     if not p.exists():
-        raise SourceNotFoundError(f"Expected `config` to be an existing YAML file. Got {str(p)!r}, which does not exist.")
+        raise SourceNotFoundError(f"Expected `config` to be an existing YAML file or one of the shipped {shipped}. "
+                                  f"Got {str(path)!r}, which does not exist.")
     try:
         data = yaml.safe_load(p.read_text()) or {}
     except yaml.YAMLError as exc:

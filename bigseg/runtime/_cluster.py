@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 from ..errors import ClusterError, InputError
 
 __all__ = ["connect", "BigsegClient", "gpu_count", "slurm_cluster"]
-
-DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy"
-
 
 def gpu_count() -> int:
     """Number of CUDA devices visible (0 without CuPy/torch CUDA or without a GPU)."""
@@ -74,7 +70,7 @@ def slurm_cluster(config: str | os.PathLike | None = None, *, n_workers: int | N
         raise ClusterError("`cluster`='slurm' needs dask-jobqueue: pip install 'bigseg[slurm]'.") from None
     from ..config import load_deploy
 
-    kwargs = {**load_deploy(config or DEPLOY_DIR / "slurm.yaml").get("slurm", {}), **options}
+    kwargs = {**load_deploy(config or "slurm").get("slurm", {}), **options}
     jobs = kwargs.pop("jobs", None) or n_workers or 1
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     kwargs.setdefault("scheduler_options", {"dashboard_address": ":0"})

@@ -1,0 +1,42 @@
+"""What an installed bigseg (a wheel, as on a cluster's nodes) carries beside its code."""
+
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from bigseg.config import DEPLOY_DIR, load_deploy
+from bigseg.errors import SourceNotFoundError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_wheel_carries_the_default_model_and_the_deployment_yamls(tmp_path):
+    src = tmp_path / "src"
+    shutil.copytree(ROOT / "bigseg", src / "bigseg", symlinks=True,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(ROOT / "deploy", src / "deploy")
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(tmp_path / "dist"), str(src)], check=True, capture_output=True)
+    (wheel,) = (tmp_path / "dist").glob("bigseg-*.whl")
+    with zipfile.ZipFile(wheel) as z:
+        names = set(z.namelist())
+        assert "bigseg/models/weights/default.pt" in names
+        for yaml in sorted((ROOT / "deploy").glob("*.yaml")):
+            assert z.read(f"bigseg/deploy/{yaml.name}") == yaml.read_bytes()
+
+
+def test_shipped_deployments_by_name_from_any_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no deploy/ here
+    assert DEPLOY_DIR.resolve() == (ROOT / "deploy").resolve()  # one home: the package links to deploy/
+    assert load_deploy("slurm")["slurm"]["queue"] == "batch"
+    assert load_deploy("local") == load_deploy(ROOT / "deploy" / "local.yaml")
+    (tmp_path / "slurm").write_text("slurm: {queue: mine}\n")  # a file of that name here wins
+    assert load_deploy("slurm")["slurm"]["queue"] == "mine"
+    with pytest.raises(SourceNotFoundError, match=r"'locl'.*|shipped \['local', 'local-cuda', 'slurm'\]"):
+        load_deploy("locl")
