@@ -25,7 +25,8 @@ def add_progress_args(p: argparse.ArgumentParser) -> None:
 def add_pipeline_args(p: argparse.ArgumentParser, kept: str = "") -> None:
     """--config, --model and --cluster of the commands that run the whole pipeline."""
     p.add_argument("--config", default=None, help="run configuration YAML (filters, model, chunks, voxel size, "
-                                                  "cluster, ...; see deploy/*.yaml)")
+                                                  "cluster, ...; see deploy/*.yaml), or a shipped one by name: "
+                                                  "local, local-cuda, slurm")
     p.add_argument("--model", default=None,
                    help="override the configuration's model: 'default', a checkpoint path, or threshold, kmeans, watershed")
     p.add_argument("--cluster", default=None,
