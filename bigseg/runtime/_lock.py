@@ -8,7 +8,8 @@ the output.
 
 The lock is ``flock`` on a hidden file beside the output (inside a run folder), so a killed
 process holds nothing and a crash never leaves an output locked; across the nodes of a cluster
-it needs a file system with ``flock`` (NFSv4, Lustre mounted with ``flock``). Who holds it
+it needs a file system with ``flock`` (NFSv4, Lustre mounted with ``flock``); on one that refuses
+``flock`` (e.g. Lustre mounted without it: ENOSYS) the write goes ahead unlocked, with a warning. Who holds it
 (process, host, command, start time) is written into the file, and the file is removed on
 release while still locked; a process that locked a file just removed sees that it is no longer
 the one at the path and tries again (so two writers never both hold an output). Not the
@@ -20,12 +21,14 @@ command that holds its output for the whole run, then writes it through
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
 import sys
 import threading
 import time
+import warnings
 from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,6 +44,8 @@ except ImportError:  # pragma: no cover - Windows
 __all__ = ["describe", "held", "holder", "lock_path", "recorded"]
 
 _HELD: Counter = Counter()  # lock files this process holds -> depth
+_UNLOCKABLE = -1  # what _acquire returns where the file system refuses flock
+_NO_FLOCK = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS}
 _GUARD = threading.Lock()
 
 
@@ -85,14 +90,19 @@ def holder(target: str | os.PathLike, *, inside: bool = False) -> dict | None:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return _who(path)
+    except OSError as exc:
+        if exc.errno in _NO_FLOCK:
+            return None  # nothing can be locked there, so nobody holds it
+        raise
     finally:
         os.close(fd)  # (a lock taken here is released with it)
     return None
 
 
 def _acquire(path: Path, tries: int = 10) -> int | None:
-    """An open descriptor of ``path`` locked by this process, or ``None`` when another holds it
-    (asked ``tries`` times over ~0.2 s: :func:`holder` takes the lock for an instant to test it)."""
+    """An open descriptor of ``path`` locked by this process, ``None`` when another holds it
+    (asked ``tries`` times over ~0.2 s: :func:`holder` takes the lock for an instant to test it),
+    or ``_UNLOCKABLE`` where the file system refuses ``flock``."""
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -104,6 +114,15 @@ def _acquire(path: Path, tries: int = 10) -> int | None:
                 return None
             time.sleep(0.02)
             continue
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno not in _NO_FLOCK:
+                raise
+            try:
+                path.unlink()
+            except OSError:
+                pass
+            return _UNLOCKABLE
         try:
             same = os.path.samestat(os.fstat(fd), os.stat(path))
         except FileNotFoundError:
@@ -131,6 +150,18 @@ def held(target: str | os.PathLike, *, argument: str, inside: bool = False) -> I
                 _HELD[path] -= again
         return
     fd = _acquire(path)
+    if fd == _UNLOCKABLE:
+        warnings.warn(f"The file system of {str(target)!r} does not support flock (e.g. Lustre mounted without "
+                      "the flock option): it is written without a lock, so a second bigseg run writing it at the "
+                      "same time would not be refused.", UserWarning, stacklevel=3)
+        with _GUARD:
+            _HELD[path] += 1  # held again in this process: no second warning
+        try:
+            yield path
+        finally:
+            with _GUARD:
+                _HELD[path] -= 1
+        return
     if fd is None:
         raise OutputInUseError(
             f"Expected `{argument}` not to be written by another bigseg run at the same time. Got "

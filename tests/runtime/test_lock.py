@@ -138,3 +138,23 @@ def test_info_says_whether_a_run_is_running_was_killed_stopped_or_done(tmp_path,
     assert main(["info", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "state" not in printed.split("\n")[1] and "fraction" in printed
+
+
+def test_a_file_system_without_flock_writes_unlocked_with_a_warning(tmp_path, monkeypatch):
+    import errno
+    import types
+
+    from bigseg.runtime import _lock
+
+    def refuse(fd, op):
+        raise OSError(errno.ENOSYS, "Function not implemented")  # Lustre mounted without -o flock
+
+    monkeypatch.setattr(_lock, "fcntl", types.SimpleNamespace(flock=refuse, LOCK_EX=2, LOCK_NB=4))
+    dest = tmp_path / "a.ome.zarr"
+    with pytest.warns(UserWarning, match="does not support flock") as seen:
+        save_volume(np.ones((4, 5, 6), np.float32), dest)
+    assert len(seen) == 1 and np.array_equal(open_volume(dest).values, np.ones((4, 5, 6), np.float32))
+    assert not lock_path(dest).exists()  # no lock file left behind
+    assert _lock.holder(dest) is None
+    lock_path(dest).touch()  # even beside a lock file another writer left
+    assert _lock.holder(dest) is None
