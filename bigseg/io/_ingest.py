@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob as globmod
 import os
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import product
@@ -38,6 +39,11 @@ DEFAULT_HDF5_DATASET = "/exchange/data"  # APS Data Exchange layout
 
 def _natural_key(path: str) -> list:
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", os.path.basename(path))]
+
+
+def _natural_path_key(path: str) -> list:
+    """Number order over every part of a path (cycle_2/recon.h5 before cycle_10/recon.h5)."""
+    return [_natural_key(part) for part in Path(path).parts]
 
 
 def _index_to_slices(index: Any, shape: tuple[int, ...]) -> tuple[slice, ...]:
@@ -217,7 +223,7 @@ def _tiff_series_shape(path: str, n: int, page_shape: tuple[int, ...]) -> tuple[
 def _tiff_stack(files: list[str], what: str) -> TiffStackReader:
     if not files:
         raise SourceNotFoundError(f"Expected `source` to contain TIFF slices. Got {what!r}, which has none.")
-    files = sorted(files, key=_natural_key)
+    files = sorted(files, key=_natural_path_key)
     shape0, dtype0, _, off0, fdt0 = _tiff_page_info(files[0])
     offsets = [off0]
     if len(shape0) != 2:
@@ -286,6 +292,10 @@ def read_source(
     """
     src = os.fspath(source)
     if any(ch in src for ch in "*?["):
+        scans = scans_of_glob(src)
+        if scans is not None:
+            raise InputError(f"Expected `source` to be one scan here. Got {src!r}, which matches {len(scans)} whole "
+                             f"scans (a series: bigseg ingest reads it as one).")
         return _tiff_stack(globmod.glob(src), src)
     p = Path(src)
     if not p.exists():
@@ -319,10 +329,41 @@ def read_source(
     )
 
 
+def scans_of_glob(source: Any) -> list[str] | None:
+    """The scans a glob names, in the order of the numbers in their names, when it matches whole
+    scans (HDF5, .npy, raw, zarr stores, 3D TIFF files); ``None`` for anything else (a glob of
+    2D TIFF slices is one scan, read by :func:`read_source`)."""
+    if isinstance(source, (list, tuple)):
+        return None
+    src = os.fspath(source)
+    if not any(ch in src for ch in "*?["):
+        return None
+    matches = sorted(globmod.glob(src), key=_natural_path_key)
+    tiffs = [m for m in matches if Path(m).suffix.lower() in TIFF_SUFFIXES and Path(m).is_file()]
+    if not matches or (tiffs and len(tiffs) < len(matches)):
+        return None  # nothing (or a mix): read_source says what is wrong
+    if tiffs:
+        page_shape, _, n, _, _ = _tiff_page_info(tiffs[0])
+        if len(page_shape) == 2 and n == 1:
+            return None  # slices of one scan
+    return matches
+
+
+def _warn_text_order(sources: Sequence[Any]) -> None:
+    names = [os.fspath(s) for s in sources]
+    natural = sorted(names, key=_natural_path_key)
+    if len(names) > 2 and names == sorted(names) and names != natural:
+        first = next(i for i, (a, b) in enumerate(zip(names, natural)) if a != b)
+        warnings.warn(f"The scans in `source` are taken in the order given, where {names[first]!r} comes before "
+                      f"{natural[first]!r} (names sorted as text, as a shell glob sorts them). If time runs with "
+                      f"the numbers, pass the scans in that order, or the glob quoted (bigseg orders its matches "
+                      f"by number).", UserWarning, stacklevel=3)
+
+
 def source_calibration(source: str | os.PathLike, **read: Any) -> Any:
     """((z, y, x) voxel size, unit) that ``source`` states about itself, else ``None``
-    (``read``: the options of :func:`read_source`)."""
-    return _calibration(read_source(source, **read))
+    (``read``: the options of :func:`read_source`); of the first scan of a glob of scans."""
+    return _calibration(read_source((scans_of_glob(source) or [source])[0], **read))
 
 
 def source_info(source: str | os.PathLike, *, dataset: str | None = None, dtype: Any = None, shape: Any = None,
@@ -498,7 +539,10 @@ def ingest(
         (``dataset``, default ``/exchange/data``), ``.npy``, raw binary (``shape``, ``dtype``
         with endianness, e.g. ``">u2"``, and ``offset`` header bytes) or zarr/OME-Zarr; or a
         list of such sources, the scans of an operando experiment in time order, written as one
-        (t, z, y, x) series (every scan the same shape and dtype)
+        (t, z, y, x) series (every scan the same shape and dtype); or a glob matching whole
+        scans (``"cycle_*/recon.h5"``: HDF5, .npy, zarr, 3D TIFF files), read as such a list in
+        the order of the numbers in their names (cycle_2 before cycle_10). A list whose names
+        read as text order but not number order (what a shell glob gives) is warned about
     dest : OME-Zarr folder to create
     chunks : chunk edge (int) or (z, y, x)
     voxel_size : voxel edge length(s) in ``unit``; default: the one the source states (OME-Zarr
@@ -531,10 +575,13 @@ def ingest(
         raise OutputExistsError(f"Expected `dest` to be a new location or `overwrite=True`. Got {str(dest_p)!r}, which exists.")
     vs = parse_voxel_size(voxel_size) if voxel_size is not None else None
     opts = dict(chunks=chunks, vs=vs, unit=unit, dataset=dataset, dtype=dtype, shape=shape, offset=offset)
-    if isinstance(source, (list, tuple)):
-        if not source:
+    scans = scans_of_glob(source)
+    if isinstance(source, (list, tuple)) or scans is not None:
+        if not (scans or source):
             raise InputError("Expected `source` to name at least one scan. Got an empty list instead.")
-        vol = _stack_scans([_read_volume(s, **opts) for s in source], list(source), times)
+        vol = _stack_scans([_read_volume(s, **opts) for s in scans or source], list(scans or source), times)
+        if scans is None:
+            _warn_text_order(source)
     else:
         if times is not None:
             raise InputError(f"Expected `times` only with a list of scans as `source`. Got times={times!r} instead.")

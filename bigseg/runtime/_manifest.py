@@ -31,12 +31,16 @@ def key_digest(key: str) -> str:
 
 def path_stamp(path: Any) -> Any:
     """A file or folder as it stands, for a resume key: its resolved path and the time it (for a
-    zarr store, its ``zarr.json``) was last written; ``None`` for no path."""
+    zarr store, its ``zarr.json``) was last written; ``None`` for no path; a glob: the list of
+    its matches' stamps."""
+    import glob
     import os
 
     if path is None:
         return None
     p = Path(path)
+    if not p.exists() and glob.escape(str(p)) != str(p):
+        return [path_stamp(m) for m in sorted(glob.glob(str(p)))]
     meta = p / "zarr.json" if (p / "zarr.json").exists() else p
     return [str(p.resolve()), os.stat(meta).st_mtime_ns if meta.exists() else None]
 

@@ -392,3 +392,33 @@ def test_scans_of_an_operando_experiment_become_one_series(tmp_path, odd_volume,
     with pytest.raises(InputError, match="single slices.*quoted glob"):
         bigseg.ingest(sorted(src.iterdir()), tmp_path / "x.ome.zarr", progress=False)
     assert not (tmp_path / "x.ome.zarr").exists()
+
+
+def test_a_glob_of_whole_scans_is_a_series_in_number_order(tmp_path, odd_volume):
+    """cycle_2 before cycle_10 (a shell sorts them as text: cycle_1, cycle_10, cycle_2), and a
+    list given in text order is warned about."""
+    scans = {}
+    for i in (1, 2, 10):
+        (tmp_path / f"cycle_{i}").mkdir()
+        with h5py.File(tmp_path / f"cycle_{i}" / "recon.h5", "w") as f:
+            f.create_dataset("/exchange/data", data=odd_volume + i)
+        scans[i] = str(tmp_path / f"cycle_{i}" / "recon.h5")
+        tifffile.imwrite(tmp_path / f"vol_{i}.tif", odd_volume + i)  # one 3D multi-page TIFF per scan
+    want = np.stack([odd_volume + i for i in (1, 2, 10)])
+    out = bigseg.ingest(str(tmp_path / "cycle_*" / "recon.h5"), tmp_path / "h.ome.zarr", chunks=CHUNKS,
+                        times=[1, 2, 10], progress=False)
+    np.testing.assert_array_equal(out.values, want)
+    out = bigseg.ingest(str(tmp_path / "vol_*.tif"), tmp_path / "t.ome.zarr", chunks=CHUNKS, progress=False)
+    np.testing.assert_array_equal(out.values, want)
+    text_order = sorted(scans.values())
+    assert text_order == [scans[1], scans[10], scans[2]]
+    with pytest.warns(UserWarning, match=r"cycle_10.*comes before.*cycle_2.*glob quoted"):
+        bigseg.ingest(text_order, tmp_path / "w.ome.zarr", chunks=CHUNKS, progress=False)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # number order, or an order the user chose: no warning
+        bigseg.ingest([scans[1], scans[2], scans[10]], tmp_path / "n.ome.zarr", chunks=CHUNKS, progress=False)
+        bigseg.ingest([scans[10], scans[2], scans[1]], tmp_path / "r.ome.zarr", chunks=CHUNKS, progress=False)
+    with pytest.raises(InputError, match="`times` to"):
+        bigseg.ingest(str(tmp_path / "cycle_*" / "recon.h5"), tmp_path / "x.ome.zarr", times=[0, 1], progress=False)

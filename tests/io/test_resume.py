@@ -273,3 +273,19 @@ def test_cli_ingest_resumes_the_same_command(tmp_path, monkeypatch):
     state.update(fail=False, calls=0)
     assert main([*command[:2], str(tmp_path / "t.ome.zarr"), *command[3:]]) == 0
     assert state["calls"] == 8
+
+
+def test_a_glob_stamps_each_file_it_matches(tmp_path):
+    """A resume key of a glob source changes when one of its files is written again."""
+    import os
+
+    from bigseg.runtime._manifest import path_stamp
+
+    for i in (1, 2, 10):
+        (tmp_path / f"s_{i}.tif").write_bytes(b"x")
+    glob = str(tmp_path / "s_*.tif")
+    before = path_stamp(glob)
+    assert [s[0] for s in before] == sorted(str(tmp_path / f"s_{i}.tif") for i in (1, 2, 10))
+    os.utime(tmp_path / "s_2.tif", ns=(1, 1))
+    assert path_stamp(glob) != before
+    assert path_stamp(tmp_path / "s_1.tif")[0] == str(tmp_path / "s_1.tif")  # a plain path: one stamp
