@@ -30,6 +30,7 @@ from ._version import version
 from .config import RunConfig
 from .errors import BigsegError, ConfigError, InputError
 from .io._fov import fill_outside_like_inside, fov_centre
+from .io._ingest import natural_key
 from .io._volume import crop_box, is_series
 from .runtime._lock import held
 from .runtime._progress import bars
@@ -306,7 +307,8 @@ class Pipeline:
         every scan's state (``done`` with its timings, or ``failed`` with the error); a failed
         scan is retried only when its files change, and one scan's failure never stops the watch.
         Once two scans are done, ``out/evolution.csv`` and ``out/evolution.png`` follow them as
-        the steps of one experiment, in name order (:func:`bigseg.measure.evolution`).
+        the steps of one experiment, in name order with numbers as numbers (scan_2 before scan_10;
+        :func:`bigseg.measure.evolution`).
 
         Parameters
         ----------
@@ -342,7 +344,7 @@ class Pipeline:
         first_seen: dict[str, tuple[tuple[int, float], float]] = {}
         while True:
             now = time.time()
-            for name, path in sorted(_scans(inbox).items()):
+            for name, path in sorted(_scans(inbox).items(), key=lambda item: natural_key(item[0])):
                 sig = _signature(path)
                 state = ledger.get(name)
                 if state is not None and state.get("signature") == list(sig):
@@ -579,14 +581,15 @@ def _write_stage(out: Path, stage: str, key: str, *, reset: bool = False) -> Non
 
 
 def _watch_evolution(out: Path, ledger: dict[str, dict[str, Any]]) -> None:
-    """``out/evolution.csv`` and ``out/evolution.png``: the scans a watch has done, in name order,
-    as the steps of one experiment (:func:`bigseg.measure.evolution`, a ``scan`` column added)."""
+    """``out/evolution.csv`` and ``out/evolution.png``: the scans a watch has done, in name order
+    (numbers as numbers: scan_2 before scan_10), as the steps of one experiment (:func:`bigseg.measure.evolution`, a ``scan`` column added)."""
     import pandas as pd
 
     from . import measure
     from .report import read_metrics, series_figure
 
-    done = sorted(name for name, st in ledger.items() if st.get("state") == "done" and (out / name).is_dir())
+    done = sorted((name for name, st in ledger.items() if st.get("state") == "done" and (out / name).is_dir()),
+                  key=natural_key)
     if len(done) < 2:
         return
     metrics = [read_metrics(out / name) for name in done]

@@ -75,6 +75,21 @@ def test_once_processes_every_scan_and_records_failures(tmp_path, image, capfd):
     assert ev.loc[1, "specific_area_pore_active"] == pytest.approx(area / (20 * 28 * 32))
 
 
+def test_scans_numbered_without_zeros_follow_their_numbers(tmp_path, image):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for i in (10, 2, 1):
+        np.save(inbox / f"cycle_{i}.npy", image[: 14 + i])  # each step its own depth
+    Pipeline(chunks=16, predict={"model": "threshold"}, measure={"particles": False}).watch(
+        inbox, tmp_path / "out", once=True, progress=False)
+    import pandas as pd
+
+    ev = pd.read_csv(tmp_path / "out" / "evolution.csv", index_col="t")
+    assert list(ev.scan) == ["cycle_1", "cycle_2", "cycle_10"]  # was: cycle_1, cycle_10, cycle_2 (text order)
+    depth = [bigseg.open_volume(tmp_path / "out" / n / "image.ome.zarr").shape[0] for n in ev.scan]
+    assert depth == [15, 16, 24]
+
+
 def test_bad_arguments(tmp_path):
     pipe = Pipeline(predict={"model": "threshold"})
     with pytest.raises(InputError, match="`inbox`"):

@@ -13,8 +13,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "or folder of TIFF slices, HDF5, .npy, zarr/OME-Zarr) once it has stopped changing, "
                                    "each into OUT/<scan name> with its report.html. OUT/watch.json records what was "
                                    "done or failed; a failed scan is retried when its files change. Once two scans are "
-                                   "done, OUT/evolution.csv and OUT/evolution.png follow them in name order as the "
-                                   "steps of one experiment. Ctrl-C stops.")
+                                   "done, OUT/evolution.csv and OUT/evolution.png follow them in name order (scan_2 before "
+                                   "scan_10) as the steps of one experiment. Ctrl-C stops.")
     p.add_argument("inbox", help="folder the scans arrive in")
     p.add_argument("--out", required=True, help="output folder (one sub-folder per scan)")
     p.add_argument("--interval", type=float, default=30.0, help="seconds between looks at the inbox (default 30)")

@@ -37,13 +37,14 @@ RAW_SUFFIXES = (".raw", ".bin", ".dat", ".vol")
 DEFAULT_HDF5_DATASET = "/exchange/data"  # APS Data Exchange layout
 
 
-def _natural_key(path: str) -> list:
+def natural_key(path: str) -> list:
+    """Sort key of a file name with its numbers as numbers (s_2 before s_10)."""
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", os.path.basename(path))]
 
 
 def _natural_path_key(path: str) -> list:
     """Number order over every part of a path (cycle_2/recon.h5 before cycle_10/recon.h5)."""
-    return [_natural_key(part) for part in Path(path).parts]
+    return [natural_key(part) for part in Path(path).parts]
 
 
 def _index_to_slices(index: Any, shape: tuple[int, ...]) -> tuple[slice, ...]:
