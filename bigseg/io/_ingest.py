@@ -247,12 +247,18 @@ def _hdf5(path: str, dataset: str | None) -> Hdf5Reader:
     try:
         with h5py.File(path, "r") as f:
             if name not in f or not isinstance(f[name], h5py.Dataset):
-                present: list[str] = []
-                f.visititems(lambda n, o: present.append("/" + n) if isinstance(o, h5py.Dataset) else None)
-                raise VolumeFormatError(
-                    f"Expected `dataset` {name!r} in HDF5 file {path!r}. "
-                    f"Datasets present: {', '.join(present) or 'none'}."
-                )
+                present: dict[str, tuple] = {}
+                f.visititems(lambda n, o: present.update({"/" + n: o.shape}) if isinstance(o, h5py.Dataset) else None)
+                volumes = [n for n, shp in present.items() if len(shp) in (3, 4) and 0 not in shp]
+                if dataset is None and len(volumes) == 1:  # e.g. NeXus /entry/data/data: the file's only volume
+                    name = volumes[0]
+                else:
+                    listed = ", ".join(f"{n} {shp}" for n, shp in present.items()) or "none"
+                    raise VolumeFormatError(
+                        f"Expected `dataset` {name!r} in HDF5 file {path!r}"
+                        + (" (without it: the file's only 3D/4D dataset)" if dataset is None else "")
+                        + f". Datasets present: {listed}."
+                    )
             ds = f[name]
             return Hdf5Reader(path, name, tuple(ds.shape), np.dtype(ds.dtype))
     except OSError as exc:
@@ -537,7 +543,8 @@ def ingest(
     Parameters
     ----------
     source : folder of TIFF slices, glob (``"scan/*.tif"``), multi-page (Big)TIFF, HDF5 file
-        (``dataset``, default ``/exchange/data``), ``.npy``, raw binary (``shape``, ``dtype``
+        (``dataset``; default ``/exchange/data``, else the file's only 3D/4D dataset, e.g.
+        NeXus ``/entry/data/data``), ``.npy``, raw binary (``shape``, ``dtype``
         with endianness, e.g. ``">u2"``, and ``offset`` header bytes) or zarr/OME-Zarr; or a
         list of such sources, the scans of an operando experiment in time order, written as one
         (t, z, y, x) series (every scan the same shape and dtype); or a glob matching whole

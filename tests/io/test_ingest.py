@@ -63,6 +63,18 @@ def test_hdf5_data_exchange_and_custom_dataset(tmp_path, odd_volume):
     _check(bigseg.ingest(tmp_path / "scan.h5", tmp_path / "a.ome.zarr", chunks=CHUNKS, progress=False), odd_volume)
     _check(bigseg.ingest(tmp_path / "scan.h5", tmp_path / "b.ome.zarr", dataset="/other/recon", chunks=CHUNKS, progress=False),
            odd_volume[::-1])
+    # no /exchange/data: the file's only volume (a NeXus layout), else the volumes listed with their shapes
+    with h5py.File(tmp_path / "scan.nxs", "w") as f:
+        f.create_dataset("/entry/data/data", data=odd_volume)
+        f.create_dataset("/entry/instrument/angles", data=np.arange(5.0))
+    _check(bigseg.ingest(tmp_path / "scan.nxs", tmp_path / "c.ome.zarr", chunks=CHUNKS, progress=False), odd_volume)
+    with h5py.File(tmp_path / "scan.nxs", "a") as f:
+        f.create_dataset("/entry/data/dark", data=odd_volume[:2])
+    with pytest.raises(VolumeFormatError, match=r"only 3D/4D dataset\). Datasets present: /entry/data/dark "
+                                                r"\(2, 53, 71\), /entry/data/data \(37, 53, 71\)"):
+        bigseg.ingest(tmp_path / "scan.nxs", tmp_path / "d.ome.zarr", progress=False)
+    with pytest.raises(VolumeFormatError, match="Expected `dataset` '/nope'"):
+        bigseg.ingest(tmp_path / "scan.nxs", tmp_path / "d.ome.zarr", dataset="/nope", progress=False)
 
 
 @pytest.mark.parametrize("dtype", [">u2", "<u2", "<f4"])
@@ -235,7 +247,8 @@ def test_truncated_tiff(tmp_path, odd_volume):
 def test_hdf5_without_dataset_lists_present(tmp_path, odd_volume):
     with h5py.File(tmp_path / "scan.h5", "w") as f:
         f.create_dataset("/recon/vol", data=odd_volume)
-    with pytest.raises(VolumeFormatError, match=r"/exchange/data.*/recon/vol"):
+        f.create_dataset("/recon/vol_b", data=odd_volume)  # two volumes: which one is the user's to say
+    with pytest.raises(VolumeFormatError, match=r"/exchange/data.*/recon/vol.*/recon/vol_b"):
         bigseg.ingest(tmp_path / "scan.h5", tmp_path / "out.ome.zarr")
     _nothing_written(tmp_path)
 
