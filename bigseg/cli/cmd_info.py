@@ -11,7 +11,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "raw), its shape, dtype, the voxel size it states and, for HDF5, its datasets.")
     p.add_argument("path", help="OME-Zarr image or label image, a source for `bigseg ingest`, or the output folder "
                                 "of `bigseg run`/`demo`/`watch` (a summary of the run)")
-    p.add_argument("--dataset", default=None, help="HDF5 source: the dataset to describe (default /exchange/data, else the file's only 3D/4D dataset)")
+    p.add_argument("--dataset", default=None, help="HDF5 source: the dataset to describe (default /exchange/data, "
+                                                   "else the file's only 3D/4D dataset)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument("--no-stats", action="store_true", help="skip the intensity summary")
     p.set_defaults(func=run)
