@@ -46,8 +46,11 @@ def agreement_figure(ds: Any, *, path: str | os.PathLike | None = None, title: s
     width = 0.8 / s
     for j in range(s):
         x = np.arange(k) - 0.4 + width * (j + 0.5)
-        a1.bar(x, d.volume_fraction.values[j], width=width, color=colours, edgecolor="black",
-               hatch=_HATCHES[j % len(_HATCHES)])
+        # the hatch takes the edge colour: light on dark phase colours (pore), then a black outline
+        hatch_colours = ["white" if 0.299 * r + 0.587 * g + 0.114 * b < 0.4 else "black" for r, g, b in colours]
+        a1.bar(x, d.volume_fraction.values[j], width=width, color=colours, edgecolor=hatch_colours,
+               hatch=_HATCHES[j % len(_HATCHES)], linewidth=0)
+        a1.bar(x, d.volume_fraction.values[j], width=width, fill=False, edgecolor="black")
     bars = a1.errorbar(np.arange(k), d.fraction_mean.values, yerr=d.fraction_std.values, fmt="o", color="black",
                        capsize=6)
     a1.set_xticks(np.arange(k), phases)
