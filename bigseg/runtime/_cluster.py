@@ -68,9 +68,15 @@ def slurm_cluster(config: str | os.PathLike | None = None, *, n_workers: int | N
         from dask_jobqueue import SLURMCluster
     except ImportError:
         raise ClusterError("`cluster`='slurm' needs dask-jobqueue: pip install 'bigseg[slurm]'.") from None
+    import shutil
+
     from ..config import load_deploy
 
     kwargs = {**load_deploy(config or "slurm").get("slurm", {}), **options}
+    if shutil.which("sbatch") is None:  # dask-jobqueue would log each failed submission and wait for ever
+        raise ClusterError("`cluster`='slurm' submits its workers with SLURM's sbatch, which is not on this "
+                           "machine's PATH: start bigseg on a node of the SLURM cluster (e.g. a login node), or "
+                           "pass the address of a running scheduler.")
     jobs = kwargs.pop("jobs", None) or n_workers or 1
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     kwargs.setdefault("scheduler_options", {"dashboard_address": ":0"})

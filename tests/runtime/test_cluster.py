@@ -112,10 +112,23 @@ def test_connect_errors():
                 bigseg.connect("local-cuda")
 
 
-def test_slurm_job_script_from_deploy_yaml(tmp_path):
+def test_slurm_without_sbatch_says_so(tmp_path, monkeypatch):
+    """Was: every submission logged a FileNotFoundError, then a client with no worker waited for ever."""
+    pytest.importorskip("dask_jobqueue")
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch here
+    with pytest.raises(ClusterError, match="sbatch.*not on this machine's PATH"):
+        bigseg.connect("slurm", n_workers=1)
+
+
+def test_slurm_job_script_from_deploy_yaml(tmp_path, monkeypatch):
     """The SLURM deployment file maps onto dask-jobqueue's job script (no SLURM needed to build it)."""
     pytest.importorskip("dask_jobqueue")
     from bigseg.runtime._cluster import slurm_cluster
+
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "sbatch").write_text("#!/bin/sh\nexit 1\n")
+    (tmp_path / "bin" / "sbatch").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")  # never called here
 
     cfg = tmp_path / "site.yaml"
     cfg.write_text("slurm: {queue: gpu-a100, account: bat123, cores: 8, processes: 2, memory: 32GiB, walltime: '00:30:00', jobs: 3}\n")
