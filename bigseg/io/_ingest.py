@@ -300,6 +300,8 @@ def read_source(
     src = os.fspath(source)
     if any(ch in src for ch in "*?["):
         scans = scans_of_glob(src)
+        if scans is not None and len(scans) == 1:
+            return read_source(scans[0], dataset=dataset, dtype=dtype, shape=shape, offset=offset)
         if scans is not None:
             raise InputError(f"Expected `source` to be one scan here. Got {src!r}, which matches {len(scans)} whole "
                              f"scans (a series: bigseg ingest reads it as one).")
@@ -584,6 +586,8 @@ def ingest(
     vs = parse_voxel_size(voxel_size) if voxel_size is not None else None
     opts = dict(chunks=chunks, vs=vs, unit=unit, dataset=dataset, dtype=dtype, shape=shape, offset=offset)
     scans = scans_of_glob(source)
+    if scans is not None and len(scans) == 1:  # one scan: a volume, not a series of one step
+        source, scans = scans[0], None
     if isinstance(source, (list, tuple)) or scans is not None:
         if not (scans or source):
             raise InputError("Expected `source` to name at least one scan. Got an empty list instead.")

@@ -435,3 +435,5 @@ def test_a_glob_of_whole_scans_is_a_series_in_number_order(tmp_path, odd_volume)
         bigseg.ingest([scans[10], scans[2], scans[1]], tmp_path / "r.ome.zarr", chunks=CHUNKS, progress=False)
     with pytest.raises(InputError, match="`times` to"):
         bigseg.ingest(str(tmp_path / "cycle_*" / "recon.h5"), tmp_path / "x.ome.zarr", times=[0, 1], progress=False)
+    one = bigseg.ingest(str(tmp_path / "cycle_2*" / "rec*.h5"), tmp_path / "one.ome.zarr", progress=False)
+    assert one.dims == ("z", "y", "x")  # a glob naming one scan: that volume, not a series of one step
