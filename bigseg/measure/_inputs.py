@@ -13,7 +13,10 @@ from .._parse import parse_phases
 from ..errors import InputError
 from ..io._volume import DEFAULT_PHASES, UNLABELLED, as_volume, frame_arrays
 
-__all__ = ["Labels", "as_labels", "check_values"]
+__all__ = ["Labels", "as_labels", "check_values", "MASK_PHASES"]
+
+#: The phases of a boolean mask given as labels (False, True).
+MASK_PHASES = ("background", "foreground")
 
 
 @dataclass
@@ -45,8 +48,9 @@ class Labels:
 def as_labels(x: Any, *, name: str = "labels", phases: Any = None) -> Labels:
     """Check that ``x`` is a non-empty 3D/4D integer label volume; resolve its phase names.
 
-    Phase names come from ``phases``, else ``attrs["phases"]``, else the default electrode
-    ``["pore", "cbd", "active"]``. Value checks (labels beyond the phases) happen during the
+    Phase names come from ``phases``, else ``attrs["phases"]``, else ``["background",
+    "foreground"]`` for a boolean mask and the default electrode ``["pore", "cbd", "active"]``
+    for integers. Value checks (labels beyond the phases) happen during the
     first pass over the data (see :func:`check_values`).
     """
     vol = as_volume(x, name=name, allow_series=True)
@@ -60,6 +64,8 @@ def as_labels(x: Any, *, name: str = "labels", phases: Any = None) -> Labels:
         names = parse_phases(phases)
     elif vol.attrs.get("phases") is not None:
         names = parse_phases(vol.attrs["phases"], name=f"{name}.attrs['phases']")
+    elif dt == np.bool_:  # a mask (e.g. labels == 2): two phases, not pore and cbd
+        names = list(MASK_PHASES)
     else:
         names = list(DEFAULT_PHASES)
     vs = tuple(float(v) for v in vol.attrs.get("voxel_size", (1.0, 1.0, 1.0)))

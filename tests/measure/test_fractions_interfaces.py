@@ -96,6 +96,14 @@ def test_phase_names_from_attrs_and_wide_dtypes(labels):
     np.testing.assert_array_equal(ds.faces.values, faces_per_axis(labels, 3).sum(axis=0))
 
 
+def test_a_boolean_mask_has_two_phases_of_its_own(labels):
+    mask = labels == 2
+    vf = volume_fractions(da.from_array(mask, chunks=(17, 23, 30)))
+    assert list(vf.phase.values) == ["background", "foreground"]  # was: pore and cbd
+    np.testing.assert_allclose(vf.values, [1 - mask.mean(), mask.mean()], rtol=1e-12)
+    assert list(volume_fractions(mask, phases=["rest", "nmc"]).phase.values) == ["rest", "nmc"]
+
+
 def test_results_round_trip_netcdf(labels, tmp_path):
     ds = xr.merge([volume_fractions(labels).to_dataset(), interfaces(labels, method="marching_cubes")],
                   compat="override", combine_attrs="drop_conflicts")
