@@ -147,6 +147,7 @@ def as_volume(
         vol.attrs["voxel_size"] = (1.0, 1.0, 1.0) if given is None else parse_voxel_size(
             given, name=f"{name}.attrs['voxel_size']")
         vol.attrs.setdefault("unit", "voxel")
+        _warn_coords_disagree(vol, name, given is not None)
     else:
         if not hasattr(data, "shape") or not hasattr(data, "dtype"):
             raise InputError(f"Expected `{name}` to be an array or volume. Got {type(data).__name__} instead.")
@@ -161,6 +162,32 @@ def as_volume(
     if chunks is not None:
         vol = vol.chunk(dict(zip(vol.dims, parse_chunks(chunks, vol.ndim))))
     return vol
+
+
+def _warn_coords_disagree(vol: xr.DataArray, name: str, stated: bool) -> None:
+    """Warn when a DataArray's z/y/x coordinates step by other than its voxel size (a strided
+    slice such as ``vol[:, ::2, ::2]`` keeps ``attrs["voxel_size"]`` but doubles the step;
+    coordinates of one's own without the attribute): sizes, areas and distances use the
+    attribute. Coordinates that are plain indices (0, 1, 2, ...) say nothing."""
+    import warnings
+
+    for axis, dim in enumerate(SPATIAL_DIMS):
+        if dim not in vol.coords or vol.sizes[dim] < 2:
+            continue
+        c = np.asarray(vol.coords[dim].values)
+        if c.dtype.kind not in "iuf" or np.array_equal(c, np.arange(c.size)):
+            continue
+        step = np.diff(c.astype(np.float64))
+        vs = vol.attrs["voxel_size"][axis]
+        if np.allclose(step, vs, rtol=1e-6, atol=0):
+            continue
+        said = (f"attrs['voxel_size'] says {vs:g} {vol.attrs['unit']}" if stated
+                else "it has no attrs['voxel_size'] (taken as 1 voxel)")
+        spacing = f"step by {step[0]:g}" if np.allclose(step, step[0], rtol=1e-6) else "are not evenly spaced"
+        warnings.warn(f"`{name}`'s {dim} coordinates {spacing}, but {said}: sizes, areas and distances use the "
+                      f"attribute. Sliced with a step (e.g. vol[:, ::2])? Set `{name}.attrs['voxel_size']` to the "
+                      f"(z, y, x) voxel size of the data as it is (and 'unit').", UserWarning, stacklevel=4)
+        return
 
 
 _KNOWN_DIMS = ("t", "c", "phase", *SPATIAL_DIMS)  # OME-Zarr's order ("phase": a channel per phase, as predict gives)

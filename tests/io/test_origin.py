@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 import bigseg
 from bigseg import measure
@@ -49,3 +50,25 @@ def test_a_whole_volume_has_origin_zero_and_no_translation(tmp_path):
     v = make_volume(np.zeros((8, 8, 8), np.float32))[3:, 2:, :]
     save_volume(v, tmp_path / "w.ome.zarr", voxel_size=(10.0, 20.0, 30.0), progress=False)
     assert origin_of(open_volume(tmp_path / "w.ome.zarr")) == (30.0, 40.0, 0.0)
+
+
+def test_coordinates_that_disagree_with_the_voxel_size_are_warned_about():
+    """A strided slice keeps attrs['voxel_size'] but doubles the coordinates' step: areas would be
+    half what they are. Coordinates that agree, or are plain indices, say nothing."""
+    import warnings
+
+    import xarray as xr
+
+    from bigseg import measure, synth
+
+    lab = synth.electrode((12, 16, 16), seed=1, voxel_size=50, unit="nm")
+    with pytest.warns(UserWarning, match=r"`labels`'s y coordinates step by 100, but attrs\['voxel_size'\] says 50 nm"):
+        measure.volume_fractions(lab.isel(y=slice(None, None, 2)))
+    own = xr.DataArray(lab.values, dims=("z", "y", "x"), coords={"x": [0.0, 1, 2, 4] + list(range(5, 17))})
+    with pytest.warns(UserWarning, match="x coordinates are not evenly spaced, but it has no attrs"):
+        measure.volume_fractions(own)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        measure.volume_fractions(lab.isel(y=slice(3, 11)))  # a box: same step
+        measure.volume_fractions(xr.DataArray(lab.values, dims=("z", "y", "x"), coords={"z": range(12)},
+                                              attrs={"voxel_size": 50}))  # indices
