@@ -463,6 +463,10 @@ def open_volume(path: str | os.PathLike, *, level: int = 0, label: str | None = 
     channels = bs.get("channels")
     if "c" in vol.dims and channels is not None and len(channels) == vol.sizes["c"]:  # probabilities per phase
         vol = vol.rename(c="phase").assign_coords(phase=list(channels))
+    if "c" in vol.dims and vol.sizes["c"] == 1:  # one channel (other writers' TCZYX): a volume
+        vol = vol.isel(c=0, drop=True)
+    if "t" in vol.dims and vol.sizes["t"] == 1 and not bs:  # another writer's single time point
+        vol = vol.isel(t=0, drop=True)
     vol.attrs.update({k: bs[k] for k in ("probabilities_of", "uncertainty_of", "method") if bs.get(k) is not None})
     vol.attrs["source"] = str(p)
     return vol

@@ -95,6 +95,25 @@ def test_opens_v04_ome_zarr_from_another_writer(tmp_path, odd_volume):
     np.testing.assert_array_equal(vol.values, odd_volume)
 
 
+def test_opens_a_5d_tczyx_image_of_one_channel_and_time_point(tmp_path, odd_volume):
+    """bioformats2raw, Fiji and ome-zarr-py write TCZYX with singleton t and c: a volume (was
+    refused by every command: 'Expected a 3D or 4D volume')."""
+    root = zarr.open_group(str(tmp_path / "tczyx.zarr"), mode="w", zarr_format=2)
+    root.create_array("0", shape=(1, 1, *odd_volume.shape), chunks=(1, 1, 8, 16, 16),
+                      dtype=odd_volume.dtype)[:] = odd_volume[None, None]
+    axes = [{"name": "t", "type": "time"}, {"name": "c", "type": "channel"}]
+    axes += [{"name": a, "type": "space", "unit": "micrometer"} for a in "zyx"]
+    root.attrs["multiscales"] = [{"version": "0.4", "axes": axes, "datasets": [
+        {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [1.0, 1.0, 2.0, 0.5, 0.5]}]}]}]
+    vol = bigseg.open_volume(tmp_path / "tczyx.zarr")
+    assert vol.dims == ("z", "y", "x") and vol.attrs["voxel_size"] == (2.0, 0.5, 0.5)
+    np.testing.assert_array_equal(vol.values, odd_volume)
+    two = zarr.open_group(str(tmp_path / "tczyx.zarr"), mode="a")
+    two.create_array("1", shape=(2, 1, *odd_volume.shape), dtype=odd_volume.dtype)
+    two.attrs["multiscales"] = [{**two.attrs["multiscales"][0], "datasets": [{"path": "1"}]}]
+    assert bigseg.open_volume(tmp_path / "tczyx.zarr").dims == ("t", "z", "y", "x")  # two time points: a series
+
+
 def test_save_never_modifies_input_and_overwrite_replaces_atomically(tmp_path, odd_volume):
     ref = odd_volume.copy()
     bigseg.save_volume(odd_volume, tmp_path / "a.ome.zarr", progress=False)
