@@ -134,14 +134,17 @@ def as_volume(
     want = " or ".join(f"{n}D" for n in sorted(allowed)) + (" (z, y, x) or (t, z, y, x)" if allowed == {3, 4} else "")
     if isinstance(data, xr.DataArray):
         if data.ndim not in allowed:
+            hint = (f": pick one channel first, e.g. {name}.isel(c=0)" if "c" in data.dims and 5 not in allowed
+                    else " instead")
             raise InputError(
                 f"Expected `{name}` to be a {want} volume. "
-                f"Got dims {data.dims} with shape {data.shape} instead."
+                f"Got dims {data.dims} with shape {data.shape}{hint}."
             )
         vol = _named_dims(data, name)
         if 5 not in allowed and vol.ndim == 4 and vol.dims[0] != "t":  # channels only where a writer takes them
+            hint = f": pick one channel first, e.g. {name}.isel(c=0)" if "c" in vol.dims else " instead"
             raise InputError(f"Expected `{name}` to be a (z, y, x) volume or a (t, z, y, x) series. "
-                             f"Got dims {data.dims} instead.")
+                             f"Got dims {data.dims}{hint}.")
         vol = vol.copy(deep=False, data=vol.data if isinstance(vol.data, da.Array) else da.asarray(vol.data))
         given = vol.attrs.get("voxel_size")
         vol.attrs["voxel_size"] = (1.0, 1.0, 1.0) if given is None else parse_voxel_size(

@@ -112,6 +112,13 @@ def test_opens_a_5d_tczyx_image_of_one_channel_and_time_point(tmp_path, odd_volu
     two.create_array("1", shape=(2, 1, *odd_volume.shape), dtype=odd_volume.dtype)
     two.attrs["multiscales"] = [{**two.attrs["multiscales"][0], "datasets": [{"path": "1"}]}]
     assert bigseg.open_volume(tmp_path / "tczyx.zarr").dims == ("t", "z", "y", "x")  # two time points: a series
+    three = zarr.open_group(str(tmp_path / "tczyx.zarr"), mode="a")
+    three.create_array("2", shape=(1, 3, *odd_volume.shape), dtype=odd_volume.dtype)
+    three.attrs["multiscales"] = [{**three.attrs["multiscales"][0], "datasets": [{"path": "2"}]}]
+    rgb = bigseg.open_volume(tmp_path / "tczyx.zarr")
+    with pytest.raises(InputError, match=r"pick one channel first, e.g. vol.isel\(c=0\)"):
+        bigseg.filters.median(rgb)
+    assert bigseg.filters.median(rgb.isel(c=0)).dims == ("z", "y", "x")
 
 
 def test_save_never_modifies_input_and_overwrite_replaces_atomically(tmp_path, odd_volume):
