@@ -140,46 +140,36 @@ def held(target: str | os.PathLike, *, argument: str, inside: bool = False) -> I
     path.parent.mkdir(parents=True, exist_ok=True)
     path = path.parent.resolve() / path.name  # one name per lock file however the folder is reached
     with _GUARD:
-        again = _HELD[path] > 0
+        again = _HELD[path] > 0  # this process holds it already
         _HELD[path] += again
-    if again or fcntl is None:  # this process holds it already (or nothing can be locked)
-        try:
-            yield path
-        finally:
-            with _GUARD:
-                _HELD[path] -= again
-        return
-    fd = _acquire(path)
-    if fd == _UNLOCKABLE:
-        warnings.warn(f"The file system of {str(target)!r} does not support flock (e.g. Lustre mounted without "
-                      "the flock option): it is written without a lock, so a second bigseg run writing it at the "
-                      "same time would not be refused.", UserWarning, stacklevel=3)
-        with _GUARD:
-            _HELD[path] += 1  # held again in this process: no second warning
-        try:
-            yield path
-        finally:
-            with _GUARD:
-                _HELD[path] -= 1
-        return
-    if fd is None:
-        raise OutputInUseError(
-            f"Expected `{argument}` not to be written by another bigseg run at the same time. Got "
-            f"{str(target)!r}, which {describe(_who(path))} is writing; wait for it to end (or stop it) and run "
-            f"again: the run resumes what it finished.")
+    fd = None  # stays None where nothing is locked: held again, no fcntl (Windows)
+    if not again and fcntl is not None:
+        fd = _acquire(path)
+        if fd is None:
+            raise OutputInUseError(
+                f"Expected `{argument}` not to be written by another bigseg run at the same time. Got "
+                f"{str(target)!r}, which {describe(_who(path))} is writing; wait for it to end (or stop it) and "
+                f"run again: the run resumes what it finished.")
+        if fd == _UNLOCKABLE:
+            fd = None
+            warnings.warn(f"The file system of {str(target)!r} does not support flock (e.g. Lustre mounted without "
+                          "the flock option): it is written without a lock, so a second bigseg run writing it at "
+                          "the same time would not be refused.", UserWarning, stacklevel=3)
     with _GUARD:
-        _HELD[path] += 1
+        _HELD[path] += not again
     try:
-        os.ftruncate(fd, 0)
-        os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                 "since": time.strftime("%Y-%m-%d %H:%M:%S"),
-                                 "command": " ".join(sys.argv)[:300]}).encode())
+        if fd is not None:
+            os.ftruncate(fd, 0)
+            os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                     "since": time.strftime("%Y-%m-%d %H:%M:%S"),
+                                     "command": " ".join(sys.argv)[:300]}).encode())
         yield path
     finally:
         with _GUARD:
             _HELD[path] -= 1
-        try:
-            path.unlink()  # while still locked: see the module's docstring
-        except OSError:
-            pass
-        os.close(fd)  # releases the lock
+        if fd is not None:
+            try:
+                path.unlink()  # while still locked: see the module's docstring
+            except OSError:
+                pass
+            os.close(fd)  # releases the lock
