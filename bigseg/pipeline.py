@@ -582,7 +582,8 @@ def _write_stage(out: Path, stage: str, key: str, *, reset: bool = False) -> Non
 
 def _watch_evolution(out: Path, ledger: dict[str, dict[str, Any]]) -> None:
     """``out/evolution.csv`` and ``out/evolution.png``: the scans a watch has done, in name order
-    (numbers as numbers: scan_2 before scan_10), as the steps of one experiment (:func:`bigseg.measure.evolution`, a ``scan`` column added)."""
+    (numbers as numbers: scan_2 before scan_10), as the steps of one experiment
+    (:func:`bigseg.measure.evolution`, a ``scan`` column added)."""
     import pandas as pd
 
     from . import measure

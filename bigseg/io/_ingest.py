@@ -37,14 +37,10 @@ RAW_SUFFIXES = (".raw", ".bin", ".dat", ".vol")
 DEFAULT_HDF5_DATASET = "/exchange/data"  # APS Data Exchange layout
 
 
-def natural_key(path: str) -> list:
-    """Sort key of a file name with its numbers as numbers (s_2 before s_10)."""
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", os.path.basename(path))]
-
-
-def _natural_path_key(path: str) -> list:
-    """Number order over every part of a path (cycle_2/recon.h5 before cycle_10/recon.h5)."""
-    return [natural_key(part) for part in Path(path).parts]
+def natural_key(path: str | os.PathLike) -> list:
+    """Sort key of a name or path with its numbers as numbers, part by part (s_2 before s_10,
+    cycle_2/recon.h5 before cycle_10/recon.h5)."""
+    return [[int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", part)] for part in Path(path).parts]
 
 
 def _index_to_slices(index: Any, shape: tuple[int, ...]) -> tuple[slice, ...]:
@@ -224,7 +220,7 @@ def _tiff_series_shape(path: str, n: int, page_shape: tuple[int, ...]) -> tuple[
 def _tiff_stack(files: list[str], what: str) -> TiffStackReader:
     if not files:
         raise SourceNotFoundError(f"Expected `source` to contain TIFF slices. Got {what!r}, which has none.")
-    files = sorted(files, key=_natural_path_key)
+    files = sorted(files, key=natural_key)
     shape0, dtype0, _, off0, fdt0 = _tiff_page_info(files[0])
     offsets = [off0]
     if len(shape0) != 2:
@@ -347,7 +343,7 @@ def scans_of_glob(source: Any) -> list[str] | None:
     src = os.fspath(source)
     if not any(ch in src for ch in "*?["):
         return None
-    matches = sorted(globmod.glob(src), key=_natural_path_key)
+    matches = sorted(globmod.glob(src), key=natural_key)
     tiffs = [m for m in matches if Path(m).suffix.lower() in TIFF_SUFFIXES and Path(m).is_file()]
     if not matches or (tiffs and len(tiffs) < len(matches)):
         return None  # nothing (or a mix): read_source says what is wrong
@@ -360,7 +356,7 @@ def scans_of_glob(source: Any) -> list[str] | None:
 
 def _warn_text_order(sources: Sequence[Any]) -> None:
     names = [os.fspath(s) for s in sources]
-    natural = sorted(names, key=_natural_path_key)
+    natural = sorted(names, key=natural_key)
     if len(names) > 2 and names == sorted(names) and names != natural:
         first = next(i for i, (a, b) in enumerate(zip(names, natural)) if a != b)
         warnings.warn(f"The scans in `source` are taken in the order given, where {names[first]!r} comes before "
@@ -591,7 +587,8 @@ def ingest(
     if isinstance(source, (list, tuple)) or scans is not None:
         if not (scans or source):
             raise InputError("Expected `source` to name at least one scan. Got an empty list instead.")
-        vol = _stack_scans([_read_volume(s, **opts) for s in scans or source], list(scans or source), times)
+        sources = list(scans or source)
+        vol = _stack_scans([_read_volume(s, **opts) for s in sources], sources, times)
         if scans is None:
             _warn_text_order(source)
     else:

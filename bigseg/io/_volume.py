@@ -41,6 +41,7 @@ __all__ = [
 SPATIAL_DIMS = ("z", "y", "x")
 SERIES_DIMS = ("t", "z", "y", "x")
 DEFAULT_PHASES = ["pore", "cbd", "active"]
+MASK_PHASES = ["background", "foreground"]  # the phases of a boolean mask given as labels (False, True)
 UNLABELLED = 255
 
 #: Fixed RGBA colours (0-255) per phase name, used in every figure and in OME-Zarr label metadata.
@@ -133,16 +134,15 @@ def as_volume(
     allowed = {3, 4} if allow_series else ({ndim} if isinstance(ndim, int) else set(ndim))
     want = " or ".join(f"{n}D" for n in sorted(allowed)) + (" (z, y, x) or (t, z, y, x)" if allowed == {3, 4} else "")
     if isinstance(data, xr.DataArray):
+        channels = "c" in data.dims and 5 not in allowed
+        hint = f": pick one channel first, e.g. {name}.isel(c=0)" if channels else " instead"
         if data.ndim not in allowed:
-            hint = (f": pick one channel first, e.g. {name}.isel(c=0)" if "c" in data.dims and 5 not in allowed
-                    else " instead")
             raise InputError(
                 f"Expected `{name}` to be a {want} volume. "
                 f"Got dims {data.dims} with shape {data.shape}{hint}."
             )
         vol = _named_dims(data, name)
         if 5 not in allowed and vol.ndim == 4 and vol.dims[0] != "t":  # channels only where a writer takes them
-            hint = f": pick one channel first, e.g. {name}.isel(c=0)" if "c" in vol.dims else " instead"
             raise InputError(f"Expected `{name}` to be a (z, y, x) volume or a (t, z, y, x) series. "
                              f"Got dims {data.dims}{hint}.")
         vol = vol.copy(deep=False, data=vol.data if isinstance(vol.data, da.Array) else da.asarray(vol.data))

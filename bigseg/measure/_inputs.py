@@ -11,12 +11,9 @@ import xarray as xr
 
 from .._parse import parse_phases
 from ..errors import InputError
-from ..io._volume import DEFAULT_PHASES, UNLABELLED, as_volume, frame_arrays
+from ..io._volume import DEFAULT_PHASES, MASK_PHASES, UNLABELLED, as_volume, frame_arrays
 
-__all__ = ["Labels", "as_labels", "check_values", "MASK_PHASES"]
-
-#: The phases of a boolean mask given as labels (False, True).
-MASK_PHASES = ("background", "foreground")
+__all__ = ["Labels", "as_labels", "check_values"]
 
 
 @dataclass

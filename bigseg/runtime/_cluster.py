@@ -10,6 +10,7 @@ from ..errors import ClusterError, InputError
 
 __all__ = ["connect", "BigsegClient", "gpu_count", "slurm_cluster"]
 
+
 def gpu_count() -> int:
     """Number of CUDA devices visible (0 without CuPy/torch CUDA or without a GPU)."""
     try:
