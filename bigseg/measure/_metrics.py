@@ -371,18 +371,22 @@ def specific_surface_area(labels: Any, *, phase: str | int | None = None, method
     lab = as_labels(labels, phases=phases)
     method = parse_method(method, lab)
     if phase is not None:
-        name = lab.phases[_phase_index(lab, phase)]
-        one = _specific_surface_area(lab, method, progress)[f"per_{per}_volume"].sel(phase=name)
+        i = _phase_index(lab, phase)
+        name = lab.phases[i]
+        one = _specific_surface_area(lab, method, progress, [i])[f"per_{per}_volume"].sel(phase=name)
         if not lab.series:
             return float(one)
         return one.drop_vars("phase").rename("specific_surface_area").assign_attrs(phase=name, method=method, per=per)
     return _specific_surface_area(lab, method, progress)
 
 
-def _specific_surface_area(lab: Labels, method: Method, progress: bool) -> xr.Dataset:
-    areas, stats = _surface_areas(lab, method, progress)
+def _specific_surface_area(lab: Labels, method: Method, progress: bool, idx: list[int] | None = None) -> xr.Dataset:
+    """The Dataset of :func:`specific_surface_area` over the phases ``idx`` (default all; one
+    phase's marching cubes mesh is all that is built for one)."""
+    idx = list(range(lab.k)) if idx is None else idx
+    areas, stats = _surface_areas(lab, method, progress, idx)
     vvox = float(np.prod(lab.voxel_size))
-    vols = [s["hist"][: lab.k] * vvox for s in stats]
+    vols = [s["hist"][idx] * vvox for s in stats]
     totals = [labelled_voxels(lab, s, t) * vvox for t, s in enumerate(stats)]
     with np.errstate(divide="ignore", invalid="ignore"):
         per_phase = [np.where(v > 0, a / np.where(v > 0, v, 1.0), np.nan) for a, v in zip(areas, vols)]
@@ -395,7 +399,7 @@ def _specific_surface_area(lab: Labels, method: Method, progress: bool) -> xr.Da
             "per_total_volume": (dims, _stack(lab, [a / t for a, t in zip(areas, totals)]), {"units": f"{u}^-1"}),
             "per_phase_volume": (dims, _stack(lab, per_phase), {"units": f"{u}^-1"}),
         },
-        coords=_coords(lab, phase=lab.phases),
+        coords=_coords(lab, phase=[lab.phases[i] for i in idx]),
     )
     ds.attrs.update(method=method, **_common_attrs(lab))
     return ds
