@@ -8,7 +8,8 @@ import numpy as np
 import xarray as xr
 
 from ..io._volume import frame_by_frame
-from ._common import FOV_DOC, check_volume, global_histogram, labels_volume, multiotsu, parse_classes, phase_names
+from ._common import (FOV_DOC, check_volume, global_histogram, grey_classes, labels_volume, multiotsu, parse_classes,
+                      phase_names)
 
 __all__ = ["threshold", "multiotsu_thresholds"]
 
@@ -28,17 +29,14 @@ def _multiotsu(v: xr.DataArray, classes: int, nbins: int, mask: np.ndarray | Non
     return multiotsu(counts, centres, classes)
 
 
-def _digitize(b: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    return np.digitize(b, bins=thresholds).astype(np.uint8)
-
-
 @frame_by_frame
 def threshold(vol: Any, *, classes: int = 3, nbins: int = 256, phases: Any = None, fov: Any = None,
               progress: bool = False) -> xr.DataArray:
     """Multi-Otsu segmentation into ``classes`` grey-level classes (Liao et al., J. Inf. Sci. Eng. 2001).
 
     The thresholds are computed now from a global histogram (one distributed pass); labelling is
-    lazy: ``label = number of thresholds below the grey level`` (``numpy.digitize``), so classes
+    lazy: ``label = number of thresholds below the grey level`` (:func:`grey_classes`: a voxel at
+    a threshold belongs to the class below, as in scikit-image), so classes
     are ordered by grey level (for 3 classes: 0 pore, 1 cbd, 2 active).
 
     Parameters
@@ -58,7 +56,7 @@ def threshold(vol: Any, *, classes: int = 3, nbins: int = 256, phases: Any = Non
     classes = parse_classes(classes)
     names = phase_names(classes, phases)
     th = _multiotsu(v, classes, nbins, mask, progress)
-    data = v.data.map_blocks(_digitize, th, dtype=np.uint8)
+    data = v.data.map_blocks(grey_classes, th, dtype=np.uint8)
     return labels_volume(data, v, names, mask=mask, thresholds=[float(t) for t in th], method="threshold")
 
 

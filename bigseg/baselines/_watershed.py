@@ -14,7 +14,8 @@ from ..kernels.filters import gaussian as gaussian_kernel
 from ..kernels.filters import gaussian_radius
 from ..ops import map_overlap_exact
 from ..io._volume import frame_by_frame
-from ._common import FOV_DOC, check_volume, global_histogram, labels_volume, multiotsu, parse_classes, phase_names
+from ._common import (FOV_DOC, check_volume, global_histogram, grey_classes, labels_volume, multiotsu, parse_classes,
+                      phase_names)
 
 __all__ = ["watershed", "WINDOWS", "seed_bands"]
 
@@ -26,7 +27,12 @@ WINDOWS = {"conservative": 0.5, "generous": 0.2}
 
 
 def seed_bands(counts: np.ndarray, centres: np.ndarray, thresholds: np.ndarray, window: float) -> np.ndarray:
-    """Undecided bands (k-1, 2) [low, high] around each threshold from the global histogram."""
+    """Undecided bands (k-1, 2) [low, high] around each class boundary from the global histogram.
+
+    A threshold is the last grey value (bin centre) of the class below it, so the boundary lies
+    midway between it and the next occupied bin (half a bin above it in a continuous histogram):
+    the band is centred there (centred on the threshold itself, the band of an image with few
+    grey values, e.g. 8-bit data, covered the whole lower class)."""
     edges = np.concatenate([[-np.inf], thresholds, [np.inf]])
     means = []
     for i in range(len(edges) - 1):
@@ -35,8 +41,10 @@ def seed_bands(counts: np.ndarray, centres: np.ndarray, thresholds: np.ndarray, 
         means.append(float((counts[sel] * centres[sel]).sum() / w) if w else float(np.mean(edges[i:i + 2].clip(centres.min(), centres.max()))))
     bands = []
     for i, t in enumerate(thresholds):
+        above = centres[(centres > t) & (counts > 0)]
+        boundary = (t + above[0]) / 2.0 if above.size else float(t)
         gap = means[i + 1] - means[i]
-        bands.append((t - window * gap / 2.0, t + window * gap / 2.0))
+        bands.append((boundary - window * gap / 2.0, boundary + window * gap / 2.0))
     return np.asarray(bands, np.float64)
 
 
@@ -44,13 +52,13 @@ def _watershed_block(block: Any, thresholds: np.ndarray, bands: np.ndarray, sigm
     from skimage.segmentation import watershed as sk_watershed
 
     f = np.asarray(block, dtype=np.float32)
-    markers = (np.digitize(f, thresholds) + 1).astype(np.int32)
+    markers = grey_classes(f, thresholds).astype(np.int32) + 1
     for lo, hi in bands:
         markers[(f > lo) & (f < hi)] = 0
     smooth = gaussian_kernel(f, (sigma,) * 3, dtype=np.float32) if sigma > 0 else f
     grad = sobel_magnitude(smooth)
     if not markers.any():
-        return (np.digitize(f, thresholds)).astype(np.uint8)
+        return grey_classes(f, thresholds)
     return (sk_watershed(grad, markers) - 1).astype(np.uint8)
 
 

@@ -29,7 +29,7 @@ def test_threshold_equals_skimage_multiotsu(ph, chunks):
     np.testing.assert_allclose(out.attrs["thresholds"], th, rtol=1e-12)
     lab = out.values
     assert lab.dtype == np.uint8 and out.attrs["phases"] == DEFAULT_PHASES
-    np.testing.assert_array_equal(lab, np.digitize(grey, bins=th))
+    np.testing.assert_array_equal(lab, np.digitize(grey, bins=th, right=True))
 
 
 def test_threshold_integer_volume_and_four_classes():
@@ -39,12 +39,22 @@ def test_threshold_integer_volume_and_four_classes():
     out = bb.threshold(da.from_array(a, chunks=(5, 7, 9)), classes=4)
     th = threshold_multiotsu(a, classes=4)
     np.testing.assert_array_equal(out.attrs["thresholds"], th)
-    np.testing.assert_array_equal(out.values, np.digitize(a, bins=th))
+    np.testing.assert_array_equal(out.values, np.digitize(a, bins=th, right=True))
     assert out.attrs["phases"] == ["phase0", "phase1", "phase2", "phase3"]
     wide = (a.astype(np.uint16) * 200)  # > 256 distinct levels: 256 float bins, thresholds near 200x
     th_wide = bb.threshold(da.from_array(wide, chunks=7), classes=4).attrs["thresholds"]
     np.testing.assert_allclose(th_wide, np.asarray(th) * 200, atol=2 * 255 * 200 / 256)
 
+
+@pytest.mark.parametrize("method", ["threshold", "watershed"])
+def test_grey_value_at_a_threshold_stays_in_the_class_below(method):
+    # scikit-image's threshold is the last grey value of the lower class: an 8-bit image of three
+    # grey values must come back as exactly those three classes (plain digitize emptied class 0)
+    truth = np.random.default_rng(3).integers(0, 3, (12, 20, 24)).astype(np.uint8)
+    grey = np.array([10, 120, 230], np.uint8)[truth]
+    assert list(threshold_multiotsu(grey, classes=3)) == [10, 120]
+    out = getattr(bb, method)(da.from_array(grey, chunks=(5, 7, 9)), classes=3)
+    np.testing.assert_array_equal(out.values, truth)
 
 # IoU floors on the phantom (stated, checked): pore, cbd, active
 FLOORS = {
