@@ -18,6 +18,7 @@ import warnings
 
 from .._version import version
 from ..errors import BigsegError
+from ._terms import command_parser, in_cli_terms
 
 __all__ = ["main", "build_parser"]
 
@@ -55,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
             warnings.filterwarnings("default", category=UserWarning, module=r"bigseg(\.|$)")  # told, once
             return int(args.func(args) or 0)
     except BigsegError as exc:
-        print(f"bigseg {args.command}: error: {exc}", file=sys.stderr)
+        print(f"bigseg {args.command}: error: {in_cli_terms(str(exc), command_parser(parser, args.command), args)}",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"bigseg {args.command}: interrupted", file=sys.stderr)

@@ -75,6 +75,22 @@ def _torch():
     return torch
 
 
+def check_device(device: Any) -> Any:
+    """``torch.device(device)``, refused by name (InputError) where PyTorch cannot use it: CUDA on
+    a machine where it sees no GPU, or a GPU index beyond those present."""
+    import torch
+
+    want = torch.device(device)
+    if want.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"Expected `device` {str(want)!r} only where PyTorch sees a CUDA GPU. Got it on a machine "
+                         f"where it sees none (torch {torch.__version__}); use device='cpu', or leave it unset on a "
+                         f"GPU cluster: each worker then uses its GPU.")
+    if want.type == "cuda" and want.index is not None and want.index >= torch.cuda.device_count():
+        raise InputError(f"Expected `device` among the {torch.cuda.device_count()} CUDA GPU(s) here. "
+                         f"Got {str(want)!r} instead.")
+    return want
+
+
 def _model_device(module: Any):
     torch = _torch()
     for t in itertools.chain(module.parameters(), module.buffers()):
@@ -182,14 +198,7 @@ def resolve_model(
 
     m_dev = _model_device(model)
     if device is not None:
-        want = torch.device(device)
-        if want.type == "cuda" and not torch.cuda.is_available():
-            raise InputError(f"Expected `device` {str(want)!r} only where PyTorch sees a CUDA GPU. Got it on a machine "
-                             f"where it sees none (torch {torch.__version__}); use device='cpu' (--device cpu), or "
-                             f"leave it unset on a GPU cluster: each worker then uses its GPU.")
-        if want.type == "cuda" and want.index is not None and want.index >= torch.cuda.device_count():
-            raise InputError(f"Expected `device` among the {torch.cuda.device_count()} CUDA GPU(s) here. "
-                             f"Got {str(want)!r} instead.")
+        want = check_device(device)
         if want.type != m_dev.type or (want.index is not None and m_dev.index is not None and want.index != m_dev.index):
             raise ModelError(
                 f"Expected `model` on the requested `device` {str(want)!r}. Got a model on {str(m_dev)!r}; "

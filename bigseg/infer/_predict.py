@@ -57,6 +57,7 @@ from ._model import (
     _cpu_streams,
     _worker_device,
     cached_module,
+    check_device,
     cpu_streams,
     default_batch_size,
     device_lock,
@@ -477,6 +478,47 @@ def predict_series(fn: Any, vol: Any, model: Any, *, temporal: int = 0, probabil
     return smooth_over_time(ds, temporal, probabilities=probabilities, uncertainty=uncertainty)
 
 
+def check_options(*, overlap: Any = 0.5, blend: Any = "gaussian", sigma_scale: Any = 0.125, uncertainty: Any = None,
+                  autocast: Any = "auto", batch_size: Any = None, device: Any = None, tta: Any = False,
+                  probabilities: Any = False, triplanar: Any = False, spill: Any = True) -> tuple:
+    """:func:`predict`'s options checked by name (InputError), as (overlap, blend, sigma_scale,
+    uncertainty, autocast, batch_size, device); a CUDA ``device`` where PyTorch sees no GPU (or
+    not that one) is refused here too, so that callers can check before any work."""
+    overlap = parse_in_range("overlap", overlap, 0.0, 1.0)
+    blend = parse_choice("blend", blend, ["gaussian", "constant"])
+    sigma_scale = parse_positive_float("sigma_scale", sigma_scale)
+    uncertainty = parse_choice("uncertainty", uncertainty, [None, "entropy", "margin"])
+    autocast = parse_choice("autocast", autocast, ["auto", "bf16", "fp16", None, "off"])
+    if batch_size is not None:
+        batch_size = parse_positive_int("batch_size", batch_size)
+    for name, flag in (("tta", tta), ("probabilities", probabilities), ("triplanar", triplanar), ("spill", spill)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise InputError(f"Expected `{name}` to be True or False. Got {flag!r} instead.")
+    if device is not None:
+        import torch
+
+        try:
+            device = str(torch.device(device))
+        except (RuntimeError, TypeError):
+            raise InputError(f"Expected `device` to be 'cpu', 'cuda' or 'cuda:N'. Got {device!r} instead.") from None
+        check_device(device)
+    return overlap, blend, sigma_scale, uncertainty, autocast, batch_size, device
+
+
+def check_predict_kwargs(kwargs: dict) -> None:
+    """Keyword arguments meant for :func:`predict` checked before any work: unknown names and bad
+    values of its options refused by name (InputError)."""
+    import inspect
+
+    known = set(inspect.signature(predict).parameters) - {"vol", "model"}
+    unknown = sorted(set(kwargs) - known)
+    if unknown:
+        raise InputError(f"Expected keyword arguments of bigseg.predict ({', '.join(sorted(known))}). "
+                         f"Got {', '.join(map(repr, unknown))} instead.")
+    options = set(inspect.signature(check_options).parameters)
+    check_options(**{k: v for k, v in kwargs.items() if k in options and v is not None})
+
+
 def predict(
     vol: Any,
     model: Any,
@@ -576,23 +618,9 @@ def predict(
     if is_series(vol):
         kwargs = {k: v for k, v in locals().items() if k not in ("vol", "model", "temporal")}
         return predict_series(predict, vol, model, temporal=temporal, **kwargs)
-    overlap = parse_in_range("overlap", overlap, 0.0, 1.0)
-    blend = parse_choice("blend", blend, ["gaussian", "constant"])
-    sigma_scale = parse_positive_float("sigma_scale", sigma_scale)
-    uncertainty = parse_choice("uncertainty", uncertainty, [None, "entropy", "margin"])
-    autocast = parse_choice("autocast", autocast, ["auto", "bf16", "fp16", None, "off"])
-    if batch_size is not None:
-        batch_size = parse_positive_int("batch_size", batch_size)
-    for name, flag in (("tta", tta), ("probabilities", probabilities), ("triplanar", triplanar), ("spill", spill)):
-        if not isinstance(flag, (bool, np.bool_)):
-            raise InputError(f"Expected `{name}` to be True or False. Got {flag!r} instead.")
-    if device is not None:
-        import torch
-
-        try:
-            device = str(torch.device(device))
-        except (RuntimeError, TypeError):
-            raise InputError(f"Expected `device` to be 'cpu', 'cuda' or 'cuda:N'. Got {device!r} instead.") from None
+    overlap, blend, sigma_scale, uncertainty, autocast, batch_size, device = check_options(
+        overlap=overlap, blend=blend, sigma_scale=sigma_scale, uncertainty=uncertainty, autocast=autocast,
+        batch_size=batch_size, device=device, tta=tta, probabilities=probabilities, triplanar=triplanar, spill=spill)
     cpu_streams()  # a bad BIGSEG_CPU_STREAMS fails here, before any work
     raw = vol
     vol = as_volume(vol, name="vol", allow_series=True)  # a series never gets here: its frames do

@@ -35,10 +35,11 @@ def segment(vol: Any, model: Any = "default", *, normalize: bool = True, fov: An
     from ..io import as_volume, fill_outside, fill_outside_like_inside, fov_mask
     from ..io._volume import UNLABELLED, is_series
     from ..models import load
-    from ._predict import predict, predict_series
+    from ._predict import check_predict_kwargs, predict, predict_series
     from ._temporal import parse_temporal
 
     temporal = parse_temporal(predict_kwargs.pop("temporal", 0), series=is_series(vol))
+    check_predict_kwargs(predict_kwargs)  # before the normalisation's passes over the data
     net = load(model) if isinstance(model, str) else model
     if is_series(vol):  # each scan normalised and segmented on its own
         return predict_series(segment, vol, net, temporal=temporal, normalize=normalize, fov=fov,

@@ -99,5 +99,5 @@ def test_segment_cli_inside_a_field_of_view(tmp_path, capsys):
     lab = open_volume(path / "labels" / "model").values
     assert (lab[:, ~inside] == 255).all() and (lab[:, 17, 19] < 3).all()
     assert main(["segment", str(path), "--method", "threshold", "--fov", "sphere", "--name", "x"]) == 2
-    assert "`fov` to be 'auto'" in capsys.readouterr().err
+    assert "`--fov` to be 'auto'" in capsys.readouterr().err
     assert not (path / "labels" / "x").exists()

@@ -34,7 +34,7 @@ def test_bench_passes_the_predict_options(tmp_path, capsys):
     assert main(["bench", "--size", "20", "--chunks", "10", "--stages", "segment", "--overlap", "1.5",
                  "--workdir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert "`overlap`" in err and "[bench 1/" not in err  # refused before the scan is written
+    assert "`--overlap`" in err and "[bench 1/" not in err  # refused before the scan is written
 
 
 @pytest.mark.timeout(180)
@@ -49,6 +49,6 @@ def test_bench_on_a_local_cluster(tmp_path):
 
 def test_bad_stages_are_named(tmp_path, capsys):
     assert main(["bench", "--stages", "filter,fft"]) == 2
-    assert "`stages`" in capsys.readouterr().err
+    assert "`--stages`" in capsys.readouterr().err
     with pytest.raises(InputError, match="`size`"):
         benchmark(size=0)

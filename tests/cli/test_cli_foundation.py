@@ -65,7 +65,7 @@ def test_errors_are_one_line_and_exit_2(tmp_path):
     assert "does not exist" in out.stderr and "Traceback" not in out.stderr
     np.save(tmp_path / "v.npy", np.zeros((4, 4, 4), np.uint8))
     out = run("ingest", tmp_path / "v.npy", tmp_path / "o.ome.zarr", "--chunks", "0", check=False)
-    assert out.returncode == 2 and "`chunks`" in out.stderr
+    assert out.returncode == 2 and "`--chunks`" in out.stderr
     assert not (tmp_path / "o.ome.zarr").exists()
 
 
@@ -124,8 +124,8 @@ def test_an_output_that_would_replace_its_input_is_refused_before_any_work(tmp_p
 @pytest.mark.parametrize("argv, says", [
     (["--voxel-size", "abc"], "`--voxel-size` to be one or three comma-separated numbers"),
     (["--chunks", "8,x,8"], "`--chunks` to be one or three comma-separated whole numbers"),
-    (["--dtype", "foo"], "`dtype` to be a NumPy dtype"),
-    (["--levels", "5"], "`levels` at most 4 for shape (9, 10, 11)"),
+    (["--dtype", "foo"], "`--dtype` to be a NumPy dtype"),
+    (["--levels", "5"], "`--levels` at most 4 for shape (9, 10, 11)"),
 ])
 def test_bad_option_values_are_named_not_tracebacks(tmp_path, capsys, argv, says):
     src = tmp_path / "v.npy"
@@ -146,8 +146,8 @@ def test_options_that_cannot_work_are_named_before_any_work(tmp_path, capsys):
     cases = [
         (["compare", lab, lab, "--netcdf", str(tmp_path)], "`--netcdf` to name a file"),
         (["compare", lab, lab, "--netcdf", str(tmp_path / "a.txt")], "`--netcdf` to end in .nc"),
-        (["bench", "--size", "16", "--workdir", str(tmp_path / "nowhere")], "`workdir` to be an existing folder"),
-        (["cluster", "--memory-limit", "lots"], "`memory_limit` to be a size such as '4GiB'"),
+        (["bench", "--size", "16", "--workdir", str(tmp_path / "nowhere")], "`--workdir` to be an existing folder"),
+        (["cluster", "--memory-limit", "lots"], "`--memory-limit` to be a size such as '4GiB'"),
         (["measure", lab, "--workers", "2"], "`--workers` only with --cluster"),
         (["segment", img, "--method", "random-forest", "--labels", lab, "--sigmas", "a,b"], "`--sigmas`"),
     ]

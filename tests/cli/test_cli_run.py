@@ -47,7 +47,7 @@ def test_run_crops_scores_and_resumes(tmp_path, capsys):
     assert bigseg.open_volume(out / "image.ome.zarr").shape == (25, 34, 28)
     capsys.readouterr()
     assert main(["run", str(tmp_path / "scan.npy"), "--out", str(tmp_path / "bad"), "--crop", "0:99,:,:"]) == 2
-    assert "`crop`" in capsys.readouterr().err and not (tmp_path / "bad" / "image.ome.zarr").exists()
+    assert "`--crop`" in capsys.readouterr().err and not (tmp_path / "bad" / "image.ome.zarr").exists()
     assert main(["run", str(tmp_path / "scan.npy"), "--out", str(tmp_path / "bad2"), "--model", "nosuch.pt"]) == 2
     assert "`predict.model`" in capsys.readouterr().err and not (tmp_path / "bad2").exists()  # refused before any work
 
@@ -73,4 +73,4 @@ def test_run_inside_a_field_of_view(tmp_path, capsys):
     assert "fov         auto:" in capsys.readouterr().out
     assert "field of view" in (out / "report.html").read_text()
     assert main(["run", str(tmp_path / "rec.npy"), "--out", str(tmp_path / "bad"), "--fov", "2,3"]) == 2
-    assert "`fov` to be" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+    assert "`--fov` to be" in capsys.readouterr().err and not (tmp_path / "bad").exists()

@@ -183,3 +183,21 @@ def test_a_blank_scan_is_refused_by_segment_not_labelled_as_phases(fov):
             segment(scan, net, fov=fov)
     scan[:, 10:20, 10:20] = 2000
     assert segment(scan, net, fov=fov)["labels"].shape == scan.shape
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"overlp": 0.3}, r"keyword arguments of bigseg.predict .*Got 'overlp'"),
+    ({"overlap": 2}, r"`overlap` in \[0, 1\)\. Got 2"),
+    ({"tta": "yes"}, r"`tta` to be True or False"),
+])
+def test_segment_checks_the_predict_options_before_the_normalisation_pass(kwargs, match, monkeypatch):
+    from bigseg import filters, models
+    from bigseg.infer import segment
+
+    def no_pass(*a, **k):
+        raise AssertionError("the data was read before the options were checked")
+
+    monkeypatch.setattr(filters, "normalize", no_pass)
+    net = models.create("unet3d", patch=(16, 16, 16), channels=(4, 8, 16))
+    with pytest.raises(InputError, match=match):
+        segment(np.random.default_rng(0).random((16, 16, 16), dtype=np.float32), net, **kwargs)

@@ -1,0 +1,65 @@
+"""API error messages re-worded in a command's own terms (options and positional arguments).
+
+The library names its parameters (`` `vol` ``, ``nan_policy='propagate'``); on the command line
+the same check should name the option or argument the user typed (`` `--nan-policy` ``,
+``--nan-policy propagate``, `` `source` ``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+__all__ = ["in_cli_terms", "command_parser"]
+
+#: API names of the input volume: on the command line, the command's ``source`` argument
+VOLUME_NAMES = ("vol", "image", "path")
+
+
+def command_parser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    """The sub-parser of ``command`` (``bigseg COMMAND``)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices[command]
+    raise KeyError(command)
+
+
+def in_cli_terms(message: str, parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
+    """``message`` with each API parameter the user gave as an option spelled as that option
+    (`` `overlap` `` → `` `--overlap` ``) and each hint in the command's options
+    (``nan_policy='propagate'`` → ``--nan-policy propagate``) and the input volume's API names (``vol``, ``image``, ``path``) as ``source``
+    where the command has one (``path`` only where the message quotes the source's value)."""
+    options: dict[str, str] = {}
+    positionals: set[str] = set()
+    for action in parser._actions:  # argparse keeps no public list of a parser's arguments
+        if not action.option_strings:
+            positionals.add(action.dest)
+        elif action.dest not in options and action.help != argparse.SUPPRESS:
+            longs = [o for o in action.option_strings if o.startswith("--")]
+            if longs:
+                options[action.dest] = longs[0]
+    # only options the user gave: a value from elsewhere (a --config file) keeps its own name
+    rename = {d: o for d, o in options.items()
+              if d not in positionals and d != "help" and getattr(args, d, None) != parser.get_default(d)}
+    source = getattr(args, "source", None)
+    if "source" in positionals and isinstance(source, str):
+        for name in VOLUME_NAMES:
+            if name in positionals or name in rename:
+                continue
+            if name != "path" or repr(source) in message or repr(str(source)) in message:
+                rename[name] = "source"
+
+    def call(m: re.Match) -> str:  # name='value' in a hint → --option value
+        name, value = m.group(1), m.group(2)
+        if name not in options or name in positionals:
+            return m.group(0)
+        if value.startswith("("):  # a tuple: the options' z,y,x spelling
+            value = ",".join(part.strip() for part in value[1:-1].split(",") if part.strip())
+        return f"{options[name]} {value.strip(chr(39) + chr(34))}"
+
+    if rename:
+        message = re.sub(r"`(" + "|".join(map(re.escape, rename)) + r")`", lambda m: f"`{rename[m.group(1)]}`", message)
+    message = re.sub(r"(?<![\w.`-])([a-z_]+)=('[^']*'|\"[^\"]*\"|\([^()]*\)|[\w.+-]+)", call, message)
+    # a hint that gave both spellings now says the same twice: "--fov auto, --fov auto"
+    message = re.sub(r"(--[a-z-]+ [^\s,;()]+) \(\1\)", r"\1", message)
+    return re.sub(r"(--[a-z-]+ [^\s,;()]+), \1\b", r"\1", message)

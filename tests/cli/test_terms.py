@@ -1,0 +1,71 @@
+"""API errors re-worded in the command's terms: options the user gave, hints, the source."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import pytest
+
+from bigseg.cli import main
+from bigseg.cli._terms import in_cli_terms
+
+
+def parser():
+    p = argparse.ArgumentParser(prog="bigseg x")
+    p.add_argument("source")
+    p.add_argument("--nan-policy", default="raise")
+    p.add_argument("--overlap", type=float, default=0.5)
+    p.add_argument("--patch", default=None)
+    p.add_argument("--fov", default=None)
+    return p
+
+
+def test_options_given_hints_and_the_source_are_named_as_typed():
+    p = parser()
+    args = p.parse_args(["scan.ome.zarr", "--overlap", "1.5"])
+    say = in_cli_terms("Expected `overlap` in [0, 1). Got 1.5 instead.", p, args)
+    assert say == "Expected `--overlap` in [0, 1). Got 1.5 instead."
+    say = in_cli_terms("Expected `vol` finite; pass fov='auto' (--fov auto), or nan_policy='propagate'.", p, args)
+    assert say == "Expected `source` finite; pass --fov auto, or --nan-policy propagate."
+    assert in_cli_terms("pass patch=(32, 32).", p, args) == "pass --patch 32,32."
+    assert in_cli_terms("(fov='auto', --fov auto)", p, args) == "(--fov auto)"
+    # `path` is the source only where the message quotes the source
+    assert in_cli_terms("Expected `path` to exist. Got 'scan.ome.zarr'.", p, args).startswith("Expected `source`")
+    assert in_cli_terms("Expected `path` to exist. Got 'other'.", p, args).startswith("Expected `path`")
+
+
+def test_an_option_left_at_its_default_keeps_the_api_name():
+    # the value came from elsewhere (a --config file), not from an option the user typed
+    p = parser()
+    args = p.parse_args(["scan.ome.zarr"])
+    assert in_cli_terms("Expected `overlap` in [0, 1).", p, args) == "Expected `overlap` in [0, 1)."
+    assert in_cli_terms("Expected `phases` named.", p, args) == "Expected `phases` named."  # no such option
+
+
+def test_filter_nan_error_names_the_source_and_the_option(tmp_path, capsys):
+    from bigseg.io import save_volume
+
+    a = np.random.default_rng(0).random((8, 12, 12), dtype=np.float32)
+    a[2, 3, 4] = np.nan
+    src = save_volume(a, tmp_path / "nan.ome.zarr", progress=False)
+    assert main(["filter", str(src), str(tmp_path / "out.ome.zarr"), "--gaussian", "1", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "Expected `source` to hold finite values only" in err and "--nan-policy propagate" in err, err
+    assert "`vol`" not in err and not (tmp_path / "out.ome.zarr").exists()
+
+
+def test_segment_refuses_a_missing_gpu_before_reading_the_data(tmp_path, capsys):
+    import torch
+
+    from bigseg.io import save_volume
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    src = save_volume(np.random.default_rng(0).random((8, 12, 12), dtype=np.float32), tmp_path / "s.ome.zarr",
+                      progress=False)
+    assert main(["segment", str(src), "--model", "default", "--device", "cuda", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "`--device` 'cuda' only where PyTorch sees a CUDA GPU" in err and "use --device cpu" in err, err
+    assert "histogram" not in err and "value range" not in err  # no pass over the data before the refusal
+    assert not (tmp_path / "o").exists()
