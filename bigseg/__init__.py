@@ -50,6 +50,10 @@ _SUBPACKAGES = {"synth", "filters", "baselines", "measure", "models", "infer", "
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":  # from the package metadata, read when asked
+        from ._version import version
+
+        return version()
     if name in _LAZY:
         module, attr = _LAZY[name]
         return getattr(importlib.import_module(module), attr)

@@ -192,3 +192,12 @@ def test_a_missing_model_file_is_named_by_its_option(tmp_path, capsys):
     img = save_volume(np.zeros((8, 8, 8), np.float32), tmp_path / "i.ome.zarr", progress=False)
     assert main(["segment", img, "--model", str(tmp_path / "nope.pt")]) == 2
     assert "`--model` to be 'default' or an existing checkpoint file" in capsys.readouterr().err
+
+
+def test_version_is_the_installed_one():
+    import importlib.metadata
+
+    import bigseg
+
+    assert bigseg.__version__ == importlib.metadata.version("bigseg")
+    assert run("--version").stdout.strip() == f"bigseg {bigseg.__version__}"
