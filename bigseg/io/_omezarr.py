@@ -95,6 +95,17 @@ def _level_scale(dims: tuple[str, ...], voxel_size: tuple[float, ...], level: in
     return [spatial[d] * 2**level if d in spatial else 1.0 for d in dims]
 
 
+def _level_origin(origin: tuple[float, ...], voxel_size: tuple[float, ...], level: int,
+                  labels: bool) -> tuple[float, ...]:
+    """Where the first voxel centre of pyramid ``level`` lies: an image level averages blocks of
+    2**level voxels, so its first voxel sits (2**level - 1) / 2 voxels in (each level's voxels
+    over the voxels they average, as a viewer overlays them); a label level keeps every
+    2**level-th voxel from the first, so it starts where level 0 does (a box of a scan: its
+    ``origin``)."""
+    shift = 0.0 if labels else (2**level - 1) / 2.0
+    return tuple(o + shift * v for o, v in zip(origin, voxel_size))
+
+
 def _downsample(arr: da.Array, dims: tuple[str, ...], labels: bool) -> da.Array:
     factors = {i: (2 if d in ("z", "y", "x") else 1) for i, d in enumerate(dims)}
     if labels:  # nearest: keep label values valid
@@ -160,8 +171,8 @@ def _write_multiscale(
             targets.append(target)
             sources.append(arr)
         transforms: list[dict[str, Any]] = [{"type": "scale", "scale": _level_scale(dims, vol.attrs["voxel_size"], level)}]
-        at = dict(zip(("z", "y", "x"), origin_of(vol)))
-        if any(at.values()):  # a box of a scan: where its first voxel lies (OME-Zarr translation)
+        at = dict(zip(("z", "y", "x"), _level_origin(origin_of(vol), vol.attrs["voxel_size"], level, labels)))
+        if any(at.values()):  # where the level's first voxel centre lies (OME-Zarr translation)
             transforms.append({"type": "translation", "translation": [at.get(d, 0.0) for d in dims]})
         datasets.append({"path": str(level), "coordinateTransformations": transforms})
     if sources:

@@ -26,8 +26,10 @@ def test_a_cropped_scan_keeps_its_place_through_ingest_labels_and_particles(tmp_
                         unit="nm", levels=2, progress=False)
     assert origin_of(box) == (100.0, 0.0, 160.0)
     np.testing.assert_allclose(box.x.values[:3], [160, 200, 240])
-    for level in _transforms(tmp_path / "box.ome.zarr"):
-        assert {"type": "translation", "translation": [100.0, 0.0, 160.0]} in level
+    level0, level1 = _transforms(tmp_path / "box.ome.zarr")
+    assert {"type": "translation", "translation": [100.0, 0.0, 160.0]} in level0
+    # level 1 averages pairs of voxels: its first voxel centre lies half a voxel in
+    assert {"type": "translation", "translation": [125.0, 20.0, 180.0]} in level1
     labels = (box > 0.5).astype(np.uint8) * 2
     save_labels(labels.data, tmp_path / "box.ome.zarr", phases=["pore", "cbd", "active"], progress=False)  # plain dask
     lab = open_volume(tmp_path / "box.ome.zarr" / "labels" / "segmentation")
@@ -72,3 +74,22 @@ def test_coordinates_that_disagree_with_the_voxel_size_are_warned_about():
         measure.volume_fractions(lab.isel(y=slice(3, 11)))  # a box: same step
         measure.volume_fractions(xr.DataArray(lab.values, dims=("z", "y", "x"), coords={"z": range(12)},
                                               attrs={"voxel_size": 50}))  # indices
+
+
+@pytest.mark.parametrize("crop", [(slice(None),) * 3, (slice(3, None), slice(1, None), slice(2, None))])
+def test_each_pyramid_level_lies_over_the_voxels_it_was_made_from(tmp_path, crop):
+    """An image level's voxel is the mean of 2**k voxels: its coordinate is theirs averaged (a
+    viewer then overlays the levels); a label level keeps every 2**k-th voxel: its coordinate."""
+    rng = np.random.default_rng(1)
+    v = make_volume(rng.random((19, 21, 24), dtype=np.float32), voxel_size=(2.0, 3.0, 5.0))[crop]
+    save_volume(v, tmp_path / "v.ome.zarr", levels=3, progress=False)
+    lab = (v > 0.5).astype(np.uint8)
+    save_labels(lab, tmp_path / "v.ome.zarr", phases=["a", "b"], levels=3, progress=False)
+    for k in range(3):
+        img = open_volume(tmp_path / "v.ome.zarr", level=k)
+        seg = open_volume(tmp_path / "v.ome.zarr" / "labels" / "segmentation", level=k)
+        ref = v.coarsen(z=2**k, y=2**k, x=2**k, boundary="trim").mean() if k else v
+        for d in "zyx":
+            np.testing.assert_allclose(img[d].values, ref[d].values, err_msg=f"level {k} {d}")
+            np.testing.assert_allclose(seg[d].values, v[d].values[:: 2**k], err_msg=f"labels level {k} {d}")
+        np.testing.assert_allclose(img.values, ref.values, rtol=1e-6)
