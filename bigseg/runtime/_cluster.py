@@ -6,6 +6,7 @@ import os
 import sys
 from typing import Any
 
+from .._version import version
 from ..errors import ClusterError, InputError
 
 __all__ = ["connect", "BigsegClient", "gpu_count", "slurm_cluster"]
@@ -54,6 +55,31 @@ def _memory_split(memory_limit: Any, n_workers: int) -> Any:
     import psutil
 
     return int(psutil.virtual_memory().total * 0.9 / n_workers)
+
+
+def check_workers(client: Any) -> None:
+    """Workers of a scheduler bigseg did not start must import bigseg (every task would fail there
+    with ``ModuleNotFoundError``): refused by name (ClusterError) otherwise; a version other than
+    this process's is warned about. Workers that join later are not checked."""
+    import warnings
+
+    def bigseg_on_worker() -> str | None:  # nested: sent by value, so it reaches a worker without bigseg
+        try:
+            import bigseg
+        except ImportError:
+            return None
+        return str(bigseg.__version__)
+
+    found = client.run(bigseg_on_worker)
+    missing = sorted(w for w, v in found.items() if v is None)
+    if missing:
+        raise ClusterError(f"Expected bigseg installed on every worker of the scheduler. Got {len(missing)} of "
+                           f"{len(found)} worker(s) without it: {', '.join(missing)}; install bigseg in the "
+                           f"workers' environment (pip install bigseg) and start them again.")
+    other = sorted({v for v in found.values()} - {version()})
+    if other:
+        warnings.warn(f"the scheduler's workers run bigseg {', '.join(other)}, this process {version()}: results "
+                      f"may differ from this version's", UserWarning, stacklevel=3)
 
 
 def _announce(client: Any, what: str) -> None:
@@ -132,6 +158,11 @@ def connect(
             client = BigsegClient(cluster, timeout=timeout, **options)
         except (OSError, TimeoutError) as exc:
             raise ClusterError(f"Could not reach the Dask scheduler at `cluster`={cluster!r}: {exc}") from None
+        try:
+            check_workers(client)
+        except ClusterError:
+            client.close()
+            raise
         if not quiet:
             _announce(client, f"scheduler {cluster}")
         return client

@@ -140,3 +140,52 @@ def test_slurm_job_script_from_deploy_yaml(tmp_path, monkeypatch):
     assert jobs == 3
     assert "#SBATCH -p gpu-a100" in script and "#SBATCH -A bat123" in script and "#SBATCH -t 00:30:00" in script
     assert "--nworkers 2" in script
+
+
+def test_a_scheduler_whose_workers_lack_bigseg_is_refused_by_name(tmp_path):
+    """A worker that cannot import bigseg would fail every task with ModuleNotFoundError: refused
+    at connect, naming the worker. The worker here finds a `bigseg` that fails to import first on
+    its path (as a worker environment without bigseg would)."""
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    (shadow / "bigseg.py").write_text("raise ImportError('not installed here')\n")
+    port = _free_port()
+    addr = f"tcp://127.0.0.1:{port}"
+    env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
+    procs = [subprocess.Popen([DASK, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)]
+    procs.append(subprocess.Popen(
+        [DASK, "worker", addr, "--nthreads", "1", "--host", "127.0.0.1", "--no-dashboard",
+         "--local-directory", str(tmp_path / "w")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**env, "PYTHONPATH": str(shadow)}))
+    try:
+        from distributed import Client
+
+        deadline = time.monotonic() + 60
+        with Client(addr, timeout=30) as probe:
+            while len(probe.scheduler_info(n_workers=-1)["workers"]) < 1:
+                assert time.monotonic() < deadline, "worker did not register"
+                time.sleep(0.2)
+        with pytest.raises(ClusterError, match=r"bigseg installed on every worker.*1 of 1 worker\(s\) without it: tcp://"):
+            bigseg.connect(addr, timeout=30, quiet=True)
+    finally:
+        for p in procs[::-1]:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def test_workers_of_another_bigseg_version_are_warned_about(monkeypatch):
+    from distributed import LocalCluster
+
+    from bigseg.runtime import _cluster
+
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as lc:
+        with bigseg.connect(lc.scheduler_address, quiet=True):  # same version: silent (warnings are errors here)
+            pass
+        monkeypatch.setattr(_cluster, "version", lambda: "0.0.1")  # this process only (the worker shares the rest)
+        with pytest.warns(UserWarning, match=r"workers run bigseg .*, this process 0\.0\.1"):
+            bigseg.connect(lc.scheduler_address, quiet=True).close()
