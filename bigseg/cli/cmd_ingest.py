@@ -30,6 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="keep only this box of the source: z0:z1,y0:y1,x0:x1 voxel ranges (':' = whole axis), "
                         "e.g. 100:900,:,64:960")
     p.add_argument("--levels", type=int, default=1, help="pyramid levels (default 1)")
+    p.add_argument("--channel", type=int, default=None,
+                   help="an OME-Zarr source with several channels (t, c, z, y, x): the channel to read, from 0")
     p.add_argument("--overwrite", action="store_true", help="replace an existing destination")
     add_progress_args(p)
     add_cluster_args(p)
@@ -59,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
             voxel_size=parse_triple(args.voxel_size, option="--voxel-size"),
             unit=args.unit, dataset=args.dataset, dtype=args.dtype, shape=parse_triple(args.shape, int, option="--shape"),
             offset=args.offset, levels=args.levels, crop=args.crop, overwrite=args.overwrite, progress=args.progress,
-            resume_key=key,
+            resume_key=key, channel=args.channel,
         )
     print(f"wrote {args.dest}: shape {vol.shape}, dtype {vol.dtype}, voxel size {vol.attrs['voxel_size']} {vol.attrs['unit']}")
     if args.voxel_size is None and tuple(vol.attrs["voxel_size"]) == (1.0, 1.0, 1.0) and not _calibrated(args):

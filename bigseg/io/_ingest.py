@@ -424,7 +424,7 @@ def _hdf5_times(reader: Any) -> np.ndarray | None:
 
 
 def _read_volume(source: Any, *, chunks: Any, vs: Any, unit: str | None, dataset: str | None, dtype: Any,
-                 shape: Any, offset: int) -> xr.DataArray:
+                 shape: Any, offset: int, channel: int | None = None) -> xr.DataArray:
     """One source as a lazy volume (3D or 4D), cast to ``dtype`` when asked.
 
     Voxel size: ``vs`` (in ``unit``, default the source's unit, else nm) when given, else the
@@ -446,8 +446,11 @@ def _read_volume(source: Any, *, chunks: Any, vs: Any, unit: str | None, dataset
     else:
         cal = ((1.0, 1.0, 1.0), unit or "nm")
     if isinstance(reader, xr.DataArray):
-        vol = reader.assign_attrs(voxel_size=tuple(cal[0]), unit=cal[1])
+        vol = _one_channel(reader, channel, source).assign_attrs(voxel_size=tuple(cal[0]), unit=cal[1])
     else:
+        if channel is not None:
+            raise InputError(f"Expected `channel` only for an OME-Zarr source with channels. Got channel={channel!r} "
+                             f"for {os.fspath(source)!r}, which has none.")
         if len(reader.shape) not in (3, 4):
             hint = (" (one 2D slice: to read TIFF slices as one stack, pass their folder or a quoted glob "
                     "such as 'scan/*.tif')") if len(reader.shape) == 2 else ""
@@ -475,6 +478,23 @@ def _read_volume(source: Any, *, chunks: Any, vs: Any, unit: str | None, dataset
             )
         vol = vol.astype(target)
     return vol
+
+
+def _one_channel(vol: xr.DataArray, channel: int | None, source: Any) -> xr.DataArray:
+    """The ``channel``-th channel of a zarr image with a ``c`` axis (other writers' multi-channel
+    OME-Zarr); an image of several channels without ``channel`` is refused, listing them."""
+    if "c" not in vol.dims:
+        if channel is not None:
+            raise InputError(f"Expected `channel` only for an OME-Zarr source with channels. Got channel={channel!r} "
+                             f"for {os.fspath(source)!r}, which has none.")
+        return vol
+    n = vol.sizes["c"]
+    if channel is None:
+        raise InputError(f"Expected `source` to hold one channel, or `channel` to pick one. Got {n} channels in "
+                         f"{os.fspath(source)!r}: pass channel=N for N in 0..{n - 1}.")
+    if not isinstance(channel, (int, np.integer)) or isinstance(channel, bool) or not 0 <= channel < n:
+        raise InputError(f"Expected `channel` in 0..{n - 1} (the source's {n} channels). Got {channel!r} instead.")
+    return vol.isel(c=int(channel), drop=True)
 
 
 def _number(name: str, value: Any) -> float:
@@ -535,6 +555,7 @@ def ingest(
     overwrite: bool = False,
     progress: bool = True,
     resume_key: str | None = None,
+    channel: int | None = None,
 ) -> xr.DataArray:
     """Convert a tomogram into a chunked OME-Zarr volume, block by block and in parallel.
 
@@ -564,6 +585,8 @@ def ingest(
         stop)``): only the box is read. Its start is kept in the metadata (``bigseg info``)
     times : with a list of scans, the time (or cycle, or state of charge) of each, increasing;
         default 0, 1, 2, ...
+    channel : a zarr/OME-Zarr source with several channels (another writer's ``t, c, z, y, x``):
+        the one to read (0-based); required there, refused for sources without channels
     resume_key : a string naming what is ingested (e.g. the sources as they stand and these
         arguments): an interrupted ingest is kept and the same key later reads only the blocks
         not yet on disk (:func:`bigseg.save_volume`)
@@ -580,7 +603,8 @@ def ingest(
     if dest_p.exists() and not overwrite:
         raise OutputExistsError(f"Expected `dest` to be a new location or `overwrite=True`. Got {str(dest_p)!r}, which exists.")
     vs = parse_voxel_size(voxel_size) if voxel_size is not None else None
-    opts = dict(chunks=chunks, vs=vs, unit=unit, dataset=dataset, dtype=dtype, shape=shape, offset=offset)
+    opts = dict(chunks=chunks, vs=vs, unit=unit, dataset=dataset, dtype=dtype, shape=shape, offset=offset,
+                channel=channel)
     scans = scans_of_glob(source)
     if scans is not None and len(scans) == 1:  # one scan: a volume, not a series of one step
         source, scans = scans[0], None

@@ -135,7 +135,8 @@ def as_volume(
     want = " or ".join(f"{n}D" for n in sorted(allowed)) + (" (z, y, x) or (t, z, y, x)" if allowed == {3, 4} else "")
     if isinstance(data, xr.DataArray):
         channels = "c" in data.dims and 5 not in allowed
-        hint = f": pick one channel first, e.g. {name}.isel(c=0)" if channels else " instead"
+        hint = (f": pick one channel first, e.g. {name}.isel(c=0) (command line: bigseg ingest SOURCE DEST "
+                "--channel 0)") if channels else " instead"
         if data.ndim not in allowed:
             raise InputError(
                 f"Expected `{name}` to be a {want} volume. "

@@ -121,6 +121,37 @@ def test_opens_a_5d_tczyx_image_of_one_channel_and_time_point(tmp_path, odd_volu
     assert bigseg.filters.median(rgb.isel(c=0)).dims == ("z", "y", "x")
 
 
+@pytest.mark.parametrize("times", [1, 3])
+def test_ingest_picks_one_channel_of_a_multichannel_image(tmp_path, rng, times, capsys):
+    """Another writer's t, c, z, y, x of several channels: ingest reads the one named by
+    `channel` (was copied as a (c, z, y, x) array no command could use); without it, refused."""
+    from bigseg.cli import main
+
+    data = rng.random((times, 3, 6, 10, 12)).astype(np.float32)
+    root = zarr.open_group(str(tmp_path / "rgb.zarr"), mode="w", zarr_format=2)
+    root.create_array("0", shape=data.shape, chunks=(1, 1, 4, 5, 7), dtype=data.dtype)[:] = data
+    axes = [{"name": "t", "type": "time"}, {"name": "c", "type": "channel"}]
+    axes += [{"name": a, "type": "space", "unit": "micrometer"} for a in "zyx"]
+    root.attrs["multiscales"] = [{"version": "0.4", "axes": axes, "datasets": [
+        {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [1.0, 1.0, 2.0, 0.5, 0.5]}]}]}]
+    with pytest.raises(InputError, match=r"3 channels in .*pass channel=N for N in 0\.\.2"):
+        bigseg.ingest(tmp_path / "rgb.zarr", tmp_path / "a.ome.zarr", progress=False)
+    with pytest.raises(InputError, match=r"`channel` in 0\.\.2 .*Got 3"):
+        bigseg.ingest(tmp_path / "rgb.zarr", tmp_path / "a.ome.zarr", channel=3, progress=False)
+    assert not (tmp_path / "a.ome.zarr").exists()
+    vol = bigseg.ingest(tmp_path / "rgb.zarr", tmp_path / "a.ome.zarr", channel=1, progress=False)
+    want = data[:, 1] if times > 1 else data[0, 1]
+    assert vol.dims == (("t",) if times > 1 else ()) + ("z", "y", "x") and vol.attrs["voxel_size"] == (2.0, 0.5, 0.5)
+    np.testing.assert_array_equal(vol.values, want)
+    assert main(["ingest", str(tmp_path / "rgb.zarr"), str(tmp_path / "b.ome.zarr"), "--channel", "2",
+                 "--no-progress"]) == 0
+    np.testing.assert_array_equal(bigseg.open_volume(tmp_path / "b.ome.zarr").values,
+                                  data[:, 2] if times > 1 else data[0, 2])
+    np.save(tmp_path / "plain.npy", want)
+    with pytest.raises(InputError, match=r"`channel` only for an OME-Zarr source with channels"):
+        bigseg.ingest(tmp_path / "plain.npy", tmp_path / "c.ome.zarr", channel=0, progress=False)
+
+
 def test_save_never_modifies_input_and_overwrite_replaces_atomically(tmp_path, odd_volume):
     ref = odd_volume.copy()
     bigseg.save_volume(odd_volume, tmp_path / "a.ome.zarr", progress=False)
