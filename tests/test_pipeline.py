@@ -291,7 +291,7 @@ def test_series_demo_cli(tmp_path):
     assert len(summary["changed_per_step"]) == 1 and 0 < summary["true_changed_per_step"][0] < 1
     assert "voxels changing phase per step" in out.stdout
     bad = subprocess.run([BIGSEG, "demo", "--steps", "9", "--out", str(tmp_path / "e")], capture_output=True, text=True)
-    assert bad.returncode == 2 and "`steps`" in bad.stderr
+    assert bad.returncode == 2 and "`--steps`" in bad.stderr
     bad = subprocess.run([BIGSEG, "demo", "--temporal", "1", "--out", str(tmp_path / "f")], capture_output=True,
                          text=True)
     assert bad.returncode == 2 and "`--temporal` only with --steps" in bad.stderr and not (tmp_path / "f").exists()

@@ -15,7 +15,7 @@ from ..io._volume import DEFAULT_PHASES, UNLABELLED, as_volume, like_volume
 from ..ops import bincount_offset, masked_values, value_range
 from ..runtime import compute
 
-__all__ = ["check_volume", "phase_names", "global_histogram", "labels_volume", "parse_classes", "grey_classes"]
+__all__ = ["check_volume", "phase_names", "global_histogram", "labels_volume", "parse_classes"]
 
 FOV_DOC = """fov : the reconstruction's field of view (:func:`bigseg.io.fov_mask`: ``"auto"``,
         ``"cylinder"``, a circle ``(cy, cx, r)`` or a (y, x) boolean mask): the statistics come
@@ -96,18 +96,6 @@ def multiotsu(counts: np.ndarray, centres: np.ndarray, classes: int) -> np.ndarr
         raise InputError(f"Expected `vol` to hold at least {classes} distinct grey values for {classes} classes. "
                          f"Got {filled} (a blank or saturated scan?).")
     return np.asarray(threshold_multiotsu(classes=classes, hist=(counts, centres)))  # dtype of the centres
-
-
-def grey_classes(grey: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    """The grey-level class of each voxel: the number of thresholds strictly below its value.
-
-    A scikit-image threshold is the last grey value of the class below it (``image > t`` is the
-    class above; multi-Otsu of an image of the values 10, 120, 230 gives 10 and 120), so a voxel
-    exactly at a threshold stays below it: ``numpy.digitize(..., right=True)``. (The plain
-    ``digitize`` of scikit-image's example moves it up, which empties the lowest class of an
-    image with few grey values, e.g. 8-bit data.)
-    """
-    return np.digitize(grey, bins=thresholds, right=True).astype(np.uint8)
 
 
 def labels_volume(data: da.Array, like: xr.DataArray, phases: list[str], *, mask: np.ndarray | None = None,

@@ -8,8 +8,8 @@ import numpy as np
 import xarray as xr
 
 from ..io._volume import frame_by_frame
-from ._common import (FOV_DOC, check_volume, global_histogram, grey_classes, labels_volume, multiotsu, parse_classes,
-                      phase_names)
+from ..kernels.features import grey_classes
+from ._common import FOV_DOC, check_volume, global_histogram, labels_volume, multiotsu, parse_classes, phase_names
 
 __all__ = ["threshold", "multiotsu_thresholds"]
 

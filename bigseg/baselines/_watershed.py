@@ -9,13 +9,12 @@ import xarray as xr
 
 from .._parse import parse_in_range, parse_nonnegative_int
 from ..errors import InputError
-from ..kernels.features import sobel_magnitude
+from ..kernels.features import grey_classes, sobel_magnitude
 from ..kernels.filters import gaussian as gaussian_kernel
 from ..kernels.filters import gaussian_radius
 from ..ops import map_overlap_exact
 from ..io._volume import frame_by_frame
-from ._common import (FOV_DOC, check_volume, global_histogram, grey_classes, labels_volume, multiotsu, parse_classes,
-                      phase_names)
+from ._common import FOV_DOC, check_volume, global_histogram, labels_volume, multiotsu, parse_classes, phase_names
 
 __all__ = ["watershed", "WINDOWS", "seed_bands"]
 

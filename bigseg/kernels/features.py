@@ -1,5 +1,6 @@
 """Per-block features of the classical segmenters (NumPy or CuPy blocks; no dask).
 
+* :func:`grey_classes`: the multi-Otsu class of each voxel from its thresholds.
 * :func:`sobel_magnitude`: |Sobel gradient| (3x3x3 Sobel along each axis, mode 'reflect'), the
   edge feature of the k-means comparison in the LRCS-Net paper.
 * :func:`multiscale_features`: ilastik-like pixel features at several scales (Sommer et al.,
@@ -18,7 +19,7 @@ import numpy as np
 from ..ops._dispatch import array_module, ndimage_module
 
 __all__ = ["sobel_magnitude", "hessian_eigenvalues", "multiscale_features", "feature_names", "feature_halo",
-           "nearest_centre"]
+           "nearest_centre", "grey_classes"]
 
 
 def sobel_magnitude(block: Any) -> Any:
@@ -105,3 +106,16 @@ def nearest_centre(features: Any, centres: Any) -> Any:
     xp = array_module(features)
     d = ((features[:, None, :] - centres[None, :, :]) ** 2).sum(-1)
     return xp.argmin(d, axis=1)
+
+
+def grey_classes(grey: Any, thresholds: Any) -> Any:
+    """The grey-level class of each voxel: the number of thresholds strictly below its value.
+
+    A scikit-image threshold is the last grey value of the class below it (``image > t`` is the
+    class above; multi-Otsu of an image of the values 10, 120, 230 gives 10 and 120), so a voxel
+    exactly at a threshold stays below it: ``numpy.digitize(..., right=True)``. (The plain
+    ``digitize`` of scikit-image's example moves it up, which empties the lowest class of an
+    image with few grey values, e.g. 8-bit data.)
+    """
+    xp = array_module(grey)
+    return xp.digitize(grey, xp.asarray(thresholds), right=True).astype(np.uint8)

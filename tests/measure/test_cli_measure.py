@@ -105,7 +105,7 @@ def test_cli_measure_profile_table_csv_and_curves(tmp_path, capsys):
     rve = table[table.quantity == "rve_relative_std"]
     np.testing.assert_allclose(sorted(set(rve.cube_edge)), [4.0, 8.0])  # 24 voxels along z: edges 4 and 8
     rc = main(["measure", str(image), "--profile", "y", "--profile-step", "31"])
-    assert rc == 2 and "`profile_step`" in capsys.readouterr().err
+    assert rc == 2 and "`--profile-step`" in capsys.readouterr().err
 
 
 def test_cli_writes_particle_instance_labels_beside_the_segmentation(tmp_path, capsys):

@@ -94,5 +94,5 @@ def test_bad_input_names_the_argument(tmp_path, args, name):
     out = run(tmp_path / "x.ome.zarr", "--shape", "24", *args, check=False) if name != "shape" else \
         run(tmp_path / "x.ome.zarr", *args, check=False)
     assert out.returncode == 2
-    assert f"`{name}`" in out.stderr and "Traceback" not in out.stderr
+    assert f"`--{name}`" in out.stderr and "Traceback" not in out.stderr
     assert not (tmp_path / "x.ome.zarr").exists()
