@@ -12,7 +12,8 @@ Formats, by the destination's suffix:
 * no suffix: a folder of 2D TIFF slices ``<name>_00000.tif``, ... (Fiji's "Image Sequence"),
   each with the ImageJ calibration (pixel size and z spacing) for uint8, uint16 and float32;
 * ``.tif`` / ``.tiff``: one BigTIFF with OME-XML metadata (``PhysicalSizeX/Y/Z``; axes ZYX, or
-  TZYX for a series, CZYX for probabilities), zlib-compressed;
+  TZYX for a series with its times as each plane's ``DeltaT``, CZYX for probabilities),
+  zlib-compressed;
 * ``.h5`` / ``.hdf5``: dataset ``/exchange/data`` (DXchange layout), chunked and compressed,
   with ``element_size_um`` (z, y, x in µm) when the unit is a length;
 * ``.npy``: a NumPy array file (memory-mappable; it holds no voxel size).
@@ -107,6 +108,10 @@ def _write_tiff(vol: xr.DataArray, tmp: Path, vs: tuple[float, ...] | None, unit
         for ax, v in zip("ZYX", vs):
             meta[f"PhysicalSize{ax}"] = v
             meta[f"PhysicalSize{ax}Unit"] = ome_tiff_unit(unit)
+    if "t" in vol.dims and "t" in vol.coords:  # a series' times: each plane's OME DeltaT (pages in t, z order)
+        meta["Plane"] = {"DeltaT": np.repeat(np.asarray(vol.coords["t"].values, np.float64),
+                                             int(np.prod([n for d, n in vol.sizes.items() if d not in ("t", "y", "x")])
+                                                 )).tolist()}
     with tifffile.TiffWriter(tmp, bigtiff=True, ome=True) as tif:
         tif.write(_planes(vol, bar), shape=vol.shape, dtype=vol.dtype, photometric="minisblack",
                   compression="zlib", metadata=meta)

@@ -412,15 +412,46 @@ def _calibration(reader: Any) -> Any:
     return None
 
 
-def _hdf5_times(reader: Any) -> np.ndarray | None:
-    """The ``times`` attribute of an HDF5 series (as :func:`bigseg.export` writes it)."""
-    if not isinstance(reader, Hdf5Reader):
-        return None
-    import h5py
+def _stated_times(reader: Any) -> np.ndarray | None:
+    """The times a series file states, as :func:`bigseg.export` writes them: an HDF5 dataset's
+    ``times`` attribute, an OME-TIFF's per-plane ``DeltaT`` (that of each time point's first
+    plane); None when it states none."""
+    if isinstance(reader, Hdf5Reader):
+        import h5py
 
-    with h5py.File(reader.path, "r") as f:
-        t = f[reader.dataset].attrs.get("times")
-    return None if t is None else np.asarray(t, np.float64)
+        with h5py.File(reader.path, "r") as f:
+            t = f[reader.dataset].attrs.get("times")
+        return None if t is None else np.asarray(t, np.float64)
+    if isinstance(reader, MultiPageTiffReader):
+        return _ome_tiff_times(reader.path)
+    return None
+
+
+def _ome_tiff_times(path: str) -> np.ndarray | None:
+    import xml.etree.ElementTree as ET
+
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        xml = tif.ome_metadata
+    if not xml:
+        return None
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError:
+        return None
+    by_t: dict[int, float] = {}
+    for plane in root.iter():
+        if plane.tag.rsplit("}", 1)[-1] != "Plane" or "DeltaT" not in plane.attrib:
+            continue
+        if plane.attrib.get("TheZ", "0") == "0" and plane.attrib.get("TheC", "0") == "0":
+            try:
+                by_t[int(plane.attrib.get("TheT", "0"))] = float(plane.attrib["DeltaT"])
+            except ValueError:
+                return None
+    if not by_t or sorted(by_t) != list(range(len(by_t))):
+        return None
+    return np.asarray([by_t[i] for i in range(len(by_t))], np.float64)
 
 
 def _read_volume(source: Any, *, chunks: Any, vs: Any, unit: str | None, dataset: str | None, dtype: Any,
@@ -465,8 +496,8 @@ def _read_volume(source: Any, *, chunks: Any, vs: Any, unit: str | None, dataset
         arr = da.from_array(reader, chunks=c, asarray=True, lock=False, fancy=False,
                             name=f"ingest-{Path(os.fspath(source)).name}-{token}")
         vol = make_volume(arr, voxel_size=cal[0], unit=cal[1])
-        times = _hdf5_times(reader) if len(reader.shape) == 4 else None
-        if times is not None and len(times) == vol.sizes["t"]:  # a series bigseg exported
+        times = _stated_times(reader) if len(reader.shape) == 4 else None
+        if times is not None and len(times) == vol.sizes["t"] and np.all(np.diff(times) > 0):  # as bigseg exports
             vol = vol.assign_coords(t=times)
     is_raw = isinstance(reader, MemmapReader) and not reader.npy
     if dtype is not None and not is_raw:  # for raw files `dtype` describes the file itself

@@ -57,6 +57,14 @@ def test_series_and_labels(tmp_path, odd_volume):
     back = bigseg.ingest(tmp_path / "timed.h5", tmp_path / "timed.ome.zarr", progress=False)
     np.testing.assert_array_equal(back.t.values, [0.0, 45.0])
     assert back.attrs["unit"] == "nm" and back.attrs["voxel_size"] == pytest.approx(VS)
+    # OME-TIFF keeps them as each plane's DeltaT (Fiji / Bio-Formats read them as time stamps)
+    bigseg.export(timed, tmp_path / "timed.tif", progress=False)
+    with tifffile.TiffFile(tmp_path / "timed.tif") as tif:
+        xml = tif.ome_metadata
+    assert xml.count('DeltaT="45.0"') == series.shape[1] and 'TheZ="0" TheT="1"' in xml
+    back = bigseg.ingest(tmp_path / "timed.tif", tmp_path / "timed_tif.ome.zarr", progress=False)
+    np.testing.assert_array_equal(back.t.values, [0.0, 45.0])
+    np.testing.assert_array_equal(back.values, series)
     with pytest.raises(InputError, match="series of shape .*isel"):
         bigseg.export(vol, tmp_path / "folder", progress=False)
     labels = make_volume(da.from_array((odd_volume % 3).astype(np.uint8), chunks=16), voxel_size=VS, unit="nm",
