@@ -40,7 +40,7 @@ def write_prediction(
     name: str = "segmentation",
     probabilities: bool = True,
     uncertainty: bool = True,
-    levels: int = 1,
+    levels: int | None = None,
     overwrite: bool = False,
     progress: bool = True,
     resume_key: str | None = None,
@@ -56,7 +56,7 @@ def write_prediction(
     probabilities : write ``probabilities`` as float16 (c, z, y, x) if ``ds`` has them
         ((t, c, z, y, x) for a series)
     uncertainty : write ``uncertainty`` as float16 (z, y, x) if ``ds`` has it
-    levels : pyramid levels of the label image
+    levels : pyramid levels of the label image (default: as many as the image has)
     overwrite : replace existing outputs of the same name
     resume_key : a string naming what ``ds`` is made from: an interrupted write resumes block
         by block under the same key (the model does not run again for blocks on disk)

@@ -108,18 +108,23 @@ def _level_origin(origin: tuple[float, ...], voxel_size: tuple[float, ...], leve
 
 def _downsample(arr: da.Array, dims: tuple[str, ...], labels: bool) -> da.Array:
     factors = {i: (2 if d in ("z", "y", "x") else 1) for i, d in enumerate(dims)}
-    if labels:  # nearest: keep label values valid
-        return arr[tuple(slice(None, None, factors[i]) for i in range(arr.ndim))]
+    if labels:  # nearest: keep label values valid; trimmed as the image's mean is, so level k has its shape
+        return arr[tuple(slice(0, (n // factors[i]) * factors[i], factors[i]) for i, n in enumerate(arr.shape))]
     smaller = da.coarsen(np.mean, arr.astype(np.float32), factors, trim_excess=True)
     if np.issubdtype(arr.dtype, np.integer):
         smaller = da.round(smaller)
     return smaller.astype(arr.dtype)
 
 
+def _most_levels(vol: xr.DataArray) -> int:
+    """The most pyramid levels that keep at least one voxel per spatial axis (level k: 2**k smaller)."""
+    return 1 + int(np.floor(np.log2(min(vol.sizes[d] for d in ("z", "y", "x") if d in vol.dims))))
+
+
 def _check_levels(levels: int, vol: xr.DataArray) -> int:
     """``levels`` when every level keeps at least one voxel per spatial axis (level k: 2**k smaller)."""
     smallest = min(vol.sizes[d] for d in ("z", "y", "x") if d in vol.dims)
-    most = 1 + int(np.floor(np.log2(smallest)))
+    most = _most_levels(vol)
     if levels > most:
         raise InputError(f"Expected `levels` at most {most} for shape {tuple(vol.shape)} (level k is 2**k times "
                          f"smaller; the shortest axis has {smallest} voxels). Got {levels} instead.")
@@ -338,7 +343,7 @@ def save_labels(
     name: str = "segmentation",
     phases: list[str] | None = None,
     chunks: Any = None,
-    levels: int = 1,
+    levels: int | None = None,
     instances: bool = False,
     overwrite: bool = False,
     progress: bool = True,
@@ -348,7 +353,10 @@ def save_labels(
 
     The image's voxel size and unit are used; phases come from ``phases`` or
     ``labels.attrs["phases"]``, except for ``instances=True`` (one value per object, e.g.
-    :func:`bigseg.measure.particle_labels`: no phase names). Returns the label image's path.
+    :func:`bigseg.measure.particle_labels`: no phase names). ``levels``: pyramid levels (each
+    halves z, y and x, keeping every other voxel, so that level k has the image's level-k
+    shape); default as many as the image has, as far as the shape allows, so that a viewer
+    browses both at every level. Returns the label image's path.
 
     ``resume_key``: a string that names what ``labels`` are computed from (e.g. the source and
     every setting). The write then goes block by block into a hidden folder named by the key,
@@ -369,6 +377,9 @@ def save_labels(
         )
     vol = vol.assign_coords({d: image.coords[d].values for d in ("z", "y", "x")})  # the image's grid and place
     vol.name = name
+    if levels is None:
+        levels = min(len(_ome_meta(zarr.open_group(str(image_path), mode="r"))["multiscales"][0]["datasets"]),
+                     _most_levels(vol))
     levels = _check_levels(parse_nonnegative_int("levels", levels) or 1, vol)
     dest = image_path / "labels" / name
     _check_dest(dest, overwrite, "name")
