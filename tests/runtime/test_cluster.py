@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -38,18 +39,20 @@ def _children() -> set[int]:
     return out
 
 
-@pytest.fixture
-def scheduler_and_two_workers(tmp_path):
+@contextlib.contextmanager
+def scheduler_with_workers(tmp_path, n_workers, worker_env=None):
+    """A `dask scheduler` and `n_workers` `dask worker` processes (their environment updated by
+    ``worker_env``); yields the scheduler's address, stops them all after."""
     port = _free_port()
     addr = f"tcp://127.0.0.1:{port}"
     env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
     procs = [subprocess.Popen([DASK, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)]
-    for i in range(2):
+    for i in range(n_workers):
         procs.append(subprocess.Popen(
             [DASK, "worker", addr, "--nthreads", "1", "--nworkers", "1", "--host", "127.0.0.1",
              "--no-dashboard", "--local-directory", str(tmp_path / f"w{i}")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env))
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**env, **(worker_env or {})}))
     try:
         yield addr
     finally:
@@ -60,6 +63,12 @@ def scheduler_and_two_workers(tmp_path):
                 p.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 p.kill()
+
+
+@pytest.fixture
+def scheduler_and_two_workers(tmp_path):
+    with scheduler_with_workers(tmp_path, 2) as addr:
+        yield addr
 
 
 def test_ingest_through_running_scheduler(tmp_path, odd_volume, scheduler_and_two_workers):
@@ -149,16 +158,7 @@ def test_a_scheduler_whose_workers_lack_bigseg_is_refused_by_name(tmp_path):
     shadow = tmp_path / "shadow"
     shadow.mkdir()
     (shadow / "bigseg.py").write_text("raise ImportError('not installed here')\n")
-    port = _free_port()
-    addr = f"tcp://127.0.0.1:{port}"
-    env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
-    procs = [subprocess.Popen([DASK, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)]
-    procs.append(subprocess.Popen(
-        [DASK, "worker", addr, "--nthreads", "1", "--host", "127.0.0.1", "--no-dashboard",
-         "--local-directory", str(tmp_path / "w")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**env, "PYTHONPATH": str(shadow)}))
-    try:
+    with scheduler_with_workers(tmp_path, 1, {"PYTHONPATH": str(shadow)}) as addr:
         from distributed import Client
 
         deadline = time.monotonic() + 60
@@ -168,14 +168,6 @@ def test_a_scheduler_whose_workers_lack_bigseg_is_refused_by_name(tmp_path):
                 time.sleep(0.2)
         with pytest.raises(ClusterError, match=r"bigseg installed on every worker.*1 of 1 worker\(s\) without it: tcp://"):
             bigseg.connect(addr, timeout=30, quiet=True)
-    finally:
-        for p in procs[::-1]:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
 
 
 def test_workers_of_another_bigseg_version_are_warned_about(monkeypatch):
