@@ -134,6 +134,7 @@ def as_volume(
     allowed = {3, 4} if allow_series else ({ndim} if isinstance(ndim, int) else set(ndim))
     want = " or ".join(f"{n}D" for n in sorted(allowed)) + (" (z, y, x) or (t, z, y, x)" if allowed == {3, 4} else "")
     if isinstance(data, xr.DataArray):
+        _check_array(data.data, name)
         channels = "c" in data.dims and 5 not in allowed
         hint = (f": pick one channel first, e.g. {name}.isel(c=0) (command line: bigseg ingest SOURCE DEST "
                 "--channel 0)") if channels else " instead"
@@ -155,6 +156,7 @@ def as_volume(
     else:
         if not hasattr(data, "shape") or not hasattr(data, "dtype"):
             raise InputError(f"Expected `{name}` to be an array or volume. Got {type(data).__name__} instead.")
+        _check_array(data, name)
         if data.ndim not in allowed:
             raise InputError(
                 f"Expected `{name}` to be a {want} array. "
@@ -166,6 +168,19 @@ def as_volume(
     if chunks is not None:
         vol = vol.chunk(dict(zip(vol.dims, parse_chunks(chunks, vol.ndim))))
     return vol
+
+
+def _check_array(arr: Any, name: str) -> None:
+    """Refuse by name what no volume can be: data that are not numbers (object, strings, dates)
+    and a dask array whose chunk sizes are unknown (NaN, e.g. after boolean indexing)."""
+    kind = np.dtype(arr.dtype).kind
+    if kind not in "biuf":
+        raise InputError(f"Expected `{name}` to hold numbers (integers, floats or booleans). Got dtype "
+                         f"{np.dtype(arr.dtype)} instead.")
+    chunks = getattr(arr, "chunks", None)
+    if isinstance(arr, da.Array) and any(np.isnan(c) for axis in chunks for c in axis):
+        raise InputError(f"Expected `{name}` with known chunk sizes. Got a dask array of shape {arr.shape} whose "
+                         f"chunk sizes are unknown (NaN); call .compute_chunk_sizes() on it first.")
 
 
 def _warn_coords_disagree(vol: xr.DataArray, name: str, stated: bool) -> None:

@@ -112,3 +112,35 @@ def test_a_bad_voxel_size_attribute_is_refused_by_name(vs, tmp_path):
     with pytest.raises(InputError, match=r"`data.attrs\['voxel_size'\]`"):
         save_volume(lab.astype(np.float32), tmp_path / "v.ome.zarr")
     assert not (tmp_path / "v.ome.zarr").exists()
+
+
+@pytest.mark.parametrize("dtype", [object, "U3", complex, "datetime64[s]"])
+def test_data_that_are_not_numbers_are_refused_by_name(dtype):
+    from bigseg import filters, save_volume
+
+    a = np.zeros((4, 5, 6), dtype)
+    with pytest.raises(InputError, match=r"`labels` to hold numbers .*Got dtype"):
+        volume_fractions(a)
+    with pytest.raises(InputError, match=r"`vol` to hold numbers"):
+        filters.median(xr_of(a))
+    with pytest.raises(InputError, match=r"`data` to hold numbers"):
+        save_volume(a, "never-written.ome.zarr")
+
+
+def xr_of(a):
+    import xarray as xr
+
+    return xr.DataArray(a, dims=("z", "y", "x"))
+
+
+def test_a_dask_array_of_unknown_chunk_sizes_is_refused_with_the_way_out():
+    from bigseg import filters
+
+    x = da.random.random((10, 12, 14), chunks=5)
+    picked = x[x >= 0]  # boolean indexing: 1D, chunk sizes unknown (NaN)
+    cube = da.stack([da.stack([picked] * 3)] * 2, axis=1)  # 3D, still unknown
+    assert np.isnan(cube.shape).any()
+    with pytest.raises(InputError, match=r"known chunk sizes.*compute_chunk_sizes\(\)"):
+        filters.gaussian(cube, sigma=1)
+    with pytest.raises(InputError, match=r"known chunk sizes"):
+        volume_fractions(cube.astype(np.uint8))
