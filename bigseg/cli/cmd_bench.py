@@ -48,9 +48,13 @@ def run(args: argparse.Namespace) -> int:
     opts = "".join(f", {k} {v}" for k, v in res["predict"].items())
     print(f"bigseg bench: {res['size']}³ voxels in {res['chunks']}³ chunks, model {res['model']!r}{opts}; "
           f"{env['scheduler']}, {env['cpus']} CPUs, GPU {env['cuda'] or 'none'}")
-    print(f"{'stage':<12}{'seconds':>10}{'Mvox/s':>10}")
+    print(f"{'stage':<12}{'seconds':>10}{'Mvox/s':>10}{'10⁹ voxels':>14}")
     for stage, r in res["stages"].items():
-        print(f"{stage:<12}{r['seconds']:>10.3g}{r['mvox_per_s']:>10.3g}")
+        print(f"{stage:<12}{r['seconds']:>10.3g}{r['mvox_per_s']:>10.3g}{_duration(1e3 / r['mvox_per_s']):>14}")
+    if len(res["stages"]) > 1:
+        total = sum(1e3 / r["mvox_per_s"] for r in res["stages"].values())
+        print(f"{'all':<32}{_duration(total):>14}")
+    print("(10⁹ voxels: a 1000³ scan at the rates measured here, at this --size, on this machine and cluster)")
     if res["peak_rss_mib"] is not None:
         print(f"peak memory of this process {res['peak_rss_mib']:.0f} MiB")
     if args.json:
@@ -58,3 +62,13 @@ def run(args: argparse.Namespace) -> int:
             json.dump(res, f, indent=1)
         print(f"wrote {args.json}")
     return 0
+
+
+def _duration(seconds: float) -> str:
+    """A planning figure: '42 s', '3.5 min', '2 h 05 min'."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    hours, minutes = divmod(int(round(seconds / 60)), 60)
+    return f"{hours} h {minutes:02d} min"

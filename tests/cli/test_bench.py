@@ -20,8 +20,23 @@ def test_cli_bench_times_the_asked_stages(tmp_path, capsys):
     assert list(res["stages"]) == ["filter", "particles"]  # write and segment ran, untimed
     for r in res["stages"].values():
         assert r["seconds"] > 0 and r["mvox_per_s"] == pytest.approx(24 ** 3 / r["seconds"] / 1e6, rel=1e-2)
-    assert "particles" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "particles" in printed
     assert not any(tmp_path.glob("bigseg-bench-*"))  # temporary volumes removed
+    # the planning column: how long 10⁹ voxels would take at each stage's rate, and all together
+    from bigseg.cli.cmd_bench import _duration
+
+    for stage, r in res["stages"].items():
+        line = next(row for row in printed.splitlines() if row.startswith(stage))
+        assert line.endswith(_duration(1e3 / r["mvox_per_s"])), line
+    total = sum(1e3 / r["mvox_per_s"] for r in res["stages"].values())
+    assert any(row.startswith("all") and row.endswith(_duration(total)) for row in printed.splitlines())
+
+
+def test_duration_reads_as_a_planning_figure():
+    from bigseg.cli.cmd_bench import _duration
+
+    assert [_duration(s) for s in (42.4, 210, 7500, 36000)] == ["42 s", "3.5 min", "2 h 05 min", "10 h 00 min"]
 
 
 def test_bench_passes_the_predict_options(tmp_path, capsys):
