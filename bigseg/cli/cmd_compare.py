@@ -4,6 +4,7 @@ how good each is)."""
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from ._common import FIGURE_SUFFIXES, add_cluster_args, add_progress_args, cluster_from_args, output_file
@@ -30,11 +31,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _names(paths: list[Path]) -> list[str]:
-    """The label images' names; their image's name too where two share a name."""
-    short = [p.name for p in paths]
-    if len(set(short)) == len(short):
-        return short
-    return [f"{p.parent.parent.name}/{p.name}" if p.parent.name == "labels" else str(p) for p in paths]
+    """The label images' names, each with as many of its folders in front as it takes to tell
+    them all apart (``labels/`` left out): ``segmentation``; else ``scan.ome.zarr/segmentation``;
+    else ``default/image.ome.zarr/segmentation``, ..."""
+    parts = [[q for q in Path(os.path.abspath(p)).parts if q != "labels"] for p in paths]
+    for k in range(1, max(len(q) for q in parts) + 1):
+        names = ["/".join(q[-k:]) for q in parts]
+        if len(set(names)) == len(names):
+            return names
+    return [str(p) for p in paths]  # the same label image given twice
 
 
 def run(args: argparse.Namespace) -> int:

@@ -63,3 +63,14 @@ def test_compare_refuses_one_label_image_and_other_shapes(tmp_path, capsys):
     assert "at least two" in capsys.readouterr().err
     assert main(["compare", str(image / "labels" / "a"), str(small / "labels" / "b")]) == 2
     assert "`segmentations[1]`" in capsys.readouterr().err
+
+
+def test_segmentations_are_named_apart_by_as_many_folders_as_it_takes(tmp_path):
+    from pathlib import Path
+
+    from bigseg.cli.cmd_compare import _names
+
+    runs = [tmp_path / run / "image.ome.zarr" / "labels" / "segmentation" for run in ("default", "threshold")]
+    assert _names(runs) == ["default/image.ome.zarr/segmentation", "threshold/image.ome.zarr/segmentation"]
+    assert _names([runs[0], tmp_path / "image.ome.zarr" / "labels" / "manual"]) == ["segmentation", "manual"]
+    assert _names([Path("a.ome.zarr/labels/x"), Path("b.ome.zarr/labels/x")]) == ["a.ome.zarr/x", "b.ome.zarr/x"]
