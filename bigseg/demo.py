@@ -26,19 +26,15 @@ import numpy as np
 __all__ = ["run_demo", "run_series_demo"]
 
 
-def _write_tiff_stack(image: Any, folder: Path) -> None:
-    """Write a (z, y, x) volume as one uint16 TIFF per slice, slab by slab (bounded memory)."""
-    import tifffile
+def _write_tiff_stack(image: Any, folder: Path, voxel_size: float) -> None:
+    """Write a (z, y, x) volume as one uint16 TIFF per slice with its ImageJ calibration (voxel
+    size in nm), as a reconstruction is exported for Fiji: :func:`bigseg.export`, slab by slab."""
+    from .io import export, make_volume
 
-    folder.mkdir(parents=True, exist_ok=True)
     data = image.data if hasattr(image, "data") else image
     lo, hi = float(data.min().compute()), float(data.max().compute())
-    step = int(data.chunks[0][0])
-    for z0 in range(0, data.shape[0], step):
-        slab = np.asarray(data[z0:z0 + step].compute(), dtype=np.float64)
-        slab = np.clip((slab - lo) / max(hi - lo, 1e-12) * 65535.0, 0, 65535).astype(np.uint16)
-        for k, s in enumerate(slab):
-            tifffile.imwrite(folder / f"slice_{z0 + k:05d}.tif", s)
+    scaled = ((data.astype(np.float64) - lo) / max(hi - lo, 1e-12) * 65535.0).clip(0, 65535).astype(np.uint16)
+    export(make_volume(scaled, voxel_size=voxel_size, unit="nm"), folder, overwrite=True, progress=False)
 
 
 def run_demo(out: str | Path = "out/demo", *, size: int = 96, chunks: int = 48, seed: int = 7,
@@ -55,7 +51,7 @@ def run_demo(out: str | Path = "out/demo", *, size: int = 96, chunks: int = 48, 
     truth = synth.electrode((size, size, size), seed=seed, chunks=chunks)
     image = synth.xct(truth, seed=seed)
     tiffs = out / "scan_tiffs"
-    _write_tiff_stack(image, tiffs)
+    _write_tiff_stack(image, tiffs, voxel_size)
     truth = truth.compute()
 
     summary: dict[str, Any] = {"size": size, "seed": seed, "scan": str(tiffs), "runs": {}}
@@ -114,7 +110,7 @@ def run_series_demo(out: str | Path = "out/demo-series", *, size: int = 64, step
         image = synth.xct(truth[t], seed=seed + 1000 * t).values  # each scan its own noise
         folder = out / f"scan_{t:02d}"
         shifted = ndi.shift(image, _DRIFT[t], order=1, mode="nearest")
-        _write_tiff_stack(da.from_array(shifted, chunks=(chunks, -1, -1)), folder)
+        _write_tiff_stack(da.from_array(shifted, chunks=(chunks, -1, -1)), folder, voxel_size)
         scans.append(str(folder))
         moved.append(ndi.shift(truth[t], _DRIFT[t], order=0, mode="nearest"))
     how = f"segment with a window of ±{temporal} scans" if temporal else "segment each scan"

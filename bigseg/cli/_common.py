@@ -170,17 +170,29 @@ def cluster_from_args(args: argparse.Namespace):
         yield None
 
 
-def open_label_image(path: str, label: str | None, prefer: str | None, option: str, *, say: str) -> Any:
+def open_label_image(path: str, label: str | None, prefer: str | None, option: str, *, say: str | None) -> Any:
     """The label image ``path`` names; for an image (or its labels group) its ``label``, else
     the one named ``prefer``, else its only one (several are refused: which one is used must
-    not be a guess). Prints ``say`` and the path it opened."""
+    not be a guess). A TIFF, HDF5 or ``.npy`` label stack (from another tool) is read as it is.
+    Prints ``say`` and the path it opened (unless ``say`` is None)."""
     from pathlib import Path
 
-    from ..io import open_volume
+    from ..io import open_source, open_volume
     from ..io._omezarr import label_names
+    from ..io._volume import is_zarr_store
 
     p = Path(path)
     group = p if p.name == "labels" else p / "labels"
+    if not is_zarr_store(p) and not group.is_dir():  # a label stack from another tool: TIFF, HDF5, .npy
+        if not (p.exists() or any(ch in str(path) for ch in "*?[")):
+            raise InputError(f"Expected `{option}` to be an existing label image (OME-Zarr IMAGE/labels/NAME) or a "
+                             f"TIFF, HDF5 or .npy label stack. Got {str(path)!r}, which does not exist.")
+        if label is not None:
+            raise InputError(f"Expected --label only with an OME-Zarr image. Got --label {label} with {str(path)!r}.")
+        vol = open_source(path)
+        if say is not None:
+            print(f"{say} {path}")
+        return vol
     if label is not None:
         vol = open_volume(group / label if p.name == "labels" else p, label=None if p.name == "labels" else label)
     else:
@@ -194,5 +206,6 @@ def open_label_image(path: str, label: str | None, prefer: str | None, option: s
             raise InputError(f"Expected `{option}` to name one label image: {str(p)!r} holds {len(names)} "
                              f"({', '.join(names)}){also}. Pass IMAGE/labels/NAME"
                              f"{' or --label NAME' if option == 'labels' else ''}.")
-    print(f"{say} {vol.attrs.get('source', path)}")
+    if say is not None:
+        print(f"{say} {vol.attrs.get('source', path)}")
     return vol

@@ -7,7 +7,8 @@ import argparse
 import os
 from pathlib import Path
 
-from ._common import FIGURE_SUFFIXES, add_cluster_args, add_progress_args, cluster_from_args, output_file
+from ._common import (FIGURE_SUFFIXES, add_cluster_args, add_progress_args, cluster_from_args, open_label_image,
+                      output_file)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,10 +18,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "users and methods: each one's volume fractions, their mean and standard deviation, the "
                     "percentage of voxels that differ between every pair and, given --truth, each one's IoU. "
                     "Exact, block by block.")
-    p.add_argument("labels", nargs="+", help="label images (image.ome.zarr/labels/NAME); with --image, names of "
-                                             "label images inside it")
+    p.add_argument("labels", nargs="+", help="label images (image.ome.zarr/labels/NAME, or TIFF/HDF5/.npy label "
+                                             "stacks); with --image, names of label images inside it")
     p.add_argument("--image", default=None, help="the OME-Zarr image holding the label images named in LABELS")
-    p.add_argument("--truth", default=None, help="reference label image: adds each segmentation's IoU per phase")
+    p.add_argument("--truth", default=None, help="reference label image (or label stack): adds each segmentation's IoU "
+                                                   "per phase")
     p.add_argument("--phases", default=None, help="phase names by label value, comma separated (default: metadata)")
     p.add_argument("--csv", default=None, help="write the table (one row per segmentation) to CSV")
     p.add_argument("--netcdf", default=None, help="write the agreement Dataset to netCDF")
@@ -48,7 +50,6 @@ def run(args: argparse.Namespace) -> int:
 
     from .. import measure
     from ..errors import InputError
-    from ..io import open_volume
 
     output_file(args.csv, "--csv", suffixes=(".csv",))  # before any work
     output_file(args.plot, "--plot", suffixes=FIGURE_SUFFIXES)
@@ -56,8 +57,8 @@ def run(args: argparse.Namespace) -> int:
     if len(args.labels) < 2:
         raise InputError(f"Expected at least two label images to compare. Got {len(args.labels)}: {args.labels}.")
     paths = [Path(args.image) / "labels" / name if args.image else Path(name) for name in args.labels]
-    segs = [open_volume(p) for p in paths]
-    truth = open_volume(args.truth) if args.truth else None
+    segs = [open_label_image(str(p), None, None, "labels", say=None) for p in paths]
+    truth = open_label_image(args.truth, None, "truth", "--truth", say=None) if args.truth else None
     phases = [s.strip() for s in args.phases.split(",")] if args.phases else None
     names = _names(paths)
     with cluster_from_args(args):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_pipeline_args, add_progress_args, parse_triple, pipeline_config
+from ._common import add_pipeline_args, add_progress_args, open_label_image, parse_triple, pipeline_config
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,7 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--unit", default=None, help="length unit (default: the source's, else nm)")
     p.add_argument("--crop", default=None, help="keep only this box of the source: z0:z1,y0:y1,x0:x1")
     p.add_argument("--truth", default=None,
-                   help="reference label image (OME-Zarr, e.g. ref.ome.zarr/labels/truth): adds IoU/Dice scores")
+                   help="reference labels: an OME-Zarr label image (ref.ome.zarr/labels/truth, or an image holding one "
+                        "called truth), or a TIFF/HDF5/.npy label stack: adds IoU/Dice scores")
     p.add_argument("--particle-labels", action="store_true",
                    help="also write the particles' instance labels to image.ome.zarr/labels/particles")
     p.add_argument("--temporal", type=int, default=None, metavar="N",
@@ -33,13 +34,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..io import open_volume
     from ..pipeline import Pipeline
 
     cfg, cluster = pipeline_config(args, voxel_size=parse_triple(args.voxel_size, option="--voxel-size"), unit=args.unit, crop=args.crop,
                                    **({"measure": {"particle_labels": True}} if args.particle_labels else {}),
                                    **({"predict": {"temporal": args.temporal}} if args.temporal is not None else {}))
-    truth = open_volume(args.truth) if args.truth else None
+    truth = open_label_image(args.truth, None, "truth", "--truth", say="truth") if args.truth else None
     source = args.source if len(args.source) > 1 else args.source[0]
     res = Pipeline(cfg).run(source, args.out, resume=not args.fresh, truth=truth, client=cluster,
                             progress=args.progress)

@@ -3,7 +3,7 @@ xarray views."""
 
 from ._export import export
 from ._fov import fill_outside, fill_outside_like_inside, fov_centre, fov_mask, inscribed_box
-from ._ingest import ingest, read_source
+from ._ingest import ingest, open_source, read_source
 from ._omezarr import open_volume, save_labels, save_volume, volume_info
 from ._volume import (DEFAULT_PHASES, PHASE_COLOURS, UNLABELLED, as_volume, like_volume, make_volume, origin_of, phase_colour,
                       sparse_labels)
@@ -17,6 +17,7 @@ __all__ = [
     "fill_outside_like_inside",
     "inscribed_box",
     "read_source",
+    "open_source",
     "open_volume",
     "save_volume",
     "save_labels",

@@ -29,7 +29,7 @@ from ._calibration import convert_length, hdf5_calibration, normalise_unit, tiff
 from ._omezarr import open_volume, save_volume
 from ._volume import crop_box, is_zarr_store, make_volume
 
-__all__ = ["ingest", "read_source", "TIFF_SUFFIXES", "HDF5_SUFFIXES"]
+__all__ = ["ingest", "read_source", "open_source", "TIFF_SUFFIXES", "HDF5_SUFFIXES"]
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".nxs", ".cxi")
@@ -452,6 +452,24 @@ def _ome_tiff_times(path: str) -> np.ndarray | None:
     if not by_t or sorted(by_t) != list(range(len(by_t))):
         return None
     return np.asarray([by_t[i] for i in range(len(by_t))], np.float64)
+
+
+def open_source(source: str | os.PathLike, *, chunks: Any = 128, dataset: str | None = None) -> xr.DataArray:
+    """A source ``ingest`` reads (TIFF slices or file, HDF5, ``.npy``, zarr), opened lazily as a
+    volume without writing it anywhere: with the voxel size and unit it states (else 1 nm), and
+    an HDF5's phase names (as :func:`bigseg.export` writes them) in ``attrs["phases"]``. For a
+    reference or annotation made in another tool (a TIFF label stack) read once."""
+    vol = _read_volume(source, chunks=chunks, vs=None, unit=None, dataset=dataset, dtype=None, shape=None, offset=0)
+    reader = read_source(source, dataset=dataset)
+    if isinstance(reader, Hdf5Reader) and "phases" not in vol.attrs:
+        import h5py
+
+        with h5py.File(reader.path, "r") as f:
+            phases = f[reader.dataset].attrs.get("phases")
+        if phases is not None:
+            vol.attrs["phases"] = [p.decode() if isinstance(p, bytes) else str(p) for p in phases]
+    vol.attrs.setdefault("source", os.fspath(source))
+    return vol
 
 
 def _read_volume(source: Any, *, chunks: Any, vs: Any, unit: str | None, dataset: str | None, dtype: Any,
