@@ -6,7 +6,7 @@ import argparse
 import json
 import os
 
-from ._common import add_fov_args, add_progress_args
+from ._common import add_fov_args, add_progress_args, open_label_image
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -58,18 +58,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _read(path: str):
-    from ..io import open_volume
-    from ..io._ingest import read_source
-
-    src = read_source(path)
-    if hasattr(src, "dims"):
-        return src
-    if os.path.isdir(path) and os.path.exists(os.path.join(path, "zarr.json")):
-        return open_volume(path)
-    return src[tuple(slice(None) for _ in src.shape)]
-
-
 def run(args: argparse.Namespace) -> int:
     import torch
 
@@ -119,7 +107,11 @@ def run(args: argparse.Namespace) -> int:
     else:
         if not args.image or not args.labels:
             raise InputError("Expected `image` and `labels` paths (or --synthetic). Got too few.")
-        model = train(_read(args.image), _read(args.labels), lr=args.lr if args.lr is not None else 1e-4,
+        from ..io import open_source
+
+        image = open_source(args.image)
+        labels = open_label_image(args.labels, None, None, "labels", say="training labels")
+        model = train(image, labels, lr=args.lr if args.lr is not None else 1e-4,
                       lr_decay=args.lr_decay if args.lr_decay is not None else 0.3, axis=args.axis,
                       val_fraction=args.val_fraction, unlabelled=args.unlabelled, fov=args.fov,
                       fov_margin=args.fov_margin or 0.0, **common)

@@ -102,3 +102,21 @@ def test_cli_train_synthetic_and_errors(files, capsys):
         assert main(["train", "--synthetic", *args, "--epochs", "1"]) == 2
         assert f"`{option}` to name a file" in capsys.readouterr().err
     assert not (files / "y.pt").exists()
+
+
+def test_cli_train_takes_the_annotations_an_image_holds(files, tmp_path, capsys):
+    """`bigseg train scan.ome.zarr scan.ome.zarr`: the labels are the image's label image (its only
+    one), not its grey values read again; several are refused, naming them."""
+    import bigseg
+
+    img = bigseg.save_volume(np.load(files / "img.npy"), tmp_path / "s.ome.zarr", progress=False)
+    bigseg.save_labels(np.load(files / "lab.npy"), img, name="annotations", phases=["pore", "cbd", "active"],
+                       progress=False)
+    args = ["--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "2", "--patch", "32", "--kernels", "4",
+            "--growth", "1", "--threads", "1", "--no-progress"]
+    assert main(["train", img, img, "-o", str(tmp_path / "m.pt"), *args]) == 0
+    assert f"training labels {img}/labels/annotations" in capsys.readouterr().out
+    assert models.load(tmp_path / "m.pt").provenance["data"]["labelled_slices"] == 4
+    bigseg.save_labels(np.load(files / "lab.npy"), img, name="other", phases=["pore", "cbd", "active"], progress=False)
+    assert main(["train", img, img, "-o", str(tmp_path / "n.pt"), *args]) == 2
+    assert "holds 2 (annotations, other)" in capsys.readouterr().err
