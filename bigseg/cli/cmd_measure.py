@@ -42,7 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="particles are connected components (default: touching particles split by a watershed)")
     p.add_argument("--max-diameter", type=int, default=40,
                    help="widest particle in voxels, the halo of the split (default 40)")
-    p.add_argument("--intensity", default=None, help="grey image for the particles' mean intensity (OME-Zarr)")
+    p.add_argument("--intensity", default=None, help="grey image for the particles' mean intensity (OME-Zarr, or a TIFF, "
+                                                       "HDF5 or .npy stack)")
     p.add_argument("--shells", default=None, metavar="AROUND:OF:MAX",
                    help="fraction of phase OF in 1-voxel shells up to MAX voxels from phase AROUND, e.g. active:cbd:10")
     p.add_argument("--tortuosity", default=None, choices=["z", "y", "x"],
@@ -206,7 +207,13 @@ def _long_table(ds):
 
 def _particle_labels_target(labels, args: argparse.Namespace) -> Path:
     """IMAGE/labels/NAME beside the measured label image (in the image that holds it)."""
+    from ..io._volume import is_zarr_store
+
     src = Path(labels.attrs["source"])
+    if not is_zarr_store(src):
+        raise InputError(f"Expected `--particle-labels` with an OME-Zarr label image as LABELS (the particle ids "
+                         f"are written beside it, into its image). Got the label stack {str(src)!r}: ingest it "
+                         f"first, or write the table alone with --particles.")
     image = src.parent.parent if src.parent.name == "labels" else src
     return image / "labels" / args.particle_labels
 
@@ -227,7 +234,7 @@ def _write_particle_labels(labels, args: argparse.Namespace, phases) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     from .. import measure
-    from ..io import open_volume
+    from ..io import open_source
 
     labels = open_label_image(args.labels, args.label, "segmentation", "labels", say="measuring")
     truth = open_label_image(args.truth, None, "truth", "--truth", say="truth    ") if args.truth else None
@@ -248,7 +255,7 @@ def run(args: argparse.Namespace) -> int:
     if args.rve and "t" in labels.dims:
         raise InputError(f"Expected `--rve` with one volume (z, y, x). Got a series of {labels.sizes['t']} scans: "
                          f"measure one scan's label image for its representative volume element.")
-    intensity = open_volume(args.intensity) if args.intensity else None
+    intensity = open_source(args.intensity) if args.intensity else None
     if args.particle_labels and _particle_labels_target(labels, args).exists():  # before any work
         from ..errors import OutputExistsError
 

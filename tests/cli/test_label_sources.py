@@ -82,3 +82,20 @@ def test_compare_and_random_forest_take_label_stacks(scan, capsys):
                  str(tmp_path / "sparse.npy"), "--name", "rf", "--no-progress"]) == 0
     assert "training labels" in capsys.readouterr().out
     assert bigseg.open_volume(tmp_path / "s.ome.zarr", label="rf").shape == truth.shape
+
+
+def test_measure_particles_of_a_label_stack(scan, capsys):
+    tmp_path, truth = scan
+    bigseg.export(bigseg.open_volume(tmp_path / "s.ome.zarr" / "labels" / "truth"), tmp_path / "truth.tif",
+                  progress=False)
+    bigseg.export(bigseg.open_volume(tmp_path / "s.ome.zarr"), tmp_path / "scan.tif", progress=False)
+    args = ["measure", str(tmp_path / "truth.tif"), "--particles", str(tmp_path / "p.csv"), "--no-progress"]
+    assert main([*args, "--particle-labels", "ids"]) == 2  # nowhere to write them beside a TIFF
+    assert "`--particle-labels` with an OME-Zarr label image" in capsys.readouterr().err
+    assert not (tmp_path / "p.csv").exists()
+    assert main([*args, "--intensity", str(tmp_path / "scan.tif")]) == 0
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "p.csv")
+    ref = bigseg.measure.particles(truth, intensity=bigseg.open_volume(tmp_path / "s.ome.zarr"))
+    assert len(table) == len(ref) and np.allclose(np.sort(table.mean_intensity), np.sort(ref.mean_intensity))
