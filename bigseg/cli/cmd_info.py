@@ -14,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", default=None, help="HDF5 source: the dataset to describe (default /exchange/data, "
                                                    "else the file's only 3D/4D dataset)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
-    p.add_argument("--no-stats", action="store_true", help="skip the intensity summary")
+    p.add_argument("--no-stats", action="store_true", help="skip the intensity summary (label images: the phase fractions)")
     p.set_defaults(func=run)
 
 
@@ -61,6 +61,10 @@ def _volume_lines(info: dict, args: argparse.Namespace) -> list[str]:
         lines.append(f"phases      {', '.join(f'{i} {p}' for i, p in enumerate(info['phases']))}")
     if info.get("labels"):
         lines.append(f"labels      {', '.join(info['labels'])}")
+    if "fractions" in info:
+        f = info["fractions"]
+        lines.append(f"fractions   {', '.join(f'{k} {v:.4f}' for k, v in f['of_voxels'].items())}  "
+                     f"(level {f['from_level']}, {f['sampled_voxels']} voxels)")
     if "intensity" in info:
         s = info["intensity"]
         lines.append(f"intensity   min {s['min']:.4g}  max {s['max']:.4g}  mean {s['mean']:.4g}  std {s['std']:.4g}  "

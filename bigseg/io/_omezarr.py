@@ -31,7 +31,7 @@ from ..runtime._lock import held
 from ..runtime._manifest import key_digest, resumable_array, store_resumable
 from ..runtime._progress import compute
 from ._calibration import ome_unit, unit_from_ome
-from ._volume import as_volume, is_step_index, make_volume, origin_of, phase_colour
+from ._volume import UNLABELLED, as_volume, is_step_index, make_volume, origin_of, phase_colour
 
 __all__ = ["save_volume", "save_labels", "open_volume", "volume_info", "OME_VERSION"]
 
@@ -506,7 +506,9 @@ def volume_info(path: str | os.PathLike, *, stats: bool = True, progress: bool =
     """Shape, dtype, chunks, voxel size, bytes on disk, levels, labels and an intensity summary.
 
     The intensity summary (min, max, mean, std, 1st/99th percentile) is computed on the
-    coarsest pyramid level (named in ``stats_level``) so that it stays cheap on huge volumes.
+    coarsest pyramid level (named in ``from_level``) so that it stays cheap on huge volumes; for
+    a label image (with phase names) the share of each phase (and of unlabelled voxels, 255)
+    instead, from the same level (``fractions``).
     """
     p = Path(path)
     vol = open_volume(p)
@@ -541,6 +543,15 @@ def volume_info(path: str | os.PathLike, *, stats: bool = True, progress: bool =
         if small.size > 64**3 * 8:
             step = max(1, int(round((small.size / 64**3) ** (1 / 3))))
             small = small[..., ::step, ::step, ::step]
+        if "phases" in vol.attrs:  # a label image: how much of each phase, not grey-value statistics
+            (values,) = compute(small, desc="statistics", progress=progress)
+            counts = np.bincount(np.asarray(values).ravel().astype(np.int64), minlength=len(vol.attrs["phases"]))
+            n = int(counts.sum())
+            fractions = {name: float(counts[i] / n) for i, name in enumerate(vol.attrs["phases"])}
+            if counts.size > UNLABELLED and counts[UNLABELLED]:
+                fractions["unlabelled"] = float(counts[UNLABELLED] / n)
+            info["fractions"] = {"of_voxels": fractions, "from_level": levels - 1, "sampled_voxels": n}
+            return info
         x = small.astype(np.float64)
         mn, mx, mean, std = compute(x.min(), x.max(), x.mean(), x.std(), desc="statistics", progress=progress)
         sample = np.asarray(x.compute()).ravel()

@@ -222,3 +222,15 @@ def test_probabilities_keep_their_phase_names_through_a_store(tmp_path):
     assert list(again.phase.values) == ["pore", "cbd", "active"]
     plain = open_volume(save_volume(xr.DataArray(p, dims=("c", "z", "y", "x")), tmp_path / "c.ome.zarr"))
     assert plain.dims == ("c", "z", "y", "x")  # channels without names stay OME-Zarr's c
+
+
+def test_info_of_a_label_image_gives_each_phase_share(tmp_path, rng):
+    lab = rng.integers(0, 3, (12, 14, 16)).astype(np.uint8)
+    lab[:2] = 255  # outside a field of view
+    img = bigseg.save_volume(rng.random(lab.shape).astype(np.float32), tmp_path / "i.ome.zarr", progress=False)
+    bigseg.save_labels(lab, img, phases=["pore", "cbd", "active"], progress=False)
+    info = bigseg.io.volume_info(tmp_path / "i.ome.zarr" / "labels" / "segmentation")
+    assert "intensity" not in info and info["fractions"]["sampled_voxels"] == lab.size
+    want = {name: (lab == k).mean() for k, name in enumerate(["pore", "cbd", "active"])} | {"unlabelled": 2 / 12}
+    assert info["fractions"]["of_voxels"] == pytest.approx(want)
+    assert "intensity" in bigseg.io.volume_info(tmp_path / "i.ome.zarr")  # the image keeps its grey-value summary
