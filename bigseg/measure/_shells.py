@@ -97,4 +97,7 @@ def shells(labels: Any, *, around: Any, of: Any, max_distance: float, step: floa
                      f"from {'+'.join(lab.phases[i] for i in src)}",
                      around=[lab.phases[i] for i in src], of=[lab.phases[i] for i in dst],
                      distance_units=lab.unit, step=step, max_distance=max_distance, **_common_attrs(lab))
+    around_name = "+".join(lab.phases[i] for i in src)
+    out["distance"].attrs.update(units=lab.unit, long_name=f"distance from {around_name} (outer radius of the shell)")
+    out["distance_voxels"].attrs.update(units="voxel", long_name=f"distance from {around_name} in smallest voxel edges")
     return out

@@ -48,6 +48,7 @@ def test_anisotropic_voxels_several_phases_and_series(lab):
     np.testing.assert_allclose(out.sel(t=0).values, frac)
     np.testing.assert_array_equal(out.sel(t=0).voxels, tot)
     np.testing.assert_allclose(out.distance, [100.0, 200.0])  # nm: 2 and 4 edges of 50 nm
+    assert out.distance.attrs == {"units": "nm", "long_name": "distance from cbd+active (outer radius of the shell)"}
     np.testing.assert_allclose(out.values, 1.0)  # only pore lies outside solid
 
 
