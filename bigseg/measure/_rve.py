@@ -124,8 +124,9 @@ def rve(labels: Any, *, sizes: Any = None, base: int | None = None, tolerance: f
             "rve_size": (("phase",), np.array(first), {
                 "units": "voxel", "long_name": f"smallest cube edge with relative std <= {tolerance:g}"}),
         },
-        coords={"size": np.array(sizes_l), "phase": lab.phases,
-                "size_physical": ("size", np.array(sizes_l, np.float64) * lab.voxel_size[0], {"units": lab.unit})},
+        coords={"size": ("size", np.array(sizes_l), {"units": "voxel", "long_name": "cube edge"}), "phase": lab.phases,
+                "size_physical": ("size", np.array(sizes_l, np.float64) * lab.voxel_size[0],
+                                  {"units": lab.unit, "long_name": "cube edge along z"})},
     )
     ds.attrs.update(tolerance=tolerance, base=base, **_common_attrs(lab))
     return ds

@@ -49,6 +49,7 @@ def test_defaults_physical_size_and_tolerance(lab):
     out = rve(vol, tolerance=1.0)
     assert list(out["size"].values) == [4, 8, 16] and out.attrs["base"] == 4  # up to half the shortest axis (37)
     np.testing.assert_allclose(out.size_physical, [200.0, 400.0, 800.0])
+    assert out["size"].attrs["units"] == "voxel" and out.size_physical.attrs["long_name"] == "cube edge along z"
     np.testing.assert_array_equal(out.rve_size, [4.0, 4.0, 4.0])  # every size is within a tolerance of 1
     fig = rve_figure(out)
     assert len(fig.axes[0].lines) >= 4
