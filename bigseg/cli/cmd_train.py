@@ -53,6 +53,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--half", action="store_true", help="store float16 weights (half the file size)")
     p.add_argument("--report", default=None, help="also write the provenance (history, scores) as JSON here")
+    p.add_argument("--plot", default=None, help="also draw the training curves (loss, learning rate, validation IoU "
+                                                "per phase, per epoch) here, e.g. training.png")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     add_progress_args(p)
     p.set_defaults(func=run)
@@ -61,7 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from ..cli._common import output_file, parse_triple
+    from ..cli._common import FIGURE_SUFFIXES, output_file, parse_triple
     from ..errors import InputError, OutputExistsError
     from ..models import save
     from ..train import synthetic as train_synthetic
@@ -69,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
 
     output_file(args.output, "--output", suffixes=(".pt",))  # before any work: a file, its folder made
     output_file(args.report, "--report", suffixes=(".json",))
+    output_file(args.plot, "--plot", suffixes=FIGURE_SUFFIXES)
     if os.path.exists(args.output) and not args.overwrite:
         raise OutputExistsError(f"Expected `output` {args.output!r} not to exist (pass --overwrite). It exists.")
     if args.threads:
@@ -121,10 +124,19 @@ def run(args: argparse.Namespace) -> int:
             json.dump({"output": args.output, "arch": model.arch, "arch_kwargs": model.arch_kwargs, "patch": list(model.patch),
                        "phases": model.phases, "normalization": model.normalization, "provenance": model.provenance}, fh, indent=1)
     prov = model.provenance
+    if args.plot:
+        from ..train._report import plot_history
+
+        init = f", fine-tuned from {args.init}" if args.init else ""
+        plot_history(prov.get("history") or [], model.phases, args.plot,
+                     title=f"{model.arch} {model.arch_kwargs}: {prov.get('epochs')} epochs ({prov.get('steps')} steps) "
+                           f"in {prov.get('duration_s')} s{init}")
     if not args.progress:  # no live epoch lines: the history, for a batch job's log
         for row in prov.get("history") or []:
             iou = " ".join(f"{p}={v}" for p, v in (row.get("val_iou") or {}).items())
             print(f"epoch {row['epoch']}: loss {row['loss']:.4f}, lr {row['lr']:.2e}{' IoU ' + iou if iou else ''}")
     print(f"wrote {args.output}: {model.arch} {model.arch_kwargs}, {prov.get('epochs')} epochs "
           f"({prov.get('steps')} steps) in {prov.get('duration_s')} s on {prov.get('hardware')}; scores {json.dumps(prov.get('scores'))}")
+    if args.plot:
+        print(f"training curves: {args.plot}")
     return 0

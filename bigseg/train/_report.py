@@ -66,6 +66,7 @@ def plot_history(history: list[dict[str, Any]], phases: list[str], path: str, *,
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     from ..io import phase_colour
 
@@ -85,6 +86,8 @@ def plot_history(history: list[dict[str, Any]], phases: list[str], path: str, *,
         v = [np.nan if (h.get("val_iou") or {}).get(p) is None else h["val_iou"][p] for h in history]
         axes[1].plot(ep, v, ".-", color=c, label=p)
     axes[1].set_xlabel("epoch")
+    for ax in axes[:2]:
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     axes[1].set_ylabel("validation IoU")
     axes[1].set_ylim(0, 1)
     axes[1].grid(alpha=0.3)
