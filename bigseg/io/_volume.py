@@ -8,6 +8,7 @@ for label volumes, ``phases`` (names indexed by label value).
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -154,6 +155,10 @@ def as_volume(
         vol.attrs.setdefault("unit", "voxel")
         _warn_coords_disagree(vol, name, given is not None)
     else:
+        if isinstance(data, (str, os.PathLike)):
+            raise InputError(f"Expected `{name}` to be an array or volume. Got the path {os.fspath(data)!r}: open it "
+                             f"first, bigseg.open_volume(path) (OME-Zarr) or bigseg.io.open_source(path) (TIFF, "
+                             f"HDF5, .npy).")
         if not hasattr(data, "shape") or not hasattr(data, "dtype"):
             raise InputError(f"Expected `{name}` to be an array or volume. Got {type(data).__name__} instead.")
         _check_array(data, name)

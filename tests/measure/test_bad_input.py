@@ -144,3 +144,10 @@ def test_a_dask_array_of_unknown_chunk_sizes_is_refused_with_the_way_out():
         filters.gaussian(cube, sigma=1)
     with pytest.raises(InputError, match=r"known chunk sizes"):
         volume_fractions(cube.astype(np.uint8))
+
+
+def test_a_path_where_a_volume_is_expected_says_how_to_open_it(tmp_path):
+    with pytest.raises(InputError, match=r"Got the path .*truth\.tif.*bigseg\.open_volume\(path\).*open_source"):
+        volume_fractions(str(tmp_path / "truth.tif"))
+    with pytest.raises(InputError, match=r"Got the path"):
+        scores(tmp_path / "truth.tif", np.zeros((2, 2, 2), np.uint8))
