@@ -149,7 +149,6 @@ def _interface_profile_dataarray(lab: Labels, axis: int, step: int, vecs: list[n
     name, k = AXES[axis], lab.k
     n = lab.spatial_shape[axis]
     starts = np.arange(0, n, step)
-    widths = np.diff(np.append(starts, n))
     fa = _face_areas(lab.voxel_size)
     voxel_volume = float(np.prod(lab.voxel_size))
     spec = []

@@ -85,11 +85,13 @@ def _detachment_by_size(ax: Any, df: Any, unit: str, colour: tuple) -> None:
     ax.scatter(inner["equivalent_diameter"][big], inner["detachment"][big], s=10, color=colour, edgecolor="black",
                linewidths=0.3, label="big")
     ax.axvline(thr, color="black", lw=0.8, ls="--")
-    for name, row in groups.iterrows():
+    said = False
+    for _, row in groups.iterrows():
         if row["particles"]:
             x = 0.5 * (row["diameter_min"] + row["diameter_max"])
             ax.errorbar([x], [row["detachment_median"]], yerr=[[row["detachment_median"] - row["detachment_p10"]],
                                                                 [row["detachment_p90"] - row["detachment_median"]]],
-                        fmt="s", color="black", capsize=5, ms=6)
+                        fmt="s", color="black", capsize=5, ms=6, label=None if said else "median, 10–90 %")
+            said = True
     ax.set_ylim(0, 1)
     ax.legend(fontsize=8, title=f"split at {thr:.4g} {unit}", title_fontsize=8)
