@@ -30,7 +30,6 @@ import argparse
 import json
 import shutil
 import sys
-import time
 from pathlib import Path
 from statistics import median
 

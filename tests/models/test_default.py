@@ -5,7 +5,6 @@ from importlib import resources
 
 import numpy as np
 import pytest
-import torch
 from skimage.filters import threshold_multiotsu
 
 import bigseg
