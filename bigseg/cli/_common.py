@@ -32,6 +32,9 @@ def add_pipeline_args(p: argparse.ArgumentParser, kept: str = "") -> None:
     p.add_argument("--cluster", default=None,
                    help=f"'local', 'local-cuda', 'slurm' or tcp://host:port{kept} (default: the configuration's "
                         "cluster when --config is given, else threads in this process)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="workers of the cluster the command starts (local: processes; slurm: jobs); default: the "
+                        "configuration's n_workers")
     add_fov_args(p)
 
 

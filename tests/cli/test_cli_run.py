@@ -74,3 +74,28 @@ def test_run_inside_a_field_of_view(tmp_path, capsys):
     assert "field of view" in (out / "report.html").read_text()
     assert main(["run", str(tmp_path / "rec.npy"), "--out", str(tmp_path / "bad"), "--fov", "2,3"]) == 2
     assert "`--fov` to be" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
+def test_workers_size_the_cluster_run_and_watch_start(tmp_path, monkeypatch, capsys):
+    import numpy as np
+
+    import bigseg.runtime
+    from bigseg.cli import main
+
+    asked = []
+
+    def fake_connect(cluster, **sizing):  # records what would be started, starts nothing
+        asked.append((cluster, sizing["n_workers"]))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bigseg.runtime, "connect", fake_connect)
+    np.save(tmp_path / "s.npy", np.random.default_rng(0).random((8, 12, 12), dtype=np.float32))
+    (tmp_path / "inbox").mkdir()
+    np.save(tmp_path / "inbox" / "s.npy", np.random.default_rng(0).random((8, 12, 12), dtype=np.float32))
+    assert main(["run", str(tmp_path / "s.npy"), "--out", str(tmp_path / "r"), "--model", "threshold",
+                 "--cluster", "local", "--workers", "3"]) == 130
+    assert main(["watch", str(tmp_path / "inbox"), "--out", str(tmp_path / "w"), "--model", "threshold", "--once",
+                 "--cluster", "local", "--workers", "5"]) == 130
+    assert asked == [("local", 3), ("local", 5)]
+    assert main(["run", str(tmp_path / "s.npy"), "--out", str(tmp_path / "r2"), "--workers", "3"]) == 2
+    assert "`--workers` only with --cluster" in capsys.readouterr().err
