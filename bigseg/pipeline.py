@@ -61,6 +61,24 @@ class Result:
     timings: dict[str, float] = field(default_factory=dict)
     particles: Any = None
 
+    def __repr__(self) -> str:
+        """A run at a glance (the metrics and the particle table are in their attributes)."""
+        m = self.metrics.isel(t=-1) if "t" in self.metrics.dims else self.metrics
+        when = f" (last of {self.metrics.sizes['t']} scans)" if "t" in self.metrics.dims else ""
+        lines = [f"Result{when}", f"  image      {self.image}", f"  labels     {self.labels}"]
+        if "volume_fraction" in m:
+            lines.append("  fractions  " + ", ".join(f"{p} {float(v):.3f}" for p, v in
+                                                     zip(m.phase.values, m.volume_fraction.values)))
+        if "iou" in m:
+            lines.append("  IoU        " + ", ".join(f"{p} {float(v):.3f}" for p, v in zip(m.phase.values, m.iou.values)))
+        if self.particles is not None:
+            lines.append(f"  particles  {len(self.particles)} rows (.particles)")
+        lines.append(f"  figures    {len(self.figures)}; metrics: .metrics ({', '.join(list(self.metrics.data_vars)[:4])}"
+                     f"{', ...' if len(self.metrics.data_vars) > 4 else ''})")
+        if self.timings:
+            lines.append("  timings    " + ", ".join(f"{k} {v:.1f} s" for k, v in self.timings.items()))
+        return "\n".join(lines)
+
 
 class Pipeline:
     """Run the whole segmentation on a volume, with parameters from a :class:`RunConfig`."""

@@ -49,6 +49,12 @@ def test_pipeline_threshold_then_resume(tmp_path, scan):
     np.testing.assert_allclose(prof.sel(z=80.0).values, np.bincount(labels.values[2].ravel(), minlength=3) / (44 * 48))
     assert str(tmp_path / "run" / "profile.png") in res.figures and "Along z" in page
     assert f"{len(table)} particles" in page and "threshold" in page
+    # at a glance in a notebook: paths, fractions, IoU, particles, timings (not a dump of the table)
+    glance = repr(res).splitlines()
+    assert glance[0] == "Result" and len(glance) <= 10 and f"  labels     {res.labels}" in glance
+    iou = res.metrics["iou"]
+    assert f"  IoU        pore {float(iou.sel(phase='pore')):.3f}, cbd {float(iou.sel(phase='cbd')):.3f}" in repr(res)
+    assert f"  particles  {len(table)} rows (.particles)" in glance
     out = subprocess.run([BIGSEG, "report", str(tmp_path / "run"), "-o", str(tmp_path / "r.html"), "--title", "scan 7"],
                          capture_output=True, text=True)
     assert out.returncode == 0 and "scan 7" in (tmp_path / "r.html").read_text()
