@@ -13,7 +13,7 @@ import re
 __all__ = ["in_cli_terms", "command_parser"]
 
 #: API names of the input volume: on the command line, the command's ``source`` argument
-VOLUME_NAMES = ("vol", "image", "path")
+VOLUME_NAMES = ("vol", "image", "path", "data")
 
 
 def command_parser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
@@ -27,8 +27,9 @@ def command_parser(parser: argparse.ArgumentParser, command: str) -> argparse.Ar
 def in_cli_terms(message: str, parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
     """``message`` with each API parameter the user gave as an option spelled as that option
     (`` `overlap` `` → `` `--overlap` ``) and each hint in the command's options
-    (``nan_policy='propagate'`` → ``--nan-policy propagate``) and the input volume's API names (``vol``, ``image``, ``path``) as ``source``
-    where the command has one (``path`` only where the message quotes the source's value)."""
+    (``nan_policy='propagate'`` → ``--nan-policy propagate``, "pass `` `format` ``" → "pass
+    `` `--format` ``") and the input volume's API names (``vol``, ``image``, ``path``, ``data``) as
+    ``source`` where the command has one (``path`` only where the message quotes its value)."""
     options: dict[str, str] = {}
     positionals: set[str] = set()
     for action in parser._actions:  # argparse keeps no public list of a parser's arguments
@@ -59,6 +60,8 @@ def in_cli_terms(message: str, parser: argparse.ArgumentParser, args: argparse.N
 
     if rename:
         message = re.sub(r"`(" + "|".join(map(re.escape, rename)) + r")`", lambda m: f"`{rename[m.group(1)]}`", message)
+    message = re.sub(r"\bpass `([a-z_]+)`", lambda m: f"pass `{options[m.group(1)]}`" if m.group(1) in options
+                     and m.group(1) not in positionals else m.group(0), message)  # a hint: the option to give
     message = re.sub(r"(?<![\w.`-])([a-z_]+)=('[^']*'|\"[^\"]*\"|\([^()]*\)|[\w.+-]+)", call, message)
     # a hint that gave both spellings now says the same twice: "--fov auto, --fov auto"
     message = re.sub(r"(--[a-z-]+ [^\s,;()]+) \(\1\)", r"\1", message)

@@ -30,6 +30,8 @@ def test_options_given_hints_and_the_source_are_named_as_typed():
     assert say == "Expected `source` finite; pass --fov auto, or --nan-policy propagate."
     assert in_cli_terms("pass patch=(32, 32).", p, args) == "pass --patch 32,32."
     assert in_cli_terms("(fov='auto', --fov auto)", p, args) == "(--fov auto)"
+    assert in_cli_terms("or pass `patch` (3 numbers)", p, args) == "or pass `--patch` (3 numbers)"  # a hint
+    assert in_cli_terms("Expected `data` finite.", p, args) == "Expected `source` finite."
     # `path` is the source only where the message quotes the source
     assert in_cli_terms("Expected `path` to exist. Got 'scan.ome.zarr'.", p, args).startswith("Expected `source`")
     assert in_cli_terms("Expected `path` to exist. Got 'other'.", p, args).startswith("Expected `path`")
