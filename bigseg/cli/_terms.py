@@ -42,6 +42,10 @@ def in_cli_terms(message: str, parser: argparse.ArgumentParser, args: argparse.N
     # only options the user gave: a value from elsewhere (a --config file) keeps its own name
     rename = {d: o for d, o in options.items()
               if d not in positionals and d != "help" and getattr(args, d, None) != parser.get_default(d)}
+    # API parameters an option stands for under another name (set by the command: filter's --median is `size`)
+    for name, dest in (getattr(args, "api_aliases", None) or {}).items():
+        if dest in options and getattr(args, dest, None) != parser.get_default(dest) and name not in rename:
+            rename[name] = options[dest]
     source = getattr(args, "source", None)
     if "source" in positionals and isinstance(source, str):
         for name in VOLUME_NAMES:

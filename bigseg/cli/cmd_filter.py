@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing destination")
     add_progress_args(p)
     add_cluster_args(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, api_aliases={"size": "median", "sigma": "gaussian"})  # the options' API names
 
 
 def _pair(text: str, name: str) -> tuple[float, float]:

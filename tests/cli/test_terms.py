@@ -71,3 +71,13 @@ def test_segment_refuses_a_missing_gpu_before_reading_the_data(tmp_path, capsys)
     assert "`--device` 'cuda' only where PyTorch sees a CUDA GPU" in err and "use --device cpu" in err, err
     assert "histogram" not in err and "value range" not in err  # no pass over the data before the refusal
     assert not (tmp_path / "o").exists()
+
+
+def test_an_option_standing_for_an_api_parameter_of_another_name(tmp_path, capsys):
+    from bigseg.io import save_volume
+
+    src = save_volume(np.zeros((6, 8, 8), np.float32), tmp_path / "s.ome.zarr", progress=False)
+    assert main(["filter", str(src), str(tmp_path / "o.ome.zarr"), "--median", "0", "--no-progress"]) == 2
+    assert "Expected `--median` to hold 3 positive values" in capsys.readouterr().err
+    assert main(["filter", str(src), str(tmp_path / "o.ome.zarr"), "--gaussian", "-1", "--no-progress"]) == 2
+    assert "Expected `--gaussian` to be a positive number" in capsys.readouterr().err
