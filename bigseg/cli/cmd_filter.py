@@ -74,6 +74,16 @@ def build(vol, args: argparse.Namespace):
     return vol, steps
 
 
+def _check_lazy_steps(args: argparse.Namespace) -> None:
+    """The median, Gaussian and unsharp options checked before align's and normalize's passes over
+    the data: their filters are built (lazily, nothing computed) on a small stand-in volume."""
+    import numpy as np
+
+    lazy = argparse.Namespace(**{**vars(args), "align": None, "normalize": None})
+    if any(getattr(lazy, name) is not None for name in ("median", "gaussian", "unsharp")):
+        build(np.zeros((8, 8, 8), np.float32), lazy)
+
+
 def run(args: argparse.Namespace) -> int:
     from ..io import open_volume, save_volume
 
@@ -85,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
             _pair(getattr(args, name), name)
     for name in ("median", "gaussian", "chunks"):
         parse_triple(getattr(args, name), option=f"--{name}")
+    _check_lazy_steps(args)
     with cluster_from_args(args):  # resumable: the same command again writes only the blocks not on disk
         out, steps = build(vol, args)  # align's and normalize's passes run on the cluster too
         save_volume(out, args.dest, chunks=parse_triple(args.chunks, int, option="--chunks"), overwrite=args.overwrite,

@@ -35,3 +35,7 @@ def test_filter_cli_normalize_gaussian_and_errors(tmp_path, capsys):
     assert main(["filter", str(tmp_path / "in.ome.zarr"), str(tmp_path / "p.ome.zarr"), "--gaussian", "0"]) == 2
     err = capsys.readouterr().err
     assert "--median" in err and "`--gaussian` > 0" in err
+    assert main(["filter", str(tmp_path / "in.ome.zarr"), str(tmp_path / "p.ome.zarr"), "--normalize",
+                 "--gaussian", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "`--gaussian` > 0" in err and "value range" not in err  # refused before normalize's passes
