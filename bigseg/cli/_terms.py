@@ -12,7 +12,7 @@ import re
 
 __all__ = ["in_cli_terms", "command_parser"]
 
-#: API names of the input volume: on the command line, the command's ``source`` argument
+#: API names of the input volume: on the command line, the command's first positional argument
 VOLUME_NAMES = ("vol", "image", "path", "data")
 
 
@@ -28,8 +28,9 @@ def in_cli_terms(message: str, parser: argparse.ArgumentParser, args: argparse.N
     """``message`` with each API parameter the user gave as an option spelled as that option
     (`` `overlap` `` → `` `--overlap` ``) and each hint in the command's options
     (``nan_policy='propagate'`` → ``--nan-policy propagate``, "pass `` `format` ``" → "pass
-    `` `--format` ``") and the input volume's API names (``vol``, ``image``, ``path``, ``data``) as
-    ``source`` where the command has one (``path`` only where the message quotes its value)."""
+    `` `--format` ``") and the input volume's API names (``vol``, ``image``, ``data``; ``path`` and
+    ``source`` where the message quotes its value) as the command's first positional argument
+    (``source``, ``path``, ``labels``, ...)."""
     options: dict[str, str] = {}
     positionals: set[str] = set()
     for action in parser._actions:  # argparse keeps no public list of a parser's arguments
@@ -46,13 +47,16 @@ def in_cli_terms(message: str, parser: argparse.ArgumentParser, args: argparse.N
     for name, dest in (getattr(args, "api_aliases", None) or {}).items():
         if dest in options and getattr(args, dest, None) != parser.get_default(dest) and name not in rename:
             rename[name] = options[dest]
-    source = getattr(args, "source", None)
-    if "source" in positionals and isinstance(source, str):
-        for name in VOLUME_NAMES:
-            if name in positionals or name in rename:
+    # the command's input: its first positional argument (source, path, labels, run, inbox ...)
+    first = next((a.dest for a in parser._actions if not a.option_strings and a.dest != "help"), None)
+    given = getattr(args, first, None) if first else None
+    if isinstance(given, str):
+        quoted = repr(given) in message
+        for name in (*VOLUME_NAMES, "source"):
+            if name == first or name in positionals or name in rename:
                 continue
-            if name != "path" or repr(source) in message or repr(str(source)) in message:
-                rename[name] = "source"
+            if name not in ("path", "source") or quoted:  # path/source: only where the message quotes it
+                rename[name] = first
 
     def call(m: re.Match) -> str:  # name='value' in a hint → --option value
         name, value = m.group(1), m.group(2)

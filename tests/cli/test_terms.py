@@ -81,3 +81,10 @@ def test_an_option_standing_for_an_api_parameter_of_another_name(tmp_path, capsy
     assert "Expected `--median` to hold 3 positive values" in capsys.readouterr().err
     assert main(["filter", str(src), str(tmp_path / "o.ome.zarr"), "--gaussian", "-1", "--no-progress"]) == 2
     assert "Expected `--gaussian` to be a positive number" in capsys.readouterr().err
+
+
+def test_the_input_is_named_by_the_commands_own_first_argument(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["info", str(tmp_path / "empty")]) == 2
+    err = capsys.readouterr().err
+    assert "Expected `path` to contain TIFF slices" in err and "`source`" not in err
