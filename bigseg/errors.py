@@ -14,6 +14,7 @@ __all__ = [
     "SourceNotFoundError",
     "OutputExistsError",
     "OutputInUseError",
+    "OutputNotWritableError",
     "ConfigError",
     "MemoryBudgetError",
     "ClusterError",
@@ -39,6 +40,10 @@ class SourceNotFoundError(BigsegError, FileNotFoundError):
 
 class OutputExistsError(BigsegError, FileExistsError):
     """The destination exists and ``overwrite`` was not requested."""
+
+
+class OutputNotWritableError(BigsegError, PermissionError):
+    """The destination lies where this process may not write (permissions, a read-only mount)."""
 
 
 class OutputInUseError(BigsegError, RuntimeError):

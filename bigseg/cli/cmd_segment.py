@@ -177,7 +177,8 @@ def run(args: argparse.Namespace) -> int:
     option = "--out" if args.out else "--name"
     refuse_existing(_destination(args), args.overwrite, option)  # before the passes over the data
     # one run at a time writes this output (a second is refused before any work)
-    with held(_destination(args), argument=option), cluster_from_args(args):
+    hint = "" if args.out else "write a separate OME-Zarr with --out OUT.ome.zarr"  # labels go into the image
+    with held(_destination(args), argument=option, hint=hint), cluster_from_args(args):
         fov = None
         if args.fov is not None:  # one field of view for every scan of a series
             fov = fov_mask(vol, args.fov, margin=args.fov_margin or 0.0, progress=args.progress)

@@ -32,9 +32,9 @@ import warnings
 from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
-from ..errors import OutputInUseError
+from ..errors import OutputInUseError, OutputNotWritableError
 
 try:
     import fcntl
@@ -132,19 +132,36 @@ def _acquire(path: Path, tries: int = 10) -> int | None:
         os.close(fd)  # its holder removed it on release before we locked it: the path has a new file
 
 
+def _refuse_unwritable(exc: OSError, target: Any, argument: str, hint: str) -> None:
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        raise OutputNotWritableError(
+            f"Expected `{argument}` somewhere this process may write. Got {str(target)!r}, where it may not "
+            f"({exc.strerror}){': ' + hint if hint else ''}.") from None
+
+
 @contextmanager
-def held(target: str | os.PathLike, *, argument: str, inside: bool = False) -> Iterator[Path]:
+def held(target: str | os.PathLike, *, argument: str, inside: bool = False, hint: str = "") -> Iterator[Path]:
     """Hold ``target`` for this process until the block ends; raise :class:`OutputInUseError`
-    naming ``argument`` and the holder when another process holds it (no waiting)."""
+    naming ``argument`` and the holder when another process holds it (no waiting), and
+    :class:`OutputNotWritableError` (with ``hint``) where this process may not write there
+    (permissions, a read-only mount such as a beamline's raw-data store)."""
     path = lock_path(target, inside=inside)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _refuse_unwritable(exc, target, argument, hint)
+        raise
     path = path.parent.resolve() / path.name  # one name per lock file however the folder is reached
     with _GUARD:
         again = _HELD[path] > 0  # this process holds it already
         _HELD[path] += again
     fd = None  # stays None where nothing is locked: held again, no fcntl (Windows)
     if not again and fcntl is not None:
-        fd = _acquire(path)
+        try:
+            fd = _acquire(path)
+        except OSError as exc:
+            _refuse_unwritable(exc, target, argument, hint)
+            raise
         if fd is None:
             raise OutputInUseError(
                 f"Expected `{argument}` not to be written by another bigseg run at the same time. Got "

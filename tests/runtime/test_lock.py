@@ -4,6 +4,7 @@ nothing locked; one process may hold an output again (a command, then its write)
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
@@ -158,3 +159,31 @@ def test_a_file_system_without_flock_writes_unlocked_with_a_warning(tmp_path, mo
     assert _lock.holder(dest) is None
     lock_path(dest).touch()  # even beside a lock file another writer left
     assert _lock.holder(dest) is None
+
+
+@pytest.mark.parametrize("err", [errno.EROFS, errno.EACCES])
+def test_an_output_where_this_process_may_not_write_is_refused_by_name(tmp_path, monkeypatch, capsys, err):
+    """A read-only mount (a beamline's raw-data store) or a folder without write permission: the
+    labels that segment writes into the image cannot go there; said before any work, with --out
+    as the way out (root ignores permissions here, so the refusal of the OS is simulated)."""
+    import numpy as np
+
+    import bigseg
+    from bigseg.cli import main
+    from bigseg.errors import OutputNotWritableError
+    from bigseg.runtime import _lock
+
+    img = bigseg.save_volume(np.random.default_rng(0).random((8, 10, 12), dtype=np.float32),
+                             tmp_path / "raw.ome.zarr", progress=False)
+
+    def refuse(path, *a, **k):
+        raise OSError(err, os.strerror(err), str(path))
+
+    monkeypatch.setattr(_lock, "_acquire", refuse)
+    with pytest.raises(OutputNotWritableError, match=r"`dest` somewhere this process may write"):
+        with _lock.held(tmp_path / "x.ome.zarr", argument="dest"):
+            pass
+    assert main(["segment", img, "--method", "threshold"]) == 2
+    said = capsys.readouterr().err
+    assert "`--name` somewhere this process may write" in said and "--out OUT.ome.zarr" in said
+    assert not (tmp_path / "raw.ome.zarr" / "labels").exists() or not any((tmp_path / "raw.ome.zarr" / "labels").iterdir())
