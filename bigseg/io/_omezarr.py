@@ -14,6 +14,7 @@ that :func:`open_volume` accepts.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import uuid
@@ -26,7 +27,8 @@ import xarray as xr
 import zarr
 
 from .._parse import parse_chunks, parse_nonnegative_int, parse_phases, parse_voxel_size
-from ..errors import InputError, OutputExistsError, SourceNotFoundError, VolumeFormatError
+from ..errors import InputError, OutputExistsError, OutputNotWritableError, SourceNotFoundError, VolumeFormatError
+from ..runtime._budget import format_bytes
 from ..runtime._lock import held
 from ..runtime._manifest import key_digest, resumable_array, store_resumable
 from ..runtime._progress import compute
@@ -267,8 +269,17 @@ def _write(dest: Path, vol: xr.DataArray, *, chunks: tuple[int, ...], levels: in
     blocks its manifest does not mark as on disk (folders of other keys are removed). One
     process at a time writes ``dest`` (another is refused, naming ``argument``)."""
     with held(dest, argument=argument):
-        _write_held(dest, vol, chunks=chunks, levels=levels, labels=labels, desc=desc, progress=progress,
-                    resume_key=resume_key)
+        try:
+            _write_held(dest, vol, chunks=chunks, levels=levels, labels=labels, desc=desc, progress=progress,
+                        resume_key=resume_key)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            kept = (" The blocks already written are kept: the same command resumes once there is room."
+                    if resume_key is not None else " Nothing that looks finished was left.")
+            raise OutputNotWritableError(
+                f"Expected room to write `{argument}` {str(dest)!r} ({format_bytes(vol.nbytes)} before compression). "
+                f"Got: {exc.strerror} (disk or quota full).{kept} Free space, or write it elsewhere.") from None
 
 
 def _write_held(dest: Path, vol: xr.DataArray, *, chunks: tuple[int, ...], levels: int, labels: bool, desc: str,

@@ -234,3 +234,21 @@ def test_info_of_a_label_image_gives_each_phase_share(tmp_path, rng):
     want = {name: (lab == k).mean() for k, name in enumerate(["pore", "cbd", "active"])} | {"unlabelled": 2 / 12}
     assert info["fractions"]["of_voxels"] == pytest.approx(want)
     assert "intensity" in bigseg.io.volume_info(tmp_path / "i.ome.zarr")  # the image keeps its grey-value summary
+
+
+@pytest.mark.parametrize("resume_key", [None, "k"])
+def test_a_full_disk_is_said_as_such_and_leaves_nothing_that_looks_finished(tmp_path, rng, monkeypatch, resume_key):
+    import errno
+
+    from bigseg.errors import OutputNotWritableError
+    from bigseg.io import _omezarr
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(_omezarr, "_write_multiscale", full)
+    with pytest.raises(OutputNotWritableError, match=r"room to write `path`.*No space left on device.*"
+                                                     + ("resumes" if resume_key else "Nothing that looks finished")):
+        bigseg.save_volume(rng.random((4, 5, 6)).astype(np.float32), tmp_path / "v.ome.zarr", progress=False,
+                           resume_key=resume_key)
+    assert not (tmp_path / "v.ome.zarr").exists()
