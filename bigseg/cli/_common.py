@@ -143,7 +143,9 @@ def output_file(path: str | None, option: str, *, suffixes: tuple[str, ...] | No
         raise InputError(f"Expected `{option}` to name a file. Got {path!r}, which is a folder.")
     if suffixes is not None and p.suffix.lower() not in suffixes:
         raise InputError(f"Expected `{option}` to end in {', '.join(suffixes)}. Got {path!r} instead.")
-    p.parent.mkdir(parents=True, exist_ok=True)
+    from ..runtime._lock import make_folder
+
+    make_folder(p.parent, target=path, argument=option)
     return path
 
 

@@ -45,7 +45,10 @@ def in_cli_terms(message: str, parser: argparse.ArgumentParser, args: argparse.N
               if d not in positionals and d != "help" and getattr(args, d, None) != parser.get_default(d)}
     # API parameters an option stands for under another name (set by the command: filter's --median is `size`)
     for name, dest in (getattr(args, "api_aliases", None) or {}).items():
-        if dest in options and getattr(args, dest, None) != parser.get_default(dest) and name not in rename:
+        if dest in positionals:  # where the message quotes that argument's value
+            if repr(str(getattr(args, dest, None))) in message:
+                rename[name] = dest
+        elif dest in options and getattr(args, dest, None) != parser.get_default(dest) and name not in rename:
             rename[name] = options[dest]
     # the command's input: its first positional argument (source, path, labels, run, inbox ...)
     first = next((a.dest for a in parser._actions if not a.option_strings and a.dest != "help"), None)

@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing destination")
     add_progress_args(p)
     add_cluster_args(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, api_aliases={"path": "dest"})  # save_volume(vol, path): the dest argument
 
 
 def _calibrated(args: argparse.Namespace) -> bool:

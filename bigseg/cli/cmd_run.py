@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fresh", action="store_true", help="start again instead of resuming finished stages")
     add_pipeline_args(p)
     add_progress_args(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, api_aliases={"dest": "out"})  # Pipeline.run(source, dest): the --out folder
 
 
 def run(args: argparse.Namespace) -> int:

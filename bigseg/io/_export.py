@@ -33,6 +33,7 @@ import xarray as xr
 
 from .._parse import parse_choice
 from ..errors import InputError
+from ..runtime._lock import make_folder
 from ..runtime._progress import compute
 from ._calibration import convert_length, imagej_unit, normalise_unit, ome_tiff_unit
 from ._omezarr import _check_dest, _commit, _partial_path, _remove
@@ -191,6 +192,7 @@ def export(
     if fmt == "tiff-slices" and vs is not None and vol.dtype not in _IMAGEJ_DTYPES:
         warnings.warn(f"TIFF slices of dtype {vol.dtype} cannot carry the ImageJ calibration (uint8, uint16, "
                       f"float32 can): the voxel size {vs} {unit} is not stored in them.", stacklevel=2)
+    make_folder(dest_p.parent, target=dest_p, argument="dest")  # its folder, as for every other output
     tmp = _partial_path(dest_p)
     n_planes = int(np.prod(vol.shape[:-2]))
     bar = tqdm(total=n_planes, desc=f"writing {dest_p.name}", unit="plane", disable=not progress,

@@ -132,7 +132,24 @@ def _acquire(path: Path, tries: int = 10) -> int | None:
         os.close(fd)  # its holder removed it on release before we locked it: the path has a new file
 
 
+def make_folder(folder: str | os.PathLike, *, target: Any, argument: str, hint: str = "") -> None:
+    """Create ``folder`` (and its parents) for the output ``target``; where that cannot be done (a
+    file in the way, a read-only place, no permission) raise :class:`OutputNotWritableError`
+    naming ``argument``, before any work."""
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _refuse_unwritable(exc, target, argument, hint)
+        raise
+
+
 def _refuse_unwritable(exc: OSError, target: Any, argument: str, hint: str) -> None:
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST):  # mkdir: a file where a folder must go
+        here = Path(target)
+        blocker = next((q for q in (here, *here.parents) if q.exists() and not q.is_dir()), here)
+        raise OutputNotWritableError(
+            f"Expected `{argument}` in a folder. Got {str(target)!r}, but {str(blocker)!r} is a file, not a "
+            f"folder.") from None
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         raise OutputNotWritableError(
             f"Expected `{argument}` somewhere this process may write. Got {str(target)!r}, where it may not "
@@ -146,11 +163,7 @@ def held(target: str | os.PathLike, *, argument: str, inside: bool = False, hint
     :class:`OutputNotWritableError` (with ``hint``) where this process may not write there
     (permissions, a read-only mount such as a beamline's raw-data store)."""
     path = lock_path(target, inside=inside)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        _refuse_unwritable(exc, target, argument, hint)
-        raise
+    make_folder(path.parent, target=target, argument=argument, hint=hint)
     path = path.parent.resolve() / path.name  # one name per lock file however the folder is reached
     with _GUARD:
         again = _HELD[path] > 0  # this process holds it already

@@ -187,3 +187,28 @@ def test_an_output_where_this_process_may_not_write_is_refused_by_name(tmp_path,
     said = capsys.readouterr().err
     assert "`--name` somewhere this process may write" in said and "--out OUT.ome.zarr" in said
     assert not (tmp_path / "raw.ome.zarr" / "labels").exists() or not any((tmp_path / "raw.ome.zarr" / "labels").iterdir())
+
+
+def test_an_output_under_a_file_is_refused_by_name(tmp_path, capsys):
+    """A file where a folder must go (a typo, a name taken): said for every kind of output, was a
+    FileExistsError / NotADirectoryError traceback."""
+    import numpy as np
+
+    import bigseg
+    from bigseg.cli import main
+
+    img = bigseg.save_volume(np.random.default_rng(0).random((8, 10, 12), dtype=np.float32),
+                             tmp_path / "s.ome.zarr", progress=False)
+    np.save(tmp_path / "s.npy", np.zeros((4, 5, 6), np.float32))
+    (tmp_path / "afile").write_text("x")
+    under = str(tmp_path / "afile")
+    cases = [(["ingest", str(tmp_path / "s.npy"), f"{under}/x.ome.zarr"], "`dest`"),
+             (["segment", img, "--method", "threshold", "--out", f"{under}/s.ome.zarr"], "`--out`"),
+             (["export", img, f"{under}/e.tif"], "`dest`"),
+             (["measure", img, "--csv", f"{under}/m.csv"], "`--csv`"),
+             (["run", str(tmp_path / "s.npy"), "--out", f"{under}/run", "--model", "threshold"], "`--out`")]
+    for argv, name in cases:
+        assert main([*argv, "--no-progress"]) == 2, argv
+        err = capsys.readouterr().err
+        assert f"Expected {name} in a folder" in err and f"but {under!r} is a file, not a folder" in err, err
+    assert (tmp_path / "afile").read_text() == "x"
