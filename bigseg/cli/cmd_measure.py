@@ -19,11 +19,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "(shared faces, % of voxels, area) and, given a reference, IoU/Dice/precision/recall. "
                     "Prints a table; optionally writes netCDF, CSV and a bar chart.")
     p.add_argument("labels", help="OME-Zarr label image (image.ome.zarr/labels/NAME), or an image (or its labels "
-                                  "group): its label image 'segmentation', or its only one")
+                                  "group): its label image 'segmentation', or its only one; or a TIFF/HDF5/.npy "
+                                  "label stack")
     p.add_argument("--label", default=None, help="with an image path: the label image to open (labels/LABEL)")
     p.add_argument("--method", default="faces", choices=["faces", "marching_cubes"],
                    help="interface area: voxel faces (fast, +50%% on spheres) or smoothed marching cubes")
-    p.add_argument("--truth", default=None, help="reference label image: adds IoU, Dice, precision, recall, accuracy")
+    p.add_argument("--truth", default=None, help="reference label image, or a TIFF/HDF5/.npy label stack: adds IoU, "
+                                                 "Dice, precision, recall, accuracy")
     p.add_argument("--phases", default=None, help="phase names by label value, comma separated (default: metadata)")
     p.add_argument("--netcdf", default=None, help="write all metrics to this netCDF file")
     p.add_argument("--csv", default=None, help="write all metrics as a long table (quantity, phases, value, units)")

@@ -49,7 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--window", default="conservative",
                    help="watershed: undecided band width, 'conservative', 'generous' or a fraction in (0, 1]")
     p.add_argument("--labels", default=None,
-                   help="random-forest: sparse training labels (OME-Zarr label image, 255 = unlabelled)")
+                   help="random-forest: sparse training labels (OME-Zarr label image, or a TIFF/HDF5/.npy "
+                        "label stack; 255 = unlabelled)")
     p.add_argument("--unlabelled", type=int, default=255, metavar="VALUE",
                    help="random-forest: value of the unannotated voxels in --labels (default 255; 0 for "
                         "napari/ilastik/Fiji exports, whose classes 1, 2, 3 become phases 0, 1, 2)")
