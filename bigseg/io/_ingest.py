@@ -417,14 +417,19 @@ def _stated_times(reader: Any) -> np.ndarray | None:
     ``times`` attribute, an OME-TIFF's per-plane ``DeltaT`` (that of each time point's first
     plane); None when it states none."""
     if isinstance(reader, Hdf5Reader):
-        import h5py
-
-        with h5py.File(reader.path, "r") as f:
-            t = f[reader.dataset].attrs.get("times")
+        t = _hdf5_attr(reader, "times")
         return None if t is None else np.asarray(t, np.float64)
     if isinstance(reader, MultiPageTiffReader):
         return _ome_tiff_times(reader.path)
     return None
+
+
+def _hdf5_attr(reader: Hdf5Reader, key: str) -> Any:
+    """An attribute of the HDF5 dataset ``reader`` reads (None when it has none)."""
+    import h5py
+
+    with h5py.File(reader.path, "r") as f:
+        return f[reader.dataset].attrs.get(key)
 
 
 def _ome_tiff_times(path: str) -> np.ndarray | None:
@@ -459,27 +464,26 @@ def open_source(source: str | os.PathLike, *, chunks: Any = 128, dataset: str | 
     volume without writing it anywhere: with the voxel size and unit it states (else 1 nm), and
     an HDF5's phase names (as :func:`bigseg.export` writes them) in ``attrs["phases"]``. For a
     reference or annotation made in another tool (a TIFF label stack) read once."""
-    vol = _read_volume(source, chunks=chunks, vs=None, unit=None, dataset=dataset, dtype=None, shape=None, offset=0)
     reader = read_source(source, dataset=dataset)
-    if isinstance(reader, Hdf5Reader) and "phases" not in vol.attrs:
-        import h5py
-
-        with h5py.File(reader.path, "r") as f:
-            phases = f[reader.dataset].attrs.get("phases")
-        if phases is not None:
-            vol.attrs["phases"] = [p.decode() if isinstance(p, bytes) else str(p) for p in phases]
+    vol = _read_volume(source, chunks=chunks, vs=None, unit=None, dataset=dataset, dtype=None, shape=None, offset=0,
+                       reader=reader)
+    phases = _hdf5_attr(reader, "phases") if isinstance(reader, Hdf5Reader) else None
+    if phases is not None and "phases" not in vol.attrs:
+        vol.attrs["phases"] = [p.decode() if isinstance(p, bytes) else str(p) for p in phases]
     vol.attrs.setdefault("source", os.fspath(source))
     return vol
 
 
 def _read_volume(source: Any, *, chunks: Any, vs: Any, unit: str | None, dataset: str | None, dtype: Any,
-                 shape: Any, offset: int, channel: int | None = None) -> xr.DataArray:
-    """One source as a lazy volume (3D or 4D), cast to ``dtype`` when asked.
+                 shape: Any, offset: int, channel: int | None = None, reader: Any = None) -> xr.DataArray:
+    """One source as a lazy volume (3D or 4D), cast to ``dtype`` when asked; ``reader``: the
+    source already opened by :func:`read_source` (else it is opened here).
 
     Voxel size: ``vs`` (in ``unit``, default the source's unit, else nm) when given, else the
     source's own (zarr metadata, OME-TIFF, ImageJ TIFF, HDF5 ``element_size_um``), expressed in
     ``unit`` when that is given, else 1 nm."""
-    reader = read_source(source, dataset=dataset, dtype=dtype, shape=shape, offset=offset)
+    if reader is None:
+        reader = read_source(source, dataset=dataset, dtype=dtype, shape=shape, offset=offset)
     own = _calibration(reader)
     if vs is not None:
         cal = (vs, unit or (own[1] if own else "nm"))
@@ -497,9 +501,7 @@ def _read_volume(source: Any, *, chunks: Any, vs: Any, unit: str | None, dataset
     if isinstance(reader, xr.DataArray):
         vol = _one_channel(reader, channel, source).assign_attrs(voxel_size=tuple(cal[0]), unit=cal[1])
     else:
-        if channel is not None:
-            raise InputError(f"Expected `channel` only for an OME-Zarr source with channels. Got channel={channel!r} "
-                             f"for {os.fspath(source)!r}, which has none.")
+        _one_channel(None, channel, source)  # a file of no channels: `channel` refused
         if len(reader.shape) not in (3, 4):
             hint = (" (one 2D slice: to read TIFF slices as one stack, pass their folder or a quoted glob "
                     "such as 'scan/*.tif')") if len(reader.shape) == 2 else ""
@@ -529,10 +531,11 @@ def _read_volume(source: Any, *, chunks: Any, vs: Any, unit: str | None, dataset
     return vol
 
 
-def _one_channel(vol: xr.DataArray, channel: int | None, source: Any) -> xr.DataArray:
+def _one_channel(vol: xr.DataArray | None, channel: int | None, source: Any) -> Any:
     """The ``channel``-th channel of a zarr image with a ``c`` axis (other writers' multi-channel
-    OME-Zarr); an image of several channels without ``channel`` is refused, listing them."""
-    if "c" not in vol.dims:
+    OME-Zarr); an image of several channels without ``channel`` is refused, listing them, and so is
+    ``channel`` for a source without channels (``vol`` None: not a zarr image)."""
+    if vol is None or "c" not in vol.dims:
         if channel is not None:
             raise InputError(f"Expected `channel` only for an OME-Zarr source with channels. Got channel={channel!r} "
                              f"for {os.fspath(source)!r}, which has none.")
