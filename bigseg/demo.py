@@ -29,10 +29,12 @@ __all__ = ["run_demo", "run_series_demo"]
 def _write_tiff_stack(image: Any, folder: Path, voxel_size: float) -> None:
     """Write a (z, y, x) volume as one uint16 TIFF per slice with its ImageJ calibration (voxel
     size in nm), as a reconstruction is exported for Fiji: :func:`bigseg.export`, slab by slab."""
+    import dask
+
     from .io import export, make_volume
 
     data = image.data if hasattr(image, "data") else image
-    lo, hi = float(data.min().compute()), float(data.max().compute())
+    lo, hi = (float(v) for v in dask.compute(data.min(), data.max()))  # one pass over the simulated scan
     scaled = ((data.astype(np.float64) - lo) / max(hi - lo, 1e-12) * 65535.0).clip(0, 65535).astype(np.uint16)
     export(make_volume(scaled, voxel_size=voxel_size, unit="nm"), folder, overwrite=True, progress=False)
 
