@@ -32,10 +32,10 @@ def in_cli_terms(message: str, parser: argparse.ArgumentParser, args: argparse.N
     ``source`` where the message quotes its value) as the command's first positional argument
     (``source``, ``path``, ``labels``, ...)."""
     options: dict[str, str] = {}
-    positionals: set[str] = set()
+    positionals: list[str] = []  # in the order the command takes them
     for action in parser._actions:  # argparse keeps no public list of a parser's arguments
         if not action.option_strings:
-            positionals.add(action.dest)
+            positionals.append(action.dest)
         elif action.dest not in options and action.help != argparse.SUPPRESS:
             longs = [o for o in action.option_strings if o.startswith("--")]
             if longs:
@@ -51,7 +51,7 @@ def in_cli_terms(message: str, parser: argparse.ArgumentParser, args: argparse.N
         elif dest in options and getattr(args, dest, None) != parser.get_default(dest) and name not in rename:
             rename[name] = options[dest]
     # the command's input: its first positional argument (source, path, labels, run, inbox ...)
-    first = next((a.dest for a in parser._actions if not a.option_strings and a.dest != "help"), None)
+    first = positionals[0] if positionals else None
     given = getattr(args, first, None) if first else None
     if isinstance(given, str):
         quoted = repr(given) in message
