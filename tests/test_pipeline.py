@@ -43,6 +43,17 @@ def test_pipeline_threshold_then_resume(tmp_path, scan):
     # one HTML page with everything; `bigseg report` rewrites it elsewhere
     page = (tmp_path / "run" / "report.html").read_text()
     assert "Particles" in page and "Interfaces" in page and page.count("<img") == len(res.figures) == 4
+    # interface areas and areas per volume (the specific interface area) in a readable unit
+    from bigseg.report._units import readable
+
+    m = res.metrics
+    area = float(m.area.sel(phase_a="pore", phase_b="cbd"))
+    per_volume = area / (labels.size * 40.0 ** 3)
+    pairs = [float(m.area.values[i, j]) for i, j in ((0, 1), (0, 2), (1, 2))]  # the table's unit: all three
+    f_area, u_area = readable(pairs, m.area.attrs["units"])
+    f_spec, u_spec = readable([a / (labels.size * 40.0 ** 3) for a in pairs], f"1/{m.attrs['unit']}")
+    assert f"area [{u_area}]" in page and f"area per volume [{u_spec}]" in page
+    assert f"<td>{area * f_area:.4g}</td><td>{per_volume * f_spec:.4g}</td>" in page
     # the through-thickness profile (default along z): per slice, its voxel-weighted mean the fraction
     prof = res.metrics["volume_fraction_profile"]
     assert prof.dims == ("phase", "z") and prof.sizes["z"] == 40

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..io._volume import is_step_index
+from ._units import readable
 
 __all__ = ["write_report", "read_metrics"]
 
@@ -48,15 +49,21 @@ def _metrics_section(ds) -> str:
     if "accuracy" in d:
         out += f"<p>overall accuracy {float(d.accuracy.values):.4f} (read with the per-phase IoU: majority-class trap)</p>"
     if "faces" in d:
-        unit = d.area.attrs.get("units", "")
+        from ..measure import evolution
+
+        pairs = [(i, j) for i in range(len(phases)) for j in range(i + 1, len(phases))]
+        scale, unit = readable([d.area.values[i, j] for i, j in pairs], d.area.attrs.get("units", ""))
+        per_volume = evolution(ds).iloc[-1]  # area / the (last) volume: the specific interface area
+        spec = [float(per_volume[f"specific_area_{phases[i]}_{phases[j]}"]) for i, j in pairs]
+        spec_scale, spec_unit = readable(spec, f"1/{ds.attrs.get('unit', '')}")
         rows = []
-        for i in range(len(phases)):
-            for j in range(i + 1, len(phases)):
-                rows.append([f"{phases[i]}–{phases[j]}", int(d.faces.values[i, j]),
-                             100 * float(d.voxel_fraction.values[i, j]), float(d.area.values[i, j])]
-                            + ([100 * float(d.coverage.values[i, j]), 100 * float(d.coverage.values[j, i])]
-                               if "coverage" in d else []))
-        head = ["pair", "shared faces", "% of voxels", f"area [{unit}]"]
+        for (i, j), a in zip(pairs, spec):
+            rows.append([f"{phases[i]}–{phases[j]}", int(d.faces.values[i, j]),
+                         100 * float(d.voxel_fraction.values[i, j]), float(d.area.values[i, j]) * scale,
+                         a * spec_scale]
+                        + ([100 * float(d.coverage.values[i, j]), 100 * float(d.coverage.values[j, i])]
+                           if "coverage" in d else []))
+        head = ["pair", "shared faces", "% of voxels", f"area [{unit}]", f"area per volume [{spec_unit}]"]
         if "coverage" in d:
             head += ["% of the first's surface", "% of the second's surface"]
         out += f"<h2>Interfaces{last}</h2>" + _table(head, rows)
@@ -65,20 +72,21 @@ def _metrics_section(ds) -> str:
         out += _profile_section(d["volume_fraction_profile"], last)
     if "shell_fraction" in d:
         sh = d["shell_fraction"]
-        rows = [[f"{float(r):.4g}", float(v)] for r, v in zip(d.shell_distance.values, sh.values)]
+        scale, unit = readable(d.shell_distance.values, sh.attrs.get("distance_units", ""))
+        rows = [[f"{float(r) * scale:.4g}", float(v)] for r, v in zip(d.shell_distance.values, sh.values)]
         out += (f"<h2>{html.escape(str(sh.attrs.get('long_name', 'shells')))}{last}</h2>"
-                + _table([f"distance [{html.escape(str(sh.attrs.get('distance_units', '')))}] (outer radius)",
-                          "fraction"], rows))
+                + _table([f"distance [{unit}] (outer radius)", "fraction"], rows))
     if "rve_relative_std" in ds:  # the whole (or last) volume's sub-cubes
         r = ds["rve_relative_std"]
-        unit = ds["cube_edge_physical"].attrs.get("units", ds.attrs.get("unit", ""))
-        rows = [[f"{float(e):.4g}", int(n)] + [float(v) for v in r.values[i]]
-                for i, (e, n) in enumerate(zip(ds["cube_edge_physical"].values, ds["rve_cubes"].values))]
+        edges = ds["cube_edge_physical"].values
+        scale, unit = readable(edges, ds["cube_edge_physical"].attrs.get("units", ds.attrs.get("unit", "")))
+        rows = [[f"{float(e) * scale:.4g}", int(n)] + [float(v) for v in r.values[i]]
+                for i, (e, n) in enumerate(zip(edges, ds["rve_cubes"].values))]
         rows.append(["first edge within the tolerance", ""] + [
-            f"{float(v) * float(ds.attrs.get('voxel_size', [1.0])[0]):.4g}" if v == v else "not reached"
+            f"{float(v) * float(ds.attrs.get('voxel_size', [1.0])[0]) * scale:.4g}" if v == v else "not reached"
             for v in ds["rve_size"].values])
         out += ("<h2>Representative volume element</h2>"
-                + _table([f"cube edge [{html.escape(str(unit))}]", "cubes"] + [f"std / mean {p}" for p in phases], rows)
+                + _table([f"cube edge [{unit}]", "cubes"] + [f"std / mean {p}" for p in phases], rows)
                 + f"<p class='note'>scatter of each phase's fraction over non-overlapping sub-cubes (tolerance "
                   f"{ds.attrs.get('rve_tolerance', '')}): rve.png</p>")
     if "tortuosity" in d:
@@ -97,8 +105,8 @@ def _profile_section(prof, last: str) -> str:
     import numpy as np
 
     axis = str(prof.attrs.get("axis", prof.dims[-1]))
-    pos = prof[axis].values
-    unit = prof[axis].attrs.get("units", "")
+    scale, unit = readable(prof[axis].values, prof[axis].attrs.get("units", ""))
+    pos = prof[axis].values * scale
     rows = []
     for i, ph in enumerate(prof.phase.values):
         y = prof.values[i]
@@ -121,12 +129,16 @@ def _particles_section(table) -> str:
     inside = table[~table["touches_border"].astype(bool)]
     unit = table.attrs.get("unit", "")
     rows = []
-    for col, label in (("equivalent_diameter", f"equivalent diameter [{unit}]"), ("volume", f"volume [{unit}³]"),
-                       ("sphericity", "sphericity"), ("detachment", "detachment (pore contact)"),
-                       ("contact_cbd", "CBD contact"), ("contact_particle", "particle contact")):
+    for col, label, power in (("equivalent_diameter", "equivalent diameter", 1), ("volume", "volume", 3),
+                              ("sphericity", "sphericity", 0), ("detachment", "detachment (pore contact)", 0),
+                              ("contact_cbd", "CBD contact", 0), ("contact_particle", "particle contact", 0)):
         if col in inside and inside[col].notna().any():
             q = inside[col].quantile([0.1, 0.5, 0.9])
-            rows.append([label, float(inside[col].mean()), float(q[0.1]), float(q[0.5]), float(q[0.9])])
+            stats = [float(inside[col].mean()), float(q[0.1]), float(q[0.5]), float(q[0.9])]
+            if power:
+                scale, shown = readable(stats, f"{unit}^{power}")
+                stats, label = [s * scale for s in stats], f"{label} [{shown}]"
+            rows.append([label] + stats)
     out = (f"<h2>Particles{last}</h2>"
            f"<p>{len(table)} particles, {len(inside)} inside the volume (statistics below; "
            f"{len(table) - len(inside)} touch the border and are truncated).</p>"
@@ -136,13 +148,31 @@ def _particles_section(table) -> str:
         from ..measure import size_groups
 
         g = size_groups(inside.drop(columns=["t"], errors="ignore"))  # a series: its last step, as above
-        rows = [[name, int(r["particles"]), f"{r['diameter_min']:.4g}–{r['diameter_max']:.4g}", float(r["detachment_median"]),
-                 float(r["detachment_iqr"]), float(r.get("contact_cbd_median", float("nan")))]
+        scale, unit = readable(g["diameter_max"].to_numpy(), unit)
+        rows = [[name, int(r["particles"]), f"{r['diameter_min'] * scale:.4g}–{r['diameter_max'] * scale:.4g}",
+                 float(r["detachment_median"]), float(r["detachment_iqr"]),
+                 float(r.get("contact_cbd_median", float("nan")))]
                 for name, r in g.iterrows() if r["particles"]]
-        out += (f"<h3>Detachment by size (split at {g.attrs['threshold']:.4g} {html.escape(unit)}, the median)</h3>"
+        out += (f"<h3>Detachment by size (split at {g.attrs['threshold'] * scale:.4g} {html.escape(unit)}, the median)</h3>"
                 + _table(["group", "particles", f"diameter [{unit}]", "detachment median", "detachment IQR",
                           "CBD contact median"], rows))
     return out
+
+
+def _evolution_section(ev, unit: str) -> str:
+    """The table of evolution.csv, lengths and specific areas in a readable unit (the file keeps
+    the data's unit)."""
+    header = [str(c) for c in ev.columns]
+    ev = ev.copy()
+    for kind, units in (("specific_area_", f"1/{unit}"), ("median_equivalent_diameter", unit)):
+        cols = [c for c in ev.columns if str(c).startswith(kind)]
+        if cols:
+            scale, shown = readable(ev[cols].to_numpy(), units)
+            ev[cols] = ev[cols] * scale
+            header = [f"{h} [{shown}]" if h in cols else h for h in header]
+    return ("<h2>Over time</h2>" + _table(header, ev.values.tolist())
+            + "<p class='note'>evolution.csv (in the data's unit, " + html.escape(unit)
+            + "); particle medians over the particles inside the volume</p>")
 
 
 def _image(path: Path) -> str:
@@ -258,10 +288,7 @@ def write_report(run: str | os.PathLike, *, path: str | os.PathLike | None = Non
         table.attrs["unit"] = ds.attrs.get("unit", "")
         parts.append(_particles_section(table))
     if (run / "evolution.csv").exists():
-        ev = pd.read_csv(run / "evolution.csv")
-        parts.append("<h2>Over time</h2>" + _table([str(c) for c in ev.columns], ev.values.tolist())
-                     + f"<p class='note'>evolution.csv; specific areas in 1/{html.escape(str(ds.attrs.get('unit', '')))}, "
-                       "particle medians over the particles inside the volume</p>")
+        parts.append(_evolution_section(pd.read_csv(run / "evolution.csv"), str(ds.attrs.get("unit", ""))))
     if info.get("timings_s"):
         rows = [[k, float(v)] for k, v in info["timings_s"].items()]
         parts.append("<h2>Timings</h2>" + _table(["stage", "seconds"], rows))

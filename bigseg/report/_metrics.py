@@ -18,6 +18,7 @@ def metrics_figure(ds: Any, *, path: str | os.PathLike | None = None):
     import numpy as np
 
     from ..io import phase_colour
+    from ._units import readable
 
     phases = [str(p) for p in ds.phase.values]
     colours = [tuple(c / 255 for c in phase_colour(p, i)[:3]) for i, p in enumerate(phases)]
@@ -28,10 +29,12 @@ def metrics_figure(ds: Any, *, path: str | os.PathLike | None = None):
     a1.set_ylabel("volume fraction")
     a1.set_title("volume fractions" + (f" (t = {ds.t.values[-1]})" if "t" in ds.dims else ""))
     x = np.arange(len(pairs))
-    a2.bar(x - 0.2, [d.area.values[i, j] for i, j in pairs], width=0.4, color=[colours[i] for i, _ in pairs],
+    areas = np.array([d.area.values[i, j] for i, j in pairs])
+    factor, unit = readable(areas, ds.area.attrs.get("units", ""))
+    a2.bar(x - 0.2, areas * factor, width=0.4, color=[colours[i] for i, _ in pairs],
            edgecolor=[colours[j] for _, j in pairs], linewidth=3)
     a2.set_xticks(x, [f"{phases[i]}-{phases[j]}" for i, j in pairs], rotation=20)
-    a2.set_ylabel(f"area [{ds.area.attrs.get('units', '')}]")
+    a2.set_ylabel(f"area [{unit}]")
     a2.set_title(f"interface areas ({ds.attrs.get('method', '')})")
     ax3 = a2.twinx()
     ax3.bar(x + 0.2, [100 * d.voxel_fraction.values[i, j] for i, j in pairs], width=0.4, color="0.7",

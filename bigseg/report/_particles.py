@@ -9,6 +9,7 @@ import numpy as np
 
 from ..io import phase_colour
 from ._figure import finish, pyplot
+from ._units import readable
 
 __all__ = ["particle_figure"]
 
@@ -27,17 +28,17 @@ def particle_figure(table: Any, *, path: str | os.PathLike | None = None, title:
     df = table
     if "t" in df.columns and len(df):
         df = df[df["t"] == df["t"].iloc[-1]]
-    unit = table.attrs.get("unit", "voxel")
+    scale, unit = readable(df["equivalent_diameter"], table.attrs.get("unit", "voxel"))
     phase = table.attrs.get("phase", "particle")
     inner = df[~df["touches_border"]]
     border = df[df["touches_border"]]
     contacts = [c for c in df.columns if c.startswith("contact_")]
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.6), constrained_layout=True)
     colour = tuple(c / 255 for c in phase_colour(phase, 2)[:3])
-    d_all = df["equivalent_diameter"].to_numpy()
+    d_all = df["equivalent_diameter"].to_numpy() * scale
     bins = np.histogram_bin_edges(d_all, bins=min(30, max(5, len(d_all) // 5))) if len(d_all) else 10
     a = axes[0]
-    a.hist([inner["equivalent_diameter"], border["equivalent_diameter"]], bins=bins, stacked=True,
+    a.hist([inner["equivalent_diameter"] * scale, border["equivalent_diameter"] * scale], bins=bins, stacked=True,
            color=[colour, "0.8"], edgecolor="black", label=["inside", "touching the border"])
     a.set_xlabel(f"equivalent diameter [{unit}]")
     a.set_ylabel("particles")
@@ -45,7 +46,7 @@ def particle_figure(table: Any, *, path: str | os.PathLike | None = None, title:
     if len(inner):
         order = np.argsort(inner["equivalent_diameter"].to_numpy())
         cum = np.cumsum(inner["volume"].to_numpy()[order])
-        a2.plot(inner["equivalent_diameter"].to_numpy()[order], cum / cum[-1], color="black")
+        a2.plot(inner["equivalent_diameter"].to_numpy()[order] * scale, cum / cum[-1], color="black")
     a2.set_ylabel("cumulative volume fraction (inside)")
     a2.set_ylim(0, 1.02)
     a.legend(loc="center right", fontsize=8)
@@ -63,13 +64,14 @@ def particle_figure(table: Any, *, path: str | os.PathLike | None = None, title:
     axes[2].set_ylabel("particles")
     axes[2].legend(fontsize=8)
     axes[2].set_title("contacts")
-    _detachment_by_size(axes[3], df, unit, colour)
+    _detachment_by_size(axes[3], df, scale, unit, colour)
     return finish(fig, path, title=title, dpi=dpi)
 
 
-def _detachment_by_size(ax: Any, df: Any, unit: str, colour: tuple) -> None:
-    """Detachment against equivalent diameter (particles inside the volume), small and big
-    groups split at the median diameter, each group's median and 10-90 % range."""
+def _detachment_by_size(ax: Any, df: Any, scale: float, unit: str, colour: tuple) -> None:
+    """Detachment against equivalent diameter (particles inside the volume; diameters times
+    ``scale``, in ``unit``), small and big groups split at the median diameter, each group's
+    median and 10-90 % range."""
     from ..measure import size_groups
 
     inner = df[~df["touches_border"].astype(bool)].dropna(subset=["detachment"])
@@ -81,14 +83,16 @@ def _detachment_by_size(ax: Any, df: Any, unit: str, colour: tuple) -> None:
     groups = size_groups(inner.drop(columns=["t"], errors="ignore"))
     thr = groups.attrs["threshold"]
     big = inner["equivalent_diameter"] >= thr
-    ax.scatter(inner["equivalent_diameter"][~big], inner["detachment"][~big], s=10, color="0.55", label="small")
-    ax.scatter(inner["equivalent_diameter"][big], inner["detachment"][big], s=10, color=colour, edgecolor="black",
+    d = inner["equivalent_diameter"] * scale
+    thr *= scale
+    ax.scatter(d[~big], inner["detachment"][~big], s=10, color="0.55", label="small")
+    ax.scatter(d[big], inner["detachment"][big], s=10, color=colour, edgecolor="black",
                linewidths=0.3, label="big")
     ax.axvline(thr, color="black", lw=0.8, ls="--")
     said = False
     for _, row in groups.iterrows():
         if row["particles"]:
-            x = 0.5 * (row["diameter_min"] + row["diameter_max"])
+            x = 0.5 * (row["diameter_min"] + row["diameter_max"]) * scale
             ax.errorbar([x], [row["detachment_median"]], yerr=[[row["detachment_median"] - row["detachment_p10"]],
                                                                 [row["detachment_p90"] - row["detachment_median"]]],
                         fmt="s", color="black", capsize=5, ms=6, label=None if said else "median, 10–90 %")

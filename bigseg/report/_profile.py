@@ -23,13 +23,14 @@ def profile_figure(profile: Any, *, path: str | os.PathLike | None = None, title
     import numpy as np
 
     from ..io import phase_colour
+    from ._units import readable
 
     ref = profile.get("truth_volume_fraction_profile") if hasattr(profile, "data_vars") else None
     spec = profile.get("specific_area_profile") if hasattr(profile, "data_vars") else None
     da = profile["volume_fraction_profile"] if hasattr(profile, "data_vars") else profile
     axis = str(da.attrs.get("axis", da.dims[-1]))
-    pos = da[axis].values
-    unit = da[axis].attrs.get("units", da.attrs.get("unit", ""))
+    scale, unit = readable(da[axis].values, da[axis].attrs.get("units", da.attrs.get("unit", "")))
+    pos = da[axis].values * scale
     phases = [str(p) for p in da.phase.values]
     colours = [tuple(c / 255 for c in phase_colour(p, i)[:3]) for i, p in enumerate(phases)]
     if "axis_label" in da.attrs:  # e.g. the radial profile: distance from the axis
@@ -43,7 +44,7 @@ def profile_figure(profile: Any, *, path: str | os.PathLike | None = None, title
             fig, ax = plt.subplots(figsize=(7, 3.8), constrained_layout=True)
         else:
             fig, (ax, ax2) = plt.subplots(1, 2, figsize=(13, 3.8), constrained_layout=True)
-            _areas_panel(ax2, spec, phases, colours, xlabel)
+            _areas_panel(ax2, spec, phases, colours, xlabel, scale)
         w = da["bin_voxels"].values if "bin_voxels" in da.coords else np.ones(len(pos))
         for i, (ph, c) in enumerate(zip(phases, colours)):
             y = da.values[i]
@@ -79,19 +80,22 @@ def profile_figure(profile: Any, *, path: str | os.PathLike | None = None, title
     return finish(fig, path, title=title, dpi=120)
 
 
-def _areas_panel(ax, spec, phases: list[str], colours: list, xlabel: str) -> None:
-    """Interface area per volume of each phase pair along the axis: the first phase's colour,
-    a line style per pair."""
+def _areas_panel(ax, spec, phases: list[str], colours: list, xlabel: str, scale: float) -> None:
+    """Interface area per volume of each phase pair along the axis (positions times ``scale``,
+    the unit of ``xlabel``): the first phase's colour, a line style per pair."""
     import itertools
 
+    from ._units import readable
+
     axis = str(spec.attrs.get("axis", spec.dims[-1]))
-    pos = spec[axis].values
+    pos = spec[axis].values * scale
+    factor, unit = readable(spec.values, spec.attrs.get("units", ""))
     styles = ["-", "--", "-.", ":"]
     for n, (i, j) in enumerate(itertools.combinations(range(len(phases)), 2)):
-        ax.plot(pos, spec.values[i, j], color=colours[i], ls=styles[n % len(styles)], lw=1.5,
+        ax.plot(pos, spec.values[i, j] * factor, color=colours[i], ls=styles[n % len(styles)], lw=1.5,
                 label=f"{phases[i]}-{phases[j]}")
     ax.set_xlabel(xlabel)
-    ax.set_ylabel(f"interface area per volume [{spec.attrs.get('units', '')}]")
+    ax.set_ylabel(f"interface area per volume [{unit}]")
     ax.set_ylim(0, None)
     ax.legend(frameon=False, fontsize="small")
     ax.set_title(f"interfaces along {axis} (faces)")

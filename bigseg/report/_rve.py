@@ -18,11 +18,12 @@ def rve_figure(ds: Any, *, path: str | os.PathLike | None = None, title: str | N
     import numpy as np
 
     from ..io import phase_colour
+    from ._units import readable
 
     plt = pyplot(path)
     fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
-    x = ds["size_physical"].values
-    unit = ds["size_physical"].attrs.get("units", "")
+    scale, unit = readable(ds["size_physical"].values, ds["size_physical"].attrs.get("units", ""))
+    x = ds["size_physical"].values * scale
     for i, ph in enumerate(str(p) for p in ds.phase.values):
         colour = tuple(c / 255 for c in phase_colour(ph, i)[:3])
         ax.loglog(x, ds.relative_std.values[:, i], marker="o", color=colour, label=ph)

@@ -8,6 +8,7 @@ from typing import Any
 from ..io import phase_colour
 from ..io._volume import is_step_index
 from ._figure import finish, pyplot
+from ._units import readable
 
 __all__ = ["series_figure"]
 
@@ -68,12 +69,14 @@ def series_figure(metrics: Any, particles: Any = None, *, transitions: Any = Non
             ax.set_title(name)
             ax.legend(fontsize=8)
         elif panel == "areas":
+            cols = [c for c in ev.columns if c.startswith("specific_area_")]
+            scale, shown = readable(ev[cols].to_numpy(), f"1/{unit}")
             for i, a in enumerate(phases):
                 for b in phases[i + 1:]:
                     if f"specific_area_{a}_{b}" in ev:
-                        ax.plot(t, ev[f"specific_area_{a}_{b}"], color=colour[a], markerfacecolor=colour[b],
+                        ax.plot(t, ev[f"specific_area_{a}_{b}"] * scale, color=colour[a], markerfacecolor=colour[b],
                                 markeredgecolor=colour[b], label=f"{a}-{b}", **style)
-            ax.set_ylabel(f"interface area per volume [1/{unit}]")
+            ax.set_ylabel(f"interface area per volume [{shown}]")
             ax.set_title("interfaces")
             ax.legend(fontsize=8)
         elif panel == "particles":
@@ -82,8 +85,10 @@ def series_figure(metrics: Any, particles: Any = None, *, transitions: Any = Non
             ax.set_ylabel("particles")
             ax.legend(fontsize=8, loc="upper left")
             ax2 = ax.twinx()
-            ax2.plot(t, ev["median_equivalent_diameter"], color=colour.get("active", "C1"), linestyle="--", **style)
-            ax2.set_ylabel(f"median equivalent diameter [{unit}] (dashed)")
+            scale, shown = readable(ev["median_equivalent_diameter"].to_numpy(), unit)
+            ax2.plot(t, ev["median_equivalent_diameter"] * scale, color=colour.get("active", "C1"), linestyle="--",
+                     **style)
+            ax2.set_ylabel(f"median equivalent diameter [{shown}] (dashed)")
             ax.set_title("particles")
         elif panel == "changes":
             for a, b in changes:

@@ -21,14 +21,15 @@ def shells_figure(shells: Any, *, overall: Any = None, path: str | os.PathLike |
     import numpy as np
 
     from ..io import phase_colour
+    from ._units import readable
 
     of = "+".join(shells.attrs.get("of", ["phase"]))
     around = "+".join(shells.attrs.get("around", ["phase"]))
-    unit = shells.attrs.get("distance_units", "")
+    scale, unit = readable(shells.distance.values, shells.attrs.get("distance_units", ""))
     colour = tuple(c / 255 for c in phase_colour(of, 1)[:3])
     plt = pyplot(path)
     fig, ax = plt.subplots(figsize=(6, 3.8), constrained_layout=True)
-    x = shells.distance.values
+    x = shells.distance.values * scale
     if "t" in shells.dims:
         shades = plt.get_cmap("viridis")(np.linspace(0.0, 0.85, shells.sizes["t"]))
         for j, t in enumerate(shells.t.values):

@@ -11,6 +11,7 @@ from .._parse import parse_nonnegative_int
 from ..errors import InputError
 from ..io import UNLABELLED, as_volume, phase_colour
 from ._figure import finish, pyplot
+from ._units import pretty, scale_bar
 
 __all__ = ["orthoslices", "timeslices", "label_rgba", "fov_figure"]
 
@@ -23,6 +24,26 @@ def label_rgba(labels: np.ndarray, phases: list[str]) -> np.ndarray:
         lut[i] = np.asarray(phase_colour(name, i)) / 255.0
     lut[UNLABELLED] = np.asarray(phase_colour("unlabelled", UNLABELLED)) / 255.0
     return lut[np.asarray(labels).astype(np.uint8)]
+
+
+def _add_scale_bar(ax: Any, pixels: int, voxel: float, unit: str) -> None:
+    """A scale bar (white on a dark box, lower right) on an image ``pixels`` wide whose pixels
+    are ``voxel`` ``unit`` wide along the horizontal axis."""
+    from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
+
+    length, label = scale_bar(pixels * voxel, unit)
+    bar = AnchoredSizeBar(ax.transData, length / voxel, label, "lower right", pad=0.3, sep=3, color="white",
+                          frameon=True, size_vertical=max(pixels / 100, 0.5), fontproperties={"size": 8})
+    bar.patch.set(facecolor="black", alpha=0.55, edgecolor="none")
+    ax.add_artist(bar)
+
+
+def _voxel_text(vs: Any, unit: str) -> str:
+    """``"50 nm"``, or ``"100 × 50 × 50 nm (z × y × x)"`` for anisotropic voxels."""
+    vs = [float(v) for v in vs]
+    if len(set(vs)) == 1:
+        return f"{vs[0]:g} {pretty(unit)}"
+    return f"{' × '.join(f'{v:g}' for v in vs)} {pretty(unit)} (z × y × x)"
 
 
 def _slices(vol, t: int | None, index: tuple[int, int, int]):
@@ -123,8 +144,10 @@ def orthoslices(
             ax.set_yticks([])
             if r == 0:
                 ax.set_title(names[c].format(index[c]), fontsize=10)
+                horizontal = 1 if c == 2 else 2  # x across the xy and xz planes, y across yz
+                _add_scale_bar(ax, shape3[horizontal], float(vs[horizontal]), unit)
         axes[r, 0].set_ylabel("labels" if is_labels else "tomogram", fontsize=11)
-    sub = f"{'x'.join(str(s) for s in shape3)} voxels of {vs[2]:g} {unit}" + (f", t = {t}" if ref.ndim == 4 else "")
+    sub = f"{'x'.join(str(s) for s in shape3)} voxels of {_voxel_text(vs, unit)}" + (f", t = {t}" if ref.ndim == 4 else "")
     return finish(fig, path, title=f"{title}\n{sub}" if title else sub, dpi=dpi, tight=True, fontsize=11)
 
 
@@ -201,6 +224,8 @@ def timeslices(
         for c, s in enumerate(slices[1]):
             axes[r, c].imshow(label_rgba(s, ph), interpolation="nearest", aspect=aspect)
         axes[r, 0].set_ylabel("labels")
+    horizontal = rows_cols[1]
+    _add_scale_bar(axes[0, 0], ref.shape[1 + horizontal], float(vs[horizontal]), ref.attrs.get("unit", "voxel"))
     for c, t in enumerate(ts):
         axes[0, c].set_title(f"t = {tvals[t]}", fontsize=10)
         for ax in axes[:, c]:
@@ -234,6 +259,7 @@ def fov_figure(image: Any, fov: Any, *, path: str | os.PathLike | None = None, t
               aspect=vs[1] / vs[2])
     if not inside.all():
         ax.contour(inside.astype(float), levels=[0.5], colors=["tab:red"], linewidths=1.2)
+    _add_scale_bar(ax, sl.shape[1], float(vs[2]), vol.attrs.get("unit", "voxel"))
     ax.set_xticks([])
     ax.set_yticks([])
     attrs = getattr(fov, "attrs", {})

@@ -1,0 +1,86 @@
+"""Physical quantities shown in a readable unit: 319 µm², not 3.188e+08 nm^2.
+
+The measurements keep the unit of the voxel size (``nm``, ``nm^2``, ``1/nm``: what the data
+files say); figures and report tables pick, per quantity, the length unit among nm, µm, mm and m
+in which its values read as plain numbers (0.1 to 10 000), and write the unit with superscripts.
+A quantity not in a known length unit (``voxel``) is shown as it is.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import numpy as np
+
+from ..io._calibration import convert_length, normalise_unit
+
+__all__ = ["readable", "pretty", "scale_bar"]
+
+_SHOWN = {"angstrom": "Å", "um": "µm"}  # short names written otherwise on a figure
+_SCALE = ("nm", "um", "mm", "m")  # the units a quantity may be shown in
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+_LOW, _HIGH = 0.1, 1e4  # values read as plain numbers in this range
+
+
+def _parse(units: Any) -> tuple[str, int] | None:
+    """``("nm", 2)`` for ``"nm^2"`` / ``"nm²"``, ``("nm", -1)`` for ``"1/nm"`` / ``"nm^-1"``;
+    ``None`` when ``units`` is not a power of a length unit bigseg knows."""
+    text = str(units or "").strip().replace("**", "^")
+    inverse = text.startswith("1/")
+    text = text[2:].strip() if inverse else text
+    m = re.fullmatch(r"(.+?)(?:\^?(-?\d+)|([²³]))?", text)
+    if not m:
+        return None
+    short = normalise_unit(m.group(1))
+    if short is None:
+        return None
+    power = int(m.group(2)) if m.group(2) else {"²": 2, "³": 3}.get(m.group(3) or "", 1)
+    return short, -power if inverse else power
+
+
+def pretty(units: Any) -> str:
+    """``units`` as a person writes it: ``"um^2"`` -> ``"µm²"``, ``"1/nm"`` -> ``"nm⁻¹"``,
+    ``"voxel^2"`` -> ``"voxel²"``; anything else unchanged."""
+    parsed = _parse(units)
+    if parsed is None:
+        m = re.fullmatch(r"([A-Za-z]+)\^(-?\d+)", str(units or ""))
+        return f"{m.group(1)}{m.group(2).translate(_SUPERSCRIPT)}" if m else str(units or "")
+    short, power = parsed
+    return _SHOWN.get(short, short) + ("" if power == 1 else str(power).translate(_SUPERSCRIPT))
+
+
+def readable(values: Any, units: Any, *, low: float = _LOW, high: float = _HIGH) -> tuple[float, str]:
+    """``(factor, label)``: ``values`` (in ``units``) times ``factor`` read as plain numbers in the
+    unit ``label`` (e.g. ``3.2e8`` ``"nm^2"`` -> ``(1e-6, "µm²")``). The unit of the data is kept
+    when its largest value already reads so; ``(1.0, pretty(units))`` for a unit that is not a
+    power of a length (or values that are all zero or not finite). ``low``, ``high``: the range
+    the largest value should read in."""
+    parsed = _parse(units)
+    v = np.abs(np.asarray(values, dtype=np.float64).ravel())
+    v = v[np.isfinite(v) & (v > 0)]
+    if parsed is None or not v.size:
+        return 1.0, pretty(units)
+    short, power = parsed
+    top = float(v.max())
+    options = [(1.0, short)] + [(convert_length((1.0,), short, u)[0] ** power, u) for u in _SCALE if u != short]
+
+    def miss(option: tuple[float, str]) -> float:  # how far (in decades) the largest value reads off the range
+        shown = math.log10(top * option[0])
+        return max(math.log10(low) - shown, shown - math.log10(high) + 1e-12, 0.0)
+
+    factor, unit = min(options, key=miss)  # the data's own unit first: kept when it reads well
+    return factor, pretty(f"{unit}^{power}")
+
+
+def scale_bar(span: float, units: Any) -> tuple[float, str]:
+    """A scale bar for an image ``span`` wide (in ``units``): its length in ``units`` (1, 2 or 5
+    times a power of ten, about a fifth of the span, in the unit it reads best in) and its label
+    (``"1 µm"``)."""
+    factor, _ = readable([span / 5], units, low=1.0, high=1000.0)
+    target = span / 5 * factor  # in the unit shown
+    decade = 10.0 ** math.floor(math.log10(target))
+    shown = max((m * decade for m in (1, 2, 5) if m * decade <= target), default=decade)
+    _, label = readable([shown / factor], units, low=1.0, high=1000.0)
+    return shown / factor, f"{shown:g} {label}{'s' if label == 'voxel' and shown != 1 else ''}"

@@ -1,0 +1,122 @@
+"""Figures and report tables show physical quantities in a readable unit; image slices carry a
+scale bar."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+import numpy as np
+import pytest
+
+from bigseg import measure
+from bigseg.io import make_volume
+from bigseg.report import metrics_figure, orthoslices, particle_figure, profile_figure
+from bigseg.report._units import pretty, readable, scale_bar
+
+matplotlib.use("Agg")
+
+
+@pytest.mark.parametrize("units, shown", [
+    ("nm", "nm"), ("um", "µm"), ("micrometer", "µm"), ("nm^2", "nm²"), ("um^3", "µm³"), ("nm³", "nm³"),
+    ("1/nm", "nm⁻¹"), ("mm^-1", "mm⁻¹"), ("voxel", "voxel"), ("voxel^2", "voxel²"), ("", ""), ("1", "1"),
+])
+def test_pretty(units, shown):
+    assert pretty(units) == shown
+
+
+@pytest.mark.parametrize("values, units, factor, shown", [
+    ([3.188e8], "nm^2", 1e-6, "µm²"),      # interface areas of a 4.8 µm cube imaged at 50 nm
+    ([0.0035], "1/nm", 1e3, "µm⁻¹"),       # specific interface area
+    ([2.7e8], "nm^3", 1e-9, "µm³"),        # a particle's volume
+    ([806.7, 1578.0], "nm", 1.0, "nm"),    # diameters read well as they are: kept
+    ([12.0], "um", 1.0, "µm"),
+    ([1.5e5], "nm", 1e-3, "µm"),
+    ([2e-3], "um", 1e3, "nm"),
+    ([1e6], "um^2", 1e-6, "mm²"),
+    ([5e7], "voxel^2", 1.0, "voxel²"),     # no length unit: as it is
+    ([0.0, np.nan], "nm", 1.0, "nm"),      # nothing to read: as it is
+])
+def test_readable(values, units, factor, shown):
+    f, label = readable(values, units)
+    assert label == shown
+    assert f == pytest.approx(factor)
+    shown_values = [abs(v) * f for v in values if np.isfinite(v) and v]
+    if shown_values and "voxel" not in units:
+        assert 0.1 <= max(shown_values) < 1e4
+
+
+@pytest.mark.parametrize("span, units", [(4800.0, "nm"), (96.0, "voxel"), (650.0, "um"), (0.3, "mm"),
+                                         (96000.0, "nm"), (7.0, "nm")])
+def test_scale_bar_is_a_round_length_of_about_a_fifth_to_a_tenth(span, units):
+    length, label = scale_bar(span, units)
+    assert span / 12 <= length <= span / 5 + 1e-9
+    number, unit = label.split(" ")
+    mantissa = float(number) / 10 ** math.floor(math.log10(float(number)))
+    assert round(mantissa, 9) in (1.0, 2.0, 5.0)
+    factor, shown = readable([length], units, low=1.0, high=1000.0)
+    assert float(number) == pytest.approx(length * factor) and unit.rstrip("s") == shown
+
+
+@pytest.fixture(scope="module")
+def run_metrics():
+    lab = np.zeros((16, 20, 24), np.uint8)
+    lab[:, :, 8:] = 1
+    lab[:, 5:15, 14:20] = 2
+    labels = make_volume(lab, voxel_size=50, unit="nm", phases=["pore", "cbd", "active"])
+    return labels, measure.summary(labels, profile="z")
+
+
+def test_metrics_figure_areas_in_square_micrometres(run_metrics):
+    _, ds = run_metrics
+    fig = metrics_figure(ds)
+    ax = fig.axes[1]
+    assert ax.get_ylabel() == "area [µm²]"
+    heights = [p.get_height() for p in ax.patches]
+    expected = [float(ds.area.values[i, j]) * 1e-6 for i, j in ((0, 1), (0, 2), (1, 2))]
+    np.testing.assert_allclose(heights, expected)
+    matplotlib.pyplot.close(fig)
+
+
+def test_profile_figure_specific_areas_per_micrometre(run_metrics):
+    _, ds = run_metrics
+    fig = profile_figure(ds)
+    ax = fig.axes[1]
+    assert ax.get_ylabel() == "interface area per volume [µm⁻¹]" and ax.get_xlabel() == "z [nm]"
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), ds.specific_area_profile.values[0, 1] * 1e3)
+    np.testing.assert_allclose(ax.lines[0].get_xdata(), ds.z.values)
+    matplotlib.pyplot.close(fig)
+
+
+def test_particle_figure_diameters_scaled_with_their_label():
+    lab = np.ones((20, 20, 20), np.uint8)
+    lab[3:9, 3:9, 3:9] = 2
+    lab[10:17, 10:16, 11:18] = 2
+    big = make_volume(lab, voxel_size=5000, unit="nm", phases=["pore", "cbd", "active"])
+    table = measure.particles(big, phase="active", split=False)
+    assert len(table) == 2 and not table.touches_border.any()
+    fig = particle_figure(table)
+    assert fig.axes[0].get_xlabel() == "equivalent diameter [µm]"
+    assert fig.axes[3].get_xlabel() == "equivalent diameter [µm]"
+    from matplotlib.collections import PathCollection
+
+    dots = np.concatenate([c.get_offsets()[:, 0] for c in fig.axes[3].collections if isinstance(c, PathCollection)])
+    np.testing.assert_allclose(np.sort(dots), np.sort(table.equivalent_diameter * 1e-3))
+    matplotlib.pyplot.close(fig)
+
+
+def test_orthoslices_carry_a_scale_bar_and_anisotropic_voxels():
+    from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
+
+    img = make_volume(np.random.default_rng(0).random((10, 40, 60), dtype=np.float32), voxel_size=(100, 50, 50),
+                      unit="nm")
+    fig = orthoslices(img)
+    bars = [[a for a in ax.artists if isinstance(a, AnchoredSizeBar)] for ax in fig.axes[:3]]
+    assert all(len(b) == 1 for b in bars)
+    # x (60 voxels of 50 nm = 3 µm) across xy and xz, y (40 × 50 nm = 2 µm) across yz
+    labels = [b[0].txt_label.get_text() for b in bars]
+    assert labels == ["500 nm", "500 nm", "200 nm"]
+    widths = [b[0].size_bar.get_children()[0].get_width() for b in bars]
+    assert widths == pytest.approx([10, 10, 4])  # in pixels: 500 / 50, 200 / 50
+    assert "100 × 50 × 50 nm (z × y × x)" in fig.texts[0].get_text()
+    matplotlib.pyplot.close(fig)
