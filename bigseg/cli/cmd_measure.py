@@ -74,8 +74,15 @@ def _table(ds) -> str:
     lines = []
     series = "t" in ds.dims
     steps = list(range(ds.sizes["t"])) if series else [None]
+    from ..measure import evolution
+    from ..report._units import readable
+
     phases = [str(p) for p in ds.phase.values]
-    unit = ds.area.attrs.get("units", "")
+    pairs = list(itertools.combinations(range(len(phases)), 2))
+    scale, unit = readable(ds.area.values, ds.area.attrs.get("units", ""))  # one unit for every step
+    per_volume = evolution(ds)  # area / each step's volume: the specific interface area
+    spec = {(i, j): per_volume[f"specific_area_{phases[i]}_{phases[j]}"].to_numpy() for i, j in pairs}
+    spec_scale, spec_unit = readable(list(spec.values()), f"1/{ds.attrs.get('unit', '')}")
     for t in steps:
         d = ds.isel(t=t) if t is not None else ds
         if t is not None:
@@ -92,11 +99,12 @@ def _table(ds) -> str:
         if "accuracy" in d:
             lines.append(f"accuracy {float(d.accuracy.values):.4f}")
         cover = "coverage" in d
-        lines.append(f"{'interface':<22}{'faces':>12}{'% voxels':>10}{'area [' + unit + ']':>20}"
-                     + (f"{'% of a':>9}{'% of b':>9}" if cover else ""))
-        for i, j in itertools.combinations(range(len(phases)), 2):
+        lines.append(f"{'interface':<22}{'faces':>12}{'% voxels':>10}{'area [' + unit + ']':>14}"
+                     f"{'per volume [' + spec_unit + ']':>20}" + (f"{'% of a':>9}{'% of b':>9}" if cover else ""))
+        for i, j in pairs:
             lines.append(f"{phases[i] + '-' + phases[j]:<22}{int(d.faces.values[i, j]):>12d}"
-                         f"{100 * float(d.voxel_fraction.values[i, j]):>10.3f}{float(d.area.values[i, j]):>20.6g}"
+                         f"{100 * float(d.voxel_fraction.values[i, j]):>10.3f}"
+                         f"{float(d.area.values[i, j]) * scale:>14.6g}{spec[i, j][t or 0] * spec_scale:>20.4g}"
                          + (f"{100 * float(d.coverage.values[i, j]):>9.1f}{100 * float(d.coverage.values[j, i]):>9.1f}"
                             if cover else ""))
         if cover:

@@ -24,8 +24,18 @@ def test_cli_measure_writes_outputs(tmp_path, capsys):
                "--netcdf", str(nc), "--csv", str(csv), "--plot", str(png)])
     assert rc == 0
     out = capsys.readouterr().out
-    assert "pore-active" in out and "IoU" in out and "area [nm^2]" in out
+    assert "pore-active" in out and "IoU" in out
     ds = xr.open_dataset(nc, engine="h5netcdf").load()
+    # printed in a readable unit (the files keep nm), with the area per volume
+    from bigseg.report._units import readable
+
+    a = float(ds.area.sel(phase_a="pore", phase_b="active"))
+    scale, shown = readable(ds.area.values, "nm^2")  # (tested in tests/report/test_units.py)
+    assert shown == "µm²" and a > 1e4  # millions of nm²
+    per_volume = a / (lab.size * 40.0 * 50.0 * 50.0) * 1e3
+    assert f"area [{shown}]" in out and "per volume [µm⁻¹]" in out
+    line = next(r for r in out.splitlines() if r.startswith("pore-active")).split()
+    assert float(line[3]) == float(f"{a * 1e-6:.6g}") and float(line[4]) == float(f"{per_volume:.4g}")
     np.testing.assert_array_equal(ds.faces.values, faces_per_axis(lab, 3).sum(0))
     np.testing.assert_allclose(ds.volume_fraction.values, np.bincount(lab.ravel(), minlength=3) / lab.size)
     assert ds.area.attrs["units"] == "nm^2" and "iou" in ds
