@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..io._volume import is_step_index
-from ._units import readable
+from ._units import readable, voxel_text
 
 __all__ = ["write_report", "read_metrics"]
 
@@ -270,7 +270,8 @@ def write_report(run: str | os.PathLike, *, path: str | os.PathLike | None = Non
         steps = ds["t"].values
         vol.append(["scans (t)", f"{len(steps)}" + ("" if is_step_index(steps) else
                                                    f", at t = {', '.join(f'{v:g}' for v in steps)}")])
-    vol += [["voxel size", ds.attrs.get("voxel_size", "")], ["unit", ds.attrs.get("unit", "")]]
+    vs = ds.attrs.get("voxel_size")
+    vol.append(["voxel size", voxel_text(vs, ds.attrs.get("unit", "")) if vs is not None and len(vs) == 3 else ""])
     if "model" in info:
         vol.append(["segmentation", info["model"]])
     if "fov" in info:  # measured inside the field of view only

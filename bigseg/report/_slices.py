@@ -11,7 +11,7 @@ from .._parse import parse_nonnegative_int
 from ..errors import InputError
 from ..io import UNLABELLED, as_volume, phase_colour
 from ._figure import finish, pyplot
-from ._units import pretty, scale_bar
+from ._units import scale_bar, voxel_text
 
 __all__ = ["orthoslices", "timeslices", "label_rgba", "fov_figure"]
 
@@ -36,14 +36,6 @@ def _add_scale_bar(ax: Any, pixels: int, voxel: float, unit: str) -> None:
                           frameon=True, size_vertical=max(pixels / 100, 0.5), fontproperties={"size": 8})
     bar.patch.set(facecolor="black", alpha=0.55, edgecolor="none")
     ax.add_artist(bar)
-
-
-def _voxel_text(vs: Any, unit: str) -> str:
-    """``"50 nm"``, or ``"100 × 50 × 50 nm (z × y × x)"`` for anisotropic voxels."""
-    vs = [float(v) for v in vs]
-    if len(set(vs)) == 1:
-        return f"{vs[0]:g} {pretty(unit)}"
-    return f"{' × '.join(f'{v:g}' for v in vs)} {pretty(unit)} (z × y × x)"
 
 
 def _slices(vol, t: int | None, index: tuple[int, int, int]):
@@ -147,7 +139,7 @@ def orthoslices(
                 horizontal = 1 if c == 2 else 2  # x across the xy and xz planes, y across yz
                 _add_scale_bar(ax, shape3[horizontal], float(vs[horizontal]), unit)
         axes[r, 0].set_ylabel("labels" if is_labels else "tomogram", fontsize=11)
-    sub = f"{'x'.join(str(s) for s in shape3)} voxels of {_voxel_text(vs, unit)}" + (f", t = {t}" if ref.ndim == 4 else "")
+    sub = f"{'x'.join(str(s) for s in shape3)} voxels of {voxel_text(vs, unit)}" + (f", t = {t}" if ref.ndim == 4 else "")
     return finish(fig, path, title=f"{title}\n{sub}" if title else sub, dpi=dpi, tight=True, fontsize=11)
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..io._calibration import convert_length, normalise_unit
 
-__all__ = ["readable", "pretty", "scale_bar"]
+__all__ = ["readable", "pretty", "scale_bar", "voxel_text"]
 
 _SHOWN = {"angstrom": "Å", "um": "µm"}  # short names written otherwise on a figure
 _SCALE = ("nm", "um", "mm", "m")  # the units a quantity may be shown in
@@ -84,3 +84,11 @@ def scale_bar(span: float, units: Any) -> tuple[float, str]:
     shown = max((m * decade for m in (1, 2, 5) if m * decade <= target), default=decade)
     _, label = readable([shown / factor], units, low=1.0, high=1000.0)
     return shown / factor, f"{shown:g} {label}{'s' if label == 'voxel' and shown != 1 else ''}"
+
+
+def voxel_text(voxel_size: Any, unit: Any) -> str:
+    """``"50 nm"``, or ``"100 × 50 × 50 nm (z × y × x)"`` for anisotropic voxels."""
+    vs = [float(v) for v in voxel_size]
+    if len(set(vs)) == 1:
+        return f"{vs[0]:g} {pretty(unit)}"
+    return f"{' × '.join(f'{v:g}' for v in vs)} {pretty(unit)} (z × y × x)"

@@ -120,3 +120,10 @@ def test_orthoslices_carry_a_scale_bar_and_anisotropic_voxels():
     assert widths == pytest.approx([10, 10, 4])  # in pixels: 500 / 50, 200 / 50
     assert "100 × 50 × 50 nm (z × y × x)" in fig.texts[0].get_text()
     matplotlib.pyplot.close(fig)
+
+
+def test_voxel_text():
+    from bigseg.report._units import voxel_text
+
+    assert voxel_text([50.0, 50.0, 50.0], "nm") == "50 nm"
+    assert voxel_text((0.65, 0.325, 0.325), "um") == "0.65 × 0.325 × 0.325 µm (z × y × x)"
