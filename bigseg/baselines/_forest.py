@@ -118,7 +118,7 @@ def random_forest(vol: Any, labels: Any, *, sigmas: Sequence[float] = DEFAULT_SI
     labs = frame_arrays(lab.copy(data=ldata))
     imgs = [a.rechunk(tuple(min_chunks(c, depth) for c in a.chunks)) for a in imgs]
     labs = [lb.rechunk(a.chunks) for lb, a in zip(labs, imgs)]
-    pers = [lb.map_blocks(_label_counts, chunks=(1, 1, 1, 256), new_axis=3, dtype=np.int64,
+    pers = [lb.map_blocks(_label_counts, token="count-labels", chunks=(1, 1, 1, 256), new_axis=3, dtype=np.int64,
                           meta=np.empty((0, 0, 0, 0), np.int64)) for lb in labs]
     pers = list(compute(*pers, desc="counting labels", progress=progress))
     counts = sum(per.sum(axis=(0, 1, 2)) for per in pers)
@@ -161,7 +161,8 @@ def random_forest(vol: Any, labels: Any, *, sigmas: Sequence[float] = DEFAULT_SI
     rf = RandomForestClassifier(n_estimators=n_estimators, random_state=seed, n_jobs=-1, min_samples_leaf=2)
     rf.fit(x, y)
     rf.n_jobs = 1  # prediction runs inside dask tasks: no nested thread pools
-    outs = [map_overlap_exact(_predict_block, arr, depth, dtype=np.uint8, model=rf, sigmas=sigmas) for arr in imgs]
+    outs = [map_overlap_exact(_predict_block, arr, depth, dtype=np.uint8, model=rf, sigmas=sigmas,
+                              token="random-forest") for arr in imgs]
     data = da.stack(outs) if series else outs[0]
     return labels_volume(data, v, phases, mask=mask, method="random_forest", sigmas=list(sigmas),
                          features=feature_names(sigmas), n_training_voxels=int(len(y)))

@@ -56,7 +56,7 @@ def threshold(vol: Any, *, classes: int = 3, nbins: int = 256, phases: Any = Non
     classes = parse_classes(classes)
     names = phase_names(classes, phases)
     th = _multiotsu(v, classes, nbins, mask, progress)
-    data = v.data.map_blocks(grey_classes, th, dtype=np.uint8)
+    data = v.data.map_blocks(grey_classes, th, dtype=np.uint8, token="threshold")
     return labels_volume(data, v, names, mask=mask, thresholds=[float(t) for t in th], method="threshold")
 
 

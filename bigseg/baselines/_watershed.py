@@ -104,7 +104,7 @@ def watershed(vol: Any, *, classes: int = 3, window: str | float = "conservative
     th = multiotsu(counts, centres, classes).astype(np.float64)
     bands = seed_bands(counts, centres, th, w)
     depth = max(halo, (gaussian_radius((sigma,))[0] + 1) if sigma > 0 else 1)
-    data = map_overlap_exact(_watershed_block, v.data, depth, dtype=np.uint8, thresholds=th, bands=bands,
+    data = map_overlap_exact(_watershed_block, v.data, depth, dtype=np.uint8, token="watershed", thresholds=th, bands=bands,
                              sigma=sigma)
     return labels_volume(data, v, names, mask=mask, thresholds=th.tolist(), bands=bands.tolist(), window=w,
                          method="watershed")

@@ -129,7 +129,8 @@ def align(vol: Any, *, reference: int = 0, shifts: Any = None, upsample: int = 1
             frames.append(arr)
             continue
         depth = tuple(math.ceil(abs(x)) + 1 for x in s[t])
-        frames.append(map_overlap_exact(K.translate, arr, depth, dtype=arr.dtype, shift=tuple(s[t]), order=order))
+        frames.append(map_overlap_exact(K.translate, arr, depth, dtype=arr.dtype, shift=tuple(s[t]), order=order,
+                                        token="align"))
     out = v.copy(data=da.stack(frames))
     window = [(0, n) for n in v.shape[1:]]
     if crop:

@@ -45,7 +45,7 @@ def _nonfinite_block(b: Any) -> np.ndarray:
 
 
 def _nonfinite_counts(arr: da.Array) -> da.Array:
-    per = arr.map_blocks(_nonfinite_block, chunks=(1,) * arr.ndim + (2,), new_axis=arr.ndim, dtype=np.int64,
+    per = arr.map_blocks(_nonfinite_block, token="count-nonfinite", chunks=(1,) * arr.ndim + (2,), new_axis=arr.ndim, dtype=np.int64,
                          meta=np.empty((0,) * (arr.ndim + 1), np.int64))
     return per.sum(axis=tuple(range(arr.ndim)))
 
@@ -114,7 +114,7 @@ def _apply(v: xr.DataArray, kernel: Callable[..., Any], depth: tuple[int, ...], 
     fn = _series(kernel)
     if nan_policy == "raise" and np.issubdtype(arr.dtype, np.floating):
         fn = _checked(fn)
-    out = map_overlap_exact(fn, arr, depth, dtype=dtype, **kw)
+    out = map_overlap_exact(fn, arr, depth, dtype=dtype, token=name, **kw)
     return like_volume(out, v, name=name)
 
 
@@ -253,7 +253,7 @@ def normalize(vol: Any, *, low: float = 0.5, high: float = 99.5, nan_policy: str
             finite.compute_chunk_sizes()
             sample = finite
     lo, hi = percentiles(sample, [low, high], progress=progress)
-    out = arr.map_blocks(K.rescale, lo, hi, dtype=np.float32)
+    out = arr.map_blocks(K.rescale, lo, hi, dtype=np.float32, token="normalize")
     res = like_volume(out, v, name="normalized")
     res.attrs["normalize"] = (float(lo), float(hi))
     return res

@@ -684,7 +684,7 @@ def predict(
     else:
         probs = outs[0] if len(outs) == 1 else sum(outs[1:], outs[0]) / np.float32(len(outs))
         probs = probs.astype(np.float32)
-        labels = da.map_blocks(_labels_block, probs, drop_axis=0, dtype=np.uint8)
+        labels = da.map_blocks(_labels_block, probs, drop_axis=0, dtype=np.uint8, token="bigseg-argmax")
 
     base = {"voxel_size": vol.attrs.get("voxel_size", (1.0, 1.0, 1.0)), "unit": vol.attrs.get("unit", "voxel")}
     coords = {d: vol.coords[d] for d in vol.dims if d in vol.coords}
@@ -698,7 +698,7 @@ def predict(
         )
     if uncertainty is not None:
         fn = K.entropy if uncertainty == "entropy" else K.margin
-        unc = da.map_blocks(fn, probs, drop_axis=0, dtype=np.float32)
+        unc = da.map_blocks(fn, probs, drop_axis=0, dtype=np.float32, token=f"bigseg-{uncertainty}")
         data_vars["uncertainty"] = xr.DataArray(
             unc, dims=vol.dims, coords=coords,
             attrs={**base, "method": uncertainty, "unit_of_value": "nats" if uncertainty == "entropy" else "1"},

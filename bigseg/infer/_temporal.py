@@ -63,13 +63,15 @@ def smooth_over_time(ds: xr.Dataset, temporal: int, *, probabilities: bool = Fal
     arr = p.data if isinstance(p.data, da.Array) else da.from_array(p.data, chunks=(1, -1, "auto", "auto", "auto"))
     arr = arr.rechunk({0: 1, 1: -1})
     n = arr.shape[0]
-    frames = [da.map_blocks(K.mean_in_order, *[arr[s] for s in _window(t, n, temporal)], dtype=np.float32)
+    frames = [da.map_blocks(K.mean_in_order, *[arr[s] for s in _window(t, n, temporal)], dtype=np.float32,
+                            token="temporal-mean")
               for t in range(n)]
     smooth = da.stack(frames)
     before = ds["labels"].data
     before = before if isinstance(before, da.Array) else da.from_array(before)
     before = before.rechunk((1, *smooth.chunks[2:]))
-    labels = da.blockwise(K.labels_keeping, "tzyx", smooth, "tczyx", before, "tzyx", dtype=np.uint8, concatenate=True)
+    labels = da.blockwise(K.labels_keeping, "tzyx", smooth, "tczyx", before, "tzyx", dtype=np.uint8, concatenate=True,
+                          token="temporal-labels")
     out = ds.copy()
     out["labels"] = ds["labels"].copy(data=labels)
     if probabilities:
@@ -78,7 +80,7 @@ def smooth_over_time(ds: xr.Dataset, temporal: int, *, probabilities: bool = Fal
         out = out.drop_vars("probabilities")
     if uncertainty is not None:
         unc = da.blockwise(K.uncertainty_over_phases, "tzyx", smooth, "tczyx", method=uncertainty, dtype=np.float32,
-                           concatenate=True)
+                           concatenate=True, token="temporal-uncertainty")
         out["uncertainty"] = xr.DataArray(
             unc, dims=ds["labels"].dims, coords=ds["labels"].coords,
             attrs={**{k: v for k, v in ds["labels"].attrs.items() if k in ("voxel_size", "unit")},

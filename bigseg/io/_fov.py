@@ -201,7 +201,8 @@ def fill_outside_like_inside(vol: xr.DataArray, mask: Any, *, seed: int = 0, pro
     inside = masked_values(arr, m).astype(np.float64)
     mean, std = compute(inside.mean(), inside.std(), desc="field of view: grey values inside", progress=progress)
     dm = da.broadcast_to(da.from_array(m, chunks=arr.chunks[1:]), arr.shape, chunks=arr.chunks)
-    out = da.map_blocks(_noise_block, arr, dm, float(mean), float(std), int(seed), dtype=arr.dtype)
+    out = da.map_blocks(_noise_block, arr, dm, float(mean), float(std), int(seed), dtype=arr.dtype,
+                        token="fov-fill")
     return vol.copy(data=out)
 
 

@@ -388,7 +388,7 @@ def sparse_labels(labels: Any, unlabelled: Any = UNLABELLED, *, name: str = "lab
     lut[u + 1:] -= 1
     lut[u] = UNLABELLED
     dtype = np.promote_types(vol.dtype, np.uint8)
-    data = vol.data.map_blocks(_relabel_block, lut, dtype, dtype=dtype)
+    data = vol.data.map_blocks(_relabel_block, lut, dtype, dtype=dtype, token="relabel")
     out = vol.copy(data=data)
     out.attrs["unlabelled_value"] = u  # what the values were: see given_values
     return out

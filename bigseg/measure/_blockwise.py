@@ -22,6 +22,14 @@ from dask.highlevelgraph import HighLevelGraph
 
 from ..io._volume import zarr_source
 
+
+def _task_name(func: Callable[..., Any]) -> str:
+    """What the dashboard calls the tasks running ``func`` (``_faces_block`` -> ``faces-block``;
+    the wrappers below would all be ``wrapper``)."""
+    from dask.utils import funcname
+
+    return funcname(func).strip("_").replace("_", "-") or "measure"
+
 __all__ = ["BlockGeometry", "block_partials", "block_results", "map_with_halo", "ensure_min_chunks", "crop_halo"]
 
 
@@ -168,7 +176,7 @@ def block_partials(
 
     out_chunks = tuple((1,) * len(c) for c in arrays[0].chunks) + ((nout,),)
     parts = da.map_blocks(
-        wrapper, *arrays, dtype=dtype, chunks=out_chunks, new_axis=arrays[0].ndim,
+        wrapper, *arrays, dtype=dtype, chunks=out_chunks, new_axis=arrays[0].ndim, token=_task_name(func),
         meta=np.empty((0,) * (arrays[0].ndim + 1), dtype=dtype),
     )
     return parts.sum(axis=tuple(range(arrays[0].ndim)), dtype=dtype)
@@ -191,7 +199,7 @@ def slab_partials(func: Callable[..., np.ndarray], array: da.Array, *, depth: in
         return out.reshape(*shape, nout)
 
     out_chunks = tuple(c if d == axis else (1,) * len(c) for d, c in enumerate(core_chunks)) + ((nout,),)
-    parts = da.map_blocks(wrapper, arr, dtype=dtype, chunks=out_chunks, new_axis=3,
+    parts = da.map_blocks(wrapper, arr, dtype=dtype, chunks=out_chunks, new_axis=3, token=_task_name(func),
                           meta=np.empty((0, 0, 0, 0), dtype=dtype))
     return parts.sum(axis=tuple(d for d in range(3) if d != axis), dtype=dtype)
 
@@ -211,7 +219,7 @@ def map_with_halo(func: Callable[..., np.ndarray], *arrays: da.Array, depth: int
         def wrapper(*blocks, block_info=None):
             return _own(func(*blocks, geometry(block_info[0]["chunk-location"])), dtype)
 
-        return da.map_blocks(wrapper, *arrays, dtype=dtype, chunks=core_chunks,
+        return da.map_blocks(wrapper, *arrays, dtype=dtype, chunks=core_chunks, token=_task_name(func),
                              meta=np.empty((0, 0, 0), dtype=dtype))
     blocks = [a.to_delayed() for a in arrays]
     out = np.empty(blocks[0].shape, dtype=object)

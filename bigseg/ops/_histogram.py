@@ -44,7 +44,7 @@ def _block_bincount(b: np.ndarray, lo: int, n: int) -> np.ndarray:
 def bincount_offset(arr: da.Array, lo: int, hi: int) -> da.Array:
     """Lazy counts of each integer value ``lo..hi`` (int64, length ``hi - lo + 1``)."""
     n = int(hi) - int(lo) + 1
-    per = arr.map_blocks(_block_bincount, int(lo), n, chunks=(1,) * arr.ndim + (n,), new_axis=arr.ndim,
+    per = arr.map_blocks(_block_bincount, int(lo), n, token="histogram", chunks=(1,) * arr.ndim + (n,), new_axis=arr.ndim,
                          dtype=np.int64, meta=np.empty((0,) * (arr.ndim + 1), np.int64))
     return per.sum(axis=tuple(range(arr.ndim)))
 
@@ -62,7 +62,7 @@ def _block_hist(b: np.ndarray, lo: float, hi: float, nbins: int) -> np.ndarray:
 
 def histogram(arr: da.Array, lo: float, hi: float, nbins: int) -> da.Array:
     """Lazy counts in ``nbins`` equal bins over [lo, hi] (the last bin closed), int64."""
-    per = arr.map_blocks(_block_hist, float(lo), float(hi), int(nbins), chunks=(1,) * arr.ndim + (nbins,),
+    per = arr.map_blocks(_block_hist, float(lo), float(hi), int(nbins), token="histogram", chunks=(1,) * arr.ndim + (nbins,),
                          new_axis=arr.ndim, dtype=np.int64, meta=np.empty((0,) * (arr.ndim + 1), np.int64))
     return per.sum(axis=tuple(range(arr.ndim)))
 
@@ -172,4 +172,4 @@ def masked_values(arr: da.Array, mask: np.ndarray) -> da.Array:
 
 
 def _bin_index_dask(arr: da.Array, lo: float, hi: float) -> da.Array:
-    return arr.map_blocks(_bin_index, lo, hi, _BINS, dtype=np.int64)
+    return arr.map_blocks(_bin_index, lo, hi, _BINS, dtype=np.int64, token="histogram-bins")

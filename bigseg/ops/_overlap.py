@@ -50,6 +50,7 @@ def map_overlap_exact(
     dtype: Any = None,
     meta: Any = None,
     name: str | None = None,
+    token: str | None = None,
     **kwargs: Any,
 ) -> da.Array:
     """``dask.array.map_overlap`` with ``boundary="none"``, rechunking chunks shorter than the halo.
@@ -61,6 +62,7 @@ def map_overlap_exact(
     arr : dask array
     depth : int or one int per axis, halo in voxels
     dtype : output dtype (default ``arr.dtype``)
+    token : the name of its tasks (on the dashboard's task stream; default the function's name)
 
     Returns
     -------
@@ -78,9 +80,9 @@ def map_overlap_exact(
     if meta is None:  # NumPy or CuPy, like the input's blocks
         meta = getattr(arr, "_meta", np.empty((0,) * arr.ndim)).astype(dtype)
     if all(d == 0 for d in depth):
-        return arr.map_blocks(func, dtype=dtype, meta=meta, name=name, **kwargs)
+        return arr.map_blocks(func, dtype=dtype, meta=meta, name=name, token=token, **kwargs)
     return arr.map_overlap(func, depth=depth, boundary="none", trim=True, dtype=dtype, meta=meta,
-                           name=name, allow_rechunk=False, **kwargs)
+                           name=name, token=token, allow_rechunk=False, **kwargs)
 
 
 def block_slices(chunks: tuple[tuple[int, ...], ...]) -> dict[tuple[int, ...], tuple[slice, ...]]:

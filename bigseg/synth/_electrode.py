@@ -52,7 +52,7 @@ def generator_of(arr: da.Array) -> tuple[ParticleModel, list[State]] | None:
 
 def label_array(model: ParticleModel, chunks: tuple[int, ...], state: State = State()) -> da.Array:
     """Lazy uint8 (z, y, x) labels of ``model``: one task per block, the model shared by all."""
-    shared = dask.delayed(model, pure=True, traverse=False)
+    shared = dask.delayed(model, name=f"synth-model-{dask.base.tokenize(model)}", traverse=False)
     normalized = da.core.normalize_chunks(chunks, model.shape)
     arr = da.map_blocks(
         _block, chunks=normalized, dtype=np.uint8, meta=np.empty((0, 0, 0), np.uint8),

@@ -27,7 +27,8 @@ def _perturb3d(arr: da.Array, ratio: float, iterations: int, seed: int) -> da.Ar
         out = perturb_block(np.ascontiguousarray(x), origin, ratio, iterations, seed)
         return out[h:-h, h:-h, h:-h]
 
-    return da.map_blocks(block, padded, chunks=arr.chunks, dtype=np.uint8, meta=np.empty((0, 0, 0), np.uint8))
+    return da.map_blocks(block, padded, chunks=arr.chunks, dtype=np.uint8, meta=np.empty((0, 0, 0), np.uint8),
+                         token="synth-perturb")
 
 
 def perturb(labels: Any, *, ratio: float = 0.1, iterations: int = 5, seed: int = 0) -> xr.DataArray:

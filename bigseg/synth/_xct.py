@@ -141,7 +141,8 @@ def _xct3d(lab: da.Array, p: Physics, seed: int) -> da.Array:
         return xct_block(x, origin, depth, p, seed=seed, drift=drift, drift_start=-h, rings=rings,
                          ring_step=step, centre=centre, cup_radius=min(shape[1:]) / 2)
 
-    return da.map_blocks(block, padded, chunks=lab.chunks, dtype=out_dtype, meta=np.empty((0, 0, 0), out_dtype))
+    return da.map_blocks(block, padded, chunks=lab.chunks, dtype=out_dtype, meta=np.empty((0, 0, 0), out_dtype),
+                         token="synth-xct")
 
 
 def _xct3d_generated(model, state, chunks, p: Physics, seed: int) -> da.Array:
@@ -171,8 +172,9 @@ def _xct3d_generated(model, state, chunks, p: Physics, seed: int) -> da.Array:
         return xct_block(lab, origin, depth, p, seed=seed, drift=drift, drift_start=-h, rings=rings,
                          ring_step=step, centre=centre, cup_radius=min(shape[1:]) / 2)
 
-    shared = dask.delayed(model, pure=True, traverse=False)
-    return da.map_blocks(block, shared, chunks=chunks, dtype=out_dtype, meta=np.empty((0, 0, 0), out_dtype))
+    shared = dask.delayed(model, name=f"synth-model-{dask.base.tokenize(model)}", traverse=False)
+    return da.map_blocks(block, shared, chunks=chunks, dtype=out_dtype, meta=np.empty((0, 0, 0), out_dtype),
+                         token="synth-xct")
 
 
 def xct(labels: Any, *, seed: int = 0, preset: str = "nano-ct-phase", chunks: Any = None, **physics_kw: Any) -> xr.DataArray:
