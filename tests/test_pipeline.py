@@ -52,7 +52,7 @@ def test_pipeline_threshold_then_resume(tmp_path, scan):
     pairs = [float(m.area.values[i, j]) for i, j in ((0, 1), (0, 2), (1, 2))]  # the table's unit: all three
     f_area, u_area = readable(pairs, m.area.attrs["units"])
     f_spec, u_spec = readable([a / (labels.size * 40.0 ** 3) for a in pairs], f"1/{m.attrs['unit']}")
-    assert f"area [{u_area}]" in page and f"area per volume [{u_spec}]" in page
+    assert f"area [{u_area}]" in page and f"area per volume [{u_spec}]" in page and "<th>IoU</th>" in page
     assert f"<td>{area * f_area:.4g}</td><td>{per_volume * f_spec:.4g}</td>" in page
     # the through-thickness profile (default along z): per slice, its voxel-weighted mean the fraction
     prof = res.metrics["volume_fraction_profile"]
