@@ -10,6 +10,7 @@ training generator's), normalised with ``bigseg.filters.normalize`` and segmente
 * a random forest on the same sparse labels (7 slices, 10-25 % of each annotated, as in the
   ML-vs-threshold study): ``bigseg.baselines.random_forest`` if present, else a scikit-learn
   RandomForest on multiscale Gaussian / gradient / Laplacian features (Ilastik-like),
+* the default model with test-time augmentation (``tta=True``: the window's flips averaged),
 * the default model with tri-planar prediction (``predict(..., triplanar=True)``: z, y and x
   planes averaged, i.e. 3D context for a 2D model),
 * the default model fine-tuned (``bigseg.train(init="default")``) on those sparse labels: the
@@ -270,6 +271,7 @@ def main() -> int:
             prob, pred = ds["probabilities"].values, ds["labels"].values
             dt = time.perf_counter() - t
             tri = segment(model, raw, triplanar=True)[0] if model.ndim == 2 else pred
+            tta, tta_dt = segment(model, raw, tta=True)  # averaged over the flips
             t = time.perf_counter()
             rf_pred, rf_name = random_forest(raw, sparse, seed=i)
             rf_dt = time.perf_counter() - t
@@ -290,6 +292,7 @@ def main() -> int:
                 "default": iou(lab, pred, phases), "default_predict_s": round(dt, 2),
                 "default_errors": interface_diagnostics(lab, pred),
                 "default_triplanar": iou(lab, tri, phases),
+                "default_tta": iou(lab, tta, phases), "default_tta_s": round(tta_dt, 2),
                 "multi_otsu": iou(lab, preds["multi_otsu"], phases),
                 "random_forest": iou(lab, rf_pred, phases), "random_forest_s": round(rf_dt, 2),
                 "ceiling_dense_rf": iou(lab, ceiling, phases),
@@ -340,7 +343,7 @@ def main() -> int:
     coarse_mean = {str(r): {p: round(float(np.mean([c["default"][p] for c in coarse if c["radius"] == r])), 4) for p in phases}
                    for r in COARSE_RADII}
     mean = {k: {p: round(float(np.mean([r[k][p] for r in results])), 4) for p in phases}
-            for k in ("default", "default_triplanar", "multi_otsu", "random_forest", "fine_tuned", "ceiling_dense_rf",
+            for k in ("default", "default_triplanar", "default_tta", "multi_otsu", "random_forest", "fine_tuned", "ceiling_dense_rf",
                       "ceiling_specialist")}
     mean_frac = {k: {p: round(float(np.mean([r["fraction_error"][k][p] for r in results])), 2) for p in phases}
                  for k in results[0]["fraction_error"]}
@@ -362,7 +365,7 @@ def main() -> int:
     }
     print()
     print(f"{'mean IoU over presets':24s} " + " ".join(f"{p:>8s}" for p in phases))
-    for k in ("default", "default_triplanar", "fine_tuned", "random_forest", "multi_otsu", "ceiling_dense_rf", "ceiling_specialist"):
+    for k in ("default", "default_triplanar", "default_tta", "fine_tuned", "random_forest", "multi_otsu", "ceiling_dense_rf", "ceiling_specialist"):
         print(f"{k:24s} " + " ".join(f"{mean[k][p]:8.4f}" for p in phases))
     print("mean |volume fraction error| (percentage points): " + "  ".join(f"{k} {v}" for k, v in mean_abs_frac.items()))
     for r, m in coarse_mean.items():
