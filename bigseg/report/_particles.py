@@ -62,7 +62,8 @@ def particle_figure(table: Any, *, path: str | os.PathLike | None = None, title:
                      label=other + (" (detachment)" if other == "pore" else ""))
     axes[2].set_xlabel("fraction of the particle surface in contact")
     axes[2].set_ylabel("particles")
-    axes[2].legend(fontsize=8)
+    axes[2].set_ylim(0, axes[2].get_ylim()[1] * 1.35)  # room above the histograms for the legend
+    axes[2].legend(fontsize=8, loc="upper center", ncols=2)
     axes[2].set_title("contacts")
     _detachment_by_size(axes[3], df, scale, unit, colour)
     return finish(fig, path, title=title, dpi=dpi)

@@ -96,7 +96,8 @@ def series_figure(metrics: Any, particles: Any = None, *, transitions: Any = Non
                         markeredgecolor=colour.get(b, "0.3"), label=f"{a} → {b}", **style)
             ax.set_ylabel("volume fraction changed since the step before")
             ax.set_title("phase changes")
-            ax.legend(fontsize=7, ncol=2)
+            ax.set_ylim(0, ax.get_ylim()[1] * 1.6)  # room above the curves for the legend
+            ax.legend(fontsize=7, ncols=3, loc="upper center")
         elif panel == "tracks":
             wide = full.pivot(index="t", columns="track", values="detachment")
             ax.plot(wide.index, wide.to_numpy(), color=colour.get("pore", "black"), alpha=0.25, linewidth=0.8)
