@@ -33,15 +33,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _names(paths: list[Path]) -> list[str]:
-    """The label images' names, each with as many of its folders in front as it takes to tell
-    them all apart (``labels/`` left out): ``segmentation``; else ``scan.ome.zarr/segmentation``;
-    else ``default/image.ome.zarr/segmentation``, ..."""
+    """The label images' names: as many of their last folders as it takes to tell them all apart
+    (``labels/`` left out), less the folders they all share there: ``segmentation``, else
+    ``scan.ome.zarr/segmentation``; two pipeline runs' ``run1/image.ome.zarr/segmentation`` and
+    ``run2/image.ome.zarr/segmentation`` are ``run1`` and ``run2``."""
     parts = [[q for q in Path(os.path.abspath(p)).parts if q != "labels"] for p in paths]
-    for k in range(1, max(len(q) for q in parts) + 1):
-        names = ["/".join(q[-k:]) for q in parts]
-        if len(set(names)) == len(names):
-            return names
-    return [str(p) for p in paths]  # the same label image given twice
+    for k in range(1, min(len(q) for q in parts) + 1):
+        tails = [q[-k:] for q in parts]
+        if len({tuple(t) for t in tails}) == len(tails):
+            keep = [i for i in range(k) if len({t[i] for t in tails}) > 1]
+            return ["/".join(t[i] for i in keep) for t in tails]
+    return [str(p) for p in paths]  # the same label image given twice, or one path a folder of another
 
 
 def run(args: argparse.Namespace) -> int:
@@ -75,6 +77,10 @@ def run(args: argparse.Namespace) -> int:
             table[f"iou_{x}"] = d.iou.sel(phase=x).values
     table.index.name = "segmentation"
     width = max(14, *(len(n) + 2 for n in names))
+    if [str(p) for p in paths] != names:  # short names: which label image each one is
+        print("segmentations:")
+        for name, path in zip(names, paths):
+            print(f"  {name:<{width}}{path}")
     heads = [c.replace("fraction_", "") if c.startswith("fraction_") else c.replace("_", " ") for c in table.columns]
     print(f"volume fractions{last}" + (" and IoU against the reference" if scores else "") + ":")
     print(f"{'':<{width}}" + "".join(f"{h:>11}" for h in heads))

@@ -56,7 +56,8 @@ def agreement_figure(ds: Any, *, path: str | os.PathLike | None = None, title: s
     a1.set_xticks(np.arange(k), phases)
     a1.set_ylabel("volume fraction")
     handles = [Patch(facecolor="white", edgecolor="black", hatch=_HATCHES[j % len(_HATCHES)]) for j in range(s)]
-    a1.legend(handles + [bars], names + ["mean ± std"], frameon=False, fontsize="small")
+    a1.legend(handles + [bars], names + ["mean ± std"], frameon=False, fontsize="small", loc="upper left",
+              bbox_to_anchor=(1.0, 1.0))  # beside the bars, not over them
     a1.set_title("volume fractions")
     mat = differing_matrix(ds)
     im = a2.imshow(mat, cmap="viridis", vmin=0)

@@ -48,7 +48,9 @@ def test_compare_label_images_with_and_without_truth(tmp_path, capsys):
     save_labels(segs["otsu"], other, name="user_a", phases=["pore", "cbd", "active"], progress=False)
     assert main(["compare", str(image / "labels" / "user_a"), str(other / "labels" / "user_a"), "--no-progress"]) == 0
     out = capsys.readouterr().out
-    assert "scan.ome.zarr/user_a" in out and "other.ome.zarr/user_a" in out
+    # named by what differs (the image), each name's label image said once
+    assert "\n  scan.ome.zarr   " in out and f"{image / 'labels' / 'user_a'}\n" in out
+    assert "\nother.ome.zarr " in out and "\nscan.ome.zarr " in out
 
 
 def test_compare_refuses_one_label_image_and_other_shapes(tmp_path, capsys):
@@ -71,6 +73,9 @@ def test_segmentations_are_named_apart_by_as_many_folders_as_it_takes(tmp_path):
     from bigseg.cli.cmd_compare import _names
 
     runs = [tmp_path / run / "image.ome.zarr" / "labels" / "segmentation" for run in ("default", "threshold")]
-    assert _names(runs) == ["default/image.ome.zarr/segmentation", "threshold/image.ome.zarr/segmentation"]
+    assert _names(runs) == ["default", "threshold"]  # the folders they share left out
     assert _names([runs[0], tmp_path / "image.ome.zarr" / "labels" / "manual"]) == ["segmentation", "manual"]
-    assert _names([Path("a.ome.zarr/labels/x"), Path("b.ome.zarr/labels/x")]) == ["a.ome.zarr/x", "b.ome.zarr/x"]
+    assert _names([Path("a.ome.zarr/labels/x"), Path("b.ome.zarr/labels/x")]) == ["a.ome.zarr", "b.ome.zarr"]
+    deep = [tmp_path / r / "image.ome.zarr" / "labels" / n for r, n in (("r1", "seg"), ("r2", "seg"), ("r1", "truth"))]
+    assert _names(deep) == ["r1/seg", "r2/seg", "r1/truth"]
+    assert _names([runs[0], runs[0]]) == [str(runs[0])] * 2

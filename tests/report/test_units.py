@@ -127,3 +127,20 @@ def test_voxel_text():
 
     assert voxel_text([50.0, 50.0, 50.0], "nm") == "50 nm"
     assert voxel_text((0.65, 0.325, 0.325), "um") == "0.65 × 0.325 × 0.325 µm (z × y × x)"
+
+
+def test_agreement_figure_legend_beside_the_bars():
+    from bigseg.report import agreement_figure
+
+    rng = np.random.default_rng(3)
+    segs = [make_volume(rng.integers(0, 3, (8, 10, 12)).astype(np.uint8), phases=["pore", "cbd", "active"])
+            for _ in range(3)]
+    ds = measure.agreement(segs).assign_coords(segmentation=["a", "b", "c"])
+    fig = agreement_figure(ds)
+    fig.canvas.draw()
+    bars = fig.axes[0]
+    legend = bars.get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["a", "b", "c", "mean ± std"]
+    # the legend lies right of the bars' axes (it covered the bars)
+    assert legend.get_window_extent().x0 >= bars.get_window_extent().x1 - 1
+    matplotlib.pyplot.close(fig)
