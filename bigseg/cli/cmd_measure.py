@@ -109,6 +109,10 @@ def _table(ds) -> str:
                             if cover else ""))
         if cover:
             lines.append("(% of a / % of b: share of that phase's interface area on this interface, its surface coverage)")
+        if ds.attrs.get("method") == "faces":
+            from ..measure._metrics import FACES_CAVEAT
+
+            lines.append(f"(areas: {FACES_CAVEAT}, --method marching_cubes)")
         lines.append("")
     return "\n".join(lines).rstrip()
 

@@ -67,7 +67,11 @@ def _metrics_section(ds) -> str:
         if "coverage" in d:
             head += ["% of the first's surface", "% of the second's surface"]
         out += f"<h2>Interfaces{last}</h2>" + _table(head, rows)
-        out += f"<p class='note'>area method: {html.escape(str(ds.attrs.get('method', d.area.attrs.get('method', ''))))}</p>"
+        from ..measure._metrics import FACES_CAVEAT
+
+        method = str(ds.attrs.get("method", d.area.attrs.get("method", "")))
+        caveat = f" ({FACES_CAVEAT}, measure.interfaces: marching_cubes)" if method == "faces" else ""
+        out += f"<p class='note'>area method: {html.escape(method + caveat)}</p>"
     if "volume_fraction_profile" in d:
         out += _profile_section(d["volume_fraction_profile"], last)
     if "shell_fraction" in d:

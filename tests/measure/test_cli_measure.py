@@ -34,6 +34,7 @@ def test_cli_measure_writes_outputs(tmp_path, capsys):
     assert shown == "µm²" and a > 1e4  # millions of nm²
     per_volume = a / (lab.size * 40.0 * 50.0 * 50.0) * 1e3
     assert f"area [{shown}]" in out and "per volume [µm⁻¹]" in out
+    assert "read curved interfaces high" not in out  # said only of counted faces (here marching cubes)
     line = next(r for r in out.splitlines() if r.startswith("pore-active")).split()
     assert float(line[3]) == float(f"{a * 1e-6:.6g}") and float(line[4]) == float(f"{per_volume:.4g}")
     np.testing.assert_array_equal(ds.faces.values, faces_per_axis(lab, 3).sum(0))
@@ -202,3 +203,13 @@ def test_which_label_image_is_measured_is_said_never_guessed(tmp_path, capsys):
                       (["--particles", str(tmp_path)], "`--particles` to name a file")):
         assert main(["measure", str(image), *bad]) == 2
         assert says in capsys.readouterr().err
+
+
+def test_cli_measure_says_what_face_counted_areas_are(tmp_path, capsys):
+    lab = make_labels((12, 14, 16), seed=2)
+    image = tmp_path / "scan.ome.zarr"
+    save_volume(lab.astype(np.float32), image, voxel_size=0.5, unit="um", progress=False)
+    save_labels(lab, image, phases=["pore", "cbd", "active"], progress=False)
+    assert main(["measure", str(image), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "read curved interfaces high (a sphere: +50 %)" in out and "--method marching_cubes" in out
