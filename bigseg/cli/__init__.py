@@ -9,6 +9,7 @@ only its own file.
 from __future__ import annotations
 
 import argparse
+import codecs
 import contextlib
 import importlib
 import os
@@ -37,7 +38,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# what the output says in symbols, for a terminal (or a batch job's log) that cannot show them
+_PLAIN = {"µ": "u", "μ": "u", "²": "^2", "³": "^3", "⁹": "^9", "⁻": "^-", "¹": "1", "×": "x", "→": "->",
+          "–": "-", "—": "-", "±": "+/-", "≥": ">=", "≤": "<=", "τ": "tau", "…": "...", "Å": "A", "·": "."}
+
+
+def _plain(exc: UnicodeError) -> tuple[str, int]:
+    text = exc.object[exc.start:exc.end]
+    return "".join(_PLAIN.get(c, "?") for c in text), exc.end
+
+
+codecs.register_error("bigseg-plain", _plain)
+
+
+def _plain_streams() -> None:
+    """stdout and stderr write µm², 10⁹, × as um^2, 10^9, x where their encoding has no such
+    characters (a C or Latin-1 locale, PYTHONIOENCODING=ascii) instead of failing."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            stream.reconfigure(errors="bigseg-plain")
+
+
 def main(argv: list[str] | None = None) -> int:
+    _plain_streams()
     parser = build_parser()
     args = parser.parse_args(argv)
     default_show = warnings.showwarning

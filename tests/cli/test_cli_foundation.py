@@ -201,3 +201,24 @@ def test_version_is_the_installed_one():
 
     assert bigseg.__version__ == importlib.metadata.version("bigseg")
     assert run("--version").stdout.strip() == f"bigseg {bigseg.__version__}"
+
+
+def test_output_without_unicode_in_the_terminal(tmp_path):
+    """A terminal or batch log that cannot show µ, ² or ³ (C/Latin-1 locale, PYTHONIOENCODING=ascii)
+    gets them spelt out instead of a UnicodeEncodeError (the demo failed so after all its work)."""
+    import os
+
+    from bigseg.io import save_labels, save_volume
+
+    env = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    out = subprocess.run([BIGSEG, "bench", "--help"], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0 and "SIZE^3" in out.stdout
+    lab = np.zeros((8, 10, 12), np.uint8)
+    lab[:, :, 6:] = 2
+    image = tmp_path / "s.ome.zarr"
+    save_volume(lab.astype(np.float32), image, voxel_size=2, unit="um", progress=False)
+    save_labels(lab, image, phases=["pore", "cbd", "active"], progress=False)
+    out = subprocess.run([BIGSEG, "measure", str(image), "--no-progress"], capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "area [um^2]" in out.stdout and "per volume [mm^-1]" in out.stdout and "\\x" not in out.stdout
