@@ -118,13 +118,15 @@ def _table(ds) -> str:
 
 
 def _rve_table(rve) -> str:
-    unit = rve["size_physical"].attrs.get("units", "")
+    from ..report._units import readable
+
+    scale, unit = readable(rve["size_physical"].values, rve["size_physical"].attrs.get("units", ""))
     phases = [str(p) for p in rve.phase.values]
     lines = [f"representative volume element: std / mean of each fraction over sub-cubes (tolerance "
              f"{rve.attrs['tolerance']:g})", f"{'cube edge [' + unit + ']':<20}{'cubes':>8}" + "".join(f"{p:>10}" for p in phases)]
     for i, edge in enumerate(rve["size_physical"].values):
-        lines.append(f"{edge:<20.4g}{int(rve.cubes.values[i]):>8}" + "".join(f"{v:>10.3f}" for v in rve.relative_std.values[i]))
-    found = ", ".join(f"{p} {v * rve.attrs['voxel_size'][0]:.4g} {unit}" if v == v else f"{p} not reached in this volume"
+        lines.append(f"{edge * scale:<20.4g}{int(rve.cubes.values[i]):>8}" + "".join(f"{v:>10.3f}" for v in rve.relative_std.values[i]))
+    found = ", ".join(f"{p} {v * rve.attrs['voxel_size'][0] * scale:.4g} {unit}" if v == v else f"{p} not reached in this volume"
                       for p, v in zip(phases, rve.rve_size.values))
     lines.append(f"first edge within the tolerance: {found}")
     return "\n".join(lines)
@@ -157,8 +159,10 @@ def _radial_table(radial, rows: int = 10) -> str:
     w = p["bin_voxels"].values.astype(np.float64)
     n = int(np.flatnonzero(w > 0).max()) + 1 if (w > 0).any() else 0
     edges = np.unique(np.linspace(0, n, min(rows, n) + 1).round().astype(int))
-    unit = p.r.attrs.get("units", "")
-    step = float(p.attrs["step"]) * (float(p.r.values[0]) / float(p.r_voxels.values[0]))
+    from ..report._units import readable
+
+    scale, unit = readable(p.r.values, p.r.attrs.get("units", ""))
+    step = float(p.attrs["step"]) * (float(p.r.values[0]) / float(p.r_voxels.values[0])) * scale
     phases = [str(x) for x in p.phase.values]
     cy, cx = p.attrs["centre"]
     lines = [f"volume fractions by distance from the axis at y {cy:g}, x {cx:g}{last}:",
@@ -183,7 +187,9 @@ def _profile_table(prof, rows: int = 10) -> str:
     n_slices = int(prof.attrs["shape"][("z", "y", "x").index(axis)])
     n = p.sizes[axis]
     edges = np.unique(np.linspace(0, n, min(rows, n) + 1).round().astype(int))
-    unit = p[axis].attrs.get("units", "")
+    from ..report._units import readable
+
+    scale, unit = readable(p[axis].values, p[axis].attrs.get("units", ""))
     phases = [str(x) for x in p.phase.values]
     lines = [f"volume fractions along {axis}{last}:",
              f"{'slices':<14}{'centre [' + unit + ']':>16}" + "".join(f"{ph:>10}" for ph in phases)]
@@ -192,7 +198,7 @@ def _profile_table(prof, rows: int = 10) -> str:
         frac = ((np.nan_to_num(p.values[:, a:b]) * ww).sum(axis=1) / ww.sum() if ww.sum() > 0
                 else np.full(len(phases), np.nan))
         end = int(first[b]) if b < n else n_slices
-        centre = float(np.average(p[axis].values[a:b], weights=np.diff(np.append(first, n_slices))[a:b]))
+        centre = float(np.average(p[axis].values[a:b], weights=np.diff(np.append(first, n_slices))[a:b])) * scale
         lines.append(f"{f'{int(first[a])}-{end - 1}':<14}{centre:>16.4g}" + "".join(f"{v:>10.4f}" for v in frac))
     return "\n".join(lines)
 
@@ -323,15 +329,20 @@ def run(args: argparse.Namespace) -> int:
         if len(inside):
             print(_size_groups_lines(table))
     if "t" in ds.dims:
+        from ..report._units import readable_evolution
+
         ev = measure.evolution(ds, table, changes)
-        print(f"over time (specific areas in 1/{ev.attrs['unit']}, particle medians over those inside the volume):")
-        print(ev.T.to_string(float_format=lambda v: f"{v:.4g}"))
+        print("over time (particle medians over those inside the volume):")
+        print(readable_evolution(ev, ev.attrs["unit"]).T.to_string(float_format=lambda v: f"{v:.4g}"))
     if "volume_fraction_profile" in ds:
         print(_profile_table(ds.volume_fraction_profile))
     if sh is not None:
-        print(f"fraction of {shells[1]} by distance from {shells[0]} [{sh.attrs['distance_units']}]:")
+        from ..report._units import readable
+
+        scale, unit = readable(sh.distance.values, sh.attrs["distance_units"])
+        print(f"fraction of {shells[1]} by distance from {shells[0]} [{unit}]:")
         d = sh.isel(t=-1) if "t" in sh.dims else sh
-        print("  " + "  ".join(f"{float(r):.4g}: {float(v):.3f}" for r, v in zip(d.distance.values, d.values)))
+        print("  " + "  ".join(f"{float(r) * scale:.4g}: {float(v):.3f}" for r, v in zip(d.distance.values, d.values)))
     if tau is not None:
         t = tau.isel(t=-1) if "t" in tau.dims else tau
         print(f"tortuosity factor of {tau.attrs['phase']} along {tau.attrs['axis']}: "

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..io._volume import is_step_index
-from ._units import readable, voxel_text
+from ._units import readable, readable_evolution, voxel_text
 
 __all__ = ["write_report", "read_metrics"]
 
@@ -166,15 +166,8 @@ def _particles_section(table) -> str:
 def _evolution_section(ev, unit: str) -> str:
     """The table of evolution.csv, lengths and specific areas in a readable unit (the file keeps
     the data's unit)."""
-    header = [str(c) for c in ev.columns]
-    ev = ev.copy()
-    for kind, units in (("specific_area_", f"1/{unit}"), ("median_equivalent_diameter", unit)):
-        cols = [c for c in ev.columns if str(c).startswith(kind)]
-        if cols:
-            scale, shown = readable(ev[cols].to_numpy(), units)
-            ev[cols] = ev[cols] * scale
-            header = [f"{h} [{shown}]" if h in cols else h for h in header]
-    return ("<h2>Over time</h2>" + _table(header, ev.values.tolist())
+    ev = readable_evolution(ev, unit)
+    return ("<h2>Over time</h2>" + _table([str(c) for c in ev.columns], ev.values.tolist())
             + "<p class='note'>evolution.csv (in the data's unit, " + html.escape(unit)
             + "); particle medians over the particles inside the volume</p>")
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..io._calibration import convert_length, normalise_unit
 
-__all__ = ["readable", "pretty", "scale_bar", "voxel_text"]
+__all__ = ["readable", "pretty", "scale_bar", "voxel_text", "readable_evolution"]
 
 _SHOWN = {"angstrom": "Å", "um": "µm"}  # short names written otherwise on a figure
 _SCALE = ("nm", "um", "mm", "m")  # the units a quantity may be shown in
@@ -92,3 +92,17 @@ def voxel_text(voxel_size: Any, unit: Any) -> str:
     if len(set(vs)) == 1:
         return f"{vs[0]:g} {pretty(unit)}"
     return f"{' × '.join(f'{v:g}' for v in vs)} {pretty(unit)} (z × y × x)"
+
+
+def readable_evolution(ev: Any, unit: str) -> Any:
+    """:func:`bigseg.measure.evolution`'s table with its specific areas (``1/unit``) and median
+    diameters (``unit``) in a readable unit, said in their column names (``specific_area_pore_cbd
+    [µm⁻¹]``); a copy."""
+    ev = ev.copy()
+    for kind, units in (("specific_area_", f"1/{unit}"), ("median_equivalent_diameter", unit)):
+        cols = [c for c in ev.columns if str(c).startswith(kind)]
+        if cols:
+            scale, shown = readable(ev[cols].to_numpy(), units)
+            ev[cols] = ev[cols] * scale
+            ev = ev.rename(columns={c: f"{c} [{shown}]" for c in cols})
+    return ev

@@ -144,3 +144,18 @@ def test_agreement_figure_legend_beside_the_bars():
     # the legend lies right of the bars' axes (it covered the bars)
     assert legend.get_window_extent().x0 >= bars.get_window_extent().x1 - 1
     matplotlib.pyplot.close(fig)
+
+
+def test_readable_evolution_scales_and_names_its_columns():
+    import pandas as pd
+
+    from bigseg.report._units import readable_evolution
+
+    ev = pd.DataFrame({"fraction_pore": [0.3, 0.31], "specific_area_pore_cbd": [0.0028, 0.0029],
+                       "specific_area_cbd_active": [0.0031, 0.0030], "median_equivalent_diameter": [806.7, 812.0]})
+    out = readable_evolution(ev, "nm")
+    assert list(out.columns) == ["fraction_pore", "specific_area_pore_cbd [µm⁻¹]", "specific_area_cbd_active [µm⁻¹]",
+                                 "median_equivalent_diameter [nm]"]
+    np.testing.assert_allclose(out["specific_area_pore_cbd [µm⁻¹]"], [2.8, 2.9])
+    np.testing.assert_allclose(out["median_equivalent_diameter [nm]"], ev["median_equivalent_diameter"])
+    assert list(ev.columns)[1] == "specific_area_pore_cbd"  # the input is left as it was
