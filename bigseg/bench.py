@@ -75,8 +75,8 @@ def benchmark(*, size: int = 128, chunks: int = 64, model: str = "default", stag
     bad = [s for s in wanted if s not in STAGES]
     if bad or not wanted:
         raise InputError(f"Expected `stages` to be some of {list(STAGES)}. Got {stages!r} instead.")
-    if workdir is not None and not Path(workdir).is_dir():
-        raise InputError(f"Expected `workdir` to be an existing folder. Got {str(workdir)!r} instead.")
+    if workdir is not None and Path(workdir).exists() and not Path(workdir).is_dir():
+        raise InputError(f"Expected `workdir` to be a folder. Got {str(workdir)!r}, a file, instead.")
     need = set(wanted)  # a stage needs the outputs of the ones before it
     if need & {"filter", "segment", "measure", "particles"}:
         need.add("write")
@@ -92,6 +92,10 @@ def benchmark(*, size: int = 128, chunks: int = 64, model: str = "default", stag
 
         net = load(model) if isinstance(model, (str, os.PathLike)) else model
         segment(np.linspace(0, 1, 32 ** 3, dtype=np.float32).reshape(32, 32, 32), net, **opts)
+    if workdir is not None:  # created where missing (a scratch folder named for the run)
+        from .runtime._lock import make_folder
+
+        make_folder(workdir, target=workdir, argument="workdir")
     tmp = Path(tempfile.mkdtemp(prefix="bigseg-bench-", dir=workdir))
     n = size ** 3
     result: dict[str, Any] = {"environment": _environment(), "size": size, "chunks": chunks, "model": model,

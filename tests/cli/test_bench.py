@@ -67,3 +67,10 @@ def test_bad_stages_are_named(tmp_path, capsys):
     assert "`--stages`" in capsys.readouterr().err
     with pytest.raises(InputError, match="`size`"):
         benchmark(size=0)
+
+
+def test_workdir_is_created_and_left_empty(tmp_path):
+    scratch = tmp_path / "scratch" / "bench"
+    res = benchmark(size=16, chunks=8, stages=["write"], workdir=scratch)
+    assert set(res["stages"]) == {"write"}
+    assert scratch.is_dir() and not any(scratch.iterdir())  # its temporary volumes removed after

@@ -146,7 +146,7 @@ def test_options_that_cannot_work_are_named_before_any_work(tmp_path, capsys):
     cases = [
         (["compare", lab, lab, "--netcdf", str(tmp_path)], "`--netcdf` to name a file"),
         (["compare", lab, lab, "--netcdf", str(tmp_path / "a.txt")], "`--netcdf` to end in .nc"),
-        (["bench", "--size", "16", "--workdir", str(tmp_path / "nowhere")], "`--workdir` to be an existing folder"),
+        (["bench", "--size", "16", "--workdir", str(tmp_path / "s.ome.zarr" / "zarr.json")], "`--workdir` to be a folder"),
         (["cluster", "--memory-limit", "lots"], "`--memory-limit` to be a size such as '4GiB'"),
         (["measure", lab, "--workers", "2"], "`--workers` only with --cluster"),
         (["segment", img, "--method", "random-forest", "--labels", lab, "--sigmas", "a,b"], "`--sigmas`"),
