@@ -76,11 +76,15 @@ def _torch():
 
 
 def check_device(device: Any) -> Any:
-    """``torch.device(device)``, refused by name (InputError) where PyTorch cannot use it: CUDA on
-    a machine where it sees no GPU, or a GPU index beyond those present."""
+    """``torch.device(device)``, refused by name (InputError) where PyTorch cannot use it: not a
+    device name ('gpu'), CUDA on a machine where it sees no GPU, or a GPU index beyond those
+    present."""
     import torch
 
-    want = torch.device(device)
+    try:
+        want = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise InputError(f"Expected `device` to be 'cpu', 'cuda' or 'cuda:N'. Got {device!r} instead.") from None
     if want.type == "cuda" and not torch.cuda.is_available():
         raise InputError(f"Expected `device` {str(want)!r} only where PyTorch sees a CUDA GPU. Got it on a machine "
                          f"where it sees none (torch {torch.__version__}); use device='cpu', or leave it unset on a "

@@ -22,15 +22,13 @@ __all__ = ["fit", "resolve_device", "resolve_amp", "hardware", "History"]
 
 
 def resolve_device(device: Any) -> torch.device:
+    """The training device: the GPU where there is one, else the CPU; a given one checked as
+    inference checks it (:func:`bigseg.infer._model.check_device`)."""
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise InputError(f"Expected `device` to be None, 'cpu', 'cuda' or 'cuda:N'. Got {device!r} instead.") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"Expected `device` {device!r} to exist. No CUDA device is available.")
-    return dev
+    from ..infer._model import check_device
+
+    return check_device(device)
 
 
 def resolve_amp(amp: Any, device: torch.device) -> torch.dtype | None:

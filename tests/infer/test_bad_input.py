@@ -123,6 +123,8 @@ def test_model_on_another_device_than_requested(x):
     else:  # the first thing to say: there is no GPU here
         with pytest.raises(InputError, match="`device` 'cuda' only where PyTorch sees a CUDA GPU"):
             predict(x, conv3d_net(), patch=(8, 8, 8), device="cuda")
+    with pytest.raises(InputError, match=r"`device` to be 'cpu', 'cuda' or 'cuda:N'. Got 'gpu'"):  # not a device
+        predict(x, conv3d_net(), patch=(8, 8, 8), device="gpu")
     net = conv3d_net().to("meta")
     with pytest.raises(ModelError, match="on 'meta'"):
         predict(x, net, patch=(8, 8, 8), device="cpu")

@@ -221,6 +221,13 @@ def test_bad_input_is_refused_before_work(pair):
         bigseg.train(img, sparse, arch="segformer")
     with pytest.raises(InputError, match="amp"):
         bigseg.train(img, sparse, amp="fp16", device="cpu")
+    with pytest.raises(InputError, match=r"`device` to be 'cpu', 'cuda' or 'cuda:N'. Got 'gpu'"):
+        bigseg.train(img, sparse, device="gpu")
+    import torch
+
+    if not torch.cuda.is_available():  # as inference says it
+        with pytest.raises(InputError, match="`device` 'cuda:1' only where PyTorch sees a CUDA GPU"):
+            bigseg.train(img, sparse, device="cuda:1")
     with pytest.raises(InputError, match="patch"):
         bigseg.train(img, sparse, patch=(4, 4))
     too_big = tuple(n + 8 for n in img.shape[1:])  # would train mostly on padding
