@@ -154,6 +154,14 @@ def connect(
     dash = "127.0.0.1:0" if dashboard else None
 
     if "://" in cluster or (":" in cluster and cluster.split(":")[-1].isdigit()):
+        from distributed.comm.registry import backends
+
+        scheme = cluster.split("://")[0] if "://" in cluster else "tcp"
+        if scheme not in backends:  # e.g. a typo (tpc://) or http:// (the dashboard's address, not the scheduler's)
+            web = " (an http address is the dashboard's; the scheduler listens on tcp, port 8786 by default)"
+            raise InputError(f"Expected `cluster` to be a scheduler address such as 'tcp://host:8786' (schemes: "
+                             f"{', '.join(sorted(backends))}). Got {cluster!r} instead"
+                             f"{web if scheme in ('http', 'https') else ''}.")
         try:
             client = BigsegClient(cluster, timeout=timeout, **options)
         except (OSError, TimeoutError) as exc:

@@ -108,6 +108,10 @@ def test_connect_errors():
         bigseg.connect("nonsense")
     with pytest.raises(InputError, match="`n_workers`"):
         bigseg.connect("local", n_workers=0)
+    with pytest.raises(InputError, match=r"scheduler address such as 'tcp://host:8786' .*Got 'tpc://10.0.0.1:8786'"):
+        bigseg.connect("tpc://10.0.0.1:8786")  # a typo: was distributed's ValueError
+    with pytest.raises(InputError, match="an http address is the dashboard's"):
+        bigseg.connect("http://127.0.0.1:8787/status")
     with pytest.raises(ClusterError, match="tcp://127.0.0.1"):
         bigseg.connect(f"tcp://127.0.0.1:{_free_port()}", timeout=1, quiet=True)
     try:
