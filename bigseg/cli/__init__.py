@@ -59,10 +59,29 @@ def _plain_streams() -> None:
             stream.reconfigure(errors="bigseg-plain")
 
 
+def _unrecognized(sub: argparse.ArgumentParser, extra: list[str]) -> None:
+    """Exit (2) as ``sub`` does on a bad argument: the arguments it does not know, and for an
+    option the closest ones it has."""
+    import difflib
+
+    known = [s for a in sub._actions for s in a.option_strings if s.startswith("--") and s != "--help"]
+    hints = []
+    for arg in extra:
+        name = arg.split("=", 1)[0]
+        if name.startswith("-"):
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.7)
+            if close:
+                hints.append(f"{name}: did you mean {close[0]}?")
+    sub.error(f"unrecognized arguments: {' '.join(extra)}" + (f" ({'; '.join(hints)})" if hints else "")
+              + f"; see bigseg {sub.prog.split()[-1]} --help")
+
+
 def main(argv: list[str] | None = None) -> int:
     _plain_streams()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # said by the command, with the option that was probably meant (was "bigseg: error: ...")
+        _unrecognized(command_parser(parser, args.command), extra)
     default_show = warnings.showwarning
     package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -222,3 +222,16 @@ def test_output_without_unicode_in_the_terminal(tmp_path):
                          env=env, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "area [um^2]" in out.stdout and "per volume [mm^-1]" in out.stdout and "\\x" not in out.stdout
+
+
+def test_unknown_option_said_by_the_command_with_the_one_meant(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["segment", "scan.ome.zarr", "--model", "default", "--overlp", "0.5"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "bigseg segment: error: unrecognized arguments: --overlp 0.5 (--overlp: did you mean --overlap?)" in err
+    assert "see bigseg segment --help" in err and "usage: bigseg segment" in err
+    with pytest.raises(SystemExit):
+        main(["info", "a.ome.zarr", "b.ome.zarr"])
+    err = capsys.readouterr().err
+    assert "bigseg info: error: unrecognized arguments: b.ome.zarr; see bigseg info --help" in err
