@@ -162,7 +162,7 @@ def random_forest(vol: Any, labels: Any, *, sigmas: Sequence[float] = DEFAULT_SI
     rf.fit(x, y)
     rf.n_jobs = 1  # prediction runs inside dask tasks: no nested thread pools
     outs = [map_overlap_exact(_predict_block, arr, depth, dtype=np.uint8, model=rf, sigmas=sigmas,
-                              token="random-forest") for arr in imgs]
+                              token="random-forest", meta=np.empty((0,) * arr.ndim, np.uint8)) for arr in imgs]
     data = da.stack(outs) if series else outs[0]
     return labels_volume(data, v, phases, mask=mask, method="random_forest", sigmas=list(sigmas),
                          features=feature_names(sigmas), n_training_voxels=int(len(y)))

@@ -82,8 +82,9 @@ def kmeans(vol: Any, *, classes: int = 3, sample: int = 200_000, seed: int = 0, 
     km = KMeans(n_clusters=classes, n_init=4, random_state=seed).fit((x - mean) / std)
     centres = km.cluster_centers_.astype(np.float32)
     rank = np.argsort(np.argsort(centres[:, 0]))  # cluster -> class ordered by grey level
-    data = map_overlap_exact(_predict_block, arr, 1, dtype=np.uint8, token="kmeans", mean=mean, std=std, centres=centres,
-                             order=rank.astype(np.uint8))
+    data = map_overlap_exact(_predict_block, arr, 1, dtype=np.uint8, token="kmeans",
+                             meta=np.empty((0,) * arr.ndim, np.uint8),  # host labels, whatever the input
+                             mean=mean, std=std, centres=centres, order=rank.astype(np.uint8))
     real = centres * std + mean
     order = np.argsort(centres[:, 0])
     return labels_volume(data, v, names, mask=mask, centres=real[order].tolist(), method="kmeans")

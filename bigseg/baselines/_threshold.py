@@ -9,6 +9,7 @@ import xarray as xr
 
 from ..io._volume import frame_by_frame
 from ..kernels.features import grey_classes
+from ..ops import to_numpy
 from ._common import FOV_DOC, check_volume, global_histogram, labels_volume, multiotsu, parse_classes, phase_names
 
 __all__ = ["threshold", "multiotsu_thresholds"]
@@ -27,6 +28,11 @@ def multiotsu_thresholds(vol: Any, *, classes: int = 3, nbins: int = 256, progre
 def _multiotsu(v: xr.DataArray, classes: int, nbins: int, mask: np.ndarray | None, progress: bool) -> np.ndarray:
     counts, centres = global_histogram(v, nbins=nbins, mask=mask, progress=progress)
     return multiotsu(counts, centres, classes)
+
+
+def _host_classes(block: Any, thresholds: np.ndarray) -> np.ndarray:
+    """The classes of a block (classified on its device, NumPy or CuPy), as host labels."""
+    return to_numpy(grey_classes(block, thresholds))
 
 
 @frame_by_frame
@@ -56,7 +62,8 @@ def threshold(vol: Any, *, classes: int = 3, nbins: int = 256, phases: Any = Non
     classes = parse_classes(classes)
     names = phase_names(classes, phases)
     th = _multiotsu(v, classes, nbins, mask, progress)
-    data = v.data.map_blocks(grey_classes, th, dtype=np.uint8, token="threshold")
+    data = v.data.map_blocks(_host_classes, th, dtype=np.uint8, token="threshold",
+                             meta=np.empty((0,) * v.data.ndim, np.uint8))
     return labels_volume(data, v, names, mask=mask, thresholds=[float(t) for t in th], method="threshold")
 
 

@@ -12,7 +12,7 @@ from ..errors import InputError
 from ..kernels.features import grey_classes, sobel_magnitude
 from ..kernels.filters import gaussian as gaussian_kernel
 from ..kernels.filters import gaussian_radius
-from ..ops import map_overlap_exact
+from ..ops import map_overlap_exact, to_numpy
 from ..io._volume import frame_by_frame
 from ._common import FOV_DOC, check_volume, global_histogram, labels_volume, multiotsu, parse_classes, phase_names
 
@@ -50,7 +50,7 @@ def seed_bands(counts: np.ndarray, centres: np.ndarray, thresholds: np.ndarray, 
 def _watershed_block(block: Any, thresholds: np.ndarray, bands: np.ndarray, sigma: float) -> np.ndarray:
     from skimage.segmentation import watershed as sk_watershed
 
-    f = np.asarray(block, dtype=np.float32)
+    f = to_numpy(block).astype(np.float32, copy=False)  # scikit-image's watershed runs on the host
     markers = grey_classes(f, thresholds).astype(np.int32) + 1
     for lo, hi in bands:
         markers[(f > lo) & (f < hi)] = 0
@@ -104,8 +104,9 @@ def watershed(vol: Any, *, classes: int = 3, window: str | float = "conservative
     th = multiotsu(counts, centres, classes).astype(np.float64)
     bands = seed_bands(counts, centres, th, w)
     depth = max(halo, (gaussian_radius((sigma,))[0] + 1) if sigma > 0 else 1)
-    data = map_overlap_exact(_watershed_block, v.data, depth, dtype=np.uint8, token="watershed", thresholds=th, bands=bands,
-                             sigma=sigma)
+    data = map_overlap_exact(_watershed_block, v.data, depth, dtype=np.uint8, token="watershed",
+                             meta=np.empty((0,) * v.data.ndim, np.uint8),  # host labels, whatever the input
+                             thresholds=th, bands=bands, sigma=sigma)
     return labels_volume(data, v, names, mask=mask, thresholds=th.tolist(), bands=bands.tolist(), window=w,
                          method="watershed")
 

@@ -93,6 +93,18 @@ def _read_region(src: Any, lo: tuple[int, ...], hi: tuple[int, ...], pads: list[
     return out
 
 
+def _float_tensor(region: Any) -> Any:
+    """A float32 torch tensor of a NumPy block, or of a CuPy block (e.g. filtered on the GPU)
+    through DLPack, on its GPU: no round trip through the host."""
+    import torch
+
+    from ..ops import is_cupy
+
+    if is_cupy(region):
+        return torch.from_dlpack(region.astype(np.float32, copy=False))
+    return torch.from_numpy(np.ascontiguousarray(region, dtype=np.float32))
+
+
 def _acc_task(
     region: Any,
     blob: bytes | None,
@@ -130,7 +142,7 @@ def _acc_task(
     with device_lock(dev), torch.inference_mode():  # one block per device at a time
         if window is not None:
             region = _read_region(region, window[0], window[1], pads or [(0, 0)] * len(window[0]))
-        t_region = torch.from_numpy(np.ascontiguousarray(region, dtype=np.float32))
+        t_region = _float_tensor(region)
         if bool(torch.isnan(t_region).any()):  # torch: every core, one pass, no mask kept
             n_nan = int(torch.isnan(t_region).sum())
             sl = ", ".join(f"{d}[{o}:{o + s}]" for d, o, s in zip("zyx", origin, region.shape))
@@ -174,9 +186,12 @@ def _done(*_args: Any) -> int:
     return 0
 
 
-def _gather(pieces: list[np.ndarray], where: list[tuple[tuple[slice, ...], ...]], shape: tuple[int, ...]) -> np.ndarray:
-    """A float32 region of ``shape`` from input chunks: ``out[dst] = piece[src]`` for each."""
-    out = np.empty(shape, dtype=np.float32)
+def _gather(pieces: list[Any], where: list[tuple[tuple[slice, ...], ...]], shape: tuple[int, ...]) -> Any:
+    """A float32 region of ``shape`` from input chunks: ``out[dst] = piece[src]`` for each (on the
+    GPU for CuPy chunks)."""
+    from ..ops import array_module
+
+    out = array_module(pieces[0]).empty(shape, dtype=np.float32)
     for piece, (dst, src) in zip(pieces, where):
         out[dst] = piece[src]
     return out

@@ -28,6 +28,7 @@ import zarr
 
 from .._parse import parse_chunks, parse_nonnegative_int, parse_phases, parse_voxel_size
 from ..errors import InputError, OutputExistsError, OutputNotWritableError, SourceNotFoundError, VolumeFormatError
+from ..ops._dispatch import is_cupy, to_numpy
 from ..runtime._budget import format_bytes
 from ..runtime._lock import held
 from ..runtime._manifest import key_digest, resumable_array, store_resumable
@@ -150,6 +151,8 @@ def _write_multiscale(
     the pyramid is then made from the stored level 0."""
     dims = tuple(vol.dims)
     arr = vol.data
+    if is_cupy(getattr(arr, "_meta", None)):  # blocks on a GPU (CuPy) go to the store through the host
+        arr = arr.map_blocks(to_numpy, dtype=arr.dtype, meta=np.empty((0,) * arr.ndim, arr.dtype))
     targets, sources, datasets = [], [], []
     for level in range(levels):
         if level:

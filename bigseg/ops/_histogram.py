@@ -23,6 +23,7 @@ import dask.array as da
 import numpy as np
 
 from ..runtime import compute
+from ._dispatch import array_module, to_numpy
 
 __all__ = ["value_range", "bincount_offset", "percentiles", "histogram", "lerp_percentile", "masked_values"]
 
@@ -36,9 +37,14 @@ def value_range(arr: da.Array, *, progress: bool = False) -> tuple[Any, Any]:
     return lo, hi
 
 
-def _block_bincount(b: np.ndarray, lo: int, n: int) -> np.ndarray:
-    c = np.bincount((np.asarray(b).astype(np.int64, copy=False) - lo).ravel(), minlength=n)
-    return c.reshape((1,) * b.ndim + (n,))
+# The block functions below take NumPy or CuPy blocks: a CuPy block is counted on its GPU and
+# only the counts (or the few values asked for) come back to the host.
+
+
+def _block_bincount(b: Any, lo: int, n: int) -> np.ndarray:
+    xp = array_module(b)
+    c = xp.bincount((b.astype(np.int64, copy=False) - lo).ravel(), minlength=n)
+    return to_numpy(c).reshape((1,) * b.ndim + (n,))
 
 
 def bincount_offset(arr: da.Array, lo: int, hi: int) -> da.Array:
@@ -49,15 +55,16 @@ def bincount_offset(arr: da.Array, lo: int, hi: int) -> da.Array:
     return per.sum(axis=tuple(range(arr.ndim)))
 
 
-def _bin_index(b: np.ndarray, lo: float, hi: float, nbins: int) -> np.ndarray:
+def _bin_index(b: Any, lo: float, hi: float, nbins: int) -> Any:
+    xp = array_module(b)
     scale = nbins / (hi - lo) if hi > lo else 0.0
-    idx = np.floor((np.asarray(b, dtype=np.float64) - lo) * scale).astype(np.int64)
-    return np.clip(idx, 0, nbins - 1, out=idx)
+    idx = xp.floor((xp.asarray(b, dtype=np.float64) - lo) * scale).astype(np.int64)
+    return xp.clip(idx, 0, nbins - 1, out=idx)
 
 
-def _block_hist(b: np.ndarray, lo: float, hi: float, nbins: int) -> np.ndarray:
-    c = np.bincount(_bin_index(b, lo, hi, nbins).ravel(), minlength=nbins)
-    return c.reshape((1,) * b.ndim + (nbins,))
+def _block_hist(b: Any, lo: float, hi: float, nbins: int) -> np.ndarray:
+    c = array_module(b).bincount(_bin_index(b, lo, hi, nbins).ravel(), minlength=nbins)
+    return to_numpy(c).reshape((1,) * b.ndim + (nbins,))
 
 
 def histogram(arr: da.Array, lo: float, hi: float, nbins: int) -> da.Array:
@@ -96,9 +103,10 @@ def _order_stats_from_counts(counts: np.ndarray, ks: Sequence[int]) -> np.ndarra
     return np.searchsorted(cum, np.asarray(ks), side="right")
 
 
-def _gather_bins(b: np.ndarray, lo: float, hi: float, nbins: int, wanted: np.ndarray) -> np.ndarray:
+def _gather_bins(b: Any, lo: float, hi: float, nbins: int, wanted: np.ndarray) -> np.ndarray:
+    xp = array_module(b)
     idx = _bin_index(b, lo, hi, nbins)
-    return np.asarray(b)[np.isin(idx, wanted)].astype(np.float64)
+    return to_numpy(b[xp.isin(idx, xp.asarray(wanted))].astype(np.float64))
 
 
 def percentiles(arr: da.Array, qs: Sequence[float], *, progress: bool = False) -> list[float]:
@@ -142,8 +150,9 @@ def percentiles(arr: da.Array, qs: Sequence[float], *, progress: bool = False) -
     return [lerp_percentile(stat[a], stat[b], t) for a, b, t in need]
 
 
-def _pick(block: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    return np.asarray(block)[np.broadcast_to(mask, block.shape)]
+def _pick(block: Any, mask: np.ndarray) -> Any:
+    xp = array_module(block)
+    return block[xp.broadcast_to(xp.asarray(mask), block.shape)]
 
 
 def masked_values(arr: da.Array, mask: np.ndarray) -> da.Array:
