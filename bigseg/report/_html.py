@@ -139,7 +139,7 @@ def _particles_section(table) -> str:
         if col in inside and inside[col].notna().any():
             q = inside[col].quantile([0.1, 0.5, 0.9])
             stats = [float(inside[col].mean()), float(q[0.1]), float(q[0.5]), float(q[0.9])]
-            if power:
+            if power and unit:
                 scale, shown = readable(stats, f"{unit}^{power}")
                 stats, label = [s * scale for s in stats], f"{label} [{shown}]"
             rows.append([label] + stats)
