@@ -58,6 +58,15 @@ def evaluate_presets(model: Any, *, presets: Any = None, shape: tuple[int, int, 
     return out
 
 
+def _two_lines(name: str) -> str:
+    """A preset's name on two lines, broken at the hyphen nearest its middle (nano-ct / phase)."""
+    cuts = [i for i, c in enumerate(name) if c == "-"]
+    if not cuts:
+        return name
+    i = min(cuts, key=lambda k: abs(k - len(name) / 2))
+    return f"{name[:i]}\n{name[i + 1:]}"
+
+
 def plot_history(history: list[dict[str, Any]], phases: list[str], path: str, *, title: str = "", test: dict | None = None,
                  stage_starts: list[float] = ()) -> None:
     """Loss and validation IoU per epoch (and per-preset test IoU bars) as a PNG; dotted lines
@@ -102,7 +111,7 @@ def plot_history(history: list[dict[str, Any]], phases: list[str], path: str, *,
         for i, p in enumerate(phases):
             c = np.array(phase_colour(p, i)[:3]) / 255
             axes[2].bar(np.arange(len(names)) + (i - (len(phases) - 1) / 2) * w, [test[n][p] for n in names], w, color=c, label=p)
-        axes[2].set_xticks(np.arange(len(names)), [n.replace("-", "-\n", 1) for n in names], fontsize=7)
+        axes[2].set_xticks(np.arange(len(names)), [_two_lines(n) for n in names], fontsize=7)
         axes[2].set_ylim(0, 1)
         axes[2].set_ylabel("IoU on unseen synthetic volumes")
         axes[2].grid(axis="y", alpha=0.3)
