@@ -12,7 +12,7 @@ from .._parse import parse_phases, parse_positive_int
 from ..errors import InputError
 from ..filters import count_nonfinite
 from ..io._volume import DEFAULT_PHASES, UNLABELLED, as_volume, like_volume
-from ..ops import bincount_offset, is_cupy, masked_values, to_numpy, value_range
+from ..ops import bincount_offset, masked_values, on_host, to_numpy, value_range
 from ..runtime import compute
 
 __all__ = ["check_volume", "phase_names", "global_histogram", "labels_volume", "parse_classes"]
@@ -78,8 +78,7 @@ def global_histogram(v: xr.DataArray, *, nbins: int = 256, mask: np.ndarray | No
         return counts, np.arange(int(lo), int(hi) + 1)
     if np.issubdtype(arr.dtype, np.integer):  # wide integer range: nbins float bins (multi-Otsu is O(bins**2))
         arr = arr.astype(np.float64)
-    if is_cupy(getattr(arr, "_meta", None)):  # numpy.histogram's own binning, on the host
-        arr = arr.map_blocks(to_numpy, dtype=arr.dtype, meta=np.empty((0,) * arr.ndim, arr.dtype))
+    arr = on_host(arr)  # numpy.histogram's own binning, on the host
     # the edges exactly as numpy.histogram / scikit-image build them (dtype of the image)
     lo, hi = np.asarray(to_numpy(lo), arr.dtype)[()], np.asarray(to_numpy(hi), arr.dtype)[()]
     edges = np.linspace(lo, hi, nbins + 1, endpoint=True, dtype=np.result_type(lo, hi, arr.dtype))

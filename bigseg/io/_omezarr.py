@@ -28,7 +28,7 @@ import zarr
 
 from .._parse import parse_chunks, parse_nonnegative_int, parse_phases, parse_voxel_size
 from ..errors import InputError, OutputExistsError, OutputNotWritableError, SourceNotFoundError, VolumeFormatError
-from ..ops._dispatch import is_cupy, to_numpy
+from ..ops._dispatch import on_host
 from ..runtime._budget import format_bytes
 from ..runtime._lock import held
 from ..runtime._manifest import key_digest, resumable_array, store_resumable
@@ -150,9 +150,7 @@ def _write_multiscale(
     already marked there, from an interrupted write of the same array, are not computed again;
     the pyramid is then made from the stored level 0."""
     dims = tuple(vol.dims)
-    arr = vol.data
-    if is_cupy(getattr(arr, "_meta", None)):  # blocks on a GPU (CuPy) go to the store through the host
-        arr = arr.map_blocks(to_numpy, dtype=arr.dtype, meta=np.empty((0,) * arr.ndim, arr.dtype))
+    arr = on_host(vol.data)  # blocks on a GPU (CuPy) go to the store through the host
     targets, sources, datasets = [], [], []
     for level in range(levels):
         if level:

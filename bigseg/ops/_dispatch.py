@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["is_cupy", "array_module", "ndimage_module", "to_numpy"]
+__all__ = ["is_cupy", "array_module", "ndimage_module", "to_numpy", "on_host"]
 
 
 def is_cupy(x: Any) -> bool:
@@ -38,3 +38,11 @@ def ndimage_module(x: Any) -> ModuleType:
 def to_numpy(x: Any) -> np.ndarray:
     """A NumPy copy of a CuPy array; NumPy arrays are returned as they are."""
     return x.get() if is_cupy(x) else np.asarray(x)
+
+
+def on_host(arr: Any) -> Any:
+    """A dask array with ``arr``'s blocks as NumPy arrays (CuPy blocks copied to the host, block
+    by block); ``arr`` itself when its blocks are NumPy already."""
+    if not is_cupy(getattr(arr, "_meta", None)):
+        return arr
+    return arr.map_blocks(to_numpy, dtype=arr.dtype, meta=np.empty((0,) * arr.ndim, arr.dtype))

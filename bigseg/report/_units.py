@@ -14,11 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from ..io._calibration import convert_length, normalise_unit
+from ..io._calibration import convert_length, normalise_unit, ome_tiff_unit
 
 __all__ = ["readable", "pretty", "scale_bar", "voxel_text", "readable_evolution"]
 
-_SHOWN = {"angstrom": "Å", "um": "µm"}  # short names written otherwise on a figure
 _SCALE = ("nm", "um", "mm", "m")  # the units a quantity may be shown in
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 _LOW, _HIGH = 0.1, 1e4  # values read as plain numbers in this range
@@ -48,7 +47,8 @@ def pretty(units: Any) -> str:
         m = re.fullmatch(r"([A-Za-z]+)\^(-?\d+)", str(units or ""))
         return f"{m.group(1)}{m.group(2).translate(_SUPERSCRIPT)}" if m else str(units or "")
     short, power = parsed
-    return _SHOWN.get(short, short) + ("" if power == 1 else str(power).translate(_SUPERSCRIPT))
+    symbol = ome_tiff_unit(short)  # µm, Å, nm, ...: the symbols of the unit table
+    return symbol + ("" if power == 1 else str(power).translate(_SUPERSCRIPT))
 
 
 def readable(values: Any, units: Any, *, low: float = _LOW, high: float = _HIGH) -> tuple[float, str]:
