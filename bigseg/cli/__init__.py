@@ -59,7 +59,7 @@ def _plain_streams() -> None:
             stream.reconfigure(errors="bigseg-plain")
 
 
-def _unrecognized(sub: argparse.ArgumentParser, extra: list[str]) -> None:
+def _unrecognized(sub: argparse.ArgumentParser, command: str, extra: list[str]) -> None:
     """Exit (2) as ``sub`` does on a bad argument: the arguments it does not know, and for an
     option the closest ones it has."""
     import difflib
@@ -73,7 +73,7 @@ def _unrecognized(sub: argparse.ArgumentParser, extra: list[str]) -> None:
             if close:
                 hints.append(f"{name}: did you mean {close[0]}?")
     sub.error(f"unrecognized arguments: {' '.join(extra)}" + (f" ({'; '.join(hints)})" if hints else "")
-              + f"; see bigseg {sub.prog.split()[-1]} --help")
+              + f"; see bigseg {command} --help")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:  # said by the command, with the option that was probably meant (was "bigseg: error: ...")
-        _unrecognized(command_parser(parser, args.command), extra)
+        _unrecognized(command_parser(parser, args.command), args.command, extra)
     default_show = warnings.showwarning
     package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
