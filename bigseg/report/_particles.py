@@ -25,6 +25,8 @@ def particle_figure(table: Any, *, path: str | os.PathLike | None = None, title:
     ``path`` is given).
     """
     plt = pyplot(path)
+    from matplotlib.ticker import MaxNLocator
+
     df = table
     if "t" in df.columns and len(df):
         df = df[df["t"] == df["t"].iloc[-1]]
@@ -49,11 +51,13 @@ def particle_figure(table: Any, *, path: str | os.PathLike | None = None, title:
         a2.plot(inner["equivalent_diameter"].to_numpy()[order] * scale, cum / cum[-1], color="black")
     a2.set_ylabel("cumulative volume fraction (inside)")
     a2.set_ylim(0, 1.02)
-    a.legend(loc="center right", fontsize=8)
+    a.set_ylim(0, a.get_ylim()[1] * 1.3)  # room above the bars for the legend (the curve starts low at the left)
+    a.legend(loc="upper left", fontsize=8, ncols=2)
     a.set_title(f"{len(df)} {phase} particles")
     s = inner["sphericity"].dropna()
     axes[1].hist(s, bins=20, range=(min(0.3, s.min()), max(1.2, s.max())) if len(s) else None, color=colour, edgecolor="black")
     axes[1].set_xlabel("sphericity (inside the volume)")
+    axes[1].set_ylabel("particles")
     axes[1].set_title("shape")
     for c in contacts:
         other = c[len("contact_"):]
@@ -65,6 +69,8 @@ def particle_figure(table: Any, *, path: str | os.PathLike | None = None, title:
     axes[2].set_ylim(0, axes[2].get_ylim()[1] * 1.35)  # room above the histograms for the legend
     axes[2].legend(fontsize=8, loc="upper center", ncols=2)
     axes[2].set_title("contacts")
+    for ax in axes[:3]:  # particle counts are whole numbers
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     _detachment_by_size(axes[3], df, scale, unit, colour)
     return finish(fig, path, title=title, dpi=dpi)
 
