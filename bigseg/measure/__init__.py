@@ -6,6 +6,7 @@ computation for any chunking. Results are xarray objects with phase names, units
 dimension for (t, z, y, x) series, ready for ``to_netcdf``.
 """
 
+from ._connectivity import connectivity
 from ._groups import size_groups
 from ._particles import particle_labels, particles
 from ._metrics import METHODS, interfaces, specific_surface_area, surface_area, volume_fractions
@@ -42,6 +43,7 @@ __all__ = [
     "radial_profile",
     "rve",
     "tortuosity",
+    "connectivity",
     "particle_labels",
     "size_groups",
     "METHODS",
