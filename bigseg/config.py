@@ -45,7 +45,7 @@ DEFAULTS: dict[str, Any] = {
                 "autocast": "auto", "temporal": 0},
     "measure": {"interfaces": "faces", "particles": True, "phase": "active", "split": True, "max_diameter": 40,
                 "particle_labels": False, "profile": "z", "profile_step": 1, "shells": None, "tortuosity": None,
-                "rve": False, "radial_step": 4},
+                "connectivity": "z", "rve": False, "radial_step": 4},
     "slurm": {"queue": None, "account": None, "cores": 8, "memory": "32GiB", "walltime": "01:00:00",
               "jobs": 1, "processes": 1},
 }
@@ -170,14 +170,18 @@ def _validate(cfg: dict[str, Any]) -> None:
             parse_shells_spec("measure.shells", cfg["measure"]["shells"])
         except InputError as e:
             raise ConfigError(str(e)) from None
-    if cfg["measure"]["tortuosity"] is False:
-        cfg["measure"]["tortuosity"] = None
+    for key in ("tortuosity", "connectivity"):  # YAML reads a bare `off`/`no` as false
+        if cfg["measure"][key] is False:
+            cfg["measure"][key] = None
     _check("measure.rve", isinstance(cfg["measure"]["rve"], bool), "to be true or false", cfg["measure"]["rve"])
     rs = cfg["measure"]["radial_step"]
     _check("measure.radial_step", isinstance(rs, (int, float)) and not isinstance(rs, bool) and rs > 0,
            "to be a positive number of voxels (shell width of the radial profile, with fov)", rs)
     _check("measure.tortuosity", cfg["measure"]["tortuosity"] in ("z", "y", "x", None),
            "to be 'z', 'y', 'x' (the pore phase's tortuosity along it, TauFactor) or null", cfg["measure"]["tortuosity"])
+    _check("measure.connectivity", cfg["measure"]["connectivity"] in ("z", "y", "x", None),
+           "to be 'z', 'y', 'x' (each phase's share spanning the volume along it) or null",
+           cfg["measure"]["connectivity"])
 
 
 #: ``BIGSEG_*`` variables that each process reads for itself (where the configuration file is,

@@ -470,7 +470,10 @@ class Pipeline:
         # a cylinder's artefacts are radial (cupping, rim): the fractions by distance from its axis
         radial = (measure.radial_profile(labels, centre=fov_centre(fov), step=m["radial_step"], progress=True)
                   if fov is not None else None)
-        metrics = measure.add_to_metrics(metrics, shells=sh, tortuosity=tau, rve=rve, radial=radial)
+        # each phase's share spanning the electrode, cut off in it, or reaching the volume's edge
+        conn = measure.connectivity(labels, axis=m["connectivity"], progress=True) if m["connectivity"] else None
+        metrics = measure.add_to_metrics(metrics, shells=sh, tortuosity=tau, rve=rve, radial=radial,
+                                         connectivity=conn)
         table = None
         if m["particles"]:
             # with particle_labels, labels/particles (value = the table's id; a series: its track)

@@ -14,7 +14,8 @@ from ._common import (FIGURE_SUFFIXES, add_cluster_args, add_progress_args, clus
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "measure", help="fractions, interfaces, scores, profiles, particles, shells, tortuosity, RVE of a label image",
+        "measure", help="fractions, interfaces, scores, profiles, particles, shells, tortuosity, connectivity, RVE of a "
+             "label image",
         description="Measure a label image exactly, block by block: volume fractions, phase-pair interfaces "
                     "(shared faces, % of voxels, area) and, given a reference, IoU/Dice/precision/recall. "
                     "Prints a table; optionally writes netCDF, CSV and a bar chart.")
@@ -50,6 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="fraction of phase OF in 1-voxel shells up to MAX voxels from phase AROUND, e.g. active:cbd:10")
     p.add_argument("--tortuosity", default=None, choices=["z", "y", "x"],
                    help="tortuosity factor of the pore phase along this axis (TauFactor, sub-volumes of 256³)")
+    p.add_argument("--connectivity", default=None, choices=["z", "y", "x"],
+                   help="each phase's share in components spanning the volume along this axis (percolating), cut "
+                        "off inside it (isolated) or reaching its edge only (unknown)")
     p.add_argument("--fov", default=None,
                    help="--tortuosity of labels with a field of view: solve in the largest square inside it, "
                         "'auto' (the 255 fill around the sample), 'cylinder' or CY,CX,R (other measurements leave "
@@ -130,6 +134,22 @@ def _rve_table(rve) -> str:
                       for p, v in zip(phases, rve.rve_size.values))
     lines.append(f"first edge within the tolerance: {found}")
     return "\n".join(lines)
+
+
+def _connectivity_table(conn) -> str:
+    """The connectivity of each phase (the last scan of a series), as the report shows it."""
+    from ..report import connectivity_table
+
+    axis = conn.attrs["axis"]
+    head, rows, note = connectivity_table(conn.isel(t=-1) if "t" in conn.dims else conn, axis)
+    last = f" (t = {conn.t.values[-1]})" if "t" in conn.dims else ""
+    widths = [max(len(h), 8) for h in head]
+    lines = [f"connectivity along {axis}{last}:", "  ".join(h.rjust(w) if i else h.ljust(w)
+                                                           for i, (h, w) in enumerate(zip(head, widths)))]
+    for r in rows:
+        lines.append("  ".join(str(v).ljust(w) if i == 0 else (f"{v:>{w}.1f}" if isinstance(v, float) else f"{v:>{w}}")
+                               for i, (v, w) in enumerate(zip(r, widths))))
+    return "\n".join(lines + [f"({note})"])
 
 
 def _size_groups_lines(table) -> str:
@@ -291,6 +311,8 @@ def run(args: argparse.Namespace) -> int:
         tau = (measure.tortuosity(labels, axis=args.tortuosity, phases=phases, fov=args.fov, progress=args.progress)
                if args.tortuosity else None)
         rve = measure.rve(labels, phases=phases, progress=args.progress) if args.rve else None
+        conn = (measure.connectivity(labels, axis=args.connectivity, phases=phases, progress=args.progress)
+                if args.connectivity else None)
         radial = None
         if args.radial is not None:
             from ..io import fov_centre, fov_mask
@@ -352,9 +374,11 @@ def run(args: argparse.Namespace) -> int:
                   *tau.attrs["box_yx"][0], *tau.attrs["box_yx"][1])))
     if rve is not None:
         print(_rve_table(rve))
+    if conn is not None:
+        print(_connectivity_table(conn))
     if radial is not None:
         print(_radial_table(radial))
-    ds = measure.add_to_metrics(ds, shells=sh, tortuosity=tau, rve=rve, radial=radial)
+    ds = measure.add_to_metrics(ds, shells=sh, tortuosity=tau, rve=rve, radial=radial, connectivity=conn)
     if args.netcdf:
         ds.to_netcdf(args.netcdf, engine="h5netcdf")
         print(f"wrote {args.netcdf}")

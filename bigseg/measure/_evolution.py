@@ -61,7 +61,8 @@ def evolution(metrics: xr.Dataset, particles: pd.DataFrame | None = None,
     -------
     pandas.DataFrame indexed by ``t`` with ``fraction_<phase>``; ``specific_area_<a>_<b>`` (the
     interface area per volume, ``unit^-1``); ``coverage_<a>_<b>`` (the share of a's interface
-    area on its interface with b, Müller et al. 2021); with a reference, ``iou_<phase>``; with particles,
+    area on its interface with b, Müller et al. 2021); with a reference, ``iou_<phase>``; with
+    :func:`connectivity` added (:func:`add_to_metrics`), ``percolating_<phase>``; with particles,
     ``particles`` (count), ``particles_inside`` (not touching the border),
     ``particles_continued`` (whose track goes on from the step before; see ``track`` in
     :func:`particles`) and ``median_<quantity>`` over the particles inside the volume
@@ -96,6 +97,9 @@ def evolution(metrics: xr.Dataset, particles: pd.DataFrame | None = None,
     if "iou" in ds:
         for i, p in enumerate(phases):
             out[f"iou_{p}"] = ds.iou.values[:, i]
+    if "connectivity_percolating" in ds:  # e.g. a CBD network that breaks up as the electrode cycles
+        for i, p in enumerate(phases):
+            out[f"percolating_{p}"] = ds.connectivity_percolating.values[:, i]
     if particles is not None:
         if not isinstance(particles, pd.DataFrame) or "touches_border" not in particles.columns:
             raise InputError("Expected `particles` to be the table of bigseg.measure.particles (with a "

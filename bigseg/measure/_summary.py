@@ -75,14 +75,20 @@ def summary(labels: Any, *, truth: Any = None, method: Method = "faces", phases:
 
 def add_to_metrics(metrics: xr.Dataset, *, shells: xr.DataArray | None = None,
                    tortuosity: xr.Dataset | None = None, rve: xr.Dataset | None = None,
-                   radial: xr.DataArray | None = None) -> xr.Dataset:
+                   radial: xr.DataArray | None = None, connectivity: xr.Dataset | None = None) -> xr.Dataset:
     """``metrics`` (:func:`summary`) with :func:`shells` as ``shell_fraction`` (over
     ``shell_distance``), :func:`tortuosity` as ``tortuosity``, ``tortuosity_D_eff`` and
     ``tortuosity_porosity`` (over ``subvolume``) and :func:`rve` as ``rve_mean``, ``rve_std``,
     ``rve_relative_std``, ``rve_cubes`` (over ``cube_edge``) and ``rve_size`` and
     :func:`radial_profile` as ``volume_fraction_radial`` (over ``r``, its voxel counts
-    ``r_bin_voxels``), so that one netCDF file holds them all."""
+    ``r_bin_voxels``) and :func:`connectivity` as ``connectivity_percolating``, ``_isolated``,
+    ``_unknown``, ``_largest`` and ``_components`` (over ``phase``), so that one netCDF file holds
+    them all."""
     ds = metrics.copy()
+    if connectivity is not None:
+        for name in ("percolating", "isolated", "unknown", "largest", "components"):
+            ds[f"connectivity_{name}"] = connectivity[name]
+        ds.attrs.update(connectivity_axis=str(connectivity.attrs["axis"]))
     if radial is not None:
         ds["volume_fraction_radial"] = radial.rename(bin_voxels="r_bin_voxels")
         ds.attrs.update(radial_centre=list(radial.attrs["centre"]), radial_step=float(radial.attrs["step"]))

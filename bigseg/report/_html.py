@@ -16,7 +16,7 @@ from ..errors import InputError
 from ..io._volume import is_step_index
 from ._units import readable, readable_evolution, voxel_text
 
-__all__ = ["write_report", "read_metrics"]
+__all__ = ["write_report", "read_metrics", "connectivity_table"]
 
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
@@ -74,6 +74,12 @@ def _metrics_section(ds) -> str:
         out += f"<p class='note'>area method: {html.escape(method + caveat)}</p>"
     if "volume_fraction_profile" in d:
         out += _profile_section(d["volume_fraction_profile"], last)
+    if "connectivity_percolating" in d:
+        names = ("percolating", "isolated", "unknown", "largest", "components")
+        conn = d[[f"connectivity_{c}" for c in names]].rename({f"connectivity_{c}": c for c in names})
+        head, rows, note = connectivity_table(conn, str(ds.attrs.get("connectivity_axis", "")))
+        out += (f"<h2>Connectivity along {html.escape(str(ds.attrs.get('connectivity_axis', '')))}{last}</h2>"
+                + _table(head, rows) + f"<p class='note'>{html.escape(note)}</p>")
     if "shell_fraction" in d:
         sh = d["shell_fraction"]
         scale, unit = readable(d.shell_distance.values, sh.attrs.get("distance_units", ""))
@@ -102,6 +108,18 @@ def _metrics_section(ds) -> str:
                   f"{html.escape(str(ds.attrs.get('tortuosity_axis', '')))} (TauFactor; sub-volumes solved "
                   "independently)</p>")
     return out
+
+
+def connectivity_table(conn, axis: str) -> tuple[list[str], list[list[Any]], str]:
+    """Header, rows (one per phase, in %) and a note saying what the classes are, of one
+    frame's :func:`bigseg.measure.connectivity`."""
+    head = ["phase", "percolating %", "isolated %", "unknown %", "largest component %", "components"]
+    rows = [[str(p)] + [100 * float(conn[c].values[i]) for c in ("percolating", "isolated", "unknown", "largest")]
+            + [int(conn["components"].values[i])] for i, p in enumerate(conn.phase.values)]
+    note = (f"shares of each phase's voxels in 6-connected components that touch both faces normal to {axis} "
+            "(percolating), no face of the volume and no edge of the field of view (isolated: cut off in the "
+            "sample), or its edge without spanning it (unknown: they may connect outside the volume)")
+    return head, rows, note
 
 
 def _profile_section(prof, last: str) -> str:
