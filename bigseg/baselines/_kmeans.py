@@ -11,6 +11,7 @@ from scipy import ndimage as ndi
 
 from .._parse import parse_positive_int
 from ..kernels.features import nearest_centre, sobel_magnitude
+from ..kernels.synth import hash_uniform
 from ..ops import map_overlap_exact, to_numpy
 from ..ops._overlap import block_slices, min_chunks
 from ..runtime import compute
@@ -39,7 +40,8 @@ def kmeans(vol: Any, *, classes: int = 3, sample: int = 200_000, seed: int = 0, 
     """k-means clustering of (grey level, Sobel gradient magnitude), as in the LRCS-Net paper's comparison.
 
     Features are standardised; ``sklearn.cluster.KMeans`` (k-means++, 4 inits) is fitted on a
-    random subsample of about ``sample`` voxels (the Sobel feature is exact blockwise: halo 1);
+    random subsample of about ``sample`` voxels, drawn by their position (the same voxels, and so
+    the same labels, for any chunking; the Sobel feature is exact blockwise: halo 1);
     every voxel then gets its nearest centre, blockwise. Clusters are ordered by the grey level
     of their centre (for 3 classes: 0 pore, 1 cbd, 2 active).
 
@@ -70,12 +72,16 @@ def kmeans(vol: Any, *, classes: int = 3, sample: int = 200_000, seed: int = 0, 
     core = None if mask is None else ndi.binary_erosion(mask, border_value=1)
     inside = [None if core is None else core[where[idx][1:]] for idx in idxs]
     p = min(1.0, sample / (arr.size if core is None else arr.shape[0] * max(int(core.sum()), 1)))
-    parts = [dask.delayed(_sample_interior)(b, idx, arr.numblocks, p, seed * 1_000_003 + i, m)
-             for i, (b, idx, m) in enumerate(zip(blocks, idxs, inside))]
+    # which voxels are drawn hangs on their global position, not on the blocks: the same sample,
+    # and so the same result, for any chunking
+    starts = [tuple(s.start for s in where[idx]) for idx in idxs]
+    parts = [dask.delayed(_sample_interior)(b, idx, arr.numblocks, p, seed, m, start)
+             for b, idx, m, start in zip(blocks, idxs, inside, starts)]
     (x,) = compute(dask.delayed(np.concatenate)(parts), desc="k-means sample", progress=progress)
     if len(x) < classes:
-        x = np.concatenate(compute(*[dask.delayed(_sample_interior)(b, idx, arr.numblocks, 1.0, 0, m)
-                                     for b, idx, m in zip(blocks, idxs, inside)], progress=False))
+        x = np.concatenate(compute(*[dask.delayed(_sample_interior)(b, idx, arr.numblocks, 1.0, seed, m, start)
+                                     for b, idx, m, start in zip(blocks, idxs, inside, starts)], progress=False))
+    x = x[np.lexsort(x.T[::-1])]  # the blocks' order out of the fit (its sums and its initial centres)
     mean = x.mean(0).astype(np.float32)
     std = x.std(0).astype(np.float32)
     std[std == 0] = 1
@@ -94,13 +100,15 @@ kmeans.__doc__ = kmeans.__doc__.replace("{fov}", FOV_DOC)
 
 
 def _sample_interior(block: np.ndarray, idx: tuple, numblocks: tuple, p: float, seed: int,
-                     inside: np.ndarray | None = None) -> np.ndarray:
+                     inside: np.ndarray | None, start: tuple) -> np.ndarray:
+    """Features of the voxels of the block proper (global position ``start``) drawn with
+    probability ``p`` by a hash of their global position and ``seed``."""
     g, s = _features(np.asarray(block))
     g = g.reshape(block.shape)
     s = s.reshape(block.shape)
     sl = tuple(slice(1 if i > 0 else 0, -1 if i < n - 1 else None) for i, n in zip(idx, numblocks))
     g, s = g[sl], s[sl]  # the block proper
-    keep = np.random.default_rng(seed).random(g.size) < p
+    keep = hash_uniform(np.array(start, np.int64), np.array(g.shape, np.int64), seed).ravel() < p
     if inside is not None:  # its (y, x) field of view, along z
         keep &= np.broadcast_to(inside, g.shape).ravel()
     g, s = g.ravel(), s.ravel()

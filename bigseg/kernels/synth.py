@@ -34,6 +34,7 @@ __all__ = [
     "render_particles",
     "particle_points",
     "hash_normal",
+    "hash_uniform",
     "value_noise",
     "perturb_block",
     "place_particles",
@@ -95,6 +96,20 @@ def hash_normal(origin, shape, seed):
             for k in range(shape[2]):
                 h = _hash4(seed, origin[0] + i, origin[1] + j, origin[2] + k)
                 out[i, j, k] = _normal_from_hash(h)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def hash_uniform(origin, shape, seed):
+    """Uniform values in [0, 1) at global voxels ``origin + index`` (as :func:`hash_normal`):
+    float64 (z, y, x), the value at a global voxel the same for any block, e.g. to draw a random
+    subsample that does not depend on the chunking."""
+    out = np.empty((shape[0], shape[1], shape[2]), dtype=np.float64)
+    for i in range(shape[0]):
+        for j in range(shape[1]):
+            for k in range(shape[2]):
+                out[i, j, k] = float(_hash4(seed, origin[0] + i, origin[1] + j, origin[2] + k) >> np.uint64(11)) \
+                    * (1.0 / 9007199254740992.0)
     return out
 
 
