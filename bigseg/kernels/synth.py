@@ -476,19 +476,24 @@ def place_particles(seed, radii, lo, hi, kappa, attempts):
 def perturb_block(block, origin, ratio, iterations, seed):
     """Ground-truth perturbation of a label block (Su et al. 2022, Methods: "Synthetic training data").
 
-    At each iteration, every interface voxel (a voxel with a 6-neighbour of another phase) is
-    picked with probability ``ratio``; a picked voxel takes the phase of one of its differing
-    neighbours, chosen at random: that phase dilates into it, its own phase erodes. Picks are
-    decided from the whole previous state, so all moves of one iteration happen at once.
-    Random numbers are hashes of (seed, iteration, global z, y, x). Value 255 (unlabelled or
-    outside the volume) neither moves nor spreads.
+    The paper picks a share of the interface and dilates "either side" there: one phase erodes,
+    the other dilates. Here, at each iteration, every interface face (two 6-neighbours of
+    different phases) is picked with probability ``min(1, 2 * ratio)`` and one of its two
+    voxels, either with equal chance, takes the phase of the other: on a flat interface
+    ``ratio`` of its voxels move, and every phase is as likely to gain a voxel there as to lose
+    one (choosing among a voxel's differing neighbours instead made thin phases, whose voxels
+    have several, grow: CBD +16 % after 5 iterations). A voxel offered several phases takes
+    that of its lowest draw. Moves are decided from the whole previous state, so all moves of
+    one iteration happen at once. Random numbers are hashes of (seed, iteration, axis, global
+    z, y, x of the face's lower voxel). Value 255 (unlabelled or outside the volume) neither
+    moves nor spreads.
 
     The outer ``iterations`` voxels of ``block`` are not valid on return (they lack
     neighbours); callers pass a halo of ``iterations`` and crop it.
     """
     nz, ny, nx = block.shape
     cur = block.copy()
-    nb = np.empty(6, dtype=np.uint8)
+    pick = min(1.0, 2.0 * ratio)
     for it in range(iterations):
         new = cur.copy()
         for a in range(1, nz - 1):
@@ -497,38 +502,27 @@ def perturb_block(block, origin, ratio, iterations, seed):
                     v = cur[a, b, c]
                     if v == 255:
                         continue
-                    k = 0
-                    w = cur[a - 1, b, c]
-                    if w != v and w != 255:
-                        nb[k] = w
-                        k += 1
-                    w = cur[a + 1, b, c]
-                    if w != v and w != 255:
-                        nb[k] = w
-                        k += 1
-                    w = cur[a, b - 1, c]
-                    if w != v and w != 255:
-                        nb[k] = w
-                        k += 1
-                    w = cur[a, b + 1, c]
-                    if w != v and w != 255:
-                        nb[k] = w
-                        k += 1
-                    w = cur[a, b, c - 1]
-                    if w != v and w != 255:
-                        nb[k] = w
-                        k += 1
-                    w = cur[a, b, c + 1]
-                    if w != v and w != 255:
-                        nb[k] = w
-                        k += 1
-                    if k == 0:
-                        continue
-                    h = _hash4(seed * 1000003 + it, origin[0] + a, origin[1] + b, origin[2] + c)
-                    u = float(h >> np.uint64(40)) * (1.0 / 16777216.0)
-                    if u >= ratio:
-                        continue
-                    pick = int(((h & np.uint64(0xFFFF)) * np.uint64(k)) >> np.uint64(16))
-                    new[a, b, c] = nb[pick]
+                    best = 2.0
+                    to = v
+                    for j in range(6):  # the face towards neighbour j: axis j // 2, step -1 or +1
+                        ax = j // 2
+                        step = 2 * (j % 2) - 1
+                        da_ = step if ax == 0 else 0
+                        db_ = step if ax == 1 else 0
+                        dc_ = step if ax == 2 else 0
+                        w = cur[a + da_, b + db_, c + dc_]
+                        if w == v or w == 255:
+                            continue
+                        lo = 0 if step > 0 else -1  # the face's lower voxel: this one, or the neighbour
+                        h = _hash4((seed * 1000003 + it) * 3 + ax, origin[0] + a + (lo if ax == 0 else 0),
+                                   origin[1] + b + (lo if ax == 1 else 0), origin[2] + c + (lo if ax == 2 else 0))
+                        u = float(h >> np.uint64(40)) * (1.0 / 16777216.0)
+                        if u >= pick:
+                            continue
+                        into_lower = (h & np.uint64(1)) == np.uint64(0)
+                        if into_lower == (step > 0) and u < best:  # this voxel takes the neighbour's phase
+                            best = u
+                            to = w
+                    new[a, b, c] = to
         cur = new
     return cur

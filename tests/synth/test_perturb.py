@@ -52,12 +52,24 @@ def test_ratio_and_iterations_control_the_amount(labels):
 
 
 def test_fractions_stay_close(labels):
+    """Either side of a face is as likely to move: no phase grows for being thin (choosing among a
+    voxel's differing neighbours grew the CBD by 2.4 percentage points over 5 iterations)."""
     a = labels.values
     p = perturb(labels).values
     fa = np.bincount(a.ravel(), minlength=3) / a.size
     fp = np.bincount(p.ravel(), minlength=3) / a.size
-    assert np.abs(fa - fp).max() < 0.03
+    assert np.abs(fa - fp).max() < 0.008
     assert set(np.unique(p)) <= {0, 1, 2}
+
+
+def test_a_flat_interface_moves_both_ways_at_the_ratio():
+    a = np.zeros((40, 40, 40), np.uint8)
+    a[:, :, 20:] = 2
+    p = perturb(a, ratio=0.1, iterations=1, seed=4).values
+    moved = p != a  # only the two layers beside the interface can move
+    assert not moved[:, :, :19].any() and not moved[:, :, 21:].any()
+    gained, lost = moved[:, :, 19].mean(), moved[:, :, 20].mean()  # active into pore, pore into active
+    assert gained == pytest.approx(0.1, abs=0.02) and lost == pytest.approx(0.1, abs=0.02)
 
 
 @pytest.mark.parametrize("chunks", [(17, 23, 30), (32, 64, 9), (64, 64, 64)])
