@@ -117,15 +117,23 @@ def refuse_replacing(dest: Any, sources: Any, option: str) -> None:
                              f"replace the input (and every label image stored in it). Got {str(dest)!r} instead.")
 
 
-def refuse_existing(dest: Any, overwrite: bool, option: str) -> None:
-    """An output that exists without --overwrite, refused naming the command's own argument."""
+def refuse_existing(dest: Any, overwrite: bool, option: str, *, kind: str = "zarr") -> None:
+    """An output that exists without --overwrite, refused naming the command's own argument;
+    with --overwrite, anything but an earlier output of the ``kind`` written (a zarr store, a
+    folder of TIFF slices, a file: see :func:`bigseg.io._omezarr._check_dest`)."""
     from pathlib import Path
 
     from ..errors import OutputExistsError
+    from ..io._omezarr import _replaceable
 
     if Path(dest).exists() and not overwrite:
         raise OutputExistsError(f"Expected `{option}` to be a new location, or --overwrite. Got {str(dest)!r}, "
                                 f"which exists.")
+    what = _replaceable(Path(dest), kind) if Path(dest).exists() else ""
+    if what:
+        raise OutputExistsError(f"Expected `{option}` to be a new location or an earlier output to replace. Got "
+                                f"{str(dest)!r}, {what}: --overwrite does not delete it. Remove it yourself if that "
+                                "is meant, or write elsewhere.")
 
 
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg", ".tif", ".tiff")

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ._common import add_cluster_args, add_progress_args, cluster_from_args, refuse_existing, refuse_replacing
 
@@ -27,7 +28,10 @@ def run(args: argparse.Namespace) -> int:
     from ..io import export, open_volume
 
     refuse_replacing(args.dest, args.source, "dest")
-    refuse_existing(args.dest, args.overwrite, "dest")
+    from ..io._export import _format
+
+    fmt = _format(Path(args.dest), args.format)
+    refuse_existing(args.dest, args.overwrite, "dest", kind="tiff-slices" if fmt == "tiff-slices" else "file")
     vol = open_volume(args.source, level=args.level, label=args.label)
     with cluster_from_args(args):
         out = export(vol, args.dest, format=args.format, overwrite=args.overwrite, progress=args.progress)

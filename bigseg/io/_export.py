@@ -183,7 +183,7 @@ def export(
     if fmt == "tiff-slices" and vol.ndim == 4:
         raise InputError(f"Expected a 3D volume for a folder of TIFF slices. Got a series of shape {vol.shape}: "
                          "export it to one .tif (axes TZYX), .h5 or .npy, or one time step at a time (vol.isel(t=i)).")
-    _check_dest(dest_p, overwrite, "dest")
+    _check_dest(dest_p, overwrite, "dest", kind="tiff-slices" if fmt == "tiff-slices" else "file")
     unit = normalise_unit(vol.attrs.get("unit"))
     vs = tuple(float(v) for v in vol.attrs["voxel_size"]) if unit else None
     if vs is None and fmt in ("tiff-slices", "tiff"):

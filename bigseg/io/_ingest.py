@@ -24,9 +24,9 @@ import xarray as xr
 from dask.base import tokenize
 
 from .._parse import parse_chunks, parse_dtype, parse_positive_int, parse_tuple, parse_voxel_size
-from ..errors import InputError, OutputExistsError, SourceNotFoundError, VolumeFormatError
+from ..errors import InputError, SourceNotFoundError, VolumeFormatError
 from ._calibration import convert_length, hdf5_calibration, normalise_unit, tiff_calibration
-from ._omezarr import open_volume, save_volume
+from ._omezarr import _check_dest, open_volume, save_volume
 from ._volume import crop_box, is_zarr_store, make_volume
 
 __all__ = ["ingest", "read_source", "open_source", "TIFF_SUFFIXES", "HDF5_SUFFIXES"]
@@ -652,8 +652,7 @@ def ingest(
     ``dest``.
     """
     dest_p = Path(dest)
-    if dest_p.exists() and not overwrite:
-        raise OutputExistsError(f"Expected `dest` to be a new location or `overwrite=True`. Got {str(dest_p)!r}, which exists.")
+    _check_dest(dest_p, overwrite, "dest", make_parent=False)  # before reading anything
     vs = parse_voxel_size(voxel_size) if voxel_size is not None else None
     opts = dict(chunks=chunks, vs=vs, unit=unit, dataset=dataset, dtype=dtype, shape=shape, offset=offset,
                 channel=channel)

@@ -34,7 +34,7 @@ from ..runtime._lock import held
 from ..runtime._manifest import key_digest, resumable_array, store_resumable
 from ..runtime._progress import compute
 from ._calibration import ome_unit, unit_from_ome
-from ._volume import UNLABELLED, as_volume, is_step_index, make_volume, origin_of, phase_colour
+from ._volume import UNLABELLED, as_volume, is_step_index, is_zarr_store, make_volume, origin_of, phase_colour
 
 __all__ = ["save_volume", "save_labels", "open_volume", "volume_info", "OME_VERSION"]
 
@@ -50,13 +50,37 @@ def _resumable_path(dest: Path, key: str) -> Path:
     return dest.parent / f".{dest.name}.partial-r{key_digest(key)}"
 
 
-def _check_dest(dest: Path, overwrite: bool, name: str = "path") -> None:
+def _check_dest(dest: Path, overwrite: bool, name: str = "path", *, kind: str = "zarr", make_parent: bool = True) -> None:
+    """Refuse an existing ``dest`` unless ``overwrite``, and even then anything but what the
+    write makes (``kind``: ``"zarr"`` a zarr store, ``"tiff-slices"`` a folder of TIFF files,
+    ``"file"`` a file): ``overwrite`` replaces an earlier output, never a folder of other data
+    nor the source file of another format (a typo must not delete a user's data)."""
     if dest.exists() and not overwrite:
         raise OutputExistsError(
             f"Expected `{name}` to be a new location or `overwrite=True`. Got {str(dest)!r}, which exists."
         )
-    if not dest.parent.exists():
+    if dest.exists():
+        what = _replaceable(dest, kind)
+        if what:
+            raise OutputExistsError(f"Expected `{name}` to be a new location or an earlier output to replace. Got "
+                                    f"{str(dest)!r}, {what}: `overwrite` does not delete it. Remove it yourself if "
+                                    "that is meant, or write elsewhere.")
+    if make_parent and not dest.parent.exists():
         dest.parent.mkdir(parents=True, exist_ok=True)
+
+
+def _replaceable(dest: Path, kind: str) -> str:
+    """Why ``dest`` is not an output of ``kind`` to replace (``""``: it is one)."""
+    if kind == "file":
+        return "a folder" if dest.is_dir() else ""
+    if not dest.is_dir():
+        return "a file" + (" (a zarr store is a folder)" if kind == "zarr" else "")
+    if not any(dest.iterdir()):
+        return ""  # an empty folder holds nothing to lose
+    if kind == "zarr":
+        return "" if is_zarr_store(dest) else "a folder that is no zarr store"
+    others = [f.name for f in dest.iterdir() if f.suffix.lower() not in (".tif", ".tiff")]
+    return f"a folder holding other files than TIFF slices ({', '.join(sorted(others)[:3])})" if others else ""
 
 
 def _remove(path: Path) -> None:

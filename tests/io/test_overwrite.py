@@ -1,0 +1,66 @@
+"""`overwrite` replaces an earlier output of the same kind, never a folder of other data or a source file."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import bigseg
+from bigseg.cli import main
+from bigseg.errors import OutputExistsError
+from bigseg.io import export, open_volume
+
+
+@pytest.fixture()
+def place(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "notes.txt").write_text("keep me")
+    np.save(tmp_path / "scan.npy", np.arange(512, dtype=np.uint16).reshape(8, 8, 8))
+    return tmp_path
+
+
+def _intact(place):
+    assert (place / "data" / "notes.txt").read_text() == "keep me"
+    assert np.load(place / "scan.npy").sum() == np.arange(512).sum()
+
+
+def test_save_volume_and_ingest_refuse_to_delete_other_data(place):
+    vol = np.zeros((8, 8, 8), np.float32)
+    with pytest.raises(OutputExistsError, match="`path`.*no zarr store.*does not delete"):
+        bigseg.save_volume(vol, place / "data", overwrite=True, progress=False)
+    with pytest.raises(OutputExistsError, match="`path`.*a file"):
+        bigseg.save_volume(vol, place / "scan.npy", overwrite=True, progress=False)
+    with pytest.raises(OutputExistsError, match="`dest`.*a file"):  # the source itself
+        bigseg.ingest(place / "scan.npy", place / "scan.npy", overwrite=True, progress=False)
+    _intact(place)
+
+
+def test_an_earlier_output_or_an_empty_folder_is_replaced(place):
+    (place / "empty").mkdir()
+    bigseg.save_volume(np.zeros((8, 8, 8), np.float32), place / "empty", overwrite=True, progress=False)
+    bigseg.ingest(place / "scan.npy", place / "empty", overwrite=True, progress=False)
+    assert int(open_volume(place / "empty").values.max()) == 511
+    export(open_volume(place / "empty"), place / "slices", progress=False)
+    export(open_volume(place / "empty"), place / "slices", overwrite=True, progress=False)
+    assert len(list((place / "slices").iterdir())) == 8
+
+
+def test_export_refuses_a_folder_of_other_files_and_a_folder_for_a_file(place):
+    vol = bigseg.ingest(place / "scan.npy", place / "s.ome.zarr", progress=False)
+    with pytest.raises(OutputExistsError, match="other files than TIFF slices \\(notes.txt\\)"):
+        export(vol, place / "data", format="tiff-slices", overwrite=True, progress=False)
+    with pytest.raises(OutputExistsError, match="a folder"):
+        export(vol, place / "data", format="npy", overwrite=True, progress=False)
+    _intact(place)
+
+
+@pytest.mark.parametrize("argv", [["synth", "{data}", "--shape", "8", "--overwrite"],
+                                  ["ingest", "{npy}", "{data}", "--overwrite"],
+                                  ["export", "{img}", "{data}", "--overwrite"]], ids=lambda a: a[0])
+def test_cli_refuses_before_any_work(place, argv, capsys):
+    bigseg.ingest(place / "scan.npy", place / "s.ome.zarr", progress=False)
+    args = [a.format(data=place / "data", npy=place / "scan.npy", img=place / "s.ome.zarr") for a in argv]
+    assert main(args + ["--no-progress"]) != 0
+    assert "--overwrite does not delete it" in capsys.readouterr().err
+    _intact(place)
