@@ -15,6 +15,7 @@ from ..errors import InputError
 from ..io._volume import (DEFAULT_PHASES, UNLABELLED, as_volume, frame_arrays, given_values, label_values_error,
                           sparse_labels, warn_unmarked)
 from ..kernels.features import feature_halo, feature_names, multiscale_features
+from ..kernels.synth import hash_uniform
 from ..ops import map_overlap_exact, to_numpy
 from ..ops._overlap import min_chunks
 from ..runtime import compute
@@ -35,17 +36,19 @@ def _interior(idx: tuple, numblocks: tuple, depth: int) -> tuple[slice, ...]:
 
 
 def _train_block(block: np.ndarray, lab: np.ndarray, idx: tuple, numblocks: tuple, depth: int,
-                 sigmas: tuple, cap: int, seed: int, start: tuple, shape: tuple
+                 sigmas: tuple, p: float, seed: int, start: tuple, shape: tuple
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Features and labels of (at most ``cap``) labelled voxels of one block, with their global
-    linear indices; ``start`` = (time step, z0, y0, x0) of the block, ``shape`` = (t, z, y, x)."""
+    """Features and labels of the labelled voxels of one block (each kept with probability
+    ``p``, by a hash of its global position: the same voxels for any chunking), with their
+    global linear indices; ``start`` = (time step, z0, y0, x0) of the block, ``shape`` = (t, z, y, x)."""
     feats = multiscale_features(np.asarray(block), sigmas)
     sl = _interior(idx, numblocks, depth)
     feats = feats[(slice(None),) + sl]
     lab = np.asarray(lab)
     keep = np.flatnonzero(lab.ravel() != UNLABELLED)
-    if keep.size > cap:
-        keep = np.sort(np.random.default_rng(seed).choice(keep, cap, replace=False))
+    if p < 1:
+        u = hash_uniform(np.array(start[1:], np.int64), np.array(lab.shape, np.int64), seed * 1_000_003 + start[0])
+        keep = keep[u.ravel()[keep] < p]
     x = feats.reshape(feats.shape[0], -1)[:, keep].T
     local = np.unravel_index(keep, lab.shape)
     flat = np.ravel_multi_index((np.full(keep.size, start[0]),) + tuple(c + s0 for c, s0 in zip(local, start[1:])), shape)
@@ -66,8 +69,9 @@ def random_forest(vol: Any, labels: Any, *, sigmas: Sequence[float] = DEFAULT_SI
     Features (:func:`bigseg.kernels.features.multiscale_features`): grey level and, per sigma,
     Gaussian, gradient magnitude, Laplacian of Gaussian and Hessian eigenvalues; computed blockwise
     with a halo of ``4 * max(sigmas)`` voxels, so they equal the whole-array features exactly.
-    ``sklearn.ensemble.RandomForestClassifier`` is trained on (at most ``max_samples``) labelled
-    voxels, then predicts every block.
+    ``sklearn.ensemble.RandomForestClassifier`` is trained on the labelled voxels (about
+    ``max_samples`` of them where there are more, drawn by their position: the same training set,
+    and so the same labels, for any chunking), then predicts every block.
 
     Parameters
     ----------
@@ -144,13 +148,11 @@ def random_forest(vol: Any, labels: Any, *, sigmas: Sequence[float] = DEFAULT_SI
         ov = da.overlap.overlap(arr, depth=depth, boundary="none") if arr.npartitions > 1 else arr
         vblocks, lblocks = ov.to_delayed(), lb.to_delayed()
         starts = [np.concatenate([[0], np.cumsum(c)[:-1]]) for c in arr.chunks]
-        for i, idx in enumerate(np.ndindex(*arr.numblocks)):
-            n = int(nlab[idx])
-            if n == 0:
+        for idx in np.ndindex(*arr.numblocks):
+            if int(nlab[idx]) == 0:
                 continue
-            cap = max(1, int(np.ceil(n * max_samples / total)))
             parts.append(dask.delayed(_train_block)(vblocks[idx], lblocks[idx], idx, arr.numblocks, depth, sigmas,
-                                                    cap, seed + t * arr.npartitions + i,
+                                                    min(1.0, max_samples / total), seed,
                                                     (t,) + tuple(int(st[j]) for st, j in zip(starts, idx)),
                                                     (len(imgs),) + spatial))
     got = compute(*parts, desc="training features", progress=progress)

@@ -129,6 +129,13 @@ def test_feature_halo_makes_random_forest_chunking_invariant(ph):
     a = bb.random_forest(da.from_array(grey, chunks=(17, 23, 30)), sparse, **kw).values
     b = bb.random_forest(grey, sparse, **kw).values
     np.testing.assert_array_equal(a, b)
+    # more labels than max_samples: the voxels kept are drawn by position, the same for any chunking
+    dense = np.full(truth.shape, 255, np.uint8)
+    dense[::4] = truth[::4]
+    few = bb.random_forest(da.from_array(grey, chunks=(17, 23, 30)), da.from_array(dense, chunks=(9, 40, 11)),
+                           max_samples=500, **kw)
+    assert abs(few.attrs["n_training_voxels"] - 500) < 100
+    np.testing.assert_array_equal(few.values, bb.random_forest(grey, dense, max_samples=500, **kw).values)
     # the same annotations as napari/ilastik export them (0 = not annotated, classes from 1)
     exported = np.where(sparse == 255, 0, sparse + 1).astype(np.uint16)
     c = bb.random_forest(grey, da.from_array(exported, chunks=(17, 23, 30)), unlabelled=0, **kw).values
