@@ -31,7 +31,8 @@ def series_figure(metrics: Any, particles: Any = None, *, transitions: Any = Non
     specific interface areas, per-phase IoU (with a reference) and, with particles, their count
     and median size (inside the volume) and median contact fractions (detachment = pore
     contact), the detachment of every particle tracked inside the volume through all steps
-    (``track``) and, with ``transitions`` (:func:`bigseg.measure.transitions`), the volume that
+    (``track``), each phase's percolating share (with :func:`bigseg.measure.connectivity` in the
+    metrics) and, with ``transitions`` (:func:`bigseg.measure.transitions`), the volume that
     changed from one phase to another since the step before (line in the first phase's colour,
     markers in the second's), in the fixed phase colours. Returns the Figure (closed when ``path`` is given).
     """
@@ -48,6 +49,7 @@ def series_figure(metrics: Any, particles: Any = None, *, transitions: Any = Non
     full = _whole_tracks(particles)
     changes = [(a, b) for a in phases for b in phases if a != b and f"{a}_to_{b}" in ev]
     panels = (["fractions", "areas"] + (["changes"] if changes else []) + (["iou"] if f"iou_{phases[0]}" in ev else [])
+              + (["percolating"] if f"percolating_{phases[0]}" in ev else [])
               + (["particles", "contacts"] if "particles" in ev else []) + (["tracks"] if full is not None else []))
     ncols = min(3, len(panels))
     nrows = -(-len(panels) // ncols)
@@ -60,9 +62,12 @@ def series_figure(metrics: Any, particles: Any = None, *, transitions: Any = Non
         ax.set_xlabel("scan (time step)" if steps else "t (the times given for the scans)")
         if steps:
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        if panel in ("fractions", "iou"):  # one curve per phase
-            prefix, ylabel, name = (("fraction_", "volume fraction", "phases") if panel == "fractions"
-                                    else ("iou_", "IoU against the reference", "scores"))
+        if panel in ("fractions", "iou", "percolating"):  # one curve per phase
+            axis = getattr(metrics, "attrs", {}).get("connectivity_axis", "an axis")
+            prefix, ylabel, name = {"fractions": ("fraction_", "volume fraction", "phases"),
+                                    "iou": ("iou_", "IoU against the reference", "scores"),
+                                    "percolating": ("percolating_", f"share spanning the volume along {axis}",
+                                                    "connectivity")}[panel]
             for p in phases:
                 ax.plot(t, ev[prefix + p], color=colour[p], label=p, **style)
             ax.set_ylabel(ylabel)

@@ -69,6 +69,13 @@ def test_evolution_rows_equal_the_measurements_of_each_step(series):
     first = fig.axes[0]
     assert first.get_xlabel() == "scan (time step)"
     assert all(float(v).is_integer() for v in first.get_xticks())  # steps, not 0.5
+    # with the connectivity in the metrics: each phase's percolating share per step, and its curves
+    conn = measure.connectivity(lazy, axis="x")
+    with_conn = measure.add_to_metrics(m, connectivity=conn)
+    ev = measure.evolution(with_conn)
+    np.testing.assert_array_equal(ev["percolating_cbd"].to_numpy(), conn.percolating.sel(phase="cbd").values)
+    panel = [ax for ax in series_figure(with_conn).axes if ax.get_title() == "connectivity"]
+    assert len(panel) == 1 and panel[0].get_ylabel() == "share spanning the volume along x"
     timed = series_figure(m.assign_coords(t=[0.0, 1.5, 4.0]))
     assert timed.axes[0].get_xlabel() == "t (the times given for the scans)"
     # a single volume is one row; bad inputs are refused by name
