@@ -72,12 +72,14 @@ def run_demo(out: str | Path = "out/demo", *, size: int = 96, chunks: int = 48, 
                 "particles": int(len(res.particles)) if res.particles is not None else None,
                 "volume_fraction": fr,
                 "iou": res.metrics["iou"].to_series().to_dict(),
+                "percolating": res.metrics["connectivity_percolating"].to_series().to_dict(),
                 "timings_s": {k: round(v, 2) for k, v in res.timings.items()},
             }
     finally:
         if ctx is not None:
             ctx.close()
     summary["truth_volume_fraction"] = measure.volume_fractions(truth).to_series().to_dict()
+    summary["truth_percolating"] = measure.connectivity(truth, axis="z").percolating.to_series().to_dict()
     summary["seconds"] = round(time.perf_counter() - t0, 1)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary

@@ -293,7 +293,9 @@ def test_demo_cli_writes_a_volume_info_describes(tmp_path):
     for run in summary["runs"].values():
         assert abs(sum(run["volume_fraction"].values()) - 1) < 1e-6
         assert run["particles"] > 0 and Path(run["report"]).exists()
-    assert "IoU" in out.stdout and "report.html" in out.stdout
+        assert set(run["percolating"]) == set(summary["truth_percolating"])
+    assert all(0 < v <= 1 for v in summary["truth_percolating"].values())
+    assert "IoU" in out.stdout and "report.html" in out.stdout and "percolating" in out.stdout
 
 
 @pytest.mark.timeout(600)

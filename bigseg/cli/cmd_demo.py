@@ -44,6 +44,10 @@ def run(args: argparse.Namespace) -> int:
     for method, r in s["runs"].items():
         print(f"  {method + ' fractions':24}" + "".join(f"{r['volume_fraction'].get(p, float('nan')):>10.3f}" for p in phases))
         print(f"  {method + ' IoU':24}" + "".join(f"{r['iou'].get(p, float('nan')):>10.3f}" for p in phases))
+    print("  share spanning z (percolating), as segmentation errors change it:")
+    print(f"  {'truth':24}" + "".join(f"{s['truth_percolating'][p]:>10.3f}" for p in phases))
+    for method, r in s["runs"].items():
+        print(f"  {method:24}" + "".join(f"{r['percolating'].get(p, float('nan')):>10.3f}" for p in phases))
     for method, r in s["runs"].items():
         print(f"  {method}: image {r['image']}  labels {r['labels']}  figures {', '.join(r['figures'])}")
         print(f"  {method}: {r['particles']} particles in particles.csv; everything on one page: {r['report']}")
