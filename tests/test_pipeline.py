@@ -79,6 +79,11 @@ def test_pipeline_threshold_then_resume(tmp_path, scan):
     assert info["report"].endswith("report.html") and len(info["figures"]) == 4
     text = subprocess.run([BIGSEG, "info", str(tmp_path / "run")], capture_output=True, text=True).stdout
     assert text.splitlines()[0].startswith("run ") and f"particles   {len(table)} (particles.csv)" in text
+    # each phase's connectivity along z (measure.connectivity: the default), in the metrics, report and info
+    conn = bigseg.measure.connectivity(bigseg.open_volume(res.labels), axis="z")
+    np.testing.assert_allclose(res.metrics["connectivity_percolating"].values, conn.percolating.values)
+    assert info["percolating"]["pore"] == pytest.approx(float(conn.percolating.sel(phase="pore")))
+    assert "Connectivity along z" in page and "percolates z" in text
     bad = subprocess.run([BIGSEG, "report", str(tmp_path)], capture_output=True, text=True)
     assert bad.returncode == 2 and "`run`" in bad.stderr
     assert float(res.metrics["iou"].sel(phase="active")) > 0.5

@@ -90,6 +90,8 @@ def _run_lines(info: dict, args: argparse.Namespace) -> list[str]:
               f"{'fraction':<12}" + "".join(f"{v:>10.4f}" for v in info["volume_fraction"].values()) + last]
     if "iou" in info:
         lines.append(f"{'IoU':<12}" + "".join(f"{v:>10.4f}" for v in info["iou"].values()))
+    if "percolating" in info:
+        lines.append(f"{'percolates ' + info['percolating_axis']:<12}" + "".join(f"{v:>10.4f}" for v in info["percolating"].values()))
     if "particles" in info:
         lines.append(f"particles   {info['particles']} (particles.csv)")
     if info["timings_s"]:

@@ -224,7 +224,8 @@ def read_metrics(run: str | os.PathLike):
 
 def run_summary(run: str | os.PathLike) -> dict[str, Any]:
     """What a pipeline run folder holds, as plain values: source, model, bigseg version, shape,
-    voxel size, volume fractions (and IoU against the truth; the last scan of a series),
+    voxel size, volume fractions (and IoU against the truth, and each phase's percolating share;
+    the last scan of a series),
     particle count, timings, the folder's images and figures, and its report."""
     run = Path(run)
     ds = read_metrics(run)
@@ -239,6 +240,9 @@ def run_summary(run: str | os.PathLike) -> dict[str, Any]:
     }
     if "iou" in d:
         out["iou"] = dict(zip(phases, map(float, d.iou.values)))
+    if "connectivity_percolating" in d:
+        out["percolating"] = dict(zip(phases, map(float, d.connectivity_percolating.values)))
+        out["percolating_axis"] = str(ds.attrs.get("connectivity_axis", ""))
     if "fov" in info:
         out["fov"] = info["fov"]
     if _temporal(info):
