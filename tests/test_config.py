@@ -44,6 +44,7 @@ def test_defaults_yaml_env_keywords_precedence(tmp_path):
         ("measure: {shells: active-cbd}", "`measure.shells` as AROUND:OF:MAX"),
         ("measure: {shells: 'active:cbd:0'}", "`measure.shells`"),
         ("measure: {tortuosity: depth}", "`measure.tortuosity`"),
+        ("measure: {connectivity: q}", "`measure.connectivity` to be 'z', 'y', 'x'.*Got 'q'"),
         ("measure: {rve: 2}", "`measure.rve`"),
         ("measure: {profile_step: 0}", "`measure.profile_step`"),
         ("filters: {normalize: maybe}", "`filters.normalize` to be true or false"),
@@ -94,3 +95,10 @@ def test_autocast_off_in_yaml_means_float32(tmp_path):
     assert RunConfig.load(p, environ={}).predict["autocast"] == "off"
     p.write_text("predict: {autocast: bf16}\n")
     assert RunConfig.load(p, environ={}).predict["autocast"] == "bf16"
+
+
+def test_connectivity_defaults_to_z_and_off_turns_it_off(tmp_path):
+    assert RunConfig.load(environ={}).values["measure"]["connectivity"] == "z"
+    p = tmp_path / "off.yaml"
+    p.write_text("measure: {connectivity: off}\n")  # YAML reads a bare off as false
+    assert RunConfig.load(p, environ={}).values["measure"]["connectivity"] is None
