@@ -159,7 +159,7 @@ def test_cli_prints_bigseg_warnings_as_one_line(tmp_path, capsys):
 
 def test_cli_measure_inside_a_field_of_view(tmp_path, capsys):
     """Labels with 255 outside a circle: --radial around its axis, --tortuosity in its box."""
-    from bigseg.measure import radial_profile, tortuosity
+    from bigseg.measure import connectivity, radial_profile, tortuosity
 
     lab = make_labels((20, 40, 44), seed=5)
     yy, xx = np.ogrid[:40, :44]
@@ -179,6 +179,17 @@ def test_cli_measure_inside_a_field_of_view(tmp_path, capsys):
     np.testing.assert_allclose(ds.volume_fraction_radial.values, ref.values, equal_nan=True)
     np.testing.assert_allclose(ds.tortuosity.values, tortuosity(lab, axis="z", fov="auto").tau.values)
     np.testing.assert_allclose(ds.volume_fraction.values, np.bincount(lab[lab < 3], minlength=3) / (lab < 3).sum())
+    # --connectivity: the edge of the field of view is the sample's edge (what reaches it is "unknown")
+    assert main(["measure", str(image), "--connectivity", "x", "--netcdf", str(tmp_path / "c.nc"), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    ref = connectivity(lab, axis="x")
+    assert "connectivity along x:" in out and "percolating %" in out
+    table = out.split("connectivity along x:")[1].splitlines()
+    row = next(line for line in table if line.startswith("cbd "))
+    assert row.split()[1:4] == [f"{100 * float(ref[c].sel(phase='cbd')):.1f}" for c in ("percolating", "isolated", "unknown")]
+    ds = xr.open_dataset(tmp_path / "c.nc", engine="h5netcdf").load()
+    np.testing.assert_allclose(ds.connectivity_isolated.values, ref.isolated.values)
+    assert ds.attrs["connectivity_axis"] == "x"
 
 
 def test_which_label_image_is_measured_is_said_never_guessed(tmp_path, capsys):
