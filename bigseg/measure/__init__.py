@@ -14,6 +14,7 @@ from ._profile import interface_profile, profile
 from ._radial import radial_profile
 from ._rve import rve
 from ._shells import shells
+from ._thickness import thickness
 from ._tortuosity import tortuosity
 from ._scores import agreement, confusion, scores
 from ._summary import add_to_metrics, summary
@@ -44,6 +45,7 @@ __all__ = [
     "rve",
     "tortuosity",
     "connectivity",
+    "thickness",
     "particle_labels",
     "size_groups",
     "METHODS",

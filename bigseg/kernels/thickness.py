@@ -1,0 +1,54 @@
+"""Local thickness of a phase in one block: the diameter of the largest ball inside the phase
+that holds each voxel (Hildebrand and Rüegsegger 1997), the basis of pore size and CBD thickness
+distributions.
+
+A voxel ``p`` of the phase at distance ``d(p)`` from the nearest voxel of another phase (voxel
+centres, :func:`bigseg.kernels.distance.euclidean_distance`) is the centre of a ball of radius
+``d(p) - s/2`` (``s`` the smallest voxel edge) that lies inside the union of the phase's voxels:
+it reaches the face between the two voxels. A voxel's local thickness is twice the largest such
+radius among the balls that hold its centre. Radii are taken on levels ``r_j = s (1 + j) / 2``
+(diameters ``s j``: 1, 2, 3 ... voxel edges for j = 1, 2, 3 ...), from the top down: the voxels within
+``r_j - s/2`` of a voxel with ``d >= r_j`` (one distance transform per level) and not yet given
+a larger one get level ``j``. A one-voxel film is one voxel thick, a slab of an odd number of
+voxels exactly that many.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .distance import euclidean_distance
+
+__all__ = ["thickness_levels", "level_diameters"]
+
+
+def level_diameters(levels: int, spacing: tuple[float, ...]) -> np.ndarray:
+    """The diameter of each level ``1..levels`` (``s * j``; index 0, outside the phase, is 0)."""
+    return np.arange(levels + 1, dtype=np.float64) * float(min(spacing))
+
+
+def thickness_levels(mask: np.ndarray, spacing: tuple[float, ...], levels: int) -> np.ndarray:
+    """(z, y, x) uint16 level of every voxel of ``mask`` (0 outside it): level ``j`` is a local
+    thickness of ``j`` smallest voxel edges; ``levels`` is the top one, which also holds every
+    thicker voxel. Voxels beyond the array are taken as of the phase (as the distance
+    transform takes them): exact in a block's core when its halo is at least ``levels + 1``
+    smallest voxel edges."""
+    s = float(min(spacing))
+    out = np.zeros(mask.shape, np.uint16)
+    if not mask.any():
+        return out
+    if mask.all():  # no other phase within reach: thicker than any level
+        out[:] = levels
+        return out
+    d = euclidean_distance(mask, spacing)
+    tol = 1e-9 * s
+    top = min(levels, int(np.floor(2 * float(d.max()) / s - 1 + 1e-9)))  # no ball reaches beyond this level
+    for j in range(top, 0, -1):
+        r = s * (1 + j) / 2
+        seeds = d >= r - tol
+        if not seeds.any():
+            continue
+        near = euclidean_distance(~seeds, spacing) <= r - s / 2 + tol  # within the balls of those centres
+        new = near & mask & (out == 0)
+        out[new] = j
+    return out

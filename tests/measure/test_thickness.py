@@ -1,0 +1,92 @@
+"""Local thickness: against its definition by brute force, shapes of known thickness, any chunking."""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+import pytest
+import xarray as xr
+from scipy import ndimage as ndi
+
+import bigseg
+from bigseg.errors import InputError
+from bigseg.kernels.thickness import thickness_levels
+from bigseg.measure import thickness
+
+
+def _brute(mask, spacing, levels):
+    """Per voxel: the largest j <= levels such that a ball of diameter j * s centred on a voxel
+    centre p lies inside the phase's voxels (d(p) - s/2 >= j s / 2) and holds the voxel."""
+    s = min(spacing)
+    d = ndi.distance_transform_edt(mask, sampling=spacing)
+    centres = np.argwhere(mask) * np.asarray(spacing)
+    radius = d[mask] - s / 2
+    out = np.zeros(mask.shape, int)
+    pts = np.argwhere(mask)
+    for i in range(0, len(pts), 400):
+        dist = np.sqrt((((pts[i:i + 400] * np.asarray(spacing))[:, None, :] - centres[None]) ** 2).sum(-1))
+        fits = np.floor((2 * radius[None] + 1e-9) / s)  # the largest whole diameter inside, per centre
+        reach = np.ceil((2 * dist - 1e-9) / s)  # the smallest whole diameter that holds the voxel
+        best = np.where(reach <= fits, fits, 0).max(1)
+        out[tuple(pts[i:i + 400].T)] = np.minimum(best, levels)
+    return out
+
+
+@pytest.mark.parametrize("spacing", [(1.0, 1.0, 1.0), (2.0, 1.0, 1.0)], ids=["isotropic", "anisotropic"])
+def test_kernel_equals_the_definition(spacing):
+    rng = np.random.default_rng(0)
+    mask = ndi.binary_opening(rng.random((14, 15, 16)) < 0.6)
+    mask[:, :, :2] = True  # the phase continues beyond the array there
+    np.testing.assert_array_equal(thickness_levels(mask, spacing, 9), _brute(mask, spacing, 9))
+
+
+def test_shapes_of_known_thickness():
+    for width in (1, 3, 5, 7):  # odd slabs: exact; even ones read a voxel thinner
+        slab = np.zeros((12, 12, 20), np.uint8)
+        slab[..., 6:6 + width] = 1
+        ds = thickness(slab, phase="cbd", max_diameter=10)
+        assert float(ds.d10.sel(phase="cbd")) == float(ds.d90.sel(phase="cbd")) == width
+    two = np.zeros((12, 12, 20), np.uint8)
+    two[..., 6:8] = 1
+    assert float(thickness(two, phase="cbd").d50.sel(phase="cbd")) == 1
+    # a cylinder of radius 6 (voxels): its core reads its inscribed diameter, nearly 2r - 1
+    yy, xx = np.ogrid[:31, :31]
+    rod = np.broadcast_to(((yy - 15) ** 2 + (xx - 15) ** 2 <= 36)[None], (10, 31, 31)).astype(np.uint8) * 2
+    assert float(thickness(rod, phase="active").d50.sel(phase="active")) == 11.0  # 2r - 1
+
+
+@pytest.mark.parametrize("chunks", [(9, 40, 13), (25, 25, 25)], ids=str)
+def test_any_chunking_equals_the_whole_array(chunks):
+    lab = bigseg.synth.electrode((40, 44, 48), radius=(5, 1), seed=3).values
+    whole = thickness(lab, phase=["pore", "cbd", "active"], max_diameter=12)
+    got = thickness(da.from_array(lab, chunks=chunks), phase=["pore", "cbd", "active"], max_diameter=12)
+    xr.testing.assert_equal(got, whole)
+    for i, p in enumerate(["pore", "cbd", "active"]):  # against the kernel on the whole array
+        lev = thickness_levels(lab == i, (1.0, 1.0, 1.0), 12)[lab == i]
+        ref = np.bincount(lev, minlength=13)[1:] / (lab == i).sum()
+        np.testing.assert_allclose(whole.share.sel(phase=p).values, ref)
+        for q in ("d10", "d50", "d90"):  # the smallest diameter at or below which that share lies
+            assert float(whole[q].sel(phase=p)) == np.sort(lev)[int(np.ceil(int(q[1:]) / 100 * len(lev))) - 1]
+        assert float(whole["mean"].sel(phase=p)) == pytest.approx(lev.mean())
+    np.testing.assert_allclose(whole.share.sum("diameter"), 1.0)
+    assert whole.share.dims == ("phase", "diameter")
+
+
+def test_units_series_unlabelled_beyond_and_bad_input():
+    lab = np.zeros((2, 10, 12, 14), np.uint8)
+    lab[..., 4:9] = 2
+    lab[1, :, :, 4:9] = 255  # t = 1: the slab is outside the field of view
+    series = xr.DataArray(lab, dims=("t", "z", "y", "x"), attrs={"voxel_size": [50.0, 50.0, 50.0], "unit": "nm"})
+    ds = thickness(series, phase="active", max_diameter=6)
+    assert ds.d50.dims == ("t", "phase") and float(ds.d50.isel(t=0, phase=0)) == 250.0
+    assert np.isnan(float(ds.d50.isel(t=1, phase=0))) and ds.diameter.attrs["units"] == "nm"
+    walled = np.full((10, 12, 14), 255, np.uint8)
+    walled[..., 4:9] = 0  # pore between two unlabelled walls: they bound it as another phase would
+    assert float(thickness(walled, phase="pore", max_diameter=8).d10.sel(phase="pore")) == 5.0
+    with pytest.warns(UserWarning, match="`max_diameter` \\(3 voxels\\)"):
+        big = thickness(np.zeros((10, 10, 10), np.uint8), max_diameter=3)
+    assert float(big.beyond.sel(phase="pore")) == 1.0
+    with pytest.raises(InputError, match="`max_diameter`"):
+        thickness(lab[0], max_diameter=0)
+    with pytest.raises(InputError, match="`phase`"):
+        thickness(lab[0], phase="binder")
