@@ -45,7 +45,7 @@ DEFAULTS: dict[str, Any] = {
                 "autocast": "auto", "temporal": 0},
     "measure": {"interfaces": "faces", "particles": True, "phase": "active", "split": True, "max_diameter": 40,
                 "particle_labels": False, "profile": "z", "profile_step": 1, "shells": None, "tortuosity": None,
-                "connectivity": "z", "rve": False, "radial_step": 4},
+                "connectivity": "z", "thickness": None, "rve": False, "radial_step": 4},
     "slurm": {"queue": None, "account": None, "cores": 8, "memory": "32GiB", "walltime": "01:00:00",
               "jobs": 1, "processes": 1},
 }
@@ -179,6 +179,14 @@ def _validate(cfg: dict[str, Any]) -> None:
            "to be a positive number of voxels (shell width of the radial profile, with fov)", rs)
     _check("measure.tortuosity", cfg["measure"]["tortuosity"] in ("z", "y", "x", None),
            "to be 'z', 'y', 'x' (the pore phase's tortuosity along it, TauFactor) or null", cfg["measure"]["tortuosity"])
+    th = cfg["measure"]["thickness"]
+    if th is False:
+        th = cfg["measure"]["thickness"] = None
+    if isinstance(th, str):
+        th = cfg["measure"]["thickness"] = [th]
+    _check("measure.thickness", th is None or (isinstance(th, list) and bool(th)
+                                               and all(isinstance(p, str) and p for p in th)),
+           "to be a phase name or a list of them (their local thickness distributions) or null", th)
     _check("measure.connectivity", cfg["measure"]["connectivity"] in ("z", "y", "x", None),
            "to be 'z', 'y', 'x' (each phase's share spanning the volume along it) or null",
            cfg["measure"]["connectivity"])

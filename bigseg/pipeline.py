@@ -307,6 +307,7 @@ class Pipeline:
             wanted += [("measure.shells", around), ("measure.shells", of)]
         if m["tortuosity"]:
             wanted.append(("measure.tortuosity (of the pore phase)", "pore"))
+        wanted += [("measure.thickness", p) for p in m["thickness"] or []]
         for key, name in wanted:
             if name not in phases:
                 raise ConfigError(f"Expected `{key}` to name a phase of the model {str(model)!r}: one of {phases}. "
@@ -402,7 +403,7 @@ class Pipeline:
         from . import filters, measure
         from .io import open_volume, save_labels
         from .report import (metrics_figure, orthoslices, particle_figure, profile_figure, rve_figure, series_figure,
-                             shells_figure, timeslices, write_report)
+                             shells_figure, thickness_figure, timeslices, write_report)
 
         out = Path(dest)
         out.mkdir(parents=True, exist_ok=True)
@@ -472,8 +473,11 @@ class Pipeline:
                   if fov is not None else None)
         # each phase's share spanning the electrode, cut off in it, or reaching the volume's edge
         conn = measure.connectivity(labels, axis=m["connectivity"], progress=True) if m["connectivity"] else None
+        # e.g. the pore size distribution (the particle split's max_diameter: the widest structure)
+        thick = (measure.thickness(labels, phase=m["thickness"], max_diameter=m["max_diameter"], progress=True)
+                 if m["thickness"] else None)
         metrics = measure.add_to_metrics(metrics, shells=sh, tortuosity=tau, rve=rve, radial=radial,
-                                         connectivity=conn)
+                                         connectivity=conn, thickness=thick)
         table = None
         if m["particles"]:
             # with particle_labels, labels/particles (value = the table's id; a series: its track)
@@ -508,6 +512,9 @@ class Pipeline:
         if sh is not None:
             shells_figure(sh, overall=metrics.volume_fraction, path=out / "shells.png")
             figures.append(str(out / "shells.png"))
+        if thick is not None:
+            thickness_figure(thick, path=out / "thickness.png")
+            figures.append(str(out / "thickness.png"))
         if "t" in metrics.dims:  # an operando series: every measurement over time, as a table and curves
             changes = measure.transitions(labels, progress=True) if labels.sizes["t"] > 1 else None
             measure.evolution(metrics, table, changes).to_csv(out / "evolution.csv")

@@ -45,6 +45,8 @@ def test_defaults_yaml_env_keywords_precedence(tmp_path):
         ("measure: {shells: 'active:cbd:0'}", "`measure.shells`"),
         ("measure: {tortuosity: depth}", "`measure.tortuosity`"),
         ("measure: {connectivity: q}", "`measure.connectivity` to be 'z', 'y', 'x'.*Got 'q'"),
+        ("measure: {thickness: 3}", "`measure.thickness` to be a phase name or a list"),
+        ("measure: {thickness: []}", "`measure.thickness`"),
         ("measure: {rve: 2}", "`measure.rve`"),
         ("measure: {profile_step: 0}", "`measure.profile_step`"),
         ("filters: {normalize: maybe}", "`filters.normalize` to be true or false"),
@@ -102,3 +104,10 @@ def test_connectivity_defaults_to_z_and_off_turns_it_off(tmp_path):
     p = tmp_path / "off.yaml"
     p.write_text("measure: {connectivity: off}\n")  # YAML reads a bare off as false
     assert RunConfig.load(p, environ={}).values["measure"]["connectivity"] is None
+
+
+def test_thickness_takes_one_phase_or_several(tmp_path):
+    p = tmp_path / "t.yaml"
+    p.write_text("measure: {thickness: pore}\n")
+    assert RunConfig.load(p, environ={}).values["measure"]["thickness"] == ["pore"]
+    assert RunConfig.load(environ={}).values["measure"]["thickness"] is None

@@ -12,6 +12,7 @@ import pytest
 
 import bigseg
 from bigseg import synth
+from bigseg.errors import ConfigError
 from bigseg.pipeline import Pipeline
 
 BIGSEG = str(Path(sys.executable).with_name("bigseg"))
@@ -116,8 +117,8 @@ def test_pipeline_writes_pyramids_for_viewers(tmp_path, scan):
 def test_pipeline_shells_and_tortuosity_on_request(tmp_path, scan):
     truth, image = scan
     res = Pipeline(chunks=24, predict={"model": "threshold"},
-                   measure={"particles": False, "shells": "active:cbd:4", "tortuosity": "z", "rve": True}).run(
-        image, tmp_path / "r")
+                   measure={"particles": False, "shells": "active:cbd:4", "tortuosity": "z", "rve": True,
+                            "thickness": ["pore", "cbd"], "max_diameter": 16}).run(image, tmp_path / "r")
     labels = bigseg.open_volume(res.labels)
     ref_sh = bigseg.measure.shells(labels, around="active", of="cbd", max_distance=4)
     np.testing.assert_allclose(res.metrics.shell_fraction.values, ref_sh.values)
@@ -130,6 +131,13 @@ def test_pipeline_shells_and_tortuosity_on_request(tmp_path, scan):
     assert "Representative volume element" in page
     stored = __import__("bigseg.report", fromlist=["read_metrics"]).read_metrics(tmp_path / "r")
     np.testing.assert_allclose(stored.tortuosity_D_eff.values, ref_tau.D_eff.values)
+    ref_th = bigseg.measure.thickness(labels, phase=["pore", "cbd"], max_diameter=16)
+    np.testing.assert_allclose(stored.thickness_share.values, ref_th.share.values)
+    np.testing.assert_allclose(res.metrics.thickness_d50.values, ref_th.d50.values)
+    assert "Local thickness" in page and str(tmp_path / "r" / "thickness.png") in res.figures
+    with pytest.raises(ConfigError, match="`measure.thickness` to name a phase of the model"):
+        Pipeline(predict={"model": "threshold"}, measure={"thickness": ["binder"]}).run(image, tmp_path / "x")
+    assert not (tmp_path / "x").exists()
 
 
 def test_pipeline_inside_a_cylindrical_field_of_view(tmp_path):

@@ -14,8 +14,8 @@ from ._common import (FIGURE_SUFFIXES, add_cluster_args, add_progress_args, clus
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "measure", help="fractions, interfaces, scores, profiles, particles, shells, tortuosity, connectivity, RVE of a "
-             "label image",
+        "measure", help="fractions, interfaces, scores, profiles, particles, shells, tortuosity, connectivity, thickness, "
+             "RVE of a label image",
         description="Measure a label image exactly, block by block: volume fractions, phase-pair interfaces "
                     "(shared faces, % of voxels, area) and, given a reference, IoU/Dice/precision/recall. "
                     "Prints a table; optionally writes netCDF, CSV and a bar chart.")
@@ -44,7 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-split", action="store_true",
                    help="particles are connected components (default: touching particles split by a watershed)")
     p.add_argument("--max-diameter", type=int, default=40,
-                   help="widest particle in voxels, the halo of the split (default 40)")
+                   help="widest particle in voxels, the halo of the split, and the largest --thickness resolved "
+                        "(default 40)")
     p.add_argument("--intensity", default=None, help="grey image for the particles' mean intensity (OME-Zarr, or a TIFF, "
                                                        "HDF5 or .npy stack)")
     p.add_argument("--shells", default=None, metavar="AROUND:OF:MAX",
@@ -54,6 +55,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--connectivity", default=None, choices=["z", "y", "x"],
                    help="each phase's share in components spanning the volume along this axis (percolating), cut "
                         "off inside it (isolated) or reaching its edge only (unknown)")
+    p.add_argument("--thickness", default=None, metavar="PHASE[,PHASE]",
+                   help="local thickness distribution of these phases (the pore size distribution of pore): "
+                        "d10 / median / d90 / mean printed, all diameters in --netcdf/--csv, drawn beside --plot "
+                        "(NAME_thickness.png); up to --max-diameter voxels")
     p.add_argument("--fov", default=None,
                    help="--tortuosity of labels with a field of view: solve in the largest square inside it, "
                         "'auto' (the 255 fill around the sample), 'cylinder' or CY,CX,R (other measurements leave "
@@ -150,6 +155,24 @@ def _connectivity_table(conn) -> str:
         lines.append("  ".join(str(v).ljust(w) if i == 0 else (f"{v:>{w}.1f}" if isinstance(v, float) else f"{v:>{w}}")
                                for i, (v, w) in enumerate(zip(r, widths))))
     return "\n".join(lines + [f"({note})"])
+
+
+def _thickness_table(thick) -> str:
+    """Each phase's local thickness d10 / median / d90 / mean (the last scan of a series)."""
+    import numpy as np
+
+    from ..report._units import readable
+
+    d = thick.isel(t=-1) if "t" in thick.dims else thick
+    qs = ("d10", "d50", "d90", "mean_thickness")
+    scale, unit = readable(np.concatenate([d[q].values for q in qs]), d.diameter.attrs.get("units", ""))
+    last = f" (t = {thick.t.values[-1]})" if "t" in thick.dims else ""
+    lines = [f"local thickness [{unit}]{last}:", f"{'phase':<10}" + "".join(f"{h:>10}" for h in ("d10", "median", "d90", "mean"))
+             + f"{'at max':>10}"]
+    for i, p in enumerate(d.phase.values):
+        lines.append(f"{str(p):<10}" + "".join(f"{float(d[q].values[i]) * scale:>10.4g}" for q in qs)
+                     + f"{100 * float(d.beyond.values[i]):>9.1f}%")
+    return "\n".join(lines)
 
 
 def _size_groups_lines(table) -> str:
@@ -313,6 +336,9 @@ def run(args: argparse.Namespace) -> int:
         rve = measure.rve(labels, phases=phases, progress=args.progress) if args.rve else None
         conn = (measure.connectivity(labels, axis=args.connectivity, phases=phases, progress=args.progress)
                 if args.connectivity else None)
+        thick = (measure.thickness(labels, phase=[s.strip() for s in args.thickness.split(",")],
+                                   max_diameter=args.max_diameter, phases=phases, progress=args.progress)
+                 if args.thickness else None)
         radial = None
         if args.radial is not None:
             from ..io import fov_centre, fov_mask
@@ -376,9 +402,12 @@ def run(args: argparse.Namespace) -> int:
         print(_rve_table(rve))
     if conn is not None:
         print(_connectivity_table(conn))
+    if thick is not None:
+        print(_thickness_table(thick))
     if radial is not None:
         print(_radial_table(radial))
-    ds = measure.add_to_metrics(ds, shells=sh, tortuosity=tau, rve=rve, radial=radial, connectivity=conn)
+    ds = measure.add_to_metrics(ds, shells=sh, tortuosity=tau, rve=rve, radial=radial, connectivity=conn,
+                                thickness=thick)
     if args.netcdf:
         ds.to_netcdf(args.netcdf, engine="h5netcdf")
         print(f"wrote {args.netcdf}")
@@ -398,6 +427,12 @@ def run(args: argparse.Namespace) -> int:
 
             png = Path(args.plot).with_name(Path(args.plot).stem + "_rve.png")
             rve_figure(rve, path=png, title=str(args.labels))
+            print(f"wrote {png}")
+        if thick is not None:
+            from ..report import thickness_figure
+
+            png = Path(args.plot).with_name(Path(args.plot).stem + "_thickness.png")
+            thickness_figure(thick, path=png, title=f"{args.labels}: local thickness")
             print(f"wrote {png}")
         if sh is not None:
             from ..report import shells_figure

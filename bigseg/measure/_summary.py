@@ -75,16 +75,24 @@ def summary(labels: Any, *, truth: Any = None, method: Method = "faces", phases:
 
 def add_to_metrics(metrics: xr.Dataset, *, shells: xr.DataArray | None = None,
                    tortuosity: xr.Dataset | None = None, rve: xr.Dataset | None = None,
-                   radial: xr.DataArray | None = None, connectivity: xr.Dataset | None = None) -> xr.Dataset:
+                   radial: xr.DataArray | None = None, connectivity: xr.Dataset | None = None,
+                   thickness: xr.Dataset | None = None) -> xr.Dataset:
     """``metrics`` (:func:`summary`) with :func:`shells` as ``shell_fraction`` (over
     ``shell_distance``), :func:`tortuosity` as ``tortuosity``, ``tortuosity_D_eff`` and
     ``tortuosity_porosity`` (over ``subvolume``) and :func:`rve` as ``rve_mean``, ``rve_std``,
     ``rve_relative_std``, ``rve_cubes`` (over ``cube_edge``) and ``rve_size`` and
     :func:`radial_profile` as ``volume_fraction_radial`` (over ``r``, its voxel counts
     ``r_bin_voxels``) and :func:`connectivity` as ``connectivity_percolating``, ``_isolated``,
-    ``_unknown``, ``_largest`` and ``_components`` (over ``phase``), so that one netCDF file holds
-    them all."""
+    ``_unknown``, ``_largest`` and ``_components`` (over ``phase``) and :func:`thickness` as
+    ``thickness_share``, ``_cumulative_share`` (over ``thickness_phase``, ``diameter``),
+    ``thickness_mean``, ``_d10``, ``_d50``, ``_d90`` and ``_beyond`` (over ``thickness_phase``),
+    so that one netCDF file holds them all."""
     ds = metrics.copy()
+    if thickness is not None:  # its phases may be a few of the volume's: their own dimension
+        th = thickness.rename(phase="thickness_phase")
+        for name, var in th.data_vars.items():
+            ds["thickness_mean" if name == "mean_thickness" else f"thickness_{name}"] = var
+        ds.attrs.update(thickness_max_diameter=int(thickness.attrs["max_diameter"]))
     if connectivity is not None:
         for name in ("percolating", "isolated", "unknown", "largest", "components"):
             ds[f"connectivity_{name}"] = connectivity[name]

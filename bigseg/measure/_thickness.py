@@ -66,7 +66,7 @@ def thickness(labels: Any, *, phase: Any = "pore", max_diameter: int = 40, phase
     -------
     Dataset over ``phase`` and ``diameter`` (physical, the data's unit; and ``t``): ``share``,
     the fraction of the phase's voxels at each local thickness (volume-weighted, summing to 1),
-    ``cumulative``; over ``phase``: ``mean``, ``d10``, ``d50`` (median) and ``d90`` (the
+    ``cumulative_share``; over ``phase``: ``mean_thickness``, ``d10``, ``d50`` (median) and ``d90`` (the
     diameters below or at which 10 / 50 / 90 % of the phase lies), ``beyond`` (the share
     counted at ``max_diameter`` that may be thicker).
     """
@@ -114,8 +114,8 @@ def _dataset(lab: Labels, counts: np.ndarray, idx: list[int], max_diameter: int,
     ds = xr.Dataset(
         {
             "share": (dims + ("diameter",), pick(share), {"units": "1", "long_name": "share of the phase's voxels at this local thickness"}),
-            "cumulative": (dims + ("diameter",), pick(np.cumsum(share, axis=-1)), {"units": "1", "long_name": "share at most this thick"}),
-            "mean": (dims, pick(stats["mean"]), {"units": unit, "long_name": "volume-weighted mean local thickness"}),
+            "cumulative_share": (dims + ("diameter",), pick(np.cumsum(share, axis=-1)), {"units": "1", "long_name": "share at most this thick"}),
+            "mean_thickness": (dims, pick(stats["mean"]), {"units": unit, "long_name": "volume-weighted mean local thickness"}),
             "d10": (dims, pick(stats["d10"]), {"units": unit}),
             "d50": (dims, pick(stats["d50"]), {"units": unit, "long_name": "median local thickness"}),
             "d90": (dims, pick(stats["d90"]), {"units": unit}),

@@ -9,5 +9,6 @@ from ._rve import rve_figure
 from ._series import series_figure
 from ._shells import shells_figure
 from ._slices import fov_figure, label_rgba, orthoslices, timeslices
+from ._thickness import thickness_figure
 
-__all__ = ["agreement_figure", "fov_figure", "orthoslices", "timeslices", "label_rgba", "particle_figure", "metrics_figure", "profile_figure", "rve_figure", "series_figure", "shells_figure", "write_report", "read_metrics", "run_summary", "connectivity_table"]
+__all__ = ["agreement_figure", "fov_figure", "orthoslices", "timeslices", "label_rgba", "particle_figure", "metrics_figure", "profile_figure", "rve_figure", "series_figure", "shells_figure", "thickness_figure", "write_report", "read_metrics", "run_summary", "connectivity_table"]

@@ -80,6 +80,17 @@ def _metrics_section(ds) -> str:
         head, rows, note = connectivity_table(conn, str(ds.attrs.get("connectivity_axis", "")))
         out += (f"<h2>Connectivity along {html.escape(str(ds.attrs.get('connectivity_axis', '')))}{last}</h2>"
                 + _table(head, rows) + f"<p class='note'>{html.escape(note)}</p>")
+    if "thickness_d50" in d:
+        values = np.concatenate([d[f"thickness_{q}"].values for q in ("mean", "d10", "d50", "d90")])
+        scale, unit = readable(values, d["thickness_d50"].attrs.get("units", ds.attrs.get("unit", "")))
+        rows = [[str(p)] + [float(d[f"thickness_{q}"].values[i]) * scale for q in ("d10", "d50", "d90", "mean")]
+                + [100 * float(d["thickness_beyond"].values[i])] for i, p in enumerate(d.thickness_phase.values)]
+        out += (f"<h2>Local thickness{last}</h2>"
+                + _table(["phase", f"d10 [{unit}]", f"median [{unit}]", f"d90 [{unit}]", f"mean [{unit}]",
+                          "% at the largest diameter"], rows)
+                + "<p class='note'>the diameter of the largest ball inside the phase that holds each voxel "
+                  "(balls on voxel centres, diameters in whole voxels; for the pore phase its pore size "
+                  "distribution), volume-weighted: thickness.png, metrics.nc (thickness_*)</p>")
     if "shell_fraction" in d:
         sh = d["shell_fraction"]
         scale, unit = readable(d.shell_distance.values, sh.attrs.get("distance_units", ""))

@@ -159,7 +159,7 @@ def test_cli_prints_bigseg_warnings_as_one_line(tmp_path, capsys):
 
 def test_cli_measure_inside_a_field_of_view(tmp_path, capsys):
     """Labels with 255 outside a circle: --radial around its axis, --tortuosity in its box."""
-    from bigseg.measure import connectivity, radial_profile, tortuosity
+    from bigseg.measure import connectivity, radial_profile, thickness, tortuosity
 
     lab = make_labels((20, 40, 44), seed=5)
     yy, xx = np.ogrid[:40, :44]
@@ -190,6 +190,16 @@ def test_cli_measure_inside_a_field_of_view(tmp_path, capsys):
     ds = xr.open_dataset(tmp_path / "c.nc", engine="h5netcdf").load()
     np.testing.assert_allclose(ds.connectivity_isolated.values, ref.isolated.values)
     assert ds.attrs["connectivity_axis"] == "x"
+    # --thickness: each phase's local thickness, printed, stored and drawn
+    assert main(["measure", str(image), "--thickness", "pore,active", "--max-diameter", "12", "--netcdf",
+                 str(tmp_path / "t.nc"), "--plot", str(tmp_path / "t.png"), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    ref = thickness(lab, phase=["pore", "active"], max_diameter=12)
+    row = next(line for line in out.split("local thickness")[1].splitlines() if line.startswith("active "))
+    assert row.split()[2] == f"{float(ref.d50.sel(phase='active')):.4g}"
+    ds = xr.open_dataset(tmp_path / "t.nc", engine="h5netcdf").load()
+    np.testing.assert_allclose(ds.thickness_share.values, ref.share.values)
+    assert list(ds.thickness_phase.values) == ["pore", "active"] and (tmp_path / "t_thickness.png").exists()
 
 
 def test_which_label_image_is_measured_is_said_never_guessed(tmp_path, capsys):

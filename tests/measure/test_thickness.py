@@ -67,7 +67,7 @@ def test_any_chunking_equals_the_whole_array(chunks):
         np.testing.assert_allclose(whole.share.sel(phase=p).values, ref)
         for q in ("d10", "d50", "d90"):  # the smallest diameter at or below which that share lies
             assert float(whole[q].sel(phase=p)) == np.sort(lev)[int(np.ceil(int(q[1:]) / 100 * len(lev))) - 1]
-        assert float(whole["mean"].sel(phase=p)) == pytest.approx(lev.mean())
+        assert float(whole["mean_thickness"].sel(phase=p)) == pytest.approx(lev.mean())
     np.testing.assert_allclose(whole.share.sum("diameter"), 1.0)
     assert whole.share.dims == ("phase", "diameter")
 
