@@ -314,13 +314,14 @@ class Pipeline:
                                   f"Got {name!r} instead.")
 
     def watch(self, inbox: str | os.PathLike, out: str | os.PathLike, *, interval: float = 30.0,
-              settle: float = 10.0, once: bool = False, client: Any = None,
+              settle: float | None = None, once: bool = False, client: Any = None,
               progress: bool = True) -> dict[str, dict[str, Any]]:
         """Process scans as they appear in ``inbox``: each into ``out/<scan name>``.
 
         A scan is a TIFF file or a folder of TIFF slices, an HDF5 (``.h5``, ``.hdf5``, ``.nxs``),
         ``.npy`` or zarr/OME-Zarr; it is taken once its size and modification time have not
-        changed for ``settle`` seconds (a beamline still writing it is left alone). Each scan runs
+        changed for ``settle`` seconds (a beamline still writing it is left alone). Scans of one
+        name (``x.npy`` and ``x.tif``: both would be ``out/x``) are left alone, with a message. Each scan runs
         :meth:`run` (resuming a scan whose run was interrupted; starting again for a scan that
         was replaced since it was done or failed). ``out/watch.json`` records
         every scan's state (``done`` with its timings, or ``failed`` with the error); a failed
@@ -332,7 +333,11 @@ class Pipeline:
         Parameters
         ----------
         interval : seconds between looks at ``inbox``.
-        once : process what is in ``inbox`` now (without waiting for it to settle) and return.
+        settle : seconds a scan must stay unchanged before it is taken; default 10, with ``once``
+            0 (everything there now).
+        once : process what is in ``inbox`` now and return; with ``settle``, a scan changed less
+            than that many seconds ago (perhaps still being written) is left for the next watch,
+            with a message.
         progress : progress bars on stderr (off: only the watch's lines).
 
         Returns
@@ -340,7 +345,7 @@ class Pipeline:
         The ledger: scan name -> state (also ``out/watch.json``).
         """
         interval = parse_positive_float("interval", interval)
-        settle = parse_in_range("settle", settle, 0.0, float("inf"))
+        settle = (0.0 if once else 10.0) if settle is None else parse_in_range("settle", settle, 0.0, float("inf"))
         if self.config.predict.get("temporal"):
             raise ConfigError(f"Expected `predict.temporal` 0 for watch (each scan is segmented alone). "
                               f"Got {self.config.predict['temporal']!r} instead.")
@@ -361,9 +366,17 @@ class Pipeline:
                once: bool) -> dict[str, dict[str, Any]]:
         ledger_path = out / "watch.json"
         first_seen: dict[str, tuple[tuple[int, float], float]] = {}
+        said: set[tuple[str, ...]] = set()  # what was said of clashing or unsettled scans (once each)
         while True:
             now = time.time()
-            for name, path in sorted(_scans(inbox).items(), key=lambda item: natural_key(item[0])):
+            for name, paths in sorted(_scans(inbox).items(), key=lambda item: natural_key(item[0])):
+                if len(paths) > 1:  # x.npy and x.tif would both be out/x: neither is guessed at
+                    if (name, *map(str, paths)) not in said:
+                        said.add((name, *map(str, paths)))
+                        print(f"[watch] {name}: {', '.join(p.name for p in paths)} would all write to "
+                              f"{out / name}: left alone; rename all but one", file=sys.stderr, flush=True)
+                    continue
+                path = paths[0]
                 sig = _signature(path)
                 state = ledger.get(name)
                 if state is not None and state.get("signature") == list(sig):
@@ -372,6 +385,12 @@ class Pipeline:
                 if seen is None or seen[0] != sig:
                     first_seen[name] = (sig, now)
                     seen = first_seen[name]
+                if once and now - sig[1] < settle:  # changed a moment ago: perhaps still being written
+                    if (name, str(sig)) not in said:
+                        said.add((name, str(sig)))
+                        print(f"[watch] {name}: changed {now - sig[1]:.0f} s ago (less than --settle {settle:g} s): "
+                              "left for the next watch (settle 0 takes it now)", file=sys.stderr, flush=True)
+                    continue
                 if not once and (now - seen[1] < settle or now - sig[1] < settle):
                     continue  # still being written
                 print(f"[watch] {name}: processing", file=sys.stderr, flush=True)
@@ -626,8 +645,19 @@ def _watch_evolution(out: Path, ledger: dict[str, dict[str, Any]]) -> None:
         return
     # profiles, shells, sub-volumes and RVE cubes of scans of other sizes do not line up: the evolution
     # is of the per-phase and per-pair measurements
+    units = {str(m.attrs.get("unit")) for m in metrics}
+    if len(units) > 1:  # areas and sizes in other units: not one line (the runs have them each)
+        print(f"[watch] evolution.csv not written: the scans state voxel sizes in several units "
+              f"({', '.join(sorted(units))}); run them with one voxel size (--voxel-size, --unit)",
+              file=sys.stderr, flush=True)
+        return
+    sizes = [tuple(float(v) for v in m.attrs.get("voxel_size", (1.0, 1.0, 1.0))) for m in metrics]
+    if len(set(sizes)) > 1:
+        print(f"[watch] the scans state other voxel sizes ({', '.join(f'{n}: {s}' for n, s in zip(done, sizes))} "
+              f"{units.pop()}): evolution.csv compares them in physical units", file=sys.stderr, flush=True)
     metrics = [m.drop_dims([d for d in m.dims if d not in ("phase", "phase_a", "phase_b")]) for m in metrics]
     ds = xr.concat(metrics, dim=pd.Index(range(len(done)), name="t"), combine_attrs="override")
+    ds = ds.assign_coords(voxel_volume=("t", [float(np.prod(v)) for v in sizes]))  # each scan's own
     tables = [pd.read_csv(out / name / "particles.csv").assign(t=i) for i, name in enumerate(done)
               if (out / name / "particles.csv").exists()]
     table = pd.concat(tables, ignore_index=True) if len(tables) == len(done) else None
@@ -667,21 +697,22 @@ def _client_context(client: Any, config: RunConfig):
 _SCAN_SUFFIXES = (".ome.zarr", ".zarr", ".tif", ".tiff", ".h5", ".hdf5", ".nxs", ".npy")
 
 
-def _scans(inbox: Path) -> dict[str, Path]:
+def _scans(inbox: Path) -> dict[str, list[Path]]:
     """Scans in a folder by name (file name without its scan suffix): files and zarr stores with
     a known suffix, and sub-folders holding TIFF slices. Hidden and partial (``.tmp``,
-    ``.part``) entries are skipped."""
-    out: dict[str, Path] = {}
-    for p in inbox.iterdir():
+    ``.part``) entries are skipped. Scan name -> its paths (two or more: scans that would write
+    to the same folder)."""
+    found: dict[str, list[Path]] = {}
+    for p in sorted(inbox.iterdir()):
         low = p.name.lower()
         if low.startswith(".") or low.endswith((".tmp", ".part")):
             continue
         suffix = next((s for s in _SCAN_SUFFIXES if low.endswith(s)), None)
         if suffix is not None:
-            out[p.name[: -len(suffix)]] = p
+            found.setdefault(p.name[: -len(suffix)], []).append(p)
         elif p.is_dir() and any(c.suffix.lower() in (".tif", ".tiff") for c in p.iterdir()):
-            out[p.name] = p
-    return out
+            found.setdefault(p.name, []).append(p)
+    return found
 
 
 def _signature(path: Path) -> tuple[int, float]:

@@ -90,6 +90,32 @@ def test_scans_numbered_without_zeros_follow_their_numbers(tmp_path, image):
     assert depth == [15, 16, 24]
 
 
+def test_clashing_names_unsettled_scans_and_other_voxel_sizes(tmp_path, image, capfd):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    np.save(inbox / "x.npy", image)  # x.npy and x.tif would both be out/x: neither is guessed at
+    tifffile.imwrite(inbox / "x.tif", image)
+    bigseg.export(bigseg.synth.xct(bigseg.synth.electrode((24, 28, 32), seed=4, voxel_size=50, unit="nm"), seed=4),
+                  inbox / "scan_10", progress=False)  # TIFF slices of 50 nm
+    np.save(inbox / "scan_2.npy", image)  # a .npy states no voxel size: 1 nm
+    pipe = Pipeline(chunks=16, predict={"model": "threshold"}, measure={"particles": False})
+    ledger = pipe.watch(inbox, tmp_path / "out", once=True, settle=3600)  # all of them written just now
+    err = capfd.readouterr().err
+    assert ledger == {} and "x.npy, x.tif would all write to" in err and "left for the next watch" in err
+    ledger = pipe.watch(inbox, tmp_path / "out", once=True)  # --once takes what is there (settle 0)
+    assert sorted(ledger) == ["scan_10", "scan_2"] and "x" not in ledger
+    assert "the scans state other voxel sizes" in capfd.readouterr().err
+    import pandas as pd
+    from bigseg.report import read_metrics
+
+    ev = pd.read_csv(tmp_path / "out" / "evolution.csv", index_col="t")
+    for t, (name, vs) in enumerate((("scan_2", 1.0), ("scan_10", 50.0))):  # each per its own voxel volume
+        m = read_metrics(tmp_path / "out" / name)
+        area = float(m["area"].sel(phase_a="pore", phase_b="cbd"))
+        assert ev.loc[t, "scan"] == name
+        assert ev.loc[t, "specific_area_pore_cbd"] == pytest.approx(area / (image.size * vs ** 3))
+
+
 def test_bad_arguments(tmp_path):
     pipe = Pipeline(predict={"model": "threshold"})
     with pytest.raises(InputError, match="`inbox`"):

@@ -18,8 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("inbox", help="folder the scans arrive in")
     p.add_argument("--out", required=True, help="output folder (one sub-folder per scan)")
     p.add_argument("--interval", type=float, default=30.0, help="seconds between looks at the inbox (default 30)")
-    p.add_argument("--settle", type=float, default=10.0,
-                   help="a scan is taken once unchanged for this many seconds (default 10)")
+    p.add_argument("--settle", type=float, default=None,
+                   help="a scan is taken once unchanged for this many seconds (default 10; with --once 0: with "
+                        "--once --settle N, scans changed in the last N seconds are left for the next watch)")
     p.add_argument("--once", action="store_true", help="process what is there now and exit")
     add_pipeline_args(p, ", kept for the whole watch")
     add_progress_args(p)

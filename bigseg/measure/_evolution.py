@@ -70,7 +70,8 @@ def evolution(metrics: xr.Dataset, particles: pd.DataFrame | None = None,
     contact; NaN when no particle lies inside); with transitions, ``<a>_to_<b>`` for every pair
     of different phases (the fraction of the volume that changed from a to b since the step
     before; NaN at the first step). ``attrs`` hold the unit. The interface areas are divided by
-    each step's own volume (its voxel count).
+    each step's own volume (its voxel count times the volume of a voxel: a ``voxel_volume``
+    coordinate over ``t`` where the steps' voxel sizes differ, else ``attrs["voxel_size"]``).
     """
     if not isinstance(metrics, xr.Dataset) or "volume_fraction" not in metrics:
         raise InputError("Expected `metrics` to be the Dataset of bigseg.measure.summary. "
@@ -78,10 +79,12 @@ def evolution(metrics: xr.Dataset, particles: pd.DataFrame | None = None,
     ds = metrics if "t" in metrics.dims else metrics.expand_dims(t=[0])
     phases = [str(p) for p in ds.phase.values]
     vs = np.asarray(ds.attrs.get("voxel_size", (1.0, 1.0, 1.0)), np.float64)
+    # the volume of a voxel: per step where the scans differ (those of a watch), else the attrs'
+    vv = ds.voxel_volume.values.astype(np.float64) if "voxel_volume" in ds.coords else float(np.prod(vs))
     if "voxels" in ds.coords and "t" in ds.voxels.dims:  # per step (scans of a watch may differ in size)
-        total = ds.voxels.sum("phase").values.astype(np.float64) * float(np.prod(vs))
+        total = ds.voxels.sum("phase").values.astype(np.float64) * vv
     else:
-        total = float(ds.attrs.get("voxels", np.nan)) * float(np.prod(vs))
+        total = float(ds.attrs.get("voxels", np.nan)) * vv
     out = pd.DataFrame(index=pd.Index(ds.t.values, name="t"))
     for i, p in enumerate(phases):
         out[f"fraction_{p}"] = ds.volume_fraction.values[:, i]
