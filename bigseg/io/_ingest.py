@@ -233,7 +233,27 @@ def _tiff_stack(files: list[str], what: str) -> TiffStackReader:
                 f"Expected every TIFF slice to have shape {shape0} and dtype {dtype0} (as {files[0]!r}). "
                 f"Got shape {shape} and dtype {dtype} in {f!r}."
             )
+    _warn_gaps(files, what)
     return TiffStackReader(tuple(files), (len(files), *shape0), dtype0, tuple(offsets), fdt0)  # type: ignore[arg-type]
+
+
+def _warn_gaps(files: list[str], what: str) -> None:
+    """Warn when the slices' numbers (``name_0001.tif``, ``name_0002.tif``, ...; one prefix)
+    skip some: the stack would close the gap, and everything below it would sit too high."""
+    import re
+
+    parts = [re.fullmatch(r"(.*?)(\d+)(\D*)", Path(f).name) for f in files]
+    if len(files) < 3 or any(m is None for m in parts) or len({(m[1], m[3]) for m in parts}) != 1:
+        return
+    numbers = np.array([int(m[2]) for m in parts])
+    steps = np.diff(numbers)
+    step = int(np.bincount(steps[steps > 0]).argmax()) if (steps > 0).any() else 0
+    jumps = np.flatnonzero(steps != step)
+    if step and jumps.size:
+        said = ", ".join(f"{numbers[i]} to {numbers[i + 1]}" for i in jumps[:3]) + (" ..." if jumps.size > 3 else "")
+        warnings.warn(f"The TIFF slices of {what!r} are numbered in steps of {step} but jump from {said}: slices "
+                      f"missing there are not filled in (the volume has {len(files)} planes: those after a gap come "
+                      "as many planes early). Check the folder.", stacklevel=4)
 
 
 def _hdf5(path: str, dataset: str | None) -> Hdf5Reader:

@@ -47,6 +47,24 @@ def test_tiff_folder_round_trip(tmp_path, odd_volume, compress):
     assert sorted((p.name, p.stat().st_mtime_ns) for p in src.iterdir()) == before  # input untouched
 
 
+def test_a_gap_in_the_slice_numbers_is_said(tmp_path, odd_volume):
+    src = _tiff_folder(tmp_path / "slices", odd_volume)
+    for i in (4, 5, 6):
+        (src / f"s_{i}.tif").unlink()  # a slice or three lost in a copy
+    with pytest.warns(UserWarning, match="numbered in steps of 1 but jump from 3 to 7"):
+        out = bigseg.ingest(src, tmp_path / "v.ome.zarr", progress=False)
+    assert out.shape[0] == odd_volume.shape[0] - 3
+    every_other = tmp_path / "every_other"
+    every_other.mkdir()
+    for i in range(0, 10, 2):  # a stack saved every other slice: a constant step, no gap
+        tifffile.imwrite(every_other / f"img_{i:03d}.tif", odd_volume[i])
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        bigseg.ingest(every_other, tmp_path / "e.ome.zarr", progress=False)
+
+
 def test_tiff_glob_and_multipage(tmp_path, odd_volume):
     src = _tiff_folder(tmp_path / "slices", odd_volume)
     _check(bigseg.ingest(str(src / "s_*.tif"), tmp_path / "g.ome.zarr", chunks=CHUNKS, progress=False), odd_volume)
