@@ -265,6 +265,11 @@ class Pipeline:
     def _check_crop_and_truth(self, shape: tuple[int, ...] | None, truth: Any) -> None:
         """``crop`` inside the source and ``truth`` on the source's grid (whole or cropped),
         before any work (with ``filters.align`` the grid is known only after the alignment)."""
+        if truth is not None:  # labels to score against: whole numbers (a grey image given by mistake)
+            dt = np.dtype(truth.dtype) if hasattr(truth, "dtype") else np.asarray(truth).dtype
+            if not (np.issubdtype(dt, np.integer) or dt == np.bool_):
+                raise InputError(f"Expected `truth` to hold integer labels (e.g. uint8). Got dtype {dt} instead: "
+                                 "a grey image? Give the reference label image.")
         if shape is None:
             return
         grid = tuple(shape)

@@ -338,6 +338,8 @@ def test_a_truth_crop_or_dest_that_cannot_work_is_refused_before_anything_is_wri
     pipe = Pipeline(predict={"model": "threshold"}, crop="2:18,:,4:24")
     with pytest.raises(InputError, match=r"`truth` to have the source's shape \(16, 24, 20\) \(or \(20, 24, 28\)"):
         pipe.run(str(src), tmp_path / "a", truth=np.zeros((16, 24, 28), np.uint8))
+    with pytest.raises(InputError, match="`truth` to hold integer labels.*float32"):  # the grey image by mistake
+        pipe.run(str(src), tmp_path / "a", truth=np.zeros((16, 24, 20), np.float32))
     with pytest.raises(InputError, match="`crop`"):
         Pipeline(crop="0:40,:,:").run(str(src), tmp_path / "b")
     (tmp_path / "c").write_text("")
