@@ -183,11 +183,13 @@ def cluster_from_args(args: argparse.Namespace):
         yield None
 
 
-def open_label_image(path: str, label: str | None, prefer: str | None, option: str, *, say: str | None) -> Any:
+def open_label_image(path: str, label: str | None, prefer: str | None, option: str, *, say: str | None,
+                     hint: str | None = None) -> Any:
     """The label image ``path`` names; for an image (or its labels group) its ``label``, else
     the one named ``prefer``, else its only one (several are refused: which one is used must
     not be a guess). A TIFF, HDF5 or ``.npy`` label stack (from another tool) is read as it is.
-    Prints ``say`` and the path it opened (unless ``say`` is None)."""
+    Prints ``say`` and the path it opened (unless ``say`` is None); ``hint``: how else the
+    command names one of several label images (default: ``--label NAME`` for ``labels``)."""
     from pathlib import Path
 
     from ..io import open_source, open_volume
@@ -218,7 +220,7 @@ def open_label_image(path: str, label: str | None, prefer: str | None, option: s
             also = f" and none is called {prefer!r}" if prefer else ""
             raise InputError(f"Expected `{option}` to name one label image: {str(p)!r} holds {len(names)} "
                              f"({', '.join(names)}){also}. Pass IMAGE/labels/NAME"
-                             f"{' or --label NAME' if option == 'labels' else ''}.")
+                             f"{hint if hint is not None else ' or --label NAME' if option == 'labels' else ''}.")
     if say is not None:
         print(f"{say} {vol.attrs.get('source', path)}")
     return vol

@@ -4,6 +4,7 @@ how good each is)."""
 from __future__ import annotations
 
 import argparse
+import re
 import os
 from pathlib import Path
 
@@ -59,14 +60,20 @@ def run(args: argparse.Namespace) -> int:
     if len(args.labels) < 2:
         raise InputError(f"Expected at least two label images to compare. Got {len(args.labels)}: {args.labels}.")
     paths = [Path(args.image) / "labels" / name if args.image else Path(name) for name in args.labels]
-    segs = [open_label_image(str(p), None, None, "labels", say=None) for p in paths]
+    segs = [open_label_image(str(p), None, None, "labels", say=None, hint=" or NAME with --image IMAGE")
+            for p in paths]
     truth = open_label_image(args.truth, None, "truth", "--truth", say=None) if args.truth else None
     phases = [s.strip() for s in args.phases.split(",")] if args.phases else None
     names = _names(paths)
     with cluster_from_args(args):
         # with a truth, every segmentation's scores come from the same pass
-        ds = measure.agreement(segs, truth=truth, phases=phases, progress=args.progress).assign_coords(
-            segmentation=names)
+        try:
+            ds = measure.agreement(segs, truth=truth, phases=phases, progress=args.progress).assign_coords(
+                segmentation=names)
+        except InputError as exc:  # in the command's terms: the label images by path, the option by name
+            said = re.sub(r"`segmentations\[(\d+)\]`|segmentations\[(\d+)\]",
+                          lambda m: repr(str(paths[int(m[1] or m[2])])), str(exc))
+            raise InputError(re.sub(r"pass `?phases=?`?", "pass --phases", said)) from None
     scores = "iou" in ds
     last = f" (t = {ds.t.values[-1]})" if "t" in ds.dims else ""
     d = ds.isel(t=-1) if "t" in ds.dims else ds

@@ -214,6 +214,13 @@ def agreement(segmentations: Sequence[Any], *, truth: Any = None, phases: Any = 
                          f"{len(segmentations) if hasattr(segmentations, '__len__') else '?'} instead.")
     labs = [as_labels(s, name=f"segmentations[{i}]", phases=phases) for i, s in enumerate(segmentations)]
     ref = labs[0]
+    if phases is None:  # label value i must mean one phase in all of them: stated names must agree
+        stated = [(i, list(lab.vol.attrs["phases"])) for i, lab in enumerate(labs) if lab.vol.attrs.get("phases")]
+        for i, names in stated[1:]:
+            if names != stated[0][1]:
+                raise InputError(f"Expected the segmentations to name their phases alike (label value i the same "
+                                 f"phase in each). Got {stated[0][1]} in `segmentations[{stated[0][0]}]` and {names} "
+                                 f"in `segmentations[{i}]`; pass `phases` to compare them as the same phases anyway.")
     for i, lab in enumerate(labs[1:], 1):
         if tuple(lab.vol.shape) != tuple(ref.vol.shape):
             raise InputError(f"Expected `segmentations[{i}]` to have the shape of `segmentations[0]` "

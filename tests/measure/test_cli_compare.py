@@ -64,7 +64,15 @@ def test_compare_refuses_one_label_image_and_other_shapes(tmp_path, capsys):
     assert main(["compare", "a", "--image", str(image)]) == 2
     assert "at least two" in capsys.readouterr().err
     assert main(["compare", str(image / "labels" / "a"), str(small / "labels" / "b")]) == 2
-    assert "`segmentations[1]`" in capsys.readouterr().err
+    assert f"Expected {str(small / 'labels' / 'b')!r} to have the shape of" in capsys.readouterr().err
+    # label images that name their phases otherwise: value 1 is not the same phase in both
+    save_labels((lab > 0).astype(np.uint8), image, name="two", phases=["pore", "solid"], progress=False)
+    assert main(["compare", "a", "two", "--image", str(image), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "['pore', 'cbd', 'active'] in" in err and "['pore', 'solid'] in" in err and "--phases" in err
+    assert main(["compare", "two", "a", "--image", str(image), "--no-progress"]) == 2  # in either order
+    assert main(["compare", str(image), "a", "--image", str(image), "--no-progress"]) == 2
+    assert "or NAME with --image IMAGE" in capsys.readouterr().err
 
 
 def test_segmentations_are_named_apart_by_as_many_folders_as_it_takes(tmp_path):
