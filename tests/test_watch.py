@@ -167,3 +167,21 @@ def test_info_on_a_folder_of_runs_lists_each(tmp_path, capsys):
     assert out[0].startswith(f"runs in {tmp_path / 'w'} (2;")
     assert out[1].split()[:2] == ["a", "threshold:"] and "pore 0." in out[1] and "report.html" in out[1]
     assert out[2].split()[0] == "b" and "stopped after ingest" in out[2]
+    # what the watch's ledger says: a scan that failed (folder or none), runs in number order
+    Pipeline(predict={"model": "threshold"}, measure={"particles": False}).run(img, tmp_path / "w" / "a10", progress=False)
+    Pipeline(predict={"model": "threshold"}, measure={"particles": False}).run(img, tmp_path / "w" / "a9", progress=False)
+    (tmp_path / "w" / "watch.json").write_text(json.dumps({
+        "b": {"state": "failed", "error": "InputError: Expected `fov` ..."},
+        "c": {"state": "failed", "error": "InputError: Expected `crop` ..."}}))
+    assert main(["info", str(tmp_path / "w")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "1 failed before any output" in out[0]
+    assert [line.split()[0] for line in out[1:]] == ["a", "a9", "a10", "b", "c"]
+    assert out[4].split()[1:3] == ["FAILED:", "InputError:"] and "`crop`" in out[5]
+    # a labels group of several label images: which one is meant is asked, not guessed
+    labels = tmp_path / "w" / "a" / "image.ome.zarr" / "labels"
+    assert main(["info", str(labels)]) == 0  # only one there
+    bigseg.save_labels(np.zeros((10, 12, 14), np.uint8), labels.parent, name="other", phases=["pore", "cbd", "active"],
+                       progress=False)
+    assert main(["info", str(labels)]) == 2
+    assert "which holds 2 (" in capsys.readouterr().err

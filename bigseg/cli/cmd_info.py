@@ -124,17 +124,34 @@ def _is_run(d) -> bool:
     return _finished(d) or any((d / f).exists() for f in ("stages.json", ".bigseg.lock"))
 
 
+def _watched(state: dict | None) -> dict:
+    """What a watch's ledger adds to a run folder's line: the error of a scan that failed."""
+    return {"watch_error": state["error"]} if state and state.get("state") == "failed" else {}
+
+
+def _label_images(group) -> list[str]:
+    from ..io._omezarr import label_names
+
+    return label_names(group)
+
+
 def _runs_lines(info: dict, args: argparse.Namespace) -> list[str]:
-    """A folder of runs (``bigseg demo``'s, ``bigseg watch``'s): one line each."""
-    out = [f"runs in {info['folder']} ({len(info['runs'])}; one in full: bigseg info {info['folder']}/NAME)"]
+    """A folder of runs (``bigseg demo``'s, ``bigseg watch``'s): one line each, failures with their error."""
+    failed = info.get("failed", {})
+    out = [f"runs in {info['folder']} ({len(info['runs'])}{f', {len(failed)} failed before any output' if failed else ''}"
+           f"; one in full: bigseg info {info['folder']}/NAME)"]
     for r in info["runs"]:
         name = r["run"].rstrip("/").rsplit("/", 1)[-1]
-        if r["state"]["state"] != "done" or "volume_fraction" not in r:
+        if "watch_error" in r:  # failed in the watch: running it again with the same files would fail again
+            out.append(f"  {name:14s} FAILED: {r['watch_error']}")
+        elif r["state"]["state"] != "done" or "volume_fraction" not in r:
             out.append(f"  {name:14s} {_state_line(r['state']).split(None, 1)[-1]}")
-            continue
-        frac = ", ".join(f"{p} {v:.3f}" for p, v in r["volume_fraction"].items())
-        iou = ("; IoU " + ", ".join(f"{p} {v:.3f}" for p, v in r["iou"].items())) if r.get("iou") else ""
-        out.append(f"  {name:14s} {r.get('model', '')}: {frac}{iou}; {r.get('report', '')}")
+        else:
+            frac = ", ".join(f"{p} {v:.3f}" for p, v in r["volume_fraction"].items())
+            iou = ("; IoU " + ", ".join(f"{p} {v:.3f}" for p, v in r["iou"].items())) if r.get("iou") else ""
+            report = f"; {r['report']}" if r.get("report") else ""
+            out.append(f"  {name:14s} {r.get('model', '')}: {frac}{iou}{report}")
+    out += [f"  {name:14s} FAILED: {error}" for name, error in failed.items()]
     return out
 
 
@@ -153,10 +170,21 @@ def run(args: argparse.Namespace) -> int:
     elif p.is_dir() and any((p / f).exists() for f in ("stages.json", ".bigseg.lock")):  # one not finished yet
         info, lines = {"run": str(p), "state": run_state(p)}, _partial_run_lines
     elif p.is_dir() and any((p / f).exists() for f in ("summary.json", "watch.json")):  # demo / watch: runs inside
-        runs = sorted(d for d in p.iterdir() if d.is_dir() and _is_run(d))
+        from ..io._ingest import natural_key
+
+        runs = sorted((d for d in p.iterdir() if d.is_dir() and _is_run(d)), key=lambda d: natural_key(d.name))
+        ledger = json.loads((p / "watch.json").read_text()) if (p / "watch.json").exists() else {}
         info = {"folder": str(p), "runs": [{**(run_summary(d) if _finished(d) else {"run": str(d)}),
-                                            "state": run_state(d)} for d in runs]}
+                                            "state": run_state(d), **_watched(ledger.get(d.name))} for d in runs]}
+        # scans a watch refused before writing anything have no folder: their ledger says why
+        info["failed"] = {name: st.get("error", "") for name, st in sorted(ledger.items(), key=lambda i: natural_key(i[0]))
+                          if st.get("state") == "failed" and not (p / name).is_dir()}
         lines = _runs_lines
+    elif p.name == "labels" and is_zarr_store(p) and len(_label_images(p)) > 1:
+        from ..errors import InputError
+
+        raise InputError(f"Expected `path` to be one label image. Got {str(p)!r}, which holds "
+                         f"{len(_label_images(p))} ({', '.join(_label_images(p))}): pass {args.path}/NAME.")
     elif is_zarr_store(args.path):
         info, lines = volume_info(args.path, stats=not args.no_stats), _volume_lines
     else:  # a source for ingest (an HDF5 file without the dataset: the error lists those present)
