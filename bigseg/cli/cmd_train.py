@@ -57,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                 "per phase, per epoch) here, e.g. training.png")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     add_progress_args(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, api_aliases={"name_or_path": "init"})  # models.load(name_or_path): the --init model
 
 
 def run(args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ import copy
 import hashlib
 import json
 import os
+import re
 import secrets
 from importlib import resources
 from typing import Any, Callable
@@ -240,14 +241,23 @@ def _read(fh: Any, where: str) -> dict:
     try:
         blob = torch.load(fh, map_location="cpu", weights_only=True)
     except Exception as exc:  # UnpicklingError for forbidden globals, RuntimeError for bad zips
-        detail = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        # torch's own words say why (after "WeightsUnpickler error:"), and also suggest weights_only=False,
+        # which would run whatever code the file holds: only the why is said
+        why = str(exc)
+        for said in (r"Weights only load failed\..*?trusted source\.", r"Please file an issue.*?use case:",
+                     r"WeightsUnpickler error:", r"Check the documentation.*"):
+            why = re.sub(said, " ", why, flags=re.S)
+        detail = f"{type(exc).__name__}: {' '.join(why.split()) or 'no reason given'}"
+        if "Unsupported operand" in why:  # not a pickle of tensors at all (e.g. a .npy)
+            detail += " (not a torch checkpoint: a file of another kind?)"
         if "TorchScript" in str(exc):
             detail = ("it is a TorchScript archive (code, not weights): if you trust it, pass "
                       "torch.jit.load(path) to predict(..., patch=...) instead")
         elif "weights_only" not in str(exc).lower().replace(" ", "_"):  # not refused: not a checkpoint at all
             raise ModelError(f"Expected a bigseg checkpoint at {where}. Got a file torch.load cannot read "
                              f"({type(exc).__name__}): a file of another kind, or one cut short?") from None
-        raise ModelError(f"Expected a safe bigseg checkpoint at {where}. It could not be read safely: {detail}") from None
+        raise ModelError(f"Expected a safe bigseg checkpoint at {where}. It could not be read safely (weights only, "
+                         f"no code run): {detail}") from None
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise ModelError(f"Expected a bigseg checkpoint (format {FORMAT!r}) at {where}. Got something else.")
     if blob.get("version") != VERSION:
