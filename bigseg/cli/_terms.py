@@ -40,9 +40,16 @@ def in_cli_terms(message: str, parser: argparse.ArgumentParser, args: argparse.N
             longs = [o for o in action.option_strings if o.startswith("--")]
             if longs:
                 options[action.dest] = longs[0]
-    # only options the user gave: a value from elsewhere (a --config file) keeps its own name
+    # only options the user gave: a value from elsewhere (a --config file) keeps its own name, also
+    # where the user gave the option too ("Got 5" of `cluster: 5` in the file, --cluster local typed)
+    got = re.search(r"\bGot ('[^']*'|-?[\d.]+(?:e-?\d+)?)[\s.,;:)]", message + " ")  # a quoted or numeric value
+
+    def typed(d: str) -> bool:
+        value = getattr(args, d, None)
+        return got is None or not isinstance(value, (str, int, float)) or got.group(1).strip("'") == str(value)
+
     rename = {d: o for d, o in options.items()
-              if d not in positionals and d != "help" and getattr(args, d, None) != parser.get_default(d)}
+              if d not in positionals and d != "help" and getattr(args, d, None) != parser.get_default(d) and typed(d)}
     # API parameters an option stands for under another name (set by the command: filter's --median is `size`)
     for name, dest in (getattr(args, "api_aliases", None) or {}).items():
         if dest in positionals:  # where the message quotes that argument's value
