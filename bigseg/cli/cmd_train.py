@@ -129,7 +129,8 @@ def run(args: argparse.Namespace) -> int:
 
         init = f", fine-tuned from {args.init}" if args.init else ""
         plot_history(prov.get("history") or [], model.phases, args.plot,
-                     title=f"{model.arch} {model.arch_kwargs}: {prov.get('epochs')} epochs ({prov.get('steps')} steps) "
+                     title=f"{model.arch}{' ' + str(model.arch_kwargs) if model.arch_kwargs else ''}: "
+                           f"{prov.get('epochs')} epoch(s) ({prov.get('steps')} steps) "
                            f"in {prov.get('duration_s')} s{init}")
     if not args.progress:  # no live epoch lines: the history, for a batch job's log
         for row in prov.get("history") or []:

@@ -121,4 +121,8 @@ def series_figure(metrics: Any, particles: Any = None, *, transitions: Any = Non
             ax.set_ylim(0, 1)
             ax.set_title("particle contacts")
             ax.legend(fontsize=8)
+    if len(t) > 1:  # every panel over all the steps (a panel of changes has none at the first)
+        pad = 0.05 * float(t.max() - t.min())
+        for ax in axes.ravel()[: len(panels)]:
+            ax.set_xlim(float(t.min()) - pad, float(t.max()) + pad)
     return finish(fig, path, title=title, dpi=dpi)

@@ -87,7 +87,7 @@ def plot_history(history: list[dict[str, Any]], phases: list[str], path: str, *,
     axes[0].set_ylabel("training loss (soft Dice + CE)")
     axes[0].set_yscale("log")
     ax2 = axes[0].twinx()
-    ax2.plot(ep, [h["lr"] for h in history], color="0.6", lw=1, ls="--")
+    ax2.plot(ep, [h["lr"] for h in history], color="0.6", lw=1, ls="--", marker="." if len(ep) < 3 else None)
     ax2.set_yscale("log")
     ax2.set_ylabel("learning rate", color="0.5")
     for i, p in enumerate(phases):
@@ -97,6 +97,8 @@ def plot_history(history: list[dict[str, Any]], phases: list[str], path: str, *,
     axes[1].set_xlabel("epoch")
     for ax in axes[:2]:
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        if len(ep) and min(ep) == max(ep):  # one epoch: an axis around it, not 0.945 ... 1.05
+            ax.set_xlim(min(ep) - 1, max(ep) + 1)
     axes[1].set_ylabel("validation IoU")
     axes[1].set_ylim(0, 1)
     axes[1].grid(alpha=0.3)
