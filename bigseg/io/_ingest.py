@@ -343,6 +343,11 @@ def read_source(
     if suffix in HDF5_SUFFIXES:
         return _hdf5(src, dataset)
     if suffix == ".npy":
+        with open(src, "rb") as fh:
+            magic = fh.read(6)
+        if magic != b"\x93NUMPY":  # numpy would call it "pickled data" and suggest allow_pickle: it is no array
+            raise VolumeFormatError(f"Expected `source` {src!r} to be a NumPy .npy array file. Got a file that does "
+                                    f"not start as one ({magic[:6]!r}): another format named .npy, or one cut short?")
         try:
             mm = np.load(src, mmap_mode="r")
         except Exception as exc:

@@ -307,6 +307,14 @@ def test_bad_chunks(tmp_path, odd_volume, chunks):
     _nothing_written(tmp_path)
 
 
+def test_a_file_named_npy_that_is_no_array_is_said_so(tmp_path):
+    (tmp_path / "notes.npy").write_text("garbage\n")
+    with pytest.raises(VolumeFormatError, match="to be a NumPy .npy array file.*b'garbag'") as refused:
+        bigseg.ingest(tmp_path / "notes.npy", tmp_path / "out.ome.zarr")
+    assert "allow_pickle" not in str(refused.value)  # numpy's word for it, and unsafe advice
+    assert not (tmp_path / "out.ome.zarr").exists()
+
+
 @pytest.mark.parametrize("voxel_size", [0, -1.0, (1, 1, 0), float("nan"), (1, 2)])
 def test_bad_voxel_size(tmp_path, odd_volume, voxel_size):
     np.save(tmp_path / "v.npy", odd_volume)
