@@ -328,7 +328,8 @@ class Pipeline:
         changed for ``settle`` seconds (a beamline still writing it is left alone). Scans of one
         name (``x.npy`` and ``x.tif``: both would be ``out/x``) are left alone, with a message. Each scan runs
         :meth:`run` (resuming a scan whose run was interrupted; starting again for a scan that
-        was replaced since it was done or failed). ``out/watch.json`` records
+        was replaced since it was done or failed; processing again, resumed, a scan done or failed
+        with other settings: a new model redoes its segmentation). ``out/watch.json`` records
         every scan's state (``done`` with its timings, or ``failed`` with the error); a failed
         scan is retried only when its files change, and one scan's failure never stops the watch.
         Once two scans are done, ``out/evolution.csv`` and ``out/evolution.png`` follow them as
@@ -372,6 +373,9 @@ class Pipeline:
         ledger_path = out / "watch.json"
         first_seen: dict[str, tuple[tuple[int, float], float]] = {}
         said: set[tuple[str, ...]] = set()  # what was said of clashing or unsettled scans (once each)
+        from .runtime._manifest import key_digest
+
+        settings = key_digest(json.dumps(self.config.values, sort_keys=True, default=str))
         while True:
             now = time.time()
             for name, paths in sorted(_scans(inbox).items(), key=lambda item: natural_key(item[0])):
@@ -384,7 +388,8 @@ class Pipeline:
                 path = paths[0]
                 sig = _signature(path)
                 state = ledger.get(name)
-                if state is not None and state.get("signature") == list(sig):
+                same_settings = state is None or state.get("settings", settings) == settings  # (older ledgers: kept)
+                if state is not None and state.get("signature") == list(sig) and same_settings:
                     continue  # done, or failed and unchanged
                 seen = first_seen.get(name)
                 if seen is None or seen[0] != sig:
@@ -398,19 +403,20 @@ class Pipeline:
                     continue
                 if not once and (now - seen[1] < settle or now - sig[1] < settle):
                     continue  # still being written
-                print(f"[watch] {name}: processing", file=sys.stderr, flush=True)
+                print(f"[watch] {name}: processing" + ("" if same_settings else " again: the settings changed since "
+                                                        "(what they leave as it was is kept)"), file=sys.stderr, flush=True)
                 t0 = time.perf_counter()
                 try:
                     # a scan seen before with other files was replaced: start again, else resume
-                    res = self.run(path, out / name, resume=state is None)
-                    ledger[name] = {"state": "done", "signature": list(sig), "source": str(path),
+                    res = self.run(path, out / name, resume=state is None or state.get("signature") == list(sig))
+                    ledger[name] = {"state": "done", "signature": list(sig), "settings": settings, "source": str(path),
                                     "report": str(out / name / "report.html"),
                                     "seconds": round(time.perf_counter() - t0, 2),
                                     "volume_fraction": res.metrics["volume_fraction"].to_series().to_dict()}
                     print(f"[watch] {name}: done in {ledger[name]['seconds']} s -> {out / name / 'report.html'}",
                           file=sys.stderr, flush=True)
                 except Exception as exc:  # one bad scan must not stop a beamline's watch
-                    ledger[name] = {"state": "failed", "signature": list(sig), "source": str(path),
+                    ledger[name] = {"state": "failed", "signature": list(sig), "settings": settings, "source": str(path),
                                     "error": f"{type(exc).__name__}: {exc}"}
                     print(f"[watch] {name}: FAILED: {ledger[name]['error']}", file=sys.stderr, flush=True)
                     with contextlib.suppress(OSError):  # refused before any write: no folder that looks like a run

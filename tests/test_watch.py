@@ -116,6 +116,22 @@ def test_clashing_names_unsettled_scans_and_other_voxel_sizes(tmp_path, image, c
         assert ev.loc[t, "specific_area_pore_cbd"] == pytest.approx(area / (image.size * vs ** 3))
 
 
+def test_a_scan_done_with_other_settings_is_processed_again(tmp_path, image, capfd):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    np.save(inbox / "s.npy", image)
+    out = tmp_path / "out"
+    Pipeline(chunks=16, predict={"model": "threshold"}, measure={"particles": False}).watch(inbox, out, once=True)
+    stamp = (out / "s" / "image.ome.zarr" / "zarr.json").stat().st_mtime_ns
+    km = Pipeline(chunks=16, predict={"model": "kmeans"}, measure={"particles": False})
+    km.watch(inbox, out, once=True)
+    assert "processing again: the settings changed" in capfd.readouterr().err
+    assert json.loads((out / "s" / "run.json").read_text())["model"] == "kmeans"
+    assert (out / "s" / "image.ome.zarr" / "zarr.json").stat().st_mtime_ns == stamp  # its ingest kept
+    km.watch(inbox, out, once=True)
+    assert "processing" not in capfd.readouterr().err  # the same settings again: nothing to do
+
+
 def test_bad_arguments(tmp_path):
     pipe = Pipeline(predict={"model": "threshold"})
     with pytest.raises(InputError, match="`inbox`"):
