@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import inspect
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -263,6 +264,12 @@ def train(
     phases = parse_phases(phases)
     n_classes = len(phases)
     img, lab = load_pair(image, labels, n_classes)
+    absent = [p for i, p in enumerate(phases) if not (lab == i).any()]
+    if absent:  # e.g. one annotated slice of pore only: nothing teaches the others
+        warnings.warn(f"The labels hold no voxel of {', '.join(absent)}: the model learns nothing of "
+                      f"{'it' if len(absent) == 1 else 'them'}"
+                      f"{' beyond what the initial model knew' if opts['init'] is not None else ''}; "
+                      "annotate some of each phase.", stacklevel=2)
     if img.ndim != 3:
         raise InputError(f"Expected (z, y, x) volumes. Got {img.ndim} dimensions instead.")
 

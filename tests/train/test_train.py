@@ -177,6 +177,10 @@ def test_fine_tuning_starts_from_given_weights(pair, tmp_path):
     assert not torch.allclose(scratch.net.enc1.weight, ref["net.enc1.weight"])
     with pytest.raises(InputError, match="arch"):
         bigseg.train(img, sparse, init=init, arch="unet3d", epochs=1)
+    # labels of some phases only: said (nothing teaches the model the others)
+    no_active = np.where(sparse == 2, 255, sparse).astype(np.uint8)
+    with pytest.warns(UserWarning, match="no voxel of active: the model learns nothing of it beyond what the initial"):
+        bigseg.train(img, no_active, init=m, epochs=1, steps_per_epoch=1, lr=1e-12, batch_size=2, progress=False)
 
 
 def test_unet3d_checkpoints_and_round_trip(pair, tmp_path):
