@@ -157,16 +157,17 @@ def output_file(path: str | None, option: str, *, suffixes: tuple[str, ...] | No
     return path
 
 
-def parse_triple(text: str | None, cast=float, *, option: str) -> Any:
+def parse_triple(text: str | None, cast=float, *, option: str, count: str = "one or three",
+                 example: str = "5 or 5,4,4") -> Any:
     """'5' -> 5, '5,4,4' -> (5, 4, 4); ``option`` (e.g. ``"--voxel-size"``) named when ``text`` is
-    not numbers of type ``cast``."""
+    not numbers of type ``cast``, with how many (``count``) and an ``example`` of what it takes."""
     if text is None:
         return None
     try:
         parts = [cast(t) for t in str(text).split(",")]
     except ValueError:
         kind = "whole numbers" if cast is int else "numbers"
-        raise InputError(f"Expected `{option}` to be one or three comma-separated {kind} (e.g. 5 or 5,4,4). "
+        raise InputError(f"Expected `{option}` to be {count} comma-separated {kind} (e.g. {example}). "
                          f"Got {text!r} instead.") from None
     return parts[0] if len(parts) == 1 else tuple(parts)
 

@@ -85,7 +85,9 @@ def run(args: argparse.Namespace) -> int:
             arch_kwargs["channels"] = tuple(int(c) for c in args.channels.split(","))
         except ValueError:
             raise InputError(f"Expected `channels` to be comma-separated ints. Got {args.channels!r} instead.") from None
-    patch = parse_triple(args.patch, int, option="--patch") if args.patch else None
+    patch = (parse_triple(args.patch, int, option="--patch", count="two or three",
+                          example="96,96 for a 2D model, 32,32,32 for a 3D one")
+             if args.patch else None)
     common = dict(arch=args.arch, epochs=args.epochs, batch_size=args.batch_size, init=args.init, patch=patch,
                   patience=args.patience, steps_per_epoch=args.steps_per_epoch, checkpoint_dir=args.checkpoint_dir,
                   seed=args.seed, device=args.device, amp=args.amp, progress=args.progress,
