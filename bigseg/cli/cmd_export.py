@@ -18,6 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--level", type=int, default=0, help="pyramid level (default 0, full resolution)")
     p.add_argument("--format", default=None, choices=["tiff-slices", "tiff", "hdf5", "npy"],
                    help="instead of the suffix of DEST")
+    p.add_argument("--step", type=int, default=None, metavar="T",
+                   help="an operando series (t, z, y, x): only its time step T (0 = the first; -1 the last)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing destination")
     add_progress_args(p)
     add_cluster_args(p)
@@ -33,6 +35,19 @@ def run(args: argparse.Namespace) -> int:
     fmt = _format(Path(args.dest), args.format)
     refuse_existing(args.dest, args.overwrite, "dest", kind="tiff-slices" if fmt == "tiff-slices" else "file")
     vol = open_volume(args.source, level=args.level, label=args.label)
+    if args.step is not None:
+        from ..errors import InputError
+
+        n = vol.sizes.get("t", 0)
+        if not -n <= args.step < n:
+            raise InputError(f"Expected `--step` to be a time step of a series{f' (0 to {n - 1})' if n else ''}. Got "
+                             f"{args.step} for {f'a series of {n} steps' if n else 'one volume'}.")
+        vol = vol.isel(t=args.step)
+    elif "t" in vol.dims and fmt == "tiff-slices":
+        from ..errors import InputError
+
+        raise InputError(f"Expected one volume for a folder of TIFF slices. Got a series of {vol.sizes['t']} steps: "
+                         "export it to one .tif (axes TZYX), .h5 or .npy, or one step with --step T.")
     with cluster_from_args(args):
         out = export(vol, args.dest, format=args.format, overwrite=args.overwrite, progress=args.progress)
     vs = " x ".join(f"{v:g}" for v in vol.attrs["voxel_size"])

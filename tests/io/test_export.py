@@ -122,3 +122,14 @@ def test_cli_export_label_image(tmp_path, odd_volume, capsys):
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "seg.tif"), lab)
     assert main(["export", str(image), str(tmp_path / "seg.tif")]) == 2
     assert "exists" in capsys.readouterr().err
+    # one step of a series (a folder of slices holds one volume): --step
+    series = tmp_path / "series.ome.zarr"
+    bigseg.save_volume(make_volume(da.from_array(np.stack([odd_volume, odd_volume + 1])), voxel_size=VS, unit="nm"),
+                       series, progress=False)
+    assert main(["export", str(series), str(tmp_path / "all"), "--no-progress"]) == 2
+    assert "one step with --step T" in capsys.readouterr().err
+    assert main(["export", str(series), str(tmp_path / "last"), "--step", "-1", "--no-progress"]) == 0
+    np.testing.assert_array_equal(bigseg.ingest(tmp_path / "last", tmp_path / "l.ome.zarr", progress=False).values,
+                                  odd_volume + 1)
+    assert main(["export", str(image), str(tmp_path / "x.npy"), "--step", "0"]) == 2
+    assert "Got 0 for one volume" in capsys.readouterr().err
