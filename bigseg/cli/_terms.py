@@ -46,7 +46,13 @@ def in_cli_terms(message: str, parser: argparse.ArgumentParser, args: argparse.N
 
     def typed(d: str) -> bool:
         value = getattr(args, d, None)
-        return got is None or not isinstance(value, (str, int, float)) or got.group(1).strip("'") == str(value)
+        if got is None or not isinstance(value, (str, int, float)):
+            return True
+        said = got.group(1).strip("'")
+        try:  # numbers as numbers: --radius -3 is "Got -3.0"
+            return float(said) == float(str(value).split(",")[0]) or said == str(value)
+        except ValueError:
+            return said == str(value)
 
     rename = {d: o for d, o in options.items()
               if d not in positionals and d != "help" and getattr(args, d, None) != parser.get_default(d) and typed(d)}
