@@ -375,7 +375,10 @@ class Pipeline:
         said: set[tuple[str, ...]] = set()  # what was said of clashing or unsettled scans (once each)
         from .runtime._manifest import key_digest
 
-        settings = key_digest(json.dumps(self.config.values, sort_keys=True, default=str))
+        # what the results are made from (not where they run: cluster, workers, memory, SLURM)
+        made_from = {k: v for k, v in self.config.values.items()
+                     if k not in ("cluster", "n_workers", "threads_per_worker", "memory_limit", "slurm")}
+        settings = key_digest(json.dumps(made_from, sort_keys=True, default=str))
         while True:
             now = time.time()
             for name, paths in sorted(_scans(inbox).items(), key=lambda item: natural_key(item[0])):
