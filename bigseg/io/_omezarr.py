@@ -471,6 +471,9 @@ def open_volume(path: str | os.PathLike, *, level: int = 0, label: str | None = 
                                 f"(a TIFF, HDF5, raw or .npy source: convert it with bigseg.ingest / `bigseg "
                                 f"ingest` first).") from None
     if isinstance(node, zarr.Array):
+        level_of = _level_in_parent(p)
+        if level_of is not None:  # one level of an OME-Zarr image (scan.ome.zarr/0): that image's, calibrated
+            return open_volume(p.parent, level=level_of)
         arr = da.from_zarr(node)
         if arr.ndim not in (3, 4):
             raise VolumeFormatError(f"Expected `path` to hold a 3D or 4D array. Got shape {arr.shape} in {str(p)!r}.")
@@ -528,6 +531,19 @@ def open_volume(path: str | os.PathLike, *, level: int = 0, label: str | None = 
     vol.attrs.update({k: bs[k] for k in ("probabilities_of", "uncertainty_of", "method") if bs.get(k) is not None})
     vol.attrs["source"] = str(p)
     return vol
+
+
+def _level_in_parent(p: Path) -> int | None:
+    """The pyramid level that the array ``p`` is of the OME-Zarr image around it (None if none)."""
+    try:
+        meta = _ome_meta(zarr.open_group(str(p.parent), mode="r"))
+    except Exception:  # no group there: a plain array
+        return None
+    for ms in meta.get("multiscales", [])[:1]:
+        paths = [str(d.get("path")) for d in ms.get("datasets", [])]
+        if p.name in paths:
+            return paths.index(p.name)
+    return None
 
 
 def _bytes_on_disk(path: Path) -> int:

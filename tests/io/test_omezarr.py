@@ -60,6 +60,10 @@ def test_label_pyramid_is_nearest(tmp_path):
     assert set(np.unique(lvl1.values)) <= {0, 1, 2}
     np.testing.assert_array_equal(lvl1.values, lab[::2, ::2, ::2])
     assert lvl1.attrs["voxel_size"] == (2.0, 2.0, 2.0)
+    # a level's array opened by its own path is that level, calibrated (was 1 voxel, uncalibrated)
+    for level in (0, 1):
+        direct = bigseg.open_volume(tmp_path / "l.ome.zarr" / str(level))
+        assert direct.attrs["voxel_size"] == (2.0 ** level,) * 3 and direct.attrs["phases"] == ["a", "b", "c"]
 
 
 def test_series_t_zyx(tmp_path, rng):
