@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .distance import euclidean_distance
+from .distance import squared_distance
 
 __all__ = ["thickness_levels", "level_diameters"]
 
@@ -40,15 +40,17 @@ def thickness_levels(mask: np.ndarray, spacing: tuple[float, ...], levels: int) 
     if mask.all():  # no other phase within reach: thicker than any level
         out[:] = levels
         return out
-    d = euclidean_distance(mask, spacing)
-    tol = 1e-9 * s
-    top = min(levels, int(np.floor(2 * float(d.max()) / s - 1 + 1e-9)))  # no ball reaches beyond this level
+    d2 = squared_distance(mask, spacing)  # squared distances, compared with squared radii (no roots)
+    tol = 1e-6 * s * s
+    top = min(levels, int(np.floor(2 * float(np.sqrt(d2.max())) / s - 1 + 1e-9)))  # no ball reaches beyond
+    free = mask.copy()  # voxels of the phase not given a level yet
     for j in range(top, 0, -1):
         r = s * (1 + j) / 2
-        seeds = d >= r - tol
+        seeds = d2 >= r * r - tol
         if not seeds.any():
             continue
-        near = euclidean_distance(~seeds, spacing) <= r - s / 2 + tol  # within the balls of those centres
-        new = near & mask & (out == 0)
-        out[new] = j
+        near = squared_distance(~seeds, spacing) <= (r - s / 2) ** 2 + tol  # within the balls of those centres
+        near &= free
+        out[near] = j
+        free &= ~near
     return out
