@@ -4,13 +4,21 @@ distributions.
 
 A voxel ``p`` of the phase at distance ``d(p)`` from the nearest voxel of another phase (voxel
 centres, :func:`bigseg.kernels.distance.euclidean_distance`) is the centre of a ball of radius
-``d(p) - s/2`` (``s`` the smallest voxel edge) that lies inside the union of the phase's voxels:
-it reaches the face between the two voxels. A voxel's local thickness is twice the largest such
-radius among the balls that hold its centre. Radii are taken on levels ``r_j = s (1 + j) / 2``
+``d(p) - s/2`` (``s`` the smallest voxel edge) that holds voxel centres of the phase only: it
+stops half a voxel short of the nearest centre of another phase (at the face between them where
+that voxel lies along an axis). A voxel's local thickness is twice the largest such radius
+among the balls that hold its centre. Radii are taken on levels ``r_j = s (1 + j) / 2``
 (diameters ``s j``: 1, 2, 3 ... voxel edges for j = 1, 2, 3 ...), from the top down: the voxels within
 ``r_j - s/2`` of a voxel with ``d >= r_j`` (one distance transform per level) and not yet given
 a larger one get level ``j``. A one-voxel film is one voxel thick, a slab of an odd number of
 voxels exactly that many.
+
+Above the top level asked for, the two next levels are still followed and counted at the top:
+a voxel of a thicker structure may lie beyond every top-level ball (the lattice has no centre
+where the continuous argument puts one) but inside a larger one. With them, voxels thicker than
+the top level read less than it only rarely (on a test electrode, with the top level 2 to 12
+voxels: at most 1.2 % of a phase's voxels, 0.3 % from 3 voxels on, all near rims; up to 12 %
+without).
 """
 
 from __future__ import annotations
@@ -19,7 +27,10 @@ import numpy as np
 
 from .distance import squared_distance
 
-__all__ = ["thickness_levels", "level_diameters"]
+#: Levels followed above the top one asked for, counted at it (see the module's docstring).
+EXTRA_LEVELS = 2
+
+__all__ = ["thickness_levels", "level_diameters", "EXTRA_LEVELS"]
 
 
 def level_diameters(levels: int, spacing: tuple[float, ...]) -> np.ndarray:
@@ -29,10 +40,10 @@ def level_diameters(levels: int, spacing: tuple[float, ...]) -> np.ndarray:
 
 def thickness_levels(mask: np.ndarray, spacing: tuple[float, ...], levels: int) -> np.ndarray:
     """(z, y, x) uint16 level of every voxel of ``mask`` (0 outside it): level ``j`` is a local
-    thickness of ``j`` smallest voxel edges; ``levels`` is the top one, which also holds every
-    thicker voxel. Voxels beyond the array are taken as of the phase (as the distance
-    transform takes them): exact in a block's core when its halo is at least ``levels + 1``
-    smallest voxel edges."""
+    thickness of ``j`` smallest voxel edges; ``levels`` is the top one, which also holds the
+    thicker voxels (all but a few: see the module's docstring). Voxels beyond the array are
+    taken as of the phase (as the distance transform takes them): exact in a block's core when
+    its halo is at least ``levels + EXTRA_LEVELS + 1`` smallest voxel edges."""
     s = float(min(spacing))
     out = np.zeros(mask.shape, np.uint16)
     if not mask.any():
@@ -42,7 +53,7 @@ def thickness_levels(mask: np.ndarray, spacing: tuple[float, ...], levels: int) 
         return out
     d2 = squared_distance(mask, spacing)  # squared distances, compared with squared radii (no roots)
     tol = 1e-6 * s * s
-    top = min(levels, int(np.floor(2 * float(np.sqrt(d2.max())) / s - 1 + 1e-9)))  # no ball reaches beyond
+    top = min(levels + EXTRA_LEVELS, int(np.floor(2 * float(np.sqrt(d2.max())) / s - 1 + 1e-9)))  # no ball beyond
     free = mask.copy()  # voxels of the phase not given a level yet
     for j in range(top, 0, -1):
         r = s * (1 + j) / 2
@@ -51,6 +62,6 @@ def thickness_levels(mask: np.ndarray, spacing: tuple[float, ...], levels: int) 
             continue
         near = squared_distance(~seeds, spacing) <= (r - s / 2) ** 2 + tol  # within the balls of those centres
         near &= free
-        out[near] = j
+        out[near] = min(j, levels)
         free &= ~near
     return out

@@ -11,7 +11,7 @@ import xarray as xr
 
 from .._parse import parse_positive_int
 from ..errors import InputError
-from ..kernels.thickness import level_diameters, thickness_levels
+from ..kernels.thickness import EXTRA_LEVELS, level_diameters, thickness_levels
 from ..runtime._progress import compute
 from ._blockwise import BlockGeometry, block_partials
 from ._inputs import Labels, as_labels
@@ -49,7 +49,7 @@ def thickness(labels: Any, *, phase: Any = "pore", max_diameter: int = 40, phase
     a two-voxel film reads one), and a digitised sphere of radius R voxels mostly 2R - 1 (its
     largest inscribed ball). Structures a few voxels thick are at the resolution limit of any
     voxel method; read their thickness with that in mind. Computed per block with a halo of
-    ``max_diameter + 1`` voxels, so the result does not depend on the chunking and equals the
+    ``max_diameter + 3`` voxels, so the result does not depend on the chunking and equals the
     whole-array computation; voxels beyond the volume count as of the phase (a pore cut by the
     border is not made thinner by it), unlabelled voxels (255, outside the field of view) as
     another phase.
@@ -59,8 +59,10 @@ def thickness(labels: Any, *, phase: Any = "pore", max_diameter: int = 40, phase
     labels : (z, y, x) or (t, z, y, x) integer labels.
     phase : a phase name or index, or a list of them (default the pore phase).
     max_diameter : the largest diameter resolved, in voxels: thicker voxels are counted at it
-        (``beyond``, with a warning). Time and halo grow with it (one distance transform per
-        diameter up to the thickest structure of a block).
+        (``beyond``, with a warning; a few of them near the rims of much thicker structures, a
+        lattice effect, a little below it: raise it until nothing is). Time and halo
+        (``max_diameter + 3`` voxels) grow with it (one distance transform per diameter up to
+        the thickest structure of a block).
 
     Returns
     -------
@@ -77,7 +79,7 @@ def thickness(labels: Any, *, phase: Any = "pore", max_diameter: int = 40, phase
         raise InputError(f"Expected `phase` to name at least one phase of {lab.phases}. Got {phase!r} instead.")
     idx = [_phase_index(lab, p) for p in wanted]
     spacing = tuple(float(v) for v in lab.voxel_size)
-    depth = max_diameter + 1  # in smallest voxel edges: every axis's halo is at most this many voxels
+    depth = max_diameter + EXTRA_LEVELS + 1  # in smallest voxel edges: every axis's halo at most this many voxels
     hists = _stats_graph(lab, hist_only=True)
     parts = [[block_partials(functools.partial(_levels_block, phase=i, levels=max_diameter, spacing=spacing),
                              frame, depth=depth, nout=max_diameter + 1, dtype=np.int64) for i in idx]

@@ -40,6 +40,17 @@ def test_kernel_equals_the_definition(spacing):
     np.testing.assert_array_equal(thickness_levels(mask, spacing, 9), _brute(mask, spacing, 9))
 
 
+def test_thicker_than_the_top_level_reads_the_top_level():
+    rod = np.zeros((5, 9, 9), bool)
+    rod[:, 3:6, 3:6] = True  # 3 voxels thick: its corners lie in the centre line's diameter-3 balls only
+    np.testing.assert_array_equal(thickness_levels(rod, (1.0, 1.0, 1.0), 2)[rod], 2)
+    lab = bigseg.synth.electrode((40, 44, 48), radius=(5, 1), seed=3).values
+    for cap in (3, 6):
+        capped = thickness_levels(lab == 2, (1.0, 1.0, 1.0), cap)
+        full = np.minimum(thickness_levels(lab == 2, (1.0, 1.0, 1.0), 60), cap)
+        assert (capped != full)[lab == 2].mean() < 0.005
+
+
 def test_shapes_of_known_thickness():
     for width in (1, 3, 5, 7):  # odd slabs: exact; even ones read a voxel thinner
         slab = np.zeros((12, 12, 20), np.uint8)
