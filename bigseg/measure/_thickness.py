@@ -78,6 +78,8 @@ def thickness(labels: Any, *, phase: Any = "pore", max_diameter: int = 40, phase
     if not wanted:
         raise InputError(f"Expected `phase` to name at least one phase of {lab.phases}. Got {phase!r} instead.")
     idx = [_phase_index(lab, p) for p in wanted]
+    if len(set(idx)) < len(idx):
+        raise InputError(f"Expected `phase` to name each phase once. Got {phase!r} instead.")
     spacing = tuple(float(v) for v in lab.voxel_size)
     depth = max_diameter + EXTRA_LEVELS + 1  # in smallest voxel edges: every axis's halo at most this many voxels
     hists = _stats_graph(lab, hist_only=True)

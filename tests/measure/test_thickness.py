@@ -101,3 +101,5 @@ def test_units_series_unlabelled_beyond_and_bad_input():
         thickness(lab[0], max_diameter=0)
     with pytest.raises(InputError, match="`phase`"):
         thickness(lab[0], phase="binder")
+    with pytest.raises(InputError, match="`phase` to name each phase once"):
+        thickness(lab[0], phase=["pore", 0])
