@@ -34,7 +34,7 @@ from .io._ingest import natural_key
 from .io._volume import crop_box, is_series
 from .runtime._lock import held
 from .runtime._progress import bars
-from .runtime._manifest import path_stamp
+from .runtime._manifest import key_digest, path_stamp
 
 __all__ = ["Pipeline", "Result", "run_state"]
 
@@ -373,8 +373,6 @@ class Pipeline:
         ledger_path = out / "watch.json"
         first_seen: dict[str, tuple[tuple[int, float], float]] = {}
         said: set[tuple[str, ...]] = set()  # what was said of clashing or unsettled scans (once each)
-        from .runtime._manifest import key_digest
-
         # what the results are made from (not where they run: cluster, workers, memory, SLURM)
         made_from = {k: v for k, v in self.config.values.items()
                      if k not in ("cluster", "n_workers", "threads_per_worker", "memory_limit", "slurm")}
@@ -401,7 +399,7 @@ class Pipeline:
                 if once and now - sig[1] < settle:  # changed a moment ago: perhaps still being written
                     if (name, str(sig)) not in said:
                         said.add((name, str(sig)))
-                        print(f"[watch] {name}: changed {now - sig[1]:.0f} s ago (less than --settle {settle:g} s): "
+                        print(f"[watch] {name}: changed {now - sig[1]:.0f} s ago (less than settle, {settle:g} s): "
                               "left for the next watch (settle 0 takes it now)", file=sys.stderr, flush=True)
                     continue
                 if not once and (now - seen[1] < settle or now - sig[1] < settle):
