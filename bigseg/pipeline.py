@@ -396,7 +396,7 @@ class Pipeline:
                 if seen is None or seen[0] != sig:
                     first_seen[name] = (sig, now)
                     seen = first_seen[name]
-                if once and now - sig[1] < settle:  # changed a moment ago: perhaps still being written
+                if once and settle > 0 and now - sig[1] < settle:  # changed a moment ago: perhaps being written
                     if (name, str(sig)) not in said:
                         said.add((name, str(sig)))
                         print(f"[watch] {name}: changed {now - sig[1]:.0f} s ago (less than settle, {settle:g} s): "

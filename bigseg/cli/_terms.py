@@ -41,12 +41,14 @@ def in_cli_terms(message: str, parser: argparse.ArgumentParser, args: argparse.N
             if longs:
                 options[action.dest] = longs[0]
     # only options the user gave: a value from elsewhere (a --config file) keeps its own name, also
-    # where the user gave the option too ("Got 5" of `cluster: 5` in the file, --cluster local typed)
+    # where the user gave the option too but the value said is the file's ("Got 5" of `cluster: 5`
+    # in the file, --cluster local typed); without a --config file every typed option is the one
     got = re.search(r"\bGot ('[^']*'|-?[\d.]+(?:e-?\d+)?)[\s.,;:)]", message + " ")  # a quoted or numeric value
 
     def typed(d: str) -> bool:
         value = getattr(args, d, None)
-        if got is None or not isinstance(value, (str, int, float)):
+        if got is None or not getattr(args, "config", None) or isinstance(value, bool) \
+                or not isinstance(value, (str, int, float)):
             return True
         said = got.group(1).strip("'")
         try:  # numbers as numbers: --radius -3 is "Got -3.0"

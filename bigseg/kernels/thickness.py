@@ -23,6 +23,8 @@ without).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .distance import squared_distance
@@ -44,23 +46,25 @@ def thickness_levels(mask: np.ndarray, spacing: tuple[float, ...], levels: int) 
     thicker voxels (all but a few: see the module's docstring). Voxels beyond the array are
     taken as of the phase (as the distance transform takes them): exact in a block's core when
     its halo is at least ``levels + EXTRA_LEVELS + 1`` smallest voxel edges."""
-    s = float(min(spacing))
     out = np.zeros(mask.shape, np.uint16)
     if not mask.any():
         return out
     if mask.all():  # no other phase within reach: thicker than any level
         out[:] = levels
         return out
-    d2 = squared_distance(mask, spacing)  # squared distances, compared with squared radii (no roots)
-    tol = 1e-6 * s * s
-    top = min(levels + EXTRA_LEVELS, int(np.floor(2 * float(np.sqrt(d2.max())) / s - 1 + 1e-9)))  # no ball beyond
+    # in units of the smallest edge: for cubic voxels the squared distances are exact integers
+    # whatever the voxel size (in its unit, float32 rounding moved voxels across levels at 0.3 um)
+    unit = tuple(float(v) / float(min(spacing)) for v in spacing)
+    d2 = squared_distance(mask, unit)  # squared distances, compared with squared radii (no roots)
+    tol = 1e-6
+    top = min(levels + EXTRA_LEVELS, int(np.floor(2 * math.sqrt(float(d2.max())) - 1 + 1e-9)))  # no ball beyond
     free = mask.copy()  # voxels of the phase not given a level yet
     for j in range(top, 0, -1):
-        r = s * (1 + j) / 2
+        r = (1 + j) / 2
         seeds = d2 >= r * r - tol
         if not seeds.any():
             continue
-        near = squared_distance(~seeds, spacing) <= (r - s / 2) ** 2 + tol  # within the balls of those centres
+        near = squared_distance(~seeds, unit) <= (r - 0.5) ** 2 + tol  # within the balls of those centres
         near &= free
         out[near] = min(j, levels)
         free &= ~near

@@ -243,10 +243,10 @@ def _read(fh: Any, where: str) -> dict:
     except Exception as exc:  # UnpicklingError for forbidden globals, RuntimeError for bad zips
         # torch's own words say why (after "WeightsUnpickler error:"), and also suggest weights_only=False,
         # which would run whatever code the file holds: only the why is said
-        why = str(exc)
-        for said in (r"Weights only load failed\..*?trusted source\.", r"Please file an issue.*?use case:",
-                     r"WeightsUnpickler error:", r"Check the documentation.*"):
-            why = re.sub(said, " ", why, flags=re.S)
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))  # (torch marks up a warning in terminal bold)
+        why = (text.split("WeightsUnpickler error:", 1)[1] if "WeightsUnpickler error:" in text
+               else re.sub(r"Weights only load failed\..*?trusted source\.", " ", text, flags=re.S))
+        why = re.split(r"Please use|Please file an issue|Check the documentation", why)[0]
         detail = f"{type(exc).__name__}: {' '.join(why.split()) or 'no reason given'}"
         if "Unsupported operand" in why:  # not a pickle of tensors at all (e.g. a .npy)
             detail += " (not a torch checkpoint: a file of another kind?)"

@@ -18,6 +18,7 @@ def parser():
     p.add_argument("--overlap", type=float, default=0.5)
     p.add_argument("--patch", default=None)
     p.add_argument("--fov", default=None)
+    p.add_argument("--config", default=None)
     return p
 
 
@@ -43,12 +44,15 @@ def test_an_option_left_at_its_default_keeps_the_api_name():
     args = p.parse_args(["scan.ome.zarr"])
     assert in_cli_terms("Expected `overlap` in [0, 1).", p, args) == "Expected `overlap` in [0, 1)."
     assert in_cli_terms("Expected `phases` named.", p, args) == "Expected `phases` named."  # no such option
-    # typed too, but the value said is another (the file's): the file's key, not the option, is named
-    args = p.parse_args(["scan.ome.zarr", "--fov", "auto"])
+    # typed too, but with a --config file whose value is the one said: the file's key is named
+    args = p.parse_args(["scan.ome.zarr", "--fov", "auto", "--config", "run.yaml"])
     assert in_cli_terms("Expected `fov` in the volume. Got 5 instead.", p, args) == \
         "Expected `fov` in the volume. Got 5 instead."
     assert in_cli_terms("Expected `fov` in the volume. Got 'auto' instead.", p, args) == \
         "Expected `--fov` in the volume. Got 'auto' instead."
+    # without a --config file the typed option is the one, whatever the message says after "Got"
+    args = p.parse_args(["scan.ome.zarr", "--fov", "auto"])
+    assert in_cli_terms("Expected `fov` to have 3 values. Got 2: ['a', 'b'].", p, args).startswith("Expected `--fov`")
 
 
 def test_filter_nan_error_names_the_source_and_the_option(tmp_path, capsys):

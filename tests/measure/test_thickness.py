@@ -40,6 +40,16 @@ def test_kernel_equals_the_definition(spacing):
     np.testing.assert_array_equal(thickness_levels(mask, spacing, 9), _brute(mask, spacing, 9))
 
 
+def test_the_voxel_size_scales_the_diameters_and_nothing_else():
+    """Cubic voxels of 0.3 or 0.65 (um) give the levels of 1: float32 distances in the data's unit
+    rounded some voxels across a level."""
+    lab = bigseg.synth.electrode((40, 44, 48), radius=(6, 1), seed=3).values
+    for p in range(3):
+        ref = thickness_levels(lab == p, (1.0, 1.0, 1.0), 20)
+        for s in (0.3, 0.325, 0.65, 50.0):
+            np.testing.assert_array_equal(thickness_levels(lab == p, (s, s, s), 20), ref)
+
+
 def test_thicker_than_the_top_level_reads_the_top_level():
     rod = np.zeros((5, 9, 9), bool)
     rod[:, 3:6, 3:6] = True  # 3 voxels thick: its corners lie in the centre line's diameter-3 balls only
