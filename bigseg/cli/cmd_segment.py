@@ -176,6 +176,10 @@ def run(args: argparse.Namespace) -> int:
     key = command_key(args, "segment", paths=("source", "labels"),
                       extra={"model": model.checkpoint_key() if model is not None else None})
     option = "--out" if args.out else "--name"
+    if not args.out:  # "" or "../x" named the labels group itself (--overwrite deleted every label image) or outside it
+        from ..io._omezarr import check_label_name
+
+        check_label_name(args.name)
     refuse_existing(_destination(args), args.overwrite, option)  # before the passes over the data
     # one run at a time writes this output (a second is refused before any work)
     hint = "" if args.out else "write a separate OME-Zarr with --out OUT.ome.zarr"  # labels go into the image

@@ -28,6 +28,7 @@ import zarr
 
 from ..errors import InputError, OutputExistsError
 from ..io import open_volume, save_labels, save_volume
+from ..io._omezarr import check_label_name
 from ._scratch import stored_once
 
 __all__ = ["write_prediction"]
@@ -67,8 +68,7 @@ def write_prediction(
     """
     if not isinstance(ds, xr.Dataset) or "labels" not in ds:
         raise InputError(f"Expected `ds` to be the Dataset returned by bigseg.predict. Got {type(ds).__name__} instead.")
-    if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
-        raise InputError(f"Expected `name` to be a plain folder name. Got {name!r} instead.")
+    check_label_name(name)
     image_path = Path(image_path)
     image = open_volume(image_path)
     if tuple(ds["labels"].shape) != tuple(image.shape):

@@ -400,6 +400,7 @@ def save_labels(
     killed: writing the same key again computes only the blocks not yet on disk (a folder left
     by another key is removed). Without it, a failed write leaves nothing.
     """
+    check_label_name(name)  # before anything: "" or "../x" would name the labels group or a place outside it
     image_path = Path(image_path)
     image = open_volume(image_path)
     vol, chunks = _prepare(labels, chunks=chunks, voxel_size=image.attrs["voxel_size"], phases=phases, unit=image.attrs["unit"])
@@ -420,6 +421,7 @@ def save_labels(
     dest = image_path / "labels" / name
     _check_dest(dest, overwrite, "name")
     lgroup = zarr.open_group(str(image_path / "labels"), mode="a", zarr_format=3)
+    replaced = dest.exists()
     _write(dest, vol, chunks=chunks, levels=levels, labels=True, desc=f"writing labels/{name}", progress=progress,
            resume_key=resume_key, argument="name")
     meta = dict(lgroup.attrs.get("ome", {"version": OME_VERSION}))
@@ -429,7 +431,34 @@ def save_labels(
     meta["labels"] = names
     meta.setdefault("version", OME_VERSION)
     lgroup.attrs["ome"] = meta
+    if replaced:  # what was stored beside the labels replaced (a model's probabilities) no longer matches them
+        _drop_companions(image_path / "labels", name)
     return str(dest)
+
+
+def check_label_name(name: Any) -> str:
+    """A label image's name: one plain folder name inside ``labels`` (not empty, no path, not hidden)."""
+    if not isinstance(name, str) or not name or any(c in name for c in "/\\") or name.startswith("."):
+        raise InputError(f"Expected `name` to be a plain folder name (e.g. 'segmentation'). Got {name!r} instead.")
+    return name
+
+
+def _drop_companions(ldir: Path, name: str) -> None:
+    """Remove ``NAME_probabilities`` / ``NAME_uncertainty`` stored for an earlier ``labels/NAME``
+    (their ``probabilities_of`` / ``uncertainty_of`` says so) and its prediction record."""
+    for suffix, key in (("_probabilities", "probabilities_of"), ("_uncertainty", "uncertainty_of")):
+        path = ldir / f"{name}{suffix}"
+        try:
+            of = dict(zarr.open_group(str(path), mode="r").attrs).get("bigseg", {}).get(key)
+        except Exception:  # nothing there (zarr raises several types)
+            continue
+        if of == name:
+            shutil.rmtree(path, ignore_errors=True)
+    group = zarr.open_group(str(ldir), mode="a", zarr_format=3)
+    meta = dict(group.attrs.get("bigseg", {}))
+    if name in meta.get("predictions", {}):
+        meta["predictions"] = {k: v for k, v in meta["predictions"].items() if k != name}
+        group.attrs["bigseg"] = meta
 
 
 def _ome_meta(group: zarr.Group) -> dict[str, Any]:

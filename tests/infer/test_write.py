@@ -46,6 +46,19 @@ def test_round_trip(image):
     with pytest.raises(OutputExistsError, match="`name`"):
         write_prediction(ds, path, progress=False)
     write_prediction(ds, path, overwrite=True, progress=False)
+    # other labels over the same name: the probabilities of the ones replaced go with them
+    bigseg.save_labels(np.zeros(x.shape, np.uint8), path, name="segmentation", phases=["pore", "cbd", "active"],
+                       overwrite=True, progress=False)
+    assert sorted(q.name for q in (path / "labels").iterdir() if not q.name.startswith(".")) == \
+        ["segmentation", "zarr.json"]
+    assert dict(zarr.open_group(str(path / "labels"), mode="r").attrs)["bigseg"]["predictions"] == {}
+    # a name that is no plain folder name is refused before anything is touched (was: "" with
+    # overwrite deleted the whole labels group)
+    for bad in ("", "../x", "a/b", ".."):
+        with pytest.raises(InputError, match="`name` to be a plain folder name"):
+            bigseg.save_labels(np.zeros(x.shape, np.uint8), path, name=bad, phases=["pore", "cbd", "active"],
+                               overwrite=True, progress=False)
+    assert bigseg.open_volume(path, label="segmentation").shape == x.shape
 
 
 def test_labels_only_and_bad_input(image):
