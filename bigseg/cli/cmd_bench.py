@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: CUDA if available)")
     m.add_argument("--batch-size", type=int, default=None, help="windows per forward pass")
     add_cluster_args(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, api_aliases={"name_or_path": "model"})  # models.load(name_or_path): --model
 
 
 def run(args: argparse.Namespace) -> int:

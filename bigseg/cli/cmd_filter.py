@@ -33,7 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing destination")
     add_progress_args(p)
     add_cluster_args(p)
-    p.set_defaults(func=run, api_aliases={"size": "median", "sigma": "gaussian"})  # the options' API names
+    p.set_defaults(func=run, api_aliases={"size": "median", "sigma": "gaussian", "radius": "unsharp",
+                                          "amount": "unsharp", "reference": "align"})  # the options' API names
 
 
 def _pair(text: str, name: str) -> tuple[float, float]:
@@ -74,14 +75,16 @@ def build(vol, args: argparse.Namespace):
     return vol, steps
 
 
-def _check_lazy_steps(args: argparse.Namespace) -> None:
+def _check_lazy_steps(args: argparse.Namespace, vol) -> None:
     """The median, Gaussian and unsharp options checked before align's and normalize's passes over
-    the data: their filters are built (lazily, nothing computed) on a small stand-in volume."""
+    the data: their filters are built (lazily, nothing computed) on a stand-in of the volume's
+    shape and chunks."""
+    import dask.array as da
     import numpy as np
 
     lazy = argparse.Namespace(**{**vars(args), "align": None, "normalize": None})
     if any(getattr(lazy, name) is not None for name in ("median", "gaussian", "unsharp")):
-        build(np.zeros((8, 8, 8), np.float32), lazy)
+        build(da.zeros(vol.shape, dtype=np.float32, chunks=vol.data.chunks), lazy)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -89,13 +92,19 @@ def run(args: argparse.Namespace) -> int:
 
     refuse_replacing(args.dest, args.source, "dest")
     refuse_existing(args.dest, args.overwrite, "dest")
+    if args.unsharp_2d and args.unsharp is None:  # a switch of --unsharp's, meaningless alone
+        raise InputError("Expected --unsharp-2d with --unsharp RADIUS,AMOUNT (it makes that unsharp mask 2D). "
+                         "Got --unsharp-2d alone.")
     vol = open_volume(args.source)
     for name in ("normalize", "unsharp"):  # the options, before a cluster starts
         if getattr(args, name) is not None:
             _pair(getattr(args, name), name)
+    if args.normalize is not None and not 0 <= _pair(args.normalize, "normalize")[0] < _pair(args.normalize, "normalize")[1] <= 100:
+        raise InputError(f"Expected --normalize LOW,HIGH percentiles with 0 <= LOW < HIGH <= 100 (e.g. 0.5,99.5). "
+                         f"Got {args.normalize!r} instead.")
     for name in ("median", "gaussian", "chunks"):
         parse_triple(getattr(args, name), option=f"--{name}")
-    _check_lazy_steps(args)
+    _check_lazy_steps(args, vol)
     with cluster_from_args(args):  # resumable: the same command again writes only the blocks not on disk
         out, steps = build(vol, args)  # align's and normalize's passes run on the cluster too
         save_volume(out, args.dest, chunks=parse_triple(args.chunks, int, option="--chunks"), overwrite=args.overwrite,

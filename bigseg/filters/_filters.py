@@ -119,6 +119,10 @@ def _apply(v: xr.DataArray, kernel: Callable[..., Any], depth: tuple[int, ...], 
 
 
 # --------------------------------------------------------------------------------------- filters
+#: The widest median window taken (voxels): scipy's rank filter runs out of memory far beyond it
+_MAX_MEDIAN_WINDOW = 100_000
+
+
 def median(vol: Any, *, size: int | tuple[int, int, int] = 3, nan_policy: str = "raise") -> xr.DataArray:
     """3D median filter, equal to ``scipy.ndimage.median_filter(vol, size)`` (mode 'reflect').
 
@@ -141,6 +145,9 @@ def median(vol: Any, *, size: int | tuple[int, int, int] = 3, nan_policy: str = 
     """
     v = _volume(vol)
     size = parse_tuple("size", size, 3, parse_positive_int)
+    if int(np.prod(size)) > _MAX_MEDIAN_WINDOW:  # scipy's rank filter holds a window per voxel: MemoryError
+        raise InputError(f"Expected `size` a window of at most {_MAX_MEDIAN_WINDOW:,} voxels (e.g. 45 per axis). Got "
+                         f"{size}: {int(np.prod(size)):,} voxels.")
     nan_policy = parse_choice("nan_policy", nan_policy, NAN_POLICIES)
     depth = tuple(s // 2 for s in size)
     return _apply(v, K.median, depth, v.dtype, nan_policy, "median", size=size)

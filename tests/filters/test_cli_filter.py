@@ -39,3 +39,11 @@ def test_filter_cli_normalize_gaussian_and_errors(tmp_path, capsys):
                  "--gaussian", "0"]) == 2
     err = capsys.readouterr().err
     assert "`--gaussian` > 0" in err and "value range" not in err  # refused before normalize's passes
+    src, dst = str(tmp_path / "in.ome.zarr"), str(tmp_path / "p.ome.zarr")
+    for argv, said in ((["--median", "100"], "`--median` a window of at most 100,000 voxels"),  # was MemoryError
+                       (["--median", "3", "--unsharp-2d"], "--unsharp-2d with --unsharp"),  # was ignored
+                       (["--unsharp", "0,0.5"], "`--unsharp` > 0"),
+                       (["--normalize", "99,1"], "0 <= LOW < HIGH <= 100")):
+        assert main(["filter", src, dst, *argv]) == 2, argv
+        assert said in capsys.readouterr().err, argv
+    assert main(["filter", src, dst, "--median", "15", "--no-progress"]) == 0  # wider than the volume: mirrored, as scipy
