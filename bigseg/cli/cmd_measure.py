@@ -141,38 +141,32 @@ def _rve_table(rve) -> str:
     return "\n".join(lines)
 
 
+def _text_table(title: str, head: list[str], rows: list[list], note: str | None = None, fmt: str = ".4g") -> str:
+    """A report table (:mod:`bigseg.report`'s header and rows) as text: numbers in ``fmt``, the
+    first column to the left."""
+    cells = [[r[0]] + [format(v, fmt) if isinstance(v, float) else str(v) for v in r[1:]] for r in rows]
+    widths = [max(len(str(h)), *(len(c[i]) for c in cells)) for i, h in enumerate(head)]
+    lines = [title, "  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(head, widths)))]
+    lines += ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in cells]
+    return "\n".join(lines + ([f"({note})"] if note else []))
+
+
 def _connectivity_table(conn) -> str:
     """The connectivity of each phase (the last scan of a series), as the report shows it."""
     from ..report import connectivity_table
 
-    axis = conn.attrs["axis"]
-    head, rows, note = connectivity_table(conn.isel(t=-1) if "t" in conn.dims else conn, axis)
     last = f" (t = {conn.t.values[-1]})" if "t" in conn.dims else ""
-    widths = [max(len(h), 8) for h in head]
-    lines = [f"connectivity along {axis}{last}:", "  ".join(h.rjust(w) if i else h.ljust(w)
-                                                           for i, (h, w) in enumerate(zip(head, widths)))]
-    for r in rows:
-        lines.append("  ".join(str(v).ljust(w) if i == 0 else (f"{v:>{w}.1f}" if isinstance(v, float) else f"{v:>{w}}")
-                               for i, (v, w) in enumerate(zip(r, widths))))
-    return "\n".join(lines + [f"({note})"])
+    head, rows, note = connectivity_table(conn.isel(t=-1) if "t" in conn.dims else conn, conn.attrs["axis"])
+    return _text_table(f"connectivity along {conn.attrs['axis']}{last}:", head, rows, note, fmt=".1f")
 
 
 def _thickness_table(thick) -> str:
-    """Each phase's local thickness d10 / median / d90 / mean (the last scan of a series)."""
-    import numpy as np
+    """Each phase's local thickness d10 / median / d90 / mean (the last scan of a series), as the report shows it."""
+    from ..report import thickness_table
 
-    from ..report._units import readable
-
-    d = thick.isel(t=-1) if "t" in thick.dims else thick
-    qs = ("d10", "d50", "d90", "mean_thickness")
-    scale, unit = readable(np.concatenate([d[q].values for q in qs]), d.diameter.attrs.get("units", ""))
     last = f" (t = {thick.t.values[-1]})" if "t" in thick.dims else ""
-    lines = [f"local thickness [{unit}]{last}:", f"{'phase':<10}" + "".join(f"{h:>10}" for h in ("d10", "median", "d90", "mean"))
-             + f"{'at max':>10}"]
-    for i, p in enumerate(d.phase.values):
-        lines.append(f"{str(p):<10}" + "".join(f"{float(d[q].values[i]) * scale:>10.4g}" for q in qs)
-                     + f"{100 * float(d.beyond.values[i]):>9.1f}%")
-    return "\n".join(lines)
+    d = thick.isel(t=-1) if "t" in thick.dims else thick
+    return _text_table(f"local thickness{last}:", *thickness_table(d, d.diameter.attrs.get("units", "")))
 
 
 def _size_groups_lines(table) -> str:

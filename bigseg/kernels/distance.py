@@ -18,18 +18,27 @@ __all__ = ["euclidean_distance", "squared_distance"]
 _EXACT_SQ = 2**24  # float32 holds every integer up to here
 
 
+def _edt_exact(mask: np.ndarray, spacing: tuple[float, ...]) -> bool:
+    """Whether ``edt`` gives exact squared distances here (isotropic voxels, float32 holds them,
+    some voxel outside: otherwise SciPy, whose own convention covers a mask with none)."""
+    return (len({float(s) for s in spacing}) == 1 and mask.ndim in (2, 3)
+            and sum(n * n for n in mask.shape) < _EXACT_SQ and not mask.all())
+
+
+def _edtsq(mask: np.ndarray) -> np.ndarray:
+    import edt
+
+    return edt.edtsq(mask, black_border=False, parallel=1)
+
+
 def euclidean_distance(mask: np.ndarray, spacing: tuple[float, ...]) -> np.ndarray:
     """float64 distance of every ``mask`` voxel to the nearest voxel outside it, in ``spacing``
     units (0 outside the mask); voxels beyond the array are not outside (as
     ``scipy.ndimage.distance_transform_edt``, which it equals)."""
     mask = np.ascontiguousarray(mask, dtype=bool)
-    exact = (len({float(s) for s in spacing}) == 1 and mask.ndim in (2, 3)
-             and sum(n * n for n in mask.shape) < _EXACT_SQ)
-    if not exact or mask.all():  # (no voxel outside: SciPy's own convention, kept as it is)
+    if not _edt_exact(mask, spacing):
         return ndi.distance_transform_edt(mask, sampling=spacing)
-    import edt
-
-    d = np.sqrt(edt.edtsq(mask, black_border=False, parallel=1), dtype=np.float64)
+    d = np.sqrt(_edtsq(mask), dtype=np.float64)
     s = float(spacing[0])
     return d if s == 1.0 else d * s
 
@@ -39,12 +48,8 @@ def squared_distance(mask: np.ndarray, spacing: tuple[float, ...]) -> np.ndarray
     root: float32 from ``edt`` for isotropic voxels (exact integers times the edge squared, as
     there), float64 from SciPy otherwise; for comparisons against squared radii."""
     mask = np.ascontiguousarray(mask, dtype=bool)
-    exact = (len({float(s) for s in spacing}) == 1 and mask.ndim in (2, 3)
-             and sum(n * n for n in mask.shape) < _EXACT_SQ)
-    if not exact or mask.all():
+    if not _edt_exact(mask, spacing):
         return ndi.distance_transform_edt(mask, sampling=spacing) ** 2
-    import edt
-
-    d2 = edt.edtsq(mask, black_border=False, parallel=1)
+    d2 = _edtsq(mask)
     s = float(spacing[0])
     return d2 if s == 1.0 else d2 * np.float32(s * s)

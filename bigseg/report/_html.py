@@ -16,7 +16,7 @@ from ..errors import InputError
 from ..io._volume import is_step_index
 from ._units import readable, readable_evolution, voxel_text
 
-__all__ = ["write_report", "read_metrics", "connectivity_table"]
+__all__ = ["write_report", "read_metrics", "connectivity_table", "thickness_table"]
 
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
@@ -81,13 +81,10 @@ def _metrics_section(ds) -> str:
         out += (f"<h2>Connectivity along {html.escape(str(ds.attrs.get('connectivity_axis', '')))}{last}</h2>"
                 + _table(head, rows) + f"<p class='note'>{html.escape(note)}</p>")
     if "thickness_d50" in d:
-        values = np.concatenate([d[f"thickness_{q}"].values for q in ("mean", "d10", "d50", "d90")])
-        scale, unit = readable(values, d["thickness_d50"].attrs.get("units", ds.attrs.get("unit", "")))
-        rows = [[str(p)] + [float(d[f"thickness_{q}"].values[i]) * scale for q in ("d10", "d50", "d90", "mean")]
-                + [100 * float(d["thickness_beyond"].values[i])] for i, p in enumerate(d.thickness_phase.values)]
+        names = {f"thickness_{q}": q for q in ("d10", "d50", "d90", "beyond")} | {"thickness_mean": "mean_thickness"}
+        th = d[list(names)].rename(names).rename(thickness_phase="phase")
         out += (f"<h2>Local thickness{last}</h2>"
-                + _table(["phase", f"d10 [{unit}]", f"median [{unit}]", f"d90 [{unit}]", f"mean [{unit}]",
-                          "% at the largest diameter"], rows)
+                + _table(*thickness_table(th, str(d["thickness_d50"].attrs.get("units", ds.attrs.get("unit", "")))))
                 + "<p class='note'>the diameter of the largest ball inside the phase that holds each voxel "
                   "(balls on voxel centres, diameters in whole voxels; for the pore phase its pore size "
                   "distribution), volume-weighted: thickness.png, metrics.nc (thickness_*)</p>")
@@ -131,6 +128,18 @@ def connectivity_table(conn, axis: str) -> tuple[list[str], list[list[Any]], str
             "(percolating), no face of the volume and no edge of the field of view (isolated: cut off in the "
             "sample), or its edge without spanning it (unknown: they may connect outside the volume)")
     return head, rows, note
+
+
+def thickness_table(th, unit: str) -> tuple[list[str], list[list[Any]]]:
+    """Header and rows (one per phase: d10, median, d90, mean in the unit that reads best, % at
+    the largest diameter) of one frame's :func:`bigseg.measure.thickness`."""
+    qs = ("d10", "d50", "d90", "mean_thickness")
+    scale, shown = readable(np.concatenate([th[q].values for q in qs]), unit)
+    head = ["phase", f"d10 [{shown}]", f"median [{shown}]", f"d90 [{shown}]", f"mean [{shown}]",
+            "% at the largest diameter"]
+    rows = [[str(p)] + [float(th[q].values[i]) * scale for q in qs] + [100 * float(th["beyond"].values[i])]
+            for i, p in enumerate(th.phase.values)]
+    return head, rows
 
 
 def _profile_section(prof, last: str) -> str:
