@@ -2,14 +2,18 @@
 # The GPU checks in one run, for a machine with an NVIDIA GPU whose python3 has torch and CuPy
 # (e.g. the lent device: carry .whl from scripts/fetch_device_wheels.sh). Writes what it finds
 # under $OUT (default /tmp/bigseg-gpu-check): env.txt, pytest_gpu.txt, bench_cuda.txt/.json,
-# cluster.txt. About 5 minutes on one H100/H200.
+# cluster.txt, filters_cuda.txt/.json, train.txt and train/ (checkpoint, report, curves). At most BUDGET seconds (default 420)
+# in all: each step is time-boxed and the training gets what is left.
 #
 #   OUT=$OUT scripts/gpu_check.sh
 #
 # 1. the GPU tests: CuPy filters, CuPy blocks through normalize / the classical segmenters /
 #    inference / the writer, CUDA inference against the CPU, training steps with AMP;
 # 2. bigseg bench on the GPU (256^3: write, filter, segment, measure, particles);
-# 3. the default model through a dask-cuda cluster (local-cuda) against one process.
+# 3. the default model through a dask-cuda cluster (local-cuda) against one process;
+# 4. benchmarks/bench_filters.py --cupy (median and Gaussian on CuPy blocks against the CPU);
+# 5. the default model's recipe (scripts/train_default.sh) on the GPU for TRAIN_MINUTES per
+#    stage (default 1; 0 skips it): steps per minute on this GPU, and that the recipe runs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/bigseg-gpu-check}
@@ -17,6 +21,10 @@ PY=${PY:-python3}
 DEVICE=${DEVICE:-cuda}
 SIZE=${SIZE:-256}
 WHEELS=${WHEELS:-.whl}
+BUDGET=${BUDGET:-420}
+TRAIN_MINUTES=${TRAIN_MINUTES:-1}
+left() { echo $((BUDGET - SECONDS)); }
+box() { local t; t=$(left); [ "$t" -gt "$1" ] && t=$1; [ "$t" -gt 10 ] || { echo "skipped: out of time"; return 1; }; echo "$t"; }
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 if ls "$WHEELS"/*.whl >/dev/null 2>&1; then  # what the machine's Python lacks (dask, distributed, zarr, dask-cuda, ...)
@@ -30,9 +38,24 @@ fi
     "$PY" -c "import bigseg, dask, zarr; print('bigseg', bigseg.__version__, 'dask', dask.__version__, 'zarr', zarr.__version__)"
 } 2>&1 | tee "$OUT/env.txt"
 # warnings of this machine's own package versions are not failures here
-timeout 420 "$PY" -m pytest -q -p no:cacheprovider -rs -W ignore::DeprecationWarning -W ignore::FutureWarning \
+timeout "$(box 170)" "$PY" -m pytest -q -p no:cacheprovider -rs -W ignore::DeprecationWarning -W ignore::FutureWarning \
     tests/filters/test_cupy.py tests/infer/test_gpu.py tests/test_gpu_paths.py 2>&1 | tee "$OUT/pytest_gpu.txt"
-timeout 300 "$PY" -c "from bigseg.cli import main; raise SystemExit(main(['bench', '--size', '$SIZE', '--device', '$DEVICE', '--json', '$OUT/bench_cuda.json']))" \
+timeout "$(box 110)" "$PY" -c "from bigseg.cli import main; raise SystemExit(main(['bench', '--size', '$SIZE', '--device', '$DEVICE', '--json', '$OUT/bench_cuda.json']))" \
     2>&1 | grep -v "it/s" | tee "$OUT/bench_cuda.txt"
-DEVICE="$DEVICE" timeout 300 "$PY" scripts/gpu_cluster_check.py 2>&1 | grep -v "it/s" | tee "$OUT/cluster.txt"
-echo "gpu_check: done; results in $OUT"
+DEVICE="$DEVICE" timeout "$(box 90)" "$PY" scripts/gpu_cluster_check.py 2>&1 | grep -v "it/s" | tee "$OUT/cluster.txt"
+if "$PY" -c "import cupy" 2>/dev/null; then
+    timeout "$(box 90)" "$PY" benchmarks/bench_filters.py --cupy --size "$SIZE" --chunks 128 --threads "$(nproc)" 2>&1 \
+        | tee "$OUT/filters_cuda.txt" && cp benchmarks/results/filters_cuda.json "$OUT/"
+fi
+if [ "$TRAIN_MINUTES" != 0 ] && [ "$(left)" -gt $((150 * TRAIN_MINUTES)) ]; then
+    mkdir -p /tmp/bigseg-bin "$OUT/train"
+    printf '#!/bin/sh\nexec "%s" -m bigseg "$@"\n' "$PY" > /tmp/bigseg-bin/bigseg && chmod +x /tmp/bigseg-bin/bigseg
+    t0=$SECONDS
+    DEVICE="$DEVICE" PY="$PY" BIGSEG=/tmp/bigseg-bin/bigseg MINUTES="$TRAIN_MINUTES" MINUTES2="$TRAIN_MINUTES" \
+        THREADS=${THREADS:-4} AMP=${AMP:-bf16} OUT="$OUT/train" timeout "$(box 600)" scripts/train_default.sh 2>&1 \
+        | grep -v "it/s" | tail -40 | tee "$OUT/train.txt"
+    echo "train_default.sh on $DEVICE: $((SECONDS - t0)) s" | tee -a "$OUT/train.txt"
+else
+    echo "training skipped (TRAIN_MINUTES=$TRAIN_MINUTES, $(left) s left)"
+fi
+echo "gpu_check: done in $SECONDS s; results in $OUT"

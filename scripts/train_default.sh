@@ -17,7 +17,8 @@
 # network lacks (it stayed below a random forest with 3D features).
 #
 # Outputs: bigseg/models/weights/default.pt (float16 weights), bigseg/models/weights/default_report.json,
-# docs/images/training_report.png.
+# docs/images/training_report.png (with OUT=DIR: DIR/default.pt, DIR/default_report.json,
+# DIR/training_report.png).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -29,6 +30,7 @@ MINUTES2=${MINUTES2:-55}
 ARCH=${ARCH:-unet3d}
 AMP=${AMP:-bf16}
 OUT=${OUT:-bigseg/models/weights}
+PNG=${PNG:-$([ "$OUT" = bigseg/models/weights ] && echo docs/images/training_report.png || echo "$OUT/training_report.png")}
 TMP=${TMP:-$(mktemp -d)}
 
 if [ "$ARCH" = unet3d ]; then
@@ -56,4 +58,4 @@ fi
 cp "$TMP/default.pt" "$OUT/default.pt.tmp" && mv "$OUT/default.pt.tmp" "$OUT/default.pt"
 echo "default model written to $OUT/default.pt"
 nice -n 10 "$PY" -m bigseg.train._report "$OUT/default.pt" \
-  --json "$OUT/default_report.json" --png docs/images/training_report.png
+  --json "$OUT/default_report.json" --png "$PNG"
