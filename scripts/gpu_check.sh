@@ -11,7 +11,8 @@
 #    inference / the writer, CUDA inference against the CPU, training steps with AMP;
 # 2. bigseg bench on the GPU (256^3: write, filter, segment, measure, particles);
 # 3. the default model through a dask-cuda cluster (local-cuda) against one process;
-# 4. benchmarks/bench_filters.py --cupy (median and Gaussian on CuPy blocks against the CPU);
+# 4. benchmarks/bench_filters.py --cupy (median and Gaussian on CuPy blocks against the CPU;
+#    FILTERS=0 skips it);
 # 5. the default model's recipe (scripts/train_default.sh) on the GPU for TRAIN_MINUTES per
 #    stage (default 1; 0 skips it): steps per minute on this GPU, and that the recipe runs.
 set -uo pipefail
@@ -38,12 +39,14 @@ fi
     "$PY" -c "import bigseg, dask, zarr; print('bigseg', bigseg.__version__, 'dask', dask.__version__, 'zarr', zarr.__version__)"
 } 2>&1 | tee "$OUT/env.txt"
 # warnings of this machine's own package versions are not failures here
-timeout "$(box 170)" "$PY" -m pytest -q -p no:cacheprovider -rs -W ignore::DeprecationWarning -W ignore::FutureWarning \
+# (SIGINT at the time box: pytest still prints which test it was in and the failures so far)
+timeout -s INT "$(box "${PYTEST_S:-170}")" "$PY" -m pytest -v -p no:cacheprovider -rs --timeout 60 --durations 8 \
+    -W ignore::DeprecationWarning -W ignore::FutureWarning tests/infer/test_precision.py \
     tests/filters/test_cupy.py tests/infer/test_gpu.py tests/test_gpu_paths.py 2>&1 | tee "$OUT/pytest_gpu.txt"
-timeout "$(box 110)" "$PY" -c "from bigseg.cli import main; raise SystemExit(main(['bench', '--size', '$SIZE', '--device', '$DEVICE', '--json', '$OUT/bench_cuda.json']))" \
+timeout "$(box "${BENCH_S:-110}")" "$PY" -c "from bigseg.cli import main; raise SystemExit(main(['bench', '--size', '$SIZE', '--device', '$DEVICE', '--json', '$OUT/bench_cuda.json']))" \
     2>&1 | grep -v "it/s" | tee "$OUT/bench_cuda.txt"
-DEVICE="$DEVICE" timeout "$(box 90)" "$PY" scripts/gpu_cluster_check.py 2>&1 | grep -v "it/s" | tee "$OUT/cluster.txt"
-if "$PY" -c "import cupy" 2>/dev/null; then
+DEVICE="$DEVICE" timeout "$(box "${CLUSTER_S:-90}")" "$PY" scripts/gpu_cluster_check.py 2>&1 | grep -v "it/s" | tee "$OUT/cluster.txt"
+if [ "${FILTERS:-1}" != 0 ] && "$PY" -c "import cupy" 2>/dev/null; then
     timeout "$(box 90)" "$PY" benchmarks/bench_filters.py --cupy --size "$SIZE" --chunks 128 --threads "$(nproc)" 2>&1 \
         | tee "$OUT/filters_cuda.txt" && cp benchmarks/results/filters_cuda.json "$OUT/"
 fi

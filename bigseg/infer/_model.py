@@ -15,7 +15,7 @@ import os
 import threading
 from collections import Counter, OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -176,10 +176,12 @@ def resolve_model(
     from .._parse import parse_phases
     from ..io import DEFAULT_PHASES
 
-    if isinstance(model, (str, os.PathLike)):
+    if isinstance(model, (str, os.PathLike)):  # loaded here: on the requested device (the caller's own stay put)
         from .. import models as _models
 
         model = _models.load(model)
+        if device is not None:
+            model = model.to(check_device(device))
     if not isinstance(model, torch.nn.Module):
         raise ModelError(
             f"Expected `model` to be a torch.nn.Module, a bigseg Model or a checkpoint name/path. "
@@ -304,6 +306,30 @@ def _autocast_dtype(autocast: str | None, device: Any):
     return {"bf16": torch.bfloat16, "fp16": torch.float16}[autocast]
 
 
+@contextmanager
+def ieee_float32(device: Any):
+    """Float32 convolutions and matrix products in IEEE precision on a CUDA device for the
+    duration (cuDNN's default on Ampere and newer is TF32, a 10-bit mantissa: ~1e-3 off the
+    CPU's probabilities); the flags are restored after. Nothing changes on the CPU."""
+    torch = _torch()
+    if getattr(device, "type", None) != "cuda":
+        yield
+        return
+    conv, mm = getattr(torch.backends.cudnn, "conv", None), torch.backends.cuda.matmul
+    if conv is not None and hasattr(conv, "fp32_precision"):  # torch >= 2.9
+        flags = [(conv, "fp32_precision", "ieee"), (mm, "fp32_precision", "ieee")]
+    else:
+        flags = [(torch.backends.cudnn, "allow_tf32", False), (mm, "allow_tf32", False)]
+    saved = [(obj, name, getattr(obj, name)) for obj, name, _ in flags]
+    try:
+        for obj, name, value in flags:
+            setattr(obj, name, value)
+        yield
+    finally:
+        for obj, name, value in saved:
+            setattr(obj, name, value)
+
+
 def default_batch_size(device: Any, patch: tuple[int, ...]) -> int:
     """4 windows on CPU; on a GPU as many as half its free memory holds (rough activation
     estimate :data:`ACTIVATION_BYTES_PER_VOXEL`), between 1 and 64."""
@@ -351,8 +377,8 @@ def run_patches(
     amp = _autocast_dtype(autocast, device)
     total = None
 
-    def forward(xs: Any) -> Any:  # softmax probabilities of the windows
-        with torch.autocast(device_type=device.type, dtype=amp) if amp is not None else nullcontext():
+    def forward(xs: Any) -> Any:  # softmax probabilities of the windows (float32 exact when not autocast)
+        with torch.autocast(device_type=device.type, dtype=amp) if amp is not None else ieee_float32(device):
             y = module(xs)
             if not isinstance(y, torch.Tensor) or y.shape[0] != xs.shape[0] or y.shape[1] != n_classes or y.shape[2:] != xs.shape[2:]:
                 shape = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__

@@ -585,7 +585,8 @@ def predict(
     batch_size : windows per forward pass (default 4 on CPU, sized to free memory on a GPU)
     device : ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; default: the worker's GPU if it has one
     autocast : ``"auto"`` (bf16, or fp16 where bf16 is unsupported, on GPU; off on CPU),
-        ``"bf16"``, ``"fp16"`` or ``None`` (float32 throughout; exact)
+        ``"bf16"``, ``"fp16"`` or ``None`` (float32 throughout, on a GPU in IEEE precision, not
+        cuDNN's default TF32: the CPU's result up to the order of sums)
     triplanar : 2D models only: predict along z, y and x and average the probabilities
     chunks : rechunk the input first (the output has the input's chunks)
     phases : override the model's phase names
