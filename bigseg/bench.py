@@ -88,13 +88,9 @@ def benchmark(*, size: int = 128, chunks: int = 64, model: str = "default", stag
     if "segment" in run:  # the model (loaded once) and its options are checked before any work (the graph is not run)
         import numpy as np
 
-        from .models import load
+        from .infer._model import load_model
 
-        net = load(model) if isinstance(model, (str, os.PathLike)) else model
-        if net is not model and opts.get("device") is not None:  # loaded here: onto the device asked for
-            from .infer._model import check_device
-
-            net = net.to(check_device(opts["device"]))
+        net = load_model(model, opts.get("device"))
         segment(np.linspace(0, 1, 32 ** 3, dtype=np.float32).reshape(32, 32, 32), net, **opts)
     if workdir is not None:  # created where missing (a scratch folder named for the run)
         from .runtime._lock import make_folder

@@ -40,3 +40,19 @@ def test_shipped_deployments_by_name_from_any_folder(tmp_path, monkeypatch):
     assert load_deploy("slurm")["slurm"]["queue"] == "mine"
     with pytest.raises(SourceNotFoundError, match=r"'locl'.*|shipped \['local', 'local-cuda', 'slurm'\]"):
         load_deploy("locl")
+
+
+def test_version_from_a_source_tree_that_is_not_installed(tmp_path):
+    from bigseg._version import _source_version
+
+    import tomllib
+
+    with open(Path(__file__).resolve().parent.parent / "pyproject.toml", "rb") as fh:
+        want = tomllib.load(fh)["project"]["version"]
+    assert _source_version(Path(__file__).resolve().parent.parent / "pyproject.toml") == want
+    other = tmp_path / "pyproject.toml"
+    other.write_text('[project]\nname = "other"\nversion = "9.9"\n')
+    assert _source_version(other) == "unknown"  # another project's file says nothing of bigseg
+    assert _source_version(tmp_path / "missing.toml") == "unknown"
+    other.write_text("not toml [")
+    assert _source_version(other) == "unknown"

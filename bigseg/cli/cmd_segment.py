@@ -152,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     from ..infer import write_prediction
     from ..io import fov_mask, open_volume, save_labels, save_volume
     from ..io._fov import parse_fov
-    from ..models import load
+    from ..infer._model import load_model
 
     if args.probabilities and (args.model is None or args.out):
         raise InputError("Expected `--probabilities` only with --model and without --out. "
@@ -165,7 +165,8 @@ def run(args: argparse.Namespace) -> int:
         parse_fov(args.fov)  # before any work
     if args.model is not None and args.model != "default" and not Path(args.model).is_file():
         raise InputError(f"Expected `--model` to be 'default' or an existing checkpoint file. Got {args.model!r} instead.")
-    model = load(args.model) if args.model is not None else None  # a bad checkpoint fails before any work
+    # a bad checkpoint (or --device cuda without a GPU) fails before any work; on the device asked for
+    model = load_model(args.model, args.device) if args.model is not None else None
     if args.out:
         refuse_replacing(args.out, args.source, "--out")
     vol = open_volume(args.source)

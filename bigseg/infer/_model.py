@@ -150,6 +150,17 @@ def _deserialise(blob: bytes) -> Any:
     return cloudpickle.loads(blob)
 
 
+def load_model(model: Any, device: Any = None) -> Any:
+    """A model named by ``model`` (``"default"`` or a checkpoint path) loaded, on ``device`` where
+    one is asked for; anything else (the caller's own module) returned as it is, never moved."""
+    if not isinstance(model, (str, os.PathLike)):
+        return model
+    from .. import models as _models
+
+    net = _models.load(model)
+    return net.to(check_device(device)) if device is not None else net
+
+
 def resolve_model(
     model: Any,
     *,
@@ -176,12 +187,7 @@ def resolve_model(
     from .._parse import parse_phases
     from ..io import DEFAULT_PHASES
 
-    if isinstance(model, (str, os.PathLike)):  # loaded here: on the requested device (the caller's own stay put)
-        from .. import models as _models
-
-        model = _models.load(model)
-        if device is not None:
-            model = model.to(check_device(device))
+    model = load_model(model, device)
     if not isinstance(model, torch.nn.Module):
         raise ModelError(
             f"Expected `model` to be a torch.nn.Module, a bigseg Model or a checkpoint name/path. "

@@ -29,7 +29,6 @@ in 128³ chunks), with the model and the importance map as single keys.
 from __future__ import annotations
 
 import json
-import os
 from contextlib import nullcontext
 from functools import partial
 from itertools import product
@@ -61,6 +60,7 @@ from ._model import (
     cpu_streams,
     default_batch_size,
     device_lock,
+    load_model,
     resolve_model,
     run_patches,
 )
@@ -471,10 +471,7 @@ def _labels_block(p: np.ndarray) -> np.ndarray:
 def predict_frames(fn: Any, vol: Any, model: Any, **kwargs: Any) -> xr.Dataset:
     """``fn(frame, model, **kwargs)`` (:func:`predict` or ``bigseg.infer.segment``) for every frame
     of a series, the model loaded once; ``attrs["n_patches"]`` is the total over the frames."""
-    if isinstance(model, (str, os.PathLike)):
-        from .. import models
-
-        model = models.load(model)
+    model = load_model(model, kwargs.get("device"))
     out = for_each_frame(fn, vol, model, **kwargs)
     n = out.attrs["n_patches"]
     out.attrs["n_patches"] = int(sum(n)) if isinstance(n, list) else int(n) * int(out.sizes["t"])

@@ -34,13 +34,13 @@ def segment(vol: Any, model: Any = "default", *, normalize: bool = True, fov: An
     from ..filters import normalize as normalize_volume
     from ..io import as_volume, fill_outside, fill_outside_like_inside, fov_mask
     from ..io._volume import UNLABELLED, is_series
-    from ..models import load
+    from ._model import load_model
     from ._predict import check_predict_kwargs, predict, predict_series
     from ._temporal import parse_temporal
 
     temporal = parse_temporal(predict_kwargs.pop("temporal", 0), series=is_series(vol))
     check_predict_kwargs(predict_kwargs)  # before the normalisation's passes over the data
-    net = load(model) if isinstance(model, str) else model
+    net = load_model(model, predict_kwargs.get("device"))
     if is_series(vol):  # each scan normalised and segmented on its own
         return predict_series(segment, vol, net, temporal=temporal, normalize=normalize, fov=fov,
                               fov_margin=fov_margin, progress=progress, **predict_kwargs)
