@@ -58,7 +58,7 @@ if [ "$TRAIN_MINUTES" != 0 ] && [ "$(left)" -gt $((150 * TRAIN_MINUTES)) ]; then
     printf '#!/bin/sh\nexec "%s" -m bigseg "$@"\n' "$PY" > /tmp/bigseg-bin/bigseg && chmod +x /tmp/bigseg-bin/bigseg
     t0=$SECONDS
     DEVICE="$DEVICE" PY="$PY" BIGSEG=/tmp/bigseg-bin/bigseg MINUTES="$TRAIN_MINUTES" MINUTES2="$TRAIN_MINUTES" \
-        THREADS=${THREADS:-4} AMP=${AMP:-bf16} OUT="$OUT/train" timeout "$(box 600)" scripts/train_default.sh 2>&1 \
+        THREADS=${THREADS:-4} AMP=${AMP:-bf16} DATA_WORKERS=${DATA_WORKERS:-$(($(nproc) > 3 ? $(nproc) - 2 : 0))} OUT="$OUT/train" timeout "$(box 600)" scripts/train_default.sh 2>&1 \
         | grep -v "it/s" | tail -40 | tee "$OUT/train.txt"
     echo "train_default.sh on $DEVICE: $((SECONDS - t0)) s" | tee -a "$OUT/train.txt"
 else

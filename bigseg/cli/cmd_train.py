@@ -44,6 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--presets", default=None, help="--synthetic: comma-separated XCT presets (default all realistic)")
     p.add_argument("--shape", default=None, help="--synthetic: z,y,x of each generated volume")
     p.add_argument("--batches-per-volume", type=int, default=6, help="--synthetic: batches per generated volume")
+    p.add_argument("--data-workers", type=int, default=0, metavar="N",
+                   help="--synthetic: processes making the volumes ahead (same volumes, same model; on a GPU give "
+                        "it most of the cores: the simulator sets the pace); default 0, in turn")
     p.add_argument("--radius-range", default=None,
                    help="--synthetic: low,high mean particle radius in voxels, log-uniform (default 5,20)")
     p.add_argument("--checkpoint-dir", default=None, help="write per-epoch and best checkpoints here")
@@ -57,7 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                 "per phase, per epoch) here, e.g. training.png")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     add_progress_args(p)
-    p.set_defaults(func=run, api_aliases={"name_or_path": "init"})  # models.load(name_or_path): the --init model
+    p.set_defaults(func=run, api_aliases={"name_or_path": "init", "workers": "data_workers"})  # models.load(name_or_path): --init
 
 
 def run(args: argparse.Namespace) -> int:
@@ -108,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
                 raise InputError(f"Expected `--radius-range` to be low,high in voxels. Got {args.radius_range!r} instead.") from None
         model = train_synthetic(lr=args.lr if args.lr is not None else 1e-3,
                                 lr_decay=args.lr_decay if args.lr_decay is not None else 0.8,
-                                batches_per_volume=args.batches_per_volume, **common, **kw)
+                                batches_per_volume=args.batches_per_volume, workers=args.data_workers, **common, **kw)
     else:
         if not args.image or not args.labels:
             raise InputError("Expected `image` and `labels` paths (or --synthetic). Got too few.")

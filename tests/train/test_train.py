@@ -314,6 +314,22 @@ def test_synthetic_generator_in_the_loop():
         bigseg.train.synthetic(presets=["nope"], epochs=1)
 
 
+def test_volumes_made_ahead_in_worker_processes_give_the_same_model():
+    """workers > 0 makes the volumes in other processes (a GPU waits on the simulator otherwise):
+    the recipes are still drawn in order from the one seeded generator, so the model is the same."""
+    import torch
+
+    kw = dict(arch_kwargs=TINY, patch=(32, 32), shape=(4, 40, 40), val_shape=(2, 32, 32), presets=["lab-micro-ct", "nano-ct-phase"],
+              epochs=1, steps_per_epoch=5, batches_per_volume=1, batch_size=1, progress=False, seed=5, augment=False)
+    a = bigseg.train.synthetic(**kw)
+    b = bigseg.train.synthetic(workers=2, **kw)
+    assert b.provenance["data"]["workers"] == 2 and b.provenance["data"]["volumes_generated"] == 5
+    for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(pa, pb), name
+    with pytest.raises(InputError, match="`workers`"):
+        bigseg.train.synthetic(workers=-1, **kw)
+
+
 def test_random_electrodes_span_fine_and_coarse_microstructures():
     """The generator in the loop draws mean particle radii from 5 to 20 voxels (log-uniform), so
     the model sees fine lab-CT-like and coarse nano-CT-like scales; fractions stay valid."""
