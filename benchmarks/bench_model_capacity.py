@@ -19,6 +19,11 @@ training length, sets the limit.
 
 Run: ``PRESETS=nano-ct-phase,lab-micro-ct THREADS=2 nice .venv/bin/python benchmarks/bench_model_capacity.py``
 (about 14 min per preset on a shared 2-core CPU). Writes ``benchmarks/results/model_capacity.json``.
+
+On a GPU, the long run issue #6 asks for: ``DEVICE=cuda STEPS=20000 BATCH=16 WIDE=32,64,128
+PRESETS=nano-ct-phase NAME=model_capacity_cuda python benchmarks/bench_model_capacity.py``
+(``DEVICE`` trains there, ``BATCH`` windows a step, ``WIDE`` the wide network's channels,
+``NAME`` the results file's name).
 """
 
 from __future__ import annotations
@@ -50,12 +55,15 @@ def main() -> int:
     torch.set_num_threads(int(os.environ.get("THREADS", "1")))
     presets = os.environ.get("PRESETS", "nano-ct-phase,lab-micro-ct").split(",")
     steps = int(os.environ.get("STEPS", "1500"))
+    device = os.environ.get("DEVICE") or None
+    batch = int(os.environ.get("BATCH", "4"))
+    wide = tuple(int(c) for c in os.environ.get("WIDE", ",".join(map(str, WIDE_CHANNELS))).split(","))
     epochs = 10
     default = models.load("default")
     phases = default.phases
     recipes = {
         "long": dict(init=default, lr=3e-4),
-        "wide": dict(arch="unet3d", arch_kwargs={"channels": WIDE_CHANNELS}, patch=(32, 32, 32), lr=2e-3),
+        "wide": dict(arch="unet3d", arch_kwargs={"channels": wide}, patch=(32, 32, 32), lr=2e-3),
     }
     rows = []
     t_all = time.perf_counter()
@@ -71,10 +79,10 @@ def main() -> int:
                    "random_forest": rf}
             for name, kw in recipes.items():
                 t = time.perf_counter()
-                m = bigseg.train(tr_raw, tr_lab, epochs=epochs, steps_per_epoch=steps // epochs, lr_decay=0.8, batch_size=4,
-                                 amp=os.environ.get("AMP", "bf16"), progress=False, seed=1, patience=None, **kw)
+                m = bigseg.train(tr_raw, tr_lab, epochs=epochs, steps_per_epoch=steps // epochs, lr_decay=0.8, batch_size=batch,
+                                 amp=os.environ.get("AMP", "bf16"), progress=False, seed=1, patience=None, device=device, **kw)
                 dt = time.perf_counter() - t
-                ds = bigseg.infer.segment(raw, m, probabilities=True)
+                ds = bigseg.infer.segment(raw, m, probabilities=True, device=device)
                 pred = ds["labels"].values
                 front = quality.tradeoff(lab, ds["probabilities"].values, phases)
                 row[name] = {"iou": quality.iou(lab, pred, phases), "fraction_error": quality.fraction_error(lab, pred, phases),
@@ -84,12 +92,13 @@ def main() -> int:
                 print(f"{preset:22s} {name:5s} {row[name]}", flush=True)
             print(f"{preset:22s} default {row['default']}  RF {rf}", flush=True)
             rows.append(row)
-    out = {"benchmark": "bench_model_capacity", "train_shape": list(TRAIN_SHAPE), "wide_channels": list(WIDE_CHANNELS),
-           "steps": steps, "targets": quality.TARGETS, "per_preset": rows, "duration_s": round(time.perf_counter() - t_all, 1),
-           "machine": f"{platform.machine()}, {os.cpu_count()} CPUs shared with other jobs (timings pessimistic)",
+    out = {"benchmark": "bench_model_capacity", "train_shape": list(TRAIN_SHAPE), "wide_channels": list(wide),
+           "steps": steps, "batch_size": batch, "device": str(device or "cpu"), "targets": quality.TARGETS, "per_preset": rows, "duration_s": round(time.perf_counter() - t_all, 1),
+           "machine": (f"{platform.machine()}, {os.cpu_count()} CPUs" + (f", {torch.cuda.get_device_name()}" if device and
+                       device.startswith("cuda") else " shared with other jobs (timings pessimistic)")),
            "torch_threads": torch.get_num_threads(), "python": sys.version.split()[0]}
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    with open(os.path.join(HERE, "results", "model_capacity.json"), "w") as fh:
+    with open(os.path.join(HERE, "results", os.environ.get("NAME", "model_capacity") + ".json"), "w") as fh:
         json.dump(out, fh, indent=1)
     return 0
 

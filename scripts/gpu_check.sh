@@ -14,7 +14,9 @@
 # 4. benchmarks/bench_filters.py --cupy (median and Gaussian on CuPy blocks against the CPU;
 #    FILTERS=0 skips it);
 # 5. the default model's recipe (scripts/train_default.sh) on the GPU for TRAIN_MINUTES per
-#    stage (default 1; 0 skips it): steps per minute on this GPU, and that the recipe runs.
+#    stage (default 1; 0 skips it): steps per minute on this GPU, and that the recipe runs;
+# 6. with CAPACITY_STEPS=N (e.g. 20000): benchmarks/bench_model_capacity.py on the GPU, the
+#    long run of issue #6 (is the network or the imaging the limit?).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/bigseg-gpu-check}
@@ -69,5 +71,10 @@ if [ "$TRAIN_MINUTES" != 0 ] && [ "$(left)" -gt $((150 * TRAIN_MINUTES)) ]; then
     echo "train_default.sh on $DEVICE: $((SECONDS - t0)) s" | tee -a "$OUT/train.txt"
 else
     echo "training skipped (TRAIN_MINUTES=$TRAIN_MINUTES, $(left) s left)"
+fi
+if [ "${CAPACITY_STEPS:-0}" != 0 ]; then  # issue 6's long run on the GPU (opt-in: minutes per preset)
+    DEVICE="$DEVICE" STEPS="$CAPACITY_STEPS" BATCH=${BATCH:-16} WIDE=${WIDE:-32,64,128} PRESETS=${PRESETS:-nano-ct-phase} \
+        NAME=model_capacity_cuda timeout "$(box 600)" "$PY" benchmarks/bench_model_capacity.py 2>&1 | tee "$OUT/capacity.txt"
+    cp benchmarks/results/model_capacity_cuda.json "$OUT/" 2>/dev/null
 fi
 echo "gpu_check: done in $SECONDS s; results in $OUT"
