@@ -312,11 +312,17 @@ def _autocast_dtype(autocast: str | None, device: Any):
     return {"bf16": torch.bfloat16, "fp16": torch.float16}[autocast]
 
 
+_IEEE_LOCK = threading.Lock()
+_IEEE_STATE: dict[str, Any] = {"depth": 0, "saved": []}
+
+
 @contextmanager
 def ieee_float32(device: Any):
     """Float32 convolutions and matrix products in IEEE precision on a CUDA device for the
     duration (cuDNN's default on Ampere and newer is TF32, a 10-bit mantissa: ~1e-3 off the
-    CPU's probabilities); the flags are restored after. Nothing changes on the CPU."""
+    CPU's probabilities). The flags are process-wide: the first pass to enter sets them, the last
+    to leave restores them (passes on several GPUs of one process overlap). Nothing changes on
+    the CPU."""
     torch = _torch()
     if getattr(device, "type", None) != "cuda":
         yield
@@ -326,14 +332,20 @@ def ieee_float32(device: Any):
         flags = [(conv, "fp32_precision", "ieee"), (mm, "fp32_precision", "ieee")]
     else:
         flags = [(torch.backends.cudnn, "allow_tf32", False), (mm, "allow_tf32", False)]
-    saved = [(obj, name, getattr(obj, name)) for obj, name, _ in flags]
+    with _IEEE_LOCK:
+        if _IEEE_STATE["depth"] == 0:
+            _IEEE_STATE["saved"] = [(obj, name, getattr(obj, name)) for obj, name, _ in flags]
+            for obj, name, value in flags:
+                setattr(obj, name, value)
+        _IEEE_STATE["depth"] += 1
     try:
-        for obj, name, value in flags:
-            setattr(obj, name, value)
         yield
     finally:
-        for obj, name, value in saved:
-            setattr(obj, name, value)
+        with _IEEE_LOCK:
+            _IEEE_STATE["depth"] -= 1
+            if _IEEE_STATE["depth"] == 0:
+                for obj, name, value in _IEEE_STATE["saved"]:
+                    setattr(obj, name, value)
 
 
 def default_batch_size(device: Any, patch: tuple[int, ...]) -> int:

@@ -53,3 +53,16 @@ def test_cuda_without_a_gpu_refused_by_name_before_any_work(tmp_path):
     with pytest.raises(InputError, match="`device` 'cuda'"):
         benchmark(size=16, stages="segment", predict={"device": "cuda"}, workdir=tmp_path / "b")
     assert not (tmp_path / "b").exists()
+
+
+def test_overlapping_passes_on_two_gpus_restore_the_flags_once_both_are_done():
+    """Two GPUs' passes in one process overlap: the flags stay IEEE until the last one leaves,
+    then come back to what they were (not to the IEEE the second one would have saved)."""
+    before = _flags()
+    first, second = ieee_float32(torch.device("cuda", 0)), ieee_float32(torch.device("cuda", 1))
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    assert _flags() != before  # the second GPU's pass is still running
+    second.__exit__(None, None, None)
+    assert _flags() == before
