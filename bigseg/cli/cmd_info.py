@@ -56,7 +56,7 @@ def _volume_lines(info: dict, args: argparse.Namespace) -> list[str]:
     if "times" in info:
         lines.append(f"times       {', '.join(f'{t:g}' for t in info['times'])}")
     lines += [f"levels      {info['levels']}",
-              f"on disk     {_size(info['bytes_on_disk'])} ({_size(info['bytes_uncompressed'])} uncompressed)"]
+              _disk_line(info)]
     if "phases" in info:
         lines.append(f"phases      {', '.join(f'{i} {p}' for i, p in enumerate(info['phases']))}")
     if info.get("labels"):
@@ -191,3 +191,13 @@ def run(args: argparse.Namespace) -> int:
         info, lines = source_info(args.path, dataset=args.dataset), _source_lines
     print(json.dumps(info, indent=2) if args.json else "\n".join(lines(info, args)))
     return 0
+
+
+def _disk_line(info: dict) -> str:
+    """Bytes on disk with the uncompressed size of the same thing: the image's full resolution
+    against its own uncompressed size, the whole store (levels, labels, probabilities) beside."""
+    raw = _size(info["bytes_uncompressed"])
+    if "bytes_on_disk_level0" not in info:
+        return f"on disk     {_size(info['bytes_on_disk'])} ({raw} uncompressed)"
+    return (f"on disk     {_size(info['bytes_on_disk_level0'])} full resolution ({raw} uncompressed); "
+            f"{_size(info['bytes_on_disk'])} in all (levels, labels, probabilities)")

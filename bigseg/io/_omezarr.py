@@ -586,6 +586,10 @@ def _bytes_on_disk(path: Path) -> int:
 def volume_info(path: str | os.PathLike, *, stats: bool = True, progress: bool = False) -> dict[str, Any]:
     """Shape, dtype, chunks, voxel size, bytes on disk, levels, labels and an intensity summary.
 
+    ``bytes_on_disk`` is the whole store (pyramid levels, label images, probabilities);
+    ``bytes_on_disk_level0`` the full-resolution image alone, to set against
+    ``bytes_uncompressed`` (that image's size in memory).
+
     The intensity summary (min, max, mean, std, 1st/99th percentile) is computed on the
     coarsest pyramid level (named in ``from_level``) so that it stays cheap on huge volumes; for
     a label image (with phase names) the share of each phase (and of unlabelled voxels, 255)
@@ -608,6 +612,9 @@ def volume_info(path: str | os.PathLike, *, stats: bool = True, progress: bool =
         "bytes_on_disk": _bytes_on_disk(p),
         "bytes_uncompressed": int(vol.nbytes),
     }
+    level0 = p / str(meta["multiscales"][0]["datasets"][0]["path"]) if meta.get("multiscales") else None
+    if level0 is not None and level0.is_dir() and level0 != p:  # the image's full resolution alone, like with like
+        info["bytes_on_disk_level0"] = _bytes_on_disk(level0)
     if "phases" in vol.attrs:
         info["phases"] = vol.attrs["phases"]
     if "t" in vol.dims:
