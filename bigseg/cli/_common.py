@@ -225,3 +225,24 @@ def open_label_image(path: str, label: str | None, prefer: str | None, option: s
     if say is not None:
         print(f"{say} {vol.attrs.get('source', path)}")
     return vol
+
+
+def say_if_uncalibrated(source: Any, vol: Any, **read: Any) -> None:
+    """When ``vol`` (ingested from ``source`` with no voxel size given) has 1-unit voxels because
+    the source states none, say so on stderr: every size and area is then in voxels, labelled as
+    that unit (``read``: the options the source was read with)."""
+    import sys
+
+    from ..io._ingest import source_calibration
+
+    if tuple(vol.attrs.get("voxel_size", ())) != (1.0, 1.0, 1.0):
+        return
+    first = source[0] if isinstance(source, (list, tuple)) else source
+    try:
+        if source_calibration(first, **read) is not None:
+            return
+    except Exception:  # not a file source ingest reads (an OME-Zarr states its own): nothing to say
+        return
+    print(f"note: the source gave no voxel size and --voxel-size was not passed, so a voxel is taken as "
+          f"1 {vol.attrs['unit']}: sizes and areas will be in those units (run again with --voxel-size "
+          "to fix)", file=sys.stderr)

@@ -1,10 +1,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from ._common import (add_cluster_args, add_progress_args, cluster_from_args, command_key, parse_triple,
-                      refuse_existing, refuse_replacing)
+                      refuse_existing, refuse_replacing, say_if_uncalibrated)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,14 +37,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run, api_aliases={"path": "dest"})  # save_volume(vol, path): the dest argument
 
 
-def _calibrated(args: argparse.Namespace) -> bool:
-    """Whether the (first) source states its voxel size itself."""
-    from ..io._ingest import source_calibration
-
-    return source_calibration(args.source[0], dataset=args.dataset, dtype=args.dtype, shape=parse_triple(args.shape, int, option="--shape"),
-                              offset=args.offset) is not None
-
-
 def run(args: argparse.Namespace) -> int:
     from ..io import ingest
     from ..runtime._manifest import path_stamp
@@ -64,8 +55,7 @@ def run(args: argparse.Namespace) -> int:
             resume_key=key, channel=args.channel,
         )
     print(f"wrote {args.dest}: shape {vol.shape}, dtype {vol.dtype}, voxel size {vol.attrs['voxel_size']} {vol.attrs['unit']}")
-    if args.voxel_size is None and tuple(vol.attrs["voxel_size"]) == (1.0, 1.0, 1.0) and not _calibrated(args):
-        print(f"note: the source gave no voxel size and --voxel-size was not passed, so a voxel is taken as "
-              f"1 {vol.attrs['unit']}: sizes and areas will be in those units (write it again with --voxel-size "
-              "to fix)", file=sys.stderr)
+    if args.voxel_size is None:
+        say_if_uncalibrated(args.source, vol, dataset=args.dataset, dtype=args.dtype,
+                            shape=parse_triple(args.shape, int, option="--shape"), offset=args.offset)
     return 0

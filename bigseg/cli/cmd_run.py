@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_pipeline_args, add_progress_args, open_label_image, parse_triple, pipeline_config
+from ._common import (add_pipeline_args, add_progress_args, open_label_image, parse_triple, pipeline_config,
+                      say_if_uncalibrated)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -55,4 +56,8 @@ def run(args: argparse.Namespace) -> int:
     if res.particles is not None:
         print(f"{len(res.particles)} particles in {args.out}/particles.csv")
     print(f"report: {args.out}/report.html  ({', '.join(f'{k} {v:.1f} s' for k, v in res.timings.items())})")
+    if cfg.voxel_size is None:  # as bigseg ingest says it: sizes in voxels, named as the unit
+        from ..io import open_volume
+
+        say_if_uncalibrated(source, open_volume(res.image))
     return 0

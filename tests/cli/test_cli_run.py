@@ -52,6 +52,22 @@ def test_run_crops_scores_and_resumes(tmp_path, capsys):
     assert "`predict.model`" in capsys.readouterr().err and not (tmp_path / "bad2").exists()  # refused before any work
 
 
+def test_run_says_when_voxels_are_taken_as_one_unit(tmp_path, capsys):
+    """As `bigseg ingest` says it: a .npy states no voxel size, so without --voxel-size sizes and
+    areas come out in voxels, labelled as the unit; with one, or from a calibrated source, nothing."""
+    image = bigseg.synth.xct(bigseg.synth.electrode((12, 20, 20), seed=2), seed=2).values
+    np.save(tmp_path / "scan.npy", image)
+    assert main(["run", str(tmp_path / "scan.npy"), "--out", str(tmp_path / "a"), "--model", "threshold"]) == 0
+    err = capsys.readouterr().err
+    assert "no voxel size" in err and "--voxel-size" in err
+    assert main(["run", str(tmp_path / "scan.npy"), "--out", str(tmp_path / "b"), "--model", "threshold",
+                 "--voxel-size", "50", "--unit", "nm"]) == 0
+    assert "no voxel size" not in capsys.readouterr().err
+    bigseg.save_volume(image, tmp_path / "cal.ome.zarr", voxel_size=1.0, unit="um", progress=False)  # states 1 um itself
+    assert main(["run", str(tmp_path / "cal.ome.zarr"), "--out", str(tmp_path / "c"), "--model", "threshold"]) == 0
+    assert "no voxel size" not in capsys.readouterr().err
+
+
 def test_crop_in_the_configuration():
     assert bigseg.RunConfig.load(crop="1:5,:,:").crop == "1:5,:,:"
     with pytest.raises(ConfigError, match="`crop`"):
