@@ -130,7 +130,8 @@ class _Generator:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
-            self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+            self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                            initializer=_leave_interrupts_to_the_trainer)
         while len(self.ahead) < 2 * self.workers:
             self.ahead.append(self.pool.submit(_make_pair, self._recipe()))
         return self.ahead.popleft().result()
@@ -154,6 +155,14 @@ class _Generator:
                 f.cancel()
             self.pool.shutdown(wait=True, cancel_futures=True)
             self.pool, self.ahead = None, deque()
+
+
+def _leave_interrupts_to_the_trainer() -> None:
+    """A worker ignores Ctrl-C (it reaches the whole process group): the training process stops
+    and shuts the workers down, without a traceback from each of them."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _make_pair(recipe: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:

@@ -330,6 +330,33 @@ def test_volumes_made_ahead_in_worker_processes_give_the_same_model():
         bigseg.train.synthetic(workers=-1, **kw)
 
 
+@pytest.mark.timeout(120)
+def test_ctrl_c_with_data_workers_stops_quietly(tmp_path):
+    """Ctrl-C reaches the whole process group: the workers leave it to the trainer, which says
+    it was interrupted (exit 130) without a traceback from each worker."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    ckpt = tmp_path / "ckpt"
+    cmd = [sys.executable, "-c", "from bigseg.cli import main; raise SystemExit(main())", "train", "--synthetic",
+           "--arch", "unet3d", "--channels", "4,8", "--patch", "16,16,16", "--shape", "16,32,32", "--epochs", "50",
+           "--steps-per-epoch", "5", "--batch-size", "1", "--data-workers", "2", "--no-progress",
+           "--checkpoint-dir", str(ckpt), "-o", str(tmp_path / "m.pt")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    t0 = time.time()
+    while not (ckpt / "epoch_001.pt").exists() and proc.poll() is None and time.time() - t0 < 90:
+        time.sleep(0.2)  # the first epoch done: the workers are making volumes ahead
+    assert proc.poll() is None, proc.stderr.read()
+    os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: to every process of the group
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted" in err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert not (tmp_path / "m.pt").exists()
+
+
 def test_random_electrodes_span_fine_and_coarse_microstructures():
     """The generator in the loop draws mean particle radii from 5 to 20 voxels (log-uniform), so
     the model sees fine lab-CT-like and coarse nano-CT-like scales; fractions stay valid."""
