@@ -132,9 +132,17 @@ class _Generator:
 
             self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
                                             initializer=_leave_interrupts_to_the_trainer)
-        while len(self.ahead) < 2 * self.workers:
-            self.ahead.append(self.pool.submit(_make_pair, self._recipe()))
-        return self.ahead.popleft().result()
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            while len(self.ahead) < 2 * self.workers:
+                self.ahead.append(self.pool.submit(_make_pair, self._recipe()))
+            return self.ahead.popleft().result()
+        except BrokenProcessPool:
+            raise RuntimeError(
+                f"A data worker (one of `workers`={self.workers} processes making the training volumes) ended "
+                f"abruptly, most likely out of memory: use fewer workers or a smaller `shape` {self.shape}."
+            ) from None
 
     def _new(self) -> None:
         img, lab = self._next_pair()

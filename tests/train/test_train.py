@@ -407,3 +407,23 @@ def test_training_inside_a_field_of_view(pair):
     assert data["labelled_voxels"] == int(inside.sum()) * lab.shape[0]
     assert data["fov"]["spec"] == "auto" and data["fov"]["inside_fraction"] == pytest.approx(inside.mean(), abs=1e-4)
     assert data["percentiles"] == pytest.approx(list(ref.attrs["normalize"]))
+
+
+def test_a_data_worker_that_dies_is_said_plainly(monkeypatch):
+    """A worker killed (the kernel's out-of-memory killer, say) breaks the pool: said with what to
+    change, not as concurrent.futures' BrokenProcessPool."""
+    from bigseg.train import _synthetic
+
+    monkeypatch.setattr(_synthetic, "_make_pair", _die)  # what the worker is sent to run (pickled by name)
+    gen = _synthetic._Generator((4, 24, 24), (16, 16), ["lab-micro-ct"], 1, 3, 0, None, (5.0, 8.0), workers=1)
+    try:
+        with pytest.raises(RuntimeError, match=r"`workers`=1 .*ended abruptly.*smaller `shape` \(4, 24, 24\)"):
+            gen._next_pair()
+    finally:
+        gen.close()
+
+
+def _die(recipe):
+    import os
+
+    os._exit(1)
