@@ -6,6 +6,7 @@
 # in all: each step is time-boxed and the training gets what is left.
 #
 #   OUT=$OUT scripts/gpu_check.sh
+#   OUT=/tmp/gc PACK=$OUT/gpu_check.tgz scripts/gpu_check.sh   # on the lent device: one file back
 #
 # 1. the GPU tests: CUDA inference against the CPU, CuPy blocks through normalize / the
 #    classical segmenters / inference / the writer, training steps with AMP, CuPy filters;
@@ -78,3 +79,6 @@ if [ "${CAPACITY_STEPS:-0}" != 0 ]; then  # issue 6's long run on the GPU (opt-i
     cp benchmarks/results/model_capacity_cuda.json "$OUT/" 2>/dev/null
 fi
 echo "gpu_check: done in $SECONDS s; results in $OUT"
+if [ -n "${PACK:-}" ]; then  # one archive (a lent machine sends back only a few files): PACK=DIR/name.tgz
+    tar czf "$PACK" -C "$(dirname "$OUT")" "$(basename "$OUT")" && echo "packed into $PACK"
+fi
