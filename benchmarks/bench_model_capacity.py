@@ -82,7 +82,7 @@ def main() -> int:
                 m = bigseg.train(tr_raw, tr_lab, epochs=epochs, steps_per_epoch=steps // epochs, lr_decay=0.8, batch_size=batch,
                                  amp=os.environ.get("AMP", "bf16"), progress=False, seed=1, patience=None, device=device, **kw)
                 dt = time.perf_counter() - t
-                ds = bigseg.infer.segment(raw, m, probabilities=True, device=device)
+                ds = bigseg.infer.segment(raw, m, probabilities=True)  # on the GPU where there is one (train returns it on the CPU)
                 pred = ds["labels"].values
                 front = quality.tradeoff(lab, ds["probabilities"].values, phases)
                 row[name] = {"iou": quality.iou(lab, pred, phases), "fraction_error": quality.fraction_error(lab, pred, phases),

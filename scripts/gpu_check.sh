@@ -6,7 +6,8 @@
 # in all: each step is time-boxed and the training gets what is left.
 #
 #   OUT=$OUT scripts/gpu_check.sh
-#   OUT=/tmp/gc PACK=$OUT/gpu_check.tgz scripts/gpu_check.sh   # on the lent device: one file back
+#   PACK=$OUT/gpu_check.tgz OUT=/tmp/gc scripts/gpu_check.sh   # on the lent device: one file back
+#   (PACK first: bash expands the assignments left to right, and the archive must lie outside OUT)
 #
 # 1. the GPU tests: CUDA inference against the CPU, CuPy blocks through normalize / the
 #    classical segmenters / inference / the writer, training steps with AMP, CuPy filters;
@@ -28,7 +29,20 @@ WHEELS=${WHEELS:-.whl}
 BUDGET=${BUDGET:-420}
 TRAIN_MINUTES=${TRAIN_MINUTES:-1}
 left() { echo $((BUDGET - SECONDS)); }
-box() { local t; t=$(left); [ "$t" -gt "$1" ] && t=$1; [ "$t" -gt 10 ] || { echo "skipped: out of time"; return 1; }; echo "$t"; }
+# boxed [-s SIGNAL] MAX COMMAND...: COMMAND under the smaller of MAX seconds and the time left
+# (killed 20 s after the signal if it ignores it); skipped, said on stderr, when under 10 s are left
+boxed() {
+    local sig=TERM t cmd; [ "$1" = -s ] && { sig=$2; shift 2; }
+    t=$(left); [ "$t" -gt "$1" ] && t=$1; shift
+    cmd="$*"
+    if [ "$t" -le 10 ]; then echo "skipped (out of time): ${cmd:0:120}" >&2; return 124; fi
+    timeout -s "$sig" -k 20 "$t" "$@"
+}
+if [ -n "${PACK:-}" ]; then
+    case "$(realpath -m "$PACK")/" in "$(realpath -m "$OUT")"/*)
+        echo "gpu_check: PACK=$PACK lies inside OUT=$OUT (put PACK= before OUT= on the command line)" >&2; exit 2;;
+    esac
+fi
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 if ls "$WHEELS"/*.whl >/dev/null 2>&1; then  # what the machine's Python lacks (dask, distributed, zarr, dask-cuda, ...)
@@ -51,34 +65,36 @@ warm=$!
 # (SIGINT at the time box: pytest still prints which test it was in and the failures so far).
 # What had not passed on a GPU yet runs first. The first use of each CuPy filter compiles its
 # kernel (NVRTC): on an H200 (2026-12-04) the Gaussian + unsharp test took over 60 s so.
-timeout -s INT "$(box "${PYTEST_S:-170}")" "$PY" -m pytest -v -p no:cacheprovider -rs --timeout "${TEST_TIMEOUT_S:-240}" --durations 8 \
+boxed -s INT "${PYTEST_S:-170}" "$PY" -m pytest -v -p no:cacheprovider -rs --timeout "${TEST_TIMEOUT_S:-240}" --durations 8 \
     -W ignore::DeprecationWarning -W ignore::FutureWarning tests/infer/test_device.py \
     tests/infer/test_gpu.py tests/test_gpu_paths.py tests/filters/test_cupy.py 2>&1 | tee "$OUT/pytest_gpu.txt"
-DEVICE="$DEVICE" timeout "$(box "${CLUSTER_S:-90}")" "$PY" scripts/gpu_cluster_check.py 2>&1 | grep -v "it/s" | tee "$OUT/cluster.txt"
+boxed "${CLUSTER_S:-90}" env DEVICE="$DEVICE" "$PY" scripts/gpu_cluster_check.py 2>&1 | grep -v "it/s" | tee "$OUT/cluster.txt"
 wait "$warm" || echo "numba warm-up failed: see $OUT/warmup.txt"
-timeout "$(box "${BENCH_S:-110}")" "$PY" -c "from bigseg.cli import main; raise SystemExit(main(['bench', '--size', '$SIZE', '--device', '$DEVICE', '--json', '$OUT/bench_cuda.json']))" \
+boxed "${BENCH_S:-110}" "$PY" -c "from bigseg.cli import main; raise SystemExit(main(['bench', '--size', '$SIZE', '--device', '$DEVICE', '--json', '$OUT/bench_cuda.json']))" \
     2>&1 | grep -v "it/s" | tee "$OUT/bench_cuda.txt"
 if [ "${FILTERS:-1}" != 0 ] && "$PY" -c "import cupy" 2>/dev/null; then
-    timeout "$(box 90)" "$PY" benchmarks/bench_filters.py --cupy --size "$SIZE" --chunks 128 --threads "$(nproc)" 2>&1 \
+    boxed 90 "$PY" benchmarks/bench_filters.py --cupy --size "$SIZE" --chunks 128 --threads "$(nproc)" 2>&1 \
         | tee "$OUT/filters_cuda.txt" && cp benchmarks/results/filters_cuda.json "$OUT/"
 fi
 if [ "$TRAIN_MINUTES" != 0 ] && [ "$(left)" -gt $((150 * TRAIN_MINUTES)) ]; then
     mkdir -p /tmp/bigseg-bin "$OUT/train"
     printf '#!/bin/sh\nexec "%s" -m bigseg "$@"\n' "$PY" > /tmp/bigseg-bin/bigseg && chmod +x /tmp/bigseg-bin/bigseg
     t0=$SECONDS
-    DEVICE="$DEVICE" PY="$PY" BIGSEG=/tmp/bigseg-bin/bigseg MINUTES="$TRAIN_MINUTES" MINUTES2="$TRAIN_MINUTES" \
-        THREADS=${THREADS:-4} AMP=${AMP:-bf16} DATA_WORKERS=${DATA_WORKERS:-$(($(nproc) > 3 ? $(nproc) - 2 : 0))} OUT="$OUT/train" timeout "$(box 600)" scripts/train_default.sh 2>&1 \
+    boxed 600 env DEVICE="$DEVICE" PY="$PY" BIGSEG=/tmp/bigseg-bin/bigseg MINUTES="$TRAIN_MINUTES" \
+        MINUTES2="$TRAIN_MINUTES" THREADS="${THREADS:-4}" AMP="${AMP:-bf16}" OUT="$OUT/train" \
+        DATA_WORKERS="${DATA_WORKERS:-$(($(nproc) > 3 ? $(nproc) - 2 : 0))}" scripts/train_default.sh 2>&1 \
         | grep -v "it/s" | tail -40 | tee "$OUT/train.txt"
     echo "train_default.sh on $DEVICE: $((SECONDS - t0)) s" | tee -a "$OUT/train.txt"
 else
     echo "training skipped (TRAIN_MINUTES=$TRAIN_MINUTES, $(left) s left)"
 fi
 if [ "${CAPACITY_STEPS:-0}" != 0 ]; then  # issue 6's long run on the GPU (opt-in: minutes per preset)
-    DEVICE="$DEVICE" STEPS="$CAPACITY_STEPS" BATCH=${BATCH:-16} WIDE=${WIDE:-32,64,128} PRESETS=${PRESETS:-nano-ct-phase} \
-        NAME=model_capacity_cuda timeout "$(box 600)" "$PY" benchmarks/bench_model_capacity.py 2>&1 | tee "$OUT/capacity.txt"
+    boxed 600 env DEVICE="$DEVICE" STEPS="$CAPACITY_STEPS" BATCH="${BATCH:-16}" WIDE="${WIDE:-32,64,128}" \
+        PRESETS="${PRESETS:-nano-ct-phase}" NAME=model_capacity_cuda "$PY" benchmarks/bench_model_capacity.py 2>&1 \
+        | tee "$OUT/capacity.txt"
     cp benchmarks/results/model_capacity_cuda.json "$OUT/" 2>/dev/null
 fi
 echo "gpu_check: done in $SECONDS s; results in $OUT"
 if [ -n "${PACK:-}" ]; then  # one archive (a lent machine sends back only a few files): PACK=DIR/name.tgz
-    tar czf "$PACK" -C "$(dirname "$OUT")" "$(basename "$OUT")" && echo "packed into $PACK"
+    if tar czf "$PACK" -C "$(dirname "$OUT")" "$(basename "$OUT")"; then echo "packed into $PACK"; else echo "packing into $PACK failed" >&2; fi
 fi

@@ -35,6 +35,7 @@ AMP=${AMP:-bf16}
 OUT=${OUT:-bigseg/models/weights}
 PNG=${PNG:-$([ "$OUT" = bigseg/models/weights ] && echo docs/images/training_report.png || echo "$OUT/training_report.png")}
 TMP=${TMP:-$(mktemp -d)}
+mkdir -p "$OUT"  # before the hours of training, not after
 
 if [ "$ARCH" = unet3d ]; then
   RECIPE=(--arch unet3d --channels 16,32,64 --patch 32,32,32 --epochs 40 --steps-per-epoch 250

@@ -312,8 +312,28 @@ def _autocast_dtype(autocast: str | None, device: Any):
     return {"bf16": torch.bfloat16, "fp16": torch.float16}[autocast]
 
 
+def _tf32_flags(torch: Any) -> list[tuple[Any, str, Any]]:
+    """(object, attribute, IEEE value) of the switches that let float32 convolutions and matrix
+    products run as TF32: torch's long-standing ``allow_tf32`` pair, which keeps cuDNN's conv and
+    rnn settings alike (legacy readers such as inductor's go on working); on torch >= 2.9 where
+    someone set the newer per-operator precisions apart (the legacy getter then refuses to read
+    them), those precisions themselves."""
+    cudnn, mm = torch.backends.cudnn, torch.backends.cuda.matmul
+    try:
+        cudnn.allow_tf32, mm.allow_tf32  # noqa: B018  (raises where the newer settings disagree)
+        return [(cudnn, "allow_tf32", False), (mm, "allow_tf32", False)]
+    except RuntimeError:
+        return [(cudnn.conv, "fp32_precision", "ieee"), (cudnn.rnn, "fp32_precision", "ieee"),
+                (mm, "fp32_precision", "ieee")]
+
+
 _IEEE_LOCK = threading.Lock()
 _IEEE_STATE: dict[str, Any] = {"depth": 0, "saved": []}
+
+
+def _set_flags(flags: list[tuple[Any, str, Any]]) -> None:
+    for obj, name, value in flags:
+        setattr(obj, name, value)
 
 
 @contextmanager
@@ -327,16 +347,17 @@ def ieee_float32(device: Any):
     if getattr(device, "type", None) != "cuda":
         yield
         return
-    conv, mm = getattr(torch.backends.cudnn, "conv", None), torch.backends.cuda.matmul
-    if conv is not None and hasattr(conv, "fp32_precision"):  # torch >= 2.9
-        flags = [(conv, "fp32_precision", "ieee"), (mm, "fp32_precision", "ieee")]
-    else:
-        flags = [(torch.backends.cudnn, "allow_tf32", False), (mm, "allow_tf32", False)]
     with _IEEE_LOCK:
         if _IEEE_STATE["depth"] == 0:
-            _IEEE_STATE["saved"] = [(obj, name, getattr(obj, name)) for obj, name, _ in flags]
-            for obj, name, value in flags:
-                setattr(obj, name, value)
+            # only what is not IEEE already is switched (and so restored): the state after is the state before
+            flags = [(obj, name, value) for obj, name, value in _tf32_flags(torch) if getattr(obj, name) != value]
+            saved = [(obj, name, getattr(obj, name)) for obj, name, _ in flags]
+            try:
+                _set_flags(flags)
+            except Exception:  # none left half set
+                _set_flags(saved)
+                raise
+            _IEEE_STATE["saved"] = saved
         _IEEE_STATE["depth"] += 1
     try:
         yield
@@ -344,8 +365,7 @@ def ieee_float32(device: Any):
         with _IEEE_LOCK:
             _IEEE_STATE["depth"] -= 1
             if _IEEE_STATE["depth"] == 0:
-                for obj, name, value in _IEEE_STATE["saved"]:
-                    setattr(obj, name, value)
+                _set_flags(_IEEE_STATE["saved"])
 
 
 def default_batch_size(device: Any, patch: tuple[int, ...]) -> int:

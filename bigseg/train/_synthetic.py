@@ -10,6 +10,7 @@ artificial electrodes with simulated tomography).
 from __future__ import annotations
 
 from collections import deque
+from contextlib import contextmanager
 from typing import Any
 
 import dask
@@ -126,22 +127,26 @@ class _Generator:
     def _next_pair(self) -> tuple[np.ndarray, np.ndarray]:
         if not self.workers:
             return _make_pair(self._recipe())
-        if self.pool is None:  # spawned: no copy of this process's torch / dask threads
+        from concurrent.futures.process import BrokenProcessPool
+
+        first = self.pool is None
+        if first:  # spawned: no copy of this process's torch / dask threads
             import multiprocessing
+            import os
             from concurrent.futures import ProcessPoolExecutor
 
             self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                            initializer=_leave_interrupts_to_the_trainer)
-        from concurrent.futures.process import BrokenProcessPool
-
+                                            initializer=_worker_setup, initargs=(os.getpid(),))
         try:
-            while len(self.ahead) < 2 * self.workers:
-                self.ahead.append(self.pool.submit(_make_pair, self._recipe()))
+            with _interrupts_ignored_while(first):  # the workers start ignoring Ctrl-C (the trainer handles it)
+                while len(self.ahead) < 2 * self.workers:
+                    self.ahead.append(self.pool.submit(_make_pair, self._recipe()))
             return self.ahead.popleft().result()
         except BrokenProcessPool:
             raise RuntimeError(
                 f"A data worker (one of `workers`={self.workers} processes making the training volumes) ended "
-                f"abruptly, most likely out of memory: use fewer workers or a smaller `shape` {self.shape}."
+                f"abruptly: out of memory (use fewer workers or a smaller `shape` {self.shape}), or, from a script, "
+                "the training was not started under `if __name__ == \"__main__\":` (the workers import the script)."
             ) from None
 
     def _new(self) -> None:
@@ -165,12 +170,40 @@ class _Generator:
             self.pool, self.ahead = None, deque()
 
 
-def _leave_interrupts_to_the_trainer() -> None:
-    """A worker ignores Ctrl-C (it reaches the whole process group): the training process stops
-    and shuts the workers down, without a traceback from each of them."""
+@contextmanager
+def _interrupts_ignored_while(active: bool):
+    """SIGINT ignored in this process while ``active`` (the worker processes started meanwhile
+    inherit it: Python leaves an ignored SIGINT ignored, so Ctrl-C during their start-up prints
+    nothing either); only from the main thread, where signal handlers can be set."""
+    import signal
+    import threading
+
+    if not active or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+def _worker_setup(parent: int) -> None:
+    """A data worker ignores Ctrl-C (it reaches the whole process group: the trainer stops and
+    shuts the workers down, without a traceback from each) and ends with the trainer, should
+    that be killed outright (Linux: the parent-death signal)."""
+    import os
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux
+        pass
+    if os.getppid() != parent:  # the trainer was gone before the signal was asked for
+        os._exit(0)
 
 
 def _make_pair(recipe: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
@@ -247,9 +280,12 @@ def synthetic(
     radius_range : (low, high) voxels, range of the generated electrodes' mean particle radius
         (log-uniform); default :data:`RADIUS_RANGE`
     workers : processes that make the volumes ahead of the training (0: in this process, in
-        turn). The same volumes in the same order either way, so the same model; on a GPU the
+        turn). The same volumes in the same order either way, so the same model for a given
+        number of steps (with ``max_minutes`` more workers reach more steps); on a GPU the
         simulator, not the network, sets the pace (an H200 did 433 steps a minute of the default
-        recipe in turn, 2 CPU threads 301), so give it most of the node's cores.
+        recipe in turn, 2 torch threads on this project's 2-core CPU 301), so give it most of
+        the node's cores. The workers are started with ``spawn``, which imports the calling
+        script: from a script, train under ``if __name__ == "__main__":``.
 
     Returns
     -------

@@ -15,17 +15,20 @@ from bigseg.infer._model import ieee_float32, load_model
 
 
 def _flags():
-    conv = getattr(torch.backends.cudnn, "conv", None)
-    if conv is not None and hasattr(conv, "fp32_precision"):
-        return conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision
-    return torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    b = torch.backends
+    new = getattr(b.cudnn, "conv", None)
+    state = (b.cudnn.allow_tf32, b.cuda.matmul.allow_tf32)
+    if new is not None and hasattr(new, "fp32_precision"):  # torch >= 2.9: the per-operator settings too
+        state += (b.cudnn.conv.fp32_precision, b.cudnn.rnn.fp32_precision, b.cuda.matmul.fp32_precision)
+    return state
 
 
 def test_ieee_on_cuda_restored_after():
     before = _flags()
     with ieee_float32(torch.device("cuda")):
         inside = _flags()
-        assert inside in (("ieee", "ieee"), (False, False))
+        assert inside[:2] == (False, False)  # legacy readers (inductor's) still read it: conv and rnn alike
+        assert all(v in ("ieee", "none") for v in inside[2:])  # "none": no TF32 on torch >= 2.9
     assert _flags() == before
 
 
@@ -66,3 +69,20 @@ def test_overlapping_passes_on_two_gpus_restore_the_flags_once_both_are_done():
     assert _flags() != before  # the second GPU's pass is still running
     second.__exit__(None, None, None)
     assert _flags() == before
+
+
+def test_newer_precisions_set_apart_are_handled_and_restored():
+    """Someone set torch >= 2.9's per-operator precisions apart (conv TF32, rnn IEEE): the legacy
+    getter refuses to read them, so those settings themselves are switched and restored."""
+    conv = getattr(torch.backends.cudnn, "conv", None)
+    if conv is None or not hasattr(conv, "fp32_precision"):
+        pytest.skip("torch < 2.9 has no per-operator precisions")
+    b = torch.backends.cudnn
+    old = (b.conv.fp32_precision, b.rnn.fp32_precision)
+    try:
+        b.conv.fp32_precision, b.rnn.fp32_precision = "tf32", "ieee"
+        with ieee_float32(torch.device("cuda")):
+            assert (b.conv.fp32_precision, b.rnn.fp32_precision) == ("ieee", "ieee")
+        assert (b.conv.fp32_precision, b.rnn.fp32_precision) == ("tf32", "ieee")
+    finally:
+        b.conv.fp32_precision, b.rnn.fp32_precision = old

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -427,3 +428,41 @@ def _die(recipe):
     import os
 
     os._exit(1)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_data_workers_end_with_a_trainer_killed_outright(tmp_path):
+    """SIGKILL (or a scheduler's SIGTERM) to the trainer alone: its data workers end too instead
+    of waiting forever for work, orphaned."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    script = tmp_path / "t.py"
+    script.write_text(
+        "import multiprocessing, time\n"
+        "from bigseg.train import _synthetic\n"
+        "if __name__ == '__main__':\n"
+        "    gen = _synthetic._Generator((4, 24, 24), (16, 16), ['lab-micro-ct'], 1, 3, 0, None, (5.0, 8.0), workers=2)\n"
+        "    gen._next_pair()\n"
+        "    print(' '.join(str(p.pid) for p in multiprocessing.active_children()), flush=True)\n"
+        "    time.sleep(300)\n")
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, start_new_session=True)
+    pids = [int(p) for p in proc.stdout.readline().split()]
+    assert len(pids) >= 2, pids  # the two workers (and no more than spawn's helpers)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    t0 = time.time()
+    while any(_alive(p) for p in pids) and time.time() - t0 < 30:
+        time.sleep(0.2)
+    assert not any(_alive(p) for p in pids)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ")[-1][0] != "Z"  # a zombie has ended
+    except OSError:
+        return False
