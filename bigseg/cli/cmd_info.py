@@ -200,4 +200,4 @@ def _disk_line(info: dict) -> str:
     if "bytes_on_disk_level0" not in info:
         return f"on disk     {_size(info['bytes_on_disk'])} ({raw} uncompressed)"
     return (f"on disk     {_size(info['bytes_on_disk_level0'])} full resolution ({raw} uncompressed); "
-            f"{_size(info['bytes_on_disk'])} in all (levels, labels, probabilities)")
+            f"{_size(info['bytes_on_disk'])} the whole store")

@@ -58,7 +58,7 @@ def test_ingest_then_info(tmp_path, odd_volume):
     assert info["levels"] == 2 and info["bytes_on_disk"] > 0
     # like with like: the full resolution's bytes against its uncompressed size; the store in all beside
     assert 0 < info["bytes_on_disk_level0"] < info["bytes_on_disk"]  # level 1 and the metadata on top
-    assert "uncompressed); " in text and "full resolution" in text and "in all (levels, labels" in text
+    assert "uncompressed); " in text and "full resolution" in text and "the whole store" in text
     assert info["intensity"]["max"] <= odd_volume.max() and info["intensity"]["min"] >= odd_volume.min()
 
 
