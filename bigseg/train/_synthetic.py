@@ -120,13 +120,13 @@ class _Generator:
 
     def _recipe(self) -> dict[str, Any]:
         preset = self.presets[int(self.rng.integers(len(self.presets)))]
-        return dict(shape=self.shape, electrode=random_electrode(self.rng, self.radius_range), preset=preset,
+        return dict(electrode=random_electrode(self.rng, self.radius_range), preset=preset,
                     physics=random_physics(self.rng, preset), seed=int(self.rng.integers(0, 2**31 - 1)),
                     normalization=self.norm)
 
     def _next_pair(self) -> tuple[np.ndarray, np.ndarray]:
         if not self.workers:
-            return _make_pair(self._recipe())
+            return make_pair(self.shape, **self._recipe())
         from concurrent.futures.process import BrokenProcessPool
 
         first = self.pool is None
@@ -140,7 +140,7 @@ class _Generator:
         try:
             with _interrupts_ignored_while(first):  # the workers start ignoring Ctrl-C (the trainer handles it)
                 while len(self.ahead) < 2 * self.workers:
-                    self.ahead.append(self.pool.submit(_make_pair, self._recipe()))
+                    self.ahead.append(self.pool.submit(make_pair, self.shape, **self._recipe()))
             return self.ahead.popleft().result()
         except BrokenProcessPool:
             raise RuntimeError(
@@ -204,11 +204,6 @@ def _worker_setup(parent: int) -> None:
         pass
     if os.getppid() != parent:  # the trainer was gone before the signal was asked for
         os._exit(0)
-
-
-def _make_pair(recipe: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    shape = recipe.pop("shape")
-    return make_pair(shape, **recipe)
 
 
 @torch.no_grad()

@@ -415,7 +415,7 @@ def test_a_data_worker_that_dies_is_said_plainly(monkeypatch):
     change, not as concurrent.futures' BrokenProcessPool."""
     from bigseg.train import _synthetic
 
-    monkeypatch.setattr(_synthetic, "_make_pair", _die)  # what the worker is sent to run (pickled by name)
+    monkeypatch.setattr(_synthetic, "make_pair", _die)  # what the worker is sent to run (pickled by name)
     gen = _synthetic._Generator((4, 24, 24), (16, 16), ["lab-micro-ct"], 1, 3, 0, None, (5.0, 8.0), workers=1)
     try:
         with pytest.raises(RuntimeError, match=r"`workers`=1 .*ended abruptly.*smaller `shape` \(4, 24, 24\)"):
@@ -424,7 +424,7 @@ def test_a_data_worker_that_dies_is_said_plainly(monkeypatch):
         gen.close()
 
 
-def _die(recipe):
+def _die(shape, **recipe):
     import os
 
     os._exit(1)
