@@ -30,11 +30,12 @@ def test_min_chunks_property(chunks, depth):
     assert len(out) == 1 or all(c >= depth for c in out)
 
 
-@pytest.mark.parametrize("chunks", [(1, 2, 3), (5, 7, 4), (17, 23, 30), 40])
+@pytest.mark.parametrize("shape,chunks", [((9, 10, 11), (1, 2, 3)), ((19, 21, 23), (5, 7, 4)),
+                                          ((19, 21, 23), (17, 23, 30)), ((19, 21, 23), 40)])
 @pytest.mark.parametrize("size", [3, 7])
-def test_map_overlap_exact_uniform_filter(chunks, size):
+def test_map_overlap_exact_uniform_filter(shape, chunks, size):
     rng = np.random.default_rng(0)
-    a = rng.random((19, 21, 23))
+    a = rng.random(shape)  # (1, 2, 3) chunks on a smaller array: ~300 blocks, not ~1700
     d = da.from_array(a, chunks=chunks)
     out = map_overlap_exact(lambda b: ndi.uniform_filter(b, size), d, size // 2)
     np.testing.assert_allclose(out.compute(), ndi.uniform_filter(a, size), rtol=1e-12, atol=1e-12)
