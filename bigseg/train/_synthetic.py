@@ -162,11 +162,17 @@ class _Generator:
         return self.sampler.sample(n, rng)
 
     def close(self) -> None:
-        """Stop the worker processes (volumes made ahead and not used are dropped)."""
+        """Stop the worker processes at once: volumes made ahead and not used are dropped, and
+        those being made are not waited for (seconds each, past a ``max_minutes`` deadline or a
+        Ctrl-C)."""
         if self.pool is not None:
-            for f in self.ahead:
-                f.cancel()
-            self.pool.shutdown(wait=True, cancel_futures=True)
+            procs = list((getattr(self.pool, "_processes", None) or {}).values())
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            for proc in procs:
+                if proc.is_alive():
+                    proc.terminate()
+            for proc in procs:
+                proc.join(timeout=10)
             self.pool, self.ahead = None, deque()
 
 

@@ -430,6 +430,38 @@ def _die(shape, **recipe):
     os._exit(1)
 
 
+def test_closing_does_not_wait_for_the_volumes_being_made(monkeypatch):
+    """At the deadline (or Ctrl-C) the workers are stopped, not waited for: the volumes in the
+    making are dropped anyway."""
+    import time
+
+    from bigseg.train import _synthetic
+
+    monkeypatch.setattr(_synthetic, "make_pair", _quick_then_slow)
+    gen = _synthetic._Generator((4, 24, 24), (16, 16), ["lab-micro-ct"], 1, 3, 0, None, (5.0, 8.0), workers=1)
+    try:
+        assert gen._next_pair()[0].shape == (4, 24, 24)  # the worker is now making the next one (2 minutes)
+        procs = list(gen.pool._processes.values())
+        time.sleep(0.5)
+        t0 = time.time()
+    finally:
+        gen.close()
+    assert time.time() - t0 < 10
+    assert procs and not any(p.is_alive() for p in procs) and gen.pool is None
+
+
+_CALLS = []
+
+
+def _quick_then_slow(shape, **recipe):
+    import time
+
+    _CALLS.append(1)  # in the worker process
+    if len(_CALLS) > 1:
+        time.sleep(120)
+    return np.zeros(shape, np.float32), np.zeros(shape, np.uint8)
+
+
 @pytest.mark.timeout(120)
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
 def test_data_workers_end_with_a_trainer_killed_outright(tmp_path):
