@@ -149,6 +149,8 @@ def _validate(cfg: dict[str, Any]) -> None:
            p["temporal"])
     _check("predict.temporal", not p["temporal"] or p["model"] not in ("threshold", "kmeans", "watershed"),
            f"0 with predict.model {p['model']!r} (a time window averages a model's probabilities)", p["temporal"])
+    _check("predict.probabilities", not p["probabilities"] or p["model"] not in ("threshold", "kmeans", "watershed"),
+           f"false with predict.model {p['model']!r} (a classical segmenter gives no probabilities)", p["probabilities"])
     _check("measure.particles", isinstance(cfg["measure"]["particles"], bool), "to be true or false",
            cfg["measure"]["particles"])
     _check("measure.phase", isinstance(cfg["measure"]["phase"], str) and bool(cfg["measure"]["phase"]),

@@ -168,10 +168,11 @@ class Pipeline:
         return vol
 
     @contextlib.contextmanager
-    def _segmented(self, vol: xr.DataArray, fov: xr.DataArray | None, out: Path, key: str) -> Iterator[xr.DataArray]:
-        """The (lazy) labels of ``vol``; with ``predict.temporal`` each scan's probabilities are
-        first stored under ``out`` (removed after; kept for a resume, named by the stage ``key``,
-        if the run is interrupted) and averaged over the time window from there."""
+    def _segmented(self, vol: xr.DataArray, fov: xr.DataArray | None, out: Path, key: str) -> Iterator[xr.Dataset]:
+        """The (lazy) ``labels`` of ``vol`` (and its ``probabilities`` with ``predict.probabilities``);
+        with ``predict.temporal`` each scan's probabilities are first stored under ``out``
+        (removed after; kept for a resume, named by the stage ``key``, if the run is interrupted)
+        and averaged over the time window from there."""
         p = dict(self.config.predict)
         model = p.pop("model")
         temporal = p.pop("temporal", 0)
@@ -179,19 +180,20 @@ class Pipeline:
         if model in ("threshold", "kmeans", "watershed"):
             from . import baselines
 
-            yield getattr(baselines, model)(vol, fov=mask)
+            yield xr.Dataset({"labels": getattr(baselines, model)(vol, fov=mask)})
             return
         from .infer import segment
 
         normalize = bool(self.config.filters["normalize"])
         if not temporal:
-            yield segment(vol, model, normalize=normalize, fov=mask, **p)["labels"]
+            yield segment(vol, model, normalize=normalize, fov=mask, **p)
             return
         from .infer._temporal import windowed
 
-        p["probabilities"] = True
-        with windowed(segment(vol, model, normalize=normalize, fov=mask, **p), temporal, out, key=key) as ds:
-            yield ds["labels"]
+        keep, p["probabilities"] = p["probabilities"], True
+        with windowed(segment(vol, model, normalize=normalize, fov=mask, **p), temporal, out, key=key,
+                      probabilities=keep) as ds:
+            yield ds
 
     def _fov(self, vol: xr.DataArray, out: Path) -> xr.DataArray | None:
         """The field of view (``fov``) of the ingested image, drawn over its middle slice into
@@ -475,9 +477,15 @@ class Pipeline:
             src = vol if fov is None else fill_outside_like_inside(vol, fov, progress=True)
             # block by block, resumable: a run that is interrupted here computes only the blocks
             # not yet on disk when it is run again (same inputs: the segmentation stage's key)
-            with self._segmented(self._filter(src), fov, out, keys["segment"]) as labels:
-                save_labels(labels, image, name="segmentation", levels=self.config.levels, overwrite=True,
-                            resume_key=keys["segment"])
+            with self._segmented(self._filter(src), fov, out, keys["segment"]) as ds:
+                if "probabilities" in ds:  # predict.probabilities: beside the labels, as `bigseg segment` stores them
+                    from .infer import write_prediction
+
+                    write_prediction(ds, image, name="segmentation", levels=self.config.levels, overwrite=True,
+                                     resume_key=keys["segment"])
+                else:
+                    save_labels(ds["labels"], image, name="segmentation", levels=self.config.levels, overwrite=True,
+                                resume_key=keys["segment"])
         _write_stage(out, "segment", keys["segment"])  # a kept run of before stages.json: taken as made from these
         labels = open_volume(seg_path)
         timings["segment"] = time.perf_counter() - t

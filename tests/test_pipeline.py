@@ -254,6 +254,29 @@ def test_pipeline_time_window_on_a_series(tmp_path, scan):
         pipe.watch(tmp_path / "inbox", tmp_path / "w", once=True)
 
 
+def test_pipeline_stores_the_probabilities_when_asked(tmp_path, scan):
+    """predict.probabilities: the probabilities (float16, phase names) beside the labels, as
+    `bigseg segment --probabilities` stores them, the labels their argmax; a time window
+    stores the averaged ones; a classical segmenter with it is refused before any work."""
+    truth, image = scan
+    res = Pipeline(chunks=(16, 20, 24), predict={"probabilities": True}, measure={"particles": False}).run(
+        image, tmp_path / "p")
+    prob = bigseg.open_volume(tmp_path / "p" / "image.ome.zarr" / "labels" / "segmentation_probabilities")
+    labels = bigseg.open_volume(res.labels).values
+    assert prob.dtype == np.float16 and prob.shape == (3, *image.shape)
+    assert prob.attrs["probabilities_of"] == "segmentation"
+    np.testing.assert_allclose(prob.values.astype(np.float32).sum(0), 1, atol=3e-3)
+    assert (prob.values.argmax(0) == labels).mean() > 0.999  # float16 ties aside
+    series = synth.xct(synth.series((16, 20, 24), steps=2, seed=4, chunks=16), seed=4).compute()
+    res = Pipeline(chunks=(8, 20, 24), predict={"probabilities": True, "temporal": 1},
+                   measure={"particles": False}).run(series, tmp_path / "s")
+    prob = bigseg.open_volume(tmp_path / "s" / "image.ome.zarr" / "labels" / "segmentation_probabilities")
+    assert prob.shape == (2, 3, *series.shape[1:])
+    assert (prob.values.argmax(1) == bigseg.open_volume(res.labels).values).mean() > 0.999
+    with pytest.raises(ConfigError, match=r"`predict.probabilities` false with predict.model 'threshold'"):
+        Pipeline(predict={"model": "threshold", "probabilities": True})
+
+
 def test_pipeline_aligns_a_drifting_series(tmp_path):
     """filters.align: true: the scans are moved onto the first before segmentation; the truth,
     given on the raw grid, moves with them, so the scores measure the segmentation, not the drift."""

@@ -40,8 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "truth 255 (unlabelled) there (segment it with --fov auto)")
     p.add_argument("--perturb", action="store_true",
                    help="also write labels/perturbed (LRCS-Net ground-truth perturbation, 10%% x 5)")
-    p.add_argument("--voxel-size", default="1", help="voxel edge, or z,y,x, in --unit (default 1)")
-    p.add_argument("--unit", default="voxel", help="length unit of the voxel size, e.g. nm (default voxel)")
+    p.add_argument("--voxel-size", default=None, help="voxel edge, or z,y,x, in --unit (default 1 voxel: sizes in voxels)")
+    p.add_argument("--unit", default=None, help="length unit of --voxel-size, e.g. um (default nm)")
     p.add_argument("--png", default=None, help="also write a PNG of orthogonal slices (tomogram beside labels)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing destination")
     add_progress_args(p)
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         chunks = parse_triple(args.chunks, int, option="--chunks")
     except ValueError:
         raise InputError(f"Expected `shape` and `chunks` to be integers (edge or z,y,x). Got {args.shape!r}, {args.chunks!r} instead.") from None
-    voxel_size = parse_triple(args.voxel_size, option="--voxel-size")
+    voxel_size = None if args.voxel_size is None else parse_triple(args.voxel_size, option="--voxel-size")
     phys = {"snr": args.snr, "noise": args.noise, "psf_sigma": args.psf_sigma, "phase_contrast": args.phase_contrast,
             "rings": args.rings, "drift": args.drift, "cupping": args.cupping, "bits": args.bits}
     if args.snr is not None and math.isinf(args.snr):

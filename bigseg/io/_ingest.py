@@ -426,8 +426,8 @@ def source_info(source: str | os.PathLike, *, dataset: str | None = None, dtype:
 
 
 def _calibration(reader: Any) -> Any:
-    if isinstance(reader, xr.DataArray):
-        return tuple(reader.attrs["voxel_size"]), reader.attrs["unit"]
+    if isinstance(reader, xr.DataArray):  # a store of unit "voxel" (a plain zarr array) states no physical size
+        return None if reader.attrs["unit"] == "voxel" else (tuple(reader.attrs["voxel_size"]), reader.attrs["unit"])
     if isinstance(reader, TiffStackReader):
         return tiff_calibration(reader.files[0])
     if isinstance(reader, MultiPageTiffReader):

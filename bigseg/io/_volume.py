@@ -22,6 +22,7 @@ from ..errors import InputError
 __all__ = [
     "as_volume",
     "make_volume",
+    "unit_for",
     "origin_of",
     "like_volume",
     "is_series",
@@ -60,6 +61,16 @@ _EXTRA = [(200, 60, 90, 255), (90, 200, 90, 255), (170, 90, 210, 255), (230, 220
 def phase_colour(name: str, index: int) -> tuple[int, int, int, int]:
     """RGBA colour of a phase: fixed for known names, else a stable colour from the index."""
     return PHASE_COLOURS.get(name, _EXTRA[index % len(_EXTRA)])
+
+
+def unit_for(unit: Any, voxel_size: Any, current: str = "voxel") -> str:
+    """The length unit of a volume given ``unit`` and ``voxel_size`` (``None``: not given):
+    ``unit`` when given; else the volume's ``current`` one, unless that is ``"voxel"`` (no
+    physical size) and a voxel size is given: then nm, API.md's default (a size of 50 is not
+    "50 voxels")."""
+    if unit is not None:
+        return str(unit)
+    return "nm" if voxel_size is not None and current == "voxel" else str(current)
 
 
 def make_volume(

@@ -12,6 +12,7 @@ import xarray as xr
 
 from .._parse import parse_chunks, parse_in_range, parse_nonnegative_int, parse_tuple, parse_positive_int
 from ..io import DEFAULT_PHASES, make_volume
+from ..io._volume import unit_for
 from ._particles import ParticleModel, State, build_model, parse_fractions, parse_radius, render_labels
 
 __all__ = ["electrode", "label_array", "parse_shape", "generator_of"]
@@ -71,8 +72,8 @@ def electrode(
     chunks: Any = 128,
     cracked: float = 0.2,
     irregularity: float = 1.0,
-    voxel_size: Any = 1.0,
-    unit: str = "voxel",
+    voxel_size: Any = None,
+    unit: str | None = None,
 ) -> xr.DataArray:
     """A synthetic three-phase cathode microstructure (NMC-like), lazily, block by block.
 
@@ -89,7 +90,8 @@ def electrode(
     cracked : float in [0, 1], probability that a particle of mean radius carries a crack
         (proportional to its radius)
     irregularity : float >= 0, scale of the particles' shape harmonics and surface roughness
-    voxel_size, unit : physical voxel size (z, y, x) stored in the attrs
+    voxel_size, unit : physical voxel size (z, y, x) stored in the attrs; default 1 "voxel"
+        (sizes in voxels); a voxel size without a unit is in nm
 
     Returns
     -------
@@ -116,7 +118,8 @@ def electrode(
     irregularity = parse_in_range("irregularity", irregularity, 0.0, 3.0, closed="both")
     model = build_model(shape_t, fractions=fr, radius=rad, seed=seed, cracked=cracked, irregularity=irregularity)
     arr = label_array(model, chunks_t)
-    vol = make_volume(arr, voxel_size=voxel_size, unit=unit, phases=DEFAULT_PHASES, name="labels")
+    vol = make_volume(arr, voxel_size=1.0 if voxel_size is None else voxel_size, unit=unit_for(unit, voxel_size),
+                      phases=DEFAULT_PHASES, name="labels")
     vol.attrs["synth"] = {"fractions": list(fr), "radius": list(rad), "seed": seed,
                           "n_particles": model.n_particles}
     return vol

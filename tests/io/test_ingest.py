@@ -188,9 +188,18 @@ def test_voxel_size_read_from_the_source(tmp_path, odd_volume):
     with pytest.raises(InputError, match="`unit`.*'um'.*Got 'parsec'"):
         bigseg.ingest(tmp_path / "ome.ome.tif", tmp_path / "bad.ome.zarr", unit="parsec", progress=False)
     assert not (tmp_path / "bad.ome.zarr").exists()
-    bigseg.save_volume(vol, tmp_path / "vox.ome.zarr", progress=False)  # unit "voxel": nothing to convert
-    with pytest.raises(InputError, match="`voxel_size` with `unit`='nm'.*'voxel'"):
-        bigseg.ingest(tmp_path / "vox.ome.zarr", tmp_path / "bad.ome.zarr", unit="nm", progress=False)
+    bigseg.save_volume(vol, tmp_path / "vox.ome.zarr", progress=False)  # unit "voxel": no physical size stated
+    from bigseg.io._ingest import source_calibration
+
+    assert source_calibration(tmp_path / "vox.ome.zarr") is None  # said as such (`bigseg ingest` notes it)
+    for i, given in enumerate(({}, {"unit": "nm"})):  # like any uncalibrated source (.npy, TIFF): 1 nm
+        got = bigseg.ingest(tmp_path / "vox.ome.zarr", tmp_path / f"v{i}.ome.zarr", progress=False, **given)
+        assert got.attrs["voxel_size"] == (1.0, 1.0, 1.0) and got.attrs["unit"] == "nm"
+    import zarr
+
+    zarr.save_array(str(tmp_path / "plain.zarr"), vol)  # a bare zarr array, as a .npy
+    got = bigseg.ingest(tmp_path / "plain.zarr", tmp_path / "p.ome.zarr", voxel_size=2, progress=False)
+    assert got.attrs["voxel_size"] == (2.0, 2.0, 2.0) and got.attrs["unit"] == "nm"
     # a TIFF that states no (complete) calibration keeps 1 nm: no z spacing is guessed
     tifffile.imwrite(tmp_path / "flat.tif", vol, imagej=True, resolution=(2.0, 2.0), metadata={"unit": "um"})
     flat = bigseg.ingest(tmp_path / "flat.tif", tmp_path / "flat.ome.zarr", progress=False)

@@ -221,11 +221,12 @@ def test_probabilities_keep_their_phase_names_through_a_store(tmp_path):
     prob = xr.DataArray(p, dims=("phase", "z", "y", "x"), coords={"phase": ["pore", "cbd", "active"]})
     back = open_volume(save_volume(prob, tmp_path / "p.ome.zarr"))
     assert back.dims == ("phase", "z", "y", "x") and list(back.phase.values) == ["pore", "cbd", "active"]
-    np.testing.assert_array_equal(back.sel(phase="active").values, p[2])
+    assert back.dtype == np.float16  # as API.md promises: half the disk
+    np.testing.assert_array_equal(back.sel(phase="active").values, p[2].astype(np.float16))
     again = open_volume(save_volume(back, tmp_path / "q.ome.zarr"))  # and again, as it came back
     assert list(again.phase.values) == ["pore", "cbd", "active"]
     plain = open_volume(save_volume(xr.DataArray(p, dims=("c", "z", "y", "x")), tmp_path / "c.ome.zarr"))
-    assert plain.dims == ("c", "z", "y", "x")  # channels without names stay OME-Zarr's c
+    assert plain.dims == ("c", "z", "y", "x") and plain.dtype == np.float32  # channels without names stay OME-Zarr's c
 
 
 def test_info_of_a_label_image_gives_each_phase_share(tmp_path, rng):

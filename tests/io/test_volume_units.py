@@ -1,0 +1,25 @@
+"""The unit a volume gets (API.md: a volume's unit defaults to nm; a plain array is 1 "voxel")."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import bigseg
+from bigseg import synth
+from bigseg.io import unit_for
+
+
+def test_a_voxel_size_without_a_unit_is_in_nm(tmp_path):
+    a = np.zeros((4, 5, 6), np.float32)
+    back = bigseg.open_volume(bigseg.save_volume(a, tmp_path / "a.ome.zarr", voxel_size=(2, 2, 2), progress=False))
+    assert back.attrs["voxel_size"] == (2.0, 2.0, 2.0) and back.attrs["unit"] == "nm"  # was "voxel": areas in voxel²
+    plain = bigseg.open_volume(bigseg.save_volume(a, tmp_path / "p.ome.zarr", progress=False))
+    assert plain.attrs["unit"] == "voxel"  # nothing stated: sizes in voxels
+    um = bigseg.open_volume(bigseg.save_volume(a, tmp_path / "u.ome.zarr", voxel_size=0.5, unit="um", progress=False))
+    assert um.attrs["unit"] == "um"
+    kept = bigseg.open_volume(bigseg.save_volume(um, tmp_path / "k.ome.zarr", voxel_size=1, progress=False))
+    assert kept.attrs["unit"] == "um" and kept.attrs["voxel_size"] == (1.0, 1.0, 1.0)  # the data's own unit kept
+    assert synth.electrode((8, 8, 8)).attrs["unit"] == "voxel"
+    assert synth.electrode((8, 8, 8), voxel_size=50).attrs["unit"] == "nm"
+    assert synth.series((8, 8, 8), steps=2, voxel_size=50).attrs["unit"] == "nm"
+    assert unit_for("um", 3) == "um" and unit_for(None, None) == "voxel" and unit_for(None, None, "um") == "um"
