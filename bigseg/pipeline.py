@@ -28,7 +28,7 @@ import xarray as xr
 from ._parse import parse_in_range, parse_positive_float, parse_region, parse_shells_spec
 from ._version import version
 from .config import RunConfig
-from .errors import BigsegError, ConfigError, InputError
+from .errors import BigsegError, ConfigError, InputError, SourceNotFoundError
 from .io._fov import fill_outside_like_inside, fov_centre
 from .io._ingest import natural_key
 from .io._volume import crop_box, is_series
@@ -584,10 +584,17 @@ def _source_shape(source: Any) -> tuple[int, ...] | None:
 
     try:
         if isinstance(source, (list, tuple)):
+            for scan in source[1:]:  # each scan there (the first is read next)
+                if isinstance(scan, (str, os.PathLike)) and not any(c in os.fspath(scan) for c in "*?[") \
+                        and not Path(scan).exists():
+                    raise SourceNotFoundError(f"Expected `source` to be existing scans. Got {os.fspath(scan)!r} "
+                                              "among them, which does not exist.")
             return (len(source), *read_source(source[0]).shape[-3:])
         if isinstance(source, (str, os.PathLike)):
             return tuple(read_source(source).shape)
         return tuple(np.shape(source))
+    except SourceNotFoundError:  # said now, not after `dest` was made
+        raise
     except BigsegError:
         return None
 

@@ -368,6 +368,12 @@ def test_a_truth_crop_or_dest_that_cannot_work_is_refused_before_anything_is_wri
     (tmp_path / "c").write_text("")
     with pytest.raises(InputError, match="`dest` to be a folder"):
         pipe.run(str(src), tmp_path / "c")
+    from bigseg.errors import SourceNotFoundError  # a source that is not there: no empty dest made first
+
+    with pytest.raises(SourceNotFoundError, match="`source`.*nope.npy"):
+        pipe.run(str(tmp_path / "nope.npy"), tmp_path / "d")
+    with pytest.raises(SourceNotFoundError, match="`source` to be existing scans.*gone.npy"):
+        pipe.run([str(src), str(tmp_path / "gone.npy")], tmp_path / "e")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c", "scan.npy"]
 
 

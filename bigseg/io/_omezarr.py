@@ -253,8 +253,18 @@ def _times(vol: xr.DataArray) -> list[float] | None:
     return [float(v) for v in t]
 
 
+def _values_named(block: Any, names: tuple[str, ...], argument: str) -> Any:
+    """``block`` as it is, once each of its values is a phase's index or 255 (unlabelled)."""
+    bad = (block >= len(names)) & (block != UNLABELLED)
+    if bad.any():
+        raise InputError(f"Expected `{argument}` to name every label value (0..{len(names) - 1}; 255: unlabelled). "
+                         f"Got {len(names)} names {list(names)} and the value {int(block[bad].max())} in the data "
+                         "(nothing was written).")
+    return block
+
+
 def _prepare(
-    data: Any, *, chunks: Any, voxel_size: Any, phases: Any, unit: str | None
+    data: Any, *, chunks: Any, voxel_size: Any, phases: Any, unit: str | None, check_values: bool = True
 ) -> tuple[xr.DataArray, tuple[int, ...]]:
     vol = as_volume(data, name="data", ndim=(3, 4, 5))  # (t,) (c,) z, y, x
     if "phase" in vol.dims:  # probabilities: one channel per phase, their names kept (open_volume gives them back)
@@ -275,6 +285,10 @@ def _prepare(
     if attrs.get("phases") is not None and not np.issubdtype(vol.dtype, np.integer):
         raise InputError(f"Expected `data` to have an integer dtype for a label volume. Got {vol.dtype} instead.")
     vol = vol.assign_attrs(attrs)
+    if attrs.get("phases") is not None and check_values:  # checked as each block is written (a pass of its own
+        # would read the data twice); an error leaves nothing that looks written
+        vol = vol.copy(data=vol.data.map_blocks(_values_named, names=tuple(attrs["phases"]), dtype=vol.dtype,
+                                                argument="phases" if phases is not None else "data.attrs['phases']"))
     vs = attrs.get("voxel_size", (1.0, 1.0, 1.0))
     vol = vol.assign_coords({d: (i0 + np.arange(vol.sizes[d])) * v
                              for d, i0, v in zip(("z", "y", "x"), first, vs) if d in vol.dims})
@@ -406,7 +420,8 @@ def save_labels(
     check_label_name(name)  # before anything: "" or "../x" would name the labels group or a place outside it
     image_path = Path(image_path)
     image = open_volume(image_path)
-    vol, chunks = _prepare(labels, chunks=chunks, voxel_size=image.attrs["voxel_size"], phases=phases, unit=image.attrs["unit"])
+    vol, chunks = _prepare(labels, chunks=chunks, voxel_size=image.attrs["voxel_size"], phases=phases,
+                           unit=image.attrs["unit"], check_values=not instances)
     if "phases" not in vol.attrs and not instances:
         raise InputError("Expected `phases` (or `labels.attrs['phases']`) for a label image. Got None instead.")
     if instances and not np.issubdtype(vol.dtype, np.integer):

@@ -110,6 +110,38 @@ def slurm_cluster(config: str | os.PathLike | None = None, *, n_workers: int | N
     return SLURMCluster(**kwargs), jobs
 
 
+def _check_options(cluster: str, options: dict[str, Any]) -> None:
+    """Refuse, before anything starts, keywords that neither the cluster nor its workers take
+    (LocalCluster hands unknown ones to each worker, which then fails to start: "Nanny failed
+    to start", no name)."""
+    if not options or cluster == "slurm":  # slurm_cluster checks its own
+        return
+    import inspect
+
+    if cluster in ("local", "local-cuda"):
+        from distributed import LocalCluster, Nanny, Worker
+        from distributed.core import Server
+
+        takers: list[Any] = [LocalCluster, Nanny, Worker, Server]
+        if cluster == "local-cuda":
+            try:
+                from dask_cuda import LocalCUDACluster
+            except ImportError:
+                return  # said by connect, next
+            takers.append(LocalCUDACluster)
+        what = "LocalCluster or its workers" if cluster == "local" else "LocalCUDACluster or its workers"
+    else:
+        from distributed import Client
+
+        takers, what = [Client], "distributed.Client"
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    known = {n for t in takers for n, p in inspect.signature(t.__init__).parameters.items() if p.kind in kinds}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        got = ", ".join(f"`{k}`={options[k]!r}" for k in unknown)
+        raise InputError(f"Expected the options of `cluster`={cluster!r} to be keywords of {what}. Got {got} instead.")
+
+
 def connect(
     cluster: str = "local",
     *,
@@ -152,6 +184,7 @@ def connect(
         if not ok:
             raise InputError(f"Expected `memory_limit` to be a size such as '4GiB' (per worker). Got {memory_limit!r} instead.")
     dash = "127.0.0.1:0" if dashboard else None
+    _check_options(cluster, options)
 
     if "://" in cluster or (":" in cluster and cluster.split(":")[-1].isdigit()):
         from distributed.comm.registry import backends

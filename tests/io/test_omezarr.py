@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import dask.array as da
 import numpy as np
@@ -257,3 +258,23 @@ def test_a_full_disk_is_said_as_such_and_leaves_nothing_that_looks_finished(tmp_
         bigseg.save_volume(rng.random((4, 5, 6)).astype(np.float32), tmp_path / "v.ome.zarr", progress=False,
                            resume_key=resume_key)
     assert not (tmp_path / "v.ome.zarr").exists()
+
+
+def test_phases_that_do_not_name_every_label_value_are_refused_and_nothing_is_left(tmp_path):
+    from bigseg.errors import InputError
+    from bigseg.io import open_volume, save_labels, save_volume
+
+    lab = np.zeros((6, 7, 8), np.uint8)
+    lab[3:, 2:, 5:] = 2
+    lab[0, 0, 0] = 255  # unlabelled: always allowed
+    for i, write in enumerate((lambda p: save_volume(lab, p, phases=["a", "b"], chunks=(2, 3, 4), progress=False),
+                               lambda p: save_labels(lab, img, phases=["a", "b"], name=p.name, progress=False))):
+        img = save_volume(lab.astype(np.float32), tmp_path / f"img{i}.ome.zarr", progress=False)
+        dest = tmp_path / f"bad{i}.ome.zarr" if i == 0 else Path(img) / "labels" / "bad"
+        with pytest.raises(InputError, match=r"`phases` to name every label value \(0..1; 255: unlabelled\).*value 2"):
+            write(dest)
+        assert not dest.exists() and not list(dest.parent.glob(f".{dest.name}*"))
+    ok = open_volume(save_volume(lab, tmp_path / "ok.ome.zarr", phases=["a", "b", "c"], progress=False))
+    np.testing.assert_array_equal(ok.values, lab)
+    inst = np.arange(6 * 7 * 8, dtype=np.uint16).reshape(lab.shape)  # instance labels: any values
+    save_labels(inst, tmp_path / "ok.ome.zarr", name="particles", instances=True, progress=False)

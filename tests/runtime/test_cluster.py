@@ -114,6 +114,12 @@ def test_connect_errors():
         bigseg.connect("http://127.0.0.1:8787/status")
     with pytest.raises(ClusterError, match="tcp://127.0.0.1"):
         bigseg.connect(f"tcp://127.0.0.1:{_free_port()}", timeout=1, quiet=True)
+    before = _children()  # an unknown keyword: named before anything starts (was "Nanny failed to start")
+    with pytest.raises(InputError, match=r"keywords of LocalCluster or its workers. Got `bogus_option`=1 instead"):
+        bigseg.connect("local", n_workers=1, bogus_option=1, quiet=True)
+    assert _children() == before
+    with pytest.raises(InputError, match=r"keywords of distributed.Client. Got `n_threads`=2 instead"):
+        bigseg.connect(f"tcp://127.0.0.1:{_free_port()}", n_threads=2, timeout=1, quiet=True)
     try:
         import dask_cuda  # noqa: F401
     except ImportError:
