@@ -255,10 +255,10 @@ def _times(vol: xr.DataArray) -> list[float] | None:
 
 def _values_named(block: Any, names: tuple[str, ...], argument: str) -> Any:
     """``block`` as it is, once each of its values is a phase's index or 255 (unlabelled)."""
-    bad = (block >= len(names)) & (block != UNLABELLED)
+    bad = ((block >= len(names)) & (block != UNLABELLED)) | (block < 0)
     if bad.any():
         raise InputError(f"Expected `{argument}` to name every label value (0..{len(names) - 1}; 255: unlabelled). "
-                         f"Got {len(names)} names {list(names)} and the value {int(block[bad].max())} in the data "
+                         f"Got {len(names)} names {list(names)} and the value {int(block[bad][0])} in the data "
                          "(nothing was written).")
     return block
 
