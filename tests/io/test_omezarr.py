@@ -276,7 +276,7 @@ def test_phases_that_do_not_name_every_label_value_are_refused_and_nothing_is_le
         assert not dest.exists() and not list(dest.parent.glob(f".{dest.name}*"))
     ok = open_volume(save_volume(lab, tmp_path / "ok.ome.zarr", phases=["a", "b", "c"], progress=False))
     np.testing.assert_array_equal(ok.values, lab)
-    with pytest.raises(InputError, match="value -1"):
+    with pytest.raises(InputError, match=r"value -[12] "):
         save_volume(lab.astype(np.int8) - 1, tmp_path / "neg.ome.zarr", phases=["a", "b", "c"], progress=False)
     inst = np.arange(6 * 7 * 8, dtype=np.uint16).reshape(lab.shape)  # instance labels: any values
     save_labels(inst, tmp_path / "ok.ome.zarr", name="particles", instances=True, progress=False)
