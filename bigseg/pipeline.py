@@ -361,6 +361,7 @@ class Pipeline:
         if not inbox.is_dir():
             raise InputError(f"Expected `inbox` to be an existing folder. Got {str(inbox)!r} instead.")
         self._check_model()  # a configuration no scan could run with: refused now, not once per scan
+        _check_folder(out, "out", _WATCH_FILES, "of an earlier watch")
         out.mkdir(parents=True, exist_ok=True)
         ledger_path = out / "watch.json"
         ledger: dict[str, dict[str, Any]] = json.loads(ledger_path.read_text()) if ledger_path.exists() else {}
@@ -599,11 +600,28 @@ def _source_shape(source: Any) -> tuple[int, ...] | None:
         return None
 
 
+_RUN_FILES = ("run.json", "stages.json", "image.ome.zarr", "raw.ome.zarr", ".bigseg.lock", ".image.ome.zarr.",
+              ".raw.ome.zarr.", ".temporal-")  # what a run folder holds, even one killed at its start
+_WATCH_FILES = ("watch.json", ".bigseg.lock")
+
+
+def _check_folder(dest: str | os.PathLike, argument: str, own: tuple[str, ...], what: str) -> None:
+    """Refuse, before any work, a ``dest`` that is a file or a folder of other data (none of
+    its entries is one of the ``own`` names, or starts with one ending in "." or "-")."""
+    d = Path(dest)
+    if d.exists() and not d.is_dir():
+        raise InputError(f"Expected `{argument}` to be a folder (new or {what}). Got {str(dest)!r}, a file.")
+    names = sorted(p.name for p in d.iterdir()) if d.is_dir() else []
+    if names and not any(n == o or (o[-1] in ".-" and n.startswith(o)) for n in names for o in own):
+        raise InputError(f"Expected `{argument}` to be a new or empty folder, or {what}. Got {str(dest)!r}, which "
+                         f"holds other data ({len(names)} entries, such as {names[0]!r}); nothing was written.")
+
+
 def _check_dest(source: Any, dest: str | os.PathLike) -> None:
-    """Refuse, before any work, a ``dest`` that is a file, or whose outputs would replace the
-    source (the source is ``dest`` itself or its ``image.ome.zarr`` / ``raw.ome.zarr``)."""
-    if Path(dest).exists() and not Path(dest).is_dir():
-        raise InputError(f"Expected `dest` to be a folder (new or of an earlier run). Got {str(dest)!r}, a file.")
+    """Refuse, before any work, a ``dest`` that is a file or a folder of other data, or whose
+    outputs would replace the source (the source is ``dest`` itself or its ``image.ome.zarr``
+    / ``raw.ome.zarr``)."""
+    _check_folder(dest, "dest", _RUN_FILES, "of an earlier run")
     paths = source if isinstance(source, (list, tuple)) else [source]
     d = Path(dest).resolve()
     for s in paths:

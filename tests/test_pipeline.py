@@ -375,6 +375,16 @@ def test_a_truth_crop_or_dest_that_cannot_work_is_refused_before_anything_is_wri
     with pytest.raises(SourceNotFoundError, match="`source` to be existing scans.*gone.npy"):
         pipe.run([str(src), str(tmp_path / "gone.npy")], tmp_path / "e")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c", "scan.npy"]
+    (tmp_path / "slices").mkdir()  # a folder of other data (the scan's slices, say): refused, left as it was
+    (tmp_path / "slices" / "s_0000.tif").write_text("")
+    for call in (lambda: pipe.run(str(src), tmp_path / "slices"),
+                 lambda: pipe.watch(tmp_path / "slices", tmp_path / "slices", once=True)):
+        with pytest.raises(InputError, match=r"`(dest|out)` to be a new or empty folder, or of an earlier (run|watch)"
+                                             r"\. Got .*slices', which holds other data \(1 entries, such as 's_0000.tif'"):
+            call()
+        assert [p.name for p in (tmp_path / "slices").iterdir()] == ["s_0000.tif"]
+    with pytest.raises(InputError, match="`out` to be a folder"):  # was FileExistsError's traceback
+        pipe.watch(tmp_path / "slices", tmp_path / "c", once=True)
 
 
 def test_a_model_or_measurement_that_cannot_work_is_refused_before_anything_is_written(tmp_path):

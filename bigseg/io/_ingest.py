@@ -221,12 +221,14 @@ def _tiff_stack(files: list[str], what: str) -> TiffStackReader:
     if not files:
         raise SourceNotFoundError(f"Expected `source` to contain TIFF slices. Got {what!r}, which has none.")
     files = sorted(files, key=natural_key)
-    shape0, dtype0, _, off0, fdt0 = _tiff_page_info(files[0])
-    offsets = [off0]
+    shape0, dtype0, n0, off0, fdt0 = _tiff_page_info(files[0])
     if len(shape0) != 2:
         raise VolumeFormatError(f"Expected 2D TIFF slices. Got shape {shape0} in {files[0]!r}.")
+    _one_page(n0, files[0], what)
+    offsets = [off0]
     for f in files[1:]:
-        shape, dtype, _, off, fdt = _tiff_page_info(f)
+        shape, dtype, n, off, fdt = _tiff_page_info(f)
+        _one_page(n, f, what)
         offsets.append(off if fdt == fdt0 else None)
         if shape != shape0 or dtype != dtype0:
             raise VolumeFormatError(
@@ -235,6 +237,12 @@ def _tiff_stack(files: list[str], what: str) -> TiffStackReader:
             )
     _warn_gaps(files, what)
     return TiffStackReader(tuple(files), (len(files), *shape0), dtype0, tuple(offsets), fdt0)  # type: ignore[arg-type]
+
+
+def _one_page(n: int, f: str, what: str) -> None:
+    if n != 1:  # a slice of the stack would be its first page only
+        raise VolumeFormatError(f"Expected TIFF slices of one page each in {what!r}. Got {n} pages in {f!r}: a "
+                                "folder of whole scans? Give one file, or a glob of them for a series.")
 
 
 def _warn_gaps(files: list[str], what: str) -> None:
@@ -329,6 +337,8 @@ def read_source(
         if is_zarr_store(p):
             return open_volume(p)
         files = [str(f) for f in p.iterdir() if f.suffix.lower() in TIFF_SUFFIXES and f.is_file()]
+        if len(files) == 1:  # one file: a multi-page TIFF is a whole scan (a single slice reads the same)
+            return read_source(files[0], dataset=dataset, dtype=dtype, shape=shape, offset=offset)
         return _tiff_stack(files, src)
     suffix = p.suffix.lower()
     if shape is not None or suffix in RAW_SUFFIXES:

@@ -472,3 +472,23 @@ def test_a_glob_of_whole_scans_is_a_series_in_number_order(tmp_path, odd_volume)
         bigseg.ingest(str(tmp_path / "cycle_*" / "recon.h5"), tmp_path / "x.ome.zarr", times=[0, 1], progress=False)
     one = bigseg.ingest(str(tmp_path / "cycle_2*" / "rec*.h5"), tmp_path / "one.ome.zarr", progress=False)
     assert one.dims == ("z", "y", "x")  # a glob naming one scan: that volume, not a series of one step
+
+
+def test_a_folder_of_one_multipage_tiff_is_that_scan_and_of_several_is_refused(tmp_path):
+    """Was: the folder read as TIFF slices (shape 1 x y x x, the first page), then the ingest failed
+    with numpy's broadcast error and left a partial store."""
+    import tifffile
+
+    from bigseg.errors import VolumeFormatError
+
+    vol = np.arange(5 * 6 * 7, dtype=np.uint16).reshape(5, 6, 7)
+    (tmp_path / "one").mkdir()
+    tifffile.imwrite(tmp_path / "one" / "scan.tif", vol)
+    got = bigseg.ingest(tmp_path / "one", tmp_path / "one.ome.zarr", progress=False)
+    np.testing.assert_array_equal(got.values, vol)
+    (tmp_path / "two").mkdir()
+    for i in range(2):
+        tifffile.imwrite(tmp_path / "two" / f"scan{i}.tif", vol)
+    with pytest.raises(VolumeFormatError, match=r"slices of one page each .*Got 5 pages in .*scan0.tif"):
+        bigseg.ingest(tmp_path / "two", tmp_path / "two.ome.zarr", progress=False)
+    assert not list(tmp_path.glob("*two.ome.zarr*"))
