@@ -56,6 +56,12 @@ def _check(name: str, ok: bool, expected: str, value: Any) -> None:
         raise ConfigError(f"Expected `{name}` {expected}. Got {value!r} instead.")
 
 
+def _is_length(unit: str) -> bool:
+    from .io._calibration import normalise_unit
+
+    return normalise_unit(unit) is not None
+
+
 def _is_pos_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v > 0
 
@@ -96,7 +102,7 @@ def _validate(cfg: dict[str, Any]) -> None:
         vals = vs if isinstance(vs, (list, tuple)) else [vs]
         _check("voxel_size", len(vals) in (1, 3) and all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in vals),
                "to be a positive number or 3 positive numbers", vs)
-    _check("unit", cfg["unit"] is None or (isinstance(cfg["unit"], str) and bool(cfg["unit"].strip())),
+    _check("unit", cfg["unit"] is None or (isinstance(cfg["unit"], str) and _is_length(cfg["unit"])),
            "to be a length unit such as nm or um, or null (the source's)", cfg["unit"])
     _check("crop", cfg["crop"] is None or isinstance(cfg["crop"], (str, list, tuple)),
            "to be ranges such as '100:900,:,64:960', or null", cfg["crop"])
@@ -111,6 +117,7 @@ def _validate(cfg: dict[str, Any]) -> None:
     fm = cfg["fov_margin"]
     _check("fov_margin", isinstance(fm, (int, float)) and not isinstance(fm, bool) and fm >= 0,
            "to be a number of voxels >= 0", fm)
+    _check("fov_margin", not fm or cfg["fov"] is not None, "0 without `fov` (it shrinks the field of view)", fm)
     _check("levels", _is_pos_int(cfg["levels"]) and cfg["levels"] <= 12, "to be a positive integer (pyramid levels, <= 12)",
            cfg["levels"])
     f = cfg["filters"]

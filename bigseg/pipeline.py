@@ -253,8 +253,8 @@ class Pipeline:
         self._check_temporal(shape)
         self._check_crop_and_truth(shape, truth)
         _check_dest(source, dest)
-        # one run at a time into dest
-        with bars(progress), held(dest, argument="dest", inside=True), _client_context(client, self.config):
+        # one run at a time into dest; the cluster first (one that cannot start leaves no empty dest)
+        with bars(progress), _client_context(client, self.config), held(dest, argument="dest", inside=True):
             return self._run(source, dest, resume=resume, truth=truth)
 
     def _check_temporal(self, shape: tuple[int, ...] | None) -> None:

@@ -55,6 +55,8 @@ def test_defaults_yaml_env_keywords_precedence(tmp_path):
         ("predict: {tta: 3}", "`predict.tta` to be true or false"),
         ("predict: {probabilities: yes please}", "`predict.probabilities`"),
         ("predict: {patch: -5}", "`predict.patch`"),
+        ("fov_margin: 3", "`fov_margin` 0 without `fov`"),  # was ignored
+        ("predict: {model: kmeans, probabilities: true}", "`predict.probabilities` false with predict.model 'kmeans'"),
         ("slurm: {cores: -1}", "`slurm.cores` to be a positive integer"),
         ("slurm: {jobs: 0}", "`slurm.jobs`"),
         ("slurm: {memory: 64}", "`slurm.memory` to be text"),

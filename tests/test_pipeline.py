@@ -383,6 +383,9 @@ def test_a_truth_crop_or_dest_that_cannot_work_is_refused_before_anything_is_wri
                                              r"\. Got .*slices', which holds other data \(1 entries, such as 's_0000.tif'"):
             call()
         assert [p.name for p in (tmp_path / "slices").iterdir()] == ["s_0000.tif"]
+    with pytest.raises(InputError, match="`cluster`"):  # a cluster that cannot start: no empty dest left
+        pipe.run(str(src), tmp_path / "f", client="tpc://127.0.0.1:8786")
+    assert not (tmp_path / "f").exists()
     with pytest.raises(InputError, match="`out` to be a folder"):  # was FileExistsError's traceback
         pipe.watch(tmp_path / "slices", tmp_path / "c", once=True)
 

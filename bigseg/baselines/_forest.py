@@ -10,7 +10,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from .._parse import parse_phases, parse_positive_float, parse_positive_int, parse_tuple
+from .._parse import parse_nonnegative_int, parse_phases, parse_positive_float, parse_positive_int, parse_tuple
 from ..errors import InputError
 from ..io._volume import (DEFAULT_PHASES, UNLABELLED, as_volume, frame_arrays, given_values, label_values_error,
                           sparse_labels, warn_unmarked)
@@ -106,6 +106,7 @@ def random_forest(vol: Any, labels: Any, *, sigmas: Sequence[float] = DEFAULT_SI
         raise InputError("Expected `sigmas` to hold at least one positive scale. Got () instead.")
     n_estimators = parse_positive_int("n_estimators", n_estimators)
     max_samples = parse_positive_int("max_samples", max_samples)
+    seed = parse_nonnegative_int("seed", seed)
     if phases is None:
         phases = lab.attrs.get("phases")
     ldata = lab.data

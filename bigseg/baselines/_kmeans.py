@@ -9,7 +9,7 @@ import numpy as np
 import xarray as xr
 from scipy import ndimage as ndi
 
-from .._parse import parse_positive_int
+from .._parse import parse_nonnegative_int, parse_positive_int
 from ..kernels.features import nearest_centre, sobel_magnitude
 from ..kernels.synth import hash_uniform
 from ..ops import map_overlap_exact, to_numpy
@@ -60,6 +60,7 @@ def kmeans(vol: Any, *, classes: int = 3, sample: int = 200_000, seed: int = 0, 
     v, mask = check_volume(vol, progress=progress, fov=fov)
     classes = parse_classes(classes)
     sample = parse_positive_int("sample", sample)
+    seed = parse_nonnegative_int("seed", seed)  # before the passes (scikit-learn's own refusal is a traceback)
     names = phase_names(classes, phases)
     arr = v.data
     arr = arr.rechunk(tuple(min_chunks(c, 1) for c in arr.chunks))

@@ -30,12 +30,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     how.add_argument("--model", default=None, help="'default' (bundled model) or a checkpoint path (.pt)")
     how.add_argument("--method", choices=METHODS, help="classical segmentation method")
     m = p.add_argument_group("model options")
-    m.add_argument("--overlap", type=float, default=0.5, help="window overlap fraction (default 0.5)")
+    m.add_argument("--overlap", type=float, default=None, help="window overlap fraction (default 0.5)")
     m.add_argument("--tta", action="store_true", help="test-time augmentation (flips), averaged probabilities")
     m.add_argument("--triplanar", action="store_true", help="2D models: average z, y and x planes")
     m.add_argument("--batch-size", type=int, default=None, help="windows per forward pass")
     m.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: CUDA if available)")
-    m.add_argument("--autocast", default="auto", choices=["auto", "bf16", "fp16", "off"],
+    m.add_argument("--autocast", default=None, choices=["auto", "bf16", "fp16", "off"],
                    help="reduced precision for the model: auto = bf16/fp16 on a GPU, float32 on the CPU (default); "
                         "bf16 on a CPU with bf16 instructions is ~1.7x faster for the default model, same IoU")
     m.add_argument("--temporal", type=int, default=0, metavar="N",
@@ -44,19 +44,19 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "2N+1 scans smoothed; default 0: each scan alone)")
     m.add_argument("--probabilities", action="store_true",
                    help="also store per-phase probabilities (float16) and the entropy uncertainty next to the labels")
-    p.add_argument("--classes", type=int, default=3, help="number of phases by grey level (default 3: pore, cbd, active)")
+    p.add_argument("--classes", type=int, default=None, help="number of phases by grey level (default 3: pore, cbd, active)")
     p.add_argument("--phases", default=None, help="phase names by label value, comma separated")
-    p.add_argument("--window", default="conservative",
+    p.add_argument("--window", default=None,
                    help="watershed: undecided band width, 'conservative', 'generous' or a fraction in (0, 1]")
     p.add_argument("--labels", default=None,
                    help="random-forest: sparse training labels (OME-Zarr label image, or a TIFF/HDF5/.npy "
                         "label stack; 255 = unlabelled)")
-    p.add_argument("--unlabelled", type=int, default=255, metavar="VALUE",
+    p.add_argument("--unlabelled", type=int, default=None, metavar="VALUE",
                    help="random-forest: value of the unannotated voxels in --labels (default 255; 0 for "
                         "napari/ilastik/Fiji exports, whose classes 1, 2, 3 become phases 0, 1, 2)")
-    p.add_argument("--sigmas", default="0.7,1,1.6,3.5", help="random-forest: feature scales in voxels")
-    p.add_argument("--trees", type=positive_int, default=100, help="random-forest: number of trees")
-    p.add_argument("--seed", type=int, default=0, help="random seed (k-means, random forest)")
+    p.add_argument("--sigmas", default=None, help="random-forest: feature scales in voxels")
+    p.add_argument("--trees", type=positive_int, default=None, help="random-forest: number of trees")
+    p.add_argument("--seed", type=int, default=None, help="random seed (k-means, random forest)")
     p.add_argument("--name", default="segmentation", help="label image name inside the source (default segmentation)")
     p.add_argument("--out", default=None, help="write a separate OME-Zarr label volume here instead")
     p.add_argument("--overwrite", action="store_true", help="replace an existing label image")
@@ -68,6 +68,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 _DEFAULTS: dict = {}  # the parser's defaults: an option left at its default was not given
+#: the values of options not given (the parser's default is None, so that one given as its
+#: default value, e.g. --classes 3 with --model, is still seen as given)
+_UNSET = {"overlap": 0.5, "autocast": "auto", "classes": 3, "window": "conservative", "unlabelled": 255,
+          "sigmas": "0.7,1,1.6,3.5", "trees": 100, "seed": 0}
 #: which segmentation each option acts on (an option given to another is refused, not ignored)
 _FOR = {"overlap": "model", "tta": "model", "triplanar": "model", "batch_size": "model", "device": "model",
         "autocast": "model", "classes": ("threshold", "kmeans", "watershed"), "window": ("watershed",),
@@ -161,6 +165,9 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"Expected `--temporal` only with --model (it averages a model's probabilities). "
                          f"Got --temporal {args.temporal} with --method {args.method} instead.")
     _refuse_unused(args)
+    for dest, value in _UNSET.items():
+        if getattr(args, dest) is None:
+            setattr(args, dest, value)
     if args.fov is not None:
         parse_fov(args.fov)  # before any work
     if args.model is not None and args.model != "default" and not Path(args.model).is_file():

@@ -59,6 +59,18 @@ def normalise_unit(unit: Any) -> str | None:
     return _ALIASES.get(text, _ALIASES.get(text.lower()))
 
 
+def parse_unit(unit: Any, name: str = "unit") -> str:
+    """``unit`` as given, once it is a length unit bigseg knows (or ``"voxel"``: no physical
+    size); else :class:`InputError` naming ``name`` (an unknown one would be written with no OME
+    unit and read back as a word)."""
+    if str(unit) == "voxel" or normalise_unit(unit) is not None:
+        return str(unit)
+    from ..errors import InputError
+
+    raise InputError(f"Expected `{name}` to be a length unit such as 'nm', 'um' or 'mm' (or 'voxel': sizes in "
+                     f"voxels). Got {unit!r} instead.")
+
+
 def ome_unit(unit: str) -> str | None:
     """The OME-Zarr axis unit of ``unit`` (``"um"`` -> ``"micrometer"``), or ``None``."""
     short = normalise_unit(unit)

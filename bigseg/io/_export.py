@@ -48,9 +48,13 @@ SLAB_BYTES = 256 * 2**20  # a slab larger than this is cut into fewer planes
 
 
 def _format(dest: Path, fmt: str | None) -> str:
-    if fmt is not None:
-        return parse_choice("format", fmt, FORMATS)
     suffix = dest.suffix.lower()
+    if fmt is not None:
+        fmt = parse_choice("format", fmt, FORMATS)
+        if _SUFFIXES.get(suffix, fmt) != fmt:  # an .npy holding HDF5 would be refused by every reader
+            raise InputError(f"Expected `format` to agree with the suffix of `dest` {str(dest)!r} ({suffix}: "
+                             f"{_SUFFIXES[suffix]}). Got {fmt!r} instead: rename the file or leave `format` out.")
+        return fmt
     if suffix == ".zarr":
         raise InputError(f"Expected `dest` to be a TIFF, HDF5 or NumPy file, or a folder of TIFF slices. Got "
                          f"{str(dest)!r}: to write OME-Zarr use `save_volume`.")

@@ -25,7 +25,7 @@ from dask.base import tokenize
 
 from .._parse import parse_chunks, parse_dtype, parse_positive_int, parse_tuple, parse_voxel_size
 from ..errors import InputError, SourceNotFoundError, VolumeFormatError
-from ._calibration import convert_length, hdf5_calibration, normalise_unit, tiff_calibration
+from ._calibration import convert_length, hdf5_calibration, normalise_unit, parse_unit, tiff_calibration
 from ._omezarr import _check_dest, open_volume, save_volume
 from ._volume import crop_box, is_zarr_store, make_volume
 
@@ -341,6 +341,9 @@ def read_source(
             return read_source(files[0], dataset=dataset, dtype=dtype, shape=shape, offset=offset)
         return _tiff_stack(files, src)
     suffix = p.suffix.lower()
+    if shape is not None and suffix in (*TIFF_SUFFIXES, *HDF5_SUFFIXES, ".npy"):
+        raise InputError(f"Expected `shape` only for a raw binary file (its layout is not in it). Got shape={shape!r} "
+                         f"for {src!r}, whose own header gives its shape: leave `shape` out.")
     if shape is not None or suffix in RAW_SUFFIXES:
         return _raw(src, shape, dtype, offset)
     if suffix in TIFF_SUFFIXES:
@@ -689,6 +692,7 @@ def ingest(
     dest_p = Path(dest)
     _check_dest(dest_p, overwrite, "dest", make_parent=False)  # before reading anything
     vs = parse_voxel_size(voxel_size) if voxel_size is not None else None
+    unit = None if unit is None else parse_unit(unit)
     opts = dict(chunks=chunks, vs=vs, unit=unit, dataset=dataset, dtype=dtype, shape=shape, offset=offset,
                 channel=channel)
     scans = scans_of_glob(source)

@@ -183,6 +183,10 @@ def test_bad_input():
         bb.watershed(grey, window="wide")
     with pytest.raises(InputError, match="`sigmas`"):
         bb.random_forest(grey, labels, sigmas=(1.0, -1.0))
+    with pytest.raises(InputError, match="`seed`.*-1"):  # was scikit-learn's traceback, after the passes
+        bb.kmeans(grey, seed=-1)
+    with pytest.raises(InputError, match="`seed`.*-1"):
+        bb.random_forest(grey, labels, seed=-1)
     bad = grey.copy()
     bad[1, 1, 1] = np.nan
     with pytest.raises(InputError, match="1 NaN"):

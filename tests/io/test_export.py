@@ -88,6 +88,9 @@ def test_bad_destinations_write_nothing(tmp_path, odd_volume):
         bigseg.export(vol, tmp_path / "v.zarr", progress=False)
     with pytest.raises(InputError, match="`format`"):
         bigseg.export(vol, tmp_path / "v.out", format="png", progress=False)
+    with pytest.raises(InputError, match=r"`format` to agree with the suffix .*\(.npy: npy\). Got 'hdf5'"):
+        bigseg.export(vol, tmp_path / "v.npy", format="hdf5", progress=False)  # was HDF5 in a file named .npy
+    assert not (tmp_path / "v.npy").exists()
 
     def boom(block):
         if block.shape[0] and block[0, 0, 0] >= 20000:  # a later slab fails

@@ -286,6 +286,10 @@ def test_raw_size_mismatch(tmp_path, odd_volume):
         bigseg.ingest(tmp_path / "scan.raw", tmp_path / "out.ome.zarr", shape=odd_volume.shape, dtype="<u2")
     with pytest.raises(InputError, match="`shape` and `dtype`"):
         bigseg.ingest(tmp_path / "scan.raw", tmp_path / "out.ome.zarr")
+    np.save(tmp_path / "scan.npy", odd_volume)  # a shape for a file that has its own: said so (was "raw binary")
+    with pytest.raises(InputError, match=r"`shape` only for a raw binary file.*scan.npy.*leave `shape` out"):
+        bigseg.ingest(tmp_path / "scan.npy", tmp_path / "out.ome.zarr", shape=odd_volume.shape)
+    (tmp_path / "scan.npy").unlink()
     _nothing_written(tmp_path)
 
 

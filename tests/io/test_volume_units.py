@@ -23,3 +23,24 @@ def test_a_voxel_size_without_a_unit_is_in_nm(tmp_path):
     assert synth.electrode((8, 8, 8), voxel_size=50).attrs["unit"] == "nm"
     assert synth.series((8, 8, 8), steps=2, voxel_size=50).attrs["unit"] == "nm"
     assert unit_for("um", 3) == "um" and unit_for(None, None) == "voxel" and unit_for(None, None, "um") == "um"
+
+
+def test_an_unknown_unit_is_refused_by_name(tmp_path):
+    """Was accepted: written with no OME unit, and tables read "area [furlong²]"."""
+    import pytest
+
+    from bigseg.errors import ConfigError, InputError
+    from bigseg.pipeline import Pipeline
+
+    a = np.zeros((4, 5, 6), np.float32)
+    np.save(tmp_path / "a.npy", a)
+    for call in (lambda: bigseg.save_volume(a, tmp_path / "a.ome.zarr", voxel_size=2, unit="furlong", progress=False),
+                 lambda: synth.electrode((8, 8, 8), voxel_size=2, unit="furlong"),
+                 lambda: bigseg.ingest(tmp_path / "a.npy", tmp_path / "b.ome.zarr", voxel_size=2, unit="furlong",
+                                       progress=False)):
+        with pytest.raises(InputError, match=r"`unit` to be a length unit such as 'nm'.*Got 'furlong'"):
+            call()
+    with pytest.raises(ConfigError, match="`unit`"):
+        Pipeline(unit="furlong")
+    assert not list(tmp_path.glob("*.ome.zarr*"))
+    assert synth.electrode((8, 8, 8), voxel_size=0.05, unit="micron").attrs["unit"] == "micron"  # as given
