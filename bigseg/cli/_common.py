@@ -139,9 +139,11 @@ def refuse_existing(dest: Any, overwrite: bool, option: str, *, kind: str = "zar
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg", ".tif", ".tiff")
 
 
-def output_file(path: str | None, option: str, *, suffixes: tuple[str, ...] | None = None) -> str | None:
+def output_file(path: str | None, option: str, *, suffixes: tuple[str, ...] | None = None,
+                overwrite: bool | None = None) -> str | None:
     """An output file named on the command line, checked before any work: not an existing
-    folder, one of ``suffixes`` when given; its folder is created (as for every other output)."""
+    folder, one of ``suffixes`` when given, not an existing file unless ``overwrite`` (``None``:
+    the command replaces it by design); its folder is created (as for every other output)."""
     from pathlib import Path
 
     if path is None:
@@ -149,6 +151,10 @@ def output_file(path: str | None, option: str, *, suffixes: tuple[str, ...] | No
     p = Path(path)
     if p.is_dir():
         raise InputError(f"Expected `{option}` to name a file. Got {path!r}, which is a folder.")
+    if overwrite is False and p.exists():
+        from ..errors import OutputExistsError
+
+        raise OutputExistsError(f"Expected `{option}` to name a new file or --overwrite. Got {path!r}, which exists.")
     if suffixes is not None and p.suffix.lower() not in suffixes:
         raise InputError(f"Expected `{option}` to end in {', '.join(suffixes)}. Got {path!r} instead.")
     from ..runtime._lock import make_folder

@@ -22,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated subset of {','.join(STAGES)}")
     p.add_argument("--workdir", default=None, help="where the temporary volumes go (default: the system's temp)")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     m = p.add_argument_group("segment stage")
     m.add_argument("--overlap", type=float, default=None, help="window overlap fraction (default 0.5)")
     m.add_argument("--autocast", default=None, choices=["auto", "bf16", "fp16", "off"],
@@ -35,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..bench import benchmark
 
-    output_file(args.json, "--json", suffixes=(".json",))  # before any work
+    output_file(args.json, "--json", suffixes=(".json",), overwrite=args.overwrite)  # before any work
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
     with cluster_from_args(args) as client:
         if client is not None:

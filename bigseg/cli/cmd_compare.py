@@ -28,6 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--csv", default=None, help="write the table (one row per segmentation) to CSV")
     p.add_argument("--netcdf", default=None, help="write the agreement Dataset to netCDF")
     p.add_argument("--plot", default=None, help="write the fractions and the differing-voxel matrix (PNG)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     add_progress_args(p)
     add_cluster_args(p)
     p.set_defaults(func=run)
@@ -54,9 +55,9 @@ def run(args: argparse.Namespace) -> int:
     from .. import measure
     from ..errors import InputError
 
-    output_file(args.csv, "--csv", suffixes=(".csv",))  # before any work
-    output_file(args.plot, "--plot", suffixes=FIGURE_SUFFIXES)
-    output_file(args.netcdf, "--netcdf", suffixes=(".nc",))
+    output_file(args.csv, "--csv", suffixes=(".csv",), overwrite=args.overwrite)  # before any work
+    output_file(args.plot, "--plot", suffixes=FIGURE_SUFFIXES, overwrite=args.overwrite)
+    output_file(args.netcdf, "--netcdf", suffixes=(".nc",), overwrite=args.overwrite)
     if len(args.labels) < 2:
         raise InputError(f"Expected at least two label images to compare. Got {len(args.labels)}: {args.labels}.")
     paths = [Path(args.image) / "labels" / name if args.image else Path(name) for name in args.labels]

@@ -74,6 +74,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rve", action="store_true",
                    help="representative volume element: scatter of each phase's fraction over sub-cubes of growing "
                         "edge, and the smallest edge within 5 %% (drawn beside --plot as NAME_rve.png)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     add_progress_args(p)
     add_cluster_args(p)
     p.set_defaults(func=run)
@@ -297,7 +298,9 @@ def run(args: argparse.Namespace) -> int:
     truth = open_label_image(args.truth, None, "truth", "--truth", say="truth    ") if args.truth else None
     for option, suffixes in (("particles", (".csv",)), ("netcdf", (".nc",)), ("csv", (".csv",)),
                              ("plot", FIGURE_SUFFIXES)):  # before any work
-        output_file(getattr(args, option), f"--{option}", suffixes=suffixes)
+        output_file(getattr(args, option), f"--{option}", suffixes=suffixes, overwrite=args.overwrite)
+    if args.particles:  # its histograms beside it
+        output_file(str(Path(args.particles).with_suffix(".png")), "--particles", overwrite=args.overwrite)
     phases = [s.strip() for s in args.phases.split(",")] if args.phases else None
     shells = parse_shells_spec("--shells", args.shells) if args.shells else None
     if args.fov is not None:

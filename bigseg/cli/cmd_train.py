@@ -73,8 +73,8 @@ def run(args: argparse.Namespace) -> int:
     from ..train import train
 
     output_file(args.output, "--output", suffixes=(".pt",))  # before any work: a file, its folder made
-    output_file(args.report, "--report", suffixes=(".json",))
-    output_file(args.plot, "--plot", suffixes=FIGURE_SUFFIXES)
+    output_file(args.report, "--report", suffixes=(".json",), overwrite=args.overwrite)
+    output_file(args.plot, "--plot", suffixes=FIGURE_SUFFIXES, overwrite=args.overwrite)
     if os.path.exists(args.output) and not args.overwrite:
         raise OutputExistsError(f"Expected `output` {args.output!r} not to exist (pass --overwrite). It exists.")
     if args.threads:

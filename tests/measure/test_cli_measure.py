@@ -117,6 +117,11 @@ def test_cli_measure_profile_table_csv_and_curves(tmp_path, capsys):
     np.testing.assert_allclose(sorted(set(rve.cube_edge)), [4.0, 8.0])  # 24 voxels along z: edges 4 and 8
     rc = main(["measure", str(image), "--profile", "y", "--profile-step", "31"])
     assert rc == 2 and "`--profile-step`" in capsys.readouterr().err
+    before = csv.read_bytes()  # an existing output: refused before any work (was replaced silently)
+    assert main(["measure", str(image), "--csv", str(csv)]) == 2
+    assert "`--csv` to name a new file or --overwrite. Got" in capsys.readouterr().err and csv.read_bytes() == before
+    assert main(["measure", str(image), "--csv", str(csv), "--overwrite", "--no-progress"]) == 0
+    assert csv.read_bytes() != before  # the profile rows are gone: a new table
 
 
 def test_cli_writes_particle_instance_labels_beside_the_segmentation(tmp_path, capsys):
