@@ -45,7 +45,8 @@ def _environment() -> dict[str, Any]:
 
 
 def benchmark(*, size: int = 128, chunks: int = 64, model: str = "default", stages: Any = STAGES, seed: int = 0,
-              workdir: str | os.PathLike | None = None, predict: dict[str, Any] | None = None) -> dict[str, Any]:
+              workdir: str | os.PathLike | None = None, predict: dict[str, Any] | None = None,
+              progress: bool = True) -> dict[str, Any]:
     """Time each stage on a generated ``size``³ electrode and return seconds and Mvox/s.
 
     The scan (simulated nano-CT of :func:`bigseg.synth.electrode`) is written as an OME-Zarr in
@@ -63,7 +64,8 @@ def benchmark(*, size: int = 128, chunks: int = 64, model: str = "default", stag
     cluster (each stage's tasks then run on the workers). Returns a dict with ``environment``,
     ``size``, ``chunks``, the ``predict`` options, per stage ``seconds`` and ``mvox_per_s``
     (million voxels per second) and ``peak_rss_mib`` (this process's peak resident memory,
-    whose workers are its threads unless a cluster runs the stages).
+    whose workers are its threads unless a cluster runs the stages). ``progress``: each stage's
+    bars (the stage lines on stderr stay).
     """
     from . import filters, measure, synth
     from .infer import segment
@@ -106,18 +108,20 @@ def benchmark(*, size: int = 128, chunks: int = 64, model: str = "default", stag
             t0 = time.perf_counter()
             if stage == "write":
                 labels = synth.electrode((size,) * 3, seed=seed, chunks=chunks)
-                save_volume(synth.xct(labels, seed=seed), tmp / "scan.ome.zarr", voxel_size=50.0, unit="nm")
+                save_volume(synth.xct(labels, seed=seed), tmp / "scan.ome.zarr", voxel_size=50.0, unit="nm",
+                            progress=progress)
             elif stage == "filter":
-                save_volume(filters.median(open_volume(tmp / "scan.ome.zarr"), size=3), tmp / "median.ome.zarr")
+                save_volume(filters.median(open_volume(tmp / "scan.ome.zarr"), size=3), tmp / "median.ome.zarr",
+                            progress=progress)
             elif stage == "segment":
                 seg = segment(open_volume(tmp / "scan.ome.zarr"), net, **opts)["labels"]
-                save_volume(seg, tmp / "labels.ome.zarr", phases=["pore", "cbd", "active"])
+                save_volume(seg, tmp / "labels.ome.zarr", phases=["pore", "cbd", "active"], progress=progress)
             elif stage == "measure":
-                measure.summary(open_volume(tmp / "labels.ome.zarr"), progress=True)
+                measure.summary(open_volume(tmp / "labels.ome.zarr"), progress=progress)
             elif stage == "particles":
                 with warnings.catch_warnings():  # the default halo is what is timed; wide particles don't matter here
                     warnings.simplefilter("ignore", UserWarning)
-                    measure.particles(open_volume(tmp / "labels.ome.zarr"), progress=True)
+                    measure.particles(open_volume(tmp / "labels.ome.zarr"), progress=progress)
             dt = time.perf_counter() - t0
             if stage in wanted:
                 result["stages"][stage] = {"seconds": float(f"{dt:.4g}"), "mvox_per_s": float(f"{n / dt / 1e6:.4g}")}

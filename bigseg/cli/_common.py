@@ -13,7 +13,7 @@ def add_cluster_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("cluster")
     g.add_argument("--cluster", default=None,
                    help="'local' (LocalCluster), 'local-cuda', 'slurm' or tcp://host:port; default: threads in this process")
-    g.add_argument("--workers", type=int, default=None, help="number of workers (local clusters)")
+    g.add_argument("--workers", type=positive_int, default=None, help="number of workers (local clusters)")
 
 
 def add_progress_args(p: argparse.ArgumentParser) -> None:
@@ -32,7 +32,7 @@ def add_pipeline_args(p: argparse.ArgumentParser, kept: str = "") -> None:
     p.add_argument("--cluster", default=None,
                    help=f"'local', 'local-cuda', 'slurm' or tcp://host:port{kept} (default: the configuration's "
                         "cluster when --config is given, else threads in this process)")
-    p.add_argument("--workers", type=int, default=None,
+    p.add_argument("--workers", type=positive_int, default=None,
                    help="workers of the cluster the command starts (local: processes; slurm: jobs); default: the "
                         "configuration's n_workers")
     add_fov_args(p)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ._common import add_cluster_args, cluster_from_args, output_file
+from ._common import add_cluster_args, add_progress_args, cluster_from_args, output_file
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="reduced precision for the model (default auto: bf16/fp16 on a GPU, float32 on the CPU)")
     m.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: CUDA if available)")
     m.add_argument("--batch-size", type=int, default=None, help="windows per forward pass")
+    add_progress_args(p)
     add_cluster_args(p)
     p.set_defaults(func=run, api_aliases={"name_or_path": "model"})  # models.load(name_or_path): --model
 
@@ -44,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         predict = {k: v for k, v in (("overlap", args.overlap), ("autocast", args.autocast), ("device", args.device),
                                      ("batch_size", args.batch_size)) if v is not None}
         res = benchmark(size=args.size, chunks=args.chunks, model=args.model, stages=stages, workdir=args.workdir,
-                        predict=predict)
+                        predict=predict, progress=args.progress)
     env = res["environment"]
     opts = "".join(f", {k} {v}" for k, v in res["predict"].items())
     print(f"bigseg bench: {res['size']}³ voxels in {res['chunks']}³ chunks, model {res['model']!r}{opts}; "

@@ -4,16 +4,18 @@ import argparse
 import sys
 import time
 
+from ._common import positive_float, positive_int
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("cluster", help="start a local scheduler and workers and print the dashboard URL",
                        description="Start a local Dask cluster (scheduler + workers) and keep it running until Ctrl-C. "
                                    "Other bigseg commands reach it with --cluster tcp://ADDRESS.")
-    p.add_argument("--workers", type=int, default=None, help="number of worker processes (default: one per core)")
-    p.add_argument("--threads", type=int, default=1, help="threads per worker (default 1)")
+    p.add_argument("--workers", type=positive_int, default=None, help="number of worker processes (default: one per core)")
+    p.add_argument("--threads", type=positive_int, default=1, help="threads per worker (default 1)")
     p.add_argument("--memory-limit", default=None, help="per-worker memory limit, e.g. 4GiB")
     p.add_argument("--kind", default="local", choices=["local", "local-cuda"], help="local processes or one worker per GPU")
-    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: run until Ctrl-C)")
+    p.add_argument("--duration", type=positive_float, default=None, help="stop after this many seconds (default: run until Ctrl-C)")
     p.set_defaults(func=run)
 
 
@@ -25,7 +27,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"scheduler   {client.scheduler.address}")
         print(f"dashboard   {client.dashboard_link}")
         print(f"workers     {len(client.scheduler_info(n_workers=-1)['workers'])}")
-        print("press Ctrl-C to stop", flush=True)
+        print("press Ctrl-C to stop" if args.duration is None else f"stopping in {args.duration:g} s (or at Ctrl-C)",
+              flush=True)
         start = time.monotonic()
         try:
             while args.duration is None or time.monotonic() - start < args.duration:

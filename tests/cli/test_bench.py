@@ -20,9 +20,16 @@ def test_cli_bench_times_the_asked_stages(tmp_path, capsys):
     assert list(res["stages"]) == ["filter", "particles"]  # write and segment ran, untimed
     for r in res["stages"].values():
         assert r["seconds"] > 0 and r["mvox_per_s"] == pytest.approx(24 ** 3 / r["seconds"] / 1e6, rel=1e-2)
-    printed = capsys.readouterr().out
-    assert "particles" in printed
+    captured = capsys.readouterr()
+    printed = captured.out
+    assert "particles" in printed and "%|" in captured.err  # bars by default
     assert not any(tmp_path.glob("bigseg-bench-*"))  # temporary volumes removed
+    assert main(["bench", "--size", "16", "--chunks", "8", "--stages", "filter", "--json", str(out),
+                 "--workdir", str(tmp_path)]) == 2  # an existing --json: refused
+    assert "`--json` to name a new file or --overwrite" in capsys.readouterr().err
+    assert main(["bench", "--size", "16", "--chunks", "8", "--stages", "filter", "--json", str(out), "--overwrite",
+                 "--no-progress", "--workdir", str(tmp_path)]) == 0
+    assert "%|" not in capsys.readouterr().err and json.loads(out.read_text())["size"] == 16
     # the planning column: how long 10⁹ voxels would take at each stage's rate, and all together
     from bigseg.cli.cmd_bench import _duration
 
