@@ -109,12 +109,17 @@ def refuse_replacing(dest: Any, sources: Any, option: str) -> None:
     (with --overwrite) would replace the input, and with it the label images stored in it."""
     from pathlib import Path
 
+    from ..io._volume import is_zarr_store
+
     d = Path(dest).resolve()
     for s in [sources] if isinstance(sources, (str, Path)) else sources:
         s = Path(s).resolve()
         if s == d or d in s.parents:
             raise InputError(f"Expected `{option}` to be another place than the input {str(s)!r}: writing it would "
                              f"replace the input (and every label image stored in it). Got {str(dest)!r} instead.")
+        if s in d.parents and is_zarr_store(s):  # a file dropped into a zarr store (a folder of slices reads the same)
+            raise InputError(f"Expected `{option}` to be outside the input {str(s)!r}: writing into it would change "
+                             f"the input. Got {str(dest)!r} instead.")
 
 
 def refuse_existing(dest: Any, overwrite: bool, option: str, *, kind: str = "zarr") -> None:

@@ -116,6 +116,9 @@ def test_an_output_that_would_replace_its_input_is_refused_before_any_work(tmp_p
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert option in err and "replace the input" in err
+    inside = src / "0" / "foo.npy"  # a file dropped into the input store (was written there)
+    assert main(["export", str(src), str(inside)]) == 2
+    assert "`dest` to be outside the input" in capsys.readouterr().err and not inside.exists()
     assert open_volume(src).dtype == np.float32 and open_volume(src / "labels" / "truth").shape == (6, 7, 8)
     assert main(["segment", str(src / "labels" / "truth"), "--method", "threshold", "--name", "x"]) == 2
     assert "not a label image" in capsys.readouterr().err
