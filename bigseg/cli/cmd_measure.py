@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--particles", default=None, metavar="CSV",
                    help="write one row per particle of --particle-phase (size, shape, contacts, detachment) to CSV, "
                         "and its histograms beside it (same name, .png)")
-    p.add_argument("--particle-phase", default="active", help="phase of the particles (default active)")
+    p.add_argument("--particle-phase", default=None, help="phase of the particles (default active)")
     p.add_argument("--particle-labels", default=None, metavar="NAME",
                    help="also write the particles' instance labels into the image as labels/NAME (value = the id "
                         "of the --particles table; for a series its track), e.g. to check the split in napari")
@@ -70,7 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--profile", default=None, choices=["z", "y", "x"],
                    help="volume fractions slice by slice along this axis (e.g. the electrode's thickness): printed "
                         "in ten bins, all slices in --netcdf/--csv, drawn beside --plot (NAME_profile.png)")
-    p.add_argument("--profile-step", type=int, default=1, metavar="N", help="slices per bin of --profile (default 1)")
+    p.add_argument("--profile-step", type=int, default=None, metavar="N", help="slices per bin of --profile (default 1)")
     p.add_argument("--rve", action="store_true",
                    help="representative volume element: scatter of each phase's fraction over sub-cubes of growing "
                         "edge, and the smallest edge within 5 %% (drawn beside --plot as NAME_rve.png)")
@@ -290,9 +290,30 @@ def _write_particle_labels(labels, args: argparse.Namespace, phases) -> Path:
                             instances=True, progress=args.progress))
 
 
+#: options that act only with one of others (given without, refused by name rather than ignored),
+#: and their values when not given
+_NEEDS = {"profile_step": (("profile",), 1), "particle_phase": (("particles", "particle_labels"), "active"),
+          "no_split": (("particles", "particle_labels"), False), "intensity": (("particles",), None),
+          "fov": (("tortuosity", "radial"), None)}
+
+
+def _refuse_unused(args: argparse.Namespace) -> None:
+    for dest, (users, unset) in _NEEDS.items():
+        value = getattr(args, dest)
+        if value not in (None, False) and not any(getattr(args, u) for u in users):
+            option = "--" + dest.replace("_", "-")
+            given = option if value is True else f"{option} {value}"
+            raise InputError(f"Expected `{option}` only with {' or '.join('--' + u.replace('_', '-') for u in users)}. "
+                             f"Got {given} without.")
+        if value is None:
+            setattr(args, dest, unset)
+
+
 def run(args: argparse.Namespace) -> int:
     from .. import measure
     from ..io import open_source
+
+    _refuse_unused(args)
 
     labels = open_label_image(args.labels, args.label, "segmentation", "labels", say="measuring")
     truth = open_label_image(args.truth, None, "truth", "--truth", say="truth    ") if args.truth else None

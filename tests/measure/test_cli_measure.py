@@ -55,6 +55,12 @@ def test_cli_measure_bad_values_exit_code(tmp_path, capsys):
     rc = main(["measure", str(image), "--phases", "pore,solid"])
     assert rc == 2
     assert "Got 27 voxels with other values (1 distinct: 2)" in capsys.readouterr().err
+    for argv, said in ((["--profile-step", "1"], "`--profile-step` only with --profile. Got --profile-step 1 without"),
+                       (["--no-split"], "`--no-split` only with --particles or --particle-labels"),
+                       (["--particle-phase", "active"], "`--particle-phase` only with --particles"),
+                       (["--fov", "auto"], "`--fov` only with --tortuosity or --radial")):  # were ignored
+        assert main(["measure", str(image), *argv]) == 2
+        assert said in capsys.readouterr().err, argv
 
 
 def test_cli_measure_particles_shells_tortuosity(tmp_path, capsys):
