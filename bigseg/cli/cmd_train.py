@@ -43,7 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-minutes", type=float, default=None, help="stop after this wall time (best epoch kept)")
     p.add_argument("--presets", default=None, help="--synthetic: comma-separated XCT presets (default all realistic)")
     p.add_argument("--shape", default=None, help="--synthetic: z,y,x of each generated volume")
-    p.add_argument("--batches-per-volume", type=int, default=6, help="--synthetic: batches per generated volume")
+    p.add_argument("--batches-per-volume", type=int, default=None,
+                   help="--synthetic: batches per generated volume (default 6)")
     p.add_argument("--data-workers", type=int, default=0, metavar="N",
                    help="--synthetic: processes making the volumes ahead (same volumes, same model; on a GPU give "
                         "it most of the cores: the simulator sets the pace); default 0, in turn")
@@ -111,10 +112,16 @@ def run(args: argparse.Namespace) -> int:
                 raise InputError(f"Expected `--radius-range` to be low,high in voxels. Got {args.radius_range!r} instead.") from None
         model = train_synthetic(lr=args.lr if args.lr is not None else 1e-3,
                                 lr_decay=args.lr_decay if args.lr_decay is not None else 0.8,
-                                batches_per_volume=args.batches_per_volume, workers=args.data_workers, **common, **kw)
+                                batches_per_volume=args.batches_per_volume or 6, workers=args.data_workers, **common,
+                                **kw)
     else:
         if not args.image or not args.labels:
             raise InputError("Expected `image` and `labels` paths (or --synthetic). Got too few.")
+        for option in ("presets", "shape", "batches_per_volume", "data_workers", "radius_range"):
+            if getattr(args, option):  # the generator's options: refused by name rather than ignored
+                flag = "--" + option.replace("_", "-")
+                raise InputError(f"Expected `{flag}` only with --synthetic. Got {flag} {getattr(args, option)} "
+                                 "with an image and labels.")
         from ..io import open_source
 
         image = open_source(args.image)

@@ -24,7 +24,7 @@ __all__ = ["train", "parse_common", "prepare_model", "finish_model"]
 
 def parse_common(
     *, arch: Any, init: Any, epochs: Any, lr: Any, lr_decay: Any, batch_size: Any, patch: Any, patience: Any,
-    seed: Any, device: Any, amp: Any, augment: Any, max_minutes: Any, steps_per_epoch: Any,
+    seed: Any, device: Any, amp: Any, augment: Any, max_minutes: Any, steps_per_epoch: Any, arch_kwargs: Any = None,
 ) -> dict[str, Any]:
     """Validate the options shared by :func:`train` and :func:`synthetic` (before any work)."""
     if init is not None and not isinstance(init, Model):
@@ -40,6 +40,11 @@ def parse_common(
         raise InputError(f"Expected `arch` in {available()}. Got {arch!r} instead.")
     if init is not None and arch != init.arch:
         raise InputError(f"Expected `arch` to match the `init` model's {init.arch!r} when fine-tuning. Got {arch!r} instead.")
+    if init is not None and arch_kwargs:  # the copy keeps init's layers: other ones would be ignored
+        differ = {k: v for k, v in dict(arch_kwargs).items() if init.arch_kwargs.get(k) != v}
+        if differ:
+            raise InputError(f"Expected no `arch_kwargs` other than the `init` model's {init.arch_kwargs} when "
+                             f"fine-tuning (its layers are copied). Got {differ} instead.")
     out: dict[str, Any] = {"arch": arch, "init": init}
     out["epochs"] = parse_positive_int("epochs", epochs)
     out["lr"] = parse_positive_float("lr", lr)
@@ -254,7 +259,7 @@ def train(
     labels = sparse_labels(labels, unlabelled)
     opts = parse_common(arch=arch, init=init, epochs=epochs, lr=lr, lr_decay=lr_decay, batch_size=batch_size, patch=patch,
                         patience=patience, seed=seed, device=device, amp=amp, augment=augment, max_minutes=max_minutes,
-                        steps_per_epoch=steps_per_epoch)
+                        steps_per_epoch=steps_per_epoch, arch_kwargs=arch_kwargs)
     axis = parse_in_range("axis", axis, 0, 2, closed="both")
     axis = int(axis)
     val_fraction = parse_in_range("val_fraction", val_fraction, 0.0, 1.0, closed="left")

@@ -43,6 +43,13 @@ def test_cli_train_sparse_labels_writes_checkpoint_and_report(files, capsys):
     assert "epoch 1: loss" in out_text and "epoch 2: loss" in out_text and "IoU pore=" in out_text
     # refuses to overwrite, then fine-tunes the written model
     assert main(["train", str(files / "img.npy"), str(files / "lab.npy"), "-o", str(out)]) == 2
+    capsys.readouterr()
+    for extra, said in ((["--presets", "lab-micro-ct"], "`--presets` only with --synthetic"),  # were ignored
+                        (["--data-workers", "2"], "`--data-workers` only with --synthetic"),
+                        (["--init", str(out), "--kernels", "64"], "no `arch_kwargs` other than the `--init` model's")):
+        assert main(["train", str(files / "img.npy"), str(files / "lab.npy"), "-o", str(files / "x.pt"), *extra]) == 2
+        assert said in capsys.readouterr().err, extra
+    assert not (files / "x.pt").exists()
     out2 = files / "ft.pt"
     rc = main(["train", str(files / "img.npy"), str(files / "lab.npy"), "-o", str(out2), "--init", str(out), "--epochs", "1",
                "--steps-per-epoch", "1", "--batch-size", "2", "--lr", "1e-12", "--threads", "1", "--no-progress"])
