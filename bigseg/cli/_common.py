@@ -168,6 +168,11 @@ def output_file(path: str | None, option: str, *, suffixes: tuple[str, ...] | No
     return path
 
 
+def voxel_size_text(voxel_size: Any, unit: str) -> str:
+    """``50 x 50 x 50 nm``: a voxel size as every command prints it."""
+    return " x ".join(f"{float(v):g}" for v in voxel_size) + f" {unit}"
+
+
 def parse_triple(text: str | None, cast=float, *, option: str, count: str = "one or three",
                  example: str = "5 or 5,4,4") -> Any:
     """'5' -> 5, '5,4,4' -> (5, 4, 4); ``option`` (e.g. ``"--voxel-size"``) named when ``text`` is

@@ -3,7 +3,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._common import add_cluster_args, add_progress_args, cluster_from_args, refuse_existing, refuse_replacing
+from ._common import (add_cluster_args, add_progress_args, cluster_from_args, refuse_existing, refuse_replacing,
+                      voxel_size_text)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -50,7 +51,6 @@ def run(args: argparse.Namespace) -> int:
                          "export it to one .tif (axes TZYX), .h5 or .npy, or one step with --step T.")
     with cluster_from_args(args):
         out = export(vol, args.dest, format=args.format, overwrite=args.overwrite, progress=args.progress)
-    vs = " x ".join(f"{v:g}" for v in vol.attrs["voxel_size"])
     kept = " (not stored: a .npy keeps no voxel size)" if str(out).endswith(".npy") else ""
-    print(f"wrote {out}: shape {tuple(vol.shape)}, dtype {vol.dtype}, voxel size {vs} {vol.attrs['unit']}{kept}")
+    print(f"wrote {out}: shape {tuple(vol.shape)}, dtype {vol.dtype}, voxel size {voxel_size_text(vol.attrs['voxel_size'], vol.attrs['unit'])}{kept}")
     return 0

@@ -3,6 +3,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from ._common import voxel_size_text
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("info", help="describe an OME-Zarr volume, a TIFF / HDF5 / npy source before ingest, or a run folder",
@@ -30,7 +32,7 @@ def _source_lines(info: dict, args: argparse.Namespace) -> list[str]:
     files = f", {info['files']} files" if "files" in info else ""
     vs = info["voxel_size"]
     lines = [f"path        {info['path']}  ({info['format']}{files})", *_array_lines(info, None),
-             f"voxel size  {' x '.join(f'{v:g}' for v in vs) + ' ' + info['unit'] if vs else 'not stated (pass --voxel-size to ingest)'}"]
+             f"voxel size  {voxel_size_text(vs, info['unit']) if vs else 'not stated (pass --voxel-size to ingest)'}"]
     for name, (shape, dt) in info.get("datasets", {}).items():
         lines.append(f"dataset   {'*' if name == info['dataset'] else ' '} {name}  {' x '.join(map(str, shape))}  {dt}")
     from shlex import quote
@@ -47,7 +49,7 @@ def _array_lines(info: dict, dims: list[str] | None) -> list[str]:
 def _volume_lines(info: dict, args: argparse.Namespace) -> list[str]:
     lines = [f"path        {info['path']}", *_array_lines(info, info["dims"]),
              f"chunks      {' x '.join(map(str, info['chunks']))}",
-             f"voxel size  {' x '.join(f'{v:g}' for v in info['voxel_size'])} {info['unit']}"]
+             f"voxel size  {voxel_size_text(info['voxel_size'], info['unit'])}"]
     if "source_region" in info:
         lines.append(f"cropped     {', '.join(f'{d} {a}:{b}' for d, (a, b) in zip('zyx', info['source_region']))} of the source")
     if "origin" in info:

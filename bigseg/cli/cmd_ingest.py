@@ -3,7 +3,7 @@ from __future__ import annotations
 import argparse
 
 from ._common import (add_cluster_args, add_progress_args, cluster_from_args, command_key, parse_triple,
-                      refuse_existing, refuse_replacing, say_if_uncalibrated)
+                      refuse_existing, refuse_replacing, say_if_uncalibrated, voxel_size_text)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
             offset=args.offset, levels=args.levels, crop=args.crop, overwrite=args.overwrite, progress=args.progress,
             resume_key=key, channel=args.channel,
         )
-    print(f"wrote {args.dest}: shape {vol.shape}, dtype {vol.dtype}, voxel size {vol.attrs['voxel_size']} {vol.attrs['unit']}")
+    print(f"wrote {args.dest}: shape {vol.shape}, dtype {vol.dtype}, voxel size {voxel_size_text(vol.attrs['voxel_size'], vol.attrs['unit'])}")
     if args.voxel_size is None:
         say_if_uncalibrated(args.source, vol, dataset=args.dataset, dtype=args.dtype,
                             shape=parse_triple(args.shape, int, option="--shape"), offset=args.offset)

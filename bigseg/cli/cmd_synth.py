@@ -68,11 +68,8 @@ def run(args: argparse.Namespace) -> int:
     fractions = _numbers("fractions", args.fractions)
     radius = _numbers("radius", args.radius)
     radius_arg = radius[0] if len(radius) == 1 else tuple(radius)
-    try:
-        shape = parse_triple(args.shape, int, option="--shape")
-        chunks = parse_triple(args.chunks, int, option="--chunks")
-    except ValueError:
-        raise InputError(f"Expected `shape` and `chunks` to be integers (edge or z,y,x). Got {args.shape!r}, {args.chunks!r} instead.") from None
+    shape = parse_triple(args.shape, int, option="--shape", example="96 or 48,96,96")
+    chunks = parse_triple(args.chunks, int, option="--chunks", example="64 or 32,64,64")
     voxel_size = None if args.voxel_size is None else parse_triple(args.voxel_size, option="--voxel-size")
     phys = {"snr": args.snr, "noise": args.noise, "psf_sigma": args.psf_sigma, "phase_contrast": args.phase_contrast,
             "rings": args.rings, "drift": args.drift, "cupping": args.cupping, "bits": args.bits}

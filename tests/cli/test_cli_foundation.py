@@ -52,7 +52,7 @@ def test_ingest_then_info(tmp_path, odd_volume):
     tifffile.imwrite(tmp_path / "ij.tif", odd_volume[:4], imagej=True, resolution=(2.0, 2.0),
                      metadata={"spacing": 1.0, "unit": "micron"})
     cal = run("ingest", tmp_path / "ij.tif", tmp_path / "c.ome.zarr", "--unit", "nm")
-    assert "voxel size (1000.0, 500.0, 500.0) nm" in cal.stdout and "no voxel size" not in cal.stderr
+    assert "voxel size 1000 x 500 x 500 nm" in cal.stdout and "no voxel size" not in cal.stderr
     run("ingest", tmp_path / "v.npy", tmp_path / "crop.ome.zarr", "--crop", "1:5,:,10:-10")
     assert "cropped     z 1:5, y 0:53, x 10:61 of the source" in run("info", tmp_path / "crop.ome.zarr").stdout
     text = run("info", tmp_path / "v.ome.zarr").stdout
