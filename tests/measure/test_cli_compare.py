@@ -63,6 +63,8 @@ def test_compare_refuses_one_label_image_and_other_shapes(tmp_path, capsys):
     save_labels(lab[:5], small, name="b", phases=["pore", "cbd", "active"], progress=False)
     assert main(["compare", "a", "--image", str(image)]) == 2
     assert "at least two" in capsys.readouterr().err
+    assert main(["compare", "a", str(image / "labels" / "a"), "--image", str(image)]) == 2  # was a perfect "pair"
+    assert "each label image once in `labels`" in capsys.readouterr().err
     assert main(["compare", str(image / "labels" / "a"), str(small / "labels" / "b")]) == 2
     assert f"Expected {str(small / 'labels' / 'b')!r} to have the shape of" in capsys.readouterr().err
     # label images that name their phases otherwise: value 1 is not the same phase in both
