@@ -281,7 +281,13 @@ def train(
     norm = dict(opts["init"].normalization) if opts["init"] is not None else dict(DEFAULT_NORMALIZATION)
     mask = None
     if fov is not None:  # prepared as segment(fov=) prepares its input; no training signal outside
-        mask = fov_mask(img, fov, margin=fov_margin).values
+        found = fov_mask(img, fov, margin=fov_margin)
+        if not found.attrs["found"]:
+            import warnings
+
+            warnings.warn(f"fov {fov!r}: no constant fill found around the sample; the whole cross-section is used "
+                          "(give the circle, e.g. fov='cylinder' or (cy, cx, r))", UserWarning, stacklevel=2)
+        mask = found.values
         lab = np.where(mask[None], lab, UNLABELLED).astype(np.uint8)
     img, lo, hi = normalize_image(img, low=norm.get("low", 0.5), high=norm.get("high", 99.5), fov=mask)
 

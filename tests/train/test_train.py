@@ -408,6 +408,9 @@ def test_training_inside_a_field_of_view(pair):
     assert data["labelled_voxels"] == int(inside.sum()) * lab.shape[0]
     assert data["fov"]["spec"] == "auto" and data["fov"]["inside_fraction"] == pytest.approx(inside.mean(), abs=1e-4)
     assert data["percentiles"] == pytest.approx(list(ref.attrs["normalize"]))
+    with pytest.warns(UserWarning, match="no constant fill found"):  # a scan with no fill: said (was silent)
+        bigseg.train(img, dense, arch="lrcsnet", arch_kwargs=TINY, patch=(32, 32), epochs=1, steps_per_epoch=1,
+                     batch_size=2, progress=False, seed=1, fov="auto", val_fraction=0)
 
 
 def test_a_data_worker_that_dies_is_said_plainly(monkeypatch):
