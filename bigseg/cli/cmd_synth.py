@@ -59,7 +59,6 @@ def _numbers(name: str, text: str) -> list[float]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import InputError
     from ..io import UNLABELLED, fill_outside, fov_mask, open_volume, save_labels, save_volume
     from ..synth import electrode, perturb, series, xct
 

@@ -333,6 +333,9 @@ def read_source(
     p = Path(src)
     if not p.exists():
         raise SourceNotFoundError(f"Expected `source` to be an existing file or folder. Got {src!r}, which does not exist.")
+    if offset and shape is None and (p.is_dir() or p.suffix.lower() not in RAW_SUFFIXES):
+        raise InputError(f"Expected `offset` only for a raw binary file (header bytes to skip). Got offset={offset!r} "
+                         f"for {src!r}.")
     if p.is_dir():
         if is_zarr_store(p):
             return open_volume(p)

@@ -26,7 +26,7 @@ import numpy as np
 import xarray as xr
 import zarr
 
-from .._parse import parse_chunks, parse_nonnegative_int, parse_phases, parse_voxel_size
+from .._parse import parse_chunks, parse_phases, parse_positive_int, parse_voxel_size
 from ..errors import InputError, OutputExistsError, OutputNotWritableError, SourceNotFoundError, VolumeFormatError
 from ..ops._dispatch import on_host
 from ..runtime._budget import format_bytes
@@ -380,7 +380,7 @@ def save_volume(
     str, the path written.
     """
     dest = Path(path)
-    levels = parse_nonnegative_int("levels", levels) or 1
+    levels = parse_positive_int("levels", levels)  # 0 was taken as 1
     vol, chunks = _prepare(data, chunks=chunks, voxel_size=voxel_size, phases=phases, unit=unit)
     _check_levels(levels, vol)
     _check_dest(dest, overwrite)
@@ -433,9 +433,9 @@ def save_labels(
     vol = vol.assign_coords({d: image.coords[d].values for d in ("z", "y", "x")})  # the image's grid and place
     vol.name = name
     if levels is None:
-        levels = min(len(_ome_meta(zarr.open_group(str(image_path), mode="r"))["multiscales"][0]["datasets"]),
-                     _most_levels(vol))
-    levels = _check_levels(parse_nonnegative_int("levels", levels) or 1, vol)
+        levels = max(1, min(len(_ome_meta(zarr.open_group(str(image_path), mode="r"))["multiscales"][0]["datasets"]),
+                            _most_levels(vol)))
+    levels = _check_levels(parse_positive_int("levels", levels), vol)
     dest = image_path / "labels" / name
     _check_dest(dest, overwrite, "name")
     lgroup = zarr.open_group(str(image_path / "labels"), mode="a", zarr_format=3)

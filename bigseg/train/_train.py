@@ -283,8 +283,6 @@ def train(
     if fov is not None:  # prepared as segment(fov=) prepares its input; no training signal outside
         found = fov_mask(img, fov, margin=fov_margin)
         if not found.attrs["found"]:
-            import warnings
-
             warnings.warn(f"fov {fov!r}: no constant fill found around the sample; the whole cross-section is used "
                           "(give the circle, e.g. fov='cylinder' or (cy, cx, r))", UserWarning, stacklevel=2)
         mask = found.values

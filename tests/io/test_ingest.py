@@ -289,6 +289,10 @@ def test_raw_size_mismatch(tmp_path, odd_volume):
     np.save(tmp_path / "scan.npy", odd_volume)  # a shape for a file that has its own: said so (was "raw binary")
     with pytest.raises(InputError, match=r"`shape` only for a raw binary file.*scan.npy.*leave `shape` out"):
         bigseg.ingest(tmp_path / "scan.npy", tmp_path / "out.ome.zarr", shape=odd_volume.shape)
+    with pytest.raises(InputError, match=r"`offset` only for a raw binary file.*offset=5"):  # was ignored
+        bigseg.ingest(tmp_path / "scan.npy", tmp_path / "out.ome.zarr", offset=5)
+    with pytest.raises(InputError, match="`levels`"):  # 0 was taken as 1
+        bigseg.ingest(tmp_path / "scan.npy", tmp_path / "out.ome.zarr", levels=0)
     (tmp_path / "scan.npy").unlink()
     _nothing_written(tmp_path)
 
