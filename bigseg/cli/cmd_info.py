@@ -15,6 +15,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                 "of `bigseg run`/`demo`/`watch` (a summary of the run)")
     p.add_argument("--dataset", default=None, help="HDF5 source: the dataset to describe (default /exchange/data, "
                                                    "else the file's only 3D/4D dataset)")
+    p.add_argument("--shape", default=None, help="raw binary source: z,y,x (as for ingest)")
+    p.add_argument("--dtype", default=None, help="raw binary source: dtype with endianness, e.g. '<u2'")
+    p.add_argument("--offset", type=int, default=0, help="raw binary source: header bytes to skip")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument("--no-stats", action="store_true", help="skip the intensity summary (label images: the phase fractions)")
     p.set_defaults(func=run)
@@ -190,7 +193,10 @@ def run(args: argparse.Namespace) -> int:
     elif is_zarr_store(args.path):
         info, lines = volume_info(args.path, stats=not args.no_stats), _volume_lines
     else:  # a source for ingest (an HDF5 file without the dataset: the error lists those present)
-        info, lines = source_info(args.path, dataset=args.dataset), _source_lines
+        from ._common import parse_triple
+
+        info, lines = source_info(args.path, dataset=args.dataset, dtype=args.dtype, offset=args.offset,
+                                  shape=parse_triple(args.shape, int, option="--shape")), _source_lines
     print(json.dumps(info, indent=2) if args.json else "\n".join(lines(info, args)))
     return 0
 

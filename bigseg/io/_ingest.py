@@ -292,8 +292,8 @@ def _hdf5(path: str, dataset: str | None) -> Hdf5Reader:
 def _raw(path: str, shape: Any, dtype: Any, offset: int) -> MemmapReader:
     if shape is None or dtype is None:
         raise InputError(
-            f"Expected `shape` and `dtype` for raw binary {path!r} (command line: bigseg ingest --shape Z,Y,X "
-            f"--dtype '<u2', --offset for a header; a raw file states neither). Got shape={shape!r}, "
+            f"Expected `shape` and `dtype` for raw binary {path!r} (command line: --shape Z,Y,X --dtype '<u2', "
+            f"--offset for a header, with ingest or info; a raw file states neither). Got shape={shape!r}, "
             f"dtype={dtype!r} instead."
         )
     shape_t = parse_tuple("shape", shape, len(shape) if hasattr(shape, "__len__") else 3, parse_positive_int)

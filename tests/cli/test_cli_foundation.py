@@ -83,7 +83,7 @@ def test_cluster_prints_dashboard_and_stops():
     assert "scheduler   tcp://127.0.0.1:" in out.stdout
 
 
-def test_info_on_sources_before_ingest(tmp_path, odd_volume):
+def test_info_on_sources_before_ingest(tmp_path, odd_volume, capsys):
     import h5py
 
     with h5py.File(tmp_path / "scan.h5", "w") as f:
@@ -97,6 +97,12 @@ def test_info_on_sources_before_ingest(tmp_path, odd_volume):
     assert info["format"] == "NumPy .npy" and info["shape"] == [37, 53, 71] and info["voxel_size"] is None
     out = run("info", tmp_path / "scan.h5", "--dataset", "/nope", check=False)
     assert out.returncode == 2 and "/exchange/theta" in out.stderr  # the datasets present are listed
+    odd_volume.astype("<u2").tofile(tmp_path / "scan.raw")  # raw: described with the layout ingest would take
+    assert main(["info", str(tmp_path / "scan.raw"), "--shape", "37,53,71", "--dtype", "<u2", "--json"]) == 0
+    raw = json.loads(capsys.readouterr().out)
+    assert raw["format"] == "raw binary" and raw["shape"] == [37, 53, 71] and raw["dtype"] == "uint16"
+    assert main(["info", str(tmp_path / "scan.raw")]) == 2
+    assert "--shape Z,Y,X --dtype '<u2', --offset for a header, with ingest or info" in capsys.readouterr().err
 
 
 def test_an_output_that_would_replace_its_input_is_refused_before_any_work(tmp_path, capsys):
