@@ -15,7 +15,8 @@ Formats, by the destination's suffix:
   TZYX for a series with its times as each plane's ``DeltaT``, CZYX for probabilities),
   zlib-compressed;
 * ``.h5`` / ``.hdf5``: dataset ``/exchange/data`` (DXchange layout), chunked and compressed,
-  with ``element_size_um`` (z, y, x in µm) when the unit is a length;
+  with ``element_size_um`` (z, y, x in µm) when the unit is a length, and ``origin_voxels``
+  for a box cut from a scan (where it lies; ``ingest`` puts it back there);
 * ``.npy``: a NumPy array file (memory-mappable; it holds no voxel size).
 """
 
@@ -37,7 +38,7 @@ from ..runtime._lock import make_folder
 from ..runtime._progress import compute
 from ._calibration import convert_length, imagej_unit, normalise_unit, ome_tiff_unit
 from ._omezarr import _check_dest, _commit, _partial_path, _remove
-from ._volume import as_volume
+from ._volume import as_volume, origin_of
 
 __all__ = ["export"]
 
@@ -136,6 +137,9 @@ def _write_hdf5(vol: xr.DataArray, tmp: Path, vs: tuple[float, ...] | None, unit
         ds.attrs["unit"] = str(vol.attrs.get("unit", "voxel"))
         if vol.attrs.get("phases"):
             ds.attrs["phases"] = [str(p) for p in vol.attrs["phases"]]
+        first = [o / v for o, v in zip(origin_of(vol), vol.attrs.get("voxel_size", (1.0, 1.0, 1.0)))]
+        if any(first):  # a box cut from a scan: where it lies, in voxels (ingest puts it back there)
+            ds.attrs["origin_voxels"] = np.asarray(first, np.float64)
         if "t" in vol.dims and "t" in vol.coords:  # a series' times, read back by ingest
             ds.attrs["times"] = np.asarray(vol.coords["t"].values, np.float64)
         for index, block in _slabs(vol):

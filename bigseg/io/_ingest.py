@@ -556,7 +556,10 @@ def _read_volume(source: Any, *, chunks: Any, vs: Any, unit: str | None, dataset
         token = tokenize(os.path.abspath(os.fspath(source)), dataset, dtype, shape, offset)
         arr = da.from_array(reader, chunks=c, asarray=True, lock=False, fancy=False,
                             name=f"ingest-{Path(os.fspath(source)).name}-{token}")
-        vol = make_volume(arr, voxel_size=cal[0], unit=cal[1])
+        at = _hdf5_attr(reader, "origin_voxels") if isinstance(reader, Hdf5Reader) else None  # as export writes it
+        vs3 = parse_voxel_size(cal[0])
+        vol = make_volume(arr, voxel_size=vs3, unit=cal[1],
+                          origin=None if at is None else [float(o) * v for o, v in zip(at, vs3)])
         times = _stated_times(reader) if len(reader.shape) == 4 else None
         if times is not None and len(times) == vol.sizes["t"] and np.all(np.diff(times) > 0):  # as bigseg exports
             vol = vol.assign_coords(t=times)

@@ -136,3 +136,22 @@ def test_cli_export_label_image(tmp_path, odd_volume, capsys):
                                   odd_volume + 1)
     assert main(["export", str(image), str(tmp_path / "x.npy"), "--step", "0"]) == 2
     assert "Got 0 for one volume" in capsys.readouterr().err
+
+
+def test_a_box_cut_from_a_scan_keeps_its_place_through_hdf5(tmp_path, odd_volume):
+    """Was: an ingest of the exported HDF5 put the box back at the origin (centroids and profiles
+    no longer in the scan's frame)."""
+    from bigseg.io import origin_of
+
+    np.save(tmp_path / "scan.npy", odd_volume)
+    box = bigseg.ingest(tmp_path / "scan.npy", tmp_path / "box.ome.zarr", crop="4:20,:,8:40", voxel_size=(50, 25, 25),
+                        progress=False)
+    assert origin_of(box) == (200.0, 0.0, 200.0)
+    bigseg.export(box, tmp_path / "box.h5", progress=False)
+    back = bigseg.ingest(tmp_path / "box.h5", tmp_path / "back.ome.zarr", progress=False)
+    assert origin_of(back) == (200.0, 0.0, 200.0) and back.attrs["unit"] == "nm"
+    um = bigseg.ingest(tmp_path / "box.h5", tmp_path / "um.ome.zarr", unit="um", progress=False)
+    assert origin_of(um) == pytest.approx((0.2, 0.0, 0.2))  # in the unit asked for
+    np.testing.assert_array_equal(back.values, odd_volume[4:20, :, 8:40])
+    whole = bigseg.export(make_volume(odd_volume), tmp_path / "whole.h5", progress=False)
+    assert "origin_voxels" not in h5py.File(whole, "r")["exchange/data"].attrs
