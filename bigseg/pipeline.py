@@ -253,9 +253,14 @@ class Pipeline:
         self._check_temporal(shape)
         self._check_crop_and_truth(shape, truth)
         _check_dest(source, dest)
-        # one run at a time into dest; the cluster first (one that cannot start leaves no empty dest)
-        with bars(progress), _client_context(client, self.config), held(dest, argument="dest", inside=True):
-            return self._run(source, dest, resume=resume, truth=truth)
+        made = not Path(dest).exists()
+        try:  # one run at a time into dest (held before a cluster is started for it)
+            with bars(progress), held(dest, argument="dest", inside=True), _client_context(client, self.config):
+                return self._run(source, dest, resume=resume, truth=truth)
+        except BaseException:
+            if made and Path(dest).is_dir() and not any(Path(dest).iterdir()):  # e.g. a cluster that cannot start
+                Path(dest).rmdir()
+            raise
 
     def _check_temporal(self, shape: tuple[int, ...] | None) -> None:
         """``predict.temporal`` needs a series: refused for a single scan before any work."""
@@ -361,7 +366,7 @@ class Pipeline:
         if not inbox.is_dir():
             raise InputError(f"Expected `inbox` to be an existing folder. Got {str(inbox)!r} instead.")
         self._check_model()  # a configuration no scan could run with: refused now, not once per scan
-        _check_folder(out, "out", _WATCH_FILES, "of an earlier watch")
+        _check_folder(out, "out", _WATCH_FILES, "of an earlier watch", runs_inside=True)
         out.mkdir(parents=True, exist_ok=True)
         ledger_path = out / "watch.json"
         ledger: dict[str, dict[str, Any]] = json.loads(ledger_path.read_text()) if ledger_path.exists() else {}
@@ -603,16 +608,26 @@ def _source_shape(source: Any) -> tuple[int, ...] | None:
 _RUN_FILES = ("run.json", "stages.json", "image.ome.zarr", "raw.ome.zarr", ".bigseg.lock", ".image.ome.zarr.",
               ".raw.ome.zarr.", ".temporal-")  # what a run folder holds, even one killed at its start
 _WATCH_FILES = ("watch.json", ".bigseg.lock")
+_SYSTEM_FILES = {".DS_Store", "Thumbs.db", "desktop.ini"}  # a file browser's, in any folder
 
 
-def _check_folder(dest: str | os.PathLike, argument: str, own: tuple[str, ...], what: str) -> None:
-    """Refuse, before any work, a ``dest`` that is a file or a folder of other data (none of
-    its entries is one of the ``own`` names, or starts with one ending in "." or "-")."""
+def _holds(folder: Path, own: tuple[str, ...]) -> bool:
+    """Whether an entry of ``folder`` is one of the ``own`` names (or starts with one ending in
+    "." or "-")."""
+    return any(n == o or (o[-1] in ".-" and n.startswith(o)) for n in os.listdir(folder) for o in own)
+
+
+def _check_folder(dest: str | os.PathLike, argument: str, own: tuple[str, ...], what: str, *,
+                  runs_inside: bool = False) -> None:
+    """Refuse, before any work, a ``dest`` that is a file or a folder of other data: none of its
+    entries is one of the ``own`` names (see :func:`_holds`), nor, with ``runs_inside`` (a watch
+    stopped during its first scan), a run's folder."""
     d = Path(dest)
     if d.exists() and not d.is_dir():
         raise InputError(f"Expected `{argument}` to be a folder (new or {what}). Got {str(dest)!r}, a file.")
-    names = sorted(p.name for p in d.iterdir()) if d.is_dir() else []
-    if names and not any(n == o or (o[-1] in ".-" and n.startswith(o)) for n in names for o in own):
+    names = sorted(p.name for p in d.iterdir() if p.name not in _SYSTEM_FILES) if d.is_dir() else []
+    if names and not _holds(d, own) and not (runs_inside and any(
+            (d / n).is_dir() and _holds(d / n, _RUN_FILES) for n in names)):
         raise InputError(f"Expected `{argument}` to be a new or empty folder, or {what}. Got {str(dest)!r}, which "
                          f"holds other data ({len(names)} entries, such as {names[0]!r}); nothing was written.")
 

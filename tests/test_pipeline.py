@@ -375,6 +375,7 @@ def test_a_truth_crop_or_dest_that_cannot_work_is_refused_before_anything_is_wri
     with pytest.raises(SourceNotFoundError, match="`source` to be existing scans.*gone.npy"):
         pipe.run([str(src), str(tmp_path / "gone.npy")], tmp_path / "e")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c", "scan.npy"]
+    pipe = Pipeline(predict={"model": "threshold"}, measure={"particles": False})
     (tmp_path / "slices").mkdir()  # a folder of other data (the scan's slices, say): refused, left as it was
     (tmp_path / "slices" / "s_0000.tif").write_text("")
     for call in (lambda: pipe.run(str(src), tmp_path / "slices"),
@@ -383,6 +384,16 @@ def test_a_truth_crop_or_dest_that_cannot_work_is_refused_before_anything_is_wri
                                              r"\. Got .*slices', which holds other data \(1 entries, such as 's_0000.tif'"):
             call()
         assert [p.name for p in (tmp_path / "slices").iterdir()] == ["s_0000.tif"]
+    (tmp_path / "w" / "scan1" / ".image.ome.zarr.partial-x").mkdir(parents=True)  # a watch stopped in its 1st scan
+    (tmp_path / "w" / ".DS_Store").write_text("")  # and a file browser's file: neither is other data
+    _check_folder = __import__("bigseg.pipeline", fromlist=["_check_folder"])._check_folder
+    _check_folder(tmp_path / "w", "out", ("watch.json",), "of an earlier watch", runs_inside=True)
+    _check_folder(tmp_path / "w" / "scan1", "dest", ("image.ome.zarr", ".image.ome.zarr."), "of an earlier run")
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "Thumbs.db").write_text("")
+    np.save(tmp_path / "grey.npy", np.random.default_rng(0).random((8, 9, 10)).astype(np.float32))
+    pipe.run(str(tmp_path / "grey.npy"), tmp_path / "junk", progress=False)  # only a file browser's file: taken
+    assert (tmp_path / "junk" / "run.json").exists()
     with pytest.raises(InputError, match="`cluster`"):  # a cluster that cannot start: no empty dest left
         pipe.run(str(src), tmp_path / "f", client="tpc://127.0.0.1:8786")
     assert not (tmp_path / "f").exists()

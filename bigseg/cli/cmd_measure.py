@@ -300,7 +300,7 @@ _NEEDS = {"profile_step": (("profile",), 1), "particle_phase": (("particles", "p
 def _refuse_unused(args: argparse.Namespace) -> None:
     for dest, (users, unset) in _NEEDS.items():
         value = getattr(args, dest)
-        if value not in (None, False) and not any(getattr(args, u) for u in users):
+        if value is not None and value is not False and not any(getattr(args, u) for u in users):
             option = "--" + dest.replace("_", "-")
             given = option if value is True else f"{option} {value}"
             raise InputError(f"Expected `{option}` only with {' or '.join('--' + u.replace('_', '-') for u in users)}. "
@@ -322,6 +322,12 @@ def run(args: argparse.Namespace) -> int:
         output_file(getattr(args, option), f"--{option}", suffixes=suffixes, overwrite=args.overwrite)
     if args.particles:  # its histograms beside it
         output_file(str(Path(args.particles).with_suffix(".png")), "--particles", overwrite=args.overwrite)
+    if args.plot:  # the figures drawn beside --plot, for the measurements asked for
+        for wanted, suffix in ((args.rve, "_rve"), (args.thickness, "_thickness"), (args.shells, "_shells"),
+                               (args.profile, "_profile"), (args.radial, "_radial")):
+            if wanted:
+                output_file(str(Path(args.plot).with_name(Path(args.plot).stem + suffix + ".png")), "--plot",
+                            overwrite=args.overwrite)
     phases = [s.strip() for s in args.phases.split(",")] if args.phases else None
     shells = parse_shells_spec("--shells", args.shells) if args.shells else None
     if args.fov is not None:

@@ -112,16 +112,17 @@ def run(args: argparse.Namespace) -> int:
                 raise InputError(f"Expected `--radius-range` to be low,high in voxels. Got {args.radius_range!r} instead.") from None
         model = train_synthetic(lr=args.lr if args.lr is not None else 1e-3,
                                 lr_decay=args.lr_decay if args.lr_decay is not None else 0.8,
-                                batches_per_volume=args.batches_per_volume or 6, workers=args.data_workers, **common,
+                                batches_per_volume=6 if args.batches_per_volume is None else args.batches_per_volume, workers=args.data_workers, **common,
                                 **kw)
     else:
         if not args.image or not args.labels:
             raise InputError("Expected `image` and `labels` paths (or --synthetic). Got too few.")
+        # the generator's options: refused by name rather than ignored (--data-workers 0 is the default)
         for option in ("presets", "shape", "batches_per_volume", "data_workers", "radius_range"):
-            if getattr(args, option):  # the generator's options: refused by name rather than ignored
+            given = getattr(args, option)
+            if given is not None and not (option == "data_workers" and given == 0):
                 flag = "--" + option.replace("_", "-")
-                raise InputError(f"Expected `{flag}` only with --synthetic. Got {flag} {getattr(args, option)} "
-                                 "with an image and labels.")
+                raise InputError(f"Expected `{flag}` only with --synthetic. Got {flag} {given} with an image and labels.")
         from ..io import open_source
 
         image = open_source(args.image)

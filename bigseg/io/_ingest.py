@@ -537,8 +537,8 @@ def _read_volume(source: Any, *, chunks: Any, vs: Any, unit: str | None, dataset
             raise InputError(f"Expected `unit` to be a length unit such as 'nm' or 'um' that the source's "
                              f"{own[1]!r} converts to. Got {unit!r} instead.")
         cal = (converted, unit or own[1])
-    else:
-        cal = ((1.0, 1.0, 1.0), unit or "nm")
+    else:  # a store in voxels keeps its sizes (the axes' ratios), now in nm as any uncalibrated source
+        cal = (tuple(reader.attrs["voxel_size"]) if isinstance(reader, xr.DataArray) else (1.0, 1.0, 1.0), unit or "nm")
     if isinstance(reader, xr.DataArray):
         vol = _one_channel(reader, channel, source).assign_attrs(voxel_size=tuple(cal[0]), unit=cal[1])
     else:

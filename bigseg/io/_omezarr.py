@@ -33,7 +33,7 @@ from ..runtime._budget import format_bytes
 from ..runtime._lock import held
 from ..runtime._manifest import key_digest, resumable_array, store_resumable
 from ..runtime._progress import compute
-from ._calibration import ome_unit, unit_from_ome
+from ._calibration import ome_unit, parse_unit, unit_from_ome
 from ._volume import UNLABELLED, as_volume, is_step_index, is_zarr_store, make_volume, origin_of, phase_colour, unit_for
 
 __all__ = ["save_volume", "save_labels", "open_volume", "volume_info", "OME_VERSION"]
@@ -258,8 +258,7 @@ def _values_named(block: Any, names: tuple[str, ...], argument: str) -> Any:
     bad = ((block >= len(names)) & (block != UNLABELLED)) | (block < 0)
     if bad.any():
         raise InputError(f"Expected `{argument}` to name every label value (0..{len(names) - 1}; 255: unlabelled). "
-                         f"Got {len(names)} names {list(names)} and the value {int(block[bad][0])} in the data "
-                         "(nothing was written).")
+                         f"Got {len(names)} names {list(names)} and the value {int(block[bad][0])} in the data.")
     return block
 
 
@@ -381,6 +380,8 @@ def save_volume(
     """
     dest = Path(path)
     levels = parse_positive_int("levels", levels)  # 0 was taken as 1
+    if unit is not None:  # the caller's (a volume's own unit, from any writer, is kept as it is)
+        parse_unit(unit)
     vol, chunks = _prepare(data, chunks=chunks, voxel_size=voxel_size, phases=phases, unit=unit)
     _check_levels(levels, vol)
     _check_dest(dest, overwrite)

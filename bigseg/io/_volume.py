@@ -69,9 +69,7 @@ def unit_for(unit: Any, voxel_size: Any, current: str = "voxel") -> str:
     physical size) and a voxel size is given: then nm, API.md's default (a size of 50 is not
     "50 voxels")."""
     if unit is not None:
-        from ._calibration import parse_unit
-
-        return parse_unit(unit)
+        return str(unit)
     return "nm" if voxel_size is not None and current == "voxel" else str(current)
 
 

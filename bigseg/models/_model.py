@@ -50,6 +50,15 @@ def register(name: str, factory: Callable[..., nn.Module], default_patch: tuple[
     _REGISTRY[str(name)] = (factory, tuple(int(p) for p in default_patch))
 
 
+def arch_defaults(arch: str) -> dict[str, Any]:
+    """The keyword arguments ``arch``'s factory takes, with their default values."""
+    import inspect
+
+    factory = _REGISTRY[arch][0]
+    return {n: p.default for n, p in inspect.signature(factory).parameters.items()
+            if p.default is not inspect.Parameter.empty}
+
+
 def available() -> list[str]:
     """Registered architecture names."""
     return sorted(_REGISTRY)

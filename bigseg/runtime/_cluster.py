@@ -114,8 +114,9 @@ def _check_options(cluster: str, options: dict[str, Any]) -> None:
     """Refuse, before anything starts, keywords that neither the cluster nor its workers take
     (LocalCluster hands unknown ones to each worker, which then fails to start: "Nanny failed
     to start", no name)."""
-    if not options or cluster == "slurm":  # slurm_cluster checks its own
-        return
+    address = "://" in cluster or (":" in cluster and cluster.split(":")[-1].isdigit())
+    if not options or cluster == "slurm" or not (address or cluster in ("local", "local-cuda")):
+        return  # slurm_cluster checks its own; an unknown name is said by connect
     import inspect
 
     if cluster in ("local", "local-cuda"):

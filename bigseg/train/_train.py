@@ -41,7 +41,13 @@ def parse_common(
     if init is not None and arch != init.arch:
         raise InputError(f"Expected `arch` to match the `init` model's {init.arch!r} when fine-tuning. Got {arch!r} instead.")
     if init is not None and arch_kwargs:  # the copy keeps init's layers: other ones would be ignored
-        differ = {k: v for k, v in dict(arch_kwargs).items() if init.arch_kwargs.get(k) != v}
+        from ..models._model import arch_defaults
+
+        def same(a: Any) -> Any:  # a checkpoint's lists are the command line's tuples
+            return list(a) if isinstance(a, (list, tuple)) else a
+
+        kept = {**arch_defaults(init.arch), **init.arch_kwargs}
+        differ = {k: v for k, v in dict(arch_kwargs).items() if same(kept.get(k)) != same(v)}
         if differ:
             raise InputError(f"Expected no `arch_kwargs` other than the `init` model's {init.arch_kwargs} when "
                              f"fine-tuning (its layers are copied). Got {differ} instead.")

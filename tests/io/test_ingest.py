@@ -197,6 +197,12 @@ def test_voxel_size_read_from_the_source(tmp_path, odd_volume):
         assert got.attrs["voxel_size"] == (1.0, 1.0, 1.0) and got.attrs["unit"] == "nm"
     import zarr
 
+    import xarray as xr
+
+    flat = xr.DataArray(vol, dims=("z", "y", "x"), attrs={"voxel_size": (2.0, 1.0, 1.0), "unit": "voxel"})
+    bigseg.save_volume(flat, tmp_path / "aniso.ome.zarr", progress=False)  # sizes with no unit: their ratios kept
+    got = bigseg.ingest(tmp_path / "aniso.ome.zarr", tmp_path / "a.ome.zarr", progress=False)
+    assert got.attrs["voxel_size"] == (2.0, 1.0, 1.0) and got.attrs["unit"] == "nm"
     zarr.save_array(str(tmp_path / "plain.zarr"), vol)  # a bare zarr array, as a .npy
     got = bigseg.ingest(tmp_path / "plain.zarr", tmp_path / "p.ome.zarr", voxel_size=2, progress=False)
     assert got.attrs["voxel_size"] == (2.0, 2.0, 2.0) and got.attrs["unit"] == "nm"

@@ -44,3 +44,9 @@ def test_an_unknown_unit_is_refused_by_name(tmp_path):
         Pipeline(unit="furlong")
     assert not list(tmp_path.glob("*.ome.zarr*"))
     assert synth.electrode((8, 8, 8), voxel_size=0.05, unit="micron").attrs["unit"] == "micron"  # as given
+    import xarray as xr  # a volume's own unit (another writer's "pixel") is kept, and labels go into it
+
+    px = xr.DataArray(a, dims=("z", "y", "x"), attrs={"voxel_size": (1.0, 1.0, 1.0), "unit": "pixel"})
+    img = bigseg.save_volume(px, tmp_path / "px.ome.zarr", progress=False)
+    bigseg.save_labels(np.zeros(a.shape, np.uint8), img, phases=["pore"], progress=False)
+    assert bigseg.open_volume(img).attrs["unit"] == "pixel"

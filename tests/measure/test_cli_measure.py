@@ -56,6 +56,7 @@ def test_cli_measure_bad_values_exit_code(tmp_path, capsys):
     assert rc == 2
     assert "Got 27 voxels with other values (1 distinct: 2)" in capsys.readouterr().err
     for argv, said in ((["--profile-step", "1"], "`--profile-step` only with --profile. Got --profile-step 1 without"),
+                       (["--profile-step", "0"], "`--profile-step` only with --profile"),
                        (["--no-split"], "`--no-split` only with --particles or --particle-labels"),
                        (["--particle-phase", "active"], "`--particle-phase` only with --particles"),
                        (["--fov", "auto"], "`--fov` only with --tortuosity or --radial")):  # were ignored

@@ -118,6 +118,8 @@ def test_connect_errors():
     with pytest.raises(InputError, match=r"keywords of LocalCluster or its workers. Got `bogus_option`=1 instead"):
         bigseg.connect("local", n_workers=1, bogus_option=1, quiet=True)
     assert _children() == before
+    with pytest.raises(InputError, match=r"`cluster` to be 'local'.*Got 'lcoal'"):  # the name, not the keyword
+        bigseg.connect("lcoal", bogus_option=1)
     with pytest.raises(InputError, match=r"keywords of distributed.Client. Got `n_threads`=2 instead"):
         bigseg.connect(f"tcp://127.0.0.1:{_free_port()}", n_threads=2, timeout=1, quiet=True)
     try:

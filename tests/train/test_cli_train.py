@@ -8,6 +8,7 @@ import torch
 
 from bigseg import models
 from bigseg.cli import main
+from bigseg.errors import InputError
 from bigseg.train import make_pair
 
 
@@ -50,6 +51,15 @@ def test_cli_train_sparse_labels_writes_checkpoint_and_report(files, capsys):
         assert main(["train", str(files / "img.npy"), str(files / "lab.npy"), "-o", str(files / "x.pt"), *extra]) == 2
         assert said in capsys.readouterr().err, extra
     assert not (files / "x.pt").exists()
+    from bigseg.train._train import parse_common  # the init model's own layer options (a list in the file) pass
+
+    kw = dict(arch=None, epochs=1, lr=1e-4, lr_decay=0.3, batch_size=2, patch=None, patience=None, seed=0,
+              device="cpu", amp=None, augment=True, max_minutes=None, steps_per_epoch=1)
+    parse_common(init=str(out), arch_kwargs={"kernels": 4, "growth": 1, "kernel_size": 5}, **kw)  # 5: the default
+    with pytest.raises(InputError, match="`arch_kwargs`"):
+        parse_common(init=str(out), arch_kwargs={"kernel_size": 3}, **kw)
+    assert main(["train", "--synthetic", "-o", str(files / "x.pt"), "--batches-per-volume", "0", "--epochs", "1"]) == 2
+    assert "`--batches-per-volume` to be a positive integer. Got 0" in capsys.readouterr().err  # was taken as 6
     out2 = files / "ft.pt"
     rc = main(["train", str(files / "img.npy"), str(files / "lab.npy"), "-o", str(out2), "--init", str(out), "--epochs", "1",
                "--steps-per-epoch", "1", "--batch-size", "2", "--lr", "1e-12", "--threads", "1", "--no-progress"])
