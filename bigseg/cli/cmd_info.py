@@ -170,6 +170,13 @@ def run(args: argparse.Namespace) -> int:
     from ..report import run_summary
 
     p = Path(args.path)
+    given = [f"--{o}" for o in ("dataset", "shape", "dtype") if getattr(args, o) is not None] + \
+        (["--offset"] if args.offset else [])
+    if given and (p.is_dir() or is_zarr_store(args.path)):  # options of a file source: refused, not ignored
+        from ..errors import InputError
+
+        raise InputError(f"Expected `{given[0]}` only for an HDF5 or raw binary source. Got {given[0]} for "
+                         f"{args.path!r}, a folder or store.")
     if p.is_dir() and _finished(p):  # a pipeline run's folder
         info, lines = {**run_summary(p), "state": run_state(p)}, _run_lines
     elif p.is_dir() and any((p / f).exists() for f in ("stages.json", ".bigseg.lock")):  # one not finished yet

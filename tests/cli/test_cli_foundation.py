@@ -103,6 +103,11 @@ def test_info_on_sources_before_ingest(tmp_path, odd_volume, capsys):
     assert raw["format"] == "raw binary" and raw["shape"] == [37, 53, 71] and raw["dtype"] == "uint16"
     assert main(["info", str(tmp_path / "scan.raw")]) == 2
     assert "--shape Z,Y,X --dtype '<u2', --offset for a header, with ingest or info" in capsys.readouterr().err
+    np.save(tmp_path / "v2.npy", odd_volume)
+    bigseg_zarr = tmp_path / "v2.ome.zarr"
+    assert main(["ingest", str(tmp_path / "v2.npy"), str(bigseg_zarr), "--no-progress"]) == 0
+    assert main(["info", str(bigseg_zarr), "--dataset", "/a"]) == 2  # was ignored
+    assert "`--dataset` only for an HDF5 or raw binary source" in capsys.readouterr().err
 
 
 def test_an_output_that_would_replace_its_input_is_refused_before_any_work(tmp_path, capsys):
