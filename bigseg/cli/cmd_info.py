@@ -40,8 +40,9 @@ def _source_lines(info: dict, args: argparse.Namespace) -> list[str]:
         lines.append(f"dataset   {'*' if name == info['dataset'] else ' '} {name}  {' x '.join(map(str, shape))}  {dt}")
     from shlex import quote
 
-    dataset = f" --dataset {quote(args.dataset)}" if args.dataset else ""
-    return lines + [f"not OME-Zarr: `bigseg ingest {quote(str(args.path))} DEST.ome.zarr{dataset}` converts it"]
+    given = [(o, getattr(args, o, None)) for o in ("dataset", "shape", "dtype")] + [("offset", getattr(args, "offset", 0))]
+    opts = "".join(f" --{o} {quote(str(v))}" for o, v in given if v)  # a raw file's layout, an HDF5 dataset
+    return lines + [f"not OME-Zarr: `bigseg ingest {quote(str(args.path))} DEST.ome.zarr{opts}` converts it"]
 
 
 def _array_lines(info: dict, dims: list[str] | None) -> list[str]:

@@ -101,6 +101,8 @@ def test_info_on_sources_before_ingest(tmp_path, odd_volume, capsys):
     assert main(["info", str(tmp_path / "scan.raw"), "--shape", "37,53,71", "--dtype", "<u2", "--json"]) == 0
     raw = json.loads(capsys.readouterr().out)
     assert raw["format"] == "raw binary" and raw["shape"] == [37, 53, 71] and raw["dtype"] == "uint16"
+    assert main(["info", str(tmp_path / "scan.raw"), "--shape", "37,53,71", "--dtype", "<u2"]) == 0
+    assert "DEST.ome.zarr --shape 37,53,71 --dtype '<u2'` converts it" in capsys.readouterr().out  # all ingest needs
     assert main(["info", str(tmp_path / "scan.raw")]) == 2
     assert "--shape Z,Y,X --dtype '<u2', --offset for a header, with ingest or info" in capsys.readouterr().err
     np.save(tmp_path / "v2.npy", odd_volume)
