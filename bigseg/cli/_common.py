@@ -168,6 +168,28 @@ def output_file(path: str | None, option: str, *, suffixes: tuple[str, ...] | No
     return path
 
 
+def set_unset(args: argparse.Namespace, values: dict[str, Any]) -> None:
+    """Options not given (the parser's default is None, so that one given as its default value
+    is still seen as given, and refused where it acts on nothing) set to their ``values``."""
+    for dest, value in values.items():
+        if getattr(args, dest) is None:
+            setattr(args, dest, value)
+
+
+def refuse_unused(args: argparse.Namespace, needs: dict[str, tuple[tuple[str, ...], Any]]) -> None:
+    """``needs``: option -> (the options it acts with, its value when not given). An option
+    given without any of those is refused by name before any work (not ignored); then every
+    option not given is set (:func:`set_unset`)."""
+    for dest, (users, _) in needs.items():
+        value = getattr(args, dest)
+        if value is not None and value is not False and not any(getattr(args, u) for u in users):
+            option = "--" + dest.replace("_", "-")
+            given = option if value is True else f"{option} {value}"
+            raise InputError(f"Expected `{option}` only with {' or '.join('--' + u.replace('_', '-') for u in users)}. "
+                             f"Got {given} without.")
+    set_unset(args, {dest: unset for dest, (_, unset) in needs.items()})
+
+
 def voxel_size_text(voxel_size: Any, unit: str) -> str:
     """``50 x 50 x 50 nm``: a voxel size as every command prints it."""
     return " x ".join(f"{float(v):g}" for v in voxel_size) + f" {unit}"

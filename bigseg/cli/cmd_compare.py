@@ -61,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
     if len(args.labels) < 2:
         raise InputError(f"Expected at least two label images to compare. Got {len(args.labels)}: {args.labels}.")
     paths = [Path(args.image) / "labels" / name if args.image else Path(name) for name in args.labels]
-    twice = sorted({str(p) for p in paths if sum(q.resolve() == p.resolve() for q in paths) > 1})
+    resolved = [p.resolve() for p in paths]
+    twice = sorted({str(p) for p, r in zip(paths, resolved) if resolved.count(r) > 1})
     if twice:  # a pair of one image with itself would read as perfect agreement
         raise InputError(f"Expected each label image once in `labels`. Got {twice} more than once.")
     segs = [open_label_image(str(p), None, None, "labels", say=None, hint=" or NAME with --image IMAGE")

@@ -3,7 +3,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ._common import voxel_size_text
+from ._common import parse_triple, voxel_size_text
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -201,8 +201,6 @@ def run(args: argparse.Namespace) -> int:
     elif is_zarr_store(args.path):
         info, lines = volume_info(args.path, stats=not args.no_stats), _volume_lines
     else:  # a source for ingest (an HDF5 file without the dataset: the error lists those present)
-        from ._common import parse_triple
-
         info, lines = source_info(args.path, dataset=args.dataset, dtype=args.dtype, offset=args.offset,
                                   shape=parse_triple(args.shape, int, option="--shape")), _source_lines
     print(json.dumps(info, indent=2) if args.json else "\n".join(lines(info, args)))

@@ -9,7 +9,7 @@ from pathlib import Path
 from .._parse import parse_shells_spec
 from ..errors import InputError
 from ._common import (FIGURE_SUFFIXES, add_cluster_args, add_progress_args, cluster_from_args, open_label_image,
-                      output_file, positive_float)
+                      output_file, positive_float, refuse_unused)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -297,23 +297,11 @@ _NEEDS = {"profile_step": (("profile",), 1), "particle_phase": (("particles", "p
           "fov": (("tortuosity", "radial"), None)}
 
 
-def _refuse_unused(args: argparse.Namespace) -> None:
-    for dest, (users, unset) in _NEEDS.items():
-        value = getattr(args, dest)
-        if value is not None and value is not False and not any(getattr(args, u) for u in users):
-            option = "--" + dest.replace("_", "-")
-            given = option if value is True else f"{option} {value}"
-            raise InputError(f"Expected `{option}` only with {' or '.join('--' + u.replace('_', '-') for u in users)}. "
-                             f"Got {given} without.")
-        if value is None:
-            setattr(args, dest, unset)
-
-
 def run(args: argparse.Namespace) -> int:
     from .. import measure
     from ..io import open_source
 
-    _refuse_unused(args)
+    refuse_unused(args, _NEEDS)
 
     labels = open_label_image(args.labels, args.label, "segmentation", "labels", say="measuring")
     truth = open_label_image(args.truth, None, "truth", "--truth", say="truth    ") if args.truth else None

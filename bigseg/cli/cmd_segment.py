@@ -9,7 +9,7 @@ from pathlib import Path
 from ..errors import InputError
 from ..runtime._lock import held
 from ._common import (add_cluster_args, add_fov_args, add_progress_args, cluster_from_args, command_key,
-                      open_label_image, positive_int, refuse_existing, refuse_replacing)
+                      open_label_image, positive_int, refuse_existing, refuse_replacing, set_unset)
 
 METHODS = ("threshold", "kmeans", "watershed", "random-forest")
 
@@ -165,9 +165,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"Expected `--temporal` only with --model (it averages a model's probabilities). "
                          f"Got --temporal {args.temporal} with --method {args.method} instead.")
     _refuse_unused(args)
-    for dest, value in _UNSET.items():
-        if getattr(args, dest) is None:
-            setattr(args, dest, value)
+    set_unset(args, _UNSET)
     if args.fov is not None:
         parse_fov(args.fov)  # before any work
     if args.model is not None and args.model != "default" and not Path(args.model).is_file():

@@ -6,7 +6,12 @@ import argparse
 import json
 import os
 
-from ._common import add_fov_args, add_progress_args, open_label_image
+from ._common import add_fov_args, add_progress_args, open_label_image, refuse_unused
+
+#: the generator's options: refused without --synthetic (by name, rather than ignored)
+_SYNTHETIC = {"presets": (("synthetic",), None), "shape": (("synthetic",), None),
+              "batches_per_volume": (("synthetic",), 6), "data_workers": (("synthetic",), 0),
+              "radius_range": (("synthetic",), None)}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,7 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shape", default=None, help="--synthetic: z,y,x of each generated volume")
     p.add_argument("--batches-per-volume", type=int, default=None,
                    help="--synthetic: batches per generated volume (default 6)")
-    p.add_argument("--data-workers", type=int, default=0, metavar="N",
+    p.add_argument("--data-workers", type=int, default=None, metavar="N",
                    help="--synthetic: processes making the volumes ahead (same volumes, same model; on a GPU give "
                         "it most of the cores: the simulator sets the pace); default 0, in turn")
     p.add_argument("--radius-range", default=None,
@@ -73,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
     from ..train import synthetic as train_synthetic
     from ..train import train
 
+    refuse_unused(args, _SYNTHETIC)
     output_file(args.output, "--output", suffixes=(".pt",))  # before any work: a file, its folder made
     output_file(args.report, "--report", suffixes=(".json",), overwrite=args.overwrite)
     output_file(args.plot, "--plot", suffixes=FIGURE_SUFFIXES, overwrite=args.overwrite)
@@ -112,17 +118,10 @@ def run(args: argparse.Namespace) -> int:
                 raise InputError(f"Expected `--radius-range` to be low,high in voxels. Got {args.radius_range!r} instead.") from None
         model = train_synthetic(lr=args.lr if args.lr is not None else 1e-3,
                                 lr_decay=args.lr_decay if args.lr_decay is not None else 0.8,
-                                batches_per_volume=6 if args.batches_per_volume is None else args.batches_per_volume, workers=args.data_workers, **common,
-                                **kw)
+                                batches_per_volume=args.batches_per_volume, workers=args.data_workers, **common, **kw)
     else:
         if not args.image or not args.labels:
             raise InputError("Expected `image` and `labels` paths (or --synthetic). Got too few.")
-        # the generator's options: refused by name rather than ignored (--data-workers 0 is the default)
-        for option in ("presets", "shape", "batches_per_volume", "data_workers", "radius_range"):
-            given = getattr(args, option)
-            if given is not None and not (option == "data_workers" and given == 0):
-                flag = "--" + option.replace("_", "-")
-                raise InputError(f"Expected `{flag}` only with --synthetic. Got {flag} {given} with an image and labels.")
         from ..io import open_source
 
         image = open_source(args.image)

@@ -255,6 +255,8 @@ def _times(vol: xr.DataArray) -> list[float] | None:
 
 def _values_named(block: Any, names: tuple[str, ...], argument: str) -> Any:
     """``block`` as it is, once each of its values is a phase's index or 255 (unlabelled)."""
+    if block.size == 0 or (block.min() >= 0 and block.max() < len(names)):  # the common case: two reductions
+        return block
     bad = ((block >= len(names)) & (block != UNLABELLED)) | (block < 0)
     if bad.any():
         raise InputError(f"Expected `{argument}` to name every label value (0..{len(names) - 1}; 255: unlabelled). "

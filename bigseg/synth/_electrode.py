@@ -114,12 +114,13 @@ def electrode(
     fr = parse_fractions(DEFAULT_FRACTIONS if fractions is None else fractions)
     rad = parse_radius(radius)
     seed = parse_nonnegative_int("seed", seed)
+    unit = None if unit is None else parse_unit(unit)  # the caller's: a length bigseg knows
     chunks_t = parse_chunks(chunks, 3)
     cracked = parse_in_range("cracked", cracked, 0.0, 1.0, closed="both")
     irregularity = parse_in_range("irregularity", irregularity, 0.0, 3.0, closed="both")
     model = build_model(shape_t, fractions=fr, radius=rad, seed=seed, cracked=cracked, irregularity=irregularity)
     arr = label_array(model, chunks_t)
-    vol = make_volume(arr, voxel_size=1.0 if voxel_size is None else voxel_size, unit=unit_for(None if unit is None else parse_unit(unit), voxel_size),
+    vol = make_volume(arr, voxel_size=1.0 if voxel_size is None else voxel_size, unit=unit_for(unit, voxel_size),
                       phases=DEFAULT_PHASES, name="labels")
     vol.attrs["synth"] = {"fractions": list(fr), "radius": list(rad), "seed": seed,
                           "n_particles": model.n_particles}

@@ -70,6 +70,7 @@ def series(
     shape_t = parse_shape(shape)
     steps = parse_positive_int("steps", steps)
     seed = parse_nonnegative_int("seed", seed)
+    unit = None if unit is None else parse_unit(unit)  # the caller's: a length bigseg knows
     fr = parse_fractions(DEFAULT_FRACTIONS if fractions is None else fractions)
     rad = parse_radius(radius)
     swelling = parse_in_range("swelling", swelling, -0.3, 0.3, closed="both")
@@ -82,7 +83,7 @@ def series(
     states = series_states(steps, swelling=swelling, crack_growth=crack_growth, gap=gap)
     arr = da.stack([label_array(model, chunks_t, st) for st in states])
     register_generator(arr.name, model, states)
-    vol = make_volume(arr, voxel_size=1.0 if voxel_size is None else voxel_size, unit=unit_for(None if unit is None else parse_unit(unit), voxel_size),
+    vol = make_volume(arr, voxel_size=1.0 if voxel_size is None else voxel_size, unit=unit_for(unit, voxel_size),
                       phases=DEFAULT_PHASES, name="labels")
     vol.attrs["states"] = [vars(st) for st in states]
     return vol
