@@ -30,3 +30,29 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture
+def bigseg_cli(capsys):
+    """``bigseg ARGS`` in this process: a CompletedProcess with its exit status, stdout and stderr.
+
+    The same ``main`` the entry point calls (tests that need the installed script, a pipe or a
+    signal start a process themselves; each process costs ~2 s of imports)."""
+    import subprocess
+
+    from bigseg.cli import main
+
+    def run(*args, check=True):
+        argv = [str(a) for a in args]
+        capsys.readouterr()
+        try:
+            code = main(argv)
+        except SystemExit as exc:  # argparse: --help, a bad option
+            code = exc.code if isinstance(exc.code, int) else 2
+        out, err = capsys.readouterr()
+        done = subprocess.CompletedProcess(["bigseg", *argv], code, out, err)
+        if check and code:
+            raise AssertionError(f"bigseg {' '.join(argv)} failed ({code}):\n{out}\n{err}")
+        return done
+
+    return run

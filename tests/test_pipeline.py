@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +13,6 @@ from bigseg import synth
 from bigseg.errors import ConfigError
 from bigseg.pipeline import Pipeline
 
-BIGSEG = str(Path(sys.executable).with_name("bigseg"))
-
 
 @pytest.fixture(scope="module")
 def scan():
@@ -24,7 +20,7 @@ def scan():
     return truth.compute(), synth.xct(truth, seed=3).compute()
 
 
-def test_pipeline_threshold_then_resume(tmp_path, scan):
+def test_pipeline_threshold_then_resume(tmp_path, scan, bigseg_cli):
     truth, image = scan
     pipe = Pipeline(chunks=(16, 20, 24), voxel_size=(40, 40, 40), predict={"model": "threshold"})
     res = pipe.run(image, tmp_path / "run", truth=truth)
@@ -68,24 +64,23 @@ def test_pipeline_threshold_then_resume(tmp_path, scan):
     iou = res.metrics["iou"]
     assert f"  IoU        pore {float(iou.sel(phase='pore')):.3f}, cbd {float(iou.sel(phase='cbd')):.3f}" in repr(res)
     assert f"  particles  {len(table)} rows (.particles)" in glance
-    out = subprocess.run([BIGSEG, "report", str(tmp_path / "run"), "-o", str(tmp_path / "r.html"), "--title", "scan 7"],
-                         capture_output=True, text=True)
-    assert out.returncode == 0 and "scan 7" in (tmp_path / "r.html").read_text()
+    bigseg_cli("report", tmp_path / "run", "-o", tmp_path / "r.html", "--title", "scan 7")
+    assert "scan 7" in (tmp_path / "r.html").read_text()
     # `bigseg info` on the run folder: what it holds, in a few lines (or JSON)
-    out = subprocess.run([BIGSEG, "info", str(tmp_path / "run"), "--json"], capture_output=True, text=True)
+    out = bigseg_cli("info", tmp_path / "run", "--json")
     info = __import__("json").loads(out.stdout)
     assert info["particles"] == len(table) and info["model"] == "threshold" and info["steps"] is None
     assert info["volume_fraction"]["cbd"] == pytest.approx(float(fr.sel(phase="cbd")))
     assert info["iou"]["active"] == pytest.approx(float(res.metrics["iou"].sel(phase="active")))
     assert info["report"].endswith("report.html") and len(info["figures"]) == 4
-    text = subprocess.run([BIGSEG, "info", str(tmp_path / "run")], capture_output=True, text=True).stdout
+    text = bigseg_cli("info", tmp_path / "run").stdout
     assert text.splitlines()[0].startswith("run ") and f"particles   {len(table)} (particles.csv)" in text
     # each phase's connectivity along z (measure.connectivity: the default), in the metrics, report and info
     conn = bigseg.measure.connectivity(bigseg.open_volume(res.labels), axis="z")
     np.testing.assert_allclose(res.metrics["connectivity_percolating"].values, conn.percolating.values)
     assert info["percolating"]["pore"] == pytest.approx(float(conn.percolating.sel(phase="pore")))
     assert "Connectivity along z" in page and "percolates z" in text
-    bad = subprocess.run([BIGSEG, "report", str(tmp_path)], capture_output=True, text=True)
+    bad = bigseg_cli("report", tmp_path, check=False)
     assert bad.returncode == 2 and "`run`" in bad.stderr
     assert float(res.metrics["iou"].sel(phase="active")) > 0.5
     assert (tmp_path / "run" / "metrics.json").exists() and (tmp_path / "run" / "metrics.nc").exists()
@@ -221,7 +216,7 @@ def test_pipeline_on_an_operando_series(tmp_path):
     assert json.loads((tmp_path / "files" / "run.json").read_text())["source"] == [str(p) for p in scans]
 
 
-def test_pipeline_time_window_on_a_series(tmp_path, scan):
+def test_pipeline_time_window_on_a_series(tmp_path, scan, bigseg_cli):
     """predict.temporal: each scan's probabilities staged on disk, averaged over the window, the
     scratch gone after; the labels are those of segment(temporal=) on the filtered scans; a
     changed window redoes the segmentation; a single scan and watch refuse it by name."""
@@ -239,8 +234,8 @@ def test_pipeline_time_window_on_a_series(tmp_path, scan):
     assert (labels == want).mean() > 0.995  # float16 on disk between the passes
     assert not [p for p in (tmp_path / "s").rglob(".temporal-*")]
     assert run_summary(tmp_path / "s")["temporal"] == 1
-    info = subprocess.run([BIGSEG, "info", str(tmp_path / "s")], capture_output=True, text=True)
-    assert info.returncode == 0 and "time window" in info.stdout
+    info = bigseg_cli("info", tmp_path / "s")
+    assert "time window" in info.stdout
     assert "time window" in (tmp_path / "s" / "report.html").read_text()
     res0 = Pipeline(chunks=(12, 16, 20), measure={"particles": False}).run(image, tmp_path / "s", truth=truth)
     assert (bigseg.open_volume(res0.labels).values != labels).any()  # redone, each scan alone
@@ -318,14 +313,12 @@ def test_pipeline_runs_on_a_given_client(tmp_path, scan):
 
 
 @pytest.mark.timeout(600)
-def test_demo_cli_writes_a_volume_info_describes(tmp_path):
-    out = subprocess.run([BIGSEG, "demo", "--out", str(tmp_path / "demo"), "--size", "48", "--chunks", "24"],
-                         capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-3000:]
+def test_demo_cli_writes_a_volume_info_describes(tmp_path, bigseg_cli):
+    out = bigseg_cli("demo", "--out", tmp_path / "demo", "--size", "48", "--chunks", "24")
     summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
     image = summary["runs"]["default"]["image"]
-    info = subprocess.run([BIGSEG, "info", image], capture_output=True, text=True, timeout=120)
-    assert info.returncode == 0 and "48 x 48 x 48" in info.stdout and "segmentation" in info.stdout
+    info = bigseg_cli("info", image)
+    assert "48 x 48 x 48" in info.stdout and "segmentation" in info.stdout
     for run in summary["runs"].values():
         assert abs(sum(run["volume_fraction"].values()) - 1) < 1e-6
         assert run["particles"] > 0 and Path(run["report"]).exists()
@@ -335,10 +328,8 @@ def test_demo_cli_writes_a_volume_info_describes(tmp_path):
 
 
 @pytest.mark.timeout(600)
-def test_series_demo_cli(tmp_path, capsys):
-    out = subprocess.run([BIGSEG, "demo", "--steps", "2", "--out", str(tmp_path / "d")],
-                         capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-3000:]
+def test_series_demo_cli(tmp_path, bigseg_cli):
+    out = bigseg_cli("demo", "--steps", "2", "--out", tmp_path / "d")
     summary = json.loads((tmp_path / "d" / "summary.json").read_text())
     np.testing.assert_allclose(summary["shifts"], -np.asarray(summary["true_drift"], float), atol=0.3)
     assert "particles_continued" in out.stdout and "drift found" in out.stdout
@@ -346,12 +337,9 @@ def test_series_demo_cli(tmp_path, capsys):
     assert bigseg.open_volume(Path(summary["run"]) / "image.ome.zarr" / "labels" / "particles").dims[0] == "t"
     assert len(summary["changed_per_step"]) == 1 and 0 < summary["true_changed_per_step"][0] < 1
     assert "voxels changing phase per step" in out.stdout
-    from bigseg.cli import main  # the refusals in this process (a process each cost seconds)
-
-    assert main(["demo", "--steps", "9", "--out", str(tmp_path / "e")]) == 2
-    assert "`--steps`" in capsys.readouterr().err
-    assert main(["demo", "--temporal", "1", "--out", str(tmp_path / "f")]) == 2
-    assert "`--temporal` only with --steps" in capsys.readouterr().err and not (tmp_path / "f").exists()
+    assert "`--steps`" in bigseg_cli("demo", "--steps", "9", "--out", tmp_path / "e", check=False).stderr
+    bad = bigseg_cli("demo", "--temporal", "1", "--out", tmp_path / "f", check=False)
+    assert bad.returncode == 2 and "`--temporal` only with --steps" in bad.stderr and not (tmp_path / "f").exists()
 
 
 def test_a_truth_crop_or_dest_that_cannot_work_is_refused_before_anything_is_written(tmp_path):

@@ -1,4 +1,5 @@
-"""The CLI through subprocess: --help everywhere, ingest, info, cluster, errors."""
+"""The CLI: --help everywhere, ingest, info, cluster, errors (a process where the entry point, a
+pipe or the terminal's encoding is the point; in this process otherwise)."""
 
 from __future__ import annotations
 
@@ -39,25 +40,25 @@ def test_help_on_every_subcommand(capsys):
         assert capsys.readouterr().out.startswith("usage: bigseg " + name), name
 
 
-def test_ingest_then_info(tmp_path, odd_volume):
+def test_ingest_then_info(tmp_path, odd_volume, bigseg_cli):
     np.save(tmp_path / "v.npy", odd_volume)
-    out = run("ingest", tmp_path / "v.npy", tmp_path / "v.ome.zarr", "--chunks", "10,17,30", "--voxel-size", "2,1,1",
+    out = bigseg_cli("ingest", tmp_path / "v.npy", tmp_path / "v.ome.zarr", "--chunks", "10,17,30", "--voxel-size", "2,1,1",
               "--unit", "um", "--levels", "2")
     assert "wrote" in out.stdout and "(37, 53, 71)" in out.stdout
     assert "no voxel size" not in out.stderr
-    bare = run("ingest", tmp_path / "v.npy", tmp_path / "b.ome.zarr")  # no voxel size anywhere: said so
+    bare = bigseg_cli("ingest", tmp_path / "v.npy", tmp_path / "b.ome.zarr")  # no voxel size anywhere: said so
     assert "no voxel size" in bare.stderr and "--voxel-size" in bare.stderr
     import tifffile  # a calibrated TIFF: its own voxel size, no note; --unit converts it
 
     tifffile.imwrite(tmp_path / "ij.tif", odd_volume[:4], imagej=True, resolution=(2.0, 2.0),
                      metadata={"spacing": 1.0, "unit": "micron"})
-    cal = run("ingest", tmp_path / "ij.tif", tmp_path / "c.ome.zarr", "--unit", "nm")
+    cal = bigseg_cli("ingest", tmp_path / "ij.tif", tmp_path / "c.ome.zarr", "--unit", "nm")
     assert "voxel size 1000 x 500 x 500 nm" in cal.stdout and "no voxel size" not in cal.stderr
-    run("ingest", tmp_path / "v.npy", tmp_path / "crop.ome.zarr", "--crop", "1:5,:,10:-10")
-    assert "cropped     z 1:5, y 0:53, x 10:61 of the source" in run("info", tmp_path / "crop.ome.zarr").stdout
-    text = run("info", tmp_path / "v.ome.zarr").stdout
+    bigseg_cli("ingest", tmp_path / "v.npy", tmp_path / "crop.ome.zarr", "--crop", "1:5,:,10:-10")
+    assert "cropped     z 1:5, y 0:53, x 10:61 of the source" in bigseg_cli("info", tmp_path / "crop.ome.zarr").stdout
+    text = bigseg_cli("info", tmp_path / "v.ome.zarr").stdout
     assert "37 x 53 x 71" in text and "10 x 17 x 30" in text and "2 x 1 x 1 um" in text and "uint16" in text
-    info = json.loads(run("info", tmp_path / "v.ome.zarr", "--json").stdout)
+    info = json.loads(bigseg_cli("info", tmp_path / "v.ome.zarr", "--json").stdout)
     assert info["levels"] == 2 and info["bytes_on_disk"] > 0
     # like with like: the full resolution's bytes against its uncompressed size; the store in all beside
     assert 0 < info["bytes_on_disk_level0"] < info["bytes_on_disk"]  # level 1 and the metadata on top
@@ -65,12 +66,12 @@ def test_ingest_then_info(tmp_path, odd_volume):
     assert info["intensity"]["max"] <= odd_volume.max() and info["intensity"]["min"] >= odd_volume.min()
 
 
-def test_errors_are_one_line_and_exit_2(tmp_path):
-    out = run("ingest", tmp_path / "missing", tmp_path / "o.ome.zarr", check=False)
+def test_errors_are_one_line_and_exit_2(tmp_path, bigseg_cli):
+    out = bigseg_cli("ingest", tmp_path / "missing", tmp_path / "o.ome.zarr", check=False)
     assert out.returncode == 2
     assert "does not exist" in out.stderr and "Traceback" not in out.stderr
     np.save(tmp_path / "v.npy", np.zeros((4, 4, 4), np.uint8))
-    out = run("ingest", tmp_path / "v.npy", tmp_path / "o.ome.zarr", "--chunks", "0", check=False)
+    out = bigseg_cli("ingest", tmp_path / "v.npy", tmp_path / "o.ome.zarr", "--chunks", "0", check=False)
     assert out.returncode == 2 and "`--chunks`" in out.stderr
     assert not (tmp_path / "o.ome.zarr").exists()
 
@@ -83,19 +84,19 @@ def test_cluster_prints_dashboard_and_stops():
     assert "scheduler   tcp://127.0.0.1:" in out.stdout
 
 
-def test_info_on_sources_before_ingest(tmp_path, odd_volume, capsys):
+def test_info_on_sources_before_ingest(tmp_path, odd_volume, capsys, bigseg_cli):
     import h5py
 
     with h5py.File(tmp_path / "scan.h5", "w") as f:
         f.create_dataset("exchange/data", data=odd_volume).attrs["element_size_um"] = [1.0, 0.5, 0.5]
         f.create_dataset("exchange/theta", data=np.arange(5.0))
-    text = run("info", tmp_path / "scan.h5").stdout
+    text = bigseg_cli("info", tmp_path / "scan.h5").stdout
     assert "(HDF5)" in text and "37 x 53 x 71" in text and "uint16" in text and "1 x 0.5 x 0.5 um" in text
     assert "* /exchange/data" in text and "/exchange/theta  5  float64" in text and "bigseg ingest" in text
     np.save(tmp_path / "v.npy", odd_volume)
-    info = json.loads(run("info", tmp_path / "v.npy", "--json").stdout)
+    info = json.loads(bigseg_cli("info", tmp_path / "v.npy", "--json").stdout)
     assert info["format"] == "NumPy .npy" and info["shape"] == [37, 53, 71] and info["voxel_size"] is None
-    out = run("info", tmp_path / "scan.h5", "--dataset", "/nope", check=False)
+    out = bigseg_cli("info", tmp_path / "scan.h5", "--dataset", "/nope", check=False)
     assert out.returncode == 2 and "/exchange/theta" in out.stderr  # the datasets present are listed
     odd_volume.astype("<u2").tofile(tmp_path / "scan.raw")  # raw: described with the layout ingest would take
     assert main(["info", str(tmp_path / "scan.raw"), "--shape", "37,53,71", "--dtype", "<u2", "--json"]) == 0
@@ -216,13 +217,13 @@ def test_a_missing_model_file_is_named_by_its_option(tmp_path, capsys):
     assert "`--model` to be 'default' or an existing checkpoint file" in capsys.readouterr().err
 
 
-def test_version_is_the_installed_one():
+def test_version_is_the_installed_one(bigseg_cli):
     import importlib.metadata
 
     import bigseg
 
     assert bigseg.__version__ == importlib.metadata.version("bigseg")
-    assert run("--version").stdout.strip() == f"bigseg {bigseg.__version__}"
+    assert bigseg_cli("--version").stdout.strip() == f"bigseg {bigseg.__version__}"
 
 
 def test_output_without_unicode_in_the_terminal(tmp_path):

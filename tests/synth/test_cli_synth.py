@@ -1,10 +1,6 @@
-"""``bigseg synth`` through a subprocess: OME-Zarr image + labels, series, PNG, bad input."""
+"""``bigseg synth``: OME-Zarr image + labels, series, PNG, bad input."""
 
 from __future__ import annotations
-
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,17 +8,14 @@ import pytest
 from bigseg.io import DEFAULT_PHASES, open_volume
 from bigseg.synth import electrode, xct
 
-BIGSEG = str(Path(sys.executable).with_name("bigseg"))
+
+@pytest.fixture
+def run(bigseg_cli):
+    """``bigseg synth ARGS`` (in this process; the entry point has its own test)."""
+    return lambda *args, check=True: bigseg_cli("synth", *args, check=check)
 
 
-def run(*args, check=True):
-    out = subprocess.run([BIGSEG, "synth", *map(str, args)], capture_output=True, text=True, timeout=180)
-    if check and out.returncode:
-        raise AssertionError(f"bigseg synth {args} failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
-    return out
-
-
-def test_writes_image_labels_and_png(tmp_path):
+def test_writes_image_labels_and_png(tmp_path, run):
     dest = tmp_path / "s.ome.zarr"
     png = tmp_path / "s.png"
     out = run(dest, "--shape", "40,48,56", "--chunks", "17,23,30", "--seed", "4", "--voxel-size", "50", "--unit", "nm",
@@ -48,7 +41,7 @@ def test_writes_image_labels_and_png(tmp_path):
     assert np.array_equal(open_volume(dest, label="truth").values, ref.values)
 
 
-def test_series_and_options(tmp_path):
+def test_series_and_options(tmp_path, run):
     dest = tmp_path / "t.ome.zarr"
     run(dest, "--shape", "32", "--steps", "3", "--chunks", "16", "--preset", "lab-micro-ct", "--bits", "8",
         "--snr", "inf", "--no-progress")
@@ -57,7 +50,7 @@ def test_series_and_options(tmp_path):
     assert open_volume(dest, label="truth").shape == (3, 32, 32, 32)
 
 
-def test_a_cylinder_as_a_reconstruction_images_it(tmp_path):
+def test_a_cylinder_as_a_reconstruction_images_it(tmp_path, run):
     dest = tmp_path / "c.ome.zarr"
     run(dest, "--shape", "16,36,40", "--seed", "2", "--cylinder", "--perturb", "--no-progress")
     yy, xx = np.ogrid[:36, :40]
@@ -73,7 +66,7 @@ def test_a_cylinder_as_a_reconstruction_images_it(tmp_path):
     assert (open_volume(dest, label="segmentation").values[:, ~inside] == 255).all()
 
 
-def test_refuses_to_overwrite(tmp_path):
+def test_refuses_to_overwrite(tmp_path, run):
     dest = tmp_path / "s.ome.zarr"
     run(dest, "--shape", "24", "--no-progress")
     out = run(dest, "--shape", "24", "--no-progress", check=False)
@@ -90,7 +83,7 @@ def test_refuses_to_overwrite(tmp_path):
         (["--snr", "-2"], "snr"),
     ],
 )
-def test_bad_input_names_the_argument(tmp_path, args, name):
+def test_bad_input_names_the_argument(tmp_path, args, name, run):
     out = run(tmp_path / "x.ome.zarr", "--shape", "24", *args, check=False) if name != "shape" else \
         run(tmp_path / "x.ome.zarr", *args, check=False)
     assert out.returncode == 2
