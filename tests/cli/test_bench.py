@@ -11,10 +11,18 @@ from bigseg.errors import InputError
 from bigseg.bench import benchmark
 
 
-def test_cli_bench_times_the_asked_stages(tmp_path, capsys):
+@pytest.fixture
+def small_model(tmp_path):
+    """An untrained 2-4 channel 3D U-Net checkpoint (the stages' plumbing, not the model's speed)."""
+    from bigseg import models
+
+    return str(models.save(models.create("unet3d", channels=(2, 4), patch=(8, 8, 8)), tmp_path / "small.pt"))
+
+
+def test_cli_bench_times_the_asked_stages(tmp_path, capsys, small_model):
     out = tmp_path / "b.json"
     rc = main(["bench", "--size", "24", "--chunks", "12", "--stages", "filter,particles", "--json", str(out),
-               "--workdir", str(tmp_path)])
+               "--workdir", str(tmp_path), "--model", small_model])
     assert rc == 0
     res = json.loads(out.read_text())
     assert list(res["stages"]) == ["filter", "particles"]  # write and segment ran, untimed
@@ -46,10 +54,11 @@ def test_duration_reads_as_a_planning_figure():
     assert [_duration(s) for s in (42.4, 210, 7500, 36000)] == ["42 s", "3.5 min", "2 h 05 min", "10 h 00 min"]
 
 
-def test_bench_passes_the_predict_options(tmp_path, capsys):
+def test_bench_passes_the_predict_options(tmp_path, capsys, small_model):
     out = tmp_path / "b.json"
     assert main(["bench", "--size", "20", "--chunks", "10", "--stages", "segment", "--overlap", "0.25",
-                 "--autocast", "off", "--batch-size", "3", "--json", str(out), "--workdir", str(tmp_path)]) == 0
+                 "--autocast", "off", "--batch-size", "3", "--json", str(out), "--workdir", str(tmp_path),
+                 "--model", small_model]) == 0
     res = json.loads(out.read_text())
     assert res["predict"] == {"overlap": 0.25, "autocast": "off", "batch_size": 3} and res["peak_rss_mib"] > 50
     assert "overlap 0.25, autocast off, batch_size 3" in capsys.readouterr().out
