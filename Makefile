@@ -29,8 +29,10 @@ $(STAMP): pyproject.toml Makefile $(SPEC)
 demo: $(STAMP)
 	$(VENV)/bin/bigseg demo --out out/demo
 
+# the tests spread over the machine's cores (pytest-xdist); TEST_WORKERS=0 runs them in one process
+TEST_WORKERS ?= auto
 test: $(STAMP)
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS)
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
