@@ -14,6 +14,11 @@ Calibrations read from files (never guessed):
   one value: isotropic).
 
 A calibration with any axis missing, or a unit that is not a length, is not used.
+
+Where a box cut from a scan lies in it (its first voxel, :func:`tiff_origin`): the OME-TIFF
+first plane's ``PositionX/Y/Z`` (a length unit), ImageJ's ``xorigin``/``yorigin``/``zorigin``
+(pixels, ImageJ's sign: a box from voxel 5 on has origin -5), HDF5 ``origin_voxels``
+(bigseg's export).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["normalise_unit", "ome_unit", "ome_tiff_unit", "imagej_unit", "unit_from_ome", "convert_length",
-           "tiff_calibration", "hdf5_calibration"]
+           "tiff_calibration", "tiff_origin", "hdf5_calibration"]
 
 # short name -> (OME-Zarr/UDUNITS name, metres, OME-TIFF symbol, ImageJ name)
 _LENGTHS = {
@@ -167,6 +172,58 @@ def tiff_calibration(path: str) -> Calibration | None:
             if tif.is_imagej:
                 return _imagej_calibration(tif)
     except Exception:  # unreadable metadata is no calibration; the pixels were checked elsewhere
+        return None
+    return None
+
+
+def _ome_origin(xml: str) -> tuple[float, float, float] | None:
+    """The first plane's PositionZ/Y/X in voxels of the image's PhysicalSize (None when the file
+    states no position, or one in no length unit)."""
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError:
+        return None
+    cal = _ome_calibration(xml)
+    plane = next((el for el in root.iter() if el.tag.rsplit("}", 1)[-1] == "Plane"
+                  and all(el.attrib.get(k, "0") == "0" for k in ("TheZ", "TheT", "TheC"))), None)
+    if cal is None or plane is None or not any(f"Position{ax}" in plane.attrib for ax in "ZYX"):
+        return None
+    out = []
+    for ax, size in zip("ZYX", cal[0]):
+        try:
+            at = float(plane.attrib.get(f"Position{ax}", 0.0))
+        except ValueError:
+            return None
+        here = convert_length((at,), plane.attrib.get(f"Position{ax}Unit", "µm"), cal[1])
+        if here is None or not math.isfinite(here[0]):
+            return None
+        out.append(here[0] / size)
+    return out[0], out[1], out[2]
+
+
+def _imagej_origin(md: dict[str, Any]) -> tuple[float, float, float] | None:
+    keys = ("zorigin", "yorigin", "xorigin")
+    if not any(k in md for k in keys):
+        return None
+    try:
+        out = [-float(md.get(k, 0.0)) for k in keys]  # ImageJ: calibrated = (pixel - origin) * size
+    except (TypeError, ValueError):
+        return None
+    return (out[0], out[1], out[2]) if all(math.isfinite(v) for v in out) else None
+
+
+def tiff_origin(path: str) -> tuple[float, float, float] | None:
+    """(z, y, x) index in the scan of the first voxel of an OME-TIFF or ImageJ TIFF, as the file
+    states it (a box cut from a scan), else ``None``."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            if tif.is_ome and tif.ome_metadata:
+                return _ome_origin(tif.ome_metadata)
+            if tif.is_imagej:
+                return _imagej_origin(tif.imagej_metadata or {})
+    except Exception:  # unreadable metadata states no origin; the pixels were checked elsewhere
         return None
     return None
 

@@ -10,10 +10,11 @@ folder appears under its name only once complete.
 Formats, by the destination's suffix:
 
 * no suffix: a folder of 2D TIFF slices ``<name>_00000.tif``, ... (Fiji's "Image Sequence"),
-  each with the ImageJ calibration (pixel size and z spacing) for uint8, uint16 and float32;
+  each with the ImageJ calibration (pixel size and z spacing) for uint8, uint16 and float32,
+  and for a box cut from a scan ImageJ's ``xorigin``/``yorigin``/``zorigin`` (each slice its own);
 * ``.tif`` / ``.tiff``: one BigTIFF with OME-XML metadata (``PhysicalSizeX/Y/Z``; axes ZYX, or
-  TZYX for a series with its times as each plane's ``DeltaT``, CZYX for probabilities),
-  zlib-compressed;
+  TZYX for a series with its times as each plane's ``DeltaT``, CZYX for probabilities; a box cut
+  from a scan: each plane's ``PositionX/Y/Z``), zlib-compressed;
 * ``.h5`` / ``.hdf5``: dataset ``/exchange/data`` (DXchange layout), chunked and compressed,
   with ``element_size_um`` (z, y, x in µm) when the unit is a length, and ``origin_voxels``
   for a box cut from a scan (where it lies; ``ingest`` puts it back there);
@@ -89,6 +90,11 @@ def _planes(vol: xr.DataArray, bar: Any) -> Iterator[np.ndarray]:
             bar.update(1)
 
 
+def _origin_voxels(vol: xr.DataArray) -> list[float]:
+    """(z, y, x) index in the scan of a volume's first voxel (0 unless it is a box cut from one)."""
+    return [o / v for o, v in zip(origin_of(vol), vol.attrs.get("voxel_size", (1.0, 1.0, 1.0)))]
+
+
 def _write_slices(vol: xr.DataArray, tmp: Path, name: str, vs: tuple[float, ...] | None, unit: str | None,
                   bar: Any) -> None:
     import tifffile
@@ -97,11 +103,13 @@ def _write_slices(vol: xr.DataArray, tmp: Path, name: str, vs: tuple[float, ...]
     nz = vol.shape[-3]
     width = max(5, len(str(nz - 1)))
     imagej = vs is not None and vol.dtype in _IMAGEJ_DTYPES
-    kwargs: dict[str, Any] = {}
-    if imagej:
-        kwargs = {"imagej": True, "resolution": (1.0 / vs[2], 1.0 / vs[1]),
-                  "metadata": {"spacing": vs[0], "unit": imagej_unit(unit)}}
+    first = _origin_voxels(vol)
     for z, plane in enumerate(_planes(vol, bar)):
+        kwargs: dict[str, Any] = {}
+        if imagej:  # a box cut from a scan: ImageJ's origins (pixels, negative), each slice its own z
+            at = {k: -o for k, o in zip(("zorigin", "yorigin", "xorigin"), (first[0] + z, first[1], first[2])) if o}
+            kwargs = {"imagej": True, "resolution": (1.0 / vs[2], 1.0 / vs[1]),
+                      "metadata": {"spacing": vs[0], "unit": imagej_unit(unit), **at}}
         tifffile.imwrite(tmp / f"{name}_{z:0{width}d}.tif", plane, **kwargs)
 
 
@@ -114,10 +122,16 @@ def _write_tiff(vol: xr.DataArray, tmp: Path, vs: tuple[float, ...] | None, unit
         for ax, v in zip("ZYX", vs):
             meta[f"PhysicalSize{ax}"] = v
             meta[f"PhysicalSize{ax}Unit"] = ome_tiff_unit(unit)
+    planes = int(np.prod(vol.shape[:-2]))
+    per_t = int(np.prod([n for d, n in vol.sizes.items() if d not in ("t", "y", "x")]))
     if "t" in vol.dims and "t" in vol.coords:  # a series' times: each plane's OME DeltaT (pages in t, z order)
-        meta["Plane"] = {"DeltaT": np.repeat(np.asarray(vol.coords["t"].values, np.float64),
-                                             int(np.prod([n for d, n in vol.sizes.items() if d not in ("t", "y", "x")])
-                                                 )).tolist()}
+        meta["Plane"] = {"DeltaT": np.repeat(np.asarray(vol.coords["t"].values, np.float64), per_t).tolist()}
+    first = _origin_voxels(vol)
+    if vs is not None and any(first):  # a box cut from a scan: each plane's position in it
+        z = (first[0] + np.arange(planes) % vol.sizes["z"]) * vs[0]
+        meta.setdefault("Plane", {}).update(
+            {"PositionZ": z.tolist(), "PositionY": [first[1] * vs[1]] * planes, "PositionX": [first[2] * vs[2]] * planes,
+             **{f"Position{ax}Unit": [ome_tiff_unit(unit)] * planes for ax in "ZYX"}})
     with tifffile.TiffWriter(tmp, bigtiff=True, ome=True) as tif:
         tif.write(_planes(vol, bar), shape=vol.shape, dtype=vol.dtype, photometric="minisblack",
                   compression="zlib", metadata=meta)
@@ -137,7 +151,7 @@ def _write_hdf5(vol: xr.DataArray, tmp: Path, vs: tuple[float, ...] | None, unit
         ds.attrs["unit"] = str(vol.attrs.get("unit", "voxel"))
         if vol.attrs.get("phases"):
             ds.attrs["phases"] = [str(p) for p in vol.attrs["phases"]]
-        first = [o / v for o, v in zip(origin_of(vol), vol.attrs.get("voxel_size", (1.0, 1.0, 1.0)))]
+        first = _origin_voxels(vol)
         if any(first):  # a box cut from a scan: where it lies, in voxels (ingest puts it back there)
             ds.attrs["origin_voxels"] = np.asarray(first, np.float64)
         if "t" in vol.dims and "t" in vol.coords:  # a series' times, read back by ingest

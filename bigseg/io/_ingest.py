@@ -25,7 +25,8 @@ from dask.base import tokenize
 
 from .._parse import parse_chunks, parse_dtype, parse_positive_int, parse_tuple, parse_voxel_size
 from ..errors import InputError, SourceNotFoundError, VolumeFormatError
-from ._calibration import convert_length, hdf5_calibration, normalise_unit, parse_unit, tiff_calibration
+from ._calibration import (convert_length, hdf5_calibration, normalise_unit, parse_unit, tiff_calibration,
+                           tiff_origin)
 from ._omezarr import _check_dest, open_volume, save_volume
 from ._volume import crop_box, is_zarr_store, make_volume
 
@@ -453,6 +454,19 @@ def _calibration(reader: Any) -> Any:
     return None
 
 
+def _stated_origin(reader: Any) -> Any:
+    """Where the file says its first voxel lies in the scan, in voxels (z, y, x): a box cut from
+    a scan and exported by :func:`bigseg.export` (HDF5 ``origin_voxels``, OME-TIFF plane
+    positions, ImageJ origins), or by Fiji; None when it says nothing."""
+    if isinstance(reader, Hdf5Reader):
+        return _hdf5_attr(reader, "origin_voxels")
+    if isinstance(reader, TiffStackReader):
+        return tiff_origin(reader.files[0])
+    if isinstance(reader, MultiPageTiffReader):
+        return tiff_origin(reader.path)
+    return None
+
+
 def _stated_times(reader: Any) -> np.ndarray | None:
     """The times a series file states, as :func:`bigseg.export` writes them: an HDF5 dataset's
     ``times`` attribute, an OME-TIFF's per-plane ``DeltaT`` (that of each time point's first
@@ -556,7 +570,7 @@ def _read_volume(source: Any, *, chunks: Any, vs: Any, unit: str | None, dataset
         token = tokenize(os.path.abspath(os.fspath(source)), dataset, dtype, shape, offset)
         arr = da.from_array(reader, chunks=c, asarray=True, lock=False, fancy=False,
                             name=f"ingest-{Path(os.fspath(source)).name}-{token}")
-        at = _hdf5_attr(reader, "origin_voxels") if isinstance(reader, Hdf5Reader) else None  # as export writes it
+        at = _stated_origin(reader)
         vs3 = parse_voxel_size(cal[0])
         vol = make_volume(arr, voxel_size=vs3, unit=cal[1],
                           origin=None if at is None else [float(o) * v for o, v in zip(at, vs3)])

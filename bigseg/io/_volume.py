@@ -76,8 +76,8 @@ def unit_for(unit: Any, voxel_size: Any, current: str = "voxel") -> str:
 def make_volume(
     data: Any,
     *,
-    voxel_size: Any = (1.0, 1.0, 1.0),
-    unit: str = "voxel",
+    voxel_size: Any = None,
+    unit: str | None = None,
     phases: list[str] | None = None,
     name: str | None = None,
     dims: tuple[str, ...] | None = None,
@@ -88,8 +88,9 @@ def make_volume(
     Parameters
     ----------
     data : array of shape (z, y, x) or (t, z, y, x)
-    voxel_size : float or 3 floats, (z, y, x) edge lengths in ``unit``
-    unit : str, length unit of ``voxel_size`` (e.g. "nm", "um", "voxel")
+    voxel_size : float or 3 floats, (z, y, x) edge lengths in ``unit`` (default 1 voxel)
+    unit : str, length unit of ``voxel_size`` (e.g. "nm", "um", "voxel"; default nm with a
+        ``voxel_size``, else "voxel": see :func:`unit_for`)
     phases : list of str, optional, phase names indexed by label value (label volumes only)
     origin : (z, y, x) position of the first voxel in ``unit`` (default 0: e.g. a box cut from a
         scan keeps its place in the scan, see :func:`origin_of`)
@@ -104,7 +105,8 @@ def make_volume(
             raise InputError(
                 f"Expected `data` to be 3D (z, y, x) or 4D (t, z, y, x). Got shape {arr.shape} instead."
             )
-    vs = parse_voxel_size(voxel_size)
+    vs = parse_voxel_size(1.0 if voxel_size is None else voxel_size)
+    unit = unit_for(unit, voxel_size)
     at = (0.0, 0.0, 0.0) if origin is None else tuple(float(o) for o in origin)
     coords = {}
     for dim, n in zip(dims, arr.shape):

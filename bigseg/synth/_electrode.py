@@ -13,7 +13,6 @@ import xarray as xr
 from .._parse import parse_chunks, parse_in_range, parse_nonnegative_int, parse_tuple, parse_positive_int
 from ..io import DEFAULT_PHASES, make_volume
 from ..io._calibration import parse_unit
-from ..io._volume import unit_for
 from ._particles import ParticleModel, State, build_model, parse_fractions, parse_radius, render_labels
 
 __all__ = ["electrode", "label_array", "parse_shape", "generator_of"]
@@ -120,7 +119,7 @@ def electrode(
     irregularity = parse_in_range("irregularity", irregularity, 0.0, 3.0, closed="both")
     model = build_model(shape_t, fractions=fr, radius=rad, seed=seed, cracked=cracked, irregularity=irregularity)
     arr = label_array(model, chunks_t)
-    vol = make_volume(arr, voxel_size=1.0 if voxel_size is None else voxel_size, unit=unit_for(unit, voxel_size),
+    vol = make_volume(arr, voxel_size=voxel_size, unit=unit,
                       phases=DEFAULT_PHASES, name="labels")
     vol.attrs["synth"] = {"fractions": list(fr), "radius": list(rad), "seed": seed,
                           "n_particles": model.n_particles}

@@ -10,7 +10,6 @@ import xarray as xr
 from .._parse import parse_chunks, parse_in_range, parse_nonnegative_int, parse_positive_int
 from ..io import DEFAULT_PHASES, make_volume
 from ..io._calibration import parse_unit
-from ..io._volume import unit_for
 from ._electrode import DEFAULT_FRACTIONS, label_array, parse_shape, register_generator
 from ._particles import State, build_model, parse_fractions, parse_radius
 
@@ -83,7 +82,7 @@ def series(
     states = series_states(steps, swelling=swelling, crack_growth=crack_growth, gap=gap)
     arr = da.stack([label_array(model, chunks_t, st) for st in states])
     register_generator(arr.name, model, states)
-    vol = make_volume(arr, voxel_size=1.0 if voxel_size is None else voxel_size, unit=unit_for(unit, voxel_size),
+    vol = make_volume(arr, voxel_size=voxel_size, unit=unit,
                       phases=DEFAULT_PHASES, name="labels")
     vol.attrs["states"] = [vars(st) for st in states]
     return vol

@@ -155,3 +155,42 @@ def test_a_box_cut_from_a_scan_keeps_its_place_through_hdf5(tmp_path, odd_volume
     np.testing.assert_array_equal(back.values, odd_volume[4:20, :, 8:40])
     whole = bigseg.export(make_volume(odd_volume), tmp_path / "whole.h5", progress=False)
     assert "origin_voxels" not in h5py.File(whole, "r")["exchange/data"].attrs
+
+
+@pytest.mark.parametrize("fmt", ["box.tif", "slices"])
+def test_a_box_cut_from_a_scan_keeps_its_place_through_tiff(tmp_path, odd_volume, fmt):
+    """OME-TIFF: each plane's PositionZ/Y/X in the scan; TIFF slices: ImageJ's origins (pixels,
+    each slice its own z), as Fiji reads them. Were lost (the box back at the scan's corner)."""
+    import tifffile
+
+    from bigseg.io import origin_of
+
+    np.save(tmp_path / "scan.npy", odd_volume)
+    box = bigseg.ingest(tmp_path / "scan.npy", tmp_path / "box.ome.zarr", crop="4:20,:,8:40", voxel_size=(50, 25, 25),
+                        progress=False)
+    out = bigseg.export(box, tmp_path / fmt, progress=False)
+    back = bigseg.ingest(out, tmp_path / "back.ome.zarr", progress=False)
+    assert origin_of(back) == pytest.approx((200.0, 0.0, 200.0)) and back.attrs["voxel_size"] == (50.0, 25.0, 25.0)
+    np.testing.assert_array_equal(back.values, odd_volume[4:20, :, 8:40])
+    um = bigseg.ingest(out, tmp_path / "um.ome.zarr", unit="um", progress=False)
+    assert origin_of(um) == pytest.approx((0.2, 0.0, 0.2))  # in the unit asked for
+    if fmt == "slices":  # slice k of the box is slice 4 + k of the scan, alone too
+        with tifffile.TiffFile(sorted((tmp_path / fmt).iterdir())[3]) as tif:
+            md = tif.imagej_metadata
+        assert (md["zorigin"], md["xorigin"], "yorigin" in md) == (-7.0, -8.0, False)
+    whole = bigseg.export(make_volume(odd_volume, voxel_size=50), tmp_path / ("whole" + fmt), progress=False)
+    again = bigseg.ingest(whole, tmp_path / "whole.ome.zarr", progress=False)
+    assert origin_of(again) == (0.0, 0.0, 0.0)
+
+
+def test_the_origin_fiji_states_is_read(tmp_path, odd_volume):
+    """An ImageJ stack saved by Fiji with an origin (Image > Properties): calibrated position =
+    (pixel - origin) x pixel size."""
+    import tifffile
+
+    from bigseg.io import origin_of
+
+    tifffile.imwrite(tmp_path / "fiji.tif", odd_volume[:6], imagej=True, resolution=(2.0, 2.0),
+                     metadata={"spacing": 1.0, "unit": "micron", "xorigin": -10, "zorigin": -3})
+    vol = bigseg.ingest(tmp_path / "fiji.tif", tmp_path / "f.ome.zarr", progress=False)
+    assert origin_of(vol) == pytest.approx((3.0, 0.0, 5.0)) and vol.attrs["unit"] == "um"

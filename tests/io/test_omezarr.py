@@ -25,6 +25,10 @@ def test_save_open_keeps_physical_coordinates(tmp_path, odd_volume):
     np.testing.assert_allclose(back.x.values[-1], 70 * 1.5)
     np.testing.assert_array_equal(back.values, odd_volume)
     assert back.data.chunksize == (16, 16, 16)
+    # a voxel size without a unit is in nm (API.md), as save_volume and synth take it; none: 1 voxel
+    assert make_volume(odd_volume, voxel_size=50).attrs["unit"] == "nm"
+    plain = make_volume(odd_volume)
+    assert (plain.attrs["voxel_size"], plain.attrs["unit"]) == ((1.0, 1.0, 1.0), "voxel")
 
 
 def test_labels_group_with_phases_and_colours(tmp_path, odd_volume):
