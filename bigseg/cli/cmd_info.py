@@ -35,7 +35,8 @@ def _source_lines(info: dict, args: argparse.Namespace) -> list[str]:
     files = f", {info['files']} files" if "files" in info else ""
     vs = info["voxel_size"]
     lines = [f"path        {info['path']}  ({info['format']}{files})", *_array_lines(info, None),
-             f"voxel size  {voxel_size_text(vs, info['unit']) if vs else 'not stated (pass --voxel-size to ingest)'}"]
+             f"voxel size  {voxel_size_text(vs, info['unit']) if vs else 'not stated (pass --voxel-size to ingest)'}",
+             *_origin_lines(info)]
     for name, (shape, dt) in info.get("datasets", {}).items():
         lines.append(f"dataset   {'*' if name == info['dataset'] else ' '} {name}  {' x '.join(map(str, shape))}  {dt}")
     from shlex import quote
@@ -43,6 +44,13 @@ def _source_lines(info: dict, args: argparse.Namespace) -> list[str]:
     given = [(o, getattr(args, o, None)) for o in ("dataset", "shape", "dtype")] + [("offset", getattr(args, "offset", 0))]
     opts = "".join(f" --{o} {quote(str(v))}" for o, v in given if v)  # a raw file's layout, an HDF5 dataset
     return lines + [f"not OME-Zarr: `bigseg ingest {quote(str(args.path))} DEST.ome.zarr{opts}` converts it"]
+
+
+def _origin_lines(info: dict) -> list[str]:
+    if "origin" not in info:
+        return []
+    return [f"origin      {', '.join(f'{d} {v:g}' for d, v in zip('zyx', info['origin']))} {info['unit'] or 'voxels'} "
+            "(first voxel's place in the scan)"]
 
 
 def _array_lines(info: dict, dims: list[str] | None) -> list[str]:
@@ -56,9 +64,7 @@ def _volume_lines(info: dict, args: argparse.Namespace) -> list[str]:
              f"voxel size  {voxel_size_text(info['voxel_size'], info['unit'])}"]
     if "source_region" in info:
         lines.append(f"cropped     {', '.join(f'{d} {a}:{b}' for d, (a, b) in zip('zyx', info['source_region']))} of the source")
-    if "origin" in info:
-        lines.append(f"origin      {', '.join(f'{d} {v:g}' for d, v in zip('zyx', info['origin']))} {info['unit']} "
-                     "(first voxel's place in the scan)")
+    lines += _origin_lines(info)
     if "times" in info:
         lines.append(f"times       {', '.join(f'{t:g}' for t in info['times'])}")
     lines += [f"levels      {info['levels']}",

@@ -206,7 +206,7 @@ def _imagej_origin(md: dict[str, Any]) -> tuple[float, float, float] | None:
     if not any(k in md for k in keys):
         return None
     try:
-        out = [-float(md.get(k, 0.0)) for k in keys]  # ImageJ: calibrated = (pixel - origin) * size
+        out = [0.0 - float(md.get(k, 0.0)) for k in keys]  # ImageJ: calibrated = (pixel - origin) * size; no -0
     except (TypeError, ValueError):
         return None
     return (out[0], out[1], out[2]) if all(math.isfinite(v) for v in out) else None

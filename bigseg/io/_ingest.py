@@ -416,7 +416,8 @@ def source_calibration(source: str | os.PathLike, **read: Any) -> Any:
 def source_info(source: str | os.PathLike, *, dataset: str | None = None, dtype: Any = None, shape: Any = None,
                 offset: int = 0) -> dict[str, Any]:
     """What ``ingest`` would read from a source that is not OME-Zarr: its kind, shape, dtype and
-    the voxel size it states (``None`` when it states none); for HDF5 also every dataset in the
+    the voxel size it states (``None`` when it states none), the ``origin`` of a box cut from a
+    scan when it states one (in ``unit``, else in voxels); for HDF5 also every dataset in the
     file (path -> shape, dtype), to pick ``dataset`` from."""
     reader = read_source(source, dataset=dataset, dtype=dtype, shape=shape, offset=offset)
     kinds = {TiffStackReader: "TIFF slices", MultiPageTiffReader: "multi-page TIFF", Hdf5Reader: "HDF5",
@@ -430,6 +431,10 @@ def source_info(source: str | os.PathLike, *, dataset: str | None = None, dtype:
                             "voxel_size": list(cal[0]) if cal else None, "unit": cal[1] if cal else None}
     if isinstance(reader, TiffStackReader):
         info["files"] = len(reader.files)
+    at = _stated_origin(reader)
+    if at is not None and any(at):  # a box cut from a scan: where ingest will put it
+        vs = cal[0] if cal else (1.0, 1.0, 1.0)
+        info["origin"] = [float(o) * v for o, v in zip(at, vs)]
     if isinstance(reader, Hdf5Reader):
         import h5py
 

@@ -164,11 +164,13 @@ def test_a_box_cut_from_a_scan_keeps_its_place_through_tiff(tmp_path, odd_volume
     import tifffile
 
     from bigseg.io import origin_of
+    from bigseg.io._ingest import source_info
 
     np.save(tmp_path / "scan.npy", odd_volume)
     box = bigseg.ingest(tmp_path / "scan.npy", tmp_path / "box.ome.zarr", crop="4:20,:,8:40", voxel_size=(50, 25, 25),
                         progress=False)
     out = bigseg.export(box, tmp_path / fmt, progress=False)
+    assert source_info(out)["origin"] == pytest.approx([200.0, 0.0, 200.0])  # `bigseg info` says it
     back = bigseg.ingest(out, tmp_path / "back.ome.zarr", progress=False)
     assert origin_of(back) == pytest.approx((200.0, 0.0, 200.0)) and back.attrs["voxel_size"] == (50.0, 25.0, 25.0)
     np.testing.assert_array_equal(back.values, odd_volume[4:20, :, 8:40])
@@ -180,7 +182,7 @@ def test_a_box_cut_from_a_scan_keeps_its_place_through_tiff(tmp_path, odd_volume
         assert (md["zorigin"], md["xorigin"], "yorigin" in md) == (-7.0, -8.0, False)
     whole = bigseg.export(make_volume(odd_volume, voxel_size=50), tmp_path / ("whole" + fmt), progress=False)
     again = bigseg.ingest(whole, tmp_path / "whole.ome.zarr", progress=False)
-    assert origin_of(again) == (0.0, 0.0, 0.0)
+    assert origin_of(again) == (0.0, 0.0, 0.0) and "origin" not in source_info(whole)
 
 
 def test_the_origin_fiji_states_is_read(tmp_path, odd_volume):
