@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import xarray as xr
 
 __all__ = ["segment"]
@@ -25,7 +26,8 @@ def segment(vol: Any, model: Any = "default", *, normalize: bool = True, fov: An
     replaced by noise of the inside's mean and spread (:func:`bigseg.io.fill_outside_like_inside`:
     a flat fill would bias the model's per-patch normalisation near the edge) and labelled 255
     (unlabelled), which every measurement leaves out; ``attrs["fov"]`` says which mask was
-    used. The probabilities and uncertainty outside are left as computed. ``progress`` shows
+    used. The probabilities and uncertainty outside are NaN (no data, as the labels' 255; were
+    the model's guesses on the noise). ``progress`` shows
     the passes over the data that run now (field of view, percentiles); the prediction itself
     stays lazy. ``temporal`` (a series of aligned scans): each scan's probabilities averaged
     with those of the ``temporal`` scans before and after it before the argmax
@@ -63,5 +65,8 @@ def segment(vol: Any, model: Any = "default", *, normalize: bool = True, fov: An
     ds = predict(vol, net, **{k: v for k, v in predict_kwargs.items() if v is not None})
     if mask is not None:
         ds["labels"] = fill_outside(ds["labels"], mask, UNLABELLED)
+        for name in ("probabilities", "uncertainty"):
+            if name in ds:
+                ds[name] = fill_outside(ds[name], mask, np.nan)
         ds.attrs.update(fov=str(mask.attrs["fov"]), fov_inside_fraction=mask.attrs["inside_fraction"])
     return ds

@@ -361,12 +361,22 @@ def margin(probs: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 def mean_in_order(*blocks: np.ndarray) -> np.ndarray:
     """float32 mean of equal-shape blocks, summed in the order given (so the result does not
-    depend on how the caller split the work)."""
-    acc = blocks[0].astype(np.float32, copy=True)
-    for b in blocks[1:]:
-        acc += b
-    acc /= np.float32(len(blocks))
-    return acc
+    depend on how the caller split the work). NaN (no data: outside a scan's field of view) is
+    left out of a voxel's mean; NaN where every block has it."""
+    if all(np.isfinite(b).all() for b in blocks):
+        acc = blocks[0].astype(np.float32, copy=True)
+        for b in blocks[1:]:
+            acc += b
+        acc /= np.float32(len(blocks))
+        return acc
+    acc = np.zeros(blocks[0].shape, np.float32)
+    n = np.zeros(blocks[0].shape, np.float32)
+    for b in blocks:
+        ok = np.isfinite(b)
+        acc += np.where(ok, b, 0)
+        n += ok
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return acc / n  # 0 / 0: NaN
 
 
 def labels_keeping(probs: np.ndarray, before: np.ndarray, keep: int = 255) -> np.ndarray:

@@ -449,8 +449,9 @@ def shell_counts(ext: np.ndarray, halo_lo: tuple[int, int, int], halo_hi: tuple[
 # --------------------------------------------------------------------------------------------
 # probabilities: interface mask
 # --------------------------------------------------------------------------------------------
-def interface_mask(labels: np.ndarray) -> np.ndarray:
-    """Voxels with at least one 6-neighbour of another label (neighbours inside the array only)."""
+def interface_mask(labels: np.ndarray, ignore: int | None = None) -> np.ndarray:
+    """Voxels with at least one 6-neighbour of another label (neighbours inside the array only);
+    a pair where either voxel holds ``ignore`` (e.g. 255, unlabelled) is no interface."""
     m = np.zeros(labels.shape, bool)
     for ax in range(labels.ndim):
         a = [slice(None)] * labels.ndim
@@ -458,6 +459,8 @@ def interface_mask(labels: np.ndarray) -> np.ndarray:
         a[ax] = slice(None, -1)
         b[ax] = slice(1, None)
         d = labels[tuple(a)] != labels[tuple(b)]
+        if ignore is not None:
+            d &= (labels[tuple(a)] != ignore) & (labels[tuple(b)] != ignore)
         m[tuple(a)] |= d
         m[tuple(b)] |= d
     return m

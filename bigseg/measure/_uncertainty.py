@@ -14,6 +14,7 @@ from scipy import ndimage as ndi
 
 from .._parse import parse_in_range, parse_nonnegative_int, parse_positive_int
 from ..errors import InputError
+from ..io import UNLABELLED
 from ..kernels.metrics import interface_mask
 from ..runtime._progress import compute
 from ._blockwise import BlockGeometry, block_partials, crop_halo
@@ -121,13 +122,20 @@ def _prob_block(*args, threshold: float, distance: int) -> np.ndarray:
     *blocks, geom = args
     geom: BlockGeometry
     probs = blocks[0]
-    labels = np.argmax(probs, axis=0) if len(blocks) == 1 else blocks[1]
-    iface = interface_mask(labels)
+    known = np.isfinite(probs).all(axis=0)  # NaN: no data (outside a field of view)
+    if len(blocks) == 1:
+        labels = np.where(known, np.argmax(probs, axis=0), UNLABELLED)
+    else:
+        labels = blocks[1]
+        known &= labels != UNLABELLED
+    iface = interface_mask(labels, ignore=UNLABELLED)  # a field of view's rim is no interface
     near = ndi.binary_dilation(iface, structure=_ball(distance), border_value=0) if distance > 0 else iface
-    pcore = probs[(slice(None),) + tuple(slice(lo, lo + n) for lo, n in zip(geom.halo_lo, geom.shape))]
-    near_core, _, _ = crop_halo(near, geom, 0)
-    unc = pcore.max(axis=0) < threshold
-    return np.array([unc.size, np.count_nonzero(unc), np.count_nonzero(unc & near_core),
+    core = (slice(None),) + tuple(slice(lo, lo + n) for lo, n in zip(geom.halo_lo, geom.shape))
+    near_core, _, _ = crop_halo(near & known, geom, 0)
+    known_core, _, _ = crop_halo(known, geom, 0)
+    with np.errstate(invalid="ignore"):
+        unc = (probs[core].max(axis=0) < threshold) & known_core
+    return np.array([np.count_nonzero(known_core), np.count_nonzero(unc), np.count_nonzero(unc & near_core),
                      np.count_nonzero(near_core)], np.int64)
 
 
@@ -150,9 +158,13 @@ def probability_uncertainty(
         voxel (a voxel with a 6-neighbour of another label).
     labels : the segmentation defining the interfaces (default: argmax of the probabilities).
 
+    Voxels of no data are left out (counted nowhere, and next to them is no interface): NaN
+    probabilities (outside a field of view, as :func:`bigseg.infer.segment` leaves them) and
+    voxels ``labels`` marks 255 (unlabelled).
+
     Returns
     -------
-    Dataset (over ``t`` for a series): ``uncertain_fraction`` (uncertain / all voxels),
+    Dataset (over ``t`` for a series): ``uncertain_fraction`` (uncertain / all voxels of data),
     ``uncertain_near_interface`` (share of the uncertain voxels within ``distance`` of an
     interface), ``near_interface_fraction`` (all voxels within ``distance``), and the counts.
     Exact for any chunking (halo of ``distance + 1``).
@@ -188,14 +200,15 @@ def probability_uncertainty(
     tot, unc, unc_near, near = (np.array([r[i] for r in res]) for i in range(4))
     with np.errstate(divide="ignore", invalid="ignore"):
         share = np.where(unc > 0, unc_near / np.where(unc > 0, unc, 1), np.nan)
+        unc_share, near_share = unc / tot, near / tot  # NaN for a scan with no voxel of data
 
     def pick(a):
         return ("t", a) if series else ((), a[0])
 
     ds = xr.Dataset({
-        "uncertain_fraction": pick(unc / tot),
+        "uncertain_fraction": pick(unc_share),
         "uncertain_near_interface": pick(share),
-        "near_interface_fraction": pick(near / tot),
+        "near_interface_fraction": pick(near_share),
         "uncertain_voxels": pick(unc),
         "uncertain_near_interface_voxels": pick(unc_near),
     })

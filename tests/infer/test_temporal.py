@@ -111,13 +111,27 @@ def test_the_window_cuts_flicker_and_raises_iou_on_a_noisy_series():
 
 
 def test_field_of_view_stays_unlabelled():
+    """Outside: labels 255, probabilities and uncertainty NaN (no data); inside all finite."""
     _, image = _noisy_series(steps=2, n=24)
-    ds = segment(image, "default", fov="cylinder", temporal=1)
-    lab = ds.labels.values
+    ds = segment(image, "default", fov="cylinder", temporal=1, probabilities=True, uncertainty="entropy")
+    lab, prob, unc = ds.labels.values, ds.probabilities.values, ds.uncertainty.values
     yy, xx = np.mgrid[:24, :24]
     outside = (yy - 11.5) ** 2 + (xx - 11.5) ** 2 > 12.0 ** 2
     assert (lab[:, :, outside] == 255).all()
     assert (lab[:, :, ~outside] < 3).all()
+    assert np.isnan(prob[..., outside]).all() and np.isnan(unc[..., outside]).all()
+    assert np.isfinite(prob[..., ~outside]).all() and np.isfinite(unc[..., ~outside]).all()
+    np.testing.assert_array_equal(prob.argmax(1)[:, :, ~outside], lab[:, :, ~outside])
+
+
+def test_a_scan_without_data_at_a_voxel_is_left_out_of_its_mean():
+    """Fields of view that differ between scans: a voxel's mean over the scans that saw it."""
+    from bigseg.kernels.blend import mean_in_order
+
+    a = np.array([[0.2, 0.4], [0.6, np.nan]], np.float32)
+    b = np.array([[0.4, np.nan], [0.8, np.nan]], np.float32)
+    np.testing.assert_allclose(mean_in_order(a, b), [[0.3, 0.4], [0.7, np.nan]], rtol=1e-6)
+    np.testing.assert_array_equal(mean_in_order(a[:1], np.ones((1, 2), np.float32)), (a[:1] + 1) / 2)  # as before
 
 
 def test_staged_equals_lazy_and_removes_its_scratch(tmp_path):

@@ -44,12 +44,15 @@ def test_perturbation_spread(labels):
         assert name in out
 
 
+def _ball(r):
+    g = np.arange(-r, r + 1)
+    return (g[:, None, None] ** 2 + g[None, :, None] ** 2 + g[None, None, :] ** 2) <= r**2
+
+
 def _reference_uncertainty(p, threshold, distance, labels=None):
     lab = p.argmax(0) if labels is None else labels
     iface = interface_mask(lab)
-    g = np.arange(-distance, distance + 1)
-    ball = (g[:, None, None] ** 2 + g[None, :, None] ** 2 + g[None, None, :] ** 2) <= distance**2
-    near = ndi.binary_dilation(iface, structure=ball)
+    near = ndi.binary_dilation(iface, structure=_ball(distance))
     unc = p.max(0) < threshold
     return unc.mean(), (unc & near).sum() / unc.sum(), near.mean()
 
@@ -69,6 +72,36 @@ def test_probability_uncertainty_exact(labels, chunks):
     ds2 = probability_uncertainty(p, threshold=0.6, distance=1, labels=labels)
     unc2, share2, _ = _reference_uncertainty(p, 0.6, 1, labels)
     assert ds2.uncertain_near_interface.item() == pytest.approx(share2, rel=1e-12)
+
+
+@pytest.mark.parametrize("chunks", [(3, 11, 17, 9), (3, 40, 5, 56)], ids=str)
+def test_probability_uncertainty_leaves_out_voxels_of_no_data(labels, chunks):
+    """Outside a field of view (NaN probabilities, labels 255) counts nowhere, and its rim is
+    no interface (was: the fill's guesses counted, the rim read as an interface)."""
+    rng = np.random.default_rng(1)
+    logits = np.eye(3)[labels].transpose(3, 0, 1, 2) * 3 + rng.standard_normal((3,) + labels.shape) * 2
+    p = (np.exp(logits) / np.exp(logits).sum(0)).astype(np.float32)
+    yy, xx = np.ogrid[: labels.shape[1], : labels.shape[2]]
+    inside = (yy - labels.shape[1] / 2) ** 2 + (xx - labels.shape[2] / 2) ** 2 < (min(labels.shape[1:]) / 2.2) ** 2
+    p[:, :, ~inside] = np.nan
+    cut = np.where(inside, labels, 255).astype(np.uint8)
+    ds = probability_uncertainty(da.from_array(p, chunks=chunks), threshold=0.6, distance=2)
+    # the reference: every voxel of data, interfaces between two of them only
+    known = np.broadcast_to(inside, labels.shape)
+    lab = np.where(known, p.argmax(0), 255)
+    iface = interface_mask(lab, ignore=255)
+    near = ndi.binary_dilation(iface, structure=_ball(2)) & known
+    unc = (np.nan_to_num(p, nan=1).max(0) < 0.6) & known
+    assert ds.uncertain_fraction.item() == pytest.approx(unc.sum() / known.sum(), rel=1e-12)
+    assert ds.near_interface_fraction.item() == pytest.approx(near.sum() / known.sum(), rel=1e-12)
+    assert ds.uncertain_near_interface.item() == pytest.approx((unc & near).sum() / unc.sum(), rel=1e-12)
+    assert ds.attrs["voxels"] == known.sum() and 0 < ds.uncertain_fraction.item() < 1
+    # labels 255 (probabilities finite there): the same voxels left out
+    q = np.nan_to_num(p, nan=1 / 3)
+    by_labels = probability_uncertainty(q, threshold=0.6, distance=2, labels=cut)
+    near2 = ndi.binary_dilation(interface_mask(cut, ignore=255), structure=_ball(2)) & known
+    assert by_labels.near_interface_fraction.item() == pytest.approx(near2.sum() / known.sum(), rel=1e-12)
+    assert by_labels.attrs["voxels"] == known.sum()
 
 
 def test_series_dims_for_agreement_and_probabilities(labels):
