@@ -12,7 +12,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Write a volume for tools that do not read OME-Zarr (Avizo, Dragonfly, GeoDict, "
                                    "ParaView, Fiji, TauFactor), slab by slab, with its voxel size: a folder of TIFF "
                                    "slices (no suffix; ImageJ calibration), one OME BigTIFF (.tif), HDF5 "
-                                   "(.h5: /exchange/data, element_size_um) or .npy. `bigseg ingest` reads each back.")
+                                   "(.h5: /exchange/data, element_size_um) or .npy. A box cut from a scan keeps its place "
+                                   "in it (not in .npy). `bigseg ingest` reads each back.")
     p.add_argument("source", help="OME-Zarr image (scan.ome.zarr) or label image (scan.ome.zarr/labels/NAME)")
     p.add_argument("dest", help="folder of TIFF slices, or a .tif, .h5 or .npy file")
     p.add_argument("--label", default=None, help="with an image path: export labels/LABEL instead of the image")
