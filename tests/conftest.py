@@ -56,3 +56,9 @@ def bigseg_cli(capsys):
         return done
 
     return run
+
+
+def pytest_collection_modifyitems(config, items):
+    """The tests marked ``slow`` first: spread over the workers at the start (pytest-xdist), they
+    do not leave one worker running the last long test alone."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: file order kept within

@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "quickstart.ipynb"
 
 
+@pytest.mark.slow
 def test_quickstart_notebook_runs(tmp_path):
     cells = json.loads(NOTEBOOK.read_text())["cells"]
     body = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")

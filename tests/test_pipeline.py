@@ -20,6 +20,7 @@ def scan():
     return truth.compute(), synth.xct(truth, seed=3).compute()
 
 
+@pytest.mark.slow
 def test_pipeline_threshold_then_resume(tmp_path, scan, bigseg_cli):
     truth, image = scan
     pipe = Pipeline(chunks=(16, 20, 24), voxel_size=(40, 40, 40), predict={"model": "threshold"})
@@ -135,6 +136,7 @@ def test_pipeline_shells_and_tortuosity_on_request(tmp_path, scan):
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.slow
 def test_pipeline_inside_a_cylindrical_field_of_view(tmp_path):
     truth = synth.electrode((24, 56, 60), seed=4).compute()
     image = synth.xct(truth, seed=4).compute()
@@ -171,6 +173,7 @@ def test_a_bad_fov_is_refused_before_work(tmp_path):
         Pipeline(fov="auto", fov_margin=-2)
 
 
+@pytest.mark.slow
 def test_pipeline_on_an_operando_series(tmp_path):
     """A (t, z, y, x) series: each scan segmented on its own, every measurement per time step in
     evolution.csv / evolution.png and the report's "Over time" table."""
@@ -216,6 +219,7 @@ def test_pipeline_on_an_operando_series(tmp_path):
     assert json.loads((tmp_path / "files" / "run.json").read_text())["source"] == [str(p) for p in scans]
 
 
+@pytest.mark.slow
 def test_pipeline_time_window_on_a_series(tmp_path, scan, bigseg_cli):
     """predict.temporal: each scan's probabilities staged on disk, averaged over the window, the
     scratch gone after; the labels are those of segment(temporal=) on the filtered scans; a
@@ -249,6 +253,7 @@ def test_pipeline_time_window_on_a_series(tmp_path, scan, bigseg_cli):
         pipe.watch(tmp_path / "inbox", tmp_path / "w", once=True)
 
 
+@pytest.mark.slow
 def test_pipeline_stores_the_probabilities_when_asked(tmp_path, scan):
     """predict.probabilities: the probabilities (float16, phase names) beside the labels, as
     `bigseg segment --probabilities` stores them, the labels their argmax; a time window
@@ -297,6 +302,7 @@ def test_pipeline_aligns_a_drifting_series(tmp_path):
         pipe.run(image, tmp_path / "b")
 
 
+@pytest.mark.slow
 def test_pipeline_runs_on_a_given_client(tmp_path, scan):
     from distributed import Client, get_task_stream
 
@@ -312,6 +318,7 @@ def test_pipeline_runs_on_a_given_client(tmp_path, scan):
         pipe.run(image, tmp_path / "x", client=42)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_demo_cli_writes_a_volume_info_describes(tmp_path, bigseg_cli):
     out = bigseg_cli("demo", "--out", tmp_path / "demo", "--size", "48", "--chunks", "24")
@@ -327,6 +334,7 @@ def test_demo_cli_writes_a_volume_info_describes(tmp_path, bigseg_cli):
     assert "IoU" in out.stdout and "report.html" in out.stdout and "percolating" in out.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_series_demo_cli(tmp_path, bigseg_cli):
     out = bigseg_cli("demo", "--steps", "2", "--out", tmp_path / "d")

@@ -27,6 +27,7 @@ def image():
     return synth.xct(synth.electrode((24, 28, 32), seed=4, chunks=16), seed=4).compute().values
 
 
+@pytest.mark.slow
 def test_once_processes_every_scan_and_records_failures(tmp_path, image, capfd):
     inbox = tmp_path / "inbox"
     inbox.mkdir()
@@ -150,6 +151,7 @@ def test_bad_arguments(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_cli_watch_picks_up_a_scan_that_arrives(tmp_path, image):
     inbox, out = tmp_path / "inbox", tmp_path / "out"

@@ -68,6 +68,7 @@ def test_bench_passes_the_predict_options(tmp_path, capsys, small_model):
     assert "`--overlap`" in err and "[bench 1/" not in err  # refused before the scan is written
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(180)
 @pytest.mark.filterwarnings("ignore")
 def test_bench_on_a_local_cluster(tmp_path):

@@ -10,6 +10,7 @@ from bigseg.cli import main
 from bigseg.errors import ConfigError
 
 
+@pytest.mark.slow
 def test_run_crops_scores_and_resumes(tmp_path, capsys):
     truth = bigseg.synth.electrode((30, 34, 38), radius=(4, 1), seed=3)
     image = bigseg.synth.xct(truth, seed=3).values
@@ -52,6 +53,7 @@ def test_run_crops_scores_and_resumes(tmp_path, capsys):
     assert "`predict.model`" in capsys.readouterr().err and not (tmp_path / "bad2").exists()  # refused before any work
 
 
+@pytest.mark.slow
 def test_run_says_when_voxels_are_taken_as_one_unit(tmp_path, capsys):
     """As `bigseg ingest` says it: a .npy states no voxel size, so without --voxel-size sizes and
     areas come out in voxels, labelled as the unit; with one, or from a calibrated source, nothing."""

@@ -86,6 +86,7 @@ def test_model_patch_is_capped_at_a_small_volume():
     assert not np.allclose(padded["probabilities"].values, ref["probabilities"].values)
 
 
+@pytest.mark.slow
 def test_segment_bf16_autocast_agrees_with_float32(scan):
     _, path = scan
     assert main(["segment", str(path), "--model", "default", "--name", "fp32", "--autocast", "off"]) == 0

@@ -14,6 +14,7 @@ from bigseg.kernels.blend import count_patches
 pytestmark = [pytest.mark.timeout(240), pytest.mark.filterwarnings("ignore")]
 
 
+@pytest.mark.slow
 def test_local_cluster_equals_threaded_scheduler_and_loads_model_once_per_worker():
     rng = np.random.default_rng(3)
     x = rng.normal(size=(30, 34, 40)).astype(np.float32)

@@ -15,6 +15,7 @@ from bigseg.measure import interfaces, particles, summary
 pytestmark = [pytest.mark.timeout(180), pytest.mark.filterwarnings("ignore")]
 
 
+@pytest.mark.slow
 def test_local_cluster_matches_in_memory(labels, tmp_path, capfd):
     """In-memory and stored labels on one cluster (a start and stop cost ~5 s here); stored:
     blocks read their halo'd regions from the store in the worker processes, the particle ids

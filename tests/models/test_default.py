@@ -38,6 +38,7 @@ def test_default_model_loads_offline_with_metadata():
     assert m.checkpoint is not None  # shipped to inference workers as a path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset,seed", [("nano-ct-phase", 777), ("lab-micro-ct", 778)])
 def test_default_model_beats_multi_otsu_on_64_cube(preset, seed):
     lab = bigseg.synth.electrode((64, 64, 64), seed=seed, chunks=(17, 23, 30)).values

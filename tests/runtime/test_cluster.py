@@ -71,6 +71,7 @@ def scheduler_and_two_workers(tmp_path):
         yield addr
 
 
+@pytest.mark.slow
 def test_ingest_through_running_scheduler(tmp_path, odd_volume, scheduler_and_two_workers):
     np.save(tmp_path / "v.npy", odd_volume)
     deadline = time.monotonic() + 60
@@ -163,6 +164,7 @@ def test_slurm_job_script_from_deploy_yaml(tmp_path, monkeypatch):
     assert "--nworkers 2" in script
 
 
+@pytest.mark.slow
 def test_a_scheduler_whose_workers_lack_bigseg_is_refused_by_name(tmp_path):
     """A worker that cannot import bigseg would fail every task with ModuleNotFoundError: refused
     at connect, naming the worker. The worker here finds a `bigseg` that fails to import first on

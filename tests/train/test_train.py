@@ -315,6 +315,7 @@ def test_synthetic_generator_in_the_loop():
         bigseg.train.synthetic(presets=["nope"], epochs=1)
 
 
+@pytest.mark.slow
 def test_volumes_made_ahead_in_worker_processes_give_the_same_model():
     """workers > 0 makes the volumes in other processes (a GPU waits on the simulator otherwise):
     the recipes are still drawn in order from the one seeded generator, so the model is the same."""
@@ -331,6 +332,7 @@ def test_volumes_made_ahead_in_worker_processes_give_the_same_model():
         bigseg.train.synthetic(workers=-1, **kw)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_ctrl_c_with_data_workers_stops_quietly(tmp_path):
     """Ctrl-C reaches the whole process group: the workers leave it to the trainer, which says
@@ -465,6 +467,7 @@ def _quick_then_slow(shape, **recipe):
     return np.zeros(shape, np.float32), np.zeros(shape, np.uint8)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
 def test_data_workers_end_with_a_trainer_killed_outright(tmp_path):
