@@ -163,7 +163,8 @@ def test_cli_watch_picks_up_a_scan_that_arrives(tmp_path, image):
         time.sleep(1.0)
         np.save(inbox / "late.npy", image)
         deadline = time.time() + 90
-        while not (out / "late" / "report.html").exists() and time.time() < deadline and proc.poll() is None:
+        ledger = out / "watch.json"  # written after the scan's "done" line (report.html comes before it)
+        while not (ledger.exists() and "late" in ledger.read_text()) and time.time() < deadline and proc.poll() is None:
             time.sleep(0.3)
         assert (out / "late" / "report.html").exists()
     finally:

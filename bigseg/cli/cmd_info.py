@@ -80,7 +80,8 @@ def _volume_lines(info: dict, args: argparse.Namespace) -> list[str]:
     if "intensity" in info:
         s = info["intensity"]
         lines.append(f"intensity   min {s['min']:.4g}  max {s['max']:.4g}  mean {s['mean']:.4g}  std {s['std']:.4g}  "
-                     f"p1 {s['p1']:.4g}  p99 {s['p99']:.4g}  (level {s['from_level']}, {s['sampled_voxels']} voxels)")
+                     f"p1 {s['p1']:.4g}  p99 {s['p99']:.4g}  (level {s['from_level']}, {s['sampled_voxels']} voxels"
+                     + (f"; {s['not_finite']} NaN or infinite left out)" if s.get("not_finite") else ")"))
     return lines
 
 

@@ -612,7 +612,8 @@ def volume_info(path: str | os.PathLike, *, stats: bool = True, progress: bool =
     ``bytes_uncompressed`` (that image's size in memory).
 
     The intensity summary (min, max, mean, std, 1st/99th percentile) is computed on the
-    coarsest pyramid level (named in ``from_level``) so that it stays cheap on huge volumes; for
+    coarsest pyramid level (named in ``from_level``) so that it stays cheap on huge volumes,
+    over its finite values (``not_finite`` counts the others: NaN is no data); for
     a label image (with phase names) the share of each phase (and of unlabelled voxels, 255)
     instead, from the same level (``fractions``).
     """
@@ -661,12 +662,13 @@ def volume_info(path: str | os.PathLike, *, stats: bool = True, progress: bool =
                 fractions["unlabelled"] = float(counts[UNLABELLED] / n)
             info["fractions"] = {"of_voxels": fractions, "from_level": levels - 1, "sampled_voxels": n}
             return info
-        x = small.astype(np.float64)
-        mn, mx, mean, std = compute(x.min(), x.max(), x.mean(), x.std(), desc="statistics", progress=progress)
-        sample = np.asarray(x.compute()).ravel()
+        (values,) = compute(small, desc="statistics", progress=progress)
+        sample = np.asarray(values, np.float64).ravel()
+        finite = sample[np.isfinite(sample)]  # NaN: no data (e.g. probabilities outside a field of view)
+        stats = ((finite.min(), finite.max(), finite.mean(), finite.std(), *np.percentile(finite, [1, 99]))
+                 if finite.size else (np.nan,) * 6)
         info["intensity"] = {
-            "min": float(mn), "max": float(mx), "mean": float(mean), "std": float(std),
-            "p1": float(np.percentile(sample, 1)), "p99": float(np.percentile(sample, 99)),
-            "from_level": levels - 1, "sampled_voxels": int(sample.size),
+            **{k: float(v) for k, v in zip(("min", "max", "mean", "std", "p1", "p99"), stats)},
+            "from_level": levels - 1, "sampled_voxels": int(sample.size), "not_finite": int(sample.size - finite.size),
         }
     return info

@@ -230,6 +230,12 @@ def test_probabilities_keep_their_phase_names_through_a_store(tmp_path):
     np.testing.assert_array_equal(back.sel(phase="active").values, p[2].astype(np.float16))
     again = open_volume(save_volume(back, tmp_path / "q.ome.zarr"))  # and again, as it came back
     assert list(again.phase.values) == ["pore", "cbd", "active"]
+    # NaN (no data: outside a field of view) is left out of the summary and counted (was: all nan)
+    p[:, :, :2] = np.nan
+    info = bigseg.io.volume_info(save_volume(xr.DataArray(p, dims=("phase", "z", "y", "x")), tmp_path / "n.ome.zarr"))
+    inside = p[:, :, 2:].astype(np.float16).astype(np.float64)
+    assert info["intensity"]["not_finite"] == 3 * 4 * 2 * 6 and info["intensity"]["sampled_voxels"] == p.size
+    assert info["intensity"]["mean"] == pytest.approx(inside.mean()) and info["intensity"]["max"] == inside.max()
     plain = open_volume(save_volume(xr.DataArray(p, dims=("c", "z", "y", "x")), tmp_path / "c.ome.zarr"))
     assert plain.dims == ("c", "z", "y", "x") and plain.dtype == np.float32  # channels without names stay OME-Zarr's c
 
