@@ -62,3 +62,14 @@ def pytest_collection_modifyitems(config, items):
     """The tests marked ``slow`` first: spread over the workers at the start (pytest-xdist), they
     do not leave one worker running the last long test alone."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: file order kept within
+
+
+@pytest.fixture
+def interruptible_bigseg():
+    """argv that starts ``bigseg`` in a new process that Ctrl-C (SIGINT) interrupts even when
+    this test run ignores SIGINT (started in the background by a shell: children inherit the
+    ignore, and Python then installs no KeyboardInterrupt handler)."""
+    import sys
+
+    return [sys.executable, "-c", "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                                  "from bigseg.cli import main; raise SystemExit(main())"]

@@ -6,9 +6,7 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,8 +16,6 @@ import bigseg
 from bigseg import synth
 from bigseg.errors import InputError
 from bigseg.pipeline import Pipeline, _scans
-
-BIGSEG = str(Path(sys.executable).with_name("bigseg"))
 
 
 @pytest.fixture(scope="module")
@@ -153,10 +149,10 @@ def test_bad_arguments(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.timeout(120)
-def test_cli_watch_picks_up_a_scan_that_arrives(tmp_path, image):
+def test_cli_watch_picks_up_a_scan_that_arrives(tmp_path, image, interruptible_bigseg):
     inbox, out = tmp_path / "inbox", tmp_path / "out"
     inbox.mkdir()
-    proc = subprocess.Popen([BIGSEG, "watch", str(inbox), "--out", str(out), "--model", "threshold",
+    proc = subprocess.Popen([*interruptible_bigseg, "watch", str(inbox), "--out", str(out), "--model", "threshold",
                              "--interval", "0.3", "--settle", "0.5", "--fov", "cylinder"], stderr=subprocess.PIPE,
                             text=True, env={**os.environ, "BIGSEG_CHUNKS": "16"})
     try:

@@ -334,17 +334,16 @@ def test_volumes_made_ahead_in_worker_processes_give_the_same_model():
 
 @pytest.mark.slow
 @pytest.mark.timeout(120)
-def test_ctrl_c_with_data_workers_stops_quietly(tmp_path):
+def test_ctrl_c_with_data_workers_stops_quietly(tmp_path, interruptible_bigseg):
     """Ctrl-C reaches the whole process group: the workers leave it to the trainer, which says
     it was interrupted (exit 130) without a traceback from each worker."""
     import os
     import signal
     import subprocess
-    import sys
     import time
 
     ckpt = tmp_path / "ckpt"
-    cmd = [sys.executable, "-c", "from bigseg.cli import main; raise SystemExit(main())", "train", "--synthetic",
+    cmd = [*interruptible_bigseg, "train", "--synthetic",
            "--arch", "unet3d", "--channels", "4,8", "--patch", "16,16,16", "--shape", "16,32,32", "--epochs", "50",
            "--steps-per-epoch", "5", "--batch-size", "1", "--data-workers", "2", "--no-progress",
            "--checkpoint-dir", str(ckpt), "-o", str(tmp_path / "m.pt")]
