@@ -121,9 +121,12 @@ def _valid(sizes: list[Any], unit: Any) -> Calibration | None:
 
 def _ome_calibration(xml: str) -> Calibration | None:
     try:
-        root = ET.fromstring(xml)
+        return _pixels_calibration(ET.fromstring(xml))
     except ET.ParseError:
         return None
+
+
+def _pixels_calibration(root: ET.Element) -> Calibration | None:
     pixels = next((el for el in root.iter() if el.tag.rsplit("}", 1)[-1] == "Pixels"), None)
     if pixels is None:
         return None
@@ -183,7 +186,7 @@ def _ome_origin(xml: str) -> tuple[float, float, float] | None:
         root = ET.fromstring(xml)
     except ET.ParseError:
         return None
-    cal = _ome_calibration(xml)
+    cal = _pixels_calibration(root)
     plane = next((el for el in root.iter() if el.tag.rsplit("}", 1)[-1] == "Plane"
                   and all(el.attrib.get(k, "0") == "0" for k in ("TheZ", "TheT", "TheC"))), None)
     if cal is None or plane is None or not any(f"Position{ax}" in plane.attrib for ax in "ZYX"):

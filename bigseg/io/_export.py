@@ -39,7 +39,7 @@ from ..runtime._lock import make_folder
 from ..runtime._progress import compute
 from ._calibration import convert_length, imagej_unit, normalise_unit, ome_tiff_unit
 from ._omezarr import _check_dest, _commit, _partial_path, _remove
-from ._volume import as_volume, origin_of
+from ._volume import as_volume, origin_voxels
 
 __all__ = ["export"]
 
@@ -90,11 +90,6 @@ def _planes(vol: xr.DataArray, bar: Any) -> Iterator[np.ndarray]:
             bar.update(1)
 
 
-def _origin_voxels(vol: xr.DataArray) -> list[float]:
-    """(z, y, x) index in the scan of a volume's first voxel (0 unless it is a box cut from one)."""
-    return [o / v for o, v in zip(origin_of(vol), vol.attrs.get("voxel_size", (1.0, 1.0, 1.0)))]
-
-
 def _write_slices(vol: xr.DataArray, tmp: Path, name: str, vs: tuple[float, ...] | None, unit: str | None,
                   bar: Any) -> None:
     import tifffile
@@ -103,7 +98,7 @@ def _write_slices(vol: xr.DataArray, tmp: Path, name: str, vs: tuple[float, ...]
     nz = vol.shape[-3]
     width = max(5, len(str(nz - 1)))
     imagej = vs is not None and vol.dtype in _IMAGEJ_DTYPES
-    first = _origin_voxels(vol)
+    first = origin_voxels(vol)
     for z, plane in enumerate(_planes(vol, bar)):
         kwargs: dict[str, Any] = {}
         if imagej:  # a box cut from a scan: ImageJ's origins (pixels, negative), each slice its own z
@@ -126,7 +121,7 @@ def _write_tiff(vol: xr.DataArray, tmp: Path, vs: tuple[float, ...] | None, unit
     per_t = int(np.prod([n for d, n in vol.sizes.items() if d not in ("t", "y", "x")]))
     if "t" in vol.dims and "t" in vol.coords:  # a series' times: each plane's OME DeltaT (pages in t, z order)
         meta["Plane"] = {"DeltaT": np.repeat(np.asarray(vol.coords["t"].values, np.float64), per_t).tolist()}
-    first = _origin_voxels(vol)
+    first = origin_voxels(vol)
     if vs is not None and any(first):  # a box cut from a scan: each plane's position in it
         z = (first[0] + np.arange(planes) % vol.sizes["z"]) * vs[0]
         meta.setdefault("Plane", {}).update(
@@ -151,7 +146,7 @@ def _write_hdf5(vol: xr.DataArray, tmp: Path, vs: tuple[float, ...] | None, unit
         ds.attrs["unit"] = str(vol.attrs.get("unit", "voxel"))
         if vol.attrs.get("phases"):
             ds.attrs["phases"] = [str(p) for p in vol.attrs["phases"]]
-        first = _origin_voxels(vol)
+        first = origin_voxels(vol)
         if any(first):  # a box cut from a scan: where it lies, in voxels (ingest puts it back there)
             ds.attrs["origin_voxels"] = np.asarray(first, np.float64)
         if "t" in vol.dims and "t" in vol.coords:  # a series' times, read back by ingest

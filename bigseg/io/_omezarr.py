@@ -34,7 +34,8 @@ from ..runtime._lock import held
 from ..runtime._manifest import key_digest, resumable_array, store_resumable
 from ..runtime._progress import compute
 from ._calibration import ome_unit, parse_unit, unit_from_ome
-from ._volume import UNLABELLED, as_volume, is_step_index, is_zarr_store, make_volume, origin_of, phase_colour, unit_for
+from ._volume import (UNLABELLED, as_volume, is_step_index, is_zarr_store, make_volume, origin_of, origin_voxels,
+                      phase_colour, unit_for)
 
 __all__ = ["save_volume", "save_labels", "open_volume", "volume_info", "OME_VERSION"]
 
@@ -277,7 +278,7 @@ def _prepare(
             vol.attrs["channels"] = names
     attrs = dict(vol.attrs)
     # where the first voxel lies, in voxels of the grid it is given on (a box cut from a scan)
-    first = [o / v for o, v in zip(origin_of(vol), attrs.get("voxel_size", (1.0, 1.0, 1.0)))]
+    first = origin_voxels(vol)
     if voxel_size is not None:
         attrs["voxel_size"] = parse_voxel_size(voxel_size)
     attrs["unit"] = unit_for(unit, voxel_size, attrs.get("unit", "voxel"))

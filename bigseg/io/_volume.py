@@ -128,6 +128,12 @@ def origin_of(vol: xr.DataArray) -> tuple[float, float, float]:
                  for d in SPATIAL_DIMS)
 
 
+def origin_voxels(vol: xr.DataArray) -> list[float]:
+    """(z, y, x) index, on the volume's own grid, of its first voxel in the scan it was cut from
+    (:func:`origin_of` over the voxel size; 0 for a whole scan)."""
+    return [o / v for o, v in zip(origin_of(vol), vol.attrs.get("voxel_size", (1.0, 1.0, 1.0)))]
+
+
 def as_volume(
     data: Any,
     *,

@@ -363,10 +363,10 @@ def mean_in_order(*blocks: np.ndarray) -> np.ndarray:
     """float32 mean of equal-shape blocks, summed in the order given (so the result does not
     depend on how the caller split the work). NaN (no data: outside a scan's field of view) is
     left out of a voxel's mean; NaN where every block has it."""
-    if all(np.isfinite(b).all() for b in blocks):
-        acc = blocks[0].astype(np.float32, copy=True)
-        for b in blocks[1:]:
-            acc += b
+    acc = blocks[0].astype(np.float32, copy=True)
+    for b in blocks[1:]:
+        acc += b
+    if np.isfinite(acc).all():  # no block held NaN or inf there (either would carry into the sum)
         acc /= np.float32(len(blocks))
         return acc
     acc = np.zeros(blocks[0].shape, np.float32)
