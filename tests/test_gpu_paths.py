@@ -63,6 +63,20 @@ def test_predict_takes_cupy_blocks_through_dlpack(scan):
     np.testing.assert_array_equal(gpu["labels"].values, host["labels"].values)
 
 
+def test_field_of_view_of_cupy_blocks(scan):
+    # "auto" reads the fill from the columns' range, the outside is refilled with noise before
+    # the model: both on CuPy blocks as on NumPy ones
+    _, img = scan
+    img = img.copy()
+    yy, xx = np.mgrid[:img.shape[1], :img.shape[2]]
+    img[:, (yy - 19.5) ** 2 + (xx - 21.5) ** 2 > 18 ** 2] = 0
+    host = infer.segment(_on_host(img), "default", device="cuda", autocast=None, fov="auto", probabilities=True)
+    gpu = infer.segment(_on_gpu(img), "default", device="cuda", autocast=None, fov="auto", probabilities=True)
+    assert (host["labels"].values == 255).any()
+    np.testing.assert_array_equal(gpu["labels"].values, host["labels"].values)
+    np.testing.assert_allclose(gpu["probabilities"].values, host["probabilities"].values, atol=1e-5)
+
+
 def test_default_model_on_cuda_matches_the_cpu(scan):
     lab, img = scan
     cpu = infer.segment(img, "default", device="cpu")["labels"].values

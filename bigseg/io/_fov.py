@@ -19,6 +19,7 @@ import xarray as xr
 from scipy import ndimage as ndi
 
 from .._parse import parse_in_range
+from ..ops import array_module, to_numpy
 from ..errors import InputError
 from ._volume import as_volume, frame_by_frame
 
@@ -74,7 +75,7 @@ def _column_range(v: xr.DataArray, progress: bool) -> tuple[np.ndarray, np.ndarr
     else:
         lo, hi, all_nan = arr.min(axis=lead), arr.max(axis=lead), da.zeros(arr.shape[-2:], dtype=bool)
     lo, hi, all_nan = compute(lo, hi, all_nan, desc="field of view", progress=progress)
-    return np.asarray(lo), np.asarray(hi), np.asarray(all_nan)
+    return to_numpy(lo), to_numpy(hi), to_numpy(all_nan)  # CuPy blocks (a GPU worker's) reduce to CuPy
 
 
 def _auto(v: xr.DataArray, progress: bool) -> tuple[np.ndarray, Any]:
@@ -180,7 +181,8 @@ def _noise_block(block: np.ndarray, inside: np.ndarray, mean: float, std: float,
     if np.issubdtype(block.dtype, np.integer):  # rounded into the dtype's range (no wrap-around)
         info = np.iinfo(block.dtype)
         noise = np.clip(np.rint(noise), info.min, info.max)
-    return np.where(inside, block, noise.astype(block.dtype, copy=False))
+    xp = array_module(block)  # a CuPy block (a GPU worker's) takes the mask and the noise on its device
+    return xp.where(xp.asarray(inside), block, xp.asarray(noise.astype(block.dtype, copy=False)))
 
 
 @frame_by_frame
