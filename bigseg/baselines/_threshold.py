@@ -18,8 +18,12 @@ __all__ = ["threshold", "multiotsu_thresholds"]
 def multiotsu_thresholds(vol: Any, *, classes: int = 3, nbins: int = 256, progress: bool = False) -> np.ndarray:
     """``skimage.filters.threshold_multiotsu(vol, classes, nbins)`` from a distributed histogram.
 
-    Equal to scikit-image on the whole array: the same histogram (one bin per integer value for
-    integer volumes; ``nbins`` bins over [min, max] for floats) is fed to its ``hist=`` argument.
+    Equal to scikit-image on the whole array for floats (``nbins`` bins over [min, max]) and for
+    integer volumes spanning fewer than ``nbins`` values (one bin per value): the same histogram
+    is fed to its ``hist=`` argument. Integer volumes of a wider range (e.g. uint16 CT) get
+    ``nbins`` equal bins over [min, max] too, where scikit-image takes one bin per value (and
+    minutes: multi-Otsu is O(bins**2) for 3 classes); their thresholds then fall between
+    integers and may differ from scikit-image's by up to one bin width.
     """
     v, _ = check_volume(vol, progress=progress)
     return _multiotsu(v, parse_classes(classes), nbins, None, progress)
@@ -50,7 +54,8 @@ def threshold(vol: Any, *, classes: int = 3, nbins: int = 256, phases: Any = Non
     vol : volume (z, y, x), integer or float, no NaN/inf; or a series (t, z, y, x), each frame
         segmented on its own (its own histogram and thresholds, listed per frame in the attrs)
     classes : int in [2, 254]
-    nbins : histogram bins for float volumes (integer volumes use one bin per value)
+    nbins : histogram bins for float volumes and for integer volumes spanning ``nbins`` values or
+        more (those spanning fewer use one bin per value)
     phases : names of the classes by grey level (default ``DEFAULT_PHASES`` for 3 classes)
     {fov}
 

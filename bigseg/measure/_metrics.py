@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import itertools
+import warnings
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -248,7 +250,7 @@ def _interfaces_dataset(lab: Labels, stats: list[dict[str, np.ndarray]], method:
         faces_l.append(f3.sum(axis=0))
         vf_l.append((s["onvox"] + s["onvox"].T) / n_lab)
         if mc:
-            pair = _mc_pairs(k, s["areas"])
+            pair = _mc_pairs(k, s["areas"], lab.phases, lab.unit)
             area_l.append(pair)
             masked = n_lab < int(s["hist"].sum())  # the field of view's edge is no surface of a phase
             a = dict(zip(flds, s["areas"]))
@@ -280,14 +282,27 @@ def _interfaces_dataset(lab: Labels, stats: list[dict[str, np.ndarray]], method:
     return ds
 
 
-def _mc_pairs(k: int, areas: np.ndarray) -> np.ndarray:
+def _mc_pairs(k: int, areas: np.ndarray, phases: Sequence[str] | None = None, unit: str = "") -> np.ndarray:
     """Pair areas ``A_ij = (A_i + A_j - A_i∪j) / 2`` from the areas of :func:`_fields`; the
-    boundary of unlabelled voxels cancels out (it is part of A_i, A_j and A_i∪j alike)."""
+    boundary of unlabelled voxels cancels out (it is part of A_i, A_j and A_i∪j alike).
+
+    Smoothing can make the union's surface larger than the two phases' together where a phase
+    is a film one or two voxels thin (the 3 × 3 × 3 mean erases it from its own indicator but
+    not from the union's): such a pair would come out negative. It is set to 0, with a warning
+    that names it (an area below 0 is no measurement; ``method="faces"`` counts the film)."""
     a = dict(zip(_fields(k), areas))
     pair = np.zeros((k, k))
     for i, j in itertools.combinations(range(k), 2):
         pair[i, j] = pair[j, i] = 0.5 * (a[(i,)] + a[(j,)] - a[(i, j)])
-    return pair
+    scale = max(float(np.max(np.abs(areas))) if len(areas) else 0.0, 1e-300)
+    below = [(i, j) for i, j in itertools.combinations(range(k), 2) if pair[i, j] < -1e-9 * scale]
+    if below:
+        names = list(phases) if phases is not None else [str(i) for i in range(k)]
+        told = ", ".join(f"{names[i]}–{names[j]} {pair[i, j]:.4g}" + (f" {unit}^2" if unit else "") for i, j in below)
+        warnings.warn(f"marching cubes: the interface area of {told} came out below 0 (a phase thinner than the "
+                      "3 × 3 × 3 smoothing, e.g. a 1–2-voxel film, is lost from its own surface but not from the "
+                      "union's); set to 0. method='faces' counts such films.", stacklevel=4)
+    return np.maximum(pair, 0.0)
 
 
 def _fractions_dataarray(lab: Labels, stats: list[dict[str, np.ndarray]]) -> xr.DataArray:
@@ -314,7 +329,7 @@ def _surface_areas(lab: Labels, method: str, progress: bool, phase_idx: list[int
         # unlabelled voxels (outside the field of view): their boundary is no surface of a
         # phase, so sum the phase's pair areas, in which it cancels (a second pass)
         stats = _run(lab, allow_unlabelled=True, desc="surface area", progress=progress, marching_cubes=True)
-        return [_mc_pairs(k, s["areas"]).sum(axis=1)[idx] for s in stats], stats
+        return [_mc_pairs(k, s["areas"], lab.phases, lab.unit).sum(axis=1)[idx] for s in stats], stats
     stats = _run(lab, allow_unlabelled=True, desc="surface area", progress=progress)
     fa = _face_areas(lab.voxel_size)
     out = []

@@ -136,3 +136,24 @@ def test_fixed_tilings_equal_scikit_image_per_cell():
                                         M._EDGES, np.array([1.0, 2.0, 0.5]))
         assert nmiss == 0
         assert total == pytest.approx(w, rel=1e-12)
+
+
+def test_thin_film_pair_area_is_never_negative():
+    # CBD as a film 1-2 voxels thin between pore and active: the 3x3x3 mean erases it from its
+    # own indicator but not from the union's, so A_pore + A_cbd - A_pore∪cbd < 0
+    f = ndi.gaussian_filter(np.random.default_rng(11).random((15, 18, 21)), 1.2)
+    lab = np.digitize(f, np.quantile(f, [0.35, 0.5])).astype(np.uint8)
+    a = whole_array_estimator(lab)
+    assert a[(0,)] + a[(1,)] - a[(0, 1)] < 0  # the raw estimate (what the warning is about)
+    with pytest.warns(UserWarning, match="pore–cbd .* below 0"):
+        ds = interfaces(da.from_array(lab, chunks=(7, 9, 10)), method="marching_cubes")
+    assert ds.area.values[0, 1] == 0 and (ds.area.values >= 0).all()
+    cov = ds.coverage.values
+    assert ((cov >= 0) & (cov <= 1)).all() and np.allclose(cov.sum(axis=1), 1)
+    # the other pairs keep their value
+    assert ds.area.values[1, 2] == pytest.approx(0.5 * (a[(1,)] + a[(2,)] - a[(1, 2)]), rel=1e-9)
+    # with unlabelled voxels a phase's surface is the sum of its pairs: never below 0 either
+    masked = lab.copy()
+    masked[:, :, :4] = 255
+    with pytest.warns(UserWarning, match="below 0"):
+        assert surface_area(masked, phase="cbd", method="marching_cubes") >= 0
