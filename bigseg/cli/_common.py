@@ -168,6 +168,25 @@ def output_file(path: str | None, option: str, *, suffixes: tuple[str, ...] | No
     return path
 
 
+def distinct_files(named: list[tuple[str | None, str] | tuple[str | None, str, str]]) -> None:
+    """``named``: (path, option[, what it is]) of every file one command is about to write. Two
+    options naming the same file (one would silently replace the other's output) are refused by
+    name before any work."""
+    import os
+
+    seen: dict[str, tuple[str, str, str]] = {}
+    for path, option, *what in named:
+        if path is None:
+            continue
+        key = os.path.normcase(os.path.abspath(path))
+        entry = (path, option, f" ({option}: {what[0]})" if what else "")
+        if key in seen and seen[key][1] != option:
+            first = seen[key]
+            raise InputError(f"Expected `{first[1]}` and `{option}` to write different files. Got {path!r} for "
+                             f"both{first[2]}{entry[2]}: one would replace the other.")
+        seen.setdefault(key, entry)
+
+
 def set_unset(args: argparse.Namespace, values: dict[str, Any]) -> None:
     """Options not given (the parser's default is None, so that one given as its default value
     is still seen as given, and refused where it acts on nothing) set to their ``values``."""

@@ -9,7 +9,7 @@ from pathlib import Path
 from .._parse import parse_shells_spec
 from ..errors import InputError
 from ._common import (FIGURE_SUFFIXES, add_cluster_args, add_progress_args, cluster_from_args, open_label_image,
-                      output_file, positive_float, refuse_unused)
+                      distinct_files, output_file, positive_float, refuse_unused)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -305,17 +305,21 @@ def run(args: argparse.Namespace) -> int:
 
     labels = open_label_image(args.labels, args.label, "segmentation", "labels", say="measuring")
     truth = open_label_image(args.truth, None, "truth", "--truth", say="truth    ") if args.truth else None
+    named = []  # every file this run writes, with the option that names it
     for option, suffixes in (("particles", (".csv",)), ("netcdf", (".nc",)), ("csv", (".csv",)),
                              ("plot", FIGURE_SUFFIXES)):  # before any work
-        output_file(getattr(args, option), f"--{option}", suffixes=suffixes, overwrite=args.overwrite)
+        named.append((output_file(getattr(args, option), f"--{option}", suffixes=suffixes,
+                                  overwrite=args.overwrite), f"--{option}"))
     if args.particles:  # its histograms beside it
-        output_file(str(Path(args.particles).with_suffix(".png")), "--particles", overwrite=args.overwrite)
+        named.append((output_file(str(Path(args.particles).with_suffix(".png")), "--particles",
+                                  overwrite=args.overwrite), "--particles", "the histograms drawn beside its table"))
     if args.plot:  # the figures drawn beside --plot, for the measurements asked for
         for wanted, suffix in ((args.rve, "_rve"), (args.thickness, "_thickness"), (args.shells, "_shells"),
                                (args.profile, "_profile"), (args.radial, "_radial")):
             if wanted:
-                output_file(str(Path(args.plot).with_name(Path(args.plot).stem + suffix + ".png")), "--plot",
-                            overwrite=args.overwrite)
+                named.append((output_file(str(Path(args.plot).with_name(Path(args.plot).stem + suffix + ".png")),
+                                          "--plot", overwrite=args.overwrite), "--plot", f"the {suffix[1:]} figure"))
+    distinct_files(named)
     phases = [s.strip() for s in args.phases.split(",")] if args.phases else None
     shells = parse_shells_spec("--shells", args.shells) if args.shells else None
     if args.fov is not None:

@@ -246,3 +246,23 @@ def test_cli_measure_says_what_face_counted_areas_are(tmp_path, capsys):
     assert main(["measure", str(image), "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "read curved interfaces high (a sphere: +50 %)" in out and "--method marching_cubes" in out
+
+
+def test_cli_measure_refuses_two_outputs_in_one_file(tmp_path, capsys):
+    # one option's file would silently replace another's (the particle histograms are drawn
+    # beside the table, as NAME.png)
+    lab = make_labels((12, 12, 12), seed=1)
+    image = tmp_path / "scan.ome.zarr"
+    save_volume(lab.astype(np.float32), image, progress=False)
+    save_labels(lab, image, phases=["pore", "cbd", "active"], progress=False)
+    same = str(tmp_path / "same.csv")
+    pp = tmp_path / "pp"
+    for argv, said in ((["--particles", same, "--csv", same], "`--particles` and `--csv` to write different files"),
+                       (["--particles", f"{pp}.csv", "--plot", f"{pp}.png"],
+                        "`--plot` and `--particles` to write different files. Got '" + f"{pp}.png' for both "
+                        "(--particles: the histograms drawn beside its table)"),
+                       (["--plot", str(tmp_path / "m.png"), "--profile", "z", "--particles",
+                         str(tmp_path / "m_profile.csv")], "(--plot: the profile figure)")):
+        assert main(["measure", str(image), *argv]) == 2
+        assert said in capsys.readouterr().err, argv
+    assert not list(tmp_path.glob("*.csv")) and not list(tmp_path.glob("*.png"))  # refused before any work
