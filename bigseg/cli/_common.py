@@ -241,30 +241,71 @@ def cluster_from_args(args: argparse.Namespace):
         yield None
 
 
+def add_stack_calibration_args(p: argparse.ArgumentParser) -> None:
+    """``--voxel-size`` / ``--unit`` for label stacks (TIFF, HDF5, .npy) that state none."""
+    p.add_argument("--voxel-size", default=None,
+                   help="voxel edge, or z,y,x, in --unit, of TIFF/HDF5/.npy label stacks (replacing any they state; "
+                        "an OME-Zarr image keeps its own)")
+    p.add_argument("--unit", default=None, help="length unit of --voxel-size (default nm)")
+
+
+def is_label_stack(path: Any) -> bool:
+    """Whether ``path`` names a label stack from another tool (TIFF, HDF5, .npy), not an
+    OME-Zarr image or label image."""
+    from pathlib import Path
+
+    from ..io._volume import is_zarr_store
+
+    p = Path(path)
+    return not is_zarr_store(p) and not (p if p.name == "labels" else p / "labels").is_dir()
+
+
+def stack_calibration(args: argparse.Namespace, paths: list[Any]) -> dict[str, Any]:
+    """The ``--voxel-size`` / ``--unit`` of :func:`add_stack_calibration_args`, checked before
+    any work, as keywords of :func:`open_label_image`; refused when none of ``paths`` (the
+    command's label inputs) is a label stack."""
+    if args.voxel_size is None:
+        if args.unit is not None:
+            raise InputError(f"Expected `--unit` only with --voxel-size. Got --unit {args.unit} without it.")
+        return {}
+    if not any(is_label_stack(p) for p in paths if p is not None):
+        raise InputError(f"Expected `--voxel-size` only with a TIFF, HDF5 or .npy label stack. Got --voxel-size "
+                         f"{args.voxel_size} with OME-Zarr images only, which state their own (`bigseg ingest IMAGE "
+                         "NEW.ome.zarr --voxel-size ...` writes a copy with another).")
+    from .._parse import parse_voxel_size
+    from ..io._calibration import parse_unit
+
+    return {"voxel_size": parse_voxel_size(parse_triple(args.voxel_size, option="--voxel-size")),
+            "unit": parse_unit(args.unit or "nm")}
+
+
 def open_label_image(path: str, label: str | None, prefer: str | None, option: str, *, say: str | None,
-                     hint: str | None = None) -> Any:
+                     hint: str | None = None, voxel_size: Any = None, unit: str | None = None) -> Any:
     """The label image ``path`` names; for an image (or its labels group) its ``label``, else
     the one named ``prefer``, else its only one (several are refused: which one is used must
-    not be a guess). A TIFF, HDF5 or ``.npy`` label stack (from another tool) is read as it is.
-    Prints ``say`` and the path it opened (unless ``say`` is None); ``hint``: how else the
-    command names one of several label images (default: ``--label NAME`` for ``labels``)."""
+    not be a guess). A TIFF, HDF5 or ``.npy`` label stack (from another tool) is read as it is,
+    with ``voxel_size`` (in ``unit``) when given; one that states no voxel size is said so on
+    stderr (its sizes are then in voxels, labelled nm). Prints ``say`` and the path it opened
+    (unless ``say`` is None); ``hint``: how else the command names one of several label images
+    (default: ``--label NAME`` for ``labels``)."""
     from pathlib import Path
 
     from ..io import open_source, open_volume
     from ..io._omezarr import label_names
-    from ..io._volume import is_zarr_store
 
     p = Path(path)
     group = p if p.name == "labels" else p / "labels"
-    if not is_zarr_store(p) and not group.is_dir():  # a label stack from another tool: TIFF, HDF5, .npy
+    if is_label_stack(p):  # a label stack from another tool: TIFF, HDF5, .npy
         if not (p.exists() or any(ch in str(path) for ch in "*?[")):
             raise InputError(f"Expected `{option}` to be an existing label image (OME-Zarr IMAGE/labels/NAME) or a "
                              f"TIFF, HDF5 or .npy label stack. Got {str(path)!r}, which does not exist.")
         if label is not None:
             raise InputError(f"Expected --label only with an OME-Zarr image. Got --label {label} with {str(path)!r}.")
-        vol = open_source(path)
+        vol = open_source(path, voxel_size=voxel_size, unit=unit)
         if say is not None:
             print(f"{say} {path}")
+        if voxel_size is None:
+            say_if_uncalibrated(path, vol)
         return vol
     if label is not None:
         vol = open_volume(group / label if p.name == "labels" else p, label=None if p.name == "labels" else label)
@@ -300,6 +341,6 @@ def say_if_uncalibrated(source: Any, vol: Any, **read: Any) -> None:
             return
     except Exception:  # not a file source ingest reads (an OME-Zarr states its own): nothing to say
         return
-    print(f"note: the source gave no voxel size and --voxel-size was not passed, so a voxel is taken as "
+    print(f"note: {str(first)!r} states no voxel size and --voxel-size was not passed, so a voxel is taken as "
           f"1 {vol.attrs['unit']}: sizes and areas will be in those units (run again with --voxel-size "
           "to fix)", file=sys.stderr)

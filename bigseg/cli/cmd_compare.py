@@ -8,8 +8,8 @@ import re
 import os
 from pathlib import Path
 
-from ._common import (FIGURE_SUFFIXES, add_cluster_args, add_progress_args, cluster_from_args, open_label_image,
-                      output_file)
+from ._common import (FIGURE_SUFFIXES, add_cluster_args, add_progress_args, add_stack_calibration_args,
+                      cluster_from_args, open_label_image, output_file, stack_calibration)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--netcdf", default=None, help="write the agreement Dataset to netCDF")
     p.add_argument("--plot", default=None, help="write the fractions and the differing-voxel matrix (PNG)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    add_stack_calibration_args(p)
     add_progress_args(p)
     add_cluster_args(p)
     p.set_defaults(func=run)
@@ -65,9 +66,10 @@ def run(args: argparse.Namespace) -> int:
     twice = sorted({str(p) for p, r in zip(paths, resolved) if resolved.count(r) > 1})
     if twice:  # a pair of one image with itself would read as perfect agreement
         raise InputError(f"Expected each label image once in `labels`. Got {twice} more than once.")
-    segs = [open_label_image(str(p), None, None, "labels", say=None, hint=" or NAME with --image IMAGE")
+    cal = stack_calibration(args, [*paths, args.truth])
+    segs = [open_label_image(str(p), None, None, "labels", say=None, hint=" or NAME with --image IMAGE", **cal)
             for p in paths]
-    truth = open_label_image(args.truth, None, "truth", "--truth", say=None) if args.truth else None
+    truth = open_label_image(args.truth, None, "truth", "--truth", say=None, **cal) if args.truth else None
     phases = [s.strip() for s in args.phases.split(",")] if args.phases else None
     names = _names(paths)
     with cluster_from_args(args):

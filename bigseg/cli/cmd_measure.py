@@ -8,8 +8,9 @@ from pathlib import Path
 
 from .._parse import parse_shells_spec
 from ..errors import InputError
-from ._common import (FIGURE_SUFFIXES, add_cluster_args, add_progress_args, cluster_from_args, open_label_image,
-                      distinct_files, output_file, positive_float, refuse_unused)
+from ._common import (FIGURE_SUFFIXES, add_cluster_args, add_progress_args, add_stack_calibration_args,
+                      cluster_from_args, distinct_files, open_label_image, output_file, positive_float,
+                      refuse_unused, stack_calibration)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -75,6 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="representative volume element: scatter of each phase's fraction over sub-cubes of growing "
                         "edge, and the smallest edge within 5 %% (drawn beside --plot as NAME_rve.png)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    add_stack_calibration_args(p)
     add_progress_args(p)
     add_cluster_args(p)
     p.set_defaults(func=run)
@@ -303,8 +305,9 @@ def run(args: argparse.Namespace) -> int:
 
     refuse_unused(args, _NEEDS)
 
-    labels = open_label_image(args.labels, args.label, "segmentation", "labels", say="measuring")
-    truth = open_label_image(args.truth, None, "truth", "--truth", say="truth    ") if args.truth else None
+    cal = stack_calibration(args, [args.labels, args.truth])
+    labels = open_label_image(args.labels, args.label, "segmentation", "labels", say="measuring", **cal)
+    truth = open_label_image(args.truth, None, "truth", "--truth", say="truth    ", **cal) if args.truth else None
     named = []  # every file this run writes, with the option that names it
     for option, suffixes in (("particles", (".csv",)), ("netcdf", (".nc",)), ("csv", (".csv",)),
                              ("plot", FIGURE_SUFFIXES)):  # before any work

@@ -519,14 +519,17 @@ def _ome_tiff_times(path: str) -> np.ndarray | None:
     return np.asarray([by_t[i] for i in range(len(by_t))], np.float64)
 
 
-def open_source(source: str | os.PathLike, *, chunks: Any = 128, dataset: str | None = None) -> xr.DataArray:
+def open_source(source: str | os.PathLike, *, chunks: Any = 128, dataset: str | None = None,
+                voxel_size: Any = None, unit: str | None = None) -> xr.DataArray:
     """A source ``ingest`` reads (TIFF slices or file, HDF5, ``.npy``, zarr), opened lazily as a
-    volume without writing it anywhere: with the voxel size and unit it states (else 1 nm), and
-    an HDF5's phase names (as :func:`bigseg.export` writes them) in ``attrs["phases"]``. For a
-    reference or annotation made in another tool (a TIFF label stack) read once."""
+    volume without writing it anywhere: with the voxel size and unit it states (else 1 nm), or
+    ``voxel_size`` (in ``unit``) as :func:`ingest` takes them, and an HDF5's phase names (as
+    :func:`bigseg.export` writes them) in ``attrs["phases"]``. For a reference or annotation
+    made in another tool (a TIFF label stack) read once."""
     reader = read_source(source, dataset=dataset)
-    vol = _read_volume(source, chunks=chunks, vs=None, unit=None, dataset=dataset, dtype=None, shape=None, offset=0,
-                       reader=reader)
+    vs = None if voxel_size is None else parse_voxel_size(voxel_size)
+    vol = _read_volume(source, chunks=chunks, vs=vs, unit=None if unit is None else parse_unit(unit), dataset=dataset,
+                       dtype=None, shape=None, offset=0, reader=reader)
     phases = _hdf5_attr(reader, "phases") if isinstance(reader, Hdf5Reader) else None
     if phases is not None and "phases" not in vol.attrs:
         vol.attrs["phases"] = [p.decode() if isinstance(p, bytes) else str(p) for p in phases]

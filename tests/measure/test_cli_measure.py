@@ -266,3 +266,35 @@ def test_cli_measure_refuses_two_outputs_in_one_file(tmp_path, capsys):
         assert main(["measure", str(image), *argv]) == 2
         assert said in capsys.readouterr().err, argv
     assert not list(tmp_path.glob("*.csv")) and not list(tmp_path.glob("*.png"))  # refused before any work
+
+
+def test_cli_measure_and_compare_take_a_label_stacks_voxel_size(tmp_path, capsys):
+    # a .npy label stack states no voxel size: said on stderr, and --voxel-size/--unit give it one
+    lab = make_labels((12, 14, 16), seed=2)
+    stack = tmp_path / "seg.npy"
+    np.save(stack, lab)
+    nc = tmp_path / "a.nc"
+    assert main(["measure", str(stack), "--netcdf", str(nc), "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "states no voxel size" in err and "--voxel-size" in err
+    assert main(["measure", str(stack), "--voxel-size", "0.5,0.25,0.25", "--unit", "um", "--netcdf",
+                 str(tmp_path / "b.nc"), "--no-progress"]) == 0
+    assert "states no voxel size" not in capsys.readouterr().err
+    a = xr.open_dataset(nc, engine="h5netcdf").load()
+    b = xr.open_dataset(tmp_path / "b.nc", engine="h5netcdf").load()
+    assert a.area.attrs["units"] == "nm^2" and b.area.attrs["units"] == "um^2"
+    faces = faces_per_axis(lab, 3)  # per axis (z, y, x): faces normal to z have area vy*vx
+    want = faces[0] * 0.0625 + faces[1] * 0.125 + faces[2] * 0.125
+    np.testing.assert_allclose(b.area.values, want)
+    np.testing.assert_allclose(b.volume_fraction.values, a.volume_fraction.values)
+    # compare takes them too; OME-Zarr images keep their own (refused when none is a stack)
+    np.save(tmp_path / "other.npy", np.roll(lab, 1, 0))
+    assert main(["compare", str(stack), str(tmp_path / "other.npy"), "--voxel-size", "50", "--no-progress"]) == 0
+    assert "states no voxel size" not in capsys.readouterr().err
+    image = tmp_path / "scan.ome.zarr"
+    save_volume(lab.astype(np.float32), image, progress=False)
+    save_labels(lab, image, phases=["pore", "cbd", "active"], progress=False)
+    assert main(["measure", str(image), "--voxel-size", "50"]) == 2
+    assert "`--voxel-size` only with a TIFF, HDF5 or .npy label stack. Got --voxel-size 50" in capsys.readouterr().err
+    assert main(["measure", str(stack), "--unit", "um"]) == 2
+    assert "`--unit` only with --voxel-size" in capsys.readouterr().err
