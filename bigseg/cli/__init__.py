@@ -85,10 +85,15 @@ def main(argv: list[str] | None = None) -> int:
     default_show = warnings.showwarning
     package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+    told: set[str] = set()
+
     def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
-        # bigseg's own warnings read as one line, like its errors (no source line of ours)
+        # bigseg's own warnings read as one line, like its errors (no source line of ours), each
+        # said once (a source opened twice, by its check and by its read, warns from two places)
         if os.path.abspath(filename).startswith(package + os.sep):
-            print(f"bigseg {args.command}: warning: {message}", file=file or sys.stderr)
+            if str(message) not in told:
+                told.add(str(message))
+                print(f"bigseg {args.command}: warning: {message}", file=file or sys.stderr)
         else:
             default_show(message, category, filename, lineno, file, line)
 

@@ -23,7 +23,7 @@ import numpy as np
 import xarray as xr
 from dask.base import tokenize
 
-from .._parse import parse_chunks, parse_dtype, parse_positive_int, parse_tuple, parse_voxel_size
+from .._parse import parse_chunks, parse_dtype, parse_nonnegative_int, parse_positive_int, parse_tuple, parse_voxel_size
 from ..errors import InputError, SourceNotFoundError, VolumeFormatError
 from ._calibration import (convert_length, hdf5_calibration, normalise_unit, parse_unit, tiff_calibration,
                            tiff_origin)
@@ -299,6 +299,14 @@ def _raw(path: str, shape: Any, dtype: Any, offset: int) -> MemmapReader:
         )
     shape_t = parse_tuple("shape", shape, len(shape) if hasattr(shape, "__len__") else 3, parse_positive_int)
     dt = parse_dtype("dtype", dtype)
+    if dt.itemsize > 1 and isinstance(dtype, str) and dtype.strip()[:1] not in ("<", ">", "=", "|"):
+        import sys
+
+        order = "little" if sys.byteorder == "little" else "big"
+        warnings.warn(f"raw file {path!r}: `dtype` {dtype!r} states no byte order, so it is read {order}-endian (this "
+                      f"machine's order). A file written big-endian would come out byte-swapped: pass "
+                      f"'<{dt.kind}{dt.itemsize}' (little) or '>{dt.kind}{dt.itemsize}' (big) to say which.",
+                      stacklevel=3)
     expected = int(np.prod(shape_t)) * dt.itemsize + offset
     size = os.path.getsize(path)
     if size != expected:
@@ -323,6 +331,7 @@ def read_source(
     ``.npy``, raw binary (``shape`` and ``dtype`` required) or zarr/OME-Zarr.
     """
     src = os.fspath(source)
+    offset = parse_nonnegative_int("offset", offset)  # a memory map starts at a byte >= 0
     if any(ch in src for ch in "*?["):
         scans = scans_of_glob(src)
         if scans is not None and len(scans) == 1:

@@ -105,6 +105,20 @@ def test_raw_with_endianness(tmp_path, odd_volume, dtype):
     np.testing.assert_array_equal(out.values, ref)
 
 
+def test_raw_offset_and_byte_order_checked_before_any_work(tmp_path, odd_volume):
+    ref = odd_volume.astype(">u2")
+    (tmp_path / "scan.raw").write_bytes(ref.tobytes())
+    with pytest.raises(InputError, match="`offset` to be a non-negative integer. Got -5"):  # was an OverflowError
+        bigseg.ingest(tmp_path / "scan.raw", tmp_path / "r.ome.zarr", shape=ref.shape, dtype=">u2", offset=-5,
+                      progress=False)
+    assert not list(tmp_path.glob("*r.ome.zarr*"))  # nothing left, not even a hidden partial write
+    # a multi-byte dtype without a byte order is read in this machine's: said, with how to say which
+    with pytest.warns(UserWarning, match=r"'u2' states no byte order.*'>u2' \(big\)"):
+        out = bigseg.ingest(tmp_path / "scan.raw", tmp_path / "n.ome.zarr", shape=ref.shape, dtype="u2",
+                            progress=False)
+    np.testing.assert_array_equal(out.values, np.frombuffer(ref.tobytes(), "<u2").reshape(ref.shape))
+
+
 def test_npy_and_zarr(tmp_path, odd_volume):
     np.save(tmp_path / "v.npy", odd_volume)
     _check(bigseg.ingest(tmp_path / "v.npy", tmp_path / "n.ome.zarr", chunks=CHUNKS, progress=False), odd_volume)
