@@ -28,7 +28,7 @@ from ..errors import InputError, SourceNotFoundError, VolumeFormatError
 from ._calibration import (convert_length, hdf5_calibration, normalise_unit, parse_unit, tiff_calibration,
                            tiff_origin)
 from ._omezarr import _check_dest, open_volume, save_volume
-from ._volume import crop_box, is_zarr_store, make_volume
+from ._volume import crop_box, is_zarr_store, make_volume, recalibrated
 
 __all__ = ["ingest", "read_source", "open_source", "TIFF_SUFFIXES", "HDF5_SUFFIXES"]
 
@@ -571,7 +571,7 @@ def _read_volume(source: Any, *, chunks: Any, vs: Any, unit: str | None, dataset
     else:  # a store in voxels keeps its sizes (the axes' ratios), now in nm as any uncalibrated source
         cal = (tuple(reader.attrs["voxel_size"]) if isinstance(reader, xr.DataArray) else (1.0, 1.0, 1.0), unit or "nm")
     if isinstance(reader, xr.DataArray):
-        vol = _one_channel(reader, channel, source).assign_attrs(voxel_size=tuple(cal[0]), unit=cal[1])
+        vol = recalibrated(_one_channel(reader, channel, source), cal[0], cal[1])  # coordinates with the attrs
     else:
         _one_channel(None, channel, source)  # a file of no channels: `channel` refused
         if len(reader.shape) not in (3, 4):

@@ -134,6 +134,16 @@ def origin_voxels(vol: xr.DataArray) -> list[float]:
     return [o / v for o, v in zip(origin_of(vol), vol.attrs.get("voxel_size", (1.0, 1.0, 1.0)))]
 
 
+def recalibrated(vol: xr.DataArray, voxel_size: Any, unit: str) -> xr.DataArray:
+    """``vol`` with another voxel size (and unit): the attrs and the z/y/x coordinates together,
+    the first voxel's index in the scan it was cut from (:func:`origin_voxels`) kept."""
+    vs = parse_voxel_size(voxel_size)
+    at = origin_voxels(vol)
+    coords = {d: (at[a] + np.arange(vol.sizes[d], dtype=np.float64)) * vs[a]
+              for a, d in enumerate(SPATIAL_DIMS) if d in vol.dims}
+    return vol.assign_coords(coords).assign_attrs(voxel_size=vs, unit=str(unit))
+
+
 def as_volume(
     data: Any,
     *,

@@ -7,6 +7,7 @@ import os
 import shutil
 import threading
 import time
+import warnings
 from contextlib import nullcontext
 
 import dask.array as da
@@ -128,6 +129,25 @@ def test_npy_and_zarr(tmp_path, odd_volume):
     # an OME-Zarr written by bigseg keeps its voxel size when re-ingested with new chunks
     bigseg.save_volume(odd_volume, tmp_path / "o.ome.zarr", voxel_size=3, progress=False)
     _check(bigseg.ingest(tmp_path / "o.ome.zarr", tmp_path / "o2.ome.zarr", chunks=CHUNKS, progress=False), odd_volume, (3.0,) * 3)
+
+
+def test_an_ome_zarr_source_recalibrated_moves_its_coordinates_too(tmp_path, odd_volume):
+    # --voxel-size or --unit on an OME-Zarr source: the coordinates follow the attrs (they kept
+    # the old spacing, and every later use warned that the two disagree); a box keeps its place
+    src = bigseg.save_volume(odd_volume, tmp_path / "o.ome.zarr", voxel_size=50, progress=False)
+    box = bigseg.save_volume(bigseg.open_volume(src).isel(z=slice(3, 9), x=slice(2, None)), tmp_path / "box.ome.zarr",
+                             progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the coordinates-disagree warning (or any other) fails
+        out = bigseg.ingest(src, tmp_path / "a.ome.zarr", voxel_size=100, progress=False)
+        um = bigseg.ingest(box, tmp_path / "b.ome.zarr", unit="um", progress=False)
+        again = bigseg.open_volume(tmp_path / "a.ome.zarr")
+    assert out.attrs["voxel_size"] == (100.0,) * 3
+    np.testing.assert_allclose(again.z.values, np.arange(odd_volume.shape[0]) * 100.0)
+    assert um.attrs["unit"] == "um" and um.attrs["voxel_size"] == (0.05,) * 3
+    np.testing.assert_allclose(um.z.values, (3 + np.arange(6)) * 0.05)
+    np.testing.assert_allclose(um.x.values, (2 + np.arange(odd_volume.shape[2] - 2)) * 0.05)
+    np.testing.assert_array_equal(um.values, odd_volume[3:9, :, 2:])
 
 
 def test_dtype_cast_is_lossless_only(tmp_path, odd_volume):
