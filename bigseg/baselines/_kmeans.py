@@ -10,6 +10,7 @@ import xarray as xr
 from scipy import ndimage as ndi
 
 from .._parse import parse_nonnegative_int, parse_positive_int
+from ..errors import InputError
 from ..kernels.features import nearest_centre, sobel_magnitude
 from ..kernels.synth import hash_uniform
 from ..ops import map_overlap_exact, to_numpy
@@ -82,6 +83,10 @@ def kmeans(vol: Any, *, classes: int = 3, sample: int = 200_000, seed: int = 0, 
     if len(x) < classes:
         x = np.concatenate(compute(*[dask.delayed(_sample_interior)(b, idx, arr.numblocks, 1.0, seed, m, start)
                                      for b, idx, m, start in zip(blocks, idxs, inside, starts)], progress=False))
+    grey = np.unique(x[:, 0]).size
+    if grey < classes:  # as multi-Otsu refuses it (k-means would split one grey value into "classes")
+        raise InputError(f"Expected `vol` to hold at least {classes} distinct grey values for {classes} classes. "
+                         f"Got {grey} in the k-means sample of {len(x)} voxels (a blank or saturated scan?).")
     x = x[np.lexsort(x.T[::-1])]  # the blocks' order out of the fit (its sums and its initial centres)
     mean = x.mean(0).astype(np.float32)
     std = x.std(0).astype(np.float32)

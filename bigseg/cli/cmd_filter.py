@@ -48,6 +48,7 @@ def _pair(text: str, name: str) -> tuple[float, float]:
 def build(vol, args: argparse.Namespace):
     """The lazy filter chain the arguments describe (also used by the pipeline's tests)."""
     from .. import filters
+    from ..filters._filters import check_contrast
 
     steps = []
     if args.align is not None:
@@ -57,6 +58,7 @@ def build(vol, args: argparse.Namespace):
     if args.normalize is not None:
         low, high = _pair(args.normalize, "normalize")
         vol = filters.normalize(vol, low=low, high=high, nan_policy=args.nan_policy, progress=args.progress)
+        check_contrast(vol, low=low, high=high)  # a blank scan would be written as zeros
         steps.append(f"normalize({low}, {high})")
     if args.median is not None:
         vol = filters.median(vol, size=parse_triple(args.median, int, option="--median"), nan_policy=args.nan_policy)

@@ -221,6 +221,16 @@ def unsharp(vol: Any, *, radius: float | tuple[float, float, float] = 6.0, amoun
                   amount=amount, truncate=truncate)
 
 
+def check_contrast(vol: xr.DataArray, *, low: float, high: float, where: str = "") -> None:
+    """Refuse a volume :func:`normalize` mapped to zeros: one grey value at both of its
+    percentiles ``low`` and ``high`` (``attrs["normalize"]``), a blank or saturated scan that
+    every later step would take for data; ``where``: e.g. "inside the field of view "."""
+    lo, hi = vol.attrs["normalize"]
+    if not hi > lo:
+        raise InputError(f"Expected `vol` to hold more than one grey value {where}between its {low:g} and {high:g} "
+                         f"percentiles (the normalisation window). Got {lo:g} at both (a blank or saturated scan?).")
+
+
 def normalize(vol: Any, *, low: float = 0.5, high: float = 99.5, nan_policy: str = "raise", mask: Any = None,
               progress: bool = False) -> xr.DataArray:
     """Map the global ``low``/``high`` percentiles to 0 and 1, clip to [0, 1], float32.

@@ -32,8 +32,8 @@ def segment(vol: Any, model: Any = "default", *, normalize: bool = True, fov: An
     stays lazy. ``temporal`` (a series of aligned scans): each scan's probabilities averaged
     with those of the ``temporal`` scans before and after it before the argmax
     (:func:`bigseg.infer.smooth_over_time`); the field of view stays 255."""
-    from ..errors import InputError
     from ..filters import normalize as normalize_volume
+    from ..filters._filters import check_contrast
     from ..io import as_volume, fill_outside, fill_outside_like_inside, fov_mask
     from ..io._volume import UNLABELLED, is_series
     from ._model import load_model
@@ -54,12 +54,9 @@ def segment(vol: Any, model: Any = "default", *, normalize: bool = True, fov: An
     if normalize and norm.get("method", "percentile") == "percentile":
         vol = normalize_volume(vol, low=norm.get("low", 0.5), high=norm.get("high", 99.5),
                                mask=None if mask is None else mask.values, progress=progress)
-        lo, hi = vol.attrs["normalize"]
-        if not hi > lo:  # a blank or saturated scan: every window would be noise to the model
-            where = "inside the field of view " if mask is not None else ""
-            raise InputError(f"Expected `vol` to hold more than one grey value {where}between its "
-                             f"{norm.get('low', 0.5)} and {norm.get('high', 99.5)} percentiles (the model's "
-                             f"normalisation window). Got {lo:g} at both (a blank or saturated scan?).")
+        # a blank or saturated scan: every window would be noise to the model
+        check_contrast(vol, low=norm.get("low", 0.5), high=norm.get("high", 99.5),
+                       where="inside the field of view " if mask is not None else "")
     if mask is not None:  # noise of the inside's moments: the model's per-patch normalisation stays unbiased
         vol = fill_outside_like_inside(as_volume(vol, name="vol"), mask, progress=progress)
     ds = predict(vol, net, **{k: v for k, v in predict_kwargs.items() if v is not None})

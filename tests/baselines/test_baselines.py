@@ -242,6 +242,10 @@ def test_a_blank_scan_is_refused_by_name_not_by_scikit_image():
     from bigseg import baselines
     from bigseg.errors import InputError
 
-    for method in (baselines.threshold, baselines.watershed):
+    for method in (baselines.threshold, baselines.watershed, baselines.kmeans):  # k-means wrote one class
         with pytest.raises(InputError, match="at least 3 distinct grey values for 3 classes. Got 1"):
             method(np.zeros((6, 7, 8), np.float32))
+    two = np.zeros((6, 7, 8), np.uint16)
+    two[3:] = 9
+    with pytest.raises(InputError, match="Got 2 in the k-means sample of 336 voxels"):
+        baselines.kmeans(two)

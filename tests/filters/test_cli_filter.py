@@ -47,3 +47,10 @@ def test_filter_cli_normalize_gaussian_and_errors(tmp_path, capsys):
         assert main(["filter", src, dst, *argv]) == 2, argv
         assert said in capsys.readouterr().err, argv
     assert main(["filter", src, dst, "--median", "15", "--no-progress"]) == 0  # wider than the volume: mirrored, as scipy
+
+
+def test_filter_cli_refuses_to_normalize_a_blank_scan(tmp_path, capsys):
+    src = save_volume(np.full((8, 9, 10), 7, np.uint16), tmp_path / "blank.ome.zarr", progress=False)
+    assert main(["filter", src, str(tmp_path / "out.ome.zarr"), "--normalize", "--no-progress"]) == 2
+    assert "more than one grey value between its 0.5 and 99.5 percentiles" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*out.ome.zarr*"))  # zeros were written as the filtered scan
