@@ -67,6 +67,12 @@ def test_pipeline_threshold_then_resume(tmp_path, scan, bigseg_cli):
     assert f"  particles  {len(table)} rows (.particles)" in glance
     bigseg_cli("report", tmp_path / "run", "-o", tmp_path / "r.html", "--title", "scan 7")
     assert "scan 7" in (tmp_path / "r.html").read_text()
+    again = bigseg_cli("report", tmp_path / "run", "-o", tmp_path / "r.html", "--title", "other", check=False)
+    assert again.returncode == 2 and "`--output` to name a new file or --overwrite" in again.stderr  # was replaced
+    assert "scan 7" in (tmp_path / "r.html").read_text()
+    bigseg_cli("report", tmp_path / "run", "-o", tmp_path / "r.html", "--title", "other", "--overwrite")
+    assert "other" in (tmp_path / "r.html").read_text()
+    bigseg_cli("report", tmp_path / "run")  # the run's own page: rewritten, as the command is for
     # `bigseg info` on the run folder: what it holds, in a few lines (or JSON)
     out = bigseg_cli("info", tmp_path / "run", "--json")
     info = __import__("json").loads(out.stdout)
