@@ -103,8 +103,9 @@ def parse_choice(name: str, value: Any, choices: Iterable[T]) -> T:
     return value
 
 
-def parse_tuple(name: str, value: Any, ndim: int, parse_item) -> tuple:
-    """Broadcast a scalar to ``ndim`` items or check a sequence's length, parsing each item."""
+def parse_tuple(name: str, value: Any, ndim: int, parse_item, *, what: str = "positive values") -> tuple:
+    """Broadcast a scalar to ``ndim`` items or check a sequence's length, parsing each item
+    (``what`` they must be, for the message)."""
     if isinstance(value, (str, bytes)):
         raise _fail(name, f"to be a number or a sequence of {ndim} numbers", value)
     if isinstance(value, Sequence) or hasattr(value, "__len__"):
@@ -118,7 +119,7 @@ def parse_tuple(name: str, value: Any, ndim: int, parse_item) -> tuple:
         try:
             out.append(parse_item(name, item))
         except InputError:
-            raise _fail(name, f"to hold {ndim} positive values", value) from None
+            raise _fail(name, f"to hold {ndim} {what}", value) from None
     return tuple(out)
 
 

@@ -280,12 +280,13 @@ def stack_calibration(args: argparse.Namespace, paths: list[Any]) -> dict[str, A
 
 
 def open_label_image(path: str, label: str | None, prefer: str | None, option: str, *, say: str | None,
-                     hint: str | None = None, voxel_size: Any = None, unit: str | None = None) -> Any:
+                     hint: str | None = None, voxel_size: Any = None, unit: str | None = None,
+                     sizes: bool = False) -> Any:
     """The label image ``path`` names; for an image (or its labels group) its ``label``, else
     the one named ``prefer``, else its only one (several are refused: which one is used must
     not be a guess). A TIFF, HDF5 or ``.npy`` label stack (from another tool) is read as it is,
-    with ``voxel_size`` (in ``unit``) when given; one that states no voxel size is said so on
-    stderr (its sizes are then in voxels, labelled nm). Prints ``say`` and the path it opened
+    with ``voxel_size`` (in ``unit``) when given; with ``sizes`` (the command measures sizes),
+    one that states no voxel size is said so on stderr (its sizes are in voxels, labelled nm). Prints ``say`` and the path it opened
     (unless ``say`` is None); ``hint``: how else the command names one of several label images
     (default: ``--label NAME`` for ``labels``)."""
     from pathlib import Path
@@ -304,7 +305,7 @@ def open_label_image(path: str, label: str | None, prefer: str | None, option: s
         vol = open_source(path, voxel_size=voxel_size, unit=unit)
         if say is not None:
             print(f"{say} {path}")
-        if voxel_size is None:
+        if sizes and voxel_size is None:
             say_if_uncalibrated(path, vol)
         return vol
     if label is not None:

@@ -43,6 +43,9 @@ def _source_lines(info: dict, args: argparse.Namespace) -> list[str]:
 
     given = [(o, getattr(args, o, None)) for o in ("dataset", "shape", "dtype")] + [("offset", getattr(args, "offset", 0))]
     opts = "".join(f" --{o} {quote(str(v))}" for o, v in given if v)  # a raw file's layout, an HDF5 dataset
+    if len(info["shape"]) not in (3, 4):  # ingest would refuse it
+        return lines + [f"not a volume bigseg reads: {len(info['shape'])}D, where ingest takes 3D (z, y, x) or 4D "
+                        "(t, z, y, x)"]
     return lines + [f"not OME-Zarr: `bigseg ingest {quote(str(args.path))} DEST.ome.zarr{opts}` converts it"]
 
 

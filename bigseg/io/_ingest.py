@@ -657,7 +657,7 @@ def _stack_scans(vols: list[xr.DataArray], sources: list[Any], times: Any) -> xr
         if len(times) != len(vols):
             raise InputError(f"Expected `times` to have {len(vols)} values, one per scan. Got {len(times)}: "
                              f"{list(times)!r}.")
-        t = np.asarray([float(v) for v in parse_tuple("times", tuple(times), len(vols), _number)])
+        t = np.asarray([float(v) for v in parse_tuple("times", tuple(times), len(vols), _number, what="numbers")])
         if not np.all(np.diff(t) > 0):
             raise InputError(f"Expected `times` to increase from scan to scan. Got {list(times)!r} instead.")
     out = xr.concat([v.drop_vars([c for c in v.coords if c not in v.dims]) for v in vols],

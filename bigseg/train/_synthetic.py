@@ -75,7 +75,8 @@ def random_physics(rng: np.random.Generator, preset: str) -> dict[str, Any]:
 
 
 def _parse_radius_range(value: Any) -> tuple[float, float]:
-    lo, hi = parse_tuple("radius_range", value, 2, lambda n, v: parse_in_range(n, v, 1.0, 1e4))
+    lo, hi = parse_tuple("radius_range", value, 2, lambda n, v: parse_in_range(n, v, 1.0, 1e4),
+                         what="values in [1, 10000]")
     if lo > hi:
         raise InputError(f"Expected `radius_range` to be (low, high) with low <= high. Got {value!r} instead.")
     return lo, hi

@@ -467,6 +467,9 @@ def test_scans_of_an_operando_experiment_become_one_series(tmp_path, odd_volume,
         bigseg.ingest([scans[0], tmp_path / "small.h5"], tmp_path / "x.ome.zarr", progress=False)
     with pytest.raises(InputError, match="`times` to increase"):
         bigseg.ingest(scans, tmp_path / "x.ome.zarr", times=[0, 5, 1], progress=False)
+    with pytest.raises(InputError, match=r"`times` to hold 3 numbers. Got \('a', 'b', 'c'\)"):  # said "positive"
+        bigseg.ingest(scans, tmp_path / "x.ome.zarr", times=["a", "b", "c"], progress=False)
+    assert bigseg.ingest(scans, tmp_path / "neg.ome.zarr", times=[-2, 0, 1.5], progress=False).t.values[0] == -2
     for name, size in (("um.h5", [0.05, 0.05, 0.05]), ("nm.h5", [0.06, 0.05, 0.05])):
         with h5py.File(tmp_path / name, "w") as f:
             f.create_dataset("/exchange/data", data=odd_volume).attrs["element_size_um"] = size
