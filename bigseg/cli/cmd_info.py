@@ -78,8 +78,9 @@ def _volume_lines(info: dict, args: argparse.Namespace) -> list[str]:
         lines.append(f"labels      {', '.join(info['labels'])}")
     if "fractions" in info:
         f = info["fractions"]
-        lines.append(f"fractions   {', '.join(f'{k} {v:.4f}' for k, v in f['of_voxels'].items())}  "
-                     f"(level {f['from_level']}, {f['sampled_voxels']} voxels)")
+        out = f"; {100 * f['unlabelled']:.1f} % of the voxels unlabelled, left out" if f["unlabelled"] else ""
+        lines.append(f"fractions   {', '.join(f'{k} {v:.4f}' for k, v in f['of_labelled'].items())}  "
+                     f"(of the labelled voxels{out}; level {f['from_level']}, {f['sampled_voxels']} voxels)")
     if "intensity" in info:
         s = info["intensity"]
         lines.append(f"intensity   min {s['min']:.4g}  max {s['max']:.4g}  mean {s['mean']:.4g}  std {s['std']:.4g}  "

@@ -112,11 +112,11 @@ def _table(ds) -> str:
             lines.append(f"accuracy {float(d.accuracy.values):.4f}")
         cover = "coverage" in d
         lines.append(f"{'interface':<22}{'faces':>12}{'% voxels':>10}{'area [' + unit + ']':>14}"
-                     f"{'per volume [' + spec_unit + ']':>20}" + (f"{'% of a':>9}{'% of b':>9}" if cover else ""))
+                     f"{'per volume [' + spec_unit + ']':>22}" + (f"{'% of a':>9}{'% of b':>9}" if cover else ""))
         for i, j in pairs:
             lines.append(f"{phases[i] + '-' + phases[j]:<22}{int(d.faces.values[i, j]):>12d}"
                          f"{100 * float(d.voxel_fraction.values[i, j]):>10.3f}"
-                         f"{float(d.area.values[i, j]) * scale:>14.6g}{spec[i, j][t or 0] * spec_scale:>20.4g}"
+                         f"{float(d.area.values[i, j]) * scale:>14.6g}{spec[i, j][t or 0] * spec_scale:>22.4g}"
                          + (f"{100 * float(d.coverage.values[i, j]):>9.1f}{100 * float(d.coverage.values[j, i]):>9.1f}"
                             if cover else ""))
         if cover:

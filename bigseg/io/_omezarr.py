@@ -615,8 +615,9 @@ def volume_info(path: str | os.PathLike, *, stats: bool = True, progress: bool =
     The intensity summary (min, max, mean, std, 1st/99th percentile) is computed on the
     coarsest pyramid level (named in ``from_level``) so that it stays cheap on huge volumes,
     over its finite values (``not_finite`` counts the others: NaN is no data); for
-    a label image (with phase names) the share of each phase (and of unlabelled voxels, 255)
-    instead, from the same level (``fractions``).
+    a label image (with phase names) the share of each phase in the labelled voxels (as
+    :func:`bigseg.measure.volume_fractions` gives it) and the share of all voxels that carry
+    no phase (255, e.g. outside the field of view) instead, from the same level (``fractions``).
     """
     p = Path(path)
     vol = open_volume(p)
@@ -658,10 +659,12 @@ def volume_info(path: str | os.PathLike, *, stats: bool = True, progress: bool =
             (values,) = compute(small, desc="statistics", progress=progress)
             counts = np.bincount(np.asarray(values).ravel().astype(np.int64), minlength=len(vol.attrs["phases"]))
             n = int(counts.sum())
-            fractions = {name: float(counts[i] / n) for i, name in enumerate(vol.attrs["phases"])}
-            if counts.size > UNLABELLED and counts[UNLABELLED]:
-                fractions["unlabelled"] = float(counts[UNLABELLED] / n)
-            info["fractions"] = {"of_voxels": fractions, "from_level": levels - 1, "sampled_voxels": n}
+            k = len(vol.attrs["phases"])
+            labelled = int(counts[:k].sum())  # as every measurement: 255 (e.g. outside the field of view) no sample
+            fractions = {name: float(counts[i] / labelled) if labelled else float("nan")
+                         for i, name in enumerate(vol.attrs["phases"])}
+            info["fractions"] = {"of_labelled": fractions, "unlabelled": float((n - labelled) / n),
+                                 "from_level": levels - 1, "sampled_voxels": n}
             return info
         (values,) = compute(small, desc="statistics", progress=progress)
         sample = np.asarray(values, np.float64).ravel()
