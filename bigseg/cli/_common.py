@@ -54,6 +54,7 @@ def _number_type(cast, test, what: str):
 
 positive_int = _number_type(int, lambda v: v > 0, "a positive whole number")
 positive_float = _number_type(float, lambda v: v > 0 and v < float("inf"), "a positive number")
+nonnegative_int = _number_type(int, lambda v: v >= 0, "a whole number >= 0")
 nonnegative_float = _number_type(float, lambda v: 0 <= v < float("inf"), "a number >= 0")
 
 

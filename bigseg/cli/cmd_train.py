@@ -6,7 +6,7 @@ import argparse
 import json
 import os
 
-from ._common import add_fov_args, add_progress_args, open_label_image, refuse_unused
+from ._common import add_fov_args, add_progress_args, nonnegative_int, open_label_image, positive_int, refuse_unused
 
 #: the generator's options: refused without --synthetic (by name, rather than ignored)
 _SYNTHETIC = {"presets": (("synthetic",), None), "shape": (("synthetic",), None),
@@ -44,7 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--channels", default=None, help="unet3d: channels per level, e.g. 16,32,64")
     p.add_argument("--axis", type=int, default=0, help="axis of the annotated slices (default 0 = z)")
     p.add_argument("--val-fraction", type=float, default=0.15, help="fraction of labelled slices held back")
-    p.add_argument("--patience", type=int, default=None, help="early stopping patience in epochs")
+    p.add_argument("--patience", type=nonnegative_int, default=None,
+                   help="stop after this many epochs without a better validation IoU; 0: never (default 3 with "
+                        "labels, never with --synthetic)")
     p.add_argument("--max-minutes", type=float, default=None, help="stop after this wall time (best epoch kept)")
     p.add_argument("--presets", default=None, help="--synthetic: comma-separated XCT presets (default all realistic)")
     p.add_argument("--shape", default=None, help="--synthetic: z,y,x of each generated volume")
@@ -59,7 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: CUDA if available)")
     p.add_argument("--amp", default="auto", help="auto, bf16, fp16 or off")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     p.add_argument("--half", action="store_true", help="store float16 weights (half the file size)")
     p.add_argument("--report", default=None, help="also write the provenance (history, scores) as JSON here")
     p.add_argument("--plot", default=None, help="also draw the training curves (loss, learning rate, validation IoU "
@@ -84,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     output_file(args.plot, "--plot", suffixes=FIGURE_SUFFIXES, overwrite=args.overwrite)
     if os.path.exists(args.output) and not args.overwrite:
         raise OutputExistsError(f"Expected `output` {args.output!r} not to exist (pass --overwrite). It exists.")
-    if args.threads:
+    if args.threads is not None:
         torch.set_num_threads(args.threads)
     arch_kwargs = {}
     for key in ("kernels", "kernel_size", "growth"):
@@ -98,8 +100,12 @@ def run(args: argparse.Namespace) -> int:
     patch = (parse_triple(args.patch, int, option="--patch", count="two or three",
                           example="96,96 for a 2D model, 32,32,32 for a 3D one")
              if args.patch else None)
+    if args.patience is not None:  # else the default of train (3) or of synthetic (never), as from Python
+        common_patience = {"patience": args.patience or None}
+    else:
+        common_patience = {"patience": None} if args.synthetic else {}
     common = dict(arch=args.arch, epochs=args.epochs, batch_size=args.batch_size, init=args.init, patch=patch,
-                  patience=args.patience, steps_per_epoch=args.steps_per_epoch, checkpoint_dir=args.checkpoint_dir,
+                  **common_patience, steps_per_epoch=args.steps_per_epoch, checkpoint_dir=args.checkpoint_dir,
                   seed=args.seed, device=args.device, amp=args.amp, progress=args.progress,
                   max_minutes=args.max_minutes, arch_kwargs=arch_kwargs)
     if args.synthetic:
@@ -148,8 +154,12 @@ def run(args: argparse.Namespace) -> int:
         for row in prov.get("history") or []:
             iou = " ".join(f"{p}={v}" for p, v in (row.get("val_iou") or {}).items())
             print(f"epoch {row['epoch']}: loss {row['loss']:.4f}, lr {row['lr']:.2e}{' IoU ' + iou if iou else ''}")
-    print(f"wrote {args.output}: {model.arch} {model.arch_kwargs}, {prov.get('epochs')} epochs "
-          f"({prov.get('steps')} steps) in {prov.get('duration_s')} s on {prov.get('hardware')}; scores {json.dumps(prov.get('scores'))}")
+    stop = (f" (of {args.epochs} asked: --max-minutes {args.max_minutes:g} reached)" if prov.get("timed_out") else
+            f" (of {args.epochs} asked: stopped early, no better validation IoU for {args.patience or 3} epochs)"
+            if prov.get("stopped_early") else "")
+    print(f"wrote {args.output}: {model.arch} {model.arch_kwargs}, {prov.get('epochs')} epochs{stop} "
+          f"({prov.get('steps')} steps) in {prov.get('duration_s')} s on {prov.get('hardware')}; best epoch "
+          f"{prov.get('best_epoch')}, scores {json.dumps(prov.get('scores'))}")
     if args.plot:
         print(f"training curves: {args.plot}")
     return 0

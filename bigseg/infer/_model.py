@@ -241,9 +241,10 @@ def resolve_model(
         m_phases = list(DEFAULT_PHASES) if n_classes == 3 else [f"phase{i}" for i in range(n_classes)]
     m_phases = parse_phases(m_phases)
     if len(m_phases) != n_classes:
+        given = f"`phases` {m_phases}" if phases is not None else f"its {len(m_phases)} phases {m_phases}"
         raise ModelError(
-            f"Expected the model's output channels to match its {len(m_phases)} phases {m_phases}. "
-            f"Got {n_classes} output channels instead."
+            f"Expected the model's output channels to match {given}. "
+            f"Got {n_classes} output channels instead{' (one per phase)' if phases is not None else ''}."
         )
 
     checkpoint = getattr(model, "checkpoint", None)

@@ -297,7 +297,7 @@ def synthetic(
 
     opts = parse_common(arch=arch, init=init, epochs=epochs, lr=lr, lr_decay=lr_decay, batch_size=batch_size, patch=patch,
                         patience=patience, seed=seed, device=device, amp=amp, augment=augment, max_minutes=max_minutes,
-                        steps_per_epoch=steps_per_epoch, arch_kwargs=arch_kwargs)
+                        steps_per_epoch=steps_per_epoch, arch_kwargs=arch_kwargs, checkpoint_dir=checkpoint_dir)
     phases = parse_phases(phases if phases is not None else DEFAULT_PHASES)
     if len(phases) != 3:
         raise InputError(f"Expected 3 phases (pore, cbd, active) for synthetic training. Got {phases} instead.")
@@ -343,7 +343,7 @@ def synthetic(
             steps_per_epoch=opts["steps_per_epoch"] or 100, lr=opts["lr"], lr_decay=opts["lr_decay"],
             batch_size=opts["batch_size"], augment=opts["augment"], patience=opts["patience"],
             checkpoint_dir=checkpoint_dir, seed=opts["seed"], device=dev, amp=amp_dt, progress=progress,
-            max_minutes=opts["max_minutes"], on_checkpoint=_checkpointer(model),
+            max_minutes=opts["max_minutes"], on_checkpoint=_checkpointer(model, opts),
         )
     finally:
         source.close()

@@ -25,8 +25,14 @@ __all__ = ["train", "parse_common", "prepare_model", "finish_model"]
 def parse_common(
     *, arch: Any, init: Any, epochs: Any, lr: Any, lr_decay: Any, batch_size: Any, patch: Any, patience: Any,
     seed: Any, device: Any, amp: Any, augment: Any, max_minutes: Any, steps_per_epoch: Any, arch_kwargs: Any = None,
+    checkpoint_dir: Any = None,
 ) -> dict[str, Any]:
-    """Validate the options shared by :func:`train` and :func:`synthetic` (before any work)."""
+    """Validate the options shared by :func:`train` and :func:`synthetic` (before any work; the
+    ``checkpoint_dir`` is made now, so that one that cannot be is said before the training)."""
+    if checkpoint_dir is not None:
+        from ..runtime._lock import make_folder
+
+        make_folder(checkpoint_dir, target=checkpoint_dir, argument="checkpoint_dir")
     if init is not None and not isinstance(init, Model):
         if isinstance(init, str):
             from ..models import load
@@ -95,11 +101,25 @@ def prepare_model(opts: dict[str, Any], phases: list[str], arch_kwargs: dict, no
             raise ModelError(f"Expected the `init` model's {len(init.phases)} phases {init.phases} to match the labels' {phases}.")
         model = init.clone()
         model.phases = list(phases)
+        model.provenance = {}  # this run's, once it is done (finish_model); the init's is its parent
         model.patch = opts["patch"]
         model.normalization = dict(normalization)
         return model
     torch.manual_seed(opts["seed"])
     return create(opts["arch"], phases=phases, patch=opts["patch"], normalization=normalization, **arch_kwargs)
+
+
+def _init_order(init: Model | None, phases: list[str]) -> np.ndarray | None:
+    """For labels whose phases are ``init``'s in another order: the look-up table (256 values,
+    255 kept) from the labels' values to ``init``'s, so that fine-tuning trains each of
+    ``init``'s output channels on the phase it already means. None otherwise (the same order,
+    or other names: then the labels' names are given to ``init``'s channels in order)."""
+    if init is None or list(init.phases) == list(phases) or sorted(init.phases) != sorted(phases):
+        return None
+    lut = np.arange(256, dtype=np.uint8)
+    for value, name in enumerate(phases):
+        lut[value] = list(init.phases).index(name)
+    return lut
 
 
 def finish_model(model: Model, hist: Any, opts: dict[str, Any], data: Any, scores: Any) -> Model:
@@ -147,9 +167,24 @@ def _patch_inside(patch: tuple[int, ...], shape: tuple[int, ...], axis: int, *, 
     raise InputError(f"Expected `patch` to fit inside {what}, {extent}. Got {patch} instead: {advice}.")
 
 
-def _checkpointer(model: Model):
+def _checkpointer(model: Model, opts: dict[str, Any]):
+    """Writes the model as it is after an epoch, with the provenance of this run so far (in
+    progress; for a fine-tune its ``init`` and ``parent``, not the initial model's own)."""
+    init = opts["init"]
+
     def write(path: str, epoch: int) -> None:
-        save(model, path, overwrite=True)  # each epoch replaces the last; tensors copied to the CPU
+        done = model.provenance
+        model.provenance = {
+            "in_progress": True, "epoch": epoch, "seed": opts["seed"], "lr": opts["lr"], "lr_decay": opts["lr_decay"],
+            "batch_size": opts["batch_size"], "hardware": hardware(opts["device"]),
+            "init": None if init is None else init.checkpoint_key(),
+            "parent": None if init is None else (dict(init.provenance) or None),
+            "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "bigseg_train": "bigseg.train",
+        }
+        try:
+            save(model, path, overwrite=True)  # each epoch replaces the last; tensors copied to the CPU
+        finally:
+            model.provenance = done
 
     return write
 
@@ -262,10 +297,12 @@ def train(
                           max_minutes=max_minutes, arch_kwargs=arch_kwargs, **kw)
     if image is None or labels is None:
         raise InputError("Expected `image` and `labels` volumes (or synthetic=True). Got None.")
+    if fov is None and fov_margin:
+        raise InputError(f"Expected `fov_margin` only with `fov`. Got fov_margin={fov_margin!r} without it.")
     labels = sparse_labels(labels, unlabelled)
     opts = parse_common(arch=arch, init=init, epochs=epochs, lr=lr, lr_decay=lr_decay, batch_size=batch_size, patch=patch,
                         patience=patience, seed=seed, device=device, amp=amp, augment=augment, max_minutes=max_minutes,
-                        steps_per_epoch=steps_per_epoch, arch_kwargs=arch_kwargs)
+                        steps_per_epoch=steps_per_epoch, arch_kwargs=arch_kwargs, checkpoint_dir=checkpoint_dir)
     axis = parse_in_range("axis", axis, 0, 2, closed="both")
     axis = int(axis)
     val_fraction = parse_in_range("val_fraction", val_fraction, 0.0, 1.0, closed="left")
@@ -275,6 +312,9 @@ def train(
     phases = parse_phases(phases)
     n_classes = len(phases)
     img, lab = load_pair(image, labels, n_classes)
+    order = _init_order(opts["init"], phases)
+    if order is not None:  # the init's phases in another order: the labels take the init's (channels mean names)
+        lab, phases = order[lab], list(opts["init"].phases)
     absent = [p for i, p in enumerate(phases) if not (lab == i).any()]
     if absent:  # e.g. one annotated slice of pore only: nothing teaches the others
         warnings.warn(f"The labels hold no voxel of {', '.join(absent)}: the model learns nothing of "
@@ -301,6 +341,8 @@ def train(
         except (TypeError, ValueError):
             raise InputError("Expected `validation` to be an (image, labels) pair. Got something else.") from None
         vimg, vlab = load_pair(vimg, sparse_labels(vlab, unlabelled), n_classes)
+        if order is not None:
+            vlab = order[vlab]
         vmask = None if fov is None else fov_mask(vimg, fov, margin=fov_margin).values
         if vmask is not None:
             vlab = np.where(vmask[None], vlab, UNLABELLED).astype(np.uint8)
@@ -329,7 +371,7 @@ def train(
         model, batches=sampler.sample, validate=validate, phases=phases, epochs=opts["epochs"], steps_per_epoch=spe,
         lr=opts["lr"], lr_decay=opts["lr_decay"], batch_size=opts["batch_size"], augment=opts["augment"],
         patience=opts["patience"], checkpoint_dir=checkpoint_dir, seed=opts["seed"], device=opts["device"], amp=opts["amp"],
-        progress=progress, max_minutes=opts["max_minutes"], on_checkpoint=_checkpointer(model),
+        progress=progress, max_minutes=opts["max_minutes"], on_checkpoint=_checkpointer(model, opts),
     )
     scores = None
     if hist.best_epoch is not None and hist.epochs and "val_iou" in hist.epochs[hist.best_epoch - 1]:

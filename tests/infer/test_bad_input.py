@@ -56,7 +56,7 @@ def test_bad_volumes():
 
 
 def test_output_channels_disagree_with_phases(x):
-    with pytest.raises(ModelError, match=r"4 phases .* Got 3 output channels"):
+    with pytest.raises(ModelError, match=r"match `phases` \['a', 'b', 'c', 'd'\]. Got 3 output channels"):
         predict(x, conv3d_net(), patch=(8, 8, 8), phases=["a", "b", "c", "d"])
 
     class Named(torch.nn.Sequential):

@@ -60,6 +60,16 @@ def test_cli_train_sparse_labels_writes_checkpoint_and_report(files, capsys):
         parse_common(init=str(out), arch_kwargs={"kernel_size": 3}, **kw)
     assert main(["train", "--synthetic", "-o", str(files / "x.pt"), "--batches-per-volume", "0", "--epochs", "1"]) == 2
     assert "`--batches-per-volume` to be a positive integer. Got 0" in capsys.readouterr().err  # was taken as 6
+    for threads in ("0", "-1"):  # 0 was ignored, -1 a traceback from torch
+        with pytest.raises(SystemExit):
+            main(["train", str(files / "img.npy"), str(files / "lab.npy"), "-o", str(files / "x.pt"), "--threads", threads])
+        assert f"argument --threads: expected a positive whole number, got '{threads}'" in capsys.readouterr().err
+    assert not (files / "x.pt").exists()
+    # a run cut by --max-minutes says so where it says what it wrote (it read as if every epoch had run)
+    assert main(["train", str(files / "img.npy"), str(files / "lab.npy"), "-o", str(files / "mm.pt"), "--epochs", "50",
+                 "--steps-per-epoch", "20", "--batch-size", "2", "--max-minutes", "0.0001", "--patience", "0",
+                 "--no-progress"]) == 0
+    assert "epochs (of 50 asked: --max-minutes 0.0001 reached)" in capsys.readouterr().out
     out2 = files / "ft.pt"
     rc = main(["train", str(files / "img.npy"), str(files / "lab.npy"), "-o", str(out2), "--init", str(out), "--epochs", "1",
                "--steps-per-epoch", "1", "--batch-size", "2", "--lr", "1e-12", "--threads", "1", "--no-progress"])

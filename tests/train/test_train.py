@@ -6,11 +6,12 @@ import sys
 import numpy as np
 import pytest
 import torch
+import xarray as xr
 from torch.nn import functional as F
 
 import bigseg
 from bigseg import models
-from bigseg.errors import InputError, ModelError
+from bigseg.errors import InputError, ModelError, OutputNotWritableError
 from bigseg.train import Augment, dice_ce_loss, make_pair
 from bigseg.train._data import PatchSampler, split_validation
 
@@ -182,6 +183,42 @@ def test_fine_tuning_starts_from_given_weights(pair, tmp_path):
     no_active = np.where(sparse == 2, 255, sparse).astype(np.uint8)
     with pytest.warns(UserWarning, match="no voxel of active: the model learns nothing of it beyond what the initial"):
         bigseg.train(img, no_active, init=m, epochs=1, steps_per_epoch=1, lr=1e-12, batch_size=2, progress=False)
+
+
+def test_fine_tuning_labels_with_the_init_phases_in_another_order(pair, tmp_path):
+    # each of the init's output channels keeps the phase it means: the labels are re-indexed to
+    # the init's order (they were trained on under the init's channels, renamed: pore <-> active)
+    img, lab, sparse = pair
+    torch.manual_seed(11)
+    init = models.create("lrcsnet", patch=(32, 32), **TINY)  # pore, cbd, active
+    swapped = xr.DataArray(np.where(sparse == 255, 255, 2 - sparse).astype(np.uint8), dims=("z", "y", "x"),
+                           attrs={"phases": ["active", "cbd", "pore"]})
+    same = bigseg.train(img, sparse, init=init, epochs=1, steps_per_epoch=3, lr=1e-3, batch_size=2, progress=False,
+                        seed=3, augment=False)
+    other = bigseg.train(img, swapped, init=init, epochs=1, steps_per_epoch=3, lr=1e-3, batch_size=2, progress=False,
+                         seed=3, augment=False)
+    assert other.phases == init.phases == ["pore", "cbd", "active"]
+    for (name, p), q in zip(same.named_parameters(), other.parameters()):  # the same training, step for step
+        torch.testing.assert_close(p, q, msg=name)
+    assert other.provenance["scores"] == same.provenance["scores"]
+
+
+def test_checkpoints_of_a_fine_tune_carry_this_run(pair, tmp_path):
+    img, lab, sparse = pair
+    parent = bigseg.train(img, sparse, arch_kwargs=TINY, patch=(32, 32), epochs=1, steps_per_epoch=1, batch_size=2,
+                          progress=False, seed=3)
+    m = bigseg.train(img, sparse, init=parent, epochs=2, steps_per_epoch=1, batch_size=2, progress=False, seed=4,
+                     checkpoint_dir=str(tmp_path / "ck"))
+    first = models.load(tmp_path / "ck" / "epoch_001.pt").provenance
+    assert first["in_progress"] and first["epoch"] == 1 and first["seed"] == 4  # was the parent's own provenance
+    assert first["init"] == parent.checkpoint_key() and first["parent"]["seed"] == 3
+    assert "history" not in first and m.provenance["epochs"] == 2 and "in_progress" not in m.provenance
+    # a checkpoint folder that cannot be made is said before the training (a file in the way)
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(OutputNotWritableError, match="`checkpoint_dir`"):
+        bigseg.train(img, sparse, arch_kwargs=TINY, patch=(32, 32), epochs=1, checkpoint_dir=str(tmp_path / "afile"))
+    with pytest.raises(InputError, match="`fov_margin` only with `fov`. Got fov_margin=2"):  # was ignored
+        bigseg.train(img, sparse, epochs=1, fov_margin=2)
 
 
 def test_unet3d_checkpoints_and_round_trip(pair, tmp_path):
