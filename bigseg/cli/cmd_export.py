@@ -13,7 +13,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "ParaView, Fiji, TauFactor), slab by slab, with its voxel size: a folder of TIFF "
                                    "slices (no suffix; ImageJ calibration), one OME BigTIFF (.tif), HDF5 "
                                    "(.h5: /exchange/data, element_size_um) or .npy. A box cut from a scan keeps its place "
-                                   "in it (not in .npy). `bigseg ingest` reads each back.")
+                                   "in it (not in .npy). `bigseg ingest` reads each back. Probabilities "
+                                   "(labels/NAME_probabilities): one .tif (CZYX, channels named by phase), .h5 or .npy.")
     p.add_argument("source", help="OME-Zarr image (scan.ome.zarr) or label image (scan.ome.zarr/labels/NAME)")
     p.add_argument("dest", help="folder of TIFF slices, or a .tif, .h5 or .npy file")
     p.add_argument("--label", default=None, help="with an image path: export labels/LABEL instead of the image")
@@ -52,6 +53,10 @@ def run(args: argparse.Namespace) -> int:
                          "export it to one .tif (axes TZYX), .h5 or .npy, or one step with --step T.")
     with cluster_from_args(args):
         out = export(vol, args.dest, format=args.format, overwrite=args.overwrite, progress=args.progress)
+    from ..io._export import _IMAGEJ_DTYPES
+
     kept = " (not stored: a .npy keeps no voxel size)" if str(out).endswith(".npy") else ""
+    if fmt == "tiff-slices" and vol.dtype not in _IMAGEJ_DTYPES:  # as export warned
+        kept = f" (not stored: TIFF slices of {vol.dtype} carry no calibration; a .tif or .h5 keeps it)"
     print(f"wrote {out}: shape {tuple(vol.shape)}, dtype {vol.dtype}, voxel size {voxel_size_text(vol.attrs['voxel_size'], vol.attrs['unit'])}{kept}")
     return 0

@@ -14,11 +14,17 @@ Formats, by the destination's suffix:
   and for a box cut from a scan ImageJ's ``xorigin``/``yorigin``/``zorigin`` (each slice its own);
 * ``.tif`` / ``.tiff``: one BigTIFF with OME-XML metadata (``PhysicalSizeX/Y/Z``; axes ZYX, or
   TZYX for a series with its times as each plane's ``DeltaT``, CZYX for probabilities; a box cut
-  from a scan: each plane's ``PositionX/Y/Z``), zlib-compressed;
+  from a scan: each plane's ``PositionX/Y/Z``), zlib-compressed; float16 (stored probabilities)
+  as float32, which OME-TIFF holds;
 * ``.h5`` / ``.hdf5``: dataset ``/exchange/data`` (DXchange layout), chunked and compressed,
   with ``element_size_um`` (z, y, x in µm) when the unit is a length, and ``origin_voxels``
   for a box cut from a scan (where it lies; ``ingest`` puts it back there);
 * ``.npy``: a NumPy array file (memory-mappable; it holds no voxel size).
+
+Probabilities (``phase``, z, y, x; e.g. ``labels/segmentation_probabilities``) go to one
+``.tif`` (axes CZYX, each channel named after its phase), ``.h5`` (``dims`` and
+``channel_names`` attributes) or ``.npy`` (phase first), for other tools: ``ingest`` reads
+volumes and series, not them.
 """
 
 from __future__ import annotations
@@ -66,6 +72,25 @@ def _format(dest: Path, fmt: str | None) -> str:
     return _SUFFIXES.get(suffix, "tiff-slices")
 
 
+def _probabilities(data: Any) -> xr.DataArray | None:
+    """``data`` as a (phase, z, y, x) volume when it is one (e.g. :func:`bigseg.open_volume` of
+    ``labels/NAME_probabilities``): its spatial part checked as any volume, its phase names
+    kept in ``attrs["channel_names"]``; None for anything else."""
+    import dask.array as da
+
+    if not (isinstance(data, xr.DataArray) and data.ndim == 4 and data.dims[0] in ("phase", "c")):
+        return None
+    lead = data.dims[0]
+    spatial = as_volume(data.isel({lead: 0}, drop=True), name="data")  # z, y, x order, voxel size
+    arr = data.transpose(lead, *spatial.dims).data
+    arr = arr if isinstance(arr, da.Array) else da.asarray(arr)
+    names = [str(v) for v in data.coords[lead].values] if lead in data.coords else \
+        [f"channel{i}" for i in range(data.sizes[lead])]
+    attrs = {**spatial.attrs, "channel_names": names}
+    attrs.pop("phases", None)  # the phases are the channels here, not label values
+    return xr.DataArray(arr, dims=("phase", *spatial.dims), coords={"phase": names, **spatial.coords}, attrs=attrs)
+
+
 def _slabs(vol: xr.DataArray) -> Iterator[tuple[tuple[int, ...], np.ndarray]]:
     """(leading index, block) of consecutive z planes of ``vol``, computed one slab at a time
     (per time step for a series)."""
@@ -111,8 +136,10 @@ def _write_slices(vol: xr.DataArray, tmp: Path, name: str, vs: tuple[float, ...]
 def _write_tiff(vol: xr.DataArray, tmp: Path, vs: tuple[float, ...] | None, unit: str | None, bar: Any) -> None:
     import tifffile
 
-    dims = "".join(str(d).upper() for d in vol.dims)
+    dims = "".join("C" if d == "phase" else str(d).upper() for d in vol.dims)
     meta: dict[str, Any] = {"axes": dims if len(dims) == vol.ndim and set(dims) <= set("TCZYX") else "TZYX"[-vol.ndim:]}
+    if "channel_names" in vol.attrs:  # probabilities: each channel named after its phase
+        meta["Channel"] = {"Name": list(vol.attrs["channel_names"])}
     if vs is not None:
         for ax, v in zip("ZYX", vs):
             meta[f"PhysicalSize{ax}"] = v
@@ -127,8 +154,10 @@ def _write_tiff(vol: xr.DataArray, tmp: Path, vs: tuple[float, ...] | None, unit
         meta.setdefault("Plane", {}).update(
             {"PositionZ": z.tolist(), "PositionY": [first[1] * vs[1]] * planes, "PositionX": [first[2] * vs[2]] * planes,
              **{f"Position{ax}Unit": [ome_tiff_unit(unit)] * planes for ax in "ZYX"}})
+    dtype = np.dtype(np.float32) if vol.dtype == np.float16 else vol.dtype  # OME-TIFF has no float16
+    planes_out = (p.astype(dtype, copy=False) for p in _planes(vol, bar))
     with tifffile.TiffWriter(tmp, bigtiff=True, ome=True) as tif:
-        tif.write(_planes(vol, bar), shape=vol.shape, dtype=vol.dtype, photometric="minisblack",
+        tif.write(planes_out, shape=vol.shape, dtype=dtype, photometric="minisblack",
                   compression="zlib", metadata=meta)
 
 
@@ -146,6 +175,9 @@ def _write_hdf5(vol: xr.DataArray, tmp: Path, vs: tuple[float, ...] | None, unit
         ds.attrs["unit"] = str(vol.attrs.get("unit", "voxel"))
         if vol.attrs.get("phases"):
             ds.attrs["phases"] = [str(p) for p in vol.attrs["phases"]]
+        if "channel_names" in vol.attrs:  # probabilities: the first axis is the phase (ingest refuses them)
+            ds.attrs["dims"] = ",".join(str(d) for d in vol.dims)
+            ds.attrs["channel_names"] = list(vol.attrs["channel_names"])
         first = origin_voxels(vol)
         if any(first):  # a box cut from a scan: where it lies, in voxels (ingest puts it back there)
             ds.attrs["origin_voxels"] = np.asarray(first, np.float64)
@@ -196,7 +228,13 @@ def export(
 
     dest_p = Path(dest)
     fmt = _format(dest_p, format)
-    vol = as_volume(data, name="data", allow_series=True)
+    vol = _probabilities(data)
+    if vol is None:
+        vol = as_volume(data, name="data", allow_series=True)
+    elif fmt == "tiff-slices":
+        raise InputError(f"Expected one .tif (axes CZYX), .h5 or .npy for probabilities (one channel per phase). Got "
+                         f"a folder of TIFF slices {str(dest_p)!r}: export one phase as slices with "
+                         f"data.sel(phase=NAME).")
     if fmt == "tiff-slices" and vol.ndim == 4:
         raise InputError(f"Expected a 3D volume for a folder of TIFF slices. Got a series of shape {vol.shape}: "
                          "export it to one .tif (axes TZYX), .h5 or .npy, or one time step at a time (vol.isel(t=i)).")

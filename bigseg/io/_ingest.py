@@ -556,6 +556,10 @@ def _read_volume(source: Any, *, chunks: Any, vs: Any, unit: str | None, dataset
     ``unit`` when that is given, else 1 nm."""
     if reader is None:
         reader = read_source(source, dataset=dataset, dtype=dtype, shape=shape, offset=offset)
+    if isinstance(reader, Hdf5Reader) and str(_hdf5_attr(reader, "dims") or "").startswith("phase"):
+        raise InputError(f"Expected `source` to hold a volume or a series. Got {os.fspath(source)!r}, probabilities "
+                         "(phase, z, y, x) as bigseg export writes them, which would read as a series of "
+                         f"{reader.shape[0]} scans: ingest the image or the labels instead.")
     own = _calibration(reader)
     if vs is not None:
         cal = (vs, unit or (own[1] if own else "nm"))

@@ -196,3 +196,33 @@ def test_the_origin_fiji_states_is_read(tmp_path, odd_volume):
                      metadata={"spacing": 1.0, "unit": "micron", "xorigin": -10, "zorigin": -3})
     vol = bigseg.ingest(tmp_path / "fiji.tif", tmp_path / "f.ome.zarr", progress=False)
     assert origin_of(vol) == pytest.approx((3.0, 0.0, 5.0)) and vol.attrs["unit"] == "um"
+
+
+def test_probabilities_export_with_their_phase_names(tmp_path):
+    # (phase, z, y, x) as segment --probabilities stores them (float16): CZYX TIFF with channel
+    # names, HDF5 with dims and names, .npy phase first; slices and ingest refuse them by name
+    rng = np.random.default_rng(3)
+    p = rng.random((3, 5, 6, 7)).astype(np.float32)
+    p /= p.sum(0)
+    import xarray as xr
+
+    prob = xr.DataArray(p, dims=("phase", "z", "y", "x"), coords={"phase": ["pore", "cbd", "active"]})
+    stored = bigseg.open_volume(bigseg.save_volume(prob, tmp_path / "p.ome.zarr", voxel_size=50, progress=False))
+    assert stored.dims[0] == "phase" and stored.dtype == np.float16
+    tif = bigseg.export(stored, tmp_path / "p.tif", progress=False)
+    with tifffile.TiffFile(tif) as t:
+        assert t.series[0].axes == "CZYX" and t.asarray().dtype == np.float32  # OME-TIFF holds no float16
+        np.testing.assert_array_equal(t.asarray(), stored.values.astype(np.float32))
+        assert all(f'Name="{n}"' in t.ome_metadata for n in ("pore", "cbd", "active"))
+        assert 'PhysicalSizeX="50.0"' in t.ome_metadata
+    h5 = bigseg.export(stored, tmp_path / "p.h5", progress=False)
+    with h5py.File(h5) as f:
+        d = f["exchange/data"]
+        np.testing.assert_array_equal(d[()], stored.values)
+        assert d.attrs["dims"] == "phase,z,y,x" and list(d.attrs["channel_names"]) == ["pore", "cbd", "active"]
+    np.testing.assert_array_equal(np.load(bigseg.export(stored, tmp_path / "p.npy", progress=False)), stored.values)
+    with pytest.raises(InputError, match=r"one .tif \(axes CZYX\), .h5 or .npy for probabilities"):
+        bigseg.export(stored, tmp_path / "slices", progress=False)
+    with pytest.raises(InputError, match="probabilities .phase, z, y, x. as bigseg export writes them"):
+        bigseg.ingest(h5, tmp_path / "back.ome.zarr", progress=False)
+    assert not (tmp_path / "slices").exists() and not (tmp_path / "back.ome.zarr").exists()
