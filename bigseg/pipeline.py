@@ -117,8 +117,10 @@ class Pipeline:
         from dask.base import tokenize
 
         cfg = self.config
-        src = (str(source) if isinstance(source, (str, os.PathLike))
-               else [str(x) for x in source] if isinstance(source, (list, tuple)) else tokenize(source))
+        # the source as it stands (resolved path, time written, size): one replaced at the same
+        # path, or the same relative path from another folder, is another source
+        src = (path_stamp(source) if isinstance(source, (str, os.PathLike))
+               else [path_stamp(x) for x in source] if isinstance(source, (list, tuple)) else tokenize(source))
         ingest = json.dumps({"source": src, "chunks": cfg.chunks, "voxel_size": cfg.voxel_size, "unit": cfg.unit,
                              "crop": cfg.crop, "align": cfg.filters["align"],
                              **({"levels": cfg.levels} if cfg.levels != 1 else {})}, sort_keys=True, default=str)

@@ -31,7 +31,9 @@ def key_digest(key: str) -> str:
 
 def path_stamp(path: Any) -> Any:
     """A file or folder as it stands, for a resume key: its resolved path and the time it (for a
-    zarr store, its ``zarr.json``) was last written; ``None`` for no path; a glob: the list of
+    zarr store, its ``zarr.json``, which a write of the store makes anew) was last written, and
+    a file's size; a folder of files (TIFF slices): their number, total size and latest time (a
+    slice rewritten in place changes no folder time); ``None`` for no path; a glob: the list of
     its matches' stamps."""
     import glob
     import os
@@ -41,8 +43,15 @@ def path_stamp(path: Any) -> Any:
     p = Path(path)
     if not p.exists() and glob.escape(str(p)) != str(p):
         return [path_stamp(m) for m in sorted(glob.glob(str(p)))]
+    if p.is_dir() and not (p / "zarr.json").exists():
+        files = [e.stat() for e in os.scandir(p) if e.is_file()]
+        return [str(p.resolve()), len(files), sum(st.st_size for st in files),
+                max((st.st_mtime_ns for st in files), default=None)]
     meta = p / "zarr.json" if (p / "zarr.json").exists() else p
-    return [str(p.resolve()), os.stat(meta).st_mtime_ns if meta.exists() else None]
+    if not meta.exists():
+        return [str(p.resolve()), None]
+    st = os.stat(meta)
+    return [str(p.resolve()), st.st_mtime_ns] + ([st.st_size] if meta == p else [])
 
 
 def _name(idx: tuple[int, ...]) -> str:

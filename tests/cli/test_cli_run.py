@@ -70,6 +70,44 @@ def test_run_says_when_voxels_are_taken_as_one_unit(tmp_path, capsys):
     assert "no voxel size" not in capsys.readouterr().err
 
 
+def test_run_again_on_a_source_replaced_at_the_same_path_starts_over(tmp_path, capsys):
+    # the finished stages were kept for a source that only had the same path text: the old
+    # image and segmentation were reported as the new scan's
+    a = bigseg.synth.xct(bigseg.synth.electrode((12, 20, 20), seed=2), seed=2).values
+    b = bigseg.synth.xct(bigseg.synth.electrode((12, 20, 20), seed=9), seed=9).values
+    src, out = tmp_path / "scan.npy", tmp_path / "run"
+    argv = ["run", str(src), "--out", str(out), "--model", "threshold", "--voxel-size", "50", "--no-progress"]
+    np.save(src, a)
+    assert main(argv) == 0
+    np.testing.assert_array_equal(bigseg.open_volume(out / "image.ome.zarr").values, a)
+    first = bigseg.open_volume(out / "image.ome.zarr" / "labels" / "segmentation").values
+    stamp = (out / "stages.json").read_text()
+    assert main(argv) == 0  # unchanged: kept
+    assert (out / "stages.json").read_text() == stamp
+    np.save(src, b)
+    assert main(argv) == 0
+    np.testing.assert_array_equal(bigseg.open_volume(out / "image.ome.zarr").values, b)
+    again = bigseg.open_volume(out / "image.ome.zarr" / "labels" / "segmentation").values
+    assert (again != first).mean() > 0.2  # segmented anew (another electrode)
+    # a zarr store written anew at the same path, and a folder of slices with one slice rewritten
+    zsrc = tmp_path / "scan.ome.zarr"
+    bigseg.save_volume(a, zsrc, voxel_size=50, progress=False)
+    zargv = ["run", str(zsrc), "--out", str(tmp_path / "z"), "--model", "threshold", "--no-progress"]
+    assert main(zargv) == 0
+    bigseg.save_volume(b, zsrc, voxel_size=50, overwrite=True, progress=False)
+    assert main(zargv) == 0
+    np.testing.assert_array_equal(bigseg.open_volume(tmp_path / "z" / "image.ome.zarr").values, b)
+    from bigseg.runtime._manifest import path_stamp
+
+    folder = tmp_path / "slices"
+    folder.mkdir()
+    for z in range(3):
+        np.save(folder / f"s{z}.npy", a[z])
+    before = path_stamp(folder)
+    np.save(folder / "s1.npy", b[1] + 1)  # same name, another size
+    assert path_stamp(folder) != before
+
+
 def test_crop_in_the_configuration():
     assert bigseg.RunConfig.load(crop="1:5,:,:").crop == "1:5,:,:"
     with pytest.raises(ConfigError, match="`crop`"):
