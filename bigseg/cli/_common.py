@@ -282,14 +282,15 @@ def stack_calibration(args: argparse.Namespace, paths: list[Any]) -> dict[str, A
 
 def open_label_image(path: str, label: str | None, prefer: str | None, option: str, *, say: str | None,
                      hint: str | None = None, voxel_size: Any = None, unit: str | None = None,
-                     sizes: bool = False) -> Any:
+                     sizes: bool = False, grid_of: Any = None) -> Any:
     """The label image ``path`` names; for an image (or its labels group) its ``label``, else
     the one named ``prefer``, else its only one (several are refused: which one is used must
     not be a guess). A TIFF, HDF5 or ``.npy`` label stack (from another tool) is read as it is,
     with ``voxel_size`` (in ``unit``) when given; with ``sizes`` (the command measures sizes),
     one that states no voxel size is said so on stderr (its sizes are in voxels, labelled nm). Prints ``say`` and the path it opened
     (unless ``say`` is None); ``hint``: how else the command names one of several label images
-    (default: ``--label NAME`` for ``labels``)."""
+    (default: ``--label NAME`` for ``labels``). ``grid_of``: a volume whose voxel size and unit a
+    stack that states none takes (a truth of the scan it scores: the same grid)."""
     from pathlib import Path
 
     from ..io import open_source, open_volume
@@ -303,6 +304,8 @@ def open_label_image(path: str, label: str | None, prefer: str | None, option: s
                              f"TIFF, HDF5 or .npy label stack. Got {str(path)!r}, which does not exist.")
         if label is not None:
             raise InputError(f"Expected --label only with an OME-Zarr image. Got --label {label} with {str(path)!r}.")
+        if voxel_size is None and grid_of is not None and not _states_calibration(path):
+            voxel_size, unit = grid_of.attrs["voxel_size"], grid_of.attrs["unit"]
         vol = open_source(path, voxel_size=voxel_size, unit=unit)
         if say is not None:
             print(f"{say} {path}")
@@ -327,21 +330,27 @@ def open_label_image(path: str, label: str | None, prefer: str | None, option: s
     return vol
 
 
+def _states_calibration(source: Any, **read: Any) -> bool:
+    """Whether a file source states its voxel size (a zarr store, or what ingest cannot read:
+    taken as stating one, nothing is said or changed)."""
+    from ..io._ingest import source_calibration
+
+    try:
+        return source_calibration(source, **read) is not None
+    except Exception:  # not a file source ingest reads (an OME-Zarr states its own)
+        return True
+
+
 def say_if_uncalibrated(source: Any, vol: Any, **read: Any) -> None:
     """When ``vol`` (ingested from ``source`` with no voxel size given) has 1-unit voxels because
     the source states none, say so on stderr: every size and area is then in voxels, labelled as
     that unit (``read``: the options the source was read with)."""
     import sys
 
-    from ..io._ingest import source_calibration
-
     if tuple(vol.attrs.get("voxel_size", ())) != (1.0, 1.0, 1.0):
         return
     first = source[0] if isinstance(source, (list, tuple)) else source
-    try:
-        if source_calibration(first, **read) is not None:
-            return
-    except Exception:  # not a file source ingest reads (an OME-Zarr states its own): nothing to say
+    if _states_calibration(first, **read):
         return
     print(f"note: {str(first)!r} states no voxel size and --voxel-size was not passed, so a voxel is taken as "
           f"1 {vol.attrs['unit']}: sizes and areas will be in those units (run again with --voxel-size "

@@ -89,6 +89,11 @@ def test_run_again_on_a_source_replaced_at_the_same_path_starts_over(tmp_path, c
     np.testing.assert_array_equal(bigseg.open_volume(out / "image.ome.zarr").values, b)
     again = bigseg.open_volume(out / "image.ome.zarr" / "labels" / "segmentation").values
     assert (again != first).mean() > 0.2  # segmented anew (another electrode)
+    # a truth stack that states no voxel size is on the scan's grid (it was warned about as another one)
+    np.save(tmp_path / "truth.npy", bigseg.synth.electrode((12, 20, 20), seed=9).values)
+    assert main([*argv[:3], str(tmp_path / "t"), *argv[4:], "--truth", str(tmp_path / "truth.npy")]) == 0
+    out_text, err = capsys.readouterr()
+    assert "IoU: pore" in out_text and "different voxel sizes" not in err
     # a zarr store written anew at the same path, and a folder of slices with one slice rewritten
     zsrc = tmp_path / "scan.ome.zarr"
     bigseg.save_volume(a, zsrc, voxel_size=50, progress=False)
