@@ -255,6 +255,10 @@ class Pipeline:
         self._check_temporal(shape)
         self._check_crop_and_truth(shape, truth)
         _check_dest(source, dest)
+        if truth is not None:  # its values (one pass), not only its shape: before the hours of segmentation
+            from .measure._metrics import check_labels
+
+            check_labels(truth, name="truth", progress=progress)
         made = not Path(dest).exists()
         try:  # one run at a time into dest (held before a cluster is started for it)
             with bars(progress), held(dest, argument="dest", inside=True), _client_context(client, self.config):

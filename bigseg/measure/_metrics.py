@@ -228,6 +228,14 @@ def interfaces(labels: Any, *, method: Method = "faces", phases: Any = None,
     return _interfaces_dataset(lab, stats, method)
 
 
+def check_labels(labels: Any, *, name: str = "labels", phases: Any = None, progress: bool = False) -> None:
+    """One pass over a label volume: every value a phase's index or 255 (unlabelled), else an
+    ``InputError`` naming ``name`` and the values, e.g. a truth checked before the work that
+    would end by scoring against it."""
+    _run(as_labels(labels, name=name, phases=phases), allow_unlabelled=True, desc=f"{name}: label values",
+         progress=progress, hist_only=True)
+
+
 def labelled_voxels(lab: Labels, s: dict[str, np.ndarray], t: int = 0) -> int:
     """The voxels of frame ``t`` that carry a phase (255, unlabelled or outside the field of
     view, is no part of the sample); raises if there are none."""
