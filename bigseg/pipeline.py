@@ -447,6 +447,7 @@ class Pipeline:
     def _run(self, source: Any, dest: str | os.PathLike, *, resume: bool, truth: xr.DataArray | None) -> Result:
         from . import filters, measure
         from .io import open_volume, save_labels
+        from .io._omezarr import remove_label
         from .report import (metrics_figure, orthoslices, particle_figure, profile_figure, rve_figure, series_figure,
                              shells_figure, thickness_figure, timeslices, write_report)
 
@@ -529,6 +530,14 @@ class Pipeline:
                  if m["thickness"] else None)
         metrics = measure.add_to_metrics(metrics, shells=sh, tortuosity=tau, rve=rve, radial=radial,
                                          connectivity=conn, thickness=thick)
+        # what an earlier run of this folder wrote and this one will not (another configuration:
+        # no particles, no profile...) must not be shown as this run's: the outputs go, and are
+        # written again below where this run makes them
+        for name in _RUN_OUTPUTS:
+            if name != "fov.png" or fov is None:
+                (out / name).unlink(missing_ok=True)
+        if not m["particle_labels"]:
+            remove_label(image, "particles")
         table = None
         if m["particles"]:
             # with particle_labels, labels/particles (value = the table's id; a series: its track)
@@ -611,6 +620,10 @@ def _source_shape(source: Any) -> tuple[int, ...] | None:
         return None
 
 
+#: the files a run writes after its segmentation (fov.png: with it, at the field of view's stage)
+_RUN_OUTPUTS = ("particles.csv", "particles.png", "slices.png", "metrics.png", "profile.png", "rve.png", "fov.png",
+                "radial.png", "shells.png", "thickness.png", "evolution.csv", "evolution.png", "slices_over_time.png",
+                "metrics.nc", "metrics.json", "report.html")
 _RUN_FILES = ("run.json", "stages.json", "image.ome.zarr", "raw.ome.zarr", ".bigseg.lock", ".image.ome.zarr.",
               ".raw.ome.zarr.", ".temporal-")  # what a run folder holds, even one killed at its start
 _WATCH_FILES = ("watch.json", ".bigseg.lock")

@@ -103,6 +103,27 @@ def test_pipeline_threshold_then_resume(tmp_path, scan, bigseg_cli):
     np.testing.assert_array_equal(bigseg.open_volume(res2.labels).values, labels.values)
 
 
+def test_a_run_again_with_fewer_outputs_leaves_none_of_the_earlier_ones(tmp_path, scan):
+    # particles, their labels and the profile of an earlier run of the folder were kept beside
+    # the new segmentation, and the report and `bigseg info` showed them as this run's
+    truth, image = scan
+    small = image[:16, :20, :24]
+    first = Pipeline(voxel_size=40, predict={"model": "threshold"}, measure={"particle_labels": True})
+    first.run(small, tmp_path / "run", progress=False)
+    assert (tmp_path / "run" / "particles.csv").exists() and (tmp_path / "run" / "profile.png").exists()
+    image_path = tmp_path / "run" / "image.ome.zarr"
+    assert "particles" in bigseg.io._omezarr.label_names(image_path / "labels")
+    again = Pipeline(voxel_size=40, predict={"model": "kmeans"}, measure={"particles": False, "profile": None})
+    res = again.run(small, tmp_path / "run", progress=False)
+    names = {p.name for p in (tmp_path / "run").iterdir()}
+    assert not names & {"particles.csv", "particles.png", "profile.png"}
+    assert set(res.figures) == {str(tmp_path / "run" / n) for n in ("slices.png", "metrics.png")}
+    assert bigseg.io._omezarr.label_names(image_path / "labels") == ["segmentation"]
+    assert not (image_path / "labels" / "particles").exists()
+    page = (tmp_path / "run" / "report.html").read_text()
+    assert page.count("<img") == 2 and "particles" not in page.lower()
+
+
 def test_pipeline_writes_pyramids_for_viewers(tmp_path, scan):
     truth, image = scan
     res = Pipeline(chunks=16, levels=3, predict={"model": "threshold"}, measure={"particles": False}).run(

@@ -488,6 +488,23 @@ def _ome_meta(group: zarr.Group) -> dict[str, Any]:
     return attrs.get("ome", attrs)  # v0.5 nests under "ome"; v0.4 (zarr v2) does not
 
 
+def remove_label(image_path: str | os.PathLike, name: str) -> bool:
+    """Remove the label image ``image_path/labels/name`` and its entry in the labels group's
+    list (e.g. a run's particle labels that a later run of the same folder no longer makes);
+    False when there is none."""
+    check_label_name(name)
+    ldir = Path(image_path) / "labels"
+    if not (ldir / name).exists():
+        return False
+    _remove(ldir / name)
+    group = zarr.open_group(str(ldir), mode="a", zarr_format=3)
+    meta = dict(group.attrs.get("ome", {}))
+    if name in meta.get("labels", []):
+        meta["labels"] = [n for n in meta["labels"] if n != name]
+        group.attrs["ome"] = meta
+    return True
+
+
 def label_names(group: str | os.PathLike) -> list[str]:
     """The label images an OME-Zarr ``labels`` group lists (``[]`` when it lists none)."""
     try:
