@@ -198,6 +198,19 @@ def test_info_on_a_folder_of_runs_lists_each(tmp_path, capsys):
     assert "1 failed before any output" in out[0]
     assert [line.split()[0] for line in out[1:]] == ["a", "a9", "a10", "b", "c"]
     assert out[4].split()[1:3] == ["FAILED:", "InputError:"] and "`crop`" in out[5]
+    # a watch killed from outside (kill, scancel, timeout: SIGTERM) leaves its lock: said as such,
+    # with the scans it did (it read as one run "killed before any stage was done"), also when
+    # it was killed before its ledger was first written
+    (tmp_path / "w" / ".bigseg.lock").write_text(json.dumps({"pid": 4242, "host": "beamline", "since": "then",
+                                                             "command": "bigseg watch in --out w"}))
+    for ledger in (True, False):
+        if not ledger:
+            (tmp_path / "w" / "watch.json").unlink()
+        assert main(["info", str(tmp_path / "w")]) == 0
+        out = capsys.readouterr().out.splitlines()
+        assert out[0].startswith("watch       stopped from outside: process 4242 on beamline") and "was killed" in out[0]
+        assert out[1].startswith(f"runs in {tmp_path / 'w'} (") and out[2].split()[0] == "a"
+    (tmp_path / "w" / ".bigseg.lock").unlink()
     # a labels group of several label images: which one is meant is asked, not guessed
     labels = tmp_path / "w" / "a" / "image.ome.zarr" / "labels"
     assert main(["info", str(labels)]) == 0  # only one there

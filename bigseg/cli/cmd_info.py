@@ -152,11 +152,28 @@ def _label_images(group) -> list[str]:
     return label_names(group)
 
 
+def _holds_runs(p) -> bool:
+    """A folder of runs: a demo's or a watch's (its ledger, or its lock with run folders inside
+    and no stages of its own: a watch in, or stopped in, its first scans)."""
+    if any((p / f).exists() for f in ("summary.json", "watch.json")):
+        return True
+    return (p / ".bigseg.lock").exists() and not (p / "stages.json").exists() and \
+        any(d.is_dir() and _is_run(d) for d in p.iterdir())
+
+
 def _runs_lines(info: dict, args: argparse.Namespace) -> list[str]:
     """A folder of runs (``bigseg demo``'s, ``bigseg watch``'s): one line each, failures with their error."""
+    from ..runtime._lock import describe
+
     failed = info.get("failed", {})
     out = [f"runs in {info['folder']} ({len(info['runs'])}{f', {len(failed)} failed before any output' if failed else ''}"
            f"; one in full: bigseg info {info['folder']}/NAME)"]
+    watch = info.get("watch")
+    if watch and watch["state"] == "running":
+        out.insert(0, f"watch       running: {describe(watch.get('holder', {}))}")
+    elif watch and watch["state"] == "interrupted":
+        out.insert(0, f"watch       stopped from outside: {describe(watch.get('holder', {}))} was killed; the scans "
+                      "below were done (or not) as listed, and the same command goes on")
     for r in info["runs"]:
         name = r["run"].rstrip("/").rsplit("/", 1)[-1]
         if "watch_error" in r:  # failed in the watch: running it again with the same files would fail again
@@ -191,19 +208,21 @@ def run(args: argparse.Namespace) -> int:
                          f"{args.path!r}, a folder or store.")
     if p.is_dir() and _finished(p):  # a pipeline run's folder
         info, lines = {**run_summary(p), "state": run_state(p)}, _run_lines
-    elif p.is_dir() and any((p / f).exists() for f in ("stages.json", ".bigseg.lock")):  # one not finished yet
-        info, lines = {"run": str(p), "state": run_state(p)}, _partial_run_lines
-    elif p.is_dir() and any((p / f).exists() for f in ("summary.json", "watch.json")):  # demo / watch: runs inside
+    elif p.is_dir() and _holds_runs(p):  # demo / watch (running, stopped or done): runs inside
         from ..io._ingest import natural_key
 
         runs = sorted((d for d in p.iterdir() if d.is_dir() and _is_run(d)), key=lambda d: natural_key(d.name))
         ledger = json.loads((p / "watch.json").read_text()) if (p / "watch.json").exists() else {}
         info = {"folder": str(p), "runs": [{**(run_summary(d) if _finished(d) else {"run": str(d)}),
                                             "state": run_state(d), **_watched(ledger.get(d.name))} for d in runs]}
+        if (p / ".bigseg.lock").exists():  # the watch itself: still running, or stopped from outside (kill, scancel)
+            info["watch"] = run_state(p)
         # scans a watch refused before writing anything have no folder: their ledger says why
         info["failed"] = {name: st.get("error", "") for name, st in sorted(ledger.items(), key=lambda i: natural_key(i[0]))
                           if st.get("state") == "failed" and not (p / name).is_dir()}
         lines = _runs_lines
+    elif p.is_dir() and any((p / f).exists() for f in ("stages.json", ".bigseg.lock")):  # a run not finished yet
+        info, lines = {"run": str(p), "state": run_state(p)}, _partial_run_lines
     elif p.name == "labels" and is_zarr_store(p) and len(_label_images(p)) > 1:
         from ..errors import InputError
 
