@@ -169,11 +169,15 @@ class _Generator:
         if self.pool is not None:
             procs = list((getattr(self.pool, "_processes", None) or {}).values())
             self.pool.shutdown(wait=False, cancel_futures=True)
+            procs += [p for p in (getattr(self.pool, "_processes", None) or {}).values() if p not in procs]
             for proc in procs:
                 if proc.is_alive():
                     proc.terminate()
             for proc in procs:
-                proc.join(timeout=10)
+                proc.join(timeout=5)
+                if proc.is_alive():  # SIGTERM not yet acted on (a busy machine): no orphan left behind
+                    proc.kill()
+                    proc.join(timeout=5)
             self.pool, self.ahead = None, deque()
 
 
