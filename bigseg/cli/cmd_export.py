@@ -58,5 +58,6 @@ def run(args: argparse.Namespace) -> int:
     kept = " (not stored: a .npy keeps no voxel size)" if str(out).endswith(".npy") else ""
     if fmt == "tiff-slices" and vol.dtype not in _IMAGEJ_DTYPES:  # as export warned
         kept = f" (not stored: TIFF slices of {vol.dtype} carry no calibration; a .tif or .h5 keeps it)"
-    print(f"wrote {out}: shape {tuple(vol.shape)}, dtype {vol.dtype}, voxel size {voxel_size_text(vol.attrs['voxel_size'], vol.attrs['unit'])}{kept}")
+    dtype = "float32 (OME-TIFF holds no float16)" if vol.dtype == "float16" and fmt == "tiff" else vol.dtype
+    print(f"wrote {out}: shape {tuple(vol.shape)}, dtype {dtype}, voxel size {voxel_size_text(vol.attrs['voxel_size'], vol.attrs['unit'])}{kept}")
     return 0

@@ -215,6 +215,10 @@ def _tiff_series_shape(path: str, n: int, page_shape: tuple[int, ...]) -> tuple[
         return (n, *page_shape)
     if axes == "TZYX" and shape[0] * shape[1] == n and shape[2:] == tuple(page_shape) and shape[0] > 1:
         return shape
+    if "C" in axes and "Z" in axes and shape[axes.index("C")] > 1:  # would read as one volume of the channels stacked along z
+        raise InputError(f"Expected `source` to hold one volume or a series. Got {path!r} with {shape[axes.index('C')]} "
+                         f"channels (axes {axes}; e.g. probabilities as bigseg export writes them): ingest the "
+                         "image or the labels instead, or one channel saved on its own.")
     return (n, *page_shape)
 
 

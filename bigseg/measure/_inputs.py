@@ -59,10 +59,10 @@ def as_labels(x: Any, *, name: str = "labels", phases: Any = None) -> Labels:
         )
     if phases is not None:
         names = parse_phases(phases)
+    elif dt == np.bool_:  # a mask (e.g. labels == 2, whose attrs xarray keeps): two phases, not pore and cbd
+        names = list(MASK_PHASES)
     elif vol.attrs.get("phases") is not None:
         names = parse_phases(vol.attrs["phases"], name=f"{name}.attrs['phases']")
-    elif dt == np.bool_:  # a mask (e.g. labels == 2): two phases, not pore and cbd
-        names = list(MASK_PHASES)
     else:
         names = list(DEFAULT_PHASES)
     vs = tuple(float(v) for v in vol.attrs.get("voxel_size", (1.0, 1.0, 1.0)))

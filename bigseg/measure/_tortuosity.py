@@ -157,8 +157,8 @@ def tortuosity(labels: Any, *, phase: str | int = "pore", axis: str = "z", subvo
             raise InputError(f"Expected `labels` without unlabelled (255) voxels: the diffusion is solved in whole "
                              f"boxes. Got {int(c['hist'][UNLABELLED])} unlabelled voxels"
                              f"{f' at t={t}' if lab.series else ''}"
-                             f"{' inside the box of `fov`' if box else ''}: pass a field of view (fov='auto' "
-                             f"finds the 255 fill around segmented labels; --fov auto) or a box inside it.")
+                             f"{' inside the box of `fov`' if box else ''}: pass a field of view (`fov` 'auto' "
+                             f"finds the 255 fill around segmented labels) or a box inside it.")
     res = compute(*[x for f in tasks for x in f], desc=f"tortuosity ({lab.phases[idx]}, {axis})", progress=progress)
     res = np.asarray(res, np.float64).reshape(len(tasks), len(tiles), 4)
     stuck = (res[..., 3] >= iter_limit) & np.isfinite(res[..., 0])

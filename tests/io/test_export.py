@@ -225,4 +225,6 @@ def test_probabilities_export_with_their_phase_names(tmp_path):
         bigseg.export(stored, tmp_path / "slices", progress=False)
     with pytest.raises(InputError, match="probabilities .phase, z, y, x. as bigseg export writes them"):
         bigseg.ingest(h5, tmp_path / "back.ome.zarr", progress=False)
+    with pytest.raises(InputError, match=r"with 3 channels \(axes CZYX"):  # read as one tall volume
+        bigseg.ingest(tif, tmp_path / "back.ome.zarr", progress=False)
     assert not (tmp_path / "slices").exists() and not (tmp_path / "back.ome.zarr").exists()

@@ -102,6 +102,11 @@ def test_a_boolean_mask_has_two_phases_of_its_own(labels):
     assert list(vf.phase.values) == ["background", "foreground"]  # was: pore and cbd
     np.testing.assert_allclose(vf.values, [1 - mask.mean(), mask.mean()], rtol=1e-12)
     assert list(volume_fractions(mask, phases=["rest", "nmc"]).phase.values) == ["rest", "nmc"]
+    # a mask of an opened label image keeps its attrs (xarray): still two phases, not its three
+    lab = make_volume(labels, phases=["pore", "cbd", "active"])
+    vf = volume_fractions(lab == 2)
+    assert list(vf.phase.values) == ["background", "foreground"]
+    np.testing.assert_allclose(vf.values, [1 - mask.mean(), mask.mean()], rtol=1e-12)
 
 
 def test_results_round_trip_netcdf(labels, tmp_path):
