@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,8 +47,9 @@ DEFAULTS: dict[str, Any] = {
     "measure": {"interfaces": "faces", "particles": True, "phase": "active", "split": True, "max_diameter": 40,
                 "particle_labels": False, "profile": "z", "profile_step": 1, "shells": None, "tortuosity": None,
                 "connectivity": "z", "thickness": None, "rve": False, "radial_step": 4},
-    "slurm": {"queue": None, "account": None, "cores": 8, "memory": "32GiB", "walltime": "01:00:00",
-              "jobs": 1, "processes": 1},
+    # null: deploy/slurm.yaml's value (a key set here, to any value, overrides it)
+    "slurm": {"queue": None, "account": None, "cores": None, "memory": None, "walltime": None,
+              "jobs": None, "processes": None},
 }
 
 
@@ -143,6 +145,20 @@ def _validate(cfg: dict[str, Any]) -> None:
         _check(f"slurm.{key}", sl[key] is None or _is_pos_int(sl[key]), "to be a positive integer", sl[key])
     for key in ("queue", "account", "memory", "walltime"):
         _check(f"slurm.{key}", sl[key] is None or isinstance(sl[key], str), "to be text (or null)", sl[key])
+    if sl["memory"] is not None:  # as dask reads it, before a job is submitted with it
+        from dask.utils import parse_bytes
+
+        try:
+            ok = parse_bytes(sl["memory"]) > 0
+        except ValueError:
+            ok = False
+        _check("slurm.memory", ok, "to be a memory size such as '64GiB'", sl["memory"])
+    if sl["walltime"] is not None:
+        _check("slurm.walltime", bool(re.fullmatch(r"(\d+-)?\d+(:\d{2}){0,2}", sl["walltime"].strip())),
+               "to be SLURM time such as '02:00:00' or '1-00:00:00'", sl["walltime"])
+    if sl["cores"] is not None and sl["processes"] is not None:
+        _check("slurm.processes", sl["processes"] <= sl["cores"],
+               f"at most slurm.cores ({sl['cores']}: each worker process needs a core)", sl["processes"])
     _check("predict.overlap", isinstance(p["overlap"], (int, float)) and 0 <= p["overlap"] < 1, "in [0, 1)", p["overlap"])
     _check("predict.blend", p["blend"] in ("gaussian", "constant"), "to be 'gaussian' or 'constant'", p["blend"])
     _check("predict.sigma_scale", isinstance(p["sigma_scale"], (int, float)) and p["sigma_scale"] > 0, "to be a positive number", p["sigma_scale"])

@@ -760,11 +760,8 @@ def _client_context(client: Any, config: RunConfig):
 
         sizing = {"n_workers": config.n_workers, "threads_per_worker": config.threads_per_worker,
                   "memory_limit": config.memory_limit}
-        if client == "slurm":  # the slurm keys the configuration sets, over deploy/slurm.yaml's
-            from .config import DEFAULTS
-
-            sizing = {"n_workers": config.n_workers,
-                      **{k: v for k, v in config.slurm.items() if v != DEFAULTS["slurm"].get(k)}}
+        if client == "slurm":  # the slurm keys the configuration sets (to any value), over deploy/slurm.yaml's
+            sizing = {"n_workers": config.n_workers, **{k: v for k, v in config.slurm.items() if v is not None}}
         ctx = contextlib.ExitStack()
         ctx.enter_context(ctx.enter_context(connect(client, **sizing)).as_current())
         return ctx

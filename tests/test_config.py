@@ -60,6 +60,9 @@ def test_defaults_yaml_env_keywords_precedence(tmp_path):
         ("slurm: {cores: -1}", "`slurm.cores` to be a positive integer"),
         ("slurm: {jobs: 0}", "`slurm.jobs`"),
         ("slurm: {memory: 64}", "`slurm.memory` to be text"),
+        ("slurm: {memory: sixty}", "`slurm.memory` to be a memory size such as '64GiB'. Got 'sixty'"),  # a traceback
+        ("slurm: {walltime: 2 hours}", "`slurm.walltime` to be SLURM time"),
+        ("slurm: {cores: 4, processes: 8}", r"`slurm.processes` at most slurm.cores \(4"),  # --nthreads 0 workers
         ("chunk: 64", "Unknown configuration key `chunk`"),
         ("predict: {overlapp: 0.5}", "Unknown configuration key `predict.overlapp`"),
         ("- a list", "mapping"),

@@ -487,3 +487,8 @@ def test_the_configuration_sizes_the_cluster_it_starts(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="cluster asked for"):
         pipe.run(img, tmp_path / "b", client="slurm")
     assert seen == {"n_workers": 3, "queue": "gpu", "cores": 4}  # the rest from deploy/slurm.yaml
+    seen.clear()  # a value set that equals the built-in one is set all the same (it was dropped for the file's)
+    pipe = Pipeline(predict={"model": "threshold"}, slurm={"memory": "32GiB", "jobs": 1, "cores": 8, "processes": 1})
+    with pytest.raises(RuntimeError, match="cluster asked for"):
+        pipe.run(img, tmp_path / "c", client="slurm")
+    assert seen == {"n_workers": None, "memory": "32GiB", "jobs": 1, "cores": 8, "processes": 1}

@@ -91,7 +91,10 @@ def kmeans(vol: Any, *, classes: int = 3, sample: int = 200_000, seed: int = 0, 
     mean = x.mean(0).astype(np.float32)
     std = x.std(0).astype(np.float32)
     std[std == 0] = 1
-    km = KMeans(n_clusters=classes, n_init=4, random_state=seed).fit((x - mean) / std)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):  # float32 sums in one order: the same centres with any number of cores
+        km = KMeans(n_clusters=classes, n_init=4, random_state=seed).fit((x - mean) / std)
     centres = km.cluster_centers_.astype(np.float32)
     rank = np.argsort(np.argsort(centres[:, 0]))  # cluster -> class ordered by grey level
     data = map_overlap_exact(_predict_block, arr, 1, dtype=np.uint8, token="kmeans",

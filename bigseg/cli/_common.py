@@ -87,6 +87,10 @@ def _workers_need_a_cluster(args: argparse.Namespace, cluster: Any) -> None:
     if getattr(args, "workers", None) is not None and not cluster:
         raise InputError(f"Expected `--workers` only with --cluster (or a --config naming one): without it the "
                          f"command runs in this process. Got --workers {args.workers} without a cluster.")
+    if getattr(args, "workers", None) is not None and isinstance(cluster, str) and \
+            ("://" in cluster or (":" in cluster and cluster.rsplit(":", 1)[-1].isdigit())):
+        raise InputError(f"Expected `--workers` only with a cluster bigseg starts (local, local-cuda, slurm): a "
+                         f"running scheduler has the workers it has. Got --workers {args.workers} with {cluster!r}.")
 
 
 def command_key(args: argparse.Namespace, command: str, *, paths: tuple[str, ...] = ("source",),

@@ -104,7 +104,8 @@ def slurm_cluster(config: str | os.PathLike | None = None, *, n_workers: int | N
         raise ClusterError("`cluster`='slurm' submits its workers with SLURM's sbatch, which is not on this "
                            "machine's PATH: start bigseg on a node of the SLURM cluster (e.g. a login node), or "
                            "pass the address of a running scheduler.")
-    jobs = kwargs.pop("jobs", None) or n_workers or 1
+    jobs = n_workers or kwargs.pop("jobs", None) or 1  # --workers / n_workers first: the jobs asked for now
+    kwargs.pop("jobs", None)
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     kwargs.setdefault("scheduler_options", {"dashboard_address": ":0"})
     return SLURMCluster(**kwargs), jobs

@@ -175,6 +175,8 @@ def test_options_that_cannot_work_are_named_before_any_work(tmp_path, capsys):
         (["bench", "--size", "16", "--workdir", str(tmp_path / "s.ome.zarr" / "zarr.json")], "`--workdir` to be a folder"),
         (["cluster", "--memory-limit", "lots"], "`--memory-limit` to be a size such as '4GiB'"),
         (["measure", lab, "--workers", "2"], "`--workers` only with --cluster"),
+        (["measure", lab, "--workers", "1", "--cluster", "tcp://127.0.0.1:8786"],  # was ignored
+         "`--workers` only with a cluster bigseg starts (local, local-cuda, slurm)"),
         (["segment", img, "--method", "random-forest", "--labels", lab, "--sigmas", "a,b"], "`--sigmas`"),
     ]
     for args, message in cases:

@@ -160,6 +160,7 @@ def test_slurm_job_script_from_deploy_yaml(tmp_path, monkeypatch):
     finally:
         cluster.close()
     assert jobs == 3
+    assert slurm_cluster(cfg, n_workers=2)[1] == 2  # --workers / n_workers: the jobs asked for now (was the file's)
     assert "#SBATCH -p gpu-a100" in script and "#SBATCH -A bat123" in script and "#SBATCH -t 00:30:00" in script
     assert "--nworkers 2" in script
 
