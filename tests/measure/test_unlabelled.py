@@ -187,7 +187,7 @@ def test_rve_leaves_out_cubes_beyond_the_edge(masked):
 
 
 def test_tortuosity_in_the_largest_box_inside_the_field_of_view(masked):
-    with pytest.raises(InputError, match=r"without unlabelled \(255\).*pass a field of view \(fov='auto'"):
+    with pytest.raises(InputError, match=r"without unlabelled \(255\).*pass a field of view \(`fov` 'auto' finds"):
         tortuosity(masked, phase="pore", axis="z")
     out = tortuosity(da.from_array(masked, chunks=CHUNKS), phase="pore", axis="z", fov="auto", subvolume=(40, 24, 48))
     ys, xs = inscribed_box(masked[0] < K)
