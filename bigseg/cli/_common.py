@@ -87,8 +87,9 @@ def _workers_need_a_cluster(args: argparse.Namespace, cluster: Any) -> None:
     if getattr(args, "workers", None) is not None and not cluster:
         raise InputError(f"Expected `--workers` only with --cluster (or a --config naming one): without it the "
                          f"command runs in this process. Got --workers {args.workers} without a cluster.")
-    if getattr(args, "workers", None) is not None and isinstance(cluster, str) and \
-            ("://" in cluster or (":" in cluster and cluster.rsplit(":", 1)[-1].isdigit())):
+    from ..runtime._cluster import is_address
+
+    if getattr(args, "workers", None) is not None and isinstance(cluster, str) and is_address(cluster):
         raise InputError(f"Expected `--workers` only with a cluster bigseg starts (local, local-cuda, slurm): a "
                          f"running scheduler has the workers it has. Got --workers {args.workers} with {cluster!r}.")
 
@@ -291,9 +292,9 @@ def open_label_image(path: str, label: str | None, prefer: str | None, option: s
     the one named ``prefer``, else its only one (several are refused: which one is used must
     not be a guess). A TIFF, HDF5 or ``.npy`` label stack (from another tool) is read as it is,
     with ``voxel_size`` (in ``unit``) when given; with ``sizes`` (the command measures sizes),
-    one that states no voxel size is said so on stderr (its sizes are in voxels, labelled nm). Prints ``say`` and the path it opened
-    (unless ``say`` is None); ``hint``: how else the command names one of several label images
-    (default: ``--label NAME`` for ``labels``). ``grid_of``: a volume whose voxel size and unit a
+    one that states no voxel size is said so on stderr (its sizes are in voxels, labelled nm).
+    Prints ``say`` and the path it opened (unless ``say`` is None); ``hint``: how else the
+    command names one of several label images (default: ``--label NAME`` for ``labels``). ``grid_of``: a volume whose voxel size and unit a
     stack that states none takes (a truth of the scan it scores: the same grid)."""
     from pathlib import Path
 

@@ -111,11 +111,17 @@ def slurm_cluster(config: str | os.PathLike | None = None, *, n_workers: int | N
     return SLURMCluster(**kwargs), jobs
 
 
+def is_address(cluster: str) -> bool:
+    """Whether a cluster spec is the address of a running scheduler ("tcp://host:port",
+    "host:port"), not the name of one bigseg starts."""
+    return "://" in cluster or (":" in cluster and cluster.split(":")[-1].isdigit())
+
+
 def _check_options(cluster: str, options: dict[str, Any]) -> None:
     """Refuse, before anything starts, keywords that neither the cluster nor its workers take
     (LocalCluster hands unknown ones to each worker, which then fails to start: "Nanny failed
     to start", no name)."""
-    address = "://" in cluster or (":" in cluster and cluster.split(":")[-1].isdigit())
+    address = is_address(cluster)
     if not options or cluster == "slurm" or not (address or cluster in ("local", "local-cuda")):
         return  # slurm_cluster checks its own; an unknown name is said by connect
     import inspect
