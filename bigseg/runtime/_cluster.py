@@ -194,7 +194,7 @@ def connect(
     dash = "127.0.0.1:0" if dashboard else None
     _check_options(cluster, options)
 
-    if "://" in cluster or (":" in cluster and cluster.split(":")[-1].isdigit()):
+    if is_address(cluster):
         from distributed.comm.registry import backends
 
         scheme = cluster.split("://")[0] if "://" in cluster else "tcp"
