@@ -460,10 +460,7 @@ class Pipeline:
         done = _read_stages(out) if resume else {}
         keep_image = resume and done.get("ingest", keys["ingest"]) == keys["ingest"]
         keep_labels = keep_image and done.get("segment", keys["segment"]) == keys["segment"]
-        # an interrupted write of the image resumes only for the same inputs, the sources as they stand
-        stamps = ([path_stamp(s) for s in source] if isinstance(source, (list, tuple))
-                  else path_stamp(source) if isinstance(source, (str, os.PathLike)) else None)
-        write_key = json.dumps({"ingest": keys["ingest"], "sources": stamps}, default=str)
+        write_key = keys["ingest"]  # an interrupted write resumes for the same inputs (its key: the sources as they stand)
         if not resume:  # what an interrupted run left is not to be taken up
             for stale in [*out.glob(".temporal-*.zarr"), *out.glob(".image.ome.zarr.partial-*"),
                           *out.glob(".raw.ome.zarr.partial-*"), *out.glob("image.ome.zarr/labels/.*.partial-*")]:

@@ -287,15 +287,16 @@ def stack_calibration(args: argparse.Namespace, paths: list[Any]) -> dict[str, A
 
 def open_label_image(path: str, label: str | None, prefer: str | None, option: str, *, say: str | None,
                      hint: str | None = None, voxel_size: Any = None, unit: str | None = None,
-                     sizes: bool = False, grid_of: Any = None) -> Any:
+                     sizes: bool = False, grid: tuple[Any, str] | None = None) -> Any:
     """The label image ``path`` names; for an image (or its labels group) its ``label``, else
     the one named ``prefer``, else its only one (several are refused: which one is used must
     not be a guess). A TIFF, HDF5 or ``.npy`` label stack (from another tool) is read as it is,
     with ``voxel_size`` (in ``unit``) when given; with ``sizes`` (the command measures sizes),
     one that states no voxel size is said so on stderr (its sizes are in voxels, labelled nm).
     Prints ``say`` and the path it opened (unless ``say`` is None); ``hint``: how else the
-    command names one of several label images (default: ``--label NAME`` for ``labels``). ``grid_of``: a volume whose voxel size and unit a
-    stack that states none takes (a truth of the scan it scores: the same grid)."""
+    command names one of several label images (default: ``--label NAME`` for ``labels``).
+    ``grid``: (voxel size, unit) that a stack stating none takes (a truth of the scan it
+    scores: the same grid)."""
     from pathlib import Path
 
     from ..io import open_source, open_volume
@@ -309,8 +310,8 @@ def open_label_image(path: str, label: str | None, prefer: str | None, option: s
                              f"TIFF, HDF5 or .npy label stack. Got {str(path)!r}, which does not exist.")
         if label is not None:
             raise InputError(f"Expected --label only with an OME-Zarr image. Got --label {label} with {str(path)!r}.")
-        if voxel_size is None and grid_of is not None and not _states_calibration(path):
-            voxel_size, unit = grid_of.attrs["voxel_size"], grid_of.attrs["unit"]
+        if voxel_size is None and grid is not None and not _states_calibration(path):
+            voxel_size, unit = grid
         vol = open_source(path, voxel_size=voxel_size, unit=unit)
         if say is not None:
             print(f"{say} {path}")

@@ -69,8 +69,8 @@ def run(args: argparse.Namespace) -> int:
     cal = stack_calibration(args, [*paths, args.truth])
     segs = [open_label_image(str(p), None, None, "labels", say=None, hint=" or NAME with --image IMAGE", sizes=True, **cal)
             for p in paths]
-    truth = open_label_image(args.truth, None, "truth", "--truth", say=None, sizes=True, grid_of=segs[0],
-                             **cal) if args.truth else None
+    truth = open_label_image(args.truth, None, "truth", "--truth", say=None, sizes=True,
+                             grid=(segs[0].attrs["voxel_size"], segs[0].attrs["unit"]), **cal) if args.truth else None
     phases = [s.strip() for s in args.phases.split(",")] if args.phases else None
     names = _names(paths)
     with cluster_from_args(args):

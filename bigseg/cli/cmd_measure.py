@@ -307,8 +307,8 @@ def run(args: argparse.Namespace) -> int:
 
     cal = stack_calibration(args, [args.labels, args.truth])
     labels = open_label_image(args.labels, args.label, "segmentation", "labels", say="measuring", sizes=True, **cal)
-    truth = open_label_image(args.truth, None, "truth", "--truth", say="truth    ", sizes=True, grid_of=labels,
-                             **cal) if args.truth else None
+    truth = open_label_image(args.truth, None, "truth", "--truth", say="truth    ", sizes=True,
+                             grid=(labels.attrs["voxel_size"], labels.attrs["unit"]), **cal) if args.truth else None
     named = []  # every file this run writes, with the option that names it
     for option, suffixes in (("particles", (".csv",)), ("netcdf", (".nc",)), ("csv", (".csv",)),
                              ("plot", FIGURE_SUFFIXES)):  # before any work

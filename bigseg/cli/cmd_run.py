@@ -35,19 +35,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run, api_aliases={"dest": "out"})  # Pipeline.run(source, dest): the --out folder
 
 
-def _grid(source: Any, cfg: Any) -> Any:
-    """A volume with the voxel size and unit the run's image will have (for a truth stack that
-    states none: the scan's grid), or None where the source cannot be opened here."""
-    import numpy as np
-
-    from ..io import make_volume, open_source
+def _grid(source: Any, cfg: Any) -> tuple[Any, str] | None:
+    """(voxel size, unit) the run's image will have (for a truth stack that states none: the
+    scan's grid), or None where the source cannot be opened here."""
+    from ..io import open_source
 
     if cfg.voxel_size is not None:
-        return make_volume(np.zeros((1, 1, 1)), voxel_size=cfg.voxel_size, unit=cfg.unit or "nm")
+        return cfg.voxel_size, cfg.unit or "nm"
     try:
-        return open_source(source[0] if isinstance(source, list) else source)
+        vol = open_source(source[0] if isinstance(source, list) else source)
     except Exception:  # said by the run itself, with the source named
         return None
+    return vol.attrs["voxel_size"], vol.attrs["unit"]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
                                    **({"measure": {"particle_labels": True}} if args.particle_labels else {}),
                                    **({"predict": {"temporal": args.temporal}} if args.temporal is not None else {}))
     source = args.source if len(args.source) > 1 else args.source[0]
-    truth = open_label_image(args.truth, None, "truth", "--truth", say="truth", grid_of=_grid(source, cfg)) \
+    truth = open_label_image(args.truth, None, "truth", "--truth", say="truth", grid=_grid(source, cfg)) \
         if args.truth else None
     res = Pipeline(cfg).run(source, args.out, resume=not args.fresh, truth=truth, client=cluster,
                             progress=args.progress)

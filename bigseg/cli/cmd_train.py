@@ -155,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
             iou = " ".join(f"{p}={v}" for p, v in (row.get("val_iou") or {}).items())
             print(f"epoch {row['epoch']}: loss {row['loss']:.4f}, lr {row['lr']:.2e}{' IoU ' + iou if iou else ''}")
     stop = (f" (of {args.epochs} asked: --max-minutes {args.max_minutes:g} reached)" if prov.get("timed_out") else
-            f" (of {args.epochs} asked: stopped early, no better validation IoU for {args.patience or 3} epochs)"
+            f" (of {args.epochs} asked: stopped early, no better validation IoU for {prov.get('patience')} epochs)"
             if prov.get("stopped_early") else "")
     print(f"wrote {args.output}: {model.arch} {model.arch_kwargs}, {prov.get('epochs')} epochs{stop} "
           f"({prov.get('steps')} steps) in {prov.get('duration_s')} s on {prov.get('hardware')}; best epoch "

@@ -122,12 +122,34 @@ def _init_order(init: Model | None, phases: list[str]) -> np.ndarray | None:
     return lut
 
 
+def _run_settings(opts: dict[str, Any]) -> dict[str, Any]:
+    """What a training run is (seed, schedule, hardware, the model it started from and that
+    model's own provenance: the lineage), for its provenance and its checkpoints'."""
+    init = opts["init"]
+    return {
+        "seed": opts["seed"],
+        "hardware": hardware(opts["device"]),
+        "lr": opts["lr"],
+        "lr_decay": opts["lr_decay"],
+        "batch_size": opts["batch_size"],
+        "patience": opts["patience"],
+        "amp": None if opts["amp"] is None else str(opts["amp"]).replace("torch.", ""),
+        "init": None if init is None else init.checkpoint_key(),
+        # the lineage: how the model this one started from was trained (itself with its parent)
+        "parent": None if init is None else (dict(init.provenance) or None),
+        "bigseg_train": "bigseg.train",
+    }
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def finish_model(model: Model, hist: Any, opts: dict[str, Any], data: Any, scores: Any) -> Model:
     """Attach provenance (data, seed, epochs, scores, hardware, duration) to the trained model."""
     model.cpu().eval()
     model.provenance = {
         "data": data,
-        "seed": opts["seed"],
         "epochs": len(hist.epochs),
         "best_epoch": hist.best_epoch,
         "steps": hist.steps,
@@ -135,17 +157,9 @@ def finish_model(model: Model, hist: Any, opts: dict[str, Any], data: Any, score
         "timed_out": hist.timed_out,
         "scores": scores,
         "history": hist.epochs,
-        "hardware": hardware(opts["device"]),
         "duration_s": hist.duration_s,
-        "lr": opts["lr"],
-        "lr_decay": opts["lr_decay"],
-        "batch_size": opts["batch_size"],
-        "amp": None if opts["amp"] is None else str(opts["amp"]).replace("torch.", ""),
-        "init": None if opts["init"] is None else opts["init"].checkpoint_key(),
-        # the lineage: how the model this one started from was trained (itself with its parent)
-        "parent": None if opts["init"] is None else (dict(opts["init"].provenance) or None),
-        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "bigseg_train": "bigseg.train",
+        **_run_settings(opts),
+        "date": _now(),
     }
     return model
 
@@ -170,17 +184,11 @@ def _patch_inside(patch: tuple[int, ...], shape: tuple[int, ...], axis: int, *, 
 def _checkpointer(model: Model, opts: dict[str, Any]):
     """Writes the model as it is after an epoch, with the provenance of this run so far (in
     progress; for a fine-tune its ``init`` and ``parent``, not the initial model's own)."""
-    init = opts["init"]
+    settings = _run_settings(opts)
 
     def write(path: str, epoch: int) -> None:
         done = model.provenance
-        model.provenance = {
-            "in_progress": True, "epoch": epoch, "seed": opts["seed"], "lr": opts["lr"], "lr_decay": opts["lr_decay"],
-            "batch_size": opts["batch_size"], "hardware": hardware(opts["device"]),
-            "init": None if init is None else init.checkpoint_key(),
-            "parent": None if init is None else (dict(init.provenance) or None),
-            "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "bigseg_train": "bigseg.train",
-        }
+        model.provenance = {"in_progress": True, "epoch": epoch, **settings, "date": _now()}
         try:
             save(model, path, overwrite=True)  # each epoch replaces the last; tensors copied to the CPU
         finally:
