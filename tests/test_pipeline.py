@@ -10,7 +10,7 @@ import pytest
 
 import bigseg
 from bigseg import synth
-from bigseg.errors import ConfigError
+from bigseg.errors import ConfigError, InputError
 from bigseg.pipeline import Pipeline
 
 
@@ -482,7 +482,11 @@ def test_the_configuration_sizes_the_cluster_it_starts(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="cluster asked for"):
         pipe.run(img, tmp_path / "a", client="local")
     assert (seen["n_workers"], seen["threads_per_worker"], seen["memory_limit"]) == (1, 2, "3GiB")
-    seen.clear()
+    seen.clear()  # too little memory per worker: refused before the cluster or the run folder
+    pipe = Pipeline(predict={"model": "threshold"}, n_workers=1, memory_limit="200MiB")
+    with pytest.raises(InputError, match=r"`memory_limit` to be at least 1.00 GiB per worker.*Got '200MiB'"):
+        pipe.run(img, tmp_path / "small", client="local")
+    assert not seen and not (tmp_path / "small").exists()
     pipe = Pipeline(predict={"model": "threshold"}, n_workers=3, slurm={"queue": "gpu", "cores": 4})
     with pytest.raises(RuntimeError, match="cluster asked for"):
         pipe.run(img, tmp_path / "b", client="slurm")

@@ -49,12 +49,33 @@ def _client_class():
 BigsegClient = None  # set lazily (distributed is imported on first use)
 
 
+# The least memory a worker bigseg starts may be given: one with numpy, dask and torch loaded
+# holds ~0.25-0.3 GiB before any data, and its nanny restarts it above 95 % of its limit, so a
+# smaller limit restarts the workers in a loop while the run waits for ever.
+MIN_WORKER_MEMORY = 2**30
+
+
 def _memory_split(memory_limit: Any, n_workers: int) -> Any:
+    """Per-worker memory of a LocalCluster: ``memory_limit`` or 90 % of RAM split evenly;
+    below MIN_WORKER_MEMORY refused by name (InputError)."""
+    from dask.utils import format_bytes, parse_bytes
+
+    floor = format_bytes(MIN_WORKER_MEMORY)
     if memory_limit is not None:
+        if parse_bytes(memory_limit) < MIN_WORKER_MEMORY:
+            raise InputError(f"Expected `memory_limit` to be at least {floor} per worker (a worker with torch loaded "
+                             f"holds ~0.3 GiB before any data, and its nanny restarts it above 95 % of the "
+                             f"limit, in a loop). Got {memory_limit!r} instead.")
         return memory_limit
     import psutil
 
-    return int(psutil.virtual_memory().total * 0.9 / n_workers)
+    total = psutil.virtual_memory().total
+    split = int(total * 0.9 / n_workers)
+    if split < MIN_WORKER_MEMORY:
+        most = max(1, int(total * 0.9 // MIN_WORKER_MEMORY))
+        raise InputError(f"Expected `n_workers` to be at most {most} on this machine ({format_bytes(total)} of "
+                         f"memory, at least {floor} per worker). Got {n_workers!r} instead.")
+    return split
 
 
 def check_workers(client: Any) -> None:
@@ -220,11 +241,12 @@ def connect(
         from distributed import LocalCluster
 
         n = n_workers or os.cpu_count() or 1
+        per_worker = _memory_split(memory_limit, n)  # before any process starts
         lc = LocalCluster(
             n_workers=n,
             threads_per_worker=threads_per_worker,
             processes=True,
-            memory_limit=_memory_split(memory_limit, n),
+            memory_limit=per_worker,
             dashboard_address=dash,
             host="127.0.0.1",
             **options,
@@ -238,6 +260,8 @@ def connect(
             ) from None
         if gpu_count() == 0:
             raise ClusterError("`cluster`='local-cuda' needs at least one CUDA GPU. Found none.")
+        if memory_limit not in (None, "auto"):
+            _memory_split(memory_limit, 1)  # the floor
         lc = LocalCUDACluster(
             n_workers=n_workers, threads_per_worker=threads_per_worker, dashboard_address=dash,
             memory_limit=memory_limit or "auto", **options,

@@ -174,6 +174,7 @@ def test_options_that_cannot_work_are_named_before_any_work(tmp_path, capsys):
         (["compare", lab, lab, "--netcdf", str(tmp_path / "a.txt")], "`--netcdf` to end in .nc"),
         (["bench", "--size", "16", "--workdir", str(tmp_path / "s.ome.zarr" / "zarr.json")], "`--workdir` to be a folder"),
         (["cluster", "--memory-limit", "lots"], "`--memory-limit` to be a size such as '4GiB'"),
+        (["cluster", "--memory-limit", "50MiB"], "`--memory-limit` to be at least 1.00 GiB per worker"),
         (["measure", lab, "--workers", "2"], "`--workers` only with --cluster"),
         (["measure", lab, "--workers", "1", "--cluster", "tcp://127.0.0.1:8786"],  # was ignored
          "`--workers` only with a cluster bigseg starts (local, local-cuda, slurm)"),

@@ -119,6 +119,13 @@ def test_connect_errors():
     with pytest.raises(InputError, match=r"keywords of LocalCluster or its workers. Got `bogus_option`=1 instead"):
         bigseg.connect("local", n_workers=1, bogus_option=1, quiet=True)
     assert _children() == before
+    # a limit below what an idle worker holds: named before any process starts (was: workers
+    # restarted by their nanny in a loop, the run waiting for ever)
+    with pytest.raises(InputError, match=r"`memory_limit` to be at least 1.00 GiB per worker.*Got '50MiB'"):
+        bigseg.connect("local", n_workers=1, memory_limit="50MiB", quiet=True)
+    with pytest.raises(InputError, match=r"`n_workers` to be at most \d+ on this machine.*Got 100000"):
+        bigseg.connect("local", n_workers=100000, quiet=True)
+    assert _children() == before
     with pytest.raises(InputError, match=r"`cluster` to be 'local'.*Got 'lcoal'"):  # the name, not the keyword
         bigseg.connect("lcoal", bogus_option=1)
     with pytest.raises(InputError, match=r"keywords of distributed.Client. Got `n_threads`=2 instead"):
