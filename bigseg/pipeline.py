@@ -227,7 +227,7 @@ class Pipeline:
 
         ``dest`` is a folder: ``dest/image.ome.zarr`` (with ``labels/segmentation``),
         ``dest/metrics.nc``, ``dest/metrics.json``, ``dest/particles.csv``, ``dest/run.json``
-        (source, configuration, timings), figures and ``dest/report.html`` (all of it on one
+        (source, configuration, where it computed, timings), figures and ``dest/report.html`` (all of it on one
         page). A (t, z, y, x) series is segmented scan by scan (each normalised on its own) and
         also gets ``dest/evolution.csv`` and ``evolution.png`` (:func:`bigseg.measure.evolution`:
         fractions, interfaces, scores and particle statistics per time step) and
@@ -586,7 +586,8 @@ class Pipeline:
             "source": (str(source) if isinstance(source, (str, os.PathLike))
                        else [str(x) for x in source] if isinstance(source, (list, tuple)) else "array"),
             "bigseg": version(), "model": str(self.config.predict["model"]),
-            "config": self.config.values, "timings_s": {k: round(v, 3) for k, v in timings.items()},
+            "config": self.config.values, "computed_on": _computed_on(),
+            "timings_s": {k: round(v, 3) for k, v in timings.items()},
             **({"alignment_shifts": shifts} if shifts is not None else {}),
             **({"fov": {k: fov.attrs[k] for k in ("fov", "found", "inside_fraction", "margin")}}
                if fov is not None else {}),
@@ -741,6 +742,24 @@ def _watch_evolution(out: Path, ledger: dict[str, dict[str, Any]]) -> None:
     ev.insert(0, "scan", done)
     ev.to_csv(out / "evolution.csv")
     series_figure(ds, table, path=out / "evolution.png", title=f"{len(done)} scans in name order")
+
+
+def _computed_on() -> dict[str, Any]:
+    """Where this run computed, for run.json (the configuration's ``cluster`` says what was asked,
+    not how it ran): the scheduler's address with its workers and threads, or threads in this
+    process."""
+    try:
+        from distributed import get_client
+
+        client = get_client()
+    except (ImportError, ValueError):
+        import dask
+
+        return {"scheduler": "threads in this process",
+                "threads": int(dask.config.get("num_workers", None) or dask.system.CPU_COUNT)}
+    workers = client.scheduler_info(n_workers=-1)["workers"].values()
+    return {"scheduler": str(client.scheduler.address), "workers": len(workers),
+            "threads": sum(int(w.get("nthreads", 0)) for w in workers)}
 
 
 def _client_context(client: Any, config: RunConfig):
