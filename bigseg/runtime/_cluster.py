@@ -35,18 +35,42 @@ def _client_class():
         """A ``distributed.Client`` that also shuts down the cluster it started."""
 
         _owned_cluster: Any = None
+        _environ: tuple[dict[str, str | None], dict[str, str]] | None = None
 
         def close(self, *args: Any, **kwargs: Any):  # noqa: D401
             result = super().close(*args, **kwargs)
             cluster, self._owned_cluster = self._owned_cluster, None
             if cluster is not None:
                 cluster.close()
+            environ, self._environ = self._environ, None
+            if environ is not None:
+                _restore_environ(*environ)
             return result
 
     return BigsegClient
 
 
 BigsegClient = None  # set lazily (distributed is imported on first use)
+
+
+def _environ_changes(before: dict[str, str]) -> tuple[dict[str, str | None], dict[str, str]]:
+    """The variables a cluster's start set in this process (distributed's nannies set e.g.
+    OMP_NUM_THREADS=1 for their workers in the parent's environment): their earlier values, and
+    the values set."""
+    now = dict(os.environ)
+    keys = {k for k in set(before) | set(now) if before.get(k) != now.get(k)}
+    return {k: before.get(k) for k in keys}, {k: now[k] for k in keys if k in now}
+
+
+def _restore_environ(earlier: dict[str, str | None], set_: dict[str, str]) -> None:
+    """Put back the variables a cluster's start changed, unless changed again since."""
+    for key, value in earlier.items():
+        if os.environ.get(key) != set_.get(key):
+            continue
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 # The least memory a worker bigseg starts may be given: one with numpy, dask and torch loaded
@@ -237,6 +261,7 @@ def connect(
             _announce(client, f"scheduler {cluster}")
         return client
 
+    environ = dict(os.environ)
     if cluster == "local":
         from distributed import LocalCluster
 
@@ -277,8 +302,10 @@ def connect(
         client = BigsegClient(lc, timeout=timeout)
     except BaseException:
         lc.close()
+        _restore_environ(*_environ_changes(environ))
         raise
     client._owned_cluster = lc
+    client._environ = _environ_changes(environ)  # put back on close (OMP_NUM_THREADS=1 stayed set)
     if not quiet:
         _announce(client, cluster)
     return client

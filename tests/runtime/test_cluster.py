@@ -86,9 +86,12 @@ def test_ingest_through_running_scheduler(tmp_path, odd_volume, scheduler_and_tw
     np.testing.assert_array_equal(vol.values, odd_volume)
 
 
-def test_local_cluster_context_manager_leaves_no_processes(tmp_path, odd_volume, capsys):
+def test_local_cluster_context_manager_leaves_no_processes(tmp_path, odd_volume, capsys, monkeypatch):
     before = _children()
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setenv("MKL_NUM_THREADS", "3")
     with bigseg.connect("local", n_workers=2, memory_limit="1GiB") as client:
+        assert os.environ["OMP_NUM_THREADS"] == "1"  # distributed's, for its workers, in this process too
         info = client.scheduler_info(n_workers=-1)
         assert len(info["workers"]) == 2
         assert all(w["memory_limit"] == 2**30 for w in info["workers"].values())
@@ -98,6 +101,9 @@ def test_local_cluster_context_manager_leaves_no_processes(tmp_path, odd_volume,
         vol = bigseg.ingest(tmp_path / "v.npy", tmp_path / "v.ome.zarr", chunks=16, progress=False)
         np.testing.assert_array_equal(vol.values, odd_volume)
     assert "dashboard: http://127.0.0.1:" in capsys.readouterr().err
+    # this process's environment as it was (OMP_NUM_THREADS=1 stayed: later subprocesses, e.g.
+    # training's data workers, ran one OpenMP thread)
+    assert "OMP_NUM_THREADS" not in os.environ and os.environ["MKL_NUM_THREADS"] == "3"
     deadline = time.monotonic() + 20
     while _children() - before and time.monotonic() < deadline:
         time.sleep(0.2)
