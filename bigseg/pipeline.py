@@ -190,8 +190,10 @@ class Pipeline:
         if not temporal:
             yield segment(vol, model, normalize=normalize, fov=mask, **p)
             return
-        from .infer._temporal import windowed
+        from .infer._temporal import warn_if_misaligned, windowed
 
+        if not self.config.filters["align"]:
+            warn_if_misaligned(vol, temporal)
         keep, p["probabilities"] = p["probabilities"], True
         with windowed(segment(vol, model, normalize=normalize, fov=mask, **p), temporal, out, key=key,
                       probabilities=keep) as ds:

@@ -128,10 +128,11 @@ def _segment_model(vol, model, args: argparse.Namespace, fov, key: str):
     the output (removed after; kept for a resume under ``key`` if interrupted) and averaged over
     the time window from there."""
     from ..infer import segment
-    from ..infer._temporal import parse_temporal, windowed
+    from ..infer._temporal import parse_temporal, warn_if_misaligned, windowed
     from ..io._volume import is_series
 
     temporal = parse_temporal(args.temporal, series=is_series(vol))
+    warn_if_misaligned(vol, temporal)
     uncertainty = "entropy" if args.probabilities else None
     ds = segment(vol, model, phases=args.phases.split(",") if args.phases else None, overlap=args.overlap, tta=args.tta, triplanar=args.triplanar,
                  batch_size=args.batch_size, device=args.device, probabilities=args.probabilities or bool(temporal),

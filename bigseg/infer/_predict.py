@@ -64,7 +64,7 @@ from ._model import (
     resolve_model,
     run_patches,
 )
-from ._temporal import parse_temporal, smooth_over_time
+from ._temporal import parse_temporal, smooth_over_time, warn_if_misaligned
 
 __all__ = ["predict", "estimate_footprint"]
 
@@ -486,6 +486,7 @@ def predict_series(fn: Any, vol: Any, model: Any, *, temporal: int = 0, probabil
         return predict_frames(fn, vol, model, probabilities=probabilities, uncertainty=uncertainty, **kwargs)
     if uncertainty is not None:  # checked before any work: the frames are asked for none
         parse_choice("uncertainty", uncertainty, [None, "entropy", "margin"])
+    warn_if_misaligned(vol, temporal)
     ds = predict_frames(fn, vol, model, probabilities=True, uncertainty=None, **kwargs)
     return smooth_over_time(ds, temporal, probabilities=probabilities, uncertainty=uncertainty)
 

@@ -30,7 +30,10 @@ from .._parse import parse_choice, parse_nonnegative_int
 from ..errors import InputError
 from ..kernels import blend as K
 
-__all__ = ["smooth_over_time", "staged", "windowed", "parse_temporal"]
+__all__ = ["smooth_over_time", "staged", "windowed", "parse_temporal", "warn_if_misaligned"]
+
+#: the largest movement (voxels) between scans of one time window said nothing about
+ALIGNED_WITHIN = 1.0
 
 
 def parse_temporal(temporal: Any, *, series: bool) -> int:
@@ -40,6 +43,64 @@ def parse_temporal(temporal: Any, *, series: bool) -> int:
         raise InputError(f"Expected `temporal` 0 for a single (z, y, x) volume (it averages the probabilities of "
                          f"neighbouring scans of a (t, z, y, x) series). Got {temporal!r} instead.")
     return r
+
+
+def warn_if_misaligned(vol: Any, temporal: int, *, sample: int = 64) -> np.ndarray | None:
+    """Warn when scans of the (t, z, y, x) series ``vol`` that one time window of radius
+    ``temporal`` averages together are moved against each other by ``ALIGNED_WITHIN`` voxels or
+    more (the window would average misaligned scans: interfaces blurred, thin CBD lost).
+
+    Reads the central ``sample``³ of each scan only. Each scan's whole-voxel shift onto the one
+    before is the peak of their cross-correlation (as :func:`bigseg.filters.estimate_shifts`),
+    counted only where it explains the pair clearly better than no shift (their correlation
+    over the shifted overlap at least 0.1 above that of the unshifted crops: scans that share
+    nothing, e.g. noise, are not said to drift). Returns the (t, 3) drift onto scan 0 in
+    voxels, None for ``temporal`` 0 or a single scan."""
+    import warnings
+
+    from ..filters._align import _central, _correlate
+    from ..io._volume import as_volume
+    from ..ops import to_numpy
+    from ..runtime import compute
+
+    v = as_volume(vol, name="vol", ndim=4)
+    if not temporal or v.shape[0] < 2:
+        return None
+    region = _central(tuple(v.shape[1:]), sample)
+    crops = [np.asarray(to_numpy(c), np.float64)
+             for c in compute(*[v.data[(t, *region)] for t in range(v.shape[0])], progress=False)]
+    steps = [np.zeros(3)]
+    for before, now in zip(crops, crops[1:]):
+        k = np.round(_correlate(before, now, 1)).astype(int)
+        gain = _overlap_correlation(before, now, k) - _overlap_correlation(before, now, np.zeros(3, int))
+        steps.append(k if gain >= 0.1 else np.zeros(3))
+    drift = np.cumsum(steps, axis=0)
+    n, worst, pair = len(drift), 0.0, (0, 0)
+    for t in range(n):
+        for u in range(t + 1, min(n, t + 2 * temporal + 1)):  # scans that share a window
+            d = float(np.abs(drift[u] - drift[t]).max())
+            if d > worst:
+                worst, pair = d, (t, u)
+    if worst >= ALIGNED_WITHIN:
+        warnings.warn(f"scans {pair[0]} and {pair[1]} of the series, averaged in one time window (`temporal`="
+                      f"{temporal}), are moved {worst:.0f} voxels against each other: the window averages "
+                      f"misaligned scans (interfaces blurred, thin CBD lost); align them first "
+                      f"(filters.align: true, bigseg.filters.align)", UserWarning, stacklevel=2)
+    return drift
+
+
+def _overlap_correlation(fixed: np.ndarray, moving: np.ndarray, k: np.ndarray) -> float:
+    """Pearson correlation of ``fixed`` with ``moving`` moved by the whole voxels ``k`` over
+    their overlap (0 where it is under 4 voxels along an axis or flat)."""
+    lo = [max(0, kk) for kk in k]
+    hi = [min(n, n + kk) for n, kk in zip(fixed.shape, k)]
+    if any(b - a < 4 for a, b in zip(lo, hi)):
+        return 0.0
+    a = fixed[tuple(slice(x, y) for x, y in zip(lo, hi))]
+    b = moving[tuple(slice(x - kk, y - kk) for x, y, kk in zip(lo, hi, k))]
+    a, b = a - a.mean(), b - b.mean()
+    den = float(np.sqrt((a * a).sum() * (b * b).sum()))
+    return float((a * b).sum() / den) if den > 0 else 0.0
 
 
 def _window(t: int, n: int, radius: int) -> range:

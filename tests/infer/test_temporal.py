@@ -153,6 +153,32 @@ def test_staged_equals_lazy_and_removes_its_scratch(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_window_over_misaligned_scans_is_warned_about(tmp_path, capsys):
+    """Scans moved against each other (no filters.align) would be averaged voxel by voxel: said
+    by the API, the CLI and the pipeline, with the scans and the movement; aligned scans and
+    scans that share nothing (noise) are not (warnings are errors in the tests)."""
+    from bigseg.infer._temporal import warn_if_misaligned
+    from bigseg.pipeline import Pipeline
+
+    _, image = _noisy_series(steps=3, n=24)
+    moved = image.copy()
+    moved[2] = np.roll(image[2], 3, axis=1)
+    np.testing.assert_array_equal(warn_if_misaligned(image, 1), 0)
+    np.testing.assert_array_equal(warn_if_misaligned(np.random.default_rng(0).random((4, 13, 21, 18)), 2), 0)
+    assert warn_if_misaligned(moved, 0) is None  # no window: nothing read
+    net = conv3d_net(3)
+    with pytest.warns(UserWarning, match=r"scans 0 and 2 of the series.*moved 3 voxels.*filters.align"):
+        ds = predict(moved, net, **KW, temporal=1)
+    assert ds.labels.shape == moved.shape  # said, not refused
+    src = tmp_path / "m.ome.zarr"
+    save_volume(make_volume(moved), src, progress=False)
+    assert main(["segment", str(src), "--model", "default", "--temporal", "1", "--no-progress"]) == 0
+    assert "scans 0 and 2 of the series" in capsys.readouterr().err
+    with pytest.warns(UserWarning, match=r"scans 0 and 1 of the series.*moved 3 voxels"):
+        Pipeline(predict={"temporal": 1}, filters={"normalize": False}).run(
+            moved[1:], tmp_path / "run", progress=False)
+
+
 def test_cli_segment_temporal(tmp_path, capsys):
     _, image = _noisy_series(steps=3, n=24)
     src = tmp_path / "s.ome.zarr"
