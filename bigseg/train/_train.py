@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import inspect
 import math
 import warnings
 from typing import Any
@@ -197,14 +196,23 @@ def _checkpointer(model: Model, opts: dict[str, Any]):
     return write
 
 
+class _DefaultFloat(float):
+    """A float default of :func:`train` (reads as its value): with ``synthetic``, a schedule value
+    left at it takes synthetic()'s own, while the same value passed is kept."""
+
+
+class _DefaultInt(int):
+    """An int default of :func:`train`, as :class:`_DefaultFloat`."""
+
+
 def train(
     image: Any = None,
     labels: Any = None,
     *,
     arch: str | None = None,
     epochs: int = 10,
-    lr: float = 1e-4,
-    lr_decay: float = 0.3,
+    lr: float = _DefaultFloat(1e-4),
+    lr_decay: float = _DefaultFloat(0.3),
     batch_size: int = 8,
     init: Any = None,
     patch: Any = None,
@@ -212,7 +220,7 @@ def train(
     axis: int = 0,
     val_fraction: float = 0.15,
     validation: Any = None,
-    patience: int | None = 3,
+    patience: int | None = _DefaultInt(3),
     steps_per_epoch: int | None = None,
     augment: Any = True,
     checkpoint_dir: str | None = None,
@@ -296,10 +304,12 @@ def train(
         from ._synthetic import synthetic as _synthetic
 
         kw = dict(synthetic) if isinstance(synthetic, dict) else {}
-        # the schedule left at train's defaults (those of sparse labels) takes synthetic()'s own
+        # the schedule left at train's defaults (those of sparse labels) takes synthetic()'s own; a value
+        # passed is kept, also one equal to the default
         own = {"lr": lr, "lr_decay": lr_decay, "patience": patience, "steps_per_epoch": steps_per_epoch}
-        defaults = inspect.signature(train).parameters
-        kw.update({k: v for k, v in own.items() if v != defaults[k].default and k not in kw})
+        kw.update({k: v for k, v in own.items()
+                   if not isinstance(v, (_DefaultFloat, _DefaultInt)) and not (k == "steps_per_epoch" and v is None)
+                   and k not in kw})
         return _synthetic(arch=arch, epochs=epochs, batch_size=batch_size, init=init, patch=patch, augment=augment,
                           checkpoint_dir=checkpoint_dir, seed=seed, device=device, amp=amp, progress=progress,
                           max_minutes=max_minutes, arch_kwargs=arch_kwargs, **kw)

@@ -338,6 +338,11 @@ def test_train_synthetic_true_is_train_synthetic():
     assert (a.provenance["lr"], a.provenance["lr_decay"]) == (b.provenance["lr"], b.provenance["lr_decay"]) == (1e-3, 0.8)
     c = bigseg.train(synthetic=gen, lr=5e-4, steps_per_epoch=1, **kw)  # a schedule given is kept
     assert c.provenance["lr"] == 5e-4 and c.provenance["steps"] == 1
+    # also a value equal to train's default (for sparse labels) is kept: it was taken for "left
+    # at the default" and replaced by synthetic()'s 1e-3 / 0.8
+    d = bigseg.train(synthetic={**gen, "steps_per_epoch": 1}, lr=1e-4, lr_decay=0.3, **kw)
+    assert (d.provenance["lr"], d.provenance["lr_decay"]) == (1e-4, 0.3)
+    assert type(d.provenance["lr"]) is float and type(a.provenance["patience"] or 0) is int
 
 
 def test_synthetic_generator_in_the_loop():
