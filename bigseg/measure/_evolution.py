@@ -25,7 +25,9 @@ def transitions(labels: Any, *, phases: Any = None, progress: bool = False) -> x
     -------
     DataArray ``transitions`` (t, from_phase, to_phase): the fraction of the volume (0-1) that
     was ``from_phase`` at the step before ``t`` and is ``to_phase`` at ``t``, for every step but
-    the first (the diagonal: what stayed); ``attrs["voxels"]`` per step. Exact for any chunking
+    the first (the diagonal: what stayed), of the voxels labelled in both scans (255, e.g.
+    outside a field of view, in either is left out); their number per step is the coordinate
+    ``voxels`` (t). Exact for any chunking
     (the per-block confusion counts of consecutive scans, :func:`confusion`). The scans must be
     aligned (:func:`bigseg.filters.align`).
     """
@@ -37,10 +39,9 @@ def transitions(labels: Any, *, phases: Any = None, progress: bool = False) -> x
     counts = confusion(lab.isel(t=slice(0, -1)), lab.isel(t=slice(1, None)), phases=phases, progress=progress)
     total = counts.sum(("truth_phase", "pred_phase"))
     out = (counts / total).rename(truth_phase="from_phase", pred_phase="to_phase")
-    out = out.assign_coords(t=lab["t"].values[1:])
+    out = out.assign_coords(t=lab["t"].values[1:], voxels=("t", total.values.astype(np.int64)))
     out.name = "transitions"
     out.attrs = {"units": "1", "long_name": "fraction of the volume that changed from from_phase to to_phase",
-                 "voxels": int(total.values[0]),
                  **{k: v for k, v in counts.attrs.items() if k in ("voxel_size", "unit", "shape")}}
     return out
 

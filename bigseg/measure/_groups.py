@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,22 @@ __all__ = ["size_groups"]
 _MEDIANS = ("detachment", "contact_cbd", "contact_particle", "sphericity")
 
 
+def _balanced_threshold(diameters: np.ndarray) -> float:
+    """The diameter from which a particle is big that splits ``diameters`` closest to half and
+    half: the median, or where particles tie with it one of the sizes, so that particles of one
+    size (a few voxels take few distinct sizes) stay in one group ("at or above the median" put
+    every particle in big where many tied with it)."""
+    median = float(np.median(diameters))
+    if abs(2 * int((diameters >= median).sum()) - len(diameters)) <= 1:  # no ties at the median
+        return median
+    values = np.unique(diameters)
+    if len(values) == 1:
+        return float(values[0])
+    small = np.searchsorted(np.sort(diameters), values[1:], side="left")  # particles below each candidate
+    best = int(np.argmin(np.abs(2 * small - len(diameters))))
+    return float(values[1:][best])
+
+
 def size_groups(table: Any, *, threshold: Any = None) -> pd.DataFrame:
     """Split the particles inside the volume into small and big ones and compare them.
 
@@ -26,8 +43,10 @@ def size_groups(table: Any, *, threshold: Any = None) -> pd.DataFrame:
     ----------
     table : :func:`particles`' table (a ``t`` column for a series: one pair of rows per step).
     threshold : equivalent diameter (in the table's unit) from which a particle is big;
-        default the median equivalent diameter of the particles inside the volume (over every
-        step of a series, so that the groups stay the same over time).
+        default the median equivalent diameter of the particles inside the volume, or where
+        many tie with it the size that splits them closest to half and half (particles of one
+        size stay in one group), over every step of a series, so that the groups stay the same over time; warned
+        about when all particles have one size.
 
     Returns
     -------
@@ -45,9 +64,12 @@ def size_groups(table: Any, *, threshold: Any = None) -> pd.DataFrame:
         got = ("no particle at all" if table.empty else
                f"only particles touching its border ({len(table)})")
         raise InputError(f"Expected `table` to hold particles inside the volume. Got {got}.")
-    thr = (float(inside["equivalent_diameter"].median()) if threshold is None
-           else parse_positive_float("threshold", threshold))
-    group = np.where(inside["equivalent_diameter"] >= thr, "big", "small")
+    diameters = inside["equivalent_diameter"].to_numpy(np.float64)
+    thr = _balanced_threshold(diameters) if threshold is None else parse_positive_float("threshold", threshold)
+    group = np.where(diameters >= thr, "big", "small")
+    if threshold is None and thr == diameters.min():
+        warnings.warn(f"every particle inside the volume has the same equivalent diameter ({thr:g}): all are "
+                      f"counted big, none small; give `threshold`", UserWarning, stacklevel=2)
     keys = (["t"] if "t" in inside else []) + ["group"]
     g = inside.assign(group=pd.Categorical(group, ["small", "big"])).groupby(keys, observed=False)
     d = g["detachment"]

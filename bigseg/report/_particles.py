@@ -59,6 +59,9 @@ def particle_figure(table: Any, *, path: str | os.PathLike | None = None, title:
     axes[1].set_xlabel("sphericity (inside the volume)")
     axes[1].set_ylabel("particles")
     axes[1].set_title("shape")
+    if not len(s):  # every particle cut by the border or without a sphericity: say so, not an empty axis
+        axes[1].text(0.5, 0.5, "no sphericity: every particle\ntouches the volume border\nor is too small",
+                     ha="center", va="center", transform=axes[1].transAxes, color="0.3")
     for c in contacts:
         other = c[len("contact_"):]
         col = "0.5" if other == "particle" else tuple(v / 255 for v in phase_colour(other, 0)[:3])

@@ -62,6 +62,15 @@ def test_evolution_rows_equal_the_measurements_of_each_step(series):
         t=2, from_phase="cbd", to_phase="pore"))
     with pytest.raises(InputError, match="2 time steps"):
         measure.transitions(lab.isel(t=[0]))
+    # 255 in a scan: each step's fractions are of the voxels labelled in both scans, counted per
+    # step (attrs["voxels"] held the first step's count alone)
+    part = lab.values.copy()
+    part[2, :, :, :4] = 255
+    cut = measure.transitions(lab.copy(data=part))
+    both = [int(((part[t - 1] < 3) & (part[t] < 3)).sum()) for t in (1, 2)]
+    assert list(cut.voxels.values) == both and both[0] > both[1]
+    np.testing.assert_allclose(float(cut.sel(t=2, from_phase="cbd", to_phase="pore")),
+                               ((part[1] == 1) & (part[2] == 0)).sum() / both[1])
     fig = series_figure(m, tab, transitions=changes)
     titles = [ax.get_title() for ax in fig.axes if ax.get_visible() and ax.get_title()]
     assert titles[:6] == ["phases", "interfaces", "phase changes", "scores", "particles", "particle contacts"]

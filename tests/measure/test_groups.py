@@ -45,6 +45,21 @@ def test_groups_split_at_the_median_or_a_given_diameter():
     assert g5.loc["small", "particles"] == int((inside.equivalent_diameter < 5).sum())
 
 
+def test_particles_of_one_size_stay_in_one_group_and_the_groups_stay_balanced():
+    """Small particles take few distinct sizes: six of 1.0 and three larger were all 'big' (at or
+    above their median, 1.0)."""
+    df = _table(n=9).assign(touches_border=False)
+    df["equivalent_diameter"] = [1.0] * 6 + [2.0, 3.0, 4.0]
+    g = size_groups(df)
+    assert (g.loc["small", "particles"], g.loc["big", "particles"]) == (6, 3) and g.attrs["threshold"] == 2.0
+    df["equivalent_diameter"] = [1.0] * 3 + [2.0] * 5 + [3.0]
+    assert size_groups(df).loc["small", "particles"] == 3  # 3 / 6 is closer to even than 8 / 1
+    df["equivalent_diameter"] = 1.5
+    with pytest.warns(UserWarning, match=r"every particle inside the volume has the same equivalent diameter \(1.5\)"):
+        g = size_groups(df)
+    assert g.loc["big", "particles"] == 9
+
+
 def test_series_keeps_one_threshold_and_empty_groups():
     df = pd.concat([_table(seed=1, t=0), _table(seed=2, t=1)], ignore_index=True)
     df.attrs.update(unit="nm")
@@ -69,6 +84,9 @@ def test_particle_figure_draws_detachment_by_size():
     fig = particle_figure(_table())
     ax = [a for a in fig.axes if a.get_title() == "detachment by size"][0]
     assert len(ax.collections) >= 2 and "split at" in ax.get_legend().get_title().get_text()
+    fig = particle_figure(_table().assign(sphericity=np.nan))  # was an empty axis without a word
+    shape = [a for a in fig.axes if a.get_title() == "shape"][0]
+    assert any("no sphericity" in t.get_text() for t in shape.texts)
 
 
 def test_report_shows_the_last_steps_groups_by_name():
