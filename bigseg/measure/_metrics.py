@@ -349,6 +349,9 @@ def _surface_areas(lab: Labels, method: str, progress: bool, phase_idx: list[int
 
 
 def _phase_index(lab: Labels, phase: Any) -> int:
+    if isinstance(phase, str) and lab.vol.dtype == np.bool_ and phase not in lab.phases:
+        raise InputError(f"Expected `phase` to be one of {lab.phases} for a boolean mask of `{lab.name}` (its "
+                         f"True voxels are 'foreground'). Got {phase!r} instead: pass phase='foreground'.")
     if isinstance(phase, str):
         return lab.phases.index(parse_choice("phase", phase, lab.phases))
     if isinstance(phase, (int, np.integer)) and not isinstance(phase, bool) and 0 <= int(phase) < lab.k:

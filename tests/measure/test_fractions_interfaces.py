@@ -107,6 +107,13 @@ def test_a_boolean_mask_has_two_phases_of_its_own(labels):
     vf = volume_fractions(lab == 2)
     assert list(vf.phase.values) == ["background", "foreground"]
     np.testing.assert_allclose(vf.values, [1 - mask.mean(), mask.mean()], rtol=1e-12)
+    # measures of one phase (default "active" or "pore") say which name a mask's True voxels have
+    from bigseg.errors import InputError
+    from bigseg.measure import particles, surface_area
+
+    with pytest.raises(InputError, match=r"boolean mask of `labels`.*Got 'active' instead: pass phase='foreground'"):
+        particles(lab == 2)
+    assert surface_area(mask, phase="foreground") == surface_area(labels, phase=2)
 
 
 def test_results_round_trip_netcdf(labels, tmp_path):
