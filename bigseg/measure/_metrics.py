@@ -198,7 +198,9 @@ def interfaces(labels: Any, *, method: Method = "faces", phases: Any = None,
           as ``skimage.measure.marching_cubes`` with ``spacing=voxel_size``) and measured with
           ``mesh_surface_area``; pair areas are ``A_ij = (A_i + A_j - A_i∪j) / 2``. A sphere of
           radius 20 voxels comes within 0.1 % of 4πr². Surfaces are open at the outermost voxel
-          centres. See :mod:`bigseg.kernels.metrics` for how cells are counted once per block.
+          centres. Next to unlabelled voxels the smoothing reads them as none of the phases:
+          pair areas come out low in a band of ~1.5 voxels (about 3/R inside a cylindrical field
+          of view of radius R voxels; ``"faces"`` is exact there). See :mod:`bigseg.kernels.metrics` for how cells are counted once per block.
 
     Returns
     -------
@@ -292,7 +294,10 @@ def _interfaces_dataset(lab: Labels, stats: list[dict[str, np.ndarray]], method:
 
 def _mc_pairs(k: int, areas: np.ndarray, phases: Sequence[str] | None = None, unit: str = "") -> np.ndarray:
     """Pair areas ``A_ij = (A_i + A_j - A_i∪j) / 2`` from the areas of :func:`_fields`; the
-    boundary of unlabelled voxels cancels out (it is part of A_i, A_j and A_i∪j alike).
+    boundary of unlabelled voxels cancels out where it is a wall of A_i, A_j and A_i∪j alike, but
+    not quite: the smoothing reads 255 as none of the phases, so near it the indicators of i, j
+    and i∪j cross 0.5 at different places and the pair areas come out low in a band of ~1.5
+    voxels (about 3/R of the area inside a cylindrical field of view of radius R voxels).
 
     Smoothing can make the union's surface larger than the two phases' together where a phase
     is a film one or two voxels thin (the 3 × 3 × 3 mean erases it from its own indicator but
