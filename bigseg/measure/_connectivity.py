@@ -9,6 +9,7 @@ import numpy as np
 import xarray as xr
 
 from .._parse import parse_choice
+from ..errors import InputError
 from ..kernels.connectivity import CONTACTS, component_contacts
 from ..kernels.particles import stitch_components
 from ..runtime._progress import compute
@@ -84,6 +85,9 @@ def connectivity(labels: Any, *, axis: str = "z", phases: Any = None, progress: 
     """
     lab = as_labels(labels, phases=phases)
     ax = AXES.index(parse_choice("axis", axis, AXES))
+    if lab.spatial_shape[ax] < 2:  # both faces are one plane: every component would "span" it
+        raise InputError(f"Expected `labels` to have at least 2 voxels along `axis`={AXES[ax]!r} (a component "
+                         f"percolates from one face to the other). Got shape {lab.spatial_shape} instead.")
     hists = _stats_graph(lab, hist_only=True)
     frames = lab.frames()
     parts = [block_results(functools.partial(_contacts_block, k=lab.k), f, depth=1) for f in frames]

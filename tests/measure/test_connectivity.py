@@ -91,5 +91,7 @@ def test_series_absent_phase_attrs_and_bad_input():
     assert ds.attrs["axis"] == "z" and ds.attrs["unit"] == "nm"
     with pytest.raises(InputError, match="`axis`.*'w'"):
         connectivity(a, axis="w")
+    with pytest.raises(InputError, match=r"at least 2 voxels along `axis`='z'.*Got shape \(1, "):
+        connectivity(a[:1], axis="z")  # one plane: every component read as percolating
     with pytest.raises(InputError, match="labels"):
         connectivity(np.where(a == 2, 7, a).astype(np.uint8))
