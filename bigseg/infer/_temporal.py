@@ -63,8 +63,10 @@ def warn_if_misaligned(vol: Any, temporal: int, *, sample: int = 64) -> np.ndarr
     from ..ops import to_numpy
     from ..runtime import compute
 
+    if not temporal:
+        return None
     v = as_volume(vol, name="vol", ndim=4)
-    if not temporal or v.shape[0] < 2:
+    if v.shape[0] < 2:
         return None
     region = _central(tuple(v.shape[1:]), sample)
     crops = [np.asarray(to_numpy(c), np.float64)

@@ -24,6 +24,7 @@ first plane's ``PositionX/Y/Z`` (a length unit), ImageJ's ``xorigin``/``yorigin`
 from __future__ import annotations
 
 import math
+import warnings
 import xml.etree.ElementTree as ET
 from typing import Any
 
@@ -251,4 +252,8 @@ def hdf5_calibration(path: str, dataset: str) -> Calibration | None:
     if value is None:
         return None
     sizes = list(np.atleast_1d(value))
-    return _valid(sizes * 3 if len(sizes) == 1 else sizes, "um")  # one value: isotropic voxels
+    cal = _valid(sizes * 3 if len(sizes) == 1 else sizes, "um")  # one value: isotropic voxels
+    if cal is None:  # said, not taken for "no voxel size stated"
+        warnings.warn(f"{path!r}: the dataset's element_size_um {sizes} is no (z, y, x) voxel size (three positive "
+                      f"numbers in um): ignored; pass the voxel size (--voxel-size)", UserWarning, stacklevel=2)
+    return cal

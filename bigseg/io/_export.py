@@ -238,6 +238,10 @@ def export(
     if fmt == "tiff-slices" and vol.ndim == 4:
         raise InputError(f"Expected a 3D volume for a folder of TIFF slices. Got a series of shape {vol.shape}: "
                          "export it to one .tif (axes TZYX), .h5 or .npy, or one time step at a time (vol.isel(t=i)).")
+    if fmt == "tiff" and vol.dtype in (np.int64, np.uint64):  # OME-XML has no 64-bit integers (tifffile: OmeXmlError)
+        raise InputError(f"Expected `data` of a dtype an OME-TIFF holds (8-32-bit integers, float32/64) for "
+                         f"{dest_p.name}. Got {vol.dtype}: export to .h5, .npy or TIFF slices, or cast the values "
+                         f"first (e.g. data.astype('int32') where they fit).")
     _check_dest(dest_p, overwrite, "dest", kind="tiff-slices" if fmt == "tiff-slices" else "file")
     unit = normalise_unit(vol.attrs.get("unit"))
     vs = tuple(float(v) for v in vol.attrs["voxel_size"]) if unit else None
@@ -264,6 +268,9 @@ def export(
                 _write_npy(vol, tmp, bar)
         _commit(tmp, dest_p)
     except BaseException:
-        _remove(tmp)
+        try:
+            _remove(tmp)
+        except OSError:  # e.g. the disk gone read-only: the error that stopped the write is the one to tell
+            pass
         raise
     return str(dest_p)

@@ -92,6 +92,13 @@ class TiffStackReader:
         return out
 
 
+def _canonical(block: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``block`` as ``dtype``, also under its canonical name: tifffile gives int64 as numpy's
+    longlong ('q'), which zarr does not map (same bytes: a view)."""
+    block = block.astype(dtype, copy=False)
+    return block.view(dtype) if block.dtype.char != dtype.char else block
+
+
 @dataclass(frozen=True)
 class MultiPageTiffReader:
     """A multi-page (Big)TIFF file, one page per z slice (pages in t, z order for a TZYX
@@ -111,13 +118,15 @@ class MultiPageTiffReader:
         sl = _index_to_slices(index, self.shape)
         try:
             mm = tifffile.memmap(self.path, mode="r")
-            return np.array(mm.reshape(self.shape)[sl])
-        except ValueError:
-            lead = [range(*s.indices(n)) for s, n in zip(sl[:-2], self.shape[:-2])]
+            return _canonical(np.array(mm.reshape(self.shape)[sl]), self.dtype)
+        except ValueError:  # compressed or scattered pixels: page by page
             with tifffile.TiffFile(self.path) as tif:
+                if len(tif.pages) == 1:  # one 3D (volumetric) page: read whole, then cut
+                    return _canonical(tif.pages[0].asarray().reshape(self.shape)[sl], self.dtype)
+                lead = [range(*s.indices(n)) for s, n in zip(sl[:-2], self.shape[:-2])]
                 pages = [tif.pages[int(np.ravel_multi_index(ix, self.shape[:-2]))].asarray()[sl[-2:]]
                          for ix in product(*lead)]
-            return np.stack(pages).reshape([len(r) for r in lead] + list(pages[0].shape))
+            return _canonical(np.stack(pages).reshape([len(r) for r in lead] + list(pages[0].shape)), self.dtype)
 
 
 @dataclass(frozen=True)
@@ -178,14 +187,19 @@ def _tiff_page_info(path: str) -> tuple[tuple[int, ...], np.dtype, int, int | No
             if n == 0:
                 raise VolumeFormatError(f"TIFF file {path!r} has no pages.")
             first = pages[0]
-            shape, dtype = tuple(first.shape), np.dtype(first.dtype)
+            if getattr(first, "samplesperpixel", 1) > 1:  # colour: (y, x, 3) would read as a volume 3 voxels deep
+                raise InputError(f"Expected `source` to hold grey values. Got {path!r}, a colour TIFF ("
+                                 f"{first.samplesperpixel} samples per pixel, {first.photometric.name}): convert it "
+                                 "to greyscale or save the channel that holds the scan.")
+            # numpy's longlong ('q') is int64 under another name, which zarr does not map: the canonical one
+            shape, dtype = tuple(first.shape), np.dtype(np.dtype(first.dtype).str)
             offset = int(first.dataoffsets[0]) if first.is_memmappable and first.dataoffsets else None
             file_dtype = dtype.newbyteorder(tif.byteorder)
             for i in range(n):
                 page = pages[i]
                 if page is None:
                     raise VolumeFormatError(f"TIFF file {path!r}: page {i} cannot be read.")
-                if tuple(page.shape) != shape or np.dtype(page.dtype) != dtype:
+                if tuple(page.shape) != shape or np.dtype(np.dtype(page.dtype).str) != dtype:
                     raise VolumeFormatError(
                         f"TIFF file {path!r}: page {i} has shape {tuple(page.shape)} and dtype {page.dtype}, "
                         f"page 0 has {shape} and {dtype}."
@@ -195,7 +209,7 @@ def _tiff_page_info(path: str) -> tuple[tuple[int, ...], np.dtype, int, int | No
                     raise VolumeFormatError(
                         f"TIFF file {path!r} is truncated: page {i} needs {end} bytes, the file has {size}."
                     )
-    except VolumeFormatError:
+    except (VolumeFormatError, InputError):
         raise
     except Exception as exc:  # tifffile raises TiffFileError, struct.error, ValueError, ...
         raise VolumeFormatError(f"Cannot read TIFF file {path!r}: {exc}") from None
@@ -302,7 +316,13 @@ def _raw(path: str, shape: Any, dtype: Any, offset: int) -> MemmapReader:
             f"dtype={dtype!r} instead."
         )
     shape_t = parse_tuple("shape", shape, len(shape) if hasattr(shape, "__len__") else 3, parse_positive_int)
+    if len(shape_t) not in (3, 4):
+        raise InputError(f"Expected `shape` to be (z, y, x) or (t, z, y, x) for raw binary {path!r}. Got {shape!r} "
+                         f"instead.")
     dt = parse_dtype("dtype", dtype)
+    if dt.kind not in "biuf":  # objects, bytes, records: no grey values (and a byte order makes no sense)
+        raise InputError(f"Expected `dtype` to be a numeric dtype such as '<u2' or '<f4' for raw binary {path!r}. "
+                         f"Got {dtype!r} instead.")
     if dt.itemsize > 1 and isinstance(dtype, str) and dtype.strip()[:1] not in ("<", ">", "=", "|"):
         import sys
 
@@ -584,14 +604,18 @@ def _read_volume(source: Any, *, chunks: Any, vs: Any, unit: str | None, dataset
         _one_channel(None, channel, source)  # a file of no channels: `channel` refused
         if len(reader.shape) not in (3, 4):
             hint = (" (one 2D slice: to read TIFF slices as one stack, pass their folder or a quoted glob "
-                    "such as 'scan/*.tif')") if len(reader.shape) == 2 else ""
+                    "such as 'scan/*.tif')") if len(reader.shape) == 2 and isinstance(
+                        reader, (MultiPageTiffReader, TiffStackReader)) else ""
             raise InputError(f"Expected `source` to hold a 3D (z, y, x) or 4D (t, z, y, x) array. "
                              f"Got shape {reader.shape} for {os.fspath(source)!r}{hint}.")
         if 0 in reader.shape:
             raise InputError(f"Expected `source` to be non-empty. Got shape {reader.shape}.")
-        c = parse_chunks(chunks, len(reader.shape))
+        if np.dtype(reader.dtype).kind not in "biuf":  # strings, records, objects: named here, not as save's `data`
+            raise InputError(f"Expected `source` to hold numbers (integers, floats or booleans). Got dtype "
+                             f"{np.dtype(reader.dtype)} in {os.fspath(source)!r}.")
+        c = parse_chunks(chunks, 3)  # (z, y, x); a series one scan per chunk
         if len(reader.shape) == 4:
-            c = (1, *c[1:])
+            c = (1, *c)
         token = tokenize(os.path.abspath(os.fspath(source)), dataset, dtype, shape, offset)
         arr = da.from_array(reader, chunks=c, asarray=True, lock=False, fancy=False,
                             name=f"ingest-{Path(os.fspath(source)).name}-{token}")
@@ -610,8 +634,25 @@ def _read_volume(source: Any, *, chunks: Any, vs: Any, unit: str | None, dataset
             raise InputError(
                 f"Expected `dtype` to be a lossless cast of the source dtype {src_dt}. Got {dtype!r} instead."
             )
-        vol = vol.astype(target)
+        if src_dt.kind == "f" and np.finfo(target).max < np.finfo(src_dt).max:  # float to a narrower float
+            vol = vol.copy(data=vol.data.map_blocks(_narrowed, target, dtype=target))
+        else:
+            vol = vol.astype(target)
     return vol
+
+
+def _narrowed(block: np.ndarray, target: np.dtype) -> np.ndarray:
+    """``block`` cast to the narrower float ``target``; finite values beyond its range are refused
+    (they became inf without a word)."""
+    with np.errstate(over="ignore"):
+        out = block.astype(target)
+    lost = np.isinf(out) & np.isfinite(block)
+    if lost.any():
+        big = float(np.abs(block[lost]).max())
+        raise InputError(f"Expected `dtype` {target} to hold the source's values (at most {float(np.finfo(target).max):.6g} "
+                         f"in magnitude). Got values up to {big:.6g} ({int(lost.sum())} in one block): ingest as "
+                         f"{block.dtype} (leave `dtype` out) or rescale the values first.")
+    return out
 
 
 def _one_channel(vol: xr.DataArray | None, channel: int | None, source: Any) -> Any:
@@ -666,6 +707,8 @@ def _stack_scans(vols: list[xr.DataArray], sources: list[Any], times: Any) -> xr
             raise InputError(f"Expected `times` to have {len(vols)} values, one per scan. Got {len(times)}: "
                              f"{list(times)!r}.")
         t = np.asarray([float(v) for v in parse_tuple("times", tuple(times), len(vols), _number, what="numbers")])
+        if not np.all(np.isfinite(t)):  # inf would be written to the store's JSON (not JSON)
+            raise InputError(f"Expected `times` to be finite numbers. Got {list(times)!r} instead.")
         if not np.all(np.diff(t) > 0):
             raise InputError(f"Expected `times` to increase from scan to scan. Got {list(times)!r} instead.")
     out = xr.concat([v.drop_vars([c for c in v.coords if c not in v.dims]) for v in vols],

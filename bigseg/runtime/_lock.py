@@ -26,6 +26,7 @@ import json
 import os
 import socket
 import sys
+import tempfile
 import threading
 import time
 import warnings
@@ -133,11 +134,13 @@ def _acquire(path: Path, tries: int = 10) -> int | None:
 
 
 def make_folder(folder: str | os.PathLike, *, target: Any, argument: str, hint: str = "") -> None:
-    """Create ``folder`` (and its parents) for the output ``target``; where that cannot be done (a
-    file in the way, a read-only place, no permission) raise :class:`OutputNotWritableError`
+    """Create ``folder`` (and its parents) for the output ``target`` and check that a file can be
+    written in it; where that cannot be done (a file in the way, a read-only place, no
+    permission) raise :class:`OutputNotWritableError`
     naming ``argument``, before any work."""
     try:
         Path(folder).mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()  # an existing folder on a read-only mount: said now, not mid-write
     except OSError as exc:
         _refuse_unwritable(exc, target, argument, hint)
         raise

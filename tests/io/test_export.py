@@ -228,3 +228,39 @@ def test_probabilities_export_with_their_phase_names(tmp_path):
     with pytest.raises(InputError, match=r"with 3 channels \(axes CZYX"):  # read as one tall volume
         bigseg.ingest(tif, tmp_path / "back.ome.zarr", progress=False)
     assert not (tmp_path / "slices").exists() and not (tmp_path / "back.ome.zarr").exists()
+
+
+def test_int64_to_ome_tiff_is_refused_and_a_failed_write_keeps_its_own_error(tmp_path, monkeypatch):
+    big = make_volume((np.arange(4 * 5 * 6).reshape(4, 5, 6) * 2**40).astype(np.int64), voxel_size=50, unit="nm")
+    with pytest.raises(InputError, match=r"dtype an OME-TIFF holds.*Got int64: export to .h5, .npy or TIFF slices"):
+        bigseg.export(big, tmp_path / "b.tif", progress=False)  # was tifffile's OmeXmlError
+    assert not list(tmp_path.iterdir())
+    bigseg.export(big, tmp_path / "b.h5", progress=False)
+    np.testing.assert_array_equal(bigseg.ingest(tmp_path / "b.h5", tmp_path / "b.ome.zarr", progress=False).values,
+                                  big.values)
+
+    def broken(*args, **kwargs):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(_export, "_write_npy", lambda *a: (_ for _ in ()).throw(RuntimeError("disk full")))
+    monkeypatch.setattr(_export, "_remove", broken)  # the cleanup failing too (a read-only mount)
+    with pytest.raises(RuntimeError, match="disk full"):  # was the cleanup's OSError
+        bigseg.export(big, tmp_path / "c.npy", progress=False)
+
+
+def test_an_existing_folder_where_nothing_may_be_written_is_refused_before_work(tmp_path, monkeypatch):
+    import errno
+    import tempfile
+
+    from bigseg.errors import OutputNotWritableError
+
+    vol = make_volume(np.zeros((4, 5, 6), np.uint8), voxel_size=50, unit="nm")
+
+    def read_only(*args, **kwargs):  # what a read-only mount answers (root passes permission bits)
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
+    for dest in ("x.h5", "x.tif", "slices"):
+        with pytest.raises(OutputNotWritableError, match=r"`dest` somewhere this process may write.*Read-only"):
+            bigseg.export(vol, tmp_path / dest, progress=False)  # was the cleanup's own OSError, mid-write
+    assert not list(tmp_path.iterdir())

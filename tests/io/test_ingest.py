@@ -543,3 +543,65 @@ def test_a_folder_of_one_multipage_tiff_is_that_scan_and_of_several_is_refused(t
     with pytest.raises(VolumeFormatError, match=r"slices of one page each .*Got 5 pages in .*scan0.tif"):
         bigseg.ingest(tmp_path / "two", tmp_path / "two.ome.zarr", progress=False)
     assert not list(tmp_path.glob("*two.ome.zarr*"))
+
+
+def test_tiffs_a_qa_pass_found_misread(tmp_path):
+    """A colour TIFF is refused (it read as a volume 3 voxels deep, compressed it crashed); one
+    compressed volumetric page and int64/uint64 TIFFs (numpy's longlong, which zarr did not map)
+    are read."""
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)
+    for i, compression in enumerate((None, "zlib")):
+        tifffile.imwrite(tmp_path / f"rgb{i}.tif", rgb, photometric="rgb", compression=compression)
+        with pytest.raises(InputError, match=r"grey values.*a colour TIFF \(3 samples per pixel, RGB\)"):
+            bigseg.ingest(tmp_path / f"rgb{i}.tif", tmp_path / f"rgb{i}.ome.zarr", progress=False)
+    vol = rng.integers(0, 999, (16, 32, 32)).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "v.tif", vol, tile=(8, 16, 16), volumetric=True, compression="zlib")
+    got = bigseg.ingest(tmp_path / "v.tif", tmp_path / "v.ome.zarr", chunks=7, progress=False)
+    np.testing.assert_array_equal(got.values, vol)
+    big = (np.arange(5 * 6 * 8).reshape(5, 6, 8) * 2**40).astype(np.int64)
+    tifffile.imwrite(tmp_path / "i64.tif", big, photometric="minisblack")
+    (tmp_path / "u64").mkdir()
+    for z in range(5):
+        tifffile.imwrite(tmp_path / "u64" / f"s{z}.tif", big[z].astype(np.uint64))
+    for src, dt in (("i64.tif", np.int64), ("u64", np.uint64)):
+        got = bigseg.ingest(tmp_path / src, tmp_path / f"{src}.ome.zarr", chunks=3, progress=False)
+        assert got.dtype == dt
+        np.testing.assert_array_equal(got.values, big.astype(dt))
+
+
+def test_values_a_narrower_float_cannot_hold_are_refused_not_made_inf(tmp_path):
+    a = np.full((4, 5, 6), 1e5)
+    a[0] = 1.0
+    np.save(tmp_path / "f.npy", a)
+    with pytest.raises(InputError, match=r"`dtype` float16 to hold the source's values.*Got values up to 100000"):
+        bigseg.ingest(tmp_path / "f.npy", tmp_path / "f.ome.zarr", dtype="float16", progress=False)
+    assert not (tmp_path / "f.ome.zarr").exists()
+    ok = bigseg.ingest(tmp_path / "f.npy", tmp_path / "g.ome.zarr", dtype="float32", progress=False)
+    np.testing.assert_array_equal(ok.values, a.astype(np.float32))
+
+
+def test_series_chunks_times_raw_dtypes_and_calibration_are_checked(tmp_path):
+    four = np.arange(2 * 16 * 20 * 24, dtype=np.uint16).reshape(2, 16, 20, 24)
+    np.save(tmp_path / "four.npy", four)
+    got = bigseg.ingest(tmp_path / "four.npy", tmp_path / "four.ome.zarr", chunks=(7, 9, 11), progress=False)
+    assert got.data.chunksize == (1, 7, 9, 11)  # (z, y, x) chunks for a series too (were refused: "4 values")
+    np.testing.assert_array_equal(got.values, four)
+    np.save(tmp_path / "a.npy", four[0])
+    np.save(tmp_path / "b.npy", four[1])
+    with pytest.raises(InputError, match=r"`times` to be finite numbers. Got \[0.0, inf\]"):
+        bigseg.ingest([tmp_path / "a.npy", tmp_path / "b.npy"], tmp_path / "s.ome.zarr", times=[0.0, float("inf")],
+                      progress=False)
+    four[0].astype("<u2").tofile(tmp_path / "r.raw")
+    for bad in ("O", "S2"):
+        with pytest.raises(InputError, match=rf"`dtype` to be a numeric dtype.*Got '{bad}'"):
+            bigseg.ingest(tmp_path / "r.raw", tmp_path / "r.ome.zarr", shape=(16, 20, 24), dtype=bad, progress=False)
+    with h5py.File(tmp_path / "s.h5", "w") as f:
+        f["d"] = np.full((5, 4, 3), b"ab")
+        f["v"] = four[0]
+        f["v"].attrs["element_size_um"] = [0.5, 0.5]  # two values: no (z, y, x) voxel size
+    with pytest.raises(InputError, match=r"`source` to hold numbers .*Got dtype \|S2"):
+        bigseg.ingest(tmp_path / "s.h5", tmp_path / "h.ome.zarr", dataset="d", progress=False)
+    with pytest.warns(UserWarning, match=r"element_size_um \[.*0.5.*0.5.*\] is no \(z, y, x\) voxel size"):
+        got = bigseg.ingest(tmp_path / "s.h5", tmp_path / "v.ome.zarr", dataset="v", voxel_size=None, progress=False)
+    assert not (tmp_path / "h.ome.zarr").exists() and not (tmp_path / "r.ome.zarr").exists()
