@@ -67,7 +67,7 @@ def size_groups(table: Any, *, threshold: Any = None) -> pd.DataFrame:
     diameters = inside["equivalent_diameter"].to_numpy(np.float64)
     thr = _balanced_threshold(diameters) if threshold is None else parse_positive_float("threshold", threshold)
     group = np.where(diameters >= thr, "big", "small")
-    if threshold is None and thr == diameters.min():
+    if threshold is None and len(diameters) > 1 and thr == diameters.min():  # one particle: nothing to split
         warnings.warn(f"every particle inside the volume has the same equivalent diameter ({thr:g}): all are "
                       f"counted big, none small; give `threshold`", UserWarning, stacklevel=2)
     keys = (["t"] if "t" in inside else []) + ["group"]
