@@ -594,7 +594,7 @@ class Pipeline:
             **({"fov": {k: fov.attrs[k] for k in ("fov", "found", "inside_fraction", "margin")}}
                if fov is not None else {}),
         }, indent=1, default=str))
-        write_report(out)
+        write_report(out, finished=True)
         return Result(str(image), str(seg_path), metrics, figures, timings, particles=table)
 
 

@@ -24,6 +24,7 @@ h1 { font-size: 1.5em; } h2 { font-size: 1.2em; border-bottom: 1px solid #ccc; m
 table { border-collapse: collapse; margin: 0.5em 0; } td, th { padding: 0.2em 0.8em; text-align: right; }
 th { background: #eee; } td:first-child, th:first-child { text-align: left; }
 img { max-width: 100%; border: 1px solid #ddd; margin: 0.4em 0; } .note { color: #666; font-size: 0.9em; }
+.warn { background: #fff3cd; border: 1px solid #e0c36c; padding: 0.5em 0.8em; }
 """
 
 
@@ -181,11 +182,15 @@ def _particles_section(table) -> str:
                 scale, shown = readable(stats, f"{unit}^{power}")
                 stats, label = [s * scale for s in stats], f"{label} [{shown}]"
             rows.append([label] + stats)
-    out = (f"<h2>Particles{last}</h2>"
-           f"<p>{len(table)} particles, {len(inside)} inside the volume (statistics below; "
-           f"{len(table) - len(inside)} touch the border and are truncated).</p>"
-           + _table(["quantity", "mean", "10 %", "median", "90 %"], rows)
-           + "<p class='note'>one row per particle: particles.csv</p>")
+    if len(inside):
+        out = (f"<h2>Particles{last}</h2>"
+               f"<p>{len(table)} particles, {len(inside)} inside the volume (statistics below; "
+               f"{len(table) - len(inside)} touch the border and are truncated).</p>"
+               + _table(["quantity", "mean", "10 %", "median", "90 %"], rows))
+    else:  # no statistics to show: said, not an empty table announced as below
+        out = (f"<h2>Particles{last}</h2><p>{len(table)} particles, none inside the volume: every one touches "
+               "the border and is truncated, so no size or shape statistics.</p>")
+    out += "<p class='note'>one row per particle: particles.csv</p>"
     if len(inside) and "detachment" in inside:
         from ..measure import size_groups
 
@@ -282,7 +287,8 @@ def _temporal(info: dict[str, Any]) -> int:
     return int(((info.get("config") or {}).get("predict") or {}).get("temporal") or 0)
 
 
-def write_report(run: str | os.PathLike, *, path: str | os.PathLike | None = None, title: str | None = None) -> Path:
+def write_report(run: str | os.PathLike, *, path: str | os.PathLike | None = None, title: str | None = None,
+                 finished: bool = False) -> Path:
     """Write ``report.html`` (one self-contained file, figures embedded) for a pipeline run folder.
 
     Parameters
@@ -290,6 +296,8 @@ def write_report(run: str | os.PathLike, *, path: str | os.PathLike | None = Non
     run : the ``dest`` folder of :meth:`bigseg.Pipeline.run` (``metrics.nc`` or ``metrics.json``,
         optional ``particles.csv``, ``run.json`` and PNG figures).
     path : where to write (default ``run/report.html``).
+    finished : the run writing its own report as its last step (else the folder's state is read:
+        a run that is not done gets a banner saying so, with the stages it got through).
 
     Returns
     -------
@@ -300,10 +308,24 @@ def write_report(run: str | os.PathLike, *, path: str | os.PathLike | None = Non
     run = Path(run)
     ds = read_metrics(run)
     info = json.loads((run / "run.json").read_text()) if (run / "run.json").exists() else {}
-    heading = title or "bigseg report: " + str(info.get("source", run.name))
+    source = info.get("source", run.name)
+    if isinstance(source, list):  # the scans of a series: first and last, not a Python list
+        source = (f"{len(source)} scans, {Path(source[0]).name} … {Path(source[-1]).name}" if len(source) > 1
+                  else str(source[0]) if source else run.name)
+    heading = title or f"bigseg report: {source}"
     parts = [f"<h1>{html.escape(heading)}</h1>",
              f"<p class='note'>written {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M UTC}"
              f"{' by bigseg ' + html.escape(str(info['bigseg'])) if 'bigseg' in info else ''}</p>"]
+    if not finished:
+        from ..pipeline import run_state
+
+        state = run_state(run)
+        if state["state"] != "done":
+            after = ", ".join(state["stages"]) or "no stage"
+            parts.append(f"<p class='warn'><b>{state['state'].capitalize()} run</b> (stopped after {html.escape(after)}"
+                         f"{'; still running' if state['state'] == 'running' else ''}): this page shows what the "
+                         "folder holds now; figures, particles and timings may be missing or left from an earlier "
+                         "run. Run it again to resume.</p>")
     vol = [["shape (z, y, x)", ds.attrs.get("shape", "")]]
     if "t" in ds.dims:  # a series: its scans, and the times they were given
         steps = ds["t"].values

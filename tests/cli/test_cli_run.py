@@ -160,3 +160,17 @@ def test_workers_size_the_cluster_run_and_watch_start(tmp_path, monkeypatch, cap
     assert asked == [("local", 3), ("local", 5)]
     assert main(["run", str(tmp_path / "s.npy"), "--out", str(tmp_path / "r2"), "--workers", "3"]) == 2
     assert "`--workers` only with --cluster" in capsys.readouterr().err
+
+
+def test_report_of_a_run_that_is_not_done_says_so(tmp_path, capsys):
+    """A run stopped after its metrics (no run.json) got a page that looked complete: a banner
+    now says it is incomplete and after which stages; a finished run's page has none."""
+    truth = bigseg.synth.electrode((16, 20, 24), seed=3)
+    np.save(tmp_path / "scan.npy", bigseg.synth.xct(truth, seed=3).values)
+    out = tmp_path / "run"
+    assert main(["run", str(tmp_path / "scan.npy"), "--out", str(out), "--model", "threshold", "--no-progress"]) == 0
+    assert "Incomplete run" not in (out / "report.html").read_text()
+    (out / "run.json").unlink()
+    assert main(["report", str(out)]) == 0
+    page = (out / "report.html").read_text()
+    assert "<b>Incomplete run</b> (stopped after ingest, segment" in page and "Run it again to resume" in page

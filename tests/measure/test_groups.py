@@ -98,3 +98,10 @@ def test_report_shows_the_last_steps_groups_by_name():
     last = df[(df.t == 1) & ~df.touches_border]
     assert "Detachment by size" in page and "<td>small</td>" in page and "<td>big</td>" in page
     assert f"<td>{(last.equivalent_diameter < last.equivalent_diameter.median()).sum()}</td>" in page
+
+
+def test_report_of_particles_none_inside_says_so_without_an_empty_table():
+    from bigseg.report._html import _particles_section
+
+    page = _particles_section(_table().assign(touches_border=True))
+    assert "none inside the volume" in page and "<th>median</th>" not in page
