@@ -53,7 +53,8 @@ def benchmark(*, size: int = 128, chunks: int = 64, model: str = "default", stag
     ``chunks``³ chunks under ``workdir`` (a temporary folder by default, removed after), then each
     stage reads it from disk and writes or reduces its result, as in a real run:
 
-    * ``write``: generate and write the scan; ``filter``: 3³ median to a new OME-Zarr;
+    * ``write``: copy the scan (simulated first, untimed: ``simulate_s``) to a new OME-Zarr, i.e.
+      read and write it as an ingest does; ``filter``: 3³ median to a new OME-Zarr;
     * ``segment``: ``model`` (normalised input; ``predict`` holds :func:`bigseg.predict` options
       such as ``overlap``, ``autocast="bf16"``, ``device="cuda"``, ``batch_size``) to a label
       OME-Zarr;
@@ -72,7 +73,7 @@ def benchmark(*, size: int = 128, chunks: int = 64, model: str = "default", stag
     from .io import open_volume, save_volume
 
     size = parse_positive_int("size", size)
-    chunks = parse_positive_int("chunks", chunks)
+    chunks = min(parse_positive_int("chunks", chunks), size)  # the chunks used (one chunk at most the volume)
     wanted = [stages] if isinstance(stages, str) else list(stages)
     bad = [s for s in wanted if s not in STAGES]
     if bad or not wanted:
@@ -98,18 +99,29 @@ def benchmark(*, size: int = 128, chunks: int = 64, model: str = "default", stag
         from .runtime._lock import make_folder
 
         make_folder(workdir, target=workdir, argument="workdir")
-    tmp = Path(tempfile.mkdtemp(prefix="bigseg-bench-", dir=workdir))
     n = size ** 3
+    need_bytes = n * (4 + 4 + 4 + 1)  # simulated scan, its copy, the median (float32) and the labels (uint8)
+    free = shutil.disk_usage(workdir if workdir is not None else tempfile.gettempdir()).free
+    if need_bytes > free:  # e.g. --size 100000 (10^15 voxels): was a MemoryError deep in the simulator
+        from .runtime._budget import format_bytes
+
+        raise InputError(f"Expected `size` whose volumes fit in the free space of the work folder "
+                         f"({format_bytes(free)}; {size}³ needs up to {format_bytes(need_bytes)} uncompressed). "
+                         f"Got {size} instead: a smaller --size, or a --workdir with room.")
+    tmp = Path(tempfile.mkdtemp(prefix="bigseg-bench-", dir=workdir))
     result: dict[str, Any] = {"environment": _environment(), "size": size, "chunks": chunks, "model": model,
                               "predict": opts, "stages": {}}
     try:
         for i, stage in enumerate(run):
             print(f"[bench {i + 1}/{len(run)}] {stage} ({size}³ in {chunks}³ chunks)", file=sys.stderr, flush=True)
             t0 = time.perf_counter()
-            if stage == "write":
+            if stage == "write":  # the simulator's time is no write time: the scan is made first, then copied
                 labels = synth.electrode((size,) * 3, seed=seed, chunks=chunks)
-                save_volume(synth.xct(labels, seed=seed), tmp / "scan.ome.zarr", voxel_size=50.0, unit="nm",
+                save_volume(synth.xct(labels, seed=seed), tmp / "simulated.ome.zarr", voxel_size=50.0, unit="nm",
                             progress=progress)
+                result["simulate_s"] = float(f"{time.perf_counter() - t0:.4g}")
+                t0 = time.perf_counter()
+                save_volume(open_volume(tmp / "simulated.ome.zarr"), tmp / "scan.ome.zarr", progress=progress)
             elif stage == "filter":
                 save_volume(filters.median(open_volume(tmp / "scan.ome.zarr"), size=3), tmp / "median.ome.zarr",
                             progress=progress)

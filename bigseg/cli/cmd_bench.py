@@ -40,23 +40,25 @@ def run(args: argparse.Namespace) -> int:
     output_file(args.json, "--json", suffixes=(".json",), overwrite=args.overwrite)  # before any work
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
     with cluster_from_args(args) as client:
-        if client is not None:
-            print(f"dashboard: {client.dashboard_link}")
         predict = {k: v for k, v in (("overlap", args.overlap), ("autocast", args.autocast), ("device", args.device),
                                      ("batch_size", args.batch_size)) if v is not None}
         res = benchmark(size=args.size, chunks=args.chunks, model=args.model, stages=stages, workdir=args.workdir,
                         predict=predict, progress=args.progress)
     env = res["environment"]
     opts = "".join(f", {k} {v}" for k, v in res["predict"].items())
+    where = (f"{env['scheduler']}, {env['workers']} workers, {env['threads']} threads" if "workers" in env
+             else f"{env['scheduler']}, {env['cpus']} CPUs")
     print(f"bigseg bench: {res['size']}³ voxels in {res['chunks']}³ chunks, model {res['model']!r}{opts}; "
-          f"{env['scheduler']}, {env['cpus']} CPUs, GPU {env['cuda'] or 'none'}")
+          f"{where}, GPU {env['cuda'] or 'none'}")
     print(f"{'stage':<12}{'seconds':>10}{'Mvox/s':>10}{'10⁹ voxels':>14}")
     for stage, r in res["stages"].items():
         print(f"{stage:<12}{r['seconds']:>10.3g}{r['mvox_per_s']:>10.3g}{_duration(1e3 / r['mvox_per_s']):>14}")
     if len(res["stages"]) > 1:
         total = sum(1e3 / r["mvox_per_s"] for r in res["stages"].values())
         print(f"{'all':<32}{_duration(total):>14}")
-    print("(10⁹ voxels: a 1000³ scan at the rates measured here, at this --size, on this machine and cluster)")
+    print("(10⁹ voxels: a 1000³ scan at the rates measured here, at this --size, on this machine and cluster"
+          + (f"; write: a copy of the scan, simulated first in {res['simulate_s']:.3g} s, untimed)"
+             if "simulate_s" in res else ")"))
     if res["peak_rss_mib"] is not None:
         print(f"peak memory of this process {res['peak_rss_mib']:.0f} MiB")
     if args.json:

@@ -84,10 +84,17 @@ def test_bad_stages_are_named(tmp_path, capsys):
     assert "`--stages`" in capsys.readouterr().err
     with pytest.raises(InputError, match="`size`"):
         benchmark(size=0)
+    # 10^15 voxels: refused before work (was a MemoryError deep in the simulator)
+    assert main(["bench", "--size", "100000", "--workdir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "`--size` whose volumes fit in the free space of the work folder" in err and "[bench" not in err
+    res = benchmark(size=12, chunks=64, stages=["write"], workdir=tmp_path, progress=False)
+    assert res["chunks"] == 12  # the chunks used, not the 64 asked for
 
 
 def test_workdir_is_created_and_left_empty(tmp_path):
     scratch = tmp_path / "scratch" / "bench"
     res = benchmark(size=16, chunks=8, stages=["write"], workdir=scratch)
     assert set(res["stages"]) == {"write"}
+    assert res["simulate_s"] > 0  # the simulator's time, apart: write times a copy (it timed both, 10x slower)
     assert scratch.is_dir() and not any(scratch.iterdir())  # its temporary volumes removed after
