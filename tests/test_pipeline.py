@@ -235,6 +235,9 @@ def test_pipeline_on_an_operando_series(tmp_path):
     assert str(tmp_path / "s" / "slices_over_time.png") in res.figures
     page = (tmp_path / "s" / "report.html").read_text()
     assert "Over time" in page and "last time step, t = 2" in page and "<td>scans (t)</td><td>3</td>" in page
+    # info counts the last step's particles, as the report and the fractions (it summed every step's)
+    summary = bigseg.report.run_summary(tmp_path / "s")
+    assert summary["particles"] == int((res.particles.t == 2).sum()) and summary["particle_rows"] == len(res.particles)
     # the scans as separate files: ingested into one series, the same labels
     scans = []
     for t in range(3):
@@ -244,6 +247,7 @@ def test_pipeline_on_an_operando_series(tmp_path):
         scans, tmp_path / "files")
     np.testing.assert_array_equal(bigseg.open_volume(res2.labels).values, labels.values)
     assert json.loads((tmp_path / "files" / "run.json").read_text())["source"] == [str(p) for p in scans]
+    assert "<h1>bigseg report: 3 scans, scan0.npy … scan2.npy</h1>" in (tmp_path / "files" / "report.html").read_text()
 
 
 @pytest.mark.slow

@@ -110,7 +110,9 @@ def _run_lines(info: dict, args: argparse.Namespace) -> list[str]:
     if "percolating" in info:
         lines.append(f"{'percolates ' + info['percolating_axis']:<12}" + "".join(f"{v:>10.4f}" for v in info["percolating"].values()))
     if "particles" in info:
-        lines.append(f"particles   {info['particles']} (particles.csv)")
+        rows = info.get("particle_rows")
+        lines.append(f"particles   {info['particles']}" + (f" at the last step ({rows} rows over every step, particles.csv)"
+                                                          if rows is not None else " (particles.csv)"))
     if info["timings_s"]:
         lines.append("seconds     " + ", ".join(f"{k} {v:.1f}" for k, v in info["timings_s"].items()))
     lines += [f"images      {', '.join(info['images'])}", f"figures     {', '.join(info['figures'])}"]

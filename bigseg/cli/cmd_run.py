@@ -70,7 +70,12 @@ def run(args: argparse.Namespace) -> int:
         iou = m["iou"].isel(t=-1) if series else m["iou"]
         print("IoU: " + ", ".join(f"{p} {float(v):.3f}" for p, v in zip(phases, iou.values)))
     if res.particles is not None:
-        print(f"{len(res.particles)} particles in {args.out}/particles.csv")
+        table = res.particles
+        if series and "t" in table and len(table):  # the last step's, as the fractions above
+            last = int((table["t"] == table["t"].iloc[-1]).sum())
+            print(f"{last} particles at the last step ({len(table)} rows over every step) in {args.out}/particles.csv")
+        else:
+            print(f"{len(table)} particles in {args.out}/particles.csv")
     print(f"report: {args.out}/report.html  ({', '.join(f'{k} {v:.1f} s' for k, v in res.timings.items())})")
     if cfg.voxel_size is None:  # as bigseg ingest says it: sizes in voxels, named as the unit
         from ..io import open_volume

@@ -250,8 +250,8 @@ def read_metrics(run: str | os.PathLike):
 def run_summary(run: str | os.PathLike) -> dict[str, Any]:
     """What a pipeline run folder holds, as plain values: source, model, bigseg version, shape,
     voxel size, volume fractions (and IoU against the truth, and each phase's percolating share;
-    the last scan of a series),
-    particle count, timings, the folder's images and figures, and its report."""
+    the last scan of a series), particle count (the last scan's; ``particle_rows``: every
+    step's rows of a series), timings, the folder's images and figures, and its report."""
     run = Path(run)
     ds = read_metrics(run)
     info = json.loads((run / "run.json").read_text()) if (run / "run.json").exists() else {}
@@ -272,9 +272,13 @@ def run_summary(run: str | os.PathLike) -> dict[str, Any]:
         out["fov"] = info["fov"]
     if _temporal(info):
         out["temporal"] = _temporal(info)
-    if (run / "particles.csv").exists():
-        with open(run / "particles.csv") as fh:
-            out["particles"] = max(sum(1 for _ in fh) - 1, 0)
+    if (run / "particles.csv").exists():  # a series: the last step's, as the fractions (every step's rows beside)
+        import pandas as pd
+
+        table = pd.read_csv(run / "particles.csv")
+        out["particles"] = int((table["t"] == table["t"].iloc[-1]).sum()) if "t" in table and len(table) else len(table)
+        if "t" in table:
+            out["particle_rows"] = len(table)
     out["timings_s"] = info.get("timings_s", {})
     out["images"] = sorted(str(p) for p in run.glob("*.ome.zarr"))
     out["figures"] = sorted(str(p) for p in run.glob("*.png"))
