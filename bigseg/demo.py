@@ -40,8 +40,10 @@ def _write_tiff_stack(image: Any, folder: Path, voxel_size: float) -> None:
 
 
 def run_demo(out: str | Path = "out/demo", *, size: int = 96, chunks: int = 48, seed: int = 7,
-             model: str = "default", cluster: str | None = None, voxel_size: float = 50.0) -> dict[str, Any]:
-    """Run the demo and return a summary dict (also written to ``out/summary.json``)."""
+             model: str = "default", cluster: str | None = None, voxel_size: float = 50.0,
+             progress: bool = True) -> dict[str, Any]:
+    """Run the demo and return a summary dict (also written to ``out/summary.json``); ``progress``:
+    the pipeline's bars (the stage lines on stderr stay)."""
     from . import measure, synth
     from .pipeline import Pipeline
     from .runtime import connect
@@ -64,7 +66,7 @@ def run_demo(out: str | Path = "out/demo", *, size: int = 96, chunks: int = 48, 
             # the halo spans the whole volume: the particle split is exact, whatever the particle size
             pipe = Pipeline(chunks=chunks, voxel_size=voxel_size, unit="nm", predict={"model": method},
                             measure={"max_diameter": size})
-            res = pipe.run(tiffs, out / method, resume=False, truth=truth)
+            res = pipe.run(tiffs, out / method, resume=False, truth=truth, progress=progress)
             fr = res.metrics["volume_fraction"].to_series().to_dict()
             summary["runs"][method] = {
                 "image": res.image, "labels": res.labels, "figures": res.figures,
@@ -91,9 +93,10 @@ _DRIFT = ((0, 0, 0), (1, -2, 1), (2, -3, 1), (2, -4, 3), (3, -4, 4), (4, -5, 4))
 
 def run_series_demo(out: str | Path = "out/demo-series", *, size: int = 64, steps: int = 3, chunks: int = 32,
                     seed: int = 7, model: str = "default", voxel_size: float = 50.0,
-                    temporal: int = 0) -> dict[str, Any]:
+                    temporal: int = 0, progress: bool = True) -> dict[str, Any]:
     """The operando demo; returns a summary dict (also ``out/summary.json``). ``temporal``: the
-    pipeline's ``predict.temporal`` (each scan's probabilities averaged with its neighbours')."""
+    pipeline's ``predict.temporal`` (each scan's probabilities averaged with its neighbours');
+    ``progress``: the pipeline's bars."""
     import dask.array as da
     from scipy import ndimage as ndi
 
@@ -122,7 +125,8 @@ def run_series_demo(out: str | Path = "out/demo-series", *, size: int = 64, step
     pipe = Pipeline(chunks=chunks, voxel_size=voxel_size, unit="nm", predict={"model": model, "temporal": temporal},
                     filters={"align": True}, measure={"max_diameter": size, "particle_labels": True})
     run = out / "run"
-    res = pipe.run(scans, run, resume=False, truth=make_volume(np.stack(moved), phases=["pore", "cbd", "active"]))
+    res = pipe.run(scans, run, resume=False, truth=make_volume(np.stack(moved), phases=["pore", "cbd", "active"]),
+                   progress=progress)
     labels = open_volume(res.labels).values
     summary = {"size": size, "steps": steps, "seed": seed, "temporal": temporal, "scans": scans, "run": str(run),
                # voxels changing phase from scan to scan, in the labels and in the truth (before the drift)

@@ -5,6 +5,9 @@ from pathlib import Path
 from shlex import quote
 
 
+from ._common import add_progress_args
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the whole pipeline on a generated electrode",
                        description="Generate a synthetic electrode and its simulated nano-CT as a TIFF stack, then ingest, "
@@ -22,6 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--temporal", type=int, default=0, metavar="N",
                    help="with --steps: average each scan's probabilities with those of the N scans before and after "
                         "it (predict.temporal; default 0: each scan alone)")
+    add_progress_args(p)
     p.set_defaults(func=run)
 
 
@@ -35,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
 
         raise InputError(f"Expected `--temporal` only with --steps (a series). Got --temporal {args.temporal} instead.")
 
-    s = run_demo(args.out, size=args.size, chunks=args.chunks, seed=args.seed, model=args.model, cluster=args.cluster)
+    s = run_demo(args.out, size=args.size, chunks=args.chunks, seed=args.seed, model=args.model, cluster=args.cluster,
+                 progress=args.progress)
     print(f"\nbigseg demo: {s['size']}³ electrode, {s['seconds']} s")
     print(f"  simulated scan (TIFF slices)   {s['scan']}")
     phases = list(s["truth_volume_fraction"])
@@ -65,14 +70,17 @@ def _series(args: argparse.Namespace) -> int:
     given = {a for a in ("size", "chunks", "out") if getattr(args, a) != {"size": 96, "chunks": 48, "out": "out/demo"}[a]}
     s = run_series_demo(args.out if "out" in given else "out/demo-series", size=args.size if "size" in given else 64,
                         steps=args.steps, chunks=args.chunks if "chunks" in given else 32, seed=args.seed,
-                        model=args.model, temporal=args.temporal)
+                        model=args.model, temporal=args.temporal, progress=args.progress)
     ev = pd.read_csv(s["evolution"], index_col="t")
     print(f"\nbigseg demo: {s['steps']} scans of {s['size']}³, {s['seconds']} s")
     print("  drift found (z, y, x voxels): " + "; ".join(",".join(f"{-v + 0.0:+.1f}" for v in sh) for sh in s["shifts"])
           + "   true: " + "; ".join(",".join(f"{v:+d}" for v in d) for d in s["true_drift"]))
     cols = [c for c in ("fraction_cbd", "iou_cbd", "cbd_to_pore", "particles_inside", "particles_continued",
                         "median_detachment") if c in ev]
-    print(ev[cols].T.to_string(float_format=lambda v: f"{v:.3f}"))
+    print(f"  {'t':<22}" + "".join(f"{t:>10}" for t in ev.index))
+    for c in cols:  # counts as counts, fractions to 3 places
+        fmt = "{:.0f}" if c.startswith("particles") else "{:.3f}"
+        print(f"  {c:<22}" + "".join(f"{'—' if pd.isna(v) else fmt.format(v):>10}" for v in ev[c]))
     print("  voxels changing phase per step: " + ", ".join(f"{100 * v:.1f} %" for v in s["changed_per_step"])
           + "   true: " + ", ".join(f"{100 * v:.1f} %" for v in s["true_changed_per_step"])
           + ("" if s["temporal"] else "   (scan noise flickers at interfaces; --temporal 1 averages neighbouring scans)"))
