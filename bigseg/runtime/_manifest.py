@@ -12,6 +12,7 @@ has no marker and is written again, so a marker always means a whole block on di
 from __future__ import annotations
 
 import hashlib
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ import dask
 import dask.array as da
 import numpy as np
 
-from ._progress import compute
+from ._progress import _BARS, compute
 
 __all__ = ["store_resumable", "blocks_done", "resumable_array", "key_digest", "path_stamp"]
 
@@ -107,5 +108,7 @@ def store_resumable(arr: da.Array, target: Any, manifest: str | Path, *, desc: s
              for idx in todo]
     if len(todo) < total:
         desc = f"{desc} (resuming: {total - len(todo)} of {total} blocks on disk)"
+        if not (progress and _BARS.get()):  # said without a bar too: a resumed run is worth knowing
+            print(f"bigseg: {desc}", file=sys.stderr, flush=True)
     compute(*tasks, desc=desc, progress=progress)
     return len(todo), total

@@ -63,7 +63,7 @@ def _save(arr, path, key, levels=2):
                        progress=False, overwrite=True)
 
 
-def test_an_interrupted_write_resumes_where_it_stopped(image):
+def test_an_interrupted_write_resumes_where_it_stopped(image, capsys):
     img, path = image
     want = (img * 3).astype(np.uint8)
     vol = Counted(img, path)
@@ -80,8 +80,11 @@ def test_an_interrupted_write_resumes_where_it_stopped(image):
     lost = sorted(marked)[0]
     (hidden[0] / ".blocks-done" / lost).unlink()
     vol.fail, vol.calls = False, []
+    capsys.readouterr()
     _save(vol.array(), path, "run-1")
     total = 3 * 3 * 4
+    # said without a progress bar too (it was only the bar's label)
+    assert f"(resuming: {len(marked) - 1} of {total} blocks on disk)" in capsys.readouterr().err
     assert len(vol.calls) == total - len(marked) + 1 and tuple(map(int, lost.split("."))) in vol.calls
     out = open_volume(path / "labels" / "seg")
     np.testing.assert_array_equal(out.values, want)
