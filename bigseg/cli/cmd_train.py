@@ -157,9 +157,12 @@ def run(args: argparse.Namespace) -> int:
     stop = (f" (of {args.epochs} asked: --max-minutes {args.max_minutes:g} reached)" if prov.get("timed_out") else
             f" (of {args.epochs} asked: stopped early, no better validation IoU for {prov.get('patience')} epochs)"
             if prov.get("stopped_early") else "")
-    print(f"wrote {args.output}: {model.arch} {model.arch_kwargs}, {prov.get('epochs')} epochs{stop} "
+    options = f" {model.arch_kwargs}" if model.arch_kwargs else " (default options)"
+    print(f"wrote {args.output}: {model.arch}{options}, {prov.get('epochs')} epochs{stop} "
           f"({prov.get('steps')} steps) in {prov.get('duration_s')} s on {prov.get('hardware')}; best epoch "
           f"{prov.get('best_epoch')}, scores {json.dumps(prov.get('scores'))}")
     if args.plot:
         print(f"training curves: {args.plot}")
+    if args.report:
+        print(f"provenance (history, scores): {args.report}")
     return 0

@@ -69,7 +69,7 @@ def size_groups(table: Any, *, threshold: Any = None) -> pd.DataFrame:
     group = np.where(diameters >= thr, "big", "small")
     if threshold is None and len(diameters) > 1 and thr == diameters.min():  # one particle: nothing to split
         warnings.warn(f"every particle inside the volume has the same equivalent diameter ({thr:g}): all are "
-                      f"counted big, none small; give `threshold`", UserWarning, stacklevel=2)
+                      f"counted big, none small; pass a threshold to measure.size_groups", UserWarning, stacklevel=2)
     keys = (["t"] if "t" in inside else []) + ["group"]
     g = inside.assign(group=pd.Categorical(group, ["small", "big"])).groupby(keys, observed=False)
     d = g["detachment"]

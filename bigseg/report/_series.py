@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import numpy as np
+
 from ..io import phase_colour
 from ..io._volume import is_step_index
 from ._figure import finish, pyplot
@@ -88,12 +90,15 @@ def series_figure(metrics: Any, particles: Any = None, *, transitions: Any = Non
             ax.plot(t, ev["particles"], color="0.6", label="all", **style)
             ax.plot(t, ev["particles_inside"], color="black", label="inside", **style)
             ax.set_ylabel("particles")
-            ax.legend(fontsize=8, loc="upper left")
+            ax.set_ylim(0, max(1.0, float(np.nanmax(ev["particles"].to_numpy(float)))) * 1.35)  # room for the legend
             ax2 = ax.twinx()
             scale, shown = readable(ev["median_equivalent_diameter"].to_numpy(), unit)
             ax2.plot(t, ev["median_equivalent_diameter"] * scale, color=colour.get("active", "C1"), linestyle="--",
-                     **style)
+                     label="median diameter", **style)
             ax2.set_ylabel(f"median equivalent diameter [{shown}] (dashed)")
+            lines = ax.get_legend_handles_labels()
+            more = ax2.get_legend_handles_labels()  # one legend over both axes, above the curves
+            ax2.legend(lines[0] + more[0], lines[1] + more[1], fontsize=8, loc="upper left", ncols=3)
             ax.set_title("particles")
         elif panel == "changes":
             for a, b in changes:
@@ -109,7 +114,7 @@ def series_figure(metrics: Any, particles: Any = None, *, transitions: Any = Non
             ax.plot(wide.index, wide.median(axis=1), color="black", linewidth=2.5, label="median", **style)
             ax.set_ylabel("detachment (pore contact)")
             ax.set_ylim(0, 1)
-            ax.set_title(f"{wide.shape[1]} particles tracked through every step")
+            ax.set_title(f"{wide.shape[1]} particle{'' if wide.shape[1] == 1 else 's'} tracked through every step")
             ax.legend(fontsize=8)
         else:
             for c, col, label in (("median_detachment", colour.get("pore", "black"), "pore (detachment)"),

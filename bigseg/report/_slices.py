@@ -129,7 +129,8 @@ def orthoslices(
             for c in range(3):
                 im = axes[r, c].imshow(sl[c], cmap="gray", vmin=lo, vmax=hi, interpolation="nearest", aspect=aspects[c])
             cax = axes[r, 2].inset_axes([1.03, 0.0, 0.04, 1.0])
-            fig.colorbar(im, cax=cax)
+            bar = fig.colorbar(im, cax=cax)
+            bar.set_label(f"grey value (window: {percentiles[0]:g}–{percentiles[1]:g}th percentile)", fontsize=8)
         for c in range(3):
             ax = axes[r, c]
             ax.set_xticks([])

@@ -81,7 +81,8 @@ def plot_history(history: list[dict[str, Any]], phases: list[str], path: str, *,
 
     ep = [h["epoch"] for h in history]
     ncol = 3 if test else 2
-    fig, axes = plt.subplots(1, ncol, figsize=(4.2 * ncol, 3.6), constrained_layout=True)
+    fig, axes = plt.subplots(1, ncol, figsize=(4.2 * ncol, 3.6), constrained_layout=True,
+                             gridspec_kw={"wspace": 0.12})  # the learning-rate axis label stays clear of the next panel
     axes[0].plot(ep, [h["loss"] for h in history], "k.-")
     axes[0].set_xlabel("epoch")
     axes[0].set_ylabel("training loss (soft Dice + CE)")
