@@ -245,7 +245,8 @@ class Pipeline:
         ``source``: a path any reader accepts, a list of them (the scans of a series, see
         :func:`bigseg.ingest`) or an array. ``truth`` (a label volume) adds IoU/Dice scores
         against it. ``client``: a ``distributed.Client`` to run on, or a cluster spec for
-        :func:`bigseg.connect` (``"local"``, an address, ``"slurm"``, e.g. ``config.cluster``)
+        :func:`bigseg.connect` (``"local"``, an address, ``"slurm"``, e.g. ``config.cluster``;
+        ``"threads"``: the current scheduler, as None)
         started for this run and closed after; default: the current scheduler (an active client,
         else threads in this process). ``progress``: progress bars on stderr (every stage's).
         """
@@ -771,7 +772,7 @@ def _client_context(client: Any, config: RunConfig):
     section over ``deploy/slurm.yaml``), and closed on exit."""
     import contextlib
 
-    if client is None:
+    if client is None or client == "threads":  # the current scheduler / threads in this process
         return contextlib.nullcontext()
     if isinstance(client, str):
         from .runtime import connect

@@ -12,7 +12,8 @@ from ..errors import InputError
 def add_cluster_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("cluster")
     g.add_argument("--cluster", default=None,
-                   help="'local' (LocalCluster), 'local-cuda', 'slurm' or tcp://host:port; default: threads in this process")
+                   help="'local' (LocalCluster), 'local-cuda', 'slurm', tcp://host:port or 'threads'; default: threads "
+                        "in this process")
     g.add_argument("--workers", type=positive_int, default=None, help="number of workers (local clusters)")
 
 
@@ -30,8 +31,8 @@ def add_pipeline_args(p: argparse.ArgumentParser, kept: str = "") -> None:
     p.add_argument("--model", default=None,
                    help="override the configuration's model: 'default', a checkpoint path, or threshold, kmeans, watershed")
     p.add_argument("--cluster", default=None,
-                   help=f"'local', 'local-cuda', 'slurm' or tcp://host:port{kept} (default: the configuration's "
-                        "cluster when --config is given, else threads in this process)")
+                   help=f"'local', 'local-cuda', 'slurm', tcp://host:port or 'threads' (in this process){kept} "
+                        "(default: the configuration's cluster when --config is given, else threads in this process)")
     p.add_argument("--workers", type=positive_int, default=None,
                    help="workers of the cluster the command starts (local: processes; slurm: jobs); default: the "
                         "configuration's n_workers")
@@ -79,6 +80,7 @@ def pipeline_config(args: argparse.Namespace, **overrides: Any) -> tuple[Any, An
                      n_workers=getattr(args, "workers", None))  # --workers over the configuration's n_workers
     cfg = RunConfig.load(args.config, **overrides)
     cluster = args.cluster or (cfg.cluster if args.config else None)
+    cluster = None if cluster == "threads" else cluster  # a configuration's way to say "in this process"
     _workers_need_a_cluster(args, cluster)
     return cfg, cluster
 
@@ -237,11 +239,13 @@ def parse_triple(text: str | None, cast=float, *, option: str, count: str = "one
 
 @contextlib.contextmanager
 def cluster_from_args(args: argparse.Namespace):
-    _workers_need_a_cluster(args, getattr(args, "cluster", None))
-    if getattr(args, "cluster", None):
+    cluster = getattr(args, "cluster", None)
+    cluster = None if cluster == "threads" else cluster
+    _workers_need_a_cluster(args, cluster)
+    if cluster:
         from ..runtime import connect
 
-        with connect(args.cluster, n_workers=args.workers) as client:
+        with connect(cluster, n_workers=args.workers) as client:
             yield client
     else:
         yield None

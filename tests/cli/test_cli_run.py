@@ -174,3 +174,15 @@ def test_report_of_a_run_that_is_not_done_says_so(tmp_path, capsys):
     assert main(["report", str(out)]) == 0
     page = (out / "report.html").read_text()
     assert "<b>Incomplete run</b> (stopped after ingest, segment" in page and "Run it again to resume" in page
+
+
+def test_a_configuration_may_run_in_this_process(tmp_path):
+    """`cluster: threads`: a --config file without a cluster (every configuration started one:
+    `cluster: null` is refused and `local` is the default)."""
+    import json
+
+    np.save(tmp_path / "scan.npy", bigseg.synth.xct(bigseg.synth.electrode((12, 16, 16), seed=1), seed=1).values)
+    (tmp_path / "c.yaml").write_text("cluster: threads\npredict:\n  model: threshold\nmeasure:\n  particles: false\n")
+    assert main(["run", str(tmp_path / "scan.npy"), "--out", str(tmp_path / "r"), "--config", str(tmp_path / "c.yaml"),
+                 "--no-progress"]) == 0
+    assert json.loads((tmp_path / "r" / "run.json").read_text())["computed_on"]["scheduler"] == "threads in this process"
