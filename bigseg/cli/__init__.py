@@ -16,6 +16,7 @@ import os
 import pkgutil
 import sys
 import warnings
+from typing import Any
 
 from .._version import version
 from ..errors import BigsegError
@@ -76,6 +77,27 @@ def _unrecognized(sub: argparse.ArgumentParser, command: str, extra: list[str]) 
               + f"; see bigseg {command} --help")
 
 
+def _quiet_shutdown_on_interrupt() -> Any:
+    """Ctrl-C stops the command as before (KeyboardInterrupt), and first silences the loggers of a
+    cluster being torn down (a run on a LocalCluster printed dozens of "Task exception was never
+    retrieved" and worker tracebacks before "interrupted")."""
+    import logging
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) \
+            is not signal.default_int_handler:
+        return None  # a caller's own handler (or a thread) is left alone
+
+    def interrupted(signum, frame):  # noqa: ANN001
+        for name in ("distributed", "asyncio", "tornado"):
+            logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C as Python's own
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGINT, interrupted)  # the handler before, put back when the command ends
+
+
 def main(argv: list[str] | None = None) -> int:
     _plain_streams()
     parser = build_parser()
@@ -97,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             default_show(message, category, filename, lineno, file, line)
 
+    before = _quiet_shutdown_on_interrupt()
     try:
         with warnings.catch_warnings():
             warnings.showwarning = show
@@ -113,6 +136,11 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.suppress(OSError):  # no second error when Python flushes stdout at exit
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141  # as a shell reports a command ended by SIGPIPE
+    finally:
+        if before is not None:
+            import signal
+
+            signal.signal(signal.SIGINT, before)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 from .._version import version
@@ -262,6 +264,43 @@ def connect(
         return client
 
     environ = dict(os.environ)
+    with _workers_ignore_ctrl_c():
+        lc = _start(cluster, n_workers, threads_per_worker, memory_limit, dash, config, options)
+    try:
+        client = BigsegClient(lc, timeout=timeout)
+    except BaseException:
+        lc.close()
+        _restore_environ(*_environ_changes(environ))
+        raise
+    client._owned_cluster = lc
+    client._environ = _environ_changes(environ)  # put back on close (OMP_NUM_THREADS=1 stayed set)
+    if not quiet:
+        _announce(client, cluster)
+    return client
+
+
+@contextlib.contextmanager
+def _workers_ignore_ctrl_c() -> Iterator[None]:
+    """SIGINT ignored while a cluster's worker processes start: they inherit it (Python keeps an
+    ignored SIGINT at start-up), so Ctrl-C in a terminal reaches this process alone, which shuts
+    them down, instead of each worker printing its KeyboardInterrupt traceback. Main thread only
+    (elsewhere signals cannot be set: nothing changes)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+def _start(cluster: str, n_workers: int | None, threads_per_worker: int, memory_limit: Any, dash: Any,
+           config: Any, options: dict[str, Any]) -> Any:
+    """The cluster a name asks for (local, local-cuda, slurm), started."""
     if cluster == "local":
         from distributed import LocalCluster
 
@@ -298,14 +337,4 @@ def connect(
         raise InputError(
             f"Expected `cluster` to be 'local', 'local-cuda', 'slurm' or 'tcp://host:port'. Got {cluster!r} instead."
         )
-    try:
-        client = BigsegClient(lc, timeout=timeout)
-    except BaseException:
-        lc.close()
-        _restore_environ(*_environ_changes(environ))
-        raise
-    client._owned_cluster = lc
-    client._environ = _environ_changes(environ)  # put back on close (OMP_NUM_THREADS=1 stayed set)
-    if not quiet:
-        _announce(client, cluster)
-    return client
+    return lc
