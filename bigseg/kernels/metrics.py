@@ -40,6 +40,7 @@ about 1e-5 relative on electrode volumes.)
 
 from __future__ import annotations
 
+import itertools
 import threading
 
 import numba
@@ -781,8 +782,9 @@ def _learn_tilings() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 @numba.njit(nogil=True, cache=True)
-def _mc_cells_fast(c, tkeys, tvals, bits, missing, amb, ntri, tiling, edges, spacing):  # pragma: no cover - jit
+def _mc_cells_fast(c, tkeys, tvals, bits, missing, amb, ntri, tiling, edges, spacing, keep):  # pragma: no cover - jit
     nz, ny, nx = c.shape
+    masked = keep.shape[0] == nz  # a (1, 1, 1) keep: every cell counts
     mask = (1 << bits) - 1
     total = 0.0
     nmiss = 0
@@ -802,6 +804,10 @@ def _mc_cells_fast(c, tkeys, tvals, bits, missing, amb, ntri, tiling, edges, spa
                 idx = col[x] | (col[x + 1] << 1)
                 if idx == 0 or idx == 255:
                     continue
+                if masked and not (keep[z, y, x] & keep[z, y, x + 1] & keep[z, y + 1, x] & keep[z, y + 1, x + 1]
+                                   & keep[z + 1, y, x] & keep[z + 1, y, x + 1] & keep[z + 1, y + 1, x]
+                                   & keep[z + 1, y + 1, x + 1]):
+                    continue  # a corner outside the labelled voxels: no surface there
                 a[0] = c[z, y, x]
                 a[1] = c[z, y, x + 1]
                 a[2] = c[z, y + 1, x]
@@ -850,6 +856,39 @@ def _mc_cells_fast(c, tkeys, tvals, bits, missing, amb, ntri, tiling, edges, spa
     return total, nmiss
 
 
+def fill_unlabelled(codes: np.ndarray, unlabelled: int = 255) -> np.ndarray:
+    """``codes`` with each ``unlabelled`` voxel next to a labelled one given a phase of its
+    labelled neighbours: those across a face first, else across an edge, else at a corner; the
+    most frequent among them (ties: the lowest code). Others stay ``unlabelled``. Local (a voxel's
+    3 × 3 × 3 neighbourhood), so a block with a halo fills its core as the whole array does.
+
+    For the smoothed marching cubes next to a field of view's edge: the surfaces then end at the
+    outermost labelled voxel centres, as at the volume's border (``mode="nearest"``), instead of
+    the smoothing reading unlabelled voxels as none of the phases."""
+    out = codes.copy()
+    todo = codes == unlabelled
+    if not todo.any() or todo.all():
+        return out
+    phases = [int(p) for p in np.unique(codes) if p != unlabelled]
+    pad = np.pad(codes, 1, constant_values=unlabelled)
+    n = codes.shape
+    offsets = [o for o in itertools.product((-1, 0, 1), repeat=3) if any(o)]
+    for k in (1, 2, 3):  # faces, edges, corners
+        ring = [o for o in offsets if sum(map(abs, o)) == k]
+        votes = np.zeros((len(phases),) + n, np.uint8)
+        for o in ring:
+            view = pad[tuple(slice(1 + d, 1 + d + m) for d, m in zip(o, n))]
+            for j, p in enumerate(phases):
+                votes[j] += view == p
+        have = todo & (votes.max(axis=0) > 0)
+        if have.any():
+            out[have] = np.asarray(phases, codes.dtype)[votes.argmax(axis=0)[have]]
+            todo &= ~have
+        if not todo.any():
+            break
+    return out
+
+
 def mc_region(ext: np.ndarray, origin: tuple[int, ...], shape: tuple[int, ...], volume: tuple[int, ...],
               halo_lo: tuple[int, ...], halo_hi: tuple[int, ...]) -> np.ndarray:
     """The ``ext`` that :func:`mc_field_areas` expects for one block, cut from the block plus its
@@ -871,7 +910,7 @@ def mc_region(ext: np.ndarray, origin: tuple[int, ...], shape: tuple[int, ...], 
 
 
 def mc_field_areas(ext: np.ndarray, fields: list[tuple[int, ...]],
-                   spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> np.ndarray:
+                   spacing: tuple[float, float, float] = (1.0, 1.0, 1.0), keep: np.ndarray | None = None) -> np.ndarray:
     """Smoothed marching-cubes areas of several phase sets over one block's cells.
 
     Parameters
@@ -882,6 +921,8 @@ def mc_field_areas(ext: np.ndarray, fields: list[tuple[int, ...]],
         the region touches the volume border, i.e. ``mode="nearest"``).
     fields : phase sets; the indicator of each set is smoothed and triangulated.
     spacing : (z, y, x) voxel size.
+    keep : optional bool array of ``ext``'s shape: only cells whose 8 corners are kept count (the
+        labelled voxels, with ``ext`` filled by :func:`fill_unlabelled`).
 
     Returns
     -------
@@ -893,6 +934,8 @@ def mc_field_areas(ext: np.ndarray, fields: list[tuple[int, ...]],
     sp = np.asarray(table.spacing, np.float64)
     nphase = max((max(f) for f in fields if f), default=-1) + 1
     counts = [box_counts((ext == i).view(np.uint8)) for i in range(nphase)]
+    corners = (np.ones((1, 1, 1), np.bool_) if keep is None or keep.all()
+               else np.ascontiguousarray(keep[1:-1, 1:-1, 1:-1]))
     out = np.zeros(len(fields), np.float64)
     missing = None
     for j, f in enumerate(fields):
@@ -907,7 +950,7 @@ def mc_field_areas(ext: np.ndarray, fields: list[tuple[int, ...]],
         if missing is None or missing.size < ncell:
             missing = np.empty(ncell, np.int64)
         tkeys, tvals, bits = table.snapshot
-        total, nmiss = _mc_cells_fast(c, tkeys, tvals, bits, missing, amb, ntri, tiling, _EDGES, sp)
+        total, nmiss = _mc_cells_fast(c, tkeys, tvals, bits, missing, amb, ntri, tiling, _EDGES, sp, corners)
         if nmiss:
             uk, inv = np.unique(missing[:nmiss], return_inverse=True)
             vals = mc_config_areas(uk, table.spacing)

@@ -13,7 +13,8 @@ import xarray as xr
 
 from .._parse import parse_choice
 from ..errors import InputError
-from ..kernels.metrics import NBINS, histogram, label_stats, mc_field_areas, mc_region
+from ..io._volume import UNLABELLED
+from ..kernels.metrics import NBINS, fill_unlabelled, histogram, label_stats, mc_field_areas, mc_region
 from ..runtime._progress import compute
 from ._blockwise import BlockGeometry, block_partials, crop_halo
 from ._inputs import Labels, as_labels, check_values
@@ -58,8 +59,13 @@ def _stats_mc_block(block: np.ndarray, geom: BlockGeometry, *, k: int, fields: t
     codes, nbad = _codes(block, geom)
     sext, lo, hi = crop_halo(codes, geom, 1)
     hist, faces, onvox = label_stats(sext, lo, hi, k)
-    areas = mc_field_areas(mc_region(codes, geom.origin, geom.shape, geom.volume, geom.halo_lo, geom.halo_hi),
-                           list(fields), spacing)
+    cut = functools.partial(mc_region, origin=geom.origin, shape=geom.shape, volume=geom.volume,
+                            halo_lo=geom.halo_lo, halo_hi=geom.halo_hi)
+    if (codes == UNLABELLED).any():  # smoothed as at the volume's border: filled from the labelled side, no cells beyond
+        areas = mc_field_areas(cut(fill_unlabelled(codes, UNLABELLED)), list(fields), spacing,
+                               keep=cut(codes != UNLABELLED))
+    else:
+        areas = mc_field_areas(cut(codes), list(fields), spacing)
     return np.concatenate([hist, faces.ravel(), onvox.ravel(), [nbad], areas]).astype(np.float64)
 
 
@@ -93,7 +99,8 @@ def _stats_graph(lab: Labels, *, marching_cubes: bool = False, fields: tuple | N
         elif marching_cubes:
             flds = _fields(k) if fields is None else fields
             fn = functools.partial(_stats_mc_block, k=k, fields=flds, spacing=lab.voxel_size)
-            parts.append(block_partials(fn, frame, depth=2, nout=nstat + len(flds), dtype=np.float64))
+            # 3: the cells' 2 voxels of smoothing, and the neighbours that fill unlabelled ones among them
+            parts.append(block_partials(fn, frame, depth=3, nout=nstat + len(flds), dtype=np.float64))
         else:
             fn = functools.partial(_stats_block, k=k)
             parts.append(block_partials(fn, frame, depth=1, nout=nstat, dtype=np.int64))
@@ -198,9 +205,10 @@ def interfaces(labels: Any, *, method: Method = "faces", phases: Any = None,
           as ``skimage.measure.marching_cubes`` with ``spacing=voxel_size``) and measured with
           ``mesh_surface_area``; pair areas are ``A_ij = (A_i + A_j - A_i∪j) / 2``. A sphere of
           radius 20 voxels comes within 0.1 % of 4πr². Surfaces are open at the outermost voxel
-          centres. Next to unlabelled voxels the smoothing reads them as none of the phases:
-          pair areas come out low in a band of ~1.5 voxels (about 3/R inside a cylindrical field
-          of view of radius R voxels; ``"faces"`` is exact there). See :mod:`bigseg.kernels.metrics` for how cells are counted once per block.
+          centres, also at the edge of unlabelled voxels (a field of view): there each unlabelled
+          voxel takes its labelled neighbours' phase for the smoothing and only cells between
+          labelled voxels count, as at the volume's border (one unlabelled slice gives the areas
+          of the volume cropped without it). See :mod:`bigseg.kernels.metrics` for how cells are counted once per block.
 
     Returns
     -------
@@ -293,11 +301,9 @@ def _interfaces_dataset(lab: Labels, stats: list[dict[str, np.ndarray]], method:
 
 
 def _mc_pairs(k: int, areas: np.ndarray, phases: Sequence[str] | None = None, unit: str = "") -> np.ndarray:
-    """Pair areas ``A_ij = (A_i + A_j - A_i∪j) / 2`` from the areas of :func:`_fields`; the
-    boundary of unlabelled voxels cancels out where it is a wall of A_i, A_j and A_i∪j alike, but
-    not quite: the smoothing reads 255 as none of the phases, so near it the indicators of i, j
-    and i∪j cross 0.5 at different places and the pair areas come out low in a band of ~1.5
-    voxels (about 3/R of the area inside a cylindrical field of view of radius R voxels).
+    """Pair areas ``A_ij = (A_i + A_j - A_i∪j) / 2`` from the areas of :func:`_fields` (next to
+    unlabelled voxels the fields are smoothed as at the volume's border and no cell reaches past
+    the labelled voxels: :func:`bigseg.kernels.metrics.fill_unlabelled`).
 
     Smoothing can make the union's surface larger than the two phases' together where a phase
     is a film one or two voxels thin (the 3 × 3 × 3 mean erases it from its own indicator but

@@ -133,7 +133,7 @@ def test_fixed_tilings_equal_scikit_image_per_cell():
         for n in range(8):
             cell[n >> 2, (n >> 1) & 1, n & 1] = cnt[n]
         total, nmiss = M._mc_cells_fast(cell, empty, np.zeros(16), 4, np.empty(1, np.int64), amb, ntri, tiling,
-                                        M._EDGES, np.array([1.0, 2.0, 0.5]))
+                                        M._EDGES, np.array([1.0, 2.0, 0.5]), np.ones((1, 1, 1), np.bool_))
         assert nmiss == 0
         assert total == pytest.approx(w, rel=1e-12)
 
