@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
 
     output_file(args.json, "--json", suffixes=(".json",), overwrite=args.overwrite)  # before any work
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
-    with cluster_from_args(args) as client:
+    with cluster_from_args(args):
         predict = {k: v for k, v in (("overlap", args.overlap), ("autocast", args.autocast), ("device", args.device),
                                      ("batch_size", args.batch_size)) if v is not None}
         res = benchmark(size=args.size, chunks=args.chunks, model=args.model, stages=stages, workdir=args.workdir,

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 from .._version import version
 from ..errors import ClusterError, InputError
+from ._signals import children_ignore_ctrl_c
 
 __all__ = ["connect", "BigsegClient", "gpu_count", "slurm_cluster"]
 
@@ -264,7 +263,7 @@ def connect(
         return client
 
     environ = dict(os.environ)
-    with _workers_ignore_ctrl_c():
+    with children_ignore_ctrl_c():  # the workers: Ctrl-C reaches this process alone
         lc = _start(cluster, n_workers, threads_per_worker, memory_limit, dash, config, options)
     try:
         client = BigsegClient(lc, timeout=timeout)
@@ -277,25 +276,6 @@ def connect(
     if not quiet:
         _announce(client, cluster)
     return client
-
-
-@contextlib.contextmanager
-def _workers_ignore_ctrl_c() -> Iterator[None]:
-    """SIGINT ignored while a cluster's worker processes start: they inherit it (Python keeps an
-    ignored SIGINT at start-up), so Ctrl-C in a terminal reaches this process alone, which shuts
-    them down, instead of each worker printing its KeyboardInterrupt traceback. Main thread only
-    (elsewhere signals cannot be set: nothing changes)."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, before)
 
 
 def _start(cluster: str, n_workers: int | None, threads_per_worker: int, memory_limit: Any, dash: Any,

@@ -10,7 +10,6 @@ artificial electrodes with simulated tomography).
 from __future__ import annotations
 
 from collections import deque
-from contextlib import contextmanager
 from typing import Any
 
 import dask
@@ -21,6 +20,7 @@ from .._parse import parse_in_range, parse_nonnegative_int, parse_phases, parse_
 from ..errors import InputError
 from ..io import DEFAULT_PHASES
 from ..models import DEFAULT_NORMALIZATION, Model
+from ..runtime._signals import children_ignore_ctrl_c
 from ._data import PatchSampler, normalize_image
 from ._loop import fit
 from ._loss import confusion, iou_from_confusion
@@ -139,7 +139,7 @@ class _Generator:
             self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
                                             initializer=_worker_setup, initargs=(os.getpid(),))
         try:
-            with _interrupts_ignored_while(first):  # the workers start ignoring Ctrl-C (the trainer handles it)
+            with children_ignore_ctrl_c(first):  # the workers start ignoring Ctrl-C (the trainer handles it)
                 while len(self.ahead) < 2 * self.workers:
                     self.ahead.append(self.pool.submit(make_pair, self.shape, **self._recipe()))
             return self.ahead.popleft().result()
@@ -179,24 +179,6 @@ class _Generator:
                     proc.kill()
                     proc.join(timeout=5)
             self.pool, self.ahead = None, deque()
-
-
-@contextmanager
-def _interrupts_ignored_while(active: bool):
-    """SIGINT ignored in this process while ``active`` (the worker processes started meanwhile
-    inherit it: Python leaves an ignored SIGINT ignored, so Ctrl-C during their start-up prints
-    nothing either); only from the main thread, where signal handlers can be set."""
-    import signal
-    import threading
-
-    if not active or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, old)
 
 
 def _worker_setup(parent: int) -> None:
