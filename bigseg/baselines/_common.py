@@ -33,7 +33,7 @@ def check_volume(vol: Any, *, progress: bool = False, fov: Any = None) -> tuple[
 
     v = as_volume(vol, name="vol", allow_series=fov is None)
     if not (np.issubdtype(v.dtype, np.integer) or np.issubdtype(v.dtype, np.floating)):
-        raise InputError(f"Expected `vol` to hold real numbers. Got dtype {v.dtype} instead.")
+        raise InputError(f"Expected `vol` to hold grey values (integers or floats). Got dtype {v.dtype} instead.")
     mask = None if fov is None else fov_mask(v, fov, progress=progress).values
     nan, inf = count_nonfinite(v, mask=mask, progress=progress)
     if nan + inf:

@@ -159,9 +159,12 @@ def run(args: argparse.Namespace) -> int:
     from ..io._fov import parse_fov
     from ..infer._model import load_model
 
-    if args.probabilities and (args.model is None or args.out):
-        raise InputError("Expected `--probabilities` only with --model and without --out. "
-                         f"Got --model {args.model!r}, --out {args.out!r} instead.")
+    if args.probabilities and args.model is None:
+        raise InputError("Expected `--probabilities` only with --model (a model's softmax per phase). "
+                         f"Got --probabilities with --method {args.method} instead.")
+    if args.probabilities and args.out:
+        raise InputError("Expected `--probabilities` without --out (they are written beside the labels in the "
+                         f"image's store). Got --out {args.out!r} instead.")
     if args.temporal and args.model is None:
         raise InputError(f"Expected `--temporal` only with --model (it averages a model's probabilities). "
                          f"Got --temporal {args.temporal} with --method {args.method} instead.")

@@ -67,6 +67,9 @@ class ModelSpec:
     normalization: Any = None
     param_bytes: int = 0
     extra: dict = field(default_factory=dict)
+    #: the patch before it was capped at the volume (a bigseg Model's); None where no cap applies
+    #: (a plain module's explicit patch): triplanar's y and x planes cap it at their own extents
+    uncapped: tuple[int, ...] | None = None
 
 
 def _torch():
@@ -198,7 +201,9 @@ def resolve_model(
     if patch is None and m_patch is None:
         raise InputError("Expected `patch` (e.g. (64, 64, 64)) for a plain torch module. Got None instead.")
     ppatch = _parse_patch(patch if patch is not None else m_patch, m_ndim if m_ndim in (2, 3) else None)
+    uncapped = None
     if shape is not None and (patch is None or m_patch is not None):
+        uncapped = ppatch
         ppatch = tuple(min(p, int(s)) for p, s in zip(ppatch, shape[-len(ppatch):]))
     ndim = int(m_ndim) if m_ndim in (2, 3) else len(ppatch)
     if ndim == 2 and len(ppatch) == 3:
@@ -235,6 +240,10 @@ def resolve_model(
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise ModelError(f"Expected `model` to map {(1, 1, *ppatch)} to (1, C, *patch) logits. Got {shape} instead.")
     n_classes = int(out.shape[1])
+    if n_classes < 2:  # softmax over one channel: probability 1 everywhere (the labels path failed in the blend)
+        raise ModelError(f"Expected `model` to output one logit channel per phase, at least two (softmax over "
+                         f"phases). Got {n_classes} channel for {(1, 1, *ppatch)}: a one-channel (sigmoid) network "
+                         "needs a second channel for its background.")
 
     m_phases = phases if phases is not None else getattr(model, "phases", None)
     if m_phases is None:
@@ -261,6 +270,7 @@ def resolve_model(
     spec = ModelSpec(
         ndim=ndim, patch=ppatch, phases=m_phases, n_classes=n_classes, key=str(key), blob=blob,
         checkpoint=checkpoint, normalization=getattr(model, "normalization", None), param_bytes=int(param_bytes),
+        uncapped=uncapped,
     )
     return model, spec
 

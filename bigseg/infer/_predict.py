@@ -642,7 +642,7 @@ def predict(
     if chunks is not None:
         vol = vol.chunk(dict(zip(vol.dims, parse_chunks(chunks, 3))))
     if not np.issubdtype(vol.dtype, np.number) or np.issubdtype(vol.dtype, np.complexfloating):
-        raise InputError(f"Expected `vol` to hold real numbers. Got dtype {vol.dtype} instead.")
+        raise InputError(f"Expected `vol` to hold grey values (integers or floats). Got dtype {vol.dtype} instead.")
     model, spec = resolve_model(model, patch=patch, phases=phases, device=device, shape=tuple(vol.shape))
     if triplanar and spec.ndim != 2:
         raise InputError("Expected `triplanar` True only with a 2D model. Got triplanar=True with a 3D model.")
@@ -658,7 +658,9 @@ def predict(
         jobs = []
         for plane in planes:
             a = _PLANES[plane]
-            p3 = list(spec.patch)
+            extent = [n for i, n in enumerate(vol.shape) if i != a]  # the plane's two axes
+            # a bigseg Model's patch capped at this plane's extent (the y and x planes span z)
+            p3 = list(spec.patch) if spec.uncapped is None else [min(p, n) for p, n in zip(spec.uncapped, extent)]
             p3.insert(a, 1)
             jobs.append((tuple(p3), a))
 

@@ -114,6 +114,10 @@ class Model(nn.Module):
         arch = parse_choice("arch", arch, list(_REGISTRY))
         factory, default_patch = _REGISTRY[arch]
         self.phases = parse_phases(phases if phases is not None else ["pore", "cbd", "active"])
+        if len(self.phases) < 2:  # a softmax over one channel is 1 everywhere: nothing to segment
+            raise InputError(f"Expected `phases` to name at least two phases (the network's softmax is over "
+                             f"phases). Got {self.phases!r} instead: add the background, e.g. ['pore', "
+                             f"{self.phases[0]!r}].")
         kwargs = dict(arch_kwargs or {})
         kwargs.pop("in_channels", None)
         kwargs.pop("out_channels", None)

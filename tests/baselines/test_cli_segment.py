@@ -66,6 +66,8 @@ def test_segment_cli_random_forest_and_out(image, tmp_path, capsys):
     (["--model", "default", "--classes", "3"], "`--classes` only with"),  # given as its default value: still given
     (["--method", "threshold", "--seed", "0"], "`--seed` only with --method kmeans or --method random-forest"),
     (["--method", "threshold", "--tta"], "`--tta` only with --model. Got --tta with --method threshold"),
+    (["--method", "kmeans", "--probabilities"], "`--probabilities` only with --model (a model's softmax per phase). "
+                                                "Got --probabilities with --method kmeans"),
     (["--method", "kmeans", "--window", "generous"], "`--window` only with --method watershed"),
     (["--method", "threshold", "--trees", "5"], "`--trees` only with --method random-forest"),
     (["--method", "threshold", "--fov-margin", "3"], "`--fov-margin` only with --fov"),

@@ -55,6 +55,19 @@ def test_bad_volumes():
         predict(np.zeros((4, 5, 6), dtype=np.complex64), conv3d_net(), patch=(8, 8, 8))
 
 
+def test_boolean_volume_is_refused_as_no_grey_values():
+    with pytest.raises(InputError, match=r"Expected `vol` to hold grey values \(integers or floats\). Got dtype bool"):
+        predict(np.zeros((4, 5, 6), bool), conv3d_net(), patch=(4, 4, 4))
+
+
+def test_one_output_channel_is_refused_before_any_work(x):
+    # a softmax over one channel is 1 everywhere: the labels path failed in the blend, after every window
+    with pytest.raises(ModelError, match="at least two.*Got 1 channel"):
+        predict(x, torch.nn.Conv3d(1, 1, 1), patch=(8, 8, 8))
+    with pytest.raises(ModelError, match="at least two"):
+        predict(x, torch.nn.Conv3d(1, 1, 1), patch=(8, 8, 8), probabilities=True)
+
+
 def test_output_channels_disagree_with_phases(x):
     with pytest.raises(ModelError, match=r"match `phases` \['a', 'b', 'c', 'd'\]. Got 3 output channels"):
         predict(x, conv3d_net(), patch=(8, 8, 8), phases=["a", "b", "c", "d"])

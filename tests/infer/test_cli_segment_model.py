@@ -60,7 +60,7 @@ def test_segment_bad_model_refused_before_work(scan, tmp_path, capsys):
     assert "missing.pt" in capsys.readouterr().err
     assert not (path / "labels" / "bad").exists()
     assert main(["segment", str(path), "--model", "default", "--probabilities", "--out", str(tmp_path / "o.zarr")]) == 2
-    assert "--probabilities" in capsys.readouterr().err and not (tmp_path / "o.zarr").exists()
+    assert "`--probabilities` without --out" in capsys.readouterr().err and not (tmp_path / "o.zarr").exists()
     with pytest.raises(SystemExit):  # --model and --method are exclusive
         main(["segment", str(path), "--model", "default", "--method", "threshold"])
 

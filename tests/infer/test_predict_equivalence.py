@@ -109,6 +109,26 @@ def test_triplanar_averages_the_three_directions(image):
     assert evaluated == ds.attrs["n_patches"] == n
 
 
+def test_triplanar_caps_a_models_patch_at_each_planes_extent():
+    # a bigseg Model's patch is capped at the volume: the y and x planes at their (z, x) and (z, y)
+    # extents too (they zero-padded z from 6 slices up to the (y, x) cap)
+    import torch
+
+    from bigseg import models
+
+    torch.manual_seed(0)
+    m = models.create("lrcsnet", patch=(64, 64)).eval()  # 32 kernels: 7e-4 apart with the padding
+    x = np.random.default_rng(5).random((6, 20, 24)).astype(np.float32)
+    tri = predict(x, m, triplanar=True, probabilities=True)["probabilities"].values
+
+    def plane(t):  # the volume turned so the plane's normal is z, predicted, turned back
+        inv = np.argsort(t)
+        return predict(x.transpose(t), m, probabilities=True)["probabilities"].values.transpose(0, *(1 + inv))
+
+    ref = (plane((0, 1, 2)) + plane((1, 0, 2)) + plane((2, 0, 1))) / 3
+    np.testing.assert_allclose(tri, ref, atol=1e-6, rtol=0)
+
+
 def test_uncertainty_maps(image):
     x = image[:20, :20, :20]
     net = conv3d_net()

@@ -66,6 +66,8 @@ def test_registry_and_bad_arguments():
         models.create("lrcsnet", patch=(64, 64, 64))
     with pytest.raises(InputError, match="keyword"):
         models.create("unet3d", kernels=3)
+    with pytest.raises(InputError, match=r"`phases` to name at least two phases.*\['solid'\]"):
+        models.create("unet3d", phases=["solid"])
 
 
 def test_save_load_round_trip_identical_outputs(tmp_path):
