@@ -51,6 +51,15 @@ def parse_classes(classes: Any) -> int:
     return n
 
 
+def parse_nbins(nbins: Any, classes: int) -> int:
+    """Histogram bins for multi-Otsu: an integer, at least one per class."""
+    n = parse_positive_int("nbins", nbins)
+    if n < classes:
+        raise InputError(f"Expected `nbins` to be at least `classes` ({classes}): one histogram bin per class or more. "
+                         f"Got {nbins!r} instead.")
+    return n
+
+
 def phase_names(classes: int, phases: Any = None) -> list[str]:
     """Phase names ordered by grey level: DEFAULT_PHASES (pore, cbd, active) for 3 classes."""
     if phases is not None:

@@ -61,6 +61,18 @@ def _predict_block(block: Any, model: Any, sigmas: tuple) -> Any:
     return model.predict(x).astype(np.uint8).reshape(block.shape)
 
 
+def _parse_sigmas(sigmas: Any) -> tuple[float, ...]:
+    """Feature scales: positive numbers, at least one; a single number is one scale."""
+    if isinstance(sigmas, (int, float, np.number)) and not isinstance(sigmas, bool):
+        sigmas = (sigmas,)
+    if isinstance(sigmas, (str, bytes)) or not isinstance(sigmas, Sequence | np.ndarray):
+        raise InputError(f"Expected `sigmas` to be feature scales in voxels, e.g. (1, 2, 4). Got {sigmas!r} instead.")
+    sigmas = tuple(sigmas)
+    if not sigmas:
+        raise InputError("Expected `sigmas` to hold at least one positive scale. Got () instead.")
+    return parse_tuple("sigmas", sigmas, len(sigmas), parse_positive_float)
+
+
 def random_forest(vol: Any, labels: Any, *, sigmas: Sequence[float] = DEFAULT_SIGMAS, n_estimators: int = 100,
                   max_samples: int = 200_000, seed: int = 0, phases: Any = None, unlabelled: int = 255,
                   fov: Any = None, progress: bool = False) -> xr.DataArray:
@@ -78,7 +90,7 @@ def random_forest(vol: Any, labels: Any, *, sigmas: Sequence[float] = DEFAULT_SI
     vol : volume (z, y, x), no NaN/inf; or a series (t, z, y, x): one forest is trained on the
         labelled voxels of all frames (frames without labels are allowed) and segments every frame
     labels : integer label volume of the same shape; ``255`` = unlabelled; values index ``phases``
-    sigmas : feature scales in voxels (> 0)
+    sigmas : feature scales in voxels (> 0); one number: one scale
     phases : class names (default ``labels.attrs['phases']``, else pore/cbd/active; name more classes here)
     unlabelled : the value of unannotated voxels: 255, or 0 for napari/ilastik/Fiji exports whose
         classes count from 1 (see :func:`bigseg.io.sparse_labels`)
@@ -95,18 +107,16 @@ def random_forest(vol: Any, labels: Any, *, sigmas: Sequence[float] = DEFAULT_SI
     """
     from sklearn.ensemble import RandomForestClassifier
 
+    sigmas = _parse_sigmas(sigmas)  # the options before the volume's passes
+    n_estimators = parse_positive_int("n_estimators", n_estimators)
+    max_samples = parse_positive_int("max_samples", max_samples)
+    seed = parse_nonnegative_int("seed", seed)
     v, mask = check_volume(vol, progress=progress, fov=fov)
     lab = as_volume(sparse_labels(labels, unlabelled), name="labels", allow_series=True)
     if lab.shape != v.shape:
         raise InputError(f"Expected `labels` to have the shape of `vol` {v.shape}. Got {lab.shape} instead.")
     if not np.issubdtype(lab.dtype, np.integer):
         raise InputError(f"Expected `labels` to hold integers (255 = unlabelled). Got dtype {lab.dtype} instead.")
-    sigmas = parse_tuple("sigmas", tuple(sigmas), len(tuple(sigmas)), parse_positive_float) if len(tuple(sigmas)) else ()
-    if not sigmas:
-        raise InputError("Expected `sigmas` to hold at least one positive scale. Got () instead.")
-    n_estimators = parse_positive_int("n_estimators", n_estimators)
-    max_samples = parse_positive_int("max_samples", max_samples)
-    seed = parse_nonnegative_int("seed", seed)
     if phases is None:
         phases = lab.attrs.get("phases")
     ldata = lab.data

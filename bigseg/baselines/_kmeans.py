@@ -58,11 +58,11 @@ def kmeans(vol: Any, *, classes: int = 3, sample: int = 200_000, seed: int = 0, 
     """
     from sklearn.cluster import KMeans
 
-    v, mask = check_volume(vol, progress=progress, fov=fov)
     classes = parse_classes(classes)
     sample = parse_positive_int("sample", sample)
     seed = parse_nonnegative_int("seed", seed)  # before the passes (scikit-learn's own refusal is a traceback)
     names = phase_names(classes, phases)
+    v, mask = check_volume(vol, progress=progress, fov=fov)
     arr = v.data
     arr = arr.rechunk(tuple(min_chunks(c, 1) for c in arr.chunks))
     ov = dask.array.overlap.overlap(arr, depth=1, boundary="none") if arr.npartitions > 1 else arr

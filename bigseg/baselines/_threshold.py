@@ -10,7 +10,8 @@ import xarray as xr
 from ..io._volume import frame_by_frame
 from ..kernels.features import grey_classes
 from ..ops import to_numpy
-from ._common import FOV_DOC, check_volume, global_histogram, labels_volume, multiotsu, parse_classes, phase_names
+from ._common import (FOV_DOC, check_volume, global_histogram, labels_volume, multiotsu, parse_classes, parse_nbins,
+                      phase_names)
 
 __all__ = ["threshold", "multiotsu_thresholds"]
 
@@ -25,8 +26,10 @@ def multiotsu_thresholds(vol: Any, *, classes: int = 3, nbins: int = 256, progre
     minutes: multi-Otsu is O(bins**2) for 3 classes); their thresholds then fall between
     integers and may differ from scikit-image's by up to one bin width.
     """
+    classes = parse_classes(classes)
+    nbins = parse_nbins(nbins, classes)
     v, _ = check_volume(vol, progress=progress)
-    return _multiotsu(v, parse_classes(classes), nbins, None, progress)
+    return _multiotsu(v, classes, nbins, None, progress)
 
 
 def _multiotsu(v: xr.DataArray, classes: int, nbins: int, mask: np.ndarray | None, progress: bool) -> np.ndarray:
@@ -63,9 +66,10 @@ def threshold(vol: Any, *, classes: int = 3, nbins: int = 256, phases: Any = Non
     -------
     lazy uint8 label volume (z, y, x) with ``attrs['phases']`` and ``attrs['thresholds']``
     """
-    v, mask = check_volume(vol, progress=progress, fov=fov)
     classes = parse_classes(classes)
     names = phase_names(classes, phases)
+    nbins = parse_nbins(nbins, classes)  # the options before the volume's passes
+    v, mask = check_volume(vol, progress=progress, fov=fov)
     th = _multiotsu(v, classes, nbins, mask, progress)
     data = v.data.map_blocks(_host_classes, th, dtype=np.uint8, token="threshold",
                              meta=np.empty((0,) * v.data.ndim, np.uint8))

@@ -14,7 +14,8 @@ from ..kernels.filters import gaussian as gaussian_kernel
 from ..kernels.filters import gaussian_radius
 from ..ops import map_overlap_exact, to_numpy
 from ..io._volume import frame_by_frame
-from ._common import FOV_DOC, check_volume, global_histogram, labels_volume, multiotsu, parse_classes, phase_names
+from ._common import (FOV_DOC, check_volume, global_histogram, labels_volume, multiotsu, parse_classes, parse_nbins,
+                      phase_names)
 
 __all__ = ["watershed", "WINDOWS", "seed_bands"]
 
@@ -89,9 +90,9 @@ def watershed(vol: Any, *, classes: int = 3, window: str | float = "conservative
     -------
     lazy uint8 label volume (z, y, x) with ``attrs['phases']``, ``thresholds``, ``bands``
     """
-    v, mask = check_volume(vol, progress=progress, fov=fov)
     classes = parse_classes(classes)
     names = phase_names(classes, phases)
+    nbins = parse_nbins(nbins, classes)
     if isinstance(window, str):
         if window not in WINDOWS:
             raise InputError(f"Expected `window` to be one of {list(WINDOWS)} or a number in (0, 1]. Got {window!r} instead.")
@@ -100,6 +101,7 @@ def watershed(vol: Any, *, classes: int = 3, window: str | float = "conservative
         w = parse_in_range("window", window, 0.0, 1.0, closed="right")
     sigma = float(parse_in_range("sigma", sigma, 0.0, float("inf"), closed="left"))
     halo = parse_nonnegative_int("halo", halo)
+    v, mask = check_volume(vol, progress=progress, fov=fov)  # after the options: their errors before its passes
     counts, centres = global_histogram(v, nbins=nbins, mask=mask, progress=progress)
     th = multiotsu(counts, centres, classes).astype(np.float64)
     bands = seed_bands(counts, centres, th, w)

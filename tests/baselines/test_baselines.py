@@ -193,6 +193,27 @@ def test_bad_input():
         bb.threshold(bad)
     with pytest.raises(InputError, match="1 NaN"):
         bb.kmeans(bad)
+    # the options are refused before the volume's passes (NaN would be found by one)
+    for nbins in (2.5, "a", -5, 0, 2):
+        with pytest.raises(InputError, match=f"`nbins`.*Got {nbins!r}"):
+            bb.threshold(bad, nbins=nbins)
+    with pytest.raises(InputError, match="`nbins` to be at least `classes` \\(4\\)"):
+        bb.watershed(bad, classes=4, nbins=3)
+    with pytest.raises(InputError, match="`nbins`"):
+        bb.multiotsu_thresholds(bad, nbins=1)
+    with pytest.raises(InputError, match="`sigmas`.*'1, 2'"):
+        bb.random_forest(bad, labels, sigmas="1, 2")
+    with pytest.raises(InputError, match="`seed`"):
+        bb.kmeans(bad, seed=-1)
+
+
+def test_forest_takes_one_number_as_one_scale():
+    grey = np.random.default_rng(0).random((10, 11, 12)).astype(np.float32)
+    labels = np.full(grey.shape, 255, np.uint8)
+    labels[0, :5], labels[0, 5:], labels[1] = 0, 1, 2
+    one = bb.random_forest(grey, labels, sigmas=1.5, seed=0)
+    assert one.attrs["sigmas"] == [1.5]
+    np.testing.assert_array_equal(one.values, bb.random_forest(grey, labels, sigmas=(1.5,), seed=0).values)
 
 
 def test_synthetic_electrode():

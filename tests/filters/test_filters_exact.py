@@ -49,6 +49,15 @@ def test_median_other_sizes_equal_scipy(data, size):
     np.testing.assert_array_equal(out, ndi.median_filter(a, size=size))
 
 
+@pytest.mark.parametrize("size", [3, (1, 3, 5)])
+def test_median_of_float16_is_float16_and_exact(size):
+    # scipy has no float16 kernels ("array type not supported" at compute time, after the graph was built)
+    a = np.random.default_rng(2).random((9, 11, 13)).astype(np.float16)
+    out = bf.median(da.from_array(a, chunks=(4, 5, 6)), size=size).values
+    assert out.dtype == np.float16
+    np.testing.assert_array_equal(out, ndi.median_filter(a.astype(np.float32), size=size).astype(np.float16))
+
+
 @SETTINGS
 @given(volumes(), st.floats(0.3, 3.0), st.sampled_from([4.0, 2.5]))
 def test_gaussian_equals_scipy(data, sigma, truncate):
