@@ -18,7 +18,7 @@ from .._parse import parse_choice, parse_in_range, parse_positive_float, parse_p
 from ..errors import InputError
 from ..io._volume import as_volume, like_volume
 from ..kernels import filters as K
-from ..ops import array_module, map_overlap_exact, masked_values, percentiles
+from ..ops import array_module, map_overlap_exact, masked_values, percentiles, to_numpy
 from ..runtime import compute
 
 __all__ = ["median", "gaussian", "unsharp", "normalize", "count_nonfinite"]
@@ -50,10 +50,15 @@ def _nonfinite_counts(arr: da.Array) -> da.Array:
     return per.sum(axis=tuple(range(arr.ndim)))
 
 
+#: what to do about NaN/inf (the filters take no field of view: they let NaN through on request)
+_NONFINITE_ADVICE = ("A NaN fill outside a reconstruction's field of view: filter with nan_policy='propagate' "
+                     "(NaN stays NaN, its neighbours too) and segment inside the field of view (fov='auto', "
+                     "--fov auto); else clean or mask them.")
+
+
 def _nonfinite_message(nan: int, inf: int, total: int) -> str:
     return (f"Expected `vol` to hold finite values only. Got {nan} NaN and {inf} infinite voxels "
-            f"(of {total}) instead. A NaN fill around a reconstruction: pass its field of view (fov='auto', "
-            f"--fov auto); else clean or mask them (the filters let them through with nan_policy='propagate').")
+            f"(of {total}) instead. {_NONFINITE_ADVICE}")
 
 
 def count_nonfinite(vol: Any, *, mask: Any = None, progress: bool = False) -> tuple[int, int]:
@@ -68,8 +73,9 @@ def count_nonfinite(vol: Any, *, mask: Any = None, progress: bool = False) -> tu
     return int(c[0]), int(c[1])
 
 
-def _checked(kernel: Callable[..., Any]) -> Callable[..., Any]:
-    """Wrap a kernel so that a block holding NaN/inf fails with their count and position.
+def _checked(kernel: Callable[..., Any], depth: tuple[int, ...]) -> Callable[..., Any]:
+    """Wrap a kernel so that a block holding NaN/inf fails with their count and the first one's
+    position in the volume (the block is the map_overlap'ed one, with a halo of ``depth``).
 
     The check is per block (no extra pass, no global dependency that would pin every input
     block in memory until a count finished); :func:`count_nonfinite` gives the total.
@@ -79,15 +85,18 @@ def _checked(kernel: Callable[..., Any]) -> Callable[..., Any]:
         nan, inf = K.count_nonfinite(block)
         if nan + inf:
             where = ""
-            if block_info and None in block_info:
-                loc = block_info[None].get("array-location")
-                if loc:
-                    where = " in the block at " + ", ".join(f"{d} {a}:{b}" for d, (a, b) in zip("tzyx"[-len(loc):], loc))
+            info = (block_info or {}).get(None) or {}
+            if "chunk-location" in info:
+                # a halo'ed block i starts 2 * depth * i voxels further on in the overlapped array than
+                # the volume's voxel it holds first (each inner block boundary adds a halo on both sides)
+                start = [a - 2 * d * i for (a, _b), d, i in zip(info["array-location"], depth, info["chunk-location"])]
+                first = np.argwhere(~np.isfinite(to_numpy(block)))[0]
+                where = " (the first at " + ", ".join(f"{ax} {s + int(f)}" for ax, s, f in
+                                                      zip("tzyx"[-len(start):], start, first)) + ")"
             raise InputError(
-                f"Expected `vol` to hold finite values only. Got {nan} NaN and {inf} infinite voxels{where} "
-                f"(halo included) instead; count them all with bigseg.filters.count_nonfinite(vol). A NaN fill "
-                f"around a reconstruction: pass its field of view (fov='auto', --fov auto); else clean or mask "
-                f"them (the filters let them through with nan_policy='propagate')."
+                f"Expected `vol` to hold finite values only. Got {nan} NaN and {inf} infinite voxels in one block "
+                f"and its halo{where} instead; count them all with bigseg.filters.count_nonfinite(vol). "
+                f"{_NONFINITE_ADVICE}"
             )
         return kernel(block, *args, **kw)
 
@@ -113,7 +122,7 @@ def _apply(v: xr.DataArray, kernel: Callable[..., Any], depth: tuple[int, ...], 
     depth = _spatial(v, depth, 0)
     fn = _series(kernel)
     if nan_policy == "raise" and np.issubdtype(arr.dtype, np.floating):
-        fn = _checked(fn)
+        fn = _checked(fn, tuple(0 if len(c) == 1 else d for c, d in zip(arr.chunks, depth)))
     out = map_overlap_exact(fn, arr, depth, dtype=dtype, token=name, **kw)
     return like_volume(out, v, name=name)
 

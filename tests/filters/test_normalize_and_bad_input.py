@@ -50,11 +50,28 @@ def test_nonfinite_raises_with_count_at_compute(fn):
     a[5, 5, 5] = -np.inf
     a[8, 9, 10] = np.nan
     lazy = fn(da.from_array(a, chunks=(4, 5, 6)))  # lazy: nothing computed yet
-    with pytest.raises(InputError, match=r"\d NaN and \d infinite voxels in the block at z \d+:\d+"):
+    with pytest.raises(InputError, match=r"\d NaN and \d infinite voxels in one block and its halo \(the first at "
+                                         r"z (0, y 0, x 0|5, y 5, x 5|8, y 9, x 10)\)"):
         lazy.values
-    with pytest.raises(InputError, match=r"2 NaN and 1 infinite voxels in the block at z 0:9, y 0:10, x 0:11"):
+    with pytest.raises(InputError, match=r"2 NaN and 1 infinite voxels in one block and its halo \(the first at z 0, "
+                                         r"y 0, x 0\)"):
         fn(a).values  # one block: the whole count
     assert bf.count_nonfinite(da.from_array(a, chunks=(4, 5, 6))) == (2, 1)
+
+
+@pytest.mark.parametrize("chunks", [(7, 9, 11), (10, 30, 30), (30, 30, 30), (1, 30, 30)])
+def test_nonfinite_position_is_the_voxels_in_the_volume(chunks):
+    # the halo'ed block's own coordinates were given (z 32:46 in a 30-slice volume)
+    a = np.zeros((30, 30, 30), np.float32)
+    a[25, 2, 17] = np.inf
+    for fn in (bf.median, bf.gaussian):
+        with pytest.raises(InputError, match=r"the first at z 25, y 2, x 17\).*nan_policy='propagate'") as e:
+            fn(da.from_array(a, chunks=chunks)).values
+        assert "fov='auto'" in str(e.value) and "pass its field of view" not in str(e.value)  # filters take none
+    s = np.zeros((2, 12, 12, 12), np.float32)
+    s[1, 7, 3, 4] = np.nan
+    with pytest.raises(InputError, match=r"the first at t 1, z 7, y 3, x 4\)"):
+        bf.gaussian(da.from_array(s, chunks=(1, 5, 5, 5))).values
 
 
 @pytest.mark.parametrize(
