@@ -231,6 +231,7 @@ def build_model(
     detached: float = 0.4,
     max_scale: float = 1.0,
     irregularity: float = 1.0,
+    state: State = State(),
 ) -> ParticleModel:
     """Draw the particles and calibrate the thresholds (see :func:`bigseg.synth.electrode`).
 
@@ -244,7 +245,9 @@ def build_model(
     the nearest/second nearest particle surface), i.e. patchy films on surfaces that thicken
     into bridges at necks, as in the carbon-binder domain of NMC cathodes (Müller et al. 2021;
     Jiang et al. 2020). The active threshold (a fraction of a voxel) and the CBD threshold are
-    quantiles of these fields on 2**18 seeded random voxels, so the fractions match the request.
+    quantiles of these fields on 2**18 seeded random voxels, so the fractions match the request
+    in ``state`` (swelling and cracks as rendered; an operando series passes its first step,
+    whose cracks are narrower than the default state's; the CBD gap is not modelled here).
     """
     f_pore, f_cbd, f_act = fractions
     r_mean, r_std = radius
@@ -326,7 +329,7 @@ def build_model(
 
     # calibrate the two thresholds on seeded random voxels
     pts = np.stack([rng.integers(0, s, size=_SAMPLE) for s in sz], axis=1).astype(np.int64)
-    d1, d2, nearest, crk, nr, nc = model.fields_at_points(pts)
+    d1, d2, nearest, crk, nr, nc = model.fields_at_points(pts, state)
     e1 = d1 + model.rough_amp * nr
     e2 = d2 + model.rough_amp * nr
     model.t_active = float(np.quantile(e1, f_act))

@@ -183,7 +183,8 @@ def xct(labels: Any, *, seed: int = 0, preset: str = "nano-ct-phase", chunks: An
     Parameters
     ----------
     labels : DataArray / dask / NumPy, (z, y, x) or (t, z, y, x) uint8 labels
-        ``0 pore, 1 cbd, 2 active`` (other values are treated as pore)
+        ``0 pore, 1 cbd, 2 active`` (any other integer, negative or beyond 255 included, is
+        imaged as pore)
     seed : int, noise, texture, ring and drift stream; deterministic per seed
     preset : "nano-ct-phase" (default), "nano-ct-absorption", "lab-micro-ct",
         "synchrotron-micro-ct" or "ideal"
@@ -222,7 +223,8 @@ def xct(labels: Any, *, seed: int = 0, preset: str = "nano-ct-phase", chunks: An
         from .._parse import parse_chunks
 
         arr = arr.rechunk(parse_chunks(chunks, arr.ndim))
-    arr = arr.astype(np.uint8) if arr.dtype != np.uint8 else arr
+    if arr.dtype != np.uint8:  # other values are pore, also those a cast would wrap into 0-2 (258, -254)
+        arr = da.where((arr == 1) | (arr == 2), arr, 0).astype(np.uint8)
     if gen is not None:
         model, states = gen
         cs = arr.chunks[-3:]

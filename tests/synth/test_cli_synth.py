@@ -66,6 +66,17 @@ def test_a_cylinder_as_a_reconstruction_images_it(tmp_path, run):
     assert (open_volume(dest, label="segmentation").values[:, ~inside] == 255).all()
 
 
+def test_a_volume_thinner_than_the_perturbation_halo(tmp_path, run):
+    """Three slices and 5 iterations (this printed dask's 'overlapping depth 5 is larger than
+    your array 3' with a traceback)."""
+    dest = tmp_path / "thin.ome.zarr"
+    run(dest, "--shape", "3,40,40", "--perturb", "--no-progress")
+    from bigseg.synth import perturb
+
+    truth = open_volume(dest, label="truth")
+    assert np.array_equal(open_volume(dest, label="perturbed").values, perturb(truth.values, seed=0).values)
+
+
 def test_refuses_to_overwrite(tmp_path, run):
     dest = tmp_path / "s.ome.zarr"
     run(dest, "--shape", "24", "--no-progress")

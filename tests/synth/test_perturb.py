@@ -62,6 +62,39 @@ def test_fractions_stay_close(labels):
     assert set(np.unique(p)) <= {0, 1, 2}
 
 
+def _interface_faces(a):
+    """Per voxel, the number of its 6-neighbours of another phase (its faces on the interface)."""
+    k = np.zeros(a.shape, int)
+    for ax in range(a.ndim):
+        d = np.diff(a, axis=ax) != 0
+        lo = [slice(None)] * a.ndim
+        hi = [slice(None)] * a.ndim
+        lo[ax] = slice(0, -1)
+        hi[ax] = slice(1, None)
+        k[tuple(lo)] += d
+        k[tuple(hi)] += d
+    return k
+
+
+@pytest.mark.parametrize("ratio", [0.1, 0.3])
+def test_ratio_is_per_interface_face(labels, ratio):
+    """As documented: a voxel with k faces on the interface moves with probability
+    1 - (1 - ratio)**k in one iteration, so more than ``ratio`` of a curved interface's voxels."""
+    a = labels.values
+    k = _interface_faces(a)
+    moved = perturb(labels, ratio=ratio, iterations=1, seed=2).values != a
+    assert not moved[k == 0].any()
+    for n in (1, 2, 3):
+        assert moved[k == n].mean() == pytest.approx(1 - (1 - ratio) ** n, abs=0.01), n
+    assert moved[k > 0].mean() == pytest.approx((1 - (1 - ratio) ** k[k > 0]).mean(), abs=0.005)
+    assert moved[k > 0].mean() > 1.5 * ratio
+
+
+def test_ratio_above_a_half_acts_as_a_half(labels):
+    assert np.array_equal(perturb(labels, ratio=0.8, iterations=2).values,
+                          perturb(labels, ratio=0.5, iterations=2).values)
+
+
 def test_a_flat_interface_moves_both_ways_at_the_ratio():
     a = np.zeros((40, 40, 40), np.uint8)
     a[:, :, 20:] = 2
@@ -84,6 +117,40 @@ def test_equals_whole_array_kernel(labels):
     n = 5
     whole = perturb_block(np.pad(a, n, constant_values=255), np.array([-n] * 3), 0.1, n, 0)[n:-n, n:-n, n:-n]
     assert np.array_equal(perturb(da.from_array(a, chunks=(17, 23, 30))).values, whole)
+
+
+@pytest.mark.parametrize("shape, chunks", [((4, 30, 30), (2, 7, 11)), ((1, 30, 30), (1, 9, 30)),
+                                           ((3, 40, 2), (3, 6, 1)), ((1, 1, 1), (1, 1, 1))])
+def test_thin_volumes_equal_whole_array_kernel(shape, chunks):
+    """An axis shorter than ``iterations`` (dask refused the halo: 'overlapping depth 5 is larger
+    than your array 4') is one block with the unlabelled border, as the whole-array kernel."""
+    a = electrode(shape, seed=2, chunks=64).values
+    n = 5
+    whole = perturb_block(np.pad(a, n, constant_values=255), np.array([-n] * 3), 0.3, n, 1)[n:-n, n:-n, n:-n]
+    got = perturb(da.from_array(a, chunks=chunks), ratio=0.3, seed=1).values
+    assert np.array_equal(got, whole)
+    assert (got != a).any() or a.size == 1
+
+
+@pytest.mark.parametrize("value", [256, 258, -1, 1000])
+def test_label_values_a_uint8_would_wrap_are_refused(value):
+    """258 became 2 (active) and -1 became 255 (unlabelled)."""
+    a = np.zeros((10, 10, 10), np.int16)
+    a[:, :, 5:] = value
+    with pytest.raises(InputError, match=f"`labels` values .*Got {value} instead"):
+        perturb(a)  # in memory: before any work
+    lazy = perturb(da.from_array(a, chunks=5))  # lazy: when the block is computed
+    with pytest.raises(InputError, match=f"`labels` values .*Got {value} instead"):
+        lazy.values
+
+
+def test_wider_integer_labels_keep_255_unlabelled():
+    a = np.zeros((10, 10, 10), np.int32)
+    a[:, :, 5:] = 2
+    a[:, :, 4:6][::2] = 255
+    p = perturb(a, ratio=1.0, iterations=3).values
+    assert np.array_equal(p, perturb(a.astype(np.uint8), ratio=1.0, iterations=3).values)
+    assert np.array_equal(p == 255, a == 255)
 
 
 def test_unlabelled_voxels_never_move_nor_spread():

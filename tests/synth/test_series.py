@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bigseg.errors import InputError
-from bigseg.synth import series, xct
+from bigseg.synth import electrode, series, xct
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +49,19 @@ def test_same_particles_at_every_step(ser):
     # the particles move nowhere: most active voxels of step 0 remain active
     kept = ((a[0] == 2) & (a[-1] == 2)).sum() / (a[0] == 2).sum()
     assert kept > 0.95
+
+
+@pytest.mark.parametrize("seed, swelling", [(0, 0.05), (1, 0.0)])
+def test_fractions_hold_at_t0_as_in_electrode(seed, swelling):
+    """The thresholds are calibrated in the first step's state (narrower cracks than the default
+    state: calibrated there, t = 0 had 1 percentage point less pore and more active)."""
+    t0 = series(96, steps=2, seed=seed, swelling=swelling, chunks=96)[0].values
+    e = electrode(96, seed=seed, chunks=96).values
+    want = np.array([0.35, 0.15, 0.50])
+    got = np.bincount(t0.ravel(), minlength=3) / t0.size
+    ref = np.bincount(e.ravel(), minlength=3) / e.size
+    assert np.abs(got - want).max() < 0.003, got
+    assert np.abs(got - ref).max() < 0.003, (got, ref)
 
 
 def test_series_chunk_invariant(ser):

@@ -173,6 +173,17 @@ def test_float_labels_refused():
         xct(np.zeros((8, 8, 8), np.float32))
 
 
+@pytest.mark.parametrize("value", [3, 255, 258, 513, -1, -254])
+def test_other_label_values_are_imaged_as_pore(value):
+    """As documented, also values a uint8 cast would wrap into 0-2 (258 was imaged as active)."""
+    lab = np.zeros((10, 10, 10), np.int16)
+    lab[:, :, 3:6] = 2
+    lab[:, :, 6:] = value
+    want = xct(np.where(lab == 2, 2, 0).astype(np.uint8), preset="ideal").values
+    for given in (lab, da.from_array(lab, chunks=4)):
+        np.testing.assert_array_equal(xct(given, preset="ideal").values, want)
+
+
 def test_no_noise_with_infinite_snr(labels):
     a = xct(labels, snr=math.inf, seed=1).values
     b = xct(labels, snr=math.inf, seed=1).values
