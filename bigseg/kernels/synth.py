@@ -472,56 +472,106 @@ def place_particles(seed, radii, lo, hi, kappa, attempts):
 # --------------------------------------------------------------------------- perturbation
 
 
+@njit(cache=True, inline="always")
+def _label_at(cur, a, b, c):
+    """``cur[a, b, c]``, 255 (unlabelled) outside the block."""
+    nz, ny, nx = cur.shape
+    if a < 0 or b < 0 or c < 0 or a >= nz or b >= ny or c >= nx:
+        return np.uint8(255)
+    return cur[a, b, c]
+
+
+@njit(cache=True, inline="always")
+def _chosen_neighbour(cur, a, b, c, v, k, h):
+    """The offset index j (0-5: axis j // 2, step -1 / +1) of the neighbour that the voxel
+    (a, b, c) of phase ``v``, with ``k`` labelled neighbours of other phases, picks by hash ``h``."""
+    want = int((h >> np.uint64(8)) & np.uint64(0xFFFF)) % k
+    n = 0
+    for j in range(6):
+        ax = j // 2
+        step = 2 * (j % 2) - 1
+        w = _label_at(cur, a + (step if ax == 0 else 0), b + (step if ax == 1 else 0), c + (step if ax == 2 else 0))
+        if w != v and w != 255:
+            if n == want:
+                return j
+            n += 1
+    return -1
+
+
 @njit(cache=True, nogil=True)
 def perturb_block(block, origin, ratio, iterations, seed):
     """Ground-truth perturbation of a label block (Su et al. 2022, Methods: "Synthetic training data").
 
-    The paper picks a share of the interface and dilates "either side" there: one phase erodes,
-    the other dilates. Here, at each iteration, every interface face (two 6-neighbours of
-    different phases) is picked with probability ``min(1, 2 * ratio)`` and one of its two
-    voxels, either with equal chance, takes the phase of the other: on a flat interface
-    ``ratio`` of its voxels move, and every phase is as likely to gain a voxel there as to lose
-    one (choosing among a voxel's differing neighbours instead made thin phases, whose voxels
-    have several, grow: CBD +16 % after 5 iterations). A voxel offered several phases takes
-    that of its lowest draw. Moves are decided from the whole previous state, so all moves of
-    one iteration happen at once. Random numbers are hashes of (seed, iteration, axis, global
-    z, y, x of the face's lower voxel). Value 255 (unlabelled or outside the volume) neither
-    moves nor spreads.
+    The paper picks a share of the interface voxels and dilates "either side" there: one phase
+    erodes, the other dilates. Here, at each iteration, every interface voxel (a labelled voxel
+    with ``k`` > 0 labelled 6-neighbours of other phases) is picked with probability ``ratio``;
+    a picked voxel chooses one of those ``k`` neighbours at random and, with equal chance, either
+    takes its phase or gives it its own. Each face of the interface is thus as likely to move
+    one way as the other (no phase gains for being thin; a picked voxel always taking its
+    neighbour's phase made thin phases, whose voxels have several, grow: CBD +16 % after 5
+    iterations), and about ``ratio`` of the interface voxels move per iteration (exactly
+    ``ratio`` on each side of a flat interface). A voxel offered several phases takes that of
+    the lowest draw. Moves are decided from the whole previous state, so all moves of one
+    iteration happen at once. Random numbers are hashes of (seed, iteration, global z, y, x of
+    the picked voxel). Value 255 (unlabelled, and anything outside the block) neither moves nor
+    spreads.
 
-    The outer ``iterations`` voxels of ``block`` are not valid on return (they lack
-    neighbours); callers pass a halo of ``iterations`` and crop it.
+    The outer ``2 * iterations`` voxels of ``block`` are not valid on return where the block
+    was cut from a larger volume (a voxel's move depends on its neighbours' neighbours); callers
+    pass a halo of ``2 * iterations`` there and crop it.
     """
     nz, ny, nx = block.shape
     cur = block.copy()
-    pick = min(1.0, 2.0 * ratio)
+    k = np.zeros(block.shape, np.uint8)
     for it in range(iterations):
-        new = cur.copy()
-        for a in range(1, nz - 1):
-            for b in range(1, ny - 1):
-                for c in range(1, nx - 1):
+        key = seed * 1000003 + it
+        for a in range(nz):  # each voxel's count of labelled neighbours of other phases
+            for b in range(ny):
+                for c in range(nx):
                     v = cur[a, b, c]
-                    if v == 255:
+                    n = 0
+                    if v != 255:
+                        for j in range(6):
+                            ax = j // 2
+                            step = 2 * (j % 2) - 1
+                            w = _label_at(cur, a + (step if ax == 0 else 0), b + (step if ax == 1 else 0),
+                                          c + (step if ax == 2 else 0))
+                            if w != v and w != 255:
+                                n += 1
+                    k[a, b, c] = n
+        new = cur.copy()
+        for a in range(nz):
+            for b in range(ny):
+                for c in range(nx):
+                    v = cur[a, b, c]
+                    if v == 255 or k[a, b, c] == 0:
                         continue
                     best = 2.0
                     to = v
-                    for j in range(6):  # the face towards neighbour j: axis j // 2, step -1 or +1
+                    h = _hash4(key, origin[0] + a, origin[1] + b, origin[2] + c)
+                    u = float(h >> np.uint64(40)) * (1.0 / 16777216.0)
+                    if u < ratio and (h & np.uint64(1)) == np.uint64(0):  # picked, and takes its choice's phase
+                        j = _chosen_neighbour(cur, a, b, c, v, int(k[a, b, c]), h)
                         ax = j // 2
                         step = 2 * (j % 2) - 1
-                        da_ = step if ax == 0 else 0
-                        db_ = step if ax == 1 else 0
-                        dc_ = step if ax == 2 else 0
-                        w = cur[a + da_, b + db_, c + dc_]
+                        best = u
+                        to = cur[a + (step if ax == 0 else 0), b + (step if ax == 1 else 0), c + (step if ax == 2 else 0)]
+                    for j in range(6):  # a neighbour that picks this voxel and gives it its phase
+                        ax = j // 2
+                        step = 2 * (j % 2) - 1
+                        qa = a + (step if ax == 0 else 0)
+                        qb = b + (step if ax == 1 else 0)
+                        qc = c + (step if ax == 2 else 0)
+                        w = _label_at(cur, qa, qb, qc)
                         if w == v or w == 255:
                             continue
-                        lo = 0 if step > 0 else -1  # the face's lower voxel: this one, or the neighbour
-                        h = _hash4((seed * 1000003 + it) * 3 + ax, origin[0] + a + (lo if ax == 0 else 0),
-                                   origin[1] + b + (lo if ax == 1 else 0), origin[2] + c + (lo if ax == 2 else 0))
-                        u = float(h >> np.uint64(40)) * (1.0 / 16777216.0)
-                        if u >= pick:
+                        hq = _hash4(key, origin[0] + qa, origin[1] + qb, origin[2] + qc)
+                        uq = float(hq >> np.uint64(40)) * (1.0 / 16777216.0)
+                        if uq >= ratio or uq >= best or (hq & np.uint64(1)) == np.uint64(0):
                             continue
-                        into_lower = (h & np.uint64(1)) == np.uint64(0)
-                        if into_lower == (step > 0) and u < best:  # this voxel takes the neighbour's phase
-                            best = u
+                        # the neighbour's choice is this voxel: the offset back, j with its step reversed
+                        if _chosen_neighbour(cur, qa, qb, qc, w, int(k[qa, qb, qc]), hq) == (j ^ 1):
+                            best = uq
                             to = w
                     new[a, b, c] = to
         cur = new

@@ -52,13 +52,14 @@ def test_ratio_and_iterations_control_the_amount(labels):
 
 
 def test_fractions_stay_close(labels):
-    """Either side of a face is as likely to move: no phase grows for being thin (choosing among a
-    voxel's differing neighbours grew the CBD by 2.4 percentage points over 5 iterations)."""
+    """Either side of a face is as likely to move: no phase grows for being thin (a picked voxel
+    always taking its chosen neighbour's phase grew the CBD by 2.4 percentage points over 5
+    iterations)."""
     a = labels.values
     p = perturb(labels).values
     fa = np.bincount(a.ravel(), minlength=3) / a.size
     fp = np.bincount(p.ravel(), minlength=3) / a.size
-    assert np.abs(fa - fp).max() < 0.008
+    assert np.abs(fa - fp).max() < 0.004
     assert set(np.unique(p)) <= {0, 1, 2}
 
 
@@ -76,23 +77,22 @@ def _interface_faces(a):
     return k
 
 
-@pytest.mark.parametrize("ratio", [0.1, 0.3])
-def test_ratio_is_per_interface_face(labels, ratio):
-    """As documented: a voxel with k faces on the interface moves with probability
-    1 - (1 - ratio)**k in one iteration, so more than ``ratio`` of a curved interface's voxels."""
+@pytest.mark.parametrize("ratio", [0.05, 0.1, 0.3])
+def test_ratio_is_the_share_of_interface_voxels_moved(labels, ratio):
+    """As the paper (and DESIGN.md): pick ``ratio`` of the interface voxels per iteration. Picks
+    per interface face moved 19 % of an electrode's interface voxels at 0.1 (a voxel on a curved
+    surface has ~2 faces there)."""
     a = labels.values
     k = _interface_faces(a)
     moved = perturb(labels, ratio=ratio, iterations=1, seed=2).values != a
     assert not moved[k == 0].any()
-    for n in (1, 2, 3):
-        assert moved[k == n].mean() == pytest.approx(1 - (1 - ratio) ** n, abs=0.01), n
-    assert moved[k > 0].mean() == pytest.approx((1 - (1 - ratio) ** k[k > 0]).mean(), abs=0.005)
-    assert moved[k > 0].mean() > 1.5 * ratio
+    assert moved[k > 0].mean() == pytest.approx(ratio, rel=0.15)
+    assert (k[k > 0] >= 2).mean() > 0.5  # the interface is curved: most of its voxels have several faces
 
 
-def test_ratio_above_a_half_acts_as_a_half(labels):
-    assert np.array_equal(perturb(labels, ratio=0.8, iterations=2).values,
-                          perturb(labels, ratio=0.5, iterations=2).values)
+def test_ratio_one_differs_from_a_half(labels):
+    assert not np.array_equal(perturb(labels, ratio=1.0, iterations=2).values,
+                              perturb(labels, ratio=0.5, iterations=2).values)
 
 
 def test_a_flat_interface_moves_both_ways_at_the_ratio():
@@ -122,8 +122,8 @@ def test_equals_whole_array_kernel(labels):
 @pytest.mark.parametrize("shape, chunks", [((4, 30, 30), (2, 7, 11)), ((1, 30, 30), (1, 9, 30)),
                                            ((3, 40, 2), (3, 6, 1)), ((1, 1, 1), (1, 1, 1))])
 def test_thin_volumes_equal_whole_array_kernel(shape, chunks):
-    """An axis shorter than ``iterations`` (dask refused the halo: 'overlapping depth 5 is larger
-    than your array 4') is one block with the unlabelled border, as the whole-array kernel."""
+    """An axis shorter than the halo (dask refused it: 'overlapping depth 5 is larger than your
+    array 4') is one block with the unlabelled border, as the whole-array kernel."""
     a = electrode(shape, seed=2, chunks=64).values
     n = 5
     whole = perturb_block(np.pad(a, n, constant_values=255), np.array([-n] * 3), 0.3, n, 1)[n:-n, n:-n, n:-n]
