@@ -213,27 +213,27 @@ def test_workers_of_another_bigseg_version_are_warned_about(monkeypatch):
 
 @pytest.mark.slow
 @pytest.mark.timeout(180)
-def test_ctrl_c_of_a_run_on_a_local_cluster_is_one_line(tmp_path):
+def test_ctrl_c_of_a_run_on_a_local_cluster_is_one_line(tmp_path, interruptible_bigseg):
     """Ctrl-C in a terminal signals the whole process group: the workers printed their
     KeyboardInterrupt tracebacks and the client dozens of "Task exception was never retrieved"
     before "interrupted". The workers now start with SIGINT ignored (this process shuts them
     down) and the cluster's loggers are silenced on the interrupt."""
     import signal
     import subprocess
-    import sys
 
     image = bigseg.synth.xct(bigseg.synth.electrode((64, 64, 64), seed=1), seed=1).values
     np.save(tmp_path / "scan.npy", image)
     err = tmp_path / "err.txt"
-    cmd = [sys.executable, "-m", "bigseg", "run", str(tmp_path / "scan.npy"), "--out", str(tmp_path / "r"),
-           "--cluster", "local", "--workers", "1"]
+    cmd = [*interruptible_bigseg, "run", str(tmp_path / "scan.npy"), "--out", str(tmp_path / "r"),
+           "--cluster", "local", "--workers", "1"]  # interruptible also when this test run ignores SIGINT (nohup, &)
     with open(err, "w") as fh:
         p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=fh, start_new_session=True)
     deadline = time.monotonic() + 120
     while "writing labels/segmentation" not in err.read_text() and p.poll() is None:
         assert time.monotonic() < deadline, err.read_text()
         time.sleep(0.2)
-    time.sleep(1.0)
+    time.sleep(0.5)
+    assert p.poll() is None, err.read_text()  # still running: the Ctrl-C lands mid-run
     os.killpg(p.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the process and its workers
     assert p.wait(timeout=60) == 130, err.read_text()
     text = err.read_text()
