@@ -13,6 +13,9 @@ _SYNTHETIC = {"presets": (("synthetic",), None), "shape": (("synthetic",), None)
               "batches_per_volume": (("synthetic",), 6), "data_workers": (("synthetic",), 0),
               "radius_range": (("synthetic",), None)}
 
+#: options of training on labels: refused with --synthetic (by name, rather than ignored)
+_LABELS_ONLY = ("axis", "val_fraction", "unlabelled", "fov_margin")
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -23,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("image", nargs="?", help="image: OME-Zarr, TIFF stack/file, HDF5, .npy (not with --synthetic)")
     p.add_argument("labels", nargs="?", help="sparse labels of the same shape (255 = unlabelled); an OME-Zarr label image too")
-    p.add_argument("--unlabelled", type=int, default=255, metavar="VALUE",
+    p.add_argument("--unlabelled", type=int, default=None, metavar="VALUE",
                    help="value of the unannotated voxels in LABELS (default 255); 0 for napari/ilastik/Fiji exports, "
                         "whose classes 1, 2, 3 become phases 0, 1, 2")
     add_fov_args(p, "to train inside only: IMAGE prepared as `segment --fov` prepares it, LABELS outside ignored")
@@ -42,8 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--kernel-size", type=int, default=None, help="lrcsnet: kernel size (default 5)")
     p.add_argument("--growth", type=float, default=None, help="lrcsnet: channel multiplier per level (default 2)")
     p.add_argument("--channels", default=None, help="unet3d: channels per level, e.g. 16,32,64")
-    p.add_argument("--axis", type=int, default=0, help="axis of the annotated slices (default 0 = z)")
-    p.add_argument("--val-fraction", type=float, default=0.15, help="fraction of labelled slices held back")
+    p.add_argument("--axis", type=int, default=None, help="axis of the annotated slices (default 0 = z)")
+    p.add_argument("--val-fraction", type=float, default=None,
+                   help="fraction of labelled slices held back for validation (default 0.15; 0: none)")
     p.add_argument("--patience", type=nonnegative_int, default=None,
                    help="stop after this many epochs without a better validation IoU; 0: never (default 3 with "
                         "labels, never with --synthetic)")
@@ -111,6 +115,11 @@ def run(args: argparse.Namespace) -> int:
     if args.synthetic:
         if args.image or args.labels or args.fov:
             raise InputError("Expected no image/labels/--fov with --synthetic. Got some.")
+        for dest in _LABELS_ONLY:  # options of training on labels: refused by name, rather than ignored
+            if getattr(args, dest) is not None:
+                option = "--" + dest.replace("_", "-")
+                raise InputError(f"Expected `{option}` only when training on IMAGE and LABELS, not with --synthetic "
+                                 f"(its validation volumes are generated). Got {option} {getattr(args, dest)} with it.")
         kw = {}
         if args.presets:
             kw["presets"] = [s.strip() for s in args.presets.split(",")]
@@ -133,8 +142,10 @@ def run(args: argparse.Namespace) -> int:
         image = open_source(args.image)
         labels = open_label_image(args.labels, None, None, "labels", say="training labels")
         model = train(image, labels, lr=args.lr if args.lr is not None else 1e-4,
-                      lr_decay=args.lr_decay if args.lr_decay is not None else 0.3, axis=args.axis,
-                      val_fraction=args.val_fraction, unlabelled=args.unlabelled, fov=args.fov,
+                      lr_decay=args.lr_decay if args.lr_decay is not None else 0.3,
+                      axis=args.axis if args.axis is not None else 0,
+                      val_fraction=args.val_fraction if args.val_fraction is not None else 0.15,
+                      unlabelled=args.unlabelled if args.unlabelled is not None else 255, fov=args.fov,
                       fov_margin=args.fov_margin or 0.0, **common)
     save(model, args.output, half=args.half, overwrite=True)  # (an existing output: refused above without --overwrite)
     if args.report:

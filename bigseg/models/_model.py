@@ -130,9 +130,14 @@ class Model(nn.Module):
         ndim = int(getattr(self.net, "ndim", len(default_patch)))
         if patch is None:
             patch = default_patch
-        if isinstance(patch, (int, np.integer)):
+        if isinstance(patch, (int, np.integer)) and not isinstance(patch, bool):
             patch = (int(patch),) * ndim
-        patch = tuple(int(p) for p in patch)
+        try:  # a string is refused, not read digit by digit ("64" was the patch (6, 4))
+            if isinstance(patch, (str, bytes, bool)) or not all(float(p) == int(p) for p in patch):
+                raise TypeError
+            patch = tuple(int(p) for p in patch)
+        except (TypeError, ValueError, OverflowError):
+            raise InputError(f"Expected `patch` of {ndim} positive ints for {arch!r}. Got {patch!r} instead.") from None
         if len(patch) != ndim or not all(p > 0 for p in patch):
             raise InputError(f"Expected `patch` of {ndim} positive ints for {arch!r}. Got {patch!r} instead.")
         self.patch = patch

@@ -12,6 +12,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .._parse import parse_choice, parse_positive_float, parse_positive_int
+from ..errors import InputError
+
 __all__ = ["LRCSNet", "UNet3D"]
 
 
@@ -66,6 +69,11 @@ class LRCSNet(nn.Module):
         negative_slope: float = 0.01,
     ) -> None:
         super().__init__()
+        kernels = parse_positive_int("kernels", kernels)
+        kernel_size = parse_positive_int("kernel_size", kernel_size)
+        if kernel_size % 2 == 0:  # 'same' padding (size // 2) needs an odd size: an even one grows each map by 1
+            raise InputError(f"Expected `kernel_size` to be an odd positive integer (e.g. 3 or 5). Got {kernel_size!r} instead.")
+        growth = parse_positive_float("growth", growth)
         k = [max(1, int(round(kernels * growth**i))) for i in range(4)]
         self.negative_slope = negative_slope
 
@@ -156,7 +164,14 @@ class UNet3D(nn.Module):
         negative_slope: float = 0.01,
     ) -> None:
         super().__init__()
-        ch = [int(c) for c in channels]
+        if isinstance(channels, (str, bytes)) or not hasattr(channels, "__len__") or len(channels) == 0:
+            raise InputError(f"Expected `channels` to be feature channels per level, e.g. (16, 32, 64). Got {channels!r} instead.")
+        try:
+            ch = [parse_positive_int("channels", c) for c in channels]
+        except InputError:
+            raise InputError(f"Expected `channels` to be positive integers, e.g. (16, 32, 64). Got {channels!r} instead.") from None
+        norm = parse_choice("norm", norm, ["instance", "batch", "none"])  # another name was silently no normalisation
+        up = parse_choice("up", up, ["trilinear", "transpose"])
         self.pool_factor = 2 ** (len(ch) - 1)
         self.up_mode = up
         self.down = nn.ModuleList()

@@ -72,7 +72,8 @@ def split_validation(labels: np.ndarray, *, axis: int, val_fraction: float, seed
 
     With ≥ 2 labelled slices, ``round(val_fraction × n)`` of them (at least 1, at most n − 1),
     chosen with ``seed``, go to validation. With a single labelled slice its labelled voxels
-    are split instead: the last ``val_fraction`` of them along the next axis. Returns
+    are split instead: the last ``val_fraction`` of its labelled rows along the next axis (at
+    least one row kept for training, at most all but one). Returns
     (train_labels, val_labels), each 255 where the other set is.
     """
     lab = np.moveaxis(labels, axis, 0)
@@ -90,7 +91,9 @@ def split_validation(labels: np.ndarray, *, axis: int, val_fraction: float, seed
     else:
         s = labelled[0]
         rows = np.flatnonzero((lab[s] != UNLABELLED).any(tuple(range(1, lab[s].ndim))))
-        cut = rows[int(np.floor(len(rows) * (1 - val_fraction)))] if len(rows) > 1 else rows[0] + 1
+        # at least the first labelled row trains, as at least one slice does above (a large
+        # val_fraction held the whole slice back, leaving nothing to train on)
+        cut = rows[max(1, int(np.floor(len(rows) * (1 - val_fraction))))] if len(rows) > 1 else rows[0] + 1
         val[s, cut:] = lab[s, cut:]
         train[s, cut:] = UNLABELLED
     return np.moveaxis(train, 0, axis), np.moveaxis(val, 0, axis)

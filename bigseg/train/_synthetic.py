@@ -24,7 +24,7 @@ from ..runtime._signals import children_ignore_ctrl_c
 from ._data import PatchSampler, normalize_image
 from ._loop import fit
 from ._loss import confusion, iou_from_confusion
-from ._train import _checkpointer, finish_model, parse_common, prepare_model
+from ._train import _checkpointer, check_norm_sizes, finish_model, parse_common, prepare_model
 
 __all__ = ["synthetic", "random_electrode", "random_physics", "make_pair", "TRAIN_PRESETS", "evaluate"]
 
@@ -284,6 +284,7 @@ def synthetic(
     opts = parse_common(arch=arch, init=init, epochs=epochs, lr=lr, lr_decay=lr_decay, batch_size=batch_size, patch=patch,
                         patience=patience, seed=seed, device=device, amp=amp, augment=augment, max_minutes=max_minutes,
                         steps_per_epoch=steps_per_epoch, arch_kwargs=arch_kwargs, checkpoint_dir=checkpoint_dir)
+    check_norm_sizes(opts, arch_kwargs)
     phases = parse_phases(phases if phases is not None else DEFAULT_PHASES)
     if len(phases) != 3:
         raise InputError(f"Expected 3 phases (pore, cbd, active) for synthetic training. Got {phases} instead.")

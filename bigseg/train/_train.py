@@ -56,6 +56,11 @@ def parse_common(
         if differ:
             raise InputError(f"Expected no `arch_kwargs` other than the `init` model's {init.arch_kwargs} when "
                              f"fine-tuning (its layers are copied). Got {differ} instead.")
+    if init is None and arch_kwargs:  # the layers' options checked now, not after the data are loaded
+        try:
+            Model(arch, phases=["a", "b"], patch=None, arch_kwargs=dict(arch_kwargs))
+        except TypeError:
+            raise InputError(f"Expected `arch_kwargs` to be a dict of {arch!r}'s options. Got {arch_kwargs!r} instead.") from None
     out: dict[str, Any] = {"arch": arch, "init": init}
     out["epochs"] = parse_positive_int("epochs", epochs)
     out["lr"] = parse_positive_float("lr", lr)
@@ -81,15 +86,51 @@ def parse_common(
         patch = init.patch if init is not None else ((128, 128) if ndim == 2 else (48, 48, 48))
     if isinstance(patch, (int, np.integer)) and not isinstance(patch, bool):
         patch = (int(patch),) * ndim
-    try:
+    try:  # a string is refused, not read digit by digit ("64" was (6, 4)); 32.5 is not 32
+        if isinstance(patch, (str, bytes, bool)) or not all(float(p) == int(p) for p in patch):
+            raise TypeError
         patch = tuple(int(p) for p in patch)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise InputError(f"Expected `patch` to be {ndim} positive ints. Got {patch!r} instead.") from None
     if len(patch) != ndim or not all(p >= 8 for p in patch):
         raise InputError(f"Expected `patch` to be {ndim} ints of at least 8 for {arch!r}. Got {patch!r} instead.")
     out["patch"] = patch
     out["ndim"] = ndim
     return out
+
+
+def check_norm_sizes(opts: dict[str, Any], arch_kwargs: dict | None) -> None:
+    """Refuse, before any work, a ``patch`` and ``batch_size`` whose deepest level leaves a
+    normalisation layer a single value per channel: batch normalisation (lrcsnet's decoder,
+    unet3d ``norm="batch"``) over batch × the deepest level's voxels, instance normalisation
+    (unet3d's default) over the deepest level's voxels of one patch. Torch stops such a training
+    at its first step ("Expected more than 1 value per channel when training")."""
+    from ..models._model import arch_defaults
+
+    arch, init, patch, batch = opts["arch"], opts["init"], opts["patch"], opts["batch_size"]
+    if arch not in ("lrcsnet", "unet3d"):
+        return
+    kw = {**arch_defaults(arch), **(dict(init.arch_kwargs) if init is not None else dict(arch_kwargs or {}))}
+    if arch == "lrcsnet":
+        poolings, norm = 3, "batch"
+    else:
+        try:
+            poolings, norm = len(kw["channels"]) - 1, kw["norm"]
+        except TypeError:  # malformed channels: refused, by name, where the network is made
+            return
+    factor = 2 ** max(0, poolings)
+    deepest = tuple(-(-int(p) // factor) for p in patch)  # the input is padded to a multiple of the factor
+    voxels = int(np.prod(deepest))
+    larger = tuple(max(int(p), 2 * factor) for p in patch)
+    if norm == "instance" and voxels < 2:
+        raise InputError(f"Expected `patch` larger than {factor} voxels along at least one axis for {arch!r} with "
+                         f"{poolings} poolings and instance normalisation (its deepest level would be one voxel, "
+                         f"which it cannot normalise). Got {patch} instead: pass e.g. patch={larger}.")
+    if norm == "batch" and voxels * batch < 2:
+        raise InputError(f"Expected `batch_size` of at least 2 with `patch` {patch} for {arch!r} (its deepest level, "
+                         f"after {poolings} poolings, is one voxel: batch normalisation needs more than one value "
+                         f"per channel). Got batch_size={batch} instead: pass batch_size=2 or a patch larger than "
+                         f"{factor} along an axis, e.g. patch={larger}.")
 
 
 def prepare_model(opts: dict[str, Any], phases: list[str], arch_kwargs: dict, normalization: dict) -> Model:
@@ -270,7 +311,9 @@ def train(
     amp : "auto" (bf16/fp16 autocast on CUDA, GradScaler for fp16), "bf16", "fp16", "off"
     max_minutes : stop training after this wall time (the best epoch so far is kept)
     synthetic : True or a dict of options: train on generated electrodes instead
-        (see :func:`bigseg.train.synthetic`); ``image``/``labels`` must then be None. ``lr``,
+        (see :func:`bigseg.train.synthetic`); ``image``/``labels`` must then be None, and the
+        options of labels (``axis``, ``val_fraction``, ``validation``, ``unlabelled``, ``fov``,
+        ``fov_margin``) are refused; ``phases`` is passed on. ``lr``,
         ``lr_decay``, ``patience`` and ``steps_per_epoch`` left at their defaults (those for
         sparse labels) take ``synthetic``'s (1e-3, 0.8, no early stopping, 100 steps)
     arch_kwargs : architecture options (``kernels``, ``kernel_size``, ``growth`` for
@@ -303,7 +346,18 @@ def train(
             raise InputError("Expected `image` and `labels` to be None with `synthetic`. Got data as well.")
         from ._synthetic import synthetic as _synthetic
 
+        # the options of training on labels were silently ignored here: refused by name (phases passed on)
+        given = {"axis": axis != 0, "val_fraction": val_fraction != 0.15, "validation": validation is not None,
+                 "unlabelled": unlabelled != 255, "fov": fov is not None, "fov_margin": bool(fov_margin)}
+        for name, value in (("axis", axis), ("val_fraction", val_fraction), ("validation", validation),
+                            ("unlabelled", unlabelled), ("fov", fov), ("fov_margin", fov_margin)):
+            if given[name]:
+                shown = "a pair" if name == "validation" else repr(value)
+                raise InputError(f"Expected `{name}` only when training on `image` and `labels`, not with `synthetic` "
+                                 f"(its validation volumes are generated). Got {name}={shown} with it.")
         kw = dict(synthetic) if isinstance(synthetic, dict) else {}
+        if phases is not None:
+            kw.setdefault("phases", phases)
         # the schedule left at train's defaults (those of sparse labels) takes synthetic()'s own; a value
         # passed is kept, also one equal to the default
         own = {"lr": lr, "lr_decay": lr_decay, "patience": patience, "steps_per_epoch": steps_per_epoch}
@@ -321,10 +375,12 @@ def train(
     opts = parse_common(arch=arch, init=init, epochs=epochs, lr=lr, lr_decay=lr_decay, batch_size=batch_size, patch=patch,
                         patience=patience, seed=seed, device=device, amp=amp, augment=augment, max_minutes=max_minutes,
                         steps_per_epoch=steps_per_epoch, arch_kwargs=arch_kwargs, checkpoint_dir=checkpoint_dir)
-    axis = parse_in_range("axis", axis, 0, 2, closed="both")
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) or not 0 <= int(axis) <= 2:
+        raise InputError(f"Expected `axis` to be 0, 1 or 2 (z, y or x). Got {axis!r} instead.")  # 1.5 was taken as 1
     axis = int(axis)
     val_fraction = parse_in_range("val_fraction", val_fraction, 0.0, 1.0, closed="left")
     opts["patch"] = _patch_inside(opts["patch"], tuple(np.shape(image))[-3:], axis, given=patch is not None)
+    check_norm_sizes(opts, arch_kwargs)
     if phases is None:
         phases = getattr(labels, "attrs", {}).get("phases") or (opts["init"].phases if opts["init"] is not None else DEFAULT_PHASES)
     phases = parse_phases(phases)
@@ -333,12 +389,6 @@ def train(
     order = _init_order(opts["init"], phases)
     if order is not None:  # the init's phases in another order: the labels take the init's (channels mean names)
         lab, phases = order[lab], list(opts["init"].phases)
-    absent = [p for i, p in enumerate(phases) if not (lab == i).any()]
-    if absent:  # e.g. one annotated slice of pore only: nothing teaches the others
-        warnings.warn(f"The labels hold no voxel of {', '.join(absent)}: the model learns nothing of "
-                      f"{'it' if len(absent) == 1 else 'them'}"
-                      f"{' beyond what the initial model knew' if opts['init'] is not None else ''}; "
-                      "annotate some of each phase.", stacklevel=2)
     if img.ndim != 3:
         raise InputError(f"Expected (z, y, x) volumes. Got {img.ndim} dimensions instead.")
 
@@ -351,6 +401,18 @@ def train(
                           "(give the circle, e.g. fov='cylinder' or (cy, cx, r))", UserWarning, stacklevel=2)
         mask = found.values
         lab = np.where(mask[None], lab, UNLABELLED).astype(np.uint8)
+        if not (lab != UNLABELLED).any():  # was an IndexError from the validation split
+            spec = repr(fov) if isinstance(fov, (str, tuple, list)) else "(a mask)"
+            raise InputError(f"Expected `labels` inside the field of view `fov`={spec} (`fov_margin`={fov_margin:g}). "
+                             f"Got every labelled voxel outside it ({float(mask.mean()):.0%} of each slice is inside): "
+                             "annotate inside the sample, or give the field of view that holds the annotations.")
+    absent = [p for i, p in enumerate(phases) if not (lab == i).any()]  # (after `fov`: what trains)
+    if absent:  # e.g. one annotated slice of pore only: nothing teaches the others
+        warnings.warn(f"The labels hold no voxel of {', '.join(absent)}"
+                      f"{' inside the field of view' if mask is not None else ''}: the model learns nothing of "
+                      f"{'it' if len(absent) == 1 else 'them'}"
+                      f"{' beyond what the initial model knew' if opts['init'] is not None else ''}; "
+                      "annotate some of each phase.", stacklevel=2)
     img, lo, hi = normalize_image(img, low=norm.get("low", 0.5), high=norm.get("high", 99.5), fov=mask)
 
     if validation is not None:
@@ -358,7 +420,10 @@ def train(
             vimg, vlab = validation
         except (TypeError, ValueError):
             raise InputError("Expected `validation` to be an (image, labels) pair. Got something else.") from None
-        vimg, vlab = load_pair(vimg, sparse_labels(vlab, unlabelled), n_classes)
+        try:  # said as the `validation` pair's, not as the training `image`/`labels`
+            vimg, vlab = load_pair(vimg, sparse_labels(vlab, unlabelled, name="validation labels"), n_classes)
+        except InputError as exc:
+            raise type(exc)(f"In `validation` (image, labels): {exc}") from None
         if order is not None:
             vlab = order[vlab]
         vmask = None if fov is None else fov_mask(vimg, fov, margin=fov_margin).values
@@ -398,6 +463,9 @@ def train(
     data = {"kind": "sparse labels", "shape": list(img.shape), "labelled_voxels": int((lab != UNLABELLED).sum()),
             "labelled_slices": labelled_slices, "axis": axis, "percentiles": [lo, hi],
             "validation": "explicit" if validation is not None else f"held-back slices ({val_fraction:g})"}
+    if validation is None and vlab is not None:  # which slices (along `axis`) were held back: the validation set
+        held = (np.moveaxis(vlab, axis, 0) != UNLABELLED).reshape(vlab.shape[axis], -1).any(1)
+        data["validation_slices"] = np.flatnonzero(held).tolist()
     if mask is not None:
         data["fov"] = {"spec": fov if isinstance(fov, str) else "mask/circle", "margin": float(fov_margin),
                        "inside_fraction": round(float(mask.mean()), 4)}

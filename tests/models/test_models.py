@@ -189,3 +189,25 @@ def test_torchscript_archive_is_refused_with_advice(tmp_path):
     torch.jit.save(torch.jit.trace(torch.nn.Conv3d(1, 3, 1).eval(), torch.zeros(1, 1, 4, 4, 4)), path)
     with pytest.raises(ModelError, match=r"TorchScript archive .*torch\.jit\.load"):
         models.load(path)
+
+
+@pytest.mark.parametrize("arch, kwargs, said", [
+    ("lrcsnet", {"kernel_size": 4}, "`kernel_size` to be an odd positive integer"),  # was a crash at the first step
+    ("lrcsnet", {"kernels": 0}, "`kernels` to be a positive integer. Got 0"),  # was silently 1 kernel
+    ("lrcsnet", {"growth": -1.0}, "`growth` to be a positive finite number. Got -1.0"),
+    ("unet3d", {"norm": "group"}, r"`norm` to be one of \['instance', 'batch', 'none'\]. Got 'group'"),  # was no norm
+    ("unet3d", {"up": "nearest"}, r"`up` to be one of \['trilinear', 'transpose'\]. Got 'nearest'"),  # was trilinear
+    ("unet3d", {"channels": ()}, r"`channels` to be feature channels per level.*Got \(\)"),  # was an IndexError
+    ("unet3d", {"channels": (16, 0)}, r"`channels` to be positive integers.*Got \(16, 0\)"),
+])
+def test_architecture_options_are_checked_by_name(arch, kwargs, said):
+    with pytest.raises(InputError, match=said):
+        models.create(arch, **kwargs)
+
+
+def test_patch_given_as_text_is_refused_not_read_digit_by_digit():
+    with pytest.raises(InputError, match=r"`patch` of 2 positive ints for 'lrcsnet'. Got '64' instead"):
+        models.create("lrcsnet", patch="64")  # was the patch (6, 4)
+    with pytest.raises(InputError, match=r"`patch` of 2 positive ints.*Got \(64.5, 64\)"):
+        models.create("lrcsnet", patch=(64.5, 64))  # was (64, 64)
+    assert models.create("lrcsnet", patch=(64.0, np.int64(32))).patch == (64, 32)

@@ -158,3 +158,12 @@ def test_cli_train_draws_its_curves(files, tmp_path, capsys):
     assert main(["train", str(files / "img.npy"), str(files / "lab.npy"), "-o", str(tmp_path / "n.pt"),
                  "--plot", str(tmp_path / "curves.txt")]) == 2  # refused before any training
     assert "`--plot`" in capsys.readouterr().err and not (tmp_path / "n.pt").exists()
+
+
+@pytest.mark.parametrize("extra", [["--val-fraction", "0.3"], ["--axis", "1"], ["--unlabelled", "0"],
+                                   ["--fov-margin", "2"]])
+def test_cli_train_refuses_options_of_labels_with_synthetic(tmp_path, capsys, extra):
+    """These options of training on labels were silently ignored with --synthetic."""
+    assert main(["train", "--synthetic", "-o", str(tmp_path / "m.pt"), "--epochs", "1", *extra]) == 2
+    assert f"Expected `{extra[0]}` only when training on IMAGE and LABELS, not with --synthetic" in capsys.readouterr().err
+    assert not (tmp_path / "m.pt").exists()

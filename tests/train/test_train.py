@@ -545,3 +545,111 @@ def _alive(pid: int) -> bool:
             return fh.read().split(") ")[-1][0] != "Z"  # a zombie has ended
     except OSError:
         return False
+
+
+def test_patch_and_batch_too_small_for_the_networks_normalisation_are_refused_before_work(pair):
+    """A deepest level of one voxel: torch stopped the training at its first step ("Expected more
+    than 1 value per channel when training"), after the data were loaded."""
+    img, lab, sparse = pair
+    with pytest.raises(InputError, match=r"`batch_size` of at least 2 with `patch` \(8, 8\) for 'lrcsnet'.*"
+                                         r"Got batch_size=1 instead"):
+        bigseg.train(img, sparse, arch_kwargs=TINY, patch=(8, 8), batch_size=1, epochs=1, progress=False)
+    with pytest.raises(InputError, match=r"`patch` larger than 8 voxels along at least one axis for 'unet3d'.*"
+                                         r"Got \(8, 8, 8\)"):
+        bigseg.train(img, sparse, arch="unet3d", arch_kwargs={"channels": (2, 4, 4, 4)}, patch=(8, 8, 8), epochs=1,
+                     progress=False)
+    # the smallest that work: two values per channel at the deepest level
+    m = bigseg.train(img, sparse, arch_kwargs=TINY, patch=(8, 16), batch_size=1, epochs=1, steps_per_epoch=1,
+                     augment=False, progress=False)
+    assert m.patch == (8, 16)
+    m = bigseg.train(img, sparse, arch="unet3d", arch_kwargs={"channels": (2, 4)}, patch=(8, 8, 8), batch_size=1,
+                     epochs=1, steps_per_epoch=1, augment=False, progress=False)
+    assert m.patch == (8, 8, 8)
+
+
+def test_architecture_options_and_axis_are_refused_before_work(pair, monkeypatch):
+    img, lab, sparse = pair
+    from bigseg.train import _train as train_module
+
+    def no_loading(*a, **k):  # the refusal comes before the volumes are read
+        raise AssertionError("loaded the data")
+
+    monkeypatch.setattr(train_module, "load_pair", no_loading)
+    with pytest.raises(InputError, match="`kernel_size` to be an odd positive integer"):  # was a crash in training
+        bigseg.train(img, sparse, arch_kwargs={"kernel_size": 4}, epochs=1)
+    with pytest.raises(InputError, match="`norm` to be one of"):
+        bigseg.train(img, sparse, arch="unet3d", arch_kwargs={"norm": "group"}, epochs=1)
+    with pytest.raises(InputError, match=r"`axis` to be 0, 1 or 2 \(z, y or x\). Got 1.5 instead"):  # was axis 1
+        bigseg.train(img, sparse, axis=1.5, epochs=1)
+    with pytest.raises(InputError, match=r"`patch` to be 2 positive ints. Got '32' instead"):  # was (3, 2)
+        bigseg.train(img, sparse, patch="32", epochs=1)
+
+
+def test_one_labelled_slice_keeps_some_for_training_at_any_val_fraction():
+    one = np.full((4, 10, 6), 255, np.uint8)
+    one[2, 1:9, 1:5] = 1
+    for val_fraction in (0.01, 0.5, 0.9, 0.99):  # 0.9 and above held the whole slice back: nothing to train on
+        tr, va = split_validation(one, axis=0, val_fraction=val_fraction, seed=0)
+        assert (tr != 255).any() and (va != 255).any(), val_fraction
+        assert ((tr != 255) & (va != 255)).sum() == 0 and ((tr != 255) | (va != 255)).sum() == (one != 255).sum()
+
+
+def test_one_labelled_slice_trains_with_a_large_val_fraction(pair):
+    img, lab, sparse = pair
+    one = np.full_like(sparse, 255)
+    one[5, 8:40, 4:34] = lab[5, 8:40, 4:34]
+    m = bigseg.train(img, one, arch_kwargs=TINY, patch=(16, 16), batch_size=2, epochs=1, steps_per_epoch=1,
+                     val_fraction=0.99, augment=False, progress=False)  # was "Expected labelled voxels for training"
+    assert m.provenance["scores"]["validation_iou"]
+
+
+def test_labels_all_outside_the_field_of_view_are_said(pair):
+    img, lab, sparse = pair
+    corner = np.full_like(sparse, 255)
+    corner[[1, 3], :3, :3] = lab[[1, 3], :3, :3]  # outside the inscribed circle
+    with pytest.raises(InputError, match=r"`labels` inside the field of view `fov`='cylinder'.*Got every labelled "
+                                         r"voxel outside it"):  # was an IndexError from the validation split
+        bigseg.train(img, corner, fov="cylinder", arch_kwargs=TINY, patch=(16, 16), epochs=1, progress=False)
+    # a phase annotated only outside it is said as absent (nothing of it trains)
+    some = sparse.copy()
+    some[some == 1] = 255
+    some[1, :3, :3] = 1
+    with pytest.warns(UserWarning, match="no voxel of cbd inside the field of view"):
+        bigseg.train(img, some, fov="cylinder", arch_kwargs=TINY, patch=(16, 16), batch_size=2, epochs=1,
+                     steps_per_epoch=1, augment=False, progress=False)
+
+
+def test_bad_validation_pair_is_said_as_the_validation_pair(pair):
+    img, lab, sparse = pair
+    bad = lab.copy()
+    bad[0, 0, 0] = 9
+    with pytest.raises(InputError, match=r"^In `validation` \(image, labels\): Expected `labels` values .*Got \[9\]"):
+        bigseg.train(img, sparse, validation=(img, bad), arch_kwargs=TINY, patch=(16, 16), epochs=1, progress=False)
+    with pytest.raises(InputError, match=r"^In `validation` \(image, labels\): .*same shape"):
+        bigseg.train(img, sparse, validation=(img[:6], lab), arch_kwargs=TINY, patch=(16, 16), epochs=1, progress=False)
+
+
+def test_train_synthetic_refuses_the_options_of_labels_and_passes_phases_on(pair):
+    """`axis`, `val_fraction`, `validation`, `unlabelled`, `fov` and `fov_margin` were silently
+    ignored with `synthetic`; `phases` was dropped."""
+    img, lab, sparse = pair
+    for kw, said in (({"val_fraction": 0.3}, "val_fraction=0.3"), ({"axis": 1}, "axis=1"),
+                     ({"validation": (img, lab)}, "validation=a pair"), ({"unlabelled": 0}, "unlabelled=0"),
+                     ({"fov": "cylinder"}, "fov='cylinder'"), ({"fov_margin": 2}, "fov_margin=2")):
+        with pytest.raises(InputError, match=f"only when training on `image` and `labels`, not with `synthetic` "
+                                             rf"\(its validation volumes are generated\). Got {said} with it"):
+            bigseg.train(synthetic=True, epochs=1, progress=False, **kw)
+    with pytest.raises(InputError, match=r"Expected 3 phases .* Got \['pore', 'solid'\]"):
+        bigseg.train(synthetic=True, phases=["pore", "solid"], epochs=1, progress=False)
+
+
+def test_provenance_says_which_slices_were_held_back(pair, tmp_path):
+    img, lab, sparse = pair
+    m = bigseg.train(img, sparse, arch_kwargs=TINY, patch=(16, 16), batch_size=2, epochs=1, steps_per_epoch=1,
+                     val_fraction=0.4, augment=False, progress=False, seed=2)
+    held = m.provenance["data"]["validation_slices"]
+    _, va = split_validation(sparse, axis=0, val_fraction=0.4, seed=2)
+    assert held == [z for z in range(sparse.shape[0]) if (va[z] != 255).any()] and len(held) == 2
+    assert set(held) <= {1, 3, 6, 8, 10}
+    models.save(m, tmp_path / "m.pt")
+    assert models.load(tmp_path / "m.pt").provenance["data"]["validation_slices"] == held
