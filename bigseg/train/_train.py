@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+import os
 import warnings
 from typing import Any
 
@@ -32,6 +33,7 @@ def parse_common(
         from ..runtime._lock import make_folder
 
         make_folder(checkpoint_dir, target=checkpoint_dir, argument="checkpoint_dir")
+        _warn_earlier_checkpoints(str(checkpoint_dir))
     if init is not None and not isinstance(init, Model):
         if isinstance(init, str):
             from ..models import load
@@ -97,6 +99,21 @@ def parse_common(
     out["patch"] = patch
     out["ndim"] = ndim
     return out
+
+
+def _warn_earlier_checkpoints(folder: str) -> None:
+    """Say when ``folder`` already holds an earlier run's checkpoints: this run replaces those of
+    the epochs it reaches, and those past its last epoch would stay beside its own, as if this
+    run had written them."""
+    import glob
+
+    earlier = sorted(os.path.basename(f) for f in glob.glob(os.path.join(folder, "epoch_*.pt")))
+    earlier += ["best.pt"] if os.path.exists(os.path.join(folder, "best.pt")) else []
+    if earlier:
+        shown = ", ".join(earlier) if len(earlier) <= 3 else f"{earlier[0]} … {earlier[-1]}"
+        warnings.warn(f"`checkpoint_dir` {folder!r} already holds {len(earlier)} checkpoint(s) of an earlier run "
+                      f"({shown}): this run replaces those of the epochs it reaches and leaves the others; "
+                      "give an empty folder to keep runs apart.", UserWarning, stacklevel=3)
 
 
 def check_norm_sizes(opts: dict[str, Any], arch_kwargs: dict | None) -> None:

@@ -653,3 +653,19 @@ def test_provenance_says_which_slices_were_held_back(pair, tmp_path):
     assert set(held) <= {1, 3, 6, 8, 10}
     models.save(m, tmp_path / "m.pt")
     assert models.load(tmp_path / "m.pt").provenance["data"]["validation_slices"] == held
+
+
+def test_earlier_checkpoints_in_the_folder_are_said(pair, tmp_path):
+    """A second run into the same `checkpoint_dir` left the first run's later epochs beside its
+    own, as if it had written them: said before the training."""
+    img, _, sparse = pair
+    ck = tmp_path / "ck"
+    ck.mkdir()
+    for name in ("epoch_001.pt", "epoch_006.pt", "best.pt"):
+        (ck / name).write_bytes(b"earlier")
+    with pytest.warns(UserWarning, match=r"already holds 3 checkpoint\(s\) of an earlier run \(epoch_001.pt, "
+                                         r"epoch_006.pt, best.pt\)"):
+        bigseg.train(img, sparse, arch_kwargs=TINY, patch=(32, 32), epochs=1, steps_per_epoch=1, batch_size=2,
+                     checkpoint_dir=str(ck), progress=False)
+    assert (ck / "epoch_006.pt").read_bytes() == b"earlier"  # the user's files: said, not deleted
+    assert (ck / "epoch_001.pt").read_bytes() != b"earlier"
