@@ -49,8 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--val-fraction", type=float, default=None,
                    help="fraction of labelled slices held back for validation (default 0.15; 0: none)")
     p.add_argument("--patience", type=nonnegative_int, default=None,
-                   help="stop after this many epochs without a better validation IoU; 0: never (default 3 with "
-                        "labels, never with --synthetic)")
+                   help="stop after this many epochs without a better validation IoU (a lower training loss with "
+                        "--val-fraction 0); 0: never (default 3 with labels, never with --synthetic)")
     p.add_argument("--max-minutes", type=float, default=None, help="stop after this wall time (best epoch kept)")
     p.add_argument("--presets", default=None, help="--synthetic: comma-separated XCT presets (default all realistic)")
     p.add_argument("--shape", default=None, help="--synthetic: z,y,x of each generated volume")

@@ -316,9 +316,12 @@ def train(
         pore, cbd, active
     axis : axis of the annotated slices (2D models see planes perpendicular to it)
     val_fraction : fraction of the labelled slices held back for validation (per-phase IoU
-        each epoch, early stopping, best-epoch selection); 0 disables
+        each epoch, early stopping, best-epoch selection); 0: no validation, and the epoch of
+        the lowest training loss is the one kept (``patience`` then counts epochs without a
+        lower training loss)
     validation : optional (image, labels) pair used for validation instead
-    patience : stop after this many epochs without a better validation mean IoU (None: never)
+    patience : stop after this many epochs without a better validation mean IoU (without
+        validation: a lower training loss); None: never
     steps_per_epoch : default: enough patches to see each labelled voxel ~8 times (20-1000)
     augment : True (flips, rot90, contrast/brightness/gamma, blur, noise, rings, drift), False,
         or an :class:`Augment`
