@@ -434,6 +434,11 @@ def train(
                       f"{' beyond what the initial model knew' if opts['init'] is not None else ''}; "
                       "annotate some of each phase.", stacklevel=2)
     img, lo, hi = normalize_image(img, low=norm.get("low", 0.5), high=norm.get("high", 99.5), fov=mask)
+    if not hi > lo:  # the network saw one value everywhere and "learnt" the phases' frequencies
+        where = " inside the field of view" if mask is not None else ""
+        raise InputError(f"Expected `image` with contrast{where}: its {norm.get('low', 0.5):g} and "
+                         f"{norm.get('high', 99.5):g} percentiles are both {lo:g} (a blank or saturated scan?). "
+                         "Got nothing to learn the phases from.")
 
     if validation is not None:
         try:

@@ -669,3 +669,11 @@ def test_earlier_checkpoints_in_the_folder_are_said(pair, tmp_path):
                      checkpoint_dir=str(ck), progress=False)
     assert (ck / "epoch_006.pt").read_bytes() == b"earlier"  # the user's files: said, not deleted
     assert (ck / "epoch_001.pt").read_bytes() != b"earlier"
+
+
+def test_an_image_without_contrast_is_refused(pair):
+    """A constant (blank, saturated) image trained silently: the network saw zeros everywhere."""
+    _, _, sparse = pair
+    with pytest.raises(InputError, match=r"Expected `image` with contrast: its 0.5 and 99.5 percentiles are both 3"):
+        bigseg.train(np.full(sparse.shape, 3.0, np.float32), sparse, arch_kwargs=TINY, patch=(32, 32), epochs=1,
+                     progress=False)
