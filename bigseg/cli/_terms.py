@@ -91,4 +91,7 @@ def in_cli_terms(message: str, parser: argparse.ArgumentParser, args: argparse.N
     message = re.sub(r"(?<![\w.`-])([a-z_]+)=('[^']*'|\"[^\"]*\"|\([^()]*\)|[\w.+-]+)", call, message)
     # a hint that gave both spellings now says the same twice: "--fov auto, --fov auto"
     message = re.sub(r"(--[a-z-]+ [^\s,;()]+) \(\1\)", r"\1", message)
+    # a hint of both spellings for another command's option (filter's advice to segment with
+    # fov='auto'): the command line's alone
+    message = re.sub(r"\(([a-z_]+)=('[^']*'|[\w.+-]+), (--[a-z-]+ [^\s,;()]+)\)", r"(\3)", message)
     return re.sub(r"(--[a-z-]+ [^\s,;()]+), \1\b", r"\1", message)

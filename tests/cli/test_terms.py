@@ -38,6 +38,17 @@ def test_options_given_hints_and_the_source_are_named_as_typed():
     assert in_cli_terms("Expected `path` to exist. Got 'other'.", p, args).startswith("Expected `path`")
 
 
+def test_a_hint_for_another_commands_option_keeps_its_command_line_spelling():
+    """filter's NaN advice (segment with fov='auto', --fov auto): filter has no --fov, and its
+    message said both spellings."""
+    p = argparse.ArgumentParser(prog="bigseg filter")
+    p.add_argument("source")
+    p.add_argument("--nan-policy", default="raise")
+    args = p.parse_args(["scan.ome.zarr"])
+    say = in_cli_terms("filter with nan_policy='propagate' and segment inside it (fov='auto', --fov auto).", p, args)
+    assert say == "filter with --nan-policy propagate and segment inside it (--fov auto)."
+
+
 def test_an_option_left_at_its_default_keeps_the_api_name():
     # the value came from elsewhere (a --config file), not from an option the user typed
     p = parser()
