@@ -68,6 +68,11 @@ def _is_pos_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v > 0
 
 
+def _is_pos_number(v: Any) -> bool:
+    """A finite number > 0 (not a YAML ``true``, which Python counts as 1)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < float("inf")
+
+
 def _merge(base: dict[str, Any], update: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     out = copy.deepcopy(base)
     for key, value in update.items():
@@ -92,8 +97,8 @@ def _validate(cfg: dict[str, Any]) -> None:
         from dask.utils import parse_bytes
 
         try:
-            ok = parse_bytes(mem) > 0
-        except (ValueError, TypeError):
+            ok = not isinstance(mem, bool) and parse_bytes(mem) > 0
+        except (ValueError, TypeError, OverflowError):
             ok = False
         _check("memory_limit", ok, "to be a size such as '4GiB' or null", mem)
     ch = cfg["chunks"]
@@ -102,7 +107,7 @@ def _validate(cfg: dict[str, Any]) -> None:
     vs = cfg["voxel_size"]
     if vs is not None:
         vals = vs if isinstance(vs, (list, tuple)) else [vs]
-        _check("voxel_size", len(vals) in (1, 3) and all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in vals),
+        _check("voxel_size", len(vals) in (1, 3) and all(map(_is_pos_number, vals)),
                "to be a positive number or 3 positive numbers", vs)
     _check("unit", cfg["unit"] is None or (isinstance(cfg["unit"], str) and _is_length(cfg["unit"])),
            "to be a length unit such as nm or um, or null (the source's)", cfg["unit"])
@@ -127,13 +132,30 @@ def _validate(cfg: dict[str, Any]) -> None:
     for key in ("median",):
         _check(f"filters.{key}", f[key] is None or _is_pos_int(f[key]), "to be a positive integer or null", f[key])
     for key in ("gaussian",):
-        _check(f"filters.{key}", f[key] is None or (isinstance(f[key], (int, float)) and f[key] > 0), "to be a positive number or null", f[key])
+        _check(f"filters.{key}", f[key] is None or _is_pos_number(f[key]), "to be a positive number or null", f[key])
     _check("filters.normalize", isinstance(f["normalize"], bool), "to be true or false", f["normalize"])
     un = f["unsharp"]
     _check("filters.unsharp", un is None or un is True or un is False or (
         isinstance(un, dict) and set(un) <= {"radius", "amount", "axes"}),
         "to be true (radius 6, amount 0.6), false/null, or a mapping of radius, amount, axes", un)
+    if isinstance(un, dict):  # its values as the filter reads them, before any work
+        if "radius" in un:
+            r = un["radius"]
+            _check("filters.unsharp.radius", _is_pos_number(r) or (
+                isinstance(r, (list, tuple)) and len(r) == 3 and all(
+                    _is_pos_number(v) or (v == 0 and not isinstance(v, bool)) for v in r) and any(map(_is_pos_number, r))),
+                "to be a positive number of voxels or 3 numbers >= 0 (z, y, x)", r)
+        if "amount" in un:
+            a = un["amount"]
+            _check("filters.unsharp.amount", isinstance(a, (int, float)) and not isinstance(a, bool)
+                   and abs(a) < float("inf"), "to be a finite number", a)
+        if "axes" in un:
+            _check("filters.unsharp.axes", un["axes"] in ("3d", "2d"), "to be '3d' or '2d'", un["axes"])
     p = cfg["predict"]
+    mo = p["model"]
+    _check("predict.model", (isinstance(mo, (str, os.PathLike)) and bool(os.fspath(mo)))
+           or (not isinstance(mo, (str, bytes, os.PathLike)) and callable(mo)),
+           "to be 'default', 'threshold', 'kmeans', 'watershed', a checkpoint path or a torch.nn.Module", mo)
     for key in ("tta", "probabilities"):
         _check(f"predict.{key}", isinstance(p[key], bool), "to be true or false", p[key])
     pa = p["patch"]
@@ -161,7 +183,7 @@ def _validate(cfg: dict[str, Any]) -> None:
                f"at most slurm.cores ({sl['cores']}: each worker process needs a core)", sl["processes"])
     _check("predict.overlap", isinstance(p["overlap"], (int, float)) and 0 <= p["overlap"] < 1, "in [0, 1)", p["overlap"])
     _check("predict.blend", p["blend"] in ("gaussian", "constant"), "to be 'gaussian' or 'constant'", p["blend"])
-    _check("predict.sigma_scale", isinstance(p["sigma_scale"], (int, float)) and p["sigma_scale"] > 0, "to be a positive number", p["sigma_scale"])
+    _check("predict.sigma_scale", _is_pos_number(p["sigma_scale"]), "to be a positive number", p["sigma_scale"])
     if p["autocast"] in (None, False):  # YAML reads a bare `off` as false
         p["autocast"] = "off"
     _check("predict.autocast", p["autocast"] in ("auto", "bf16", "fp16", "off"),

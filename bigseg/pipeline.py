@@ -125,7 +125,9 @@ class Pipeline:
                              "crop": cfg.crop, "align": cfg.filters["align"],
                              **({"levels": cfg.levels} if cfg.levels != 1 else {})}, sort_keys=True, default=str)
         predict = {k: v for k, v in cfg.predict.items() if k != "temporal" or v}  # keys of runs made before it
+        weights = getattr(self, "_model_key", None)  # a model's weights (set by _check_model; none: a baseline's)
         segment = json.dumps({"ingest": ingest, "filters": cfg.filters, "predict": predict,
+                              **({"weights": weights} if weights is not None else {}),
                               **({"fov": cfg.fov, "fov_margin": cfg.fov_margin} if cfg.fov is not None else {})},
                              sort_keys=True, default=str)
         return {"ingest": ingest, "segment": segment}
@@ -292,12 +294,28 @@ class Pipeline:
         if self.config.crop is not None:
             box = parse_region("crop", self.config.crop, grid[-3:])
             grid = grid[:-3] + tuple(len(range(*b.indices(n))) for b, n in zip(box, grid[-3:]))
+        self._check_measure_grid(grid)
         if truth is None or self.config.filters["align"]:
             return
         if tuple(np.shape(truth)) not in (tuple(shape), grid):
             raise InputError(f"Expected `truth` to have the source's shape {grid}"
                              f"{f' (or {tuple(shape)} before the crop)' if grid != tuple(shape) else ''}. "
                              f"Got {tuple(np.shape(truth))} instead.")
+
+    def _check_measure_grid(self, grid: tuple[int, ...]) -> None:
+        """The measurements asked for that cannot work on a scan of this (cropped) shape, e.g. a
+        few slices thick: refused before any work, not after the segmentation. (With
+        ``filters.align`` the grid shrinks to what every scan covers: checked after.)"""
+        zyx, m = tuple(int(n) for n in grid[-3:]), self.config.measure
+        needs = [("measure.tortuosity", m["tortuosity"], 3, "a diffusion solve"),
+                 ("measure.rve", m["rve"], 8, "cubes of 4 voxels and more, at most half the shortest axis"),
+                 ("measure.interfaces", m["interfaces"] if m["interfaces"] == "marching_cubes" else None, 2,
+                  "a marching-cubes mesh")]
+        for key, value, least, what in needs:
+            if value and min(zyx) < least:
+                raise ConfigError(f"Expected `{key}` off (null/false{', or faces' if key == 'measure.interfaces' else ''}) "
+                                  f"for a scan of shape {zyx}: {what} needs at least {least} voxels along every "
+                                  f"axis. Got {value!r} instead.")
 
     def _check_model(self) -> None:
         """``predict.model`` loads (a checkpoint is read now, never executed) and has the phases
@@ -307,6 +325,7 @@ class Pipeline:
         from .errors import ModelError
 
         model = self.config.predict["model"]
+        self._model_key = None
         if model in ("threshold", "kmeans", "watershed"):
             phases = list(DEFAULT_PHASES)
         elif isinstance(model, (str, os.PathLike)):
@@ -316,11 +335,16 @@ class Pipeline:
                 raise ConfigError(f"Expected `predict.model` to be 'default', 'threshold', 'kmeans', 'watershed' or "
                                   f"an existing checkpoint file. Got {str(model)!r} instead.")
             try:
-                phases = list(load(model).phases)
+                loaded = load(model)
             except ModelError as exc:
                 raise ConfigError(f"Expected `predict.model` to be a bigseg checkpoint. Got {str(model)!r}: {exc}") from None
+            phases = list(loaded.phases)
+            # what the segmentation is made from: the checkpoint's weights as they are now (one
+            # retrained into the same file is another model), not only its path
+            self._model_key = loaded.checkpoint_key()
         else:
             phases = list(getattr(model, "phases", None) or DEFAULT_PHASES)
+            self._model_key = _module_key(model)
         m = self.config.measure
         wanted = [("measure.phase", m["phase"])] if m["particles"] else []
         if m["shells"]:
@@ -393,6 +417,8 @@ class Pipeline:
         # what the results are made from (not where they run: cluster, workers, memory, SLURM)
         made_from = {k: v for k, v in self.config.values.items()
                      if k not in ("cluster", "n_workers", "threads_per_worker", "memory_limit", "slurm")}
+        if getattr(self, "_model_key", None) is not None:  # the model's weights (a checkpoint retrained in place)
+            made_from["weights"] = self._model_key
         settings = key_digest(json.dumps(made_from, sort_keys=True, default=str))
         while True:
             now = time.time()
@@ -442,7 +468,10 @@ class Pipeline:
                 tmp = ledger_path.with_suffix(".json.tmp")
                 tmp.write_text(json.dumps(ledger, indent=1, default=str))
                 tmp.replace(ledger_path)
-                _watch_evolution(out, ledger)
+                try:  # a summary over the scans: never what stops the watch (e.g. a done scan's metrics removed)
+                    _watch_evolution(out, ledger)
+                except Exception as exc:
+                    print(f"[watch] evolution.csv not written: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
             if once:
                 return ledger
             time.sleep(interval)
@@ -524,7 +553,14 @@ class Pipeline:
         radial = (measure.radial_profile(labels, centre=fov_centre(fov), step=m["radial_step"], progress=True)
                   if fov is not None else None)
         # each phase's share spanning the electrode, cut off in it, or reaching the volume's edge
-        conn = measure.connectivity(labels, axis=m["connectivity"], progress=True) if m["connectivity"] else None
+        # (on by default: a scan one slice thick along its axis, where both faces are one plane, goes without)
+        conn = None
+        if m["connectivity"] and labels.sizes[m["connectivity"]] < 2:
+            warnings.warn(f"measure.connectivity {m['connectivity']!r}: the scan is {labels.sizes[m['connectivity']]} "
+                          f"voxel thick along it, so no phase can span it; connectivity not measured (set "
+                          f"measure.connectivity to another axis, or null)", UserWarning, stacklevel=2)
+        elif m["connectivity"]:
+            conn = measure.connectivity(labels, axis=m["connectivity"], progress=True)
         # e.g. the pore size distribution (the particle split's max_diameter: the widest structure)
         thick = (measure.thickness(labels, phase=m["thickness"], max_diameter=m["max_diameter"], progress=True)
                  if m["thickness"] else None)
@@ -597,6 +633,26 @@ class Pipeline:
         }, indent=1, default=str))
         write_report(out, finished=True)
         return Result(str(image), str(seg_path), metrics, figures, timings, particles=table)
+
+
+def _module_key(model: Any) -> str | None:
+    """A content hash of a model given as an object (a bigseg ``Model``: its checkpoint key; a
+    ``torch.nn.Module``: its class and weights), for the segmentation stage's key; None for
+    anything else."""
+    if hasattr(model, "checkpoint_key"):
+        return str(model.checkpoint_key())
+    if not hasattr(model, "state_dict"):
+        return None
+    import hashlib
+
+    import torch
+
+    h = hashlib.sha256(f"{type(model).__module__}.{type(model).__qualname__}".encode())
+    for name, t in sorted(model.state_dict().items()):
+        t = t.detach().cpu().contiguous()
+        h.update(name.encode() + str(t.dtype).encode() + str(tuple(t.shape)).encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return "module:" + h.hexdigest()[:32]
 
 
 def _source_shape(source: Any) -> tuple[int, ...] | None:

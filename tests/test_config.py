@@ -66,6 +66,18 @@ def test_defaults_yaml_env_keywords_precedence(tmp_path):
         ("chunk: 64", "Unknown configuration key `chunk`"),
         ("predict: {overlapp: 0.5}", "Unknown configuration key `predict.overlapp`"),
         ("- a list", "mapping"),
+        # YAML's true is Python's 1, and .inf a float: each was taken, then failed after the ingest
+        # with an error naming the filter's argument (`sigma`, `radius`), not the key
+        ("filters: {gaussian: true}", "`filters.gaussian` to be a positive number or null. Got True"),
+        ("filters: {gaussian: .inf}", "`filters.gaussian`.*Got inf"),
+        ("predict: {sigma_scale: true}", "`predict.sigma_scale` to be a positive number. Got True"),
+        ("voxel_size: .inf", "`voxel_size`.*Got inf"),
+        ("memory_limit: true", "`memory_limit`.*Got True"),
+        ("filters: {unsharp: {radius: -1}}", "`filters.unsharp.radius`.*Got -1"),
+        ("filters: {unsharp: {amount: lots}}", "`filters.unsharp.amount` to be a finite number. Got 'lots'"),
+        ("filters: {unsharp: {axes: 4d}}", "`filters.unsharp.axes` to be '3d' or '2d'. Got '4d'"),
+        ("predict: {model: 5}", "`predict.model` to be 'default'.*Got 5"),
+        ("predict: {model: null}", "`predict.model` to be 'default'.*Got None"),
     ],
 )
 def test_invalid_configuration_is_refused_with_the_key(tmp_path, text, match):

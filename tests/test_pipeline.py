@@ -124,6 +124,52 @@ def test_a_run_again_with_fewer_outputs_leaves_none_of_the_earlier_ones(tmp_path
     assert page.count("<img") == 2 and "particles" not in page.lower()
 
 
+def test_a_scan_one_slice_thick_runs_and_what_cannot_be_measured_on_it_is_refused_first(tmp_path, scan):
+    # the default connectivity along z failed after the segmentation ("at least 2 voxels along
+    # `axis`"), leaving a folder without results; tortuosity and RVE failed there too
+    _, image = scan
+    one = image[:1, :20, :24]
+    with pytest.warns(UserWarning, match="connectivity not measured"):
+        res = Pipeline(predict={"model": "threshold"}, measure={"particles": False}).run(
+            one, tmp_path / "run", progress=False)
+    assert (tmp_path / "run" / "run.json").exists() and "connectivity_percolating" not in res.metrics
+    np.testing.assert_allclose(float(res.metrics.volume_fraction.sum()), 1.0)
+    for measure, key in (({"tortuosity": "z"}, "measure.tortuosity"), ({"rve": True}, "measure.rve"),
+                         ({"interfaces": "marching_cubes"}, "measure.interfaces")):
+        with pytest.raises(ConfigError, match=rf"`{key}` off .* shape \(1, 20, 24\)"):
+            Pipeline(predict={"model": "threshold"}, measure={"particles": False, **measure}).run(
+                one, tmp_path / "no", progress=False)
+        assert not (tmp_path / "no").exists()
+
+
+def test_a_checkpoint_retrained_in_place_is_segmented_again(tmp_path, scan):
+    # the segmentation stage's key held the checkpoint's path only: a model retrained into the
+    # same file kept the old labels on a resumed run (and a watch skipped its done scans)
+    import torch
+
+    from bigseg import models
+
+    _, image = scan
+    small = image[:8, :16, :16]
+    ckpt = tmp_path / "model.pt"
+    model = models.create("lrcsnet", patch=(16, 16))
+    models.save(model, ckpt)
+    pipe = dict(predict={"model": str(ckpt)}, filters={"median": None},
+                measure={"particles": False, "profile": None, "connectivity": None})
+    Pipeline(**pipe).run(small, tmp_path / "run", progress=False)
+    with torch.no_grad():
+        for w in model.parameters():
+            w.add_(torch.randn_like(w, generator=torch.Generator().manual_seed(0)))
+    models.save(model, ckpt, overwrite=True)
+    again = Pipeline(**pipe).run(small, tmp_path / "run", progress=False)
+    fresh = Pipeline(**pipe).run(small, tmp_path / "fresh", progress=False)
+    np.testing.assert_array_equal(bigseg.open_volume(again.labels).values, bigseg.open_volume(fresh.labels).values)
+    # the same weights again: kept (resumed, not recomputed)
+    stages = (tmp_path / "run" / "stages.json").read_text()
+    Pipeline(**pipe).run(small, tmp_path / "run", progress=False)
+    assert (tmp_path / "run" / "stages.json").read_text() == stages
+
+
 def test_pipeline_writes_pyramids_for_viewers(tmp_path, scan):
     truth, image = scan
     res = Pipeline(chunks=16, levels=3, predict={"model": "threshold"}, measure={"particles": False}).run(

@@ -218,3 +218,20 @@ def test_info_on_a_folder_of_runs_lists_each(tmp_path, capsys):
                        progress=False)
     assert main(["info", str(labels)]) == 2
     assert "which holds 2 (" in capsys.readouterr().err
+
+
+def test_an_evolution_that_cannot_be_made_does_not_stop_the_watch(tmp_path, image, capfd):
+    # a done scan's metrics removed by hand: reading them for evolution.csv raised out of the
+    # watch's loop, so the watch died and the scans after it were never processed
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    np.save(inbox / "a.npy", image[:8])
+    pipe = Pipeline(predict={"model": "threshold"}, measure={"particles": False})
+    pipe.watch(inbox, tmp_path / "out", once=True, progress=False)
+    for f in ("metrics.json", "metrics.nc"):
+        (tmp_path / "out" / "a" / f).unlink(missing_ok=True)
+    np.save(inbox / "b.npy", image[:8])
+    np.save(inbox / "c.npy", image[:8])
+    ledger = pipe.watch(inbox, tmp_path / "out", once=True, progress=False)
+    assert ledger["b"]["state"] == ledger["c"]["state"] == "done"
+    assert "evolution.csv not written" in capfd.readouterr().err
