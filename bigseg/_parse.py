@@ -123,6 +123,23 @@ def parse_tuple(name: str, value: Any, ndim: int, parse_item, *, what: str = "po
     return tuple(out)
 
 
+def whole_numbers(value: Any, ndim: int) -> tuple[int, ...] | None:
+    """``value`` (an int, broadcast to ``ndim``, or a sequence) as a tuple of ints when every item
+    is a whole number (64.0 too), else None: a string is never read digit by digit ("64" as
+    (6, 4)), 32.5 is not 32, ``True`` is not 1. The length is the caller's to check."""
+    if _is_int(value):
+        return (int(value),) * ndim
+    if isinstance(value, (str, bytes, bool)) or not hasattr(value, "__iter__"):
+        return None
+    try:
+        items = list(value)
+        if any(isinstance(v, (str, bytes, bool)) or float(v) != int(v) for v in items):
+            return None
+        return tuple(int(v) for v in items)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
 def parse_chunks(value: Any, ndim: int, *, name: str = "chunks") -> tuple[int, ...]:
     """Chunk edge lengths: an int for every axis or one int per axis, each > 0."""
     if value is None:

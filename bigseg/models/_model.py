@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._parse import parse_choice, parse_phases
+from .._parse import parse_choice, parse_phases, whole_numbers
 from ..errors import InputError, ModelError
 from ._nets import LRCSNet, UNet3D
 
@@ -130,16 +130,10 @@ class Model(nn.Module):
         ndim = int(getattr(self.net, "ndim", len(default_patch)))
         if patch is None:
             patch = default_patch
-        if isinstance(patch, (int, np.integer)) and not isinstance(patch, bool):
-            patch = (int(patch),) * ndim
-        try:  # a string is refused, not read digit by digit ("64" was the patch (6, 4))
-            if isinstance(patch, (str, bytes, bool)) or not all(float(p) == int(p) for p in patch):
-                raise TypeError
-            patch = tuple(int(p) for p in patch)
-        except (TypeError, ValueError, OverflowError):
-            raise InputError(f"Expected `patch` of {ndim} positive ints for {arch!r}. Got {patch!r} instead.") from None
-        if len(patch) != ndim or not all(p > 0 for p in patch):
+        parsed = whole_numbers(patch, ndim)
+        if parsed is None or len(parsed) != ndim or not all(p > 0 for p in parsed):
             raise InputError(f"Expected `patch` of {ndim} positive ints for {arch!r}. Got {patch!r} instead.")
+        patch = parsed
         self.patch = patch
         self.ndim = ndim
         self.normalization = dict(normalization) if normalization is not None else dict(DEFAULT_NORMALIZATION)

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._parse import parse_in_range, parse_nonnegative_int, parse_phases, parse_positive_float, parse_positive_int
+from .._parse import parse_in_range, parse_nonnegative_int, parse_phases, parse_positive_float, parse_positive_int, whole_numbers
 from ..errors import InputError, ModelError
 from ..io import DEFAULT_PHASES, UNLABELLED, fov_mask, sparse_labels
 from ..models import DEFAULT_NORMALIZATION, Model, available, create, save
@@ -86,14 +86,10 @@ def parse_common(
         ndim = init.ndim
     if patch is None:
         patch = init.patch if init is not None else ((128, 128) if ndim == 2 else (48, 48, 48))
-    if isinstance(patch, (int, np.integer)) and not isinstance(patch, bool):
-        patch = (int(patch),) * ndim
-    try:  # a string is refused, not read digit by digit ("64" was (6, 4)); 32.5 is not 32
-        if isinstance(patch, (str, bytes, bool)) or not all(float(p) == int(p) for p in patch):
-            raise TypeError
-        patch = tuple(int(p) for p in patch)
-    except (TypeError, ValueError, OverflowError):
-        raise InputError(f"Expected `patch` to be {ndim} positive ints. Got {patch!r} instead.") from None
+    parsed = whole_numbers(patch, ndim)
+    if parsed is None:
+        raise InputError(f"Expected `patch` to be {ndim} positive ints. Got {patch!r} instead.")
+    patch = parsed
     if len(patch) != ndim or not all(p >= 8 for p in patch):
         raise InputError(f"Expected `patch` to be {ndim} ints of at least 8 for {arch!r}. Got {patch!r} instead.")
     out["patch"] = patch
