@@ -140,11 +140,14 @@ def _validate(cfg: dict[str, Any]) -> None:
         "to be true (radius 6, amount 0.6), false/null, or a mapping of radius, amount, axes", un)
     if isinstance(un, dict):  # its values as the filter reads them, before any work
         if "radius" in un:
-            r = un["radius"]
-            _check("filters.unsharp.radius", _is_pos_number(r) or (
-                isinstance(r, (list, tuple)) and len(r) == 3 and all(
-                    _is_pos_number(v) or (v == 0 and not isinstance(v, bool)) for v in r) and any(map(_is_pos_number, r))),
-                "to be a positive number of voxels or 3 numbers >= 0 (z, y, x)", r)
+            from .filters._filters import _parse_sigma  # the filter's own reading of it
+
+            try:
+                ok = bool(_parse_sigma("radius", un["radius"]))
+            except InputError:
+                ok = False
+            _check("filters.unsharp.radius", ok, "to be a positive number of voxels or 3 numbers >= 0 (z, y, x)",
+                   un["radius"])
         if "amount" in un:
             a = un["amount"]
             _check("filters.unsharp.amount", isinstance(a, (int, float)) and not isinstance(a, bool)
