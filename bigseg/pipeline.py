@@ -645,13 +645,10 @@ def _module_key(model: Any) -> str | None:
         return None
     import hashlib
 
-    import torch
+    from .models._model import hash_weights
 
     h = hashlib.sha256(f"{type(model).__module__}.{type(model).__qualname__}".encode())
-    for name, t in sorted(model.state_dict().items()):
-        t = t.detach().cpu().contiguous()
-        h.update(name.encode() + str(t.dtype).encode() + str(tuple(t.shape)).encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    hash_weights(h, model)
     return "module:" + h.hexdigest()[:32]
 
 

@@ -80,6 +80,15 @@ def _jsonable(obj: Any) -> Any:
     return str(obj)
 
 
+def hash_weights(h: Any, module: nn.Module) -> None:
+    """Feed ``module``'s weights (names, dtypes, shapes, bytes; sorted by name) to the hash ``h``."""
+    for name, t in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        t = t.detach().cpu().contiguous()
+        h.update(str(t.dtype).encode() + str(tuple(t.shape)).encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+
+
 class Model(nn.Module):
     """A segmentation network plus what is needed to use it.
 
@@ -170,11 +179,7 @@ class Model(nn.Module):
         meta = self.metadata()
         meta.pop("provenance")
         h.update(json.dumps(meta, sort_keys=True).encode())
-        for name, t in sorted(self.state_dict().items()):
-            h.update(name.encode())
-            t = t.detach().cpu().contiguous()
-            h.update(str(t.dtype).encode() + str(tuple(t.shape)).encode())
-            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        hash_weights(h, self)
         return "bigseg:" + h.hexdigest()[:32]
 
     @property
