@@ -102,13 +102,16 @@ class Pipeline:
         if isinstance(source, (str, os.PathLike, list, tuple)):  # a list: the scans of an operando series
             return ingest(source, image, chunks=cfg.chunks, voxel_size=cfg.voxel_size, unit=cfg.unit,
                           crop=cfg.crop, levels=cfg.levels, overwrite=True, resume_key=key)
-        if cfg.crop is not None:  # (as a volume: the box keeps its place, see io.origin_of)
+        if cfg.crop is not None or cfg.voxel_size is not None or cfg.unit is not None:
             from .io import as_volume
+            from .io._ingest import calibrated
 
-            source = crop_box(as_volume(source, name="source", ndim=(3, 4)), cfg.crop)[0]
-        save_volume(source, image, chunks=cfg.chunks, voxel_size=cfg.voxel_size,
-                    unit=cfg.unit if cfg.voxel_size is not None else None, levels=cfg.levels, overwrite=True,
-                    resume_key=key)
+            source = as_volume(source, name="source", ndim=(3, 4))
+            if cfg.voxel_size is not None or cfg.unit is not None:  # as ingest calibrates a path
+                source = calibrated(source, voxel_size=cfg.voxel_size, unit=cfg.unit)
+            if cfg.crop is not None:  # (the box keeps its place, see io.origin_of)
+                source = crop_box(source, cfg.crop)[0]
+        save_volume(source, image, chunks=cfg.chunks, levels=cfg.levels, overwrite=True, resume_key=key)
         return open_volume(image)
 
     def _stage_keys(self, source: Any) -> dict[str, str]:

@@ -142,6 +142,29 @@ def test_a_scan_one_slice_thick_runs_and_what_cannot_be_measured_on_it_is_refuse
         assert not (tmp_path / "no").exists()
 
 
+def test_an_array_is_calibrated_by_voxel_size_and_unit_as_a_path_is(tmp_path, scan):
+    # `unit` was ignored for an array without `voxel_size` (it stayed in voxels, or in the
+    # DataArray's own unit) where a path's voxel size is converted to it
+    _, image = scan
+    small = image[:12, :20, :24].assign_attrs(voxel_size=(50.0, 40.0, 40.0), unit="nm")
+    np.save(tmp_path / "plain.npy", np.asarray(small))
+    opts = {"predict": {"model": "threshold"}, "measure": {"particles": False, "connectivity": None}}
+    cases = [(small, {"unit": "um"}, (0.05, 0.04, 0.04), "um"),  # its own size, converted
+             (np.asarray(small), {"unit": "um"}, (1.0, 1.0, 1.0), "um"),  # none stated: 1 in `unit`
+             (np.asarray(small), {"voxel_size": 2}, (2.0, 2.0, 2.0), "nm"),
+             (small, {"voxel_size": 3, "crop": "2:10,:,:"}, (3.0, 3.0, 3.0), "nm")]
+    for i, (src, cfg, vs, unit) in enumerate(cases):
+        res = Pipeline(**opts, **cfg).run(src, tmp_path / f"run{i}", progress=False)
+        vol = bigseg.open_volume(tmp_path / f"run{i}" / "image.ome.zarr")
+        np.testing.assert_allclose(vol.attrs["voxel_size"], vs)
+        assert vol.attrs["unit"] == unit == res.metrics.attrs["unit"]
+        if "crop" in cfg:  # the box keeps its place in the scan's coordinates
+            np.testing.assert_allclose(vol.z.values[0], 2 * 3.0)
+    # the same array from a file gets the same calibration
+    Pipeline(**opts, unit="um").run(tmp_path / "plain.npy", tmp_path / "path", progress=False)
+    assert bigseg.open_volume(tmp_path / "path" / "image.ome.zarr").attrs["unit"] == "um"
+
+
 def test_a_checkpoint_retrained_in_place_is_segmented_again(tmp_path, scan):
     # the segmentation stage's key held the checkpoint's path only: a model retrained into the
     # same file kept the old labels on a resumed run (and a watch skipped its done scans)

@@ -570,24 +570,15 @@ def open_source(source: str | os.PathLike, *, chunks: Any = 128, dataset: str | 
     return vol
 
 
-def _read_volume(source: Any, *, chunks: Any, vs: Any, unit: str | None, dataset: str | None, dtype: Any,
-                 shape: Any, offset: int, channel: int | None = None, reader: Any = None) -> xr.DataArray:
-    """One source as a lazy volume (3D or 4D), cast to ``dtype`` when asked; ``reader``: the
-    source already opened by :func:`read_source` (else it is opened here).
-
-    Voxel size: ``vs`` (in ``unit``, default the source's unit, else nm) when given, else the
-    source's own (zarr metadata, OME-TIFF, ImageJ TIFF, HDF5 ``element_size_um``), expressed in
-    ``unit`` when that is given, else 1 nm."""
-    if reader is None:
-        reader = read_source(source, dataset=dataset, dtype=dtype, shape=shape, offset=offset)
-    if isinstance(reader, Hdf5Reader) and str(_hdf5_attr(reader, "dims") or "").startswith("phase"):
-        raise InputError(f"Expected `source` to hold a volume or a series. Got {os.fspath(source)!r}, probabilities "
-                         "(phase, z, y, x) as bigseg export writes them, which would read as a series of "
-                         f"{reader.shape[0]} scans: ingest the image or the labels instead.")
+def _resolved_calibration(reader: Any, vs: Any, unit: str | None) -> tuple[Any, str]:
+    """(voxel size, unit) of a source opened by :func:`read_source` (or an in-memory volume):
+    ``vs`` (in ``unit``, default the source's unit, else nm) when given, else the source's own
+    expressed in ``unit`` when that is given, else its own; an uncalibrated one: 1 (a store in
+    voxels keeps its sizes, the axes' ratios) in ``unit``, else nm."""
     own = _calibration(reader)
     if vs is not None:
-        cal = (vs, unit or (own[1] if own else "nm"))
-    elif own is not None:
+        return vs, unit or (own[1] if own else "nm")
+    if own is not None:
         converted = convert_length(own[0], own[1], unit) if unit else own[0]
         if converted is None and normalise_unit(own[1]) is None:
             raise InputError(f"Expected `voxel_size` with `unit`={unit!r}: the source's voxel size is in "
@@ -595,9 +586,31 @@ def _read_volume(source: Any, *, chunks: Any, vs: Any, unit: str | None, dataset
         if converted is None:
             raise InputError(f"Expected `unit` to be a length unit such as 'nm' or 'um' that the source's "
                              f"{own[1]!r} converts to. Got {unit!r} instead.")
-        cal = (converted, unit or own[1])
-    else:  # a store in voxels keeps its sizes (the axes' ratios), now in nm as any uncalibrated source
-        cal = (tuple(reader.attrs["voxel_size"]) if isinstance(reader, xr.DataArray) else (1.0, 1.0, 1.0), unit or "nm")
+        return converted, unit or own[1]
+    return (tuple(reader.attrs["voxel_size"]) if isinstance(reader, xr.DataArray) else (1.0, 1.0, 1.0)), unit or "nm"
+
+
+def calibrated(vol: xr.DataArray, *, voxel_size: Any = None, unit: str | None = None) -> xr.DataArray:
+    """An in-memory volume with the voxel size and unit :func:`ingest` would give it for
+    ``voxel_size`` and ``unit`` (its own converted to ``unit``, or ``voxel_size`` in ``unit``;
+    one in voxels: 1 ``unit``, else nm)."""
+    vs = None if voxel_size is None else parse_voxel_size(voxel_size)
+    return recalibrated(vol, *_resolved_calibration(vol, vs, None if unit is None else parse_unit(unit)))
+
+
+def _read_volume(source: Any, *, chunks: Any, vs: Any, unit: str | None, dataset: str | None, dtype: Any,
+                 shape: Any, offset: int, channel: int | None = None, reader: Any = None) -> xr.DataArray:
+    """One source as a lazy volume (3D or 4D), cast to ``dtype`` when asked; ``reader``: the
+    source already opened by :func:`read_source` (else it is opened here), calibrated by
+    :func:`_resolved_calibration` (its own from zarr metadata, OME-TIFF, ImageJ TIFF, HDF5
+    ``element_size_um``)."""
+    if reader is None:
+        reader = read_source(source, dataset=dataset, dtype=dtype, shape=shape, offset=offset)
+    if isinstance(reader, Hdf5Reader) and str(_hdf5_attr(reader, "dims") or "").startswith("phase"):
+        raise InputError(f"Expected `source` to hold a volume or a series. Got {os.fspath(source)!r}, probabilities "
+                         "(phase, z, y, x) as bigseg export writes them, which would read as a series of "
+                         f"{reader.shape[0]} scans: ingest the image or the labels instead.")
+    cal = _resolved_calibration(reader, vs, unit)
     if isinstance(reader, xr.DataArray):
         vol = recalibrated(_one_channel(reader, channel, source), cal[0], cal[1])  # coordinates with the attrs
     else:
