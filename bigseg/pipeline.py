@@ -625,8 +625,8 @@ class Pipeline:
         metrics.attrs.update({"image": str(image), "labels": str(seg_path)})
         _write_metrics(metrics, out)
         (out / "run.json").write_text(json.dumps({
-            "source": (str(source) if isinstance(source, (str, os.PathLike))
-                       else [str(x) for x in source] if isinstance(source, (list, tuple)) else "array"),
+            "source": (os.path.abspath(source) if isinstance(source, (str, os.PathLike))  # found from anywhere
+                       else [os.path.abspath(x) for x in source] if isinstance(source, (list, tuple)) else "array"),
             "bigseg": version(), "model": str(self.config.predict["model"]),
             "config": self.config.values, "computed_on": _computed_on(),
             "timings_s": {k: round(v, 3) for k, v in timings.items()},

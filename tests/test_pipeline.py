@@ -142,7 +142,7 @@ def test_a_scan_one_slice_thick_runs_and_what_cannot_be_measured_on_it_is_refuse
         assert not (tmp_path / "no").exists()
 
 
-def test_an_array_is_calibrated_by_voxel_size_and_unit_as_a_path_is(tmp_path, scan):
+def test_an_array_is_calibrated_by_voxel_size_and_unit_as_a_path_is(tmp_path, scan, monkeypatch):
     # `unit` was ignored for an array without `voxel_size` (it stayed in voxels, or in the
     # DataArray's own unit) where a path's voxel size is converted to it
     _, image = scan
@@ -160,9 +160,12 @@ def test_an_array_is_calibrated_by_voxel_size_and_unit_as_a_path_is(tmp_path, sc
         assert vol.attrs["unit"] == unit == res.metrics.attrs["unit"]
         if "crop" in cfg:  # the box keeps its place in the scan's coordinates
             np.testing.assert_allclose(vol.z.values[0], 2 * 3.0)
-    # the same array from a file gets the same calibration
-    Pipeline(**opts, unit="um").run(tmp_path / "plain.npy", tmp_path / "path", progress=False)
+    # the same array from a file gets the same calibration; run.json says where the file is
+    # from anywhere (it kept the path relative to the folder the run started in)
+    monkeypatch.chdir(tmp_path)
+    Pipeline(**opts, unit="um").run("plain.npy", tmp_path / "path", progress=False)
     assert bigseg.open_volume(tmp_path / "path" / "image.ome.zarr").attrs["unit"] == "um"
+    assert json.loads((tmp_path / "path" / "run.json").read_text())["source"] == str(tmp_path / "plain.npy")
 
 
 def test_a_checkpoint_retrained_in_place_is_segmented_again(tmp_path, scan):
