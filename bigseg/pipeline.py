@@ -274,6 +274,8 @@ class Pipeline:
         except BaseException:
             if made and Path(dest).is_dir() and not any(Path(dest).iterdir()):  # e.g. a cluster that cannot start
                 Path(dest).rmdir()
+            elif not made:
+                _flag_earlier_report(Path(dest))
             raise
 
     def _check_temporal(self, shape: tuple[int, ...] | None) -> None:
@@ -488,6 +490,8 @@ class Pipeline:
 
         out = Path(dest)
         out.mkdir(parents=True, exist_ok=True)
+        if (out / "stages.json").exists():  # run again: not done (run_state) until this run writes run.json
+            (out / "stages.json").touch()
         image = out / "image.ome.zarr"
         timings: dict[str, float] = {}
         # what each resumable stage was made from: a stage made from other inputs is redone
@@ -744,6 +748,22 @@ def run_state(out: str | os.PathLike) -> dict[str, Any]:
     if not finished.exists() or later:
         return {"state": "incomplete", "stages": stages}
     return {"state": "done", "stages": stages}
+
+
+def _flag_earlier_report(out: Path) -> None:
+    """After a run into ``out`` stopped (an error, Ctrl-C), a ``report.html`` an earlier run
+    wrote there is written again with the banner of an unfinished run (it read as finished,
+    over results this run may have replaced in part), or removed where it cannot be."""
+    report = out / "report.html"
+    if not report.exists() or run_state(out)["state"] != "incomplete":  # (running: another process's)
+        return
+    from .report import write_report
+
+    try:
+        write_report(out)
+    except Exception:  # e.g. its metrics are gone: no page is better than one that looks finished
+        with contextlib.suppress(OSError):
+            report.unlink()
 
 
 def _read_stages(out: Path) -> dict[str, str]:

@@ -168,6 +168,40 @@ def test_an_array_is_calibrated_by_voxel_size_and_unit_as_a_path_is(tmp_path, sc
     assert json.loads((tmp_path / "path" / "run.json").read_text())["source"] == str(tmp_path / "plain.npy")
 
 
+def test_a_run_again_that_fails_leaves_no_report_that_reads_as_finished(tmp_path, scan, monkeypatch):
+    # the earlier run's report.html stayed as it was (no banner) over results the failed run
+    # had in part replaced
+    _, image = scan
+    small = image[:12, :20, :24]
+    opts = {"predict": {"model": "threshold"}, "measure": {"particles": False, "connectivity": None}}
+    Pipeline(**opts).run(small, tmp_path / "run", progress=False)
+    assert bigseg.pipeline.run_state(tmp_path / "run")["state"] == "done"
+    assert "Incomplete run" not in (tmp_path / "run" / "report.html").read_text()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a disk error")
+
+    # failing as it reads the source again: before it has redone any stage
+    monkeypatch.setattr(Pipeline, "_ingest", broken)
+    with pytest.raises(RuntimeError, match="disk error"):
+        Pipeline(**opts).run(small, tmp_path / "run", progress=False)
+    assert bigseg.pipeline.run_state(tmp_path / "run")["state"] == "incomplete"
+    page = (tmp_path / "run" / "report.html").read_text()
+    assert "Incomplete run" in page and "stopped after ingest, segment" in page
+    # failing in the measurements, its metrics gone: a page that cannot be drawn again is removed
+    monkeypatch.undo()
+    monkeypatch.setattr(bigseg.measure, "summary", broken)
+    (tmp_path / "run" / "metrics.nc").unlink()
+    (tmp_path / "run" / "metrics.json").unlink(missing_ok=True)
+    with pytest.raises(RuntimeError, match="disk error"):
+        Pipeline(**opts).run(small, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "report.html").exists()
+    monkeypatch.undo()
+    Pipeline(**opts).run(small, tmp_path / "run", progress=False)  # and a run to the end makes it done again
+    assert bigseg.pipeline.run_state(tmp_path / "run")["state"] == "done"
+    assert "Incomplete run" not in (tmp_path / "run" / "report.html").read_text()
+
+
 def test_a_checkpoint_retrained_in_place_is_segmented_again(tmp_path, scan):
     # the segmentation stage's key held the checkpoint's path only: a model retrained into the
     # same file kept the old labels on a resumed run (and a watch skipped its done scans)
