@@ -321,7 +321,10 @@ def train(
     steps_per_epoch : default: enough patches to see each labelled voxel ~8 times (20-1000)
     augment : True (flips, rot90, contrast/brightness/gamma, blur, noise, rings, drift), False,
         or an :class:`Augment`
-    checkpoint_dir : write ``epoch_NNN.pt`` each epoch and ``best.pt`` (safe format)
+    checkpoint_dir : write ``epoch_NNN.pt`` each epoch and ``best.pt`` (safe format). To go
+        on after a run stopped at epoch N: ``init="…/epoch_N.pt"``, ``epochs`` the ones left
+        and ``lr=lr * lr_decay**N`` (the optimiser's moments start afresh; the seed draws
+        other patches than the stopped run would have)
     seed : seeds patch sampling, augmentation and initialisation
     device : None (CUDA if available, else CPU), "cpu", "cuda", "cuda:1"
     amp : "auto" (bf16/fp16 autocast on CUDA, GradScaler for fp16), "bf16", "fp16", "off"
