@@ -47,7 +47,7 @@ DEFAULTS: dict[str, Any] = {
     "measure": {"interfaces": "faces", "particles": True, "phase": "active", "split": True, "max_diameter": 40,
                 "particle_labels": False, "profile": "z", "profile_step": 1, "shells": None, "tortuosity": None,
                 "connectivity": "z", "thickness": None, "rve": False, "radial_step": 4},
-    # null: deploy/slurm.yaml's value (a key set here, to any value, overrides it)
+    # null: deploy/slurm.yaml's value (a key set here, to any value, overrides it; queue/account "": none)
     "slurm": {"queue": None, "account": None, "cores": None, "memory": None, "walltime": None,
               "jobs": None, "processes": None},
 }

@@ -152,7 +152,9 @@ def slurm_cluster(config: str | os.PathLike | None = None, *, n_workers: int | N
                            "pass the address of a running scheduler.")
     jobs = n_workers or kwargs.pop("jobs", None) or 1  # --workers / n_workers first: the jobs asked for now
     kwargs.pop("jobs", None)
-    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    # queue/account "": none (the site's default partition, no account), where the deployment
+    # file names one (null keeps the file's; dask-jobqueue would write "#SBATCH -p " of "")
+    kwargs = {k: v for k, v in kwargs.items() if v is not None and not (k in ("queue", "account") and v == "")}
     kwargs.setdefault("scheduler_options", {"dashboard_address": ":0"})
     return SLURMCluster(**kwargs), jobs
 

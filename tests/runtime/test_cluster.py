@@ -176,6 +176,13 @@ def test_slurm_job_script_from_deploy_yaml(tmp_path, monkeypatch):
     assert slurm_cluster(cfg, n_workers=2)[1] == 2  # --workers / n_workers: the jobs asked for now (was the file's)
     assert "#SBATCH -p gpu-a100" in script and "#SBATCH -A bat123" in script and "#SBATCH -t 00:30:00" in script
     assert "--nworkers 2" in script
+    # a site without partitions or accounts clears the file's: "" (null keeps them)
+    cluster, _ = slurm_cluster(cfg, queue="", account="")
+    try:
+        script = cluster.job_script()
+    finally:
+        cluster.close()
+    assert "#SBATCH -p" not in script and "#SBATCH -A" not in script and "#SBATCH -t 00:30:00" in script
 
 
 @pytest.mark.slow
