@@ -436,6 +436,8 @@ class Pipeline:
                     continue
                 path = paths[0]
                 sig = _signature(path)
+                if sig is None:  # gone since the listing (renamed by its writer, removed): not a scan now
+                    continue
                 state = ledger.get(name)
                 same_settings = state is None or state.get("settings", settings) == settings  # (older ledgers: kept)
                 if state is not None and state.get("signature") == list(sig) and same_settings:
@@ -881,15 +883,30 @@ def _scans(inbox: Path) -> dict[str, list[Path]]:
         suffix = next((s for s in _SCAN_SUFFIXES if low.endswith(s)), None)
         if suffix is not None:
             found.setdefault(p.name[: -len(suffix)], []).append(p)
-        elif p.is_dir() and any(c.suffix.lower() in (".tif", ".tiff") for c in p.iterdir()):
-            found.setdefault(p.name, []).append(p)
+        elif p.is_dir():
+            try:
+                slices = any(c.suffix.lower() in (".tif", ".tiff") for c in p.iterdir())
+            except OSError:  # removed (or made unreadable) since the listing
+                continue
+            if slices:
+                found.setdefault(p.name, []).append(p)
     return found
 
 
-def _signature(path: Path) -> tuple[int, float]:
-    """(total bytes, latest modification time) of a file or of everything under a folder."""
-    files = [path] if path.is_file() else [f for f in path.rglob("*") if f.is_file()]
-    stats = [f.stat() for f in files]
+def _signature(path: Path) -> tuple[int, float] | None:
+    """(total bytes, latest modification time) of a file or of everything under a folder; None
+    when it is gone (a file of a folder removed while it is read is left out: the folder is
+    still being written, and the next look sees it changed)."""
+    try:
+        files = [path] if path.is_file() else [f for f in path.rglob("*") if f.is_file()]
+    except OSError:  # the folder removed while it is listed
+        return None
+    stats = []
+    for f in files:
+        with contextlib.suppress(FileNotFoundError):
+            stats.append(f.stat())
+    if not path.exists():
+        return None
     return sum(st.st_size for st in stats), max((st.st_mtime for st in stats), default=0.0)
 
 

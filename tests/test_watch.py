@@ -235,3 +235,32 @@ def test_an_evolution_that_cannot_be_made_does_not_stop_the_watch(tmp_path, imag
     ledger = pipe.watch(inbox, tmp_path / "out", once=True, progress=False)
     assert ledger["b"]["state"] == ledger["c"]["state"] == "done"
     assert "evolution.csv not written" in capfd.readouterr().err
+
+
+def test_a_scan_that_vanishes_while_the_inbox_is_read_does_not_stop_the_watch(tmp_path, image, monkeypatch):
+    # a beamline writer renaming `x.tif.part` to `x.tif`, or a scan removed by hand, between the
+    # listing and the look at its files: the FileNotFoundError stopped the watch
+    from bigseg import pipeline
+
+    inbox = tmp_path / "inbox"
+    (inbox / "slices").mkdir(parents=True)
+    tifffile.imwrite(inbox / "slices" / "s0.tif", image[0])
+    tifffile.imwrite(inbox / "slices" / "s1.tif", image[1])
+    np.save(inbox / "a.npy", image[:8])
+    listed = _scans(inbox)
+    ghost = tmp_path / "inbox" / "gone.npy"
+    monkeypatch.setattr(pipeline, "_scans", lambda folder: {**listed, "gone": [ghost]})
+    real_rglob = type(ghost).rglob
+
+    def rglob_with_a_vanished_slice(self, pattern):  # a slice listed, then removed before its stat
+        yield from real_rglob(self, pattern)
+        if self.name == "slices":
+            yield self / "s2.tif"
+            assert not (self / "s2.tif").exists()
+
+    monkeypatch.setattr(type(ghost), "rglob", rglob_with_a_vanished_slice)
+    assert pipeline._signature(ghost) is None
+    assert pipeline._signature(inbox / "slices")[0] == sum(f.stat().st_size for f in (inbox / "slices").iterdir())
+    pipe = Pipeline(predict={"model": "threshold"}, measure={"particles": False, "connectivity": None})
+    ledger = pipe.watch(inbox, tmp_path / "out", once=True, progress=False)
+    assert ledger["a"]["state"] == "done" and ledger["slices"]["state"] == "done" and "gone" not in ledger
