@@ -96,6 +96,8 @@ def series_figure(metrics: Any, particles: Any = None, *, transitions: Any = Non
             ax2.plot(t, ev["median_equivalent_diameter"] * scale, color=colour.get("active", "C1"), linestyle="--",
                      label="median diameter", **style)
             ax2.set_ylabel(f"median equivalent diameter [{shown}] (dashed)")
+            lo, hi = ax2.get_ylim()
+            ax2.set_ylim(lo, hi + 0.35 * (hi - lo))  # the legend's room above this curve too
             lines = ax.get_legend_handles_labels()
             more = ax2.get_legend_handles_labels()  # one legend over both axes, above the curves
             ax2.legend(lines[0] + more[0], lines[1] + more[1], fontsize=8, loc="upper left", ncols=3)

@@ -78,6 +78,20 @@ def test_evolution_rows_equal_the_measurements_of_each_step(series):
     first = fig.axes[0]
     assert first.get_xlabel() == "scan (time step)"
     assert all(float(v).is_integer() for v in first.get_xticks())  # steps, not 0.5
+    # the particles' legend (over both axes) covers none of the points, the median diameter's
+    # on the right-hand axis included (it had no room above its curve)
+    fig.canvas.draw()
+    for ax in fig.axes:
+        legend = ax.get_legend()
+        if legend is None or ax.get_title() not in ("particles", ""):
+            continue
+        box = legend.get_window_extent()
+        for other in fig.axes:
+            if other.bbox.bounds != ax.bbox.bounds:
+                continue
+            for line in other.get_lines():
+                xy = other.transData.transform(np.column_stack(line.get_data()).astype(float))
+                assert not any(box.contains(*pt) for pt in xy), line.get_label()
     # with the connectivity in the metrics: each phase's percolating share per step, and its curves
     conn = measure.connectivity(lazy, axis="x")
     with_conn = measure.add_to_metrics(m, connectivity=conn)
