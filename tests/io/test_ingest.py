@@ -389,7 +389,7 @@ def test_failed_ingest_leaves_no_volume(tmp_path, odd_volume):
     os.remove(src / "s_20.tif")
 
     arr = da.from_array(reader, chunks=CHUNKS, asarray=True, lock=False, fancy=False)
-    with pytest.raises(Exception):
+    with pytest.raises(OSError, match="s_20"):
         bigseg.save_volume(arr, tmp_path / "out.ome.zarr", progress=False)
     _nothing_written(tmp_path)
     with pytest.raises(SourceNotFoundError):
