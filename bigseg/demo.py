@@ -39,6 +39,21 @@ def _write_tiff_stack(image: Any, folder: Path, voxel_size: float) -> None:
     export(make_volume(scaled, voxel_size=voxel_size, unit="nm"), folder, overwrite=True, progress=False)
 
 
+#: what a demo folder holds (its runs are recognised as runs), even one stopped early
+_DEMO_FILES = ("summary.json", "scan_tiffs", "scan_00")
+
+
+def _out_folder(out: str | Path) -> Path:
+    """``out``, created, once it is checked to be a new or empty folder or an earlier demo's: not a
+    file, nor a folder of other data (a zarr store, a scan) that the demo would write into."""
+    from .pipeline import _check_folder
+
+    _check_folder(out, "out", _DEMO_FILES, "of an earlier demo", runs_inside=True)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 def run_demo(out: str | Path = "out/demo", *, size: int = 96, chunks: int = 48, seed: int = 7,
              model: str = "default", cluster: str | None = None, voxel_size: float = 50.0,
              progress: bool = True) -> dict[str, Any]:
@@ -48,8 +63,7 @@ def run_demo(out: str | Path = "out/demo", *, size: int = 96, chunks: int = 48, 
     from .pipeline import Pipeline
     from .runtime import connect
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _out_folder(out)
     t0 = time.perf_counter()
     print(f"[1/3] generating a {size}³ electrode and its simulated nano-CT (seed {seed})", file=sys.stderr)
     truth = synth.electrode((size, size, size), seed=seed, chunks=chunks)
@@ -107,8 +121,7 @@ def run_series_demo(out: str | Path = "out/demo-series", *, size: int = 64, step
 
     if not 2 <= steps <= len(_DRIFT):
         raise InputError(f"Expected `steps` in [2, {len(_DRIFT)}]. Got {steps!r} instead.")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _out_folder(out)
     t0 = time.perf_counter()
     print(f"[1/2] generating a {steps}-scan operando series of {size}³ (seed {seed}), scans drifting", file=sys.stderr)
     truth = synth.series((size, size, size), steps=steps, seed=seed, chunks=chunks).values

@@ -130,6 +130,26 @@ def refuse_replacing(dest: Any, sources: Any, option: str) -> None:
                              f"the input. Got {str(dest)!r} instead.")
 
 
+def refuse_label_image(path: Any, option: str, *, instead: str, vol: Any = None) -> None:
+    """Refuse, before any work, a label image (its values phases, not grey levels) named where
+    a grey-value image is expected; ``instead``: what to do (e.g. "segment the image it
+    labels"). ``vol``: the volume ``path`` names, when the command has opened it already."""
+    from ..io._volume import is_zarr_store
+
+    if vol is None:
+        if not is_zarr_store(path):  # a TIFF, HDF5, .npy or raw source states no phases
+            return
+        from ..io import open_volume
+
+        try:
+            vol = open_volume(path)
+        except Exception:  # said by the command itself when it reads it
+            return
+    if "phases" in vol.attrs:
+        raise InputError(f"Expected `{option}` to be a grey-value image, not a label image. Got {str(path)!r}, "
+                         f"which holds the phases {list(vol.attrs['phases'])}: {instead}.")
+
+
 def refuse_existing(dest: Any, overwrite: bool, option: str, *, kind: str = "zarr") -> None:
     """An output that exists without --overwrite, refused naming the command's own argument;
     with --overwrite, anything but an earlier output of the ``kind`` written (a zarr store, a

@@ -6,7 +6,7 @@ import argparse
 
 from ..errors import InputError
 from ._common import (add_cluster_args, add_progress_args, cluster_from_args, command_key, parse_triple,
-                      refuse_existing, refuse_replacing)
+                      refuse_existing, refuse_label_image, refuse_replacing)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -98,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("Expected --unsharp-2d with --unsharp RADIUS,AMOUNT (it makes that unsharp mask 2D). "
                          "Got --unsharp-2d alone.")
     vol = open_volume(args.source)
+    refuse_label_image(args.source, "source", instead="filter the image it labels", vol=vol)
     for name in ("normalize", "unsharp"):  # the options, before a cluster starts
         if getattr(args, name) is not None:
             _pair(getattr(args, name), name)

@@ -10,7 +10,7 @@ from .._parse import parse_shells_spec
 from ..errors import InputError
 from ._common import (FIGURE_SUFFIXES, add_cluster_args, add_progress_args, add_stack_calibration_args,
                       cluster_from_args, distinct_files, open_label_image, output_file, positive_float,
-                      refuse_unused, stack_calibration)
+                      positive_int, refuse_label_image, refuse_unused, stack_calibration)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "of the --particles table; for a series its track), e.g. to check the split in napari")
     p.add_argument("--no-split", action="store_true",
                    help="particles are connected components (default: touching particles split by a watershed)")
-    p.add_argument("--max-diameter", type=int, default=40,
+    p.add_argument("--max-diameter", type=positive_int, default=40,
                    help="widest particle in voxels, the halo of the split, and the largest --thickness resolved "
                         "(default 40)")
     p.add_argument("--intensity", default=None, help="grey image for the particles' mean intensity (OME-Zarr, or a TIFF, "
@@ -338,6 +338,8 @@ def run(args: argparse.Namespace) -> int:
     if args.rve and "t" in labels.dims:
         raise InputError(f"Expected `--rve` with one volume (z, y, x). Got a series of {labels.sizes['t']} scans: "
                          f"measure one scan's label image for its representative volume element.")
+    if args.intensity:
+        refuse_label_image(args.intensity, "--intensity", instead="pass the grey image it labels")
     intensity = open_source(args.intensity) if args.intensity else None
     if args.particle_labels and _particle_labels_target(labels, args).exists():  # before any work
         from ..errors import OutputExistsError

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from ._common import (add_pipeline_args, add_progress_args, open_label_image, parse_triple, pipeline_config,
-                      say_if_uncalibrated)
+                      refuse_label_image, refuse_replacing, say_if_uncalibrated)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -52,6 +52,9 @@ def _grid(source: Any, cfg: Any) -> tuple[Any, str] | None:
 def run(args: argparse.Namespace) -> int:
     from ..pipeline import Pipeline
 
+    refuse_replacing(args.out, args.source, "--out")  # a run folder inside the input store would change it
+    for src in args.source:
+        refuse_label_image(src, "source", instead="run the pipeline on the image it labels")
     cfg, cluster = pipeline_config(args, voxel_size=parse_triple(args.voxel_size, option="--voxel-size"), unit=args.unit, crop=args.crop,
                                    **({"measure": {"particle_labels": True}} if args.particle_labels else {}),
                                    **({"predict": {"temporal": args.temporal}} if args.temporal is not None else {}))

@@ -9,7 +9,8 @@ from pathlib import Path
 from ..errors import InputError
 from ..runtime._lock import held
 from ._common import (add_cluster_args, add_fov_args, add_progress_args, cluster_from_args, command_key,
-                      open_label_image, positive_int, refuse_existing, refuse_replacing, set_unset)
+                      open_label_image, positive_int, refuse_existing, refuse_label_image, refuse_replacing,
+                      set_unset)
 
 METHODS = ("threshold", "kmeans", "watershed", "random-forest")
 
@@ -57,7 +58,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sigmas", default=None, help="random-forest: feature scales in voxels")
     p.add_argument("--trees", type=positive_int, default=None, help="random-forest: number of trees")
     p.add_argument("--seed", type=int, default=None, help="random seed (k-means, random forest)")
-    p.add_argument("--name", default="segmentation", help="label image name inside the source (default segmentation)")
+    p.add_argument("--name", default=None, help="label image name inside the source (default segmentation; not with "
+                                                "--out)")
     p.add_argument("--out", default=None, help="write a separate OME-Zarr label volume here instead")
     p.add_argument("--overwrite", action="store_true", help="replace an existing label image")
     add_fov_args(p)
@@ -169,7 +171,10 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"Expected `--temporal` only with --model (it averages a model's probabilities). "
                          f"Got --temporal {args.temporal} with --method {args.method} instead.")
     _refuse_unused(args)
-    set_unset(args, _UNSET)
+    if args.out and args.name is not None:  # the labels go to --out, not into the source: the name would be ignored
+        raise InputError(f"Expected `--name` only without --out (it names the label image inside the source). Got "
+                         f"--name {args.name} with --out {args.out!r}.")
+    set_unset(args, {**_UNSET, "name": "segmentation"})
     if args.fov is not None:
         parse_fov(args.fov)  # before any work
     if args.model is not None and args.model != "default" and not Path(args.model).is_file():
@@ -179,9 +184,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         refuse_replacing(args.out, args.source, "--out")
     vol = open_volume(args.source)
-    if "phases" in vol.attrs:
-        raise InputError(f"Expected `source` to be a grey-value image, not a label image. Got {args.source!r}, "
-                         f"which holds the phases {list(vol.attrs['phases'])}: segment the image it labels.")
+    refuse_label_image(args.source, "source", instead="segment the image it labels", vol=vol)
     # an interrupted run of this same command takes up where it stopped
     key = command_key(args, "segment", paths=("source", "labels"),
                       extra={"model": model.checkpoint_key() if model is not None else None})

@@ -59,7 +59,11 @@ def _numbers(name: str, text: str) -> list[float]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from ..io import UNLABELLED, fill_outside, fov_mask, open_volume, save_labels, save_volume
+    from ..io._omezarr import _commit, _partial_path, _remove
+    from ..runtime._lock import held
     from ..synth import electrode, perturb, series, xct
 
     refuse_existing(args.dest, args.overwrite, "dest")  # before any work
@@ -89,10 +93,19 @@ def run(args: argparse.Namespace) -> int:
             image, labels = fill_outside(image, inside, 0), fill_outside(labels, inside, UNLABELLED)
             perturbed = None if perturbed is None else fill_outside(perturbed, inside, UNLABELLED)
         out_chunks = chunks if labels.ndim == 3 else ((1,) + (tuple(chunks) if isinstance(chunks, tuple) else (chunks,) * 3))
-        save_volume(image, args.dest, chunks=out_chunks, overwrite=args.overwrite, progress=progress)
-        save_labels(labels, args.dest, name="truth", chunks=out_chunks, overwrite=True, progress=progress)
-        if perturbed is not None:
-            save_labels(perturbed, args.dest, name="perturbed", chunks=out_chunks, overwrite=True, progress=progress)
+        # the image and its labels into a hidden folder, moved into place once all are written: a run
+        # stopped between them leaves no image without its truth under DEST
+        dest = Path(args.dest)
+        with held(dest, argument="dest"):
+            tmp = _partial_path(dest)
+            try:
+                save_volume(image, tmp, chunks=out_chunks, progress=progress)
+                save_labels(labels, tmp, name="truth", chunks=out_chunks, progress=progress)
+                if perturbed is not None:
+                    save_labels(perturbed, tmp, name="perturbed", chunks=out_chunks, progress=progress)
+                _commit(tmp, dest)
+            finally:
+                _remove(tmp)
     if args.png:
         from ..report import orthoslices, timeslices
 

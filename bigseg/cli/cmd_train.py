@@ -6,7 +6,8 @@ import argparse
 import json
 import os
 
-from ._common import add_fov_args, add_progress_args, nonnegative_int, open_label_image, positive_int, refuse_unused
+from ._common import (add_fov_args, add_progress_args, nonnegative_int, open_label_image, positive_int,
+                      refuse_label_image, refuse_unused)
 
 #: the generator's options: refused without --synthetic (by name, rather than ignored)
 _SYNTHETIC = {"presets": (("synthetic",), None), "shape": (("synthetic",), None),
@@ -139,8 +140,9 @@ def run(args: argparse.Namespace) -> int:
             raise InputError("Expected `image` and `labels` paths (or --synthetic). Got too few.")
         from ..io import open_source
 
+        refuse_label_image(args.image, "image", instead="train on the image it labels")
         image = open_source(args.image)
-        labels = open_label_image(args.labels, None, None, "labels", say="training labels")
+        labels = open_label_image(args.labels, None, None, "labels", say="training labels", hint="")
         model = train(image, labels, lr=args.lr if args.lr is not None else 1e-4,
                       lr_decay=args.lr_decay if args.lr_decay is not None else 0.3,
                       axis=args.axis if args.axis is not None else 0,

@@ -363,10 +363,13 @@ def read_source(
         if scans is not None:
             raise InputError(f"Expected `source` to be one scan here. Got {src!r}, which matches {len(scans)} whole "
                              f"scans (a series: bigseg ingest reads it as one).")
+        _refuse_file_options(src, dataset=dataset, shape=shape, hdf5=False, what="TIFF slices")
         return _tiff_stack(globmod.glob(src), src)
     p = Path(src)
     if not p.exists():
         raise SourceNotFoundError(f"Expected `source` to be an existing file or folder. Got {src!r}, which does not exist.")
+    _refuse_file_options(src, dataset=dataset, shape=shape, hdf5=not p.is_dir() and p.suffix.lower() in HDF5_SUFFIXES,
+                         what="a folder or store" if p.is_dir() else None)
     if offset and shape is None and (p.is_dir() or p.suffix.lower() not in RAW_SUFFIXES):
         raise InputError(f"Expected `offset` only for a raw binary file (header bytes to skip). Got offset={offset!r} "
                          f"for {src!r}.")
@@ -407,6 +410,17 @@ def read_source(
         f"Expected `source` to be a TIFF folder/glob/file, HDF5 ({', '.join(HDF5_SUFFIXES)}), .npy, "
         f"raw binary (with `shape` and `dtype`) or zarr. Got {src!r} instead."
     )
+
+
+def _refuse_file_options(src: str, *, dataset: Any, shape: Any, hdf5: bool, what: str | None) -> None:
+    """``dataset`` (HDF5 only) and ``shape`` (raw binary files only) given for a source they do not
+    apply to (``what`` it is, when a folder or TIFF slices), refused rather than ignored."""
+    if dataset is not None and not hdf5:
+        raise InputError(f"Expected `dataset` only for an HDF5 file ({', '.join(HDF5_SUFFIXES)}). Got "
+                         f"dataset={dataset!r} for {src!r}{', ' + what if what else ''}: leave `dataset` out.")
+    if shape is not None and what is not None:
+        raise InputError(f"Expected `shape` only for a raw binary file (its layout is not in it). Got shape={shape!r} "
+                         f"for {src!r}, {what}: leave `shape` out.")
 
 
 def scans_of_glob(source: Any) -> list[str] | None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, VolumeFormatError
 from ..io._volume import is_step_index
 from ._units import readable, readable_evolution, voxel_text
 
@@ -231,11 +231,14 @@ def read_metrics(run: str | os.PathLike):
     if not run.is_dir() or not (nc.exists() or js.exists()):
         raise InputError(f"Expected `run` to be a pipeline output folder holding metrics.nc or metrics.json. "
                          f"Got {str(run)!r} instead.")
-    if nc.exists():
-        with xr.open_dataset(nc, engine="h5netcdf") as f:
-            ds = f.load()
-    else:
-        ds = xr.Dataset.from_dict(json.loads(js.read_text()))
+    try:
+        if nc.exists():
+            with xr.open_dataset(nc, engine="h5netcdf") as f:
+                ds = f.load()
+        else:
+            ds = xr.Dataset.from_dict(json.loads(js.read_text()))
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # a file cut short (a run killed while writing it)
+        raise _unreadable(run, nc if nc.exists() else js, exc) from None
     # the pipeline stored list-valued attributes (voxel_size, shape, ...) as JSON text: decode them
     for attrs in [ds.attrs] + [v.attrs for v in ds.variables.values()]:
         for key, value in list(attrs.items()):
@@ -247,6 +250,23 @@ def read_metrics(run: str | os.PathLike):
     return ds
 
 
+def _unreadable(run: Path, path: Path, exc: BaseException) -> VolumeFormatError:
+    return VolumeFormatError(f"Expected the run folder {str(run)!r} to hold the files a pipeline run wrote. Got {str(path)!r}, "
+                             f"which cannot be read ({type(exc).__name__}: {exc}): a run stopped while writing it? "
+                             "Run it again (`bigseg run` resumes) to write it anew.")
+
+
+def _run_info(run: Path) -> dict[str, Any]:
+    """``run.json`` of a run folder (``{}`` when there is none)."""
+    path = run / "run.json"
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise _unreadable(run, path, exc) from None
+
+
 def run_summary(run: str | os.PathLike) -> dict[str, Any]:
     """What a pipeline run folder holds, as plain values: source, model, bigseg version, shape,
     voxel size, volume fractions (and IoU against the truth, and each phase's percolating share;
@@ -254,7 +274,7 @@ def run_summary(run: str | os.PathLike) -> dict[str, Any]:
     step's rows of a series), timings, the folder's images and figures, and its report."""
     run = Path(run)
     ds = read_metrics(run)
-    info = json.loads((run / "run.json").read_text()) if (run / "run.json").exists() else {}
+    info = _run_info(run)
     d = ds.isel(t=-1) if "t" in ds.dims else ds
     phases = [str(p) for p in d.phase.values]
     out: dict[str, Any] = {
@@ -311,7 +331,7 @@ def write_report(run: str | os.PathLike, *, path: str | os.PathLike | None = Non
 
     run = Path(run)
     ds = read_metrics(run)
-    info = json.loads((run / "run.json").read_text()) if (run / "run.json").exists() else {}
+    info = _run_info(run)
     source = info.get("source", run.name)
     if isinstance(source, list):  # the scans of a series: first and last, not a Python list
         source = (f"{len(source)} scans, {Path(source[0]).name} … {Path(source[-1]).name}" if len(source) > 1

@@ -1,0 +1,127 @@
+"""Adversarial CLI checks: outputs left half-written, inputs written into, files cut short, label
+images where a grey image is expected, options that a source or a mode does not use."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture
+def scan(tmp_path):
+    """A small OME-Zarr image with its exact labels in labels/truth."""
+    from bigseg import synth
+    from bigseg.io import save_labels, save_volume
+
+    truth = synth.electrode((16, 20, 24), seed=1).compute()
+    img = save_volume(synth.xct(truth, seed=1).compute(), tmp_path / "s.ome.zarr", progress=False)
+    save_labels(truth, img, name="truth", progress=False)
+    return tmp_path / "s.ome.zarr"
+
+
+def _files(folder):
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+def test_synth_stopped_before_its_labels_leaves_no_image(tmp_path, monkeypatch, bigseg_cli):
+    import bigseg.io
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt  # Ctrl-C between the image and its truth
+
+    monkeypatch.setattr(bigseg.io, "save_labels", stopped)
+    out = bigseg_cli("synth", tmp_path / "s.ome.zarr", "--shape", "8,12,12", "--no-progress", check=False)
+    assert out.returncode == 130
+    # was: s.ome.zarr, a complete-looking image without labels/truth
+    assert not (tmp_path / "s.ome.zarr").exists()
+    assert not [p for p in tmp_path.iterdir() if ".partial" in p.name]
+
+
+def test_report_and_info_on_a_run_with_a_file_cut_short(tmp_path, bigseg_cli):
+    import xarray as xr
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.nc").write_bytes(b"\x89HDF\r\n\x1a\n\x00")  # a run killed while writing it
+    for command in ("report", "info"):
+        out = bigseg_cli(command, run, check=False)  # was an OSError traceback
+        assert out.returncode == 2 and "metrics.nc" in out.stderr and "cannot be read" in out.stderr, out.stderr
+    (run / "metrics.nc").unlink()
+    ds = xr.Dataset({"volume_fraction": ("phase", [0.5, 0.5])}, coords={"phase": ["pore", "active"]})
+    (run / "metrics.json").write_text(json.dumps(ds.to_dict(data="list")))
+    (run / "run.json").write_text('{"source": ')
+    for command in ("report", "info"):
+        out = bigseg_cli(command, run, check=False)  # was a JSONDecodeError traceback
+        assert out.returncode == 2 and "run.json" in out.stderr and "cannot be read" in out.stderr, out.stderr
+    assert not (run / "report.html").exists()
+
+
+def test_demo_writes_only_into_a_demo_folder(tmp_path, scan, bigseg_cli):
+    (tmp_path / "a.txt").write_text("x")
+    out = bigseg_cli("demo", "--out", tmp_path / "a.txt", "--no-progress", check=False)  # was FileExistsError
+    assert out.returncode == 2 and "`--out` to be a folder" in out.stderr
+    before = _files(scan)
+    out = bigseg_cli("demo", "--out", scan, "--no-progress", check=False)  # was written into the store
+    assert out.returncode == 2 and "holds other data" in out.stderr
+    assert _files(scan) == before
+
+
+def test_run_and_watch_never_write_into_their_input(tmp_path, scan, bigseg_cli):
+    before = _files(scan)
+    out = bigseg_cli("run", scan, "--out", scan / "run", "--model", "threshold", "--no-progress", check=False)
+    assert out.returncode == 2 and "`--out` to be outside the input" in out.stderr  # was a run inside the store
+    assert _files(scan) == before
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    np.save(inbox / "scan.npy", np.zeros((4, 5, 6), np.float32))
+    out = bigseg_cli("watch", inbox, "--out", inbox, "--once", "--no-progress", check=False)
+    assert out.returncode == 2 and "`--out` to be another folder than `inbox`" in out.stderr
+    assert _files(inbox) == ["scan.npy"]
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["filter", "{labels}", "{tmp}/f.ome.zarr", "--median", "3"], "`source`"),
+    (["run", "{labels}", "--out", "{tmp}/run", "--model", "threshold"], "`source`"),
+    (["train", "{labels}", "{labels}", "-o", "{tmp}/m.pt", "--epochs", "1"], "`image`"),
+    (["measure", "{labels}", "--particles", "{tmp}/p.csv", "--intensity", "{labels}"], "`--intensity`"),
+])
+def test_a_label_image_is_refused_where_a_grey_image_is_expected(tmp_path, scan, bigseg_cli, argv, option):
+    labels = str(scan / "labels" / "truth")
+    argv = [a.format(labels=labels, tmp=tmp_path) for a in argv]
+    out = bigseg_cli(*argv, "--no-progress", check=False)  # each ran on the labels as grey values
+    assert out.returncode == 2, out.stdout
+    assert f"Expected {option} to be a grey-value image, not a label image" in out.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.ome.zarr"]
+
+
+def test_options_a_source_does_not_use_are_refused(tmp_path, scan, bigseg_cli):
+    np.save(tmp_path / "v.npy", np.zeros((4, 5, 6), np.uint16))
+    cases = [  # each was ignored
+        (["ingest", scan, tmp_path / "o.ome.zarr", "--shape", "1,2,3"], "Expected `--shape` only for a raw binary file"),
+        (["ingest", tmp_path / "v.npy", tmp_path / "o.ome.zarr", "--dataset", "/x"], "Expected `--dataset` only for an HDF5"),
+        (["info", tmp_path / "v.npy", "--dataset", "/x"], "Expected `--dataset` only for an HDF5"),
+        (["segment", scan, "--method", "threshold", "--out", tmp_path / "o.ome.zarr", "--name", "mine"],
+         "Expected `--name` only without --out"),
+    ]
+    for argv, message in cases:
+        out = bigseg_cli(*argv, "--no-progress" if argv[0] != "info" else "--no-stats", check=False)
+        assert out.returncode == 2 and message in out.stderr, (argv, out.stderr)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.ome.zarr", "v.npy"]
+
+
+def test_measure_max_diameter_checked_before_any_work(scan, bigseg_cli):
+    out = bigseg_cli("measure", scan / "labels" / "truth", "--particles", scan.parent / "p.csv",
+                     "--max-diameter", "0", check=False)
+    assert out.returncode == 2 and "--max-diameter" in out.stderr
+    assert "measuring" not in out.stdout  # was refused only after the fractions and interfaces were computed
+
+
+def test_train_says_how_to_pick_one_of_several_label_images(scan, bigseg_cli):
+    from bigseg.io import open_volume, save_labels
+
+    save_labels(open_volume(scan / "labels" / "truth"), scan, name="other", progress=False)
+    out = bigseg_cli("train", scan, scan, "-o", scan.parent / "m.pt", check=False)
+    assert out.returncode == 2 and "IMAGE/labels/NAME" in out.stderr
+    assert "--label" not in out.stderr  # train has no --label option
