@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from .runtime._files import write_text
+
 __all__ = ["run_demo", "run_series_demo"]
 
 
@@ -97,7 +99,7 @@ def run_demo(out: str | Path = "out/demo", *, size: int = 96, chunks: int = 48, 
     summary["truth_volume_fraction"] = measure.volume_fractions(truth).to_series().to_dict()
     summary["truth_percolating"] = measure.connectivity(truth, axis="z").percolating.to_series().to_dict()
     summary["seconds"] = round(time.perf_counter() - t0, 1)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_text(out / "summary.json", json.dumps(summary, indent=2))
     return summary
 
 
@@ -149,5 +151,5 @@ def run_series_demo(out: str | Path = "out/demo-series", *, size: int = 64, step
                "shifts": json.loads((run / "alignment.json").read_text())["shifts"],
                "figures": res.figures, "report": str(run / "report.html"), "evolution": str(run / "evolution.csv"),
                "seconds": round(time.perf_counter() - t0, 1)}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_text(out / "summary.json", json.dumps(summary, indent=2))
     return summary

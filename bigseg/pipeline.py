@@ -32,6 +32,7 @@ from .errors import BigsegError, ConfigError, InputError, SourceNotFoundError
 from .io._fov import fill_outside_like_inside, fov_centre
 from .io._ingest import natural_key
 from .io._volume import crop_box, is_series
+from .runtime._files import replacing, write_text
 from .runtime._lock import held
 from .runtime._progress import bars
 from .runtime._manifest import key_digest, path_stamp
@@ -403,6 +404,10 @@ class Pipeline:
         inbox, out = Path(inbox), Path(out)
         if not inbox.is_dir():
             raise InputError(f"Expected `inbox` to be an existing folder. Got {str(inbox)!r} instead.")
+        if out.resolve() == inbox.resolve():  # each scan's results among the scans
+            raise InputError(f"Expected `out` to be another folder than `inbox`: the results would be written among "
+                             f"the scans (a folder of TIFF slices and its results would be one folder). Got "
+                             f"{str(out)!r} for the inbox {str(inbox)!r}.")
         self._check_model()  # a configuration no scan could run with: refused now, not once per scan
         _check_folder(out, "out", _WATCH_FILES, "of an earlier watch", runs_inside=True)
         out.mkdir(parents=True, exist_ok=True)
@@ -472,9 +477,7 @@ class Pipeline:
                     print(f"[watch] {name}: FAILED: {ledger[name]['error']}", file=sys.stderr, flush=True)
                     with contextlib.suppress(OSError):  # refused before any write: no folder that looks like a run
                         (out / name).rmdir()
-                tmp = ledger_path.with_suffix(".json.tmp")
-                tmp.write_text(json.dumps(ledger, indent=1, default=str))
-                tmp.replace(ledger_path)
+                write_text(ledger_path, json.dumps(ledger, indent=1, default=str))
                 try:  # a summary over the scans: never what stops the watch (e.g. a done scan's metrics removed)
                     _watch_evolution(out, ledger)
                 except Exception as exc:
@@ -630,7 +633,7 @@ class Pipeline:
         timings["figures"] = time.perf_counter() - t
         metrics.attrs.update({"image": str(image), "labels": str(seg_path)})
         _write_metrics(metrics, out)
-        (out / "run.json").write_text(json.dumps({
+        write_text(out / "run.json", json.dumps({
             "source": (os.path.abspath(source) if isinstance(source, (str, os.PathLike))  # found from anywhere
                        else [os.path.abspath(x) for x in source] if isinstance(source, (list, tuple)) else "array"),
             "bigseg": version(), "model": str(self.config.predict["model"]),
@@ -780,9 +783,7 @@ def _write_stage(out: Path, stage: str, key: str, *, reset: bool = False) -> Non
     """Record in ``out/stages.json`` what ``stage`` was made from (``reset``: forget the later ones)."""
     stages = {} if reset else _read_stages(out)
     stages[stage] = key
-    tmp = out / "stages.json.tmp"
-    tmp.write_text(json.dumps(stages, indent=1))
-    tmp.replace(out / "stages.json")
+    write_text(out / "stages.json", json.dumps(stages, indent=1))
 
 
 def _watch_evolution(out: Path, ledger: dict[str, dict[str, Any]]) -> None:
@@ -920,7 +921,8 @@ def _write_metrics(metrics: xr.Dataset, out: Path) -> None:
             if not isinstance(value, (str, int, float)):
                 var.attrs[key] = json.dumps(value, default=str)
     try:
-        clean.to_netcdf(out / "metrics.nc", engine="h5netcdf")
+        with replacing(out / "metrics.nc") as tmp:
+            clean.to_netcdf(tmp, engine="h5netcdf")
     except (ValueError, ImportError):  # no netCDF engine: the JSON below still holds everything
         pass
-    (out / "metrics.json").write_text(json.dumps(clean.to_dict(data="list"), indent=1, default=str))
+    write_text(out / "metrics.json", json.dumps(clean.to_dict(data="list"), indent=1, default=str))

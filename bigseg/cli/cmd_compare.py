@@ -8,6 +8,7 @@ import re
 import os
 from pathlib import Path
 
+from ..runtime._files import replacing
 from ._common import (FIGURE_SUFFIXES, add_cluster_args, add_progress_args, add_stack_calibration_args,
                       cluster_from_args, open_label_image, output_file, stack_calibration)
 
@@ -110,10 +111,12 @@ def run(args: argparse.Namespace) -> int:
     print(pd.DataFrame(np.round(mat, 2), index=names, columns=names).to_string())
     print(f"mean over the {d.sizes['pair']} pair(s): {100 * float(d.mean_differing_fraction):.2f} %")
     if args.csv:
-        table.to_csv(args.csv)
+        with replacing(args.csv) as tmp:  # whole or not at all
+            table.to_csv(tmp)
         print(f"wrote {args.csv}")
     if args.netcdf:
-        ds.to_netcdf(args.netcdf, engine="h5netcdf")
+        with replacing(args.netcdf) as tmp:
+            ds.to_netcdf(tmp, engine="h5netcdf")
         print(f"wrote {args.netcdf}")
     if args.plot:
         from ..report import agreement_figure

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .._parse import parse_shells_spec
 from ..errors import InputError
+from ..runtime._files import replacing
 from ._common import (FIGURE_SUFFIXES, add_cluster_args, add_progress_args, add_stack_calibration_args,
                       cluster_from_args, distinct_files, open_label_image, output_file, positive_float,
                       positive_int, refuse_label_image, refuse_unused, stack_calibration)
@@ -384,7 +385,8 @@ def run(args: argparse.Namespace) -> int:
     if table is not None:
         from ..report import particle_figure
 
-        table.to_csv(args.particles, index=False)
+        with replacing(args.particles) as tmp:  # whole or not at all (as every output below)
+            table.to_csv(tmp, index=False)
         png = str(Path(args.particles).with_suffix(".png"))
         last = f" (t = {table['t'].iloc[-1]})" if "t" in table and len(table) else ""
         particle_figure(table, path=png, title=f"{args.labels}: {args.particle_phase} particles{last}")
@@ -431,10 +433,12 @@ def run(args: argparse.Namespace) -> int:
     ds = measure.add_to_metrics(ds, shells=sh, tortuosity=tau, rve=rve, radial=radial, connectivity=conn,
                                 thickness=thick)
     if args.netcdf:
-        ds.to_netcdf(args.netcdf, engine="h5netcdf")
+        with replacing(args.netcdf) as tmp:
+            ds.to_netcdf(tmp, engine="h5netcdf")
         print(f"wrote {args.netcdf}")
     if args.csv:
-        _long_table(ds).to_csv(args.csv, index=False)
+        with replacing(args.csv) as tmp:
+            _long_table(ds).to_csv(tmp, index=False)
         print(f"wrote {args.csv}")
     if args.plot:
         from ..report import metrics_figure, series_figure

@@ -151,9 +151,11 @@ def run(args: argparse.Namespace) -> int:
                       fov_margin=args.fov_margin or 0.0, **common)
     save(model, args.output, half=args.half, overwrite=True)  # (an existing output: refused above without --overwrite)
     if args.report:
-        with open(args.report, "w") as fh:
-            json.dump({"output": args.output, "arch": model.arch, "arch_kwargs": model.arch_kwargs, "patch": list(model.patch),
-                       "phases": model.phases, "normalization": model.normalization, "provenance": model.provenance}, fh, indent=1)
+        from ..runtime._files import write_text
+
+        write_text(args.report, json.dumps({
+            "output": args.output, "arch": model.arch, "arch_kwargs": model.arch_kwargs, "patch": list(model.patch),
+            "phases": model.phases, "normalization": model.normalization, "provenance": model.provenance}, indent=1))
     prov = model.provenance
     if args.plot:
         from ..train._report import plot_history

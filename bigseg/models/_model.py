@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import re
-import secrets
 from importlib import resources
 from typing import Any, Callable
 
@@ -242,15 +241,11 @@ def save(model: Model, path: str | os.PathLike, *, overwrite: bool = False, half
     if half:
         state = {k: (v.half() if v.is_floating_point() else v) for k, v in state.items()}
     blob = {"format": FORMAT, "version": VERSION, "meta": json.dumps(model.metadata(), sort_keys=True), "state": state}
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    tmp = os.path.join(d, f".{os.path.basename(path)}.{os.getpid()}-{secrets.token_hex(4)}.partial")  # umask's mode
-    try:
+    from ..runtime._files import replacing
+
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with replacing(path) as tmp:  # (the umask's mode)
         torch.save(blob, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

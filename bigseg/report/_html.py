@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import InputError, VolumeFormatError
 from ..io._volume import is_step_index
+from ..runtime._files import write_text
 from ._units import readable, readable_evolution, voxel_text
 
 __all__ = ["write_report", "read_metrics", "connectivity_table", "thickness_table"]
@@ -382,9 +383,7 @@ def write_report(run: str | os.PathLike, *, path: str | os.PathLike | None = Non
     if figures:
         parts.append("<h2>Figures</h2>" + "".join(_image(f) for f in figures))
     out = Path(path) if path is not None else run / "report.html"
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(heading)}</title>"
-                   f"<style>{_CSS}</style></head><body>{''.join(parts)}</body></html>", encoding="utf-8")
-    tmp.replace(out)
+    write_text(out, f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(heading)}</title>"
+                    f"<style>{_CSS}</style></head><body>{''.join(parts)}</body></html>")
     return out
 

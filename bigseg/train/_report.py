@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from ..runtime._files import write_text
+
 __all__ = ["evaluate_presets", "lineage", "plot_history", "main"]
 
 #: What the report lists of each training stage.
@@ -166,8 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         "test_eval_s": round(time.perf_counter() - t0, 1),
         "history": history,
     }
-    with open(args.json, "w") as fh:
-        json.dump(out, fh, indent=1)
+    write_text(args.json, json.dumps(out, indent=1))
     plot_history(history, model.phases, args.png, test=test, stage_starts=starts,
                  title=f"bigseg default model: {model.arch} {model.arch_kwargs}, {steps} steps in {duration / 60:.0f} min"
                        f"{f' ({len(stages)} stages)' if len(stages) > 1 else ''} "

@@ -1,0 +1,57 @@
+"""Files written whole or not at all (``runtime._files``), as the run folder's and the
+commands' tables and metrics are."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from bigseg.runtime._files import replacing, write_text
+
+
+def test_a_write_that_fails_leaves_the_earlier_file_and_no_partial_one(tmp_path):
+    target = tmp_path / "table.csv.gz"
+    write_text(tmp_path / "a.json", json.dumps({"n": 1}))
+    with pytest.raises(RuntimeError):
+        with replacing(tmp_path / "a.json") as tmp:
+            tmp.write_text('{"n": 2, "cut sh')  # killed half way
+            raise RuntimeError("disk full")
+    assert json.loads((tmp_path / "a.json").read_text()) == {"n": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]
+    # the suffix is kept: pandas picks gzip from it
+    import pandas as pd
+
+    with replacing(target) as tmp:
+        assert tmp.name.startswith(".table.csv.gz.") and tmp.suffix == ".gz"
+        pd.DataFrame({"a": [1, 2]}).to_csv(tmp, index=False)
+    assert target.read_bytes()[:2] == b"\x1f\x8b" and list(pd.read_csv(target).a) == [1, 2]
+
+
+def test_the_pipeline_leaves_no_metrics_cut_short(tmp_path, monkeypatch):
+    # metrics.nc was written in place: a run killed while writing it left a file that
+    # `bigseg report` and `info` could not read (and `info` counted the run's outputs as there)
+    from bigseg import synth
+    from bigseg.pipeline import Pipeline, run_state
+
+    image = synth.xct(synth.electrode((10, 20, 24), seed=2), seed=2).compute()
+    opts = {"predict": {"model": "threshold"}, "measure": {"particles": False, "connectivity": None}}
+    real = xr.Dataset.to_netcdf
+
+    def cut_short(self, path, *args, **kwargs):
+        real(self, path, *args, **kwargs)
+        with open(path, "r+b") as fh:
+            fh.truncate(100)
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(xr.Dataset, "to_netcdf", cut_short)
+    with pytest.raises(OSError, match="no space"):
+        Pipeline(**opts).run(image, tmp_path / "run", progress=False)
+    left = sorted(p.name for p in (tmp_path / "run").iterdir())
+    assert "metrics.nc" not in left and not [n for n in left if "partial" in n], left
+    assert run_state(tmp_path / "run")["state"] == "incomplete"
+    monkeypatch.undo()
+    Pipeline(**opts).run(image, tmp_path / "run", progress=False)
+    np.testing.assert_allclose(float(xr.open_dataset(tmp_path / "run" / "metrics.nc").volume_fraction.sum()), 1.0)
