@@ -525,7 +525,7 @@ def test_a_truth_crop_or_dest_that_cannot_work_is_refused_before_anything_is_wri
     (tmp_path / "slices").mkdir()  # a folder of other data (the scan's slices, say): refused, left as it was
     (tmp_path / "slices" / "s_0000.tif").write_text("")
     for call in (lambda: pipe.run(str(src), tmp_path / "slices"),
-                 lambda: pipe.watch(tmp_path / "slices", tmp_path / "slices", once=True)):
+                 lambda: pipe.watch(tmp_path, tmp_path / "slices", once=True)):
         with pytest.raises(InputError, match=r"`(dest|out)` to be a new or empty folder, or of an earlier (run|watch)"
                                              r"\. Got .*slices', which holds other data \(1 entries, such as 's_0000.tif'"):
             call()

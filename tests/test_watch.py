@@ -145,6 +145,9 @@ def test_bad_arguments(tmp_path):
     with pytest.raises(ConfigError, match="`measure.phase`"):  # no scan could run with it: refused at once
         Pipeline(measure={"phase": "graphite"}).watch(tmp_path, tmp_path / "out", once=True)
     assert not (tmp_path / "out").exists()
+    with pytest.raises(InputError, match="`out` to be another folder than `inbox`"):  # results among the scans
+        pipe.watch(tmp_path, tmp_path / ".", once=True)
+    assert not list(tmp_path.iterdir())
 
 
 @pytest.mark.slow

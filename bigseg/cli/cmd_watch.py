@@ -28,15 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from ..errors import InputError
     from ..pipeline import Pipeline
 
-    if Path(args.out).resolve() == Path(args.inbox).resolve():  # each scan's results among the scans
-        raise InputError(f"Expected `--out` to be another folder than `inbox`: the results would be written among "
-                         f"the scans (a folder of TIFF slices and its results would be one folder). Got --out "
-                         f"{args.out!r} for the inbox {args.inbox!r}.")
     cfg, cluster = pipeline_config(args)
     pipe = Pipeline(cfg)
     ledger = pipe.watch(args.inbox, args.out, interval=args.interval, settle=args.settle, once=args.once,
