@@ -289,6 +289,9 @@ class Pipeline:
     def _check_crop_and_truth(self, shape: tuple[int, ...] | None, truth: Any) -> None:
         """``crop`` inside the source and ``truth`` on the source's grid (whole or cropped),
         before any work (with ``filters.align`` the grid is known only after the alignment)."""
+        if isinstance(truth, (str, bytes, os.PathLike)):  # (read as an array of text: "a grey image?")
+            raise InputError(f"Expected `truth` to be a label array, e.g. bigseg.open_volume(path, label='truth') "
+                             f"(a path is for bigseg run --truth). Got the path {os.fsdecode(truth)!r} instead.")
         if truth is not None:  # labels to score against: whole numbers (a grey image given by mistake)
             dt = np.dtype(truth.dtype) if hasattr(truth, "dtype") else np.asarray(truth).dtype
             if not (np.issubdtype(dt, np.integer) or dt == np.bool_):

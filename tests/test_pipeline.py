@@ -505,6 +505,8 @@ def test_a_truth_crop_or_dest_that_cannot_work_is_refused_before_anything_is_wri
         pipe.run(str(src), tmp_path / "a", truth=np.zeros((16, 24, 28), np.uint8))
     with pytest.raises(InputError, match="`truth` to hold integer labels.*float32"):  # the grey image by mistake
         pipe.run(str(src), tmp_path / "a", truth=np.zeros((16, 24, 20), np.float32))
+    with pytest.raises(InputError, match=r"`truth` to be a label array, e.g. bigseg.open_volume.*Got the path '.*ref'"):
+        pipe.run(str(src), tmp_path / "a", truth=tmp_path / "ref")  # (was "dtype <U…: a grey image?")
     stray = np.zeros((16, 24, 20), np.uint8)
     stray[0, 0, 0] = 7  # found only once the scan was segmented (hours on a full one)
     with pytest.raises(InputError, match=r"`truth` to hold values 0..2 or 255 \(unlabelled\).*\(1 distinct: 7\)"):
