@@ -33,15 +33,21 @@ def _pair(truth: Any, pred: Any, phases: Any, *, pred_name: str = "pred") -> tup
     if tuple(tl.vol.shape) != tuple(pl.vol.shape):
         raise InputError(f"Expected `{pred_name}` to have the shape of `truth` {tuple(tl.vol.shape)}. "
                          f"Got {tuple(pl.vol.shape)} instead.")
-    stated = [getattr(x, "attrs", {}).get("voxel_size") for x in (truth, pred)]
-    if None not in stated and tl.unit == pl.unit != "voxel" and not np.allclose(np.broadcast_to(np.asarray(stated[0], float), 3),
-                                              np.broadcast_to(np.asarray(stated[1], float), 3), rtol=1e-6):
+    _warn_other_grid(truth, tl, "truth", pred, pl, pred_name)
+    return tl, pl
+
+
+def _warn_other_grid(a: Any, la: Labels, name_a: str, b: Any, lb: Labels, name_b: str, *, stacklevel: int = 4) -> None:
+    """Two label volumes of one shape whose stated voxel sizes (in one unit) differ: warned
+    about (of the same scan? they are compared index by index)."""
+    stated = [getattr(x, "attrs", {}).get("voxel_size") for x in (a, b)]
+    if None not in stated and la.unit == lb.unit != "voxel" and not np.allclose(
+            np.broadcast_to(np.asarray(stated[0], float), 3), np.broadcast_to(np.asarray(stated[1], float), 3), rtol=1e-6):
         import warnings
 
-        warnings.warn(f"`truth` and `{pred_name}` have the same shape but different voxel sizes "
-                      f"({tuple(stated[0])} {tl.unit} against {tuple(stated[1])} {pl.unit}): are they of the same "
-                      f"scan? Voxels are compared index by index.", stacklevel=3)
-    return tl, pl
+        warnings.warn(f"`{name_a}` and `{name_b}` have the same shape but different voxel sizes "
+                      f"({tuple(stated[0])} {la.unit} against {tuple(stated[1])} {lb.unit}): are they of the same "
+                      f"scan? Voxels are compared index by index.", stacklevel=stacklevel)
 
 
 def _confusion_graph(tl: Labels, pl: Labels) -> list:
@@ -225,6 +231,8 @@ def agreement(segmentations: Sequence[Any], *, truth: Any = None, phases: Any = 
         if tuple(lab.vol.shape) != tuple(ref.vol.shape):
             raise InputError(f"Expected `segmentations[{i}]` to have the shape of `segmentations[0]` "
                              f"{tuple(ref.vol.shape)}. Got {tuple(lab.vol.shape)} instead.")
+        _warn_other_grid(segmentations[0], ref, "segmentations[0]", segmentations[i], lab, f"segmentations[{i}]",
+                         stacklevel=3)
     s = len(labs)
     k = ref.k
     npair = s * (s - 1) // 2

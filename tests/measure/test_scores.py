@@ -105,3 +105,9 @@ def test_a_truth_of_another_voxel_size_is_warned_about():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         scores(truth, truth.copy())
+        agreement([truth, truth.copy()])
+    # so does agreement (bigseg compare said nothing)
+    with pytest.warns(UserWarning, match=r"`segmentations\[0\]` and `segmentations\[1\]` have the same shape but "
+                                         r"different voxel sizes") as caught:
+        agreement([truth, truth.copy(data=a).assign_attrs(voxel_size=(100.0, 50.0, 50.0))], progress=False)
+    assert caught[0].filename == __file__  # the caller's line
