@@ -45,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "of the --particles table; for a series its track), e.g. to check the split in napari")
     p.add_argument("--no-split", action="store_true",
                    help="particles are connected components (default: touching particles split by a watershed)")
-    p.add_argument("--max-diameter", type=positive_int, default=40,
+    p.add_argument("--max-diameter", type=positive_int, default=None,
                    help="widest particle in voxels, the halo of the split, and the largest --thickness resolved "
                         "(default 40)")
     p.add_argument("--intensity", default=None, help="grey image for the particles' mean intensity (OME-Zarr, or a TIFF, "
@@ -297,7 +297,8 @@ def _write_particle_labels(labels, args: argparse.Namespace, phases) -> Path:
 #: and their values when not given
 _NEEDS = {"profile_step": (("profile",), 1), "particle_phase": (("particles", "particle_labels"), "active"),
           "no_split": (("particles", "particle_labels"), False), "intensity": (("particles",), None),
-          "fov": (("tortuosity", "radial"), None)}
+          "fov": (("tortuosity", "radial"), None),
+          "max_diameter": (("particles", "particle_labels", "thickness"), 40)}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -125,3 +125,7 @@ def test_train_says_how_to_pick_one_of_several_label_images(scan, bigseg_cli):
     out = bigseg_cli("train", scan, scan, "-o", scan.parent / "m.pt", check=False)
     assert out.returncode == 2 and "IMAGE/labels/NAME" in out.stderr
     assert "--label" not in out.stderr  # train has no --label option
+    # given without anything that uses it: refused by name (it was ignored: the default 40 looked given)
+    out = bigseg_cli("measure", scan / "labels" / "truth", "--max-diameter", "12", check=False)
+    assert out.returncode == 2 and "`--max-diameter` only with --particles or --particle-labels or --thickness" \
+        in out.stderr, out.stderr
