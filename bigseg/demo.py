@@ -56,6 +56,18 @@ def _out_folder(out: str | Path) -> Path:
     return out
 
 
+def _check_options(size: Any, chunks: Any, seed: Any) -> None:
+    """The generator's options, refused by name before a folder is made or anything printed."""
+    from ._parse import parse_nonnegative_int, parse_positive_int
+    from .errors import InputError
+
+    if parse_positive_int("size", size) < 8:  # the default model's poolings need 8 voxels along each axis
+        raise InputError(f"Expected `size` to be at least 8 (voxels along each axis, for the model's poolings). "
+                         f"Got {size!r} instead.")
+    parse_positive_int("chunks", chunks)
+    parse_nonnegative_int("seed", seed)
+
+
 def run_demo(out: str | Path = "out/demo", *, size: int = 96, chunks: int = 48, seed: int = 7,
              model: str = "default", cluster: str | None = None, voxel_size: float = 50.0,
              progress: bool = True) -> dict[str, Any]:
@@ -65,6 +77,7 @@ def run_demo(out: str | Path = "out/demo", *, size: int = 96, chunks: int = 48, 
     from .pipeline import Pipeline
     from .runtime import connect
 
+    _check_options(size, chunks, seed)
     out = _out_folder(out)
     t0 = time.perf_counter()
     print(f"[1/3] generating a {size}³ electrode and its simulated nano-CT (seed {seed})", file=sys.stderr)
@@ -123,6 +136,7 @@ def run_series_demo(out: str | Path = "out/demo-series", *, size: int = 64, step
 
     if not 2 <= steps <= len(_DRIFT):
         raise InputError(f"Expected `steps` in [2, {len(_DRIFT)}]. Got {steps!r} instead.")
+    _check_options(size, chunks, seed)
     out = _out_folder(out)
     t0 = time.perf_counter()
     print(f"[1/2] generating a {steps}-scan operando series of {size}³ (seed {seed}), scans drifting", file=sys.stderr)

@@ -66,6 +66,15 @@ def test_demo_writes_only_into_a_demo_folder(tmp_path, scan, bigseg_cli):
     out = bigseg_cli("demo", "--out", scan, "--no-progress", check=False)  # was written into the store
     assert out.returncode == 2 and "holds other data" in out.stderr
     assert _files(scan) == before
+    # options the generator cannot take: refused before a folder is made or "generating" is said
+    for argv, message in ((("--size", "0"), "`--size` to be a positive integer"),
+                          (("--size", "4"), "`--size` to be at least 8"),
+                          (("--seed", "-1"), "`--seed` to be a non-negative integer"),
+                          (("--chunks", "0"), "`--chunks` to be a positive integer"),
+                          (("--steps", "3", "--size", "5"), "`--size` to be at least 8")):
+        out = bigseg_cli("demo", "--out", tmp_path / "d", *argv, "--no-progress", check=False)
+        assert out.returncode == 2 and message in out.stderr and "generating" not in out.stderr, (argv, out.stderr)
+        assert not (tmp_path / "d").exists()
 
 
 def test_run_and_watch_never_write_into_their_input(tmp_path, scan, bigseg_cli):
