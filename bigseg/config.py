@@ -278,8 +278,11 @@ def load_deploy(path: str | os.PathLike) -> dict[str, Any]:
                                   f"Got {str(path)!r}, which does not exist.")
     try:
         data = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"Cannot parse YAML file {str(p)!r}: {exc}") from None
+    except yaml.YAMLError as exc:  # one line: where, and what YAML found there (its own text spans several)
+        mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise ConfigError(f"Expected `config` {str(p)!r} to be valid YAML. Got an error{where}: "
+                          f"{problem or ' '.join(str(exc).split())}.") from None
     if not isinstance(data, dict):
         raise ConfigError(f"Expected YAML file {str(p)!r} to hold a mapping. Got {type(data).__name__}.")
     return data
