@@ -113,9 +113,10 @@ def main(argv: list[str] | None = None) -> int:
         # bigseg's own warnings read as one line, like its errors (no source line of ours), each
         # said once (a source opened twice, by its check and by its read, warns from two places)
         if os.path.abspath(filename).startswith(package + os.sep):
-            if str(message) not in told:
+            if str(message) not in told:  # in the command's terms, as its errors (`data` → `source`)
                 told.add(str(message))
-                print(f"bigseg {args.command}: warning: {message}", file=file or sys.stderr)
+                said = in_cli_terms(str(message), command_parser(parser, args.command), args)
+                print(f"bigseg {args.command}: warning: {said}", file=file or sys.stderr)
         else:
             default_show(message, category, filename, lineno, file, line)
 

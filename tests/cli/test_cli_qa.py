@@ -138,3 +138,10 @@ def test_train_says_how_to_pick_one_of_several_label_images(scan, bigseg_cli):
     out = bigseg_cli("measure", scan / "labels" / "truth", "--max-diameter", "12", check=False)
     assert out.returncode == 2 and "`--max-diameter` only with --particles or --particle-labels or --thickness" \
         in out.stderr, out.stderr
+
+
+def test_warnings_name_the_command_s_arguments(scan, bigseg_cli):
+    # a warning said the library's name (`data`) where the command takes `source`, unlike its errors
+    out = bigseg_cli("export", scan, scan.parent / "x.tif", "--no-progress")
+    assert "bigseg export: warning: `source` has no physical voxel size" in out.stderr, out.stderr
+    assert "`data`" not in out.stderr
