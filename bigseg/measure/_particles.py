@@ -328,7 +328,7 @@ def particles(labels: Any, *, phase: str | int = "active", intensity: Any = None
                                   "cross a block border"] if n_wide else [])
                                 + ([f"{lost} voxel(s) of the phase belong to no particle"] if lost else []))
             warnings.warn(f"{what}: the split may depend on the chunking. Pass a larger `max_diameter` (pipeline "
-                          "configuration: `measure.max_diameter`; command line: `--max-diameter`).", stacklevel=2)
+                          "configuration: `measure.max_diameter`).", stacklevel=2)
     out.attrs.update(unit=lab.unit, voxel_size=list(lab.voxel_size), phase=lab.phases[idx], split=bool(split),
                      max_diameter=depth, h=h, surface_area_method="marching_cubes")
     if lab.series:  # the series' steps, even those without a particle

@@ -161,7 +161,8 @@ def test_cli_prints_bigseg_warnings_as_one_line(tmp_path, capsys):
                  "--no-progress"]) == 0
     err = capsys.readouterr().err
     assert err.startswith("bigseg measure: warning: 288 voxel(s) of the phase belong to no particle: the split "
-                          "may depend on the chunking. Pass a larger `max_diameter`")
+                          "may depend on the chunking. Pass a larger `--max-diameter` (pipeline configuration: "
+                          "`measure.max_diameter`).\n")
     assert "warnings.warn" not in err and "measure.particles(" not in err and len(err.strip().splitlines()) == 1
     # with the progress bars (the default) the warning still starts a line of its own
     assert main(["measure", str(image), "--particles", str(tmp_path / "p2.csv"), "--max-diameter", "10"]) == 0
