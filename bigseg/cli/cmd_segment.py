@@ -61,7 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", default=None, help="label image name inside the source (default segmentation; not with "
                                                 "--out)")
     p.add_argument("--out", default=None, help="write a separate OME-Zarr label volume here instead")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing label image")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing label image (or --out store)")
     add_fov_args(p)
     add_progress_args(p)
     add_cluster_args(p)
