@@ -721,19 +721,20 @@ def _check_folder(dest: str | os.PathLike, argument: str, own: tuple[str, ...], 
 
 
 def _check_dest(source: Any, dest: str | os.PathLike) -> None:
-    """Refuse, before any work, a ``dest`` that is a file or a folder of other data, or whose
-    outputs would replace the source (the source is ``dest`` itself or its ``image.ome.zarr``
-    / ``raw.ome.zarr``)."""
+    """Refuse, before any work, a ``dest`` that is a file or a folder of other data, inside the
+    source's zarr store, or whose outputs would replace the source (the source is ``dest`` itself
+    or its ``image.ome.zarr`` / ``raw.ome.zarr``)."""
+    from .io._volume import refuse_replacing
+
     _check_folder(dest, "dest", _RUN_FILES, "of an earlier run")
-    paths = source if isinstance(source, (list, tuple)) else [source]
+    paths = [s for s in (source if isinstance(source, (list, tuple)) else [source]) if isinstance(s, (str, os.PathLike))]
     d = Path(dest).resolve()
     for s in paths:
-        if not isinstance(s, (str, os.PathLike)):
-            continue
         s = Path(s).resolve()
         if s in (d, d / "image.ome.zarr", d / "raw.ome.zarr"):
             raise InputError(f"Expected `dest` to be a folder whose outputs do not replace the source. Got "
                              f"{str(dest)!r}, where the run would write over {str(s)!r}.")
+    refuse_replacing(dest, paths, "dest")  # a folder inside the source's zarr store, or holding the source
 
 
 def run_state(out: str | os.PathLike) -> dict[str, Any]:

@@ -202,6 +202,17 @@ def test_a_run_again_that_fails_leaves_no_report_that_reads_as_finished(tmp_path
     assert "Incomplete run" not in (tmp_path / "run" / "report.html").read_text()
 
 
+def test_a_run_folder_inside_the_source_store_is_refused(tmp_path, scan):
+    # Pipeline.run refused only dest = the source (or its image.ome.zarr): a run folder inside
+    # an OME-Zarr source was written into the input store
+    _, image = scan
+    src = bigseg.save_volume(image[:8, :16, :16], tmp_path / "s.ome.zarr", progress=False)
+    before = sorted(p.name for p in Path(src).rglob("*"))
+    with pytest.raises(InputError, match=r"`dest` to be outside the input '.*s.ome.zarr'"):
+        Pipeline(predict={"model": "threshold"}).run(src, Path(src) / "run", progress=False)
+    assert sorted(p.name for p in Path(src).rglob("*")) == before
+
+
 def test_a_checkpoint_retrained_in_place_is_segmented_again(tmp_path, scan):
     # the segmentation stage's key held the checkpoint's path only: a model retrained into the
     # same file kept the old labels on a resumed run (and a watch skipped its done scans)

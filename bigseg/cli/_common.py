@@ -7,6 +7,7 @@ import contextlib
 from typing import Any
 
 from ..errors import InputError
+from ..io._volume import refuse_replacing  # (the commands' home of it: cli._common)
 
 
 def add_cluster_args(p: argparse.ArgumentParser) -> None:
@@ -110,24 +111,6 @@ def command_key(args: argparse.Namespace, command: str, *, paths: tuple[str, ...
     options = {k: v for k, v in sorted(vars(args).items()) if k not in skip}
     return json.dumps({"command": command, "inputs": {k: stamp(getattr(args, k, None)) for k in paths},
                        "options": options, **(extra or {})}, sort_keys=True, default=str)
-
-
-def refuse_replacing(dest: Any, sources: Any, option: str) -> None:
-    """Refuse, before any work, an output that is one of the inputs or holds one: writing it
-    (with --overwrite) would replace the input, and with it the label images stored in it."""
-    from pathlib import Path
-
-    from ..io._volume import is_zarr_store
-
-    d = Path(dest).resolve()
-    for s in [sources] if isinstance(sources, (str, Path)) else sources:
-        s = Path(s).resolve()
-        if s == d or d in s.parents:
-            raise InputError(f"Expected `{option}` to be another place than the input {str(s)!r}: writing it would "
-                             f"replace the input (and every label image stored in it). Got {str(dest)!r} instead.")
-        if s in d.parents and is_zarr_store(s):  # a file dropped into a zarr store (a folder of slices reads the same)
-            raise InputError(f"Expected `{option}` to be outside the input {str(s)!r}: writing into it would change "
-                             f"the input. Got {str(dest)!r} instead.")
 
 
 def refuse_label_image(path: Any, option: str, *, instead: str, vol: Any = None) -> None:

@@ -366,6 +366,22 @@ def is_zarr_store(path: Any) -> bool:
     return p.is_dir() and any((p / f).exists() for f in ("zarr.json", ".zarray", ".zgroup"))
 
 
+def refuse_replacing(dest: Any, sources: Any, option: str) -> None:
+    """Refuse, before any work, an output that is one of the inputs or holds one: writing it
+    (with --overwrite) would replace the input, and with it the label images stored in it."""
+    from pathlib import Path
+
+    d = Path(dest).resolve()
+    for s in [sources] if isinstance(sources, (str, Path)) else sources:
+        s = Path(s).resolve()
+        if s == d or d in s.parents:
+            raise InputError(f"Expected `{option}` to be another place than the input {str(s)!r}: writing it would "
+                             f"replace the input (and every label image stored in it). Got {str(dest)!r} instead.")
+        if s in d.parents and is_zarr_store(s):  # a file dropped into a zarr store (a folder of slices reads the same)
+            raise InputError(f"Expected `{option}` to be outside the input {str(s)!r}: writing into it would change "
+                             f"the input. Got {str(dest)!r} instead.")
+
+
 #: What to say when sparse labels hold one value too many: likely annotations whose classes count from 1.
 UNLABELLED_HINT = ("; if 0 marks the unannotated voxels and the classes count from 1 (napari, ilastik and Fiji "
                    "label exports), pass `unlabelled=0` (command line: --unlabelled 0)")
