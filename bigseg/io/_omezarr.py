@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import shutil
 import uuid
 from pathlib import Path
@@ -327,6 +328,9 @@ def _write(dest: Path, vol: xr.DataArray, *, chunks: tuple[int, ...], levels: in
 def _write_held(dest: Path, vol: xr.DataArray, *, chunks: tuple[int, ...], levels: int, labels: bool, desc: str,
                 progress: bool, resume_key: str | None) -> None:
     if resume_key is None:
+        for stale in dest.parent.glob(f".{dest.name}.partial-*"):  # left by a killed write (held: none runs now)
+            if re.fullmatch(r"[0-9a-f]{8}", stale.name.rsplit("-", 1)[-1]):  # not a resumable one (-r<key>)
+                _remove(stale)
         tmp = _partial_path(dest)
         try:
             group = zarr.open_group(str(tmp), mode="w", zarr_format=3)

@@ -110,6 +110,12 @@ def test_without_a_key_a_failed_write_leaves_nothing(image):
     with pytest.raises(RuntimeError):
         save_labels(vol.array(), path, name="seg", phases=["a", "b", "c"], progress=False)
     assert sorted(p.name for p in (path / "labels").iterdir()) == ["zarr.json"]
+    # a process killed mid-write cleans up nothing: the next write of the same output removes
+    # what it left (under the output's lock no write of it runs), not a resumable one's blocks
+    (path / "labels" / ".seg.partial-0123abcd" / "0").mkdir(parents=True)
+    (path / "labels" / ".seg.partial-r0123abcd").mkdir()
+    save_labels((img * 3).astype(np.uint8), path, name="seg", phases=["a", "b", "c"], progress=False)
+    assert sorted(p.name for p in (path / "labels").iterdir()) == [".seg.partial-r0123abcd", "seg", "zarr.json"]
 
 
 def _losing_a_worker(monkeypatch, folder, module=None, name: str = "segment") -> dict:
