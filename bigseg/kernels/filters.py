@@ -159,6 +159,9 @@ def translate(block: Any, shift: Sequence[float], *, order: int = 1) -> Any:
     """``scipy.ndimage.shift(block, shift, order=order, mode="nearest")``: the block moved by
     ``shift`` voxels (output(x) = input(x − shift)), linear (``order=1``) or nearest-voxel
     (``order=0``, for labels) interpolation, the edge voxels repeated beyond the array. Exact
-    blockwise with a halo of ``ceil(|shift|) + 1`` voxels per axis."""
+    blockwise with a halo of ``ceil(|shift|) + 1`` voxels per axis. float16 (no scipy kernel) is
+    interpolated in float32 and rounded back to float16."""
+    if block.dtype == np.float16:
+        return translate(block.astype(np.float32), shift, order=order).astype(np.float16)
     return ndimage_module(block).shift(block, tuple(float(s) for s in shift), order=order, mode="nearest",
                                        prefilter=False)
