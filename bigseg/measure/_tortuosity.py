@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import threading
 import warnings
 from typing import Any
 
@@ -24,6 +25,11 @@ from ._metrics import _check, _phase_index, _stats_graph
 __all__ = ["tortuosity"]
 
 AXES = ("z", "y", "x")
+
+#: held while TauFactor's output is silenced: ``redirect_stdout`` swaps the process-wide
+#: ``sys.stdout``, so two solves silenced at once on threads (dask's threaded scheduler) restore
+#: each other's StringIO and left the caller's prints going nowhere for the rest of the process
+_QUIET = threading.Lock()
 
 
 def _solve(block: np.ndarray, *, phase: int, axis: int, spacing: tuple[float, float, float], device: str | None,
@@ -46,7 +52,7 @@ def _solve(block: np.ndarray, *, phase: int, axis: int, spacing: tuple[float, fl
         return math.inf, 0.0, porosity, 0
     dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
     # TauFactor prints, and divides by zero where nothing percolates (tau = inf): the result says it all
-    with contextlib.redirect_stdout(io.StringIO()), np.errstate(divide="ignore", invalid="ignore"):
+    with _QUIET, contextlib.redirect_stdout(io.StringIO()), np.errstate(divide="ignore", invalid="ignore"):
         if len(set(sp)) == 1:
             solver = taufactor.Solver(img, device=dev)
         else:

@@ -117,3 +117,28 @@ def test_labels_too_thin_to_solve_or_mesh_are_refused_by_name():
         with pytest.raises(InputError, match="`method` 'faces' for labels"):
             f(thin, method="marching_cubes")
     assert float(interfaces(thin).area.sel(phase_a="pore", phase_b="active")) == 20.0  # faces still work
+
+
+def test_solves_on_threads_leave_the_callers_stdout_alone(monkeypatch):
+    """TauFactor is silenced with ``redirect_stdout``, which swaps the process-wide ``sys.stdout``:
+    sub-volumes solved at once on dask's threads restored each other's StringIO, and every later
+    print of the caller went nowhere."""
+    import sys
+    import time
+
+    import dask
+
+    class SlowSolver:  # TauFactor's interface, slow enough that the threads' solves overlap
+        def __init__(self, img, device=None):
+            self.tau, self.D_eff, self.iter = np.array([1.0]), np.array([0.5]), 3
+
+        def solve(self, **kw):
+            print("TauFactor talking")
+            time.sleep(0.05)
+
+    monkeypatch.setattr(taufactor, "Solver", SlowSolver)
+    stdout = sys.stdout
+    with dask.config.set(scheduler="threads", num_workers=4):
+        ds = tortuosity(_channels(), axis="z", subvolume=(20, 6, 6), device="cpu")
+    assert ds.sizes["subvolume"] == 16 and (ds.tau == 1.0).all()
+    assert sys.stdout is stdout
