@@ -302,9 +302,10 @@ def cached_module(key: str, blob: bytes | None, checkpoint: str | None, device: 
 
             module = _models.load(checkpoint)
         module = module.to(device).eval()
-        if channels_last:
+        if channels_last:  # channels_last_3d for a 3D net's 5D weights; a 2D net's 4D ones take channels_last
             torch = _torch()
-            module = module.to(memory_format=torch.channels_last_3d)
+            is_3d = any(t.dim() == 5 for t in itertools.chain(module.parameters(), module.buffers()))
+            module = module.to(memory_format=torch.channels_last_3d if is_3d else torch.channels_last)
         _LOADS[key] += 1
         _CACHE[(key, dev)] = module
         while len(_CACHE) > _CACHE_SIZE:
@@ -437,8 +438,8 @@ def run_patches(
     with (device_lock(device) if lock else nullcontext()), torch.inference_mode():
         for f in flips:
             xi = t.flip(f) if f else t
-            if channels_last and xi.ndim == 5:
-                xi = xi.contiguous(memory_format=torch.channels_last_3d)
+            if channels_last and xi.ndim in (4, 5):  # (N, C, H, W): a 2D model's slices
+                xi = xi.contiguous(memory_format=torch.channels_last_3d if xi.ndim == 5 else torch.channels_last)
             p = forward(xi)
             if f:
                 p = p.flip(f)

@@ -96,6 +96,22 @@ def test_2d_model_slice_by_slice_equals_monai_per_slice(image, chunks):
     assert evaluated == ds.attrs["n_patches"] == SHAPE[0] * count_patches(SHAPE[1:], (20, 16), 0.5)
 
 
+def test_2d_model_with_channels_last_asked_for(image):
+    # channels_last=True converted a 2D net with channels_last_3d, which refuses its 4D weights
+    x = image[:9, :20, :17]
+    net = conv2d_net(seed=4)
+    ref = monai_probs(x, net, (12, 10))
+    for triplanar in (False, True):
+        reset_worker_stats()  # the model cached without the conversion would hide it
+        got = predict(da.from_array(x, chunks=(4, 7, 5)), net, patch=(12, 10), probabilities=True,
+                      channels_last=True, triplanar=triplanar)["probabilities"].values
+        if not triplanar:
+            np.testing.assert_allclose(got, ref, atol=1e-5, rtol=0)
+        reset_worker_stats()
+        want = predict(x, net, patch=(12, 10), probabilities=True, triplanar=triplanar)["probabilities"].values
+        np.testing.assert_allclose(got, want, atol=1e-6, rtol=0)
+
+
 def test_triplanar_averages_the_three_directions(image):
     x = image[:22, :26, :30]
     net = conv2d_net(seed=2)
