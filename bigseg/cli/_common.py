@@ -7,7 +7,7 @@ import contextlib
 from typing import Any
 
 from ..errors import InputError
-from ..io._volume import refuse_replacing  # (the commands' home of it: cli._common)
+from ..io._volume import refuse_replacing  # noqa: F401 (the commands import it from here)
 
 
 def add_cluster_args(p: argparse.ArgumentParser) -> None:
