@@ -586,7 +586,8 @@ def predict(
         ``"bf16"``, ``"fp16"`` or ``None`` (float32 throughout, on a GPU in IEEE precision, not
         cuDNN's default TF32: the CPU's result up to the order of sums)
     triplanar : 2D models only: predict along z, y and x and average the probabilities
-    chunks : rechunk the input first (the output has the input's chunks)
+    chunks : rechunk the input first (an int or one per axis; the output has these chunks, else
+        the input's)
     phases : override the model's phase names
     memory_limit : per-worker memory (bytes or "4GiB") for the budget check; default: the
         workers' limit
