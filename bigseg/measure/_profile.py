@@ -11,6 +11,7 @@ import xarray as xr
 
 from .._parse import parse_choice, parse_positive_int
 from ..errors import InputError
+from ..io._volume import origin_of
 from ..kernels.metrics import slice_counts, slice_faces
 from ..runtime._progress import compute
 from ._inputs import Labels, as_labels
@@ -123,11 +124,15 @@ def _faces_profile_graph(lab: Labels, axis: int) -> list[da.Array]:
 
 
 def _bin_coords(lab: Labels, axis: int, step: int) -> dict[str, Any]:
-    """The bins' coordinates along ``axis``: centre position (in unit) and first slice."""
+    """The bins' coordinates along ``axis``: centre position (in unit) and first slice.
+
+    Slice ``i`` lies at the volume's origin (its first coordinate: a box cut from a scan keeps
+    its place, see :func:`bigseg.io.origin_of`) plus ``i`` times the voxel size, as the
+    particles' centroids: the attribute gives the spacing, not the coordinates (plain indices
+    0, 1, 2 ... left on a volume given a voxel size say nothing, see ``as_volume``)."""
     name, n = AXES[axis], lab.spatial_shape[axis]
     starts = np.arange(0, n, step)
-    pos = (np.asarray(lab.vol.coords[name].values, np.float64) if name in lab.vol.coords
-           else np.arange(n, dtype=np.float64) * lab.voxel_size[axis])
+    pos = origin_of(lab.vol)[axis] + np.arange(n, dtype=np.float64) * lab.voxel_size[axis]
     centre = np.add.reduceat(pos, starts) / np.diff(np.append(starts, n))
     return {name: (name, centre, {"units": lab.unit, "long_name": f"{name} position (centre of the bin)"}),
             f"{name}_index": (name, starts, {"long_name": f"first slice of the bin along {name}"})}

@@ -185,3 +185,17 @@ def test_summary_carries_the_interface_profile(lab):
     np.testing.assert_allclose(ds.specific_area_profile.values, interface_profile(clean, axis="y", step=3).values)
     fig = profile_figure(ds)
     assert len(fig.axes) == 2 and len(fig.axes[1].lines) == 3  # one curve per phase pair
+
+
+def test_positions_follow_the_voxel_size_not_index_coordinates():
+    # a synthetic volume keeps its index coordinates 0, 1, 2 ... when given a voxel size by its
+    # attrs: positions are in that unit (slice i at i * 50 nm), as the same volume stated in µm
+    lab = bigseg.synth.electrode((12, 8, 8), seed=1, chunks=8)
+    nm = lab.assign_attrs(voxel_size=(50.0, 50.0, 50.0), unit="nm")
+    um = lab.assign_attrs(voxel_size=(0.05, 0.05, 0.05), unit="um")
+    np.testing.assert_allclose(profile(nm, axis="z", step=4).z, [75.0, 275.0, 475.0])
+    np.testing.assert_allclose(profile(um, axis="z", step=4).z, [0.075, 0.275, 0.475])
+    np.testing.assert_allclose(bigseg.measure.interface_profile(nm, axis="y", step=4).y, [75.0, 275.0])
+    # a box cut from a calibrated scan keeps its place in it
+    box = bigseg.io._volume.recalibrated(lab, (50.0, 50.0, 50.0), "nm")[4:]
+    np.testing.assert_allclose(profile(box, axis="z", step=4).z, [275.0, 475.0])
