@@ -10,6 +10,7 @@ import numpy as np
 import xarray as xr
 
 from ..errors import InputError
+from ..io._calibration import convert_length
 from ..kernels.metrics import NBINS, confusion_counts, histogram, pair_differences
 from ..runtime._progress import compute
 from ._blockwise import BlockGeometry, block_partials
@@ -38,11 +39,18 @@ def _pair(truth: Any, pred: Any, phases: Any, *, pred_name: str = "pred") -> tup
 
 
 def _warn_other_grid(a: Any, la: Labels, name_a: str, b: Any, lb: Labels, name_b: str, *, stacklevel: int = 4) -> None:
-    """Two label volumes of one shape whose stated voxel sizes (in one unit) differ: warned
-    about (of the same scan? they are compared index by index)."""
+    """Two label volumes of one shape whose stated voxel sizes differ (in one unit, or in two
+    length units once converted: 50 nm is 0.05 um): warned about (of the same scan? they are
+    compared index by index)."""
     stated = [getattr(x, "attrs", {}).get("voxel_size") for x in (a, b)]
-    if None not in stated and la.unit == lb.unit != "voxel" and not np.allclose(
-            np.broadcast_to(np.asarray(stated[0], float), 3), np.broadcast_to(np.asarray(stated[1], float), 3), rtol=1e-6):
+    if None in stated or "voxel" in (la.unit, lb.unit):
+        return
+    sa, sb = (np.broadcast_to(np.asarray(s, float), 3) for s in stated)
+    if la.unit != lb.unit:
+        sb = convert_length(tuple(sb), lb.unit, la.unit)
+        if sb is None:  # not both length units: not comparable
+            return
+    if not np.allclose(sa, sb, rtol=1e-6):
         import warnings
 
         warnings.warn(f"`{name_a}` and `{name_b}` have the same shape but different voxel sizes "

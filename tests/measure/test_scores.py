@@ -111,3 +111,18 @@ def test_a_truth_of_another_voxel_size_is_warned_about():
                                          r"different voxel sizes") as caught:
         agreement([truth, truth.copy(data=a).assign_attrs(voxel_size=(100.0, 50.0, 50.0))], progress=False)
     assert caught[0].filename == __file__  # the caller's line
+
+
+def test_another_voxel_size_in_another_unit_is_warned_about_and_the_same_one_is_not():
+    import warnings
+
+    import xarray as xr
+
+    a = np.zeros((4, 5, 6), np.uint8)
+    a[:, :, 3:] = 2
+    truth = xr.DataArray(a, dims=("z", "y", "x"), attrs={"voxel_size": (50.0, 50.0, 50.0), "unit": "nm"})
+    with pytest.warns(UserWarning, match=r"different voxel sizes \(\(50.0, 50.0, 50.0\) nm against \(0.1, 0.05, 0.05\) um"):
+        scores(truth, truth.copy().assign_attrs(voxel_size=(0.1, 0.05, 0.05), unit="um"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # 50 nm is 0.05 µm: the same grid
+        scores(truth, truth.copy().assign_attrs(voxel_size=(0.05, 0.05, 0.05), unit="µm"))
