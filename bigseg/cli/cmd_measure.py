@@ -177,12 +177,13 @@ def _size_groups_lines(table) -> str:
     """Small vs big particles (split at the median diameter): detachment and its spread, as the
     detachment study compares them; a series shows its last step."""
     from ..measure import size_groups
+    from ..report._units import quantity_text
 
     g = size_groups(table)
     unit = g.attrs["unit"]
     if "t" in g.index.names:
         g = g.xs(g.index.get_level_values("t")[-1], level="t")
-    lines = [f"by size (split at {g.attrs['threshold']:.4g} {unit}, the median): particles, detachment median "
+    lines = [f"by size (split at {quantity_text(g.attrs['threshold'], unit)}, the median): particles, detachment median "
              "[10-90 %], CBD contact median"]
     for name, r in g.iterrows():
         if r["particles"]:
@@ -392,12 +393,14 @@ def run(args: argparse.Namespace) -> int:
         last = f" (t = {table['t'].iloc[-1]})" if "t" in table and len(table) else ""
         particle_figure(table, path=png, title=f"{args.labels}: {args.particle_phase} particles{last}")
         inside = table[~table.touches_border]
+        from ..report._units import quantity_text
+
         if "t" in table:
             print(f"{len(table)} {args.particle_phase} particles over {table['t'].nunique()} time steps; "
                   f"wrote {args.particles} and {png} (histograms{last})")
         else:
             print(f"{len(table)} {args.particle_phase} particles ({len(inside)} inside the volume): median equivalent "
-                  f"diameter {inside.equivalent_diameter.median():.4g} {table.attrs['unit']}, median detachment "
+                  f"diameter {quantity_text(inside.equivalent_diameter.median(), table.attrs['unit'])}, median detachment "
                   f"{inside.detachment.median():.3f}; wrote {args.particles} and {png}")
         if len(inside):
             print(_size_groups_lines(table))

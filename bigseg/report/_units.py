@@ -86,6 +86,12 @@ def scale_bar(span: float, units: Any) -> tuple[float, str]:
     return shown / factor, f"{shown:g} {label}{'s' if label == 'voxel' and shown != 1 else ''}"
 
 
+def quantity_text(value: float, units: Any) -> str:
+    """One value in the unit that reads best: ``4.421e-4`` ``"mm"`` -> ``"442.1 nm"``."""
+    scale, shown = readable([value], units)
+    return f"{value * scale:.4g} {shown}"
+
+
 def voxel_text(voxel_size: Any, unit: Any) -> str:
     """``"50 nm"``, or ``"100 × 50 × 50 nm (z × y × x)"`` for anisotropic voxels."""
     vs = [float(v) for v in voxel_size]

@@ -159,3 +159,12 @@ def test_readable_evolution_scales_and_names_its_columns():
     np.testing.assert_allclose(out["specific_area_pore_cbd [µm⁻¹]"], [2.8, 2.9])
     np.testing.assert_allclose(out["median_equivalent_diameter [nm]"], ev["median_equivalent_diameter"])
     assert list(ev.columns)[1] == "specific_area_pore_cbd"  # the input is left as it was
+
+
+def test_one_value_reads_in_the_unit_that_suits_it():
+    # bigseg measure printed "median equivalent diameter 0.0004421 mm" for a scan stated in mm
+    from bigseg.report._units import quantity_text
+
+    assert quantity_text(4.421e-4, "mm") == "442.1 nm"
+    assert quantity_text(442.1, "nm") == "442.1 nm"
+    assert quantity_text(12.0, "voxel") == "12 voxel"
