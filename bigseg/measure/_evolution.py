@@ -46,6 +46,14 @@ def transitions(labels: Any, *, phases: Any = None, progress: bool = False) -> x
     return out
 
 
+def _same_unit(a: Any, b: Any) -> bool:
+    """Whether two unit strings name one unit (``um``, ``µm`` and ``micrometer`` do)."""
+    from ..io._calibration import normalise_unit
+
+    na, nb = normalise_unit(str(a)), normalise_unit(str(b))
+    return (na == nb) if na is not None and nb is not None else str(a) == str(b)
+
+
 def evolution(metrics: xr.Dataset, particles: pd.DataFrame | None = None,
               transitions: xr.DataArray | None = None) -> pd.DataFrame:
     """One row per time step of a series: what :func:`summary` and :func:`particles` measured,
@@ -115,7 +123,7 @@ def evolution(metrics: xr.Dataset, particles: pd.DataFrame | None = None,
         if unknown or (steps is not None and list(steps) != out.index.to_numpy().tolist()):
             raise InputError(f"Expected `particles` of the same time steps as `metrics` {list(out.index)}. "
                              f"Got t = {unknown or list(steps)} instead.")
-        if "unit" in particles.attrs and str(particles.attrs["unit"]) != str(ds.attrs.get("unit", "voxel")):
+        if "unit" in particles.attrs and not _same_unit(particles.attrs["unit"], ds.attrs.get("unit", "voxel")):
             raise InputError(f"Expected `particles` in the unit of `metrics` ({ds.attrs.get('unit', 'voxel')!r}). "
                              f"Got {particles.attrs['unit']!r} instead: measured on another volume?")
         inside = tab[~tab["touches_border"].astype(bool)]

@@ -154,6 +154,9 @@ def test_a_particle_table_of_another_series_is_refused(series):
     with pytest.raises(InputError, match=r"in the unit of `metrics` \('nm'\). Got 'um'"):
         measure.evolution(metrics, other)
     assert measure.evolution(metrics, tab)["particles"].sum() == len(tab)
+    spelled = tab.copy()  # one unit spelled two ways ("nanometer", a volume saved by another tool) is the same
+    spelled.attrs["unit"] = "nanometer"
+    assert measure.evolution(metrics, spelled)["particles"].sum() == len(tab)
 
 
 def test_units_are_stated(series):
