@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..io import UNLABELLED, fill_outside, fov_mask, open_volume, save_labels, save_volume
-    from ..io._omezarr import _commit, _partial_path, _remove
+    from ..io._omezarr import writing
     from ..runtime._lock import held
     from ..synth import electrode, perturb, series, xct
 
@@ -95,17 +95,11 @@ def run(args: argparse.Namespace) -> int:
         out_chunks = chunks if labels.ndim == 3 else ((1,) + (tuple(chunks) if isinstance(chunks, tuple) else (chunks,) * 3))
         # the image and its labels into a hidden folder, moved into place once all are written: a run
         # stopped between them leaves no image without its truth under DEST
-        dest = Path(args.dest)
-        with held(dest, argument="dest"):
-            tmp = _partial_path(dest)
-            try:
-                save_volume(image, tmp, chunks=out_chunks, progress=progress)
-                save_labels(labels, tmp, name="truth", chunks=out_chunks, progress=progress)
-                if perturbed is not None:
-                    save_labels(perturbed, tmp, name="perturbed", chunks=out_chunks, progress=progress)
-                _commit(tmp, dest)
-            finally:
-                _remove(tmp)
+        with held(Path(args.dest), argument="dest"), writing(Path(args.dest)) as tmp:
+            save_volume(image, tmp, chunks=out_chunks, progress=progress)
+            save_labels(labels, tmp, name="truth", chunks=out_chunks, progress=progress)
+            if perturbed is not None:
+                save_labels(perturbed, tmp, name="perturbed", chunks=out_chunks, progress=progress)
     if args.png:
         from ..report import orthoslices, timeslices
 

@@ -44,7 +44,7 @@ from ..errors import InputError
 from ..runtime._lock import make_folder
 from ..runtime._progress import compute
 from ._calibration import convert_length, imagej_unit, normalise_unit, ome_tiff_unit
-from ._omezarr import _check_dest, _commit, _partial_path, _remove
+from ._omezarr import _check_dest, writing
 from ._volume import as_volume, origin_voxels
 
 __all__ = ["export"]
@@ -252,25 +252,16 @@ def export(
         warnings.warn(f"TIFF slices of dtype {vol.dtype} cannot carry the ImageJ calibration (uint8, uint16, "
                       f"float32 can): the voxel size {vs} {unit} is not stored in them.", stacklevel=2)
     make_folder(dest_p.parent, target=dest_p, argument="dest")  # its folder, as for every other output
-    tmp = _partial_path(dest_p)
     n_planes = int(np.prod(vol.shape[:-2]))
     bar = tqdm(total=n_planes, desc=f"writing {dest_p.name}", unit="plane", disable=not progress,
                file=sys.stderr, leave=False)
-    try:
-        with bar:
-            if fmt == "tiff-slices":
-                _write_slices(vol, tmp, dest_p.name, vs, unit, bar)
-            elif fmt == "tiff":
-                _write_tiff(vol, tmp, vs, unit, bar)
-            elif fmt == "hdf5":
-                _write_hdf5(vol, tmp, vs, unit, bar)
-            else:
-                _write_npy(vol, tmp, bar)
-        _commit(tmp, dest_p)
-    except BaseException:
-        try:
-            _remove(tmp)
-        except OSError:  # e.g. the disk gone read-only: the error that stopped the write is the one to tell
-            pass
-        raise
+    with writing(dest_p) as tmp, bar:
+        if fmt == "tiff-slices":
+            _write_slices(vol, tmp, dest_p.name, vs, unit, bar)
+        elif fmt == "tiff":
+            _write_tiff(vol, tmp, vs, unit, bar)
+        elif fmt == "hdf5":
+            _write_hdf5(vol, tmp, vs, unit, bar)
+        else:
+            _write_npy(vol, tmp, bar)
     return str(dest_p)

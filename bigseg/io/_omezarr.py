@@ -14,9 +14,9 @@ that :func:`open_volume` accepts.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
-import re
 import shutil
 import uuid
 from pathlib import Path
@@ -31,6 +31,7 @@ from .._parse import parse_chunks, parse_phases, parse_positive_int, parse_voxel
 from ..errors import InputError, OutputExistsError, OutputNotWritableError, SourceNotFoundError, VolumeFormatError
 from ..ops._dispatch import on_host
 from ..runtime._budget import format_bytes
+from ..runtime._files import move_into_place, remove as _remove, replacing
 from ..runtime._lock import held
 from ..runtime._manifest import key_digest, resumable_array, store_resumable
 from ..runtime._progress import compute
@@ -85,23 +86,21 @@ def _replaceable(dest: Path, kind: str) -> str:
     return f"a folder holding other files than TIFF slices ({', '.join(sorted(others)[:3])})" if others else ""
 
 
-def _remove(path: Path) -> None:
-    """Delete a folder or a file, whichever ``path`` is (no error if it is gone)."""
-    if path.is_dir():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
+def writing(dest: Path) -> contextlib.AbstractContextManager[Path]:
+    """A hidden path beside ``dest`` (:func:`_partial_path`) to write a store, folder or file to:
+    moved into place (replacing ``dest``) when the block ends without an error, removed
+    otherwise, so that an interrupted write never leaves something that looks finished at
+    ``dest`` (:func:`bigseg.runtime._files.replacing`)."""
+    return replacing(dest, tmp=_partial_path(dest))
 
 
-def _commit(tmp: Path, dest: Path) -> None:
-    """Move a finished write (folder or file) into place, replacing ``dest`` if it exists."""
-    if dest.exists():
-        trash = _partial_path(dest)
-        os.replace(dest, trash)
-        os.replace(tmp, dest)
-        _remove(trash)
-    else:
-        os.replace(tmp, dest)
+def _remove_stale_partials(dest: Path, *, keep: Path | None = None, resumable: bool = True) -> None:
+    """Remove the hidden folders interrupted writes of ``dest`` left (call it holding ``dest``'s
+    lock: no write of it runs then), but ``keep``; with ``resumable=False`` only those of
+    writes without a resume key (:func:`_partial_path`; a resumable one's name is ``-r<key>``)."""
+    for stale in dest.parent.glob(f".{dest.name}.partial-*"):
+        if stale != keep and (resumable or not stale.name.rsplit("-", 1)[-1].startswith("r")):
+            _remove(stale)
 
 
 def _axes(dims: tuple[str, ...], unit: str) -> list[dict[str, Any]]:
@@ -328,27 +327,18 @@ def _write(dest: Path, vol: xr.DataArray, *, chunks: tuple[int, ...], levels: in
 def _write_held(dest: Path, vol: xr.DataArray, *, chunks: tuple[int, ...], levels: int, labels: bool, desc: str,
                 progress: bool, resume_key: str | None) -> None:
     if resume_key is None:
-        for stale in dest.parent.glob(f".{dest.name}.partial-*"):  # left by a killed write (held: none runs now)
-            if re.fullmatch(r"[0-9a-f]{8}", stale.name.rsplit("-", 1)[-1]):  # not a resumable one (-r<key>)
-                _remove(stale)
-        tmp = _partial_path(dest)
-        try:
+        _remove_stale_partials(dest, resumable=False)  # a killed write's (a resumable one's blocks are kept)
+        with writing(dest) as tmp:
             group = zarr.open_group(str(tmp), mode="w", zarr_format=3)
             _write_multiscale(group, vol, chunks=chunks, levels=levels, labels=labels, desc=desc, progress=progress)
-            _commit(tmp, dest)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return
     tmp = _resumable_path(dest, str(resume_key))
-    for stale in dest.parent.glob(f".{dest.name}.partial-*"):  # interrupted writes of other inputs
-        if stale != tmp:
-            _remove(stale)
+    _remove_stale_partials(dest, keep=tmp)  # interrupted writes of other inputs
     group = zarr.open_group(str(tmp), mode="a" if (tmp / "zarr.json").exists() else "w", zarr_format=3)
     _write_multiscale(group, vol, chunks=chunks, levels=levels, labels=labels, desc=desc, progress=progress,
                       manifest=tmp / ".blocks-done")
     shutil.rmtree(tmp / ".blocks-done", ignore_errors=True)
-    _commit(tmp, dest)
+    move_into_place(tmp, dest)
 
 
 def save_volume(

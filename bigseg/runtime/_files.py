@@ -1,10 +1,12 @@
-"""Files written whole or not at all.
+"""Outputs written whole or not at all.
 
-Each is written under a hidden name beside its path and moved onto the path in one step
-(``os.replace``) once written, so a process killed or failing mid-write never leaves a file cut
-short that a later command (``bigseg report``, ``info``, a resumed run) would read as finished;
-an earlier file at the path stays as it was until then. The temporary name keeps the path's
-suffix (pandas, matplotlib and xarray pick the format or compression from it).
+Each is written under a hidden name beside its path and moved onto the path (``os.replace``)
+once written, so a process killed or failing mid-write never leaves a file cut short or a store
+half-made that a later command (``bigseg report``, ``info``, a resumed run) would read as
+finished; an earlier output at the path stays as it was until then. The default temporary name
+keeps the path's suffix (pandas, matplotlib and xarray pick the format or compression from it);
+a zarr store's writer names its own (:func:`bigseg.io._omezarr.writing`: found again, and
+removed, by the next write of that store).
 """
 
 from __future__ import annotations
@@ -12,22 +14,45 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 
+def remove(path: Path) -> None:
+    """Delete a folder or a file, whichever ``path`` is (no error if it is gone)."""
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def move_into_place(tmp: Path, path: Path) -> None:
+    """A finished write ``tmp`` (file or folder) onto ``path``, replacing what is there (a folder
+    is moved aside first, to ``tmp``'s name + ``.old``, then removed)."""
+    if path.is_dir():
+        old = tmp.with_name(tmp.name + ".old")
+        os.replace(path, old)
+        os.replace(tmp, path)
+        remove(old)
+    else:
+        os.replace(tmp, path)
+
+
 @contextlib.contextmanager
-def replacing(path: str | os.PathLike) -> Iterator[Path]:
-    """A temporary path beside ``path`` to write to: moved onto ``path`` when the block ends
-    without an error, removed when it raises."""
+def replacing(path: str | os.PathLike, *, tmp: Path | None = None) -> Iterator[Path]:
+    """A temporary path beside ``path`` (or ``tmp``) to write to: moved onto ``path`` when the
+    block ends without an error, removed otherwise (a failing removal, e.g. a disk gone
+    read-only, does not hide the error that stopped the write)."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.partial{path.suffix}")
+    if tmp is None:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.partial{path.suffix}")
     try:
         yield tmp
-        os.replace(tmp, path)
+        move_into_place(tmp, path)
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+        with contextlib.suppress(OSError):
+            remove(tmp)
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

@@ -243,7 +243,9 @@ def test_int64_to_ome_tiff_is_refused_and_a_failed_write_keeps_its_own_error(tmp
         raise OSError(30, "Read-only file system")
 
     monkeypatch.setattr(_export, "_write_npy", lambda *a: (_ for _ in ()).throw(RuntimeError("disk full")))
-    monkeypatch.setattr(_export, "_remove", broken)  # the cleanup failing too (a read-only mount)
+    from bigseg.runtime import _files  # (the hidden write and its cleanup: _files.replacing)
+
+    monkeypatch.setattr(_files, "remove", broken)  # the cleanup failing too (a read-only mount)
     with pytest.raises(RuntimeError, match="disk full"):  # was the cleanup's OSError
         bigseg.export(big, tmp_path / "c.npy", progress=False)
 
