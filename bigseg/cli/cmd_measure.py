@@ -247,7 +247,7 @@ def _profile_table(prof, rows: int = 10) -> str:
 
 def _long_table(ds):
     """One row per value: quantity, its dimensions' coordinates (t, phase, pair, position, shell,
-    sub-volume), value, units."""
+    sub-volume; a coordinate with a unit names it in its column, ``y [nm]``), value, units."""
     import pandas as pd
 
     rows = []
@@ -257,6 +257,8 @@ def _long_table(ds):
         else:
             df = var.to_dataframe(name="value").reset_index()
             df = df[[c for c in df.columns if c in var.dims or c == "value"]]
+            df = df.rename(columns={c: f"{c} [{u}]" for c in var.dims  # a position says its unit: "y [nm]"
+                                    if c in var.coords and (u := str(var[c].attrs.get("units", ""))) not in ("", "1")})
         df.insert(0, "quantity", name)
         df["units"] = var.attrs.get("units", "")
         if "phase_a" in df:

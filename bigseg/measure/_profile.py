@@ -171,7 +171,7 @@ def _interface_profile_dataarray(lab: Labels, axis: int, step: int, vecs: list[n
     out = xr.DataArray(_stack(lab, spec), dims=dims, coords=_coords(lab, phase_a=lab.phases, phase_b=lab.phases),
                        name="specific_area")
     out = out.assign_coords(_bin_coords(lab, axis, step))
-    out.attrs.update(units=f"1/{lab.unit}", long_name=f"interface area per volume by {name} (faces)", axis=name,
+    out.attrs.update(units=f"{lab.unit}^-1", long_name=f"interface area per volume by {name} (faces)", axis=name,
                      step=step, **_common_attrs(lab))
     return out
 

@@ -115,13 +115,13 @@ def test_cli_measure_profile_table_csv_and_curves(tmp_path, capsys):
     ref = profile(xr.DataArray(lab, dims=("z", "y", "x"), attrs={"voxel_size": (40.0, 50.0, 50.0), "unit": "nm"}),
                   axis="y", step=2)
     np.testing.assert_allclose(prof[prof.phase == "cbd"].value, ref.sel(phase="cbd").values)
-    np.testing.assert_allclose(prof[prof.phase == "cbd"].y, ref.y.values)  # nm: bin centres 25, 125, ...
-    assert list(table[table.quantity == "shell_fraction"].shell_distance) == [40.0, 80.0]  # edges of 40 nm
+    np.testing.assert_allclose(prof[prof.phase == "cbd"]["y [nm]"], ref.y.values)  # bin centres 25, 125, ... nm
+    assert list(table[table.quantity == "shell_fraction"]["shell_distance [nm]"]) == [40.0, 80.0]  # edges of 40 nm
     assert (tmp_path / "m_profile.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "m_shells.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "m_rve.png").read_bytes()[:4] == b"\x89PNG" and "representative volume element" in out
     rve = table[table.quantity == "rve_relative_std"]
-    np.testing.assert_allclose(sorted(set(rve.cube_edge)), [4.0, 8.0])  # 24 voxels along z: edges 4 and 8
+    np.testing.assert_allclose(sorted(set(rve["cube_edge [voxel]"])), [4.0, 8.0])  # 24 voxels along z: edges 4 and 8
     rc = main(["measure", str(image), "--profile", "y", "--profile-step", "31"])
     assert rc == 2 and "`--profile-step`" in capsys.readouterr().err
     before = csv.read_bytes()  # an existing output: refused before any work (was replaced silently)

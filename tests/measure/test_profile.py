@@ -148,7 +148,7 @@ def test_interface_profile_matches_per_slice_faces(lab, chunks, axis):
     vol = xr.DataArray(da.from_array(clean, chunks=chunks), dims=("z", "y", "x"),
                        attrs={"voxel_size": (2.0, 1.0, 1.0), "unit": "nm"})
     out = interface_profile(vol, axis=AXES[axis], step=4)
-    assert out.dims == ("phase_a", "phase_b", AXES[axis]) and out.attrs["units"] == "1/nm"
+    assert out.dims == ("phase_a", "phase_b", AXES[axis]) and out.attrs["units"] == "nm^-1"
     # isotropic reference on the same labels: faces by slice, binned, over the bin volume
     iso = interface_profile(da.from_array(clean, chunks=chunks), axis=AXES[axis], step=4)
     faces, between = _faces_by_slice(clean, axis)
