@@ -304,10 +304,12 @@ def particle_partials(ids: np.ndarray, codes: np.ndarray, intensity: np.ndarray 
     cell owned by it): ``voxels``; coordinate sums ``sum_z/y/x`` (voxel indices); bounding box
     ``min_*``/``max_*`` (inclusive; +/- large values where the block holds none of its voxels);
     ``first``, the smallest global linear index of its voxels; ``intensity`` sums;
-    ``contacts`` (n, n_phases + 1) faces shared with each other phase (column ``phase`` counts
-    faces with other particles, or with phase voxels of no particle) and, in the last column,
-    faces on the volume border; ``area``, the smoothed marching-cubes surface area of the
-    particle over the cells owned by the block (see :mod:`bigseg.kernels.metrics`).
+    ``contacts`` (n, n_phases + 1) area of the faces shared with each other phase (column
+    ``phase``: faces with other particles, or with phase voxels of no particle) and, in the last
+    column, faces on the volume border; a face normal to axis ``a`` weighs ``prod(spacing) /
+    spacing[a]``, so anisotropic voxels count by area; ``area``, the smoothed marching-cubes
+    surface area of the particle over the cells owned by the block (see
+    :mod:`bigseg.kernels.metrics`).
     """
     core = tuple(slice(lo, n - hi) for lo, n, hi in zip(halo_lo, ids.shape, halo_hi))
     cid = ids[core]
@@ -347,8 +349,10 @@ def particle_partials(ids: np.ndarray, codes: np.ndarray, intensity: np.ndarray 
     pid = np.pad(ids, 1, constant_values=0)
     pcode = np.pad(codes.astype(np.int64), 1, constant_values=-1)
     c0 = tuple(slice(s.start + 1, s.stop + 1) for s in core)
-    contacts = np.zeros((n, n_phases + 1), np.int64)
+    contacts = np.zeros((n, n_phases + 1), np.float64)
+    sp = np.asarray(spacing, np.float64)
     for a in range(3):
+        face_area = float(np.prod(sp) / sp[a])  # a face normal to axis a: the other two edges
         for step in (-1, 1):
             nb = list(c0)
             nb[a] = slice(c0[a].start + step, c0[a].stop + step)
@@ -356,8 +360,8 @@ def particle_partials(ids: np.ndarray, codes: np.ndarray, intensity: np.ndarray 
             qcode = pcode[tuple(nb)][sel]
             face = qid != cid[sel]
             cat = np.where(qcode < 0, n_phases, np.minimum(qcode, n_phases))
-            contacts += np.bincount(idx[face] * (n_phases + 1) + cat[face],
-                                    minlength=n * (n_phases + 1)).reshape(n, n_phases + 1)
+            contacts += face_area * np.bincount(idx[face] * (n_phases + 1) + cat[face],
+                                                minlength=n * (n_phases + 1)).reshape(n, n_phases + 1)
     out["contacts"] = contacts
     # marching cubes of each particle's indicator over the cells this block owns
     compact = np.searchsorted(uids, region) + 1

@@ -24,11 +24,11 @@ def _balls(shape, centres, radius, value=2, base=None):
     return lab
 
 
-def _contact_reference(lab, ids, k):
-    """faces[i, j]: faces between particle i (1-based row i-1) and phase j; column ``phase`` for
-    other particles, last column the volume border."""
+def _contact_reference(lab, ids, k, spacing=(1.0, 1.0, 1.0)):
+    """faces[i, j]: area of the faces between particle i (1-based row i-1) and phase j; column
+    ``phase`` for other particles, last column the volume border."""
     n = int(ids.max())
-    out = np.zeros((n, k + 1), np.int64)
+    out = np.zeros((n, k + 1), np.float64)
     pid = np.pad(ids, 1, constant_values=0)
     pcode = np.pad(lab.astype(np.int64), 1, constant_values=k)
     core = (slice(1, -1),) * 3
@@ -38,7 +38,7 @@ def _contact_reference(lab, ids, k):
             nb[a] = slice(1 + s, pid.shape[a] - 1 + s)
             p, q, qc = pid[core], pid[tuple(nb)], pcode[tuple(nb)]
             m = (p > 0) & (q != p)
-            np.add.at(out, (p[m] - 1, qc[m]), 1)
+            np.add.at(out, (p[m] - 1, qc[m]), np.prod(spacing) / spacing[a])
     return out
 
 
@@ -66,8 +66,8 @@ def test_connected_components_match_scikit_image(electrode):
                                   [p.bbox for p in props])
     np.testing.assert_allclose(tab.mean_intensity, [p.intensity_mean for p in props], rtol=1e-6)
     np.testing.assert_allclose(tab.equivalent_diameter, np.cbrt(6 * tab.volume / np.pi))
-    # contact fractions from whole-array face counts
-    faces = _contact_reference(lab, ref_ids, 3)
+    # contact fractions from whole-array face areas (faces normal to z: 1 × 0.5 nm², to x: 2 × 1)
+    faces = _contact_reference(lab, ref_ids, 3, (2.0, 1.0, 0.5))
     inside = faces[:, :3].sum(1)
     np.testing.assert_allclose(tab.contact_pore, faces[:, 0] / inside)
     np.testing.assert_allclose(tab.contact_active, faces[:, 2] / inside)
@@ -83,6 +83,21 @@ def test_connected_components_match_scikit_image(electrode):
         whole = mc_field_areas(np.pad(ind, 1, mode="edge"), [(1,)], (2.0, 1.0, 0.5))[0]
         assert tab.surface_area[i] == pytest.approx(whole, rel=1e-9)
     assert tab.attrs["unit"] == "nm" and tab.attrs["phase"] == "cbd"
+
+
+def test_contact_fractions_are_shares_of_area_with_anisotropic_voxels(electrode):
+    """A volume with voxels twice as tall measures as the same volume with each slice repeated
+    (cubic voxels): a side face is one face of area 2, not half as much as two faces of area 1."""
+    lab = electrode[0]
+    tall = xr.DataArray(da.from_array(lab, chunks=(7, 11, 13)), dims=("z", "y", "x"),
+                        attrs={"voxel_size": (2.0, 1.0, 1.0), "unit": "nm"})
+    cubic = xr.DataArray(da.from_array(np.repeat(lab, 2, axis=0), chunks=(14, 11, 13)), dims=("z", "y", "x"),
+                         attrs={"voxel_size": (1.0, 1.0, 1.0), "unit": "nm"})
+    a, b = (particles(v, phase="active", split=False) for v in (tall, cubic))
+    cols = ["contact_pore", "contact_cbd", "contact_particle", "detachment"]
+    assert len(a) == len(b) > 5 and (a.contact_pore > 0).sum() > 5
+    np.testing.assert_allclose(a[cols].to_numpy(), b[cols].to_numpy(), rtol=1e-12)
+    assert not np.allclose(a.contact_pore, particles(lab, split=False).contact_pore)  # counting faces differs
 
 
 def test_split_table_does_not_depend_on_chunking(electrode):
