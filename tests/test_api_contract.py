@@ -1,0 +1,94 @@
+"""The public API contract (../shared/API.md): every promised name exists, takes the promised
+positional arguments, everything after them keyword-only, with the promised defaults."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+import bigseg
+from bigseg import baselines, filters, measure, models, synth
+
+# name -> (function, positional parameters, {keyword: default promised by API.md})
+CONTRACT = {
+    "open_volume": (bigseg.open_volume, ["path"], {}),
+    "save_volume": (bigseg.save_volume, ["data", "path"],
+                    {"chunks": None, "voxel_size": None, "phases": None, "overwrite": False}),
+    "ingest": (bigseg.ingest, ["source", "dest"], {"chunks": 128, "voxel_size": None, "dataset": None, "dtype": None,
+                                                   "shape": None, "overwrite": False}),
+    "connect": (bigseg.connect, ["cluster"], {}),
+    "synth.electrode": (synth.electrode, ["shape"], {"seed": 0, "chunks": 128, "fractions": inspect.Parameter.empty,
+                                                     "radius": inspect.Parameter.empty}),
+    "synth.xct": (synth.xct, ["labels"], {"seed": 0}),
+    "synth.perturb": (synth.perturb, ["labels"], {"ratio": 0.1, "iterations": 5, "seed": 0}),
+    "synth.series": (synth.series, ["shape"], {"steps": inspect.Parameter.empty, "seed": 0}),
+    "filters.median": (filters.median, ["vol"], {"size": 3}),
+    "filters.gaussian": (filters.gaussian, ["vol"], {"sigma": 1.1}),
+    "filters.unsharp": (filters.unsharp, ["vol"], {"radius": 6, "amount": 0.6}),
+    "filters.normalize": (filters.normalize, ["vol"], {"low": 0.5, "high": 99.5}),
+    "models.load": (models.load, ["name_or_path"], {}),
+    "models.save": (models.save, ["model", "path"], {}),
+    "predict": (bigseg.predict, ["vol", "model"], {"patch": None, "overlap": 0.5, "blend": "gaussian",
+                                                  "sigma_scale": 0.125, "tta": False, "probabilities": False,
+                                                  "batch_size": None}),
+    "train": (bigseg.train, ["image", "labels"], {"arch": inspect.Parameter.empty, "epochs": inspect.Parameter.empty,
+                                                  "lr": 1e-4, "lr_decay": 0.3, "batch_size": 8, "init": None}),
+    "baselines.threshold": (baselines.threshold, ["vol"], {"classes": 3}),
+    "baselines.kmeans": (baselines.kmeans, ["vol"], {"classes": 3}),
+    "baselines.watershed": (baselines.watershed, ["vol"], {}),
+    "baselines.random_forest": (baselines.random_forest, ["vol", "labels"], {}),
+    "measure.volume_fractions": (measure.volume_fractions, ["labels"], {}),
+    "measure.interfaces": (measure.interfaces, ["labels"], {"method": "faces"}),
+    "measure.surface_area": (measure.surface_area, ["labels"], {"phase": inspect.Parameter.empty,
+                                                               "method": inspect.Parameter.empty}),
+    "measure.specific_surface_area": (measure.specific_surface_area, ["labels"], {}),
+    "measure.confusion": (measure.confusion, ["truth", "pred"], {}),
+    "measure.scores": (measure.scores, ["truth", "pred"], {}),
+    "measure.agreement": (measure.agreement, ["segmentations"], {}),
+    "measure.particles": (measure.particles, ["labels"], {"phase": "active", "intensity": None, "split": True}),
+    "measure.shells": (measure.shells, ["labels"], {"around": inspect.Parameter.empty, "of": inspect.Parameter.empty,
+                                                   "max_distance": inspect.Parameter.empty, "step": 1}),
+    "measure.tortuosity": (measure.tortuosity, ["labels"], {"phase": "pore", "axis": "z"}),
+    "Pipeline.run": (bigseg.Pipeline.run, ["self", "source", "dest"], {"client": None, "resume": True}),
+    "Pipeline.from_yaml": (bigseg.Pipeline.from_yaml, ["path"], {}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONTRACT))
+def test_public_signature_keeps_the_contract(name):
+    func, positional, defaults = CONTRACT[name]
+    params = inspect.signature(func).parameters
+    named = [p for p in params.values() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    assert [p.name for p in named[:len(positional)]] == positional
+    assert all(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in named[:len(positional)])
+    assert all(p.kind == p.KEYWORD_ONLY for p in named[len(positional):]), "keyword-only after the first arguments"
+    for key, default in defaults.items():
+        assert key in params, f"{name} lost `{key}`"
+        if default is not inspect.Parameter.empty:  # empty: promised as a keyword, its default not fixed
+            assert params[key].default == default, f"{name}({key}=...) default"
+
+
+def test_electrode_default_fractions_are_the_promised_ones():
+    lab = synth.electrode((40, 40, 40), radius=(4, 1), seed=3)
+    frac = measure.volume_fractions(lab)
+    assert list(lab.attrs["phases"]) == ["pore", "cbd", "active"] and str(lab.dtype) == "uint8"
+    for phase, want in {"pore": 0.35, "cbd": 0.15, "active": 0.50}.items():
+        assert float(frac.sel(phase=phase)) == pytest.approx(want, abs=0.04)
+
+
+def test_bigseg_cli_has_the_promised_subcommands():
+    from bigseg.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.__class__.__name__ == "_SubParsersAction")
+    assert {"demo", "ingest", "synth", "filter", "train", "segment", "measure", "report", "watch", "bench",
+            "cluster"} <= set(sub.choices)
+
+
+def test_default_model_is_a_torch_module_with_the_promised_metadata():
+    import torch
+
+    m = models.load("default")
+    assert isinstance(m, torch.nn.Module)
+    assert list(m.phases) == ["pore", "cbd", "active"] and m.ndim in (2, 3) and len(m.patch) == m.ndim
+    assert m.normalization  # how grey values are scaled before the network
