@@ -34,6 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--overlap", type=float, default=None, help="window overlap fraction (default 0.5)")
     m.add_argument("--tta", action="store_true", help="test-time augmentation (flips), averaged probabilities")
     m.add_argument("--triplanar", action="store_true", help="2D models: average z, y and x planes")
+    m.add_argument("--plane", choices=["z", "y", "x"], default=None,
+                   help="2D models: the axis normal to the planes the model sees (default: the axis it was "
+                        "trained across, `bigseg train --axis`, else z)")
     m.add_argument("--batch-size", type=int, default=None, help="windows per forward pass")
     m.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: CUDA if available)")
     m.add_argument("--autocast", default=None, choices=["auto", "bf16", "fp16", "off"],
@@ -75,7 +78,7 @@ _DEFAULTS: dict = {}  # the parser's defaults: an option left at its default was
 _UNSET = {"overlap": 0.5, "autocast": "auto", "classes": 3, "window": "conservative", "unlabelled": 255,
           "sigmas": "0.7,1,1.6,3.5", "trees": 100, "seed": 0}
 #: which segmentation each option acts on (an option given to another is refused, not ignored)
-_FOR = {"overlap": "model", "tta": "model", "triplanar": "model", "batch_size": "model", "device": "model",
+_FOR = {"overlap": "model", "tta": "model", "triplanar": "model", "plane": "model", "batch_size": "model", "device": "model",
         "autocast": "model", "classes": ("threshold", "kmeans", "watershed"), "window": ("watershed",),
         "labels": ("random-forest",), "unlabelled": ("random-forest",), "sigmas": ("random-forest",),
         "trees": ("random-forest",), "seed": ("kmeans", "random-forest")}
@@ -137,6 +140,7 @@ def _segment_model(vol, model, args: argparse.Namespace, fov, key: str):
     warn_if_misaligned(vol, temporal)
     uncertainty = "entropy" if args.probabilities else None
     ds = segment(vol, model, phases=args.phases.split(",") if args.phases else None, overlap=args.overlap, tta=args.tta, triplanar=args.triplanar,
+                 plane=args.plane,
                  batch_size=args.batch_size, device=args.device, probabilities=args.probabilities or bool(temporal),
                  uncertainty=None if temporal else uncertainty, autocast=args.autocast, fov=fov,
                  progress=args.progress)

@@ -493,7 +493,7 @@ def predict_series(fn: Any, vol: Any, model: Any, *, temporal: int = 0, probabil
 
 def check_options(*, overlap: Any = 0.5, blend: Any = "gaussian", sigma_scale: Any = 0.125, uncertainty: Any = None,
                   autocast: Any = "auto", batch_size: Any = None, device: Any = None, tta: Any = False,
-                  probabilities: Any = False, triplanar: Any = False, spill: Any = True) -> tuple:
+                  probabilities: Any = False, triplanar: Any = False, spill: Any = True, plane: Any = None) -> tuple:
     """:func:`predict`'s options checked by name (InputError), as (overlap, blend, sigma_scale,
     uncertainty, autocast, batch_size, device); a CUDA ``device`` where PyTorch sees no GPU (or
     not that one) is refused here too, so that callers can check before any work."""
@@ -507,6 +507,10 @@ def check_options(*, overlap: Any = 0.5, blend: Any = "gaussian", sigma_scale: A
     for name, flag in (("tta", tta), ("probabilities", probabilities), ("triplanar", triplanar), ("spill", spill)):
         if not isinstance(flag, (bool, np.bool_)):
             raise InputError(f"Expected `{name}` to be True or False. Got {flag!r} instead.")
+    if plane is not None:
+        parse_plane(plane)
+        if triplanar:
+            raise InputError(f"Expected `plane` None with `triplanar` (it takes all three planes). Got plane={plane!r}.")
     if device is not None:
         import torch
 
@@ -516,6 +520,22 @@ def check_options(*, overlap: Any = 0.5, blend: Any = "gaussian", sigma_scale: A
             raise InputError(f"Expected `device` to be 'cpu', 'cuda' or 'cuda:N'. Got {device!r} instead.") from None
         check_device(device)
     return overlap, blend, sigma_scale, uncertainty, autocast, batch_size, device
+
+
+def parse_plane(plane: Any) -> int:
+    """The axis normal to a 2D model's planes: ``"z"``/``"y"``/``"x"`` or 0/1/2 -> 0/1/2."""
+    if isinstance(plane, str) and plane in _PLANES:
+        return _PLANES[plane]
+    if isinstance(plane, (int, np.integer)) and not isinstance(plane, bool) and 0 <= int(plane) <= 2:
+        return int(plane)
+    raise InputError(f"Expected `plane` to be 'z', 'y' or 'x' (the axis normal to a 2D model's planes). Got {plane!r} instead.")
+
+
+def _trained_plane(model: Any) -> int:
+    """The axis a bigseg 2D model was trained across (``provenance['data']['axis']``); z otherwise."""
+    data = (getattr(model, "provenance", None) or {}).get("data") or {}
+    axis = data.get("axis", 0) if isinstance(data, dict) else 0
+    return int(axis) if isinstance(axis, (int, np.integer)) and 0 <= int(axis) <= 2 else 0
 
 
 def check_predict_kwargs(kwargs: dict) -> None:
@@ -547,6 +567,7 @@ def predict(
     device: Any = None,
     autocast: str | None = "auto",
     triplanar: bool = False,
+    plane: Any = None,
     chunks: Any = None,
     phases: Any = None,
     channels_last: bool | None = None,
@@ -570,8 +591,9 @@ def predict(
     model : ``torch.nn.Module`` mapping (N, 1, *patch) to (N, C, *patch) logits (then ``patch``
         is required), a bigseg ``Model`` (``phases``, ``patch``, ``ndim``) or a name/path for
         ``bigseg.models.load``
-    patch : (z, y, x) window for a 3D model, (y, x) for a 2D model (run slice by slice along z
-        with in-plane blending); default ``model.patch``. For a bigseg ``Model`` the patch is
+    patch : (z, y, x) window for a 3D model, (y, x) for a 2D model (run plane by plane, see
+        ``plane``, with in-plane blending; for planes normal to y or x the patch's two values
+        apply to (z, x) or (z, y)); default ``model.patch``. For a bigseg ``Model`` the patch is
         capped at the volume's extent (its nets take any size); for a plain torch module an
         axis shorter than the patch is zero-padded symmetrically (``(patch - size) // 2``
         before) and cropped back, as MONAI does.
@@ -586,6 +608,9 @@ def predict(
         ``"bf16"``, ``"fp16"`` or ``None`` (float32 throughout, on a GPU in IEEE precision, not
         cuDNN's default TF32: the CPU's result up to the order of sums)
     triplanar : 2D models only: predict along z, y and x and average the probabilities
+    plane : 2D models only: the axis normal to the planes the model sees, ``"z"``, ``"y"`` or
+        ``"x"``; default the axis a bigseg model was trained across (``train(axis=...)``,
+        recorded in its provenance), else ``"z"``. Not with ``triplanar``.
     chunks : rechunk the input first (an int or one per axis; the output has these chunks, else
         the input's)
     phases : override the model's phase names
@@ -605,7 +630,8 @@ def predict(
     ``probabilities`` (phase, z, y, x) float32 and ``uncertainty`` (z, y, x) float32, all lazy
     (for a series ``t`` comes first, e.g. probabilities (t, phase, z, y, x), OME-Zarr's order);
     attrs ``n_patches`` (windows evaluated, = MONAI's count on the whole volume, summed over
-    blocks), ``patch``, ``overlap``, ``blend``, ``sigma_scale``, ``tta``, ``phases``.
+    blocks), ``patch``, ``overlap``, ``blend``, ``sigma_scale``, ``tta``, ``phases``; for a 2D
+    model ``planes`` (``"z"``, ``"y"``, ``"x"`` or ``"zyx"``).
 
     Notes
     -----
@@ -635,7 +661,8 @@ def predict(
         return predict_series(predict, vol, model, temporal=temporal, **kwargs)
     overlap, blend, sigma_scale, uncertainty, autocast, batch_size, device = check_options(
         overlap=overlap, blend=blend, sigma_scale=sigma_scale, uncertainty=uncertainty, autocast=autocast,
-        batch_size=batch_size, device=device, tta=tta, probabilities=probabilities, triplanar=triplanar, spill=spill)
+        batch_size=batch_size, device=device, tta=tta, probabilities=probabilities, triplanar=triplanar, spill=spill,
+        plane=plane)
     cpu_streams()  # a bad BIGSEG_CPU_STREAMS fails here, before any work
     raw = vol
     vol = as_volume(vol, name="vol", allow_series=True)  # a series never gets here: its frames do
@@ -647,6 +674,9 @@ def predict(
     model, spec = resolve_model(model, patch=patch, phases=phases, device=device, shape=tuple(vol.shape))
     if triplanar and spec.ndim != 2:
         raise InputError("Expected `triplanar` True only with a 2D model. Got triplanar=True with a 3D model.")
+    if plane is not None and spec.ndim != 2:
+        raise InputError(f"Expected `plane` None with a 3D model (it sees the volume whole). Got plane={plane!r}.")
+    plane_axis = parse_plane(plane) if plane is not None else _trained_plane(model)
     if isinstance(raw, np.ndarray) and raw.dtype.kind == "f":
         n_nan = int(np.count_nonzero(np.isnan(raw)))
         if n_nan:
@@ -655,7 +685,7 @@ def predict(
     if spec.ndim == 3:
         jobs = [(spec.patch, None)]
     else:
-        planes = "zyx" if triplanar else "z"
+        planes = "zyx" if triplanar else "zyx"[plane_axis]
         jobs = []
         for plane in planes:
             a = _PLANES[plane]
@@ -734,6 +764,8 @@ def predict(
         "footprint_bytes": int(foot),
         "footprint": format_bytes(foot),
     }
+    if spec.ndim == 2:  # the planes the model saw: "z" (normal to z), "y", "x" or "zyx" (triplanar)
+        attrs["planes"] = "zyx" if triplanar else "zyx"[plane_axis]
     if spec.normalization is not None:
         attrs["normalization"] = json.dumps(spec.normalization, default=str)
     return xr.Dataset(data_vars, attrs=attrs)

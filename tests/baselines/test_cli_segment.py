@@ -105,3 +105,30 @@ def test_segment_cli_inside_a_field_of_view(tmp_path, capsys):
     assert main(["segment", str(path), "--method", "threshold", "--fov", "sphere", "--name", "x"]) == 2
     assert "`--fov` to be 'auto'" in capsys.readouterr().err
     assert not (path / "labels" / "x").exists()
+
+
+def test_plane_picks_the_planes_a_2d_model_sees(image, tmp_path, capsys):
+    import torch
+
+    from bigseg import models
+    from bigseg.infer import segment
+
+    _, path = image
+    torch.manual_seed(1)
+    m = models.create("lrcsnet", patch=(16, 16), kernels=4)
+    last = [c for c in m.modules() if isinstance(c, torch.nn.Conv2d)][-1]
+    with torch.no_grad():
+        last.weight *= 200  # an untrained net's logits barely move: make the planes tell apart
+    ckpt = models.save(m, tmp_path / "flat.pt")
+    assert main(["segment", str(path), "--model", ckpt, "--plane", "y", "--probabilities", "--name", "y",
+                 "--no-progress"]) == 0
+    got = open_volume(path / "labels" / "y_probabilities").values
+    kw = dict(probabilities=True)
+    want = segment(open_volume(path), models.load(ckpt), plane="y", **kw)["probabilities"].values
+    np.testing.assert_allclose(got, want, atol=2e-3)  # stored as float16
+    other = segment(open_volume(path), models.load(ckpt), **kw)["probabilities"].values  # the z planes
+    assert np.abs(got - other).max() > 0.05
+    capsys.readouterr()
+    assert main(["segment", str(path), "--model", "default", "--plane", "x", "--name", "unused"]) == 2
+    assert "`--plane` None with a 3D model" in capsys.readouterr().err
+    assert not (path / "labels" / "unused").exists()

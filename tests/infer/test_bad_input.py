@@ -40,6 +40,10 @@ def test_overlap_outside_unit_interval(x, overlap):
         ({"patch": (8, 8, 0)}, "`patch`"),
         ({"patch": None}, "`patch`"),
         ({"triplanar": True}, "`triplanar`"),
+        ({"plane": "y"}, r"Expected `plane` None with a 3D model"),
+        ({"plane": "w"}, r"Expected `plane` to be 'z', 'y' or 'x' .*Got 'w'"),
+        ({"plane": True}, "`plane`"),
+        ({"plane": "y", "triplanar": True}, r"Expected `plane` None with `triplanar`"),
     ],
 )
 def test_bad_arguments(x, kwargs, match):

@@ -125,6 +125,39 @@ def test_triplanar_averages_the_three_directions(image):
     assert evaluated == ds.attrs["n_patches"] == n
 
 
+@pytest.mark.parametrize("plane", ["y", "x", 1])
+def test_2d_model_across_another_plane_equals_monai_on_those_planes(image, plane):
+    x = image[:22, :26, :30]
+    net = conv2d_net(seed=6)
+    roi = (12, 14)  # applies to (z, x) for planes normal to y, (z, y) for planes normal to x
+    ref = (monai_probs(x.transpose(1, 0, 2), net, roi).transpose(0, 2, 1, 3) if plane in ("y", 1)
+           else monai_probs(x.transpose(2, 0, 1), net, roi).transpose(0, 2, 3, 1))
+    ds, probs, evaluated = _run(x, net, (9, 10, 11), patch=roi, plane=plane)
+    np.testing.assert_allclose(probs, ref, atol=1e-5, rtol=0)
+    n = 26 * count_patches((22, 30), roi, 0.5) if plane in ("y", 1) else 30 * count_patches((22, 26), roi, 0.5)
+    assert evaluated == ds.attrs["n_patches"] == n and ds.attrs["planes"] == ("y" if plane in ("y", 1) else "x")
+    assert np.abs(probs - _run(x, net, (9, 10, 11), patch=roi)[1]).max() > 1e-3  # not the z planes
+
+
+def test_a_2d_model_sees_the_planes_it_was_trained_across():
+    import torch
+
+    from bigseg import models
+
+    torch.manual_seed(0)
+    m = models.create("lrcsnet", patch=(16, 16), kernels=4).eval()
+    x = np.random.default_rng(5).random((18, 20, 24)).astype(np.float32)
+    z = predict(x, m, probabilities=True)
+    assert z.attrs["planes"] == "z"
+    m.provenance = {"data": {"kind": "sparse labels", "axis": 2}}  # as train(..., axis=2) records it
+    got = predict(x, m, probabilities=True)
+    assert got.attrs["planes"] == "x"
+    np.testing.assert_allclose(got["probabilities"].values,
+                               predict(x, m, probabilities=True, plane="x")["probabilities"].values, atol=1e-6)
+    np.testing.assert_allclose(predict(x, m, probabilities=True, plane="z")["probabilities"].values,
+                               z["probabilities"].values, atol=1e-6)  # an explicit plane wins
+
+
 def test_triplanar_caps_a_models_patch_at_each_planes_extent():
     # a bigseg Model's patch is capped at the volume: the y and x planes at their (z, x) and (z, y)
     # extents too (they zero-padded z from 6 slices up to the (y, x) cap)
