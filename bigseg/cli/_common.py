@@ -71,10 +71,18 @@ def add_fov_args(p: argparse.ArgumentParser,
                    help="shrink the field of view by this many voxels (a rim of ring artefacts)")
 
 
+def check_fov_margin(args: argparse.Namespace) -> None:
+    """--fov-margin typed without --fov (nor a --config file, which may name the field of view)."""
+    if getattr(args, "fov_margin", None) is not None and getattr(args, "fov", None) is None \
+            and not getattr(args, "config", None):
+        raise InputError(f"Expected `--fov-margin` only with --fov. Got --fov-margin {args.fov_margin:g} without it.")
+
+
 def pipeline_config(args: argparse.Namespace, **overrides: Any) -> tuple[Any, Any]:
     """The run configuration (--config, then ``overrides``, --model and --fov) and the cluster to run on."""
     from ..config import RunConfig
 
+    check_fov_margin(args)
     if args.model:
         overrides["predict"] = {**overrides.get("predict", {}), "model": args.model}
     overrides.update(fov=getattr(args, "fov", None), fov_margin=getattr(args, "fov_margin", None),

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..runtime._lock import held
-from ._common import (add_cluster_args, add_fov_args, add_progress_args, cluster_from_args, command_key,
-                      open_label_image, positive_int, refuse_existing, refuse_label_image, refuse_replacing,
-                      set_unset)
+from ._common import (add_cluster_args, add_fov_args, add_progress_args, check_fov_margin, cluster_from_args,
+                      command_key, open_label_image, positive_int, refuse_existing, refuse_label_image,
+                      refuse_replacing, set_unset)
 
 METHODS = ("threshold", "kmeans", "watershed", "random-forest")
 
@@ -97,8 +97,7 @@ def _refuse_unused(args: argparse.Namespace) -> None:
             given = option if getattr(args, dest) is True else f"{option} {getattr(args, dest)}"
             raise InputError(f"Expected `{option}` only with {' or '.join(map(named, users))}. "
                              f"Got {given} with {named(how)} instead.")
-    if args.fov_margin is not None and args.fov is None:
-        raise InputError(f"Expected `--fov-margin` only with --fov. Got --fov-margin {args.fov_margin:g} without it.")
+    check_fov_margin(args)
 
 
 def _segment_baseline(vol, args: argparse.Namespace, fov):

@@ -113,6 +113,11 @@ def test_options_a_source_does_not_use_are_refused(tmp_path, scan, bigseg_cli):
         (["info", tmp_path / "v.npy", "--dataset", "/x"], "Expected `--dataset` only for an HDF5"),
         (["segment", scan, "--method", "threshold", "--out", tmp_path / "o.ome.zarr", "--name", "mine"],
          "Expected `--name` only without --out"),
+        # named the configuration's key `fov`, an option the command line does not have
+        (["run", scan, "--out", tmp_path / "run", "--model", "threshold", "--fov-margin", "3"],
+         "Expected `--fov-margin` only with --fov. Got --fov-margin 3 without it."),
+        (["watch", tmp_path, "--out", tmp_path / "w", "--once", "--fov-margin", "3"],
+         "Expected `--fov-margin` only with --fov."),
     ]
     for argv, message in cases:
         out = bigseg_cli(*argv, "--no-progress" if argv[0] != "info" else "--no-stats", check=False)
