@@ -56,8 +56,11 @@ def in_cli_terms(message: str, parser: argparse.ArgumentParser, args: argparse.N
         except ValueError:
             return said == str(value)
 
+    # an option left unset is named as the option too where no --config file could have set it
+    # ("`checkpoint_dir` with `resume`": the user can only give it as --checkpoint-dir)
     rename = {d: o for d, o in options.items()
-              if d not in positionals and d != "help" and getattr(args, d, None) != parser.get_default(d) and typed(d)}
+              if d not in positionals and d != "help" and typed(d)
+              and (getattr(args, d, None) != parser.get_default(d) or not getattr(args, "config", None))}
     # API parameters an option stands for under another name (set by the command: filter's --median is `size`)
     for name, dest in (getattr(args, "api_aliases", None) or {}).items():
         if dest in positionals:  # where the message quotes that argument's value

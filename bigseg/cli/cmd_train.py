@@ -62,7 +62,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "it most of the cores: the simulator sets the pace); default 0, in turn")
     p.add_argument("--radius-range", default=None,
                    help="--synthetic: low,high mean particle radius in voxels, log-uniform (default 5,20)")
-    p.add_argument("--checkpoint-dir", default=None, help="write per-epoch and best checkpoints here")
+    p.add_argument("--checkpoint-dir", default=None, help="write per-epoch and best checkpoints here (and the state "
+                                                          "to resume the run from)")
+    p.add_argument("--resume", action="store_true",
+                   help="go on with the run in --checkpoint-dir that stopped (wall time, --max-minutes, a crash): "
+                        "the same command with --resume and --epochs the total to reach gives the model of the "
+                        "whole run")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: CUDA if available)")
     p.add_argument("--amp", default="auto", help="auto, bf16, fp16 or off")
@@ -111,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
         common_patience = {"patience": None} if args.synthetic else {}
     common = dict(arch=args.arch, epochs=args.epochs, batch_size=args.batch_size, init=args.init, patch=patch,
                   **common_patience, steps_per_epoch=args.steps_per_epoch, checkpoint_dir=args.checkpoint_dir,
+                  resume=args.resume,
                   seed=args.seed, device=args.device, amp=args.amp, progress=args.progress,
                   max_minutes=args.max_minutes, arch_kwargs=arch_kwargs)
     if args.synthetic:
@@ -173,6 +179,8 @@ def run(args: argparse.Namespace) -> int:
             f" (of {args.epochs} asked: stopped early, no better validation IoU for {prov.get('patience')} epochs)"
             if prov.get("stopped_early") else "")
     options = f" {model.arch_kwargs}" if model.arch_kwargs else " (default options)"
+    resumed = prov.get("resumed_after_epochs")
+    stop += f" (resumed after epoch {', '.join(map(str, resumed))})" if resumed else ""
     print(f"wrote {args.output}: {model.arch}{options}, {prov.get('epochs')} epochs{stop} "
           f"({prov.get('steps')} steps) in {prov.get('duration_s')} s on {prov.get('hardware')}; best epoch "
           f"{prov.get('best_epoch')}, scores {json.dumps(prov.get('scores'))}")

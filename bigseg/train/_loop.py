@@ -75,6 +75,7 @@ class History:
     timed_out: bool = False
     duration_s: float = 0.0
     steps: int = 0
+    resumed_after: list[int] = field(default_factory=list)  # the epochs after which a stopped run was taken up
 
 
 def _mean_iou(iou: np.ndarray) -> float:
@@ -103,12 +104,17 @@ def fit(
     max_minutes: float | None,
     weight_decay: float = 0.0,
     on_checkpoint: Callable[[str, int], None] | None = None,
+    resume: dict[str, Any] | None = None,
+    settings: dict[str, Any] | None = None,
 ) -> History:
     """Train ``model`` in place (Adam; learning rate ``lr * lr_decay**epoch``, stepped at the
     end of each epoch as in Su et al. 2022); restore the best-validation weights at the end.
 
     ``batches(n, rng)`` returns ``n`` patches ((n, 1, *patch) float32, (n, *patch) int64);
-    ``validate(model)`` returns a (C, C) confusion matrix on held-back data.
+    ``validate(model)`` returns a (C, C) confusion matrix on held-back data. With a
+    ``checkpoint_dir`` the state after each epoch is written there (:mod:`._resume`, with
+    ``settings``, what makes the run this one); ``resume``, such a state, goes on from the epoch
+    after it (``batches`` with ``getstate``/``setstate`` has its own state restored too).
     """
     from tqdm.auto import tqdm
 
@@ -124,9 +130,27 @@ def fit(
     t0 = time.perf_counter()
     deadline = t0 + 60 * max_minutes if max_minutes else None
     since_best = 0
+    start = 0
+    if resume is not None:
+        start, since_best = int(resume["epoch"]), int(resume["since_best"])
+        model.load_state_dict(resume["model"])
+        opt.load_state_dict(resume["optimizer"])
+        sched.load_state_dict(resume["scheduler"])
+        if scaler is not None and resume.get("scaler"):
+            scaler.load_state_dict(resume["scaler"])
+        h = resume["history"]
+        hist.epochs, hist.best_epoch, hist.best_score, hist.steps = list(h["epochs"]), h["best_epoch"], h["best_score"], h["steps"]
+        hist.resumed_after = [*h["resumed_after"], start]
+        best_state = resume["best_state"]
+        rng.bit_generator.state = resume["rng"]
+        gen.set_state(resume["torch_generator"])
+        torch.set_rng_state(resume["torch_rng"])
+        if hasattr(batches, "setstate"):
+            batches.setstate(resume["batches"])
+        t0 -= float(resume["elapsed_s"])  # the durations count the earlier run's time too
     if checkpoint_dir:
         os.makedirs(checkpoint_dir, exist_ok=True)
-    for epoch in range(epochs):
+    for epoch in range(start, epochs):
         model.train()
         losses: list[float] = []
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{epochs}", disable=not progress, leave=False)
@@ -184,6 +208,18 @@ def fit(
             on_checkpoint(os.path.join(checkpoint_dir, f"epoch_{epoch + 1:03d}.pt"), epoch + 1)
             if hist.best_epoch == epoch + 1:
                 on_checkpoint(os.path.join(checkpoint_dir, "best.pt"), epoch + 1)
+        if checkpoint_dir and len(losses) == steps_per_epoch:  # an epoch cut by max_minutes is done again on resume
+            from ._resume import save_state
+
+            save_state(checkpoint_dir, {
+                "epoch": epoch + 1, "since_best": since_best, "settings": settings or {},
+                "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                "scaler": scaler.state_dict() if scaler is not None else None, "best_state": best_state,
+                "history": {"epochs": hist.epochs, "best_epoch": hist.best_epoch, "best_score": hist.best_score,
+                            "steps": hist.steps, "resumed_after": hist.resumed_after},
+                "rng": rng.bit_generator.state, "torch_generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
+                "batches": batches.getstate() if hasattr(batches, "getstate") else None,
+                "elapsed_s": time.perf_counter() - t0})
         if hist.timed_out:
             break
         if patience is not None and since_best >= patience:

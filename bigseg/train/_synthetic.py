@@ -24,7 +24,8 @@ from ..runtime._signals import children_ignore_ctrl_c
 from ._data import PatchSampler, normalize_image
 from ._loop import fit
 from ._loss import confusion, iou_from_confusion
-from ._train import _checkpointer, check_norm_sizes, finish_model, parse_common, prepare_model
+from ._train import (_checkpointer, check_norm_sizes, finish_model, parse_common, prepare_model, run_settings_key,
+                     start_or_resume)
 
 __all__ = ["synthetic", "random_electrode", "random_physics", "make_pair", "TRAIN_PRESETS", "evaluate"]
 
@@ -117,7 +118,8 @@ class _Generator:
         self.sampler: PatchSampler | None = None
         self.workers = workers
         self.pool: Any = None
-        self.ahead: deque = deque()
+        self.ahead: deque = deque()  # (the recipes' generator state before it, the volume being made)
+        self.current: dict | None = None  # the generator's state before the recipe of the volume in use
 
     def _recipe(self) -> dict[str, Any]:
         preset = self.presets[int(self.rng.integers(len(self.presets)))]
@@ -127,6 +129,7 @@ class _Generator:
 
     def _next_pair(self) -> tuple[np.ndarray, np.ndarray]:
         if not self.workers:
+            self.current = self.rng.bit_generator.state
             return make_pair(self.shape, **self._recipe())
         from concurrent.futures.process import BrokenProcessPool
 
@@ -141,8 +144,10 @@ class _Generator:
         try:
             with children_ignore_ctrl_c(first):  # the workers start ignoring Ctrl-C (the trainer handles it)
                 while len(self.ahead) < 2 * self.workers:
-                    self.ahead.append(self.pool.submit(make_pair, self.shape, **self._recipe()))
-            return self.ahead.popleft().result()
+                    before = self.rng.bit_generator.state
+                    self.ahead.append((before, self.pool.submit(make_pair, self.shape, **self._recipe())))
+            self.current, made = self.ahead.popleft()
+            return made.result()
         except BrokenProcessPool:
             raise RuntimeError(
                 f"A data worker (one of `workers`={self.workers} processes making the training volumes) ended "
@@ -161,6 +166,25 @@ class _Generator:
         self.calls += 1
         assert self.sampler is not None
         return self.sampler.sample(n, rng)
+
+    def getstate(self) -> dict[str, Any]:
+        """Where the source is: enough for :meth:`setstate` to go on with the same volumes."""
+        return {"recipe_rng": self.current, "calls": self.calls, "volumes": self.volumes}
+
+    def setstate(self, state: dict[str, Any]) -> None:
+        """Go on from :meth:`getstate`'s ``state``: the volume in use made again from its recipe
+        (the recipes drawn ahead of it are drawn again, in order)."""
+        self.close()
+        self.calls, self.volumes = int(state["calls"]), int(state["volumes"])
+        if state["recipe_rng"] is None:  # no volume made yet
+            return
+        self.rng.bit_generator.state = state["recipe_rng"]
+        self.volumes -= 1  # made again, not counted twice
+        if self.calls % self.every:
+            self._new()  # half used: its remaining batches come from it
+        else:  # used up: the next call makes the next one; its recipe is drawn past
+            self._recipe()
+            self.volumes += 1
 
     def close(self) -> None:
         """Stop the worker processes at once: volumes made ahead and not used are dropped, and
@@ -253,6 +277,7 @@ def synthetic(
     phases: Any = None,
     radius_range: Any = RADIUS_RANGE,
     workers: int = 0,
+    resume: bool = False,
 ) -> Model:
     """Train on synthetic electrodes generated on the fly (:mod:`bigseg.synth`).
 
@@ -283,7 +308,8 @@ def synthetic(
 
     opts = parse_common(arch=arch, init=init, epochs=epochs, lr=lr, lr_decay=lr_decay, batch_size=batch_size, patch=patch,
                         patience=patience, seed=seed, device=device, amp=amp, augment=augment, max_minutes=max_minutes,
-                        steps_per_epoch=steps_per_epoch, arch_kwargs=arch_kwargs, checkpoint_dir=checkpoint_dir)
+                        steps_per_epoch=steps_per_epoch, arch_kwargs=arch_kwargs, checkpoint_dir=checkpoint_dir,
+                        resume=resume)
     check_norm_sizes(opts, arch_kwargs)
     phases = parse_phases(phases if phases is not None else DEFAULT_PHASES)
     if len(phases) != 3:
@@ -324,6 +350,11 @@ def synthetic(
 
     source = _Generator(shape, p, presets, batches_per_volume, n_classes, opts["seed"], norm, radius_range, workers)
     model = prepare_model(opts, phases, dict(arch_kwargs or {}), norm)
+    settings = run_settings_key(opts, model, kind="synthetic", presets=presets, shape=list(shape),
+                                batches_per_volume=batches_per_volume, radius_range=list(radius_range),
+                                val_presets=val_presets, val_shape=list(val_shape), val_seed=val_seed,
+                                steps_per_epoch=opts["steps_per_epoch"] or 100)
+    resume_from = start_or_resume(opts, settings)
     try:
         hist = fit(
             model, batches=source, validate=validate, phases=phases, epochs=opts["epochs"],
@@ -331,6 +362,7 @@ def synthetic(
             batch_size=opts["batch_size"], augment=opts["augment"], patience=opts["patience"],
             checkpoint_dir=checkpoint_dir, seed=opts["seed"], device=dev, amp=amp_dt, progress=progress,
             max_minutes=opts["max_minutes"], on_checkpoint=_checkpointer(model, opts),
+            resume=resume_from, settings=settings,
         )
     finally:
         source.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import math
 import os
 import warnings
@@ -18,6 +19,7 @@ from ..models import DEFAULT_NORMALIZATION, Model, available, create, save
 from ._augment import Augment
 from ._data import PatchSampler, load_pair, normalize_image, patch_windows, score_windows, split_validation
 from ._loop import fit, hardware, resolve_amp, resolve_device
+from ._resume import check_same_run, load_state
 
 __all__ = ["train", "parse_common", "prepare_model", "finish_model"]
 
@@ -25,15 +27,20 @@ __all__ = ["train", "parse_common", "prepare_model", "finish_model"]
 def parse_common(
     *, arch: Any, init: Any, epochs: Any, lr: Any, lr_decay: Any, batch_size: Any, patch: Any, patience: Any,
     seed: Any, device: Any, amp: Any, augment: Any, max_minutes: Any, steps_per_epoch: Any, arch_kwargs: Any = None,
-    checkpoint_dir: Any = None,
+    checkpoint_dir: Any = None, resume: Any = False,
 ) -> dict[str, Any]:
     """Validate the options shared by :func:`train` and :func:`synthetic` (before any work; the
-    ``checkpoint_dir`` is made now, so that one that cannot be is said before the training)."""
+    ``checkpoint_dir`` is made now, so that one that cannot be is said before the training;
+    ``resume``: its run's state read now, as ``opts["resume"]``)."""
+    if not isinstance(resume, (bool, np.bool_)):
+        raise InputError(f"Expected `resume` to be True or False. Got {resume!r} instead.")
+    state = load_state(checkpoint_dir) if resume else None
     if checkpoint_dir is not None:
         from ..runtime._lock import make_folder
 
         make_folder(checkpoint_dir, target=checkpoint_dir, argument="checkpoint_dir")
-        _warn_earlier_checkpoints(str(checkpoint_dir))
+        if not resume:
+            _warn_earlier_checkpoints(str(checkpoint_dir))
     if init is not None and not isinstance(init, Model):
         if isinstance(init, str):
             from ..models import load
@@ -63,7 +70,7 @@ def parse_common(
             Model(arch, phases=["a", "b"], patch=None, arch_kwargs=dict(arch_kwargs))
         except TypeError:
             raise InputError(f"Expected `arch_kwargs` to be a dict of {arch!r}'s options. Got {arch_kwargs!r} instead.") from None
-    out: dict[str, Any] = {"arch": arch, "init": init}
+    out: dict[str, Any] = {"arch": arch, "init": init, "resume": state}
     out["epochs"] = parse_positive_int("epochs", epochs)
     out["lr"] = parse_positive_float("lr", lr)
     out["lr_decay"] = parse_in_range("lr_decay", lr_decay, 0.0, 1.0, closed="right")
@@ -95,6 +102,27 @@ def parse_common(
     out["patch"] = patch
     out["ndim"] = ndim
     return out
+
+
+def run_settings_key(opts: dict[str, Any], model: Model, **data: Any) -> dict[str, Any]:
+    """What makes a training run the one it is, for resuming it (:mod:`._resume`): the model,
+    the schedule, the seed, the augmentation and ``data`` (the kind of data and its own
+    settings). The device, precision, patience, ``epochs`` and ``max_minutes`` may change."""
+    import dataclasses
+
+    init = opts["init"]
+    return {"arch": opts["arch"], "arch_kwargs": dict(model.arch_kwargs), "phases": list(model.phases),
+            "patch": list(opts["patch"]), "batch_size": opts["batch_size"], "lr": opts["lr"], "lr_decay": opts["lr_decay"],
+            "seed": opts["seed"], "init": None if init is None else init.checkpoint_key(),
+            "augment": dataclasses.asdict(opts["augment"]), **data}
+
+
+def start_or_resume(opts: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any] | None:
+    """The state to go on from (``resume``), checked to be this run's; None for a new run."""
+    state = opts["resume"]
+    if state is not None:
+        check_same_run(state, settings, epochs=opts["epochs"])
+    return state
 
 
 def _warn_earlier_checkpoints(folder: str) -> None:
@@ -211,6 +239,7 @@ def finish_model(model: Model, hist: Any, opts: dict[str, Any], data: Any, score
         "scores": scores,
         "history": hist.epochs,
         "duration_s": hist.duration_s,
+        **({"resumed_after_epochs": hist.resumed_after} if hist.resumed_after else {}),
         **_run_settings(opts),
         "date": _now(),
     }
@@ -288,6 +317,7 @@ def train(
     unlabelled: int = 255,
     fov: Any = None,
     fov_margin: float = 0.0,
+    resume: bool = False,
 ) -> Model:
     """Train a segmentation model on an image and sparse labels.
 
@@ -321,10 +351,15 @@ def train(
     steps_per_epoch : default: enough patches to see each labelled voxel ~8 times (20-1000)
     augment : True (flips, rot90, contrast/brightness/gamma, blur, noise, rings, drift), False,
         or an :class:`Augment`
-    checkpoint_dir : write ``epoch_NNN.pt`` each epoch and ``best.pt`` (safe format). To go
-        on after a run stopped at epoch N: ``init="…/epoch_N.pt"``, ``epochs`` the ones left
-        and ``lr=lr * lr_decay**N`` (the optimiser's moments start afresh; the seed draws
-        other patches than the stopped run would have)
+    checkpoint_dir : write ``epoch_NNN.pt`` each epoch and ``best.pt`` (safe format), and
+        ``resume.pt``, the state to go on from (see ``resume``)
+    resume : go on with the run whose ``checkpoint_dir`` this is, stopped after some epoch (a
+        job's wall time, ``max_minutes``, a crash): the weights, optimiser moments, learning
+        rate, history, best weights, early-stopping count and random generators are taken up,
+        so the model is the one the run would have made without stopping (on the same device
+        and precision, bit for bit). Needs the same data and settings (refused, naming the
+        first that differs; ``epochs`` is the total to reach; ``patience``, ``max_minutes``,
+        ``device`` and ``amp`` may change)
     seed : seeds patch sampling, augmentation and initialisation
     device : None (CUDA if available, else CPU), "cpu", "cuda", "cuda:1"
     amp : "auto" (bf16/fp16 autocast on CUDA, GradScaler for fp16), "bf16", "fp16", "off"
@@ -385,7 +420,7 @@ def train(
                    and k not in kw})
         return _synthetic(arch=arch, epochs=epochs, batch_size=batch_size, init=init, patch=patch, augment=augment,
                           checkpoint_dir=checkpoint_dir, seed=seed, device=device, amp=amp, progress=progress,
-                          max_minutes=max_minutes, arch_kwargs=arch_kwargs, **kw)
+                          max_minutes=max_minutes, arch_kwargs=arch_kwargs, resume=resume, **kw)
     if image is None or labels is None:
         raise InputError("Expected `image` and `labels` volumes (or synthetic=True). Got None.")
     if fov is None and fov_margin:
@@ -393,7 +428,8 @@ def train(
     labels = sparse_labels(labels, unlabelled)
     opts = parse_common(arch=arch, init=init, epochs=epochs, lr=lr, lr_decay=lr_decay, batch_size=batch_size, patch=patch,
                         patience=patience, seed=seed, device=device, amp=amp, augment=augment, max_minutes=max_minutes,
-                        steps_per_epoch=steps_per_epoch, arch_kwargs=arch_kwargs, checkpoint_dir=checkpoint_dir)
+                        steps_per_epoch=steps_per_epoch, arch_kwargs=arch_kwargs, checkpoint_dir=checkpoint_dir,
+                        resume=resume)
     if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) or not 0 <= int(axis) <= 2:
         raise InputError(f"Expected `axis` to be 0, 1 or 2 (z, y or x). Got {axis!r} instead.")  # 1.5 was taken as 1
     axis = int(axis)
@@ -474,11 +510,15 @@ def train(
             return score_windows(m, vimg, vlab, windows, axis=axis, n_classes=n_classes, device=dev, ndim=ndim)
 
     model = prepare_model(opts, phases, dict(arch_kwargs or {}), norm)
+    digest = [hashlib.sha256(np.ascontiguousarray(a)).hexdigest()[:16] for a in (img, tlab, vimg if vimg is not img else None, vlab) if a is not None]
+    settings = run_settings_key(opts, model, kind="sparse labels", axis=axis, steps_per_epoch=spe, data=digest)
+    resume_from = start_or_resume(opts, settings)
     hist = fit(
         model, batches=sampler.sample, validate=validate, phases=phases, epochs=opts["epochs"], steps_per_epoch=spe,
         lr=opts["lr"], lr_decay=opts["lr_decay"], batch_size=opts["batch_size"], augment=opts["augment"],
         patience=opts["patience"], checkpoint_dir=checkpoint_dir, seed=opts["seed"], device=opts["device"], amp=opts["amp"],
         progress=progress, max_minutes=opts["max_minutes"], on_checkpoint=_checkpointer(model, opts),
+        resume=resume_from, settings=settings,
     )
     scores = None
     if hist.best_epoch is not None and hist.epochs and "val_iou" in hist.epochs[hist.best_epoch - 1]:

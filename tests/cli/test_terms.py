@@ -49,12 +49,17 @@ def test_a_hint_for_another_commands_option_keeps_its_command_line_spelling():
     assert say == "filter with --nan-policy propagate and segment inside it (--fov auto)."
 
 
-def test_an_option_left_at_its_default_keeps_the_api_name():
+def test_an_option_left_at_its_default_keeps_the_api_name_where_a_config_file_may_have_set_it():
     # the value came from elsewhere (a --config file), not from an option the user typed
     p = parser()
-    args = p.parse_args(["scan.ome.zarr"])
+    args = p.parse_args(["scan.ome.zarr", "--config", "run.yaml"])
     assert in_cli_terms("Expected `overlap` in [0, 1).", p, args) == "Expected `overlap` in [0, 1)."
     assert in_cli_terms("Expected `phases` named.", p, args) == "Expected `phases` named."  # no such option
+    # without a --config file the option is the only way to give it: named so even when not typed
+    # (train's "Expected `checkpoint_dir` with `resume`" said --resume, and checkpoint_dir unchanged)
+    args = p.parse_args(["scan.ome.zarr"])
+    assert in_cli_terms("Expected `overlap` in [0, 1).", p, args) == "Expected `--overlap` in [0, 1)."
+    assert in_cli_terms("Expected `phases` named.", p, args) == "Expected `phases` named."
     # typed too, but with a --config file whose value is the one said: the file's key is named
     args = p.parse_args(["scan.ome.zarr", "--fov", "auto", "--config", "run.yaml"])
     assert in_cli_terms("Expected `fov` in the volume. Got 5 instead.", p, args) == \

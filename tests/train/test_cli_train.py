@@ -167,3 +167,24 @@ def test_cli_train_refuses_options_of_labels_with_synthetic(tmp_path, capsys, ex
     assert main(["train", "--synthetic", "-o", str(tmp_path / "m.pt"), "--epochs", "1", *extra]) == 2
     assert f"Expected `{extra[0]}` only when training on IMAGE and LABELS, not with --synthetic" in capsys.readouterr().err
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_cli_train_resume_goes_on_with_a_stopped_run(files, tmp_path, capsys):
+    args = ["train", str(files / "img.npy"), str(files / "lab.npy"), "--steps-per-epoch", "2", "--batch-size", "2",
+            "--patch", "32", "--kernels", "4", "--growth", "1", "--threads", "1", "--no-progress", "--patience", "0"]
+    assert main([*args, "-o", str(tmp_path / "whole.pt"), "--epochs", "3", "--checkpoint-dir", str(tmp_path / "w")]) == 0
+    ck = str(tmp_path / "ck")
+    assert main([*args, "-o", str(tmp_path / "part.pt"), "--epochs", "1", "--checkpoint-dir", ck]) == 0
+    capsys.readouterr()
+    assert main([*args, "-o", str(tmp_path / "resumed.pt"), "--epochs", "3", "--checkpoint-dir", ck, "--resume"]) == 0
+    out = capsys.readouterr().out
+    assert "epoch 1: loss" in out and "epoch 3: loss" in out and "3 epochs (resumed after epoch 1)" in out  # the whole run's
+    whole, resumed = models.load(tmp_path / "whole.pt"), models.load(tmp_path / "resumed.pt")
+    for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert main([*args, "-o", str(tmp_path / "x.pt"), "--epochs", "3", "--resume"]) == 2
+    assert "Expected `--checkpoint-dir` with `--resume`" in capsys.readouterr().err
+    assert main([*args, "-o", str(tmp_path / "x.pt"), "--epochs", "4", "--lr", "0.01", "--checkpoint-dir", ck,
+                 "--resume"]) == 2
+    assert "Got --lr 0.01 where it had 0.0001" in capsys.readouterr().err
+    assert not (tmp_path / "x.pt").exists()

@@ -677,3 +677,85 @@ def test_an_image_without_contrast_is_refused(pair):
     with pytest.raises(InputError, match=r"Expected `image` with contrast: its 0.5 and 99.5 percentiles are both 3"):
         bigseg.train(np.full(sparse.shape, 3.0, np.float32), sparse, arch_kwargs=TINY, patch=(32, 32), epochs=1,
                      progress=False)
+
+
+def _same_weights(a, b):
+    for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(pa, pb), name
+
+
+def test_a_stopped_run_resumed_gives_the_model_of_the_whole_run(pair, tmp_path):
+    """Stopped after 2 of 4 epochs (a job's wall time) and resumed: the same weights, history and
+    schedule as the run that was never stopped (optimiser moments, generators and best weights
+    taken up)."""
+    img, _, sparse = pair
+    kw = dict(arch_kwargs=TINY, patch=(32, 32), steps_per_epoch=3, batch_size=2, lr=1e-2, lr_decay=0.5, patience=None,
+              progress=False, seed=3)
+    whole = bigseg.train(img, sparse, epochs=4, checkpoint_dir=str(tmp_path / "whole"), **kw)
+    ck = str(tmp_path / "ck")
+    bigseg.train(img, sparse, epochs=2, checkpoint_dir=ck, **kw)
+    resumed = bigseg.train(img, sparse, epochs=4, checkpoint_dir=ck, resume=True, **kw)
+    _same_weights(whole, resumed)
+    hw, hr = whole.provenance["history"], resumed.provenance["history"]
+    assert [r["loss"] for r in hw] == [r["loss"] for r in hr] and [r["lr"] for r in hr] == [1e-2 * 0.5 ** i for i in range(4)]
+    assert [r["val_iou"] for r in hw] == [r["val_iou"] for r in hr]
+    assert resumed.provenance["best_epoch"] == whole.provenance["best_epoch"]
+    assert resumed.provenance["steps"] == 12 and resumed.provenance["epochs"] == 4
+    assert resumed.provenance["resumed_after_epochs"] == [2] and "resumed_after_epochs" not in whole.provenance
+    # not the same run: refused by name, before any training
+    for other, said in ((dict(kw, lr=1e-3), "lr=0.001 where it had 0.01"), (dict(kw, seed=4), "seed=4 where it had 3")):
+        with pytest.raises(InputError, match=f"Expected the settings of the run in `checkpoint_dir` to resume it. Got {said}"):
+            bigseg.train(img, sparse, epochs=6, checkpoint_dir=ck, resume=True, **other)
+    other_labels = sparse.copy()
+    other_labels[1, 8:12, 4:8] = 255
+    with pytest.raises(InputError, match=r"Expected the image and labels \(and validation slices\) of the run .* Got other"):
+        bigseg.train(img, other_labels, epochs=6, checkpoint_dir=ck, resume=True, **kw)
+    with pytest.raises(InputError, match="Expected `epochs` above the 4 the run"):
+        bigseg.train(img, sparse, epochs=4, checkpoint_dir=ck, resume=True, **kw)
+    with pytest.raises(InputError, match=r"to hold a run to resume \(resume.pt"):
+        bigseg.train(img, sparse, epochs=4, checkpoint_dir=str(tmp_path / "empty"), resume=True, **kw)
+    with pytest.raises(InputError, match="Expected `checkpoint_dir` with `resume`"):
+        bigseg.train(img, sparse, epochs=4, resume=True, **kw)
+    with pytest.raises(InputError, match="`resume` to be True or False"):
+        bigseg.train(img, sparse, epochs=4, checkpoint_dir=ck, resume="yes", **kw)
+
+
+def test_a_synthetic_run_resumed_mid_volume_makes_the_same_volumes(tmp_path):
+    """The generator in the loop is taken up too: the volume in use when the run stopped is made
+    again from its recipe (3 batches a volume, 2 steps an epoch: stopped half-way through one)."""
+    kw = dict(arch_kwargs=TINY, patch=(32, 32), shape=(4, 40, 40), val_shape=(2, 32, 32), presets=["lab-micro-ct"],
+              steps_per_epoch=2, batches_per_volume=3, batch_size=1, progress=False, seed=5)
+    whole = bigseg.train.synthetic(epochs=3, **kw)
+    ck = str(tmp_path / "ck")
+    bigseg.train.synthetic(epochs=1, checkpoint_dir=ck, **kw)
+    resumed = bigseg.train(synthetic=dict(shape=(4, 40, 40), val_shape=(2, 32, 32), presets=["lab-micro-ct"],
+                                          batches_per_volume=3), arch_kwargs=TINY, patch=(32, 32), steps_per_epoch=2,
+                           batch_size=1, progress=False, seed=5, epochs=3, checkpoint_dir=ck, resume=True)
+    _same_weights(whole, resumed)
+    assert resumed.provenance["data"]["volumes_generated"] == whole.provenance["data"]["volumes_generated"] == 2
+    assert [r["loss"] for r in whole.provenance["history"]] == [r["loss"] for r in resumed.provenance["history"]]
+
+
+def test_an_epoch_cut_short_by_max_minutes_is_done_again_on_resume(pair, tmp_path, monkeypatch):
+    """max_minutes stops mid-epoch: the state of the last whole epoch is the one resumed, so the
+    model is still that of the unstopped run."""
+    import time
+
+    img, _, sparse = pair
+    kw = dict(arch_kwargs=TINY, patch=(32, 32), steps_per_epoch=3, batch_size=2, lr=1e-2, patience=None,
+              progress=False, seed=3)
+    whole = bigseg.train(img, sparse, epochs=3, **kw)
+    ck = str(tmp_path / "ck")
+    clock = {"now": 0.0}
+
+    def fake():  # 1 s a call: 1 epoch of 3 steps, then the deadline falls in the second
+        clock["now"] += 1.0
+        return clock["now"]
+
+    with monkeypatch.context() as m:
+        m.setattr(time, "perf_counter", fake)
+        cut = bigseg.train(img, sparse, epochs=3, checkpoint_dir=ck, max_minutes=6 / 60, **kw)
+    assert cut.provenance["timed_out"] and cut.provenance["history"][-1]["steps"] < 3
+    resumed = bigseg.train(img, sparse, epochs=3, checkpoint_dir=ck, resume=True, **kw)
+    assert resumed.provenance["resumed_after_epochs"] == [len(cut.provenance["history"]) - 1]
+    _same_weights(whole, resumed)
