@@ -30,7 +30,7 @@ __all__ = ["ModelSpec", "resolve_model", "worker_stats", "reset_worker_stats", "
 #: 16-channel full-resolution tensors alive (4 × 16 × 4 B = 256 B per voxel).
 ACTIVATION_BYTES_PER_VOXEL = 256
 
-_CACHE: OrderedDict[tuple[str, str], Any] = OrderedDict()
+_CACHE: OrderedDict[tuple[str, str, bool], Any] = OrderedDict()  # (model key, device, channels_last)
 _CACHE_SIZE = 4
 _LOADS: Counter[str] = Counter()
 _PATCHES = Counter()
@@ -288,12 +288,13 @@ def _worker_device(device: str | None):
 
 
 def cached_module(key: str, blob: bytes | None, checkpoint: str | None, device: Any, *, channels_last: bool = False):
-    """The model for ``key`` on ``device``, deserialised at most once per process."""
-    dev = str(device)
+    """The model for ``key`` on ``device`` (in the ``channels_last`` memory layout or not),
+    deserialised at most once per process for each."""
+    slot = (key, str(device), bool(channels_last))
     with _LOCK:
-        module = _CACHE.get((key, dev))
+        module = _CACHE.get(slot)
         if module is not None:
-            _CACHE.move_to_end((key, dev))
+            _CACHE.move_to_end(slot)
             return module
         if blob is not None:
             module = _deserialise(blob)
@@ -307,7 +308,7 @@ def cached_module(key: str, blob: bytes | None, checkpoint: str | None, device: 
             is_3d = any(t.dim() == 5 for t in itertools.chain(module.parameters(), module.buffers()))
             module = module.to(memory_format=torch.channels_last_3d if is_3d else torch.channels_last)
         _LOADS[key] += 1
-        _CACHE[(key, dev)] = module
+        _CACHE[slot] = module
         while len(_CACHE) > _CACHE_SIZE:
             _CACHE.popitem(last=False)
         return module

@@ -112,6 +112,23 @@ def test_2d_model_with_channels_last_asked_for(image):
         np.testing.assert_allclose(got, want, atol=1e-6, rtol=0)
 
 
+def test_a_model_cached_in_one_memory_layout_is_not_served_for_the_other(image):
+    import torch
+
+    from bigseg.infer._model import _CACHE
+
+    x = image[:12, :16, :16]
+    net = conv3d_net(seed=8)
+    reset_worker_stats()
+    plain = predict(x, net, patch=(8, 8, 8), probabilities=True, channels_last=False)["probabilities"].values
+    fast = predict(x, net, patch=(8, 8, 8), probabilities=True, channels_last=True)["probabilities"].values
+    layouts = sorted(
+        next(p for p in m.parameters() if p.dim() == 5 and p.shape[1] > 1).is_contiguous(memory_format=torch.channels_last_3d)
+        for m in _CACHE.values())
+    assert layouts == [False, True]  # one module each: the second call was given the first's layout
+    np.testing.assert_allclose(fast, plain, atol=1e-5, rtol=0)
+
+
 def test_triplanar_averages_the_three_directions(image):
     x = image[:22, :26, :30]
     net = conv2d_net(seed=2)
