@@ -11,7 +11,7 @@ import xarray as xr
 from .._parse import parse_phases, parse_positive_int
 from ..errors import InputError
 from ..filters import count_nonfinite
-from ..io._volume import DEFAULT_PHASES, UNLABELLED, as_volume, like_volume
+from ..io._volume import DEFAULT_PHASES, UNLABELLED, as_volume, check_grey, like_volume
 from ..ops import bincount_offset, masked_values, on_host, to_numpy, value_range
 from ..runtime import compute
 
@@ -31,9 +31,7 @@ def check_volume(vol: Any, *, progress: bool = False, fov: Any = None) -> tuple[
     The segmenters take series frame by frame (``frame_by_frame``)."""
     from ..io import fill_outside_like_inside, fov_mask
 
-    v = as_volume(vol, name="vol", allow_series=fov is None)
-    if not (np.issubdtype(v.dtype, np.integer) or np.issubdtype(v.dtype, np.floating)):
-        raise InputError(f"Expected `vol` to hold grey values (integers or floats). Got dtype {v.dtype} instead.")
+    v = check_grey(as_volume(vol, name="vol", allow_series=fov is None))
     mask = None if fov is None else fov_mask(v, fov, progress=progress).values
     nan, inf = count_nonfinite(v, mask=mask, progress=progress)
     if nan + inf:

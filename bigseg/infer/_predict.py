@@ -45,7 +45,7 @@ from dask.highlevelgraph import HighLevelGraph
 
 from .._parse import parse_choice, parse_chunks, parse_in_range, parse_positive_float, parse_positive_int
 from ..errors import InputError
-from ..io._volume import as_volume, for_each_frame, is_series, zarr_source
+from ..io._volume import as_volume, check_grey, for_each_frame, is_series, zarr_source
 from ..kernels import blend as K
 from ..runtime._budget import check_budget, format_bytes
 from ..runtime._malloc import release_free_heap
@@ -105,6 +105,13 @@ def _float_tensor(region: Any) -> Any:
     return torch.from_numpy(np.ascontiguousarray(region, dtype=np.float32))
 
 
+def _nonfinite_error(n_nan: int, n_inf: int, where: str) -> InputError:
+    """The refusal of NaN/inf input voxels (a patch's normalisation would spread them to all of
+    its probabilities), counted ``where`` ("(of N)", "in the region ...")."""
+    got = " and ".join(f"{n} {what}" for n, what in ((n_nan, "NaN"), (n_inf, "infinite")) if n)
+    return InputError(f"Expected `vol` without NaN or infinite values. Got {got} voxels {where}.")
+
+
 def _acc_task(
     region: Any,
     blob: bytes | None,
@@ -143,10 +150,10 @@ def _acc_task(
         if window is not None:
             region = _read_region(region, window[0], window[1], pads or [(0, 0)] * len(window[0]))
         t_region = _float_tensor(region)
-        if bool(torch.isnan(t_region).any()):  # torch: every core, one pass, no mask kept
+        if not bool(torch.isfinite(t_region).all()):  # torch: every core, one pass, no mask kept
             n_nan = int(torch.isnan(t_region).sum())
             sl = ", ".join(f"{d}[{o}:{o + s}]" for d, o, s in zip("zyx", origin, region.shape))
-            raise InputError(f"Expected `vol` without NaN. Got {n_nan} NaN voxels in the region {sl} (padded coordinates).")
+            raise _nonfinite_error(n_nan, int(torch.isinf(t_region).sum()), f"in the region {sl} (padded coordinates)")
         del region
         cl = bool(channels_last) if channels_last is not None else (dev.type == "cuda" and plane_axis is None)
         module = cached_module(key, blob, checkpoint, dev, channels_last=cl)
@@ -630,7 +637,8 @@ def predict(
     ``probabilities`` (phase, z, y, x) float32 and ``uncertainty`` (z, y, x) float32, all lazy
     (for a series ``t`` comes first, e.g. probabilities (t, phase, z, y, x), OME-Zarr's order);
     attrs ``n_patches`` (windows evaluated, = MONAI's count on the whole volume, summed over
-    blocks), ``patch``, ``overlap``, ``blend``, ``sigma_scale``, ``tta``, ``phases``; for a 2D
+    blocks), ``patch``, ``overlap``, ``blend``, ``sigma_scale``, ``tta`` and ``triplanar`` (1 or 0),
+    ``phases``; for a 2D
     model ``planes`` (``"z"``, ``"y"``, ``"x"`` or ``"zyx"``).
 
     Notes
@@ -649,7 +657,7 @@ def predict(
 
     Raises
     ------
-    InputError : bad arguments (e.g. "Expected `overlap` in [0, 1). Got 1.2 instead."), NaN in
+    InputError : bad arguments (e.g. "Expected `overlap` in [0, 1). Got 1.2 instead."), NaN or inf in
         the input (with the count)
     ModelError : output channels disagree with the phases, a 2D model given 3D patches, the
         model on another device than ``device``
@@ -669,8 +677,7 @@ def predict(
     source = zarr_source(vol.data)
     if chunks is not None:
         vol = vol.chunk(dict(zip(vol.dims, parse_chunks(chunks, 3))))
-    if not np.issubdtype(vol.dtype, np.number) or np.issubdtype(vol.dtype, np.complexfloating):
-        raise InputError(f"Expected `vol` to hold grey values (integers or floats). Got dtype {vol.dtype} instead.")
+    check_grey(vol)
     model, spec = resolve_model(model, patch=patch, phases=phases, device=device, shape=tuple(vol.shape))
     if triplanar and spec.ndim != 2:
         raise InputError("Expected `triplanar` True only with a 2D model. Got triplanar=True with a 3D model.")
@@ -678,9 +685,9 @@ def predict(
         raise InputError(f"Expected `plane` None with a 3D model (it sees the volume whole). Got plane={plane!r}.")
     plane_axis = parse_plane(plane) if plane is not None else _trained_plane(model)
     if isinstance(raw, np.ndarray) and raw.dtype.kind == "f":
-        n_nan = int(np.count_nonzero(np.isnan(raw)))
-        if n_nan:
-            raise InputError(f"Expected `vol` without NaN. Got {n_nan} NaN voxels (of {raw.size}).")
+        n_nan, n_inf = int(np.count_nonzero(np.isnan(raw))), int(np.count_nonzero(np.isinf(raw)))
+        if n_nan + n_inf:
+            raise _nonfinite_error(n_nan, n_inf, f"(of {raw.size})")
 
     if spec.ndim == 3:
         jobs = [(spec.patch, None)]
@@ -758,8 +765,8 @@ def predict(
         "overlap": float(overlap),
         "blend": blend,
         "sigma_scale": float(sigma_scale),
-        "tta": bool(tta),
-        "triplanar": bool(triplanar),
+        "tta": int(bool(tta)),  # 1 or 0: netCDF holds no booleans (ds.to_netcdf refused them)
+        "triplanar": int(bool(triplanar)),
         "model_key": spec.key,
         "footprint_bytes": int(foot),
         "footprint": format_bytes(foot),

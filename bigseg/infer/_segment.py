@@ -35,7 +35,7 @@ def segment(vol: Any, model: Any = "default", *, normalize: bool = True, fov: An
     from ..filters import normalize as normalize_volume
     from ..filters._filters import check_contrast
     from ..io import as_volume, fill_outside, fill_outside_like_inside, fov_mask
-    from ..io._volume import UNLABELLED, is_series
+    from ..io._volume import UNLABELLED, check_grey, is_series
     from ._model import load_model
     from ._predict import check_predict_kwargs, predict, predict_series
     from ._temporal import parse_temporal
@@ -47,6 +47,7 @@ def segment(vol: Any, model: Any = "default", *, normalize: bool = True, fov: An
         return predict_series(segment, vol, net, temporal=temporal, normalize=normalize, fov=fov,
                               fov_margin=fov_margin, progress=progress, **predict_kwargs)
     mask = None
+    check_grey(as_volume(vol, name="vol"))  # a boolean mask is no scan: refused before the normalisation's passes
     if fov is not None:
         vol = as_volume(vol, name="vol")
         mask = fov_mask(vol, fov, margin=fov_margin, progress=progress)

@@ -21,6 +21,7 @@ from ..errors import InputError
 
 __all__ = [
     "as_volume",
+    "check_grey",
     "make_volume",
     "unit_for",
     "origin_of",
@@ -159,13 +160,14 @@ def as_volume(
     ``attrs["voxel_size"]`` is always (z, y, x)); unnamed ``dim_0, ...`` are taken in order;
     other names are refused. Raises ``InputError`` naming ``name`` when the array is not 3D (or
     4D with ``allow_series``), its dims have other names, or its ``voxel_size`` attribute is not
-    one or three positive numbers. The input is never modified.
+    one or three positive numbers. Big-endian data come back in native byte order (lazily).
+    The input is never modified.
     """
     allowed = {3, 4} if allow_series else ({ndim} if isinstance(ndim, int) else set(ndim))
     want = " or ".join(f"{n}D" for n in sorted(allowed)) + (" (z, y, x) or (t, z, y, x)" if allowed == {3, 4} else "")
     if isinstance(data, xr.DataArray):
         _check_array(data.data, name)
-        channels = "c" in data.dims and 5 not in allowed
+        channels = "c" in data.dims and 5 not in allowed and set(data.dims) - {"c"} <= set(SERIES_DIMS)
         hint = (f": pick one channel first, e.g. {name}.isel(c=0) (command line: bigseg ingest SOURCE DEST "
                 "--channel 0)") if channels else " instead"
         if data.ndim not in allowed:
@@ -199,8 +201,18 @@ def as_volume(
         vol = make_volume(data)
     if vol.size == 0:
         raise InputError(f"Expected `{name}` to be non-empty. Got shape {vol.shape} instead.")
+    if not vol.dtype.isnative:  # big-endian data (HDF5, raw files) read lazily in native order: dtype checks hold
+        vol = vol.copy(deep=False, data=vol.data.astype(vol.dtype.newbyteorder("=")))
     if chunks is not None:
         vol = vol.chunk(dict(zip(vol.dims, parse_chunks(chunks, vol.ndim))))
+    return vol
+
+
+def check_grey(vol: xr.DataArray, name: str = "vol") -> xr.DataArray:
+    """``vol`` (from :func:`as_volume`) if it holds grey values (integers or floats): a boolean
+    mask is no scan to segment."""
+    if not (np.issubdtype(vol.dtype, np.integer) or np.issubdtype(vol.dtype, np.floating)):
+        raise InputError(f"Expected `{name}` to hold grey values (integers or floats). Got dtype {vol.dtype} instead.")
     return vol
 
 
@@ -256,8 +268,11 @@ def _named_dims(data: xr.DataArray, name: str) -> xr.DataArray:
     if set(SPATIAL_DIMS) <= set(dims) <= set(_KNOWN_DIMS) and len(set(dims)) == len(dims) and not {"c", "phase"} <= set(dims):
         order = tuple(d for d in _KNOWN_DIMS if d in dims)
         return data if dims == order else data.transpose(*order)
+    unknown = [d for d in dims if d not in SERIES_DIMS]
+    missing = [d for d in (SERIES_DIMS if data.ndim == 4 else SPATIAL_DIMS) if d not in dims]
+    mapping = ", ".join(f"{a!r}: {b!r}" for a, b in zip(unknown, missing)) if len(unknown) == len(missing) else "old: new, ..."
     raise InputError(f"Expected `{name}`'s dims to be named z, y, x (with t first for a series), in any order. "
-                     f"Got dims {data.dims} instead: rename them, e.g. vol.rename({{{dims[-1]!r}: 'x', ...}}).")
+                     f"Got dims {data.dims} instead: rename them, e.g. {name}.rename({{{mapping}}}).")
 
 
 def like_volume(data: Any, like: xr.DataArray, *, phases: list[str] | None = None, name: str | None = None) -> xr.DataArray:

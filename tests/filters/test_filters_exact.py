@@ -140,3 +140,15 @@ def test_numpy_input_is_accepted():
     out = bf.median(a)
     assert out.dims == ("z", "y", "x")
     np.testing.assert_array_equal(out.values, ndi.median_filter(a, 3))
+
+
+@pytest.mark.parametrize("fn", [bf.gaussian, bf.unsharp, bf.normalize])
+@pytest.mark.parametrize("dtype", [">f8", ">f4", ">u2"])
+def test_big_endian_input_equals_native(fn, dtype):
+    """A big-endian scan (HDF5, raw files from another machine) filters as its native copy:
+    >f8 stayed float64 only if compared as `== np.float64` natively (it came back float32)."""
+    a = (np.random.default_rng(6).random((9, 10, 11)) * 300).astype(dtype)
+    native = a.astype(a.dtype.newbyteorder("="))
+    out, ref = fn(da.from_array(a, chunks=(4, 5, 6))), fn(native)
+    assert out.dtype == ref.dtype
+    np.testing.assert_array_equal(out.values, ref.values)

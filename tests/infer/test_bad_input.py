@@ -131,6 +131,20 @@ def test_nan_in_lazy_input_fails_its_block(x):
         ds["labels"].values
 
 
+def test_infinite_input_is_refused_like_nan(x, monkeypatch):
+    """inf went through: the patches' normalisation made it NaN probabilities, silently."""
+    x = x.copy()
+    x[3, 4, 5] = np.inf
+    x[10, 1, 1] = -np.inf
+    with pytest.raises(InputError, match=r"Expected `vol` without NaN or infinite values\. Got 2 infinite voxels"):
+        with monkeypatch.context() as m:
+            _forbid_graph(m)
+            predict(x, conv3d_net(), patch=(8, 8, 8))
+    ds = predict(da.from_array(x, chunks=10), conv3d_net(), patch=(8, 8, 8))
+    with pytest.raises(InputError, match=r"Got \d infinite voxels in the region z\[0:"):
+        ds["labels"].values
+
+
 def test_model_on_another_device_than_requested(x):
     import torch
 
@@ -220,3 +234,22 @@ def test_segment_checks_the_predict_options_before_the_normalisation_pass(kwargs
     net = models.create("unet3d", patch=(16, 16, 16), channels=(4, 8, 16))
     with pytest.raises(InputError, match=match):
         segment(np.random.default_rng(0).random((16, 16, 16), dtype=np.float32), net, **kwargs)
+
+
+@pytest.mark.parametrize("fov", [None, (8, 8, 6)])
+def test_segment_refuses_a_boolean_mask_as_predict_does(fov, monkeypatch):
+    """A mask (e.g. labels == 2) is no scan: predict refused it, segment normalised it to 0/1
+    and labelled it."""
+    from bigseg import filters, models
+    from bigseg.infer import segment
+
+    def no_pass(*a, **k):
+        raise AssertionError("the data was read before the input was checked")
+
+    monkeypatch.setattr(filters, "normalize", no_pass)
+    net = models.create("unet3d", patch=(8, 8, 8), channels=(2, 4))
+    mask = np.random.default_rng(0).random((16, 16, 16)) > 0.5
+    with pytest.raises(InputError, match=r"Expected `vol` to hold grey values \(integers or floats\)\. Got dtype bool"):
+        segment(mask, net, fov=fov)
+    with pytest.raises(InputError, match=r"Got dtype bool"):
+        predict(mask, net)

@@ -85,3 +85,18 @@ def test_labels_only_and_bad_input(image):
     small = predict(x[:5], conv3d_net(), patch=(8, 8, 8))
     with pytest.raises(InputError, match="shape"):
         write_prediction(small, path, name="seg3")
+
+
+@pytest.mark.parametrize("shape", [(10, 12, 11), (2, 10, 12, 11)], ids=["volume", "series"])
+def test_dataset_writes_to_netcdf(tmp_path, shape):
+    # every attr netCDF can hold (bool attrs `tta` / `triplanar` made to_netcdf raise)
+    import xarray as xr
+
+    x = np.random.default_rng(2).normal(size=shape).astype(np.float32)
+    ds = predict(x, conv3d_net(), patch=(8, 8, 8), tta=True, probabilities=True, uncertainty="entropy")
+    ds.to_netcdf(tmp_path / "p.nc", engine="h5netcdf")
+    back = xr.load_dataset(tmp_path / "p.nc", engine="h5netcdf")
+    np.testing.assert_array_equal(back["labels"].values, ds["labels"].values)
+    np.testing.assert_array_equal(back["probabilities"].values, ds["probabilities"].values)
+    assert back.attrs["tta"] == 1 and back.attrs["triplanar"] == 0 and back.attrs["n_patches"] == ds.attrs["n_patches"]
+    assert list(back.phase.values) == ["pore", "cbd", "active"]
