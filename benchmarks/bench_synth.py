@@ -55,7 +55,7 @@ t1 = time.perf_counter()
 save_volume(lab, {dst!r}, progress=False)
 dt = time.perf_counter() - t0
 print(json.dumps({{"seconds": dt, "model_s": t1 - t0, "mvox_s": {n}**3 / dt / 1e6,
-                  "n_particles": lab.attrs["synth"]["n_particles"],
+                  "n_particles": json.loads(lab.attrs["synth"])["n_particles"],
                   "rss_mib": peak_rss_mib()}}))
 """
 

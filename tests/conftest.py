@@ -8,6 +8,17 @@ import pytest
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Figures a test draws without a path stay open in pyplot: closed after each test (20 open
+    in one worker process turn matplotlib's "more than 20 figures" warning into an error)."""
+    yield
+    import sys
+
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
 
 from ._common import (FIGURE_SUFFIXES, add_cluster_args, add_progress_args, cluster_from_args, output_file, parse_triple,
@@ -106,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         draw = timeslices if args.steps is not None else orthoslices  # a series: the same slice at every step
         draw(open_volume(args.dest), open_volume(args.dest, label="truth"), path=args.png,
              title=f"bigseg synth: {args.preset}, seed {args.seed}")
-    fr = labels.attrs.get("synth", {}).get("n_particles")
+    fr = json.loads(labels.attrs.get("synth", "{}")).get("n_particles")
     print(f"wrote {args.dest}: image {image.shape} {image.dtype} + labels/truth"
           + (" + labels/perturbed" if args.perturb else "")
           + (f", {fr} particles" if fr else "") + (f"; figure {args.png}" if args.png else ""))

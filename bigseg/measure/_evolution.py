@@ -39,7 +39,7 @@ def transitions(labels: Any, *, phases: Any = None, progress: bool = False) -> x
     counts = confusion(lab.isel(t=slice(0, -1)), lab.isel(t=slice(1, None)), phases=phases, progress=progress)
     total = counts.sum(("truth_phase", "pred_phase"))
     out = (counts / total).rename(truth_phase="from_phase", pred_phase="to_phase")
-    out = out.assign_coords(t=lab["t"].values[1:], voxels=("t", total.values.astype(np.int64)))
+    out = out.assign_coords(t=lab["t"][1:].variable, voxels=("t", total.values.astype(np.int64)))  # units kept
     out.name = "transitions"
     out.attrs = {"units": "1", "long_name": "fraction of the volume that changed from from_phase to to_phase",
                  **{k: v for k, v in counts.attrs.items() if k in ("voxel_size", "unit", "shape")}}

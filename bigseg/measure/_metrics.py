@@ -145,10 +145,18 @@ def _dims(lab: Labels, dims: tuple[str, ...]) -> tuple[str, ...]:
     return (("t",) + dims) if lab.series else dims
 
 
+def _time(lab: Labels) -> xr.Variable:
+    """A series' ``t`` coordinate for its results: the volume's, values and attrs (units), else
+    0, 1, 2, ..."""
+    if "t" in lab.vol.coords:
+        return lab.vol.coords["t"].variable.copy()
+    return xr.Variable("t", np.arange(lab.vol.shape[0]))
+
+
 def _coords(lab: Labels, **named: list[str]) -> dict[str, Any]:
     coords: dict[str, Any] = {k: list(v) for k, v in named.items()}
     if lab.series:
-        coords["t"] = lab.vol.coords["t"].values if "t" in lab.vol.coords else np.arange(lab.vol.shape[0])
+        coords["t"] = _time(lab)
     return coords
 
 

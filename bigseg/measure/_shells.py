@@ -63,7 +63,8 @@ def shells(labels: Any, *, around: Any, of: Any, max_distance: float, step: floa
     ``i * step < d <= (i + 1) * step``; the coordinate ``distance`` is the shell's outer radius
     in ``unit`` and ``distance_voxels`` in voxel edges; the coordinate ``voxels`` counts the
     shell's voxels and ``counts`` (phase, distance) the voxels of every phase. NaN for an
-    empty shell. Exact (integer counts summed over blocks with a halo of ``max_distance``) for
+    empty shell. ``attrs["around"]`` and ``attrs["of"]`` name the phases joined by ``+``
+    (``"cbd+active"``). Exact (integer counts summed over blocks with a halo of ``max_distance``) for
     any chunking.
     """
     max_distance = parse_positive_float("max_distance", max_distance)
@@ -93,11 +94,12 @@ def shells(labels: Any, *, around: Any, of: Any, max_distance: float, step: floa
     out = xr.DataArray(_stack(lab, frac), dims=dims, coords=_coords(lab), name="shell_fraction")
     out = out.assign_coords(distance=outer * vmin, distance_voxels=("distance", outer),
                             voxels=(dims, _stack(lab, total)))
-    out.attrs.update(units="1", long_name=f"fraction of {'+'.join(lab.phases[i] for i in dst)} at a distance "
-                     f"from {'+'.join(lab.phases[i] for i in src)}",
-                     around=[lab.phases[i] for i in src], of=[lab.phases[i] for i in dst],
+    # the phases as one string ("cbd+active"): netCDF keeps it as it is (a list of one name came
+    # back as a bare string, and netCDF3 takes no list of strings)
+    around_name, of_name = ("+".join(lab.phases[i] for i in ids) for ids in (src, dst))
+    out.attrs.update(units="1", long_name=f"fraction of {of_name} at a distance from {around_name}",
+                     around=around_name, of=of_name,
                      distance_units=lab.unit, step=step, max_distance=max_distance, **_common_attrs(lab))
-    around_name = "+".join(lab.phases[i] for i in src)
     out["distance"].attrs.update(units=lab.unit, long_name=f"distance from {around_name} (outer radius of the shell)")
     out["distance_voxels"].attrs.update(units="voxel", long_name=f"distance from {around_name} in smallest voxel edges")
     return out

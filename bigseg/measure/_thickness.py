@@ -15,7 +15,7 @@ from ..kernels.thickness import EXTRA_LEVELS, level_diameters, thickness_levels
 from ..runtime._progress import compute
 from ._blockwise import BlockGeometry, block_partials
 from ._inputs import Labels, as_labels
-from ._metrics import _check, _codes, _common_attrs, _phase_index, _stats_graph
+from ._metrics import _check, _codes, _common_attrs, _phase_index, _stats_graph, _time
 
 __all__ = ["thickness"]
 
@@ -126,8 +126,7 @@ def _dataset(lab: Labels, counts: np.ndarray, idx: list[int], max_diameter: int,
             "beyond": (dims, pick(beyond), {"units": "1", "long_name": "share counted at max_diameter (may be thicker)"}),
         },
         coords={"phase": names, "diameter": ("diameter", diameters, {"units": unit, "long_name": "local thickness"}),
-                **({"t": lab.vol.coords["t"].values if "t" in lab.vol.coords else np.arange(lab.vol.shape[0])}
-                   if lab.series else {})},
+                **({"t": _time(lab)} if lab.series else {})},
     )
     ds.attrs.update(max_diameter=max_diameter, **_common_attrs(lab))
     return ds

@@ -20,7 +20,7 @@ from ..ops import block_slices
 from ..runtime._progress import compute
 from ..io._fov import fov_mask, inscribed_box
 from ._inputs import UNLABELLED, Labels, as_labels
-from ._metrics import _check, _phase_index, _stats_graph
+from ._metrics import _check, _phase_index, _stats_graph, _time
 
 __all__ = ["tortuosity"]
 
@@ -187,7 +187,7 @@ def _dataset(lab: Labels, res: np.ndarray, tiles, idx: int, axis: str, sub, offs
         coords[f"{name}0"] = ("subvolume", [t[a].start + offset[a] for t in tiles])
         coords[f"{name}1"] = ("subvolume", [t[a].stop + offset[a] for t in tiles])
     if lab.series:
-        coords["t"] = lab.vol.coords["t"].values if "t" in lab.vol.coords else np.arange(res.shape[0])
+        coords["t"] = _time(lab)
     ds = xr.Dataset(
         {
             "tau": (dims, pick(res[..., 0]), {"units": "1", "long_name": f"tortuosity factor along {axis}"}),

@@ -23,8 +23,8 @@ def shells_figure(shells: Any, *, overall: Any = None, path: str | os.PathLike |
     from ..io import phase_colour
     from ._units import readable
 
-    of = "+".join(shells.attrs.get("of", ["phase"]))
-    around = "+".join(shells.attrs.get("around", ["phase"]))
+    of_names, around_names = (_names(shells.attrs.get(key)) for key in ("of", "around"))
+    of, around = "+".join(of_names) or "phase", "+".join(around_names) or "phase"
     scale, unit = readable(shells.distance.values, shells.attrs.get("distance_units", ""))
     colour = tuple(c / 255 for c in phase_colour(of, 1)[:3])
     plt = pyplot(path)
@@ -37,7 +37,7 @@ def shells_figure(shells: Any, *, overall: Any = None, path: str | os.PathLike |
     else:
         ax.plot(x, shells.values, marker="o", ms=4, color=colour, label="in the shell")
     if hasattr(overall, "dims"):  # the volume's fractions: the ``of`` phases' share (one volume only)
-        overall = None if "t" in overall.dims else overall.sel(phase=list(shells.attrs.get("of", []))).sum()
+        overall = None if "t" in overall.dims else overall.sel(phase=of_names).sum()
     if overall is not None:
         ax.axhline(float(overall), color=colour, ls="--", lw=1, label=f"{of} in the whole volume")
     ax.legend(frameon=False, fontsize="small")
@@ -46,3 +46,13 @@ def shells_figure(shells: Any, *, overall: Any = None, path: str | os.PathLike |
     ax.set_ylim(0, None)
     ax.set_title(f"{of} around {around}")
     return finish(fig, path, title=title, dpi=120)
+
+
+def _names(value: Any) -> list[str]:
+    """The phases an ``around`` / ``of`` attribute names: ``"cbd+active"`` as
+    :func:`bigseg.measure.shells` writes it, or a list of names."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [v for v in value.split("+") if v]
+    return [str(v) for v in value]

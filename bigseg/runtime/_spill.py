@@ -49,6 +49,11 @@ class SpilledArray:
             raise OSError(f"Expected {count} values in the spill file. Got {flat.size}: it was truncated.")
         return flat.reshape(self.shape)
 
+    def __del__(self) -> None:  # closed on purpose, not left to the collector ("unclosed file" ResourceWarning)
+        f = getattr(self, "_file", None)
+        if f is not None:
+            f.close()
+
     def __reduce__(self):  # pickled (e.g. sent to a worker): the plain array
         return np.asarray, (self.load(),)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
 from typing import Any
 
@@ -96,7 +97,8 @@ def electrode(
     Returns
     -------
     DataArray, dims (z, y, x), uint8 labels ``0 pore, 1 cbd, 2 active``, dask-backed with
-    ``chunks``; ``attrs["phases"] = ["pore", "cbd", "active"]``.
+    ``chunks``; ``attrs["phases"] = ["pore", "cbd", "active"]``; ``attrs["synth"]`` the
+    generation parameters and ``n_particles`` as JSON text (``json.loads``).
 
     Notes
     -----
@@ -121,6 +123,7 @@ def electrode(
     arr = label_array(model, chunks_t)
     vol = make_volume(arr, voxel_size=voxel_size, unit=unit,
                       phases=DEFAULT_PHASES, name="labels")
-    vol.attrs["synth"] = {"fractions": list(fr), "radius": list(rad), "seed": seed,
-                          "n_particles": model.n_particles}
+    # JSON text, as predict's "normalization": netCDF (to_netcdf) holds no dict attrs
+    vol.attrs["synth"] = json.dumps({"fractions": list(fr), "radius": list(rad), "seed": seed,
+                                     "n_particles": model.n_particles})
     return vol

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import dask.array as da
@@ -63,7 +64,8 @@ def series(
     Returns
     -------
     DataArray, dims (t, z, y, x), uint8 labels ``0 pore, 1 cbd, 2 active``; the same particles
-    (centres, shapes, crack planes) at every step; ``attrs["states"]`` lists each step's state.
+    (centres, shapes, crack planes) at every step; ``attrs["states"]`` lists each step's state
+    (JSON text: ``json.loads``).
     The tomograms are ``xct(series(...))`` (independent noise per step).
     """
     shape_t = parse_shape(shape)
@@ -86,5 +88,5 @@ def series(
     register_generator(arr.name, model, states)
     vol = make_volume(arr, voxel_size=voxel_size, unit=unit,
                       phases=DEFAULT_PHASES, name="labels")
-    vol.attrs["states"] = [vars(st) for st in states]
+    vol.attrs["states"] = json.dumps([vars(st) for st in states])  # JSON text: netCDF holds no dicts
     return vol

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from typing import Any
 
@@ -200,7 +201,8 @@ def xct(labels: Any, *, seed: int = 0, preset: str = "nano-ct-phase", chunks: An
     -------
     DataArray, same dims, coordinates and voxel size as ``labels``; float32 grey values in units
     of the active-material attenuation (or uint8/uint16 when ``bits`` is set). A series gets
-    an independent noise realisation per time step.
+    an independent noise realisation per time step. ``attrs["xct"]``: the preset, seed and
+    physics as JSON text (``json.loads``).
 
     Notes
     -----
@@ -237,6 +239,6 @@ def xct(labels: Any, *, seed: int = 0, preset: str = "nano-ct-phase", chunks: An
     else:
         out = _xct3d(arr, p, seed)
     res = like_volume(out, vol, name="image")
-    res.attrs["xct"] = {"preset": preset, "seed": seed, **{k: (list(v) if isinstance(v, tuple) else v)
-                                                           for k, v in dataclasses.asdict(p).items()}}
+    # JSON text, as predict's "normalization": netCDF (to_netcdf) holds no dict attrs
+    res.attrs["xct"] = json.dumps({"preset": preset, "seed": seed, **dataclasses.asdict(p)})
     return res

@@ -125,3 +125,30 @@ def test_results_round_trip_netcdf(labels, tmp_path):
     np.testing.assert_array_equal(back.faces.values, ds.faces.values)
     assert back.area.attrs["units"] == "voxel^2"
     assert list(back.phase_a.values) == ["pore", "cbd", "active"]
+
+
+def test_series_time_coordinate_keeps_its_attrs(labels):
+    # times in minutes: values and units come through every measure of a series (the units were dropped)
+    from bigseg import measure
+
+    lab = labels[:16, :20, :18]
+    ser = xr.DataArray(np.stack([lab, lab[::-1], lab[:, ::-1]]), dims=("t", "z", "y", "x"),
+                       coords={"t": ("t", [0.0, 30.0, 60.0], {"units": "min", "long_name": "time"})})
+    results = {
+        "volume_fractions": measure.volume_fractions(ser),
+        "interfaces": measure.interfaces(ser),
+        "surface_area": measure.surface_area(ser, phase="cbd"),
+        "scores": measure.scores(ser, ser[::-1]),
+        "summary": measure.summary(ser, profile="z"),
+        "profile": measure.profile(ser),
+        "shells": measure.shells(ser, around="active", of="cbd", max_distance=2),
+        "connectivity": measure.connectivity(ser),
+        "tortuosity": measure.tortuosity(ser, subvolume=(16, 20, 18)),
+        "transitions": measure.transitions(ser),
+    }
+    with pytest.warns(UserWarning, match="max_diameter"):
+        results["thickness"] = measure.thickness(ser, phase="cbd", max_diameter=3)
+    for name, out in results.items():
+        times = [30.0, 60.0] if name == "transitions" else [0.0, 30.0, 60.0]
+        assert list(out.t.values) == times, name
+        assert out.t.attrs == {"units": "min", "long_name": "time"}, name

@@ -75,3 +75,25 @@ def test_shells_figure(lab):
     assert shells_figure(out, overall=fractions).axes[0].lines[1].get_ydata()[0] == float(fractions.sel(phase="cbd"))
     series = shells(np.stack([lab, lab]), around="active", of="cbd", max_distance=4)
     assert len(shells_figure(series).axes[0].lines) == 2
+
+
+@pytest.mark.parametrize("engine", ["h5netcdf", "scipy"])
+@pytest.mark.parametrize("around,of", [("active", "cbd"), (["cbd", "active"], "pore")], ids=["one", "two"])
+def test_round_trips_netcdf_and_draws_from_the_file(lab, tmp_path, engine, around, of):
+    # attrs naming the phases come back as written (a one-item list came back as a bare string,
+    # which the figure spelled out letter by letter, and netCDF3 refused lists of strings)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from bigseg.report import shells_figure
+
+    out = shells(lab, around=around, of=of, max_distance=3)
+    out.to_netcdf(tmp_path / "s.nc", engine=engine)
+    back = xr.load_dataarray(tmp_path / "s.nc", engine=engine)
+    assert {k: back.attrs[k] for k in ("around", "of")} == {k: out.attrs[k] for k in ("around", "of")}
+    fractions = bigseg.measure.volume_fractions(lab)
+    ax = shells_figure(back, overall=fractions).axes[0]
+    names = [of] if isinstance(of, str) else of
+    assert ax.lines[1].get_ydata()[0] == pytest.approx(float(fractions.sel(phase=names).sum()))
+    assert ax.get_title() == shells_figure(out).axes[0].get_title() == (
+        "cbd around active" if of == "cbd" else "pore around cbd+active")

@@ -54,3 +54,17 @@ def test_file_is_anonymous_and_closed_when_collected(tmp_path):
     del s
     gc.collect()
     assert _files_in(tmp_path) == []
+
+
+def test_collected_without_a_resource_warning(tmp_path):
+    # the file is closed on purpose when the piece is collected: no "unclosed file" warning
+    # (one per piece after every segment() in `python -W default`, pytest, notebooks showing them)
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        s = SpilledArray(np.ones((8, 8), np.float32), dir=str(tmp_path))
+        del s
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
+    assert _files_in(tmp_path) == []

@@ -121,3 +121,27 @@ def test_bad_input_names_the_argument(kwargs, name):
 def test_bad_shape_names_the_argument():
     with pytest.raises(InputError, match="`shape`"):
         electrode((32, 0, 32))
+
+
+@pytest.mark.parametrize("steps", [None, 2], ids=["electrode", "series"])
+def test_outputs_write_to_netcdf_with_their_provenance(tmp_path, steps):
+    # the provenance attrs were dicts (and lists of dicts), which netCDF refuses: JSON text now
+    import json
+
+    import xarray as xr
+
+    from bigseg.synth import perturb, series, xct
+
+    lab = (electrode((10, 12, 11), radius=(3, 1), seed=1, chunks=(4, 5, 6), voxel_size=(2.0, 1.0, 0.5), unit="um")
+           if steps is None else series((10, 12, 11), steps=steps, radius=(3, 1), seed=1, chunks=(4, 5, 6)))
+    for vol in (lab, xct(lab), perturb(lab)):
+        vol.to_netcdf(tmp_path / "v.nc", engine="h5netcdf")
+        back = xr.load_dataarray(tmp_path / "v.nc", engine="h5netcdf")
+        np.testing.assert_array_equal(back.values, vol.values)
+        assert {k: v for k, v in back.attrs.items() if isinstance(v, str)} == \
+            {k: v for k, v in vol.attrs.items() if isinstance(v, str)}
+    if steps is None:
+        assert json.loads(lab.attrs["synth"])["n_particles"] > 0
+    else:
+        assert [s["scale"] for s in json.loads(lab.attrs["states"])] == [1.0, 1.05]
+    assert json.loads(xct(lab).attrs["xct"])["preset"] == "nano-ct-phase"
