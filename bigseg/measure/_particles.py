@@ -30,6 +30,9 @@ from ._metrics import _check, _phase_index, _stats_graph
 __all__ = ["particles", "particle_labels"]
 
 _MC_HALO = 2  # marching cubes and faces need 2 voxels of the neighbours
+#: how far above 1 a sphericity may read before its smoothed area counts as lost (a ball of
+#: radius 7 voxels reads 1.04, of 5 1.08, of 4 1.13, of 3 1.26)
+SPHERICITY_TOLERANCE = 0.1
 
 
 def _markers_block(codes: np.ndarray, geom: BlockGeometry, *, phase: int, spacing, h: float) -> np.ndarray:
@@ -257,9 +260,12 @@ def particles(labels: Any, *, phase: str | int = "active", intensity: Any = None
     * ``surface_area`` (``unit^2``): the particle's smoothed marching-cubes area (3 × 3 × 3 mean
       of its indicator, iso-level 0.5, as :func:`bigseg.measure.surface_area`), open at the
       volume border and at unlabelled voxels; NaN for a particle too small to leave a surface
-      at that level (under about 14 voxels); ``sphericity`` = π^(1/3) (6 V)^(2/3) / A with V the voxel volume: about 1
-      for a ball (1.01-1.02 at a radius of 10 voxels; the smoothed surface lies slightly inside
-      the voxels, so small particles read a few per cent above 1); NaN for a particle that
+      at that level (under about 14 voxels) and for one whose smoothed area is more than 9 %
+      below that of the ball of its volume (no closed surface is smaller: the smoothing lost it,
+      as for a ball under about 5 voxels in radius, which reads 10-20 % low, or a sheet a voxel
+      or two thin); ``sphericity`` = π^(1/3) (6 V)^(2/3) / A with V the voxel volume: about 1
+      for a ball (1.01-1.02 at a radius of 10 voxels, 1.04 at 7, 1.08 at 5: the smoothed surface
+      lies slightly inside the voxels), at most 1.1 (NaN with the area above); NaN for a particle that
       touches the volume border (its surface is cut open there, so the ratio would mean
       nothing: up to 17 for a small cut particle) or whose smoothed surface vanishes (fewer
       than about 14 voxels);
@@ -520,9 +526,16 @@ def _table(parts: list[dict[str, np.ndarray]], lab: Labels, idx: int, *,
     # cut by the volume's border or by unlabelled voxels (outside the field of view): the last
     # column of the contacts counts the faces against both
     border = (lo == 0).any(axis=1) | (hi == np.asarray(shape)).any(axis=1) | (g[f"c{k}"].to_numpy() > 0)
+    ball = math.pi ** (1 / 3) * (6.0 * volume) ** (2 / 3)  # the area of the ball of the particle's volume
     with np.errstate(divide="ignore", invalid="ignore"):
         # a cut particle's surface is open where the volume ends: no sphericity (it would read > 1)
-        out["sphericity"] = np.where((area > 0) & ~border, math.pi ** (1 / 3) * (6.0 * volume) ** (2 / 3) / area, np.nan)
+        sphericity = np.where((area > 0) & ~border, ball / area, np.nan)
+    # no closed surface is smaller than the ball's (isoperimetric inequality): a smoothed area
+    # more than SPHERICITY_TOLERANCE below it is the smoothing's loss (a particle a few voxels
+    # across, or a sheet a voxel or two thin: CBD read up to 200× low), not a measurement
+    lost = sphericity > 1.0 + SPHERICITY_TOLERANCE
+    out.loc[lost, "surface_area"] = np.nan
+    out["sphericity"] = np.where(lost, np.nan, sphericity)
     at = origin_of(lab.vol)  # a box of a scan: positions in the scan
     for a, ax in enumerate("zyx"):
         out[f"centroid_{ax}"] = at[a] + g[f"sum_{ax}"].to_numpy() / n * vs[a]

@@ -336,3 +336,20 @@ def test_a_particle_too_small_for_a_surface_has_no_area_not_zero():
     table = particles(lab, split=False).sort_values("voxels")
     assert np.isnan(table.surface_area.iloc[0]) and np.isnan(table.sphericity.iloc[0])
     assert table.surface_area.iloc[1] == pytest.approx(4 * np.pi * 5.0 ** 2, rel=0.15)
+
+
+def test_a_smoothed_area_below_the_ball_of_the_same_volume_is_not_reported():
+    """No closed surface is smaller than the ball of its volume: the smoothed area of small balls
+    and of thin CBD sheets read far below it (sphericity up to ~200) and is NaN, not a number."""
+    lab = np.zeros((40, 40, 60), np.uint8)
+    lab = _balls(lab.shape, [(20, 20, 15)], 10, base=lab)  # radius 10: measured (1.016)
+    lab = _balls(lab.shape, [(20, 20, 45)], 3, base=lab)  # radius 3: reads 26 % low
+    tab = particles(lab, split=False)
+    assert len(tab) == 2
+    assert tab.sphericity[0] == pytest.approx(1.016, abs=0.01) and np.isfinite(tab.surface_area[0])
+    assert np.isnan(tab.sphericity[1]) and np.isnan(tab.surface_area[1]) and tab.voxels[1] > 100
+    cbd = particles(bigseg.synth.electrode((48, 64, 64), radius=(4, 1), seed=3), phase="cbd", split=False)
+    assert (cbd.sphericity.dropna() <= 1.1).all()  # were up to 201
+    inside = cbd[~cbd.touches_border & (cbd.voxels >= 14)]
+    assert inside.surface_area.isna().sum() >= 20  # measured 2-200× low before
+    assert cbd[cbd.touches_border].surface_area.notna().sum() > 0  # border particles keep their open area

@@ -217,7 +217,7 @@ def test_shells_count_no_unlabelled_voxel(masked):
 def test_particles_cut_by_the_field_of_view_are_flagged():
     lab = np.zeros((20, 30, 30), np.uint8)
     zz, yy, xx = np.ogrid[:20, :30, :30]
-    lab[(zz - 10) ** 2 + (yy - 15) ** 2 + (xx - 15) ** 2 <= 16] = 2  # in the middle
+    lab[(zz - 10) ** 2 + (yy - 15) ** 2 + (xx - 13) ** 2 <= 36] = 2  # in the middle (radius 6: a measurable surface)
     lab[(zz - 10) ** 2 + (yy - 15) ** 2 + (xx - 24) ** 2 <= 9] = 2  # on the edge of the circle
     lab = np.where(_cylinder(lab.shape, radius=12), lab, 255).astype(np.uint8)
     tab = particles(da.from_array(lab, chunks=(7, 11, 13)), phase="active", split=False)
