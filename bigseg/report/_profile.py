@@ -19,12 +19,15 @@ def profile_figure(profile: Any, *, path: str | os.PathLike | None = None, title
     series one panel per phase, a curve per time step (dark to light); dotted, the truth's
     profile when the Dataset holds one (``summary(..., truth=...)``); beside it, the interface
     area per volume of each phase pair when the Dataset holds ``specific_area_profile`` (one
-    volume). Returns the Figure (closed when ``path`` is given)."""
+    volume). :func:`bigseg.measure.interface_profile`'s DataArray alone: that panel (one volume,
+    or one time step of a series). Returns the Figure (closed when ``path`` is given)."""
     import numpy as np
 
     from ..io import phase_colour
     from ._units import readable
 
+    if not hasattr(profile, "data_vars") and "phase_a" in getattr(profile, "dims", ()):
+        return _areas_figure(profile, path=path, title=title)
     ref = profile.get("truth_volume_fraction_profile") if hasattr(profile, "data_vars") else None
     spec = profile.get("specific_area_profile") if hasattr(profile, "data_vars") else None
     da = profile["volume_fraction_profile"] if hasattr(profile, "data_vars") else profile
@@ -77,6 +80,26 @@ def profile_figure(profile: Any, *, path: str | os.PathLike | None = None, title
         axes[0][-1].legend(frameon=False, fontsize="small")
         if ref is not None:
             fig.suptitle("dotted: truth", fontsize="small")
+    return finish(fig, path, title=title, dpi=120)
+
+
+def _areas_figure(spec: Any, *, path: Any, title: str | None):
+    """The interface-profile panel alone (:func:`bigseg.measure.interface_profile`)."""
+    from ..errors import InputError
+    from ..io import phase_colour
+    from ._units import readable
+
+    if "t" in spec.dims:
+        raise InputError(f"Expected one volume's interface profile. Got a series of {spec.sizes['t']} steps: draw one, "
+                         "e.g. profile.isel(t=-1).")
+    axis = str(spec.attrs.get("axis", spec.dims[-1]))
+    scale, unit = readable(spec[axis].values, spec[axis].attrs.get("units", spec.attrs.get("unit", "")))
+    phases = [str(p) for p in spec.phase_a.values]
+    colours = [tuple(c / 255 for c in phase_colour(p, i)[:3]) for i, p in enumerate(phases)]
+    step = int(spec.attrs.get("step", 1))
+    xlabel = f"{axis} [{unit}]" + (f" (bins of {step} slices)" if step > 1 else "")
+    fig, ax = pyplot(path).subplots(figsize=(7, 3.8), constrained_layout=True)
+    _areas_panel(ax, spec, phases, colours, xlabel, scale)
     return finish(fig, path, title=title, dpi=120)
 
 

@@ -39,6 +39,7 @@ def _perturb3d(arr: da.Array, ratio: float, iterations: int, seed: int) -> da.Ar
     # a voxel's move depends on its neighbours' neighbours: a halo of 2 voxels per iteration
     # between blocks; an axis held in one block needs none (outside the block reads as 255)
     h = 2 * iterations
+    given = arr.chunks
     chunks = [(n,) if len(c) == 1 or n <= h else da.overlap.ensure_minimum_chunksize(h, c)
               for n, c in zip(arr.shape, arr.chunks)]
     arr = arr.rechunk(tuple(chunks))
@@ -52,8 +53,9 @@ def _perturb3d(arr: da.Array, ratio: float, iterations: int, seed: int) -> da.Ar
         out = perturb_block(np.ascontiguousarray(x), origin, ratio, iterations, seed)
         return out[inner]
 
-    return da.map_blocks(block, padded, chunks=arr.chunks, dtype=np.uint8, meta=np.empty((0, 0, 0), np.uint8),
-                         token="synth-perturb")
+    out = da.map_blocks(block, padded, chunks=arr.chunks, dtype=np.uint8, meta=np.empty((0, 0, 0), np.uint8),
+                        token="synth-perturb")
+    return out if out.chunks == given else out.rechunk(given)  # the input's chunks (zarr takes no uneven ones)
 
 
 def perturb(labels: Any, *, ratio: float = 0.1, iterations: int = 5, seed: int = 0) -> xr.DataArray:

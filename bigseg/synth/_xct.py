@@ -128,6 +128,7 @@ def _tables(p: Physics, shape: tuple[int, int, int], depth: int, seed: int):
 
 def _xct3d(lab: da.Array, p: Physics, seed: int) -> da.Array:
     shape = tuple(int(s) for s in lab.shape)
+    given = lab.chunks
     h = halo(p)
     depth = tuple(min(h, s) for s in shape)
     if h:
@@ -142,8 +143,9 @@ def _xct3d(lab: da.Array, p: Physics, seed: int) -> da.Array:
         return xct_block(x, origin, depth, p, seed=seed, drift=drift, drift_start=-h, rings=rings,
                          ring_step=step, centre=centre, cup_radius=min(shape[1:]) / 2)
 
-    return da.map_blocks(block, padded, chunks=lab.chunks, dtype=out_dtype, meta=np.empty((0, 0, 0), out_dtype),
-                         token="synth-xct")
+    out = da.map_blocks(block, padded, chunks=lab.chunks, dtype=out_dtype, meta=np.empty((0, 0, 0), out_dtype),
+                        token="synth-xct")
+    return out if out.chunks == given else out.rechunk(given)  # the labels' chunks (zarr takes no uneven ones)
 
 
 def _xct3d_generated(model, state, chunks, p: Physics, seed: int) -> da.Array:

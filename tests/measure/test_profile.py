@@ -97,6 +97,12 @@ def test_figure(lab, tmp_path):
     clean = np.where(lab == 255, 0, lab).astype(np.uint8)
     fig = profile_figure(summary(clean, truth=lab, profile="z"))
     assert len(fig.axes[0].lines) == 9 and "dotted: truth" in fig.axes[0].get_title()
+    from bigseg.measure import interface_profile  # alone (was an AttributeError: no `phase`)
+
+    fig = profile_figure(interface_profile(clean, axis="y", step=2))
+    assert len(fig.axes) == 1 and len(fig.axes[0].lines) == 3 and "interfaces along y" in fig.axes[0].get_title()
+    with pytest.raises(InputError, match=r"Got a series of 3 steps: draw one, e.g. profile.isel\(t=-1\)"):
+        profile_figure(interface_profile(np.where(series == 255, 0, series).astype(np.uint8)))
 
 
 @pytest.mark.parametrize("kw, match", [

@@ -163,3 +163,14 @@ def test_keeps_attrs_and_seeds_differ(labels):
 def test_bad_input_names_the_argument(labels, kwargs, name):
     with pytest.raises(InputError, match=f"`{name}`"):
         perturb(labels, **kwargs)
+
+
+def test_perturbed_and_simulated_volumes_keep_the_labels_chunks_and_write_to_zarr(tmp_path):
+    """Blocks smaller than the halo were merged (chunks (14, 10) for (7, 7, 7, 3)): uneven
+    chunks, which xarray's to_zarr refuses."""
+    import bigseg
+
+    lab = bigseg.synth.electrode((24, 30, 28), radius=(4, 1), seed=2, chunks=(7, 11, 13))
+    for name, out in (("perturb", bigseg.synth.perturb(lab)), ("xct", bigseg.synth.xct(lab, preset="lab-micro-ct"))):
+        assert out.data.chunks == lab.data.chunks, name
+        out.to_dataset(name=name).to_zarr(tmp_path / f"{name}.zarr", consolidated=False)
