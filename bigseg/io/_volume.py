@@ -164,7 +164,9 @@ def as_volume(
     The input is never modified.
     """
     allowed = {3, 4} if allow_series else ({ndim} if isinstance(ndim, int) else set(ndim))
-    want = " or ".join(f"{n}D" for n in sorted(allowed)) + (" (z, y, x) or (t, z, y, x)" if allowed == {3, 4} else "")
+    named = [f"{n}D" for n in sorted(allowed)]
+    want = (", ".join(named[:-1]) + " or " if len(named) > 1 else "") + named[-1] \
+        + (" (z, y, x) or (t, z, y, x)" if allowed == {3, 4} else "")
     if isinstance(data, xr.DataArray):
         _check_array(data.data, name)
         channels = "c" in data.dims and 5 not in allowed and set(data.dims) - {"c"} <= set(SERIES_DIMS)

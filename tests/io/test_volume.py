@@ -40,3 +40,11 @@ def test_a_dim_named_c_is_no_channel_when_x_is_missing():
     with pytest.raises(InputError, match=r"Expected `vol` to be a 4D volume\. Got dims \('a', 'b', 'c'\)") as e:
         bf.align(v)
     assert "channel" not in str(e.value)
+
+
+def test_the_dimensions_a_volume_may_have_read_as_a_list(tmp_path):
+    import bigseg
+
+    with pytest.raises(InputError, match=r"Expected `data` to be a 3D, 4D or 5D array. Got shape \(4, 5\)"):
+        bigseg.save_volume(np.zeros((4, 5)), tmp_path / "unused.ome.zarr", progress=False)
+    assert not (tmp_path / "unused.ome.zarr").exists()
