@@ -627,3 +627,14 @@ def test_the_configuration_sizes_the_cluster_it_starts(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="cluster asked for"):
         pipe.run(img, tmp_path / "c", client="slurm")
     assert seen == {"n_workers": None, "memory": "32GiB", "jobs": 1, "cores": 8, "processes": 1}
+
+
+def test_a_series_times_and_their_unit_reach_the_report(tmp_path):
+    # scans 30 min apart: report.html said "at t = 0, 30, 60" and its "Over time" table "t", no unit
+    truth = synth.series((12, 16, 16), steps=3, seed=3, chunks=16, radius=(3, 0.5))
+    image = synth.xct(truth, seed=3).compute().assign_coords(t=("t", [0.0, 30.0, 60.0], {"units": "min"}))
+    res = Pipeline(chunks=16, predict={"model": "threshold"}, measure={"max_diameter": 12}).run(
+        image, tmp_path / "s", progress=False)
+    assert bigseg.open_volume(res.labels).t.attrs["units"] == "min"
+    page = (tmp_path / "s" / "report.html").read_text()
+    assert "at t = 0, 30, 60 min" in page and "<th>t [min]</th>" in page and "t = 60 min)" in page

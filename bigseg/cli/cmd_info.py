@@ -69,7 +69,8 @@ def _volume_lines(info: dict, args: argparse.Namespace) -> list[str]:
         lines.append(f"cropped     {', '.join(f'{d} {a}:{b}' for d, (a, b) in zip('zyx', info['source_region']))} of the source")
     lines += _origin_lines(info)
     if "times" in info:
-        lines.append(f"times       {', '.join(f'{t:g}' for t in info['times'])}")
+        lines.append(f"times       {', '.join(f'{t:g}' for t in info['times'])}"
+                     + (f" {info['time_unit']}" if info.get("time_unit") else ""))
     lines += [f"levels      {info['levels']}",
               _disk_line(info)]
     if "phases" in info:

@@ -15,6 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("dest", help="OME-Zarr folder to create (e.g. scan.ome.zarr)")
     p.add_argument("--times", default=None,
                    help="several scans: the time (cycle, state of charge...) of each, comma separated (default 0,1,2...)")
+    p.add_argument("--time-unit", default=None,
+                   help="the unit of --times (or of a series source's own times), e.g. s, min, h or cycle")
     p.add_argument("--chunks", default="128", help="chunk edge, or z,y,x (default 128)")
     p.add_argument("--voxel-size", default=None, help="voxel edge, or z,y,x, in --unit")
     p.add_argument("--unit", default=None,
@@ -48,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
     with cluster_from_args(args):
         vol = ingest(
             args.source if len(args.source) > 1 else args.source[0], args.dest,
-            times=args.times.split(",") if args.times else None, chunks=parse_triple(args.chunks, int, option="--chunks"),
+            times=args.times.split(",") if args.times else None, time_unit=args.time_unit,
+            chunks=parse_triple(args.chunks, int, option="--chunks"),
             voxel_size=parse_triple(args.voxel_size, option="--voxel-size"),
             unit=args.unit, dataset=args.dataset, dtype=args.dtype, shape=parse_triple(args.shape, int, option="--shape"),
             offset=args.offset, levels=args.levels, crop=args.crop, overwrite=args.overwrite, progress=args.progress,

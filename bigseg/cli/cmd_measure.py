@@ -99,7 +99,7 @@ def _table(ds) -> str:
     for t in steps:
         d = ds.isel(t=t) if t is not None else ds
         if t is not None:
-            lines.append(f"t = {ds.t.values[t]}")
+            lines.append(f"t = {_when(ds.t, t)}")
         head = f"{'phase':<12}{'fraction':>10}"
         if "iou" in d:
             head += f"{'IoU':>8}{'Dice':>8}{'prec.':>8}{'recall':>8}"
@@ -159,7 +159,7 @@ def _connectivity_table(conn) -> str:
     """The connectivity of each phase (the last scan of a series), as the report shows it."""
     from ..report import connectivity_table
 
-    last = f" (t = {conn.t.values[-1]})" if "t" in conn.dims else ""
+    last = f" (t = {_when(conn.t)})" if "t" in conn.dims else ""
     head, rows, note = connectivity_table(conn.isel(t=-1) if "t" in conn.dims else conn, conn.attrs["axis"])
     return _text_table(f"connectivity along {conn.attrs['axis']}{last}:", head, rows, note, fmt=".1f")
 
@@ -168,7 +168,7 @@ def _thickness_table(thick) -> str:
     """Each phase's local thickness d10 / median / d90 / mean (the last scan of a series), as the report shows it."""
     from ..report import thickness_table
 
-    last = f" (t = {thick.t.values[-1]})" if "t" in thick.dims else ""
+    last = f" (t = {_when(thick.t)})" if "t" in thick.dims else ""
     d = thick.isel(t=-1) if "t" in thick.dims else thick
     return _text_table(f"local thickness{last}:", *thickness_table(d, d.diameter.attrs.get("units", "")))
 
@@ -196,7 +196,7 @@ def _radial_table(radial, rows: int = 10) -> str:
     """The radial profile in about ``rows`` groups of its shells (voxel-weighted means)."""
     import numpy as np
 
-    last = f" (t = {radial.t.values[-1]})" if "t" in radial.dims else ""
+    last = f" (t = {_when(radial.t)})" if "t" in radial.dims else ""
     p = radial.isel(t=-1) if "t" in radial.dims else radial
     w = p["bin_voxels"].values.astype(np.float64)
     n = int(np.flatnonzero(w > 0).max()) + 1 if (w > 0).any() else 0
@@ -222,7 +222,7 @@ def _profile_table(prof, rows: int = 10) -> str:
     import numpy as np
 
     axis = prof.attrs["axis"]
-    last = f" (t = {prof.t.values[-1]})" if "t" in prof.dims else ""
+    last = f" (t = {_when(prof.t)})" if "t" in prof.dims else ""
     p = prof.isel(t=-1) if "t" in prof.dims else prof
     w = p["bin_voxels"].values.astype(np.float64)
     first = p[f"{axis}_index"].values
@@ -245,6 +245,14 @@ def _profile_table(prof, rows: int = 10) -> str:
     return "\n".join(lines)
 
 
+def _when(t, i: int = -1) -> str:
+    """The ``i``-th time of a series' ``t`` coordinate as printed, with its unit (``30 min``)."""
+    from ..io._volume import time_unit
+    from ..report._units import time_text
+
+    return time_text(t.values[i], time_unit(t))
+
+
 def _long_table(ds):
     """One row per value: quantity, its dimensions' coordinates (t, phase, pair, position, shell,
     sub-volume; a coordinate with a unit names it in its column, ``y [nm]``), value, units."""
@@ -265,7 +273,8 @@ def _long_table(ds):
             df = df[df["phase_a"] != df["phase_b"]]
         rows.append(df)
     out = pd.concat(rows, ignore_index=True)
-    first = [c for c in ("quantity", "t", "phase", "phase_a", "phase_b") if c in out]
+    t = next((c for c in out.columns if c == "t" or str(c).startswith("t [")), "t")  # "t [min]": times with a unit
+    first = [c for c in ("quantity", t, "phase", "phase_a", "phase_b") if c in out]
     return out[first + [c for c in out.columns if c not in first + ["value", "units"]] + ["value", "units"]]
 
 
@@ -411,6 +420,8 @@ def run(args: argparse.Namespace) -> int:
 
         ev = measure.evolution(ds, table, changes)
         print("over time (particle medians over those inside the volume):")
+        if "time_unit" in ev.attrs:  # the times' unit over the steps' columns
+            ev.index.name = f"t [{ev.attrs['time_unit']}]"
         print(readable_evolution(ev, ev.attrs["unit"]).T.to_string(float_format=lambda v: f"{v:.4g}"))
     if "volume_fraction_profile" in ds:
         print(_profile_table(ds.volume_fraction_profile))

@@ -757,6 +757,7 @@ def ingest(
     levels: int = 1,
     crop: Any = None,
     times: Any = None,
+    time_unit: str | None = None,
     overwrite: bool = False,
     progress: bool = True,
     resume_key: str | None = None,
@@ -790,6 +791,8 @@ def ingest(
         stop)``): only the box is read. Its start is kept in the metadata (``bigseg info``)
     times : with a list of scans, the time (or cycle, or state of charge) of each, increasing;
         default 0, 1, 2, ...
+    time_unit : the unit of a series' times (``"s"``, ``"min"``, ``"h"``, ``"cycle"``...), kept as
+        the ``t`` coordinate's ``units`` (and in the store): tables, figures and the report say it
     channel : a zarr/OME-Zarr source with several channels (another writer's ``t, c, z, y, x``):
         the one to read (0-based); required there, refused for sources without channels
     resume_key : a string naming what is ingested (e.g. the sources as they stand and these
@@ -808,6 +811,9 @@ def ingest(
     _check_dest(dest_p, overwrite, "dest", make_parent=False)  # before reading anything
     vs = parse_voxel_size(voxel_size) if voxel_size is not None else None
     unit = None if unit is None else parse_unit(unit)
+    if time_unit is not None and (not isinstance(time_unit, str) or not time_unit.strip()):
+        raise InputError(f"Expected `time_unit` to be the unit of the times, such as 's', 'min' or 'h'. "
+                         f"Got {time_unit!r} instead.")
     opts = dict(chunks=chunks, vs=vs, unit=unit, dataset=dataset, dtype=dtype, shape=shape, offset=offset,
                 channel=channel)
     scans = scans_of_glob(source)
@@ -824,6 +830,11 @@ def ingest(
         if times is not None:
             raise InputError(f"Expected `times` only with a list of scans as `source`. Got times={times!r} instead.")
         vol = _read_volume(source, **opts)
+    if time_unit is not None:
+        if vol.ndim != 4:
+            raise InputError(f"Expected `time_unit` only for a series (a list of scans, or a (t, z, y, x) source). "
+                             f"Got time_unit={time_unit!r} for {os.fspath(source)!r}, a single volume.")
+        vol = vol.assign_coords(t=vol.coords["t"].assign_attrs(units=time_unit.strip()))
     if crop is not None:
         vol, box = crop_box(vol, crop)
         vol.attrs["source_region"] = [[s.start, s.stop] for s in box]

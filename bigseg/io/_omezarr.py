@@ -37,7 +37,7 @@ from ..runtime._manifest import key_digest, resumable_array, store_resumable
 from ..runtime._progress import compute
 from ._calibration import ome_unit, parse_unit, unit_from_ome
 from ._volume import (UNLABELLED, as_volume, is_step_index, is_zarr_store, make_volume, origin_of, origin_voxels,
-                      phase_colour, unit_for)
+                      phase_colour, time_unit, unit_for)
 
 __all__ = ["save_volume", "save_labels", "open_volume", "volume_info", "OME_VERSION"]
 
@@ -238,6 +238,7 @@ def _write_multiscale(
         "unit": vol.attrs["unit"],
         **({"phases": list(phases)} if phases is not None else {}),
         **({"times": times} if times is not None else {}),
+        **({"time_unit": time_unit(vol.coords["t"])} if "t" in vol.coords and time_unit(vol.coords["t"]) else {}),
         **({"source_region": vol.attrs["source_region"]} if "source_region" in vol.attrs else {}),
         **({"channels": list(vol.attrs["channels"])} if "channels" in vol.attrs and "c" in dims else {}),
     }
@@ -583,6 +584,13 @@ def open_volume(path: str | os.PathLike, *, level: int = 0, label: str | None = 
     times = bs.get("times")
     if "t" in vol.dims and times is not None and len(times) == vol.sizes["t"]:
         vol = vol.assign_coords(t=np.asarray(times, np.float64))
+    elif "t" in vol.dims and not bs and (scale[dims.index("t")], shift[dims.index("t")]) != (1.0, 0.0):
+        # another writer's time step (and first time), as OME-Zarr states them
+        vol = vol.assign_coords(t=shift[dims.index("t")] + scale[dims.index("t")] * np.arange(vol.sizes["t"]))
+    t_unit = bs.get("time_unit") or (None if bs else next(
+        (ax.get("unit") for ax in ms["axes"] if isinstance(ax, dict) and ax.get("name") == "t"), None))
+    if "t" in vol.dims and t_unit:  # the times' unit (minutes, seconds...) as the t coordinate's units
+        vol.coords["t"].attrs["units"] = str(t_unit)
     channels = bs.get("channels")
     if "c" in vol.dims and channels is not None and len(channels) == vol.sizes["c"]:  # probabilities per phase
         vol = vol.rename(c="phase").assign_coords(phase=list(channels))
@@ -654,6 +662,8 @@ def volume_info(path: str | os.PathLike, *, stats: bool = True, progress: bool =
         info["phases"] = vol.attrs["phases"]
     if "t" in vol.dims:
         info["times"] = [float(t) for t in vol.coords["t"].values]
+        if time_unit(vol.coords["t"]):
+            info["time_unit"] = time_unit(vol.coords["t"])
     region = dict(group.attrs).get("bigseg", {}).get("source_region") if isinstance(group, zarr.Group) else None
     if region:
         info["source_region"] = region

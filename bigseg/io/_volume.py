@@ -296,6 +296,12 @@ def is_step_index(t: Any) -> bool:
     return t.dtype.kind in "iuf" and np.array_equal(t, np.arange(len(t)))
 
 
+def time_unit(t: Any) -> str:
+    """The unit of a series' ``t`` coordinate (its ``units`` attribute, e.g. ``"min"``, as
+    ``ingest(..., time_unit=)`` gives it); ``""`` when it states none."""
+    return str(getattr(t, "attrs", {}).get("units") or "")
+
+
 def frame_arrays(vol: xr.DataArray) -> list[da.Array]:
     """The 3D dask arrays of a volume: one, or one per time step of a (t, z, y, x) series."""
     arr = vol.data

@@ -9,7 +9,7 @@ import pandas as pd
 import xarray as xr
 
 from ..errors import InputError
-from ..io._volume import as_volume
+from ..io._volume import as_volume, time_unit
 
 __all__ = ["evolution", "transitions"]
 
@@ -78,7 +78,8 @@ def evolution(metrics: xr.Dataset, particles: pd.DataFrame | None = None,
     (equivalent diameter in ``unit``, sphericity, detachment = pore contact, CBD and particle
     contact; NaN when no particle lies inside); with transitions, ``<a>_to_<b>`` for every pair
     of different phases (the fraction of the volume that changed from a to b since the step
-    before; NaN at the first step). ``attrs`` hold the unit. The interface areas are divided by
+    before; NaN at the first step). ``attrs`` hold the unit and, when the ``t`` coordinate states
+    one (its ``units``), ``time_unit``. The interface areas are divided by
     each step's own volume (its voxel count times the volume of a voxel: a ``voxel_volume``
     coordinate over ``t`` where the steps' voxel sizes differ, else ``attrs["voxel_size"]``).
     """
@@ -143,4 +144,6 @@ def evolution(metrics: xr.Dataset, particles: pd.DataFrame | None = None,
                     col = transitions.sel(from_phase=a, to_phase=b).to_series()
                     out[f"{a}_to_{b}"] = col.reindex(out.index).to_numpy()
     out.attrs["unit"] = str(ds.attrs.get("unit", "voxel"))
+    if time_unit(ds.t):  # the times' unit (minutes, seconds...), for tables and figures to say
+        out.attrs["time_unit"] = time_unit(ds.t)
     return out

@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError, VolumeFormatError
-from ..io._volume import is_step_index
+from ..io._volume import is_step_index, time_unit
 from ..runtime._files import write_text
-from ._units import readable, readable_evolution, voxel_text
+from ._units import readable, readable_evolution, time_text, voxel_text
 
 __all__ = ["write_report", "read_metrics", "connectivity_table", "thickness_table"]
 
@@ -42,7 +42,7 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
 
 def _metrics_section(ds) -> str:
     d = ds.isel(t=-1) if "t" in ds.dims else ds
-    last = f" (last time step, t = {ds.t.values[-1]})" if "t" in ds.dims else ""
+    last = _last_step(ds.t.values[-1], time_unit(ds.t)) if "t" in ds.dims else ""
     phases = [str(p) for p in d.phase.values]
     cols = ["phase", "volume fraction"] + [c for c in ("iou", "dice", "precision", "recall") if c in d]
     rows = [[p, float(d.volume_fraction.values[i])] + [float(d[c].values[i]) for c in cols[2:]]
@@ -168,7 +168,7 @@ def _profile_section(prof, last: str) -> str:
 def _particles_section(table) -> str:
     last = ""
     if "t" in table and len(table):  # a series: the last time step here, every step under "Over time"
-        last = f" (last time step, t = {table['t'].iloc[-1]})"
+        last = _last_step(table["t"].iloc[-1], table.attrs.get("time_unit", ""))
         table = table[table["t"] == table["t"].iloc[-1]]
     inside = table[~table["touches_border"].astype(bool)]
     unit = table.attrs.get("unit", "")
@@ -207,10 +207,17 @@ def _particles_section(table) -> str:
     return out
 
 
-def _evolution_section(ev, unit: str) -> str:
+def _last_step(t: Any, unit: str) -> str:
+    """What a section of a series' last time step says of it: `` (last time step, t = 60 min)``."""
+    return f" (last time step, t = {time_text(t, unit)})"
+
+
+def _evolution_section(ev, unit: str, t_unit: str = "") -> str:
     """The table of evolution.csv, lengths and specific areas in a readable unit (the file keeps
-    the data's unit)."""
+    the data's unit); its ``t`` column with the times' unit (``t_unit``)."""
     ev = readable_evolution(ev, unit)
+    if t_unit:
+        ev = ev.rename(columns={"t": f"t [{t_unit}]"})
     return ("<h2>Over time</h2>" + _table([str(c) for c in ev.columns], ev.values.tolist())
             + "<p class='note'>evolution.csv (in the data's unit, " + html.escape(unit)
             + "); particle medians over the particles inside the volume</p>")
@@ -355,7 +362,8 @@ def write_report(run: str | os.PathLike, *, path: str | os.PathLike | None = Non
     if "t" in ds.dims:  # a series: its scans, and the times they were given
         steps = ds["t"].values
         vol.append(["scans (t)", f"{len(steps)}" + ("" if is_step_index(steps) else
-                                                   f", at t = {', '.join(f'{v:g}' for v in steps)}")])
+                                                   f", at t = {', '.join(f'{v:g}' for v in steps)}"
+                                                   + (f" {time_unit(ds.t)}" if time_unit(ds.t) else ""))])
     vs = ds.attrs.get("voxel_size")
     vol.append(["voxel size", voxel_text(vs, ds.attrs.get("unit", "")) if vs is not None and len(vs) == 3 else ""])
     if "model" in info:
@@ -373,9 +381,12 @@ def write_report(run: str | os.PathLike, *, path: str | os.PathLike | None = Non
     if (run / "particles.csv").exists():
         table = pd.read_csv(run / "particles.csv")
         table.attrs["unit"] = ds.attrs.get("unit", "")
+        if "t" in ds.dims and time_unit(ds.t):
+            table.attrs["time_unit"] = time_unit(ds.t)
         parts.append(_particles_section(table))
     if (run / "evolution.csv").exists():
-        parts.append(_evolution_section(pd.read_csv(run / "evolution.csv"), str(ds.attrs.get("unit", ""))))
+        parts.append(_evolution_section(pd.read_csv(run / "evolution.csv"), str(ds.attrs.get("unit", "")),
+                                        time_unit(ds.t) if "t" in ds.dims else ""))
     if info.get("timings_s"):
         rows = [[k, float(v)] for k, v in info["timings_s"].items()]
         parts.append("<h2>Timings</h2>" + _table(["stage", "seconds"], rows))

@@ -61,7 +61,8 @@ def series_figure(metrics: Any, particles: Any = None, *, transitions: Any = Non
     style = dict(marker="o", markersize=3)
     steps = is_step_index(t)  # no times given: the scans' order
     for ax, panel in zip(axes.ravel(), panels):
-        ax.set_xlabel("scan (time step)" if steps else "t (the times given for the scans)")
+        ax.set_xlabel("scan (time step)" if steps else f"t [{ev.attrs['time_unit']}]" if "time_unit" in ev.attrs
+                      else "t (the times given for the scans)")
         if steps:
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if panel in ("fractions", "iou", "percolating"):  # one curve per phase

@@ -10,8 +10,9 @@ import numpy as np
 from .._parse import parse_nonnegative_int
 from ..errors import InputError
 from ..io import UNLABELLED, as_volume, phase_colour
+from ..io._volume import time_unit
 from ._figure import finish, pyplot
-from ._units import scale_bar, voxel_text
+from ._units import scale_bar, time_text, voxel_text
 
 __all__ = ["orthoslices", "timeslices", "label_rgba", "fov_figure"]
 
@@ -205,6 +206,7 @@ def timeslices(
     fig, axes = plt.subplots(len(shown), len(ts), figsize=(2.4 * len(ts) + 0.8, 2.5 * len(shown) + 0.6),
                              squeeze=False, constrained_layout=True)
     tvals = ref.coords["t"].values if "t" in ref.coords else np.arange(nt)
+    unit = time_unit(ref.coords["t"]) if "t" in ref.coords else ""
     r = 0
     if slices[0] is not None:
         lo, hi = np.nanpercentile(np.concatenate([np.ravel(s).astype(np.float64) for s in slices[0]]), percentiles)
@@ -220,7 +222,7 @@ def timeslices(
     horizontal = rows_cols[1]
     _add_scale_bar(axes[0, 0], ref.shape[1 + horizontal], float(vs[horizontal]), ref.attrs.get("unit", "voxel"))
     for c, t in enumerate(ts):
-        axes[0, c].set_title(f"t = {tvals[t]}", fontsize=10)
+        axes[0, c].set_title(f"t = {time_text(tvals[t], unit)}", fontsize=10)
         for ax in axes[:, c]:
             ax.set_xticks([])
             ax.set_yticks([])

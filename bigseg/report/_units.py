@@ -16,7 +16,7 @@ import numpy as np
 
 from ..io._calibration import convert_length, normalise_unit, ome_tiff_unit
 
-__all__ = ["readable", "pretty", "scale_bar", "voxel_text", "readable_evolution"]
+__all__ = ["readable", "pretty", "scale_bar", "voxel_text", "readable_evolution", "time_text"]
 
 _SCALE = ("nm", "um", "mm", "m")  # the units a quantity may be shown in
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
@@ -112,3 +112,9 @@ def readable_evolution(ev: Any, unit: str) -> Any:
             ev[cols] = ev[cols] * scale
             ev = ev.rename(columns={c: f"{c} [{shown}]" for c in cols})
     return ev
+
+
+def time_text(t: Any, unit: str = "") -> str:
+    """A series' time as tables and titles show it, with its unit when it has one (``"30 min"``;
+    :func:`bigseg.io._volume.time_unit`)."""
+    return f"{float(t):g} {unit}" if unit else f"{t:g}" if isinstance(t, (float, np.floating)) else f"{t}"

@@ -605,3 +605,25 @@ def test_series_chunks_times_raw_dtypes_and_calibration_are_checked(tmp_path):
     with pytest.warns(UserWarning, match=r"element_size_um \[.*0.5.*0.5.*\] is no \(z, y, x\) voxel size"):
         got = bigseg.ingest(tmp_path / "s.h5", tmp_path / "v.ome.zarr", dataset="v", voxel_size=None, progress=False)
     assert not (tmp_path / "h.ome.zarr").exists() and not (tmp_path / "r.ome.zarr").exists()
+
+
+def test_a_series_times_are_given_with_their_unit(tmp_path, odd_volume, capsys):
+    # scans 30 min apart: times without a unit could not say minutes from seconds or cycles
+    from bigseg.cli import main
+
+    scans = []
+    for i in range(3):
+        np.save(tmp_path / f"scan_{i}.npy", odd_volume + i)
+        scans.append(tmp_path / f"scan_{i}.npy")
+    out = bigseg.ingest(scans, tmp_path / "s.ome.zarr", times=[0, 30, 60], time_unit="min", progress=False)
+    assert list(out.t.values) == [0.0, 30.0, 60.0] and out.t.attrs["units"] == "min"
+    assert main(["ingest", str(tmp_path / "scan_*.npy"), str(tmp_path / "c.ome.zarr"), "--times", "0,1.5,3",
+                 "--time-unit", "h"]) == 0
+    assert bigseg.open_volume(tmp_path / "c.ome.zarr").t.attrs["units"] == "h"
+    capsys.readouterr()
+    assert main(["info", str(tmp_path / "c.ome.zarr")]) == 0
+    assert "times       0, 1.5, 3 h\n" in capsys.readouterr().out
+    with pytest.raises(InputError, match="`time_unit` only for a series"):
+        bigseg.ingest(scans[0], tmp_path / "x.ome.zarr", time_unit="min", progress=False)
+    with pytest.raises(InputError, match="`time_unit` to be"):
+        bigseg.ingest(scans, tmp_path / "x.ome.zarr", time_unit="", progress=False)

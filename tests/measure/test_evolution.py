@@ -167,3 +167,33 @@ def test_units_are_stated(series):
     sp = measure.spread([measure.volume_fractions(lab), measure.volume_fractions(truth)])
     assert sp["volume_fraction_std"].attrs["long_name"].startswith("sample standard deviation (n - 1) of")
     assert sp["volume_fraction_mean"].attrs["units"] == "1"
+
+
+def test_times_keep_their_unit_in_the_table_and_the_figure(series):
+    # scans 30 min apart (the t coordinate's units): the table and the curves' axis did not say it
+    import matplotlib.pyplot as plt
+
+    lab, _ = series
+    m = measure.summary(lab.assign_coords(t=("t", [0.0, 30.0, 60.0], {"units": "min"})))
+    ev = measure.evolution(m)
+    assert list(ev.index) == [0.0, 30.0, 60.0] and ev.attrs["time_unit"] == "min"
+    fig = series_figure(m)
+    assert fig.axes[0].get_xlabel() == "t [min]"
+    plt.close(fig)
+    assert "time_unit" not in measure.evolution(measure.summary(lab)).attrs  # steps: no unit
+
+
+def test_cli_measure_says_the_times_unit(series, tmp_path, capsys):
+    # a series ingested with --time-unit min: the printed steps, the table over time and the CSV's
+    # t column said no unit (the CSV's came after the phase columns)
+    lab, _ = series
+    image = tmp_path / "s.ome.zarr"
+    timed = lab.assign_coords(t=("t", [0.0, 30.0, 60.0], {"units": "min"}))
+    grey = timed.copy(data=timed.values.astype(np.float32))
+    del grey.attrs["phases"]
+    save_volume(grey, image, chunks=(1, 16, 16, 16), progress=False)
+    save_labels(timed, image, progress=False)
+    assert main(["measure", str(image), "--csv", str(tmp_path / "m.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "t = 30 min\n" in out and "\nt [min] " in out
+    assert pd.read_csv(tmp_path / "m.csv").columns[:3].tolist() == ["quantity", "t [min]", "phase"]

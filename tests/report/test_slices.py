@@ -96,3 +96,10 @@ def test_timeslices_show_the_same_slice_at_each_step(tmp_path):
         timeslices(None, lab, index=6)
     with pytest.raises(InputError, match="4D"):
         timeslices(None, lab[0])
+    # times with a unit (the t coordinate's) read as such above each step
+    import xarray as xr
+
+    timed = xr.DataArray(lab[:3], dims=("t", "z", "y", "x"), coords={"t": ("t", [0.0, 30.0, 60.0], {"units": "min"})})
+    fig = timeslices(None, timed, path=None)
+    assert [ax.get_title() for ax in fig.axes if ax.get_title()] == ["t = 0 min", "t = 30 min", "t = 60 min"]
+    plt.close(fig)
