@@ -208,7 +208,8 @@ def _validate(cfg: dict[str, Any]) -> None:
            cfg["measure"]["particle_labels"])
     _check("measure.max_diameter", _is_pos_int(cfg["measure"]["max_diameter"]), "to be a positive integer (voxels)",
            cfg["measure"]["max_diameter"])
-    _check("measure.interfaces", cfg["measure"]["interfaces"] in ("faces", "marching_cubes"), "to be 'faces' or 'marching_cubes'", cfg["measure"]["interfaces"])
+    _check("measure.interfaces", cfg["measure"]["interfaces"] in ("faces", "marching_cubes", "crofton"),
+           "to be 'faces', 'marching_cubes' or 'crofton'", cfg["measure"]["interfaces"])
     if cfg["measure"]["profile"] is False:  # YAML reads a bare `off`/`no` as false
         cfg["measure"]["profile"] = None
     _check("measure.profile", cfg["measure"]["profile"] in ("z", "y", "x", None),

@@ -40,7 +40,7 @@ def summary(labels: Any, *, truth: Any = None, method: Method = "faces", phases:
     method = parse_method(method, lab)
     ax = None if profile is None else parse_axis("profile", profile)
     profile_step = parse_step(lab, ax, profile_step, name="profile_step") if ax is not None else 1
-    graphs = _stats_graph(lab, marching_cubes=method == "marching_cubes")
+    graphs = _stats_graph(lab, marching_cubes=method == "marching_cubes", crofton=method == "crofton")
     n = len(graphs)
     if truth is not None:
         tl, pl = _pair(truth, labels, lab.phases, pred_name="labels")

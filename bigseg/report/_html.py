@@ -72,7 +72,7 @@ def _metrics_section(ds) -> str:
         from ..measure._metrics import FACES_CAVEAT
 
         method = str(ds.attrs.get("method", d.area.attrs.get("method", "")))
-        caveat = f" ({FACES_CAVEAT}, measure.interfaces: marching_cubes)" if method == "faces" else ""
+        caveat = f" ({FACES_CAVEAT}, measure.interfaces: crofton)" if method == "faces" else ""
         out += f"<p class='note'>area method: {html.escape(method + caveat)}</p>"
     if "volume_fraction_profile" in d:
         out += _profile_section(d["volume_fraction_profile"], last)

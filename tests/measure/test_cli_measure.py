@@ -246,7 +246,7 @@ def test_cli_measure_says_what_face_counted_areas_are(tmp_path, capsys):
     save_labels(lab, image, phases=["pore", "cbd", "active"], progress=False)
     assert main(["measure", str(image), "--no-progress"]) == 0
     out = capsys.readouterr().out
-    assert "read curved interfaces high (a sphere: +50 %)" in out and "--method marching_cubes" in out
+    assert "read curved interfaces high (a sphere: +50 %)" in out and "--method crofton" in out
 
 
 def test_cli_measure_refuses_two_outputs_in_one_file(tmp_path, capsys):
