@@ -287,7 +287,8 @@ PARTIAL_KEYS = ("id", "voxels", "sum_z", "sum_y", "sum_x", "min_z", "min_y", "mi
 def particle_partials(ids: np.ndarray, codes: np.ndarray, intensity: np.ndarray | None, *, phase: int,
                       n_phases: int, origin: tuple[int, int, int], shape: tuple[int, int, int],
                       volume: tuple[int, int, int], halo_lo: tuple[int, int, int],
-                      halo_hi: tuple[int, int, int], spacing: tuple[float, float, float]) -> dict[str, np.ndarray]:
+                      halo_hi: tuple[int, int, int], spacing: tuple[float, float, float],
+                      area_method: str = "marching_cubes") -> dict[str, np.ndarray]:
     """Additive per-particle partials of one block.
 
     Parameters
@@ -309,7 +310,9 @@ def particle_partials(ids: np.ndarray, codes: np.ndarray, intensity: np.ndarray 
     column, faces on the volume border; a face normal to axis ``a`` weighs ``prod(spacing) /
     spacing[a]``, so anisotropic voxels count by area; ``area``, the smoothed marching-cubes
     surface area of the particle over the cells owned by the block (see
-    :mod:`bigseg.kernels.metrics`).
+    :mod:`bigseg.kernels.metrics`), or with ``area_method="crofton"`` its Crofton area over the
+    crossings that start at its voxels in the block (:mod:`bigseg.kernels.crofton`; none at the
+    volume border or against unlabelled voxels).
     """
     core = tuple(slice(lo, n - hi) for lo, n, hi in zip(halo_lo, ids.shape, halo_hi))
     cid = ids[core]
@@ -363,6 +366,19 @@ def particle_partials(ids: np.ndarray, codes: np.ndarray, intensity: np.ndarray 
             contacts += face_area * np.bincount(idx[face] * (n_phases + 1) + cat[face],
                                                 minlength=n * (n_phases + 1)).reshape(n, n_phases + 1)
     out["contacts"] = contacts
+    if area_method == "crofton":  # the crossings of the 13 directions' lines, seen from the particle's voxels
+        from .crofton import DIRECTIONS, crofton_weights
+
+        w, length = crofton_weights(tuple(float(s) for s in sp))
+        area = np.zeros(n)
+        for d, wd, ld in zip(DIRECTIONS, w, length):
+            for sign in (-1, 1):
+                nb = tuple(slice(s.start + sign * o, s.stop + sign * o) for s, o in zip(c0, d))
+                qcode = pcode[nb][sel]
+                cross = (pid[nb][sel] != cid[sel]) & (qcode >= 0) & (qcode < n_phases)  # not the border, not 255
+                area += np.bincount(idx[cross], minlength=n) * (2.0 * wd * float(np.prod(sp)) / ld)
+        out["area"] = area
+        return out
     # marching cubes of each particle's indicator over the cells this block owns
     compact = np.searchsorted(uids, region) + 1
     compact[region == 0] = 0

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .._parse import parse_in_range, parse_positive_float, parse_positive_int
+from .._parse import parse_choice, parse_in_range, parse_positive_float, parse_positive_int
 from ..errors import InputError, OutputExistsError
 from ..io._volume import as_volume, frame_arrays, is_zarr_store, origin_of, zarr_source
 from ..kernels.particles import (PARTIAL_KEYS, block_components, label_points, mutual_matches, overlap_counts,
@@ -79,12 +79,12 @@ def _markers_near(index: np.ndarray, ids: np.ndarray, volume: tuple[int, int, in
     return near
 
 
-def _partials_block(ids, codes, *rest, phase: int, k: int, spacing) -> dict[str, np.ndarray]:
+def _partials_block(ids, codes, *rest, phase: int, k: int, spacing, area_method: str = "marching_cubes") -> dict[str, np.ndarray]:
     intensity = rest[0] if len(rest) == 2 else None
     geom: BlockGeometry = rest[-1]
     return particle_partials(ids, codes, intensity, phase=phase, n_phases=k, origin=geom.origin,
                              shape=geom.shape, volume=geom.volume, halo_lo=geom.halo_lo,
-                             halo_hi=geom.halo_hi, spacing=spacing)
+                             halo_hi=geom.halo_hi, spacing=spacing, area_method=area_method)
 
 
 def _markers(codes: da.Array, *, phase: int, depth: int, spacing, h: float) -> list:
@@ -216,7 +216,7 @@ def _parse(labels, phase, split, max_diameter, h, phases) -> tuple[Labels, int, 
 def particles(labels: Any, *, phase: str | int = "active", intensity: Any = None, split: bool = True,
               max_diameter: int = 40, h: float = 1.0, min_overlap: float = 0.5, phases: Any = None,
               labels_to: str | os.PathLike | None = None, overwrite: bool = False,
-              progress: bool = False) -> pd.DataFrame:
+              progress: bool = False, area_method: str = "marching_cubes") -> pd.DataFrame:
     """One row per particle of ``phase``: size, shape, position, intensity and contacts.
 
     Parameters
@@ -241,6 +241,11 @@ def particles(labels: Any, *, phase: str | int = "active", intensity: Any = None
         ``"scan.ome.zarr/labels/particles"``: what :func:`particle_labels` gives, from the same
         split (each block's watershed runs once for both; the raw ids wait in a scratch zarr
         beside the image, removed afterwards). ``overwrite`` replaces an existing one.
+    area_method : how ``surface_area`` is measured: ``"marching_cubes"`` (default, below) or
+        ``"crofton"``: the crossings of the particle's surface by lines along the 13 neighbour
+        directions (:func:`bigseg.measure.interfaces`' ``"crofton"``): balls of radius 3 voxels
+        within 1.5 % (marching cubes: 26 % low, so NaN), no particle too small or too thin for a
+        surface, about 40 % less time than the meshes.
 
     Returns
     -------
@@ -288,6 +293,7 @@ def particles(labels: Any, *, phase: str | int = "active", intensity: Any = None
     """
     lab, idx, depth, h = _parse(labels, phase, split, max_diameter, h, phases)
     min_overlap = parse_in_range("min_overlap", min_overlap, 0.0, 1.0, closed="right")
+    area_method = parse_choice("area_method", area_method, ("marching_cubes", "crofton"))
     target = _labels_target(labels_to, lab, overwrite) if labels_to is not None else None
     inten = None
     if intensity is not None:
@@ -314,7 +320,7 @@ def particles(labels: Any, *, phase: str | int = "active", intensity: Any = None
         graphs = []
         for t, (ids, codes) in enumerate(zip(ids_frames, frames)):
             arrays = (ids, codes) + ((ifr[t],) if ifr is not None else ())
-            fn = functools.partial(_partials_block, phase=idx, k=lab.k, spacing=lab.voxel_size)
+            fn = functools.partial(_partials_block, phase=idx, k=lab.k, spacing=lab.voxel_size, area_method=area_method)
             graphs.append(block_results(fn, *arrays, depth=_MC_HALO))
         # a series: the voxels each particle shares with those of the next step
         overlaps = [block_results(_overlap_block, a, b, depth=0) for a, b in zip(ids_frames, ids_frames[1:])]
@@ -337,7 +343,7 @@ def particles(labels: Any, *, phase: str | int = "active", intensity: Any = None
             warnings.warn(f"{what}: the split may depend on the chunking. Pass a larger `max_diameter` (pipeline "
                           "configuration: `measure.max_diameter`).", stacklevel=2)
     out.attrs.update(unit=lab.unit, voxel_size=list(lab.voxel_size), phase=lab.phases[idx], split=bool(split),
-                     max_diameter=depth, h=h, surface_area_method="marching_cubes")
+                     max_diameter=depth, h=h, surface_area_method=area_method)
     if lab.series:  # the series' steps, even those without a particle
         out.attrs["t"] = (lab.vol.coords["t"].values if "t" in lab.vol.coords else np.arange(lab.vol.sizes["t"])).tolist()
     return out

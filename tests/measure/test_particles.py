@@ -353,3 +353,21 @@ def test_a_smoothed_area_below_the_ball_of_the_same_volume_is_not_reported():
     inside = cbd[~cbd.touches_border & (cbd.voxels >= 14)]
     assert inside.surface_area.isna().sum() >= 20  # measured 2-200× low before
     assert cbd[cbd.touches_border].surface_area.notna().sum() > 0  # border particles keep their open area
+
+
+def test_crofton_particle_areas_add_up_over_blocks_and_match_the_phase_areas():
+    from bigseg.kernels.crofton import crofton_areas
+
+    lab = bigseg.synth.electrode((30, 36, 40), radius=(3, 1), seed=5).values
+    one = particles(lab, split=False, area_method="crofton")
+    other = particles(da.from_array(lab, chunks=(7, 11, 13)), split=False, area_method="crofton")
+    np.testing.assert_allclose(one.surface_area, other.surface_area, rtol=1e-12, equal_nan=True)
+    assert one.attrs["surface_area_method"] == "crofton"
+    inside = ~one.touches_border  # more particles with a measurable shape than with the meshes
+    assert one.sphericity[inside].notna().sum() > particles(lab, split=False).sphericity.notna().sum()
+    ball = _balls((30, 30, 30), [(14.6, 15.2, 14.9)], 3)
+    p = particles(ball, split=False, area_method="crofton")
+    assert p.surface_area[0] == pytest.approx(crofton_areas(ball, (0, 0, 0), (0, 0, 0), 3, (1.0,) * 3)[0, 2])
+    assert p.surface_area[0] == pytest.approx(4 * np.pi * 9, rel=0.03) and p.sphericity[0] == pytest.approx(1.0, abs=0.03)
+    with pytest.raises(InputError, match="`area_method`"):
+        particles(ball, area_method="faces")
