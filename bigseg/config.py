@@ -44,7 +44,7 @@ DEFAULTS: dict[str, Any] = {
     "predict": {"model": "default", "patch": None, "overlap": 0.5, "blend": "gaussian",
                 "sigma_scale": 0.125, "tta": False, "probabilities": False, "batch_size": None,
                 "autocast": "auto", "temporal": 0},
-    "measure": {"interfaces": "faces", "particles": True, "phase": "active", "split": True, "max_diameter": 40,
+    "measure": {"interfaces": "crofton", "particles": True, "phase": "active", "split": True, "max_diameter": 40,
                 "particle_labels": False, "profile": "z", "profile_step": 1, "shells": None, "tortuosity": None,
                 "connectivity": "z", "thickness": None, "rve": False, "radial_step": 4},
     # null: deploy/slurm.yaml's value (a key set here, to any value, overrides it; queue/account "": none)

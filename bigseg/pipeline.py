@@ -322,7 +322,7 @@ class Pipeline:
                   "a marching-cubes mesh")]
         for key, value, least, what in needs:
             if value and min(zyx) < least:
-                raise ConfigError(f"Expected `{key}` off (null/false{', or faces' if key == 'measure.interfaces' else ''}) "
+                raise ConfigError(f"Expected `{key}` off (null/false{', crofton or faces' if key == 'measure.interfaces' else ''}) "
                                   f"for a scan of shape {zyx}: {what} needs at least {least} voxels along every "
                                   f"axis. Got {value!r} instead.")
 
