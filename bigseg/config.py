@@ -45,6 +45,7 @@ DEFAULTS: dict[str, Any] = {
                 "sigma_scale": 0.125, "tta": False, "probabilities": False, "batch_size": None,
                 "autocast": "auto", "temporal": 0},
     "measure": {"interfaces": "crofton", "particles": True, "phase": "active", "split": True, "max_diameter": 40,
+                "particle_area": "crofton",
                 "particle_labels": False, "profile": "z", "profile_step": 1, "shells": None, "tortuosity": None,
                 "connectivity": "z", "thickness": None, "rve": False, "radial_step": 4},
     # null: deploy/slurm.yaml's value (a key set here, to any value, overrides it; queue/account "": none)
@@ -204,6 +205,8 @@ def _validate(cfg: dict[str, Any]) -> None:
     _check("measure.phase", isinstance(cfg["measure"]["phase"], str) and bool(cfg["measure"]["phase"]),
            "to be a phase name", cfg["measure"]["phase"])
     _check("measure.split", isinstance(cfg["measure"]["split"], bool), "to be true or false", cfg["measure"]["split"])
+    _check("measure.particle_area", cfg["measure"]["particle_area"] in ("crofton", "marching_cubes"),
+           "to be 'crofton' or 'marching_cubes'", cfg["measure"]["particle_area"])
     _check("measure.particle_labels", isinstance(cfg["measure"]["particle_labels"], bool), "to be true or false",
            cfg["measure"]["particle_labels"])
     _check("measure.max_diameter", _is_pos_int(cfg["measure"]["max_diameter"]), "to be a positive integer (voxels)",

@@ -594,7 +594,8 @@ class Pipeline:
             # with particle_labels, labels/particles (value = the table's id; a series: its track)
             # comes from the same split
             table = measure.particles(labels, phase=m["phase"], intensity=vol, split=m["split"],
-                                      max_diameter=m["max_diameter"], progress=True, overwrite=True,
+                                      max_diameter=m["max_diameter"], area_method=m["particle_area"],
+                                      progress=True, overwrite=True,
                                       labels_to=image / "labels" / "particles" if m["particle_labels"] else None)
             table.to_csv(out / "particles.csv", index=False)
         timings["measure"] = time.perf_counter() - t

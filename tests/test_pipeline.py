@@ -53,6 +53,7 @@ def test_pipeline_threshold_then_resume(tmp_path, scan, bigseg_cli):
     assert f"area [{u_area}]" in page and f"area per volume [{u_spec}]" in page and "<th>IoU</th>" in page
     assert f"<td>{area * f_area:.4g}</td><td>{per_volume * f_spec:.4g}</td>" in page
     assert "area method: crofton</p>" in page  # the areas to quote (faces read +30-60 %)
+    assert table.attrs["surface_area_method"] == "crofton"
     np.testing.assert_allclose(m.area.values, bigseg.measure.interfaces(labels, method="crofton").area.values)
     # the through-thickness profile (default along z): per slice, its voxel-weighted mean the fraction
     prof = res.metrics["volume_fraction_profile"]
