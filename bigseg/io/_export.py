@@ -45,7 +45,7 @@ from ..runtime._lock import make_folder
 from ..runtime._progress import compute
 from ._calibration import convert_length, imagej_unit, normalise_unit, ome_tiff_unit
 from ._omezarr import _check_dest, writing
-from ._volume import as_volume, origin_voxels
+from ._volume import as_volume, origin_voxels, time_unit
 
 __all__ = ["export"]
 
@@ -53,6 +53,10 @@ FORMATS = ("tiff-slices", "tiff", "hdf5", "npy")
 _SUFFIXES = {".tif": "tiff", ".tiff": "tiff", ".h5": "hdf5", ".hdf5": "hdf5", ".npy": "npy"}
 _IMAGEJ_DTYPES = (np.uint8, np.uint16, np.float32)
 SLAB_BYTES = 256 * 2**20  # a slab larger than this is cut into fewer planes
+#: a series' time unit as OME-TIFF's DeltaTUnit spells it (units OME has no symbol for: none written)
+_OME_TIME_UNITS = {**{u: u for u in ("s", "ms", "µs", "ns", "min", "h", "d")}, "sec": "s", "second": "s",
+                   "seconds": "s", "minute": "min", "minutes": "min", "hour": "h", "hours": "h", "hr": "h",
+                   "day": "d", "days": "d", "us": "µs"}
 
 
 def _format(dest: Path, fmt: str | None) -> str:
@@ -148,6 +152,9 @@ def _write_tiff(vol: xr.DataArray, tmp: Path, vs: tuple[float, ...] | None, unit
     per_t = int(np.prod([n for d, n in vol.sizes.items() if d not in ("t", "y", "x")]))
     if "t" in vol.dims and "t" in vol.coords:  # a series' times: each plane's OME DeltaT (pages in t, z order)
         meta["Plane"] = {"DeltaT": np.repeat(np.asarray(vol.coords["t"].values, np.float64), per_t).tolist()}
+        t_unit = _OME_TIME_UNITS.get(time_unit(vol.coords["t"]))
+        if t_unit:  # a unit OME knows (else none: OME readers would take seconds)
+            meta["Plane"]["DeltaTUnit"] = [t_unit] * planes
     first = origin_voxels(vol)
     if vs is not None and any(first):  # a box cut from a scan: each plane's position in it
         z = (first[0] + np.arange(planes) % vol.sizes["z"]) * vs[0]
@@ -181,8 +188,10 @@ def _write_hdf5(vol: xr.DataArray, tmp: Path, vs: tuple[float, ...] | None, unit
         first = origin_voxels(vol)
         if any(first):  # a box cut from a scan: where it lies, in voxels (ingest puts it back there)
             ds.attrs["origin_voxels"] = np.asarray(first, np.float64)
-        if "t" in vol.dims and "t" in vol.coords:  # a series' times, read back by ingest
+        if "t" in vol.dims and "t" in vol.coords:  # a series' times (and their unit), read back by ingest
             ds.attrs["times"] = np.asarray(vol.coords["t"].values, np.float64)
+            if time_unit(vol.coords["t"]):
+                ds.attrs["time_unit"] = time_unit(vol.coords["t"])
         for index, block in _slabs(vol):
             t, z = index[:-1], index[-1]
             ds[t + (slice(z, z + len(block)),)] = block

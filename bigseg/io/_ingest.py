@@ -519,16 +519,17 @@ def _stated_origin(reader: Any) -> Any:
     return None
 
 
-def _stated_times(reader: Any) -> np.ndarray | None:
-    """The times a series file states, as :func:`bigseg.export` writes them: an HDF5 dataset's
-    ``times`` attribute, an OME-TIFF's per-plane ``DeltaT`` (that of each time point's first
-    plane); None when it states none."""
+def _stated_times(reader: Any) -> tuple[np.ndarray | None, str]:
+    """The times a series file states and their unit, as :func:`bigseg.export` writes them: an
+    HDF5 dataset's ``times`` and ``time_unit`` attributes, an OME-TIFF's per-plane ``DeltaT``
+    and ``DeltaTUnit`` (those of each time point's first plane); None and "" when it states
+    none."""
     if isinstance(reader, Hdf5Reader):
-        t = _hdf5_attr(reader, "times")
-        return None if t is None else np.asarray(t, np.float64)
+        t, u = _hdf5_attr(reader, "times"), _hdf5_attr(reader, "time_unit")
+        return (None if t is None else np.asarray(t, np.float64)), ("" if u is None else str(u))
     if isinstance(reader, MultiPageTiffReader):
         return _ome_tiff_times(reader.path)
-    return None
+    return None, ""
 
 
 def _hdf5_attr(reader: Hdf5Reader, key: str) -> Any:
@@ -539,7 +540,7 @@ def _hdf5_attr(reader: Hdf5Reader, key: str) -> Any:
         return f[reader.dataset].attrs.get(key)
 
 
-def _ome_tiff_times(path: str) -> np.ndarray | None:
+def _ome_tiff_times(path: str) -> tuple[np.ndarray | None, str]:
     import xml.etree.ElementTree as ET
 
     import tifffile
@@ -547,12 +548,13 @@ def _ome_tiff_times(path: str) -> np.ndarray | None:
     with tifffile.TiffFile(path) as tif:
         xml = tif.ome_metadata
     if not xml:
-        return None
+        return None, ""
     try:
         root = ET.fromstring(xml)
     except ET.ParseError:
-        return None
+        return None, ""
     by_t: dict[int, float] = {}
+    unit = ""  # only as the file says it (bigseg wrote none before; OME would read seconds)
     for plane in root.iter():
         if plane.tag.rsplit("}", 1)[-1] != "Plane" or "DeltaT" not in plane.attrib:
             continue
@@ -560,10 +562,11 @@ def _ome_tiff_times(path: str) -> np.ndarray | None:
             try:
                 by_t[int(plane.attrib.get("TheT", "0"))] = float(plane.attrib["DeltaT"])
             except ValueError:
-                return None
+                return None, ""
+            unit = unit or plane.attrib.get("DeltaTUnit", "")
     if not by_t or sorted(by_t) != list(range(len(by_t))):
-        return None
-    return np.asarray([by_t[i] for i in range(len(by_t))], np.float64)
+        return None, ""
+    return np.asarray([by_t[i] for i in range(len(by_t))], np.float64), unit
 
 
 def open_source(source: str | os.PathLike, *, chunks: Any = 128, dataset: str | None = None,
@@ -650,9 +653,9 @@ def _read_volume(source: Any, *, chunks: Any, vs: Any, unit: str | None, dataset
         vs3 = parse_voxel_size(cal[0])
         vol = make_volume(arr, voxel_size=vs3, unit=cal[1],
                           origin=None if at is None else [float(o) * v for o, v in zip(at, vs3)])
-        times = _stated_times(reader) if len(reader.shape) == 4 else None
+        times, t_unit = _stated_times(reader) if len(reader.shape) == 4 else (None, "")
         if times is not None and len(times) == vol.sizes["t"] and np.all(np.diff(times) > 0):  # as bigseg exports
-            vol = vol.assign_coords(t=times)
+            vol = vol.assign_coords(t=("t", times, {"units": t_unit} if t_unit else {}))
     is_raw = isinstance(reader, MemmapReader) and not reader.npy
     if dtype is not None and not is_raw:  # for raw files `dtype` describes the file itself
         target = parse_dtype("dtype", dtype)

@@ -65,6 +65,18 @@ def test_series_and_labels(tmp_path, odd_volume):
     back = bigseg.ingest(tmp_path / "timed.tif", tmp_path / "timed_tif.ome.zarr", progress=False)
     np.testing.assert_array_equal(back.t.values, [0.0, 45.0])
     np.testing.assert_array_equal(back.values, series)
+    assert "units" not in back.t.attrs  # no unit stated: none read (OME would say seconds)
+    # the times' unit too (it was dropped): HDF5 `time_unit`, OME-TIFF DeltaTUnit where OME has one
+    minutes = vol.assign_coords(t=("t", [0.0, 45.0], {"units": "min"}))
+    cycles = vol.assign_coords(t=("t", [1.0, 2.0], {"units": "cycle"}))
+    for src, name, want in ((minutes, "m.h5", "min"), (minutes, "m.tif", "min"), (cycles, "c.h5", "cycle"),
+                            (cycles, "c.tif", None)):
+        bigseg.export(src, tmp_path / name, progress=False)
+        back = bigseg.ingest(tmp_path / name, tmp_path / f"{name}.ome.zarr", progress=False)
+        assert back.t.attrs.get("units") == want, name
+        assert bigseg.open_volume(tmp_path / f"{name}.ome.zarr").t.attrs.get("units") == want, name
+    with tifffile.TiffFile(tmp_path / "m.tif") as tif:
+        assert 'DeltaTUnit="min"' in tif.ome_metadata
     with pytest.raises(InputError, match="series of shape .*isel"):
         bigseg.export(vol, tmp_path / "folder", progress=False)
     labels = make_volume(da.from_array((odd_volume % 3).astype(np.uint8), chunks=16), voxel_size=VS, unit="nm",
