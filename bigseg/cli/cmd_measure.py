@@ -41,6 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="write one row per particle of --particle-phase (size, shape, contacts, detachment) to CSV, "
                         "and its histograms beside it (same name, .png)")
     p.add_argument("--particle-phase", default=None, help="phase of the particles (default active)")
+    p.add_argument("--particle-area", default=None, choices=["marching_cubes", "crofton"],
+                   help="particles' surface area: smoothed marching cubes (default; NaN for particles under ~5 "
+                        "voxels in radius) or crofton (13 directions, within a few %% from a radius of 3)")
     p.add_argument("--particle-labels", default=None, metavar="NAME",
                    help="also write the particles' instance labels into the image as labels/NAME (value = the id "
                         "of the --particles table; for a series its track), e.g. to check the split in napari")
@@ -312,6 +315,7 @@ def _write_particle_labels(labels, args: argparse.Namespace, phases) -> Path:
 #: and their values when not given
 _NEEDS = {"profile_step": (("profile",), 1), "particle_phase": (("particles", "particle_labels"), "active"),
           "no_split": (("particles", "particle_labels"), False), "intensity": (("particles",), None),
+          "particle_area": (("particles",), "marching_cubes"),
           "fov": (("tortuosity", "radial"), None),
           "max_diameter": (("particles", "particle_labels", "thickness"), 40)}
 
@@ -389,7 +393,7 @@ def run(args: argparse.Namespace) -> int:
         target = _particle_labels_target(labels, args) if args.particle_labels else None
         table = (measure.particles(labels, phase=args.particle_phase, intensity=intensity, split=not args.no_split,
                                    max_diameter=args.max_diameter, phases=phases, progress=args.progress,
-                                   labels_to=target)  # the instance labels from the same split
+                                   labels_to=target, area_method=args.particle_area)  # ids from the same split
                  if args.particles else None)
         if args.particle_labels and table is None:
             _write_particle_labels(labels, args, phases)

@@ -85,6 +85,11 @@ def test_cli_measure_particles_shells_tortuosity(tmp_path, capsys):
     ref = particles(vol, max_diameter=20)
     np.testing.assert_array_equal(table.voxels, ref.voxels)
     np.testing.assert_allclose(table.mean_intensity, 1.0)  # active voxels hold 2 * 0.5
+    np.testing.assert_allclose(table.surface_area, ref.surface_area, equal_nan=True)  # marching cubes by default
+    assert main(["measure", str(image), "--particles", str(tmp_path / "c.csv"), "--max-diameter", "20",
+                 "--particle-area", "crofton", "--no-progress"]) == 0
+    np.testing.assert_allclose(pd.read_csv(tmp_path / "c.csv").surface_area,
+                               particles(vol, max_diameter=20, area_method="crofton").surface_area, equal_nan=True)
     assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
     ds = xr.open_dataset(nc, engine="h5netcdf").load()
     np.testing.assert_allclose(ds.shell_fraction.values, shells(vol, around="active", of="cbd", max_distance=4).values)
