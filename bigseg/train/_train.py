@@ -356,8 +356,8 @@ def train(
     resume : go on with the run whose ``checkpoint_dir`` this is, stopped after some epoch (a
         job's wall time, ``max_minutes``, a crash): the weights, optimiser moments, learning
         rate, history, best weights, early-stopping count and random generators are taken up,
-        so the model is the one the run would have made without stopping (on the same device
-        and precision, bit for bit). Needs the same data and settings (refused, naming the
+        so the model is the one the run would have made without stopping (bit for bit on the
+        CPU; on a GPU up to its nondeterministic kernels). Needs the same data and settings (refused, naming the
         first that differs; ``epochs`` is the total to reach; ``patience``, ``max_minutes``,
         ``device`` and ``amp`` may change)
     seed : seeds patch sampling, augmentation and initialisation
