@@ -37,6 +37,8 @@ DEFAULTS: dict[str, Any] = {
     "voxel_size": None,
     "unit": None,  # the source's (OME-Zarr, OME-TIFF, ImageJ TIFF, HDF5), else nm
     "crop": None,  # a box of the source to keep, "z0:z1,y0:y1,x0:x1" (see bigseg.ingest)
+    "times": None,  # a list of scans: the time of each (see bigseg.ingest), default 0, 1, 2, ...
+    "time_unit": None,  # a series' times' unit, e.g. min (see bigseg.ingest)
     "fov": None,  # the reconstruction's field of view: auto, cylinder or "cy,cx,r" (see bigseg.io.fov_mask)
     "fov_margin": 0,  # voxels to shrink the field of view by (a rim of ring artefacts)
     "levels": 1,  # OME-Zarr pyramid levels of the image and the segmentation (level k: 2**k smaller), for viewers
@@ -114,6 +116,12 @@ def _validate(cfg: dict[str, Any]) -> None:
            "to be a length unit such as nm or um, or null (the source's)", cfg["unit"])
     _check("crop", cfg["crop"] is None or isinstance(cfg["crop"], (str, list, tuple)),
            "to be ranges such as '100:900,:,64:960', or null", cfg["crop"])
+    ti = cfg["times"]
+    _check("times", ti is None or (isinstance(ti, (list, tuple)) and len(ti) > 0 and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) < float("inf") for v in ti)),
+        "to be a list of numbers, one per scan (or null)", ti)
+    tu = cfg["time_unit"]
+    _check("time_unit", tu is None or (isinstance(tu, str) and bool(tu.strip())), "to be a unit such as 'min' (or null)", tu)
     if cfg["fov"] is not None:
         from .io._fov import FOV_HELP, parse_fov
 

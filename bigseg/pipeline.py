@@ -102,7 +102,8 @@ class Pipeline:
         cfg = self.config
         if isinstance(source, (str, os.PathLike, list, tuple)):  # a list: the scans of an operando series
             return ingest(source, image, chunks=cfg.chunks, voxel_size=cfg.voxel_size, unit=cfg.unit,
-                          crop=cfg.crop, levels=cfg.levels, overwrite=True, resume_key=key)
+                          crop=cfg.crop, levels=cfg.levels, overwrite=True, resume_key=key,
+                          times=cfg.times, time_unit=cfg.time_unit)
         if cfg.crop is not None or cfg.voxel_size is not None or cfg.unit is not None:
             from .io import as_volume
             from .io._ingest import calibrated
@@ -127,7 +128,10 @@ class Pipeline:
                else [path_stamp(x) for x in source] if isinstance(source, (list, tuple)) else tokenize(source))
         ingest = json.dumps({"source": src, "chunks": cfg.chunks, "voxel_size": cfg.voxel_size, "unit": cfg.unit,
                              "crop": cfg.crop, "align": cfg.filters["align"],
-                             **({"levels": cfg.levels} if cfg.levels != 1 else {})}, sort_keys=True, default=str)
+                             **({"levels": cfg.levels} if cfg.levels != 1 else {}),
+                             **({"times": list(cfg.times)} if cfg.times is not None else {}),
+                             **({"time_unit": cfg.time_unit} if cfg.time_unit is not None else {})},
+                            sort_keys=True, default=str)
         predict = {k: v for k, v in cfg.predict.items() if k != "temporal" or v}  # keys of runs made before it
         weights = getattr(self, "_model_key", None)  # a model's weights (set by _check_model; none: a baseline's)
         segment = json.dumps({"ingest": ingest, "filters": cfg.filters, "predict": predict,
@@ -263,6 +267,7 @@ class Pipeline:
                              f"Got shape {shape} instead.")
         self._check_temporal(shape)
         self._check_crop_and_truth(shape, truth)
+        self._check_times(source)
         _check_dest(source, dest)
         if truth is not None:  # its values (one pass), not only its shape: before the hours of segmentation
             from .measure._metrics import check_labels
@@ -278,6 +283,14 @@ class Pipeline:
             elif not made:
                 _flag_earlier_report(Path(dest))
             raise
+
+    def _check_times(self, source: Any) -> None:
+        """``times``/``time_unit`` name what paths of scans do not say; an array says its own."""
+        cfg = self.config
+        if (cfg.times is not None or cfg.time_unit is not None) and not isinstance(source, (str, os.PathLike, list, tuple)):
+            raise ConfigError(f"Expected `times` and `time_unit` only for paths of scans (an array's t coordinate "
+                              f"holds its times, its attrs['units'] their unit). Got times={cfg.times!r}, "
+                              f"time_unit={cfg.time_unit!r} with an array.")
 
     def _check_temporal(self, shape: tuple[int, ...] | None) -> None:
         """``predict.temporal`` needs a series: refused for a single scan before any work."""

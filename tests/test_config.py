@@ -78,6 +78,8 @@ def test_defaults_yaml_env_keywords_precedence(tmp_path):
         ("filters: {unsharp: {axes: 4d}}", "`filters.unsharp.axes` to be '3d' or '2d'. Got '4d'"),
         ("predict: {model: 5}", "`predict.model` to be 'default'.*Got 5"),
         ("predict: {model: null}", "`predict.model` to be 'default'.*Got None"),
+        ("times: [0, a]", "`times` to be a list of numbers, one per scan"),
+        ("time_unit: ''", "`time_unit` to be a unit such as 'min'"),
         ("measure: {particle_area: faces}", "`measure.particle_area` to be 'crofton' or 'marching_cubes'. Got 'faces'"),
         ("measure: {interfaces: mesh}", "`measure.interfaces` to be 'faces', 'marching_cubes' or 'crofton'. Got 'mesh'"),
         # a file that is no YAML: where and what, on one line (YAML's own text spans five)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..errors import InputError
 from ._common import (add_pipeline_args, add_progress_args, open_label_image, parse_triple, pipeline_config,
                       refuse_label_image, refuse_replacing, say_if_uncalibrated)
 
@@ -21,6 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--voxel-size", default=None, help="voxel edge, or z,y,x, in --unit (default: the source's)")
     p.add_argument("--unit", default=None, help="length unit (default: the source's, else nm)")
     p.add_argument("--crop", default=None, help="keep only this box of the source: z0:z1,y0:y1,x0:x1")
+    p.add_argument("--times", default=None,
+                   help="several scans: the time (cycle, state of charge...) of each, comma separated (default 0,1,2...)")
+    p.add_argument("--time-unit", default=None, help="the unit of the scans' times, e.g. s, min, h or cycle")
     p.add_argument("--truth", default=None,
                    help="reference labels: an OME-Zarr label image (ref.ome.zarr/labels/truth, or an image holding one "
                         "called truth), or a TIFF/HDF5/.npy label stack: adds IoU/Dice scores")
@@ -55,7 +59,14 @@ def run(args: argparse.Namespace) -> int:
     refuse_replacing(args.out, args.source, "--out")  # a run folder inside the input store would change it
     for src in args.source:
         refuse_label_image(src, "source", instead="run the pipeline on the image it labels")
+    times = None
+    if args.times:
+        try:
+            times = [float(v) for v in args.times.split(",")]
+        except ValueError:
+            raise InputError(f"Expected `--times` to be comma-separated numbers. Got {args.times!r} instead.") from None
     cfg, cluster = pipeline_config(args, voxel_size=parse_triple(args.voxel_size, option="--voxel-size"), unit=args.unit, crop=args.crop,
+                                   times=times, time_unit=args.time_unit,
                                    **({"measure": {"particle_labels": True}} if args.particle_labels else {}),
                                    **({"predict": {"temporal": args.temporal}} if args.temporal is not None else {}))
     source = args.source if len(args.source) > 1 else args.source[0]

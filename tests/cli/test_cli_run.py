@@ -186,3 +186,24 @@ def test_a_configuration_may_run_in_this_process(tmp_path):
     assert main(["run", str(tmp_path / "scan.npy"), "--out", str(tmp_path / "r"), "--config", str(tmp_path / "c.yaml"),
                  "--no-progress"]) == 0
     assert json.loads((tmp_path / "r" / "run.json").read_text())["computed_on"]["scheduler"] == "threads in this process"
+
+
+def test_run_on_scans_takes_their_times_and_unit(tmp_path, capsys):
+    """`bigseg run A B C` made a series timed 0, 1, 2 with no unit (ingest --times first was the
+    only way)."""
+    img = bigseg.synth.xct(bigseg.synth.series((10, 24, 24), steps=3, seed=1), seed=1).values
+    paths = []
+    for i in range(3):
+        paths.append(str(tmp_path / f"scan_{i}.npy"))
+        np.save(paths[-1], img[i])
+    args = ["run", *paths, "--model", "threshold", "--no-progress", "--voxel-size", "50"]
+    assert main([*args, "--out", str(tmp_path / "run"), "--times", "0,30,60", "--time-unit", "min"]) == 0
+    vol = bigseg.open_volume(tmp_path / "run" / "image.ome.zarr")
+    np.testing.assert_array_equal(vol.t.values, [0, 30, 60])
+    assert vol.t.attrs["units"] == "min" and "t = 60 min" in (tmp_path / "run" / "report.html").read_text()
+    capsys.readouterr()
+    assert main([*args, "--out", str(tmp_path / "bad"), "--times", "0,a,60"]) == 2
+    assert "Expected `--times` to be comma-separated numbers. Got '0,a,60'" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="Expected `times` and `time_unit` only for paths of scans"):
+        bigseg.Pipeline(predict={"model": "threshold"}, time_unit="min").run(img, tmp_path / "arr", progress=False)
+    assert not (tmp_path / "bad").exists() and not (tmp_path / "arr").exists()  # refused before any work
