@@ -710,6 +710,14 @@ def _number(name: str, value: Any) -> float:
         raise InputError(f"Expected `{name}` to hold numbers. Got {value!r} instead.") from None
 
 
+def _states_none(source: Any) -> bool:
+    """Whether a file scan states no voxel size (read as 1 nm); False where that cannot be told."""
+    try:
+        return _calibration(read_source(source)) is None
+    except Exception:  # noqa: BLE001  (another kind of source: said as read)
+        return False
+
+
 def _stack_scans(vols: list[xr.DataArray], sources: list[Any], times: Any) -> xr.DataArray:
     """Scans of one operando experiment, in order, as a (t, z, y, x) series."""
     if len(vols) > 1 and all(v.ndim == 3 and v.shape[0] == 1 for v in vols):
@@ -727,8 +735,9 @@ def _stack_scans(vols: list[xr.DataArray], sources: list[Any], times: Any) -> xr
             (tuple(vols[0].attrs.get("voxel_size", ())), vols[0].attrs.get("unit"))
         same = convert_length(calib[0], str(calib[1]), str(first[1])) if calib[1] != first[1] else calib[0]
         if same is None or not np.allclose(same, first[0], rtol=1e-9):  # one grid: other voxel sizes are refused
+            got = ("none" if calib[0] == (1.0, 1.0, 1.0) and _states_none(src) else f"{calib[0]} {calib[1]}")
             raise InputError(f"Expected every scan in `source` to state the first one's voxel size {first[0]} {first[1]}. "
-                             f"Got {calib[0]} {calib[1]} for {os.fspath(src)!r} instead: pass `voxel_size` (command "
+                             f"Got {got} for {os.fspath(src)!r} instead: pass `voxel_size` (command "
                              "line: --voxel-size) if they are one grid.")
     if times is None:
         t = np.arange(len(vols))

@@ -478,6 +478,8 @@ def test_scans_of_an_operando_experiment_become_one_series(tmp_path, odd_volume,
         bigseg.ingest([scans[0], tmp_path / "um.h5"], tmp_path / "x.ome.zarr", progress=False)
     with pytest.raises(InputError, match="voxel size"):
         bigseg.ingest([tmp_path / "um.h5", tmp_path / "nm.h5"], tmp_path / "x.ome.zarr", progress=False)
+    with pytest.raises(InputError, match=r"voxel size \(0.05, 0.05, 0.05\) um. Got none for "):  # was "(1.0, 1.0, 1.0) nm"
+        bigseg.ingest([tmp_path / "um.h5", scans[0]], tmp_path / "x.ome.zarr", progress=False)
     same = bigseg.ingest([tmp_path / "um.h5", tmp_path / "um.h5"], tmp_path / "y.ome.zarr", unit="nm", progress=False)
     assert same.attrs["voxel_size"] == pytest.approx((50, 50, 50)) and not np.isnan(same.values).any()
     mixed = bigseg.ingest([scans[0], tmp_path / "nm.h5"], tmp_path / "z.ome.zarr", voxel_size=40, unit="nm", progress=False)
