@@ -162,8 +162,8 @@ class Pipeline:
         aligned = filters.align(raw, progress=True)
         save_volume(aligned, image, chunks=self.config.chunks, levels=self.config.levels, overwrite=True,
                     resume_key=json.dumps({"aligned": key, "shifts": aligned.attrs["shifts"]}, default=str))
-        record.write_text(json.dumps({"reference": 0, "shifts": aligned.attrs["shifts"], "crop": aligned.attrs["crop"]},
-                                     indent=1))
+        write_text(record, json.dumps({"reference": 0, "shifts": aligned.attrs["shifts"], "crop": aligned.attrs["crop"]},
+                                      indent=1))
         return open_volume(image), aligned.attrs["shifts"]
 
     def _filter(self, vol: xr.DataArray) -> xr.DataArray:
@@ -610,7 +610,8 @@ class Pipeline:
                                       max_diameter=m["max_diameter"], area_method=m["particle_area"],
                                       progress=True, overwrite=True,
                                       labels_to=image / "labels" / "particles" if m["particle_labels"] else None)
-            table.to_csv(out / "particles.csv", index=False)
+            with replacing(out / "particles.csv") as tmp:  # whole or not at all, as every output of a run
+                table.to_csv(tmp, index=False)
         timings["measure"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -642,7 +643,8 @@ class Pipeline:
             figures.append(str(out / "thickness.png"))
         if "t" in metrics.dims:  # an operando series: every measurement over time, as a table and curves
             changes = measure.transitions(labels, progress=True) if labels.sizes["t"] > 1 else None
-            measure.evolution(metrics, table, changes).to_csv(out / "evolution.csv")
+            with replacing(out / "evolution.csv") as tmp:
+                measure.evolution(metrics, table, changes).to_csv(tmp)
             series_figure(metrics, table, transitions=changes, path=out / "evolution.png", title="over time")
             figures.append(str(out / "evolution.png"))
             timeslices(vol, labels, path=out / "slices_over_time.png", title="segmentation over time")
@@ -840,7 +842,8 @@ def _watch_evolution(out: Path, ledger: dict[str, dict[str, Any]]) -> None:
     table = pd.concat(tables, ignore_index=True) if len(tables) == len(done) else None
     ev = measure.evolution(ds, table)
     ev.insert(0, "scan", done)
-    ev.to_csv(out / "evolution.csv")
+    with replacing(out / "evolution.csv") as tmp:
+        ev.to_csv(tmp)
     series_figure(ds, table, path=out / "evolution.png", title=f"{len(done)} scans in name order")
 
 

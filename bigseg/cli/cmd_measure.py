@@ -408,7 +408,7 @@ def run(args: argparse.Namespace) -> int:
         with replacing(args.particles) as tmp:  # whole or not at all (as every output below)
             table.to_csv(tmp, index=False)
         png = str(Path(args.particles).with_suffix(".png"))
-        last = f" (t = {table['t'].iloc[-1]})" if "t" in table and len(table) else ""
+        last = f" (t = {_when(labels.t)})" if "t" in labels.dims and len(table) else ""  # with the times' unit
         particle_figure(table, path=png, title=f"{args.labels}: {args.particle_phase} particles{last}")
         inside = table[~table.touches_border]
         from ..report._units import quantity_text
