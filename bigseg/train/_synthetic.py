@@ -178,13 +178,12 @@ class _Generator:
         self.calls, self.volumes = int(state["calls"]), int(state["volumes"])
         if state["recipe_rng"] is None:  # no volume made yet
             return
-        self.rng.bit_generator.state = state["recipe_rng"]
-        self.volumes -= 1  # made again, not counted twice
-        if self.calls % self.every:
-            self._new()  # half used: its remaining batches come from it
+        self.rng.bit_generator.state = self.current = state["recipe_rng"]
+        if self.calls % self.every:  # half used: made again (not counted twice), its remaining batches come from it
+            self.volumes -= 1
+            self._new()
         else:  # used up: the next call makes the next one; its recipe is drawn past
             self._recipe()
-            self.volumes += 1
 
     def close(self) -> None:
         """Stop the worker processes at once: volumes made ahead and not used are dropped, and

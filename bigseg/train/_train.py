@@ -110,10 +110,9 @@ def run_settings_key(opts: dict[str, Any], model: Model, **data: Any) -> dict[st
     settings). The device, precision, patience, ``epochs`` and ``max_minutes`` may change."""
     import dataclasses
 
-    init = opts["init"]
+    run = _run_settings(opts)  # as the provenance spells them
     return {"arch": opts["arch"], "arch_kwargs": dict(model.arch_kwargs), "phases": list(model.phases),
-            "patch": list(opts["patch"]), "batch_size": opts["batch_size"], "lr": opts["lr"], "lr_decay": opts["lr_decay"],
-            "seed": opts["seed"], "init": None if init is None else init.checkpoint_key(),
+            "patch": list(opts["patch"]), **{k: run[k] for k in ("batch_size", "lr", "lr_decay", "seed", "init")},
             "augment": dataclasses.asdict(opts["augment"]), **data}
 
 
