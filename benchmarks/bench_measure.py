@@ -33,7 +33,8 @@ from bigseg.io import open_volume
 lab = open_volume({lab!r}); pred = open_volume({pred!r})
 small = lab[:40, :40, :40]
 bm.volume_fractions(small); bm.interfaces(small); bm.scores(small, pred[:40, :40, :40])
-bm.interfaces(small, method="marching_cubes"); bm.summary(small, truth=pred[:40, :40, :40])
+bm.interfaces(small, method="marching_cubes"); bm.interfaces(small, method="crofton")
+bm.summary(small, truth=pred[:40, :40, :40])
 rss_warm = peak_rss_mib()
 def med(f):
     ts = []
@@ -45,13 +46,15 @@ t_if, itf = med(lambda: bm.interfaces(lab))
 t_sc, sc = med(lambda: bm.scores(lab, pred))
 t_sa, ssa = med(lambda: bm.specific_surface_area(lab, method="marching_cubes"))
 t_mc, mc = med(lambda: bm.interfaces(lab, method="marching_cubes"))
+t_cr, cr = med(lambda: bm.interfaces(lab, method="crofton"))
 t_sum, sm = med(lambda: bm.summary(lab, truth=pred))
 assert np.array_equal(sm.faces.values, itf.faces.values) and np.array_equal(sm.iou.values, sc.iou.values)
 print(json.dumps(dict(t_fractions=t_fr, t_faces=t_if, t_scores=t_sc, t_mc_phase_areas=t_sa, t_mc_interfaces=t_mc,
-    t_summary=t_sum, rss_after_warmup_mib=rss_warm,
+    t_crofton_interfaces=t_cr, t_summary=t_sum, rss_after_warmup_mib=rss_warm,
     rss_self_mib=peak_rss_mib(),
     fractions=fr.values.tolist(), faces=itf.faces.values.tolist(), iou=sc.iou.values.tolist(),
-    mc_phase_area=ssa.surface_area.values.tolist(), mc_pair_area=mc.area.values.tolist())))
+    mc_phase_area=ssa.surface_area.values.tolist(), mc_pair_area=mc.area.values.tolist(),
+    crofton_pair_area=cr.area.values.tolist())))
 """
 
 NUMPY = """
@@ -221,6 +224,8 @@ def main() -> None:
     line("MC area, 3 phases (skimage)", "t_mc_phase_areas", "t_mc_phase_areas", "skimage")
     print(f"{'MC interfaces, 6 fields + faces':<34}" + "".join(
         f"{r['voxels'] / r['ours']['t_mc_interfaces'] / 1e6:>14.1f} {'':>10}" for r in rows))
+    print(f"{'Crofton interfaces (13 directions)':<34}" + "".join(
+        f"{r['voxels'] / r['ours']['t_crofton_interfaces'] / 1e6:>14.1f} {'':>10}" for r in rows))
     print(f"{'peak RSS MiB (each case its own)':<34}" + "".join(
         f"{r['ours']['rss_self_mib']:>14.0f} {r['numpy']['rss_self_mib']:>10.0f}" for r in rows))
     print(f"{'  scikit-image peer':<34}" + "".join(
