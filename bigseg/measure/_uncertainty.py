@@ -43,8 +43,9 @@ def spread(results: Sequence[xr.Dataset | xr.DataArray], *, dim: str = "sample")
                          "instead.")
     items = []
     for i, r in enumerate(results):
-        if isinstance(r, xr.DataArray):
-            r = r.to_dataset(name=r.name or "value")
+        if isinstance(r, xr.DataArray):  # its voxel_size/unit/shape describe the whole result
+            r = r.to_dataset(name=r.name or "value").assign_attrs(
+                {k: v for k, v in r.attrs.items() if k not in ("units", "long_name")})
         if not isinstance(r, xr.Dataset):
             raise InputError(f"Expected `results[{i}]` to be an xarray Dataset or DataArray. Got {type(r).__name__} instead.")
         items.append(r)

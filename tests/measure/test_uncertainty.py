@@ -20,6 +20,9 @@ def test_spread_mean_std(labels):
     assert out.attrs["samples"] == 3 and "accuracy_std" in out
     vf = over_samples(volume_fractions, segs)
     assert vf.volume_fraction_std.dims == ("phase",)
+    one = volume_fractions(labels)  # a DataArray's voxel size and shape stay with the spread
+    assert vf.attrs["voxel_size"] == one.attrs["voxel_size"] and vf.attrs["shape"] == one.attrs["shape"]
+    assert "long_name" not in vf.attrs
 
 
 def _toy_perturb(truth, *, ratio, iterations, seed):
