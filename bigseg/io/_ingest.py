@@ -9,10 +9,12 @@ its block. Everything about the source is checked before the first byte is writt
 from __future__ import annotations
 
 import glob as globmod
+import logging
 import os
 import re
 import warnings
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import product
 from pathlib import Path
@@ -171,6 +173,32 @@ class MemmapReader:
         return block.astype(self.dtype.newbyteorder("="), copy=False)
 
 
+class _PageListErrors(logging.Handler):
+    """Collects tifffile's errors about a TIFF's chain of pages (an offset past the end of the
+    file, a corrupted tag list): tifffile logs them and goes on with the pages read so far."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        msg = record.getMessage()
+        if msg.startswith("<tifffile.TiffPages"):
+            self.messages.append(msg.split("> ", 1)[-1])
+
+
+@contextmanager
+def _page_list_errors():
+    """The messages of :class:`_PageListErrors` logged inside the ``with`` block."""
+    handler = _PageListErrors()
+    log = logging.getLogger("tifffile")
+    log.addHandler(handler)
+    try:
+        yield handler.messages
+    finally:
+        log.removeHandler(handler)
+
+
 def _tiff_page_info(path: str) -> tuple[tuple[int, ...], np.dtype, int, int | None, np.dtype]:
     """(page shape, dtype, page count, offset, file dtype) of a TIFF, checking for truncation.
 
@@ -181,11 +209,15 @@ def _tiff_page_info(path: str) -> tuple[tuple[int, ...], np.dtype, int, int | No
 
     try:
         size = os.path.getsize(path)
-        with tifffile.TiffFile(path) as tif:
+        with tifffile.TiffFile(path) as tif, _page_list_errors() as broken:
             pages = tif.pages
             n = len(pages)
             if n == 0:
                 raise VolumeFormatError(f"TIFF file {path!r} has no pages.")
+            if broken:  # tifffile stops at the break and reads the pages before it as the whole file
+                raise VolumeFormatError(f"TIFF file {path!r} is truncated or damaged: its list of pages breaks after "
+                                        f"page {n - 1} ({broken[0]}), so {n} of its pages could be read. Copy the "
+                                        "file again from its source.")
             first = pages[0]
             if getattr(first, "samplesperpixel", 1) > 1:  # colour: (y, x, 3) would read as a volume 3 voxels deep
                 raise InputError(f"Expected `source` to hold grey values. Got {path!r}, a colour TIFF ("

@@ -311,6 +311,19 @@ def test_truncated_tiff(tmp_path, odd_volume):
     _nothing_written(tmp_path)
 
 
+@pytest.mark.parametrize("metadata", [None, {}], ids=["plain", "shaped"])
+def test_truncated_multipage_tiff(tmp_path, odd_volume, metadata):
+    """A multi-page file cut short: tifffile logs the broken page list and reads the first page
+    as the whole file (a volume one slice deep); the shaped description still states them all."""
+    tifffile.imwrite(tmp_path / "scan.tif", odd_volume, metadata=metadata)
+    data = (tmp_path / "scan.tif").read_bytes()
+    (tmp_path / "cut.tif").write_bytes(data[: len(data) * 6 // 10])
+    with pytest.raises(VolumeFormatError, match=r"'.*cut.tif' is truncated or damaged.*breaks after page \d"):
+        bigseg.ingest(tmp_path / "cut.tif", tmp_path / "out.ome.zarr")
+    assert not (tmp_path / "out.ome.zarr").exists()
+    assert bigseg.ingest(tmp_path / "scan.tif", tmp_path / "whole.ome.zarr").shape == odd_volume.shape
+
+
 def test_hdf5_without_dataset_lists_present(tmp_path, odd_volume):
     with h5py.File(tmp_path / "scan.h5", "w") as f:
         f.create_dataset("/recon/vol", data=odd_volume)
