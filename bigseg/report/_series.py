@@ -26,6 +26,18 @@ def _whole_tracks(particles: Any):
     return inside[inside["track"].isin(keep)] if len(keep) and steps > 1 else None
 
 
+def _legend_above(ax: Any, *, ncols: int = 3, fontsize: float = 8, room: float = 0.35, axes: tuple = ()) -> None:
+    """One legend (over ``ax`` and the twin ``axes``) at the top, in ``room`` (a share of the
+    y range) added above the curves of each, so that it covers none of their points."""
+    handles, labels = [], []
+    for a in (ax, *axes):
+        lo, hi = a.get_ylim()
+        a.set_ylim(lo, hi + room * (hi - lo))
+        h, lab = a.get_legend_handles_labels()
+        handles, labels = handles + h, labels + lab
+    (axes[-1] if axes else ax).legend(handles, labels, fontsize=fontsize, ncols=ncols, loc="upper center")
+
+
 def series_figure(metrics: Any, particles: Any = None, *, transitions: Any = None,
                   path: str | os.PathLike | None = None, title: str | None = None, dpi: int = 110):
     """Curves over ``t`` of :func:`bigseg.measure.evolution` (``metrics`` from
@@ -35,8 +47,8 @@ def series_figure(metrics: Any, particles: Any = None, *, transitions: Any = Non
     contact), the detachment of every particle tracked inside the volume through all steps
     (``track``), each phase's percolating share (with :func:`bigseg.measure.connectivity` in the
     metrics) and, with ``transitions`` (:func:`bigseg.measure.transitions`), the volume that
-    changed from one phase to another since the step before (line in the first phase's colour,
-    markers in the second's), in the fixed phase colours. Returns the Figure (closed when ``path`` is given).
+    changed from one phase to another since the step before (a pair's line in the first phase's
+    colour, its markers in the second's and dashed by the second), in the fixed phase colours. Returns the Figure (closed when ``path`` is given).
     """
     plt = pyplot(path)
     from matplotlib.ticker import MaxNLocator
@@ -50,6 +62,7 @@ def series_figure(metrics: Any, particles: Any = None, *, transitions: Any = Non
     colour = {p: tuple(v / 255 for v in phase_colour(p, i)[:3]) for i, p in enumerate(phases)}
     full = _whole_tracks(particles)
     changes = [(a, b) for a in phases for b in phases if a != b and f"{a}_to_{b}" in ev]
+    dashes = {p: ("-", "--", ":", "-.")[i % 4] for i, p in enumerate(phases)}  # a pair's second phase, as its markers
     panels = (["fractions", "areas"] + (["changes"] if changes else []) + (["iou"] if f"iou_{phases[0]}" in ev else [])
               + (["percolating"] if f"percolating_{phases[0]}" in ev else [])
               + (["particles", "contacts"] if "particles" in ev else []) + (["tracks"] if full is not None else []))
@@ -75,7 +88,7 @@ def series_figure(metrics: Any, particles: Any = None, *, transitions: Any = Non
                 ax.plot(t, ev[prefix + p], color=colour[p], label=p, **style)
             ax.set_ylabel(ylabel)
             ax.set_title(name)
-            ax.legend(fontsize=8)
+            _legend_above(ax)
         elif panel == "areas":
             cols = [c for c in ev.columns if c.startswith("specific_area_")]
             scale, shown = readable(ev[cols].to_numpy(), f"1/{unit}")
@@ -83,34 +96,30 @@ def series_figure(metrics: Any, particles: Any = None, *, transitions: Any = Non
                 for b in phases[i + 1:]:
                     if f"specific_area_{a}_{b}" in ev:
                         ax.plot(t, ev[f"specific_area_{a}_{b}"] * scale, color=colour[a], markerfacecolor=colour[b],
-                                markeredgecolor=colour[b], label=f"{a}-{b}", **style)
+                                markeredgecolor=colour[b], linestyle=dashes[b], label=f"{a}-{b}", **style)
             ax.set_ylabel(f"interface area per volume [{shown}]")
             ax.set_title("interfaces")
-            ax.legend(fontsize=8)
+            _legend_above(ax)
         elif panel == "particles":
             ax.plot(t, ev["particles"], color="0.6", label="all", **style)
             ax.plot(t, ev["particles_inside"], color="black", label="inside", **style)
             ax.set_ylabel("particles")
-            ax.set_ylim(0, max(1.0, float(np.nanmax(ev["particles"].to_numpy(float)))) * 1.35)  # room for the legend
+            ax.set_ylim(0, max(1.0, float(np.nanmax(ev["particles"].to_numpy(float)))))
             ax2 = ax.twinx()
             scale, shown = readable(ev["median_equivalent_diameter"].to_numpy(), unit)
             ax2.plot(t, ev["median_equivalent_diameter"] * scale, color=colour.get("active", "C1"), linestyle="--",
                      label="median diameter", **style)
             ax2.set_ylabel(f"median equivalent diameter [{shown}] (dashed)")
-            lo, hi = ax2.get_ylim()
-            ax2.set_ylim(lo, hi + 0.35 * (hi - lo))  # the legend's room above this curve too
-            lines = ax.get_legend_handles_labels()
-            more = ax2.get_legend_handles_labels()  # one legend over both axes, above the curves
-            ax2.legend(lines[0] + more[0], lines[1] + more[1], fontsize=8, loc="upper left", ncols=3)
+            _legend_above(ax, axes=(ax2,))
             ax.set_title("particles")
         elif panel == "changes":
             for a, b in changes:
                 ax.plot(t, ev[f"{a}_to_{b}"], color=colour.get(a, "0.3"), markerfacecolor=colour.get(b, "0.3"),
-                        markeredgecolor=colour.get(b, "0.3"), label=f"{a} → {b}", **style)
+                        markeredgecolor=colour.get(b, "0.3"), linestyle=dashes[b], label=f"{a} → {b}", **style)
             ax.set_ylabel("volume fraction changed since the step before")
             ax.set_title("phase changes")
-            ax.set_ylim(0, ax.get_ylim()[1] * 1.6)  # room above the curves for the legend
-            ax.legend(fontsize=7, ncols=3, loc="upper center")
+            ax.set_ylim(0, ax.get_ylim()[1])
+            _legend_above(ax, fontsize=7, room=0.6)  # two rows
         elif panel == "tracks":
             wide = full.pivot(index="t", columns="track", values="detachment")
             ax.plot(wide.index, wide.to_numpy(), color=colour.get("pore", "black"), alpha=0.25, linewidth=0.8)
@@ -118,7 +127,8 @@ def series_figure(metrics: Any, particles: Any = None, *, transitions: Any = Non
             ax.set_ylabel("detachment (pore contact)")
             ax.set_ylim(0, 1)
             ax.set_title(f"{wide.shape[1]} particle{'' if wide.shape[1] == 1 else 's'} tracked through every step")
-            ax.legend(fontsize=8)
+            _legend_above(ax)
+            ax.set_yticks(np.linspace(0, 1, 6))
         else:
             for c, col, label in (("median_detachment", colour.get("pore", "black"), "pore (detachment)"),
                                   ("median_contact_cbd", colour.get("cbd", "C0"), "cbd"),
@@ -128,7 +138,8 @@ def series_figure(metrics: Any, particles: Any = None, *, transitions: Any = Non
             ax.set_ylabel("median fraction of the surface in contact")
             ax.set_ylim(0, 1)
             ax.set_title("particle contacts")
-            ax.legend(fontsize=8)
+            _legend_above(ax)
+            ax.set_yticks(np.linspace(0, 1, 6))  # a share: no ticks in the legend's room above 1
     if len(t) > 1:  # every panel over all the steps (a panel of changes has none at the first)
         pad = 0.05 * float(t.max() - t.min())
         for ax in axes.ravel()[: len(panels)]:

@@ -78,13 +78,15 @@ def test_evolution_rows_equal_the_measurements_of_each_step(series):
     first = fig.axes[0]
     assert first.get_xlabel() == "scan (time step)"
     assert all(float(v).is_integer() for v in first.get_xticks())  # steps, not 0.5
-    # the particles' legend (over both axes) covers none of the points, the median diameter's
-    # on the right-hand axis included (it had no room above its curve)
+    # no legend covers any of the points (the phases' legend sat on the active curve), the median
+    # diameter's on the particles' right-hand axis included (it had no room above its curve)
     fig.canvas.draw()
+    legends = 0
     for ax in fig.axes:
         legend = ax.get_legend()
-        if legend is None or ax.get_title() not in ("particles", ""):
+        if legend is None:
             continue
+        legends += 1
         box = legend.get_window_extent()
         for other in fig.axes:
             if other.bbox.bounds != ax.bbox.bounds:
@@ -92,6 +94,10 @@ def test_evolution_rows_equal_the_measurements_of_each_step(series):
             for line in other.get_lines():
                 xy = other.transData.transform(np.column_stack(line.get_data()).astype(float))
                 assert not any(box.contains(*pt) for pt in xy), line.get_label()
+    assert legends == 7
+    # the pairs' curves differ by line style too, not by the markers' colour alone
+    styles = {(line.get_color(), line.get_linestyle()) for line in fig.axes[1].get_lines()}
+    assert len(styles) == len(fig.axes[1].get_lines()) == 3
     # with the connectivity in the metrics: each phase's percolating share per step, and its curves
     conn = measure.connectivity(lazy, axis="x")
     with_conn = measure.add_to_metrics(m, connectivity=conn)
