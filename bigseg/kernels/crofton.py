@@ -23,7 +23,7 @@ import functools
 
 import numpy as np
 
-__all__ = ["DIRECTIONS", "crofton_weights", "crofton_areas"]
+__all__ = ["DIRECTIONS", "crofton_weights", "crofton_areas", "crofton_slice_areas"]
 
 #: the 13 directions to half of the 26 neighbours (z, y, x)
 DIRECTIONS = ((1, 0, 0), (0, 1, 0), (0, 0, 1),
@@ -50,6 +50,20 @@ def crofton_weights(spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> tu
     return w, length
 
 
+def _neighbours(ext: np.ndarray, halo_lo: tuple[int, int, int], halo_hi: tuple[int, int, int],
+                d: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(a, b, first)``: the codes of every voxel of the block proper whose neighbour at ``+d``
+    lies in ``ext`` and the codes of those neighbours; ``first`` = the block-relative z index of
+    ``a``'s first plane (``a``'s axis 0 starts there)."""
+    src, dst = [], []
+    for ax in range(3):
+        start, stop = halo_lo[ax], ext.shape[ax] - halo_hi[ax]  # the block proper
+        start, stop = max(start, -d[ax]), min(stop, ext.shape[ax] - d[ax])  # its neighbour inside ext
+        src.append(slice(start, stop))
+        dst.append(slice(start + d[ax], stop + d[ax]))
+    return ext[tuple(src)], ext[tuple(dst)], src[0].start - halo_lo[0]
+
+
 def crofton_areas(ext: np.ndarray, halo_lo: tuple[int, int, int], halo_hi: tuple[int, int, int], k: int,
                   spacing: tuple[float, float, float]) -> np.ndarray:
     """(k, k) symmetric interface areas (physical units²) of the crossings that start at a
@@ -62,17 +76,38 @@ def crofton_areas(ext: np.ndarray, halo_lo: tuple[int, int, int], halo_hi: tuple
     """
     w, length = crofton_weights(tuple(float(s) for s in spacing))
     v = float(np.prod(spacing))
-    shape = ext.shape
     out = np.zeros((k, k), np.float64)
     for d, wd, ld in zip(DIRECTIONS, w, length):
-        src, dst = [], []
-        for a in range(3):
-            start, stop = halo_lo[a], shape[a] - halo_hi[a]  # the block proper
-            start, stop = max(start, -d[a]), min(stop, shape[a] - d[a])  # its neighbour inside ext
-            src.append(slice(start, stop))
-            dst.append(slice(start + d[a], stop + d[a]))
-        a_, b_ = ext[tuple(src)], ext[tuple(dst)]
+        a_, b_, _ = _neighbours(ext, halo_lo, halo_hi, d)
         m = (a_ != b_) & (a_ < k) & (b_ < k)
         counts = np.bincount(a_[m].astype(np.int64) * k + b_[m], minlength=k * k).reshape(k, k)
         out += (counts + counts.T) * (2.0 * wd * v / ld)
+    return out
+
+
+def crofton_slice_areas(ext: np.ndarray, halo_lo: tuple[int, int, int], halo_hi: tuple[int, int, int], k: int,
+                        spacing: tuple[float, float, float], axis: int) -> np.ndarray:
+    """:func:`crofton_areas` slice by slice along ``axis``: ``(n, 2, k, k)`` for the block's
+    ``n`` slices, ``[s, 0]`` the areas of the crossings within slice ``s``, ``[s, 1]`` of those
+    between slices ``s`` and ``s + 1`` (each pair of neighbours once, owned by its voxel lower
+    along ``axis``: ``s + 1`` may lie in the halo). Summed over ``s``, both kinds and the
+    blocks of a volume, the volume's :func:`crofton_areas` (to float rounding; a block's own sum
+    differs where pairs cross its sides, as their owners differ)."""
+    w, length = crofton_weights(tuple(float(s) for s in spacing))
+    v = float(np.prod(spacing))
+    order = (axis,) + tuple(a for a in range(3) if a != axis)  # the slices on axis 0
+    ext = np.transpose(ext, order)
+    halo_lo, halo_hi = tuple(halo_lo[a] for a in order), tuple(halo_hi[a] for a in order)
+    n = ext.shape[0] - halo_lo[0] - halo_hi[0]
+    out = np.zeros((n, 2, k, k), np.float64)
+    for d, wd, ld in zip(DIRECTIONS, w, length):
+        step = tuple(d[a] for a in order)
+        if step[0] < 0:  # the same pairs of neighbours, owned by the lower one along the axis
+            step = tuple(-c for c in step)
+        a_, b_, first = _neighbours(ext, halo_lo, halo_hi, step)
+        m = (a_ != b_) & (a_ < k) & (b_ < k)
+        s_idx = np.broadcast_to((np.arange(a_.shape[0]) + first)[:, None, None], a_.shape)[m]
+        idx = (s_idx.astype(np.int64) * k + a_[m]) * k + b_[m]
+        counts = np.bincount(idx, minlength=n * k * k).reshape(n, k, k)
+        out[:, step[0]] += (counts + counts.transpose(0, 2, 1)) * (2.0 * wd * v / ld)
     return out

@@ -12,6 +12,7 @@ import xarray as xr
 from .._parse import parse_choice, parse_positive_int
 from ..errors import InputError
 from ..io._volume import origin_of
+from ..kernels.crofton import crofton_slice_areas
 from ..kernels.metrics import slice_counts, slice_faces
 from ..runtime._progress import compute
 from ._inputs import Labels, as_labels
@@ -115,12 +116,26 @@ def _faces_block(block: np.ndarray, geom: BlockGeometry, *, axis: int, k: int) -
     return np.concatenate([faces.reshape(faces.shape[0], 3 * k * k), labelled[:, None]], axis=1)
 
 
-def _faces_profile_graph(lab: Labels, axis: int) -> list[da.Array]:
-    """Per frame, the lazy (n_axis, 3 * k * k + 1) faces per slice, direction and phase pair,
-    then the slice's labelled voxels."""
-    fn = functools.partial(_faces_block, axis=axis, k=lab.k)
-    return [slab_partials(fn, f, depth=1, axis=axis, nout=3 * lab.k * lab.k + 1, dtype=np.int64)
-            for f in lab.frames()]
+def _crofton_block(block: np.ndarray, geom: BlockGeometry, *, axis: int, k: int,
+                   spacing: tuple[float, float, float]) -> np.ndarray:
+    codes, _ = _codes(block, geom)  # values beyond the phases: _check raises
+    areas = crofton_slice_areas(codes, geom.halo_lo, geom.halo_hi, k, spacing, axis)
+    core, _, _ = crop_halo(codes, geom, 0)
+    labelled = slice_counts(core, axis, k)[:, :k].sum(axis=1)
+    return np.concatenate([areas.reshape(areas.shape[0], 2 * k * k), labelled[:, None]], axis=1)
+
+
+def _area_profile_graph(lab: Labels, axis: int, method: str = "faces") -> list[da.Array]:
+    """Per frame, the lazy per-slice partials of the interfaces, then the slice's labelled
+    voxels: (n_axis, 3 * k * k + 1) faces per direction and phase pair, or with ``crofton``
+    (n_axis, 2 * k * k + 1) areas within the slice and to the next one per pair."""
+    if method == "crofton":
+        fn = functools.partial(_crofton_block, axis=axis, k=lab.k, spacing=lab.voxel_size)
+        nout, dtype = 2 * lab.k * lab.k + 1, np.float64
+    else:
+        fn = functools.partial(_faces_block, axis=axis, k=lab.k)
+        nout, dtype = 3 * lab.k * lab.k + 1, np.int64
+    return [slab_partials(fn, f, depth=1, axis=axis, nout=nout, dtype=dtype) for f in lab.frames()]
 
 
 def _bin_coords(lab: Labels, axis: int, step: int) -> dict[str, Any]:
@@ -150,20 +165,31 @@ def _centred(between: np.ndarray) -> np.ndarray:
     return (below + above) / 2.0
 
 
-def _interface_profile_dataarray(lab: Labels, axis: int, step: int, vecs: list[np.ndarray]) -> xr.DataArray:
-    name, k = AXES[axis], lab.k
+def _slice_areas(v: np.ndarray, lab: Labels, axis: int, method: str) -> np.ndarray:
+    """(n, k, k) symmetric pair areas of each slice from the summed partials ``v`` of
+    :func:`_area_profile_graph` (the last column aside), those shared with a neighbouring slice
+    centred (:func:`_centred`)."""
+    n, k = v.shape[0], lab.k
+    if method == "crofton":  # already symmetric, in physical units
+        a = v[:, :-1].reshape(n, 2, k, k)
+        return a[:, 0] + _centred(a[:, 1])
+    f = np.rint(v[:, :-1]).reshape(n, 3, k, k)
+    f = f + f.transpose(0, 1, 3, 2)
+    f[:, axis] = _centred(f[:, axis])
+    return (f * _face_areas(lab.voxel_size)[None, :, None, None]).sum(axis=1)
+
+
+def _interface_profile_dataarray(lab: Labels, axis: int, step: int, vecs: list[np.ndarray],
+                                 method: str = "faces") -> xr.DataArray:
+    name = AXES[axis]
     n = lab.spatial_shape[axis]
     starts = np.arange(0, n, step)
-    fa = _face_areas(lab.voxel_size)
     voxel_volume = float(np.prod(lab.voxel_size))
     spec = []
     for v in vecs:
-        v = np.asarray(v, np.int64).reshape(n, 3 * k * k + 1)
-        f = v[:, :-1].reshape(n, 3, k, k).astype(np.float64)
-        f = f + f.transpose(0, 1, 3, 2)
-        f[:, axis] = _centred(f[:, axis])
-        area = np.add.reduceat((f * fa[None, :, None, None]).sum(axis=1), starts, axis=0)  # (bins, k, k)
-        volume = np.add.reduceat(v[:, -1], starts).astype(np.float64) * voxel_volume  # labelled voxels only
+        v = np.asarray(v, np.float64).reshape(n, -1)
+        area = np.add.reduceat(_slice_areas(v, lab, axis, method), starts, axis=0)  # (bins, k, k)
+        volume = np.add.reduceat(np.rint(v[:, -1]), starts) * voxel_volume  # labelled voxels only
         with np.errstate(divide="ignore", invalid="ignore"):
             spec.append(np.moveaxis(np.where(volume > 0, 1.0, np.nan)[:, None, None] * area
                                     / np.maximum(volume, voxel_volume)[:, None, None], 0, -1))
@@ -171,30 +197,33 @@ def _interface_profile_dataarray(lab: Labels, axis: int, step: int, vecs: list[n
     out = xr.DataArray(_stack(lab, spec), dims=dims, coords=_coords(lab, phase_a=lab.phases, phase_b=lab.phases),
                        name="specific_area")
     out = out.assign_coords(_bin_coords(lab, axis, step))
-    out.attrs.update(units=f"{lab.unit}^-1", long_name=f"interface area per volume by {name} (faces)", axis=name,
-                     step=step, **_common_attrs(lab))
+    out.attrs.update(units=f"{lab.unit}^-1", long_name=f"interface area per volume by {name} ({method})", axis=name,
+                     step=step, method=method, **_common_attrs(lab))
     return out
 
 
 def interface_profile(labels: Any, *, axis: Any = "z", step: int = 1, phases: Any = None,
-                      progress: bool = False) -> xr.DataArray:
+                      method: str = "faces", progress: bool = False) -> xr.DataArray:
     """Interface area per volume of every phase pair, slice by slice along ``axis``.
 
     The depth profile of, e.g., the active material's contact with the electrolyte (pore) or
-    with the CBD through the electrode's thickness. Areas count shared voxel faces (as
-    :func:`interfaces` with ``method="faces"``, anisotropic face areas included): a slice's
-    faces within it, and half of those it shares with each neighbouring slice (centred, no
-    half-slice shift); a slice at either end of the volume has one neighbour and counts the
-    faces with it twice over (its other side is unseen), so it does not read low (it read about
-    a third low when a face counted for the slice below it only). The bins add up to the
-    volume's interface area plus half the faces between the first two and between the last
-    two slices (use :func:`interfaces` for totals).
+    with the CBD through the electrode's thickness. Areas as :func:`interfaces` measures them
+    with the same ``method``: shared voxel faces (``"faces"``, anisotropic face areas included)
+    or the Cauchy-Crofton crossings of neighbour pairs (``"crofton"``). A slice takes those
+    within it, and half of those it shares with each neighbouring slice (centred, no half-slice
+    shift); a slice at either end of the volume has one neighbour and counts those with it twice
+    over (its other side is unseen), so it does not read low (it read about a third low when a
+    face counted for the slice below it only). The bins add up to the volume's interface area
+    plus half of what lies between the first two and between the last two slices (use
+    :func:`interfaces` for totals).
 
     Parameters
     ----------
     labels : (z, y, x) or (t, z, y, x) integer labels, values ``0..len(phases)-1``; voxels
         valued 255 (unlabelled, e.g. outside the field of view) are no part of the sample.
     axis, step : as for :func:`profile`.
+    method : ``"faces"`` or ``"crofton"`` (see :func:`interfaces`; the smoothed marching cubes
+        have no slice-by-slice form).
 
     Returns
     -------
@@ -203,5 +232,7 @@ def interface_profile(labels: Any, *, axis: Any = "z", step: int = 1, phases: An
     bin without labelled voxels); symmetric in the pair, zero on the diagonal. Exact for any
     chunking.
     """
-    return _run(labels, axis, step, phases, progress, graph=_faces_profile_graph, build=_interface_profile_dataarray,
-                what="interfaces", allow_unlabelled=True)
+    method = parse_choice("method", method, ("faces", "crofton"))
+    return _run(labels, axis, step, phases, progress, graph=functools.partial(_area_profile_graph, method=method),
+                build=functools.partial(_interface_profile_dataarray, method=method), what="interfaces",
+                allow_unlabelled=True)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import xarray as xr
 
 from ..runtime._progress import compute
 from ._inputs import as_labels
-from ._profile import (_faces_profile_graph, _interface_profile_dataarray, _profile_dataarray, _profile_graph,
+from ._profile import (_area_profile_graph, _interface_profile_dataarray, _profile_dataarray, _profile_graph,
                        parse_axis, parse_step)
 from ._metrics import (Method, _check, _common_attrs, _fractions_dataarray, _interfaces_dataset, _stats_graph,
                        parse_method)
@@ -33,14 +34,17 @@ def summary(labels: Any, *, truth: Any = None, method: Method = "faces", phases:
     Dataset with ``volume_fraction`` (phase), ``faces``, ``voxel_fraction``, ``area``
     (phase_a, phase_b) and, with ``truth``, ``iou``, ``dice``, ``precision``, ``recall``,
     ``support`` (phase) and ``accuracy``; with ``profile``, ``volume_fraction_profile`` (phase,
-    axis), ``specific_area_profile`` (phase_a, phase_b, axis; :func:`interface_profile`) and,
+    axis), ``specific_area_profile`` (phase_a, phase_b, axis; :func:`interface_profile` by
+    ``method``, by faces for ``"marching_cubes"``) and,
     given ``truth``, ``truth_volume_fraction_profile``; a ``t`` dimension for series.
     """
     lab = as_labels(labels, phases=phases)
     method = parse_method(method, lab)
     ax = None if profile is None else parse_axis("profile", profile)
     profile_step = parse_step(lab, ax, profile_step, name="profile_step") if ax is not None else 1
-    graphs = _stats_graph(lab, marching_cubes=method == "marching_cubes", crofton=method == "crofton")
+    area_profile = "crofton" if method == "crofton" else "faces"  # marching cubes have no slice-by-slice form
+    # with a Crofton profile its per-slice areas add up to the totals: the crossings are counted once
+    graphs = _stats_graph(lab, marching_cubes=method == "marching_cubes", crofton=method == "crofton" and ax is None)
     n = len(graphs)
     if truth is not None:
         tl, pl = _pair(truth, labels, lab.phases, pred_name="labels")
@@ -48,26 +52,31 @@ def summary(labels: Any, *, truth: Any = None, method: Method = "faces", phases:
     n_scores = len(graphs) - n
     if ax is not None:
         graphs += _profile_graph(lab, ax)
-        graphs += _faces_profile_graph(lab, ax)
+        graphs += _area_profile_graph(lab, ax, area_profile)
         if truth is not None:
             graphs += _profile_graph(tl, ax)
     results = compute(*graphs, desc="measuring", progress=progress)
     stats = _check(lab, results[:n], allow_unlabelled=True)
-    parts = [_fractions_dataarray(lab, stats).to_dataset(), _interfaces_dataset(lab, stats, method)]
-    if truth is not None:
-        parts.append(_scores_dataset(tl, _confusion_post(tl, pl, results[n:n + n_scores])))
+    parts: list[xr.Dataset] = []
     if ax is not None:
         m = len(lab.frames())
         at = n + n_scores
         prof = _profile_dataarray(lab, ax, profile_step, list(results[at:at + m]))
         parts.append(prof.rename("volume_fraction_profile").to_dataset())
-        spec = _interface_profile_dataarray(lab, ax, profile_step, list(results[at + m:at + 2 * m]))
+        per_slice = list(results[at + m:at + 2 * m])
+        if method == "crofton":  # (n, within/between, k, k) areas per slice
+            for st, v in zip(stats, per_slice):
+                st["areas"] = np.asarray(v)[:, :-1].reshape(-1, 2, lab.k * lab.k).sum(axis=(0, 1))
+        spec = _interface_profile_dataarray(lab, ax, profile_step, per_slice, area_profile)
         parts.append(spec.rename("specific_area_profile").to_dataset())
         if truth is not None:
             ref = _profile_dataarray(tl, ax, profile_step, list(results[at + 2 * m:]))
             name = prof.attrs["axis"]  # on the same grid: the positions of the labels (the truth may have none)
             ref = ref.drop_vars("bin_voxels").assign_coords({name: prof[name]})
             parts.append(ref.rename("truth_volume_fraction_profile").to_dataset())
+    parts[:0] = [_fractions_dataarray(lab, stats).to_dataset(), _interfaces_dataset(lab, stats, method)]
+    if truth is not None:
+        parts.insert(2, _scores_dataset(tl, _confusion_post(tl, pl, results[n:n + n_scores])))
     ds = xr.merge(parts, compat="override", combine_attrs="drop_conflicts")
     ds.attrs.update(_common_attrs(lab))  # list-valued attributes do not survive the merge
     return ds

@@ -121,4 +121,4 @@ def _areas_panel(ax, spec, phases: list[str], colours: list, xlabel: str, scale:
     ax.set_ylabel(f"interface area per volume [{unit}]")
     ax.set_ylim(0, None)
     ax.legend(frameon=False, fontsize="small")
-    ax.set_title(f"interfaces along {axis} (faces)")
+    ax.set_title(f"interfaces along {axis} ({spec.attrs.get('method', 'faces')})")

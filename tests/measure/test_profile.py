@@ -171,6 +171,56 @@ def test_interface_profile_matches_per_slice_faces(lab, chunks, axis):
     np.testing.assert_allclose((out.values * widths).sum(-1), interfaces(vol).area.values + extra, rtol=1e-12)
 
 
+@pytest.mark.parametrize("chunks", [(7, 11, 13), (5, 30, 9)], ids=str)
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_crofton_interface_profile(lab, chunks, axis):
+    """Each slice's Crofton crossings, by NumPy on the whole array (255 left in: unlabelled
+    voxels cross nothing), binned over the labelled volume; the bins add up to
+    ``interfaces(method="crofton")`` plus half the crossings between each end slice and its
+    neighbour (counted twice, as the faces), for any chunking and anisotropic voxels."""
+    from bigseg.kernels.crofton import DIRECTIONS, crofton_weights
+    from bigseg.measure import interface_profile, interfaces
+
+    spacing = (2.0, 1.0, 1.5)
+    vol = xr.DataArray(da.from_array(lab, chunks=chunks), dims=("z", "y", "x"),
+                       attrs={"voxel_size": spacing, "unit": "nm"})
+    out = interface_profile(vol, axis=AXES[axis], step=4, method="crofton")
+    assert out.attrs["method"] == "crofton" and "(crofton)" in out.attrs["long_name"]
+    w, length = crofton_weights(spacing)
+    n = lab.shape[axis]
+    within, between = np.zeros((n, 3, 3)), np.zeros((n, 3, 3))
+    for d, wd, ld in zip(DIRECTIONS, w, length):
+        a = lab[tuple(slice(max(0, -c), lab.shape[i] - max(0, c)) for i, c in enumerate(d))]
+        b = lab[tuple(slice(max(0, c), lab.shape[i] - max(0, -c)) for i, c in enumerate(d))]
+        s_a = np.broadcast_to(np.arange(max(0, -d[axis]), n - max(0, d[axis])).reshape(
+            [-1 if i == axis else 1 for i in range(3)]), a.shape)
+        m = (a != b) & (a < 3) & (b < 3)
+        low = np.minimum(s_a, s_a + d[axis])[m]  # the pair's lower slice
+        into = between if d[axis] else within
+        np.add.at(into, (low, a[m], b[m]), 2 * wd * np.prod(spacing) / ld)
+        np.add.at(into, (low, b[m], a[m]), 2 * wd * np.prod(spacing) / ld)
+    below = np.concatenate([between[:1], between[:n - 1]])
+    above = np.concatenate([between[:n - 1], between[n - 2:n - 1]])
+    per_slice = within + (below + above) / 2
+    starts = np.arange(0, n, 4)
+    labelled = np.moveaxis(lab < 3, axis, 0).reshape(n, -1).sum(1) * np.prod(spacing)
+    with np.errstate(invalid="ignore"):  # the bin of y slices without a labelled voxel: NaN
+        expect = np.add.reduceat(per_slice, starts, axis=0) / np.add.reduceat(labelled, starts)[:, None, None]
+    np.testing.assert_allclose(np.moveaxis(out.values, -1, 0), expect, rtol=1e-9)
+    total = np.nansum(np.moveaxis(out.values, -1, 0) * np.add.reduceat(labelled, starts)[:, None, None], 0)
+    extra = (between[0] + between[n - 2]) / 2
+    np.testing.assert_allclose(total, interfaces(vol, method="crofton").area.values + extra, rtol=1e-9)
+    # summary(method="crofton") carries this profile (faces for marching cubes, which have none)
+    ds = summary(vol, method="crofton", profile=AXES[axis], profile_step=4)
+    np.testing.assert_allclose(ds.specific_area_profile.values, out.values, rtol=1e-12)
+    whole = summary(vol, method="crofton")  # its totals from the profile's crossings: the same areas
+    np.testing.assert_allclose(ds.area.values, whole.area.values, rtol=1e-12)
+    profiled = ds.drop_vars([v for v in ds.data_vars if "profile" in v]).drop_dims(AXES[axis])
+    xr.testing.assert_allclose(profiled, whole)
+    with pytest.raises(InputError, match="method"):
+        interface_profile(vol, method="marching_cubes")
+
+
 def test_interface_profile_has_no_dip_at_the_ends():
     """A statistically uniform structure: the end slices read like the rest (they read about
     a third low when a face counted only for the slice below it)."""
