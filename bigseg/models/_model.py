@@ -249,18 +249,23 @@ def save(model: Model, path: str | os.PathLike, *, overwrite: bool = False, half
     return path
 
 
+def load_refusal(exc: Exception) -> str:
+    """Why ``torch.load(..., weights_only=True)`` failed, in one line: torch's own words (after
+    "WeightsUnpickler error:") without its advice to pass weights_only=False, which would run
+    whatever code the file holds."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))  # (torch marks up a warning in terminal bold)
+    why = (text.split("WeightsUnpickler error:", 1)[1] if "WeightsUnpickler error:" in text
+           else re.sub(r"Weights only load failed\..*?trusted source\.", " ", text, flags=re.S))
+    why = re.split(r"Please use|Please file an issue|Check the documentation", why)[0]
+    return f"{type(exc).__name__}: {' '.join(why.split()) or 'no reason given'}"
+
+
 def _read(fh: Any, where: str) -> dict:
     try:
         blob = torch.load(fh, map_location="cpu", weights_only=True)
     except Exception as exc:  # UnpicklingError for forbidden globals, RuntimeError for bad zips
-        # torch's own words say why (after "WeightsUnpickler error:"), and also suggest weights_only=False,
-        # which would run whatever code the file holds: only the why is said
-        text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))  # (torch marks up a warning in terminal bold)
-        why = (text.split("WeightsUnpickler error:", 1)[1] if "WeightsUnpickler error:" in text
-               else re.sub(r"Weights only load failed\..*?trusted source\.", " ", text, flags=re.S))
-        why = re.split(r"Please use|Please file an issue|Check the documentation", why)[0]
-        detail = f"{type(exc).__name__}: {' '.join(why.split()) or 'no reason given'}"
-        if "Unsupported operand" in why:  # not a pickle of tensors at all (e.g. a .npy)
+        detail = load_refusal(exc)
+        if "Unsupported operand" in detail:  # not a pickle of tensors at all (e.g. a .npy)
             detail += " (not a torch checkpoint: a file of another kind?)"
         if "TorchScript" in str(exc):
             detail = ("it is a TorchScript archive (code, not weights): if you trust it, pass "

@@ -28,7 +28,10 @@ def normalize_image(image: Any, *, low: float = 0.5, high: float = 99.5,
     from ..io import fill_outside_like_inside
 
     with dask.config.set(scheduler="synchronous"):
-        out = normalize(image, low=low, high=high, mask=fov)
+        try:
+            out = normalize(image, low=low, high=high, mask=fov)
+        except InputError as exc:  # (said as normalize's `vol`)
+            raise type(exc)(str(exc).replace("`vol`", "`image`")) from None
         lo, hi = out.attrs["normalize"]
         if fov is not None:
             out = fill_outside_like_inside(out, fov)

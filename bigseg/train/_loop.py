@@ -148,6 +148,8 @@ def fit(
         if hasattr(batches, "setstate"):
             batches.setstate(resume["batches"])
         t0 -= float(resume["elapsed_s"])  # the durations count the earlier run's time too
+        if patience is not None and since_best >= patience:  # it stopped early: done (a larger patience goes on)
+            hist.stopped_early, start = True, epochs
     if checkpoint_dir:
         os.makedirs(checkpoint_dir, exist_ok=True)
     for epoch in range(start, epochs):

@@ -36,9 +36,11 @@ def load_state(checkpoint_dir: Any) -> dict[str, Any]:
                          "written after each epoch of a run given that folder). Got none.")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001  (cut short, another format: said as one line)
+    except Exception as exc:  # noqa: BLE001  (cut short, another format, refused: said as one line)
+        from ..models._model import load_refusal  # (torch's advice to load it unsafely left out)
+
         raise InputError(f"Expected `checkpoint_dir` {os.fspath(checkpoint_dir)!r} to hold a readable {STATE_FILE}. "
-                         f"Got {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+                         f"Got {load_refusal(exc)}") from None
     if not isinstance(state, dict) or state.get("version") != _VERSION:
         raise InputError(f"Expected {path!r} to be a bigseg training state (version {_VERSION}). Got something else.")
     return state

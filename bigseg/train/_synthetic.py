@@ -24,8 +24,8 @@ from ..runtime._signals import children_ignore_ctrl_c
 from ._data import PatchSampler, normalize_image
 from ._loop import fit
 from ._loss import confusion, iou_from_confusion
-from ._train import (_checkpointer, check_norm_sizes, finish_model, parse_common, prepare_model, run_settings_key,
-                     start_or_resume)
+from ._train import (_checkpointer, check_init_phases, check_norm_sizes, finish_model, parse_common, prepare_model,
+                     run_settings_key, start_or_resume)
 
 __all__ = ["synthetic", "random_electrode", "random_physics", "make_pair", "TRAIN_PRESETS", "evaluate"]
 
@@ -313,6 +313,7 @@ def synthetic(
     phases = parse_phases(phases if phases is not None else DEFAULT_PHASES)
     if len(phases) != 3:
         raise InputError(f"Expected 3 phases (pore, cbd, active) for synthetic training. Got {phases} instead.")
+    check_init_phases(opts["init"], phases, reindex=False)  # the generated labels are 0 pore, 1 cbd, 2 active
     presets = list(TRAIN_PRESETS if presets is None else ([presets] if isinstance(presets, str) else presets))
     val_presets = list(presets if val_presets is None else ([val_presets] if isinstance(val_presets, str) else val_presets))
     for name in presets + val_presets:

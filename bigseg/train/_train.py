@@ -14,7 +14,7 @@ import torch
 
 from .._parse import parse_in_range, parse_nonnegative_int, parse_phases, parse_positive_float, parse_positive_int, whole_numbers
 from ..errors import InputError, ModelError
-from ..io import DEFAULT_PHASES, UNLABELLED, fov_mask, sparse_labels
+from ..io import DEFAULT_PHASES, UNLABELLED, as_volume, fov_mask, sparse_labels
 from ..models import DEFAULT_NORMALIZATION, Model, available, create, save
 from ._augment import Augment
 from ._data import PatchSampler, load_pair, normalize_image, patch_windows, score_windows, split_validation
@@ -45,9 +45,16 @@ def parse_common(
         if isinstance(init, str):
             from ..models import load
 
-            init = load(init)
+            try:
+                init = load(init)
+            except ModelError as exc:  # (said as load's `name_or_path`)
+                raise ModelError(str(exc).replace("`name_or_path`", "`init`")) from None
         else:
             raise ModelError(f"Expected `init` to be a bigseg Model, 'default' or a checkpoint path. Got {type(init).__name__} instead.")
+    if init is not None and init.normalization.get("method", "percentile") != "percentile":
+        # the image is prepared by percentiles whatever it says, and segment() would prepare it as it says
+        raise ModelError(f"Expected the `init` model's normalization to be percentile-based (training prepares the "
+                         f"image with bigseg.filters.normalize). Got {init.normalization} instead.")
     if arch is None:
         arch = init.arch if init is not None else "lrcsnet"
     if arch not in available():
@@ -173,12 +180,33 @@ def check_norm_sizes(opts: dict[str, Any], arch_kwargs: dict | None) -> None:
                          f"{factor} along an axis, e.g. patch={larger}.")
 
 
+def check_init_phases(init: Model | None, phases: list[str], *, reindex: bool = True) -> None:
+    """Refuse, before any work, labels of ``phases`` that ``init``'s output channels cannot be
+    trained on as the phases they mean: another number of phases, or some of its names at other
+    values (its 'cbd' channel would train as 'active'). Its names in another order are fine where
+    the labels are re-indexed to its order (``reindex``, :func:`_init_order`); names of their
+    own are given to its channels in order."""
+    if init is None:
+        return
+    have = list(init.phases)
+    if len(have) != len(phases):
+        raise ModelError(f"Expected the `init` model's {len(have)} phases {have} to match the labels' {phases}.")
+    if reindex and sorted(have) == sorted(phases):
+        return
+    moved = [(name, at, have.index(name)) for at, name in enumerate(phases) if name in have and have.index(name) != at]
+    if moved:
+        name, at, there = moved[0]
+        order = "in any order (re-indexed to its own)" if reindex else "at its values"
+        raise ModelError(f"Expected the labels' phases to be the `init` model's phases {have} {order}, or names of "
+                         f"their own (given to its channels in order). Got {phases}: {name!r} at value {at} where "
+                         f"the `init` model has it at {there}.")
+
+
 def prepare_model(opts: dict[str, Any], phases: list[str], arch_kwargs: dict, normalization: dict) -> Model:
-    """A fresh model, or a copy of ``init`` (all weights transferred) for fine-tuning."""
+    """A fresh model, or a copy of ``init`` (all weights transferred) for fine-tuning (its phases
+    checked by :func:`check_init_phases`)."""
     init = opts["init"]
     if init is not None:
-        if len(init.phases) != len(phases):
-            raise ModelError(f"Expected the `init` model's {len(init.phases)} phases {init.phases} to match the labels' {phases}.")
         model = init.clone()
         model.phases = list(phases)
         model.provenance = {}  # this run's, once it is done (finish_model); the init's is its parent
@@ -439,6 +467,16 @@ def train(
         phases = getattr(labels, "attrs", {}).get("phases") or (opts["init"].phases if opts["init"] is not None else DEFAULT_PHASES)
     phases = parse_phases(phases)
     n_classes = len(phases)
+    check_init_phases(opts["init"], phases)
+    if validation is not None:
+        try:
+            vimg, vlab = validation
+        except (TypeError, ValueError):
+            raise InputError("Expected `validation` to be an (image, labels) pair. Got something else.") from None
+        named, given = getattr(vlab, "attrs", {}).get("phases"), getattr(labels, "attrs", {}).get("phases") or phases
+        if named is not None and list(named) != list(given):  # scored as the training labels' values
+            raise InputError(f"Expected the `validation` labels' phases {list(named)} to be the training labels' "
+                             f"{list(given)}. Got other phases or another order: relabel one of them.")
     img, lab = load_pair(image, labels, n_classes)
     order = _init_order(opts["init"], phases)
     if order is not None:  # the init's phases in another order: the labels take the init's (channels mean names)
@@ -475,24 +513,26 @@ def train(
                          "Got nothing to learn the phases from.")
 
     if validation is not None:
-        try:
-            vimg, vlab = validation
-        except (TypeError, ValueError):
-            raise InputError("Expected `validation` to be an (image, labels) pair. Got something else.") from None
         try:  # said as the `validation` pair's, not as the training `image`/`labels`
             vimg, vlab = load_pair(vimg, sparse_labels(vlab, unlabelled, name="validation labels"), n_classes)
+            if order is not None:
+                vlab = order[vlab]
+            vmask = None if fov is None else fov_mask(vimg, fov, margin=fov_margin).values
+            if vmask is not None:
+                vlab = np.where(vmask[None], vlab, UNLABELLED).astype(np.uint8)
+            vimg, _, _ = normalize_image(vimg, low=norm.get("low", 0.5), high=norm.get("high", 99.5), fov=vmask)
         except InputError as exc:
             raise type(exc)(f"In `validation` (image, labels): {exc}") from None
-        if order is not None:
-            vlab = order[vlab]
-        vmask = None if fov is None else fov_mask(vimg, fov, margin=fov_margin).values
-        if vmask is not None:
-            vlab = np.where(vmask[None], vlab, UNLABELLED).astype(np.uint8)
-        vimg, _, _ = normalize_image(vimg, low=norm.get("low", 0.5), high=norm.get("high", 99.5), fov=vmask)
         tlab = lab
     elif val_fraction > 0:
         tlab, vlab = split_validation(lab, axis=axis, val_fraction=val_fraction, seed=opts["seed"])
         vimg = img
+        held = [p for i, p in enumerate(phases) if p not in absent and not (tlab == i).any()]
+        if held:  # annotated on the held-back slices only: nothing trains them
+            warnings.warn(f"The labels of {', '.join(held)} lie only in the slices held back for validation: the model "
+                          f"learns nothing of {'it' if len(held) == 1 else 'them'}; annotate "
+                          f"{'it' if len(held) == 1 else 'them'} on more slices, or pass `validation` (a pair of "
+                          "its own) or val_fraction=0.", stacklevel=2)
     else:
         tlab, vlab, vimg = lab, None, None
 
@@ -523,7 +563,9 @@ def train(
     if hist.best_epoch is not None and hist.epochs and "val_iou" in hist.epochs[hist.best_epoch - 1]:
         scores = {"validation_iou": hist.epochs[hist.best_epoch - 1]["val_iou"]}
     labelled_slices = int((np.moveaxis(lab, axis, 0) != UNLABELLED).reshape(lab.shape[axis], -1).any(1).sum())
-    data = {"kind": "sparse labels", "shape": list(img.shape), "labelled_voxels": int((lab != UNLABELLED).sum()),
+    grid = as_volume(image, name="image", allow_series=True).attrs  # the voxels it learnt shapes at (e.g. anisotropic)
+    data = {"kind": "sparse labels", "shape": list(img.shape), "voxel_size": [float(v) for v in grid["voxel_size"]],
+            "unit": grid["unit"], "labelled_voxels": int((lab != UNLABELLED).sum()),
             "labelled_slices": labelled_slices, "axis": axis, "percentiles": [lo, hi],
             "validation": "explicit" if validation is not None else f"held-back slices ({val_fraction:g})"}
     if validation is None and vlab is not None:  # which slices (along `axis`) were held back: the validation set

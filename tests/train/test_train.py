@@ -237,6 +237,11 @@ def test_unet3d_checkpoints_and_round_trip(pair, tmp_path):
     for key in ("data", "seed", "epochs", "scores", "hardware", "duration_s", "history"):
         assert key in prov
     assert prov["data"]["labelled_slices"] == 5
+    # the voxels it learnt shapes at (a 3D model applied to other voxels sees other shapes): was not kept
+    assert prov["data"]["voxel_size"] == [1.0, 1.0, 1.0] and prov["data"]["unit"] == "voxel"
+    scan = xr.DataArray(img, dims=("z", "y", "x"), attrs={"voxel_size": (100.0, 50.0, 50.0), "unit": "nm"})
+    m = bigseg.train(scan, sparse, init=m, epochs=1, steps_per_epoch=1, batch_size=2, progress=False)
+    assert m.provenance["data"]["voxel_size"] == [100.0, 50.0, 50.0] and m.provenance["data"]["unit"] == "nm"
 
 
 def test_explicit_validation_pair_and_early_stopping(pair):
@@ -759,3 +764,103 @@ def test_an_epoch_cut_short_by_max_minutes_is_done_again_on_resume(pair, tmp_pat
     resumed = bigseg.train(img, sparse, epochs=3, checkpoint_dir=ck, resume=True, **kw)
     assert resumed.provenance["resumed_after_epochs"] == [len(cut.provenance["history"]) - 1]
     _same_weights(whole, resumed)
+
+
+def _refuse_loading(monkeypatch):
+    """Loading the image (work) fails the test: what is refused must be refused before it."""
+    def loaded(*args, **kwargs):
+        raise AssertionError("the image was loaded before the refusal")
+
+    monkeypatch.setattr("bigseg.train._train.load_pair", loaded)
+    monkeypatch.setattr("bigseg.train._synthetic.make_pair", loaded)
+
+
+def test_phases_the_init_model_means_otherwise_are_refused_before_work(pair, monkeypatch):
+    """Labels naming some of the init's phases at other values trained its channels under other
+    names (its 'cbd' channel as 'active'); another number of phases was refused only after the
+    image was loaded; a synthetic fine-tune trained the init's channels in the generator's order."""
+    img, _, sparse = pair
+    init = models.create("lrcsnet", patch=(32, 32), **TINY)  # pore, cbd, active
+    _refuse_loading(monkeypatch)
+    partial = xr.DataArray(sparse, dims=("z", "y", "x"), attrs={"phases": ["pore", "active", "crack"]})
+    with pytest.raises(ModelError, match=r"`init` model's phases \['pore', 'cbd', 'active'\].*Got \['pore', 'active', "
+                                         r"'crack'\]: 'active' at value 1 where the `init` model has it at 2"):
+        bigseg.train(img, partial, init=init, epochs=1)
+    with pytest.raises(ModelError, match=r"`init` model's 3 phases .* labels' \['pore', 'solid'\]"):
+        bigseg.train(img, sparse, init=init, phases=["pore", "solid"], epochs=1)
+    swapped = models.create("lrcsnet", patch=(32, 32), phases=["active", "cbd", "pore"], **TINY)
+    with pytest.raises(ModelError, match="'pore' at value 0 where the `init` model has it at 2"):
+        bigseg.train(synthetic=True, init=swapped, epochs=1)
+
+
+def test_validation_labels_of_other_phases_are_refused_before_work(pair, monkeypatch):
+    """A validation pair whose labels name the phases in another order was scored as if in the
+    training labels' order (wrong IoU, wrong best epoch)."""
+    img, lab, sparse = pair
+    _refuse_loading(monkeypatch)
+    other = xr.DataArray((2 - lab).astype(np.uint8), dims=("z", "y", "x"), attrs={"phases": ["active", "cbd", "pore"]})
+    with pytest.raises(InputError, match=r"`validation` labels' phases \['active', 'cbd', 'pore'\] to be the training "
+                                         r"labels' \['pore', 'cbd', 'active'\]"):
+        bigseg.train(img, sparse, validation=(img, other), epochs=1)
+
+
+def test_an_init_model_expecting_other_input_is_refused(pair, monkeypatch):
+    """train prepares the image by percentiles whatever the init's `normalization` says, and kept
+    that statement: segment() then fed such a model raw grey values."""
+    img, _, sparse = pair
+    _refuse_loading(monkeypatch)
+    raw = models.create("lrcsnet", patch=(32, 32), normalization={"method": "none"}, **TINY)
+    with pytest.raises(ModelError, match=r"`init` model's normalization to be percentile-based.*Got \{'method': "
+                                         r"'none'\}"):
+        bigseg.train(img, sparse, init=raw, epochs=1)
+
+
+def test_errors_name_the_arguments_of_train(pair, tmp_path):
+    """The checkpoint path and the grey values were said as `name_or_path` and `vol`."""
+    img, lab, sparse = pair
+    with pytest.raises(ModelError, match=r"Expected `init` to be 'default' or an existing checkpoint file. Got '.*/nope"):
+        bigseg.train(img, sparse, init=str(tmp_path / "nope.pt"), epochs=1)
+    holed = img.copy()
+    holed[0, 0, 0] = np.nan
+    with pytest.raises(InputError, match=r"Expected `image` to hold finite values only. Got 1 NaN"):
+        bigseg.train(holed, sparse, epochs=1)
+    with pytest.raises(InputError, match=r"In `validation` \(image, labels\): Expected `image` to hold finite values"):
+        bigseg.train(img, sparse, validation=(holed, lab), arch_kwargs=TINY, patch=(32, 32), epochs=1)
+
+
+def test_resuming_a_run_that_stopped_early_trains_no_further(pair, tmp_path):
+    """A run stopped by `patience` is finished: resumed, it trained one more epoch (and wrote its
+    checkpoint); with a larger patience it goes on."""
+    img, _, sparse = pair
+    kw = dict(arch_kwargs=TINY, patch=(32, 32), steps_per_epoch=1, batch_size=2, lr=1e-12, lr_decay=1.0, progress=False,
+              epochs=6, checkpoint_dir=str(tmp_path / "ck"))
+    first = bigseg.train(img, sparse, patience=1, **kw)
+    assert first.provenance["stopped_early"] and first.provenance["epochs"] == 2
+    again = bigseg.train(img, sparse, patience=1, resume=True, **kw)
+    assert again.provenance["epochs"] == 2 and again.provenance["stopped_early"]
+    assert not (tmp_path / "ck" / "epoch_003.pt").exists()
+    assert bigseg.train(img, sparse, patience=3, resume=True, **kw).provenance["epochs"] == 4
+
+
+def test_an_unreadable_training_state_is_said_without_unsafe_advice(pair, tmp_path):
+    """torch's message for a refused pickle advises weights_only=False, which runs its code."""
+    import pickle
+
+    img, _, sparse = pair
+    (tmp_path / "ck").mkdir()
+    (tmp_path / "ck" / "resume.pt").write_bytes(pickle.dumps({"version": 1, "x": np.float64}, protocol=2))
+    with pytest.raises(InputError, match="readable resume.pt. Got UnpicklingError: Unsupported global: GLOBAL "
+                                         "numpy.float64 was not an allowed global by default.$") as refused:
+        bigseg.train(img, sparse, epochs=2, checkpoint_dir=str(tmp_path / "ck"), resume=True)
+    assert "can still be loaded" not in str(refused.value)
+
+
+def test_a_phase_annotated_only_on_the_held_back_slices_is_said(pair):
+    """Validation took the one slice annotated with CBD: the model learnt nothing of it, unsaid."""
+    img, _, sparse = pair
+    _, val = split_validation(sparse, axis=0, val_fraction=0.15, seed=0)
+    held = int(np.flatnonzero((val != 255).any((1, 2)))[0])
+    only = np.where((sparse == 1) & (np.arange(len(sparse)) != held)[:, None, None], 255, sparse).astype(np.uint8)
+    with pytest.warns(UserWarning, match="The labels of cbd lie only in the slices held back for validation"):
+        bigseg.train(img, only, arch_kwargs=TINY, patch=(32, 32), epochs=1, steps_per_epoch=1, batch_size=2,
+                     progress=False)
