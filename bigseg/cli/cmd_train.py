@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import os
+import sys
+from typing import Any
 
 from ._common import (add_fov_args, add_progress_args, nonnegative_int, open_label_image, positive_int,
                       refuse_label_image, refuse_unused)
@@ -87,8 +91,6 @@ def run(args: argparse.Namespace) -> int:
     from ..cli._common import FIGURE_SUFFIXES, output_file, parse_triple
     from ..errors import InputError, OutputExistsError
     from ..models import save
-    from ..train import synthetic as train_synthetic
-    from ..train import train
 
     refuse_unused(args, _SYNTHETIC)
     output_file(args.output, "--output", suffixes=(".pt",))  # before any work: a file, its folder made
@@ -119,6 +121,47 @@ def run(args: argparse.Namespace) -> int:
                   resume=args.resume,
                   seed=args.seed, device=args.device, amp=args.amp, progress=args.progress,
                   max_minutes=args.max_minutes, arch_kwargs=arch_kwargs)
+    with _epoch_lines(not args.progress):  # a batch job's log has each epoch as it ends
+        model = _fit(args, common)
+    save(model, args.output, half=args.half, overwrite=True)  # (an existing output: refused above without --overwrite)
+    if args.report:
+        from ..runtime._files import write_text
+
+        write_text(args.report, json.dumps({
+            "output": args.output, "arch": model.arch, "arch_kwargs": model.arch_kwargs, "patch": list(model.patch),
+            "phases": model.phases, "normalization": model.normalization, "provenance": model.provenance}, indent=1))
+    prov = model.provenance
+    if args.plot:
+        from ..train._report import plot_history
+
+        init = f", fine-tuned from {args.init}" if args.init else ""
+        plot_history(prov.get("history") or [], model.phases, args.plot,
+                     title=f"{model.arch}{' ' + str(model.arch_kwargs) if model.arch_kwargs else ''}: "
+                           f"{prov.get('epochs')} epoch(s) ({prov.get('steps')} steps) "
+                           f"in {prov.get('duration_s')} s{init}")
+    stop = (f" (of {args.epochs} asked: --max-minutes {args.max_minutes:g} reached)" if prov.get("timed_out") else
+            f" (of {args.epochs} asked: stopped early, no better validation IoU for {prov.get('patience')} epochs)"
+            if prov.get("stopped_early") else "")
+    options = f" {model.arch_kwargs}" if model.arch_kwargs else " (default options)"
+    resumed = prov.get("resumed_after_epochs")
+    stop += f" (resumed after epoch {', '.join(map(str, resumed))})" if resumed else ""
+    print(f"wrote {args.output}: {model.arch}{options}, {prov.get('epochs')} epochs{stop} "
+          f"({prov.get('steps')} steps) in {prov.get('duration_s')} s on {prov.get('hardware')}; best epoch "
+          f"{prov.get('best_epoch')}, scores {json.dumps(prov.get('scores'))}")
+    if args.plot:
+        print(f"training curves: {args.plot}")
+    if args.report:
+        print(f"provenance (history, scores): {args.report}")
+    return 0
+
+
+def _fit(args: argparse.Namespace, common: dict) -> Any:
+    """The model trained as ``args`` say (``common``: the options both kinds of training take)."""
+    from ..cli._common import parse_triple
+    from ..errors import InputError
+    from ..train import synthetic as train_synthetic
+    from ..train import train
+
     if args.synthetic:
         if args.image or args.labels or args.fov:
             raise InputError("Expected no image/labels/--fov with --synthetic. Got some.")
@@ -138,54 +181,38 @@ def run(args: argparse.Namespace) -> int:
                 kw["radius_range"] = parse_triple(args.radius_range, float, option="--radius-range")
             except ValueError:
                 raise InputError(f"Expected `--radius-range` to be low,high in voxels. Got {args.radius_range!r} instead.") from None
-        model = train_synthetic(lr=args.lr if args.lr is not None else 1e-3,
-                                lr_decay=args.lr_decay if args.lr_decay is not None else 0.8,
-                                batches_per_volume=args.batches_per_volume, workers=args.data_workers, **common, **kw)
-    else:
-        if not args.image or not args.labels:
-            raise InputError("Expected `image` and `labels` paths (or --synthetic). Got too few.")
-        from ..io import open_source
+        return train_synthetic(lr=args.lr if args.lr is not None else 1e-3,
+                               lr_decay=args.lr_decay if args.lr_decay is not None else 0.8,
+                               batches_per_volume=args.batches_per_volume, workers=args.data_workers, **common, **kw)
+    if not args.image or not args.labels:
+        raise InputError("Expected `image` and `labels` paths (or --synthetic). Got too few.")
+    from ..io import open_source
 
-        refuse_label_image(args.image, "image", instead="train on the image it labels")
-        image = open_source(args.image)
-        labels = open_label_image(args.labels, None, None, "labels", say="training labels", hint="")
-        model = train(image, labels, lr=args.lr if args.lr is not None else 1e-4,
-                      lr_decay=args.lr_decay if args.lr_decay is not None else 0.3,
-                      axis=args.axis if args.axis is not None else 0,
-                      val_fraction=args.val_fraction if args.val_fraction is not None else 0.15,
-                      unlabelled=args.unlabelled if args.unlabelled is not None else 255, fov=args.fov,
-                      fov_margin=args.fov_margin or 0.0, **common)
-    save(model, args.output, half=args.half, overwrite=True)  # (an existing output: refused above without --overwrite)
-    if args.report:
-        from ..runtime._files import write_text
+    refuse_label_image(args.image, "image", instead="train on the image it labels")
+    image = open_source(args.image)
+    labels = open_label_image(args.labels, None, None, "labels", say="training labels", hint="")
+    return train(image, labels, lr=args.lr if args.lr is not None else 1e-4,
+                 lr_decay=args.lr_decay if args.lr_decay is not None else 0.3,
+                 axis=args.axis if args.axis is not None else 0,
+                 val_fraction=args.val_fraction if args.val_fraction is not None else 0.15,
+                 unlabelled=args.unlabelled if args.unlabelled is not None else 255, fov=args.fov,
+                 fov_margin=args.fov_margin or 0.0, **common)
 
-        write_text(args.report, json.dumps({
-            "output": args.output, "arch": model.arch, "arch_kwargs": model.arch_kwargs, "patch": list(model.patch),
-            "phases": model.phases, "normalization": model.normalization, "provenance": model.provenance}, indent=1))
-    prov = model.provenance
-    if args.plot:
-        from ..train._report import plot_history
 
-        init = f", fine-tuned from {args.init}" if args.init else ""
-        plot_history(prov.get("history") or [], model.phases, args.plot,
-                     title=f"{model.arch}{' ' + str(model.arch_kwargs) if model.arch_kwargs else ''}: "
-                           f"{prov.get('epochs')} epoch(s) ({prov.get('steps')} steps) "
-                           f"in {prov.get('duration_s')} s{init}")
-    if not args.progress:  # no live epoch lines: the history, for a batch job's log
-        for row in prov.get("history") or []:
-            iou = " ".join(f"{p}={v}" for p, v in (row.get("val_iou") or {}).items())
-            print(f"epoch {row['epoch']}: loss {row['loss']:.4f}, lr {row['lr']:.2e}{' IoU ' + iou if iou else ''}")
-    stop = (f" (of {args.epochs} asked: --max-minutes {args.max_minutes:g} reached)" if prov.get("timed_out") else
-            f" (of {args.epochs} asked: stopped early, no better validation IoU for {prov.get('patience')} epochs)"
-            if prov.get("stopped_early") else "")
-    options = f" {model.arch_kwargs}" if model.arch_kwargs else " (default options)"
-    resumed = prov.get("resumed_after_epochs")
-    stop += f" (resumed after epoch {', '.join(map(str, resumed))})" if resumed else ""
-    print(f"wrote {args.output}: {model.arch}{options}, {prov.get('epochs')} epochs{stop} "
-          f"({prov.get('steps')} steps) in {prov.get('duration_s')} s on {prov.get('hardware')}; best epoch "
-          f"{prov.get('best_epoch')}, scores {json.dumps(prov.get('scores'))}")
-    if args.plot:
-        print(f"training curves: {args.plot}")
-    if args.report:
-        print(f"provenance (history, scores): {args.report}")
-    return 0
+@contextlib.contextmanager
+def _epoch_lines(enabled: bool):
+    """Each epoch's line (logged by the training loop when it shows no progress bar) printed on
+    stdout as it ends, inside the ``with`` block."""
+    if not enabled:
+        yield
+        return
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log = logging.getLogger("bigseg.train")
+    log.addHandler(handler)
+    level, log.level = log.level, logging.INFO
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import platform
@@ -19,6 +20,8 @@ from ._augment import Augment
 from ._loss import dice_ce_loss, iou_from_confusion
 
 __all__ = ["fit", "resolve_device", "resolve_amp", "hardware", "History"]
+
+_log = logging.getLogger("bigseg.train")
 
 
 def resolve_device(device: Any) -> torch.device:
@@ -81,6 +84,13 @@ class History:
 def _mean_iou(iou: np.ndarray) -> float:
     v = iou[np.isfinite(iou)]
     return float(v.mean()) if v.size else float("nan")
+
+
+def _epoch_line(row: dict[str, Any]) -> str:
+    """One line for an epoch of the history: its loss, learning rate and validation IoU."""
+    ious = row.get("val_iou")
+    extra = "" if ious is None else " IoU " + " ".join(f"{p}={v if v is None else round(v, 3)}" for p, v in ious.items())
+    return f"epoch {row['epoch']}: loss {row['loss']:.4f}, lr {row['lr']:.2e}{extra}"
 
 
 def fit(
@@ -150,6 +160,8 @@ def fit(
         t0 -= float(resume["elapsed_s"])  # the durations count the earlier run's time too
         if patience is not None and since_best >= patience:  # it stopped early: done (a larger patience goes on)
             hist.stopped_early, start = True, epochs
+        for row in hist.epochs:  # a log of the resumed run tells the whole run
+            _log.info(_epoch_line(row) + " (before the resume)")
     if checkpoint_dir:
         os.makedirs(checkpoint_dir, exist_ok=True)
     for epoch in range(start, epochs):
@@ -195,8 +207,9 @@ def fit(
             score = row["val_mean_iou"]
         hist.epochs.append(row)
         if progress:
-            extra = "" if validate is None else " IoU " + " ".join(f"{p}={v if v is None else round(v, 3)}" for p, v in row["val_iou"].items())
-            tqdm.write(f"epoch {epoch + 1}: loss {row['loss']:.4f}, lr {row['lr']:.2e}{extra}")
+            tqdm.write(_epoch_line(row))
+        else:  # for a log (``bigseg train --no-progress`` prints these as each epoch ends)
+            _log.info(_epoch_line(row))
         improved = score > hist.best_score + 1e-4
         if improved or best_state is None:
             if improved:

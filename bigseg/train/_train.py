@@ -391,6 +391,8 @@ def train(
     device : None (CUDA if available, else CPU), "cpu", "cuda", "cuda:1"
     amp : "auto" (bf16/fp16 autocast on CUDA, GradScaler for fp16), "bf16", "fp16", "off"
     max_minutes : stop training after this wall time (the best epoch so far is kept)
+    progress : a bar per epoch and a line after each (loss, learning rate, validation IoU);
+        off, each line goes to the ``bigseg.train`` logger (INFO) instead, for a job's log
     synthetic : True or a dict of options: train on generated electrodes instead
         (see :func:`bigseg.train.synthetic`); ``image``/``labels`` must then be None, and the
         options of labels (``axis``, ``val_fraction``, ``validation``, ``unlabelled``, ``fov``,

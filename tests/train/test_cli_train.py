@@ -79,6 +79,31 @@ def test_cli_train_sparse_labels_writes_checkpoint_and_report(files, capsys):
     torch.testing.assert_close(ft.net.enc1.weight, m.net.enc1.weight, atol=1e-7, rtol=0)
 
 
+def test_cli_train_no_progress_logs_each_epoch_as_it_ends(files, capsys, monkeypatch):
+    """A batch job stopped in its third epoch (wall time) has the first two in its log: they were
+    printed only once training had finished."""
+    import bigseg.train._loop as loop
+
+    real, calls = loop.dice_ce_loss, []
+
+    def killed_in_epoch_3(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > 2:
+            raise KeyboardInterrupt  # (as a job's end would stop it)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "dice_ce_loss", killed_in_epoch_3)
+    assert main(["train", str(files / "img.npy"), str(files / "lab.npy"), "-o", str(files / "killed.pt"), "--epochs",
+                 "5", "--steps-per-epoch", "1", "--batch-size", "2", "--patch", "32", "--kernels", "4", "--growth", "1",
+                 "--threads", "1", "--no-progress"]) == 130
+    out_text, _ = capsys.readouterr()
+    assert "epoch 1: loss" in out_text and "epoch 2: loss" in out_text and "IoU pore=" in out_text
+    assert not (files / "killed.pt").exists()
+    import logging
+
+    assert not logging.getLogger("bigseg.train").handlers  # the CLI's printer is gone with its run
+
+
 def test_cli_train_annotations_counted_from_1(files, capsys):
     sparse = np.load(files / "lab.npy")
     np.save(files / "napari.npy", np.where(sparse == 255, 0, sparse + 1).astype(np.uint8))
