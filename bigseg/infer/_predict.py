@@ -545,6 +545,33 @@ def _trained_plane(model: Any) -> int:
     return int(axis) if isinstance(axis, (int, np.integer)) and 0 <= int(axis) <= 2 else 0
 
 
+def warn_if_other_voxels(model: Any, vol: xr.DataArray, *, tolerance: float = 1.5) -> None:
+    """Warn when a model trained on a calibrated scan (``provenance['data']['voxel_size']``, as
+    :func:`bigseg.train` records it) meets voxels more than ``tolerance`` times larger or smaller
+    along some axis: it learnt shapes in voxels, and a particle twice as large in voxels (or a
+    slice spacing twice as fine) is not what it was taught. Nothing is said where either side
+    states no physical size (the default model learnt electrodes of many sizes in voxels)."""
+    import warnings
+
+    from ..io._calibration import convert_length
+
+    data = (getattr(model, "provenance", None) or {}).get("data") or {}
+    trained, unit = (data.get("voxel_size"), data.get("unit")) if isinstance(data, dict) else (None, None)
+    if not trained or unit in (None, "voxel") or vol.attrs.get("unit", "voxel") == "voxel":
+        return
+    here = convert_length(tuple(float(v) for v in vol.attrs["voxel_size"]), str(vol.attrs["unit"]), str(unit))
+    if here is None:
+        return
+    ratio = np.asarray(here) / np.asarray(trained, np.float64)
+    if np.all((ratio <= tolerance) & (ratio >= 1.0 / tolerance)):
+        return
+    say = " x ".join(f"{v:g}" for v in here)
+    warnings.warn(f"The model was trained on voxels of {' x '.join(f'{float(v):g}' for v in trained)} {unit} (z, y, "
+                  f"x); this volume's are {say} {unit} ({', '.join(f'{r:.2g}x' for r in ratio)}): its shapes are not "
+                  "the sizes in voxels the model learnt. Resample the volume to the model's voxels, or fine-tune the "
+                  "model on a few annotated slices of it (bigseg train --init).", stacklevel=3)
+
+
 def check_predict_kwargs(kwargs: dict) -> None:
     """Keyword arguments meant for :func:`predict` checked before any work: unknown names and bad
     values of its options refused by name (InputError)."""
@@ -684,6 +711,7 @@ def predict(
     if plane is not None and spec.ndim != 2:
         raise InputError(f"Expected `plane` None with a 3D model (it sees the volume whole). Got plane={plane!r}.")
     plane_axis = parse_plane(plane) if plane is not None else _trained_plane(model)
+    warn_if_other_voxels(model, vol)
     if isinstance(raw, np.ndarray) and raw.dtype.kind == "f":
         n_nan, n_inf = int(np.count_nonzero(np.isnan(raw))), int(np.count_nonzero(np.isinf(raw)))
         if n_nan + n_inf:

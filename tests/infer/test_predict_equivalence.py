@@ -175,6 +175,34 @@ def test_a_2d_model_sees_the_planes_it_was_trained_across():
                                z["probabilities"].values, atol=1e-6)  # an explicit plane wins
 
 
+def test_a_model_meeting_other_voxels_than_it_learnt_says_so():
+    """A model fine-tuned on a 50 nm scan applied to a 100 nm one sees its particles half as
+    large in voxels: said (the model's voxel size is recorded by train); nothing within 1.5x, nor
+    where either side states no physical size."""
+    import warnings
+
+    import xarray as xr
+
+    from bigseg import models
+
+    m = models.create("lrcsnet", patch=(16, 16), kernels=4).eval()
+    x = np.random.default_rng(5).random((6, 20, 24)).astype(np.float32)
+    m.provenance = {"data": {"kind": "sparse labels", "axis": 0, "voxel_size": [50.0, 50.0, 50.0], "unit": "nm"}}
+
+    def scan(vs, unit="nm"):
+        return xr.DataArray(x, dims=("z", "y", "x"), attrs={"voxel_size": vs, "unit": unit})
+
+    with pytest.warns(UserWarning, match=r"trained on voxels of 50 x 50 x 50 nm .*this volume's are 100 x 50 x 50 nm "
+                                         r"\(2x, 1x, 1x\)"):
+        predict(scan((0.1, 0.05, 0.05), "um"), m)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        predict(scan((60.0, 45.0, 50.0)), m)
+        predict(x, m)  # no voxel size stated
+        m.provenance["data"]["unit"] = "voxel"
+        predict(scan((100.0, 50.0, 50.0)), m)
+
+
 def test_triplanar_caps_a_models_patch_at_each_planes_extent():
     # a bigseg Model's patch is capped at the volume: the y and x planes at their (z, x) and (z, y)
     # extents too (they zero-padded z from 6 slices up to the (y, x) cap)
