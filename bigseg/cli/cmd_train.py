@@ -210,7 +210,8 @@ def _epoch_lines(enabled: bool):
     handler.setFormatter(logging.Formatter("%(message)s"))
     log = logging.getLogger("bigseg.train")
     log.addHandler(handler)
-    level, log.level = log.level, logging.INFO
+    level = log.level
+    log.setLevel(logging.INFO)  # (setLevel, not the attribute: the logger caches what it lets through)
     try:
         yield
     finally:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -93,14 +94,13 @@ def test_cli_train_no_progress_logs_each_epoch_as_it_ends(files, capsys, monkeyp
         return real(*args, **kwargs)
 
     monkeypatch.setattr(loop, "dice_ce_loss", killed_in_epoch_3)
+    loop._log.isEnabledFor(logging.INFO)  # as a run without the CLI's printer leaves the logger's cache
     assert main(["train", str(files / "img.npy"), str(files / "lab.npy"), "-o", str(files / "killed.pt"), "--epochs",
                  "5", "--steps-per-epoch", "1", "--batch-size", "2", "--patch", "32", "--kernels", "4", "--growth", "1",
                  "--threads", "1", "--no-progress"]) == 130
     out_text, _ = capsys.readouterr()
     assert "epoch 1: loss" in out_text and "epoch 2: loss" in out_text and "IoU pore=" in out_text
     assert not (files / "killed.pt").exists()
-    import logging
-
     assert not logging.getLogger("bigseg.train").handlers  # the CLI's printer is gone with its run
 
 
