@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import hashlib
 import math
@@ -178,6 +179,17 @@ def check_norm_sizes(opts: dict[str, Any], arch_kwargs: dict | None) -> None:
                          f"after {poolings} poolings, is one voxel: batch normalisation needs more than one value "
                          f"per channel). Got batch_size={batch} instead: pass batch_size=2 or a patch larger than "
                          f"{factor} along an axis, e.g. patch={larger}.")
+
+
+def square_rotations(augment: Augment, voxel_size: Any, normal: int) -> Augment:
+    """``augment`` without its 90° rotations where the patches' plane (normal to axis
+    ``normal``) has voxels longer along one of its axes than the other: a rotation would teach
+    the model shapes stretched the other way (e.g. planes across z of a scan with thicker
+    slices)."""
+    a, b = (float(voxel_size[i]) for i in range(3) if i != normal)
+    if augment.rot90 and abs(a / b - 1.0) > 0.05:
+        return dataclasses.replace(augment, rot90=0.0)
+    return augment
 
 
 def check_init_phases(init: Model | None, phases: list[str], *, reindex: bool = True) -> None:
@@ -550,6 +562,8 @@ def train(
         def validate(m: torch.nn.Module) -> np.ndarray:
             return score_windows(m, vimg, vlab, windows, axis=axis, n_classes=n_classes, device=dev, ndim=ndim)
 
+    grid = as_volume(image, name="image", allow_series=True).attrs  # the voxels it learns shapes at (e.g. anisotropic)
+    opts["augment"] = square_rotations(opts["augment"], grid["voxel_size"], axis if opts["ndim"] == 2 else 0)
     model = prepare_model(opts, phases, dict(arch_kwargs or {}), norm)
     digest = [hashlib.sha256(np.ascontiguousarray(a)).hexdigest()[:16] for a in (img, tlab, vimg if vimg is not img else None, vlab) if a is not None]
     settings = run_settings_key(opts, model, kind="sparse labels", axis=axis, steps_per_epoch=spe, data=digest)
@@ -565,7 +579,6 @@ def train(
     if hist.best_epoch is not None and hist.epochs and "val_iou" in hist.epochs[hist.best_epoch - 1]:
         scores = {"validation_iou": hist.epochs[hist.best_epoch - 1]["val_iou"]}
     labelled_slices = int((np.moveaxis(lab, axis, 0) != UNLABELLED).reshape(lab.shape[axis], -1).any(1).sum())
-    grid = as_volume(image, name="image", allow_series=True).attrs  # the voxels it learnt shapes at (e.g. anisotropic)
     data = {"kind": "sparse labels", "shape": list(img.shape), "voxel_size": [float(v) for v in grid["voxel_size"]],
             "unit": grid["unit"], "labelled_voxels": int((lab != UNLABELLED).sum()),
             "labelled_slices": labelled_slices, "axis": axis, "percentiles": [lo, hi],

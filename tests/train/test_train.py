@@ -864,3 +864,28 @@ def test_a_phase_annotated_only_on_the_held_back_slices_is_said(pair):
     with pytest.warns(UserWarning, match="The labels of cbd lie only in the slices held back for validation"):
         bigseg.train(img, only, arch_kwargs=TINY, patch=(32, 32), epochs=1, steps_per_epoch=1, batch_size=2,
                      progress=False)
+
+
+def test_no_quarter_turns_in_planes_of_unequal_voxels(pair, monkeypatch):
+    """A 2D model trained across y on voxels twice as long along z: a 90° rotation of a (z, x)
+    patch swapped z and x, teaching shapes stretched the other way. Flips stay; equal in-plane
+    voxels (across z, or a 3D model's (y, x)) keep the rotations."""
+    import bigseg.train._train as tr
+
+    img, _, sparse = pair
+    seen = []
+    real = tr.fit
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["augment"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tr, "fit", spy)
+    tall = {"voxel_size": (100.0, 50.0, 50.0), "unit": "nm"}
+    kw = dict(arch_kwargs=TINY, patch=(32, 32), epochs=1, steps_per_epoch=1, batch_size=2, progress=False)
+    scan = xr.DataArray(img, dims=("z", "y", "x"), attrs=tall)
+    across_y = np.full_like(sparse, 255)
+    across_y[:, 10:40:6] = np.moveaxis(pair[1], 1, 0)[10:40:6].swapaxes(0, 1)  # labels on (z, x) planes
+    bigseg.train(scan, across_y, axis=1, val_fraction=0, **{**kw, "patch": (8, 32)})
+    bigseg.train(scan, sparse, axis=0, val_fraction=0, **kw)
+    assert seen[0].rot90 == 0 and seen[0].flip == 0.5 and seen[1].rot90 == 0.5
