@@ -71,7 +71,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true",
                    help="go on with the run in --checkpoint-dir that stopped (wall time, --max-minutes, a crash): "
                         "the same command with --resume and --epochs the total to reach gives the model of the "
-                        "whole run")
+                        "whole run (replacing the -o, --report and --plot the stopped run wrote)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: CUDA if available)")
     p.add_argument("--amp", default="auto", help="auto, bf16, fp16 or off")
@@ -93,10 +93,11 @@ def run(args: argparse.Namespace) -> int:
     from ..models import save
 
     refuse_unused(args, _SYNTHETIC)
+    replace = args.overwrite or args.resume  # a resumed run replaces what it wrote when it stopped
     output_file(args.output, "--output", suffixes=(".pt",))  # before any work: a file, its folder made
-    output_file(args.report, "--report", suffixes=(".json",), overwrite=args.overwrite)
-    output_file(args.plot, "--plot", suffixes=FIGURE_SUFFIXES, overwrite=args.overwrite)
-    if os.path.exists(args.output) and not args.overwrite:
+    output_file(args.report, "--report", suffixes=(".json",), overwrite=replace)
+    output_file(args.plot, "--plot", suffixes=FIGURE_SUFFIXES, overwrite=replace)
+    if os.path.exists(args.output) and not replace:
         raise OutputExistsError(f"Expected `output` {args.output!r} not to exist (pass --overwrite). It exists.")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -144,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
             if prov.get("stopped_early") else "")
     options = f" {model.arch_kwargs}" if model.arch_kwargs else " (default options)"
     resumed = prov.get("resumed_after_epochs")
-    stop += f" (resumed after epoch {', '.join(map(str, resumed))})" if resumed else ""
+    stop += f", resumed after epoch {', '.join(map(str, resumed))}" if resumed else ""
     print(f"wrote {args.output}: {model.arch}{options}, {prov.get('epochs')} epochs{stop} "
           f"({prov.get('steps')} steps) in {prov.get('duration_s')} s on {prov.get('hardware')}; best epoch "
           f"{prov.get('best_epoch')}, scores {json.dumps(prov.get('scores'))}")

@@ -201,10 +201,11 @@ def test_cli_train_resume_goes_on_with_a_stopped_run(files, tmp_path, capsys):
     ck = str(tmp_path / "ck")
     assert main([*args, "-o", str(tmp_path / "part.pt"), "--epochs", "1", "--checkpoint-dir", ck]) == 0
     capsys.readouterr()
-    assert main([*args, "-o", str(tmp_path / "resumed.pt"), "--epochs", "3", "--checkpoint-dir", ck, "--resume"]) == 0
+    # the same command again with --resume: the stopped run's own -o is replaced (was refused without --overwrite)
+    assert main([*args, "-o", str(tmp_path / "part.pt"), "--epochs", "3", "--checkpoint-dir", ck, "--resume"]) == 0
     out = capsys.readouterr().out
-    assert "epoch 1: loss" in out and "epoch 3: loss" in out and "3 epochs (resumed after epoch 1)" in out  # the whole run's
-    whole, resumed = models.load(tmp_path / "whole.pt"), models.load(tmp_path / "resumed.pt")
+    assert "epoch 1: loss" in out and "epoch 3: loss" in out and "3 epochs, resumed after epoch 1 (" in out  # the whole run's
+    whole, resumed = models.load(tmp_path / "whole.pt"), models.load(tmp_path / "part.pt")
     for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name
     assert main([*args, "-o", str(tmp_path / "x.pt"), "--epochs", "3", "--resume"]) == 2
