@@ -308,7 +308,7 @@ def _write_particle_labels(labels, args: argparse.Namespace, phases) -> Path:
     ids = measure.particle_labels(labels, phase=args.particle_phase, split=not args.no_split,
                                   max_diameter=args.max_diameter, phases=phases, progress=args.progress)
     return Path(save_labels(xr.DataArray(ids, dims=labels.dims), target.parent.parent, name=target.name,
-                            instances=True, progress=args.progress))
+                            instances=True, overwrite=args.overwrite, progress=args.progress))
 
 
 #: options that act only with one of others (given without, refused by name rather than ignored),
@@ -362,11 +362,16 @@ def run(args: argparse.Namespace) -> int:
     if args.intensity:
         refuse_label_image(args.intensity, "--intensity", instead="pass the grey image it labels")
     intensity = open_source(args.intensity) if args.intensity else None
-    if args.particle_labels and _particle_labels_target(labels, args).exists():  # before any work
-        from ..errors import OutputExistsError
+    if args.particle_labels:  # before any work
+        target = _particle_labels_target(labels, args)
+        if target.resolve() == Path(labels.attrs["source"]).resolve():  # the labels being measured
+            raise InputError(f"Expected `--particle-labels` to name another label image than LABELS (the phases "
+                             f"measured). Got {args.particle_labels!r}: {str(target)!r} is LABELS.")
+        if target.exists() and not args.overwrite:
+            from ..errors import OutputExistsError
 
-        raise OutputExistsError(f"Expected `--particle-labels` to name a new label image. Got "
-                                f"{args.particle_labels!r}: {str(_particle_labels_target(labels, args))!r} exists.")
+            raise OutputExistsError(f"Expected `--particle-labels` to name a new label image, or --overwrite. Got "
+                                    f"{args.particle_labels!r}: {str(target)!r} exists.")
     with cluster_from_args(args):
         ds = measure.summary(labels, method=args.method, truth=truth, phases=phases, progress=args.progress,
                              profile=args.profile, profile_step=args.profile_step)
@@ -393,7 +398,8 @@ def run(args: argparse.Namespace) -> int:
         target = _particle_labels_target(labels, args) if args.particle_labels else None
         table = (measure.particles(labels, phase=args.particle_phase, intensity=intensity, split=not args.no_split,
                                    max_diameter=args.max_diameter, phases=phases, progress=args.progress,
-                                   labels_to=target, area_method=args.particle_area)  # ids from the same split
+                                   labels_to=target, overwrite=args.overwrite,
+                                   area_method=args.particle_area)  # ids from the same split
                  if args.particles else None)
         if args.particle_labels and table is None:
             _write_particle_labels(labels, args, phases)

@@ -152,8 +152,22 @@ def test_cli_writes_particle_instance_labels_beside_the_segmentation(tmp_path, c
     ids = bigseg.open_volume(image / "labels" / "particles").values
     table = pd.read_csv(csv)
     np.testing.assert_array_equal(np.bincount(ids.ravel())[1:], table.voxels.to_numpy())  # value = the table's id
-    # an existing label image is not overwritten
-    assert main(["measure", str(image / "labels" / "segmentation"), "--particle-labels", "particles"]) != 0
+    # an existing label image is not overwritten, unless --overwrite (it was refused even then)
+    seg = str(image / "labels" / "segmentation")
+    assert main(["measure", seg, "--particle-labels", "particles"]) == 2
+    assert "a new label image, or --overwrite" in capsys.readouterr().err
+    for extra in ([], ["--particles", str(csv)]):  # the ids alone, and with the table
+        lab[4:10, 5:12, 5:12] = 0  # one particle fewer
+        save_labels(lab, image, phases=["pore", "cbd", "active"], chunks=(7, 11, 13), overwrite=True, progress=False)
+        assert main(["measure", seg, "--particle-labels", "particles", "--overwrite", *extra]) == 0
+        assert bigseg.open_volume(image / "labels" / "particles").values.max() == 1
+        lab[4:10, 5:12, 5:12] = 2
+        save_labels(lab, image, phases=["pore", "cbd", "active"], chunks=(7, 11, 13), overwrite=True, progress=False)
+    capsys.readouterr()
+    # never the labels being measured
+    assert main(["measure", seg, "--particle-labels", "segmentation", "--overwrite"]) == 2
+    assert "another label image than LABELS" in capsys.readouterr().err
+    assert (bigseg.open_volume(image / "labels" / "segmentation").values == lab).all()
 
 
 def test_cli_prints_bigseg_warnings_as_one_line(tmp_path, capsys):
