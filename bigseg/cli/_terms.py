@@ -15,6 +15,9 @@ __all__ = ["in_cli_terms", "command_parser"]
 #: API names of the input volume: on the command line, the command's first positional argument
 VOLUME_NAMES = ("vol", "image", "path", "data")
 
+#: API parameters every command with the option names otherwise (``connect(n_workers=)``: --workers)
+COMMON_ALIASES = {"n_workers": "workers"}
+
 
 def command_parser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
     """The sub-parser of ``command`` (``bigseg COMMAND``)."""
@@ -62,7 +65,7 @@ def in_cli_terms(message: str, parser: argparse.ArgumentParser, args: argparse.N
               if d not in positionals and d != "help" and typed(d)
               and (getattr(args, d, None) != parser.get_default(d) or not getattr(args, "config", None))}
     # API parameters an option stands for under another name (set by the command: filter's --median is `size`)
-    for name, dest in (getattr(args, "api_aliases", None) or {}).items():
+    for name, dest in {**COMMON_ALIASES, **(getattr(args, "api_aliases", None) or {})}.items():
         if dest in positionals:  # where the message quotes that argument's value
             if repr(str(getattr(args, dest, None))) in message:
                 rename[name] = dest

@@ -150,3 +150,13 @@ def test_warnings_name_the_command_s_arguments(scan, bigseg_cli):
     out = bigseg_cli("export", scan, scan.parent / "x.tif", "--no-progress")
     assert "bigseg export: warning: `source` has no physical voxel size" in out.stderr, out.stderr
     assert "`data`" not in out.stderr
+
+
+def test_cluster_sizes_are_said_as_the_option(scan, capsys):
+    """`connect(n_workers=)`'s check said `n_workers` to a user who typed --workers."""
+    from bigseg.cli import main
+
+    assert main(["run", str(scan), "--out", str(scan.parent / "run"), "--cluster", "local", "--workers", "500"]) == 2
+    err = capsys.readouterr().err
+    assert "Expected `--workers` to be at most" in err and "n_workers" not in err
+    assert not (scan.parent / "run").exists()
