@@ -52,8 +52,9 @@ def _nonfinite_counts(arr: da.Array) -> da.Array:
 
 #: what to do about NaN/inf (the filters take no field of view: they let NaN through on request)
 _NONFINITE_ADVICE = ("A NaN fill outside a reconstruction's field of view: filter with nan_policy='propagate' "
-                     "(NaN stays NaN, its neighbours too) and segment inside the field of view (fov='auto', "
-                     "--fov auto); else clean or mask them.")
+                     "(a NaN region stays NaN and grows by the filter's reach; the median, as SciPy's, may move a "
+                     "lone NaN) and segment inside the field of view (fov='auto', --fov auto); else clean or mask "
+                     "them.")
 
 
 def _nonfinite_message(nan: int, inf: int, total: int) -> str:
