@@ -121,7 +121,7 @@ def _table(ds) -> str:
         for i, j in pairs:
             lines.append(f"{phases[i] + '-' + phases[j]:<22}{int(d.faces.values[i, j]):>12d}"
                          f"{100 * float(d.voxel_fraction.values[i, j]):>10.3f}"
-                         f"{float(d.area.values[i, j]) * scale:>14.6g}{spec[i, j][t or 0] * spec_scale:>22.4g}"
+                         f"{float(d.area.values[i, j]) * scale:>#14.6g}{spec[i, j][t or 0] * spec_scale:>#22.4g}"
                          + (f"{100 * float(d.coverage.values[i, j]):>9.1f}{100 * float(d.coverage.values[j, i]):>9.1f}"
                             if cover else ""))
         if cover:
