@@ -254,7 +254,7 @@ def export(
     _check_dest(dest_p, overwrite, "dest", kind="tiff-slices" if fmt == "tiff-slices" else "file")
     unit = normalise_unit(vol.attrs.get("unit"))
     vs = tuple(float(v) for v in vol.attrs["voxel_size"]) if unit else None
-    if vs is None and fmt in ("tiff-slices", "tiff"):
+    if vs is None and fmt in ("tiff-slices", "tiff", "hdf5"):
         warnings.warn(f"`data` has no physical voxel size (unit {vol.attrs.get('unit')!r}): {dest_p.name} "
                       "is written without one.", stacklevel=2)
     if fmt == "tiff-slices" and vs is not None and vol.dtype not in _IMAGEJ_DTYPES:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import dask.array as da
 import h5py
 import numpy as np
@@ -123,8 +125,12 @@ def test_bad_destinations_write_nothing(tmp_path, odd_volume):
 def test_uncalibratable_slices_warn(tmp_path, odd_volume):
     with pytest.warns(UserWarning, match="dtype int32 cannot carry the ImageJ calibration"):
         bigseg.export(_vol(odd_volume.astype(np.int32)), tmp_path / "i32", progress=False)
-    with pytest.warns(UserWarning, match="no physical voxel size"):
-        bigseg.export(odd_volume, tmp_path / "plain.tif", progress=False)
+    for name in ("plain.tif", "plain.h5"):  # the HDF5 said nothing, and reads back as uncalibrated
+        with pytest.warns(UserWarning, match=f"no physical voxel size .*{name} is written without one"):
+            bigseg.export(odd_volume, tmp_path / name, progress=False)
+    with warnings.catch_warnings():  # a .npy never holds one (a plain array asked for): nothing said
+        warnings.simplefilter("error")
+        bigseg.export(odd_volume, tmp_path / "plain.npy", progress=False)
 
 
 def test_cli_export_label_image(tmp_path, odd_volume, capsys):
@@ -165,7 +171,7 @@ def test_a_box_cut_from_a_scan_keeps_its_place_through_hdf5(tmp_path, odd_volume
     um = bigseg.ingest(tmp_path / "box.h5", tmp_path / "um.ome.zarr", unit="um", progress=False)
     assert origin_of(um) == pytest.approx((0.2, 0.0, 0.2))  # in the unit asked for
     np.testing.assert_array_equal(back.values, odd_volume[4:20, :, 8:40])
-    whole = bigseg.export(make_volume(odd_volume), tmp_path / "whole.h5", progress=False)
+    whole = bigseg.export(make_volume(odd_volume, voxel_size=50), tmp_path / "whole.h5", progress=False)
     assert "origin_voxels" not in h5py.File(whole, "r")["exchange/data"].attrs
 
 
