@@ -477,9 +477,13 @@ def train(
     val_fraction = parse_in_range("val_fraction", val_fraction, 0.0, 1.0, closed="left")
     opts["patch"] = _patch_inside(opts["patch"], tuple(np.shape(image))[-3:], axis, given=patch is not None)
     check_norm_sizes(opts, arch_kwargs)
+    named = getattr(labels, "attrs", {}).get("phases")
     if phases is None:
-        phases = getattr(labels, "attrs", {}).get("phases") or (opts["init"].phases if opts["init"] is not None else DEFAULT_PHASES)
+        phases = named or (opts["init"].phases if opts["init"] is not None else DEFAULT_PHASES)
     phases = parse_phases(phases)
+    if named and list(named) != phases:  # the values' names as the labels state them, renamed by the caller
+        warnings.warn(f"The labels name their values {list(named)}; `phases` {phases} renames them (value i is "
+                      f"phases[i]): drop `phases` to keep the labels' own names.", stacklevel=2)
     n_classes = len(phases)
     check_init_phases(opts["init"], phases)
     if validation is not None:

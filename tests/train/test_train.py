@@ -889,3 +889,14 @@ def test_no_quarter_turns_in_planes_of_unequal_voxels(pair, monkeypatch):
     bigseg.train(scan, across_y, axis=1, val_fraction=0, **{**kw, "patch": (8, 32)})
     bigseg.train(scan, sparse, axis=0, val_fraction=0, **kw)
     assert seen[0].rot90 == 0 and seen[0].flip == 0.5 and seen[1].rot90 == 0.5
+
+
+def test_phases_renaming_the_labels_own_names_is_said(pair, monkeypatch):
+    """`phases=` over labels that name their values otherwise replaced those names unsaid."""
+    img, _, sparse = pair
+    _refuse_loading(monkeypatch)
+    named = xr.DataArray(sparse, dims=("z", "y", "x"), attrs={"phases": ["pore", "cbd", "active"]})
+    with pytest.warns(UserWarning, match=r"The labels name their values \['pore', 'cbd', 'active'\]; `phases` "
+                                         r"\['pore', 'active', 'cbd'\] renames them"), \
+            pytest.raises(AssertionError, match="the image was loaded"):
+        bigseg.train(img, named, phases=["pore", "active", "cbd"], epochs=1)
