@@ -191,13 +191,16 @@ def patch_windows(labels: np.ndarray, patch: tuple[int, ...], *, axis: int = 0, 
 @torch.no_grad()
 def score_windows(model: torch.nn.Module, image: np.ndarray, labels: np.ndarray, windows: list[tuple[slice, ...]], *,
                   axis: int, n_classes: int, device: torch.device, ndim: int) -> np.ndarray:
-    """Confusion matrix (C, C) of ``model`` on the labelled voxels of ``windows``."""
+    """Confusion matrix (C, C) of ``model`` on the labelled voxels of ``windows``, each voxel
+    once (where windows overlap, as 3D cubes around labelled voxels may, the first one's)."""
     cm = np.zeros((n_classes, n_classes), np.int64)
     was = model.training
     model.eval()
+    seen = np.zeros(labels.shape, bool)
     for sl in windows:
         x = image[sl]
-        y = labels[sl]
+        y = np.where(seen[sl], UNLABELLED, labels[sl])
+        seen[sl] = True
         if ndim == 2:
             x = np.moveaxis(x, axis, 0)[0]
             y = np.moveaxis(y, axis, 0)[0]

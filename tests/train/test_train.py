@@ -900,3 +900,22 @@ def test_phases_renaming_the_labels_own_names_is_said(pair, monkeypatch):
                                          r"\['pore', 'active', 'cbd'\] renames them"), \
             pytest.raises(AssertionError, match="the image was loaded"):
         bigseg.train(img, named, phases=["pore", "active", "cbd"], epochs=1)
+
+
+def test_validation_scores_each_voxel_once():
+    """3D validation cubes centred on labelled voxels overlap: the voxels they share were
+    counted once per cube, weighting the validation IoU towards them."""
+    from bigseg.train._data import patch_windows, score_windows
+
+    class Pore(torch.nn.Module):  # says "pore" everywhere
+        def forward(self, x):
+            return torch.cat([torch.ones_like(x), torch.zeros_like(x), torch.zeros_like(x)], 1)
+
+    labels = np.full((20, 24, 24), 255, np.uint8)
+    labels[8:12, 10:14, 10:14] = 2
+    labels[9, 11, 11] = 0
+    windows = patch_windows(labels, (8, 8, 8), max_windows=24, seed=0)
+    assert len(windows) == 24  # overlapping cubes around one small labelled block
+    cm = score_windows(Pore(), labels.astype(np.float32), labels, windows, axis=0, n_classes=3,
+                       device=torch.device("cpu"), ndim=3)
+    assert cm.sum() == (labels != 255).sum() and cm[0, 0] == 1 and cm[2, 0] == 63
