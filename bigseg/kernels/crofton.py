@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import functools
 
+import numba
 import numpy as np
 
-__all__ = ["DIRECTIONS", "crofton_weights", "crofton_areas", "crofton_slice_areas"]
+__all__ = ["DIRECTIONS", "crofton_weights", "crossing_counts", "crofton_areas", "crofton_slice_areas"]
 
 #: the 13 directions to half of the 26 neighbours (z, y, x)
 DIRECTIONS = ((1, 0, 0), (0, 1, 0), (0, 0, 1),
@@ -50,64 +51,72 @@ def crofton_weights(spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> tu
     return w, length
 
 
-def _neighbours(ext: np.ndarray, halo_lo: tuple[int, int, int], halo_hi: tuple[int, int, int],
-                d: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray, int]:
-    """``(a, b, first)``: the codes of every voxel of the block proper whose neighbour at ``+d``
-    lies in ``ext`` and the codes of those neighbours; ``first`` = the block-relative z index of
-    ``a``'s first plane (``a``'s axis 0 starts there)."""
-    src, dst = [], []
-    for ax in range(3):
-        start, stop = halo_lo[ax], ext.shape[ax] - halo_hi[ax]  # the block proper
-        start, stop = max(start, -d[ax]), min(stop, ext.shape[ax] - d[ax])  # its neighbour inside ext
-        src.append(slice(start, stop))
-        dst.append(slice(start + d[ax], stop + d[ax]))
-    return ext[tuple(src)], ext[tuple(dst)], src[0].start - halo_lo[0]
+@numba.njit(nogil=True, cache=True)
+def _pair_counts(ext, lo, hi, dirs, k, out):  # pragma: no cover - jit
+    """``out[z - lo[0], d, a, b] += 1`` for each voxel ``(z, y, x)`` in ``lo..hi`` of phase ``a``
+    whose neighbour at ``+dirs[d]`` (inside ``ext``) has phase ``b != a`` (both below ``k``)."""
+    s0, s1, s2 = ext.shape
+    for di in range(dirs.shape[0]):
+        dz, dy, dx = dirs[di, 0], dirs[di, 1], dirs[di, 2]
+        z0, z1 = max(lo[0], -dz), min(hi[0], s0 - dz)
+        y0, y1 = max(lo[1], -dy), min(hi[1], s1 - dy)
+        x0, x1 = max(lo[2], -dx), min(hi[2], s2 - dx)
+        for z in range(z0, z1):
+            for y in range(y0, y1):
+                for x in range(x0, x1):
+                    a = ext[z, y, x]
+                    b = ext[z + dz, y + dy, x + dx]
+                    if a != b and a < k and b < k:
+                        out[z - lo[0], di, a, b] += 1
+
+
+def crossing_counts(ext: np.ndarray, halo_lo: tuple[int, int, int], halo_hi: tuple[int, int, int], k: int,
+                    axis: int = 0) -> np.ndarray:
+    """``(n, 13, k, k)`` int64: the crossings of each of the block's ``n`` slices along ``axis``,
+    per direction of :data:`DIRECTIONS` and (from, to) phase; each pair of neighbours once, owned
+    by its voxel lower along ``axis`` (the other may lie in the halo: ``halo_lo``/``halo_hi``
+    voxels, 1 where the volume continues, 0 at its border), so blocks add up to the volume's
+    crossings. Codes ``>= k`` (255: unlabelled) cross nothing."""
+    order = (axis,) + tuple(a for a in range(3) if a != axis)  # the slices on axis 0
+    ext = np.ascontiguousarray(np.transpose(ext, order) if axis else ext, np.uint8)
+    dirs = np.asarray(DIRECTIONS, np.int64)[:, order]
+    dirs[dirs[:, 0] < 0] *= -1  # the same pairs of neighbours, owned by the lower one along the axis
+    lo = np.array([halo_lo[a] for a in order], np.int64)
+    hi = np.array(ext.shape, np.int64) - np.array([halo_hi[a] for a in order], np.int64)
+    out = np.zeros((int(hi[0] - lo[0]), len(DIRECTIONS), k, k), np.int64)
+    _pair_counts(ext, lo, hi, dirs, k, out)
+    return out
+
+
+def _weighted(counts: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
+    """``(..., k, k)`` symmetric areas of ``(..., 13, k, k)`` crossing counts: ``2 w_d v / l_d``
+    per crossing along direction ``d``, summed over the directions."""
+    w, length = crofton_weights(tuple(float(s) for s in spacing))
+    per_crossing = 2.0 * w * float(np.prod(spacing)) / length
+    return np.einsum("...dab,d->...ab", counts + np.swapaxes(counts, -1, -2), per_crossing)
 
 
 def crofton_areas(ext: np.ndarray, halo_lo: tuple[int, int, int], halo_hi: tuple[int, int, int], k: int,
                   spacing: tuple[float, float, float]) -> np.ndarray:
-    """(k, k) symmetric interface areas (physical units²) of the crossings that start at a
-    voxel of the block proper.
+    """(k, k) symmetric interface areas (physical units²) of the crossings owned by the block
+    proper (:func:`crossing_counts`: each pair of neighbours once over the blocks of a volume).
 
     ``ext`` holds uint8 phase codes of the block and a halo of ``halo_lo``/``halo_hi`` voxels
-    (1 where the volume continues, 0 at its border); each crossing belongs to the voxel it
-    starts from (its neighbour at ``+d`` may lie in the halo), so blocks add up to the whole
-    volume's areas. Codes ``>= k`` (255: unlabelled) cross nothing.
+    (1 where the volume continues, 0 at its border). Codes ``>= k`` (255: unlabelled) cross
+    nothing.
     """
-    w, length = crofton_weights(tuple(float(s) for s in spacing))
-    v = float(np.prod(spacing))
-    out = np.zeros((k, k), np.float64)
-    for d, wd, ld in zip(DIRECTIONS, w, length):
-        a_, b_, _ = _neighbours(ext, halo_lo, halo_hi, d)
-        m = (a_ != b_) & (a_ < k) & (b_ < k)
-        counts = np.bincount(a_[m].astype(np.int64) * k + b_[m], minlength=k * k).reshape(k, k)
-        out += (counts + counts.T) * (2.0 * wd * v / ld)
-    return out
+    return _weighted(crossing_counts(ext, halo_lo, halo_hi, k).sum(axis=0), spacing)
 
 
 def crofton_slice_areas(ext: np.ndarray, halo_lo: tuple[int, int, int], halo_hi: tuple[int, int, int], k: int,
                         spacing: tuple[float, float, float], axis: int) -> np.ndarray:
     """:func:`crofton_areas` slice by slice along ``axis``: ``(n, 2, k, k)`` for the block's
     ``n`` slices, ``[s, 0]`` the areas of the crossings within slice ``s``, ``[s, 1]`` of those
-    between slices ``s`` and ``s + 1`` (each pair of neighbours once, owned by its voxel lower
-    along ``axis``: ``s + 1`` may lie in the halo). Summed over ``s``, both kinds and the
-    blocks of a volume, the volume's :func:`crofton_areas` (to float rounding; a block's own sum
-    differs where pairs cross its sides, as their owners differ)."""
-    w, length = crofton_weights(tuple(float(s) for s in spacing))
-    v = float(np.prod(spacing))
-    order = (axis,) + tuple(a for a in range(3) if a != axis)  # the slices on axis 0
-    ext = np.transpose(ext, order)
-    halo_lo, halo_hi = tuple(halo_lo[a] for a in order), tuple(halo_hi[a] for a in order)
-    n = ext.shape[0] - halo_lo[0] - halo_hi[0]
-    out = np.zeros((n, 2, k, k), np.float64)
-    for d, wd, ld in zip(DIRECTIONS, w, length):
-        step = tuple(d[a] for a in order)
-        if step[0] < 0:  # the same pairs of neighbours, owned by the lower one along the axis
-            step = tuple(-c for c in step)
-        a_, b_, first = _neighbours(ext, halo_lo, halo_hi, step)
-        m = (a_ != b_) & (a_ < k) & (b_ < k)
-        s_idx = np.broadcast_to((np.arange(a_.shape[0]) + first)[:, None, None], a_.shape)[m]
-        idx = (s_idx.astype(np.int64) * k + a_[m]) * k + b_[m]
-        counts = np.bincount(idx, minlength=n * k * k).reshape(n, k, k)
-        out[:, step[0]] += (counts + counts.transpose(0, 2, 1)) * (2.0 * wd * v / ld)
+    between slices ``s`` and ``s + 1`` (owned by ``s``: ``s + 1`` may lie in the halo). Summed
+    over ``s``, both kinds and the blocks of a volume, the volume's :func:`crofton_areas`."""
+    counts = crossing_counts(ext, halo_lo, halo_hi, k, axis)
+    across = np.asarray(DIRECTIONS)[:, axis] != 0
+    out = np.empty((counts.shape[0], 2, k, k), np.float64)
+    for kind, use in enumerate((~across, across)):
+        out[:, kind] = _weighted(np.where(use[None, :, None, None], counts, 0), spacing)
     return out
