@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from ._parse import parse_in_range, parse_positive_float, parse_region, parse_shells_spec
+from ._parse import parse_choice, parse_in_range, parse_positive_float, parse_region, parse_shells_spec
 from ._version import version
 from .config import RunConfig
 from .errors import BigsegError, ConfigError, InputError, SourceNotFoundError
@@ -381,7 +381,7 @@ class Pipeline:
                                   f"Got {name!r} instead.")
 
     def watch(self, inbox: str | os.PathLike, out: str | os.PathLike, *, interval: float = 30.0,
-              settle: float | None = None, once: bool = False, client: Any = None,
+              settle: float | None = None, once: bool = False, clock: str = "order", client: Any = None,
               progress: bool = True) -> dict[str, dict[str, Any]]:
         """Process scans as they appear in ``inbox``: each into ``out/<scan name>``.
 
@@ -395,8 +395,10 @@ class Pipeline:
         every scan's state (``done`` with its timings, or ``failed`` with the error); a failed
         scan is retried only when its files change, and one scan's failure never stops the watch.
         Once two scans are done, ``out/evolution.csv`` and ``out/evolution.png`` follow them as
-        the steps of one experiment, in name order with numbers as numbers (scan_2 before scan_10;
-        :func:`bigseg.measure.evolution`).
+        the steps of one experiment (:func:`bigseg.measure.evolution`): with ``clock="order"`` in
+        name order with numbers as numbers (scan_2 before scan_10), ``t`` their step; with
+        ``clock="mtime"`` in the order their files were last written, ``t`` the minutes since the
+        first one was (a detector writing each scan as it is taken: its time in the experiment).
 
         Parameters
         ----------
@@ -406,6 +408,7 @@ class Pipeline:
         once : process what is in ``inbox`` now and return; with ``settle``, a scan changed less
             than that many seconds ago (perhaps still being written) is left for the next watch,
             with a message.
+        clock : ``"order"`` or ``"mtime"``: the scans' times in ``evolution.csv`` (see above).
         progress : progress bars on stderr (off: only the watch's lines).
 
         Returns
@@ -414,9 +417,14 @@ class Pipeline:
         """
         interval = parse_positive_float("interval", interval)
         settle = (0.0 if once else 10.0) if settle is None else parse_in_range("settle", settle, 0.0, float("inf"))
+        clock = parse_choice("clock", clock, ("order", "mtime"))
         if self.config.predict.get("temporal"):
             raise ConfigError(f"Expected `predict.temporal` 0 for watch (each scan is segmented alone). "
                               f"Got {self.config.predict['temporal']!r} instead.")
+        if self.config.times is not None or self.config.time_unit is not None:  # each scan would be refused
+            raise ConfigError(f"Expected `times` and `time_unit` null for watch (each scan is one volume; their "
+                              f"times in evolution.csv: clock='mtime', --clock mtime). Got times="
+                              f"{self.config.times!r}, time_unit={self.config.time_unit!r}.")
         inbox, out = Path(inbox), Path(out)
         if not inbox.is_dir():
             raise InputError(f"Expected `inbox` to be an existing folder. Got {str(inbox)!r} instead.")
@@ -433,10 +441,10 @@ class Pipeline:
         print(f"[watch] {inbox} -> {out} ({how})", file=sys.stderr, flush=True)
         # one watch at a time into out (a run into one of its scans' folders is refused too, by that run)
         with bars(progress), held(out, argument="out", inside=True), _client_context(client, self.config):  # one cluster
-            return self._watch(inbox, out, ledger, interval, settle, once)
+            return self._watch(inbox, out, ledger, interval, settle, once, clock)
 
     def _watch(self, inbox: Path, out: Path, ledger: dict[str, dict[str, Any]], interval: float, settle: float,
-               once: bool) -> dict[str, dict[str, Any]]:
+               once: bool, clock: str) -> dict[str, dict[str, Any]]:
         ledger_path = out / "watch.json"
         first_seen: dict[str, tuple[tuple[int, float], float]] = {}
         said: set[tuple[str, ...]] = set()  # what was said of clashing or unsettled scans (once each)
@@ -495,7 +503,7 @@ class Pipeline:
                         (out / name).rmdir()
                 write_text(ledger_path, json.dumps(ledger, indent=1, default=str))
                 try:  # a summary over the scans: never what stops the watch (e.g. a done scan's metrics removed)
-                    _watch_evolution(out, ledger)
+                    _watch_evolution(out, ledger, clock)
                 except Exception as exc:
                     print(f"[watch] evolution.csv not written: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
             if once:
@@ -806,10 +814,11 @@ def _write_stage(out: Path, stage: str, key: str, *, reset: bool = False) -> Non
     write_text(out / "stages.json", json.dumps(stages, indent=1))
 
 
-def _watch_evolution(out: Path, ledger: dict[str, dict[str, Any]]) -> None:
-    """``out/evolution.csv`` and ``out/evolution.png``: the scans a watch has done, in name order
-    (numbers as numbers: scan_2 before scan_10), as the steps of one experiment
-    (:func:`bigseg.measure.evolution`, a ``scan`` column added)."""
+def _watch_evolution(out: Path, ledger: dict[str, dict[str, Any]], clock: str = "order") -> None:
+    """``out/evolution.csv`` and ``out/evolution.png``: the scans a watch has done as the steps of
+    one experiment (:func:`bigseg.measure.evolution`, a ``scan`` column added): in name order
+    (numbers as numbers: scan_2 before scan_10), or with ``clock="mtime"`` in the order their
+    files were last written, ``t`` in minutes since the first."""
     import pandas as pd
 
     from . import measure
@@ -819,6 +828,9 @@ def _watch_evolution(out: Path, ledger: dict[str, dict[str, Any]]) -> None:
                   key=natural_key)
     if len(done) < 2:
         return
+    written = {name: float(ledger[name]["signature"][1]) for name in done}  # (size, latest modification time)
+    if clock == "mtime":
+        done.sort(key=lambda name: written[name])
     metrics = [read_metrics(out / name) for name in done]
     if any("t" in m.dims for m in metrics):  # a series among the scans: no single line per scan
         return
@@ -835,16 +847,21 @@ def _watch_evolution(out: Path, ledger: dict[str, dict[str, Any]]) -> None:
         print(f"[watch] the scans state other voxel sizes ({', '.join(f'{n}: {s}' for n, s in zip(done, sizes))} "
               f"{units.pop()}): evolution.csv compares them in physical units", file=sys.stderr, flush=True)
     metrics = [m.drop_dims([d for d in m.dims if d not in ("phase", "phase_a", "phase_b")]) for m in metrics]
-    ds = xr.concat(metrics, dim=pd.Index(range(len(done)), name="t"), combine_attrs="override")
+    steps = (pd.Index([(written[name] - written[done[0]]) / 60.0 for name in done], name="t") if clock == "mtime"
+             else pd.Index(range(len(done)), name="t"))
+    ds = xr.concat(metrics, dim=steps, combine_attrs="override")
+    if clock == "mtime":
+        ds.coords["t"].attrs["units"] = "min"
     ds = ds.assign_coords(voxel_volume=("t", [float(np.prod(v)) for v in sizes]))  # each scan's own
-    tables = [pd.read_csv(out / name / "particles.csv").assign(t=i) for i, name in enumerate(done)
+    tables = [pd.read_csv(out / name / "particles.csv").assign(t=steps[i]) for i, name in enumerate(done)
               if (out / name / "particles.csv").exists()]
     table = pd.concat(tables, ignore_index=True) if len(tables) == len(done) else None
     ev = measure.evolution(ds, table)
     ev.insert(0, "scan", done)
     with replacing(out / "evolution.csv") as tmp:
         ev.to_csv(tmp)
-    series_figure(ds, table, path=out / "evolution.png", title=f"{len(done)} scans in name order")
+    order = "in the order they were written" if clock == "mtime" else "in name order"
+    series_figure(ds, table, path=out / "evolution.png", title=f"{len(done)} scans {order}")
 
 
 def _computed_on() -> dict[str, Any]:

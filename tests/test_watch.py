@@ -87,6 +87,32 @@ def test_scans_numbered_without_zeros_follow_their_numbers(tmp_path, image):
     assert depth == [15, 16, 24]
 
 
+def test_clock_mtime_gives_minutes_since_the_first_scan(tmp_path, image):
+    """Each scan's time in the experiment: minutes since the first scan's file was written, in
+    the order they were (watch had the step index only, and in name order)."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    start = 1.7e9
+    for name, minutes in (("b_first", 0.0), ("a_second", 30.0), ("c_third", 75.0)):
+        np.save(inbox / f"{name}.npy", image[:16])
+        os.utime(inbox / f"{name}.npy", (start + 60 * minutes, start + 60 * minutes))
+    pipe = Pipeline(chunks=16, predict={"model": "threshold"}, measure={"particles": True})
+    pipe.watch(inbox, tmp_path / "out", once=True, clock="mtime", progress=False)
+    import pandas as pd
+
+    ev = pd.read_csv(tmp_path / "out" / "evolution.csv", index_col="t")
+    assert list(ev.index) == [0.0, 30.0, 75.0] and list(ev.scan) == ["b_first", "a_second", "c_third"]
+    parts = pd.concat([pd.read_csv(tmp_path / "out" / n / "particles.csv") for n in ev.scan])
+    assert ev["particles"].sum() == len(parts)
+    from bigseg.errors import ConfigError
+
+    with pytest.raises(InputError, match="`clock`"):
+        pipe.watch(inbox, tmp_path / "out", once=True, clock="ctime")
+    with pytest.raises(ConfigError, match=r"`times` and `time_unit` null for watch .*--clock mtime"):
+        Pipeline(times=[0, 30], predict={"model": "threshold"}).watch(inbox, tmp_path / "out2", once=True)
+    assert not (tmp_path / "out2").exists()
+
+
 def test_clashing_names_unsettled_scans_and_other_voxel_sizes(tmp_path, image, capfd):
     inbox = tmp_path / "inbox"
     inbox.mkdir()
