@@ -36,7 +36,9 @@ def transitions(labels: Any, *, phases: Any = None, progress: bool = False) -> x
     lab = as_volume(labels, name="labels", ndim=4)
     if lab.sizes["t"] < 2:
         raise InputError(f"Expected `labels` to hold at least 2 time steps. Got {lab.sizes['t']} instead.")
-    counts = confusion(lab.isel(t=slice(0, -1)), lab.isel(t=slice(1, None)), phases=phases, progress=progress)
+    after = lab.isel(t=slice(1, None))  # each step against the one before, labelled by its own time
+    before = lab.isel(t=slice(0, -1)).assign_coords(t=after["t"].variable)
+    counts = confusion(before, after, phases=phases, progress=progress)
     total = counts.sum(("truth_phase", "pred_phase"))
     out = (counts / total).rename(truth_phase="from_phase", pred_phase="to_phase")
     out = out.assign_coords(t=lab["t"][1:].variable, voxels=("t", total.values.astype(np.int64)))  # units kept

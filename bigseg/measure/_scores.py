@@ -35,7 +35,23 @@ def _pair(truth: Any, pred: Any, phases: Any, *, pred_name: str = "pred") -> tup
         raise InputError(f"Expected `{pred_name}` to have the shape of `truth` {tuple(tl.vol.shape)}. "
                          f"Got {tuple(pl.vol.shape)} instead.")
     _warn_other_grid(truth, tl, "truth", pred, pl, pred_name)
+    if pl.series and "t" in tl.vol.coords and "t" in pl.vol.coords \
+            and not np.array_equal(tl.vol.coords["t"].values, pl.vol.coords["t"].values):
+        import dataclasses
+        import warnings
+
+        # scan i against scan i: the results are the prediction's (its times; those of the
+        # truth would put each score at another time, beside the prediction's other measures)
+        warnings.warn(f"`truth` and `{pred_name}` are series of {pl.vol.sizes['t']} scans at other times (t = "
+                      f"{_times(tl)} against {_times(pl)}): compared scan by scan in order, the scores are given at "
+                      f"`{pred_name}`'s times.", stacklevel=3)
+        tl = dataclasses.replace(tl, vol=tl.vol.assign_coords(t=pl.vol.coords["t"]))
     return tl, pl
+
+
+def _times(lab: Labels) -> str:
+    t = lab.vol.coords["t"].values
+    return ", ".join(str(v) for v in t[:5]) + (", ..." if len(t) > 5 else "")
 
 
 def _warn_other_grid(a: Any, la: Labels, name_a: str, b: Any, lb: Labels, name_b: str, *, stacklevel: int = 4) -> None:

@@ -78,6 +78,24 @@ def test_scores_series(pair):
     np.testing.assert_allclose(ds.accuracy.values[1], 1.0)
 
 
+def test_a_truth_series_at_other_times_is_scored_at_the_predictions_times(pair):
+    """Scans stated in minutes against a reference numbered 0, 1: each score sat at the truth's
+    time, and summary's outer join made four steps, half of them NaN."""
+    from bigseg.measure import summary
+
+    truth, pred = pair
+    t4 = make_volume(np.stack([truth, truth]), phases=["pore", "cbd", "active"])
+    p4 = make_volume(np.stack([pred, truth.clip(0, 2)]), phases=["pore", "cbd", "active"]).assign_coords(t=[0.0, 30.0])
+    with pytest.warns(UserWarning, match=r"series of 2 scans at other times \(t = 0, 1 against 0.0, 30.0\): compared "
+                                         r"scan by scan in order, the scores are given at `pred`'s times"):
+        ds = scores(t4, p4)
+    assert list(ds.t.values) == [0.0, 30.0] and ds.accuracy.values[1] == 1.0
+    with pytest.warns(UserWarning, match="at other times"):
+        m = summary(p4, truth=t4, profile="z")
+    assert list(m.t.values) == [0.0, 30.0] and not np.isnan(m.iou.values).any()
+    np.testing.assert_allclose(m.iou.values, ds.iou.values)
+
+
 @pytest.mark.parametrize("chunks", [(17, 23, 30), (40, 3, 56)], ids=str)
 def test_agreement_matches_reference(labels, chunks):
     segs = [labels, np.roll(labels, 1, 0), np.roll(labels, 2, 1), labels[:, :, ::-1]]
