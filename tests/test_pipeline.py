@@ -41,6 +41,7 @@ def test_pipeline_threshold_then_resume(tmp_path, scan, bigseg_cli):
     # one HTML page with everything; `bigseg report` rewrites it elsewhere
     page = (tmp_path / "run" / "report.html").read_text()
     assert "Particles" in page and "Interfaces" in page and page.count("<img") == len(res.figures) == 4
+    assert "sphericity (crofton areas)" in page  # the run's particle_area, read back from run.json
     # interface areas and areas per volume (the specific interface area) in a readable unit
     from bigseg.report._units import readable
 

@@ -420,12 +420,13 @@ def run(args: argparse.Namespace) -> int:
         from ..report._units import quantity_text
 
         if "t" in table:
-            print(f"{len(table)} {args.particle_phase} particles over {table['t'].nunique()} time steps; "
-                  f"wrote {args.particles} and {png} (histograms{last})")
+            print(f"{len(table)} {args.particle_phase} particles over {table['t'].nunique()} time steps (surface "
+                  f"areas and sphericity by {args.particle_area}); wrote {args.particles} and {png} (histograms{last})")
         else:
             print(f"{len(table)} {args.particle_phase} particles ({len(inside)} inside the volume): median equivalent "
                   f"diameter {quantity_text(inside.equivalent_diameter.median(), table.attrs['unit'])}, median detachment "
-                  f"{inside.detachment.median():.3f}; wrote {args.particles} and {png}")
+                  f"{inside.detachment.median():.3f}; surface areas and sphericity by {args.particle_area}; "
+                  f"wrote {args.particles} and {png}")
         if len(inside):
             print(_size_groups_lines(table))
     if "t" in ds.dims:

@@ -172,9 +172,11 @@ def _particles_section(table) -> str:
         table = table[table["t"] == table["t"].iloc[-1]]
     inside = table[~table["touches_border"].astype(bool)]
     unit = table.attrs.get("unit", "")
+    method = table.attrs.get("surface_area_method")
     rows = []
     for col, label, power in (("equivalent_diameter", "equivalent diameter", 1), ("volume", "volume", 3),
-                              ("sphericity", "sphericity", 0), ("detachment", "detachment (pore contact)", 0),
+                              ("sphericity", f"sphericity{f' ({method} areas)' if method else ''}", 0),
+                              ("detachment", "detachment (pore contact)", 0),
                               ("contact_cbd", "CBD contact", 0), ("contact_particle", "particle contact", 0)):
         if col in inside and inside[col].notna().any():
             q = inside[col].quantile([0.1, 0.5, 0.9])
@@ -381,6 +383,9 @@ def write_report(run: str | os.PathLike, *, path: str | os.PathLike | None = Non
     if (run / "particles.csv").exists():
         table = pd.read_csv(run / "particles.csv")
         table.attrs["unit"] = ds.attrs.get("unit", "")
+        area = (info.get("config") or {}).get("measure", {}).get("particle_area")
+        if area:  # the particles' surface areas (and sphericities) as the run measured them
+            table.attrs["surface_area_method"] = area
         if "t" in ds.dims and time_unit(ds.t):
             table.attrs["time_unit"] = time_unit(ds.t)
         parts.append(_particles_section(table))

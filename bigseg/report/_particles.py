@@ -56,7 +56,8 @@ def particle_figure(table: Any, *, path: str | os.PathLike | None = None, title:
     a.set_title(f"{len(df)} {phase} particles")
     s = inner["sphericity"].dropna()
     axes[1].hist(s, bins=20, range=(min(0.3, s.min()), max(1.2, s.max())) if len(s) else None, color=colour, edgecolor="black")
-    axes[1].set_xlabel("sphericity (inside the volume)")
+    method = table.attrs.get("surface_area_method")
+    axes[1].set_xlabel(f"sphericity (inside the volume{f'; {method} areas' if method else ''})")
     axes[1].set_ylabel("particles")
     axes[1].set_title("shape")
     if not len(s):  # every particle cut by the border or without a sphericity: say so, not an empty axis

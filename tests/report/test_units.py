@@ -103,6 +103,12 @@ def test_particle_figure_diameters_scaled_with_their_label():
     dots = np.concatenate([c.get_offsets()[:, 0] for c in fig.axes[3].collections if isinstance(c, PathCollection)])
     np.testing.assert_allclose(np.sort(dots), np.sort(table.equivalent_diameter * 1e-3))
     matplotlib.pyplot.close(fig)
+    # the sphericity says which surface areas made it (marching cubes and Crofton differ by ~15 %)
+    crofton = measure.particles(big, phase="active", split=False, area_method="crofton")
+    assert particle_figure(crofton).axes[1].get_xlabel() == "sphericity (inside the volume; crofton areas)"
+    from bigseg.report._html import _particles_section
+
+    assert "sphericity (crofton areas)" in _particles_section(crofton)
 
 
 def test_orthoslices_carry_a_scale_bar_and_anisotropic_voxels():
