@@ -433,7 +433,8 @@ def run(args: argparse.Namespace) -> int:
         from ..report._units import readable_evolution
 
         ev = measure.evolution(ds, table, changes)
-        print("over time (particle medians over those inside the volume):")
+        print(f"over time (interface areas by {ev.attrs.get('area_method', args.method)}; particle medians over those "
+              "inside the volume):")
         if "time_unit" in ev.attrs:  # the times' unit over the steps' columns
             ev.index.name = f"t [{ev.attrs['time_unit']}]"
         print(readable_evolution(ev, ev.attrs["unit"]).T.to_string(float_format=lambda v: f"{v:.4g}"))

@@ -146,6 +146,8 @@ def evolution(metrics: xr.Dataset, particles: pd.DataFrame | None = None,
                     col = transitions.sel(from_phase=a, to_phase=b).to_series()
                     out[f"{a}_to_{b}"] = col.reindex(out.index).to_numpy()
     out.attrs["unit"] = str(ds.attrs.get("unit", "voxel"))
+    if "area" in ds and ds["area"].attrs.get("method"):  # what made the specific areas (faces read 30-60 % higher)
+        out.attrs["area_method"] = str(ds["area"].attrs["method"])
     if time_unit(ds.t):  # the times' unit (minutes, seconds...), for tables and figures to say
         out.attrs["time_unit"] = time_unit(ds.t)
     return out

@@ -214,15 +214,17 @@ def _last_step(t: Any, unit: str) -> str:
     return f" (last time step, t = {time_text(t, unit)})"
 
 
-def _evolution_section(ev, unit: str, t_unit: str = "") -> str:
+def _evolution_section(ev, unit: str, t_unit: str = "", area_method: str = "") -> str:
     """The table of evolution.csv, lengths and specific areas in a readable unit (the file keeps
-    the data's unit); its ``t`` column with the times' unit (``t_unit``)."""
+    the data's unit); its ``t`` column with the times' unit (``t_unit``); the method of the
+    interface areas (``area_method``) said."""
     ev = readable_evolution(ev, unit)
     if t_unit:
         ev = ev.rename(columns={"t": f"t [{t_unit}]"})
+    areas = f"; interface areas by {html.escape(area_method)}" if area_method else ""
     return ("<h2>Over time</h2>" + _table([str(c) for c in ev.columns], ev.values.tolist())
             + "<p class='note'>evolution.csv (in the data's unit, " + html.escape(unit)
-            + "); particle medians over the particles inside the volume</p>")
+            + f"){areas}; particle medians over the particles inside the volume</p>")
 
 
 def _image(path: Path) -> str:
@@ -391,7 +393,8 @@ def write_report(run: str | os.PathLike, *, path: str | os.PathLike | None = Non
         parts.append(_particles_section(table))
     if (run / "evolution.csv").exists():
         parts.append(_evolution_section(pd.read_csv(run / "evolution.csv"), str(ds.attrs.get("unit", "")),
-                                        time_unit(ds.t) if "t" in ds.dims else ""))
+                                        time_unit(ds.t) if "t" in ds.dims else "",
+                                        str(ds["area"].attrs.get("method", "")) if "area" in ds else ""))
     if info.get("timings_s"):
         rows = [[k, float(v)] for k, v in info["timings_s"].items()]
         parts.append("<h2>Timings</h2>" + _table(["stage", "seconds"], rows))

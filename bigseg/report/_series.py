@@ -98,7 +98,7 @@ def series_figure(metrics: Any, particles: Any = None, *, transitions: Any = Non
                         ax.plot(t, ev[f"specific_area_{a}_{b}"] * scale, color=colour[a], markerfacecolor=colour[b],
                                 markeredgecolor=colour[b], linestyle=dashes[b], label=f"{a}-{b}", **style)
             ax.set_ylabel(f"interface area per volume [{shown}]")
-            ax.set_title("interfaces")
+            ax.set_title(f"interfaces ({ev.attrs['area_method']})" if "area_method" in ev.attrs else "interfaces")
             _legend_above(ax)
         elif panel == "particles":
             ax.plot(t, ev["particles"], color="0.6", label="all", **style)

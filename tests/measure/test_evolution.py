@@ -73,7 +73,7 @@ def test_evolution_rows_equal_the_measurements_of_each_step(series):
                                ((part[1] == 1) & (part[2] == 0)).sum() / both[1])
     fig = series_figure(m, tab, transitions=changes)
     titles = [ax.get_title() for ax in fig.axes if ax.get_visible() and ax.get_title()]
-    assert titles[:6] == ["phases", "interfaces", "phase changes", "scores", "particles", "particle contacts"]
+    assert titles[:6] == ["phases", "interfaces (faces)", "phase changes", "scores", "particles", "particle contacts"]
     assert len(titles) == 7 and "tracked through every step" in titles[6]
     first = fig.axes[0]
     assert first.get_xlabel() == "scan (time step)"
@@ -95,6 +95,7 @@ def test_evolution_rows_equal_the_measurements_of_each_step(series):
                 xy = other.transData.transform(np.column_stack(line.get_data()).astype(float))
                 assert not any(box.contains(*pt) for pt in xy), line.get_label()
     assert legends == 7
+    assert fig.axes[1].get_title() == "interfaces (faces)" and ev.attrs["area_method"] == "faces"  # the method said
     # the pairs' curves differ by line style too, not by the markers' colour alone
     styles = {(line.get_color(), line.get_linestyle()) for line in fig.axes[1].get_lines()}
     assert len(styles) == len(fig.axes[1].get_lines()) == 3
