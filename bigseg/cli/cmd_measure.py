@@ -189,7 +189,8 @@ def _size_groups_lines(table) -> str:
     unit = g.attrs["unit"]
     if "t" in g.index.names:
         g = g.xs(g.index.get_level_values("t")[-1], level="t")
-    lines = [f"by size (split at {quantity_text(g.attrs['threshold'], unit)}, the median): particles, detachment median "
+    median = "the median over every time step" if "t" in table else "the median"
+    lines = [f"by size (split at {quantity_text(g.attrs['threshold'], unit)}, {median}): particles, detachment median "
              "[10-90 %], CBD contact median"]
     for name, r in g.iterrows():
         if r["particles"]:

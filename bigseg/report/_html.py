@@ -15,6 +15,7 @@ import numpy as np
 from ..errors import InputError, VolumeFormatError
 from ..io._volume import is_step_index, time_unit
 from ..runtime._files import write_text
+from ._particles import series_split
 from ._units import readable, readable_evolution, time_text, voxel_text
 
 __all__ = ["write_report", "read_metrics", "connectivity_table", "thickness_table"]
@@ -166,9 +167,10 @@ def _profile_section(prof, last: str) -> str:
 
 
 def _particles_section(table) -> str:
-    last = ""
+    last, split = "", None
     if "t" in table and len(table):  # a series: the last time step here, every step under "Over time"
         last = _last_step(table["t"].iloc[-1], table.attrs.get("time_unit", ""))
+        split = series_split(table)  # the groups of the whole series (they stay the same over time)
         table = table[table["t"] == table["t"].iloc[-1]]
     inside = table[~table["touches_border"].astype(bool)]
     unit = table.attrs.get("unit", "")
@@ -197,13 +199,14 @@ def _particles_section(table) -> str:
     if len(inside) and "detachment" in inside:
         from ..measure import size_groups
 
-        g = size_groups(inside.drop(columns=["t"], errors="ignore"))  # a series: its last step, as above
+        g = size_groups(inside.drop(columns=["t"], errors="ignore"), threshold=split)  # a series: its last step
         scale, unit = readable(g["diameter_max"].to_numpy(), unit)
         rows = [[name, int(r["particles"]), f"{r['diameter_min'] * scale:.4g}–{r['diameter_max'] * scale:.4g}",
                  float(r["detachment_median"]), float(r["detachment_iqr"]),
                  float(r.get("contact_cbd_median", float("nan")))]
                 for name, r in g.iterrows() if r["particles"]]
-        out += (f"<h3>Detachment by size (split at {g.attrs['threshold'] * scale:.4g} {html.escape(unit)}, the median)</h3>"
+        median = "the median over every time step" if split is not None else "the median"
+        out += (f"<h3>Detachment by size (split at {g.attrs['threshold'] * scale:.4g} {html.escape(unit)}, {median})</h3>"
                 + _table(["group", "particles", f"diameter [{unit}]", "detachment median", "detachment IQR",
                           "CBD contact median"], rows))
     return out

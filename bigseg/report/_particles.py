@@ -28,7 +28,9 @@ def particle_figure(table: Any, *, path: str | os.PathLike | None = None, title:
     from matplotlib.ticker import MaxNLocator
 
     df = table
+    split = None
     if "t" in df.columns and len(df):
+        split = series_split(df)  # the groups of the whole series, as size_groups and bigseg measure split them
         df = df[df["t"] == df["t"].iloc[-1]]
     scale, unit = readable(df["equivalent_diameter"], table.attrs.get("unit", "voxel"))
     phase = table.attrs.get("phase", "particle")
@@ -75,14 +77,25 @@ def particle_figure(table: Any, *, path: str | os.PathLike | None = None, title:
     axes[2].set_title("contacts")
     for ax in axes[:3]:  # particle counts are whole numbers
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    _detachment_by_size(axes[3], df, scale, unit, colour)
+    _detachment_by_size(axes[3], df, scale, unit, colour, split)
     return finish(fig, path, title=title, dpi=dpi)
 
 
-def _detachment_by_size(ax: Any, df: Any, scale: float, unit: str, colour: tuple) -> None:
+def series_split(table: Any) -> float | None:
+    """The diameter :func:`bigseg.measure.size_groups` splits a series' particles at (the median
+    over every step: the groups stay the same over time), or ``None`` where it splits none (no
+    series, no particle inside the volume)."""
+    from ..measure import size_groups
+
+    if "t" not in table or table["touches_border"].astype(bool).all():
+        return None
+    return float(size_groups(table).attrs["threshold"])
+
+
+def _detachment_by_size(ax: Any, df: Any, scale: float, unit: str, colour: tuple, split: float | None = None) -> None:
     """Detachment against equivalent diameter (particles inside the volume; diameters times
-    ``scale``, in ``unit``), small and big groups split at the median diameter, each group's
-    median and 10-90 % range."""
+    ``scale``, in ``unit``), small and big groups split at ``split`` (default the median diameter),
+    each group's median and 10-90 % range."""
     from ..measure import size_groups
 
     inner = df[~df["touches_border"].astype(bool)].dropna(subset=["detachment"])
@@ -91,7 +104,7 @@ def _detachment_by_size(ax: Any, df: Any, scale: float, unit: str, colour: tuple
     ax.set_title("detachment by size")
     if inner.empty:
         return
-    groups = size_groups(inner.drop(columns=["t"], errors="ignore"))
+    groups = size_groups(inner.drop(columns=["t"], errors="ignore"), threshold=split)
     thr = groups.attrs["threshold"]
     big = inner["equivalent_diameter"] >= thr
     d = inner["equivalent_diameter"] * scale

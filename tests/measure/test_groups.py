@@ -94,10 +94,17 @@ def test_report_shows_the_last_steps_groups_by_name():
 
     df = pd.concat([_table(seed=1, t=0), _table(seed=2, t=1)], ignore_index=True)
     df.attrs.update(unit="nm")
+    df.loc[df.t == 1, "equivalent_diameter"] *= 1.3  # the particles grow: the last step's median is another
     page = _particles_section(df)
     last = df[(df.t == 1) & ~df.touches_border]
+    thr = size_groups(df).attrs["threshold"]  # one split for the whole series, as size_groups and the CLI make it
+    assert thr != last.equivalent_diameter.median()
     assert "Detachment by size" in page and "<td>small</td>" in page and "<td>big</td>" in page
-    assert f"<td>{(last.equivalent_diameter < last.equivalent_diameter.median()).sum()}</td>" in page
+    assert f"split at {thr:.4g} nm, the median over every time step" in page
+    assert f"<td>{(last.equivalent_diameter < thr).sum()}</td>" in page
+    fig = particle_figure(df)  # the figure's groups too (it split the last step at its own median)
+    ax = [a for a in fig.axes if a.get_title() == "detachment by size"][0]
+    assert ax.get_legend().get_title().get_text() == f"split at {thr:.4g} nm"
 
 
 def test_report_of_particles_none_inside_says_so_without_an_empty_table():
