@@ -518,6 +518,8 @@ class Pipeline:
                              shells_figure, thickness_figure, timeslices, write_report)
 
         out = Path(dest)
+        # what the scores are against (a path given to bigseg run --truth, or an array's own source)
+        reference = None if truth is None else str(getattr(truth, "attrs", {}).get("source", "an array"))
         out.mkdir(parents=True, exist_ok=True)
         if (out / "stages.json").exists():  # run again: not done (run_state) until this run writes run.json
             (out / "stages.json").touch()
@@ -666,6 +668,7 @@ class Pipeline:
             "bigseg": version(), "model": str(self.config.predict["model"]),
             "config": self.config.values, "computed_on": _computed_on(),
             "timings_s": {k: round(v, 3) for k, v in timings.items()},
+            **({"truth": reference} if reference is not None else {}),
             **({"alignment_shifts": shifts} if shifts is not None else {}),
             **({"fov": {k: fov.attrs[k] for k in ("fov", "found", "inside_fraction", "margin")}}
                if fov is not None else {}),

@@ -107,7 +107,8 @@ def _run_lines(info: dict, args: argparse.Namespace) -> list[str]:
     lines += [f"{'':<12}" + "".join(f"{p:>10}" for p in phases),
               f"{'fraction':<12}" + "".join(f"{v:>10.4f}" for v in info["volume_fraction"].values()) + last]
     if "iou" in info:
-        lines.append(f"{'IoU':<12}" + "".join(f"{v:>10.4f}" for v in info["iou"].values()))
+        lines.append(f"{'IoU':<12}" + "".join(f"{v:>10.4f}" for v in info["iou"].values())
+                     + (f"  (against {info['truth']})" if info.get("truth") else ""))
     if "percolating" in info:
         lines.append(f"{'percolates ' + info['percolating_axis']:<12}" + "".join(f"{v:>10.4f}" for v in info["percolating"].values()))
     if "particles" in info:

@@ -72,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
     source = args.source if len(args.source) > 1 else args.source[0]
     truth = open_label_image(args.truth, None, "truth", "--truth", say="truth", grid=_grid(source, cfg)) \
         if args.truth else None
+    if truth is not None and "source" not in truth.attrs:  # a label stack: its path, for run.json and the report
+        truth.attrs["source"] = str(args.truth)
     res = Pipeline(cfg).run(source, args.out, resume=not args.fresh, truth=truth, client=cluster,
                             progress=args.progress)
     m = res.metrics

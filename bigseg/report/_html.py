@@ -300,6 +300,8 @@ def run_summary(run: str | os.PathLike) -> dict[str, Any]:
     }
     if "iou" in d:
         out["iou"] = dict(zip(phases, map(float, d.iou.values)))
+        if info.get("truth"):  # against what
+            out["truth"] = info["truth"]
     if "connectivity_percolating" in d:
         out["percolating"] = dict(zip(phases, map(float, d.connectivity_percolating.values)))
         out["percolating_axis"] = str(ds.attrs.get("connectivity_axis", ""))
@@ -375,6 +377,8 @@ def write_report(run: str | os.PathLike, *, path: str | os.PathLike | None = Non
     vol.append(["voxel size", voxel_text(vs, ds.attrs.get("unit", "")) if vs is not None and len(vs) == 3 else ""])
     if "model" in info:
         vol.append(["segmentation", info["model"]])
+    if "truth" in info:  # what the IoU/Dice are against
+        vol.append(["reference labels (scores)", info["truth"]])
     if "fov" in info:  # measured inside the field of view only
         f = info["fov"]
         vol.append(["field of view", f"{f['fov']}: {100 * float(f['inside_fraction']):.1f} % of the cross-section"

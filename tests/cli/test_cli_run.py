@@ -35,6 +35,14 @@ def test_run_crops_scores_and_resumes(tmp_path, capsys):
     inter = ((labels == 2) & (truth.values[2:28, :, 5:-5] == 2)).sum()
     union = ((labels == 2) | (truth.values[2:28, :, 5:-5] == 2)).sum()
     assert float(iou) == pytest.approx(inter / union)  # scored against the cropped truth
+    # against what: in run.json, the report and bigseg info (it was said nowhere)
+    import json
+
+    assert json.loads((out / "run.json").read_text())["truth"] == str(ref / "labels" / "truth")
+    assert f"<td>reference labels (scores)</td><td>{ref / 'labels' / 'truth'}</td>" in (out / "report.html").read_text()
+    capsys.readouterr()
+    assert main(["info", str(out)]) == 0
+    assert f"(against {ref / 'labels' / 'truth'})" in capsys.readouterr().out
     assert (out / "image.ome.zarr" / "labels" / "particles").exists() and (out / "report.html").exists()
     mtime = (out / "image.ome.zarr" / "labels" / "segmentation").stat().st_mtime_ns
     assert main(args) == 0  # resumed: the segmentation is not redone
@@ -94,6 +102,7 @@ def test_run_again_on_a_source_replaced_at_the_same_path_starts_over(tmp_path, c
     assert main([*argv[:3], str(tmp_path / "t"), *argv[4:], "--truth", str(tmp_path / "truth.npy")]) == 0
     out_text, err = capsys.readouterr()
     assert "IoU: pore" in out_text and "different voxel sizes" not in err
+    assert __import__("json").loads((tmp_path / "t" / "run.json").read_text())["truth"] == str(tmp_path / "truth.npy")
     # a zarr store written anew at the same path, and a folder of slices with one slice rewritten
     zsrc = tmp_path / "scan.ome.zarr"
     bigseg.save_volume(a, zsrc, voxel_size=50, progress=False)
