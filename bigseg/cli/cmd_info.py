@@ -77,16 +77,17 @@ def _volume_lines(info: dict, args: argparse.Namespace) -> list[str]:
         lines.append(f"phases      {', '.join(f'{i} {p}' for i, p in enumerate(info['phases']))}")
     if info.get("labels"):
         lines.append(f"labels      {', '.join(info['labels'])}")
+    pooled = f", all {info['shape'][0]} scans pooled" if "t" in (info.get("dims") or ()) else ""  # a series
     if "fractions" in info:
         f = info["fractions"]
         out = f"; {100 * f['unlabelled']:.1f} % of the voxels unlabelled, left out" if f["unlabelled"] else ""
         lines.append(f"fractions   {', '.join(f'{k} {v:.4f}' for k, v in f['of_labelled'].items())}  "
-                     f"(of the labelled voxels{out}; level {f['from_level']}, {f['sampled_voxels']} voxels)")
+                     f"(of the labelled voxels{out}; level {f['from_level']}, {f['sampled_voxels']} voxels{pooled})")
     if "intensity" in info:
         s = info["intensity"]
         lines.append(f"intensity   min {s['min']:.4g}  max {s['max']:.4g}  mean {s['mean']:.4g}  std {s['std']:.4g}  "
                      f"p1 {s['p1']:.4g}  p99 {s['p99']:.4g}  (level {s['from_level']}, {s['sampled_voxels']} voxels"
-                     + (f"; {s['not_finite']} NaN or infinite left out)" if s.get("not_finite") else ")"))
+                     + pooled + (f"; {s['not_finite']} NaN or infinite left out)" if s.get("not_finite") else ")"))
     return lines
 
 

@@ -637,7 +637,9 @@ def test_a_series_times_are_given_with_their_unit(tmp_path, odd_volume, capsys):
     assert bigseg.open_volume(tmp_path / "c.ome.zarr").t.attrs["units"] == "h"
     capsys.readouterr()
     assert main(["info", str(tmp_path / "c.ome.zarr")]) == 0
-    assert "times       0, 1.5, 3 h\n" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "times       0, 1.5, 3 h\n" in said
+    assert "voxels, all 3 scans pooled)" in said  # the statistics are of every scan together
     with pytest.raises(InputError, match="`time_unit` only for a series"):
         bigseg.ingest(scans[0], tmp_path / "x.ome.zarr", time_unit="min", progress=False)
     with pytest.raises(InputError, match="`time_unit` to be"):
