@@ -516,6 +516,7 @@ class Pipeline:
         from .io._omezarr import remove_label
         from .report import (metrics_figure, orthoslices, particle_figure, profile_figure, rve_figure, series_figure,
                              shells_figure, thickness_figure, timeslices, write_report)
+        from .report._units import time_at
 
         out = Path(dest)
         # what the scores are against (a path given to bigseg run --truth, or an array's own source)
@@ -629,7 +630,7 @@ class Pipeline:
         orthoslices(vol, labels, path=slices, title=f"{Path(str(source)).name if isinstance(source, (str, os.PathLike)) else 'volume'}: "
                     f"segmentation ({self.config.predict['model']})")
         figures = [str(slices)]
-        last = f" (t = {table['t'].iloc[-1]})" if table is not None and "t" in table and len(table) else ""
+        last = f" (t = {time_at(labels.t)})" if table is not None and "t" in table and len(table) else ""
         if table is not None and len(table):
             particle_figure(table, path=out / "particles.png", title=f"{table.attrs['phase']} particles{last}")
             figures.append(str(out / "particles.png"))

@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 from ._figure import finish, pyplot
+from ._units import time_at
 
 __all__ = ["agreement_figure", "differing_matrix"]
 
@@ -70,5 +71,5 @@ def agreement_figure(ds: Any, *, path: str | os.PathLike | None = None, title: s
     a2.set_yticks(range(s), names)
     a2.set_title(f"% of voxels differing (mean {100 * float(d.mean_differing_fraction):.1f})")
     fig.colorbar(im, ax=a2, shrink=0.8)
-    last = f" (t = {ds.t.values[-1]})" if "t" in ds.dims else ""
+    last = f" (t = {time_at(ds.t)})" if "t" in ds.dims else ""
     return finish(fig, path, title=(title or "") + last or None, dpi=120)

@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 from ._figure import finish, pyplot
+from ._units import time_at
 
 __all__ = ["metrics_figure"]
 
@@ -27,7 +28,7 @@ def metrics_figure(ds: Any, *, path: str | os.PathLike | None = None):
     fig, (a1, a2) = pyplot(path).subplots(1, 2, figsize=(9, 3.6), constrained_layout=True)
     a1.bar(phases, d.volume_fraction.values, color=colours, edgecolor="black")
     a1.set_ylabel("volume fraction")
-    a1.set_title("volume fractions" + (f" (t = {ds.t.values[-1]})" if "t" in ds.dims else ""))
+    a1.set_title("volume fractions" + (f" (t = {time_at(ds.t)})" if "t" in ds.dims else ""))
     x = np.arange(len(pairs))
     areas = np.array([d.area.values[i, j] for i, j in pairs])
     factor, unit = readable(areas, ds.area.attrs.get("units", ""))

@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 from ._figure import finish, pyplot
+from ._units import time_at
 
 __all__ = ["profile_figure"]
 
@@ -70,8 +71,8 @@ def profile_figure(profile: Any, *, path: str | os.PathLike | None = None, title
         fig, axes = plt.subplots(1, len(phases), figsize=(3.4 * len(phases), 3.6), constrained_layout=True,
                                  sharex=True, squeeze=False)
         for i, (ph, ax) in enumerate(zip(phases, axes[0])):
-            for j, t in enumerate(times):
-                ax.plot(pos, da.values[j, i], color=shades[j], lw=1.3, label=f"t = {t}")
+            for j in range(len(times)):
+                ax.plot(pos, da.values[j, i], color=shades[j], lw=1.3, label=f"t = {time_at(da.t, j)}")
                 if ref is not None:
                     ax.plot(pos, ref.values[j, i], color=shades[j], lw=0.9, ls=":")
             ax.set_title(ph, color=colours[i])

@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 from ._figure import finish, pyplot
+from ._units import time_at
 
 __all__ = ["shells_figure"]
 
@@ -32,8 +33,8 @@ def shells_figure(shells: Any, *, overall: Any = None, path: str | os.PathLike |
     x = shells.distance.values * scale
     if "t" in shells.dims:
         shades = plt.get_cmap("viridis")(np.linspace(0.0, 0.85, shells.sizes["t"]))
-        for j, t in enumerate(shells.t.values):
-            ax.plot(x, shells.values[j], marker="o", ms=3, color=shades[j], label=f"t = {t}")
+        for j in range(shells.sizes["t"]):
+            ax.plot(x, shells.values[j], marker="o", ms=3, color=shades[j], label=f"t = {time_at(shells.t, j)}")
     else:
         ax.plot(x, shells.values, marker="o", ms=4, color=colour, label="in the shell")
     if hasattr(overall, "dims"):  # the volume's fractions: the ``of`` phases' share (one volume only)

@@ -12,7 +12,7 @@ from ..errors import InputError
 from ..io import UNLABELLED, as_volume, phase_colour
 from ..io._volume import time_unit
 from ._figure import finish, pyplot
-from ._units import scale_bar, time_text, voxel_text
+from ._units import scale_bar, time_at, time_text, voxel_text
 
 __all__ = ["orthoslices", "timeslices", "label_rgba", "fov_figure"]
 
@@ -141,7 +141,8 @@ def orthoslices(
                 horizontal = 1 if c == 2 else 2  # x across the xy and xz planes, y across yz
                 _add_scale_bar(ax, shape3[horizontal], float(vs[horizontal]), unit)
         axes[r, 0].set_ylabel("labels" if is_labels else "tomogram", fontsize=11)
-    sub = f"{'x'.join(str(s) for s in shape3)} voxels of {voxel_text(vs, unit)}" + (f", t = {t}" if ref.ndim == 4 else "")
+    sub = f"{'x'.join(str(s) for s in shape3)} voxels of {voxel_text(vs, unit)}" + (f", t = {time_at(ref.t, t)}" if ref.ndim == 4 and "t" in ref.coords
+                                                                     else f", time step {t}" if ref.ndim == 4 else "")
     return finish(fig, path, title=f"{title}\n{sub}" if title else sub, dpi=dpi, tight=True, fontsize=11)
 
 

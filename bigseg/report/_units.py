@@ -114,6 +114,14 @@ def readable_evolution(ev: Any, unit: str) -> Any:
     return ev
 
 
+def time_at(t: Any, i: int = -1) -> str:
+    """The ``i``-th time of a series' ``t`` coordinate as :func:`time_text` shows it (its unit
+    from the coordinate's ``units``)."""
+    from ..io._volume import time_unit
+
+    return time_text(t.values[i], time_unit(t))
+
+
 def time_text(t: Any, unit: str = "") -> str:
     """A series' time as tables and titles show it, with its unit when it has one (``"30 min"``;
     :func:`bigseg.io._volume.time_unit`)."""

@@ -174,3 +174,20 @@ def test_one_value_reads_in_the_unit_that_suits_it():
     assert quantity_text(4.421e-4, "mm") == "442.1 nm"
     assert quantity_text(442.1, "nm") == "442.1 nm"
     assert quantity_text(12.0, "voxel") == "12 voxel"
+
+
+def test_series_figures_say_the_times_with_their_unit():
+    """profile, shells and metrics figures of a series stated in minutes said "t = 30.0"."""
+    from bigseg import synth
+    from bigseg.report import metrics_figure, profile_figure, shells_figure
+
+    lab = synth.series((16, 24, 24), steps=2, seed=1).compute().assign_coords(t=[0.0, 30.0])
+    lab.t.attrs["units"] = "min"
+    ds = measure.summary(lab, profile="z")
+    fig = profile_figure(ds)
+    legend = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None][0]
+    assert [t.get_text() for t in legend.get_texts()] == ["t = 0 min", "t = 30 min"]
+    assert metrics_figure(ds).axes[0].get_title() == "volume fractions (t = 30 min)"
+    sh = measure.shells(lab, around="active", of="cbd", max_distance=3)
+    assert "t = 30 min" in [t.get_text() for t in shells_figure(sh).axes[0].get_legend().get_texts()]
+    matplotlib.pyplot.close("all")
