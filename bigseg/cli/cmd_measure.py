@@ -199,6 +199,15 @@ def _size_groups_lines(table) -> str:
     return "\n".join(lines)
 
 
+#: the figures drawn beside ``--plot NAME`` (``NAME_rve.png`` ...) for the measurements asked for
+_BESIDE_PLOT = ("_rve", "_thickness", "_shells", "_profile", "_radial")
+
+
+def _beside(plot: str, suffix: str) -> Path:
+    """``NAME<suffix>.png`` beside ``--plot NAME.EXT``."""
+    return Path(plot).with_name(Path(plot).stem + suffix + ".png")
+
+
 def _radial_table(radial, rows: int = 10) -> str:
     """The radial profile in about ``rows`` groups of its shells (voxel-weighted means)."""
     import numpy as np
@@ -340,11 +349,10 @@ def run(args: argparse.Namespace) -> int:
         named.append((output_file(str(Path(args.particles).with_suffix(".png")), "--particles",
                                   overwrite=args.overwrite), "--particles", "the histograms drawn beside its table"))
     if args.plot:  # the figures drawn beside --plot, for the measurements asked for
-        for wanted, suffix in ((args.rve, "_rve"), (args.thickness, "_thickness"), (args.shells, "_shells"),
-                               (args.profile, "_profile"), (args.radial, "_radial")):
+        for wanted, suffix in zip((args.rve, args.thickness, args.shells, args.profile, args.radial), _BESIDE_PLOT):
             if wanted:
-                named.append((output_file(str(Path(args.plot).with_name(Path(args.plot).stem + suffix + ".png")),
-                                          "--plot", overwrite=args.overwrite), "--plot", f"the {suffix[1:]} figure"))
+                named.append((output_file(str(_beside(args.plot, suffix)), "--plot", overwrite=args.overwrite),
+                              "--plot", f"the {suffix[1:]} figure"))
     distinct_files(named)
     phases = [s.strip() for s in args.phases.split(",")] if args.phases else None
     shells = parse_shells_spec("--shells", args.shells) if args.shells else None
@@ -474,41 +482,27 @@ def run(args: argparse.Namespace) -> int:
             _long_table(ds).to_csv(tmp, index=False)
         print(f"wrote {args.csv}")
     if args.plot:
-        from ..report import metrics_figure, series_figure
+        from ..report import (metrics_figure, profile_figure, rve_figure, series_figure, shells_figure,
+                              thickness_figure)
 
+        title = str(args.labels)
         if "t" in ds.dims:  # a series: every measurement over time
-            series_figure(ds, table, transitions=changes, path=args.plot, title=str(args.labels))
+            series_figure(ds, table, transitions=changes, path=args.plot, title=title)
         else:
             metrics_figure(ds, path=args.plot)
         print(f"wrote {args.plot}")
-        if rve is not None:
-            from ..report import rve_figure
-
-            png = Path(args.plot).with_name(Path(args.plot).stem + "_rve.png")
-            rve_figure(rve, path=png, title=str(args.labels))
-            print(f"wrote {png}")
-        if thick is not None:
-            from ..report import thickness_figure
-
-            png = Path(args.plot).with_name(Path(args.plot).stem + "_thickness.png")
-            thickness_figure(thick, path=png, title=f"{args.labels}: local thickness")
-            print(f"wrote {png}")
-        if sh is not None:
-            from ..report import shells_figure
-
-            png = Path(args.plot).with_name(Path(args.plot).stem + "_shells.png")
-            shells_figure(sh, overall=ds.volume_fraction, path=png, title=str(args.labels))
-            print(f"wrote {png}")
-        if "volume_fraction_profile" in ds:
-            from ..report import profile_figure
-
-            png = Path(args.plot).with_name(Path(args.plot).stem + "_profile.png")
-            profile_figure(ds, path=png, title=str(args.labels))
-            print(f"wrote {png}")
-        if radial is not None:
-            from ..report import profile_figure
-
-            png = Path(args.plot).with_name(Path(args.plot).stem + "_radial.png")
-            profile_figure(radial, path=png, title=str(args.labels))
-            print(f"wrote {png}")
+        beside = {"_rve": (rve_figure, rve, {}),  # (figure, what it draws or None, its own options)
+                  "_thickness": (thickness_figure, thick, {"title": f"{title}: local thickness"}),
+                  "_shells": (shells_figure, sh, {"overall": ds.volume_fraction}),
+                  "_profile": (profile_figure, ds if "volume_fraction_profile" in ds else None, {}),
+                  "_radial": (profile_figure, radial, {})}
+        for suffix in _BESIDE_PLOT:
+            draw, data, options = beside[suffix]
+            png = _beside(args.plot, suffix)
+            if data is not None:
+                draw(data, path=png, **{"title": title, **options})
+                print(f"wrote {png}")
+            elif args.overwrite and png.is_file():  # an earlier call's, of what this one did not measure
+                png.unlink()
+                print(f"removed {png} (an earlier call's figure of what was not measured now)")
     return 0

@@ -134,6 +134,11 @@ def test_cli_measure_profile_table_csv_and_curves(tmp_path, capsys):
     assert "`--csv` to name a new file or --overwrite. Got" in capsys.readouterr().err and csv.read_bytes() == before
     assert main(["measure", str(image), "--csv", str(csv), "--overwrite", "--no-progress"]) == 0
     assert csv.read_bytes() != before  # the profile rows are gone: a new table
+    # the figures beside --plot of what a new call does not measure go (they stood beside its figure as its own)
+    assert main(["measure", str(image), "--plot", str(png), "--rve", "--overwrite", "--no-progress"]) == 0
+    assert "removed " in capsys.readouterr().out
+    assert (tmp_path / "m_rve.png").exists() and not (tmp_path / "m_profile.png").exists()
+    assert not (tmp_path / "m_shells.png").exists()
 
 
 def test_cli_writes_particle_instance_labels_beside_the_segmentation(tmp_path, capsys):
