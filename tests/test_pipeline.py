@@ -271,7 +271,7 @@ def test_pipeline_shells_and_tortuosity_on_request(tmp_path, scan):
     np.testing.assert_allclose(res.metrics.rve_relative_std.values, bigseg.measure.rve(labels).relative_std.values)
     page = (tmp_path / "r" / "report.html").read_text()
     assert "Transport" in page and "fraction of cbd at a distance from active" in page
-    assert "Representative volume element" in page
+    assert "Representative volume element" in page and "<th>cube edge [voxels]</th><th>edge [" in page
     stored = __import__("bigseg.report", fromlist=["read_metrics"]).read_metrics(tmp_path / "r")
     np.testing.assert_allclose(stored.tortuosity_D_eff.values, ref_tau.D_eff.values)
     ref_th = bigseg.measure.thickness(labels, phase=["pore", "cbd"], max_diameter=16)

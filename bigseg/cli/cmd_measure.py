@@ -137,12 +137,12 @@ def _table(ds) -> str:
 
 
 def _rve_table(rve) -> str:
-    from ..report._units import readable
+    from ..report._units import along_z, readable
 
     scale, unit = readable(rve["size_physical"].values, rve["size_physical"].attrs.get("units", ""))
     phases = [str(p) for p in rve.phase.values]
     lines = [f"representative volume element: std / mean of each fraction over sub-cubes (tolerance "
-             f"{rve.attrs['tolerance']:g})", f"{'cube edge [' + unit + ']':<20}{'cubes':>8}" + "".join(f"{p:>10}" for p in phases)]
+             f"{rve.attrs['tolerance']:g})", f"{'cube edge' + along_z(rve.attrs.get('voxel_size')) + ' [' + unit + ']':<20}{'cubes':>8}" + "".join(f"{p:>10}" for p in phases)]
     for i, edge in enumerate(rve["size_physical"].values):
         lines.append(f"{edge * scale:<20.4g}{int(rve.cubes.values[i]):>8}" + "".join(f"{v:>10.3f}" for v in rve.relative_std.values[i]))
     found = ", ".join(f"{p} {v * rve.attrs['voxel_size'][0] * scale:.4g} {unit}" if v == v else f"{p} not reached in this volume"

@@ -16,7 +16,7 @@ from ..errors import InputError, VolumeFormatError
 from ..io._volume import is_step_index, time_unit
 from ..runtime._files import write_text
 from ._particles import series_split
-from ._units import readable, readable_evolution, time_text, voxel_text
+from ._units import along_z, readable, readable_evolution, time_text, voxel_text
 
 __all__ = ["write_report", "read_metrics", "connectivity_table", "thickness_table"]
 
@@ -101,13 +101,14 @@ def _metrics_section(ds) -> str:
         r = ds["rve_relative_std"]
         edges = ds["cube_edge_physical"].values
         scale, unit = readable(edges, ds["cube_edge_physical"].attrs.get("units", ds.attrs.get("unit", "")))
-        rows = [[f"{float(e) * scale:.4g}", int(n)] + [float(v) for v in r.values[i]]
-                for i, (e, n) in enumerate(zip(edges, ds["rve_cubes"].values))]
-        rows.append(["first edge within the tolerance", ""] + [
-            f"{float(v) * float(ds.attrs.get('voxel_size', [1.0])[0]) * scale:.4g}" if v == v else "not reached"
-            for v in ds["rve_size"].values])
-        out += ("<h2>Representative volume element</h2>"
-                + _table([f"cube edge [{unit}]", "cubes"] + [f"std / mean {p}" for p in phases], rows)
+        vs = [float(v) for v in ds.attrs.get("voxel_size", [1.0, 1.0, 1.0])]
+        rows = [[int(k), f"{float(e) * scale:.4g}", int(n)] + [float(v) for v in r.values[i]]
+                for i, (k, e, n) in enumerate(zip(ds["cube_edge"].values, edges, ds["rve_cubes"].values))]
+        rows.append(["first edge within the tolerance", "", ""] + [
+            f"{float(v) * vs[0] * scale:.4g}" if v == v else "not reached" for v in ds["rve_size"].values])
+        out += (f"<h2>Representative volume element{last}</h2>"
+                + _table(["cube edge [voxels]", f"edge{along_z(vs)} [{unit}]", "cubes"] + [f"std / mean {p}" for p in phases],
+                         rows)
                 + f"<p class='note'>scatter of each phase's fraction over non-overlapping sub-cubes (tolerance "
                   f"{ds.attrs.get('rve_tolerance', '')}): rve.png</p>")
     if "tortuosity" in d:

@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 from ._figure import finish, pyplot
+from ._units import along_z
 
 __all__ = ["rve_figure"]
 
@@ -35,7 +36,7 @@ def rve_figure(ds: Any, *, path: str | os.PathLike | None = None, title: str | N
     ax.axhline(tol, color="black", ls="--", lw=1, label=f"tolerance {tol:g}")
     ax.set_xticks(x, [f"{v:g}" for v in x])
     ax.xaxis.set_minor_locator(plt.NullLocator())
-    ax.set_xlabel(f"cube edge [{unit}]")
+    ax.set_xlabel(f"cube edge{along_z(ds.attrs.get('voxel_size'))} [{unit}]")
     ax.set_ylabel("std / mean of the fraction over cubes")
     ax.set_title("representative volume element\n(circled: the first size within the tolerance)", fontsize="medium")
     ax.legend(frameon=False, fontsize="small")

@@ -114,6 +114,12 @@ def readable_evolution(ev: Any, unit: str) -> Any:
     return ev
 
 
+def along_z(voxel_size: Any) -> str:
+    """``" along z"`` where the voxels are not cubes (a sub-cube of N voxels is a box: its edge in
+    physical units is the one along z), else ``""``."""
+    return "" if len({float(v) for v in (voxel_size if voxel_size is not None else (1.0,))}) == 1 else " along z"
+
+
 def time_at(t: Any, i: int = -1) -> str:
     """The ``i``-th time of a series' ``t`` coordinate as :func:`time_text` shows it (its unit
     from the coordinate's ``units``)."""

@@ -52,7 +52,13 @@ def test_defaults_physical_size_and_tolerance(lab):
     assert out["size"].attrs["units"] == "voxel" and out.size_physical.attrs["long_name"] == "cube edge along z"
     np.testing.assert_array_equal(out.rve_size, [4.0, 4.0, 4.0])  # every size is within a tolerance of 1
     fig = rve_figure(out)
-    assert len(fig.axes[0].lines) >= 4
+    assert len(fig.axes[0].lines) >= 4 and fig.axes[0].get_xlabel() == "cube edge [nm]"
+    # voxels twice as tall: each sub-volume is a box, its edge said as the one along z (was "cube edge")
+    tall = rve(vol.assign_attrs(voxel_size=(100.0, 50.0, 50.0)), tolerance=1.0)
+    assert rve_figure(tall).axes[0].get_xlabel() == "cube edge along z [nm]"
+    from bigseg.cli.cmd_measure import _rve_table
+
+    assert "cube edge along z [nm]" in _rve_table(tall) and "cube edge [nm]" in _rve_table(out)
 
 
 def test_base_defaults_to_the_sizes_common_divisor(lab):
