@@ -64,7 +64,8 @@ def shells(labels: Any, *, around: Any, of: Any, max_distance: float, step: floa
     in ``unit`` and ``distance_voxels`` in voxel edges; the coordinate ``voxels`` counts the
     shell's voxels and ``counts`` (phase, distance) the voxels of every phase. NaN for an
     empty shell. ``attrs["around"]`` and ``attrs["of"]`` name the phases joined by ``+``
-    (``"cbd+active"``). Exact (integer counts summed over blocks with a halo of ``max_distance``) for
+    (``"cbd+active"``); ``step_voxels`` and ``max_distance_voxels`` are the arguments (in voxel
+    edges, beside ``distance_units``, the unit of ``distance``). Exact (integer counts summed over blocks with a halo of ``max_distance``) for
     any chunking.
     """
     max_distance = parse_positive_float("max_distance", max_distance)
@@ -99,7 +100,7 @@ def shells(labels: Any, *, around: Any, of: Any, max_distance: float, step: floa
     around_name, of_name = ("+".join(lab.phases[i] for i in ids) for ids in (src, dst))
     out.attrs.update(units="1", long_name=f"fraction of {of_name} at a distance from {around_name}",
                      around=around_name, of=of_name,
-                     distance_units=lab.unit, step=step, max_distance=max_distance, **_common_attrs(lab))
+                     distance_units=lab.unit, step_voxels=step, max_distance_voxels=max_distance, **_common_attrs(lab))
     out["distance"].attrs.update(units=lab.unit, long_name=f"distance from {around_name} (outer radius of the shell)")
     out["distance_voxels"].attrs.update(units="voxel", long_name=f"distance from {around_name} in smallest voxel edges")
     return out

@@ -97,3 +97,14 @@ def test_round_trips_netcdf_and_draws_from_the_file(lab, tmp_path, engine, aroun
     assert ax.lines[1].get_ydata()[0] == pytest.approx(float(fractions.sel(phase=names).sum()))
     assert ax.get_title() == shells_figure(out).axes[0].get_title() == (
         "cbd around active" if of == "cbd" else "pore around cbd+active")
+
+
+def test_the_arguments_kept_say_their_unit():
+    """`step` and `max_distance` (voxel edges) sat beside `distance_units: nm` as if in nm."""
+    from bigseg import synth
+    from bigseg.measure import shells as measure_shells
+
+    lab = synth.electrode((16, 20, 20), seed=2).compute().assign_attrs(voxel_size=(50.0, 50.0, 50.0), unit="nm")
+    out = measure_shells(lab, around="active", of="cbd", max_distance=3, step=1.5)
+    assert out.attrs["step_voxels"] == 1.5 and out.attrs["max_distance_voxels"] == 3.0
+    assert "step" not in out.attrs and "max_distance" not in out.attrs and out.attrs["distance_units"] == "nm"
