@@ -96,7 +96,8 @@ def _run_lines(info: dict, args: argparse.Namespace) -> list[str]:
     last = f" (last of {info['steps']} scans)" if info["steps"] else ""
     now = [_state_line(info["state"]), f"{'':<12}(below: its last finished run)"] if info["state"]["state"] != "done" else []
     lines = [f"run         {info['run']}", *now,
-             f"source      {info['source']}", f"model       {info['model']}"
+             f"source      {info['source']}" + (f"  (cropped: {info['crop']})" if info.get("crop") else ""),
+             f"model       {info['model']}"
              + (f"  (bigseg {info['bigseg']})" if info["bigseg"] else ""),
              f"shape       {' x '.join(map(str, info['shape'] or []))}  voxel size "
              f"{' x '.join(f'{v:g}' for v in info['voxel_size'] or [])} {info['unit']}"]

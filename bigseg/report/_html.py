@@ -296,7 +296,7 @@ def run_summary(run: str | os.PathLike) -> dict[str, Any]:
     out: dict[str, Any] = {
         "run": str(run), "source": info.get("source"), "model": info.get("model"), "bigseg": info.get("bigseg"),
         "shape": ds.attrs.get("shape"), "voxel_size": ds.attrs.get("voxel_size"), "unit": ds.attrs.get("unit"),
-        "steps": int(ds.sizes["t"]) if "t" in ds.dims else None,
+        "steps": int(ds.sizes["t"]) if "t" in ds.dims else None, "crop": (info.get("config") or {}).get("crop"),
         "volume_fraction": dict(zip(phases, map(float, d.volume_fraction.values))),
     }
     if "iou" in d:
@@ -378,6 +378,9 @@ def write_report(run: str | os.PathLike, *, path: str | os.PathLike | None = Non
     vol.append(["voxel size", voxel_text(vs, ds.attrs.get("unit", "")) if vs is not None and len(vs) == 3 else ""])
     if "model" in info:
         vol.append(["segmentation", info["model"]])
+    crop = (info.get("config") or {}).get("crop")
+    if crop:  # a box of the source: positions (profiles, centroids) are in the source's frame, slice indices the box's
+        vol.append(["cropped from the source", crop if isinstance(crop, str) else ",".join(map(str, crop))])
     if "truth" in info:  # what the IoU/Dice are against
         vol.append(["reference labels (scores)", info["truth"]])
     if "fov" in info:  # measured inside the field of view only

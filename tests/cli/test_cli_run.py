@@ -42,7 +42,9 @@ def test_run_crops_scores_and_resumes(tmp_path, capsys):
     assert f"<td>reference labels (scores)</td><td>{ref / 'labels' / 'truth'}</td>" in (out / "report.html").read_text()
     capsys.readouterr()
     assert main(["info", str(out)]) == 0
-    assert f"(against {ref / 'labels' / 'truth'})" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert f"(against {ref / 'labels' / 'truth'})" in said and "(cropped: 2:28,:,5:-5)" in said
+    assert "<td>cropped from the source</td><td>2:28,:,5:-5</td>" in (out / "report.html").read_text()
     assert (out / "image.ome.zarr" / "labels" / "particles").exists() and (out / "report.html").exists()
     mtime = (out / "image.ome.zarr" / "labels" / "segmentation").stat().st_mtime_ns
     assert main(args) == 0  # resumed: the segmentation is not redone
