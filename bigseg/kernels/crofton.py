@@ -24,7 +24,7 @@ import functools
 import numba
 import numpy as np
 
-__all__ = ["DIRECTIONS", "crofton_weights", "crossing_counts", "crofton_areas", "crofton_slice_areas"]
+__all__ = ["DIRECTIONS", "crofton_weights", "crossing_counts", "crossing_areas", "crofton_areas", "slice_areas"]
 
 #: the 13 directions to half of the 26 neighbours (z, y, x)
 DIRECTIONS = ((1, 0, 0), (0, 1, 0), (0, 0, 1),
@@ -88,9 +88,10 @@ def crossing_counts(ext: np.ndarray, halo_lo: tuple[int, int, int], halo_hi: tup
     return out
 
 
-def _weighted(counts: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
-    """``(..., k, k)`` symmetric areas of ``(..., 13, k, k)`` crossing counts: ``2 w_d v / l_d``
-    per crossing along direction ``d``, summed over the directions."""
+def crossing_areas(counts: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
+    """``(..., k, k)`` symmetric areas (physical units²) of ``(..., 13, k, k)`` crossing counts
+    (:func:`crossing_counts`): ``2 w_d v / l_d`` per crossing along direction ``d``, summed over
+    the directions."""
     w, length = crofton_weights(tuple(float(s) for s in spacing))
     per_crossing = 2.0 * w * float(np.prod(spacing)) / length
     return np.einsum("...dab,d->...ab", counts + np.swapaxes(counts, -1, -2), per_crossing)
@@ -105,18 +106,14 @@ def crofton_areas(ext: np.ndarray, halo_lo: tuple[int, int, int], halo_hi: tuple
     (1 where the volume continues, 0 at its border). Codes ``>= k`` (255: unlabelled) cross
     nothing.
     """
-    return _weighted(crossing_counts(ext, halo_lo, halo_hi, k).sum(axis=0), spacing)
+    return crossing_areas(crossing_counts(ext, halo_lo, halo_hi, k).sum(axis=0), spacing)
 
 
-def crofton_slice_areas(ext: np.ndarray, halo_lo: tuple[int, int, int], halo_hi: tuple[int, int, int], k: int,
-                        spacing: tuple[float, float, float], axis: int) -> np.ndarray:
-    """:func:`crofton_areas` slice by slice along ``axis``: ``(n, 2, k, k)`` for the block's
-    ``n`` slices, ``[s, 0]`` the areas of the crossings within slice ``s``, ``[s, 1]`` of those
-    between slices ``s`` and ``s + 1`` (owned by ``s``: ``s + 1`` may lie in the halo). Summed
-    over ``s``, both kinds and the blocks of a volume, the volume's :func:`crofton_areas`."""
-    counts = crossing_counts(ext, halo_lo, halo_hi, k, axis)
+def slice_areas(counts: np.ndarray, spacing: tuple[float, float, float], axis: int) -> np.ndarray:
+    """``(n, 2, k, k)`` areas of the ``(n, 13, k, k)`` crossing counts of ``n`` slices along
+    ``axis`` (:func:`crossing_counts` with that ``axis``): ``[s, 0]`` of the crossings within
+    slice ``s``, ``[s, 1]`` of those between slices ``s`` and ``s + 1``. Summed over ``s`` and
+    both kinds, :func:`crossing_areas` of all the counts."""
     across = np.asarray(DIRECTIONS)[:, axis] != 0
-    out = np.empty((counts.shape[0], 2, k, k), np.float64)
-    for kind, use in enumerate((~across, across)):
-        out[:, kind] = _weighted(np.where(use[None, :, None, None], counts, 0), spacing)
-    return out
+    return np.stack([crossing_areas(np.where(use[None, :, None, None], counts, 0), spacing)
+                     for use in (~across, across)], axis=1)

@@ -12,7 +12,7 @@ import xarray as xr
 from .._parse import parse_choice, parse_positive_int
 from ..errors import InputError
 from ..io._volume import origin_of
-from ..kernels.crofton import crofton_slice_areas
+from ..kernels.crofton import DIRECTIONS, crossing_counts, slice_areas
 from ..kernels.metrics import slice_counts, slice_faces
 from ..runtime._progress import compute
 from ._inputs import Labels, as_labels
@@ -116,26 +116,22 @@ def _faces_block(block: np.ndarray, geom: BlockGeometry, *, axis: int, k: int) -
     return np.concatenate([faces.reshape(faces.shape[0], 3 * k * k), labelled[:, None]], axis=1)
 
 
-def _crofton_block(block: np.ndarray, geom: BlockGeometry, *, axis: int, k: int,
-                   spacing: tuple[float, float, float]) -> np.ndarray:
+def _crossings_block(block: np.ndarray, geom: BlockGeometry, *, axis: int, k: int) -> np.ndarray:
     codes, _ = _codes(block, geom)  # values beyond the phases: _check raises
-    areas = crofton_slice_areas(codes, geom.halo_lo, geom.halo_hi, k, spacing, axis)
+    counts = crossing_counts(codes, geom.halo_lo, geom.halo_hi, k, axis)
     core, _, _ = crop_halo(codes, geom, 0)
     labelled = slice_counts(core, axis, k)[:, :k].sum(axis=1)
-    return np.concatenate([areas.reshape(areas.shape[0], 2 * k * k), labelled[:, None]], axis=1)
+    return np.concatenate([counts.reshape(counts.shape[0], -1), labelled[:, None]], axis=1)
 
 
 def _area_profile_graph(lab: Labels, axis: int, method: str = "faces") -> list[da.Array]:
-    """Per frame, the lazy per-slice partials of the interfaces, then the slice's labelled
-    voxels: (n_axis, 3 * k * k + 1) faces per direction and phase pair, or with ``crofton``
-    (n_axis, 2 * k * k + 1) areas within the slice and to the next one per pair."""
-    if method == "crofton":
-        fn = functools.partial(_crofton_block, axis=axis, k=lab.k, spacing=lab.voxel_size)
-        nout, dtype = 2 * lab.k * lab.k + 1, np.float64
-    else:
-        fn = functools.partial(_faces_block, axis=axis, k=lab.k)
-        nout, dtype = 3 * lab.k * lab.k + 1, np.int64
-    return [slab_partials(fn, f, depth=1, axis=axis, nout=nout, dtype=dtype) for f in lab.frames()]
+    """Per frame, the lazy per-slice integer partials of the interfaces, then the slice's
+    labelled voxels: (n_axis, 3 * k * k + 1) faces per axis and phase pair, or with ``crofton``
+    (n_axis, 13 * k * k + 1) crossings per direction and phase pair (exact for any chunking)."""
+    block, per_slice = ((_crossings_block, len(DIRECTIONS)) if method == "crofton" else (_faces_block, 3))
+    fn = functools.partial(block, axis=axis, k=lab.k)
+    return [slab_partials(fn, f, depth=1, axis=axis, nout=per_slice * lab.k * lab.k + 1, dtype=np.int64)
+            for f in lab.frames()]
 
 
 def _bin_coords(lab: Labels, axis: int, step: int) -> dict[str, Any]:
@@ -170,10 +166,10 @@ def _slice_areas(v: np.ndarray, lab: Labels, axis: int, method: str) -> np.ndarr
     :func:`_area_profile_graph` (the last column aside), those shared with a neighbouring slice
     centred (:func:`_centred`)."""
     n, k = v.shape[0], lab.k
-    if method == "crofton":  # already symmetric, in physical units
-        a = v[:, :-1].reshape(n, 2, k, k)
+    if method == "crofton":  # (within the slice, to the next one), symmetric, in physical units
+        a = slice_areas(v[:, :-1].reshape(n, len(DIRECTIONS), k, k), lab.voxel_size, axis)
         return a[:, 0] + _centred(a[:, 1])
-    f = np.rint(v[:, :-1]).reshape(n, 3, k, k)
+    f = v[:, :-1].reshape(n, 3, k, k).astype(np.float64)
     f = f + f.transpose(0, 1, 3, 2)
     f[:, axis] = _centred(f[:, axis])
     return (f * _face_areas(lab.voxel_size)[None, :, None, None]).sum(axis=1)
@@ -187,9 +183,9 @@ def _interface_profile_dataarray(lab: Labels, axis: int, step: int, vecs: list[n
     voxel_volume = float(np.prod(lab.voxel_size))
     spec = []
     for v in vecs:
-        v = np.asarray(v, np.float64).reshape(n, -1)
+        v = np.asarray(v, np.int64).reshape(n, -1)
         area = np.add.reduceat(_slice_areas(v, lab, axis, method), starts, axis=0)  # (bins, k, k)
-        volume = np.add.reduceat(np.rint(v[:, -1]), starts) * voxel_volume  # labelled voxels only
+        volume = np.add.reduceat(v[:, -1], starts).astype(np.float64) * voxel_volume  # labelled voxels only
         with np.errstate(divide="ignore", invalid="ignore"):
             spec.append(np.moveaxis(np.where(volume > 0, 1.0, np.nan)[:, None, None] * area
                                     / np.maximum(volume, voxel_volume)[:, None, None], 0, -1))

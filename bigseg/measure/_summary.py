@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from ..kernels.crofton import DIRECTIONS, crossing_areas
 from ..runtime._progress import compute
 from ._inputs import as_labels
 from ._profile import (_area_profile_graph, _interface_profile_dataarray, _profile_dataarray, _profile_graph,
@@ -64,9 +65,10 @@ def summary(labels: Any, *, truth: Any = None, method: Method = "faces", phases:
         prof = _profile_dataarray(lab, ax, profile_step, list(results[at:at + m]))
         parts.append(prof.rename("volume_fraction_profile").to_dataset())
         per_slice = list(results[at + m:at + 2 * m])
-        if method == "crofton":  # (n, within/between, k, k) areas per slice
+        if method == "crofton":  # the totals of the per-slice crossings
             for st, v in zip(stats, per_slice):
-                st["areas"] = np.asarray(v)[:, :-1].reshape(-1, 2, lab.k * lab.k).sum(axis=(0, 1))
+                counts = np.asarray(v)[:, :-1].reshape(-1, len(DIRECTIONS), lab.k, lab.k).sum(axis=0)
+                st["areas"] = crossing_areas(counts, lab.voxel_size).ravel()
         spec = _interface_profile_dataarray(lab, ax, profile_step, per_slice, area_profile)
         parts.append(spec.rename("specific_area_profile").to_dataset())
         if truth is not None:
