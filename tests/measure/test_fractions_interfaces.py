@@ -138,7 +138,7 @@ def test_series_time_coordinate_keeps_its_attrs(labels):
         "volume_fractions": measure.volume_fractions(ser),
         "interfaces": measure.interfaces(ser),
         "surface_area": measure.surface_area(ser, phase="cbd"),
-        "scores": measure.scores(ser, ser[::-1]),
+        "scores": measure.scores(ser, ser.copy(data=ser.values[::-1])),  # another prediction at the same times
         "summary": measure.summary(ser, profile="z"),
         "profile": measure.profile(ser),
         "shells": measure.shells(ser, around="active", of="cbd", max_distance=2),
