@@ -36,14 +36,15 @@ def summary(labels: Any, *, truth: Any = None, method: Method = "faces", phases:
     (phase_a, phase_b) and, with ``truth``, ``iou``, ``dice``, ``precision``, ``recall``,
     ``support`` (phase) and ``accuracy``; with ``profile``, ``volume_fraction_profile`` (phase,
     axis), ``specific_area_profile`` (phase_a, phase_b, axis; :func:`interface_profile` by
-    ``method``, by faces for ``"marching_cubes"``) and,
+    ``method``; by Crofton for ``"marching_cubes"``, which has no slice-by-slice form: the
+    closer of the two estimates to it) and,
     given ``truth``, ``truth_volume_fraction_profile``; a ``t`` dimension for series.
     """
     lab = as_labels(labels, phases=phases)
     method = parse_method(method, lab)
     ax = None if profile is None else parse_axis("profile", profile)
     profile_step = parse_step(lab, ax, profile_step, name="profile_step") if ax is not None else 1
-    area_profile = "crofton" if method == "crofton" else "faces"  # marching cubes have no slice-by-slice form
+    area_profile = "faces" if method == "faces" else "crofton"  # marching cubes have no slice-by-slice form
     # with a Crofton profile its per-slice areas add up to the totals: the crossings are counted once
     graphs = _stats_graph(lab, marching_cubes=method == "marching_cubes", crofton=method == "crofton" and ax is None)
     n = len(graphs)
