@@ -40,7 +40,7 @@ def stored_once(ds: xr.Dataset, folder: str | Path, *, prefix: str, key: str | N
     ``prefix`` made from other keys are removed; without ``key`` it is removed on error too."""
     import zarr
 
-    folder = Path(folder)
+    folder = Path(folder).absolute()  # (workers in another working directory)
     ax = 1 if "t" in ds["labels"].dims else 0  # the channel axis: after t for a series
     parts, layout = [], []
     for var in _ORDER:

@@ -69,7 +69,7 @@ def write_prediction(
     if not isinstance(ds, xr.Dataset) or "labels" not in ds:
         raise InputError(f"Expected `ds` to be the Dataset returned by bigseg.predict. Got {type(ds).__name__} instead.")
     check_label_name(name)
-    image_path = Path(image_path)
+    image_path = Path(image_path).absolute()  # written by workers that may run in another working directory
     image = open_volume(image_path)
     if tuple(ds["labels"].shape) != tuple(image.shape):
         raise InputError(f"Expected `ds` to have the image's shape {image.shape}. Got {ds['labels'].shape} instead.")

@@ -287,6 +287,7 @@ def _tiff_stack(files: list[str], what: str) -> TiffStackReader:
                 f"Got shape {shape} and dtype {dtype} in {f!r}."
             )
     _warn_gaps(files, what)
+    files = [os.path.abspath(f) for f in files]  # read by workers that may run in another working directory
     return TiffStackReader(tuple(files), (len(files), *shape0), dtype0, tuple(offsets), fdt0)  # type: ignore[arg-type]
 
 
@@ -335,7 +336,7 @@ def _hdf5(path: str, dataset: str | None) -> Hdf5Reader:
                         + f". Datasets present: {listed}."
                     )
             ds = f[name]
-            return Hdf5Reader(path, name, tuple(ds.shape), np.dtype(ds.dtype))
+            return Hdf5Reader(os.path.abspath(path), name, tuple(ds.shape), np.dtype(ds.dtype))  # (for workers)
     except OSError as exc:
         raise VolumeFormatError(f"Cannot read HDF5 file {path!r}: {exc}") from None
 
@@ -370,7 +371,7 @@ def _raw(path: str, shape: Any, dtype: Any, offset: int) -> MemmapReader:
             f"Raw file {path!r} has {size} bytes, but `shape`={shape_t} x `dtype`={dt.str} "
             f"(+ {offset} header bytes) needs {expected}."
         )
-    return MemmapReader(path, shape_t, dt, offset)
+    return MemmapReader(os.path.abspath(path), shape_t, dt, offset)  # (for workers)
 
 
 def read_source(
@@ -421,10 +422,10 @@ def read_source(
     if suffix in TIFF_SUFFIXES:
         page_shape, dt, n, _, _ = _tiff_page_info(src)
         if len(page_shape) == 3 and n == 1:  # a single 3D page (e.g. ImageJ hyperstack)
-            return MultiPageTiffReader(src, page_shape, dt)  # type: ignore[arg-type]
+            return MultiPageTiffReader(os.path.abspath(src), page_shape, dt)  # type: ignore[arg-type]
         if len(page_shape) != 2:
             raise VolumeFormatError(f"Expected 2D pages in {src!r}. Got page shape {page_shape}.")
-        return MultiPageTiffReader(src, _tiff_series_shape(src, n, page_shape), dt)
+        return MultiPageTiffReader(os.path.abspath(src), _tiff_series_shape(src, n, page_shape), dt)  # (for workers)
     if suffix in HDF5_SUFFIXES:
         return _hdf5(src, dataset)
     if suffix == ".npy":
@@ -437,7 +438,7 @@ def read_source(
             mm = np.load(src, mmap_mode="r")
         except Exception as exc:
             raise VolumeFormatError(f"Cannot read .npy file {src!r}: {exc}") from None
-        return MemmapReader(src, tuple(mm.shape), np.dtype(mm.dtype), npy=True)
+        return MemmapReader(os.path.abspath(src), tuple(mm.shape), np.dtype(mm.dtype), npy=True)  # (for workers)
     raise InputError(
         f"Expected `source` to be a TIFF folder/glob/file, HDF5 ({', '.join(HDF5_SUFFIXES)}), .npy, "
         f"raw binary (with `shape` and `dtype`) or zarr. Got {src!r} instead."

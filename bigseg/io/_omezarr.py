@@ -376,7 +376,7 @@ def save_volume(
     -------
     str, the path written.
     """
-    dest = Path(path)
+    dest = Path(path).absolute()  # workers elsewhere (another working directory) write where the caller means
     levels = parse_positive_int("levels", levels)  # 0 was taken as 1
     if unit is not None:  # the caller's (a volume's own unit, from any writer, is kept as it is)
         parse_unit(unit)
@@ -417,7 +417,7 @@ def save_labels(
     by another key is removed). Without it, a failed write leaves nothing.
     """
     check_label_name(name)  # before anything: "" or "../x" would name the labels group or a place outside it
-    image_path = Path(image_path)
+    image_path = Path(image_path).absolute()  # (for workers with another working directory)
     image = open_volume(image_path)
     vol, chunks = _prepare(labels, chunks=chunks, voxel_size=image.attrs["voxel_size"], phases=phases,
                            unit=image.attrs["unit"], check_values=not instances)
@@ -520,7 +520,7 @@ def open_volume(path: str | os.PathLike, *, level: int = 0, label: str | None = 
 
     Never loads voxel data; the returned DataArray is backed by ``dask.array.from_zarr``.
     """
-    p = Path(path)
+    p = Path(path).absolute()  # read by workers that may run in another working directory
     if not p.exists():
         raise SourceNotFoundError(f"Expected `path` to be an existing OME-Zarr volume. Got {str(p)!r}, which does not exist.")
     if label is not None:

@@ -440,7 +440,7 @@ def _scratch_folder(target: Path | None, labels: Any) -> Path | None:
             return None
         image = Path(src).parent.parent if Path(src).parent.name == "labels" else Path(src)
         place, stem = image.parent, f"{image.name}.{Path(src).name}"  # outside the OME-Zarr
-    folder = place / f".{stem}.particle-ids-{uuid.uuid4().hex[:8]}"
+    folder = place.absolute() / f".{stem}.particle-ids-{uuid.uuid4().hex[:8]}"  # (workers in another directory)
     try:
         folder.mkdir(parents=False)
     except OSError:  # e.g. a read-only archive: the ids stay in the graph
