@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from .._version import version
-from ..errors import ClusterError, InputError
+from ..errors import ClusterError, InputError, MemoryBudgetError
 from ._signals import children_ignore_ctrl_c
 
 __all__ = ["connect", "BigsegClient", "gpu_count", "slurm_cluster"]
@@ -122,10 +122,29 @@ def check_workers(client: Any) -> None:
         raise ClusterError(f"Expected bigseg installed on every worker of the scheduler. Got {len(missing)} of "
                            f"{len(found)} worker(s) without it: {', '.join(missing)}; install bigseg in the "
                            f"workers' environment (pip install bigseg) and start them again.")
+    _check_worker_memory(client)
     other = sorted({v for v in found.values()} - {version()})
     if other:
         warnings.warn(f"the scheduler's workers run bigseg {', '.join(other)}, this process {version()}: results "
                       f"may differ from this version's", UserWarning, stacklevel=3)
+
+
+def _check_worker_memory(client: Any) -> None:
+    """Workers of a scheduler bigseg did not start, limited to less than MIN_WORKER_MEMORY, are
+    refused by name (MemoryBudgetError), as bigseg refuses to start such workers itself: with
+    bigseg imported they sit above dask's pause threshold and the run waits for ever."""
+    from dask.utils import format_bytes
+
+    workers = client.scheduler_info(n_workers=-1)["workers"]
+    small = sorted((w, int(i["memory_limit"])) for w, i in workers.items()
+                   if 0 < int(i.get("memory_limit") or 0) < MIN_WORKER_MEMORY)
+    if small:
+        got = ", ".join(f"{w} ({format_bytes(m)})" for w, m in small)
+        raise MemoryBudgetError(f"Expected every worker of the scheduler to have a memory limit of at least "
+                                f"{format_bytes(MIN_WORKER_MEMORY)} (a worker with bigseg and torch loaded holds "
+                                f"~0.3 GiB before any data; dask pauses it above 80 % of its limit). Got {len(small)} "
+                                f"of {len(workers)} worker(s) below: {got}; start them again with a larger "
+                                f"`--memory-limit` (dask worker) or `memory_limit`.")
 
 
 def _announce(client: Any, what: str) -> None:
@@ -146,17 +165,37 @@ def slurm_cluster(config: str | os.PathLike | None = None, *, n_workers: int | N
     from ..config import load_deploy
 
     kwargs = {**load_deploy(config or "slurm").get("slurm", {}), **options}
-    if shutil.which("sbatch") is None:  # dask-jobqueue would log each failed submission and wait for ever
-        raise ClusterError("`cluster`='slurm' submits its workers with SLURM's sbatch, which is not on this "
-                           "machine's PATH: start bigseg on a node of the SLURM cluster (e.g. a login node), or "
-                           "pass the address of a running scheduler.")
     jobs = n_workers or kwargs.pop("jobs", None) or 1  # --workers / n_workers first: the jobs asked for now
     kwargs.pop("jobs", None)
     # queue/account "": none (the site's default partition, no account), where the deployment
     # file names one (null keeps the file's; dask-jobqueue would write "#SBATCH -p " of "")
     kwargs = {k: v for k, v in kwargs.items() if v is not None and not (k in ("queue", "account") and v == "")}
+    _check_slurm_memory(kwargs)
+    if shutil.which("sbatch") is None:  # dask-jobqueue would log each failed submission and wait for ever
+        raise ClusterError("`cluster`='slurm' submits its workers with SLURM's sbatch, which is not on this "
+                           "machine's PATH: start bigseg on a node of the SLURM cluster (e.g. a login node), or "
+                           "pass the address of a running scheduler.")
     kwargs.setdefault("scheduler_options", {"dashboard_address": ":0"})
     return SLURMCluster(**kwargs), jobs
+
+
+def _check_slurm_memory(kwargs: dict[str, Any]) -> None:
+    """A job's ``memory`` split between its ``processes`` (dask workers) below MIN_WORKER_MEMORY
+    per worker: refused by name before any job is submitted (InputError), as for a local cluster."""
+    from dask.utils import format_bytes, parse_bytes
+
+    if "memory" not in kwargs:
+        return
+    processes = kwargs.get("processes") or 1
+    try:
+        per_worker = parse_bytes(kwargs["memory"]) / processes
+    except (ValueError, TypeError, ZeroDivisionError):
+        return  # said by dask-jobqueue, with its own words
+    if per_worker < MIN_WORKER_MEMORY:
+        raise InputError(f"Expected `slurm.memory` / `slurm.processes` to give each worker at least "
+                         f"{format_bytes(MIN_WORKER_MEMORY)} (a worker with torch loaded holds ~0.3 GiB before any "
+                         f"data, and its nanny restarts it above 95 % of its limit, in a loop). Got memory "
+                         f"{kwargs['memory']!r} for {processes} process(es): {format_bytes(per_worker)} each.")
 
 
 def is_address(cluster: str) -> bool:
@@ -257,7 +296,7 @@ def connect(
             raise ClusterError(f"Could not reach the Dask scheduler at `cluster`={cluster!r}: {exc}") from None
         try:
             check_workers(client)
-        except ClusterError:
+        except BaseException:  # refused (ClusterError, MemoryBudgetError) or interrupted: the client closed
             client.close()
             raise
         if not quiet:

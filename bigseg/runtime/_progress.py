@@ -53,27 +53,35 @@ def compute(*objs: Any, desc: str = "computing", progress: bool = True, **kwargs
     On a distributed client the graph is submitted to the cluster and
     ``distributed.progress`` draws the bar; locally a ``tqdm`` callback does.
     Either way it returns or raises only once none of the graph's tasks is
-    still running, so a caller may clean up a failed write safely.
+    still running, so a caller may clean up a failed write safely. On a cluster,
+    a worker dying in a task (distributed's ``KilledWorker``) and a lost
+    scheduler raise :class:`~bigseg.errors.ClusterError` saying what to do, and
+    a wait with no worker at all is said on stderr.
     """
     progress = progress and _BARS.get()
     client = current_client()
     if client is not None:
         futures = client.compute(list(objs), **kwargs)
         try:
-            if progress:
-                from distributed import progress as dprogress
+            with _say_when_no_workers(client, desc):
+                if progress:
+                    from distributed import progress as dprogress
 
-                print(f"{desc}:", file=sys.stderr, flush=True)
-                with contextlib.redirect_stdout(sys.stderr):  # distributed draws on stdout: keep it for results
-                    dprogress(futures, notebook=False)
-                print(file=sys.stderr, flush=True)
-            return tuple(client.gather(futures))
-        except BaseException:
-            try:
-                client.cancel(futures)
-                _wait_until_idle(client, objs)
-            except Exception:  # a lost worker or scheduler: the original error matters more
-                pass
+                    print(f"{desc}:", file=sys.stderr, flush=True)
+                    with contextlib.redirect_stdout(sys.stderr):  # distributed draws on stdout: keep it for results
+                        dprogress(futures, notebook=False)
+                    print(file=sys.stderr, flush=True)
+                return tuple(client.gather(futures))
+        except BaseException as exc:
+            lost = _lost_cluster(exc, client, desc)
+            if not _scheduler_lost(exc):  # else nothing to cancel (the client would wait to reconnect: 30 s)
+                try:
+                    client.cancel(futures)
+                    _wait_until_idle(client, objs)
+                except Exception:  # a lost worker or scheduler: the original error matters more
+                    pass
+            if lost is not None:
+                raise lost from exc
             raise
     with ExitStack() as stack:
         own_pool = "pool" not in kwargs and dask.config.get("pool", None) is None  # a user's pool is kept
@@ -103,6 +111,89 @@ def scheduler_for(objs: tuple = (), scheduler: Any = None) -> Any:
     if get is not None:
         return get
     return get_scheduler(collections=colls) if colls else dask.threaded.get
+
+
+#: Seconds a distributed compute waits with no worker at all before saying so (dask waits for ever:
+#: SLURM jobs still queued, or every worker gone, e.g. jobs past their walltime).
+NO_WORKERS_NOTICE_S = 30.0
+
+_KEPT = "What is already on disk is kept: `bigseg run`, `ingest`, `filter` and `segment` run again take up from it."
+
+
+def _lost_cluster(exc: BaseException, client: Any, desc: str) -> Exception | None:
+    """A distributed compute that failed because the cluster lost a worker or the scheduler, said
+    as a :class:`ClusterError` with what to do (None for any other error, raised as it is)."""
+    from distributed.scheduler import KilledWorker
+
+    from ..errors import ClusterError
+
+    if isinstance(exc, KilledWorker):
+        last = getattr(exc, "last_worker", None)
+        tries = getattr(exc, "allowed_failures", None)
+        return ClusterError(
+            f"{desc}: a worker process died running task {str(exc.task)!r}"
+            f"{f', {tries + 1} time(s)' if isinstance(tries, int) else ''} (the last on "
+            f"{getattr(last, 'address', last)}; dask's `distributed.scheduler.allowed-failures`). Most often it "
+            f"ran out of memory (its log then says it exceeded 95 % of its memory budget: give the workers more "
+            f"memory or use smaller chunks), or its process or job was killed (e.g. a SLURM job out of time). "
+            f"{_KEPT}")
+    if _scheduler_lost(exc):
+        where = getattr(getattr(client, "scheduler", None), "address", "?")
+        return ClusterError(
+            f"{desc}: lost the connection to the Dask scheduler at {where} (it stopped, or the network failed). "
+            f"Start it again (or pass another `cluster`) and run the same command. {_KEPT}")
+    return None
+
+
+def _scheduler_lost(exc: BaseException) -> bool:
+    from distributed.client import FutureCancelledError
+
+    return isinstance(exc, FutureCancelledError) and getattr(exc, "reason", "") == "scheduler-connection-lost"
+
+
+@contextmanager
+def _say_when_no_workers(client: Any, desc: str, poll: float = 1.0) -> Iterator[None]:
+    """While the block runs, say on stderr when the scheduler has had no worker for
+    :data:`NO_WORKERS_NOTICE_S` seconds (the compute then waits for ever, its bar still), and
+    when workers have joined again."""
+    import threading
+
+    stop = threading.Event()
+
+    def workers() -> int:
+        # asked of the scheduler, not client.scheduler_info(): that would replace the client's cached
+        # worker list with an empty one, which the memory budget may be reading in another thread
+        info = client.sync(client.scheduler.identity, n_workers=0)
+        return int(info.get("n_workers", len(info.get("workers", {}))))
+
+    def watch() -> None:
+        since, said = None, False
+        while not stop.wait(poll):
+            try:
+                n = workers()
+            except Exception:  # the scheduler gone: said by the compute itself
+                return
+            now = time.monotonic()
+            if n:
+                if said:
+                    print(f"\nbigseg: {n} worker(s) joined; {desc} goes on", file=sys.stderr, flush=True)
+                since, said = None, False
+            elif since is None:
+                since = now
+            elif not said and now - since >= NO_WORKERS_NOTICE_S:
+                where = getattr(getattr(client, "scheduler", None), "address", "?")
+                print(f"\nbigseg: the scheduler at {where} has had no worker for {now - since:.0f} s: {desc} "
+                      f"waits until workers join (SLURM jobs still queued: see squeue; or every worker gone: "
+                      f"start some). Ctrl-C stops it. {_KEPT}", file=sys.stderr, flush=True)
+                said = True
+
+    thread = threading.Thread(target=watch, name="bigseg-no-workers", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=poll + 10)  # one call to the scheduler at most (daemon: never keeps Python up)
 
 
 def _wait_until_idle(client: Any, objs: tuple, timeout: float = 60.0) -> None:

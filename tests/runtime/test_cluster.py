@@ -185,6 +185,31 @@ def test_slurm_job_script_from_deploy_yaml(tmp_path, monkeypatch):
     assert "#SBATCH -p" not in script and "#SBATCH -A" not in script and "#SBATCH -t 00:30:00" in script
 
 
+def test_slurm_workers_below_the_memory_floor_are_refused_before_any_job(tmp_path, monkeypatch):
+    """Was: 64GiB over `processes: 128` wrote `--memory-limit 512MiB` into the job script, whose
+    workers a nanny restarts in a loop (a local cluster's `memory_limit` is refused so)."""
+    pytest.importorskip("dask_jobqueue")
+    from bigseg.runtime._cluster import slurm_cluster
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch: refused for the memory first, nothing submitted
+    with pytest.raises(InputError, match=r"`slurm.memory` / `slurm.processes` to give each worker at least 1.00 GiB.*"
+                                         r"Got memory '2GiB' for 4 process\(es\): 512.00 MiB each"):
+        slurm_cluster("slurm", memory="2GiB", processes=4)
+
+
+def test_a_scheduler_whose_workers_have_too_little_memory_is_refused_by_name():
+    """Was: accepted; with bigseg imported the workers sat above dask's pause threshold and the
+    run waited for ever, its bar at 0 %."""
+    from distributed import LocalCluster
+
+    from bigseg.errors import MemoryBudgetError
+
+    with LocalCluster(n_workers=1, processes=False, memory_limit="300MB", dashboard_address=None) as lc:
+        with pytest.raises(MemoryBudgetError, match=r"memory limit of at least 1.00 GiB.*Got 1 of 1 worker\(s\) "
+                                                    r"below: \S+ \(286.10 MiB\).*`--memory-limit`"):
+            bigseg.connect(lc.scheduler_address, quiet=True)
+
+
 @pytest.mark.slow
 def test_a_scheduler_whose_workers_lack_bigseg_is_refused_by_name(tmp_path):
     """A worker that cannot import bigseg would fail every task with ModuleNotFoundError: refused

@@ -1,0 +1,64 @@
+"""bigseg.runtime.compute on a distributed cluster that loses its workers or its scheduler."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import dask
+import pytest
+
+from bigseg.errors import ClusterError
+from bigseg.runtime import _progress
+from bigseg.runtime._progress import compute
+
+pytestmark = [pytest.mark.timeout(120), pytest.mark.filterwarnings("ignore")]
+distributed = pytest.importorskip("distributed")
+
+
+def test_a_worker_dying_mid_task_is_one_clear_error():
+    """Was: distributed's KilledWorker and its traceback, nothing on what to do."""
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), \
+            distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as lc, \
+            distributed.Client(lc):
+        die = dask.delayed(lambda: os.kill(os.getpid(), signal.SIGKILL), pure=False)()
+        with pytest.raises(ClusterError, match=r"^writing x: a worker process died running task 'lambda-.*out of "
+                                               r"memory.*SLURM job out of time.*run again take up") as info:
+            compute(die, desc="writing x", progress=False)
+    assert isinstance(info.value.__cause__, distributed.scheduler.KilledWorker)
+
+
+def test_a_lost_scheduler_is_one_clear_error_at_once():
+    """Was: FutureCancelledError ("scheduler-connection-lost"), raised only after the clean-up had
+    waited 30 s for the client to reconnect. The connection is cut from the client's side here
+    (the scheduler lives on: the cluster closes fast)."""
+    with distributed.LocalCluster(n_workers=1, processes=False, dashboard_address=None) as lc, \
+            distributed.Client(lc) as client:
+        cut = threading.Timer(1.0, lambda: client.loop.add_callback(client.scheduler_comm.comm.abort))
+        cut.start()
+        start = time.monotonic()
+        try:
+            with pytest.raises(ClusterError, match=r"^sleeping: lost the connection to the Dask scheduler at .*Start "
+                                                   r"it again") as info:
+                compute(dask.delayed(time.sleep, pure=False)(4), desc="sleeping", progress=False)
+        finally:
+            cut.join()
+        assert time.monotonic() - start < 15  # not after the client's 30 s of trying to reconnect (loose: a busy CI)
+    assert isinstance(info.value.__cause__, distributed.client.FutureCancelledError)
+
+
+def test_a_compute_waiting_without_workers_says_so(monkeypatch, capsys):
+    """Was: a bar standing still for ever (every worker gone, or SLURM jobs still queued)."""
+    monkeypatch.setattr(_progress, "NO_WORKERS_NOTICE_S", 0.5)
+    with distributed.LocalCluster(n_workers=0, processes=False, dashboard_address=None) as lc, \
+            distributed.Client(lc):
+        grow = threading.Timer(3.5, lambda: lc.scale(1))
+        grow.start()
+        try:
+            assert compute(dask.delayed(sum)([1, 2]), desc="adding", progress=False) == (3,)
+        finally:
+            grow.join()
+    err = capsys.readouterr().err
+    assert "has had no worker for" in err and "adding waits until workers join" in err and "squeue" in err
