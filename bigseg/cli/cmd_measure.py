@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .._parse import parse_shells_spec
 from ..errors import InputError
+from ..report._units import time_at
 from ..runtime._files import replacing
 from ._common import (FIGURE_SUFFIXES, add_cluster_args, add_progress_args, add_stack_calibration_args,
                       cluster_from_args, distinct_files, open_label_image, output_file, positive_float,
@@ -103,7 +104,7 @@ def _table(ds) -> str:
     for t in steps:
         d = ds.isel(t=t) if t is not None else ds
         if t is not None:
-            lines.append(f"t = {_when(ds.t, t)}")
+            lines.append(f"t = {time_at(ds.t, t)}")
         head = f"{'phase':<12}{'fraction':>10}"
         if "iou" in d:
             head += f"{'IoU':>8}{'Dice':>8}{'prec.':>8}{'recall':>8}"
@@ -165,7 +166,7 @@ def _connectivity_table(conn) -> str:
     """The connectivity of each phase (the last scan of a series), as the report shows it."""
     from ..report import connectivity_table
 
-    last = f" (t = {_when(conn.t)})" if "t" in conn.dims else ""
+    last = f" (t = {time_at(conn.t)})" if "t" in conn.dims else ""
     head, rows, note = connectivity_table(conn.isel(t=-1) if "t" in conn.dims else conn, conn.attrs["axis"])
     return _text_table(f"connectivity along {conn.attrs['axis']}{last}:", head, rows, note, fmt=".1f")
 
@@ -174,7 +175,7 @@ def _thickness_table(thick) -> str:
     """Each phase's local thickness d10 / median / d90 / mean (the last scan of a series), as the report shows it."""
     from ..report import thickness_table
 
-    last = f" (t = {_when(thick.t)})" if "t" in thick.dims else ""
+    last = f" (t = {time_at(thick.t)})" if "t" in thick.dims else ""
     d = thick.isel(t=-1) if "t" in thick.dims else thick
     return _text_table(f"local thickness{last}:", *thickness_table(d, d.diameter.attrs.get("units", "")))
 
@@ -212,7 +213,7 @@ def _radial_table(radial, rows: int = 10) -> str:
     """The radial profile in about ``rows`` groups of its shells (voxel-weighted means)."""
     import numpy as np
 
-    last = f" (t = {_when(radial.t)})" if "t" in radial.dims else ""
+    last = f" (t = {time_at(radial.t)})" if "t" in radial.dims else ""
     p = radial.isel(t=-1) if "t" in radial.dims else radial
     w = p["bin_voxels"].values.astype(np.float64)
     n = int(np.flatnonzero(w > 0).max()) + 1 if (w > 0).any() else 0
@@ -238,7 +239,7 @@ def _profile_table(prof, rows: int = 10) -> str:
     import numpy as np
 
     axis = prof.attrs["axis"]
-    last = f" (t = {_when(prof.t)})" if "t" in prof.dims else ""
+    last = f" (t = {time_at(prof.t)})" if "t" in prof.dims else ""
     p = prof.isel(t=-1) if "t" in prof.dims else prof
     w = p["bin_voxels"].values.astype(np.float64)
     first = p[f"{axis}_index"].values
@@ -259,14 +260,6 @@ def _profile_table(prof, rows: int = 10) -> str:
         centre = float(np.average(p[axis].values[a:b], weights=np.diff(np.append(first, n_slices))[a:b])) * scale
         lines.append(f"{f'{int(first[a])}-{end - 1}':<14}{centre:>16.4g}" + "".join(f"{v:>10.4f}" for v in frac))
     return "\n".join(lines)
-
-
-def _when(t, i: int = -1) -> str:
-    """The ``i``-th time of a series' ``t`` coordinate as printed, with its unit (``30 min``)."""
-    from ..io._volume import time_unit
-    from ..report._units import time_text
-
-    return time_text(t.values[i], time_unit(t))
 
 
 def _long_table(ds):
@@ -423,7 +416,7 @@ def run(args: argparse.Namespace) -> int:
         with replacing(args.particles) as tmp:  # whole or not at all (as every output below)
             table.to_csv(tmp, index=False)
         png = str(Path(args.particles).with_suffix(".png"))
-        last = f" (t = {_when(labels.t)})" if "t" in labels.dims and len(table) else ""  # with the times' unit
+        last = f" (t = {time_at(labels.t)})" if "t" in labels.dims and len(table) else ""  # with the times' unit
         particle_figure(table, path=png, title=f"{args.labels}: {args.particle_phase} particles{last}")
         inside = table[~table.touches_border]
         from ..report._units import quantity_text

@@ -213,6 +213,12 @@ def _particles_section(table) -> str:
     return out
 
 
+def _crop_text(info: dict) -> str | None:
+    """The crop of a run (its run.json's configuration) as the user gives it: ``"2:28,:,5:-5"``."""
+    crop = (info.get("config") or {}).get("crop")
+    return None if not crop else crop if isinstance(crop, str) else ",".join(map(str, crop))
+
+
 def _last_step(t: Any, unit: str) -> str:
     """What a section of a series' last time step says of it: `` (last time step, t = 60 min)``."""
     return f" (last time step, t = {time_text(t, unit)})"
@@ -296,7 +302,7 @@ def run_summary(run: str | os.PathLike) -> dict[str, Any]:
     out: dict[str, Any] = {
         "run": str(run), "source": info.get("source"), "model": info.get("model"), "bigseg": info.get("bigseg"),
         "shape": ds.attrs.get("shape"), "voxel_size": ds.attrs.get("voxel_size"), "unit": ds.attrs.get("unit"),
-        "steps": int(ds.sizes["t"]) if "t" in ds.dims else None, "crop": (info.get("config") or {}).get("crop"),
+        "steps": int(ds.sizes["t"]) if "t" in ds.dims else None, "crop": _crop_text(info),
         "volume_fraction": dict(zip(phases, map(float, d.volume_fraction.values))),
     }
     if "iou" in d:
@@ -378,9 +384,8 @@ def write_report(run: str | os.PathLike, *, path: str | os.PathLike | None = Non
     vol.append(["voxel size", voxel_text(vs, ds.attrs.get("unit", "")) if vs is not None and len(vs) == 3 else ""])
     if "model" in info:
         vol.append(["segmentation", info["model"]])
-    crop = (info.get("config") or {}).get("crop")
-    if crop:  # a box of the source: positions (profiles, centroids) are in the source's frame, slice indices the box's
-        vol.append(["cropped from the source", crop if isinstance(crop, str) else ",".join(map(str, crop))])
+    if _crop_text(info):  # a box of the source: positions (profiles, centroids) are in its frame, slice indices the box's
+        vol.append(["cropped from the source", _crop_text(info)])
     if "truth" in info:  # what the IoU/Dice are against
         vol.append(["reference labels (scores)", info["truth"]])
     if "fov" in info:  # measured inside the field of view only

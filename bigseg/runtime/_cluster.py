@@ -78,6 +78,9 @@ def _restore_environ(earlier: dict[str, str | None], set_: dict[str, str]) -> No
 # holds ~0.25-0.3 GiB before any data, and its nanny restarts it above 95 % of its limit, so a
 # smaller limit restarts the workers in a loop while the run waits for ever.
 MIN_WORKER_MEMORY = 2**30
+#: why, as the refusals say it
+_WHY_FLOOR = ("a worker with torch loaded holds ~0.3 GiB before any data; dask pauses it above 80 % of its limit "
+              "and its nanny restarts it above 95 %, in a loop")
 
 
 def _memory_split(memory_limit: Any, n_workers: int) -> Any:
@@ -88,9 +91,8 @@ def _memory_split(memory_limit: Any, n_workers: int) -> Any:
     floor = format_bytes(MIN_WORKER_MEMORY)
     if memory_limit is not None:
         if parse_bytes(memory_limit) < MIN_WORKER_MEMORY:
-            raise InputError(f"Expected `memory_limit` to be at least {floor} per worker (a worker with torch loaded "
-                             f"holds ~0.3 GiB before any data, and its nanny restarts it above 95 % of the "
-                             f"limit, in a loop). Got {memory_limit!r} instead.")
+            raise InputError(f"Expected `memory_limit` to be at least {floor} per worker ({_WHY_FLOOR}). Got "
+                             f"{memory_limit!r} instead.")
         return memory_limit
     import psutil
 
@@ -141,8 +143,7 @@ def _check_worker_memory(client: Any) -> None:
     if small:
         got = ", ".join(f"{w} ({format_bytes(m)})" for w, m in small)
         raise MemoryBudgetError(f"Expected every worker of the scheduler to have a memory limit of at least "
-                                f"{format_bytes(MIN_WORKER_MEMORY)} (a worker with bigseg and torch loaded holds "
-                                f"~0.3 GiB before any data; dask pauses it above 80 % of its limit). Got {len(small)} "
+                                f"{format_bytes(MIN_WORKER_MEMORY)} ({_WHY_FLOOR}). Got {len(small)} "
                                 f"of {len(workers)} worker(s) below: {got}; start them again with a larger "
                                 f"`--memory-limit` (dask worker) or `memory_limit`.")
 
@@ -193,8 +194,7 @@ def _check_slurm_memory(kwargs: dict[str, Any]) -> None:
         return  # said by dask-jobqueue, with its own words
     if per_worker < MIN_WORKER_MEMORY:
         raise InputError(f"Expected `slurm.memory` / `slurm.processes` to give each worker at least "
-                         f"{format_bytes(MIN_WORKER_MEMORY)} (a worker with torch loaded holds ~0.3 GiB before any "
-                         f"data, and its nanny restarts it above 95 % of its limit, in a loop). Got memory "
+                         f"{format_bytes(MIN_WORKER_MEMORY)} ({_WHY_FLOOR}). Got memory "
                          f"{kwargs['memory']!r} for {processes} process(es): {format_bytes(per_worker)} each.")
 
 
