@@ -108,28 +108,25 @@ def profile(labels: Any, *, axis: Any = "z", step: int = 1, phases: Any = None,
                 what="profile", allow_unlabelled=True)
 
 
-def _faces_block(block: np.ndarray, geom: BlockGeometry, *, axis: int, k: int) -> np.ndarray:
+def _interface_block(block: np.ndarray, geom: BlockGeometry, *, axis: int, k: int, method: str) -> np.ndarray:
+    """Per slice of the block: its faces (3 axes) or Crofton crossings (13 directions) per phase
+    pair, then its labelled voxels."""
     codes, _ = _codes(block, geom)  # values beyond the phases: _check raises
-    faces = slice_faces(codes, geom.halo_lo, geom.halo_hi, axis, k)
+    if method == "crofton":
+        pairs = crossing_counts(codes, geom.halo_lo, geom.halo_hi, k, axis)
+    else:
+        pairs = slice_faces(codes, geom.halo_lo, geom.halo_hi, axis, k)
     core, _, _ = crop_halo(codes, geom, 0)
     labelled = slice_counts(core, axis, k)[:, :k].sum(axis=1)
-    return np.concatenate([faces.reshape(faces.shape[0], 3 * k * k), labelled[:, None]], axis=1)
-
-
-def _crossings_block(block: np.ndarray, geom: BlockGeometry, *, axis: int, k: int) -> np.ndarray:
-    codes, _ = _codes(block, geom)  # values beyond the phases: _check raises
-    counts = crossing_counts(codes, geom.halo_lo, geom.halo_hi, k, axis)
-    core, _, _ = crop_halo(codes, geom, 0)
-    labelled = slice_counts(core, axis, k)[:, :k].sum(axis=1)
-    return np.concatenate([counts.reshape(counts.shape[0], -1), labelled[:, None]], axis=1)
+    return np.concatenate([pairs.reshape(pairs.shape[0], -1), labelled[:, None]], axis=1)
 
 
 def _area_profile_graph(lab: Labels, axis: int, method: str = "faces") -> list[da.Array]:
     """Per frame, the lazy per-slice integer partials of the interfaces, then the slice's
     labelled voxels: (n_axis, 3 * k * k + 1) faces per axis and phase pair, or with ``crofton``
     (n_axis, 13 * k * k + 1) crossings per direction and phase pair (exact for any chunking)."""
-    block, per_slice = ((_crossings_block, len(DIRECTIONS)) if method == "crofton" else (_faces_block, 3))
-    fn = functools.partial(block, axis=axis, k=lab.k)
+    per_slice = len(DIRECTIONS) if method == "crofton" else 3
+    fn = functools.partial(_interface_block, axis=axis, k=lab.k, method=method)
     return [slab_partials(fn, f, depth=1, axis=axis, nout=per_slice * lab.k * lab.k + 1, dtype=np.int64)
             for f in lab.frames()]
 
