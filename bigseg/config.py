@@ -55,6 +55,22 @@ DEFAULTS: dict[str, Any] = {
               "jobs": None, "processes": None},
 }
 
+#: dask-jobqueue keywords a site may also set in the ``slurm`` section (absent unless set; handed
+#: to ``SLURMCluster`` unchanged), by the kind of value each takes.
+SLURM_SITE_KEYS: dict[str, str] = {
+    **dict.fromkeys(("job_script_prologue", "job_extra_directives", "job_directives_skip", "worker_extra_args"),
+                    "a list of text lines"),
+    **dict.fromkeys(("interface", "local_directory", "log_directory", "shared_temp_directory", "python", "shebang",
+                     "job_name", "job_mem", "protocol", "project"), "text"),
+    "job_cpu": "a positive integer",
+    "death_timeout": "a number of seconds",
+    "nanny": "true or false",
+    "scheduler_options": "a mapping (e.g. {dashboard_address: ':8787'})",
+}
+
+#: sections that also take keys their defaults do not list (name -> those keys)
+_OPEN_SECTIONS = {"slurm": SLURM_SITE_KEYS}
+
 
 def _check(name: str, ok: bool, expected: str, value: Any) -> None:
     if not ok:
@@ -76,13 +92,31 @@ def _is_pos_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < float("inf")
 
 
+def _is_kind(v: Any, kind: str) -> bool:
+    """Whether a value is of a kind SLURM_SITE_KEYS names."""
+    if kind.startswith("a list"):
+        return isinstance(v, (list, tuple)) and all(isinstance(x, str) for x in v)
+    if kind == "text":
+        return isinstance(v, str)
+    if kind.startswith("a mapping"):
+        return isinstance(v, Mapping)
+    if kind == "true or false":
+        return isinstance(v, bool)
+    if kind == "a positive integer":
+        return _is_pos_int(v)
+    return _is_pos_number(v)
+
+
 def _merge(base: dict[str, Any], update: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     out = copy.deepcopy(base)
+    extra = _OPEN_SECTIONS.get(prefix[:-1], {})
     for key, value in update.items():
         name = f"{prefix}{key}"
-        if key not in out:
-            raise ConfigError(f"Unknown configuration key `{name}`. Known keys: {sorted(out)}.")
-        if isinstance(out[key], dict):
+        if key not in out and key not in extra:
+            raise ConfigError(f"Unknown configuration key `{name}`. Known keys: {sorted({*out, *extra})}.")
+        if key in extra:
+            out[key] = copy.deepcopy(value)
+        elif isinstance(out[key], dict):
             _check(name, isinstance(value, Mapping), "to be a mapping", value)
             out[key] = _merge(out[key], value, prefix=f"{name}.")
         else:
@@ -190,6 +224,9 @@ def _validate(cfg: dict[str, Any]) -> None:
     if sl["walltime"] is not None:
         _check("slurm.walltime", bool(re.fullmatch(r"(\d+-)?\d+(:\d{2}){0,2}", sl["walltime"].strip())),
                "to be SLURM time such as '02:00:00' or '1-00:00:00'", sl["walltime"])
+    for key, kind in SLURM_SITE_KEYS.items():
+        if sl.get(key) is not None:
+            _check(f"slurm.{key}", _is_kind(sl[key], kind), f"to be {kind}", sl[key])
     if sl["cores"] is not None and sl["processes"] is not None:
         _check("slurm.processes", sl["processes"] <= sl["cores"],
                f"at most slurm.cores ({sl['cores']}: each worker process needs a core)", sl["processes"])
@@ -285,6 +322,12 @@ def load_deploy(path: str | os.PathLike) -> dict[str, Any]:
     shipped = sorted(f.stem for f in DEPLOY_DIR.glob("*.yaml"))
     if not p.exists() and str(path) in shipped:
         p = DEPLOY_DIR / f"{path}.yaml"
+        for here in (Path(f"{path}.yaml"), Path(f"{path}.yml")):
+            if here.is_file():  # a site's own file of that name beside: not what a bare name reads
+                import warnings
+
+                warnings.warn(f"`config` {str(path)!r} is bigseg's shipped {p.name}; the {str(here)!r} here is "
+                              f"not read (name it with its suffix: {str(here)!r})", UserWarning, stacklevel=2)
     if not p.exists():
         raise SourceNotFoundError(f"Expected `config` to be an existing YAML file or one of the shipped {shipped}. "
                                   f"Got {str(path)!r}, which does not exist.")

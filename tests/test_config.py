@@ -63,6 +63,11 @@ def test_defaults_yaml_env_keywords_precedence(tmp_path):
         ("slurm: {memory: sixty}", "`slurm.memory` to be a memory size such as '64GiB'. Got 'sixty'"),  # a traceback
         ("slurm: {walltime: 2 hours}", "`slurm.walltime` to be SLURM time"),
         ("slurm: {cores: 4, processes: 8}", r"`slurm.processes` at most slurm.cores \(4"),  # --nthreads 0 workers
+        ("slurm: {job_script_prologue: module load cuda}", "`slurm.job_script_prologue` to be a list of text lines"),
+        ("slurm: {interface: 5}", "`slurm.interface` to be text"),
+        ("slurm: {nanny: 1}", "`slurm.nanny` to be true or false"),
+        ("slurm: {job_extra_directive: ['--gres=gpu:1']}", r"Unknown configuration key `slurm.job_extra_directive`.*"
+                                                           r"'job_extra_directives'"),
         ("chunk: 64", "Unknown configuration key `chunk`"),
         ("predict: {overlapp: 0.5}", "Unknown configuration key `predict.overlapp`"),
         ("- a list", "mapping"),
@@ -135,3 +140,24 @@ def test_thickness_takes_one_phase_or_several(tmp_path):
     p.write_text("measure: {thickness: pore}\n")
     assert RunConfig.load(p, environ={}).values["measure"]["thickness"] == ["pore"]
     assert RunConfig.load(environ={}).values["measure"]["thickness"] is None
+
+
+def test_slurm_site_settings_in_a_run_configuration(tmp_path):
+    """Was: refused as unknown keys, though a site's clusters need them (modules to load, a GPU
+    #SBATCH line, the fast network) and `connect("slurm", config=FILE)` took them."""
+    p = tmp_path / "site.yaml"
+    p.write_text("cluster: slurm\nslurm:\n  queue: gpu\n  job_script_prologue: ['module load cuda/12.4']\n"
+                 "  job_extra_directives: ['--gres=gpu:1']\n  interface: ib0\n  local_directory: /scratch/me\n")
+    cfg = RunConfig.load(p, environ={})
+    assert cfg.slurm["job_script_prologue"] == ["module load cuda/12.4"]
+    assert cfg.slurm["job_extra_directives"] == ["--gres=gpu:1"] and cfg.slurm["interface"] == "ib0"
+    assert "job_script_prologue" not in RunConfig.load(environ={}).slurm  # absent unless set
+    assert RunConfig.load(environ={"BIGSEG_SLURM__INTERFACE": "eth1"}).slurm["interface"] == "eth1"
+
+
+def test_every_slurm_site_key_is_a_dask_jobqueue_keyword():
+    pytest.importorskip("dask_jobqueue")
+    from bigseg.config import DEFAULTS, SLURM_SITE_KEYS
+    from bigseg.runtime._cluster import slurm_keywords
+
+    assert set(SLURM_SITE_KEYS) | set(DEFAULTS["slurm"]) <= slurm_keywords()

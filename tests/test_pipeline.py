@@ -621,10 +621,12 @@ def test_the_configuration_sizes_the_cluster_it_starts(tmp_path, monkeypatch):
     with pytest.raises(InputError, match=r"`memory_limit` to be at least 1.00 GiB per worker.*Got '200MiB'"):
         pipe.run(img, tmp_path / "small", client="local")
     assert not seen and not (tmp_path / "small").exists()
-    pipe = Pipeline(predict={"model": "threshold"}, n_workers=3, slurm={"queue": "gpu", "cores": 4})
+    pipe = Pipeline(predict={"model": "threshold"}, n_workers=3,
+                    slurm={"queue": "gpu", "cores": 4, "job_script_prologue": ["module load cuda"]})
     with pytest.raises(RuntimeError, match="cluster asked for"):
         pipe.run(img, tmp_path / "b", client="slurm")
-    assert seen == {"n_workers": 3, "queue": "gpu", "cores": 4}  # the rest from deploy/slurm.yaml
+    assert seen == {"n_workers": 3, "queue": "gpu", "cores": 4,  # the rest from deploy/slurm.yaml
+                    "job_script_prologue": ["module load cuda"]}  # a site setting (was an unknown key)
     seen.clear()  # a value set that equals the built-in one is set all the same (it was dropped for the file's)
     pipe = Pipeline(predict={"model": "threshold"}, slurm={"memory": "32GiB", "jobs": 1, "cores": 8, "processes": 1})
     with pytest.raises(RuntimeError, match="cluster asked for"):

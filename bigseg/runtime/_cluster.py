@@ -171,6 +171,7 @@ def slurm_cluster(config: str | os.PathLike | None = None, *, n_workers: int | N
     # queue/account "": none (the site's default partition, no account), where the deployment
     # file names one (null keeps the file's; dask-jobqueue would write "#SBATCH -p " of "")
     kwargs = {k: v for k, v in kwargs.items() if v is not None and not (k in ("queue", "account") and v == "")}
+    _check_slurm_keys(kwargs)
     _check_slurm_memory(kwargs)
     if shutil.which("sbatch") is None:  # dask-jobqueue would log each failed submission and wait for ever
         raise ClusterError("`cluster`='slurm' submits its workers with SLURM's sbatch, which is not on this "
@@ -178,6 +179,31 @@ def slurm_cluster(config: str | os.PathLike | None = None, *, n_workers: int | N
                            "pass the address of a running scheduler.")
     kwargs.setdefault("scheduler_options", {"dashboard_address": ":0"})
     return SLURMCluster(**kwargs), jobs
+
+
+def slurm_keywords() -> set[str]:
+    """The keywords dask-jobqueue's ``SLURMCluster`` takes, its job's included (``jobs``: how many
+    jobs bigseg starts)."""
+    import inspect
+
+    from dask_jobqueue import SLURMCluster
+    from dask_jobqueue.core import Job
+    from dask_jobqueue.slurm import SLURMJob
+
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    internal = {"self", "scheduler", "job_cls", "loop", "job_kwargs", "base_class_kwargs", "n_workers"}
+    return {n for c in (SLURMCluster, SLURMJob, Job) for n, p in inspect.signature(c.__init__).parameters.items()
+            if p.kind in kinds and n not in internal} | {"jobs"}
+
+
+def _check_slurm_keys(kwargs: dict[str, Any]) -> None:
+    """Keywords dask-jobqueue does not take (a typo in the deployment file): refused by name
+    before any job is submitted (InputError); dask-jobqueue would fail in its own words."""
+    unknown = sorted(set(kwargs) - slurm_keywords())
+    if unknown:
+        got = ", ".join(f"`{k}`={kwargs[k]!r}" for k in unknown)
+        raise InputError(f"Expected the `slurm` settings to be keywords of dask-jobqueue's SLURMCluster "
+                         f"({', '.join(sorted(slurm_keywords()))}). Got {got} instead.")
 
 
 def _check_slurm_memory(kwargs: dict[str, Any]) -> None:

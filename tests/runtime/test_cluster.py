@@ -185,6 +185,41 @@ def test_slurm_job_script_from_deploy_yaml(tmp_path, monkeypatch):
     assert "#SBATCH -p" not in script and "#SBATCH -A" not in script and "#SBATCH -t 00:30:00" in script
 
 
+def test_slurm_site_settings_reach_the_job_script_and_typos_are_refused(tmp_path, monkeypatch):
+    """A run configuration's site settings (modules, #SBATCH lines) reach the job script; a key
+    dask-jobqueue does not take is refused by name before any job (was its ValueError)."""
+    pytest.importorskip("dask_jobqueue")
+    from bigseg.config import RunConfig
+    from bigseg.runtime._cluster import slurm_cluster
+
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "sbatch").write_text("#!/bin/sh\nexit 1\n")
+    (tmp_path / "bin" / "sbatch").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")  # never called here
+    cfg = RunConfig.load(environ={}, slurm={"job_script_prologue": ["module load cuda/12.4"],
+                                            "job_extra_directives": ["--gres=gpu:1"], "interface": "lo"})
+    cluster, _ = slurm_cluster(None, **{k: v for k, v in cfg.slurm.items() if v is not None})
+    try:
+        script = cluster.job_script()
+    finally:
+        cluster.close()
+    assert "module load cuda/12.4" in script and "#SBATCH --gres=gpu:1" in script and "--interface lo" in script
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch: refused for the key first
+    with pytest.raises(InputError, match=r"`slurm` settings to be keywords of dask-jobqueue's SLURMCluster.*"
+                                         r"Got `job_prolog`=\['module load x'\] instead"):
+        slurm_cluster(None, job_prolog=["module load x"])
+
+
+def test_a_bare_shipped_name_beside_a_site_file_of_that_name_says_which_it_read(tmp_path, monkeypatch):
+    from bigseg.config import load_deploy
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "slurm.yaml").write_text("slurm: {queue: mine}\n")
+    with pytest.warns(UserWarning, match=r"'slurm' is bigseg's shipped slurm.yaml; the 'slurm.yaml' here is not read"):
+        assert load_deploy("slurm")["slurm"]["queue"] == "batch"
+    assert load_deploy("slurm.yaml")["slurm"]["queue"] == "mine"
+
+
 def test_slurm_workers_below_the_memory_floor_are_refused_before_any_job(tmp_path, monkeypatch):
     """Was: 64GiB over `processes: 128` wrote `--memory-limit 512MiB` into the job script, whose
     workers a nanny restarts in a loop (a local cluster's `memory_limit` is refused so)."""
