@@ -893,6 +893,20 @@ def _client_context(client: Any, config: RunConfig):
     section over ``deploy/slurm.yaml``), and closed on exit."""
     import contextlib
 
+    from .runtime._cluster import is_address
+
+    starts = isinstance(client, str) and client != "threads" and not is_address(client)
+    unused = {k: config.values[k] for k in ("n_workers", "memory_limit") if config.values[k] is not None
+              and not (starts and (k != "memory_limit" or client != "slurm"))}
+    if unused:  # set for a cluster this run does not start: said, not silently dropped
+        import warnings
+
+        where = ("a SLURM job's memory is `slurm.memory`" if starts else
+                 "a running scheduler has the workers it was started with" if isinstance(client, str)
+                 and is_address(client) else "the run computes on the current scheduler (threads in this process "
+                                             "without a client), which bigseg does not size")
+        got = ", ".join(f"{k}={v!r}" for k, v in unused.items())
+        warnings.warn(f"{got} not used: {where}", UserWarning, stacklevel=4)
     if client is None or client == "threads":  # the current scheduler / threads in this process
         return contextlib.nullcontext()
     if isinstance(client, str):

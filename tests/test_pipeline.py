@@ -632,6 +632,30 @@ def test_the_configuration_sizes_the_cluster_it_starts(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="cluster asked for"):
         pipe.run(img, tmp_path / "c", client="slurm")
     assert seen == {"n_workers": None, "memory": "32GiB", "jobs": 1, "cores": 8, "processes": 1}
+    seen.clear()  # a setting for another kind of cluster is said, not silently dropped
+    pipe = Pipeline(predict={"model": "threshold"}, memory_limit="8GiB")
+    with pytest.raises(RuntimeError, match="cluster asked for"), \
+            pytest.warns(UserWarning, match=r"memory_limit='8GiB' not used: a SLURM job's memory is `slurm.memory`"):
+        pipe.run(img, tmp_path / "d", client="slurm")
+    with pytest.warns(UserWarning, match=r"memory_limit='8GiB' not used: the run computes on the current scheduler"), \
+            pytest.raises(InputError, match="distinct grey values"):  # (a blank image: the run itself stops)
+        pipe.run(img, tmp_path / "e", client="threads")
+
+
+def test_the_command_line_memory_limit_sizes_the_local_cluster(tmp_path):
+    """`bigseg run --memory-limit` (was: none; only a --config file's memory_limit)."""
+    import argparse
+
+    from bigseg.cli._common import pipeline_config
+
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text("cluster: local\nmemory_limit: 2GiB\n")
+    args = argparse.Namespace(config=str(cfg_file), model=None, cluster=None, workers=None, memory_limit="6GiB",
+                              fov=None, fov_margin=None)
+    cfg, cluster = pipeline_config(args)
+    assert (cfg.memory_limit, cluster) == ("6GiB", "local")
+    args.memory_limit = None
+    assert pipeline_config(args)[0].memory_limit == "2GiB"
 
 
 def test_a_series_times_and_their_unit_reach_the_report(tmp_path):

@@ -155,8 +155,10 @@ def test_a_scan_done_with_other_settings_is_processed_again(tmp_path, image, cap
     assert (out / "s" / "image.ome.zarr" / "zarr.json").stat().st_mtime_ns == stamp  # its ingest kept
     km.watch(inbox, out, once=True)
     assert "processing" not in capfd.readouterr().err  # the same settings again: nothing to do
-    Pipeline(chunks=16, predict={"model": "kmeans"}, measure={"particles": False}, n_workers=3,
-             memory_limit="2GiB").watch(inbox, out, once=True)
+    with pytest.warns(UserWarning, match=r"n_workers=3, memory_limit='2GiB' not used: the run computes on the "
+                                         r"current scheduler"):  # no cluster started here to size
+        Pipeline(chunks=16, predict={"model": "kmeans"}, measure={"particles": False}, n_workers=3,
+                 memory_limit="2GiB").watch(inbox, out, once=True)
     assert "processing" not in capfd.readouterr().err  # where it runs is no setting of the results
 
 

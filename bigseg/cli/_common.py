@@ -16,6 +16,9 @@ def add_cluster_args(p: argparse.ArgumentParser) -> None:
                    help="'local' (LocalCluster), 'local-cuda', 'slurm', tcp://host:port or 'threads'; default: threads "
                         "in this process")
     g.add_argument("--workers", type=positive_int, default=None, help="number of workers (local clusters)")
+    g.add_argument("--memory-limit", default=None, metavar="SIZE",
+                   help="memory of each worker of the cluster the command starts, e.g. 4GiB (default: 90 %% of the "
+                        "machine's memory split evenly)")
 
 
 def add_progress_args(p: argparse.ArgumentParser) -> None:
@@ -37,6 +40,9 @@ def add_pipeline_args(p: argparse.ArgumentParser, kept: str = "") -> None:
     p.add_argument("--workers", type=positive_int, default=None,
                    help="workers of the cluster the command starts (local: processes; slurm: jobs); default: the "
                         "configuration's n_workers")
+    p.add_argument("--memory-limit", default=None, metavar="SIZE",
+                   help="memory of each worker of a local cluster the command starts, e.g. 4GiB; default: the "
+                        "configuration's memory_limit, else 90 %% of the machine's memory split evenly")
     add_fov_args(p)
 
 
@@ -86,7 +92,8 @@ def pipeline_config(args: argparse.Namespace, **overrides: Any) -> tuple[Any, An
     if args.model:
         overrides["predict"] = {**overrides.get("predict", {}), "model": args.model}
     overrides.update(fov=getattr(args, "fov", None), fov_margin=getattr(args, "fov_margin", None),
-                     n_workers=getattr(args, "workers", None))  # --workers over the configuration's n_workers
+                     n_workers=getattr(args, "workers", None),  # --workers over the configuration's n_workers
+                     memory_limit=getattr(args, "memory_limit", None))
     cfg = RunConfig.load(args.config, **overrides)
     cluster = args.cluster or (cfg.cluster if args.config else None)
     cluster = None if cluster == "threads" else cluster  # a configuration's way to say "in this process"
@@ -95,14 +102,25 @@ def pipeline_config(args: argparse.Namespace, **overrides: Any) -> tuple[Any, An
 
 
 def _workers_need_a_cluster(args: argparse.Namespace, cluster: Any) -> None:
-    if getattr(args, "workers", None) is not None and not cluster:
-        raise InputError(f"Expected `--workers` only with --cluster (or a --config naming one): without it the "
-                         f"command runs in this process. Got --workers {args.workers} without a cluster.")
+    """--workers and --memory-limit size a cluster the command starts: refused without one (the
+    command runs in this process) and with a running scheduler's address (its workers are as
+    they were started)."""
     from ..runtime._cluster import is_address
 
-    if getattr(args, "workers", None) is not None and isinstance(cluster, str) and is_address(cluster):
-        raise InputError(f"Expected `--workers` only with a cluster bigseg starts (local, local-cuda, slurm): a "
-                         f"running scheduler has the workers it has. Got --workers {args.workers} with {cluster!r}.")
+    for dest, option in (("workers", "--workers"), ("memory_limit", "--memory-limit")):
+        value = getattr(args, dest, None)
+        if value is None:
+            continue
+        if not cluster:
+            raise InputError(f"Expected `{option}` only with --cluster (or a --config naming one): without it the "
+                             f"command runs in this process. Got {option} {value} without a cluster.")
+        if isinstance(cluster, str) and is_address(cluster):
+            raise InputError(f"Expected `{option}` only with a cluster bigseg starts (local, local-cuda, slurm): a "
+                             f"running scheduler has the workers it has. Got {option} {value} with {cluster!r}.")
+        if dest == "memory_limit" and cluster == "slurm":
+            raise InputError(f"Expected `{option}` only with a local cluster: a SLURM job's memory is `slurm.memory` "
+                             f"(split between its `slurm.processes`) in the --config file. Got {option} {value} "
+                             f"with slurm.")
 
 
 def command_key(args: argparse.Namespace, command: str, *, paths: tuple[str, ...] = ("source",),
@@ -256,7 +274,7 @@ def cluster_from_args(args: argparse.Namespace):
     if cluster:
         from ..runtime import connect
 
-        with connect(cluster, n_workers=args.workers) as client:
+        with connect(cluster, n_workers=args.workers, memory_limit=getattr(args, "memory_limit", None)) as client:
             yield client
     else:
         yield None

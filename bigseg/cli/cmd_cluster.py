@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--memory-limit", default=None, help="per-worker memory limit, e.g. 4GiB")
     p.add_argument("--kind", default="local", choices=["local", "local-cuda"], help="local processes or one worker per GPU")
     p.add_argument("--duration", type=positive_float, default=None, help="stop after this many seconds (default: run until Ctrl-C)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, api_aliases={"cluster": "kind", "threads_per_worker": "threads"})  # connect(cluster, ...): --kind
 
 
 def run(args: argparse.Namespace) -> int:

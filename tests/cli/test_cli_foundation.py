@@ -179,7 +179,18 @@ def test_options_that_cannot_work_are_named_before_any_work(tmp_path, capsys):
         (["measure", lab, "--workers", "1", "--cluster", "tcp://127.0.0.1:8786"],  # was ignored
          "`--workers` only with a cluster bigseg starts (local, local-cuda, slurm)"),
         (["segment", img, "--method", "random-forest", "--labels", lab, "--sigmas", "a,b"], "`--sigmas`"),
+        (["measure", lab, "--memory-limit", "4GiB"], "`--memory-limit` only with --cluster"),
+        (["run", img, "--out", str(tmp_path / "r"), "--memory-limit", "4GiB", "--cluster", "tcp://127.0.0.1:8786"],
+         "`--memory-limit` only with a cluster bigseg starts"),
+        (["run", img, "--out", str(tmp_path / "r"), "--memory-limit", "4GiB", "--cluster", "slurm"],
+         "`--memory-limit` only with a local cluster: a SLURM job's memory is `slurm.memory`"),
+        (["segment", img, "--method", "threshold", "--cluster", "local", "--memory-limit", "300MiB"],
+         "`--memory-limit` to be at least 1.00 GiB per worker"),
     ]
+    from bigseg.runtime import gpu_count
+
+    if gpu_count() == 0:  # no dask-cuda or no GPU: refused naming the option (was `cluster`)
+        cases.append((["cluster", "--kind", "local-cuda", "--duration", "1"], "`--kind`='local-cuda' needs"))
     for args, message in cases:
         capsys.readouterr()
         assert main(args) == 2, args
