@@ -16,20 +16,54 @@ import dask.local
 import dask.threaded
 from dask.base import get_scheduler
 
-__all__ = ["bars", "compute", "current_client", "scheduler_for"]
+__all__ = ["bars", "bar_stream", "compute", "current_client", "scheduler_for"]
 
 _BARS = contextvars.ContextVar("bigseg_progress_bars", default=True)
 
+#: seconds between a progress bar's lines where stderr is no terminal (a log file, a SLURM job's output)
+LOG_INTERVAL_S = 30.0
 
-@contextmanager
-def bars(on: bool) -> Iterator[None]:
-    """Progress bars of every :func:`compute` in the block on (as each call asks) or off (a whole
-    pipeline run with ``progress=False``, ``bigseg run --no-progress``)."""
-    token = _BARS.set(bool(on) and _BARS.get())
+
+class _Lines:
+    """Where stderr is no terminal: a bar's redraws as lines of their own (carriage returns and
+    erase codes, which a log file keeps as one ever-growing line, dropped), at most one each
+    ``every`` seconds; the last redraw held back is written when the bar ends (a newline: tqdm
+    closing with ``leave=True``; an erase code: distributed's bar), so its 100 % line is kept."""
+
+    def __init__(self, stream: Any, every: float | None = None) -> None:
+        self.stream, self.every = stream, LOG_INTERVAL_S if every is None else every
+        self.last: float | None = None
+        self.held = ""
+
+    def write(self, text: str) -> int:
+        line = text.replace("\x1b[2K", "").replace("\r", "").strip()
+        now = time.monotonic()
+        if not line:  # the bar closed (a newline) or cleared (an erase code), else an empty redraw
+            if self.held and ("\n" in text or "\x1b[2K" in text):
+                self.stream.write(self.held + "\n")
+                self.held = ""
+        elif self.last is None or now - self.last >= self.every:
+            self.stream.write(line + "\n")
+            self.last, self.held = now, ""
+        else:
+            self.held = line
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def bar_stream() -> tuple[Any, bool]:
+    """Where a progress bar draws and whether it stays when done: stderr, and no, on a terminal or
+    in a notebook; elsewhere (a log file, a batch job's output) a line each
+    :data:`LOG_INTERVAL_S` s, the last one (100 %, the time taken) kept."""
+    err = sys.stderr
     try:
-        yield
-    finally:
-        _BARS.reset(token)
+        live = bool(err.isatty())
+    except (AttributeError, ValueError):  # closed, or no isatty
+        live = False
+    live = live or type(err).__module__.startswith("ipykernel")  # a notebook draws \r in place
+    return (err, False) if live else (_Lines(err), True)
 
 
 def current_client():
@@ -67,10 +101,12 @@ def compute(*objs: Any, desc: str = "computing", progress: bool = True, **kwargs
                 if progress:
                     from distributed import progress as dprogress
 
+                    stream, _ = bar_stream()
                     print(f"{desc}:", file=sys.stderr, flush=True)
-                    with contextlib.redirect_stdout(sys.stderr):  # distributed draws on stdout: keep it for results
+                    with contextlib.redirect_stdout(stream):  # distributed draws on stdout: keep it for results
                         dprogress(futures, notebook=False)
-                    print(file=sys.stderr, flush=True)
+                    if stream is sys.stderr:
+                        print(file=sys.stderr, flush=True)
                 return tuple(client.gather(futures))
         except BaseException as exc:
             lost = _lost_cluster(exc, client, desc)
@@ -93,7 +129,8 @@ def compute(*objs: Any, desc: str = "computing", progress: bool = True, **kwargs
         if progress:
             from tqdm.dask import TqdmCallback
 
-            stack.enter_context(TqdmCallback(desc=desc, file=sys.stderr, mininterval=0.5, leave=False))
+            stream, leave = bar_stream()
+            stack.enter_context(TqdmCallback(desc=desc, file=stream, mininterval=0.5, leave=leave))
         return dask.compute(*objs, **kwargs)
 
 

@@ -16,6 +16,7 @@ import torch
 
 from .._parse import parse_choice
 from ..errors import InputError
+from ..runtime._progress import bar_stream
 from ._augment import Augment
 from ._loss import dice_ce_loss, iou_from_confusion
 
@@ -167,7 +168,9 @@ def fit(
     for epoch in range(start, epochs):
         model.train()
         losses: list[float] = []
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{epochs}", disable=not progress, leave=False)
+        stream, leave = bar_stream()  # a line each 30 s into a log file (was a redraw each step)
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{epochs}", disable=not progress, leave=leave,
+                   file=stream)
         for _ in bar:
             xb, yb = batches(batch_size, rng)
             x = torch.from_numpy(xb)

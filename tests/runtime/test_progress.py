@@ -62,3 +62,41 @@ def test_a_compute_waiting_without_workers_says_so(monkeypatch, capsys):
             grow.join()
     err = capsys.readouterr().err
     assert "has had no worker for" in err and "adding waits until workers join" in err and "squeue" in err
+
+
+def test_bars_into_a_log_file_are_lines_at_most_each_interval_and_the_last_kept():
+    """Was: a redraw each 0.5 s (distributed's: 0.1 s), carriage returns a log file keeps as one
+    line growing for the whole run."""
+    import io
+
+    out = io.StringIO()
+    lines = _progress._Lines(out, every=3600)
+    for text in ("\r 0%|", "\r 10%|#", "\r 50%|#####", "\r100%|##########"):
+        lines.write(text)
+    lines.write("")  # an empty redraw (tqdm makes some) ends nothing
+    assert out.getvalue() == "0%|\n"  # the first at once, the rest within the interval held back
+    lines.write("\n")  # the bar closed: its last state kept
+    lines.write("\x1b[2K\r")
+    assert out.getvalue() == "0%|\n100%|##########\n"
+    lines.write("\r7")
+    lines.write("\x1b[2K\r")  # distributed's bar ends with an erase code
+    assert out.getvalue().endswith("100%|##########\n7\n")
+    fast = _progress._Lines(out := io.StringIO(), every=0)
+    for text in ("\r1", "\r2"):
+        fast.write(text)
+    assert out.getvalue() == "1\n2\n"
+
+
+@pytest.mark.parametrize("where", ["threads", "distributed"])
+def test_a_compute_into_a_log_file_writes_lines(where, capsys):
+    import dask.array as da
+
+    x = da.ones((40, 40), chunks=10)
+    if where == "threads":
+        assert compute(x.sum(), desc="summing")[0] == 1600
+    else:
+        with distributed.Client(processes=False, n_workers=1, dashboard_address=None):
+            assert compute(x.sum(), desc="summing")[0] == 1600
+    captured = capsys.readouterr()
+    assert "\r" not in captured.err and "\x1b" not in captured.err and captured.out == ""
+    assert "100%" in captured.err.splitlines()[-1]  # the end kept: it finished, and in how long
