@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ._figure import finish, pyplot
+from ._figure import finish, phase_rgb, pyplot
 from ._units import time_at
 
 __all__ = ["agreement_figure", "differing_matrix"]
@@ -35,12 +35,10 @@ def agreement_figure(ds: Any, *, path: str | os.PathLike | None = None, title: s
     import numpy as np
     from matplotlib.patches import Patch
 
-    from ..io import phase_colour
-
     d = ds.isel(t=-1) if "t" in ds.dims else ds
     names = [str(n) for n in d.segmentation.values]
     phases = [str(p) for p in d.phase.values]
-    colours = [tuple(c / 255 for c in phase_colour(p, i)[:3]) for i, p in enumerate(phases)]
+    colours = [phase_rgb(p, i) for i, p in enumerate(phases)]
     s, k = len(names), len(phases)
     fig, (a1, a2) = pyplot(path).subplots(1, 2, figsize=(5 + 1.2 * k + 0.4 * s, 4.2), constrained_layout=True,
                                           gridspec_kw={"width_ratios": [1.4, 1]})
@@ -70,6 +68,6 @@ def agreement_figure(ds: Any, *, path: str | os.PathLike | None = None, title: s
     a2.set_xticks(range(s), names, rotation=30, ha="right")
     a2.set_yticks(range(s), names)
     a2.set_title(f"% of voxels differing (mean {100 * float(d.mean_differing_fraction):.1f})")
-    fig.colorbar(im, ax=a2, shrink=0.8)
+    fig.colorbar(im, ax=a2, shrink=0.8).set_label("% of voxels differing")
     last = f" (t = {time_at(ds.t)})" if "t" in ds.dims else ""
     return finish(fig, path, title=(title or "") + last or None, dpi=120)

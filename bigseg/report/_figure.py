@@ -18,6 +18,21 @@ def pyplot(path: str | os.PathLike | None) -> Any:
     return plt
 
 
+def phase_rgb(name: str, index: int = 0, phases: Any = None) -> tuple[float, float, float]:
+    """The (r, g, b) colour (0-1) of a phase in every figure: the fixed colour of its name
+    (:func:`bigseg.io.phase_colour`), else the colour of its label value, as the label slices
+    and the OME-Zarr metadata draw it. That value is the name's place in ``phases`` (the label
+    image's phase names) when given and holding it, else ``index``: a figure that draws a
+    subset of the phases (shells, thickness, particles) passes the whole list, so that a phase
+    not named pore / cbd / active has one colour everywhere."""
+    from ..io import phase_colour
+
+    names = [str(p) for p in phases] if phases is not None else []
+    if str(name) in names:
+        index = names.index(str(name))
+    return tuple(c / 255 for c in phase_colour(str(name), int(index))[:3])
+
+
 def finish(fig: Any, path: str | os.PathLike | None, *, title: str | None = None, dpi: int = 110,
            tight: bool = False, **title_kw: Any) -> Any:
     """Add the title; write ``path`` (PNG by extension) and close the figure when given.

@@ -6,7 +6,7 @@ import itertools
 import os
 from typing import Any
 
-from ._figure import finish, pyplot
+from ._figure import finish, phase_rgb, pyplot
 from ._units import time_at
 
 __all__ = ["metrics_figure"]
@@ -18,11 +18,10 @@ def metrics_figure(ds: Any, *, path: str | os.PathLike | None = None):
     series. Returns the Figure (closed when ``path`` is given)."""
     import numpy as np
 
-    from ..io import phase_colour
     from ._units import readable
 
     phases = [str(p) for p in ds.phase.values]
-    colours = [tuple(c / 255 for c in phase_colour(p, i)[:3]) for i, p in enumerate(phases)]
+    colours = [phase_rgb(p, i) for i, p in enumerate(phases)]
     d = ds.isel(t=-1) if "t" in ds.dims else ds
     pairs = list(itertools.combinations(range(len(phases)), 2))
     fig, (a1, a2) = pyplot(path).subplots(1, 2, figsize=(9, 3.6), constrained_layout=True)

@@ -7,8 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..io import phase_colour
-from ._figure import finish, pyplot
+from ._figure import finish, phase_rgb, pyplot
 from ._units import readable
 
 __all__ = ["particle_figure"]
@@ -38,7 +37,7 @@ def particle_figure(table: Any, *, path: str | os.PathLike | None = None, title:
     border = df[df["touches_border"]]
     contacts = [c for c in df.columns if c.startswith("contact_")]
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.6), constrained_layout=True)
-    colour = tuple(c / 255 for c in phase_colour(phase, 2)[:3])
+    colour = phase_rgb(phase, 2, table.attrs.get("phases"))
     d_all = df["equivalent_diameter"].to_numpy() * scale
     bins = np.histogram_bin_edges(d_all, bins=min(30, max(5, len(d_all) // 5))) if len(d_all) else 10
     a = axes[0]
@@ -52,12 +51,16 @@ def particle_figure(table: Any, *, path: str | os.PathLike | None = None, title:
         cum = np.cumsum(inner["volume"].to_numpy()[order])
         a2.plot(inner["equivalent_diameter"].to_numpy()[order] * scale, cum / cum[-1], color="black")
     a2.set_ylabel("cumulative volume fraction (inside)")
-    a2.set_ylim(0, 1.02)
-    a.set_ylim(0, a.get_ylim()[1] * 1.3)  # room above the bars for the legend (the curve starts low at the left)
+    # room above the bars and the curve for the legend: the curve tops out at 1 wherever the largest
+    # particle inside lies, under the legend if its axis ended at 1
+    a2.set_ylim(0, 1.3)
+    a2.set_yticks(np.linspace(0, 1, 6))
+    a.set_ylim(0, a.get_ylim()[1] * 1.3)
     a.legend(loc="upper left", fontsize=8, ncols=2)
     a.set_title(f"{len(df)} {phase} particles")
     s = inner["sphericity"].dropna()
-    axes[1].hist(s, bins=20, range=(min(0.3, s.min()), max(1.2, s.max())) if len(s) else None, color=colour, edgecolor="black")
+    if len(s):
+        axes[1].hist(s, bins=20, range=(min(0.3, s.min()), max(1.2, s.max())), color=colour, edgecolor="black")
     method = table.attrs.get("surface_area_method")
     axes[1].set_xlabel(f"sphericity (inside the volume{f'; {method} areas' if method else ''})")
     axes[1].set_ylabel("particles")
@@ -65,9 +68,10 @@ def particle_figure(table: Any, *, path: str | os.PathLike | None = None, title:
     if not len(s):  # every particle cut by the border or without a sphericity: say so, not an empty axis
         axes[1].text(0.5, 0.5, "no sphericity: every particle\ntouches the volume border\nor is too small",
                      ha="center", va="center", transform=axes[1].transAxes, color="0.3")
+        axes[1].set(xlim=(0.3, 1.2), ylim=(0, 1))  # an empty axis, not an empty histogram's ±0.05 around 0
     for c in contacts:
         other = c[len("contact_"):]
-        col = "0.5" if other == "particle" else tuple(v / 255 for v in phase_colour(other, 0)[:3])
+        col = "0.5" if other == "particle" else phase_rgb(other, 0, table.attrs.get("phases"))
         axes[2].hist(inner[c].dropna(), bins=20, range=(0, 1), histtype="step", linewidth=2, color=col,
                      label=other + (" (detachment)" if other == "pore" else ""))
     axes[2].set_xlabel("fraction of the particle surface in contact")
@@ -98,11 +102,16 @@ def _detachment_by_size(ax: Any, df: Any, scale: float, unit: str, colour: tuple
     each group's median and 10-90 % range."""
     from ..measure import size_groups
 
-    inner = df[~df["touches_border"].astype(bool)].dropna(subset=["detachment"])
+    inside = df[~df["touches_border"].astype(bool)]
+    inner = inside.dropna(subset=["detachment"]) if "detachment" in inside else inside.iloc[:0]
     ax.set_xlabel(f"equivalent diameter [{unit}]")
     ax.set_ylabel("detachment (pore contact)")
     ax.set_title("detachment by size")
-    if inner.empty:
+    if inner.empty:  # say why the panel is empty
+        why = ("no particle inside the volume" if inside.empty
+               else "no detachment: no pore phase\n(or no particle surface)")
+        ax.text(0.5, 0.5, why, ha="center", va="center", transform=ax.transAxes, color="0.3")
+        ax.set_ylim(0, 1)
         return
     groups = size_groups(inner.drop(columns=["t"], errors="ignore"), threshold=split)
     thr = groups.attrs["threshold"]
@@ -121,5 +130,5 @@ def _detachment_by_size(ax: Any, df: Any, scale: float, unit: str, colour: tuple
                                                                 [row["detachment_p90"] - row["detachment_median"]]],
                         fmt="s", color="black", capsize=5, ms=6, label=None if said else "median, 10–90 %")
             said = True
-    ax.set_ylim(0, 1)
+    ax.set_ylim(-0.03, 1.03)  # a share: 0 and 1 are common, and their markers stay whole
     ax.legend(fontsize=8, title=f"split at {thr:.4g} {unit}", title_fontsize=8)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ._figure import finish, pyplot
+from ._figure import finish, phase_rgb, pyplot
 from ._units import time_at
 
 __all__ = ["profile_figure"]
@@ -24,7 +24,6 @@ def profile_figure(profile: Any, *, path: str | os.PathLike | None = None, title
     or one time step of a series). Returns the Figure (closed when ``path`` is given)."""
     import numpy as np
 
-    from ..io import phase_colour
     from ._units import readable
 
     if not hasattr(profile, "data_vars") and "phase_a" in getattr(profile, "dims", ()):
@@ -36,7 +35,7 @@ def profile_figure(profile: Any, *, path: str | os.PathLike | None = None, title
     scale, unit = readable(da[axis].values, da[axis].attrs.get("units", da.attrs.get("unit", "")))
     pos = da[axis].values * scale
     phases = [str(p) for p in da.phase.values]
-    colours = [tuple(c / 255 for c in phase_colour(p, i)[:3]) for i, p in enumerate(phases)]
+    colours = [phase_rgb(p, i) for i, p in enumerate(phases)]
     if "axis_label" in da.attrs:  # e.g. the radial profile: distance from the axis
         xlabel = f"{da.attrs['axis_label']} [{unit}]"
     else:
@@ -87,7 +86,6 @@ def profile_figure(profile: Any, *, path: str | os.PathLike | None = None, title
 def _areas_figure(spec: Any, *, path: Any, title: str | None):
     """The interface-profile panel alone (:func:`bigseg.measure.interface_profile`)."""
     from ..errors import InputError
-    from ..io import phase_colour
     from ._units import readable
 
     if "t" in spec.dims:
@@ -96,7 +94,7 @@ def _areas_figure(spec: Any, *, path: Any, title: str | None):
     axis = str(spec.attrs.get("axis", spec.dims[-1]))
     scale, unit = readable(spec[axis].values, spec[axis].attrs.get("units", spec.attrs.get("unit", "")))
     phases = [str(p) for p in spec.phase_a.values]
-    colours = [tuple(c / 255 for c in phase_colour(p, i)[:3]) for i, p in enumerate(phases)]
+    colours = [phase_rgb(p, i) for i, p in enumerate(phases)]
     step = int(spec.attrs.get("step", 1))
     xlabel = f"{axis} [{unit}]" + (f" (bins of {step} slices)" if step > 1 else "")
     fig, ax = pyplot(path).subplots(figsize=(7, 3.8), constrained_layout=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ._figure import finish, pyplot
+from ._figure import finish, phase_rgb, pyplot
 from ._units import along_z
 
 __all__ = ["rve_figure"]
@@ -18,7 +18,6 @@ def rve_figure(ds: Any, *, path: str | os.PathLike | None = None, title: str | N
     ``path`` is given)."""
     import numpy as np
 
-    from ..io import phase_colour
     from ._units import readable
 
     plt = pyplot(path)
@@ -26,8 +25,10 @@ def rve_figure(ds: Any, *, path: str | os.PathLike | None = None, title: str | N
     scale, unit = readable(ds["size_physical"].values, ds["size_physical"].attrs.get("units", ""))
     x = ds["size_physical"].values * scale
     for i, ph in enumerate(str(p) for p in ds.phase.values):
-        colour = tuple(c / 255 for c in phase_colour(ph, i)[:3])
-        ax.loglog(x, ds.relative_std.values[:, i], marker="o", color=colour, label=ph)
+        colour = phase_rgb(ph, i)
+        curve = ds.relative_std.values[:, i]
+        absent = not np.isfinite(curve).any()  # no voxel of it in any cube: std / mean is 0 / 0
+        ax.loglog(x, curve, marker="o", color=colour, label=f"{ph} (absent)" if absent else ph)
         r = float(ds.rve_size.values[i])
         if np.isfinite(r):
             j = int(np.flatnonzero(ds["size"].values == r)[0])
@@ -38,6 +39,9 @@ def rve_figure(ds: Any, *, path: str | os.PathLike | None = None, title: str | N
     ax.xaxis.set_minor_locator(plt.NullLocator())
     ax.set_xlabel(f"cube edge{along_z(ds.attrs.get('voxel_size'))} [{unit}]")
     ax.set_ylabel("std / mean of the fraction over cubes")
-    ax.set_title("representative volume element\n(circled: the first size within the tolerance)", fontsize="medium")
+    none = not np.isfinite(ds.rve_size.values).any()  # nothing circled: say so, and what it means
+    ax.set_title("representative volume element\n" + ("(no phase within the tolerance: the volume is smaller than its RVE)"
+                                                      if none else "(circled: the first size within the tolerance)"),
+                 fontsize="medium")
     ax.legend(frameon=False, fontsize="small")
     return finish(fig, path, title=title, dpi=120)

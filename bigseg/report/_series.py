@@ -7,9 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from ..io import phase_colour
 from ..io._volume import is_step_index
-from ._figure import finish, pyplot
+from ._figure import finish, phase_rgb, pyplot
 from ._units import readable
 
 __all__ = ["series_figure"]
@@ -59,7 +58,7 @@ def series_figure(metrics: Any, particles: Any = None, *, transitions: Any = Non
     unit = ev.attrs["unit"]
     t = ev.index.to_numpy()
     phases = [c[len("fraction_"):] for c in ev.columns if c.startswith("fraction_")]
-    colour = {p: tuple(v / 255 for v in phase_colour(p, i)[:3]) for i, p in enumerate(phases)}
+    colour = {p: phase_rgb(p, i) for i, p in enumerate(phases)}
     full = _whole_tracks(particles)
     changes = [(a, b) for a in phases for b in phases if a != b and f"{a}_to_{b}" in ev]
     dashes = {p: ("-", "--", ":", "-.")[i % 4] for i, p in enumerate(phases)}  # a pair's second phase, as its markers

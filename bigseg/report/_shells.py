@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ._figure import finish, pyplot
+from ._figure import finish, phase_rgb, pyplot
 from ._units import time_at
 
 __all__ = ["shells_figure"]
@@ -21,13 +21,15 @@ def shells_figure(shells: Any, *, overall: Any = None, path: str | os.PathLike |
     ``path`` is given)."""
     import numpy as np
 
-    from ..io import phase_colour
     from ._units import readable
 
     of_names, around_names = (_names(shells.attrs.get(key)) for key in ("of", "around"))
     of, around = "+".join(of_names) or "phase", "+".join(around_names) or "phase"
     scale, unit = readable(shells.distance.values, shells.attrs.get("distance_units", ""))
-    colour = tuple(c / 255 for c in phase_colour(of, 1)[:3])
+    # the label image's phase names, for a phase without a fixed colour: the shells' own, else the
+    # ``overall`` fractions' (summary's volume_fraction holds every phase)
+    phases = shells.attrs.get("phases") or (list(overall.phase.values) if hasattr(overall, "dims") else None)
+    colour = phase_rgb(of, 1, phases)
     plt = pyplot(path)
     fig, ax = plt.subplots(figsize=(6, 3.8), constrained_layout=True)
     x = shells.distance.values * scale

@@ -12,7 +12,7 @@ from ..errors import InputError
 from ..io import UNLABELLED, as_volume, phase_colour
 from ..io._volume import time_unit
 from ._figure import finish, pyplot
-from ._units import scale_bar, time_at, time_text, voxel_text
+from ._units import quantity_text, scale_bar, time_at, time_text, voxel_text
 
 __all__ = ["orthoslices", "timeslices", "label_rgba", "fov_figure"]
 
@@ -27,16 +27,51 @@ def label_rgba(labels: np.ndarray, phases: list[str]) -> np.ndarray:
     return lut[np.asarray(labels).astype(np.uint8)]
 
 
-def _add_scale_bar(ax: Any, pixels: int, voxel: float, unit: str) -> None:
+_THIN = 0.2  # an image shown less high than this share of its width is a sliver: its scale bar goes below it
+
+
+def _add_scale_bar(ax: Any, pixels: int, voxel: float, unit: str, *, height: float | None = None) -> None:
     """A scale bar (white on a dark box, lower right) on an image ``pixels`` wide whose pixels
-    are ``voxel`` ``unit`` wide along the horizontal axis."""
+    are ``voxel`` ``unit`` wide along the horizontal axis. ``height``: the image's shown height
+    as a share of its width; a sliver (a few slices of a thin volume) gets the bar below it,
+    where it covers neither the image nor its title."""
     from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
 
     length, label = scale_bar(pixels * voxel, unit)
-    bar = AnchoredSizeBar(ax.transData, length / voxel, label, "lower right", pad=0.3, sep=3, color="white",
-                          frameon=True, size_vertical=max(pixels / 100, 0.5), fontproperties={"size": 8})
+    below = height is not None and height < _THIN
+    where = ({"loc": "upper right", "bbox_to_anchor": (1.0, 0.0), "bbox_transform": ax.transAxes, "borderpad": 0.2}
+             if below else {"loc": "lower right"})
+    bar = AnchoredSizeBar(ax.transData, length / voxel, label, pad=0.3, sep=3, color="white", frameon=True,
+                          size_vertical=max(pixels / 100, 0.5),
+                          fontproperties={"size": 8}, **where)
     bar.patch.set(facecolor="black", alpha=0.55, edgecolor="none")
     ax.add_artist(bar)
+
+
+def _legend_handles(slices: Any, phases: list[str]) -> list:
+    """Legend patches of the phases present in ``slices`` (label arrays), in their fixed colours,
+    and of the unlabelled voxels (255: outside the field of view, not annotated) when any are."""
+    from matplotlib.patches import Patch
+
+    present = set(np.unique(np.concatenate([np.ravel(s) for s in slices])).tolist())
+    handles = [Patch(color=np.asarray(phase_colour(phases[i] if i < len(phases) else f"phase{i}", i)) / 255,
+                     label=phases[i] if i < len(phases) else str(i)) for i in sorted(present - {UNLABELLED})]
+    if UNLABELLED in present:  # drawn transparent: say what the blank is
+        handles.append(Patch(facecolor="white", edgecolor="0.5", label="unlabelled"))
+    return handles
+
+
+def _position(vol: Any, dim: str, index: int) -> str:
+    """``": 800 nm"``: where slice ``index`` along ``dim`` lies in physical units (its coordinate,
+    so a cropped volume's slice reads in the source's frame); ``""`` where that says nothing more
+    than the index (no voxel size, no offset)."""
+    if dim not in getattr(vol, "coords", {}):
+        return ""
+    value = float(vol[dim].values[index])
+    unit = str(vol.attrs.get("unit", "voxel"))
+    if unit == "voxel" and value == index:
+        return ""
+    return f": {quantity_text(value, unit)}"
 
 
 def _slices(vol, t: int | None, index: tuple[int, int, int]):
@@ -79,8 +114,6 @@ def orthoslices(
     -------
     matplotlib Figure (closed when ``path`` is given).
     """
-    from matplotlib.patches import Patch
-
     plt = pyplot(path)
 
     if image is None and labels is None:
@@ -109,7 +142,7 @@ def orthoslices(
     rows = [v for v in vols if v is not None]
     fig, axes = plt.subplots(len(rows), 3, figsize=(12.5, 4.3 * len(rows) + 0.4), squeeze=False,
                              gridspec_kw={"wspace": 0.06, "hspace": 0.12})
-    names = ["xy (z = {})", "xz (y = {})", "yz (x = {})"]
+    names = ["xy (z = {}{})", "xz (y = {}{})", "yz (x = {}{})"]
     # physical aspect: xy plane (y rows, x cols), xz (z rows, x cols), yz (z rows, y cols)
     aspects = [vs[1] / vs[2], vs[0] / vs[2], vs[0] / vs[1]]
     for r, vol in enumerate(rows):
@@ -120,16 +153,19 @@ def orthoslices(
             imgs = [label_rgba(s, ph) for s in sl]
             for c in range(3):
                 axes[r, c].imshow(imgs[c], interpolation="nearest", aspect=aspects[c])
-            present = sorted(set(np.unique(np.concatenate([np.ravel(s) for s in sl]))) - {UNLABELLED})
-            handles = [Patch(color=np.asarray(phase_colour(ph[i] if i < len(ph) else f"phase{i}", i)) / 255,
-                             label=ph[i] if i < len(ph) else str(i)) for i in present]
-            axes[r, 2].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+            axes[r, 2].legend(handles=_legend_handles(sl, ph), loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                              frameon=False)
         else:
             flat = np.concatenate([np.ravel(s).astype(np.float64) for s in sl])
             lo, hi = np.nanpercentile(flat, percentiles)  # a NaN fill outside a field of view is no grey value
             for c in range(3):
                 im = axes[r, c].imshow(sl[c], cmap="gray", vmin=lo, vmax=hi, interpolation="nearest", aspect=aspects[c])
-            cax = axes[r, 2].inset_axes([1.03, 0.0, 0.04, 1.0])
+            # the bar as high as the row's highest slice (an inset of a sliver would be a sliver)
+            for ax in axes[r]:
+                ax.apply_aspect()
+            boxes = [ax.get_position() for ax in axes[r]]
+            tall = max(boxes, key=lambda b: b.height)
+            cax = fig.add_axes((boxes[2].x1 + 0.01, tall.y0, 0.012, tall.height))
             bar = fig.colorbar(im, cax=cax)
             bar.set_label(f"grey value (window: {percentiles[0]:g}–{percentiles[1]:g}th percentile)", fontsize=8)
         for c in range(3):
@@ -137,11 +173,15 @@ def orthoslices(
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0:
-                ax.set_title(names[c].format(index[c]), fontsize=10)
+                ax.set_title(names[c].format(index[c], _position(ref, "zyx"[c], index[c])), fontsize=10)
                 horizontal = 1 if c == 2 else 2  # x across the xy and xz planes, y across yz
-                _add_scale_bar(ax, shape3[horizontal], float(vs[horizontal]), unit)
+                vertical = 1 if c == 0 else 0
+                _add_scale_bar(ax, shape3[horizontal], float(vs[horizontal]), unit,
+                               height=shape3[vertical] * aspects[c] / shape3[horizontal])
         axes[r, 0].set_ylabel("labels" if is_labels else "tomogram", fontsize=11)
-    sub = f"{'x'.join(str(s) for s in shape3)} voxels of {voxel_text(vs, unit)}" + (f", t = {time_at(ref.t, t)}" if ref.ndim == 4 and "t" in ref.coords
+    size = (f"voxels of {voxel_text(vs, unit)}" if unit != "voxel"
+            else "voxels (no voxel size: lengths in voxels)")
+    sub = f"{'x'.join(str(s) for s in shape3)} {size}" + (f", t = {time_at(ref.t, t)}" if ref.ndim == 4 and "t" in ref.coords
                                                                      else f", time step {t}" if ref.ndim == 4 else "")
     return finish(fig, path, title=f"{title}\n{sub}" if title else sub, dpi=dpi, tight=True, fontsize=11)
 
@@ -220,15 +260,18 @@ def timeslices(
         for c, s in enumerate(slices[1]):
             axes[r, c].imshow(label_rgba(s, ph), interpolation="nearest", aspect=aspect)
         axes[r, 0].set_ylabel("labels")
+        axes[r, -1].legend(handles=_legend_handles(slices[1], ph), loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                           frameon=False, fontsize="small")
     horizontal = rows_cols[1]
-    _add_scale_bar(axes[0, 0], ref.shape[1 + horizontal], float(vs[horizontal]), ref.attrs.get("unit", "voxel"))
+    _add_scale_bar(axes[0, 0], ref.shape[1 + horizontal], float(vs[horizontal]), ref.attrs.get("unit", "voxel"),
+                   height=ref.shape[1 + rows_cols[0]] * aspect / ref.shape[1 + horizontal])
     for c, t in enumerate(ts):
         axes[0, c].set_title(f"t = {time_text(tvals[t], unit)}", fontsize=10)
         for ax in axes[:, c]:
             ax.set_xticks([])
             ax.set_yticks([])
     normal = "zyx"[axis]
-    sub = f"{plane} slice at {normal} = {index}, {len(ts)} of {nt} time steps"
+    sub = f"{plane} slice at {normal} = {index}{_position(ref, normal, index)}, {len(ts)} of {nt} time steps"
     return finish(fig, path, title=f"{title}: {sub}" if title else sub, dpi=dpi, fontsize=11)
 
 

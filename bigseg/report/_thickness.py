@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ._figure import finish, pyplot
+from ._figure import finish, phase_rgb, pyplot
 from ._units import time_at
 
 __all__ = ["thickness_figure"]
@@ -15,7 +15,8 @@ def thickness_figure(ds: Any, *, path: str | os.PathLike | None = None, title: s
     """The share of each phase's voxels at each local thickness (:func:`bigseg.measure.thickness`;
     for a series its last time step) and the cumulative share, in the phase colours, each
     phase's median marked. Returns the Figure (closed when ``path`` is given)."""
-    from ..io import phase_colour
+    import numpy as np
+
     from ._units import readable
 
     d = ds.isel(t=-1) if "t" in ds.dims else ds
@@ -24,13 +25,13 @@ def thickness_figure(ds: Any, *, path: str | os.PathLike | None = None, title: s
     plt = pyplot(path)
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8), constrained_layout=True)
     for i, p in enumerate(str(v) for v in d.phase.values):
-        colour = tuple(c / 255 for c in phase_colour(p, i)[:3])
-        a.step(x, d.share.values[i], where="mid", color=colour, lw=1.8, label=p)
+        colour = phase_rgb(p, i, ds.attrs.get("phases"))
+        absent = not np.nansum(d.share.values[i]) > 0  # no voxel of the phase: no distribution to draw
+        a.step(x, d.share.values[i], where="mid", color=colour, lw=1.8, label=f"{p} (absent)" if absent else p)
         b.plot(x, d.cumulative_share.values[i], color=colour, lw=1.8, label=p)
         med = float(d.d50.values[i]) * scale
         if med == med:
             b.axvline(med, color=colour, ls=":", lw=1)
-    import numpy as np
 
     seen = np.flatnonzero(np.nan_to_num(d.share.values).max(axis=0) > 0)  # up to the thickest voxel drawn
     if seen.size:

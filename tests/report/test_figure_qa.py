@@ -1,0 +1,157 @@
+"""What a reader of each figure needs: readable bars and scale bars on thin volumes, slice positions
+in physical units, a legend for every label image, one palette, and a message where data is missing."""
+
+from __future__ import annotations
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from bigseg import measure
+from bigseg.io import make_volume, phase_colour
+from bigseg.report import (agreement_figure, orthoslices, particle_figure, rve_figure, shells_figure,
+                           thickness_figure, timeslices)
+
+matplotlib.use("Agg")
+
+
+@pytest.fixture(autouse=True)
+def _close():
+    import matplotlib.pyplot as plt
+
+    yield
+    plt.close("all")
+
+
+def _rgb(name, index):
+    return tuple(c / 255 for c in phase_colour(name, index)[:3])
+
+
+def _texts(fig):
+    return [t.get_text() for ax in fig.axes for t in ax.texts] + [ax.get_title() for ax in fig.axes]
+
+
+def test_thin_volume_keeps_a_readable_colourbar_and_scale_bars_off_its_slivers():
+    from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
+
+    rng = np.random.default_rng(0)
+    img = make_volume(rng.random((4, 60, 60), dtype=np.float32), voxel_size=50, unit="nm")
+    fig = orthoslices(img, index=(2, 30, 30))
+    fig.canvas.draw()
+    xy, xz = fig.axes[0], fig.axes[1]
+    bar = [ax for ax in fig.axes if ax.get_ylabel().startswith("grey value")][0]
+    # as high as the xy slice, not as the 4-voxel sliver of xz / yz
+    assert bar.get_position().height == pytest.approx(xy.get_position().height, rel=0.05)
+    sliver = xz.get_window_extent()
+    scale = [a for a in xz.artists if isinstance(a, AnchoredSizeBar)][0].get_window_extent()
+    assert scale.y1 <= sliver.y0 + 1  # below the sliver, covering neither it nor its title
+    square = [a for a in xy.artists if isinstance(a, AnchoredSizeBar)][0].get_window_extent()
+    assert square.y0 >= xy.get_window_extent().y0 - 1  # a slice of some height keeps it inside
+
+
+def test_slice_titles_give_the_physical_position_in_the_source_frame():
+    img = make_volume(np.zeros((8, 20, 20), np.float32), voxel_size=(100, 50, 50), unit="nm", origin=(0, 400, 200))
+    fig = orthoslices(img, index=(4, 10, 10))
+    titles = [ax.get_title() for ax in fig.axes[:3]]
+    assert titles == ["xy (z = 4: 400 nm)", "xz (y = 10: 900 nm)", "yz (x = 10: 700 nm)"]
+    lab = xr.DataArray(np.zeros((2, 8, 20, 20), np.uint8), dims=("t", "z", "y", "x"),
+                       coords={"y": np.arange(20) * 50.0 + 400}, attrs={"voxel_size": (50, 50, 50), "unit": "nm"})
+    fig = timeslices(None, lab, plane="xz", index=10)
+    assert "y = 10: 900 nm" in fig.get_suptitle()
+
+
+def test_a_volume_without_voxel_size_says_so():
+    fig = orthoslices(np.zeros((6, 6, 6), np.float32))
+    assert "no voxel size" in fig.get_suptitle() and "of 1 voxel" not in fig.get_suptitle()
+    assert [ax.get_title() for ax in fig.axes[:3]] == ["xy (z = 3)", "xz (y = 3)", "yz (x = 3)"]
+
+
+def test_unlabelled_voxels_are_in_the_legend():
+    lab = np.zeros((6, 6, 6), np.uint8)
+    lab[:, :, 3:] = 2
+    lab[:, :2] = 255  # outside a field of view
+    fig = orthoslices(None, lab)
+    legend = [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+    assert legend == ["pore", "active", "unlabelled"]
+
+
+def test_slices_over_time_have_a_phase_legend():
+    lab = np.zeros((3, 4, 6, 6), np.uint8)
+    lab[:, :, :, 3:] = 1
+    fig = timeslices(None, lab)
+    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend()]
+    assert len(legends) == 1
+    patches = legends[0].get_patches()
+    assert [t.get_text() for t in legends[0].get_texts()] == ["pore", "cbd"]
+    assert np.allclose(patches[1].get_facecolor()[:3], _rgb("cbd", 1))
+
+
+def _two_phase():
+    lab = np.zeros((16, 16, 16), np.uint8)
+    lab[4:12, 4:12, 4:12] = 1
+    return make_volume(lab, voxel_size=50, unit="nm", phases=["matrix", "particle"])
+
+
+def test_a_phase_without_a_fixed_colour_has_its_label_colour_in_every_figure():
+    vol = _two_phase()
+    matrix = _rgb("matrix", 0)  # as the label slices and the OME-Zarr metadata draw label 0
+    sh = measure.shells(vol, around="particle", of="matrix", max_distance=3)
+    fig = shells_figure(sh, overall=measure.volume_fractions(vol))
+    assert np.allclose(matplotlib.colors.to_rgb(fig.axes[0].lines[0].get_color()), matrix)
+    th = measure.thickness(vol, phase=["particle", "matrix"], max_diameter=16)
+    th.attrs["phases"] = ["matrix", "particle"]  # the label image's names: "matrix" is label 0, shown second here
+    fig = thickness_figure(th)
+    assert np.allclose(matplotlib.colors.to_rgb(fig.axes[0].lines[1].get_color()), matrix)
+
+
+def _table(inside: bool, detachment: float | None):
+    row = {"id": 1, "voxels": 500, "volume": 500.0, "equivalent_diameter": 9.8, "surface_area": np.nan,
+           "sphericity": np.nan, "contact_pore": 0.3, "contact_particle": 0.0, "touches_border": not inside}
+    if detachment is not None:
+        row["detachment"] = detachment
+    df = pd.DataFrame([row, {**row, "id": 2, "equivalent_diameter": 12.0}])
+    df.attrs.update(unit="voxel", phase="active")
+    return df
+
+
+def test_particle_panels_without_data_say_why_instead_of_drawing_an_empty_histogram():
+    fig = particle_figure(_table(inside=False, detachment=0.3))
+    shape, detach = fig.axes[1], fig.axes[3]
+    assert not shape.patches and shape.get_ylim() == (0, 1)
+    assert any("no sphericity" in t.get_text() for t in shape.texts)
+    assert any("no particle inside the volume" in t.get_text() for t in detach.texts)
+    fig = particle_figure(_table(inside=True, detachment=None))  # no pore phase: no detachment column
+    assert any("no detachment" in t.get_text() for t in fig.axes[3].texts)
+
+
+def test_particle_cumulative_curve_stays_below_the_legend():
+    fig = particle_figure(_table(inside=True, detachment=0.3))
+    twin = [ax for ax in fig.axes if ax.get_ylabel().startswith("cumulative")][0]
+    assert twin.get_ylim()[1] >= 1.25  # the curve ends at 1, under the legend's room
+    assert twin.get_yticks().max() == pytest.approx(1.0)  # no share above 1 on the axis
+    d = fig.axes[3]
+    assert d.get_ylim()[0] < 0 and d.get_ylim()[1] > 1  # markers at 0 and 1 drawn whole
+
+
+def test_agreement_colourbar_is_labelled():
+    a = np.zeros((8, 8, 8), np.uint8)
+    b = a.copy()
+    b[:4] = 2
+    fig = agreement_figure(measure.agreement([a, b]))
+    bars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert bars and bars[0].get_ylabel() == "% of voxels differing"
+
+
+def test_rve_says_when_no_phase_reaches_the_tolerance_and_names_an_absent_phase():
+    rng = np.random.default_rng(0)
+    lab = (rng.random((16, 16, 16)) < 0.5).astype(np.uint8) * 2  # pore and active, no cbd; tiny: no RVE
+    ds = measure.rve(make_volume(lab), tolerance=1e-6)
+    fig = rve_figure(ds)
+    ax = fig.axes[0]
+    assert "no phase within the tolerance" in ax.get_title()
+    assert "cbd (absent)" in [t.get_text() for t in ax.get_legend().get_texts()]
+    th = measure.thickness(make_volume(lab), phase=["pore", "cbd"], max_diameter=8)
+    fig = thickness_figure(th)
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["pore", "cbd (absent)"]
