@@ -80,6 +80,29 @@ def resumable_array(group: Any, name: str, *, shape: tuple[int, ...], chunks: tu
     return group.create_array(name, shape=shape, chunks=chunks, dtype=dtype, fill_value=0, overwrite=True, **kwargs)
 
 
+#: dask's own array plumbing and bigseg's naming of stored values: no stage of the pipeline
+_PLUMBING = frozenset({"array", "asarray", "astype", "from-zarr", "original-from-zarr", "getitem", "overlap", "trim",
+                       "rechunk-merge", "rechunk-split", "concatenate", "stack", "broadcast_to", "where", "full",
+                       "zeros", "ones", "empty", "zeros_like", "ones_like", "empty_like", "full_like", "values_named",
+                       "transpose", "reshape"})
+
+
+def stage_label(arr: da.Array) -> str:
+    """The stages that make ``arr`` (its graph's layers named by bigseg's tasks: ``median``,
+    ``gaussian``, ``kmeans``, ``bigseg-argmax``, ...), in order, as the first word of a task key:
+    ``median+gaussian``. dask fuses a stage's tasks into the task that stores its blocks, so the
+    dashboard's task stream would otherwise show every stage as the store's one name."""
+    from dask.utils import key_split
+
+    names: list[str] = []
+    for layer in arr.dask.layers:
+        name = key_split(layer).lstrip("_")
+        if name and name not in _PLUMBING and name not in names:
+            names.append(name)
+    # a task key's first word may hold any character but "-" (key_split cuts there; later words alphabetic only)
+    return "+".join(n.replace("-", "_") for n in names)
+
+
 def _store_block(block: np.ndarray, target: Any, region: tuple[slice, ...], marker: str) -> int:
     target[region] = block
     Path(marker).touch()  # only once the block is on disk
@@ -103,8 +126,10 @@ def store_resumable(arr: da.Array, target: Any, manifest: str | Path, *, desc: s
         return 0, total
     pieces = arr.to_delayed()
     store = dask.delayed(_store_block, pure=False)
+    stages = stage_label(arr)  # the dashboard's name of these tasks: the stages computed in them
+    prefix = f"{stages}-store-{key_digest(f'{arr.name}{manifest}')}" if stages else None
     tasks = [store(pieces[idx], target, tuple(slice(int(b[i]), int(b[i + 1])) for b, i in zip(bounds, idx)),
-                   str(manifest / _name(idx)))
+                   str(manifest / _name(idx)), dask_key_name=f"{prefix}-{_name(idx)}" if prefix else None)
              for idx in todo]
     if len(todo) < total:
         desc = f"{desc} (resuming: {total - len(todo)} of {total} blocks on disk)"

@@ -46,3 +46,31 @@ def test_synthetic_scan_tasks(scan):
     plain = synth.xct(da.from_array(np.asarray(lab), chunks=12), seed=2)
     assert "synth-xct" in _names(plain) and "block" not in _names(plain)
     assert "synth-perturb" in _names(synth.perturb(lab.persist()))
+
+
+def test_stored_stages_are_named_on_the_task_stream(scan, tmp_path, monkeypatch):
+    """Was: a resumable write (filter, segment, run) stored each block in one task, dask's fusion
+    put the stages in it, and the task stream showed them all as `store_block`."""
+    import zarr
+
+    from bigseg.runtime import _manifest
+
+    _, img = scan
+    arr = filters.gaussian(filters.median(img)).data
+    # every stage computed in the stored tasks, the synthetic scan's own too
+    assert _manifest.stage_label(arr) == "synth_model+synth_xct+median+gaussian"
+    seen: list = []
+    real = _manifest.compute
+
+    def spy(*tasks, **kwargs):
+        seen.extend(key_split(t.key) for t in tasks)
+        return real(*tasks, **kwargs)
+
+    monkeypatch.setattr(_manifest, "compute", spy)
+    target = zarr.create_array(str(tmp_path / "a.zarr"), shape=arr.shape, chunks=[c[0] for c in arr.chunks],
+                               dtype=arr.dtype)
+    _manifest.store_resumable(arr, target, tmp_path / "manifest", progress=False)
+    assert set(seen) == {"synth_model+synth_xct+median+gaussian-store"} and len(seen) == int(np.prod(arr.numblocks))
+    np.testing.assert_array_equal(target[...], arr.compute())
+    assert _manifest.stage_label(baselines.watershed(img).data).endswith("+watershed")
+    assert _manifest.stage_label(da.zeros(4, chunks=2)) == ""  # plumbing alone: the default name
