@@ -177,6 +177,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out and args.name is not None:  # the labels go to --out, not into the source: the name would be ignored
         raise InputError(f"Expected `--name` only without --out (it names the label image inside the source). Got "
                          f"--name {args.name} with --out {args.out!r}.")
+    named = args.name is not None  # typed, or the default
     set_unset(args, {**_UNSET, "name": "segmentation"})
     if args.fov is not None:
         parse_fov(args.fov)  # before any work
@@ -196,6 +197,12 @@ def run(args: argparse.Namespace) -> int:
         from ..io._omezarr import check_label_name
 
         check_label_name(args.name)
+    if not (args.out or named or args.overwrite) and Path(_destination(args)).exists():  # no option to name
+        from ..errors import OutputExistsError
+
+        raise OutputExistsError(f"Expected the source to hold no label image {args.name!r} yet (the default --name), "
+                                f"or --overwrite. Got {str(_destination(args))!r}, which exists: --overwrite replaces "
+                                f"it, --name NAME writes another beside it.")
     refuse_existing(_destination(args), args.overwrite, option)  # before the passes over the data
     # one run at a time writes this output (a second is refused before any work)
     hint = "" if args.out else "write a separate OME-Zarr with --out OUT.ome.zarr"  # labels go into the image

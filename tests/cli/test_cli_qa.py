@@ -160,3 +160,15 @@ def test_cluster_sizes_are_said_as_the_option(scan, capsys):
     err = capsys.readouterr().err
     assert "Expected `--workers` to be at most" in err and "n_workers" not in err
     assert not (scan.parent / "run").exists()
+
+
+def test_segmenting_twice_names_what_the_user_can_do(scan, bigseg_cli):
+    """Was: "Expected `--name` to be a new location" though no --name was typed."""
+    assert bigseg_cli("segment", scan, "--method", "threshold", "--no-progress").returncode == 0
+    again = bigseg_cli("segment", scan, "--method", "threshold", "--no-progress", check=False)
+    assert again.returncode == 2
+    assert ("label image 'segmentation' yet (the default --name), or --overwrite" in again.stderr
+            and "--name NAME writes another beside it" in again.stderr and "`--name`" not in again.stderr)
+    typed = bigseg_cli("segment", scan, "--method", "threshold", "--name", "segmentation", check=False)
+    assert typed.returncode == 2 and "`--name` to be a new location, or --overwrite" in typed.stderr
+    assert bigseg_cli("segment", scan, "--method", "threshold", "--no-progress", "--overwrite").returncode == 0
