@@ -66,6 +66,17 @@ def bar_stream() -> tuple[Any, bool]:
     return (err, False) if live else (_Lines(err), True)
 
 
+@contextmanager
+def bars(on: bool) -> Iterator[None]:
+    """Progress bars of every :func:`compute` in the block on (as each call asks) or off (a whole
+    pipeline run with ``progress=False``, ``bigseg run --no-progress``)."""
+    token = _BARS.set(bool(on) and _BARS.get())
+    try:
+        yield
+    finally:
+        _BARS.reset(token)
+
+
 def current_client():
     """The active ``distributed.Client`` or ``None`` when dask runs on a local scheduler.
 
