@@ -34,9 +34,9 @@ def _size(n: int) -> str:
 def _source_lines(info: dict, args: argparse.Namespace) -> list[str]:
     files = f", {info['files']} files" if "files" in info else ""
     vs = info["voxel_size"]
-    lines = [f"path        {info['path']}  ({info['format']}{files})", *_array_lines(info, None),
+    lines = [f"path        {info['path']}  ({info['format']}{files})", *_array_lines(info, info.get("dims")),
              f"voxel size  {voxel_size_text(vs, info['unit']) if vs else 'not stated (pass --voxel-size to ingest)'}",
-             *_origin_lines(info)]
+             *_origin_lines(info), *_times_lines(info)]
     for name, (shape, dt) in info.get("datasets", {}).items():
         lines.append(f"dataset   {'*' if name == info['dataset'] else ' '} {name}  {' x '.join(map(str, shape))}  {dt}")
     from shlex import quote
@@ -56,6 +56,12 @@ def _origin_lines(info: dict) -> list[str]:
             "(first voxel's place in the scan)"]
 
 
+def _times_lines(info: dict) -> list[str]:
+    if "times" not in info:
+        return []
+    return [f"times       {', '.join(f'{t:g}' for t in info['times'])}" + (f" {info['time_unit']}" if info.get("time_unit") else "")]
+
+
 def _array_lines(info: dict, dims: list[str] | None) -> list[str]:
     return [f"shape       {' x '.join(map(str, info['shape']))}" + (f"  ({', '.join(dims)})" if dims else ""),
             f"dtype       {info['dtype']}"]
@@ -67,10 +73,7 @@ def _volume_lines(info: dict, args: argparse.Namespace) -> list[str]:
              f"voxel size  {voxel_size_text(info['voxel_size'], info['unit'])}"]
     if "source_region" in info:
         lines.append(f"cropped     {', '.join(f'{d} {a}:{b}' for d, (a, b) in zip('zyx', info['source_region']))} of the source")
-    lines += _origin_lines(info)
-    if "times" in info:
-        lines.append(f"times       {', '.join(f'{t:g}' for t in info['times'])}"
-                     + (f" {info['time_unit']}" if info.get("time_unit") else ""))
+    lines += _origin_lines(info) + _times_lines(info)
     lines += [f"levels      {info['levels']}",
               _disk_line(info)]
     if "phases" in info:

@@ -9,7 +9,8 @@ Calibrations read from files (never guessed):
 * OME-TIFF: ``PhysicalSizeX/Y/Z`` of the first ``Pixels`` element (unit attributes default to
   µm, as in the OME schema; axes in different units are expressed in the unit of x);
 * ImageJ TIFF (Fiji "Save as TIFF"): the ``XResolution``/``YResolution`` tags (pixels per unit),
-  ``spacing`` (z) and ``unit`` in the ImageJ description;
+  ``spacing`` (z) and ``unit`` in the ImageJ description (a stack without ``spacing``: 1 unit, which
+  ImageJ leaves unwritten; a single slice states no z spacing);
 * HDF5: the dataset attribute ``element_size_um`` (z, y, x in µm; Fiji's HDF5 plugin, ilastik;
   one value: isotropic).
 
@@ -120,64 +121,96 @@ def _valid(sizes: list[Any], unit: Any) -> Calibration | None:
     return (vs[0], vs[1], vs[2]), short
 
 
-def _ome_calibration(xml: str) -> Calibration | None:
+def _ome_calibration(xml: str, said: list[str] | None = None) -> Calibration | None:
     try:
-        return _pixels_calibration(ET.fromstring(xml))
+        return _pixels_calibration(ET.fromstring(xml), said)
     except ET.ParseError:
         return None
 
 
-def _pixels_calibration(root: ET.Element) -> Calibration | None:
+def _pixels_calibration(root: ET.Element, said: list[str] | None = None) -> Calibration | None:
+    """The voxel size of the first ``Pixels`` element; what it states but cannot be used (some
+    axes only, a size that is no positive length) is appended to ``said``."""
+    said = [] if said is None else said
     pixels = next((el for el in root.iter() if el.tag.rsplit("}", 1)[-1] == "Pixels"), None)
     if pixels is None:
         return None
     a = pixels.attrib
     sizes = [a.get(f"PhysicalSize{ax}") for ax in "ZYX"]
     units = [a.get(f"PhysicalSize{ax}Unit", "µm") for ax in "ZYX"]
+    stated = ", ".join(f"PhysicalSize{ax} {v} {u}" for ax, v, u in zip("ZYX", sizes, units) if v is not None)
     if None in sizes:
+        if stated:
+            said.append(f"its OME-XML states {stated} but no PhysicalSize"
+                        + "/".join(ax for ax, v in zip("ZYX", sizes) if v is None))
         return None
     if len(set(units)) > 1:  # e.g. z in nm, y and x in µm: all in the unit of x
         try:
             conv = [convert_length((float(v),), u, units[2]) for v, u in zip(sizes, units)]
         except (TypeError, ValueError):
-            return None
+            conv = [None]
         if None in conv:
+            said.append(f"its OME-XML {stated} is no voxel size (three positive lengths)")
             return None
         sizes = [c[0] for c in conv]  # type: ignore[index]
-    return _valid(sizes, units[2])
+    cal = _valid(sizes, units[2])
+    if cal is None:
+        said.append(f"its OME-XML {stated} is no voxel size (three positive lengths)")
+    return cal
 
 
-def _imagej_calibration(tif: Any) -> Calibration | None:
+def _imagej_calibration(tif: Any, said: list[str] | None = None) -> Calibration | None:
+    """The voxel size an ImageJ TIFF states; one stated (a ``unit`` other than ImageJ's
+    ``pixel``) but not usable is appended to ``said``."""
+    said = [] if said is None else said
     md = tif.imagej_metadata or {}
     page = tif.pages[0]
+    unit = md.get("unit")
+    calibrated = unit is not None and str(unit).strip().lower() not in ("", "pixel", "pixels")
     res = []
     for tag in ("YResolution", "XResolution"):
         value = page.tags.get(tag)
-        if value is None:
-            return None
-        num, den = value.value
+        num, den = value.value if value is not None else (0, 0)
         if not num:
+            if calibrated:
+                said.append(f"its ImageJ calibration (unit {unit!r}) has no {tag}")
             return None
         res.append(den / num)  # pixels per unit -> unit per pixel
     spacing = md.get("spacing")
     if spacing is None:
-        return None
-    return _valid([spacing, *res], md.get("unit"))
+        # ImageJ writes `spacing` only for a stack, and only when it is not 1 (FileSaver.
+        # getDescriptionString: `if (fi.nImages>1) { if (fi.pixelDepth!=0.0 && fi.pixelDepth!=1.0)`):
+        # a stack without it has z spacing 1 unit. A single image (a slice) never states its depth.
+        if int(md.get("images", 1) or 1) <= 1:
+            if calibrated:
+                said.append(f"its ImageJ calibration gives pixels of {res[1]:g} x {res[0]:g} {unit} but no z spacing "
+                            "(ImageJ writes none for a single slice)")
+            return None
+        spacing = 1.0
+    cal = _valid([spacing, *res], unit)
+    if cal is None and calibrated:
+        said.append(f"its ImageJ calibration (pixel {res[1]:g} x {res[0]:g}, spacing {spacing}, unit {unit!r}) "
+                    "is no voxel size (three positive lengths)")
+    return cal
 
 
 def tiff_calibration(path: str) -> Calibration | None:
     """(z, y, x) voxel size and unit stated by an OME-TIFF or ImageJ TIFF, else ``None``."""
     import tifffile
 
+    said: list[str] = []
+    cal = None
     try:
         with tifffile.TiffFile(path) as tif:
             if tif.is_ome and tif.ome_metadata:
-                return _ome_calibration(tif.ome_metadata)
-            if tif.is_imagej:
-                return _imagej_calibration(tif)
+                cal = _ome_calibration(tif.ome_metadata, said)
+            elif tif.is_imagej:
+                cal = _imagej_calibration(tif, said)
     except Exception:  # unreadable metadata is no calibration; the pixels were checked elsewhere
         return None
-    return None
+    if said:  # said, not taken for "no voxel size stated" (as for HDF5's element_size_um)
+        warnings.warn(f"{path!r}: {said[0]}: ignored; pass the voxel size (--voxel-size)", UserWarning, stacklevel=2)
+    return cal
 
 
 def _ome_origin(xml: str) -> tuple[float, float, float] | None:
@@ -246,9 +279,16 @@ def hdf5_calibration(path: str, dataset: str) -> Calibration | None:
         return None
     if own is not None and own_unit is not None:
         unit = own_unit.decode() if isinstance(own_unit, bytes) else str(own_unit)
-        mine = _valid(list(own), unit)
+        try:
+            mine = _valid(list(np.atleast_1d(own)), unit)
+        except TypeError:
+            mine = None
         if mine is not None:
             return mine
+        if value is None and unit != "voxel":  # said, not taken for "no voxel size stated" (export's "voxel": none)
+            warnings.warn(f"{path!r}: the dataset's voxel_size {np.atleast_1d(own).tolist()} {unit} is no (z, y, x) "
+                          "voxel size (three positive numbers in a length unit): ignored; pass the voxel size "
+                          "(--voxel-size)", UserWarning, stacklevel=2)
     if value is None:
         return None
     sizes = list(np.atleast_1d(value))

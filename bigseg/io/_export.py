@@ -53,6 +53,8 @@ FORMATS = ("tiff-slices", "tiff", "hdf5", "npy")
 _SUFFIXES = {".tif": "tiff", ".tiff": "tiff", ".h5": "hdf5", ".hdf5": "hdf5", ".npy": "npy"}
 _IMAGEJ_DTYPES = (np.uint8, np.uint16, np.float32)
 SLAB_BYTES = 256 * 2**20  # a slab larger than this is cut into fewer planes
+#: the Namespace of the OME-TIFF MapAnnotation holding what OME has no place for (a series' time unit as given)
+OME_TIFF_NAMESPACE = "bigseg"
 #: a series' time unit as OME-TIFF's DeltaTUnit spells it (units OME has no symbol for: none written)
 _OME_TIME_UNITS = {**{u: u for u in ("s", "ms", "µs", "ns", "min", "h", "d")}, "sec": "s", "second": "s",
                    "seconds": "s", "minute": "min", "minutes": "min", "hour": "h", "hours": "h", "hr": "h",
@@ -155,6 +157,8 @@ def _write_tiff(vol: xr.DataArray, tmp: Path, vs: tuple[float, ...] | None, unit
         t_unit = _OME_TIME_UNITS.get(time_unit(vol.coords["t"]))
         if t_unit:  # a unit OME knows (else none: OME readers would take seconds)
             meta["Plane"]["DeltaTUnit"] = [t_unit] * planes
+        if time_unit(vol.coords["t"]):  # as given ("cycle", "minute"), which ingest reads back before DeltaTUnit
+            meta["MapAnnotation"] = {"Namespace": OME_TIFF_NAMESPACE, "Value": {"time_unit": time_unit(vol.coords["t"])}}
     first = origin_voxels(vol)
     if vs is not None and any(first):  # a box cut from a scan: each plane's position in it
         z = (first[0] + np.arange(planes) % vol.sizes["z"]) * vs[0]

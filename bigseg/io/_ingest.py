@@ -257,14 +257,24 @@ def _tiff_series_shape(path: str, n: int, page_shape: tuple[int, ...]) -> tuple[
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
             axes, shape = series.axes, tuple(series.shape)
+            if series.kind in ("ome", "imagej"):  # their T, Z and C axes, also those of length 1
+                axes, shape = series.get_axes(False), tuple(series.get_shape(False))
     except Exception:  # the pages were checked already; unreadable series metadata is no series
         return (n, *page_shape)
-    if axes == "TZYX" and shape[0] * shape[1] == n and shape[2:] == tuple(page_shape) and shape[0] > 1:
-        return shape
-    if "C" in axes and "Z" in axes and shape[axes.index("C")] > 1:  # would read as one volume of the channels stacked along z
-        raise InputError(f"Expected `source` to hold one volume or a series. Got {path!r} with {shape[axes.index('C')]} "
-                         f"channels (axes {axes}; e.g. probabilities as bigseg export writes them): ingest the "
-                         "image or the labels instead, or one channel saved on its own.")
+    sizes = dict(zip(axes, shape))
+    lead = "".join(a for a in axes if a in "TZC" and sizes[a] > 1)  # the page axes, in file order
+    if lead == "C" and series.kind == "imagej":  # tifffile's ImageJ axes of a 3D array written without `axes`
+        return (n, *page_shape)
+    if sizes.get("C", 1) > 1:  # would read as one volume of the channels stacked along z
+        raise InputError(f"Expected `source` to hold one volume or a series. Got {path!r} with {sizes['C']} "
+                         f"channels (axes {series.axes}; e.g. probabilities as bigseg export writes them, or a "
+                         "multi-channel image): ingest the image or the labels instead, or one channel saved on its own.")
+    if lead == "ZT":  # z outer, t inner: read in page order, each volume would mix the times
+        raise InputError(f"Expected `source` to store a series' pages time point by time point (axes TZYX). Got "
+                         f"{path!r} with axes {series.axes} (each time point's planes spread through the file): save it "
+                         "as TZYX (Fiji: Hyperstacks > Re-order Hyperstack), or each time point on its own.")
+    if "T" in lead and sizes["T"] * sizes.get("Z", 1) == n and (sizes.get("Y"), sizes.get("X")) == tuple(page_shape):
+        return (sizes["T"], sizes.get("Z", 1), *page_shape)  # a series, as the file states (also of one plane each)
     return (n, *page_shape)
 
 
@@ -316,6 +326,28 @@ def _warn_gaps(files: list[str], what: str) -> None:
                       "as many planes early). Check the folder.", stacklevel=4)
 
 
+def _hdf5_datasets(f: Any) -> dict[str, Any]:
+    """The datasets of an open HDF5 file by path, each once: also those reached through a soft or
+    external link (NeXus links its detector data, /entry/data/data, that way), under the first
+    path that reaches them; a link to nothing is left out."""
+    import h5py
+
+    found: dict[str, Any] = {}
+    seen: set = set()
+
+    def visit(name: str, _link: Any) -> None:
+        try:
+            obj = f.get(name)
+        except (KeyError, OSError, ValueError):  # a dangling soft link, an external file not there
+            return
+        if isinstance(obj, h5py.Dataset) and obj.id not in seen:
+            seen.add(obj.id)
+            found["/" + name] = obj
+
+    f.visititems_links(visit)
+    return found
+
+
 def _hdf5(path: str, dataset: str | None) -> Hdf5Reader:
     import h5py
 
@@ -323,8 +355,7 @@ def _hdf5(path: str, dataset: str | None) -> Hdf5Reader:
     try:
         with h5py.File(path, "r") as f:
             if name not in f or not isinstance(f[name], h5py.Dataset):
-                present: dict[str, tuple] = {}
-                f.visititems(lambda n, o: present.update({"/" + n: o.shape}) if isinstance(o, h5py.Dataset) else None)
+                present = {n: o.shape for n, o in _hdf5_datasets(f).items()}
                 volumes = [n for n, shp in present.items() if len(shp) in (3, 4) and 0 not in shp]
                 if dataset is None and len(volumes) == 1:  # e.g. NeXus /entry/data/data: the file's only volume
                     name = volumes[0]
@@ -389,7 +420,7 @@ def read_source(
     """
     src = os.fspath(source)
     offset = parse_nonnegative_int("offset", offset)  # a memory map starts at a byte >= 0
-    if any(ch in src for ch in "*?["):
+    if _is_glob(src):
         scans = scans_of_glob(src)
         if scans is not None and len(scans) == 1:
             return read_source(scans[0], dataset=dataset, dtype=dtype, shape=shape, offset=offset)
@@ -456,6 +487,12 @@ def _refuse_file_options(src: str, *, dataset: Any, shape: Any, hdf5: bool, what
                          f"for {src!r}, {what}: leave `shape` out.")
 
 
+def _is_glob(src: str) -> bool:
+    """Whether ``src`` is a pattern to match: it has ``*``, ``?`` or ``[`` and names nothing as it
+    stands (a folder "scan [2]" or a file "q?.npy" is that folder or file)."""
+    return any(ch in src for ch in "*?[") and not os.path.exists(src)
+
+
 def scans_of_glob(source: Any) -> list[str] | None:
     """The scans a glob names, in the order of the numbers in their names, when it matches whole
     scans (HDF5, .npy, raw, zarr stores, 3D TIFF files); ``None`` for anything else (a glob of
@@ -463,7 +500,7 @@ def scans_of_glob(source: Any) -> list[str] | None:
     if isinstance(source, (list, tuple)):
         return None
     src = os.fspath(source)
-    if not any(ch in src for ch in "*?["):
+    if not _is_glob(src):
         return None
     matches = sorted(globmod.glob(src), key=natural_key)
     tiffs = [m for m in matches if Path(m).suffix.lower() in TIFF_SUFFIXES and Path(m).is_file()]
@@ -497,8 +534,9 @@ def source_info(source: str | os.PathLike, *, dataset: str | None = None, dtype:
                 offset: int = 0) -> dict[str, Any]:
     """What ``ingest`` would read from a source that is not OME-Zarr: its kind, shape, dtype and
     the voxel size it states (``None`` when it states none), the ``origin`` of a box cut from a
-    scan when it states one (in ``unit``, else in voxels); for HDF5 also every dataset in the
-    file (path -> shape, dtype), to pick ``dataset`` from."""
+    scan when it states one (in ``unit``, else in voxels), the ``dims`` ingest gives it and a
+    series' ``times`` (and ``time_unit``) when it states them; for HDF5 also every dataset in
+    the file (path -> shape, dtype), to pick ``dataset`` from."""
     reader = read_source(source, dataset=dataset, dtype=dtype, shape=shape, offset=offset)
     kinds = {TiffStackReader: "TIFF slices", MultiPageTiffReader: "multi-page TIFF", Hdf5Reader: "HDF5",
              MemmapReader: "raw binary"}
@@ -511,6 +549,13 @@ def source_info(source: str | os.PathLike, *, dataset: str | None = None, dtype:
                             "voxel_size": list(cal[0]) if cal else None, "unit": cal[1] if cal else None}
     if isinstance(reader, TiffStackReader):
         info["files"] = len(reader.files)
+    if len(reader.shape) in (3, 4):  # as ingest reads it
+        info["dims"] = ["t", "z", "y", "x"][-len(reader.shape):]
+    times, t_unit = _stated_times(reader) if len(reader.shape) == 4 else (None, "")
+    if times is not None and len(times) == reader.shape[0]:  # a series' times, as ingest keeps them
+        info["times"] = [float(t) for t in times]
+        if t_unit:
+            info["time_unit"] = t_unit
     at = _stated_origin(reader)
     if at is not None and any(at):  # a box cut from a scan: where ingest will put it
         vs = cal[0] if cal else (1.0, 1.0, 1.0)
@@ -518,10 +563,8 @@ def source_info(source: str | os.PathLike, *, dataset: str | None = None, dtype:
     if isinstance(reader, Hdf5Reader):
         import h5py
 
-        found: dict[str, Any] = {}
         with h5py.File(reader.path, "r") as f:
-            f.visititems(lambda n, o: found.__setitem__("/" + n, [list(o.shape), str(o.dtype)])
-                         if isinstance(o, h5py.Dataset) else None)
+            found = {n: [list(o.shape), str(o.dtype)] for n, o in _hdf5_datasets(f).items()}
         info["dataset"] = reader.dataset
         info["datasets"] = found
     return info
@@ -599,6 +642,12 @@ def _ome_tiff_times(path: str) -> tuple[np.ndarray | None, str]:
             unit = unit or plane.attrib.get("DeltaTUnit", "")
     if not by_t or sorted(by_t) != list(range(len(by_t))):
         return None, ""
+    from ._export import OME_TIFF_NAMESPACE
+
+    for ann in root.iter():  # the unit as bigseg was given it ("cycle", which OME has no symbol for)
+        if ann.tag.rsplit("}", 1)[-1] == "MapAnnotation" and ann.attrib.get("Namespace") == OME_TIFF_NAMESPACE:
+            unit = next((m.text or "" for m in ann.iter() if m.tag.rsplit("}", 1)[-1] == "M"
+                         and m.attrib.get("K") == "time_unit"), "") or unit
     return np.asarray([by_t[i] for i in range(len(by_t))], np.float64), unit
 
 
@@ -625,6 +674,8 @@ def _resolved_calibration(reader: Any, vs: Any, unit: str | None) -> tuple[Any, 
     ``vs`` (in ``unit``, default the source's unit, else nm) when given, else the source's own
     expressed in ``unit`` when that is given, else its own; an uncalibrated one: 1 (a store in
     voxels keeps its sizes, the axes' ratios) in ``unit``, else nm."""
+    if vs is not None and unit is not None:  # the source's own is not asked (nor its faults said)
+        return vs, unit
     own = _calibration(reader)
     if vs is not None:
         return vs, unit or (own[1] if own else "nm")

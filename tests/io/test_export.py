@@ -68,11 +68,12 @@ def test_series_and_labels(tmp_path, odd_volume):
     np.testing.assert_array_equal(back.t.values, [0.0, 45.0])
     np.testing.assert_array_equal(back.values, series)
     assert "units" not in back.t.attrs  # no unit stated: none read (OME would say seconds)
-    # the times' unit too (it was dropped): HDF5 `time_unit`, OME-TIFF DeltaTUnit where OME has one
+    # the times' unit too (it was dropped): HDF5 `time_unit`, OME-TIFF DeltaTUnit where OME has one and
+    # bigseg's MapAnnotation for any (cycles, which OME has no symbol for, were dropped)
     minutes = vol.assign_coords(t=("t", [0.0, 45.0], {"units": "min"}))
     cycles = vol.assign_coords(t=("t", [1.0, 2.0], {"units": "cycle"}))
     for src, name, want in ((minutes, "m.h5", "min"), (minutes, "m.tif", "min"), (cycles, "c.h5", "cycle"),
-                            (cycles, "c.tif", None)):
+                            (cycles, "c.tif", "cycle")):
         bigseg.export(src, tmp_path / name, progress=False)
         back = bigseg.ingest(tmp_path / name, tmp_path / f"{name}.ome.zarr", progress=False)
         assert back.t.attrs.get("units") == want, name
@@ -284,3 +285,36 @@ def test_an_existing_folder_where_nothing_may_be_written_is_refused_before_work(
         with pytest.raises(OutputNotWritableError, match=r"`dest` somewhere this process may write.*Read-only"):
             bigseg.export(vol, tmp_path / dest, progress=False)  # was the cleanup's own OSError, mid-write
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("t_unit", ["cycle", "minute", "min"])
+def test_a_series_time_unit_comes_back_from_an_ome_tiff_as_given(tmp_path, t_unit):
+    """OME has no symbol for cycles (nor spells "minute"): the .tif kept the times but read back
+    without a unit, or as "min"; HDF5 kept it."""
+    import xarray as xr
+
+    series = np.arange(2 * 3 * 4 * 5, dtype=np.uint16).reshape(2, 3, 4, 5)
+    vol = make_volume(da.from_array(series, chunks=(1, 3, 4, 5)), voxel_size=VS, unit="um")
+    vol = vol.assign_coords(t=xr.DataArray([1.0, 5.0], dims="t", attrs={"units": t_unit}))
+    for name in ("s.tif", "s.h5"):
+        bigseg.export(vol, tmp_path / name, progress=False)
+        back = bigseg.ingest(tmp_path / name, tmp_path / f"{name}.ome.zarr", progress=False)
+        assert list(back.t.values) == [1.0, 5.0] and back.t.attrs.get("units") == t_unit, name
+        np.testing.assert_array_equal(back.values, series)
+    with tifffile.TiffFile(tmp_path / "s.tif") as tif:  # still what OME readers take as the unit, where OME has one
+        assert ('DeltaTUnit="min"' in tif.ome_metadata) == (t_unit != "cycle")
+
+
+def test_info_on_an_exported_series_says_its_axes_and_times(tmp_path, capsys):
+    """`bigseg info` on a series file said its shape only: not which axis is time, nor the times
+    ingest would keep."""
+    import xarray as xr
+
+    series = np.zeros((2, 3, 4, 5), np.uint8)
+    vol = make_volume(da.from_array(series), voxel_size=VS, unit="um")
+    vol = vol.assign_coords(t=xr.DataArray([0.0, 30.0], dims="t", attrs={"units": "min"}))
+    for name in ("s.tif", "s.h5"):
+        bigseg.export(vol, tmp_path / name, progress=False)
+        assert main(["info", str(tmp_path / name)]) == 0
+        said = capsys.readouterr().out
+        assert "shape       2 x 3 x 4 x 5  (t, z, y, x)\n" in said and "times       0, 30 min\n" in said, name

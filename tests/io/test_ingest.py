@@ -240,10 +240,23 @@ def test_voxel_size_read_from_the_source(tmp_path, odd_volume):
     zarr.save_array(str(tmp_path / "plain.zarr"), vol)  # a bare zarr array, as a .npy
     got = bigseg.ingest(tmp_path / "plain.zarr", tmp_path / "p.ome.zarr", voxel_size=2, progress=False)
     assert got.attrs["voxel_size"] == (2.0, 2.0, 2.0) and got.attrs["unit"] == "nm"
-    # a TIFF that states no (complete) calibration keeps 1 nm: no z spacing is guessed
-    tifffile.imwrite(tmp_path / "flat.tif", vol, imagej=True, resolution=(2.0, 2.0), metadata={"unit": "um"})
-    flat = bigseg.ingest(tmp_path / "flat.tif", tmp_path / "flat.ome.zarr", progress=False)
+    # a TIFF that states no (complete) calibration keeps 1 nm: no z spacing is guessed for a slice
+    tifffile.imwrite(tmp_path / "flat.tif", vol[0], imagej=True, resolution=(2.0, 2.0), metadata={"unit": "um"})
+    with pytest.warns(UserWarning, match=r"pixels of 0.5 x 0.5 um but no z spacing.*--voxel-size"):
+        flat = bigseg.ingest(tmp_path / "flat.tif", tmp_path / "flat.ome.zarr", progress=False)
     assert flat.attrs["voxel_size"] == (1.0, 1.0, 1.0) and flat.attrs["unit"] == "nm"
+
+
+def test_an_imagej_stack_without_spacing_has_z_spacing_one_unit(tmp_path, odd_volume):
+    """ImageJ leaves `spacing` out of a stack's description when it is 1 (FileSaver): such a
+    stack (0.5 x 0.5 um pixels, 1 um apart) read as uncalibrated, 1 nm voxels."""
+    vol = odd_volume[:5, :8, :9]
+    tifffile.imwrite(tmp_path / "fiji.tif", vol, imagej=True, resolution=(2.0, 2.0),
+                     metadata={"unit": "micron", "axes": "ZYX"})
+    assert "spacing" not in tifffile.TiffFile(tmp_path / "fiji.tif").imagej_metadata
+    got = bigseg.ingest(tmp_path / "fiji.tif", tmp_path / "f.ome.zarr", progress=False)
+    assert got.attrs["voxel_size"] == pytest.approx((1.0, 0.5, 0.5)) and got.attrs["unit"] == "um"
+    np.testing.assert_array_equal(got.values, vol)
 
 
 def test_unit_names():
@@ -644,3 +657,113 @@ def test_a_series_times_are_given_with_their_unit(tmp_path, odd_volume, capsys):
         bigseg.ingest(scans[0], tmp_path / "x.ome.zarr", time_unit="min", progress=False)
     with pytest.raises(InputError, match="`time_unit` to be"):
         bigseg.ingest(scans, tmp_path / "x.ome.zarr", time_unit="", progress=False)
+
+
+def test_tiff_channels_and_axis_orders_are_read_as_the_file_states_them(tmp_path):
+    """A multi-channel 2D image (OME axes CYX) or series (ImageJ TCYX) read as a volume of its
+    channels stacked along z, a series stored z by z (ZTYX) as one volume of the times' planes
+    mixed, and a series of one-plane scans (TZYX with Z = 1, which tifffile squeezes to TYX) as a
+    3D volume. (An ImageJ CYX stack is what tifffile writes for a 3D array given no axes: z.)"""
+    rng = np.random.default_rng(1)
+    img = rng.integers(0, 255, (3, 6, 7), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "cyx.ome.tif", img, ome=True, metadata={"axes": "CYX"})
+    tifffile.imwrite(tmp_path / "tcyx.tif", np.stack([img, img]), imagej=True, metadata={"axes": "TCYX"})
+    for name, axes in (("cyx.ome.tif", "CYX"), ("tcyx.tif", "TCYX")):
+        with pytest.raises(InputError, match=rf"one volume or a series. Got .*{name}.* with 3 channels \(axes {axes}"):
+            bigseg.ingest(tmp_path / name, tmp_path / "c.ome.zarr", progress=False)
+    tifffile.imwrite(tmp_path / "cyx.tif", img, imagej=True)
+    np.testing.assert_array_equal(bigseg.ingest(tmp_path / "cyx.tif", tmp_path / "z.ome.zarr", progress=False), img)
+    zt = rng.integers(0, 255, (3, 2, 6, 7), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "zt.ome.tif", zt, ome=True, metadata={"axes": "ZTYX"})
+    with pytest.raises(InputError, match=r"time point by time point \(axes TZYX\). Got .*zt.ome.tif.* axes ZTYX"):
+        bigseg.ingest(tmp_path / "zt.ome.tif", tmp_path / "c.ome.zarr", progress=False)
+    assert not list(tmp_path.glob("*c.ome.zarr*"))
+    flat = rng.integers(0, 255, (3, 1, 6, 7), dtype=np.uint8)  # three scans of one plane each
+    import xarray as xr
+
+    series = xr.DataArray(flat, dims=("t", "z", "y", "x"), attrs={"voxel_size": (2.0, 1.0, 1.0), "unit": "um"})
+    bigseg.export(series, tmp_path / "flat.tif", progress=False)
+    got = bigseg.ingest(tmp_path / "flat.tif", tmp_path / "flat.ome.zarr", progress=False)
+    assert got.dims == ("t", "z", "y", "x")
+    np.testing.assert_array_equal(got.values, flat)
+
+
+@pytest.mark.parametrize("how", ["ome-zero", "ome-negative", "ome-pixel", "ome-no-z", "imagej-zero-spacing",
+                                 "imagej-inch"])
+def test_a_tiff_calibration_that_is_no_voxel_size_is_said_not_dropped_silently(tmp_path, odd_volume, how):
+    """An OME-TIFF or ImageJ TIFF that states a voxel size of 0, a negative one, one in pixels or
+    inches, or one without z was read as 1 nm without a word (HDF5's element_size_um is warned)."""
+    vol = odd_volume[:4, :6, :7]
+    path = tmp_path / "v.tif"
+    if how.startswith("ome"):
+        z = {"ome-zero": 0.0, "ome-negative": -0.7}.get(how, 0.7)
+        md = {"axes": "ZYX", "PhysicalSizeZ": z, "PhysicalSizeY": 0.5, "PhysicalSizeX": 0.5}
+        if how == "ome-pixel":
+            md.update({f"PhysicalSize{ax}Unit": "pixel" for ax in "ZYX"})
+        if how == "ome-no-z":
+            del md["PhysicalSizeZ"]
+        tifffile.imwrite(path, vol, ome=True, metadata=md)
+    else:
+        tifffile.imwrite(path, vol, imagej=True, resolution=(2.0, 2.0), metadata={
+            "axes": "ZYX", "spacing": 0.0 if how == "imagej-zero-spacing" else 1.5,
+            "unit": "inch" if how == "imagej-inch" else "micron"})
+    with pytest.warns(UserWarning, match=r"v.tif'?: its (OME-XML|ImageJ).*ignored; pass the voxel size"):
+        got = bigseg.ingest(path, tmp_path / "v.ome.zarr", progress=False)
+    assert got.attrs["voxel_size"] == (1.0, 1.0, 1.0) and got.attrs["unit"] == "nm"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the voxel size given: nothing to say
+        bigseg.ingest(path, tmp_path / "w.ome.zarr", voxel_size=2, unit="um", progress=False)
+
+
+def test_hdf5_volumes_behind_links_are_found_and_listed_once(tmp_path, odd_volume, capsys):
+    """A NeXus file whose /entry/data/data is an external link to the detector's file was said to
+    hold no datasets ("Datasets present: none"); a dataset reached by a soft link too is one."""
+    from bigseg.cli import main
+
+    vol = odd_volume[:4, :5, :6]
+    with h5py.File(tmp_path / "detector.h5", "w") as f:
+        f.create_dataset("/data", data=vol)
+    with h5py.File(tmp_path / "scan.nxs", "w") as f:
+        f["/entry/data/data"] = h5py.ExternalLink("detector.h5", "/data")
+        f["/entry/instrument/detector/data"] = h5py.SoftLink("/entry/data/data")
+        f["/entry/broken"] = h5py.SoftLink("/nowhere")
+    got = bigseg.ingest(tmp_path / "scan.nxs", tmp_path / "s.ome.zarr", progress=False)
+    np.testing.assert_array_equal(got.values, vol)
+    assert main(["info", str(tmp_path / "scan.nxs"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["datasets"] == {"/entry/data/data": [[4, 5, 6], "uint16"]}
+
+
+def test_a_path_with_glob_characters_that_exists_is_that_path(tmp_path, odd_volume):
+    """A folder "scan [2]" was taken for a glob and said to hold no TIFF slices; a file "q?.npy"
+    (a glob matching itself) recursed until Python's limit."""
+    vol = odd_volume[:4, :5, :6]
+    _tiff_folder(tmp_path / "scan [2]", vol)
+    np.save(tmp_path / "q?.npy", vol)
+    for i, name in enumerate(("scan [2]", "q?.npy")):
+        got = bigseg.ingest(tmp_path / name, tmp_path / f"{i}.ome.zarr", progress=False)
+        np.testing.assert_array_equal(got.values, vol)
+    np.save(tmp_path / "q1.npy", vol + 1)  # a pattern that names no path still matches
+    got = bigseg.ingest(str(tmp_path / "q[1].npy"), tmp_path / "p.ome.zarr", progress=False)
+    np.testing.assert_array_equal(got.values, vol + 1)
+
+
+@pytest.mark.parametrize("size, unit", [([-1.0, 1.0, 1.0], "um"), ([1.0, 1.0, 1.0], "furlong"), ([0.5, 0.5], "nm")])
+def test_an_hdf5_voxel_size_that_is_no_voxel_size_is_said(tmp_path, size, unit):
+    """bigseg's own `voxel_size`/`unit` attributes holding no voxel size read as 1 nm without a
+    word (a bad element_size_um is warned)."""
+    with h5py.File(tmp_path / "v.h5", "w") as f:
+        ds = f.create_dataset("exchange/data", data=np.zeros((3, 4, 5), np.uint8))
+        ds.attrs["voxel_size"], ds.attrs["unit"] = size, unit
+    with pytest.warns(UserWarning, match=rf"v.h5'?: the dataset's voxel_size .* {unit} is no \(z, y, x\) voxel size"):
+        got = bigseg.ingest(tmp_path / "v.h5", tmp_path / "v.ome.zarr", progress=False)
+    assert got.attrs["voxel_size"] == (1.0, 1.0, 1.0) and got.attrs["unit"] == "nm"
+
+
+def test_an_hdf5_export_of_a_volume_in_voxels_reads_back_without_a_word(tmp_path):
+    data = np.zeros((3, 4, 5), np.uint8)
+    with pytest.warns(UserWarning, match="no physical voxel size"):
+        bigseg.export(data, tmp_path / "v.h5", progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = bigseg.ingest(tmp_path / "v.h5", tmp_path / "v.ome.zarr", progress=False)
+    assert got.attrs["voxel_size"] == (1.0, 1.0, 1.0) and got.attrs["unit"] == "nm"
