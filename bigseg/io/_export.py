@@ -117,8 +117,8 @@ def _slabs(vol: xr.DataArray) -> Iterator[tuple[tuple[int, ...], np.ndarray]]:
 def _planes(vol: xr.DataArray, bar: Any) -> Iterator[np.ndarray]:
     for _, block in _slabs(vol):
         for plane in block:
+            bar.update(1)  # before: a writer that takes as many planes as it needs never resumes after the last
             yield plane
-            bar.update(1)
 
 
 def _write_slices(vol: xr.DataArray, tmp: Path, name: str, vs: tuple[float, ...] | None, unit: str | None,
@@ -239,6 +239,8 @@ def export(
     """
     from tqdm.auto import tqdm
 
+    from ..runtime._progress import bar_stream
+
     dest_p = Path(dest)
     fmt = _format(dest_p, format)
     vol = _probabilities(data)
@@ -266,8 +268,9 @@ def export(
                       f"float32 can): the voxel size {vs} {unit} is not stored in them.", stacklevel=2)
     make_folder(dest_p.parent, target=dest_p, argument="dest")  # its folder, as for every other output
     n_planes = int(np.prod(vol.shape[:-2]))
+    stream, leave = bar_stream()  # into a log file: a line each 30 s
     bar = tqdm(total=n_planes, desc=f"writing {dest_p.name}", unit="plane", disable=not progress,
-               file=sys.stderr, leave=False)
+               file=stream, leave=leave)
     with writing(dest_p) as tmp, bar:
         if fmt == "tiff-slices":
             _write_slices(vol, tmp, dest_p.name, vs, unit, bar)

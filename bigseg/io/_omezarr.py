@@ -48,6 +48,15 @@ def _partial_path(dest: Path) -> Path:
     return dest.parent / f".{dest.name}.partial-{uuid.uuid4().hex[:8]}"
 
 
+def shown_name(path: Path) -> str:
+    """The name a person knows ``path`` by: a hidden partial write's (:func:`_partial_path`,
+    :func:`_resumable_path`) is its destination's (``.s.ome.zarr.partial-1a2b3c4d``: ``s.ome.zarr``)."""
+    import re
+
+    found = re.fullmatch(r"\.(.+)\.partial-r?[0-9a-f]+", path.name)
+    return found.group(1) if found else path.name
+
+
 def _resumable_path(dest: Path, key: str) -> Path:
     """The hidden folder of a resumable write of ``dest`` from the inputs named by ``key``."""
     return dest.parent / f".{dest.name}.partial-r{key_digest(key)}"
@@ -383,7 +392,7 @@ def save_volume(
     vol, chunks = _prepare(data, chunks=chunks, voxel_size=voxel_size, phases=phases, unit=unit)
     _check_levels(levels, vol)
     _check_dest(dest, overwrite)
-    _write(dest, vol, chunks=chunks, levels=levels, labels="phases" in vol.attrs, desc=f"writing {dest.name}",
+    _write(dest, vol, chunks=chunks, levels=levels, labels="phases" in vol.attrs, desc=f"writing {shown_name(dest)}",
            progress=progress, resume_key=resume_key, argument="path")
     return str(dest)
 

@@ -100,3 +100,17 @@ def test_a_compute_into_a_log_file_writes_lines(where, capsys):
     captured = capsys.readouterr()
     assert "\r" not in captured.err and "\x1b" not in captured.err and captured.out == ""
     assert "100%" in captured.err.splitlines()[-1]  # the end kept: it finished, and in how long
+
+
+def test_bars_name_the_output_not_its_hidden_partial_write(tmp_path, capsys):
+    """Was: `writing .s.ome.zarr.partial-1a2b3c4d` while `bigseg synth s.ome.zarr` wrote."""
+    import numpy as np
+
+    from bigseg.io import export, open_volume, save_volume
+    from bigseg.io._omezarr import writing
+
+    with writing(tmp_path / "s.ome.zarr") as tmp:
+        save_volume(np.zeros((4, 6, 8), np.float32), tmp)
+    export(open_volume(tmp_path / "s.ome.zarr"), tmp_path / "s.tif")
+    err = capsys.readouterr().err
+    assert "writing s.ome.zarr: 100%" in err and "partial" not in err and "writing s.tif: 100%" in err
