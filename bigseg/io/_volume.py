@@ -290,8 +290,11 @@ def is_series(data: Any) -> bool:
     return getattr(data, "ndim", None) == 4
 
 
-def is_step_index(t: Any) -> bool:
-    """Whether a series' ``t`` is the plain step index 0, 1, ... (no ``times`` were given)."""
+def is_step_index(t: Any, unit: str = "") -> bool:
+    """Whether a series' ``t`` is the plain step index 0, 1, ... (no ``times`` were given). Times
+    with a unit (``unit``, or ``t``'s ``units`` attribute) are times, 0, 1, 2 min included."""
+    if unit or time_unit(t):
+        return False
     t = np.asarray(t)
     return t.dtype.kind in "iuf" and np.array_equal(t, np.arange(len(t)))
 

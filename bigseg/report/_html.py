@@ -377,7 +377,7 @@ def write_report(run: str | os.PathLike, *, path: str | os.PathLike | None = Non
     vol = [["shape (z, y, x)", ds.attrs.get("shape", "")]]
     if "t" in ds.dims:  # a series: its scans, and the times they were given
         steps = ds["t"].values
-        vol.append(["scans (t)", f"{len(steps)}" + ("" if is_step_index(steps) else
+        vol.append(["scans (t)", f"{len(steps)}" + ("" if is_step_index(ds.t) else
                                                    f", at t = {', '.join(f'{v:g}' for v in steps)}"
                                                    + (f" {time_unit(ds.t)}" if time_unit(ds.t) else ""))])
     vs = ds.attrs.get("voxel_size")

@@ -71,7 +71,7 @@ def series_figure(metrics: Any, particles: Any = None, *, transitions: Any = Non
     for ax in axes.ravel()[len(panels):]:
         ax.set_visible(False)
     style = dict(marker="o", markersize=3)
-    steps = is_step_index(t)  # no times given: the scans' order
+    steps = is_step_index(t, ev.attrs.get("time_unit", ""))  # no times given: the scans' order
     for ax, panel in zip(axes.ravel(), panels):
         ax.set_xlabel("scan (time step)" if steps else f"t [{ev.attrs['time_unit']}]" if "time_unit" in ev.attrs
                       else "t (the times given for the scans)")

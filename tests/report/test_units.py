@@ -191,3 +191,19 @@ def test_series_figures_say_the_times_with_their_unit():
     sh = measure.shells(lab, around="active", of="cbd", max_distance=3)
     assert "t = 30 min" in [t.get_text() for t in shells_figure(sh).axes[0].get_legend().get_texts()]
     matplotlib.pyplot.close("all")
+
+
+def test_times_0_1_2_with_a_unit_are_times_not_scan_numbers():
+    """Was: scans every minute (t = 0, 1, 2 min) drawn over "scan (time step)" in the evolution
+    figure and said without their times in the report, while the slices said "t = 1 min"."""
+    from bigseg import synth
+    from bigseg.io._volume import is_step_index
+    from bigseg.report import series_figure
+
+    lab = synth.series((16, 24, 24), steps=3, seed=1).compute().assign_coords(t=[0, 1, 2])
+    assert is_step_index(lab.t)
+    assert series_figure(measure.summary(lab)).axes[0].get_xlabel() == "scan (time step)"
+    lab.t.attrs["units"] = "min"
+    assert not is_step_index(lab.t) and not is_step_index([0, 1, 2], "min")
+    assert series_figure(measure.summary(lab)).axes[0].get_xlabel() == "t [min]"
+    matplotlib.pyplot.close("all")
