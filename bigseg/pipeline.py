@@ -640,7 +640,8 @@ class Pipeline:
             profile_figure(metrics, path=out / "profile.png")
             figures.append(str(out / "profile.png"))
         if rve is not None:
-            rve_figure(rve, path=out / "rve.png")
+            rve_figure(rve, path=out / "rve.png",  # a series': of its last scan (said, as the particles' are)
+                       title=f"the last scan (t = {time_at(labels.t)})" if is_series(labels) else None)
             figures.append(str(out / "rve.png"))
         if fov is not None:
             figures.append(str(out / "fov.png"))

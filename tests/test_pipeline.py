@@ -658,12 +658,18 @@ def test_the_command_line_memory_limit_sizes_the_local_cluster(tmp_path):
     assert pipeline_config(args)[0].memory_limit == "2GiB"
 
 
-def test_a_series_times_and_their_unit_reach_the_report(tmp_path):
+def test_a_series_times_and_their_unit_reach_the_report(tmp_path, monkeypatch):
     # scans 30 min apart: report.html said "at t = 0, 30, 60" and its "Over time" table "t", no unit
     truth = synth.series((12, 16, 16), steps=3, seed=3, chunks=16, radius=(3, 0.5))
     image = synth.xct(truth, seed=3).compute().assign_coords(t=("t", [0.0, 30.0, 60.0], {"units": "min"}))
-    res = Pipeline(chunks=16, predict={"model": "threshold"}, measure={"max_diameter": 12}).run(
+    import bigseg.report
+
+    titles: list = []
+    real = bigseg.report.rve_figure
+    monkeypatch.setattr(bigseg.report, "rve_figure", lambda *a, **k: titles.append(k.get("title")) or real(*a, **k))
+    res = Pipeline(chunks=16, predict={"model": "threshold"}, measure={"max_diameter": 12, "rve": True}).run(
         image, tmp_path / "s", progress=False)
+    assert titles == ["the last scan (t = 60 min)"]  # the step it measured (was: none said)
     assert bigseg.open_volume(res.labels).t.attrs["units"] == "min"
     page = (tmp_path / "s" / "report.html").read_text()
     assert "at t = 0, 30, 60 min" in page and "<th>t [min]</th>" in page and "t = 60 min)" in page
