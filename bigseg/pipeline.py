@@ -627,14 +627,14 @@ class Pipeline:
 
         t = time.perf_counter()
         slices = out / "slices.png"
-        orthoslices(vol, labels, path=slices, title=f"{Path(str(source)).name if isinstance(source, (str, os.PathLike)) else 'volume'}: "
-                    f"segmentation ({self.config.predict['model']})")
+        name = Path(str(source)).name if isinstance(source, (str, os.PathLike)) else "volume"
+        orthoslices(vol, labels, path=slices, title=f"{name}: segmentation ({self.config.predict['model']})")
         figures = [str(slices)]
         last = f" (t = {time_at(labels.t)})" if table is not None and "t" in table and len(table) else ""
         if table is not None and len(table):
             particle_figure(table, path=out / "particles.png", title=f"{table.attrs['phase']} particles{last}")
             figures.append(str(out / "particles.png"))
-        metrics_figure(metrics, path=out / "metrics.png")
+        metrics_figure(metrics, path=out / "metrics.png", title=f"{name}: segmentation ({self.config.predict['model']})")
         figures.append(str(out / "metrics.png"))
         if "volume_fraction_profile" in metrics:
             profile_figure(metrics, path=out / "profile.png")

@@ -482,7 +482,7 @@ def run(args: argparse.Namespace) -> int:
         if "t" in ds.dims:  # a series: every measurement over time
             series_figure(ds, table, transitions=changes, path=args.plot, title=title)
         else:
-            metrics_figure(ds, path=args.plot)
+            metrics_figure(ds, path=args.plot, title=title)
         print(f"wrote {args.plot}")
         beside = {"_rve": (rve_figure, rve, {}),  # (figure, what it draws or None, its own options)
                   "_thickness": (thickness_figure, thick, {"title": f"{title}: local thickness"}),

@@ -12,10 +12,11 @@ from ._units import time_at
 __all__ = ["metrics_figure"]
 
 
-def metrics_figure(ds: Any, *, path: str | os.PathLike | None = None):
-    """Volume fractions and phase-pair interface areas (and % of voxels on each interface) of a
-    :func:`bigseg.measure.summary` Dataset, in the fixed phase colours; the last time step of a
-    series. Returns the Figure (closed when ``path`` is given)."""
+def metrics_figure(ds: Any, *, path: str | os.PathLike | None = None, title: str | None = None):
+    """Volume fractions (each bar's value written on it) and phase-pair interface areas (and % of
+    voxels on each interface) of a :func:`bigseg.measure.summary` Dataset, in the fixed phase
+    colours, and the IoU of each phase against the reference when the summary was given one;
+    the last time step of a series. Returns the Figure (closed when ``path`` is given)."""
     import numpy as np
 
     from ._units import readable
@@ -24,10 +25,25 @@ def metrics_figure(ds: Any, *, path: str | os.PathLike | None = None):
     colours = [phase_rgb(p, i) for i, p in enumerate(phases)]
     d = ds.isel(t=-1) if "t" in ds.dims else ds
     pairs = list(itertools.combinations(range(len(phases)), 2))
-    fig, (a1, a2) = pyplot(path).subplots(1, 2, figsize=(9, 3.6), constrained_layout=True)
-    a1.bar(phases, d.volume_fraction.values, color=colours, edgecolor="black")
+    scored = "iou" in d
+    fig, axes = pyplot(path).subplots(1, 3 if scored else 2, figsize=(13 if scored else 9, 3.6),
+                                      constrained_layout=True, gridspec_kw={"width_ratios": [1, 1.3, 0.8][:3 if scored else 2]})
+    a1, a2 = axes[:2]
+    fractions = d.volume_fraction.values
+    bars = a1.bar(phases, fractions, color=colours, edgecolor="black")
+    a1.bar_label(bars, [f"{v:.3f}" if v > 0 else "0 (absent)" for v in fractions], fontsize=8, padding=2)
+    a1.set_ylim(0, max(1e-9, float(np.nanmax(fractions, initial=0))) * 1.18)  # room for the numbers
     a1.set_ylabel("volume fraction")
     a1.set_title("volume fractions" + (f" (t = {time_at(ds.t)})" if "t" in ds.dims else ""))
+    if scored:  # against the reference the run was given: the numbers a segmentation is judged by
+        a3 = axes[2]
+        iou = d.iou.values
+        bars = a3.bar(phases, np.nan_to_num(iou), color=colours, edgecolor="black")
+        a3.bar_label(bars, [f"{v:.3f}" if np.isfinite(v) else "none" for v in iou], fontsize=8, padding=2)
+        a3.set_ylim(0, 1.12)
+        a3.set_yticks(np.linspace(0, 1, 6))
+        a3.set_ylabel("IoU against the reference")
+        a3.set_title("scores")
     x = np.arange(len(pairs))
     areas = np.array([d.area.values[i, j] for i, j in pairs])
     factor, unit = readable(areas, ds.area.attrs.get("units", ""))
@@ -40,4 +56,4 @@ def metrics_figure(ds: Any, *, path: str | os.PathLike | None = None):
     ax3.bar(x + 0.2, [100 * d.voxel_fraction.values[i, j] for i, j in pairs], width=0.4, color="0.7",
             edgecolor="black")
     ax3.set_ylabel("% of voxels on the interface (grey)")
-    return finish(fig, path, dpi=120)
+    return finish(fig, path, title=title, dpi=120)

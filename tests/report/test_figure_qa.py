@@ -155,3 +155,22 @@ def test_rve_says_when_no_phase_reaches_the_tolerance_and_names_an_absent_phase(
     th = measure.thickness(make_volume(lab), phase=["pore", "cbd"], max_diameter=8)
     fig = thickness_figure(th)
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["pore", "cbd (absent)"]
+
+
+def test_metrics_figure_writes_the_numbers_names_absent_phases_and_draws_the_scores():
+    """Was: bars without values, an absent phase an unlabelled empty bar, no title, and the IoU
+    against a reference the run was given only in the tables."""
+    import numpy as np
+
+    from bigseg import measure, synth
+    from bigseg.report import metrics_figure
+
+    truth = synth.electrode((16, 20, 24), seed=3).compute()
+    pred = truth.copy(data=np.where(truth.values == 1, 0, truth.values).astype(truth.dtype))  # no cbd left
+    fig = metrics_figure(measure.summary(pred, truth=truth), title="scan.ome.zarr: segmentation (kmeans)")
+    fractions, _, scores, _ = fig.axes  # the interface panel's twin axis last
+    texts = [t.get_text() for t in fractions.texts]
+    assert texts[1] == "0 (absent)" and texts[0] == f"{float(measure.summary(pred).volume_fraction[0]):.3f}"
+    assert scores.get_ylabel() == "IoU against the reference"
+    assert [t.get_text() for t in scores.texts][2] == "1.000" and fig._suptitle.get_text().startswith("scan.ome.zarr")
+    assert len(metrics_figure(measure.summary(truth)).axes) == 3  # no reference: no score panel
