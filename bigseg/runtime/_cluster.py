@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging  # both used by a client's close, also from __del__ at shutdown, when nothing can be imported
 import os
 import sys
 from typing import Any
@@ -39,7 +41,16 @@ def _client_class():
         _environ: tuple[dict[str, str | None], dict[str, str]] | None = None
 
         def close(self, *args: Any, **kwargs: Any):  # noqa: D401
-            result = super().close(*args, **kwargs)
+            # a client that lost its scheduler is trying to reconnect: closing cancels that, which
+            # distributed logs as an error with two tracebacks, above bigseg's one line saying so
+            lost = self.status not in ("running", "newly-created", "closing", "closed")
+            log = logging.getLogger("distributed.client")
+            level = log.level
+            with contextlib.ExitStack() as undo:
+                if lost:
+                    log.setLevel(logging.CRITICAL)
+                    undo.callback(log.setLevel, level)
+                result = super().close(*args, **kwargs)
             cluster, self._owned_cluster = self._owned_cluster, None
             if cluster is not None:
                 cluster.close()

@@ -114,3 +114,41 @@ def test_bars_name_the_output_not_its_hidden_partial_write(tmp_path, capsys):
     export(open_volume(tmp_path / "s.ome.zarr"), tmp_path / "s.tif")
     err = capsys.readouterr().err
     assert "writing s.ome.zarr: 100%" in err and "partial" not in err and "writing s.tif: 100%" in err
+
+
+def test_closing_a_client_whose_scheduler_died_logs_no_traceback(tmp_path, caplog):
+    """Was: distributed logged its cancelled reconnect as an ERROR with two tracebacks, above
+    bigseg's one line saying the scheduler was lost."""
+    import json
+    import logging
+    import subprocess
+    import sys
+
+    import bigseg
+
+    file = tmp_path / "scheduler.json"
+    sched = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--scheduler-file", str(file),
+                              "--port", "0", "--dashboard-address", ":0"], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(300):
+            if file.exists() and file.read_text().strip():
+                break
+            time.sleep(0.1)
+        client = bigseg.connect(json.loads(file.read_text())["address"], quiet=True)
+        sched.kill()
+        sched.wait()
+        for _ in range(100):  # the client notices and starts to reconnect
+            if client.status != "running":
+                break
+            time.sleep(0.1)
+        assert client.status != "running"
+        before = logging.getLogger("distributed.client").level
+        with caplog.at_level(logging.ERROR, logger="distributed.client"):
+            inside = logging.getLogger("distributed.client").level
+            client.close()
+            assert logging.getLogger("distributed.client").level == inside  # put back
+        assert not [r for r in caplog.records if r.name == "distributed.client" and r.levelno >= logging.ERROR]
+        assert logging.getLogger("distributed.client").level == before
+    finally:
+        sched.kill()
