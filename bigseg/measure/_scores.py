@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Sequence
 from typing import Any
@@ -26,18 +27,24 @@ def _confusion_block(truth: np.ndarray, pred: np.ndarray, geom: BlockGeometry) -
     return np.concatenate([confusion_counts(t, p).ravel(), [tbad, pbad]])
 
 
-def _pair(truth: Any, pred: Any, phases: Any, *, pred_name: str = "pred") -> tuple[Labels, Labels]:
-    pl = as_labels(pred, name=pred_name, phases=phases)
-    tl = as_labels(truth, name="truth", phases=phases if phases is not None else pl.phases)
-    if phases is None and "phases" not in getattr(pred, "attrs", {}) and "phases" in getattr(truth, "attrs", {}):
-        pl = as_labels(pred, name=pred_name, phases=tl.phases)
+def _pair(truth: Any, pred: Any, phases: Any, *, pred_name: str = "pred",
+          pred_phases: list[str] | None = None) -> tuple[Labels, Labels]:
+    """The truth and the prediction as :class:`Labels` of one shape. Without ``phases`` their
+    label values are matched by phase name: a volume that states no names (no
+    ``attrs["phases"]``) takes the other's; two that name the same phases in another order are
+    compared phase by phase (the results in ``pred``'s order, see :func:`_confusion_post`);
+    two that name other phases are refused (``phases`` compares them by label value).
+    ``pred_phases``: the prediction's names as the caller resolved them (:func:`agreement`)."""
+    pl = as_labels(pred, name=pred_name, phases=phases if phases is not None else pred_phases)
+    tl = as_labels(truth, name="truth", phases=phases)
     if tuple(tl.vol.shape) != tuple(pl.vol.shape):
         raise InputError(f"Expected `{pred_name}` to have the shape of `truth` {tuple(tl.vol.shape)}. "
                          f"Got {tuple(pl.vol.shape)} instead.")
+    if phases is None:
+        tl, pl = _match_phases(tl, pl, pred_stated=pred_phases is not None)
     _warn_other_grid(truth, tl, "truth", pred, pl, pred_name)
     if pl.series and "t" in tl.vol.coords and "t" in pl.vol.coords \
             and not np.array_equal(tl.vol.coords["t"].values, pl.vol.coords["t"].values):
-        import dataclasses
         import warnings
 
         # scan i against scan i: the results are the prediction's (its times; those of the
@@ -47,6 +54,32 @@ def _pair(truth: Any, pred: Any, phases: Any, *, pred_name: str = "pred") -> tup
                       f"`{pred_name}`'s times.", stacklevel=3)
         tl = dataclasses.replace(tl, vol=tl.vol.assign_coords(t=pl.vol.coords["t"]))
     return tl, pl
+
+
+def _stated_phases(lab: Labels) -> list[str] | None:
+    """The phase names a label volume states itself (``attrs["phases"]``, or a boolean mask's
+    background / foreground), else None (its names would be the default's guess)."""
+    return lab.phases if lab.vol.dtype == np.bool_ or lab.vol.attrs.get("phases") is not None else None
+
+
+def _match_phases(tl: Labels, pl: Labels, *, pred_stated: bool = False) -> tuple[Labels, Labels]:
+    """Phase names for two label volumes compared voxel by voxel: one that states none takes the
+    other's; stated names must be the same phases (in any order), else InputError."""
+    ts, ps = _stated_phases(tl), (pl.phases if pred_stated else _stated_phases(pl))
+    if ps is None and ts is not None:
+        return tl, dataclasses.replace(pl, phases=list(ts))
+    if ts is None:
+        return dataclasses.replace(tl, phases=list(pl.phases)), pl
+    if sorted(ts) != sorted(ps):
+        raise InputError(f"Expected `{tl.name}` and `{pl.name}` to name the same phases (their label values are "
+                         f"matched by phase name). Got {ts} in `{tl.name}` and {ps} in `{pl.name}`; pass `phases` to "
+                         f"compare them by label value anyway.")
+    return tl, pl
+
+
+def _phase_order(tl: Labels, pl: Labels) -> list[int]:
+    """For each of ``pred``'s phases (its label values in order), the truth's label value of that phase."""
+    return [tl.phases.index(name) for name in pl.phases]
 
 
 def _times(lab: Labels) -> str:
@@ -90,9 +123,11 @@ def _confusion_post(tl: Labels, pl: Labels, results) -> list[np.ndarray]:
                      out_of_range=int(vec[-2]), t=when)
         check_values(joint.sum(axis=0), k, pl.phases, pl.name, allow_unlabelled=True,
                      out_of_range=int(vec[-1]), t=when)
-        # (k, k + 1): the last column counts the truth's voxels that the prediction leaves
+        # (k, k + 1), rows and columns in `pred`'s phase order (the truth's rows matched by
+        # name); the last column counts the truth's voxels that the prediction leaves
         # unlabelled (255, e.g. outside its field of view); they count as misses
-        out.append(np.concatenate([joint[:k, :k], joint[:k, UNLABELLED:UNLABELLED + 1]], axis=1))
+        rows = joint[_phase_order(tl, pl)]
+        out.append(np.concatenate([rows[:, :k], rows[:, UNLABELLED:UNLABELLED + 1]], axis=1))
     return out
 
 
@@ -106,12 +141,17 @@ def confusion(truth: Any, pred: Any, *, phases: Any = None, progress: bool = Fal
     Parameters
     ----------
     truth, pred : label volumes of the same shape, (z, y, x) or (t, z, y, x); ``truth`` voxels
-        valued 255 (unlabelled, e.g. sparse annotations) are ignored.
-    phases : phase names (default: ``pred``'s, else ``truth``'s, else pore/cbd/active).
+        valued 255 (unlabelled, e.g. sparse annotations) are ignored. Their label values are
+        matched by phase name (``attrs["phases"]``): one that names none takes the other's
+        names, the same phases in another order are compared phase by phase, other phases are
+        refused (InputError).
+    phases : phase names by label value for both, compared value by value (default: as above,
+        else pore/cbd/active).
 
     Returns
     -------
-    DataArray ``confusion`` (int64) over ``(truth_phase, pred_phase)`` (and ``t``): voxel counts,
+    DataArray ``confusion`` (int64) over ``(truth_phase, pred_phase)`` (and ``t``), both in
+    ``pred``'s phase order: voxel counts,
     exact for any chunking. ``attrs["ignored_voxels"]`` counts the unlabelled truth voxels,
     ``attrs["unlabelled_predictions"]`` the labelled truth voxels that ``pred`` leaves unlabelled
     (255, e.g. outside its field of view): they are in no column of the matrix, and
@@ -121,7 +161,7 @@ def confusion(truth: Any, pred: Any, *, phases: Any = None, progress: bool = Fal
     counts = _confusion_counts(tl, pl, progress)
     n = int(np.prod(tl.vol.shape))
     cm = xr.DataArray(_stack(tl, [c[:, :-1] for c in counts]), dims=_dims(tl, ("truth_phase", "pred_phase")),
-                      coords=_coords(tl, truth_phase=tl.phases, pred_phase=tl.phases), name="confusion")
+                      coords=_coords(tl, truth_phase=pl.phases, pred_phase=pl.phases), name="confusion")
     cm.attrs.update(units="voxels", ignored_voxels=n - int(sum(c.sum() for c in counts)),
                     unlabelled_predictions=int(sum(c[:, -1].sum() for c in counts)), **_common_attrs(tl))
     return cm
@@ -169,15 +209,17 @@ def scores(truth: Any, pred: Any, *, phases: Any = None, progress: bool = False)
     its field of view) count as misses (false negatives). Accuracy alone hides the
     majority-class trap (a volume that is 60 % active material scores 0.6 by predicting only
     active), so the per-phase scores come with it. A phase absent from both truth and prediction
-    gets NaN and a line in ``attrs["note"]`` instead of an error.
+    gets NaN and a line in ``attrs["note"]`` instead of an error. Phases are matched by name, as
+    in :func:`confusion`.
 
     Returns
     -------
-    Dataset over ``phase`` (and ``t``): ``iou``, ``dice``, ``precision``, ``recall`` (float64),
-    ``support`` (truth voxels of the phase) and the scalar (or per-``t``) ``accuracy``.
+    Dataset over ``phase`` (``pred``'s phase order; and ``t``): ``iou``, ``dice``, ``precision``,
+    ``recall`` (float64), ``support`` (truth voxels of the phase) and the scalar (or per-``t``)
+    ``accuracy``.
     """
     tl, pl = _pair(truth, pred, phases)
-    return _scores_dataset(tl, _confusion_counts(tl, pl, progress))
+    return _scores_dataset(dataclasses.replace(tl, phases=pl.phases), _confusion_counts(tl, pl, progress))
 
 
 def _scores_dataset(tl: Labels, counts: list[np.ndarray]) -> xr.Dataset:
@@ -227,7 +269,9 @@ def agreement(segmentations: Sequence[Any], *, truth: Any = None, phases: Any = 
         label.
     truth : a reference label volume of the same shape: adds every segmentation's
         :func:`scores` against it, from the same pass over the data (each block of the truth is
-        read once for all of them).
+        read once for all of them); its phases are matched to theirs by name.
+    phases : names by label value for all of them (default: the names the segmentations state,
+        which must agree; those that state none take them, else the truth's, else pore/cbd/active).
 
     Returns
     -------
@@ -243,14 +287,20 @@ def agreement(segmentations: Sequence[Any], *, truth: Any = None, phases: Any = 
                          f"Got {type(segmentations).__name__} of length "
                          f"{len(segmentations) if hasattr(segmentations, '__len__') else '?'} instead.")
     labs = [as_labels(s, name=f"segmentations[{i}]", phases=phases) for i, s in enumerate(segmentations)]
-    ref = labs[0]
     if phases is None:  # label value i must mean one phase in all of them: stated names must agree
-        stated = [(i, list(lab.vol.attrs["phases"])) for i, lab in enumerate(labs) if lab.vol.attrs.get("phases")]
+        stated = [(i, names) for i, lab in enumerate(labs) if (names := _stated_phases(lab)) is not None]
         for i, names in stated[1:]:
             if names != stated[0][1]:
                 raise InputError(f"Expected the segmentations to name their phases alike (label value i the same "
                                  f"phase in each). Got {stated[0][1]} in `segmentations[{stated[0][0]}]` and {names} "
                                  f"in `segmentations[{i}]`; pass `phases` to compare them as the same phases anyway.")
+        # those that state none take the names the others state, else the truth's (as scores does)
+        named = stated[0][1] if stated else None
+        if named is None and truth is not None:
+            named = _stated_phases(as_labels(truth, name="truth"))
+        if named is not None:
+            labs = [dataclasses.replace(lab, phases=list(named)) for lab in labs]
+    ref = labs[0]
     for i, lab in enumerate(labs[1:], 1):
         if tuple(lab.vol.shape) != tuple(ref.vol.shape):
             raise InputError(f"Expected `segmentations[{i}]` to have the shape of `segmentations[0]` "
@@ -263,8 +313,9 @@ def agreement(segmentations: Sequence[Any], *, truth: Any = None, phases: Any = 
     nout = s * NBINS + s + 2 * npair
     frames = list(zip(*[lab.frames() for lab in labs]))
     parts = [block_partials(_agreement_block, *fr, depth=0, nout=nout, dtype=np.int64) for fr in frames]
-    pairs_t = [_pair(truth, seg, ref.phases, pred_name=f"segmentations[{i}]") for i, seg in enumerate(segmentations)] \
-        if truth is not None else []
+    # the truth's label values matched to the segmentations' by phase name (or all by `phases`)
+    pairs_t = [_pair(truth, seg, phases, pred_name=f"segmentations[{i}]", pred_phases=ref.phases)
+               for i, seg in enumerate(segmentations)] if truth is not None else []
     conf = [g for tl, pl in pairs_t for g in _confusion_graph(tl, pl)]
     results = compute(*parts, *conf, desc="agreement", progress=progress)
     fr_l, diff_l = [], []
@@ -299,7 +350,8 @@ def agreement(segmentations: Sequence[Any], *, truth: Any = None, phases: Any = 
     )
     if pairs_t:  # per segmentation, its scores against the truth
         m = len(frames)
-        per = [_scores_dataset(tl, _confusion_post(tl, pl, results[len(parts) + i * m:len(parts) + (i + 1) * m]))
+        per = [_scores_dataset(dataclasses.replace(tl, phases=pl.phases),
+                               _confusion_post(tl, pl, results[len(parts) + i * m:len(parts) + (i + 1) * m]))
                for i, (tl, pl) in enumerate(pairs_t)]
         sc = xr.concat([p.drop_vars("support") for p in per], dim="segmentation", combine_attrs="drop")
         for name in ("iou", "dice", "precision", "recall", "accuracy"):

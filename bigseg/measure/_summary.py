@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from typing import Any
 
 import numpy as np
@@ -14,7 +16,7 @@ from ._profile import (_area_profile_graph, _interface_profile_dataarray, _profi
                        parse_axis, parse_step)
 from ._metrics import (Method, _check, _common_attrs, _fractions_dataarray, _interfaces_dataset, _stats_graph,
                        parse_method)
-from ._scores import _confusion_graph, _confusion_post, _pair, _scores_dataset
+from ._scores import _confusion_graph, _confusion_post, _pair, _scores_dataset, _stated_phases
 
 __all__ = ["summary", "add_to_metrics"]
 
@@ -41,6 +43,10 @@ def summary(labels: Any, *, truth: Any = None, method: Method = "faces", phases:
     given ``truth``, ``truth_volume_fraction_profile``; a ``t`` dimension for series.
     """
     lab = as_labels(labels, phases=phases)
+    if truth is not None:  # phases matched by name (labels stating none take the truth's), as in scores
+        tl, pl = _pair(truth, labels, phases, pred_name="labels",
+                       pred_phases=lab.phases if phases is None and _stated_phases(lab) is not None else None)
+        lab = dataclasses.replace(lab, phases=pl.phases)
     method = parse_method(method, lab)
     ax = None if profile is None else parse_axis("profile", profile)
     profile_step = parse_step(lab, ax, profile_step, name="profile_step") if ax is not None else 1
@@ -49,7 +55,6 @@ def summary(labels: Any, *, truth: Any = None, method: Method = "faces", phases:
     graphs = _stats_graph(lab, marching_cubes=method == "marching_cubes", crofton=method == "crofton" and ax is None)
     n = len(graphs)
     if truth is not None:
-        tl, pl = _pair(truth, labels, lab.phases, pred_name="labels")
         graphs += _confusion_graph(tl, pl)
     n_scores = len(graphs) - n
     if ax is not None:
@@ -75,11 +80,13 @@ def summary(labels: Any, *, truth: Any = None, method: Method = "faces", phases:
         if truth is not None:
             ref = _profile_dataarray(tl, ax, profile_step, list(results[at + 2 * m:]))
             name = prof.attrs["axis"]  # on the same grid: the positions of the labels (the truth may have none)
-            ref = ref.drop_vars("bin_voxels").assign_coords({name: prof[name]})
+            # in the labels' phase order (the truth's may differ: merged by name, it would reorder them all)
+            ref = ref.drop_vars("bin_voxels").assign_coords({name: prof[name]}).sel(phase=list(pl.phases))
             parts.append(ref.rename("truth_volume_fraction_profile").to_dataset())
     parts[:0] = [_fractions_dataarray(lab, stats).to_dataset(), _interfaces_dataset(lab, stats, method)]
     if truth is not None:
-        parts.insert(2, _scores_dataset(tl, _confusion_post(tl, pl, results[n:n + n_scores])))
+        parts.insert(2, _scores_dataset(dataclasses.replace(tl, phases=pl.phases),
+                                        _confusion_post(tl, pl, results[n:n + n_scores])))
     ds = xr.merge(parts, compat="override", combine_attrs="drop_conflicts")
     ds.attrs.update(_common_attrs(lab))  # list-valued attributes do not survive the merge
     return ds

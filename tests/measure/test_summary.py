@@ -31,3 +31,26 @@ def test_summary_without_truth_and_bad_truth(labels):
     assert "iou" not in ds and "faces" in ds and "volume_fraction" in ds
     with pytest.raises(InputError, match=r"`labels` to have the shape of `truth`"):
         summary(labels, truth=labels[:-1])
+
+
+def test_summary_matches_a_truth_s_phases_by_name():
+    """Was: the truth read in the labels' names by label value: a truth storing the same phases
+    in another order scored pore and active 0 (scores() said 1)."""
+    rng = np.random.default_rng(4)
+    pred = xr.DataArray(da.from_array(rng.integers(0, 3, (10, 12, 14)).astype(np.uint8), chunks=(7, 5, 11)),
+                        dims=("z", "y", "x"), attrs={"phases": ["pore", "cbd", "active"]})
+    flipped = pred.copy(data=(2 - pred.data).astype(np.uint8))  # the same voxels, phases stored the other way round
+    flipped.attrs["phases"] = ["active", "cbd", "pore"]
+    ds = summary(pred, truth=flipped, profile="z")
+    assert list(ds.phase.values) == ["pore", "cbd", "active"]
+    np.testing.assert_array_equal(ds.iou.values, [1.0, 1.0, 1.0])
+    np.testing.assert_allclose(ds.truth_volume_fraction_profile.values, ds.volume_fraction_profile.values)
+    unnamed = pred.copy()
+    unnamed.attrs = {}  # the labels state no names: they take the truth's
+    assert list(summary(unnamed, truth=flipped).phase.values) == ["active", "cbd", "pore"]
+    other = flipped.copy()
+    other.attrs["phases"] = ["a", "b", "c"]
+    with pytest.raises(InputError, match="to name the same phases"):
+        summary(pred, truth=other)
+    np.testing.assert_array_equal(summary(pred, truth=other, phases=["pore", "cbd", "active"]).iou.values,
+                                  scores(other, pred, phases=["pore", "cbd", "active"]).iou.values)
