@@ -100,6 +100,11 @@ def multiotsu(counts: np.ndarray, centres: np.ndarray, classes: int) -> np.ndarr
     from skimage.filters import threshold_multiotsu
 
     filled = int(np.count_nonzero(counts))
+    if filled < classes and filled > 1 and not np.issubdtype(np.asarray(centres).dtype, np.integer):
+        # equal bins over [min, max] (floats, wide integer ranges): occupied bins, not grey values
+        raise InputError(f"Expected `vol`'s grey values to fall in at least {classes} of the {len(counts)} equal "
+                         f"histogram bins between its minimum and maximum for {classes} classes. Got {filled} "
+                         f"(a few outliers stretching the range? Clip the volume to the sample's grey levels).")
     if filled < classes:
         raise InputError(f"Expected `vol` to hold at least {classes} distinct grey values for {classes} classes. "
                          f"Got {filled} (a blank or saturated scan?).")

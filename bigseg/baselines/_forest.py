@@ -111,12 +111,13 @@ def random_forest(vol: Any, labels: Any, *, sigmas: Sequence[float] = DEFAULT_SI
     n_estimators = parse_positive_int("n_estimators", n_estimators)
     max_samples = parse_positive_int("max_samples", max_samples)
     seed = parse_nonnegative_int("seed", seed)
-    v, mask = check_volume(vol, progress=progress, fov=fov)
     lab = as_volume(sparse_labels(labels, unlabelled), name="labels", allow_series=True)
-    if lab.shape != v.shape:
-        raise InputError(f"Expected `labels` to have the shape of `vol` {v.shape}. Got {lab.shape} instead.")
+    shape = as_volume(vol, name="vol", allow_series=True).shape  # lazy: the labels are refused before any pass
+    if lab.shape != shape:
+        raise InputError(f"Expected `labels` to have the shape of `vol` {shape}. Got {lab.shape} instead.")
     if not np.issubdtype(lab.dtype, np.integer):
         raise InputError(f"Expected `labels` to hold integers (255 = unlabelled). Got dtype {lab.dtype} instead.")
+    v, mask = check_volume(vol, progress=progress, fov=fov)
     if phases is None:
         phases = lab.attrs.get("phases")
     ldata = lab.data
