@@ -310,6 +310,12 @@ class Pipeline:
             if not (np.issubdtype(dt, np.integer) or dt == np.bool_):
                 raise InputError(f"Expected `truth` to hold integer labels (e.g. uint8). Got dtype {dt} instead: "
                                  "a grey image? Give the reference label image.")
+        named = getattr(truth, "attrs", {}).get("phases") if truth is not None else None
+        model = getattr(self, "_model_phases", None)
+        if named is not None and model is not None and sorted(map(str, named)) != sorted(model):
+            # scored by phase name (bigseg.measure.scores): refused now, not after the segmentation
+            raise InputError(f"Expected `truth` to name the phases the segmentation will have, {model} (in any "
+                             f"order: matched by name). Got {list(named)} instead.")
         if shape is None:
             return
         grid = tuple(shape)
@@ -367,6 +373,7 @@ class Pipeline:
         else:
             phases = list(getattr(model, "phases", None) or DEFAULT_PHASES)
             self._model_key = _module_key(model)
+        self._model_phases = phases
         m = self.config.measure
         wanted = [("measure.phase", m["phase"])] if m["particles"] else []
         if m["shells"]:

@@ -673,3 +673,22 @@ def test_a_series_times_and_their_unit_reach_the_report(tmp_path, monkeypatch):
     assert bigseg.open_volume(res.labels).t.attrs["units"] == "min"
     page = (tmp_path / "s" / "report.html").read_text()
     assert "at t = 0, 30, 60 min" in page and "<th>t [min]</th>" in page and "t = 60 min)" in page
+
+
+def test_a_truth_naming_other_phases_is_refused_before_the_segmentation(tmp_path):
+    """The scores match phases by name: a truth naming others would fail after the whole run."""
+    truth = synth.electrode((12, 16, 16), seed=1).compute()
+    image = synth.xct(truth, seed=1).compute()
+    other = truth.copy()
+    other.attrs["phases"] = ["void", "binder", "nmc"]
+    with pytest.raises(InputError, match=r"`truth` to name the phases the segmentation will have, \['pore', 'cbd', "
+                                         r"'active'\].*Got \['void', 'binder', 'nmc'\]"):
+        Pipeline(predict={"model": "threshold"}).run(image, tmp_path / "r", truth=other, progress=False)
+    assert not (tmp_path / "r").exists()
+    flipped = truth.copy(data=(2 - truth.values).astype(truth.dtype))  # the same phases, stored the other way round
+    flipped.attrs["phases"] = ["active", "cbd", "pore"]
+    res = Pipeline(predict={"model": "threshold"}, measure={"particles": False}).run(
+        image, tmp_path / "f", truth=flipped, progress=False)
+    straight = Pipeline(predict={"model": "threshold"}, measure={"particles": False}).run(
+        image, tmp_path / "s", truth=truth, progress=False)
+    np.testing.assert_array_equal(res.metrics.iou.values, straight.metrics.iou.values)
