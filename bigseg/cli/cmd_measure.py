@@ -446,12 +446,14 @@ def run(args: argparse.Namespace) -> int:
         from ..report._units import readable
 
         scale, unit = readable(sh.distance.values, sh.attrs["distance_units"])
-        print(f"fraction of {shells[1]} by distance from {shells[0]} [{unit}]:")
+        print(f"fraction of {shells[1]} by distance from {shells[0]} [{unit}]"
+              f"{f' (t = {time_at(sh.t)})' if 't' in sh.dims else ''}:")
         d = sh.isel(t=-1) if "t" in sh.dims else sh
         print("  " + "  ".join(f"{float(r) * scale:.4g}: {float(v):.3f}" for r, v in zip(d.distance.values, d.values)))
     if tau is not None:
         t = tau.isel(t=-1) if "t" in tau.dims else tau
-        print(f"tortuosity factor of {tau.attrs['phase']} along {tau.attrs['axis']}: "
+        print(f"tortuosity factor of {tau.attrs['phase']} along {tau.attrs['axis']}"
+              f"{f' (t = {time_at(tau.t)})' if 't' in tau.dims else ''}: "
               + ", ".join(f"{float(v):.3f}" for v in t.tau.values)
               + f" ({t.sizes['subvolume']} sub-volume(s)), D_eff/D_0 " + ", ".join(f"{float(v):.4f}" for v in t.D_eff.values)
               + ("" if "box_yx" not in tau.attrs else " in the box y {}:{}, x {}:{} inside the field of view".format(

@@ -323,3 +323,19 @@ def test_cli_measure_and_compare_take_a_label_stacks_voxel_size(tmp_path, capsys
     assert "`--voxel-size` only with a TIFF, HDF5 or .npy label stack. Got --voxel-size 50" in capsys.readouterr().err
     assert main(["measure", str(stack), "--unit", "um"]) == 2
     assert "`--unit` only with --voxel-size" in capsys.readouterr().err
+
+
+def test_series_printouts_say_which_step_they_show(tmp_path, capsys):
+    """Was: shells and tortuosity of a series printed without saying they are of its last step
+    (connectivity and thickness said "(t = 2)")."""
+    from bigseg import synth
+
+    lab = synth.series((16, 20, 20), steps=3, seed=2).compute()
+    image = tmp_path / "s.ome.zarr"
+    save_volume(lab.values.astype(np.float32), image, progress=False)
+    save_labels(lab, image, name="truth", progress=False)
+    assert main(["measure", str(image), "--label", "truth", "--shells", "active:cbd:2", "--tortuosity", "z",
+                 "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "fraction of cbd by distance from active [voxel] (t = 2):" in out
+    assert "tortuosity factor of pore along z (t = 2): " in out
