@@ -28,8 +28,9 @@ def differing_matrix(ds: Any):
 
 def agreement_figure(ds: Any, *, path: str | os.PathLike | None = None, title: str | None = None):
     """Left: each phase's volume fraction in every segmentation (hatched per segmentation, the
-    phase's fixed colour) with the mean ± standard deviation; right: the percentage of voxels
-    that differ between each pair. ``ds`` is :func:`bigseg.measure.agreement`'s Dataset (its
+    phase's fixed colour) with the mean ± standard deviation; then the percentage of voxels
+    that differ between each pair and, when the agreement was given a truth, each
+    segmentation's IoU per phase against it. ``ds`` is :func:`bigseg.measure.agreement`'s Dataset (its
     ``segmentation`` coordinate may hold names); a series shows its last time step. Returns
     the Figure (closed when ``path`` is given)."""
     import numpy as np
@@ -40,8 +41,11 @@ def agreement_figure(ds: Any, *, path: str | os.PathLike | None = None, title: s
     phases = [str(p) for p in d.phase.values]
     colours = [phase_rgb(p, i) for i, p in enumerate(phases)]
     s, k = len(names), len(phases)
-    fig, (a1, a2) = pyplot(path).subplots(1, 2, figsize=(5 + 1.2 * k + 0.4 * s, 4.2), constrained_layout=True,
-                                          gridspec_kw={"width_ratios": [1.4, 1]})
+    scored = "iou" in d  # with a truth: each segmentation's IoU per phase, the numbers it is judged by
+    fig, axes = pyplot(path).subplots(1, 3 if scored else 2, figsize=(5 + 1.2 * k + 0.4 * s + (2 + 0.6 * k) * scored,
+                                                                   4.2),
+                                      constrained_layout=True, gridspec_kw={"width_ratios": [1.4, 1, 0.9][:2 + scored]})
+    a1, a2 = axes[:2]
     width = 0.8 / s
     for j in range(s):
         x = np.arange(k) - 0.4 + width * (j + 0.5)
@@ -69,5 +73,17 @@ def agreement_figure(ds: Any, *, path: str | os.PathLike | None = None, title: s
     a2.set_yticks(range(s), names)
     a2.set_title(f"% of voxels differing (mean {100 * float(d.mean_differing_fraction):.1f})")
     fig.colorbar(im, ax=a2, shrink=0.8).set_label("% of voxels differing")
+    if scored:
+        a3 = axes[2]
+        iou = np.asarray(d.iou.transpose("segmentation", "phase").values, dtype=float)
+        a3.imshow(np.nan_to_num(iou), cmap="magma", vmin=0, vmax=1, aspect="auto")
+        for i in range(s):
+            for j in range(k):
+                v = iou[i, j]
+                a3.text(j, i, f"{v:.3f}" if np.isfinite(v) else "none", ha="center", va="center",
+                        color="white" if not np.isfinite(v) or v < 0.6 else "black", fontsize="small")
+        a3.set_xticks(range(k), phases)
+        a3.set_yticks(range(s), names)
+        a3.set_title("IoU against the reference")
     last = f" (t = {time_at(ds.t)})" if "t" in ds.dims else ""
     return finish(fig, path, title=(title or "") + last or None, dpi=120)

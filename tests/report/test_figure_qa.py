@@ -174,3 +174,21 @@ def test_metrics_figure_writes_the_numbers_names_absent_phases_and_draws_the_sco
     assert scores.get_ylabel() == "IoU against the reference"
     assert [t.get_text() for t in scores.texts][2] == "1.000" and fig._suptitle.get_text().startswith("scan.ome.zarr")
     assert len(metrics_figure(measure.summary(truth)).axes) == 3  # no reference: no score panel
+
+
+def test_agreement_figure_draws_each_segmentation_s_iou_against_the_truth():
+    """Was: the IoU of `bigseg compare --truth` only in its table and CSV."""
+    import numpy as np
+
+    from bigseg import measure, synth
+    from bigseg.report import agreement_figure
+
+    t = synth.electrode((16, 20, 20), seed=3).compute()
+    a = t.copy(data=np.where(t.values == 1, 0, t.values).astype(t.dtype))
+    fig = agreement_figure(measure.agreement([a, t], truth=t))
+    scores = [ax for ax in fig.axes if ax.get_title() == "IoU against the reference"]
+    assert len(scores) == 1
+    shown = [x.get_text() for x in scores[0].texts]
+    assert shown[1] == "0.000" and shown[3:] == ["1.000"] * 3  # a's cbd lost; the truth against itself
+    assert not [ax for ax in agreement_figure(measure.agreement([a, t])).axes
+                if ax.get_title() == "IoU against the reference"]
