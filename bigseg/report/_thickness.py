@@ -24,10 +24,13 @@ def thickness_figure(ds: Any, *, path: str | os.PathLike | None = None, title: s
     x = d.diameter.values * scale
     plt = pyplot(path)
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8), constrained_layout=True)
+    # each diameter's bar centred on it, the first and last as wide as the others (a step "mid" halves them)
+    half = np.diff(x) / 2 if len(x) > 1 else np.array([0.5])
+    edges = np.concatenate([[x[0] - half[0]], x[:-1] + half, [x[-1] + half[-1]]])
     for i, p in enumerate(str(v) for v in d.phase.values):
         colour = phase_rgb(p, i, ds.attrs.get("phases"))
         absent = not np.nansum(d.share.values[i]) > 0  # no voxel of the phase: no distribution to draw
-        a.step(x, d.share.values[i], where="mid", color=colour, lw=1.8, label=f"{p} (absent)" if absent else p)
+        a.stairs(np.nan_to_num(d.share.values[i]), edges, color=colour, lw=1.8, label=f"{p} (absent)" if absent else p)
         b.plot(x, d.cumulative_share.values[i], color=colour, lw=1.8, label=p)
         med = float(d.d50.values[i]) * scale
         if med == med:
@@ -36,7 +39,7 @@ def thickness_figure(ds: Any, *, path: str | os.PathLike | None = None, title: s
     seen = np.flatnonzero(np.nan_to_num(d.share.values).max(axis=0) > 0)  # up to the thickest voxel drawn
     if seen.size:
         for ax in (a, b):
-            ax.set_xlim(0, x[min(seen[-1] + 1, len(x) - 1)])
+            ax.set_xlim(0, edges[min(seen[-1] + 1, len(x))])
     a.set_xlabel(f"local thickness [{unit}]")
     a.set_ylabel("share of the phase's voxels")
     a.set_title("distribution (volume-weighted)")

@@ -192,3 +192,17 @@ def test_agreement_figure_draws_each_segmentation_s_iou_against_the_truth():
     assert shown[1] == "0.000" and shown[3:] == ["1.000"] * 3  # a's cbd lost; the truth against itself
     assert not [ax for ax in agreement_figure(measure.agreement([a, t])).axes
                 if ax.get_title() == "IoU against the reference"]
+
+
+def test_thickness_bars_are_all_one_width():
+    """Was: a step drawn "mid", its first and last bars half as wide as the others."""
+    import numpy as np
+
+    from bigseg import measure, synth
+    from bigseg.report import thickness_figure
+
+    th = measure.thickness(synth.electrode((16, 20, 20), seed=3).compute(), phase=["pore"])
+    step = thickness_figure(th).axes[0].patches[0]
+    widths = np.diff(step.get_data().edges)
+    np.testing.assert_allclose(widths, widths[0])
+    assert step.get_data().edges[0] == th.diameter.values[0] - widths[0] / 2
