@@ -88,6 +88,8 @@ def series_figure(metrics: Any, particles: Any = None, *, transitions: Any = Non
             ax.set_ylabel(ylabel)
             ax.set_title(name)
             _legend_above(ax)
+            if panel != "fractions":  # a share or a score: no tick above 1 in the legend's room
+                ax.set_yticks([v for v in ax.get_yticks() if -1e-9 <= v <= 1 + 1e-9])
         elif panel == "areas":
             cols = [c for c in ev.columns if c.startswith("specific_area_")]
             scale, shown = readable(ev[cols].to_numpy(), f"1/{unit}")

@@ -105,7 +105,7 @@ def plot_history(history: list[dict[str, Any]], phases: list[str], path: str, *,
     axes[1].set_ylabel("validation IoU")
     axes[1].set_ylim(0, 1)
     axes[1].grid(alpha=0.3)
-    axes[1].legend(loc="lower right")
+    axes[1].legend(loc="best")  # where it covers the fewest points (a low cbd curve sat under "lower right")
     for x in stage_starts:
         for ax in axes[:2]:
             ax.axvline(x, color="0.3", ls=":", lw=1)

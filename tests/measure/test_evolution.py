@@ -106,6 +106,7 @@ def test_evolution_rows_equal_the_measurements_of_each_step(series):
     np.testing.assert_array_equal(ev["percolating_cbd"].to_numpy(), conn.percolating.sel(phase="cbd").values)
     panel = [ax for ax in series_figure(with_conn).axes if ax.get_title() == "connectivity"]
     assert len(panel) == 1 and panel[0].get_ylabel() == "share spanning the volume along x"
+    assert max(panel[0].get_yticks()) <= 1 + 1e-9  # a share: no tick in the legend's room above it (was 1.2)
     timed = series_figure(m.assign_coords(t=[0.0, 1.5, 4.0]))
     assert timed.axes[0].get_xlabel() == "t (the times given for the scans)"
     # a single volume is one row; bad inputs are refused by name

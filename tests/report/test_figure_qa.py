@@ -103,7 +103,7 @@ def test_a_phase_without_a_fixed_colour_has_its_label_colour_in_every_figure():
     th = measure.thickness(vol, phase=["particle", "matrix"], max_diameter=16)
     th.attrs["phases"] = ["matrix", "particle"]  # the label image's names: "matrix" is label 0, shown second here
     fig = thickness_figure(th)
-    assert np.allclose(matplotlib.colors.to_rgb(fig.axes[0].lines[1].get_color()), matrix)
+    assert np.allclose(matplotlib.colors.to_rgb(fig.axes[0].patches[1].get_edgecolor()), matrix)  # (its stairs)
 
 
 def _table(inside: bool, detachment: float | None):
