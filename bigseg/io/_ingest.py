@@ -30,7 +30,7 @@ from ..errors import InputError, SourceNotFoundError, VolumeFormatError
 from ._calibration import (convert_length, hdf5_calibration, normalise_unit, parse_unit, tiff_calibration,
                            tiff_origin)
 from ._omezarr import _check_dest, open_volume, save_volume
-from ._volume import crop_box, is_zarr_store, make_volume, recalibrated
+from ._volume import crop_box, is_zarr_store, make_volume, recalibrated, refuse_replacing
 
 __all__ = ["ingest", "read_source", "open_source", "TIFF_SUFFIXES", "HDF5_SUFFIXES"]
 
@@ -904,6 +904,9 @@ def ingest(
     ``dest``.
     """
     dest_p = Path(dest)
+    named = [source] if isinstance(source, (str, os.PathLike)) else list(source) if isinstance(source, (list, tuple)) else []
+    # never into or over a source (a zarr store given a group inside it, the scan itself): inputs stay as they are
+    refuse_replacing(dest_p, [p for p in named if isinstance(p, (str, os.PathLike))], "dest")
     _check_dest(dest_p, overwrite, "dest", make_parent=False)  # before reading anything
     vs = parse_voxel_size(voxel_size) if voxel_size is not None else None
     unit = None if unit is None else parse_unit(unit)

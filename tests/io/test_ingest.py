@@ -767,3 +767,19 @@ def test_an_hdf5_export_of_a_volume_in_voxels_reads_back_without_a_word(tmp_path
         warnings.simplefilter("error")
         got = bigseg.ingest(tmp_path / "v.h5", tmp_path / "v.ome.zarr", progress=False)
     assert got.attrs["voxel_size"] == (1.0, 1.0, 1.0) and got.attrs["unit"] == "nm"
+
+
+def test_ingest_never_writes_into_or_over_its_source(tmp_path):
+    """Was: the API wrote an OME-Zarr inside the zarr store it read (the CLI refused it)."""
+    import bigseg
+
+    src = tmp_path / "src.ome.zarr"
+    bigseg.save_volume(np.arange(4 * 5 * 6, dtype=np.float32).reshape(4, 5, 6), src, progress=False)
+    before = sorted(p.relative_to(src) for p in src.rglob("*"))
+    with pytest.raises(InputError, match=r"`dest` to be outside the input"):
+        bigseg.ingest(src, src / "inner.ome.zarr", progress=False)
+    npy = tmp_path / "a.npy"
+    np.save(npy, np.zeros((3, 4, 5), np.float32))
+    with pytest.raises(InputError, match=r"`dest` to be another place than the input"):
+        bigseg.ingest([npy, npy], npy, progress=False)
+    assert sorted(p.relative_to(src) for p in src.rglob("*")) == before
