@@ -75,7 +75,10 @@ def in_cli_terms(message: str, parser: argparse.ArgumentParser, args: argparse.N
     first = positionals[0] if positionals else None
     given = getattr(args, first, None) if first else None
     if isinstance(given, str):
-        quoted = repr(given) in message
+        import os
+
+        # as typed, or as the library quotes it (absolute: the path workers are handed)
+        quoted = repr(given) in message or repr(os.path.abspath(given)) in message
         for name in (*VOLUME_NAMES, "source"):
             if name == first or name in positionals or name in rename:
                 continue

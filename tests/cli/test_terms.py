@@ -114,3 +114,14 @@ def test_the_input_is_named_by_the_commands_own_first_argument(tmp_path, capsys)
     assert main(["info", str(tmp_path / "empty")]) == 2
     err = capsys.readouterr().err
     assert "Expected `path` to contain TIFF slices" in err and "`source`" not in err
+
+
+def test_a_relative_source_quoted_absolute_is_still_named_as_the_argument(tmp_path, monkeypatch, capsys):
+    """Was: `bigseg export missing.zarr out.tif` said "Expected `path` ...": the library quotes
+    the absolute path, which the renaming did not recognise as the typed argument."""
+    from bigseg.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["export", "missing.zarr", "out.tif"]) == 2
+    err = capsys.readouterr().err
+    assert "Expected `source` to be an existing" in err and "`path`" not in err
