@@ -115,15 +115,20 @@ def _segment_baseline(vol, args: argparse.Namespace, fov):
         except ValueError:
             window = args.window
         return baselines.watershed(vol, classes=args.classes, window=window, **common)
+    return baselines.random_forest(vol, open_label_image(args.labels, None, None, "--labels", say="training labels"),
+                                   sigmas=_forest_sigmas(args), n_estimators=args.trees, seed=args.seed,
+                                   unlabelled=args.unlabelled, **common)
+
+
+def _forest_sigmas(args: argparse.Namespace) -> tuple[float, ...]:
+    """The random forest's --labels given and its --sigmas read (before any pass over the data)."""
     if args.labels is None:
         raise InputError("Expected `--labels` (sparse training labels) for --method random-forest. Got None instead.")
     try:
-        sigmas = tuple(float(s) for s in args.sigmas.split(","))
+        return tuple(float(s) for s in args.sigmas.split(","))
     except ValueError:
         raise InputError(f"Expected `--sigmas` to be comma-separated numbers (voxels), e.g. 0.7,1,1.6. "
                          f"Got {args.sigmas!r} instead.") from None
-    return baselines.random_forest(vol, open_label_image(args.labels, None, None, "--labels", say="training labels"), sigmas=sigmas, n_estimators=args.trees,
-                                   seed=args.seed, unlabelled=args.unlabelled, **common)
 
 
 @contextlib.contextmanager
@@ -181,6 +186,8 @@ def run(args: argparse.Namespace) -> int:
     set_unset(args, {**_UNSET, "name": "segmentation"})
     if args.fov is not None:
         parse_fov(args.fov)  # before any work
+    if args.method == "random-forest":
+        _forest_sigmas(args)  # before the field of view's pass
     if args.model is not None and args.model != "default" and not Path(args.model).is_file():
         raise InputError(f"Expected `--model` to be 'default' or an existing checkpoint file. Got {args.model!r} instead.")
     # a bad checkpoint (or --device cuda without a GPU) fails before any work; on the device asked for

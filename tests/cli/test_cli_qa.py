@@ -172,3 +172,12 @@ def test_segmenting_twice_names_what_the_user_can_do(scan, bigseg_cli):
     typed = bigseg_cli("segment", scan, "--method", "threshold", "--name", "segmentation", check=False)
     assert typed.returncode == 2 and "`--name` to be a new location, or --overwrite" in typed.stderr
     assert bigseg_cli("segment", scan, "--method", "threshold", "--no-progress", "--overwrite").returncode == 0
+
+
+def test_random_forest_options_are_checked_before_the_field_of_view_pass(scan, bigseg_cli):
+    """Was: a missing --labels or a bad --sigmas said only after the --fov pass over the data."""
+    for extra, said in (([], "`--labels` (sparse training labels)"),
+                        (["--labels", str(scan / "labels" / "truth"), "--sigmas", "a,b"], "`--sigmas`")):
+        out = bigseg_cli("segment", scan, "--method", "random-forest", "--fov", "auto", "--name", "rf", *extra,
+                         check=False)
+        assert out.returncode == 2 and said in out.stderr and "field of view" not in out.stdout
