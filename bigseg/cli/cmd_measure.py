@@ -353,11 +353,18 @@ def run(args: argparse.Namespace) -> int:
         from ..io._fov import parse_fov
 
         parse_fov(args.fov)  # before any work
-    known = phases or list(labels.attrs.get("phases") or [])
-    if (args.particles or args.particle_labels) and known and args.particle_phase not in known \
-            and not str(args.particle_phase).isdigit():
-        raise InputError(f"Expected `--particle-phase` to be one of the phases {known}. "
-                         f"Got {args.particle_phase!r} instead.")
+    if args.particles or args.particle_labels:  # checked before any work, against the names measure uses
+        from ..measure._inputs import as_labels
+
+        known = as_labels(labels, phases=phases).phases
+        if args.particle_phase not in known and str(args.particle_phase).isdigit():  # a label value: its name
+            if int(args.particle_phase) >= len(known):
+                raise InputError(f"Expected `--particle-phase` to be one of the phases {known} or a label value "
+                                 f"below {len(known)}. Got {args.particle_phase!r} instead.")
+            args.particle_phase = known[int(args.particle_phase)]
+        if args.particle_phase not in known:
+            raise InputError(f"Expected `--particle-phase` to be one of the phases {known}. "
+                             f"Got {args.particle_phase!r} instead.")
     if args.rve and "t" in labels.dims:
         raise InputError(f"Expected `--rve` with one volume (z, y, x). Got a series of {labels.sizes['t']} scans: "
                          f"measure one scan's label image for its representative volume element.")

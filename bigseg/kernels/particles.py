@@ -120,6 +120,17 @@ def dome_tops(d: np.ndarray, mask: np.ndarray, height: float) -> np.ndarray:
     return _dome_tops(np.ascontiguousarray(d, np.float64), order, float(height))
 
 
+def _phase_distance(codes: np.ndarray, mask: np.ndarray, origin: tuple[int, int, int],
+                    volume: tuple[int, int, int], spacing: tuple[float, float, float]) -> np.ndarray:
+    """:func:`distance_map` of ``mask`` with unlabelled (255) voxels, e.g. outside the field of
+    view, taken as the volume's border is (not background: the particle may go on there), so
+    that a particle cut by them is split as in the volume cropped without them. 0 outside ``mask``."""
+    unlabelled = codes == 255
+    if not unlabelled.any():
+        return distance_map(mask, origin, volume, spacing)
+    return np.where(mask, distance_map(mask | unlabelled, origin, volume, spacing), 0.0)
+
+
 def particle_markers(codes: np.ndarray, phase: int, origin: tuple[int, int, int], volume: tuple[int, int, int],
                      spacing: tuple[float, float, float], h: float,
                      open_sides: tuple[tuple[bool, bool], ...] = ((False, False),) * 3) -> np.ndarray:
@@ -133,7 +144,7 @@ def particle_markers(codes: np.ndarray, phase: int, origin: tuple[int, int, int]
     mask = codes == phase
     if not mask.any():
         return np.zeros(mask.shape, bool)
-    d = distance_map(mask, origin, volume, spacing)
+    d = _phase_distance(codes, mask, origin, volume, spacing)
     # 6-connected, as the watershed: a dome must not "see" a higher one through a diagonal contact.
     # Domes must rise MORE than h (by over twice the tie-break): distances are often exact lattice
     # values (a dome exactly h high is common), and the tie-break must not decide those.
@@ -161,7 +172,7 @@ def split_particles(codes: np.ndarray, markers: np.ndarray, phase: int, origin: 
     mask = codes == phase
     if not mask.any() or not markers.any():
         return np.zeros(mask.shape, markers.dtype)
-    d = distance_map(mask, origin, volume, spacing)
+    d = _phase_distance(codes, mask, origin, volume, spacing)
     return watershed(-d, markers=np.where(mask, markers, 0), mask=mask, connectivity=1).astype(markers.dtype)
 
 
@@ -281,7 +292,8 @@ def mutual_matches(pairs: np.ndarray, counts: np.ndarray, size_a: np.ndarray, si
 
 #: Keys of a :func:`particle_partials` table, all 1D arrays over its ``id``.
 PARTIAL_KEYS = ("id", "voxels", "sum_z", "sum_y", "sum_x", "min_z", "min_y", "min_x", "max_z", "max_y",
-                "max_x", "first", "intensity", "contacts", "area")
+                "max_x", "first", "intensity", "intensity_voxels", "min_intensity", "max_intensity", "contacts",
+                "area")
 
 
 def particle_partials(ids: np.ndarray, codes: np.ndarray, intensity: np.ndarray | None, *, phase: int,
@@ -304,7 +316,9 @@ def particle_partials(ids: np.ndarray, codes: np.ndarray, intensity: np.ndarray 
     dict of 1D arrays over ``id`` (every particle with a voxel in the block or a marching-cubes
     cell owned by it): ``voxels``; coordinate sums ``sum_z/y/x`` (voxel indices); bounding box
     ``min_*``/``max_*`` (inclusive; +/- large values where the block holds none of its voxels);
-    ``first``, the smallest global linear index of its voxels; ``intensity`` sums;
+    ``first``, the smallest global linear index of its voxels; ``intensity`` sums,
+    ``intensity_voxels`` counts and ``min_intensity``/``max_intensity`` (+/- inf where none) over
+    the voxels whose grey value is finite (NaN and inf left out; zeros without ``intensity``);
     ``contacts`` (n, n_phases + 1) area of the faces shared with each other phase (column
     ``phase``: faces with other particles, or with phase voxels of no particle) and, in the last
     column, faces on the volume border; a face normal to axis ``a`` weighs ``prod(spacing) /
@@ -345,9 +359,18 @@ def particle_partials(ids: np.ndarray, codes: np.ndarray, intensity: np.ndarray 
         fn.at(acc, idx, arr)
         out[key] = acc
     if intensity is not None:
-        out["intensity"] = np.bincount(idx, weights=intensity[core][sel].astype(np.float64), minlength=n)
+        grey = intensity[core][sel].astype(np.float64)
+        ok = np.isfinite(grey)  # a NaN or inf grey value is no measurement: left out (and counted)
+        out["intensity"] = np.bincount(idx[ok], weights=grey[ok], minlength=n)
+        out["intensity_voxels"] = np.bincount(idx[ok], minlength=n).astype(np.int64)
+        for key, fn, init in (("min_intensity", np.minimum, np.inf), ("max_intensity", np.maximum, -np.inf)):
+            acc = np.full(n, init)
+            fn.at(acc, idx[ok], grey[ok])
+            out[key] = acc
     else:
-        out["intensity"] = np.zeros(n)
+        for key in ("intensity", "min_intensity", "max_intensity"):
+            out[key] = np.zeros(n)
+        out["intensity_voxels"] = np.zeros(n, np.int64)
     # faces: each particle voxel of the block against its 6 neighbours (code -1 = beyond the volume)
     pid = np.pad(ids, 1, constant_values=0)
     pcode = np.pad(codes.astype(np.int64), 1, constant_values=-1)

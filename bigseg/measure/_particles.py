@@ -18,7 +18,7 @@ import xarray as xr
 
 from .._parse import parse_choice, parse_in_range, parse_positive_float, parse_positive_int
 from ..errors import InputError, OutputExistsError
-from ..io._volume import as_volume, frame_arrays, is_zarr_store, origin_of, zarr_source
+from ..io._volume import as_volume, frame_arrays, is_zarr_store, origin_of, time_unit, zarr_source
 from ..kernels.particles import (PARTIAL_KEYS, block_components, label_points, mutual_matches, overlap_counts,
                                   particle_markers, particle_partials, split_particles, stitch_components)
 from ..runtime._malloc import release_free_heap
@@ -224,7 +224,8 @@ def particles(labels: Any, *, phase: str | int = "active", intensity: Any = None
     labels : (z, y, x) or (t, z, y, x) integer phase labels (DataArray, dask or NumPy), values
         ``0..len(phases)-1``; ``attrs["voxel_size"]`` and ``attrs["unit"]`` give physical units.
     phase : the particle phase, by name or label value (default ``"active"``, e.g. NMC).
-    intensity : grey values on the same grid (e.g. the tomogram), for ``mean_intensity``.
+    intensity : grey values on the same grid (e.g. the tomogram), for ``mean_intensity``,
+        ``min_intensity`` and ``max_intensity``.
     split : False: particles are the 6-connected components of the phase (exact, any size).
         True (default): touching particles are split by a distance-transform watershed: one
         marker per h-maximum of the Euclidean distance to the other phases (domes more than
@@ -277,7 +278,10 @@ def particles(labels: Any, *, phase: str | int = "active", intensity: Any = None
     * ``centroid_z/y/x`` (``unit``, voxel centres at index × voxel size, plus the volume's
       origin: a box cut from a scan gives positions in the scan); ``bbox_z0/y0/x0``,
       ``bbox_z1/y1/x1`` (voxel indices, half-open as scikit-image's ``bbox``);
-    * ``mean_intensity`` (NaN without ``intensity``);
+    * ``mean_intensity``, ``min_intensity``, ``max_intensity``: the particle's grey values
+      (``intensity_mean``/``_min``/``_max`` of ``skimage.measure.regionprops``; NaN without
+      ``intensity``). NaN and inf grey values are no measurement: they are left out, counted in
+      ``attrs["nonfinite_intensity_voxels"]`` and warned about (NaN for a particle with no finite one);
     * ``contact_<phase>`` for every other phase and ``contact_particle`` (other particles of
       the same phase): fractions of the area of the particle's voxel faces inside the volume
       shared with them (they add up to 1; with anisotropic voxels each face counts by its area,
@@ -285,11 +289,13 @@ def particles(labels: Any, *, phase: str | int = "active", intensity: Any = None
       (the pore-contact fraction of the surface, Jiang et al. 2020; NaN otherwise);
     * ``touches_border``: a voxel on the volume border or next to an unlabelled (255) voxel,
       e.g. the edge of the field of view (its size and shape are then truncated: flagged, not
-      dropped).
+      dropped). The split treats unlabelled voxels as the volume border (the particle may go on
+      there): a volume with unlabelled voxels splits as the volume cropped without them.
 
-    ``DataFrame.attrs`` holds the unit, voxel size, phase and options. Every column is a sum,
-    minimum or maximum of per-block partials and equals the whole-volume computation for any
-    chunking (to float rounding).
+    ``DataFrame.attrs`` holds the unit, voxel size, phase and options, and ``units``: the unit
+    of every column (e.g. ``{"volume": "nm^3", "bbox_z0": "voxel", "sphericity": "1", ...}``).
+    Every column is a sum, minimum or maximum of per-block partials and equals the whole-volume
+    computation for any chunking (to float rounding).
     """
     lab, idx, depth, h = _parse(labels, phase, split, max_diameter, h, phases)
     min_overlap = parse_in_range("min_overlap", min_overlap, 0.0, 1.0, closed="right")
@@ -342,11 +348,32 @@ def particles(labels: Any, *, phase: str | int = "active", intensity: Any = None
                                 + ([f"{lost} voxel(s) of the phase belong to no particle"] if lost else []))
             warnings.warn(f"{what}: the split may depend on the chunking. Pass a larger `max_diameter` (pipeline "
                           "configuration: `measure.max_diameter`).", stacklevel=2)
+    if out.attrs.get("nonfinite_intensity_voxels"):
+        warnings.warn(f"{out.attrs['nonfinite_intensity_voxels']} grey value(s) of `intensity` inside the particles "
+                      "are NaN or inf: left out of their mean_intensity, min_intensity and max_intensity (NaN for a "
+                      "particle without a finite one).", stacklevel=2)
     out.attrs.update(unit=lab.unit, voxel_size=list(lab.voxel_size), phase=lab.phases[idx], split=bool(split),
                      max_diameter=depth, h=h, surface_area_method=area_method)
+    out.attrs["units"] = _column_units(out, lab, inten)
     if lab.series:  # the series' steps, even those without a particle
         out.attrs["t"] = (lab.vol.coords["t"].values if "t" in lab.vol.coords else np.arange(lab.vol.sizes["t"])).tolist()
     return out
+
+
+def _column_units(table: pd.DataFrame, lab: Labels, intensity: xr.DataArray | None) -> dict[str, str]:
+    """Unit of every column of the table: lengths in the volume's ``unit`` (powers for areas and
+    volumes), ``"voxel"`` for voxel indices and counts, ``"1"`` for ratios, the grey image's
+    ``units`` attribute (if any) for the intensities, the ``t`` coordinate's for a series."""
+    u = lab.unit
+    grey = str(intensity.attrs.get("units", "")) if intensity is not None else ""
+    units = {"t": time_unit(lab.vol.coords["t"]) if "t" in lab.vol.coords else "", "id": "", "track": "",
+             "voxels": "voxel", "volume": f"{u}^3", "equivalent_diameter": u, "surface_area": f"{u}^2",
+             "sphericity": "1", "detachment": "1", "touches_border": ""}
+    units.update({f"centroid_{ax}": u for ax in "zyx"})
+    units.update({f"bbox_{ax}{e}": "voxel" for ax in "zyx" for e in "01"})
+    units.update({f"{s}_intensity": grey for s in ("mean", "min", "max")})
+    units.update({c: "1" for c in table.columns if c.startswith("contact_")})
+    return {c: units[c] for c in table.columns}
 
 
 def _beyond_halo(table: pd.DataFrame, chunks: tuple[tuple[int, ...], ...], depth: int) -> np.ndarray:
@@ -379,6 +406,8 @@ def _assemble(res: list, graphs: list, overlaps: list, lab: Labels, idx: int, *,
             tab.insert(0, "t", t)
             tab.insert(2, "track", track)
         out = pd.concat([tab for tab, _ in tables], ignore_index=True)
+        if with_intensity:
+            out.attrs["nonfinite_intensity_voxels"] = sum(tab.attrs["nonfinite_intensity_voxels"] for tab, _ in tables)
     else:
         values = [tables[0][0]["id"].to_numpy(np.int64)]
         out = tables[0][0]
@@ -514,8 +543,8 @@ def _table(parts: list[dict[str, np.ndarray]], lab: Labels, idx: int, *,
     for j in range(k + 1):
         df[f"c{j}"] = contacts[:, j]
     agg = {c: "sum" for c in df.columns if c != "id"}
-    agg.update({c: "min" for c in ("min_z", "min_y", "min_x", "first")})
-    agg.update({c: "max" for c in ("max_z", "max_y", "max_x")})
+    agg.update({c: "min" for c in ("min_z", "min_y", "min_x", "first", "min_intensity")})
+    agg.update({c: "max" for c in ("max_z", "max_y", "max_x", "max_intensity")})
     g = df.groupby("id").agg(agg)
     g = g[g["voxels"] > 0].sort_values("first")
     vs = np.asarray(lab.voxel_size, np.float64)
@@ -549,7 +578,15 @@ def _table(parts: list[dict[str, np.ndarray]], lab: Labels, idx: int, *,
         out[f"bbox_{ax}0"] = g[f"min_{ax}"].to_numpy(np.int64)
     for ax in "zyx":
         out[f"bbox_{ax}1"] = g[f"max_{ax}"].to_numpy(np.int64) + 1
-    out["mean_intensity"] = g["intensity"].to_numpy() / n if with_intensity else np.nan
+    if with_intensity:  # over the particle's finite grey values (NaN where it has none)
+        graded = g["intensity_voxels"].to_numpy(np.int64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out["mean_intensity"] = np.where(graded > 0, g["intensity"].to_numpy() / graded, np.nan)
+        out["min_intensity"] = np.where(graded > 0, g["min_intensity"].to_numpy(np.float64), np.nan)
+        out["max_intensity"] = np.where(graded > 0, g["max_intensity"].to_numpy(np.float64), np.nan)
+    else:
+        for key in ("mean_intensity", "min_intensity", "max_intensity"):
+            out[key] = np.nan
     faces = g[[f"c{j}" for j in range(k)]].to_numpy(np.float64)
     inside = faces.sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -560,4 +597,7 @@ def _table(parts: list[dict[str, np.ndarray]], lab: Labels, idx: int, *,
     out["contact_particle"] = frac[:, idx]
     out["detachment"] = out["contact_pore"] if "pore" in lab.phases and lab.phases[idx] != "pore" else np.nan
     out["touches_border"] = border
-    return out.reset_index(drop=True), g.index.to_numpy(np.int64)
+    out = out.reset_index(drop=True)
+    if with_intensity:  # grey values left out of the statistics: NaN or inf inside particles
+        out.attrs["nonfinite_intensity_voxels"] = int((n - graded).sum())
+    return out, g.index.to_numpy(np.int64)
