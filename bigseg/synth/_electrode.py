@@ -11,10 +11,11 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from .._parse import parse_chunks, parse_in_range, parse_nonnegative_int, parse_tuple, parse_positive_int
+from .._parse import parse_chunks, parse_in_range, parse_tuple, parse_positive_int
 from ..io import DEFAULT_PHASES, make_volume
 from ..io._calibration import parse_unit
-from ._particles import ParticleModel, State, build_model, parse_fractions, parse_radius, render_labels
+from ._particles import (ParticleModel, State, build_model, check_model_size, parse_fractions, parse_radius, parse_seed,
+                         render_labels)
 
 __all__ = ["electrode", "label_array", "parse_shape", "generator_of"]
 
@@ -84,8 +85,11 @@ def electrode(
     fractions : dict ``{"pore", "cbd", "active"}`` or 3 numbers (pore, cbd, active) summing to 1;
         default ``{"pore": 0.35, "cbd": 0.15, "active": 0.50}``. Matched to within ~0.005 on
         volumes of 96**3 and more (thresholds calibrated on 2**18 seeded voxels).
-    radius : mean or (mean, std) of the particle radius in voxels (log-normal); default (8, 2)
-    seed : int, the whole microstructure is a function of (shape, fractions, radius, seed)
+    radius : mean or (mean, std) of the particle radius in voxels (log-normal); default (8, 2);
+        a volume whose particle list would not fit in this machine's memory is refused
+        (MemoryBudgetError)
+    seed : int in [0, 2**48), the whole microstructure is a function of (shape, fractions, radius,
+        seed, cracked, irregularity)
     chunks : int or (z, y, x), block size of the returned dask array (the result does not depend
         on it, bit for bit)
     cracked : float in [0, 1], probability that a particle of mean radius carries a crack
@@ -98,7 +102,8 @@ def electrode(
     -------
     DataArray, dims (z, y, x), uint8 labels ``0 pore, 1 cbd, 2 active``, dask-backed with
     ``chunks``; ``attrs["phases"] = ["pore", "cbd", "active"]``; ``attrs["synth"]`` the
-    generation parameters and ``n_particles`` as JSON text (``json.loads``).
+    generation parameters (fractions, radius, seed, cracked, irregularity) and ``n_particles``
+    as JSON text (``json.loads``).
 
     Notes
     -----
@@ -114,16 +119,17 @@ def electrode(
     shape_t = parse_shape(shape)
     fr = parse_fractions(DEFAULT_FRACTIONS if fractions is None else fractions)
     rad = parse_radius(radius)
-    seed = parse_nonnegative_int("seed", seed)
+    seed = parse_seed(seed)
     unit = None if unit is None else parse_unit(unit)  # the caller's: a length bigseg knows
     chunks_t = parse_chunks(chunks, 3)
     cracked = parse_in_range("cracked", cracked, 0.0, 1.0, closed="both")
     irregularity = parse_in_range("irregularity", irregularity, 0.0, 3.0, closed="both")
+    check_model_size(shape_t, fr, rad)
     model = build_model(shape_t, fractions=fr, radius=rad, seed=seed, cracked=cracked, irregularity=irregularity)
     arr = label_array(model, chunks_t)
     vol = make_volume(arr, voxel_size=voxel_size, unit=unit,
                       phases=DEFAULT_PHASES, name="labels")
     # JSON text, as predict's "normalization": netCDF (to_netcdf) holds no dict attrs
-    vol.attrs["synth"] = json.dumps({"fractions": list(fr), "radius": list(rad), "seed": seed,
-                                     "n_particles": model.n_particles})
+    vol.attrs["synth"] = json.dumps({"fractions": list(fr), "radius": list(rad), "seed": seed, "cracked": cracked,
+                                     "irregularity": irregularity, "n_particles": model.n_particles})
     return vol

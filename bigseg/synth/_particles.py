@@ -15,15 +15,59 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._parse import parse_in_range
-from ..errors import InputError
+from .._parse import parse_in_range, parse_nonnegative_int
+from ..errors import InputError, MemoryBudgetError
 from ..io import DEFAULT_PHASES
 from ..kernels import synth as K
 
-__all__ = ["ParticleModel", "State", "build_model", "render_labels", "parse_fractions", "parse_radius"]
+__all__ = ["ParticleModel", "State", "build_model", "render_labels", "parse_fractions", "parse_radius", "parse_seed",
+           "check_model_size"]
 
 #: Numbers of candidate points used to calibrate the phase thresholds.
 _SAMPLE = 1 << 18
+
+#: Seeds of the simulator are below this: the X-ray CT and perturbation kernels mix a seed into
+#: 64-bit integer keys (``seed * 1009 + t`` per time step, then ``* 31``), which must not overflow.
+MAX_SEED = 1 << 48
+
+#: Largest share of the CBD allowed beyond every particle's reach (``margin`` voxels from its
+#: surface, where the CBD field no longer sees a surface): above it the margin is widened, so
+#: that CBD stays films and bridges on the particles instead of blobs floating in open pore.
+_MAX_FLOATING_CBD = 0.05
+
+#: Bytes a particle of the model costs while it is drawn and held (its arrays, the placement's
+#: and the bucket grid's, the temporary copies): the estimate :func:`check_model_size` uses.
+_BYTES_PER_PARTICLE = 512
+
+
+def parse_seed(value) -> int:
+    """A seed of the simulator: an int in [0, 2**48)."""
+    seed = parse_nonnegative_int("seed", value)
+    if seed >= MAX_SEED:
+        raise InputError(f"Expected `seed` in [0, 2**48). Got {value!r} instead.")
+    return seed
+
+
+def check_model_size(shape: tuple[int, int, int], fractions: tuple[float, float, float],
+                     radius: tuple[float, float]) -> None:
+    """Refuse, before any work, a particle list larger than this machine's memory (the model
+    is drawn in one process and held by every worker): an estimate of ``1.1 active (volume
+    padded by a radius) / (4/3 pi mean**3)`` particles of ``_BYTES_PER_PARTICLE`` each
+    (``electrode(10**5)`` failed with NumPy's "Unable to allocate 1.87 TiB")."""
+    r_mean = radius[0]
+    n = 1.1 * fractions[2] * math.prod(s + 2 * r_mean for s in shape) / (4 / 3 * math.pi * r_mean**3) + 64
+    need = n * _BYTES_PER_PARTICLE
+    import psutil
+
+    from ..runtime._budget import format_bytes
+
+    have = psutil.virtual_memory().total
+    if need > have:
+        raise MemoryBudgetError(
+            f"Expected `shape` {tuple(shape)} with `radius` mean {r_mean:g} to need a particle model that fits in "
+            f"memory: about {n:.3g} particles, {format_bytes(need)}, more than this machine's {format_bytes(have)} "
+            f"(the model is held by every worker). Generate a smaller volume or larger particles."
+        )
 
 
 def parse_fractions(value) -> tuple[float, float, float]:
@@ -248,6 +292,11 @@ def build_model(
     quantiles of these fields on 2**18 seeded random voxels, so the fractions match the request
     in ``state`` (swelling and cracks as rendered; an operando series passes its first step,
     whose cracks are narrower than the default state's; the CBD gap is not modelled here).
+    Distances are clipped at ``margin`` voxels from the surfaces (max(4, 0.75 mean radius));
+    when more than 5 % of the CBD would lie beyond that reach (blobs in open pore, touching no
+    particle: e.g. fractions (0.6, 0.2, 0.2), or radius (8, 8)), the margin is widened by 1.5x
+    (up to 4 mean radii + 8) and the thresholds recalibrated, so the CBD stays on the particles
+    as thicker films.
     """
     f_pore, f_cbd, f_act = fractions
     r_mean, r_std = radius
@@ -327,8 +376,21 @@ def build_model(
     )
     model._bucket()
 
-    # calibrate the two thresholds on seeded random voxels
+    # calibrate the two thresholds on seeded random voxels; where more CBD is asked for than
+    # films within ``margin`` of the surfaces hold (much CBD on little active, or a few large
+    # particles about wide pores), widen the margin: thicker films, not blobs in open pore
     pts = np.stack([rng.integers(0, s, size=_SAMPLE) for s in sz], axis=1).astype(np.int64)
+    floating = _calibrate(model, pts, f_act, f_cbd, state)
+    while floating > _MAX_FLOATING_CBD and model.margin < 4.0 * r_mean + 8.0:
+        model.margin *= 1.5
+        model._bucket()
+        floating = _calibrate(model, pts, f_act, f_cbd, state)
+    return model
+
+
+def _calibrate(model: ParticleModel, pts: np.ndarray, f_act: float, f_cbd: float, state: State) -> float:
+    """Set ``model.t_active`` and ``model.tau_cbd`` from the fields at the sample ``pts``;
+    returns the share of the sampled CBD beyond every particle's reach (``margin``)."""
     d1, d2, nearest, crk, nr, nc = model.fields_at_points(pts, state)
     e1 = d1 + model.rough_amp * nr
     e2 = d2 + model.rough_amp * nr
@@ -343,4 +405,5 @@ def build_model(
         model.tau_cbd = float("-inf")
     else:
         model.tau_cbd = float(0.5 * (s_free[k - 1] + s_free[k]))
-    return model
+    cbd = free & (score > model.tau_cbd)
+    return float((cbd & (nearest < 0)).sum() / max(int(cbd.sum()), 1))

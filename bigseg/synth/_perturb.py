@@ -9,6 +9,7 @@ import numpy as np
 import xarray as xr
 
 from .._parse import parse_in_range, parse_nonnegative_int
+from ._particles import parse_seed
 from ..errors import InputError
 from ..io import UNLABELLED, as_volume, like_volume
 from ..kernels.synth import perturb_block
@@ -81,7 +82,7 @@ def perturb(labels: Any, *, ratio: float = 0.1, iterations: int = 5, seed: int =
     ratio : float in (0, 1], share of the interface voxels picked per iteration
     iterations : int >= 0; no voxel farther than ``iterations - 1`` (6-connected steps) from an
         original interface voxel can change
-    seed : int; the random picks are hashes of (seed, iteration, global voxel), so the result
+    seed : int in [0, 2**48); the random picks are hashes of (seed, iteration, global voxel), so the result
         does not depend on the chunking (a halo of ``2 * iterations`` voxels is exchanged)
 
     Returns
@@ -91,7 +92,7 @@ def perturb(labels: Any, *, ratio: float = 0.1, iterations: int = 5, seed: int =
     vol = as_volume(labels, name="labels", allow_series=True)
     ratio = parse_in_range("ratio", ratio, 0.0, 1.0, closed="right")
     iterations = parse_nonnegative_int("iterations", iterations)
-    seed = parse_nonnegative_int("seed", seed)
+    seed = parse_seed(seed)
     if not np.issubdtype(vol.dtype, np.integer):
         raise InputError(f"Expected `labels` to have an integer dtype. Got {vol.dtype} instead.")
     data = labels.data if isinstance(labels, xr.DataArray) else labels

@@ -8,11 +8,11 @@ from typing import Any
 import dask.array as da
 import xarray as xr
 
-from .._parse import parse_chunks, parse_in_range, parse_nonnegative_int, parse_positive_int
+from .._parse import parse_chunks, parse_in_range, parse_positive_int
 from ..io import DEFAULT_PHASES, make_volume
 from ..io._calibration import parse_unit
 from ._electrode import DEFAULT_FRACTIONS, label_array, parse_shape, register_generator
-from ._particles import State, build_model, parse_fractions, parse_radius
+from ._particles import State, build_model, check_model_size, parse_fractions, parse_radius, parse_seed
 
 __all__ = ["series", "series_states"]
 
@@ -65,12 +65,13 @@ def series(
     -------
     DataArray, dims (t, z, y, x), uint8 labels ``0 pore, 1 cbd, 2 active``; the same particles
     (centres, shapes, crack planes) at every step; ``attrs["states"]`` lists each step's state
-    (JSON text: ``json.loads``).
+    and ``attrs["synth"]`` the generation parameters and ``n_particles`` (JSON text:
+    ``json.loads``).
     The tomograms are ``xct(series(...))`` (independent noise per step).
     """
     shape_t = parse_shape(shape)
     steps = parse_positive_int("steps", steps)
-    seed = parse_nonnegative_int("seed", seed)
+    seed = parse_seed(seed)
     unit = None if unit is None else parse_unit(unit)  # the caller's: a length bigseg knows
     fr = parse_fractions(DEFAULT_FRACTIONS if fractions is None else fractions)
     rad = parse_radius(radius)
@@ -79,6 +80,7 @@ def series(
     detached = parse_in_range("detached", detached, 0.0, 1.0, closed="both")
     gap = parse_in_range("gap", gap, 0.0, 10.0, closed="both")
     chunks_t = parse_chunks(chunks, 3)
+    check_model_size(shape_t, fr, rad)
     states = series_states(steps, swelling=swelling, crack_growth=crack_growth, gap=gap)
     # calibrated at t = 0 (cracks at 0.3 x their width there: calibrating the default state
     # left ~1 percentage point more active, less pore, than requested)
@@ -89,4 +91,7 @@ def series(
     vol = make_volume(arr, voxel_size=voxel_size, unit=unit,
                       phases=DEFAULT_PHASES, name="labels")
     vol.attrs["states"] = json.dumps([vars(st) for st in states])  # JSON text: netCDF holds no dicts
+    vol.attrs["synth"] = json.dumps({"fractions": list(fr), "radius": list(rad), "seed": seed, "swelling": swelling,
+                                     "crack_growth": crack_growth, "detached": detached, "gap": gap,
+                                     "n_particles": model.n_particles})
     return vol

@@ -11,11 +11,12 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from .._parse import parse_choice, parse_nonnegative_int
+from .._parse import parse_choice
 from ..errors import InputError
 from ..io import as_volume, like_volume
 from ..kernels.xct import Physics, halo, xct_block
 from ._electrode import generator_of
+from ._particles import parse_seed
 
 __all__ = ["xct", "PRESETS", "physics"]
 
@@ -73,15 +74,17 @@ def physics(preset: str = "nano-ct-phase", **overrides: Any) -> Physics:
     kw["texture"] = _triple("texture", kw.get("texture", (0, 0, 0)))
     if any(t < 0 or t >= 1 for t in kw["texture"]):
         raise InputError(f"Expected `texture` values in [0, 1). Got {kw['texture']!r} instead.")
-    if not 0 <= float(kw.get("cupping", 0.0) or 0.0) < 1:
-        raise InputError(f"Expected `cupping` in [0, 1). Got {kw['cupping']!r} instead.")
-    for name in ("psf_sigma", "phase_sigma", "noise_correlation", "rings", "drift", "texture_scale"):
+    for name in ("psf_sigma", "phase_sigma", "noise_correlation", "rings", "drift", "texture_scale", "cupping"):
         if name in kw:
             v = kw[name]
             if isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or not math.isfinite(v) or v < 0:
                 raise InputError(f"Expected `{name}` to be a non-negative number. Got {v!r} instead.")
-            if name in ("psf_sigma", "noise_correlation") and v > 8:
+            # the Gaussians' radii are the halo every block reads: 8 voxels make one of 32 (of 64 with phase contrast)
+            if name in ("psf_sigma", "phase_sigma", "noise_correlation") and v > 8:
                 raise InputError(f"Expected `{name}` at most 8 voxels. Got {v!r} instead.")
+            # multiplicative: a factor reaching 0 would darken a slice to nothing or invert its contrast
+            if name in ("drift", "cupping") and v >= 1:
+                raise InputError(f"Expected `{name}` in [0, 1). Got {v!r} instead.")
     if kw.get("texture_scale", 2.0) <= 0:
         raise InputError(f"Expected `texture_scale` to be positive. Got {kw['texture_scale']!r} instead.")
     if kw.get("phase_contrast", 0) and not kw.get("phase_sigma", 1.0) > 0:
@@ -188,14 +191,15 @@ def xct(labels: Any, *, seed: int = 0, preset: str = "nano-ct-phase", chunks: An
     labels : DataArray / dask / NumPy, (z, y, x) or (t, z, y, x) uint8 labels
         ``0 pore, 1 cbd, 2 active`` (any other integer, negative or beyond 255 included, is
         imaged as pore)
-    seed : int, noise, texture, ring and drift stream; deterministic per seed
+    seed : int in [0, 2**48), noise, texture, ring and drift stream; deterministic per seed
     preset : "nano-ct-phase" (default), "nano-ct-absorption", "lab-micro-ct",
         "synchrotron-micro-ct" or "ideal"
     chunks : output chunks (default: the labels' chunks, enlarged to at least the halo)
     **physics_kw : overrides of the preset, named as in :class:`bigseg.kernels.xct.Physics`:
         ``attenuation=(pore, cbd, active)``, ``texture``, ``psf_sigma`` (voxels),
         ``phase_contrast``, ``phase_sigma``, ``snr`` (contrast-to-noise ratio, ``inf`` = no
-        noise), ``noise`` ("gaussian" | "poisson"), ``noise_correlation``, ``rings``, ``drift``,
+        noise), ``noise`` ("gaussian" | "poisson"), ``noise_correlation``, ``rings``, ``drift``
+        (in [0, 1)), ``phase_sigma``, ``psf_sigma`` and ``noise_correlation`` at most 8 voxels,
         ``cupping`` (beam hardening: the inscribed cylinder's centre that much darker than its
         rim; 0 in every preset), ``bits`` (None | 8 | 16)
 
@@ -217,7 +221,7 @@ def xct(labels: Any, *, seed: int = 0, preset: str = "nano-ct-phase", chunks: An
     does not depend on the chunking.
     """
     vol = as_volume(labels, name="labels", allow_series=True)
-    seed = parse_nonnegative_int("seed", seed)
+    seed = parse_seed(seed)
     p = physics(preset, **physics_kw)
     if not np.issubdtype(vol.dtype, np.integer):
         raise InputError(f"Expected `labels` to have an integer dtype. Got {vol.dtype} instead.")
