@@ -339,3 +339,17 @@ def test_series_printouts_say_which_step_they_show(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "fraction of cbd by distance from active [voxel] (t = 2):" in out
     assert "tortuosity factor of pore along z (t = 2): " in out
+
+
+def test_cbd_particles_print_no_column_of_nan(tmp_path, capsys):
+    """Was: "CBD contact median" printed as nan for CBD particles (they have no CBD contact)."""
+    from bigseg import synth
+
+    lab = synth.electrode((24, 28, 28), seed=2).compute()
+    image = tmp_path / "s.ome.zarr"
+    save_volume(lab.values.astype(np.float32), image, progress=False)
+    save_labels(lab, image, name="truth", progress=False)
+    assert main(["measure", str(image), "--label", "truth", "--particles", str(tmp_path / "c.csv"),
+                 "--particle-phase", "cbd", "--no-progress"]) == 0
+    block = capsys.readouterr().out.split("by size")[1].split("\n\n")[0]
+    assert "CBD contact" not in block and "nan" not in block
