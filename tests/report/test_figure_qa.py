@@ -206,3 +206,12 @@ def test_thickness_bars_are_all_one_width():
     widths = np.diff(step.get_data().edges)
     np.testing.assert_allclose(widths, widths[0])
     assert step.get_data().edges[0] == th.diameter.values[0] - widths[0] / 2
+
+
+def test_report_of_cbd_particles_has_no_cbd_contact_column():
+    from bigseg import measure, synth
+    from bigseg.report._html import _particles_section
+
+    table = measure.particles(synth.electrode((24, 28, 28), seed=2).compute(), phase="cbd")
+    page = _particles_section(table)
+    assert "Detachment by size" in page and "CBD contact median" not in page and "nan" not in page
