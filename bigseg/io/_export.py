@@ -30,7 +30,6 @@ volumes and series, not them.
 from __future__ import annotations
 
 import os
-import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path

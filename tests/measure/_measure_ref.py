@@ -52,3 +52,22 @@ def make_labels(shape=(40, 48, 56), seed=0, k=3) -> np.ndarray:
     noise = ndi.gaussian_filter(rng.standard_normal(shape), 1.5)
     lab[(lab == 0) & (noise > 0.12)] = 1
     return lab
+
+
+def particle_face_areas(lab: np.ndarray, ids: np.ndarray, k: int = 3, spacing=(1.0, 1.0, 1.0)) -> np.ndarray:
+    """faces[i, c]: area of the faces between particle i + 1 and category c (whole-array NumPy
+    count): phase 0..k-1 (the particle's own phase: another particle), k an unlabelled (255)
+    voxel, k + 1 the volume border; a face normal to axis a weighs prod(spacing) / spacing[a]."""
+    out = np.zeros((int(ids.max()), k + 2))
+    pid = np.pad(ids, 1)
+    pcode = np.pad(lab.astype(np.int64), 1, constant_values=-1)
+    core = (slice(1, -1),) * 3
+    for a in range(3):
+        for s in (-1, 1):
+            nb = list(core)
+            nb[a] = slice(1 + s, pid.shape[a] - 1 + s)
+            p, q, qc = pid[core], pid[tuple(nb)], pcode[tuple(nb)]
+            m = (p > 0) & (q != p)
+            cat = np.where(qc < 0, k + 1, np.where(qc == 255, k, qc))
+            np.add.at(out, (p[m] - 1, cat[m]), np.prod(spacing) / spacing[a])
+    return out

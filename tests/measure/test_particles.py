@@ -15,6 +15,8 @@ from bigseg.kernels.metrics import mc_field_areas
 from bigseg.kernels.particles import label_points
 from bigseg.measure import particle_labels, particles
 
+from ._measure_ref import particle_face_areas
+
 
 def _balls(shape, centres, radius, value=2, base=None):
     lab = np.zeros(shape, np.uint8) if base is None else base.copy()
@@ -22,24 +24,6 @@ def _balls(shape, centres, radius, value=2, base=None):
     for c in centres:
         lab[(z - c[0]) ** 2 + (y - c[1]) ** 2 + (x - c[2]) ** 2 <= radius ** 2] = value
     return lab
-
-
-def _contact_reference(lab, ids, k, spacing=(1.0, 1.0, 1.0)):
-    """faces[i, j]: area of the faces between particle i (1-based row i-1) and phase j; column
-    ``phase`` for other particles, last column the volume border."""
-    n = int(ids.max())
-    out = np.zeros((n, k + 1), np.float64)
-    pid = np.pad(ids, 1, constant_values=0)
-    pcode = np.pad(lab.astype(np.int64), 1, constant_values=k)
-    core = (slice(1, -1),) * 3
-    for a in range(3):
-        for s in (-1, 1):
-            nb = list(core)
-            nb[a] = slice(1 + s, pid.shape[a] - 1 + s)
-            p, q, qc = pid[core], pid[tuple(nb)], pcode[tuple(nb)]
-            m = (p > 0) & (q != p)
-            np.add.at(out, (p[m] - 1, qc[m]), np.prod(spacing) / spacing[a])
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +51,7 @@ def test_connected_components_match_scikit_image(electrode):
     np.testing.assert_allclose(tab.mean_intensity, [p.intensity_mean for p in props], rtol=1e-6)
     np.testing.assert_allclose(tab.equivalent_diameter, np.cbrt(6 * tab.volume / np.pi))
     # contact fractions from whole-array face areas (faces normal to z: 1 × 0.5 nm², to x: 2 × 1)
-    faces = _contact_reference(lab, ref_ids, 3, (2.0, 1.0, 0.5))
+    faces = particle_face_areas(lab, ref_ids, 3, (2.0, 1.0, 0.5))
     inside = faces[:, :3].sum(1)
     np.testing.assert_allclose(tab.contact_pore, faces[:, 0] / inside)
     np.testing.assert_allclose(tab.contact_active, faces[:, 2] / inside)

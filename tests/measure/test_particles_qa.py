@@ -14,6 +14,8 @@ from skimage.measure import label, regionprops
 
 from bigseg.measure import particles
 
+from ._measure_ref import particle_face_areas
+
 PHASES = ["pore", "cbd", "active"]
 
 
@@ -24,24 +26,6 @@ def _blobs(shape, seed):
     lab[f > 0.52] = 2
     lab[(f > 0.48) & (f <= 0.5)] = 1
     return lab
-
-
-def _faces(lab, ids, spacing):
-    """faces[i, c]: area of the faces between particle i + 1 and category c: phase 0..2 (2: another
-    particle), 3 an unlabelled (255) voxel, 4 the volume border (whole-array NumPy count)."""
-    out = np.zeros((int(ids.max()), 5))
-    pid = np.pad(ids, 1)
-    pcode = np.pad(lab.astype(np.int64), 1, constant_values=-1)
-    core = (slice(1, -1),) * 3
-    for a in range(3):
-        for s in (-1, 1):
-            nb = list(core)
-            nb[a] = slice(1 + s, pid.shape[a] - 1 + s)
-            p, q, qc = pid[core], pid[tuple(nb)], pcode[tuple(nb)]
-            m = (p > 0) & (q != p)
-            cat = np.where(qc < 0, 4, np.where(qc == 255, 3, qc))
-            np.add.at(out, (p[m] - 1, cat[m]), np.prod(spacing) / spacing[a])
-    return out
 
 
 def test_components_of_a_cropped_anisotropic_volume_with_unlabelled_voxels_match_scikit_image():
@@ -70,7 +54,7 @@ def test_components_of_a_cropped_anisotropic_volume_with_unlabelled_voxels_match
     for col, key in (("mean_intensity", "intensity_mean"), ("min_intensity", "intensity_min"),
                      ("max_intensity", "intensity_max")):
         np.testing.assert_allclose(tab[col], [getattr(p, key) for p in props], rtol=1e-6)
-    faces = _faces(lab, ref, vs)
+    faces = particle_face_areas(lab, ref, 3, vs)
     inside = faces[:, :3].sum(1)
     for j, col in enumerate(("contact_pore", "contact_cbd", "contact_particle")):
         np.testing.assert_allclose(tab[col], faces[:, j] / inside)
