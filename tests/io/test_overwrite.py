@@ -7,7 +7,7 @@ import pytest
 
 import bigseg
 from bigseg.cli import main
-from bigseg.errors import OutputExistsError
+from bigseg.errors import InputError, OutputExistsError
 from bigseg.io import export, open_volume
 
 
@@ -31,7 +31,7 @@ def test_save_volume_and_ingest_refuse_to_delete_other_data(place):
         bigseg.save_volume(vol, place / "data", overwrite=True, progress=False)
     with pytest.raises(OutputExistsError, match="`path`.*a file"):
         bigseg.save_volume(vol, place / "scan.npy", overwrite=True, progress=False)
-    with pytest.raises(OutputExistsError, match="`dest`.*a file"):  # the source itself
+    with pytest.raises(InputError, match="`dest` to be another place than the input"):  # the source itself
         bigseg.ingest(place / "scan.npy", place / "scan.npy", overwrite=True, progress=False)
     _intact(place)
 
