@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .._parse import parse_shells_spec
 from ..errors import InputError
-from ..report._units import time_at
+from ..report._units import at_last_step, time_at
 from ..runtime._files import replacing
 from ._common import (FIGURE_SUFFIXES, add_cluster_args, add_progress_args, add_stack_calibration_args,
                       cluster_from_args, distinct_files, open_label_image, output_file, positive_float,
@@ -166,7 +166,7 @@ def _connectivity_table(conn) -> str:
     """The connectivity of each phase (the last scan of a series), as the report shows it."""
     from ..report import connectivity_table
 
-    last = f" (t = {time_at(conn.t)})" if "t" in conn.dims else ""
+    last = at_last_step(conn)
     head, rows, note = connectivity_table(conn.isel(t=-1) if "t" in conn.dims else conn, conn.attrs["axis"])
     return _text_table(f"connectivity along {conn.attrs['axis']}{last}:", head, rows, note, fmt=".1f")
 
@@ -175,7 +175,7 @@ def _thickness_table(thick) -> str:
     """Each phase's local thickness d10 / median / d90 / mean (the last scan of a series), as the report shows it."""
     from ..report import thickness_table
 
-    last = f" (t = {time_at(thick.t)})" if "t" in thick.dims else ""
+    last = at_last_step(thick)
     d = thick.isel(t=-1) if "t" in thick.dims else thick
     return _text_table(f"local thickness{last}:", *thickness_table(d, d.diameter.attrs.get("units", "")))
 
@@ -215,7 +215,7 @@ def _radial_table(radial, rows: int = 10) -> str:
     """The radial profile in about ``rows`` groups of its shells (voxel-weighted means)."""
     import numpy as np
 
-    last = f" (t = {time_at(radial.t)})" if "t" in radial.dims else ""
+    last = at_last_step(radial)
     p = radial.isel(t=-1) if "t" in radial.dims else radial
     w = p["bin_voxels"].values.astype(np.float64)
     n = int(np.flatnonzero(w > 0).max()) + 1 if (w > 0).any() else 0
@@ -241,7 +241,7 @@ def _profile_table(prof, rows: int = 10) -> str:
     import numpy as np
 
     axis = prof.attrs["axis"]
-    last = f" (t = {time_at(prof.t)})" if "t" in prof.dims else ""
+    last = at_last_step(prof)
     p = prof.isel(t=-1) if "t" in prof.dims else prof
     w = p["bin_voxels"].values.astype(np.float64)
     first = p[f"{axis}_index"].values
@@ -456,13 +456,13 @@ def run(args: argparse.Namespace) -> int:
 
         scale, unit = readable(sh.distance.values, sh.attrs["distance_units"])
         print(f"fraction of {shells[1]} by distance from {shells[0]} [{unit}]"
-              f"{f' (t = {time_at(sh.t)})' if 't' in sh.dims else ''}:")
+              f"{at_last_step(sh)}:")
         d = sh.isel(t=-1) if "t" in sh.dims else sh
         print("  " + "  ".join(f"{float(r) * scale:.4g}: {float(v):.3f}" for r, v in zip(d.distance.values, d.values)))
     if tau is not None:
         t = tau.isel(t=-1) if "t" in tau.dims else tau
         print(f"tortuosity factor of {tau.attrs['phase']} along {tau.attrs['axis']}"
-              f"{f' (t = {time_at(tau.t)})' if 't' in tau.dims else ''}: "
+              f"{at_last_step(tau)}: "
               + ", ".join(f"{float(v):.3f}" for v in t.tau.values)
               + f" ({t.sizes['subvolume']} sub-volume(s)), D_eff/D_0 " + ", ".join(f"{float(v):.4f}" for v in t.D_eff.values)
               + ("" if "box_yx" not in tau.attrs else " in the box y {}:{}, x {}:{} inside the field of view".format(

@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 from ._figure import finish, phase_rgb, pyplot
-from ._units import time_at
+from ._units import at_last_step
 
 __all__ = ["agreement_figure", "differing_matrix"]
 
@@ -85,5 +85,5 @@ def agreement_figure(ds: Any, *, path: str | os.PathLike | None = None, title: s
         a3.set_xticks(range(k), phases)
         a3.set_yticks(range(s), names)
         a3.set_title("IoU against the reference")
-    last = f" (t = {time_at(ds.t)})" if "t" in ds.dims else ""
+    last = at_last_step(ds)
     return finish(fig, path, title=(title or "") + last or None, dpi=120)

@@ -7,7 +7,7 @@ import os
 from typing import Any
 
 from ._figure import finish, phase_rgb, pyplot
-from ._units import time_at
+from ._units import at_last_step
 
 __all__ = ["metrics_figure"]
 
@@ -34,7 +34,7 @@ def metrics_figure(ds: Any, *, path: str | os.PathLike | None = None, title: str
     a1.bar_label(bars, [f"{v:.3f}" if v > 0 else "0 (absent)" for v in fractions], fontsize=8, padding=2)
     a1.set_ylim(0, max(1e-9, float(np.nanmax(fractions, initial=0))) * 1.18)  # room for the numbers
     a1.set_ylabel("volume fraction")
-    a1.set_title("volume fractions" + (f" (t = {time_at(ds.t)})" if "t" in ds.dims else ""))
+    a1.set_title("volume fractions" + at_last_step(ds))
     if scored:  # against the reference the run was given: the numbers a segmentation is judged by
         a3 = axes[2]
         iou = d.iou.values

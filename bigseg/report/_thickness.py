@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 from ._figure import finish, phase_rgb, pyplot
-from ._units import time_at
+from ._units import at_last_step
 
 __all__ = ["thickness_figure"]
 
@@ -49,5 +49,5 @@ def thickness_figure(ds: Any, *, path: str | os.PathLike | None = None, title: s
     b.set_ylabel("share at most this thick")
     b.set_ylim(0, 1.02)
     b.set_title("cumulative (dotted: medians)")
-    last = f" (t = {time_at(ds.t)})" if "t" in ds.dims else ""
+    last = at_last_step(ds)
     return finish(fig, path, title=title or f"local thickness{last}", dpi=120)

@@ -128,6 +128,12 @@ def time_at(t: Any, i: int = -1) -> str:
     return time_text(t.values[i], time_unit(t))
 
 
+def at_last_step(obj: Any) -> str:
+    """``" (t = 30 min)"``: which step a series' figure, table or line shows (its last), as
+    :func:`time_at` says it; ``""`` for a single volume (no ``t`` dimension)."""
+    return f" (t = {time_at(obj.t)})" if "t" in getattr(obj, "dims", ()) else ""
+
+
 def time_text(t: Any, unit: str = "") -> str:
     """A series' time as tables and titles show it, with its unit when it has one (``"30 min"``;
     :func:`bigseg.io._volume.time_unit`)."""

@@ -79,7 +79,7 @@ def plot_history(history: list[dict[str, Any]], phases: list[str], path: str, *,
     import matplotlib.pyplot as plt
     import matplotlib.ticker
 
-    from ..io import phase_colour
+    from ..report._figure import phase_rgb
 
     ep = [h["epoch"] for h in history]
     ncol = 3 if test else 2
@@ -94,7 +94,7 @@ def plot_history(history: list[dict[str, Any]], phases: list[str], path: str, *,
     ax2.set_yscale("log")
     ax2.set_ylabel("learning rate", color="0.5")
     for i, p in enumerate(phases):
-        c = np.array(phase_colour(p, i)[:3]) / 255
+        c = phase_rgb(p, i)
         v = [np.nan if (h.get("val_iou") or {}).get(p) is None else h["val_iou"][p] for h in history]
         axes[1].plot(ep, v, ".-", color=c, label=p)
     axes[1].set_xlabel("epoch")
@@ -114,7 +114,7 @@ def plot_history(history: list[dict[str, Any]], phases: list[str], path: str, *,
         names = list(test)
         w = 0.8 / len(phases)
         for i, p in enumerate(phases):
-            c = np.array(phase_colour(p, i)[:3]) / 255
+            c = phase_rgb(p, i)
             axes[2].bar(np.arange(len(names)) + (i - (len(phases) - 1) / 2) * w, [test[n][p] for n in names], w, color=c, label=p)
         axes[2].set_xticks(np.arange(len(names)), [_two_lines(n) for n in names], fontsize=7)
         axes[2].set_ylim(0, 1)
