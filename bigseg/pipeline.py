@@ -310,9 +310,14 @@ class Pipeline:
             if not (np.issubdtype(dt, np.integer) or dt == np.bool_):
                 raise InputError(f"Expected `truth` to hold integer labels (e.g. uint8). Got dtype {dt} instead: "
                                  "a grey image? Give the reference label image.")
-        named = getattr(truth, "attrs", {}).get("phases") if truth is not None else None
         model = getattr(self, "_model_phases", None)
-        if named is not None and model is not None and sorted(map(str, named)) != sorted(model):
+        named = None
+        if truth is not None and model is not None:  # the names the scores will match by (a mask's too)
+            from .measure._inputs import as_labels
+            from .measure._scores import _stated_phases
+
+            named = _stated_phases(as_labels(truth, name="truth"))
+        if named is not None and sorted(map(str, named)) != sorted(model):
             # scored by phase name (bigseg.measure.scores): refused now, not after the segmentation
             raise InputError(f"Expected `truth` to name the phases the segmentation will have, {model} (in any "
                              f"order: matched by name). Got {list(named)} instead.")

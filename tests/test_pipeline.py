@@ -685,6 +685,9 @@ def test_a_truth_naming_other_phases_is_refused_before_the_segmentation(tmp_path
                                          r"'active'\].*Got \['void', 'binder', 'nmc'\]"):
         Pipeline(predict={"model": "threshold"}).run(image, tmp_path / "r", truth=other, progress=False)
     assert not (tmp_path / "r").exists()
+    with pytest.raises(InputError, match=r"`truth` to name the phases.*Got \['background', 'foreground'\]"):
+        Pipeline(predict={"model": "threshold"}).run(image, tmp_path / "m", truth=truth.values == 2, progress=False)
+    assert not (tmp_path / "m").exists()  # a mask: refused before the run too (was: after it, by the scores)
     flipped = truth.copy(data=(2 - truth.values).astype(truth.dtype))  # the same phases, stored the other way round
     flipped.attrs["phases"] = ["active", "cbd", "pore"]
     res = Pipeline(predict={"model": "threshold"}, measure={"particles": False}).run(
