@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 from collections.abc import Sequence
 from typing import Any
@@ -237,16 +238,36 @@ def _scores_dataset(tl: Labels, counts: list[np.ndarray]) -> xr.Dataset:
     return ds
 
 
+def _mean_over_pairs(diff: np.ndarray) -> np.ndarray:
+    """Mean of the pairs' differing fractions, leaving out pairs without a labelled voxel in
+    common (NaN; all of them NaN: NaN)."""
+    n = np.sum(~np.isnan(diff), axis=-1)
+    total = np.nansum(diff, axis=-1)
+    return np.where(n > 0, total / np.maximum(n, 1), np.nan)
+
+
+def _reorder_lut(names: list[str], order: list[str]) -> np.ndarray:
+    """256-entry table taking label value i (phase ``names[i]``) to that phase's value in
+    ``order``; other values (unlabelled 255, values past the phases) kept as they are."""
+    lut = np.arange(256, dtype=np.uint8)
+    lut[:len(names)] = [order.index(n) for n in names]
+    return lut
+
+
 # --------------------------------------------------------------------------------------------
 # agreement between several segmentations
 # --------------------------------------------------------------------------------------------
-def _agreement_block(*blocks_and_geom) -> np.ndarray:
+def _agreement_block(*blocks_and_geom, luts: tuple = ()) -> np.ndarray:
+    """``luts``: per segmentation, None or a 256-entry table taking its label values to the
+    first segmentation's (same phases named in another order)."""
     *blocks, geom = blocks_and_geom
     codes = []
     hists = []
     bads = []
-    for b in blocks:
+    for i, b in enumerate(blocks):
         c, nbad = _codes(b, geom)
+        if luts and luts[i] is not None:
+            c = luts[i][c]
         codes.append(c)
         hists.append(histogram(c))
         bads.append(nbad)
@@ -271,14 +292,16 @@ def agreement(segmentations: Sequence[Any], *, truth: Any = None, phases: Any = 
         :func:`scores` against it, from the same pass over the data (each block of the truth is
         read once for all of them); its phases are matched to theirs by name.
     phases : names by label value for all of them (default: the names the segmentations state,
-        which must agree; those that state none take them, else the truth's, else pore/cbd/active).
+        which must be the same phases, in any order: label values are matched by phase name and
+        the results are in the first stating one's order; those that state none take them, else
+        the truth's, else pore/cbd/active).
 
     Returns
     -------
     Dataset with ``volume_fraction`` (segmentation, phase), ``fraction_mean`` and
     ``fraction_std`` (phase), ``differing_fraction`` (pair; the fraction of voxels whose labels
-    differ, 0-1) with ``pair_a``/``pair_b`` coordinates, and ``mean_differing_fraction`` (the mean
-    over the pairs); with ``truth`` also ``iou``, ``dice``, ``precision``,
+    differ, 0-1; NaN for a pair without a labelled voxel in common) with ``pair_a``/``pair_b``
+    coordinates, and ``mean_differing_fraction`` (the mean over the pairs that have one); with ``truth`` also ``iou``, ``dice``, ``precision``,
     ``recall`` (segmentation, phase) and ``accuracy`` (segmentation); a ``t`` dimension for
     series.
     """
@@ -287,19 +310,25 @@ def agreement(segmentations: Sequence[Any], *, truth: Any = None, phases: Any = 
                          f"Got {type(segmentations).__name__} of length "
                          f"{len(segmentations) if hasattr(segmentations, '__len__') else '?'} instead.")
     labs = [as_labels(s, name=f"segmentations[{i}]", phases=phases) for i, s in enumerate(segmentations)]
-    if phases is None:  # label value i must mean one phase in all of them: stated names must agree
+    own = [lab.phases for lab in labs]  # each one's names, in its own label order
+    if phases is None:  # label values are matched by phase name, as scores does: stated names must agree
         stated = [(i, names) for i, lab in enumerate(labs) if (names := _stated_phases(lab)) is not None]
         for i, names in stated[1:]:
-            if names != stated[0][1]:
-                raise InputError(f"Expected the segmentations to name their phases alike (label value i the same "
-                                 f"phase in each). Got {stated[0][1]} in `segmentations[{stated[0][0]}]` and {names} "
-                                 f"in `segmentations[{i}]`; pass `phases` to compare them as the same phases anyway.")
+            if sorted(names) != sorted(stated[0][1]):
+                raise InputError(f"Expected the segmentations to name the same phases (their label values are "
+                                 f"matched by phase name). Got {stated[0][1]} in `segmentations[{stated[0][0]}]` and "
+                                 f"{names} in `segmentations[{i}]`; pass `phases` to compare them by label value "
+                                 f"anyway.")
         # those that state none take the names the others state, else the truth's (as scores does)
         named = stated[0][1] if stated else None
         if named is None and truth is not None:
             named = _stated_phases(as_labels(truth, name="truth"))
         if named is not None:
+            stated_at = dict(stated)
+            own = [list(stated_at.get(i, named)) for i in range(len(labs))]
             labs = [dataclasses.replace(lab, phases=list(named)) for lab in labs]
+    # a segmentation naming the phases in another order: its values read in the first one's order
+    luts = tuple(None if names == labs[0].phases else _reorder_lut(names, labs[0].phases) for names in own)
     ref = labs[0]
     for i, lab in enumerate(labs[1:], 1):
         if tuple(lab.vol.shape) != tuple(ref.vol.shape):
@@ -312,9 +341,10 @@ def agreement(segmentations: Sequence[Any], *, truth: Any = None, phases: Any = 
     npair = s * (s - 1) // 2
     nout = s * NBINS + s + 2 * npair
     frames = list(zip(*[lab.frames() for lab in labs]))
-    parts = [block_partials(_agreement_block, *fr, depth=0, nout=nout, dtype=np.int64) for fr in frames]
+    block = functools.partial(_agreement_block, luts=luts) if any(lut is not None for lut in luts) else _agreement_block
+    parts = [block_partials(block, *fr, depth=0, nout=nout, dtype=np.int64) for fr in frames]
     # the truth's label values matched to the segmentations' by phase name (or all by `phases`)
-    pairs_t = [_pair(truth, seg, phases, pred_name=f"segmentations[{i}]", pred_phases=ref.phases)
+    pairs_t = [_pair(truth, seg, phases, pred_name=f"segmentations[{i}]", pred_phases=own[i])
                for i, seg in enumerate(segmentations)] if truth is not None else []
     conf = [g for tl, pl in pairs_t for g in _confusion_graph(tl, pl)]
     results = compute(*parts, *conf, desc="agreement", progress=progress)
@@ -342,8 +372,8 @@ def agreement(segmentations: Sequence[Any], *, truth: Any = None, phases: Any = 
                              {"units": "1", "long_name": "sample standard deviation (n - 1) across segmentations"}),
             "differing_fraction": (_dims(ref, ("pair",)), diff,
                                    {"units": "1", "long_name": "fraction of voxels labelled differently"}),
-            "mean_differing_fraction": (_dims(ref, ()), diff.mean(axis=-1),
-                                        {"units": "1", "long_name": "mean over the pairs"}),
+            "mean_differing_fraction": (_dims(ref, ()), _mean_over_pairs(diff),
+                                        {"units": "1", "long_name": "mean over the pairs that label a voxel in common"}),
         },
         coords={**_coords(ref, phase=ref.phases), "segmentation": np.arange(s),
                 "pair_a": ("pair", [a for a, _ in pairs]), "pair_b": ("pair", [b for _, b in pairs])},
@@ -352,7 +382,7 @@ def agreement(segmentations: Sequence[Any], *, truth: Any = None, phases: Any = 
         m = len(frames)
         per = [_scores_dataset(dataclasses.replace(tl, phases=pl.phases),
                                _confusion_post(tl, pl, results[len(parts) + i * m:len(parts) + (i + 1) * m]))
-               for i, (tl, pl) in enumerate(pairs_t)]
+               .sel(phase=ref.phases) for i, (tl, pl) in enumerate(pairs_t)]
         sc = xr.concat([p.drop_vars("support") for p in per], dim="segmentation", combine_attrs="drop")
         for name in ("iou", "dice", "precision", "recall", "accuracy"):
             lead = ("t",) if ref.series else ()

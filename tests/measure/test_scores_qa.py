@@ -180,3 +180,34 @@ def test_agreement_matches_a_truth_named_in_another_order_by_name():
     np.testing.assert_allclose(unnamed.iou.isel(segmentation=0).values, _sklearn_scores(truth, segs[0])["iou"])
     with pytest.raises(InputError, match="name the same phases"):
         measure.agreement([_named(s, PHASES) for s in segs], truth=_named(truth, ["a", "b", "c"]))
+
+
+def test_agreement_matches_segmentations_named_in_another_order_by_name():
+    """A segmentation storing the same phases in another order was refused (scores match them
+    by name): its label values are now read in the first one's order."""
+    truth, _ = _random_pair(21)
+    segs = [_random_pair(22 + i)[1] for i in range(3)]
+    want = measure.agreement([_named(s, PHASES) for s in segs], truth=_named(truth, PHASES))
+    rev = np.where(segs[1] == 255, 255, 2 - segs[1]).astype(np.uint8)
+    got = measure.agreement([_named(segs[0], PHASES), _named(rev, REVERSED), _named(segs[2], PHASES)],
+                            truth=_named(truth, PHASES))
+    assert list(got.phase.values) == PHASES
+    for key in ("volume_fraction", "fraction_std", "differing_fraction", "mean_differing_fraction",
+                "iou", "dice", "precision", "recall", "accuracy"):
+        np.testing.assert_allclose(got[key].values, want[key].values, rtol=1e-12, err_msg=key)
+    with pytest.raises(InputError, match=r"segmentations\[1\]"):
+        measure.agreement([_named(segs[0], PHASES), _named(segs[1], ["a", "b", "c"])])
+
+
+def test_agreement_mean_leaves_out_pairs_without_common_voxels():
+    """Two segmentations labelling disjoint halves (255 elsewhere) have no voxel in common: their
+    pair is NaN, and the mean over the pairs was NaN too."""
+    a = np.random.default_rng(3).integers(0, 3, SHAPE).astype(np.uint8)
+    left, right = a.copy(), a.copy()
+    left[:, :, SHAPE[2] // 2:] = 255
+    right[:, :, :SHAPE[2] // 2] = 255
+    other = np.where(a == 0, 1, a).astype(np.uint8)
+    ds = measure.agreement([da.from_array(x, chunks=(7, 5, 11)) for x in (left, right, other)])
+    diff = ds.differing_fraction.values
+    assert np.isnan(diff[0]) and np.isfinite(diff[1:]).all()
+    np.testing.assert_allclose(float(ds.mean_differing_fraction), np.mean(diff[1:]), rtol=1e-12)
