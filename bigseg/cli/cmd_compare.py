@@ -109,7 +109,10 @@ def run(args: argparse.Namespace) -> int:
     mat = differing_matrix(ds)
     print(f"voxels differing between two segmentations (%){last}:")
     print(pd.DataFrame(np.round(mat, 2), index=names, columns=names).to_string())
-    print(f"mean over the {d.sizes['pair']} pair(s): {100 * float(d.mean_differing_fraction):.2f} %")
+    n_common = int(np.isfinite(d.differing_fraction.values).sum())
+    apart = f" ({d.sizes['pair'] - n_common} pair(s) without a labelled voxel in common left out)" \
+        if n_common < d.sizes["pair"] else ""
+    print(f"mean over the {n_common} pair(s){apart}: {100 * float(d.mean_differing_fraction):.2f} %")
     if args.csv:
         with replacing(args.csv) as tmp:  # whole or not at all
             table.to_csv(tmp)

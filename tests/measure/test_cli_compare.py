@@ -89,3 +89,20 @@ def test_segmentations_are_named_apart_by_as_many_folders_as_it_takes(tmp_path):
     deep = [tmp_path / r / "image.ome.zarr" / "labels" / n for r, n in (("r1", "seg"), ("r2", "seg"), ("r1", "truth"))]
     assert _names(deep) == ["r1/seg", "r2/seg", "r1/truth"]
     assert _names([runs[0], runs[0]]) == [str(runs[0])] * 2
+
+
+def test_compare_says_which_pairs_its_mean_leaves_out(tmp_path, capsys):
+    """Two label images of disjoint halves (255 elsewhere) share no labelled voxel: the mean is
+    over the other pairs, and the printout says so (it said 'mean over the 3 pair(s): nan %')."""
+    lab = make_labels((12, 10, 16), seed=5)
+    left, right = lab.copy(), lab.copy()
+    left[..., 8:] = 255
+    right[..., :8] = 255
+    paths = []
+    for name, a in {"left": left, "right": right, "whole": lab}.items():
+        np.save(tmp_path / f"{name}.npy", a)
+        paths.append(str(tmp_path / f"{name}.npy"))
+    assert main(["compare", *paths, "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    want = 100 * np.mean([(left[..., :8] != lab[..., :8]).mean(), (right[..., 8:] != lab[..., 8:]).mean()])
+    assert f"mean over the 2 pair(s) (1 pair(s) without a labelled voxel in common left out): {want:.2f} %" in out
