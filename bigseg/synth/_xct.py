@@ -85,8 +85,8 @@ def physics(preset: str = "nano-ct-phase", **overrides: Any) -> Physics:
             # multiplicative: a factor reaching 0 would darken a slice to nothing or invert its contrast
             if name in ("drift", "cupping") and v >= 1:
                 raise InputError(f"Expected `{name}` in [0, 1). Got {v!r} instead.")
-    if kw.get("texture_scale", 2.0) <= 0:
-        raise InputError(f"Expected `texture_scale` to be positive. Got {kw['texture_scale']!r} instead.")
+    if kw.get("texture_scale", 2.0) < 0.5:  # the lattice's cells in voxels: finer is white noise (tiny: NaN)
+        raise InputError(f"Expected `texture_scale` to be at least 0.5 voxels. Got {kw['texture_scale']!r} instead.")
     if kw.get("phase_contrast", 0) and not kw.get("phase_sigma", 1.0) > 0:
         raise InputError(f"Expected `phase_sigma` > 0 with phase contrast. Got {kw['phase_sigma']!r} instead.")
     pc = kw.get("phase_contrast", 0.0)

@@ -42,6 +42,7 @@ def test_a_seed_the_kernels_cannot_key_is_refused_by_name(make):
     ({"drift": 1.5}, "drift"),  # a factor 1 - drift < 0: slices darkened to nothing, contrast inverted
     ({"phase_sigma": 50.0}, "phase_sigma"),  # a halo of 200 voxels per block
     ({"cupping": "0.2"}, "cupping"),  # failed with a numpy UFuncTypeError when computed
+    ({"texture_scale": 1e-300}, "texture_scale"),  # the lattice index overflowed: a scan of NaN
 ])
 def test_physics_that_cannot_be_imaged_is_refused_up_front(kwargs, name):
     with pytest.raises(InputError, match=f"`{name}`"):
