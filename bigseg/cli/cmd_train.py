@@ -136,8 +136,10 @@ def run(args: argparse.Namespace) -> int:
         from ..train._report import plot_history
 
         init = f", fine-tuned from {args.init}" if args.init else ""
+        data = (f"synthetic electrodes ({args.presets or 'every realistic preset'})" if args.synthetic
+                else f"{os.path.basename(os.path.normpath(args.image))} with {os.path.basename(os.path.normpath(args.labels))}")
         plot_history(prov.get("history") or [], model.phases, args.plot,
-                     title=f"{model.arch}{' ' + str(model.arch_kwargs) if model.arch_kwargs else ''}: "
+                     title=f"{data}: {model.arch}{' ' + str(model.arch_kwargs) if model.arch_kwargs else ''}, "
                            f"{prov.get('epochs')} epoch(s) ({prov.get('steps')} steps) "
                            f"in {prov.get('duration_s')} s{init}")
     stop = (f" (of {args.epochs} asked: --max-minutes {args.max_minutes:g} reached)" if prov.get("timed_out") else

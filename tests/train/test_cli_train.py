@@ -174,12 +174,18 @@ def test_cli_train_takes_the_annotations_an_image_holds(files, tmp_path, capsys)
     assert "holds 2 (annotations, other)" in capsys.readouterr().err
 
 
-def test_cli_train_draws_its_curves(files, tmp_path, capsys):
+def test_cli_train_draws_its_curves(files, tmp_path, capsys, monkeypatch):
+    from bigseg.train import _report
+
     png = tmp_path / "curves.png"
+    titles = []
+    draw = _report.plot_history
+    monkeypatch.setattr(_report, "plot_history", lambda *a, **kw: (titles.append(kw["title"]), draw(*a, **kw)))
     assert main(["train", str(files / "img.npy"), str(files / "lab.npy"), "-o", str(tmp_path / "m.pt"), "--epochs", "2",
                  "--steps-per-epoch", "1", "--batch-size", "2", "--patch", "32", "--kernels", "4", "--growth", "1",
                  "--threads", "1", "--no-progress", "--plot", str(png)]) == 0
     assert png.read_bytes()[:4] == b"\x89PNG" and f"training curves: {png}" in capsys.readouterr().out
+    assert titles[0].startswith("img.npy with lab.npy: ")  # the figure names what it was trained on
     assert main(["train", str(files / "img.npy"), str(files / "lab.npy"), "-o", str(tmp_path / "n.pt"),
                  "--plot", str(tmp_path / "curves.txt")]) == 2  # refused before any training
     assert "`--plot`" in capsys.readouterr().err and not (tmp_path / "n.pt").exists()
