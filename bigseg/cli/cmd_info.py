@@ -14,7 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("path", help="OME-Zarr image or label image, a source for `bigseg ingest`, or the output folder "
                                 "of `bigseg run`/`demo`/`watch` (a summary of the run)")
     p.add_argument("--dataset", default=None, help="HDF5 source: the dataset to describe (default /exchange/data, "
-                                                   "else the file's only 3D/4D dataset)")
+                                                   "else a NeXus file's NXdata signal, else the file's only 3D/4D "
+                                                   "dataset)")
     p.add_argument("--shape", default=None, help="raw binary source: z,y,x (as for ingest)")
     p.add_argument("--dtype", default=None, help="raw binary source: dtype with endianness, e.g. '<u2'")
     p.add_argument("--offset", type=int, default=0, help="raw binary source: header bytes to skip")

@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="length unit of --voxel-size; without it, the unit the source's own voxel size is given in "
                         "(default: the source's unit, else nm)")
     p.add_argument("--dataset", default=None,
-                   help="HDF5 dataset (default /exchange/data, else the file's only 3D/4D dataset)")
+                   help="HDF5 dataset (default /exchange/data, else a NeXus file's NXdata signal, else the file's only 3D/4D dataset)")
     p.add_argument("--shape", default=None, help="raw files: z,y,x")
     p.add_argument("--dtype", default=None, help="raw files: dtype with endianness, e.g. '>u2'; else an output cast")
     p.add_argument("--offset", type=int, default=0, help="raw files: header bytes to skip")

@@ -348,6 +348,43 @@ def _hdf5_datasets(f: Any) -> dict[str, Any]:
     return found
 
 
+def _nexus_signal(f: Any) -> str | None:
+    """The 3D/4D dataset a NeXus file names as its plottable data: the ``signal`` of the NXdata
+    group its ``default`` attributes lead to (root -> NXentry -> NXdata), else of its only NXdata
+    group that names one; None when it names none (or several)."""
+    import h5py
+
+    def text(v: Any) -> str:
+        return v.decode() if isinstance(v, bytes) else str(v)
+
+    def signal(group: Any) -> str | None:
+        sig = group.attrs.get("signal")
+        obj = group.get(text(sig)) if sig is not None else None
+        return obj.name if isinstance(obj, h5py.Dataset) and obj.ndim in (3, 4) and 0 not in obj.shape else None
+
+    group = f
+    for _ in range(2):  # root -> entry -> data, by their `default` attributes
+        step = group.attrs.get("default")
+        nxt = group.get(text(step)) if step is not None else None
+        if not isinstance(nxt, h5py.Group):
+            break
+        group = nxt
+    if text(group.attrs.get("NX_class", "")) == "NXdata" and (found := signal(group)):
+        return found
+    named: set = set()
+
+    def visit(name: str, _link: Any) -> None:
+        try:
+            obj = f.get(name)
+        except (KeyError, OSError, ValueError):
+            return
+        if isinstance(obj, h5py.Group) and text(obj.attrs.get("NX_class", "")) == "NXdata" and (sig := signal(obj)):
+            named.add(sig)
+
+    f.visititems_links(visit)
+    return named.pop() if len(named) == 1 else None
+
+
 def _hdf5(path: str, dataset: str | None) -> Hdf5Reader:
     import h5py
 
@@ -357,13 +394,17 @@ def _hdf5(path: str, dataset: str | None) -> Hdf5Reader:
             if name not in f or not isinstance(f[name], h5py.Dataset):
                 present = {n: o.shape for n, o in _hdf5_datasets(f).items()}
                 volumes = [n for n, shp in present.items() if len(shp) in (3, 4) and 0 not in shp]
-                if dataset is None and len(volumes) == 1:  # e.g. NeXus /entry/data/data: the file's only volume
+                nexus = _nexus_signal(f) if dataset is None else None
+                if nexus is not None:  # a NeXus file's plottable data (its NXdata group's `signal`)
+                    name = nexus
+                elif dataset is None and len(volumes) == 1:  # e.g. NeXus /entry/data/data: the file's only volume
                     name = volumes[0]
                 else:
                     listed = ", ".join(f"{n} {shp}" for n, shp in present.items()) or "none"
                     raise VolumeFormatError(
                         f"Expected `dataset` {name!r} in HDF5 file {path!r}"
-                        + (" (without it: the file's only 3D/4D dataset)" if dataset is None else "")
+                        + (" (without it: the NeXus NXdata `signal`, else the file's only 3D/4D dataset)"
+                           if dataset is None else "")
                         + f". Datasets present: {listed}."
                     )
             ds = f[name]
@@ -864,8 +905,9 @@ def ingest(
     Parameters
     ----------
     source : folder of TIFF slices, glob (``"scan/*.tif"``), multi-page (Big)TIFF, HDF5 file
-        (``dataset``; default ``/exchange/data``, else the file's only 3D/4D dataset, e.g.
-        NeXus ``/entry/data/data``), ``.npy``, raw binary (``shape``, ``dtype``
+        (``dataset``; default ``/exchange/data``, else the 3D/4D dataset a NeXus file's
+        NXdata group names as its ``signal`` (found through the ``default`` attributes, or the
+        only such group), else the file's only 3D/4D dataset, e.g. ``/entry/data/data``), ``.npy``, raw binary (``shape``, ``dtype``
         with endianness, e.g. ``">u2"``, and ``offset`` header bytes) or zarr/OME-Zarr; or a
         list of such sources, the scans of an operando experiment in time order, written as one
         (t, z, y, x) series (every scan the same shape and dtype); or a glob matching whole

@@ -733,6 +733,37 @@ def test_hdf5_volumes_behind_links_are_found_and_listed_once(tmp_path, odd_volum
     assert json.loads(capsys.readouterr().out)["datasets"] == {"/entry/data/data": [[4, 5, 6], "uint16"]}
 
 
+def test_nexus_file_with_several_volumes_reads_its_nxdata_signal(tmp_path, odd_volume):
+    """A NeXus file holding the raw frames beside the reconstruction was refused ("Expected
+    `dataset` '/exchange/data'") though its NXdata group names the volume to read (`signal`)."""
+    vol = odd_volume[:4, :5, :6]
+
+    def nexus(path, *, defaults):
+        with h5py.File(path, "w") as f:
+            f.create_dataset("/entry/instrument/detector/frames", data=vol[::-1] + 7)  # another 3D dataset
+            data = f.create_group("/entry/reconstruction")
+            data.attrs["NX_class"] = b"NXdata"
+            data.attrs["signal"] = "volume"
+            data.create_dataset("volume", data=vol)
+            f["/entry"].attrs["NX_class"] = "NXentry"
+            if defaults:
+                f.attrs["default"] = "entry"
+                f["/entry"].attrs["default"] = "reconstruction"
+                other = f.create_group("/entry/frames_plot")  # a second NXdata: the defaults choose
+                other.attrs["NX_class"] = "NXdata"
+                other.attrs["signal"] = "frames"
+                other["frames"] = h5py.SoftLink("/entry/instrument/detector/frames")
+
+    for i, defaults in enumerate((True, False)):
+        nexus(tmp_path / f"scan{i}.nxs", defaults=defaults)
+        got = bigseg.ingest(tmp_path / f"scan{i}.nxs", tmp_path / f"s{i}.ome.zarr", progress=False)
+        np.testing.assert_array_equal(got.values, vol)
+    # named explicitly, the other one is read
+    got = bigseg.ingest(tmp_path / "scan0.nxs", tmp_path / "f.ome.zarr", dataset="/entry/instrument/detector/frames",
+                        progress=False)
+    np.testing.assert_array_equal(got.values, vol[::-1] + 7)
+
+
 def test_a_path_with_glob_characters_that_exists_is_that_path(tmp_path, odd_volume):
     """A folder "scan [2]" was taken for a glob and said to hold no TIFF slices; a file "q?.npy"
     (a glob matching itself) recursed until Python's limit."""
