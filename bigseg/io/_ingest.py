@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import glob as globmod
 import logging
+import math
 import os
 import re
 import warnings
@@ -639,14 +640,32 @@ def _stated_origin(reader: Any) -> Any:
 def _stated_times(reader: Any) -> tuple[np.ndarray | None, str]:
     """The times a series file states and their unit, as :func:`bigseg.export` writes them: an
     HDF5 dataset's ``times`` and ``time_unit`` attributes, an OME-TIFF's per-plane ``DeltaT``
-    and ``DeltaTUnit`` (those of each time point's first plane); None and "" when it states
+    and ``DeltaTUnit`` (those of each time point's first plane), an ImageJ hyperstack's frame
+    interval (``finterval``, in ``tunit``, ImageJ's default seconds); None and "" when it states
     none."""
     if isinstance(reader, Hdf5Reader):
         t, u = _hdf5_attr(reader, "times"), _hdf5_attr(reader, "time_unit")
         return (None if t is None else np.asarray(t, np.float64)), ("" if u is None else str(u))
     if isinstance(reader, MultiPageTiffReader):
-        return _ome_tiff_times(reader.path)
+        times, unit = _ome_tiff_times(reader.path)
+        return (times, unit) if times is not None else _imagej_times(reader.path)
     return None, ""
+
+
+def _imagej_times(path: str) -> tuple[np.ndarray | None, str]:
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        meta = tif.imagej_metadata or {}
+    try:
+        interval, frames = float(meta.get("finterval", 0)), int(meta.get("frames", 0))
+    except (TypeError, ValueError):
+        return None, ""
+    if frames < 2 or not (math.isfinite(interval) and interval > 0):
+        return None, ""
+    unit = str(meta.get("tunit", "sec")).strip()  # ImageJ writes tunit only where it is not "sec"
+    unit = {"sec": "s", "second": "s", "seconds": "s"}.get(unit, unit)
+    return np.arange(frames, dtype=np.float64) * interval, unit
 
 
 def _hdf5_attr(reader: Hdf5Reader, key: str) -> Any:

@@ -635,6 +635,18 @@ def test_series_chunks_times_raw_dtypes_and_calibration_are_checked(tmp_path):
     assert not (tmp_path / "h.ome.zarr").exists() and not (tmp_path / "r.ome.zarr").exists()
 
 
+def test_an_imagej_hyperstack_series_keeps_its_frame_interval(tmp_path, odd_volume):
+    """An ImageJ TZYX hyperstack states its frame interval (`finterval`, in `tunit`, seconds by
+    default): its scans were numbered 0, 1, 2."""
+    series = np.stack([odd_volume[:4, :5, :6] + i for i in range(3)])
+    for name, meta, want, unit in [("m", {"finterval": 30.0, "tunit": "min"}, [0, 30, 60], "min"),
+                                   ("s", {"finterval": 0.5}, [0, 0.5, 1], "s")]:
+        tifffile.imwrite(tmp_path / f"{name}.tif", series, imagej=True, metadata={"axes": "TZYX", **meta})
+        got = bigseg.ingest(tmp_path / f"{name}.tif", tmp_path / f"{name}.ome.zarr", progress=False)
+        np.testing.assert_array_equal(got.values, series)
+        assert list(got.t.values) == want and got.t.attrs["units"] == unit
+
+
 def test_a_series_times_are_given_with_their_unit(tmp_path, odd_volume, capsys):
     # scans 30 min apart: times without a unit could not say minutes from seconds or cycles
     from bigseg.cli import main
