@@ -53,6 +53,11 @@ def _parse_centre(lab: Labels, centre: Any) -> tuple[float, float]:
         raise InputError(f"Expected `centre` to be (y, x) in voxel indices. Got {centre!r} instead.") from None
     if not (math.isfinite(cy) and math.isfinite(cx)):
         raise InputError(f"Expected `centre` to be (y, x) in voxel indices. Got {centre!r} instead.")
+    # an axis outside the cross-section (e.g. a centre given in physical units) would leave the
+    # shells near it empty and make one shell per step out to it (billions, for a far one)
+    if not (-0.5 <= cy <= ny - 0.5 and -0.5 <= cx <= nx - 0.5):
+        raise InputError(f"Expected `centre` to be (y, x) in voxel indices inside the cross-section (y in "
+                         f"[-0.5, {ny - 0.5:g}], x in [-0.5, {nx - 0.5:g}]). Got {centre!r} instead.")
     return cy, cx
 
 
@@ -64,7 +69,8 @@ def radial_profile(labels: Any, *, centre: Any = None, step: float = 1.0, phases
     ----------
     labels : (z, y, x) or (t, z, y, x) integer labels, values ``0..len(phases)-1``; voxels
         valued 255 (unlabelled, e.g. outside the field of view) are left out.
-    centre : (y, x) of the axis in voxel indices; default the centre of the cross-section (also
+    centre : (y, x) of the axis in voxel indices, inside the cross-section (an axis outside it is
+        refused); default the centre of the cross-section (also
         that of ``bigseg.io.fov_mask(..., "cylinder")``; a circle's centre is its
         ``attrs["centre"]``).
     step : shell width in voxel edges (of the smaller y/x side for anisotropic voxels: the

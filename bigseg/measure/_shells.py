@@ -62,7 +62,7 @@ def shells(labels: Any, *, around: Any, of: Any, max_distance: float, step: floa
     voxels at a Euclidean distance ``d`` from the nearest ``around`` voxel with
     ``i * step < d <= (i + 1) * step``; the coordinate ``distance`` is the shell's outer radius
     in ``unit`` and ``distance_voxels`` in voxel edges; the coordinate ``voxels`` counts the
-    shell's voxels and ``counts`` (phase, distance) the voxels of every phase. NaN for an
+    shell's labelled voxels (so ``shell_fraction * voxels`` is the count of ``of``). NaN for an
     empty shell. ``attrs["around"]`` and ``attrs["of"]`` name the phases joined by ``+``
     (``"cbd+active"``); ``step_voxels`` and ``max_distance_voxels`` are the arguments (in voxel
     edges, beside ``distance_units``, the unit of ``distance``). Exact (integer counts summed over blocks with a halo of ``max_distance``) for

@@ -18,8 +18,9 @@ from ..io import UNLABELLED
 from ..kernels.metrics import interface_mask
 from ..runtime._progress import compute
 from ._blockwise import BlockGeometry, block_partials, crop_halo
-from ._metrics import interfaces, volume_fractions
-from ._scores import scores
+from ._inputs import as_labels
+from ._metrics import interfaces, parse_method, volume_fractions
+from ._scores import _pair, scores
 
 __all__ = ["spread", "over_samples", "perturbation_spread", "probability_uncertainty"]
 
@@ -37,6 +38,8 @@ def spread(results: Sequence[xr.Dataset | xr.DataArray], *, dim: str = "sample")
     -------
     Dataset with ``<name>_mean`` and ``<name>_std`` (sample standard deviation, n - 1) for
     every numeric variable, same dims and units as the inputs; ``attrs["samples"]`` = n.
+    Coordinates that differ between the samples (other than the dimensions' own, e.g. a
+    profile's ``bin_voxels``) are left out.
     """
     if isinstance(results, (xr.Dataset, xr.DataArray)) or len(results) < 2:
         raise InputError(f"Expected `results` to be a list of at least two metric Datasets. Got {type(results).__name__} "
@@ -49,6 +52,12 @@ def spread(results: Sequence[xr.Dataset | xr.DataArray], *, dim: str = "sample")
         if not isinstance(r, xr.Dataset):
             raise InputError(f"Expected `results[{i}]` to be an xarray Dataset or DataArray. Got {type(r).__name__} instead.")
         items.append(r)
+    # a coordinate that is not the samples' own (e.g. a profile's labelled voxels per bin, the
+    # voxels of each shell) but differs between them describes none of the means: dropped, where
+    # it would be the first sample's alone
+    differ = {c for r in items for c in r.coords if c not in r.indexes and c != dim
+              and not all(c in o.coords and o[c].variable.equals(r[c].variable) for o in items)}
+    items = [r.drop_vars([c for c in differ if c in r.coords]) for r in items]
     stacked = xr.concat(items, dim=dim, data_vars="all", coords="minimal", compat="override",
                         combine_attrs="drop_conflicts", join="outer")
     out = xr.Dataset(coords={k: v for k, v in stacked.coords.items() if dim not in v.dims})
@@ -96,6 +105,10 @@ def perturbation_spread(
     n = parse_positive_int("n", n)
     if n < 2:
         raise InputError(f"Expected `n` to be at least 2 (a standard deviation needs two samples). Got {n} instead.")
+    # the arguments the measures check, checked before the first perturbation and pass over the data
+    parse_method(method, as_labels(truth, name="truth"))
+    if pred is not None:
+        _pair(truth, pred, None)
     if perturb is None:
         from ..synth import perturb as perturb  # noqa: PLC0415 - optional stage, imported on use
     samples = []
@@ -167,13 +180,21 @@ def probability_uncertainty(
     -------
     Dataset (over ``t`` for a series): ``uncertain_fraction`` (uncertain / all voxels of data),
     ``uncertain_near_interface`` (share of the uncertain voxels within ``distance`` of an
-    interface), ``near_interface_fraction`` (all voxels within ``distance``), and the counts.
+    interface), ``near_interface_fraction`` (all voxels within ``distance``), and the counts;
+    ``attrs["voxels"]`` the voxels of data (a series: the variable ``voxels`` over ``t``, and
+    the probabilities' ``t`` coordinate).
     Exact for any chunking (halo of ``distance + 1``).
     """
     threshold = parse_in_range("threshold", threshold, 0.0, 1.0, closed="right")
     distance = parse_nonnegative_int("distance", distance)
     p = probabilities
+    times = None  # a series' t coordinate (its times, with their units), kept on the results
     if isinstance(p, xr.DataArray):
+        if "phase" in p.dims and p.ndim in (4, 5) and p.dims.index("phase") != p.ndim - 4:
+            raise InputError(f"Expected `probabilities` with dims (phase, z, y, x) or (t, phase, z, y, x). Got "
+                             f"{p.dims} instead: transpose it first.")
+        if p.ndim == 5 and "t" in p.coords:
+            times = p.coords["t"].variable.copy()
         p = p.data
     if not hasattr(p, "ndim") or p.ndim not in (4, 5):
         raise InputError("Expected `probabilities` to be (phase, z, y, x) or (t, phase, z, y, x). "
@@ -215,5 +236,9 @@ def probability_uncertainty(
     })
     for v in ds.data_vars.values():
         v.attrs["units"] = "voxels" if v.name.endswith("voxels") else "1"
+    if series:  # the voxels of data of each scan (a field of view, NaN, can differ between scans)
+        ds["voxels"] = xr.Variable("t", tot, {"units": "voxels", "long_name": "voxels of data"})
+        ds.attrs.update(threshold=threshold, distance=distance)
+        return ds if times is None else ds.assign_coords(t=times)
     ds.attrs.update(threshold=threshold, distance=distance, voxels=int(tot[0]))
     return ds
