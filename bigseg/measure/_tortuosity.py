@@ -86,9 +86,11 @@ def _anisotropic_solver():
 
 
 def _tiles(shape: tuple[int, int, int], sub: tuple[int, int, int]) -> list[tuple[slice, slice, slice]]:
-    """Sub-volumes of at most ``sub`` voxels per axis, as equal as possible, covering the volume."""
-    chunks = tuple(tuple(np.diff(np.linspace(0, n, max(1, math.ceil(n / s)) + 1).round().astype(int)).tolist())
-                   for n, s in zip(shape, sub))
+    """Sub-volumes of at most ``sub`` voxels per axis, as equal as possible, covering the volume,
+    and at least 3 voxels (a solve needs them; e.g. 10 voxels at ``sub`` 3 are cut 3 + 4 + 3,
+    not 2 + 3 + 2 + 3)."""
+    chunks = tuple(tuple(np.diff(np.linspace(0, n, max(1, min(math.ceil(n / s), n // 3)) + 1).round().astype(int))
+                         .tolist()) for n, s in zip(shape, sub))
     return list(block_slices(chunks).values())
 
 
@@ -110,7 +112,8 @@ def tortuosity(labels: Any, *, phase: str | int = "pore", axis: str = "z", subvo
     axis : ``"z"``, ``"y"`` or ``"x"``, the transport direction (e.g. through the electrode
         thickness).
     subvolume : int or (z, y, x): largest sub-volume edge (default 256); the volume is split
-        into near-equal sub-volumes no larger than this.
+        into near-equal sub-volumes no larger than this (but at least 3 voxels: a little larger
+        where an axis would leave a thinner one, e.g. 10 voxels at 3 are cut 3 + 4 + 3).
     device : ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; default: CUDA when the worker has it.
     conv_crit, iter_limit : TauFactor's convergence criterion and iteration cap.
     fov : a field of view (:func:`bigseg.io.fov_mask`: a (y, x) mask, or ``"auto"`` to find the

@@ -142,3 +142,14 @@ def test_solves_on_threads_leave_the_callers_stdout_alone(monkeypatch):
         ds = tortuosity(_channels(), axis="z", subvolume=(20, 6, 6), device="cpu")
     assert ds.sizes["subvolume"] == 16 and (ds.tau == 1.0).all()
     assert sys.stdout is stdout
+
+
+def test_subvolumes_are_never_thinner_than_a_solve_needs():
+    """10 voxels at subvolume 3 were cut 2 + 3 + 2 + 3 (a 2-voxel slab, thinner than the 3 the
+    solve needs and the argument check asks for): now 3 + 4 + 3, every voxel in one sub-volume."""
+    lab = _channels()[:10, :4, :12]
+    ds = tortuosity(lab, axis="z", subvolume=3, device="cpu")
+    for lo, hi, n in (("z0", "z1", 10), ("y0", "y1", 4), ("x0", "x1", 12)):
+        cuts = sorted(set(zip(ds[lo].values.tolist(), ds[hi].values.tolist())))
+        assert all(b - a >= 3 for a, b in cuts), (lo, cuts)
+        assert [a for a, _ in cuts[1:]] == [b for _, b in cuts[:-1]] and cuts[0][0] == 0 and cuts[-1][1] == n
