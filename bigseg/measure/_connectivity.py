@@ -24,7 +24,10 @@ __all__ = ["connectivity"]
 def _contacts_block(ext: np.ndarray, geom: BlockGeometry, *, k: int):
     codes, _ = _codes(ext, geom)  # values beyond 0..255 (reported by the histogram) as unlabelled
     on_border = tuple((geom.origin[a] == 0, geom.origin[a] + geom.shape[a] == geom.volume[a]) for a in range(3))
-    return component_contacts(codes, geom.halo_lo, geom.shape, on_border, k)
+    counts, faces, voxels, contacts = component_contacts(codes, geom.halo_lo, geom.shape, on_border, k)
+    # the labelled voxels this block puts on each face of the volume (z0, z1, y0, y1, x0, x1)
+    on_faces = np.array([np.count_nonzero(f) if on_border[j // 2][j % 2] else 0 for j, f in enumerate(faces)])
+    return counts, faces, voxels, contacts, on_faces
 
 
 def _classes(lab: Labels, blocks: list[tuple], grid: tuple[int, ...], axis: int) -> dict[str, np.ndarray]:
@@ -51,6 +54,23 @@ def _classes(lab: Labels, blocks: list[tuple], grid: tuple[int, ...], axis: int)
         out["components"].append(n)
         out["largest"].append(size.max() if n else 0)
     return {key: np.asarray(v) for key, v in out.items()}
+
+
+def _warn_unlabelled_faces(lab: Labels, blocks: list[tuple], ax: int, t: int) -> None:
+    """Warn where less than half of a face normal to the axis is labelled (e.g. a cylindrical
+    field of view seen from the side): few components can touch both faces there."""
+    on_faces = np.sum([b[4] for b in blocks], axis=0)
+    area = int(np.prod([n for a, n in enumerate(lab.spatial_shape) if a != ax]))
+    labelled = min(on_faces[2 * ax], on_faces[2 * ax + 1]) / area
+    if labelled < 0.5:
+        import warnings
+
+        name = AXES[ax]
+        warnings.warn(f"connectivity along {name}{f' (t={t})' if lab.series else ''}: only {100 * labelled:.0f} % of "
+                      f"a face normal to {name} is labelled (the rest unlabelled, e.g. outside a cylindrical field of "
+                      f"view seen from the side), so few components can touch both faces and `percolating` reads low. "
+                      f"Measure along the field of view's axis, or in a box inside it (bigseg.io.inscribed_box).",
+                      stacklevel=3)
 
 
 def connectivity(labels: Any, *, axis: str = "z", phases: Any = None, progress: bool = False) -> xr.Dataset:
@@ -98,6 +118,7 @@ def connectivity(labels: Any, *, axis: str = "z", phases: Any = None, progress: 
     for t, frame in enumerate(frames):
         blocks = flat[sum(len(p) for p in parts[:t]): sum(len(p) for p in parts[: t + 1])]
         per.append(_classes(lab, blocks, tuple(len(c) for c in frame.chunks), ax))
+        _warn_unlabelled_faces(lab, blocks, ax, t)
     dims = _dims(lab, ("phase",))
     voxels = _stack(lab, [(c["percolating"] + c["isolated"] + c["unknown"]).astype(np.int64) for c in per])
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -95,3 +95,18 @@ def test_series_absent_phase_attrs_and_bad_input():
         connectivity(a[:1], axis="z")  # one plane: every component read as percolating
     with pytest.raises(InputError, match="labels"):
         connectivity(np.where(a == 2, 7, a).astype(np.uint8))
+
+
+def test_faces_outside_the_field_of_view_are_said():
+    """Along y, a cylindrical field of view (axis z) leaves most of the faces normal to y
+    unlabelled: `percolating` read 0 for the pore and nothing said why."""
+    import warnings
+
+    lab = bigseg.synth.electrode((16, 24, 24), radius=(4, 1), seed=1).values.copy()
+    yy, xx = np.mgrid[:24, :24]
+    lab[:, (yy - 11.5) ** 2 + (xx - 11.5) ** 2 > 12 ** 2] = 255
+    with pytest.warns(UserWarning, match=r"only 25 % of a face normal to y is labelled"):
+        assert connectivity(lab, axis="y").percolating.sel(phase="cbd").item() == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert connectivity(lab, axis="z").percolating.sel(phase="pore").item() > 0.9  # its faces are discs: 79 %
