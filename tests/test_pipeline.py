@@ -300,6 +300,10 @@ def test_pipeline_inside_a_cylindrical_field_of_view(tmp_path):
     assert inside[ys, xs].all() and (ys.stop - ys.start) >= 0.65 * 56  # the largest square in the circle: 0.71 d
     ref_tau = bigseg.measure.tortuosity(labels[:, ys, xs], axis="z")
     np.testing.assert_allclose(res.metrics.tortuosity.values, ref_tau.tau.values)
+    # where each sub-volume lies, in the volume's indices, is kept in metrics.nc (it was dropped)
+    stored = __import__("bigseg.report", fromlist=["read_metrics"]).read_metrics(tmp_path / "r")
+    np.testing.assert_array_equal(stored.subvolume_y0.values, ref_tau.y0.values + ys.start)
+    np.testing.assert_array_equal(stored.subvolume_x1.values, ref_tau.x1.values + xs.start)
     run = json.loads((tmp_path / "r" / "run.json").read_text())
     assert run["fov"]["fov"] == "auto" and run["fov"]["inside_fraction"] == pytest.approx(inside.mean())
     assert str(tmp_path / "r" / "fov.png") in res.figures and (tmp_path / "r" / "fov.png").stat().st_size > 5000

@@ -98,7 +98,8 @@ def add_to_metrics(metrics: xr.Dataset, *, shells: xr.DataArray | None = None,
                    thickness: xr.Dataset | None = None) -> xr.Dataset:
     """``metrics`` (:func:`summary`) with :func:`shells` as ``shell_fraction`` (over
     ``shell_distance``), :func:`tortuosity` as ``tortuosity``, ``tortuosity_D_eff`` and
-    ``tortuosity_porosity`` (over ``subvolume``) and :func:`rve` as ``rve_mean``, ``rve_std``,
+    ``tortuosity_porosity`` (over ``subvolume``, its voxel bounds ``subvolume_z0`` ...
+    ``subvolume_x1``) and :func:`rve` as ``rve_mean``, ``rve_std``,
     ``rve_relative_std``, ``rve_cubes`` (over ``cube_edge``) and ``rve_size`` and
     :func:`radial_profile` as ``volume_fraction_radial`` (over ``r``, its voxel counts
     ``r_bin_voxels``) and :func:`connectivity` as ``connectivity_percolating``, ``_isolated``,
@@ -126,9 +127,11 @@ def add_to_metrics(metrics: xr.Dataset, *, shells: xr.DataArray | None = None,
     if shells is not None:
         ds["shell_fraction"] = shells.rename(distance="shell_distance")
     if tortuosity is not None:
+        bounds = ("z0", "y0", "x0", "z1", "y1", "x1")  # where each sub-volume lies (voxel indices)
         for name in ("tau", "D_eff", "porosity"):
             var = tortuosity[name]
-            ds["tortuosity" if name == "tau" else f"tortuosity_{name}"] = var.drop_vars(
-                [c for c in var.coords if c not in ("t", "subvolume")])
+            var = var.drop_vars([c for c in var.coords if c not in ("t", "subvolume", *bounds)])
+            ds["tortuosity" if name == "tau" else f"tortuosity_{name}"] = var.rename(
+                {c: f"subvolume_{c}" for c in bounds if c in var.coords})
         ds.attrs.update({f"tortuosity_{k}": str(tortuosity.attrs[k]) for k in ("phase", "axis", "box_yx") if k in tortuosity.attrs})
     return ds
