@@ -84,7 +84,13 @@ def shells(labels: Any, *, around: Any, of: Any, max_distance: float, step: floa
     parts = [block_partials(fn, f, depth=depth, nout=lab.k * n_shells, dtype=np.int64) for f in lab.frames()]
     hists = _stats_graph(lab, hist_only=True)
     res = compute(*hists, *parts, desc="shells", progress=progress)
-    _check(lab, res[: len(hists)], allow_unlabelled=True)
+    for t, c in enumerate(_check(lab, res[: len(hists)], allow_unlabelled=True)):
+        if not sum(int(c["hist"][i]) for i in src):
+            import warnings
+
+            warnings.warn(f"shells: no voxel of `around` ({'+'.join(lab.phases[i] for i in src)})"
+                          f"{f' at t={t}' if lab.series else ''}: there is no distance to measure, every shell is "
+                          "NaN.", stacklevel=2)
     counts = [np.asarray(r).reshape(lab.k, n_shells) for r in res[len(hists):]]
     total = [c.sum(axis=0) for c in counts]
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -108,3 +108,12 @@ def test_the_arguments_kept_say_their_unit():
     out = measure_shells(lab, around="active", of="cbd", max_distance=3, step=1.5)
     assert out.attrs["step_voxels"] == 1.5 and out.attrs["max_distance_voxels"] == 3.0
     assert "step" not in out.attrs and "max_distance" not in out.attrs and out.attrs["distance_units"] == "nm"
+
+
+def test_an_absent_around_phase_is_said():
+    """No voxel of `around`: every shell was NaN without a word."""
+    lab = np.zeros((6, 7, 8), np.uint8)
+    lab[2:4] = 1
+    with pytest.warns(UserWarning, match=r"no voxel of `around` \(active\)"):
+        out = shells(lab, around="active", of="cbd", max_distance=3)
+    assert np.isnan(out.values).all()
