@@ -30,7 +30,11 @@ def _task_name(func: Callable[..., Any]) -> str:
 
     return funcname(func).strip("_").replace("_", "-") or "measure"
 
-__all__ = ["BlockGeometry", "block_partials", "block_results", "map_with_halo", "ensure_min_chunks", "crop_halo"]
+__all__ = ["BlockGeometry", "block_partials", "block_results", "map_with_halo", "ensure_min_chunks", "crop_halo", "MAX_BINS"]
+
+#: the most bins (shells, radii) a block's partial sums may hold per phase: a step far finer than
+#: the voxels would make each block allocate gigabytes of counts
+MAX_BINS = 100_000
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import xarray as xr
 from .._parse import parse_positive_float
 from ..errors import InputError
 from ..runtime._progress import compute
-from ._blockwise import BlockGeometry, block_partials
+from ._blockwise import MAX_BINS, BlockGeometry, block_partials
 from ._inputs import Labels, as_labels
 from ._metrics import _check, _codes, _common_attrs, _coords, _dims, _stack, _stats_graph
 
@@ -93,6 +93,10 @@ def radial_profile(labels: Any, *, centre: Any = None, step: float = 1.0, phases
     ny, nx = lab.spatial_shape[1:]
     far = max(math.hypot((y - cy) * sampling[0], (x - cx) * sampling[1]) for y in (0, ny - 1) for x in (0, nx - 1))
     nbins = int(far // step) + 1
+    if nbins > MAX_BINS:  # each block would hold (phases x shells) counts
+        raise InputError(f"Expected `step` to make at most {MAX_BINS} shells out to the farthest corner, "
+                         f"{far:.4g} voxel edges from the axis (a step of at least {far / MAX_BINS:.3g}). "
+                         f"Got step={step!r} instead.")
     fn = functools.partial(_radial_block, centre=(cy, cx), sampling=sampling, step=step, nbins=nbins, k=lab.k)
     hists = _stats_graph(lab, hist_only=True)
     parts = [block_partials(fn, f, depth=0, nout=nbins * (lab.k + 1), dtype=np.int64) for f in lab.frames()]

@@ -13,7 +13,7 @@ from .._parse import parse_positive_float
 from ..errors import InputError
 from ..kernels.metrics import shell_counts
 from ..runtime._progress import compute
-from ._blockwise import BlockGeometry, block_partials
+from ._blockwise import MAX_BINS, BlockGeometry, block_partials
 from ._inputs import Labels, as_labels
 from ._metrics import _check, _codes, _common_attrs, _coords, _dims, _phase_index, _stack, _stats_graph
 
@@ -76,6 +76,9 @@ def shells(labels: Any, *, around: Any, of: Any, max_distance: float, step: floa
     src = _phase_set(lab, "around", around)
     dst = _phase_set(lab, "of", of)
     n_shells = int(math.ceil(max_distance / step - 1e-9))
+    if n_shells > MAX_BINS:  # each block would hold (phases x shells) counts
+        raise InputError(f"Expected `step` to make at most {MAX_BINS} shells out to `max_distance`={max_distance:g} (a "
+                         f"step of at least {max_distance / MAX_BINS:.3g}). Got step={step!r} instead.")
     vmin = min(lab.voxel_size)
     sampling = tuple(v / vmin for v in lab.voxel_size)
     depth = int(math.ceil(max_distance / min(sampling)))

@@ -117,3 +117,12 @@ def test_an_absent_around_phase_is_said():
     with pytest.warns(UserWarning, match=r"no voxel of `around` \(active\)"):
         out = shells(lab, around="active", of="cbd", max_distance=3)
     assert np.isnan(out.values).all()
+
+
+def test_a_step_too_fine_for_the_counts_is_refused_before_work():
+    """A step of 1e-6 made every block allocate (phases x 3 million) counts."""
+    lab = np.zeros((6, 7, 8), np.uint8)
+    with pytest.raises(InputError, match=r"`step` to make at most 100000 shells.*Got step=1e-06"):
+        shells(lab, around="active", of="cbd", max_distance=3, step=1e-6)
+    with pytest.raises(InputError, match=r"`step` to make at most 100000 shells.*Got step=1e-06"):
+        bigseg.measure.radial_profile(lab, step=1e-6)
