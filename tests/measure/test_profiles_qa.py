@@ -102,3 +102,17 @@ def test_probability_uncertainty_refuses_the_phase_axis_elsewhere(lab):
         probability_uncertainty(xr.DataArray(p, dims=("z", "y", "x", "phase")))
     ds = probability_uncertainty(xr.DataArray(p, dims=("z", "y", "x", "phase")).transpose("phase", ...))
     assert ds.attrs["voxels"] == lab.size and ds.uncertain_voxels.item() == 0
+
+
+def test_probability_uncertainty_refuses_labels_of_other_values():
+    """`labels` holding a 7 beside 3 phases: the 7s made interfaces of their own, silently."""
+    from bigseg.errors import InputError
+    from bigseg.measure import probability_uncertainty
+
+    prob = np.full((3, 5, 6, 7), 1 / 3, np.float32)
+    lab = np.zeros((5, 6, 7), np.uint8)
+    lab[2] = 7
+    with pytest.raises(InputError, match=r"`labels` to hold values 0\.\.2 or 255.*1 distinct: 7"):
+        probability_uncertainty(prob, labels=lab)
+    lab[2] = 255  # unlabelled: left out, as documented
+    assert probability_uncertainty(prob, labels=lab).attrs["voxels"] == 4 * 6 * 7
