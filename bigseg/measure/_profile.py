@@ -178,18 +178,20 @@ def _interface_profile_dataarray(lab: Labels, axis: int, step: int, vecs: list[n
     n = lab.spatial_shape[axis]
     starts = np.arange(0, n, step)
     voxel_volume = float(np.prod(lab.voxel_size))
-    spec = []
+    spec, labelled = [], []
     for v in vecs:
         v = np.asarray(v, np.int64).reshape(n, -1)
         area = np.add.reduceat(_slice_areas(v, lab, axis, method), starts, axis=0)  # (bins, k, k)
-        volume = np.add.reduceat(v[:, -1], starts).astype(np.float64) * voxel_volume  # labelled voxels only
+        labelled.append(np.add.reduceat(v[:, -1], starts))
+        volume = labelled[-1].astype(np.float64) * voxel_volume  # labelled voxels only
         with np.errstate(divide="ignore", invalid="ignore"):
             spec.append(np.moveaxis(np.where(volume > 0, 1.0, np.nan)[:, None, None] * area
                                     / np.maximum(volume, voxel_volume)[:, None, None], 0, -1))
     dims = _dims(lab, ("phase_a", "phase_b", name))
     out = xr.DataArray(_stack(lab, spec), dims=dims, coords=_coords(lab, phase_a=lab.phases, phase_b=lab.phases),
                        name="specific_area")
-    out = out.assign_coords(_bin_coords(lab, axis, step))
+    out = out.assign_coords({**_bin_coords(lab, axis, step), "bin_voxels": (
+        _dims(lab, (name,)), _stack(lab, labelled), {"long_name": "labelled voxels in the bin"})})
     out.attrs.update(units=f"{lab.unit}^-1", long_name=f"interface area per volume by {name} ({method})", axis=name,
                      step=step, method=method, **_common_attrs(lab))
     return out
@@ -222,8 +224,8 @@ def interface_profile(labels: Any, *, axis: Any = "z", step: int = 1, phases: An
     -------
     DataArray ``specific_area`` over (phase_a, phase_b, ``axis``) (``t`` first for a series) in
     ``1/unit``: the pair's interface area in the bin over the bin's labelled volume (NaN for a
-    bin without labelled voxels); symmetric in the pair, zero on the diagonal. Exact for any
-    chunking.
+    bin without labelled voxels); symmetric in the pair, zero on the diagonal; the coordinates
+    as for :func:`profile` (``bin_voxels`` the bin's labelled voxels). Exact for any chunking.
     """
     method = parse_choice("method", method, ("faces", "crofton"))
     return _run(labels, axis, step, phases, progress, graph=functools.partial(_area_profile_graph, method=method),

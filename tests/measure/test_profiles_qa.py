@@ -116,3 +116,15 @@ def test_probability_uncertainty_refuses_labels_of_other_values():
         probability_uncertainty(prob, labels=lab)
     lab[2] = 255  # unlabelled: left out, as documented
     assert probability_uncertainty(prob, labels=lab).attrs["voxels"] == 4 * 6 * 7
+
+
+def test_interface_profile_gives_each_bins_labelled_voxels_as_profile_does():
+    """`profile` has `bin_voxels` (to weigh the bins); `interface_profile` had none."""
+    from bigseg.measure import interface_profile, profile
+
+    lab = np.random.default_rng(2).integers(0, 3, (9, 8, 7)).astype(np.uint8)
+    lab[:3, :4] = 255
+    for method in ("faces", "crofton"):
+        got = interface_profile(lab, axis="z", step=2, method=method)
+        np.testing.assert_array_equal(got.bin_voxels.values, profile(lab, axis="z", step=2).bin_voxels.values)
+        np.testing.assert_array_equal(got.bin_voxels.values, [(lab[i:i + 2] < 3).sum() for i in range(0, 9, 2)])
