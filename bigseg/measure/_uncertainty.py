@@ -89,6 +89,7 @@ def perturbation_spread(
     seed: int = 0,
     method: str = "faces",
     perturb: Callable[..., Any] | None = None,
+    phases: Any = None,
     progress: bool = False,
 ) -> xr.Dataset:
     """Every metric as mean ± std over ``n`` perturbed ground truths (LRCS-Net paper, Su et al. 2022).
@@ -96,7 +97,8 @@ def perturbation_spread(
     Each sample is ``perturb(truth, ratio=ratio, iterations=iterations, seed=seed + i)``
     (default :func:`bigseg.synth.perturb`: 10 % of interface voxels pushed or pulled by
     dilation, 5 iterations); on it the volume fractions, the interfaces (``method``) and, if
-    ``pred`` is given, the scores of ``pred`` against it are measured.
+    ``pred`` is given, the scores of ``pred`` against it are measured. ``phases``: names by label
+    value for both, as for :func:`scores` (default: the names they state).
 
     Returns
     -------
@@ -106,18 +108,18 @@ def perturbation_spread(
     if n < 2:
         raise InputError(f"Expected `n` to be at least 2 (a standard deviation needs two samples). Got {n} instead.")
     # the arguments the measures check, checked before the first perturbation and pass over the data
-    parse_method(method, as_labels(truth, name="truth"))
+    parse_method(method, as_labels(truth, name="truth", phases=phases))
     if pred is not None:
-        _pair(truth, pred, None)
+        _pair(truth, pred, phases)
     if perturb is None:
         from ..synth import perturb as perturb  # noqa: PLC0415 - optional stage, imported on use
     samples = []
     for i in range(n):
         gt = perturb(truth, ratio=ratio, iterations=iterations, seed=seed + i)
-        parts: list[xr.Dataset] = [volume_fractions(gt, progress=progress).to_dataset(),
-                                   interfaces(gt, method=method, progress=progress)]  # type: ignore[arg-type]
+        parts: list[xr.Dataset] = [volume_fractions(gt, phases=phases, progress=progress).to_dataset(),
+                                   interfaces(gt, method=method, phases=phases, progress=progress)]  # type: ignore[arg-type]
         if pred is not None:
-            parts.append(scores(gt, pred, progress=progress))
+            parts.append(scores(gt, pred, phases=phases, progress=progress))
         samples.append(xr.merge(parts, compat="override", combine_attrs="drop_conflicts"))
     out = spread(samples)
     out.attrs.update(perturbation_ratio=ratio, perturbation_iterations=iterations, seed=seed)

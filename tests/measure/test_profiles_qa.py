@@ -128,3 +128,15 @@ def test_interface_profile_gives_each_bins_labelled_voxels_as_profile_does():
         got = interface_profile(lab, axis="z", step=2, method=method)
         np.testing.assert_array_equal(got.bin_voxels.values, profile(lab, axis="z", step=2).bin_voxels.values)
         np.testing.assert_array_equal(got.bin_voxels.values, [(lab[i:i + 2] < 3).sum() for i in range(0, 9, 2)])
+
+
+def test_perturbation_spread_takes_phase_names():
+    """Labels of four phases stating no names could not be measured (no `phases=`)."""
+    from bigseg.measure import perturbation_spread, volume_fractions
+
+    lab = np.random.default_rng(4).integers(0, 4, (8, 9, 10)).astype(np.uint8)
+    names = ["pore", "cbd", "nmc", "graphite"]
+    ds = perturbation_spread(lab, lab, n=2, phases=names, perturb=lambda t, **kw: t)
+    assert list(ds.phase.values) == names
+    np.testing.assert_allclose(ds.volume_fraction_mean.values, volume_fractions(lab, phases=names).values)
+    np.testing.assert_allclose(ds.iou_mean.values, 1.0)
