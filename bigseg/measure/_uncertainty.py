@@ -37,7 +37,9 @@ def spread(results: Sequence[xr.Dataset | xr.DataArray], *, dim: str = "sample")
     Returns
     -------
     Dataset with ``<name>_mean`` and ``<name>_std`` (sample standard deviation, n - 1) for
-    every numeric variable, same dims and units as the inputs; ``attrs["samples"]`` = n.
+    every numeric variable, same dims and units as the inputs; ``attrs["samples"]`` = n. A value
+    that is NaN (or absent) in some samples is left out of its mean and std, and
+    ``<name>_samples`` then says how many samples each mean is over.
     Coordinates that differ between the samples (other than the dimensions' own, e.g. a
     profile's ``bin_voxels``) are left out.
     """
@@ -69,6 +71,9 @@ def spread(results: Sequence[xr.Dataset | xr.DataArray], *, dim: str = "sample")
         out[f"{name}_mean"] = v.mean(dim).assign_attrs({**var.attrs, "long_name": f"mean of {what} over {dim}s"})
         out[f"{name}_std"] = v.std(dim, ddof=1).assign_attrs(
             {**var.attrs, "long_name": f"sample standard deviation (n - 1) of {what} over {dim}s"})
+        counted = v.notnull().sum(dim)
+        if int(counted.min()) < len(items):  # NaN (or absent) in some samples: left out of those means
+            out[f"{name}_samples"] = counted.assign_attrs(units="1", long_name=f"{dim}s with a value of {what}")
     out.attrs.update({k: v for k, v in stacked.attrs.items() if k != "note"}, samples=len(items))
     return out
 

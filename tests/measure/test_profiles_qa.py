@@ -140,3 +140,20 @@ def test_perturbation_spread_takes_phase_names():
     assert list(ds.phase.values) == names
     np.testing.assert_allclose(ds.volume_fraction_mean.values, volume_fractions(lab, phases=names).values)
     np.testing.assert_allclose(ds.iou_mean.values, 1.0)
+
+
+def test_spread_says_how_many_samples_a_mean_is_over_where_some_are_nan():
+    """An IoU that is NaN in one sample (the phase absent from both volumes there) was averaged
+    over the others while `attrs["samples"]` said 3, with nothing per value."""
+    from bigseg.measure import scores, spread
+
+    rng = np.random.default_rng(5)
+    a = rng.integers(0, 3, (6, 7, 8)).astype(np.uint8)
+    b = np.where(a == 1, 0, a).astype(np.uint8)  # no cbd at all
+    runs = [scores(a, a), scores(b, b), scores(a, np.roll(a, 1, 0))]
+    ds = spread(runs)
+    want = [r.iou.sel(phase="cbd").item() for r in runs]
+    assert np.isnan(want[1])
+    np.testing.assert_allclose(ds.iou_mean.sel(phase="cbd").item(), np.nanmean(want))
+    assert ds.iou_samples.sel(phase="cbd").item() == 2 and ds.iou_samples.sel(phase="pore").item() == 3
+    assert "accuracy_samples" not in ds  # a value in every sample: no count
