@@ -19,6 +19,10 @@ from ..runtime import compute
 
 __all__ = ["align", "estimate_shifts"]
 
+#: at most this many refinements of each estimate (each on the sub-volumes its whole-voxel part
+#: aligns; repeated only while that part changes)
+REFINE_PASSES = 3
+
 
 def _reference(reference: Any, nt: int) -> int:
     if isinstance(reference, bool) or not isinstance(reference, (int, np.integer)) or not -nt <= reference < nt:
@@ -37,7 +41,8 @@ def estimate_shifts(vol: Any, *, reference: int = 0, upsample: int = 10, sample:
     voxel, Guizar-Sicairos et al. 2008; plain cross-correlation of mean-free, Hann-tapered
     sub-volumes) of the central ``sample``³ sub-volume of each scan against the reference's,
     then once more on the sub-volumes that show the same part of the sample after the
-    whole-voxel part of that first estimate. Only those sub-volumes are read. Reliable for
+    whole-voxel part of that first estimate (and again, at most ``REFINE_PASSES`` times, while
+    that whole-voxel part changes). Only those sub-volumes are read. Reliable for
     shifts well below ``sample / 2``."""
     v = as_volume(vol, name="vol", ndim=4)
     ref = _reference(reference, v.shape[0])
@@ -51,28 +56,35 @@ def estimate_shifts(vol: Any, *, reference: int = 0, upsample: int = 10, sample:
                     progress=progress)
     coarse = np.array([_correlate(crops[ref], c, upsample) if t != ref else np.zeros(3) for t, c in enumerate(crops)])
     # refine on the sub-volumes that show the same part of the sample: the reference's central
-    # region and the scan's region moved by the whole-voxel part of the first estimate
-    k = np.round(coarse).astype(int)
-    pairs = []
-    for t in range(v.shape[0]):
-        if t == ref:
-            continue
-        lo = [max(r.start, kk) for r, kk in zip(region, k[t])]
-        hi = [min(r.stop, n + kk) for r, n, kk in zip(region, shape, k[t])]
-        if any(b - a < 8 for a, b in zip(lo, hi)):
-            continue  # too little in common to refine: keep the first estimate
-        pairs.append((t, v.data[(ref, *[slice(a, b) for a, b in zip(lo, hi)])],
-                      v.data[(t, *[slice(a - kk, b - kk) for a, b, kk in zip(lo, hi, k[t])])]))
-    got = compute(*[(a, b) for _, a, b in pairs], desc="aligned sub-volumes", progress=progress)
+    # region and the scan's region moved by the whole-voxel part of the estimate; again while
+    # that whole-voxel part changes (the first estimate, on crops that share less, can be off
+    # by more than half a voxel along a short axis: a residual that large is itself biased)
     out = coarse.copy()
-    for (t, _, _), (a, b) in zip(pairs, got):
-        out[t] = k[t] + _correlate(a, b, upsample)
+    todo = [t for t in range(v.shape[0]) if t != ref]
+    for _ in range(REFINE_PASSES):
+        k = np.round(out).astype(int)
+        pairs = []
+        for t in todo:
+            lo = [max(r.start, kk) for r, kk in zip(region, k[t])]
+            hi = [min(r.stop, n + kk) for r, n, kk in zip(region, shape, k[t])]
+            if any(b - a < 8 for a, b in zip(lo, hi)):
+                continue  # too little in common to refine: keep the estimate
+            pairs.append((t, v.data[(ref, *[slice(a, b) for a, b in zip(lo, hi)])],
+                          v.data[(t, *[slice(a - kk, b - kk) for a, b, kk in zip(lo, hi, k[t])])]))
+        got = compute(*[(a, b) for _, a, b in pairs], desc="aligned sub-volumes", progress=progress)
+        for (t, _, _), (a, b) in zip(pairs, got):
+            out[t] = k[t] + _correlate(a, b, upsample)
+        todo = [t for t, _, _ in pairs if (np.round(out[t]).astype(int) != k[t]).any()]
+        if not todo:
+            break
     return out
 
 
 def _correlate(fixed: Any, moving: Any, upsample: int) -> np.ndarray:
     """Translation that moves ``moving`` onto ``fixed``: cross-correlation of the mean-free,
-    Hann-tapered arrays (no wrap-around edges; steadier than phase-only correlation here)."""
+    Hann-tapered arrays (no wrap-around edges; steadier than phase-only correlation here).
+    Voxels without data (NaN or inf, e.g. outside a reconstruction's field of view) count as
+    the mean of the others: they add nothing to the correlation."""
     from skimage.filters import window
     from skimage.registration import phase_cross_correlation
 
@@ -80,9 +92,15 @@ def _correlate(fixed: Any, moving: Any, upsample: int) -> np.ndarray:
 
     def tapered(c: Any) -> np.ndarray:
         c = np.asarray(to_numpy(c), np.float64)  # CuPy blocks too: the crops are small
-        return (c - c.mean()) * w
+        ok = np.isfinite(c)
+        if not ok.all():
+            c = np.where(ok, c, c[ok].mean() if ok.any() else 0.0)
+        return None if c.min() == c.max() else (c - c.mean()) * w
 
-    return phase_cross_correlation(tapered(fixed), tapered(moving), upsample_factor=upsample, normalization=None)[0]
+    a, b = tapered(fixed), tapered(moving)
+    if a is None or b is None:  # a flat crop (blank scan, all outside the field of view): nothing to match
+        return np.zeros(len(w.shape))
+    return phase_cross_correlation(a, b, upsample_factor=upsample, normalization=None)[0]
 
 
 def align(vol: Any, *, reference: int = 0, shifts: Any = None, upsample: int = 10, sample: int = 128,

@@ -493,8 +493,9 @@ def predict_series(fn: Any, vol: Any, model: Any, *, temporal: int = 0, probabil
         return predict_frames(fn, vol, model, probabilities=probabilities, uncertainty=uncertainty, **kwargs)
     if uncertainty is not None:  # checked before any work: the frames are asked for none
         parse_choice("uncertainty", uncertainty, [None, "entropy", "margin"])
-    warn_if_misaligned(vol, temporal)
+    # the frames' graphs first: their arguments are checked there, before the drift check reads the scans
     ds = predict_frames(fn, vol, model, probabilities=True, uncertainty=None, **kwargs)
+    warn_if_misaligned(vol, temporal)
     return smooth_over_time(ds, temporal, probabilities=probabilities, uncertainty=uncertainty)
 
 

@@ -93,13 +93,19 @@ def warn_if_misaligned(vol: Any, temporal: int, *, sample: int = 64) -> np.ndarr
 
 def _overlap_correlation(fixed: np.ndarray, moving: np.ndarray, k: np.ndarray) -> float:
     """Pearson correlation of ``fixed`` with ``moving`` moved by the whole voxels ``k`` over
-    their overlap (0 where it is under 4 voxels along an axis or flat)."""
+    their overlap (0 where it is under 4 voxels along an axis or flat), over the voxels with
+    data (finite) in both."""
     lo = [max(0, kk) for kk in k]
     hi = [min(n, n + kk) for n, kk in zip(fixed.shape, k)]
     if any(b - a < 4 for a, b in zip(lo, hi)):
         return 0.0
     a = fixed[tuple(slice(x, y) for x, y in zip(lo, hi))]
     b = moving[tuple(slice(x - kk, y - kk) for x, y, kk in zip(lo, hi, k))]
+    ok = np.isfinite(a) & np.isfinite(b)  # voxels with data in both (NaN outside a field of view)
+    if not ok.all():
+        a, b = a[ok], b[ok]
+        if a.size == 0:
+            return 0.0
     a, b = a - a.mean(), b - b.mean()
     den = float(np.sqrt((a * a).sum() * (b * b).sum()))
     return float((a * b).sum() / den) if den > 0 else 0.0

@@ -140,6 +140,15 @@ def evolution(metrics: xr.Dataset, particles: pd.DataFrame | None = None,
             if col in inside:
                 out[f"median_{col}"] = inside.groupby("t")[col].median().reindex(out.index)
     if transitions is not None:
+        if not isinstance(transitions, xr.DataArray) or not {"t", "from_phase", "to_phase"} <= set(transitions.dims):
+            raise InputError("Expected `transitions` to be the DataArray of bigseg.measure.transitions (t, from_phase, "
+                             f"to_phase). Got {type(transitions).__name__} instead.")
+        # every step of `metrics` but the first, as for `particles`: others would leave NaN columns unsaid
+        steps = transitions["t"].values.tolist()
+        if steps != out.index.to_numpy().tolist()[1:]:
+            raise InputError(f"Expected `transitions` of the time steps of `metrics` after the first "
+                             f"{out.index.to_numpy().tolist()[1:]}. Got t = {steps} instead: measured on another "
+                             f"series, or on its values without their times?")
         for a in transitions.from_phase.values:
             for b in transitions.to_phase.values:
                 if a != b:
