@@ -62,8 +62,9 @@ def run(args: argparse.Namespace) -> int:
     if res["peak_rss_mib"] is not None:
         print(f"peak memory of this process {res['peak_rss_mib']:.0f} MiB")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(res, f, indent=1)
+        from ..runtime._files import write_text
+
+        write_text(args.json, json.dumps(res, indent=1))  # whole or not at all
         print(f"wrote {args.json}")
     return 0
 

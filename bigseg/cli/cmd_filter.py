@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import InputError
+from ..runtime._lock import held
 from ._common import (add_cluster_args, add_progress_args, cluster_from_args, command_key, parse_triple,
                       refuse_existing, refuse_label_image, refuse_replacing)
 
@@ -108,7 +109,10 @@ def run(args: argparse.Namespace) -> int:
     for name in ("median", "gaussian", "chunks"):
         parse_triple(getattr(args, name), option=f"--{name}")
     _check_lazy_steps(args, vol)
-    with cluster_from_args(args):  # resumable: the same command again writes only the blocks not on disk
+    # held (and checked writable) before the cluster and align's and normalize's passes: a read-only or busy
+    # `dest` is said first, by the command's name for it; resumable: the same command again writes only the
+    # blocks not on disk
+    with held(args.dest, argument="dest"), cluster_from_args(args):
         out, steps = build(vol, args)  # align's and normalize's passes run on the cluster too
         save_volume(out, args.dest, chunks=parse_triple(args.chunks, int, option="--chunks"), overwrite=args.overwrite,
                     progress=args.progress, resume_key=command_key(args, "filter"))

@@ -28,6 +28,12 @@ __all__ = ["stored_once"]
 _ORDER = ("probabilities", "uncertainty", "labels")
 
 
+def keyed_scratch(folder: str | Path, prefix: str, key: str) -> Path:
+    """The scratch store :func:`stored_once` keeps for ``key`` in ``folder`` (there when a write
+    of the same inputs was interrupted)."""
+    return Path(folder).absolute() / f".{prefix}-r{key_digest(key)}.zarr"
+
+
 @contextmanager
 def stored_once(ds: xr.Dataset, folder: str | Path, *, prefix: str, key: str | None = None, desc: str = "predicting",
                 progress: bool = True) -> Iterator[xr.Dataset]:
@@ -55,7 +61,7 @@ def stored_once(ds: xr.Dataset, folder: str | Path, *, prefix: str, key: str | N
     if key is None:
         scratch = folder / f".{prefix}-{uuid.uuid4().hex[:8]}.zarr"
     else:
-        scratch = folder / f".{prefix}-r{key_digest(key)}.zarr"
+        scratch = keyed_scratch(folder, prefix, key)
         for stale in folder.glob(f".{prefix}-*.zarr"):  # left by interrupted runs of other inputs
             if stale != scratch:
                 shutil.rmtree(stale, ignore_errors=True)

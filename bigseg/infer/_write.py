@@ -29,7 +29,7 @@ import zarr
 from ..errors import InputError, OutputExistsError
 from ..io import open_volume, save_labels, save_volume
 from ..io._omezarr import check_label_name
-from ._scratch import stored_once
+from ._scratch import keyed_scratch, stored_once
 
 __all__ = ["write_prediction"]
 
@@ -81,8 +81,11 @@ def write_prediction(
         wanted["uncertainty"] = ds["uncertainty"].data.astype(np.float16)
     ldir = image_path / "labels"
     dests = {"labels": ldir / name, "probabilities": ldir / f"{name}_probabilities", "uncertainty": ldir / f"{name}_uncertainty"}
+    # the siblings are written before the labels, which come last (their label image there: all of it is):
+    # siblings beside a scratch this key left are an interrupted write's of the same inputs, to take up
+    interrupted = resume_key is not None and keyed_scratch(ldir, f"{name}.scratch", resume_key).is_dir()
     for key in wanted:
-        if dests[key].exists() and not overwrite:
+        if dests[key].exists() and not overwrite and not (interrupted and key != "labels"):
             raise OutputExistsError(
                 f"Expected `name` to be new or `overwrite=True`. Got {name!r}; {str(dests[key])!r} exists."
             )
@@ -98,22 +101,29 @@ def write_prediction(
     with stored_once(ds[keep], ldir, prefix=f"{name}.scratch", key=resume_key, desc=f"predicting labels/{name}",
                      progress=progress) as st:
         out: dict[str, str] = {}
-        lab = xr.DataArray(st["labels"].data, dims=ds["labels"].dims, attrs={"phases": phases})
-        out["labels"] = save_labels(lab, image_path, name=name, phases=phases, levels=levels, overwrite=overwrite, progress=False)
-        extra: dict[str, Any] = {}
+        again = overwrite or interrupted
         if "probabilities" in st:
             # (t,) phase, z, y, x: stored as OME-Zarr's channel axis c, the phase names kept
             prob = xr.DataArray(st["probabilities"].data, dims=ds["probabilities"].dims, coords={"phase": phases},
                                 name=f"{name}_probabilities",
                                 attrs={"voxel_size": image.attrs["voxel_size"], "unit": image.attrs["unit"]})
-            out["probabilities"] = save_volume(prob, dests["probabilities"], overwrite=overwrite, progress=False)
-            g = zarr.open_group(out["probabilities"], mode="a")
-            g.attrs["bigseg"] = {**dict(g.attrs.get("bigseg", {})), "probabilities_of": name}
-            extra["probabilities"] = dests["probabilities"].name
+            out["probabilities"] = save_volume(prob, dests["probabilities"], overwrite=again, progress=False)
         if "uncertainty" in st:
             unc = xr.DataArray(st["uncertainty"].data, dims=ds["uncertainty"].dims, name=f"{name}_uncertainty",
                                attrs={"voxel_size": image.attrs["voxel_size"], "unit": image.attrs["unit"]})
-            out["uncertainty"] = save_volume(unc, dests["uncertainty"], overwrite=overwrite, progress=False)
+            out["uncertainty"] = save_volume(unc, dests["uncertainty"], overwrite=again, progress=False)
+        # the labels last: a process killed before leaves no label image (the same command takes up from the
+        # scratch), not labels that look finished without the probabilities asked for (a rerun refused them,
+        # a pipeline run skipped the segmentation); the siblings say whose they are once the labels are
+        # there (save_labels replacing earlier labels drops the siblings that say so)
+        lab = xr.DataArray(st["labels"].data, dims=ds["labels"].dims, attrs={"phases": phases})
+        out["labels"] = save_labels(lab, image_path, name=name, phases=phases, levels=levels, overwrite=overwrite, progress=False)
+        extra: dict[str, Any] = {}
+        if "probabilities" in out:
+            g = zarr.open_group(out["probabilities"], mode="a")
+            g.attrs["bigseg"] = {**dict(g.attrs.get("bigseg", {})), "probabilities_of": name}
+            extra["probabilities"] = dests["probabilities"].name
+        if "uncertainty" in out:
             g = zarr.open_group(out["uncertainty"], mode="a")
             g.attrs["bigseg"] = {**dict(g.attrs.get("bigseg", {})), "uncertainty_of": name,
                                  "method": ds["uncertainty"].attrs.get("method")}

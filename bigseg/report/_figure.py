@@ -35,13 +35,18 @@ def phase_rgb(name: str, index: int = 0, phases: Any = None) -> tuple[float, flo
 
 def finish(fig: Any, path: str | os.PathLike | None, *, title: str | None = None, dpi: int = 110,
            tight: bool = False, **title_kw: Any) -> Any:
-    """Add the title; write ``path`` (PNG by extension) and close the figure when given.
-    Returns the figure."""
+    """Add the title; write ``path`` (PNG by extension; whole or not at all, see
+    :func:`bigseg.runtime._files.replacing`) and close the figure when given. Returns the figure."""
     if title:
         fig.suptitle(title, **title_kw)
     if path is not None:
         import matplotlib.pyplot as plt
 
-        fig.savefig(os.fspath(path), dpi=dpi, **({"bbox_inches": "tight"} if tight else {}))
-        plt.close(fig)
+        from ..runtime._files import replacing
+
+        try:  # whole or not at all: a process killed mid-write leaves no PNG cut short (an earlier one stays)
+            with replacing(path) as tmp:  # (the hidden name keeps the suffix: the format)
+                fig.savefig(os.fspath(tmp), dpi=dpi, **({"bbox_inches": "tight"} if tight else {}))
+        finally:
+            plt.close(fig)
     return fig

@@ -79,7 +79,7 @@ def plot_history(history: list[dict[str, Any]], phases: list[str], path: str, *,
     import matplotlib.pyplot as plt
     import matplotlib.ticker
 
-    from ..report._figure import phase_rgb
+    from ..report._figure import finish, phase_rgb
 
     ep = [h["epoch"] for h in history]
     ncol = 3 if test else 2
@@ -120,10 +120,7 @@ def plot_history(history: list[dict[str, Any]], phases: list[str], path: str, *,
         axes[2].set_ylim(0, 1)
         axes[2].set_ylabel("IoU on unseen synthetic volumes")
         axes[2].grid(axis="y", alpha=0.3)
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    finish(fig, path, title=title or None, dpi=110, fontsize=9)  # whole or not at all
 
 
 def main(argv: list[str] | None = None) -> int:
