@@ -205,6 +205,34 @@ def test_a_run_again_that_fails_leaves_no_report_that_reads_as_finished(tmp_path
     assert "Incomplete run" not in (tmp_path / "run" / "report.html").read_text()
 
 
+def test_info_of_a_run_not_done_says_whose_results_it_shows(tmp_path, scan, capsys):
+    """A run killed after writing metrics.nc but before run.json was described as showing "its
+    last finished run", though no run had finished (or the metrics were this run's)."""
+    import os
+
+    from bigseg.cli import main
+
+    _, image = scan
+    opts = {"predict": {"model": "threshold"}, "measure": {"particles": False, "connectivity": None}}
+    run = tmp_path / "run"
+    Pipeline(**opts).run(image[:12, :20, :24], run, progress=False)
+    t = (run / "run.json").stat().st_mtime
+
+    def said(stages: float, metrics: float) -> str:
+        os.utime(run / "stages.json", (stages, stages))
+        for f in ("metrics.nc", "metrics.json"):
+            os.utime(run / f, (metrics, metrics))
+        capsys.readouterr()
+        assert main(["info", str(run)]) == 0
+        return capsys.readouterr().out
+
+    assert "(below: its last finished run)" in said(t + 10, t - 10)  # a rerun stopped before its measurements
+    assert "(below: results this run wrote before it stopped, beside an earlier run's record)" in said(t + 10, t + 20)
+    (run / "run.json").unlink()  # no run ever finished
+    out = said(t + 10, t + 20)
+    assert "(below: results this run wrote before it stopped)" in out and "last finished" not in out
+
+
 def test_a_run_folder_inside_the_source_store_is_refused(tmp_path, scan):
     # Pipeline.run refused only dest = the source (or its image.ome.zarr): a run folder inside
     # an OME-Zarr source was written into the input store

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from ._common import parse_triple, voxel_size_text
 
@@ -98,7 +99,8 @@ def _volume_lines(info: dict, args: argparse.Namespace) -> list[str]:
 def _run_lines(info: dict, args: argparse.Namespace) -> list[str]:
     phases = list(info["volume_fraction"])
     last = f" (last of {info['steps']} scans)" if info["steps"] else ""
-    now = [_state_line(info["state"]), f"{'':<12}(below: its last finished run)"] if info["state"]["state"] != "done" else []
+    now = [_state_line(info["state"]), f"{'':<12}(below: {_whose_results(Path(info['run']))})"] \
+        if info["state"]["state"] != "done" else []
     lines = [f"run         {info['run']}", *now,
              f"source      {info['source']}" + (f"  (cropped: {info['crop']})" if info.get("crop") else ""),
              f"model       {info['model']}"
@@ -141,6 +143,16 @@ def _state_line(state: dict) -> str:
 
 def _partial_run_lines(info: dict, args: argparse.Namespace) -> list[str]:
     return [f"run         {info['run']}", _state_line(info["state"])]
+
+
+def _whose_results(run: Path) -> str:
+    """Whose the results on disk of a run folder not done are: an earlier finished run's, or
+    this run's, written before it stopped (no run.json, or metrics newer than it)."""
+    finished = run / "run.json"
+    metrics = [run / f for f in ("metrics.nc", "metrics.json") if (run / f).exists()]
+    if finished.exists() and all(m.stat().st_mtime <= finished.stat().st_mtime for m in metrics):
+        return "its last finished run"
+    return "results this run wrote before it stopped" + (", beside an earlier run's record" if finished.exists() else "")
 
 
 def _finished(d) -> bool:
