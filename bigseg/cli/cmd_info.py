@@ -252,6 +252,14 @@ def run(args: argparse.Namespace) -> int:
                          f"{len(_label_images(p))} ({', '.join(_label_images(p))}): pass {args.path}/NAME.")
     elif is_zarr_store(args.path):
         info, lines = volume_info(args.path, stats=not args.no_stats), _volume_lines
+    elif not p.exists() and (partial := sorted(p.parent.glob(f".{p.name}.partial-*"))):
+        from ..errors import SourceNotFoundError
+
+        # a write killed before it finished: said, not just "does not exist"
+        raise SourceNotFoundError(
+            f"Expected `path` to be an existing file or folder. Got {args.path!r}, which does not exist: a write "
+            f"of it was interrupted ({partial[0].name} beside it holds what was written; the same command again "
+            f"{'resumes it' if '.partial-r' in partial[0].name else 'starts it anew'}).")
     else:  # a source for ingest (an HDF5 file without the dataset: the error lists those present)
         info, lines = source_info(args.path, dataset=args.dataset, dtype=args.dtype, offset=args.offset,
                                   shape=parse_triple(args.shape, int, option="--shape")), _source_lines

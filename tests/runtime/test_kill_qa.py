@@ -124,3 +124,20 @@ def test_filter_refuses_a_busy_dest_by_its_name_before_the_normalize_passes(tmp_
     assert res.returncode == 2, res.stderr
     assert "`dest`" in res.stderr and str(dest) in res.stderr and "process 4242 on node7" in res.stderr, res.stderr
     assert not dest.exists()
+
+
+def test_info_of_a_store_whose_write_was_killed_says_so(tmp_path, capsys):
+    """`bigseg info` of a store a killed `segment --out`/`filter`/`ingest` never finished said
+    only that it does not exist, though its finished blocks wait beside it."""
+    from bigseg.cli import main
+
+    (tmp_path / ".seg.ome.zarr.partial-r0123456789ab").mkdir()
+    (tmp_path / ".raw.ome.zarr.partial-1a2b3c4d").mkdir()
+    assert main(["info", str(tmp_path / "seg.ome.zarr")]) == 2
+    err = capsys.readouterr().err
+    assert "does not exist: a write of it was interrupted (.seg.ome.zarr.partial-r0123456789ab" in err
+    assert "the same command again resumes it" in err
+    assert main(["info", str(tmp_path / "raw.ome.zarr")]) == 2
+    assert "starts it anew" in capsys.readouterr().err
+    assert main(["info", str(tmp_path / "other.ome.zarr")]) == 2
+    assert "interrupted" not in capsys.readouterr().err
