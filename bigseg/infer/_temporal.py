@@ -145,6 +145,10 @@ def smooth_over_time(ds: xr.Dataset, temporal: int, *, probabilities: bool = Fal
     out["labels"] = ds["labels"].copy(data=labels)
     if probabilities:
         out["probabilities"] = p.copy(data=smooth)
+        if temporal:  # what they are now: say so where they say what they are
+            what = p.attrs.get("description", "softmax probabilities")
+            out["probabilities"].attrs["description"] = f"{what}, each scan's averaged with {temporal} scan(s) " \
+                "before and after"
     else:
         out = out.drop_vars("probabilities")
     if uncertainty is not None:

@@ -127,3 +127,20 @@ def test_evolution_refuses_transitions_of_other_time_steps():
         measure.evolution(m, transitions=measure.transitions(lab.values))
     with pytest.raises(InputError, match="`transitions`"):
         measure.evolution(m, transitions=measure.volume_fractions(lab))
+
+
+def test_windowed_probabilities_say_they_are_averaged_over_scans():
+    """After a time window the probabilities still described themselves as "blended softmax
+    probabilities" (attrs["temporal"] of the Dataset aside)."""
+    import xarray as xr
+
+    from bigseg.infer._temporal import smooth_over_time
+
+    p = np.random.default_rng(0).random((3, 3, 4, 5, 6)).astype(np.float32)
+    p /= p.sum(axis=1, keepdims=True)
+    ds = xr.Dataset({"labels": (("t", "z", "y", "x"), p.argmax(1).astype(np.uint8)),
+                     "probabilities": (("t", "phase", "z", "y", "x"), p, {"description": "blended softmax probabilities"})})
+    got = smooth_over_time(ds, 1, probabilities=True)
+    assert got["probabilities"].attrs["description"] == ("blended softmax probabilities, each scan's averaged with 1 "
+                                                         "scan(s) before and after")
+    np.testing.assert_allclose(got["probabilities"].values[1], p.mean(axis=0), rtol=1e-6)
