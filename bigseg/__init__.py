@@ -46,7 +46,7 @@ _LAZY = {
 }
 # bigseg.train is its callable subpackage (train(...) and train.synthetic(...)), never the bare function:
 # importing the subpackage rebinds the name, so the first and later lookups must agree
-_SUBPACKAGES = {"synth", "filters", "baselines", "measure", "models", "infer", "kernels", "report", "train"}
+_SUBPACKAGES = {"synth", "filters", "baselines", "measure", "models", "infer", "kernels", "report", "train", "pipeline"}
 
 
 def __getattr__(name: str) -> Any:

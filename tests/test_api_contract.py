@@ -92,3 +92,13 @@ def test_default_model_is_a_torch_module_with_the_promised_metadata():
     assert isinstance(m, torch.nn.Module)
     assert list(m.phases) == ["pore", "cbd", "active"] and m.ndim in (2, 3) and len(m.patch) == m.ndim
     assert m.normalization  # how grey values are scaled before the network
+
+
+def test_the_pipeline_module_the_readme_names_is_an_attribute():
+    """`bigseg.pipeline.run_state` (README) raised AttributeError after a bare `import bigseg`."""
+    import subprocess
+    import sys
+
+    code = "import bigseg; print(bigseg.pipeline.run_state.__name__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "run_state"
