@@ -19,6 +19,7 @@ __all__ = [
     "MemoryBudgetError",
     "ClusterError",
     "ModelError",
+    "UncalibratedWarning",
 ]
 
 
@@ -65,3 +66,8 @@ class ClusterError(BigsegError, RuntimeError):
 
 class ModelError(InputError):
     """A model or checkpoint is unusable for the requested operation."""
+
+
+class UncalibratedWarning(UserWarning):
+    """A length ``unit`` was given for a source that states no voxel size, without
+    ``voxel_size``: a voxel is taken as 1 of that unit (the command line says so itself)."""

@@ -156,8 +156,14 @@ def test_an_array_is_calibrated_by_voxel_size_and_unit_as_a_path_is(tmp_path, sc
              (np.asarray(small), {"unit": "um"}, (1.0, 1.0, 1.0), "um"),  # none stated: 1 in `unit`
              (np.asarray(small), {"voxel_size": 2}, (2.0, 2.0, 2.0), "nm"),
              (small, {"voxel_size": 3, "crop": "2:10,:,:"}, (3.0, 3.0, 3.0), "nm")]
+    from contextlib import nullcontext
+
+    from bigseg.errors import UncalibratedWarning
+
     for i, (src, cfg, vs, unit) in enumerate(cases):
-        res = Pipeline(**opts, **cfg).run(src, tmp_path / f"run{i}", progress=False)
+        stated = "voxel_size" in cfg or hasattr(src, "attrs")  # a unit alone for what states no size: said
+        with nullcontext() if stated else pytest.warns(UncalibratedWarning, match="a voxel is taken as 1 um"):
+            res = Pipeline(**opts, **cfg).run(src, tmp_path / f"run{i}", progress=False)
         vol = bigseg.open_volume(tmp_path / f"run{i}" / "image.ome.zarr")
         np.testing.assert_allclose(vol.attrs["voxel_size"], vs)
         assert vol.attrs["unit"] == unit == res.metrics.attrs["unit"]
@@ -166,7 +172,8 @@ def test_an_array_is_calibrated_by_voxel_size_and_unit_as_a_path_is(tmp_path, sc
     # the same array from a file gets the same calibration; run.json says where the file is
     # from anywhere (it kept the path relative to the folder the run started in)
     monkeypatch.chdir(tmp_path)
-    Pipeline(**opts, unit="um").run("plain.npy", tmp_path / "path", progress=False)
+    with pytest.warns(UncalibratedWarning, match="a voxel is taken as 1 um"):
+        Pipeline(**opts, unit="um").run("plain.npy", tmp_path / "path", progress=False)
     assert bigseg.open_volume(tmp_path / "path" / "image.ome.zarr").attrs["unit"] == "um"
     assert json.loads((tmp_path / "path" / "run.json").read_text())["source"] == str(tmp_path / "plain.npy")
 

@@ -19,7 +19,7 @@ import warnings
 from typing import Any
 
 from .._version import version
-from ..errors import BigsegError
+from ..errors import BigsegError, UncalibratedWarning
 from ._terms import command_parser, in_cli_terms
 
 __all__ = ["main", "build_parser"]
@@ -125,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         with warnings.catch_warnings():
             warnings.showwarning = show
             warnings.filterwarnings("default", category=UserWarning, module=r"bigseg(\.|$)")  # told, once
+            warnings.filterwarnings("ignore", category=UncalibratedWarning)  # the commands print their own note
             return int(args.func(args) or 0)
     except BigsegError as exc:
         print(f"bigseg {args.command}: error: {in_cli_terms(str(exc), command_parser(parser, args.command), args)}",

@@ -748,6 +748,12 @@ def _resolved_calibration(reader: Any, vs: Any, unit: str | None) -> tuple[Any, 
             raise InputError(f"Expected `unit` to be a length unit such as 'nm' or 'um' that the source's "
                              f"{own[1]!r} converts to. Got {unit!r} instead.")
         return converted, unit or own[1]
+    if unit is not None and unit != "voxel":  # a unit asked for lengths the source does not give
+        from ..errors import UncalibratedWarning
+
+        warnings.warn(f"`unit`={unit!r} without `voxel_size`, and the source states no voxel size: a voxel is taken "
+                      f"as 1 {unit}. Pass `voxel_size` (in {unit}) to give the scan's.", UncalibratedWarning,
+                      stacklevel=3)
     return (tuple(reader.attrs["voxel_size"]) if isinstance(reader, xr.DataArray) else (1.0, 1.0, 1.0)), unit or "nm"
 
 

@@ -19,7 +19,7 @@ import tifffile
 import zarr
 
 import bigseg
-from bigseg.errors import InputError, OutputExistsError, SourceNotFoundError, VolumeFormatError
+from bigseg.errors import InputError, OutputExistsError, SourceNotFoundError, UncalibratedWarning, VolumeFormatError
 
 CHUNKS = (10, 17, 30)
 
@@ -227,7 +227,9 @@ def test_voxel_size_read_from_the_source(tmp_path, odd_volume):
 
     assert source_calibration(tmp_path / "vox.ome.zarr") is None  # said as such (`bigseg ingest` notes it)
     for i, given in enumerate(({}, {"unit": "nm"})):  # like any uncalibrated source (.npy, TIFF): 1 nm
-        got = bigseg.ingest(tmp_path / "vox.ome.zarr", tmp_path / f"v{i}.ome.zarr", progress=False, **given)
+        # a unit asked for without a voxel size: the 1-unit voxel is warned about (the CLI notes it itself)
+        with pytest.warns(UncalibratedWarning, match="`unit`='nm' without `voxel_size`") if given else nullcontext():
+            got = bigseg.ingest(tmp_path / "vox.ome.zarr", tmp_path / f"v{i}.ome.zarr", progress=False, **given)
         assert got.attrs["voxel_size"] == (1.0, 1.0, 1.0) and got.attrs["unit"] == "nm"
     import zarr
 
@@ -826,3 +828,21 @@ def test_ingest_never_writes_into_or_over_its_source(tmp_path):
     with pytest.raises(InputError, match=r"`dest` to be another place than the input"):
         bigseg.ingest([npy, npy], npy, progress=False)
     assert sorted(p.relative_to(src) for p in src.rglob("*")) == before
+
+
+def test_a_unit_without_a_voxel_size_for_an_uncalibrated_source_is_said_once(tmp_path, odd_volume, capsys):
+    """`ingest(x.npy, unit="um")` took 1 um voxels without a word (the CLI notes it; the API now
+    warns, and the CLI does not say it twice)."""
+    from bigseg.cli import main
+
+    np.save(tmp_path / "a.npy", odd_volume)
+    with pytest.warns(UncalibratedWarning, match="a voxel is taken as 1 um"):
+        got = bigseg.ingest(tmp_path / "a.npy", tmp_path / "a.ome.zarr", unit="um", progress=False)
+    assert got.attrs["voxel_size"] == (1.0, 1.0, 1.0) and got.attrs["unit"] == "um"
+    assert main(["ingest", str(tmp_path / "a.npy"), str(tmp_path / "b.ome.zarr"), "--unit", "um", "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "states no voxel size and --voxel-size was not passed" in err and "warning" not in err
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a voxel size given, or no unit asked for: nothing said
+        bigseg.ingest(tmp_path / "a.npy", tmp_path / "c.ome.zarr", voxel_size=2, unit="um", progress=False)
+        bigseg.ingest(tmp_path / "a.npy", tmp_path / "d.ome.zarr", progress=False)
