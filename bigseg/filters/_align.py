@@ -132,6 +132,12 @@ def align(vol: Any, *, reference: int = 0, shifts: Any = None, upsample: int = 1
     if shifts is None:
         s = estimate_shifts(v, reference=reference, upsample=upsample, sample=sample, progress=progress)
     else:
+        # what only the estimate takes: refused by name rather than ignored
+        unused = [f"{k}={val!r}" for k, val, default in (("reference", reference, 0), ("upsample", upsample, 10),
+                                                          ("sample", sample, 128)) if val != default]
+        if unused:
+            raise InputError(f"Expected `{unused[0].split('=')[0]}` only without `shifts` (it is for estimating "
+                             f"them). Got {', '.join(unused)} with shifts given.")
         try:
             s = np.asarray(shifts, np.float64)
         except (TypeError, ValueError):

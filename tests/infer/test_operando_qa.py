@@ -144,3 +144,18 @@ def test_windowed_probabilities_say_they_are_averaged_over_scans():
     assert got["probabilities"].attrs["description"] == ("blended softmax probabilities, each scan's averaged with 1 "
                                                          "scan(s) before and after")
     np.testing.assert_allclose(got["probabilities"].values[1], p.mean(axis=0), rtol=1e-6)
+
+
+def test_align_refuses_estimate_options_with_shifts_given():
+    """`align(vol, shifts=..., reference=9)` ignored `reference` (and `upsample`, `sample`):
+    they only steer the estimate, which given shifts replace."""
+    from bigseg.errors import InputError
+    from bigseg.filters import align
+
+    vol = np.random.default_rng(0).random((3, 8, 9, 10)).astype(np.float32)
+    shifts = np.zeros((3, 3))
+    with pytest.raises(InputError, match=r"`reference` only without `shifts`.*Got reference=9"):
+        align(vol, shifts=shifts, reference=9)
+    with pytest.raises(InputError, match=r"`upsample` only without `shifts`.*Got upsample=0"):
+        align(vol, shifts=shifts, upsample=0)
+    np.testing.assert_array_equal(align(vol, shifts=shifts).values, vol)  # the defaults: fine
