@@ -15,11 +15,11 @@ from scipy import ndimage as ndi
 from .._parse import parse_in_range, parse_nonnegative_int, parse_positive_int
 from ..errors import InputError
 from ..io import UNLABELLED
-from ..kernels.metrics import NBINS, interface_mask
+from ..kernels.metrics import interface_mask
 from ..runtime._progress import compute
 from ._blockwise import BlockGeometry, block_partials, crop_halo
-from ._inputs import as_labels, check_values
-from ._metrics import _hist_block, interfaces, parse_method, volume_fractions
+from ._inputs import as_labels
+from ._metrics import _check, _stats_graph, interfaces, parse_method, volume_fractions
 from ._scores import _pair, scores
 
 __all__ = ["spread", "over_samples", "perturbation_spread", "probability_uncertainty"]
@@ -226,14 +226,16 @@ def probability_uncertainty(
         arrs = [pt] if lab is None else [pt, lab[t] if t is not None else lab]
         parts.append(block_partials(fn, *arrs, depth=distance + 1, nout=4, dtype=np.int64))
     # the labels' values, from the same pass: 0..phases-1 or 255 (a 7 would count as a phase of its own)
-    hists = [] if lab is None else [block_partials(_hist_block, lab, depth=0, nout=NBINS + 1, dtype=np.int64)]
-    out = compute(*hists, *parts, desc="uncertainty", progress=progress)
-    if hists:
+    checked = None
+    if lab is not None:
         k = p.shape[-4]
         given = probabilities.coords["phase"].values if isinstance(probabilities, xr.DataArray) \
             and "phase" in probabilities.coords else range(k)
-        check_values(np.asarray(out[0])[:NBINS], k, [str(v) for v in given], "labels", allow_unlabelled=True,
-                     out_of_range=int(np.asarray(out[0])[NBINS]))
+        checked = as_labels(lab, name="labels", phases=[str(v) for v in given])
+    hists = [] if checked is None else _stats_graph(checked, hist_only=True)
+    out = compute(*hists, *parts, desc="uncertainty", progress=progress)
+    if checked is not None:
+        _check(checked, out[:len(hists)], allow_unlabelled=True)
     res = [np.asarray(r) for r in out[len(hists):]]
     tot, unc, unc_near, near = (np.array([r[i] for r in res]) for i in range(4))
     with np.errstate(divide="ignore", invalid="ignore"):
