@@ -133,8 +133,8 @@ def align(vol: Any, *, reference: int = 0, shifts: Any = None, upsample: int = 1
         s = estimate_shifts(v, reference=reference, upsample=upsample, sample=sample, progress=progress)
     else:
         # what only the estimate takes: refused by name rather than ignored
-        unused = [f"{k}={val!r}" for k, val, default in (("reference", reference, 0), ("upsample", upsample, 10),
-                                                          ("sample", sample, 128)) if val != default]
+        given = {"reference": reference, "upsample": upsample, "sample": sample}
+        unused = [f"{k}={val!r}" for k, val in given.items() if val != align.__kwdefaults__[k]]
         if unused:
             raise InputError(f"Expected `{unused[0].split('=')[0]}` only without `shifts` (it is for estimating "
                              f"them). Got {', '.join(unused)} with shifts given.")
