@@ -212,10 +212,9 @@ def _runs_lines(info: dict, args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from ..io import volume_info
     from ..io._ingest import source_info
+    from ..io._omezarr import partial_writes
     from ..io._volume import is_zarr_store
     from ..pipeline import run_state
     from ..report import run_summary
@@ -252,14 +251,14 @@ def run(args: argparse.Namespace) -> int:
                          f"{len(_label_images(p))} ({', '.join(_label_images(p))}): pass {args.path}/NAME.")
     elif is_zarr_store(args.path):
         info, lines = volume_info(args.path, stats=not args.no_stats), _volume_lines
-    elif not p.exists() and (partial := sorted(p.parent.glob(f".{p.name}.partial-*"))):
+    elif not p.exists() and (partial := partial_writes(p.absolute())):
         from ..errors import SourceNotFoundError
 
         # a write killed before it finished: said, not just "does not exist"
         raise SourceNotFoundError(
             f"Expected `path` to be an existing file or folder. Got {args.path!r}, which does not exist: a write "
             f"of it was interrupted ({partial[0].name} beside it holds what was written; the same command again "
-            f"{'resumes it' if '.partial-r' in partial[0].name else 'starts it anew'}).")
+            f"{'resumes it' if partial[0].name.rsplit('-', 1)[-1].startswith('r') else 'starts it anew'}).")
     else:  # a source for ingest (an HDF5 file without the dataset: the error lists those present)
         info, lines = source_info(args.path, dataset=args.dataset, dtype=args.dtype, offset=args.offset,
                                   shape=parse_triple(args.shape, int, option="--shape")), _source_lines

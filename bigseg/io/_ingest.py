@@ -327,12 +327,11 @@ def _warn_gaps(files: list[str], what: str) -> None:
                       "as many planes early). Check the folder.", stacklevel=4)
 
 
-def _hdf5_datasets(f: Any) -> dict[str, Any]:
-    """The datasets of an open HDF5 file by path, each once: also those reached through a soft or
-    external link (NeXus links its detector data, /entry/data/data, that way), under the first
-    path that reaches them; a link to nothing is left out."""
-    import h5py
-
+def _hdf5_objects(f: Any, kind: type) -> dict[str, Any]:
+    """The objects of ``kind`` (``h5py.Dataset``, ``h5py.Group``) in an open HDF5 file by path,
+    each once: also those reached through a soft or external link (NeXus links its detector
+    data, /entry/data/data, that way), under the first path that reaches them; a link to
+    nothing is left out."""
     found: dict[str, Any] = {}
     seen: set = set()
 
@@ -341,12 +340,19 @@ def _hdf5_datasets(f: Any) -> dict[str, Any]:
             obj = f.get(name)
         except (KeyError, OSError, ValueError):  # a dangling soft link, an external file not there
             return
-        if isinstance(obj, h5py.Dataset) and obj.id not in seen:
+        if isinstance(obj, kind) and obj.id not in seen:
             seen.add(obj.id)
             found["/" + name] = obj
 
     f.visititems_links(visit)
     return found
+
+
+def _hdf5_datasets(f: Any) -> dict[str, Any]:
+    """The datasets of an open HDF5 file by path, each once (:func:`_hdf5_objects`)."""
+    import h5py
+
+    return _hdf5_objects(f, h5py.Dataset)
 
 
 def _nexus_signal(f: Any) -> str | None:
@@ -372,17 +378,8 @@ def _nexus_signal(f: Any) -> str | None:
         group = nxt
     if text(group.attrs.get("NX_class", "")) == "NXdata" and (found := signal(group)):
         return found
-    named: set = set()
-
-    def visit(name: str, _link: Any) -> None:
-        try:
-            obj = f.get(name)
-        except (KeyError, OSError, ValueError):
-            return
-        if isinstance(obj, h5py.Group) and text(obj.attrs.get("NX_class", "")) == "NXdata" and (sig := signal(obj)):
-            named.add(sig)
-
-    f.visititems_links(visit)
+    named = {sig for g in _hdf5_objects(f, h5py.Group).values()
+             if text(g.attrs.get("NX_class", "")) == "NXdata" and (sig := signal(g))}
     return named.pop() if len(named) == 1 else None
 
 
@@ -663,8 +660,10 @@ def _imagej_times(path: str) -> tuple[np.ndarray | None, str]:
         return None, ""
     if frames < 2 or not (math.isfinite(interval) and interval > 0):
         return None, ""
+    from ._export import _OME_TIME_UNITS
+
     unit = str(meta.get("tunit", "sec")).strip()  # ImageJ writes tunit only where it is not "sec"
-    unit = {"sec": "s", "second": "s", "seconds": "s"}.get(unit, unit)
+    unit = _OME_TIME_UNITS.get(unit, unit)  # its "sec" as the symbol the OME-TIFF path reads
     return np.arange(frames, dtype=np.float64) * interval, unit
 
 

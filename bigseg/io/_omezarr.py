@@ -103,11 +103,17 @@ def writing(dest: Path) -> contextlib.AbstractContextManager[Path]:
     return replacing(dest, tmp=_partial_path(dest))
 
 
+def partial_writes(dest: Path) -> list[Path]:
+    """The hidden folders interrupted writes of ``dest`` left beside it (:func:`_partial_path`,
+    :func:`_resumable_path`: a resumable one's name ends ``-r<key>``)."""
+    return sorted(dest.parent.glob(f".{dest.name}.partial-*"))
+
+
 def _remove_stale_partials(dest: Path, *, keep: Path | None = None, resumable: bool = True) -> None:
     """Remove the hidden folders interrupted writes of ``dest`` left (call it holding ``dest``'s
     lock: no write of it runs then), but ``keep``; with ``resumable=False`` only those of
     writes without a resume key (:func:`_partial_path`; a resumable one's name is ``-r<key>``)."""
-    for stale in dest.parent.glob(f".{dest.name}.partial-*"):
+    for stale in partial_writes(dest):
         if stale != keep and (resumable or not stale.name.rsplit("-", 1)[-1].startswith("r")):
             _remove(stale)
 
