@@ -212,24 +212,6 @@ def _label_stats_valid(ext, z0, z1, y0, y1, x0, x1, ftab, mtab):  # pragma: no c
 _MASK_BITS = ((np.arange(256)[:, None] >> np.arange(8)) & 1).astype(np.int64)  # (mask, bit)
 
 
-def _as_uint8_codes(block: np.ndarray) -> tuple[np.ndarray, int, int, int]:
-    """uint8 view/copy of an integer block; values outside 0..254 become 255 (counted).
-
-    Returns ``(codes, n_out_of_range, min, max)`` where the last three describe values that do
-    not fit in 0..255 (wide integer dtypes only; ``0, 0, 0`` otherwise).
-    """
-    if block.dtype == np.uint8:
-        return np.ascontiguousarray(block), 0, 0, 0
-    if block.dtype == np.bool_:
-        return np.ascontiguousarray(block.view(np.uint8)), 0, 0, 0
-    bad = (block < 0) | (block > 255)
-    nbad = int(np.count_nonzero(bad))
-    lo = int(block.min()) if block.size else 0
-    hi = int(block.max()) if block.size else 0
-    codes = np.where(bad, 255, block).astype(np.uint8)
-    return codes, nbad, lo, hi
-
-
 def label_stats(ext: np.ndarray, halo_lo: tuple[int, int, int], halo_hi: tuple[int, int, int],
                 n_phases: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Histogram, faces per axis and interface voxels of one block.

@@ -80,7 +80,8 @@ def radial_profile(labels: Any, *, centre: Any = None, step: float = 1.0, phases
     -------
     DataArray ``volume_fraction`` over (phase, ``r``) (``t`` first for a series): the phase's
     share of the labelled voxels whose distance d from the axis satisfies ``i * step <= d <
-    (i + 1) * step``; the coordinate ``r`` is the shell's mid radius in ``unit``, ``bin_voxels``
+    (i + 1) * step``; the coordinate ``r`` is the shell's mid radius in ``unit`` (the last shell's
+    taken as ending at the farthest corner of the cross-section), ``bin_voxels``
     the labelled voxels in it (NaN fractions where 0). Exact for any chunking (integer counts
     summed over blocks).
     """
@@ -108,7 +109,8 @@ def radial_profile(labels: Any, *, centre: Any = None, step: float = 1.0, phases
         frac = [np.where(n > 0, c / np.maximum(n, 1), np.nan) for c, n in zip(counts, labelled)]
     out = xr.DataArray(_stack(lab, frac), dims=_dims(lab, ("phase", "r")), coords=_coords(lab, phase=lab.phases),
                        name="volume_fraction")
-    mid = (np.arange(nbins) + 0.5) * step
+    lo = np.arange(nbins) * step
+    mid = (lo + np.minimum(lo + step, far)) / 2  # the last shell ends at the farthest corner
     out = out.assign_coords(
         r=("r", mid * vmin, {"units": lab.unit, "long_name": "distance from the axis (mid-shell)"}),
         r_voxels=("r", mid, {"units": "voxel", "long_name": "distance from the axis in smallest in-plane voxel edges"}),

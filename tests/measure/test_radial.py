@@ -17,13 +17,16 @@ def _reference(lab, centre, step, sampling=(1.0, 1.0), k=3):
     ny, nx = lab.shape[-2:]
     yy, xx = np.meshgrid((np.arange(ny) - centre[0]) * sampling[0], (np.arange(nx) - centre[1]) * sampling[1],
                          indexing="ij")
-    rbin = np.broadcast_to((np.hypot(yy, xx) / step).astype(int), lab.shape)
+    dist = np.hypot(yy, xx)
+    rbin = np.broadcast_to((dist / step).astype(int), lab.shape)
     n = rbin.max() + 1
     counts = np.zeros((k, n))
     for p in range(k):
         counts[p] = np.bincount(rbin[lab == p], minlength=n)
+    # mid radius of each shell; the last one ends at the farthest voxel
+    mids = (np.arange(n) * step + np.minimum((np.arange(n) + 1) * step, dist.max())) / 2
     with np.errstate(invalid="ignore", divide="ignore"):
-        return counts / counts.sum(axis=0), counts.sum(axis=0)
+        return counts / counts.sum(axis=0), counts.sum(axis=0), mids
 
 
 @pytest.mark.parametrize("chunks", [(13, 17, 23), (40, 48, 56)], ids=str)
@@ -31,10 +34,11 @@ def test_matches_numpy(chunks):
     lab = make_labels()
     lab[:, :5, :7] = 255  # unlabelled voxels are left out
     out = radial_profile(da.from_array(lab, chunks=chunks), centre=(20.0, 31.5), step=2.5)
-    frac, n = _reference(lab, (20.0, 31.5), 2.5)
+    frac, n, mids = _reference(lab, (20.0, 31.5), 2.5)
     np.testing.assert_array_equal(out.bin_voxels.values, n)
     np.testing.assert_allclose(out.values, frac, rtol=1e-12, equal_nan=True)
-    np.testing.assert_allclose(out.r.values, (np.arange(len(n)) + 0.5) * 2.5)
+    np.testing.assert_allclose(out.r.values, mids)
+    assert out.r.values[-1] < np.hypot(47 - 20.0, 31.5)  # not beyond the farthest corner, (47, 0)
     default = radial_profile(lab)
     assert default.attrs["centre"] == [23.5, 27.5]
 
@@ -44,10 +48,10 @@ def test_anisotropic_voxels_and_series():
     vol = bigseg.io.make_volume(np.stack([lab, lab[:, ::-1]]), voxel_size=(3.0, 1.0, 2.0), unit="nm",
                                 phases=["pore", "cbd", "active"])
     out = radial_profile(vol, step=1.5)
-    frac, n = _reference(lab, (14.5, 19.5), 1.5, sampling=(1.0, 2.0))
+    frac, n, mids = _reference(lab, (14.5, 19.5), 1.5, sampling=(1.0, 2.0))
     assert out.dims == ("t", "phase", "r") and out.r.attrs["units"] == "nm"
     np.testing.assert_allclose(out.values[0], frac, rtol=1e-12, equal_nan=True)
-    np.testing.assert_allclose(out.r.values, (np.arange(len(n)) + 0.5) * 1.5)  # edges of the smaller side, 1 nm
+    np.testing.assert_allclose(out.r.values, mids)  # edges of the smaller side, 1 nm
 
 
 def test_a_rod_reads_as_a_step():
