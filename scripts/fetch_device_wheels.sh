@@ -5,7 +5,7 @@
 # (override PY_VERSION). They go to .whl/ (git-ignored through .git/info/exclude); carry that
 # folder to the machine and run scripts/gpu_check.sh there, which installs them.
 #
-#   scripts/fetch_device_wheels.sh          # ~15 MB
+#   scripts/fetch_device_wheels.sh          # ~17 MB
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
