@@ -73,6 +73,7 @@ class TiffStackReader:
     dtype: np.dtype
     offsets: tuple[int | None, ...] = ()
     file_dtype: np.dtype | None = None  # with the file's byte order
+    first_pages: tuple[int, ...] = ()  # per file, the page after a reduced-resolution preview (thumbnail)
 
     @property
     def ndim(self) -> int:
@@ -91,7 +92,7 @@ class TiffStackReader:
                 out[k] = mm[ys, xs]
                 del mm
             else:
-                out[k] = tifffile.imread(self.files[z])[ys, xs]
+                out[k] = tifffile.imread(self.files[z], key=self.first_pages[z] if self.first_pages else 0)[ys, xs]
         return out
 
 
@@ -105,11 +106,13 @@ def _canonical(block: np.ndarray, dtype: np.dtype) -> np.ndarray:
 @dataclass(frozen=True)
 class MultiPageTiffReader:
     """A multi-page (Big)TIFF file, one page per z slice (pages in t, z order for a TZYX
-    series, as an OME-TIFF states)."""
+    series, as an OME-TIFF states); ``first_page``: the first of them, after reduced-resolution
+    previews (thumbnails) that some writers put first."""
 
     path: str
     shape: tuple[int, ...]
     dtype: np.dtype
+    first_page: int = 0
 
     @property
     def ndim(self) -> int:
@@ -120,14 +123,16 @@ class MultiPageTiffReader:
 
         sl = _index_to_slices(index, self.shape)
         try:
+            if self.first_page:  # tifffile maps the file's first series: the preview
+                raise ValueError
             mm = tifffile.memmap(self.path, mode="r")
             return _canonical(np.array(mm.reshape(self.shape)[sl]), self.dtype)
         except ValueError:  # compressed or scattered pixels: page by page
             with tifffile.TiffFile(self.path) as tif:
-                if len(tif.pages) == 1:  # one 3D (volumetric) page: read whole, then cut
-                    return _canonical(tif.pages[0].asarray().reshape(self.shape)[sl], self.dtype)
+                if len(tif.pages) - self.first_page == 1:  # one 3D (volumetric) page: read whole, then cut
+                    return _canonical(tif.pages[self.first_page].asarray().reshape(self.shape)[sl], self.dtype)
                 lead = [range(*s.indices(n)) for s, n in zip(sl[:-2], self.shape[:-2])]
-                pages = [tif.pages[int(np.ravel_multi_index(ix, self.shape[:-2]))].asarray()[sl[-2:]]
+                pages = [tif.pages[self.first_page + int(np.ravel_multi_index(ix, self.shape[:-2]))].asarray()[sl[-2:]]
                          for ix in product(*lead)]
             return _canonical(np.stack(pages).reshape([len(r) for r in lead] + list(pages[0].shape)), self.dtype)
 
@@ -200,11 +205,14 @@ def _page_list_errors():
         log.removeHandler(handler)
 
 
-def _tiff_page_info(path: str) -> tuple[tuple[int, ...], np.dtype, int, int | None, np.dtype]:
-    """(page shape, dtype, page count, offset, file dtype) of a TIFF, checking for truncation.
+def _tiff_page_info(path: str) -> tuple[tuple[int, ...], np.dtype, int, int | None, np.dtype, int]:
+    """(page shape, dtype, page count, offset, file dtype, first page) of a TIFF, checking for
+    truncation.
 
-    ``offset`` is the byte offset of the first page's pixels if they can be memory-mapped
-    (uncompressed, contiguous), else ``None``; ``file dtype`` carries the file's byte order.
+    Leading reduced-resolution pages (a preview or thumbnail, NewSubfileType bit 0) are not
+    counted: ``first page`` is the first full-resolution one. ``offset`` is the byte offset of
+    its pixels if they can be memory-mapped (uncompressed, contiguous), else ``None``; ``file
+    dtype`` carries the file's byte order.
     """
     import tifffile
 
@@ -219,7 +227,10 @@ def _tiff_page_info(path: str) -> tuple[tuple[int, ...], np.dtype, int, int | No
                 raise VolumeFormatError(f"TIFF file {path!r} is truncated or damaged: its list of pages breaks after "
                                         f"page {n - 1} ({broken[0]}), so {n} of its pages could be read. Copy the "
                                         "file again from its source.")
-            first = pages[0]
+            skip = 0
+            while skip < n - 1 and pages[skip] is not None and int(getattr(pages[skip], "subfiletype", 0)) & 1:
+                skip += 1  # a preview before the planes
+            first = pages[skip]
             if getattr(first, "samplesperpixel", 1) > 1:  # colour: (y, x, 3) would read as a volume 3 voxels deep
                 raise InputError(f"Expected `source` to hold grey values. Got {path!r}, a colour TIFF ("
                                  f"{first.samplesperpixel} samples per pixel, {first.photometric.name}): convert it "
@@ -228,14 +239,14 @@ def _tiff_page_info(path: str) -> tuple[tuple[int, ...], np.dtype, int, int | No
             shape, dtype = tuple(first.shape), np.dtype(np.dtype(first.dtype).str)
             offset = int(first.dataoffsets[0]) if first.is_memmappable and first.dataoffsets else None
             file_dtype = dtype.newbyteorder(tif.byteorder)
-            for i in range(n):
+            for i in range(skip, n):
                 page = pages[i]
                 if page is None:
                     raise VolumeFormatError(f"TIFF file {path!r}: page {i} cannot be read.")
                 if tuple(page.shape) != shape or np.dtype(np.dtype(page.dtype).str) != dtype:
                     raise VolumeFormatError(
                         f"TIFF file {path!r}: page {i} has shape {tuple(page.shape)} and dtype {page.dtype}, "
-                        f"page 0 has {shape} and {dtype}."
+                        f"page {skip} has {shape} and {dtype}."
                     )
                 end = max((o + c for o, c in zip(page.dataoffsets, page.databytecounts)), default=0)
                 if end > size:
@@ -246,7 +257,7 @@ def _tiff_page_info(path: str) -> tuple[tuple[int, ...], np.dtype, int, int | No
         raise
     except Exception as exc:  # tifffile raises TiffFileError, struct.error, ValueError, ...
         raise VolumeFormatError(f"Cannot read TIFF file {path!r}: {exc}") from None
-    return shape, dtype, n, offset, file_dtype
+    return shape, dtype, n - skip, offset, file_dtype, skip
 
 
 def _tiff_series_shape(path: str, n: int, page_shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -283,15 +294,16 @@ def _tiff_stack(files: list[str], what: str) -> TiffStackReader:
     if not files:
         raise SourceNotFoundError(f"Expected `source` to contain TIFF slices. Got {what!r}, which has none.")
     files = sorted(files, key=natural_key)
-    shape0, dtype0, n0, off0, fdt0 = _tiff_page_info(files[0])
+    shape0, dtype0, n0, off0, fdt0, first0 = _tiff_page_info(files[0])
     if len(shape0) != 2:
         raise VolumeFormatError(f"Expected 2D TIFF slices. Got shape {shape0} in {files[0]!r}.")
     _one_page(n0, files[0], what)
-    offsets = [off0]
+    offsets, firsts = [off0], [first0]
     for f in files[1:]:
-        shape, dtype, n, off, fdt = _tiff_page_info(f)
+        shape, dtype, n, off, fdt, first = _tiff_page_info(f)
         _one_page(n, f, what)
         offsets.append(off if fdt == fdt0 else None)
+        firsts.append(first)
         if shape != shape0 or dtype != dtype0:
             raise VolumeFormatError(
                 f"Expected every TIFF slice to have shape {shape0} and dtype {dtype0} (as {files[0]!r}). "
@@ -299,7 +311,8 @@ def _tiff_stack(files: list[str], what: str) -> TiffStackReader:
             )
     _warn_gaps(files, what)
     files = [os.path.abspath(f) for f in files]  # read by workers that may run in another working directory
-    return TiffStackReader(tuple(files), (len(files), *shape0), dtype0, tuple(offsets), fdt0)  # type: ignore[arg-type]
+    return TiffStackReader(tuple(files), (len(files), *shape0), dtype0, tuple(offsets), fdt0,  # type: ignore[arg-type]
+                           tuple(firsts) if any(firsts) else ())
 
 
 def _one_page(n: int, f: str, what: str) -> None:
@@ -490,12 +503,13 @@ def read_source(
     if shape is not None or suffix in RAW_SUFFIXES:
         return _raw(src, shape, dtype, offset)
     if suffix in TIFF_SUFFIXES:
-        page_shape, dt, n, _, _ = _tiff_page_info(src)
+        page_shape, dt, n, _, _, first = _tiff_page_info(src)
         if len(page_shape) == 3 and n == 1:  # a single 3D page (e.g. ImageJ hyperstack)
-            return MultiPageTiffReader(os.path.abspath(src), page_shape, dt)  # type: ignore[arg-type]
+            return MultiPageTiffReader(os.path.abspath(src), page_shape, dt, first)  # type: ignore[arg-type]
         if len(page_shape) != 2:
             raise VolumeFormatError(f"Expected 2D pages in {src!r}. Got page shape {page_shape}.")
-        return MultiPageTiffReader(os.path.abspath(src), _tiff_series_shape(src, n, page_shape), dt)  # (for workers)
+        shape = _tiff_series_shape(src, n, page_shape) if not first else (n, *page_shape)  # its series: the preview's
+        return MultiPageTiffReader(os.path.abspath(src), shape, dt, first)  # type: ignore[arg-type]  # (for workers)
     if suffix in HDF5_SUFFIXES:
         return _hdf5(src, dataset)
     if suffix == ".npy":
@@ -546,7 +560,7 @@ def scans_of_glob(source: Any) -> list[str] | None:
     if not matches or (tiffs and len(tiffs) < len(matches)):
         return None  # nothing (or a mix): read_source says what is wrong
     if tiffs:
-        page_shape, _, n, _, _ = _tiff_page_info(tiffs[0])
+        page_shape, _, n, _, _, _ = _tiff_page_info(tiffs[0])
         if len(page_shape) == 2 and n == 1:
             return None  # slices of one scan
     return matches

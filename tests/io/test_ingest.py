@@ -75,6 +75,30 @@ def test_tiff_glob_and_multipage(tmp_path, odd_volume):
     _check(bigseg.ingest(tmp_path / "stackz.tif", tmp_path / "mz.ome.zarr", chunks=CHUNKS, progress=False), odd_volume)
 
 
+@pytest.mark.parametrize("compress", [False, True], ids=["raw-tiff", "zlib-tiff"])
+def test_a_preview_page_before_the_planes_is_skipped(tmp_path, odd_volume, compress):
+    """Some writers put a reduced-resolution preview (a thumbnail, NewSubfileType 1) before the
+    planes: it is not the first plane (it was refused as a page of another shape)."""
+    comp = "zlib" if compress else None
+    with tifffile.TiffWriter(tmp_path / "stack.tif") as w:
+        w.write(odd_volume[0, ::4, ::4], subfiletype=1, compression=comp)
+        w.write(odd_volume, compression=comp, contiguous=True)
+    assert len(tifffile.TiffFile(tmp_path / "stack.tif").pages) == odd_volume.shape[0] + 1
+    _check(bigseg.ingest(tmp_path / "stack.tif", tmp_path / "m.ome.zarr", chunks=CHUNKS, progress=False), odd_volume)
+    folder = tmp_path / "slices"
+    folder.mkdir()
+    for i, plane in enumerate(odd_volume):  # each slice file with its own preview
+        with tifffile.TiffWriter(folder / f"s_{i}.tif") as w:
+            w.write(plane[::4, ::4], subfiletype=1, compression=comp)
+            w.write(plane, compression=comp)
+    _check(bigseg.ingest(folder, tmp_path / "f.ome.zarr", chunks=CHUNKS, progress=False), odd_volume)
+    with tifffile.TiffWriter(tmp_path / "two.tif") as w:  # a reduced page after the planes is still refused
+        w.write(odd_volume, compression=comp, contiguous=True)
+        w.write(odd_volume[0, ::4, ::4], subfiletype=1, compression=comp)
+    with pytest.raises(VolumeFormatError, match="page 37 has shape"):
+        bigseg.ingest(tmp_path / "two.tif", tmp_path / "t.ome.zarr", progress=False)
+
+
 def test_hdf5_data_exchange_and_custom_dataset(tmp_path, odd_volume):
     with h5py.File(tmp_path / "scan.h5", "w") as f:
         f.create_dataset("/exchange/data", data=odd_volume, chunks=(5, 20, 20))
