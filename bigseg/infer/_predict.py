@@ -250,11 +250,10 @@ def _bounds(chunks: tuple[tuple[int, ...], ...]) -> list[list[int]]:
 def _plan(shape: tuple[int, ...], chunks: tuple[tuple[int, ...], ...], patch: tuple[int, ...], overlap: float):
     bounds = _bounds(chunks)
     starts = K.patch_starts(shape, patch, overlap)
-    own = [[s[(s >= b[i]) & (s < b[i + 1])] for i in range(len(b) - 1)] for s, b in zip(starts, bounds)]
-    ext = [
-        [max(b[i + 1], int(o[i][-1]) + p) if len(o[i]) else b[i + 1] for i in range(len(b) - 1)]
-        for o, b, p in zip(own, bounds, patch)
-    ]
+    # per axis and block along it: the windows starting in the block, and its accumulator's end
+    own = [[K.block_patches([s], [b[i]], [b[i + 1]])[0] for i in range(len(b) - 1)] for s, b in zip(starts, bounds)]
+    ext = [[K.extended_stop([o[i]], [b[i + 1]], [p])[0] for i in range(len(b) - 1)]
+           for o, b, p in zip(own, bounds, patch)]
     return bounds, starts, own, ext
 
 
