@@ -371,7 +371,6 @@ def test_crofton_particle_areas_leave_out_crossings_into_unlabelled_voxels():
     want = np.zeros(ids.max())
     pad_id = np.pad(ids, 1)
     pad_lab = np.pad(lab, 1, constant_values=255)  # beyond the volume: no crossing, as unlabelled
-    core = tuple(slice(1, 1 + n) for n in shape)
     for d, wd, ld in zip(DIRECTIONS, w, length):
         for sign in (-1, 1):
             nb = tuple(slice(1 + sign * o, 1 + sign * o + n) for o, n in zip(d, shape))
