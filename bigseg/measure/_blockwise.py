@@ -21,6 +21,7 @@ from dask.delayed import Delayed
 from dask.highlevelgraph import HighLevelGraph
 
 from ..io._volume import zarr_source
+from ..ops import min_chunks
 
 
 def _task_name(func: Callable[..., Any]) -> str:
@@ -50,27 +51,11 @@ class BlockGeometry:
 
 
 def ensure_min_chunks(arr: da.Array, depth: int, axes: tuple[int, ...] | None = None) -> da.Array:
-    """Merge chunks thinner than ``depth`` into a neighbour so every block can lend a full halo."""
-    if depth <= 0:
-        return arr
+    """Merge chunks thinner than ``depth`` into a neighbour so every block can lend a full halo
+    (along ``axes``, default all; :func:`bigseg.ops.min_chunks` per axis)."""
     axes = tuple(range(arr.ndim)) if axes is None else axes
-    new = []
-    changed = False
-    for ax, chunks in enumerate(arr.chunks):
-        if ax not in axes or min(chunks) >= depth or len(chunks) == 1:
-            new.append(chunks)
-            continue
-        out: list[int] = []
-        for c in chunks:
-            if out and (out[-1] < depth or c < depth):
-                out[-1] += c
-            else:
-                out.append(c)
-        if len(out) > 1 and out[-1] < depth:
-            out[-2] += out.pop()
-        new.append(tuple(out))
-        changed = True
-    return arr.rechunk(tuple(new)) if changed else arr
+    new = tuple(min_chunks(c, depth) if ax in axes else c for ax, c in enumerate(arr.chunks))
+    return arr.rechunk(new) if new != arr.chunks else arr
 
 
 def _halo_array(a: da.Array, depth: dict[int, int], src: Any = None) -> da.Array:
