@@ -30,6 +30,7 @@ from bigseg.measure import interfaces, particles, specific_surface_area, surface
 from bigseg.measure._particles import _beyond_halo
 
 from ._measure_ref import make_labels
+from .test_scores_qa import _random_pair as _qa_pair
 from .test_unlabelled import _mc_ref
 
 PHASES = ["pore", "cbd", "active"]
@@ -51,12 +52,7 @@ def _recode(a: np.ndarray, src: list[str], dst: list[str]) -> np.ndarray:
 
 
 def _random_pair(seed: int) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    truth = rng.integers(0, 3, SHAPE).astype(np.uint8)
-    pred = np.where(rng.random(SHAPE) < 0.5, truth, rng.integers(0, 3, SHAPE)).astype(np.uint8)
-    truth[rng.random(SHAPE) < 0.1] = 255
-    pred[rng.random(SHAPE) < 0.1] = 255
-    return truth, pred
+    return _qa_pair(seed, SHAPE)
 
 
 def _ref_confusion(truth: np.ndarray, pred: np.ndarray, k: int = 3) -> np.ndarray:
