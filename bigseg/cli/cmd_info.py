@@ -214,7 +214,7 @@ def _runs_lines(info: dict, args: argparse.Namespace) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from ..io import volume_info
     from ..io._ingest import source_info
-    from ..io._omezarr import partial_writes
+    from ..io._omezarr import is_resumable, partial_writes
     from ..io._volume import is_zarr_store
     from ..pipeline import run_state
     from ..report import run_summary
@@ -258,7 +258,7 @@ def run(args: argparse.Namespace) -> int:
         raise SourceNotFoundError(
             f"Expected `path` to be an existing file or folder. Got {args.path!r}, which does not exist: a write "
             f"of it was interrupted ({partial[0].name} beside it holds what was written; the same command again "
-            f"{'resumes it' if partial[0].name.rsplit('-', 1)[-1].startswith('r') else 'starts it anew'}).")
+            f"{'resumes it' if is_resumable(partial[0]) else 'starts it anew'}).")
     else:  # a source for ingest (an HDF5 file without the dataset: the error lists those present)
         info, lines = source_info(args.path, dataset=args.dataset, dtype=args.dtype, offset=args.offset,
                                   shape=parse_triple(args.shape, int, option="--shape")), _source_lines

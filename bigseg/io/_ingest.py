@@ -122,19 +122,19 @@ class MultiPageTiffReader:
         import tifffile
 
         sl = _index_to_slices(index, self.shape)
-        try:
-            if self.first_page:  # tifffile maps the file's first series: the preview
-                raise ValueError
-            mm = tifffile.memmap(self.path, mode="r")
-            return _canonical(np.array(mm.reshape(self.shape)[sl]), self.dtype)
-        except ValueError:  # compressed or scattered pixels: page by page
-            with tifffile.TiffFile(self.path) as tif:
-                if len(tif.pages) - self.first_page == 1:  # one 3D (volumetric) page: read whole, then cut
-                    return _canonical(tif.pages[self.first_page].asarray().reshape(self.shape)[sl], self.dtype)
-                lead = [range(*s.indices(n)) for s, n in zip(sl[:-2], self.shape[:-2])]
-                pages = [tif.pages[self.first_page + int(np.ravel_multi_index(ix, self.shape[:-2]))].asarray()[sl[-2:]]
-                         for ix in product(*lead)]
-            return _canonical(np.stack(pages).reshape([len(r) for r in lead] + list(pages[0].shape)), self.dtype)
+        if not self.first_page:  # (tifffile maps the file's first series: with a preview first, that one)
+            try:
+                mm = tifffile.memmap(self.path, mode="r")
+                return _canonical(np.array(mm.reshape(self.shape)[sl]), self.dtype)
+            except ValueError:  # compressed or scattered pixels: page by page
+                pass
+        with tifffile.TiffFile(self.path) as tif:
+            if len(tif.pages) - self.first_page == 1:  # one 3D (volumetric) page: read whole, then cut
+                return _canonical(tif.pages[self.first_page].asarray().reshape(self.shape)[sl], self.dtype)
+            lead = [range(*s.indices(n)) for s, n in zip(sl[:-2], self.shape[:-2])]
+            pages = [tif.pages[self.first_page + int(np.ravel_multi_index(ix, self.shape[:-2]))].asarray()[sl[-2:]]
+                     for ix in product(*lead)]
+        return _canonical(np.stack(pages).reshape([len(r) for r in lead] + list(pages[0].shape)), self.dtype)
 
 
 @dataclass(frozen=True)

@@ -109,12 +109,18 @@ def partial_writes(dest: Path) -> list[Path]:
     return sorted(dest.parent.glob(f".{dest.name}.partial-*"))
 
 
+def is_resumable(partial: Path) -> bool:
+    """Whether a hidden folder of :func:`partial_writes` is a resumable write's (the same
+    command takes it up) rather than one started anew."""
+    return partial.name.rsplit("-", 1)[-1].startswith("r")
+
+
 def _remove_stale_partials(dest: Path, *, keep: Path | None = None, resumable: bool = True) -> None:
     """Remove the hidden folders interrupted writes of ``dest`` left (call it holding ``dest``'s
     lock: no write of it runs then), but ``keep``; with ``resumable=False`` only those of
     writes without a resume key (:func:`_partial_path`; a resumable one's name is ``-r<key>``)."""
     for stale in partial_writes(dest):
-        if stale != keep and (resumable or not stale.name.rsplit("-", 1)[-1].startswith("r")):
+        if stale != keep and (resumable or not is_resumable(stale)):
             _remove(stale)
 
 
