@@ -341,12 +341,14 @@ def connect(
         return client
 
     environ = dict(os.environ)
-    with children_ignore_ctrl_c():  # the workers: Ctrl-C reaches this process alone
-        lc = _start(cluster, n_workers, threads_per_worker, memory_limit, dash, config, options)
+    lc = None
     try:
+        with children_ignore_ctrl_c():  # the workers: Ctrl-C reaches this process alone (held till they run)
+            lc = _start(cluster, n_workers, threads_per_worker, memory_limit, dash, config, options)
         client = BigsegClient(lc, timeout=timeout)
-    except BaseException:
-        lc.close()
+    except BaseException:  # also a Ctrl-C held while the cluster started: it is closed, not left running
+        if lc is not None:
+            lc.close()
         _restore_environ(*_environ_changes(environ))
         raise
     client._owned_cluster = lc

@@ -8,18 +8,35 @@ from collections.abc import Iterator
 
 @contextlib.contextmanager
 def children_ignore_ctrl_c(active: bool = True) -> Iterator[None]:
-    """SIGINT ignored in this process while ``active``: the processes started meanwhile inherit
-    it (Python keeps an ignored SIGINT ignored at start-up), so Ctrl-C in a terminal reaches this
-    process alone, which shuts them down, instead of each child printing its KeyboardInterrupt
-    traceback. Main thread only (elsewhere signal handlers cannot be set: nothing changes)."""
+    """SIGINT blocked in this thread while ``active``: the processes and threads started from it
+    meanwhile inherit the block (a process keeps its signal mask through exec), so Ctrl-C in a
+    terminal, which reaches the whole process group, interrupts this process alone, which shuts
+    them down, instead of each child printing its KeyboardInterrupt traceback. A Ctrl-C in the
+    meantime is held, not lost: it reaches this process's own handler when the block ends, so
+    what was started is returned first (and can be shut down). Main thread only, where signal
+    handlers are set (elsewhere, or without ``pthread_sigmask``, nothing changes)."""
     import signal
     import threading
 
-    if not active or threading.current_thread() is not threading.main_thread():
+    if not active or threading.current_thread() is not threading.main_thread() \
+            or not hasattr(signal, "pthread_sigmask") or signal.getsignal(signal.SIGINT) is None:
         yield
         return
-    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from multiprocessing import resource_tracker
+
+    # started first: starting it unblocks SIGINT in the thread that does (Python 3.11-3.13), and
+    # the workers' queues and locks would start it within the block
+    resource_tracker.ensure_running()
+    held: list[int] = []
+    handler = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))  # taken by another thread
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, before)
+        if signal.SIGINT not in mask and hasattr(signal, "sigtimedwait") \
+                and signal.sigtimedwait({signal.SIGINT}, 0) is not None:
+            held.append(signal.SIGINT)  # the one waiting for the block to end, taken here
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        signal.signal(signal.SIGINT, handler)
+        if held and handler is not signal.SIG_IGN:
+            signal.raise_signal(signal.SIGINT)  # now to the handler of before (Python's: KeyboardInterrupt)
