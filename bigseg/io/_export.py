@@ -24,7 +24,8 @@ Formats, by the destination's suffix:
 Probabilities (``phase``, z, y, x; e.g. ``labels/segmentation_probabilities``) go to one
 ``.tif`` (axes CZYX, each channel named after its phase), ``.h5`` (``dims`` and
 ``channel_names`` attributes) or ``.npy`` (phase first), for other tools: ``ingest`` reads
-volumes and series, not them.
+volumes and series, not them. A boolean mask carrying phase names (``labels == 2`` keeps the
+labels') is written as uint8 labels 0, 1 named ``background``, ``foreground``.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from ..runtime._lock import make_folder
 from ..runtime._progress import compute
 from ._calibration import convert_length, imagej_unit, normalise_unit, ome_tiff_unit
 from ._omezarr import _check_dest, writing
-from ._volume import as_volume, origin_voxels, time_unit
+from ._volume import as_volume, mask_as_labels, origin_voxels, time_unit
 
 __all__ = ["export"]
 
@@ -245,6 +246,8 @@ def export(
     vol = _probabilities(data)
     if vol is None:
         vol = as_volume(data, name="data", allow_series=True)
+        if vol.dtype == np.bool_ and vol.attrs.get("phases") is not None:  # a mask with names: labels 0, 1
+            vol = mask_as_labels(vol)
     elif fmt == "tiff-slices":
         raise InputError(f"Expected one .tif (axes CZYX), .h5 or .npy for probabilities (one channel per phase). Got "
                          f"a folder of TIFF slices {str(dest_p)!r}: export one phase as slices with "

@@ -36,8 +36,8 @@ from ..runtime._lock import held
 from ..runtime._manifest import key_digest, resumable_array, store_resumable
 from ..runtime._progress import compute
 from ._calibration import ome_unit, parse_unit, unit_from_ome
-from ._volume import (UNLABELLED, as_volume, is_step_index, is_zarr_store, make_volume, origin_of, origin_voxels,
-                      phase_colour, time_unit, unit_for)
+from ._volume import (UNLABELLED, as_volume, is_step_index, is_zarr_store, make_volume, mask_as_labels, origin_of,
+                      origin_voxels, phase_colour, time_unit, unit_for)
 
 __all__ = ["save_volume", "save_labels", "open_volume", "volume_info", "OME_VERSION"]
 
@@ -288,9 +288,10 @@ def _values_named(block: Any, names: tuple[str, ...], argument: str) -> Any:
 
 
 def _prepare(
-    data: Any, *, chunks: Any, voxel_size: Any, phases: Any, unit: str | None, check_values: bool = True
+    data: Any, *, chunks: Any, voxel_size: Any, phases: Any, unit: str | None, check_values: bool = True,
+    argument: str = "data", label_image: bool = False,
 ) -> tuple[xr.DataArray, tuple[int, ...]]:
-    vol = as_volume(data, name="data", ndim=(3, 4, 5))  # (t,) (c,) z, y, x
+    vol = as_volume(data, name=argument, ndim=(3, 4, 5))  # (t,) (c,) z, y, x
     if "phase" in vol.dims:  # probabilities: one channel per phase, their names kept (open_volume gives them back)
         names = [str(v) for v in vol.coords["phase"].values] if "phase" in vol.coords else None
         vol = vol.drop_vars("phase", errors="ignore").rename(phase="c")
@@ -306,8 +307,18 @@ def _prepare(
     attrs["unit"] = unit_for(unit, voxel_size, attrs.get("unit", "voxel"))
     if phases is not None:
         attrs["phases"] = parse_phases(phases)
+    if vol.dtype == np.bool_ and (label_image or attrs.get("phases") is not None):  # a mask, as labels
+        vol = mask_as_labels(vol, attrs["phases"] if phases is not None else None)
+        attrs["phases"] = vol.attrs["phases"]
     if attrs.get("phases") is not None and not np.issubdtype(vol.dtype, np.integer):
-        raise InputError(f"Expected `data` to have an integer dtype for a label volume. Got {vol.dtype} instead.")
+        why = ("`phases` names its values" if phases is not None else
+               f"its attrs['phases'] {list(attrs['phases'])} name its values, e.g. kept from the labels it was "
+               f"computed from")
+        fix = "round and cast it to an integer dtype (e.g. .astype('uint8'))" + (
+            "" if label_image or phases is not None else
+            f", or to store grey values drop the names first ({argument}.attrs.pop('phases'))")
+        raise InputError(f"Expected `{argument}` to have an integer dtype for a label volume ({why}). "
+                         f"Got {vol.dtype} instead: {fix}.")
     vol = vol.assign_attrs(attrs)
     if attrs.get("phases") is not None and check_values:  # checked as each block is written (a pass of its own
         # would read the data twice); an error leaves nothing that looks written
@@ -387,7 +398,10 @@ def save_volume(
     chunks : int or one int per axis; default: the input's chunking. For a (t, z, y, x) series
         an int or 3 ints are the spatial chunks, with one time step per chunk
     voxel_size : float or (z, y, x) in ``unit``; default: ``data.attrs["voxel_size"]`` or 1
-    phases : phase names indexed by label value; marks the volume as a label image
+    phases : phase names indexed by label value; marks the volume as a label image (default
+        ``data.attrs["phases"]``). A boolean mask with phase names (``labels == 2`` keeps the
+        labels') is stored as uint8 labels named ``["background", "foreground"]`` unless
+        ``phases`` names them
     levels : number of pyramid levels (level k is downsampled by 2**k in z, y, x)
     overwrite : replace an existing destination (only once the new volume is complete)
     resume_key : a string naming what ``data`` is made from: an interrupted write is kept and
@@ -426,7 +440,8 @@ def save_labels(
 
     The image's voxel size and unit are used; phases come from ``phases`` or
     ``labels.attrs["phases"]``, except for ``instances=True`` (one value per object, e.g.
-    :func:`bigseg.measure.particle_labels`: no phase names). ``levels``: pyramid levels (each
+    :func:`bigseg.measure.particle_labels`: no phase names). A boolean mask is stored as uint8
+    labels named ``["background", "foreground"]`` unless ``phases`` names them. ``levels``: pyramid levels (each
     halves z, y and x, keeping every other voxel, so that level k has the image's level-k
     shape); default as many as the image has, as far as the shape allows, so that a viewer
     browses both at every level. Returns the label image's path.
@@ -441,7 +456,8 @@ def save_labels(
     image_path = Path(image_path).absolute()  # (for workers with another working directory)
     image = open_volume(image_path)
     vol, chunks = _prepare(labels, chunks=chunks, voxel_size=image.attrs["voxel_size"], phases=phases,
-                           unit=image.attrs["unit"], check_values=not instances)
+                           unit=image.attrs["unit"], check_values=not instances, argument="labels",
+                           label_image=not instances)
     if "phases" not in vol.attrs and not instances:
         raise InputError("Expected `phases` (or `labels.attrs['phases']`) for a label image. Got None instead.")
     if instances and not np.issubdtype(vol.dtype, np.integer):

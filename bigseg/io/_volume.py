@@ -47,6 +47,13 @@ DEFAULT_PHASES = ["pore", "cbd", "active"]
 MASK_PHASES = ["background", "foreground"]  # the phases of a boolean mask given as labels (False, True)
 UNLABELLED = 255
 
+
+def mask_as_labels(vol: xr.DataArray, phases: Any = None) -> xr.DataArray:
+    """A boolean mask as uint8 labels 0, 1 named ``phases`` (default :data:`MASK_PHASES`, as the
+    measurements name a mask's): for writers, where ``labels == 2`` kept the labels' phase
+    names, which do not name its False and True."""
+    return vol.astype(np.uint8).assign_attrs(phases=list(MASK_PHASES) if phases is None else list(phases))
+
 #: Fixed RGBA colours (0-255) per phase name, used in every figure and in OME-Zarr label metadata.
 PHASE_COLOURS: dict[str, tuple[int, int, int, int]] = {
     "pore": (20, 20, 30, 255),

@@ -321,3 +321,55 @@ def test_opens_another_writers_series_with_its_time_step(tmp_path, rng):
     vol = bigseg.open_volume(tmp_path / "other.zarr")
     assert list(vol.t.values) == [10.0, 40.0, 70.0] and vol.t.attrs["units"] == "minute"
     assert vol.attrs["voxel_size"] == (0.5, 0.5, 0.5)
+
+
+def test_a_mask_computed_from_labels_is_stored_as_a_mask(tmp_path):
+    """``labels == 2`` keeps the labels' phase names (xarray keeps attrs): save_volume and
+    save_labels refused it ("integer dtype for a label volume", and naming `data` for
+    save_labels' `labels`). It is stored as uint8 labels 0/1 named as the measurements name a
+    mask's; the input is left as it was."""
+    labels = bigseg.synth.electrode((12, 16, 20), seed=3, chunks=(5, 16, 7))
+    mask = labels == 2
+    assert mask.attrs["phases"] == ["pore", "cbd", "active"]
+    bigseg.save_volume(mask, tmp_path / "m.ome.zarr", progress=False)
+    got = bigseg.open_volume(tmp_path / "m.ome.zarr")
+    assert got.dtype == np.uint8 and got.attrs["phases"] == ["background", "foreground"]
+    np.testing.assert_array_equal(got.values, (labels.values == 2).astype(np.uint8))
+    assert mask.dtype == np.bool_ and mask.attrs["phases"] == ["pore", "cbd", "active"]  # not modified
+
+    bigseg.save_volume(bigseg.synth.xct(labels, seed=3), tmp_path / "i.ome.zarr", progress=False)
+    bigseg.save_labels(mask.values, tmp_path / "i.ome.zarr", name="plain", progress=False)  # a NumPy mask, no names
+    bigseg.save_labels(mask, tmp_path / "i.ome.zarr", name="named", phases=["rest", "nmc"], progress=False)
+    plain = bigseg.open_volume(tmp_path / "i.ome.zarr", label="plain")
+    named = bigseg.open_volume(tmp_path / "i.ome.zarr", label="named")
+    assert plain.attrs["phases"] == ["background", "foreground"] and named.attrs["phases"] == ["rest", "nmc"]
+    np.testing.assert_array_equal(named.values, plain.values)
+    assert bigseg.measure.volume_fractions(named).sel(phase="nmc") == pytest.approx((labels.values == 2).mean())
+
+
+def test_grey_values_with_phase_names_are_refused_with_the_way_out(tmp_path):
+    labels = bigseg.synth.electrode((8, 8, 8), seed=1, chunks=4)
+    with pytest.raises(InputError, match=r"`data` to have an integer dtype.*attrs\['phases'\] \['pore', 'cbd', "
+                                         r"'active'\].*astype\('uint8'\).*data.attrs.pop\('phases'\)"):
+        bigseg.save_volume(labels * 0.5, tmp_path / "g.ome.zarr", progress=False)
+    assert not (tmp_path / "g.ome.zarr").exists()
+    bigseg.save_volume(bigseg.synth.xct(labels, seed=1), tmp_path / "i.ome.zarr", progress=False)
+    with pytest.raises(InputError, match=r"`labels` to have an integer dtype") as err:
+        bigseg.save_labels(labels.astype(np.float32), tmp_path / "i.ome.zarr", progress=False)
+    assert "pop" not in str(err.value)  # a label image holds integers: no grey-value way out offered
+    assert not (tmp_path / "i.ome.zarr" / "labels" / "segmentation").exists()
+
+
+def test_an_exported_mask_does_not_carry_the_labels_phase_names(tmp_path):
+    """An HDF5 of ``labels == 2`` said its values were pore, cbd and active (read back, 1 was
+    "cbd"); it holds uint8 labels named background, foreground now, as OME-Zarr stores them."""
+    from bigseg.io import open_source
+
+    labels = bigseg.synth.electrode((10, 12, 14), seed=2, chunks=6, voxel_size=50, unit="nm")
+    bigseg.export(labels == 2, tmp_path / "m.h5", progress=False)
+    back = open_source(tmp_path / "m.h5")
+    assert back.dtype == np.uint8 and back.attrs["phases"] == ["background", "foreground"]
+    np.testing.assert_array_equal(back.values, labels.values == 2)
+    plain = np.zeros((4, 5, 6), bool)
+    bigseg.export(plain, tmp_path / "p.npy", progress=False)  # no names: written as it is
+    assert np.load(tmp_path / "p.npy").dtype == np.bool_
