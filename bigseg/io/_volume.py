@@ -179,6 +179,10 @@ def as_volume(
         channels = "c" in data.dims and 5 not in allowed and set(data.dims) - {"c"} <= set(SERIES_DIMS)
         hint = (f": pick one channel first, e.g. {name}.isel(c=0) (command line: bigseg ingest SOURCE DEST "
                 "--channel 0)") if channels else " instead"
+        lost = [d for d in ("z", "y", "x") if d not in data.dims and d in data.coords]  # a slice picked by .isel
+        if 3 in allowed and data.ndim == 2 and set(data.dims) <= set(SPATIAL_DIMS) and lost:
+            hint = (f" instead, one slice: pick it with a list to keep its axis, .isel({lost[0]}=[k]) rather than "
+                    f".isel({lost[0]}=k), and it is taken as a volume one voxel thick")
         if data.ndim not in allowed:
             raise InputError(
                 f"Expected `{name}` to be a {want} volume. "
@@ -203,9 +207,11 @@ def as_volume(
             raise InputError(f"Expected `{name}` to be an array or volume. Got {type(data).__name__} instead.")
         _check_array(data, name)
         if data.ndim not in allowed:
+            one = (f": a slice is a volume one voxel thick as {name}[None] (shape (1, {data.shape[0]}, "
+                   f"{data.shape[1]}))") if data.ndim == 2 and 3 in allowed else ""
             raise InputError(
                 f"Expected `{name}` to be a {want} array. "
-                f"Got shape {tuple(data.shape)} instead."
+                f"Got shape {tuple(data.shape)} instead{one}."
             )
         vol = make_volume(data)
     if vol.size == 0:

@@ -48,3 +48,27 @@ def test_the_dimensions_a_volume_may_have_read_as_a_list(tmp_path):
     with pytest.raises(InputError, match=r"Expected `data` to be a 3D, 4D or 5D array. Got shape \(4, 5\)"):
         bigseg.save_volume(np.zeros((4, 5)), tmp_path / "unused.ome.zarr", progress=False)
     assert not (tmp_path / "unused.ome.zarr").exists()
+
+
+def test_one_slice_is_refused_with_the_way_to_keep_it_a_volume():
+    """``vol.isel(z=3)`` drops the z axis: the error says that a list keeps it, and the slice
+    then measures as a volume one voxel thick (so does a NumPy slice given an axis)."""
+    import bigseg
+
+    labels = bigseg.synth.electrode((8, 12, 10), seed=1, chunks=5)
+    with pytest.raises(InputError, match=r"dims \('y', 'x'\).*one slice: pick it with a list.*\.isel\(z=\[k\]\)"):
+        bigseg.measure.volume_fractions(labels.isel(z=3))
+    with pytest.raises(InputError, match=r"\.isel\(x=\[k\]\) rather than \.isel\(x=k\)"):
+        bigseg.measure.volume_fractions(labels.isel(x=3))
+    with pytest.raises(InputError, match=r"Got shape \(12, 10\) instead: a slice is a volume one voxel thick as "
+                                         r"labels\[None\] \(shape \(1, 12, 10\)\)"):
+        bigseg.measure.volume_fractions(labels.values[3])
+    want = np.bincount(labels.values[3].ravel(), minlength=3) / labels.values[3].size
+    np.testing.assert_allclose(bigseg.measure.volume_fractions(labels.isel(z=[3])).values, want)
+    np.testing.assert_allclose(bigseg.measure.volume_fractions(labels.values[3][None]).values, want)
+    with pytest.raises(InputError) as err:  # a 2D array that is no slice of a volume: no such advice
+        as_volume(xr.DataArray(np.zeros((4, 5)), dims=("y", "x")), name="vol")
+    assert "slice" not in str(err.value)
+    with pytest.raises(InputError) as err:
+        bigseg.filters.align(np.zeros((4, 5)))  # 4D wanted: a slice is no series either
+    assert "slice" not in str(err.value)
