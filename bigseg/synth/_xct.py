@@ -13,7 +13,7 @@ import xarray as xr
 
 from .._parse import parse_choice
 from ..errors import InputError
-from ..io import as_volume, like_volume
+from ..io import DEFAULT_PHASES, as_volume, like_volume
 from ..kernels.xct import Physics, halo, xct_block
 from ._electrode import generator_of
 from ._particles import parse_seed
@@ -183,6 +183,27 @@ def _xct3d_generated(model, state, chunks, p: Physics, seed: int) -> da.Array:
                          token="synth-xct")
 
 
+def _by_phase_name(vol: xr.DataArray) -> Any:
+    """The labels' dask array with values 0 pore, 1 cbd, 2 active: labels whose
+    ``attrs["phases"]`` name these phases at other values (a two-phase ``["pore", "active"]``
+    segmentation, phases stored in another order) are mapped by name, as the measurements
+    match phases. Names that are not all the simulator's own (``["void", "binder", "nmc"]``)
+    leave the values as they are (0, 1, 2 imaged as pore, cbd, active)."""
+    arr = vol.data
+    names = list(vol.attrs.get("phases") or [])
+    if not names or names == DEFAULT_PHASES[:len(names)] or not set(names) <= set(DEFAULT_PHASES) \
+            or len(set(names)) != len(names):
+        return arr
+    lut = np.zeros(len(names) + 1, np.uint8)  # values beyond the phases (255 unlabelled too): pore, as before
+    lut[:len(names)] = [DEFAULT_PHASES.index(n) for n in names]
+    inside = da.where((arr >= 0) & (arr < len(names)), arr, len(names)).astype(np.intp)
+    return inside.map_blocks(_look_up, lut=lut, dtype=np.uint8)
+
+
+def _look_up(block: np.ndarray, lut: np.ndarray) -> np.ndarray:
+    return lut[block]
+
+
 def xct(labels: Any, *, seed: int = 0, preset: str = "nano-ct-phase", chunks: Any = None, **physics_kw: Any) -> xr.DataArray:
     """Simulated reconstructed X-ray tomogram of a label volume.
 
@@ -190,7 +211,8 @@ def xct(labels: Any, *, seed: int = 0, preset: str = "nano-ct-phase", chunks: An
     ----------
     labels : DataArray / dask / NumPy, (z, y, x) or (t, z, y, x) uint8 labels
         ``0 pore, 1 cbd, 2 active`` (any other integer, negative or beyond 255 included, is
-        imaged as pore)
+        imaged as pore); labels whose ``attrs["phases"]`` name these phases at other values
+        (``["pore", "active"]``, another order) are imaged by name
     seed : int in [0, 2**48), noise, texture, ring and drift stream; deterministic per seed
     preset : "nano-ct-phase" (default), "nano-ct-absorption", "lab-micro-ct",
         "synchrotron-micro-ct" or "ideal"
@@ -225,7 +247,7 @@ def xct(labels: Any, *, seed: int = 0, preset: str = "nano-ct-phase", chunks: An
     p = physics(preset, **physics_kw)
     if not np.issubdtype(vol.dtype, np.integer):
         raise InputError(f"Expected `labels` to have an integer dtype. Got {vol.dtype} instead.")
-    arr = vol.data
+    arr = _by_phase_name(vol)
     gen = generator_of(arr)
     if chunks is not None:
         from .._parse import parse_chunks

@@ -229,3 +229,23 @@ def test_generated_tomogram_graph_holds_a_bounded_number_of_blocks():
         stored = da.store(img.data, target, lock=False, compute=False)
         info, _ = diagnostics(dict(stored.__dask_graph__()))
         assert max(v.num_data_when_run for v in info.values()) <= 2
+
+
+def test_labels_are_imaged_by_their_phase_names():
+    """xct read label values as 0 pore, 1 cbd, 2 active whatever the labels' attrs["phases"]
+    said: a two-phase ["pore", "active"] segmentation got the CBD attenuation (0.3 for 1.0) on
+    its active material, phases stored in another order were swapped. Labels are imaged by name
+    now, as the measurements match phases; names of other phases leave the values as they are."""
+    from bigseg.io import make_volume
+
+    ref = electrode((16, 20, 24), seed=1, chunks=8)  # 0 pore, 1 cbd, 2 active
+    lab = ref.values
+    two = make_volume((lab == 2).astype(np.uint8), phases=["pore", "active"])
+    want = xct(make_volume(np.where(lab == 2, 2, 0).astype(np.uint8), phases=["pore", "cbd", "active"]), seed=4)
+    np.testing.assert_array_equal(xct(two, seed=4).values, want.values)
+    order = ["active", "pore", "cbd"]  # value i is phase order[i]
+    swapped = make_volume(np.choose(lab, [1, 2, 0]).astype(np.uint8), phases=order)
+    np.testing.assert_array_equal(xct(swapped, seed=4, preset="lab-micro-ct").values,
+                                  xct(ref, seed=4, preset="lab-micro-ct").values)
+    renamed = make_volume(lab, phases=["void", "binder", "nmc"])  # other names: imaged by value, as before
+    np.testing.assert_array_equal(xct(renamed, seed=4).values, xct(ref, seed=4).values)
