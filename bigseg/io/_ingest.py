@@ -985,6 +985,15 @@ def ingest(
     """
     dest_p = Path(dest)
     named = [source] if isinstance(source, (str, os.PathLike)) else list(source) if isinstance(source, (list, tuple)) else []
+    listed = isinstance(source, (list, tuple))
+    arrays = [s for s in (named if listed else [source]) if not isinstance(s, (str, os.PathLike))]
+    if arrays:  # an array in memory (NumPy, dask, DataArray) is no file to read: save_volume writes it
+        got = type(arrays[0]).__name__ + (" in the list" if listed else "")
+        hint = (": an array in memory is written by bigseg.save_volume(data, dest, voxel_size=..., unit=...) "
+                "(a series: stack the scans into one (t, z, y, x) array first, e.g. xarray.concat(scans, dim='t'))"
+                if hasattr(arrays[0], "shape") else " instead")
+        raise InputError(f"Expected `source` to be the path of a scan (TIFF, HDF5, .npy, raw, zarr), a glob or a list "
+                         f"of paths. Got {got}{hint}.")
     # never into or over a source (a zarr store given a group inside it, the scan itself): inputs stay as they are
     refuse_replacing(dest_p, [p for p in named if isinstance(p, (str, os.PathLike))], "dest")
     _check_dest(dest_p, overwrite, "dest", make_parent=False)  # before reading anything

@@ -870,3 +870,19 @@ def test_a_unit_without_a_voxel_size_for_an_uncalibrated_source_is_said_once(tmp
         warnings.simplefilter("error")  # a voxel size given, or no unit asked for: nothing said
         bigseg.ingest(tmp_path / "a.npy", tmp_path / "c.ome.zarr", voxel_size=2, unit="um", progress=False)
         bigseg.ingest(tmp_path / "a.npy", tmp_path / "d.ome.zarr", progress=False)
+
+
+def test_an_array_in_memory_as_source_is_refused_naming_save_volume(tmp_path):
+    """`ingest(array, dest)` (NumPy, dask or a DataArray in memory, alone or in a list of scans)
+    failed deep in os.fspath with "expected str, bytes or os.PathLike object, not ndarray"; it is
+    refused by name, pointing to save_volume, which writes an array, and nothing is written."""
+    a = np.zeros((3, 4, 5), np.float32)
+    npy = tmp_path / "a.npy"
+    np.save(npy, a)
+    for source in (a, da.from_array(a), bigseg.io.make_volume(a, voxel_size=50), [npy, a]):
+        with pytest.raises(InputError, match=r"Expected `source` to be the path of a scan .* Got \w+.*"
+                                             r"bigseg\.save_volume\(data, dest"):
+            bigseg.ingest(source, tmp_path / "out.ome.zarr", progress=False)
+    with pytest.raises(InputError, match=r"Got int instead"):
+        bigseg.ingest(3, tmp_path / "out.ome.zarr", progress=False)
+    assert not (tmp_path / "out.ome.zarr").exists()
