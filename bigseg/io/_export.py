@@ -45,7 +45,7 @@ from ..runtime._lock import make_folder
 from ..runtime._progress import compute
 from ._calibration import convert_length, imagej_unit, normalise_unit, ome_tiff_unit
 from ._omezarr import _check_dest, writing
-from ._volume import as_volume, mask_as_labels, origin_voxels, time_unit
+from ._volume import as_volume, mask_as_labels, numeric_times, origin_voxels, time_unit
 
 __all__ = ["export"]
 
@@ -245,7 +245,7 @@ def export(
     fmt = _format(dest_p, format)
     vol = _probabilities(data)
     if vol is None:
-        vol = as_volume(data, name="data", allow_series=True)
+        vol = numeric_times(as_volume(data, name="data", allow_series=True))
         if vol.dtype == np.bool_ and vol.attrs.get("phases") is not None:  # a mask with names: labels 0, 1
             vol = mask_as_labels(vol)
     elif fmt == "tiff-slices":

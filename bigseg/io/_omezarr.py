@@ -36,8 +36,8 @@ from ..runtime._lock import held
 from ..runtime._manifest import key_digest, resumable_array, store_resumable
 from ..runtime._progress import compute
 from ._calibration import ome_unit, parse_unit, unit_from_ome
-from ._volume import (UNLABELLED, as_volume, is_step_index, is_zarr_store, make_volume, mask_as_labels, origin_of,
-                      origin_voxels, phase_colour, time_unit, unit_for)
+from ._volume import (UNLABELLED, as_volume, is_step_index, is_zarr_store, make_volume, mask_as_labels, numeric_times,
+                      origin_of, origin_voxels, phase_colour, time_unit, unit_for)
 
 __all__ = ["save_volume", "save_labels", "open_volume", "volume_info", "OME_VERSION"]
 
@@ -291,7 +291,7 @@ def _prepare(
     data: Any, *, chunks: Any, voxel_size: Any, phases: Any, unit: str | None, check_values: bool = True,
     argument: str = "data", label_image: bool = False,
 ) -> tuple[xr.DataArray, tuple[int, ...]]:
-    vol = as_volume(data, name=argument, ndim=(3, 4, 5))  # (t,) (c,) z, y, x
+    vol = numeric_times(as_volume(data, name=argument, ndim=(3, 4, 5)), argument)  # (t,) (c,) z, y, x
     if "phase" in vol.dims:  # probabilities: one channel per phase, their names kept (open_volume gives them back)
         names = [str(v) for v in vol.coords["phase"].values] if "phase" in vol.coords else None
         vol = vol.drop_vars("phase", errors="ignore").rename(phase="c")

@@ -318,6 +318,26 @@ def time_unit(t: Any) -> str:
     return str(getattr(t, "attrs", {}).get("units") or "")
 
 
+def numeric_times(vol: xr.DataArray, name: str = "data") -> xr.DataArray:
+    """``vol`` with a series' ``t`` coordinate as numbers a writer stores with their unit:
+    durations (timedelta64, e.g. ``xr.concat(scans, dim=pd.Index(pd.to_timedelta(...), name="t"))``)
+    in seconds, ``units`` "s"; dates (datetime64) and other values that are no numbers are
+    refused, saying how to make them numbers (OME-Zarr, OME-TIFF and HDF5 hold times as numbers
+    in a unit)."""
+    if "t" not in vol.dims or "t" not in vol.coords or vol.coords["t"].dtype.kind in "iuf":
+        return vol
+    t = vol.coords["t"]
+    if t.dtype.kind == "m":
+        seconds = np.asarray(t.values / np.timedelta64(1, "s"), np.float64)
+        return vol.assign_coords(t=xr.DataArray(seconds, dims="t", attrs={**t.attrs, "units": "s"}))
+    fix = (f"the time since the first scan, {name}.assign_coords(t={name}.t - {name}.t[0]) (durations are stored "
+           f"in seconds)" if t.dtype.kind == "M" else
+           f"the time (or cycle) of each scan as a number, {name}.assign_coords(t=[...]), or number the scans from 0 "
+           f"with {name}.drop_vars('t')")
+    raise InputError(f"Expected `{name}`'s t coordinate to hold times as numbers (their unit in t.attrs['units']). "
+                     f"Got dtype {t.dtype} ({t.values[0]!r}, ...) instead: store {fix}.")
+
+
 def frame_arrays(vol: xr.DataArray) -> list[da.Array]:
     """The 3D dask arrays of a volume: one, or one per time step of a (t, z, y, x) series."""
     arr = vol.data

@@ -318,3 +318,36 @@ def test_info_on_an_exported_series_says_its_axes_and_times(tmp_path, capsys):
         assert main(["info", str(tmp_path / name)]) == 0
         said = capsys.readouterr().out
         assert "shape       2 x 3 x 4 x 5  (t, z, y, x)\n" in said and "times       0, 30 min\n" in said, name
+
+
+def test_a_series_timed_with_durations_or_dates_is_stored_with_its_times_or_refused(tmp_path):
+    """Scans stacked at pandas durations (`xr.concat(scans, dim=pd.Index(pd.to_timedelta(...),
+    name="t"))`) lost their times: save_volume stored steps 0, 1 and export wrote microseconds
+    without a unit (90 min read back as 5.4e9); dates were stored the same ways, and text
+    (`["pristine", "cycled"]`) crashed export in NumPy ("could not convert string to float").
+    Durations are stored in seconds; dates and text are refused, saying how to make numbers."""
+    import pandas as pd
+    import xarray as xr
+
+    series = np.arange(2 * 3 * 4 * 5, dtype=np.uint16).reshape(2, 3, 4, 5)
+    vol = make_volume(da.from_array(series, chunks=(1, 3, 4, 5)), voxel_size=VS, unit="um")
+    timed = vol.assign_coords(t=pd.to_timedelta([0, 90], unit="min"))
+    bigseg.save_volume(timed, tmp_path / "s.ome.zarr", progress=False)
+    back = bigseg.open_volume(tmp_path / "s.ome.zarr")
+    assert list(back.t.values) == [0.0, 5400.0] and back.t.attrs.get("units") == "s"
+    for name in ("s.tif", "s.h5"):
+        bigseg.export(timed, tmp_path / name, progress=False)
+        back = bigseg.ingest(tmp_path / name, tmp_path / f"{name}.ome.zarr", progress=False)
+        assert list(back.t.values) == [0.0, 5400.0] and back.t.attrs.get("units") == "s", name
+        np.testing.assert_array_equal(back.values, series)
+    dated = vol.assign_coords(t=pd.to_datetime(["2024-01-01 10:00", "2024-01-01 11:30"]))
+    named = vol.assign_coords(t=xr.DataArray(["pristine", "cycled"], dims="t"))
+    for data, fix in ((dated, r"data\.assign_coords\(t=data\.t - data\.t\[0\]\)"), (named, r"data\.drop_vars\('t'\)")):
+        with pytest.raises(InputError, match=r"Expected `data`'s t coordinate to hold times as numbers.*" + fix):
+            bigseg.save_volume(data, tmp_path / "x.ome.zarr", progress=False)
+        with pytest.raises(InputError, match=r"Expected `data`'s t coordinate to hold times as numbers.*" + fix):
+            bigseg.export(data, tmp_path / "x.h5", progress=False)
+    assert not (tmp_path / "x.ome.zarr").exists() and not (tmp_path / "x.h5").exists()
+    fixed = dated.assign_coords(t=dated.t - dated.t[0])  # the fix the message gives
+    bigseg.save_volume(fixed, tmp_path / "d.ome.zarr", progress=False)
+    assert list(bigseg.open_volume(tmp_path / "d.ome.zarr").t.values) == [0.0, 5400.0]
