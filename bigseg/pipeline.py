@@ -31,7 +31,7 @@ from .config import RunConfig
 from .errors import BigsegError, ConfigError, InputError, SourceNotFoundError
 from .io._fov import fill_outside_like_inside, fov_centre
 from .io._ingest import natural_key
-from .io._volume import crop_box, is_series
+from .io._volume import crop_box, is_series, placed_like
 from .runtime._files import replacing, write_text
 from .runtime._lock import held
 from .runtime._progress import bars
@@ -141,11 +141,15 @@ class Pipeline:
         return {"ingest": ingest, "segment": segment}
 
     def _cropped_truth(self, truth: xr.DataArray | None, ingested: xr.DataArray) -> xr.DataArray | None:
-        """With ``crop``, a truth on the source's whole grid is cut to the same box."""
+        """With ``crop``, a truth on the source's whole grid is cut to the same box; one of the box's
+        shape that states no place (its first voxel at 0: an array, a file cut elsewhere) is put
+        there, as it is taken to be."""
         crop = self.config.crop
-        if truth is None or crop is None or tuple(truth.shape[-3:]) == tuple(ingested.shape[-3:]):
+        if truth is None or crop is None:
             return truth
-        return crop_box(truth, crop)[0]
+        if tuple(truth.shape[-3:]) != tuple(ingested.shape[-3:]):
+            return crop_box(truth, crop)[0]
+        return placed_like(truth, ingested)
 
     def _aligned(self, source: Any, out: Path, resume: bool, key: str) -> tuple[xr.DataArray, list]:
         """The scans ingested as they are into ``out/raw.ome.zarr``, then moved onto the first

@@ -142,6 +142,16 @@ def origin_voxels(vol: xr.DataArray) -> list[float]:
     return [o / v for o, v in zip(origin_of(vol), vol.attrs.get("voxel_size", (1.0, 1.0, 1.0)))]
 
 
+def placed_like(vol: Any, like: xr.DataArray) -> Any:
+    """``vol`` put where ``like`` lies in the scan, when it has ``like``'s shape and states no
+    place of its own (its first voxel at 0: an array, a file cut elsewhere): a reference taken
+    to be of that box. Anything else comes back as it is."""
+    if not isinstance(vol, xr.DataArray) or tuple(vol.shape[-3:]) != tuple(like.shape[-3:]) \
+            or any(origin_voxels(vol)) or not any(origin_voxels(like)):
+        return vol
+    return vol.assign_coords({d: like.coords[d].values for d in SPATIAL_DIMS if d in vol.dims and d in like.coords})
+
+
 def recalibrated(vol: xr.DataArray, voxel_size: Any, unit: str) -> xr.DataArray:
     """``vol`` with another voxel size (and unit): the attrs and the z/y/x coordinates together,
     the first voxel's index in the scan it was cut from (:func:`origin_voxels`) kept."""

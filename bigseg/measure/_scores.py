@@ -13,6 +13,7 @@ import xarray as xr
 
 from ..errors import InputError
 from ..io._calibration import convert_length
+from ..io._volume import SPATIAL_DIMS, origin_voxels
 from ..kernels.metrics import NBINS, confusion_counts, histogram, pair_differences
 from ..runtime._progress import compute
 from ._blockwise import BlockGeometry, block_partials
@@ -92,20 +93,30 @@ def _warn_other_grid(a: Any, la: Labels, name_a: str, b: Any, lb: Labels, name_b
     """Two label volumes of one shape whose stated voxel sizes differ (in one unit, or in two
     length units once converted: 50 nm is 0.05 um): warned about (of the same scan? they are
     compared index by index)."""
-    stated = [getattr(x, "attrs", {}).get("voxel_size") for x in (a, b)]
-    if None in stated or "voxel" in (la.unit, lb.unit):
-        return
-    sa, sb = (np.broadcast_to(np.asarray(s, float), 3) for s in stated)
-    if la.unit != lb.unit:
-        sb = convert_length(tuple(sb), lb.unit, la.unit)
-        if sb is None:  # not both length units: not comparable
-            return
-    if not np.allclose(sa, sb, rtol=1e-6):
-        import warnings
+    import warnings
 
-        warnings.warn(f"`{name_a}` and `{name_b}` have the same shape but different voxel sizes "
-                      f"({tuple(stated[0])} {la.unit} against {tuple(stated[1])} {lb.unit}): are they of the same "
-                      f"scan? Voxels are compared index by index.", stacklevel=stacklevel)
+    stated = [getattr(x, "attrs", {}).get("voxel_size") for x in (a, b)]
+    if None not in stated and "voxel" not in (la.unit, lb.unit):
+        sa, sb = (np.broadcast_to(np.asarray(s, float), 3) for s in stated)
+        if la.unit != lb.unit:
+            sb = convert_length(tuple(sb), lb.unit, la.unit)
+        if sb is not None and not np.allclose(sa, sb, rtol=1e-6):  # (None: not both length units, not comparable)
+            warnings.warn(f"`{name_a}` and `{name_b}` have the same shape but different voxel sizes "
+                          f"({tuple(stated[0])} {la.unit} against {tuple(stated[1])} {lb.unit}): are they of the "
+                          f"same scan? Voxels are compared index by index.", stacklevel=stacklevel)
+            return
+    # boxes cut from different places of a scan (crops of one shape): both state where they lie
+    placed = all(isinstance(x, xr.DataArray) and all(d in x.coords for d in SPATIAL_DIMS) for x in (a, b))
+    if placed and (la.unit == lb.unit or "voxel" not in (la.unit, lb.unit)):
+        at_a, at_b = (np.round(origin_voxels(lab.vol), 2) for lab in (la, lb))
+        if np.any(np.abs(at_a - at_b) >= 0.5):
+            warnings.warn(f"`{name_a}` and `{name_b}` have the same shape but lie at different places of the scan "
+                          f"(first voxel at z, y, x = {_voxels(at_a)} against {_voxels(at_b)}): are they the same "
+                          f"box? Voxels are compared index by index.", stacklevel=stacklevel)
+
+
+def _voxels(at: np.ndarray) -> str:
+    return ", ".join(f"{v:g}" for v in at) + " voxels"
 
 
 def _confusion_graph(tl: Labels, pl: Labels) -> list:

@@ -99,3 +99,28 @@ def test_measure_particles_of_a_label_stack(scan, capsys):
     table = pd.read_csv(tmp_path / "p.csv")
     ref = bigseg.measure.particles(truth, intensity=bigseg.open_volume(tmp_path / "s.ome.zarr"))
     assert len(table) == len(ref) and np.allclose(np.sort(table.mean_intensity), np.sort(ref.mean_intensity))
+
+
+def test_stacks_of_a_cropped_run_are_taken_as_of_its_box(tmp_path, capsys):
+    """A run with `crop` gives labels placed in the scan; a truth or segmentation stack of that
+    box from another tool states no place (or voxel size): compare and measure put it in the
+    box instead of warning that it lies elsewhere (a second stack of compare also takes the
+    first one's voxel size, as a truth did)."""
+    import warnings
+
+    truth = bigseg.synth.electrode((20, 24, 24), seed=3, voxel_size=50, unit="nm")
+    img = bigseg.synth.xct(truth, seed=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        box = truth.isel(z=slice(2, 18), x=slice(4, 24))
+        res = bigseg.Pipeline(crop="2:18,:,4:24", measure={"particles": False}).run(
+            img, tmp_path / "r", truth=bigseg.io.make_volume(box.values, voxel_size=50, unit="nm"))
+        whole = bigseg.Pipeline(crop="2:18,:,4:24", measure={"particles": False}).run(img, tmp_path / "w", truth=truth)
+    np.testing.assert_array_equal(res.metrics.iou.values, whole.metrics.iou.values)
+    np.save(tmp_path / "box.npy", box.values)
+    seg = str(tmp_path / "r" / "image.ome.zarr" / "labels" / "segmentation")
+    for argv in (["measure", seg, "--truth", str(tmp_path / "box.npy")],
+                 ["compare", seg, str(tmp_path / "box.npy"), "--truth", str(tmp_path / "box.npy")]):
+        assert main([*argv, "--no-progress"]) == 0
+        err = capsys.readouterr().err
+        assert "different places" not in err and "different voxel sizes" not in err, err
