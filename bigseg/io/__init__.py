@@ -6,7 +6,7 @@ from ._fov import fill_outside, fill_outside_like_inside, fov_centre, fov_mask, 
 from ._ingest import ingest, open_source, read_source
 from ._omezarr import open_volume, save_labels, save_volume, volume_info
 from ._volume import (DEFAULT_PHASES, PHASE_COLOURS, UNLABELLED, as_volume, like_volume, make_volume, origin_of, phase_colour,
-                      sparse_labels, unit_for)
+                      recalibrated, sparse_labels, unit_for)
 
 __all__ = [
     "ingest",
@@ -27,6 +27,7 @@ __all__ = [
     "make_volume",
     "unit_for",
     "origin_of",
+    "recalibrated",
     "phase_colour",
     "sparse_labels",
     "DEFAULT_PHASES",

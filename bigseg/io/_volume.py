@@ -154,7 +154,9 @@ def placed_like(vol: Any, like: xr.DataArray) -> Any:
 
 def recalibrated(vol: xr.DataArray, voxel_size: Any, unit: str) -> xr.DataArray:
     """``vol`` with another voxel size (and unit): the attrs and the z/y/x coordinates together,
-    the first voxel's index in the scan it was cut from (:func:`origin_voxels`) kept."""
+    the first voxel's index in the scan it was cut from (:func:`origin_voxels`) kept. The way
+    to correct a volume's calibration (setting ``attrs["voxel_size"]`` alone leaves its
+    coordinates, hence where a crop lies, in the old size)."""
     vs = parse_voxel_size(voxel_size)
     at = origin_voxels(vol)
     coords = {d: (at[a] + np.arange(vol.sizes[d], dtype=np.float64)) * vs[a]
@@ -275,8 +277,9 @@ def _warn_coords_disagree(vol: xr.DataArray, name: str, stated: bool) -> None:
                 else "it has no attrs['voxel_size'] (taken as 1 voxel)")
         spacing = f"step by {step[0]:g}" if np.allclose(step, step[0], rtol=1e-6) else "are not evenly spaced"
         warnings.warn(f"`{name}`'s {dim} coordinates {spacing}, but {said}: sizes, areas and distances use the "
-                      f"attribute. Sliced with a step (e.g. vol[:, ::2])? Set `{name}.attrs['voxel_size']` to the "
-                      f"(z, y, x) voxel size of the data as it is (and 'unit').", UserWarning, stacklevel=4)
+                      f"attribute. Sliced with a step (e.g. vol[:, ::2])? Give it the (z, y, x) voxel size of the "
+                      f"data as it is with bigseg.io.recalibrated({name}, voxel_size, unit), which moves the "
+                      f"coordinates with the attribute.", UserWarning, stacklevel=4)
         return
 
 

@@ -96,3 +96,28 @@ def test_each_pyramid_level_lies_over_the_voxels_it_was_made_from(tmp_path, crop
             np.testing.assert_allclose(seg[d].values, v[d].values[: n : 2**k], err_msg=f"labels level {k} {d}")
         np.testing.assert_array_equal(seg.values, lab.values[tuple(slice(0, n_k * 2**k, 2**k) for n_k in seg.shape)])
         np.testing.assert_allclose(img.values, ref.values, rtol=1e-6)
+
+
+def test_a_crop_given_another_unit_by_its_attrs_is_told_how_to_keep_its_place(tmp_path):
+    """`crop.attrs.update(voxel_size=0.05, unit="um")` leaves the coordinates in nm: the crop was
+    stored 4000 voxels into the scan (z0 = 200 um), and the warning said to set the attribute the
+    user had just set. It names bigseg.io.recalibrated, which moves the coordinates too: the crop
+    stays 4 voxels in, at 0.2 um."""
+    import warnings
+
+    from bigseg.io import recalibrated
+
+    lab = bigseg.synth.electrode((20, 16, 16), seed=1, chunks=8, voxel_size=50, unit="nm")
+    crop = lab.isel(z=slice(4, 16))
+    edited = crop.copy()
+    edited.attrs.update(voxel_size=(0.05,) * 3, unit="um")
+    with pytest.warns(UserWarning, match=r"z coordinates step by 50, but attrs\['voxel_size'\] says 0\.05 um.*"
+                                         r"bigseg\.io\.recalibrated\(data, voxel_size, unit\)"):
+        save_volume(edited, tmp_path / "edited.ome.zarr", progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        save_volume(recalibrated(crop, 0.05, "um"), tmp_path / "c.ome.zarr", progress=False)
+    back = open_volume(tmp_path / "c.ome.zarr")
+    assert back.attrs["unit"] == "um" and back.attrs["voxel_size"] == pytest.approx((0.05,) * 3)
+    assert origin_of(back) == pytest.approx((0.2, 0.0, 0.0))
+    assert crop.attrs["unit"] == "nm" and float(crop.z[0]) == 200.0  # the input as it was
