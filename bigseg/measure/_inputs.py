@@ -53,9 +53,11 @@ def as_labels(x: Any, *, name: str = "labels", phases: Any = None) -> Labels:
     vol = as_volume(x, name=name, allow_series=True)
     dt = np.dtype(vol.dtype)
     if not (np.issubdtype(dt, np.integer) or dt == np.bool_):
+        nan = (f" (NaN marking unlabelled voxels, as .where() leaves: {name}.fillna(255).astype('uint8'), 255 = "
+               f"unlabelled)") if dt.kind == "f" else ""
         raise InputError(
             f"Expected `{name}` to hold integer labels (e.g. uint8). Got dtype {dt} instead; "
-            "round or threshold the values first."
+            f"round or threshold the values first{nan}."
         )
     if phases is not None:
         names = parse_phases(phases)

@@ -233,3 +233,19 @@ def test_two_boxes_cut_from_other_places_of_a_scan_are_warned_about():
         assert float(measure.scores(b, b.copy()).accuracy) == 1.0
         measure.scores(a.values, b)  # a NumPy array states no place
         measure.scores(b, bigseg.synth.electrode((20, 20, 20), seed=1, chunks=10).isel(z=slice(0, 20)))  # in voxels
+
+
+def test_labels_with_nan_for_unlabelled_voxels_are_told_how_to_mark_them():
+    """`labels.where(mask)` leaves NaN floats: the error says how to mark those voxels (255) and
+    the labels so marked are measured over the labelled voxels."""
+    import bigseg
+
+    lab = bigseg.synth.electrode((10, 12, 14), seed=2, chunks=5)
+    keep = lab.z < 6
+    holed = lab.where(keep)
+    with pytest.raises(InputError, match=r"float\d\d instead; round or threshold the values first \(NaN marking "
+                                         r"unlabelled voxels.*labels\.fillna\(255\)\.astype\('uint8'\), 255 = unlabelled"):
+        measure.volume_fractions(holed)
+    fixed = holed.fillna(255).astype("uint8")
+    np.testing.assert_allclose(measure.volume_fractions(fixed).values,
+                               measure.volume_fractions(lab.isel(z=slice(0, 6))).values)
