@@ -54,6 +54,7 @@ def mask_as_labels(vol: xr.DataArray, phases: Any = None) -> xr.DataArray:
     names, which do not name its False and True."""
     return vol.astype(np.uint8).assign_attrs(phases=list(MASK_PHASES) if phases is None else list(phases))
 
+
 #: Fixed RGBA colours (0-255) per phase name, used in every figure and in OME-Zarr label metadata.
 PHASE_COLOURS: dict[str, tuple[int, int, int, int]] = {
     "pore": (20, 20, 30, 255),

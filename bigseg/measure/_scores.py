@@ -91,8 +91,9 @@ def _times(lab: Labels) -> str:
 
 def _warn_other_grid(a: Any, la: Labels, name_a: str, b: Any, lb: Labels, name_b: str, *, stacklevel: int = 4) -> None:
     """Two label volumes of one shape whose stated voxel sizes differ (in one unit, or in two
-    length units once converted: 50 nm is 0.05 um): warned about (of the same scan? they are
-    compared index by index)."""
+    length units once converted: 50 nm is 0.05 um), or that both state where they lie (z, y, x
+    coordinates) and lie at different places (boxes cut from other parts of a scan): warned
+    about (of the same scan, the same box? they are compared index by index)."""
     import warnings
 
     stated = [getattr(x, "attrs", {}).get("voxel_size") for x in (a, b)]
