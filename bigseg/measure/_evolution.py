@@ -120,6 +120,11 @@ def evolution(metrics: xr.Dataset, particles: pd.DataFrame | None = None,
             raise InputError("Expected `particles` to be the table of bigseg.measure.particles (with a "
                              f"'touches_border' column). Got {type(particles).__name__} with columns "
                              f"{list(getattr(particles, 'columns', []))} instead.")
+        if "t" not in particles.columns and len(out.index) > 1:  # was counted silently as the first step's
+            raise InputError(f"Expected `particles` of the series of `metrics` (a table with a 't' column, from "
+                             f"bigseg.measure.particles of the (t, z, y, x) labels) for its {len(out.index)} time steps "
+                             f"{out.index.to_numpy().tolist()}. Got a table of one volume (no 't' column) instead: "
+                             "measure the particles of the whole series, or add the step it shows as a 't' column.")
         tab = particles if "t" in particles.columns else particles.assign(t=out.index[0])
         steps = particles.attrs.get("t")  # a series' table knows its steps, also those without particles
         unknown = sorted(set(tab["t"]) - set(out.index))

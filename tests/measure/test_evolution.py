@@ -167,6 +167,19 @@ def test_a_particle_table_of_another_series_is_refused(series):
     assert measure.evolution(metrics, spelled)["particles"].sum() == len(tab)
 
 
+def test_a_particle_table_of_one_volume_is_refused_for_a_series(series):
+    # the table of one scan (no `t` column) was counted silently as the first step's, whichever
+    # scan it measured, and the other steps read as having no particles
+    lab, _ = series
+    metrics = measure.summary(lab)
+    one = measure.particles(lab.isel(t=2), max_diameter=32)
+    assert "t" not in one.columns
+    with pytest.raises(InputError, match=r"`particles` of the series of `metrics` .* 3 time steps \[0, 1, 2\]. "
+                                         r"Got a table of one volume \(no 't' column\)"):
+        measure.evolution(metrics, one)
+    single = measure.evolution(measure.summary(lab.isel(t=2)), one)  # one volume with its own table: one row
+    assert single["particles"].tolist() == [len(one)]
+
 def test_units_are_stated(series):
     lab, truth = series
     assert measure.transitions(lab).attrs["units"] == "1"
