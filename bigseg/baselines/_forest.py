@@ -147,7 +147,8 @@ def random_forest(vol: Any, labels: Any, *, sigmas: Sequence[float] = DEFAULT_SI
         phases = list(DEFAULT_PHASES)
     phases = parse_phases(phases)
     if n_classes > len(phases):
-        raise label_values_error(present[present >= len(phases)].tolist(), len(phases), lab, phases=phases)
+        raise label_values_error(present[present >= len(phases)].tolist(), len(phases), lab, phases=phases,
+                                 marked=bool(counts[UNLABELLED]))
     missing = [phases[i] for i in range(len(phases)) if counts[i] == 0]
     if missing:
         raise InputError(f"Expected every phase to have labelled voxels. Got none for {missing} "

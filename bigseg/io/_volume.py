@@ -519,13 +519,22 @@ def given_values(values: Any, labels: Any) -> list[int]:
     return [int(v) + 1 if u != UNLABELLED and 0 <= int(v) < UNLABELLED and int(v) >= u else int(v) for v in values]
 
 
-def label_values_error(bad: Any, n_classes: int, labels: Any, *, phases: Any = None) -> InputError:
+def label_values_error(bad: Any, n_classes: int, labels: Any, *, phases: Any = None,
+                       marked: bool = False) -> InputError:
     """The refusal of sparse training labels holding ``bad`` values (as stored, after
-    :func:`sparse_labels`) beyond ``n_classes`` phases, stated in the values the user gave."""
+    :func:`sparse_labels`) beyond ``n_classes`` phases, stated in the values the user gave.
+    ``marked``: the labels hold unlabelled (255) voxels, so their 0 is a phase, not "not
+    annotated": the values beyond are phases without a name (not classes counted from 1)."""
     u = getattr(labels, "attrs", {}).get("unlabelled_value", UNLABELLED)
     allowed = given_values(range(n_classes), labels)
     shown = given_values(list(bad)[:5], labels)
     named = f" (phases {list(phases)})" if phases is not None else ""
-    hint = UNLABELLED_HINT if u == UNLABELLED and n_classes in shown else ""
+    hint = ""
+    if u == UNLABELLED and marked:  # the unlabelled=0 hint would be wrong there: 0 is a phase
+        if sorted(shown) == list(range(n_classes, max(shown) + 1)):  # the values go on past the phases: more phases
+            hint = (f"; the labels mark unannotated voxels {u}, so each value is a phase: pass `phases` with a name "
+                    f"for each of the {max(shown) + 1} values 0..{max(shown)}")
+    elif u == UNLABELLED and n_classes in shown:
+        hint = UNLABELLED_HINT
     return InputError(f"Expected `labels` values {', '.join(map(str, allowed))}{named} or {u} (unlabelled). "
                       f"Got {shown} instead{hint}.")

@@ -61,7 +61,8 @@ def load_pair(image: Any, labels: Any, n_classes: int) -> tuple[np.ndarray, np.n
     lab_np = np.asarray(lab.data.compute() if hasattr(lab.data, "compute") else lab.data)
     bad = (lab_np != UNLABELLED) & ((lab_np < 0) | (lab_np >= n_classes))
     if bad.any():
-        raise label_values_error(np.unique(lab_np[bad])[:5].tolist(), n_classes, lab)
+        raise label_values_error(np.unique(lab_np[bad])[:5].tolist(), n_classes, lab,
+                                 marked=bool((lab_np == UNLABELLED).any()))
     lab_np = lab_np.astype(np.uint8)
     warn_unmarked(np.bincount(lab_np.ravel(), minlength=256), unlabelled=lab.attrs.get("unlabelled_value", UNLABELLED))
     if not (lab_np != UNLABELLED).any():

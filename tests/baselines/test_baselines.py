@@ -216,6 +216,17 @@ def test_forest_takes_one_number_as_one_scale():
     np.testing.assert_array_equal(one.values, bb.random_forest(grey, labels, sigmas=(1.5,), seed=0).values)
 
 
+def test_forest_asks_for_the_phases_of_a_fourth_value_in_labels_marking_255():
+    # 255 marks the unannotated voxels, so a value 3 is a fourth phase: the hint was `unlabelled=0`
+    grey = np.random.default_rng(0).random((10, 11, 12)).astype(np.float32)
+    labels = np.full(grey.shape, 255, np.uint8)
+    labels[0, :5], labels[0, 5:], labels[1], labels[2] = 0, 1, 2, 3
+    with pytest.raises(InputError, match=r"Got \[3\] instead; the labels mark unannotated voxels 255, so each value is "
+                                         r"a phase: pass `phases` with a name for each of the 4 values 0\.\.3\.$"):
+        bb.random_forest(grey, labels, seed=0)
+    four = bb.random_forest(grey, labels, phases=["pore", "cbd", "active", "crack"], seed=0)
+    assert four.attrs["phases"] == ["pore", "cbd", "active", "crack"]
+
 def test_synthetic_electrode():
     synth = pytest.importorskip("bigseg.synth")
     truth = synth.electrode((48, 48, 48), seed=1, chunks=24)

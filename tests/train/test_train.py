@@ -301,6 +301,22 @@ def test_bad_input_is_refused_before_work(pair):
                      steps_per_epoch=1, augment=False, progress=False)  # dense, from 1: nothing is marked 0
 
 
+def test_a_value_beyond_the_phases_of_labels_marking_255_asks_for_the_phases(pair):
+    # sparse labels in bigseg's convention (255 = not annotated) with a fourth phase, or `phases`
+    # naming too few: the message suggested `unlabelled=0` (wrong: 0 is a phase there, and
+    # following it refused the 255 voxels), not `phases`
+    img, _, sparse = pair
+    four = sparse.copy()
+    four[1, 8, 4:8] = 3
+    with pytest.raises(InputError, match=r"values 0, 1, 2 or 255 \(unlabelled\)\. "
+                                         r"Got \[3\] instead; the labels mark unannotated voxels 255, so each value is "
+                                         r"a phase: pass `phases` with a name for each of the 4 values 0\.\.3\.$"):
+        bigseg.train(img, four, epochs=1, progress=False)
+    with pytest.raises(InputError, match=r"values 0, 1 or 255 \(unlabelled\)\. Got \[2\] "
+                                         r"instead; .*pass `phases` with a name for each of the 3 values 0\.\.2\.$"):
+        bigseg.train(img, sparse, phases=["a", "b"], epochs=1, progress=False)
+
+
 def test_annotations_with_classes_from_1_train_as_the_same_labels(pair):
     img, lab, sparse = pair
     exported = np.where(sparse == 255, 0, sparse + 1).astype(np.uint8)
