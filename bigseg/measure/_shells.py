@@ -75,6 +75,9 @@ def shells(labels: Any, *, around: Any, of: Any, max_distance: float, step: floa
     lab = as_labels(labels, phases=phases)
     src = _phase_set(lab, "around", around)
     dst = _phase_set(lab, "of", of)
+    if set(dst) <= set(src):  # each voxel of `of` is at distance 0 from `around`: in no shell, every one 0
+        raise InputError(f"Expected `of` to name a phase other than `around` ({'+'.join(lab.phases[i] for i in src)}): "
+                         f"its voxels lie at distance 0, in no shell, so every shell would read 0. Got of={of!r} instead.")
     n_shells = int(math.ceil(max_distance / step - 1e-9))
     if n_shells > MAX_BINS:  # each block would hold (phases x shells) counts
         raise InputError(f"Expected `step` to make at most {MAX_BINS} shells out to `max_distance`={max_distance:g} (a "

@@ -57,6 +57,9 @@ def test_anisotropic_voxels_several_phases_and_series(lab):
     (dict(around="active", of=[], max_distance=3), "`of`"),
     (dict(around="active", of="cbd", max_distance=0), "`max_distance`"),
     (dict(around="active", of="cbd", max_distance=3, step=4), "`step`"),
+    # `of` inside `around` read 0 in every shell, silently
+    (dict(around="active", of="active", max_distance=3), r"`of` to name a phase other than `around` \(active\).*of='active'"),
+    (dict(around=["cbd", "active"], of=2, max_distance=3), r"other than `around` \(cbd\+active\).*Got of=2 instead"),
 ])
 def test_bad_arguments_are_named(lab, kwargs, match):
     with pytest.raises(InputError, match=match):
