@@ -23,6 +23,16 @@ def particle_figure(table: Any, *, path: str | os.PathLike | None = None, title:
     truncated. For a series, the last time step is drawn. Returns the Figure (closed when
     ``path`` is given).
     """
+    import pandas as pd
+
+    from ..errors import InputError
+
+    need = ["equivalent_diameter", "volume", "sphericity", "touches_border"]  # was a KeyError from pandas
+    missing = [c for c in need if c not in getattr(table, "columns", [])]
+    if not isinstance(table, pd.DataFrame) or missing:
+        got = type(table).__name__ if not isinstance(table, pd.DataFrame) else f"a table without {missing}"
+        raise InputError(f"Expected `table` to be the particle table of bigseg.measure.particles (with columns "
+                         f"{need}). Got {got} instead.")
     plt = pyplot(path)
     from matplotlib.ticker import MaxNLocator
 

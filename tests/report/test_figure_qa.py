@@ -215,3 +215,15 @@ def test_report_of_cbd_particles_has_no_cbd_contact_column():
     table = measure.particles(synth.electrode((24, 28, 28), seed=2).compute(), phase="cbd")
     page = _particles_section(table)
     assert "Detachment by size" in page and "CBD contact median" not in page and "nan" not in page
+
+
+def test_particle_figure_of_something_else_than_a_particle_table_is_refused_by_name():
+    # a table cut to some columns, or a dict, failed deep in pandas (KeyError: 'sphericity')
+    from bigseg.errors import InputError
+
+    table = pd.DataFrame({"equivalent_diameter": [4.0, 6.0], "volume": [33.5, 113.1], "touches_border": [False, True]})
+    with pytest.raises(InputError, match=r"`table` to be the particle table of bigseg.measure.particles .* Got a table "
+                                         r"without \['sphericity'\] instead"):
+        particle_figure(table)
+    with pytest.raises(InputError, match=r"`table` to be the particle table .* Got dict instead"):
+        particle_figure(table.to_dict())
