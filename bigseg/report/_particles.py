@@ -13,15 +13,17 @@ from ._units import readable
 __all__ = ["particle_figure"]
 
 
-def particle_figure(table: Any, *, path: str | os.PathLike | None = None, title: str | None = None, dpi: int = 110):
+def particle_figure(table: Any, *, path: str | os.PathLike | None = None, title: str | None = None, dpi: int = 110,
+                    unit: str | None = None):
     """Histograms of a :func:`bigseg.measure.particles` table: equivalent diameter (by count and
     by volume), sphericity, and each contact fraction (``detachment`` = pore contact); last,
     detachment against size with the small/big groups of :func:`bigseg.measure.size_groups`
     (split at the median diameter) and each group's median and 10-90 % range.
 
     Particles touching the volume border are drawn apart (hatched): their size and shape are
-    truncated. For a series, the last time step is drawn. Returns the Figure (closed when
-    ``path`` is given).
+    truncated. For a series, the last time step is drawn. ``unit``: the length unit of the sizes,
+    default the table's ``attrs["unit"]`` (a table read back from CSV has none: its axis then
+    says the unit is not stated). Returns the Figure (closed when ``path`` is given).
     """
     import pandas as pd
 
@@ -41,7 +43,8 @@ def particle_figure(table: Any, *, path: str | os.PathLike | None = None, title:
     if "t" in df.columns and len(df):
         split = series_split(df)  # the groups of the whole series, as size_groups and bigseg measure split them
         df = df[df["t"] == df["t"].iloc[-1]]
-    scale, unit = readable(df["equivalent_diameter"], table.attrs.get("unit", "voxel"))
+    stated = unit if unit is not None else table.attrs.get("unit")
+    scale, unit = readable(df["equivalent_diameter"], stated) if stated else (1.0, "unit not stated")
     phase = table.attrs.get("phase", "particle")
     inner = df[~df["touches_border"]]
     border = df[df["touches_border"]]

@@ -227,3 +227,19 @@ def test_particle_figure_of_something_else_than_a_particle_table_is_refused_by_n
         particle_figure(table)
     with pytest.raises(InputError, match=r"`table` to be the particle table .* Got dict instead"):
         particle_figure(table.to_dict())
+
+
+def test_a_particle_table_read_back_from_csv_is_not_drawn_in_voxels(tmp_path):
+    """`pd.read_csv` of a table measured at 50 nm loses its attrs: the diameter axis said
+    "[voxel]" over values in nm. It says the unit is not stated, or the unit given."""
+    import bigseg
+
+    lab = bigseg.synth.electrode((24, 32, 32), seed=2, chunks=16, voxel_size=50, unit="nm")
+    table = measure.particles(lab)
+    table.to_csv(tmp_path / "p.csv", index=False)
+    back = pd.read_csv(tmp_path / "p.csv")
+    assert not back.attrs
+    labels = [particle_figure(t, **kw).axes[0].get_xlabel() for t, kw in
+              ((table, {}), (back, {}), (back, {"unit": "nm"}))]
+    assert labels[0] == labels[2] != labels[1]
+    assert "voxel" not in labels[1] and "unit not stated" in labels[1] and "voxel" not in labels[0]
