@@ -117,9 +117,12 @@ def evolution(metrics: xr.Dataset, particles: pd.DataFrame | None = None,
             out[f"percolating_{p}"] = ds.connectivity_percolating.values[:, i]
     if particles is not None:
         if not isinstance(particles, pd.DataFrame) or "touches_border" not in particles.columns:
+            moves = isinstance(particles, xr.DataArray) and "from_phase" in particles.dims
             raise InputError("Expected `particles` to be the table of bigseg.measure.particles (with a "
                              f"'touches_border' column). Got {type(particles).__name__} with columns "
-                             f"{list(getattr(particles, 'columns', []))} instead.")
+                             f"{list(getattr(particles, 'columns', []))} instead"
+                             + (": phase transitions go by keyword, evolution(metrics, transitions=...)." if moves
+                                else "."))
         if "t" not in particles.columns and len(out.index) > 1:  # was counted silently as the first step's
             raise InputError(f"Expected `particles` of the series of `metrics` (a table with a 't' column, from "
                              f"bigseg.measure.particles of the (t, z, y, x) labels) for its {len(out.index)} time steps "

@@ -322,7 +322,12 @@ def load(name_or_path: str | os.PathLike) -> Model:
         raise ModelError(f"Expected `name_or_path` to be 'default' or a checkpoint path. Got {type(name_or_path).__name__} instead.")
     path = os.fspath(name_or_path)
     if not os.path.isfile(path):
-        raise ModelError(f"Expected `name_or_path` to be 'default' or an existing checkpoint file. Got {path!r} instead.")
+        inside = sorted(f for f in os.listdir(path) if f.endswith(".pt")) if os.path.isdir(path) else []
+        hint = (f", a folder: its checkpoints are files in it ({', '.join(inside[-3:])}; a training's "
+                f"checkpoint_dir holds best.pt and epoch_NNN.pt)" if inside else
+                ", a folder" if os.path.isdir(path) else "")
+        raise ModelError(f"Expected `name_or_path` to be 'default' or an existing checkpoint file. Got {path!r}{hint} "
+                         f"instead.")
     model = _build(_read(path, repr(path)), repr(path))
     model._source = (os.path.abspath(path), model.checkpoint_key())
     return model

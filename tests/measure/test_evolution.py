@@ -218,3 +218,13 @@ def test_cli_measure_says_the_times_unit(series, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "t = 30 min\n" in out and "\nt [min] " in out
     assert pd.read_csv(tmp_path / "m.csv").columns[:3].tolist() == ["quantity", "t [min]", "phase"]
+
+
+def test_transitions_given_in_the_place_of_particles_are_told_to_go_by_keyword(series):
+    lab, _ = series
+    moves = measure.transitions(lab)
+    sm = measure.summary(lab)
+    with pytest.raises(InputError, match=r"Got DataArray with columns \[\] instead: phase transitions go by keyword, "
+                                         r"evolution\(metrics, transitions=\.\.\.\)"):
+        measure.evolution(sm, moves)
+    assert len(measure.evolution(sm, transitions=moves)) == lab.sizes["t"]

@@ -211,3 +211,19 @@ def test_patch_given_as_text_is_refused_not_read_digit_by_digit():
     with pytest.raises(InputError, match=r"`patch` of 2 positive ints.*Got \(64.5, 64\)"):
         models.create("lrcsnet", patch=(64.5, 64))  # was (64, 64)
     assert models.create("lrcsnet", patch=(64.0, np.int64(32))).patch == (64, 32)
+
+
+def test_loading_a_checkpoint_folder_names_the_checkpoints_in_it(tmp_path):
+    """`models.load("ckpt/")` after `train(checkpoint_dir="ckpt/")` said only "an existing
+    checkpoint file"; it names the checkpoints the folder holds."""
+    ck = tmp_path / "ckpt"
+    ck.mkdir()
+    with pytest.raises(ModelError, match=r"Got '.*ckpt', a folder instead"):
+        models.load(ck)
+    net = models.create("unet3d", patch=(8, 8, 8), channels=(2, 4))
+    for name in ("epoch_001.pt", "best.pt"):
+        models.save(net, ck / name)
+    with pytest.raises(ModelError, match=r"a folder: its checkpoints are files in it \(best\.pt, epoch_001\.pt; "
+                                         r"a training's checkpoint_dir holds best\.pt"):
+        models.load(ck)
+    assert models.load(ck / "best.pt").patch == net.patch
