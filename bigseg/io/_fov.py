@@ -153,6 +153,29 @@ def fov_mask(vol: Any, fov: Any = "auto", *, margin: float = 0.0, progress: bool
     return xr.DataArray(inside, dims=v.dims[-2:], coords=coords, name="fov", attrs=attrs)
 
 
+def _as_volume(vol: Any) -> xr.DataArray:
+    """A DataArray as it is (any dims, e.g. probabilities (phase, z, y, x)); a NumPy or dask
+    array as a volume (z, y, x) or series (t, z, y, x), as every function taking a volume does."""
+    return vol if isinstance(vol, xr.DataArray) else as_volume(vol, name="vol", allow_series=True)
+
+
+def _fill_value(value: Any, dtype: np.dtype) -> np.ndarray:
+    """``value`` as a scalar of ``dtype``; a value the dtype cannot hold (NaN or 300 in uint8) is
+    refused by name rather than wrapped, rounded or failing inside NumPy."""
+    try:
+        x = np.asarray(value)
+        ok = x.ndim == 0 and (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_)
+    except (TypeError, ValueError):
+        ok = False
+    if ok and np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        ok = bool(np.isfinite(x)) and float(x) == int(x) and info.min <= int(x) <= info.max
+    if not ok:
+        raise InputError(f"Expected `value` to be a number the volume's dtype {np.dtype(dtype)} can hold. "
+                         f"Got {value!r} instead.")
+    return np.asarray(value).astype(dtype)
+
+
 def _mask_and_data(vol: xr.DataArray, mask: Any) -> tuple[np.ndarray, da.Array]:
     """The (y, x) mask as a NumPy bool array, checked against the volume, and its dask data."""
     m = np.asarray(mask.values if isinstance(mask, xr.DataArray) else mask, dtype=bool)
@@ -166,9 +189,10 @@ def _mask_and_data(vol: xr.DataArray, mask: Any) -> tuple[np.ndarray, da.Array]:
 def fill_outside(vol: xr.DataArray, mask: Any, value: Any) -> xr.DataArray:
     """``vol`` (lazy, its dtype, attrs and coordinates kept) with ``value`` wherever the (y, x)
     ``mask`` is False, e.g. labels 255 (unlabelled) outside the field of view."""
+    vol = _as_volume(vol)
     m, arr = _mask_and_data(vol, mask)
     dm = da.from_array(m, chunks=arr.chunks[-2:])
-    out = da.where(dm, arr, np.asarray(value, dtype=arr.dtype)).astype(arr.dtype, copy=False)
+    out = da.where(dm, arr, _fill_value(value, arr.dtype)).astype(arr.dtype, copy=False)
     return vol.copy(data=out)
 
 
@@ -199,7 +223,11 @@ def fill_outside_like_inside(vol: xr.DataArray, mask: Any, *, seed: int = 0, pro
     from ..ops import masked_values
     from ..runtime import compute
 
+    vol = _as_volume(vol)
     m, arr = _mask_and_data(vol, mask)  # a series comes here frame by frame
+    if not m.any():
+        raise InputError("Expected `mask` to select some of the (y, x) cross-section (the inside gives the noise's "
+                         "mean and spread). Got an all-False mask.")
     inside = masked_values(arr, m).astype(np.float64)
     mean, std = compute(inside.mean(), inside.std(), desc="field of view: grey values inside", progress=progress)
     dm = da.broadcast_to(da.from_array(m, chunks=arr.chunks[1:]), arr.shape, chunks=arr.chunks)
@@ -222,6 +250,9 @@ def inscribed_box(mask: Any) -> tuple[slice, slice]:
     """The (y, x) slices of the largest square, centred on the mask's centroid, that lies wholly
     inside a field of view (for what needs whole boxes, e.g. :func:`bigseg.measure.tortuosity`)."""
     m = np.asarray(mask.values if isinstance(mask, xr.DataArray) else mask, dtype=bool)
+    if m.ndim != 2 or not m.any():
+        raise InputError(f"Expected `mask` to be a (y, x) field of view holding some voxels. Got "
+                         f"{'an all-False mask' if m.ndim == 2 else f'shape {m.shape}'} instead.")
     cy, cx = (int(round(c)) for c in ndi.center_of_mass(m))  # the mask's own centre, even of a circle
     if not m[cy, cx]:
         raise InputError("Expected `fov` to hold its own centroid (a convex field of view). Got a mask that does not.")

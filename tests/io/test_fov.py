@@ -145,3 +145,27 @@ def test_segment_inside_a_cylinder():
     err = [float(np.abs(s.volume_fraction - true).max()) for s in (with_fov, without)]
     assert err[0] < 0.03 < err[1]
     assert with_fov.iou.values[0] > without.iou.values[0] + 0.02
+
+
+def test_fill_outside_takes_plain_arrays_and_refuses_a_value_the_dtype_cannot_hold(rec):
+    a, inside = rec
+    for vol in (a, da.from_array(a, chunks=(3, 20, 26))):  # plain arrays, as every volume function takes them
+        out = fill_outside(vol, inside, -1)
+        np.testing.assert_array_equal(out.values, np.where(inside, a, -1))
+        x = fill_outside_like_inside(vol, inside)
+        np.testing.assert_array_equal(x.values[:, inside], a[:, inside])
+    labels = (a > 1).astype(np.uint8)
+    for value in (np.nan, 300, -1, 2.5, "x"):  # not wrapped, rounded or failing inside NumPy
+        with pytest.raises(InputError, match="Expected `value` to be a number the volume's dtype uint8 can hold"):
+            fill_outside(labels, inside, value)
+    assert (fill_outside(labels, inside, 255.0).values[:, ~inside] == 255).all()
+
+
+def test_empty_or_3d_masks_are_refused_by_name(rec):
+    a, inside = rec
+    with pytest.raises(InputError, match="`mask` to select some of the"):
+        fill_outside_like_inside(a, np.zeros(inside.shape, bool))
+    with pytest.raises(InputError, match="`mask` to be a \\(y, x\\) field of view holding some voxels. Got an all-False"):
+        bigseg.io.inscribed_box(np.zeros(inside.shape, bool))
+    with pytest.raises(InputError, match="Got shape \\(6, 40, 52\\)"):
+        bigseg.io.inscribed_box(np.broadcast_to(inside, a.shape))
