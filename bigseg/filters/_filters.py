@@ -275,6 +275,9 @@ def normalize(vol: Any, *, low: float = 0.5, high: float = 99.5, nan_policy: str
         if nan + inf:
             if nan_policy == "raise":
                 raise InputError(_nonfinite_message(nan, inf, int(sample.size)))
+            if nan + inf == int(sample.size):  # nothing left to take the percentiles from
+                raise InputError(f"Expected `vol` to hold some finite values{'' if mask is None else ' inside `mask`'}. "
+                                 f"Got {nan} NaN and {inf} infinite voxels of {int(sample.size)} instead.")
             flat = sample.ravel()
             finite = flat[da.isfinite(flat)]
             finite.compute_chunk_sizes()

@@ -106,3 +106,16 @@ def test_bad_volumes():
         bf.gaussian(np.zeros((2, 3, 4), complex))
     with pytest.raises(InputError, match="`vol`"):
         bf.median(np.zeros((0, 3, 4)))
+
+
+def test_normalize_of_nothing_but_nan_is_refused_by_name():
+    # nan_policy="propagate" takes the percentiles of the finite voxels: with none, say so
+    with pytest.raises(InputError, match="`vol` to hold some finite values. Got 8 NaN and 0 infinite voxels of 8"):
+        bf.normalize(np.full((2, 2, 2), np.nan, np.float32), nan_policy="propagate")
+    a = np.random.default_rng(0).random((3, 6, 7)).astype(np.float32)
+    inside = np.zeros((6, 7), bool)
+    inside[2:4, 2:5] = True
+    b = np.where(inside, np.nan, a)  # data outside the mask only
+    with pytest.raises(InputError, match="`vol` to hold some finite values inside `mask`. Got 18 NaN"):
+        bf.normalize(b, mask=inside, nan_policy="propagate")
+    assert bf.normalize(b, nan_policy="propagate").attrs["normalize"][1] <= 1.0  # finite voxels outside: fine
