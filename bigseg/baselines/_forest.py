@@ -143,6 +143,7 @@ def random_forest(vol: Any, labels: Any, *, sigmas: Sequence[float] = DEFAULT_SI
         raise InputError("Expected `labels` to hold labelled voxels (values other than 255). Got none instead.")
     n_classes = int(present.max()) + 1
     warn_unmarked(counts, unlabelled=lab.attrs.get("unlabelled_value", UNLABELLED))
+    defaulted = phases is None
     if phases is None:  # as train: more classes need their names (a value too many: likely classes from 1)
         phases = list(DEFAULT_PHASES)
     phases = parse_phases(phases)
@@ -151,8 +152,12 @@ def random_forest(vol: Any, labels: Any, *, sigmas: Sequence[float] = DEFAULT_SI
                                  marked=bool(counts[UNLABELLED]))
     missing = [phases[i] for i in range(len(phases)) if counts[i] == 0]
     if missing:
+        hint = ""
+        if defaulted and n_classes < len(phases):  # fewer classes labelled than the default three: name them
+            hint = (f" The default phases are {phases}: if only the {n_classes} classes labelled 0..{n_classes - 1} "
+                    f"are meant, name them, e.g. phases={[f'phase{i}' for i in range(n_classes)]}.")
         raise InputError(f"Expected every phase to have labelled voxels. Got none for {missing} "
-                         f"(counts {dict(zip(phases, counts[:len(phases)].tolist()))}) instead.")
+                         f"(counts {dict(zip(phases, counts[:len(phases)].tolist()))}) instead.{hint}")
     labelled = [per[..., :UNLABELLED].sum(-1) for per in pers]
     total = int(sum(int(n.sum()) for n in labelled))
     spatial = tuple(v.shape[-3:])

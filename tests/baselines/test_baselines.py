@@ -227,6 +227,23 @@ def test_forest_asks_for_the_phases_of_a_fourth_value_in_labels_marking_255():
     four = bb.random_forest(grey, labels, phases=["pore", "cbd", "active", "crack"], seed=0)
     assert four.attrs["phases"] == ["pore", "cbd", "active", "crack"]
 
+
+def test_forest_asks_for_the_phases_of_two_class_labels():
+    # labels 0/1 only (pore / solid): the three default phases miss the third, say how to name two
+    grey = np.random.default_rng(0).random((10, 11, 12)).astype(np.float32)
+    labels = np.full(grey.shape, 255, np.uint8)
+    labels[0, :5], labels[0, 5:] = 0, 1
+    with pytest.raises(InputError, match=r"Got none for \['active'\] .* if only the 2 classes labelled 0\.\.1 are "
+                                         r"meant, name them, e\.g\. phases=\['phase0', 'phase1'\]\.$"):
+        bb.random_forest(grey, labels, seed=0)
+    two = bb.random_forest(grey, labels, phases=["pore", "solid"], seed=0)
+    assert two.attrs["phases"] == ["pore", "solid"]
+    named = labels.copy()
+    named[1] = 2
+    named[named == 1] = 255  # phases named by the labels' values: cbd missing in the middle, no hint
+    with pytest.raises(InputError, match=r"Got none for \['cbd'\] \(counts .*\) instead\.$"):
+        bb.random_forest(grey, named, seed=0)
+
 def test_synthetic_electrode():
     synth = pytest.importorskip("bigseg.synth")
     truth = synth.electrode((48, 48, 48), seed=1, chunks=24)
