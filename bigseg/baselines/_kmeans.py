@@ -96,6 +96,7 @@ def kmeans(vol: Any, *, classes: int = 3, sample: int = 200_000, seed: int = 0, 
     with threadpool_limits(limits=1):  # float32 sums in one order: the same centres with any number of cores
         km = KMeans(n_clusters=classes, n_init=4, random_state=seed).fit((x - mean) / std)
     centres = km.cluster_centers_.astype(np.float32)
+    _warn_tiny_clusters(np.bincount(km.labels_, minlength=classes), classes)
     rank = np.argsort(np.argsort(centres[:, 0]))  # cluster -> class ordered by grey level
     data = map_overlap_exact(_predict_block, arr, 1, dtype=np.uint8, token="kmeans",
                              meta=np.empty((0,) * arr.ndim, np.uint8),  # host labels, whatever the input
@@ -106,6 +107,23 @@ def kmeans(vol: Any, *, classes: int = 3, sample: int = 200_000, seed: int = 0, 
 
 
 kmeans.__doc__ = kmeans.__doc__.replace("{fov}", FOV_DOC)
+
+#: a cluster holding less than this share of the sampled voxels is taken by outliers, not a phase
+TINY_CLUSTER = 1e-3
+
+
+def _warn_tiny_clusters(sizes: np.ndarray, classes: int) -> None:
+    """A few extreme grey values (a hot pixel, a metal fleck) take whole clusters of their own,
+    leaving the phases to the rest (one outlier of 10**6 in a 32**3 scan: 3 of 3 phases in one
+    class, accuracy 0.72 -> 0.15): said, as multi-Otsu refuses such a range."""
+    import warnings
+
+    tiny = int((sizes < TINY_CLUSTER * sizes.sum()).sum())
+    if tiny:
+        warnings.warn(f"k-means gave {tiny} of its {classes} clusters fewer than {100 * TINY_CLUSTER:g} % of the "
+                      f"sampled voxels ({sizes.tolist()} of {int(sizes.sum())}): a few outlier grey values (hot "
+                      f"pixels, a metal fleck) take clusters of their own. Clip the volume's grey values first (e.g. "
+                      f"to its 0.01-99.99 percentiles) or use another baseline.", UserWarning, stacklevel=5)
 
 
 def _sample_interior(block: np.ndarray, idx: tuple, numblocks: tuple, p: float, seed: int,
