@@ -48,8 +48,10 @@ def estimate_shifts(vol: Any, *, reference: int = 0, upsample: int = 10, sample:
     whole-voxel part of that first estimate (and again, at most ``REFINE_PASSES`` times, while
     that whole-voxel part changes), each refinement correlated once more after moving the scan's
     sub-volume by its estimate (``SUBVOXEL_PASSES``: the taper pulls fractions towards whole
-    voxels). Only those sub-volumes are read. Reliable for
-    shifts well below ``sample / 2``."""
+    voxels). Only those sub-volumes are read. Reliable for shifts well below half the
+    sub-volume's edge along each axis (``sample``, or the volume's edge where that is shorter):
+    a larger drift can read as a small, wrong one. A scan whose sub-volume holds no structure
+    (blank, or all outside a field of view) is warned about and given the shift 0."""
     v = as_volume(vol, name="vol", ndim=4)
     ref = _reference(reference, v.shape[0])
     upsample = parse_positive_int("upsample", upsample)
@@ -60,6 +62,14 @@ def estimate_shifts(vol: Any, *, reference: int = 0, upsample: int = 10, sample:
     region = _central(shape, sample)
     crops = compute(*[v.data[(t, *region)] for t in range(v.shape[0])], desc="sub-volumes for alignment",
                     progress=progress)
+    flat = [t for t, c in enumerate(crops) if _flat(c)]
+    if flat:
+        import warnings
+
+        warnings.warn(f"`vol`'s scan(s) {flat} hold no structure in the central sub-volume the shifts are estimated "
+                      f"on (one grey value, or no finite one: blank, or outside the field of view): "
+                      f"{'every scan is' if ref in flat else 'they are'} given the shift 0. Align the others "
+                      f"without them, or give `shifts`.", UserWarning, stacklevel=2)
     coarse = np.array([_correlate(crops[ref], c, upsample) if t != ref else np.zeros(3) for t, c in enumerate(crops)])
     # refine on the sub-volumes that show the same part of the sample: the reference's central
     # region and the scan's region moved by the whole-voxel part of the estimate; again while
@@ -87,6 +97,13 @@ def estimate_shifts(vol: Any, *, reference: int = 0, upsample: int = 10, sample:
         if not todo:
             break
     return out
+
+
+def _flat(crop: Any) -> bool:
+    """A sub-volume with nothing to match: one grey value, or none finite."""
+    c = np.asarray(to_numpy(crop), np.float64)
+    c = c[np.isfinite(c)]
+    return c.size == 0 or c.min() == c.max()
 
 
 def _correlate(fixed: Any, moving: Any, upsample: int, pre_shift: Any = None) -> np.ndarray:

@@ -124,3 +124,24 @@ def test_half_voxel_fractions_are_not_pulled_towards_whole_voxels():
              for s in true]
     est = filters.estimate_shifts(np.stack(scans), sample=40, upsample=100)
     np.testing.assert_allclose(est, -true, atol=0.03)
+
+
+def test_a_scan_with_nothing_to_match_is_said_not_given_a_silent_zero():
+    """A blank scan (or one all NaN: outside the field of view) got the shift 0 without a word;
+    it is warned about, naming the scan, and the others keep their shifts."""
+    import warnings
+
+    from bigseg.filters import estimate_shifts
+
+    img = synth.xct(synth.electrode((24, 32, 32), seed=2), seed=2).values
+    moved = ndi.shift(img, (0, 2, -1), order=1, mode="nearest")
+    for blank in (np.full_like(img, 0.4), np.full_like(img, np.nan)):
+        with pytest.warns(UserWarning, match=r"scan\(s\) \[2\] hold no structure .* they are given the shift 0"):
+            s = estimate_shifts(np.stack([img, moved, blank]), sample=24)
+        np.testing.assert_allclose(s[1], (0, -2, 1), atol=0.15)
+        assert (s[2] == 0).all()
+    with pytest.warns(UserWarning, match=r"scan\(s\) \[0\] .* every scan is given the shift 0"):
+        estimate_shifts(np.stack([np.full_like(img, 0.4), moved]), sample=24)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        estimate_shifts(np.stack([img, moved]), sample=24)
