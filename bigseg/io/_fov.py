@@ -36,7 +36,14 @@ def parse_fov(fov: Any, name: str = "fov") -> str | tuple[float, float, float] |
     2D boolean array, checked; anything else is an InputError naming ``name``."""
     if isinstance(fov, xr.DataArray):
         fov = fov.values
-    if isinstance(fov, np.ndarray) and fov.dtype == np.bool_:
+    if isinstance(fov, np.ndarray) and fov.ndim >= 2 and fov.dtype.kind in "biu":  # a mask: bool, or 0/1 (ImageJ)
+        if fov.dtype != np.bool_:
+            values = np.unique(fov)
+            if not set(values.tolist()) <= {0, 1}:
+                raise InputError(f"Expected `{name}` as a mask to hold True/False (or 1/0). Got an array of dtype "
+                                 f"{fov.dtype} with the values {values[:6].tolist()}{' ...' if values.size > 6 else ''} "
+                                 f"instead.")
+            fov = fov.astype(bool)
         if fov.ndim != 2:
             raise InputError(f"Expected `{name}` as a mask to be a (y, x) boolean image. Got shape {fov.shape} instead.")
         return fov
@@ -53,7 +60,9 @@ def parse_fov(fov: Any, name: str = "fov") -> str | tuple[float, float, float] |
         else:
             if np.isfinite([cy, cx, r]).all() and r > 0:
                 return cy, cx, r
-    raise InputError(f"Expected `{name}` to be {FOV_HELP}, or a (y, x) boolean mask. Got {fov!r} instead.")
+    got = f"an array of dtype {fov.dtype} and shape {fov.shape}" if isinstance(fov, np.ndarray) and fov.ndim >= 2 \
+        else repr(fov)
+    raise InputError(f"Expected `{name}` to be {FOV_HELP}, or a (y, x) boolean mask. Got {got} instead.")
 
 
 def _circle(shape: tuple[int, int], cy: float, cx: float, r: float) -> np.ndarray:

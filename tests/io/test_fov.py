@@ -169,3 +169,28 @@ def test_empty_or_3d_masks_are_refused_by_name(rec):
         bigseg.io.inscribed_box(np.zeros(inside.shape, bool))
     with pytest.raises(InputError, match="Got shape \\(6, 40, 52\\)"):
         bigseg.io.inscribed_box(np.broadcast_to(inside, a.shape))
+
+
+def test_a_mask_of_zeros_and_ones_is_a_field_of_view():
+    """A 0/1 mask (uint8, as ImageJ and most tools save one) was refused by `fov=`, its whole
+    array printed in the message, while fill_outside took it; it is a mask now, and an integer
+    image of other values is refused by its values, not printed."""
+    import xarray as xr
+
+    from bigseg.baselines import threshold
+
+    vol = np.random.default_rng(0).random((2, 30, 40)).astype(np.float32)
+    given = np.zeros((30, 40), bool)
+    given[5:25, 3:37] = True
+    for m in (given.astype(np.uint8), given.astype(np.int64), xr.DataArray(given.astype(np.uint8), dims=("y", "x"))):
+        np.testing.assert_array_equal(fov_mask(vol, m).values, given)
+    np.testing.assert_array_equal(threshold(vol, fov=given.astype(np.uint8)).values,
+                                  threshold(vol, fov=given).values)
+    with pytest.raises(InputError, match=r"`fov` as a mask to hold True/False \(or 1/0\)\. Got an array of dtype "
+                                         r"uint8 with the values \[0, 1, 7\] instead") as err:
+        bad = given.astype(np.uint8)
+        bad[0, 0] = 7
+        fov_mask(vol, bad)
+    assert "array([" not in str(err.value)
+    with pytest.raises(InputError, match=r"Got an array of dtype float64 and shape \(30, 40\) instead"):
+        fov_mask(vol, given.astype(float))
