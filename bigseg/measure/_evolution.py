@@ -10,6 +10,7 @@ import xarray as xr
 
 from ..errors import InputError
 from ..io._volume import as_volume, time_unit
+from ._groups import with_border_flags
 
 __all__ = ["evolution", "transitions"]
 
@@ -137,7 +138,7 @@ def evolution(metrics: xr.Dataset, particles: pd.DataFrame | None = None,
         if "unit" in particles.attrs and not _same_unit(particles.attrs["unit"], ds.attrs.get("unit", "voxel")):
             raise InputError(f"Expected `particles` in the unit of `metrics` ({ds.attrs.get('unit', 'voxel')!r}). "
                              f"Got {particles.attrs['unit']!r} instead: measured on another volume?")
-        inside = tab[~tab["touches_border"].astype(bool)]
+        inside = tab[~with_border_flags(tab, "particles")["touches_border"]]
         out["particles"] = tab.groupby("t").size().reindex(out.index, fill_value=0)
         out["particles_inside"] = inside.groupby("t").size().reindex(out.index, fill_value=0)
         if "track" in tab:  # particles whose track was already there one step before

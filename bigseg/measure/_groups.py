@@ -59,7 +59,8 @@ def size_groups(table: Any, *, threshold: Any = None) -> pd.DataFrame:
     if not isinstance(table, pd.DataFrame) or not {"equivalent_diameter", "touches_border", "detachment"} <= set(table):
         raise InputError("Expected `table` to be the particle table of bigseg.measure.particles. "
                          f"Got {type(table).__name__} instead.")
-    inside = table[~table["touches_border"].astype(bool)]
+    table = with_border_flags(table)
+    inside = table[~table["touches_border"]]
     if inside.empty:
         got = ("no particle at all" if table.empty else
                f"only particles touching its border ({len(table)})")
@@ -82,4 +83,23 @@ def size_groups(table: Any, *, threshold: Any = None) -> pd.DataFrame:
         **{f"{c}_median": g[c].median() for c in _MEDIANS[1:] if c in inside},
     })
     out.attrs.update(threshold=thr, unit=table.attrs.get("unit", ""), phase=table.attrs.get("phase", ""))
+    return out
+
+
+_WORDS = {"true": True, "false": False, "1": True, "0": False, "1.0": True, "0.0": False, "yes": True, "no": False}
+
+
+def with_border_flags(table: pd.DataFrame, name: str = "table") -> pd.DataFrame:
+    """``table`` with its ``touches_border`` column as booleans (attrs kept): a table read back
+    from a spreadsheet may hold them as text ("True", "FALSE") or 0/1, which ``astype(bool)``
+    reads all as True (any text); other values are refused by name."""
+    col = table["touches_border"]
+    if col.dtype == bool:
+        return table
+    parsed = col.map(lambda v: bool(v) if isinstance(v, (bool, np.bool_)) else _WORDS.get(str(v).strip().lower()))
+    if parsed.isna().any():
+        odd = sorted({str(v) for v in col[parsed.isna()]})[:5]
+        raise InputError(f"Expected `{name}`'s touches_border column to hold True/False (or 1/0). Got {odd} instead.")
+    out = table.copy()
+    out["touches_border"] = parsed.astype(bool)
     return out

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from ..measure._groups import with_border_flags
 from ._figure import finish, phase_rgb, pyplot
 from ._units import readable
 
@@ -35,6 +36,7 @@ def particle_figure(table: Any, *, path: str | os.PathLike | None = None, title:
         got = type(table).__name__ if not isinstance(table, pd.DataFrame) else f"a table without {missing}"
         raise InputError(f"Expected `table` to be the particle table of bigseg.measure.particles (with columns "
                          f"{need}). Got {got} instead.")
+    table = with_border_flags(table)  # text read back from a spreadsheet ("False") is no True
     plt = pyplot(path)
     from matplotlib.ticker import MaxNLocator
 

@@ -112,3 +112,21 @@ def test_report_of_particles_none_inside_says_so_without_an_empty_table():
 
     page = _particles_section(_table().assign(touches_border=True))
     assert "none inside the volume" in page and "<th>median</th>" not in page
+
+
+def test_border_flags_read_back_as_text_are_not_all_true(tmp_path):
+    """A particle table through a spreadsheet can hold touches_border as "False"/"TRUE" text or
+    0/1: `astype(bool)` read every text as True, so size_groups refused the table as all
+    particles touching the border. Text and 0/1 are read as booleans; other values refused."""
+    import bigseg
+
+    lab = bigseg.synth.electrode((32, 40, 40), radius=(4, 1), seed=2, chunks=20, voxel_size=50, unit="nm")
+    table = bigseg.measure.particles(lab)
+    want = bigseg.measure.size_groups(table)
+    for text in (table.touches_border.map({True: "TRUE", False: "false"}), table.touches_border.astype(int)):
+        got = bigseg.measure.size_groups(table.assign(touches_border=text))
+        np.testing.assert_array_equal(got["particles"].values, want["particles"].values)
+    bigseg.report.particle_figure(table.assign(touches_border=table.touches_border.astype(str)))
+    with pytest.raises(InputError, match=r"`table`'s touches_border column to hold True/False \(or 1/0\)\. "
+                                         r"Got \['maybe'\] instead"):
+        bigseg.measure.size_groups(table.assign(touches_border="maybe"))
