@@ -124,7 +124,7 @@ def _correlate(fixed: Any, moving: Any, upsample: int, pre_shift: Any = None) ->
         return c if ok.all() else np.where(ok, c, c[ok].mean() if ok.any() else 0.0)
 
     def tapered(c: np.ndarray) -> np.ndarray | None:
-        return None if c.min() == c.max() else (c - c.mean()) * w
+        return None if _flat(c) else (c - c.mean()) * w
 
     a, b = filled(fixed), filled(moving)
     start = np.zeros(len(w.shape)) if pre_shift is None else np.asarray(pre_shift, np.float64)

@@ -479,6 +479,15 @@ def warn_unmarked(counts: np.ndarray, *, name: str = "labels", unlabelled: int =
                       f"them: each of those voxels trains as phase 0{UNLABELLED_HINT}.", UserWarning, stacklevel=3)
 
 
+def reorder_lut(names: list[str], order: list[str]) -> np.ndarray:
+    """256-entry table taking label value i (phase ``names[i]``) to that phase's value in
+    ``order``; other values (unlabelled 255, values past the phases) kept as they are. Applied
+    block by block with :func:`_relabel_block`."""
+    lut = np.arange(256, dtype=np.uint8)
+    lut[:len(names)] = [order.index(n) for n in names]
+    return lut
+
+
 def _relabel_block(block: np.ndarray, lut: np.ndarray, dtype: np.dtype) -> np.ndarray:
     inside = (block >= 0) & (block <= 255)
     return np.where(inside, lut[np.clip(block, 0, 255)], block).astype(dtype, copy=False)

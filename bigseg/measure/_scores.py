@@ -13,7 +13,7 @@ import xarray as xr
 
 from ..errors import InputError
 from ..io._calibration import convert_length
-from ..io._volume import SPATIAL_DIMS, origin_voxels
+from ..io._volume import SPATIAL_DIMS, origin_voxels, reorder_lut
 from ..kernels.metrics import NBINS, confusion_counts, histogram, pair_differences
 from ..runtime._progress import compute
 from ._blockwise import BlockGeometry, block_partials
@@ -258,14 +258,6 @@ def _mean_over_pairs(diff: np.ndarray) -> np.ndarray:
     return np.where(n > 0, total / np.maximum(n, 1), np.nan)
 
 
-def _reorder_lut(names: list[str], order: list[str]) -> np.ndarray:
-    """256-entry table taking label value i (phase ``names[i]``) to that phase's value in
-    ``order``; other values (unlabelled 255, values past the phases) kept as they are."""
-    lut = np.arange(256, dtype=np.uint8)
-    lut[:len(names)] = [order.index(n) for n in names]
-    return lut
-
-
 # --------------------------------------------------------------------------------------------
 # agreement between several segmentations
 # --------------------------------------------------------------------------------------------
@@ -340,7 +332,7 @@ def agreement(segmentations: Sequence[Any], *, truth: Any = None, phases: Any = 
             own = [list(stated_at.get(i, named)) for i in range(len(labs))]
             labs = [dataclasses.replace(lab, phases=list(named)) for lab in labs]
     # a segmentation naming the phases in another order: its values read in the first one's order
-    luts = tuple(None if names == labs[0].phases else _reorder_lut(names, labs[0].phases) for names in own)
+    luts = tuple(None if names == labs[0].phases else reorder_lut(names, labs[0].phases) for names in own)
     ref = labs[0]
     for i, lab in enumerate(labs[1:], 1):
         if tuple(lab.vol.shape) != tuple(ref.vol.shape):

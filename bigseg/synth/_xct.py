@@ -14,6 +14,7 @@ import xarray as xr
 from .._parse import parse_choice
 from ..errors import InputError
 from ..io import DEFAULT_PHASES, as_volume, like_volume
+from ..io._volume import _relabel_block, reorder_lut
 from ..kernels.xct import Physics, halo, xct_block
 from ._electrode import generator_of
 from ._particles import parse_seed
@@ -194,14 +195,9 @@ def _by_phase_name(vol: xr.DataArray) -> Any:
     if not names or names == DEFAULT_PHASES[:len(names)] or not set(names) <= set(DEFAULT_PHASES) \
             or len(set(names)) != len(names):
         return arr
-    lut = np.zeros(len(names) + 1, np.uint8)  # values beyond the phases (255 unlabelled too): pore, as before
-    lut[:len(names)] = [DEFAULT_PHASES.index(n) for n in names]
-    inside = da.where((arr >= 0) & (arr < len(names)), arr, len(names)).astype(np.intp)
-    return inside.map_blocks(_look_up, lut=lut, dtype=np.uint8)
-
-
-def _look_up(block: np.ndarray, lut: np.ndarray) -> np.ndarray:
-    return lut[block]
+    # values beyond the phases (255 unlabelled too) are kept: imaged as pore, as before
+    return arr.map_blocks(_relabel_block, reorder_lut(names, DEFAULT_PHASES), arr.dtype, dtype=arr.dtype,
+                          token="xct-by-phase-name")
 
 
 def xct(labels: Any, *, seed: int = 0, preset: str = "nano-ct-phase", chunks: Any = None, **physics_kw: Any) -> xr.DataArray:
