@@ -99,16 +99,10 @@ def _overlap_correlation(fixed: np.ndarray, moving: np.ndarray, k: np.ndarray) -
     hi = [min(n, n + kk) for n, kk in zip(fixed.shape, k)]
     if any(b - a < 4 for a, b in zip(lo, hi)):
         return 0.0
-    a = fixed[tuple(slice(x, y) for x, y in zip(lo, hi))]
-    b = moving[tuple(slice(x - kk, y - kk) for x, y, kk in zip(lo, hi, k))]
-    ok = np.isfinite(a) & np.isfinite(b)  # voxels with data in both (NaN outside a field of view)
-    if not ok.all():
-        a, b = a[ok], b[ok]
-        if a.size == 0:
-            return 0.0
-    a, b = a - a.mean(), b - b.mean()
-    den = float(np.sqrt((a * a).sum() * (b * b).sum()))
-    return float((a * b).sum() / den) if den > 0 else 0.0
+    from ..filters._align import pearson
+
+    return pearson(fixed[tuple(slice(x, y) for x, y in zip(lo, hi))],
+                   moving[tuple(slice(x - kk, y - kk) for x, y, kk in zip(lo, hi, k))])
 
 
 def _window(t: int, n: int, radius: int) -> range:

@@ -145,3 +145,28 @@ def test_a_scan_with_nothing_to_match_is_said_not_given_a_silent_zero():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         estimate_shifts(np.stack([img, moved]), sample=24)
+
+
+def test_a_drift_beyond_half_the_sub_volume_is_found_on_a_wider_region():
+    """Two windows of one electrode 18 and 14 voxels apart, each its own noise, correlated on
+    24³ sub-volumes: the correlation wraps around (18 read as -6) and the scans were "aligned"
+    by a small wrong shift without a word. The scan that does not match at its estimate is
+    estimated again on a wider region, binned: within 0.3 voxel of the truth."""
+    big = synth.electrode((40, 128, 128), seed=9, chunks=128)
+    win = (slice(4, 36), slice(16, 112), slice(16, 112))
+    ref = synth.xct(big, seed=9, preset="synchrotron-micro-ct").values
+    other = synth.xct(big, seed=10, preset="synchrotron-micro-ct").values
+    true = np.array([0.0, 18.0, -14.4])
+    moved = ndi.shift(other, true, order=1, mode="nearest")[win]
+    est = filters.estimate_shifts(np.stack([ref[win], moved, other[win]]), sample=24)
+    np.testing.assert_allclose(est[1], -true, atol=0.3)
+    np.testing.assert_allclose(est[2], 0, atol=0.3)
+
+
+def test_a_scan_matching_nowhere_is_warned_with_its_correlation():
+    """A scan of another electrode has no right shift: it is named, with the correlation at
+    the shift it was given, rather than aligned silently."""
+    a = synth.xct(synth.electrode((24, 48, 48), seed=2), seed=2).values
+    b = synth.xct(synth.electrode((24, 48, 48), seed=5), seed=5).values
+    with pytest.warns(UserWarning, match=r"scan\(s\) \[1\] do not match scan 0 .*correlation .*1 \(-?0\.\d\d\)"):
+        filters.estimate_shifts(np.stack([a, b, a]), sample=24)
