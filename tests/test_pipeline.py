@@ -145,6 +145,7 @@ def test_a_scan_one_slice_thick_runs_and_what_cannot_be_measured_on_it_is_refuse
         assert not (tmp_path / "no").exists()
 
 
+@pytest.mark.slow
 def test_an_array_is_calibrated_by_voxel_size_and_unit_as_a_path_is(tmp_path, scan, monkeypatch):
     # `unit` was ignored for an array without `voxel_size` (it stayed in voxels, or in the
     # DataArray's own unit) where a path's voxel size is converted to it
@@ -251,6 +252,7 @@ def test_a_run_folder_inside_the_source_store_is_refused(tmp_path, scan):
     assert sorted(p.name for p in Path(src).rglob("*")) == before
 
 
+@pytest.mark.slow
 def test_a_checkpoint_retrained_in_place_is_segmented_again(tmp_path, scan):
     # the segmentation stage's key held the checkpoint's path only: a model retrained into the
     # same file kept the old labels on a resumed run (and a watch skipped its done scans)
@@ -292,6 +294,7 @@ def test_pipeline_writes_pyramids_for_viewers(tmp_path, scan):
     np.testing.assert_array_equal(half.values, full.values[::2, ::2, ::2])  # labels: nearest, values stay phases
 
 
+@pytest.mark.slow
 def test_pipeline_shells_and_tortuosity_on_request(tmp_path, scan):
     truth, image = scan
     res = Pipeline(chunks=24, predict={"model": "threshold"},
@@ -467,6 +470,7 @@ def test_pipeline_stores_the_probabilities_when_asked(tmp_path, scan):
         Pipeline(predict={"model": "threshold", "probabilities": True})
 
 
+@pytest.mark.slow
 def test_pipeline_aligns_a_drifting_series(tmp_path):
     """filters.align: true: the scans are moved onto the first before segmentation; the truth,
     given on the raw grid, moves with them, so the scores measure the segmentation, not the drift."""
@@ -714,6 +718,7 @@ def test_a_series_times_and_their_unit_reach_the_report(tmp_path, monkeypatch):
     assert "at t = 0, 30, 60 min" in page and "<th>t [min]</th>" in page and "t = 60 min)" in page
 
 
+@pytest.mark.slow
 def test_a_truth_naming_other_phases_is_refused_before_the_segmentation(tmp_path):
     """The scores match phases by name: a truth naming others would fail after the whole run."""
     truth = synth.electrode((12, 16, 16), seed=1).compute()

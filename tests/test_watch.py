@@ -72,6 +72,7 @@ def test_once_processes_every_scan_and_records_failures(tmp_path, image, capfd):
     assert ev.loc[1, "specific_area_pore_active"] == pytest.approx(area / (20 * 28 * 32))
 
 
+@pytest.mark.slow
 def test_scans_numbered_without_zeros_follow_their_numbers(tmp_path, image):
     inbox = tmp_path / "inbox"
     inbox.mkdir()
@@ -87,6 +88,7 @@ def test_scans_numbered_without_zeros_follow_their_numbers(tmp_path, image):
     assert depth == [15, 16, 24]
 
 
+@pytest.mark.slow
 def test_clock_mtime_gives_minutes_since_the_first_scan(tmp_path, image):
     """Each scan's time in the experiment: minutes since the first scan's file was written, in
     the order they were (watch had the step index only, and in name order)."""
@@ -113,6 +115,7 @@ def test_clock_mtime_gives_minutes_since_the_first_scan(tmp_path, image):
     assert not (tmp_path / "out2").exists()
 
 
+@pytest.mark.slow
 def test_clashing_names_unsettled_scans_and_other_voxel_sizes(tmp_path, image, capfd):
     inbox = tmp_path / "inbox"
     inbox.mkdir()

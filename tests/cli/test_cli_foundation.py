@@ -243,6 +243,7 @@ def test_version_is_the_installed_one(bigseg_cli):
     assert bigseg_cli("--version").stdout.strip() == f"bigseg {bigseg.__version__}"
 
 
+@pytest.mark.slow
 def test_output_without_unicode_in_the_terminal(tmp_path):
     """A terminal or batch log that cannot show µ, ² or ³ (C/Latin-1 locale, PYTHONIOENCODING=ascii)
     gets them spelt out instead of a UnicodeEncodeError (the demo failed so after all its work)."""

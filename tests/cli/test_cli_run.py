@@ -80,6 +80,7 @@ def test_run_says_when_voxels_are_taken_as_one_unit(tmp_path, capsys):
     assert "no voxel size" not in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_run_again_on_a_source_replaced_at_the_same_path_starts_over(tmp_path, capsys):
     # the finished stages were kept for a source that only had the same path text: the old
     # image and segmentation were reported as the new scan's

@@ -101,6 +101,7 @@ def test_measure_particles_of_a_label_stack(scan, capsys):
     assert len(table) == len(ref) and np.allclose(np.sort(table.mean_intensity), np.sort(ref.mean_intensity))
 
 
+@pytest.mark.slow
 def test_stacks_of_a_cropped_run_are_taken_as_of_its_box(tmp_path, capsys):
     """A run with `crop` gives labels placed in the scan; a truth or segmentation stack of that
     box from another tool states no place (or voxel size): compare and measure put it in the

@@ -99,6 +99,7 @@ def test_cli_filter_align_then_median(scans, tmp_path, capsys):
     assert "`--align` to be a time step index" in capsys.readouterr().err  # the option typed, not the API name
 
 
+@pytest.mark.slow
 def test_larger_drift_between_noisy_scans():
     """Each scan its own noise (another simulation seed), drifts of up to 8 voxels: the second,
     overlap-matched estimate brings every axis within 0.2 voxel (the first alone was off by up to

@@ -150,6 +150,7 @@ def _losing_a_worker(monkeypatch, folder, module=None, name: str = "segment") ->
     return state
 
 
+@pytest.mark.slow
 def test_pipeline_resumes_an_interrupted_segmentation(tmp_path, monkeypatch):
     """The segmentation stage fails half way (a lost worker); run again, it computes only the
     blocks that were not on disk, and the labels equal those of a run that was never

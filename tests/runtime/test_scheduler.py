@@ -10,6 +10,7 @@ import dask.array as da
 import dask.bag as db
 import dask.local
 import dask.threaded
+import pytest
 
 import bigseg
 from bigseg.runtime._progress import scheduler_for
@@ -30,6 +31,7 @@ print("distributed" in sys.modules)
 """
 
 
+@pytest.mark.slow
 def test_local_predict_and_compute_do_not_import_distributed(tmp_path, odd_volume):
     """A laptop run never needs ``distributed``; dask's own ``get_scheduler`` would import it
     (0.2 s, ~15 MiB of RSS) just to learn that no client exists."""
