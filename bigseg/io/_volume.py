@@ -18,6 +18,7 @@ import xarray as xr
 
 from .._parse import parse_chunks, parse_phases, parse_region, parse_voxel_size
 from ..errors import InputError
+from ._calibration import convert_length
 
 __all__ = [
     "as_volume",
@@ -141,6 +142,40 @@ def origin_voxels(vol: xr.DataArray) -> list[float]:
     """(z, y, x) index, on the volume's own grid, of its first voxel in the scan it was cut from
     (:func:`origin_of` over the voxel size; 0 for a whole scan)."""
     return [o / v for o, v in zip(origin_of(vol), vol.attrs.get("voxel_size", (1.0, 1.0, 1.0)))]
+
+
+def warn_other_grid(a: Any, va: xr.DataArray, name_a: str, b: Any, vb: xr.DataArray, name_b: str, *,
+                     stacklevel: int = 4) -> None:
+    """Two volumes of one shape (``a``, ``b`` as given; ``va``, ``vb`` as read by
+    :func:`as_volume`) whose stated voxel sizes differ (in one unit, or in two length units once
+    converted: 50 nm is 0.05 um), or that both state where they lie (z, y, x coordinates) and
+    lie at different places (boxes cut from other parts of a scan): warned about (of the same
+    scan, the same box? they are compared index by index)."""
+    import warnings
+
+    ua, ub = (str(v.attrs.get("unit", "voxel")) for v in (va, vb))
+    stated = [getattr(x, "attrs", {}).get("voxel_size") for x in (a, b)]
+    if None not in stated and "voxel" not in (ua, ub):
+        sa, sb = (np.broadcast_to(np.asarray(s, float), 3) for s in stated)
+        if ua != ub:
+            sb = convert_length(tuple(sb), ub, ua)
+        if sb is not None and not np.allclose(sa, sb, rtol=1e-6):  # (None: not both length units, not comparable)
+            warnings.warn(f"`{name_a}` and `{name_b}` have the same shape but different voxel sizes "
+                          f"({tuple(stated[0])} {ua} against {tuple(stated[1])} {ub}): are they of the "
+                          f"same scan? Voxels are compared index by index.", stacklevel=stacklevel)
+            return
+    # boxes cut from different places of a scan (crops of one shape): both state where they lie
+    placed = all(isinstance(x, xr.DataArray) and all(d in x.coords for d in SPATIAL_DIMS) for x in (a, b))
+    if placed and (ua == ub or "voxel" not in (ua, ub)):
+        at_a, at_b = (np.round(origin_voxels(v), 2) for v in (va, vb))
+        if np.any(np.abs(at_a - at_b) >= 0.5):
+            warnings.warn(f"`{name_a}` and `{name_b}` have the same shape but lie at different places of the scan "
+                          f"(first voxel at z, y, x = {_said_voxels(at_a)} against {_said_voxels(at_b)}): are they the same "
+                          f"box? Voxels are compared index by index.", stacklevel=stacklevel)
+
+
+def _said_voxels(at: np.ndarray) -> str:
+    return ", ".join(f"{v:g}" for v in at) + " voxels"
 
 
 def placed_like(vol: Any, like: xr.DataArray) -> Any:

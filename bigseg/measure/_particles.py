@@ -18,7 +18,7 @@ import xarray as xr
 
 from .._parse import parse_choice, parse_in_range, parse_positive_float, parse_positive_int
 from ..errors import InputError, OutputExistsError
-from ..io._volume import as_volume, frame_arrays, is_zarr_store, origin_of, time_unit, zarr_source
+from ..io._volume import as_volume, frame_arrays, is_zarr_store, origin_of, time_unit, warn_other_grid, zarr_source
 from ..kernels.particles import (PARTIAL_KEYS, block_components, label_points, mutual_matches, overlap_counts,
                                   particle_markers, particle_partials, split_particles, stitch_components)
 from ..runtime._malloc import release_free_heap
@@ -307,6 +307,7 @@ def particles(labels: Any, *, phase: str | int = "active", intensity: Any = None
         if tuple(inten.shape) != tuple(lab.vol.shape):
             raise InputError(f"Expected `intensity` to have the shape of `labels` {tuple(lab.vol.shape)}. "
                              f"Got {tuple(inten.shape)} instead.")
+        warn_other_grid(labels, lab.vol, "labels", intensity, inten, "intensity", stacklevel=3)
     frames = lab.frames()
     ifr = frame_arrays(inten) if inten is not None else None
     # pass 1: values check and (split) the marker voxels of every block

@@ -12,8 +12,7 @@ import numpy as np
 import xarray as xr
 
 from ..errors import InputError
-from ..io._calibration import convert_length
-from ..io._volume import SPATIAL_DIMS, origin_voxels, reorder_lut
+from ..io._volume import reorder_lut, warn_other_grid
 from ..kernels.metrics import NBINS, confusion_counts, histogram, pair_differences
 from ..runtime._progress import compute
 from ._blockwise import BlockGeometry, block_partials
@@ -44,7 +43,7 @@ def _pair(truth: Any, pred: Any, phases: Any, *, pred_name: str = "pred",
                          f"Got {tuple(pl.vol.shape)} instead.")
     if phases is None:
         tl, pl = _match_phases(tl, pl, pred_stated=pred_phases is not None)
-    _warn_other_grid(truth, tl, "truth", pred, pl, pred_name)
+    warn_other_grid(truth, tl.vol, "truth", pred, pl.vol, pred_name)
     if pl.series and "t" in tl.vol.coords and "t" in pl.vol.coords \
             and not np.array_equal(tl.vol.coords["t"].values, pl.vol.coords["t"].values):
         import warnings
@@ -87,37 +86,6 @@ def _phase_order(tl: Labels, pl: Labels) -> list[int]:
 def _times(lab: Labels) -> str:
     t = lab.vol.coords["t"].values
     return ", ".join(str(v) for v in t[:5]) + (", ..." if len(t) > 5 else "")
-
-
-def _warn_other_grid(a: Any, la: Labels, name_a: str, b: Any, lb: Labels, name_b: str, *, stacklevel: int = 4) -> None:
-    """Two label volumes of one shape whose stated voxel sizes differ (in one unit, or in two
-    length units once converted: 50 nm is 0.05 um), or that both state where they lie (z, y, x
-    coordinates) and lie at different places (boxes cut from other parts of a scan): warned
-    about (of the same scan, the same box? they are compared index by index)."""
-    import warnings
-
-    stated = [getattr(x, "attrs", {}).get("voxel_size") for x in (a, b)]
-    if None not in stated and "voxel" not in (la.unit, lb.unit):
-        sa, sb = (np.broadcast_to(np.asarray(s, float), 3) for s in stated)
-        if la.unit != lb.unit:
-            sb = convert_length(tuple(sb), lb.unit, la.unit)
-        if sb is not None and not np.allclose(sa, sb, rtol=1e-6):  # (None: not both length units, not comparable)
-            warnings.warn(f"`{name_a}` and `{name_b}` have the same shape but different voxel sizes "
-                          f"({tuple(stated[0])} {la.unit} against {tuple(stated[1])} {lb.unit}): are they of the "
-                          f"same scan? Voxels are compared index by index.", stacklevel=stacklevel)
-            return
-    # boxes cut from different places of a scan (crops of one shape): both state where they lie
-    placed = all(isinstance(x, xr.DataArray) and all(d in x.coords for d in SPATIAL_DIMS) for x in (a, b))
-    if placed and (la.unit == lb.unit or "voxel" not in (la.unit, lb.unit)):
-        at_a, at_b = (np.round(origin_voxels(lab.vol), 2) for lab in (la, lb))
-        if np.any(np.abs(at_a - at_b) >= 0.5):
-            warnings.warn(f"`{name_a}` and `{name_b}` have the same shape but lie at different places of the scan "
-                          f"(first voxel at z, y, x = {_voxels(at_a)} against {_voxels(at_b)}): are they the same "
-                          f"box? Voxels are compared index by index.", stacklevel=stacklevel)
-
-
-def _voxels(at: np.ndarray) -> str:
-    return ", ".join(f"{v:g}" for v in at) + " voxels"
 
 
 def _confusion_graph(tl: Labels, pl: Labels) -> list:
@@ -338,7 +306,7 @@ def agreement(segmentations: Sequence[Any], *, truth: Any = None, phases: Any = 
         if tuple(lab.vol.shape) != tuple(ref.vol.shape):
             raise InputError(f"Expected `segmentations[{i}]` to have the shape of `segmentations[0]` "
                              f"{tuple(ref.vol.shape)}. Got {tuple(lab.vol.shape)} instead.")
-        _warn_other_grid(segmentations[0], ref, "segmentations[0]", segmentations[i], lab, f"segmentations[{i}]",
+        warn_other_grid(segmentations[0], ref.vol, "segmentations[0]", segmentations[i], lab.vol, f"segmentations[{i}]",
                          stacklevel=3)
     s = len(labs)
     k = ref.k

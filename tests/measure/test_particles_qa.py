@@ -187,3 +187,24 @@ def test_unlabelled_voxels_cut_particles_as_the_volume_border_does():
     cols = [c for c in crop.columns if c not in ("surface_area", "sphericity")]
     assert len(crop) > 40 and crop.touches_border.sum() > 10
     pd.testing.assert_frame_equal(cut[cols], crop[cols])
+
+
+def test_grey_values_of_another_grid_are_warned_about():
+    """`intensity` of the labels' shape but another voxel size (0.1 µm for 50 nm labels), or a
+    box cut from another place of the scan: every particle's grey values came from the wrong
+    voxels without a word. Warned, as scores warns for two label volumes."""
+    import warnings
+
+    import bigseg
+    from bigseg import measure, synth
+
+    lab = synth.electrode((24, 32, 32), seed=2, voxel_size=50, unit="nm")
+    img = synth.xct(lab, seed=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        measure.particles(lab, intensity=img)  # the same grid: no word
+        measure.particles(lab, intensity=bigseg.io.recalibrated(img, 0.05, "um"))  # 50 nm said otherwise
+    with pytest.warns(UserWarning, match=r"`labels` and `intensity` .* different voxel sizes .*\(0.1, 0.1, 0.1\) um"):
+        measure.particles(lab, intensity=bigseg.io.recalibrated(img, 0.1, "um"))
+    with pytest.warns(UserWarning, match=r"`labels` and `intensity` .* different places .* 12, 0, 0 voxels"):
+        measure.particles(lab.isel(z=slice(0, 12)), intensity=img.isel(z=slice(12, 24)))
