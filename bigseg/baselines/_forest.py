@@ -13,7 +13,7 @@ import xarray as xr
 from .._parse import parse_nonnegative_int, parse_phases, parse_positive_float, parse_positive_int, parse_tuple
 from ..errors import InputError
 from ..io._volume import (DEFAULT_PHASES, UNLABELLED, as_volume, frame_arrays, given_values, label_values_error,
-                          sparse_labels, warn_unmarked)
+                          sparse_labels, warn_other_grid, warn_unmarked)
 from ..kernels.features import feature_halo, feature_names, multiscale_features
 from ..kernels.synth import hash_uniform
 from ..ops import map_overlap_exact, to_numpy
@@ -112,9 +112,12 @@ def random_forest(vol: Any, labels: Any, *, sigmas: Sequence[float] = DEFAULT_SI
     max_samples = parse_positive_int("max_samples", max_samples)
     seed = parse_nonnegative_int("seed", seed)
     lab = as_volume(sparse_labels(labels, unlabelled), name="labels", allow_series=True)
-    shape = as_volume(vol, name="vol", allow_series=True).shape  # lazy: the labels are refused before any pass
+    grey = as_volume(vol, name="vol", allow_series=True)  # lazy: the labels are refused before any pass
+    shape = grey.shape
     if lab.shape != shape:
         raise InputError(f"Expected `labels` to have the shape of `vol` {shape}. Got {lab.shape} instead.")
+    warn_other_grid(vol, grey, "vol", labels, lab, "labels", stacklevel=3,
+                    then="Voxels are paired with their labels index by index.")
     if not np.issubdtype(lab.dtype, np.integer):
         raise InputError(f"Expected `labels` to hold integers (255 = unlabelled). Got dtype {lab.dtype} instead.")
     v, mask = check_volume(vol, progress=progress, fov=fov)

@@ -37,7 +37,7 @@ from ..runtime._manifest import key_digest, resumable_array, store_resumable
 from ..runtime._progress import compute
 from ._calibration import ome_unit, parse_unit, unit_from_ome
 from ._volume import (UNLABELLED, as_volume, is_step_index, is_zarr_store, make_volume, mask_as_labels, numeric_times,
-                      origin_of, origin_voxels, phase_colour, time_unit, unit_for)
+                      origin_of, origin_voxels, phase_colour, time_unit, unit_for, warn_other_grid)
 
 __all__ = ["save_volume", "save_labels", "open_volume", "volume_info", "OME_VERSION"]
 
@@ -466,6 +466,9 @@ def save_labels(
         raise InputError(
             f"Expected `labels` to have the image's shape {image.shape}. Got {vol.shape} instead."
         )
+    if isinstance(labels, xr.DataArray):  # stored on the image's grid: one stated otherwise is said
+        warn_other_grid(image, image, "image_path", labels, as_volume(labels, name="labels", allow_series=True),
+                        "labels", stacklevel=3, then="The labels are stored on the image's grid.")
     vol = vol.assign_coords({d: image.coords[d].values for d in ("z", "y", "x")})  # the image's grid and place
     vol.name = name
     if levels is None:

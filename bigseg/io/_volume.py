@@ -145,12 +145,12 @@ def origin_voxels(vol: xr.DataArray) -> list[float]:
 
 
 def warn_other_grid(a: Any, va: xr.DataArray, name_a: str, b: Any, vb: xr.DataArray, name_b: str, *,
-                     stacklevel: int = 4) -> None:
+                     stacklevel: int = 4, then: str = "Voxels are compared index by index.") -> None:
     """Two volumes of one shape (``a``, ``b`` as given; ``va``, ``vb`` as read by
     :func:`as_volume`) whose stated voxel sizes differ (in one unit, or in two length units once
     converted: 50 nm is 0.05 um), or that both state where they lie (z, y, x coordinates) and
     lie at different places (boxes cut from other parts of a scan): warned about (of the same
-    scan, the same box? they are compared index by index)."""
+    scan, the same box? ``then`` says what is done with them: compared index by index)."""
     import warnings
 
     ua, ub = (str(v.attrs.get("unit", "voxel")) for v in (va, vb))
@@ -162,7 +162,7 @@ def warn_other_grid(a: Any, va: xr.DataArray, name_a: str, b: Any, vb: xr.DataAr
         if sb is not None and not np.allclose(sa, sb, rtol=1e-6):  # (None: not both length units, not comparable)
             warnings.warn(f"`{name_a}` and `{name_b}` have the same shape but different voxel sizes "
                           f"({tuple(stated[0])} {ua} against {tuple(stated[1])} {ub}): are they of the "
-                          f"same scan? Voxels are compared index by index.", stacklevel=stacklevel)
+                          f"same scan? {then}", stacklevel=stacklevel)
             return
     # boxes cut from different places of a scan (crops of one shape): both state where they lie
     placed = all(isinstance(x, xr.DataArray) and all(d in x.coords for d in SPATIAL_DIMS) for x in (a, b))
@@ -171,7 +171,7 @@ def warn_other_grid(a: Any, va: xr.DataArray, name_a: str, b: Any, vb: xr.DataAr
         if np.any(np.abs(at_a - at_b) >= 0.5):
             warnings.warn(f"`{name_a}` and `{name_b}` have the same shape but lie at different places of the scan "
                           f"(first voxel at z, y, x = {_said_voxels(at_a)} against {_said_voxels(at_b)}): are they the same "
-                          f"box? Voxels are compared index by index.", stacklevel=stacklevel)
+                          f"box? {then}", stacklevel=stacklevel)
 
 
 def _said_voxels(at: np.ndarray) -> str:

@@ -307,7 +307,8 @@ def particles(labels: Any, *, phase: str | int = "active", intensity: Any = None
         if tuple(inten.shape) != tuple(lab.vol.shape):
             raise InputError(f"Expected `intensity` to have the shape of `labels` {tuple(lab.vol.shape)}. "
                              f"Got {tuple(inten.shape)} instead.")
-        warn_other_grid(labels, lab.vol, "labels", intensity, inten, "intensity", stacklevel=3)
+        warn_other_grid(labels, lab.vol, "labels", intensity, inten, "intensity", stacklevel=3,
+                        then="Each particle's grey values are read index by index.")
     frames = lab.frames()
     ifr = frame_arrays(inten) if inten is not None else None
     # pass 1: values check and (split) the marker voxels of every block

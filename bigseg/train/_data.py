@@ -9,7 +9,7 @@ import torch
 
 from ..errors import InputError
 from ..io import UNLABELLED, as_volume
-from ..io._volume import label_values_error, warn_unmarked
+from ..io._volume import label_values_error, warn_other_grid, warn_unmarked
 from ._loss import confusion
 
 __all__ = ["normalize_image", "load_pair", "split_validation", "PatchSampler", "patch_windows"]
@@ -48,6 +48,8 @@ def load_pair(image: Any, labels: Any, n_classes: int) -> tuple[np.ndarray, np.n
     lab = as_volume(labels, name="labels", allow_series=True)
     if img.shape != lab.shape:
         raise InputError(f"Expected `labels` of the same shape as `image` {img.shape}. Got {lab.shape} instead.")
+    warn_other_grid(image, img, "image", labels, lab, "labels", stacklevel=4,
+                    then="Voxels are paired with their labels index by index.")
     if not np.issubdtype(lab.dtype, np.integer):
         raise InputError(f"Expected `labels` to have an integer dtype. Got {lab.dtype} instead.")
     if lab.ndim == 4:  # a series: the one scan with annotations
