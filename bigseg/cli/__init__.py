@@ -25,6 +25,41 @@ from ._terms import command_parser, in_cli_terms
 __all__ = ["main", "build_parser"]
 
 
+#: where :class:`_StoreOnce` keeps what each option was given, removed by :func:`main` after parsing
+_GIVEN = "_bigseg_given"
+
+
+class _StoreOnce(argparse._StoreAction):
+    """An option that takes a value (``--voxel-size 0.5``), noted when given again with another
+    value (``--voxel-size 0.5 ... --voxel-size 2``: argparse keeps the last one without a word;
+    :func:`main` warns, naming both: a script's default and its override, or a slip)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):  # noqa: ANN001
+        given = getattr(namespace, _GIVEN, None)
+        if given is None:
+            given = {}
+            setattr(namespace, _GIVEN, given)
+        given.setdefault(self.dest, []).append((option_string, values))
+        super().__call__(parser, namespace, values, option_string)
+
+
+def _warn_given_twice(given: dict[str, list[tuple[str, Any]]]) -> None:
+    for said in given.values():
+        if len({str(v) for _, v in said}) > 1:
+            ways = " and ".join(f"{o} {v}" for o, v in said)
+            warnings.warn(f"{said[0][0]} given {len(said)} times, as {ways}: the last, {said[-1][1]}, is taken.",
+                          UserWarning, stacklevel=2)
+
+
+def _store_once(parser: argparse.ArgumentParser) -> None:
+    for action in parser._actions:  # argparse keeps no public list of a parser's arguments
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _store_once(sub)
+        elif type(action) is argparse._StoreAction and action.option_strings:
+            action.__class__ = _StoreOnce
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bigseg",
@@ -36,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     names = sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name.startswith("cmd_"))
     for name in names:
         importlib.import_module(f"{__name__}.{name}").register(sub)
+    _store_once(parser)
     return parser
 
 
@@ -77,6 +113,38 @@ def _unrecognized(sub: argparse.ArgumentParser, command: str, extra: list[str]) 
               + f"; see bigseg {command} --help")
 
 
+def _dash_values(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """``--times -30,0,30`` or ``--crop -10:,:,:`` as ``--times=-30,0,30``: argparse takes a
+    value starting with ``-`` that is no plain negative number for an option and said
+    "argument --times: expected one argument". A value that is one of the command's options
+    (``--crop --overwrite``: the value forgotten) is left for argparse to refuse."""
+    at = next((i for i, a in enumerate(argv) if not a.startswith("-")), None)
+    if at is None:
+        return argv
+    try:
+        sub = command_parser(parser, argv[at])
+    except KeyError:  # not a command: argparse says so
+        return argv
+    known = {s for a in sub._actions for s in a.option_strings}
+    takes = {s for a in sub._actions if isinstance(a, argparse._StoreAction) and a.nargs is None
+             for s in a.option_strings}
+    out, i = list(argv[:at + 1]), at + 1
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            out += argv[i:]
+            break
+        nxt = argv[i + 1] if i + 1 < len(argv) else None
+        if arg in takes and nxt is not None and nxt.startswith("-") and nxt != "--" \
+                and nxt.split("=", 1)[0] not in known:
+            out.append(f"{arg}={nxt}")
+            i += 2
+            continue
+        out.append(arg)
+        i += 1
+    return out
+
+
 def _quiet_shutdown_on_interrupt() -> Any:
     """Ctrl-C stops the command as before (KeyboardInterrupt), and first silences the loggers of a
     cluster being torn down (a run on a LocalCluster printed dozens of "Task exception was never
@@ -101,7 +169,8 @@ def _quiet_shutdown_on_interrupt() -> Any:
 def main(argv: list[str] | None = None) -> int:
     _plain_streams()
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
+    args, extra = parser.parse_known_args(_dash_values(parser, list(sys.argv[1:] if argv is None else argv)))
+    given = vars(args).pop(_GIVEN, {})  # no option of the command's (its resume keys are made of them)
     if extra:  # said by the command, with the option that was probably meant (was "bigseg: error: ...")
         _unrecognized(command_parser(parser, args.command), args.command, extra)
     default_show = warnings.showwarning
@@ -126,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
             warnings.showwarning = show
             warnings.filterwarnings("default", category=UserWarning, module=r"bigseg(\.|$)")  # told, once
             warnings.filterwarnings("ignore", category=UncalibratedWarning)  # the commands print their own note
+            _warn_given_twice(given)
             return int(args.func(args) or 0)
     except BigsegError as exc:
         print(f"bigseg {args.command}: error: {in_cli_terms(str(exc), command_parser(parser, args.command), args)}",

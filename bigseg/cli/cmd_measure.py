@@ -357,6 +357,19 @@ def run(args: argparse.Namespace) -> int:
         from ..io._fov import parse_fov
 
         parse_fov(args.fov)  # before any work
+    if shells or args.thickness:  # the phases they name, before any work (were refused after the summary's pass)
+        from ..measure._inputs import as_labels
+
+        known = as_labels(labels, phases=phases).phases
+        named = ([("--shells", shells[0]), ("--shells", shells[1])] if shells else []) + \
+            ([("--thickness", s.strip()) for s in args.thickness.split(",")] if args.thickness else [])
+        for option, name in named:
+            if name not in known:
+                raise InputError(f"Expected `{option}` to name phases of `labels` {known}. Got {name!r} in "
+                                 f"{getattr(args, option[2:])!r} instead.")
+        if shells and shells[0] == shells[1]:  # every shell would read 0
+            raise InputError(f"Expected `--shells` AROUND:OF:MAX to name two phases (the voxels of AROUND lie at "
+                             f"distance 0 from it, in no shell). Got {args.shells!r} instead.")
     if args.particles or args.particle_labels:  # checked before any work, against the names measure uses
         from ..measure._inputs import as_labels
 

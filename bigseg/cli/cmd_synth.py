@@ -68,6 +68,11 @@ def run(args: argparse.Namespace) -> int:
     from ..synth import electrode, perturb, series, xct
 
     refuse_existing(args.dest, args.overwrite, "dest")  # before any work
+    if args.unit is not None and args.voxel_size is None:  # was: a voxel of 1 of that unit, without a word
+        from ..errors import InputError
+
+        raise InputError(f"Expected `--unit` only with --voxel-size (without it sizes are in voxels). Got --unit "
+                         f"{args.unit} without it: pass --voxel-size 1 --unit {args.unit} for voxels of 1 {args.unit}.")
     output_file(args.png, "--png", suffixes=FIGURE_SUFFIXES)
     fractions = _numbers("fractions", args.fractions)
     radius = _numbers("radius", args.radius)

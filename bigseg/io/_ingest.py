@@ -309,6 +309,7 @@ def _tiff_stack(files: list[str], what: str) -> TiffStackReader:
                 f"Expected every TIFF slice to have shape {shape0} and dtype {dtype0} (as {files[0]!r}). "
                 f"Got shape {shape} and dtype {dtype} in {f!r}."
             )
+    _warn_patterns(files, what)
     _warn_gaps(files, what)
     files = [os.path.abspath(f) for f in files]  # read by workers that may run in another working directory
     return TiffStackReader(tuple(files), (len(files), *shape0), dtype0, tuple(offsets), fdt0,  # type: ignore[arg-type]
@@ -319,6 +320,25 @@ def _one_page(n: int, f: str, what: str) -> None:
     if n != 1:  # a slice of the stack would be its first page only
         raise VolumeFormatError(f"Expected TIFF slices of one page each in {what!r}. Got {n} pages in {f!r}: a "
                                 "folder of whole scans? Give one file, or a glob of them for a series.")
+
+
+def _warn_patterns(files: list[str], what: str) -> None:
+    """Warn when the slices' names follow more than one pattern (their numbers aside): two scans,
+    or a scan and copies or previews of some of its slices, in one folder (recon_0000.tif ... beside
+    recon_old_0000.tif ..., or slice_0007 (copy).tif) would be stacked as one volume."""
+    import re
+
+    groups: dict[str, list[str]] = {}
+    for f in files:
+        groups.setdefault(re.sub(r"\d+", "#", Path(f).name), []).append(Path(f).name)
+    if len(groups) < 2:
+        return
+    said = ", ".join(f"{p!r} ({len(n)} file{'s' if len(n) > 1 else ''}{', ' + repr(n[0]) if len(n) <= 2 else ''})"
+                     for p, n in sorted(groups.items(), key=lambda g: -len(g[1]))[:4])
+    warnings.warn(f"The TIFF slices of {what!r} are named in {len(groups)} patterns (# a number): {said}"
+                  f"{' ...' if len(groups) > 4 else ''}. They are stacked as one volume of {len(files)} planes in "
+                  "name order: if the folder holds more than one scan, or copies of slices, pass a quoted glob that "
+                  "matches one scan's slices only.", stacklevel=4)
 
 
 def _warn_gaps(files: list[str], what: str) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import shutil
 import uuid
 from pathlib import Path
@@ -92,7 +93,15 @@ def _replaceable(dest: Path, kind: str) -> str:
     if kind == "zarr":
         return "" if is_zarr_store(dest) else "a folder that is no zarr store"
     others = [f.name for f in dest.iterdir() if f.suffix.lower() not in (".tif", ".tiff")]
-    return f"a folder holding other files than TIFF slices ({', '.join(sorted(others)[:3])})" if others else ""
+    if others:
+        return f"a folder holding other files than TIFF slices ({', '.join(sorted(others)[:3])})"
+    # an earlier export's slices are named DEST_00000.tif, ...: a folder of other TIFFs (a scan's
+    # reconstructed slices, recon_0000.tif) is the user's data, never deleted by a slip of DEST
+    ours = re.compile(re.escape(dest.name) + r"_\d+\.tif")
+    foreign = sorted(f.name for f in dest.iterdir() if not (f.is_file() and ours.fullmatch(f.name)))
+    return (f"a folder of TIFF files that no export to it wrote ({', '.join(foreign[:3])}"
+            f"{', ...' if len(foreign) > 3 else ''}; an export names its slices {dest.name}_00000.tif, ...)"
+            if foreign else "")
 
 
 def writing(dest: Path) -> contextlib.AbstractContextManager[Path]:

@@ -64,3 +64,24 @@ def test_cli_refuses_before_any_work(place, argv, capsys):
     assert main(args + ["--no-progress"]) != 0
     assert "--overwrite does not delete it" in capsys.readouterr().err
     _intact(place)
+
+
+def test_export_overwrite_keeps_a_folder_of_someone_elses_tiff_slices(place, capsys):
+    """A scan's own reconstructed slices (recon_0000.tif, ...) named as DEST by a slip are no
+    earlier export (whose slices are DEST_00000.tif, ...): --overwrite refuses, they stay."""
+    import tifffile
+
+    scan = place / "scan_tiffs"
+    scan.mkdir()
+    for z in range(3):
+        tifffile.imwrite(scan / f"recon_{z:04d}.tif", np.full((8, 8), z, np.uint16))
+    bigseg.ingest(place / "scan.npy", place / "s.ome.zarr", progress=False)
+    with pytest.raises(OutputExistsError, match="no export to it wrote \\(recon_0000.tif"):
+        export(open_volume(place / "s.ome.zarr"), scan, overwrite=True, progress=False)
+    assert main(["export", str(place / "s.ome.zarr"), str(scan), "--overwrite", "--no-progress"]) != 0
+    assert "--overwrite does not delete it" in capsys.readouterr().err
+    assert sorted(f.name for f in scan.iterdir()) == ["recon_0000.tif", "recon_0001.tif", "recon_0002.tif"]
+    assert int(tifffile.imread(scan / "recon_0002.tif").max()) == 2
+    export(open_volume(place / "s.ome.zarr"), place / "again", progress=False)  # an earlier export: replaced
+    export(open_volume(place / "s.ome.zarr"), place / "again", overwrite=True, progress=False)
+    assert len(list((place / "again").iterdir())) == 8
