@@ -39,6 +39,8 @@ def _source_lines(info: dict, args: argparse.Namespace) -> list[str]:
     lines = [f"path        {info['path']}  ({info['format']}{files})", *_array_lines(info, info.get("dims")),
              f"voxel size  {voxel_size_text(vs, info['unit']) if vs else 'not stated (pass --voxel-size to ingest)'}",
              *_origin_lines(info), *_times_lines(info)]
+    if info.get("phases"):  # labels as bigseg export writes them
+        lines.append(f"phases      {', '.join(info['phases'])}")
     for name, (shape, dt) in info.get("datasets", {}).items():
         lines.append(f"dataset   {'*' if name == info['dataset'] else ' '} {name}  {' x '.join(map(str, shape))}  {dt}")
     from shlex import quote

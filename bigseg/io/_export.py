@@ -53,7 +53,8 @@ FORMATS = ("tiff-slices", "tiff", "hdf5", "npy")
 _SUFFIXES = {".tif": "tiff", ".tiff": "tiff", ".h5": "hdf5", ".hdf5": "hdf5", ".npy": "npy"}
 _IMAGEJ_DTYPES = (np.uint8, np.uint16, np.float32)
 SLAB_BYTES = 256 * 2**20  # a slab larger than this is cut into fewer planes
-#: the Namespace of the OME-TIFF MapAnnotation holding what OME has no place for (a series' time unit as given)
+#: the Namespace of the OME-TIFF MapAnnotation holding what OME has no place for (a series' time unit
+#: as given, label images' phase names as JSON)
 OME_TIFF_NAMESPACE = "bigseg"
 #: a series' time unit as OME-TIFF's DeltaTUnit spells it (units OME has no symbol for: none written)
 _OME_TIME_UNITS = {**{u: u for u in ("s", "ms", "µs", "ns", "min", "h", "d")}, "sec": "s", "second": "s",
@@ -157,8 +158,15 @@ def _write_tiff(vol: xr.DataArray, tmp: Path, vs: tuple[float, ...] | None, unit
         t_unit = _OME_TIME_UNITS.get(time_unit(vol.coords["t"]))
         if t_unit:  # a unit OME knows (else none: OME readers would take seconds)
             meta["Plane"]["DeltaTUnit"] = [t_unit] * planes
-        if time_unit(vol.coords["t"]):  # as given ("cycle", "minute"), which ingest reads back before DeltaTUnit
-            meta["MapAnnotation"] = {"Namespace": OME_TIFF_NAMESPACE, "Value": {"time_unit": time_unit(vol.coords["t"])}}
+    annotation: dict[str, str] = {}  # what OME has no place for, read back by ingest
+    if "t" in vol.dims and "t" in vol.coords and time_unit(vol.coords["t"]):  # as given ("cycle", "minute"), before DeltaTUnit
+        annotation["time_unit"] = time_unit(vol.coords["t"])
+    if vol.attrs.get("phases") is not None and np.issubdtype(vol.dtype, np.integer):  # labels: their names
+        import json
+
+        annotation["phases"] = json.dumps([str(p) for p in vol.attrs["phases"]])
+    if annotation:
+        meta["MapAnnotation"] = {"Namespace": OME_TIFF_NAMESPACE, "Value": annotation}
     first = origin_voxels(vol)
     if vs is not None and any(first):  # a box cut from a scan: each plane's position in it
         z = (first[0] + np.arange(planes) % vol.sizes["z"]) * vs[0]

@@ -607,8 +607,9 @@ def source_info(source: str | os.PathLike, *, dataset: str | None = None, dtype:
                 offset: int = 0) -> dict[str, Any]:
     """What ``ingest`` would read from a source that is not OME-Zarr: its kind, shape, dtype and
     the voxel size it states (``None`` when it states none), the ``origin`` of a box cut from a
-    scan when it states one (in ``unit``, else in voxels), the ``dims`` ingest gives it and a
-    series' ``times`` (and ``time_unit``) when it states them; for HDF5 also every dataset in
+    scan when it states one (in ``unit``, else in voxels), the ``dims`` ingest gives it, a
+    series' ``times`` (and ``time_unit``) and label images' ``phases`` when it states them; for
+    HDF5 also every dataset in
     the file (path -> shape, dtype), to pick ``dataset`` from."""
     reader = read_source(source, dataset=dataset, dtype=dtype, shape=shape, offset=offset)
     kinds = {TiffStackReader: "TIFF slices", MultiPageTiffReader: "multi-page TIFF", Hdf5Reader: "HDF5",
@@ -629,6 +630,9 @@ def source_info(source: str | os.PathLike, *, dataset: str | None = None, dtype:
         info["times"] = [float(t) for t in times]
         if t_unit:
             info["time_unit"] = t_unit
+    phases = _stated_phases(reader)
+    if phases is not None:
+        info["phases"] = phases
     at = _stated_origin(reader)
     if at is not None and any(at):  # a box cut from a scan: where ingest will put it
         vs = cal[0] if cal else (1.0, 1.0, 1.0)
@@ -709,7 +713,8 @@ def _hdf5_attr(reader: Hdf5Reader, key: str) -> Any:
         return f[reader.dataset].attrs.get(key)
 
 
-def _ome_tiff_times(path: str) -> tuple[np.ndarray | None, str]:
+def _ome_tiff_root(path: str) -> Any:
+    """The OME-XML of a TIFF, parsed (None when it has none or it does not parse)."""
     import xml.etree.ElementTree as ET
 
     import tifffile
@@ -717,10 +722,50 @@ def _ome_tiff_times(path: str) -> tuple[np.ndarray | None, str]:
     with tifffile.TiffFile(path) as tif:
         xml = tif.ome_metadata
     if not xml:
-        return None, ""
+        return None
     try:
-        root = ET.fromstring(xml)
+        return ET.fromstring(xml)
     except ET.ParseError:
+        return None
+
+
+def _bigseg_annotation(root: Any, key: str) -> str:
+    """A value of the MapAnnotation bigseg writes into an OME-TIFF for what OME has no place for
+    (a series' time unit as given, label images' phase names); "" when it has none."""
+    from ._export import OME_TIFF_NAMESPACE
+
+    for ann in root.iter():
+        if ann.tag.rsplit("}", 1)[-1] == "MapAnnotation" and ann.attrib.get("Namespace") == OME_TIFF_NAMESPACE:
+            for m in ann.iter():
+                if m.tag.rsplit("}", 1)[-1] == "M" and m.attrib.get("K") == key:
+                    return m.text or ""
+    return ""
+
+
+def _stated_phases(reader: Any) -> list[str] | None:
+    """The phase names a label file states, as :func:`bigseg.export` writes them: an HDF5
+    dataset's ``phases`` attribute, an OME-TIFF's bigseg annotation (JSON); None when none."""
+    if isinstance(reader, Hdf5Reader):
+        phases = _hdf5_attr(reader, "phases")
+    elif isinstance(reader, MultiPageTiffReader):
+        import json
+
+        root = _ome_tiff_root(reader.path)
+        text = _bigseg_annotation(root, "phases") if root is not None else ""
+        try:
+            phases = json.loads(text) if text else None
+        except ValueError:
+            phases = None
+    else:
+        return None
+    if phases is None or isinstance(phases, (str, bytes)) or not len(phases):
+        return None
+    return [p.decode() if isinstance(p, bytes) else str(p) for p in phases]
+
+
+def _ome_tiff_times(path: str) -> tuple[np.ndarray | None, str]:
+    root = _ome_tiff_root(path)
+    if root is None:
         return None, ""
     by_t: dict[int, float] = {}
     unit = ""  # only as the file says it (bigseg wrote none before; OME would read seconds)
@@ -735,12 +780,7 @@ def _ome_tiff_times(path: str) -> tuple[np.ndarray | None, str]:
             unit = unit or plane.attrib.get("DeltaTUnit", "")
     if not by_t or sorted(by_t) != list(range(len(by_t))):
         return None, ""
-    from ._export import OME_TIFF_NAMESPACE
-
-    for ann in root.iter():  # the unit as bigseg was given it ("cycle", which OME has no symbol for)
-        if ann.tag.rsplit("}", 1)[-1] == "MapAnnotation" and ann.attrib.get("Namespace") == OME_TIFF_NAMESPACE:
-            unit = next((m.text or "" for m in ann.iter() if m.tag.rsplit("}", 1)[-1] == "M"
-                         and m.attrib.get("K") == "time_unit"), "") or unit
+    unit = _bigseg_annotation(root, "time_unit") or unit  # as bigseg was given it ("cycle": no OME symbol)
     return np.asarray([by_t[i] for i in range(len(by_t))], np.float64), unit
 
 
@@ -755,9 +795,6 @@ def open_source(source: str | os.PathLike, *, chunks: Any = 128, dataset: str | 
     vs = None if voxel_size is None else parse_voxel_size(voxel_size)
     vol = _read_volume(source, chunks=chunks, vs=vs, unit=None if unit is None else parse_unit(unit), dataset=dataset,
                        dtype=None, shape=None, offset=0, reader=reader)
-    phases = _hdf5_attr(reader, "phases") if isinstance(reader, Hdf5Reader) else None
-    if phases is not None and "phases" not in vol.attrs:
-        vol.attrs["phases"] = [p.decode() if isinstance(p, bytes) else str(p) for p in phases]
     vol.attrs.setdefault("source", os.fspath(source))
     return vol
 
@@ -851,6 +888,9 @@ def _read_volume(source: Any, *, chunks: Any, vs: Any, unit: str | None, dataset
             vol = vol.copy(data=vol.data.map_blocks(_narrowed, target, dtype=target))
         else:
             vol = vol.astype(target)
+    phases = _stated_phases(reader)
+    if phases is not None and "phases" not in vol.attrs and np.issubdtype(vol.dtype, np.integer):
+        vol.attrs["phases"] = phases  # labels as bigseg export writes them: ingest stores a label image
     return vol
 
 
