@@ -262,17 +262,23 @@ def inscribed_box(mask: Any) -> tuple[slice, slice]:
     if m.ndim != 2 or not m.any():
         raise InputError(f"Expected `mask` to be a (y, x) field of view holding some voxels. Got "
                          f"{'an all-False mask' if m.ndim == 2 else f'shape {m.shape}'} instead.")
-    cy, cx = (int(round(c)) for c in ndi.center_of_mass(m))  # the mask's own centre, even of a circle
-    if not m[cy, cx]:
+    centre = ndi.center_of_mass(m)  # the mask's own centre, even of a circle (between voxels for an even one)
+    if not m[tuple(int(round(c)) for c in centre)]:
         raise InputError("Expected `fov` to hold its own centroid (a convex field of view). Got a mask that does not.")
 
-    def fits(h: int) -> bool:
-        y0, x0 = cy - h, cx - h
-        return y0 >= 0 and x0 >= 0 and bool(m[y0:cy + h + 1, x0:cx + h + 1].all()) and \
-            cy + h < m.shape[0] and cx + h < m.shape[1]
+    def start(side: int) -> tuple[int, int]:  # the square of this side centred nearest the centroid
+        return tuple(int(np.floor(c - (side - 1) / 2 + 0.5)) for c in centre)  # type: ignore[return-value]
 
-    lo, hi = 0, min(m.shape)  # fits(lo) holds, fits(hi) does not
+    def fits(side: int) -> bool:
+        (y0, x0) = start(side)
+        return y0 >= 0 and x0 >= 0 and y0 + side <= m.shape[0] and x0 + side <= m.shape[1] and \
+            bool(m[y0:y0 + side, x0:x0 + side].all())
+
+    lo, hi = 1, min(m.shape) + 1  # fits(lo) holds, fits(hi) does not
     while hi - lo > 1:
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if fits(mid) else (lo, mid)
-    return slice(cy - lo, cy + lo + 1), slice(cx - lo, cx + lo + 1)
+    while lo < min(m.shape) and fits(lo + 1):  # even and odd sides centre differently: not quite monotone
+        lo += 1
+    y0, x0 = start(lo)
+    return slice(y0, y0 + lo), slice(x0, x0 + lo)

@@ -140,3 +140,17 @@ def test_auto_ignores_a_nan_voxel_in_a_fill_column():
     m = fov_mask(a, "auto")
     np.testing.assert_array_equal(m.values, inside)
     assert m.attrs["fill"] == 2.0
+
+
+def test_inscribed_box_of_an_even_field_of_view_loses_no_row():
+    """A whole 48 x 48 field of view gave a 47 x 47 box (odd sides only, around a rounded
+    centre): the tortuosity inside it left a row and a column of the volume out. Even sides
+    now, centred on the centroid between voxels: the whole square, and the largest square in
+    a disc centred between voxels (42, found by trying every square)."""
+    assert inscribed_box(np.ones((48, 48), bool)) == (slice(0, 48), slice(0, 48))
+    assert inscribed_box(np.ones((47, 47), bool)) == (slice(0, 47), slice(0, 47))
+    yy, xx = np.mgrid[:64, :64]
+    disc = (yy - 31.5) ** 2 + (xx - 31.5) ** 2 <= 30 ** 2
+    ys, xs = inscribed_box(disc)
+    _check_box(disc, ys, xs)
+    assert ys.stop - ys.start == 42 and (ys.start + ys.stop - 1) / 2 == 31.5
