@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     with cluster_from_args(args):
         vol = ingest(
             args.source if len(args.source) > 1 else args.source[0], args.dest,
-            times=args.times.split(",") if args.times else None, time_unit=args.time_unit,
+            times=args.times.split(",") if args.times is not None else None, time_unit=args.time_unit,
             chunks=parse_triple(args.chunks, int, option="--chunks"),
             voxel_size=parse_triple(args.voxel_size, option="--voxel-size"),
             unit=args.unit, dataset=args.dataset, dtype=args.dtype, shape=parse_triple(args.shape, int, option="--shape"),

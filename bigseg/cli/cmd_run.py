@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     for src in args.source:
         refuse_label_image(src, "source", instead="run the pipeline on the image it labels")
     times = None
-    if args.times:
+    if args.times is not None:
         try:
             times = [float(v) for v in args.times.split(",")]
         except ValueError:

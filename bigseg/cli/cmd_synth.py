@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--drift", type=float, default=None, help="illumination drift along z (relative)")
     g.add_argument("--cupping", type=float, default=None,
                    help="beam-hardening cupping: the cylinder's centre this much darker than its rim (e.g. 0.2)")
-    g.add_argument("--bits", type=int, default=None, help="quantise to 8 or 16 bits")
+    g.add_argument("--bits", type=int, default=None, choices=[8, 16], help="quantise to 8 or 16 bits")
     p.add_argument("--cylinder", action="store_true",
                    help="image a cylinder, as a reconstruction does: 0 outside the circle inscribed in y-x, the "
                         "truth 255 (unlabelled) there (segment it with --fov auto)")

@@ -799,6 +799,11 @@ def open_source(source: str | os.PathLike, *, chunks: Any = 128, dataset: str | 
     return vol
 
 
+def _sizes(vs: Any) -> str:
+    v = [f"{float(x):g}" for x in np.broadcast_to(np.asarray(vs, float), 3)]
+    return v[0] if len(set(v)) == 1 else ", ".join(v)
+
+
 def _resolved_calibration(reader: Any, vs: Any, unit: str | None) -> tuple[Any, str]:
     """(voxel size, unit) of a source opened by :func:`read_source` (or an in-memory volume):
     ``vs`` (in ``unit``, default the source's unit, else nm) when given, else the source's own
@@ -808,6 +813,12 @@ def _resolved_calibration(reader: Any, vs: Any, unit: str | None) -> tuple[Any, 
         return vs, unit
     own = _calibration(reader)
     if vs is not None:
+        if own is not None and not np.allclose(np.broadcast_to(np.asarray(vs, float), 3),
+                                               np.broadcast_to(np.asarray(own[0], float), 3), rtol=1e-6):
+            # in the source's unit, which the number may not have been meant in (50 meant as nm, read as 50 um)
+            warnings.warn(f"`voxel_size`={_sizes(vs)} is taken in the source's unit, {own[1]}, replacing the "
+                          f"{_sizes(own[0])} {own[1]} the source states. Pass `unit` with it to give it in "
+                          f"another unit.", UserWarning, stacklevel=3)
         return vs, unit or (own[1] if own else "nm")
     if own is not None:
         converted = convert_length(own[0], own[1], unit) if unit else own[0]

@@ -87,8 +87,8 @@ def check_values(hist: np.ndarray, k: int, phases: list[str], name: str, *,
     what = [f"{len(values)} distinct: {shown}"] if values else []
     what += [f"{out_of_range} voxels outside 0..255"] if out_of_range else []
     allowed = f"0..{k - 1}" + (" or 255 (unlabelled)" if allow_unlabelled else "")
-    hint = ("negative values marking unlabelled voxels (e.g. -1)? Set them to 255. A grey-value image rather "
-            "than labels? Measure a label image (IMAGE/labels/NAME)"
+    hint = ("a grey-value image is no labels (measure a label image, IMAGE/labels/NAME); negative values marking "
+            "unlabelled voxels (e.g. -1) are set to 255 first"
             if out_of_range else "pass `phases` naming every label value")
     raise InputError(
         f"Expected `{name}` to hold values {allowed}, one per phase {phases}. "

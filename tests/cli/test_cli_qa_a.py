@@ -117,3 +117,16 @@ def test_values_starting_with_a_dash_are_taken(tmp_path, bigseg_cli):
     assert bigseg.open_volume(tmp_path / "last.ome.zarr").shape == (4, 5, 4)
     out = bigseg_cli("ingest", scans[0], tmp_path / "x.ome.zarr", "--crop", "--overwrite", check=False)
     assert out.returncode == 2 and "argument --crop: expected one argument" in out.stderr  # the value forgotten
+
+
+def test_blank_times_are_refused_not_taken_as_steps(tmp_path, bigseg_cli):
+    """`--times ''` (an unset shell variable) was taken as no times: steps 0, 1, 2 without a word."""
+    for i in range(2):
+        np.save(tmp_path / f"scan{i}.npy", np.full((4, 5, 6), i, np.uint8))
+    scans = [tmp_path / f"scan{i}.npy" for i in range(2)]
+    out = bigseg_cli("ingest", *scans, tmp_path / "s.ome.zarr", "--times", "", check=False)
+    assert out.returncode == 2 and "`--times`" in out.stderr and not (tmp_path / "s.ome.zarr").exists()
+    out = bigseg_cli("run", *scans, "--out", tmp_path / "run", "--times", "", "--model", "threshold", check=False)
+    assert out.returncode == 2 and "Expected `--times` to be comma-separated numbers. Got ''" in out.stderr
+    out = bigseg_cli("synth", tmp_path / "x.ome.zarr", "--shape", "8", "--bits", "12", check=False)
+    assert out.returncode == 2 and "invalid choice: 12 (choose from 8, 16)" in out.stderr

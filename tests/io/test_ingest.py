@@ -886,3 +886,20 @@ def test_an_array_in_memory_as_source_is_refused_naming_save_volume(tmp_path):
     with pytest.raises(InputError, match=r"Got int instead"):
         bigseg.ingest(3, tmp_path / "out.ome.zarr", progress=False)
     assert not (tmp_path / "out.ome.zarr").exists()
+
+
+def test_a_voxel_size_without_unit_over_a_stated_one_is_said(tmp_path):
+    """`voxel_size=50` (meant as nm) over a source stating 0.5 um was taken as 50 um without a
+    word; said, naming the unit it is taken in. With `unit`, or the same size, no word."""
+    import warnings
+
+    src = tmp_path / "a.tif"
+    bigseg.export(bigseg.synth.xct(bigseg.synth.electrode((6, 8, 8), seed=1, voxel_size=0.5, unit="um")), src,
+                  progress=False)
+    with pytest.warns(UserWarning, match=r"`voxel_size`=50 is taken in the source's unit, um, replacing the 0.5 um"):
+        vol = bigseg.ingest(src, tmp_path / "a.ome.zarr", voxel_size=50, progress=False)
+    assert vol.attrs["voxel_size"] == (50.0, 50.0, 50.0) and vol.attrs["unit"] == "um"  # still taken
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        bigseg.ingest(src, tmp_path / "b.ome.zarr", voxel_size=50, unit="nm", progress=False)
+        bigseg.ingest(src, tmp_path / "c.ome.zarr", voxel_size=0.5, progress=False)
