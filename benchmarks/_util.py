@@ -67,8 +67,21 @@ def machine() -> dict:
             "python": platform.python_version(), "date": time.strftime("%Y-%m-%d")}
 
 
+def recording() -> bool:
+    """Whether this run replaces the committed ``results/<name>.json`` (the figures README quotes):
+    the script's reference run (no arguments, as ``make bench`` runs it), ``--merge`` (predict's
+    documented way to update its rows) or ``BENCH_RECORD=1``. Any other run (a quick ``--sizes 32``
+    check, another machine's ``--threads 16``) goes to ``results/<name>.local.json`` (git-ignored):
+    was written over the committed results without a word."""
+    return not sys.argv[1:] or "--merge" in sys.argv[1:] or os.environ.get("BENCH_RECORD") == "1"
+
+
 def save(name: str, payload: dict) -> Path:
     RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps({"machine": machine(), **payload}, indent=2))
+    record = recording()
+    path = RESULTS / (f"{name}.json" if record else f"{name}.local.json")
+    path.write_text(json.dumps({"machine": machine(), "argv": sys.argv[1:], **payload}, indent=2))
+    if not record:
+        print(f"(results/{name}.json, the committed reference run, left as it was: this run has other arguments; "
+              f"BENCH_RECORD=1 replaces it)", file=sys.stderr)
     return path

@@ -114,7 +114,7 @@ def main() -> None:
                 if impl.startswith("scipy"):
                     ref = out
                 entry[impl] = {"seconds": round(t, 4), "mvox_s": round(nvox / t / 1e6, 2), "out": out}
-            for impl, e in entry.items():
+            for e in entry.values():
                 out = e.pop("out")
                 e["max_abs_diff_vs_scipy"] = float(np.max(np.abs(out.astype(np.float64) - ref)))
                 e["identical_to_scipy"] = bool(np.array_equal(out, ref))

@@ -46,7 +46,7 @@ def _environment() -> dict[str, Any]:
 
 def benchmark(*, size: int = 128, chunks: int = 64, model: str = "default", stages: Any = STAGES, seed: int = 0,
               workdir: str | os.PathLike | None = None, predict: dict[str, Any] | None = None,
-              progress: bool = True) -> dict[str, Any]:
+              progress: bool = True, warmup: bool = True) -> dict[str, Any]:
     """Time each stage on a generated ``size``³ electrode and return seconds and Mvox/s.
 
     The scan (simulated nano-CT of :func:`bigseg.synth.electrode`) is written as an OME-Zarr in
@@ -66,11 +66,12 @@ def benchmark(*, size: int = 128, chunks: int = 64, model: str = "default", stag
     ``size``, ``chunks``, the ``predict`` options, per stage ``seconds`` and ``mvox_per_s``
     (million voxels per second) and ``peak_rss_mib`` (this process's peak resident memory,
     whose workers are its threads unless a cluster runs the stages). ``progress``: each stage's
-    bars (the stage lines on stderr stay).
+    bars (the stage lines on stderr stay). ``warmup``: first run the same stages once, untimed, on a
+    small volume of several blocks (``warmup_s``), so that compiling the numba kernels and loading
+    the model and libraries in this process and on the workers is not timed as throughput (on a
+    fresh install or fresh workers it was: the median read ~150× slower than it runs).
     """
-    from . import filters, measure, synth
     from .infer import segment
-    from .io import open_volume, save_volume
 
     size = parse_positive_int("size", size)
     chunks = min(parse_positive_int("chunks", chunks), size)  # the chunks used (one chunk at most the volume)
@@ -112,35 +113,61 @@ def benchmark(*, size: int = 128, chunks: int = 64, model: str = "default", stag
     result: dict[str, Any] = {"environment": _environment(), "size": size, "chunks": chunks, "model": model,
                               "predict": opts, "stages": {}}
     try:
-        for i, stage in enumerate(run):
-            print(f"[bench {i + 1}/{len(run)}] {stage} ({size}³ in {chunks}³ chunks)", file=sys.stderr, flush=True)
+        if warmup:  # compile, import and load once (here and on the workers), untimed
+            small = min(chunks, 16)
+            print(f"[bench warm-up] {', '.join(run)} ({2 * small}³ in {small}³ chunks, untimed)", file=sys.stderr,
+                  flush=True)
             t0 = time.perf_counter()
-            if stage == "write":  # the simulator's time is no write time: the scan is made first, then copied
-                labels = synth.electrode((size,) * 3, seed=seed, chunks=chunks)
-                save_volume(synth.xct(labels, seed=seed), tmp / "simulated.ome.zarr", voxel_size=50.0, unit="nm",
-                            progress=progress)
-                result["simulate_s"] = float(f"{time.perf_counter() - t0:.4g}")
-                t0 = time.perf_counter()
-                save_volume(open_volume(tmp / "simulated.ome.zarr"), tmp / "scan.ome.zarr", progress=progress)
-            elif stage == "filter":
-                save_volume(filters.median(open_volume(tmp / "scan.ome.zarr"), size=3), tmp / "median.ome.zarr",
-                            progress=progress)
-            elif stage == "segment":
-                seg = segment(open_volume(tmp / "scan.ome.zarr"), net, **opts)["labels"]
-                save_volume(seg, tmp / "labels.ome.zarr", phases=["pore", "cbd", "active"], progress=progress)
-            elif stage == "measure":
-                measure.summary(open_volume(tmp / "labels.ome.zarr"), progress=progress)
-            elif stage == "particles":
-                with warnings.catch_warnings():  # the default halo is what is timed; wide particles don't matter here
-                    warnings.simplefilter("ignore", UserWarning)
-                    measure.particles(open_volume(tmp / "labels.ome.zarr"), progress=progress)
-            dt = time.perf_counter() - t0
+            _run_stages(tmp / "warmup", run, 2 * small, small, seed, net, opts, progress=False)
+            result["warmup_s"] = float(f"{time.perf_counter() - t0:.4g}")
+            shutil.rmtree(tmp / "warmup", ignore_errors=True)
+        seconds = _run_stages(tmp, run, size, chunks, seed, net, opts, progress=progress, result=result, say=True)
+        for stage in run:
             if stage in wanted:
+                dt = seconds[stage]
                 result["stages"][stage] = {"seconds": float(f"{dt:.4g}"), "mvox_per_s": float(f"{n / dt / 1e6:.4g}")}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     result["peak_rss_mib"] = _peak_rss_mib()
     return result
+
+
+def _run_stages(tmp: Path, run: list[str], size: int, chunks: int, seed: int, net: Any, opts: dict[str, Any], *,
+                progress: bool, result: dict[str, Any] | None = None, say: bool = False) -> dict[str, float]:
+    """Run ``run`` (stages in pipeline order) on a generated ``size``³ electrode under ``tmp``;
+    seconds per stage (the simulation before ``write`` in ``result["simulate_s"]``)."""
+    from . import filters, measure, synth
+    from .infer import segment
+    from .io import open_volume, save_volume
+
+    tmp.mkdir(parents=True, exist_ok=True)
+    seconds: dict[str, float] = {}
+    for i, stage in enumerate(run):
+        if say:
+            print(f"[bench {i + 1}/{len(run)}] {stage} ({size}³ in {chunks}³ chunks)", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
+        if stage == "write":  # the simulator's time is no write time: the scan is made first, then copied
+            labels = synth.electrode((size,) * 3, seed=seed, chunks=chunks)
+            save_volume(synth.xct(labels, seed=seed), tmp / "simulated.ome.zarr", voxel_size=50.0, unit="nm",
+                        progress=progress)
+            if result is not None:
+                result["simulate_s"] = float(f"{time.perf_counter() - t0:.4g}")
+            t0 = time.perf_counter()
+            save_volume(open_volume(tmp / "simulated.ome.zarr"), tmp / "scan.ome.zarr", progress=progress)
+        elif stage == "filter":
+            save_volume(filters.median(open_volume(tmp / "scan.ome.zarr"), size=3), tmp / "median.ome.zarr",
+                        progress=progress)
+        elif stage == "segment":
+            seg = segment(open_volume(tmp / "scan.ome.zarr"), net, **opts)["labels"]
+            save_volume(seg, tmp / "labels.ome.zarr", phases=["pore", "cbd", "active"], progress=progress)
+        elif stage == "measure":
+            measure.summary(open_volume(tmp / "labels.ome.zarr"), progress=progress)
+        elif stage == "particles":
+            with warnings.catch_warnings():  # the default halo is what is timed; wide particles don't matter here
+                warnings.simplefilter("ignore", UserWarning)
+                measure.particles(open_volume(tmp / "labels.ome.zarr"), progress=progress)
+        seconds[stage] = time.perf_counter() - t0
+    return seconds
 
 
 def _peak_rss_mib() -> float | None:

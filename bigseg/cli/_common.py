@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 from typing import Any
 
 from ..errors import InputError
@@ -36,7 +37,8 @@ def add_pipeline_args(p: argparse.ArgumentParser, kept: str = "") -> None:
                    help="override the configuration's model: 'default', a checkpoint path, or threshold, kmeans, watershed")
     p.add_argument("--cluster", default=None,
                    help=f"'local', 'local-cuda', 'slurm', tcp://host:port or 'threads' (in this process){kept} "
-                        "(default: the configuration's cluster when --config is given, else threads in this process)")
+                        "(default: the configuration's cluster when --config, $BIGSEG_CONFIG or $BIGSEG_CLUSTER is "
+                        "given, else threads in this process)")
     p.add_argument("--workers", type=positive_int, default=None,
                    help="workers of the cluster the command starts (local: processes; slurm: jobs); default: the "
                         "configuration's n_workers")
@@ -95,7 +97,10 @@ def pipeline_config(args: argparse.Namespace, **overrides: Any) -> tuple[Any, An
                      n_workers=getattr(args, "workers", None),  # --workers over the configuration's n_workers
                      memory_limit=getattr(args, "memory_limit", None))
     cfg = RunConfig.load(args.config, **overrides)
-    cluster = args.cluster or (cfg.cluster if args.config else None)
+    # the configuration's cluster where one was given: --config, or the environment's BIGSEG_CONFIG /
+    # BIGSEG_CLUSTER (a site's module file; were ignored without --config: the run went to threads here)
+    given = args.config or os.environ.get("BIGSEG_CONFIG") or os.environ.get("BIGSEG_CLUSTER")
+    cluster = args.cluster or (cfg.cluster if given else None)
     cluster = None if cluster == "threads" else cluster  # a configuration's way to say "in this process"
     _workers_need_a_cluster(args, cluster)
     return cfg, cluster

@@ -23,6 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workdir", default=None, help="where the temporary volumes go (default: the system's temp)")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
+    p.add_argument("--no-warmup", dest="warmup", action="store_false",
+                   help="time the first run too (by default each stage first runs once, untimed, on a small volume, "
+                        "so that compiling kernels and loading the model here and on the workers is not timed)")
     m = p.add_argument_group("segment stage")
     m.add_argument("--overlap", type=float, default=None, help="window overlap fraction (default 0.5)")
     m.add_argument("--autocast", default=None, choices=["auto", "bf16", "fp16", "off"],
@@ -38,12 +41,14 @@ def run(args: argparse.Namespace) -> int:
     from ..bench import benchmark
 
     output_file(args.json, "--json", suffixes=(".json",), overwrite=args.overwrite)  # before any work
+    from ..runtime._signals import terminate_as_exit
+
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
-    with cluster_from_args(args):
+    with terminate_as_exit(), cluster_from_args(args):  # killed (timeout, scancel): its temporary volumes removed
         predict = {k: v for k, v in (("overlap", args.overlap), ("autocast", args.autocast), ("device", args.device),
                                      ("batch_size", args.batch_size)) if v is not None}
         res = benchmark(size=args.size, chunks=args.chunks, model=args.model, stages=stages, workdir=args.workdir,
-                        predict=predict, progress=args.progress)
+                        predict=predict, progress=args.progress, warmup=args.warmup)
     env = res["environment"]
     opts = "".join(f", {k} {v}" for k, v in res["predict"].items())
     where = (f"{env['scheduler']}, {env['workers']} workers, {env['threads']} threads" if "workers" in env

@@ -15,6 +15,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=positive_int, default=1, help="threads per worker (default 1)")
     p.add_argument("--memory-limit", default=None, help="per-worker memory limit, e.g. 4GiB")
     p.add_argument("--kind", default="local", choices=["local", "local-cuda"], help="local processes or one worker per GPU")
+    p.add_argument("--port", type=positive_int, default=None,
+                   help="the scheduler's port on 127.0.0.1, e.g. 8786, so that scripts can name a fixed address "
+                        "(default: a free one, printed)")
     p.add_argument("--duration", type=positive_float, default=None, help="stop after this many seconds (default: run until Ctrl-C)")
     p.set_defaults(func=run, api_aliases={"cluster": "kind", "threads_per_worker": "threads"})  # connect(cluster, ...): --kind
 
@@ -22,8 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..runtime import connect
 
+    port = {} if args.port is None else {"scheduler_port": _free(args.port)}
     with connect(args.kind, n_workers=args.workers, threads_per_worker=args.threads,
-                 memory_limit=args.memory_limit, quiet=True) as client:
+                 memory_limit=args.memory_limit, quiet=True, **port) as client:
         print(f"scheduler   {client.scheduler.address}")
         print(f"dashboard   {client.dashboard_link}")
         print(f"workers     {len(client.scheduler_info(n_workers=-1)['workers'])}")
@@ -36,3 +40,19 @@ def run(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             print("stopping", file=sys.stderr)
     return 0
+
+
+def _free(port: int) -> int:
+    """``port`` when nothing listens on it on 127.0.0.1; refused by name otherwise (InputError), before
+    any process starts (was distributed's "Cluster failed to start" traceback)."""
+    import socket
+
+    from ..errors import InputError
+
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise InputError(f"Expected `--port` to be a free port on 127.0.0.1. Got {port}, which is not ({exc.strerror}"
+                             f"; a scheduler already there is reached with --cluster tcp://127.0.0.1:{port}).") from None
+    return port

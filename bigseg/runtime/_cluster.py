@@ -156,7 +156,7 @@ def _check_worker_memory(client: Any) -> None:
         raise MemoryBudgetError(f"Expected every worker of the scheduler to have a memory limit of at least "
                                 f"{format_bytes(MIN_WORKER_MEMORY)} ({_WHY_FLOOR}). Got {len(small)} "
                                 f"of {len(workers)} worker(s) below: {got}; start them again with a larger "
-                                f"`--memory-limit` (dask worker) or `memory_limit`.")
+                                f"limit (dask worker --memory-limit 4GiB; LocalCluster(memory_limit='4GiB')).")
 
 
 def _announce(client: Any, what: str) -> None:
@@ -233,6 +233,35 @@ def _check_slurm_memory(kwargs: dict[str, Any]) -> None:
         raise InputError(f"Expected `slurm.memory` / `slurm.processes` to give each worker at least "
                          f"{format_bytes(MIN_WORKER_MEMORY)} ({_WHY_FLOOR}). Got memory "
                          f"{kwargs['memory']!r} for {processes} process(es): {format_bytes(per_worker)} each.")
+
+
+#: seconds ``sbatch --test-only`` may take (a SLURM controller that does not answer)
+SBATCH_TEST_TIMEOUT = 60.0
+
+
+def _check_sbatch_accepts(cluster: Any) -> None:
+    """The job script of ``cluster`` (a dask-jobqueue SLURMCluster) checked by ``sbatch
+    --test-only``, which validates partition, account, limits and #SBATCH lines without
+    submitting: refused by SLURM's own words (ClusterError), before any job. Was: dask-jobqueue
+    logged each refused submission as a traceback, and the run said "connected to slurm (0
+    workers)" and waited for ever for jobs "still queued"."""
+    import subprocess
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", suffix=".sh", prefix="bigseg-slurm-check-", delete=False) as f:
+        f.write(cluster.job_script())
+    try:
+        out = subprocess.run(["sbatch", "--test-only", f.name], capture_output=True, text=True,
+                             timeout=SBATCH_TEST_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise ClusterError(f"`cluster`='slurm': sbatch --test-only did not answer within {SBATCH_TEST_TIMEOUT:g} s "
+                           f"(is the SLURM controller reachable from here? scontrol ping)") from None
+    finally:
+        os.unlink(f.name)
+    if out.returncode != 0:
+        said = " ".join((out.stderr or out.stdout).split()) or f"exit code {out.returncode}"
+        raise ClusterError(f"Expected SLURM to accept the workers' job (the `slurm` settings: queue, account, cores, "
+                           f"memory, walltime, job_extra_directives, ...). Got from sbatch --test-only: {said}")
 
 
 def is_address(cluster: str) -> bool:
@@ -327,6 +356,7 @@ def connect(
             raise InputError(f"Expected `cluster` to be a scheduler address such as 'tcp://host:8786' (schemes: "
                              f"{', '.join(sorted(backends))}). Got {cluster!r} instead"
                              f"{web if scheme in ('http', 'https') else ''}.")
+        _probe_scheduler(cluster, timeout)  # a port that is no scheduler's: said, not a hang or a MemoryError
         try:
             client = BigsegClient(cluster, timeout=timeout, **options)
         except (OSError, TimeoutError) as exc:
@@ -356,6 +386,60 @@ def connect(
     if not quiet:
         _announce(client, cluster)
     return client
+
+
+#: seconds a server that accepted the connection has to answer as a Dask scheduler does
+HANDSHAKE_TIMEOUT = 10.0
+
+
+def _probe_scheduler(address: str, timeout: float) -> None:
+    """Whether a Dask scheduler answers at ``address``: one connection and its handshake, in a
+    thread of its own (a caller's running event loop is left alone). A malformed address (no
+    port) is refused (InputError); nothing listening, after ``timeout`` (distributed's retries),
+    and a server that is no scheduler's (the dashboard's HTTP port, another service: distributed
+    waited for its handshake for ever, or read its bytes as a frame of exabytes) are said by name
+    (ClusterError)."""
+    import asyncio
+    import concurrent.futures
+    import socket
+
+    from distributed.comm import connect as comm_connect
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    try:
+        scheme, loc = parse_address(address if "://" in address else f"tcp://{address}")
+        host_port = parse_host_port(loc) if scheme in ("tcp", "tls") else None
+    except ValueError as exc:
+        raise InputError(f"Expected `cluster` to be a scheduler address with its port, such as 'tcp://host:8786'. "
+                         f"Got {address!r} instead ({exc}).") from None
+    if scheme != "tcp":  # tls, ws, ucx: their security and options are the client's own (not probed)
+        return
+    budget = timeout + HANDSHAKE_TIMEOUT  # connecting ends by `timeout` (distributed's OSError), then the handshake
+    if host_port is not None:
+        try:  # listening now: only the handshake is waited for
+            socket.create_connection(host_port, timeout=min(timeout, 5)).close()
+            budget = HANDSHAKE_TIMEOUT
+        except OSError:
+            pass  # not (yet) listening: distributed retries for `timeout` s
+
+    async def probe() -> None:
+        comm = await asyncio.wait_for(comm_connect(address, timeout=timeout, deserialize=False), budget)
+        await comm.close()
+
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="bigseg-probe") as pool:
+        try:
+            pool.submit(asyncio.run, probe()).result()
+        except asyncio.TimeoutError:
+            raise ClusterError(f"Expected a Dask scheduler at `cluster`={address!r}. Got a server that accepted the "
+                               f"connection but did not answer as a scheduler within {HANDSHAKE_TIMEOUT:g} s: the "
+                               f"dashboard's port (http, 8787 by default) or another service? `dask scheduler` and "
+                               f"`bigseg cluster` print the scheduler's address (tcp://host:8786 by default).") from None
+        except OSError as exc:  # nothing listening there (distributed's retries for `timeout` s)
+            raise ClusterError(f"Could not reach the Dask scheduler at `cluster`={address!r}: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 — bytes that are no scheduler's handshake (MemoryError, ...)
+            raise ClusterError(f"Expected a Dask scheduler at `cluster`={address!r}. Got a server that answered "
+                               f"otherwise ({type(exc).__name__}): another service on that port (the dashboard's?). "
+                               f"`dask scheduler` and `bigseg cluster` print the scheduler's address.") from None
 
 
 def _start(cluster: str, n_workers: int | None, threads_per_worker: int, memory_limit: Any, dash: Any,
@@ -392,6 +476,11 @@ def _start(cluster: str, n_workers: int | None, threads_per_worker: int, memory_
         )
     elif cluster == "slurm":
         lc, jobs = slurm_cluster(config, n_workers=n_workers, **options)
+        try:
+            _check_sbatch_accepts(lc)  # before any job: a refused one was logged, then waited on for ever
+        except BaseException:
+            lc.close()
+            raise
         lc.scale(jobs=jobs)
     else:
         raise InputError(

@@ -40,3 +40,29 @@ def children_ignore_ctrl_c(active: bool = True) -> Iterator[None]:
         signal.signal(signal.SIGINT, handler)
         if held and handler is not signal.SIG_IGN:
             signal.raise_signal(signal.SIGINT)  # now to the handler of before (Python's: KeyboardInterrupt)
+
+
+@contextlib.contextmanager
+def terminate_as_exit() -> Iterator[None]:
+    """SIGTERM (``kill``, ``timeout``, a SLURM job's ``scancel``) ends this process as
+    ``SystemExit(143)`` while the block runs, so its ``finally`` clauses run (a benchmark's
+    temporary volumes removed, a cluster it started shut down) instead of Python dying on the
+    spot. Main thread only, and only where SIGTERM has its default action (a caller's own
+    handler is left alone)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() \
+            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def terminated(signum, frame):  # noqa: ANN001
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends it at once
+        raise SystemExit(128 + signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)

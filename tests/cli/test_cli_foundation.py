@@ -84,6 +84,24 @@ def test_cluster_prints_dashboard_and_stops():
     assert "scheduler   tcp://127.0.0.1:" in out.stdout
 
 
+@pytest.mark.timeout(120)
+@pytest.mark.filterwarnings("ignore")
+def test_cluster_on_a_port_of_ones_choosing(capsys):
+    """Scripts name a fixed address (README: --cluster tcp://127.0.0.1:8786): was a new free port at
+    every start, with no option to choose it; a port in use is refused by name (was distributed's
+    "Cluster failed to start" traceback)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.listen()
+        assert main(["cluster", "--workers", "1", "--port", str(port), "--duration", "0.5"]) == 2
+        assert f"`--port` to be a free port on 127.0.0.1. Got {port}" in capsys.readouterr().err
+    assert main(["cluster", "--workers", "1", "--port", str(port), "--duration", "0.5"]) == 0
+    assert f"scheduler   tcp://127.0.0.1:{port}\n" in capsys.readouterr().out
+
+
 def test_info_on_sources_before_ingest(tmp_path, odd_volume, capsys, bigseg_cli):
     import h5py
 
@@ -276,3 +294,25 @@ def test_unknown_option_said_by_the_command_with_the_one_meant(capsys):
         main(["info", "a.ome.zarr", "b.ome.zarr"])
     err = capsys.readouterr().err
     assert "bigseg info: error: unrecognized arguments: b.ome.zarr; see bigseg info --help" in err
+
+
+def test_the_environments_cluster_is_where_run_and_watch_compute(tmp_path, monkeypatch):
+    """config.py documents BIGSEG_CLUSTER=tcp://10.0.0.5:8786 (and README BIGSEG_CONFIG=path.yaml);
+    was: without --config `bigseg run` and `watch` dropped the environment's cluster and computed
+    in threads of this process, without a word. --cluster still comes first."""
+    from bigseg.cli import build_parser
+    from bigseg.cli._common import pipeline_config
+
+    parser = build_parser()
+    monkeypatch.delenv("BIGSEG_CONFIG", raising=False)
+    monkeypatch.delenv("BIGSEG_CLUSTER", raising=False)
+    assert pipeline_config(parser.parse_args(["run", "x.npy", "--out", str(tmp_path / "o")]))[1] is None  # threads
+    monkeypatch.setenv("BIGSEG_CLUSTER", "tcp://10.0.0.5:8786")
+    assert pipeline_config(parser.parse_args(["run", "x.npy", "--out", str(tmp_path / "o")]))[1] == "tcp://10.0.0.5:8786"
+    assert pipeline_config(parser.parse_args(["watch", "in", "--out", str(tmp_path / "o")]))[1] == "tcp://10.0.0.5:8786"
+    assert pipeline_config(parser.parse_args(["run", "x.npy", "--out", str(tmp_path / "o"),
+                                              "--cluster", "threads"]))[1] is None
+    monkeypatch.delenv("BIGSEG_CLUSTER")
+    (tmp_path / "site.yaml").write_text("cluster: slurm\n")
+    monkeypatch.setenv("BIGSEG_CONFIG", str(tmp_path / "site.yaml"))
+    assert pipeline_config(parser.parse_args(["run", "x.npy", "--out", str(tmp_path / "o")]))[1] == "slurm"

@@ -241,7 +241,7 @@ def test_a_scheduler_whose_workers_have_too_little_memory_is_refused_by_name():
 
     with LocalCluster(n_workers=1, processes=False, memory_limit="300MB", dashboard_address=None) as lc:
         with pytest.raises(MemoryBudgetError, match=r"memory limit of at least 1.00 GiB.*Got 1 of 1 worker\(s\) "
-                                                    r"below: \S+ \(286.10 MiB\).*`--memory-limit`"):
+                                                    r"below: \S+ \(286.10 MiB\).*dask worker --memory-limit 4GiB"):
             bigseg.connect(lc.scheduler_address, quiet=True)
 
 
@@ -305,3 +305,72 @@ def test_ctrl_c_of_a_run_on_a_local_cluster_is_one_line(tmp_path, interruptible_
     assert p.wait(timeout=60) == 130, err.read_text()
     text = err.read_text()
     assert "Traceback" not in text and "never retrieved" not in text and text.rstrip().endswith("interrupted")
+
+
+@contextlib.contextmanager
+def _server_that_is_no_scheduler(reply: bytes | None):
+    """A TCP server on 127.0.0.1 that accepts and then says nothing (an HTTP server such as the
+    dashboard waits for a request) or sends ``reply`` (another service's bytes)."""
+    import threading
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen()
+    conns = []
+
+    def serve():
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            conns.append(conn)
+            if reply is not None:
+                conn.sendall(reply)
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield f"127.0.0.1:{srv.getsockname()[1]}"
+    finally:
+        srv.close()
+        for c in conns:
+            c.close()
+
+
+def test_an_address_that_is_no_schedulers_is_said_not_waited_on(monkeypatch):
+    """Was: the dashboard's port given as the scheduler's (127.0.0.1:8787) waited for ever
+    (distributed reads the handshake without a timeout); another service's bytes ended in a
+    MemoryError traceback (a frame of 3 EiB); an address without its port, distributed's ValueError."""
+    from bigseg.runtime import _cluster
+
+    monkeypatch.setattr(_cluster, "HANDSHAKE_TIMEOUT", 1.0)
+    with _server_that_is_no_scheduler(None) as addr:
+        t0 = time.monotonic()
+        with pytest.raises(ClusterError, match=rf"Dask scheduler at `cluster`='{addr}'.*did not answer as a scheduler"):
+            bigseg.connect(addr, timeout=5, quiet=True)
+        assert time.monotonic() - t0 < 5
+    with _server_that_is_no_scheduler(b"HTTP/1.1 404 Not Found\r\nserver: proxy\r\ncontent-length: 0\r\n\r\n") as addr:
+        with pytest.raises(ClusterError, match=rf"Dask scheduler at `cluster`='tcp://{addr}'.*answered otherwise"):
+            bigseg.connect(f"tcp://{addr}", timeout=5, quiet=True)
+    with pytest.raises(InputError, match=r"address with its port.*Got 'tcp://127.0.0.1'"):
+        bigseg.connect("tcp://127.0.0.1", timeout=1, quiet=True)
+
+
+def test_a_job_slurm_refuses_is_said_before_any_is_submitted(tmp_path, monkeypatch):
+    """Was: a partition or account SLURM refuses (the commonest site slip) was logged by
+    dask-jobqueue as a traceback, then "connected to slurm (0 workers)" and a wait for ever for
+    jobs "still queued: see squeue" that were never submitted."""
+    pytest.importorskip("dask_jobqueue")
+    (tmp_path / "bin").mkdir()
+    calls = tmp_path / "calls"
+    (tmp_path / "bin" / "sbatch").write_text(
+        f"#!/bin/sh\necho \"$@\" >> {calls}\n"
+        "echo 'sbatch: error: Batch job submission failed: Invalid partition name specified' >&2\nexit 1\n")
+    (tmp_path / "bin" / "sbatch").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    before = _children()
+    with pytest.raises(ClusterError, match=r"Expected SLURM to accept the workers' job.*Got from sbatch --test-only: "
+                                           r"sbatch: error: .*Invalid partition name specified"):
+        bigseg.connect("slurm", n_workers=1, queue="nosuch", quiet=True)
+    assert [line.split()[0] for line in calls.read_text().splitlines()] == ["--test-only"]  # nothing submitted
+    assert _children() == before
