@@ -35,8 +35,11 @@ def check_volume(vol: Any, *, progress: bool = False, fov: Any = None) -> tuple[
     mask = None if fov is None else fov_mask(v, fov, progress=progress).values
     nan, inf = count_nonfinite(v, mask=mask, progress=progress)
     if nan + inf:
+        hint = (" A NaN fill outside a reconstruction's field of view? Segment inside it (fov='auto', --fov auto): "
+                "the statistics then come from the voxels inside, and the outside is labelled 255 (unlabelled)."
+                if mask is None and nan and v.ndim == 3 else "")
         raise InputError(f"Expected `vol` to hold finite values only{'' if mask is None else ' in `fov`'}. Got {nan} "
-                         f"NaN and {inf} infinite voxels (of {v.size}) instead.")
+                         f"NaN and {inf} infinite voxels (of {v.size}) instead.{hint}")
     if mask is not None:
         v = fill_outside_like_inside(v, mask, progress=progress)
     return v, mask
