@@ -103,9 +103,12 @@ def parse_choice(name: str, value: Any, choices: Iterable[T]) -> T:
     return value
 
 
-def parse_tuple(name: str, value: Any, ndim: int, parse_item, *, what: str = "positive values") -> tuple:
+def parse_tuple(name: str, value: Any, ndim: int, parse_item, *, what: str | None = None) -> tuple:
     """Broadcast a scalar to ``ndim`` items or check a sequence's length, parsing each item
-    (``what`` they must be, for the message)."""
+    (``what`` they must be, for the message; default positive integers or positive values, by
+    ``parse_item``)."""
+    if what is None:  # (a median's size=3.0 was told to hold "3 positive values")
+        what = "positive integers" if parse_item is parse_positive_int else "positive values"
     if isinstance(value, (str, bytes)):
         raise _fail(name, f"to be a number or a sequence of {ndim} numbers", value)
     if isinstance(value, Sequence) or hasattr(value, "__len__"):

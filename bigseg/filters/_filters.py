@@ -221,9 +221,10 @@ def unsharp(vol: Any, *, radius: float | tuple[float, float, float] = 6.0, amoun
         raise InputError(f"Expected `amount` to be a finite number. Got {amount!r} instead.")
     axes = parse_choice("axes", axes, ("3d", "2d"))
     if axes == "2d":
+        if radius[1] == 0 and radius[2] == 0:  # (the radius as given, not as 2d reads it: (0, 0, 0))
+            raise InputError(f"Expected `radius` > 0 along y or x for axes='2d' (which reads y and x only). Got "
+                             f"{radius} instead.")
         radius = (0.0, radius[1], radius[2])
-        if radius[1] == 0 and radius[2] == 0:
-            raise InputError(f"Expected `radius` > 0 along y or x for axes='2d'. Got {radius} instead.")
     truncate = parse_positive_float("truncate", truncate)
     nan_policy = parse_choice("nan_policy", nan_policy, NAN_POLICIES)
     depth = K.gaussian_radius(radius, truncate)

@@ -104,7 +104,7 @@ def test_an_option_standing_for_an_api_parameter_of_another_name(tmp_path, capsy
 
     src = save_volume(np.zeros((6, 8, 8), np.float32), tmp_path / "s.ome.zarr", progress=False)
     assert main(["filter", str(src), str(tmp_path / "o.ome.zarr"), "--median", "0", "--no-progress"]) == 2
-    assert "Expected `--median` to hold 3 positive values" in capsys.readouterr().err
+    assert "Expected `--median` to hold 3 positive integers" in capsys.readouterr().err
     assert main(["filter", str(src), str(tmp_path / "o.ome.zarr"), "--gaussian", "-1", "--no-progress"]) == 2
     assert "Expected `--gaussian` to be a positive number" in capsys.readouterr().err
 

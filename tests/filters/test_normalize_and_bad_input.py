@@ -119,3 +119,17 @@ def test_normalize_of_nothing_but_nan_is_refused_by_name():
     with pytest.raises(InputError, match="`vol` to hold some finite values inside `mask`. Got 18 NaN"):
         bf.normalize(b, mask=inside, nan_policy="propagate")
     assert bf.normalize(b, nan_policy="propagate").attrs["normalize"][1] <= 1.0  # finite voxels outside: fine
+
+
+def test_a_median_size_given_as_a_float_is_told_integers():
+    """`median(size=3.0)` was told "Expected `size` to hold 3 positive values. Got 3.0": it is
+    positive; what it must be is an integer."""
+    with pytest.raises(InputError, match=r"`size` to hold 3 positive integers. Got 3.0"):
+        bf.median(np.zeros((4, 5, 6), np.float32), size=3.0)
+
+
+def test_an_unsharp_radius_along_z_only_in_2d_is_shown_as_given():
+    """`unsharp(radius=(3, 0, 0), axes="2d")` was refused showing (0.0, 0.0, 0.0), a radius the
+    user never gave."""
+    with pytest.raises(InputError, match=r"along y or x for axes='2d' .*Got \(3.0, 0.0, 0.0\)"):
+        bf.unsharp(np.zeros((4, 5, 6), np.float32), radius=(3, 0, 0), axes="2d")
