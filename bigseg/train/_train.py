@@ -297,6 +297,9 @@ def _patch_inside(patch: tuple[int, ...], shape: tuple[int, ...], axis: int, *, 
     if min(fits) >= 8 and not given:
         return fits
     what = "the planes across `axis`" if len(patch) == 2 else "the image"
+    if not given:  # the image is what is wrong: the default patch would be cut to it
+        raise InputError(f"Expected `image` of at least 8 voxels along each axis of the training patch ({what}). "
+                         f"Got {extent}: too small to train on.")
     advice = (f"pass patch={fits}" if min(fits) >= 8 else
               "the image is too small to train on (each patch axis needs at least 8 voxels)")
     raise InputError(f"Expected `patch` to fit inside {what}, {extent}. Got {patch} instead: {advice}.")

@@ -283,6 +283,8 @@ def test_bad_input_is_refused_before_work(pair):
         bigseg.train(img, sparse, patch=too_big)
     with pytest.raises(InputError, match=r"`patch` to fit inside the image.*too small to train on"):
         bigseg.train(img[:4], sparse[:4], arch="unet3d", patch=(16, 16, 16))
+    with pytest.raises(InputError, match=r"`image` of at least 8 voxels .*Got \(4, 6\): too small"):
+        bigseg.train(img[:, :4, :6], sparse[:, :4, :6])  # no patch given: the default one is not named
     with pytest.raises(ModelError, match="init"):
         bigseg.train(img, sparse, init=3)
     with pytest.raises(InputError, match="None"):
