@@ -325,7 +325,7 @@ def stack_calibration(args: argparse.Namespace, paths: list[Any]) -> dict[str, A
 
 def open_label_image(path: str, label: str | None, prefer: str | None, option: str, *, say: str | None,
                      hint: str | None = None, voxel_size: Any = None, unit: str | None = None,
-                     sizes: bool = False, grid: tuple[Any, str] | None = None) -> Any:
+                     sizes: bool = False, grid: tuple[Any, str] | None = None, like: Any = None) -> Any:
     """The label image ``path`` names; for an image (or its labels group) its ``label``, else
     the one named ``prefer``, else its only one (several are refused: which one is used must
     not be a guess). A TIFF, HDF5 or ``.npy`` label stack (from another tool) is read as it is,
@@ -334,7 +334,9 @@ def open_label_image(path: str, label: str | None, prefer: str | None, option: s
     Prints ``say`` and the path it opened (unless ``say`` is None); ``hint``: how else the
     command names one of several label images (default: ``--label NAME`` for ``labels``).
     ``grid``: (voxel size, unit) that a stack stating none takes (a truth of the scan it
-    scores: the same grid)."""
+    scores: the same grid). ``like``: the volume the labels go with (the image trained on, the
+    segmentation scored): a stack stating no voxel size takes its grid, one stating no place
+    its place (:func:`bigseg.io._volume.placed_like`; a crop's box)."""
     from pathlib import Path
 
     from ..io import open_source, open_volume
@@ -348,6 +350,8 @@ def open_label_image(path: str, label: str | None, prefer: str | None, option: s
                              f"TIFF, HDF5 or .npy label stack. Got {str(path)!r}, which does not exist.")
         if label is not None:
             raise InputError(f"Expected --label only with an OME-Zarr image. Got --label {label} with {str(path)!r}.")
+        if like is not None:
+            grid = (like.attrs["voxel_size"], like.attrs["unit"])
         if voxel_size is None and grid is not None and not _states_calibration(path):
             voxel_size, unit = grid
         vol = open_source(path, voxel_size=voxel_size, unit=unit)
@@ -355,7 +359,7 @@ def open_label_image(path: str, label: str | None, prefer: str | None, option: s
             print(f"{say} {path}")
         if sizes and voxel_size is None:
             say_if_uncalibrated(path, vol)
-        return vol
+        return _placed(vol, like)
     if label is not None:
         vol = open_volume(group / label if p.name == "labels" else p, label=None if p.name == "labels" else label)
     else:
@@ -371,7 +375,13 @@ def open_label_image(path: str, label: str | None, prefer: str | None, option: s
                              f"{hint if hint is not None else ' or --label NAME' if option == 'labels' else ''}.")
     if say is not None:
         print(f"{say} {vol.attrs.get('source', path)}")
-    return vol
+    return _placed(vol, like)
+
+
+def _placed(vol: Any, like: Any) -> Any:
+    from ..io._volume import placed_like
+
+    return vol if like is None else placed_like(vol, like)
 
 
 def _states_calibration(source: Any, **read: Any) -> bool:

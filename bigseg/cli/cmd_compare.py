@@ -56,7 +56,6 @@ def run(args: argparse.Namespace) -> int:
 
     from .. import measure
     from ..errors import InputError
-    from ..io._volume import placed_like
 
     output_file(args.csv, "--csv", suffixes=(".csv",), overwrite=args.overwrite)  # before any work
     output_file(args.plot, "--plot", suffixes=FIGURE_SUFFIXES, overwrite=args.overwrite)
@@ -72,11 +71,10 @@ def run(args: argparse.Namespace) -> int:
     segs = [open_label_image(str(paths[0]), None, None, "labels", say=None, hint=" or NAME with --image IMAGE",
                              sizes=True, **cal)]
     # stacks stating no voxel size or place are of the first one's scan and box (as a truth is)
-    grid = (segs[0].attrs["voxel_size"], segs[0].attrs["unit"])
-    segs += [placed_like(open_label_image(str(p), None, None, "labels", say=None, hint=" or NAME with --image IMAGE",
-                                          sizes=True, grid=grid, **cal), segs[0]) for p in paths[1:]]
-    truth = placed_like(open_label_image(args.truth, None, "truth", "--truth", say=None, sizes=True, grid=grid, **cal),
-                        segs[0]) if args.truth else None
+    segs += [open_label_image(str(p), None, None, "labels", say=None, hint=" or NAME with --image IMAGE",
+                              sizes=True, like=segs[0], **cal) for p in paths[1:]]
+    truth = open_label_image(args.truth, None, "truth", "--truth", say=None, sizes=True, like=segs[0],
+                             **cal) if args.truth else None
     phases = [s.strip() for s in args.phases.split(",")] if args.phases else None
     names = _names(paths)
     with cluster_from_args(args):

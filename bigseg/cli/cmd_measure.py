@@ -328,15 +328,14 @@ _NEEDS = {"profile_step": (("profile",), 1), "particle_phase": (("particles", "p
 def run(args: argparse.Namespace) -> int:
     from .. import measure
     from ..io import open_source
-    from ..io._volume import placed_like
 
     refuse_unused(args, _NEEDS)
 
     cal = stack_calibration(args, [args.labels, args.truth])
     labels = open_label_image(args.labels, args.label, "segmentation", "labels", say="measuring", sizes=True, **cal)
-    truth = open_label_image(args.truth, None, "truth", "--truth", say="truth    ", sizes=True,
-                             grid=(labels.attrs["voxel_size"], labels.attrs["unit"]), **cal) if args.truth else None
-    truth = placed_like(truth, labels)  # a stack of the labels' box (a run's crop) stating no place: put there
+    # a stack of the labels' grid and box (a run's crop) stating neither: taken to be there
+    truth = open_label_image(args.truth, None, "truth", "--truth", say="truth    ", sizes=True, like=labels,
+                             **cal) if args.truth else None
     named = []  # every file this run writes, with the option that names it
     for option, suffixes in (("particles", (".csv",)), ("netcdf", (".nc",)), ("csv", (".csv",)),
                              ("plot", FIGURE_SUFFIXES)):  # before any work

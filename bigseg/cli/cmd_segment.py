@@ -115,7 +115,9 @@ def _segment_baseline(vol, args: argparse.Namespace, fov):
         except ValueError:
             window = args.window
         return baselines.watershed(vol, classes=args.classes, window=window, **common)
-    return baselines.random_forest(vol, open_label_image(args.labels, None, None, "--labels", say="training labels"),
+    # a stack from another tool that states no voxel size or place: of the image's grid
+    labels = open_label_image(args.labels, None, None, "--labels", say="training labels", like=vol)
+    return baselines.random_forest(vol, labels,
                                    sigmas=_forest_sigmas(args), n_estimators=args.trees, seed=args.seed,
                                    unlabelled=args.unlabelled, **common)
 

@@ -193,7 +193,8 @@ def _fit(args: argparse.Namespace, common: dict) -> Any:
 
     refuse_label_image(args.image, "image", instead="train on the image it labels")
     image = open_source(args.image)
-    labels = open_label_image(args.labels, None, None, "labels", say="training labels", hint="")
+    # a stack from another tool (napari, ilastik, Fiji) that states no voxel size or place is of the image's grid
+    labels = open_label_image(args.labels, None, None, "labels", say="training labels", hint="", like=image)
     return train(image, labels, lr=args.lr if args.lr is not None else 1e-4,
                  lr_decay=args.lr_decay if args.lr_decay is not None else 0.3,
                  axis=args.axis if args.axis is not None else 0,

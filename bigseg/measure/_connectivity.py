@@ -57,12 +57,15 @@ def _classes(lab: Labels, blocks: list[tuple], grid: tuple[int, ...], axis: int)
 
 
 def _warn_unlabelled_faces(lab: Labels, blocks: list[tuple], ax: int, t: int) -> None:
-    """Warn where less than half of a face normal to the axis is labelled (e.g. a cylindrical
-    field of view seen from the side): few components can touch both faces there."""
+    """Warn where less than half as much of a face normal to the axis is labelled as of the
+    volume (e.g. a cylindrical field of view seen from the side): few components can touch both
+    faces there. Along the cylinder's axis its faces are labelled as the volume is (a narrow
+    field of view, under half the cross-section, spans z as well as a wide one): not said."""
     on_faces = np.sum([b[4] for b in blocks], axis=0)
     area = int(np.prod([n for a, n in enumerate(lab.spatial_shape) if a != ax]))
     labelled = min(on_faces[2 * ax], on_faces[2 * ax + 1]) / area
-    if labelled < 0.5:
+    in_volume = sum(float(np.sum(b[2])) for b in blocks) / int(np.prod(lab.spatial_shape))
+    if labelled < 0.5 * in_volume:
         import warnings
 
         name = AXES[ax]
