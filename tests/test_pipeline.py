@@ -156,7 +156,7 @@ def test_an_array_is_calibrated_by_voxel_size_and_unit_as_a_path_is(tmp_path, sc
     cases = [(small, {"unit": "um"}, (0.05, 0.04, 0.04), "um"),  # its own size, converted
              (np.asarray(small), {"unit": "um"}, (1.0, 1.0, 1.0), "um"),  # none stated: 1 in `unit`
              (np.asarray(small), {"voxel_size": 2}, (2.0, 2.0, 2.0), "nm"),
-             (small, {"voxel_size": 3, "crop": "2:10,:,:"}, (3.0, 3.0, 3.0), "nm")]
+             (small, {"voxel_size": 30, "crop": "2:10,:,:"}, (30.0, 30.0, 30.0), "nm")]
     from contextlib import nullcontext
 
     from bigseg.errors import UncalibratedWarning
@@ -169,7 +169,7 @@ def test_an_array_is_calibrated_by_voxel_size_and_unit_as_a_path_is(tmp_path, sc
         np.testing.assert_allclose(vol.attrs["voxel_size"], vs)
         assert vol.attrs["unit"] == unit == res.metrics.attrs["unit"]
         if "crop" in cfg:  # the box keeps its place in the scan's coordinates
-            np.testing.assert_allclose(vol.z.values[0], 2 * 3.0)
+            np.testing.assert_allclose(vol.z.values[0], 2 * 30.0)
     # the same array from a file gets the same calibration; run.json says where the file is
     # from anywhere (it kept the path relative to the folder the run started in)
     monkeypatch.chdir(tmp_path)

@@ -799,6 +799,11 @@ def open_source(source: str | os.PathLike, *, chunks: Any = 128, dataset: str | 
     return vol
 
 
+#: a voxel size given without unit this many times larger or smaller than the source's own is
+#: said (a unit slip: nm for um is 1000); a correction of the stated size is not
+UNIT_SLIP = 5.0
+
+
 def _sizes(vs: Any) -> str:
     v = [f"{float(x):g}" for x in np.broadcast_to(np.asarray(vs, float), 3)]
     return v[0] if len(set(v)) == 1 else ", ".join(v)
@@ -813,12 +818,14 @@ def _resolved_calibration(reader: Any, vs: Any, unit: str | None) -> tuple[Any, 
         return vs, unit
     own = _calibration(reader)
     if vs is not None:
-        if own is not None and not np.allclose(np.broadcast_to(np.asarray(vs, float), 3),
-                                               np.broadcast_to(np.asarray(own[0], float), 3), rtol=1e-6):
-            # in the source's unit, which the number may not have been meant in (50 meant as nm, read as 50 um)
+        ratio = np.broadcast_to(np.asarray(vs, float), 3) / np.broadcast_to(np.asarray(own[0], float), 3) \
+            if own is not None else np.ones(3)
+        if np.any(ratio >= UNIT_SLIP) or np.any(ratio <= 1 / UNIT_SLIP):
+            # in the source's unit, which the number may not have been meant in (50 meant as nm, read as 50 um);
+            # a correction of the stated size (0.65 -> 0.7 um) is no slip and goes without a word
             warnings.warn(f"`voxel_size`={_sizes(vs)} is taken in the source's unit, {own[1]}, replacing the "
-                          f"{_sizes(own[0])} {own[1]} the source states. Pass `unit` with it to give it in "
-                          f"another unit.", UserWarning, stacklevel=3)
+                          f"{_sizes(own[0])} {own[1]} the source states ({_sizes(ratio)} times): another unit "
+                          f"meant? Pass `unit` with it to give it in another unit.", UserWarning, stacklevel=3)
         return vs, unit or (own[1] if own else "nm")
     if own is not None:
         converted = convert_length(own[0], own[1], unit) if unit else own[0]

@@ -896,10 +896,12 @@ def test_a_voxel_size_without_unit_over_a_stated_one_is_said(tmp_path):
     src = tmp_path / "a.tif"
     bigseg.export(bigseg.synth.xct(bigseg.synth.electrode((6, 8, 8), seed=1, voxel_size=0.5, unit="um")), src,
                   progress=False)
-    with pytest.warns(UserWarning, match=r"`voxel_size`=50 is taken in the source's unit, um, replacing the 0.5 um"):
+    with pytest.warns(UserWarning, match=r"`voxel_size`=50 is taken in the source's unit, um, replacing the 0.5 um "
+                                         r"the source states \(100 times\): another unit meant"):
         vol = bigseg.ingest(src, tmp_path / "a.ome.zarr", voxel_size=50, progress=False)
     assert vol.attrs["voxel_size"] == (50.0, 50.0, 50.0) and vol.attrs["unit"] == "um"  # still taken
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         bigseg.ingest(src, tmp_path / "b.ome.zarr", voxel_size=50, unit="nm", progress=False)
         bigseg.ingest(src, tmp_path / "c.ome.zarr", voxel_size=0.5, progress=False)
+        bigseg.ingest(src, tmp_path / "d.ome.zarr", voxel_size=0.65, progress=False)  # a correction: no slip
