@@ -360,7 +360,7 @@ def connect(
         try:
             client = BigsegClient(cluster, timeout=timeout, **options)
         except (OSError, TimeoutError) as exc:
-            raise ClusterError(f"Could not reach the Dask scheduler at `cluster`={cluster!r}: {exc}") from None
+            raise _unreachable(cluster, exc) from None
         try:
             check_workers(client)
         except BaseException:  # refused (ClusterError, MemoryBudgetError) or interrupted: the client closed
@@ -386,6 +386,10 @@ def connect(
     if not quiet:
         _announce(client, cluster)
     return client
+
+
+def _unreachable(address: str, exc: BaseException) -> ClusterError:
+    return ClusterError(f"Could not reach the Dask scheduler at `cluster`={address!r}: {exc}")
 
 
 #: seconds a server that accepted the connection has to answer as a Dask scheduler does
@@ -435,7 +439,7 @@ def _probe_scheduler(address: str, timeout: float) -> None:
                                f"dashboard's port (http, 8787 by default) or another service? `dask scheduler` and "
                                f"`bigseg cluster` print the scheduler's address (tcp://host:8786 by default).") from None
         except OSError as exc:  # nothing listening there (distributed's retries for `timeout` s)
-            raise ClusterError(f"Could not reach the Dask scheduler at `cluster`={address!r}: {exc}") from None
+            raise _unreachable(address, exc) from None
         except Exception as exc:  # noqa: BLE001 — bytes that are no scheduler's handshake (MemoryError, ...)
             raise ClusterError(f"Expected a Dask scheduler at `cluster`={address!r}. Got a server that answered "
                                f"otherwise ({type(exc).__name__}): another service on that port (the dashboard's?). "
