@@ -609,8 +609,7 @@ def source_info(source: str | os.PathLike, *, dataset: str | None = None, dtype:
     the voxel size it states (``None`` when it states none), the ``origin`` of a box cut from a
     scan when it states one (in ``unit``, else in voxels), the ``dims`` ingest gives it, a
     series' ``times`` (and ``time_unit``) and label images' ``phases`` when it states them; for
-    HDF5 also every dataset in
-    the file (path -> shape, dtype), to pick ``dataset`` from."""
+    HDF5 also every dataset in the file (path -> shape, dtype), to pick ``dataset`` from."""
     reader = read_source(source, dataset=dataset, dtype=dtype, shape=shape, offset=offset)
     kinds = {TiffStackReader: "TIFF slices", MultiPageTiffReader: "multi-page TIFF", Hdf5Reader: "HDF5",
              MemmapReader: "raw binary"}
