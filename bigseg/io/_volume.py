@@ -150,11 +150,15 @@ def warn_other_grid(a: Any, va: xr.DataArray, name_a: str, b: Any, vb: xr.DataAr
     :func:`as_volume`) whose stated voxel sizes differ (in one unit, or in two length units once
     converted: 50 nm is 0.05 um), or that both state where they lie (z, y, x coordinates) and
     lie at different places (boxes cut from other parts of a scan): warned about (of the same
-    scan, the same box? ``then`` says what is done with them: compared index by index)."""
+    scan, the same box? ``then`` says what is done with them: compared index by index). A stack
+    read from a file that states neither (:func:`bigseg.io.open_source` of a napari, ilastik or
+    Fiji TIFF: 1 nm voxels, first voxel at 0) is taken to be of the other's grid and box, as the
+    commands take it."""
     import warnings
 
     ua, ub = (str(v.attrs.get("unit", "voxel")) for v in (va, vb))
-    stated = [getattr(x, "attrs", {}).get("voxel_size") for x in (a, b)]
+    plain = [_stack_stating_nothing(x) for x in (a, b)]
+    stated = [None if p else getattr(x, "attrs", {}).get("voxel_size") for x, p in zip((a, b), plain)]
     if None not in stated and "voxel" not in (ua, ub):
         sa, sb = (np.broadcast_to(np.asarray(s, float), 3) for s in stated)
         if ua != ub:
@@ -168,10 +172,19 @@ def warn_other_grid(a: Any, va: xr.DataArray, name_a: str, b: Any, vb: xr.DataAr
     placed = all(isinstance(x, xr.DataArray) and all(d in x.coords for d in SPATIAL_DIMS) for x in (a, b))
     if placed and (ua == ub or "voxel" not in (ua, ub)):
         at_a, at_b = (np.round(origin_voxels(v), 2) for v in (va, vb))
-        if np.any(np.abs(at_a - at_b) >= 0.5):
+        unplaced = any(p and not np.any(at) for p, at in zip(plain, (at_a, at_b)))
+        if np.any(np.abs(at_a - at_b) >= 0.5) and not unplaced:
             warnings.warn(f"`{name_a}` and `{name_b}` have the same shape but lie at different places of the scan "
-                          f"(first voxel at z, y, x = {_said_voxels(at_a)} against {_said_voxels(at_b)}): are they the same "
-                          f"box? {then}", stacklevel=stacklevel)
+                          f"(first voxel at z, y, x = {_said_voxels(at_a)} against {_said_voxels(at_b)}): are they "
+                          f"the same box? {then}", stacklevel=stacklevel)
+
+
+def _stack_stating_nothing(x: Any) -> bool:
+    """Whether ``x`` was read from a file that is no zarr store and states no voxel size (1 nm
+    voxels, bigseg's default for such a source) in nm: a label stack from another tool."""
+    attrs = getattr(x, "attrs", {})
+    return bool(attrs.get("source")) and attrs.get("unit") == "nm" \
+        and tuple(attrs.get("voxel_size", ())) == (1.0, 1.0, 1.0) and not is_zarr_store(attrs["source"])
 
 
 def _said_voxels(at: np.ndarray) -> str:

@@ -45,3 +45,27 @@ def test_training_and_the_forest_say_labels_of_another_grid(pair):
     box = lab.isel(z=slice(0, 8))
     with pytest.raises(UserWarning, match=r"`vol` and `labels` .* different places .* 8, 0, 0 voxels"):
         baselines.random_forest(img.isel(z=slice(8, 16)), box)
+
+
+def test_a_stack_stating_nothing_is_taken_on_the_other_grid(pair, tmp_path):
+    """A napari/Fiji annotation of a crop, saved as a plain TIFF or .npy and read in Python by
+    `bigseg.io.open_source` (1 nm voxels, first voxel at 0: it states neither), was warned about
+    as of another voxel size and another place; it is taken as of the image's grid and box, as
+    the commands take it. A stack that states another voxel size is still said."""
+    import tifffile
+
+    from bigseg import measure
+
+    img, lab = pair
+    crop_i, crop_l = img.isel(z=slice(4, 12)), lab.isel(z=slice(4, 12))
+    tifffile.imwrite(tmp_path / "ann.tif", crop_l.values)
+    np.save(tmp_path / "ann.npy", crop_l.values)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for name in ("ann.tif", "ann.npy"):
+            ref = bigseg.io.open_source(tmp_path / name)
+            measure.scores(ref, crop_l)
+            baselines.random_forest(crop_i, ref, n_estimators=5)
+    bigseg.export(bigseg.io.recalibrated(crop_l, 0.1, "um"), tmp_path / "stated.tif", progress=False)
+    with pytest.warns(UserWarning, match=r"`truth` and `pred` have the same shape but different voxel sizes"):
+        measure.scores(bigseg.io.open_source(tmp_path / "stated.tif"), crop_l)
