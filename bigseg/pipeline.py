@@ -537,6 +537,8 @@ class Pipeline:
         out = Path(dest)
         # what the scores are against (a path given to bigseg run --truth, or an array's own source)
         reference = None if truth is None else str(getattr(truth, "attrs", {}).get("source", "an array"))
+        if reference is not None and os.path.exists(reference):  # a file: found from anywhere, as run.json's source
+            reference = os.path.abspath(reference)
         out.mkdir(parents=True, exist_ok=True)
         if (out / "stages.json").exists():  # run again: not done (run_state) until this run writes run.json
             (out / "stages.json").touch()

@@ -1,0 +1,40 @@
+"""What a run folder says its scores are against: a path found from anywhere (as run.json's
+source), and for the demo the generated labels, not "an array"."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+import bigseg
+from bigseg.cli import main
+
+
+def test_a_relative_truth_stack_is_recorded_as_an_absolute_path(tmp_path, monkeypatch, capsys):
+    """`bigseg run scan.npy --truth truth.npy`: run.json's source was absolute, its truth the
+    relative path as typed (found from nowhere else), unlike an OME-Zarr truth's."""
+    truth = bigseg.synth.electrode((12, 16, 16), radius=(3, 1), seed=2)
+    np.save(tmp_path / "scan.npy", bigseg.synth.xct(truth, seed=2).values)
+    np.save(tmp_path / "truth.npy", truth.values)
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "scan.npy", "--out", "r", "--model", "threshold", "--truth", "truth.npy",
+                 "--voxel-size", "50", "--unit", "nm", "--no-progress"]) == 0
+    run = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert Path(run["source"]).is_absolute()
+    assert Path(run["truth"]).is_absolute() and Path(run["truth"]).samefile(tmp_path / "truth.npy")
+    assert f"<td>reference labels (scores)</td><td>{run['truth']}</td>" in (tmp_path / "r" / "report.html").read_text()
+    capsys.readouterr()
+    assert main(["info", "r"]) == 0
+    assert f"(against {run['truth']})" in capsys.readouterr().out
+
+
+def test_the_demo_says_what_its_scores_are_against(tmp_path):
+    from bigseg.demo import run_demo
+
+    run_demo(tmp_path / "d", size=16, chunks=16, progress=False)
+    for method in ("default", "threshold"):
+        said = json.loads((tmp_path / "d" / method / "run.json").read_text())["truth"]
+        assert said != "an array" and "exact labels" in said
+        assert "an array" not in (tmp_path / "d" / method / "report.html").read_text()
