@@ -103,6 +103,8 @@ def pipeline_config(args: argparse.Namespace, **overrides: Any) -> tuple[Any, An
     cluster = args.cluster or (cfg.cluster if given else None)
     cluster = None if cluster == "threads" else cluster  # a configuration's way to say "in this process"
     _workers_need_a_cluster(args, cluster)
+    if (cluster or "threads") != cfg.cluster:  # the configuration recorded (run.json) says where it ran
+        cfg = RunConfig.load(args.config, **overrides, cluster=cluster or "threads")  # (was "local" for threads)
     return cfg, cluster
 
 

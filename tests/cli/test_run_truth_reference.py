@@ -1,5 +1,5 @@
-"""What a run folder says its scores are against: a path found from anywhere (as run.json's
-source), and for the demo the generated labels, not "an array"."""
+"""What a run folder says: its scores against a path found from anywhere (as run.json's
+source), for the demo the generated labels, not "an array"; where it computed."""
 
 from __future__ import annotations
 
@@ -38,3 +38,14 @@ def test_the_demo_says_what_its_scores_are_against(tmp_path):
         said = json.loads((tmp_path / "d" / method / "run.json").read_text())["truth"]
         assert said != "an array" and "exact labels" in said
         assert "an array" not in (tmp_path / "d" / method / "report.html").read_text()
+
+
+def test_run_json_records_where_the_run_computed(tmp_path):
+    """Without --cluster or a configuration that names one, a run computes in threads of this
+    process (run.json's computed_on said so) while its recorded configuration said
+    cluster 'local' (the default of a configuration file)."""
+    np.save(tmp_path / "scan.npy", bigseg.synth.xct(bigseg.synth.electrode((12, 16, 16), seed=2), seed=2).values)
+    assert main(["run", str(tmp_path / "scan.npy"), "--out", str(tmp_path / "r"), "--model", "threshold",
+                 "--no-progress"]) == 0
+    run = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert run["config"]["cluster"] == "threads" and run["computed_on"]["scheduler"] == "threads in this process"
