@@ -532,6 +532,7 @@ class Pipeline:
         from .io._omezarr import remove_label
         from .report import (metrics_figure, orthoslices, particle_figure, profile_figure, rve_figure, series_figure,
                              shells_figure, thickness_figure, timeslices, write_report)
+        from .report._html import scans_title
         from .report._units import time_at
 
         out = Path(dest)
@@ -645,7 +646,8 @@ class Pipeline:
 
         t = time.perf_counter()
         slices = out / "slices.png"
-        name = Path(str(source)).name if isinstance(source, (str, os.PathLike)) else "volume"
+        name = (Path(str(source)).name if isinstance(source, (str, os.PathLike)) else
+                scans_title(source) if isinstance(source, (list, tuple)) and len(source) > 1 else "volume")
         orthoslices(vol, labels, path=slices, title=f"{name}: segmentation ({self.config.predict['model']})")
         figures = [str(slices)]
         last = f" (t = {time_at(labels.t)})" if table is not None and "t" in table and len(table) else ""

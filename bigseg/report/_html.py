@@ -279,6 +279,11 @@ def _unreadable(run: Path, path: Path, exc: BaseException) -> VolumeFormatError:
                              "Run it again (`bigseg run` resumes) to write it anew.")
 
 
+def scans_title(scans: Any) -> str:
+    """A series given as its scans' paths, as a title names it: how many, the first and last."""
+    return f"{len(scans)} scans, {Path(str(scans[0])).name} … {Path(str(scans[-1])).name}"
+
+
 def _run_info(run: Path) -> dict[str, Any]:
     """``run.json`` of a run folder (``{}`` when there is none)."""
     path = run / "run.json"
@@ -359,8 +364,7 @@ def write_report(run: str | os.PathLike, *, path: str | os.PathLike | None = Non
     info = _run_info(run)
     source = info.get("source", run.name)
     if isinstance(source, list):  # the scans of a series: first and last, not a Python list
-        source = (f"{len(source)} scans, {Path(source[0]).name} … {Path(source[-1]).name}" if len(source) > 1
-                  else str(source[0]) if source else run.name)
+        source = scans_title(source) if len(source) > 1 else str(source[0]) if source else run.name
     heading = title or f"bigseg report: {source}"
     parts = [f"<h1>{html.escape(heading)}</h1>",
              f"<p class='note'>written {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M UTC}"

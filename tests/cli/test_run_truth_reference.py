@@ -49,3 +49,20 @@ def test_run_json_records_where_the_run_computed(tmp_path):
                  "--no-progress"]) == 0
     run = json.loads((tmp_path / "r" / "run.json").read_text())
     assert run["config"]["cluster"] == "threads" and run["computed_on"]["scheduler"] == "threads in this process"
+
+
+def test_a_series_figures_are_titled_by_its_scans(tmp_path, monkeypatch):
+    """The slices and metrics figures of a run on a list of scans were titled "volume: ..."
+    where the report's heading names "2 scans, a.npy … b.npy"."""
+    import bigseg.report as report
+
+    said = {}
+    real = report.metrics_figure
+    monkeypatch.setattr(report, "metrics_figure", lambda *a, **k: said.update(title=k.get("title")) or real(*a, **k))
+    img = bigseg.synth.xct(bigseg.synth.electrode((10, 14, 14), seed=2), seed=2).values
+    for name in ("a", "b"):
+        np.save(tmp_path / f"{name}.npy", img)
+    assert main(["run", str(tmp_path / "a.npy"), str(tmp_path / "b.npy"), "--out", str(tmp_path / "r"),
+                 "--model", "threshold", "--no-progress"]) == 0
+    assert said["title"] == "2 scans, a.npy … b.npy: segmentation (threshold)"
+    assert "2 scans, a.npy … b.npy" in (tmp_path / "r" / "report.html").read_text()
