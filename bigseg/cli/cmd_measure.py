@@ -360,9 +360,9 @@ def run(args: argparse.Namespace) -> int:
         from ..measure._inputs import as_labels
 
         known = as_labels(labels, phases=phases).phases
-        named = ([("--shells", shells[0]), ("--shells", shells[1])] if shells else []) + \
+        asked = ([("--shells", shells[0]), ("--shells", shells[1])] if shells else []) + \
             ([("--thickness", s.strip()) for s in args.thickness.split(",")] if args.thickness else [])
-        for option, name in named:
+        for option, name in asked:
             if name not in known:
                 raise InputError(f"Expected `{option}` to name phases of `labels` {known}. Got {name!r} in "
                                  f"{getattr(args, option[2:])!r} instead.")
