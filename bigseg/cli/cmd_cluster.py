@@ -53,6 +53,7 @@ def _free(port: int) -> int:
         try:
             s.bind(("127.0.0.1", port))
         except OSError as exc:
-            raise InputError(f"Expected `--port` to be a free port on 127.0.0.1. Got {port}, which is not ({exc.strerror}"
-                             f"; a scheduler already there is reached with --cluster tcp://127.0.0.1:{port}).") from None
+            raise InputError(f"Expected `--port` to be a free port on 127.0.0.1. Got {port}, which is not "
+                             f"({exc.strerror}; a scheduler already there is reached with --cluster "
+                             f"tcp://127.0.0.1:{port}).") from None
     return port

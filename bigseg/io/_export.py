@@ -159,8 +159,8 @@ def _write_tiff(vol: xr.DataArray, tmp: Path, vs: tuple[float, ...] | None, unit
         if t_unit:  # a unit OME knows (else none: OME readers would take seconds)
             meta["Plane"]["DeltaTUnit"] = [t_unit] * planes
     annotation: dict[str, str] = {}  # what OME has no place for, read back by ingest
-    if "t" in vol.dims and "t" in vol.coords and time_unit(vol.coords["t"]):  # as given ("cycle", "minute"), before DeltaTUnit
-        annotation["time_unit"] = time_unit(vol.coords["t"])
+    if "t" in vol.dims and "t" in vol.coords and time_unit(vol.coords["t"]):
+        annotation["time_unit"] = time_unit(vol.coords["t"])  # as given ("cycle", "minute"), before DeltaTUnit
     if vol.attrs.get("phases") is not None and np.issubdtype(vol.dtype, np.integer):  # labels: their names
         import json
 

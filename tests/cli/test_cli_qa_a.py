@@ -95,7 +95,8 @@ def test_a_folder_of_two_scans_slices_is_warned_about(tmp_path):
     assert vol.shape == (6, 4, 5)
     with warnings.catch_warnings():  # one scan's slices, by a glob, or numbered without zero padding: no warning
         warnings.simplefilter("error")
-        assert bigseg.ingest(str(folder / "recon_[0-9]*.tif"), tmp_path / "b.ome.zarr", progress=False).shape == (3, 4, 5)
+        one_scan = bigseg.ingest(str(folder / "recon_[0-9]*.tif"), tmp_path / "b.ome.zarr", progress=False)
+        assert one_scan.shape == (3, 4, 5)
         one = tmp_path / "one"
         one.mkdir()
         for z in range(12):

@@ -47,7 +47,8 @@ def test_negative_unlabelled_values_are_told_how_to_mark_unlabelled():
     # other tools mark unlabelled voxels -1: the message says what bigseg expects, not only "a grey-value image?"
     lab = np.zeros((4, 5, 6), np.int16)
     lab[0] = -1
-    with pytest.raises(InputError, match=r"30 voxels outside 0\.\.255.*grey-value image is no labels.*negative values marking unlabelled.*255"):
+    with pytest.raises(InputError, match=r"30 voxels outside 0\.\.255.*grey-value image is no labels.*negative values "
+                                         r"marking unlabelled.*255"):
         volume_fractions(da.from_array(lab, chunks=(3, 2, 4)))
 
 
