@@ -80,11 +80,11 @@ def estimate_shifts(vol: Any, *, reference: int = 0, upsample: int = 10, sample:
                       f"without them, or give `shifts`.", UserWarning, stacklevel=2)
     coarse = np.array([_correlate(crops[ref], c, upsample) if t != ref else np.zeros(3) for t, c in enumerate(crops)])
     todo = [] if ref in flat else [t for t in range(v.shape[0]) if t != ref and t not in flat]
-    out = _refine(v, ref, region, coarse, todo, upsample, progress)
+    out, seen = _refine(v, ref, region, coarse, todo, upsample, progress)
     # a drift larger than half the sub-volume reads as a small, wrong one (the correlation wraps
     # around): where the scan does not match the reference at its estimate, estimate again on a
     # central region twice (four, ... times) as large, binned to the same size, and refine that
-    match = _match(v, ref, region, out, todo, progress)
+    match = _match(v, ref, region, out, todo, progress, seen)
     level = 1
     while True:
         poor = [t for t in todo if match[t] < MATCH_MIN]
@@ -98,8 +98,8 @@ def estimate_shifts(vol: Any, *, reference: int = 0, upsample: int = 10, sample:
         guess = out.copy()
         for t, c in zip(poor, got[1:]):
             guess[t] = _correlate(fixed, _binned(c, bins), upsample) * bins
-        again = _refine(v, ref, region, guess, poor, upsample, progress)
-        better = _match(v, ref, region, again, poor, progress)
+        again, seen = _refine(v, ref, region, guess, poor, upsample, progress)
+        better = _match(v, ref, region, again, poor, progress, seen)
         for t in poor:
             if better[t] > match[t]:
                 out[t], match[t] = again[t], better[t]
@@ -144,14 +144,16 @@ def _pairs(v: xr.DataArray, ref: int, region: tuple[slice, ...], est: np.ndarray
 
 
 def _refine(v: xr.DataArray, ref: int, region: tuple[slice, ...], first: np.ndarray, scans: list[int],
-            upsample: int, progress: bool) -> np.ndarray:
+            upsample: int, progress: bool) -> tuple[np.ndarray, dict[int, float]]:
     """Each of ``scans``' estimate ``first`` refined on the sub-volumes that show the same part of
     the sample: the reference's central ``region`` and the scan's region moved by the whole-voxel
     part of the estimate; again while that whole-voxel part changes (the first estimate, on
     crops that share less, can be off by more than half a voxel along a short axis: a residual
-    that large is itself biased)."""
+    that large is itself biased). Also the correlation of each scan's sub-volumes where its
+    whole-voxel part settled (what :func:`_match` measures; read once)."""
     out = first.copy()
     todo = list(scans)
+    settled: dict[int, float] = {}
     for _ in range(REFINE_PASSES):
         done = _pairs(v, ref, region, out, todo, progress)  # too little in common: the estimate kept
         for t, k, a, b in done:
@@ -159,18 +161,22 @@ def _refine(v: xr.DataArray, ref: int, region: tuple[slice, ...], first: np.ndar
             for _ in range(SUBVOXEL_PASSES):  # the taper pulls a fraction towards 0: correlate what is left
                 est = _correlate(a, b, upsample, pre_shift=est)
             out[t] = k + est
+            if not (np.round(out[t]).astype(int) != k).any():
+                settled[t] = pearson(a, b)
         todo = [t for t, k, _, _ in done if (np.round(out[t]).astype(int) != k).any()]
         if not todo:
             break
-    return out
+    return out, settled
 
 
 def _match(v: xr.DataArray, ref: int, region: tuple[slice, ...], est: np.ndarray, scans: list[int],
-           progress: bool) -> dict[int, float]:
+           progress: bool, seen: dict[int, float]) -> dict[int, float]:
     """How well each of ``scans`` matches the reference at its estimate: the correlation of the
-    sub-volumes :func:`_refine` ends on (0 where they share under 4 voxels along an axis)."""
-    got = {t: pearson(a, b) for t, _, a, b in _pairs(v, ref, region, est, scans, progress, least=4)}
-    return {t: got.get(t, 0.0) for t in scans}
+    sub-volumes :func:`_refine` ends on (``seen``: those it measured; 0 where they share under 4
+    voxels along an axis)."""
+    rest = [t for t in scans if t not in seen]
+    got = {t: pearson(a, b) for t, _, a, b in _pairs(v, ref, region, est, rest, progress, least=4)} if rest else {}
+    return {t: seen.get(t, got.get(t, 0.0)) for t in scans}
 
 
 def _binned(crop: Any, bins: list[int]) -> np.ndarray:
