@@ -204,12 +204,12 @@ def _particles_section(table) -> str:
         scale, unit = readable(g["diameter_max"].to_numpy(), unit)
         cbd = "contact_cbd_median" in g  # (CBD particles have no CBD contact: no column of NaN)
         rows = [[name, int(r["particles"]), f"{r['diameter_min'] * scale:.4g}–{r['diameter_max'] * scale:.4g}",
-                 float(r["detachment_median"]), float(r["detachment_iqr"])]
+                 float(r["detachment_median"]), f"{r['detachment_p10']:.3f}–{r['detachment_p90']:.3f}"]
                 + ([float(r["contact_cbd_median"])] if cbd else [])
                 for name, r in g.iterrows() if r["particles"]]
         median = "the median over every time step" if split is not None else "the median"
         out += (f"<h3>Detachment by size (split at {g.attrs['threshold'] * scale:.4g} {html.escape(unit)}, {median})</h3>"
-                + _table(["group", "particles", f"diameter [{unit}]", "detachment median", "detachment IQR"]
+                + _table(["group", "particles", f"diameter [{unit}]", "detachment median", "detachment 10–90 %"]
                          + (["CBD contact median"] if cbd else []), rows))
     return out
 

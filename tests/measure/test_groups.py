@@ -102,6 +102,8 @@ def test_report_shows_the_last_steps_groups_by_name():
     assert "Detachment by size" in page and "<td>small</td>" in page and "<td>big</td>" in page
     assert f"split at {thr:.4g} nm, the median over every time step" in page
     assert f"<td>{(last.equivalent_diameter < thr).sum()}</td>" in page
+    small = last[last.equivalent_diameter < thr].detachment  # the spread the figure and the CLI show: 10-90 %
+    assert "detachment 10–90 %" in page and f"<td>{small.quantile(0.1):.3f}–{small.quantile(0.9):.3f}</td>" in page
     fig = particle_figure(df)  # the figure's groups too (it split the last step at its own median)
     ax = [a for a in fig.axes if a.get_title() == "detachment by size"][0]
     assert ax.get_legend().get_title().get_text() == f"split at {thr:.4g} nm"
