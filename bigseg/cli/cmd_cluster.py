@@ -16,8 +16,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--memory-limit", default=None, help="per-worker memory limit, e.g. 4GiB")
     p.add_argument("--kind", default="local", choices=["local", "local-cuda"], help="local processes or one worker per GPU")
     p.add_argument("--port", type=positive_int, default=None,
-                   help="the scheduler's port on 127.0.0.1, e.g. 8786, so that scripts can name a fixed address "
+                   help="the scheduler's port, e.g. 8786, so that scripts can name a fixed address "
                         "(default: a free one, printed)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="the address the scheduler and dashboard listen on (default 127.0.0.1: this machine only); "
+                        "0.0.0.0 or this machine's name lets other machines' scripts reach it (no TLS: a trusted "
+                        "network only)")
     p.add_argument("--duration", type=positive_float, default=None, help="stop after this many seconds (default: run until Ctrl-C)")
     p.set_defaults(func=run, api_aliases={"cluster": "kind", "threads_per_worker": "threads"})  # connect(cluster, ...): --kind
 
@@ -25,9 +29,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..runtime import connect
 
-    port = {} if args.port is None else {"scheduler_port": _free(args.port)}
+    free = _free(args.port or 0, args.host)  # (0: any port; the host checked all the same)
+    port = {} if args.port is None else {"scheduler_port": free}
     with connect(args.kind, n_workers=args.workers, threads_per_worker=args.threads,
-                 memory_limit=args.memory_limit, quiet=True, **port) as client:
+                 memory_limit=args.memory_limit, quiet=True, host=args.host, **port) as client:
         print(f"scheduler   {client.scheduler.address}")
         print(f"dashboard   {client.dashboard_link}")
         print(f"workers     {len(client.scheduler_info(n_workers=-1)['workers'])}")
@@ -42,18 +47,24 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _free(port: int) -> int:
-    """``port`` when nothing listens on it on 127.0.0.1; refused by name otherwise (InputError), before
-    any process starts (was distributed's "Cluster failed to start" traceback)."""
+def _free(port: int, host: str = "127.0.0.1") -> int:
+    """``port`` when nothing listens on it on ``host`` (0: any port), a ``host`` of this machine; each refused
+    by name otherwise (InputError), before any process starts (was distributed's "Cluster failed to start"
+    traceback)."""
+    import errno
     import socket
 
     from ..errors import InputError
 
     with socket.socket() as s:
         try:
-            s.bind(("127.0.0.1", port))
+            s.bind((host, port))
         except OSError as exc:
-            raise InputError(f"Expected `--port` to be a free port on 127.0.0.1. Got {port}, which is not "
+            if isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL:
+                raise InputError(f"Expected `--host` to be an address of this machine (127.0.0.1, 0.0.0.0, its "
+                                 f"name). Got {host!r}, which is not ({exc.strerror}).") from None
+            near = "127.0.0.1" if host == "0.0.0.0" else host
+            raise InputError(f"Expected `--port` to be a free port on {host}. Got {port}, which is not "
                              f"({exc.strerror}; a scheduler already there is reached with --cluster "
-                             f"tcp://127.0.0.1:{port}).") from None
+                             f"tcp://{near}:{port}).") from None
     return port

@@ -454,13 +454,16 @@ def _start(cluster: str, n_workers: int | None, threads_per_worker: int, memory_
 
         n = n_workers or os.cpu_count() or 1
         per_worker = _memory_split(memory_limit, n)  # before any process starts
+        host = options.pop("host", None) or "127.0.0.1"  # "0.0.0.0": other machines reach it too (was a TypeError)
+        if dash is not None:
+            dash = f"{host}:0"
         lc = LocalCluster(
             n_workers=n,
             threads_per_worker=threads_per_worker,
             processes=True,
             memory_limit=per_worker,
             dashboard_address=dash,
-            host="127.0.0.1",
+            host=host,
             **options,
         )
     elif cluster == "local-cuda":

@@ -102,6 +102,18 @@ def test_cluster_on_a_port_of_ones_choosing(capsys):
     assert f"scheduler   tcp://127.0.0.1:{port}\n" in capsys.readouterr().out
 
 
+@pytest.mark.timeout(120)
+@pytest.mark.filterwarnings("ignore")
+def test_cluster_other_machines_reach(capsys):
+    """A workstation's cluster for other machines' scripts: it listened on 127.0.0.1 only, and
+    ``connect("local", host=...)`` was a TypeError (host given twice)."""
+    assert main(["cluster", "--host", "no-such-host.invalid", "--duration", "0.5"]) == 2
+    assert "Expected `--host` to be an address of this machine" in capsys.readouterr().err
+    assert main(["cluster", "--workers", "1", "--host", "0.0.0.0", "--duration", "0.5"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("scheduler   tcp://") and "0.0.0.0" not in out.splitlines()[0]
+
+
 def test_info_on_sources_before_ingest(tmp_path, odd_volume, capsys, bigseg_cli):
     import h5py
 
