@@ -166,7 +166,7 @@ def run_series_demo(out: str | Path = "out/demo-series", *, size: int = 64, step
                "changed_per_step": [round(float((labels[t] != labels[t + 1]).mean()), 4) for t in range(steps - 1)],
                "true_changed_per_step": [round(float((truth[t] != truth[t + 1]).mean()), 4) for t in range(steps - 1)],
                "true_drift": [list(d) for d in _DRIFT[:steps]],
-               "shifts": json.loads((run / "alignment.json").read_text())["shifts"],
+               "drift_found": json.loads((run / "alignment.json").read_text())["drift"],  # (shifts: its negatives)
                "figures": res.figures, "report": str(run / "report.html"), "evolution": str(run / "evolution.csv"),
                "seconds": round(time.perf_counter() - t0, 1)}
     write_text(out / "summary.json", json.dumps(summary, indent=2))

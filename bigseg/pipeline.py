@@ -166,8 +166,13 @@ class Pipeline:
         aligned = filters.align(raw, progress=True)
         save_volume(aligned, image, chunks=self.config.chunks, levels=self.config.levels, overwrite=True,
                     resume_key=json.dumps({"aligned": key, "shifts": aligned.attrs["shifts"]}, default=str))
-        write_text(record, json.dumps({"reference": 0, "shifts": aligned.attrs["shifts"], "crop": aligned.attrs["crop"]},
-                                      indent=1))
+        shifts = aligned.attrs["shifts"]
+        write_text(record, json.dumps({
+            "reference": 0, "shifts": shifts, "drift": [[-v + 0.0 for v in s] for s in shifts], "crop": aligned.attrs["crop"],
+            # which way: the drift and the correction differ in sign, and a reader of this file cannot tell which
+            "meaning": "(z, y, x) voxels of scan t: `drift` its offset from scan `reference`, `shifts` the move that "
+                       "undid it (aligned(x) = scan(x - shift)); `crop` the [start, stop) box every scan covers"},
+            indent=1))
         return open_volume(image), aligned.attrs["shifts"]
 
     def _filter(self, vol: xr.DataArray) -> xr.DataArray:

@@ -484,8 +484,10 @@ def test_pipeline_aligns_a_drifting_series(tmp_path):
     pipe = Pipeline(chunks=(14, 18, 20), filters={"align": True}, predict={"model": "threshold"},
                     measure={"particles": False})
     res = pipe.run(scans, tmp_path / "a", truth=bigseg.io.make_volume(truths, phases=["pore", "cbd", "active"]))
-    shifts = json.loads((tmp_path / "a" / "alignment.json").read_text())["shifts"]
-    np.testing.assert_allclose(shifts, -np.asarray(drift, float), atol=0.15)
+    record = json.loads((tmp_path / "a" / "alignment.json").read_text())
+    np.testing.assert_allclose(record["shifts"], -np.asarray(drift, float), atol=0.15)
+    np.testing.assert_allclose(record["drift"], drift, atol=0.15)  # the drift too, said which is which
+    assert "`drift` its offset" in record["meaning"]
     labels = bigseg.open_volume(res.labels)
     assert labels.shape == (3, 28 - 2 - 1, 36 - 2 - 1, 40 - 3)  # the region every scan covers
     assert (tmp_path / "a" / "raw.ome.zarr").exists() and "alignment_shifts" in json.loads(
@@ -541,7 +543,7 @@ def test_series_demo_cli(tmp_path, bigseg_cli):
     summary = json.loads((tmp_path / "d" / "summary.json").read_text())
     counts = next(line for line in out.stdout.splitlines() if line.strip().startswith("particles_continued")).split()
     assert counts[1] == "—" and counts[2].isdigit()  # counts as counts (were 17.000), none for the first scan
-    np.testing.assert_allclose(summary["shifts"], -np.asarray(summary["true_drift"], float), atol=0.3)
+    np.testing.assert_allclose(summary["drift_found"], summary["true_drift"], atol=0.3)  # one sign, both said as drift
     assert "particles_continued" in out.stdout and "drift found" in out.stdout
     assert Path(summary["report"]).exists() and Path(summary["evolution"]).exists()
     assert bigseg.open_volume(Path(summary["run"]) / "image.ome.zarr" / "labels" / "particles").dims[0] == "t"

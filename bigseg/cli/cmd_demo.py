@@ -73,7 +73,7 @@ def _series(args: argparse.Namespace) -> int:
                         model=args.model, temporal=args.temporal, progress=args.progress)
     ev = pd.read_csv(s["evolution"], index_col="t")
     print(f"\nbigseg demo: {s['steps']} scans of {s['size']}³, {s['seconds']} s")
-    print("  drift found (z, y, x voxels): " + "; ".join(",".join(f"{-v + 0.0:+.1f}" for v in sh) for sh in s["shifts"])
+    print("  drift found (z, y, x voxels): " + "; ".join(",".join(f"{v:+.1f}" for v in d) for d in s["drift_found"])
           + "   true: " + "; ".join(",".join(f"{v:+d}" for v in d) for d in s["true_drift"]))
     cols = [c for c in ("fraction_cbd", "iou_cbd", "cbd_to_pore", "particles_inside", "particles_continued",
                         "median_detachment") if c in ev]
