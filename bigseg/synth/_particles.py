@@ -53,8 +53,15 @@ def check_model_size(shape: tuple[int, int, int], fractions: tuple[float, float,
     """Refuse, before any work, a particle list larger than this machine's memory (the model
     is drawn in one process and held by every worker): an estimate of ``1.1 active (volume
     padded by a radius) / (4/3 pi mean**3)`` particles of ``_BYTES_PER_PARTICLE`` each
-    (``electrode(10**5)`` failed with NumPy's "Unable to allocate 1.87 TiB")."""
+    (``electrode(10**5)`` failed with NumPy's "Unable to allocate 1.87 TiB"). Particles wider than
+    the volume along every axis are warned of: it holds a piece of one or two of them, no sample."""
     r_mean = radius[0]
+    if 2 * r_mean > max(shape):  # electrode(32, radius=100): one particle's inside, without a word
+        import warnings
+
+        warnings.warn(f"`radius` mean {r_mean:g} voxels makes particles {2 * r_mean:g} voxels across, wider than "
+                      f"`shape` {tuple(shape)} along every axis: the volume holds a piece of one or two particles, "
+                      f"not a sample of many (the radius is in voxels).", UserWarning, stacklevel=3)
     n = 1.1 * fractions[2] * math.prod(s + 2 * r_mean for s in shape) / (4 / 3 * math.pi * r_mean**3) + 64
     need = n * _BYTES_PER_PARTICLE
     import psutil

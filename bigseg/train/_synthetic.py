@@ -9,6 +9,7 @@ artificial electrodes with simulated tomography).
 
 from __future__ import annotations
 
+import warnings
 from collections import deque
 from typing import Any
 
@@ -89,7 +90,9 @@ def make_pair(shape: tuple[int, int, int], *, electrode: dict[str, Any], preset:
     from .. import synth
 
     norm = normalization or DEFAULT_NORMALIZATION
-    with dask.config.set(scheduler="synchronous"):
+    with dask.config.set(scheduler="synchronous"), warnings.catch_warnings():
+        # pieces of particles wider than a training slab are what the model is to learn too: no warning
+        warnings.filterwarnings("ignore", message=".*makes particles .* voxels across", category=UserWarning)
         lab = synth.electrode(shape, chunks=shape, **electrode)
         img = synth.xct(lab, seed=seed, preset=preset, **physics)
         lab_np, img_np = dask.compute(lab.data, img.data)

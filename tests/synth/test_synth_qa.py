@@ -72,3 +72,17 @@ def test_cli_series_reports_its_particles(tmp_path, bigseg_cli):
     out = bigseg_cli("synth", tmp_path / "s.ome.zarr", "--shape", "16", "--steps", "2", "--radius", "3", "--no-progress")
     n = json.loads(series(16, steps=2, radius=3).attrs["synth"])["n_particles"]
     assert f", {n} particles" in out.stdout
+
+
+def test_particles_wider_than_the_volume_are_warned_of_but_not_in_training():
+    """``electrode(32, radius=100)`` gave the inside of one particle without a word; the training
+    generator's slabs, which hold such pieces on purpose, stay quiet."""
+    with pytest.warns(UserWarning, match=r"makes particles 200 voxels across, wider than `shape` \(32, 32, 32\)"):
+        electrode(32, radius=100)
+    with pytest.warns(UserWarning, match="makes particles 40 voxels across"):
+        series(16, steps=2, radius=(20, 2))
+    from bigseg.train import make_pair
+
+    img, lab = make_pair((4, 24, 24), electrode={"radius": (20.0, 4.0), "seed": 1}, preset="lab-micro-ct", physics={},
+                         seed=1)  # (filterwarnings=error: a warning fails here)
+    assert img.shape == lab.shape == (4, 24, 24)
