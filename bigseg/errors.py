@@ -71,3 +71,17 @@ class ModelError(InputError):
 class UncalibratedWarning(UserWarning):
     """A length ``unit`` was given for a source that states no voxel size, without
     ``voxel_size``: a voxel is taken as 1 of that unit (the command line says so itself)."""
+
+
+def warn_caller(message: str, category: type[Warning] = UserWarning) -> None:
+    """``warnings.warn`` pointing at the first line outside bigseg, however deep the call: through a
+    series' per-scan wrapper a fixed ``stacklevel`` pointed into bigseg instead of the user's script."""
+    import os
+    import sys
+    import warnings
+
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    level, frame = 1, sys._getframe(1)
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level + 1)

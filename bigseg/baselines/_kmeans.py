@@ -116,14 +116,14 @@ def _warn_tiny_clusters(sizes: np.ndarray, classes: int) -> None:
     """A few extreme grey values (a hot pixel, a metal fleck) take whole clusters of their own,
     leaving the phases to the rest (one outlier of 10**6 in a 32**3 scan: 3 of 3 phases in one
     class, accuracy 0.72 -> 0.15): said, as multi-Otsu refuses such a range."""
-    import warnings
+    from ..errors import warn_caller
 
     tiny = int((sizes < TINY_CLUSTER * sizes.sum()).sum())
     if tiny:
-        warnings.warn(f"k-means gave {tiny} of its {classes} clusters fewer than {100 * TINY_CLUSTER:g} % of the "
+        warn_caller(f"k-means gave {tiny} of its {classes} clusters fewer than {100 * TINY_CLUSTER:g} % of the "
                       f"sampled voxels ({sizes.tolist()} of {int(sizes.sum())}): a few outlier grey values (hot "
                       f"pixels, a metal fleck) take clusters of their own. Clip the volume's grey values first (e.g. "
-                      f"to its 0.01-99.99 percentiles) or use another baseline.", UserWarning, stacklevel=5)
+                      f"to its 0.01-99.99 percentiles) or use another baseline.")
 
 
 def _sample_interior(block: np.ndarray, idx: tuple, numblocks: tuple, p: float, seed: int,

@@ -17,7 +17,7 @@ import numpy as np
 import xarray as xr
 
 from .._parse import parse_chunks, parse_phases, parse_region, parse_voxel_size
-from ..errors import InputError
+from ..errors import InputError, warn_caller
 from ._calibration import convert_length
 
 __all__ = [
@@ -310,7 +310,6 @@ def _warn_coords_disagree(vol: xr.DataArray, name: str, stated: bool) -> None:
     slice such as ``vol[:, ::2, ::2]`` keeps ``attrs["voxel_size"]`` but doubles the step;
     coordinates of one's own without the attribute): sizes, areas and distances use the
     attribute. Coordinates that are plain indices (0, 1, 2, ...) say nothing."""
-    import warnings
 
     for axis, dim in enumerate(SPATIAL_DIMS):
         if dim not in vol.coords or vol.sizes[dim] < 2:
@@ -325,10 +324,10 @@ def _warn_coords_disagree(vol: xr.DataArray, name: str, stated: bool) -> None:
         said = (f"attrs['voxel_size'] says {vs:g} {vol.attrs['unit']}" if stated
                 else "it has no attrs['voxel_size'] (taken as 1 voxel)")
         spacing = f"step by {step[0]:g}" if np.allclose(step, step[0], rtol=1e-6) else "are not evenly spaced"
-        warnings.warn(f"`{name}`'s {dim} coordinates {spacing}, but {said}: sizes, areas and distances use the "
-                      f"attribute. Sliced with a step (e.g. vol[:, ::2])? Give it the (z, y, x) voxel size of the "
-                      f"data as it is with bigseg.io.recalibrated({name}, voxel_size, unit), which moves the "
-                      f"coordinates with the attribute.", UserWarning, stacklevel=4)
+        warn_caller(f"`{name}`'s {dim} coordinates {spacing}, but {said}: sizes, areas and distances use the "
+                    f"attribute. Sliced with a step (e.g. vol[:, ::2])? Give it the (z, y, x) voxel size of the "
+                    f"data as it is with bigseg.io.recalibrated({name}, voxel_size, unit), which moves the "
+                    f"coordinates with the attribute.")
         return
 
 

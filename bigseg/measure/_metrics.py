@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import warnings
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -12,7 +11,7 @@ import numpy as np
 import xarray as xr
 
 from .._parse import parse_choice
-from ..errors import InputError
+from ..errors import InputError, warn_caller
 from ..io._volume import UNLABELLED
 from ..kernels.crofton import crofton_areas
 from ..kernels.metrics import NBINS, fill_unlabelled, histogram, label_stats, mc_field_areas, mc_region
@@ -349,9 +348,9 @@ def _mc_pairs(k: int, areas: np.ndarray, phases: Sequence[str] | None = None, un
     if below:
         names = list(phases) if phases is not None else [str(i) for i in range(k)]
         told = ", ".join(f"{names[i]}–{names[j]} {pair[i, j]:.4g}" + (f" {unit}^2" if unit else "") for i, j in below)
-        warnings.warn(f"marching cubes: the interface area of {told} came out below 0 (a phase thinner than the "
-                      "3 × 3 × 3 smoothing, e.g. a 1–2-voxel film, is lost from its own surface but not from the "
-                      "union's); set to 0. method='faces' counts such films.", stacklevel=4)
+        warn_caller(f"marching cubes: the interface area of {told} came out below 0 (a phase thinner than the "
+                    "3 × 3 × 3 smoothing, e.g. a 1–2-voxel film, is lost from its own surface but not from the "
+                    "union's); set to 0. method='faces' counts such films.")
     return np.maximum(pair, 0.0)
 
 

@@ -330,6 +330,9 @@ def test_kmeans_says_when_outliers_take_clusters_of_their_own():
     with pytest.warns(UserWarning, match=r"k-means gave 2 of its 3 clusters fewer than 0\.1 % of the sampled voxels "
                                          r"\(\[\d+, \d, \d\] of 32768\).*Clip the volume's grey values"):
         bb.kmeans(hot, progress=False)
+    with pytest.warns(UserWarning, match="k-means gave 2") as told:  # a series: at this line still (was bigseg's)
+        bb.kmeans(np.stack([hot, img]), progress=False)
+    assert [w.filename for w in told] == [__file__]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         clean = bb.kmeans(img, progress=False).values

@@ -66,6 +66,9 @@ def test_coordinates_that_disagree_with_the_voxel_size_are_warned_about():
     lab = synth.electrode((12, 16, 16), seed=1, voxel_size=50, unit="nm")
     with pytest.warns(UserWarning, match=r"`labels`'s y coordinates step by 100, but attrs\['voxel_size'\] says 50 nm"):
         measure.volume_fractions(lab.isel(y=slice(None, None, 2)))
+    with pytest.warns(UserWarning, match="y coordinates step by 100") as told:  # the user's line, at any depth
+        measure.interfaces(lab.isel(y=slice(None, None, 2)))
+    assert {w.filename for w in told} == {__file__}
     own = xr.DataArray(lab.values, dims=("z", "y", "x"), coords={"x": [0.0, 1, 2, 4] + list(range(5, 17))})
     with pytest.warns(UserWarning, match="x coordinates are not evenly spaced, but it has no attrs"):
         measure.volume_fractions(own)
