@@ -12,7 +12,7 @@ import numpy as np
 import xarray as xr
 
 from ..errors import InputError
-from ..io._volume import reorder_lut, warn_other_grid
+from ..io._volume import is_step_index, reorder_lut, warn_other_grid
 from ..kernels.metrics import NBINS, confusion_counts, histogram, pair_differences
 from ..runtime._progress import compute
 from ._blockwise import BlockGeometry, block_partials
@@ -49,10 +49,12 @@ def _pair(truth: Any, pred: Any, phases: Any, *, pred_name: str = "pred",
         import warnings
 
         # scan i against scan i: the results are the prediction's (its times; those of the
-        # truth would put each score at another time, beside the prediction's other measures)
-        warnings.warn(f"`truth` and `{pred_name}` are series of {pl.vol.sizes['t']} scans at other times (t = "
-                      f"{_times(tl)} against {_times(pl)}): compared scan by scan in order, the scores are given at "
-                      f"`{pred_name}`'s times.", stacklevel=3)
+        # truth would put each score at another time, beside the prediction's other measures).
+        # A truth that states no times (steps 0, 1, ...: a .npy, an array) is at no other time: unsaid
+        if not is_step_index(tl.vol.coords["t"]):
+            warnings.warn(f"`truth` and `{pred_name}` are series of {pl.vol.sizes['t']} scans at other times (t = "
+                          f"{_times(tl)} against {_times(pl)}): compared scan by scan in order, the scores are given "
+                          f"at `{pred_name}`'s times.", stacklevel=3)
         tl = dataclasses.replace(tl, vol=tl.vol.assign_coords(t=pl.vol.coords["t"]))
     return tl, pl
 

@@ -79,21 +79,27 @@ def test_scores_series(pair):
 
 
 def test_a_truth_series_at_other_times_is_scored_at_the_predictions_times(pair):
-    """Scans stated in minutes against a reference numbered 0, 1: each score sat at the truth's
-    time, and summary's outer join made four steps, half of them NaN."""
+    """Scans stated in minutes against a reference at other times: each score sat at the truth's
+    time, and summary's outer join made four steps, half of them NaN. A reference that states no
+    times (numbered 0, 1: a .npy) is at no other time and is not warned of."""
     from bigseg.measure import summary
 
     truth, pred = pair
-    t4 = make_volume(np.stack([truth, truth]), phases=["pore", "cbd", "active"])
+    t4 = make_volume(np.stack([truth, truth]), phases=["pore", "cbd", "active"]).assign_coords(t=[0.0, 60.0])
     p4 = make_volume(np.stack([pred, truth.clip(0, 2)]), phases=["pore", "cbd", "active"]).assign_coords(t=[0.0, 30.0])
-    with pytest.warns(UserWarning, match=r"series of 2 scans at other times \(t = 0, 1 against 0.0, 30.0\): compared "
-                                         r"scan by scan in order, the scores are given at `pred`'s times"):
+    with pytest.warns(UserWarning, match=r"series of 2 scans at other times \(t = 0.0, 60.0 against 0.0, 30.0\): "
+                                         r"compared scan by scan in order, the scores are given at `pred`'s times"):
         ds = scores(t4, p4)
     assert list(ds.t.values) == [0.0, 30.0] and ds.accuracy.values[1] == 1.0
     with pytest.warns(UserWarning, match="at other times"):
         m = summary(p4, truth=t4, profile="z")
     assert list(m.t.values) == [0.0, 30.0] and not np.isnan(m.iou.values).any()
     np.testing.assert_allclose(m.iou.values, ds.iou.values)
+    steps = make_volume(np.stack([truth, truth]), phases=["pore", "cbd", "active"])  # t = 0, 1: no times stated
+    assert list(steps.t.values) == [0, 1]
+    quiet = scores(steps, p4)  # (filterwarnings=error: a warning fails here)
+    assert list(quiet.t.values) == [0.0, 30.0]
+    np.testing.assert_array_equal(quiet.iou.values, ds.iou.values)
 
 
 @pytest.mark.parametrize("chunks", [(17, 23, 30), (40, 3, 56)], ids=str)
