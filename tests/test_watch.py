@@ -52,6 +52,14 @@ def test_once_processes_every_scan_and_records_failures(tmp_path, image, capfd):
     assert list(ev.scan) == ["scan_a", "scan_b"]
     assert ev.loc[0, "fraction_cbd"] == pytest.approx(ledger["scan_a"]["volume_fraction"]["cbd"])
     assert (tmp_path / "out" / "evolution.png").exists()
+    from bigseg.cli import main
+
+    capfd.readouterr()
+    assert main(["info", str(tmp_path / "out")]) == 0  # the watch's state, its ledger and its evolution, said
+    out = capfd.readouterr().out.splitlines()
+    assert out[:3] == ["watch       not running (it ended: --once, or Ctrl-C); the same command goes on with new scans",
+                       f"ledger      2 scan(s) done, 1 failed: {tmp_path / 'out'}/watch.json",
+                       f"evolution   {tmp_path / 'out'}/evolution.csv, {tmp_path / 'out'}/evolution.png"]
     # a second pass does nothing new; a repaired scan is retried
     stamp = (tmp_path / "out" / "scan_a" / "report.html").stat().st_mtime_ns
     np.save(inbox / "broken.npy", image)
@@ -229,6 +237,10 @@ def test_info_on_a_folder_of_runs_lists_each(tmp_path, capsys):
         "c": {"state": "failed", "error": "InputError: Expected `crop` ..."}}))
     assert main(["info", str(tmp_path / "w")]) == 0
     out = capsys.readouterr().out.splitlines()
+    # the watch itself: ended, and its ledger's count (was left to guess from the runs)
+    assert out[0].startswith("watch       not running (it ended")
+    assert out[1] == f"ledger      0 scan(s) done, 2 failed: {tmp_path / 'w'}/watch.json"
+    out = out[2:]
     assert "1 failed before any output" in out[0]
     assert [line.split()[0] for line in out[1:]] == ["a", "a9", "a10", "b", "c"]
     assert out[4].split()[1:3] == ["FAILED:", "InputError:"] and "`crop`" in out[5]
@@ -243,7 +255,8 @@ def test_info_on_a_folder_of_runs_lists_each(tmp_path, capsys):
         assert main(["info", str(tmp_path / "w")]) == 0
         out = capsys.readouterr().out.splitlines()
         assert out[0].startswith("watch       stopped from outside: process 4242 on beamline") and "was killed" in out[0]
-        assert out[1].startswith(f"runs in {tmp_path / 'w'} (") and out[2].split()[0] == "a"
+        out = out[1 + ledger:]  # (the ledger's line)
+        assert out[0].startswith(f"runs in {tmp_path / 'w'} (") and out[1].split()[0] == "a"
     (tmp_path / "w" / ".bigseg.lock").unlink()
     # a labels group of several label images: which one is meant is asked, not guessed
     labels = tmp_path / "w" / "a" / "image.ome.zarr" / "labels"

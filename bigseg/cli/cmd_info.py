@@ -198,6 +198,12 @@ def _runs_lines(info: dict, args: argparse.Namespace) -> list[str]:
     elif watch and watch["state"] == "interrupted":
         out.insert(0, f"watch       stopped from outside: {describe(watch.get('holder', {}))} was killed; the scans "
                       "below were done (or not) as listed, and the same command goes on")
+    elif watch and watch["state"] == "stopped":
+        out.insert(0, "watch       not running (it ended: --once, or Ctrl-C); the same command goes on with new scans")
+    if watch and "done" in watch:
+        out.insert(1, f"ledger      {watch['done']} scan(s) done, {watch['failed']} failed: {info['folder']}/watch.json")
+    if watch and watch.get("evolution"):
+        out.insert(2, f"evolution   {', '.join(watch['evolution'])}")
     for r in info["runs"]:
         name = r["run"].rstrip("/").rsplit("/", 1)[-1]
         if "watch_error" in r:  # failed in the watch: running it again with the same files would fail again
@@ -240,6 +246,12 @@ def run(args: argparse.Namespace) -> int:
                                             "state": run_state(d), **_watched(ledger.get(d.name))} for d in runs]}
         if (p / ".bigseg.lock").exists():  # the watch itself: still running, or stopped from outside (kill, scancel)
             info["watch"] = run_state(p)
+        elif ledger:  # a watch that ended (--once, Ctrl-C): said, not left to guess from the runs
+            info["watch"] = {"state": "stopped"}
+        if ledger:
+            states = [st.get("state") for st in ledger.values()]
+            info["watch"].update(done=states.count("done"), failed=states.count("failed"),
+                                 evolution=[str(p / f) for f in ("evolution.csv", "evolution.png") if (p / f).exists()])
         # scans a watch refused before writing anything have no folder: their ledger says why
         info["failed"] = {name: st.get("error", "") for name, st in sorted(ledger.items(), key=lambda i: natural_key(i[0]))
                           if st.get("state") == "failed" and not (p / name).is_dir()}
