@@ -30,6 +30,7 @@ labels') is written as uint8 labels 0, 1 named ``background``, ``foreground``.
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from collections.abc import Iterator
@@ -122,6 +123,17 @@ def _planes(vol: xr.DataArray, bar: Any) -> Iterator[np.ndarray]:
             yield plane
 
 
+#: the ImageJ property of TIFF slices that holds a label image's phase names (JSON)
+PHASES_PROPERTY = "bigseg.phases"
+
+
+def label_phases(vol: xr.DataArray) -> str:
+    """A label image's phase names as the exported files state them (JSON text); "" for an image."""
+    if vol.attrs.get("phases") is None or not np.issubdtype(vol.dtype, np.integer):
+        return ""
+    return json.dumps([str(p) for p in vol.attrs["phases"]])
+
+
 def _write_slices(vol: xr.DataArray, tmp: Path, name: str, vs: tuple[float, ...] | None, unit: str | None,
                   bar: Any) -> None:
     import tifffile
@@ -131,12 +143,17 @@ def _write_slices(vol: xr.DataArray, tmp: Path, name: str, vs: tuple[float, ...]
     width = max(5, len(str(nz - 1)))
     imagej = vs is not None and vol.dtype in _IMAGEJ_DTYPES
     first = origin_voxels(vol)
+    phases = label_phases(vol)
     for z, plane in enumerate(_planes(vol, bar)):
         kwargs: dict[str, Any] = {}
         if imagej:  # a box cut from a scan: ImageJ's origins (pixels, negative), each slice its own z
             at = {k: -o for k, o in zip(("zorigin", "yorigin", "xorigin"), (first[0] + z, first[1], first[2])) if o}
+            # labels: their names as an ImageJ property (Image > Show Info), read back by ingest
+            named = {"Properties": {PHASES_PROPERTY: phases}} if phases else {}
             kwargs = {"imagej": True, "resolution": (1.0 / vs[2], 1.0 / vs[1]),
-                      "metadata": {"spacing": vs[0], "unit": imagej_unit(unit), **at}}
+                      "metadata": {"spacing": vs[0], "unit": imagej_unit(unit), **at, **named}}
+        elif phases:  # tifffile's JSON description
+            kwargs = {"metadata": {"phases": json.loads(phases)}}
         tifffile.imwrite(tmp / f"{name}_{z:0{width}d}.tif", plane, **kwargs)
 
 
@@ -161,10 +178,8 @@ def _write_tiff(vol: xr.DataArray, tmp: Path, vs: tuple[float, ...] | None, unit
     annotation: dict[str, str] = {}  # what OME has no place for, read back by ingest
     if "t" in vol.dims and "t" in vol.coords and time_unit(vol.coords["t"]):
         annotation["time_unit"] = time_unit(vol.coords["t"])  # as given ("cycle", "minute"), before DeltaTUnit
-    if vol.attrs.get("phases") is not None and np.issubdtype(vol.dtype, np.integer):  # labels: their names
-        import json
-
-        annotation["phases"] = json.dumps([str(p) for p in vol.attrs["phases"]])
+    if label_phases(vol):  # labels: their names
+        annotation["phases"] = label_phases(vol)
     if annotation:
         meta["MapAnnotation"] = {"Namespace": OME_TIFF_NAMESPACE, "Value": annotation}
     first = origin_voxels(vol)

@@ -743,23 +743,46 @@ def _bigseg_annotation(root: Any, key: str) -> str:
 
 def _stated_phases(reader: Any) -> list[str] | None:
     """The phase names a label file states, as :func:`bigseg.export` writes them: an HDF5
-    dataset's ``phases`` attribute, an OME-TIFF's bigseg annotation (JSON); None when none."""
+    dataset's ``phases`` attribute, an OME-TIFF's bigseg annotation (JSON), TIFF slices' ImageJ
+    property or JSON description (the first slice's); None when none."""
+    import json
+
     if isinstance(reader, Hdf5Reader):
         phases = _hdf5_attr(reader, "phases")
     elif isinstance(reader, MultiPageTiffReader):
-        import json
-
         root = _ome_tiff_root(reader.path)
         text = _bigseg_annotation(root, "phases") if root is not None else ""
         try:
             phases = json.loads(text) if text else None
         except ValueError:
             phases = None
+    elif isinstance(reader, TiffStackReader) and reader.files:
+        phases = _slice_phases(reader.files[0])
     else:
         return None
     if phases is None or isinstance(phases, (str, bytes)) or not len(phases):
         return None
     return [p.decode() if isinstance(p, bytes) else str(p) for p in phases]
+
+
+def _slice_phases(path: str) -> Any:
+    """The phase names a TIFF slice of :func:`bigseg.export` states: its ImageJ property
+    (:data:`PHASES_PROPERTY`, JSON) or tifffile's JSON description; None when it states none."""
+    import json
+
+    import tifffile
+
+    from ._export import PHASES_PROPERTY
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            props = (tif.imagej_metadata or {}).get("Properties") or {}
+            if PHASES_PROPERTY in props:
+                return json.loads(props[PHASES_PROPERTY])
+            shaped = tif.shaped_metadata
+            return shaped[0].get("phases") if shaped else None
+    except (ValueError, TypeError, OSError):  # a description that is no JSON: no names stated
+        return None
 
 
 def _ome_tiff_times(path: str) -> tuple[np.ndarray | None, str]:

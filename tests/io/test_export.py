@@ -353,14 +353,17 @@ def test_a_series_timed_with_durations_or_dates_is_stored_with_its_times_or_refu
     assert list(bigseg.open_volume(tmp_path / "d.ome.zarr").t.values) == [0.0, 5400.0]
 
 
-@pytest.mark.parametrize("suffix", [".h5", ".tif"])
-def test_label_phase_names_come_back_through_ingest_and_info(tmp_path, capsys, suffix):
-    """Labels named void / binder / nmc exported to HDF5 or OME-TIFF came back from ingest named
-    pore / cbd / active (HDF5 kept the names, ingest dropped them; the TIFF had none), so a
-    measure of the ingested labels, or a --truth from the file, read them by the wrong names."""
-    lab = bigseg.synth.electrode((6, 10, 12), seed=1, voxel_size=50, unit="nm")
+@pytest.mark.parametrize("suffix, sized", [(".h5", True), (".tif", True), ("", True), ("", False)])
+def test_label_phase_names_come_back_through_ingest_and_info(tmp_path, capsys, suffix, sized):
+    """Labels named void / binder / nmc exported to HDF5, OME-TIFF or TIFF slices (""; with a voxel
+    size ImageJ's, else plain) came back from ingest named pore / cbd / active (HDF5 kept the names,
+    ingest dropped them; the TIFFs had none), so a measure of the ingested labels, or a --truth from
+    the file, read them by the wrong names."""
+    lab = bigseg.synth.electrode((6, 10, 12), seed=1, **({"voxel_size": 50, "unit": "nm"} if sized else {}))
     lab.attrs["phases"] = ["void", "binder", "nmc"]
-    bigseg.export(lab, tmp_path / f"seg{suffix}", progress=False)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "`data` has no physical voxel size")  # (not sized: said)
+        bigseg.export(lab, tmp_path / f"seg{suffix}", progress=False)
     vol = bigseg.ingest(tmp_path / f"seg{suffix}", tmp_path / "seg.ome.zarr", progress=False)
     assert vol.attrs["phases"] == ["void", "binder", "nmc"]
     np.testing.assert_array_equal(vol.values, lab.values)
@@ -370,5 +373,7 @@ def test_label_phase_names_come_back_through_ingest_and_info(tmp_path, capsys, s
     assert main(["info", str(tmp_path / f"seg{suffix}")]) == 0
     assert "phases      void, binder, nmc" in capsys.readouterr().out
     grey = bigseg.synth.xct(lab, seed=1)  # grey values state no phases
-    bigseg.export(grey, tmp_path / f"grey{suffix}", progress=False)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "`data` has no physical voxel size")
+        bigseg.export(grey, tmp_path / f"grey{suffix}", progress=False)
     assert "phases" not in bigseg.ingest(tmp_path / f"grey{suffix}", tmp_path / "grey.ome.zarr", progress=False).attrs
