@@ -63,10 +63,17 @@ def parse_dtype(name: str, value: Any) -> Any:
         raise _fail(name, "to be a NumPy dtype such as 'uint16', 'float32' or '<u2'", value) from None
 
 
+def _float(value: Any) -> float:
+    """``float(value)`` for a number; text (``"0.5"``, which ``float`` would read) is refused."""
+    if isinstance(value, (str, bytes)):
+        raise TypeError(value)
+    return float(value)
+
+
 def parse_positive_float(name: str, value: Any) -> float:
     """Return ``value`` as a finite ``float`` > 0."""
     try:
-        f = float(value)
+        f = _float(value)
     except (TypeError, ValueError):
         raise _fail(name, "to be a positive number", value) from None
     if isinstance(value, bool) or not math.isfinite(f) or f <= 0:
@@ -79,7 +86,7 @@ def parse_in_range(
 ) -> float:
     """Return ``value`` as a float inside ``[low, high)`` (``closed`` = left|right|both|neither)."""
     try:
-        f = float(value)
+        f = _float(value)
     except (TypeError, ValueError):
         raise _fail(name, f"to be a number in {_interval(low, high, closed)}", value) from None
     lo_ok = f >= low if closed in ("left", "both") else f > low

@@ -223,7 +223,8 @@ def as_volume(
 ) -> xr.DataArray:
     """Normalise a DataArray, dask or NumPy array to a dask-backed volume.
 
-    Plain arrays get voxel size 1 and unit ``"voxel"``. A DataArray's axes are taken by name:
+    Plain arrays get voxel size 1 and unit ``"voxel"``; a DataArray's ``attrs["voxel_size"]``
+    without ``attrs["unit"]`` is in nm (:func:`unit_for`). A DataArray's axes are taken by name:
     z, y, x (t first for a series) in any order come back transposed to that order (its
     ``attrs["voxel_size"]`` is always (z, y, x)); unnamed ``dim_0, ...`` are taken in order;
     other names are refused. Raises ``InputError`` naming ``name`` when the array is not 3D (or
@@ -257,7 +258,7 @@ def as_volume(
         given = vol.attrs.get("voxel_size")
         vol.attrs["voxel_size"] = (1.0, 1.0, 1.0) if given is None else parse_voxel_size(
             given, name=f"{name}.attrs['voxel_size']")
-        vol.attrs.setdefault("unit", "voxel")
+        vol.attrs.setdefault("unit", unit_for(None, given))  # a voxel_size of 50 without a unit: nm, not voxels
         _warn_coords_disagree(vol, name, given is not None)
     else:
         if isinstance(data, (str, os.PathLike)):

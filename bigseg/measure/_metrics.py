@@ -192,7 +192,8 @@ def volume_fractions(labels: Any, *, phases: Any = None, progress: bool = False)
     Returns
     -------
     DataArray ``volume_fraction`` over ``phase`` (and ``t`` for a series), dimensionless, with
-    ``attrs["voxels"]`` the number of labelled voxels. Exact for any chunking (integer counts
+    the coordinate ``voxels`` each phase's voxel count (so ``voxels.sum("phase")`` is the number
+    of labelled voxels). Exact for any chunking (integer counts
     summed over blocks).
     """
     lab = as_labels(labels, phases=phases)

@@ -8,6 +8,7 @@ import os
 import sys
 from typing import Any
 
+from .._parse import parse_positive_int
 from .._version import version
 from ..errors import ClusterError, InputError, MemoryBudgetError
 from ._signals import children_ignore_ctrl_c
@@ -159,8 +160,10 @@ def _check_worker_memory(client: Any) -> None:
                                 f"limit (dask worker --memory-limit 4GiB; LocalCluster(memory_limit='4GiB')).")
 
 
-def _announce(client: Any, what: str) -> None:
-    link = getattr(client, "dashboard_link", None)
+def _announce(client: Any, what: str, *, dashboard: bool = True) -> None:
+    # without a dashboard, dashboard_link still names the scheduler's bare HTTP server (its
+    # pages 404): connect(dashboard=False) printed that link as the dashboard
+    link = getattr(client, "dashboard_link", None) if dashboard else "off (dashboard=False)"
     n = len(client.scheduler_info(n_workers=-1)["workers"]) if hasattr(client, "scheduler_info") else "?"
     print(f"bigseg: connected to {what} ({n} workers); dashboard: {link}", file=sys.stderr, flush=True)
 
@@ -335,6 +338,7 @@ def connect(
         raise InputError(f"Expected `cluster` to be 'local', 'local-cuda', 'slurm' or 'tcp://host:port'. Got {cluster!r} instead.")
     if n_workers is not None and (not isinstance(n_workers, int) or n_workers <= 0):
         raise InputError(f"Expected `n_workers` to be a positive integer. Got {n_workers!r} instead.")
+    parse_positive_int("threads_per_worker", threads_per_worker)  # 0 or -1: "Nanny failed to start", workers' tracebacks
     if memory_limit is not None and not (isinstance(memory_limit, str) and memory_limit == "auto"):
         from dask.utils import parse_bytes
 
@@ -384,7 +388,7 @@ def connect(
     client._owned_cluster = lc
     client._environ = _environ_changes(environ)  # put back on close (OMP_NUM_THREADS=1 stayed set)
     if not quiet:
-        _announce(client, cluster)
+        _announce(client, cluster, dashboard=dashboard)
     return client
 
 

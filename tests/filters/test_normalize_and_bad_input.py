@@ -133,3 +133,15 @@ def test_an_unsharp_radius_along_z_only_in_2d_is_shown_as_given():
     user never gave."""
     with pytest.raises(InputError, match=r"along y or x for axes='2d' .*Got \(3.0, 0.0, 0.0\)"):
         bf.unsharp(np.zeros((4, 5, 6), np.float32), radius=(3, 0, 0), axes="2d")
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda v: bf.normalize(v, low="1"), r"Expected `low` to be a number in \[0, 100\]. Got '1' instead"),
+    (lambda v: bf.normalize(v, high=b"99"), r"Expected `high` to be a number in \[0, 100\]. Got b'99' instead"),
+    (lambda v: bf.gaussian(v, truncate="4"), r"Expected `truncate` to be a positive number. Got '4' instead"),
+])
+def test_a_number_given_as_text_is_refused_by_name(call, match):
+    """`normalize(low="1")` ran (float() reads text) while `gaussian(sigma="1")` was refused: a
+    number given as text is refused alike everywhere, naming the argument and the text."""
+    with pytest.raises(InputError, match=match):
+        call(np.zeros((4, 5, 6), np.float32))

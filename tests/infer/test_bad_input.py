@@ -18,7 +18,7 @@ def x():
     return np.random.default_rng(0).normal(size=(20, 22, 24)).astype(np.float32)
 
 
-@pytest.mark.parametrize("overlap", [1.2, 1.0, -0.1, "a"])
+@pytest.mark.parametrize("overlap", [1.2, 1.0, -0.1, "a", "0.5"])  # text, even of a number: refused
 def test_overlap_outside_unit_interval(x, overlap):
     with pytest.raises(InputError, match=r"Expected `overlap` (to be a number )?in \[0, 1\)\. Got") as e:
         predict(x, conv3d_net(), patch=(8, 8, 8), overlap=overlap)

@@ -124,3 +124,24 @@ def test_a_crop_given_another_unit_by_its_attrs_is_told_how_to_keep_its_place(tm
     assert back.attrs["unit"] == "um" and back.attrs["voxel_size"] == pytest.approx((0.05,) * 3)
     assert origin_of(back) == pytest.approx((0.2, 0.0, 0.0))
     assert crop.attrs["unit"] == "nm" and float(crop.z[0]) == 200.0  # the input as it was
+
+
+def test_disagreeing_coordinates_are_warned_about_at_the_users_line():
+    """The warning named a line inside bigseg (`v = _volume(vol)` in filters/_filters.py, or
+    _threshold.py, _segment.py, ... by how deep the check was): a notebook showed that line, not
+    the user's call. Every check of every step names the caller's line now."""
+    import warnings
+
+    from bigseg import baselines, filters, measure, synth
+
+    lab = synth.electrode((12, 16, 16), seed=1, chunks=8, voxel_size=50, unit="nm")
+    img = synth.xct(lab)
+    strided, lab_strided = img.isel(y=slice(None, None, 2)), lab.isel(y=slice(None, None, 2))
+    for call in (lambda: filters.gaussian(strided), lambda: filters.normalize(strided),
+                 lambda: baselines.threshold(strided), lambda: bigseg.infer.segment(strided, "default"),
+                 lambda: measure.interfaces(lab_strided), lambda: measure.particles(lab_strided)):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            call()
+        assert caught and all(w.filename == __file__ for w in caught), [(w.filename, w.lineno) for w in caught]
+        assert "y coordinates step by 100, but attrs['voxel_size'] says 50 nm" in str(caught[0].message)

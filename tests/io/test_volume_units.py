@@ -50,3 +50,18 @@ def test_an_unknown_unit_is_refused_by_name(tmp_path):
     img = bigseg.save_volume(px, tmp_path / "px.ome.zarr", progress=False)
     bigseg.save_labels(np.zeros(a.shape, np.uint8), img, phases=["pore"], progress=False)
     assert bigseg.open_volume(img).attrs["unit"] == "pixel"
+
+
+def test_a_dataarray_with_a_voxel_size_attribute_but_no_unit_is_in_nm():
+    """`xr.DataArray(a, attrs={"voxel_size": 50})` was taken as 50 "voxel" edges: areas of
+    2500 per face read "voxel^2". A voxel size without a unit is in nm, as for save_volume's."""
+    import xarray as xr
+
+    from bigseg import measure
+
+    lab = synth.electrode((8, 10, 12), chunks=4).values
+    ds = measure.interfaces(xr.DataArray(lab, dims=("z", "y", "x"), attrs={"voxel_size": 50}))
+    assert ds.attrs["unit"] == "nm" and ds.area.attrs["units"] == "nm^2"
+    bare = measure.interfaces(xr.DataArray(lab, dims=("z", "y", "x")))  # nothing stated: voxels
+    assert bare.attrs["unit"] == "voxel" and bare.area.attrs["units"] == "voxel^2"
+    np.testing.assert_allclose(ds.area.values, 2500 * bare.area.values)

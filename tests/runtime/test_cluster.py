@@ -115,6 +115,11 @@ def test_connect_errors():
         bigseg.connect("nonsense")
     with pytest.raises(InputError, match="`n_workers`"):
         bigseg.connect("local", n_workers=0)
+    before = _children()  # was: workers' tracebacks, then "Nanny failed to start", naming nothing
+    for threads in (0, -1, "2"):
+        with pytest.raises(InputError, match=rf"Expected `threads_per_worker` to be a positive integer. Got {threads!r}"):
+            bigseg.connect("local", n_workers=1, threads_per_worker=threads, quiet=True)
+    assert _children() == before
     with pytest.raises(InputError, match=r"scheduler address such as 'tcp://host:8786' .*Got 'tpc://10.0.0.1:8786'"):
         bigseg.connect("tpc://10.0.0.1:8786")  # a typo: was distributed's ValueError
     with pytest.raises(InputError, match="an http address is the dashboard's"):
@@ -374,3 +379,12 @@ def test_a_job_slurm_refuses_is_said_before_any_is_submitted(tmp_path, monkeypat
         bigseg.connect("slurm", n_workers=1, queue="nosuch", quiet=True)
     assert [line.split()[0] for line in calls.read_text().splitlines()] == ["--test-only"]  # nothing submitted
     assert _children() == before
+
+
+def test_a_cluster_without_dashboard_is_announced_without_one(capsys):
+    """connect(dashboard=False) printed "dashboard: http://127.0.0.1:8787/status": the scheduler's
+    bare HTTP server, whose pages are 404s."""
+    with bigseg.connect("local", n_workers=1, memory_limit="1GiB", dashboard=False):
+        pass
+    err = capsys.readouterr().err
+    assert "dashboard: off (dashboard=False)" in err and "http://" not in err, err
