@@ -129,7 +129,7 @@ def tortuosity(labels: Any, *, phase: str | int = "pore", axis: str = "z", subvo
     ``phase`` in the sub-volume) and ``iterations``; coordinates ``z0, y0, x0, z1, y1, x1``
     give each sub-volume's voxel bounds (half-open, in the indices of ``labels``). A sub-volume
     whose solve reaches ``iter_limit`` has NaN ``tau`` and ``D_eff`` (with a warning).
-    Anisotropic voxels (``voxel_size``) are solved as they are (neighbour weights by the squared
+    ``attrs["subvolume"]``: the largest (z, y, x) edges solved. Anisotropic voxels (``voxel_size``) are solved as they are (neighbour weights by the squared
     spacing ratios): within 3–6 % of the same structure cut into cubic voxels.
     """
     axis = parse_choice("axis", axis, AXES)
@@ -176,13 +176,13 @@ def tortuosity(labels: Any, *, phase: str | int = "pore", axis: str = "z", subvo
         warnings.warn(f"tortuosity: {int(stuck.sum())} of {stuck.size} sub-volumes did not converge in "
                       f"iter_limit={iter_limit} iterations (conv_crit {conv_crit:g}); their tau and D_eff are NaN. "
                       f"Pass a larger `iter_limit` or `conv_crit`, or smaller sub-volumes.", stacklevel=2)
-    ds = _dataset(lab, res, tiles, idx, axis, sub, offset=(0, 0, 0) if box is None else (0, box[0].start, box[1].start))
+    ds = _dataset(lab, res, tiles, idx, axis, offset=(0, 0, 0) if box is None else (0, box[0].start, box[1].start))
     if box is not None:
         ds.attrs["box_yx"] = [[box[0].start, box[0].stop], [box[1].start, box[1].stop]]
     return ds
 
 
-def _dataset(lab: Labels, res: np.ndarray, tiles, idx: int, axis: str, sub, offset=(0, 0, 0)) -> xr.Dataset:
+def _dataset(lab: Labels, res: np.ndarray, tiles, idx: int, axis: str, offset=(0, 0, 0)) -> xr.Dataset:
     dims = ("t", "subvolume") if lab.series else ("subvolume",)
     pick = (lambda a: a) if lab.series else (lambda a: a[0])
     coords: dict[str, Any] = {"subvolume": np.arange(len(tiles))}
@@ -200,6 +200,8 @@ def _dataset(lab: Labels, res: np.ndarray, tiles, idx: int, axis: str, sub, offs
         },
         coords=coords,
     )
-    ds.attrs.update(phase=lab.phases[idx], axis=axis, subvolume=list(sub), solver="taufactor",
+    # the largest edges solved (subvolume=256 of a 48³ volume: 48, not the 256 asked for)
+    largest = [max(t[a].stop - t[a].start for t in tiles) for a in range(3)]
+    ds.attrs.update(phase=lab.phases[idx], axis=axis, subvolume=largest, solver="taufactor",
                     voxel_size=list(lab.voxel_size), unit=lab.unit)
     return ds

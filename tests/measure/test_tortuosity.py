@@ -37,6 +37,9 @@ def test_subvolumes_and_axes_match_taufactor():
     ds = tortuosity(da.from_array(lab, chunks=(11, 13, 36)), axis="y", subvolume=(32, 40, 18), device="cpu")
     assert ds.sizes["subvolume"] == 2
     np.testing.assert_array_equal(ds.x0, [0, 18])
+    assert ds.attrs["subvolume"] == [32, 40, 18]
+    whole = tortuosity(lab[:, :20, :20], axis="z", device="cpu")  # the default 256: the 32 x 20 x 20 solved said
+    assert whole.attrs["subvolume"] == [32, 20, 20]
     for i, sl in enumerate((slice(0, 18), slice(18, 36))):
         img = np.moveaxis(lab[:, :, sl] == 0, 1, 0).astype(np.uint8)
         s = taufactor.Solver(img, device="cpu")
