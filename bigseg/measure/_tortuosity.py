@@ -129,8 +129,9 @@ def tortuosity(labels: Any, *, phase: str | int = "pore", axis: str = "z", subvo
     ``phase`` in the sub-volume) and ``iterations``; coordinates ``z0, y0, x0, z1, y1, x1``
     give each sub-volume's voxel bounds (half-open, in the indices of ``labels``). A sub-volume
     whose solve reaches ``iter_limit`` has NaN ``tau`` and ``D_eff`` (with a warning).
-    ``attrs["subvolume"]``: the largest (z, y, x) edges solved. Anisotropic voxels (``voxel_size``) are solved as they are (neighbour weights by the squared
-    spacing ratios): within 3–6 % of the same structure cut into cubic voxels.
+    ``attrs["subvolume"]``: the largest (z, y, x) edges solved. Anisotropic voxels
+    (``voxel_size``) are solved as they are (neighbour weights by the squared spacing ratios):
+    within 3–6 % of the same structure cut into cubic voxels.
     """
     axis = parse_choice("axis", axis, AXES)
     lab = as_labels(labels, phases=phases)
