@@ -91,6 +91,23 @@ class Pipeline:
     def from_yaml(cls, path: str | os.PathLike, **overrides: Any) -> Pipeline:
         return cls(RunConfig.from_yaml(path, **overrides))
 
+    def __repr__(self) -> str:
+        """What differs from the defaults, as it would be given: ``Pipeline(predict={'model': 'threshold'})``."""
+        from .config import DEFAULTS
+
+        def changed(values: dict, defaults: dict) -> dict:
+            out = {}
+            for key, value in values.items():
+                if isinstance(value, dict) and isinstance(defaults.get(key), dict):
+                    value = changed(value, defaults[key])
+                    if value:
+                        out[key] = value
+                elif key not in defaults or value != defaults[key]:
+                    out[key] = value
+            return out
+
+        return "Pipeline(" + ", ".join(f"{k}={v!r}" for k, v in changed(self.config.to_dict(), DEFAULTS).items()) + ")"
+
     # -- stages ---------------------------------------------------------------------------------
     def _ingest(self, source: Any, image: Path, resume: bool, key: str) -> xr.DataArray:
         """The source written to ``image`` (kept when ``resume`` and it exists); resumable block

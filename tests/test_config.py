@@ -161,3 +161,13 @@ def test_every_slurm_site_key_is_a_dask_jobqueue_keyword():
     from bigseg.runtime._cluster import slurm_keywords
 
     assert set(SLURM_SITE_KEYS) | set(DEFAULTS["slurm"]) <= slurm_keywords()
+
+
+def test_a_pipeline_shows_what_it_was_given():
+    """A notebook cell ending in a Pipeline showed ``<bigseg.pipeline.Pipeline object at 0x...>``."""
+    from bigseg import Pipeline
+
+    assert repr(Pipeline()) == "Pipeline()"
+    p = Pipeline(predict={"model": "threshold"}, chunks=64, filters={"median": None})
+    assert repr(p) == "Pipeline(chunks=64, filters={'median': None}, predict={'model': 'threshold'})"
+    assert repr(Pipeline(p.config)) == repr(p)
