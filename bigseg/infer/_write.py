@@ -28,7 +28,7 @@ import zarr
 
 from ..errors import InputError, OutputExistsError
 from ..io import open_volume, save_labels, save_volume
-from ..io._omezarr import check_label_name
+from ..io._omezarr import check_label_name, image_of, labels_group
 from ._scratch import keyed_scratch, stored_once
 
 __all__ = ["write_prediction"]
@@ -69,7 +69,8 @@ def write_prediction(
     if not isinstance(ds, xr.Dataset) or "labels" not in ds:
         raise InputError(f"Expected `ds` to be the Dataset returned by bigseg.predict. Got {type(ds).__name__} instead.")
     check_label_name(name)
-    image_path = Path(image_path).absolute()  # written by workers that may run in another working directory
+    # absolute: written by workers that may run in another working directory; a bioformats2raw store: its image
+    image_path = image_of(Path(image_path).absolute())
     image = open_volume(image_path)
     if tuple(ds["labels"].shape) != tuple(image.shape):
         raise InputError(f"Expected `ds` to have the image's shape {image.shape}. Got {ds['labels'].shape} instead.")
@@ -134,7 +135,7 @@ def write_prediction(
 
 def _record(ldir: Path, name: str, ds: xr.Dataset, extra: dict[str, Any]) -> None:
     """``labels/.attrs["bigseg"]["predictions"][name]``: the sibling images and the window count."""
-    lgroup = zarr.open_group(str(ldir), mode="a", zarr_format=3)
+    lgroup = labels_group(ldir.parent)
     meta = dict(lgroup.attrs.get("bigseg", {}))
     preds = dict(meta.get("predictions", {}))
     preds[name] = {**extra, "n_patches": int(ds.attrs.get("n_patches", 0)), "patch": list(ds.attrs.get("patch", []))}

@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["normalise_unit", "ome_unit", "ome_tiff_unit", "imagej_unit", "unit_from_ome", "convert_length",
-           "tiff_calibration", "tiff_origin", "hdf5_calibration"]
+__all__ = ["normalise_unit", "ome_unit", "ome_tiff_unit", "ome_time_unit", "imagej_unit", "unit_from_ome",
+           "convert_length", "tiff_calibration", "tiff_origin", "hdf5_calibration"]
 
 # short name -> (OME-Zarr/UDUNITS name, metres, OME-TIFF symbol, ImageJ name)
 _LENGTHS = {
@@ -53,6 +53,14 @@ _ALIASES = {
 }
 
 Calibration = tuple[tuple[float, float, float], str]
+
+#: a series' time unit as OME-TIFF's DeltaTUnit spells it (units OME has no symbol for: none written)
+OME_TIME_UNITS = {**{u: u for u in ("s", "ms", "µs", "ns", "min", "h", "d")}, "sec": "s", "second": "s",
+                  "seconds": "s", "minute": "min", "minutes": "min", "hour": "h", "hours": "h", "hr": "h",
+                  "day": "d", "days": "d", "us": "µs"}
+#: OME-Zarr's (UDUNITS) name of each of those symbols, for a time axis' ``unit``
+_OME_ZARR_TIMES = {"s": "second", "ms": "millisecond", "µs": "microsecond", "ns": "nanosecond", "min": "minute",
+                   "h": "hour", "d": "day"}
 
 
 def normalise_unit(unit: Any) -> str | None:
@@ -90,6 +98,13 @@ def ome_tiff_unit(unit: str) -> str | None:
     return _LENGTHS[short][2] if short else None
 
 
+def ome_time_unit(unit: str) -> str | None:
+    """The OME-Zarr time axis unit of a series' time unit (``"min"`` -> ``"minute"``), or ``None``
+    for one OME-Zarr has no name for (``"cycle"``)."""
+    symbol = OME_TIME_UNITS.get(str(unit).strip())
+    return _OME_ZARR_TIMES[symbol] if symbol else None
+
+
 def imagej_unit(unit: str) -> str | None:
     """The unit name ImageJ writes for ``unit`` (``"um"`` -> ``"micron"``), or ``None``."""
     short = normalise_unit(unit)
@@ -112,8 +127,8 @@ def convert_length(values: tuple[float, ...], src: str, dest: str) -> tuple[floa
 
 def _valid(sizes: list[Any], unit: Any) -> Calibration | None:
     short = normalise_unit(unit)
-    try:
-        vs = tuple(float(s) for s in sizes)
+    try:  # a float32 as its shortest text (an HDF5's element_size_um 0.3, not 0.30000001192092896)
+        vs = tuple(float(str(s)) if isinstance(s, np.floating) and s.dtype.itemsize < 8 else float(s) for s in sizes)
     except (TypeError, ValueError):
         return None
     if short is None or len(vs) != 3 or not all(math.isfinite(v) and v > 0 for v in vs):

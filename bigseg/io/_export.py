@@ -44,7 +44,7 @@ from .._parse import parse_choice
 from ..errors import InputError
 from ..runtime._lock import make_folder
 from ..runtime._progress import compute
-from ._calibration import convert_length, imagej_unit, normalise_unit, ome_tiff_unit
+from ._calibration import OME_TIME_UNITS, convert_length, imagej_unit, normalise_unit, ome_tiff_unit
 from ._omezarr import _check_dest, writing
 from ._volume import as_volume, mask_as_labels, numeric_times, origin_voxels, time_unit
 
@@ -57,10 +57,6 @@ SLAB_BYTES = 256 * 2**20  # a slab larger than this is cut into fewer planes
 #: the Namespace of the OME-TIFF MapAnnotation holding what OME has no place for (a series' time unit
 #: as given, label images' phase names as JSON)
 OME_TIFF_NAMESPACE = "bigseg"
-#: a series' time unit as OME-TIFF's DeltaTUnit spells it (units OME has no symbol for: none written)
-_OME_TIME_UNITS = {**{u: u for u in ("s", "ms", "µs", "ns", "min", "h", "d")}, "sec": "s", "second": "s",
-                   "seconds": "s", "minute": "min", "minutes": "min", "hour": "h", "hours": "h", "hr": "h",
-                   "day": "d", "days": "d", "us": "µs"}
 
 
 def _format(dest: Path, fmt: str | None) -> str:
@@ -172,7 +168,7 @@ def _write_tiff(vol: xr.DataArray, tmp: Path, vs: tuple[float, ...] | None, unit
     per_t = int(np.prod([n for d, n in vol.sizes.items() if d not in ("t", "y", "x")]))
     if "t" in vol.dims and "t" in vol.coords:  # a series' times: each plane's OME DeltaT (pages in t, z order)
         meta["Plane"] = {"DeltaT": np.repeat(np.asarray(vol.coords["t"].values, np.float64), per_t).tolist()}
-        t_unit = _OME_TIME_UNITS.get(time_unit(vol.coords["t"]))
+        t_unit = OME_TIME_UNITS.get(time_unit(vol.coords["t"]))
         if t_unit:  # a unit OME knows (else none: OME readers would take seconds)
             meta["Plane"]["DeltaTUnit"] = [t_unit] * planes
     annotation: dict[str, str] = {}  # what OME has no place for, read back by ingest

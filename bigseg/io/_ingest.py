@@ -697,10 +697,10 @@ def _imagej_times(path: str) -> tuple[np.ndarray | None, str]:
         return None, ""
     if frames < 2 or not (math.isfinite(interval) and interval > 0):
         return None, ""
-    from ._export import _OME_TIME_UNITS
+    from ._calibration import OME_TIME_UNITS
 
     unit = str(meta.get("tunit", "sec")).strip()  # ImageJ writes tunit only where it is not "sec"
-    unit = _OME_TIME_UNITS.get(unit, unit)  # its "sec" as the symbol the OME-TIFF path reads
+    unit = OME_TIME_UNITS.get(unit, unit)  # its "sec" as the symbol the OME-TIFF path reads
     return np.arange(frames, dtype=np.float64) * interval, unit
 
 

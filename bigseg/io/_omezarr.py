@@ -29,14 +29,15 @@ import xarray as xr
 import zarr
 
 from .._parse import parse_chunks, parse_phases, parse_positive_int, parse_voxel_size
-from ..errors import InputError, OutputExistsError, OutputNotWritableError, SourceNotFoundError, VolumeFormatError
+from ..errors import (InputError, OutputExistsError, OutputNotWritableError, SourceNotFoundError, VolumeFormatError,
+                      warn_caller)
 from ..ops._dispatch import on_host
 from ..runtime._budget import format_bytes
 from ..runtime._files import move_into_place, remove as _remove, replacing
 from ..runtime._lock import held
 from ..runtime._manifest import key_digest, resumable_array, store_resumable
 from ..runtime._progress import compute
-from ._calibration import ome_unit, parse_unit, unit_from_ome
+from ._calibration import convert_length, ome_time_unit, ome_unit, parse_unit, unit_from_ome
 from ._volume import (UNLABELLED, as_volume, is_step_index, is_zarr_store, make_volume, mask_as_labels, numeric_times,
                       origin_of, origin_voxels, phase_colour, time_unit, unit_for, warn_other_grid)
 
@@ -133,11 +134,12 @@ def _remove_stale_partials(dest: Path, *, keep: Path | None = None, resumable: b
             _remove(stale)
 
 
-def _axes(dims: tuple[str, ...], unit: str) -> list[dict[str, Any]]:
+def _axes(dims: tuple[str, ...], unit: str, t_unit: str = "") -> list[dict[str, Any]]:
     axes = []
     for d in dims:
         if d == "t":
-            axes.append({"name": "t", "type": "time"})
+            named = ome_time_unit(t_unit)  # OME-Zarr's name of the times' unit (none for "cycle")
+            axes.append({"name": "t", "type": "time", **({"unit": named} if named else {})})
         elif d == "c":
             axes.append({"name": "c", "type": "channel"})
         else:
@@ -148,9 +150,24 @@ def _axes(dims: tuple[str, ...], unit: str) -> list[dict[str, Any]]:
     return axes
 
 
-def _level_scale(dims: tuple[str, ...], voxel_size: tuple[float, ...], level: int) -> list[float]:
+def _level_scale(dims: tuple[str, ...], voxel_size: tuple[float, ...], level: int, t_step: float = 1.0) -> list[float]:
     spatial = dict(zip(("z", "y", "x"), voxel_size))
-    return [spatial[d] * 2**level if d in spatial else 1.0 for d in dims]
+    return [spatial[d] * 2**level if d in spatial else t_step if d == "t" else 1.0 for d in dims]
+
+
+def _time_axis(vol: xr.DataArray) -> tuple[float, float]:
+    """A series' time step and first time as OME-Zarr's ``t`` scale and translation state them
+    (other readers' times): those of evenly spaced times, else (1, 0): steps 0, 1, 2, ... (the
+    times themselves are kept in bigseg's metadata, :func:`_times`)."""
+    if "t" not in vol.dims or "t" not in vol.coords or vol.coords["t"].dtype.kind not in "iuf":
+        return 1.0, 0.0
+    t = np.asarray(vol.coords["t"].values, np.float64)
+    if t.size == 1:
+        return 1.0, float(t[0])
+    step = float((t[-1] - t[0]) / (t.size - 1))
+    if not step > 0 or not np.allclose(np.diff(t), step, rtol=1e-9, atol=0):
+        return 1.0, 0.0
+    return step, float(t[0])
 
 
 def _level_origin(origin: tuple[float, ...], voxel_size: tuple[float, ...], level: int,
@@ -206,7 +223,10 @@ def _write_multiscale(
     the pyramid is then made from the stored level 0."""
     dims = tuple(vol.dims)
     arr = on_host(vol.data)  # blocks on a GPU (CuPy) go to the store through the host
+    v2 = group.metadata.zarr_format == 2  # a label image in another writer's OME-Zarr v0.4 image
+    named = {} if v2 else {"dimension_names": list(dims)}  # (zarr v2 has no dimension names)
     targets, sources, datasets = [], [], []
+    t_step, t0 = _time_axis(vol)
     for level in range(levels):
         if level:
             arr = _downsample(arr, dims, labels)
@@ -216,14 +236,14 @@ def _write_multiscale(
         arr = arr.rechunk(lvl_chunks)
         if manifest is not None and level == 0:  # an interrupted write of the same array: its marked blocks stay
             target = resumable_array(group, "0", shape=arr.shape, chunks=lvl_chunks, dtype=arr.dtype,
-                                     manifest=manifest, dimension_names=list(dims))
+                                     manifest=manifest, **named)
         else:
             target = group.create_array(
                 str(level),
                 shape=arr.shape,
                 chunks=lvl_chunks,
                 dtype=arr.dtype,
-                dimension_names=list(dims),
+                **named,
                 fill_value=0,
                 overwrite=True,
             )
@@ -233,9 +253,10 @@ def _write_multiscale(
         else:
             targets.append(target)
             sources.append(arr)
-        transforms: list[dict[str, Any]] = [{"type": "scale", "scale": _level_scale(dims, vol.attrs["voxel_size"], level)}]
-        at = dict(zip(("z", "y", "x"), _level_origin(origin_of(vol), vol.attrs["voxel_size"], level, labels)))
-        if any(at.values()):  # where the level's first voxel centre lies (OME-Zarr translation)
+        transforms: list[dict[str, Any]] = [
+            {"type": "scale", "scale": _level_scale(dims, vol.attrs["voxel_size"], level, t_step)}]
+        at = dict(zip(("z", "y", "x"), _level_origin(origin_of(vol), vol.attrs["voxel_size"], level, labels)), t=t0)
+        if any(at.values()):  # where the level's first voxel centre (and first time) lies (OME-Zarr translation)
             transforms.append({"type": "translation", "translation": [at.get(d, 0.0) for d in dims]})
         datasets.append({"path": str(level), "coordinateTransformations": transforms})
     if sources:
@@ -246,7 +267,7 @@ def _write_multiscale(
         "multiscales": [
             {
                 "name": vol.name or "volume",
-                "axes": _axes(dims, vol.attrs["unit"]),
+                "axes": _axes(dims, vol.attrs["unit"], time_unit(vol.coords["t"]) if "t" in vol.coords else ""),
                 "datasets": datasets,
                 "type": "nearest" if labels else "mean",
             }
@@ -261,7 +282,12 @@ def _write_multiscale(
         }
     elif labels:  # instance labels (e.g. particle ids): no names, viewers pick the colours
         meta["image-label"] = {"source": {"image": "../../"}}
-    group.attrs["ome"] = meta
+    if v2:  # OME-Zarr v0.4: its metadata at the top, each with its version
+        group.attrs["multiscales"] = [{**ms, "version": "0.4"} for ms in meta["multiscales"]]
+        if "image-label" in meta:
+            group.attrs["image-label"] = {**meta["image-label"], "version": "0.4"}
+    else:
+        group.attrs["ome"] = meta
     times = _times(vol)
     group.attrs["bigseg"] = {
         "voxel_size": list(vol.attrs["voxel_size"]),
@@ -346,7 +372,7 @@ def _prepare(
 
 
 def _write(dest: Path, vol: xr.DataArray, *, chunks: tuple[int, ...], levels: int, labels: bool, desc: str,
-           progress: bool, resume_key: str | None, argument: str) -> None:
+           progress: bool, resume_key: str | None, argument: str, zarr_format: int = 3) -> None:
     """Write ``vol`` (and its pyramid) into a hidden sibling of ``dest``, renamed into place when
     complete. Without ``resume_key`` the hidden folder is removed on any error; with it, it is
     named by the key and kept, and a later write of the same key computes only the level-0
@@ -355,7 +381,7 @@ def _write(dest: Path, vol: xr.DataArray, *, chunks: tuple[int, ...], levels: in
     with held(dest, argument=argument):
         try:
             _write_held(dest, vol, chunks=chunks, levels=levels, labels=labels, desc=desc, progress=progress,
-                        resume_key=resume_key)
+                        resume_key=resume_key, zarr_format=zarr_format)
         except OSError as exc:
             if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
                 raise
@@ -367,16 +393,17 @@ def _write(dest: Path, vol: xr.DataArray, *, chunks: tuple[int, ...], levels: in
 
 
 def _write_held(dest: Path, vol: xr.DataArray, *, chunks: tuple[int, ...], levels: int, labels: bool, desc: str,
-                progress: bool, resume_key: str | None) -> None:
+                progress: bool, resume_key: str | None, zarr_format: int = 3) -> None:
     if resume_key is None:
         _remove_stale_partials(dest, resumable=False)  # a killed write's (a resumable one's blocks are kept)
         with writing(dest) as tmp:
-            group = zarr.open_group(str(tmp), mode="w", zarr_format=3)
+            group = zarr.open_group(str(tmp), mode="w", zarr_format=zarr_format)
             _write_multiscale(group, vol, chunks=chunks, levels=levels, labels=labels, desc=desc, progress=progress)
         return
     tmp = _resumable_path(dest, str(resume_key))
     _remove_stale_partials(dest, keep=tmp)  # interrupted writes of other inputs
-    group = zarr.open_group(str(tmp), mode="a" if (tmp / "zarr.json").exists() else "w", zarr_format=3)
+    started = (tmp / ("zarr.json" if zarr_format == 3 else ".zgroup")).exists()
+    group = zarr.open_group(str(tmp), mode="a" if started else "w", zarr_format=zarr_format)
     _write_multiscale(group, vol, chunks=chunks, levels=levels, labels=labels, desc=desc, progress=progress,
                       manifest=tmp / ".blocks-done")
     shutil.rmtree(tmp / ".blocks-done", ignore_errors=True)
@@ -462,7 +489,7 @@ def save_labels(
     by another key is removed). Without it, a failed write leaves nothing.
     """
     check_label_name(name)  # before anything: "" or "../x" would name the labels group or a place outside it
-    image_path = Path(image_path).absolute()  # (for workers with another working directory)
+    image_path = image_of(Path(image_path).absolute())  # (workers elsewhere; a bioformats2raw store: its image)
     image = open_volume(image_path)
     vol, chunks = _prepare(labels, chunks=chunks, voxel_size=image.attrs["voxel_size"], phases=phases,
                            unit=image.attrs["unit"], check_values=not instances, argument="labels",
@@ -479,6 +506,8 @@ def save_labels(
         warn_other_grid(image, image, "image_path", labels, as_volume(labels, name="labels", allow_series=True),
                         "labels", stacklevel=3, then="The labels are stored on the image's grid.")
     vol = vol.assign_coords({d: image.coords[d].values for d in ("z", "y", "x")})  # the image's grid and place
+    if "t" in image.coords:  # and times (in their unit): OME-Zarr's t axis the same as the image's
+        vol = vol.assign_coords(t=image.coords["t"])
     vol.name = name
     if levels is None:
         levels = max(1, min(len(_ome_meta(zarr.open_group(str(image_path), mode="r"))["multiscales"][0]["datasets"]),
@@ -486,17 +515,13 @@ def save_labels(
     levels = _check_levels(parse_positive_int("levels", levels), vol)
     dest = image_path / "labels" / name
     _check_dest(dest, overwrite, "name")
-    lgroup = zarr.open_group(str(image_path / "labels"), mode="a", zarr_format=3)
+    lgroup = labels_group(image_path)
     replaced = dest.exists()
     _write(dest, vol, chunks=chunks, levels=levels, labels=True, desc=f"writing labels/{name}", progress=progress,
-           resume_key=resume_key, argument="name")
-    meta = dict(lgroup.attrs.get("ome", {"version": OME_VERSION}))
-    names = list(meta.get("labels", []))
+           resume_key=resume_key, argument="name", zarr_format=lgroup.metadata.zarr_format)
+    names = list(_ome_meta(lgroup).get("labels", []))
     if name not in names:
-        names.append(name)
-    meta["labels"] = names
-    meta.setdefault("version", OME_VERSION)
-    lgroup.attrs["ome"] = meta
+        _set_ome(lgroup, labels=[*names, name])
     if replaced:  # what was stored beside the labels replaced (a model's probabilities) no longer matches them
         _drop_companions(image_path / "labels", name)
     return str(dest)
@@ -520,7 +545,7 @@ def _drop_companions(ldir: Path, name: str) -> None:
             continue
         if of == name:
             shutil.rmtree(path, ignore_errors=True)
-    group = zarr.open_group(str(ldir), mode="a", zarr_format=3)
+    group = labels_group(ldir.parent)
     meta = dict(group.attrs.get("bigseg", {}))
     if name in meta.get("predictions", {}):
         meta["predictions"] = {k: v for k, v in meta["predictions"].items() if k != name}
@@ -532,6 +557,23 @@ def _ome_meta(group: zarr.Group) -> dict[str, Any]:
     return attrs.get("ome", attrs)  # v0.5 nests under "ome"; v0.4 (zarr v2) does not
 
 
+def _set_ome(group: zarr.Group, **items: Any) -> None:
+    """Set OME-Zarr metadata of ``group`` where its version keeps it (v0.5: under "ome")."""
+    if group.metadata.zarr_format == 2:
+        group.attrs.update(items)
+    else:
+        group.attrs["ome"] = {"version": OME_VERSION, **dict(group.attrs.get("ome", {})), **items}
+
+
+def labels_group(image_path: str | os.PathLike) -> zarr.Group:
+    """The ``labels`` group of an OME-Zarr image, made if needed, in the image's zarr format: in
+    another writer's v0.4 image (zarr v2) labels stay v0.4 (a zarr v3 ``labels`` beside its
+    ``.zgroup`` hid that writer's label list, and its readers saw no label bigseg wrote)."""
+    image_path = Path(image_path)
+    zarr_format = zarr.open_group(str(image_path), mode="r").metadata.zarr_format
+    return zarr.open_group(str(image_path / "labels"), mode="a", zarr_format=zarr_format)
+
+
 def remove_label(image_path: str | os.PathLike, name: str) -> bool:
     """Remove the label image ``image_path/labels/name`` and its entry in the labels group's
     list (e.g. a run's particle labels that a later run of the same folder no longer makes);
@@ -541,11 +583,10 @@ def remove_label(image_path: str | os.PathLike, name: str) -> bool:
     if not (ldir / name).exists():
         return False
     _remove(ldir / name)
-    group = zarr.open_group(str(ldir), mode="a", zarr_format=3)
-    meta = dict(group.attrs.get("ome", {}))
-    if name in meta.get("labels", []):
-        meta["labels"] = [n for n in meta["labels"] if n != name]
-        group.attrs["ome"] = meta
+    group = labels_group(image_path)
+    names = list(_ome_meta(group).get("labels", []))
+    if name in names:
+        _set_ome(group, labels=[n for n in names if n != name])
     return True
 
 
@@ -572,6 +613,7 @@ def open_volume(path: str | os.PathLike, *, level: int = 0, label: str | None = 
     p = Path(path).absolute()  # read by workers that may run in another working directory
     if not p.exists():
         raise SourceNotFoundError(f"Expected `path` to be an existing OME-Zarr volume. Got {str(p)!r}, which does not exist.")
+    p = image_of(p)  # a bioformats2raw store: its image
     if label is not None:
         p = p / "labels" / label
         if not p.exists():
@@ -608,18 +650,26 @@ def open_volume(path: str | os.PathLike, *, level: int = 0, label: str | None = 
     ds = datasets[level]
     arr = da.from_zarr(zarr.open_array(str(p / ds["path"]), mode="r"))
     dims = tuple(ax["name"] if isinstance(ax, dict) else ax for ax in ms["axes"])
-    scale, shift = [1.0] * len(dims), [0.0] * len(dims)
-    for tr in ds.get("coordinateTransformations", []):
-        if tr.get("type") == "scale":
-            scale = tr["scale"]
-        elif tr.get("type") == "translation":
-            shift = tr["translation"]
+    scale, shift = _level_transform(ms, ds, len(dims))
     spatial = [(d, s) for d, s in zip(dims, scale) if d in ("z", "y", "x")]
     if [d for d, _ in spatial] != ["z", "y", "x"]:
         raise VolumeFormatError(f"Expected spatial axes z, y, x. Got axes {dims} in {str(p)!r}.")
-    units = [ax.get("unit") for ax in ms["axes"] if isinstance(ax, dict) and ax.get("type") == "space"]
     bs = dict(node.attrs).get("bigseg", {})
-    unit = bs.get("unit") or (unit_from_ome(units[0]) or units[0] if units and units[0] else "voxel")
+    units = {ax.get("name"): ax.get("unit") for ax in ms["axes"]
+             if isinstance(ax, dict) and ax.get("name") in ("z", "y", "x")}
+    unit = bs.get("unit") or unit_from_ome(units.get("x")) or units.get("x") or "voxel"
+    if not bs and len({units.get(d) for d in ("z", "y", "x")}) > 1:  # e.g. z in micrometer, y and x in nanometer
+        converted = _in_unit_of_x(dims, units, scale, shift)
+        if converted is None:  # said, not taken for "no voxel size stated" (as a TIFF's)
+            warn_caller(f"{str(p)!r}: its axes z in {units.get('z')!r}, y in {units.get('y')!r}, x in "
+                        f"{units.get('x')!r} are no voxel size in one length unit: ignored; pass the voxel size "
+                        "(--voxel-size)")
+            scale = [1.0 if d in ("z", "y", "x") else v for d, v in zip(dims, scale)]
+            shift = [0.0 if d in ("z", "y", "x") else v for d, v in zip(dims, shift)]
+            unit = "voxel"
+        else:
+            scale, shift = converted
+        spatial = [(d, s) for d, s in zip(dims, scale) if d in ("z", "y", "x")]
     phases = bs.get("phases")
     if phases is None and "image-label" in meta:
         props = meta["image-label"].get("properties", [])
@@ -650,6 +700,62 @@ def open_volume(path: str | os.PathLike, *, level: int = 0, label: str | None = 
     vol.attrs.update({k: bs[k] for k in ("probabilities_of", "uncertainty_of", "method") if bs.get(k) is not None})
     vol.attrs["source"] = str(p)
     return vol
+
+
+def _level_transform(ms: dict[str, Any], ds: dict[str, Any], n: int) -> tuple[list[float], list[float]]:
+    """The scale and translation from a level's voxel indices to physical coordinates: its
+    dataset's ``coordinateTransformations``, then the multiscale's own (OME-Zarr applies those
+    to every level after the level's: e.g. the voxel size there, each level's factor 1, 2, 4)."""
+    scale, shift = [1.0] * n, [0.0] * n
+    for tr in [*ds.get("coordinateTransformations", []), *ms.get("coordinateTransformations", [])]:
+        if tr.get("type") == "scale":
+            factor = [float(v) for v in tr["scale"]]
+            scale = [a * f for a, f in zip(scale, factor)]
+            shift = [a * f for a, f in zip(shift, factor)]
+        elif tr.get("type") == "translation":
+            shift = [a + float(b) for a, b in zip(shift, tr["translation"])]
+    return scale, shift
+
+
+def _in_unit_of_x(dims: tuple[str, ...], units: dict[str, Any], scale: list[float],
+                  shift: list[float]) -> tuple[list[float], list[float]] | None:
+    """``scale`` and ``shift`` of spatial axes stated in different units, all in the unit of x
+    (as for an OME-TIFF's PhysicalSize: a volume has one unit); None when one is no length unit."""
+    scale, shift = list(scale), list(shift)
+    for i, d in enumerate(dims):
+        if d not in ("z", "y", "x") or units.get(d) in (None, units.get("x")):  # one stating none: as x
+            continue
+        both = convert_length((scale[i], shift[i]), str(units.get(d)), str(units.get("x")))
+        if both is None:
+            return None
+        scale[i], shift[i] = both
+    return scale, shift
+
+
+def image_of(p: Path) -> Path:
+    """The OME-Zarr image at ``p``: for a bioformats2raw store (a root group stating only
+    "bioformats2raw.layout", its images in 0/, 1/, ...) its one image; else ``p``."""
+    try:
+        meta = _ome_meta(zarr.open_group(str(p), mode="r"))
+    except Exception:  # no group there (an array, no zarr store: zarr raises several types)
+        return p
+    if "bioformats2raw.layout" not in meta or "multiscales" in meta:
+        return p
+    return p / _bioformats2raw_image(p)
+
+
+def _bioformats2raw_image(p: Path) -> str:
+    """The one image of a bioformats2raw store (``0``, or the one its ``OME`` group lists)."""
+    try:
+        series = [str(s) for s in dict(zarr.open_group(str(p / "OME"), mode="r").attrs).get("series", [])]
+    except Exception:  # no OME group (zarr raises several types): its images are 0/, 1/, ...
+        series = []
+    series = series or sorted((c.name for c in p.iterdir() if c.is_dir() and c.name.isdigit()), key=int)
+    if len(series) != 1:
+        raise VolumeFormatError(f"Expected `path` to hold one image. Got a bioformats2raw store {str(p)!r} with "
+                                f"{len(series)} ({', '.join(series[:4])}{', ...' if len(series) > 4 else ''}): open "
+                                f"one of them, e.g. {str(p / (series[0] if series else '0'))!r}.")
+    return series[0]
 
 
 def _level_in_parent(p: Path) -> int | None:
@@ -687,7 +793,7 @@ def volume_info(path: str | os.PathLike, *, stats: bool = True, progress: bool =
     :func:`bigseg.measure.volume_fractions` gives it) and the share of all voxels that carry
     no phase (255, e.g. outside the field of view) instead, from the same level (``fractions``).
     """
-    p = Path(path)
+    p = image_of(Path(path))  # (a bioformats2raw store: its image)
     vol = open_volume(p)
     group = zarr.open(str(p), mode="r")
     meta = _ome_meta(group) if isinstance(group, zarr.Group) else {}

@@ -905,3 +905,15 @@ def test_a_voxel_size_without_unit_over_a_stated_one_is_said(tmp_path):
         bigseg.ingest(src, tmp_path / "b.ome.zarr", voxel_size=50, unit="nm", progress=False)
         bigseg.ingest(src, tmp_path / "c.ome.zarr", voxel_size=0.5, progress=False)
         bigseg.ingest(src, tmp_path / "d.ome.zarr", voxel_size=0.65, progress=False)  # a correction: no slip
+
+
+def test_a_float32_element_size_um_is_the_size_it_states(tmp_path, odd_volume):
+    """Fiji's HDF5 plugin and ilastik store ``element_size_um`` as float32: 0.3 is read as 0.3
+    µm (was 0.30000001192092896 in the metadata, the coordinates and every area)."""
+    with h5py.File(tmp_path / "fiji.h5", "w") as f:
+        ds = f.create_dataset("exchange/data", data=odd_volume[:4, :6, :8])
+        ds.attrs["element_size_um"] = np.array([0.3, 0.1, 0.65], np.float32)
+    out = bigseg.ingest(tmp_path / "fiji.h5", tmp_path / "a.ome.zarr", progress=False)
+    assert out.attrs["voxel_size"] == (0.3, 0.1, 0.65) and out.attrs["unit"] == "um"
+    nm = bigseg.ingest(tmp_path / "fiji.h5", tmp_path / "nm.ome.zarr", unit="nm", progress=False)
+    assert nm.attrs["voxel_size"] == (300.0, 100.0, 650.0)

@@ -373,3 +373,135 @@ def test_an_exported_mask_does_not_carry_the_labels_phase_names(tmp_path):
     plain = np.zeros((4, 5, 6), bool)
     bigseg.export(plain, tmp_path / "p.npy", progress=False)  # no names: written as it is
     assert np.load(tmp_path / "p.npy").dtype == np.bool_
+
+
+def _other_writer(path: Path, data: np.ndarray, multiscale: dict, *, zarr_format: int = 2) -> Path:
+    """An OME-Zarr image as another writer makes it: one level "0" and ``multiscale``."""
+    root = zarr.open_group(str(path), mode="w", zarr_format=zarr_format)
+    root.create_array("0", shape=data.shape, chunks=data.shape, dtype=data.dtype)[:] = data
+    if zarr_format == 2:
+        root.attrs["multiscales"] = [{"version": "0.4", **multiscale}]
+    else:
+        root.attrs["ome"] = {"version": "0.5", "multiscales": [multiscale]}
+    return path
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_other_writers_voxel_size_in_the_multiscale_or_in_several_units(tmp_path, odd_volume, zarr_format):
+    """OME-Zarr applies a multiscale's own coordinateTransformations after each level's (was
+    ignored: voxel size 1 and no origin); spatial axes stated in different units are expressed
+    in the unit of x (was z's unit for all: y and x 1000 times too large)."""
+    data = odd_volume[:6, :8, :10]
+    space = [{"name": a, "type": "space", "unit": "micrometer"} for a in "zyx"]
+    outer = _other_writer(tmp_path / "outer.zarr", data, {
+        "axes": space, "datasets": [{"path": "0", "coordinateTransformations": [
+            {"type": "scale", "scale": [1.0, 1.0, 1.0]}, {"type": "translation", "translation": [1.0, 2.0, 3.0]}]}],
+        "coordinateTransformations": [{"type": "scale", "scale": [2.0, 0.5, 0.25]}]}, zarr_format=zarr_format)
+    vol = bigseg.open_volume(outer)
+    assert vol.attrs["voxel_size"] == (2.0, 0.5, 0.25) and vol.attrs["unit"] == "um"
+    assert (float(vol.z[0]), float(vol.y[0]), float(vol.x[0])) == (2.0, 1.0, 0.75)  # translated, then scaled
+    mixed = [{"name": "z", "type": "space", "unit": "micrometer"},
+             *({"name": a, "type": "space", "unit": "nanometer"} for a in "yx")]
+    mixed_path = _other_writer(tmp_path / "mixed.zarr", data, {"axes": mixed, "datasets": [
+        {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [1.5, 500.0, 500.0]},
+                                                    {"type": "translation", "translation": [3.0, 0.0, 0.0]}]}]},
+        zarr_format=zarr_format)
+    vol = bigseg.open_volume(mixed_path)
+    assert vol.attrs["voxel_size"] == (1500.0, 500.0, 500.0) and vol.attrs["unit"] == "nm"
+    assert float(vol.z[0]) == 3000.0
+    odd = [{"name": "z", "type": "space", "unit": "parsec"}, *mixed[1:]]
+    odd_path = _other_writer(tmp_path / "odd.zarr", data, {"axes": odd, "datasets": [{"path": "0"}]},
+                             zarr_format=zarr_format)
+    with pytest.warns(UserWarning, match=r"z in 'parsec'.*ignored; pass the voxel size"):
+        assert bigseg.open_volume(odd_path).attrs["unit"] == "voxel"
+    with pytest.warns(UserWarning, match=r"z in 'parsec'"):
+        given = bigseg.ingest(odd_path, tmp_path / "given.ome.zarr", voxel_size=40, unit="nm", progress=False)
+    assert given.attrs["voxel_size"] == (40.0, 40.0, 40.0) and given.attrs["unit"] == "nm"
+
+
+def test_opens_a_bioformats2raw_store(tmp_path, odd_volume):
+    """bioformats2raw (the usual converter of microscope and CT files) puts its image at 0/ under
+    a root stating only "bioformats2raw.layout" (was refused as "an unfinished write")."""
+    data = odd_volume[:6, :8, :10]
+    root = zarr.open_group(str(tmp_path / "b2r.zarr"), mode="w", zarr_format=2)
+    root.attrs["bioformats2raw.layout"] = 3
+    axes = [{"name": "t", "type": "time"}, {"name": "c", "type": "channel"}]
+    axes += [{"name": a, "type": "space", "unit": "micrometer"} for a in "zyx"]
+    _other_writer(tmp_path / "b2r.zarr" / "0", data[None, None], {"axes": axes, "datasets": [
+        {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [1.0, 1.0, 0.9, 0.3, 0.3]}]}]})
+    zarr.open_group(str(tmp_path / "b2r.zarr" / "OME"), mode="w", zarr_format=2).attrs["series"] = ["0"]
+    vol = bigseg.open_volume(tmp_path / "b2r.zarr")
+    assert vol.dims == ("z", "y", "x") and vol.attrs["voxel_size"] == (0.9, 0.3, 0.3)
+    np.testing.assert_array_equal(vol.values, data)
+    out = bigseg.ingest(tmp_path / "b2r.zarr", tmp_path / "in.ome.zarr", progress=False)
+    assert out.attrs["voxel_size"] == (0.9, 0.3, 0.3) and out.attrs["unit"] == "um"
+    labels = make_volume((data % 3).astype(np.uint8), phases=["pore", "cbd", "active"])
+    written = save_labels(labels, tmp_path / "b2r.zarr", name="seg", progress=False)  # into its image
+    assert Path(written) == tmp_path / "b2r.zarr" / "0" / "labels" / "seg"
+    np.testing.assert_array_equal(bigseg.open_volume(tmp_path / "b2r.zarr", label="seg").values, data % 3)
+    zarr.open_group(str(tmp_path / "b2r.zarr" / "OME"), mode="a").attrs["series"] = ["0", "1"]
+    with pytest.raises(bigseg.errors.VolumeFormatError, match=r"with 2 \(0, 1\): open one of them"):
+        bigseg.open_volume(tmp_path / "b2r.zarr")
+
+
+def test_a_series_times_on_the_ome_zarr_time_axis(tmp_path):
+    """Other OME-Zarr readers (napari, ome-zarr-py) see evenly spaced times as the t axis' scale
+    and translation, in its unit (were step 1 from 0 with no unit: bigseg's own metadata only);
+    times OME-Zarr cannot state (uneven, "cycle") keep step 1 and no unit."""
+    data = np.zeros((3, 4, 4, 4), np.uint8)
+    vol = make_volume(data, voxel_size=50).assign_coords(t=[10.0, 40.0, 70.0])
+    vol.coords["t"].attrs["units"] = "min"
+    path = tmp_path / "s.ome.zarr"
+    bigseg.save_volume(vol, path, levels=2, progress=False)
+    ms = json.loads((path / "zarr.json").read_text())["attributes"]["ome"]["multiscales"][0]
+    assert ms["axes"][0] == {"name": "t", "type": "time", "unit": "minute"}
+    for level, ds in enumerate(ms["datasets"]):
+        scale, shift = (tr[k] for tr, k in zip(ds["coordinateTransformations"], ("scale", "translation")))
+        assert scale[0] == 30.0 and shift[0] == 10.0, level
+    back = bigseg.open_volume(path)
+    assert list(back.t.values) == [10.0, 40.0, 70.0] and back.t.attrs["units"] == "min"
+    other = zarr.open_group(str(path), mode="a")  # as another reader sees it: no bigseg metadata
+    del other.attrs["bigseg"]
+    seen = bigseg.open_volume(path)
+    assert list(seen.t.values) == [10.0, 40.0, 70.0] and seen.t.attrs["units"] == "minute"
+    uneven = vol.assign_coords(t=[0.0, 1.0, 5.0])
+    uneven.coords["t"].attrs["units"] = "cycle"
+    bigseg.save_volume(uneven, tmp_path / "u.ome.zarr", progress=False)
+    ms = json.loads((tmp_path / "u.ome.zarr" / "zarr.json").read_text())["attributes"]["ome"]["multiscales"][0]
+    assert ms["axes"][0] == {"name": "t", "type": "time"}
+    assert ms["datasets"][0]["coordinateTransformations"] == [{"type": "scale", "scale": [1.0, 50.0, 50.0, 50.0]}]
+    assert list(bigseg.open_volume(tmp_path / "u.ome.zarr").t.values) == [0.0, 1.0, 5.0]
+    save_labels(make_volume(data, phases=["pore"]), path, name="seg", progress=False)  # the image's times
+    ms = json.loads((path / "labels" / "seg" / "zarr.json").read_text())["attributes"]["ome"]["multiscales"][0]
+    assert ms["axes"][0]["unit"] == "minute" and ms["datasets"][0]["coordinateTransformations"][0]["scale"][0] == 30.0
+    assert list(bigseg.open_volume(path, label="seg").t.values) == [10.0, 40.0, 70.0]
+
+
+def test_labels_written_into_an_ome_zarr_v04_image_stay_v04(tmp_path, odd_volume):
+    """A label image written into another writer's OME-Zarr v0.4 image (zarr v2) is v0.4 on zarr
+    v2 and joins that writer's label list (a zarr v3 `labels` group was made beside its
+    `.zgroup`: zarr and OME-Zarr readers then saw only bigseg's labels, v0.4 readers none of them)."""
+    from bigseg.io._omezarr import remove_label
+
+    data = odd_volume[:6, :8, :10]
+    path = _other_writer(tmp_path / "v04.zarr", data, {
+        "axes": [{"name": a, "type": "space", "unit": "micrometer"} for a in "zyx"],
+        "datasets": [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [1.0, 0.5, 0.5]}]}]})
+    theirs = zarr.open_group(str(path / "labels"), mode="w", zarr_format=2)
+    theirs.attrs["labels"] = ["theirs"]
+    _other_writer(path / "labels" / "theirs", np.zeros_like(data, np.uint8), {
+        "axes": [{"name": a, "type": "space"} for a in "zyx"], "datasets": [{"path": "0"}]})
+    labels = make_volume((data % 3).astype(np.uint8), phases=["pore", "cbd", "active"])
+    save_labels(labels, path, name="ours", progress=False)
+    assert not (path / "labels" / "zarr.json").exists() and not (path / "labels" / "ours" / "zarr.json").exists()
+    assert json.loads((path / "labels" / ".zattrs").read_text())["labels"] == ["theirs", "ours"]
+    meta = json.loads((path / "labels" / "ours" / ".zattrs").read_text())
+    assert meta["multiscales"][0]["version"] == "0.4" and meta["image-label"]["version"] == "0.4"
+    assert meta["image-label"]["properties"][2] == {"label-value": 2, "name": "active"}
+    back = bigseg.open_volume(path, label="ours")
+    assert back.attrs["phases"] == ["pore", "cbd", "active"] and back.attrs["voxel_size"] == (1.0, 0.5, 0.5)
+    np.testing.assert_array_equal(back.values, data % 3)
+    save_labels(labels, path, name="ours", overwrite=True, progress=False)  # replaced, in the same format
+    assert not (path / "labels" / "zarr.json").exists()
+    assert remove_label(path, "ours")
+    assert json.loads((path / "labels" / ".zattrs").read_text())["labels"] == ["theirs"]
