@@ -663,7 +663,7 @@ class Pipeline:
                                       progress=True, overwrite=True,
                                       labels_to=image / "labels" / "particles" if m["particle_labels"] else None)
             with replacing(out / "particles.csv") as tmp:  # whole or not at all, as every output of a run
-                table.to_csv(tmp, index=False)
+                measure.write_table(table, tmp)  # each column with its unit: "volume [nm^3]"
         timings["measure"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -900,7 +900,7 @@ def _watch_evolution(out: Path, ledger: dict[str, dict[str, Any]], clock: str = 
     if clock == "mtime":
         ds.coords["t"].attrs["units"] = "min"
     ds = ds.assign_coords(voxel_volume=("t", [float(np.prod(v)) for v in sizes]))  # each scan's own
-    tables = [pd.read_csv(out / name / "particles.csv").assign(t=steps[i]) for i, name in enumerate(done)
+    tables = [measure.read_table(out / name / "particles.csv").assign(t=steps[i]) for i, name in enumerate(done)
               if (out / name / "particles.csv").exists()]
     table = pd.concat(tables, ignore_index=True) if len(tables) == len(done) else None
     ev = measure.evolution(ds, table)

@@ -436,8 +436,10 @@ def run(args: argparse.Namespace) -> int:
     if table is not None:
         from ..report import particle_figure
 
-        with replacing(args.particles) as tmp:  # whole or not at all (as every output below)
-            table.to_csv(tmp, index=False)
+        from ..measure import write_table
+
+        with replacing(args.particles) as tmp:  # whole or not at all (as every output below); units in the header
+            write_table(table, tmp)
         png = str(Path(args.particles).with_suffix(".png"))
         last = f" (t = {time_at(labels.t)})" if "t" in labels.dims and len(table) else ""  # with the times' unit
         particle_figure(table, path=png, title=f"{args.labels}: {args.particle_phase} particles{last}")

@@ -9,6 +9,7 @@ dimension for (t, z, y, x) series, ready for ``to_netcdf``.
 from ._connectivity import connectivity
 from ._groups import size_groups
 from ._particles import particle_labels, particles
+from ._table import read_table, write_table
 from ._metrics import METHODS, interfaces, specific_surface_area, surface_area, volume_fractions
 from ._profile import interface_profile, profile
 from ._radial import radial_profile
@@ -22,6 +23,8 @@ from ._evolution import evolution, transitions
 from ._uncertainty import over_samples, perturbation_spread, probability_uncertainty, spread
 
 __all__ = [
+    "read_table",
+    "write_table",
     "volume_fractions",
     "interfaces",
     "surface_area",

@@ -323,9 +323,9 @@ def run_summary(run: str | os.PathLike) -> dict[str, Any]:
     if _temporal(info):
         out["temporal"] = _temporal(info)
     if (run / "particles.csv").exists():  # a series: the last step's, as the fractions (every step's rows beside)
-        import pandas as pd
+        from ..measure import read_table
 
-        table = pd.read_csv(run / "particles.csv")
+        table = read_table(run / "particles.csv")
         out["particles"] = int((table["t"] == table["t"].iloc[-1]).sum()) if "t" in table and len(table) else len(table)
         if "t" in table:
             out["particle_rows"] = len(table)
@@ -404,7 +404,9 @@ def write_report(run: str | os.PathLike, *, path: str | os.PathLike | None = Non
     parts.append("<h2>Volume</h2>" + _table(["", ""], vol))
     parts.append(_metrics_section(ds))
     if (run / "particles.csv").exists():
-        table = pd.read_csv(run / "particles.csv")
+        from ..measure import read_table
+
+        table = read_table(run / "particles.csv")
         table.attrs["unit"] = ds.attrs.get("unit", "")
         area = (info.get("config") or {}).get("measure", {}).get("particle_area")
         if area:  # the particles' surface areas (and sphericities) as the run measured them

@@ -10,6 +10,7 @@ from ._measure_ref import faces_per_axis, make_labels
 
 from bigseg.cli import main
 from bigseg.io import save_labels, save_volume
+from bigseg.measure import read_table
 
 
 def test_cli_measure_writes_outputs(tmp_path, capsys):
@@ -81,7 +82,10 @@ def test_cli_measure_particles_shells_tortuosity(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "active particles" in out and "fraction of cbd by distance from active" in out and "tortuosity" in out
     assert "by size (split at" in out and "  small " in out and "  big " in out
-    table = pd.read_csv(csv)
+    header = csv.read_text().splitlines()[0].split(",")  # each column with its unit (were bare names)
+    assert "volume [nm^3]" in header and "equivalent_diameter [nm]" in header and "sphericity" in header
+    table = read_table(csv)
+    assert table.attrs["unit"] == "nm" and table.attrs["units"]["volume"] == "nm^3"
     vol = xr.DataArray(lab, dims=("z", "y", "x"), attrs={"voxel_size": (40.0, 50.0, 50.0), "unit": "nm"})
     ref = particles(vol, max_diameter=20)
     np.testing.assert_array_equal(table.voxels, ref.voxels)
@@ -89,7 +93,7 @@ def test_cli_measure_particles_shells_tortuosity(tmp_path, capsys):
     np.testing.assert_allclose(table.surface_area, ref.surface_area, equal_nan=True)  # marching cubes by default
     assert main(["measure", str(image), "--particles", str(tmp_path / "c.csv"), "--max-diameter", "20",
                  "--particle-area", "crofton", "--no-progress"]) == 0
-    np.testing.assert_allclose(pd.read_csv(tmp_path / "c.csv").surface_area,
+    np.testing.assert_allclose(read_table(tmp_path / "c.csv").surface_area,
                                particles(vol, max_diameter=20, area_method="crofton").surface_area, equal_nan=True)
     assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
     ds = xr.open_dataset(nc, engine="h5netcdf").load()
@@ -156,7 +160,7 @@ def test_cli_writes_particle_instance_labels_beside_the_segmentation(tmp_path, c
                  "--particle-labels", "particles"]) == 0
     assert "particle instance labels" in capsys.readouterr().out
     ids = bigseg.open_volume(image / "labels" / "particles").values
-    table = pd.read_csv(csv)
+    table = read_table(csv)
     np.testing.assert_array_equal(np.bincount(ids.ravel())[1:], table.voxels.to_numpy())  # value = the table's id
     # an existing label image is not overwritten, unless --overwrite (it was refused even then)
     seg = str(image / "labels" / "segmentation")

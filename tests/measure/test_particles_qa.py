@@ -12,7 +12,7 @@ import xarray as xr
 from scipy import ndimage as ndi
 from skimage.measure import label, regionprops
 
-from bigseg.measure import particles
+from bigseg.measure import particles, read_table
 
 from ._measure_ref import particle_face_areas
 
@@ -133,7 +133,7 @@ def test_cli_takes_a_label_value_as_particle_phase(tmp_path, capsys):
                  "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert " cbd particles" in out
-    pd.testing.assert_frame_equal(pd.read_csv(csv), particles(lab, phase="cbd", split=False), check_dtype=False,
+    pd.testing.assert_frame_equal(read_table(csv), particles(lab, phase="cbd", split=False), check_dtype=False,
                                   check_exact=False, rtol=1e-12)
     assert main(["measure", str(seg), "--particles", str(tmp_path / "q.csv"), "--particle-phase", "3"]) == 2
     err = capsys.readouterr().err

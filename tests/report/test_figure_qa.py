@@ -243,3 +243,5 @@ def test_a_particle_table_read_back_from_csv_is_not_drawn_in_voxels(tmp_path):
               ((table, {}), (back, {}), (back, {"unit": "nm"}))]
     assert labels[0] == labels[2] != labels[1]
     assert "voxel" not in labels[1] and "unit not stated" in labels[1] and "voxel" not in labels[0]
+    measure.write_table(table, tmp_path / "u.csv")  # as the pipeline and the CLI write it: the units come back
+    assert particle_figure(measure.read_table(tmp_path / "u.csv")).axes[0].get_xlabel() == labels[0]
