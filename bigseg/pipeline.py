@@ -185,7 +185,8 @@ class Pipeline:
                     resume_key=json.dumps({"aligned": key, "shifts": aligned.attrs["shifts"]}, default=str))
         shifts = aligned.attrs["shifts"]
         write_text(record, json.dumps({
-            "reference": 0, "shifts": shifts, "drift": [[-v + 0.0 for v in s] for s in shifts], "crop": aligned.attrs["crop"],
+            "reference": 0, "shifts": shifts, "drift": [[-v + 0.0 for v in s] for s in shifts],
+            "crop": aligned.attrs["crop"],
             # which way: the drift and the correction differ in sign, and a reader of this file cannot tell which
             "meaning": "(z, y, x) voxels of scan t: `drift` its offset from scan `reference`, `shifts` the move that "
                        "undid it (aligned(x) = scan(x - shift)); `crop` the [start, stop) box every scan covers"},

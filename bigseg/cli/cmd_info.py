@@ -201,7 +201,8 @@ def _runs_lines(info: dict, args: argparse.Namespace) -> list[str]:
     elif watch and watch["state"] == "stopped":
         out.insert(0, "watch       not running (it ended: --once, or Ctrl-C); the same command goes on with new scans")
     if watch and "done" in watch:
-        out.insert(1, f"ledger      {watch['done']} scan(s) done, {watch['failed']} failed: {info['folder']}/watch.json")
+        out.insert(1, f"ledger      {watch['done']} scan(s) done, {watch['failed']} failed: "
+                      f"{info['folder']}/watch.json")
     if watch and watch.get("evolution"):
         out.insert(2, f"evolution   {', '.join(watch['evolution'])}")
     for r in info["runs"]:

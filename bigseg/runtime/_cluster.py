@@ -338,7 +338,8 @@ def connect(
         raise InputError(f"Expected `cluster` to be 'local', 'local-cuda', 'slurm' or 'tcp://host:port'. Got {cluster!r} instead.")
     if n_workers is not None and (not isinstance(n_workers, int) or n_workers <= 0):
         raise InputError(f"Expected `n_workers` to be a positive integer. Got {n_workers!r} instead.")
-    parse_positive_int("threads_per_worker", threads_per_worker)  # 0 or -1: "Nanny failed to start", workers' tracebacks
+    # 0 or -1: "Nanny failed to start" after the workers' tracebacks
+    parse_positive_int("threads_per_worker", threads_per_worker)
     if memory_limit is not None and not (isinstance(memory_limit, str) and memory_limit == "auto"):
         from dask.utils import parse_bytes
 
