@@ -28,7 +28,8 @@ def test_run_crops_scores_and_resumes(tmp_path, capsys):
     assert vol.shape == (26, 34, 28) and vol.attrs["voxel_size"] == (0.5, 0.5, 0.5) and vol.attrs["unit"] == "um"
     np.testing.assert_array_equal(vol.values, image[2:28, :, 5:-5])
     assert bigseg.io.origin_of(vol) == (1.0, 0.0, 2.5)  # the box's place in the scan (um)
-    table = __import__("pandas").read_csv(out / "particles.csv")
+    table = bigseg.measure.read_table(out / "particles.csv")
+    assert table.attrs["units"]["centroid_z"] == "um"  # (the header: "centroid_z [um]")
     assert table.centroid_z.min() >= 1.0 and table.centroid_x.min() >= 2.5 and table.centroid_x.max() <= 16.5
     labels = bigseg.open_volume(out / "image.ome.zarr" / "labels" / "segmentation").values
     iou = bigseg.report.read_metrics(out)["iou"].sel(phase="active")
