@@ -174,8 +174,9 @@ def _write_tiff(vol: xr.DataArray, tmp: Path, vs: tuple[float, ...] | None, unit
     annotation: dict[str, str] = {}  # what OME has no place for, read back by ingest
     if "t" in vol.dims and "t" in vol.coords and time_unit(vol.coords["t"]):
         annotation["time_unit"] = time_unit(vol.coords["t"])  # as given ("cycle", "minute"), before DeltaTUnit
-    if label_phases(vol):  # labels: their names
-        annotation["phases"] = label_phases(vol)
+    phases = label_phases(vol)
+    if phases:  # labels: their names
+        annotation["phases"] = phases
     if annotation:
         meta["MapAnnotation"] = {"Namespace": OME_TIFF_NAMESPACE, "Value": annotation}
     first = origin_voxels(vol)

@@ -21,9 +21,7 @@ def write_table(table: pd.DataFrame, path: str | os.PathLike) -> None:
     """``table`` (:func:`bigseg.measure.particles`) to CSV, each column with a unit named with it
     (``volume [nm^3]``, ``bbox_z0 [voxel]``, ``t [min]``); dimensionless and unit-less columns as
     they are. :func:`read_table` gives it back with its ``attrs``."""
-    units = dict(table.attrs.get("units") or {})
-    if "t" in table and table.attrs.get("time_unit"):
-        units["t"] = str(table.attrs["time_unit"])
+    units = table.attrs.get("units") or {}  # (a series' "t" among them: the times' unit)
     named = {c: f"{c} [{units[c]}]" for c in table.columns if str(units.get(c, "")) not in ("", "1")}
     table.rename(columns=named).to_csv(path, index=False)
 

@@ -112,7 +112,6 @@ def test_equals_whole_array_kernel(labels):
 
 @pytest.mark.parametrize("shape, chunks", [((4, 30, 30), (2, 7, 11)), ((1, 30, 30), (1, 9, 30)),
                                            ((3, 40, 2), (3, 6, 1)), ((1, 1, 1), (1, 1, 1))])
-@pytest.mark.filterwarnings("ignore:.*makes particles:UserWarning")  # (1, 1, 1): a piece of one particle, said
 def test_thin_volumes_equal_whole_array_kernel(shape, chunks):
     """An axis shorter than the halo (dask refused it: 'overlapping depth 5 is larger than your
     array 4') is one block with the unlabelled border, as the whole-array kernel."""
