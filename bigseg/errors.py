@@ -20,6 +20,7 @@ __all__ = [
     "ClusterError",
     "ModelError",
     "UncalibratedWarning",
+    "LabelsReplacedWarning",
 ]
 
 
@@ -71,6 +72,11 @@ class ModelError(InputError):
 class UncalibratedWarning(UserWarning):
     """A length ``unit`` was given for a source that states no voxel size, without
     ``voxel_size``: a voxel is taken as 1 of that unit (the command line says so itself)."""
+
+
+class LabelsReplacedWarning(UserWarning):
+    """``overwrite`` replaced an OME-Zarr image together with the label images saved into it
+    (they described the image that was there; save them again if they still apply)."""
 
 
 def warn_caller(message: str, category: type[Warning] = UserWarning) -> None:

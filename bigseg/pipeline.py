@@ -28,7 +28,7 @@ import xarray as xr
 from ._parse import parse_choice, parse_in_range, parse_positive_float, parse_region, parse_shells_spec
 from ._version import version
 from .config import RunConfig
-from .errors import BigsegError, ConfigError, InputError, SourceNotFoundError
+from .errors import BigsegError, ConfigError, InputError, LabelsReplacedWarning, SourceNotFoundError
 from .io._fov import fill_outside_like_inside, fov_centre
 from .io._ingest import natural_key
 from .io._volume import crop_box, is_series, placed_like
@@ -581,14 +581,16 @@ class Pipeline:
 
         t = time.perf_counter()
         shifts = None
-        if self.config.filters["align"]:  # an operando series whose sample drifts: image = the aligned scans
-            vol, shifts = self._aligned(source, out, keep_image, write_key)
-            truth = self._cropped_truth(truth, open_volume(out / "raw.ome.zarr"))
-            if truth is not None and is_series(truth) and tuple(truth.shape[1:]) != tuple(vol.shape[1:]):
-                truth = filters.align(truth, shifts=shifts)  # truth on the raw scans' grid moves with them
-        else:
-            vol = self._ingest(source, image, keep_image, write_key)
-            truth = self._cropped_truth(truth, vol)
+        with warnings.catch_warnings():  # a changed source replaces the run's image with the labels this run remakes
+            warnings.simplefilter("ignore", LabelsReplacedWarning)
+            if self.config.filters["align"]:  # an operando series whose sample drifts: image = the aligned scans
+                vol, shifts = self._aligned(source, out, keep_image, write_key)
+                truth = self._cropped_truth(truth, open_volume(out / "raw.ome.zarr"))
+                if truth is not None and is_series(truth) and tuple(truth.shape[1:]) != tuple(vol.shape[1:]):
+                    truth = filters.align(truth, shifts=shifts)  # truth on the raw scans' grid moves with them
+            else:
+                vol = self._ingest(source, image, keep_image, write_key)
+                truth = self._cropped_truth(truth, vol)
         _write_stage(out, "ingest", keys["ingest"], reset=not keep_image)
         timings["ingest"] = time.perf_counter() - t
 

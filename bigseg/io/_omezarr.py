@@ -29,8 +29,8 @@ import xarray as xr
 import zarr
 
 from .._parse import parse_chunks, parse_phases, parse_positive_int, parse_voxel_size
-from ..errors import (InputError, OutputExistsError, OutputNotWritableError, SourceNotFoundError, VolumeFormatError,
-                      warn_caller)
+from ..errors import (InputError, LabelsReplacedWarning, OutputExistsError, OutputNotWritableError,
+                      SourceNotFoundError, VolumeFormatError, warn_caller)
 from ..ops._dispatch import on_host
 from ..runtime._budget import format_bytes
 from ..runtime._files import move_into_place, remove as _remove, replacing
@@ -439,7 +439,8 @@ def save_volume(
         labels') is stored as uint8 labels named ``["background", "foreground"]`` unless
         ``phases`` names them
     levels : number of pyramid levels (level k is downsampled by 2**k in z, y, x)
-    overwrite : replace an existing destination (only once the new volume is complete)
+    overwrite : replace an existing destination (only once the new volume is complete); label
+        images saved into it go with it (:class:`~bigseg.errors.LabelsReplacedWarning` names them)
     resume_key : a string naming what ``data`` is made from: an interrupted write is kept and
         the same key later computes only the blocks not yet on disk (see :func:`save_labels`)
 
@@ -454,8 +455,14 @@ def save_volume(
     vol, chunks = _prepare(data, chunks=chunks, voxel_size=voxel_size, phases=phases, unit=unit)
     _check_levels(levels, vol)
     _check_dest(dest, overwrite)
+    replaced = label_names(dest / "labels") if dest.is_dir() else []
     _write(dest, vol, chunks=chunks, levels=levels, labels="phases" in vol.attrs, desc=f"writing {shown_name(dest)}",
            progress=progress, resume_key=resume_key, argument="path")
+    if replaced:  # an image is replaced whole: its labels described the old one (a filtered copy saved over
+        # its own source lost a segmentation without a word)
+        warn_caller(f"save_volume replaced {str(dest)!r} and with it the label images saved into it "
+                    f"({', '.join(replaced)}): they described the image that was there. Save them again with "
+                    "bigseg.save_labels if they still apply, or write the new image elsewhere.", LabelsReplacedWarning)
     return str(dest)
 
 

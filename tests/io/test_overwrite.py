@@ -7,7 +7,7 @@ import pytest
 
 import bigseg
 from bigseg.cli import main
-from bigseg.errors import InputError, OutputExistsError
+from bigseg.errors import InputError, LabelsReplacedWarning, OutputExistsError
 from bigseg.io import export, open_volume
 
 
@@ -44,6 +44,18 @@ def test_an_earlier_output_or_an_empty_folder_is_replaced(place):
     export(open_volume(place / "empty"), place / "slices", progress=False)
     export(open_volume(place / "empty"), place / "slices", overwrite=True, progress=False)
     assert len(list((place / "slices").iterdir())) == 8
+
+
+def test_replacing_an_image_says_which_label_images_went_with_it(tmp_path):
+    """A filtered copy saved over its own source replaced its segmentation silently."""
+    image = tmp_path / "scan.ome.zarr"
+    bigseg.save_volume(np.arange(512, dtype=np.float32).reshape(8, 8, 8), image, progress=False)
+    bigseg.save_labels(np.zeros((8, 8, 8), np.uint8), image, phases=["pore"], progress=False)
+    with pytest.warns(LabelsReplacedWarning, match=r"scan\.ome\.zarr.*\(segmentation\).*save_labels") as got:
+        bigseg.save_volume(open_volume(image) + 1, image, overwrite=True, progress=False)
+    assert got[0].filename == __file__  # pointed at the caller's line
+    assert float(open_volume(image).values.min()) == 1.0 and not (image / "labels").exists()
+    bigseg.save_volume(open_volume(image) * 2, image, overwrite=True, progress=False)  # no labels: nothing to say
 
 
 def test_export_refuses_a_folder_of_other_files_and_a_folder_for_a_file(place):
