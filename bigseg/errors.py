@@ -7,6 +7,8 @@ exception a Python user would expect (``ValueError``, ``FileNotFoundError``, ...
 
 from __future__ import annotations
 
+import types
+
 __all__ = [
     "BigsegError",
     "InputError",
@@ -79,15 +81,23 @@ class LabelsReplacedWarning(UserWarning):
     (they described the image that was there; save them again if they still apply)."""
 
 
+def outside_caller(skip: int = 0) -> tuple[types.FrameType | None, int]:
+    """The first frame outside bigseg, looking up from ``skip`` frames above the function calling
+    this one, and how many frames above that function it is (the user's line a call came from)."""
+    import os
+    import sys
+
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    level, frame = skip, sys._getframe(skip + 1)
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame, level = frame.f_back, level + 1
+    return frame, level
+
+
 def warn_caller(message: str, category: type[Warning] = UserWarning) -> None:
     """``warnings.warn`` pointing at the first line outside bigseg, however deep the call: through a
     series' per-scan wrapper a fixed ``stacklevel`` pointed into bigseg instead of the user's script."""
-    import os
-    import sys
     import warnings
 
-    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
-    level, frame = 1, sys._getframe(1)
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
-        frame, level = frame.f_back, level + 1
+    level = outside_caller(1)[1]
     warnings.warn(message, category, stacklevel=level + 1)

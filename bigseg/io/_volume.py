@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -17,8 +18,8 @@ import numpy as np
 import xarray as xr
 
 from .._parse import parse_chunks, parse_phases, parse_region, parse_voxel_size
-from ..errors import InputError, warn_caller
-from ._calibration import convert_length
+from ..errors import InputError, outside_caller, warn_caller
+from ._calibration import convert_length, parse_unit
 
 __all__ = [
     "as_volume",
@@ -207,6 +208,7 @@ def recalibrated(vol: xr.DataArray, voxel_size: Any, unit: str) -> xr.DataArray:
     to correct a volume's calibration (setting ``attrs["voxel_size"]`` alone leaves its
     coordinates, hence where a crop lies, in the old size)."""
     vs = parse_voxel_size(voxel_size)
+    unit = parse_unit(unit) if str(unit) != "voxel" else unit
     at = origin_voxels(vol)
     coords = {d: (at[a] + np.arange(vol.sizes[d], dtype=np.float64)) * vs[a]
               for a, d in enumerate(SPATIAL_DIMS) if d in vol.dims}
@@ -259,6 +261,7 @@ def as_volume(
         vol.attrs["voxel_size"] = (1.0, 1.0, 1.0) if given is None else parse_voxel_size(
             given, name=f"{name}.attrs['voxel_size']")
         vol.attrs.setdefault("unit", unit_for(None, given))  # a voxel_size of 50 without a unit: nm, not voxels
+        _check_unit_attr(vol.attrs["unit"], name)
         _warn_coords_disagree(vol, name, given is not None)
     else:
         if isinstance(data, (str, os.PathLike)):
@@ -293,6 +296,18 @@ def check_grey(vol: xr.DataArray, name: str = "vol") -> xr.DataArray:
     return vol
 
 
+def _check_unit_attr(unit: Any, name: str) -> None:
+    """Refuse a volume's ``attrs["unit"]`` that is no length unit (a typo such as ``"parsec?"`` went
+    on into areas and tables); ``"voxel"`` and another writer's ``"pixel"`` (sizes in voxels) pass."""
+    if str(unit).strip().lower() in ("voxel", "voxels", "pixel", "pixels", "px"):
+        return
+    try:
+        parse_unit(unit, name=f"{name}.attrs['unit']")
+    except InputError as exc:
+        raise InputError(f"{exc} Give it the voxel size and unit it has with bigseg.io.recalibrated({name}, "
+                         "voxel_size, unit).") from None
+
+
 def _check_array(arr: Any, name: str) -> None:
     """Refuse by name what no volume can be: data that are not numbers (object, strings, dates)
     and a dask array whose chunk sizes are unknown (NaN, e.g. after boolean indexing)."""
@@ -304,6 +319,11 @@ def _check_array(arr: Any, name: str) -> None:
     if isinstance(arr, da.Array) and any(np.isnan(c) for axis in chunks for c in axis):
         raise InputError(f"Expected `{name}` with known chunk sizes. Got a dask array of shape {arr.shape} whose "
                          f"chunk sizes are unknown (NaN); call .compute_chunk_sizes() on it first.")
+
+
+_last_coords_warning: list = [None, None]  # the coordinates last warned about (a weak reference to their
+# index) and the call they came from: a call's nested steps re-check the same volume (shallow copies share
+# the index), and dask's catch_warnings resets Python's own once-per-line registry
 
 
 def _warn_coords_disagree(vol: xr.DataArray, name: str, stated: bool) -> None:
@@ -322,6 +342,11 @@ def _warn_coords_disagree(vol: xr.DataArray, name: str, stated: bool) -> None:
         vs = vol.attrs["voxel_size"][axis]
         if np.allclose(step, vs, rtol=1e-6, atol=0):
             continue
+        index, (frame, _) = vol.indexes.get(dim), outside_caller(1)
+        call = (id(frame), id(frame.f_code), frame.f_lasti) if frame is not None else None
+        seen, seen_call = _last_coords_warning
+        if index is not None and seen is not None and seen() is index and seen_call == call:
+            return  # said once in this call
         said = (f"attrs['voxel_size'] says {vs:g} {vol.attrs['unit']}" if stated
                 else "it has no attrs['voxel_size'] (taken as 1 voxel)")
         spacing = f"step by {step[0]:g}" if np.allclose(step, step[0], rtol=1e-6) else "are not evenly spaced"
@@ -329,6 +354,8 @@ def _warn_coords_disagree(vol: xr.DataArray, name: str, stated: bool) -> None:
                     f"attribute. Sliced with a step (e.g. vol[:, ::2])? Give it the (z, y, x) voxel size of the "
                     f"data as it is with bigseg.io.recalibrated({name}, voxel_size, unit), which moves the "
                     f"coordinates with the attribute.")
+        if index is not None:
+            _last_coords_warning[:] = [weakref.ref(index), call]
         return
 
 

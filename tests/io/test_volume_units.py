@@ -50,6 +50,14 @@ def test_an_unknown_unit_is_refused_by_name(tmp_path):
     img = bigseg.save_volume(px, tmp_path / "px.ome.zarr", progress=False)
     bigseg.save_labels(np.zeros(a.shape, np.uint8), img, phases=["pore"], progress=False)
     assert bigseg.open_volume(img).attrs["unit"] == "pixel"
+    typo = px.astype(np.uint8).assign_attrs(unit="parsec?")  # a volume's own unit no length: went on into "area [parsec?^2]"
+    for call in (lambda: bigseg.measure.interfaces(typo), lambda: bigseg.filters.gaussian(typo),
+                 lambda: bigseg.save_volume(typo, tmp_path / "t.ome.zarr", progress=False)):
+        with pytest.raises(InputError, match=r"`\w+.attrs\['unit'\]` to be a length unit.*'parsec\?'.*recalibrated"):
+            call()
+    with pytest.raises(InputError, match="`unit`.*'parsec'"):
+        bigseg.io.recalibrated(px, 2, "parsec")
+    assert bigseg.measure.interfaces(bigseg.io.recalibrated(typo, 2, "um")).area.attrs["units"] == "um^2"
 
 
 def test_a_dataarray_with_a_voxel_size_attribute_but_no_unit_is_in_nm():
