@@ -374,6 +374,8 @@ def _surface_areas(lab: Labels, method: str, progress: bool, phase_idx: list[int
         flds = tuple((i,) for i in idx)
         stats = _run(lab, allow_unlabelled=True, desc="surface area", progress=progress,
                      marching_cubes=True, fields=flds)
+        for t, s in enumerate(stats):  # no labelled voxel: refused, as every other measure does (was 0.0)
+            labelled_voxels(lab, s, t)
         if all(int(s["hist"][: k].sum()) == int(s["hist"].sum()) for s in stats):
             return [s["areas"] for s in stats], stats
         # unlabelled voxels (outside the field of view): their boundary is no surface of a
@@ -383,7 +385,8 @@ def _surface_areas(lab: Labels, method: str, progress: bool, phase_idx: list[int
     stats = _run(lab, allow_unlabelled=True, desc="surface area", progress=progress, crofton=method == "crofton")
     fa = _face_areas(lab.voxel_size)
     out = []
-    for s in stats:
+    for t, s in enumerate(stats):
+        labelled_voxels(lab, s, t)
         f3 = s["faces"] + s["faces"].transpose(0, 2, 1)
         pair = s["areas"].reshape(k, k) if method == "crofton" else (f3 * fa[:, None, None]).sum(axis=0)
         out.append(pair.sum(axis=1)[idx])

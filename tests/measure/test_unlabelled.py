@@ -262,6 +262,12 @@ def test_only_unlabelled_voxels_are_refused():
     for fn in (volume_fractions, interfaces, specific_surface_area):
         with pytest.raises(InputError, match=r"`labels` to hold labelled voxels"):
             fn(lab)
+    for method in ("faces", "crofton", "marching_cubes"):  # surface_area said 0.0
+        with pytest.raises(InputError, match=r"`labels` to hold labelled voxels"):
+            surface_area(lab, phase="pore", method=method)
+    series = np.stack([np.zeros_like(lab), lab])  # a series: the frame named
+    with pytest.raises(InputError, match=r"labelled voxels at t=1"):
+        surface_area(series, phase="pore")
 
 
 def test_agreement_over_the_voxels_both_label(masked):
