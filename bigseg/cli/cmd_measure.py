@@ -226,7 +226,7 @@ def _radial_table(radial, rows: int = 10) -> str:
     step = float(p.attrs["step"]) * (float(p.r.values[0]) / float(p.r_voxels.values[0])) * scale
     phases = [str(x) for x in p.phase.values]
     cy, cx = p.attrs["centre"]
-    lines = [f"volume fractions by distance from the axis at y {cy:g}, x {cx:g}{last}:",
+    lines = [f"volume fractions by distance from the axis at voxel y {cy:g}, x {cx:g}{last}:",
              f"{'r [' + unit + ']':<20}" + "".join(f"{x:>10}" for x in phases)]
     for a, b in zip(edges[:-1], edges[1:]):
         ww = w[a:b]

@@ -362,7 +362,8 @@ def _fractions_dataarray(lab: Labels, stats: list[dict[str, np.ndarray]]) -> xr.
                        name="volume_fraction")
     da_.attrs.update(units="1", long_name="volume fraction (voxel count / labelled voxels)",
                      **_common_attrs(lab))
-    da_.coords["voxels"] = (_dims(lab, ("phase",)), _stack(lab, counts))
+    da_.coords["voxels"] = (_dims(lab, ("phase",)), _stack(lab, counts),
+                            {"units": "voxel", "long_name": "voxels of the phase"})
     return da_
 
 

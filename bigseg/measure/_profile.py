@@ -63,7 +63,7 @@ def _profile_dataarray(lab: Labels, axis: int, step: int, counts: list[np.ndarra
     out = xr.DataArray(_stack(lab, frac), dims=_dims(lab, ("phase", name)), coords=_coords(lab, phase=lab.phases),
                        name="volume_fraction")
     out = out.assign_coords({**_bin_coords(lab, axis, step), "bin_voxels": (
-        _dims(lab, (name,)), _stack(lab, labelled), {"long_name": "labelled voxels in the bin"})})
+        _dims(lab, (name,)), _stack(lab, labelled), {"units": "voxel", "long_name": "labelled voxels in the bin"})})
     out.attrs.update(units="1", long_name=f"volume fraction by {name}", axis=name, step=step,
                      **_common_attrs(lab))
     return out
@@ -143,7 +143,7 @@ def _bin_coords(lab: Labels, axis: int, step: int) -> dict[str, Any]:
     pos = origin_of(lab.vol)[axis] + np.arange(n, dtype=np.float64) * lab.voxel_size[axis]
     centre = np.add.reduceat(pos, starts) / np.diff(np.append(starts, n))
     return {name: (name, centre, {"units": lab.unit, "long_name": f"{name} position (centre of the bin)"}),
-            f"{name}_index": (name, starts, {"long_name": f"first slice of the bin along {name}"})}
+            f"{name}_index": (name, starts, {"units": "voxel", "long_name": f"first slice of the bin along {name}"})}
 
 
 def _centred(between: np.ndarray) -> np.ndarray:
@@ -191,7 +191,7 @@ def _interface_profile_dataarray(lab: Labels, axis: int, step: int, vecs: list[n
     out = xr.DataArray(_stack(lab, spec), dims=dims, coords=_coords(lab, phase_a=lab.phases, phase_b=lab.phases),
                        name="specific_area")
     out = out.assign_coords({**_bin_coords(lab, axis, step), "bin_voxels": (
-        _dims(lab, (name,)), _stack(lab, labelled), {"long_name": "labelled voxels in the bin"})})
+        _dims(lab, (name,)), _stack(lab, labelled), {"units": "voxel", "long_name": "labelled voxels in the bin"})})
     out.attrs.update(units=f"{lab.unit}^-1", long_name=f"interface area per volume by {name} ({method})", axis=name,
                      step=step, method=method, **_common_attrs(lab))
     return out

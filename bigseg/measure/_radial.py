@@ -114,7 +114,7 @@ def radial_profile(labels: Any, *, centre: Any = None, step: float = 1.0, phases
     out = out.assign_coords(
         r=("r", mid * vmin, {"units": lab.unit, "long_name": "distance from the axis (mid-shell)"}),
         r_voxels=("r", mid, {"units": "voxel", "long_name": "distance from the axis in smallest in-plane voxel edges"}),
-        bin_voxels=(_dims(lab, ("r",)), _stack(lab, labelled), {"long_name": "labelled voxels in the shell"}))
+        bin_voxels=(_dims(lab, ("r",)), _stack(lab, labelled), {"units": "voxel", "long_name": "labelled voxels in the shell"}))
     out.attrs.update(units="1", long_name="volume fraction by distance from the axis", axis="r",
                      axis_label="distance from the axis", centre=[cy, cx], step=step, **_common_attrs(lab))
     return out

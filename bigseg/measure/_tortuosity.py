@@ -186,10 +186,12 @@ def tortuosity(labels: Any, *, phase: str | int = "pore", axis: str = "z", subvo
 def _dataset(lab: Labels, res: np.ndarray, tiles, idx: int, axis: str, offset=(0, 0, 0)) -> xr.Dataset:
     dims = ("t", "subvolume") if lab.series else ("subvolume",)
     pick = (lambda a: a) if lab.series else (lambda a: a[0])
-    coords: dict[str, Any] = {"subvolume": np.arange(len(tiles))}
+    coords: dict[str, Any] = {"subvolume": ("subvolume", np.arange(len(tiles)), {"long_name": "sub-volume number"})}
     for a, name in enumerate(AXES):
-        coords[f"{name}0"] = ("subvolume", [t[a].start + offset[a] for t in tiles])
-        coords[f"{name}1"] = ("subvolume", [t[a].stop + offset[a] for t in tiles])
+        coords[f"{name}0"] = ("subvolume", [t[a].start + offset[a] for t in tiles],
+                              {"units": "voxel", "long_name": f"first {name} index of the sub-volume"})
+        coords[f"{name}1"] = ("subvolume", [t[a].stop + offset[a] for t in tiles],
+                              {"units": "voxel", "long_name": f"{name} index past the sub-volume's end"})
     if lab.series:
         coords["t"] = _time(lab)
     ds = xr.Dataset(

@@ -214,7 +214,7 @@ def test_cli_measure_inside_a_field_of_view(tmp_path, capsys):
     assert main(["measure", str(image), "--radial", "3", "--fov", "auto", "--tortuosity", "z", "--netcdf", str(nc),
                  "--plot", str(png), "--no-progress"]) == 0
     out = capsys.readouterr().out
-    assert "volume fractions by distance from the axis at y 19.5, x 21.5" in out
+    assert "volume fractions by distance from the axis at voxel y 19.5, x 21.5" in out  # (indices, not nm)
     assert "inside the field of view" in out and (tmp_path / "m_radial.png").exists()
     ds = xr.open_dataset(nc, engine="h5netcdf").load()
     ref = radial_profile(lab, centre=(19.5, 21.5), step=3)

@@ -127,6 +127,25 @@ def test_results_round_trip_netcdf(labels, tmp_path):
     assert list(back.phase_a.values) == ["pore", "cbd", "active"]
 
 
+def test_every_number_of_a_full_metrics_file_says_its_unit(tmp_path):
+    """The netCDF of a run held counts and voxel bounds without `units` (bin_voxels, z_index,
+    voxels, subvolume_z0 ...): a reader could not tell voxels from nm."""
+    from bigseg import measure, synth
+
+    lab = synth.electrode((16, 20, 20), seed=1, voxel_size=50, unit="nm", chunks=9).compute()
+    ds = measure.add_to_metrics(
+        measure.summary(lab, profile="z"), shells=measure.shells(lab, around="active", of="cbd", max_distance=2),
+        tortuosity=measure.tortuosity(lab, phase="pore", axis="z"), rve=measure.rve(lab, sizes=[4, 8]),
+        radial=measure.radial_profile(lab), connectivity=measure.connectivity(lab), thickness=measure.thickness(lab))
+    ds.to_netcdf(tmp_path / "m.nc", engine="h5netcdf")
+    back = xr.open_dataset(tmp_path / "m.nc", engine="h5netcdf")
+    numbers = {n: v for n, v in {**back.data_vars, **back.coords}.items()
+               if v.dtype.kind in "iuf" and n != "subvolume"}  # (the sub-volumes' numbering)
+    assert not [n for n, v in numbers.items() if "units" not in v.attrs]
+    assert {back[n].attrs["units"] for n in ("bin_voxels", "z_index", "voxels", "subvolume_z0")} == {"voxel"}
+    assert back.z.attrs["units"] == "nm"
+
+
 def test_series_time_coordinate_keeps_its_attrs(labels):
     # times in minutes: values and units come through every measure of a series (the units were dropped)
     from bigseg import measure
