@@ -216,11 +216,13 @@ def _write_multiscale(
     desc: str,
     progress: bool,
     manifest: Path | None = None,
+    of_image: bool = False,
 ) -> None:
     """Write ``vol`` and its pyramid into ``group``. With ``manifest`` (a folder) level 0 is
     stored block by block with a marker per finished block (:func:`store_resumable`): blocks
     already marked there, from an interrupted write of the same array, are not computed again;
-    the pyramid is then made from the stored level 0."""
+    the pyramid is then made from the stored level 0. ``of_image``: a label image inside an
+    image's ``labels/`` (its ``image-label`` names the image two levels up; one saved alone names none)."""
     dims = tuple(vol.dims)
     arr = on_host(vol.data)  # blocks on a GPU (CuPy) go to the store through the host
     v2 = group.metadata.zarr_format == 2  # a label image in another writer's OME-Zarr v0.4 image
@@ -278,10 +280,10 @@ def _write_multiscale(
         meta["image-label"] = {
             "colors": [{"label-value": i, "rgba": list(phase_colour(p, i))} for i, p in enumerate(phases)],
             "properties": [{"label-value": i, "name": p} for i, p in enumerate(phases)],
-            "source": {"image": "../../"},
+            **({"source": {"image": "../../"}} if of_image else {}),
         }
     elif labels:  # instance labels (e.g. particle ids): no names, viewers pick the colours
-        meta["image-label"] = {"source": {"image": "../../"}}
+        meta["image-label"] = {"source": {"image": "../../"}} if of_image else {}
     if v2:  # OME-Zarr v0.4: its metadata at the top, each with its version
         group.attrs["multiscales"] = [{**ms, "version": "0.4"} for ms in meta["multiscales"]]
         if "image-label" in meta:
@@ -372,7 +374,7 @@ def _prepare(
 
 
 def _write(dest: Path, vol: xr.DataArray, *, chunks: tuple[int, ...], levels: int, labels: bool, desc: str,
-           progress: bool, resume_key: str | None, argument: str, zarr_format: int = 3) -> None:
+           progress: bool, resume_key: str | None, argument: str, zarr_format: int = 3, of_image: bool = False) -> None:
     """Write ``vol`` (and its pyramid) into a hidden sibling of ``dest``, renamed into place when
     complete. Without ``resume_key`` the hidden folder is removed on any error; with it, it is
     named by the key and kept, and a later write of the same key computes only the level-0
@@ -381,7 +383,7 @@ def _write(dest: Path, vol: xr.DataArray, *, chunks: tuple[int, ...], levels: in
     with held(dest, argument=argument):
         try:
             _write_held(dest, vol, chunks=chunks, levels=levels, labels=labels, desc=desc, progress=progress,
-                        resume_key=resume_key, zarr_format=zarr_format)
+                        resume_key=resume_key, zarr_format=zarr_format, of_image=of_image)
         except OSError as exc:
             if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
                 raise
@@ -393,19 +395,20 @@ def _write(dest: Path, vol: xr.DataArray, *, chunks: tuple[int, ...], levels: in
 
 
 def _write_held(dest: Path, vol: xr.DataArray, *, chunks: tuple[int, ...], levels: int, labels: bool, desc: str,
-                progress: bool, resume_key: str | None, zarr_format: int = 3) -> None:
+                progress: bool, resume_key: str | None, zarr_format: int = 3, of_image: bool = False) -> None:
     if resume_key is None:
         _remove_stale_partials(dest, resumable=False)  # a killed write's (a resumable one's blocks are kept)
         with writing(dest) as tmp:
             group = zarr.open_group(str(tmp), mode="w", zarr_format=zarr_format)
-            _write_multiscale(group, vol, chunks=chunks, levels=levels, labels=labels, desc=desc, progress=progress)
+            _write_multiscale(group, vol, chunks=chunks, levels=levels, labels=labels, desc=desc, progress=progress,
+                              of_image=of_image)
         return
     tmp = _resumable_path(dest, str(resume_key))
     _remove_stale_partials(dest, keep=tmp)  # interrupted writes of other inputs
     started = (tmp / ("zarr.json" if zarr_format == 3 else ".zgroup")).exists()
     group = zarr.open_group(str(tmp), mode="a" if started else "w", zarr_format=zarr_format)
     _write_multiscale(group, vol, chunks=chunks, levels=levels, labels=labels, desc=desc, progress=progress,
-                      manifest=tmp / ".blocks-done")
+                      manifest=tmp / ".blocks-done", of_image=of_image)
     shutil.rmtree(tmp / ".blocks-done", ignore_errors=True)
     move_into_place(tmp, dest)
 
@@ -525,7 +528,7 @@ def save_labels(
     lgroup = labels_group(image_path)
     replaced = dest.exists()
     _write(dest, vol, chunks=chunks, levels=levels, labels=True, desc=f"writing labels/{name}", progress=progress,
-           resume_key=resume_key, argument="name", zarr_format=lgroup.metadata.zarr_format)
+           resume_key=resume_key, argument="name", zarr_format=lgroup.metadata.zarr_format, of_image=True)
     names = list(_ome_meta(lgroup).get("labels", []))
     if name not in names:
         _set_ome(lgroup, labels=[*names, name])

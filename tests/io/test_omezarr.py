@@ -43,6 +43,10 @@ def test_labels_group_with_phases_and_colours(tmp_path, odd_volume):
     assert [p["name"] for p in il["properties"]] == ["pore", "cbd", "active"]
     assert [c["label-value"] for c in il["colors"]] == [0, 1, 2]
     assert il["source"]["image"] == "../../"
+    alone = bigseg.save_volume(lab, tmp_path / "alone.ome.zarr", phases=["pore", "cbd", "active"], progress=False)
+    own = json.loads((tmp_path / "alone.ome.zarr/zarr.json").read_text())["attributes"]["ome"]["image-label"]
+    assert "source" not in own and len(own["properties"]) == 3  # no image two folders up to point at
+    assert bigseg.open_volume(alone).attrs["phases"] == ["pore", "cbd", "active"]
     for opened in (bigseg.open_volume(path), bigseg.open_volume(tmp_path / "a.ome.zarr", label="segmentation"),
                    bigseg.open_volume(tmp_path / "a.ome.zarr" / "labels")):
         assert opened.attrs["phases"] == ["pore", "cbd", "active"]
