@@ -438,6 +438,8 @@ class Pipeline:
         name order with numbers as numbers (scan_2 before scan_10), ``t`` their step; with
         ``clock="mtime"`` in the order their files were last written, ``t`` the minutes since the
         first one was (a detector writing each scan as it is taken: its time in the experiment).
+        A scan holding a series (t, z, y, x) is left out of it (its run has its own); a done scan
+        whose folder in ``out`` was removed is processed again.
 
         Parameters
         ----------
@@ -493,6 +495,15 @@ class Pipeline:
         if getattr(self, "_model_key", None) is not None:  # the model's weights (a checkpoint retrained in place)
             made_from["weights"] = self._model_key
         settings = key_digest(json.dumps(made_from, sort_keys=True, default=str))
+
+        def evolution() -> None:  # a summary over the scans: never what stops the watch
+            try:  # (e.g. a done scan's metrics removed)
+                _watch_evolution(out, ledger, clock)
+            except Exception as exc:
+                print(f"[watch] evolution.csv not written: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+
+        if any(st.get("state") == "done" for st in ledger.values()):
+            evolution()  # the scans of an earlier watch by this watch's clock (--clock mtime after name order)
         while True:
             now = time.time()
             for name, paths in sorted(_scans(inbox).items(), key=lambda item: natural_key(item[0])):
@@ -508,7 +519,9 @@ class Pipeline:
                     continue
                 state = ledger.get(name)
                 same_settings = state is None or state.get("settings", settings) == settings  # (older ledgers: kept)
-                if state is not None and state.get("signature") == list(sig) and same_settings:
+                # a done scan whose run folder was removed (or left unfinished) since is done again
+                kept = state is None or state.get("state") != "done" or run_state(out / name)["state"] == "done"
+                if state is not None and state.get("signature") == list(sig) and same_settings and kept:
                     continue  # done, or failed and unchanged
                 seen = first_seen.get(name)
                 if seen is None or seen[0] != sig:
@@ -520,7 +533,9 @@ class Pipeline:
                         print(f"[watch] {name}: changed {now - sig[1]:.0f} s ago (less than settle, {settle:g} s): "
                               "left for the next watch (settle 0 takes it now)", file=sys.stderr, flush=True)
                     continue
-                if not once and (now - seen[1] < settle or now - sig[1] < settle):
+                # a modification time ahead of this clock (a file server's) says nothing of when it changed:
+                # the same files look after look do
+                if not once and (now - seen[1] < settle or 0 <= now - sig[1] < settle):
                     continue  # still being written
                 print(f"[watch] {name}: processing" + ("" if same_settings else " again: the settings changed since "
                                                         "(what they leave as it was is kept)"), file=sys.stderr, flush=True)
@@ -531,7 +546,7 @@ class Pipeline:
                     ledger[name] = {"state": "done", "signature": list(sig), "settings": settings, "source": str(path),
                                     "report": str(out / name / "report.html"),
                                     "seconds": round(time.perf_counter() - t0, 2),
-                                    "volume_fraction": res.metrics["volume_fraction"].to_series().to_dict()}
+                                    "volume_fraction": _fractions(res.metrics)}
                     print(f"[watch] {name}: done in {ledger[name]['seconds']} s -> {out / name / 'report.html'}",
                           file=sys.stderr, flush=True)
                 except Exception as exc:  # one bad scan must not stop a beamline's watch
@@ -541,10 +556,7 @@ class Pipeline:
                     with contextlib.suppress(OSError):  # refused before any write: no folder that looks like a run
                         (out / name).rmdir()
                 write_text(ledger_path, json.dumps(ledger, indent=1, default=str))
-                try:  # a summary over the scans: never what stops the watch (e.g. a done scan's metrics removed)
-                    _watch_evolution(out, ledger, clock)
-                except Exception as exc:
-                    print(f"[watch] evolution.csv not written: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+                evolution()
             if once:
                 return ledger
             time.sleep(interval)
@@ -868,7 +880,20 @@ def _watch_evolution(out: Path, ledger: dict[str, dict[str, Any]], clock: str = 
     """``out/evolution.csv`` and ``out/evolution.png``: the scans a watch has done as the steps of
     one experiment (:func:`bigseg.measure.evolution`, a ``scan`` column added): in name order
     (numbers as numbers: scan_2 before scan_10), or with ``clock="mtime"`` in the order their
-    files were last written, ``t`` in minutes since the first."""
+    files were last written, ``t`` in minutes since the first. Where they cannot be made now
+    (fewer than two scans done, scans in several units, an error), earlier ones are removed: they
+    would show the scans as they no longer are."""
+    made = False
+    try:
+        made = _write_watch_evolution(out, ledger, clock)
+    finally:
+        if not made:
+            for name in ("evolution.csv", "evolution.png"):
+                (out / name).unlink(missing_ok=True)
+
+
+def _write_watch_evolution(out: Path, ledger: dict[str, dict[str, Any]], clock: str) -> bool:
+    """:func:`_watch_evolution`'s files; whether they were written."""
     import pandas as pd
 
     from . import measure
@@ -876,14 +901,23 @@ def _watch_evolution(out: Path, ledger: dict[str, dict[str, Any]], clock: str = 
 
     done = sorted((name for name, st in ledger.items() if st.get("state") == "done" and (out / name).is_dir()),
                   key=natural_key)
+    metrics = {name: read_metrics(out / name) for name in done}
+    series = [name for name in done if "t" in metrics[name].dims]
+    if series:  # a series among the scans: not one step (its own run folder has its evolution over time)
+        print(f"[watch] evolution.csv leaves out {', '.join(series)}: a series of several time steps, not one "
+              f"step (see {out / series[0] / 'evolution.csv'})", file=sys.stderr, flush=True)
+        done = [name for name in done if name not in series]
     if len(done) < 2:
-        return
+        return False
     written = {name: float(ledger[name]["signature"][1]) for name in done}  # (size, latest modification time)
     if clock == "mtime":
         done.sort(key=lambda name: written[name])
-    metrics = [read_metrics(out / name) for name in done]
-    if any("t" in m.dims for m in metrics):  # a series among the scans: no single line per scan
-        return
+        same = sorted({n for n in done for m in done if n != m and written[n] == written[m]}, key=natural_key)
+        if same:  # one time for two steps: neither their order nor their times are known
+            print(f"[watch] evolution.csv not written: {', '.join(same)} were last written at the same time, so "
+                  "--clock mtime cannot order them (--clock order: by name)", file=sys.stderr, flush=True)
+            return False
+    metrics = [metrics[name] for name in done]
     # profiles, shells, sub-volumes and RVE cubes of scans of other sizes do not line up: the evolution
     # is of the per-phase and per-pair measurements
     units = {str(m.attrs.get("unit")) for m in metrics}
@@ -891,7 +925,7 @@ def _watch_evolution(out: Path, ledger: dict[str, dict[str, Any]], clock: str = 
         print(f"[watch] evolution.csv not written: the scans state voxel sizes in several units "
               f"({', '.join(sorted(units))}); run them with one voxel size (--voxel-size, --unit)",
               file=sys.stderr, flush=True)
-        return
+        return False
     sizes = [tuple(float(v) for v in m.attrs.get("voxel_size", (1.0, 1.0, 1.0))) for m in metrics]
     if len(set(sizes)) > 1:
         print(f"[watch] the scans state other voxel sizes ({', '.join(f'{n}: {s}' for n, s in zip(done, sizes))} "
@@ -912,6 +946,7 @@ def _watch_evolution(out: Path, ledger: dict[str, dict[str, Any]], clock: str = 
         ev.to_csv(tmp)
     order = "in the order they were written" if clock == "mtime" else "in name order"
     series_figure(ds, table, path=out / "evolution.png", title=f"{len(done)} scans {order}")
+    return True
 
 
 def _computed_on() -> dict[str, Any]:
@@ -1011,6 +1046,13 @@ def _signature(path: Path) -> tuple[int, float] | None:
     if not path.exists():
         return None
     return sum(st.st_size for st in stats), max((st.st_mtime for st in stats), default=0.0)
+
+
+def _fractions(metrics: xr.Dataset) -> dict[str, Any]:
+    """A run's volume fractions for the watch's ledger (JSON): phase -> fraction, or for a
+    series (a scan holding several time steps) phase -> its fractions over time."""
+    vf = metrics["volume_fraction"]
+    return {str(p): vf.sel(phase=p).values.tolist() for p in vf["phase"].values}
 
 
 def _write_metrics(metrics: xr.Dataset, out: Path) -> None:

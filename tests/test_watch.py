@@ -9,8 +9,10 @@ import subprocess
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 import tifffile
+import xarray as xr
 
 import bigseg
 from bigseg import synth
@@ -311,3 +313,124 @@ def test_a_scan_that_vanishes_while_the_inbox_is_read_does_not_stop_the_watch(tm
     pipe = Pipeline(predict={"model": "threshold"}, measure={"particles": False, "connectivity": None})
     ledger = pipe.watch(inbox, tmp_path / "out", once=True, progress=False)
     assert ledger["a"]["state"] == "done" and ledger["slices"]["state"] == "done" and "gone" not in ledger
+
+
+def test_a_series_in_the_inbox_is_done_and_left_out_of_the_evolution(tmp_path, image, capfd):
+    # a (t, z, y, x) file among the scans: its fractions over time (tuple keys) made the ledger's
+    # json.dumps raise out of the loop, so the watch died, and did so again at every restart
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    np.save(inbox / "scan_1.npy", image[:8])
+    np.save(inbox / "scan_2.npy", image[:8])
+    np.save(inbox / "scan_3.npy", np.stack([image[:8], image[:8]]))  # two time steps in one file
+    pipe = Pipeline(chunks=16, predict={"model": "threshold"}, measure={"particles": False, "connectivity": None})
+    ledger = pipe.watch(inbox, tmp_path / "out", once=True, progress=False)
+    assert {k: v["state"] for k, v in ledger.items()} == dict.fromkeys(("scan_1", "scan_2", "scan_3"), "done")
+    fractions = ledger["scan_3"]["volume_fraction"]
+    assert len(fractions["pore"]) == 2 and fractions["pore"][0] == pytest.approx(ledger["scan_1"]["volume_fraction"]["pore"])
+    assert json.loads((tmp_path / "out" / "watch.json").read_text()) == json.loads(json.dumps(ledger))
+    # the evolution goes on with the single scans (it stopped silently at the series), saying what it leaves out
+    assert list(pd.read_csv(tmp_path / "out" / "evolution.csv").scan) == ["scan_1", "scan_2"]
+    assert "evolution.csv leaves out scan_3: a series" in capfd.readouterr().err
+
+
+def test_an_evolution_that_cannot_be_made_now_is_removed(tmp_path, image, capfd):
+    # scan_b replaced by a broken file: one scan done is no evolution, but the earlier
+    # evolution.csv (with scan_b as done) stayed, looking current
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    np.save(inbox / "scan_a.npy", image[:8])
+    np.save(inbox / "scan_b.npy", image[:8])
+    pipe = Pipeline(chunks=16, predict={"model": "threshold"}, measure={"particles": False, "connectivity": None})
+    out = tmp_path / "out"
+    pipe.watch(inbox, out, once=True, progress=False)
+    assert (out / "evolution.csv").exists() and (out / "evolution.png").exists()
+    (inbox / "scan_b.npy").write_bytes(b"overwritten by a detector that crashed")
+    ledger = pipe.watch(inbox, out, once=True, progress=False)
+    assert ledger["scan_b"]["state"] == "failed"
+    assert not (out / "evolution.csv").exists() and not (out / "evolution.png").exists()
+
+
+def test_scans_written_at_the_same_time_are_not_one_step(tmp_path, image, capfd):
+    # with --clock mtime two scans copied in within one timestamp got the same t: evolution.csv
+    # showed each with the particles of both (counted twice)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for name, minutes in (("a", 0.0), ("b", 0.0), ("c", 5.0)):
+        np.save(inbox / f"{name}.npy", image[:12] if name == "a" else image[:16])
+        os.utime(inbox / f"{name}.npy", (1.7e9 + 60 * minutes, 1.7e9 + 60 * minutes))
+    pipe = Pipeline(chunks=16, predict={"model": "threshold"}, measure={"connectivity": None})
+    pipe.watch(inbox, tmp_path / "out", once=True, clock="mtime", progress=False)
+    assert "a, b were last written at the same time" in capfd.readouterr().err
+    assert not (tmp_path / "out" / "evolution.csv").exists()
+    from bigseg.report import read_metrics
+
+    per_scan = [read_metrics(tmp_path / "out" / n) for n in ("a", "b")]
+    per_scan = [m.drop_dims([d for d in m.dims if d not in ("phase", "phase_a", "phase_b")]) for m in per_scan]
+    metrics = xr.concat(per_scan, dim=pd.Index([0.0, 0.0], name="t"), combine_attrs="override")
+    with pytest.raises(InputError, match=r"one time per step. Got t = \[0.0, 0.0\]"):
+        bigseg.measure.evolution(metrics)
+
+
+def test_a_done_scan_whose_results_were_removed_is_done_again(tmp_path, image):
+    # a user removing out/scan_b to have it redone: the ledger's "done" skipped it for ever, and
+    # evolution.csv went on without that step
+    import shutil
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for name in ("scan_a", "scan_b", "scan_c"):
+        np.save(inbox / f"{name}.npy", image[:8])
+    pipe = Pipeline(chunks=16, predict={"model": "threshold"}, measure={"particles": False, "connectivity": None})
+    out = tmp_path / "out"
+    pipe.watch(inbox, out, once=True, progress=False)
+    shutil.rmtree(out / "scan_b")
+    pipe.watch(inbox, out, once=True, progress=False)
+    assert (out / "scan_b" / "run.json").exists()
+    assert list(pd.read_csv(out / "evolution.csv").scan) == ["scan_a", "scan_b", "scan_c"]
+
+
+def test_a_scan_stamped_by_a_clock_ahead_is_taken_once_it_settles(tmp_path, image, monkeypatch):
+    # beamline storage whose clock runs an hour ahead: every scan's modification time lay in the
+    # future, so `now - mtime < settle` held for an hour and the watch silently took nothing
+    import types
+
+    from bigseg import pipeline
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    np.save(inbox / "scan_0.npy", image[:8])
+    ahead = time.time() + 3600
+    os.utime(inbox / "scan_0.npy", (ahead, ahead))
+    clock = {"now": time.time(), "looks": 0}
+
+    class Stop(Exception):
+        pass
+
+    def sleep(seconds):  # each look at the inbox `interval` seconds after the last, without waiting
+        clock["now"] += seconds
+        clock["looks"] += 1
+        if clock["looks"] > 5:
+            raise Stop
+
+    monkeypatch.setattr(pipeline, "time", types.SimpleNamespace(time=lambda: clock["now"], sleep=sleep,
+                                                                perf_counter=time.perf_counter))
+    pipe = Pipeline(chunks=16, predict={"model": "threshold"}, measure={"particles": False, "connectivity": None})
+    with pytest.raises(Stop):  # five looks, 10 s apart, at a scan unchanged throughout: settled after 2
+        pipe.watch(inbox, tmp_path / "out", interval=10, settle=15, progress=False)
+    assert json.loads((tmp_path / "out" / "watch.json").read_text())["scan_0"]["state"] == "done"
+
+
+def test_a_watch_started_again_with_another_clock_rewrites_the_evolution(tmp_path, image):
+    # `--clock mtime` after a watch in name order, no new scan: evolution.csv kept the steps
+    # 0, 1 (t read as minutes) until another scan arrived
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for name, minutes in (("a", 0.0), ("b", 45.0)):
+        np.save(inbox / f"{name}.npy", image[:8])
+        os.utime(inbox / f"{name}.npy", (1.7e9 + 60 * minutes, 1.7e9 + 60 * minutes))
+    pipe = Pipeline(chunks=16, predict={"model": "threshold"}, measure={"particles": False, "connectivity": None})
+    pipe.watch(inbox, tmp_path / "out", once=True, progress=False)
+    assert list(pd.read_csv(tmp_path / "out" / "evolution.csv").t) == [0, 1]
+    pipe.watch(inbox, tmp_path / "out", once=True, clock="mtime", progress=False)
+    assert list(pd.read_csv(tmp_path / "out" / "evolution.csv").t) == [0.0, 45.0]

@@ -90,6 +90,10 @@ def evolution(metrics: xr.Dataset, particles: pd.DataFrame | None = None,
         raise InputError("Expected `metrics` to be the Dataset of bigseg.measure.summary. "
                          f"Got {type(metrics).__name__} instead.")
     ds = metrics if "t" in metrics.dims else metrics.expand_dims(t=[0])
+    times = ds.t.values.tolist()
+    if len(set(times)) < len(times):  # the particles (and changes) of two steps would be counted as one's
+        raise InputError(f"Expected `metrics` with one time per step. Got t = {times} instead: give each step "
+                         "its own time.")
     phases = [str(p) for p in ds.phase.values]
     vs = np.asarray(ds.attrs.get("voxel_size", (1.0, 1.0, 1.0)), np.float64)
     # the volume of a voxel: per step where the scans differ (those of a watch), else the attrs'

@@ -228,3 +228,14 @@ def test_transitions_given_in_the_place_of_particles_are_told_to_go_by_keyword(s
                                          r"evolution\(metrics, transitions=\.\.\.\)"):
         measure.evolution(sm, moves)
     assert len(measure.evolution(sm, transitions=moves)) == lab.sizes["t"]
+
+
+def test_two_steps_of_one_time_are_refused(series):
+    # a series' metrics whose t repeats (two scans given one time): each repeated row got the
+    # particles of both steps, counted twice
+    lab, _ = series
+    m = measure.summary(lab).assign_coords(t=[0.0, 0.0, 30.0])
+    tab = measure.particles(lab, max_diameter=32)
+    tab = tab.assign(t=tab["t"].map({0: 0.0, 1: 0.0, 2: 30.0}))
+    with pytest.raises(InputError, match=r"`metrics` with one time per step. Got t = \[0.0, 0.0, 30.0\]"):
+        measure.evolution(m, tab)
