@@ -712,8 +712,8 @@ class Pipeline:
             figures.append(str(out / "thickness.png"))
         if "t" in metrics.dims:  # an operando series: every measurement over time, as a table and curves
             changes = measure.transitions(labels, progress=True) if labels.sizes["t"] > 1 else None
-            with replacing(out / "evolution.csv") as tmp:
-                measure.evolution(metrics, table, changes).to_csv(tmp)
+            with replacing(out / "evolution.csv") as tmp:  # units in the headers, as particles.csv
+                measure.write_table(measure.evolution(metrics, table, changes), tmp)
             series_figure(metrics, table, transitions=changes, path=out / "evolution.png", title="over time")
             figures.append(str(out / "evolution.png"))
             timeslices(vol, labels, path=out / "slices_over_time.png", title="segmentation over time")
@@ -943,7 +943,7 @@ def _write_watch_evolution(out: Path, ledger: dict[str, dict[str, Any]], clock: 
     ev = measure.evolution(ds, table)
     ev.insert(0, "scan", done)
     with replacing(out / "evolution.csv") as tmp:
-        ev.to_csv(tmp)
+        measure.write_table(ev, tmp)
     order = "in the order they were written" if clock == "mtime" else "in name order"
     series_figure(ds, table, path=out / "evolution.png", title=f"{len(done)} scans {order}")
     return True

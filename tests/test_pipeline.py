@@ -391,8 +391,11 @@ def test_pipeline_on_an_operando_series(tmp_path):
     for t in range(3):  # the median filter and the thresholds act on each scan alone
         alone = bigseg.baselines.threshold(bigseg.filters.median(image.isel(t=t), size=3)).values
         np.testing.assert_array_equal(labels.values[t], alone)
-    ev = pd.read_csv(tmp_path / "s" / "evolution.csv", index_col="t")
+    ev = bigseg.measure.read_table(tmp_path / "s" / "evolution.csv").set_index("t")
     assert list(ev.index) == [0, 1, 2]
+    header = (tmp_path / "s" / "evolution.csv").read_text().splitlines()[0].split(",")  # units said in the file
+    assert f"specific_area_pore_cbd [{labels.attrs['unit']}^-1]" in header and "fraction_pore" in header
+    assert ev.attrs["units"]["specific_area_pore_cbd"] == f"{labels.attrs['unit']}^-1"
     for t in range(3):
         np.testing.assert_allclose(ev.loc[t, ["fraction_pore", "fraction_cbd", "fraction_active"]].to_numpy(float),
                                    np.bincount(labels.values[t].ravel(), minlength=3) / labels.values[t].size)

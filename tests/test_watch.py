@@ -50,7 +50,7 @@ def test_once_processes_every_scan_and_records_failures(tmp_path, image, capfd):
     # the done scans, in name order, as the steps of one experiment
     import pandas as pd
 
-    ev = pd.read_csv(tmp_path / "out" / "evolution.csv", index_col="t")
+    ev = bigseg.measure.read_table(tmp_path / "out" / "evolution.csv").set_index("t")
     assert list(ev.scan) == ["scan_a", "scan_b"]
     assert ev.loc[0, "fraction_cbd"] == pytest.approx(ledger["scan_a"]["volume_fraction"]["cbd"])
     assert (tmp_path / "out" / "evolution.png").exists()
@@ -75,7 +75,7 @@ def test_once_processes_every_scan_and_records_failures(tmp_path, image, capfd):
     # scans of other sizes: each step's specific areas per its own volume
     from bigseg.report import read_metrics
 
-    ev = pd.read_csv(tmp_path / "out" / "evolution.csv", index_col="t")
+    ev = bigseg.measure.read_table(tmp_path / "out" / "evolution.csv").set_index("t")
     m = read_metrics(tmp_path / "out" / "scan_a")
     area = float(m["area"].sel(phase_a="pore", phase_b="active"))
     assert ev.loc[1, "scan"] == "scan_a"  # broken, scan_a, scan_b
@@ -92,7 +92,7 @@ def test_scans_numbered_without_zeros_follow_their_numbers(tmp_path, image):
         inbox, tmp_path / "out", once=True, progress=False)
     import pandas as pd
 
-    ev = pd.read_csv(tmp_path / "out" / "evolution.csv", index_col="t")
+    ev = bigseg.measure.read_table(tmp_path / "out" / "evolution.csv").set_index("t")
     assert list(ev.scan) == ["cycle_1", "cycle_2", "cycle_10"]  # was: cycle_1, cycle_10, cycle_2 (text order)
     depth = [bigseg.open_volume(tmp_path / "out" / n / "image.ome.zarr").shape[0] for n in ev.scan]
     assert depth == [15, 16, 24]
@@ -112,7 +112,7 @@ def test_clock_mtime_gives_minutes_since_the_first_scan(tmp_path, image):
     pipe.watch(inbox, tmp_path / "out", once=True, clock="mtime", progress=False)
     import pandas as pd
 
-    ev = pd.read_csv(tmp_path / "out" / "evolution.csv", index_col="t")
+    ev = bigseg.measure.read_table(tmp_path / "out" / "evolution.csv").set_index("t")
     assert list(ev.index) == [0.0, 30.0, 75.0] and list(ev.scan) == ["b_first", "a_second", "c_third"]
     parts = pd.concat([pd.read_csv(tmp_path / "out" / n / "particles.csv") for n in ev.scan])
     assert ev["particles"].sum() == len(parts)
@@ -146,7 +146,7 @@ def test_clashing_names_unsettled_scans_and_other_voxel_sizes(tmp_path, image, c
     import pandas as pd
     from bigseg.report import read_metrics
 
-    ev = pd.read_csv(tmp_path / "out" / "evolution.csv", index_col="t")
+    ev = bigseg.measure.read_table(tmp_path / "out" / "evolution.csv").set_index("t")
     for t, (name, vs) in enumerate((("scan_2", 1.0), ("scan_10", 50.0))):  # each per its own voxel volume
         m = read_metrics(tmp_path / "out" / name)
         area = float(m["area"].sel(phase_a="pore", phase_b="cbd"))
@@ -330,7 +330,7 @@ def test_a_series_in_the_inbox_is_done_and_left_out_of_the_evolution(tmp_path, i
     assert len(fractions["pore"]) == 2 and fractions["pore"][0] == pytest.approx(ledger["scan_1"]["volume_fraction"]["pore"])
     assert json.loads((tmp_path / "out" / "watch.json").read_text()) == json.loads(json.dumps(ledger))
     # the evolution goes on with the single scans (it stopped silently at the series), saying what it leaves out
-    assert list(pd.read_csv(tmp_path / "out" / "evolution.csv").scan) == ["scan_1", "scan_2"]
+    assert list(bigseg.measure.read_table(tmp_path / "out" / "evolution.csv").scan) == ["scan_1", "scan_2"]
     assert "evolution.csv leaves out scan_3: a series" in capfd.readouterr().err
 
 
@@ -387,7 +387,7 @@ def test_a_done_scan_whose_results_were_removed_is_done_again(tmp_path, image):
     shutil.rmtree(out / "scan_b")
     pipe.watch(inbox, out, once=True, progress=False)
     assert (out / "scan_b" / "run.json").exists()
-    assert list(pd.read_csv(out / "evolution.csv").scan) == ["scan_a", "scan_b", "scan_c"]
+    assert list(bigseg.measure.read_table(out / "evolution.csv").scan) == ["scan_a", "scan_b", "scan_c"]
 
 
 def test_a_scan_stamped_by_a_clock_ahead_is_taken_once_it_settles(tmp_path, image, monkeypatch):
@@ -431,6 +431,7 @@ def test_a_watch_started_again_with_another_clock_rewrites_the_evolution(tmp_pat
         os.utime(inbox / f"{name}.npy", (1.7e9 + 60 * minutes, 1.7e9 + 60 * minutes))
     pipe = Pipeline(chunks=16, predict={"model": "threshold"}, measure={"particles": False, "connectivity": None})
     pipe.watch(inbox, tmp_path / "out", once=True, progress=False)
-    assert list(pd.read_csv(tmp_path / "out" / "evolution.csv").t) == [0, 1]
+    assert list(bigseg.measure.read_table(tmp_path / "out" / "evolution.csv").t) == [0, 1]
     pipe.watch(inbox, tmp_path / "out", once=True, clock="mtime", progress=False)
-    assert list(pd.read_csv(tmp_path / "out" / "evolution.csv").t) == [0.0, 45.0]
+    assert list(bigseg.measure.read_table(tmp_path / "out" / "evolution.csv").t) == [0.0, 45.0]
+    assert (tmp_path / "out" / "evolution.csv").read_text().startswith("t [min],scan,")  # steps or minutes: said

@@ -71,13 +71,16 @@ def _series(args: argparse.Namespace) -> int:
     s = run_series_demo(args.out if "out" in given else "out/demo-series", size=args.size if "size" in given else 64,
                         steps=args.steps, chunks=args.chunks if "chunks" in given else 32, seed=args.seed,
                         model=args.model, temporal=args.temporal, progress=args.progress)
-    ev = pd.read_csv(s["evolution"], index_col="t")
+    from ..measure import read_table
+
+    ev = read_table(s["evolution"]).set_index("t")  # (headers with their units: "t [min]")
     print(f"\nbigseg demo: {s['steps']} scans of {s['size']}³, {s['seconds']} s")
     print("  drift found (z, y, x voxels): " + "; ".join(",".join(f"{v:+.1f}" for v in d) for d in s["drift_found"])
           + "   true: " + "; ".join(",".join(f"{v:+d}" for v in d) for d in s["true_drift"]))
     cols = [c for c in ("fraction_cbd", "iou_cbd", "cbd_to_pore", "particles_inside", "particles_continued",
                         "median_detachment") if c in ev]
-    print(f"  {'t':<22}" + "".join(f"{t:>10}" for t in ev.index))
+    t_name = f"t [{ev.attrs['time_unit']}]" if ev.attrs.get("time_unit") else "t"
+    print(f"  {t_name:<22}" + "".join(f"{t:>10}" for t in ev.index))
     for c in cols:  # counts as counts, fractions to 3 places
         fmt = "{:.0f}" if c.startswith("particles") else "{:.3f}"
         print(f"  {c:<22}" + "".join(f"{'—' if pd.isna(v) else fmt.format(v):>10}" for v in ev[c]))

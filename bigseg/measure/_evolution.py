@@ -18,6 +18,21 @@ __all__ = ["evolution", "transitions"]
 PARTICLE_MEDIANS = ("equivalent_diameter", "sphericity", "detachment", "contact_cbd", "contact_particle")
 
 
+def _column_units(table: pd.DataFrame, unit: str, t_unit: str) -> dict[str, str]:
+    """The unit of each column of :func:`evolution`'s table (``"1"``: a share, ``""``: a count or
+    a yes/no), its index ``t`` among them (the times' unit, ``""`` for steps)."""
+    def of(col: str) -> str:
+        if col.startswith("specific_area_"):
+            return f"{unit}^-1"
+        if col == "median_equivalent_diameter":
+            return unit
+        if col.startswith(("particles", "percolating_")):
+            return ""
+        return "1"  # fractions, coverages, IoU, transitions, sphericity, contact shares
+
+    return {"t": t_unit, **{str(c): of(str(c)) for c in table.columns}}
+
+
 def transitions(labels: Any, *, phases: Any = None, progress: bool = False) -> xr.DataArray:
     """Voxels that change phase from each scan of a (t, z, y, x) series to the next, e.g. CBD
     that became pore (detachment) or pore that became active material (swelling).
@@ -81,8 +96,9 @@ def evolution(metrics: xr.Dataset, particles: pd.DataFrame | None = None,
     (equivalent diameter in ``unit``, sphericity, detachment = pore contact, CBD and particle
     contact; NaN when no particle lies inside); with transitions, ``<a>_to_<b>`` for every pair
     of different phases (the fraction of the volume that changed from a to b since the step
-    before; NaN at the first step). ``attrs`` hold the unit and, when the ``t`` coordinate states
-    one (its ``units``), ``time_unit``. The interface areas are divided by
+    before; NaN at the first step). ``attrs`` hold the unit, each column's unit (``units``; with
+    ``t``, the times' unit) and, when the ``t`` coordinate states one (its ``units``),
+    ``time_unit``; :func:`write_table` writes them into the headers. The interface areas are divided by
     each step's own volume (its voxel count times the volume of a voxel: a ``voxel_volume``
     coordinate over ``t`` where the steps' voxel sizes differ, else ``attrs["voxel_size"]``).
     """
@@ -168,6 +184,7 @@ def evolution(metrics: xr.Dataset, particles: pd.DataFrame | None = None,
                     col = transitions.sel(from_phase=a, to_phase=b).to_series()
                     out[f"{a}_to_{b}"] = col.reindex(out.index).to_numpy()
     out.attrs["unit"] = str(ds.attrs.get("unit", "voxel"))
+    out.attrs["units"] = _column_units(out, out.attrs["unit"], time_unit(ds.t))
     if "area" in ds and ds["area"].attrs.get("method"):  # what made the specific areas (faces read 30-60 % higher)
         out.attrs["area_method"] = str(ds["area"].attrs["method"])
     if time_unit(ds.t):  # the times' unit (minutes, seconds...), for tables and figures to say

@@ -357,8 +357,6 @@ def write_report(run: str | os.PathLike, *, path: str | os.PathLike | None = Non
     -------
     The path of the report.
     """
-    import pandas as pd
-
     run = Path(run)
     ds = read_metrics(run)
     info = _run_info(run)
@@ -415,7 +413,9 @@ def write_report(run: str | os.PathLike, *, path: str | os.PathLike | None = Non
             table.attrs["time_unit"] = time_unit(ds.t)
         parts.append(_particles_section(table))
     if (run / "evolution.csv").exists():
-        parts.append(_evolution_section(pd.read_csv(run / "evolution.csv"), str(ds.attrs.get("unit", "")),
+        from ..measure import read_table
+
+        parts.append(_evolution_section(read_table(run / "evolution.csv"), str(ds.attrs.get("unit", "")),
                                         time_unit(ds.t) if "t" in ds.dims else "",
                                         str(ds["area"].attrs.get("method", "")) if "area" in ds else ""))
     if info.get("timings_s"):
