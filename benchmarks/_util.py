@@ -67,21 +67,37 @@ def machine() -> dict:
             "python": platform.python_version(), "date": time.strftime("%Y-%m-%d")}
 
 
-def recording() -> bool:
+def recording(env: dict[str, str] | None = None) -> bool:
     """Whether this run replaces the committed ``results/<name>.json`` (the figures README quotes):
     the script's reference run (no arguments, as ``make bench`` runs it), ``--merge`` (predict's
     documented way to update its rows) or ``BENCH_RECORD=1``. Any other run (a quick ``--sizes 32``
     check, another machine's ``--threads 16``) goes to ``results/<name>.local.json`` (git-ignored):
-    was written over the committed results without a word."""
-    return not sys.argv[1:] or "--merge" in sys.argv[1:] or os.environ.get("BENCH_RECORD") == "1"
+    was written over the committed results without a word. ``env``: the environment variables
+    that size a benchmark configured by them, with their defaults (``{"SHAPE": "48,128,128"}``):
+    one set to another value (a quick ``SHAPE=16,32,32`` check) is such another run too."""
+    if os.environ.get("BENCH_RECORD") == "1":
+        return True
+    if any(os.environ.get(k, v) != v for k, v in (env or {}).items()):
+        return False
+    return not sys.argv[1:] or "--merge" in sys.argv[1:]
 
 
-def save(name: str, payload: dict) -> Path:
+def no_options(doc: str | None) -> None:
+    """The command line of a benchmark configured by environment variables only: ``--help``
+    prints its docstring (and runs nothing); any other argument is refused rather than ignored
+    (``--sizes 32`` ran the whole benchmark, minutes, and wrote over its committed results)."""
+    import argparse
+
+    argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
+
+
+def save(name: str, payload: dict, *, env: dict[str, str] | None = None) -> Path:
     RESULTS.mkdir(exist_ok=True)
-    record = recording()
+    record = recording(env)
     path = RESULTS / (f"{name}.json" if record else f"{name}.local.json")
     path.write_text(json.dumps({"machine": machine(), "argv": sys.argv[1:], **payload}, indent=2))
     if not record:
-        print(f"(results/{name}.json, the committed reference run, left as it was: this run has other arguments; "
+        print(f"(results/{name}.json, the committed reference run, left as it was: this run has other arguments "
+              f"or settings; "
               f"BENCH_RECORD=1 replaces it)", file=sys.stderr)
     return path

@@ -16,7 +16,8 @@ Also the time of the field-of-view passes (find it, normalise inside, fill) agai
 segmentation, on this machine.
 
 Run: ``flock /tmp/bigseg-bench.lock nice .venv/bin/python benchmarks/bench_fov.py``
-(``SHAPE=z,y,x``, default 48,128,128; ~2 min). Writes ``benchmarks/results/fov.json``.
+(``SHAPE=z,y,x``, default 48,128,128; ~2 min). Writes ``benchmarks/results/fov.json`` (another
+``SHAPE``: ``results/fov.local.json``, git-ignored).
 """
 
 from __future__ import annotations
@@ -24,12 +25,18 @@ from __future__ import annotations
 import json
 import os
 import platform
+import sys
 import time
 
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SHAPE = tuple(int(v) for v in os.environ.get("SHAPE", "48,128,128").split(","))
+sys.path.insert(0, HERE)
+from _util import no_options, save  # noqa: E402
+
+#: the environment variables that configure this benchmark, with their defaults (another value: not the reference run)
+ENV = {"SHAPE": "48,128,128"}
+SHAPE = tuple(int(v) for v in os.environ.get("SHAPE", ENV["SHAPE"]).split(","))
 PRESETS = ("nano-ct-phase", "nano-ct-absorption", "lab-micro-ct", "synchrotron-micro-ct")
 
 
@@ -72,12 +79,11 @@ def main() -> dict:
             for key in rows[0] if key.endswith(("iou", "pp"))}
     out = {"shape": list(SHAPE), "machine": f"{platform.machine()}, {os.cpu_count()} cores", "rows": rows,
            "mean": mean, "date": time.strftime("%Y-%m-%d")}
-    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    with open(os.path.join(HERE, "results", "fov.json"), "w") as f:
-        json.dump(out, f, indent=1)
     print(json.dumps(mean, indent=1))
+    print(f"wrote {save('fov', out, env=ENV)}")
     return out
 
 
 if __name__ == "__main__":
+    no_options(__doc__)
     main()

@@ -18,7 +18,9 @@ land together, far below the targets of issue #6, the imaging, not the network's
 training length, sets the limit.
 
 Run: ``PRESETS=nano-ct-phase,lab-micro-ct THREADS=2 nice .venv/bin/python benchmarks/bench_model_capacity.py``
-(about 14 min per preset on a shared 2-core CPU). Writes ``benchmarks/results/model_capacity.json``.
+(about 14 min per preset on a shared 2-core CPU). Writes ``benchmarks/results/model_capacity.json``
+(with ``PRESETS``, ``STEPS``, ``BATCH``, ``WIDE``, ``DEVICE`` or ``AMP`` set to another value than the
+default and no ``NAME``: ``results/model_capacity.local.json``, git-ignored).
 
 On a GPU, the long run issue #6 asks for: ``DEVICE=cuda STEPS=20000 BATCH=16 WIDE=32,64,128
 PRESETS=nano-ct-phase NAME=model_capacity_cuda python benchmarks/bench_model_capacity.py``
@@ -28,7 +30,6 @@ PRESETS=nano-ct-phase NAME=model_capacity_cuda python benchmarks/bench_model_cap
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import sys
@@ -39,9 +40,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import bench_model_quality as quality  # noqa: E402  (the test volumes and scoring helpers)
+from _util import no_options, save  # noqa: E402
 
 TRAIN_SHAPE = (96, 160, 160)
 WIDE_CHANNELS = (32, 64, 128)
+#: the environment variables that configure this benchmark, with their defaults (another value, without ``NAME``:
+#: not the reference run)
+ENV = {"PRESETS": "nano-ct-phase,lab-micro-ct", "STEPS": "1500", "BATCH": "4", "WIDE": ",".join(map(str, WIDE_CHANNELS)),
+       "DEVICE": "", "AMP": "bf16"}
 
 
 def main() -> int:
@@ -53,11 +59,11 @@ def main() -> int:
     from bigseg import models, synth
 
     torch.set_num_threads(int(os.environ.get("THREADS", "1")))
-    presets = os.environ.get("PRESETS", "nano-ct-phase,lab-micro-ct").split(",")
-    steps = int(os.environ.get("STEPS", "1500"))
+    presets = os.environ.get("PRESETS", ENV["PRESETS"]).split(",")
+    steps = int(os.environ.get("STEPS", ENV["STEPS"]))
     device = os.environ.get("DEVICE") or None
-    batch = int(os.environ.get("BATCH", "4"))
-    wide = tuple(int(c) for c in os.environ.get("WIDE", ",".join(map(str, WIDE_CHANNELS))).split(","))
+    batch = int(os.environ.get("BATCH", ENV["BATCH"]))
+    wide = tuple(int(c) for c in os.environ.get("WIDE", ENV["WIDE"]).split(","))
     epochs = 10
     default = models.load("default")
     phases = default.phases
@@ -80,7 +86,7 @@ def main() -> int:
             for name, kw in recipes.items():
                 t = time.perf_counter()
                 m = bigseg.train(tr_raw, tr_lab, epochs=epochs, steps_per_epoch=steps // epochs, lr_decay=0.8, batch_size=batch,
-                                 amp=os.environ.get("AMP", "bf16"), progress=False, seed=1, patience=None, device=device, **kw)
+                                 amp=os.environ.get("AMP", ENV["AMP"]), progress=False, seed=1, patience=None, device=device, **kw)
                 dt = time.perf_counter() - t
                 ds = bigseg.infer.segment(raw, m, probabilities=True)  # on the GPU where there is one (train returns it on the CPU)
                 pred = ds["labels"].values
@@ -97,11 +103,11 @@ def main() -> int:
            "machine": (f"{platform.machine()}, {os.cpu_count()} CPUs" + (f", {torch.cuda.get_device_name()}" if device and
                        device.startswith("cuda") else " shared with other jobs (timings pessimistic)")),
            "torch_threads": torch.get_num_threads(), "python": sys.version.split()[0]}
-    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    with open(os.path.join(HERE, "results", os.environ.get("NAME", "model_capacity") + ".json"), "w") as fh:
-        json.dump(out, fh, indent=1)
+    # NAME names a run of its own (the GPU run below): recorded as asked
+    print(f"wrote {save(os.environ.get('NAME', 'model_capacity'), out, env=None if 'NAME' in os.environ else ENV)}")
     return 0
 
 
 if __name__ == "__main__":
+    no_options(__doc__)
     raise SystemExit(main())

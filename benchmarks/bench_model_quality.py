@@ -37,7 +37,9 @@ every phase; fine-tuning must improve the default model on the new volume.
 
 Run: ``flock /tmp/bigseg-bench.lock nice .venv/bin/python benchmarks/bench_model_quality.py``
 Writes ``benchmarks/results/model_quality.json`` and draws ``docs/images/model_quality.png``
-(``PNG=`` to change). Timings on a shared 2-core machine are
+(``PNG=`` to change; with ``SHAPE``, ``MODEL``, ``AMP``, ``FT_EPOCHS`` or ``SPECIALIST_EPOCHS``
+set to another value than the default: ``results/model_quality.local.json`` and ``.local.png``,
+git-ignored). Timings on a shared 2-core machine are
 pessimistic.
 """
 
@@ -52,8 +54,13 @@ import time
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from _util import no_options, recording, save  # noqa: E402
+
+#: the environment variables that configure this benchmark, with their defaults (another value: not the reference run)
+ENV = {"SHAPE": "48,128,128", "MODEL": "default", "AMP": "bf16", "FT_EPOCHS": "4", "SPECIALIST_EPOCHS": "6"}
 TARGETS = {"pore": 0.93, "cbd": 0.75, "active": 0.97}
-SHAPE = tuple(int(v) for v in os.environ.get("SHAPE", "48,128,128").split(","))
+SHAPE = tuple(int(v) for v in os.environ.get("SHAPE", ENV["SHAPE"]).split(","))
 SPECIALIST_SHAPE = (64, 128, 128)
 COARSE_SHAPE = (96, 192, 192)
 COARSE_RADII = (16, 24)
@@ -380,12 +387,14 @@ def main() -> int:
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs shared with other jobs (timings pessimistic)",
         "torch_threads": torch.get_num_threads(), "python": sys.version.split()[0],
     }
-    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    with open(os.path.join(HERE, "results", "model_quality.json"), "w") as fh:
-        json.dump(out, fh, indent=1)
-    draw(results, mean_frac, os.environ.get("PNG", os.path.join(HERE, "..", "docs", "images", "model_quality.png")))
+    print(f"wrote {save('model_quality', out, env=ENV)}")
+    # the README's figure from the reference run only; another run's beside its results.local.json
+    png = os.path.join(HERE, "..", "docs", "images", "model_quality.png") if recording(ENV) else \
+        os.path.join(HERE, "results", "model_quality.local.png")
+    draw(results, mean_frac, os.environ.get("PNG", png))
     return 0
 
 
 if __name__ == "__main__":
+    no_options(__doc__)
     raise SystemExit(main())

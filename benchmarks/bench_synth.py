@@ -1,6 +1,7 @@
 """Throughput and peak memory of synthetic electrode + tomogram generation into OME-Zarr.
 
-    python benchmarks/bench_synth.py [--sizes 256,512] [--big] [--chunks 128] [--workdir DIR]
+    python benchmarks/bench_synth.py [--sizes 256,512] [--big] [--chunks 128] [--probes 64,128,256]
+                                     [--workdir DIR]
 
 Cases (each in a fresh interpreter; the child reports its own peak RSS from
 ``VmHWM``, which covers all its threads):
@@ -11,6 +12,10 @@ Cases (each in a fresh interpreter; the child reports its own peak RSS from
   written block by block (labels are generated twice: once under the tomogram, once written);
 * peer ``in-memory``: the same labels + tomogram computed as one whole-volume block in NumPy
   (what a non-blocked generator does), to show what the block-wise write saves.
+* ``block_count_probe``: the tomogram of ``--probes`` sizes in 16**3 blocks (as many blocks as
+  256**3 .. 1024**3 in 128**3 chunks), with the generated labels' own halo and with a halo
+  exchange between blocks (~3 min for the default sizes; ``--probes ""`` skips it: a quick
+  ``--sizes 32 --inmemory 32 --probes ""`` check takes seconds).
 
 ``--big`` adds 1024**3 (minutes on a 2-core machine). Peak RSS should stay roughly flat as the
 volume grows (only the particle list grows, ~0.3 KiB per particle).
@@ -131,6 +136,8 @@ def main() -> None:
     ap.add_argument("--big", action="store_true", help="add 1024^3")
     ap.add_argument("--chunks", type=int, default=128)
     ap.add_argument("--inmemory", default="256", help="sizes for the in-memory peer (default 256)")
+    ap.add_argument("--probes", default="64,128,256",
+                    help="sizes of the block-count probe in 16^3 blocks (default 64,128,256; '' for none)")
     ap.add_argument("--workdir", default="/tmp/bigseg-bench-synth")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")] + ([1024] if args.big else [])
@@ -164,13 +171,16 @@ def main() -> None:
         print(f"{r['size']:>5}³ | {r['labels']['mvox_s']:>13.2f} {r['labels']['rss_mib']:>8.0f} | "
               f"{r['synth']['mvox_s']:>19.2f} {r['synth']['rss_mib']:>8.0f} | {memtxt} | {r['labels']['n_particles']}")
     probes = []
+    probe_sizes = [int(v) for v in args.probes.split(",") if v.strip()]
     for generic in (False, True):
-        for n in (64, 128, 256):
+        for n in probe_sizes:
             probes.append(child(PROBE.format(n=n, c=16, generic=generic, dst=str(work / f"probe{n}.ome.zarr"))))
             shutil.rmtree(work / f"probe{n}.ome.zarr", ignore_errors=True)
-    print("\ntomogram with 16^3 blocks (64 -> 4096 blocks): peak RSS MiB")
-    print(f"{'size':>6} | {'blocks':>6} | {'own halo (default)':>18} | {'halo exchange':>13}")
-    for a, b in zip(probes[:3], probes[3:]):
+    if probes:
+        print(f"\ntomogram with 16^3 blocks ({probes[0]['blocks']} -> {probes[len(probe_sizes) - 1]['blocks']} blocks): "
+              "peak RSS MiB")
+        print(f"{'size':>6} | {'blocks':>6} | {'own halo (default)':>18} | {'halo exchange':>13}")
+    for a, b in zip(probes[:len(probe_sizes)], probes[len(probe_sizes):]):
         print(f"{a['size']:>5}³ | {a['blocks']:>6} | {a['rss_mib']:>18.0f} | {b['rss_mib']:>13.0f}")
     path = save("synth", {"chunks": args.chunks, "kernel_128_one_core": kernel, "cases": rows,
                           "block_count_probe": probes,

@@ -18,7 +18,8 @@ run it (:func:`bigseg.infer._temporal.staged`).
 
 Run: ``flock /tmp/bigseg-bench.lock nice .venv/bin/python benchmarks/bench_temporal.py``
 (``SHAPE``/``STEPS`` for quality, default 64,64,64 and 5; ``MEM_SHAPE``/``MEM_STEPS`` for
-memory, default 64,256,256 and 4; ~6 min). Writes ``benchmarks/results/temporal.json``.
+memory, default 64,256,256 and 4; ~6 min). Writes ``benchmarks/results/temporal.json`` (any of
+them set to another value: ``results/temporal.local.json``, git-ignored).
 """
 
 from __future__ import annotations
@@ -32,12 +33,14 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _util import PEAK_RSS, run_case, save  # noqa: E402
+from _util import PEAK_RSS, no_options, run_case, save  # noqa: E402
 
-SHAPE = tuple(int(v) for v in os.environ.get("SHAPE", "64,64,64").split(","))
-STEPS = int(os.environ.get("STEPS", "5"))
-MEM_SHAPE = tuple(int(v) for v in os.environ.get("MEM_SHAPE", "64,256,256").split(","))
-MEM_STEPS = int(os.environ.get("MEM_STEPS", "4"))
+#: the environment variables that configure this benchmark, with their defaults (another value: not the reference run)
+ENV = {"SHAPE": "64,64,64", "STEPS": "5", "MEM_SHAPE": "64,256,256", "MEM_STEPS": "4"}
+SHAPE = tuple(int(v) for v in os.environ.get("SHAPE", ENV["SHAPE"]).split(","))
+STEPS = int(os.environ.get("STEPS", ENV["STEPS"]))
+MEM_SHAPE = tuple(int(v) for v in os.environ.get("MEM_SHAPE", ENV["MEM_SHAPE"]).split(","))
+MEM_STEPS = int(os.environ.get("MEM_STEPS", ENV["MEM_STEPS"]))
 PRESETS = ("nano-ct-phase", "nano-ct-absorption", "lab-micro-ct")
 RADII = (0, 1, 2)
 
@@ -126,9 +129,10 @@ def main() -> dict:
         mem = memory(Path(tmp))
     out = {"shape": list(SHAPE), "steps": STEPS, "quality": rows,
            "memory": {"shape": list(MEM_SHAPE), "steps": MEM_STEPS, "rows": mem}}
-    save("temporal", out)
+    print(f"wrote {save('temporal', out, env=ENV)}")
     return out
 
 
 if __name__ == "__main__":
+    no_options(__doc__)
     main()

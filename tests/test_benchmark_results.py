@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -37,3 +38,32 @@ def test_a_quick_run_leaves_the_committed_results_alone(util, tmp_path, monkeypa
     for argv in (["bench_ingest.py"], ["bench_predict.py", "--sizes", "256", "--merge"]):
         monkeypatch.setattr(sys, "argv", argv)
         assert util.save("x", {}) == tmp_path / "x.json"
+
+
+def test_a_benchmark_sized_by_its_environment_leaves_the_committed_results_alone(util, tmp_path, monkeypatch):
+    """Was: `SHAPE=16,48,48 python benchmarks/bench_fov.py` (a quick check of a benchmark configured
+    by environment variables) wrote over results/fov.json; bench_model_quality also over the README's
+    docs/images/model_quality.png."""
+    env = {"SHAPE": "48,128,128", "STEPS": "5"}
+    monkeypatch.setattr(sys, "argv", ["bench_fov.py"])
+    monkeypatch.delenv("SHAPE", raising=False)
+    monkeypatch.delenv("STEPS", raising=False)
+    assert util.recording(env)
+    monkeypatch.setenv("SHAPE", "48,128,128")  # the default, spelt out: still the reference run
+    assert util.save("fov", {}, env=env) == tmp_path / "fov.json"
+    monkeypatch.setenv("SHAPE", "16,48,48")
+    assert not util.recording(env)
+    assert util.save("fov", {}, env=env) == tmp_path / "fov.local.json"
+    monkeypatch.setenv("BENCH_RECORD", "1")
+    assert util.save("fov", {}, env=env) == tmp_path / "fov.json"
+
+
+@pytest.mark.parametrize("name", ["bench_fov", "bench_temporal", "bench_model_quality", "bench_model_capacity"])
+def test_a_benchmark_without_options_answers_help_and_refuses_others(name):
+    """Was: these take environment variables only and ignored their arguments: `--help` (or a quick
+    `--sizes 32`) ran the whole benchmark, 1 to 30 minutes, and wrote its committed results."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    done = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and f"usage: {name}.py" in done.stdout and "Run:" in done.stdout
+    done = subprocess.run([sys.executable, str(script), "--sizes", "32"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "unrecognized arguments: --sizes 32" in done.stderr

@@ -12,7 +12,7 @@ from ._common import (add_cluster_args, add_progress_args, cluster_from_args, co
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "filter", help="normalize / median / gaussian / unsharp a volume into a new OME-Zarr",
+        "filter", help="align / normalize / median / gaussian / unsharp a volume into a new OME-Zarr",
         description="Filter a volume block by block (exact: equal to scipy/scikit-image on the whole array). "
                     "Steps run in the order align -> normalize -> median -> gaussian -> unsharp; give at least one. "
                     "LRCS-Net preprocessing: --median 3 --unsharp 6,0.6 --unsharp-2d. An interrupted run of the same "

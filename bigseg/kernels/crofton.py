@@ -1,4 +1,4 @@
-"""Interface areas by the Cauchy-Crofton formula on the 13 neighbour directions (pure NumPy).
+"""Interface areas by the Cauchy-Crofton formula on the 13 neighbour directions (NumPy/numba, no dask).
 
 Stereology's ``S_V = 2 P_L``: a surface's area per volume is twice the mean number of its
 crossings per unit length of test lines of uniformly random direction. On a voxel grid the test
