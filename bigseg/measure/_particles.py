@@ -277,7 +277,9 @@ def particles(labels: Any, *, phase: str | int = "active", intensity: Any = None
       than about 14 voxels);
     * ``centroid_z/y/x`` (``unit``, voxel centres at index × voxel size, plus the volume's
       origin: a box cut from a scan gives positions in the scan); ``bbox_z0/y0/x0``,
-      ``bbox_z1/y1/x1`` (voxel indices, half-open as scikit-image's ``bbox``);
+      ``bbox_z1/y1/x1`` (voxel indices into ``labels`` as given, half-open as scikit-image's
+      ``bbox``: for a box cut from a scan, indices of the box, where the centroids are in the
+      scan's frame; ``bigseg.io.origin_of`` gives where the box starts in the scan, in ``unit``);
     * ``mean_intensity``, ``min_intensity``, ``max_intensity``: the particle's grey values
       (``intensity_mean``/``_min``/``_max`` of ``skimage.measure.regionprops``; NaN without
       ``intensity``). NaN and inf grey values are no measurement: they are left out, counted in
