@@ -1,6 +1,7 @@
 """bigseg: segment and quantify battery-electrode X-ray CT volumes too big for one computer's memory.
 
-Public API (see the README and ``shared/API.md``)::
+Public API (see the README, "The API in a few lines"; the contract it keeps is the team's ``../shared/API.md``,
+beside this repository, checked by ``tests/test_api_contract.py``)::
 
     bigseg.open_volume, bigseg.save_volume, bigseg.save_labels, bigseg.ingest, bigseg.export, bigseg.connect
     bigseg.predict, bigseg.train                      (inference / training, import torch lazily)

@@ -94,10 +94,15 @@ def outside_caller(skip: int = 0) -> tuple[types.FrameType | None, int]:
     return frame, level
 
 
+#: whether :func:`warn_caller` points at the caller's line: not while the command line runs a command (its
+#: warnings are bigseg's own one-liners, as its errors; pointed at runpy they read "<frozen runpy>:88: ...")
+POINT_AT_CALLER = [True]
+
+
 def warn_caller(message: str, category: type[Warning] = UserWarning) -> None:
     """``warnings.warn`` pointing at the first line outside bigseg, however deep the call: through a
     series' per-scan wrapper a fixed ``stacklevel`` pointed into bigseg instead of the user's script."""
     import warnings
 
-    level = outside_caller(1)[1]
+    level = outside_caller(1)[1] if POINT_AT_CALLER[0] else 1
     warnings.warn(message, category, stacklevel=level + 1)

@@ -19,7 +19,7 @@ import warnings
 from typing import Any
 
 from .._version import version
-from ..errors import BigsegError, UncalibratedWarning
+from ..errors import POINT_AT_CALLER, BigsegError, UncalibratedWarning
 from ._terms import command_parser, in_cli_terms
 
 __all__ = ["main", "build_parser"]
@@ -190,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
             default_show(message, category, filename, lineno, file, line)
 
     before = _quiet_shutdown_on_interrupt()
+    at_caller, POINT_AT_CALLER[0] = POINT_AT_CALLER[0], False  # bigseg's warnings told as its own (show above)
     try:
         with warnings.catch_warnings():
             warnings.showwarning = show
@@ -209,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141  # as a shell reports a command ended by SIGPIPE
     finally:
+        POINT_AT_CALLER[0] = at_caller
         if before is not None:
             import signal
 

@@ -463,7 +463,7 @@ def save_volume(
            progress=progress, resume_key=resume_key, argument="path")
     if replaced:  # an image is replaced whole: its labels described the old one (a filtered copy saved over
         # its own source lost a segmentation without a word)
-        warn_caller(f"save_volume replaced {str(dest)!r} and with it the label images saved into it "
+        warn_caller(f"{str(dest)!r} was replaced, and with it the label images saved into it "
                     f"({', '.join(replaced)}): they described the image that was there. Save them again with "
                     "bigseg.save_labels if they still apply, or write the new image elsewhere.", LabelsReplacedWarning)
     return str(dest)

@@ -58,6 +58,19 @@ def test_replacing_an_image_says_which_label_images_went_with_it(tmp_path):
     bigseg.save_volume(open_volume(image) * 2, image, overwrite=True, progress=False)  # no labels: nothing to say
 
 
+def test_the_command_line_tells_bigsegs_warnings_as_its_own(tmp_path, capsys):
+    """A warning pointed at the caller's line (warn_caller) read "<frozen runpy>:88:
+    LabelsReplacedWarning: ..." on the command line: the first line outside bigseg was runpy's."""
+    image = tmp_path / "scan.ome.zarr"
+    np.save(tmp_path / "scan.npy", np.arange(512, dtype=np.float32).reshape(8, 8, 8))
+    bigseg.save_volume(np.load(tmp_path / "scan.npy"), image, progress=False)
+    bigseg.save_labels(np.zeros((8, 8, 8), np.uint8), image, phases=["pore"], progress=False)
+    assert main(["ingest", str(tmp_path / "scan.npy"), str(image), "--overwrite", "--voxel-size", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "bigseg ingest: warning: " in err and "label images saved into it (segmentation)" in err
+    assert "LabelsReplacedWarning" not in err and __file__ not in err
+
+
 def test_export_refuses_a_folder_of_other_files_and_a_folder_for_a_file(place):
     vol = bigseg.ingest(place / "scan.npy", place / "s.ome.zarr", progress=False)
     with pytest.raises(OutputExistsError, match="other files than TIFF slices \\(notes.txt\\)"):
