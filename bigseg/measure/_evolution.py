@@ -57,7 +57,9 @@ def transitions(labels: Any, *, phases: Any = None, progress: bool = False) -> x
     counts = confusion(before, after, phases=phases, progress=progress)
     total = counts.sum(("truth_phase", "pred_phase"))
     out = (counts / total).rename(truth_phase="from_phase", pred_phase="to_phase")
-    out = out.assign_coords(t=lab["t"][1:].variable, voxels=("t", total.values.astype(np.int64)))  # units kept
+    out = out.assign_coords(t=lab["t"][1:].variable,  # (the times' units kept)
+                            voxels=("t", total.values.astype(np.int64),
+                                    {"units": "voxel", "long_name": "voxels labelled in both scans"}))
     out.name = "transitions"
     out.attrs = {"units": "1", "long_name": "fraction of the volume that changed from from_phase to to_phase",
                  **{k: v for k, v in counts.attrs.items() if k in ("voxel_size", "unit", "shape")}}

@@ -183,6 +183,10 @@ def test_a_particle_table_of_one_volume_is_refused_for_a_series(series):
 def test_units_are_stated(series):
     lab, truth = series
     assert measure.transitions(lab).attrs["units"] == "1"
+    assert measure.transitions(lab).voxels.attrs["units"] == "voxel"  # (a count, not a volume)
+    units = measure.evolution(measure.summary(lab), transitions=measure.transitions(lab)).attrs["units"]
+    unit = lab.attrs["unit"]
+    assert units["fraction_pore"] == units["pore_to_cbd"] == "1" and units["specific_area_pore_cbd"] == f"{unit}^-1"
     ag = measure.agreement([lab, truth], truth=truth)
     assert all(ag[v].attrs.get("units") == "1" for v in ("iou", "dice", "precision", "recall", "volume_fraction"))
     sp = measure.spread([measure.volume_fractions(lab), measure.volume_fractions(truth)])
