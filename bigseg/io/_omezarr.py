@@ -284,10 +284,19 @@ def _write_multiscale(
         }
     elif labels:  # instance labels (e.g. particle ids): no names, viewers pick the colours
         meta["image-label"] = {"source": {"image": "../../"}} if of_image else {}
+    channels = vol.attrs.get("channels") if "c" in dims else None
+    if channels is not None and len(channels) == vol.sizes["c"]:  # probabilities: each channel named and
+        # coloured by its phase for other viewers (napari, Fiji/MoBIE read OME's "omero" block), 0..1 shown
+        meta["omero"] = {"channels": [
+            {"label": str(n), "color": "".join(f"{v:02X}" for v in phase_colour(str(n), i)[:3]), "active": True,
+             "window": {"min": 0.0, "max": 1.0, "start": 0.0, "end": 1.0}} for i, n in enumerate(channels)],
+            "rdefs": {"model": "color"}}
     if v2:  # OME-Zarr v0.4: its metadata at the top, each with its version
         group.attrs["multiscales"] = [{**ms, "version": "0.4"} for ms in meta["multiscales"]]
         if "image-label" in meta:
             group.attrs["image-label"] = {**meta["image-label"], "version": "0.4"}
+        if "omero" in meta:
+            group.attrs["omero"] = meta["omero"]
     else:
         group.attrs["ome"] = meta
     times = _times(vol)

@@ -234,6 +234,11 @@ def test_probabilities_keep_their_phase_names_through_a_store(tmp_path):
     np.testing.assert_array_equal(back.sel(phase="active").values, p[2].astype(np.float16))
     again = open_volume(save_volume(back, tmp_path / "q.ome.zarr"))  # and again, as it came back
     assert list(again.phase.values) == ["pore", "cbd", "active"]
+    # other viewers (napari, Fiji/MoBIE) name and colour the channels from OME's "omero" block
+    omero = json.loads((tmp_path / "p.ome.zarr" / "zarr.json").read_text())["attributes"]["ome"]["omero"]
+    assert [c["label"] for c in omero["channels"]] == ["pore", "cbd", "active"]
+    assert all(len(c["color"]) == 6 and c["window"]["max"] == 1.0 for c in omero["channels"])
+    assert len({c["color"] for c in omero["channels"]}) == 3
     # NaN (no data: outside a field of view) is left out of the summary and counted (was: all nan)
     p[:, :, :2] = np.nan
     info = bigseg.io.volume_info(save_volume(xr.DataArray(p, dims=("phase", "z", "y", "x")), tmp_path / "n.ome.zarr"))
