@@ -1,10 +1,19 @@
-"""The installed bigseg version (package metadata), or a source tree's pyproject.toml."""
+"""The installed bigseg version (package metadata), or a source tree's pyproject.toml; and the
+environment a result was computed in (:func:`environment`), for the records runs and models keep."""
 
 from __future__ import annotations
 
+import os
+import platform
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
-__all__ = ["version"]
+__all__ = ["version", "environment", "processor_name"]
+
+#: the libraries whose versions can change the numbers (filters, inference, labelling, metrics, files)
+_PACKAGES = ("numpy", "scipy", "scikit-image", "numba", "torch", "dask", "distributed", "zarr", "xarray", "pandas")
 
 
 def version() -> str:
@@ -28,3 +37,52 @@ def _source_version(pyproject: Path) -> str:
     except (OSError, tomllib.TOMLDecodeError):
         return "unknown"
     return str(project["version"]) if project.get("name") == "bigseg" and "version" in project else "unknown"
+
+
+def environment() -> dict[str, Any]:
+    """What a result was computed with, to reproduce and cite it: bigseg's version and, run from a
+    git checkout (editable install, ``PYTHONPATH``), its commit (``+dirty`` with uncommitted
+    changes to tracked files); Python; the versions of the libraries that make the numbers (None:
+    not installed); the machine (host, platform, processor, CPUs, the GPU torch sees)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as _meta_version
+
+    packages: dict[str, str | None] = {}
+    for name in _PACKAGES:
+        try:
+            packages[name] = _meta_version(name)
+        except PackageNotFoundError:
+            packages[name] = None
+    torch = sys.modules.get("torch")  # only when already imported (a baseline's run need not load it)
+    gpu = torch.cuda.get_device_name(0) if torch is not None and torch.cuda.is_available() else None
+    return {"bigseg": version(), "git_commit": _git_commit(Path(__file__).resolve().parent.parent),
+            "python": platform.python_version(), "packages": packages,
+            "machine": {"host": platform.node(), "platform": platform.platform(), "processor": processor_name(),
+                        "cpus": os.cpu_count(), "gpu": gpu}}
+
+
+def _git_commit(root: Path) -> str | None:
+    """The commit of the checkout bigseg is imported from (``+dirty`` when tracked files differ
+    from it); None for an installed package or where git cannot tell."""
+    if not (root / ".git").exists() or not (root / "pyproject.toml").exists():
+        return None
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{head}+dirty" if dirty else head or None
+
+
+def processor_name() -> str:
+    """The processor's model name (``/proc/cpuinfo``), else what ``platform`` says."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

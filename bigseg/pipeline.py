@@ -11,6 +11,7 @@ recorded in ``dest/stages.json``) is not recomputed; one made from other inputs 
 from __future__ import annotations
 
 import contextlib
+import datetime as _dt
 import json
 import os
 import shutil
@@ -26,7 +27,7 @@ import numpy as np
 import xarray as xr
 
 from ._parse import parse_choice, parse_in_range, parse_positive_float, parse_region, parse_shells_spec
-from ._version import version
+from ._version import environment, version
 from .config import RunConfig
 from .errors import BigsegError, ConfigError, InputError, LabelsReplacedWarning, SourceNotFoundError
 from .io._fov import fill_outside_like_inside, fov_centre
@@ -719,13 +720,20 @@ class Pipeline:
             timeslices(vol, labels, path=out / "slices_over_time.png", title="segmentation over time")
             figures.append(str(out / "slices_over_time.png"))
         timings["figures"] = time.perf_counter() - t
-        metrics.attrs.update({"image": str(image), "labels": str(seg_path)})
+        # what made these numbers, in the metrics themselves (metrics.nc/json travel without run.json)
+        metrics.attrs.update({"image": str(image), "labels": str(seg_path), "bigseg": version(),
+                              "model": str(self.config.predict["model"]),
+                              **({"model_key": self._model_key} if getattr(self, "_model_key", None) else {})})
         _write_metrics(metrics, out)
         write_text(out / "run.json", json.dumps({
             "source": (os.path.abspath(source) if isinstance(source, (str, os.PathLike))  # found from anywhere
                        else [os.path.abspath(x) for x in source] if isinstance(source, (list, tuple)) else "array"),
             "bigseg": version(), "model": str(self.config.predict["model"]),
+            # the model's identity: a hash of its weights and metadata (a path or "default" alone is not one)
+            **({"model_key": self._model_key} if getattr(self, "_model_key", None) is not None else {}),
             "config": self.config.values, "computed_on": _computed_on(),
+            # when and with what (versions, commit, machine): what a reader needs to reproduce and cite it
+            "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "environment": environment(),
             "timings_s": {k: round(v, 3) for k, v in timings.items()},
             **({"truth": reference} if reference is not None else {}),
             **({"alignment_shifts": shifts} if shifts is not None else {}),

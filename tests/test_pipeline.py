@@ -378,7 +378,6 @@ def test_a_bad_fov_is_refused_before_work(tmp_path):
 def test_pipeline_on_an_operando_series(tmp_path):
     """A (t, z, y, x) series: each scan segmented on its own, every measurement per time step in
     evolution.csv / evolution.png and the report's "Over time" table."""
-    import pandas as pd
 
     truth = synth.series((24, 28, 32), steps=3, seed=2, chunks=16)
     image = synth.xct(truth, seed=2).compute()

@@ -48,7 +48,6 @@ def test_once_processes_every_scan_and_records_failures(tmp_path, image, capfd):
     assert not (tmp_path / "out" / "broken").exists()  # refused before any write: no empty run folder
     assert json.loads((tmp_path / "out" / "watch.json").read_text()) == json.loads(json.dumps(ledger))
     # the done scans, in name order, as the steps of one experiment
-    import pandas as pd
 
     ev = bigseg.measure.read_table(tmp_path / "out" / "evolution.csv").set_index("t")
     assert list(ev.scan) == ["scan_a", "scan_b"]
@@ -90,7 +89,6 @@ def test_scans_numbered_without_zeros_follow_their_numbers(tmp_path, image):
         np.save(inbox / f"cycle_{i}.npy", image[: 14 + i])  # each step its own depth
     Pipeline(chunks=16, predict={"model": "threshold"}, measure={"particles": False}).watch(
         inbox, tmp_path / "out", once=True, progress=False)
-    import pandas as pd
 
     ev = bigseg.measure.read_table(tmp_path / "out" / "evolution.csv").set_index("t")
     assert list(ev.scan) == ["cycle_1", "cycle_2", "cycle_10"]  # was: cycle_1, cycle_10, cycle_2 (text order)
@@ -143,7 +141,6 @@ def test_clashing_names_unsettled_scans_and_other_voxel_sizes(tmp_path, image, c
     ledger = pipe.watch(inbox, tmp_path / "out", once=True)  # --once takes what is there (settle 0)
     assert sorted(ledger) == ["scan_10", "scan_2"] and "x" not in ledger
     assert "the scans state other voxel sizes" in capfd.readouterr().err
-    import pandas as pd
     from bigseg.report import read_metrics
 
     ev = bigseg.measure.read_table(tmp_path / "out" / "evolution.csv").set_index("t")

@@ -78,6 +78,12 @@ def _volume_lines(info: dict, args: argparse.Namespace) -> list[str]:
     if "source_region" in info:
         lines.append(f"cropped     {', '.join(f'{d} {a}:{b}' for d, (a, b) in zip('zyx', info['source_region']))} of the source")
     lines += _origin_lines(info) + _times_lines(info)
+    if "synth" in info:  # a generated volume: what makes it again
+        sy = info["synth"]
+        el, ph = sy.get("electrode", {}), sy.get("xct", {})
+        lines.append(f"generated   by bigseg {sy.get('bigseg')}: seed {el.get('seed')}, fractions {el.get('fractions')}, "
+                     f"radius {el.get('radius')}; XCT preset {ph.get('preset')} (seed {ph.get('seed')}; all its physics "
+                     "in the store's attributes, bigseg.synth)")
     lines += [f"levels      {info['levels']}",
               _disk_line(info)]
     if "phases" in info:
@@ -99,6 +105,8 @@ def _volume_lines(info: dict, args: argparse.Namespace) -> list[str]:
 
 
 def _run_lines(info: dict, args: argparse.Namespace) -> list[str]:
+    from ..report._html import provenance_text
+
     phases = list(info["volume_fraction"])
     last = f" (last of {info['steps']} scans)" if info["steps"] else ""
     now = [_state_line(info["state"]), f"{'':<12}(below: {_whose_results(Path(info['run']))})"] \
@@ -106,7 +114,9 @@ def _run_lines(info: dict, args: argparse.Namespace) -> list[str]:
     lines = [f"run         {info['run']}", *now,
              f"source      {info['source']}" + (f"  (cropped: {info['crop']})" if info.get("crop") else ""),
              f"model       {info['model']}"
-             + (f"  (bigseg {info['bigseg']})" if info["bigseg"] else ""),
+             + (f"  (bigseg {info['bigseg']})" if info["bigseg"] else "")
+             + (f"  weights {info['model_key']}" if info.get("model_key") else ""),
+             *([f"computed    {provenance_text(info)}"] if info.get("environment") else []),
              f"shape       {' x '.join(map(str, info['shape'] or []))}  voxel size "
              f"{' x '.join(f'{v:g}' for v in info['voxel_size'] or [])} {info['unit']}"]
     if "fov" in info:

@@ -62,6 +62,9 @@ def _numbers(name: str, text: str) -> list[float]:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    import zarr
+
+    from .._version import version
     from ..io import UNLABELLED, fill_outside, fov_mask, open_volume, save_labels, save_volume
     from ..io._omezarr import writing
     from ..runtime._lock import held
@@ -94,6 +97,10 @@ def run(args: argparse.Namespace) -> int:
                                voxel_size=voxel_size, unit=args.unit)
         image = xct(labels, seed=args.seed, preset=args.preset, **phys)
         perturbed = perturb(labels, seed=args.seed) if args.perturb else None
+        # what makes this store again (recorded in it): the generator's and the simulator's every setting
+        made = {"bigseg": version(), "shape": list(labels.shape[-3:]), "steps": args.steps, "electrode": json.loads(labels.attrs["synth"]),
+                "xct": json.loads(image.attrs["xct"]), "cylinder": bool(args.cylinder),
+                **({"perturb": {"seed": args.seed}} if args.perturb else {})}
         if args.cylinder:  # a masked reconstruction: no sample beyond the circle
             inside = fov_mask(image, "cylinder")
             image, labels = fill_outside(image, inside, 0), fill_outside(labels, inside, UNLABELLED)
@@ -106,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
             save_labels(labels, tmp, name="truth", chunks=out_chunks, progress=progress)
             if perturbed is not None:
                 save_labels(perturbed, tmp, name="perturbed", chunks=out_chunks, progress=progress)
+            group = zarr.open_group(str(tmp), mode="a")
+            group.attrs["bigseg"] = {**dict(group.attrs.get("bigseg", {})), "synth": made}
     if args.png:
         from ..report import orthoslices, timeslices
 

@@ -838,9 +838,11 @@ def volume_info(path: str | os.PathLike, *, stats: bool = True, progress: bool =
         info["times"] = [float(t) for t in vol.coords["t"].values]
         if time_unit(vol.coords["t"]):
             info["time_unit"] = time_unit(vol.coords["t"])
-    region = dict(group.attrs).get("bigseg", {}).get("source_region") if isinstance(group, zarr.Group) else None
-    if region:
-        info["source_region"] = region
+    bs = dict(group.attrs).get("bigseg", {}) if isinstance(group, zarr.Group) else {}
+    if bs.get("source_region"):
+        info["source_region"] = bs["source_region"]
+    if bs.get("synth"):  # how `bigseg synth` made it (seed, sizes, physics): enough to make it again
+        info["synth"] = bs["synth"]
     if any(origin_of(vol)):
         info["origin"] = list(origin_of(vol))
     if (p / "labels").exists():

@@ -295,6 +295,19 @@ def _run_info(run: Path) -> dict[str, Any]:
         raise _unreadable(run, path, exc) from None
 
 
+def provenance_text(info: dict[str, Any]) -> str:
+    """One line of a run's record (run.json): when, bigseg's version and commit, the key libraries,
+    the machine."""
+    env = info.get("environment") or {}
+    pk = env.get("packages") or {}
+    libs = ", ".join(f"{k} {pk[k]}" for k in ("numpy", "scipy", "scikit-image", "torch", "dask", "zarr") if pk.get(k))
+    commit = f" (commit {env['git_commit'][:12]}{'+dirty' if env['git_commit'].endswith('+dirty') else ''})" \
+        if env.get("git_commit") else ""
+    m = env.get("machine") or {}
+    return (f"{info.get('date', '')} by bigseg {env.get('bigseg')}{commit}, Python {env.get('python')}; {libs}; "
+            f"on {m.get('host')} ({m.get('processor')}, {m.get('cpus')} CPUs{', ' + m['gpu'] if m.get('gpu') else ''})")
+
+
 def run_summary(run: str | os.PathLike) -> dict[str, Any]:
     """What a pipeline run folder holds, as plain values: source, model, bigseg version, shape,
     voxel size, volume fractions (and IoU against the truth, and each phase's percolating share;
@@ -307,6 +320,7 @@ def run_summary(run: str | os.PathLike) -> dict[str, Any]:
     phases = [str(p) for p in d.phase.values]
     out: dict[str, Any] = {
         "run": str(run), "source": info.get("source"), "model": info.get("model"), "bigseg": info.get("bigseg"),
+        "model_key": info.get("model_key"), "date": info.get("date"), "environment": info.get("environment"),
         "shape": ds.attrs.get("shape"), "voxel_size": ds.attrs.get("voxel_size"), "unit": ds.attrs.get("unit"),
         "steps": int(ds.sizes["t"]) if "t" in ds.dims else None, "crop": _crop_text(info),
         "volume_fraction": dict(zip(phases, map(float, d.volume_fraction.values))),
@@ -386,7 +400,9 @@ def write_report(run: str | os.PathLike, *, path: str | os.PathLike | None = Non
     vs = ds.attrs.get("voxel_size")
     vol.append(["voxel size", voxel_text(vs, ds.attrs.get("unit", "")) if vs is not None and len(vs) == 3 else ""])
     if "model" in info:
-        vol.append(["segmentation", info["model"]])
+        vol.append(["segmentation", info["model"] + (f" (weights {info['model_key']})" if info.get("model_key") else "")])
+    if info.get("environment"):  # what computed it: to reproduce and cite the numbers (all of it in run.json)
+        vol.append(["computed", provenance_text(info)])
     if _crop_text(info):  # a box of the source: positions (profiles, centroids) are in its frame, slice indices the box's
         vol.append(["cropped from the source", _crop_text(info)])
     if "truth" in info:  # what the IoU/Dice are against

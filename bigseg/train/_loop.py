@@ -6,7 +6,6 @@ import contextlib
 import logging
 import math
 import os
-import platform
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -58,16 +57,9 @@ def hardware(device: torch.device) -> str:
     """One line naming the processor/GPU and the thread count."""
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} (CUDA), torch {torch.__version__}"
-    name = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    name = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{name}, {torch.get_num_threads()} torch thread(s), {os.cpu_count()} logical CPUs, torch {torch.__version__}"
+    from .._version import processor_name
+
+    return f"{processor_name()}, {torch.get_num_threads()} torch thread(s), {os.cpu_count()} logical CPUs, torch {torch.__version__}"
 
 
 @dataclass

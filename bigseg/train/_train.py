@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from .._parse import parse_in_range, parse_nonnegative_int, parse_phases, parse_positive_float, parse_positive_int, whole_numbers
+from .._version import environment
 from ..errors import InputError, ModelError
 from ..io import DEFAULT_PHASES, UNLABELLED, as_volume, fov_mask, sparse_labels
 from ..models import DEFAULT_NORMALIZATION, Model, available, create, save
@@ -258,6 +259,7 @@ def _run_settings(opts: dict[str, Any]) -> dict[str, Any]:
         # the lineage: how the model this one started from was trained (itself with its parent)
         "parent": None if init is None else (dict(init.provenance) or None),
         "bigseg_train": "bigseg.train",
+        "environment": environment(),  # bigseg version (and commit), library versions, machine
     }
 
 

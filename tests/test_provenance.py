@@ -1,0 +1,63 @@
+"""What a result records to be reproduced and cited (reviewer / data steward): the run folder's
+run.json and metrics, a generated store, a trained model; each says its bigseg version (and
+commit from a checkout), the libraries' versions, the machine, the date and the model's weights
+hash. Before, run.json had the version and the model's name only ("default", a path), metrics.nc
+none of it, a `bigseg synth` store not its seed or physics, a checkpoint no bigseg version."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import xarray as xr
+
+import bigseg
+from bigseg._version import _git_commit, environment, version
+from bigseg.cli import main
+
+
+def test_environment_names_versions_commit_and_machine(tmp_path):
+    env = environment()
+    assert env["bigseg"] == version()
+    assert {"numpy", "scipy", "scikit-image", "numba", "torch", "dask", "zarr", "xarray"} <= set(env["packages"])
+    assert env["packages"]["numpy"] == np.__version__
+    assert env["python"] and env["machine"]["host"] is not None and env["machine"]["cpus"]
+    assert _git_commit(tmp_path) is None  # not a checkout (an installed package): no commit, no error
+
+
+def test_a_run_records_date_environment_and_the_model_weights(tmp_path):
+    np.save(tmp_path / "scan.npy", bigseg.synth.xct(bigseg.synth.electrode((16, 16, 16), seed=2), seed=2).values)
+    assert main(["run", str(tmp_path / "scan.npy"), "--out", str(tmp_path / "r"), "--no-progress"]) == 0
+    run = json.loads((tmp_path / "r" / "run.json").read_text())
+    key = bigseg.models.load("default").checkpoint_key()
+    assert run["model"] == "default" and run["model_key"] == key  # the weights, not only a name
+    assert run["date"].endswith("Z") and run["environment"]["packages"]["torch"]
+    attrs = xr.open_dataset(tmp_path / "r" / "metrics.nc").attrs  # the metrics say it too, away from run.json
+    assert attrs["bigseg"] == version() and attrs["model_key"] == key
+    page = (tmp_path / "r" / "report.html").read_text()
+    assert key in page and f"numpy {np.__version__}" in page
+
+
+def test_a_generated_store_records_how_to_make_it_again(tmp_path, capsys):
+    dest = tmp_path / "s.ome.zarr"
+    assert main(["synth", str(dest), "--shape", "12", "--seed", "5", "--chunks", "8", "--preset", "lab-micro-ct",
+                 "--snr", "2.5", "--no-progress"]) == 0
+    made = bigseg.io.volume_info(str(dest), stats=False)["synth"]
+    assert made["bigseg"] == version() and made["electrode"]["seed"] == 5 and made["shape"] == [12, 12, 12]
+    assert made["xct"]["preset"] == "lab-micro-ct" and made["xct"]["snr"] == 2.5
+    # and those settings make the same volume again
+    again = bigseg.synth.xct(bigseg.synth.electrode((12, 12, 12), seed=made["electrode"]["seed"], chunks=4),
+                             seed=made["xct"]["seed"], preset=made["xct"]["preset"], snr=made["xct"]["snr"])
+    assert np.array_equal(again.values, bigseg.open_volume(str(dest)).values)
+    capsys.readouterr()
+    assert main(["info", str(dest), "--no-stats"]) == 0
+    assert "generated   by bigseg" in capsys.readouterr().out
+
+
+def test_a_trained_model_records_the_environment(tmp_path):
+    labels = bigseg.synth.electrode((16, 24, 24), seed=1)
+    image = bigseg.synth.xct(labels, seed=1)
+    model = bigseg.train(image, labels, arch="unet3d", arch_kwargs={"channels": (4, 8)}, patch=(8, 16, 16), epochs=1,
+                         steps_per_epoch=1, batch_size=1, progress=False)
+    env = model.provenance["environment"]
+    assert env["bigseg"] == version() and env["packages"]["torch"]
