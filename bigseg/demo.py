@@ -123,11 +123,11 @@ _DRIFT = ((0, 0, 0), (1, -2, 1), (2, -3, 1), (2, -4, 3), (3, -4, 4), (4, -5, 4))
 
 
 def run_series_demo(out: str | Path = "out/demo-series", *, size: int = 64, steps: int = 3, chunks: int = 32,
-                    seed: int = 7, model: str = "default", voxel_size: float = 50.0,
+                    seed: int = 7, model: str = "default", cluster: str | None = None, voxel_size: float = 50.0,
                     temporal: int = 0, progress: bool = True) -> dict[str, Any]:
     """The operando demo; returns a summary dict (also ``out/summary.json``). ``temporal``: the
     pipeline's ``predict.temporal`` (each scan's probabilities averaged with its neighbours');
-    ``progress``: the pipeline's bars."""
+    ``cluster``: as :func:`run_demo`'s; ``progress``: the pipeline's bars."""
     import dask.array as da
     from scipy import ndimage as ndi
 
@@ -135,6 +135,7 @@ def run_series_demo(out: str | Path = "out/demo-series", *, size: int = 64, step
     from .errors import InputError
     from .io import make_volume, open_volume
     from .pipeline import Pipeline
+    from .runtime import connect
 
     if not 2 <= steps <= len(_DRIFT):
         raise InputError(f"Expected `steps` in [2, {len(_DRIFT)}]. Got {steps!r} instead.")
@@ -159,7 +160,12 @@ def run_series_demo(out: str | Path = "out/demo-series", *, size: int = 64, step
     reference = make_volume(np.stack(moved), phases=["pore", "cbd", "active"])
     # what the scores are against, in run.json, the report and bigseg info (else "an array")
     reference.attrs["source"] = f"the generated series' exact labels, drifted as the scans (seed {seed})"
-    res = pipe.run(scans, run, resume=False, truth=reference, progress=progress)
+    ctx = connect(cluster) if cluster else None  # (--cluster was ignored here)
+    try:
+        res = pipe.run(scans, run, resume=False, truth=reference, progress=progress)
+    finally:
+        if ctx is not None:
+            ctx.close()
     labels = open_volume(res.labels).values
     summary = {"size": size, "steps": steps, "seed": seed, "temporal": temporal, "scans": scans, "run": str(run),
                # voxels changing phase from scan to scan, in the labels and in the truth (before the drift)

@@ -552,9 +552,10 @@ def test_demo_cli_writes_a_volume_info_describes(tmp_path, bigseg_cli):
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_series_demo_cli(tmp_path, bigseg_cli):
-    out = bigseg_cli("demo", "--steps", "2", "--out", tmp_path / "d", "--no-progress")
+    out = bigseg_cli("demo", "--steps", "2", "--out", tmp_path / "d", "--no-progress", "--cluster", "local")
     assert "%|" not in out.stderr and "[2/2] pipeline" in out.stderr  # the stage lines stay, no bars
     summary = json.loads((tmp_path / "d" / "summary.json").read_text())
+    assert json.loads((Path(summary["run"]) / "run.json").read_text())["computed_on"]["workers"] >= 1  # (was ignored)
     counts = next(line for line in out.stdout.splitlines() if line.strip().startswith("particles_continued")).split()
     assert counts[1] == "—" and counts[2].isdigit()  # counts as counts (were 17.000), none for the first scan
     np.testing.assert_allclose(summary["drift_found"], summary["true_drift"], atol=0.3)  # one sign, both said as drift

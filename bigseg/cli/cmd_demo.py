@@ -70,7 +70,7 @@ def _series(args: argparse.Namespace) -> int:
     given = {a for a in ("size", "chunks", "out") if getattr(args, a) != {"size": 96, "chunks": 48, "out": "out/demo"}[a]}
     s = run_series_demo(args.out if "out" in given else "out/demo-series", size=args.size if "size" in given else 64,
                         steps=args.steps, chunks=args.chunks if "chunks" in given else 32, seed=args.seed,
-                        model=args.model, temporal=args.temporal, progress=args.progress)
+                        model=args.model, cluster=args.cluster, temporal=args.temporal, progress=args.progress)
     from ..measure import read_table
 
     ev = read_table(s["evolution"]).set_index("t")  # (headers with their units: "t [min]")
