@@ -331,8 +331,15 @@ def load_deploy(path: str | os.PathLike) -> dict[str, Any]:
     if not p.exists():
         raise SourceNotFoundError(f"Expected `config` to be an existing YAML file or one of the shipped {shipped}. "
                                   f"Got {str(path)!r}, which does not exist.")
+    if not p.is_file():
+        raise ConfigError(f"Expected `config` to be a YAML file. Got {str(path)!r}, which is a folder.")
+    try:  # YAML is UTF-8 (a `unit: µm` read in the locale's encoding failed or read 'Âµm')
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"Expected `config` {str(p)!r} to be a YAML text file (UTF-8). Got bytes that are no such "
+                          f"text at byte {exc.start} (a binary file, or one saved in another encoding).") from None
     try:
-        data = yaml.safe_load(p.read_text()) or {}
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:  # one line: where, and what YAML found there (its own text spans several)
         mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

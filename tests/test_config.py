@@ -171,3 +171,24 @@ def test_a_pipeline_shows_what_it_was_given():
     p = Pipeline(predict={"model": "threshold"}, chunks=64, filters={"median": None})
     assert repr(p) == "Pipeline(chunks=64, filters={'median': None}, predict={'model': 'threshold'})"
     assert repr(Pipeline(p.config)) == repr(p)
+
+
+def test_a_config_that_is_no_text_file_is_refused_by_name(tmp_path):
+    (tmp_path / "binary.yaml").write_bytes(b"\x89\xfd\x00garbage")
+    with pytest.raises(ConfigError, match=r"`config` '.*binary\.yaml' to be a YAML text file \(UTF-8\)"):
+        RunConfig.load(tmp_path / "binary.yaml", environ={})
+    (tmp_path / "folder.yaml").mkdir()
+    with pytest.raises(ConfigError, match=r"`config` to be a YAML file. Got '.*folder\.yaml', which is a folder"):
+        RunConfig.load(tmp_path / "folder.yaml", environ={})
+    # YAML is UTF-8 whatever the locale's encoding (`unit: µm` failed under an ASCII locale)
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "um.yaml").write_bytes("unit: µm\n".encode())
+    env = {**os.environ, "LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0",
+           "PYTHONIOENCODING": "utf-8"}
+    said = subprocess.run([sys.executable, "-c", "import sys; from bigseg.config import RunConfig; "
+                           "print(RunConfig.load(sys.argv[1], environ={}).unit)", str(tmp_path / "um.yaml")],
+                          env=env, capture_output=True, text=True, encoding="utf-8", timeout=120)
+    assert said.returncode == 0, said.stderr[-500:]

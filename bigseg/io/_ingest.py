@@ -27,7 +27,8 @@ import xarray as xr
 from dask.base import tokenize
 
 from .._parse import parse_chunks, parse_dtype, parse_nonnegative_int, parse_positive_int, parse_tuple, parse_voxel_size
-from ..errors import InputError, SourceNotFoundError, VolumeFormatError
+from ..errors import BigsegError, InputError, SourceNotFoundError, VolumeFormatError
+from ..runtime._lock import held
 from ._calibration import (convert_length, hdf5_calibration, normalise_unit, parse_unit, tiff_calibration,
                            tiff_origin)
 from ._omezarr import _check_dest, open_volume, save_volume
@@ -57,6 +58,25 @@ def _index_to_slices(index: Any, shape: tuple[int, ...]) -> tuple[slice, ...]:
             raise TypeError("readers support only slice indexing")
         out.append(slice(*idx.indices(n)))
     return tuple(out)
+
+
+@contextmanager
+def _reading(kind: str, path: str, index: Any, shape: tuple[int, ...]):
+    """Name the file (and the z range) a reader's block could not be read from: a compressed
+    chunk or slice damaged in the middle of a file passes every check at opening and failed only
+    in a worker, deep in zlib / h5py ("Error -3 while decompressing data", "filter returned
+    failure during read"), without the file's name."""
+    try:
+        yield
+    except (BigsegError, MemoryError):
+        raise
+    except Exception as exc:  # zlib.error, OSError, ValueError, tifffile's and imagecodecs' own, ...
+        z = _index_to_slices(index, shape)[-3] if len(shape) >= 3 else None
+        at = f" (z {z.start}:{z.stop})" if z is not None else ""
+        kind_of = type(exc).__name__ if type(exc).__module__ == "builtins" else \
+            f"{type(exc).__module__.split('.')[0]}.{type(exc).__name__}"  # zlib.error, not a bare "error"
+        raise VolumeFormatError(f"Cannot read {kind} file {path!r}{at}: {kind_of}: {exc}. A damaged file "
+                                f"(cut short or overwritten): copy it again from its source.") from exc
 
 
 @dataclass(frozen=True)
@@ -92,7 +112,8 @@ class TiffStackReader:
                 out[k] = mm[ys, xs]
                 del mm
             else:
-                out[k] = tifffile.imread(self.files[z], key=self.first_pages[z] if self.first_pages else 0)[ys, xs]
+                with _reading("TIFF", self.files[z], (slice(z, z + 1), ys, xs), self.shape):
+                    out[k] = tifffile.imread(self.files[z], key=self.first_pages[z] if self.first_pages else 0)[ys, xs]
         return out
 
 
@@ -128,7 +149,7 @@ class MultiPageTiffReader:
                 return _canonical(np.array(mm.reshape(self.shape)[sl]), self.dtype)
             except ValueError:  # compressed or scattered pixels: page by page
                 pass
-        with tifffile.TiffFile(self.path) as tif:
+        with _reading("TIFF", self.path, index, self.shape), tifffile.TiffFile(self.path) as tif:
             if len(tif.pages) - self.first_page == 1:  # one 3D (volumetric) page: read whole, then cut
                 return _canonical(tif.pages[self.first_page].asarray().reshape(self.shape)[sl], self.dtype)
             lead = [range(*s.indices(n)) for s, n in zip(sl[:-2], self.shape[:-2])]
@@ -151,7 +172,7 @@ class Hdf5Reader:
     def __getitem__(self, index: Any) -> np.ndarray:
         import h5py
 
-        with h5py.File(self.path, "r") as f:
+        with _reading("HDF5", self.path, index, self.shape), h5py.File(self.path, "r") as f:
             return f[self.dataset][_index_to_slices(index, self.shape)]
 
 
@@ -1127,5 +1148,6 @@ def ingest(
         vol, box = crop_box(vol, crop)
         vol.attrs["source_region"] = [[s.start, s.stop] for s in box]
     c = parse_chunks(chunks, vol.ndim) if vol.ndim == 3 else (1, *parse_chunks(chunks, 3))
-    save_volume(vol, dest_p, chunks=c, levels=levels, overwrite=overwrite, progress=progress, resume_key=resume_key)
+    with held(dest_p, argument="dest"):  # a read-only or locked `dest` named as such (save_volume's own is `path`)
+        save_volume(vol, dest_p, chunks=c, levels=levels, overwrite=overwrite, progress=progress, resume_key=resume_key)
     return open_volume(dest_p)

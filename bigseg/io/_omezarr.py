@@ -29,7 +29,7 @@ import xarray as xr
 import zarr
 
 from .._parse import parse_chunks, parse_phases, parse_positive_int, parse_voxel_size
-from ..errors import (InputError, LabelsReplacedWarning, OutputExistsError, OutputNotWritableError,
+from ..errors import (BigsegError, InputError, LabelsReplacedWarning, OutputExistsError, OutputNotWritableError,
                       SourceNotFoundError, VolumeFormatError, warn_caller)
 from ..ops._dispatch import on_host
 from ..runtime._budget import format_bytes
@@ -394,13 +394,26 @@ def _write(dest: Path, vol: xr.DataArray, *, chunks: tuple[int, ...], levels: in
             _write_held(dest, vol, chunks=chunks, levels=levels, labels=labels, desc=desc, progress=progress,
                         resume_key=resume_key, zarr_format=zarr_format, of_image=of_image)
         except OSError as exc:
-            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+            # a destination that stopped taking writes part-way (made read-only, its mount gone stale or
+            # remounted read-only, its permissions changed): said as such, not as a traceback of zarr's
+            # store; only for files of this output (an input file that cannot be read is another error)
+            ours = str(exc.filename or "").startswith((str(dest), str(dest.parent / f".{dest.name}.")))
+            if not full and not (ours and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.EIO,
+                                                         errno.ESTALE)):
                 raise
-            kept = (" The blocks already written are kept: the same command resumes once there is room."
+            again = "once there is room" if full else "once it can write there again"
+            kept = (f" The blocks already written are kept: the same command resumes {again}."
                     if resume_key is not None else " Nothing that looks finished was left.")
+            if full:
+                raise OutputNotWritableError(
+                    f"Expected room to write `{argument}` {str(dest)!r} ({format_bytes(vol.nbytes)} before "
+                    f"compression). Got: {exc.strerror} (disk or quota full).{kept} Free space, or write it "
+                    "elsewhere.") from None
             raise OutputNotWritableError(
-                f"Expected room to write `{argument}` {str(dest)!r} ({format_bytes(vol.nbytes)} before compression). "
-                f"Got: {exc.strerror} (disk or quota full).{kept} Free space, or write it elsewhere.") from None
+                f"Expected `{argument}` {str(dest)!r} to stay writable until it is written. Got: {exc.strerror} "
+                f"writing {str(exc.filename)!r} part-way through.{kept} Make the destination writable again, or "
+                "write it elsewhere.") from None
 
 
 def _write_held(dest: Path, vol: xr.DataArray, *, chunks: tuple[int, ...], levels: int, labels: bool, desc: str,
@@ -617,6 +630,68 @@ def label_names(group: str | os.PathLike) -> list[str]:
         return []
 
 
+class _StoredArray(zarr.Array):
+    """A stored array opened for reading whose reads name what they could not read: a damaged
+    chunk file (cut short, overwritten, zeroed) or metadata that states another dtype, shape or codec
+    than the chunks were written with failed deep inside zarr/numcodecs ("Zstd decompression error",
+    "cannot reshape array of size 8192") without a word of which store, let alone which chunk.
+    Tokenized as the plain array, so resumable writes keep their keys."""
+
+    def __dask_tokenize__(self) -> Any:
+        from dask.base import normalize_token
+
+        return normalize_token(zarr.Array(self._async_array))
+
+    def __getitem__(self, selection: Any) -> Any:
+        try:
+            return super().__getitem__(selection)
+        except (BigsegError, MemoryError):
+            raise
+        except Exception as exc:  # zarr and its codecs raise many types (RuntimeError, ValueError, OSError, ...)
+            raise VolumeFormatError(_unreadable(self, selection, exc)) from exc
+
+
+def _stored_path(arr: zarr.Array) -> str:
+    root = getattr(arr.store_path.store, "root", None)
+    return str(Path(root) / arr.path) if root is not None else str(arr.store_path)
+
+
+def _bad_chunk(arr: zarr.Array, selection: Any) -> str | None:
+    """The key of the first chunk within ``selection`` (a box of slices) that cannot be read."""
+    import itertools
+
+    sel = selection if isinstance(selection, tuple) else (selection,)
+    if len(sel) != arr.ndim or not all(isinstance(s, slice) and s.step in (None, 1) for s in sel):
+        return None
+    ranges = []
+    for s, n, c in zip(sel, arr.shape, arr.chunks):
+        start, stop, _ = s.indices(n)
+        ranges.append(range(start // c, -(-stop // c)))
+    for coords in itertools.islice(itertools.product(*ranges), 4096):
+        try:
+            zarr.Array.__getitem__(arr, tuple(slice(i * c, (i + 1) * c) for i, c in zip(coords, arr.chunks)))
+        except Exception:
+            return arr.metadata.encode_chunk_key(coords)
+    return None
+
+
+def _unreadable(arr: zarr.Array, selection: Any, exc: Exception) -> str:
+    key = _bad_chunk(arr, selection)
+    what = f"its chunk {key!r}" if key else f"the region {selection!r}"
+    return (f"Expected every chunk of the stored array {_stored_path(arr)!r} to be readable. Could not read {what} "
+            f"({type(exc).__name__}: {exc}): a damaged chunk file (cut short, overwritten), or metadata "
+            f"(zarr.json / .zarray) stating another dtype, shape or codec than its chunks were written with.")
+
+
+def _open_stored(path: Path, *, name: str = "path") -> _StoredArray:
+    """The array at ``path`` for reading (see :class:`_StoredArray`); unreadable metadata named."""
+    try:
+        return _StoredArray(zarr.open_array(str(path), mode="r")._async_array)
+    except Exception as exc:
+        raise VolumeFormatError(f"Expected `{name}` to hold a readable zarr array at {str(path)!r}. Got metadata "
+                                f"that cannot be read ({type(exc).__name__}: {exc}).") from None
+
+
 def open_volume(path: str | os.PathLike, *, level: int = 0, label: str | None = None) -> xr.DataArray:
     """Lazily open an OME-Zarr image, label image or labels group as a volume.
 
@@ -639,7 +714,11 @@ def open_volume(path: str | os.PathLike, *, level: int = 0, label: str | None = 
             raise SourceNotFoundError(f"Expected `label` to name a label image. Got {label!r}; {str(p)!r} does not exist.")
     try:
         node = zarr.open(str(p), mode="r")
-    except Exception:  # zarr raises several types for "not a zarr store"
+    except Exception as exc:  # zarr raises several types for "not a zarr store"
+        meta = next((p / f for f in ("zarr.json", ".zarray", ".zgroup") if (p / f).is_file()), None)
+        if meta is not None:  # a zarr store whose own metadata is damaged: not "convert it first"
+            raise VolumeFormatError(f"Expected `path` to be an OME-Zarr store with readable metadata. Got {str(p)!r}, "
+                                    f"whose {meta.name} cannot be read ({type(exc).__name__}: {exc}).") from None
         raise VolumeFormatError(f"Expected `path` to be an OME-Zarr store. Got {str(p)!r}, which is not a zarr store "
                                 f"(a TIFF, HDF5, raw or .npy source: convert it with bigseg.ingest / `bigseg "
                                 f"ingest` first).") from None
@@ -647,7 +726,7 @@ def open_volume(path: str | os.PathLike, *, level: int = 0, label: str | None = 
         level_of = _level_in_parent(p)
         if level_of is not None:  # one level of an OME-Zarr image (scan.ome.zarr/0): that image's, calibrated
             return open_volume(p.parent, level=level_of)
-        arr = da.from_zarr(node)
+        arr = da.from_zarr(_StoredArray(node._async_array))
         if arr.ndim not in (3, 4):
             raise VolumeFormatError(f"Expected `path` to hold a 3D or 4D array. Got shape {arr.shape} in {str(p)!r}.")
         return make_volume(arr, name=p.name)
@@ -667,7 +746,7 @@ def open_volume(path: str | os.PathLike, *, level: int = 0, label: str | None = 
     if not 0 <= level < len(datasets):
         raise InputError(f"Expected `level` in [0, {len(datasets)}). Got {level!r} instead.")
     ds = datasets[level]
-    arr = da.from_zarr(zarr.open_array(str(p / ds["path"]), mode="r"))
+    arr = da.from_zarr(_open_stored(p / ds["path"]))
     dims = tuple(ax["name"] if isinstance(ax, dict) else ax for ax in ms["axes"])
     scale, shift = _level_transform(ms, ds, len(dims))
     spatial = [(d, s) for d, s in zip(dims, scale) if d in ("z", "y", "x")]

@@ -1,0 +1,141 @@
+"""Failures of storage said by name: a damaged input (a zarr chunk file cut short, overwritten or
+zeroed, unreadable metadata, a damaged compressed TIFF slice or HDF5 chunk) names the store or
+file, the chunk and what is wrong, not a numcodecs / zlib / h5py traceback; an output that
+cannot be written names the argument the user gave."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import bigseg
+from bigseg import filters
+from bigseg.errors import VolumeFormatError
+
+
+def _saved(tmp_path):
+    data = np.random.default_rng(0).random((16, 16, 16), dtype=np.float32)
+    path = tmp_path / "scan.ome.zarr"
+    bigseg.save_volume(data, path, chunks=8)
+    return path
+
+
+@pytest.mark.parametrize("damage", [b"", b"\x00" * 40, b"not a zstd frame at all"])
+def test_a_damaged_chunk_is_named_with_its_store(tmp_path, damage):
+    path = _saved(tmp_path)
+    (path / "0" / "c" / "1" / "0" / "1").write_bytes(damage)
+    vol = bigseg.open_volume(path)  # still lazy: nothing read yet
+    with pytest.raises(VolumeFormatError, match=r"scan\.ome\.zarr/0'.*chunk 'c/1/0/1'"):
+        vol.compute()
+    with pytest.raises(VolumeFormatError, match=r"chunk 'c/1/0/1'"):  # read with a halo too
+        filters.median(vol, size=3).compute()
+
+
+def test_metadata_stating_another_dtype_is_named(tmp_path):
+    path = _saved(tmp_path)
+    meta = path / "0" / "zarr.json"
+    meta.write_text(meta.read_text().replace('"float32"', '"uint16"'))
+    with pytest.raises(VolumeFormatError, match=r"another dtype"):
+        bigseg.open_volume(path).compute()
+
+
+def test_unreadable_metadata_is_named(tmp_path):
+    path = _saved(tmp_path)
+    (path / "0" / "zarr.json").write_bytes(b"\xc8\x01garbage")
+    with pytest.raises(VolumeFormatError, match=r"scan\.ome\.zarr/0'.*metadata that cannot be read"):
+        bigseg.open_volume(path)
+    (path / "zarr.json").write_text('{"zarr_format": 3, "node_ty')
+    with pytest.raises(VolumeFormatError, match=r"whose zarr\.json cannot be read"):
+        bigseg.open_volume(path)
+
+
+def test_reads_keep_the_plain_arrays_token(tmp_path):
+    """Resumable writes are keyed by the graph: reading through the checked array keeps the key."""
+    import dask.array as da
+    import zarr
+
+    path = _saved(tmp_path)
+    assert bigseg.open_volume(path).data.name == da.from_zarr(zarr.open_array(str(path / "0"), mode="r")).name
+
+
+def _damage(path, at, n):
+    data = bytearray(path.read_bytes())
+    data[at:at + n] = b"\x07" * n
+    path.write_bytes(bytes(data))
+
+
+def test_a_damaged_compressed_tiff_slice_is_named(tmp_path):
+    tifffile = pytest.importorskip("tifffile")
+    data = np.random.default_rng(0).integers(0, 60000, (6, 16, 16), dtype=np.uint16)
+    (tmp_path / "tifs").mkdir()
+    for i, page in enumerate(data):
+        tifffile.imwrite(tmp_path / "tifs" / f"s_{i:03d}.tif", page, compression="zlib")
+    _damage(tmp_path / "tifs" / "s_003.tif", 200, 200)  # its directory intact, its pixels not
+    with pytest.raises(VolumeFormatError, match=r"s_003\.tif' \(z 3:4\): zlib\.error"):
+        bigseg.ingest(tmp_path / "tifs", tmp_path / "out.ome.zarr")
+    assert not (tmp_path / "out.ome.zarr").exists()
+
+
+def test_a_damaged_hdf5_chunk_is_named(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    data = np.random.default_rng(0).integers(0, 60000, (16, 16, 16), dtype=np.uint16)
+    src = tmp_path / "scan.h5"
+    with h5py.File(src, "w") as f:
+        f.create_dataset("/exchange/data", data=data, chunks=(4, 16, 16), compression="gzip")
+    _damage(src, src.stat().st_size // 2, 600)
+    with pytest.raises(VolumeFormatError, match=r"Cannot read HDF5 file '.*scan\.h5' \(z \d+:\d+\)"):
+        bigseg.ingest(src, tmp_path / "out.ome.zarr", chunks=8)
+    assert not (tmp_path / "out.ome.zarr").exists()
+
+
+def test_ingest_names_dest_where_it_cannot_be_written(tmp_path):
+    np.save(tmp_path / "scan.npy", np.zeros((4, 4, 4), np.uint8))
+    (tmp_path / "afile").write_text("not a folder")
+    with pytest.raises(bigseg.errors.OutputNotWritableError, match=r"^Expected `dest` in a folder"):
+        bigseg.ingest(tmp_path / "scan.npy", tmp_path / "afile" / "out.ome.zarr")
+
+
+@pytest.mark.parametrize("resume_key", [None, "k"])
+def test_a_destination_that_stops_taking_writes_is_said_and_resumes(tmp_path, monkeypatch, resume_key):
+    """A destination made read-only part-way (permissions changed, a mount remounted read-only)
+    failed with zarr's PermissionError traceback; now named, with what was kept."""
+    import errno
+
+    from zarr.storage import _local
+
+    from bigseg.errors import OutputNotWritableError
+
+    data = np.random.default_rng(0).random((16, 16, 16), dtype=np.float32)
+    put, writes = _local._put, []
+
+    def refused_after_some(path, value, *args, **kwargs):
+        writes.append(path)
+        if len(writes) > 4:
+            raise PermissionError(errno.EPERM, "Operation not permitted", str(path))
+        return put(path, value, *args, **kwargs)
+
+    monkeypatch.setattr(_local, "_put", refused_after_some)
+    dest = tmp_path / "v.ome.zarr"
+    with pytest.raises(OutputNotWritableError, match=r"`path` '.*v\.ome\.zarr' to stay writable.*Operation not "
+                       r"permitted.*" + ("resumes once it can write there again" if resume_key else
+                                         "Nothing that looks finished")):
+        bigseg.save_volume(data, dest, chunks=8, progress=False, resume_key=resume_key)
+    assert not dest.exists()
+    monkeypatch.setattr(_local, "_put", put)
+    bigseg.save_volume(data, dest, chunks=8, progress=False, resume_key=resume_key)
+    np.testing.assert_array_equal(bigseg.open_volume(dest).values, data)
+
+
+def test_an_input_that_cannot_be_read_is_not_said_to_be_the_output(tmp_path, monkeypatch):
+    """Only the output's own files make "the destination stopped taking writes"."""
+    import errno
+
+    import dask.array as da
+
+    def unreadable(block):
+        raise PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "elsewhere" / "scan.raw"))
+
+    data = da.zeros((8, 8, 8), np.float32, chunks=4).map_blocks(unreadable, dtype=np.float32)
+    with pytest.raises(PermissionError, match="Permission denied") as caught:
+        bigseg.save_volume(data, tmp_path / "v.ome.zarr", progress=False)
+    assert not isinstance(caught.value, bigseg.errors.OutputNotWritableError)
