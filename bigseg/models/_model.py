@@ -293,12 +293,37 @@ def _build(blob: dict, where: str) -> Model:
             provenance=meta.get("provenance"),
             arch_kwargs=meta.get("arch_kwargs"),
         )
+        unfit = _unfit_weights(model.state_dict(), blob["state"])
+        if unfit:  # said in one line (torch's own message lists every key, one per line)
+            raise ModelError(f"Expected a consistent bigseg checkpoint at {where}: its weights to fit its architecture "
+                             f"{meta['arch']!r} ({meta.get('arch_kwargs') or 'default arguments'}). Got {unfit}.")
         model.load_state_dict(blob["state"], strict=True)
     except ModelError:
         raise
     except Exception as exc:
         raise ModelError(f"Expected a consistent bigseg checkpoint at {where}. {type(exc).__name__}: {exc}") from None
     return model.eval()
+
+
+def _unfit_weights(want: dict[str, Any], got: Any) -> str:
+    """What of a checkpoint's ``got`` state does not fit the model's ``want``: missing, unexpected
+    and other-shaped tensors, counted, the first of each named (``""``: it fits)."""
+    if not isinstance(got, dict):
+        return f"weights of type {type(got).__name__}, not a state dict"
+
+    def first(keys: list[str], shown: Callable[[str], str] = str) -> str:
+        return ", ".join(shown(k) for k in keys[:3]) + (", ..." if len(keys) > 3 else "")
+
+    missing = [k for k in want if k not in got]
+    unexpected = [k for k in got if k not in want]
+    shaped = [k for k in want if k in got and tuple(getattr(got[k], "shape", ())) != tuple(want[k].shape)]
+    def both(k: str) -> str:
+        return f"{k}: {tuple(got[k].shape)} in the file, {tuple(want[k].shape)} in the model"
+
+    said = [f"{len(missing)} missing ({first(missing)})" if missing else "",
+            f"{len(unexpected)} unexpected ({first(unexpected)})" if unexpected else "",
+            f"{len(shaped)} of another shape ({first(shaped, both)})" if shaped else ""]
+    return "; ".join(x for x in said if x)
 
 
 def load(name_or_path: str | os.PathLike) -> Model:

@@ -180,6 +180,15 @@ def test_load_errors(tmp_path):
     for bad in (junk, cut):  # not refused as unsafe: not a checkpoint at all, said without torch's internals
         with pytest.raises(ModelError, match=r"a file torch.load cannot read \(\w+\): a file of another kind"):
             models.load(bad)
+    # weights of another width under the same architecture: torch's message listed every key on lines of its own
+    blob = torch.load(tmp_path / "whole.pt", weights_only=True)
+    other = models.create("unet3d", patch=(8, 8, 8), channels=(3, 4))
+    blob["state"] = {k: v for k, v in other.state_dict().items() if not k.endswith("bias")} | {"extra.w": torch.zeros(1)}
+    torch.save(blob, tmp_path / "unfit.pt")
+    with pytest.raises(ModelError, match=r"fit its architecture 'unet3d'.*missing \(.*bias.*1 unexpected \(extra\.w\); "
+                                         r"\d+ of another shape \(.*in the file.*in the model") as got:
+        models.load(tmp_path / "unfit.pt")
+    assert "\n" not in str(got.value)
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
