@@ -113,7 +113,11 @@ def _merge(base: dict[str, Any], update: Mapping[str, Any], prefix: str = "") ->
     for key, value in update.items():
         name = f"{prefix}{key}"
         if key not in out and key not in extra:
-            raise ConfigError(f"Unknown configuration key `{name}`. Known keys: {sorted({*out, *extra})}.")
+            import difflib
+
+            close = difflib.get_close_matches(str(key), [str(k) for k in {*out, *extra}], n=1, cutoff=0.7)
+            meant = f" (did you mean `{prefix}{close[0]}`?)" if close else ""
+            raise ConfigError(f"Unknown configuration key `{name}`{meant}. Known keys: {sorted({*out, *extra})}.")
         if key in extra:
             out[key] = copy.deepcopy(value)
         elif isinstance(out[key], dict):

@@ -68,8 +68,9 @@ def test_defaults_yaml_env_keywords_precedence(tmp_path):
         ("slurm: {nanny: 1}", "`slurm.nanny` to be true or false"),
         ("slurm: {job_extra_directive: ['--gres=gpu:1']}", r"Unknown configuration key `slurm.job_extra_directive`.*"
                                                            r"'job_extra_directives'"),
-        ("chunk: 64", "Unknown configuration key `chunk`"),
-        ("predict: {overlapp: 0.5}", "Unknown configuration key `predict.overlapp`"),
+        ("chunk: 64", r"Unknown configuration key `chunk` \(did you mean `chunks`\?\)"),
+        ("predict: {overlapp: 0.5}", r"Unknown configuration key `predict.overlapp` \(did you mean `predict.overlap`\?\)"),
+        ("filterz: {median: 3}", r"`filterz` \(did you mean `filters`\?\)"),
         ("- a list", "mapping"),
         # YAML's true is Python's 1, and .inf a float: each was taken, then failed after the ingest
         # with an error naming the filter's argument (`sigma`, `radius`), not the key
