@@ -41,7 +41,7 @@ import dask.local
 import dask.threaded
 import numpy as np
 import xarray as xr
-from dask.highlevelgraph import HighLevelGraph
+from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
 
 from .._parse import parse_choice, parse_chunks, parse_in_range, parse_positive_float, parse_positive_int
 from ..errors import InputError
@@ -374,7 +374,7 @@ def _blend_volume(
         groups = [list(product([z], *[range(n) for n in nblocks[1:]])) for z in range(nblocks[0])]
     part_key: dict[tuple, Any] = {}
     acc_static = dict(key=spec.key, checkpoint=spec.checkpoint, patch=patch3, n_classes=C, plane_axis=plane_axis, **options)
-    gate = None
+    gate, gates = None, []
     for gi, group in enumerate(groups):
         done = []
         for j in group:
@@ -414,7 +414,7 @@ def _blend_volume(
                     part_key[(j, idx)] = key("part", j, idx)
                     dsk[part_key[(j, idx)]] = (getitem, acc, i)
                 dsk[key("done", j, idx)] = (_done, part_key[(j, idx)])
-                done.append(key("done", j, idx))
+                done.append((key("done", j, idx), idx))
         for idx in group:
             lo = tuple(bounds[a][i] for a, i in enumerate(idx))
             bshape = tuple(bounds[a][i + 1] - bounds[a][i] for a, i in enumerate(idx))
@@ -425,12 +425,13 @@ def _blend_volume(
             out_key = (name, *idx) if labels_only else (name, 0, *idx)
             dsk[out_key] = (blend, [part_key[(j, idx)] for j, _ in sources[idx]], w_key)
             dsk[key("done", idx)] = (_done, out_key)
-            done.append(key("done", idx))
+            done.append((key("done", idx), idx))
         # chained through the previous gate: a group without windows of its own (blocks past the
         # last window start) must not let the next group's windows overtake the one before
         prev, gate = gate, f"bigseg-gate-{token}-{gi}"
-        dsk[gate] = (_done, *done, *([prev] if prev else []))
-    graph = HighLevelGraph.from_collections(name, dsk, dependencies=[data] if source is None else [])
+        gates.append((gate, done, prev))
+    layer = _SweepLayer(dsk, gates, name)
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=[data] if source is None else [])
     if labels_only:
         out = da.Array(graph, name, chunks=chunks, dtype=np.uint8, meta=np.empty((0, 0, 0), np.uint8))
     else:
@@ -439,6 +440,24 @@ def _blend_volume(
         crop = tuple(slice(a, s - b) for (a, b), s in zip(pads, shape))
         out = out[crop if labels_only else (slice(None), *crop)]
     return out, n_patches
+
+
+class _SweepLayer(MaterializedLayer):
+    """The tasks of :func:`_blend_volume`, whose gates order the sweep. Culled to some output
+    blocks (a resumed write computes only the blocks not on disk), each gate waits only for
+    the tasks of those blocks: waiting for all of them would compute every block before (the
+    gates chain), so a resume ran the model over the whole volume again."""
+
+    def __init__(self, tasks: dict, gates: list, name: str, wanted: set | None = None) -> None:
+        self.tasks, self.gates, self.name = tasks, gates, name
+        mapping = dict(tasks)
+        for gate, done, prev in gates:
+            mapping[gate] = (_done, *[k for k, idx in done if wanted is None or idx in wanted], *([prev] if prev else []))
+        super().__init__(mapping)
+
+    def cull(self, keys: set, all_hlg_keys: Any) -> tuple[Any, Any]:
+        wanted = {tuple(k[-3:]) for k in keys if isinstance(k, tuple) and k[0] == self.name}
+        return MaterializedLayer.cull(_SweepLayer(self.tasks, self.gates, self.name, wanted), keys, all_hlg_keys)
 
 
 # ----------------------------------------------------------------------------- public

@@ -19,6 +19,8 @@ from typing import Any
 import dask
 import dask.array as da
 import numpy as np
+from dask.delayed import Delayed
+from dask.highlevelgraph import HighLevelGraph
 
 from ._progress import _BARS, compute
 
@@ -124,7 +126,13 @@ def store_resumable(arr: da.Array, target: Any, manifest: str | Path, *, desc: s
     total = int(np.prod(arr.numblocks))
     if not todo:
         return 0, total
-    pieces = arr.to_delayed()
+    if len(todo) < total:  # the graph culled to the blocks not on disk first, so that a layer may drop what only
+        # the others need (the gates of predict's sweep: else the model ran over the whole volume again)
+        keys = [(arr.name, *idx) for idx in todo]
+        graph = HighLevelGraph.from_collections(f"resume-{arr.name}", arr.__dask_optimize__(arr.__dask_graph__(), keys))
+        pieces = {idx: Delayed(k, graph, layer=f"resume-{arr.name}") for idx, k in zip(todo, keys)}
+    else:
+        pieces = arr.to_delayed()
     store = dask.delayed(_store_block, pure=False)
     stages = stage_label(arr)  # the dashboard's name of these tasks: the stages computed in them
     prefix = f"{stages}-store-{key_digest(f'{arr.name}{manifest}')}" if stages else None

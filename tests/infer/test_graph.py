@@ -95,3 +95,33 @@ def test_local_sweep_parks_pieces_for_later_rows_and_planes_on_disk(monkeypatch)
     assert len(made) == n  # spill=False: nothing parked
     np.testing.assert_array_equal(parked["probabilities"].values, kept["probabilities"].values)
     np.testing.assert_array_equal(parked["labels"].values, kept["labels"].values)
+
+
+def test_a_resumed_write_runs_the_model_only_for_the_blocks_not_on_disk(tmp_path):
+    # the sweep's gates chain every block to the ones before: a resume culled to the missing
+    # blocks still ran every window of the volume (a 512³ segment killed at 58 % made no
+    # progress in the 6 minutes of its rerun)
+    import zarr
+
+    from bigseg.infer import reset_worker_stats, worker_stats
+    from bigseg.runtime._manifest import resumable_array, store_resumable
+
+    x = da.from_array(np.random.default_rng(0).random((32, 32, 32), dtype=np.float32), chunks=8)
+
+    def labels():
+        return predict(x, conv3d_net(1), patch=(8, 8, 8), overlap=0.5, batch_size=4, device="cpu").labels.data
+
+    target = resumable_array(zarr.open_group(str(tmp_path / "s.zarr"), mode="w"), "a", shape=x.shape,
+                             chunks=(8, 8, 8), dtype=np.uint8, manifest=tmp_path / "m")
+    reset_worker_stats()
+    store_resumable(labels(), target, tmp_path / "m", progress=False)
+    assert worker_stats()["patches"] == 7**3
+    want = target[:]
+    for marker in (tmp_path / "m").glob("3.*"):  # the last plane of blocks was not written
+        marker.unlink()
+    target[24:] = 0
+    reset_worker_stats()
+    assert store_resumable(labels(), target, tmp_path / "m", progress=False) == (16, 64)
+    # the windows that start in the last two planes of blocks (z starts 16, 20 | 24): 3 of 7
+    assert worker_stats()["patches"] == 3 * 7**2
+    np.testing.assert_array_equal(target[:], want)
