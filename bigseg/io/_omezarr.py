@@ -545,7 +545,7 @@ def save_labels(
         levels = max(1, min(len(_ome_meta(zarr.open_group(str(image_path), mode="r"))["multiscales"][0]["datasets"]),
                             _most_levels(vol)))
     levels = _check_levels(parse_positive_int("levels", levels), vol)
-    dest = image_path / "labels" / name
+    dest = _member(image_path, f"labels/{name}", "the label image `name`", refused="not written")
     _check_dest(dest, overwrite, "name")
     lgroup = labels_group(image_path)
     replaced = dest.exists()
@@ -692,6 +692,21 @@ def _open_stored(path: Path, *, name: str = "path") -> _StoredArray:
                                 f"that cannot be read ({type(exc).__name__}: {exc}).") from None
 
 
+def _member(root: Path, rel: Any, what: str, error: type[BigsegError] = VolumeFormatError, *,
+            refused: str = "not read") -> Path:
+    """``root / rel``, a path that a store's metadata (or ``label=``) names inside the store (a
+    pyramid level, a label image, a bioformats2raw series), refused unless it stays inside
+    ``root`` once links are followed: a store received from elsewhere stating ``"../other.ome.zarr/0"``,
+    an absolute path or a link out of it read another store on this machine as its own."""
+    target = root / str(rel)
+    base = root.resolve()
+    if not target.resolve().is_relative_to(base):
+        raise error(f"Expected {what} to name a path inside {str(root)!r}. Got {str(rel)!r}, which leads to "
+                    f"{str(target.resolve())!r}, outside it (a '..', an absolute path or a link out of the store): "
+                    f"{refused}.")
+    return target
+
+
 def open_volume(path: str | os.PathLike, *, level: int = 0, label: str | None = None) -> xr.DataArray:
     """Lazily open an OME-Zarr image, label image or labels group as a volume.
 
@@ -709,7 +724,7 @@ def open_volume(path: str | os.PathLike, *, level: int = 0, label: str | None = 
         raise SourceNotFoundError(f"Expected `path` to be an existing OME-Zarr volume. Got {str(p)!r}, which does not exist.")
     p = image_of(p)  # a bioformats2raw store: its image
     if label is not None:
-        p = p / "labels" / label
+        p = _member(p / "labels", label, "`label`", InputError)
         if not p.exists():
             raise SourceNotFoundError(f"Expected `label` to name a label image. Got {label!r}; {str(p)!r} does not exist.")
     try:
@@ -735,7 +750,7 @@ def open_volume(path: str | os.PathLike, *, level: int = 0, label: str | None = 
         names = meta["labels"]
         if not names:
             raise VolumeFormatError(f"Expected `path` to list at least one label image. Got none in {str(p)!r}.")
-        return open_volume(p / names[0], level=level)
+        return open_volume(_member(p, names[0], f"the labels of {str(p)!r}"), level=level)
     if "multiscales" not in meta:
         raise VolumeFormatError(
             f"Expected `path` to be a complete OME-Zarr image (with 'multiscales' metadata). Got {str(p)!r}, "
@@ -746,7 +761,7 @@ def open_volume(path: str | os.PathLike, *, level: int = 0, label: str | None = 
     if not 0 <= level < len(datasets):
         raise InputError(f"Expected `level` in [0, {len(datasets)}). Got {level!r} instead.")
     ds = datasets[level]
-    arr = da.from_zarr(_open_stored(p / ds["path"]))
+    arr = da.from_zarr(_open_stored(_member(p, ds.get("path"), f"level {level}'s dataset path of {str(p)!r}")))
     dims = tuple(ax["name"] if isinstance(ax, dict) else ax for ax in ms["axes"])
     scale, shift = _level_transform(ms, ds, len(dims))
     spatial = [(d, s) for d, s in zip(dims, scale) if d in ("z", "y", "x")]
@@ -839,7 +854,7 @@ def image_of(p: Path) -> Path:
         return p
     if "bioformats2raw.layout" not in meta or "multiscales" in meta:
         return p
-    return p / _bioformats2raw_image(p)
+    return _member(p, _bioformats2raw_image(p), f"the image of the bioformats2raw store {str(p)!r}")
 
 
 def _bioformats2raw_image(p: Path) -> str:

@@ -285,18 +285,16 @@ def _read(fh: Any, where: str) -> dict:
 def _build(blob: dict, where: str) -> Model:
     try:
         meta = json.loads(blob["meta"])
-        model = Model(
-            meta["arch"],
-            phases=meta["phases"],
-            patch=meta["patch"],
-            normalization=meta.get("normalization"),
-            provenance=meta.get("provenance"),
-            arch_kwargs=meta.get("arch_kwargs"),
-        )
-        unfit = _unfit_weights(model.state_dict(), blob["state"])
-        if unfit:  # said in one line (torch's own message lists every key, one per line)
+        args = dict(phases=meta["phases"], patch=meta["patch"], normalization=meta.get("normalization"),
+                    provenance=meta.get("provenance"), arch_kwargs=meta.get("arch_kwargs"))
+        with torch.device("meta"):  # shapes only, no memory: a few bytes of metadata can ask for any size of network
+            shapes = Model(meta["arch"], **args).state_dict()
+        unfit = _unfit_weights(shapes, blob["state"])
+        if unfit:  # said in one line (torch's own message lists every key, one per line), before any is built
             raise ModelError(f"Expected a consistent bigseg checkpoint at {where}: its weights to fit its architecture "
-                             f"{meta['arch']!r} ({meta.get('arch_kwargs') or 'default arguments'}). Got {unfit}.")
+                             f"{meta['arch']!r} ({meta.get('arch_kwargs') or 'default arguments'}). Got {unfit}: "
+                             "not built.")
+        model = Model(meta["arch"], **args)
         model.load_state_dict(blob["state"], strict=True)
     except ModelError:
         raise

@@ -110,7 +110,7 @@ def _metrics_section(ds) -> str:
                 + _table(["cube edge [voxels]", f"edge{along_z(vs)} [{unit}]", "cubes"] + [f"std / mean {p}" for p in phases],
                          rows)
                 + f"<p class='note'>scatter of each phase's fraction over non-overlapping sub-cubes (tolerance "
-                  f"{ds.attrs.get('rve_tolerance', '')}): rve.png</p>")
+                  f"{html.escape(str(ds.attrs.get('rve_tolerance', '')))}): rve.png</p>")
     if "tortuosity" in d:
         rows = [[i, float(a), float(b), float(c)] for i, (a, b, c) in enumerate(
             zip(d.tortuosity.values, d.tortuosity_D_eff.values, d.tortuosity_porosity.values))]
@@ -221,8 +221,9 @@ def _crop_text(info: dict) -> str | None:
 
 
 def _last_step(t: Any, unit: str) -> str:
-    """What a section of a series' last time step says of it: `` (last time step, t = 60 min)``."""
-    return f" (last time step, t = {time_text(t, unit)})"
+    """What a section of a series' last time step says of it: `` (last time step, t = 60 min)``,
+    as HTML (the unit is the store's text: escaped)."""
+    return f" (last time step, t = {html.escape(time_text(t, unit))})"
 
 
 def _evolution_section(ev, unit: str, t_unit: str = "", area_method: str = "") -> str:

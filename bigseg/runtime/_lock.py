@@ -105,7 +105,9 @@ def _acquire(path: Path, tries: int = 10) -> int | None:
     (asked ``tries`` times over ~0.2 s: :func:`holder` takes the lock for an instant to test it),
     or ``_UNLOCKABLE`` where the file system refuses ``flock``."""
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        # O_NOFOLLOW: a link planted at the lock's name (a shared folder) would have this process
+        # truncate and write whatever file it points to
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -153,6 +155,10 @@ def _refuse_unwritable(exc: OSError, target: Any, argument: str, hint: str) -> N
         raise OutputNotWritableError(
             f"Expected `{argument}` in a folder. Got {str(target)!r}, but {str(blocker)!r} is a file, not a "
             f"folder.") from None
+    if exc.errno == errno.ELOOP:  # (_acquire's O_NOFOLLOW)
+        raise OutputNotWritableError(
+            f"Expected the lock file of `{argument}` {str(target)!r} to be a file bigseg makes or none. Got "
+            f"{exc.filename!r}, a symbolic link (left by someone else?): not followed; remove it and run again.") from None
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         raise OutputNotWritableError(
             f"Expected `{argument}` somewhere this process may write. Got {str(target)!r}, where it may not "

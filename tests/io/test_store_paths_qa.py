@@ -1,0 +1,76 @@
+"""A store received from elsewhere (an external user's OME-Zarr) cannot make bigseg read or write
+another store on this machine: pyramid levels, label lists, bioformats2raw series and label names
+that lead out of the store ('..', an absolute path, a symbolic link) are refused by name (QA:
+facility security review)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import bigseg
+from bigseg.errors import InputError, VolumeFormatError
+
+
+def _stores(tmp_path):
+    victim, evil = tmp_path / "victim.ome.zarr", tmp_path / "evil.ome.zarr"
+    bigseg.save_volume(np.full((4, 8, 8), 7, np.uint8), victim, chunks=8, progress=False)
+    bigseg.save_volume(np.zeros((4, 8, 8), np.uint8), evil, chunks=8, progress=False)
+    bigseg.save_labels(np.zeros((4, 8, 8), np.uint8), evil, name="seg", phases=["pore", "active"], progress=False)
+    return victim, evil
+
+
+def _edit(path, fn):
+    meta = json.loads((path / "zarr.json").read_text())
+    fn(meta["attributes"]["ome"])
+    (path / "zarr.json").write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize("where", ["../victim.ome.zarr/0", "absolute"])
+def test_a_dataset_path_out_of_the_store_is_refused(tmp_path, where):
+    victim, evil = _stores(tmp_path)
+    path = str(victim / "0") if where == "absolute" else where
+    _edit(evil, lambda ome: ome["multiscales"][0]["datasets"][0].update(path=path))
+    with pytest.raises(VolumeFormatError, match=r"level 0's dataset path .* outside it"):
+        bigseg.open_volume(evil)
+
+
+def test_a_level_that_is_a_link_out_of_the_store_is_refused(tmp_path):
+    victim, evil = _stores(tmp_path)
+    os.rename(evil / "0", tmp_path / "moved")
+    os.symlink(victim / "0", evil / "0")
+    with pytest.raises(VolumeFormatError, match="outside it"):
+        bigseg.open_volume(evil)
+
+
+def test_a_label_list_or_label_name_out_of_the_labels_group_is_refused(tmp_path):
+    victim, evil = _stores(tmp_path)
+    with pytest.raises(InputError, match=r"`label` to name a path inside"):
+        bigseg.open_volume(evil, label="../../victim.ome.zarr")
+    _edit(evil / "labels", lambda ome: ome.update(labels=["../../victim.ome.zarr"]))
+    with pytest.raises(VolumeFormatError, match="the labels of .* outside it"):
+        bigseg.open_volume(evil / "labels")
+
+
+def test_labels_written_through_a_link_out_of_the_store_are_refused(tmp_path):
+    _, evil = _stores(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    os.rename(evil / "labels", tmp_path / "labels_moved")
+    os.symlink(elsewhere, evil / "labels")
+    with pytest.raises(VolumeFormatError, match="not written"):
+        bigseg.save_labels(np.zeros((4, 8, 8), np.uint8), evil, name="x", phases=["a", "b"], progress=False)
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_paths_inside_the_store_still_open(tmp_path):
+    victim, evil = _stores(tmp_path)
+    assert int(bigseg.open_volume(victim).max()) == 7
+    assert bigseg.open_volume(evil, label="seg").shape == (4, 8, 8)
+    assert bigseg.open_volume(evil / "labels").shape == (4, 8, 8)
+    linked = tmp_path / "link.ome.zarr"  # the store itself reached through a link: its own paths
+    os.symlink(victim, linked)
+    assert int(bigseg.open_volume(linked).max()) == 7
