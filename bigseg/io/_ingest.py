@@ -842,6 +842,10 @@ def open_source(source: str | os.PathLike, *, chunks: Any = 128, dataset: str | 
     return vol
 
 
+#: the most blocks a source is cut into (each a task of the graph, held in memory; 2048³ in 32³
+#: chunks is 262,144)
+MAX_BLOCKS = 4_000_000
+
 #: a voxel size given without unit this many times larger or smaller than the source's own is
 #: said (a unit slip: nm for um is 1000); a correction of the stated size is not
 UNIT_SLIP = 5.0
@@ -927,6 +931,12 @@ def _read_volume(source: Any, *, chunks: Any, vs: Any, unit: str | None, dataset
         c = parse_chunks(chunks, 3)  # (z, y, x); a series one scan per chunk
         if len(reader.shape) == 4:
             c = (1, *c)
+        blocks = math.prod(-(-n // k) for n, k in zip(reader.shape, c))
+        if blocks > MAX_BLOCKS:  # each block a task held in memory: a 2 KB file stating 100000³ filled a node's
+            # memory building the graph, before anything was read
+            raise InputError(f"Expected `chunks` to cut `source` into at most {MAX_BLOCKS:,} blocks. Got shape "
+                             f"{tuple(reader.shape)} in {os.fspath(source)!r} in chunks {c}: {blocks:,} blocks. Larger "
+                             f"chunks, or is the shape the file states its data's?")
         token = tokenize(os.path.abspath(os.fspath(source)), dataset, dtype, shape, offset)
         arr = da.from_array(reader, chunks=c, asarray=True, lock=False, fancy=False,
                             name=f"ingest-{Path(os.fspath(source)).name}-{token}")

@@ -139,3 +139,20 @@ def test_an_input_that_cannot_be_read_is_not_said_to_be_the_output(tmp_path, mon
     with pytest.raises(PermissionError, match="Permission denied") as caught:
         bigseg.save_volume(data, tmp_path / "v.ome.zarr", progress=False)
     assert not isinstance(caught.value, bigseg.errors.OutputNotWritableError)
+
+
+def test_a_small_file_stating_a_huge_shape_is_refused_before_the_graph_is_built(tmp_path):
+    """A 2 KB HDF5 declaring a 100000³ dataset made ingest build ~5e8 tasks (a MemoryError after
+    20 s under 6 GiB; a node's memory without a limit) before reading anything."""
+    import time
+
+    import h5py
+
+    with h5py.File(tmp_path / "huge.h5", "w") as f:
+        f.create_dataset("exchange/data", shape=(100_000,) * 3, dtype="uint16", chunks=(1, 64, 64))
+    assert (tmp_path / "huge.h5").stat().st_size < 100_000
+    t = time.perf_counter()
+    with pytest.raises(bigseg.errors.InputError, match=r"`chunks` to cut `source` into at most 4,000,000 blocks.*"
+                                                       r"\(100000, 100000, 100000\).*478,211,768 blocks"):
+        bigseg.ingest(tmp_path / "huge.h5", tmp_path / "out.ome.zarr", progress=False)
+    assert time.perf_counter() - t < 30 and not list(tmp_path.glob("*out.ome.zarr*"))
