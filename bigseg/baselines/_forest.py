@@ -41,10 +41,10 @@ def _train_block(block: np.ndarray, lab: np.ndarray, idx: tuple, numblocks: tupl
     """Features and labels of the labelled voxels of one block (each kept with probability
     ``p``, by a hash of its global position: the same voxels for any chunking), with their
     global linear indices; ``start`` = (time step, z0, y0, x0) of the block, ``shape`` = (t, z, y, x)."""
-    feats = multiscale_features(np.asarray(block), sigmas)
+    feats = to_numpy(multiscale_features(block, sigmas))  # CuPy blocks: features on the GPU
     sl = _interior(idx, numblocks, depth)
     feats = feats[(slice(None),) + sl]
-    lab = np.asarray(lab)
+    lab = to_numpy(lab)
     keep = np.flatnonzero(lab.ravel() != UNLABELLED)
     if p < 1:
         u = hash_uniform(np.array(start[1:], np.int64), np.array(lab.shape, np.int64), seed * 1_000_003 + start[0])

@@ -130,9 +130,7 @@ def _sample_interior(block: np.ndarray, idx: tuple, numblocks: tuple, p: float, 
                      inside: np.ndarray | None, start: tuple) -> np.ndarray:
     """Features of the voxels of the block proper (global position ``start``) drawn with
     probability ``p`` by a hash of their global position and ``seed``."""
-    g, s = _features(np.asarray(block))
-    g = g.reshape(block.shape)
-    s = s.reshape(block.shape)
+    g, s = (to_numpy(f).reshape(block.shape) for f in _features(block))  # CuPy blocks: features on the GPU
     sl = tuple(slice(1 if i > 0 else 0, -1 if i < n - 1 else None) for i, n in zip(idx, numblocks))
     g, s = g[sl], s[sl]  # the block proper
     keep = hash_uniform(np.array(start, np.int64), np.array(g.shape, np.int64), seed).ravel() < p

@@ -42,6 +42,7 @@ import xarray as xr
 
 from .._parse import parse_choice
 from ..errors import InputError
+from ..ops._dispatch import to_numpy
 from ..runtime._lock import make_folder
 from ..runtime._progress import compute
 from ._calibration import OME_TIME_UNITS, convert_length, imagej_unit, normalise_unit, ome_tiff_unit
@@ -109,7 +110,7 @@ def _slabs(vol: xr.DataArray) -> Iterator[tuple[tuple[int, ...], np.ndarray]]:
             for a in range(int(z0), int(z1), step):
                 b = min(a + step, int(z1))
                 (block,) = compute(arr[t + (slice(a, b),)], progress=False)
-                yield t + (a,), np.asarray(block)
+                yield t + (a,), to_numpy(block)  # CuPy blocks too (np.asarray refuses them)
 
 
 def _planes(vol: xr.DataArray, bar: Any) -> Iterator[np.ndarray]:

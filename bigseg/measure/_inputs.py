@@ -12,6 +12,7 @@ import xarray as xr
 from .._parse import parse_phases
 from ..errors import InputError
 from ..io._volume import DEFAULT_PHASES, MASK_PHASES, UNLABELLED, as_volume, frame_arrays
+from ..ops._dispatch import is_cupy, on_host
 
 __all__ = ["Labels", "as_labels", "check_values"]
 
@@ -51,6 +52,8 @@ def as_labels(x: Any, *, name: str = "labels", phases: Any = None) -> Labels:
     first pass over the data (see :func:`check_values`).
     """
     vol = as_volume(x, name=name, allow_series=True)
+    if is_cupy(getattr(vol.data, "_meta", None)):  # labels made on a GPU: the measurements' kernels run on the host
+        vol = vol.copy(data=on_host(vol.data))
     dt = np.dtype(vol.dtype)
     if not (np.issubdtype(dt, np.integer) or dt == np.bool_):
         nan = (f" (NaN marking unlabelled voxels, as .where() leaves: {name}.fillna(255).astype('uint8'), 255 = "
