@@ -23,9 +23,9 @@ def main() -> int:
     single = time.perf_counter() - t
     try:
         client = bigseg.connect(cluster, quiet=True, dashboard=False, **({"n_workers": 1} if cluster == "local" else {}))
-    except Exception as exc:  # dask-cuda missing or no GPU: said, not failed
-        print(f"{cluster}: not started ({type(exc).__name__}: {exc})")
-        return 0
+    except Exception as exc:  # dask-cuda missing or no GPU: said; a failure on a GPU (a dry run on the CPU: not)
+        print(f"{cluster}: {'FAILED: ' if device != 'cpu' else ''}not started ({type(exc).__name__}: {exc})")
+        return 0 if device == "cpu" else 2
     with client:
         n = len(client.scheduler_info()["workers"])
         t = time.perf_counter()
