@@ -188,3 +188,13 @@ def test_measurements_of_cupy_labels(fake_cupy, scan):
     got = bigseg.measure.volume_fractions(gpu)  # was: np.ascontiguousarray(block) in the kernels
     np.testing.assert_array_equal(got.values, bigseg.measure.volume_fractions(_volume(lab)).values)
     np.testing.assert_array_equal(bigseg.measure.scores(lab, gpu)["iou"].values, np.ones(3))
+
+
+def test_a_float16_median_of_cupy_blocks_is_the_hosts(fake_cupy, scan):
+    # the host took float16 through float32 (scipy has no float16 kernels), CuPy blocks went as they were
+    from bigseg import filters
+
+    _, img = scan
+    half = img.astype(np.float16)
+    got = filters.median(_volume(half, fake_cupy), size=3).data.compute()
+    np.testing.assert_array_equal(bigseg.ops.to_numpy(got), filters.median(_volume(half), size=3).values)

@@ -55,11 +55,11 @@ def median(block: Any, size: Sequence[int] = (3, 3, 3)) -> Any:
     blocks, other sizes and other dimensions use scipy; CuPy blocks use cupyx.
     """
     size = tuple(int(s) for s in size)
+    if block.dtype == np.float16:  # scipy has no float16 kernels: the median is one of the values, exact in float32
+        return median(block.astype(np.float32), size).astype(np.float16)  # (CuPy's too: one rule on either)
     if is_cupy(block):
         return ndimage_module(block).median_filter(block, size=size, mode="reflect")
     block = np.asarray(block)
-    if block.dtype == np.float16:  # scipy has no float16 kernels: the median is one of the values, exact in float32
-        return median(block.astype(np.float32), size).astype(np.float16)
     if (
         block.ndim == 3
         and size == (3, 3, 3)
