@@ -121,6 +121,10 @@ def test_a_destination_that_stops_taking_writes_is_said_and_resumes(tmp_path, mo
                                          "Nothing that looks finished")):
         bigseg.save_volume(data, dest, chunks=8, progress=False, resume_key=resume_key)
     assert not dest.exists()
+    np.save(tmp_path / "scan.npy", data)  # ingest says it of its own argument
+    writes.clear()
+    with pytest.raises(OutputNotWritableError, match=r"^Expected `dest` '.*i\.ome\.zarr' to stay writable"):
+        bigseg.ingest(tmp_path / "scan.npy", tmp_path / "i.ome.zarr", chunks=8, progress=False)
     monkeypatch.setattr(_local, "_put", put)
     bigseg.save_volume(data, dest, chunks=8, progress=False, resume_key=resume_key)
     np.testing.assert_array_equal(bigseg.open_volume(dest).values, data)
