@@ -187,12 +187,38 @@ def slurm_cluster(config: str | os.PathLike | None = None, *, n_workers: int | N
     kwargs = {k: v for k, v in kwargs.items() if v is not None and not (k in ("queue", "account") and v == "")}
     _check_slurm_keys(kwargs)
     _check_slurm_memory(kwargs)
+    threads = _slurm_worker_threads(kwargs)
+    prologue = list(kwargs.get("job_script_prologue") or [])
+    if threads > 1 and not any(v in line for line in prologue for v in _THREAD_VARIABLES):
+        kwargs["job_script_prologue"] = [f"export {' '.join(f'{v}={threads}' for v in _THREAD_VARIABLES)}", *prologue]
     if shutil.which("sbatch") is None:  # dask-jobqueue would log each failed submission and wait for ever
         raise ClusterError("`cluster`='slurm' submits its workers with SLURM's sbatch, which is not on this "
                            "machine's PATH: start bigseg on a node of the SLURM cluster (e.g. a login node), or "
                            "pass the address of a running scheduler.")
     kwargs.setdefault("scheduler_options", {"dashboard_address": ":0"})
     return SLURMCluster(**kwargs), jobs
+
+
+#: the variables that set torch's intra-op threads (MKL's, where set, before OpenMP's); a nanny
+#: starts its worker with both at 1 unless they are set in its environment
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _slurm_worker_threads(kwargs: dict[str, Any]) -> int:
+    """Threads of each worker of a SLURM job (``cores`` / ``processes``, as dask-jobqueue splits
+    them), which its torch forward passes are given: a nanny starts its worker with
+    OMP_NUM_THREADS=MKL_NUM_THREADS=1 unless the job's environment sets them, and inference runs
+    one block per process at a time (the device lock), so a worker of 4 threads ran the model on
+    one core while the job held four."""
+    cores = kwargs.get("cores")
+    if not isinstance(cores, int) or cores < 1:
+        return 1  # dask-jobqueue's own configuration or error
+    processes = kwargs.get("processes")
+    if not isinstance(processes, int) or processes < 1:
+        from distributed.deploy.local import nprocesses_nthreads
+
+        processes = nprocesses_nthreads(cores)[0]
+    return max(1, cores // processes)
 
 
 def slurm_keywords() -> set[str]:
@@ -462,15 +488,20 @@ def _start(cluster: str, n_workers: int | None, threads_per_worker: int, memory_
         host = options.pop("host", None) or "127.0.0.1"  # "0.0.0.0": other machines reach it too (was a TypeError)
         if dash is not None:
             dash = f"{host}:0"
-        lc = LocalCluster(
-            n_workers=n,
-            threads_per_worker=threads_per_worker,
-            processes=True,
-            memory_limit=per_worker,
-            dashboard_address=dash,
-            host=host,
-            **options,
-        )
+        import dask
+
+        # the workers' torch threads: their own (a nanny sets 1 unless this process's environment sets them)
+        torch_threads = {f"distributed.nanny.pre-spawn-environ.{v}": threads_per_worker for v in _THREAD_VARIABLES}
+        with dask.config.set(torch_threads if threads_per_worker > 1 else {}):
+            lc = LocalCluster(
+                n_workers=n,
+                threads_per_worker=threads_per_worker,
+                processes=True,
+                memory_limit=per_worker,
+                dashboard_address=dash,
+                host=host,
+                **options,
+            )
     elif cluster == "local-cuda":
         try:
             from dask_cuda import LocalCUDACluster

@@ -190,6 +190,48 @@ def test_slurm_job_script_from_deploy_yaml(tmp_path, monkeypatch):
     assert "#SBATCH -p" not in script and "#SBATCH -A" not in script and "#SBATCH -t 00:30:00" in script
 
 
+def test_slurm_workers_run_the_model_on_their_threads(tmp_path, monkeypatch):
+    """Was: the shipped slurm.yaml (16 cores, 4 processes) started workers of 4 threads whose
+    nanny set OMP_NUM_THREADS=MKL_NUM_THREADS=1: torch ran one forward pass per process (the
+    device lock) on one thread, 4 of the job's 16 cores. The job now exports them as each
+    worker's threads (a nanny keeps what its environment sets); a site's own setting is kept."""
+    pytest.importorskip("dask_jobqueue")
+    from bigseg.runtime._cluster import slurm_cluster
+
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "sbatch").write_text("#!/bin/sh\nexit 1\n")
+    (tmp_path / "bin" / "sbatch").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")  # never called here
+
+    def script(**options):
+        cluster, _ = slurm_cluster("slurm", **options)
+        try:
+            return cluster.job_script()
+        finally:
+            cluster.close()
+
+    shipped = script()
+    assert "--nthreads 4" in shipped and "export OMP_NUM_THREADS=4 MKL_NUM_THREADS=4\n" in shipped
+    assert shipped.index("export OMP_NUM_THREADS") < shipped.index("dask_worker")
+    assert "NUM_THREADS" not in script(cores=4, processes=4)  # one thread a worker: the nanny's 1
+    own = script(job_script_prologue=["export OMP_NUM_THREADS=2"])
+    assert "OMP_NUM_THREADS=2" in own and "OMP_NUM_THREADS=4" not in own
+
+
+def _torch_threads() -> tuple[int, str | None]:
+    import torch
+
+    return torch.get_num_threads(), os.environ.get("MKL_NUM_THREADS")
+
+
+def test_local_workers_of_several_threads_run_the_model_on_them():
+    """Was: `bigseg cluster --threads 2` / connect(threads_per_worker=2) started workers whose
+    torch had one thread (the nanny's OMP_NUM_THREADS=MKL_NUM_THREADS=1): one forward pass per
+    process, on one of its cores."""
+    with bigseg.connect("local", n_workers=1, threads_per_worker=2, memory_limit="1GiB", quiet=True) as client:
+        assert list(client.run(_torch_threads).values()) == [(2, "2")]
+
+
 def test_slurm_site_settings_reach_the_job_script_and_typos_are_refused(tmp_path, monkeypatch):
     """A run configuration's site settings (modules, #SBATCH lines) reach the job script; a key
     dask-jobqueue does not take is refused by name before any job (was its ValueError)."""
