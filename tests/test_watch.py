@@ -58,7 +58,7 @@ def test_once_processes_every_scan_and_records_failures(tmp_path, image, capfd):
     capfd.readouterr()
     assert main(["info", str(tmp_path / "out")]) == 0  # the watch's state, its ledger and its evolution, said
     out = capfd.readouterr().out.splitlines()
-    assert out[:3] == ["watch       not running (it ended: --once, or Ctrl-C); the same command goes on with new scans",
+    assert out[:3] == ["watch       not running (it ended: --once, Ctrl-C or SIGTERM); the same command goes on with new scans",
                        f"ledger      2 scan(s) done, 1 failed: {tmp_path / 'out'}/watch.json",
                        f"evolution   {tmp_path / 'out'}/evolution.csv, {tmp_path / 'out'}/evolution.png"]
     # a second pass does nothing new; a repaired scan is retried

@@ -20,6 +20,7 @@ from typing import Any
 
 from .._version import version
 from ..errors import POINT_AT_CALLER, BigsegError, UncalibratedWarning
+from ..runtime._signals import terminate_as_exit
 from ._terms import command_parser, in_cli_terms
 
 __all__ = ["main", "build_parser"]
@@ -197,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
             warnings.filterwarnings("default", category=UserWarning, module=r"bigseg(\.|$)")  # told, once
             warnings.filterwarnings("ignore", category=UncalibratedWarning)  # the commands print their own note
             _warn_given_twice(given)
-            return int(args.func(args) or 0)
+            with terminate_as_exit():  # SIGTERM (scancel, a job's time limit, kill): the cluster a command started
+                return int(args.func(args) or 0)  # is closed, its SLURM jobs cancelled (was: Python died on the spot)
     except BigsegError as exc:
         print(f"bigseg {args.command}: error: {in_cli_terms(str(exc), command_parser(parser, args.command), args)}",
               file=sys.stderr)
@@ -205,6 +207,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"bigseg {args.command}: interrupted", file=sys.stderr)
         return 130
+    except SystemExit as exc:
+        if exc.code == 143:  # terminate_as_exit's
+            print(f"bigseg {args.command}: terminated (SIGTERM); what it finished is kept, the same command resumes",
+                  file=sys.stderr)
+        raise
     except BrokenPipeError:  # `bigseg measure ... | head`: the reader has what it wanted
         with contextlib.suppress(OSError):  # no second error when Python flushes stdout at exit
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -41,10 +41,8 @@ def run(args: argparse.Namespace) -> int:
     from ..bench import benchmark
 
     output_file(args.json, "--json", suffixes=(".json",), overwrite=args.overwrite)  # before any work
-    from ..runtime._signals import terminate_as_exit
-
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
-    with terminate_as_exit(), cluster_from_args(args):  # killed (timeout, scancel): its temporary volumes removed
+    with cluster_from_args(args):  # killed (timeout, scancel: SIGTERM, see cli.main): its temporary volumes removed
         predict = {k: v for k, v in (("overlap", args.overlap), ("autocast", args.autocast), ("device", args.device),
                                      ("batch_size", args.batch_size)) if v is not None}
         res = benchmark(size=args.size, chunks=args.chunks, model=args.model, stages=stages, workdir=args.workdir,

@@ -209,7 +209,7 @@ def _runs_lines(info: dict, args: argparse.Namespace) -> list[str]:
         out.insert(0, f"watch       stopped from outside: {describe(watch.get('holder', {}))} was killed; the scans "
                       "below were done (or not) as listed, and the same command goes on")
     elif watch and watch["state"] == "stopped":
-        out.insert(0, "watch       not running (it ended: --once, or Ctrl-C); the same command goes on with new scans")
+        out.insert(0, "watch       not running (it ended: --once, Ctrl-C or SIGTERM); the same command goes on with new scans")
     if watch and "done" in watch:
         out.insert(1, f"ledger      {watch['done']} scan(s) done, {watch['failed']} failed: "
                       f"{info['folder']}/watch.json")
@@ -255,7 +255,7 @@ def run(args: argparse.Namespace) -> int:
         ledger = json.loads((p / "watch.json").read_text()) if (p / "watch.json").exists() else {}
         info = {"folder": str(p), "runs": [{**(run_summary(d) if _finished(d) else {"run": str(d)}),
                                             "state": run_state(d), **_watched(ledger.get(d.name))} for d in runs]}
-        if (p / ".bigseg.lock").exists():  # the watch itself: still running, or stopped from outside (kill, scancel)
+        if (p / ".bigseg.lock").exists():  # the watch itself: still running, or killed from outside (kill -9, a node lost)
             info["watch"] = run_state(p)
         elif ledger:  # a watch that ended (--once, Ctrl-C): said, not left to guess from the runs
             info["watch"] = {"state": "stopped"}

@@ -220,3 +220,36 @@ def test_run_on_scans_takes_their_times_and_unit(tmp_path, capsys):
     with pytest.raises(ConfigError, match="Expected `times` and `time_unit` only for paths of scans"):
         bigseg.Pipeline(predict={"model": "threshold"}, time_unit="min").run(img, tmp_path / "arr", progress=False)
     assert not (tmp_path / "bad").exists() and not (tmp_path / "arr").exists()  # refused before any work
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_a_run_terminated_by_sigterm_closes_the_cluster_it_started(tmp_path):
+    """SIGTERM (scancel, a SLURM job's time limit) killed `bigseg run` on the spot: the cluster it
+    started was never closed (SLURM jobs ran on until their timeout) and the log just stopped.
+    Now the command ends as with Ctrl-C: its workers gone, a last line said, exit code 143."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    from bigseg import synth
+
+    np.save(tmp_path / "scan.npy", synth.xct(synth.electrode((48, 48, 48), seed=1), seed=1).values)
+    proc = subprocess.Popen([sys.executable, "-m", "bigseg", "run", str(tmp_path / "scan.npy"), "--out",
+                             str(tmp_path / "r"), "--cluster", "local", "--workers", "1", "--no-progress"],
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    for line in proc.stderr:
+        if "connected to local" in line:
+            break
+    time.sleep(2.0)
+    workers = psutil.Process(proc.pid).children(recursive=True)
+    assert workers and proc.poll() is None
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=90) == 143
+    assert "terminated (SIGTERM)" in proc.stderr.read()
+    gone, alive = psutil.wait_procs(workers, timeout=30)
+    assert not alive, alive
