@@ -53,11 +53,12 @@ def run(args: argparse.Namespace) -> int:
                          "export it to one .tif (axes TZYX), .h5 or .npy, or one step with --step T.")
     with cluster_from_args(args):
         out = export(vol, args.dest, format=args.format, overwrite=args.overwrite, progress=args.progress)
-    from ..io._export import _IMAGEJ_DTYPES
+    from ..io._export import _IMAGEJ_DTYPES, _tiff_dtype
 
     kept = " (not stored: a .npy keeps no voxel size)" if str(out).endswith(".npy") else ""
-    if fmt == "tiff-slices" and vol.dtype not in _IMAGEJ_DTYPES:  # as export warned
+    if fmt == "tiff-slices" and _tiff_dtype(vol.dtype) not in _IMAGEJ_DTYPES:  # as export warned
         kept = f" (not stored: TIFF slices of {vol.dtype} carry no calibration; a .tif or .h5 keeps it)"
-    dtype = "float32 (OME-TIFF holds no float16)" if vol.dtype == "float16" and fmt == "tiff" else vol.dtype
+    dtype = "float32 (TIFF readers open no float16)" if vol.dtype == "float16" and fmt in ("tiff", "tiff-slices") \
+        else vol.dtype
     print(f"wrote {out}: shape {tuple(vol.shape)}, dtype {dtype}, voxel size {voxel_size_text(vol.attrs['voxel_size'], vol.attrs['unit'])}{kept}")
     return 0

@@ -10,12 +10,14 @@ folder appears under its name only once complete.
 Formats, by the destination's suffix:
 
 * no suffix: a folder of 2D TIFF slices ``<name>_00000.tif``, ... (Fiji's "Image Sequence"),
-  each with the ImageJ calibration (pixel size and z spacing) for uint8, uint16 and float32,
+  each with the ImageJ calibration (pixel size and z spacing) for uint8, uint16 and float32
+  (float16 written as float32: ImageJ opens no half floats),
   and for a box cut from a scan ImageJ's ``xorigin``/``yorigin``/``zorigin`` (each slice its own);
 * ``.tif`` / ``.tiff``: one BigTIFF with OME-XML metadata (``PhysicalSizeX/Y/Z``; axes ZYX, or
   TZYX for a series with its times as each plane's ``DeltaT``, CZYX for probabilities; a box cut
   from a scan: each plane's ``PositionX/Y/Z``), zlib-compressed; float16 (stored probabilities)
-  as float32, which OME-TIFF holds;
+  as float32, which OME-TIFF holds; the pixel size also in the TIFF resolution tags (per cm) for
+  readers of plain TIFF;
 * ``.h5`` / ``.hdf5``: dataset ``/exchange/data`` (DXchange layout), chunked and compressed,
   with ``element_size_um`` (z, y, x in µm) when the unit is a length, and ``origin_voxels``
   for a box cut from a scan (where it lies; ``ingest`` puts it back there);
@@ -43,10 +45,10 @@ import xarray as xr
 from .._parse import parse_choice
 from ..errors import InputError
 from ..ops._dispatch import to_numpy
-from ..runtime._lock import make_folder
+from ..runtime._lock import held, make_folder
 from ..runtime._progress import compute
 from ._calibration import OME_TIME_UNITS, convert_length, imagej_unit, normalise_unit, ome_tiff_unit
-from ._omezarr import _check_dest, writing
+from ._omezarr import _check_dest, _remove_stale_partials, writing
 from ._volume import as_volume, mask_as_labels, numeric_times, origin_voxels, time_unit
 
 __all__ = ["export"]
@@ -131,6 +133,12 @@ def label_phases(vol: xr.DataArray) -> str:
     return json.dumps([str(p) for p in vol.attrs["phases"]])
 
 
+def _tiff_dtype(dtype: np.dtype) -> np.dtype:
+    """The dtype TIFF files of ``dtype`` hold: float16 (stored probabilities, uncertainty) as
+    float32, which OME-TIFF and ImageJ/Fiji read (half floats open in neither)."""
+    return np.dtype(np.float32) if dtype == np.float16 else np.dtype(dtype)
+
+
 def _write_slices(vol: xr.DataArray, tmp: Path, name: str, vs: tuple[float, ...] | None, unit: str | None,
                   bar: Any) -> None:
     import tifffile
@@ -138,7 +146,8 @@ def _write_slices(vol: xr.DataArray, tmp: Path, name: str, vs: tuple[float, ...]
     tmp.mkdir()
     nz = vol.shape[-3]
     width = max(5, len(str(nz - 1)))
-    imagej = vs is not None and vol.dtype in _IMAGEJ_DTYPES
+    dtype = _tiff_dtype(vol.dtype)
+    imagej = vs is not None and dtype in _IMAGEJ_DTYPES
     first = origin_voxels(vol)
     phases = label_phases(vol)
     for z, plane in enumerate(_planes(vol, bar)):
@@ -151,7 +160,7 @@ def _write_slices(vol: xr.DataArray, tmp: Path, name: str, vs: tuple[float, ...]
                       "metadata": {"spacing": vs[0], "unit": imagej_unit(unit), **at, **named}}
         elif phases:  # tifffile's JSON description
             kwargs = {"metadata": {"phases": json.loads(phases)}}
-        tifffile.imwrite(tmp / f"{name}_{z:0{width}d}.tif", plane, **kwargs)
+        tifffile.imwrite(tmp / f"{name}_{z:0{width}d}.tif", plane.astype(dtype, copy=False), **kwargs)
 
 
 def _write_tiff(vol: xr.DataArray, tmp: Path, vs: tuple[float, ...] | None, unit: str | None, bar: Any) -> None:
@@ -186,11 +195,17 @@ def _write_tiff(vol: xr.DataArray, tmp: Path, vs: tuple[float, ...] | None, unit
         meta.setdefault("Plane", {}).update(
             {"PositionZ": z.tolist(), "PositionY": [first[1] * vs[1]] * planes, "PositionX": [first[2] * vs[2]] * planes,
              **{f"Position{ax}Unit": [ome_tiff_unit(unit)] * planes for ax in "ZYX"}})
-    dtype = np.dtype(np.float32) if vol.dtype == np.float16 else vol.dtype  # OME-TIFF has no float16
+    # the pixel size in the TIFF resolution tags too (pixels per cm), for readers of TIFF that do
+    # not parse OME-XML (ParaView's, MATLAB's imfinfo, Avizo, Dragonfly): else 1 pixel per no unit
+    cm = convert_length(vs[1:], unit, "cm") if vs is not None and unit else None
+    per_cm = (1.0 / cm[1], 1.0 / cm[0]) if cm and all(c > 0 for c in cm) else (0.0,)  # x, y
+    fits = all(2.0**-31 < r < 2.0**31 for r in per_cm)  # a TIFF rational (not for picometre pixels)
+    res = {"resolution": per_cm, "resolutionunit": "CENTIMETER"} if fits else {}
+    dtype = _tiff_dtype(vol.dtype)  # OME-TIFF has no float16
     planes_out = (p.astype(dtype, copy=False) for p in _planes(vol, bar))
     with tifffile.TiffWriter(tmp, bigtiff=True, ome=True) as tif:
         tif.write(planes_out, shape=vol.shape, dtype=dtype, photometric="minisblack",
-                  compression="zlib", metadata=meta)
+                  compression="zlib", metadata=meta, **res)
 
 
 def _write_hdf5(vol: xr.DataArray, tmp: Path, vs: tuple[float, ...] | None, unit: str | None, bar: Any) -> None:
@@ -286,7 +301,7 @@ def export(
     if vs is None and fmt in ("tiff-slices", "tiff", "hdf5"):
         warnings.warn(f"`data` has no physical voxel size (unit {vol.attrs.get('unit')!r}): {dest_p.name} "
                       "is written without one.", stacklevel=2)
-    if fmt == "tiff-slices" and vs is not None and vol.dtype not in _IMAGEJ_DTYPES:
+    if fmt == "tiff-slices" and vs is not None and _tiff_dtype(vol.dtype) not in _IMAGEJ_DTYPES:
         warnings.warn(f"TIFF slices of dtype {vol.dtype} cannot carry the ImageJ calibration (uint8, uint16, "
                       f"float32 can): the voxel size {vs} {unit} is not stored in them.", stacklevel=2)
     make_folder(dest_p.parent, target=dest_p, argument="dest")  # its folder, as for every other output
@@ -294,13 +309,15 @@ def export(
     stream, leave = bar_stream()  # into a log file: a line each 30 s
     bar = tqdm(total=n_planes, desc=f"writing {dest_p.name}", unit="plane", disable=not progress,
                file=stream, leave=leave)
-    with writing(dest_p) as tmp, bar:
-        if fmt == "tiff-slices":
-            _write_slices(vol, tmp, dest_p.name, vs, unit, bar)
-        elif fmt == "tiff":
-            _write_tiff(vol, tmp, vs, unit, bar)
-        elif fmt == "hdf5":
-            _write_hdf5(vol, tmp, vs, unit, bar)
-        else:
-            _write_npy(vol, tmp, bar)
+    with held(dest_p, argument="dest"), bar:  # one export of dest at a time
+        _remove_stale_partials(dest_p, resumable=False)  # the hidden file or folder a killed export left
+        with writing(dest_p) as tmp:
+            if fmt == "tiff-slices":
+                _write_slices(vol, tmp, dest_p.name, vs, unit, bar)
+            elif fmt == "tiff":
+                _write_tiff(vol, tmp, vs, unit, bar)
+            elif fmt == "hdf5":
+                _write_hdf5(vol, tmp, vs, unit, bar)
+            else:
+                _write_npy(vol, tmp, bar)
     return str(dest_p)

@@ -377,3 +377,49 @@ def test_label_phase_names_come_back_through_ingest_and_info(tmp_path, capsys, s
         warnings.filterwarnings("ignore", "`data` has no physical voxel size")
         bigseg.export(grey, tmp_path / f"grey{suffix}", progress=False)
     assert "phases" not in bigseg.ingest(tmp_path / f"grey{suffix}", tmp_path / "grey.ome.zarr", progress=False).attrs
+
+
+def test_one_phase_of_stored_probabilities_goes_to_slices_fiji_opens(tmp_path):
+    # as the refusal of probabilities as slices says: data.sel(phase=NAME), float16 as stored; ImageJ
+    # opens no half-float TIFF: float32 slices with the calibration, as the .tif holds them
+    p = np.random.default_rng(4).random((2, 4, 5, 6)).astype(np.float32)
+    import xarray as xr
+
+    prob = xr.DataArray(p, dims=("phase", "z", "y", "x"), coords={"phase": ["pore", "solid"]})
+    stored = bigseg.open_volume(bigseg.save_volume(prob, tmp_path / "p.ome.zarr", voxel_size=(2, 1, 1), unit="um",
+                                                   progress=False))
+    one = stored.sel(phase="solid")
+    assert one.dtype == np.float16
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "cannot carry the ImageJ calibration"
+        bigseg.export(one, tmp_path / "solid", progress=False)
+    with tifffile.TiffFile(tmp_path / "solid" / "solid_00001.tif") as tif:
+        assert tif.pages[0].dtype == np.float32
+        assert tif.imagej_metadata["spacing"] == 2.0 and tif.imagej_metadata["unit"] == "micron"
+        np.testing.assert_array_equal(tif.asarray(), one.values[1].astype(np.float32))
+
+
+@pytest.mark.parametrize("dest", ["slices", "v.tif", "v.h5", "v.npy"])
+def test_the_hidden_file_a_killed_export_left_is_removed_by_the_next(tmp_path, odd_volume, dest):
+    # a killed export (SIGKILL, a job's time limit) leaves its hidden partial file or folder, as
+    # large as what it wrote: the next export of that destination removes it, not another's
+    stale = tmp_path / f".{dest}.partial-0123abcd"
+    (stale.mkdir() if dest == "slices" else stale.write_bytes(b"half"))
+    other = tmp_path / ".w.tif.partial-0123abcd"
+    other.write_bytes(b"another output's")
+    bigseg.export(_vol(odd_volume), tmp_path / dest, progress=False)
+    assert not stale.exists() and other.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([dest, other.name])
+
+
+def test_the_ome_tiff_states_the_pixel_size_to_plain_tiff_readers_too(tmp_path, odd_volume):
+    # ParaView's, MATLAB's and Avizo's TIFF readers take the pixel size from the resolution tags,
+    # not from the OME-XML: pixels per cm there, as ingest still reads the OME sizes
+    out = bigseg.export(_vol(odd_volume[:4]), tmp_path / "v.tif", progress=False)
+    with tifffile.TiffFile(out) as tif:
+        page = tif.pages[0]
+        assert page.tags["ResolutionUnit"].value == tifffile.RESUNIT.CENTIMETER
+        x, y = (n / d for n, d in (page.tags["XResolution"].value, page.tags["YResolution"].value))
+        assert 1e4 / x == pytest.approx(VS[2]) and 1e4 / y == pytest.approx(VS[1])  # µm
+    back = bigseg.ingest(out, tmp_path / "back.ome.zarr", progress=False)
+    assert back.attrs["voxel_size"] == VS and back.attrs["unit"] == "um"
