@@ -167,6 +167,13 @@ def _quiet_shutdown_on_interrupt() -> Any:
     return signal.signal(signal.SIGINT, interrupted)  # the handler before, put back when the command ends
 
 
+def _stopped_note(args: argparse.Namespace) -> str | None:
+    """What a command stopped part-way (Ctrl-C, SIGTERM) kept and how to go on, where it says so
+    itself (``stopped_note``: a function of its arguments; `bigseg train` goes on only with --resume)."""
+    note = getattr(args, "stopped_note", None)
+    return note(args) if callable(note) else None
+
+
 def main(argv: list[str] | None = None) -> int:
     _plain_streams()
     parser = build_parser()
@@ -205,12 +212,13 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"bigseg {args.command}: interrupted", file=sys.stderr)
+        note = _stopped_note(args)
+        print(f"bigseg {args.command}: interrupted{'; ' + note if note else ''}", file=sys.stderr)
         return 130
     except SystemExit as exc:
         if exc.code == 143:  # terminate_as_exit's
-            print(f"bigseg {args.command}: terminated (SIGTERM); what it finished is kept, the same command resumes",
-                  file=sys.stderr)
+            note = _stopped_note(args) or "what it finished is kept, the same command resumes"
+            print(f"bigseg {args.command}: terminated (SIGTERM); {note}", file=sys.stderr)
         raise
     except BrokenPipeError:  # `bigseg measure ... | head`: the reader has what it wanted
         with contextlib.suppress(OSError):  # no second error when Python flushes stdout at exit

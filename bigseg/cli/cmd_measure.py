@@ -115,7 +115,13 @@ def _table(ds) -> str:
                 row += "".join(f"{float(d[v].values[i]):>8.4f}" for v in ("iou", "dice", "precision", "recall"))
             lines.append(row)
         if "accuracy" in d:
-            lines.append(f"accuracy {float(d.accuracy.values):.4f}")
+            line = f"accuracy {float(d.accuracy.values):.4f}"
+            scored = int(d.support.values.sum()) if "support" in d and not series else 0
+            total = int(ds.attrs.get("voxels", 0))
+            if 0 < scored < total:  # sparse annotations: their labelled voxels only
+                line += (f" (scores over the truth's {scored} labelled voxels, {100 * scored / total:.3g} % of the "
+                         "volume; its unlabelled voxels, 255, are left out)")
+            lines.append(line)
         cover = "coverage" in d
         lines.append(f"{'interface':<22}{'faces':>12}{'% voxels':>10}{'area [' + unit + ']':>14}"
                      f"{'per volume [' + spec_unit + ']':>22}" + (f"{'% of a':>9}{'% of b':>9}" if cover else ""))

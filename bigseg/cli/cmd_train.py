@@ -34,6 +34,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--unlabelled", type=int, default=None, metavar="VALUE",
                    help="value of the unannotated voxels in LABELS (default 255); 0 for napari/ilastik/Fiji exports, "
                         "whose classes 1, 2, 3 become phases 0, 1, 2")
+    p.add_argument("--phases", default=None, metavar="NAMES",
+                   help="phase names by label value, comma separated (default: the names LABELS state, else the "
+                        "--init model's, else pore,cbd,active); with --init, labels of its phases in another order "
+                        "are re-indexed to its order, e.g. active,pore,cbd")
     add_fov_args(p, "to train inside only: IMAGE prepared as `segment --fov` prepares it, LABELS outside ignored")
     p.add_argument("-o", "--output", required=True, help="checkpoint file to write (.pt)")
     p.add_argument("--synthetic", action="store_true", help="train on generated electrodes + XCT physics")
@@ -82,7 +86,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                 "per phase, per epoch) here, e.g. training.png")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     add_progress_args(p)
-    p.set_defaults(func=run, api_aliases={"name_or_path": "init", "workers": "data_workers"})  # models.load(name_or_path): --init
+    p.set_defaults(func=run, stopped_note=_stopped_note, api_aliases={"name_or_path": "init", "workers": "data_workers"})  # models.load(name_or_path): --init
 
 
 def run(args: argparse.Namespace) -> int:
@@ -184,6 +188,8 @@ def _fit(args: argparse.Namespace, common: dict) -> Any:
                 kw["radius_range"] = parse_triple(args.radius_range, float, option="--radius-range")
             except ValueError:
                 raise InputError(f"Expected `--radius-range` to be low,high in voxels. Got {args.radius_range!r} instead.") from None
+        if args.phases:
+            kw["phases"] = _phases(args)
         return train_synthetic(lr=args.lr if args.lr is not None else 1e-3,
                                lr_decay=args.lr_decay if args.lr_decay is not None else 0.8,
                                batches_per_volume=args.batches_per_volume, workers=args.data_workers, **common, **kw)
@@ -200,7 +206,26 @@ def _fit(args: argparse.Namespace, common: dict) -> Any:
                  axis=args.axis if args.axis is not None else 0,
                  val_fraction=args.val_fraction if args.val_fraction is not None else 0.15,
                  unlabelled=args.unlabelled if args.unlabelled is not None else 255, fov=args.fov,
-                 fov_margin=args.fov_margin or 0.0, **common)
+                 fov_margin=args.fov_margin or 0.0, phases=_phases(args), **common)
+
+
+def _stopped_note(args: argparse.Namespace) -> str:
+    """What a run stopped part-way kept, and how to go on with it (the same command again starts
+    over: it goes on only with --resume)."""
+    from ..train._resume import STATE_FILE
+
+    if args.checkpoint_dir is None:
+        return "nothing of the run is kept (give --checkpoint-dir to be able to go on with a stopped run)"
+    state = os.path.join(args.checkpoint_dir, STATE_FILE)
+    if not os.path.isfile(state):
+        return f"no epoch had finished ({state!r} not written): the same command starts over"
+    return (f"the epochs it finished are kept in {state!r}: the same command with --resume goes on from there "
+            "(without --resume it starts over)")
+
+
+def _phases(args: argparse.Namespace) -> list[str] | None:
+    """``--phases`` as a list of names (None: not given)."""
+    return [s.strip() for s in args.phases.split(",")] if args.phases else None
 
 
 @contextlib.contextmanager

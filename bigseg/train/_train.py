@@ -550,6 +550,11 @@ def train(
     elif val_fraction > 0:
         tlab, vlab = split_validation(lab, axis=axis, val_fraction=val_fraction, seed=opts["seed"])
         vimg = img
+        if not (vlab != UNLABELLED).any():  # one labelled row of one slice: nothing could be held back
+            warnings.warn(f"No labelled voxel could be held back for validation (`val_fraction`={val_fraction:g}; the "
+                          "labels lie in one row of one slice): the model is not validated and early stopping "
+                          "follows the training loss; annotate more slices or rows, or pass `validation`.",
+                          stacklevel=2)
         held = [p for i, p in enumerate(phases) if p not in absent and not (tlab == i).any()]
         if held:  # annotated on the held-back slices only: nothing trains them
             warnings.warn(f"The labels of {', '.join(held)} lie only in the slices held back for validation: the model "

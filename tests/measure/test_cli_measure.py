@@ -362,3 +362,20 @@ def test_cbd_particles_print_no_column_of_nan(tmp_path, capsys):
                  "--particle-phase", "cbd", "--no-progress"]) == 0
     block = capsys.readouterr().out.split("by size")[1].split("\n\n")[0]
     assert "CBD contact" not in block and "nan" not in block
+
+
+def test_cli_measure_sparse_truth_says_what_was_scored(tmp_path, capsys):
+    """A truth of sparse annotations (255 = unlabelled, e.g. the slices a model was tuned on) scores
+    its labelled voxels only: the table says how many (it read as scores over the whole volume)."""
+    lab = make_labels((12, 20, 20), seed=4)
+    image = tmp_path / "scan.ome.zarr"
+    save_volume(lab.astype(np.float32), image, progress=False)
+    save_labels(lab, image, phases=["pore", "cbd", "active"], progress=False)
+    sparse = np.full_like(lab, 255)
+    sparse[3, :10] = lab[3, :10]  # 200 of 4800 voxels
+    np.save(tmp_path / "sparse.npy", sparse)
+    assert main(["measure", str(image), "--truth", str(tmp_path / "sparse.npy"), "--no-progress"]) == 0
+    assert "scores over the truth's 200 labelled voxels, 4.17 % of the volume" in capsys.readouterr().out
+    np.save(tmp_path / "dense.npy", lab)
+    assert main(["measure", str(image), "--truth", str(tmp_path / "dense.npy"), "--no-progress"]) == 0
+    assert "labelled voxels" not in capsys.readouterr().out

@@ -220,3 +220,75 @@ def test_cli_train_resume_goes_on_with_a_stopped_run(files, tmp_path, capsys):
                  "--resume"]) == 2
     assert "Got --lr 0.01 where it had 0.0001" in capsys.readouterr().err
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_cli_train_phases_names_labels_in_another_order(files, tmp_path, capsys):
+    """A TIFF/.npy stack states no phase names: --phases says its order, and a fine-tune re-indexes
+    labels of the init's phases in another order to its own (the same model as labels in its order);
+    the hint for values past the phases names the option (was `phases`, which the command lacked)."""
+    init = models.create("lrcsnet", phases=["pore", "cbd", "active"], patch=(32, 32), kernels=4, growth=1)
+    models.save(init, tmp_path / "init.pt")
+    sparse = np.load(files / "lab.npy")
+    perm = np.array([1, 2, 0], np.uint8)  # value 0 active, 1 pore, 2 cbd
+    np.save(tmp_path / "other.npy", np.where(sparse == 255, 255, perm[np.minimum(sparse, 2)]).astype(np.uint8))
+    args = [str(files / "img.npy"), "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "2",
+            "--init", str(tmp_path / "init.pt"), "--threads", "1", "--no-progress"]
+    assert main(["train", *args[:1], str(files / "lab.npy"), *args[1:], "-o", str(tmp_path / "a.pt")]) == 0
+    assert main(["train", *args[:1], str(tmp_path / "other.npy"), *args[1:], "-o", str(tmp_path / "b.pt"),
+                 "--phases", "active,pore,cbd"]) == 0
+    a, b = models.load(tmp_path / "a.pt"), models.load(tmp_path / "b.pt")
+    assert b.phases == ["pore", "cbd", "active"]
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(x, y), name
+    four = sparse.copy()
+    four[1, 0, 0] = 3
+    np.save(tmp_path / "four.npy", four)
+    assert main(["train", str(files / "img.npy"), str(tmp_path / "four.npy"), "-o", str(tmp_path / "c.pt"),
+                 "--epochs", "1", "--no-progress"]) == 2
+    assert "pass `--phases` with a name for each of the 4 values" in capsys.readouterr().err
+
+
+def test_cli_train_stopped_says_how_to_go_on(files, tmp_path, capsys, monkeypatch):
+    """Ctrl-C or SIGTERM in a later epoch: the line says where the finished epochs are and that it
+    goes on with --resume (SIGTERM said "the same command resumes": it starts over, replacing them)."""
+    import bigseg.train._loop as loop
+
+    real, calls = loop.dice_ce_loss, []
+
+    def stopped_in_epoch_3(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > 2:
+            raise stop
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "dice_ce_loss", stopped_in_epoch_3)
+    args = ["train", str(files / "img.npy"), str(files / "lab.npy"), "-o", str(tmp_path / "m.pt"), "--epochs", "5",
+            "--steps-per-epoch", "1", "--batch-size", "2", "--patch", "32", "--kernels", "4", "--growth", "1",
+            "--threads", "1", "--no-progress"]
+    stop = KeyboardInterrupt()
+    assert main([*args, "--checkpoint-dir", str(tmp_path / "ck")]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted; the epochs it finished are kept in" in err and "resume.pt" in err and "--resume" in err
+    calls.clear()
+    stop = SystemExit(143)  # (as terminate_as_exit raises it on SIGTERM)
+    with pytest.raises(SystemExit):
+        main([*args, "--checkpoint-dir", str(tmp_path / "ck2")])
+    err = capsys.readouterr().err
+    assert "terminated (SIGTERM); the epochs it finished are kept in" in err and "the same command resumes" not in err
+    calls.clear()
+    stop = KeyboardInterrupt()
+    assert main(args) == 130
+    assert "nothing of the run is kept (give --checkpoint-dir" in capsys.readouterr().err
+
+
+def test_cli_train_says_when_nothing_is_held_back_for_validation(files, tmp_path, capsys):
+    """Labels in one row of one slice: the split held nothing back and the run went on unvalidated
+    (scores null, early stopping on the training loss) without a word."""
+    sparse = np.load(files / "lab.npy")
+    one = np.full_like(sparse, 255)
+    one[4, 10, 5:35] = sparse[4, 10, 5:35]
+    np.save(tmp_path / "row.npy", one)
+    assert main(["train", str(files / "img.npy"), str(tmp_path / "row.npy"), "-o", str(tmp_path / "m.pt"), "--epochs",
+                 "1", "--steps-per-epoch", "1", "--batch-size", "2", "--patch", "32", "--kernels", "4", "--growth",
+                 "1", "--threads", "1", "--no-progress"]) == 0
+    assert "No labelled voxel could be held back for validation (`--val-fraction`" in capsys.readouterr().err
