@@ -27,11 +27,10 @@ import xarray as xr
 from dask.base import tokenize
 
 from .._parse import parse_chunks, parse_dtype, parse_nonnegative_int, parse_positive_int, parse_tuple, parse_voxel_size
-from ..errors import BigsegError, InputError, OutputNotWritableError, SourceNotFoundError, VolumeFormatError
-from ..runtime._lock import held
+from ..errors import BigsegError, InputError, SourceNotFoundError, VolumeFormatError
 from ._calibration import (convert_length, hdf5_calibration, normalise_unit, parse_unit, tiff_calibration,
                            tiff_origin)
-from ._omezarr import _check_dest, open_volume, save_volume
+from ._omezarr import _check_dest, open_volume, write_volume
 from ._volume import crop_box, is_zarr_store, make_volume, recalibrated, refuse_replacing
 
 __all__ = ["ingest", "read_source", "open_source", "TIFF_SUFFIXES", "HDF5_SUFFIXES"]
@@ -1158,10 +1157,7 @@ def ingest(
         vol, box = crop_box(vol, crop)
         vol.attrs["source_region"] = [[s.start, s.stop] for s in box]
     c = parse_chunks(chunks, vol.ndim) if vol.ndim == 3 else (1, *parse_chunks(chunks, 3))
-    with held(dest_p, argument="dest"):  # a read-only or locked `dest` named as such (save_volume's own is `path`)
-        try:
-            save_volume(vol, dest_p, chunks=c, levels=levels, overwrite=overwrite, progress=progress,
-                        resume_key=resume_key)
-        except OutputNotWritableError as exc:  # full or unwritable part-way: said of ingest's argument
-            raise OutputNotWritableError(str(exc).replace("`path`", "`dest`", 1)) from None
+    # a read-only, locked, full or part-way unwritable `dest` named as such (save_volume's own is `path`)
+    write_volume(vol, dest_p, chunks=c, levels=levels, overwrite=overwrite, progress=progress, resume_key=resume_key,
+                 argument="dest")
     return open_volume(dest_p)
