@@ -3,6 +3,7 @@ environment a result was computed in (:func:`environment`), for the records runs
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import subprocess
@@ -61,9 +62,11 @@ def environment() -> dict[str, Any]:
                         "cpus": os.cpu_count(), "gpu": gpu}}
 
 
+@functools.lru_cache(maxsize=4)
 def _git_commit(root: Path) -> str | None:
     """The commit of the checkout bigseg is imported from (``+dirty`` when tracked files differ
-    from it); None for an installed package or where git cannot tell."""
+    from it); None for an installed package or where git cannot tell. Asked of git once per
+    process (a training run records it three times: its resume key, checkpoints, provenance)."""
     if not (root / ".git").exists() or not (root / "pyproject.toml").exists():
         return None
     try:
