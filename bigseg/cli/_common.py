@@ -7,6 +7,8 @@ import contextlib
 import os
 from typing import Any
 
+import numpy as np
+
 from ..errors import InputError
 from ..io._volume import refuse_replacing  # noqa: F401 (the commands import it from here)
 
@@ -251,6 +253,16 @@ def refuse_unused(args: argparse.Namespace, needs: dict[str, tuple[tuple[str, ..
             raise InputError(f"Expected `{option}` only with {' or '.join('--' + u.replace('_', '-') for u in users)}. "
                              f"Got {given} without.")
     set_unset(args, {dest: unset for dest, (_, unset) in needs.items()})
+
+
+def sparse_truth_note(support: Any, total: int) -> str:
+    """``scores over the truth's N labelled voxels, x % of the volume; ...`` where a sparse truth
+    (unlabelled voxels, 255) scores only part of the volume; empty where it labels all."""
+    scored = int(np.asarray(support).sum())
+    if not 0 < scored < total:
+        return ""
+    return (f"scores over the truth's {scored} labelled voxels, {100 * scored / total:.3g} % of the volume; its "
+            "unlabelled voxels, 255, are left out")
 
 
 def voxel_size_text(voxel_size: Any, unit: str) -> str:

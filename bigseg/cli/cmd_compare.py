@@ -10,7 +10,8 @@ from pathlib import Path
 
 from ..runtime._files import replacing
 from ._common import (FIGURE_SUFFIXES, add_cluster_args, add_progress_args, add_stack_calibration_args,
-                      cluster_from_args, open_label_image, output_file, stack_calibration)
+                      cluster_from_args, open_label_image, output_file, sparse_truth_note,
+                      stack_calibration)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -107,6 +108,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{name:<{width}}" + "".join(f"{v:>11.4f}" for v in row.values))
     print(f"{'mean':<{width}}" + "".join(f"{v:>11.4f}" for v in d.fraction_mean.values))
     print(f"{'std (n - 1)':<{width}}" + "".join(f"{v:>11.4f}" for v in d.fraction_std.values))
+    if scores and (sparse := sparse_truth_note(d.support.values, int(np.prod(ds.attrs["shape"])))):
+        print(f"(IoU: {sparse})")  # a sparse reference scores its labelled voxels only
     from ..report._agreement import differing_matrix
 
     mat = differing_matrix(ds)

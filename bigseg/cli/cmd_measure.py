@@ -12,7 +12,7 @@ from ..report._units import at_last_step, time_at
 from ..runtime._files import replacing
 from ._common import (FIGURE_SUFFIXES, add_cluster_args, add_progress_args, add_stack_calibration_args,
                       cluster_from_args, distinct_files, open_label_image, output_file, positive_float,
-                      positive_int, refuse_label_image, refuse_unused, stack_calibration)
+                      positive_int, refuse_label_image, refuse_unused, sparse_truth_note, stack_calibration)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -116,11 +116,9 @@ def _table(ds) -> str:
             lines.append(row)
         if "accuracy" in d:
             line = f"accuracy {float(d.accuracy.values):.4f}"
-            scored = int(d.support.values.sum()) if "support" in d and not series else 0
-            total = int(ds.attrs.get("voxels", 0))
-            if 0 < scored < total:  # sparse annotations: their labelled voxels only
-                line += (f" (scores over the truth's {scored} labelled voxels, {100 * scored / total:.3g} % of the "
-                         "volume; its unlabelled voxels, 255, are left out)")
+            if "support" in d and not series and (sparse := sparse_truth_note(d.support.values,
+                                                                               int(ds.attrs.get("voxels", 0)))):
+                line += f" ({sparse})"  # sparse annotations: their labelled voxels only
             lines.append(line)
         cover = "coverage" in d
         lines.append(f"{'interface':<22}{'faces':>12}{'% voxels':>10}{'area [' + unit + ']':>14}"

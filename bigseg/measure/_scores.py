@@ -276,8 +276,9 @@ def agreement(segmentations: Sequence[Any], *, truth: Any = None, phases: Any = 
     ``fraction_std`` (phase), ``differing_fraction`` (pair; the fraction of voxels whose labels
     differ, 0-1; NaN for a pair without a labelled voxel in common) with ``pair_a``/``pair_b``
     coordinates, and ``mean_differing_fraction`` (the mean over the pairs that have one); with ``truth`` also ``iou``, ``dice``, ``precision``,
-    ``recall`` (segmentation, phase) and ``accuracy`` (segmentation); a ``t`` dimension for
-    series.
+    ``recall`` (segmentation, phase), ``accuracy`` (segmentation) and ``support`` (phase: the
+    truth's labelled voxels of each phase, those scored; few for a sparse truth); a ``t``
+    dimension for series.
     """
     if isinstance(segmentations, (str, bytes)) or not isinstance(segmentations, Sequence) or len(segmentations) < 2:
         raise InputError("Expected `segmentations` to be a list of at least two label volumes. "
@@ -362,6 +363,8 @@ def agreement(segmentations: Sequence[Any], *, truth: Any = None, phases: Any = 
             lead = ("t",) if ref.series else ()
             ds[name] = sc[name].transpose(*lead, "segmentation", ...).assign_coords(segmentation=np.arange(s))
             ds[name].attrs = {"units": "1"}
+        # the truth's labelled voxels by phase: the same for every segmentation (a sparse truth scores few)
+        ds["support"] = per[0]["support"].assign_attrs(long_name="labelled truth voxels of the phase, the voxels scored")
     ds.attrs.update(segmentations=s, **_common_attrs(ref))
     return ds
 

@@ -106,3 +106,29 @@ def test_compare_says_which_pairs_its_mean_leaves_out(tmp_path, capsys):
     out = capsys.readouterr().out
     want = 100 * np.mean([(left[..., :8] != lab[..., :8]).mean(), (right[..., 8:] != lab[..., 8:]).mean()])
     assert f"mean over the 2 pair(s) (1 pair(s) without a labelled voxel in common left out): {want:.2f} %" in out
+
+
+def test_compare_says_how_few_voxels_a_sparse_truth_scores(tmp_path, capsys):
+    """A reference of sparse annotations scores only its labelled voxels: `compare` says how many,
+    as `measure` does, and `agreement` keeps the truth's `support` by phase (a forest read 0.99
+    IoU on its own 200 training voxels as if over the whole volume)."""
+    from bigseg import measure
+
+    lab = make_labels((12, 20, 20), seed=4)
+    image = tmp_path / "scan.ome.zarr"
+    save_volume(lab.astype(np.float32), image, progress=False)
+    for name, seg in {"a": lab, "b": np.roll(lab, 1, 1)}.items():
+        save_labels(seg, image, name=name, phases=["pore", "cbd", "active"], progress=False)
+    sparse = np.full_like(lab, 255)
+    sparse[3, :10] = lab[3, :10]  # 200 of 4800 voxels
+    np.save(tmp_path / "sparse.npy", sparse)
+    assert main(["compare", "a", "b", "--image", str(image), "--truth", str(tmp_path / "sparse.npy"),
+                 "--no-progress"]) == 0
+    assert "(IoU: scores over the truth's 200 labelled voxels, 4.17 % of the volume" in capsys.readouterr().out
+    ds = measure.agreement([lab, np.roll(lab, 1, 1)], truth=sparse)
+    np.testing.assert_array_equal(ds.support.values, np.bincount(lab[3, :10].ravel(), minlength=3))
+    assert ds.support.dims == ("phase",) and ds.support.attrs["units"] == "voxels"
+    np.save(tmp_path / "dense.npy", lab)
+    assert main(["compare", "a", "b", "--image", str(image), "--truth", str(tmp_path / "dense.npy"),
+                 "--no-progress"]) == 0
+    assert "labelled voxels" not in capsys.readouterr().out
