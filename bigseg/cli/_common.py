@@ -255,6 +255,12 @@ def refuse_unused(args: argparse.Namespace, needs: dict[str, tuple[tuple[str, ..
     set_unset(args, {dest: unset for dest, (_, unset) in needs.items()})
 
 
+def printable(text: str) -> str:
+    """``text`` safe for a terminal: control characters other than newline and tab (an escape
+    sequence in a store's name or attributes could rewrite the screen) shown as ``\\x1b``."""
+    return "".join(c if c in "\n\t" or not (ord(c) < 32 or 127 <= ord(c) < 160) else ascii(c)[1:-1] for c in text)
+
+
 def sparse_truth_note(support: Any, total: int) -> str:
     """``scores over the truth's N labelled voxels, x % of the volume; ...`` where a sparse truth
     (unlabelled voxels, 255) scores only part of the volume; empty where it labels all."""

@@ -4,7 +4,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ._common import parse_triple, voxel_size_text
+from ._common import parse_triple, printable, voxel_size_text
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -287,7 +287,8 @@ def run(args: argparse.Namespace) -> int:
     else:  # a source for ingest (an HDF5 file without the dataset: the error lists those present)
         info, lines = source_info(args.path, dataset=args.dataset, dtype=args.dtype, offset=args.offset,
                                   shape=parse_triple(args.shape, int, option="--shape")), _source_lines
-    print(json.dumps(info, indent=2) if args.json else "\n".join(lines(info, args)))
+    # names and attributes are the store's: shown, not obeyed by the terminal (JSON escapes them itself)
+    print(json.dumps(info, indent=2) if args.json else printable("\n".join(lines(info, args))))
     return 0
 
 

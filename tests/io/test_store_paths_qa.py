@@ -74,3 +74,19 @@ def test_paths_inside_the_store_still_open(tmp_path):
     linked = tmp_path / "link.ome.zarr"  # the store itself reached through a link: its own paths
     os.symlink(victim, linked)
     assert int(bigseg.open_volume(linked).max()) == 7
+
+
+def test_info_shows_terminal_escapes_in_a_store_instead_of_obeying_them(tmp_path, capsys):
+    """Names and attributes of a received store go to the terminal as text: an escape sequence in a
+    phase name (here one clearing the screen) is shown, not run; --json escapes them itself."""
+    from bigseg.cli import main
+
+    store = tmp_path / "scan.ome.zarr"
+    bigseg.save_volume(np.zeros((4, 8, 8), np.uint8), store, chunks=8, progress=False)
+    bigseg.save_labels(np.zeros((4, 8, 8), np.uint8), store, name="seg", phases=["pore\x1b[2J\r", "active"],
+                       progress=False)
+    assert main(["info", str(store / "labels" / "seg"), "--no-stats"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\r" not in out and "pore\\x1b[2J\\r" in out
+    assert main(["info", str(store / "labels" / "seg"), "--no-stats", "--json"]) == 0
+    assert "\x1b" not in capsys.readouterr().out
