@@ -152,7 +152,7 @@ def random_forest(vol: Any, labels: Any, *, sigmas: Sequence[float] = DEFAULT_SI
     phases = parse_phases(phases)
     if n_classes > len(phases):
         raise label_values_error(present[present >= len(phases)].tolist(), len(phases), lab, phases=phases,
-                                 marked=bool(counts[UNLABELLED]))
+                                 marked=bool(counts[UNLABELLED]), present=given_values(present.tolist(), lab))
     missing = [phases[i] for i in range(len(phases)) if counts[i] == 0]
     if missing:
         hint = ""

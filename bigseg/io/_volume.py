@@ -603,22 +603,37 @@ def given_values(values: Any, labels: Any) -> list[int]:
     return [int(v) + 1 if u != UNLABELLED and 0 <= int(v) < UNLABELLED and int(v) >= u else int(v) for v in values]
 
 
+def grey_levels_hint(present: Any, k: int) -> str:
+    """A hint for label values that look like a mask saved as a grey image (``present``: the
+    distinct labelled values, e.g. 0 / 128 / 192, one grey level per phase): how to map them to
+    the phases' values 0..k-1 first. Empty where they do not look so (a few values, far apart)."""
+    vals = sorted(int(v) for v in present)
+    if not 2 <= len(vals) <= 8 or vals[-1] < k or min(b - a for a, b in zip(vals, vals[1:])) < 8:
+        return ""
+    named = "" if len(vals) <= k else f" and pass `phases` naming all {len(vals)}"
+    return (f"; {', '.join(map(str, vals))} look like one grey level per phase (a mask saved as an image): map them "
+            f"to 0..{len(vals) - 1} first{named}, e.g. lut = np.full(256, 255, np.uint8); lut[{vals}] = "
+            f"{list(range(len(vals)))}; labels = lut[mask] (255 stays unlabelled)")
+
+
 def label_values_error(bad: Any, n_classes: int, labels: Any, *, phases: Any = None,
-                       marked: bool = False) -> InputError:
+                       marked: bool = False, present: Any = None) -> InputError:
     """The refusal of sparse training labels holding ``bad`` values (as stored, after
     :func:`sparse_labels`) beyond ``n_classes`` phases, stated in the values the user gave.
     ``marked``: the labels hold unlabelled (255) voxels, so their 0 is a phase, not "not
-    annotated": the values beyond are phases without a name (not classes counted from 1)."""
+    annotated": the values beyond are phases without a name (not classes counted from 1).
+    ``present``: every distinct labelled value (as given), where known: grey levels are told."""
     u = getattr(labels, "attrs", {}).get("unlabelled_value", UNLABELLED)
     allowed = given_values(range(n_classes), labels)
     shown = given_values(list(bad)[:5], labels)
     named = f" (phases {list(phases)})" if phases is not None else ""
-    hint = ""
-    if u == UNLABELLED and marked:  # the unlabelled=0 hint would be wrong there: 0 is a phase
+    hint = grey_levels_hint(present, n_classes) if present is not None else ""
+    # grey levels are neither more phases nor classes counted from 1
+    if not hint and u == UNLABELLED and marked:  # the unlabelled=0 hint would be wrong there: 0 is a phase
         if sorted(shown) == list(range(n_classes, max(shown) + 1)):  # the values go on past the phases: more phases
             hint = (f"; the labels mark unannotated voxels {u}, so each value is a phase: pass `phases` with a name "
                     f"for each of the {max(shown) + 1} values 0..{max(shown)}")
-    elif u == UNLABELLED and n_classes in shown:
+    elif not hint and u == UNLABELLED and n_classes in shown:
         hint = UNLABELLED_HINT
     return InputError(f"Expected `labels` values {', '.join(map(str, allowed))}{named} or {u} (unlabelled). "
                       f"Got {shown} instead{hint}.")

@@ -11,7 +11,7 @@ import xarray as xr
 
 from .._parse import parse_phases
 from ..errors import InputError
-from ..io._volume import DEFAULT_PHASES, MASK_PHASES, UNLABELLED, as_volume, frame_arrays
+from ..io._volume import DEFAULT_PHASES, MASK_PHASES, UNLABELLED, as_volume, frame_arrays, grey_levels_hint
 from ..ops._dispatch import is_cupy, on_host
 
 __all__ = ["Labels", "as_labels", "check_values"]
@@ -90,9 +90,10 @@ def check_values(hist: np.ndarray, k: int, phases: list[str], name: str, *,
     what = [f"{len(values)} distinct: {shown}"] if values else []
     what += [f"{out_of_range} voxels outside 0..255"] if out_of_range else []
     allowed = f"0..{k - 1}" + (" or 255 (unlabelled)" if allow_unlabelled else "")
+    present = [v for v in np.flatnonzero(hist).tolist() if not (allow_unlabelled and v == UNLABELLED)]
     hint = ("a grey-value image is no labels (measure a label image, IMAGE/labels/NAME); negative values marking "
             "unlabelled voxels (e.g. -1) are set to 255 first"
-            if out_of_range else "pass `phases` naming every label value")
+            if out_of_range else grey_levels_hint(present, k)[2:] or "pass `phases` naming every label value")
     raise InputError(
         f"Expected `{name}` to hold values {allowed}, one per phase {phases}. "
         f"Got {nbad} voxels{where} with other values ({'; '.join(what)}): {hint}."

@@ -9,7 +9,7 @@ import torch
 
 from ..errors import InputError
 from ..io import UNLABELLED, as_volume
-from ..io._volume import label_values_error, warn_other_grid, warn_unmarked
+from ..io._volume import given_values, label_values_error, warn_other_grid, warn_unmarked
 from ._loss import confusion
 
 __all__ = ["normalize_image", "load_pair", "split_validation", "PatchSampler", "patch_windows"]
@@ -64,7 +64,8 @@ def load_pair(image: Any, labels: Any, n_classes: int) -> tuple[np.ndarray, np.n
     bad = (lab_np != UNLABELLED) & ((lab_np < 0) | (lab_np >= n_classes))
     if bad.any():
         raise label_values_error(np.unique(lab_np[bad])[:5].tolist(), n_classes, lab,
-                                 marked=bool((lab_np == UNLABELLED).any()))
+                                 marked=bool((lab_np == UNLABELLED).any()),
+                                 present=given_values(np.unique(lab_np[lab_np != UNLABELLED]).tolist(), lab))
     lab_np = lab_np.astype(np.uint8)
     warn_unmarked(np.bincount(lab_np.ravel(), minlength=256), unlabelled=lab.attrs.get("unlabelled_value", UNLABELLED))
     if not (lab_np != UNLABELLED).any():

@@ -338,3 +338,19 @@ def test_kmeans_says_when_outliers_take_clusters_of_their_own():
         clean = bb.kmeans(img, progress=False).values
         clipped = bb.kmeans(np.clip(hot, *np.percentile(hot, [0.01, 99.99])), progress=False).values
     assert (clipped == lab.values).mean() > 0.65 and abs((clipped == clean).mean() - 1) < 0.05
+
+
+def test_forest_and_training_are_told_how_to_map_grey_level_masks():
+    # labels drawn in an image editor and saved as grey levels (0 / 128 / 192, 255 unannotated)
+    grey = np.random.default_rng(0).random((10, 16, 16)).astype(np.float32)
+    labels = np.full(grey.shape, 255, np.uint8)
+    labels[0, :5], labels[0, 5:], labels[1] = 0, 128, 192
+    hint = (r"Got \[128, 192\] instead; 0, 128, 192 look like one grey level per phase \(a mask saved as an image\): "
+            r"map them to 0\.\.2 first, e\.g\. lut = np\.full\(256, 255, np\.uint8\); lut\[\[0, 128, 192\]\] = "
+            r"\[0, 1, 2\]; labels = lut\[mask\] \(255 stays unlabelled\)\.$")
+    with pytest.raises(InputError, match=hint):
+        bb.random_forest(grey, labels, seed=0)
+    import bigseg
+
+    with pytest.raises(InputError, match=hint):
+        bigseg.train(grey, labels, epochs=1)

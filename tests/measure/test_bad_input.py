@@ -160,3 +160,22 @@ def test_a_path_where_a_volume_is_expected_says_how_to_open_it(tmp_path):
         volume_fractions(str(tmp_path / "truth.tif"))
     with pytest.raises(InputError, match=r"Got the path"):
         scores(tmp_path / "truth.tif", np.zeros((2, 2, 2), np.uint8))
+
+
+def test_grey_level_masks_are_told_how_to_map_them_to_phases():
+    # a mask saved as an 8-bit image, one grey level per phase (64/128/192): the hint was "pass
+    # `phases` naming every label value" (193 names), now the mapping to 0..2
+    lab = np.full((4, 6, 8), 64, np.uint8)
+    lab[:, 2:4], lab[:, 4:] = 128, 192
+    with pytest.raises(InputError, match=r"64, 128, 192 look like one grey level per phase.*map them to 0\.\.2 first, "
+                                         r"e\.g\. lut = np\.full\(256, 255, np\.uint8\); lut\[\[64, 128, 192\]\] = "
+                                         r"\[0, 1, 2\]; labels = lut\[mask\]"):
+        volume_fractions(da.from_array(lab, chunks=3))
+    lut = np.full(256, 255, np.uint8)
+    lut[[64, 128, 192]] = [0, 1, 2]
+    np.testing.assert_allclose(volume_fractions(lut[lab]).values, [1 / 3, 1 / 3, 1 / 3])  # the hint works
+    # values counting on past the phases: a phase name each, no grey-level hint
+    small = np.zeros_like(lab)
+    small[0, 0, :3] = (3, 4, 5)
+    with pytest.raises(InputError, match=r"pass `phases` naming every label value\.$"):
+        volume_fractions(small)
