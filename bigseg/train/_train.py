@@ -25,6 +25,10 @@ from ._resume import check_same_run, load_state
 
 __all__ = ["train", "parse_common", "prepare_model", "finish_model"]
 
+# labelled voxels of a phase below which training warns (a 10 x 10 stroke; the papers annotate
+# 10-25 % of several slices: thousands)
+FEW_LABELLED = 100
+
 
 def parse_common(
     *, arch: Any, init: Any, epochs: Any, lr: Any, lr_decay: Any, batch_size: Any, patch: Any, patience: Any,
@@ -528,6 +532,12 @@ def train(
                       f"{'it' if len(absent) == 1 else 'them'}"
                       f"{' beyond what the initial model knew' if opts['init'] is not None else ''}; "
                       "annotate some of each phase.", stacklevel=2)
+    few = {p: int((lab == i).sum()) for i, p in enumerate(phases) if p not in absent}
+    few = {p: n for p, n in few.items() if n < FEW_LABELLED}
+    if few:  # a few clicks: the loss falls on them alone and the phase is guessed everywhere else
+        warnings.warn(f"The labels hold few voxels of {', '.join(f'{p} ({n})' for p, n in few.items())}, fewer than "
+                      f"{FEW_LABELLED}: the model learns little of {'it' if len(few) == 1 else 'them'}; annotate more "
+                      "of each phase (strokes across several slices).", stacklevel=2)
     img, lo, hi = normalize_image(img, low=norm.get("low", 0.5), high=norm.get("high", 99.5), fov=mask)
     if not hi > lo:  # the network saw one value everywhere and "learnt" the phases' frequencies
         where = " inside the field of view" if mask is not None else ""

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -939,3 +940,18 @@ def test_validation_scores_each_voxel_once():
     cm = score_windows(Pore(), labels.astype(np.float32), labels, windows, axis=0, n_classes=3,
                        device=torch.device("cpu"), ndim=3)
     assert cm.sum() == (labels != 255).sum() and cm[0, 0] == 1 and cm[2, 0] == 63
+
+
+def test_a_phase_with_a_few_labelled_voxels_is_warned(pair):
+    # three clicks of CBD train without a word, and the model then guesses CBD everywhere else
+    img, _, sparse = pair
+    clicks = np.where(sparse == 1, 255, sparse).astype(np.uint8)
+    where = np.argwhere(sparse == 1)[:3]
+    clicks[tuple(where.T)] = 1
+    kw = dict(arch_kwargs=TINY, patch=(32, 32), epochs=1, steps_per_epoch=1, batch_size=2, augment=False,
+              progress=False)
+    with pytest.warns(UserWarning, match=r"few voxels of cbd \(3\), fewer than 100: the model learns little of it"):
+        bigseg.train(img, clicks, **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        bigseg.train(img, sparse, **kw)  # thousands of each: quiet
