@@ -303,7 +303,7 @@ class Pipeline:
             check_labels(truth, name="truth", progress=progress)
         made = not Path(dest).exists()
         try:  # one run at a time into dest (held before a cluster is started for it)
-            with bars(progress), held(dest, argument="dest", inside=True), _client_context(client, self.config):
+            with bars(progress), held(dest, argument="dest", inside=True, resumes=True), _client_context(client, self.config):
                 return self._run(source, dest, resume=resume, truth=truth)
         except BaseException:
             if made and Path(dest).is_dir() and not any(Path(dest).iterdir()):  # e.g. a cluster that cannot start
@@ -482,7 +482,7 @@ class Pipeline:
         how = "once: the scans there now" if once else f"every {interval:g} s; Ctrl-C stops"
         print(f"[watch] {inbox} -> {out} ({how})", file=sys.stderr, flush=True)
         # one watch at a time into out (a run into one of its scans' folders is refused too, by that run)
-        with bars(progress), held(out, argument="out", inside=True), _client_context(client, self.config):  # one cluster
+        with bars(progress), held(out, argument="out", inside=True, resumes=True), _client_context(client, self.config):  # one cluster
             return self._watch(inbox, out, ledger, interval, settle, once, clock)
 
     def _watch(self, inbox: Path, out: Path, ledger: dict[str, dict[str, Any]], interval: float, settle: float,

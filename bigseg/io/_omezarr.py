@@ -389,7 +389,7 @@ def _write(dest: Path, vol: xr.DataArray, *, chunks: tuple[int, ...], levels: in
     named by the key and kept, and a later write of the same key computes only the level-0
     blocks its manifest does not mark as on disk (folders of other keys are removed). One
     process at a time writes ``dest`` (another is refused, naming ``argument``)."""
-    with held(dest, argument=argument):
+    with held(dest, argument=argument, resumes=resume_key is not None):
         try:
             _write_held(dest, vol, chunks=chunks, levels=levels, labels=labels, desc=desc, progress=progress,
                         resume_key=resume_key, zarr_format=zarr_format, of_image=of_image)

@@ -166,9 +166,11 @@ def _refuse_unwritable(exc: OSError, target: Any, argument: str, hint: str) -> N
 
 
 @contextmanager
-def held(target: str | os.PathLike, *, argument: str, inside: bool = False, hint: str = "") -> Iterator[Path]:
+def held(target: str | os.PathLike, *, argument: str, inside: bool = False, hint: str = "",
+         resumes: bool = False) -> Iterator[Path]:
     """Hold ``target`` for this process until the block ends; raise :class:`OutputInUseError`
-    naming ``argument`` and the holder when another process holds it (no waiting), and
+    naming ``argument`` and the holder when another process holds it (no waiting; ``resumes``:
+    the refusal says that running again takes up what that one finished), and
     :class:`OutputNotWritableError` (with ``hint``) where this process may not write there
     (permissions, a read-only mount such as a beamline's raw-data store)."""
     path = lock_path(target, inside=inside)
@@ -188,7 +190,7 @@ def held(target: str | os.PathLike, *, argument: str, inside: bool = False, hint
             raise OutputInUseError(
                 f"Expected `{argument}` not to be written by another bigseg run at the same time. Got "
                 f"{str(target)!r}, which {describe(_who(path))} is writing; wait for it to end (or stop it) and "
-                f"run again: the run resumes what it finished.")
+                f"run again{': the run resumes what it finished' if resumes else ''}.")
         if fd == _UNLOCKABLE:
             fd = None
             warnings.warn(f"The file system of {str(target)!r} does not support flock (e.g. Lustre mounted without "

@@ -63,7 +63,8 @@ def test_save_volume_into_an_output_being_written_is_refused_and_leaves_it_alone
     save_volume(np.zeros((4, 5, 6), np.float32), dest, progress=False)
     other = Holder(dest)
     try:
-        with pytest.raises(OutputInUseError, match="`path`"):
+        # a save starts anew: it does not "resume what it finished" (the refusal said so of every output)
+        with pytest.raises(OutputInUseError, match=r"`path`.*and run again\.$"):
             save_volume(np.ones((4, 5, 6), np.float32), dest, overwrite=True, progress=False)
     finally:
         other.kill()
@@ -77,7 +78,7 @@ def test_a_run_or_watch_into_a_folder_in_use_is_refused_before_any_work(tmp_path
     out = tmp_path / "run"
     other = Holder(out, inside=True)
     try:
-        with pytest.raises(OutputInUseError, match="`dest`"):
+        with pytest.raises(OutputInUseError, match="`dest`.*run again: the run resumes what it finished"):
             Pipeline().run(np.zeros((8, 8, 8), np.float32), out)
         inbox = tmp_path / "inbox"
         inbox.mkdir()
