@@ -33,7 +33,7 @@ from .errors import BigsegError, ConfigError, InputError, LabelsReplacedWarning,
 from .io._fov import fill_outside_like_inside, fov_centre
 from .io._ingest import natural_key
 from .io._volume import crop_box, is_series, placed_like
-from .runtime._files import replacing, write_text
+from .runtime._files import SYSTEM_FILES, replacing, write_text
 from .runtime._lock import held
 from .runtime._progress import bars
 from .runtime._manifest import key_digest, path_stamp
@@ -790,7 +790,6 @@ _RUN_OUTPUTS = ("particles.csv", "particles.png", "slices.png", "metrics.png", "
 _RUN_FILES = ("run.json", "stages.json", "image.ome.zarr", "raw.ome.zarr", ".bigseg.lock", ".image.ome.zarr.",
               ".raw.ome.zarr.", ".temporal-")  # what a run folder holds, even one killed at its start
 _WATCH_FILES = ("watch.json", ".bigseg.lock")
-_SYSTEM_FILES = {".DS_Store", "Thumbs.db", "desktop.ini"}  # a file browser's, in any folder
 
 
 def _holds(folder: Path, own: tuple[str, ...]) -> bool:
@@ -807,7 +806,7 @@ def _check_folder(dest: str | os.PathLike, argument: str, own: tuple[str, ...], 
     d = Path(dest)
     if d.exists() and not d.is_dir():
         raise InputError(f"Expected `{argument}` to be a folder (new or {what}). Got {str(dest)!r}, a file.")
-    names = sorted(p.name for p in d.iterdir() if p.name not in _SYSTEM_FILES) if d.is_dir() else []
+    names = sorted(p.name for p in d.iterdir() if p.name not in SYSTEM_FILES) if d.is_dir() else []
     if names and not _holds(d, own) and not (runs_inside and any(
             (d / n).is_dir() and _holds(d / n, _RUN_FILES) for n in names)):
         raise InputError(f"Expected `{argument}` to be a new or empty folder, or {what}. Got {str(dest)!r}, which "

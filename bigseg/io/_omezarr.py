@@ -33,7 +33,7 @@ from ..errors import (BigsegError, InputError, LabelsReplacedWarning, OutputExis
                       SourceNotFoundError, VolumeFormatError, warn_caller)
 from ..ops._dispatch import on_host
 from ..runtime._budget import format_bytes
-from ..runtime._files import move_into_place, remove as _remove, replacing
+from ..runtime._files import SYSTEM_FILES, move_into_place, remove as _remove, replacing
 from ..runtime._lock import held
 from ..runtime._manifest import key_digest, resumable_array, store_resumable
 from ..runtime._progress import compute
@@ -89,17 +89,18 @@ def _replaceable(dest: Path, kind: str) -> str:
         return "a folder" if dest.is_dir() else ""
     if not dest.is_dir():
         return "a file" + (" (a zarr store is a folder)" if kind == "zarr" else "")
-    if not any(dest.iterdir()):
+    entries = [f for f in dest.iterdir() if f.name not in SYSTEM_FILES]  # a file browser's .DS_Store is no data
+    if not entries:
         return ""  # an empty folder holds nothing to lose
     if kind == "zarr":
         return "" if is_zarr_store(dest) else "a folder that is no zarr store"
-    others = [f.name for f in dest.iterdir() if f.suffix.lower() not in (".tif", ".tiff")]
+    others = [f.name for f in entries if f.suffix.lower() not in (".tif", ".tiff")]
     if others:
         return f"a folder holding other files than TIFF slices ({', '.join(sorted(others)[:3])})"
     # an earlier export's slices are named DEST_00000.tif, ...: a folder of other TIFFs (a scan's
     # reconstructed slices, recon_0000.tif) is the user's data, never deleted by a slip of DEST
     ours = re.compile(re.escape(dest.name) + r"_\d+\.tif")
-    foreign = sorted(f.name for f in dest.iterdir() if not (f.is_file() and ours.fullmatch(f.name)))
+    foreign = sorted(f.name for f in entries if not (f.is_file() and ours.fullmatch(f.name)))
     return (f"a folder of TIFF files that no export to it wrote ({', '.join(foreign[:3])}"
             f"{', ...' if len(foreign) > 3 else ''}; an export names its slices {dest.name}_00000.tif, ...)"
             if foreign else "")

@@ -18,6 +18,9 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+#: files a file browser leaves in any folder (macOS Finder, Windows Explorer): no one's data
+SYSTEM_FILES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
+
 
 def remove(path: Path) -> None:
     """Delete a folder or a file, whichever ``path`` is (no error if it is gone)."""

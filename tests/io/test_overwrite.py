@@ -110,3 +110,20 @@ def test_export_overwrite_keeps_a_folder_of_someone_elses_tiff_slices(place, cap
     export(open_volume(place / "s.ome.zarr"), place / "again", progress=False)  # an earlier export: replaced
     export(open_volume(place / "s.ome.zarr"), place / "again", overwrite=True, progress=False)
     assert len(list((place / "again").iterdir())) == 8
+
+
+def test_export_overwrite_replaces_an_earlier_export_a_file_browser_looked_into(place):
+    """Finder's .DS_Store (Explorer's Thumbs.db) in an earlier export's slices folder made it "a
+    folder holding other files than TIFF slices": --overwrite was refused."""
+    vol = bigseg.ingest(place / "scan.npy", place / "s.ome.zarr", progress=False)
+    export(vol, place / "slices", progress=False)
+    (place / "slices" / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    (place / "slices" / "Thumbs.db").write_bytes(b"\xd0\xcf")
+    export(vol, place / "slices", overwrite=True, progress=False)
+    assert len(list((place / "slices").iterdir())) == 8
+    (place / "new").mkdir()
+    (place / "new" / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")  # an "empty" folder made in Finder
+    export(vol, place / "new", overwrite=True, progress=False)
+    (place / "slices" / "notes.txt").write_text("mine")  # other data still refuses
+    with pytest.raises(OutputExistsError, match=r"other files than TIFF slices \(notes.txt\)"):
+        export(vol, place / "slices", overwrite=True, progress=False)
