@@ -1048,6 +1048,26 @@ def _stack_scans(vols: list[xr.DataArray], sources: list[Any], times: Any) -> xr
     return out.transpose("t", "z", "y", "x")
 
 
+def _check_memory(vol: xr.DataArray, chunks: tuple[int, ...]) -> None:
+    """Refuse, before anything is read, chunks whose task would not fit a worker
+    (:func:`~bigseg.runtime._budget.check_budget`): a block read, its cast and its compressed
+    copy, and one whole plane of the source (a TIFF page is read whole, then cut)."""
+    from ..errors import MemoryBudgetError
+    from ..runtime._budget import check_budget, worker_memory_limit
+
+    block = [min(k, n) for k, n in zip(chunks, vol.shape)]
+    item = vol.dtype.itemsize
+    foot = 3 * math.prod(block) * item + vol.shape[-2] * vol.shape[-1] * item
+    tasks = math.prod(-(-n // k) for n, k in zip(vol.shape, block))
+    try:
+        check_budget(foot, what=f"ingest with chunks {tuple(block)}", tasks=tasks)
+    except MemoryError as exc:
+        limit, conc, _ = worker_memory_limit()
+        edge = int((limit // min(conc, tasks) // (3 * item)) ** (1 / 3)) // 16 * 16
+        raise MemoryBudgetError(f"{exc} Use chunks of at most {max(edge, 16)} voxels along z, y and x "
+                                f"(`chunks`; command line: --chunks), or workers with more memory.") from None
+
+
 def ingest(
     source: str | os.PathLike | Sequence[str | os.PathLike],
     dest: str | os.PathLike,
@@ -1157,6 +1177,7 @@ def ingest(
         vol, box = crop_box(vol, crop)
         vol.attrs["source_region"] = [[s.start, s.stop] for s in box]
     c = parse_chunks(chunks, vol.ndim) if vol.ndim == 3 else (1, *parse_chunks(chunks, 3))
+    _check_memory(vol, c)
     # a read-only, locked, full or part-way unwritable `dest` named as such (save_volume's own is `path`)
     write_volume(vol, dest_p, chunks=c, levels=levels, overwrite=overwrite, progress=progress, resume_key=resume_key,
                  argument="dest")
