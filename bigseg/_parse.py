@@ -24,6 +24,8 @@ __all__ = [
     "parse_phases",
     "parse_region",
     "parse_dtype",
+    "parse_flag",
+    "parse_axis",
 ]
 
 T = TypeVar("T")
@@ -51,6 +53,30 @@ def parse_nonnegative_int(name: str, value: Any) -> int:
     if not _is_int(value) or value < 0:
         raise _fail(name, "to be a non-negative integer", value)
     return int(value)
+
+
+def parse_flag(name: str, value: Any) -> bool:
+    """Return ``value`` as a ``bool``: only ``True`` or ``False`` (NumPy's too), never a truthy
+    stand-in (``overwrite="no"`` would replace a user's data; ``1`` may mean a count)."""
+    import numpy as np
+
+    if not isinstance(value, (bool, np.bool_)):
+        raise _fail(name, "to be True or False", value)
+    return bool(value)
+
+
+#: the spatial axes of a volume, in its axis order
+AXES = ("z", "y", "x")
+
+
+def parse_axis(name: str, value: Any, *, what: str = "") -> int:
+    """A spatial axis, ``"z"``/``"y"``/``"x"`` or 0/1/2 (the volume's axis order), → 0/1/2 (``what``
+    it is, for the message): the same two spellings for every function taking one."""
+    if _is_int(value) and 0 <= int(value) < 3:
+        return int(value)
+    if isinstance(value, str) and value in AXES:
+        return AXES.index(value)
+    raise _fail(name, "to be 'z', 'y' or 'x' (or 0, 1 or 2)" + (f", {what}" if what else ""), value)
 
 
 def parse_dtype(name: str, value: Any) -> Any:

@@ -8,7 +8,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from .._parse import parse_phases, parse_positive_int
+from .._parse import parse_nonnegative_int, parse_phases, parse_positive_int
 from ..errors import InputError
 from ..filters import count_nonfinite
 from ..io._volume import DEFAULT_PHASES, UNLABELLED, as_volume, check_grey, like_volume
@@ -49,6 +49,15 @@ def parse_classes(classes: Any) -> int:
     n = parse_positive_int("classes", classes)
     if not 2 <= n <= 254:
         raise InputError(f"Expected `classes` in [2, 254]. Got {classes!r} instead.")
+    return n
+
+
+def parse_seed(seed: Any) -> int:
+    """A seed that reaches scikit-learn's ``random_state``: an int in [0, 2**32) (its own refusal
+    of a larger one came after the passes over the data, as a scikit-learn traceback)."""
+    n = parse_nonnegative_int("seed", seed)
+    if n >= 2**32:
+        raise InputError(f"Expected `seed` in [0, 2**32) (scikit-learn's random_state). Got {seed!r} instead.")
     return n
 
 

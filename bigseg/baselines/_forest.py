@@ -10,7 +10,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from .._parse import parse_nonnegative_int, parse_phases, parse_positive_float, parse_positive_int, parse_tuple
+from .._parse import parse_phases, parse_positive_float, parse_positive_int, parse_tuple
 from ..errors import InputError
 from ..io._volume import (DEFAULT_PHASES, UNLABELLED, as_volume, frame_arrays, given_values, label_values_error,
                           sparse_labels, warn_other_grid, warn_unmarked)
@@ -19,7 +19,7 @@ from ..kernels.synth import hash_uniform
 from ..ops import map_overlap_exact, to_numpy
 from ..ops._overlap import min_chunks
 from ..runtime import compute
-from ._common import FOV_DOC, check_volume, labels_volume
+from ._common import FOV_DOC, check_volume, labels_volume, parse_seed
 
 __all__ = ["random_forest", "DEFAULT_SIGMAS"]
 
@@ -95,6 +95,7 @@ def random_forest(vol: Any, labels: Any, *, sigmas: Sequence[float] = DEFAULT_SI
     unlabelled : the value of unannotated voxels: 255, or 0 for napari/ilastik/Fiji exports whose
         classes count from 1 (see :func:`bigseg.io.sparse_labels`)
     {fov} One volume (z, y, x) only.
+    progress : a progress bar on stderr for each pass over the data (default off)
 
     Returns
     -------
@@ -110,7 +111,7 @@ def random_forest(vol: Any, labels: Any, *, sigmas: Sequence[float] = DEFAULT_SI
     sigmas = _parse_sigmas(sigmas)  # the options before the volume's passes
     n_estimators = parse_positive_int("n_estimators", n_estimators)
     max_samples = parse_positive_int("max_samples", max_samples)
-    seed = parse_nonnegative_int("seed", seed)
+    seed = parse_seed(seed)
     lab = as_volume(sparse_labels(labels, unlabelled), name="labels", allow_series=True)
     grey = as_volume(vol, name="vol", allow_series=True)  # lazy: the labels are refused before any pass
     shape = grey.shape

@@ -9,7 +9,7 @@ import numpy as np
 import xarray as xr
 from scipy import ndimage as ndi
 
-from .._parse import parse_nonnegative_int, parse_positive_int
+from .._parse import parse_positive_int
 from ..errors import InputError
 from ..kernels.features import nearest_centre, sobel_magnitude
 from ..kernels.synth import hash_uniform
@@ -17,7 +17,7 @@ from ..ops import map_overlap_exact, to_numpy
 from ..ops._overlap import block_slices, min_chunks
 from ..runtime import compute
 from ..io._volume import frame_by_frame
-from ._common import FOV_DOC, check_volume, labels_volume, parse_classes, phase_names
+from ._common import FOV_DOC, check_volume, labels_volume, parse_classes, parse_seed, phase_names
 
 __all__ = ["kmeans"]
 
@@ -51,6 +51,7 @@ def kmeans(vol: Any, *, classes: int = 3, sample: int = 200_000, seed: int = 0, 
     Parameters
     ----------
     {fov} The subsample is drawn from the inside.
+    progress : a progress bar on stderr for each pass over the data (default off)
 
     Returns
     -------
@@ -60,7 +61,7 @@ def kmeans(vol: Any, *, classes: int = 3, sample: int = 200_000, seed: int = 0, 
 
     classes = parse_classes(classes)
     sample = parse_positive_int("sample", sample)
-    seed = parse_nonnegative_int("seed", seed)  # before the passes (scikit-learn's own refusal is a traceback)
+    seed = parse_seed(seed)  # before the passes (scikit-learn's own refusal is a traceback)
     names = phase_names(classes, phases)
     v, mask = check_volume(vol, progress=progress, fov=fov)
     arr = v.data

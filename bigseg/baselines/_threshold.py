@@ -25,6 +25,8 @@ def multiotsu_thresholds(vol: Any, *, classes: int = 3, nbins: int = 256, progre
     ``nbins`` equal bins over [min, max] too, where scikit-image takes one bin per value (and
     minutes: multi-Otsu is O(bins**2) for 3 classes); their thresholds then fall between
     integers and may differ from scikit-image's by up to one bin width.
+
+    ``progress``: a progress bar on stderr for each pass over the data (default off).
     """
     classes = parse_classes(classes)
     nbins = parse_nbins(nbins, classes)
@@ -61,6 +63,7 @@ def threshold(vol: Any, *, classes: int = 3, nbins: int = 256, phases: Any = Non
         more (those spanning fewer use one bin per value)
     phases : names of the classes by grey level (default ``DEFAULT_PHASES`` for 3 classes)
     {fov}
+    progress : a progress bar on stderr for each pass over the data (default off)
 
     Returns
     -------

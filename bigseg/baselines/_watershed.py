@@ -85,6 +85,7 @@ def watershed(vol: Any, *, classes: int = 3, window: str | float = "conservative
     Parameters
     ----------
     {fov}
+    progress : a progress bar on stderr for each pass over the data (default off)
 
     Returns
     -------

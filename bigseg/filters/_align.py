@@ -10,7 +10,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from .._parse import parse_positive_int
+from .._parse import parse_flag, parse_positive_int
 from ..errors import InputError
 from ..io._volume import as_volume
 from ..kernels import filters as K
@@ -59,7 +59,10 @@ def estimate_shifts(vol: Any, *, reference: int = 0, upsample: int = 10, sample:
     a central region twice, four, ... times as large (up to the whole volume), binned to about
     ``sample``³, and refined as above; one that still does not match is warned about with its
     correlation. A scan whose sub-volume holds no structure (blank, or all outside a field of
-    view) is warned about and given the shift 0."""
+    view) is warned about and given the shift 0.
+
+    ``progress``: a progress bar on stderr for each pass over the data (default off).
+    """
     v = as_volume(vol, name="vol", ndim=4)
     ref = _reference(reference, v.shape[0])
     upsample = parse_positive_int("upsample", upsample)
@@ -257,6 +260,7 @@ def align(vol: Any, *, reference: int = 0, shifts: Any = None, upsample: int = 1
     upsample, sample : see :func:`estimate_shifts`
     crop : keep only the region every scan covers after its move (default), so that no voxel
         is made up; ``False`` keeps the shape and repeats the edge voxels over the margin
+    progress : a progress bar on stderr for each pass over the data (default off)
 
     Returns
     -------
@@ -267,8 +271,7 @@ def align(vol: Any, *, reference: int = 0, shifts: Any = None, upsample: int = 1
     """
     v = as_volume(vol, name="vol", ndim=4)
     nt = v.shape[0]
-    if not isinstance(crop, (bool, np.bool_)):
-        raise InputError(f"Expected `crop` to be True or False. Got {crop!r} instead.")
+    parse_flag("crop", crop)
     if shifts is None:
         s = estimate_shifts(v, reference=reference, upsample=upsample, sample=sample, progress=progress)
     else:

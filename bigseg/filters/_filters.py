@@ -65,7 +65,10 @@ def _nonfinite_message(nan: int, inf: int, total: int) -> str:
 def count_nonfinite(vol: Any, *, mask: Any = None, progress: bool = False) -> tuple[int, int]:
     """Count the NaN and the +-inf voxels of a volume: ``(n_nan, n_inf)`` (one pass); with
     ``mask`` (boolean over the trailing axes, e.g. a (y, x) field of view), of the voxels
-    inside it only."""
+    inside it only.
+
+    ``progress``: a progress bar on stderr for each pass over the data (default off).
+    """
     v = _volume(vol)
     if not np.issubdtype(v.dtype, np.floating):
         return 0, 0
@@ -291,6 +294,7 @@ def normalize(vol: Any, *, low: float = 0.5, high: float = 99.5, nan_policy: str
     mask : the voxels the percentiles come from: a boolean array over the trailing axes, e.g.
         the (y, x) field of view of :func:`bigseg.io.fov_mask` (broadcast along z and t), or
         (z, y, x). Voxels outside are mapped too, but neither count nor are checked for NaN.
+    progress : a progress bar on stderr for each pass over the data (default off)
     """
     v = _volume(vol)
     low = parse_in_range("low", low, 0.0, 100.0, closed="both")

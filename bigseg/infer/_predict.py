@@ -43,7 +43,7 @@ import numpy as np
 import xarray as xr
 from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
 
-from .._parse import parse_choice, parse_chunks, parse_in_range, parse_positive_float, parse_positive_int
+from .._parse import parse_axis, parse_choice, parse_chunks, parse_flag, parse_in_range, parse_positive_float, parse_positive_int
 from ..errors import InputError
 from ..io._volume import as_volume, check_grey, for_each_frame, is_series, zarr_source
 from ..kernels import blend as K
@@ -531,8 +531,7 @@ def check_options(*, overlap: Any = 0.5, blend: Any = "gaussian", sigma_scale: A
     if batch_size is not None:
         batch_size = parse_positive_int("batch_size", batch_size)
     for name, flag in (("tta", tta), ("probabilities", probabilities), ("triplanar", triplanar), ("spill", spill)):
-        if not isinstance(flag, (bool, np.bool_)):
-            raise InputError(f"Expected `{name}` to be True or False. Got {flag!r} instead.")
+        parse_flag(name, flag)
     if plane is not None:
         parse_plane(plane)
         if triplanar:
@@ -550,11 +549,7 @@ def check_options(*, overlap: Any = 0.5, blend: Any = "gaussian", sigma_scale: A
 
 def parse_plane(plane: Any) -> int:
     """The axis normal to a 2D model's planes: ``"z"``/``"y"``/``"x"`` or 0/1/2 -> 0/1/2."""
-    if isinstance(plane, str) and plane in _PLANES:
-        return _PLANES[plane]
-    if isinstance(plane, (int, np.integer)) and not isinstance(plane, bool) and 0 <= int(plane) <= 2:
-        return int(plane)
-    raise InputError(f"Expected `plane` to be 'z', 'y' or 'x' (the axis normal to a 2D model's planes). Got {plane!r} instead.")
+    return parse_axis("plane", plane, what="the axis normal to a 2D model's planes")
 
 
 def _trained_plane(model: Any) -> int:

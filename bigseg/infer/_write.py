@@ -61,6 +61,7 @@ def write_prediction(
     overwrite : replace existing outputs of the same name
     resume_key : a string naming what ``ds`` is made from: an interrupted write resumes block
         by block under the same key (the model does not run again for blocks on disk)
+    progress : a progress bar on stderr (on a terminal drawn in place, in a log a line every 30 s); False: none
 
     Returns
     -------

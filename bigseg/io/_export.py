@@ -267,6 +267,7 @@ def export(
         (no suffix); see the module docstring for what each holds
     format : ``"tiff-slices"``, ``"tiff"``, ``"hdf5"`` or ``"npy"`` instead of the suffix
     overwrite : replace an existing ``dest``
+    progress : a progress bar on stderr (on a terminal drawn in place, in a log a line every 30 s); False: none
 
     Returns
     -------

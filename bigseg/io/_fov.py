@@ -124,6 +124,7 @@ def fov_mask(vol: Any, fov: Any = "auto", *, margin: float = 0.0, progress: bool
         * a (y, x) boolean array: taken as it is.
     margin : voxels to shrink the field of view by, in y and x (Euclidean): the rim of a
         reconstruction often carries ring or truncation artefacts.
+    progress : a progress bar on stderr for each pass over the data (default off)
 
     Returns
     -------
@@ -228,7 +229,10 @@ def fill_outside_like_inside(vol: xr.DataArray, mask: Any, *, seed: int = 0, pro
     What a network whose layers normalise each patch (instance norm) needs around a field of
     view: a constant fill drags a patch's statistics and shifts the labels of every voxel of
     a patch that reaches the edge (on a 96² cylinder: pore IoU 0.54 with a flat fill, 0.71
-    with this, 0.71 for the same voxels segmented without any fill)."""
+    with this, 0.71 for the same voxels segmented without any fill).
+
+    ``progress``: a progress bar on stderr for each pass over the data (default off).
+    """
     from ..ops import masked_values
     from ..runtime import compute
 

@@ -1124,6 +1124,7 @@ def ingest(
     resume_key : a string naming what is ingested (e.g. the sources as they stand and these
         arguments): an interrupted ingest is kept and the same key later reads only the blocks
         not yet on disk (:func:`bigseg.save_volume`)
+    progress : a progress bar on stderr (on a terminal drawn in place, in a log a line every 30 s); False: none
 
     Returns
     -------

@@ -28,7 +28,7 @@ import numpy as np
 import xarray as xr
 import zarr
 
-from .._parse import parse_chunks, parse_phases, parse_positive_int, parse_voxel_size
+from .._parse import parse_chunks, parse_flag, parse_phases, parse_positive_int, parse_voxel_size
 from ..errors import (BigsegError, InputError, LabelsReplacedWarning, OutputExistsError, OutputNotWritableError,
                       SourceNotFoundError, VolumeFormatError, warn_caller)
 from ..ops._dispatch import on_host
@@ -69,7 +69,7 @@ def _check_dest(dest: Path, overwrite: bool, name: str = "path", *, kind: str = 
     write makes (``kind``: ``"zarr"`` a zarr store, ``"tiff-slices"`` a folder of TIFF files,
     ``"file"`` a file): ``overwrite`` replaces an earlier output, never a folder of other data
     nor the source file of another format (a typo must not delete a user's data)."""
-    if dest.exists() and not overwrite:
+    if not parse_flag("overwrite", overwrite) and dest.exists():
         raise OutputExistsError(
             f"Expected `{name}` to be a new location or `overwrite=True`. Got {str(dest)!r}, which exists."
         )
@@ -469,6 +469,7 @@ def save_volume(
         images saved into it go with it (:class:`~bigseg.errors.LabelsReplacedWarning` names them)
     resume_key : a string naming what ``data`` is made from: an interrupted write is kept and
         the same key later computes only the blocks not yet on disk (see :func:`save_labels`)
+    progress : a progress bar on stderr (on a terminal drawn in place, in a log a line every 30 s); False: none
 
     Returns
     -------
@@ -529,6 +530,11 @@ def save_labels(
     each finished block marked in a manifest, and the folder is kept if the write fails or is
     killed: writing the same key again computes only the blocks not yet on disk (a folder left
     by another key is removed). Without it, a failed write leaves nothing.
+
+    ``chunks``: the label image's chunks (an int or one per axis; default those of ``labels``,
+    as :func:`save_volume`). ``overwrite``: replace an existing label image of that ``name``
+    (else :class:`~bigseg.errors.OutputExistsError`). ``progress``: a progress bar on stderr
+    (default on; False: none).
     """
     check_label_name(name)  # before anything: "" or "../x" would name the labels group or a place outside it
     image_path = image_of(Path(image_path).absolute())  # (workers elsewhere; a bioformats2raw store: its image)
@@ -915,6 +921,8 @@ def volume_info(path: str | os.PathLike, *, stats: bool = True, progress: bool =
     a label image (with phase names) the share of each phase in the labelled voxels (as
     :func:`bigseg.measure.volume_fractions` gives it) and the share of all voxels that carry
     no phase (255, e.g. outside the field of view) instead, from the same level (``fractions``).
+
+    ``progress``: a progress bar on stderr for each pass over the data (default off).
     """
     p = image_of(Path(path))  # (a bioformats2raw store: its image)
     vol = open_volume(p)

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from .._parse import parse_choice
+from .._parse import AXES, parse_axis
 from ..errors import InputError
 from ..kernels.connectivity import CONTACTS, component_contacts
 from ..kernels.particles import stitch_components
@@ -16,7 +16,6 @@ from ..runtime._progress import compute
 from ._blockwise import BlockGeometry, block_results
 from ._inputs import Labels, as_labels
 from ._metrics import _check, _codes, _common_attrs, _coords, _dims, _stack, _stats_graph
-from ._profile import AXES
 
 __all__ = ["connectivity"]
 
@@ -76,7 +75,7 @@ def _warn_unlabelled_faces(lab: Labels, blocks: list[tuple], ax: int, t: int) ->
                       stacklevel=3)
 
 
-def connectivity(labels: Any, *, axis: str = "z", phases: Any = None, progress: bool = False) -> xr.Dataset:
+def connectivity(labels: Any, *, axis: str | int = "z", phases: Any = None, progress: bool = False) -> xr.Dataset:
     """How each phase is connected: the share of its voxels in components that span the volume
     along ``axis``, that are cut off inside it, and that cannot be told apart from the volume
     alone.
@@ -98,7 +97,8 @@ def connectivity(labels: Any, *, axis: str = "z", phases: Any = None, progress: 
     ----------
     labels : (z, y, x) or (t, z, y, x) integer labels, values ``0..len(phases)-1`` (255:
         unlabelled, left out; a component beside such a voxel counts as reaching the edge).
-    axis : ``"z"``, ``"y"`` or ``"x"``: the direction to span (e.g. through the electrode).
+    axis : ``"z"``, ``"y"`` or ``"x"`` (or 0, 1, 2): the direction to span (e.g. through the electrode).
+    progress : a progress bar on stderr for each pass over the data (default off)
 
     Returns
     -------
@@ -107,7 +107,7 @@ def connectivity(labels: Any, *, axis: str = "z", phases: Any = None, progress: 
     component's share), ``components`` (how many) and ``voxels`` (the phase's voxels).
     """
     lab = as_labels(labels, phases=phases)
-    ax = AXES.index(parse_choice("axis", axis, AXES))
+    ax = parse_axis("axis", axis)
     if lab.spatial_shape[ax] < 2:  # both faces are one plane: every component would "span" it
         raise InputError(f"Expected `labels` to have at least 2 voxels along `axis`={AXES[ax]!r} (a component "
                          f"percolates from one face to the other). Got shape {lab.spatial_shape} instead.")
@@ -135,7 +135,7 @@ def connectivity(labels: Any, *, axis: str = "z", phases: Any = None, progress: 
             "unknown": (dims, share["unknown"], {"units": "1", "long_name": "share of the phase in components reaching the volume's edge without spanning it"}),
             "largest": (dims, share["largest"], {"units": "1", "long_name": "share of the phase in its largest component"}),
             "components": (dims, _stack(lab, [c["components"] for c in per]), {"units": "1", "long_name": "6-connected components"}),
-            "voxels": (dims, voxels, {"units": "1", "long_name": "voxels of the phase"}),
+            "voxels": (dims, voxels, {"units": "voxel", "long_name": "voxels of the phase"}),
         },
         coords=_coords(lab, phase=lab.phases),
     )

@@ -46,6 +46,8 @@ def transitions(labels: Any, *, phases: Any = None, progress: bool = False) -> x
     ``voxels`` (t). Exact for any chunking
     (the per-block confusion counts of consecutive scans, :func:`confusion`). The scans must be
     aligned (:func:`bigseg.filters.align`).
+
+    ``progress``: a progress bar on stderr for each pass over the data (default off).
     """
     from ._scores import confusion
 

@@ -188,6 +188,7 @@ def volume_fractions(labels: Any, *, phases: Any = None, progress: bool = False)
     labels : (z, y, x) or (t, z, y, x) integer label volume (DataArray, dask or NumPy); value
         ``i`` is phase ``phases[i]``; voxels valued 255 (unlabelled) are left out of the total.
     phases : phase names, default ``labels.attrs["phases"]`` or ``["pore", "cbd", "active"]``.
+    progress : a progress bar on stderr for each pass over the data (default off)
 
     Returns
     -------
@@ -239,6 +240,7 @@ def interfaces(labels: Any, *, method: Method = "faces", phases: Any = None,
           voxel thick is kept (marching cubes erases it); halo of one voxel, as ``"faces"``
           (a numba pass per direction over each block, :func:`bigseg.kernels.crofton.crossing_counts`:
           about 40 % of the speed of faces).
+    progress : a progress bar on stderr for each pass over the data (default off)
 
     Returns
     -------
@@ -415,6 +417,8 @@ def surface_area(labels: Any, *, phase: str | int, method: Method = "faces", pha
     phase; ``"crofton"``: the sum of its Crofton pair areas (see :func:`interfaces`). Neither counts the boundary of unlabelled (255) voxels,
     e.g. the edge of the field of view (with marching cubes, the sum of the phase's pair areas,
     in a second pass). A float, or a DataArray over ``t`` for a series.
+
+    ``progress``: a progress bar on stderr for each pass over the data (default off).
     """
     lab = as_labels(labels, phases=phases)
     method = parse_method(method, lab)
@@ -445,6 +449,8 @@ def specific_surface_area(labels: Any, *, phase: str | int | None = None, method
     Areas end at the volume's border, so for a structure larger than the volume (an electrode)
     the area per volume reads low by about c / L on a cube of L voxels: c ≈ 1 (faces), 2
     (Crofton), 3.4 (marching cubes); −1.6 / −3.1 / −5.3 % at 64³ (README, "Measurements").
+
+    ``progress``: a progress bar on stderr for each pass over the data (default off).
     """
     per = parse_choice("per", per, ("total", "phase"))
     lab = as_labels(labels, phases=phases)

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .._parse import parse_choice, parse_in_range, parse_positive_float, parse_positive_int
+from .._parse import parse_choice, parse_flag, parse_in_range, parse_positive_float, parse_positive_int
 from ..errors import InputError, OutputExistsError
 from ..io._volume import as_volume, frame_arrays, is_zarr_store, origin_of, time_unit, warn_other_grid, zarr_source
 from ..kernels.particles import (PARTIAL_KEYS, block_components, label_points, mutual_matches, overlap_counts,
@@ -169,6 +169,8 @@ def particle_labels(labels: Any, *, phase: str | int = "active", split: bool = T
     particles, first voxels and, for a series, overlaps with the next step); writing or
     computing the result runs the last. See :func:`particles` for ``split``, ``max_diameter``,
     ``h`` and ``min_overlap``.
+
+    ``progress``: a progress bar on stderr for each pass over the data (default off).
     """
     lab, idx, depth, h = _parse(labels, phase, split, max_diameter, h, phases)
     min_overlap = parse_in_range("min_overlap", min_overlap, 0.0, 1.0, closed="right")
@@ -205,8 +207,7 @@ def _numbering_block(ids: np.ndarray, geom: BlockGeometry) -> tuple:
 
 
 def _parse(labels, phase, split, max_diameter, h, phases) -> tuple[Labels, int, int, float]:
-    if not isinstance(split, (bool, np.bool_)):
-        raise InputError(f"Expected `split` to be True or False. Got {split!r} instead.")
+    parse_flag("split", split)
     depth = parse_positive_int("max_diameter", max_diameter)
     h = parse_positive_float("h", h)
     lab = as_labels(labels, phases=phases)
@@ -247,6 +248,7 @@ def particles(labels: Any, *, phase: str | int = "active", intensity: Any = None
         directions (:func:`bigseg.measure.interfaces`' ``"crofton"``): balls of radius 3 voxels
         within 1.5 % (marching cubes: 26 % low, so NaN), no particle too small or too thin for a
         surface, about 40 % less time than the meshes.
+    progress : a progress bar on stderr for each pass over the data (default off)
 
     Returns
     -------
@@ -448,7 +450,7 @@ def _labels_target(labels_to: Any, lab: Labels, overwrite: bool) -> Path:
     if p.parent.name != "labels" or not is_zarr_store(image):
         raise InputError(f"Expected `labels_to` to name a label image IMAGE/labels/NAME of an existing OME-Zarr "
                          f"image, e.g. 'scan.ome.zarr/labels/particles'. Got {str(labels_to)!r} instead.")
-    if p.exists() and not overwrite:
+    if not parse_flag("overwrite", overwrite) and p.exists():
         raise OutputExistsError(f"Expected `labels_to` to be a new label image or `overwrite=True`. "
                                 f"Got {str(p)!r}, which exists.")
     from ..io import open_volume

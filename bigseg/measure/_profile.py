@@ -9,7 +9,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from .._parse import parse_choice, parse_positive_int
+from .._parse import AXES, parse_axis, parse_choice, parse_positive_int
 from ..errors import InputError
 from ..io._volume import origin_of
 from ..kernels.crofton import DIRECTIONS, crossing_counts, slice_areas
@@ -21,8 +21,6 @@ from ._blockwise import BlockGeometry, crop_halo, slab_partials
 
 __all__ = ["profile", "interface_profile"]
 
-AXES = ("z", "y", "x")
-
 
 def _counts_block(block: np.ndarray, geom: BlockGeometry, *, axis: int, k: int) -> np.ndarray:
     codes, _ = _codes(block, geom)  # values beyond the phases: _check raises
@@ -33,13 +31,6 @@ def _profile_graph(lab: Labels, axis: int) -> list[da.Array]:
     """Per frame, the lazy (n_axis, k + 1) counts of each phase (and the unlabelled voxels) per slice."""
     fn = functools.partial(_counts_block, axis=axis, k=lab.k)
     return [slab_partials(fn, f, depth=0, axis=axis, nout=lab.k + 1, dtype=np.int64) for f in lab.frames()]
-
-
-def parse_axis(name: str, value: Any) -> int:
-    """``"z"``/``"y"``/``"x"`` (or 0/1/2) → the spatial axis index."""
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and 0 <= int(value) < 3:
-        return int(value)
-    return AXES.index(parse_choice(name, value, AXES))
 
 
 def parse_step(lab: Labels, axis: int, step: Any, *, name: str = "step") -> int:
@@ -93,9 +84,10 @@ def profile(labels: Any, *, axis: Any = "z", step: int = 1, phases: Any = None,
     ----------
     labels : (z, y, x) or (t, z, y, x) integer labels, values ``0..len(phases)-1``; voxels valued
         255 (unlabelled) are left out of each slice's total.
-    axis : ``"z"``, ``"y"`` or ``"x"``: the slices are normal to it.
+    axis : ``"z"``, ``"y"`` or ``"x"`` (or 0, 1, 2): the slices are normal to it.
     step : slices per bin (the last bin takes what is left).
     phases : phase names, default ``labels.attrs["phases"]`` or ``["pore", "cbd", "active"]``.
+    progress : a progress bar on stderr for each pass over the data (default off)
 
     Returns
     -------
@@ -219,6 +211,7 @@ def interface_profile(labels: Any, *, axis: Any = "z", step: int = 1, phases: An
     axis, step : as for :func:`profile`.
     method : ``"faces"`` or ``"crofton"`` (see :func:`interfaces`; the smoothed marching cubes
         have no slice-by-slice form).
+    progress : a progress bar on stderr for each pass over the data (default off)
 
     Returns
     -------

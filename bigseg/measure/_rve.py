@@ -49,6 +49,7 @@ def rve(labels: Any, *, sizes: Any = None, base: int | None = None, tolerance: f
         axis) / 64. The counts of every base cube are gathered on the client (at most 256 MiB).
     tolerance : relative scatter (standard deviation over mean fraction) below which a size
         counts as representative for a phase.
+    progress : a progress bar on stderr for each pass over the data (default off)
 
     Returns
     -------

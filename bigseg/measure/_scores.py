@@ -130,6 +130,7 @@ def confusion(truth: Any, pred: Any, *, phases: Any = None, progress: bool = Fal
         refused (InputError).
     phases : phase names by label value for both, compared value by value (default: as above,
         else pore/cbd/active).
+    progress : a progress bar on stderr for each pass over the data (default off)
 
     Returns
     -------
@@ -145,7 +146,7 @@ def confusion(truth: Any, pred: Any, *, phases: Any = None, progress: bool = Fal
     n = int(np.prod(tl.vol.shape))
     cm = xr.DataArray(_stack(tl, [c[:, :-1] for c in counts]), dims=_dims(tl, ("truth_phase", "pred_phase")),
                       coords=_coords(tl, truth_phase=pl.phases, pred_phase=pl.phases), name="confusion")
-    cm.attrs.update(units="voxels", ignored_voxels=n - int(sum(c.sum() for c in counts)),
+    cm.attrs.update(units="voxel", ignored_voxels=n - int(sum(c.sum() for c in counts)),
                     unlabelled_predictions=int(sum(c[:, -1].sum() for c in counts)), **_common_attrs(tl))
     return cm
 
@@ -200,6 +201,8 @@ def scores(truth: Any, pred: Any, *, phases: Any = None, progress: bool = False)
     Dataset over ``phase`` (``pred``'s phase order; and ``t``): ``iou``, ``dice``, ``precision``,
     ``recall`` (float64), ``support`` (truth voxels of the phase) and the scalar (or per-``t``)
     ``accuracy``.
+
+    ``progress``: a progress bar on stderr for each pass over the data (default off).
     """
     tl, pl = _pair(truth, pred, phases)
     return _scores_dataset(dataclasses.replace(tl, phases=pl.phases), _confusion_counts(tl, pl, progress))
@@ -208,7 +211,7 @@ def scores(truth: Any, pred: Any, *, phases: Any = None, progress: bool = False)
 def _scores_dataset(tl: Labels, counts: list[np.ndarray]) -> xr.Dataset:
     per = [_scores_from(c, tl.phases) for c in counts]
     dims = _dims(tl, ("phase",))
-    data = {key: (dims, _stack(tl, [p[0][key] for p in per]), {"units": "1" if key != "support" else "voxels"})
+    data = {key: (dims, _stack(tl, [p[0][key] for p in per]), {"units": "1" if key != "support" else "voxel"})
             for key in ("iou", "dice", "precision", "recall", "support")}
     acc = [p[1] for p in per]
     data["accuracy"] = (("t",) if tl.series else (), np.array(acc) if tl.series else acc[0], {"units": "1"})
@@ -269,6 +272,7 @@ def agreement(segmentations: Sequence[Any], *, truth: Any = None, phases: Any = 
         which must be the same phases, in any order: label values are matched by phase name and
         the results are in the first stating one's order; those that state none take them, else
         the truth's, else pore/cbd/active).
+    progress : a progress bar on stderr for each pass over the data (default off)
 
     Returns
     -------

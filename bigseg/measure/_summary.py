@@ -41,6 +41,8 @@ def summary(labels: Any, *, truth: Any = None, method: Method = "faces", phases:
     ``method``; by Crofton for ``"marching_cubes"``, which has no slice-by-slice form: the
     closer of the two estimates to it) and,
     given ``truth``, ``truth_volume_fraction_profile``; a ``t`` dimension for series.
+
+    ``progress``: a progress bar on stderr for each pass over the data (default off).
     """
     lab = as_labels(labels, phases=phases)
     if truth is not None:  # phases matched by name (labels stating none take the truth's), as in scores

@@ -63,6 +63,7 @@ def thickness(labels: Any, *, phase: Any = "pore", max_diameter: int = 40, phase
         lattice effect, a little below it: raise it until nothing is). Time and halo
         (``max_diameter + 3`` voxels) grow with it (one distance transform per diameter up to
         the thickest structure of a block).
+    progress : a progress bar on stderr for each pass over the data (default off)
 
     Returns
     -------

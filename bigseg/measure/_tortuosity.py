@@ -14,7 +14,7 @@ import xarray as xr
 from scipy import ndimage as ndi
 from dask import delayed
 
-from .._parse import parse_choice, parse_in_range, parse_positive_int, parse_tuple
+from .._parse import AXES, parse_axis, parse_in_range, parse_positive_int, parse_tuple
 from ..errors import InputError
 from ..ops import block_slices
 from ..runtime._progress import compute
@@ -24,7 +24,6 @@ from ._metrics import _check, _phase_index, _stats_graph, _time
 
 __all__ = ["tortuosity"]
 
-AXES = ("z", "y", "x")
 
 #: held while TauFactor's output is silenced: ``redirect_stdout`` swaps the process-wide
 #: ``sys.stdout``, so two solves silenced at once on threads (dask's threaded scheduler) restore
@@ -94,7 +93,7 @@ def _tiles(shape: tuple[int, int, int], sub: tuple[int, int, int]) -> list[tuple
     return list(block_slices(chunks).values())
 
 
-def tortuosity(labels: Any, *, phase: str | int = "pore", axis: str = "z", subvolume: Any = 256,
+def tortuosity(labels: Any, *, phase: str | int = "pore", axis: str | int = "z", subvolume: Any = 256,
                device: str | None = None, conv_crit: float = 1e-2, iter_limit: int = 10000, phases: Any = None,
                fov: Any = None, progress: bool = False) -> xr.Dataset:
     """Tortuosity factor τ and relative effective diffusivity of one phase, by TauFactor.
@@ -109,7 +108,7 @@ def tortuosity(labels: Any, *, phase: str | int = "pore", axis: str = "z", subvo
     ----------
     labels : (z, y, x) or (t, z, y, x) integer labels, values ``0..len(phases)-1``.
     phase : the conducting phase (default ``"pore"``: electrolyte transport).
-    axis : ``"z"``, ``"y"`` or ``"x"``, the transport direction (e.g. through the electrode
+    axis : ``"z"``, ``"y"`` or ``"x"`` (or 0, 1, 2), the transport direction (e.g. through the electrode
         thickness).
     subvolume : int or (z, y, x): largest sub-volume edge (default 256); the volume is split
         into near-equal sub-volumes no larger than this (but at least 3 voxels: a little larger
@@ -120,6 +119,7 @@ def tortuosity(labels: Any, *, phase: str | int = "pore", axis: str = "z", subvo
         255 fill around segmented labels): the diffusion is solved in the largest square box
         inside it (:func:`bigseg.io.inscribed_box`; ``attrs["box_yx"]``). Without it, labels
         holding unlabelled (255) voxels are refused.
+    progress : a progress bar on stderr for each pass over the data (default off)
 
     Returns
     -------
@@ -133,7 +133,7 @@ def tortuosity(labels: Any, *, phase: str | int = "pore", axis: str = "z", subvo
     (``voxel_size``) are solved as they are (neighbour weights by the squared spacing ratios):
     within 3–6 % of the same structure cut into cubic voxels.
     """
-    axis = parse_choice("axis", axis, AXES)
+    axis = AXES[parse_axis("axis", axis)]
     lab = as_labels(labels, phases=phases)
     box = None
     if fov is not None:  # whole boxes only: the largest square inside the field of view

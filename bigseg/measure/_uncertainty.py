@@ -44,8 +44,9 @@ def spread(results: Sequence[xr.Dataset | xr.DataArray], *, dim: str = "sample")
     profile's ``bin_voxels``) are left out.
     """
     if isinstance(results, (xr.Dataset, xr.DataArray)) or len(results) < 2:
-        raise InputError(f"Expected `results` to be a list of at least two metric Datasets. Got {type(results).__name__} "
-                         "instead.")
+        length = "" if isinstance(results, (xr.Dataset, xr.DataArray)) else f" of length {len(results)}"
+        raise InputError(f"Expected `results` to be a list of at least two metric Datasets. Got {type(results).__name__}"
+                         f"{length} instead.")
     items = []
     for i, r in enumerate(results):
         if isinstance(r, xr.DataArray):  # its voxel_size/unit/shape describe the whole result
@@ -54,6 +55,10 @@ def spread(results: Sequence[xr.Dataset | xr.DataArray], *, dim: str = "sample")
         if not isinstance(r, xr.Dataset):
             raise InputError(f"Expected `results[{i}]` to be an xarray Dataset or DataArray. Got {type(r).__name__} instead.")
         items.append(r)
+    taken = sorted({str(d) for r in items for d in r.dims})
+    if not isinstance(dim, str) or not dim or dim in taken:  # "phase" averaged the phases together, unsaid
+        raise InputError(f"Expected `dim` to name a new dimension to stack the samples along (not one of the "
+                         f"results' own {taken}). Got {dim!r} instead.")
     # a coordinate that is not the samples' own (e.g. a profile's labelled voxels per bin, the
     # voxels of each shell) but differs between them describes none of the means: dropped, where
     # it would be the first sample's alone
@@ -108,6 +113,8 @@ def perturbation_spread(
     Returns
     -------
     Dataset of ``<metric>_mean`` / ``<metric>_std`` as :func:`spread`.
+
+    ``progress``: a progress bar on stderr for each pass over the data (default off).
     """
     n = parse_positive_int("n", n)
     if n < 2:
@@ -178,6 +185,7 @@ def probability_uncertainty(
     distance : "near an interface" = within this Euclidean distance (voxels) of an interface
         voxel (a voxel with a 6-neighbour of another label).
     labels : the segmentation defining the interfaces (default: argmax of the probabilities).
+    progress : a progress bar on stderr for each pass over the data (default off)
 
     Voxels of no data are left out (counted nowhere, and next to them is no interface): NaN
     probabilities (outside a field of view, as :func:`bigseg.infer.segment` leaves them) and
@@ -253,9 +261,9 @@ def probability_uncertainty(
         "uncertain_near_interface_voxels": pick(unc_near),
     })
     for v in ds.data_vars.values():
-        v.attrs["units"] = "voxels" if v.name.endswith("voxels") else "1"
+        v.attrs["units"] = "voxel" if v.name.endswith("voxels") else "1"
     if series:  # the voxels of data of each scan (a field of view, NaN, can differ between scans)
-        ds["voxels"] = xr.Variable("t", tot, {"units": "voxels", "long_name": "voxels of data"})
+        ds["voxels"] = xr.Variable("t", tot, {"units": "voxel", "long_name": "voxels of data"})
         ds.attrs.update(threshold=threshold, distance=distance)
         return ds if times is None else ds.assign_coords(t=times)
     ds.attrs.update(threshold=threshold, distance=distance, voxels=int(tot[0]))

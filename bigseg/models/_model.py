@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._parse import parse_choice, parse_phases, whole_numbers
+from .._parse import parse_choice, parse_flag, parse_phases, whole_numbers
 from ..errors import InputError, ModelError
 from ._nets import LRCSNet, UNet3D
 
@@ -230,6 +230,7 @@ def save(model: Model, path: str | os.PathLike, *, overwrite: bool = False, half
 
     if not isinstance(model, Model):
         raise ModelError(f"Expected `model` to be a bigseg Model. Got {type(model).__name__} instead.")
+    overwrite, half = parse_flag("overwrite", overwrite), parse_flag("half", half)
     if not isinstance(path, (str, os.PathLike)):
         raise InputError(f"Expected `path` to be a file path (e.g. model.pt). Got {type(path).__name__} instead.")
     path = os.fspath(path)

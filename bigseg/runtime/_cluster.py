@@ -8,7 +8,7 @@ import os
 import sys
 from typing import Any
 
-from .._parse import parse_positive_int
+from .._parse import parse_positive_float, parse_positive_int
 from .._version import version
 from ..errors import ClusterError, InputError, MemoryBudgetError
 from ._signals import children_ignore_ctrl_c
@@ -353,7 +353,20 @@ def connect(
         worker per GPU), ``"slurm"`` (dask-jobqueue SLURMCluster configured from
         ``config`` or ``deploy/slurm.yaml``; ``n_workers`` jobs) or a scheduler address
         ``"tcp://host:port"``.
+    n_workers : workers to start (``"local"``: default one per core; ``"local-cuda"``: one
+        per GPU; ``"slurm"``: jobs); unused with an address (its workers are those it has).
+    threads_per_worker : threads of each worker started (default 1).
     memory_limit : per-worker limit ("4GiB" or bytes); default: 90 % of RAM split evenly
+    dashboard : serve the dask dashboard (on 127.0.0.1) and print its link.
+    config : ``"slurm"`` only: its deployment YAML (default ``deploy/slurm.yaml``).
+    timeout : seconds (> 0) to wait for the scheduler or the cluster to answer.
+    quiet : do not print the one line naming the cluster, its workers and the dashboard.
+    **options : further keywords of the cluster class (e.g. ``LocalCluster``) or, for an
+        address, of ``distributed.Client``; an unknown one is refused by name.
+
+    Returns
+    -------
+    ``distributed.Client`` (bigseg's subclass), closing the workers it started on ``close()``.
 
     Leaving the ``with`` block (or ``client.close()``) shuts down the workers bigseg started.
     """
@@ -362,10 +375,11 @@ def connect(
         BigsegClient = _client_class()
     if not isinstance(cluster, str) or not cluster:
         raise InputError(f"Expected `cluster` to be 'local', 'local-cuda', 'slurm' or 'tcp://host:port'. Got {cluster!r} instead.")
-    if n_workers is not None and (not isinstance(n_workers, int) or n_workers <= 0):
-        raise InputError(f"Expected `n_workers` to be a positive integer. Got {n_workers!r} instead.")
+    if n_workers is not None:
+        n_workers = parse_positive_int("n_workers", n_workers)
     # 0 or -1: "Nanny failed to start" after the workers' tracebacks
     parse_positive_int("threads_per_worker", threads_per_worker)
+    timeout = parse_positive_float("timeout", timeout)  # -1: "Timeout value out of range" from the socket
     if memory_limit is not None and not (isinstance(memory_limit, str) and memory_limit == "auto"):
         from dask.utils import parse_bytes
 

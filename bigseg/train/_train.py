@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._parse import parse_in_range, parse_nonnegative_int, parse_phases, parse_positive_float, parse_positive_int, whole_numbers
+from .._parse import parse_axis, parse_flag, parse_in_range, parse_nonnegative_int, parse_phases, parse_positive_float, parse_positive_int, whole_numbers
 from .._version import environment
 from ..errors import InputError, ModelError
 from ..io import DEFAULT_PHASES, UNLABELLED, as_volume, fov_mask, sparse_labels
@@ -38,8 +38,7 @@ def parse_common(
     """Validate the options shared by :func:`train` and :func:`synthetic` (before any work; the
     ``checkpoint_dir`` is made now, so that one that cannot be is said before the training;
     ``resume``: its run's state read now, as ``opts["resume"]``)."""
-    if not isinstance(resume, (bool, np.bool_)):
-        raise InputError(f"Expected `resume` to be True or False. Got {resume!r} instead.")
+    parse_flag("resume", resume)
     state = load_state(checkpoint_dir) if resume else None
     if checkpoint_dir is not None:
         from ..runtime._lock import make_folder
@@ -348,7 +347,7 @@ def train(
     init: Any = None,
     patch: Any = None,
     phases: Any = None,
-    axis: int = 0,
+    axis: Any = 0,
     val_fraction: float = 0.15,
     validation: Any = None,
     patience: int | None = _DefaultInt(3),
@@ -388,7 +387,8 @@ def train(
         (multiples of 8); a patch given must fit inside the image
     phases : names of the label values; default the labels' ``attrs["phases"]`` or
         pore, cbd, active
-    axis : axis of the annotated slices (2D models see planes perpendicular to it)
+    axis : ``"z"``, ``"y"`` or ``"x"`` (or 0, 1, 2): the axis of the annotated slices (2D models see
+        planes perpendicular to it, as ``plane`` of :func:`bigseg.predict`)
     val_fraction : fraction of the labelled slices held back for validation (per-phase IoU
         each epoch, early stopping, best-epoch selection); 0: no validation, and the epoch of
         the lowest training loss is the one kept (``patience`` then counts epochs without a
@@ -451,7 +451,7 @@ def train(
         from ._synthetic import synthetic as _synthetic
 
         # the options of training on labels were silently ignored here: refused by name (phases passed on)
-        given = {"axis": axis != 0, "val_fraction": val_fraction != 0.15, "validation": validation is not None,
+        given = {"axis": axis not in (0, "z"), "val_fraction": val_fraction != 0.15, "validation": validation is not None,
                  "unlabelled": unlabelled != 255, "fov": fov is not None, "fov_margin": bool(fov_margin)}
         for name, value in (("axis", axis), ("val_fraction", val_fraction), ("validation", validation),
                             ("unlabelled", unlabelled), ("fov", fov), ("fov_margin", fov_margin)):
@@ -480,9 +480,7 @@ def train(
                         patience=patience, seed=seed, device=device, amp=amp, augment=augment, max_minutes=max_minutes,
                         steps_per_epoch=steps_per_epoch, arch_kwargs=arch_kwargs, checkpoint_dir=checkpoint_dir,
                         resume=resume)
-    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) or not 0 <= int(axis) <= 2:
-        raise InputError(f"Expected `axis` to be 0, 1 or 2 (z, y or x). Got {axis!r} instead.")  # 1.5 was taken as 1
-    axis = int(axis)
+    axis = parse_axis("axis", axis, what="the axis of the annotated slices")  # 1.5 was taken as 1
     val_fraction = parse_in_range("val_fraction", val_fraction, 0.0, 1.0, closed="left")
     opts["patch"] = _patch_inside(opts["patch"], tuple(np.shape(image))[-3:], axis, given=patch is not None)
     check_norm_sizes(opts, arch_kwargs)

@@ -354,3 +354,13 @@ def test_forest_and_training_are_told_how_to_map_grey_level_masks():
 
     with pytest.raises(InputError, match=hint):
         bigseg.train(grey, labels, epochs=1)
+
+
+def test_a_seed_beyond_scikit_learns_range_is_refused_before_the_passes():
+    """kmeans(seed=2**40) passed the check, ran the passes over the volume and then failed with
+    scikit-learn's InvalidParameterError ('random_state' ... [0, 4294967295])."""
+    grey = np.full((8, 8, 8), np.nan, np.float32)  # a pass over the data would refuse the NaN first
+    labels = np.full(grey.shape, 255, np.uint8)
+    for call in (lambda: bb.kmeans(grey, seed=2**40), lambda: bb.random_forest(grey, labels, seed=2**32)):
+        with pytest.raises(InputError, match=r"Expected `seed` in \[0, 2\*\*32\) \(scikit-learn's random_state\)"):
+            call()

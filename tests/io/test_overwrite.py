@@ -127,3 +127,27 @@ def test_export_overwrite_replaces_an_earlier_export_a_file_browser_looked_into(
     (place / "slices" / "notes.txt").write_text("mine")  # other data still refuses
     with pytest.raises(OutputExistsError, match=r"other files than TIFF slices \(notes.txt\)"):
         export(vol, place / "slices", overwrite=True, progress=False)
+
+
+@pytest.mark.parametrize("flag", ["no", "False", 0, None])
+def test_overwrite_is_true_or_false_not_a_truthy_stand_in(tmp_path, flag):
+    """`overwrite="no"` (a config or an environment variable's string) replaced the existing store
+    and `0` or None were read as "no" by chance: refused before any work, naming the argument."""
+    from bigseg import models
+
+    vol = np.arange(512, dtype=np.uint16).reshape(8, 8, 8)
+    path = bigseg.save_volume(vol, tmp_path / "a.ome.zarr", progress=False)
+    model = models.save(models.create("unet3d", channels=(4, 8)), tmp_path / "m.pt")
+    writes = {"save_volume": lambda: bigseg.save_volume(vol * 0, path, overwrite=flag, progress=False),
+              "save_labels": lambda: bigseg.save_labels(vol.astype(np.uint8) % 3, path, phases=["a", "b", "c"], overwrite=flag,
+                                                       progress=False),
+              "ingest": lambda: bigseg.ingest(path, tmp_path / "b.ome.zarr", overwrite=flag, progress=False),
+              "export": lambda: export(vol, tmp_path / "c.npy", overwrite=flag, progress=False),
+              "models.save": lambda: models.save(models.load(model), model, overwrite=flag)}
+    for write in writes.values():
+        with pytest.raises(InputError, match=f"Expected `overwrite` to be True or False. Got {flag!r}"):
+            write()
+    assert int(open_volume(path).sum()) == int(vol.sum())
+    assert not (tmp_path / "b.ome.zarr").exists() and not (tmp_path / "c.npy").exists()
+    with pytest.raises(InputError, match="Expected `half` to be True or False"):
+        models.save(models.load(model), tmp_path / "h.pt", half="yes")

@@ -179,3 +179,19 @@ def test_grey_level_masks_are_told_how_to_map_them_to_phases():
     small[0, 0, :3] = (3, 4, 5)
     with pytest.raises(InputError, match=r"pass `phases` naming every label value\.$"):
         volume_fractions(small)
+
+
+def test_an_axis_is_spelled_alike_in_every_measure():
+    """`profile(axis=0)` was z while `tortuosity(axis=0)` and `connectivity(axis=0)` were refused (and
+    `train(axis="z")` too): each takes "z"/"y"/"x" or 0/1/2, and refuses the rest by name."""
+    from bigseg.measure import connectivity, profile, tortuosity
+
+    rng = np.random.default_rng(1)
+    lab = (rng.random((8, 9, 10)) < 0.6).astype(np.uint8)
+    for name, axis in (("x", 2), ("y", 1)):
+        assert connectivity(lab, axis=axis).identical(connectivity(lab, axis=name))
+        assert tortuosity(lab, axis=axis, phase=1).identical(tortuosity(lab, axis=name, phase=1))
+        assert profile(lab, axis=axis).identical(profile(lab, axis=name))
+    for measure in (connectivity, tortuosity, profile):
+        with pytest.raises(InputError, match=r"Expected `axis` to be 'z', 'y' or 'x' \(or 0, 1 or 2\). Got 3 instead"):
+            measure(lab, axis=3)

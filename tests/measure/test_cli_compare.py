@@ -127,7 +127,7 @@ def test_compare_says_how_few_voxels_a_sparse_truth_scores(tmp_path, capsys):
     assert "(IoU: scores over the truth's 200 labelled voxels, 4.17 % of the volume" in capsys.readouterr().out
     ds = measure.agreement([lab, np.roll(lab, 1, 1)], truth=sparse)
     np.testing.assert_array_equal(ds.support.values, np.bincount(lab[3, :10].ravel(), minlength=3))
-    assert ds.support.dims == ("phase",) and ds.support.attrs["units"] == "voxels"
+    assert ds.support.dims == ("phase",) and ds.support.attrs["units"] == "voxel"
     np.save(tmp_path / "dense.npy", lab)
     assert main(["compare", "a", "b", "--image", str(image), "--truth", str(tmp_path / "dense.npy"),
                  "--no-progress"]) == 0

@@ -171,3 +171,19 @@ def test_series_time_coordinate_keeps_its_attrs(labels):
         times = [30.0, 60.0] if name == "transitions" else [0.0, 30.0, 60.0]
         assert list(out.t.values) == times, name
         assert out.t.attrs == {"units": "min", "long_name": "time"}, name
+
+
+def test_a_count_of_voxels_has_the_one_unit_voxel():
+    """Voxel counts said `units` "voxel" (volume_fractions, profiles), "voxels" (confusion,
+    scores' support, probability_uncertainty) or "1" (connectivity): one spelling, as in the
+    particle table's units, so that a reader (or pint) can tell a count of voxels from a ratio."""
+    from bigseg import measure, synth
+
+    lab = synth.electrode((12, 12, 12), radius=(3, 1), seed=2, chunks=6).compute()
+    other = synth.perturb(lab, seed=1)
+    prob = xr.DataArray(np.full((3, 12, 12, 12), 1 / 3, np.float32), dims=("phase", "z", "y", "x"))
+    counts = {"confusion": measure.confusion(lab, other), "support": measure.scores(lab, other).support,
+              "connectivity.voxels": measure.connectivity(lab).voxels,
+              "uncertain_voxels": measure.probability_uncertainty(prob).uncertain_voxels,
+              "volume_fractions.voxels": measure.volume_fractions(lab).voxels}
+    assert {name: c.attrs["units"] for name, c in counts.items()} == dict.fromkeys(counts, "voxel")

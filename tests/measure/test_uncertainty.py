@@ -25,6 +25,20 @@ def test_spread_mean_std(labels):
     assert "long_name" not in vf.attrs
 
 
+def test_spread_refuses_a_dim_of_the_results_own(labels):
+    """`spread(..., dim="phase")` concatenated the phases and averaged them into one number per
+    metric (samples: 2), silently; an int `dim` raised AttributeError."""
+    from bigseg.errors import InputError
+
+    fractions = [volume_fractions(labels), volume_fractions(np.roll(labels, 1, 0))]
+    for dim in ("phase", 3, ""):
+        with pytest.raises(InputError, match=rf"Expected `dim` to name a new dimension .*\['phase'\]\). Got {dim!r}"):
+            spread(fractions, dim=dim)
+    assert spread(fractions, dim="segmentation").volume_fraction_mean.dims == ("phase",)
+    with pytest.raises(InputError, match="at least two metric Datasets. Got list of length 1 instead"):
+        spread(fractions[:1])
+
+
 def _toy_perturb(truth, *, ratio, iterations, seed):
     """Stand-in for bigseg.synth.perturb: dilate phase 1 at a random subset of interface voxels."""
     rng = np.random.default_rng(seed)

@@ -430,3 +430,10 @@ def test_a_cluster_without_dashboard_is_announced_without_one(capsys):
         pass
     err = capsys.readouterr().err
     assert "dashboard: off (dashboard=False)" in err and "http://" not in err, err
+
+
+@pytest.mark.parametrize("timeout", [-1, 0, "30", float("nan")])
+def test_connect_refuses_a_bad_timeout_by_name(timeout):
+    """`timeout=-1` reached the socket ("ValueError: Timeout value out of range", naming nothing)."""
+    with pytest.raises(InputError, match=r"Expected `timeout` to be a positive"):
+        bigseg.connect("tcp://127.0.0.1:1", timeout=timeout, quiet=True)

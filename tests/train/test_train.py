@@ -605,7 +605,7 @@ def test_architecture_options_and_axis_are_refused_before_work(pair, monkeypatch
         bigseg.train(img, sparse, arch_kwargs={"kernel_size": 4}, epochs=1)
     with pytest.raises(InputError, match="`norm` to be one of"):
         bigseg.train(img, sparse, arch="unet3d", arch_kwargs={"norm": "group"}, epochs=1)
-    with pytest.raises(InputError, match=r"`axis` to be 0, 1 or 2 \(z, y or x\). Got 1.5 instead"):  # was axis 1
+    with pytest.raises(InputError, match=r"`axis` to be 'z', 'y' or 'x' \(or 0, 1 or 2\), the axis of the annotated slices. Got 1.5 instead"):  # was axis 1
         bigseg.train(img, sparse, axis=1.5, epochs=1)
     with pytest.raises(InputError, match=r"`patch` to be 2 positive ints. Got '32' instead"):  # was (3, 2)
         bigseg.train(img, sparse, patch="32", epochs=1)
@@ -955,3 +955,13 @@ def test_a_phase_with_a_few_labelled_voxels_is_warned(pair):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         bigseg.train(img, sparse, **kw)  # thousands of each: quiet
+
+
+def test_axis_is_named_as_in_the_measures_and_predict(pair, monkeypatch):
+    """`train(axis="y")` was refused ("0, 1 or 2") while the measures and `predict(plane=)` name
+    axes "z"/"y"/"x": either spelling passes the checks (the data is read next)."""
+    img, _, sparse = pair
+    _refuse_loading(monkeypatch)
+    for axis in ("y", 1):
+        with pytest.raises(AssertionError, match="the image was loaded"):
+            bigseg.train(img, sparse, axis=axis, epochs=1)
