@@ -134,6 +134,19 @@ class Pipeline:
         save_volume(source, image, chunks=cfg.chunks, levels=cfg.levels, overwrite=True, resume_key=key)
         return open_volume(image)
 
+    def _voxel_size_assumed(self, source: Any, vol: xr.DataArray) -> bool:
+        """Whether ``vol``'s voxels are 1 unit only because the source (a file; a series: its first
+        scan) states no voxel size and none was given: every length, area and volume then counts
+        voxels under the unit's name."""
+        if self.config.voxel_size is not None or tuple(float(v) for v in vol.attrs.get("voxel_size", ())) != (1.0,) * 3:
+            return False
+        first = source[0] if isinstance(source, (list, tuple)) and source else source
+        if not isinstance(first, (str, os.PathLike)):
+            return False
+        from .io._ingest import _states_none
+
+        return _states_none(first)
+
     def _stage_keys(self, source: Any) -> dict[str, str]:
         """A fingerprint of what the ingest and the segmentation are made from (source and the
         configuration keys each depends on)."""
@@ -569,7 +582,7 @@ class Pipeline:
         from .report import (metrics_figure, orthoslices, particle_figure, profile_figure, rve_figure, series_figure,
                              shells_figure, thickness_figure, timeslices, write_report)
         from .report._html import scans_title
-        from .report._units import time_at
+        from .report._units import at_last_step, time_at
 
         out = Path(dest)
         # what the scores are against (a path given to bigseg run --truth, or an array's own source)
@@ -686,48 +699,52 @@ class Pipeline:
         slices = out / "slices.png"
         name = (Path(str(source)).name if isinstance(source, (str, os.PathLike)) else
                 scans_title(source) if isinstance(source, (list, tuple)) and len(source) > 1 else "volume")
-        orthoslices(vol, labels, path=slices, title=f"{name}: segmentation ({self.config.predict['model']})")
+        run_title = f"{name}: segmentation ({self.config.predict['model']})"  # on every figure: which run it shows
+        orthoslices(vol, labels, path=slices, title=run_title)
         figures = [str(slices)]
         last = f" (t = {time_at(labels.t)})" if table is not None and "t" in table and len(table) else ""
         if table is not None and len(table):
-            particle_figure(table, path=out / "particles.png", title=f"{table.attrs['phase']} particles{last}")
+            particle_figure(table, path=out / "particles.png", title=f"{run_title}\n{table.attrs['phase']} particles{last}")
             figures.append(str(out / "particles.png"))
-        metrics_figure(metrics, path=out / "metrics.png", title=f"{name}: segmentation ({self.config.predict['model']})")
+        metrics_figure(metrics, path=out / "metrics.png", title=run_title)
         figures.append(str(out / "metrics.png"))
         if "volume_fraction_profile" in metrics:
-            profile_figure(metrics, path=out / "profile.png")
+            profile_figure(metrics, path=out / "profile.png", title=run_title)
             figures.append(str(out / "profile.png"))
         if rve is not None:
             rve_figure(rve, path=out / "rve.png",  # a series': of its last scan (said, as the particles' are)
-                       title=f"the last scan (t = {time_at(labels.t)})" if is_series(labels) else None)
+                       title=run_title + (f"\nthe last scan (t = {time_at(labels.t)})" if is_series(labels) else ""))
             figures.append(str(out / "rve.png"))
         if fov is not None:
             figures.append(str(out / "fov.png"))
-            profile_figure(radial, path=out / "radial.png")
+            profile_figure(radial, path=out / "radial.png", title=run_title)
             figures.append(str(out / "radial.png"))
         if sh is not None:
-            shells_figure(sh, overall=metrics.volume_fraction, path=out / "shells.png")
+            shells_figure(sh, overall=metrics.volume_fraction, path=out / "shells.png", title=run_title)
             figures.append(str(out / "shells.png"))
         if thick is not None:
-            thickness_figure(thick, path=out / "thickness.png")
+            thickness_figure(thick, path=out / "thickness.png", title=f"{run_title}\nlocal thickness{at_last_step(thick)}")
             figures.append(str(out / "thickness.png"))
         if "t" in metrics.dims:  # an operando series: every measurement over time, as a table and curves
             changes = measure.transitions(labels, progress=True) if labels.sizes["t"] > 1 else None
             with replacing(out / "evolution.csv") as tmp:  # units in the headers, as particles.csv
                 measure.write_table(measure.evolution(metrics, table, changes), tmp)
-            series_figure(metrics, table, transitions=changes, path=out / "evolution.png", title="over time")
+            series_figure(metrics, table, transitions=changes, path=out / "evolution.png", title=f"{run_title}: over time")
             figures.append(str(out / "evolution.png"))
-            timeslices(vol, labels, path=out / "slices_over_time.png", title="segmentation over time")
+            timeslices(vol, labels, path=out / "slices_over_time.png", title=run_title)
             figures.append(str(out / "slices_over_time.png"))
         timings["figures"] = time.perf_counter() - t
-        # what made these numbers, in the metrics themselves (metrics.nc/json travel without run.json)
-        metrics.attrs.update({"image": str(image), "labels": str(seg_path), "bigseg": version(),
+        recorded = (os.path.abspath(source) if isinstance(source, (str, os.PathLike))  # found from anywhere
+                    else [os.path.abspath(x) for x in source] if isinstance(source, (list, tuple)) else "array")
+        # what made these numbers, in the metrics themselves (metrics.nc/json travel without run.json):
+        # the scan, and what the scores are against
+        metrics.attrs.update({"source": recorded, "image": str(image), "labels": str(seg_path), "bigseg": version(),
                               "model": str(self.config.predict["model"]),
-                              **({"model_key": self._model_key} if getattr(self, "_model_key", None) else {})})
+                              **({"model_key": self._model_key} if getattr(self, "_model_key", None) else {}),
+                              **({"truth": reference} if reference is not None else {})})
         _write_metrics(metrics, out)
         write_text(out / "run.json", json.dumps({
-            "source": (os.path.abspath(source) if isinstance(source, (str, os.PathLike))  # found from anywhere
-                       else [os.path.abspath(x) for x in source] if isinstance(source, (list, tuple)) else "array"),
+            "source": recorded,
             "bigseg": version(), "model": str(self.config.predict["model"]),
             # the model's identity: a hash of its weights and metadata (a path or "default" alone is not one)
             **({"model_key": self._model_key} if getattr(self, "_model_key", None) is not None else {}),
@@ -736,6 +753,8 @@ class Pipeline:
             "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "environment": environment(),
             "timings_s": {k: round(v, 3) for k, v in timings.items()},
             **({"truth": reference} if reference is not None else {}),
+            # 1-unit voxels in name only (said on the report, which a reader gets without the command's note)
+            **({"voxel_size_assumed": True} if self._voxel_size_assumed(source, vol) else {}),
             **({"alignment_shifts": shifts} if shifts is not None else {}),
             **({"fov": {k: fov.attrs[k] for k in ("fov", "found", "inside_fraction", "margin")}}
                if fov is not None else {}),

@@ -374,6 +374,27 @@ def test_a_bad_fov_is_refused_before_work(tmp_path):
         Pipeline(fov="auto", fov_margin=-2)
 
 
+def test_every_figure_names_the_run_it_shows(tmp_path, monkeypatch):
+    # QA (report reader): slices.png and metrics.png named the run, profile.png, particles.png, evolution.png,
+    # shells.png, thickness.png, rve.png ... did not (a figure in a slide could not be told from another run's),
+    # and a series' profile lost its "dotted: truth" to any title it was given
+    from matplotlib.figure import Figure
+
+    truth = synth.series((12, 16, 16), steps=2, seed=3, chunks=16, radius=(3, 0.5))
+    image = synth.xct(truth, seed=3).compute()
+    titles: list = []
+    real = Figure.savefig
+    monkeypatch.setattr(Figure, "savefig", lambda fig, *a, **k: titles.append(
+        fig.get_suptitle() + " | " + " ".join(ax.get_title() for ax in fig.axes)) or real(fig, *a, **k))
+    res = Pipeline(chunks=16, predict={"model": "threshold"},
+                   measure={"max_diameter": 12, "rve": True, "shells": "active:cbd:3", "thickness": ["pore"]}).run(
+        image, tmp_path / "s", truth=truth, progress=False)
+    assert len(titles) == len(res.figures) == 9
+    for title in titles:
+        assert title.startswith("volume: segmentation (threshold)"), title
+    assert any("dotted: truth |" in t and "pore cbd active" in t for t in titles)  # the series' profile
+
+
 @pytest.mark.slow
 def test_pipeline_on_an_operando_series(tmp_path):
     """A (t, z, y, x) series: each scan segmented on its own, every measurement per time step in
@@ -729,7 +750,7 @@ def test_a_series_times_and_their_unit_reach_the_report(tmp_path, monkeypatch):
     monkeypatch.setattr(bigseg.report, "rve_figure", lambda *a, **k: titles.append(k.get("title")) or real(*a, **k))
     res = Pipeline(chunks=16, predict={"model": "threshold"}, measure={"max_diameter": 12, "rve": True}).run(
         image, tmp_path / "s", progress=False)
-    assert titles == ["the last scan (t = 60 min)"]  # the step it measured (was: none said)
+    assert titles == ["volume: segmentation (threshold)\nthe last scan (t = 60 min)"]  # the step it measured (was: none said)
     assert bigseg.open_volume(res.labels).t.attrs["units"] == "min"
     page = (tmp_path / "s" / "report.html").read_text()
     assert "at t = 0, 30, 60 min" in page and "<th>t [min]</th>" in page and "t = 60 min)" in page

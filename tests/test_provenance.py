@@ -38,6 +38,37 @@ def test_a_run_records_date_environment_and_the_model_weights(tmp_path):
     assert key in page and f"numpy {np.__version__}" in page
 
 
+def test_the_metrics_name_the_scan_and_what_their_scores_are_against(tmp_path):
+    # QA (report reader): metrics.nc, sent on its own, held IoU/Dice without the reference they were
+    # scored against, and not which scan they measure (run.json alone said both)
+    truth = bigseg.synth.electrode((16, 16, 16), seed=2)
+    np.save(tmp_path / "scan.npy", bigseg.synth.xct(truth, seed=2).values)
+    np.save(tmp_path / "truth.npy", truth.values)
+    assert main(["run", str(tmp_path / "scan.npy"), "--out", str(tmp_path / "r"), "--model", "threshold",
+                 "--truth", str(tmp_path / "truth.npy"), "--no-progress"]) == 0
+    run = json.loads((tmp_path / "r" / "run.json").read_text())
+    for attrs in (xr.open_dataset(tmp_path / "r" / "metrics.nc").attrs,
+                  json.loads((tmp_path / "r" / "metrics.json").read_text())["attrs"]):
+        assert attrs["source"] == run["source"] == str(tmp_path / "scan.npy")
+        assert attrs["truth"] == run["truth"] == str(tmp_path / "truth.npy")
+
+
+def test_a_voxel_size_the_source_does_not_state_is_said_to_be_assumed(tmp_path, capsys):
+    # QA (report reader): a .npy scan run without --voxel-size got "note: ... a voxel is taken as 1 nm"
+    # on the terminal only; its report said "voxel size 1 nm" as if measured, every size and area in nm
+    np.save(tmp_path / "scan.npy", bigseg.synth.xct(bigseg.synth.electrode((16, 16, 16), seed=2), seed=2).values)
+    for out, more in (("r", []), ("given", ["--voxel-size", "50"])):
+        assert main(["run", str(tmp_path / "scan.npy"), "--out", str(tmp_path / out), "--model", "threshold",
+                     "--no-progress", *more]) == 0
+    assert json.loads((tmp_path / "r" / "run.json").read_text())["voxel_size_assumed"] is True
+    assert "1 nm — assumed, not measured: the source states no voxel size" in (tmp_path / "r" / "report.html").read_text()
+    capsys.readouterr()
+    assert main(["info", str(tmp_path / "r")]) == 0
+    assert "voxel size 1 x 1 x 1 nm  (assumed: the source states none" in capsys.readouterr().out
+    assert "voxel_size_assumed" not in json.loads((tmp_path / "given" / "run.json").read_text())
+    assert "assumed" not in (tmp_path / "given" / "report.html").read_text()
+
+
 def test_a_generated_store_records_how_to_make_it_again(tmp_path, capsys):
     dest = tmp_path / "s.ome.zarr"
     assert main(["synth", str(dest), "--shape", "12", "--seed", "5", "--chunks", "8", "--preset", "lab-micro-ct",

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from .._version import version
 from ..errors import InputError, VolumeFormatError
 from ..io._volume import is_step_index, time_unit
 from ..runtime._files import write_text
@@ -66,7 +67,7 @@ def _metrics_section(ds) -> str:
                          a * spec_scale]
                         + ([100 * float(d.coverage.values[i, j]), 100 * float(d.coverage.values[j, i])]
                            if "coverage" in d else []))
-        head = ["pair", "shared faces", "% of voxels", f"area [{unit}]", f"area per volume [{spec_unit}]"]
+        head = ["pair", "shared faces", "% of voxels on the interface", f"area [{unit}]", f"area per volume [{spec_unit}]"]
         if "coverage" in d:
             head += ["% of the first's surface", "% of the second's surface"]
         out += f"<h2>Interfaces{last}</h2>" + _table(head, rows)
@@ -236,7 +237,9 @@ def _evolution_section(ev, unit: str, t_unit: str = "", area_method: str = "") -
     areas = f"; interface areas by {html.escape(area_method)}" if area_method else ""
     return ("<h2>Over time</h2>" + _table([str(c) for c in ev.columns], ev.values.tolist())
             + "<p class='note'>evolution.csv (in the data's unit, " + html.escape(unit)
-            + f"){areas}; particle medians over the particles inside the volume</p>")
+            + f"){areas}; particle medians over the particles inside the volume; fractions, coverages, "
+              "percolating shares and phase changes here as fractions of 1 (the Interfaces and Connectivity tables above "
+              "give them in %)</p>")
 
 
 def _image(path: Path) -> str:
@@ -309,6 +312,39 @@ def provenance_text(info: dict[str, Any]) -> str:
             f"on {m.get('host')} ({m.get('processor')}, {m.get('cpus')} CPUs{', ' + m['gpu'] if m.get('gpu') else ''})")
 
 
+_CLASSICAL = ("threshold", "kmeans", "watershed")  # the pipeline's segmenters without a model
+
+
+def processing_text(info: dict[str, Any]) -> str | None:
+    """The steps between the source and the labels as a run's configuration (run.json) set them, in
+    the pipeline's order: ``"median 3 → normalised for the model → model: overlap 0.5, gaussian
+    blending, no TTA"``; ``None`` for a record without a configuration."""
+    cfg = info.get("config") or {}
+    f, p = cfg.get("filters") or {}, cfg.get("predict") or {}
+    if not f and not p:
+        return None
+    steps = []
+    if f.get("align"):  # a series moved onto one scan: the shifts say how far (and why the shape is smaller)
+        moved = [max(abs(float(v)) for v in s) for s in info.get("alignment_shifts") or []]
+        steps.append("scans aligned" + (f" (shifts up to {max(moved):.3g} voxels, each scan's in run.json)" if moved else ""))
+    if f.get("median"):
+        steps.append(f"median {f['median']}")
+    if f.get("gaussian"):
+        steps.append(f"gaussian σ {f['gaussian']:g}")
+    if f.get("unsharp"):
+        u = f["unsharp"] if isinstance(f["unsharp"], dict) else {}
+        steps.append(f"unsharp (radius {u.get('radius', 6)}, amount {u.get('amount', 0.6)}"
+                     f"{', per z slice' if u.get('axes') == '2d' else ''})")
+    if p.get("model") in _CLASSICAL:
+        steps.append(f"{p['model']} (classical, no model)")
+    elif p:
+        if f.get("normalize"):
+            steps.append("normalised for the model")
+        steps.append(f"model: overlap {p.get('overlap')}, {p.get('blend')} blending, "
+                     f"{'TTA' if p.get('tta') else 'no TTA'}" + (f", patch {p['patch']}" if p.get("patch") else ""))
+    return " → ".join(steps) or None
+
+
 def run_summary(run: str | os.PathLike) -> dict[str, Any]:
     """What a pipeline run folder holds, as plain values: source, model, bigseg version, shape,
     voxel size, volume fractions (and IoU against the truth, and each phase's percolating share;
@@ -335,6 +371,8 @@ def run_summary(run: str | os.PathLike) -> dict[str, Any]:
         out["percolating_axis"] = str(ds.attrs.get("connectivity_axis", ""))
     if "fov" in info:
         out["fov"] = info["fov"]
+    if info.get("voxel_size_assumed"):  # 1 unit in name only: the source stated none, none was given
+        out["voxel_size_assumed"] = True
     if _temporal(info):
         out["temporal"] = _temporal(info)
     if (run / "particles.csv").exists():  # a series: the last step's, as the fractions (every step's rows beside)
@@ -381,7 +419,7 @@ def write_report(run: str | os.PathLike, *, path: str | os.PathLike | None = Non
     heading = title or f"bigseg report: {source}"
     parts = [f"<h1>{html.escape(heading)}</h1>",
              f"<p class='note'>written {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M UTC}"
-             f"{' by bigseg ' + html.escape(str(info['bigseg'])) if 'bigseg' in info else ''}</p>"]
+             f" by bigseg {html.escape(version())}</p>"]  # this page's writer (the run's own: "computed" below)
     if not finished:
         from ..pipeline import run_state
 
@@ -399,9 +437,13 @@ def write_report(run: str | os.PathLike, *, path: str | os.PathLike | None = Non
                                                    f", at t = {', '.join(f'{v:g}' for v in steps)}"
                                                    + (f" {time_unit(ds.t)}" if time_unit(ds.t) else ""))])
     vs = ds.attrs.get("voxel_size")
-    vol.append(["voxel size", voxel_text(vs, ds.attrs.get("unit", "")) if vs is not None and len(vs) == 3 else ""])
+    vol.append(["voxel size", (voxel_text(vs, ds.attrs.get("unit", "")) if vs is not None and len(vs) == 3 else "")
+                + (" — assumed, not measured: the source states no voxel size and none was given, so every length, "
+                   "area and volume below counts voxels under this unit's name" if info.get("voxel_size_assumed") else "")])
     if "model" in info:
         vol.append(["segmentation", info["model"] + (f" (weights {info['model_key']})" if info.get("model_key") else "")])
+    if processing_text(info):  # what was done to the scan before it was labelled (all of it in run.json's config)
+        vol.append(["processing", processing_text(info)])
     if info.get("environment"):  # what computed it: to reproduce and cite the numbers (all of it in run.json)
         vol.append(["computed", provenance_text(info)])
     if _crop_text(info):  # a box of the source: positions (profiles, centroids) are in its frame, slice indices the box's
@@ -412,7 +454,8 @@ def write_report(run: str | os.PathLike, *, path: str | os.PathLike | None = Non
         f = info["fov"]
         vol.append(["field of view", f"{f['fov']}: {100 * float(f['inside_fraction']):.1f} % of the cross-section"
                     + (f", margin {f['margin']:g} voxels" if f.get("margin") else "")
-                    + ("" if f.get("found", True) else " (no fill found: all of it)")])
+                    + ("" if f.get("found", True) else " (no fill found: all of it)")
+                    + "; every number below measured inside it only"])
     if _temporal(info):
         vol.append(["time window", f"each scan's probabilities averaged with those of {_temporal(info)} scan(s) "
                                    "before and after it"])

@@ -43,7 +43,7 @@ def metrics_figure(ds: Any, *, path: str | os.PathLike | None = None, title: str
         a3.set_ylim(0, 1.12)
         a3.set_yticks(np.linspace(0, 1, 6))
         a3.set_ylabel("IoU against the reference")
-        a3.set_title("scores")
+        a3.set_title("scores" + at_last_step(ds))
     x = np.arange(len(pairs))
     areas = np.array([d.area.values[i, j] for i, j in pairs])
     factor, unit = readable(areas, ds.area.attrs.get("units", ""))
@@ -51,7 +51,7 @@ def metrics_figure(ds: Any, *, path: str | os.PathLike | None = None, title: str
            edgecolor=[colours[j] for _, j in pairs], linewidth=3)
     a2.set_xticks(x, [f"{phases[i]}-{phases[j]}" for i, j in pairs], rotation=20)
     a2.set_ylabel(f"area [{unit}]")
-    a2.set_title(f"interface areas ({ds.attrs.get('method', '')})")
+    a2.set_title(f"interface areas ({ds.attrs.get('method', '')})" + at_last_step(ds))  # each panel: which step
     ax3 = a2.twinx()
     ax3.bar(x + 0.2, [100 * d.voxel_fraction.values[i, j] for i, j in pairs], width=0.4, color="0.7",
             edgecolor="black")

@@ -78,8 +78,8 @@ def profile_figure(profile: Any, *, path: str | os.PathLike | None = None, title
             ax.set_xlabel(xlabel)
         axes[0][0].set_ylabel("volume fraction")
         axes[0][-1].legend(frameon=False, fontsize="small")
-        if ref is not None:
-            fig.suptitle("dotted: truth", fontsize="small")
+        if ref is not None:  # said under the title (the figure's one suptitle)
+            title = f"{title}\ndotted: truth" if title else "dotted: truth"
     return finish(fig, path, title=title, dpi=120)
 
 

@@ -117,7 +117,7 @@ def series_figure(metrics: Any, particles: Any = None, *, transitions: Any = Non
             for a, b in changes:
                 ax.plot(t, ev[f"{a}_to_{b}"], color=colour.get(a, "0.3"), markerfacecolor=colour.get(b, "0.3"),
                         markeredgecolor=colour.get(b, "0.3"), linestyle=dashes[b], label=f"{a} → {b}", **style)
-            ax.set_ylabel("volume fraction changed since the step before")
+            ax.set_ylabel("volume fraction changed\nsince the step before")  # two lines: within its axes, under the title
             ax.set_title("phase changes")
             ax.set_ylim(0, ax.get_ylim()[1])
             _legend_above(ax, fontsize=7, room=0.6)  # two rows

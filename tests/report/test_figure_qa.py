@@ -176,6 +176,18 @@ def test_metrics_figure_writes_the_numbers_names_absent_phases_and_draws_the_sco
     assert len(metrics_figure(measure.summary(truth)).axes) == 3  # no reference: no score panel
 
 
+def test_every_panel_of_a_series_metrics_figure_says_its_time_step():
+    """Was: "volume fractions (t = 2)" beside "interface areas (crofton)" and "scores" of the same
+    step without one: read as totals over the series (QA: report reader)."""
+    from bigseg import measure, synth
+    from bigseg.report import metrics_figure
+
+    truth = synth.series((12, 16, 16), steps=2, seed=3, radius=(3, 0.5)).compute()
+    fig = metrics_figure(measure.summary(truth, truth=truth))
+    assert [ax.get_title() for ax in fig.axes[:3]] == ["volume fractions (t = 1)", "interface areas (faces) (t = 1)",
+                                                       "scores (t = 1)"]
+
+
 def test_agreement_figure_draws_each_segmentation_s_iou_against_the_truth():
     """Was: the IoU of `bigseg compare --truth` only in its table and CSV."""
     import numpy as np
