@@ -557,14 +557,15 @@ class Pipeline:
                 try:
                     # a scan seen before with other files was replaced: start again, else resume
                     res = self.run(path, out / name, resume=state is None or state.get("signature") == list(sig))
-                    ledger[name] = {"state": "done", "signature": list(sig), "settings": settings, "source": str(path),
+                    ledger[name] = {"state": "done", "signature": list(sig), "settings": settings, "source": os.path.abspath(path),
                                     "report": str(out / name / "report.html"),
                                     "seconds": round(time.perf_counter() - t0, 2),
                                     "volume_fraction": _fractions(res.metrics)}
                     print(f"[watch] {name}: done in {ledger[name]['seconds']} s -> {out / name / 'report.html'}",
                           file=sys.stderr, flush=True)
                 except Exception as exc:  # one bad scan must not stop a beamline's watch
-                    ledger[name] = {"state": "failed", "signature": list(sig), "settings": settings, "source": str(path),
+                    ledger[name] = {"state": "failed", "signature": list(sig), "settings": settings,
+                                    "source": os.path.abspath(path),
                                     "error": f"{type(exc).__name__}: {exc}"}
                     print(f"[watch] {name}: FAILED: {ledger[name]['error']}", file=sys.stderr, flush=True)
                     with contextlib.suppress(OSError):  # refused before any write: no folder that looks like a run

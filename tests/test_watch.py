@@ -432,3 +432,14 @@ def test_a_watch_started_again_with_another_clock_rewrites_the_evolution(tmp_pat
     pipe.watch(inbox, tmp_path / "out", once=True, clock="mtime", progress=False)
     assert list(bigseg.measure.read_table(tmp_path / "out" / "evolution.csv").t) == [0.0, 45.0]
     assert (tmp_path / "out" / "evolution.csv").read_text().startswith("t [min],scan,")  # steps or minutes: said
+
+
+def test_the_ledger_names_each_scan_by_its_absolute_path(tmp_path, monkeypatch):
+    # a watch started with a relative inbox recorded "inbox/broken.npy": meaningless from any other folder
+    (tmp_path / "inbox").mkdir()
+    (tmp_path / "inbox" / "broken.npy").write_bytes(b"not a numpy file")
+    monkeypatch.chdir(tmp_path)
+    ledger = Pipeline(predict={"model": "threshold"}).watch("inbox", "out", once=True, progress=False)
+    assert ledger["broken"]["state"] == "failed"
+    assert ledger["broken"]["source"] == str(tmp_path / "inbox" / "broken.npy")
+    assert json.loads((tmp_path / "out" / "watch.json").read_text())["broken"]["source"] == str(tmp_path / "inbox" / "broken.npy")
