@@ -551,6 +551,13 @@ class Pipeline:
                 # the same files look after look do
                 if not once and (now - seen[1] < settle or 0 <= now - sig[1] < settle):
                     continue  # still being written
+                if state is None:  # a done scan renamed (scan_10 -> scan_010): one step, not two in evolution.csv
+                    for old, st in ledger.items():
+                        if st.get("state") == "done" and st.get("signature") == list(sig) and \
+                                not Path(st.get("source", "")).exists():
+                            st.update(state="renamed", renamed_to=name)
+                            print(f"[watch] {name}: the scan {old} renamed (same bytes and time, {old} gone): "
+                                  f"{out / old} is left out of evolution.csv", file=sys.stderr, flush=True)
                 print(f"[watch] {name}: processing" + ("" if same_settings else " again: the settings changed since "
                                                         "(what they leave as it was is kept)"), file=sys.stderr, flush=True)
                 t0 = time.perf_counter()

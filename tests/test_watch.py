@@ -443,3 +443,23 @@ def test_the_ledger_names_each_scan_by_its_absolute_path(tmp_path, monkeypatch):
     assert ledger["broken"]["state"] == "failed"
     assert ledger["broken"]["source"] == str(tmp_path / "inbox" / "broken.npy")
     assert json.loads((tmp_path / "out" / "watch.json").read_text())["broken"]["source"] == str(tmp_path / "inbox" / "broken.npy")
+
+
+def test_a_done_scan_renamed_is_one_step_of_the_evolution_not_two(tmp_path, image, capfd):
+    # scan_9 renamed scan_09 (to sort by name) was a new scan: evolution.csv then counted it twice
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for i, name in enumerate(("scan_8", "scan_9")):
+        np.save(inbox / f"{name}.npy", image[:8] + i)
+    pipe = Pipeline(chunks=16, predict={"model": "threshold"}, measure={"particles": False, "connectivity": None})
+    pipe.watch(inbox, tmp_path / "out", once=True, progress=False)
+    (inbox / "scan_9.npy").rename(inbox / "scan_09.npy")
+    np.save(inbox / "scan_10.npy", image[:8] + 2)
+    ledger = pipe.watch(inbox, tmp_path / "out", once=True, progress=False)
+    assert ledger["scan_9"]["state"] == "renamed" and ledger["scan_9"]["renamed_to"] == "scan_09"
+    assert "[watch] scan_09: the scan scan_9 renamed (same bytes and time, scan_9 gone)" in capfd.readouterr().err
+    assert list(bigseg.measure.read_table(tmp_path / "out" / "evolution.csv").scan) == ["scan_8", "scan_09", "scan_10"]
+    from bigseg.cli import main
+
+    assert main(["info", str(tmp_path / "out")]) == 0
+    assert "  scan_9         its scan renamed scan_09 since" in capfd.readouterr().out

@@ -177,8 +177,11 @@ def _is_run(d) -> bool:
 
 
 def _watched(state: dict | None) -> dict:
-    """What a watch's ledger adds to a run folder's line: the error of a scan that failed."""
-    return {"watch_error": state["error"]} if state and state.get("state") == "failed" else {}
+    """What a watch's ledger adds to a run folder's line: the error of a scan that failed, the new
+    name of a scan renamed since it was done."""
+    if state and state.get("state") == "failed":
+        return {"watch_error": state["error"]}
+    return {"renamed_to": state["renamed_to"]} if state and state.get("state") == "renamed" else {}
 
 
 def _label_images(group) -> list[str]:
@@ -220,6 +223,9 @@ def _runs_lines(info: dict, args: argparse.Namespace) -> list[str]:
         name = r["run"].rstrip("/").rsplit("/", 1)[-1]
         if "watch_error" in r:  # failed in the watch: running it again with the same files would fail again
             out.append(f"  {name:14s} FAILED: {r['watch_error']}")
+        elif "renamed_to" in r:
+            out.append(f"  {name:14s} its scan renamed {r['renamed_to']} since (done again there; left out of "
+                       "evolution.csv)")
         elif r["state"]["state"] != "done" or "volume_fraction" not in r:
             out.append(f"  {name:14s} {_state_line(r['state']).split(None, 1)[-1]}")
         else:
