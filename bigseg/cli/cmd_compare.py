@@ -24,8 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("labels", nargs="+", help="label images (image.ome.zarr/labels/NAME, or TIFF/HDF5/.npy label "
                                              "stacks); with --image, names of label images inside it")
     p.add_argument("--image", default=None, help="the OME-Zarr image holding the label images named in LABELS")
-    p.add_argument("--truth", default=None, help="reference label image (or label stack): adds each segmentation's IoU "
-                                                   "per phase")
+    p.add_argument("--truth", default=None, help="reference label image (or label stack; with --image, also the name "
+                                                   "of one inside it): adds each segmentation's IoU per phase")
     p.add_argument("--phases", default=None, help="phase names by label value, comma separated (default: metadata)")
     p.add_argument("--csv", default=None, help="write the table (one row per segmentation) to CSV")
     p.add_argument("--netcdf", default=None, help="write the agreement Dataset to netCDF")
@@ -64,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
     if len(args.labels) < 2:
         raise InputError(f"Expected at least two label images to compare. Got {len(args.labels)}: {args.labels}.")
     paths = [Path(args.image) / "labels" / name if args.image else Path(name) for name in args.labels]
+    if args.truth and args.image and not Path(args.truth).exists() and (Path(args.image) / "labels" / args.truth).is_dir():
+        args.truth = str(Path(args.image) / "labels" / args.truth)  # a name inside the image, as LABELS are
     resolved = [p.resolve() for p in paths]
     twice = sorted({str(p) for p, r in zip(paths, resolved) if resolved.count(r) > 1})
     if twice:  # a pair of one image with itself would read as perfect agreement

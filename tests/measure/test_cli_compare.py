@@ -132,3 +132,18 @@ def test_compare_says_how_few_voxels_a_sparse_truth_scores(tmp_path, capsys):
     assert main(["compare", "a", "b", "--image", str(image), "--truth", str(tmp_path / "dense.npy"),
                  "--no-progress"]) == 0
     assert "labelled voxels" not in capsys.readouterr().out
+
+
+def test_compare_reads_a_truth_named_inside_the_image_as_the_labels_are(tmp_path, capsys):
+    # `--image X a b --truth truth` said "'truth', which does not exist": only a path was read
+    lab = make_labels((12, 20, 20), seed=4)
+    assert set(np.unique(lab)) == {0, 1, 2}
+    image = tmp_path / "scan.ome.zarr"
+    save_volume(lab.astype(np.float32), image, progress=False)
+    for name, seg in {"a": lab, "b": np.roll(lab, 1, 2), "truth": lab}.items():
+        save_labels(seg, image, name=name, phases=["pore", "cbd", "active"], progress=False)
+    assert main(["compare", "a", "b", "--image", str(image), "--truth", "truth", "--csv", str(tmp_path / "c.csv"),
+                 "--no-progress"]) == 0
+    table = pd.read_csv(tmp_path / "c.csv", index_col="segmentation")
+    assert list(table.loc["a", ["iou_pore", "iou_cbd", "iou_active"]]) == [1.0, 1.0, 1.0]
+    assert table.loc["b", "iou_cbd"] < 1.0
