@@ -27,8 +27,8 @@ import xarray as xr
 import zarr
 
 from ..errors import InputError, OutputExistsError
-from ..io import open_volume, save_labels, save_volume
-from ..io._omezarr import check_label_name, image_of, labels_group
+from ..io import open_volume, save_labels
+from ..io._omezarr import check_label_name, image_of, labels_group, write_volume
 from ._scratch import keyed_scratch, stored_once
 
 __all__ = ["write_prediction"]
@@ -104,16 +104,20 @@ def write_prediction(
                      progress=progress) as st:
         out: dict[str, str] = {}
         again = overwrite or interrupted
+        # in the labels group's zarr format: v0.4 inside another writer's v0.4 image, as the label images are
+        fmt = labels_group(image_path).metadata.zarr_format
         if "probabilities" in st:
             # (t,) phase, z, y, x: stored as OME-Zarr's channel axis c, the phase names kept
             prob = xr.DataArray(st["probabilities"].data, dims=ds["probabilities"].dims, coords={"phase": phases},
                                 name=f"{name}_probabilities",
                                 attrs={"voxel_size": image.attrs["voxel_size"], "unit": image.attrs["unit"]})
-            out["probabilities"] = save_volume(prob, dests["probabilities"], overwrite=again, progress=False)
+            out["probabilities"] = write_volume(prob, dests["probabilities"], overwrite=again, progress=False,
+                                                zarr_format=fmt)
         if "uncertainty" in st:
             unc = xr.DataArray(st["uncertainty"].data, dims=ds["uncertainty"].dims, name=f"{name}_uncertainty",
                                attrs={"voxel_size": image.attrs["voxel_size"], "unit": image.attrs["unit"]})
-            out["uncertainty"] = save_volume(unc, dests["uncertainty"], overwrite=again, progress=False)
+            out["uncertainty"] = write_volume(unc, dests["uncertainty"], overwrite=again, progress=False,
+                                              zarr_format=fmt)
         # the labels last: a process killed before leaves no label image (the same command takes up from the
         # scratch), not labels that look finished without the probabilities asked for (a rerun refused them,
         # a pipeline run skipped the segmentation); the siblings say whose they are once the labels are

@@ -481,9 +481,11 @@ def save_volume(
 
 def write_volume(data: Any, path: str | os.PathLike, *, chunks: Any = None, voxel_size: Any = None,
                  phases: list[str] | None = None, unit: str | None = None, levels: int = 1, overwrite: bool = False,
-                 progress: bool = True, resume_key: str | None = None, argument: str = "path") -> str:
+                 progress: bool = True, resume_key: str | None = None, argument: str = "path",
+                 zarr_format: int = 3) -> str:
     """:func:`save_volume`, its destination named ``argument`` in what it says (an unwritable,
-    full or locked destination of ``ingest`` is its `dest`)."""
+    full or locked destination of ``ingest`` is its `dest`); ``zarr_format=2``: OME-Zarr v0.4
+    (an image written inside another writer's v0.4 store, as its label images are)."""
     dest = Path(path).absolute()  # workers elsewhere (another working directory) write where the caller means
     levels = parse_positive_int("levels", levels)  # 0 was taken as 1
     if unit is not None:  # the caller's (a volume's own unit, from any writer, is kept as it is)
@@ -493,7 +495,7 @@ def write_volume(data: Any, path: str | os.PathLike, *, chunks: Any = None, voxe
     _check_dest(dest, overwrite, argument)
     replaced = label_names(dest / "labels") if dest.is_dir() else []
     _write(dest, vol, chunks=chunks, levels=levels, labels="phases" in vol.attrs, desc=f"writing {shown_name(dest)}",
-           progress=progress, resume_key=resume_key, argument=argument)
+           progress=progress, resume_key=resume_key, argument=argument, zarr_format=zarr_format)
     if replaced:  # an image is replaced whole: its labels described the old one (a filtered copy saved over
         # its own source lost a segmentation without a word)
         warn_caller(f"{str(dest)!r} was replaced, and with it the label images saved into it "

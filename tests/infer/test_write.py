@@ -100,3 +100,24 @@ def test_dataset_writes_to_netcdf(tmp_path, shape):
     np.testing.assert_array_equal(back["probabilities"].values, ds["probabilities"].values)
     assert back.attrs["tta"] == 1 and back.attrs["triplanar"] == 0 and back.attrs["n_patches"] == ds.attrs["n_patches"]
     assert list(back.phase.values) == ["pore", "cbd", "active"]
+
+
+def test_probabilities_inside_an_ome_zarr_v04_image_are_v04_too(tmp_path):
+    """In another writer's OME-Zarr v0.4 image (zarr v2) the label image was v0.4 but its
+    probabilities and uncertainty zarr v3 (OME-Zarr 0.5): two zarr formats in one store, which
+    neither spec allows (v2 readers saw a folder without .zgroup)."""
+    x = np.random.default_rng(1).normal(size=(10, 12, 14)).astype(np.float32)
+    path = tmp_path / "v04.zarr"
+    root = zarr.open_group(str(path), mode="w", zarr_format=2)
+    root.create_array("0", shape=x.shape, chunks=(5, 12, 14), dtype=x.dtype)[:] = x
+    root.attrs["multiscales"] = [{"version": "0.4", "axes": [{"name": a, "type": "space", "unit": "micrometer"}
+                                                             for a in "zyx"], "datasets": [{"path": "0"}]}]
+    ds = predict(bigseg.open_volume(path), conv3d_net(), patch=(8, 8, 8), probabilities=True, uncertainty="margin")
+    out = write_prediction(ds, path, progress=False)
+    assert not list(path.rglob("zarr.json"))  # nothing of zarr v3 anywhere in the store
+    meta = zarr.open_group(out["probabilities"], mode="r")
+    assert meta.metadata.zarr_format == 2 and meta.attrs["multiscales"][0]["version"] == "0.4"
+    assert [c["label"] for c in meta.attrs["omero"]["channels"]] == ["pore", "cbd", "active"]
+    prob = bigseg.open_volume(out["probabilities"])
+    np.testing.assert_allclose(prob.values.astype(np.float32), ds["probabilities"].values, atol=1e-3)
+    assert zarr.open_group(out["uncertainty"], mode="r").metadata.zarr_format == 2
