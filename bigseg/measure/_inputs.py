@@ -94,6 +94,10 @@ def check_values(hist: np.ndarray, k: int, phases: list[str], name: str, *,
     hint = ("a grey-value image is no labels (measure a label image, IMAGE/labels/NAME); negative values marking "
             "unlabelled voxels (e.g. -1) are set to 255 first"
             if out_of_range else grey_levels_hint(present, k)[2:] or "pass `phases` naming every label value")
+    if not out_of_range and values == [k] and not hist[UNLABELLED] and hint.startswith("pass"):
+        # one value past the phases and no 255: classes counted from 1, as napari, ilastik and Fiji export them
+        hint = ("if 0 marks unannotated voxels and the classes count from 1 (napari, ilastik and Fiji label "
+                f"exports), map them first with bigseg.io.sparse_labels({name}, 0); else {hint}")
     raise InputError(
         f"Expected `{name}` to hold values {allowed}, one per phase {phases}. "
         f"Got {nbad} voxels{where} with other values ({'; '.join(what)}): {hint}."

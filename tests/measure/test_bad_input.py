@@ -195,3 +195,19 @@ def test_an_axis_is_spelled_alike_in_every_measure():
     for measure in (connectivity, tortuosity, profile):
         with pytest.raises(InputError, match=r"Expected `axis` to be 'z', 'y' or 'x' \(or 0, 1 or 2\). Got 3 instead"):
             measure(lab, axis=3)
+
+
+def test_classes_counted_from_one_are_told_how_to_map_them():
+    """A napari / ilastik / Fiji label export (0 = not annotated, classes 1, 2, 3) was told to "pass
+    `phases` naming every label value", which would count "not annotated" as a phase: the hint
+    now names the mapping to bigseg's values (0, 1, 2; 255 = not annotated), and it works."""
+    from bigseg.io import sparse_labels
+
+    ann = np.zeros((4, 6, 8), np.uint8)
+    ann[1, :, :2], ann[1, :, 2:5], ann[1, :, 5:] = 1, 2, 3
+    with pytest.raises(InputError, match=r"classes count from 1 .*map them first with "
+                                         r"bigseg\.io\.sparse_labels\(labels, 0\); else pass `phases`"):
+        volume_fractions(da.from_array(ann, chunks=3))
+    with pytest.raises(InputError, match=r"bigseg\.io\.sparse_labels\(pred, 0\)"):
+        scores(ann.clip(max=2), ann)
+    np.testing.assert_allclose(volume_fractions(sparse_labels(ann, 0)).values, [2 / 8, 3 / 8, 3 / 8])
