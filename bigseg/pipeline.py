@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from ._parse import parse_choice, parse_in_range, parse_positive_float, parse_region, parse_shells_spec
+from ._parse import parse_choice, parse_chunks, parse_in_range, parse_positive_float, parse_region, parse_shells_spec
 from ._version import environment, version
 from .config import RunConfig
 from .errors import BigsegError, ConfigError, InputError, LabelsReplacedWarning, SourceNotFoundError
@@ -391,6 +391,40 @@ class Pipeline:
                                   f"for a scan of shape {zyx}: {what} needs at least {least} voxels along every "
                                   f"axis. Got {value!r} instead.")
 
+    def _check_memory(self, source: Any) -> None:
+        """Every stage's memory budget (ingest, the filters, predict), on the workers this run
+        computes on, before any stage writes: a later stage that could not fit is refused now, not
+        after the ingest and a pass over the filtered data (the stages' own checks, on a lazy
+        stand-in of the shape, chunks and dtype each stage will be given; nothing is computed)."""
+        import dask.array as da
+
+        from .infer._predict import check_memory_for
+        from .io._ingest import _check_memory as check_ingest
+        from .io._ingest import read_source
+        from .io._volume import make_volume
+
+        cfg = self.config
+        try:
+            first = source[0] if isinstance(source, (list, tuple)) else source
+            ref = read_source(first) if isinstance(first, (str, os.PathLike)) else first
+            grid, dtype = tuple(int(n) for n in np.shape(ref))[-3:], np.dtype(ref.dtype)
+        except (BigsegError, AttributeError, TypeError, IndexError):
+            return  # the ingest says what is wrong with the source
+        if len(grid) < 3 or dtype.kind not in "biuf":
+            return
+        if cfg.crop is not None:
+            grid = tuple(len(range(*b.indices(n))) for b, n in zip(parse_region("crop", cfg.crop, grid), grid))
+        chunks = parse_chunks(cfg.chunks, 3)
+        vol = make_volume(da.zeros(grid, dtype=dtype, chunks=tuple(min(c, n) for c, n in zip(chunks, grid))))
+        check_ingest(vol, chunks)
+        vol = self._filter(vol)
+        model = cfg.predict["model"]
+        if model in ("threshold", "kmeans", "watershed"):
+            return
+        if cfg.filters["normalize"]:  # filters.normalize: float32 in [0, 1]
+            vol = vol.astype(np.float32)
+        check_memory_for(vol, model, **{k: v for k, v in cfg.predict.items() if k != "model"})
+
     def _check_model(self) -> None:
         """``predict.model`` loads (a checkpoint is read now, never executed) and has the phases
         ``measure`` names (``phase`` for particles, ``shells``, ``pore`` for tortuosity), before
@@ -593,6 +627,7 @@ class Pipeline:
         from .report._units import at_last_step, time_at
 
         out = Path(dest)
+        self._check_memory(source)  # every stage's budget, on this run's workers, before any stage writes
         # what the scores are against (a path given to bigseg run --truth, or an array's own source)
         reference = None if truth is None else str(getattr(truth, "attrs", {}).get("source", "an array"))
         if reference is not None and os.path.exists(reference):  # a file: found from anywhere, as run.json's source

@@ -119,15 +119,23 @@ def _series(kernel: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
+#: bytes per voxel of a block and its halo that a filter's task holds beside the kernel's own
+#: arrays: the chunks read from the store, the halo's pieces, the encoded output (a worker's peak
+#: resident memory, less its own, was 25-28 bytes per voxel for median and gaussian of uint16
+#: and float32 blocks, 130³-264³ with halo in 2x2x2 grids, where the kernels' terms alone count 16-20)
+_BLOCK_COPIES_BYTES_PER_VOXEL = 12
+
+
 def _check_memory(arr: da.Array, depth: tuple[int, ...], dtype: Any, name: str) -> None:
     """Refuse, before any work, blocks whose task would not fit a worker (:func:`check_budget`):
-    a block with its halo held twice (the neighbours' pieces and their concatenation) and three
+    a block with its halo held twice (the neighbours' pieces and their concatenation), three
     arrays of the output dtype (the kernel's work, as measured with tracemalloc: float32 blocks
-    peak at 2x the block, uint16 at 6x, beside the input)."""
+    peak at 2x the block, uint16 at 6x, beside the input) and what dask and zarr hold beside
+    (:data:`_BLOCK_COPIES_BYTES_PER_VOXEL`)."""
     from ..runtime._budget import check_budget, worker_memory_limit
 
     halo = [int(max(c)) + (2 * d if len(c) > 1 else 0) for c, d in zip(arr.chunks, depth)]
-    per_voxel = 2 * arr.dtype.itemsize + 3 * max(np.dtype(dtype).itemsize, 4)
+    per_voxel = 2 * arr.dtype.itemsize + 3 * max(np.dtype(dtype).itemsize, 4) + _BLOCK_COPIES_BYTES_PER_VOXEL
     foot = int(np.prod(halo)) * per_voxel
     chunks = tuple(int(max(c)) for c in arr.chunks)
     try:

@@ -295,6 +295,62 @@ def _suggest_chunks(patch, n_classes, itemsize, batch_size, tta, param_bytes, bu
     return "Even 16³ chunks do not fit: use a smaller batch_size or patch, or workers with more memory."
 
 
+def _jobs(spec: ModelSpec, shape: tuple[int, ...], plane_axis: int | None,
+          triplanar: bool) -> list[tuple[tuple[int, ...], int | None]]:
+    """The (3D window, plane axis) of each pass over a (z, y, x) volume of ``shape``: one for a
+    3D model, one per plane set for a 2D model (its patch capped at the plane's extent)."""
+    if spec.ndim == 3:
+        return [(spec.patch, None)]
+    jobs = []
+    for plane in ("zyx" if triplanar else "zyx"[plane_axis]):
+        a = _PLANES[plane]
+        extent = [n for i, n in enumerate(shape) if i != a]  # the plane's two axes
+        # a bigseg Model's patch capped at this plane's extent (the y and x planes span z)
+        p3 = list(spec.patch) if spec.uncapped is None else [min(p, n) for p, n in zip(spec.uncapped, extent)]
+        p3.insert(a, 1)
+        jobs.append((tuple(p3), a))
+    return jobs
+
+
+def check_memory(jobs: list[tuple[tuple[int, ...], int | None]], spec: ModelSpec, chunks: tuple[int, ...], dtype: Any,
+                 *, batch_size: int, tta: bool, memory_limit: Any = None) -> int:
+    """Refuse, before any work, a prediction whose task (:func:`estimate_footprint` for the
+    largest block ``chunks`` (z, y, x) of a ``dtype`` volume) would not fit a worker
+    (:func:`check_budget`), suggesting chunks that would; else return that footprint (bytes)."""
+    C, itemsize = spec.n_classes, np.dtype(dtype).itemsize
+    foot = max(estimate_footprint(chunks, p3, n_classes=C, in_itemsize=itemsize, batch_size=batch_size, tta=tta,
+                                  param_bytes=spec.param_bytes) for p3, _ in jobs)
+    try:
+        check_budget(foot, what=f"predict with chunks {chunks} and patch {spec.patch}", memory_limit=memory_limit,
+                     suggestion="")
+    except MemoryError as exc:
+        from ..errors import MemoryBudgetError
+        from ..runtime._budget import worker_memory_limit
+
+        limit, conc, _src = worker_memory_limit(memory_limit)
+        hint = _suggest_chunks(jobs[0][0], C, itemsize, batch_size, tta, spec.param_bytes, limit // conc)
+        raise MemoryBudgetError(f"{exc} {hint}") from None
+    return foot
+
+
+def check_memory_for(vol: Any, model: Any, *, patch: Any = None, phases: Any = None, device: Any = None,
+                     triplanar: bool = False, plane: Any = None, batch_size: int | None = None, tta: bool = False,
+                     memory_limit: Any = None, **_: Any) -> None:
+    """The memory check :func:`predict` makes, for a volume not yet made (e.g. a lazy stand-in of
+    the shape, chunks and dtype a pipeline's earlier stages will give it): a run refuses, before
+    any stage writes, what its prediction could not fit. Other :func:`predict` options are ignored."""
+    vol = as_volume(vol, name="vol", allow_series=True)
+    if is_series(vol):
+        vol = vol.isel(t=0)
+    model, spec = resolve_model(model, patch=patch, phases=phases, device=device, shape=tuple(vol.shape))
+    plane_axis = parse_plane(plane) if plane is not None else _trained_plane(model)
+    if spec.ndim != 2:
+        triplanar = False
+    check_memory(_jobs(spec, tuple(vol.shape), plane_axis, triplanar), spec,
+                 tuple(int(max(c)) for c in vol.data.chunks), vol.dtype, batch_size=batch_size or 4, tta=bool(tta),
+                 memory_limit=memory_limit)
+
+
 def _blend_volume(
     data: da.Array,
     spec: ModelSpec,
@@ -731,38 +787,11 @@ def predict(
         if n_nan + n_inf:
             raise _nonfinite_error(n_nan, n_inf, f"(of {raw.size})")
 
-    if spec.ndim == 3:
-        jobs = [(spec.patch, None)]
-    else:
-        planes = "zyx" if triplanar else "zyx"[plane_axis]
-        jobs = []
-        for plane in planes:
-            a = _PLANES[plane]
-            extent = [n for i, n in enumerate(vol.shape) if i != a]  # the plane's two axes
-            # a bigseg Model's patch capped at this plane's extent (the y and x planes span z)
-            p3 = list(spec.patch) if spec.uncapped is None else [min(p, n) for p, n in zip(spec.uncapped, extent)]
-            p3.insert(a, 1)
-            jobs.append((tuple(p3), a))
-
+    jobs = _jobs(spec, tuple(vol.shape), plane_axis, triplanar)
     # memory budget, before any work
-    C = spec.n_classes
-    max_chunks = tuple(int(max(c)) for c in vol.data.chunks)
     bs = batch_size or 4
-    foot = max(
-        estimate_footprint(max_chunks, p3, n_classes=C, in_itemsize=vol.dtype.itemsize, batch_size=bs, tta=tta,
-                           param_bytes=spec.param_bytes)
-        for p3, _ in jobs
-    )
-    try:
-        check_budget(foot, what=f"predict with chunks {max_chunks} and patch {spec.patch}", memory_limit=memory_limit,
-                     suggestion="")
-    except MemoryError as exc:
-        from ..errors import MemoryBudgetError
-        from ..runtime._budget import worker_memory_limit
-
-        limit, conc, _src = worker_memory_limit(memory_limit)
-        hint = _suggest_chunks(jobs[0][0], C, vol.dtype.itemsize, bs, tta, spec.param_bytes, limit // conc)
-        raise MemoryBudgetError(f"{exc} {hint}") from None
+    foot = check_memory(jobs, spec, tuple(int(max(c)) for c in vol.data.chunks), vol.dtype, batch_size=bs, tta=tta,
+                        memory_limit=memory_limit)
 
     sweep = _sweep(max(len(c) for c in vol.data.chunks[2:]))
     options = dict(batch_size=batch_size, device=device, autocast=autocast, tta=bool(tta), channels_last=channels_last)

@@ -145,9 +145,15 @@ class MultiPageTiffReader:
         if not self.first_page:  # (tifffile maps the file's first series: with a preview first, that one)
             try:
                 mm = tifffile.memmap(self.path, mode="r")
-                return _canonical(np.array(mm.reshape(self.shape)[sl]), self.dtype)
+                offset, file_dtype = mm.offset, mm.dtype
+                c_order = mm.flags.c_contiguous and mm.size == math.prod(self.shape)
+                del mm  # (read, not mapped: :func:`_read_box`)
             except ValueError:  # compressed or scattered pixels: page by page
-                pass
+                c_order = False
+            if c_order and all(s.step == 1 for s in sl):
+                with _reading("TIFF", self.path, index, self.shape):
+                    block = _read_box(self.path, offset, self.shape, file_dtype, sl)
+                return _canonical(block.astype(file_dtype.newbyteorder("="), copy=False), self.dtype)
         with _reading("TIFF", self.path, index, self.shape), tifffile.TiffFile(self.path) as tif:
             if len(tif.pages) - self.first_page == 1:  # one 3D (volumetric) page: read whole, then cut
                 return _canonical(tif.pages[self.first_page].asarray().reshape(self.shape)[sl], self.dtype)
@@ -190,13 +196,47 @@ class MemmapReader:
         return len(self.shape)
 
     def __getitem__(self, index: Any) -> np.ndarray:
-        if self.npy:
-            mm = np.load(self.path, mmap_mode="r")
-        else:
-            mm = np.memmap(self.path, dtype=self.dtype, mode="r", shape=self.shape, offset=self.offset)
-        block = np.array(mm[_index_to_slices(index, self.shape)])
+        sl = _index_to_slices(index, self.shape)
+        mm = np.load(self.path, mmap_mode="r") if self.npy else None
+        offset = self.offset if mm is None else mm.offset
+        if len(sl) < 2 or any(s.step != 1 for s in sl) or (mm is not None and not mm.flags.c_contiguous):
+            if mm is None:  # (steps, a Fortran-ordered .npy: not whole rows; ingest never asks those)
+                mm = np.memmap(self.path, dtype=self.dtype, mode="r", shape=self.shape, offset=self.offset)
+            block = np.array(mm[sl])
+            del mm
+            return block.astype(self.dtype.newbyteorder("="), copy=False)
         del mm
+        with _reading("raw binary" if not self.npy else "NumPy .npy", self.path, index, self.shape):
+            block = _read_box(self.path, offset, self.shape, self.dtype, sl)
         return block.astype(self.dtype.newbyteorder("="), copy=False)
+
+
+def _read_box(path: str, offset: int, shape: tuple[int, ...], dtype: np.dtype, sl: tuple[slice, ...]) -> np.ndarray:
+    """The box ``sl`` (slices of step 1) of a C-ordered array of ``shape`` and ``dtype`` stored
+    from byte ``offset`` of ``path``, read plane by plane: each plane's rows ``sl[-2]`` in one read
+    (whole rows, then cut to ``sl[-1]``). At most the box and one plane's rows are in memory: a
+    memory map of the whole file kept every page the box's rows touch resident until it was
+    closed (a 128³ float32 block of 512² planes raised the resident memory by 111–134 MiB, 14-17×
+    the block), and a dask worker counts those pages against its memory limit."""
+    *lead, ys, xs = sl
+    Y, X = shape[-2:]
+    ny, nx = ys.stop - ys.start, xs.stop - xs.start
+    planes = [range(s.start, s.stop) for s in lead]
+    out = np.empty([len(r) for r in planes] + [max(ny, 0), max(nx, 0)], dtype)
+    if out.size == 0:
+        return out
+    flat = out.reshape(-1, ny, nx)
+    rows = np.empty((ny, X), dtype) if nx < X else None
+    with open(path, "rb") as f:
+        for k, ix in enumerate(product(*planes)):
+            plane = int(np.ravel_multi_index(ix, shape[:-2])) if ix else 0
+            buf = flat[k] if rows is None else rows
+            f.seek(offset + (plane * Y + ys.start) * X * dtype.itemsize)
+            if f.readinto(memoryview(buf).cast("B")) != buf.nbytes:
+                raise OSError(f"the file ends before plane {plane} of shape {tuple(shape)} ({dtype})")
+            if rows is not None:
+                flat[k] = rows[:, xs]
+    return out
 
 
 class _PageListErrors(logging.Handler):
@@ -1048,22 +1088,30 @@ def _stack_scans(vols: list[xr.DataArray], sources: list[Any], times: Any) -> xr
     return out.transpose("t", "z", "y", "x")
 
 
+#: bytes per voxel that writing a block holds beside the block itself: its cast, zarr's and
+#: zstd's buffers (a worker's peak resident memory, less its own, was 4.5-5.3x the block for
+#: uint16 blocks of 256³, ~7x at 128³, 1.6-1.9x for float32 at 256³: up to 10 bytes per voxel)
+_WRITE_BYTES_PER_VOXEL = 10
+
+
 def _check_memory(vol: xr.DataArray, chunks: tuple[int, ...]) -> None:
     """Refuse, before anything is read, chunks whose task would not fit a worker
-    (:func:`~bigseg.runtime._budget.check_budget`): a block read, its cast and its compressed
-    copy, and one whole plane of the source (a TIFF page is read whole, then cut)."""
+    (:func:`~bigseg.runtime._budget.check_budget`): a block read and its cast, the buffers zarr
+    and its compressor encode it in (:data:`_WRITE_BYTES_PER_VOXEL`), and one whole plane of the
+    source (a TIFF page is read whole, then cut; raw and .npy files: one plane's rows)."""
     from ..errors import MemoryBudgetError
     from ..runtime._budget import check_budget, worker_memory_limit
 
     block = [min(k, n) for k, n in zip(chunks, vol.shape)]
     item = vol.dtype.itemsize
-    foot = 3 * math.prod(block) * item + vol.shape[-2] * vol.shape[-1] * item
+    per_voxel = item + _WRITE_BYTES_PER_VOXEL
+    foot = math.prod(block) * per_voxel + vol.shape[-2] * vol.shape[-1] * item
     tasks = math.prod(-(-n // k) for n, k in zip(vol.shape, block))
     try:
         check_budget(foot, what=f"ingest with chunks {tuple(block)}", tasks=tasks)
     except MemoryError as exc:
         limit, conc, _ = worker_memory_limit()
-        edge = int((limit // min(conc, tasks) // (3 * item)) ** (1 / 3)) // 16 * 16
+        edge = int((limit // min(conc, tasks) // per_voxel) ** (1 / 3)) // 16 * 16
         raise MemoryBudgetError(f"{exc} Use chunks of at most {max(edge, 16)} voxels along z, y and x "
                                 f"(`chunks`; command line: --chunks), or workers with more memory.") from None
 
