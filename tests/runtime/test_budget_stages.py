@@ -168,3 +168,19 @@ def test_a_run_is_refused_before_any_stage_writes_when_a_later_stage_cannot_fit(
         with pytest.raises(MemoryBudgetError, match=r"^gaussian with chunks"):
             bigseg.Pipeline(chunks=64, filters={"gaussian": 12.0}).run(tmp_path / "scan.npy", dest, progress=False)
     assert not dest.exists()
+
+
+def test_a_runs_refusal_names_the_runs_own_chunks(tmp_path):
+    # the stages' hints ("vol.chunk(48) first", "predict(..., chunks=32)") are no lever of a run
+    np.save(tmp_path / "scan.npy", np.zeros((64, 128, 128), np.uint16))
+    with dask.config.set({"distributed.worker.memory.limit": f"{int((50 * 2**20 + WORKER_BASELINE) / 0.95)}B"}):
+        with pytest.raises(MemoryBudgetError, match=r"e\.g\. chunks=32 \(the run's `chunks`: chunks=32, command line "
+                                                    r"--chunks 32\), or a smaller batch_size\.$"):
+            bigseg.Pipeline(chunks=64).run(tmp_path / "scan.npy", tmp_path / "run", progress=False)
+        bigseg.Pipeline(chunks=32)._check_memory(str(tmp_path / "scan.npy"))  # the chunks it names fit
+    np.save(tmp_path / "wide.npy", np.zeros((64, 256, 256), np.uint16))
+    with dask.config.set({"distributed.worker.memory.limit": f"{int((20 * 2**20 + WORKER_BASELINE) / 0.95)}B"}):
+        with pytest.raises(MemoryBudgetError, match=r"^median .*at most (\d+) voxels along z, y and x \(the run's "
+                                                    r"`chunks`: chunks=\1, command line --chunks \1\)") as e:
+            bigseg.Pipeline(chunks=128).run(tmp_path / "wide.npy", tmp_path / "run", progress=False)
+        assert "vol.chunk" not in str(e.value)
