@@ -32,9 +32,9 @@ from ._version import environment, version
 from .config import RunConfig
 from .errors import BigsegError, ConfigError, InputError, LabelsReplacedWarning, SourceNotFoundError
 from .io._fov import fill_outside_like_inside, fov_centre
-from .io._ingest import natural_key
-from .io._volume import crop_box, is_series, placed_like
-from .runtime._files import SYSTEM_FILES, replacing, write_text
+from .io._ingest import natural_key, tiff_slices
+from .io._volume import crop_box, is_series, placed_like, same_place
+from .runtime._files import SYSTEM_FILES, folded, replacing, write_text
 from .runtime._lock import held
 from .runtime._progress import bars
 from .runtime._manifest import key_digest, path_stamp
@@ -530,7 +530,7 @@ class Pipeline:
         inbox, out = Path(inbox), Path(out)
         if not inbox.is_dir():
             raise InputError(f"Expected `inbox` to be an existing folder. Got {str(inbox)!r} instead.")
-        if out.resolve() == inbox.resolve():  # each scan's results among the scans
+        if same_place(out.resolve(), inbox.resolve()):  # each scan's results among the scans
             raise InputError(f"Expected `out` to be another folder than `inbox`: the results would be written among "
                              f"the scans (a folder of TIFF slices and its results would be one folder). Got "
                              f"{str(out)!r} for the inbox {str(inbox)!r}.")
@@ -899,7 +899,7 @@ def _check_dest(source: Any, dest: str | os.PathLike) -> None:
     d = Path(dest).resolve()
     for s in paths:
         s = Path(s).resolve()
-        if s in (d, d / "image.ome.zarr", d / "raw.ome.zarr"):
+        if any(same_place(s, q) for q in (d, d / "image.ome.zarr", d / "raw.ome.zarr")):
             raise InputError(f"Expected `dest` to be a folder whose outputs do not replace the source. Got "
                              f"{str(dest)!r}, where the run would write over {str(s)!r}.")
     refuse_replacing(dest, paths, "dest")  # a folder inside the source's zarr store, or holding the source
@@ -1094,22 +1094,28 @@ def _scans(inbox: Path) -> dict[str, list[Path]]:
     """Scans in a folder by name (file name without its scan suffix): files and zarr stores with
     a known suffix, and sub-folders holding TIFF slices. Hidden and partial (``.tmp``,
     ``.part``) entries are skipped. Scan name -> its paths (two or more: scans that would write
-    to the same folder)."""
+    to the same folder, also names that differ only in case or Unicode normalisation, ``Scan``
+    and ``scan``: one folder on macOS and Windows, and wherever the results are copied to)."""
     found: dict[str, list[Path]] = {}
+    named: dict[str, str] = {}  # the folded name -> the scan name of the first scan found with it
     for p in sorted(inbox.iterdir()):
         low = p.name.lower()
         if low.startswith(".") or low.endswith((".tmp", ".part")):
             continue
         suffix = next((s for s in _SCAN_SUFFIXES if low.endswith(s)), None)
         if suffix is not None:
-            found.setdefault(p.name[: -len(suffix)], []).append(p)
+            name = p.name[: -len(suffix)]
         elif p.is_dir():
             try:
-                slices = any(c.suffix.lower() in (".tif", ".tiff") for c in p.iterdir())
+                slices = bool(tiff_slices(p))
             except OSError:  # removed (or made unreadable) since the listing
                 continue
-            if slices:
-                found.setdefault(p.name, []).append(p)
+            if not slices:
+                continue
+            name = p.name
+        else:
+            continue
+        found.setdefault(named.setdefault(folded(name), name), []).append(p)
     return found
 
 

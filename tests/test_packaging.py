@@ -61,3 +61,27 @@ def test_version_from_a_source_tree_that_is_not_installed(tmp_path):
     assert _source_version(tmp_path / "missing.toml") == "unknown"
     other.write_text("not toml [")
     assert _source_version(other) == "unknown"
+
+
+def test_the_kernels_load_where_numba_can_cache_neither_beside_them_nor_at_home(monkeypatch):
+    """A read-only install (a container image, a site-wide environment) with a read-only or unset
+    HOME: numba refused every ``cache=True`` kernel, so ``import bigseg`` failed ("cannot cache
+    function: no locator available"). Neither place being writable is simulated."""
+    import importlib
+    import os
+
+    import numba
+    from numba.core import caching
+
+    import bigseg.kernels
+
+    monkeypatch.setattr(numba.config, "CACHE_DIR", "")
+    for locator in (caching.InTreeCacheLocator, caching.UserWideCacheLocator):
+        monkeypatch.setattr(locator, "from_function", classmethod(lambda cls, func, file: None))
+    importlib.reload(bigseg.kernels)  # as imported there (before any kernel is defined)
+
+    @numba.njit(cache=True)
+    def twice(x):
+        return 2 * x
+
+    assert twice(3) == 6 and os.path.isdir(numba.config.CACHE_DIR)

@@ -151,6 +151,20 @@ def test_clashing_names_unsettled_scans_and_other_voxel_sizes(tmp_path, image, c
         assert ev.loc[t, "specific_area_pore_cbd"] == pytest.approx(area / (image.size * vs ** 3))
 
 
+def test_scans_whose_names_differ_in_case_or_normalisation_only_clash(tmp_path):
+    """``Scan.npy`` and ``scan.tif`` write to ``out/Scan`` and ``out/scan``: one folder on macOS
+    and Windows (and "ä" typed as one character or as "a" and a combining mark, on macOS), where
+    the second scan's run replaced the first's results and both were listed done."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for name in ("Scan.npy", "scan.tif", "Zelle_\u00e4.npy", "Zelle_a\u0308.h5", "other.npy"):
+        (inbox / name).write_bytes(b"")
+    found = _scans(inbox)
+    assert sorted(found) == ["Scan", "Zelle_a\u0308", "other"]
+    assert [p.name for p in found["Scan"]] == ["Scan.npy", "scan.tif"]
+    assert sorted(p.name for p in found["Zelle_a\u0308"]) == ["Zelle_a\u0308.h5", "Zelle_\u00e4.npy"]
+
+
 def test_a_scan_done_with_other_settings_is_processed_again(tmp_path, image, capfd):
     inbox = tmp_path / "inbox"
     inbox.mkdir()
@@ -264,6 +278,18 @@ def test_info_on_a_folder_of_runs_lists_each(tmp_path, capsys):
                        progress=False)
     assert main(["info", str(labels)]) == 2
     assert "which holds 2 (" in capsys.readouterr().err
+
+
+def test_info_names_each_run_by_its_folder_on_windows_too(monkeypatch):
+    """Windows paths separate by backslashes: each run was listed by its whole path (cut at "/")."""
+    from pathlib import PureWindowsPath
+
+    from bigseg.cli import cmd_info
+
+    monkeypatch.setattr(cmd_info, "Path", PureWindowsPath)
+    info = {"folder": "C:\\beamline\\out", "runs": [{"run": "C:\\beamline\\out\\scan_1",
+                                                       "state": {"state": "incomplete", "stages": ["ingest"]}}]}
+    assert cmd_info._runs_lines(info, None)[1].split()[0] == "scan_1"
 
 
 def test_an_evolution_that_cannot_be_made_does_not_stop_the_watch(tmp_path, image, capfd):

@@ -220,7 +220,7 @@ def _runs_lines(info: dict, args: argparse.Namespace) -> list[str]:
     if watch and watch.get("evolution"):
         out.insert(2, f"evolution   {', '.join(watch['evolution'])}")
     for r in info["runs"]:
-        name = r["run"].rstrip("/").rsplit("/", 1)[-1]
+        name = Path(r["run"]).name  # (Windows: "C:\\out\\scan_1")
         if "watch_error" in r:  # failed in the watch: running it again with the same files would fail again
             out.append(f"  {name:14s} FAILED: {r['watch_error']}")
         elif "renamed_to" in r:

@@ -332,6 +332,7 @@ _NEEDS = {"profile_step": (("profile",), 1), "particle_phase": (("particles", "p
 def run(args: argparse.Namespace) -> int:
     from .. import measure
     from ..io import open_source
+    from ..io._volume import same_place
 
     refuse_unused(args, _NEEDS)
 
@@ -393,7 +394,7 @@ def run(args: argparse.Namespace) -> int:
     intensity = open_source(args.intensity) if args.intensity else None
     if args.particle_labels:  # before any work
         target = _particle_labels_target(labels, args)
-        if target.resolve() == Path(labels.attrs["source"]).resolve():  # the labels being measured
+        if same_place(target.resolve(), Path(labels.attrs["source"]).resolve()):  # the labels being measured
             raise InputError(f"Expected `--particle-labels` to name another label image than LABELS (the phases "
                              f"measured). Got {args.particle_labels!r}: {str(target)!r} is LABELS.")
         if target.exists() and not args.overwrite:

@@ -28,7 +28,7 @@ import zarr
 
 from ..errors import InputError, OutputExistsError
 from ..io import open_volume, save_labels
-from ..io._omezarr import check_label_name, image_of, labels_group, write_volume
+from ..io._omezarr import check_label_name, image_of, label_names, labels_group, write_volume
 from ._scratch import keyed_scratch, stored_once
 
 __all__ = ["write_prediction"]
@@ -72,6 +72,7 @@ def write_prediction(
     check_label_name(name)
     # absolute: written by workers that may run in another working directory; a bioformats2raw store: its image
     image_path = image_of(Path(image_path).absolute())
+    check_label_name(name, label_names(image_path / "labels"))
     image = open_volume(image_path)
     if tuple(ds["labels"].shape) != tuple(image.shape):
         raise InputError(f"Expected `ds` to have the image's shape {image.shape}. Got {ds['labels'].shape} instead.")

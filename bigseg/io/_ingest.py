@@ -350,6 +350,14 @@ def _tiff_series_shape(path: str, n: int, page_shape: tuple[int, ...]) -> tuple[
     return (n, *page_shape)
 
 
+def tiff_slices(folder: Path) -> list[Path]:
+    """The TIFF files in ``folder``, but hidden ones: macOS writes ``._NAME`` beside each file it
+    copies to a disk or share of another file system (exFAT, SMB, NFS), its metadata, no TIFF
+    (was: a folder of slices copied from a Mac could not be read, "not a TIFF file")."""
+    return [f for f in folder.iterdir() if f.suffix.lower() in TIFF_SUFFIXES and not f.name.startswith(".")
+            and f.is_file()]
+
+
 def _tiff_stack(files: list[str], what: str) -> TiffStackReader:
     if not files:
         raise SourceNotFoundError(f"Expected `source` to contain TIFF slices. Got {what!r}, which has none.")
@@ -572,7 +580,7 @@ def read_source(
     if p.is_dir():
         if is_zarr_store(p):
             return open_volume(p)
-        files = [str(f) for f in p.iterdir() if f.suffix.lower() in TIFF_SUFFIXES and f.is_file()]
+        files = [str(f) for f in tiff_slices(p)]
         if len(files) == 1:  # one file: a multi-page TIFF is a whole scan (a single slice reads the same)
             return read_source(files[0], dataset=dataset, dtype=dtype, shape=shape, offset=offset)
         return _tiff_stack(files, src)

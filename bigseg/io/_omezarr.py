@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import os
 import re
 import shutil
@@ -33,7 +34,7 @@ from ..errors import (BigsegError, InputError, LabelsReplacedWarning, OutputExis
                       SourceNotFoundError, VolumeFormatError, warn_caller)
 from ..ops._dispatch import on_host
 from ..runtime._budget import format_bytes
-from ..runtime._files import SYSTEM_FILES, move_into_place, remove as _remove, replacing
+from ..runtime._files import SYSTEM_FILES, folded, move_into_place, remove as _remove, replacing
 from ..runtime._lock import held
 from ..runtime._manifest import key_digest, resumable_array, store_resumable
 from ..runtime._progress import compute
@@ -117,7 +118,7 @@ def writing(dest: Path) -> contextlib.AbstractContextManager[Path]:
 def partial_writes(dest: Path) -> list[Path]:
     """The hidden folders interrupted writes of ``dest`` left beside it (:func:`_partial_path`,
     :func:`_resumable_path`: a resumable one's name ends ``-r<key>``)."""
-    return sorted(dest.parent.glob(f".{dest.name}.partial-*"))
+    return sorted(dest.parent.glob(f".{glob.escape(dest.name)}.partial-*"))  # (a name may hold "[": "scan [2]")
 
 
 def is_resumable(partial: Path) -> bool:
@@ -540,6 +541,7 @@ def save_labels(
     """
     check_label_name(name)  # before anything: "" or "../x" would name the labels group or a place outside it
     image_path = image_of(Path(image_path).absolute())  # (workers elsewhere; a bioformats2raw store: its image)
+    check_label_name(name, label_names(image_path / "labels"))
     image = open_volume(image_path)
     vol, chunks = _prepare(labels, chunks=chunks, voxel_size=image.attrs["voxel_size"], phases=phases,
                            unit=image.attrs["unit"], check_values=not instances, argument="labels",
@@ -577,10 +579,21 @@ def save_labels(
     return str(dest)
 
 
-def check_label_name(name: Any) -> str:
-    """A label image's name: one plain folder name inside ``labels`` (not empty, no path, not hidden)."""
-    if not isinstance(name, str) or not name or any(c in name for c in "/\\") or name.startswith("."):
-        raise InputError(f"Expected `name` to be a plain folder name (e.g. 'segmentation'). Got {name!r} instead.")
+def check_label_name(name: Any, among: Any = ()) -> str:
+    """A label image's name: one plain folder name inside ``labels`` (not empty, no path, not
+    hidden) that every file system takes, so the store can be copied anywhere: none of the
+    characters Windows forbids (``<>:"|?*``, control characters), no dot or space at the end
+    (Windows drops them: a store made on Linux with ``run:2`` could not be copied there), nor
+    one of the label images ``among`` in other case (``Seg`` beside ``seg``: one folder on
+    macOS and Windows, where the one replaced the other)."""
+    if not isinstance(name, str) or not name or any(c in name for c in '/\\<>:"|?*') or name.startswith(".") \
+            or name.endswith((".", " ")) or not name.isprintable():
+        raise InputError(f"Expected `name` to be a plain folder name (e.g. 'segmentation'; none of < > : \" | ? *, "
+                         f"not ending in '.' or ' '). Got {name!r} instead.")
+    other = next((n for n in among if n != name and folded(n) == folded(name)), None)
+    if other is not None:
+        raise InputError(f"Expected `name` to differ from the label image {other!r} in more than case (one folder on "
+                         f"macOS and Windows). Got {name!r} instead.")
     return name
 
 

@@ -514,6 +514,19 @@ def is_zarr_store(path: Any) -> bool:
     return p.is_dir() and any((p / f).exists() for f in ("zarr.json", ".zarray", ".zgroup"))
 
 
+def same_place(a: Any, b: Any) -> bool:
+    """Whether paths ``a`` and ``b`` name one file or folder: equal, or both there and the same
+    on disk, which the resolved names do not always tell: ``Scan.ome.zarr`` and
+    ``scan.ome.zarr`` on a case-insensitive file system (macOS, Windows), a name typed in
+    another Unicode normalisation (macOS), one folder reached through two mounts."""
+    if os.fspath(a) == os.fspath(b):
+        return True
+    try:  # (a share that numbers no file, st_ino 0, would make every two files the same)
+        return os.path.samefile(a, b) and os.stat(a).st_ino != 0
+    except OSError:  # (either not there)
+        return False
+
+
 def refuse_replacing(dest: Any, sources: Any, option: str) -> None:
     """Refuse, before any work, an output that is one of the inputs or holds one: writing it
     (with --overwrite) would replace the input, and with it the label images stored in it."""
@@ -522,10 +535,11 @@ def refuse_replacing(dest: Any, sources: Any, option: str) -> None:
     d = Path(dest).resolve()
     for s in [sources] if isinstance(sources, (str, Path)) else sources:
         s = Path(s).resolve()
-        if s == d or d in s.parents:
+        if same_place(s, d) or any(same_place(d, q) for q in s.parents):
             raise InputError(f"Expected `{option}` to be another place than the input {str(s)!r}: writing it would "
                              f"replace the input (and every label image stored in it). Got {str(dest)!r} instead.")
-        if s in d.parents and is_zarr_store(s):  # a file dropped into a zarr store (a folder of slices reads the same)
+        # a file dropped into a zarr store (a folder of slices reads the same)
+        if any(same_place(s, q) for q in d.parents) and is_zarr_store(s):
             raise InputError(f"Expected `{option}` to be outside the input {str(s)!r}: writing into it would change "
                              f"the input. Got {str(dest)!r} instead.")
 

@@ -18,8 +18,19 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+from ..errors import OutputNotWritableError
+
 #: files a file browser leaves in any folder (macOS Finder, Windows Explorer): no one's data
 SYSTEM_FILES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
+
+
+def folded(name: str) -> str:
+    """``name`` as the file systems of macOS and Windows compare names: case-insensitive, and (macOS)
+    whatever the Unicode normalisation (``ä`` one character or ``a`` and a combining mark), so
+    that two names folded alike are one file there."""
+    import unicodedata
+
+    return unicodedata.normalize("NFC", name).casefold()
 
 
 def remove(path: Path) -> None:
@@ -32,14 +43,29 @@ def remove(path: Path) -> None:
 
 def move_into_place(tmp: Path, path: Path) -> None:
     """A finished write ``tmp`` (file or folder) onto ``path``, replacing what is there (a folder
-    is moved aside first, to ``tmp``'s name + ``.old``, then removed)."""
-    if path.is_dir():
-        old = tmp.with_name(tmp.name + ".old")
-        os.replace(path, old)
-        os.replace(tmp, path)
-        remove(old)
-    else:
-        os.replace(tmp, path)
+    is moved aside first, to ``tmp``'s name + ``.old``, then removed). Where what is there cannot
+    be replaced (Windows: a file another program has open, such as a table in Excel)
+    :class:`~bigseg.errors.OutputNotWritableError` says so (and the earlier output
+    stays)."""
+    try:
+        if path.is_dir():
+            old = tmp.with_name(tmp.name + ".old")
+            os.replace(path, old)
+            try:
+                os.replace(tmp, path)
+            except OSError:
+                os.replace(old, path)
+                raise
+            remove(old)
+        else:
+            os.replace(tmp, path)
+    except PermissionError as exc:
+        if not path.exists():  # (a folder that may not be written: said where the write starts)
+            raise
+        raise OutputNotWritableError(
+            f"Expected {str(path)!r} to be replaceable by the output just written. Got {exc.strerror or exc}: "
+            "another program may have it open (on Windows such a file cannot be replaced: close the table in "
+            "Excel, the image or page in its viewer); close it and run again.") from exc
 
 
 @contextlib.contextmanager

@@ -213,14 +213,16 @@ def _worker_setup(parent: int) -> None:
     that be killed outright (Linux: the parent-death signal)."""
     import os
     import signal
+    import sys
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        import ctypes
+    if sys.platform.startswith("linux"):  # (Windows: ctypes.CDLL(None) raises TypeError; macOS: no prctl)
+        try:
+            import ctypes
 
-        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # not Linux
-        pass
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):  # another libc
+            pass
     if os.getppid() != parent:  # the trainer was gone before the signal was asked for
         os._exit(0)
 

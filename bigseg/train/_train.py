@@ -142,7 +142,7 @@ def _warn_earlier_checkpoints(folder: str) -> None:
     run had written them."""
     import glob
 
-    earlier = sorted(os.path.basename(f) for f in glob.glob(os.path.join(folder, "epoch_*.pt")))
+    earlier = sorted(os.path.basename(f) for f in glob.glob(os.path.join(glob.escape(folder), "epoch_*.pt")))
     earlier += ["best.pt"] if os.path.exists(os.path.join(folder, "best.pt")) else []
     if earlier:
         shown = ", ".join(earlier) if len(earlier) <= 3 else f"{earlier[0]} … {earlier[-1]}"

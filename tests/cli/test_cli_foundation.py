@@ -177,6 +177,34 @@ def test_an_output_that_would_replace_its_input_is_refused_before_any_work(tmp_p
     assert float(open_volume(out / "image.ome.zarr").min()) == 1.0
 
 
+def test_an_output_that_is_its_input_by_another_name_is_refused(tmp_path, capsys, monkeypatch):
+    """macOS and Windows file systems ignore case (APFS also Unicode normalisation), and one
+    folder can be reached through two mounts: ``S.OME.ZARR`` is the input ``s.ome.zarr`` there,
+    which resolving the names does not tell (was: the filtered scan replaced the raw one). A
+    case-insensitive file system is simulated by its answer to "the same file?"."""
+    import os
+
+    from bigseg import Pipeline
+    from bigseg.io import open_volume, save_volume
+
+    samefile = os.path.samefile
+    monkeypatch.setattr(os.path, "samefile", lambda a, b: os.fspath(a).casefold() == os.fspath(b).casefold()
+                        or samefile(a, b))
+    src = tmp_path / "s.ome.zarr"
+    save_volume(np.random.default_rng(0).random((6, 7, 8), dtype=np.float32), src, progress=False)
+    assert main(["filter", str(src), str(tmp_path / "S.OME.ZARR"), "--median", "3", "--overwrite"]) == 2
+    assert "`dest` to be another place than the input" in capsys.readouterr().err
+    assert main(["export", str(src), str(tmp_path / "S.ome.zarr" / "0" / "x.npy")]) == 2  # inside the input
+    assert "`dest` to be outside the input" in capsys.readouterr().err
+    save_volume(np.ones((6, 7, 8), np.float32), tmp_path / "run" / "image.ome.zarr", progress=False)  # an earlier run's
+    run_src = tmp_path / "run" / "Image.ome.zarr"  # that image by another name (a second store on Linux)
+    save_volume(np.ones((6, 7, 8), np.float32), run_src, progress=False)
+    with pytest.raises(InputError, match="`dest`.*write over"):
+        Pipeline().run(str(run_src), tmp_path / "run")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "s.ome.zarr"]
+    assert float(open_volume(run_src).min()) == 1.0
+
+
 @pytest.mark.parametrize("argv, says", [
     (["--voxel-size", "abc"], "`--voxel-size` to be one or three comma-separated numbers"),
     (["--chunks", "8,x,8"], "`--chunks` to be one or three comma-separated whole numbers"),

@@ -53,12 +53,21 @@ def test_round_trip(image):
         ["segmentation", "zarr.json"]
     assert dict(zarr.open_group(str(path / "labels"), mode="r").attrs)["bigseg"]["predictions"] == {}
     # a name that is no plain folder name is refused before anything is touched (was: "" with
-    # overwrite deleted the whole labels group)
-    for bad in ("", "../x", "a/b", ".."):
+    # overwrite deleted the whole labels group), nor one Windows cannot hold (a store made on Linux
+    # is copied there)
+    for bad in ("", "../x", "a/b", "..", "run:2", "seg?", "a\\b", "seg.", "seg ", "a\tb"):
         with pytest.raises(InputError, match="`name` to be a plain folder name"):
             bigseg.save_labels(np.zeros(x.shape, np.uint8), path, name=bad, phases=["pore", "cbd", "active"],
                                overwrite=True, progress=False)
     assert bigseg.open_volume(path, label="segmentation").shape == x.shape
+    # one folder with labels/segmentation on macOS and Windows (was: replaced it, both listed)
+    for write in (lambda: bigseg.save_labels(np.zeros(x.shape, np.uint8), path, name="Segmentation",
+                                             phases=["pore", "cbd", "active"], overwrite=True, progress=False),
+                  lambda: write_prediction(ds, path, name="SEGMENTATION", overwrite=True, progress=False)):
+        with pytest.raises(InputError, match="label image 'segmentation' in more than case"):
+            write()
+    assert sorted(q.name for q in (path / "labels").iterdir() if not q.name.startswith(".")) == \
+        ["segmentation", "zarr.json"]
 
 
 def test_labels_only_and_bad_input(image):

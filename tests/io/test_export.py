@@ -399,10 +399,11 @@ def test_one_phase_of_stored_probabilities_goes_to_slices_fiji_opens(tmp_path):
         np.testing.assert_array_equal(tif.asarray(), one.values[1].astype(np.float32))
 
 
-@pytest.mark.parametrize("dest", ["slices", "v.tif", "v.h5", "v.npy"])
+@pytest.mark.parametrize("dest", ["slices", "v.tif", "v.h5", "v.npy", "Probe [2]", "v [2].tif"])
 def test_the_hidden_file_a_killed_export_left_is_removed_by_the_next(tmp_path, odd_volume, dest):
     # a killed export (SIGKILL, a job's time limit) leaves its hidden partial file or folder, as
     # large as what it wrote: the next export of that destination removes it, not another's
+    # (also of a name with brackets, which a glob reads as a set of characters: was kept)
     stale = tmp_path / f".{dest}.partial-0123abcd"
     (stale.mkdir() if dest == "slices" else stale.write_bytes(b"half"))
     other = tmp_path / ".w.tif.partial-0123abcd"

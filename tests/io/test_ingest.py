@@ -48,6 +48,17 @@ def test_tiff_folder_round_trip(tmp_path, odd_volume, compress):
     assert sorted((p.name, p.stat().st_mtime_ns) for p in src.iterdir()) == before  # input untouched
 
 
+def test_a_folder_of_slices_copied_from_a_mac_reads_without_its_hidden_companions(tmp_path, odd_volume):
+    """macOS copying to exFAT, SMB or NFS writes ``._s_0.tif`` (an AppleDouble file, no TIFF)
+    beside each slice: the folder could not be read ("not a TIFF file")."""
+    import struct
+
+    src = _tiff_folder(tmp_path / "slices", odd_volume)
+    for i in range(len(odd_volume)):
+        (src / f"._s_{i}.tif").write_bytes(struct.pack(">II", 0x00051607, 0x00020000) + bytes(4088))
+    _check(bigseg.ingest(src, tmp_path / "v.ome.zarr", chunks=CHUNKS, progress=False), odd_volume)
+
+
 def test_a_gap_in_the_slice_numbers_is_said(tmp_path, odd_volume):
     src = _tiff_folder(tmp_path / "slices", odd_volume)
     for i in (4, 5, 6):

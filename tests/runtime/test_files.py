@@ -30,6 +30,32 @@ def test_a_write_that_fails_leaves_the_earlier_file_and_no_partial_one(tmp_path)
     assert target.read_bytes()[:2] == b"\x1f\x8b" and list(pd.read_csv(target).a) == [1, 2]
 
 
+@pytest.mark.parametrize("folder", [False, True])
+def test_an_output_another_program_holds_open_is_said_and_kept(tmp_path, monkeypatch, folder):
+    """Windows refuses to replace a file another program has open (particles.csv in Excel):
+    the PermissionError of os.replace came out as a traceback at the end of the run; said now by
+    name, the earlier output kept and no partial one left. (Windows' refusal is simulated.)"""
+    import os
+
+    from bigseg.errors import OutputNotWritableError
+
+    target = tmp_path / "particles.csv"
+    (target.mkdir() if folder else write_text(target, "earlier"))
+    replace = os.replace
+
+    def in_use(src, dst):
+        if os.fspath(dst) == os.fspath(target) or os.fspath(src) == os.fspath(target):
+            raise PermissionError(13, "The process cannot access the file because it is being used by another process")
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", in_use)
+    with pytest.raises(OutputNotWritableError, match="particles.csv.*another program may have it open"):
+        with replacing(target) as tmp:
+            (tmp.mkdir() if folder else tmp.write_text("new"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["particles.csv"]
+    assert folder or target.read_text() == "earlier"
+
+
 def test_the_pipeline_leaves_no_metrics_cut_short(tmp_path, monkeypatch):
     # metrics.nc was written in place: a run killed while writing it left a file that
     # `bigseg report` and `info` could not read (and `info` counted the run's outputs as there)

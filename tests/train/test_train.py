@@ -573,6 +573,27 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def test_a_data_worker_starts_where_there_is_no_prctl(monkeypatch):
+    """Windows: ``ctypes.CDLL(None)`` raises TypeError (LoadLibrary wants a name), which failed each
+    data worker's start-up and so every training with data workers (BrokenProcessPool); it is
+    asked for on Linux alone."""
+    import ctypes
+    import signal
+
+    from bigseg.train import _synthetic
+
+    def no_cdll(name, *args, **kwargs):
+        raise TypeError("LoadLibrary() argument 1 must be str, not None")
+
+    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.setattr(ctypes, "CDLL", no_cdll)
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        _synthetic._worker_setup(os.getppid())  # (the worker's parent: this process's)
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
 def test_patch_and_batch_too_small_for_the_networks_normalisation_are_refused_before_work(pair):
     """A deepest level of one voxel: torch stopped the training at its first step ("Expected more
     than 1 value per channel when training"), after the data were loaded."""
@@ -681,11 +702,12 @@ def test_provenance_says_which_slices_were_held_back(pair, tmp_path):
     assert models.load(tmp_path / "m.pt").provenance["data"]["validation_slices"] == held
 
 
-def test_earlier_checkpoints_in_the_folder_are_said(pair, tmp_path):
+@pytest.mark.parametrize("folder", ["ck", "ck [2]"])  # (brackets: no glob's set of characters)
+def test_earlier_checkpoints_in_the_folder_are_said(pair, tmp_path, folder):
     """A second run into the same `checkpoint_dir` left the first run's later epochs beside its
     own, as if it had written them: said before the training."""
     img, _, sparse = pair
-    ck = tmp_path / "ck"
+    ck = tmp_path / folder
     ck.mkdir()
     for name in ("epoch_001.pt", "epoch_006.pt", "best.pt"):
         (ck / name).write_bytes(b"earlier")
