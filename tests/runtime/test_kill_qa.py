@@ -69,14 +69,14 @@ def test_a_prediction_stopped_before_its_probabilities_are_written_resumes(tmp_p
                     progress=False)
     write.write_prediction(ds, tmp_path / "ref.ome.zarr", resume_key="k", progress=False)
 
-    real = write.save_volume
+    real = write.write_volume
 
     def killed_at_the_uncertainty(data, path, **kwargs):
         if str(path).endswith("_uncertainty"):
             raise KeyboardInterrupt
         return real(data, path, **kwargs)
 
-    monkeypatch.setattr(write, "save_volume", killed_at_the_uncertainty)
+    monkeypatch.setattr(write, "write_volume", killed_at_the_uncertainty)
     img = tmp_path / "img.ome.zarr"
     with pytest.raises(KeyboardInterrupt):
         write.write_prediction(ds, img, resume_key="k", progress=False)
