@@ -6,6 +6,7 @@ import contextlib
 import logging  # both used by a client's close, also from __del__ at shutdown, when nothing can be imported
 import os
 import sys
+import weakref
 from typing import Any
 
 from .._parse import parse_positive_float, parse_positive_int
@@ -332,6 +333,10 @@ def _check_options(cluster: str, options: dict[str, Any]) -> None:
         raise InputError(f"Expected the options of `cluster`={cluster!r} to be keywords of {what}. Got {got} instead.")
 
 
+#: the clients of the clusters :func:`connect` started in this process (a second start is warned)
+_STARTED: weakref.WeakSet = weakref.WeakSet()
+
+
 def connect(
     cluster: str = "local",
     *,
@@ -415,6 +420,14 @@ def connect(
             _announce(client, f"scheduler {cluster}")
         return client
 
+    running = [c for c in list(_STARTED) if getattr(c, "status", "") == "running"]
+    if running:  # a notebook cell run again: each cluster its own workers and memory
+        import warnings
+
+        warnings.warn(f"A cluster bigseg started in this process is still running ({running[0].dashboard_link}): "
+                      f"this starts another beside it, with workers and memory of its own. Close the first "
+                      "(client.close(), or `with bigseg.connect(...) as client:`), or use it again.", UserWarning,
+                      stacklevel=2)
     environ = dict(os.environ)
     lc = None
     try:
@@ -428,6 +441,7 @@ def connect(
         raise
     client._owned_cluster = lc
     client._environ = _environ_changes(environ)  # put back on close (OMP_NUM_THREADS=1 stayed set)
+    _STARTED.add(client)
     if not quiet:
         _announce(client, cluster, dashboard=dashboard)
     return client

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -100,7 +101,14 @@ def test_local_cluster_context_manager_leaves_no_processes(tmp_path, odd_volume,
         np.save(tmp_path / "v.npy", odd_volume)
         vol = bigseg.ingest(tmp_path / "v.npy", tmp_path / "v.ome.zarr", chunks=16, progress=False)
         np.testing.assert_array_equal(vol.values, odd_volume)
+        # a notebook cell run again started a second cluster beside the first without a word
+        with pytest.warns(UserWarning, match=r"A cluster bigseg started in this process is still running \(http"):
+            again = bigseg.connect("local", n_workers=1, quiet=True)
+        again.close()
     assert "dashboard: http://127.0.0.1:" in capsys.readouterr().err
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # both closed: a new one starts quietly
+        bigseg.connect("local", n_workers=1, quiet=True).close()
     # this process's environment as it was (OMP_NUM_THREADS=1 stayed: later subprocesses, e.g.
     # training's data workers, ran one OpenMP thread)
     assert "OMP_NUM_THREADS" not in os.environ and os.environ["MKL_NUM_THREADS"] == "3"
