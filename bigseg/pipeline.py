@@ -913,7 +913,7 @@ def run_state(out: str | os.PathLike) -> dict[str, Any]:
     from .runtime._lock import holder, lock_path, recorded
 
     out = Path(out)
-    stages = list(_read_stages(out))
+    stages = [k for k, v in _read_stages(out).items() if v is not None]  # (damaged: none known)
     who = holder(out, inside=True)
     if who is not None:
         return {"state": "running", "holder": who, "stages": stages}
@@ -943,12 +943,18 @@ def _flag_earlier_report(out: Path) -> None:
             report.unlink()
 
 
-def _read_stages(out: Path) -> dict[str, str]:
+def _read_stages(out: Path) -> dict[str, str | None]:
+    """What each stage in ``out`` was made from: none recorded in a run of before stages.json (its stages
+    are kept); each unknown (``None``: redone) when stages.json is damaged (cut short in a copy, edited),
+    where keeping them took a segmentation of another model or filters as made from this run's."""
     p = out / "stages.json"
-    try:
-        return json.loads(p.read_text()) if p.exists() else {}
-    except ValueError:  # unreadable: as if unknown (the stages are then kept, as before stages.json)
+    if not p.exists():
         return {}
+    try:
+        stages = json.loads(p.read_text())
+    except (ValueError, OSError):
+        stages = None
+    return stages if isinstance(stages, dict) else {"ingest": None, "segment": None}
 
 
 def _write_stage(out: Path, stage: str, key: str, *, reset: bool = False) -> None:

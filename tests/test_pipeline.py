@@ -293,6 +293,23 @@ def test_a_checkpoint_retrained_in_place_is_segmented_again(tmp_path, scan):
     assert (tmp_path / "run" / "stages.json").read_text() == stages
 
 
+@pytest.mark.parametrize("damage", [b"", b'{"ingest": "{\\"align', b"[]"], ids=["empty", "cut-short", "not-an-object"])
+def test_a_damaged_stages_record_redoes_every_stage(tmp_path, scan, damage):
+    """stages.json cut short (a copy that stopped) or edited: its stages were kept as made from this run's
+    inputs, so a run again with other filters measured the earlier segmentation and recorded it as theirs."""
+    _, image = scan
+    image = image[:16, :20, :24]
+    opts = {"predict": {"model": "threshold"}, "measure": {"particles": False, "connectivity": None}}
+    first = Pipeline(filters={"median": None}, **opts).run(image, tmp_path / "run", progress=False)
+    before = bigseg.open_volume(first.labels).values
+    (tmp_path / "run" / "stages.json").write_bytes(damage)
+    again = Pipeline(filters={"median": 5}, **opts).run(image, tmp_path / "run", progress=False)
+    fresh = Pipeline(filters={"median": 5}, **opts).run(image, tmp_path / "fresh", progress=False)
+    want = bigseg.open_volume(fresh.labels).values
+    assert (want != before).any()
+    np.testing.assert_array_equal(bigseg.open_volume(again.labels).values, want)
+
+
 def test_pipeline_writes_pyramids_for_viewers(tmp_path, scan):
     truth, image = scan
     res = Pipeline(chunks=16, levels=3, predict={"model": "threshold"}, measure={"particles": False}).run(

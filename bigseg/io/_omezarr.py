@@ -228,7 +228,7 @@ def _write_multiscale(
     dims = tuple(vol.dims)
     arr = on_host(vol.data)  # blocks on a GPU (CuPy) go to the store through the host
     v2 = group.metadata.zarr_format == 2  # a label image in another writer's OME-Zarr v0.4 image
-    named = {} if v2 else {"dimension_names": list(dims)}  # (zarr v2 has no dimension names)
+    named = {**_checked_chunks(v2), **({} if v2 else {"dimension_names": list(dims)})}  # (v2 has no dimension names)
     targets, sources, datasets = [], [], []
     t_step, t0 = _time_axis(vol)
     for level in range(levels):
@@ -311,6 +311,24 @@ def _write_multiscale(
         **({"source_region": vol.attrs["source_region"]} if "source_region" in vol.attrs else {}),
         **({"channels": list(vol.attrs["channels"])} if "channels" in vol.attrs and "c" in dims else {}),
     }
+
+
+#: a stored array's attribute saying that every one of its chunks was written (by :func:`_checked_chunks`)
+EVERY_CHUNK_STORED = "every_chunk_stored"
+
+
+def _checked_chunks(v2: bool) -> dict[str, Any]:
+    """``create_array`` keywords for every array bigseg stores, so that a damaged copy is found when read,
+    not measured. Each chunk's zstd frame carries a checksum of its content (xxhash64, 4 bytes a chunk):
+    without one a bit flipped in a chunk file (bit rot, a copy damaged on its way) decoded to other voxel
+    values without a word. Every chunk is written, one of fill values too (a few bytes compressed), and the
+    array says so (``attrs["bigseg"]["every_chunk_stored"]``): zarr reads a chunk file missing from such an
+    array (a copy that stopped part-way) as zeros, which :class:`_StoredArray` refuses instead."""
+    import numcodecs
+    from zarr.codecs import ZstdCodec
+
+    return {"compressors": numcodecs.Zstd(level=0, checksum=True) if v2 else ZstdCodec(level=0, checksum=True),
+            "config": {"write_empty_chunks": True}, "attributes": {"bigseg": {EVERY_CHUNK_STORED: True}}}
 
 
 def _times(vol: xr.DataArray) -> list[float] | None:
@@ -675,11 +693,14 @@ class _StoredArray(zarr.Array):
 
     def __getitem__(self, selection: Any) -> Any:
         try:
-            return super().__getitem__(selection)
+            block = super().__getitem__(selection)
         except (BigsegError, MemoryError):
             raise
         except Exception as exc:  # zarr and its codecs raise many types (RuntimeError, ValueError, OSError, ...)
             raise VolumeFormatError(_unreadable(self, selection, exc)) from exc
+        if dict(self.attrs).get("bigseg", {}).get(EVERY_CHUNK_STORED):
+            _check_stored(self, selection)
+        return block
 
 
 def _stored_path(arr: zarr.Array) -> str:
@@ -687,18 +708,43 @@ def _stored_path(arr: zarr.Array) -> str:
     return str(Path(root) / arr.path) if root is not None else str(arr.store_path)
 
 
-def _bad_chunk(arr: zarr.Array, selection: Any) -> str | None:
-    """The key of the first chunk within ``selection`` (a box of slices) that cannot be read."""
+def _chunks_of(arr: zarr.Array, selection: Any) -> Any:
+    """The grid coordinates of the chunks that ``selection`` (a box of slices) touches; none for another
+    selection."""
     import itertools
 
     sel = selection if isinstance(selection, tuple) else (selection,)
+    if sel == (Ellipsis,):
+        sel = (slice(None),) * arr.ndim
     if len(sel) != arr.ndim or not all(isinstance(s, slice) and s.step in (None, 1) for s in sel):
-        return None
+        return iter(())
     ranges = []
     for s, n, c in zip(sel, arr.shape, arr.chunks):
         start, stop, _ = s.indices(n)
         ranges.append(range(start // c, -(-stop // c)))
-    for coords in itertools.islice(itertools.product(*ranges), 4096):
+    return itertools.product(*ranges)
+
+
+def _check_stored(arr: zarr.Array, selection: Any) -> None:
+    """Refuse a read of ``selection`` that zarr filled from a chunk missing on disk, in an array that states
+    every chunk was written (one stat a chunk)."""
+    from zarr.core.sync import sync
+
+    for coords in _chunks_of(arr, selection):
+        key = arr.metadata.encode_chunk_key(coords)
+        if not sync((arr.store_path / key).exists()):
+            raise VolumeFormatError(
+                f"Expected every chunk of the stored array {_stored_path(arr)!r} on disk (it was written with every "
+                f"chunk). Got no chunk {key!r}, which would read as zeros: a copy that stopped part-way (rsync, "
+                f"Globus, a disk that filled), a file removed since, or metadata (zarr.json / .zarray) stating a "
+                f"larger shape than was written. Copy the store again from its source.")
+
+
+def _bad_chunk(arr: zarr.Array, selection: Any) -> str | None:
+    """The key of the first chunk within ``selection`` (a box of slices) that cannot be read."""
+    import itertools
+
+    for coords in itertools.islice(_chunks_of(arr, selection), 4096):
         try:
             zarr.Array.__getitem__(arr, tuple(slice(i * c, (i + 1) * c) for i, c in zip(coords, arr.chunks)))
         except Exception:
@@ -710,8 +756,9 @@ def _unreadable(arr: zarr.Array, selection: Any, exc: Exception) -> str:
     key = _bad_chunk(arr, selection)
     what = f"its chunk {key!r}" if key else f"the region {selection!r}"
     return (f"Expected every chunk of the stored array {_stored_path(arr)!r} to be readable. Could not read {what} "
-            f"({type(exc).__name__}: {exc}): a damaged chunk file (cut short, overwritten), or metadata "
-            f"(zarr.json / .zarray) stating another dtype, shape or codec than its chunks were written with.")
+            f"({type(exc).__name__}: {exc}): a damaged chunk file (cut short, overwritten, a bit flipped that its "
+            f"checksum caught), or metadata (zarr.json / .zarray) stating another dtype, shape or codec than its "
+            f"chunks were written with. Copy the store again from its source.")
 
 
 def _open_stored(path: Path, *, name: str = "path") -> _StoredArray:
@@ -923,6 +970,33 @@ def _bytes_on_disk(path: Path) -> int:
     return total
 
 
+def _check_chunk_files(p: Path) -> None:
+    """Refuse a store in which an array stating every chunk stored (:func:`_checked_chunks`) has fewer
+    chunk files than its chunk grid: one listing of the store, no chunk read (a copy that stopped part-way
+    is found by ``bigseg info``, not only by the read that reaches the missing chunk)."""
+    files: dict[str, int] = {}
+    arrays = []
+    for root, dirs, names in os.walk(p):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]  # (a write's hidden folder: not part of the store)
+        files[root] = sum(n not in ("zarr.json", ".zarray", ".zattrs", ".zgroup") for n in names)
+        if "zarr.json" in names or ".zarray" in names:
+            arrays.append(root)
+    for root in arrays:
+        try:
+            arr = zarr.open_array(root, mode="r")
+        except Exception:  # a group (zarr raises several types); unreadable metadata is said when read
+            continue
+        if not dict(arr.attrs).get("bigseg", {}).get(EVERY_CHUNK_STORED):
+            continue
+        n = sum(c for d, c in files.items() if d == root or d.startswith(root + os.sep))
+        if n < arr.nchunks:
+            raise VolumeFormatError(
+                f"Expected {arr.nchunks} chunk files in the stored array {root!r} (it was written with every chunk). "
+                f"Got {n}: {arr.nchunks - n} missing, which would read as zeros: a copy that stopped part-way (rsync, "
+                f"Globus, a disk that filled), files removed since, or metadata (zarr.json / .zarray) stating a larger "
+                f"shape than was written. Copy the store again from its source.")
+
+
 def volume_info(path: str | os.PathLike, *, stats: bool = True, progress: bool = False) -> dict[str, Any]:
     """Shape, dtype, chunks, voxel size, bytes on disk, levels, labels and an intensity summary.
 
@@ -938,9 +1012,13 @@ def volume_info(path: str | os.PathLike, *, stats: bool = True, progress: bool =
     no phase (255, e.g. outside the field of view) instead, from the same level (``fractions``).
 
     ``progress``: a progress bar on stderr for each pass over the data (default off).
+
+    A store bigseg wrote is refused when a chunk file of one of its arrays is missing (counted from a
+    listing of the store, no chunk read), as a read of that chunk would be.
     """
     p = image_of(Path(path))  # (a bioformats2raw store: its image)
     vol = open_volume(p)
+    _check_chunk_files(p)
     group = zarr.open(str(p), mode="r")
     meta = _ome_meta(group) if isinstance(group, zarr.Group) else {}
     levels = len(meta.get("multiscales", [{"datasets": [0]}])[0]["datasets"])

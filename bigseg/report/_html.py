@@ -264,7 +264,8 @@ def read_metrics(run: str | os.PathLike):
                 ds = f.load()
         else:
             ds = xr.Dataset.from_dict(json.loads(js.read_text()))
-    except (OSError, ValueError, KeyError, TypeError) as exc:  # a file cut short (a run killed while writing it)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:  # a file cut short (a run killed
+        # while writing it), or edited into JSON of no Dataset ("[]": AttributeError)
         raise _unreadable(run, nc if nc.exists() else js, exc) from None
     # the pipeline stored list-valued attributes (voxel_size, shape, ...) as JSON text: decode them
     for attrs in [ds.attrs] + [v.attrs for v in ds.variables.values()]:
@@ -294,9 +295,12 @@ def _run_info(run: Path) -> dict[str, Any]:
     if not path.exists():
         return {}
     try:
-        return json.loads(path.read_text())
+        info = json.loads(path.read_text())
+        if not isinstance(info, dict):  # (edited: valid JSON, no record; read on as one, a traceback)
+            raise ValueError(f"a JSON {type(info).__name__}, not an object")
     except (OSError, ValueError) as exc:
         raise _unreadable(run, path, exc) from None
+    return info
 
 
 def provenance_text(info: dict[str, Any]) -> str:

@@ -70,14 +70,14 @@ def blocks_done(manifest: str | Path) -> set[str]:
 def resumable_array(group: Any, name: str, *, shape: tuple[int, ...], chunks: tuple[int, ...], dtype: Any,
                     manifest: str | Path, **kwargs: Any) -> Any:
     """``group[name]`` as an interrupted write left it when it has this shape, chunks and dtype
-    (its manifest stays valid); otherwise a new array (``kwargs`` to ``create_array``; fill 0)
-    and the manifest cleared."""
+    (its manifest stays valid; opened with ``kwargs["config"]``, which zarr does not store); otherwise a
+    new array (``kwargs`` to ``create_array``; fill 0) and the manifest cleared."""
     import shutil
 
     old = group.get(name)
     if old is not None and (tuple(old.shape), tuple(old.chunks), np.dtype(old.dtype)) == (
             tuple(shape), tuple(chunks), np.dtype(dtype)):
-        return old
+        return old.with_config(kwargs["config"]) if "config" in kwargs else old
     shutil.rmtree(manifest, ignore_errors=True)
     return group.create_array(name, shape=shape, chunks=chunks, dtype=dtype, fill_value=0, overwrite=True, **kwargs)
 

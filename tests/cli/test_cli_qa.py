@@ -55,6 +55,12 @@ def test_report_and_info_on_a_run_with_a_file_cut_short(tmp_path, bigseg_cli):
     for command in ("report", "info"):
         out = bigseg_cli(command, run, check=False)  # was a JSONDecodeError traceback
         assert out.returncode == 2 and "run.json" in out.stderr and "cannot be read" in out.stderr, out.stderr
+    for what, text in (("run.json", "[]"), ("run.json", "null"), ("metrics.json", "[]")):  # edited: JSON, no record
+        (run / "run.json").write_text("{}")
+        (run / what).write_text(text)
+        for command in ("report", "info"):
+            out = bigseg_cli(command, run, check=False)  # was an AttributeError traceback
+            assert out.returncode == 2 and what in out.stderr and "cannot be read" in out.stderr, out.stderr
     assert not (run / "report.html").exists()
 
 

@@ -31,6 +31,58 @@ def test_a_damaged_chunk_is_named_with_its_store(tmp_path, damage):
         filters.median(vol, size=3).compute()
 
 
+def test_a_flipped_bit_in_a_chunk_is_caught_by_its_checksum(tmp_path):
+    """Bit rot or a copy damaged on its way: a zstd frame without a checksum decoded a flipped bit to
+    other voxel values without a word."""
+    path = _saved(tmp_path)
+    chunk = path / "0" / "c" / "1" / "0" / "1"
+    data = bytearray(chunk.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    chunk.write_bytes(bytes(data))
+    with pytest.raises(VolumeFormatError, match=r"scan\.ome\.zarr/0'.*chunk 'c/1/0/1'.*checksum"):
+        bigseg.open_volume(path).compute()
+
+
+def test_a_missing_chunk_is_named_not_read_as_zeros(tmp_path):
+    """An interrupted copy (rsync, Globus) leaves chunk files out, which zarr reads as the fill value:
+    bigseg's own stores hold every chunk, those of zeros too, so one missing is damage."""
+    data = np.random.default_rng(0).random((16, 16, 16), dtype=np.float32)
+    data[:8, :8, :8] = 0
+    path = tmp_path / "scan.ome.zarr"
+    bigseg.save_volume(data, path, chunks=8, levels=2)
+    assert (path / "0" / "c" / "0" / "0" / "0").is_file()  # a chunk of zeros is written too
+    np.testing.assert_array_equal(bigseg.open_volume(path).values, data)
+    (path / "0" / "c" / "1" / "0" / "1").unlink()
+    with pytest.raises(VolumeFormatError, match=r"scan\.ome\.zarr/0'.*no chunk 'c/1/0/1'.*stopped part-way"):
+        bigseg.open_volume(path).compute()
+    with pytest.raises(VolumeFormatError, match=r"no chunk 'c/1/0/1'"):  # read with a halo too
+        filters.median(bigseg.open_volume(path), size=3).compute()
+    (path / "1" / "c" / "0" / "0" / "0").unlink()  # a pyramid level's too
+    with pytest.raises(VolumeFormatError, match=r"scan\.ome\.zarr/1'.*no chunk 'c/0/0/0'"):
+        bigseg.open_volume(path, level=1).compute()
+
+
+def test_info_counts_the_chunk_files(tmp_path):
+    """``bigseg info`` (no read of level 0) finds a chunk file missing anywhere in the store by listing it."""
+    from bigseg.io import volume_info
+
+    path = _saved(tmp_path)
+    bigseg.save_labels(np.zeros((16, 16, 16), np.uint8), path, name="seg", phases=["a"], chunks=8)
+    assert volume_info(path, stats=False)["labels"] == ["seg"]
+    (path / "labels" / "seg" / "0" / "c" / "1" / "1" / "0").unlink()
+    with pytest.raises(VolumeFormatError, match=r"Expected 8 chunk files in the stored array '.*labels/seg/0'.*Got 7"):
+        volume_info(path, stats=False)
+
+
+def test_metadata_stating_a_larger_shape_is_named(tmp_path):
+    """A shape grown in zarr.json (hand-edited, a damaged digit) read the chunks beyond the data as zeros."""
+    path = _saved(tmp_path)
+    meta = path / "0" / "zarr.json"
+    meta.write_text(meta.read_text().replace('"shape": [\n    16,', '"shape": [\n    24,'))
+    with pytest.raises(VolumeFormatError, match=r"no chunk 'c/2/[01]/[01]'.*larger shape"):
+        bigseg.open_volume(path).compute()
+
+
 def test_metadata_stating_another_dtype_is_named(tmp_path):
     path = _saved(tmp_path)
     meta = path / "0" / "zarr.json"
