@@ -8,7 +8,6 @@ from pathlib import Path
 
 from .._parse import parse_shells_spec
 from ..errors import InputError
-from ..report._units import at_last_step, time_at
 from ..runtime._files import replacing
 from ._common import (FIGURE_SUFFIXES, add_cluster_args, add_progress_args, add_stack_calibration_args,
                       cluster_from_args, distinct_files, open_label_image, output_file, positive_float,
@@ -93,7 +92,7 @@ def _table(ds) -> str:
     series = "t" in ds.dims
     steps = list(range(ds.sizes["t"])) if series else [None]
     from ..measure import evolution
-    from ..report._units import readable
+    from ..report._units import readable, time_at
 
     phases = [str(p) for p in ds.phase.values]
     pairs = list(itertools.combinations(range(len(phases)), 2))
@@ -169,6 +168,7 @@ def _text_table(title: str, head: list[str], rows: list[list], note: str | None 
 def _connectivity_table(conn) -> str:
     """The connectivity of each phase (the last scan of a series), as the report shows it."""
     from ..report import connectivity_table
+    from ..report._units import at_last_step
 
     last = at_last_step(conn)
     head, rows, note = connectivity_table(conn.isel(t=-1) if "t" in conn.dims else conn, conn.attrs["axis"])
@@ -178,6 +178,7 @@ def _connectivity_table(conn) -> str:
 def _thickness_table(thick) -> str:
     """Each phase's local thickness d10 / median / d90 / mean (the last scan of a series), as the report shows it."""
     from ..report import thickness_table
+    from ..report._units import at_last_step
 
     last = at_last_step(thick)
     d = thick.isel(t=-1) if "t" in thick.dims else thick
@@ -219,13 +220,13 @@ def _radial_table(radial, rows: int = 10) -> str:
     """The radial profile in about ``rows`` groups of its shells (voxel-weighted means)."""
     import numpy as np
 
+    from ..report._units import at_last_step, readable
+
     last = at_last_step(radial)
     p = radial.isel(t=-1) if "t" in radial.dims else radial
     w = p["bin_voxels"].values.astype(np.float64)
     n = int(np.flatnonzero(w > 0).max()) + 1 if (w > 0).any() else 0
     edges = np.unique(np.linspace(0, n, min(rows, n) + 1).round().astype(int))
-    from ..report._units import readable
-
     scale, unit = readable(p.r.values, p.r.attrs.get("units", ""))
     step = float(p.attrs["step"]) * (float(p.r.values[0]) / float(p.r_voxels.values[0])) * scale
     phases = [str(x) for x in p.phase.values]
@@ -244,6 +245,8 @@ def _profile_table(prof, rows: int = 10) -> str:
     the gradient; every bin is in --netcdf/--csv. A series shows its last time step."""
     import numpy as np
 
+    from ..report._units import at_last_step, readable
+
     axis = prof.attrs["axis"]
     last = at_last_step(prof)
     p = prof.isel(t=-1) if "t" in prof.dims else prof
@@ -252,8 +255,6 @@ def _profile_table(prof, rows: int = 10) -> str:
     n_slices = int(prof.attrs["shape"][("z", "y", "x").index(axis)])
     n = p.sizes[axis]
     edges = np.unique(np.linspace(0, n, min(rows, n) + 1).round().astype(int))
-    from ..report._units import readable
-
     scale, unit = readable(p[axis].values, p[axis].attrs.get("units", ""))
     phases = [str(x) for x in p.phase.values]
     lines = [f"volume fractions along {axis}{last}:",
@@ -333,6 +334,9 @@ def run(args: argparse.Namespace) -> int:
     from .. import measure
     from ..io import open_source
     from ..io._volume import same_place
+    # here, not at the top: the report package brings the measure kernels (numba, scikit-image), which
+    # every command's start (`bigseg --help`) would load
+    from ..report._units import at_last_step, time_at
 
     refuse_unused(args, _NEEDS)
 

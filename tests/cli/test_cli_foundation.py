@@ -40,6 +40,18 @@ def test_help_on_every_subcommand(capsys):
         assert capsys.readouterr().out.startswith("usage: bigseg " + name), name
 
 
+
+def test_parser_loads_no_heavy_package():
+    """Every command's start (``bigseg --help`` too) builds the whole parser: no command module
+    may load the measure kernels (numba, scikit-image: ~0.5 s), the report, torch or matplotlib
+    at import; each command imports what it runs when it runs."""
+    code = ("import sys\nfrom bigseg.cli import build_parser\nbuild_parser()\n"
+            "print([m for m in ('bigseg.measure', 'bigseg.report', 'numba', 'skimage', 'torch', 'matplotlib') "
+            "if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
 def test_ingest_then_info(tmp_path, odd_volume, bigseg_cli):
     np.save(tmp_path / "v.npy", odd_volume)
     out = bigseg_cli("ingest", tmp_path / "v.npy", tmp_path / "v.ome.zarr", "--chunks", "10,17,30", "--voxel-size", "2,1,1",
