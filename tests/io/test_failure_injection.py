@@ -74,20 +74,16 @@ def test_info_counts_the_chunk_files(tmp_path):
         volume_info(path, stats=False)
 
 
-def test_metadata_stating_a_larger_shape_is_named(tmp_path):
-    """A shape grown in zarr.json (hand-edited, a damaged digit) read the chunks beyond the data as zeros."""
+@pytest.mark.parametrize("old, new, said", [
+    # a shape grown in zarr.json (hand-edited, a damaged digit) read the chunks beyond the data as zeros
+    ('"shape": [\n    16,', '"shape": [\n    24,', r"no chunk 'c/2/[01]/[01]'.*larger shape"),
+    ('"float32"', '"uint16"', r"another dtype"),
+], ids=["larger shape", "another dtype"])
+def test_metadata_edited_is_named(tmp_path, old, new, said):
     path = _saved(tmp_path)
     meta = path / "0" / "zarr.json"
-    meta.write_text(meta.read_text().replace('"shape": [\n    16,', '"shape": [\n    24,'))
-    with pytest.raises(VolumeFormatError, match=r"no chunk 'c/2/[01]/[01]'.*larger shape"):
-        bigseg.open_volume(path).compute()
-
-
-def test_metadata_stating_another_dtype_is_named(tmp_path):
-    path = _saved(tmp_path)
-    meta = path / "0" / "zarr.json"
-    meta.write_text(meta.read_text().replace('"float32"', '"uint16"'))
-    with pytest.raises(VolumeFormatError, match=r"another dtype"):
+    meta.write_text(meta.read_text().replace(old, new))
+    with pytest.raises(VolumeFormatError, match=said):
         bigseg.open_volume(path).compute()
 
 
