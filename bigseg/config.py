@@ -27,6 +27,9 @@ __all__ = ["RunConfig", "DEFAULTS", "load_deploy", "DEPLOY_DIR"]
 #: ``bigseg/deploy``): ``local``, ``local-cuda`` and ``slurm`` name them wherever bigseg is installed.
 DEPLOY_DIR = Path(__file__).resolve().parent / "deploy"
 
+#: the values of ``predict.model`` that name a classical segmenter (no model, no probabilities)
+CLASSICAL_MODELS = ("threshold", "kmeans", "watershed")
+
 #: Every key the configuration knows, with its default. Unknown keys are errors (typos).
 DEFAULTS: dict[str, Any] = {
     "cluster": "local",
@@ -245,9 +248,9 @@ def _validate(cfg: dict[str, Any]) -> None:
     _check("predict.temporal", p["temporal"] == 0 or _is_pos_int(p["temporal"]),
            "to be 0 or a positive integer (scans before and after each scan whose probabilities are averaged)",
            p["temporal"])
-    _check("predict.temporal", not p["temporal"] or p["model"] not in ("threshold", "kmeans", "watershed"),
+    _check("predict.temporal", not p["temporal"] or p["model"] not in CLASSICAL_MODELS,
            f"0 with predict.model {p['model']!r} (a time window averages a model's probabilities)", p["temporal"])
-    _check("predict.probabilities", not p["probabilities"] or p["model"] not in ("threshold", "kmeans", "watershed"),
+    _check("predict.probabilities", not p["probabilities"] or p["model"] not in CLASSICAL_MODELS,
            f"false with predict.model {p['model']!r} (a classical segmenter gives no probabilities)", p["probabilities"])
     _check("measure.particles", isinstance(cfg["measure"]["particles"], bool), "to be true or false",
            cfg["measure"]["particles"])

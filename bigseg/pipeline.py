@@ -29,7 +29,7 @@ import xarray as xr
 
 from ._parse import parse_choice, parse_chunks, parse_in_range, parse_positive_float, parse_region, parse_shells_spec
 from ._version import environment, version
-from .config import RunConfig
+from .config import CLASSICAL_MODELS, RunConfig
 from .errors import BigsegError, ConfigError, InputError, LabelsReplacedWarning, SourceNotFoundError
 from .io._fov import fill_outside_like_inside, fov_centre
 from .io._ingest import natural_key, tiff_slices
@@ -231,7 +231,7 @@ class Pipeline:
         model = p.pop("model")
         temporal = p.pop("temporal", 0)
         mask = None if fov is None else fov.values
-        if model in ("threshold", "kmeans", "watershed"):
+        if model in CLASSICAL_MODELS:
             from . import baselines
 
             yield xr.Dataset({"labels": getattr(baselines, model)(vol, fov=mask)})
@@ -432,7 +432,7 @@ class Pipeline:
         check_ingest(vol, chunks)
         vol = self._filter(vol)
         model = cfg.predict["model"]
-        if model in ("threshold", "kmeans", "watershed"):
+        if model in CLASSICAL_MODELS:
             return
         if cfg.filters["normalize"]:  # filters.normalize: float32 in [0, 1]
             vol = vol.astype(np.float32)
@@ -447,7 +447,7 @@ class Pipeline:
 
         model = self.config.predict["model"]
         self._model_key = None
-        if model in ("threshold", "kmeans", "watershed"):
+        if model in CLASSICAL_MODELS:
             phases = list(DEFAULT_PHASES)
         elif isinstance(model, (str, os.PathLike)):
             from .models import load

@@ -6,13 +6,14 @@ import argparse
 import contextlib
 from pathlib import Path
 
+from ..config import CLASSICAL_MODELS
 from ..errors import InputError
 from ..runtime._lock import held
 from ._common import (add_cluster_args, add_fov_args, add_progress_args, check_fov_margin, cluster_from_args,
                       command_key, open_label_image, positive_int, refuse_existing, refuse_label_image,
                       refuse_replacing, set_unset)
 
-METHODS = ("threshold", "kmeans", "watershed", "random-forest")
+METHODS = (*CLASSICAL_MODELS, "random-forest")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -79,7 +80,7 @@ _UNSET = {"overlap": 0.5, "autocast": "auto", "classes": 3, "window": "conservat
           "sigmas": "0.7,1,1.6,3.5", "trees": 100, "seed": 0}
 #: which segmentation each option acts on (an option given to another is refused, not ignored)
 _FOR = {"overlap": "model", "tta": "model", "triplanar": "model", "plane": "model", "batch_size": "model", "device": "model",
-        "autocast": "model", "classes": ("threshold", "kmeans", "watershed"), "window": ("watershed",),
+        "autocast": "model", "classes": CLASSICAL_MODELS, "window": ("watershed",),
         "labels": ("random-forest",), "unlabelled": ("random-forest",), "sigmas": ("random-forest",),
         "trees": ("random-forest",), "seed": ("kmeans", "random-forest")}
 

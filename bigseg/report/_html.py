@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from .._version import version
+from ..config import CLASSICAL_MODELS
 from ..errors import InputError, VolumeFormatError
 from ..io._volume import is_step_index, time_unit
 from ..runtime._files import write_text
@@ -316,9 +317,6 @@ def provenance_text(info: dict[str, Any]) -> str:
             f"on {m.get('host')} ({m.get('processor')}, {m.get('cpus')} CPUs{', ' + m['gpu'] if m.get('gpu') else ''})")
 
 
-_CLASSICAL = ("threshold", "kmeans", "watershed")  # the pipeline's segmenters without a model
-
-
 def processing_text(info: dict[str, Any]) -> str | None:
     """The steps between the source and the labels as a run's configuration (run.json) set them, in
     the pipeline's order: ``"median 3 → normalised for the model → model: overlap 0.5, gaussian
@@ -339,7 +337,7 @@ def processing_text(info: dict[str, Any]) -> str | None:
         u = f["unsharp"] if isinstance(f["unsharp"], dict) else {}
         steps.append(f"unsharp (radius {u.get('radius', 6)}, amount {u.get('amount', 0.6)}"
                      f"{', per z slice' if u.get('axes') == '2d' else ''})")
-    if p.get("model") in _CLASSICAL:
+    if p.get("model") in CLASSICAL_MODELS:
         steps.append(f"{p['model']} (classical, no model)")
     elif p:
         if f.get("normalize"):
