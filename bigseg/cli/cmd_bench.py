@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 
-from ._common import add_cluster_args, add_progress_args, cluster_from_args, output_file
+from ._common import add_cluster_args, add_progress_args, cluster_from_args, json_text, output_file
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=int, default=128, help="edge of the generated volume (default 128)")
     p.add_argument("--chunks", type=int, default=64, help="chunk edge (default 64)")
     p.add_argument("--model", default="default", help="model name or checkpoint path (default: the bundled model)")
-    p.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated subset of {','.join(STAGES)}")
+    p.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated subset of {','.join(STAGES)} (default: all)")
     p.add_argument("--workdir", default=None, help="where the temporary volumes go (default: the system's temp)")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
@@ -67,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         from ..runtime._files import write_text
 
-        write_text(args.json, json.dumps(res, indent=1))  # whole or not at all
+        write_text(args.json, json_text(res, indent=1))  # whole or not at all
         print(f"wrote {args.json}")
     return 0
 

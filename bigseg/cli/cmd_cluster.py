@@ -13,8 +13,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "Other bigseg commands reach it with --cluster tcp://ADDRESS.")
     p.add_argument("--workers", type=positive_int, default=None, help="number of worker processes (default: one per core)")
     p.add_argument("--threads", type=positive_int, default=1, help="threads per worker (default 1)")
-    p.add_argument("--memory-limit", default=None, help="per-worker memory limit, e.g. 4GiB")
-    p.add_argument("--kind", default="local", choices=["local", "local-cuda"], help="local processes or one worker per GPU")
+    p.add_argument("--memory-limit", default=None, metavar="SIZE",
+                   help="memory of each worker, e.g. 4GiB (default: 90 %% of the machine's memory split evenly)")
+    p.add_argument("--kind", default="local", choices=["local", "local-cuda"], help="local processes (default) or one worker per GPU")
     p.add_argument("--port", type=positive_int, default=None,
                    help="the scheduler's port, e.g. 8786, so that scripts can name a fixed address "
                         "(default: a free one, printed)")

@@ -5,7 +5,7 @@ from pathlib import Path
 from shlex import quote
 
 
-from ._common import add_progress_args
+from ._common import add_cluster_args, add_progress_args, cluster_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,7 +18,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--chunks", type=int, default=48, help="chunk edge (default 48)")
     p.add_argument("--seed", type=int, default=7, help="random seed of the electrode and scan (default 7)")
     p.add_argument("--model", default="default", help="model name or checkpoint path (default: the bundled model)")
-    p.add_argument("--cluster", default=None, help="'local' to run on a LocalCluster (default: threads in this process)")
     p.add_argument("--steps", type=int, default=None,
                    help="an operando series of this many drifting scans instead (2-6; --size 64, --chunks 32 and "
                         "--out out/demo-series unless given): aligned, segmented, particles tracked, measured over time")
@@ -26,21 +25,24 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="with --steps: average each scan's probabilities with those of the N scans before and after "
                         "it (predict.temporal; default 0: each scan alone)")
     add_progress_args(p)
+    add_cluster_args(p)  # as every command's (was --cluster only, 'threads' and a wrong name refused after generating)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    with cluster_from_args(args):  # started (or refused by name) before anything is generated; the pipeline runs on it
+        return _series(args) if args.steps is not None else _single(args)
+
+
+def _single(args: argparse.Namespace) -> int:
     from ..demo import run_demo
 
-    if args.steps is not None:
-        return _series(args)
     if args.temporal:
         from ..errors import InputError
 
         raise InputError(f"Expected `--temporal` only with --steps (a series). Got --temporal {args.temporal} instead.")
 
-    s = run_demo(args.out, size=args.size, chunks=args.chunks, seed=args.seed, model=args.model, cluster=args.cluster,
-                 progress=args.progress)
+    s = run_demo(args.out, size=args.size, chunks=args.chunks, seed=args.seed, model=args.model, progress=args.progress)
     print(f"\nbigseg demo: {s['size']}³ electrode, {s['seconds']} s")
     print(f"  simulated scan (TIFF slices)   {s['scan']}")
     phases = list(s["truth_volume_fraction"])
@@ -70,7 +72,7 @@ def _series(args: argparse.Namespace) -> int:
     given = {a for a in ("size", "chunks", "out") if getattr(args, a) != {"size": 96, "chunks": 48, "out": "out/demo"}[a]}
     s = run_series_demo(args.out if "out" in given else "out/demo-series", size=args.size if "size" in given else 64,
                         steps=args.steps, chunks=args.chunks if "chunks" in given else 32, seed=args.seed,
-                        model=args.model, cluster=args.cluster, temporal=args.temporal, progress=args.progress)
+                        model=args.model, temporal=args.temporal, progress=args.progress)
     from ..measure import read_table
 
     ev = read_table(s["evolution"]).set_index("t")  # (headers with their units: "t [min]")

@@ -4,7 +4,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ._common import parse_triple, printable, voxel_size_text
+from ._common import json_text, parse_triple, printable, voxel_size_text
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -295,7 +295,7 @@ def run(args: argparse.Namespace) -> int:
         info, lines = source_info(args.path, dataset=args.dataset, dtype=args.dtype, offset=args.offset,
                                   shape=parse_triple(args.shape, int, option="--shape")), _source_lines
     # names and attributes are the store's: shown, not obeyed by the terminal (JSON escapes them itself)
-    print(json.dumps(info, indent=2) if args.json else printable("\n".join(lines(info, args))))
+    print(json_text(info, indent=2) if args.json else printable("\n".join(lines(info, args))))
     return 0
 
 

@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                   "label stack")
     p.add_argument("--label", default=None, help="with an image path: the label image to open (labels/LABEL)")
     p.add_argument("--method", default="faces", choices=["faces", "marching_cubes", "crofton"],
-                   help="interface area: voxel faces (fast, +50%% on spheres), smoothed marching cubes (loses "
+                   help="interface area: voxel faces (default; fast, +50%% on spheres), smoothed marching cubes (loses "
                         "1-voxel films) or crofton (13 directions, within a few %% on any shape)")
     p.add_argument("--truth", default=None, help="reference label image, or a TIFF/HDF5/.npy label stack: adds IoU, "
                                                  "Dice, precision, recall, accuracy")

@@ -20,12 +20,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("dest", help="OME-Zarr folder to create (e.g. synth.ome.zarr)")
     p.add_argument("--shape", default="128", help="edge, or z,y,x voxels (default 128)")
     p.add_argument("--steps", type=int, default=None, help="write an operando series of this many time steps (t,z,y,x)")
-    p.add_argument("--fractions", default="0.35,0.15,0.5", help="pore,cbd,active volume fractions summing to 1")
+    p.add_argument("--fractions", default="0.35,0.15,0.5", help="pore,cbd,active volume fractions summing to 1 "
+                                                                    "(default 0.35,0.15,0.5)")
     p.add_argument("--radius", default="8,2", help="particle radius mean[,std] in voxels (default 8,2)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--chunks", default="128", help="chunk edge, or z,y,x (default 128)")
     p.add_argument("--preset", default="nano-ct-phase",
-                   help="imaging preset: nano-ct-phase, nano-ct-absorption, lab-micro-ct, synchrotron-micro-ct, ideal")
+                   help="imaging preset: nano-ct-phase, nano-ct-absorption, lab-micro-ct, synchrotron-micro-ct, ideal "
+                        "(default nano-ct-phase)")
     g = p.add_argument_group("physics (override the preset)")
     g.add_argument("--snr", type=float, default=None, help="contrast-to-noise ratio (inf: no noise)")
     g.add_argument("--noise", default=None, help="gaussian or poisson")

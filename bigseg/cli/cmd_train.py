@@ -43,12 +43,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--synthetic", action="store_true", help="train on generated electrodes + XCT physics")
     p.add_argument("--arch", default=None, help="lrcsnet (2D, default) or unet3d")
     p.add_argument("--init", default=None, help="model to fine-tune: 'default' or a checkpoint path")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--steps-per-epoch", type=int, default=None)
+    p.add_argument("--epochs", type=int, default=10, help="passes over the training data (default 10)")
+    p.add_argument("--steps-per-epoch", type=int, default=None,
+                   help="batches per epoch (default: enough to see each labelled voxel ~8 times, 20-1000; "
+                        "100 with --synthetic)")
     p.add_argument("--lr", type=float, default=None, help="initial learning rate (default 1e-4; 1e-3 with --synthetic)")
     p.add_argument("--lr-decay", type=float, default=None,
                    help="factor applied to the learning rate after each epoch (default 0.3 as Su et al. 2022; 0.8 with --synthetic)")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=8, help="patches per training step (default 8)")
     p.add_argument("--patch", default=None, help="patch edge or y,x (2D) / z,y,x (3D)")
     p.add_argument("--kernels", type=int, default=None, help="lrcsnet: kernels of the first level (default 32)")
     p.add_argument("--kernel-size", type=int, default=None, help="lrcsnet: kernel size (default 5)")
@@ -76,9 +78,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="go on with the run in --checkpoint-dir that stopped (wall time, --max-minutes, a crash): "
                         "the same command with --resume and --epochs the total to reach gives the model of the "
                         "whole run (replacing the -o, --report and --plot the stopped run wrote)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: CUDA if available)")
-    p.add_argument("--amp", default="auto", help="auto, bf16, fp16 or off")
+    p.add_argument("--amp", default="auto",
+                   help="reduced precision: auto, bf16, fp16 or off (default auto: bf16/fp16 on a GPU, float32 on the CPU)")
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     p.add_argument("--half", action="store_true", help="store float16 weights (half the file size)")
     p.add_argument("--report", default=None, help="also write the provenance (history, scores) as JSON here")

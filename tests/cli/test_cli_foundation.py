@@ -41,6 +41,26 @@ def test_help_on_every_subcommand(capsys):
 
 
 
+def test_every_option_has_help_with_its_default():
+    """`bigseg X --help` is a script writer's reference: every option says what it does and, where
+    it has a default value, what that is (train's --epochs, --batch-size, --seed had no help)."""
+    import argparse
+
+    from bigseg.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    missing = []
+    for name, parser in sub.choices.items():
+        for action in parser._actions:
+            if not action.option_strings or isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+                continue
+            said = action.help or ""
+            if not said or (isinstance(action, argparse._StoreAction) and action.default not in (None, False)
+                            and "default" not in said):
+                missing.append(f"{name} {action.option_strings[-1]}")
+    assert not missing, missing
+
+
 def test_parser_loads_no_heavy_package():
     """Every command's start (``bigseg --help`` too) builds the whole parser: no command module
     may load the measure kernels (numba, scikit-image: ~0.5 s), the report, torch or matplotlib
@@ -368,3 +388,19 @@ def test_the_environments_cluster_is_where_run_and_watch_compute(tmp_path, monke
     (tmp_path / "site.yaml").write_text("cluster: slurm\n")
     monkeypatch.setenv("BIGSEG_CONFIG", str(tmp_path / "site.yaml"))
     assert pipeline_config(parser.parse_args(["run", "x.npy", "--out", str(tmp_path / "o")]))[1] == "slurm"
+
+
+def test_info_json_is_strict_json(tmp_path, capsys):
+    """`info --json` is read by scripts (jq, other languages): an image's statistics that are NaN
+    (all of it NaN) are null, not Python's invalid ``NaN``."""
+    from bigseg import save_volume
+
+    save_volume(np.full((8, 8, 8), np.nan, np.float32), tmp_path / "nan.ome.zarr", chunks=4)
+    assert main(["info", str(tmp_path / "nan.ome.zarr"), "--json"]) == 0
+    out = capsys.readouterr().out
+
+    def refuse(constant):
+        raise ValueError(f"not JSON: {constant}")
+
+    info = json.loads(out, parse_constant=refuse)
+    assert info["intensity"]["mean"] is None and info["shape"] == [8, 8, 8]

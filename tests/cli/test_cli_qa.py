@@ -77,7 +77,9 @@ def test_demo_writes_only_into_a_demo_folder(tmp_path, scan, bigseg_cli):
                           (("--size", "4"), "`--size` to be at least 8"),
                           (("--seed", "-1"), "`--seed` to be a non-negative integer"),
                           (("--chunks", "0"), "`--chunks` to be a positive integer"),
-                          (("--steps", "3", "--size", "5"), "`--size` to be at least 8")):
+                          (("--steps", "3", "--size", "5"), "`--size` to be at least 8"),
+                          (("--cluster", "bogus"), "`--cluster` to be 'local'"),  # was after generating the scan
+                          (("--steps", "2", "--cluster", "bogus"), "`--cluster` to be 'local'")):
         out = bigseg_cli("demo", "--out", tmp_path / "d", *argv, "--no-progress", check=False)
         assert out.returncode == 2 and message in out.stderr and "generating" not in out.stderr, (argv, out.stderr)
         assert not (tmp_path / "d").exists()
