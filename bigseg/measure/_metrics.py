@@ -259,7 +259,12 @@ def interfaces(labels: Any, *, method: Method = "faces", phases: Any = None,
       ``marching_cubes`` the pair areas come from smoothed surfaces, which partly lose thin
       films (a CBD layer one or two voxels thick) to the 3 × 3 × 3 smoothing: on default
       electrodes (96³, seeds 0–2) the active surface's CBD coverage reads 0.51–0.54 by faces,
-      0.50–0.52 by Crofton and 0.39–0.41 by marching cubes. The per-particle contacts of :func:`particles` count faces.
+      0.50–0.52 by Crofton and 0.39–0.41 by marching cubes. The per-particle contacts of :func:`particles` count faces;
+    * with ``"marching_cubes"`` also ``phase_area`` over ``phase`` (``unit^2``): each phase's
+      own smoothed surface area (with unlabelled voxels, the sum of its pair areas).
+
+    ``attrs`` hold ``method``, ``voxels`` (the labelled voxels; a list for a series),
+    ``voxel_size``, ``unit`` and ``shape``.
 
     Every quantity is a sum of per-block partials and does not depend on the chunking.
     """
@@ -414,7 +419,7 @@ def surface_area(labels: Any, *, phase: str | int, method: Method = "faces", pha
 
     ``"faces"``: all voxel faces between the phase and any other phase × face area (the volume
     border is not a surface); ``"marching_cubes"``: the smoothed-indicator mesh area of the
-    phase; ``"crofton"``: the sum of its Crofton pair areas (see :func:`interfaces`). Neither counts the boundary of unlabelled (255) voxels,
+    phase; ``"crofton"``: the sum of its Crofton pair areas (see :func:`interfaces`). None of them counts the boundary of unlabelled (255) voxels,
     e.g. the edge of the field of view (with marching cubes, the sum of the phase's pair areas,
     in a second pass). A float, or a DataArray over ``t`` for a series.
 

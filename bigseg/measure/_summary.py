@@ -35,7 +35,8 @@ def summary(labels: Any, *, truth: Any = None, method: Method = "faces", phases:
     Returns
     -------
     Dataset with ``volume_fraction`` (phase), ``faces``, ``voxel_fraction``, ``area``,
-    ``coverage`` (phase_a, phase_b; as :func:`interfaces`) and, with ``truth``, ``iou``, ``dice``, ``precision``, ``recall``,
+    ``coverage`` (phase_a, phase_b; as :func:`interfaces`; for ``"marching_cubes"`` also its
+    ``phase_area`` (phase)) and, with ``truth``, ``iou``, ``dice``, ``precision``, ``recall``,
     ``support`` (phase) and ``accuracy``; with ``profile``, ``volume_fraction_profile`` (phase,
     axis), ``specific_area_profile`` (phase_a, phase_b, axis; :func:`interface_profile` by
     ``method``; by Crofton for ``"marching_cubes"``, which has no slice-by-slice form: the

@@ -57,6 +57,8 @@ def _solve(block: np.ndarray, *, phase: int, axis: int, spacing: tuple[float, fl
         else:
             solver = _anisotropic_solver()(img, spacing=sp, device=dev)
         solver.solve(verbose=False, conv_crit=conv_crit, iter_limit=iter_limit)
+    if solver.tau is None:  # stopped before TauFactor's first convergence check (every 100 iterations)
+        return math.nan, math.nan, porosity, int(solver.iter)
     tau = float(np.ravel(solver.tau)[0])
     d_eff = float(np.ravel(solver.D_eff)[0]) if np.isfinite(tau) else 0.0
     return tau, d_eff, porosity, int(solver.iter)
@@ -173,7 +175,7 @@ def tortuosity(labels: Any, *, phase: str | int = "pore", axis: str | int = "z",
                              f"finds the 255 fill around segmented labels) or a box inside it.")
     res = compute(*[x for f in tasks for x in f], desc=f"tortuosity ({lab.phases[idx]}, {axis})", progress=progress)
     res = np.asarray(res, np.float64).reshape(len(tasks), len(tiles), 4)
-    stuck = (res[..., 3] >= iter_limit) & np.isfinite(res[..., 0])
+    stuck = (res[..., 3] >= iter_limit) & ~np.isinf(res[..., 0])  # NaN: stopped before its first check
     if stuck.any():  # not a result: the field had not settled
         res[..., :2][stuck] = np.nan
         warnings.warn(f"tortuosity: {int(stuck.sum())} of {stuck.size} sub-volumes did not converge in "

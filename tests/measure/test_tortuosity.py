@@ -109,6 +109,14 @@ def test_a_solve_that_does_not_converge_is_no_result():
     assert np.isnan(ds.tau.item()) and np.isnan(ds.D_eff.item()) and ds.iterations.item() >= 100
 
 
+def test_an_iter_limit_below_taufactors_first_check_is_no_result_not_a_crash():
+    # TauFactor checks convergence every 100 iterations: below that it has no tau at all (None)
+    lab = bigseg.synth.electrode((24, 24, 24), radius=(4, 1), seed=2).values
+    with pytest.warns(UserWarning, match="did not converge in iter_limit=50"):
+        ds = tortuosity(lab, axis="z", iter_limit=50)
+    assert np.isnan(ds.tau.item()) and np.isnan(ds.D_eff.item()) and ds.iterations.item() == 50
+
+
 def test_labels_too_thin_to_solve_or_mesh_are_refused_by_name():
     from bigseg.measure import interfaces, summary
 
