@@ -14,7 +14,6 @@ import contextlib
 import datetime as _dt
 import json
 import os
-import re
 import shutil
 import sys
 import time
@@ -397,16 +396,11 @@ class Pipeline:
         computes on, before any stage writes: a later stage that could not fit is refused now, not
         after the ingest and a pass over the filtered data (the stages' own checks, on a lazy
         stand-in of the shape, chunks and dtype each stage will be given; nothing is computed).
-        The chunks a refusal suggests are said as the run's own setting."""
-        from .errors import MemoryBudgetError
+        The chunks a refusal suggests are said as the run's own setting (:func:`run_chunks`)."""
+        from .runtime._budget import run_chunks
 
-        try:
+        with run_chunks():
             self._check_stage_memory(source)
-        except MemoryBudgetError as exc:  # "vol.chunk(128)" / "predict(..., chunks=128)": no lever of a run
-            said = re.sub(r"(at most |e\.g\. chunks=)(\d+)((?: voxels along z, y and x)?) \((?:[^()]|\([^()]*\))*\)",
-                          lambda m: f"{m[1]}{m[2]}{m[3]} (the run's `chunks`: chunks={m[2]}, command line --chunks "
-                                    f"{m[2]})", str(exc))
-            raise MemoryBudgetError(said) from None
 
     def _check_stage_memory(self, source: Any) -> None:
         import dask.array as da

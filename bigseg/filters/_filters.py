@@ -132,7 +132,7 @@ def _check_memory(arr: da.Array, depth: tuple[int, ...], dtype: Any, name: str) 
     arrays of the output dtype (the kernel's work, as measured with tracemalloc: float32 blocks
     peak at 2x the block, uint16 at 6x, beside the input) and what dask and zarr hold beside
     (:data:`_BLOCK_COPIES_BYTES_PER_VOXEL`)."""
-    from ..runtime._budget import check_budget, worker_memory_limit
+    from ..runtime._budget import check_budget, chunks_lever, fitting_edge, worker_memory_limit
 
     halo = [int(max(c)) + (2 * d if len(c) > 1 else 0) for c, d in zip(arr.chunks, depth)]
     per_voxel = 2 * arr.dtype.itemsize + 3 * max(np.dtype(dtype).itemsize, 4) + _BLOCK_COPIES_BYTES_PER_VOXEL
@@ -145,10 +145,10 @@ def _check_memory(arr: da.Array, depth: tuple[int, ...], dtype: Any, name: str) 
         from ..errors import MemoryBudgetError
 
         limit, conc, _ = worker_memory_limit()
-        edge = int((limit // min(conc, arr.npartitions) // per_voxel) ** (1 / 3)) - 2 * max(depth[-3:])
-        edge = edge // 16 * 16
-        hint = (f"Use chunks of at most {edge} voxels along z, y and x (vol.chunk({edge}) first; on the command "
-                f"line, ingest with --chunks {edge}), or workers with more memory." if edge >= 16 else
+        edge = fitting_edge(limit // min(conc, arr.npartitions), per_voxel, halo=max(depth[-3:]))
+        hint = (f"Use chunks of at most {edge} voxels along z, y and x ("
+                f"{chunks_lever(edge, f'vol.chunk({edge}) first; on the command line, ingest with --chunks {edge}')}"
+                "), or workers with more memory." if edge >= 16 else
                 f"Even 16-voxel chunks do not fit beside a halo of {max(depth)} voxels: a smaller filter, or "
                 "workers with more memory.")
         raise MemoryBudgetError(f"{exc} {hint}") from None

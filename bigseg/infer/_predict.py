@@ -47,7 +47,7 @@ from .._parse import parse_axis, parse_choice, parse_chunks, parse_flag, parse_i
 from ..errors import InputError
 from ..io._volume import as_volume, check_grey, for_each_frame, is_series, zarr_source
 from ..kernels import blend as K
-from ..runtime._budget import check_budget, format_bytes
+from ..runtime._budget import check_budget, chunks_lever, format_bytes
 from ..runtime._malloc import release_free_heap
 from ..runtime._spill import SpilledArray
 from ._model import (
@@ -290,7 +290,8 @@ def _suggest_chunks(patch, n_classes, itemsize, batch_size, tta, param_bytes, bu
     while edge >= 16:
         if estimate_footprint((edge,) * 3, patch, n_classes=n_classes, in_itemsize=itemsize, batch_size=batch_size,
                               tta=tta, param_bytes=param_bytes) <= budget:
-            return f"Use smaller chunks, e.g. chunks={edge} (vol.chunk or predict(..., chunks={edge})), or a smaller batch_size."
+            lever = chunks_lever(edge, f"vol.chunk or predict(..., chunks={edge})")
+            return f"Use smaller chunks, e.g. chunks={edge} ({lever}), or a smaller batch_size."
         edge //= 2
     return "Even 16³ chunks do not fit: use a smaller batch_size or patch, or workers with more memory."
 

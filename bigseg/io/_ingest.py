@@ -1108,7 +1108,7 @@ def _check_memory(vol: xr.DataArray, chunks: tuple[int, ...]) -> None:
     and its compressor encode it in (:data:`_WRITE_BYTES_PER_VOXEL`), and one whole plane of the
     source (a TIFF page is read whole, then cut; raw and .npy files: one plane's rows)."""
     from ..errors import MemoryBudgetError
-    from ..runtime._budget import check_budget, worker_memory_limit
+    from ..runtime._budget import check_budget, chunks_lever, fitting_edge, worker_memory_limit
 
     block = [min(k, n) for k, n in zip(chunks, vol.shape)]
     item = vol.dtype.itemsize
@@ -1119,9 +1119,10 @@ def _check_memory(vol: xr.DataArray, chunks: tuple[int, ...]) -> None:
         check_budget(foot, what=f"ingest with chunks {tuple(block)}", tasks=tasks)
     except MemoryError as exc:
         limit, conc, _ = worker_memory_limit()
-        edge = int((limit // min(conc, tasks) // per_voxel) ** (1 / 3)) // 16 * 16
-        raise MemoryBudgetError(f"{exc} Use chunks of at most {max(edge, 16)} voxels along z, y and x "
-                                f"(`chunks`; command line: --chunks), or workers with more memory.") from None
+        edge = max(fitting_edge(limit // min(conc, tasks), per_voxel), 16)
+        lever = chunks_lever(edge, f"chunks={edge}; command line: --chunks {edge}")
+        raise MemoryBudgetError(f"{exc} Use chunks of at most {edge} voxels along z, y and x ({lever}), or workers "
+                                "with more memory.") from None
 
 
 def ingest(

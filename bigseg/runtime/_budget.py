@@ -8,13 +8,17 @@ a second with both numbers instead of after an hour with a killed worker.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
+from collections.abc import Iterator
 from typing import Any
 
 from ..errors import MemoryBudgetError
 from ._progress import current_client
 
-__all__ = ["format_bytes", "parse_bytes", "worker_memory_limit", "check_budget"]
+__all__ = ["format_bytes", "parse_bytes", "worker_memory_limit", "check_budget", "fitting_edge", "chunks_lever",
+           "run_chunks"]
 
 
 def format_bytes(n: float) -> str:
@@ -116,3 +120,31 @@ def check_budget(
             f"{format_bytes(limit)} available ({source}). {suggestion}".rstrip()
         )
     return needed, limit
+
+
+def fitting_edge(budget: int, bytes_per_voxel: float, *, halo: int = 0) -> int:
+    """The largest chunk edge (a multiple of 16) whose cube, with a halo of ``halo`` voxels on each
+    side, holds at most ``budget`` bytes at ``bytes_per_voxel``; below 16 where none fits."""
+    edge = int((budget / bytes_per_voxel) ** (1 / 3)) - 2 * halo
+    return edge // 16 * 16 if edge >= 16 else edge
+
+
+#: set inside a pipeline run (:func:`run_chunks`): the chunks a refusal suggests are the run's setting
+_RUN_CHUNKS: contextvars.ContextVar[bool] = contextvars.ContextVar("bigseg_run_chunks", default=False)
+
+
+@contextlib.contextmanager
+def run_chunks() -> Iterator[None]:
+    """Within the block, :func:`chunks_lever` names a run's ``chunks`` (``--chunks``): what sets the
+    blocks of every stage of a pipeline run, where a stage's own lever (``vol.chunk``) is none."""
+    token = _RUN_CHUNKS.set(True)
+    try:
+        yield
+    finally:
+        _RUN_CHUNKS.reset(token)
+
+
+def chunks_lever(edge: int, own: str) -> str:
+    """How to get chunks of ``edge`` as a refusal says it: the stage's ``own`` way, or inside
+    :func:`run_chunks` the run's setting."""
+    return f"the run's `chunks`: chunks={edge}, command line --chunks {edge}" if _RUN_CHUNKS.get() else own
