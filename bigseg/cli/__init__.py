@@ -16,6 +16,7 @@ import os
 import pkgutil
 import sys
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 from .._version import version
@@ -146,17 +147,22 @@ def _dash_values(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
     return out
 
 
-def _quiet_shutdown_on_interrupt() -> Any:
+def _quiet_shutdown_on_interrupt() -> Callable[[], None] | None:
     """Ctrl-C stops the command as before (KeyboardInterrupt), and first silences the loggers of a
     cluster being torn down (a run on a LocalCluster printed dozens of "Task exception was never
-    retrieved" and worker tracebacks before "interrupted")."""
+    retrieved" and worker tracebacks before "interrupted"). A Ctrl-C that lands inside a finalizer
+    (an object's ``__del__``, a weakref callback: Python prints "Exception ignored" and goes on) is
+    delivered again once that finalizer has returned: it was lost, and a watch went on watching.
+    Returns what puts the handlers before back, or None where a caller's own handler (or a thread)
+    is left alone."""
+    import _thread
     import logging
     import signal
     import threading
 
     if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) \
             is not signal.default_int_handler:
-        return None  # a caller's own handler (or a thread) is left alone
+        return None
 
     def interrupted(signum, frame):  # noqa: ANN001
         for name in ("distributed", "asyncio", "tornado"):
@@ -164,7 +170,28 @@ def _quiet_shutdown_on_interrupt() -> Any:
         signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C as Python's own
         raise KeyboardInterrupt
 
-    return signal.signal(signal.SIGINT, interrupted)  # the handler before, put back when the command ends
+    hook_before = sys.unraisablehook
+    again: list[threading.Timer] = []
+
+    def unraisable(info):  # noqa: ANN001
+        if info.exc_type is not None and issubclass(info.exc_type, KeyboardInterrupt):
+            # raised on the main thread by a timer's thread, once the finalizer is done (not from in here:
+            # the hook itself runs inside the finalizer's machinery, where it would be lost again)
+            again.append(threading.Timer(0.05, _thread.interrupt_main))
+            again[-1].start()
+            return
+        hook_before(info)
+
+    before = signal.signal(signal.SIGINT, interrupted)
+    sys.unraisablehook = unraisable
+
+    def restore() -> None:
+        for timer in again:  # the command ended (by itself, or by that Ctrl-C): nothing to deliver after it
+            timer.cancel()
+        signal.signal(signal.SIGINT, before)
+        sys.unraisablehook = hook_before
+
+    return restore
 
 
 def _stopped_note(args: argparse.Namespace) -> str | None:
@@ -197,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             default_show(message, category, filename, lineno, file, line)
 
-    before = _quiet_shutdown_on_interrupt()
+    restore = _quiet_shutdown_on_interrupt()
     at_caller, POINT_AT_CALLER[0] = POINT_AT_CALLER[0], False  # bigseg's warnings told as its own (show above)
     try:
         with warnings.catch_warnings():
@@ -226,10 +253,8 @@ def main(argv: list[str] | None = None) -> int:
         return 141  # as a shell reports a command ended by SIGPIPE
     finally:
         POINT_AT_CALLER[0] = at_caller
-        if before is not None:
-            import signal
-
-            signal.signal(signal.SIGINT, before)
+        if restore is not None:
+            restore()
 
 
 if __name__ == "__main__":  # pragma: no cover

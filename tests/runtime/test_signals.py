@@ -94,3 +94,32 @@ def test_connect_closes_a_cluster_whose_start_was_interrupted(ctrl_c_raises, mon
         _cluster.connect("local", n_workers=1, quiet=True)
     assert closed == [True]
     assert "BIGSEG_TEST_SET_BY_START" not in os.environ
+
+
+def test_a_ctrl_c_inside_a_finalizer_still_stops_the_command(ctrl_c_raises):
+    """A Ctrl-C that lands while an object's ``__del__`` runs is raised there, and Python prints
+    "Exception ignored" and goes on: `bigseg watch` went on watching after its Ctrl-C (CI: a test
+    waited 30 s for it to end). The CLI's handler delivers it again once the finalizer is done."""
+    import time
+
+    from bigseg.cli import _quiet_shutdown_on_interrupt
+
+    class Finalized:
+        def __del__(self):
+            signal.raise_signal(signal.SIGINT)  # Ctrl-C while the finalizer runs
+            sum(range(10))  # (the handler runs at the finalizer's next instruction)
+
+    hook = sys.unraisablehook
+    restore = _quiet_shutdown_on_interrupt()
+    went_on = False
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            Finalized()  # dropped at once
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < 5:  # a watch waiting for its next look at the inbox
+                time.sleep(0.02)
+            went_on = True
+    finally:
+        restore()
+    assert not went_on
+    assert sys.unraisablehook is hook and signal.getsignal(signal.SIGINT) is signal.default_int_handler
