@@ -37,6 +37,7 @@ from .runtime._files import SYSTEM_FILES, folded, replacing, write_text
 from .runtime._lock import held
 from .runtime._progress import bars
 from .runtime._manifest import key_digest, path_stamp
+from .runtime._signals import stops_not_lost
 
 __all__ = ["Pipeline", "Result", "run_state"]
 
@@ -536,7 +537,9 @@ class Pipeline:
         how = "once: the scans there now" if once else f"every {interval:g} s; Ctrl-C stops"
         print(f"[watch] {inbox} -> {out} ({how})", file=sys.stderr, flush=True)
         # one watch at a time into out (a run into one of its scans' folders is refused too, by that run)
-        with bars(progress), held(out, argument="out", inside=True, resumes=True), _client_context(client, self.config):  # one cluster
+        # one cluster; a Ctrl-C that lands in a finalizer between scans still stops it (stops_not_lost)
+        with bars(progress), held(out, argument="out", inside=True, resumes=True), _client_context(client, self.config), \
+                stops_not_lost():
             return self._watch(inbox, out, ledger, interval, settle, once, clock)
 
     def _watch(self, inbox: Path, out: Path, ledger: dict[str, dict[str, Any]], interval: float, settle: float,

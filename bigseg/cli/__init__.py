@@ -16,12 +16,11 @@ import os
 import pkgutil
 import sys
 import warnings
-from collections.abc import Callable
 from typing import Any
 
 from .._version import version
 from ..errors import POINT_AT_CALLER, BigsegError, UncalibratedWarning
-from ..runtime._signals import terminate_as_exit
+from ..runtime._signals import stops_not_lost, terminate_as_exit
 from ._terms import command_parser, in_cli_terms
 
 __all__ = ["main", "build_parser"]
@@ -147,22 +146,17 @@ def _dash_values(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
     return out
 
 
-def _quiet_shutdown_on_interrupt() -> Callable[[], None] | None:
+def _quiet_shutdown_on_interrupt() -> Any:
     """Ctrl-C stops the command as before (KeyboardInterrupt), and first silences the loggers of a
     cluster being torn down (a run on a LocalCluster printed dozens of "Task exception was never
-    retrieved" and worker tracebacks before "interrupted"). A Ctrl-C that lands inside a finalizer
-    (an object's ``__del__``, a weakref callback: Python prints "Exception ignored" and goes on) is
-    delivered again once that finalizer has returned: it was lost, and a watch went on watching.
-    Returns what puts the handlers before back, or None where a caller's own handler (or a thread)
-    is left alone."""
-    import _thread
+    retrieved" and worker tracebacks before "interrupted")."""
     import logging
     import signal
     import threading
 
     if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) \
             is not signal.default_int_handler:
-        return None
+        return None  # a caller's own handler (or a thread) is left alone
 
     def interrupted(signum, frame):  # noqa: ANN001
         for name in ("distributed", "asyncio", "tornado"):
@@ -170,28 +164,7 @@ def _quiet_shutdown_on_interrupt() -> Callable[[], None] | None:
         signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C as Python's own
         raise KeyboardInterrupt
 
-    hook_before = sys.unraisablehook
-    again: list[threading.Timer] = []
-
-    def unraisable(info):  # noqa: ANN001
-        if info.exc_type is not None and issubclass(info.exc_type, KeyboardInterrupt):
-            # raised on the main thread by a timer's thread, once the finalizer is done (not from in here:
-            # the hook itself runs inside the finalizer's machinery, where it would be lost again)
-            again.append(threading.Timer(0.05, _thread.interrupt_main))
-            again[-1].start()
-            return
-        hook_before(info)
-
-    before = signal.signal(signal.SIGINT, interrupted)
-    sys.unraisablehook = unraisable
-
-    def restore() -> None:
-        for timer in again:  # the command ended (by itself, or by that Ctrl-C): nothing to deliver after it
-            timer.cancel()
-        signal.signal(signal.SIGINT, before)
-        sys.unraisablehook = hook_before
-
-    return restore
+    return signal.signal(signal.SIGINT, interrupted)  # the handler before, put back when the command ends
 
 
 def _stopped_note(args: argparse.Namespace) -> str | None:
@@ -224,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             default_show(message, category, filename, lineno, file, line)
 
-    restore = _quiet_shutdown_on_interrupt()
+    before = _quiet_shutdown_on_interrupt()
     at_caller, POINT_AT_CALLER[0] = POINT_AT_CALLER[0], False  # bigseg's warnings told as its own (show above)
     try:
         with warnings.catch_warnings():
@@ -232,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
             warnings.filterwarnings("default", category=UserWarning, module=r"bigseg(\.|$)")  # told, once
             warnings.filterwarnings("ignore", category=UncalibratedWarning)  # the commands print their own note
             _warn_given_twice(given)
-            with terminate_as_exit():  # SIGTERM (scancel, a job's time limit, kill): the cluster a command started
+            with terminate_as_exit(), stops_not_lost():  # SIGTERM (scancel, a job's time limit, kill): the cluster a command started
                 return int(args.func(args) or 0)  # is closed, its SLURM jobs cancelled (was: Python died on the spot)
     except BigsegError as exc:
         print(f"bigseg {args.command}: error: {in_cli_terms(str(exc), command_parser(parser, args.command), args)}",
@@ -253,8 +226,10 @@ def main(argv: list[str] | None = None) -> int:
         return 141  # as a shell reports a command ended by SIGPIPE
     finally:
         POINT_AT_CALLER[0] = at_caller
-        if restore is not None:
-            restore()
+        if before is not None:
+            import signal
+
+            signal.signal(signal.SIGINT, before)
 
 
 if __name__ == "__main__":  # pragma: no cover

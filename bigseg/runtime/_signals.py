@@ -66,3 +66,48 @@ def terminate_as_exit() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+@contextlib.contextmanager
+def stops_not_lost() -> Iterator[None]:
+    """A Ctrl-C (KeyboardInterrupt) or a SIGTERM (:func:`terminate_as_exit`'s ``SystemExit``) that
+    lands while a finalizer runs (an object's ``__del__``, a weakref callback) is raised inside it,
+    and Python prints "Exception ignored" and goes on: the stop was lost (a watch went on
+    watching). While the block runs such a stop is delivered again, to the main thread, once the
+    finalizer has returned. Main thread only (elsewhere nothing changes)."""
+    import _thread
+    import signal
+    import sys
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    hook_before = sys.unraisablehook
+    again: list[threading.Timer] = []
+
+    def deliver(signum: int) -> None:  # from a timer's thread: not from inside the finalizer's machinery,
+        again.append(threading.Timer(0.05, _thread.interrupt_main, (signum,)))  # where it would be lost again
+        again[-1].start()
+
+    def unraisable(info) -> None:  # noqa: ANN001
+        stop = info.exc_value
+        if isinstance(stop, KeyboardInterrupt):
+            deliver(signal.SIGINT)  # to SIGINT's handler now (Python's: KeyboardInterrupt)
+        elif isinstance(stop, SystemExit) and threading.current_thread() is threading.main_thread():
+            def exit_again(signum, frame):  # noqa: ANN001
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                raise SystemExit(stop.code)
+
+            signal.signal(signal.SIGTERM, exit_again)
+            deliver(signal.SIGTERM)
+        else:
+            hook_before(info)
+
+    sys.unraisablehook = unraisable
+    try:
+        yield
+    finally:
+        for timer in again:  # the block ended (by itself, or by that stop): nothing to deliver after it
+            timer.cancel()
+        sys.unraisablehook = hook_before
