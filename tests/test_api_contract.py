@@ -136,3 +136,26 @@ def test_every_public_progress_and_connect_parameter_is_documented():
         wanted = [p for p in params if p == "progress" or name == "bigseg.connect"]
         missing += [f"{name}({p})" for p in wanted if not re.search(rf"\b{p}\b", doc)]
     assert not missing
+
+
+def test_progress_is_true_or_false_everywhere(tmp_path):
+    """``progress="no"`` (from YAML, an environment variable) drew the bars: any truthy value was on,
+    in every one of the ~40 functions that take it. Now refused by name, before any output."""
+    import numpy as np
+
+    from bigseg.errors import InputError
+
+    labels = np.random.default_rng(0).integers(0, 3, (6, 7, 8)).astype(np.uint8)
+    image = labels.astype(np.float32)
+    np.save(tmp_path.parent / "scan.npy", image)
+    calls = {
+        "measure.volume_fractions": lambda p: measure.volume_fractions(labels, progress=p),
+        "ingest": lambda p: bigseg.ingest(tmp_path.parent / "scan.npy", tmp_path / "in.ome.zarr", progress=p),
+        "Pipeline.run": lambda p: bigseg.Pipeline(predict={"model": "threshold"}).run(image, tmp_path / "run", progress=p),
+        "train": lambda p: bigseg.train.train(image, labels, arch="unet2d", epochs=1, progress=p),
+    }
+    for name, call in calls.items():
+        with pytest.raises(InputError, match=r"`progress` to be True or False.*'no'"):
+            call("no")
+        assert not list(tmp_path.iterdir()), name  # nothing written
+    assert float(measure.volume_fractions(labels, progress=np.bool_(False)).sum()) == pytest.approx(1.0)

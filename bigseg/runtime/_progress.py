@@ -16,6 +16,8 @@ import dask.local
 import dask.threaded
 from dask.base import get_scheduler
 
+from .._parse import parse_flag
+
 __all__ = ["bars", "bar_stream", "compute", "current_client", "scheduler_for"]
 
 _BARS = contextvars.ContextVar("bigseg_progress_bars", default=True)
@@ -70,7 +72,7 @@ def bar_stream() -> tuple[Any, bool]:
 def bars(on: bool) -> Iterator[None]:
     """Progress bars of every :func:`compute` in the block on (as each call asks) or off (a whole
     pipeline run with ``progress=False``, ``bigseg run --no-progress``)."""
-    token = _BARS.set(bool(on) and _BARS.get())
+    token = _BARS.set(parse_flag("progress", on) and _BARS.get())  # ("no" was on: any truthy value)
     try:
         yield
     finally:
@@ -103,7 +105,7 @@ def compute(*objs: Any, desc: str = "computing", progress: bool = True, **kwargs
     scheduler raise :class:`~bigseg.errors.ClusterError` saying what to do, and
     a wait with no worker at all is said on stderr.
     """
-    progress = progress and _BARS.get()
+    progress = parse_flag("progress", progress) and _BARS.get()
     client = current_client()
     if client is not None:
         futures = client.compute(list(objs), **kwargs)

@@ -33,12 +33,13 @@ FEW_LABELLED = 100
 def parse_common(
     *, arch: Any, init: Any, epochs: Any, lr: Any, lr_decay: Any, batch_size: Any, patch: Any, patience: Any,
     seed: Any, device: Any, amp: Any, augment: Any, max_minutes: Any, steps_per_epoch: Any, arch_kwargs: Any = None,
-    checkpoint_dir: Any = None, resume: Any = False,
+    checkpoint_dir: Any = None, resume: Any = False, progress: Any = True,
 ) -> dict[str, Any]:
     """Validate the options shared by :func:`train` and :func:`synthetic` (before any work; the
     ``checkpoint_dir`` is made now, so that one that cannot be is said before the training;
     ``resume``: its run's state read now, as ``opts["resume"]``)."""
     parse_flag("resume", resume)
+    parse_flag("progress", progress)  # ("no" drew the bars: any truthy value was on)
     state = load_state(checkpoint_dir) if resume else None
     if checkpoint_dir is not None:
         from ..runtime._lock import make_folder
@@ -479,7 +480,7 @@ def train(
     opts = parse_common(arch=arch, init=init, epochs=epochs, lr=lr, lr_decay=lr_decay, batch_size=batch_size, patch=patch,
                         patience=patience, seed=seed, device=device, amp=amp, augment=augment, max_minutes=max_minutes,
                         steps_per_epoch=steps_per_epoch, arch_kwargs=arch_kwargs, checkpoint_dir=checkpoint_dir,
-                        resume=resume)
+                        resume=resume, progress=progress)
     axis = parse_axis("axis", axis, what="the axis of the annotated slices")  # 1.5 was taken as 1
     val_fraction = parse_in_range("val_fraction", val_fraction, 0.0, 1.0, closed="left")
     opts["patch"] = _patch_inside(opts["patch"], tuple(np.shape(image))[-3:], axis, given=patch is not None)
