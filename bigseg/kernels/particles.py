@@ -18,17 +18,20 @@ tie: the flooding order, and with it the result, does not depend on where a bloc
 
 from __future__ import annotations
 
+import itertools
+
 import numba
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.segmentation import watershed
 
 from .distance import euclidean_distance
-from .metrics import mc_field_areas, mc_region
+from .metrics import fill_unlabelled, mc_field_areas, mc_region
 
-__all__ = ["distance_map", "dome_tops", "particle_markers", "split_particles", "label_points", "block_components", "stitch_components", "particle_partials", "overlap_counts", "mutual_matches", "PARTIAL_KEYS"]
+__all__ = ["distance_map", "dome_tops", "particle_markers", "split_particles", "label_points", "block_components", "stitch_components", "particle_partials", "fill_unlabelled_ids", "overlap_counts", "mutual_matches", "PARTIAL_KEYS"]
 
 _FACES = ndi.generate_binary_structure(3, 1)
+UNLABELLED = 255  # unlabelled voxels (outside the field of view): as bigseg.io.UNLABELLED
 _TIE = 1e-6  # size of the tie-break offset, in units of the smallest voxel edge
 
 
@@ -125,7 +128,7 @@ def _phase_distance(codes: np.ndarray, mask: np.ndarray, origin: tuple[int, int,
     """:func:`distance_map` of ``mask`` with unlabelled (255) voxels, e.g. outside the field of
     view, taken as the volume's border is (not background: the particle may go on there), so
     that a particle cut by them is split as in the volume cropped without them. 0 outside ``mask``."""
-    unlabelled = codes == 255
+    unlabelled = codes == UNLABELLED
     if not unlabelled.any():
         return distance_map(mask, origin, volume, spacing)
     return np.where(mask, distance_map(mask | unlabelled, origin, volume, spacing), 0.0)
@@ -290,6 +293,35 @@ def mutual_matches(pairs: np.ndarray, counts: np.ndarray, size_a: np.ndarray, si
     return out
 
 
+def fill_unlabelled_ids(ids: np.ndarray, codes: np.ndarray, phase: int, unlabelled: int = UNLABELLED) -> np.ndarray:
+    """``ids`` with each ``unlabelled`` voxel that :func:`bigseg.kernels.metrics.fill_unlabelled`
+    gives ``phase`` given the particle id most frequent among its neighbours of the ring that
+    decided it (across a face, else an edge, else a corner; ties: the lowest id), so that a
+    particle's smoothed indicator is filled next to a field of view's edge as its phase's is
+    (the edge voxel's particle, not its phase, continues beyond it; ``mode="nearest"`` at the
+    volume's border). Local (a voxel's 3 × 3 × 3 neighbourhood), as the phases' fill."""
+    out = ids.copy()
+    todo = codes == unlabelled
+    pts = np.argwhere(todo & (fill_unlabelled(codes, unlabelled) == phase))
+    if not len(pts):
+        return out
+    pid = np.pad(ids.astype(np.int64), 1)
+    plabelled = np.pad(~todo, 1)  # beyond the array: not labelled, as the fill has it
+    offsets = [o for o in itertools.product((-1, 0, 1), repeat=3) if any(o)]
+    done = np.zeros(len(pts), bool)
+    for k in (1, 2, 3):  # faces, edges, corners
+        q = pts[:, None, :] + 1 + np.array([o for o in offsets if sum(map(abs, o)) == k])[None]
+        at = (q[..., 0], q[..., 1], q[..., 2])
+        here = ~done & plabelled[at].any(axis=1)
+        v = np.where(plabelled[at], pid[at], 0)[here]  # (m, ring): the ring's particle ids (0: none)
+        votes = ((v[:, :, None] == v[:, None, :]) & (v[:, None, :] > 0)).sum(axis=2)
+        best = np.argmax(votes.astype(np.int64) * (1 << 40) - v, axis=1)  # most votes, then the lowest id
+        sel = pts[here]
+        out[sel[:, 0], sel[:, 1], sel[:, 2]] = v[np.arange(len(v)), best]
+        done |= here
+    return out
+
+
 #: Keys of a :func:`particle_partials` table, all 1D arrays over its ``id``.
 PARTIAL_KEYS = ("id", "voxels", "sum_z", "sum_y", "sum_x", "min_z", "min_y", "min_x", "max_z", "max_y",
                 "max_x", "first", "intensity", "intensity_voxels", "min_intensity", "max_intensity", "contacts",
@@ -306,7 +338,8 @@ def particle_partials(ids: np.ndarray, codes: np.ndarray, intensity: np.ndarray 
     Parameters
     ----------
     ids : (z, y, x) integer particle ids of the block plus a halo of ``halo_lo``/``halo_hi``
-        voxels (at least 2 where the volume continues, 0 at its border); 0 = no particle.
+        voxels (at least 2 where the volume continues, 3 where it holds unlabelled voxels; 0 at its
+        border); 0 = no particle.
     codes : the phase labels on the same grid (``phase`` marks particle voxels).
     intensity : grey values on the same grid, or None.
     origin, shape, volume : the block's first voxel and shape, and the volume's shape.
@@ -324,13 +357,22 @@ def particle_partials(ids: np.ndarray, codes: np.ndarray, intensity: np.ndarray 
     column, faces on the volume border; a face normal to axis ``a`` weighs ``prod(spacing) /
     spacing[a]``, so anisotropic voxels count by area; ``area``, the smoothed marching-cubes
     surface area of the particle over the cells owned by the block (see
-    :mod:`bigseg.kernels.metrics`), or with ``area_method="crofton"`` its Crofton area over the
+    :mod:`bigseg.kernels.metrics`; open at unlabelled (255) voxels, as the phases' surfaces:
+    :func:`fill_unlabelled_ids`), or with ``area_method="crofton"`` its Crofton area over the
     crossings that start at its voxels in the block (:mod:`bigseg.kernels.crofton`; none at the
     volume border or against unlabelled voxels).
     """
     core = tuple(slice(lo, n - hi) for lo, n, hi in zip(halo_lo, ids.shape, halo_hi))
     cid = ids[core]
-    region = mc_region(ids, origin, shape, volume, halo_lo, halo_hi)
+    cut = (origin, shape, volume, halo_lo, halo_hi)
+    unlabelled = codes == UNLABELLED
+    keep = None
+    if area_method != "crofton" and unlabelled.any():  # smoothed as at the volume's border; only cells between
+        # labelled voxels count (their fill reads a halo of 3)
+        region = mc_region(fill_unlabelled_ids(ids, codes, phase), *cut)
+        keep = ~mc_region(unlabelled, *cut)
+    else:
+        region = mc_region(ids, *cut)
     uids = np.unique(region)
     uids = uids[uids != 0]
     n = len(uids)
@@ -402,7 +444,8 @@ def particle_partials(ids: np.ndarray, codes: np.ndarray, intensity: np.ndarray 
                 area += np.bincount(idx[cross], minlength=n) * (2.0 * wd * float(np.prod(sp)) / ld)
         out["area"] = area
         return out
-    # marching cubes of each particle's indicator over the cells this block owns
+    # marching cubes of each particle's indicator over the cells this block owns (next to
+    # unlabelled voxels: over those between labelled voxels, ``region`` filled as it says)
     compact = np.searchsorted(uids, region) + 1
     compact[region == 0] = 0
     area = np.zeros(n)
@@ -411,6 +454,6 @@ def particle_partials(ids: np.ndarray, codes: np.ndarray, intensity: np.ndarray 
             continue
         box = tuple(slice(max(s.start - 3, 0), min(s.stop + 3, m)) for s, m in zip(box, compact.shape))
         ind = (compact[box] == j + 1).view(np.uint8)
-        area[j] = mc_field_areas(ind, [(1,)], spacing)[0]
+        area[j] = mc_field_areas(ind, [(1,)], spacing, keep=None if keep is None else keep[box])[0]
     out["area"] = area
     return out
