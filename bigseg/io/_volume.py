@@ -58,9 +58,12 @@ def mask_as_labels(vol: xr.DataArray, phases: Any = None) -> xr.DataArray:
 
 
 #: Fixed RGBA colours (0-255) per phase name, used in every figure and in OME-Zarr label metadata.
+#: Near-black, blue and orange: apart for every common colour-vision deficiency (blue and orange
+#: are the pair deuteranopes, protanopes and tritanopes all tell apart), and of three lightnesses
+#: (CIE L* 7, 46, 67) so that a grey-scale print tells them apart too.
 PHASE_COLOURS: dict[str, tuple[int, int, int, int]] = {
     "pore": (20, 20, 30, 255),
-    "cbd": (60, 170, 240, 255),
+    "cbd": (35, 110, 190, 255),
     "active": (235, 140, 40, 255),
     "background": (0, 0, 0, 0),
     "particle": (235, 140, 40, 255),

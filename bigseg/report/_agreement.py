@@ -63,7 +63,7 @@ def agreement_figure(ds: Any, *, path: str | os.PathLike | None = None, title: s
               bbox_to_anchor=(1.0, 1.0))  # beside the bars, not over them
     a1.set_title("volume fractions")
     mat = differing_matrix(ds)
-    im = a2.imshow(mat, cmap="viridis", vmin=0)
+    im = a2.imshow(mat, cmap="viridis", vmin=0, aspect="auto")  # its whole panel: room for its title
     for i in range(s):
         for j in range(s):
             if i != j:

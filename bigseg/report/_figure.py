@@ -18,6 +18,13 @@ def pyplot(path: str | os.PathLike | None) -> Any:
     return plt
 
 
+def _label_value(name: str, index: int, phases: Any) -> int:
+    """The label value a phase is drawn as: its name's place in ``phases`` (the label image's
+    phase names) when given and holding it, else ``index``."""
+    names = [str(p) for p in phases] if phases is not None else []
+    return names.index(str(name)) if str(name) in names else int(index)
+
+
 def phase_rgb(name: str, index: int = 0, phases: Any = None) -> tuple[float, float, float]:
     """The (r, g, b) colour (0-1) of a phase in every figure: the fixed colour of its name
     (:func:`bigseg.io.phase_colour`), else the colour of its label value, as the label slices
@@ -27,10 +34,19 @@ def phase_rgb(name: str, index: int = 0, phases: Any = None) -> tuple[float, flo
     not named pore / cbd / active has one colour everywhere."""
     from ..io import phase_colour
 
-    names = [str(p) for p in phases] if phases is not None else []
-    if str(name) in names:
-        index = names.index(str(name))
-    return tuple(c / 255 for c in phase_colour(str(name), int(index))[:3])
+    return tuple(c / 255 for c in phase_colour(str(name), _label_value(name, index, phases))[:3])
+
+
+#: Markers of the phases' curves, so that curves told apart by colour are told apart without it
+#: too (grey-scale print, colour-vision deficiencies): by name, else by label value.
+_MARKERS = {"pore": "o", "cbd": "s", "active": "^", "particle": "^"}
+_EXTRA_MARKERS = ("D", "v", "P", "X")
+
+
+def phase_marker(name: str, index: int = 0, phases: Any = None) -> str:
+    """The matplotlib marker of a phase's curves in every figure (``"o"`` pore, ``"s"`` cbd,
+    ``"^"`` active), chosen as :func:`phase_rgb` chooses its colour."""
+    return _MARKERS.get(str(name), _EXTRA_MARKERS[_label_value(name, index, phases) % len(_EXTRA_MARKERS)])
 
 
 def finish(fig: Any, path: str | os.PathLike | None, *, title: str | None = None, dpi: int = 110,

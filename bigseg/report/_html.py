@@ -243,9 +243,29 @@ def _evolution_section(ev, unit: str, t_unit: str = "", area_method: str = "") -
               "give them in %)</p>")
 
 
+#: What each figure of a run folder shows: its image's text alternative (a screen reader, a page
+#: read without its images), not its file name (WCAG 2 failure F30).
+_FIGURE_TEXT = {
+    "slices.png": "orthogonal central slices (xy, xz, yz) of the tomogram above its labels in the phase colours",
+    "metrics.png": "bar charts of the volume fraction of each phase, the interface area of each phase pair "
+                   "and, against a reference, each phase's IoU",
+    "particles.png": "histograms of the particles' equivalent diameter, sphericity and contact fractions, "
+                     "and detachment against size",
+    "profile.png": "volume fraction of each phase slice by slice along the profile's axis",
+    "radial.png": "volume fraction of each phase against the distance from the axis of the field of view",
+    "fov.png": "middle xy slice of the tomogram with the field of view outlined",
+    "rve.png": "scatter (std / mean) of each phase's fraction over sub-cubes against the cube edge",
+    "shells.png": "fraction of a phase in shells at growing distance from another phase",
+    "thickness.png": "distribution of each phase's local thickness and its cumulative share",
+    "evolution.png": "curves over time of the volume fractions, interfaces, scores, connectivity and particles",
+    "slices_over_time.png": "the same slice of the tomogram and its labels at each time step",
+}
+
+
 def _image(path: Path) -> str:
     data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return f"<figure><img src='data:image/png;base64,{data}' alt='{html.escape(path.name)}'>" \
+    alt = _FIGURE_TEXT.get(path.name, f"figure {path.stem.replace('_', ' ')}")
+    return f"<figure><img src='data:image/png;base64,{data}' alt='{html.escape(alt)}'>" \
            f"<figcaption class='note'>{html.escape(path.name)}</figcaption></figure>"
 
 
@@ -461,7 +481,7 @@ def write_report(run: str | os.PathLike, *, path: str | os.PathLike | None = Non
     if _temporal(info):
         vol.append(["time window", f"each scan's probabilities averaged with those of {_temporal(info)} scan(s) "
                                    "before and after it"])
-    parts.append("<h2>Volume</h2>" + _table(["", ""], vol))
+    parts.append("<h2>Volume</h2>" + _table(["property", "value"], vol))
     parts.append(_metrics_section(ds))
     if (run / "particles.csv").exists():
         from ..measure import read_table
@@ -487,7 +507,7 @@ def write_report(run: str | os.PathLike, *, path: str | os.PathLike | None = Non
     if figures:
         parts.append("<h2>Figures</h2>" + "".join(_image(f) for f in figures))
     out = Path(path) if path is not None else run / "report.html"
-    write_text(out, f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(heading)}</title>"
+    write_text(out, f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(heading)}</title>"
                     f"<style>{_CSS}</style></head><body>{''.join(parts)}</body></html>")
     return out
 

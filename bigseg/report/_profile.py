@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ._figure import finish, phase_rgb, pyplot
+from ._figure import finish, phase_marker, phase_rgb, pyplot
 from ._units import time_at
 
 __all__ = ["profile_figure"]
@@ -51,7 +51,8 @@ def profile_figure(profile: Any, *, path: str | os.PathLike | None = None, title
         w = da["bin_voxels"].values if "bin_voxels" in da.coords else np.ones(len(pos))
         for i, (ph, c) in enumerate(zip(phases, colours)):
             y = da.values[i]
-            ax.plot(pos, y, color=c, lw=1.6, label=ph)
+            ax.plot(pos, y, color=c, lw=1.6, label=ph, marker=phase_marker(ph, i), ms=4,
+                    markevery=max(1, len(pos) // 10))  # ~10 markers: told apart without colour too
             ok = np.isfinite(y) & (w > 0)
             if ok.any():
                 ax.axhline(np.average(y[ok], weights=w[ok]), color=c, lw=0.9, ls="--")

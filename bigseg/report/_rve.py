@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ._figure import finish, phase_rgb, pyplot
+from ._figure import finish, phase_marker, phase_rgb, pyplot
 from ._units import along_z
 
 __all__ = ["rve_figure"]
@@ -28,7 +28,7 @@ def rve_figure(ds: Any, *, path: str | os.PathLike | None = None, title: str | N
         colour = phase_rgb(ph, i)
         curve = ds.relative_std.values[:, i]
         absent = not np.isfinite(curve).any()  # no voxel of it in any cube: std / mean is 0 / 0
-        ax.loglog(x, curve, marker="o", color=colour, label=f"{ph} (absent)" if absent else ph)
+        ax.loglog(x, curve, marker=phase_marker(ph, i), color=colour, label=f"{ph} (absent)" if absent else ph)
         r = float(ds.rve_size.values[i])
         if np.isfinite(r):
             j = int(np.flatnonzero(ds["size"].values == r)[0])

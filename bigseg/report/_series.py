@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..io._volume import is_step_index
-from ._figure import finish, phase_rgb, pyplot
+from ._figure import finish, phase_marker, phase_rgb, pyplot
 from ._units import readable
 
 __all__ = ["series_figure"]
@@ -59,6 +59,7 @@ def series_figure(metrics: Any, particles: Any = None, *, transitions: Any = Non
     t = ev.index.to_numpy()
     phases = [c[len("fraction_"):] for c in ev.columns if c.startswith("fraction_")]
     colour = {p: phase_rgb(p, i) for i, p in enumerate(phases)}
+    marker = {p: phase_marker(p, i) for i, p in enumerate(phases)}  # told apart without colour too
     full = _whole_tracks(particles)
     changes = [(a, b) for a in phases for b in phases if a != b and f"{a}_to_{b}" in ev]
     dashes = {p: ("-", "--", ":", "-.")[i % 4] for i, p in enumerate(phases)}  # a pair's second phase, as its markers
@@ -84,7 +85,7 @@ def series_figure(metrics: Any, particles: Any = None, *, transitions: Any = Non
                                     "percolating": ("percolating_", f"share spanning the volume along {axis}",
                                                     "connectivity")}[panel]
             for p in phases:
-                ax.plot(t, ev[prefix + p], color=colour[p], label=p, **style)
+                ax.plot(t, ev[prefix + p], color=colour[p], label=p, **{**style, "marker": marker[p]})
             ax.set_ylabel(ylabel)
             ax.set_title(name)
             _legend_above(ax)
@@ -131,11 +132,11 @@ def series_figure(metrics: Any, particles: Any = None, *, transitions: Any = Non
             _legend_above(ax)
             ax.set_yticks(np.linspace(0, 1, 6))
         else:
-            for c, col, label in (("median_detachment", colour.get("pore", "black"), "pore (detachment)"),
-                                  ("median_contact_cbd", colour.get("cbd", "C0"), "cbd"),
-                                  ("median_contact_particle", "0.5", "particle")):
+            for c, col, label, other in (("median_detachment", colour.get("pore", "black"), "pore (detachment)", "pore"),
+                                         ("median_contact_cbd", colour.get("cbd", "C0"), "cbd", "cbd"),
+                                         ("median_contact_particle", "0.5", "particle", "particle")):
                 if c in ev:
-                    ax.plot(t, ev[c], color=col, label=label, **style)
+                    ax.plot(t, ev[c], color=col, label=label, **{**style, "marker": phase_marker(other)})
             ax.set_ylabel("median fraction of the surface in contact")
             ax.set_ylim(0, 1)
             ax.set_title("particle contacts")

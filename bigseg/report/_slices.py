@@ -252,7 +252,11 @@ def timeslices(
     if slices[0] is not None:
         lo, hi = np.nanpercentile(np.concatenate([np.ravel(s).astype(np.float64) for s in slices[0]]), percentiles)
         for c, s in enumerate(slices[0]):
-            axes[r, c].imshow(s, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest", aspect=aspect)
+            im = axes[r, c].imshow(s, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest", aspect=aspect)
+        # the one window of every step: what a brightness change between steps is in grey values
+        bar = fig.colorbar(im, ax=axes[r, :], fraction=0.02, pad=0.01)
+        bar.set_label(f"grey value (window: {percentiles[0]:g}–{percentiles[1]:g}th percentile)", fontsize=8)
+        bar.ax.tick_params(labelsize=8)
         axes[r, 0].set_ylabel("tomogram")
         r += 1
     if slices[1] is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ._figure import finish, phase_rgb, pyplot
+from ._figure import finish, phase_marker, phase_rgb, pyplot
 from ._units import at_last_step
 
 __all__ = ["thickness_figure"]
@@ -31,7 +31,8 @@ def thickness_figure(ds: Any, *, path: str | os.PathLike | None = None, title: s
         colour = phase_rgb(p, i, ds.attrs.get("phases"))
         absent = not np.nansum(d.share.values[i]) > 0  # no voxel of the phase: no distribution to draw
         a.stairs(np.nan_to_num(d.share.values[i]), edges, color=colour, lw=1.8, label=f"{p} (absent)" if absent else p)
-        b.plot(x, d.cumulative_share.values[i], color=colour, lw=1.8, label=p)
+        b.plot(x, d.cumulative_share.values[i], color=colour, lw=1.8, label=p, ms=4,
+               marker=phase_marker(p, i, ds.attrs.get("phases")), markevery=max(1, len(x) // 10))
         med = float(d.d50.values[i]) * scale
         if med == med:
             b.axvline(med, color=colour, ls=":", lw=1)
@@ -49,5 +50,6 @@ def thickness_figure(ds: Any, *, path: str | os.PathLike | None = None, title: s
     b.set_ylabel("share at most this thick")
     b.set_ylim(0, 1.02)
     b.set_title("cumulative (dotted: medians)")
+    b.legend(frameon=False, fontsize="small", loc="lower right")  # its markers, told apart without colour
     last = at_last_step(ds)
     return finish(fig, path, title=title or f"local thickness{last}", dpi=120)

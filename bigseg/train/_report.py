@@ -79,7 +79,7 @@ def plot_history(history: list[dict[str, Any]], phases: list[str], path: str, *,
     import matplotlib.pyplot as plt
     import matplotlib.ticker
 
-    from ..report._figure import finish, phase_rgb
+    from ..report._figure import finish, phase_marker, phase_rgb
 
     ep = [h["epoch"] for h in history]
     ncol = 3 if test else 2
@@ -96,7 +96,7 @@ def plot_history(history: list[dict[str, Any]], phases: list[str], path: str, *,
     for i, p in enumerate(phases):
         c = phase_rgb(p, i)
         v = [np.nan if (h.get("val_iou") or {}).get(p) is None else h["val_iou"][p] for h in history]
-        axes[1].plot(ep, v, ".-", color=c, label=p)
+        axes[1].plot(ep, v, "-", marker=phase_marker(p, i), ms=4, color=c, label=p)  # told apart without colour too
     axes[1].set_xlabel("epoch")
     for ax in axes[:2]:
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
