@@ -26,6 +26,7 @@ __all__ = [
     "parse_dtype",
     "parse_flag",
     "parse_axis",
+    "parse_path",
 ]
 
 T = TypeVar("T")
@@ -53,6 +54,17 @@ def parse_nonnegative_int(name: str, value: Any) -> int:
     if not _is_int(value) or value < 0:
         raise _fail(name, "to be a non-negative integer", value)
     return int(value)
+
+
+def parse_path(name: str, value: Any) -> Any:
+    """Return ``value`` as a :class:`pathlib.Path`: a ``str`` or ``os.PathLike``, not empty (``5``
+    raised Python's TypeError, naming no argument; ``""`` is the working directory)."""
+    import os
+    from pathlib import Path
+
+    if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
+        raise _fail(name, "to be a path (str or os.PathLike)", value)
+    return Path(value)
 
 
 def parse_flag(name: str, value: Any) -> bool:

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from ._parse import parse_choice, parse_chunks, parse_in_range, parse_positive_float, parse_region, parse_shells_spec
+from ._parse import parse_choice, parse_chunks, parse_in_range, parse_path, parse_positive_float, parse_region, parse_shells_spec
 from ._version import environment, version
 from .config import CLASSICAL_MODELS, RunConfig
 from .errors import BigsegError, ConfigError, InputError, LabelsReplacedWarning, SourceNotFoundError
@@ -302,6 +302,7 @@ class Pipeline:
         started for this run and closed after; default: the current scheduler (an active client,
         else threads in this process). ``progress``: progress bars on stderr (every stage's).
         """
+        parse_path("dest", dest)
         self._check_model()  # before any work
         shape = _source_shape(source)
         if shape is not None and len(shape) not in (3, 4):
@@ -522,7 +523,7 @@ class Pipeline:
             raise ConfigError(f"Expected `times` and `time_unit` null for watch (each scan is one volume; their "
                               f"times in evolution.csv: clock='mtime', --clock mtime). Got times="
                               f"{self.config.times!r}, time_unit={self.config.time_unit!r}.")
-        inbox, out = Path(inbox), Path(out)
+        inbox, out = parse_path("inbox", inbox), parse_path("out", out)
         if not inbox.is_dir():
             raise InputError(f"Expected `inbox` to be an existing folder. Got {str(inbox)!r} instead.")
         if same_place(out.resolve(), inbox.resolve()):  # each scan's results among the scans

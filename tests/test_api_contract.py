@@ -159,3 +159,26 @@ def test_progress_is_true_or_false_everywhere(tmp_path):
             call("no")
         assert not list(tmp_path.iterdir()), name  # nothing written
     assert float(measure.volume_fractions(labels, progress=np.bool_(False)).sum()) == pytest.approx(1.0)
+
+
+def test_paths_are_refused_by_name():
+    """``open_volume(5)``, ``save_volume(v, 5)``, ``Pipeline.run(v, 5)``...: Python's TypeError
+    "expected str, bytes or os.PathLike object, not int", naming no argument."""
+    import numpy as np
+
+    from bigseg.errors import InputError
+
+    vol = bigseg.io.make_volume(np.zeros((4, 5, 6), np.float32))
+    labels = bigseg.io.make_volume(np.zeros((4, 5, 6), np.uint8))
+    calls = {
+        "path": [lambda: bigseg.open_volume(5), lambda: bigseg.save_volume(vol, 5), lambda: bigseg.save_volume(vol, "")],
+        "dest": [lambda: bigseg.ingest("scan.npy", 5), lambda: bigseg.export(vol, 5.0),
+                 lambda: bigseg.Pipeline(predict={"model": "threshold"}).run(vol, None)],
+        "inbox": [lambda: bigseg.Pipeline(predict={"model": "threshold"}).watch(5, "out", once=True)],
+        "run": [lambda: bigseg.report.write_report(5)],
+        "image_path": [lambda: bigseg.save_labels(labels, 5)],
+    }
+    for name, tried in calls.items():
+        for call in tried:
+            with pytest.raises(InputError, match=rf"Expected `{name}` to be a path \(str or os.PathLike\). Got "):
+                call()

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from .._parse import parse_choice
+from .._parse import parse_choice, parse_path
 from ..errors import InputError
 from ..ops._dispatch import to_numpy
 from ..runtime._lock import held, make_folder
@@ -278,7 +278,7 @@ def export(
 
     from ..runtime._progress import bar_stream
 
-    dest_p = Path(dest)
+    dest_p = parse_path("dest", dest)
     fmt = _format(dest_p, format)
     vol = _probabilities(data)
     if vol is None:

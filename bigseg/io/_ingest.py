@@ -26,7 +26,7 @@ import numpy as np
 import xarray as xr
 from dask.base import tokenize
 
-from .._parse import parse_chunks, parse_dtype, parse_nonnegative_int, parse_positive_int, parse_tuple, parse_voxel_size
+from .._parse import parse_chunks, parse_dtype, parse_nonnegative_int, parse_path, parse_positive_int, parse_tuple, parse_voxel_size
 from ..errors import BigsegError, InputError, SourceNotFoundError, VolumeFormatError
 from ._calibration import (convert_length, hdf5_calibration, normalise_unit, parse_unit, tiff_calibration,
                            tiff_origin)
@@ -1191,7 +1191,7 @@ def ingest(
     source, destination and parameters are checked; a failed ingest leaves no volume at
     ``dest``.
     """
-    dest_p = Path(dest)
+    dest_p = parse_path("dest", dest)
     named = [source] if isinstance(source, (str, os.PathLike)) else list(source) if isinstance(source, (list, tuple)) else []
     listed = isinstance(source, (list, tuple))
     arrays = [s for s in (named if listed else [source]) if not isinstance(s, (str, os.PathLike))]

@@ -29,7 +29,7 @@ import numpy as np
 import xarray as xr
 import zarr
 
-from .._parse import parse_chunks, parse_flag, parse_phases, parse_positive_int, parse_voxel_size
+from .._parse import parse_chunks, parse_flag, parse_path, parse_phases, parse_positive_int, parse_voxel_size
 from ..errors import (BigsegError, InputError, LabelsReplacedWarning, OutputExistsError, OutputNotWritableError,
                       SourceNotFoundError, VolumeFormatError, warn_caller)
 from ..ops._dispatch import on_host
@@ -505,7 +505,7 @@ def write_volume(data: Any, path: str | os.PathLike, *, chunks: Any = None, voxe
     """:func:`save_volume`, its destination named ``argument`` in what it says (an unwritable,
     full or locked destination of ``ingest`` is its `dest`); ``zarr_format=2``: OME-Zarr v0.4
     (an image written inside another writer's v0.4 store, as its label images are)."""
-    dest = Path(path).absolute()  # workers elsewhere (another working directory) write where the caller means
+    dest = parse_path(argument, path).absolute()  # workers elsewhere (another working directory) write where the caller means
     levels = parse_positive_int("levels", levels)  # 0 was taken as 1
     if unit is not None:  # the caller's (a volume's own unit, from any writer, is kept as it is)
         parse_unit(unit)
@@ -558,7 +558,7 @@ def save_labels(
     (default on; False: none).
     """
     check_label_name(name)  # before anything: "" or "../x" would name the labels group or a place outside it
-    image_path = image_of(Path(image_path).absolute())  # (workers elsewhere; a bioformats2raw store: its image)
+    image_path = image_of(parse_path("image_path", image_path).absolute())  # (workers elsewhere; a bioformats2raw store: its image)
     check_label_name(name, label_names(image_path / "labels"))
     image = open_volume(image_path)
     vol, chunks = _prepare(labels, chunks=chunks, voxel_size=image.attrs["voxel_size"], phases=phases,
@@ -797,7 +797,7 @@ def open_volume(path: str | os.PathLike, *, level: int = 0, label: str | None = 
 
     Never loads voxel data; the returned DataArray is backed by ``dask.array.from_zarr``.
     """
-    p = Path(path).absolute()  # read by workers that may run in another working directory
+    p = parse_path("path", path).absolute()  # read by workers that may run in another working directory
     if not p.exists():
         raise SourceNotFoundError(f"Expected `path` to be an existing OME-Zarr volume. Got {str(p)!r}, which does not exist.")
     p = image_of(p)  # a bioformats2raw store: its image

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from .._parse import parse_path
 from .._version import version
 from ..config import CLASSICAL_MODELS
 from ..errors import InputError, VolumeFormatError
@@ -432,7 +433,9 @@ def write_report(run: str | os.PathLike, *, path: str | os.PathLike | None = Non
     -------
     The path of the report.
     """
-    run = Path(run)
+    run = parse_path("run", run)
+    if path is not None:
+        parse_path("path", path)
     ds = read_metrics(run)
     info = _run_info(run)
     source = info.get("source", run.name)
