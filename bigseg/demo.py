@@ -56,16 +56,24 @@ def _out_folder(out: str | Path) -> Path:
     return out
 
 
-def _check_options(size: Any, chunks: Any, seed: Any) -> None:
-    """The generator's options, refused by name before a folder is made or anything printed."""
-    from ._parse import parse_nonnegative_int, parse_positive_int
+def check_options(size: Any, chunks: Any, seed: Any, steps: Any = None, model: Any = None) -> None:
+    """The generator's options (with ``steps``: a series'; with ``model``: the pipeline's model),
+    refused by name before a folder is made, anything printed or a cluster started (`bigseg demo`;
+    a model that was no model was refused after the scan was generated)."""
+    from ._parse import _is_int, parse_nonnegative_int, parse_positive_int
     from .errors import InputError
 
+    if steps is not None and not (_is_int(steps) and 2 <= steps <= len(_DRIFT)):
+        raise InputError(f"Expected `steps` in [2, {len(_DRIFT)}]. Got {steps!r} instead.")
     if parse_positive_int("size", size) < 8:  # the default model's poolings need 8 voxels along each axis
         raise InputError(f"Expected `size` to be at least 8 (voxels along each axis, for the model's poolings). "
                          f"Got {size!r} instead.")
     parse_positive_int("chunks", chunks)
     parse_nonnegative_int("seed", seed)
+    if model is not None:
+        from .pipeline import Pipeline
+
+        Pipeline(predict={"model": model})._check_model()
 
 
 def run_demo(out: str | Path = "out/demo", *, size: int = 96, chunks: int = 48, seed: int = 7,
@@ -77,7 +85,7 @@ def run_demo(out: str | Path = "out/demo", *, size: int = 96, chunks: int = 48, 
     from .pipeline import Pipeline
     from .runtime import connect
 
-    _check_options(size, chunks, seed)
+    check_options(size, chunks, seed, model=model)
     out = _out_folder(out)
     t0 = time.perf_counter()
     print(f"[1/3] generating a {size}³ electrode and its simulated nano-CT (seed {seed})", file=sys.stderr)
@@ -132,14 +140,11 @@ def run_series_demo(out: str | Path = "out/demo-series", *, size: int = 64, step
     from scipy import ndimage as ndi
 
     from . import synth
-    from .errors import InputError
     from .io import make_volume, open_volume
     from .pipeline import Pipeline
     from .runtime import connect
 
-    if not 2 <= steps <= len(_DRIFT):
-        raise InputError(f"Expected `steps` in [2, {len(_DRIFT)}]. Got {steps!r} instead.")
-    _check_options(size, chunks, seed)
+    check_options(size, chunks, seed, steps, model)
     out = _out_folder(out)
     t0 = time.perf_counter()
     print(f"[1/2] generating a {steps}-scan operando series of {size}³ (seed {seed}), scans drifting", file=sys.stderr)

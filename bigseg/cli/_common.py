@@ -103,11 +103,23 @@ def pipeline_config(args: argparse.Namespace, **overrides: Any) -> tuple[Any, An
     # BIGSEG_CLUSTER (a site's module file; were ignored without --config: the run went to threads here)
     given = args.config or os.environ.get("BIGSEG_CONFIG") or os.environ.get("BIGSEG_CLUSTER")
     cluster = args.cluster or (cfg.cluster if given else None)
+    check_cluster_name(cluster)
     cluster = None if cluster == "threads" else cluster  # a configuration's way to say "in this process"
     _workers_need_a_cluster(args, cluster)
     if (cluster or "threads") != cfg.cluster:  # the configuration recorded (run.json) says where it ran
         cfg = RunConfig.load(args.config, **overrides, cluster=cluster or "threads")  # (was "local" for threads)
     return cfg, cluster
+
+
+def check_cluster_name(cluster: Any) -> None:
+    """--cluster: a name the commands take, or a scheduler's address (checked further where it is
+    reached). The error lists ``threads`` too (``connect``'s, said before, did not: a command takes it)."""
+    from ..runtime._cluster import is_address
+
+    if cluster is None or cluster in ("threads", "local", "local-cuda", "slurm") or is_address(cluster):
+        return
+    raise InputError(f"Expected `--cluster` to be 'threads' (in this process), 'local', 'local-cuda', 'slurm' or a "
+                     f"scheduler address such as 'tcp://host:8786'. Got {cluster!r} instead.")
 
 
 def _workers_need_a_cluster(args: argparse.Namespace, cluster: Any) -> None:
@@ -313,6 +325,7 @@ def parse_triple(text: str | None, cast=float, *, option: str, count: str = "one
 @contextlib.contextmanager
 def cluster_from_args(args: argparse.Namespace):
     cluster = getattr(args, "cluster", None)
+    check_cluster_name(cluster)
     cluster = None if cluster == "threads" else cluster
     _workers_need_a_cluster(args, cluster)
     if cluster:

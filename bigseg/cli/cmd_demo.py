@@ -30,17 +30,27 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    with cluster_from_args(args):  # started (or refused by name) before anything is generated; the pipeline runs on it
+    from ..demo import check_options
+
+    if args.steps is None and args.temporal:
+        from ..errors import InputError
+
+        raise InputError(f"Expected `--temporal` only with --steps (a series). Got --temporal {args.temporal} instead.")
+    opts = _series_options(args) if args.steps is not None else {"size": args.size, "chunks": args.chunks}
+    check_options(opts["size"], opts["chunks"], args.seed, args.steps, args.model)  # before a cluster starts (a bad --size
+    with cluster_from_args(args):  # was refused after it); started (or refused by name) before anything is generated
         return _series(args) if args.steps is not None else _single(args)
+
+
+def _series_options(args: argparse.Namespace) -> dict:
+    """A series' folder, size and chunks: the series' defaults where the command line gave none."""
+    given = {a for a in ("size", "chunks", "out") if getattr(args, a) != {"size": 96, "chunks": 48, "out": "out/demo"}[a]}
+    return {"out": args.out if "out" in given else "out/demo-series", "size": args.size if "size" in given else 64,
+            "chunks": args.chunks if "chunks" in given else 32}
 
 
 def _single(args: argparse.Namespace) -> int:
     from ..demo import run_demo
-
-    if args.temporal:
-        from ..errors import InputError
-
-        raise InputError(f"Expected `--temporal` only with --steps (a series). Got --temporal {args.temporal} instead.")
 
     s = run_demo(args.out, size=args.size, chunks=args.chunks, seed=args.seed, model=args.model, progress=args.progress)
     print(f"\nbigseg demo: {s['size']}³ electrode, {s['seconds']} s")
@@ -69,9 +79,8 @@ def _series(args: argparse.Namespace) -> int:
 
     from ..demo import run_series_demo
 
-    given = {a for a in ("size", "chunks", "out") if getattr(args, a) != {"size": 96, "chunks": 48, "out": "out/demo"}[a]}
-    s = run_series_demo(args.out if "out" in given else "out/demo-series", size=args.size if "size" in given else 64,
-                        steps=args.steps, chunks=args.chunks if "chunks" in given else 32, seed=args.seed,
+    opts = _series_options(args)
+    s = run_series_demo(opts["out"], size=opts["size"], steps=args.steps, chunks=opts["chunks"], seed=args.seed,
                         model=args.model, temporal=args.temporal, progress=args.progress)
     from ..measure import read_table
 

@@ -51,7 +51,7 @@ def _metrics_section(ds) -> str:
     cols = ["phase", "volume fraction"] + [c for c in ("iou", "dice", "precision", "recall") if c in d]
     rows = [[p, float(d.volume_fraction.values[i])] + [float(d[c].values[i]) for c in cols[2:]]
             for i, p in enumerate(phases)]
-    out = f"<h2>Phases{last}</h2>" + _table(["IoU" if c == "iou" else c for c in cols], rows)
+    out = f"<h2>Phases{last}</h2>" + _table([{"iou": "IoU", "dice": "Dice"}.get(c, c) for c in cols], rows)
     if "accuracy" in d:
         out += f"<p>overall accuracy {float(d.accuracy.values):.4f} (read with the per-phase IoU: majority-class trap)</p>"
     if "faces" in d:

@@ -78,10 +78,17 @@ def test_demo_writes_only_into_a_demo_folder(tmp_path, scan, bigseg_cli):
                           (("--seed", "-1"), "`--seed` to be a non-negative integer"),
                           (("--chunks", "0"), "`--chunks` to be a positive integer"),
                           (("--steps", "3", "--size", "5"), "`--size` to be at least 8"),
-                          (("--cluster", "bogus"), "`--cluster` to be 'local'"),  # was after generating the scan
-                          (("--steps", "2", "--cluster", "bogus"), "`--cluster` to be 'local'")):
+                          (("--cluster", "bogus"), "`--cluster` to be 'threads' (in this process), 'local'"),  # was after generating
+                          (("--steps", "2", "--cluster", "bogus"), "`--cluster` to be 'threads' (in this process), 'local'"),
+                          # and before a cluster is started for the demo (were refused once it was, or, a model
+                          # that is no model, after the scan was generated)
+                          (("--cluster", "local", "--size", "4"), "`--size` to be at least 8"),
+                          (("--cluster", "local", "--steps", "9"), "`--steps` in [2, 6]"),
+                          (("--cluster", "local", "--steps", "2", "--chunks", "0"), "`--chunks` to be a positive"),
+                          (("--cluster", "local", "--model", "bogus"), "an existing checkpoint file. Got 'bogus'")):
         out = bigseg_cli("demo", "--out", tmp_path / "d", *argv, "--no-progress", check=False)
         assert out.returncode == 2 and message in out.stderr and "generating" not in out.stderr, (argv, out.stderr)
+        assert "connected to local" not in out.stderr, (argv, out.stderr)
         assert not (tmp_path / "d").exists()
 
 

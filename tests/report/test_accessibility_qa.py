@@ -87,7 +87,8 @@ def test_report_images_are_described_and_the_page_says_its_language(tmp_path):
 
     from bigseg.report import metrics_figure, write_report
 
-    ds = xr.Dataset({"volume_fraction": (("phase",), [0.4, 0.6])}, coords={"phase": ["pore", "active"]},
+    ds = xr.Dataset({"volume_fraction": (("phase",), [0.4, 0.6]), "iou": (("phase",), [0.9, 0.95]),
+                     "dice": (("phase",), [0.94, 0.97])}, coords={"phase": ["pore", "active"]},
                     attrs={"shape": "[8, 8, 8]", "voxel_size": "[1, 1, 1]", "unit": "nm"})
     (tmp_path / "metrics.json").write_text(json.dumps(ds.to_dict()))
     summary = measure.summary(make_volume(np.repeat([0, 2], 256).reshape(8, 8, 8).astype(np.uint8)))
@@ -97,3 +98,4 @@ def test_report_images_are_described_and_the_page_says_its_language(tmp_path):
     assert len(alts) == 1 and "metrics.png" not in alts[0] and "volume fraction" in alts[0]  # was alt='metrics.png'
     assert "<html lang='en'>" in page
     assert "<th></th>" not in page  # a header cell says what its column holds
+    assert "<th>IoU</th><th>Dice</th>" in page  # (was "dice" beside "IoU")
