@@ -187,7 +187,9 @@ def _downsample(arr: da.Array, dims: tuple[str, ...], labels: bool) -> da.Array:
     factors = {i: (2 if d in ("z", "y", "x") else 1) for i, d in enumerate(dims)}
     if labels:  # nearest: keep label values valid; trimmed as the image's mean is, so level k has its shape
         return arr[tuple(slice(0, (n // factors[i]) * factors[i], factors[i]) for i, n in enumerate(arr.shape))]
-    smaller = da.coarsen(np.mean, arr.astype(np.float32), factors, trim_excess=True)
+    from ..kernels.filters import exact_float_dtype  # (float32 made inf of 1e300 and moved 2**30 + 7 by up to 64)
+
+    smaller = da.coarsen(np.mean, arr.astype(exact_float_dtype(arr.dtype)), factors, trim_excess=True)
     if np.issubdtype(arr.dtype, np.integer):
         smaller = da.round(smaller)
     return smaller.astype(arr.dtype)

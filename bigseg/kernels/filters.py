@@ -25,12 +25,24 @@ __all__ = [
     "count_nonfinite",
     "gaussian_radius",
     "float_dtype",
+    "exact_float_dtype",
 ]
 
 
 def float_dtype(dtype: Any) -> np.dtype:
     """Output dtype of the smoothing filters: float64 stays float64, everything else is float32."""
     return np.dtype(np.float64) if np.dtype(dtype) == np.float64 else np.dtype(np.float32)
+
+
+def exact_float_dtype(dtype: Any) -> np.dtype:
+    """The narrowest float dtype that holds every value of ``dtype`` exactly: float32 for bool,
+    integers of up to 16 bits, float16 and float32; float64 otherwise (a 32/64-bit integer beyond
+    2**24, e.g. 2**30 + 7, or a float64 beyond float32's range, 1e300, would be rounded or become
+    inf in float32)."""
+    dt = np.dtype(dtype)
+    if dt == np.bool_ or (dt.kind in "iu" and dt.itemsize <= 2) or (dt.kind == "f" and dt.itemsize <= 4):
+        return np.dtype(np.float32)
+    return np.dtype(np.float64)
 
 
 def gaussian_radius(sigma: Sequence[float], truncate: float = 4.0) -> tuple[int, ...]:
@@ -145,13 +157,14 @@ def unsharp(block: Any, radius: Sequence[float], amount: float, *, truncate: flo
 
 
 def rescale(block: Any, low: float, high: float) -> Any:
-    """Map ``[low, high]`` linearly to [0, 1], clip, float32 (``low == high`` gives zeros)."""
-    x = block.astype(np.float64 if block.dtype == np.float64 else np.float32, copy=False)
-    if high <= low:
-        out = (x * 0).astype(np.float32)
-        return out
-    out = (x - low) * (1.0 / (high - low))
+    """Map ``[low, high]`` linearly to [0, 1], clip, float32 (``low == high`` gives zeros; NaN stays
+    NaN, +-inf give 1/0 either way). Computed in :func:`exact_float_dtype` of the block, so that
+    int32/int64 values beyond 2**24 are not rounded before ``low`` is taken off."""
+    x = block.astype(exact_float_dtype(block.dtype), copy=False)
     xp = np if not is_cupy(block) else __import__("cupy")
+    if high <= low:  # (x * 0 made NaN of an inf voxel)
+        return xp.where(x != x, x, x == np.inf).astype(np.float32)
+    out = (x - low) * (1.0 / (high - low))
     return xp.clip(out, 0.0, 1.0).astype(np.float32, copy=False)
 
 

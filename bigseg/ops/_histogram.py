@@ -43,7 +43,11 @@ def value_range(arr: da.Array, *, progress: bool = False) -> tuple[Any, Any]:
 
 def _block_bincount(b: Any, lo: int, n: int) -> np.ndarray:
     xp = array_module(b)
-    c = xp.bincount((b.astype(np.int64, copy=False) - lo).ravel(), minlength=n)
+    if b.dtype.kind == "u":  # in its own dtype (b >= lo): uint64 values beyond 2**63 do not fit int64
+        off = (b - b.dtype.type(lo)).astype(np.int64, copy=False)
+    else:
+        off = b.astype(np.int64, copy=False) - lo
+    c = xp.bincount(off.ravel(), minlength=n)
     return to_numpy(c).reshape((1,) * b.ndim + (n,))
 
 
@@ -120,7 +124,7 @@ def percentiles(arr: da.Array, qs: Sequence[float], *, progress: bool = False) -
         if hi - lo < (1 << 24):
             (counts,) = compute(bincount_offset(arr, lo, hi), desc="histogram", progress=progress)
             pos = _order_stats_from_counts(counts, ks)
-            stat = {k: float(lo + p) for k, p in zip(ks, pos)}
+            stat = {k: float(lo + int(p)) for k, p in zip(ks, pos)}
             return [lerp_percentile(stat[a], stat[b], t) for a, b, t in need]
     lo, hi = float(lo), float(hi)
     if hi == lo:

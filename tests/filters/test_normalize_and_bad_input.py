@@ -145,3 +145,30 @@ def test_a_number_given_as_text_is_refused_by_name(call, match):
     number given as text is refused alike everywhere, naming the argument and the text."""
     with pytest.raises(InputError, match=match):
         call(np.zeros((4, 5, 6), np.float32))
+
+
+@pytest.mark.parametrize("dtype, base", [(np.int32, 2**30), (np.int64, 2**50), (np.uint32, 2**31)])
+def test_normalize_of_wide_integers_far_from_zero_is_not_rounded_to_float32(dtype, base):
+    """int32/int64 values beyond 2**24 were cast to float32 before the low percentile was taken
+    off: 2**30 + 0..99 mapped onto 2-3 levels (up to 0.65 off the exact [0, 1] mapping)."""
+    a = (base + np.random.default_rng(2).integers(0, 100, (6, 7, 8))).astype(dtype)
+    out = bf.normalize(da.from_array(a, chunks=(5, 3, 7)))
+    lo, hi = np.percentile(a.astype(np.float64), [0.5, 99.5])
+    ref = np.clip((a.astype(np.float64) - lo) / (hi - lo), 0, 1).astype(np.float32)
+    np.testing.assert_allclose(out.values, ref, atol=1e-6)
+
+
+def test_normalize_of_a_constant_volume_keeps_inf_as_1_and_nan_as_nan():
+    """``low == high``: an inf voxel came out NaN (x * 0), not the 1/0 that +-inf map to."""
+    a = np.full((3, 4, 5), 3.0, np.float32)
+    a[0, 0, 0], a[1, 1, 1], a[2, 2, 2] = np.inf, -np.inf, np.nan
+    out = bf.normalize(da.from_array(a, chunks=2), nan_policy="propagate").values
+    assert out[0, 0, 0] == 1.0 and out[1, 1, 1] == 0.0 and np.isnan(out[2, 2, 2])
+    assert np.isnan(out).sum() == 1 and np.nansum(out) == 1.0
+
+
+def test_normalize_of_uint64_beyond_2_63_is_no_overflow_traceback():
+    """uint64 values beyond int64's range: OverflowError in the histogram's offset."""
+    a = (np.uint64(2**63 + 5) + np.arange(24, dtype=np.uint64) * np.uint64(2**12)).reshape(2, 3, 4)
+    out = bf.normalize(da.from_array(a, chunks=(1, 2, 3)))
+    assert out.attrs["normalize"] == pytest.approx(tuple(np.percentile(a.astype(np.float64), [0.5, 99.5])), rel=1e-15)

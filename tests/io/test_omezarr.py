@@ -199,6 +199,20 @@ def test_ome_zarr_py_reads_what_we_write(tmp_path, odd_volume):
     assert labels, "label image not found by ome-zarr-py"
 
 
+@pytest.mark.parametrize("data", [np.arange(64, dtype=np.float64).reshape(4, 4, 4) * 1e300,
+                                  np.arange(64, dtype=np.float64).reshape(4, 4, 4) * 1e-50,
+                                  (2**30 + np.arange(64) * 7).reshape(4, 4, 4).astype(np.int32)], ids=["1e300", "1e-50", "2**30"])
+def test_pyramid_levels_of_wide_dtypes_are_their_means(tmp_path, data):
+    """A level averaged in float32 made inf of float64 1e300, 0 of 1e-50 and moved int32 2**30 + k
+    by up to 64."""
+    bigseg.save_volume(data, tmp_path / "a.ome.zarr", chunks=3, levels=2, progress=False)
+    level1 = bigseg.open_volume(tmp_path / "a.ome.zarr", level=1).values
+    ref = data.reshape(2, 2, 2, 2, 2, 2).mean(axis=(1, 3, 5), dtype=np.float64)
+    ref = (np.round(ref) if data.dtype.kind == "i" else ref).astype(data.dtype)
+    assert level1.dtype == data.dtype
+    np.testing.assert_allclose(level1, ref, rtol=1e-15, atol=0)
+
+
 def test_sparse_labels_from_annotations_whose_classes_count_from_1():
     import dask.array as da
     import xarray as xr
