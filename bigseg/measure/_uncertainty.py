@@ -85,7 +85,18 @@ def spread(results: Sequence[xr.Dataset | xr.DataArray], *, dim: str = "sample")
 
 def over_samples(metric: Callable[..., xr.Dataset | xr.DataArray], samples: Sequence[Any], **kwargs: Any) -> xr.Dataset:
     """``spread([metric(s, **kwargs) for s in samples])``: a metric as mean ± std over several
-    segmentations of the same image (e.g. by different users or models)."""
+    segmentations of the same image (e.g. by different users or models). ``samples``: a list of
+    two or more segmentations, or an array of them along its first axis; ``metric``: a function
+    of one, e.g. :func:`volume_fractions` (both refused by name before any is measured)."""
+    if not callable(metric):  # e.g. "volume_fraction": 'str' object is not callable, after the first sample
+        raise InputError(f"Expected `metric` to be a function such as bigseg.measure.volume_fractions. Got {metric!r} instead.")
+    ndim = getattr(samples, "ndim", None)  # an array: its first axis (one volume's would be its slices)
+    listed = isinstance(samples, (list, tuple)) or ndim == 4
+    if not listed or len(samples) < 2:
+        what = f"{type(samples).__name__} of {'shape ' + str(tuple(samples.shape)) if ndim else 'length ' + str(len(samples))}" \
+            if listed else f"{type(samples).__name__}" + (f" of {ndim} dimensions" if ndim is not None else "")
+        raise InputError(f"Expected `samples` to be a list of at least two segmentations (or an array of them along its "
+                         f"first axis). Got {what} instead.")
     return spread([metric(s, **kwargs) for s in samples])
 
 

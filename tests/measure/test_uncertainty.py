@@ -134,3 +134,20 @@ def test_series_dims_for_agreement_and_probabilities(labels):
     ds = probability_uncertainty(np.stack([p, np.full_like(p, 1 / 3)]), threshold=0.5)
     assert ds.uncertain_fraction.dims == ("t",)
     np.testing.assert_allclose(ds.uncertain_fraction.values, [0.0, 1.0])
+
+
+def test_over_samples_refuses_what_is_no_list_of_segmentations_by_name():
+    """A metric's name instead of the metric raised Python's "'str' object is not callable"; an
+    empty list was said as `results` (spread's argument, not over_samples')."""
+    from bigseg.errors import InputError
+
+    segs = np.random.default_rng(0).integers(0, 3, (3, 4, 5, 6)).astype(np.uint8)
+    with pytest.raises(InputError, match=r"`metric` to be a function .* Got 'volume_fraction'"):
+        over_samples("volume_fraction", list(segs))
+    for bad, got in (([], "list of length 0"), (segs[0], "ndarray of 3 dimensions"), ([segs[0]], "list of length 1")):
+        with pytest.raises(InputError, match=rf"`samples` to be a list of at least two segmentations.*Got {got}"):
+            over_samples(volume_fractions, bad)
+    stacked = over_samples(volume_fractions, segs)  # an array of them along its first axis: as their list
+    import xarray as xr
+
+    xr.testing.assert_identical(stacked, over_samples(volume_fractions, list(segs)))
