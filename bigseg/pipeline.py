@@ -251,9 +251,9 @@ class Pipeline:
                       probabilities=keep) as ds:
             yield ds
 
-    def _fov(self, vol: xr.DataArray, out: Path) -> xr.DataArray | None:
+    def _fov(self, vol: xr.DataArray, out: Path, title: str) -> xr.DataArray | None:
         """The field of view (``fov``) of the ingested image, drawn over its middle slice into
-        ``out/fov.png``; None without ``fov``."""
+        ``out/fov.png`` (``title``: the run's name, as on its other figures); None without ``fov``."""
         if self.config.fov is None:
             return None
         from .io import fov_mask
@@ -263,7 +263,7 @@ class Pipeline:
         if not mask.attrs["found"]:
             warnings.warn(f"fov {self.config.fov!r}: no constant fill found around the sample; the whole cross-section "
                           "is used (give the circle, e.g. fov: cylinder or 'cy,cx,r')", UserWarning, stacklevel=2)
-        fov_figure(vol, mask, path=out / "fov.png")
+        fov_figure(vol, mask, path=out / "fov.png", title=f"{title}: field of view ({self.config.fov})")
         return mask
 
     # -- run --------------------------------------------------------------------------------------
@@ -634,7 +634,6 @@ class Pipeline:
         from .io._omezarr import remove_label
         from .report import (metrics_figure, orthoslices, particle_figure, profile_figure, rve_figure, series_figure,
                              shells_figure, thickness_figure, timeslices, write_report)
-        from .report._html import scans_title
         from .report._units import at_last_step, time_at
 
         out = Path(dest)
@@ -676,7 +675,7 @@ class Pipeline:
 
         seg_path = image / "labels" / "segmentation"
         t = time.perf_counter()
-        fov = self._fov(vol, out)
+        fov = self._fov(vol, out, title=_run_name(source))
         if not (keep_labels and seg_path.exists()):
             # the filters must not smear a fill (NaN, 0) into the sample: the outside looks like the inside
             src = vol if fov is None else fill_outside_like_inside(vol, fov, progress=True)
@@ -751,9 +750,7 @@ class Pipeline:
 
         t = time.perf_counter()
         slices = out / "slices.png"
-        name = (Path(str(source)).name if isinstance(source, (str, os.PathLike)) else
-                scans_title(source) if isinstance(source, (list, tuple)) and len(source) > 1 else "volume")
-        run_title = f"{name}: segmentation ({self.config.predict['model']})"  # on every figure: which run it shows
+        run_title = f"{_run_name(source)}: segmentation ({self.config.predict['model']})"  # on every figure: which run
         orthoslices(vol, labels, path=slices, title=run_title)
         figures = [str(slices)]
         last = f" (t = {time_at(labels.t)})" if table is not None and "t" in table and len(table) else ""
@@ -854,6 +851,14 @@ def _source_shape(source: Any) -> tuple[int, ...] | None:
         raise
     except BigsegError:
         return None
+
+
+def _run_name(source: Any) -> str:
+    """What a run's figures call it: its source's name, a series' scans, or "volume" (an array)."""
+    from .report._html import scans_title
+
+    return (Path(str(source)).name if isinstance(source, (str, os.PathLike)) else
+            scans_title(source) if isinstance(source, (list, tuple)) and len(source) > 1 else "volume")
 
 
 #: the files a run writes after its segmentation (fov.png: with it, at the field of view's stage)

@@ -99,3 +99,20 @@ def test_report_images_are_described_and_the_page_says_its_language(tmp_path):
     assert "<html lang='en'>" in page
     assert "<th></th>" not in page  # a header cell says what its column holds
     assert "<th>IoU</th><th>Dice</th>" in page  # (was "dice" beside "IoU")
+
+
+def test_the_field_of_view_figure_names_its_run(tmp_path, monkeypatch):
+    """fov.png was the one figure of a run folder without the run's name (drawn before the others
+    had a title): a folder of runs' fov.png could not be told apart."""
+    import bigseg
+    import bigseg.report
+
+    titles = []
+    drawn = bigseg.report.fov_figure
+    monkeypatch.setattr(bigseg.report, "fov_figure", lambda *a, **k: titles.append(k.get("title")) or drawn(*a, **k))
+    img = np.random.default_rng(0).random((6, 20, 20)).astype(np.float32)
+    img[:, :3] = 0  # a fill outside the sample
+    np.save(tmp_path / "scan_07.npy", img)
+    bigseg.Pipeline(predict={"model": "threshold"}, fov="auto", measure={"particles": False}).run(
+        tmp_path / "scan_07.npy", tmp_path / "r", progress=False)
+    assert titles == ["scan_07.npy: field of view (auto)"]
