@@ -32,8 +32,10 @@ _QUIET = threading.Lock()
 
 
 def _solve(block: np.ndarray, *, phase: int, axis: int, spacing: tuple[float, float, float], device: str | None,
-           conv_crit: float, iter_limit: int) -> tuple[float, float, float, int]:
-    """TauFactor on one sub-volume: ``(tau, D_eff / D_0, porosity, iterations)``.
+           conv_crit: float, iter_limit: int) -> tuple[float, float, float, int, bool]:
+    """TauFactor on one sub-volume: ``(tau, D_eff / D_0, porosity, iterations, settled)``;
+    ``settled``: a result (TauFactor's own convergence, or no solve needed), not a field stopped
+    at ``iter_limit`` (which may be the very check where it converged: a multiple of 100).
 
     The flux runs along ``axis`` (TauFactor's first axis); anisotropic voxels use its
     ``AnisotropicSolver`` (neighbour weights scaled by the squared spacing ratios).
@@ -45,10 +47,10 @@ def _solve(block: np.ndarray, *, phase: int, axis: int, spacing: tuple[float, fl
     sp = tuple(float(spacing[a]) for a in [axis] + [a for a in range(3) if a != axis])  # as np.moveaxis
     porosity = float(img.mean())
     if porosity == 0.0:
-        return math.inf, 0.0, 0.0, 0
+        return math.inf, 0.0, 0.0, 0, True
     cc, _ = ndi.label(img)  # 6-connected: is any component on both faces normal to the flux?
     if not np.intersect1d(cc[0][cc[0] > 0], cc[-1][cc[-1] > 0]).size:
-        return math.inf, 0.0, porosity, 0
+        return math.inf, 0.0, porosity, 0, True
     dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
     # TauFactor prints, and divides by zero where nothing percolates (tau = inf): the result says it all
     with _QUIET, contextlib.redirect_stdout(io.StringIO()), np.errstate(divide="ignore", invalid="ignore"):
@@ -58,10 +60,10 @@ def _solve(block: np.ndarray, *, phase: int, axis: int, spacing: tuple[float, fl
             solver = _anisotropic_solver()(img, spacing=sp, device=dev)
         solver.solve(verbose=False, conv_crit=conv_crit, iter_limit=iter_limit)
     if solver.tau is None:  # stopped before TauFactor's first convergence check (every 100 iterations)
-        return math.nan, math.nan, porosity, int(solver.iter)
+        return math.nan, math.nan, porosity, int(solver.iter), False
     tau = float(np.ravel(solver.tau)[0])
     d_eff = float(np.ravel(solver.D_eff)[0]) if np.isfinite(tau) else 0.0
-    return tau, d_eff, porosity, int(solver.iter)
+    return tau, d_eff, porosity, int(solver.iter), bool(solver.converged)
 
 
 def _anisotropic_solver():
@@ -130,7 +132,7 @@ def tortuosity(labels: Any, *, phase: str | int = "pore", axis: str | int = "z",
     diffusivity, dimensionless, ``porosity / tau``), ``porosity`` (volume fraction of
     ``phase`` in the sub-volume) and ``iterations``; coordinates ``z0, y0, x0, z1, y1, x1``
     give each sub-volume's voxel bounds (half-open, in the indices of ``labels``). A sub-volume
-    whose solve reaches ``iter_limit`` has NaN ``tau`` and ``D_eff`` (with a warning).
+    whose solve stops at ``iter_limit`` unconverged (TauFactor's own check) has NaN ``tau`` and ``D_eff`` (with a warning).
     ``attrs["subvolume"]``: the largest (z, y, x) edges solved. Anisotropic voxels
     (``voxel_size``) are solved as they are (neighbour weights by the squared spacing ratios):
     within 2–6 % of the same structure cut into cubic voxels on default electrodes, up to 11 % on
@@ -174,8 +176,10 @@ def tortuosity(labels: Any, *, phase: str | int = "pore", axis: str | int = "z",
                              f"{' inside the box of `fov`' if box else ''}: pass a field of view (`fov` 'auto' "
                              f"finds the 255 fill around segmented labels) or a box inside it.")
     res = compute(*[x for f in tasks for x in f], desc=f"tortuosity ({lab.phases[idx]}, {axis})", progress=progress)
-    res = np.asarray(res, np.float64).reshape(len(tasks), len(tiles), 4)
-    stuck = (res[..., 3] >= iter_limit) & ~np.isinf(res[..., 0])  # NaN: stopped before its first check
+    res = np.asarray(res, np.float64).reshape(len(tasks), len(tiles), 5)
+    # TauFactor's own word (was: every solve that reached iter_limit, also one that converged on that
+    # very check); NaN: stopped before its first check
+    stuck = res[..., 4] == 0
     if stuck.any():  # not a result: the field had not settled
         res[..., :2][stuck] = np.nan
         warnings.warn(f"tortuosity: {int(stuck.sum())} of {stuck.size} sub-volumes did not converge in "

@@ -141,7 +141,7 @@ def test_solves_on_threads_leave_the_callers_stdout_alone(monkeypatch):
 
     class SlowSolver:  # TauFactor's interface, slow enough that the threads' solves overlap
         def __init__(self, img, device=None):
-            self.tau, self.D_eff, self.iter = np.array([1.0]), np.array([0.5]), 3
+            self.tau, self.D_eff, self.iter, self.converged = np.array([1.0]), np.array([0.5]), 3, True
 
         def solve(self, **kw):
             print("TauFactor talking")
@@ -164,3 +164,18 @@ def test_subvolumes_are_never_thinner_than_a_solve_needs():
         cuts = sorted(set(zip(ds[lo].values.tolist(), ds[hi].values.tolist())))
         assert all(b - a >= 3 for a, b in cuts), (lo, cuts)
         assert [a for a, _ in cuts[1:]] == [b for _, b in cuts[:-1]] and cuts[0][0] == 0 and cuts[-1][1] == n
+
+
+def test_a_solve_that_converges_on_its_last_allowed_check_is_a_result():
+    """TauFactor checks every 100 iterations: a solve that converged on the check at exactly
+    ``iter_limit`` was flagged "did not converge" and its tau thrown away (NaN)."""
+    import warnings
+
+    lab = bigseg.synth.electrode((24, 24, 24), radius=(4, 1), seed=2).values
+    free = tortuosity(lab, axis="z")
+    n = int(free.iterations.item())
+    assert n % 100 == 0 and n >= 100
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "did not converge"
+        capped = tortuosity(lab, axis="z", iter_limit=n)
+    assert capped.tau.item() == free.tau.item() and capped.iterations.item() == n
