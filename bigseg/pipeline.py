@@ -323,7 +323,7 @@ class Pipeline:
         except BaseException:
             if made and Path(dest).is_dir() and not any(Path(dest).iterdir()):  # e.g. a cluster that cannot start
                 Path(dest).rmdir()
-            elif not made:
+            elif Path(dest).is_dir():  # (a report of this run too: written just before run.json, which marks it done)
                 _flag_earlier_report(Path(dest))
             raise
 
@@ -658,6 +658,9 @@ class Pipeline:
                           *out.glob(".raw.ome.zarr.partial-*"), *out.glob("image.ome.zarr/labels/.*.partial-*")]:
                 shutil.rmtree(stale, ignore_errors=True)
 
+        if not keep_image and _read_stages(out):  # what it records is replaced below: until stages.json says what
+            # the new image is made from, none is known (a run stopped in between would keep it as the old one's)
+            _write_stage(out, "ingest", None, reset=True)
         t = time.perf_counter()
         shifts = None
         with warnings.catch_warnings():  # a changed source replaces the run's image with the labels this run remakes
@@ -677,6 +680,8 @@ class Pipeline:
         t = time.perf_counter()
         fov = self._fov(vol, out, title=_run_name(source))
         if not (keep_labels and seg_path.exists()):
+            if _read_stages(out).get("segment") is not None:  # (likewise: replaced below, then recorded)
+                _write_stage(out, "segment", None)
             # the filters must not smear a fill (NaN, 0) into the sample: the outside looks like the inside
             src = vol if fov is None else fill_outside_like_inside(vol, fov, progress=True)
             # block by block, resumable: a run that is interrupted here computes only the blocks
@@ -794,7 +799,7 @@ class Pipeline:
                               **({"model_key": self._model_key} if getattr(self, "_model_key", None) else {}),
                               **({"truth": reference} if reference is not None else {})})
         _write_metrics(metrics, out)
-        write_text(out / "run.json", json.dumps({
+        record = {
             "source": recorded,
             "bigseg": version(), "model": str(self.config.predict["model"]),
             # the model's identity: a hash of its weights and metadata (a path or "default" alone is not one)
@@ -809,8 +814,11 @@ class Pipeline:
             **({"alignment_shifts": shifts} if shifts is not None else {}),
             **({"fov": {k: fov.attrs[k] for k in ("fov", "found", "inside_fraction", "margin")}}
                if fov is not None else {}),
-        }, indent=1, default=str))
-        write_report(out, finished=True)
+        }
+        # the report before run.json, which marks the run done (run_state): a run stopped between them
+        # (Ctrl-C, SIGTERM, a kill) is not taken for a finished one without its report
+        write_report(out, finished=True, record=json.loads(json.dumps(record, default=str)))
+        write_text(out / "run.json", json.dumps(record, indent=1, default=str))
         return Result(str(image), str(seg_path), metrics, figures, timings, particles=table)
 
 
@@ -932,8 +940,9 @@ def run_state(out: str | os.PathLike) -> dict[str, Any]:
 
 def _flag_earlier_report(out: Path) -> None:
     """After a run into ``out`` stopped (an error, Ctrl-C), a ``report.html`` an earlier run
-    wrote there is written again with the banner of an unfinished run (it read as finished,
-    over results this run may have replaced in part), or removed where it cannot be."""
+    wrote there, or this run just before it stopped (before ``run.json``), is written again with
+    the banner of an unfinished run (it read as finished, over results this run may have
+    replaced in part), or removed where it cannot be."""
     report = out / "report.html"
     if not report.exists() or run_state(out)["state"] != "incomplete":  # (running: another process's)
         return
@@ -960,8 +969,9 @@ def _read_stages(out: Path) -> dict[str, str | None]:
     return stages if isinstance(stages, dict) else {"ingest": None, "segment": None}
 
 
-def _write_stage(out: Path, stage: str, key: str, *, reset: bool = False) -> None:
-    """Record in ``out/stages.json`` what ``stage`` was made from (``reset``: forget the later ones)."""
+def _write_stage(out: Path, stage: str, key: str | None, *, reset: bool = False) -> None:
+    """Record in ``out/stages.json`` what ``stage`` was made from (``reset``: forget the later ones;
+    ``None``: not known, redone, as its output is about to be replaced)."""
     stages = {} if reset else _read_stages(out)
     stages[stage] = key
     write_text(out / "stages.json", json.dumps(stages, indent=1))

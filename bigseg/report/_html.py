@@ -418,7 +418,7 @@ def _temporal(info: dict[str, Any]) -> int:
 
 
 def write_report(run: str | os.PathLike, *, path: str | os.PathLike | None = None, title: str | None = None,
-                 finished: bool = False) -> Path:
+                 finished: bool = False, record: dict[str, Any] | None = None) -> Path:
     """Write ``report.html`` (one self-contained file, figures embedded) for a pipeline run folder.
 
     Parameters
@@ -428,6 +428,8 @@ def write_report(run: str | os.PathLike, *, path: str | os.PathLike | None = Non
     path : where to write (default ``run/report.html``).
     finished : the run writing its own report as its last step (else the folder's state is read:
         a run that is not done gets a banner saying so, with the stages it got through).
+    record : the run's record as ``run.json`` will hold it (default: the folder's ``run.json``): a run
+        writes its report before ``run.json``, which marks it done.
 
     Returns
     -------
@@ -437,7 +439,7 @@ def write_report(run: str | os.PathLike, *, path: str | os.PathLike | None = Non
     if path is not None:
         parse_path("path", path)
     ds = read_metrics(run)
-    info = _run_info(run)
+    info = _run_info(run) if record is None else record
     source = info.get("source", run.name)
     if isinstance(source, list):  # the scans of a series: first and last, not a Python list
         source = scans_title(source) if len(source) > 1 else str(source[0]) if source else run.name

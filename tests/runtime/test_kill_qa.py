@@ -141,3 +141,76 @@ def test_info_of_a_store_whose_write_was_killed_says_so(tmp_path, capsys):
     assert "starts it anew" in capsys.readouterr().err
     assert main(["info", str(tmp_path / "other.ome.zarr")]) == 2
     assert "interrupted" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("at", ["report", "run.json"])
+def test_a_run_stopped_at_its_report_is_not_done(tmp_path, monkeypatch, at):
+    # run.json (which marks a run done) was written before report.html: a run stopped by Ctrl-C or
+    # SIGTERM while its report was written was `done` for `bigseg info` (and a watch), without a report
+    import numpy as np
+
+    import bigseg.pipeline as pipeline
+    import bigseg.report
+    from bigseg import Pipeline
+    from bigseg.pipeline import run_state
+
+    real_report, real_text = bigseg.report.write_report, pipeline.write_text
+
+    def report(run, **kwargs):
+        if at == "report" and kwargs.get("finished"):
+            raise KeyboardInterrupt
+        return real_report(run, **kwargs)
+
+    def text(path, content):
+        if at == "run.json" and path.name == "run.json":
+            raise KeyboardInterrupt
+        return real_text(path, content)
+
+    monkeypatch.setattr(bigseg.report, "write_report", report)
+    monkeypatch.setattr(pipeline, "write_text", text)
+    vol = np.random.default_rng(0).random((12, 16, 14)).astype(np.float32)
+    pipe = Pipeline(chunks=8, predict={"model": "threshold"}, measure={"particles": False, "connectivity": None})
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        pipe.run(vol, out, progress=False)
+    assert run_state(out)["state"] == "incomplete"
+    if (out / "report.html").exists():  # one written before the stop: said to be of a run not finished
+        assert "Incomplete run" in (out / "report.html").read_text()
+    monkeypatch.undo()
+    pipe.run(vol, out, progress=False)  # the same run again: done, with its report
+    assert run_state(out)["state"] == "done"
+    assert "Incomplete run" not in (out / "report.html").read_text()
+
+
+@pytest.mark.parametrize("stage, changed", [("segment", {"predict": {"model": "kmeans"}}),
+                                            ("ingest", {"crop": "2:12,:,:"})])
+def test_a_run_stopped_as_a_stage_lands_keeps_nothing_stale(tmp_path, monkeypatch, stage, changed):
+    # a run with another model (crop) stopped after its labels (image) replaced the earlier ones but before
+    # stages.json said what they were made from: the earlier settings run again then kept them, as theirs
+    import numpy as np
+
+    import bigseg.pipeline as pipeline
+    from bigseg import Pipeline
+    from bigseg.io import open_volume
+
+    vol = np.random.default_rng(1).normal(size=(14, 16, 12)).astype(np.float32)
+    vol[:, :, 6:] += 3
+    base = {"chunks": 8, "predict": {"model": "threshold"}, "measure": {"particles": False, "connectivity": None}}
+    out = tmp_path / "run"
+    seg = out / "image.ome.zarr" / "labels" / "segmentation"
+    Pipeline(**base).run(vol, out, progress=False)
+    before = open_volume(seg).values
+
+    real = pipeline._write_stage
+
+    def stopped(out_, name, key, **kwargs):
+        if name == stage and key is not None:  # what the stage wrote is in place, stages.json not yet saying so
+            raise KeyboardInterrupt
+        return real(out_, name, key, **kwargs)
+
+    monkeypatch.setattr(pipeline, "_write_stage", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        Pipeline(**{**base, **changed}).run(vol, out, progress=False)
+    monkeypatch.undo()
+    Pipeline(**base).run(vol, out, progress=False)  # the earlier settings again: their own results
+    np.testing.assert_array_equal(open_volume(seg).values, before)
