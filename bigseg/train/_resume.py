@@ -33,7 +33,8 @@ def load_state(checkpoint_dir: Any) -> dict[str, Any]:
     path = os.path.join(os.fspath(checkpoint_dir), STATE_FILE)
     if not os.path.isfile(path):
         raise InputError(f"Expected `checkpoint_dir` {os.fspath(checkpoint_dir)!r} to hold a run to resume ({STATE_FILE}, "
-                         "written after each epoch of a run given that folder). Got none.")
+                         "written after each epoch of a run given that folder). Got none: a run stopped before its "
+                         "first epoch ended has nothing to go on with; start it again without `resume`.")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001  (cut short, another format, refused: said as one line)
