@@ -16,7 +16,7 @@ __all__ = ["in_cli_terms", "command_parser"]
 VOLUME_NAMES = ("vol", "image", "path", "data")
 
 #: API parameters every command with the option names otherwise (``connect(n_workers=)``: --workers)
-COMMON_ALIASES = {"n_workers": "workers"}
+COMMON_ALIASES = {"n_workers": "workers", "predict.model": "model", "predict.temporal": "temporal"}  # (API: the keys of a run's configuration)
 
 
 def command_parser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:

@@ -61,7 +61,11 @@ def test_run_crops_scores_and_resumes(tmp_path, capsys):
     assert main(["run", str(tmp_path / "scan.npy"), "--out", str(tmp_path / "bad"), "--crop", "0:99,:,:"]) == 2
     assert "`--crop`" in capsys.readouterr().err and not (tmp_path / "bad" / "image.ome.zarr").exists()
     assert main(["run", str(tmp_path / "scan.npy"), "--out", str(tmp_path / "bad2"), "--model", "nosuch.pt"]) == 2
-    assert "`predict.model`" in capsys.readouterr().err and not (tmp_path / "bad2").exists()  # refused before any work
+    err = capsys.readouterr().err  # refused before any work, by the option typed (was `predict.model`)
+    assert "Expected `--model` to be 'default'" in err and "Got 'nosuch.pt'" in err and not (tmp_path / "bad2").exists()
+    (tmp_path / "c.yaml").write_text("predict: {model: nosuch.pt}\n")  # from a configuration: its key
+    assert main(["run", str(tmp_path / "scan.npy"), "--out", str(tmp_path / "bad2"), "--config", str(tmp_path / "c.yaml")]) == 2
+    assert "Expected `predict.model` to be 'default'" in capsys.readouterr().err
 
 
 @pytest.mark.slow
