@@ -94,7 +94,7 @@ def electrode(
         on it, bit for bit)
     cracked : float in [0, 1], probability that a particle of mean radius carries a crack
         (proportional to its radius)
-    irregularity : float >= 0, scale of the particles' shape harmonics and surface roughness
+    irregularity : float in [0, 3], scale of the particles' shape harmonics and surface roughness
     voxel_size, unit : physical voxel size (z, y, x) stored in the attrs; default 1 "voxel"
         (sizes in voxels); a voxel size without a unit is in nm
 

@@ -155,7 +155,11 @@ def _xct3d(lab: da.Array, p: Physics, seed: int) -> da.Array:
 def _xct3d_generated(model, state, chunks, p: Physics, seed: int) -> da.Array:
     """As :func:`_xct3d` for labels of a particle model: each block renders the labels of its
     own halo (the volume's edge mirrored as dask's 'reflect' boundary does), so blocks are
-    independent and memory stays bounded by the block whatever the volume size."""
+    independent and memory stays bounded by the block whatever the volume size. Along an axis
+    thinner than the halo, :func:`_xct3d` images the whole axis as one block (its chunks are
+    merged to at least the halo): so does each block here, then keeps its own part (a block of
+    that axis imaged alone mirrored its halo at its cut, not at the volume's edge: the result
+    depended on the chunking)."""
     import dask
 
     from ._particles import render_labels
@@ -168,7 +172,7 @@ def _xct3d_generated(model, state, chunks, p: Physics, seed: int) -> da.Array:
 
     def block(model, block_info=None) -> np.ndarray:
         info = block_info[None]
-        loc = info["array-location"]
+        loc = [(0, n) if d < h else ab for ab, d, n in zip(info["array-location"], depth, shape)]  # imaged
         lo = [max(a - d, 0) for (a, _), d in zip(loc, depth)]
         hi = [min(b + d, n) for (_, b), d, n in zip(loc, depth, shape)]
         lab = render_labels(model, lo, [b - a for a, b in zip(lo, hi)], state)
@@ -176,8 +180,9 @@ def _xct3d_generated(model, state, chunks, p: Physics, seed: int) -> da.Array:
         if any(x or y for x, y in pad):
             lab = np.pad(lab, pad, mode="symmetric")
         origin = np.array([a - d for (a, _), d in zip(loc, depth)], dtype=np.int64)
-        return xct_block(lab, origin, depth, p, seed=seed, drift=drift, drift_start=-h, rings=rings,
-                         ring_step=step, centre=centre, cup_radius=min(shape[1:]) / 2)
+        out = xct_block(lab, origin, depth, p, seed=seed, drift=drift, drift_start=-h, rings=rings,
+                        ring_step=step, centre=centre, cup_radius=min(shape[1:]) / 2)
+        return out[tuple(slice(a - a0, b - a0) for (a, b), (a0, _) in zip(info["array-location"], loc))]
 
     shared = dask.delayed(model, name=f"synth-model-{dask.base.tokenize(model)}", traverse=False)
     return da.map_blocks(block, shared, chunks=chunks, dtype=out_dtype, meta=np.empty((0, 0, 0), out_dtype),
