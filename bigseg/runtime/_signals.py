@@ -86,8 +86,14 @@ def stops_not_lost() -> Iterator[None]:
     hook_before = sys.unraisablehook
     again: list[threading.Timer] = []
 
+    def send(signum: int) -> None:
+        if hasattr(signal, "pthread_kill"):  # a signal to the main thread: wakes it from a sleep (a watch's
+            signal.pthread_kill(threading.main_thread().ident, signum)  # 30 s between looks)
+        else:
+            _thread.interrupt_main(signum)  # (Windows: seen at its next Python instruction)
+
     def deliver(signum: int) -> None:  # from a timer's thread: not from inside the finalizer's machinery,
-        again.append(threading.Timer(0.05, _thread.interrupt_main, (signum,)))  # where it would be lost again
+        again.append(threading.Timer(0.05, send, (signum,)))  # where it would be lost again
         again[-1].start()
 
     def unraisable(info) -> None:  # noqa: ANN001
