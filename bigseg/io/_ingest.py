@@ -984,7 +984,9 @@ def _read_volume(source: Any, *, chunks: Any, vs: Any, unit: str | None, dataset
             raise InputError(f"Expected `chunks` to cut `source` into at most {MAX_BLOCKS:,} blocks. Got shape "
                              f"{tuple(reader.shape)} in {os.fspath(source)!r} in chunks {c}: {blocks:,} blocks. Larger "
                              f"chunks, or is the shape the file states its data's?")
-        token = tokenize(os.path.abspath(os.fspath(source)), dataset, dtype, shape, offset)
+        # the chunks too: the same file read in two chunkings (one graph) must not share keys, whose
+        # blocks would then be taken for each other's
+        token = tokenize(os.path.abspath(os.fspath(source)), dataset, dtype, shape, offset, c)
         arr = da.from_array(reader, chunks=c, asarray=True, lock=False, fancy=False,
                             name=f"ingest-{Path(os.fspath(source)).name}-{token}")
         at = _stated_origin(reader)

@@ -28,7 +28,7 @@ from skimage.segmentation import watershed
 from .distance import euclidean_distance
 from .metrics import fill_unlabelled, mc_field_areas, mc_region
 
-__all__ = ["distance_map", "dome_tops", "particle_markers", "split_particles", "label_points", "block_components", "stitch_components", "particle_partials", "fill_unlabelled_ids", "overlap_counts", "mutual_matches", "PARTIAL_KEYS"]
+__all__ = ["distance_map", "dome_tops", "particle_markers", "split_particles", "label_points", "block_components", "neighbours", "face_pairs", "join_components", "stitch_components", "particle_partials", "fill_unlabelled_ids", "overlap_counts", "mutual_matches", "PARTIAL_KEYS"]
 
 _FACES = ndi.generate_binary_structure(3, 1)
 UNLABELLED = 255  # unlabelled voxels (outside the field of view): as bigseg.io.UNLABELLED
@@ -220,6 +220,47 @@ def block_components(mask: np.ndarray) -> tuple[np.ndarray, int, tuple[np.ndarra
     return lab.astype(np.int32), int(n), faces
 
 
+def neighbours(grid: tuple[int, ...]):
+    """``(block, its higher neighbour, axis)`` for every pair of blocks sharing a face, blocks
+    in C order."""
+    for b in np.ndindex(*grid):
+        for a in range(len(grid)):
+            if b[a] + 1 < grid[a]:
+                yield b, tuple(v + (1 if i == a else 0) for i, v in enumerate(b)), a
+
+
+def face_pairs(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    """(n, 2) int64 distinct pairs (label on ``hi``, label on ``lo``) of the labelled voxels
+    facing each other across a block border: a block's high face and its neighbour's low face."""
+    m = (hi > 0) & (lo > 0)
+    if not m.any():
+        return np.zeros((0, 2), np.int64)
+    return np.unique(np.stack([hi[m], lo[m]], axis=1).astype(np.int64), axis=0)
+
+
+def join_components(counts: np.ndarray, pairs: dict[tuple[tuple[int, ...], tuple[int, ...]], np.ndarray]) -> np.ndarray:
+    """Global component of every block-local component, from the :func:`face_pairs` of each
+    pair of neighbouring blocks ``(block, neighbour)`` (labels from 1, as on the faces).
+
+    Returns ``(counts.sum(),)`` int64 global ids (from 0), blocks in C order.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    offsets = np.concatenate([[0], np.cumsum(counts.ravel())])
+    flat = {b: i for i, b in enumerate(np.ndindex(*counts.shape))}
+    rows, cols = [], []
+    for (b, nb), pr in pairs.items():
+        if len(pr):
+            rows.append(offsets[flat[b]] + pr[:, 0] - 1)
+            cols.append(offsets[flat[nb]] + pr[:, 1] - 1)
+    n = int(offsets[-1])
+    r = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+    c = np.concatenate(cols) if cols else np.zeros(0, np.int64)
+    _, comp = connected_components(coo_matrix((np.ones(len(r), np.int8), (r, c)), shape=(n, n)), directed=False)
+    return comp.astype(np.int64)
+
+
 def stitch_components(counts: np.ndarray, faces: dict[tuple[int, ...], tuple[np.ndarray, ...]]) -> np.ndarray:
     """Global component of every block-local component.
 
@@ -233,28 +274,8 @@ def stitch_components(counts: np.ndarray, faces: dict[tuple[int, ...], tuple[np.
     (counts.sum(),) int64 global ids (from 0) of the local components, blocks in C order; two
     local components are one when they share a face across a block border.
     """
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    offsets = np.concatenate([[0], np.cumsum(counts.ravel())])
-    flat = {b: i for i, b in enumerate(np.ndindex(*counts.shape))}
-    rows, cols = [], []
-    for b in np.ndindex(*counts.shape):
-        for a in range(3):
-            nb = tuple(v + (1 if i == a else 0) for i, v in enumerate(b))
-            if nb[a] >= counts.shape[a]:
-                continue
-            hi, lo = faces[b][2 * a + 1], faces[nb][2 * a]
-            m = (hi > 0) & (lo > 0)
-            if m.any():
-                pairs = np.unique(np.stack([hi[m], lo[m]], axis=1), axis=0)
-                rows.append(offsets[flat[b]] + pairs[:, 0] - 1)
-                cols.append(offsets[flat[nb]] + pairs[:, 1] - 1)
-    n = int(offsets[-1])
-    r = np.concatenate(rows) if rows else np.zeros(0, np.int64)
-    c = np.concatenate(cols) if cols else np.zeros(0, np.int64)
-    _, comp = connected_components(coo_matrix((np.ones(len(r), np.int8), (r, c)), shape=(n, n)), directed=False)
-    return comp.astype(np.int64)
+    return join_components(counts, {(b, nb): face_pairs(faces[b][2 * a + 1], faces[nb][2 * a])
+                                    for b, nb, a in neighbours(counts.shape)})
 
 
 def overlap_counts(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -11,9 +11,9 @@ import xarray as xr
 from .._parse import AXES, parse_axis
 from ..errors import InputError
 from ..kernels.connectivity import CONTACTS, component_contacts
-from ..kernels.particles import stitch_components
+from ..kernels.particles import join_components
 from ..runtime._progress import compute
-from ._blockwise import BlockGeometry, block_results
+from ._blockwise import BlockGeometry, block_results, border_pairs
 from ._inputs import Labels, as_labels
 from ._metrics import _check, _codes, _common_attrs, _coords, _dims, _stack, _stats_graph
 
@@ -29,17 +29,25 @@ def _contacts_block(ext: np.ndarray, geom: BlockGeometry, *, k: int):
     return counts, faces, voxels, contacts, on_faces
 
 
-def _classes(lab: Labels, blocks: list[tuple], grid: tuple[int, ...], axis: int) -> dict[str, np.ndarray]:
+def _classes(lab: Labels, blocks: list[tuple], pairs: dict, grid: tuple[int, ...], axis: int) -> dict[str, np.ndarray]:
     """Per phase of one frame: its voxels in percolating / isolated / other components, the
-    number of components and the voxels of the largest, from the blocks' results (C order)."""
+    number of components and the voxels of the largest, from the blocks' results (C order) and
+    the pairs of component ids that meet across each border between blocks (:func:`border_pairs`)."""
     counts = np.stack([b[0] for b in blocks])  # (blocks, k)
     starts = np.concatenate([np.zeros((len(blocks), 1), np.int64), np.cumsum(counts, axis=1)], axis=1)
+    flat = {loc: i for i, loc in enumerate(np.ndindex(*grid))}
     out: dict[str, list] = {key: [] for key in ("percolating", "isolated", "unknown", "components", "largest")}
+
+    def phase_pairs(pr: np.ndarray, b: tuple, nb: tuple, p: int) -> np.ndarray:  # phase p's ids on both sides, from 1
+        lo, hi = starts[flat[b], p], starts[flat[nb], p]
+        keep = (pr[:, 0] > lo) & (pr[:, 0] <= starts[flat[b], p + 1]) & (pr[:, 1] > hi) & \
+            (pr[:, 1] <= starts[flat[nb], p + 1])
+        return pr[keep] - np.array([lo, hi])
+
     for p in range(lab.k):
         pick = [slice(starts[i, p], starts[i, p + 1]) for i in range(len(blocks))]
-        faces = {loc: tuple(np.where((f > s.start) & (f <= s.stop), f - s.start, 0) for f in b[1])
-                 for b, s, loc in zip(blocks, pick, np.ndindex(*grid))}  # this phase's ids on the sides, from 1
-        comp = stitch_components(counts[:, p].reshape(grid), faces)
+        comp = join_components(counts[:, p].reshape(grid),
+                               {(b, nb): phase_pairs(pr, b, nb, p) for (b, nb), pr in pairs.items()})
         n = int(comp.max()) + 1 if len(comp) else 0
         voxels = np.concatenate([b[2][s] for b, s in zip(blocks, pick)])
         touch = np.concatenate([b[3][s] for b, s in zip(blocks, pick)])
@@ -113,14 +121,14 @@ def connectivity(labels: Any, *, axis: str | int = "z", phases: Any = None, prog
                          f"percolates from one face to the other). Got shape {lab.spatial_shape} instead.")
     hists = _stats_graph(lab, hist_only=True)
     frames = lab.frames()
-    parts = [block_results(functools.partial(_contacts_block, k=lab.k), f, depth=1) for f in frames]
-    res = compute(*hists, *[p for f in parts for p in f], desc=f"connectivity along {AXES[ax]}", progress=progress)
+    # per frame: the blocks' results without their faces, and the pairs of ids meeting across borders
+    parts = [border_pairs(block_results(functools.partial(_contacts_block, k=lab.k), f, depth=1),
+                          tuple(len(c) for c in f.chunks), 1) for f in frames]
+    res = compute(*hists, *parts, desc=f"connectivity along {AXES[ax]}", progress=progress)
     _check(lab, res[: len(hists)], allow_unlabelled=True)
-    flat = list(res[len(hists):])
     per = []
-    for t, frame in enumerate(frames):
-        blocks = flat[sum(len(p) for p in parts[:t]): sum(len(p) for p in parts[: t + 1])]
-        per.append(_classes(lab, blocks, tuple(len(c) for c in frame.chunks), ax))
+    for t, (frame, (blocks, pairs)) in enumerate(zip(frames, res[len(hists):])):
+        per.append(_classes(lab, blocks, pairs, tuple(len(c) for c in frame.chunks), ax))
         _warn_unlabelled_faces(lab, blocks, ax, t)
     dims = _dims(lab, ("phase",))
     voxels = _stack(lab, [(c["percolating"] + c["isolated"] + c["unknown"]).astype(np.int64) for c in per])

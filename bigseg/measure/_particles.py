@@ -19,11 +19,11 @@ import xarray as xr
 from .._parse import parse_choice, parse_flag, parse_in_range, parse_positive_float, parse_positive_int
 from ..errors import InputError, OutputExistsError
 from ..io._volume import as_volume, frame_arrays, is_zarr_store, origin_of, time_unit, warn_other_grid, zarr_source
-from ..kernels.particles import (PARTIAL_KEYS, block_components, label_points, mutual_matches, overlap_counts,
-                                  particle_markers, particle_partials, split_particles, stitch_components)
+from ..kernels.particles import (PARTIAL_KEYS, block_components, join_components, label_points, mutual_matches,
+                                  overlap_counts, particle_markers, particle_partials, split_particles)
 from ..runtime._malloc import release_free_heap
 from ..runtime._progress import compute
-from ._blockwise import BlockGeometry, block_results, crop_halo, ensure_min_chunks, map_with_halo
+from ._blockwise import BlockGeometry, block_results, border_pairs, crop_halo, ensure_min_chunks, map_with_halo
 from ._inputs import Labels, as_labels
 from ._metrics import _check, _phase_index, _stats_graph
 
@@ -121,15 +121,15 @@ def _cc_block(codes: np.ndarray, geom: BlockGeometry, *, phase: int, lut: np.nda
 def _components(codes: da.Array, phase: int) -> da.Array:
     """Lazy int32 ids of the 6-connected components of ``codes == phase``, stitched across blocks.
 
-    The blocks are labelled twice (``scipy.ndimage.label`` is cheap): once to collect the
-    labels on their faces, which are joined on the client into global ids, and once to write them.
+    The blocks are labelled twice (``scipy.ndimage.label`` is cheap): once for the pairs of
+    labels that meet across their borders (matched on the workers: the faces never reach the
+    client), which are joined on the client into global ids, and once to write them.
     """
-    res = compute(*block_results(functools.partial(_faces_block, phase=phase), codes, depth=0),
-                  desc="particle components", progress=False)
     grid = tuple(len(c) for c in codes.chunks)
-    blocks = dict(zip(np.ndindex(*grid), res))  # block_results: blocks in C order
+    (res, found), = compute(border_pairs(block_results(functools.partial(_faces_block, phase=phase), codes, depth=0),
+                                         grid, 2), desc="particle components", progress=False)  # blocks in C order
     counts = np.array([n for _, n, _ in res], np.int64).reshape(grid)
-    comp = stitch_components(counts, {b: f for b, (_, _, f) in blocks.items()})
+    comp = join_components(counts, found)
     offsets = np.concatenate([[0], np.cumsum(counts.ravel())])
     luts = {origin: np.concatenate([[0], comp[offsets[i]:offsets[i + 1]] + 1]).astype(np.int32)
             for i, (origin, _, _) in enumerate(res)}

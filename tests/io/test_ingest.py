@@ -928,3 +928,18 @@ def test_a_float32_element_size_um_is_the_size_it_states(tmp_path, odd_volume):
     assert out.attrs["voxel_size"] == (0.3, 0.1, 0.65) and out.attrs["unit"] == "um"
     nm = bigseg.ingest(tmp_path / "fiji.h5", tmp_path / "nm.ome.zarr", unit="nm", progress=False)
     assert nm.attrs["voxel_size"] == (300.0, 100.0, 650.0)
+
+
+def test_one_file_in_two_chunkings_does_not_share_keys(tmp_path):
+    """Was: a source's keys named its path but not its chunks, so the same file opened in two
+    chunkings in one graph had the same keys: one chunking's blocks were taken for the other's
+    (an error, or silently wrong voxels where both cut it into as many blocks)."""
+    from bigseg.io import open_source
+
+    a = np.arange(32 ** 3, dtype=np.uint16).reshape(32, 32, 32)
+    np.save(tmp_path / "v.npy", a)
+    x = open_source(tmp_path / "v.npy", chunks=16).data
+    y = open_source(tmp_path / "v.npy", chunks=(20, 20, 20)).data  # 2 blocks per axis too
+    assert x.name != y.name
+    assert x.name == open_source(tmp_path / "v.npy", chunks=16).data.name  # the same read: the same keys
+    np.testing.assert_array_equal((x.astype(np.int32) - y.astype(np.int32)).compute(), 0)

@@ -127,3 +127,42 @@ def test_a_narrow_field_of_view_is_not_said_along_its_axis():
         assert connectivity(lab, axis="z").percolating.sel(phase="pore").item() > 0.9
     with pytest.warns(UserWarning, match=r"only 0 % of a face normal to y is labelled"):
         connectivity(lab, axis="y")
+
+
+def _bytes_to_client(monkeypatch, module, run):
+    """The NumPy bytes the computes of ``module`` return to the client while ``run()`` runs."""
+    from bigseg.runtime import _progress
+
+    got = []
+
+    def nbytes(x) -> int:
+        if isinstance(x, (tuple, list)):
+            return sum(nbytes(v) for v in x)
+        return x.nbytes if isinstance(x, np.ndarray) else 0
+
+    def counting(*objs, **kw):
+        res = _progress.compute(*objs, **kw)
+        got.append(nbytes(res))
+        return res
+
+    monkeypatch.setattr(module, "compute", counting)
+    out = run()
+    return out, sum(got)
+
+
+@pytest.mark.parametrize("split_false_particles", [False, True])
+def test_block_faces_stay_on_the_workers(monkeypatch, split_false_particles):
+    """Was: every block sent its six faces of component ids to the client, which matched them
+    there: 24 bytes per voxel / chunk edge (1.5 GiB for 2048³ in 128³ chunks, all held at once).
+    Now the workers match them and send the pairs of ids that meet (here: one per border)."""
+    from bigseg.measure import _connectivity, _particles, particles
+
+    lab = xr.DataArray(da.zeros((64, 64, 64), dtype=np.uint8, chunks=16), dims=("z", "y", "x"))  # 64 blocks, all pore
+    faces = 64 * 6 * 16 * 16 * 4  # what the blocks' faces weigh (int32)
+    if split_false_particles:
+        table, sent = _bytes_to_client(monkeypatch, _particles, lambda: particles(lab, phase="pore", split=False))
+        assert len(table) == 1 and table["voxels"].iloc[0] == 64 ** 3
+    else:
+        ds, sent = _bytes_to_client(monkeypatch, _connectivity, lambda: connectivity(lab))
+        assert float(ds["percolating"].sel(phase="pore")) == 1.0 and int(ds["components"].sel(phase="pore")) == 1
+    assert sent < faces / 4

@@ -73,3 +73,29 @@ def test_percentiles_exact_floats():
     qs = [0.5, 1, 50, 99, 99.5]
     got = percentiles(da.from_array(a, chunks=(4, 11, 6)), qs)
     np.testing.assert_allclose(got, np.percentile(a, qs), rtol=1e-12, atol=0)
+
+
+def _graph_bytes(x) -> int:
+    import cloudpickle
+
+    return len(cloudpickle.dumps(dict(x.__dask_graph__())))
+
+
+def test_masked_values_holds_the_mask_once_with_stable_keys():
+    """Was: each block's task carried its own copy of the mask's (y, x) piece, so the graph held
+    the mask once per block along z (66 MB for a 2048² field of view in 128³ chunks of 2048³),
+    and its keys were random (``dask.delayed`` without ``pure``)."""
+    from bigseg.ops import masked_values
+
+    mask = np.random.default_rng(0).random((128, 128)) < 0.5
+    few = masked_values(da.zeros((32, 128, 128), np.float32, chunks=(8, 128, 128)), mask)  # 4 blocks
+    many = masked_values(da.zeros((256, 128, 128), np.float32, chunks=(8, 128, 128)), mask)  # 32 blocks
+    assert many.numblocks == (32,)
+    assert _graph_bytes(many) - _graph_bytes(few) < mask.nbytes  # 28 more blocks: not 28 more masks
+    assert many.name == masked_values(da.zeros((256, 128, 128), np.float32, chunks=(8, 128, 128)), mask).name
+    assert many.name != masked_values(da.zeros((256, 128, 128), np.float32, chunks=(8, 128, 128)), ~mask).name
+    a = np.arange(2 * 8 * 6, dtype=np.float32).reshape(2, 8, 6)
+    m = np.zeros((8, 6), bool)
+    m[2:7, 1:4] = True
+    got = masked_values(da.from_array(a, chunks=(1, 3, 4)), m)
+    assert got.chunks == ((3, 9, 3) * 2,) and got.compute().tolist() == a[:, m].ravel().tolist()
