@@ -31,7 +31,6 @@ from .metrics import fill_unlabelled, mc_field_areas, mc_region
 __all__ = ["distance_map", "dome_tops", "particle_markers", "split_particles", "label_points", "block_components", "neighbours", "face_pairs", "join_components", "stitch_components", "particle_partials", "fill_unlabelled_ids", "overlap_counts", "mutual_matches", "PARTIAL_KEYS"]
 
 _FACES = ndi.generate_binary_structure(3, 1)
-UNLABELLED = 255  # unlabelled voxels (outside the field of view): as bigseg.io.UNLABELLED
 _TIE = 1e-6  # size of the tie-break offset, in units of the smallest voxel edge
 
 
@@ -128,7 +127,7 @@ def _phase_distance(codes: np.ndarray, mask: np.ndarray, origin: tuple[int, int,
     """:func:`distance_map` of ``mask`` with unlabelled (255) voxels, e.g. outside the field of
     view, taken as the volume's border is (not background: the particle may go on there), so
     that a particle cut by them is split as in the volume cropped without them. 0 outside ``mask``."""
-    unlabelled = codes == UNLABELLED
+    unlabelled = codes == 255
     if not unlabelled.any():
         return distance_map(mask, origin, volume, spacing)
     return np.where(mask, distance_map(mask | unlabelled, origin, volume, spacing), 0.0)
@@ -314,7 +313,7 @@ def mutual_matches(pairs: np.ndarray, counts: np.ndarray, size_a: np.ndarray, si
     return out
 
 
-def fill_unlabelled_ids(ids: np.ndarray, codes: np.ndarray, phase: int, unlabelled: int = UNLABELLED) -> np.ndarray:
+def fill_unlabelled_ids(ids: np.ndarray, codes: np.ndarray, phase: int, unlabelled: int = 255) -> np.ndarray:
     """``ids`` with each ``unlabelled`` voxel that :func:`bigseg.kernels.metrics.fill_unlabelled`
     gives ``phase`` given the particle id most frequent among its neighbours of the ring that
     decided it (across a face, else an edge, else a corner; ties: the lowest id), so that a
@@ -386,7 +385,7 @@ def particle_partials(ids: np.ndarray, codes: np.ndarray, intensity: np.ndarray 
     core = tuple(slice(lo, n - hi) for lo, n, hi in zip(halo_lo, ids.shape, halo_hi))
     cid = ids[core]
     cut = (origin, shape, volume, halo_lo, halo_hi)
-    unlabelled = codes == UNLABELLED
+    unlabelled = codes == 255
     keep = None
     if area_method != "crofton" and unlabelled.any():  # smoothed as at the volume's border; only cells between
         # labelled voxels count (their fill reads a halo of 3)

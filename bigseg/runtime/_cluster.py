@@ -294,6 +294,10 @@ def _check_sbatch_accepts(cluster: Any) -> None:
                            f"memory, walltime, job_extra_directives, ...). Got from sbatch --test-only: {said}")
 
 
+#: the clusters :func:`connect` starts by name (anything else is a running scheduler's address)
+CLUSTER_NAMES = ("local", "local-cuda", "slurm")
+
+
 def is_address(cluster: str) -> bool:
     """Whether a cluster spec is the address of a running scheduler ("tcp://host:port",
     "host:port"), not the name of one bigseg starts."""
