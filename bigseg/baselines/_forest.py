@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
@@ -17,6 +16,7 @@ from ..io._volume import (DEFAULT_PHASES, UNLABELLED, as_volume, frame_arrays, g
 from ..kernels.features import feature_halo, feature_names, multiscale_features
 from ..kernels.synth import hash_uniform
 from ..ops import map_overlap_exact, to_numpy
+from ..ops._blocks import per_block
 from ..ops._overlap import min_chunks
 from ..runtime import compute
 from ._common import FOV_DOC, check_volume, labels_volume, parse_seed
@@ -168,16 +168,13 @@ def random_forest(vol: Any, labels: Any, *, sigmas: Sequence[float] = DEFAULT_SI
     parts = []
     for t, (arr, lb, nlab) in enumerate(zip(imgs, labs, labelled)):
         ov = da.overlap.overlap(arr, depth=depth, boundary="none") if arr.npartitions > 1 else arr
-        vblocks, lblocks = ov.to_delayed(), lb.to_delayed()
         starts = [np.concatenate([[0], np.cumsum(c)[:-1]]) for c in arr.chunks]
-        for idx in np.ndindex(*arr.numblocks):
-            if int(nlab[idx]) == 0:
-                continue
-            parts.append(dask.delayed(_train_block)(vblocks[idx], lblocks[idx], idx, arr.numblocks, depth, sigmas,
-                                                    min(1.0, max_samples / total), seed,
-                                                    (t,) + tuple(int(st[j]) for st, j in zip(starts, idx)),
-                                                    (len(imgs),) + spatial))
-    got = compute(*parts, desc="training features", progress=progress)
+        parts.append(per_block(  # the blocks with labelled voxels, one task each
+            _train_block, ov, lb, blocks=[idx for idx in np.ndindex(*arr.numblocks) if int(nlab[idx])],
+            args=lambda idx, t=t, starts=starts, nb=arr.numblocks: (
+                idx, nb, depth, sigmas, min(1.0, max_samples / total), seed,
+                (t,) + tuple(int(st[j]) for st, j in zip(starts, idx)), (len(imgs),) + spatial)))
+    got = [g for frame in compute(*parts, desc="training features", progress=progress) for g in frame]
     # training set in global voxel order: the forest does not depend on the chunking
     order = np.argsort(np.concatenate([g[2] for g in got]), kind="stable")
     x = np.concatenate([g[0] for g in got])[order]

@@ -14,6 +14,7 @@ from ..errors import InputError
 from ..kernels.features import nearest_centre, sobel_magnitude
 from ..kernels.synth import hash_uniform
 from ..ops import map_overlap_exact, to_numpy
+from ..ops._blocks import per_block
 from ..ops._overlap import block_slices, min_chunks
 from ..runtime import compute
 from ..io._volume import frame_by_frame
@@ -68,22 +69,23 @@ def kmeans(vol: Any, *, classes: int = 3, sample: int = 200_000, seed: int = 0, 
     arr = arr.rechunk(tuple(min_chunks(c, 1) for c in arr.chunks))
     ov = dask.array.overlap.overlap(arr, depth=1, boundary="none") if arr.npartitions > 1 else arr
     # sample on the interior of each overlapped block (Sobel exact there), inside the field of view
-    blocks = ov.to_delayed().ravel()
     where = block_slices(arr.chunks)
     idxs = list(np.ndindex(*arr.numblocks))
     # the Sobel feature of the field of view's rim sees the fill beyond it: sampled one voxel in
     core = None if mask is None else ndi.binary_erosion(mask, border_value=1)
-    inside = [None if core is None else core[where[idx][1:]] for idx in idxs]
+    inside = {idx: None if core is None else core[where[idx][1:]] for idx in idxs}
     p = min(1.0, sample / (arr.size if core is None else arr.shape[0] * max(int(core.sum()), 1)))
     # which voxels are drawn hangs on their global position, not on the blocks: the same sample,
     # and so the same result, for any chunking
-    starts = [tuple(s.start for s in where[idx]) for idx in idxs]
-    parts = [dask.delayed(_sample_interior)(b, idx, arr.numblocks, p, seed, m, start)
-             for b, idx, m, start in zip(blocks, idxs, inside, starts)]
-    (x,) = compute(dask.delayed(np.concatenate)(parts), desc="k-means sample", progress=progress)
+    starts = {idx: tuple(s.start for s in where[idx]) for idx in idxs}
+    def sample(p: float) -> Any:  # one task per block, in C order
+        return per_block(_sample_interior, ov, args=lambda idx: (idx, arr.numblocks, p, seed, inside[idx], starts[idx]))
+
+    (x,) = compute(sample(p), desc="k-means sample", progress=progress)
+    x = np.concatenate(x)
     if len(x) < classes:
-        x = np.concatenate(compute(*[dask.delayed(_sample_interior)(b, idx, arr.numblocks, 1.0, seed, m, start)
-                                     for b, idx, m, start in zip(blocks, idxs, inside, starts)], progress=False))
+        (x,) = compute(sample(1.0), progress=False)
+        x = np.concatenate(x)
     grey = np.unique(x[:, 0]).size
     if grey < classes:  # as multi-Otsu refuses it (k-means would split one grey value into "classes")
         raise InputError(f"Expected `vol` to hold at least {classes} distinct grey values for {classes} classes. "

@@ -15,21 +15,14 @@ from typing import Any
 
 import dask.array as da
 import numpy as np
-from dask import delayed
 from dask.base import tokenize
 from dask.delayed import Delayed
 from dask.highlevelgraph import HighLevelGraph
 
 from ..io._volume import zarr_source
 from ..ops import min_chunks
+from ..ops._blocks import block_tasks, per_block, task_name
 
-
-def _task_name(func: Callable[..., Any]) -> str:
-    """What the dashboard calls the tasks running ``func`` (``_faces_block`` -> ``faces-block``;
-    the wrappers below would all be ``wrapper``)."""
-    from dask.utils import funcname
-
-    return funcname(func).strip("_").replace("_", "-") or "measure"
 
 __all__ = ["BlockGeometry", "block_partials", "block_results", "border_pairs", "map_with_halo", "ensure_min_chunks",
            "crop_halo", "MAX_BINS"]
@@ -166,7 +159,7 @@ def block_partials(
 
     out_chunks = tuple((1,) * len(c) for c in arrays[0].chunks) + ((nout,),)
     parts = da.map_blocks(
-        wrapper, *arrays, dtype=dtype, chunks=out_chunks, new_axis=arrays[0].ndim, token=_task_name(func),
+        wrapper, *arrays, dtype=dtype, chunks=out_chunks, new_axis=arrays[0].ndim, token=task_name(func),
         meta=np.empty((0,) * (arrays[0].ndim + 1), dtype=dtype),
     )
     return parts.sum(axis=tuple(range(arrays[0].ndim)), dtype=dtype)
@@ -189,7 +182,7 @@ def slab_partials(func: Callable[..., np.ndarray], array: da.Array, *, depth: in
         return out.reshape(*shape, nout)
 
     out_chunks = tuple(c if d == axis else (1,) * len(c) for d, c in enumerate(core_chunks)) + ((nout,),)
-    parts = da.map_blocks(wrapper, arr, dtype=dtype, chunks=out_chunks, new_axis=3, token=_task_name(func),
+    parts = da.map_blocks(wrapper, arr, dtype=dtype, chunks=out_chunks, new_axis=3, token=task_name(func),
                           meta=np.empty((0, 0, 0, 0), dtype=dtype))
     return parts.sum(axis=tuple(d for d in range(3) if d != axis), dtype=dtype)
 
@@ -209,15 +202,11 @@ def map_with_halo(func: Callable[..., np.ndarray], *arrays: da.Array, depth: int
         def wrapper(*blocks, block_info=None):
             return _own(func(*blocks, geometry(block_info[0]["chunk-location"])), dtype)
 
-        return da.map_blocks(wrapper, *arrays, dtype=dtype, chunks=core_chunks, token=_task_name(func),
+        return da.map_blocks(wrapper, *arrays, dtype=dtype, chunks=core_chunks, token=task_name(func),
                              meta=np.empty((0, 0, 0), dtype=dtype))
-    blocks = [a.to_delayed() for a in arrays]
-    out = np.empty(blocks[0].shape, dtype=object)
-    for loc in np.ndindex(*blocks[0].shape):
-        geom = geometry(loc)
-        task = delayed(_owning(func, dtype), pure=True)(*(b[loc] for b in blocks), geom, **block_kwargs(geom))
-        out[loc] = da.from_delayed(task, shape=geom.shape, dtype=dtype, meta=np.empty((0, 0, 0), dtype=dtype))
-    return da.block(out.tolist())
+    name, graph = block_tasks(_owning(func, dtype), *arrays, args=lambda idx: (geometry(idx),),
+                              kwargs=lambda idx: block_kwargs(geometry(idx)))
+    return da.Array(graph, name, chunks=core_chunks, dtype=dtype, meta=np.empty((0, 0, 0), dtype=dtype))
 
 
 def _own(block: Any, dtype: Any) -> np.ndarray:
@@ -236,15 +225,13 @@ def _owning(func: Callable[..., Any], dtype: Any) -> Callable[..., np.ndarray]:
     return run
 
 
-def block_results(func: Callable[..., Any], *arrays: da.Array, depth: int) -> list[Delayed]:
-    """One delayed ``func(*blocks_with_halo, geom)`` per 3D block, blocks in C order (results of
-    any kind, e.g. the per-particle partial tables of :func:`bigseg.measure.particles`)."""
+def block_results(func: Callable[..., Any], *arrays: da.Array, depth: int) -> Delayed:
+    """One delayed list of ``func(*blocks_with_halo, geom)`` for every block of the (z, y, x)
+    ``arrays``, blocks in C order (results of any kind, e.g. the per-particle partial tables of
+    :func:`bigseg.measure.particles`). Block ``(i, j, k)``'s result is the graph's key
+    ``(key, i, j, k)`` (:func:`border_pairs` reads them there)."""
     arrays, _, geometry = _with_halo(arrays, depth, 3)
-    blocks = [a.to_delayed() for a in arrays]
-    out = []
-    for loc in np.ndindex(*blocks[0].shape):
-        out.append(delayed(func, pure=True)(*(b[loc] for b in blocks), geometry(loc)))
-    return out
+    return per_block(func, *arrays, args=lambda idx: (geometry(idx),))
 
 
 def _face_pairs_task(low: Any, high: Any, faces: int, axis: int) -> np.ndarray:
@@ -263,26 +250,23 @@ def _with_pairs(blocks: list, pairs: list, grid: tuple[int, ...]) -> tuple[list,
     return blocks, {(b, nb): p for (b, nb, _), p in zip(neighbours(grid), pairs)}
 
 
-def border_pairs(results: list[Delayed], grid: tuple[int, ...], faces: int) -> Delayed:
-    """For the per-block results of :func:`block_results` (C order, a ``grid`` of blocks) whose
-    item ``faces`` is the block's six face label arrays (low and high per axis, as
+def border_pairs(results: Delayed, grid: tuple[int, ...], faces: int) -> Delayed:
+    """For the per-block results of :func:`block_results` (a ``grid`` of blocks) whose item
+    ``faces`` is the block's six face label arrays (low and high per axis, as
     :func:`bigseg.kernels.particles.block_components` gives them): one delayed ``(results with
     None there, {(block, neighbour): pairs})``, the
     :func:`~bigseg.kernels.particles.face_pairs` across each border between blocks made on the
     workers. Only these reach the client, never the faces: they are the blocks' surfaces, 24
     bytes per voxel divided by the chunk edge (1.5 GiB for 2048³ in 128³ chunks), where the
-    pairs are as many as the components that meet at a border. One graph layer and one
-    collection: a delayed object per task costs time quadratic in their number to compute."""
-    from dask.highlevelgraph import HighLevelGraph
-
+    pairs are as many as the components that meet at a border."""
     from ..kernels.particles import neighbours
 
-    name = "face-pairs-" + tokenize([r.key for r in results], grid, faces)
-    flat = {b: i for i, b in enumerate(np.ndindex(*grid))}
-    dsk: dict[Any, Any] = {(name, i): (_without_faces, r.key, faces) for i, r in enumerate(results)}
+    name = "face-pairs-" + tokenize(results.key, grid, faces)
+    locs = list(np.ndindex(*grid))
+    dsk: dict[Any, Any] = {(name, i): (_without_faces, (results.key, *loc), faces) for i, loc in enumerate(locs)}
     pairs = []
     for b, nb, a in neighbours(grid):
         pairs.append((name, len(dsk)))
-        dsk[pairs[-1]] = (_face_pairs_task, results[flat[b]].key, results[flat[nb]].key, faces, a)
-    dsk[name] = (_with_pairs, [(name, i) for i in range(len(results))], pairs, tuple(grid))
-    return Delayed(name, HighLevelGraph.from_collections(name, dsk, dependencies=results), layer=name)
+        dsk[pairs[-1]] = (_face_pairs_task, (results.key, *b), (results.key, *nb), faces, a)
+    dsk[name] = (_with_pairs, [(name, i) for i in range(len(locs))], pairs, tuple(grid))
+    return Delayed(name, HighLevelGraph.from_collections(name, dsk, dependencies=[results]), layer=name)

@@ -88,8 +88,8 @@ def _partials_block(ids, codes, *rest, phase: int, k: int, spacing, area_method:
                              halo_hi=geom.halo_hi, spacing=spacing, area_method=area_method)
 
 
-def _markers(codes: da.Array, *, phase: int, depth: int, spacing, h: float) -> list:
-    """Delayed global linear indices of the marker voxels, one array per block."""
+def _markers(codes: da.Array, *, phase: int, depth: int, spacing, h: float) -> Any:
+    """Delayed list of the global linear indices of the marker voxels, one array per block."""
     return block_results(functools.partial(_markers_block, phase=phase, spacing=spacing, h=h), codes, depth=depth)
 
 
@@ -149,11 +149,11 @@ def _frame_ids(lab: Labels, idx: int, *, split: bool, depth: int, h: float, prog
     also = also or []
     frames = lab.frames()
     mparts = [_markers(codes, phase=idx, depth=depth, spacing=lab.voxel_size, h=h) for codes in frames] if split else []
-    res = compute(*also, *[p for g in mparts for p in g],
-                  desc=f"particle markers ({lab.phases[idx]})" if split else "label values", progress=progress)
+    res = compute(*also, *mparts, desc=f"particle markers ({lab.phases[idx]})" if split else "label values",
+                  progress=progress)
     if check is not None:
         check(list(res[:len(also)]))
-    found = _regroup(list(res[len(also):]), mparts)
+    found = list(res[len(also):])
     ids = [_ids_graph(codes, phase=idx, split=split, depth=depth, spacing=lab.voxel_size,
                       markers=_all_markers(found[t]) if split else None) for t, codes in enumerate(frames)]
     return ids
@@ -179,8 +179,7 @@ def particle_labels(labels: Any, *, phase: str | int = "active", split: bool = T
     ids_frames = _frame_ids(lab, idx, split=split, depth=depth, h=h, progress=progress)
     numbering = [block_results(_numbering_block, ids, depth=0) for ids in ids_frames]
     overlaps = [block_results(_overlap_block, a, b, depth=0) for a, b in zip(ids_frames, ids_frames[1:])]
-    res = _regroup(list(compute(*[p for g in numbering + overlaps for p in g], desc="particle numbering",
-                                progress=progress)), numbering + overlaps)
+    res = list(compute(*numbering, *overlaps, desc="particle numbering", progress=progress))
     order = []  # per frame: (voxels per particle, block-level ids), in table order
     for blocks in res[:nframes]:
         raw = np.concatenate([b[1] for b in blocks])
@@ -337,9 +336,8 @@ def particles(labels: Any, *, phase: str | int = "active", intensity: Any = None
             graphs.append(block_results(fn, *arrays, depth=_MC_HALO))
         # a series: the voxels each particle shares with those of the next step
         overlaps = [block_results(_overlap_block, a, b, depth=0) for a, b in zip(ids_frames, ids_frames[1:])]
-        res = compute(*[p for g in graphs + overlaps for p in g], desc=f"particles ({lab.phases[idx]})",
-                      progress=progress)
-        out = _assemble(list(res), graphs, overlaps, lab, idx, with_intensity=inten is not None,
+        res = compute(*graphs, *overlaps, desc=f"particles ({lab.phases[idx]})", progress=progress)
+        out = _assemble(list(res), len(graphs), lab, idx, with_intensity=inten is not None,
                         min_overlap=min_overlap, labels_to=target, ids_frames=ids_frames,
                         overwrite=overwrite, progress=progress)
     finally:
@@ -399,16 +397,16 @@ def _beyond_halo(table: pd.DataFrame, chunks: tuple[tuple[int, ...], ...], depth
     return out
 
 
-def _assemble(res: list, graphs: list, overlaps: list, lab: Labels, idx: int, *, with_intensity: bool,
+def _assemble(res: list, nframes: int, lab: Labels, idx: int, *, with_intensity: bool,
               min_overlap: float, labels_to: Path | None, ids_frames: list[da.Array], overwrite: bool,
               progress: bool) -> pd.DataFrame:
-    """The table from the blocks' partials (and, for a series, the overlaps of consecutive
-    steps); with ``labels_to`` the instance labels, relabelled from the (stored) raw ids."""
-    groups = _regroup(res, graphs + overlaps)
-    tables = [_table(p, lab, idx, with_intensity=with_intensity) for p in groups[:len(graphs)]]
+    """The table from the blocks' partials of each of ``nframes`` frames (``res``' first items;
+    for a series, then the overlaps of consecutive steps, each a list over the blocks); with
+    ``labels_to`` the instance labels, relabelled from the (stored) raw ids."""
+    tables = [_table(p, lab, idx, with_intensity=with_intensity) for p in res[:nframes]]
     if lab.series:
         tcoord = lab.vol.coords["t"].values if "t" in lab.vol.coords else np.arange(len(tables))
-        values = _tracks(tables, groups[len(graphs):], min_overlap)
+        values = _tracks(tables, res[nframes:], min_overlap)
         for t, (tab, _), track in zip(tcoord, tables, values):
             tab.insert(0, "t", t)
             tab.insert(2, "track", track)
@@ -527,15 +525,6 @@ def _tracks(tables: list[tuple[pd.DataFrame, np.ndarray]], overlaps: list[list],
         next_track += int(new.sum())
         out.append(track)
         prev = track
-    return out
-
-
-def _regroup(flat: list, groups: list[list]) -> list[list]:
-    """Split a flat list of results back into the lengths of ``groups``."""
-    out, i = [], 0
-    for g in groups:
-        out.append(flat[i:i + len(g)])
-        i += len(g)
     return out
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import math
 import threading
@@ -12,13 +13,13 @@ from typing import Any
 import numpy as np
 import xarray as xr
 from scipy import ndimage as ndi
-from dask import delayed
 
 from .._parse import AXES, parse_axis, parse_in_range, parse_positive_int, parse_tuple
 from ..errors import InputError
 from ..ops import block_slices
 from ..runtime._progress import compute
 from ..io._fov import fov_mask, inscribed_box
+from ._blockwise import BlockGeometry, block_results
 from ._inputs import UNLABELLED, Labels, as_labels
 from ._metrics import _check, _phase_index, _stats_graph, _time
 
@@ -88,13 +89,16 @@ def _anisotropic_solver():
     return Anisotropic
 
 
-def _tiles(shape: tuple[int, int, int], sub: tuple[int, int, int]) -> list[tuple[slice, slice, slice]]:
-    """Sub-volumes of at most ``sub`` voxels per axis, as equal as possible, covering the volume,
-    and at least 3 voxels (a solve needs them; e.g. 10 voxels at ``sub`` 3 are cut 3 + 4 + 3,
-    not 2 + 3 + 2 + 3)."""
-    chunks = tuple(tuple(np.diff(np.linspace(0, n, max(1, min(math.ceil(n / s), n // 3)) + 1).round().astype(int))
-                         .tolist()) for n, s in zip(shape, sub))
-    return list(block_slices(chunks).values())
+def _tile_chunks(shape: tuple[int, int, int], sub: tuple[int, int, int]) -> tuple[tuple[int, ...], ...]:
+    """The chunks of the sub-volumes: at most ``sub`` voxels per axis, as equal as possible,
+    covering the volume, and at least 3 voxels (a solve needs them; e.g. 10 voxels at ``sub`` 3
+    are cut 3 + 4 + 3, not 2 + 3 + 2 + 3)."""
+    return tuple(tuple(np.diff(np.linspace(0, n, max(1, min(math.ceil(n / s), n // 3)) + 1).round().astype(int))
+                       .tolist()) for n, s in zip(shape, sub))
+
+
+def _solve_block(block: np.ndarray, geom: BlockGeometry, **kwargs: Any) -> tuple[float, float, float, int, bool]:
+    return _solve(block, **kwargs)
 
 
 def tortuosity(labels: Any, *, phase: str | int = "pore", axis: str | int = "z", subvolume: Any = 256,
@@ -163,10 +167,11 @@ def tortuosity(labels: Any, *, phase: str | int = "pore", axis: str | int = "z",
     except ImportError as e:  # pragma: no cover - taufactor is in the dev and "transport" extras
         raise ImportError("bigseg.measure.tortuosity needs TauFactor: pip install 'bigseg[transport]'") from e
     ax = AXES.index(axis)
-    tiles = _tiles(lab.spatial_shape, sub)
-    solve = delayed(_solve, pure=True)
-    tasks = [[solve(frame[t], phase=idx, axis=ax, spacing=lab.voxel_size, device=device, conv_crit=conv_crit,
-                    iter_limit=iter_limit) for t in tiles] for frame in lab.frames()]
+    chunks = _tile_chunks(lab.spatial_shape, sub)
+    tiles = list(block_slices(chunks).values())  # C order, as block_results gives the solves
+    solve = functools.partial(_solve_block, phase=idx, axis=ax, spacing=lab.voxel_size, device=device,
+                              conv_crit=conv_crit, iter_limit=iter_limit)
+    tasks = [block_results(solve, frame.rechunk(chunks), depth=0) for frame in lab.frames()]
     hists = _stats_graph(lab, hist_only=True)
     for t, c in enumerate(_check(lab, compute(*hists, desc="label values", progress=False), allow_unlabelled=True)):
         if c["hist"][UNLABELLED]:
@@ -175,7 +180,7 @@ def tortuosity(labels: Any, *, phase: str | int = "pore", axis: str | int = "z",
                              f"{f' at t={t}' if lab.series else ''}"
                              f"{' inside the box of `fov`' if box else ''}: pass a field of view (`fov` 'auto' "
                              f"finds the 255 fill around segmented labels) or a box inside it.")
-    res = compute(*[x for f in tasks for x in f], desc=f"tortuosity ({lab.phases[idx]}, {axis})", progress=progress)
+    res = compute(*tasks, desc=f"tortuosity ({lab.phases[idx]}, {axis})", progress=progress)
     res = np.asarray(res, np.float64).reshape(len(tasks), len(tiles), 5)
     # TauFactor's own word (was: every solve that reached iter_limit, also one that converged on that
     # very check); NaN: stopped before its first check

@@ -23,6 +23,7 @@ import dask.array as da
 import numpy as np
 
 from ..runtime import compute
+from ._blocks import per_block
 from ._dispatch import array_module, to_numpy
 
 __all__ = ["value_range", "bincount_offset", "percentiles", "histogram", "lerp_percentile", "masked_values"]
@@ -135,8 +136,9 @@ def percentiles(arr: da.Array, qs: Sequence[float], *, progress: bool = False) -
     wanted = np.unique(pos)
     stat: dict[int, float] = {}
     if counts[wanted].sum() <= _MAX_EXACT:
-        parts = [dask.delayed(_gather_bins)(b, lo, hi, _BINS, wanted) for b in arr.to_delayed().ravel()]
-        (vals,) = compute(dask.delayed(np.concatenate)(parts), desc="refining percentiles", progress=progress)
+        (parts,) = compute(per_block(_gather_bins, arr, args=lambda idx: (lo, hi, _BINS, wanted)),
+                           desc="refining percentiles", progress=progress)
+        vals = np.concatenate(parts)
         idx = _bin_index(vals, lo, hi, _BINS)
         for k, p in zip(ks, pos):
             inside = np.sort(vals[idx == p])

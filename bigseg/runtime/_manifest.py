@@ -16,12 +16,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import dask
 import dask.array as da
 import numpy as np
-from dask.delayed import Delayed
-from dask.highlevelgraph import HighLevelGraph
 
+from ..ops._blocks import per_block
 from ._progress import _BARS, compute
 
 __all__ = ["store_resumable", "blocks_done", "resumable_array", "key_digest", "path_stamp"]
@@ -126,22 +124,16 @@ def store_resumable(arr: da.Array, target: Any, manifest: str | Path, *, desc: s
     total = int(np.prod(arr.numblocks))
     if not todo:
         return 0, total
-    if len(todo) < total:  # the graph culled to the blocks not on disk first, so that a layer may drop what only
-        # the others need (the gates of predict's sweep: else the model ran over the whole volume again)
-        keys = [(arr.name, *idx) for idx in todo]
-        graph = HighLevelGraph.from_collections(f"resume-{arr.name}", arr.__dask_optimize__(arr.__dask_graph__(), keys))
-        pieces = {idx: Delayed(k, graph, layer=f"resume-{arr.name}") for idx, k in zip(todo, keys)}
-    else:
-        pieces = arr.to_delayed()
-    store = dask.delayed(_store_block, pure=False)
     stages = stage_label(arr)  # the dashboard's name of these tasks: the stages computed in them
-    prefix = f"{stages}-store-{key_digest(f'{arr.name}{manifest}')}" if stages else None
-    tasks = [store(pieces[idx], target, tuple(slice(int(b[i]), int(b[i + 1])) for b, i in zip(bounds, idx)),
-                   str(manifest / _name(idx)), dask_key_name=f"{prefix}-{_name(idx)}" if prefix else None)
-             for idx in todo]
+    # the graph is culled to the blocks not on disk first, so that a layer may drop what only the
+    # others need (the gates of predict's sweep: else the model ran over the whole volume again)
+    stores = per_block(_store_block, arr, blocks=todo, name=f"{stages + '-' if stages else ''}store-"
+                       f"{key_digest(f'{arr.name}{manifest}')}",
+                       args=lambda idx: (target, tuple(slice(int(b[i]), int(b[i + 1])) for b, i in zip(bounds, idx)),
+                                         str(manifest / _name(idx))))
     if len(todo) < total:
         desc = f"{desc} (resuming: {total - len(todo)} of {total} blocks on disk)"
         if not (progress and _BARS.get()):  # said without a bar too: a resumed run is worth knowing
             print(f"bigseg: {desc}", file=sys.stderr, flush=True)
-    compute(*tasks, desc=desc, progress=progress)
+    compute(stores, desc=desc, progress=progress)
     return len(todo), total

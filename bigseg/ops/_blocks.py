@@ -1,0 +1,73 @@
+"""One task per block in one graph layer: results of any kind from the blocks of dask arrays.
+
+A ``dask.delayed`` per block is a collection per block: computing (or stacking) n of them
+merges n graphs, time that grows faster than n (4096 blocks of a 64³ volume: 4.7 s for what one
+layer does in 0.8 s; 13824 blocks: 35 s against 2.6 s). The helpers here build that layer
+directly: the arrays' graphs optimized and culled to the blocks wanted (as ``to_delayed`` does),
+then one task per block reading the arrays' keys.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import dask.array as da
+import numpy as np
+from dask.base import tokenize
+from dask.delayed import Delayed
+from dask.highlevelgraph import HighLevelGraph
+from dask.utils import funcname
+
+__all__ = ["block_tasks", "per_block", "task_name"]
+
+
+def task_name(func: Callable[..., Any]) -> str:
+    """What the dashboard calls the tasks running ``func`` (``_faces_block`` -> ``faces-block``;
+    a ``functools.partial`` by the function it wraps)."""
+    return funcname(func).strip("_").replace("_", "-") or "block"
+
+
+def _layer(func: Callable[..., Any], arrays: tuple[da.Array, ...], blocks: Iterable[tuple[int, ...]] | None,
+           args: Callable[[tuple[int, ...]], tuple] | None, kwargs: Callable[[tuple[int, ...]], dict] | None,
+           name: str | None) -> tuple[str, dict, dict]:
+    idxs = [tuple(int(i) for i in idx) for idx in (np.ndindex(*arrays[0].numblocks) if blocks is None else blocks)]
+    extra = [tuple(args(idx)) if args is not None else () for idx in idxs]
+    kws = [kwargs(idx) if kwargs is not None else {} for idx in idxs]
+    if name is None:
+        name = f"{task_name(func)}-" + tokenize(
+            func, [a.name for a in arrays], idxs, extra, [sorted(kw.items()) for kw in kws])
+    source: dict[Any, Any] = {}
+    for a in arrays:  # fused and culled to the blocks wanted (as to_delayed would)
+        source.update(a.__dask_optimize__(a.__dask_graph__(), [(a.name, *idx) for idx in idxs]))
+    dsk: dict[Any, Any] = {(name, *idx): (functools.partial(func, **kw) if kw else func,
+                                          *((a.name, *idx) for a in arrays), *e)
+                           for idx, e, kw in zip(idxs, extra, kws)}
+    return name, source, dsk
+
+
+def _graph(name: str, source: dict, dsk: dict) -> HighLevelGraph:
+    return HighLevelGraph({f"{name}-source": source, name: dsk}, {f"{name}-source": set(), name: {f"{name}-source"}})
+
+
+def block_tasks(func: Callable[..., Any], *arrays: da.Array, blocks: Iterable[tuple[int, ...]] | None = None,
+                args: Callable[[tuple[int, ...]], tuple] | None = None,
+                kwargs: Callable[[tuple[int, ...]], dict] | None = None,
+                name: str | None = None) -> tuple[str, HighLevelGraph]:
+    """``(name, graph)``: the task ``(name, *idx)`` is ``func(*blocks, *args(idx), **kwargs(idx))``
+    with ``blocks`` the blocks at ``idx`` of ``arrays`` (chunked alike), for each block index of
+    ``blocks`` (default: every block, C order). ``name`` (default: the function's name and a
+    token of what the tasks are made of) names the tasks, e.g. on the dashboard."""
+    name, source, dsk = _layer(func, arrays, blocks, args, kwargs, name)
+    return name, _graph(name, source, dsk)
+
+
+def per_block(func: Callable[..., Any], *arrays: da.Array, blocks: Iterable[tuple[int, ...]] | None = None,
+              args: Callable[[tuple[int, ...]], tuple] | None = None,
+              kwargs: Callable[[tuple[int, ...]], dict] | None = None, name: str | None = None) -> Delayed:
+    """One delayed list of the results of :func:`block_tasks`' tasks, in the order of ``blocks``
+    (default: every block, C order); block ``idx``'s result is the graph's key ``(key, *idx)``."""
+    name, source, dsk = _layer(func, arrays, blocks, args, kwargs, name)
+    dsk[name] = (list, list(dsk))
+    return Delayed(name, _graph(name, source, dsk), layer=name)
