@@ -106,6 +106,7 @@ def xct_block(
     ring_step: float,
     centre: tuple[float, float],
     cup_radius: float = 0.0,
+    texture_seed: int | None = None,
 ) -> np.ndarray:
     """Simulated reconstructed tomogram of a padded label block.
 
@@ -119,6 +120,8 @@ def xct_block(
     rings : float64 (m,), additive ring profile sampled every ``ring_step`` voxels of radius
     centre : (y, x) of the rotation axis, voxels
     cup_radius : R of the cupping (``p.cupping``), voxels
+    texture_seed : key of the texture (default ``seed``): the sample's, where the noise is the
+        scan's (the steps of a series share it)
 
     Returns
     -------
@@ -134,7 +137,8 @@ def xct_block(
     if any(p.texture):
         tex = np.zeros(256, dtype=np.float32)
         tex[:3] = p.texture
-        vn = value_noise(origin, shape, np.int64(seed) * 31 + 17, float(p.texture_scale))
+        vn = value_noise(origin, shape, np.int64(seed if texture_seed is None else texture_seed) * 31 + 17,
+                         float(p.texture_scale))
         mu *= 1.0 + tex[labels] * vn
     if p.phase_contrast:
         s = float(p.phase_sigma)

@@ -130,7 +130,7 @@ def _tables(p: Physics, shape: tuple[int, int, int], depth: int, seed: int):
     return drift, prof, step, (cy, cx)
 
 
-def _xct3d(lab: da.Array, p: Physics, seed: int) -> da.Array:
+def _xct3d(lab: da.Array, p: Physics, seed: int, texture_seed: int | None = None) -> da.Array:
     shape = tuple(int(s) for s in lab.shape)
     given = lab.chunks
     h = halo(p)
@@ -145,14 +145,14 @@ def _xct3d(lab: da.Array, p: Physics, seed: int) -> da.Array:
     def block(x: np.ndarray, block_id=None) -> np.ndarray:
         origin = np.array([starts[a][block_id[a]] - depth[a] for a in range(3)], dtype=np.int64)
         return xct_block(x, origin, depth, p, seed=seed, drift=drift, drift_start=-h, rings=rings,
-                         ring_step=step, centre=centre, cup_radius=min(shape[1:]) / 2)
+                         ring_step=step, centre=centre, cup_radius=min(shape[1:]) / 2, texture_seed=texture_seed)
 
     out = da.map_blocks(block, padded, chunks=lab.chunks, dtype=out_dtype, meta=np.empty((0, 0, 0), out_dtype),
                         token="synth-xct")
     return out if out.chunks == given else out.rechunk(given)  # the labels' chunks (zarr takes no uneven ones)
 
 
-def _xct3d_generated(model, state, chunks, p: Physics, seed: int) -> da.Array:
+def _xct3d_generated(model, state, chunks, p: Physics, seed: int, texture_seed: int | None = None) -> da.Array:
     """As :func:`_xct3d` for labels of a particle model: each block renders the labels of its
     own halo (the volume's edge mirrored as dask's 'reflect' boundary does), so blocks are
     independent and memory stays bounded by the block whatever the volume size. Along an axis
@@ -181,7 +181,7 @@ def _xct3d_generated(model, state, chunks, p: Physics, seed: int) -> da.Array:
             lab = np.pad(lab, pad, mode="symmetric")
         origin = np.array([a - d for (a, _), d in zip(loc, depth)], dtype=np.int64)
         out = xct_block(lab, origin, depth, p, seed=seed, drift=drift, drift_start=-h, rings=rings,
-                        ring_step=step, centre=centre, cup_radius=min(shape[1:]) / 2)
+                        ring_step=step, centre=centre, cup_radius=min(shape[1:]) / 2, texture_seed=texture_seed)
         return out[tuple(slice(a - a0, b - a0) for (a, b), (a0, _) in zip(info["array-location"], loc))]
 
     shared = dask.delayed(model, name=f"synth-model-{dask.base.tokenize(model)}", traverse=False)
@@ -230,7 +230,9 @@ def xct(labels: Any, *, seed: int = 0, preset: str = "nano-ct-phase", chunks: An
     -------
     DataArray, same dims, coordinates and voxel size as ``labels``; float32 grey values in units
     of the active-material attenuation (or uint8/uint16 when ``bits`` is set). A series gets
-    an independent noise realisation per time step. ``attrs["xct"]``: the preset, seed and
+    an independent noise, ring and drift realisation per time step (each step a scan of its
+    own), and the same texture at every step (CBD nanoporosity and grain contrast belong to the
+    sample: redrawn per step, they changed where the material did not). ``attrs["xct"]``: the preset, seed and
     physics as JSON text (``json.loads``).
 
     Notes
@@ -260,11 +262,12 @@ def xct(labels: Any, *, seed: int = 0, preset: str = "nano-ct-phase", chunks: An
         model, states = gen
         cs = arr.chunks[-3:]
         if arr.ndim == 4:
-            out = da.stack([_xct3d_generated(model, st, cs, p, seed * 1009 + t) for t, st in enumerate(states)])
+            out = da.stack([_xct3d_generated(model, st, cs, p, seed * 1009 + t, texture_seed=seed)
+                            for t, st in enumerate(states)])
         else:
             out = _xct3d_generated(model, states[0], cs, p, seed)
     elif arr.ndim == 4:
-        out = da.stack([_xct3d(arr[t], p, seed * 1009 + t) for t in range(arr.shape[0])])
+        out = da.stack([_xct3d(arr[t], p, seed * 1009 + t, texture_seed=seed) for t in range(arr.shape[0])])
     else:
         out = _xct3d(arr, p, seed)
     res = like_volume(out, vol, name="image")

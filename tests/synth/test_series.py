@@ -83,6 +83,21 @@ def test_tomograms_of_a_series(ser):
     assert v.dtype == np.float32 and not np.allclose(v[0], v[1])
 
 
+@pytest.mark.parametrize("stacked", [False, True])
+def test_texture_belongs_to_the_sample_noise_to_the_scan(stacked):
+    """Was: every step of a series redrew the texture (CBD nanoporosity, grain contrast): an
+    unchanged sample imaged twice without noise differed in the CBD by 7 % of its grey on average
+    (24 % at the 99th percentile; 48³, nano-ct-phase)."""
+    s = series(24, steps=2, seed=1, swelling=0, crack_growth=0, gap=0, chunks=12)
+    if stacked:  # labels of no generator: imaged array by array
+        s = s.copy(data=np.stack([s.values[0]] * 2))
+    quiet = xct(s, seed=5, snr=float("inf"), rings=0, drift=0).values
+    np.testing.assert_array_equal(quiet[0], quiet[1])
+    assert quiet[0].std() > 0
+    noisy = xct(s, seed=5).values
+    assert not np.allclose(noisy[0], noisy[1])  # each scan its own noise
+
+
 @pytest.mark.parametrize("kwargs, name", [({"steps": 0}, "steps"), ({"swelling": 0.9}, "swelling"),
                                           ({"detached": -0.1}, "detached"), ({"gap": -1}, "gap")])
 def test_bad_input_names_the_argument(kwargs, name):
