@@ -18,6 +18,7 @@ import numpy as np
 from dask.base import tokenize
 from dask.delayed import Delayed
 from dask.highlevelgraph import HighLevelGraph
+from dask.utils import funcname
 
 from ..io._volume import zarr_source
 from ..ops import min_chunks
@@ -221,7 +222,7 @@ def _owning(func: Callable[..., Any], dtype: Any) -> Callable[..., np.ndarray]:
     def run(*args: Any, **kwargs: Any) -> np.ndarray:
         return _own(func(*args, **kwargs), dtype)
 
-    run.__name__ = getattr(func, "__name__", "block")  # the task's name on the dashboard
+    run.__name__ = funcname(func)  # the task's name on the dashboard (a partial: the function it wraps)
     return run
 
 

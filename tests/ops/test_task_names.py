@@ -74,3 +74,16 @@ def test_stored_stages_are_named_on_the_task_stream(scan, tmp_path, monkeypatch)
     np.testing.assert_array_equal(target[...], arr.compute())
     assert _manifest.stage_label(baselines.watershed(img).data).endswith("+watershed")
     assert _manifest.stage_label(da.zeros(4, chunks=2)) == ""  # plumbing alone: the default name
+
+
+@pytest.mark.parametrize("split, name", [(True, "split-block"), (False, "cc-block")])
+def test_particle_label_tasks_are_named_by_their_kernel(scan, split, name):
+    """map_with_halo's blocks of a ``functools.partial`` kernel (the particles' split and
+    components) were all called ``block``."""
+    from bigseg import measure
+
+    lab, _ = scan
+    ids = measure.particle_labels(lab, split=split, max_diameter=6)
+    new = _names(ids) - _names(lab)
+    assert name in new
+    assert not new & {"run", "block", "wrapper"}
