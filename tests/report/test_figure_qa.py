@@ -157,6 +157,25 @@ def test_rve_says_when_no_phase_reaches_the_tolerance_and_names_an_absent_phase(
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["pore", "cbd (absent)"]
 
 
+def test_rve_draws_a_phase_without_scatter():
+    """Was: a scatter of exactly 0 (a phase alike in every cube) vanished from the log axis, and
+    with it the circle of its representative size."""
+    lab = np.zeros((32, 32, 32), np.uint8)
+    lab[:, :, ::2] = 2  # every cube of an even edge holds half active, half pore: no scatter
+    lab[5:9, 5:9, 5:9:2] = 1  # a little cbd in one corner, in pore voxels: cbd and pore scatter
+    ds = measure.rve(make_volume(lab), sizes=[4, 8, 16])
+    assert (ds.relative_std.sel(phase="active").values == 0).all()
+    fig = rve_figure(ds)
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "no scatter (0): drawn here" in labels
+    curve = next(line for line in ax.lines if line.get_label() == "active")
+    y = np.asarray(curve.get_ydata(), float)
+    assert np.isfinite(y).all() and (y > 0).all() and (y < ax.get_ylim()[1]).all() and (y > ax.get_ylim()[0]).all()
+    circles = [line for line in ax.lines if line.get_marker() == "o" and line.get_markersize() == 11]
+    assert any(np.allclose(c.get_ydata(), y[0]) for c in circles)  # active's RVE: the smallest size
+
+
 def test_metrics_figure_writes_the_numbers_names_absent_phases_and_draws_the_scores():
     """Was: bars without values, an absent phase an unlabelled empty bar, no title, and the IoU
     against a reference the run was given only in the tables."""
