@@ -297,7 +297,11 @@ def fov_figure(image: Any, fov: Any, *, path: str | os.PathLike | None = None, t
     plt = pyplot(path)
     vs = vol.attrs.get("voxel_size", (1.0, 1.0, 1.0))
     fig, ax = plt.subplots(figsize=(6.4, 6.0))
-    ax.imshow(np.nan_to_num(sl, nan=lo), cmap="gray", vmin=lo, vmax=hi, interpolation="nearest", aspect=vs[1] / vs[2])
+    im = ax.imshow(np.nan_to_num(sl, nan=lo), cmap="gray", vmin=lo, vmax=hi, interpolation="nearest",
+                   aspect=vs[1] / vs[2])
+    bar = fig.colorbar(im, ax=ax, fraction=0.035, pad=0.02)  # the window in grey values, as the other slices
+    bar.set_label(f"grey value (window: {percentiles[0]:g}–{percentiles[1]:g}th percentile inside)", fontsize=8)
+    bar.ax.tick_params(labelsize=8)
     ax.imshow(np.where(inside, np.nan, 1.0), cmap="Reds", vmin=0, vmax=3, alpha=0.45, interpolation="nearest",
               aspect=vs[1] / vs[2])
     if not inside.all():

@@ -116,3 +116,20 @@ def test_the_field_of_view_figure_names_its_run(tmp_path, monkeypatch):
     bigseg.Pipeline(predict={"model": "threshold"}, fov="auto", measure={"particles": False}).run(
         tmp_path / "scan_07.npy", tmp_path / "r", progress=False)
     assert titles == ["scan_07.npy: field of view (auto)"]
+
+
+def test_the_field_of_view_figure_has_a_grey_scale():
+    """fov.png was the one slice figure without a colour bar: its grey window (percentiles of the
+    voxels inside) could not be read off it."""
+    from bigseg.io import fov_mask
+    from bigseg.report import fov_figure
+
+    img = np.random.default_rng(1).normal(5.0, 1.0, (4, 24, 24)).astype(np.float32)
+    img[:, :4] = 0
+    vol = make_volume(img)
+    fig = fov_figure(vol, fov_mask(vol, "auto"))
+    bars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert len(bars) == 1 and bars[0].get_ylabel().startswith("grey value")
+    lo, hi = bars[0].get_ylim()
+    inside = img[2, 4:]
+    assert lo == pytest.approx(np.percentile(inside, 0.5), rel=1e-4) and hi == pytest.approx(np.percentile(inside, 99.5), rel=1e-4)
