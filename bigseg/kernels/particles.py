@@ -316,9 +316,11 @@ def mutual_matches(pairs: np.ndarray, counts: np.ndarray, size_a: np.ndarray, si
 def fill_unlabelled_ids(ids: np.ndarray, codes: np.ndarray, phase: int, unlabelled: int = 255) -> np.ndarray:
     """``ids`` with each ``unlabelled`` voxel that :func:`bigseg.kernels.metrics.fill_unlabelled`
     gives ``phase`` given the particle id most frequent among its neighbours of the ring that
-    decided it (across a face, else an edge, else a corner; ties: the lowest id), so that a
-    particle's smoothed indicator is filled next to a field of view's edge as its phase's is
-    (the edge voxel's particle, not its phase, continues beyond it; ``mode="nearest"`` at the
+    decided it (across a face, else an edge, else a corner; ties: the particle of the tied
+    neighbour first in raster order, not the lowest id: ids numbered per chunking, as the
+    components of ``split=False`` are, would make the fill, and so the areas, depend on it), so
+    that a particle's smoothed indicator is filled next to a field of view's edge as its phase's
+    is (the edge voxel's particle, not its phase, continues beyond it; ``mode="nearest"`` at the
     volume's border). Local (a voxel's 3 × 3 × 3 neighbourhood), as the phases' fill."""
     out = ids.copy()
     todo = codes == unlabelled
@@ -335,7 +337,8 @@ def fill_unlabelled_ids(ids: np.ndarray, codes: np.ndarray, phase: int, unlabell
         here = ~done & plabelled[at].any(axis=1)
         v = np.where(plabelled[at], pid[at], 0)[here]  # (m, ring): the ring's particle ids (0: none)
         votes = ((v[:, :, None] == v[:, None, :]) & (v[:, None, :] > 0)).sum(axis=2)
-        best = np.argmax(votes.astype(np.int64) * (1 << 40) - v, axis=1)  # most votes, then the lowest id
+        # most votes, then the first in the ring's raster order (offsets in lexicographic order)
+        best = np.argmax(votes, axis=1)
         sel = pts[here]
         out[sel[:, 0], sel[:, 1], sel[:, 2]] = v[np.arange(len(v)), best]
         done |= here
