@@ -25,7 +25,7 @@ from ..ops import min_chunks
 from ..ops._blocks import block_tasks, per_block, task_name
 
 
-__all__ = ["BlockGeometry", "block_partials", "block_results", "border_pairs", "map_with_halo", "ensure_min_chunks",
+__all__ = ["BlockGeometry", "block_grid", "block_partials", "block_results", "border_pairs", "map_with_halo", "ensure_min_chunks",
            "crop_halo", "MAX_BINS"]
 
 #: the most bins (shells, radii) a block's partial sums may hold per phase: a step far finer than
@@ -99,7 +99,7 @@ def _with_halo(arrays: tuple[da.Array, ...], depth: int, spatial_axes: int):
     lead = ref.ndim - spatial_axes
     target = tuple((n,) for n in ref.shape[:lead]) + ref.chunks[lead:]
     ref = ref.rechunk(target)
-    ref = ensure_min_chunks(ref, depth, axes=tuple(range(lead, ref.ndim)))
+    ref = ensure_min_chunks(ref, max(depth, 1), axes=tuple(range(lead, ref.ndim)))  # no empty block either
     arrays = (ref,) + tuple(
         a.rechunk(tuple((n,) for n in a.shape[: a.ndim - spatial_axes]) + ref.chunks[lead:]) for a in arrays[1:]
     )
@@ -235,6 +235,13 @@ def block_results(func: Callable[..., Any], *arrays: da.Array, depth: int) -> De
     return per_block(func, *arrays, args=lambda idx: (geometry(idx),))
 
 
+def block_grid(results: Delayed) -> tuple[int, ...]:
+    """The grid of blocks :func:`block_results` cut (chunks of no voxel merged away: the grid of
+    the arrays' chunks may have more)."""
+    idx = np.array([k[1:] for k in results.__dask_graph__().layers[results.key] if isinstance(k, tuple)])
+    return tuple(int(n) + 1 for n in idx.max(axis=0))
+
+
 def _face_pairs_task(low: Any, high: Any, faces: int, axis: int) -> np.ndarray:
     from ..kernels.particles import face_pairs
 
@@ -251,8 +258,8 @@ def _with_pairs(blocks: list, pairs: list, grid: tuple[int, ...]) -> tuple[list,
     return blocks, {(b, nb): p for (b, nb, _), p in zip(neighbours(grid), pairs)}
 
 
-def border_pairs(results: Delayed, grid: tuple[int, ...], faces: int) -> Delayed:
-    """For the per-block results of :func:`block_results` (a ``grid`` of blocks) whose item
+def border_pairs(results: Delayed, faces: int) -> Delayed:
+    """For the per-block results of :func:`block_results` (a :func:`block_grid` of blocks) whose item
     ``faces`` is the block's six face label arrays (low and high per axis, as
     :func:`bigseg.kernels.particles.block_components` gives them): one delayed ``(results with
     None there, {(block, neighbour): pairs})``, the
@@ -262,7 +269,8 @@ def border_pairs(results: Delayed, grid: tuple[int, ...], faces: int) -> Delayed
     pairs are as many as the components that meet at a border."""
     from ..kernels.particles import neighbours
 
-    name = "face-pairs-" + tokenize(results.key, grid, faces)
+    grid = block_grid(results)
+    name = "face-pairs-" + tokenize(results.key, faces)
     locs = list(np.ndindex(*grid))
     dsk: dict[Any, Any] = {(name, i): (_without_faces, (results.key, *loc), faces) for i, loc in enumerate(locs)}
     pairs = []

@@ -13,7 +13,7 @@ from ..errors import InputError
 from ..kernels.connectivity import CONTACTS, component_contacts
 from ..kernels.particles import join_components
 from ..runtime._progress import compute
-from ._blockwise import BlockGeometry, block_results, border_pairs
+from ._blockwise import BlockGeometry, block_grid, block_results, border_pairs
 from ._inputs import Labels, as_labels
 from ._metrics import _check, _codes, _common_attrs, _coords, _dims, _stack, _stats_graph
 
@@ -122,13 +122,13 @@ def connectivity(labels: Any, *, axis: str | int = "z", phases: Any = None, prog
     hists = _stats_graph(lab, hist_only=True)
     frames = lab.frames()
     # per frame: the blocks' results without their faces, and the pairs of ids meeting across borders
-    parts = [border_pairs(block_results(functools.partial(_contacts_block, k=lab.k), f, depth=1),
-                          tuple(len(c) for c in f.chunks), 1) for f in frames]
+    results = [block_results(functools.partial(_contacts_block, k=lab.k), f, depth=1) for f in frames]
+    parts = [border_pairs(r, 1) for r in results]
     res = compute(*hists, *parts, desc=f"connectivity along {AXES[ax]}", progress=progress)
     _check(lab, res[: len(hists)], allow_unlabelled=True)
     per = []
-    for t, (frame, (blocks, pairs)) in enumerate(zip(frames, res[len(hists):])):
-        per.append(_classes(lab, blocks, pairs, tuple(len(c) for c in frame.chunks), ax))
+    for t, (r, (blocks, pairs)) in enumerate(zip(results, res[len(hists):])):
+        per.append(_classes(lab, blocks, pairs, block_grid(r), ax))
         _warn_unlabelled_faces(lab, blocks, ax, t)
     dims = _dims(lab, ("phase",))
     voxels = _stack(lab, [(c["percolating"] + c["isolated"] + c["unknown"]).astype(np.int64) for c in per])

@@ -23,7 +23,7 @@ from ..kernels.particles import (PARTIAL_KEYS, block_components, join_components
                                   overlap_counts, particle_markers, particle_partials, split_particles)
 from ..runtime._malloc import release_free_heap
 from ..runtime._progress import compute
-from ._blockwise import BlockGeometry, block_results, border_pairs, crop_halo, ensure_min_chunks, map_with_halo
+from ._blockwise import BlockGeometry, block_grid, block_results, border_pairs, crop_halo, ensure_min_chunks, map_with_halo
 from ._inputs import Labels, as_labels
 from ._metrics import _check, _phase_index, _stats_graph
 
@@ -125,9 +125,9 @@ def _components(codes: da.Array, phase: int) -> da.Array:
     labels that meet across their borders (matched on the workers: the faces never reach the
     client), which are joined on the client into global ids, and once to write them.
     """
-    grid = tuple(len(c) for c in codes.chunks)
-    (res, found), = compute(border_pairs(block_results(functools.partial(_faces_block, phase=phase), codes, depth=0),
-                                         grid, 2), desc="particle components", progress=False)  # blocks in C order
+    blocks = block_results(functools.partial(_faces_block, phase=phase), codes, depth=0)
+    grid = block_grid(blocks)
+    (res, found), = compute(border_pairs(blocks, 2), desc="particle components", progress=False)  # blocks in C order
     counts = np.array([n for _, n, _ in res], np.int64).reshape(grid)
     comp = join_components(counts, found)
     offsets = np.concatenate([[0], np.cumsum(counts.ravel())])

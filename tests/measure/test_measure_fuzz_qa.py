@@ -27,3 +27,22 @@ def test_particle_area_beside_unlabelled_voxels_does_not_depend_on_the_chunking(
     for t in tables[1:]:
         np.testing.assert_allclose(t["surface_area"], tables[0]["surface_area"], rtol=1e-9, equal_nan=True)
         np.testing.assert_array_equal(t["voxels"], tables[0]["voxels"])
+
+
+def test_a_chunk_of_no_voxel_is_no_block():
+    """A dask array may hold chunks of length 0 (e.g. after slicing): the blocks merged them away
+    but connectivity and the particle components counted the blocks from the chunks, and asked
+    for blocks that did not exist (TypeError, IndexError before the single-layer graphs)."""
+    from bigseg.measure import connectivity
+
+    rng = np.random.default_rng(3)
+    lab = (rng.random((12, 10, 9)) < 0.45).astype(np.uint8) * 2
+    plain = xr.DataArray(da.from_array(lab, chunks=6), dims=("z", "y", "x"), attrs={"phases": ["pore", "cbd", "active"]})
+    empty = plain.copy(data=da.from_array(lab, chunks=((6, 0, 6), (5, 0, 5), (9,))))
+    assert 0 in empty.data.chunks[0]
+    a, b = connectivity(plain, axis="z"), connectivity(empty, axis="z")
+    for var in ("percolating", "isolated", "unknown", "components"):
+        np.testing.assert_array_equal(a[var].values, b[var].values)
+    ta, tb = particles(plain, split=False), particles(empty, split=False)
+    np.testing.assert_array_equal(ta["voxels"], tb["voxels"])
+    np.testing.assert_allclose(ta["surface_area"], tb["surface_area"], rtol=1e-9, equal_nan=True)
