@@ -38,9 +38,11 @@ def _layer(func: Callable[..., Any], arrays: tuple[da.Array, ...], blocks: Itera
     if name is None:
         name = f"{task_name(func)}-" + tokenize(
             func, [a.name for a in arrays], idxs, extra, [sorted(kw.items()) for kw in kws])
-    source: dict[Any, Any] = {}
-    for a in arrays:  # fused and culled to the blocks wanted (as to_delayed would)
-        source.update(a.__dask_optimize__(a.__dask_graph__(), [(a.name, *idx) for idx in idxs]))
+    # the arrays' graphs together, fused and culled to the blocks wanted (as to_delayed would):
+    # optimized one by one, what two arrays share (e.g. labels and ids made from them) was fused
+    # into each and ran twice
+    merged = HighLevelGraph.merge(*(a.__dask_graph__() for a in arrays))
+    source = dict(arrays[0].__dask_optimize__(merged, [(a.name, *idx) for a in arrays for idx in idxs]))
     dsk: dict[Any, Any] = {(name, *idx): (functools.partial(func, **kw) if kw else func,
                                           *((a.name, *idx) for a in arrays), *e)
                            for idx, e, kw in zip(idxs, extra, kws)}

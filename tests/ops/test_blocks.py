@@ -85,3 +85,20 @@ def test_measure_blocks_as_one_collection():
     zz, _, xx = np.meshgrid(np.arange(10), np.arange(11), np.arange(12), indexing="ij")
     np.testing.assert_array_equal(out.compute(scheduler="sync"), (zz // 4) * 4 + (xx // 6) * 6)
     assert len(out.__dask_graph__().layers[out.name]) == int(np.prod(arr.numblocks))
+
+
+def test_what_the_arrays_share_runs_once_per_block():
+    """Was: each array's graph optimized on its own, so an upstream both arrays come from (ids
+    made from the labels they are read with) was fused into both and ran twice per block."""
+    calls = []
+    lock = threading.Lock()
+
+    def spy(b, block_info=None):
+        with lock:
+            calls.append(tuple(block_info[0]["chunk-location"]))
+        return b + 1
+
+    base = da.ones((8, 8, 8), chunks=4).map_blocks(spy, dtype=float)
+    got = dask.compute(per_block(lambda x, y: float(x.sum() + y.sum()), base * 2, base - 1), scheduler="sync")[0]
+    assert got == [64 * 4 + 64 * 1] * 8
+    assert sorted(calls) == sorted(np.ndindex(2, 2, 2))
