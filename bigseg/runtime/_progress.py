@@ -14,7 +14,7 @@ from typing import Any, Iterator
 import dask
 import dask.local
 import dask.threaded
-from dask.base import get_scheduler
+from dask.base import get_scheduler, unpack_collections
 
 from .._parse import parse_flag
 
@@ -104,11 +104,41 @@ def compute(*objs: Any, desc: str = "computing", progress: bool = True, **kwargs
     a worker dying in a task (distributed's ``KilledWorker``) and a lost
     scheduler raise :class:`~bigseg.errors.ClusterError` saying what to do, and
     a wait with no worker at all is said on stderr.
+
+    The results come in the order of ``objs`` (dask 2026.8's own ``dask.compute(d1, a, d2)``
+    of delayed objects ``d1``, ``d2`` and an array ``a`` returns ``d1``'s, ``d2``'s, ``a``'s: it
+    optimizes the collections in groups of a kind and returns their results in that order).
     """
     progress = parse_flag("progress", progress) and _BARS.get()
+    colls, repack = unpack_collections(*objs, traverse=kwargs.pop("traverse", True))
+    if not colls:
+        return objs
+    order = _kinds_together(colls)
+    got = _compute(tuple(colls[i] for i in order), desc, progress, kwargs)
+    results: list[Any] = [None] * len(colls)
+    for i, res in zip(order, got):
+        results[i] = res
+    return repack(results)
+
+
+def _kinds_together(colls: list) -> list[int]:
+    """The order in which dask computes ``colls`` as given (a stable sort: the collections dask
+    optimizes alike, by the same ``__dask_optimize__``, together where the first of them is)."""
+    kinds: list[Any] = []
+    of = []
+    for c in colls:
+        kind = getattr(c, "__dask_optimize__", None)
+        if kind not in kinds:
+            kinds.append(kind)
+        of.append(kinds.index(kind))
+    return sorted(range(len(colls)), key=of.__getitem__)
+
+
+def _compute(objs: tuple, desc: str, progress: bool, kwargs: dict) -> tuple:
     client = current_client()
     if client is not None:
-        futures = client.compute(list(objs), **kwargs)
+        futures = _submit(client, objs, kwargs)
+        flat = [f for x in futures for f in (x if isinstance(x, list) else [x])]
         try:
             with _say_when_no_workers(client, desc):
                 if progress:
@@ -117,7 +147,7 @@ def compute(*objs: Any, desc: str = "computing", progress: bool = True, **kwargs
                     stream, _ = bar_stream()
                     print(f"{desc}:", file=sys.stderr, flush=True)
                     with contextlib.redirect_stdout(stream):  # distributed draws on stdout: keep it for results
-                        dprogress(futures, notebook=False)
+                        dprogress(flat, notebook=False)
                     if stream is sys.stderr:
                         print(file=sys.stderr, flush=True)
                 return tuple(client.gather(futures))
@@ -125,7 +155,7 @@ def compute(*objs: Any, desc: str = "computing", progress: bool = True, **kwargs
             lost = _lost_cluster(exc, client, desc)
             if not _scheduler_lost(exc):  # else nothing to cancel (the client would wait to reconnect: 30 s)
                 try:
-                    client.cancel(futures)
+                    client.cancel(flat)
                     _wait_until_idle(client, objs)
                 except Exception:  # a lost worker or scheduler: the original error matters more
                     pass
@@ -144,7 +174,19 @@ def compute(*objs: Any, desc: str = "computing", progress: bool = True, **kwargs
 
             stream, leave = bar_stream()
             stack.enter_context(TqdmCallback(desc=desc, file=stream, mininterval=0.5, leave=leave))
-        return dask.compute(*objs, **kwargs)
+        return dask.compute(*objs, traverse=False, **kwargs)
+
+
+def _submit(client: Any, objs: tuple, kwargs: dict) -> list:
+    """``objs`` submitted to ``client``: a future per object, except for the per-block results of
+    :func:`bigseg.ops._blocks.per_block` a list of the blocks' futures, so that each block's result
+    comes to the client from the worker that made it (their list's task would first bring them all
+    to one worker)."""
+    from ..ops._blocks import BlockResults
+
+    whole = iter(client.compute([o for o in objs if not isinstance(o, BlockResults)], **kwargs))
+    return [client.get(o.blocks_graph, o.blocks, sync=False) if isinstance(o, BlockResults) else next(whole)
+            for o in objs]
 
 
 def scheduler_for(objs: tuple = (), scheduler: Any = None) -> Any:

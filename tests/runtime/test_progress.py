@@ -152,3 +152,63 @@ def test_closing_a_client_whose_scheduler_died_logs_no_traceback(tmp_path, caplo
         assert logging.getLogger("distributed.client").level == before
     finally:
         sched.kill()
+
+
+def _block_total(block):
+    return float(block.sum())
+
+
+def test_per_block_results_reach_the_client_from_their_workers_not_through_one():
+    """Was: the blocks' results (e.g. particle tables, ~0.3 GB at a million particles) all brought
+    to one worker by their list's task, then sent on to the client; now each block's key is
+    gathered from where it was made, and the list's task never runs."""
+    import dask.array as da
+    import numpy as np
+
+    from bigseg.ops._blocks import per_block
+
+    x = np.arange(6 * 10 * 7, dtype=np.float64).reshape(6, 10, 7)
+    a = da.from_array(x, chunks=(4, 3, 7))
+    blocks = per_block(_block_total, a)
+    other = per_block(_block_total, a + 1)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as lc, \
+            distributed.Client(lc) as client, distributed.get_task_stream(client) as ts:
+        got, total, got_other = compute(blocks, a.sum(), other, desc="summing", progress=False)
+    ran = {t["key"] for t in ts.data}
+    want = [float(b.sum()) for b in a.to_delayed().ravel().tolist() for b in [b.compute(scheduler="sync")]]
+    assert got == want and len(got) == 2 * 4 and total == x.sum()
+    assert got_other == [w + b.size for w, b in zip(want, (a.blocks[i] for i in np.ndindex(*a.numblocks)))]
+    assert blocks.key not in ran and other.key not in ran and set(blocks.blocks) <= ran
+    # on the local scheduler the same object is still one delayed list
+    assert dask.compute(blocks, scheduler="sync")[0] == want
+
+
+
+
+def _same(got: tuple, want: tuple) -> None:
+    import numpy as np
+
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert type(g) is type(w) and np.array_equal(np.asarray(g, dtype=object), np.asarray(w, dtype=object))
+
+
+def test_results_come_in_the_order_asked_for_whatever_their_kinds():
+    """Was: dask 2026.8's compute(d1, a, d2) of delayed objects and an array returns d1's, d2's
+    then a's results (it groups the collections by kind), so a caller unpacking them got the
+    wrong values."""
+    import dask.array as da
+    import numpy as np
+    import xarray as xr
+
+    from bigseg.ops._blocks import per_block
+
+    a = da.from_array(np.arange(24.0).reshape(2, 3, 4), chunks=(1, 2, 4))
+    objs = (dask.delayed(str)("first"), a.sum(), [dask.delayed(len)("abc"), a.max()], per_block(_block_total, a),
+            xr.DataArray(a, dims=("z", "y", "x")).mean(), dask.delayed(str)("last"), "not dask", a[0, 0])
+    want = tuple(dask.compute(o, scheduler="sync")[0] for o in objs)  # one at a time: nothing to reorder
+    assert want[:3] == ("first", 276.0, [3, 23.0]) and want[3] == [28.0, 38.0, 124.0, 86.0]
+    _same(compute(*objs, progress=False), want)
+    _same(compute(*objs, progress=False, scheduler="sync"), want)
+    with distributed.LocalCluster(n_workers=1, processes=False, dashboard_address=None) as lc, distributed.Client(lc):
+        _same(compute(*objs, progress=False), want)
