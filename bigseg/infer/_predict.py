@@ -616,18 +616,43 @@ def _trained_plane(model: Any) -> int:
     return int(axis) if isinstance(axis, (int, np.integer)) and 0 <= int(axis) <= 2 else 0
 
 
-def warn_if_other_voxels(model: Any, vol: xr.DataArray, *, tolerance: float = 1.5) -> None:
+def _warn_if_not_cubic(vol: xr.DataArray, *, tolerance: float, axes: tuple[int, ...] = (0, 1, 2)) -> None:
+    """Warn when ``vol``'s voxels along ``axes`` differ by more than ``tolerance`` times: a model
+    trained on synthetic electrodes (``bigseg train --synthetic``, the default model) learnt round
+    particles on cubic voxels, and sees those of a scan with 2 x 0.5 x 0.5 um voxels flattened 4x."""
+    import warnings
+
+    vs = [float(v) for v in vol.attrs.get("voxel_size", (1.0, 1.0, 1.0))]
+    seen = [vs[a] for a in axes]
+    if not (min(seen) > 0 and max(seen) / min(seen) > tolerance):
+        return
+    said = " x ".join(f"{v:g}" for v in vs)
+    warnings.warn(f"The model learnt synthetic electrodes on cubic voxels; this volume's are {said} "
+                  f"{vol.attrs.get('unit', 'voxel')} (z, y, x), {max(seen) / min(seen):.2g}x longer along "
+                  f"{'zyx'[vs.index(max(seen))]} than along {'zyx'[vs.index(min(seen))]}: its particles look "
+                  "flattened to the model. Resample the volume to (near) cubic voxels, or fine-tune the model on a "
+                  "few annotated slices of it (bigseg train --init).", stacklevel=4)
+
+
+def warn_if_other_voxels(model: Any, vol: xr.DataArray, *, tolerance: float = 1.5,
+                         axes: tuple[int, ...] = (0, 1, 2)) -> None:
     """Warn when a model trained on a calibrated scan (``provenance['data']['voxel_size']``, as
     :func:`bigseg.train` records it) meets voxels more than ``tolerance`` times larger or smaller
     along some axis: it learnt shapes in voxels, and a particle twice as large in voxels (or a
     slice spacing twice as fine) is not what it was taught. Nothing is said where either side
-    states no physical size (the default model learnt electrodes of many sizes in voxels)."""
+    states no physical size (the default model learnt electrodes of many sizes in voxels), except
+    that a model trained on synthetic electrodes (cubic voxels, e.g. the default model) warns about
+    voxels more than ``tolerance`` times longer along one of ``axes`` (those a 2D model's planes
+    hold) than along another."""
     import warnings
 
     from ..io._calibration import convert_length
 
     data = (getattr(model, "provenance", None) or {}).get("data") or {}
     trained, unit = (data.get("voxel_size"), data.get("unit")) if isinstance(data, dict) else (None, None)
+    if isinstance(data, dict) and data.get("kind") == "synthetic" and not trained:
+        _warn_if_not_cubic(vol, tolerance=tolerance, axes=axes)
+        return
     if not trained or unit in (None, "voxel") or vol.attrs.get("unit", "voxel") == "voxel":
         return
     here = convert_length(tuple(float(v) for v in vol.attrs["voxel_size"]), str(vol.attrs["unit"]), str(unit))
@@ -782,7 +807,8 @@ def predict(
     if plane is not None and spec.ndim != 2:
         raise InputError(f"Expected `plane` None with a 3D model (it sees the volume whole). Got plane={plane!r}.")
     plane_axis = parse_plane(plane) if plane is not None else _trained_plane(model)
-    warn_if_other_voxels(model, vol)
+    warn_if_other_voxels(model, vol, axes=(0, 1, 2) if spec.ndim == 3 or triplanar
+                         else tuple(a for a in range(3) if a != plane_axis))
     if isinstance(raw, np.ndarray) and raw.dtype.kind == "f":
         n_nan, n_inf = int(np.count_nonzero(np.isnan(raw))), int(np.count_nonzero(np.isinf(raw)))
         if n_nan + n_inf:

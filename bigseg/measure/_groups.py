@@ -46,7 +46,8 @@ def size_groups(table: Any, *, threshold: Any = None) -> pd.DataFrame:
         default the median equivalent diameter of the particles inside the volume, or where
         many tie with it the size that splits them closest to half and half (particles of one
         size stay in one group), over every step of a series, so that the groups stay the same over time; warned
-        about when all particles have one size.
+        about when all particles have one size, and when a given one lies more than 100 times below or above
+        every diameter (a unit slip: 11 meant as µm on a table in nm).
 
     Returns
     -------
@@ -68,6 +69,13 @@ def size_groups(table: Any, *, threshold: Any = None) -> pd.DataFrame:
     diameters = inside["equivalent_diameter"].to_numpy(np.float64)
     thr = _balanced_threshold(diameters) if threshold is None else parse_positive_float("threshold", threshold)
     group = np.where(diameters >= thr, "big", "small")
+    if threshold is not None and not diameters.min() / 100 <= thr <= diameters.max() * 100:
+        # 11 meant as 11 µm on a table in nm (particles of thousands): every particle in one group
+        unit = str(table.attrs.get("unit", "")) or "the table's unit"
+        warnings.warn(f"`threshold` {thr:g} lies more than 100 times {'below' if thr < diameters.min() else 'above'} "
+                      f"the particles' equivalent diameters ({diameters.min():.4g} to {diameters.max():.4g} {unit}): "
+                      f"every particle is {'big' if thr < diameters.min() else 'small'}. A threshold in another "
+                      f"unit? It is in {unit}.", UserWarning, stacklevel=2)
     if threshold is None and len(diameters) > 1 and thr == diameters.min():  # one particle: nothing to split
         warnings.warn(f"every particle inside the volume has the same equivalent diameter ({thr:g}): all are "
                       f"counted big, none small; pass a threshold to measure.size_groups", UserWarning, stacklevel=2)

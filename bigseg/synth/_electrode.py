@@ -96,7 +96,12 @@ def electrode(
         (proportional to its radius)
     irregularity : float in [0, 3], scale of the particles' shape harmonics and surface roughness
     voxel_size, unit : physical voxel size (z, y, x) stored in the attrs; default 1 "voxel"
-        (sizes in voxels); a voxel size without a unit is in nm
+        (sizes in voxels); a voxel size without a unit is in nm. The microstructure is drawn in
+        voxels whatever the voxel size: with anisotropic voxels its particles are stretched by
+        the edges' ratio (on 2 x 0.5 x 0.5 um voxels 4x longer along z, sphericity ~0.8); for
+        round particles seen through anisotropic voxels, generate on cubic voxels and bin the
+        long axis (e.g. ``bigseg.io.recalibrated(labels[::4], (2.0, 0.5, 0.5), "um")`` of labels made
+        on 0.5 um voxels)
 
     Returns
     -------

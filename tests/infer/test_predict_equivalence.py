@@ -307,3 +307,31 @@ def test_zarr_volume_reads_regions_from_the_store(image, tmp_path, chunks):
     assert sum(str(k).startswith("bigseg-source-") for k in graph) == 1
     assert not any(str(k[0] if isinstance(k, tuple) else k).startswith("from-zarr") for k in graph)
     assert ds["labels"].data.chunks == (vol.data.chunks if chunks is None else vol.data.rechunk(chunks).chunks)
+
+
+def test_a_model_learnt_on_synthetic_cubic_voxels_says_so_of_anisotropic_ones():
+    """The default model (trained on synthetic electrodes, cubic voxels, no voxel size recorded)
+    met 2 x 0.5 x 0.5 um voxels, whose particles it sees flattened 4x, without a word: said, for
+    the axes the model sees (a 2D model's planes), and nothing for cubic voxels or planes whose
+    two axes have one edge."""
+    import warnings
+
+    import xarray as xr
+
+    from bigseg import models
+
+    m = models.create("lrcsnet", patch=(16, 16), kernels=4).eval()
+    m.provenance = {"data": {"kind": "synthetic", "presets": ["lab-micro-ct"], "shape": [48, 96, 96]}}
+    x = np.random.default_rng(6).random((16, 20, 24)).astype(np.float32)
+
+    def scan(vs, unit="um"):
+        return xr.DataArray(x, dims=("z", "y", "x"), attrs={"voxel_size": vs, "unit": unit})
+
+    with pytest.warns(UserWarning, match=r"learnt synthetic electrodes on cubic voxels; this volume's are 2 x 0.5 x "
+                                         r"0.5 um \(z, y, x\), 4x longer along z than along y"):
+        predict(scan((2.0, 0.5, 0.5)), m, plane="x")  # planes (z, y): 2 um against 0.5 um
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        predict(scan((2.0, 0.5, 0.5)), m, plane="z")  # planes (y, x) of one edge
+        predict(scan((0.5, 0.5, 0.5)), m, plane="x")
+        predict(scan((1.2, 1.0, 1.0)), m, plane="x")  # within 1.5x

@@ -132,3 +132,23 @@ def test_border_flags_read_back_as_text_are_not_all_true(tmp_path):
     with pytest.raises(InputError, match=r"`table`'s touches_border column to hold True/False \(or 1/0\)\. "
                                          r"Got \['maybe'\] instead"):
         bigseg.measure.size_groups(table.assign(touches_border="maybe"))
+
+
+def test_a_threshold_in_another_unit_is_said():
+    """Jiang et al.'s 11 µm given as 11 to a table in nm (diameters of thousands) made every
+    particle big without a word; 11000 (nm) on a table in µm every one small."""
+    df = _table().assign(equivalent_diameter=lambda d: d.equivalent_diameter * 1000.0)  # 2-12 µm in nm
+    with pytest.warns(UserWarning, match=r"`threshold` 11 lies more than 100 times below the particles' equivalent "
+                                         r"diameters \(.* nm\): every particle is big. A threshold in another unit"):
+        g = size_groups(df, threshold=11)
+    assert g.loc["small", "particles"] == 0
+    df.attrs.update(unit="um")
+    df["equivalent_diameter"] /= 1000.0
+    with pytest.warns(UserWarning, match=r"more than 100 times above .* um\): every particle is small"):
+        size_groups(df, threshold=11000)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        size_groups(df, threshold=11)  # within the diameters' range
+        size_groups(df, threshold=100.0)  # nothing big, but no unit slip
