@@ -590,7 +590,7 @@ def test_demo_cli_writes_a_volume_info_describes(tmp_path, bigseg_cli):
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_series_demo_cli(tmp_path, bigseg_cli):
-    out = bigseg_cli("demo", "--steps", "2", "--out", tmp_path / "d", "--no-progress", "--cluster", "local")
+    out = bigseg_cli("demo", "--steps", "2", "--size", "40", "--chunks", "20", "--out", tmp_path / "d", "--no-progress", "--cluster", "local")
     assert "%|" not in out.stderr and "[2/2] pipeline" in out.stderr  # the stage lines stay, no bars
     summary = json.loads((tmp_path / "d" / "summary.json").read_text())
     assert json.loads((Path(summary["run"]) / "run.json").read_text())["computed_on"]["workers"] >= 1  # (was ignored)
