@@ -211,10 +211,17 @@ def _noise_block(block: np.ndarray, inside: np.ndarray, mean: float, std: float,
     from ..kernels.synth import hash_normal
 
     origin = np.array([loc[0] for loc in block_info[0]["array-location"]], np.int64)
-    noise = hash_normal(origin, np.array(block.shape, np.int64), seed) * np.float32(std) + np.float32(mean)
+    noise = hash_normal(origin, np.array(block.shape, np.int64), seed)
     if np.issubdtype(block.dtype, np.integer):  # rounded into the dtype's range (no wrap-around)
+        # in float64, and the ends set as integers: float32 (and for int64 even float64) round the dtype's
+        # largest value up to one past it, which the cast wrapped to the smallest (int32 near 2**31: -2**31)
         info = np.iinfo(block.dtype)
-        noise = np.clip(np.rint(noise), info.min, info.max)
+        noise = np.rint(noise.astype(np.float64) * float(std) + float(mean))
+        top, bottom = noise >= float(info.max), noise <= float(info.min)
+        noise = np.where(top | bottom, 0.0, noise).astype(block.dtype)
+        noise[top], noise[bottom] = info.max, info.min
+    else:
+        noise = noise * np.float32(std) + np.float32(mean)
     xp = array_module(block)  # a CuPy block (a GPU worker's) takes the mask and the noise on its device
     return xp.where(xp.asarray(inside), block, xp.asarray(noise.astype(block.dtype, copy=False)))
 

@@ -111,6 +111,20 @@ def test_integer_fill_stays_in_range():
     assert abs(outside.mean() - 127.5) < 12
 
 
+@pytest.mark.parametrize("dtype", [np.int32, np.int64, np.uint32])
+def test_integer_fill_near_the_dtypes_top_does_not_wrap(dtype):
+    """Was: the noise clipped in float32 to the dtype's largest value, which float32 rounds up to one
+    past it: an int32 volume near 2**31 got -2**31 outside (and a RuntimeWarning from the cast)."""
+    top = int(np.iinfo(dtype).max)
+    a = np.full((4, 16, 16), top - 400, dtype)
+    a[:, ::2] = top
+    inside = np.zeros((16, 16), bool)
+    inside[4:12, 4:12] = True
+    out = fill_outside_like_inside(bigseg.io.make_volume(a), inside).values
+    outside = out[:, ~inside]
+    assert out.dtype == dtype and outside.min() >= top - 2000 and (outside == top).any()
+
+
 def test_masked_values_and_normalize_inside(rec):
     a, inside = rec
     x = masked_values(da.from_array(a, chunks=(4, 7, 11)), inside)
