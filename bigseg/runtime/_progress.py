@@ -122,8 +122,9 @@ def compute(*objs: Any, desc: str = "computing", progress: bool = True, **kwargs
 
 
 def _kinds_together(colls: list) -> list[int]:
-    """The order in which dask computes ``colls`` as given (a stable sort: the collections dask
-    optimizes alike, by the same ``__dask_optimize__``, together where the first of them is)."""
+    """Indices of ``colls`` in an order whose results dask returns in that order: the collections
+    dask optimizes alike (the same ``__dask_optimize__``) side by side, the kinds in the order of
+    their first appearance (a stable sort; dask 2026.8 returns the results of such groups)."""
     kinds: list[Any] = []
     of = []
     for c in colls:
