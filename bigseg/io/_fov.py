@@ -174,12 +174,18 @@ def _fill_value(value: Any, dtype: np.dtype) -> np.ndarray:
     refused by name rather than wrapped, rounded or failing inside NumPy."""
     try:
         x = np.asarray(value)
-        ok = x.ndim == 0 and (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_)
+        # (a complex value was a TypeError from float() for an integer volume, its imaginary part
+        # dropped with a NumPy warning for a float one)
+        ok = x.ndim == 0 and (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_) and not np.iscomplexobj(x)
     except (TypeError, ValueError):
         ok = False
     if ok and np.issubdtype(dtype, np.integer):
         info = np.iinfo(dtype)
         ok = bool(np.isfinite(x)) and float(x) == int(x) and info.min <= int(x) <= info.max
+    elif ok and np.issubdtype(dtype, np.floating):  # NaN or inf as given; 1e300 in float32 is no inf
+        ok = not np.isfinite(x) or abs(float(x)) <= float(np.finfo(dtype).max)
+    elif ok and dtype == np.bool_:  # 0.5 or 2 is no truth value (was: True)
+        ok = float(x) in (0.0, 1.0)
     if not ok:
         raise InputError(f"Expected `value` to be a number the volume's dtype {np.dtype(dtype)} can hold. "
                          f"Got {value!r} instead.")

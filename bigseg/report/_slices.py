@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .._parse import parse_nonnegative_int
+from .._parse import _fail, _is_int, parse_nonnegative_int
 from ..errors import InputError
 from ..io import UNLABELLED, as_volume, phase_colour
 from ..io._volume import time_unit
@@ -74,6 +74,15 @@ def _position(vol: Any, dim: str, index: int) -> str:
     return f": {quantity_text(value, unit)}"
 
 
+def _time_step(t: Any, nt: int) -> int:
+    """``t`` as the index of one of a series' ``nt`` steps (negative counts from the end); a
+    step the series lacks, or one that is no integer, is refused (was wrapped round: t=5 of
+    3 steps showed step 2; t=1.5 showed step 1)."""
+    if not _is_int(t) or not -nt <= t < nt:
+        raise _fail("t", f"to be a time step of the series' {nt} (an integer in [{-nt}, {nt}))", t)
+    return int(t) % nt
+
+
 def _slices(vol, t: int | None, index: tuple[int, int, int]):
     data = vol.data if vol.ndim == 3 else vol.data[t]
     z, y, x = index
@@ -131,10 +140,12 @@ def orthoslices(
         vols.append(vol)
     shape3 = ref.shape[-3:]
     if ref.ndim == 4:
-        t = int(t) % ref.shape[0]
+        t = _time_step(t, ref.shape[0])
     if index is None:
         index = tuple(s // 2 for s in shape3)
-    index = tuple(parse_nonnegative_int("index", int(i)) for i in index)
+    if not isinstance(index, (tuple, list, np.ndarray)):  # (a bare 5 was a TypeError: 'int' object is not iterable)
+        raise _fail("index", "to be (z, y, x)", index)
+    index = tuple(parse_nonnegative_int("index", i) for i in index)  # (int(i) first let 2.7 through as 2)
     if len(index) != 3 or any(i >= s for i, s in zip(index, shape3)):
         raise InputError(f"Expected `index` to be (z, y, x) inside {shape3}. Got {index!r} instead.")
     vs = ref.attrs.get("voxel_size", (1.0, 1.0, 1.0))
@@ -289,7 +300,7 @@ def fov_figure(image: Any, fov: Any, *, path: str | os.PathLike | None = None, t
     if inside.shape != tuple(vol.shape[-2:]):
         raise InputError(f"Expected `fov` to have the image's (y, x) shape {tuple(vol.shape[-2:])}. "
                          f"Got {inside.shape} instead.")
-    data = vol.data if vol.ndim == 3 else vol.data[int(t) % vol.shape[0]]
+    data = vol.data if vol.ndim == 3 else vol.data[_time_step(t, vol.shape[0])]
     z = data.shape[0] // 2
     sl = np.asarray(data[z].compute() if hasattr(data[z], "compute") else data[z], np.float64)
     vals = sl[inside & np.isfinite(sl)]

@@ -175,6 +175,19 @@ def test_fill_outside_takes_plain_arrays_and_refuses_a_value_the_dtype_cannot_ho
     assert (fill_outside(labels, inside, 255.0).values[:, ~inside] == 255).all()
 
 
+def test_fill_outside_refuses_complex_overflowing_and_non_boolean_values(rec):
+    """QA (static analysis): a complex value was Python's TypeError for an integer volume and lost
+    its imaginary part for a float one; 1e300 became inf in float32, 0.5 became True."""
+    a, inside = rec
+    for dtype, value in ((np.uint8, 1 + 2j), (np.float32, 1 + 2j), (np.float32, 1e300), (bool, 0.5), (bool, 2)):
+        with pytest.raises(InputError, match="Expected `value` to be a number the volume's dtype"):
+            fill_outside(a.astype(dtype), inside, value)
+    for dtype, value in ((np.float32, np.nan), (np.float32, -np.inf), (np.float32, 3.4e38), (bool, 1), (bool, False)):
+        out = fill_outside(a.astype(dtype), inside, value).values[:, ~inside]
+        assert out.dtype == np.dtype(dtype)
+        np.testing.assert_array_equal(out, np.asarray(value).astype(dtype))
+
+
 def test_empty_or_3d_masks_are_refused_by_name(rec):
     a, inside = rec
     with pytest.raises(InputError, match="`mask` to select some of the"):

@@ -9,7 +9,7 @@ import pytest
 
 from bigseg.errors import InputError
 from bigseg.io import make_volume, phase_colour
-from bigseg.report import label_rgba, orthoslices
+from bigseg.report import fov_figure, label_rgba, orthoslices
 
 matplotlib.use("Agg")
 
@@ -103,3 +103,22 @@ def test_timeslices_show_the_same_slice_at_each_step(tmp_path):
     fig = timeslices(None, timed, path=None)
     assert [ax.get_title() for ax in fig.axes if ax.get_title()] == ["t = 0 min", "t = 30 min", "t = 60 min"]
     plt.close(fig)
+
+
+def test_index_and_time_step_refused_not_truncated_or_wrapped():
+    """QA (static analysis): ``int(i)`` ran before the index check (2.7 showed slice 2; 'a' and a
+    bare 3 were Python errors) and a series' ``t`` was wrapped round (t=5 of 3 steps showed 2)."""
+    img = np.zeros((6, 6, 6), np.float32)
+    for bad in [(2.7, 3, 3), 3, ("a", 1, 1)]:
+        with pytest.raises(InputError, match="`index`"):
+            orthoslices(img, index=bad)
+    series = np.zeros((3, 6, 6, 6), np.float32)
+    for bad in [3, -4, 1.5, "x", None]:
+        with pytest.raises(InputError, match="`t`"):
+            orthoslices(series, t=bad)
+        with pytest.raises(InputError, match="`t`"):
+            fov_figure(series, np.ones((6, 6), bool), t=bad)
+    import matplotlib.pyplot as plt
+
+    for fig in (orthoslices(series, t=-3, index=np.array([1, 2, 3])), fov_figure(series, np.ones((6, 6), bool), t=2)):
+        plt.close(fig)
