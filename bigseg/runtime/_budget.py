@@ -89,11 +89,15 @@ def worker_memory_limit(memory_limit: Any = None) -> tuple[int, int, str]:
             return usable, int(max(threads)), f"worker memory_limit {how}"
     import dask
 
+    import psutil
+
     cfg = dask.config.get("distributed.worker.memory.limit", None)
     if cfg not in (None, "auto", 0):
-        usable, how = _for_tasks(parse_bytes(cfg))
+        # a number up to 1 is a share of the machine's memory, as dask's memory_limit reads it
+        # (0.5 was 1 byte: every stage refused)
+        share = isinstance(cfg, (int, float)) and not isinstance(cfg, bool) and 0 < cfg <= 1
+        usable, how = _for_tasks(int(cfg * psutil.virtual_memory().total) if share else parse_bytes(cfg))
         return usable, 1, f"distributed.worker.memory.limit {how}"
-    import psutil
 
     threads = int(dask.config.get("num_workers", None) or os.cpu_count() or 1)
     return int(psutil.virtual_memory().total), threads, "RAM of this machine (local scheduler)"
