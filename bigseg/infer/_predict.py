@@ -825,9 +825,9 @@ def predict(
     # labels only (one plane set, nothing else asked): the argmax runs inside the blend tasks
     labels_only = not probabilities and uncertainty is None and len(jobs) == 1
     outs, n_patches = [], 0
-    for p3, plane_axis in jobs:
+    for p3, job_axis in jobs:  # (not plane_axis: the planes' attribute below reads the one asked for)
         weight = K.importance_map(p3, blend, sigma_scale)
-        out, n = _blend_volume(vol.data, spec, patch3=p3, plane_axis=plane_axis, overlap=overlap, weight=weight,
+        out, n = _blend_volume(vol.data, spec, patch3=p3, plane_axis=job_axis, overlap=overlap, weight=weight,
                                options=options, source=source, sweep=sweep, labels_only=labels_only, spill=spill)
         outs.append(out)
         n_patches += n
