@@ -143,6 +143,35 @@ def _serialise(module: Any) -> bytes:
     return cloudpickle.dumps(module)
 
 
+def _content_key(module: Any, blob: bytes) -> str:
+    """A hash of ``module`` by its content: its class, attributes and tensors (type, dtype, shape,
+    values). Not of ``blob``: cloudpickle writes each tensor's storage under its memory address,
+    so equal modules (the same weights, another instance or a copy) got other keys, and the
+    results' ``attrs["model_key"]`` named other weights for the same ones."""
+    if blob.startswith(_TORCHSCRIPT):
+        return "sha256:" + hashlib.sha256(blob).hexdigest()[:32]
+    import io
+
+    import cloudpickle
+
+    torch = _torch()
+
+    class _ByContent(cloudpickle.CloudPickler):
+        def persistent_id(self, obj: Any) -> Any:
+            if not isinstance(obj, torch.Tensor):
+                return None
+            try:
+                t = obj.detach().cpu().contiguous().reshape(-1)
+                digest = hashlib.sha256(t.view(torch.uint8).numpy().tobytes()).hexdigest()
+            except (RuntimeError, TypeError):  # a layout with no plain bytes (sparse, quantised): as pickled
+                return None
+            return ("tensor", type(obj).__qualname__, str(obj.dtype), tuple(obj.shape), bool(obj.requires_grad), digest)
+
+    buf = io.BytesIO()
+    _ByContent(buf).dump(module if _model_device(module).type == "cpu" else copy.deepcopy(module).cpu())
+    return "sha256:" + hashlib.sha256(buf.getvalue()).hexdigest()[:32]
+
+
 def _deserialise(blob: bytes) -> Any:
     if blob.startswith(_TORCHSCRIPT):
         import io
@@ -265,7 +294,7 @@ def resolve_model(
     else:
         checkpoint = None
         blob = _serialise(model)
-        key = "sha256:" + hashlib.sha256(blob).hexdigest()[:32]
+        key = _content_key(model, blob)
     param_bytes = sum(t.numel() * t.element_size() for t in itertools.chain(model.parameters(), model.buffers()))
     spec = ModelSpec(
         ndim=ndim, patch=ppatch, phases=m_phases, n_classes=n_classes, key=str(key), blob=blob,

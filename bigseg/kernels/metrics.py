@@ -517,6 +517,20 @@ class _AreaTable:
             self.snapshot = (tkeys, tvals, bits)
 
 
+def _with_keys(snapshot: tuple[np.ndarray, np.ndarray, int], keys: np.ndarray,
+               vals: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """A new ``(keys, vals, bits)`` table holding ``snapshot``'s entries and ``keys``/``vals``."""
+    tkeys, tvals, bits = snapshot
+    old = tkeys != -1
+    need = int(np.count_nonzero(old)) + len(keys)
+    while need * 2 > (1 << bits):
+        bits += 1
+    nk, nv, _ = _AreaTable._empty(bits)
+    _table_insert(nk, nv, bits, tkeys[old], tvals[old])
+    _table_insert(nk, nv, bits, keys, vals)
+    return nk, nv, bits
+
+
 _TABLES: dict[tuple[float, float, float], _AreaTable] = {}
 _MAX_TABLE = 1 << 21  # cached keys per voxel size (~64 MiB); beyond, new keys are computed each time
 _TABLES_LOCK = threading.Lock()
@@ -934,10 +948,18 @@ def mc_field_areas(ext: np.ndarray, fields: list[tuple[int, ...]],
         tkeys, tvals, bits = table.snapshot
         total, nmiss = _mc_cells_fast(c, tkeys, tvals, bits, missing, amb, ntri, tiling, _EDGES, sp, corners)
         if nmiss:
-            uk, inv = np.unique(missing[:nmiss], return_inverse=True)
+            uk = np.unique(missing[:nmiss])
             vals = mc_config_areas(uk, table.spacing)
             if table.n + len(uk) <= _MAX_TABLE:
                 table.add(uk, vals)
-            total += float(vals[inv].sum())
+                tkeys, tvals, bits = table.snapshot
+            else:  # the shared table is full: a copy of it with these keys, for this block only
+                tkeys, tvals, bits = _with_keys(table.snapshot, uk, vals)
+            # sum every cell again in cell order: adding the missing cells' areas after the others
+            # made the total depend on what the cache held (which blocks ran before, in this process
+            # or thread), so the same call differed in its last bits on a cold and a warm cache,
+            # between runs, schedulers and workers
+            total, nmiss = _mc_cells_fast(c, tkeys, tvals, bits, missing, amb, ntri, tiling, _EDGES, sp, corners)
+            assert nmiss == 0, "marching-cubes cell areas missing from the table just filled"
         out[j] = total
     return out

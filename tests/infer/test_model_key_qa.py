@@ -1,0 +1,30 @@
+"""A module's ``model_key`` is a hash of its content (QA: scheduler auditor): it hashed the
+cloudpickle bytes, which hold each tensor's storage under its memory address, so two instances
+with the same weights (or the same network rebuilt in a worker, a notebook cell run again) got
+other keys and the results named other weights."""
+
+import copy
+
+import numpy as np
+import torch
+
+import bigseg
+from tests.infer._infer_nets import conv3d_net
+
+
+def _key(net: torch.nn.Module) -> str:
+    img = np.random.default_rng(0).random((6, 6, 6)).astype(np.float32)
+    return bigseg.predict(img, net, patch=(6, 6, 6)).attrs["model_key"]
+
+
+def test_model_key_is_the_same_for_equal_modules_and_differs_for_other_weights():
+    a, b = conv3d_net(seed=0), conv3d_net(seed=0)
+    assert _key(a) == _key(b) == _key(copy.deepcopy(a))
+    assert _key(conv3d_net(seed=1)) != _key(a)  # other weights
+    c = conv3d_net(seed=0)
+    with torch.no_grad():
+        c[0].bias[0] += 1e-3  # one value changed in place
+    assert _key(c) != _key(a)
+    d = conv3d_net(seed=0)
+    d[1] = torch.nn.Sigmoid()  # same weights, another layer
+    assert _key(d) != _key(a)
