@@ -78,13 +78,14 @@ def kmeans(vol: Any, *, classes: int = 3, sample: int = 200_000, seed: int = 0, 
     # which voxels are drawn hangs on their global position, not on the blocks: the same sample,
     # and so the same result, for any chunking
     starts = {idx: tuple(s.start for s in where[idx]) for idx in idxs}
-    def sample(p: float) -> Any:  # one task per block, in C order
+
+    def drawn(p: float) -> Any:  # one task per block, in C order
         return per_block(_sample_interior, ov, args=lambda idx: (idx, arr.numblocks, p, seed, inside[idx], starts[idx]))
 
-    (x,) = compute(sample(p), desc="k-means sample", progress=progress)
+    (x,) = compute(drawn(p), desc="k-means sample", progress=progress)
     x = np.concatenate(x)
     if len(x) < classes:
-        (x,) = compute(sample(1.0), progress=False)
+        (x,) = compute(drawn(1.0), progress=False)
         x = np.concatenate(x)
     grey = np.unique(x[:, 0]).size
     if grey < classes:  # as multi-Otsu refuses it (k-means would split one grey value into "classes")
