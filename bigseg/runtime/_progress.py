@@ -186,8 +186,14 @@ def _submit(client: Any, objs: tuple, kwargs: dict) -> list:
     from ..ops._blocks import BlockResults
 
     whole = iter(client.compute([o for o in objs if not isinstance(o, BlockResults)], **kwargs))
-    return [client.get(o.blocks_graph, o.blocks, sync=False) if isinstance(o, BlockResults) else next(whole)
-            for o in objs]
+    # what client.compute's keywords ask of the tasks (retries, workers, resources, ...) asked of the blocks' too
+    placing = {k: v for k, v in kwargs.items() if k in _PLACING}
+    return [client.get(o.blocks_graph, o.blocks, sync=False, **placing) if isinstance(o, BlockResults)
+            else next(whole) for o in objs]
+
+
+#: the keywords of ``Client.compute`` that ``Client.get`` takes too
+_PLACING = ("workers", "allow_other_workers", "resources", "retries", "priority", "fifo_timeout", "actors")
 
 
 def scheduler_for(objs: tuple = (), scheduler: Any = None) -> Any:

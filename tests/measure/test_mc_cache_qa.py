@@ -32,3 +32,31 @@ def test_mc_areas_identical_on_cold_and_warm_cache(monkeypatch, room):
     monkeypatch.setattr(metrics, "_MAX_TABLE", 1 << 21)
     mc_field_areas(ext[:10], FIELDS, spacing)  # half the configurations cached first
     assert mc_field_areas(ext, FIELDS, spacing).tolist() == cold.tolist()
+
+
+def test_a_full_table_is_not_copied_for_each_block(monkeypatch):
+    """Where the shared table is full (``_MAX_TABLE`` keys), a block with keys it lacks summed
+    over a copy of the whole table plus its own keys: up to 128 MiB and 0.1 s for each field of
+    every block. Its own keys go in a small table of their own; the areas stay bit for bit."""
+    import tracemalloc
+
+    ext = _labels()[:8]
+    spacing = (1.0, 0.5, 1.5)
+    monkeypatch.setattr(metrics, "_TABLES", {})
+    want = mc_field_areas(ext, FIELDS, spacing)  # cold, with room: every key cached
+    monkeypatch.setattr(metrics, "_TABLES", {})
+    table = metrics._table(spacing)
+    filler = (np.arange(1 << 16, dtype=np.int64) << 5) | 31  # corner counts of 31 (> 27): never a real cell
+    table.add(filler, np.zeros(len(filler)))
+    monkeypatch.setattr(metrics, "_MAX_TABLE", table.n)  # full
+    mc_field_areas(ext[:4], FIELDS, spacing)  # compiled, warmed
+    tracemalloc.start()
+    try:
+        got = mc_field_areas(ext, FIELDS, spacing)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert table.n == len(filler)  # nothing added to the full table
+    assert got.tolist() == want.tolist()
+    table_bytes = sum(a.nbytes for a in table.snapshot[:2])  # 2 MiB
+    assert peak < table_bytes / 4, (peak, table_bytes)

@@ -212,3 +212,31 @@ def test_results_come_in_the_order_asked_for_whatever_their_kinds():
     _same(compute(*objs, progress=False, scheduler="sync"), want)
     with distributed.LocalCluster(n_workers=1, processes=False, dashboard_address=None) as lc, distributed.Client(lc):
         _same(compute(*objs, progress=False), want)
+
+
+_TRIES: dict = {}
+
+
+def _fails_once(block):
+    key = float(block.flat[0])
+    _TRIES[key] = _TRIES.get(key, 0) + 1
+    if _TRIES[key] == 1:
+        raise OSError(f"transient failure of the block at {key}")
+    return float(block.sum())
+
+
+def test_per_block_results_on_a_client_keep_the_computes_keywords():
+    """Was: the blocks of a per_block result, gathered by their keys, were submitted without
+    ``compute``'s keywords: ``retries=1`` retried the other collections' tasks, and a block that
+    failed once failed the whole compute."""
+    import dask.array as da
+    import numpy as np
+
+    from bigseg.ops._blocks import per_block
+
+    a = da.from_array(np.arange(24.0).reshape(2, 3, 4), chunks=(1, 3, 4))
+    _TRIES.clear()
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as lc, \
+            distributed.Client(lc):
+        got, total = compute(per_block(_fails_once, a), a.sum(), retries=1, progress=False)
+    assert got == [66.0, 210.0] and total == 276.0 and sorted(_TRIES.values()) == [2, 2]
