@@ -629,7 +629,7 @@ def _warn_if_not_cubic(vol: xr.DataArray, *, tolerance: float, axes: tuple[int, 
     said = " x ".join(f"{v:g}" for v in vs)
     warnings.warn(f"The model learnt synthetic electrodes on cubic voxels; this volume's are {said} "
                   f"{vol.attrs.get('unit', 'voxel')} (z, y, x), {max(seen) / min(seen):.2g}x longer along "
-                  f"{'zyx'[vs.index(max(seen))]} than along {'zyx'[vs.index(min(seen))]}: its particles look "
+                  f"{'zyx'[axes[seen.index(max(seen))]]} than along {'zyx'[axes[seen.index(min(seen))]]}: its particles look "
                   "flattened to the model. Resample the volume to (near) cubic voxels, or fine-tune the model on a "
                   "few annotated slices of it (bigseg train --init).", stacklevel=4)
 

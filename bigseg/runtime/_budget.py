@@ -89,18 +89,41 @@ def worker_memory_limit(memory_limit: Any = None) -> tuple[int, int, str]:
             return usable, int(max(threads)), f"worker memory_limit {how}"
     import dask
 
-    import psutil
-
     cfg = dask.config.get("distributed.worker.memory.limit", None)
     if cfg not in (None, "auto", 0):
-        # a number up to 1 is a share of the machine's memory, as dask's memory_limit reads it
-        # (0.5 was 1 byte: every stage refused)
-        share = isinstance(cfg, (int, float)) and not isinstance(cfg, bool) and 0 < cfg <= 1
-        usable, how = _for_tasks(int(cfg * psutil.virtual_memory().total) if share else parse_bytes(cfg))
+        # a number up to 1 (or its text, "0.5") is a share of the memory this process may use,
+        # as dask's memory_limit reads it (0.5 was 1 byte: every stage refused)
+        share = _share(cfg)
+        usable, how = _for_tasks(int(share * _memory_total()) if share is not None else parse_bytes(cfg))
         return usable, 1, f"distributed.worker.memory.limit {how}"
+    import psutil
 
     threads = int(dask.config.get("num_workers", None) or os.cpu_count() or 1)
     return int(psutil.virtual_memory().total), threads, "RAM of this machine (local scheduler)"
+
+
+def _share(value: Any) -> float | None:
+    """``value`` as a share of memory (a number in (0, 1], or its text), else None (bytes)."""
+    if isinstance(value, bool):
+        return None
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return x if 0 < x <= 1 else None
+
+
+def _memory_total() -> int:
+    """The memory this process may use: dask's own figure (the machine's, or its cgroup's limit
+    under SLURM or in a container) where distributed is installed, else the machine's."""
+    try:
+        from distributed.system import MEMORY_LIMIT
+
+        return int(MEMORY_LIMIT)
+    except ImportError:
+        import psutil
+
+        return int(psutil.virtual_memory().total)
 
 
 def check_budget(

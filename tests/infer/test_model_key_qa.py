@@ -1,7 +1,8 @@
 """A module's ``model_key`` is a hash of its content (QA: scheduler auditor): it hashed the
 cloudpickle bytes, which hold each tensor's storage under its memory address, so two instances
-with the same weights (or the same network rebuilt in a worker, a notebook cell run again) got
-other keys and the results named other weights."""
+with the same weights (e.g. the same network built again in this process) got other keys and the
+results named other weights. (A class defined in ``__main__`` or a notebook is pickled with an id
+of its process: its key still differs between processes.)"""
 
 import copy
 

@@ -330,6 +330,8 @@ def test_a_model_learnt_on_synthetic_cubic_voxels_says_so_of_anisotropic_ones():
     with pytest.warns(UserWarning, match=r"learnt synthetic electrodes on cubic voxels; this volume's are 2 x 0.5 x "
                                          r"0.5 um \(z, y, x\), 4x longer along z than along y"):
         predict(scan((2.0, 0.5, 0.5)), m, plane="x")  # planes (z, y): 2 um against 0.5 um
+    with pytest.warns(UserWarning, match=r"this volume's are 2 x 0.5 x 2 um \(z, y, x\), 4x longer along x than along y"):
+        predict(scan((2.0, 0.5, 2.0)), m, plane="z")  # planes (y, x): the axis named is one the model sees
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         predict(scan((2.0, 0.5, 0.5)), m, plane="z")  # planes (y, x) of one edge

@@ -27,8 +27,11 @@ def test_a_workers_limit_is_what_its_tasks_may_use():
         assert worker_memory_limit()[0] == 2**30 - WORKER_BASELINE  # no restart threshold: all of it
     assert worker_memory_limit("1GiB")[0] == 2**30  # an explicit limit is the task's own
     # a share of the machine's memory, as dask reads a memory_limit up to 1 (0.5 was 1 byte)
-    with dask.config.set({"distributed.worker.memory.limit": 0.5, "distributed.worker.memory.terminate": False}):
-        assert worker_memory_limit()[0] == int(0.5 * psutil.virtual_memory().total) - WORKER_BASELINE
+    from distributed.system import MEMORY_LIMIT  # the machine's memory, or its cgroup's limit
+
+    for share in (0.5, "0.5"):
+        with dask.config.set({"distributed.worker.memory.limit": share, "distributed.worker.memory.terminate": False}):
+            assert worker_memory_limit()[0] == int(0.5 * MEMORY_LIMIT) - WORKER_BASELINE
 
 
 def test_no_more_tasks_at_once_than_the_graph_has():
