@@ -464,6 +464,20 @@ def _hash(key, bits):  # pragma: no cover - jit
     return (np.uint64(key) * np.uint64(11400714819323198485)) >> np.uint64(64 - bits)
 
 
+@numba.njit(nogil=True, cache=True, inline="always")
+def _slot(key, tkeys, bits):  # pragma: no cover - jit
+    """Where ``key`` sits in the open-addressing table ``tkeys`` (2**bits slots), -1 if absent."""
+    mask = (1 << bits) - 1
+    h = np.int64(_hash(key, bits))
+    while True:
+        kk = tkeys[h]
+        if kk == key:
+            return h
+        if kk == -1:
+            return np.int64(-1)
+        h = (h + 1) & mask
+
+
 @numba.njit(nogil=True, cache=True)
 def _table_insert(tkeys, tvals, bits, keys, vals):  # pragma: no cover - jit
     mask = (1 << bits) - 1
@@ -793,7 +807,6 @@ def _mc_cells(c, tkeys, tvals, bits, xkeys, xvals, xbits, missing, amb, ntri, ti
     first has no key (this block's own keys where the shared table is full)."""
     nz, ny, nx = c.shape
     masked = keep.shape[0] == nz  # a (1, 1, 1) keep: every cell counts
-    mask = (1 << bits) - 1
     total = 0.0
     nmiss = 0
     a = np.empty(8, np.int64)
@@ -850,26 +863,16 @@ def _mc_cells(c, tkeys, tvals, bits, xkeys, xvals, xbits, missing, amb, ntri, ti
                     continue
                 key = (a[0] | (a[1] << 5) | (a[2] << 10) | (a[3] << 15) | (a[4] << 20) | (a[5] << 25)
                        | (a[6] << 30) | (a[7] << 35))
-                h = np.int64(_hash(key, bits))
-                while True:
-                    kk = tkeys[h]
-                    if kk == key:
-                        total += tvals[h]
-                        break
-                    if kk == -1:
-                        h2 = np.int64(_hash(key, xbits))
-                        while True:
-                            k2 = xkeys[h2]
-                            if k2 == key:
-                                total += xvals[h2]
-                                break
-                            if k2 == -1:
-                                missing[nmiss] = key
-                                nmiss += 1
-                                break
-                            h2 = (h2 + 1) & ((1 << xbits) - 1)
-                        break
-                    h = (h + 1) & mask
+                h = _slot(key, tkeys, bits)
+                if h >= 0:
+                    total += tvals[h]
+                    continue
+                h = _slot(key, xkeys, xbits)
+                if h >= 0:
+                    total += xvals[h]
+                else:
+                    missing[nmiss] = key
+                    nmiss += 1
     return total, nmiss
 
 
