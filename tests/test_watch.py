@@ -489,3 +489,81 @@ def test_a_done_scan_renamed_is_one_step_of_the_evolution_not_two(tmp_path, imag
 
     assert main(["info", str(tmp_path / "out")]) == 0
     assert "  scan_9         its scan renamed scan_09 since" in capfd.readouterr().out
+
+
+def test_the_watch_says_its_sizing_once_not_per_scan(tmp_path, monkeypatch):
+    """`bigseg watch --cluster local --workers N` (or `n_workers` with no cluster): each scan's
+    run computes where the watch does; the sizing is neither warned about as unused for every
+    scan (it said "the run computes on the current scheduler (threads in this process)" of the
+    watch's own cluster, once per scan, into a days-long log) nor, where the watch started the
+    cluster, at all."""
+    import contextlib
+    import warnings
+
+    import bigseg.runtime
+
+    small = synth.xct(synth.electrode((8, 12, 12), seed=1), seed=1).compute().values
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for i in range(2):
+        np.save(inbox / f"s{i}.npy", small)
+    pipe = Pipeline(chunks=16, predict={"model": "threshold"}, measure={"particles": False, "connectivity": None,
+                                                                       "profile": None}, n_workers=1)
+
+    class FakeClient:  # the watch's cluster, started by it (its scans compute here, on threads)
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def as_current(self):
+            return contextlib.nullcontext()
+
+    started = []
+    monkeypatch.setattr(bigseg.runtime, "connect", lambda *a, **k: started.append(k) or FakeClient())
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        ledger = pipe.watch(inbox, tmp_path / "out", once=True, client="local", progress=False)
+    assert [st["state"] for st in ledger.values()] == ["done", "done"] and started[0]["n_workers"] == 1
+    assert not [w for w in seen if "not used" in str(w.message)]
+    with warnings.catch_warnings(record=True) as seen:  # no cluster: said once, by the watch
+        warnings.simplefilter("always")
+        pipe.watch(inbox, tmp_path / "out2", once=True, progress=False)
+    assert len([w for w in seen if "n_workers=1 not used" in str(w.message)]) == 1
+
+
+def test_the_evolution_reads_each_done_scan_once_while_it_is_unchanged(tmp_path, monkeypatch):
+    """The evolution is made again after every scan: each done scan's metrics were read again each
+    time (0.1-0.25 s each: after 300 scans 30 s per scan, growing for as long as the watch ran).
+    A scan's metrics rewritten since are read again."""
+    import bigseg.report
+
+    small = synth.xct(synth.electrode((8, 12, 12), seed=1), seed=1).compute().values
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for i in range(3):
+        np.save(inbox / f"s{i}.npy", small)
+    reads = []
+    real = bigseg.report.read_metrics
+    monkeypatch.setattr(bigseg.report, "read_metrics", lambda run: reads.append(os.path.basename(run)) or real(run))
+    pipe = Pipeline(chunks=16, predict={"model": "threshold"}, measure={"particles": False, "connectivity": None,
+                                                                       "profile": None})
+    ledger = pipe.watch(inbox, tmp_path / "out", once=True, progress=False)
+    assert [st["state"] for st in ledger.values()] == ["done"] * 3
+    assert sorted(reads) == ["s0", "s1", "s2"]  # once each (was s0 three times, s1 twice)
+    ev = bigseg.measure.read_table(tmp_path / "out" / "evolution.csv")
+    assert list(ev.scan) == ["s0", "s1", "s2"]
+    from bigseg.pipeline import _watch_evolution
+
+    cache: dict = {}
+    _watch_evolution(tmp_path / "out", ledger, cache=cache)
+    reads.clear()
+    m = real(tmp_path / "out" / "s1")
+    m["volume_fraction"][:] = 0.25  # s1's metrics rewritten (e.g. its run done again)
+    (tmp_path / "out" / "s1" / "metrics.nc").unlink()
+    m.to_netcdf(tmp_path / "out" / "s1" / "metrics.nc", engine="h5netcdf")
+    _watch_evolution(tmp_path / "out", ledger, cache=cache)
+    assert reads == ["s1"]
+    ev = bigseg.measure.read_table(tmp_path / "out" / "evolution.csv").set_index("scan")
+    assert ev.loc["s1", "fraction_cbd"] == pytest.approx(0.25) and ev.loc["s0", "fraction_cbd"] != pytest.approx(0.25)

@@ -178,7 +178,8 @@ def held(target: str | os.PathLike, *, argument: str, inside: bool = False, hint
     path = path.parent.resolve() / path.name  # one name per lock file however the folder is reached
     with _GUARD:
         again = _HELD[path] > 0  # this process holds it already
-        _HELD[path] += again
+        if again:  # (an entry only while held: a watch's or a script's hundreds of runs leave none behind)
+            _HELD[path] += 1
     fd = None  # stays None where nothing is locked: held again, no fcntl (Windows)
     if not again and fcntl is not None:
         try:
@@ -196,8 +197,9 @@ def held(target: str | os.PathLike, *, argument: str, inside: bool = False, hint
             warnings.warn(f"The file system of {str(target)!r} does not support flock (e.g. Lustre mounted without "
                           "the flock option): it is written without a lock, so a second bigseg run writing it at "
                           "the same time would not be refused.", UserWarning, stacklevel=3)
-    with _GUARD:
-        _HELD[path] += not again
+    if not again:
+        with _GUARD:
+            _HELD[path] += 1
     try:
         if fd is not None:
             os.ftruncate(fd, 0)
@@ -208,6 +210,8 @@ def held(target: str | os.PathLike, *, argument: str, inside: bool = False, hint
     finally:
         with _GUARD:
             _HELD[path] -= 1
+            if _HELD[path] <= 0:
+                del _HELD[path]
         if fd is not None:
             try:
                 path.unlink()  # while still locked: see the module's docstring

@@ -213,3 +213,18 @@ def test_an_output_under_a_file_is_refused_by_name(tmp_path, capsys):
         err = capsys.readouterr().err
         assert f"Expected {name} in a folder" in err and f"but {under!r} is a file, not a folder" in err, err
     assert (tmp_path / "afile").read_text() == "x"
+
+
+def test_held_keeps_no_entry_for_a_lock_once_released(tmp_path):
+    """A watch or a beamline script runs hundreds of scans in one process, each holding its run
+    folder and stores: what the process holds is kept while it holds it, not for ever (three
+    entries per scan were left at 0)."""
+    from bigseg.runtime import _lock
+
+    before = dict(_lock._HELD)
+    for i in range(3):
+        with held(tmp_path / f"run{i}", argument="dest", inside=True):
+            with held(tmp_path / f"run{i}", argument="dest", inside=True):  # again, from this process
+                pass
+            assert _lock._HELD[next(p for p in _lock._HELD if p.parent.name == f"run{i}")] == 1
+    assert dict(_lock._HELD) == before
