@@ -1011,13 +1011,7 @@ def _watch_metrics(run: Path, cache: dict[str, Any] | None) -> tuple[bool, xr.Da
     scan's turn grow with the scans done (0.1-0.25 s per done scan: 30 s after 300 scans)."""
     from .report import read_metrics
 
-    stamp = []
-    for f in (run / "metrics.nc", run / "metrics.json"):
-        try:
-            st = f.stat()
-            stamp.append((st.st_mtime_ns, st.st_size, st.st_ino))
-        except OSError:
-            stamp.append(None)
+    stamp = [path_stamp(run / name) for name in ("metrics.nc", "metrics.json")]
     hit = None if cache is None else cache.get(str(run))
     if hit is not None and hit[0] == stamp:
         return hit[1]
