@@ -531,20 +531,6 @@ class _AreaTable:
             self.snapshot = (tkeys, tvals, bits)
 
 
-def _with_keys(snapshot: tuple[np.ndarray, np.ndarray, int], keys: np.ndarray,
-               vals: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-    """A new ``(keys, vals, bits)`` table holding ``snapshot``'s entries and ``keys``/``vals``."""
-    tkeys, tvals, bits = snapshot
-    old = tkeys != -1
-    need = int(np.count_nonzero(old)) + len(keys)
-    while need * 2 > (1 << bits):
-        bits += 1
-    nk, nv, _ = _AreaTable._empty(bits)
-    _table_insert(nk, nv, bits, tkeys[old], tvals[old])
-    _table_insert(nk, nv, bits, keys, vals)
-    return nk, nv, bits
-
-
 #: an empty second table for :func:`_mc_cells` (every key missing from the first is missing)
 _NO_SIDE = _AreaTable._empty(1)
 
@@ -980,7 +966,9 @@ def mc_field_areas(ext: np.ndarray, fields: list[tuple[int, ...]],
                 tkeys, tvals, bits = table.snapshot
             else:  # the shared table is full: these keys in a small table of their own, for this block
                 # only (not a copy of the shared one: up to 128 MiB and 0.1 s per field of every block)
-                side = _with_keys(_NO_SIDE, uk, vals)
+                own = _AreaTable(table.spacing)
+                own.add(uk, vals)
+                side = own.snapshot
             # sum every cell again in cell order: adding the missing cells' areas after the others
             # made the total depend on what the cache held (which blocks ran before, in this process
             # or thread), so the same call differed in its last bits on a cold and a warm cache,
