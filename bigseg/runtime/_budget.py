@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import os
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -115,15 +116,16 @@ def _share(value: Any) -> float | None:
 
 def _memory_total() -> int:
     """The memory this process may use: dask's own figure (the machine's, or its cgroup's limit
-    under SLURM or in a container) where distributed is installed, else the machine's."""
-    try:
+    under SLURM or in a container) where distributed is imported already, else the machine's.
+    (Not imported here: imported inside a ``dask.config.set`` block, distributed's defaults are
+    lost when the block ends, and later reads of its settings fail with KeyError.)"""
+    if "distributed" in sys.modules:
         from distributed.system import MEMORY_LIMIT
 
         return int(MEMORY_LIMIT)
-    except ImportError:
-        import psutil
+    import psutil
 
-        return int(psutil.virtual_memory().total)
+    return int(psutil.virtual_memory().total)
 
 
 def check_budget(
