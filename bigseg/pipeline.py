@@ -559,7 +559,7 @@ class Pipeline:
         if getattr(self, "_model_key", None) is not None:  # the model's weights (a checkpoint retrained in place)
             made_from["weights"] = self._model_key
         settings = key_digest(json.dumps(made_from, sort_keys=True, default=str))
-        read: dict[str, Any] = {}  # the done scans' metrics, each read once while unchanged (_watch_metrics)
+        read: dict[Any, Any] = {}  # the done scans' metrics and particle rows, each read once while unchanged
 
         def evolution() -> None:  # a summary over the scans: never what stops the watch
             try:  # (e.g. a done scan's metrics removed)
@@ -987,7 +987,7 @@ def _write_stage(out: Path, stage: str, key: str | None, *, reset: bool = False)
 
 
 def _watch_evolution(out: Path, ledger: dict[str, dict[str, Any]], clock: str = "order",
-                     cache: dict[str, Any] | None = None) -> None:
+                     cache: dict[Any, Any] | None = None) -> None:
     """``out/evolution.csv`` and ``out/evolution.png``: the scans a watch has done as the steps of
     one experiment (:func:`bigseg.measure.evolution`, a ``scan`` column added): in name order
     (numbers as numbers: scan_2 before scan_10), or with ``clock="mtime"`` in the order their
@@ -1003,7 +1003,7 @@ def _watch_evolution(out: Path, ledger: dict[str, dict[str, Any]], clock: str = 
                 (out / name).unlink(missing_ok=True)
 
 
-def _watch_metrics(run: Path, cache: dict[str, Any] | None) -> tuple[bool, xr.Dataset]:
+def _watch_metrics(run: Path, cache: dict[Any, Any] | None) -> tuple[bool, xr.Dataset]:
     """A done scan's metrics for the watch's evolution: whether it is a series, and its per-phase and
     per-pair measurements (profiles, shells, sub-volumes dropped: small). Read once per watch while
     its files stay as they are (``cache``: run folder -> (their stamps, this)): the evolution is
@@ -1022,8 +1022,33 @@ def _watch_metrics(run: Path, cache: dict[str, Any] | None) -> tuple[bool, xr.Da
     return got
 
 
+def _watch_particles(run: Path, metrics: xr.Dataset, cache: dict[Any, Any] | None) -> Any:
+    """A done scan's particle columns of the watch's evolution (its counts and medians,
+    :func:`bigseg.measure.evolution`): a one-row DataFrame with their units in ``attrs["units"]``,
+    None without ``particles.csv``. Read once per watch while the file stays as it is (``cache``:
+    (run folder, "particles") -> (its stamp, this)): the evolution is made again after every
+    scan, and the table of a scan of a million particles is ~0.2 GB of text; the rows kept are
+    a few numbers each."""
+    from . import measure
+
+    path = run / "particles.csv"
+    stamp = path_stamp(path) if path.exists() else None
+    hit = None if cache is None else cache.get((str(run), "particles"))
+    if hit is not None and hit[0] == stamp:
+        return hit[1]
+    got = None
+    if stamp is not None:
+        whole = measure.evolution(metrics, measure.read_table(path))
+        cols = [c for c in whole.columns if c not in measure.evolution(metrics).columns]
+        got = whole[cols]
+        got.attrs = {"units": {c: whole.attrs["units"][c] for c in cols}}
+    if cache is not None:
+        cache[(str(run), "particles")] = (stamp, got)
+    return got
+
+
 def _write_watch_evolution(out: Path, ledger: dict[str, dict[str, Any]], clock: str,
-                           cache: dict[str, Any] | None = None) -> bool:
+                           cache: dict[Any, Any] | None = None) -> bool:
     """:func:`_watch_evolution`'s files; whether they were written."""
     import pandas as pd
 
@@ -1068,15 +1093,19 @@ def _write_watch_evolution(out: Path, ledger: dict[str, dict[str, Any]], clock: 
     if clock == "mtime":
         ds.coords["t"].attrs["units"] = "min"
     ds = ds.assign_coords(voxel_volume=("t", [float(np.prod(v)) for v in sizes]))  # each scan's own
-    tables = [measure.read_table(out / name / "particles.csv").assign(t=steps[i]) for i, name in enumerate(done)
-              if (out / name / "particles.csv").exists()]
-    table = pd.concat(tables, ignore_index=True) if len(tables) == len(done) else None
-    ev = measure.evolution(ds, table)
+    ev = measure.evolution(ds)
+    # each scan's particle counts and medians, as the evolution of all their tables together has them
+    # (a scan is one step: no track goes on from one to the next); without every scan's, none
+    rows = [_watch_particles(out / name, metrics[i], cache) for i, name in enumerate(done)]
+    if all(r is not None for r in rows):
+        for col in rows[0].columns:
+            ev[col] = pd.concat([r[col] for r in rows]).to_numpy()
+        ev.attrs["units"] = {**ev.attrs["units"], **rows[0].attrs["units"]}
+    order = "in the order they were written" if clock == "mtime" else "in name order"
+    series_figure(ev, path=out / "evolution.png", title=f"{len(done)} scans {order}")
     ev.insert(0, "scan", done)
     with replacing(out / "evolution.csv") as tmp:
         measure.write_table(ev, tmp)
-    order = "in the order they were written" if clock == "mtime" else "in name order"
-    series_figure(ds, table, path=out / "evolution.png", title=f"{len(done)} scans {order}")
     return True
 
 

@@ -567,3 +567,54 @@ def test_the_evolution_reads_each_done_scan_once_while_it_is_unchanged(tmp_path,
     assert reads == ["s1"]
     ev = bigseg.measure.read_table(tmp_path / "out" / "evolution.csv").set_index("scan")
     assert ev.loc["s1", "fraction_cbd"] == pytest.approx(0.25) and ev.loc["s0", "fraction_cbd"] != pytest.approx(0.25)
+
+
+def test_the_evolution_reads_each_done_scans_particles_once_and_counts_them_as_all_together(tmp_path, monkeypatch):
+    """The watch's evolution read every done scan's particles.csv again after each scan (a scan of
+    a million particles: ~0.2 GB of text each time, for every scan done): now once while it stays
+    as it is, its counts and medians equal to those of the evolution of all the tables together."""
+    import inspect
+
+    import bigseg.measure
+    from bigseg.pipeline import _watch_evolution
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for i in range(3):
+        np.save(inbox / f"s{i}.npy", synth.xct(synth.electrode((20, 24, 24), seed=i, radius=(3, 0.5)), seed=i).compute().values)
+    reads = []
+    real = bigseg.measure.read_table
+
+    def read_table(path):  # those of the watch's evolution (each run's report reads its own)
+        if any(f.function in ("_write_watch_evolution", "_watch_particles") for f in inspect.stack(0)):
+            reads.append(str(path))
+        return real(path)
+
+    monkeypatch.setattr(bigseg.measure, "read_table", read_table)
+    pipe = Pipeline(chunks=16, predict={"model": "threshold"}, measure={"connectivity": None, "profile": None})
+    ledger = pipe.watch(inbox, tmp_path / "out", once=True, progress=False)
+    assert [st["state"] for st in ledger.values()] == ["done"] * 3
+    tables = [p for p in reads if p.endswith("particles.csv")]
+    assert sorted(tables) == [str(tmp_path / "out" / f"s{i}" / "particles.csv") for i in range(3)]  # once each
+    ev = real(tmp_path / "out" / "evolution.csv")
+    # as the evolution of the scans' metrics and all their tables together
+    from bigseg.report import read_metrics
+
+    runs = [tmp_path / "out" / f"s{i}" for i in range(3)]
+    ds = xr.concat([read_metrics(r).drop_dims([d for d in read_metrics(r).dims if d not in ("phase", "phase_a", "phase_b")])
+                    for r in runs], dim=pd.Index(range(3), name="t"), combine_attrs="override")
+    table = pd.concat([real(r / "particles.csv").assign(t=i) for i, r in enumerate(runs)], ignore_index=True)
+    want = bigseg.measure.evolution(ds, table)
+    assert (want["particles"] > 0).all() and want["particles_inside"].sum() > 0
+    for col in [c for c in want.columns if c.startswith(("particles", "median_"))]:
+        np.testing.assert_allclose(ev[col].to_numpy(float), want[col].to_numpy(float), err_msg=col)
+    assert [c for c in ev.columns if c not in ("t", "scan")] == list(want.columns)
+    # a scan's table rewritten since is read again; the others are not
+    cache: dict = {}
+    _watch_evolution(tmp_path / "out", ledger, cache=cache)
+    reads.clear()
+    one = real(runs[1] / "particles.csv").iloc[:1]
+    bigseg.measure.write_table(one, runs[1] / "particles.csv")
+    _watch_evolution(tmp_path / "out", ledger, cache=cache)
+    assert reads == [str(runs[1] / "particles.csv")]
+    assert real(tmp_path / "out" / "evolution.csv")["particles"].tolist()[1] == 1

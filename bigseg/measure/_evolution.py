@@ -101,8 +101,8 @@ def evolution(metrics: xr.Dataset, particles: pd.DataFrame | None = None,
     contact; NaN when no particle lies inside); with transitions, ``<a>_to_<b>`` for every pair
     of different phases (the fraction of the volume that changed from a to b since the step
     before; NaN at the first step). ``attrs`` hold the unit, each column's unit (``units``; with
-    ``t``, the times' unit) and, when the ``t`` coordinate states one (its ``units``),
-    ``time_unit``; :func:`write_table` writes them into the headers. The interface areas are divided by
+    ``t``, the times' unit), with connectivity the axis it is along (``connectivity_axis``) and,
+    when the ``t`` coordinate states one (its ``units``), ``time_unit``; :func:`write_table` writes them into the headers. The interface areas are divided by
     each step's own volume (its voxel count times the volume of a voxel: a ``voxel_volume``
     coordinate over ``t`` where the steps' voxel sizes differ, else ``attrs["voxel_size"]``).
     """
@@ -191,6 +191,8 @@ def evolution(metrics: xr.Dataset, particles: pd.DataFrame | None = None,
     out.attrs["units"] = _column_units(out, out.attrs["unit"], time_unit(ds.t))
     if "area" in ds and ds["area"].attrs.get("method"):  # what made the specific areas (faces read 30-60 % higher)
         out.attrs["area_method"] = str(ds["area"].attrs["method"])
+    if "connectivity_percolating" in ds and ds.attrs.get("connectivity_axis"):  # along which the shares span
+        out.attrs["connectivity_axis"] = str(ds.attrs["connectivity_axis"])
     if time_unit(ds.t):  # the times' unit (minutes, seconds...), for tables and figures to say
         out.attrs["time_unit"] = time_unit(ds.t)
     return out

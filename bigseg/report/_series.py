@@ -48,13 +48,34 @@ def series_figure(metrics: Any, particles: Any = None, *, transitions: Any = Non
     metrics) and, with ``transitions`` (:func:`bigseg.measure.transitions`), the volume that
     changed from one phase to another since the step before (a pair's line in the first phase's
     colour, its markers in the second's and dashed by the second), in the fixed phase colours. Returns the Figure (closed when ``path`` is given).
+
+    ``metrics`` may also be the table of :func:`bigseg.measure.evolution` itself (e.g. a run's
+    ``evolution.csv`` read back by :func:`bigseg.measure.read_table`), drawn as it is: then
+    without ``particles`` or ``transitions`` (the table has their columns; the tracks' panel needs
+    the particles themselves).
     """
+    import pandas as pd
+
+    from ..errors import InputError
+    from ..measure import evolution
+
+    if isinstance(metrics, pd.DataFrame):  # an evolution table (its columns say what it holds)
+        if particles is not None or transitions is not None:
+            raise InputError("Expected `particles` and `transitions` to be None with `metrics` an evolution table "
+                             "(its columns hold theirs). Got "
+                             f"{'particles' if particles is not None else 'transitions'} instead: pass the summary's "
+                             "Dataset to draw them from the measurements.")
+        if not any(str(c).startswith("fraction_") for c in metrics.columns):
+            raise InputError("Expected `metrics` to be the Dataset of bigseg.measure.summary or the table of "
+                             "bigseg.measure.evolution (fraction_<phase> columns). Got a table with columns "
+                             f"{list(metrics.columns)} instead.")
+        ev = metrics.set_index("t") if "t" in metrics.columns else metrics.copy(deep=False)  # (its attrs its own)
+        ev.attrs = {"unit": "voxel", **metrics.attrs}
+    else:
+        ev = evolution(metrics, particles, transitions)
     plt = pyplot(path)
     from matplotlib.ticker import MaxNLocator
 
-    from ..measure import evolution
-
-    ev = evolution(metrics, particles, transitions)
     unit = ev.attrs["unit"]
     t = ev.index.to_numpy()
     phases = [c[len("fraction_"):] for c in ev.columns if c.startswith("fraction_")]
@@ -79,7 +100,7 @@ def series_figure(metrics: Any, particles: Any = None, *, transitions: Any = Non
         if steps:
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if panel in ("fractions", "iou", "percolating"):  # one curve per phase
-            axis = getattr(metrics, "attrs", {}).get("connectivity_axis", "an axis")
+            axis = ev.attrs.get("connectivity_axis", "an axis")
             prefix, ylabel, name = {"fractions": ("fraction_", "volume fraction", "phases"),
                                     "iou": ("iou_", "IoU against the reference", "scores"),
                                     "percolating": ("percolating_", f"share spanning the volume along {axis}",

@@ -117,6 +117,42 @@ def test_evolution_rows_equal_the_measurements_of_each_step(series):
         measure.evolution(m, tab.assign(t=7))
 
 
+def test_an_evolution_table_is_drawn_as_its_measurements(series, tmp_path):
+    """``series_figure`` of the table of ``evolution`` (as a run's evolution.csv read back) draws
+    the curves the summary and particles give, the tracks' panel aside (it needs the particles)."""
+    from bigseg.measure import read_table, write_table
+
+    lab, _ = series
+    m = measure.add_to_metrics(measure.summary(lab), connectivity=measure.connectivity(lab, axis="x"))
+    tab = measure.particles(lab, max_diameter=32)
+    ev = measure.evolution(m, tab)
+    assert ev.attrs["connectivity_axis"] == "x"
+    write_table(ev, tmp_path / "evolution.csv")
+    back = read_table(tmp_path / "evolution.csv")
+
+    def curves(fig):
+        return {ax.get_title().split(" (")[0]: [(line.get_label(), line.get_ydata().tolist()) for line in ax.get_lines()]
+                for ax in fig.axes if ax.get_visible() and ax.get_title()}  # (the CSV does not say the areas' method)
+
+    whole = curves(series_figure(m, tab))
+    for table in (ev, back):
+        attrs = dict(table.attrs)
+        drawn = curves(series_figure(table))
+        assert table.attrs == attrs  # the table as it was
+        assert set(whole) - set(drawn) == {t for t in whole if "tracked" in t}
+        for title, lines in drawn.items():
+            assert [n for n, _ in lines] == [n for n, _ in whole[title]], title
+            for (_, got), (_, want) in zip(lines, whole[title]):
+                np.testing.assert_allclose(got, want, rtol=1e-12, err_msg=title)
+    panel = [ax for ax in series_figure(ev).axes if ax.get_title() == "connectivity"]
+    assert panel[0].get_ylabel() == "share spanning the volume along x"
+    assert series_figure(back).axes[0].get_xlabel() == "scan (time step)"
+    with pytest.raises(InputError, match="`particles` and `transitions` to be None"):
+        series_figure(ev, tab)
+    with pytest.raises(InputError, match="`metrics`.*fraction_<phase>"):
+        series_figure(tab)
+
+
 def test_cli_measure_series_prints_and_draws_the_evolution(series, tmp_path, capsys):
     lab, _ = series
     image = tmp_path / "s.ome.zarr"
