@@ -281,9 +281,14 @@ def overlap_counts(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray
     """Voxels shared by the particles of two label images of the same block (e.g. two time
     steps): ``(pairs (n, 2) int64 (id in a, id in b), counts (n,) int64)``, ids 0 left out."""
     m = (a > 0) & (b > 0)
-    key = (a[m].astype(np.int64) << 32) | b[m].astype(np.int64)
-    uniq, counts = np.unique(key, return_counts=True)
-    return np.stack([uniq >> 32, uniq & 0xFFFFFFFF], axis=1), counts.astype(np.int64)
+    pa, pb = a[m].astype(np.uint64), b[m].astype(np.uint64)
+    if len(pa) and int(max(pa.max(), pb.max())) >> 32:  # ids beyond 32 bits: no 64-bit key holds a pair
+        pairs, counts = np.unique(np.stack([pa, pb], axis=1), axis=0, return_counts=True)
+        return pairs.astype(np.int64), counts.astype(np.int64)
+    # one uint64 key per pair (int64 overflowed for a first id of 2**31 and more)
+    uniq, counts = np.unique((pa << np.uint64(32)) | pb, return_counts=True)
+    return (np.stack([uniq >> np.uint64(32), uniq & np.uint64(0xFFFFFFFF)], axis=1).astype(np.int64),
+            counts.astype(np.int64))
 
 
 def mutual_matches(pairs: np.ndarray, counts: np.ndarray, size_a: np.ndarray, size_b: np.ndarray,

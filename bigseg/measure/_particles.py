@@ -56,7 +56,7 @@ def _split_block(codes: np.ndarray, geom: BlockGeometry, *, phase: int, spacing,
     inside = np.ones(len(index), bool)
     for p, n in zip(pos, codes.shape):
         inside &= (p >= 0) & (p < n)
-    markers = np.zeros(codes.shape, np.int32)
+    markers = np.zeros(codes.shape, ids.dtype)
     markers[pos[0][inside], pos[1][inside], pos[2][inside]] = ids[inside]
     out = crop_halo(split_particles(codes, markers, phase, origin, geom.volume, spacing), geom, 0)[0].copy()
     del markers
@@ -95,7 +95,8 @@ def _markers(codes: da.Array, *, phase: int, depth: int, spacing, h: float) -> A
 
 def _ids_graph(codes: da.Array, *, phase: int, split: bool, depth: int, spacing,
                markers: np.ndarray | None = None) -> da.Array:
-    """Lazy int32 particle ids (0 = none) of one 3D frame, consistent across blocks.
+    """Lazy int32 particle ids (0 = none; int64 beyond 2**31 - 1 of them) of one 3D frame,
+    consistent across blocks.
 
     ``split=True`` needs ``markers``: the sorted global linear indices of all marker voxels
     (computed from :func:`_markers`), labelled here by 6-connected components.
@@ -103,9 +104,18 @@ def _ids_graph(codes: da.Array, *, phase: int, split: bool, depth: int, spacing,
     if not split:
         return _components(codes, phase)
     shape = tuple(int(n) for n in codes.shape)
-    mids = label_points(markers, shape).astype(np.int32)  # type: ignore[arg-type]
+    mids = label_points(markers, shape)  # type: ignore[arg-type]
+    dtype = _id_dtype(int(mids.max(initial=0)))
     fn = functools.partial(_split_block, phase=phase, spacing=spacing)
-    return map_with_halo(fn, codes, depth=depth, dtype=np.int32, block_kwargs=_markers_near(markers, mids, shape))
+    return map_with_halo(fn, codes, depth=depth, dtype=dtype,
+                         block_kwargs=_markers_near(markers, mids.astype(dtype), shape))
+
+
+def _id_dtype(n: int) -> np.dtype:
+    """int32 for ids up to ``n``, int64 beyond 2**31 - 1: a cast wrapped them to negative ids,
+    which the numbering, the label image and the tracks take for no particle (and a series'
+    track numbers count every particle that started a track, over all its steps)."""
+    return np.dtype(np.int32 if n <= np.iinfo(np.int32).max else np.int64)
 
 
 def _faces_block(codes: np.ndarray, geom: BlockGeometry, *, phase: int):
@@ -119,7 +129,8 @@ def _cc_block(codes: np.ndarray, geom: BlockGeometry, *, phase: int, lut: np.nda
 
 
 def _components(codes: da.Array, phase: int) -> da.Array:
-    """Lazy int32 ids of the 6-connected components of ``codes == phase``, stitched across blocks.
+    """Lazy int32 ids (int64 beyond 2**31 - 1 components) of the 6-connected components of
+    ``codes == phase``, stitched across blocks.
 
     The blocks are labelled twice (``scipy.ndimage.label`` is cheap): once for the pairs of
     labels that meet across their borders (matched on the workers: the faces never reach the
@@ -131,9 +142,10 @@ def _components(codes: da.Array, phase: int) -> da.Array:
     counts = np.array([n for _, n, _ in res], np.int64).reshape(grid)
     comp = join_components(counts, found)
     offsets = np.concatenate([[0], np.cumsum(counts.ravel())])
-    luts = {origin: np.concatenate([[0], comp[offsets[i]:offsets[i + 1]] + 1]).astype(np.int32)
+    dtype = _id_dtype(int(comp.max(initial=-1)) + 1)
+    luts = {origin: np.concatenate([[0], comp[offsets[i]:offsets[i + 1]] + 1]).astype(dtype)
             for i, (origin, _, _) in enumerate(res)}
-    return map_with_halo(functools.partial(_cc_block, phase=phase), codes, depth=0, dtype=np.int32,
+    return map_with_halo(functools.partial(_cc_block, phase=phase), codes, depth=0, dtype=dtype,
                          block_kwargs=lambda geom: {"lut": luts[geom.origin]})
 
 
@@ -162,9 +174,10 @@ def _frame_ids(lab: Labels, idx: int, *, split: bool, depth: int, h: float, prog
 def particle_labels(labels: Any, *, phase: str | int = "active", split: bool = True, max_diameter: int = 40,
                     h: float = 1.0, min_overlap: float = 0.5, phases: Any = None, progress: bool = False) -> da.Array:
     """Instance labels of the particles of one phase, numbered as :func:`particles` numbers its
-    rows: a lazy int32 dask array, 0 = none, value = the table's ``id`` (raster order of each
-    particle's first voxel, independent of the chunking) or, for a (t, z, y, x) series, its
-    ``track`` (the same particle has the same value at every step, e.g. one colour in napari).
+    rows: a lazy int32 dask array (int64 for track numbers beyond 2**31 - 1), 0 = none, value =
+    the table's ``id`` (raster order of each particle's first voxel, independent of the
+    chunking) or, for a (t, z, y, x) series, its ``track`` (the same particle has the same value
+    at every step, e.g. one colour in napari).
 
     Two passes over ``labels`` run at once (the split markers, then the numbering: each block's
     particles, first voxels and, for a series, overlaps with the next step); writing or
@@ -426,15 +439,17 @@ def _assemble(res: list, nframes: int, lab: Labels, idx: int, *, with_intensity:
 
 
 def _relabelled(ids: da.Array, raw: np.ndarray, value: np.ndarray) -> da.Array:
-    """int32 ``value`` of every raw id (0 stays 0); the lookup table is one key of the graph."""
+    """``value`` of every raw id (0 stays 0), int32 or, for values beyond 2**31 - 1, int64
+    (:func:`_id_dtype`); the lookup table is one key of the graph."""
     order = np.argsort(raw, kind="stable")
     lut = np.stack([np.asarray(raw, np.int64)[order], np.asarray(value, np.int64)[order]])
+    dtype = _id_dtype(int(lut[1].max(initial=0)))
     table = da.from_array(lut, chunks=lut.shape)
-    return da.blockwise(_lookup, "zyx", ids, "zyx", table, "ab", dtype=np.int32, concatenate=True)
+    return da.blockwise(_lookup, "zyx", ids, "zyx", table, "ab", dtype=dtype, concatenate=True, out_dtype=dtype)
 
 
-def _lookup(ids: np.ndarray, lut: np.ndarray) -> np.ndarray:
-    out = np.zeros(ids.shape, np.int32)
+def _lookup(ids: np.ndarray, lut: np.ndarray, out_dtype: np.dtype = np.dtype(np.int32)) -> np.ndarray:
+    out = np.zeros(ids.shape, out_dtype)
     sel = ids > 0
     if sel.any():
         out[sel] = lut[1][np.searchsorted(lut[0], ids[sel])]
@@ -490,7 +505,7 @@ def _stored_ids(folder: Path, ids_frames: list[da.Array], *, desc: str, progress
     targets, sources = [], []
     for t, ids in enumerate(ids_frames):
         chunks = tuple(max(c) for c in ids.chunks)
-        targets.append(zarr.create_array(str(folder / str(t)), shape=ids.shape, chunks=chunks, dtype=np.int32,
+        targets.append(zarr.create_array(str(folder / str(t)), shape=ids.shape, chunks=chunks, dtype=ids.dtype,
                                          fill_value=0))
         sources.append(ids.rechunk(chunks))
     compute(da.store(sources, targets, lock=False, compute=False), desc=desc, progress=progress)

@@ -1,7 +1,11 @@
 """Distributed histograms and exact global percentiles of a dask array.
 
-Integer volumes: one pass for (min, max), one ``bincount`` pass; the percentiles equal
-``numpy.percentile(..., method="linear")`` on the whole array.
+Integer volumes spanning fewer than ``B = 65536`` values: one pass for (min, max), one
+``bincount`` pass; the percentiles equal ``numpy.percentile(..., method="linear")`` on the whole
+array. Wider integer ranges take the float path below (a bincount of each block over 2**24
+values made 128 MiB of counts per block: 5 GiB resident for 16 blocks of 32³), whose order
+statistics are exact, and rounded to the integer they are when refined by sub-bins narrower
+than one (ranges below 2**32), so the percentiles are exact there too.
 
 Float volumes: a two-pass refinement. Pass 1 histograms the values into ``B = 65536`` equal
 bins over [min, max]; the bins holding the needed order statistics are located from the
@@ -122,11 +126,12 @@ def percentiles(arr: da.Array, qs: Sequence[float], *, progress: bool = False) -
     ks = sorted({k for t in need for k in t[:2]})
     if np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_:
         lo, hi = int(lo), int(hi)
-        if hi - lo < (1 << 24):
+        if hi - lo < _BINS:  # at most _BINS counts per block
             (counts,) = compute(bincount_offset(arr, lo, hi), desc="histogram", progress=progress)
             pos = _order_stats_from_counts(counts, ks)
             stat = {k: float(lo + int(p)) for k, p in zip(ks, pos)}
             return [lerp_percentile(stat[a], stat[b], t) for a, b, t in need]
+    integer = np.issubdtype(arr.dtype, np.integer)
     lo, hi = float(lo), float(hi)
     if hi == lo:
         return [lo for _ in qs]
@@ -153,6 +158,8 @@ def percentiles(arr: da.Array, qs: Sequence[float], *, progress: bool = False) -
             before = int(cum[p - 1]) if p > 0 else 0
             j = int(np.searchsorted(np.cumsum(c2), k - before, side="right"))
             stat[k] = a + (j + 0.5) * width / _BINS
+            if integer and width < _BINS:  # sub-bins under one wide: the one integer in it
+                stat[k] = float(round(stat[k]))
     return [lerp_percentile(stat[a], stat[b], t) for a, b, t in need]
 
 

@@ -261,6 +261,59 @@ def test_particles_are_tracked_through_a_series():
         particles(series, min_overlap=0)
 
 
+def test_track_numbers_beyond_int32_are_not_wrapped(monkeypatch):
+    """A series numbers its tracks over all its steps (hundreds of steps of millions of
+    particles pass 2**31 - 1): the label image then widens to int64; the int32 cast wrapped
+    track 2**31 to -2**31."""
+    from bigseg.measure import _particles
+
+    tracks = _particles._tracks
+    monkeypatch.setattr(_particles, "_tracks", lambda *a: [t + (2**31 - 2) for t in tracks(*a)])
+    f0 = _balls((8, 8, 14), [(4, 4, 3), (4, 4, 10)], 2)
+    series = np.stack([f0, np.roll(f0, 1, axis=2)])
+    ids = particle_labels(da.from_array(series, chunks=(1, 8, 8, 7)), split=False)
+    assert ids.dtype == np.int64
+    out = ids.compute()
+    assert out.dtype == np.int64
+    for t in (0, 1):
+        assert set(np.unique(out[t]).tolist()) == {0, 2**31 - 1, 2**31}
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_particle_ids_beyond_int32_are_not_wrapped(monkeypatch, split):
+    """More than 2**31 - 1 particles in one frame (10**11 voxels): the raw ids widen to int64;
+    the int32 cast wrapped id 2**31 to -2**31, which the label image dropped (0) and the
+    series' overlaps took for no particle (a new track). Here the ids start at 2**31 - 1."""
+    from bigseg.measure import _particles
+
+    if split:
+        points = _particles.label_points
+        monkeypatch.setattr(_particles, "label_points", lambda *a: points(*a) + (2**31 - 2))
+    else:
+        join = _particles.join_components
+        monkeypatch.setattr(_particles, "join_components", lambda *a: join(*a) + (2**31 - 2))
+    f0 = _balls((8, 8, 14), [(4, 4, 3), (4, 4, 10)], 2)
+    series = np.stack([f0, f0])
+    arr = da.from_array(series, chunks=(1, 8, 8, 7))
+    ids = particle_labels(arr, split=split, max_diameter=4).compute()
+    for t in (0, 1):
+        assert np.bincount(ids[t].ravel()).tolist() == [int((f0 != 2).sum()), 33, 33]
+    tab = particles(arr, split=split, max_diameter=4)
+    assert tab.track.tolist() == [1, 2, 1, 2] and tab.voxels.tolist() == [33] * 4
+
+
+def test_overlap_counts_of_ids_beyond_int32():
+    """The (id a, id b) key: int64 ``a << 32`` overflowed for ``a >= 2**31`` (read back -2**31)."""
+    from bigseg.kernels.particles import overlap_counts
+
+    a = np.array([2**31, 2**31, 5, 0, 2**33], np.int64)
+    b = np.array([7, 7, 2**32 - 1, 4, 1], np.int64)
+    pairs, counts = overlap_counts(a[:3], b[:3])
+    assert pairs.tolist() == [[5, 2**32 - 1], [2**31, 7]] and counts.tolist() == [1, 2]
+    pairs, counts = overlap_counts(a, b)  # beyond 32 bits: pairs, not keys
+    assert pairs.tolist() == [[5, 2**32 - 1], [2**31, 7], [2**33, 1]] and counts.tolist() == [1, 2, 1]
+
+
 def test_labels_to_writes_the_instance_labels_of_the_same_split(tmp_path, electrode):
     """One pass: the label image written beside the table equals particle_labels (3D and a series,
     irregular chunks); an existing one is refused before any work; no scratch is left."""

@@ -67,6 +67,33 @@ def test_percentiles_exact_integers(dtype):
     np.testing.assert_array_equal(got, np.percentile(a, qs))
 
 
+def test_percentiles_of_a_wide_integer_range_stay_small_and_exact(monkeypatch):
+    """int32 grey values spanning 2**24 - 2: each block's bincount held 2**24 int64 counts (128
+    MiB per block, whatever its size: 5 GiB resident for 16 blocks of 32³); now at most 2**16
+    counts per block, and the percentiles still equal NumPy's, by sub-bins too."""
+    import dask
+    import tracemalloc
+
+    import bigseg.ops._histogram as h
+
+    rng = np.random.default_rng(5)
+    a = rng.integers(0, 2**24 - 1, (16, 16, 16)).astype(np.int32)
+    a.flat[:2] = 0, 2**24 - 2
+    qs = [0, 0.5, 13.7, 50, 99.5, 100]
+    x = da.from_array(a, chunks=8)
+    tracemalloc.start()
+    try:
+        with dask.config.set(scheduler="synchronous"):
+            got = percentiles(x, qs)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_array_equal(got, np.percentile(a, qs))
+    assert peak < 32 * 2**20, peak
+    monkeypatch.setattr(h, "_MAX_EXACT", 0)  # the order statistics from sub-bins: the integers they hold
+    np.testing.assert_array_equal(percentiles(x, [13.7]), np.percentile(a, [13.7]))
+
+
 def test_percentiles_exact_floats():
     rng = np.random.default_rng(3)
     a = rng.lognormal(size=(21, 22, 23)).astype(np.float32)
