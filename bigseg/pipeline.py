@@ -30,7 +30,7 @@ import xarray as xr
 from ._parse import parse_choice, parse_chunks, parse_in_range, parse_path, parse_positive_float, parse_region, parse_shells_spec
 from ._version import environment, version
 from .config import CLASSICAL_MODELS, RunConfig
-from .errors import BigsegError, ConfigError, InputError, LabelsReplacedWarning, SourceNotFoundError
+from .errors import BigsegError, ConfigError, InputError, OutputInUseError, SourceNotFoundError
 from .io._fov import fill_outside_like_inside, fov_centre
 from .io._ingest import natural_key, tiff_slices
 from .io._volume import crop_box, is_series, placed_like, same_place
@@ -621,6 +621,9 @@ class Pipeline:
                                     "volume_fraction": _fractions(res.metrics)}
                     print(f"[watch] {name}: done in {ledger[name]['seconds']} s -> {out / name / 'report.html'}",
                           file=sys.stderr, flush=True)
+                except OutputInUseError as exc:  # another run writes its folder now (one started by hand): no failure
+                    # of the scan's, which would be retried only once its files change; taken up at a later look
+                    print(f"[watch] {name}: left for the next look: {exc}", file=sys.stderr, flush=True)
                 except Exception as exc:  # one bad scan must not stop a beamline's watch
                     ledger[name] = {"state": "failed", "signature": list(sig), "settings": settings,
                                     "source": os.path.abspath(path),
@@ -637,7 +640,7 @@ class Pipeline:
     def _run(self, source: Any, dest: str | os.PathLike, *, resume: bool, truth: xr.DataArray | None) -> Result:
         from . import filters, measure
         from .io import open_volume, save_labels
-        from .io._omezarr import remove_label
+        from .io._omezarr import labels_replaced_quietly, remove_label
         from .report import (metrics_figure, orthoslices, particle_figure, profile_figure, rve_figure, series_figure,
                              shells_figure, thickness_figure, timeslices, write_report)
         from .report._units import at_last_step, time_at
@@ -669,8 +672,7 @@ class Pipeline:
             _write_stage(out, "ingest", None, reset=True)
         t = time.perf_counter()
         shifts = None
-        with warnings.catch_warnings():  # a changed source replaces the run's image with the labels this run remakes
-            warnings.simplefilter("ignore", LabelsReplacedWarning)
+        with labels_replaced_quietly():  # a changed source replaces the run's image with the labels this run remakes
             if self.config.filters["align"]:  # an operando series whose sample drifts: image = the aligned scans
                 vol, shifts = self._aligned(source, out, keep_image, write_key)
                 truth = self._cropped_truth(truth, open_volume(out / "raw.ome.zarr"))

@@ -794,3 +794,46 @@ def test_a_truth_naming_other_phases_is_refused_before_the_segmentation(tmp_path
     straight = Pipeline(predict={"model": "threshold"}, measure={"particles": False}).run(
         image, tmp_path / "s", truth=truth, progress=False)
     np.testing.assert_array_equal(res.metrics.iou.values, straight.metrics.iou.values)
+
+
+def test_a_runs_ingest_leaves_another_threads_labels_replaced_warning_alone(tmp_path, monkeypatch):
+    """A run replacing its image quiets the LabelsReplacedWarning of its own writes only: a
+    warnings filter (the whole process's) silenced a GUI thread's save over a labelled image for
+    as long as the run's ingest took."""
+    import threading
+    import warnings
+
+    from bigseg.errors import LabelsReplacedWarning
+
+    image = tmp_path / "scan.ome.zarr"
+    bigseg.save_volume(np.zeros((4, 5, 6), np.float32), image, progress=False)
+    bigseg.save_labels(np.zeros((4, 5, 6), np.uint8), image, phases=["pore"], progress=False)
+    ingesting, done = threading.Event(), threading.Event()
+
+    def ingest(self, *args, **kwargs):  # the run paused in its ingest, then stopped
+        ingesting.set()
+        done.wait(30)
+        raise RuntimeError("stopped here")
+
+    monkeypatch.setattr(Pipeline, "_ingest", ingest)
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            Pipeline(predict={"model": "threshold"}).run(np.zeros((8, 8, 8), np.float32), tmp_path / "run",
+                                                         progress=False)
+        except RuntimeError as exc:
+            failed.append(exc)
+
+    with warnings.catch_warnings(record=True) as got:
+        warnings.simplefilter("always", LabelsReplacedWarning)
+        thread = threading.Thread(target=run)
+        thread.start()
+        try:
+            assert ingesting.wait(30)
+            bigseg.save_volume(np.ones((4, 5, 6), np.float32), image, overwrite=True, progress=False)
+        finally:
+            done.set()
+            thread.join(30)
+    assert [type(w.message) for w in got] == [LabelsReplacedWarning]
+    assert len(failed) == 1

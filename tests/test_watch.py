@@ -618,3 +618,35 @@ def test_the_evolution_reads_each_done_scans_particles_once_and_counts_them_as_a
     _watch_evolution(tmp_path / "out", ledger, cache=cache)
     assert reads == [str(runs[1] / "particles.csv")]
     assert real(tmp_path / "out" / "evolution.csv")["particles"].tolist()[1] == 1
+
+
+def test_a_scan_whose_folder_another_run_writes_is_left_for_a_later_look_not_failed(tmp_path, capfd):
+    """`bigseg run SCAN --out OUT/SCAN` started by hand while a watch runs: the watch's run of that
+    scan is refused (one writer at a time). It was recorded as failed, and a failed scan is
+    retried only when its files change: never done by the watch, left out of its evolution."""
+    import threading
+
+    from bigseg.runtime._lock import held
+
+    inbox, out = tmp_path / "inbox", tmp_path / "out"
+    inbox.mkdir()
+    np.save(inbox / "s0.npy", synth.xct(synth.electrode((8, 12, 12), seed=1), seed=1).compute().values)
+    pipe = Pipeline(chunks=16, predict={"model": "threshold"}, measure={"particles": False, "connectivity": None,
+                                                                       "profile": None})
+    holding, release = threading.Event(), threading.Event()
+
+    def other_run() -> None:  # another writer of OUT/s0 (a thread here: refused as another process is)
+        with held(out / "s0", argument="dest", inside=True):
+            holding.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=other_run)
+    thread.start()
+    try:
+        assert holding.wait(30)
+        ledger = pipe.watch(inbox, out, once=True, progress=False)
+    finally:
+        release.set()
+        thread.join(30)
+    assert "s0" not in ledger and "s0: left for the next look" in capfd.readouterr().err
+    assert pipe.watch(inbox, out, once=True, progress=False)["s0"]["state"] == "done"

@@ -331,6 +331,10 @@ def cached_module(key: str, blob: bytes | None, checkpoint: str | None, device: 
             from .. import models as _models
 
             module = _models.load(checkpoint)
+            if key.startswith("bigseg:") and module.checkpoint_key() != key:  # (a bigseg Model's key)
+                raise ModelError(f"Expected the checkpoint {checkpoint!r} to hold the model being run (key {key}). Got "
+                                 f"other weights ({module.checkpoint_key()}): the file was written over while the "
+                                 f"model ran (retrained in place?); run again, or save a retrained model elsewhere.")
         module = module.to(device).eval()
         if channels_last:  # channels_last_3d for a 3D net's 5D weights; a 2D net's 4D ones take channels_last
             torch = _torch()

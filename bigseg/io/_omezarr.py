@@ -15,6 +15,7 @@ that :func:`open_volume` accepts.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import errno
 import glob
 import os
@@ -22,7 +23,7 @@ import re
 import shutil
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import dask.array as da
 import numpy as np
@@ -43,6 +44,23 @@ from ._volume import (UNLABELLED, as_volume, is_step_index, is_zarr_store, make_
                       origin_of, origin_voxels, phase_colour, time_unit, unit_for, warn_other_grid)
 
 __all__ = ["save_volume", "save_labels", "open_volume", "volume_info", "OME_VERSION"]
+
+#: whether a write that replaces an image says which label images went with it
+#: (:class:`~bigseg.errors.LabelsReplacedWarning`); off in :func:`labels_replaced_quietly`
+_SAY_LABELS_REPLACED: contextvars.ContextVar[bool] = contextvars.ContextVar("bigseg_say_labels_replaced", default=True)
+
+
+@contextlib.contextmanager
+def labels_replaced_quietly() -> Iterator[None]:
+    """No :class:`~bigseg.errors.LabelsReplacedWarning` from the writes in the block (a run that
+    remakes the labels of the image it replaces). A context variable, not a warnings filter: a
+    filter is the whole process's, and silenced the writes of other threads (a GUI saving over a
+    labelled image while a run ingested) and, left by an overlapping ``catch_warnings``, stayed."""
+    token = _SAY_LABELS_REPLACED.set(False)
+    try:
+        yield
+    finally:
+        _SAY_LABELS_REPLACED.reset(token)
 
 OME_VERSION = "0.5"
 
@@ -517,7 +535,7 @@ def write_volume(data: Any, path: str | os.PathLike, *, chunks: Any = None, voxe
     replaced = label_names(dest / "labels") if dest.is_dir() else []
     _write(dest, vol, chunks=chunks, levels=levels, labels="phases" in vol.attrs, desc=f"writing {shown_name(dest)}",
            progress=progress, resume_key=resume_key, argument=argument, zarr_format=zarr_format)
-    if replaced:  # an image is replaced whole: its labels described the old one (a filtered copy saved over
+    if replaced and _SAY_LABELS_REPLACED.get():  # an image is replaced whole: its labels described the old one (a filtered copy saved over
         # its own source lost a segmentation without a word)
         warn_caller(f"{str(dest)!r} was replaced, and with it the label images saved into it "
                     f"({', '.join(replaced)}): they described the image that was there. Save them again with "

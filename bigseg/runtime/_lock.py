@@ -14,9 +14,12 @@ it needs a file system with ``flock`` (NFSv4, Lustre mounted with ``flock``); on
 release while still locked; a process that locked a file just removed sees that it is no longer
 the one at the path and tries again (so two writers never both hold an output). Not the
 ``filelock`` package: it leaves its lock files behind and keeps no holder, and what is needed
-here is a few lines of ``fcntl``. Within one process the same output may be held again (a
+here is a few lines of ``fcntl``. Within one thread the same output may be held again (a
 command that holds its output for the whole run, then writes it through
-:func:`bigseg.io.save_volume`). Where ``fcntl`` is missing (Windows) nothing is locked.
+:func:`bigseg.io.save_volume`); another thread of the process is refused as another process
+is (a GUI's or a notebook's second worker thread: the lock is the process's, and the first
+thread's release would free it while the second still writes). Where ``fcntl`` is missing
+(Windows) nothing is locked between processes.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ except ImportError:  # pragma: no cover - Windows
 __all__ = ["describe", "held", "holder", "lock_path", "recorded"]
 
 _HELD: Counter = Counter()  # lock files this process holds -> depth
+_OWNER: dict[Path, int] = {}  # lock files this process holds -> the thread that holds them
 _UNLOCKABLE = -1  # what _acquire returns where the file system refuses flock
 _NO_FLOCK = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS}
 _GUARD = threading.Lock()
@@ -176,31 +180,35 @@ def held(target: str | os.PathLike, *, argument: str, inside: bool = False, hint
     path = lock_path(target, inside=inside)
     make_folder(path.parent, target=target, argument=argument, hint=hint)
     path = path.parent.resolve() / path.name  # one name per lock file however the folder is reached
+
+    def refused(who: str) -> OutputInUseError:
+        return OutputInUseError(
+            f"Expected `{argument}` not to be written by another bigseg run at the same time. Got {str(target)!r}, "
+            f"which {who} is writing; wait for it to end (or stop it) and run again"
+            f"{': the run resumes what it finished' if resumes else ''}.")
+
     with _GUARD:
-        again = _HELD[path] > 0  # this process holds it already
-        if again:  # (an entry only while held: a watch's or a script's hundreds of runs leave none behind)
+        other = _OWNER.setdefault(path, threading.get_ident()) != threading.get_ident()
+        again = not other and _HELD[path] > 0  # this thread holds it already
+        if not other:  # (an entry only while held: a watch's or a script's hundreds of runs leave none behind)
             _HELD[path] += 1
+    if other:  # the lock is the process's: another thread's release would free it while this one writes
+        raise refused(f"another thread of this process ({os.getpid()})")
     fd = None  # stays None where nothing is locked: held again, no fcntl (Windows)
-    if not again and fcntl is not None:
-        try:
-            fd = _acquire(path)
-        except OSError as exc:
-            _refuse_unwritable(exc, target, argument, hint)
-            raise
-        if fd is None:
-            raise OutputInUseError(
-                f"Expected `{argument}` not to be written by another bigseg run at the same time. Got "
-                f"{str(target)!r}, which {describe(_who(path))} is writing; wait for it to end (or stop it) and "
-                f"run again{': the run resumes what it finished' if resumes else ''}.")
-        if fd == _UNLOCKABLE:
-            fd = None
-            warnings.warn(f"The file system of {str(target)!r} does not support flock (e.g. Lustre mounted without "
-                          "the flock option): it is written without a lock, so a second bigseg run writing it at "
-                          "the same time would not be refused.", UserWarning, stacklevel=3)
-    if not again:
-        with _GUARD:
-            _HELD[path] += 1
     try:
+        if not again and fcntl is not None:
+            try:
+                fd = _acquire(path)
+            except OSError as exc:
+                _refuse_unwritable(exc, target, argument, hint)
+                raise
+            if fd is None:
+                raise refused(describe(_who(path)))
+            if fd == _UNLOCKABLE:
+                fd = None
+                warnings.warn(f"The file system of {str(target)!r} does not support flock (e.g. Lustre mounted "
+                              "without the flock option): it is written without a lock, so a second bigseg run "
+                              "writing it at the same time would not be refused.", UserWarning, stacklevel=3)
         if fd is not None:
             os.ftruncate(fd, 0)
             os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
@@ -211,7 +219,7 @@ def held(target: str | os.PathLike, *, argument: str, inside: bool = False, hint
         with _GUARD:
             _HELD[path] -= 1
             if _HELD[path] <= 0:
-                del _HELD[path]
+                del _HELD[path], _OWNER[path]
         if fd is not None:
             try:
                 path.unlink()  # while still locked: see the module's docstring

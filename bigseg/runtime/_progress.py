@@ -171,10 +171,19 @@ def _compute(objs: tuple, desc: str, progress: bool, kwargs: dict) -> tuple:
         if own_pool and get is dask.threaded.get:
             kwargs["pool"] = stack.enter_context(_settling_pool())
         if progress:
+            from dask.callbacks import Callback, normalize_callback
             from tqdm.dask import TqdmCallback
 
             stream, leave = bar_stream()
-            stack.enter_context(TqdmCallback(desc=desc, file=stream, mininterval=0.5, leave=leave))
+            bar = TqdmCallback(desc=desc, file=stream, mininterval=0.5, leave=leave)
+            if get in (dask.threaded.get, dask.local.get_sync):
+                # this compute's own, not added to dask's process-wide Callback.active: a compute
+                # starting meanwhile in another thread (a GUI measuring while it segments) took it from
+                # there, its tasks counted on this bar and this compute's on none; a caller's own
+                # callbacks there (a dask Profiler around the call) still see this compute
+                kwargs["callbacks"] = [normalize_callback(bar), *Callback.active.copy()]
+            else:
+                stack.enter_context(bar)
         return dask.compute(*objs, traverse=False, **kwargs)
 
 

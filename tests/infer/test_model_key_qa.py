@@ -29,3 +29,26 @@ def test_model_key_is_the_same_for_equal_modules_and_differs_for_other_weights()
     d = conv3d_net(seed=0)
     d[1] = torch.nn.Sigmoid()  # same weights, another layer
     assert _key(d) != _key(a)
+
+
+def test_a_checkpoint_written_over_while_its_model_runs_is_refused_not_run(tmp_path):
+    """The file changes between the client's look at it and a worker's load (a retraining saved
+    over it while a long segmentation runs): the worker refuses it by its key rather than run
+    other weights under the key of the model the run names."""
+    import pytest
+
+    from bigseg import models
+    from bigseg.errors import ModelError
+    from bigseg.infer._model import cached_module, reset_worker_stats, resolve_model
+
+    kw = dict(channels=(4, 8), patch=(8, 8, 8))
+    torch.manual_seed(0)
+    first, retrained = models.create("unet3d", **kw), models.create("unet3d", **kw)
+    path = models.save(first, tmp_path / "m.pt")
+    _, spec = resolve_model(models.load(path), shape=(8, 8, 8))
+    assert spec.checkpoint is not None and spec.blob is None
+    models.save(retrained, path, overwrite=True)
+    reset_worker_stats()
+    with pytest.raises(ModelError, match="written over while the model ran"):
+        cached_module(spec.key, spec.blob, spec.checkpoint, torch.device("cpu"))
+    reset_worker_stats()

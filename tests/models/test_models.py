@@ -236,3 +236,24 @@ def test_loading_a_checkpoint_folder_names_the_checkpoints_in_it(tmp_path):
                                          r"a training's checkpoint_dir holds best\.pt"):
         models.load(ck)
     assert models.load(ck / "best.pt").patch == net.patch
+
+
+def test_a_checkpoint_written_over_after_loading_is_not_run_for_the_loaded_model(tmp_path):
+    """A model loaded from a file that another process (or thread) then retrains in place: the
+    loaded weights are run. ``checkpoint`` compared the model with itself, not with the file, so
+    inference loaded the file's new weights and named them by the loaded model's key (every
+    probability off, by up to 0.8 here)."""
+    import bigseg
+
+    torch.manual_seed(0)
+    kw = dict(channels=(4, 8), patch=(8, 8, 8))
+    first, retrained = models.create("unet3d", **kw), models.create("unet3d", **kw)
+    path = models.save(first, tmp_path / "m.pt")
+    loaded = models.load(path)
+    assert loaded.checkpoint == os.path.abspath(path)
+    models.save(retrained, path, overwrite=True)
+    assert loaded.checkpoint is None  # the file holds other weights now
+    vol = np.random.default_rng(0).random((8, 8, 8)).astype(np.float32)
+    got = bigseg.predict(vol, loaded, probabilities=True).probabilities.values
+    want = bigseg.predict(vol, first, probabilities=True).probabilities.values
+    np.testing.assert_array_equal(got, want)

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 
 import numpy as np
 import pytest
@@ -228,3 +229,33 @@ def test_held_keeps_no_entry_for_a_lock_once_released(tmp_path):
                 pass
             assert _lock._HELD[next(p for p in _lock._HELD if p.parent.name == f"run{i}")] == 1
     assert dict(_lock._HELD) == before
+
+
+def test_another_thread_of_the_process_is_refused_and_the_lock_stays_the_first_ones(tmp_path):
+    """A GUI's second worker thread (or a notebook's background thread) writing the run folder a
+    first thread writes: refused as another process is. It was let in as "the same process again",
+    and the first thread's release removed the lock file and freed the flock while the second
+    still wrote (another process was then let in too)."""
+    from bigseg.runtime._lock import holder
+
+    target = tmp_path / "run"
+    got: list[BaseException] = []
+
+    def second() -> None:
+        try:
+            with held(target, argument="dest", inside=True):
+                pass
+        except OutputInUseError as exc:
+            got.append(exc)
+
+    with held(target, argument="dest", inside=True) as path:
+        thread = threading.Thread(target=second)
+        thread.start()
+        thread.join(timeout=30)
+        assert len(got) == 1 and "another thread of this process" in str(got[0])
+        assert path.exists() and holder(target, inside=True)["pid"] == os.getpid()
+        with held(target, argument="dest", inside=True):  # this thread again
+            pass
+    assert not path.exists() and holder(target, inside=True) is None
+    with held(target, argument="dest", inside=True):  # and once released, any thread
+        pass

@@ -240,3 +240,51 @@ def test_per_block_results_on_a_client_keep_the_computes_keywords():
             distributed.Client(lc):
         got, total = compute(per_block(_fails_once, a), a.sum(), retries=1, progress=False)
     assert got == [66.0, 210.0] and total == 276.0 and sorted(_TRIES.values()) == [2, 2]
+
+
+def test_a_compute_in_another_thread_keeps_to_its_own_bar(monkeypatch):
+    """Two computes at once in threads of one process (a GUI measuring one scan while it segments
+    another), each with a bar: each bar counts its own tasks. The bars were registered in dask's
+    process-wide Callback.active, which the compute that started first took whole: the other
+    thread's bar showed that compute's tasks, and its own went on no bar."""
+    import tqdm.dask
+
+    counted: dict[str, list[int]] = {}
+
+    class Recording(tqdm.dask.TqdmCallback):
+        def _start_state(self, dsk, state):
+            counted[self.tqdm_class.keywords["desc"]] = [0]
+            super()._start_state(dsk, state)
+
+        def _posttask(self, *args, **kwargs):
+            counted[self.tqdm_class.keywords["desc"]][0] += 1
+            super()._posttask(*args, **kwargs)
+
+    monkeypatch.setattr(tqdm.dask, "TqdmCallback", Recording)
+    b_ready, a_running, b_done = threading.Event(), threading.Event(), threading.Event()
+    real = dask.compute
+
+    def interleaved(*args, **kwargs):  # A's bar set up, then B's, then A's compute starts, then B's
+        if threading.current_thread().name == "A":
+            b_ready.wait(10)
+        else:
+            b_ready.set()
+            a_running.wait(10)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(dask, "compute", interleaved)
+
+    def waits(x):
+        a_running.set()
+        b_done.wait(10)
+        return x
+
+    a = dask.delayed(sum)([dask.delayed(waits)(1), *(dask.delayed(int)(i) for i in range(4))])
+    thread = threading.Thread(target=compute, args=(a,), kwargs={"desc": "A"}, name="A")
+    thread.start()
+    try:
+        assert compute(dask.delayed(int)(2), desc="B") == (2,)
+    finally:
+        b_done.set()
+        thread.join(10)
+    assert counted == {"A": [6], "B": [1]}
