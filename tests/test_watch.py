@@ -650,3 +650,22 @@ def test_a_scan_whose_folder_another_run_writes_is_left_for_a_later_look_not_fai
         thread.join(30)
     assert "s0" not in ledger and "s0: left for the next look" in capfd.readouterr().err
     assert pipe.watch(inbox, out, once=True, progress=False)["s0"]["state"] == "done"
+
+
+def test_the_evolution_reads_a_rewritten_metrics_json_again(tmp_path):
+    """A run that wrote metrics.json only (no netCDF): its rewrite is seen, as metrics.nc's is."""
+    from bigseg.pipeline import _watch_metrics
+
+    run = tmp_path / "s0"
+    run.mkdir()
+
+    def write(fraction):
+        ds = xr.Dataset({"volume_fraction": ("phase", [fraction, 1 - fraction])}, coords={"phase": ["pore", "active"]})
+        (run / "metrics.json").write_text(json.dumps(ds.to_dict()))
+
+    cache: dict = {}
+    write(0.25)
+    assert _watch_metrics(run, cache)[1]["volume_fraction"].values.tolist() == [0.25, 0.75]
+    write(0.5)
+    os.utime(run / "metrics.json", ns=(time.time_ns() + 10**9,) * 2)  # written later (not within the clock's tick)
+    assert _watch_metrics(run, cache)[1]["volume_fraction"].values.tolist() == [0.5, 0.5]

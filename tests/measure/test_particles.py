@@ -302,6 +302,36 @@ def test_particle_ids_beyond_int32_are_not_wrapped(monkeypatch, split):
     assert tab.track.tolist() == [1, 2, 1, 2] and tab.voxels.tolist() == [33] * 4
 
 
+def test_track_numbers_up_to_int32_max_stay_int32(monkeypatch):
+    """The documented dtype: int32 while the largest track number fits (2**31 - 1 included)."""
+    from bigseg.measure import _particles
+
+    tracks = _particles._tracks
+    monkeypatch.setattr(_particles, "_tracks", lambda *a: [t + (2**31 - 3) for t in tracks(*a)])
+    f0 = _balls((8, 8, 14), [(4, 4, 3), (4, 4, 10)], 2)
+    ids = particle_labels(da.from_array(np.stack([f0, f0]), chunks=(1, 8, 8, 7)), split=False)
+    assert ids.dtype == np.int32
+    assert set(np.unique(ids.compute()).tolist()) == {0, 2**31 - 2, 2**31 - 1}
+
+
+def test_stored_particle_ids_beyond_int32_are_not_wrapped(tmp_path, monkeypatch):
+    """Ids written beside ``labels_to`` between the passes keep their width: stored as int32,
+    id 2**31 read back as -2**31 (no particle), so the table lost that particle and the label
+    image its voxels."""
+    import bigseg
+    from bigseg.measure import _particles
+
+    join = _particles.join_components
+    monkeypatch.setattr(_particles, "join_components", lambda *a: join(*a) + (2**31 - 2))
+    f0 = _balls((8, 8, 14), [(4, 4, 3), (4, 4, 10)], 2)
+    image = tmp_path / "scan.ome.zarr"
+    bigseg.save_volume(f0.astype(np.float32), image, progress=False)
+    tab = particles(da.from_array(f0, chunks=(8, 8, 7)), split=False, labels_to=image / "labels" / "p")
+    assert tab.voxels.tolist() == [33, 33]
+    assert np.bincount(bigseg.open_volume(image / "labels" / "p").values.ravel()).tolist() == [
+        int((f0 != 2).sum()), 33, 33]
+
+
 def test_overlap_counts_of_ids_beyond_int32():
     """The (id a, id b) key: int64 ``a << 32`` overflowed for ``a >= 2**31`` (read back -2**31)."""
     from bigseg.kernels.particles import overlap_counts

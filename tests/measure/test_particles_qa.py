@@ -244,3 +244,27 @@ def test_smoothed_areas_end_at_unlabelled_voxels_as_at_the_volume_border():
         tab = particles(da.from_array(fov, chunks=chunks), max_diameter=30)
         pd.testing.assert_frame_equal(tab[["surface_area", "sphericity"]], crop[["surface_area", "sphericity"]],
                                       rtol=1e-9)
+
+
+
+def test_smoothed_area_of_one_particle_next_to_scattered_unlabelled_voxels_is_its_phase_s():
+    """A lone particle's smoothed area is its phase's (both filled alike at unlabelled voxels),
+    for any chunking: scattered 255 voxels meet the blocks' halos (the fill of a voxel two past
+    a block reads a third) and the volume's border (beyond it nothing is labelled, so a border
+    voxel with no labelled face neighbour takes its particle across an edge)."""
+    from bigseg.measure import surface_area
+
+    zz, yy, xx = np.indices((12, 13, 9))
+    lab = np.where((zz - 5.5) ** 2 + (yy - 6) ** 2 + (xx + 1) ** 2 < 30, 2, 0).astype(np.uint8)  # on the x = 0 face
+    ball = lab.copy()
+    lab[np.random.default_rng(1).random(lab.shape) < 0.1] = 255
+    lab[2:7, 1:6, :3] = ball[2:7, 1:6, :3]
+    lab[3:6, 3, 0] = lab[4, 2:5, 0] = lab[4, 3, 1] = 255  # (4, 3, 0): on the border, labelled only across edges
+    vs = (1.0, 0.7, 1.3)
+    want = surface_area(xr.DataArray(lab, dims=("z", "y", "x"), attrs={"voxel_size": list(vs)}), phase="active",
+                        method="marching_cubes")
+    for chunks in ((5, 6, 4), (3, 4, 3), lab.shape):
+        tab = particles(xr.DataArray(da.from_array(lab, chunks=chunks), dims=("z", "y", "x"),
+                                     attrs={"voxel_size": list(vs)}), split=False)
+        assert len(tab) == 1
+        assert tab.surface_area.item() == pytest.approx(want, rel=1e-9)

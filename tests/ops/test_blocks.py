@@ -102,3 +102,23 @@ def test_what_the_arrays_share_runs_once_per_block():
     got = dask.compute(per_block(lambda x, y: float(x.sum() + y.sum()), base * 2, base - 1), scheduler="sync")[0]
     assert got == [64 * 4 + 64 * 1] * 8
     assert sorted(calls) == sorted(np.ndindex(2, 2, 2))
+
+
+def test_layers_that_differ_only_in_their_arguments_are_distinct_tasks():
+    """The layer's name is a token of what its tasks are made of, arguments and keywords too:
+    two layers over the same arrays computed together each give their own results."""
+    a = da.ones((4, 4, 4), chunks=2)  # blocks of 8 ones: _block_sum = 8 * scale + 8 + offset
+    got = dask.compute(per_block(_block_sum, a, a, args=lambda idx: (1,)),
+                       per_block(_block_sum, a, a, args=lambda idx: (2,)),
+                       per_block(_block_sum, a, a, args=lambda idx: (1,), kwargs=lambda idx: {"offset": 5}),
+                       per_block(_block_sum, a, a, args=lambda idx: (1,), kwargs=lambda idx: {"offset": 7}),
+                       scheduler="sync")
+    assert [set(g) for g in got] == [{16.0}, {24.0}, {21.0}, {23.0}]
+
+
+def test_the_graph_holds_only_what_the_blocks_asked_for_need():
+    """Culled as ``to_delayed`` culls: one block's layer does not carry the other blocks' tasks."""
+    arr = da.ones((8, 8, 8), chunks=4) + 1
+    res = per_block(lambda b: float(b.sum()), arr, blocks=[(1, 0, 1)])
+    assert len(dict(res.__dask_graph__())) <= len(dict(arr.to_delayed()[1, 0, 1].__dask_graph__())) + 2
+    assert res.compute(scheduler="sync") == [128.0]

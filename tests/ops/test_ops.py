@@ -126,3 +126,19 @@ def test_masked_values_holds_the_mask_once_with_stable_keys():
     m[2:7, 1:4] = True
     got = masked_values(da.from_array(a, chunks=(1, 3, 4)), m)
     assert got.chunks == ((3, 9, 3) * 2,) and got.compute().tolist() == a[:, m].ravel().tolist()
+
+
+def test_histogram_and_percentiles_of_uint64_values_beyond_int64():
+    """uint64 values past 2**63 (a narrow range there): the counts exact, the percentiles
+    NumPy's (which reads them as float64, as the result is)."""
+    from bigseg.ops import bincount_offset
+
+    rng = np.random.default_rng(0)
+    x = (np.uint64(2**64 - 5000) + rng.integers(0, 300, (6, 7, 5)).astype(np.uint64)).astype(np.uint64)
+    arr = da.from_array(x, chunks=(4, 3, 5))
+    lo, hi = int(x.min()), int(x.max())
+    counts = bincount_offset(arr, lo, hi).compute()
+    want = np.bincount((x - np.uint64(lo)).astype(np.int64).ravel(), minlength=hi - lo + 1)
+    np.testing.assert_array_equal(counts, want)
+    got = percentiles(arr, [0, 37.5, 50, 100])
+    assert got == pytest.approx(np.percentile(x, [0, 37.5, 50, 100]).tolist(), rel=1e-15)

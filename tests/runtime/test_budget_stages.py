@@ -190,3 +190,17 @@ def test_a_runs_refusal_names_the_runs_own_chunks(tmp_path):
                                                     r"`chunks`: chunks=\1, command line --chunks \1\)") as e:
             bigseg.Pipeline(chunks=128).run(tmp_path / "wide.npy", tmp_path / "run", progress=False)
         assert "vol.chunk" not in str(e.value)
+
+
+def test_a_share_is_of_the_memory_dask_gives_this_process_up_to_all_of_it(monkeypatch):
+    """A limit of 1 is all of it (not 1 byte); the memory is distributed's figure (a cgroup's limit
+    under SLURM or in a container), not the machine's; True is no share but an error by name."""
+    from bigseg.errors import InputError
+
+    monkeypatch.setattr("distributed.system.MEMORY_LIMIT", 8 * 2**30)
+    for share, want in ((1, 8 * 2**30), (0.5, 4 * 2**30), ("0.25", 2 * 2**30)):
+        with dask.config.set({"distributed.worker.memory.limit": share, "distributed.worker.memory.terminate": False}):
+            assert worker_memory_limit()[0] == want - WORKER_BASELINE
+    with dask.config.set({"distributed.worker.memory.limit": True}):
+        with pytest.raises(InputError, match="`memory_limit`.*True"):
+            worker_memory_limit()

@@ -288,3 +288,19 @@ def test_a_compute_in_another_thread_keeps_to_its_own_bar(monkeypatch):
         b_done.set()
         thread.join(10)
     assert counted == {"A": [6], "B": [1]}
+
+
+def test_objects_that_are_not_dask_come_back_as_dask_compute_gives_them():
+    assert compute("not dask", 3, progress=False) == dask.compute("not dask", 3) == ("not dask", 3)
+
+
+def test_progress_is_a_flag_not_any_truthy_value(capsys):
+    """``progress="no"`` drew bars (any truthy value was on): refused by name, as every flag."""
+    from bigseg.errors import InputError
+
+    with pytest.raises(InputError, match="`progress`.*'no'"):
+        compute(dask.delayed(len)("ab"), progress="no")
+    with pytest.raises(InputError, match="`progress`.*'no'"):
+        with _progress.bars("no"):
+            pass
+    assert capsys.readouterr().err == ""

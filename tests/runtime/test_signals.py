@@ -151,3 +151,68 @@ def test_the_cli_and_a_watch_keep_a_stop_raised_in_a_finalizer(ctrl_c_raises, tm
     assert "interrupted" in capsys.readouterr().err
     with pytest.raises(KeyboardInterrupt):  # the Python API's watch too (a beamline script's Ctrl-C)
         Pipeline(predict={"model": "threshold"}).watch(tmp_path, tmp_path / "out")
+
+
+class _RaisesWhileFinalized:
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+    def __del__(self):
+        raise self.exc
+
+
+def test_other_errors_in_a_finalizer_still_reach_the_hook_before(monkeypatch):
+    from bigseg.runtime._signals import stops_not_lost
+
+    seen = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda info: seen.append(info.exc_value))
+    with stops_not_lost():
+        _RaisesWhileFinalized(ValueError("not a stop"))
+    assert [type(e) for e in seen] == [ValueError]
+
+
+def test_an_exit_in_a_finalizer_keeps_its_code_and_leaves_sigterm_as_it_was():
+    from bigseg.runtime._signals import stops_not_lost
+
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers are set in the main thread only")
+    before = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        with pytest.raises(SystemExit) as caught:
+            with stops_not_lost():
+                _RaisesWhileFinalized(SystemExit(7))
+                _waits()
+        assert caught.value.code == 7
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the redelivery's handler is gone
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def test_a_stop_is_not_delivered_after_the_block_ended(ctrl_c_raises):
+    """The block ended before the stop's redelivery (50 ms later): nothing arrives after it."""
+    import time
+
+    from bigseg.runtime._signals import stops_not_lost
+
+    with stops_not_lost():
+        _RaisesWhileFinalized(KeyboardInterrupt())
+    try:
+        time.sleep(0.3)
+    except KeyboardInterrupt:
+        pytest.fail("a Ctrl-C raised in a finalizer was delivered after the block had ended")
+
+
+def test_outside_the_main_thread_nothing_changes():
+    from bigseg.runtime._signals import stops_not_lost
+
+    hook, seen = sys.unraisablehook, []
+
+    def run():
+        with stops_not_lost():
+            seen.append(sys.unraisablehook)
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+    assert seen == [hook]
