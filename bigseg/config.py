@@ -321,7 +321,8 @@ def _from_env(environ: Mapping[str, str], prefix: str = "BIGSEG_") -> dict[str, 
 
 
 def load_deploy(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a YAML file as a mapping (used for ``deploy/*.yaml`` and run configurations).
+    """Read a YAML file as a mapping (used for ``deploy/*.yaml`` and run configurations; a run
+    folder's ``run.json`` gives the configuration it records).
 
     A bare name that is no file here (``"local"``, ``"local-cuda"``, ``"slurm"``) is the
     deployment YAML of that name shipped with bigseg."""
@@ -354,6 +355,9 @@ def load_deploy(path: str | os.PathLike) -> dict[str, Any]:
                           f"{problem or ' '.join(str(exc).split())}.") from None
     if not isinstance(data, dict):
         raise ConfigError(f"Expected YAML file {str(p)!r} to hold a mapping. Got {type(data).__name__}.")
+    if isinstance(data.get("config"), dict) and "environment" in data:  # a run folder's run.json: its settings,
+        # defaults included, run again as they were (the rest of the record says what, not how)
+        return data["config"]
     return data
 
 

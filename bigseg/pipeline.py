@@ -210,16 +210,8 @@ class Pipeline:
         return open_volume(image), aligned.attrs["shifts"]
 
     def _filter(self, vol: xr.DataArray) -> xr.DataArray:
-        from . import filters
-
-        f = self.config.filters
-        if f["median"]:
-            vol = filters.median(vol, size=f["median"])
-        if f["gaussian"]:
-            vol = filters.gaussian(vol, sigma=f["gaussian"])
-        if f["unsharp"]:
-            u = f["unsharp"] if isinstance(f["unsharp"], dict) else {}
-            vol = filters.unsharp(vol, **u)
+        for _, func, kwargs in _filter_calls(self.config):
+            vol = func(vol, **kwargs)
         return vol
 
     @contextlib.contextmanager
@@ -704,6 +696,9 @@ class Pipeline:
                     save_labels(ds["labels"], image, name="segmentation", levels=self.config.levels, overwrite=True,
                                 resume_key=keys["segment"])
         _write_stage(out, "segment", keys["segment"])  # a kept run of before stages.json: taken as made from these
+        _stamp(seg_path, {"run": os.path.abspath(out), "model": str(self.config.predict["model"]),
+                          **({"model_key": self._model_key} if getattr(self, "_model_key", None) else {}),
+                          "bigseg": version()})  # the labels, copied out of the run, still say what made them
         labels = open_volume(seg_path)
         timings["segment"] = time.perf_counter() - t
 
@@ -753,9 +748,7 @@ class Pipeline:
         if m["particles"]:
             # with particle_labels, labels/particles (value = the table's id; a series: its track)
             # comes from the same split
-            table = measure.particles(labels, phase=m["phase"], intensity=vol, split=m["split"],
-                                      max_diameter=m["max_diameter"], area_method=m["particle_area"],
-                                      progress=True, overwrite=True,
+            table = measure.particles(labels, **_particle_options(m), intensity=vol, progress=True, overwrite=True,
                                       labels_to=image / "labels" / "particles" if m["particle_labels"] else None)
             with replacing(out / "particles.csv") as tmp:  # whole or not at all, as every output of a run
                 measure.write_table(table, tmp)  # each column with its unit: "volume [nm^3]"
@@ -798,6 +791,8 @@ class Pipeline:
             timeslices(vol, labels, path=out / "slices_over_time.png", title=run_title)
             figures.append(str(out / "slices_over_time.png"))
         timings["figures"] = time.perf_counter() - t
+        assumed = self._voxel_size_assumed(source, vol)
+        voxel_from = "given" if self.config.voxel_size is not None else "assumed" if assumed else "source"
         recorded = (os.path.abspath(source) if isinstance(source, (str, os.PathLike))  # found from anywhere
                     else [os.path.abspath(x) for x in source] if isinstance(source, (list, tuple)) else "array")
         # what made these numbers, in the metrics themselves (metrics.nc/json travel without run.json):
@@ -805,20 +800,31 @@ class Pipeline:
         metrics.attrs.update({"source": recorded, "image": str(image), "labels": str(seg_path), "bigseg": version(),
                               "model": str(self.config.predict["model"]),
                               **({"model_key": self._model_key} if getattr(self, "_model_key", None) else {}),
-                              **({"truth": reference} if reference is not None else {})})
+                              **({"truth": reference} if reference is not None else {}),
+                              "voxel_size_from": voxel_from,
+                              # the settings, defaults included (JSON): run.json's "config", here too
+                              "config": json.dumps(self.config.values, default=str)})
         _write_metrics(metrics, out)
         record = {
             "source": recorded,
             "bigseg": version(), "model": str(self.config.predict["model"]),
             # the model's identity: a hash of its weights and metadata (a path or "default" alone is not one)
             **({"model_key": self._model_key} if getattr(self, "_model_key", None) is not None else {}),
-            "config": self.config.values, "computed_on": _computed_on(),
+            "config": self.config.values, "parameters": _parameters_in_force(self.config),
+            "computed_on": _computed_on(),
+            # the source as it stood (resolved path, modification time in ns, size; a folder of slices:
+            # their number, total size, latest time): the same path re-reconstructed is another scan
+            "source_stamp": (path_stamp(source) if isinstance(source, (str, os.PathLike))
+                             else [path_stamp(x) for x in source] if isinstance(source, (list, tuple)) else None),
+            # what every length, area and volume is in, and where that came from
+            "voxel_size": [float(v) for v in vol.attrs.get("voxel_size", (1.0, 1.0, 1.0))],
+            "unit": str(vol.attrs.get("unit", "voxel")), "voxel_size_from": voxel_from,
             # when and with what (versions, commit, machine): what a reader needs to reproduce and cite it
             "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "environment": environment(),
             "timings_s": {k: round(v, 3) for k, v in timings.items()},
             **({"truth": reference} if reference is not None else {}),
             # 1-unit voxels in name only (said on the report, which a reader gets without the command's note)
-            **({"voxel_size_assumed": True} if self._voxel_size_assumed(source, vol) else {}),
+            **({"voxel_size_assumed": True} if assumed else {}),
             **({"alignment_shifts": shifts} if shifts is not None else {}),
             **({"fov": {k: fov.attrs[k] for k in ("fov", "found", "inside_fraction", "margin")}}
                if fov is not None else {}),
@@ -1109,6 +1115,62 @@ def _write_watch_evolution(out: Path, ledger: dict[str, dict[str, Any]], clock: 
     with replacing(out / "evolution.csv") as tmp:
         measure.write_table(ev, tmp)
     return True
+
+
+def _stamp(store: Path, made_by: dict[str, Any]) -> None:
+    """``attrs["bigseg"]["made_by"]`` of an OME-Zarr group: which run (folder), model and bigseg wrote it."""
+    import zarr
+
+    group = zarr.open_group(str(store), mode="r+")
+    meta = dict(group.attrs.get("bigseg", {}))
+    if meta.get("made_by") != made_by:  # (a resumed run leaves the store as it is)
+        group.attrs["bigseg"] = {**meta, "made_by": made_by}
+
+
+def _in_force(func: Any, given: dict[str, Any]) -> dict[str, Any]:
+    """``func``'s keyword options as a call with ``given`` ran it: its defaults included (a
+    later version's other default is then seen, not silently taken by a re-run)."""
+    import inspect
+
+    skip = ("fov", "phases", "progress", "intensity", "labels_to", "overwrite", "nan_policy")
+    out = {n: p.default for n, p in inspect.signature(func).parameters.items()
+           if p.kind is p.KEYWORD_ONLY and p.default is not p.empty and n not in skip}
+    return {**out, **given}
+
+
+def _particle_options(m: dict[str, Any]) -> dict[str, Any]:
+    """The options of a run's particle table (its configuration's ``measure``)."""
+    return {"phase": m["phase"], "split": m["split"], "max_diameter": m["max_diameter"], "area_method": m["particle_area"]}
+
+
+def _filter_calls(cfg: RunConfig) -> list[tuple[str, Any, dict[str, Any]]]:
+    """The filters a run applies, in order: (name, function, its keyword arguments)."""
+    from . import filters
+
+    f = cfg.filters
+    calls: list[tuple[str, Any, dict[str, Any]]] = []
+    if f["median"]:
+        calls.append(("median", filters.median, {"size": f["median"]}))
+    if f["gaussian"]:
+        calls.append(("gaussian", filters.gaussian, {"sigma": f["gaussian"]}))
+    if f["unsharp"]:
+        calls.append(("unsharp", filters.unsharp, dict(f["unsharp"]) if isinstance(f["unsharp"], dict) else {}))
+    return calls
+
+
+def _parameters_in_force(cfg: RunConfig) -> dict[str, Any]:
+    """What the configuration's short forms meant for run.json: each filter's, a classical
+    segmenter's (k-means' ``seed`` and ``sample``) and the particle split's options, defaults
+    included."""
+    from . import baselines, measure
+
+    m, model = cfg.measure, cfg.predict["model"]
+    used: dict[str, Any] = {name: _in_force(func, kwargs) for name, func, kwargs in _filter_calls(cfg)}
+    if model in CLASSICAL_MODELS:  # (run with their defaults: _segmented)
+        used[model] = _in_force(getattr(baselines, model), {})
+    if m["particles"]:
+        used["particles"] = _in_force(measure.particles, _particle_options(m))
+    return used
 
 
 def _computed_on() -> dict[str, Any]:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import pytest
 
 from bigseg import RunConfig
@@ -193,3 +194,12 @@ def test_a_config_that_is_no_text_file_is_refused_by_name(tmp_path):
                            "print(RunConfig.load(sys.argv[1], environ={}).unit)", str(tmp_path / "um.yaml")],
                           env=env, capture_output=True, text=True, encoding="utf-8", timeout=120)
     assert said.returncode == 0, said.stderr[-500:]
+
+
+def test_a_run_record_is_a_configuration(tmp_path):
+    # QA (provenance audit): `bigseg run SOURCE --out NEW --config RUN/run.json` was refused ("Unknown
+    # configuration key `source`"): the settings a run recorded, defaults included, ran only retyped
+    recorded = RunConfig.load(environ={}, chunks=16, predict={"model": "kmeans"}).values
+    (tmp_path / "run.json").write_text(json.dumps({"source": "/x.npy", "bigseg": "0.1.0", "config": recorded,
+                                                   "environment": {"bigseg": "0.1.0"}}))
+    assert RunConfig.load(tmp_path / "run.json", environ={}).values == recorded

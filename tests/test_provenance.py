@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import xarray as xr
 
 import bigseg
@@ -92,3 +93,40 @@ def test_a_trained_model_records_the_environment(tmp_path):
                          steps_per_epoch=1, batch_size=1, progress=False)
     env = model.provenance["environment"]
     assert env["bigseg"] == version() and env["packages"]["torch"]
+
+
+@pytest.mark.slow
+def test_a_run_records_what_its_settings_meant_and_runs_again_from_its_record(tmp_path, capsys, monkeypatch):
+    # QA (provenance audit): run.json gave `predict.model: kmeans`, `filters.unsharp: true` and a
+    # voxel size of null, not k-means' seed and sample, unsharp's radius and amount, nor the voxel
+    # size read from the source; `--config RUN/run.json` was refused ("Unknown configuration key
+    # `source`"), so a reviewer had no documented way to run it again; metrics.nc held no settings
+    # and labels/segmentation nothing of the run that wrote it
+    import zarr
+
+    image = bigseg.synth.xct(bigseg.synth.electrode((12, 16, 16), seed=3), seed=3)
+    bigseg.save_volume(image.assign_attrs(voxel_size=(50.0, 50.0, 50.0)), tmp_path / "scan.ome.zarr")
+    (tmp_path / "k.yaml").write_text("predict: {model: kmeans}\nfilters: {unsharp: true}\n"
+                                     "measure: {particles: false, connectivity: null, profile: null}\n")
+    src, first = str(tmp_path / "scan.ome.zarr"), tmp_path / "r"
+    assert main(["run", src, "--out", str(first), "--config", str(tmp_path / "k.yaml"), "--no-progress"]) == 0
+    run = json.loads((first / "run.json").read_text())
+    assert run["parameters"]["kmeans"] == {"classes": 3, "sample": 200_000, "seed": 0}
+    assert run["parameters"]["unsharp"]["radius"] == 6.0 and run["parameters"]["unsharp"]["amount"] == 0.6
+    assert run["voxel_size"] == [50.0, 50.0, 50.0] and run["unit"] == "nm" and run["voxel_size_from"] == "source"
+    assert run["source_stamp"][0] == src
+    metrics = xr.open_dataset(first / "metrics.nc")
+    assert json.loads(metrics.attrs["config"]) == run["config"] and metrics.attrs["voxel_size_from"] == "source"
+    made = dict(zarr.open_group(str(first / "image.ome.zarr" / "labels" / "segmentation"), mode="r").attrs)
+    assert made["bigseg"]["made_by"] == {"run": str(first), "model": "kmeans", "bigseg": version()}
+    capsys.readouterr()
+    assert main(["info", str(first)]) == 0
+    said = capsys.readouterr().out
+    assert "(read from the source)" in said and f"--config {first / 'run.json'}" in said
+    # the record runs again, in other chunks, to the same numbers
+    again = tmp_path / "again"
+    monkeypatch.setenv("BIGSEG_CHUNKS", "8")
+    assert main(["run", src, "--out", str(again), "--config", str(first / "run.json"), "--no-progress"]) == 0
+    before, after = xr.open_dataset(first / "metrics.nc"), xr.open_dataset(again / "metrics.nc")
+    assert before.equals(after)
+    assert json.loads((again / "run.json").read_text())["config"] == {**run["config"], "chunks": 8}

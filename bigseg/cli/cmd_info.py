@@ -119,7 +119,10 @@ def _run_lines(info: dict, args: argparse.Namespace) -> list[str]:
              *([f"computed    {provenance_text(info)}"] if info.get("environment") else []),
              f"shape       {' x '.join(map(str, info['shape'] or []))}  voxel size "
              f"{' x '.join(f'{v:g}' for v in info['voxel_size'] or [])} {info['unit']}"
-             + ("  (assumed: the source states none; sizes are in voxels)" if info.get("voxel_size_assumed") else "")]
+             + ("  (assumed: the source states none; sizes are in voxels)" if info.get("voxel_size_assumed") else
+                {"given": "  (given)", "source": "  (read from the source)"}.get(info.get("voxel_size_from"), ""))]
+    if info.get("rerun"):
+        lines.append(f"run again   {info['rerun']}")
     if "fov" in info:
         lines.append(f"fov         {info['fov']['fov']}: {100 * float(info['fov']['inside_fraction']):.1f} % of the "
                      "cross-section (measured inside it only)")

@@ -292,7 +292,8 @@ def read_metrics(run: str | os.PathLike):
     # the pipeline stored list-valued attributes (voxel_size, shape, ...) as JSON text: decode them
     for attrs in [ds.attrs] + [v.attrs for v in ds.variables.values()]:
         for key, value in list(attrs.items()):
-            if isinstance(value, str) and value[:1] in "[{":
+            # (but the run's `config`: a mapping stays JSON text, as a netCDF attribute must be)
+            if isinstance(value, str) and value[:1] in "[{" and key != "config":
                 try:
                     attrs[key] = json.loads(value)
                 except ValueError:
@@ -396,6 +397,16 @@ def run_summary(run: str | os.PathLike) -> dict[str, Any]:
         out["fov"] = info["fov"]
     if info.get("voxel_size_assumed"):  # 1 unit in name only: the source stated none, none was given
         out["voxel_size_assumed"] = True
+    if info.get("voxel_size_from"):  # given, read from the source, or assumed
+        out["voxel_size_from"] = info["voxel_size_from"]
+    if isinstance(info.get("config"), dict) and info.get("source") not in (None, "array"):
+        # the documented way to reproduce it: the recorded settings (defaults included) on the same source
+        import shlex
+
+        src = info["source"] if isinstance(info["source"], list) else [info["source"]]
+        out["rerun"] = " ".join(["bigseg run", *map(shlex.quote, map(str, src)), "--out NEW_FOLDER --config",
+                                 shlex.quote(str(run / "run.json")),
+                                 *(["--truth", shlex.quote(str(info["truth"]))] if info.get("truth") else [])])
     if _temporal(info):
         out["temporal"] = _temporal(info)
     if (run / "particles.csv").exists():  # a series: the last step's, as the fractions (every step's rows beside)
@@ -468,7 +479,9 @@ def write_report(run: str | os.PathLike, *, path: str | os.PathLike | None = Non
                 + (" — assumed, not measured: the source states no voxel size and none was given, so every length, "
                    "area and volume below counts voxels under this unit's name" if info.get("voxel_size_assumed") else "")])
     if "model" in info:
-        vol.append(["segmentation", info["model"] + (f" (weights {info['model_key']})" if info.get("model_key") else "")])
+        used = (info.get("parameters") or {}).get(info["model"])  # a classical segmenter's options (k-means' seed)
+        vol.append(["segmentation", info["model"] + (f" (weights {info['model_key']})" if info.get("model_key") else "")
+                    + (" (" + ", ".join(f"{k} {v}" for k, v in used.items()) + ")" if used else "")])
     if processing_text(info):  # what was done to the scan before it was labelled (all of it in run.json's config)
         vol.append(["processing", processing_text(info)])
     if info.get("environment"):  # what computed it: to reproduce and cite the numbers (all of it in run.json)
