@@ -1047,7 +1047,8 @@ def _watch_particles(run: Path, metrics: xr.Dataset, cache: dict[Any, Any] | Non
     got = None
     if stamp is not None:
         whole = measure.evolution(metrics, measure.read_table(path))
-        cols = [c for c in whole.columns if c not in measure.evolution(metrics).columns]
+        without = set(measure.evolution(metrics).columns)  # (once: in the condition it ran once per column)
+        cols = [c for c in whole.columns if c not in without]
         got = whole[cols]
         got.attrs = {"units": {c: whole.attrs["units"][c] for c in cols}}
     if cache is not None:

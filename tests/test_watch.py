@@ -669,3 +669,26 @@ def test_the_evolution_reads_a_rewritten_metrics_json_again(tmp_path):
     write(0.5)
     os.utime(run / "metrics.json", ns=(time.time_ns() + 10**9,) * 2)  # written later (not within the clock's tick)
     assert _watch_metrics(run, cache)[1]["volume_fraction"].values.tolist() == [0.5, 0.5]
+
+
+def test_a_done_scans_particle_columns_take_two_evolutions_not_one_per_column(tmp_path, monkeypatch):
+    """A done scan's particle columns for the watch's evolution made ``measure.evolution`` of its
+    metrics again for every column of the table (inside the list's condition: 23 evolutions per
+    scan, half of the 0.24 s per done scan each watch, and each ``--once``, reads): two now."""
+    import bigseg.measure
+    from bigseg.pipeline import _watch_particles
+
+    labels = synth.electrode((16, 20, 20), seed=2, radius=(3, 0.5))
+    metrics = bigseg.measure.summary(labels)
+    bigseg.measure.write_table(bigseg.measure.particles(labels, progress=False), tmp_path / "particles.csv")
+    calls = []
+    real = bigseg.measure.evolution
+
+    def evolution(*args, **kwargs):
+        calls.append(len(args) + len(kwargs))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(bigseg.measure, "evolution", evolution)
+    got = _watch_particles(tmp_path, metrics, None)
+    assert len(calls) == 2
+    assert "particles" in got.columns and "fraction_pore" not in got.columns and len(got) == 1

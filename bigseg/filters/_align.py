@@ -31,6 +31,16 @@ SUBVOXEL_PASSES = 1
 #: windows of synthetic scans, each its own noise, sample 32: 0.72 (lab-micro-ct) and 0.91
 #: (synchrotron-micro-ct) at the true shift, -0.21..0.24 at wrong ones)
 MATCH_MIN = 0.4
+#: scans whose sub-volumes are read in one compute: the client holds these (and the reference's),
+#: not every scan's (8 MiB per float32 128³ sub-volume, and twice that for the pairs refined: 3 GiB
+#: for 128 scans)
+SCANS_AT_ONCE = 8
+
+
+def _groups(scans: Any) -> list[list[int]]:
+    """``scans`` in groups of :data:`SCANS_AT_ONCE`, in order."""
+    scans = list(scans)
+    return [scans[i:i + SCANS_AT_ONCE] for i in range(0, len(scans), SCANS_AT_ONCE)]
 
 
 def _reference(reference: Any, nt: int) -> int:
@@ -71,9 +81,15 @@ def estimate_shifts(vol: Any, *, reference: int = 0, upsample: int = 10, sample:
         raise InputError(f"Expected `sample` of at least 8 voxels. Got {sample} instead.")
     shape = tuple(v.shape[1:])
     region = _central(shape, sample)
-    crops = compute(*[v.data[(t, *region)] for t in range(v.shape[0])], desc="sub-volumes for alignment",
-                    progress=progress)
-    flat = [t for t, c in enumerate(crops) if _flat(c)]
+    fixed = compute(v.data[(ref, *region)], desc="sub-volumes for alignment", progress=progress)[0]
+    flat, coarse = [], np.zeros((v.shape[0], 3))
+    for group in _groups(range(v.shape[0])):  # a few scans at a time (each correlated with the reference)
+        crops = compute(*[v.data[(t, *region)] for t in group], desc="sub-volumes for alignment", progress=progress)
+        for t, c in zip(group, crops):
+            if _flat(c):
+                flat.append(t)
+            coarse[t] = _correlate(fixed, c, upsample) if t != ref else np.zeros(3)
+        del crops
     if flat:
         import warnings
 
@@ -81,7 +97,6 @@ def estimate_shifts(vol: Any, *, reference: int = 0, upsample: int = 10, sample:
                       f"on (one grey value, or no finite one: blank, or outside the field of view): "
                       f"{'every scan is' if ref in flat else 'they are'} given the shift 0. Align the others "
                       f"without them, or give `shifts`.", UserWarning, stacklevel=2)
-    coarse = np.array([_correlate(crops[ref], c, upsample) if t != ref else np.zeros(3) for t, c in enumerate(crops)])
     todo = [] if ref in flat else [t for t in range(v.shape[0]) if t != ref and t not in flat]
     out, seen = _refine(v, ref, region, coarse, todo, upsample, progress)
     # a drift larger than half the sub-volume reads as a small, wrong one (the correlation wraps
@@ -95,12 +110,15 @@ def estimate_shifts(vol: Any, *, reference: int = 0, upsample: int = 10, sample:
         if not poor or bins == [min(2 ** (level - 1), -(-n // sample)) for n in shape]:
             break
         wide = _central(shape, sample * 2 ** level)
-        got = compute(*[v.data[(t, *wide)] for t in [ref, *poor]], desc="wider sub-volumes for alignment",
-                      progress=progress)
-        fixed = _binned(got[0], bins)
+        wide_fixed = _binned(compute(v.data[(ref, *wide)], desc="wider sub-volumes for alignment",
+                                     progress=progress)[0], bins)
         guess = out.copy()
-        for t, c in zip(poor, got[1:]):
-            guess[t] = _correlate(fixed, _binned(c, bins), upsample) * bins
+        for group in _groups(poor):
+            got = compute(*[v.data[(t, *wide)] for t in group], desc="wider sub-volumes for alignment",
+                          progress=progress)
+            for t, c in zip(group, got):
+                guess[t] = _correlate(wide_fixed, _binned(c, bins), upsample) * bins
+            del got
         again, seen = _refine(v, ref, region, guess, poor, upsample, progress)
         better = _match(v, ref, region, again, poor, progress, seen)
         for t in poor:
@@ -158,15 +176,18 @@ def _refine(v: xr.DataArray, ref: int, region: tuple[slice, ...], first: np.ndar
     todo = list(scans)
     settled: dict[int, float] = {}
     for _ in range(REFINE_PASSES):
-        done = _pairs(v, ref, region, out, todo, progress)  # too little in common: the estimate kept
-        for t, k, a, b in done:
-            est = _correlate(a, b, upsample)
-            for _ in range(SUBVOXEL_PASSES):  # the taper pulls a fraction towards 0: correlate what is left
-                est = _correlate(a, b, upsample, pre_shift=est)
-            out[t] = k + est
-            if not (np.round(out[t]).astype(int) != k).any():
-                settled[t] = pearson(a, b)
-        todo = [t for t, k, _, _ in done if (np.round(out[t]).astype(int) != k).any()]
+        again = []
+        for group in _groups(todo):  # a few scans' pairs at a time; too little in common: the estimate kept
+            for t, k, a, b in _pairs(v, ref, region, out, group, progress):
+                est = _correlate(a, b, upsample)
+                for _ in range(SUBVOXEL_PASSES):  # the taper pulls a fraction towards 0: correlate what is left
+                    est = _correlate(a, b, upsample, pre_shift=est)
+                out[t] = k + est
+                if (np.round(out[t]).astype(int) != k).any():
+                    again.append(t)
+                else:
+                    settled[t] = pearson(a, b)
+        todo = again
         if not todo:
             break
     return out, settled
@@ -178,7 +199,8 @@ def _match(v: xr.DataArray, ref: int, region: tuple[slice, ...], est: np.ndarray
     sub-volumes :func:`_refine` ends on (``seen``: those it measured; 0 where they share under 4
     voxels along an axis)."""
     rest = [t for t in scans if t not in seen]
-    got = {t: pearson(a, b) for t, _, a, b in _pairs(v, ref, region, est, rest, progress, least=4)} if rest else {}
+    got = {t: pearson(a, b) for group in _groups(rest)  # (a few scans' pairs at a time)
+           for t, _, a, b in _pairs(v, ref, region, est, group, progress, least=4)}
     return {t: seen.get(t, got.get(t, 0.0)) for t in scans}
 
 

@@ -62,6 +62,7 @@ from ._model import (
     device_lock,
     load_model,
     resolve_model,
+    resolved_once,
     run_patches,
 )
 from ._temporal import parse_temporal, smooth_over_time, warn_if_misaligned
@@ -554,7 +555,8 @@ def predict_frames(fn: Any, vol: Any, model: Any, **kwargs: Any) -> xr.Dataset:
     """``fn(frame, model, **kwargs)`` (:func:`predict` or ``bigseg.infer.segment``) for every frame
     of a series, the model loaded once; ``attrs["n_patches"]`` is the total over the frames."""
     model = load_model(model, kwargs.get("device"))
-    out = for_each_frame(fn, vol, model, **kwargs)
+    with resolved_once():  # the model checked once for the series, not once per frame
+        out = for_each_frame(fn, vol, model, **kwargs)
     n = out.attrs["n_patches"]
     out.attrs["n_patches"] = int(sum(n)) if isinstance(n, list) else int(n) * int(out.sizes["t"])
     return out

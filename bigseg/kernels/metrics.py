@@ -5,7 +5,8 @@ small integer or float partials whose sum over blocks equals the whole-array res
 
 * :func:`label_stats` — histogram of label values, voxel faces shared by each phase pair per
   axis, and interface-voxel counts, in one pass (halo of one voxel, both sides);
-* :func:`confusion_counts` — a 256 × 256 joint histogram of (truth, prediction) values;
+* :func:`confusion_counts` — a 256 × 256 joint histogram of (truth, prediction) values
+  (:func:`confusion_compact`: what the confusion matrix is made of, of their sum);
 * :func:`pair_differences` — voxels that differ between every pair of segmentations;
 * :func:`mc_field_areas` — the smoothed marching-cubes surface area of phase indicators and
   unions of phases over the cells whose lower corner lies in the block.
@@ -42,6 +43,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Sequence
 
 import numba
 import numpy as np
@@ -55,6 +57,7 @@ __all__ = [
     "slice_faces",
     "label_stats",
     "confusion_counts",
+    "confusion_compact",
     "pair_differences",
     "box_counts",
     "mc_field_areas",
@@ -374,6 +377,19 @@ def confusion_counts(truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
     out = np.zeros((4, NBINS, NBINS), np.int64)
     _joint_hist(np.ascontiguousarray(truth, np.uint8).ravel(), np.ascontiguousarray(pred, np.uint8).ravel(), out)
     return out.sum(axis=0)
+
+
+def confusion_compact(counts: np.ndarray, *, rows: Sequence[int], k: int) -> np.ndarray:
+    """A volume's summed confusion vector (the ``NBINS``² joint histogram of
+    :func:`confusion_counts`, raveled, then the truth's and the prediction's out-of-range counts)
+    cut to what the confusion matrix is made of: the joint's row sums and column sums (``NBINS``
+    each: the values each side holds), the two counts, then the ``rows`` (truth values) at the
+    prediction's values ``0 .. k - 1`` and 255 (``len(rows)`` × ``(k + 1)``), all int64, raveled.
+    4 KiB instead of 512 KiB per volume (the client holds one per scan of a series)."""
+    counts = np.asarray(counts, np.int64)
+    joint = counts[: NBINS * NBINS].reshape(NBINS, NBINS)
+    part = joint[np.asarray(rows, np.intp)][:, [*range(k), NBINS - 1]]
+    return np.concatenate([joint.sum(axis=1), joint.sum(axis=0), counts[NBINS * NBINS:NBINS * NBINS + 2], part.ravel()])
 
 
 def pair_differences(*blocks: np.ndarray) -> np.ndarray:

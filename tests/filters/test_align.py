@@ -171,3 +171,25 @@ def test_a_scan_matching_nowhere_is_warned_with_its_correlation():
     b = synth.xct(synth.electrode((24, 48, 48), seed=5), seed=5).values
     with pytest.warns(UserWarning, match=r"scan\(s\) \[1\] do not match scan 0 .*correlation .*1 \(-?0\.\d\d\)"):
         filters.estimate_shifts(np.stack([a, b, a]), sample=24)
+
+
+def test_shifts_of_many_scans_read_a_few_scans_at_a_time(scans, monkeypatch):
+    """Every scan's sub-volume (and every refined pair) was read in one compute and held on the
+    client together (8 MiB per 128³ float32 sub-volume: GiB for an operando series of hundreds of
+    scans): SCANS_AT_ONCE scans per compute now, the shifts those of each scan alone."""
+    from bigseg.filters import _align
+
+    _, ser = scans
+    n = 2 * _align.SCANS_AT_ONCE + 3
+    series = np.stack([ser[t % 3] for t in range(n)])
+    sizes = []
+    real = _align.compute
+
+    def compute(*objs, **kwargs):
+        sizes.append(len(objs))
+        return real(*objs, **kwargs)
+
+    monkeypatch.setattr(_align, "compute", compute)
+    est = filters.estimate_shifts(da.from_array(series, chunks=(1, 20, 28, 26)), sample=32)
+    assert max(sizes) <= _align.SCANS_AT_ONCE
+    np.testing.assert_allclose(est, -TRUE[np.arange(n) % 3], atol=0.2)
