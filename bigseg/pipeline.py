@@ -1106,10 +1106,12 @@ def _write_watch_evolution(out: Path, ledger: dict[str, dict[str, Any]], clock: 
     # each scan's particle counts and medians, as the evolution of all their tables together has them
     # (a scan is one step: no track goes on from one to the next); without every scan's, none
     rows = [_watch_particles(out / name, metrics[i], cache) for i, name in enumerate(done)]
-    if all(r is not None for r in rows):
-        for col in rows[0].columns:
-            ev[col] = pd.concat([r[col] for r in rows]).to_numpy()
-        ev.attrs["units"] = {**ev.attrs["units"], **rows[0].attrs["units"]}
+    if all(r is not None for r in rows):  # (every scan's columns: NaN where a scan's table lacks one, e.g. an
+        # older bigseg's, as the evolution of all the tables together gives)
+        got = pd.concat(rows, ignore_index=True)
+        for col in got.columns:
+            ev[col] = got[col].to_numpy()
+        ev.attrs["units"] = {**ev.attrs["units"], **{k: u for r in rows for k, u in r.attrs["units"].items()}}
     order = "in the order they were written" if clock == "mtime" else "in name order"
     series_figure(ev, path=out / "evolution.png", title=f"{len(done)} scans {order}")
     ev.insert(0, "scan", done)

@@ -130,3 +130,19 @@ def test_a_run_records_what_its_settings_meant_and_runs_again_from_its_record(tm
     before, after = xr.open_dataset(first / "metrics.nc"), xr.open_dataset(again / "metrics.nc")
     assert before.equals(after)
     assert json.loads((again / "run.json").read_text())["config"] == {**run["config"], "chunks": 8}
+
+
+def test_the_rerun_line_names_a_truth_file_not_an_array(tmp_path):
+    # QA review: a run scored against an in-memory truth records "truth": "an array"; `bigseg info`
+    # printed `... --config RUN/run.json --truth 'an array'`, a command that fails
+    from bigseg.report._html import run_summary
+
+    ds = xr.Dataset({"volume_fraction": ("phase", [0.5, 0.5])}, coords={"phase": ["pore", "active"]})
+    (tmp_path / "metrics.json").write_text(json.dumps(ds.to_dict()))
+    truth = tmp_path / "truth.npy"
+    record = {"source": str(tmp_path / "scan.npy"), "config": {}, "environment": {}}
+    for given, said in (("an array", None), (str(truth), f"--truth {truth}")):
+        (tmp_path / "run.json").write_text(json.dumps({**record, "truth": given}))
+        rerun = run_summary(tmp_path)["rerun"]
+        assert rerun.startswith(f"bigseg run {tmp_path / 'scan.npy'} --out NEW_FOLDER --config")
+        assert ("--truth" in rerun) == (said is not None) and (said is None or rerun.endswith(said))

@@ -692,3 +692,25 @@ def test_a_done_scans_particle_columns_take_two_evolutions_not_one_per_column(tm
     got = _watch_particles(tmp_path, metrics, None)
     assert len(calls) == 2
     assert "particles" in got.columns and "fraction_pore" not in got.columns and len(got) == 1
+
+
+def test_the_evolution_keeps_a_scans_particles_whose_table_lacks_a_column(tmp_path):
+    """QA review: each done scan's particle columns came from the first scan's table: a later scan
+    whose particles.csv lacks one (e.g. written by an older bigseg) raised KeyError, and the watch
+    wrote no evolution at all (all the tables together gave NaN there)."""
+    from bigseg import measure
+    from bigseg.pipeline import _watch_evolution, _write_metrics
+
+    ledger = {}
+    for i in range(2):
+        lab = synth.electrode((16, 24, 24), seed=i, radius=(2, 0.3))
+        run = tmp_path / f"s{i}"
+        run.mkdir()
+        _write_metrics(measure.summary(lab), run)
+        tab = measure.particles(lab, progress=False)
+        measure.write_table(tab.drop(columns=["equivalent_diameter"]) if i else tab, run / "particles.csv")
+        ledger[f"s{i}"] = {"state": "done", "signature": [1, 100.0 + i]}
+    _watch_evolution(tmp_path, ledger)
+    ev = measure.read_table(tmp_path / "evolution.csv")
+    assert (ev["particles_inside"] > 0).all()
+    assert np.isfinite(ev["median_equivalent_diameter"][0]) and np.isnan(ev["median_equivalent_diameter"][1])

@@ -34,9 +34,6 @@ __all__ = ["smooth_over_time", "staged", "windowed", "parse_temporal", "warn_if_
 
 #: the largest movement (voxels) between scans of one time window said nothing about
 ALIGNED_WITHIN = 1.0
-#: scans whose central crops :func:`warn_if_misaligned` reads in one compute (the client holds
-#: these and the one before, not every scan's: 3 MiB per 64³ crop, 1.5 GiB for 500 scans)
-CROPS_AT_ONCE = 8
 
 
 def parse_temporal(temporal: Any, *, series: bool) -> int:
@@ -61,7 +58,7 @@ def warn_if_misaligned(vol: Any, temporal: int, *, sample: int = 64) -> np.ndarr
     voxels, None for ``temporal`` 0 or a single scan."""
     import warnings
 
-    from ..filters._align import _central, _correlate
+    from ..filters._align import _central, _correlate, _groups
     from ..io._volume import as_volume
     from ..ops import to_numpy
     from ..runtime import compute
@@ -74,8 +71,10 @@ def warn_if_misaligned(vol: Any, temporal: int, *, sample: int = 64) -> np.ndarr
     region = _central(tuple(v.shape[1:]), sample)
     n = v.shape[0]
     steps, before = [np.zeros(3)], None
-    for start in range(0, n, CROPS_AT_ONCE):  # a few scans at a time: each pair needs only the one before
-        got = compute(*[v.data[(t, *region)] for t in range(start, min(n, start + CROPS_AT_ONCE))], progress=False)
+    # a few scans at a time (filters._align.SCANS_AT_ONCE), not every scan's crop at once (3 MiB per
+    # 64³ crop: 1.5 GiB for 500 scans): each pair needs only the one before
+    for group in _groups(range(n)):
+        got = compute(*[v.data[(t, *region)] for t in group], progress=False)
         for crop in got:
             now = np.asarray(to_numpy(crop), np.float64)
             if before is not None:

@@ -183,6 +183,9 @@ class Model(nn.Module):
 
     @property
     def checkpoint(self) -> str | None:
+        """The file this model was loaded from, while that file is the one loaded (not written over
+        since) and the model still holds its weights; else ``None`` (then workers get the weights
+        themselves)."""
         if self._source is None:
             return None
         path, key, file = self._source

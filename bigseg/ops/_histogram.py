@@ -1,6 +1,6 @@
 """Distributed histograms and exact global percentiles of a dask array.
 
-Integer volumes spanning fewer than ``B = 65536`` values: one pass for (min, max), one
+Integer volumes spanning at most ``B = 65536`` values (any uint8 or uint16 one): one pass for (min, max), one
 ``bincount`` pass; the percentiles equal ``numpy.percentile(..., method="linear")`` on the whole
 array. Wider integer ranges take the float path below (a bincount of each block over 2**24
 values made 128 MiB of counts per block: 5 GiB resident for 16 blocks of 32³), whose order

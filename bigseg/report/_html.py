@@ -406,7 +406,9 @@ def run_summary(run: str | os.PathLike) -> dict[str, Any]:
         src = info["source"] if isinstance(info["source"], list) else [info["source"]]
         out["rerun"] = " ".join(["bigseg run", *map(shlex.quote, map(str, src)), "--out NEW_FOLDER --config",
                                  shlex.quote(str(run / "run.json")),
-                                 *(["--truth", shlex.quote(str(info["truth"]))] if info.get("truth") else [])])
+                                 # (a truth file is recorded by its absolute path; an array's is "an array", no --truth)
+                                 *(["--truth", shlex.quote(str(info["truth"]))]
+                                   if os.path.isabs(str(info.get("truth") or "")) else [])])
     if _temporal(info):
         out["temporal"] = _temporal(info)
     if (run / "particles.csv").exists():  # a series: the last step's, as the fractions (every step's rows beside)

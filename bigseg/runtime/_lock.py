@@ -172,8 +172,9 @@ def _refuse_unwritable(exc: OSError, target: Any, argument: str, hint: str) -> N
 @contextmanager
 def held(target: str | os.PathLike, *, argument: str, inside: bool = False, hint: str = "",
          resumes: bool = False) -> Iterator[Path]:
-    """Hold ``target`` for this process until the block ends; raise :class:`OutputInUseError`
-    naming ``argument`` and the holder when another process holds it (no waiting; ``resumes``:
+    """Hold ``target`` for this thread until the block ends (held again by the same thread: nested);
+    raise :class:`OutputInUseError` naming ``argument`` and the holder when another process, or
+    another thread of this one, holds it (no waiting; ``resumes``:
     the refusal says that running again takes up what that one finished), and
     :class:`OutputNotWritableError` (with ``hint``) where this process may not write there
     (permissions, a read-only mount such as a beamline's raw-data store)."""

@@ -182,14 +182,15 @@ def test_a_window_over_misaligned_scans_is_warned_about(tmp_path, capsys):
 def test_the_drift_check_reads_a_few_scans_at_a_time(monkeypatch):
     """The drift check held every scan's central crop on the client at once (3 MiB per 64³ crop:
     385 MiB for 128 scans, 1.5 GiB for 500) where each pair needs only the scan before: read
-    CROPS_AT_ONCE scans per compute now, the drift the same across the reads' borders."""
+    SCANS_AT_ONCE scans per compute now, the drift the same across the reads' borders."""
     import bigseg.runtime
+    from bigseg.filters._align import SCANS_AT_ONCE
     from bigseg.infer import _temporal
 
     _, image = _noisy_series(steps=1, n=24)
-    n = 2 * _temporal.CROPS_AT_ONCE + 3
+    n = 2 * SCANS_AT_ONCE + 3
     series = np.stack([image[0]] * n)
-    series[_temporal.CROPS_AT_ONCE:] = np.roll(image[0], 3, axis=1)  # moved between two reads
+    series[SCANS_AT_ONCE:] = np.roll(image[0], 3, axis=1)  # moved between two reads
     sizes = []
     real = bigseg.runtime.compute
 
@@ -198,13 +199,13 @@ def test_the_drift_check_reads_a_few_scans_at_a_time(monkeypatch):
         return real(*objs, **kwargs)
 
     monkeypatch.setattr(bigseg.runtime, "compute", compute)
-    with pytest.warns(UserWarning, match=rf"scans {_temporal.CROPS_AT_ONCE - 2} and {_temporal.CROPS_AT_ONCE} .*"
+    with pytest.warns(UserWarning, match=rf"scans {SCANS_AT_ONCE - 2} and {SCANS_AT_ONCE} .*"
                                          r"moved 3 voxels"):  # (the first pair of a window across the move)
         drift = _temporal.warn_if_misaligned(series, 1)
-    assert max(sizes) <= _temporal.CROPS_AT_ONCE and sum(sizes) == n
+    assert max(sizes) <= SCANS_AT_ONCE and sum(sizes) == n
     assert drift.shape == (n, 3)
-    np.testing.assert_array_equal(drift[:_temporal.CROPS_AT_ONCE], 0)
-    np.testing.assert_array_equal(np.abs(drift[_temporal.CROPS_AT_ONCE:]), [[0, 3, 0]] * (n - _temporal.CROPS_AT_ONCE))
+    np.testing.assert_array_equal(drift[:SCANS_AT_ONCE], 0)
+    np.testing.assert_array_equal(np.abs(drift[SCANS_AT_ONCE:]), [[0, 3, 0]] * (n - SCANS_AT_ONCE))
 
 
 def test_cli_segment_temporal(tmp_path, capsys):
