@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from ._parse import parse_choice, parse_chunks, parse_in_range, parse_path, parse_positive_float, parse_region, parse_shells_spec
+from ._parse import parse_choice, parse_chunks, parse_flag, parse_in_range, parse_path, parse_positive_float, parse_region, parse_shells_spec
 from ._version import environment, version
 from .config import CLASSICAL_MODELS, RunConfig
 from .errors import BigsegError, ConfigError, InputError, OutputInUseError, SourceNotFoundError
@@ -296,6 +296,9 @@ class Pipeline:
         else threads in this process). ``progress``: progress bars on stderr (every stage's).
         """
         parse_path("dest", dest)
+        resume = parse_flag("resume", resume)  # ("no" was truthy: the earlier stages kept)
+        if isinstance(source, (list, tuple)) and not source:  # (an IndexError from inside)
+            raise InputError(f"Expected `source` to be a volume, a path or a list of scans. Got {source!r} instead.")
         self._check_model()  # before any work
         shape = _source_shape(source)
         if shape is not None and len(shape) not in (3, 4):

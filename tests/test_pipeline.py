@@ -837,3 +837,17 @@ def test_a_runs_ingest_leaves_another_threads_labels_replaced_warning_alone(tmp_
             thread.join(30)
     assert [type(w.message) for w in got] == [LabelsReplacedWarning]
     assert len(failed) == 1
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(resume="no"), r"`resume` to be True or False. Got 'no'"),
+    (dict(resume=None), r"`resume` to be True or False. Got None"),
+    (dict(source=[]), r"`source` to be a volume, a path or a list of scans. Got \[\]"),
+], ids=["resume-text", "resume-none", "source-empty-list"])
+def test_run_argument_sweep_refuses_by_name(tmp_path, kw, match):
+    """From the argument sweep: `run(resume="no")` resumed (truthy text) and `run([])` was an
+    IndexError from inside; now an InputError naming the argument, and no output folder made."""
+    args = {"source": np.zeros((4, 8, 8), np.float32), "resume": True, **kw}
+    with pytest.raises(InputError, match=match):
+        Pipeline(predict={"model": "threshold"}).run(args["source"], tmp_path / "run", resume=args["resume"], progress=False)
+    assert not (tmp_path / "run").exists()

@@ -7,6 +7,7 @@ coordinates, voxel size and unit. Blocks may be NumPy or CuPy arrays (dask-cuda 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -171,6 +172,18 @@ def _apply(v: xr.DataArray, kernel: Callable[..., Any], depth: tuple[int, ...], 
 # --------------------------------------------------------------------------------------- filters
 #: The widest median window taken (voxels): scipy's rank filter runs out of memory far beyond it
 _MAX_MEDIAN_WINDOW = 100_000
+#: The longest Gaussian kernel radius taken (voxels, ``truncate * sigma``): far beyond any volume's
+#: edge; scipy allocates the kernel (sigma=1e12 asked it for 58 TiB, a raw MemoryError at compute)
+_MAX_GAUSSIAN_RADIUS = 100_000
+
+
+def _gaussian_depth(name: str, sigma: tuple[float, ...], truncate: float) -> tuple[int, ...]:
+    """The kernel radius per axis (the halo), refused beyond :data:`_MAX_GAUSSIAN_RADIUS`."""
+    depth = K.gaussian_radius(sigma, truncate)
+    if max(depth) > _MAX_GAUSSIAN_RADIUS:
+        raise InputError(f"Expected `{name}` * `truncate` (the kernel radius) of at most {_MAX_GAUSSIAN_RADIUS:,} "
+                         f"voxels. Got {name}={sigma}, truncate={truncate} instead.")
+    return depth
 
 
 def median(vol: Any, *, size: int | tuple[int, int, int] = 3, nan_policy: str = "raise") -> xr.DataArray:
@@ -195,9 +208,10 @@ def median(vol: Any, *, size: int | tuple[int, int, int] = 3, nan_policy: str = 
     """
     v = _volume(vol)
     size = parse_tuple("size", size, 3, parse_positive_int)
-    if int(np.prod(size)) > _MAX_MEDIAN_WINDOW:  # scipy's rank filter holds a window per voxel: MemoryError
+    if math.prod(size) > _MAX_MEDIAN_WINDOW:  # scipy's rank filter holds a window per voxel: MemoryError
+        # (math.prod: NumPy's int64 product of size=10**12 wrapped round to 0 and passed this check)
         raise InputError(f"Expected `size` a window of at most {_MAX_MEDIAN_WINDOW:,} voxels (e.g. 45 per axis). Got "
-                         f"{size}: {int(np.prod(size)):,} voxels.")
+                         f"{size}: {math.prod(size):,} voxels.")
     nan_policy = parse_choice("nan_policy", nan_policy, NAN_POLICIES)
     depth = tuple(s // 2 for s in size)
     return _apply(v, K.median, depth, v.dtype, nan_policy, "median", size=size)
@@ -226,7 +240,7 @@ def gaussian(vol: Any, *, sigma: float | tuple[float, float, float] = 1.1, trunc
     sigma = _parse_sigma("sigma", sigma)
     truncate = parse_positive_float("truncate", truncate)
     nan_policy = parse_choice("nan_policy", nan_policy, NAN_POLICIES)
-    depth = K.gaussian_radius(sigma, truncate)
+    depth = _gaussian_depth("sigma", sigma, truncate)
     return _apply(v, K.gaussian, depth, K.float_dtype(v.dtype), nan_policy, "gaussian", sigma=sigma,
                   truncate=truncate)
 
@@ -253,7 +267,9 @@ def unsharp(vol: Any, *, radius: float | tuple[float, float, float] = 6.0, amoun
     """
     v = _volume(vol)
     radius = _parse_sigma("radius", radius)
-    try:
+    try:  # (not text, which float() reads, nor a bool)
+        if isinstance(amount, (str, bytes, bool, np.bool_)):
+            raise TypeError(amount)
         amount = float(amount)
     except (TypeError, ValueError):
         raise InputError(f"Expected `amount` to be a finite number. Got {amount!r} instead.") from None
@@ -267,7 +283,7 @@ def unsharp(vol: Any, *, radius: float | tuple[float, float, float] = 6.0, amoun
         radius = (0.0, radius[1], radius[2])
     truncate = parse_positive_float("truncate", truncate)
     nan_policy = parse_choice("nan_policy", nan_policy, NAN_POLICIES)
-    depth = K.gaussian_radius(radius, truncate)
+    depth = _gaussian_depth("radius", radius, truncate)
     return _apply(v, K.unsharp, depth, K.float_dtype(v.dtype), nan_policy, "unsharp", radius=radius,
                   amount=amount, truncate=truncate)
 

@@ -193,7 +193,10 @@ def load_model(model: Any, device: Any = None) -> Any:
         return model
     from .. import models as _models
 
-    net = _models.load(model)
+    try:
+        net = _models.load(model)
+    except ModelError as exc:  # (said as load's `name_or_path`; as train does for `init`)
+        raise ModelError(str(exc).replace("`name_or_path`", "`model`")) from None
     return net.to(check_device(device)) if device is not None else net
 
 

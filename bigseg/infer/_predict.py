@@ -578,7 +578,8 @@ def predict_series(fn: Any, vol: Any, model: Any, *, temporal: int = 0, probabil
 
 def check_options(*, overlap: Any = 0.5, blend: Any = "gaussian", sigma_scale: Any = 0.125, uncertainty: Any = None,
                   autocast: Any = "auto", batch_size: Any = None, device: Any = None, tta: Any = False,
-                  probabilities: Any = False, triplanar: Any = False, spill: Any = True, plane: Any = None) -> tuple:
+                  probabilities: Any = False, triplanar: Any = False, spill: Any = True, plane: Any = None,
+                  channels_last: Any = None) -> tuple:
     """:func:`predict`'s options checked by name (InputError), as (overlap, blend, sigma_scale,
     uncertainty, autocast, batch_size, device); a CUDA ``device`` where PyTorch sees no GPU (or
     not that one) is refused here too, so that callers can check before any work."""
@@ -591,6 +592,8 @@ def check_options(*, overlap: Any = 0.5, blend: Any = "gaussian", sigma_scale: A
         batch_size = parse_positive_int("batch_size", batch_size)
     for name, flag in (("tta", tta), ("probabilities", probabilities), ("triplanar", triplanar), ("spill", spill)):
         parse_flag(name, flag)
+    if channels_last is not None:  # (None: by device; "no" was truthy)
+        parse_flag("channels_last", channels_last)
     if plane is not None:
         parse_plane(plane)
         if triplanar:
@@ -795,7 +798,7 @@ def predict(
     overlap, blend, sigma_scale, uncertainty, autocast, batch_size, device = check_options(
         overlap=overlap, blend=blend, sigma_scale=sigma_scale, uncertainty=uncertainty, autocast=autocast,
         batch_size=batch_size, device=device, tta=tta, probabilities=probabilities, triplanar=triplanar, spill=spill,
-        plane=plane)
+        plane=plane, channels_last=channels_last)
     cpu_streams()  # a bad BIGSEG_CPU_STREAMS fails here, before any work
     raw = vol
     vol = as_volume(vol, name="vol", allow_series=True)  # a series never gets here: its frames do

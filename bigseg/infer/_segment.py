@@ -39,7 +39,11 @@ def segment(vol: Any, model: Any = "default", *, normalize: bool = True, fov: An
     from ._model import load_model
     from ._predict import check_predict_kwargs, predict, predict_series
     from ._temporal import parse_temporal
+    from .._parse import parse_flag, parse_in_range
 
+    normalize = parse_flag("normalize", normalize)  # ("no" was truthy)
+    # checked without a field of view too (fov_margin=-1 or "1" was silently ignored), as fov_mask's `margin`
+    parse_in_range("fov_margin", fov_margin, 0.0, float("inf"), closed="left")
     temporal = parse_temporal(predict_kwargs.pop("temporal", 0), series=is_series(vol))
     check_predict_kwargs(predict_kwargs)  # before the normalisation's passes over the data
     net = load_model(model, predict_kwargs.get("device"))

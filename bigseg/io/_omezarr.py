@@ -30,7 +30,8 @@ import numpy as np
 import xarray as xr
 import zarr
 
-from .._parse import parse_chunks, parse_flag, parse_path, parse_phases, parse_positive_int, parse_voxel_size
+from .._parse import (parse_chunks, parse_flag, parse_nonnegative_int, parse_path, parse_phases, parse_positive_int,
+                      parse_voxel_size)
 from ..errors import (BigsegError, InputError, LabelsReplacedWarning, OutputExistsError, OutputNotWritableError,
                       SourceNotFoundError, VolumeFormatError, warn_caller)
 from ..ops._dispatch import on_host
@@ -578,6 +579,7 @@ def save_labels(
     (default on; False: none).
     """
     check_label_name(name)  # before anything: "" or "../x" would name the labels group or a place outside it
+    instances = parse_flag("instances", instances)  # ("no" was truthy: the phases check skipped)
     image_path = image_of(parse_path("image_path", image_path).absolute())  # (workers elsewhere; a bioformats2raw store: its image)
     check_label_name(name, label_names(image_path / "labels"))
     image = open_volume(image_path)
@@ -818,6 +820,7 @@ def open_volume(path: str | os.PathLike, *, level: int = 0, label: str | None = 
     Never loads voxel data; the returned DataArray is backed by ``dask.array.from_zarr``.
     """
     p = parse_path("path", path).absolute()  # read by workers that may run in another working directory
+    level = parse_nonnegative_int("level", level)  # (level=None or "3" was Python's TypeError from a comparison)
     if not p.exists():
         raise SourceNotFoundError(f"Expected `path` to be an existing OME-Zarr volume. Got {str(p)!r}, which does not exist.")
     p = image_of(p)  # a bioformats2raw store: its image
@@ -1036,7 +1039,8 @@ def volume_info(path: str | os.PathLike, *, stats: bool = True, progress: bool =
     A store bigseg wrote is refused when a chunk file of one of its arrays is missing (counted from a
     listing of the store, no chunk read), as a read of that chunk would be.
     """
-    p = image_of(Path(path))  # (a bioformats2raw store: its image)
+    stats = parse_flag("stats", stats)
+    p = image_of(parse_path("path", path))  # (a bioformats2raw store: its image; path=5 was Python's TypeError)
     vol = open_volume(p)
     _check_chunk_files(p)
     group = zarr.open(str(p), mode="r")

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .._parse import parse_choice, parse_flag, parse_in_range, parse_positive_float, parse_positive_int
+from .._parse import parse_choice, parse_flag, parse_in_range, parse_path, parse_positive_float, parse_positive_int
 from ..errors import InputError, OutputExistsError
 from ..io._volume import as_volume, frame_arrays, is_zarr_store, origin_of, time_unit, warn_other_grid, zarr_source
 from ..kernels.particles import (PARTIAL_KEYS, block_components, join_components, label_points, mutual_matches,
@@ -459,7 +459,7 @@ def _lookup(ids: np.ndarray, lut: np.ndarray, out_dtype: np.dtype = np.dtype(np.
 def _labels_target(labels_to: Any, lab: Labels, overwrite: bool) -> Path:
     """``labels_to`` checked before any work: ``IMAGE/labels/NAME`` of an existing image of the
     labels' shape, new unless ``overwrite``."""
-    p = Path(labels_to)
+    p = parse_path("labels_to", labels_to)  # (labels_to=5 was Python's TypeError from pathlib)
     image = p.parent.parent
     if p.parent.name != "labels" or not is_zarr_store(image):
         raise InputError(f"Expected `labels_to` to name a label image IMAGE/labels/NAME of an existing OME-Zarr "

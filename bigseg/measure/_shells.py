@@ -27,7 +27,10 @@ def _shell_block(block: np.ndarray, geom: BlockGeometry, *, around, k, max_dista
 
 
 def _phase_set(lab: Labels, name: str, value: Any) -> tuple[int, ...]:
-    items = [value] if isinstance(value, (str, int, np.integer)) else list(value) if value is not None else []
+    try:  # (around=2.5 was Python's TypeError, "'float' object is not iterable")
+        items = [value] if isinstance(value, (str, int, np.integer)) else list(value) if value is not None else []
+    except TypeError:
+        items = []
     if not items:
         raise InputError(f"Expected `{name}` to name one or more of the phases {lab.phases}. Got {value!r} instead.")
     try:

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from .._parse import parse_positive_int
 from ..kernels.crofton import DIRECTIONS, crossing_areas
 from ..runtime._progress import compute
 from ._inputs import as_labels
@@ -52,6 +53,7 @@ def summary(labels: Any, *, truth: Any = None, method: Method = "faces", phases:
         lab = dataclasses.replace(lab, phases=pl.phases)
     method = parse_method(method, lab)
     ax = None if profile is None else parse_axis("profile", profile)
+    parse_positive_int("profile_step", profile_step)  # without a profile too: -1 or "3" was silently ignored
     profile_step = parse_step(lab, ax, profile_step, name="profile_step") if ax is not None else 1
     area_profile = "faces" if method == "faces" else "crofton"  # marching cubes have no slice-by-slice form
     # with a Crofton profile its per-slice areas add up to the totals: the crossings are counted once

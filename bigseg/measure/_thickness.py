@@ -75,7 +75,10 @@ def thickness(labels: Any, *, phase: Any = "pore", max_diameter: int = 40, phase
     """
     lab = as_labels(labels, phases=phases)
     max_diameter = parse_positive_int("max_diameter", max_diameter)
-    wanted = [phase] if isinstance(phase, (str, int, np.integer)) else list(phase)
+    try:  # (phase=None or 2.5 was Python's TypeError, "... object is not iterable")
+        wanted = [phase] if isinstance(phase, (str, int, np.integer)) else list(phase)
+    except TypeError:
+        wanted = []
     if not wanted:
         raise InputError(f"Expected `phase` to name at least one phase of {lab.phases}. Got {phase!r} instead.")
     idx = [_phase_index(lab, p) for p in wanted]

@@ -16,6 +16,7 @@ import json
 import os
 import re
 from importlib import resources
+from collections.abc import Mapping
 from typing import Any, Callable
 
 import numpy as np
@@ -144,6 +145,9 @@ class Model(nn.Module):
         patch = parsed
         self.patch = patch
         self.ndim = ndim
+        if normalization is not None and not isinstance(normalization, Mapping):  # ("abc": dict()'s ValueError)
+            raise InputError(f"Expected `normalization` to be a mapping such as {DEFAULT_NORMALIZATION}. "
+                             f"Got {normalization!r} instead.")
         self.normalization = dict(normalization) if normalization is not None else dict(DEFAULT_NORMALIZATION)
         self.provenance = dict(provenance or {})
         self._source: tuple[str, str, Any] | None = None  # (path, content key at load, the file then: _file_id)
@@ -236,8 +240,8 @@ def save(model: Model, path: str | os.PathLike, *, overwrite: bool = False, half
     if not isinstance(model, Model):
         raise ModelError(f"Expected `model` to be a bigseg Model. Got {type(model).__name__} instead.")
     overwrite, half = parse_flag("overwrite", overwrite), parse_flag("half", half)
-    if not isinstance(path, (str, os.PathLike)):
-        raise InputError(f"Expected `path` to be a file path (e.g. model.pt). Got {type(path).__name__} instead.")
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):  # ("": pathlib's ValueError)
+        raise InputError(f"Expected `path` to be a file path (e.g. model.pt). Got {path!r} instead.")
     path = os.fspath(path)
     if os.path.isdir(path):
         raise InputError(f"Expected `path` to be a file path (e.g. model.pt). Got {path!r}, a folder.")

@@ -172,3 +172,21 @@ def test_normalize_of_uint64_beyond_2_63_is_no_overflow_traceback():
     a = (np.uint64(2**63 + 5) + np.arange(24, dtype=np.uint64) * np.uint64(2**12)).reshape(2, 3, 4)
     out = bf.normalize(da.from_array(a, chunks=(1, 2, 3)))
     assert out.attrs["normalize"] == pytest.approx(tuple(np.percentile(a.astype(np.float64), [0.5, 99.5])), rel=1e-15)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda v: bf.median(v, size=10**12), r"Expected `size` a window of at most 100,000 voxels.*\(1000000000000, "),
+    (lambda v: bf.gaussian(v, sigma=1e12), r"Expected `sigma` \* `truncate`.*Got sigma=\(1000000000000.0, "),
+    (lambda v: bf.gaussian(v, truncate=1e12), r"Expected `sigma` \* `truncate`.*truncate=1000000000000.0 instead"),
+    (lambda v: bf.unsharp(v, radius=1e12), r"Expected `radius` \* `truncate`.*Got radius=\(1000000000000.0, "),
+    (lambda v: bf.unsharp(v, amount="1.0"), r"Expected `amount` to be a finite number. Got '1.0' instead"),
+    (lambda v: bf.unsharp(v, amount=True), r"Expected `amount` to be a finite number. Got True instead"),
+], ids=["median-size-huge", "gaussian-sigma-huge", "gaussian-truncate-huge", "unsharp-radius-huge",
+        "unsharp-amount-text", "unsharp-amount-bool"])
+def test_argument_sweep_refuses_at_the_call(call, match):
+    """From the argument sweep: `median(size=10**12)` passed the window check (NumPy's int64
+    product wrapped round) and a huge sigma/radius/truncate asked scipy for TiBs of kernel, each
+    a raw ValueError/MemoryError at compute; `unsharp(amount="1.0")` or `True` ran. Now each is an
+    InputError at the call, naming the argument and its value."""
+    with pytest.raises(InputError, match=match):
+        call(np.zeros((4, 5, 6), np.float32))

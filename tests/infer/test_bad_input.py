@@ -10,7 +10,7 @@ from ._infer_nets import conv2d_net, conv3d_net
 
 from bigseg.errors import InputError, MemoryBudgetError, ModelError
 from bigseg.runtime._budget import format_bytes
-from bigseg.infer import estimate_footprint, predict
+from bigseg.infer import estimate_footprint, predict, segment
 
 
 @pytest.fixture
@@ -253,3 +253,25 @@ def test_segment_refuses_a_boolean_mask_as_predict_does(fov, monkeypatch):
         segment(mask, net, fov=fov)
     with pytest.raises(InputError, match=r"Got dtype bool"):
         predict(mask, net)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda v: predict(v, conv3d_net(), patch=(4, 8, 8), channels_last="no"), r"`channels_last` to be True or False. Got 'no'"),
+    (lambda v: segment(v, normalize="no"), r"`normalize` to be True or False. Got 'no'"),
+    (lambda v: segment(v, fov_margin=-1.0), r"`fov_margin` in \[0, inf\). Got -1.0"),
+    (lambda v: segment(v, fov_margin="1"), r"`fov_margin` to be a number .*Got '1'"),
+], ids=["predict-channels_last-text", "segment-normalize-text", "segment-fov_margin-negative", "segment-fov_margin-text"])
+def test_argument_sweep_refuses_by_name(call, match):
+    """From the argument sweep: `channels_last="no"` / `normalize="no"` ran as True (truthy text) and
+    `segment(fov_margin=-1)` without a field of view was silently ignored; each now an InputError
+    naming the argument and its value, at the call."""
+    with pytest.raises(InputError, match=match):
+        call(np.zeros((4, 8, 8), np.float32))
+
+
+@pytest.mark.parametrize("fn", [predict, segment])
+def test_a_missing_model_checkpoint_is_named_as_model(fn, tmp_path):
+    """From the argument sweep: `predict(vol, "typo")` was refused naming `name_or_path` (models.load's
+    argument), not the `model` the caller gave."""
+    with pytest.raises(ModelError, match=r"Expected `model` to be 'default' or an existing checkpoint file. Got '.*nope"):
+        fn(np.zeros((4, 8, 8), np.float32), str(tmp_path / "nope.pt"))

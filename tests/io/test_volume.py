@@ -9,6 +9,7 @@ import xarray as xr
 
 import bigseg.filters as bf
 from bigseg.errors import InputError
+from bigseg import io, open_volume, save_labels, save_volume
 from bigseg.io import as_volume
 
 
@@ -72,3 +73,21 @@ def test_one_slice_is_refused_with_the_way_to_keep_it_a_volume():
     with pytest.raises(InputError) as err:
         bigseg.filters.align(np.zeros((4, 5)))  # 4D wanted: a slice is no series either
     assert "slice" not in str(err.value)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda img: open_volume(img, level=None), r"`level` to be a non-negative integer. Got None"),
+    (lambda img: open_volume(img, level="3"), r"`level` to be a non-negative integer. Got '3'"),
+    (lambda img: io.volume_info(5), r"`path` to be a path .*Got 5 instead"),
+    (lambda img: io.volume_info(img, stats="no"), r"`stats` to be True or False. Got 'no'"),
+    (lambda img: save_labels(np.zeros((3, 4, 5), np.uint8), img, instances="no", progress=False),
+     r"`instances` to be True or False. Got 'no'"),
+], ids=["open-level-none", "open-level-text", "info-path-int", "info-stats-text", "save_labels-instances-text"])
+def test_argument_sweep_refuses_by_name(tmp_path, call, match):
+    """From the argument sweep: `open_volume(level=None)` and `volume_info(5)` were Python's
+    TypeError from inside; `volume_info(stats="no")` and `save_labels(instances="no")` ran as if
+    True. Each now an InputError naming the argument and its value; nothing is written."""
+    img = save_volume(np.zeros((3, 4, 5), np.float32), tmp_path / "img.ome.zarr", progress=False)
+    with pytest.raises(InputError, match=match):
+        call(img)
+    assert not (tmp_path / "img.ome.zarr" / "labels").exists()

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from bigseg.errors import InputError
-from bigseg.measure import (agreement, confusion, interfaces, probability_uncertainty, scores, spread,
-                            surface_area, volume_fractions)
+from bigseg.measure import (agreement, confusion, interfaces, particles, probability_uncertainty, scores, shells, spread,
+                            summary, surface_area, thickness, volume_fractions)
 
 
 def test_float_labels_refused():
@@ -211,3 +211,27 @@ def test_classes_counted_from_one_are_told_how_to_map_them():
     with pytest.raises(InputError, match=r"bigseg\.io\.sparse_labels\(pred, 0\)"):
         scores(ann.clip(max=2), ann)
     np.testing.assert_allclose(volume_fractions(sparse_labels(ann, 0)).values, [2 / 8, 3 / 8, 3 / 8])
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda lab: summary(lab, profile_step=-1), r"`profile_step` to be a positive integer. Got -1 "),
+    (lambda lab: summary(lab, profile_step="3"), r"`profile_step` to be a positive integer. Got '3' "),
+    (lambda lab: particles(lab, labels_to=5), r"`labels_to` to be a path .*Got 5 instead"),
+    (lambda lab: shells(lab, around=2.5, of="cbd", max_distance=3),
+     r"`around` to name one or more of the phases .*Got 2.5 instead"),
+    (lambda lab: shells(lab, around="active", of=2.5, max_distance=3),
+     r"`of` to name one or more of the phases .*Got 2.5 instead"),
+    (lambda lab: thickness(lab, phase=None), r"`phase` to name at least one phase .*Got None "),
+    (lambda lab: thickness(lab, phase=2.5), r"`phase` to name at least one phase .*Got 2.5 "),
+], ids=["summary-step-negative", "summary-step-text", "particles-labels_to-int", "shells-around-float",
+        "shells-of-float", "thickness-phase-none", "thickness-phase-float"])
+def test_argument_sweep_refuses_by_name(call, match):
+    """From the argument sweep: `summary(profile_step=-1)` without a profile was silently ignored;
+    `particles(labels_to=5)`, `shells(around=2.5)` and `thickness(phase=None)` were Python's
+    TypeError from inside ("... object is not iterable"). Each now an InputError naming the
+    argument and its value, at the call."""
+    from bigseg.synth import electrode
+
+    lab = electrode((8, 10, 10), chunks=8, radius=(3.0, 1.0))
+    with pytest.raises(InputError, match=match):
+        call(lab)

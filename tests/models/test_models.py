@@ -257,3 +257,15 @@ def test_a_checkpoint_written_over_after_loading_is_not_run_for_the_loaded_model
     got = bigseg.predict(vol, loaded, probabilities=True).probabilities.values
     want = bigseg.predict(vol, first, probabilities=True).probabilities.values
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: models.create("lrcsnet", normalization="abc"), r"`normalization` to be a mapping .*Got 'abc'"),
+    (lambda: models.create("lrcsnet", normalization=5), r"`normalization` to be a mapping .*Got 5"),
+    (lambda: models.save(models.create("lrcsnet"), ""), r"`path` to be a file path .*Got ''"),
+], ids=["create-normalization-text", "create-normalization-int", "save-path-empty"])
+def test_argument_sweep_refuses_by_name(call, match):
+    """From the argument sweep: `create(normalization="abc")` was dict()'s ValueError and
+    `save(model, "")` pathlib's; now an InputError naming the argument and its value."""
+    with pytest.raises(InputError, match=match):
+        call()
