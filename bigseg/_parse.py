@@ -108,6 +108,17 @@ def _float(value: Any) -> float:
     return float(value)
 
 
+def parse_finite_float(name: str, value: Any) -> float:
+    """Return ``value`` as a finite ``float`` (not text, nor a bool)."""
+    try:
+        f = _float(value)
+    except (TypeError, ValueError):
+        raise _fail(name, "to be a finite number", value) from None
+    if isinstance(value, bool) or type(value).__name__ == "bool_" or not math.isfinite(f):
+        raise _fail(name, "to be a finite number", value)
+    return f
+
+
 def parse_positive_float(name: str, value: Any) -> float:
     """Return ``value`` as a finite ``float`` > 0."""
     try:

@@ -635,7 +635,7 @@ class Pipeline:
     def _run(self, source: Any, dest: str | os.PathLike, *, resume: bool, truth: xr.DataArray | None) -> Result:
         from . import filters, measure
         from .io import open_volume, save_labels
-        from .io._omezarr import labels_replaced_quietly, remove_label
+        from .io._omezarr import add_bigseg_attrs, labels_replaced_quietly, remove_label
         from .report import (metrics_figure, orthoslices, particle_figure, profile_figure, rve_figure, series_figure,
                              shells_figure, thickness_figure, timeslices, write_report)
         from .report._units import at_last_step, time_at
@@ -699,9 +699,11 @@ class Pipeline:
                     save_labels(ds["labels"], image, name="segmentation", levels=self.config.levels, overwrite=True,
                                 resume_key=keys["segment"])
         _write_stage(out, "segment", keys["segment"])  # a kept run of before stages.json: taken as made from these
-        _stamp(seg_path, {"run": os.path.abspath(out), "model": str(self.config.predict["model"]),
-                          **({"model_key": self._model_key} if getattr(self, "_model_key", None) else {}),
-                          "bigseg": version()})  # the labels, copied out of the run, still say what made them
+        # the labels, copied out of the run, still say what made them (attrs["bigseg"]["made_by"])
+        add_bigseg_attrs(seg_path, made_by={"run": os.path.abspath(out), "model": str(self.config.predict["model"]),
+                                            **({"model_key": self._model_key} if getattr(self, "_model_key", None)
+                                               else {}),
+                                            "bigseg": version()})
         labels = open_volume(seg_path)
         timings["segment"] = time.perf_counter() - t
 
@@ -1121,16 +1123,6 @@ def _write_watch_evolution(out: Path, ledger: dict[str, dict[str, Any]], clock: 
     with replacing(out / "evolution.csv") as tmp:
         measure.write_table(ev, tmp)
     return True
-
-
-def _stamp(store: Path, made_by: dict[str, Any]) -> None:
-    """``attrs["bigseg"]["made_by"]`` of an OME-Zarr group: which run (folder), model and bigseg wrote it."""
-    import zarr
-
-    group = zarr.open_group(str(store), mode="r+")
-    meta = dict(group.attrs.get("bigseg", {}))
-    if meta.get("made_by") != made_by:  # (a resumed run leaves the store as it is)
-        group.attrs["bigseg"] = {**meta, "made_by": made_by}
 
 
 def _in_force(func: Any, given: dict[str, Any]) -> dict[str, Any]:

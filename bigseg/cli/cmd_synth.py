@@ -64,11 +64,9 @@ def _numbers(name: str, text: str) -> list[float]:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    import zarr
-
     from .._version import version
     from ..io import UNLABELLED, fill_outside, fov_mask, open_volume, save_labels, save_volume
-    from ..io._omezarr import writing
+    from ..io._omezarr import add_bigseg_attrs, writing
     from ..runtime._lock import held
     from ..synth import electrode, perturb, series, xct
 
@@ -115,8 +113,7 @@ def run(args: argparse.Namespace) -> int:
             save_labels(labels, tmp, name="truth", chunks=out_chunks, progress=progress)
             if perturbed is not None:
                 save_labels(perturbed, tmp, name="perturbed", chunks=out_chunks, progress=progress)
-            group = zarr.open_group(str(tmp), mode="a")
-            group.attrs["bigseg"] = {**dict(group.attrs.get("bigseg", {})), "synth": made}
+            add_bigseg_attrs(tmp, synth=made)
     if args.png:
         from ..report import orthoslices, timeslices
 

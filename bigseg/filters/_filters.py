@@ -15,7 +15,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from .._parse import parse_choice, parse_in_range, parse_positive_float, parse_positive_int, parse_tuple
+from .._parse import parse_choice, parse_finite_float, parse_in_range, parse_positive_float, parse_positive_int, parse_tuple
 from ..errors import InputError
 from ..io._volume import as_volume, like_volume
 from ..kernels import filters as K
@@ -267,14 +267,7 @@ def unsharp(vol: Any, *, radius: float | tuple[float, float, float] = 6.0, amoun
     """
     v = _volume(vol)
     radius = _parse_sigma("radius", radius)
-    try:  # (not text, which float() reads, nor a bool)
-        if isinstance(amount, (str, bytes, bool, np.bool_)):
-            raise TypeError(amount)
-        amount = float(amount)
-    except (TypeError, ValueError):
-        raise InputError(f"Expected `amount` to be a finite number. Got {amount!r} instead.") from None
-    if not np.isfinite(amount):
-        raise InputError(f"Expected `amount` to be a finite number. Got {amount!r} instead.")
+    amount = parse_finite_float("amount", amount)
     axes = parse_choice("axes", axes, ("3d", "2d"))
     if axes == "2d":
         if radius[1] == 0 and radius[2] == 0:  # (the radius as given, not as 2d reads it: (0, 0, 0))

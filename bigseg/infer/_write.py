@@ -24,11 +24,10 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
-import zarr
 
 from ..errors import InputError, OutputExistsError
 from ..io import open_volume, save_labels
-from ..io._omezarr import check_label_name, image_of, label_names, labels_group, write_volume
+from ..io._omezarr import add_bigseg_attrs, check_label_name, image_of, label_names, labels_group, write_volume
 from ._scratch import keyed_scratch, stored_once
 
 __all__ = ["write_prediction"]
@@ -127,13 +126,10 @@ def write_prediction(
         out["labels"] = save_labels(lab, image_path, name=name, phases=phases, levels=levels, overwrite=overwrite, progress=False)
         extra: dict[str, Any] = {}
         if "probabilities" in out:
-            g = zarr.open_group(out["probabilities"], mode="a")
-            g.attrs["bigseg"] = {**dict(g.attrs.get("bigseg", {})), "probabilities_of": name}
+            add_bigseg_attrs(out["probabilities"], probabilities_of=name)
             extra["probabilities"] = dests["probabilities"].name
         if "uncertainty" in out:
-            g = zarr.open_group(out["uncertainty"], mode="a")
-            g.attrs["bigseg"] = {**dict(g.attrs.get("bigseg", {})), "uncertainty_of": name,
-                                 "method": ds["uncertainty"].attrs.get("method")}
+            add_bigseg_attrs(out["uncertainty"], uncertainty_of=name, method=ds["uncertainty"].attrs.get("method"))
             extra["uncertainty"] = dests["uncertainty"].name
         _record(ldir, name, ds, extra)
         return out

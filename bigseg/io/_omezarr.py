@@ -655,6 +655,16 @@ def _drop_companions(ldir: Path, name: str) -> None:
         group.attrs["bigseg"] = meta
 
 
+def add_bigseg_attrs(path: Any, **items: Any) -> None:
+    """``items`` into the ``bigseg`` attributes of the zarr group at ``path`` (a run's stamp, a
+    generated store's seed and physics, whose labels a probability image holds), the others
+    kept; written only where something changes (a resumed run leaves the store as it is)."""
+    group = zarr.open_group(str(path), mode="r+")
+    meta = dict(group.attrs.get("bigseg", {}))
+    if any(meta.get(k) != v for k, v in items.items()):
+        group.attrs["bigseg"] = {**meta, **items}
+
+
 def _ome_meta(group: zarr.Group) -> dict[str, Any]:
     attrs = dict(group.attrs)
     return attrs.get("ome", attrs)  # v0.5 nests under "ome"; v0.4 (zarr v2) does not

@@ -405,6 +405,16 @@ def _surface_areas(lab: Labels, method: str, progress: bool, phase_idx: list[int
     return out, stats
 
 
+def _phase_items(value: Any) -> list:
+    """One phase (a name or a label value) or several, as a list; ``[]`` for neither (None, 2.5)."""
+    if isinstance(value, (str, int, np.integer)):
+        return [value]
+    try:
+        return list(value)
+    except TypeError:  # (None, 2.5: "... object is not iterable")
+        return []
+
+
 def _phase_index(lab: Labels, phase: Any) -> int:
     if isinstance(phase, str) and lab.vol.dtype == np.bool_ and phase not in lab.phases:
         raise InputError(f"Expected `phase` to be one of {lab.phases} for a boolean mask of `{lab.name}` (its "

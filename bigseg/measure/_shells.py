@@ -15,7 +15,7 @@ from ..kernels.metrics import shell_counts
 from ..runtime._progress import compute
 from ._blockwise import MAX_BINS, BlockGeometry, block_partials
 from ._inputs import Labels, as_labels
-from ._metrics import _check, _codes, _common_attrs, _coords, _dims, _phase_index, _stack, _stats_graph
+from ._metrics import _check, _codes, _common_attrs, _coords, _dims, _phase_index, _phase_items, _stack, _stats_graph
 
 __all__ = ["shells"]
 
@@ -27,10 +27,7 @@ def _shell_block(block: np.ndarray, geom: BlockGeometry, *, around, k, max_dista
 
 
 def _phase_set(lab: Labels, name: str, value: Any) -> tuple[int, ...]:
-    try:  # (around=2.5 was Python's TypeError, "'float' object is not iterable")
-        items = [value] if isinstance(value, (str, int, np.integer)) else list(value) if value is not None else []
-    except TypeError:
-        items = []
+    items = _phase_items(value)
     if not items:
         raise InputError(f"Expected `{name}` to name one or more of the phases {lab.phases}. Got {value!r} instead.")
     try:

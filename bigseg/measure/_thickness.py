@@ -15,7 +15,7 @@ from ..kernels.thickness import EXTRA_LEVELS, level_diameters, thickness_levels
 from ..runtime._progress import compute
 from ._blockwise import BlockGeometry, block_partials
 from ._inputs import Labels, as_labels
-from ._metrics import _check, _codes, _common_attrs, _phase_index, _stats_graph, _time
+from ._metrics import _check, _codes, _common_attrs, _phase_index, _phase_items, _stats_graph, _time
 
 __all__ = ["thickness"]
 
@@ -75,10 +75,7 @@ def thickness(labels: Any, *, phase: Any = "pore", max_diameter: int = 40, phase
     """
     lab = as_labels(labels, phases=phases)
     max_diameter = parse_positive_int("max_diameter", max_diameter)
-    try:  # (phase=None or 2.5 was Python's TypeError, "... object is not iterable")
-        wanted = [phase] if isinstance(phase, (str, int, np.integer)) else list(phase)
-    except TypeError:
-        wanted = []
+    wanted = _phase_items(phase)
     if not wanted:
         raise InputError(f"Expected `phase` to name at least one phase of {lab.phases}. Got {phase!r} instead.")
     idx = [_phase_index(lab, p) for p in wanted]

@@ -25,6 +25,7 @@ from torch import nn
 
 from .._parse import parse_choice, parse_flag, parse_phases, whole_numbers
 from ..errors import InputError, ModelError
+from ..runtime._manifest import path_stamp
 from ._nets import LRCSNet, UNet3D
 
 __all__ = ["Model", "create", "save", "load", "available", "register", "DEFAULT_NORMALIZATION"]
@@ -150,7 +151,7 @@ class Model(nn.Module):
                              f"Got {normalization!r} instead.")
         self.normalization = dict(normalization) if normalization is not None else dict(DEFAULT_NORMALIZATION)
         self.provenance = dict(provenance or {})
-        self._source: tuple[str, str, Any] | None = None  # (path, content key at load, the file then: _file_id)
+        self._source: tuple[str, str, Any] | None = None  # (path, content key at load, the file then: path_stamp)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         return self.net(x)
@@ -195,7 +196,7 @@ class Model(nn.Module):
         path, key, file = self._source
         # the file as it was loaded: one written over since (retrained in place, by another process
         # or thread) holds other weights, which workers loading it would use under this model's key
-        if _file_id(path) == file and self.checkpoint_key() == key:
+        if path_stamp(path) == file and self.checkpoint_key() == key:
             return path
         return None
 
@@ -334,15 +335,6 @@ def _unfit_weights(want: dict[str, Any], got: Any) -> str:
     return "; ".join(x for x in said if x)
 
 
-def _file_id(path: str) -> tuple[int, int, int, int] | None:
-    """Which file ``path`` is now and when it was last written (``None``: none there): another
-    after a save over it (written beside it, then renamed onto it)."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
-
 
 def load(name_or_path: str | os.PathLike) -> Model:
     """Load a model: ``"default"`` (bundled, offline) or a checkpoint path.
@@ -358,7 +350,7 @@ def load(name_or_path: str | os.PathLike) -> Model:
         if not ref.is_file():
             raise ModelError("Expected the bundled default model bigseg/models/weights/default.pt. It is missing from this installation.")
         with resources.as_file(ref) as p:
-            file = _file_id(str(p))  # (before it is read: a file written over meanwhile is not this one)
+            file = path_stamp(str(p))  # (before it is read: a file written over meanwhile is not this one)
             model = _build(_read(str(p), "bundled 'default'"), "bundled 'default'")
             model._source = (str(p), model.checkpoint_key(), file)
         return model
@@ -372,7 +364,7 @@ def load(name_or_path: str | os.PathLike) -> Model:
                 ", a folder" if os.path.isdir(path) else "")
         raise ModelError(f"Expected `name_or_path` to be 'default' or an existing checkpoint file. Got {path!r}{hint} "
                          f"instead.")
-    file = _file_id(path)
+    file = path_stamp(path)
     model = _build(_read(path, repr(path)), repr(path))
     model._source = (os.path.abspath(path), model.checkpoint_key(), file)
     return model
