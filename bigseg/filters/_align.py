@@ -16,6 +16,7 @@ from ..io._volume import as_volume
 from ..kernels import filters as K
 from ..ops import map_overlap_exact, to_numpy
 from ..runtime import compute
+from ..runtime._progress import in_groups
 
 __all__ = ["align", "estimate_shifts"]
 
@@ -83,8 +84,9 @@ def estimate_shifts(vol: Any, *, reference: int = 0, upsample: int = 10, sample:
     region = _central(shape, sample)
     fixed = compute(v.data[(ref, *region)], desc="sub-volumes for alignment", progress=progress)[0]
     flat, coarse = [], np.zeros((v.shape[0], 3))
-    for group in _groups(range(v.shape[0])):  # a few scans at a time (each correlated with the reference)
-        crops = compute(*[v.data[(t, *region)] for t in group], desc="sub-volumes for alignment", progress=progress)
+    for group, own in in_groups(_groups(range(v.shape[0])), "sub-volumes for alignment", progress):
+        # a few scans at a time (each correlated with the reference)
+        crops = compute(*[v.data[(t, *region)] for t in group], desc="sub-volumes for alignment", progress=own)
         for t, c in zip(group, crops):
             if _flat(c):
                 flat.append(t)
@@ -113,9 +115,9 @@ def estimate_shifts(vol: Any, *, reference: int = 0, upsample: int = 10, sample:
         wide_fixed = _binned(compute(v.data[(ref, *wide)], desc="wider sub-volumes for alignment",
                                      progress=progress)[0], bins)
         guess = out.copy()
-        for group in _groups(poor):
+        for group, own in in_groups(_groups(poor), "wider sub-volumes for alignment", progress):
             got = compute(*[v.data[(t, *wide)] for t in group], desc="wider sub-volumes for alignment",
-                          progress=progress)
+                          progress=own)
             for t, c in zip(group, got):
                 guess[t] = _correlate(wide_fixed, _binned(c, bins), upsample) * bins
             del got
@@ -177,8 +179,9 @@ def _refine(v: xr.DataArray, ref: int, region: tuple[slice, ...], first: np.ndar
     settled: dict[int, float] = {}
     for _ in range(REFINE_PASSES):
         again = []
-        for group in _groups(todo):  # a few scans' pairs at a time; too little in common: the estimate kept
-            for t, k, a, b in _pairs(v, ref, region, out, group, progress):
+        for group, own in in_groups(_groups(todo), "aligned sub-volumes", progress):
+            # a few scans' pairs at a time; too little in common: the estimate kept
+            for t, k, a, b in _pairs(v, ref, region, out, group, own):
                 est = _correlate(a, b, upsample)
                 for _ in range(SUBVOXEL_PASSES):  # the taper pulls a fraction towards 0: correlate what is left
                     est = _correlate(a, b, upsample, pre_shift=est)
@@ -199,8 +202,8 @@ def _match(v: xr.DataArray, ref: int, region: tuple[slice, ...], est: np.ndarray
     sub-volumes :func:`_refine` ends on (``seen``: those it measured; 0 where they share under 4
     voxels along an axis)."""
     rest = [t for t in scans if t not in seen]
-    got = {t: pearson(a, b) for group in _groups(rest)  # (a few scans' pairs at a time)
-           for t, _, a, b in _pairs(v, ref, region, est, group, progress, least=4)}
+    got = {t: pearson(a, b) for group, own in in_groups(_groups(rest), "aligned sub-volumes", progress)
+           for t, _, a, b in _pairs(v, ref, region, est, group, own, least=4)}  # (a few scans' pairs at a time)
     return {t: seen.get(t, got.get(t, 0.0)) for t in scans}
 
 

@@ -18,7 +18,7 @@ from dask.base import get_scheduler, unpack_collections
 
 from .._parse import parse_flag
 
-__all__ = ["bars", "bar_stream", "compute", "current_client", "scheduler_for"]
+__all__ = ["bars", "bar_stream", "compute", "current_client", "in_groups", "scheduler_for"]
 
 _BARS = contextvars.ContextVar("bigseg_progress_bars", default=True)
 
@@ -77,6 +77,26 @@ def bars(on: bool) -> Iterator[None]:
         yield
     finally:
         _BARS.reset(token)
+
+
+def in_groups(groups: list, desc: str, progress: bool, unit: str = "scan") -> Iterator[tuple[Any, bool]]:
+    """Each of ``groups`` (lists of items, e.g. scans read a few at a time) with whether the
+    :func:`compute` of that group draws its own bar: a single group does (its tasks counted); more
+    draw one bar over all their items instead, advanced as each group is done (a bar per group was
+    ~50 bars in a log for one pass over 128 scans)."""
+    progress = parse_flag("progress", progress) and _BARS.get()
+    if len(groups) <= 1:
+        for g in groups:
+            yield g, progress
+        return
+    from tqdm.auto import tqdm
+
+    stream, leave = bar_stream()
+    with tqdm(total=sum(len(g) for g in groups), desc=desc, unit=unit, file=stream, leave=leave,
+              mininterval=0.5, disable=not progress) as bar:
+        for g in groups:
+            yield g, False
+            bar.update(len(g))
 
 
 def current_client():

@@ -193,3 +193,20 @@ def test_shifts_of_many_scans_read_a_few_scans_at_a_time(scans, monkeypatch):
     est = filters.estimate_shifts(da.from_array(series, chunks=(1, 20, 28, 26)), sample=32)
     assert max(sizes) <= _align.SCANS_AT_ONCE
     np.testing.assert_allclose(est, -TRUE[np.arange(n) % 3], atol=0.2)
+
+
+def test_a_pass_over_many_scans_draws_one_bar_not_one_per_few_scans(scans, capsys):
+    """Each group of SCANS_AT_ONCE scans drew a bar of its own: ~50 bars in a batch log for the
+    passes over 128 scans. One bar per pass now, over its scans."""
+    from bigseg.filters import _align
+
+    _, ser = scans
+    n = 2 * _align.SCANS_AT_ONCE + 3
+    series = np.stack([ser[t % 3] for t in range(n)])
+    filters.estimate_shifts(da.from_array(series, chunks=(1, 20, 28, 26)), sample=32, progress=True)
+    done = [line for line in capsys.readouterr().err.splitlines() if "100%" in line]
+    reads = [line for line in done if line.startswith("sub-volumes for alignment")]
+    assert len(reads) == 2  # the reference's sub-volume, then one bar over the scans' (was 1 + 3)
+    assert f"{n - 1}/{n - 1}" not in reads[0] and f"{n}/{n}" in reads[1] and "scan" in reads[1]
+    pairs = [line for line in done if line.startswith("aligned sub-volumes")]
+    assert 1 <= len(pairs) <= _align.REFINE_PASSES + 1  # a bar per refinement pass and the match (was 3 per pass)
