@@ -194,7 +194,9 @@ def held(target: str | os.PathLike, *, argument: str, inside: bool = False, hint
         if not other:  # (an entry only while held: a watch's or a script's hundreds of runs leave none behind)
             _HELD[path] += 1
     if other:  # the lock is the process's: another thread's release would free it while this one writes
-        raise refused(f"another thread of this process ({os.getpid()})")
+        who = _who(path)  # that thread may itself still be waiting on another process's lock: name that one then
+        elsewhere = who.get("pid") not in (None, os.getpid()) or who.get("host") not in (None, socket.gethostname())
+        raise refused(describe(who) if elsewhere else f"another thread of this process ({os.getpid()})")
     fd = None  # stays None where nothing is locked: held again, no fcntl (Windows)
     try:
         if not again and fcntl is not None:

@@ -259,3 +259,51 @@ def test_another_thread_of_the_process_is_refused_and_the_lock_stays_the_first_o
     assert not path.exists() and holder(target, inside=True) is None
     with held(target, argument="dest", inside=True):  # and once released, any thread
         pass
+
+
+def test_a_thread_refused_while_another_waits_on_another_processs_lock_names_that_process(tmp_path, monkeypatch):
+    """Another process writes the run; a first thread of this one asks for it (and waits its ~0.2 s
+    for the lock); a second thread asking meanwhile was told that "another thread of this process"
+    was writing it: the process that is named now."""
+    import fcntl
+    import json
+
+    from bigseg.runtime import _lock
+
+    target = tmp_path / "run"
+    target.mkdir()
+    path = _lock.lock_path(target, inside=True)
+    path.write_text(json.dumps({"pid": 4242424, "host": "node-7", "since": "2026-12-07 08:00:00",
+                                "command": "bigseg run scan.zarr"}))
+    fd = os.open(path, os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # "the other process" (an open file of its own)
+    waiting, asked = threading.Event(), threading.Event()
+    real = _lock._acquire
+
+    def slow(p, tries=10):
+        waiting.set()
+        asked.wait(timeout=30)
+        return real(p, tries)
+
+    monkeypatch.setattr(_lock, "_acquire", slow)
+    got: dict[str, BaseException] = {}
+
+    def ask(name: str) -> None:
+        try:
+            with held(target, argument="dest", inside=True):
+                pass
+        except OutputInUseError as exc:
+            got[name] = exc
+
+    first = threading.Thread(target=ask, args=("first",))
+    try:
+        first.start()
+        assert waiting.wait(timeout=30)
+        ask("second")
+        asked.set()
+        first.join(timeout=30)
+    finally:
+        asked.set()
+        os.close(fd)
+    for name in ("first", "second"):
+        assert "process 4242424 on node-7" in str(got[name]) and "this process" not in str(got[name]), name
