@@ -438,7 +438,7 @@ class Pipeline:
         from .errors import ModelError
 
         model = self.config.predict["model"]
-        self._model_key = None
+        self._model_key = self._model_training = None
         if model in CLASSICAL_MODELS:
             phases = list(DEFAULT_PHASES)
         elif isinstance(model, (str, os.PathLike)):
@@ -455,9 +455,12 @@ class Pipeline:
             # what the segmentation is made from: the checkpoint's weights as they are now (one
             # retrained into the same file is another model), not only its path
             self._model_key = loaded.checkpoint_key()
+            self._model_training = loaded.training_summary()
         else:
             phases = list(getattr(model, "phases", None) or DEFAULT_PHASES)
             self._model_key = _module_key(model)
+            summary = getattr(model, "training_summary", None)  # a bigseg Model given as an object
+            self._model_training = summary() if callable(summary) else None
         self._model_phases = phases
         m = self.config.measure
         wanted = [("measure.phase", m["phase"])] if m["particles"] else []
@@ -699,11 +702,12 @@ class Pipeline:
                     save_labels(ds["labels"], image, name="segmentation", levels=self.config.levels, overwrite=True,
                                 resume_key=keys["segment"])
         _write_stage(out, "segment", keys["segment"])  # a kept run of before stages.json: taken as made from these
-        # the labels, copied out of the run, still say what made them (attrs["bigseg"]["made_by"])
-        add_bigseg_attrs(seg_path, made_by={"run": os.path.abspath(out), "model": str(self.config.predict["model"]),
-                                            **({"model_key": self._model_key} if getattr(self, "_model_key", None)
-                                               else {}),
-                                            "bigseg": version()})
+        # the labels, copied out of the run, still say what made them (attrs["bigseg"]["made_by"]; the
+        # particles' labels too, below)
+        made_by = {"run": os.path.abspath(out), "model": str(self.config.predict["model"]),
+                   **({"model_key": self._model_key} if getattr(self, "_model_key", None) else {}),
+                   "bigseg": version()}
+        add_bigseg_attrs(seg_path, made_by=made_by)
         labels = open_volume(seg_path)
         timings["segment"] = time.perf_counter() - t
 
@@ -755,6 +759,8 @@ class Pipeline:
             # comes from the same split
             table = measure.particles(labels, **_particle_options(m), intensity=vol, progress=True, overwrite=True,
                                       labels_to=image / "labels" / "particles" if m["particle_labels"] else None)
+            if m["particle_labels"]:
+                add_bigseg_attrs(image / "labels" / "particles", made_by=made_by)
             with replacing(out / "particles.csv") as tmp:  # whole or not at all, as every output of a run
                 measure.write_table(table, tmp)  # each column with its unit: "volume [nm^3]"
         timings["measure"] = time.perf_counter() - t
@@ -815,6 +821,9 @@ class Pipeline:
             "bigseg": version(), "model": str(self.config.predict["model"]),
             # the model's identity: a hash of its weights and metadata (a path or "default" alone is not one)
             **({"model_key": self._model_key} if getattr(self, "_model_key", None) is not None else {}),
+            # how the model was made (its checkpoint's provenance, the epochs' rows left out): kept
+            # with the run, as the checkpoint may be retrained, moved or lost
+            **({"model_training": self._model_training} if getattr(self, "_model_training", None) else {}),
             "config": self.config.values, "parameters": _parameters_in_force(self.config),
             "computed_on": _computed_on(),
             # the source as it stood (resolved path, modification time in ns, size; a folder of slices:

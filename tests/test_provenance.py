@@ -28,7 +28,9 @@ def test_environment_names_versions_commit_and_machine(tmp_path):
 
 def test_a_run_records_date_environment_and_the_model_weights(tmp_path):
     np.save(tmp_path / "scan.npy", bigseg.synth.xct(bigseg.synth.electrode((16, 16, 16), seed=2), seed=2).values)
-    assert main(["run", str(tmp_path / "scan.npy"), "--out", str(tmp_path / "r"), "--no-progress"]) == 0
+    (tmp_path / "c.yaml").write_text("measure: {particle_labels: true}\n")
+    assert main(["run", str(tmp_path / "scan.npy"), "--out", str(tmp_path / "r"), "--config", str(tmp_path / "c.yaml"),
+                 "--no-progress"]) == 0
     run = json.loads((tmp_path / "r" / "run.json").read_text())
     key = bigseg.models.load("default").checkpoint_key()
     assert run["model"] == "default" and run["model_key"] == key  # the weights, not only a name
@@ -37,6 +39,19 @@ def test_a_run_records_date_environment_and_the_model_weights(tmp_path):
     assert attrs["bigseg"] == version() and attrs["model_key"] == key
     page = (tmp_path / "r" / "report.html").read_text()
     assert key in page and f"numpy {np.__version__}" in page
+    # how the model was made, kept with the run (the checkpoint may be retrained or lost): its
+    # provenance, the epochs' rows (its own and its parent's) left out; the particles' labels say
+    # what made them, as the segmentation's do
+    made = bigseg.models.load("default").provenance
+    trained = run["model_training"]
+    assert trained["seed"] == made["seed"] and trained["scores"] == made["scores"] and "history" not in trained
+    assert trained["parent"]["seed"] == made["parent"]["seed"] and "history" not in trained["parent"]
+    assert len(json.dumps(trained)) < 8000 < len(json.dumps(made))
+    import zarr
+
+    for name in ("segmentation", "particles"):
+        labels = zarr.open_group(str(tmp_path / "r" / "image.ome.zarr" / "labels" / name), mode="r")
+        assert labels.attrs["bigseg"]["made_by"]["model_key"] == key, name
 
 
 def test_the_metrics_name_the_scan_and_what_their_scores_are_against(tmp_path):

@@ -161,6 +161,17 @@ class Model(nn.Module):
         """The contract's spelling (../API.md) of :attr:`normalization`: the same dict."""
         return self.normalization
 
+    def training_summary(self) -> dict[str, Any]:
+        """:attr:`provenance` without the per-epoch histories (its own and those of the models it was
+        fine-tuned from, ``parent``): what a run's record keeps of how its model was made (data,
+        seeds, epochs, scores, hardware), a few KiB instead of hundreds of epochs' rows."""
+        def short(p: Any) -> Any:
+            if not isinstance(p, Mapping):
+                return p
+            return {k: short(v) if k == "parent" else v for k, v in p.items() if k != "history"}
+
+        return _jsonable(short(self.provenance))
+
     # ---------------------------------------------------------------- metadata and hashing
     def metadata(self) -> dict[str, Any]:
         """JSON-serialisable description (everything but the weights)."""
