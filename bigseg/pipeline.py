@@ -30,7 +30,7 @@ import xarray as xr
 from ._parse import parse_choice, parse_chunks, parse_flag, parse_in_range, parse_path, parse_positive_float, parse_region, parse_shells_spec
 from ._version import environment, version
 from .config import CLASSICAL_MODELS, RunConfig
-from .errors import BigsegError, ConfigError, InputError, OutputInUseError, SourceNotFoundError
+from .errors import BigsegError, ConfigError, InputError, OutputInUseError, OutputNotWritableError, SourceNotFoundError
 from .io._fov import fill_outside_like_inside, fov_centre
 from .io._ingest import natural_key, tiff_slices
 from .io._volume import crop_box, is_series, placed_like, same_place
@@ -584,7 +584,8 @@ class Pipeline:
                 same_settings = state is None or state.get("settings", settings) == settings  # (older ledgers: kept)
                 # a done scan whose run folder was removed (or left unfinished) since is done again
                 kept = state is None or state.get("state") != "done" or run_state(out / name)["state"] == "done"
-                if state is not None and state.get("signature") == list(sig) and same_settings and kept:
+                if state is not None and state.get("signature") == list(sig) and same_settings and kept and \
+                        not state.get("retry"):
                     continue  # done, or failed and unchanged
                 seen = first_seen.get(name)
                 if seen is None or seen[0] != sig:
@@ -625,7 +626,10 @@ class Pipeline:
                 except Exception as exc:  # one bad scan must not stop a beamline's watch
                     ledger[name] = {"state": "failed", "signature": list(sig), "settings": settings,
                                     "source": os.path.abspath(path),
-                                    "error": f"{type(exc).__name__}: {exc}"}
+                                    "error": f"{type(exc).__name__}: {exc}",
+                                    # its output could not be written (a disk full, a folder made read-only):
+                                    # no fault of the scan's, tried again at each look, resuming, until done
+                                    **({"retry": True} if isinstance(exc, OutputNotWritableError) else {})}
                     print(f"[watch] {name}: FAILED: {ledger[name]['error']}", file=sys.stderr, flush=True)
                     with contextlib.suppress(OSError):  # refused before any write: no folder that looks like a run
                         (out / name).rmdir()

@@ -714,3 +714,36 @@ def test_the_evolution_keeps_a_scans_particles_whose_table_lacks_a_column(tmp_pa
     ev = measure.read_table(tmp_path / "evolution.csv")
     assert (ev["particles_inside"] > 0).all()
     assert np.isfinite(ev["median_equivalent_diameter"][0]) and np.isnan(ev["median_equivalent_diameter"][1])
+
+
+def test_a_scan_that_failed_for_want_of_room_is_taken_up_once_there_is_room(tmp_path, monkeypatch, capfd):
+    """A scan whose output could not be written (a full disk, a folder made read-only) was recorded
+    as failed and never tried again, its files being unchanged, by this watch or the next, though
+    the error said "the same command resumes once there is room"; now tried again at each look,
+    resuming what was written."""
+    import errno
+
+    from zarr.storage import _local
+
+    inbox, out = tmp_path / "inbox", tmp_path / "out"
+    inbox.mkdir()
+    np.save(inbox / "s0.npy", synth.xct(synth.electrode((8, 12, 12), seed=1), seed=1).compute().values)
+    pipe = Pipeline(chunks=8, predict={"model": "threshold"}, measure={"particles": False, "connectivity": None,
+                                                                      "profile": None})
+    put, writes = _local._put, []
+
+    def full_after_some(path, value, *args, **kwargs):
+        if "/c/" in str(path):  # the blocks
+            writes.append(path)
+            if len(writes) > 2:
+                raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return put(path, value, *args, **kwargs)
+
+    monkeypatch.setattr(_local, "_put", full_after_some)
+    state = pipe.watch(inbox, out, once=True, progress=False)["s0"]
+    assert state["state"] == "failed" and "room to write `dest`" in state["error"] and state["retry"]
+    monkeypatch.setattr(_local, "_put", put)
+    capfd.readouterr()
+    assert pipe.watch(inbox, out, once=True, progress=False)["s0"]["state"] == "done"
+    assert "resuming: 2 of" in capfd.readouterr().err
+    assert "retry" not in json.loads((out / "watch.json").read_text())["s0"]

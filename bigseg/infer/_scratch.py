@@ -21,6 +21,8 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
+from ..runtime._budget import format_bytes
+from ..runtime._files import FULL, no_room
 from ..runtime._manifest import key_digest, resumable_array, store_resumable
 
 __all__ = ["stored_once"]
@@ -70,7 +72,15 @@ def stored_once(ds: xr.Dataset, folder: str | Path, *, prefix: str, key: str | N
         group = zarr.open_group(str(scratch), mode="a" if (scratch / "zarr.json").exists() else "w", zarr_format=3)
         target = resumable_array(group, "stack", shape=stack.shape, chunks=stack.chunksize, dtype=np.float16,
                                  manifest=scratch / ".blocks-done")
-        store_resumable(stack, target, scratch / ".blocks-done", desc=desc, progress=progress)
+        try:
+            store_resumable(stack, target, scratch / ".blocks-done", desc=desc, progress=progress)
+        except OSError as exc:  # said of the output, not of a hidden chunk deep in a dask traceback
+            if exc.errno not in FULL:
+                raise
+            kept = (" The blocks already written are kept: the same command resumes once there is room."
+                    if key is not None else " Nothing that looks finished was left.")
+            raise no_room(exc, f"the predictions in {str(folder)!r} ({desc}: a float16 scratch of "
+                          f"{format_bytes(stack.nbytes)})", kept=kept) from None
         stored = da.from_zarr(zarr.open_array(str(scratch / "stack"), mode="r"))
         out = ds.copy()
         start = 0

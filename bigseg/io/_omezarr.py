@@ -36,7 +36,7 @@ from ..errors import (BigsegError, InputError, LabelsReplacedWarning, OutputExis
                       SourceNotFoundError, VolumeFormatError, warn_caller)
 from ..ops._dispatch import on_host
 from ..runtime._budget import format_bytes
-from ..runtime._files import SYSTEM_FILES, folded, move_into_place, remove as _remove, replacing
+from ..runtime._files import FULL, SYSTEM_FILES, folded, move_into_place, no_room, remove as _remove, replacing
 from ..runtime._lock import held
 from ..runtime._manifest import key_digest, resumable_array, store_resumable
 from ..runtime._progress import compute
@@ -126,12 +126,12 @@ def _replaceable(dest: Path, kind: str) -> str:
             if foreign else "")
 
 
-def writing(dest: Path) -> contextlib.AbstractContextManager[Path]:
+def writing(dest: Path, *, what: str | None = None) -> contextlib.AbstractContextManager[Path]:
     """A hidden path beside ``dest`` (:func:`_partial_path`) to write a store, folder or file to:
     moved into place (replacing ``dest``) when the block ends without an error, removed
     otherwise, so that an interrupted write never leaves something that looks finished at
-    ``dest`` (:func:`bigseg.runtime._files.replacing`)."""
-    return replacing(dest, tmp=_partial_path(dest))
+    ``dest`` (:func:`bigseg.runtime._files.replacing`; ``what``: how a full disk names it)."""
+    return replacing(dest, tmp=_partial_path(dest), what=what)
 
 
 def partial_writes(dest: Path) -> list[Path]:
@@ -430,12 +430,13 @@ def _write(dest: Path, vol: xr.DataArray, *, chunks: tuple[int, ...], levels: in
     named by the key and kept, and a later write of the same key computes only the level-0
     blocks its manifest does not mark as on disk (folders of other keys are removed). One
     process at a time writes ``dest`` (another is refused, naming ``argument``)."""
+    what = f"`{argument}` {str(dest)!r} ({format_bytes(vol.nbytes)} before compression)"  # (a full disk's error)
     with held(dest, argument=argument, resumes=resume_key is not None):
         try:
             _write_held(dest, vol, chunks=chunks, levels=levels, labels=labels, desc=desc, progress=progress,
-                        resume_key=resume_key, zarr_format=zarr_format, of_image=of_image)
+                        resume_key=resume_key, zarr_format=zarr_format, of_image=of_image, what=what)
         except OSError as exc:
-            full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+            full = exc.errno in FULL
             # a destination that stopped taking writes part-way (made read-only, its mount gone stale or
             # remounted read-only, its permissions changed): said as such, not as a traceback of zarr's
             # store; only for files of this output (an input file that cannot be read is another error)
@@ -447,10 +448,7 @@ def _write(dest: Path, vol: xr.DataArray, *, chunks: tuple[int, ...], levels: in
             kept = (f" The blocks already written are kept: the same command resumes {again}."
                     if resume_key is not None else " Nothing that looks finished was left.")
             if full:
-                raise OutputNotWritableError(
-                    f"Expected room to write `{argument}` {str(dest)!r} ({format_bytes(vol.nbytes)} before "
-                    f"compression). Got: {exc.strerror} (disk or quota full).{kept} Free space, or write it "
-                    "elsewhere.") from None
+                raise no_room(exc, what, kept=kept) from None
             raise OutputNotWritableError(
                 f"Expected `{argument}` {str(dest)!r} to stay writable until it is written. Got: {exc.strerror} "
                 f"writing {str(exc.filename)!r} part-way through.{kept} Make the destination writable again, or "
@@ -458,10 +456,11 @@ def _write(dest: Path, vol: xr.DataArray, *, chunks: tuple[int, ...], levels: in
 
 
 def _write_held(dest: Path, vol: xr.DataArray, *, chunks: tuple[int, ...], levels: int, labels: bool, desc: str,
-                progress: bool, resume_key: str | None, zarr_format: int = 3, of_image: bool = False) -> None:
+                progress: bool, resume_key: str | None, zarr_format: int = 3, of_image: bool = False,
+                what: str | None = None) -> None:
     if resume_key is None:
         _remove_stale_partials(dest, resumable=False)  # a killed write's (a resumable one's blocks are kept)
-        with writing(dest) as tmp:
+        with writing(dest, what=what) as tmp:
             group = zarr.open_group(str(tmp), mode="w", zarr_format=zarr_format)
             _write_multiscale(group, vol, chunks=chunks, levels=levels, labels=labels, desc=desc, progress=progress,
                               of_image=of_image)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import io
 import json
 import os
 import re
@@ -263,11 +264,12 @@ def save(model: Model, path: str | os.PathLike, *, overwrite: bool = False, half
     if half:
         state = {k: (v.half() if v.is_floating_point() else v) for k, v in state.items()}
     blob = {"format": FORMAT, "version": VERSION, "meta": json.dumps(model.metadata(), sort_keys=True), "state": state}
-    from ..runtime._files import replacing
+    from ..runtime._files import write_bytes
 
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with replacing(path) as tmp:  # (the umask's mode)
-        torch.save(blob, tmp)
+    buf = io.BytesIO()  # (torch.save writing a file says a full disk as "unexpected pos 832 vs 726", no path)
+    torch.save(blob, buf)
+    write_bytes(path, buf.getbuffer())  # whole or not at all (the umask's mode)
     return path
 
 

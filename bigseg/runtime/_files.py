@@ -12,6 +12,7 @@ removed, by the next write of that store).
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 import shutil
@@ -19,6 +20,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import OutputNotWritableError
+
+#: what a disk or quota that is full says when written to
+FULL = (errno.ENOSPC, errno.EDQUOT)
 
 #: files a file browser leaves in any folder (macOS Finder, Windows Explorer): no one's data
 SYSTEM_FILES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
@@ -68,17 +72,33 @@ def move_into_place(tmp: Path, path: Path) -> None:
             "Excel, the image or page in its viewer); close it and run again.") from exc
 
 
+def no_room(exc: OSError, what: str, *, kept: str = " Nothing that looks finished was left.") -> OutputNotWritableError:
+    """:class:`~bigseg.errors.OutputNotWritableError` saying that ``what`` (the output, named as
+    its user knows it: not the hidden file or chunk being written) could not be written for want
+    of room, ``exc`` a disk- or quota-full error (:data:`FULL`), and what of it was ``kept``."""
+    return OutputNotWritableError(
+        f"Expected room to write {what}. Got: {exc.strerror or os.strerror(exc.errno)} (disk or quota full)."
+        f"{kept} Free space, or write it elsewhere.")
+
+
 @contextlib.contextmanager
-def replacing(path: str | os.PathLike, *, tmp: Path | None = None) -> Iterator[Path]:
+def replacing(path: str | os.PathLike, *, tmp: Path | None = None, what: str | None = None) -> Iterator[Path]:
     """A temporary path beside ``path`` (or ``tmp``) to write to: moved onto ``path`` when the
     block ends without an error, removed otherwise (a failing removal, e.g. a disk gone
-    read-only, does not hide the error that stopped the write)."""
+    read-only, does not hide the error that stopped the write). A disk or quota found full is
+    said of ``path`` (or as ``what``: :func:`no_room`), not of the hidden name in the writer's
+    error, gone by then."""
     path = Path(path)
     if tmp is None:
         tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.partial{path.suffix}")
     try:
         yield tmp
         move_into_place(tmp, path)
+    except OSError as exc:
+        if exc.errno not in FULL:
+            raise
+        earlier = " (an earlier one stays as it was)" if path.exists() else ""
+        raise no_room(exc, what or repr(str(path)), kept=f" Nothing that looks finished was left{earlier}.") from None
     finally:
         with contextlib.suppress(OSError):
             remove(tmp)
@@ -88,3 +108,9 @@ def write_text(path: str | os.PathLike, text: str) -> None:
     """``path`` holding ``text`` (UTF-8), written whole or not at all."""
     with replacing(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def write_bytes(path: str | os.PathLike, data: bytes | memoryview) -> None:
+    """``path`` holding ``data``, written whole or not at all."""
+    with replacing(path) as tmp:
+        tmp.write_bytes(data)

@@ -79,9 +79,12 @@ def check_same_run(state: dict[str, Any], settings: dict[str, Any], *, epochs: i
 
 def save_state(checkpoint_dir: str, state: dict[str, Any]) -> None:
     """``resume.pt`` in ``checkpoint_dir``, written whole or not at all."""
+    import io
+
     import torch
 
-    from ..runtime._files import replacing
+    from ..runtime._files import write_bytes
 
-    with replacing(os.path.join(checkpoint_dir, STATE_FILE)) as tmp:
-        torch.save({**state, "version": _VERSION}, tmp)
+    buf = io.BytesIO()  # (torch.save writing a file says a full disk as "unexpected pos 832 vs 726")
+    torch.save({**state, "version": _VERSION}, buf)
+    write_bytes(os.path.join(checkpoint_dir, STATE_FILE), buf.getbuffer())

@@ -130,3 +130,37 @@ def test_probabilities_inside_an_ome_zarr_v04_image_are_v04_too(tmp_path):
     prob = bigseg.open_volume(out["probabilities"])
     np.testing.assert_allclose(prob.values.astype(np.float32), ds["probabilities"].values, atol=1e-3)
     assert zarr.open_group(out["uncertainty"], mode="r").metadata.zarr_format == 2
+
+
+def test_a_full_disk_while_the_predictions_are_stored_is_said_and_resumes(image, monkeypatch):
+    """The float16 scratch of the labels, probabilities and uncertainty (`bigseg segment
+    --probabilities`, the pipeline's predict.probabilities) met a full disk as a traceback from
+    deep in dask naming a hidden chunk (the command line: exit 1); now said as the predictions',
+    and the same write resumes."""
+    import errno
+
+    from zarr.storage import _local
+
+    from bigseg.errors import OutputNotWritableError
+
+    path, x = image
+    ds = predict(bigseg.open_volume(path), conv3d_net(), patch=(8, 8, 8), probabilities=True)
+    put, writes = _local._put, []
+
+    def full_after_some(where, value, *args, **kwargs):
+        if "scratch" in str(where) and "/c/" in str(where):
+            writes.append(where)
+            if len(writes) > 2:
+                raise OSError(errno.ENOSPC, "No space left on device", str(where))
+        return put(where, value, *args, **kwargs)
+
+    monkeypatch.setattr(_local, "_put", full_after_some)
+    with pytest.raises(OutputNotWritableError, match=r"^Expected room to write the predictions in '.*labels' "
+                       r"\(predicting labels/segmentation: a float16 scratch of .*\)\. Got: No space left on device "
+                       r"\(disk or quota full\)\. The blocks already written are kept: the same command resumes"):
+        write_prediction(ds, path, progress=False, resume_key="k")
+    assert not (path / "labels" / "segmentation").exists()
+    monkeypatch.setattr(_local, "_put", put)
+    write_prediction(ds, path, progress=False, resume_key="k")
+    np.testing.assert_array_equal(bigseg.open_volume(path, label="segmentation").values,
+                                  ds["probabilities"].values.argmax(0))

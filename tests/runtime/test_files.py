@@ -81,3 +81,32 @@ def test_the_pipeline_leaves_no_metrics_cut_short(tmp_path, monkeypatch):
     monkeypatch.undo()
     Pipeline(**opts).run(image, tmp_path / "run", progress=False)
     np.testing.assert_allclose(float(xr.open_dataset(tmp_path / "run" / "metrics.nc").volume_fraction.sum()), 1.0)
+
+
+def test_a_full_disk_is_said_of_the_output_not_of_its_hidden_temporary(tmp_path):
+    """A disk (or quota) full while run.json, metrics, a table, a figure or a checkpoint was written
+    came out as a traceback naming the hidden temporary (`.run.json.6677-8bf3.partial.json`), a
+    file gone by then (the command line: exit 1, "a bug to report"); said now of the output."""
+    import errno
+    import os
+
+    from bigseg.errors import OutputNotWritableError
+
+    write_text(tmp_path / "run.json", "earlier")
+    with pytest.raises(OutputNotWritableError, match=r"^Expected room to write '.*run\.json'\. Got: No space left on "
+                       r"device \(disk or quota full\)\. Nothing that looks finished was left \(an earlier one stays "
+                       r"as it was\)\. Free space") as caught:
+        with replacing(tmp_path / "run.json") as tmp:
+            tmp.write_text("{cut")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp))
+    assert "partial" not in str(caught.value)
+    assert (tmp_path / "run.json").read_text() == "earlier"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.json"]
+    with pytest.raises(OutputNotWritableError, match=r"room to write '.*new\.csv'.*quota.*was left\. Free"):
+        with replacing(tmp_path / "new.csv"):
+            raise OSError(errno.EDQUOT, os.strerror(errno.EDQUOT))
+    with pytest.raises(OSError) as other:  # other errors as they were
+        with replacing(tmp_path / "new.csv"):
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+    assert not isinstance(other.value, OutputNotWritableError)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.json"]
