@@ -20,6 +20,7 @@ from typing import Any
 
 from .._version import version
 from ..errors import POINT_AT_CALLER, BigsegError, UncalibratedWarning
+from ..runtime._files import FULL
 from ..runtime._signals import stops_not_lost, terminate_as_exit
 from ._terms import command_parser, in_cli_terms
 
@@ -224,6 +225,14 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.suppress(OSError):  # no second error when Python flushes stdout at exit
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141  # as a shell reports a command ended by SIGPIPE
+    except OSError as exc:  # a disk or quota full where no output of bigseg's says so itself (a hidden
+        if exc.errno not in FULL:  # working folder): one line, as every refusal, not a traceback ("a bug")
+            raise
+        note = _stopped_note(args) or "what it finished is kept; the same command resumes"
+        where = f" writing {str(exc.filename)!r}" if exc.filename else ""
+        print(f"bigseg {args.command}: error: no room{where}: {exc.strerror or os.strerror(exc.errno)} (disk or "
+              f"quota full); {note}. Free space, or write elsewhere, and run again.", file=sys.stderr)
+        return 2
     finally:
         POINT_AT_CALLER[0] = at_caller
         if before is not None:

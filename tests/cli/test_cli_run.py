@@ -257,3 +257,30 @@ def test_a_run_terminated_by_sigterm_closes_the_cluster_it_started(tmp_path):
     assert "terminated (SIGTERM)" in proc.stderr.read()
     gone, alive = psutil.wait_procs(workers, timeout=30)
     assert not alive, alive
+
+
+def test_a_full_disk_in_a_hidden_working_folder_is_one_line_not_a_traceback(tmp_path, monkeypatch, capsys):
+    """Where no output of bigseg's says a full disk itself (e.g. the particle ids' working folder
+    beside the image while measuring), the command ended in a traceback, exit 1 ("a bug to
+    report"): one line now, naming the file, saying what is kept, exit 2 as other refusals."""
+    import errno
+
+    import bigseg.measure
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "r" / ".particle-ids" / "c" / "0"))
+
+    monkeypatch.setattr(bigseg.measure, "particles", full)
+    np.save(tmp_path / "scan.npy", bigseg.synth.xct(bigseg.synth.electrode((12, 16, 16), seed=3), seed=3).values)
+    assert main(["run", str(tmp_path / "scan.npy"), "--out", str(tmp_path / "r"), "--model", "threshold",
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("bigseg run: error: no room writing ") and ".particle-ids" in err
+    assert "disk or quota full" in err and "the same command resumes" in err and "Traceback" not in err
+
+    def other(*args, **kwargs):  # any other OSError is no refusal of ours: it still propagates
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(bigseg.measure, "particles", other)
+    with pytest.raises(OSError, match="Input/output"):
+        main(["run", str(tmp_path / "scan.npy"), "--out", str(tmp_path / "r2"), "--model", "threshold", "--no-progress"])
