@@ -52,6 +52,11 @@ _OWNER: dict[Path, int] = {}  # lock files this process holds -> the thread that
 _UNLOCKABLE = -1  # what _acquire returns where the file system refuses flock
 _NO_FLOCK = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS}
 _GUARD = threading.Lock()
+#: bytes the hidden names beside an output add to its name at most: a file's partial write
+#: ``.NAME.PID-HEX.partial`` (a 7-digit PID) and its suffix again, else a time window's scratch
+#: ``.temporal.NAME-rDIGEST.zarr`` (a resumable store's ``.NAME.partial-rDIGEST``, the lock
+#: ``.NAME.lock`` are shorter): a longer name passes the file system's limit there
+HIDDEN_NAME_EXTRA = (26, 29)
 
 
 def lock_path(target: str | os.PathLike, *, inside: bool = False) -> Path:
@@ -169,6 +174,22 @@ def _refuse_unwritable(exc: OSError, target: Any, argument: str, hint: str) -> N
             f"({exc.strerror}){': ' + hint if hint else ''}.") from None
 
 
+def _check_name_room(target: Path, argument: str) -> None:
+    """Refuse, before any work, an output whose name leaves no room for the hidden names written
+    beside it (:data:`HIDDEN_NAME_EXTRA`; the write ended in "File name too long", naming one)."""
+    try:
+        most = os.pathconf(target.parent, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):  # (no pathconf: Windows; a limit not reported)
+        most = 255
+    name = len(os.fsencode(target.name))
+    room = most - max(HIDDEN_NAME_EXTRA[0] + len(os.fsencode(target.suffix)), HIDDEN_NAME_EXTRA[1])
+    if name > room:
+        raise OutputNotWritableError(
+            f"Expected `{argument}` with a name of at most {room} bytes here (bigseg writes it first under a "
+            f"hidden name beside it, longer by up to {most - room}, and the file system allows {most}). Got "
+            f"{str(target)!r}, whose name is {name} bytes: shorten it.")
+
+
 @contextmanager
 def held(target: str | os.PathLike, *, argument: str, inside: bool = False, hint: str = "",
          resumes: bool = False) -> Iterator[Path]:
@@ -180,6 +201,8 @@ def held(target: str | os.PathLike, *, argument: str, inside: bool = False, hint
     (permissions, a read-only mount such as a beamline's raw-data store)."""
     path = lock_path(target, inside=inside)
     make_folder(path.parent, target=target, argument=argument, hint=hint)
+    if not inside:
+        _check_name_room(Path(target), argument)
     path = path.parent.resolve() / path.name  # one name per lock file however the folder is reached
 
     def refused(who: str) -> OutputInUseError:

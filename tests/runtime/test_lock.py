@@ -307,3 +307,25 @@ def test_a_thread_refused_while_another_waits_on_another_processs_lock_names_tha
         os.close(fd)
     for name in ("first", "second"):
         assert "process 4242424 on node-7" in str(got[name]) and "this process" not in str(got[name]), name
+
+
+def test_an_output_name_without_room_for_its_hidden_names_is_refused_before_any_work(tmp_path):
+    """A name of 230-255 bytes is the file system's to allow, but the hidden names written beside
+    it (``.NAME.partial-r…``, ``.NAME.PID-HEX.partial.zarr``, ``.NAME.lock``) passed the limit: the
+    write ended in "File name too long" naming one of them. Refused by name now, before any work;
+    the longest name allowed is written whole."""
+    from bigseg.errors import OutputNotWritableError
+    from bigseg.runtime._lock import HIDDEN_NAME_EXTRA
+
+    most = os.pathconf(tmp_path, "PC_NAME_MAX")
+    room = most - max(HIDDEN_NAME_EXTRA[0] + len(".zarr"), HIDDEN_NAME_EXTRA[1])
+    assert room == 224 or most != 255
+    vol = np.arange(4 * 5 * 6, dtype=np.float32).reshape(4, 5, 6)
+    long = tmp_path / ("a" * (room + 1 - len(".ome.zarr")) + ".ome.zarr")
+    with pytest.raises(OutputNotWritableError, match=rf"`path` with a name of at most {room} bytes .*{room + 1} bytes"):
+        save_volume(vol, long)
+    assert os.listdir(tmp_path) == []  # nothing begun
+    fits = tmp_path / ("b" * (room - len(".ome.zarr")) + ".ome.zarr")
+    save_volume(vol, fits, resume_key="k")  # its resumable hidden folder, lock and partial names all fit
+    np.testing.assert_array_equal(open_volume(fits).values, vol)
+    assert os.listdir(tmp_path) == [fits.name]
