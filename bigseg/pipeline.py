@@ -34,7 +34,7 @@ from .errors import BigsegError, ConfigError, InputError, OutputInUseError, Outp
 from .io._fov import fill_outside_like_inside, fov_centre
 from .io._ingest import natural_key, tiff_slices
 from .io._volume import crop_box, is_series, placed_like, same_place
-from .runtime._files import SYSTEM_FILES, folded, replacing, write_text
+from .runtime._files import SYSTEM_FILES, folded, json_text, replacing, write_text
 from .runtime._lock import held
 from .runtime._progress import bars
 from .runtime._manifest import key_digest, path_stamp
@@ -1298,17 +1298,18 @@ def _fractions(metrics: xr.Dataset) -> dict[str, Any]:
 
 
 def _write_metrics(metrics: xr.Dataset, out: Path) -> None:
+    """``metrics.nc`` and ``metrics.json``: attributes netCDF cannot hold (lists, mappings, None,
+    booleans, which h5netcdf refuses) as JSON text, on the Dataset, its variables and its
+    coordinates; the JSON strict (NaN and infinities as null, see :func:`json_text`), which
+    :func:`bigseg.report.read_metrics` reads back as NaN."""
     clean = metrics.copy()
-    for key, value in list(clean.attrs.items()):
-        if not isinstance(value, (str, int, float)):
-            clean.attrs[key] = json.dumps(value, default=str)
-    for var in clean.data_vars.values():
-        for key, value in list(var.attrs.items()):
-            if not isinstance(value, (str, int, float)):
-                var.attrs[key] = json.dumps(value, default=str)
+    for attrs in [clean.attrs] + [var.attrs for var in clean.variables.values()]:
+        for key, value in list(attrs.items()):
+            if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+                attrs[key] = json.dumps(value, default=str)
     try:
         with replacing(out / "metrics.nc") as tmp:
             clean.to_netcdf(tmp, engine="h5netcdf")
     except (ValueError, ImportError):  # no netCDF engine: the JSON below still holds everything
         pass
-    write_text(out / "metrics.json", json.dumps(clean.to_dict(data="list"), indent=1, default=str))
+    write_text(out / "metrics.json", json_text(clean.to_dict(data="list"), indent=1, default=str))

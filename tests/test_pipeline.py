@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import xarray as xr
 
 import bigseg
 from bigseg import synth
@@ -851,3 +852,26 @@ def test_run_argument_sweep_refuses_by_name(tmp_path, kw, match):
     with pytest.raises(InputError, match=match):
         Pipeline(predict={"model": "threshold"}).run(args["source"], tmp_path / "run", resume=args["resume"], progress=False)
     assert not (tmp_path / "run").exists()
+
+
+def test_metrics_json_is_strict_json_and_reads_back_with_its_nans(tmp_path):
+    """metrics.json held NaN and Infinity (a tortuosity of ∞, an RVE size not reached): no JSON to
+    jq, JavaScript or a JSON schema; a boolean attribute passed the netCDF cleaning and h5netcdf
+    refused it (the whole run failing at its end); a coordinate's attributes were not cleaned."""
+    from bigseg.pipeline import _write_metrics
+    from bigseg.report import read_metrics
+
+    ds = xr.Dataset({"tortuosity": ("subvolume", [2.0, np.inf, np.nan])},
+                    coords={"subvolume": [0, 1, 2], "z0": ("subvolume", [0, 8, 16], {"bounds": [0, 24]})},
+                    attrs={"flag": True})
+    _write_metrics(ds, tmp_path)
+    text = (tmp_path / "metrics.json").read_text()
+    json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in metrics.json"))
+    nc = xr.open_dataset(tmp_path / "metrics.nc", engine="h5netcdf")
+    np.testing.assert_array_equal(nc.tortuosity.values, [2.0, np.inf, np.nan])  # the netCDF keeps ∞
+    assert nc.attrs["flag"] == "true" and nc.z0.attrs["bounds"] == "[0, 24]"
+    nc.close()
+    (tmp_path / "metrics.nc").unlink()
+    back = read_metrics(tmp_path)  # from metrics.json: null reads as NaN, a float variable again
+    assert back.tortuosity.dtype == np.float64
+    np.testing.assert_array_equal(back.tortuosity.values, [2.0, np.nan, np.nan])

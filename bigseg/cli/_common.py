@@ -11,6 +11,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..io._volume import refuse_replacing  # noqa: F401 (the commands import it from here)
+from ..runtime._files import json_text  # noqa: F401 (the commands import it from here)
 
 
 def add_cluster_args(p: argparse.ArgumentParser) -> None:
@@ -265,25 +266,6 @@ def refuse_unused(args: argparse.Namespace, needs: dict[str, tuple[tuple[str, ..
             raise InputError(f"Expected `{option}` only with {' or '.join('--' + u.replace('_', '-') for u in users)}. "
                              f"Got {given} without.")
     set_unset(args, {dest: unset for dest, (_, unset) in needs.items()})
-
-
-def json_text(obj: Any, **dumps: Any) -> str:
-    """``obj`` as strict JSON for a script (``jq``, ``json.loads`` of other languages): NaN and
-    infinities (a statistic of an all-NaN image, the IoU of a phase absent from both) as null,
-    which Python's ``json.dumps`` would write as the invalid ``NaN`` / ``Infinity``."""
-    import json
-    import math
-
-    def finite(v: Any) -> Any:
-        if isinstance(v, float) and not math.isfinite(v):
-            return None
-        if isinstance(v, dict):
-            return {k: finite(x) for k, x in v.items()}
-        if isinstance(v, (list, tuple)):
-            return [finite(x) for x in v]
-        return v
-
-    return json.dumps(finite(obj), allow_nan=False, **dumps)
 
 
 def printable(text: str) -> str:

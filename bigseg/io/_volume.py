@@ -126,7 +126,8 @@ def make_volume(
     for dim, n in zip(dims, arr.shape):
         if dim in SPATIAL_DIMS:
             a = SPATIAL_DIMS.index(dim)
-            coords[dim] = at[a] + np.arange(n, dtype=np.float64) * vs[a]
+            # in its unit, stated on the coordinate too (CF's `units`: a plot's axis, a to_netcdf)
+            coords[dim] = (dim, at[a] + np.arange(n, dtype=np.float64) * vs[a], {"units": str(unit)})
         else:
             coords[dim] = np.arange(n)
     attrs: dict[str, Any] = {"voxel_size": vs, "unit": str(unit)}
@@ -202,7 +203,7 @@ def placed_like(vol: Any, like: xr.DataArray) -> Any:
     if not isinstance(vol, xr.DataArray) or tuple(vol.shape[-3:]) != tuple(like.shape[-3:]) \
             or any(origin_voxels(vol)) or not any(origin_voxels(like)):
         return vol
-    return vol.assign_coords({d: like.coords[d].values for d in SPATIAL_DIMS if d in vol.dims and d in like.coords})
+    return vol.assign_coords({d: like.coords[d].variable for d in SPATIAL_DIMS if d in vol.dims and d in like.coords})
 
 
 def recalibrated(vol: xr.DataArray, voxel_size: Any, unit: str) -> xr.DataArray:
@@ -213,7 +214,7 @@ def recalibrated(vol: xr.DataArray, voxel_size: Any, unit: str) -> xr.DataArray:
     vs = parse_voxel_size(voxel_size)
     unit = parse_unit(unit) if str(unit) != "voxel" else unit
     at = origin_voxels(vol)
-    coords = {d: (at[a] + np.arange(vol.sizes[d], dtype=np.float64)) * vs[a]
+    coords = {d: (d, (at[a] + np.arange(vol.sizes[d], dtype=np.float64)) * vs[a], {"units": str(unit)})
               for a, d in enumerate(SPATIAL_DIMS) if d in vol.dims}
     return vol.assign_coords(coords).assign_attrs(voxel_size=vs, unit=str(unit))
 

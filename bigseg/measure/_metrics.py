@@ -497,10 +497,13 @@ def _specific_surface_area(lab: Labels, method: Method, progress: bool, idx: lis
     u = lab.unit
     ds = xr.Dataset(
         {
-            "surface_area": (dims, _stack(lab, areas), {"units": f"{u}^2", "method": method}),
-            "volume": (dims, _stack(lab, vols), {"units": f"{u}^3"}),
-            "per_total_volume": (dims, _stack(lab, [a / t for a, t in zip(areas, totals)]), {"units": f"{u}^-1"}),
-            "per_phase_volume": (dims, _stack(lab, per_phase), {"units": f"{u}^-1"}),
+            "surface_area": (dims, _stack(lab, areas), {"units": f"{u}^2", "long_name": "surface area of the phase",
+                                                        "method": method}),
+            "volume": (dims, _stack(lab, vols), {"units": f"{u}^3", "long_name": "volume of the phase"}),
+            "per_total_volume": (dims, _stack(lab, [a / t for a, t in zip(areas, totals)]),
+                                 {"units": f"{u}^-1", "long_name": "specific surface area: surface area / sample volume"}),
+            "per_phase_volume": (dims, _stack(lab, per_phase),
+                                 {"units": f"{u}^-1", "long_name": "surface area / volume of the phase"}),
         },
         coords=_coords(lab, phase=[lab.phases[i] for i in idx]),
     )

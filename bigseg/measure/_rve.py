@@ -120,8 +120,8 @@ def rve(labels: Any, *, sizes: Any = None, base: int | None = None, tolerance: f
         {
             "mean": (("size", "phase"), mean_a, {"units": "1", "long_name": "mean volume fraction of the cubes"}),
             "std": (("size", "phase"), std_a, {"units": "1", "long_name": "standard deviation (n - 1) over the cubes"}),
-            "relative_std": (("size", "phase"), rel, {"units": "1"}),
-            "cubes": (("size",), np.array(cubes), {"units": "1"}),
+            "relative_std": (("size", "phase"), rel, {"units": "1", "long_name": "std / mean of the volume fraction over the cubes"}),
+            "cubes": (("size",), np.array(cubes), {"units": "1", "long_name": "number of cubes of this edge"}),
             "rve_size": (("phase",), np.array(first), {
                 "units": "voxel", "long_name": f"smallest cube edge with relative std <= {tolerance:g}"}),
         },

@@ -150,7 +150,7 @@ def confusion(truth: Any, pred: Any, *, phases: Any = None, progress: bool = Fal
     n = int(np.prod(tl.vol.shape))
     cm = xr.DataArray(_stack(tl, [c[:, :-1] for c in counts]), dims=_dims(tl, ("truth_phase", "pred_phase")),
                       coords=_coords(tl, truth_phase=pl.phases, pred_phase=pl.phases), name="confusion")
-    cm.attrs.update(units="voxel", ignored_voxels=n - int(sum(c.sum() for c in counts)),
+    cm.attrs.update(units="voxel", long_name="voxels of each truth phase predicted as each phase", ignored_voxels=n - int(sum(c.sum() for c in counts)),
                     unlabelled_predictions=int(sum(c[:, -1].sum() for c in counts)), **_common_attrs(tl))
     return cm
 
@@ -212,13 +212,24 @@ def scores(truth: Any, pred: Any, *, phases: Any = None, progress: bool = False)
     return _scores_dataset(dataclasses.replace(tl, phases=pl.phases), _confusion_counts(tl, pl, progress))
 
 
+# each score's attrs (units, long_name): one table for scores and agreement
+_SCORE_ATTRS = {
+    "iou": {"units": "1", "long_name": "intersection over union with the truth, TP / (TP + FP + FN)"},
+    "dice": {"units": "1", "long_name": "Dice coefficient with the truth, 2TP / (2TP + FP + FN)"},
+    "precision": {"units": "1", "long_name": "share of the voxels predicted as the phase that are it, TP / (TP + FP)"},
+    "recall": {"units": "1", "long_name": "share of the phase's truth voxels predicted as it, TP / (TP + FN)"},
+    "support": {"units": "voxel", "long_name": "labelled truth voxels of the phase, the voxels scored"},
+    "accuracy": {"units": "1", "long_name": "share of the labelled truth voxels predicted right"},
+}
+
+
 def _scores_dataset(tl: Labels, counts: list[np.ndarray]) -> xr.Dataset:
     per = [_scores_from(c, tl.phases) for c in counts]
     dims = _dims(tl, ("phase",))
-    data = {key: (dims, _stack(tl, [p[0][key] for p in per]), {"units": "1" if key != "support" else "voxel"})
+    data = {key: (dims, _stack(tl, [p[0][key] for p in per]), dict(_SCORE_ATTRS[key]))
             for key in ("iou", "dice", "precision", "recall", "support")}
     acc = [p[1] for p in per]
-    data["accuracy"] = (("t",) if tl.series else (), np.array(acc) if tl.series else acc[0], {"units": "1"})
+    data["accuracy"] = (("t",) if tl.series else (), np.array(acc) if tl.series else acc[0], dict(_SCORE_ATTRS["accuracy"]))
     ds = xr.Dataset(data, coords=_coords(tl, phase=tl.phases))
     notes = sorted({n for p in per for n in p[2]})
     ds.attrs.update(**_common_attrs(tl))
@@ -349,8 +360,9 @@ def agreement(segmentations: Sequence[Any], *, truth: Any = None, phases: Any = 
     fdims = _dims(ref, ("segmentation", "phase"))
     ds = xr.Dataset(
         {
-            "volume_fraction": (fdims, fr, {"units": "1"}),
-            "fraction_mean": (_dims(ref, ("phase",)), fr.mean(axis=-2), {"units": "1"}),
+            "volume_fraction": (fdims, fr, {"units": "1", "long_name": "volume fraction of the phase in each segmentation"}),
+            "fraction_mean": (_dims(ref, ("phase",)), fr.mean(axis=-2),
+                              {"units": "1", "long_name": "mean volume fraction across segmentations"}),
             "fraction_std": (_dims(ref, ("phase",)), fr.std(axis=-2, ddof=1),
                              {"units": "1", "long_name": "sample standard deviation (n - 1) across segmentations"}),
             "differing_fraction": (_dims(ref, ("pair",)), diff,
@@ -370,9 +382,9 @@ def agreement(segmentations: Sequence[Any], *, truth: Any = None, phases: Any = 
         for name in ("iou", "dice", "precision", "recall", "accuracy"):
             lead = ("t",) if ref.series else ()
             ds[name] = sc[name].transpose(*lead, "segmentation", ...).assign_coords(segmentation=np.arange(s))
-            ds[name].attrs = {"units": "1"}
+            ds[name].attrs = dict(_SCORE_ATTRS[name])
         # the truth's labelled voxels by phase: the same for every segmentation (a sparse truth scores few)
-        ds["support"] = per[0]["support"].assign_attrs(long_name="labelled truth voxels of the phase, the voxels scored")
+        ds["support"] = per[0]["support"]
     ds.attrs.update(segmentations=s, **_common_attrs(ref))
     return ds
 

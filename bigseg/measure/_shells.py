@@ -107,7 +107,7 @@ def shells(labels: Any, *, around: Any, of: Any, max_distance: float, step: floa
     dims = _dims(lab, ("distance",))
     out = xr.DataArray(_stack(lab, frac), dims=dims, coords=_coords(lab), name="shell_fraction")
     out = out.assign_coords(distance=outer * vmin, distance_voxels=("distance", outer),
-                            voxels=(dims, _stack(lab, total)))
+                            voxels=(dims, _stack(lab, total), {"units": "voxel", "long_name": "labelled voxels of the shell"}))
     # the phases as one string ("cbd+active"): netCDF keeps it as it is (a list of one name came
     # back as a bare string, and netCDF3 takes no list of strings)
     around_name, of_name = ("+".join(lab.phases[i] for i in ids) for ids in (src, dst))

@@ -286,6 +286,12 @@ def read_metrics(run: str | os.PathLike):
                 ds = f.load()
         else:
             ds = xr.Dataset.from_dict(json.loads(js.read_text()))
+            # NaN and infinities are null in the JSON (strict JSON): a number list holding one reads
+            # as objects, back to floats with NaN
+            nulls = {name: var.copy(data=var.values.astype(np.float64)) for name, var in ds.variables.items()
+                     if var.dtype == object and all(v is None or isinstance(v, (int, float)) for v in var.values.ravel())}
+            ds = ds.assign_coords({k: v for k, v in nulls.items() if k in ds.coords}).assign(
+                {k: v for k, v in nulls.items() if k not in ds.coords})
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:  # a file cut short (a run killed
         # while writing it), or edited into JSON of no Dataset ("[]": AttributeError)
         raise _unreadable(run, nc if nc.exists() else js, exc) from None

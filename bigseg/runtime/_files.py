@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
+import math
 import os
 import secrets
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from ..errors import OutputNotWritableError
 
@@ -114,3 +117,19 @@ def write_bytes(path: str | os.PathLike, data: bytes | memoryview) -> None:
     """``path`` holding ``data``, written whole or not at all."""
     with replacing(path) as tmp:
         tmp.write_bytes(data)
+
+
+def json_text(obj: Any, **dumps: Any) -> str:
+    """``obj`` as strict JSON for a script (``jq``, ``json.loads`` of other languages): NaN and
+    infinities (a statistic of an all-NaN image, the IoU of a phase absent from both) as null,
+    which Python's ``json.dumps`` would write as the invalid ``NaN`` / ``Infinity``."""
+    def finite(v: Any) -> Any:
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: finite(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [finite(x) for x in v]
+        return v
+
+    return json.dumps(finite(obj), allow_nan=False, **dumps)

@@ -73,3 +73,14 @@ def test_a_dataarray_with_a_voxel_size_attribute_but_no_unit_is_in_nm():
     bare = measure.interfaces(xr.DataArray(lab, dims=("z", "y", "x")))  # nothing stated: voxels
     assert bare.attrs["unit"] == "voxel" and bare.area.attrs["units"] == "voxel^2"
     np.testing.assert_allclose(ds.area.values, 2500 * bare.area.values)
+
+
+def test_the_z_y_x_coordinates_state_their_unit(tmp_path):
+    """Were bare numbers (the unit only in attrs["unit"]): a plot's axis or a to_netcdf of a volume
+    lost it, though the t coordinate of a series carries its own."""
+    lab = synth.electrode((8, 8, 8), voxel_size=50)
+    assert all(lab[d].attrs["units"] == "nm" for d in "zyx")
+    back = bigseg.open_volume(bigseg.save_volume(lab, tmp_path / "a.ome.zarr", progress=False))
+    assert all(back[d].attrs["units"] == "nm" for d in "zyx")
+    assert bigseg.io.recalibrated(back, 0.1, "um").x.attrs["units"] == "um"
+    assert bigseg.io.make_volume(np.zeros((2, 2, 2))).z.attrs["units"] == "voxel"

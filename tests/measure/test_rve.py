@@ -87,3 +87,11 @@ def test_bad_arguments_are_named(lab, kw, match):
 def test_a_series_is_refused(lab):
     with pytest.raises(InputError, match="isel"):
         rve(np.stack([lab, lab]))
+
+
+def test_every_variable_says_what_it_is():
+    """relative_std and cubes had `units` but no `long_name`."""
+    ds = rve(bigseg.synth.electrode((16, 16, 16), radius=(3, 1), seed=1))
+    for name, var in ds.variables.items():
+        if name != "phase":
+            assert var.attrs.get("units") and var.attrs.get("long_name"), name

@@ -150,3 +150,12 @@ def test_another_voxel_size_in_another_unit_is_warned_about_and_the_same_one_is_
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # 50 nm is 0.05 µm: the same grid
         scores(truth, truth.copy().assign_attrs(voxel_size=(0.05, 0.05, 0.05), unit="µm"))
+
+
+def test_every_score_states_its_unit_and_what_it_is(pair):
+    """iou, dice, precision, recall, support, accuracy and the confusion matrix had `units` but
+    no `long_name` (CF): metrics.nc named none of them."""
+    truth, pred = pair
+    for ds in (scores(truth, pred), agreement([pred, truth], truth=truth), confusion(truth, pred).to_dataset()):
+        for name, var in ds.data_vars.items():
+            assert var.attrs.get("units") and var.attrs.get("long_name"), name

@@ -129,3 +129,13 @@ def test_a_step_too_fine_for_the_counts_is_refused_before_work():
         shells(lab, around="active", of="cbd", max_distance=3, step=1e-6)
     with pytest.raises(InputError, match=r"`step` to make at most 100000 shells.*Got step=1e-06"):
         bigseg.measure.radial_profile(lab, step=1e-6)
+
+
+def test_every_coordinate_states_its_unit():
+    """The shells' `voxels` count had no `units` (distance and distance_voxels had theirs)."""
+    lab = np.zeros((8, 8, 8), np.uint8)
+    lab[3:5, 3:5, 3:5] = 2
+    lab[0] = 1
+    out = shells(lab, around="active", of="cbd", max_distance=3)
+    for name, c in out.coords.items():
+        assert c.attrs.get("units") and c.attrs.get("long_name"), name

@@ -157,3 +157,13 @@ def test_thin_film_pair_area_is_never_negative():
     masked[:, :, :4] = 255
     with pytest.warns(UserWarning, match="below 0"):
         assert surface_area(masked, phase="cbd", method="marching_cubes") >= 0
+
+
+def test_specific_surface_area_says_what_each_variable_is():
+    """Its four variables had `units` but no `long_name`."""
+    lab = np.zeros((6, 6, 6), np.uint8)
+    lab[2:4, 2:4, 2:4] = 2
+    ds = specific_surface_area(make_volume(lab, voxel_size=50))
+    for name, var in ds.data_vars.items():
+        assert var.attrs.get("long_name"), name
+    assert ds.per_total_volume.attrs["units"] == "nm^-1" and ds.surface_area.attrs["units"] == "nm^2"

@@ -144,3 +144,12 @@ def test_anisotropic_thickness_distribution_blockwise_equals_the_reference():
         np.testing.assert_allclose(ds.share.sel(phase=name).values, share, atol=1e-12)
         np.testing.assert_allclose(float(ds.mean_thickness.sel(phase=name)), 50.0 * ref.mean(), rtol=1e-12)
         assert ds.diameter.attrs["units"] == "nm"
+
+
+def test_every_variable_says_what_it_is():
+    """d10 and d90 had `units` but no `long_name` (d50 had one)."""
+    lab = np.zeros((8, 8, 8), np.uint8)
+    lab[2:6, 2:6, 2:6] = 2
+    ds = thickness(lab, phase="active", max_diameter=6)
+    for name, var in ds.data_vars.items():
+        assert var.attrs.get("units") and var.attrs.get("long_name"), name
