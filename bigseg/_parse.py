@@ -42,17 +42,25 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
-def parse_positive_int(name: str, value: Any) -> int:
-    """Return ``value`` as an ``int`` > 0."""
+def parse_positive_int(name: str, value: Any, *, most: int | None = None) -> int:
+    """Return ``value`` as an ``int`` > 0 (and at most ``most``, where given)."""
     if not _is_int(value) or value <= 0:
         raise _fail(name, "to be a positive integer", value)
-    return int(value)
+    return _at_most(name, value, most)
 
 
-def parse_nonnegative_int(name: str, value: Any) -> int:
-    """Return ``value`` as an ``int`` >= 0."""
+def parse_nonnegative_int(name: str, value: Any, *, most: int | None = None) -> int:
+    """Return ``value`` as an ``int`` >= 0 (and at most ``most``, where given)."""
     if not _is_int(value) or value < 0:
         raise _fail(name, "to be a non-negative integer", value)
+    return _at_most(name, value, most)
+
+
+def _at_most(name: str, value: Any, most: int | None) -> int:
+    """``int(value)``, refused above ``most``: a count far beyond any meaningful one (``epochs=10**12``)
+    was accepted at the call, then hung or failed in the work it started."""
+    if most is not None and value > most:
+        raise _fail(name, f"to be at most {most:,}", value)
     return int(value)
 
 

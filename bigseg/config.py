@@ -132,7 +132,9 @@ def _merge(base: dict[str, Any], update: Mapping[str, Any], prefix: str = "") ->
 
 
 def _validate(cfg: dict[str, Any]) -> None:
-    _check("cluster", isinstance(cfg["cluster"], str) and bool(cfg["cluster"]),
+    from .runtime._cluster import is_cluster_spec
+
+    _check("cluster", is_cluster_spec(cfg["cluster"]),  # a typo: said here, not when the run starts its cluster
            "to be 'local', 'local-cuda', 'slurm', 'threads' (in the process) or a scheduler address", cfg["cluster"])
     _check("n_workers", cfg["n_workers"] is None or _is_pos_int(cfg["n_workers"]), "to be a positive integer or null", cfg["n_workers"])
     _check("threads_per_worker", _is_pos_int(cfg["threads_per_worker"]), "to be a positive integer", cfg["threads_per_worker"])

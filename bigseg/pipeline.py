@@ -304,6 +304,10 @@ class Pipeline:
         if shape is not None and len(shape) not in (3, 4):
             raise InputError(f"Expected `source` to be a (z, y, x) volume or a (t, z, y, x) series. "
                              f"Got shape {shape} instead.")
+        if not isinstance(source, (str, os.PathLike, list, tuple)):  # an array's dtype and chunks, now and as
+            from .io import as_volume  # `source` (were save_volume's `data`, once `dest` was held and the cluster up)
+
+            as_volume(source, name="source", ndim=(3, 4))
         self._check_temporal(shape)
         self._check_crop_and_truth(shape, truth)
         self._check_times(source)

@@ -69,6 +69,8 @@ def test_defaults_yaml_env_keywords_precedence(tmp_path):
         ("slurm: {nanny: 1}", "`slurm.nanny` to be true or false"),
         ("slurm: {job_extra_directive: ['--gres=gpu:1']}", r"Unknown configuration key `slurm.job_extra_directive`.*"
                                                            r"'job_extra_directives'"),
+        ("cluster: lcoal", r"`cluster` to be 'local', 'local-cuda', 'slurm', 'threads' .*Got 'lcoal'"),  # was: when
+        # the run started its cluster
         ("chunk: 64", r"Unknown configuration key `chunk` \(did you mean `chunks`\?\)"),
         ("predict: {overlapp: 0.5}", r"Unknown configuration key `predict.overlapp` \(did you mean `predict.overlap`\?\)"),
         ("filterz: {median: 3}", r"`filterz` \(did you mean `filters`\?\)"),
@@ -104,6 +106,19 @@ def test_invalid_configuration_is_refused_with_the_key(tmp_path, text, match):
 def test_env_override_validated():
     with pytest.raises(ConfigError, match="`threads_per_worker`"):
         RunConfig.load(environ={"BIGSEG_THREADS_PER_WORKER": "-2"})
+
+
+def test_a_cluster_no_run_can_start_is_refused_at_construction():
+    """Pipeline(cluster="typo") was taken, then refused by connect when a run started its cluster."""
+    from bigseg import Pipeline
+
+    for spec in ("local", "local-cuda", "slurm", "threads", "tcp://10.0.0.5:8786", "10.0.0.5:8786"):
+        assert Pipeline(cluster=spec).config.cluster == spec
+    for bad in ("typo", "", 5):
+        with pytest.raises(ConfigError, match=f"^Expected `cluster` to be 'local', .*Got {bad!r} instead.$"):
+            Pipeline(cluster=bad)
+    with pytest.raises(ConfigError, match="Got 'lcoal' instead"):
+        RunConfig.load(environ={"BIGSEG_CLUSTER": "lcoal"})
 
 
 def test_deploy_files_are_valid():

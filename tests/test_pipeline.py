@@ -265,6 +265,15 @@ def test_a_run_folder_inside_the_source_store_is_refused(tmp_path, scan):
     assert sorted(p.name for p in Path(src).rglob("*")) == before
 
 
+def test_a_source_of_no_numbers_is_refused_as_source_before_work(tmp_path):
+    """A complex-valued array was refused as save_volume's `data`, after the run had taken `dest`
+    (and started its cluster); now as the run's own `source`, before anything."""
+    with pytest.raises(InputError, match=r"^Expected `source` to hold numbers \(integers, floats or booleans\). Got "
+                                         r"dtype complex128 instead.$"):
+        Pipeline(predict={"model": "threshold"}).run(np.zeros((8, 8, 8), complex), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.slow
 def test_a_checkpoint_retrained_in_place_is_segmented_again(tmp_path, scan):
     # the segmentation stage's key held the checkpoint's path only: a model retrained into the

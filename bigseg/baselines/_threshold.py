@@ -60,7 +60,7 @@ def threshold(vol: Any, *, classes: int = 3, nbins: int = 256, phases: Any = Non
         segmented on its own (its own histogram and thresholds, listed per frame in the attrs)
     classes : int in [2, 254]
     nbins : histogram bins for float volumes and for integer volumes spanning ``nbins`` values or
-        more (those spanning fewer use one bin per value)
+        more (those spanning fewer use one bin per value); at most ``MAX_NBINS``
     phases : names of the classes by grey level (default ``DEFAULT_PHASES`` for 3 classes)
     {fov}
     progress : a progress bar on stderr for each pass over the data (default off)

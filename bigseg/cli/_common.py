@@ -115,9 +115,9 @@ def pipeline_config(args: argparse.Namespace, **overrides: Any) -> tuple[Any, An
 def check_cluster_name(cluster: Any) -> None:
     """--cluster: a name the commands take, or a scheduler's address (checked further where it is
     reached). The error lists ``threads`` too (``connect``'s, said before, did not: a command takes it)."""
-    from ..runtime._cluster import CLUSTER_NAMES, is_address
+    from ..runtime._cluster import is_cluster_spec
 
-    if cluster is None or cluster in ("threads", *CLUSTER_NAMES) or is_address(cluster):
+    if cluster is None or is_cluster_spec(cluster):
         return
     raise InputError(f"Expected `--cluster` to be 'threads' (in this process), 'local', 'local-cuda', 'slurm' or a "
                      f"scheduler address such as 'tcp://host:8786'. Got {cluster!r} instead.")

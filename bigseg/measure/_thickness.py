@@ -13,7 +13,7 @@ from .._parse import parse_positive_int
 from ..errors import InputError
 from ..kernels.thickness import EXTRA_LEVELS, level_diameters, thickness_levels
 from ..runtime._progress import compute
-from ._blockwise import BlockGeometry, block_partials
+from ._blockwise import MAX_BINS, BlockGeometry, block_partials
 from ._inputs import Labels, as_labels
 from ._metrics import _check, _codes, _common_attrs, _phase_index, _phase_items, _stats_graph, _time
 
@@ -62,7 +62,8 @@ def thickness(labels: Any, *, phase: Any = "pore", max_diameter: int = 40, phase
         (``beyond``, with a warning; a few of them near the rims of much thicker structures, a
         lattice effect, a little below it: raise it until nothing is). Time and halo
         (``max_diameter + 3`` voxels) grow with it (one distance transform per diameter up to
-        the thickest structure of a block).
+        the thickest structure of a block). At most ``MAX_BINS`` (each block counts its voxels
+        at every diameter).
     progress : a progress bar on stderr for each pass over the data (default off)
 
     Returns
@@ -74,7 +75,7 @@ def thickness(labels: Any, *, phase: Any = "pore", max_diameter: int = 40, phase
     counted at ``max_diameter`` that may be thicker).
     """
     lab = as_labels(labels, phases=phases)
-    max_diameter = parse_positive_int("max_diameter", max_diameter)
+    max_diameter = parse_positive_int("max_diameter", max_diameter, most=MAX_BINS)
     wanted = _phase_items(phase)
     if not wanted:
         raise InputError(f"Expected `phase` to name at least one phase of {lab.phases}. Got {phase!r} instead.")

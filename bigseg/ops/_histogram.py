@@ -13,7 +13,8 @@ cumulative counts; pass 2 gathers the values inside those bins (at most ``max_ex
 and sorts them, so the order statistics, hence the percentiles, are exact. Only when those bins
 hold more than ``max_exact`` values (a volume with > 4 M voxels in one 1/65536 of its range) does
 pass 2 histogram the bin again into ``B`` sub-bins and return the sub-bin centre: the error is
-then at most ``(max - min) / B**2 = (max - min) / 2**32``.
+then at most ``(max - min) / B**2 = (max - min) / 2**32``, and none for the first and last order
+statistics (q = 0 and 100 among them): the min and max of the range pass.
 """
 
 from __future__ import annotations
@@ -160,6 +161,9 @@ def percentiles(arr: da.Array, qs: Sequence[float], *, progress: bool = False) -
             stat[k] = a + (j + 0.5) * width / _BINS
             if integer and width < _BINS:  # sub-bins under one wide: the one integer in it
                 stat[k] = float(round(stat[k]))
+    # the first and last order statistics are the range pass's min and max, exactly (a sub-bin's
+    # centre, (max - min) / 2**32 wide, was up to half of one off)
+    stat.update({k: v for k, v in ((0, lo), (n - 1, hi)) if k in stat})
     return [lerp_percentile(stat[a], stat[b], t) for a, b, t in need]
 
 

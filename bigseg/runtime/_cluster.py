@@ -304,6 +304,12 @@ def is_address(cluster: str) -> bool:
     return "://" in cluster or (":" in cluster and cluster.split(":")[-1].isdigit())
 
 
+def is_cluster_spec(cluster: Any) -> bool:
+    """Whether ``cluster`` is where a run can compute: ``"threads"`` (in the process), a name of
+    :data:`CLUSTER_NAMES` or a scheduler's address (checked further where it is reached)."""
+    return isinstance(cluster, str) and (cluster == "threads" or cluster in CLUSTER_NAMES or is_address(cluster))
+
+
 def _check_options(cluster: str, options: dict[str, Any]) -> None:
     """Refuse, before anything starts, keywords that neither the cluster nor its workers take
     (LocalCluster hands unknown ones to each worker, which then fails to start: "Nanny failed

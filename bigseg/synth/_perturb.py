@@ -14,7 +14,12 @@ from ..errors import InputError
 from ..io import UNLABELLED, as_volume, like_volume
 from ..kernels.synth import perturb_block
 
-__all__ = ["perturb"]
+__all__ = ["perturb", "MAX_ITERATIONS"]
+
+#: the most ``iterations`` of :func:`perturb`: an interface moves at most a voxel per iteration, so
+#: 1000 can carry it across a whole block, far past any perturbation of a ground truth (the paper's
+#: is 5); each iteration is a pass over the block and widens the halo by 2 voxels
+MAX_ITERATIONS = 1000
 
 
 def _label_values_error(value: Any) -> InputError:
@@ -80,7 +85,7 @@ def perturb(labels: Any, *, ratio: float = 0.1, iterations: int = 5, seed: int =
         255 (unlabelled) never moves and never spreads; other values are refused (InputError:
         up front for NumPy input, when the block is computed for lazy input)
     ratio : float in (0, 1], share of the interface voxels picked per iteration
-    iterations : int >= 0; no voxel farther than ``iterations - 1`` (6-connected steps) from an
+    iterations : int in [0, ``MAX_ITERATIONS``]; no voxel farther than ``iterations - 1`` (6-connected steps) from an
         original interface voxel can change
     seed : int in [0, 2**48); the random picks are hashes of (seed, iteration, global voxel), so the result
         does not depend on the chunking (a halo of ``2 * iterations`` voxels is exchanged)
@@ -91,7 +96,7 @@ def perturb(labels: Any, *, ratio: float = 0.1, iterations: int = 5, seed: int =
     """
     vol = as_volume(labels, name="labels", allow_series=True)
     ratio = parse_in_range("ratio", ratio, 0.0, 1.0, closed="right")
-    iterations = parse_nonnegative_int("iterations", iterations)
+    iterations = parse_nonnegative_int("iterations", iterations, most=MAX_ITERATIONS)
     seed = parse_seed(seed)
     if not np.issubdtype(vol.dtype, np.integer):
         raise InputError(f"Expected `labels` to have an integer dtype. Got {vol.dtype} instead.")

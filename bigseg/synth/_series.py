@@ -14,7 +14,11 @@ from ..io._calibration import parse_unit
 from ._electrode import DEFAULT_FRACTIONS, label_array, parse_shape, register_generator
 from ._particles import State, build_model, check_model_size, parse_fractions, parse_radius, parse_seed
 
-__all__ = ["series", "series_states"]
+__all__ = ["series", "series_states", "MAX_STEPS"]
+
+#: the most time ``steps`` of :func:`series`: an operando series has a few to a few hundred scans;
+#: every step is a whole volume (10,000 of even 64³ are 2.6 GB of labels) and its own graph
+MAX_STEPS = 10_000
 
 
 def series_states(steps: int, *, swelling: float, crack_growth: float, gap: float) -> list[State]:
@@ -50,7 +54,7 @@ def series(
     Parameters
     ----------
     shape : int or (z, y, x), voxels per time step
-    steps : int >= 1, number of time steps
+    steps : int in [1, ``MAX_STEPS``], number of time steps
     seed, fractions, radius : as in :func:`bigseg.synth.electrode` (fractions hold at t = 0)
     swelling : relative radius change of every particle over the series (NMC changes volume by
         a few % with state of charge); positive swells, negative shrinks
@@ -70,7 +74,7 @@ def series(
     The tomograms are ``xct(series(...))`` (independent noise per step).
     """
     shape_t = parse_shape(shape)
-    steps = parse_positive_int("steps", steps)
+    steps = parse_positive_int("steps", steps, most=MAX_STEPS)
     seed = parse_seed(seed)
     unit = None if unit is None else parse_unit(unit)  # the caller's: a length bigseg knows
     fr = parse_fractions(DEFAULT_FRACTIONS if fractions is None else fractions)

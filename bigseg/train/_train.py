@@ -25,6 +25,10 @@ from ._resume import check_same_run, load_state
 
 __all__ = ["train", "parse_common", "prepare_model", "finish_model"]
 
+#: the most ``epochs`` of a run: LRCS-Net trains for tens, and a million epochs of even one step each
+#: outlast any beamtime (more was accepted, then trained until ``patience`` or for ever)
+MAX_EPOCHS = 10**6
+
 # labelled voxels of a phase below which training warns (a 10 x 10 stroke; the papers annotate
 # 10-25 % of several slices: thousands)
 FEW_LABELLED = 100
@@ -84,7 +88,7 @@ def parse_common(
         except TypeError:
             raise InputError(f"Expected `arch_kwargs` to be a dict of {arch!r}'s options. Got {arch_kwargs!r} instead.") from None
     out: dict[str, Any] = {"arch": arch, "init": init, "resume": state}
-    out["epochs"] = parse_positive_int("epochs", epochs)
+    out["epochs"] = parse_positive_int("epochs", epochs, most=MAX_EPOCHS)
     out["lr"] = parse_positive_float("lr", lr)
     out["lr_decay"] = parse_in_range("lr_decay", lr_decay, 0.0, 1.0, closed="right")
     out["batch_size"] = parse_positive_int("batch_size", batch_size)
@@ -377,7 +381,7 @@ def train(
         unlabelled (e.g. 7 slices with 10-25 % of each annotated, as in the ML-vs-threshold
         study)
     arch : "lrcsnet" (2D, slice by slice, default) or "unet3d"; default ``init``'s
-    epochs : maximum number of epochs
+    epochs : maximum number of epochs, at most ``MAX_EPOCHS``
     lr, lr_decay : Adam learning rate ``lr * lr_decay**epoch``: multiplied by ``lr_decay`` at
         the end of every epoch (Su et al. 2022: initial 1e-4, "decay ratio 0.3", i.e.
         1e-4 × 0.3^N after epoch N); ``lr_decay=1`` keeps it constant

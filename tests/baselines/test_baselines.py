@@ -225,6 +225,27 @@ def test_bad_input():
         bb.kmeans(bad, seed=-1)
 
 
+def test_absurd_counts_are_refused_before_the_volumes_passes():
+    """nbins=10**12 and n_estimators=10**12 were accepted, then failed or hung after the passes
+    over the volume (a histogram of 10**12 bins; a forest of 10**12 trees); float-typed counts stay refused."""
+    from bigseg.baselines._common import MAX_NBINS
+    from bigseg.baselines._forest import MAX_ESTIMATORS
+
+    bad = np.random.default_rng(0).random((10, 11, 12)).astype(np.float32)
+    bad[1, 1, 1] = np.nan  # found by a pass over the volume: the options are refused before it
+    labels = np.full(bad.shape, 255, np.uint8)
+    labels[0, 0, :3] = [0, 1, 2]
+    for calls, name, most in ((lambda v: bb.threshold(bad, nbins=v), "nbins", MAX_NBINS),
+                              (lambda v: bb.watershed(bad, nbins=v), "nbins", MAX_NBINS),
+                              (lambda v: bb.random_forest(bad, labels, n_estimators=v), "n_estimators", MAX_ESTIMATORS)):
+        for n in (most + 1, 10**12):
+            with pytest.raises(InputError, match=f"^Expected `{name}` to be at most {most:,}. Got {n} instead.$"):
+                calls(n)
+        for n in (256.0, True):
+            with pytest.raises(InputError, match=f"^Expected `{name}` to be a positive integer. Got {n!r} instead.$"):
+                calls(n)
+
+
 def test_forest_takes_one_number_as_one_scale():
     grey = np.random.default_rng(0).random((10, 11, 12)).astype(np.float32)
     labels = np.full(grey.shape, 255, np.uint8)

@@ -235,3 +235,29 @@ def test_argument_sweep_refuses_by_name(call, match):
     lab = electrode((8, 10, 10), chunks=8, radius=(3.0, 1.0))
     with pytest.raises(InputError, match=match):
         call(lab)
+
+
+def test_absurd_counts_are_refused_at_the_call_before_compute():
+    """``distance``, ``max_diameter`` and the perturbation's ``iterations`` of 10**12 were accepted,
+    then hung or ran out of memory in the compute (a ball of (2 * distance + 1)**3 voxels, a halo
+    of 2 * iterations, max_diameter + 1 counts per block); float-typed counts stay refused."""
+    from bigseg.measure import perturbation_spread
+    from bigseg.measure._blockwise import MAX_BINS
+    from bigseg.measure._uncertainty import MAX_NEAR_DISTANCE
+    from bigseg.synth._perturb import MAX_ITERATIONS
+
+    def boom(x):
+        raise AssertionError("computed")
+
+    lab = da.zeros((8, 8, 8), dtype=np.uint8, chunks=4).map_blocks(boom, dtype=np.uint8)
+    prob = da.zeros((3, 8, 8, 8), dtype=np.float32, chunks=4).map_blocks(boom, dtype=np.float32)
+    for calls, name, most in ((lambda v: perturbation_spread(lab, iterations=v), "iterations", MAX_ITERATIONS),
+                              (lambda v: probability_uncertainty(prob, distance=v), "distance", MAX_NEAR_DISTANCE),
+                              (lambda v: thickness(lab, max_diameter=v), "max_diameter", MAX_BINS)):
+        for bad in (most + 1, 10**12):
+            with pytest.raises(InputError, match=f"^Expected `{name}` to be at most {most:,}. Got {bad} instead.$"):
+                calls(bad)
+        for bad in (3.0, True):
+            with pytest.raises(InputError, match=f"^Expected `{name}` to be a (positive|non-negative) integer. "
+                                                 f"Got {bad!r} instead.$"):
+                calls(bad)

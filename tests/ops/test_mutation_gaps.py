@@ -74,6 +74,20 @@ def test_float_percentile_refined_by_sub_bins_is_the_sub_bin_centre(monkeypatch)
     assert abs(got - 12345.9) <= 0.5 + 1e-9, got
 
 
+@pytest.mark.parametrize("dtype", [np.int64, np.float64])
+def test_percentiles_at_the_extremes_are_the_min_and_max_when_refined_by_sub_bins(monkeypatch, dtype):
+    """A range of 2**33 values: sub-bins 2 wide, whose centres put q=0 and q=100 up to 0.75 off
+    (integers: the centre of [lo, lo + 2) then rounded nowhere); the range pass knows them exactly."""
+    import bigseg.ops._histogram as h
+
+    monkeypatch.setattr(h, "_MAX_EXACT", 0)  # force the second-histogram path of huge bins
+    a = np.array([3, 5, 2**32 + 1, 11, 2**33 + 6], dtype)
+    qs = [0, 100, 1e-9, 100 - 1e-9]  # the last two: the first / last order statistic, a hair from it
+    got = percentiles(da.from_array(a, chunks=2), qs)
+    assert got[:2] == [3.0, float(2**33 + 6)], got
+    np.testing.assert_allclose(got[2:], np.percentile(a, qs[2:]), rtol=0, atol=1e-4)
+
+
 # --- measure/_blockwise ---------------------------------------------------------------------
 
 def test_ensure_min_chunks_merges_a_thin_last_chunk():

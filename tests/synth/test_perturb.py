@@ -174,3 +174,14 @@ def test_perturbed_and_simulated_volumes_keep_the_labels_chunks_and_write_to_zar
     for name, out in (("perturb", bigseg.synth.perturb(lab)), ("xct", bigseg.synth.xct(lab, preset="lab-micro-ct"))):
         assert out.data.chunks == lab.data.chunks, name
         out.to_dataset(name=name).to_zarr(tmp_path / f"{name}.zarr", consolidated=False)
+
+
+def test_absurd_iterations_are_refused_at_the_call(labels):
+    """iterations=10**12 was accepted, then its halo of 2 * iterations voxels hung the compute."""
+    from bigseg.synth._perturb import MAX_ITERATIONS
+
+    assert perturb(labels, iterations=MAX_ITERATIONS).shape == labels.shape  # lazy: the cap itself is taken
+    for bad in (MAX_ITERATIONS + 1, 10**12):
+        with pytest.raises(InputError, match=f"^Expected `iterations` to be at most {MAX_ITERATIONS:,}. Got {bad} "
+                                             "instead.$"):
+            perturb(labels, iterations=bad)

@@ -106,6 +106,17 @@ def test_bad_input_names_the_argument(kwargs, name):
         series(32, **kw)
 
 
+def test_absurd_steps_are_refused_at_the_call():
+    """steps=10**12 was accepted, then listed a state per step (for ever) before any volume."""
+    from bigseg.synth._series import MAX_STEPS
+
+    for bad in (MAX_STEPS + 1, 10**12):
+        with pytest.raises(InputError, match=f"^Expected `steps` to be at most {MAX_STEPS:,}. Got {bad} instead.$"):
+            series(32, steps=bad)
+    with pytest.raises(InputError, match="^Expected `steps` to be a positive integer. Got 3.0 instead.$"):
+        series(32, steps=3.0)
+
+
 def test_cracks_grow_when_alone():
     s = series(48, steps=3, seed=2, swelling=0, gap=0, crack_growth=1.5, chunks=48).values
     active = [(s[t] == 2).sum() for t in range(3)]

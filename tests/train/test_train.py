@@ -594,6 +594,21 @@ def test_a_data_worker_starts_where_there_is_no_prctl(monkeypatch):
         signal.signal(signal.SIGINT, before)
 
 
+def test_absurd_epochs_are_refused_before_the_data_are_read(pair):
+    """epochs=10**12 was accepted, then trained until `patience` stopped it, or for ever; 3.0 and
+    True stay refused as every other count is."""
+    from bigseg.train._train import MAX_EPOCHS
+
+    img, _, sparse = pair
+    unlabelled = np.full_like(sparse, 255)  # refused once the labels are read: the options before
+    for bad in (MAX_EPOCHS + 1, 10**12):
+        with pytest.raises(InputError, match=f"^Expected `epochs` to be at most {MAX_EPOCHS:,}. Got {bad} instead.$"):
+            bigseg.train(img, unlabelled, epochs=bad)
+    for bad in (3.0, True):
+        with pytest.raises(InputError, match=f"^Expected `epochs` to be a positive integer. Got {bad!r} instead.$"):
+            bigseg.train(img, unlabelled, epochs=bad)
+
+
 def test_patch_and_batch_too_small_for_the_networks_normalisation_are_refused_before_work(pair):
     """A deepest level of one voxel: torch stopped the training at its first step ("Expected more
     than 1 value per channel when training"), after the data were loaded."""
