@@ -62,10 +62,25 @@ def _store_once(parser: argparse.ArgumentParser) -> None:
             action.__class__ = _StoreOnce
 
 
+#: the end of ``bigseg --help``: a first scan from TIFF slices to numbers (README "Your own scan, step by step")
+_EXAMPLES = """\
+a first scan, step by step (bigseg demo: all of it on a generated electrode):
+  bigseg info scan_tiffs/          # shape, dtype, the voxel size it states
+  bigseg ingest scan_tiffs/ scan.ome.zarr --voxel-size 50 --unit nm
+  bigseg segment scan.ome.zarr --model default   # -> labels/segmentation
+  bigseg measure scan.ome.zarr --csv metrics.csv # fractions, interfaces
+  bigseg run scan_tiffs/ --out results/  # all at once: results/report.html
+
+bigseg COMMAND --help says more. Exit codes: 0 done; 2 a bad argument or input
+(one line on stderr); 130 Ctrl-C; 143 SIGTERM; 141 a pipe's reader left; 1
+anything else. Results go to stdout; progress, notes and warnings to stderr."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bigseg",
         description="Segment and quantify battery-electrode X-ray CT volumes too big for one computer's memory.",
+        epilog=_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"bigseg {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -113,6 +128,41 @@ def _unrecognized(sub: argparse.ArgumentParser, command: str, extra: list[str]) 
                 hints.append(f"{name}: did you mean {close[0]}?")
     sub.error(f"unrecognized arguments: {' '.join(extra)}" + (f" ({'; '.join(hints)})" if hints else "")
               + f"; see bigseg {command} --help")
+
+
+def _said_first(parser: argparse.ArgumentParser, argv: list[str]) -> None:
+    """A command or option mistyped, said with the one probably meant where argparse would hide it:
+    ``bigseg segmnt`` (argparse listed the 15 commands, none picked out), ``bigseg segment S
+    --modle default`` (argparse said "one of the arguments --model --method is required", the
+    option typed not named). An unknown option is said this way only where the command line fails
+    to parse: otherwise :func:`main` says it, with its value, as before."""
+    import difflib
+
+    at = next((i for i, a in enumerate(argv) if not a.startswith("-")), None)
+    if at is None or "-h" in argv[:at] or "--help" in argv[:at] or "--version" in argv[:at]:
+        return
+    sub_action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    command = argv[at]
+    if command not in sub_action.choices:
+        close = difflib.get_close_matches(command, list(sub_action.choices), n=1, cutoff=0.6)
+        parser.error(f"argument COMMAND: invalid choice: {command!r}"
+                     + (f" (did you mean {close[0]}?)" if close else "") + "; see bigseg --help")
+    rest = argv[at + 1:argv.index("--")] if "--" in argv[at + 1:] else argv[at + 1:]
+    if "-h" in rest or "--help" in rest:
+        return
+    sub = sub_action.choices[command]
+    known = [s for a in sub._actions for s in a.option_strings]
+    unknown = [name for name in (a.split("=", 1)[0] for a in rest if a.startswith("--") and a != "--")
+               if not any(k.startswith(name) for k in known)]  # an abbreviation (--mod) is argparse's to take
+    if not unknown:
+        return
+    import io
+
+    try:
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            parser.parse_known_args(argv)
+    except SystemExit:  # the command line fails to parse: the unknown option is the likelier cause
+        _unrecognized(sub, command, unknown)
 
 
 def _dash_values(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
@@ -178,7 +228,9 @@ def _stopped_note(args: argparse.Namespace) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     _plain_streams()
     parser = build_parser()
-    args, extra = parser.parse_known_args(_dash_values(parser, list(sys.argv[1:] if argv is None else argv)))
+    argv = _dash_values(parser, list(sys.argv[1:] if argv is None else argv))
+    _said_first(parser, argv)
+    args, extra = parser.parse_known_args(argv)
     given = vars(args).pop(_GIVEN, {})  # no option of the command's (its resume keys are made of them)
     if extra:  # said by the command, with the option that was probably meant (was "bigseg: error: ...")
         _unrecognized(command_parser(parser, args.command), args.command, extra)

@@ -368,6 +368,49 @@ def test_unknown_option_said_by_the_command_with_the_one_meant(capsys):
     assert "bigseg info: error: unrecognized arguments: b.ome.zarr; see bigseg info --help" in err
 
 
+def test_a_mistyped_command_is_said_with_the_one_meant(capsys):
+    """`bigseg segmnt` listed all 15 commands without picking out the one meant."""
+    with pytest.raises(SystemExit) as exc:
+        main(["segmnt", "scan.ome.zarr", "--model", "default"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "bigseg: error: argument COMMAND: invalid choice: 'segmnt' (did you mean segment?); see bigseg --help" in err
+    with pytest.raises(SystemExit):
+        main(["hepl"])
+    assert "invalid choice: 'hepl'; see bigseg --help" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, says", [
+    # was "one of the arguments --model --method is required": the option typed not named
+    (["segment", "scan.ome.zarr", "--modle", "default"], "bigseg segment: error: unrecognized arguments: --modle "
+                                                         "(--modle: did you mean --model?); see bigseg segment --help"),
+    # was "the following arguments are required: --out"
+    (["run", "scan_tiffs", "--otu", "results"], "bigseg run: error: unrecognized arguments: --otu (--otu: did you "
+                                                "mean --out?)"),
+    (["train", "a.ome.zarr", "b.npy", "--ouptut=m.pt"], "(--ouptut: did you mean --output?)"),
+])
+def test_a_mistyped_option_is_said_not_the_required_one_it_hides(argv, says, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert says in err and "required" not in err, err
+
+
+def test_the_top_level_help_shows_a_first_scan_and_the_exit_codes(capsys):
+    """`bigseg --help` listed the commands with no example of using them nor the exit codes a
+    script tests (both only in the README)."""
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "bigseg ingest scan_tiffs/ scan.ome.zarr --voxel-size 50 --unit nm" in out
+    assert "bigseg run scan_tiffs/ --out results/" in out
+    assert "2 a bad argument or input" in out and "130 Ctrl-C" in out
+    examples = out[out.index("a first scan"):]
+    assert max(map(len, examples.splitlines())) <= 80  # a terminal's width (not wrapped by argparse)
+
+
 def test_the_environments_cluster_is_where_run_and_watch_compute(tmp_path, monkeypatch):
     """config.py documents BIGSEG_CLUSTER=tcp://10.0.0.5:8786 (and README BIGSEG_CONFIG=path.yaml);
     was: without --config `bigseg run` and `watch` dropped the environment's cluster and computed
