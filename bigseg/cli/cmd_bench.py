@@ -15,8 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "each stage reading from and writing to disk: write, filter (3³ median), segment "
                                    "(the model), measure (fractions, interfaces), particles. With --cluster the stages "
                                    "run on that cluster: watch its dashboard while it runs.")
-    p.add_argument("--size", type=int, default=128, help="edge of the generated volume (default 128)")
-    p.add_argument("--chunks", type=int, default=64, help="chunk edge (default 64)")
+    p.add_argument("--size", type=int, default=128, help="edge of the generated volume in voxels (default 128)")
+    p.add_argument("--chunks", type=int, default=64, help="chunk edge in voxels (default 64)")
     p.add_argument("--model", default="default", help="model name or checkpoint path (default: the bundled model)")
     p.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated subset of {','.join(STAGES)} (default: all)")
     p.add_argument("--workdir", default=None, help="where the temporary volumes go (default: the system's temp)")
@@ -26,11 +26,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="time the first run too (by default each stage first runs once, untimed, on a small volume, "
                         "so that compiling kernels and loading the model here and on the workers is not timed)")
     m = p.add_argument_group("segment stage")
-    m.add_argument("--overlap", type=float, default=None, help="window overlap fraction (default 0.5)")
+    m.add_argument("--overlap", type=float, default=None, help="window overlap fraction in [0, 1) (default 0.5)")
     m.add_argument("--autocast", default=None, choices=["auto", "bf16", "fp16", "off"],
                    help="reduced precision for the model (default auto: bf16/fp16 on a GPU, float32 on the CPU)")
     m.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: CUDA if available)")
-    m.add_argument("--batch-size", type=int, default=None, help="windows per forward pass")
+    m.add_argument("--batch-size", type=int, default=None, help="windows per forward pass (default 4 on the CPU, sized to free memory on a GPU)")
     add_progress_args(p)
     add_cluster_args(p)
     p.set_defaults(func=run, api_aliases={"name_or_path": "model"})  # models.load(name_or_path): --model

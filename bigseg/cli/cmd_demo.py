@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "everything is.")
     p.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
     p.add_argument("--size", type=int, default=96, help="edge of the generated volume in voxels, at least 8 (default 96)")
-    p.add_argument("--chunks", type=int, default=48, help="chunk edge (default 48)")
+    p.add_argument("--chunks", type=int, default=48, help="chunk edge in voxels (default 48)")
     p.add_argument("--seed", type=int, default=7, help="random seed of the electrode and scan (default 7)")
     p.add_argument("--model", default="default", help="model name or checkpoint path (default: the bundled model)")
     p.add_argument("--steps", type=int, default=None,

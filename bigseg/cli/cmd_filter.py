@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--unsharp-2d", action="store_true", help="unsharp each z slice in 2D (LRCS-Net)")
     p.add_argument("--nan-policy", default="raise", choices=["raise", "propagate"],
                    help="NaN/inf voxels: fail with their count (default) or filter anyway")
-    p.add_argument("--chunks", default=None, help="output chunk edge, or z,y,x (default: the input's)")
+    p.add_argument("--chunks", default=None, help="output chunk edge in voxels, or z,y,x (default: the input's)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing destination")
     add_progress_args(p)
     add_cluster_args(p)

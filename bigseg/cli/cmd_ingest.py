@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="several scans: the time (cycle, state of charge...) of each, comma separated (default 0,1,2...)")
     p.add_argument("--time-unit", default=None,
                    help="the unit of --times (or of a series source's own times), e.g. s, min, h or cycle")
-    p.add_argument("--chunks", default="128", help="chunk edge, or z,y,x (default 128)")
+    p.add_argument("--chunks", default="128", help="chunk edge in voxels, or z,y,x (default 128)")
     p.add_argument("--voxel-size", default=None, help="voxel edge, or z,y,x, in --unit")
     p.add_argument("--unit", default=None,
                    help="length unit of --voxel-size; without it, the unit the source's own voxel size is given in "

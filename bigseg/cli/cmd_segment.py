@@ -27,18 +27,20 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "A (t, z, y, x) series is segmented scan by scan, each as if it were alone (labels (t, z, y, x)); "
                     "--temporal N averages each scan's probabilities with its neighbours' first. Resumable: the same "
                     "command run again after an interruption computes only the blocks not yet on disk.")
+    from ..baselines._forest import DEFAULT_SIGMAS  # (the help's default: one home)
+
     p.add_argument("source", help="input OME-Zarr image")
     how = p.add_mutually_exclusive_group(required=True)
     how.add_argument("--model", default=None, help="'default' (bundled model) or a checkpoint path (.pt)")
     how.add_argument("--method", choices=METHODS, help="classical segmentation method")
     m = p.add_argument_group("model options")
-    m.add_argument("--overlap", type=float, default=None, help="window overlap fraction (default 0.5)")
+    m.add_argument("--overlap", type=float, default=None, help="window overlap fraction in [0, 1) (default 0.5)")
     m.add_argument("--tta", action="store_true", help="test-time augmentation (flips), averaged probabilities")
     m.add_argument("--triplanar", action="store_true", help="2D models: average z, y and x planes")
     m.add_argument("--plane", choices=["z", "y", "x"], default=None,
                    help="2D models: the axis normal to the planes the model sees (default: the axis it was "
                         "trained across, `bigseg train --axis`, else z)")
-    m.add_argument("--batch-size", type=int, default=None, help="windows per forward pass")
+    m.add_argument("--batch-size", type=int, default=None, help="windows per forward pass (default 4 on the CPU, sized to free memory on a GPU)")
     m.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: CUDA if available)")
     m.add_argument("--autocast", default=None, choices=["auto", "bf16", "fp16", "off"],
                    help="reduced precision for the model: auto = bf16/fp16 on a GPU, float32 on the CPU (default); "
@@ -59,8 +61,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--unlabelled", type=int, default=None, metavar="VALUE",
                    help="random-forest: value of the unannotated voxels in --labels (default 255; 0 for "
                         "napari/ilastik/Fiji exports, whose classes 1, 2, 3 become phases 0, 1, 2)")
-    p.add_argument("--sigmas", default=None, help="random-forest: feature scales in voxels")
-    p.add_argument("--trees", type=positive_int, default=None, help="random-forest: number of trees")
+    p.add_argument("--sigmas", default=None, help="random-forest: feature scales in voxels, comma-separated (default "
+                   f"{','.join(map(str, DEFAULT_SIGMAS))})")
+    p.add_argument("--trees", type=positive_int, default=None, help="random-forest: number of trees (default 100)")
     p.add_argument("--seed", type=int, default=None, help="random seed (k-means, random forest)")
     p.add_argument("--name", default=None, help="label image name inside the source (default segmentation; not with "
                                                 "--out)")

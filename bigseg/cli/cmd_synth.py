@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                                     "(default 0.35,0.15,0.5)")
     p.add_argument("--radius", default="8,2", help="particle radius mean[,std] in voxels (default 8,2)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--chunks", default="128", help="chunk edge, or z,y,x (default 128)")
+    p.add_argument("--chunks", default="128", help="chunk edge in voxels, or z,y,x (default 128)")
     p.add_argument("--preset", default="nano-ct-phase",
                    help="imaging preset: nano-ct-phase, nano-ct-absorption, lab-micro-ct, synchrotron-micro-ct, ideal "
                         "(default nano-ct-phase)")

@@ -51,7 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr-decay", type=float, default=None,
                    help="factor applied to the learning rate after each epoch (default 0.3 as Su et al. 2022; 0.8 with --synthetic)")
     p.add_argument("--batch-size", type=int, default=8, help="patches per training step (default 8)")
-    p.add_argument("--patch", default=None, help="patch edge or y,x (2D) / z,y,x (3D)")
+    p.add_argument("--patch", default=None, help="patch edge or y,x (2D) / z,y,x (3D), in voxels (default 128,128 / 48,48,48 or --init's, cut to the image)")
     p.add_argument("--kernels", type=int, default=None, help="lrcsnet: kernels of the first level (default 32)")
     p.add_argument("--kernel-size", type=int, default=None, help="lrcsnet: kernel size (default 5)")
     p.add_argument("--growth", type=float, default=None, help="lrcsnet: channel multiplier per level (default 2)")
@@ -82,7 +82,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: CUDA if available)")
     p.add_argument("--amp", default="auto",
                    help="reduced precision: auto, bf16, fp16 or off (default auto: bf16/fp16 on a GPU, float32 on the CPU)")
-    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's own)")
     p.add_argument("--half", action="store_true", help="store float16 weights (half the file size)")
     p.add_argument("--report", default=None, help="also write the provenance (history, scores) as JSON here")
     p.add_argument("--plot", default=None, help="also draw the training curves (loss, learning rate, validation IoU "
