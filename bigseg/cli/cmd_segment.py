@@ -27,8 +27,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "A (t, z, y, x) series is segmented scan by scan, each as if it were alone (labels (t, z, y, x)); "
                     "--temporal N averages each scan's probabilities with its neighbours' first. Resumable: the same "
                     "command run again after an interruption computes only the blocks not yet on disk.")
-    from ..baselines._forest import DEFAULT_SIGMAS  # (the help's default: one home)
-
     p.add_argument("source", help="input OME-Zarr image")
     how = p.add_mutually_exclusive_group(required=True)
     how.add_argument("--model", default=None, help="'default' (bundled model) or a checkpoint path (.pt)")
@@ -62,7 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="random-forest: value of the unannotated voxels in --labels (default 255; 0 for "
                         "napari/ilastik/Fiji exports, whose classes 1, 2, 3 become phases 0, 1, 2)")
     p.add_argument("--sigmas", default=None, help="random-forest: feature scales in voxels, comma-separated (default "
-                   f"{','.join(map(str, DEFAULT_SIGMAS))})")
+                   "0.7,1.0,1.6,3.5)")  # baselines' DEFAULT_SIGMAS (a test holds them equal; importing it loads numba)
     p.add_argument("--trees", type=positive_int, default=None, help="random-forest: number of trees (default 100)")
     p.add_argument("--seed", type=int, default=None, help="random seed (k-means, random forest)")
     p.add_argument("--name", default=None, help="label image name inside the source (default segmentation; not with "

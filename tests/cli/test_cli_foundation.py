@@ -72,6 +72,16 @@ def test_parser_loads_no_heavy_package():
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
+
+def test_the_helps_defaults_are_the_functions_own():
+    """Defaults a help states without importing the function's module (it would load numba)."""
+    from bigseg.baselines._forest import DEFAULT_SIGMAS
+    from bigseg.cli import build_parser
+
+    seg = build_parser()._subparsers._group_actions[0].choices["segment"]
+    sigmas = next(a for a in seg._actions if "--sigmas" in a.option_strings)
+    assert f"(default {','.join(map(str, DEFAULT_SIGMAS))})" in sigmas.help
+
 def test_ingest_then_info(tmp_path, odd_volume, bigseg_cli):
     np.save(tmp_path / "v.npy", odd_volume)
     out = bigseg_cli("ingest", tmp_path / "v.npy", tmp_path / "v.ome.zarr", "--chunks", "10,17,30", "--voxel-size", "2,1,1",
