@@ -138,6 +138,9 @@ def test_a_run_records_what_its_settings_meant_and_runs_again_from_its_record(tm
     assert main(["info", str(first)]) == 0
     said = capsys.readouterr().out
     assert "(read from the source)" in said and f"--config {first / 'run.json'}" in said
+    monkeypatch.chdir(tmp_path)  # the run named relative to here: its record's path still from anywhere
+    assert main(["info", "r"]) == 0
+    assert f"--config {first / 'run.json'}" in capsys.readouterr().out
     # the record runs again, in other chunks, to the same numbers
     again = tmp_path / "again"
     monkeypatch.setenv("BIGSEG_CHUNKS", "8")

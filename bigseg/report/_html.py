@@ -411,7 +411,7 @@ def run_summary(run: str | os.PathLike) -> dict[str, Any]:
 
         src = info["source"] if isinstance(info["source"], list) else [info["source"]]
         out["rerun"] = " ".join(["bigseg run", *map(shlex.quote, map(str, src)), "--out NEW_FOLDER --config",
-                                 shlex.quote(str(run / "run.json")),
+                                 shlex.quote(os.path.abspath(run / "run.json")),  # (from any folder, as the source)
                                  # (a truth file is recorded by its absolute path; an array's is "an array", no --truth)
                                  *(["--truth", shlex.quote(str(info["truth"]))]
                                    if os.path.isabs(str(info.get("truth") or "")) else [])])
