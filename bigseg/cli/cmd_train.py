@@ -80,8 +80,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "whole run (replacing the -o, --report and --plot the stopped run wrote)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: CUDA if available)")
-    p.add_argument("--amp", default="auto",
-                   help="reduced precision: auto, bf16, fp16 or off (default auto: bf16/fp16 on a GPU, float32 on the CPU)")
+    p.add_argument("--amp", "--autocast", dest="amp", default="auto", choices=["auto", "bf16", "fp16", "off"],
+                   help="reduced precision (--autocast, as segment and bench call it; default auto: bf16/fp16 on a "
+                        "GPU, float32 on the CPU)")
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's own)")
     p.add_argument("--half", action="store_true", help="store float16 weights (half the file size)")
     p.add_argument("--report", default=None, help="also write the provenance (history, scores) as JSON here")

@@ -457,3 +457,16 @@ def test_info_json_is_strict_json(tmp_path, capsys):
 
     info = json.loads(out, parse_constant=refuse)
     assert info["intensity"]["mean"] is None and info["shape"] == [8, 8, 8]
+
+
+def test_train_takes_autocast_as_segment_and_bench_name_it():
+    """One concept, one flag: train's reduced precision was only `--amp` (no choices listed),
+    segment's and bench's `--autocast {auto,bf16,fp16,off}`."""
+    from bigseg.cli import build_parser
+
+    parser = build_parser()
+    for flag in ("--amp", "--autocast"):
+        args = parser.parse_args(["train", "img.ome.zarr", "lab.ome.zarr", "-o", "m.pt", flag, "off"])
+        assert args.amp == "off"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train", "img.ome.zarr", "lab.ome.zarr", "-o", "m.pt", "--autocast", "half"])
