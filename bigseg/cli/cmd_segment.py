@@ -9,9 +9,9 @@ from pathlib import Path
 from ..config import CLASSICAL_MODELS
 from ..errors import InputError
 from ..runtime._lock import held
-from ._common import (add_cluster_args, add_fov_args, add_progress_args, check_fov_margin, cluster_from_args,
-                      command_key, open_label_image, positive_int, refuse_existing, refuse_label_image,
-                      refuse_replacing, set_unset)
+from ._common import (FIGURE_SUFFIXES, add_cluster_args, add_fov_args, add_progress_args, check_fov_margin,
+                      cluster_from_args, command_key, distinct_files, open_label_image, output_file, positive_int,
+                      refuse_existing, refuse_label_image, refuse_replacing, set_unset)
 
 METHODS = (*CLASSICAL_MODELS, "random-forest")
 
@@ -67,6 +67,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                 "--out)")
     p.add_argument("--out", default=None, help="write a separate OME-Zarr label volume here instead")
     p.add_argument("--overwrite", action="store_true", help="replace an existing label image (or --out store)")
+    p.add_argument("--plot", default=None, help="also draw the image's three central slices with the labels beside "
+                                                "them (PNG; a series: its last scan)")
     add_fov_args(p)
     add_progress_args(p)
     add_cluster_args(p)
@@ -198,6 +200,8 @@ def run(args: argparse.Namespace) -> int:
     model = load_model(args.model, args.device) if args.model is not None else None
     if args.out:
         refuse_replacing(args.out, args.source, "--out")
+    output_file(args.plot, "--plot", suffixes=FIGURE_SUFFIXES, overwrite=args.overwrite)  # before any work
+    distinct_files([(args.plot, "--plot"), (args.out, "--out")])
     vol = open_volume(args.source)
     refuse_label_image(args.source, "source", instead="segment the image it labels", vol=vol)
     # an interrupted run of this same command takes up where it stopped
@@ -248,5 +252,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {dest} ({how}): volume fractions")
     for head, f in steps:
         print("  " + head + ", ".join(f"{p} {float(v):.3f}" for p, v in zip(f.phase.values, f.values)))
+    if args.plot:  # what a person checks first: the labels beside the grey values (six slices read)
+        from ..report import orthoslices
+
+        orthoslices(vol, open_volume(dest), path=args.plot, title=f"{Path(args.source).name}: segmentation ({how})")
+        print(f"figure {args.plot}")
     return 0
 

@@ -94,3 +94,32 @@ def test_segment_bf16_autocast_agrees_with_float32(scan):
     a = open_volume(path / "labels" / "fp32").values
     b = open_volume(path / "labels" / "bf16").values
     assert (a == b).mean() > 0.99  # bf16 rounding moves a few interface voxels only
+
+
+def test_segment_draws_the_labels_beside_the_image_on_request(scan, tmp_path, capsys):
+    """`bigseg segment` wrote labels only: a person checking them needed Python or `bigseg run`.
+    `--plot` draws the central slices with the labels beside them, checked before any work
+    (suffix, an existing file), and does not change what an interrupted run resumes from."""
+    import matplotlib.image as mpimg
+
+    _, path = scan
+    fig = tmp_path / "seg.png"
+    assert main(["segment", str(path), "--method", "threshold", "--name", "plotted", "--plot", str(fig),
+                 "--no-progress"]) == 0
+    assert f"figure {fig}" in capsys.readouterr().out
+    img = mpimg.imread(fig)
+    assert img.ndim == 3 and img.shape[0] > 200 and img[..., :3].std() > 0.05  # drawn, not blank
+    for bad, said in ((tmp_path / "seg.txt", "to end in .png"), (fig, "which exists")):
+        assert main(["segment", str(path), "--method", "threshold", "--name", "again", "--plot", str(bad),
+                     "--no-progress"]) == 2
+        assert said in capsys.readouterr().err and not (path / "labels" / "again").exists()
+    from bigseg.cli import _GIVEN, build_parser
+    from bigseg.cli._common import command_key
+
+    parser = build_parser()
+    keys = set()
+    for extra in ([], ["--plot", str(fig)]):
+        args = parser.parse_args(["segment", str(path), "--method", "threshold", *extra])
+        vars(args).pop(_GIVEN)  # (as main does)
+        keys.add(command_key(args, "segment"))
+    assert len(keys) == 1  # a figure asked for or not: the same labels, resumed alike
