@@ -6,8 +6,8 @@ import argparse
 
 from ..errors import InputError
 from ..runtime._lock import held
-from ._common import (add_cluster_args, add_progress_args, cluster_from_args, command_key, parse_triple,
-                      refuse_existing, refuse_label_image, refuse_replacing)
+from ._common import (FIGURE_SUFFIXES, add_cluster_args, add_progress_args, cluster_from_args, command_key,
+                      output_file, parse_triple, refuse_existing, refuse_label_image, refuse_replacing)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,6 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="NaN/inf voxels: fail with their count (default) or filter anyway")
     p.add_argument("--chunks", default=None, help="output chunk edge in voxels, or z,y,x (default: the input's)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing destination")
+    p.add_argument("--plot", default=None, help="also draw the central slices before and after, in one grey window "
+                                                "(PNG; a series: its last scan)")
     add_progress_args(p)
     add_cluster_args(p)
     p.set_defaults(func=run, api_aliases={"size": "median", "sigma": "gaussian", "radius": "unsharp",
@@ -95,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
 
     refuse_replacing(args.dest, args.source, "dest")
     refuse_existing(args.dest, args.overwrite, "dest")
+    output_file(args.plot, "--plot", suffixes=FIGURE_SUFFIXES, overwrite=args.overwrite)
     if args.unsharp_2d and args.unsharp is None:  # a switch of --unsharp's, meaningless alone
         raise InputError("Expected --unsharp-2d with --unsharp RADIUS,AMOUNT (it makes that unsharp mask 2D). "
                          "Got --unsharp-2d alone.")
@@ -117,4 +120,15 @@ def run(args: argparse.Namespace) -> int:
         save_volume(out, args.dest, chunks=parse_triple(args.chunks, int, option="--chunks"), overwrite=args.overwrite,
                     progress=args.progress, resume_key=command_key(args, "filter"))
     print(f"wrote {args.dest}: {' -> '.join(steps)}, shape {out.shape}, dtype {out.dtype}")
+    if args.plot:  # what the filter did, seen: the same slices before and after (six of each read)
+        from pathlib import Path
+
+        from ..report import orthoslices
+
+        before = vol
+        if "crop" in out.attrs:  # aligned: the region every moved scan covers, as it was before
+            before = vol[(slice(None), *(slice(lo, hi) for lo, hi in out.attrs["crop"]))]
+        orthoslices(open_volume(args.dest), before=before.data, path=args.plot,
+                    title=f"{Path(args.source).name}: {' -> '.join(steps)}")
+        print(f"figure {args.plot}")
     return 0

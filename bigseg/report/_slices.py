@@ -102,6 +102,7 @@ def orthoslices(
     title: str | None = None,
     percentiles: tuple[float, float] = (0.5, 99.5),
     dpi: int = 110,
+    before: Any = None,
 ):
     """Figure of the three orthogonal central slices (xy, xz, yz) of a volume, with the labels'
     slices beside them in the fixed phase colours and a legend.
@@ -118,6 +119,9 @@ def orthoslices(
     t : time step of a series
     phases : phase names; default ``labels.attrs["phases"]`` or pore/cbd/active
     percentiles : grey window of the image from these percentiles of the shown slices
+    before : grey values of the same shape before a filter made ``image``: drawn above it, in the
+        image's grey window (what the filter changed shows as it is), or in its own where the two
+        windows share less than half the narrower one (other units: raw counts normalised to [0, 1])
 
     Returns
     -------
@@ -127,15 +131,17 @@ def orthoslices(
 
     if image is None and labels is None:
         raise InputError("Expected `image` or `labels`. Got None for both instead.")
+    if before is not None and image is None:
+        raise InputError("Expected `image` with `before` (the grey values after the filter). Got None instead.")
     vols = []
     ref = None
-    for name, v in (("image", image), ("labels", labels)):
+    for name, v in (("image", image), ("labels", labels), ("before", before)):
         if v is None:
             vols.append(None)
             continue
         vol = as_volume(v, name=name, allow_series=True)
         if ref is not None and tuple(vol.shape) != tuple(ref.shape):
-            raise InputError(f"Expected `labels` to have the image's shape {ref.shape}. Got {vol.shape} instead.")
+            raise InputError(f"Expected `{name}` to have the image's shape {ref.shape}. Got {vol.shape} instead.")
         ref = vol if ref is None else ref
         vols.append(vol)
     shape3 = ref.shape[-3:]
@@ -150,14 +156,15 @@ def orthoslices(
         raise InputError(f"Expected `index` to be (z, y, x) inside {shape3}. Got {index!r} instead.")
     vs = ref.attrs.get("voxel_size", (1.0, 1.0, 1.0))
     unit = ref.attrs.get("unit", "voxel")
-    rows = [v for v in vols if v is not None]
+    rows = [(kind, v) for kind, v in (("before", vols[2]), ("image", vols[0]), ("labels", vols[1])) if v is not None]
+    window = None  # the image's grey window, for the row before it too
     fig, axes = plt.subplots(len(rows), 3, figsize=(12.5, 4.3 * len(rows) + 0.4), squeeze=False,
                              gridspec_kw={"wspace": 0.06, "hspace": 0.12})
     names = ["xy (z = {}{})", "xz (y = {}{})", "yz (x = {}{})"]
     # physical aspect: xy plane (y rows, x cols), xz (z rows, x cols), yz (z rows, y cols)
     aspects = [vs[1] / vs[2], vs[0] / vs[2], vs[0] / vs[1]]
-    for r, vol in enumerate(rows):
-        is_labels = vol is vols[1]
+    for r, (kind, vol) in enumerate(rows):
+        is_labels = kind == "labels"
         sl = _slices(vol, t if vol.ndim == 4 else None, index)
         if is_labels:
             ph = phases or vol.attrs.get("phases") or ["pore", "cbd", "active"]
@@ -167,8 +174,15 @@ def orthoslices(
             axes[r, 2].legend(handles=_legend_handles(sl, ph), loc="upper left", bbox_to_anchor=(1.01, 1.0),
                               frameon=False)
         else:
-            flat = np.concatenate([np.ravel(s).astype(np.float64) for s in sl])
-            lo, hi = np.nanpercentile(flat, percentiles)  # a NaN fill outside a field of view is no grey value
+            def grey_window(slices: Any) -> np.ndarray:  # a NaN fill outside a field of view is no grey value
+                return np.nanpercentile(np.concatenate([np.ravel(s).astype(np.float64) for s in slices]), percentiles)
+
+            own = grey_window(sl)
+            if window is None:
+                window = own if kind == "image" else grey_window(_slices(vols[0], t if vol.ndim == 4 else None, index))
+            shared = (min(own[1], window[1]) - max(own[0], window[0])  # half the narrower window in common
+                      >= 0.5 * min(own[1] - own[0], window[1] - window[0]))
+            lo, hi = window if kind == "image" or shared else own
             for c in range(3):
                 im = axes[r, c].imshow(sl[c], cmap="gray", vmin=lo, vmax=hi, interpolation="nearest", aspect=aspects[c])
             # the bar as high as the row's highest slice (an inset of a sliver would be a sliver)
@@ -178,7 +192,8 @@ def orthoslices(
             tall = max(boxes, key=lambda b: b.height)
             cax = fig.add_axes((boxes[2].x1 + 0.01, tall.y0, 0.012, tall.height))
             bar = fig.colorbar(im, cax=cax)
-            bar.set_label(f"grey value (window: {percentiles[0]:g}–{percentiles[1]:g}th percentile)", fontsize=8)
+            bar.set_label(f"grey value (window: {percentiles[0]:g}–{percentiles[1]:g}th percentile"
+                          f"{' after' if kind == 'before' and shared else ''})", fontsize=8)
         for c in range(3):
             ax = axes[r, c]
             ax.set_xticks([])
@@ -189,7 +204,7 @@ def orthoslices(
                 vertical = 1 if c == 0 else 0
                 _add_scale_bar(ax, shape3[horizontal], float(vs[horizontal]), unit,
                                height=shape3[vertical] * aspects[c] / shape3[horizontal])
-        axes[r, 0].set_ylabel("labels" if is_labels else "tomogram", fontsize=11)
+        axes[r, 0].set_ylabel(kind if kind != "image" else "after" if vols[2] is not None else "tomogram", fontsize=11)
     size = (f"voxels of {voxel_text(vs, unit)}" if unit != "voxel"
             else "voxels (no voxel size: lengths in voxels)")
     sub = f"{'x'.join(str(s) for s in shape3)} {size}" + (f", t = {time_at(ref.t, t)}" if ref.ndim == 4 and "t" in ref.coords

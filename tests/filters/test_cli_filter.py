@@ -54,3 +54,24 @@ def test_filter_cli_refuses_to_normalize_a_blank_scan(tmp_path, capsys):
     assert main(["filter", src, str(tmp_path / "out.ome.zarr"), "--normalize", "--no-progress"]) == 2
     assert "more than one grey value between its 0.5 and 99.5 percentiles" in capsys.readouterr().err
     assert not list(tmp_path.glob("*out.ome.zarr*"))  # zeros were written as the filtered scan
+
+
+def test_filter_cli_draws_before_and_after_on_request(tmp_path, capsys):
+    """`bigseg filter` drew nothing: `--plot` draws the same central slices before and after,
+    checked before any work; an aligned series' before is the region every scan covers."""
+    import matplotlib.image as mpimg
+
+    a = np.random.default_rng(0).normal(100, 10, (20, 24, 28)).astype(np.float32)
+    save_volume(a, tmp_path / "in.ome.zarr", chunks=(7, 11, 13), progress=False)
+    fig = tmp_path / "f.png"
+    assert main(["filter", str(tmp_path / "in.ome.zarr"), str(tmp_path / "out.ome.zarr"), "--median", "3",
+                 "--plot", str(fig), "--no-progress"]) == 0
+    assert f"figure {fig}" in capsys.readouterr().out and mpimg.imread(fig)[..., :3].std() > 0.05
+    assert main(["filter", str(tmp_path / "in.ome.zarr"), str(tmp_path / "o2.ome.zarr"), "--median", "3",
+                 "--plot", str(tmp_path / "f.csv"), "--no-progress"]) == 2
+    assert "`--plot` to end in .png" in capsys.readouterr().err and not (tmp_path / "o2.ome.zarr").exists()
+    ser = np.stack([a, np.roll(a, 2, axis=1)])
+    save_volume(ser, tmp_path / "ser.ome.zarr", chunks=(1, 10, 12, 14), progress=False)
+    assert main(["filter", str(tmp_path / "ser.ome.zarr"), str(tmp_path / "al.ome.zarr"), "--align",
+                 "--plot", str(tmp_path / "al.png"), "--no-progress"]) == 0
+    assert (tmp_path / "al.png").exists()

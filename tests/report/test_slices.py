@@ -122,3 +122,28 @@ def test_index_and_time_step_refused_not_truncated_or_wrapped():
 
     for fig in (orthoslices(series, t=-3, index=np.array([1, 2, 3])), fov_figure(series, np.ones((6, 6), bool), t=2)):
         plt.close(fig)
+
+
+def test_slices_before_a_filter_share_its_window_unless_in_other_units():
+    """`before` is drawn above the filtered image in the image's grey window (what the filter did
+    shows as it is), in its own where the windows differ (a normalisation into [0, 1])."""
+    import matplotlib.pyplot as plt
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(1)
+    raw = rng.normal(1000.0, 50.0, (12, 16, 20)).astype(np.float32)
+    smooth = ndi.median_filter(raw, 3)
+    fig = orthoslices(smooth, before=raw)
+    assert [fig.axes[0].get_ylabel(), fig.axes[3].get_ylabel()] == ["before", "after"]  # (the 2 x 3 slices first)
+    grey = [ax.images[0].get_clim() for ax in fig.axes[:6] if ax.images]
+    assert len(grey) == 6 and all(c == grey[3] for c in grey)  # the six slices in the filtered image's window
+    plt.close(fig)
+    normed = (smooth - smooth.min()) / (smooth.max() - smooth.min())
+    fig = orthoslices(normed, before=raw)
+    grey = [ax.images[0].get_clim() for ax in fig.axes[:6] if ax.images]
+    assert grey[0] != grey[3] and grey[0][0] > 100 and grey[3][1] <= 1  # each in its own units
+    plt.close(fig)
+    with pytest.raises(InputError, match="`before` to have the image's shape"):
+        orthoslices(smooth, before=raw[:, :, :5])
+    with pytest.raises(InputError, match="`image` with `before`"):
+        orthoslices(None, np.zeros(raw.shape, np.uint8), before=raw)
