@@ -34,8 +34,10 @@ TEST_WORKERS ?= auto
 test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS)
 
+# each benchmark with its defaults (well over an hour); THREADS: the model benchmarks' torch threads, as README runs them
+BENCH_THREADS ?= 2
 bench: $(STAMP)
-	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
+	for b in benchmarks/bench_*.py; do THREADS=$(BENCH_THREADS) $(PY) $$b || exit 1; done
 
 clean:
 	rm -rf out .pytest_cache

@@ -62,9 +62,33 @@ def fresh_workdir(path: str | os.PathLike) -> Path:
     return work
 
 
+#: packages recorded with every result besides those of bigseg's own record (``bigseg._version.environment``)
+BENCH_PACKAGES = ("monai", "dask-image")
+#: environment variables that set a run's threads, recorded where set
+THREAD_VARS = ("THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS", "DASK_NUM_WORKERS")
+
+
 def machine() -> dict:
-    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-            "python": platform.python_version(), "date": time.strftime("%Y-%m-%d")}
+    """What the figures were measured on and with: CPU model, cores (and those this process may
+    use), thread settings, package versions and the checkout's commit (bigseg's own record of a
+    run, :func:`bigseg._version.environment`, and what only a benchmark needs; was: ``x86_64``,
+    the core count and Python's version only)."""
+    from importlib import metadata
+
+    from bigseg._version import environment
+
+    env = environment()
+    versions = {"bigseg": env["bigseg"], **{k: v for k, v in env["packages"].items() if v}}
+    for name in BENCH_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return {"cpu": env["machine"]["processor"], "arch": platform.machine(), "cores": os.cpu_count(),
+            "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+            "threads_env": {k: os.environ[k] for k in THREAD_VARS if k in os.environ},
+            "python": env["python"], "versions": versions, "commit": env["git_commit"],
+            "date": time.strftime("%Y-%m-%d")}
 
 
 def recording(env: dict[str, str] | None = None) -> bool:
@@ -95,7 +119,10 @@ def save(name: str, payload: dict, *, env: dict[str, str] | None = None) -> Path
     RESULTS.mkdir(exist_ok=True)
     record = recording(env)
     path = RESULTS / (f"{name}.json" if record else f"{name}.local.json")
-    path.write_text(json.dumps({"machine": machine(), "argv": sys.argv[1:], **payload}, indent=2))
+    info = machine()
+    if isinstance(payload.get("machine"), str):  # a script's own words on it ("shared with other jobs"): kept beside
+        payload = {**payload, "machine": {**info, "note": payload["machine"]}}  # was: replaced the record above
+    path.write_text(json.dumps({"machine": info, "argv": sys.argv[1:], **payload}, indent=2))
     if not record:
         print(f"(results/{name}.json, the committed reference run, left as it was: this run has other arguments "
               f"or settings; "

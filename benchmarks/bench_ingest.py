@@ -1,9 +1,10 @@
 """Peak memory and throughput of a TIFF-stack ingest (target: 1024³ uint8 under 1 GiB peak RSS).
 
-    python benchmarks/bench_ingest.py [--sizes 256,512,1024] [--chunks 128] [--workdir /tmp/bigseg-bench]
+    python benchmarks/bench_ingest.py [--sizes 256,512,1024] [--chunks 128] [--workdir /tmp/bigseg-bench-ingest]
 
-Each case runs in a fresh subprocess so that its peak RSS (VmHWM) is its own; the cases
-are ordered small to large, and a case's RSS is only attributed to it when it sets a new max.
+Each case runs in a fresh subprocess so that its peak RSS (its own ``VmHWM``, see
+``_util.PEAK_RSS``) is its own.
+After each case the written volume is compared with the stack, voxel for voxel (asserted).
 """
 
 from __future__ import annotations
@@ -26,6 +27,13 @@ print(json.dumps({{"seconds": dt, "mvox_s": v.size / dt / 1e6, "mb_s": v.nbytes 
 """
 
 
+def _base(n: int):
+    """Slice ``i`` of the stack is this (n, n) uint8 image rolled by ``i`` along y."""
+    import numpy as np
+
+    return np.random.default_rng(0).integers(0, 255, (n, n), dtype=np.uint8)
+
+
 def make_stack(folder: Path, n: int) -> None:
     import numpy as np
     import tifffile
@@ -34,10 +42,24 @@ def make_stack(folder: Path, n: int) -> None:
         return
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    base = rng.integers(0, 255, (n, n), dtype=np.uint8)
+    base = _base(n)
     for i in range(n):  # one slice in memory at a time
         tifffile.imwrite(folder / f"slice_{i:05d}.tif", np.roll(base, i, axis=0))
+
+
+def check_output(dst: Path, n: int, chunks: int) -> None:
+    """The ingested volume holds the stack, voxel for voxel (read a slab of ``chunks`` slices at a time)."""
+    import numpy as np
+
+    import bigseg
+
+    vol = bigseg.open_volume(dst)
+    assert vol.shape == (n, n, n) and vol.dtype == np.uint8, (vol.shape, vol.dtype)
+    base = _base(n)
+    for z0 in range(0, n, chunks):
+        slab = vol.data[z0:z0 + chunks].compute()
+        want = np.stack([np.roll(base, i, axis=0) for i in range(z0, min(z0 + chunks, n))])
+        assert np.array_equal(slab, want), f"ingested {n}^3 volume differs from the stack in slices {z0}.."
 
 
 def main() -> None:
@@ -56,7 +78,8 @@ def main() -> None:
         dst = work / f"out{n}.ome.zarr"
         shutil.rmtree(dst, ignore_errors=True)
         r = run_case(CASE.format(src=str(src), dst=str(dst), chunks=args.chunks))
-        r.update(size=n, volume_mib=n**3 / 2**20)
+        check_output(dst, n, args.chunks)  # after the case, in this process: not in its time or peak RSS
+        r.update(size=n, volume_mib=n**3 / 2**20, equal_to_stack=True)
         rows.append(r)
         shutil.rmtree(dst, ignore_errors=True)
     print(f"{'size':>6} {'volume MiB':>10} {'seconds':>8} {'MB/s':>7} {'peak RSS MiB':>13}")

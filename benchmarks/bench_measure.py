@@ -201,6 +201,7 @@ def main() -> None:
         if sk:
             rel = np.abs(np.array(ours["mc_phase_area"]) / np.array(sk["mc_phase_area"]) - 1).max()
             row["mc_rel_diff_vs_skimage"] = float(rel)
+            assert rel < 1e-3, f"marching-cubes areas differ from scikit-image's by {rel:.1e} (relative)"
             row["mc_speedup_vs_skimage"] = sk["t_mc_phase_areas"] / ours["t_mc_phase_areas"]
         rows.append(row)
 

@@ -94,6 +94,25 @@ def _run(stage: str, src: Path, chunks: int, out: Path) -> None:
         bigseg.save_volume(vol, out, progress=False)
 
 
+def _check(stage: str, src: Path, out: Path, work: Path, n: int) -> None:
+    """The case's output is right (asserted): an ingest equals its ``.npy``; a filter's 16³ around
+    the volume's centre, where 8 blocks meet, equals the filter on that crop with a 32-voxel
+    margin in memory; predict's labels cover the volume with a phase per voxel."""
+    import bigseg
+
+    if stage.startswith("ingest"):
+        assert np.array_equal(bigseg.open_volume(out).values, np.load(work / f"v{n}_uint16.npy")), f"{stage}: differs"
+    elif stage == "predict":
+        labels = bigseg.open_volume(out, label="segmentation")
+        assert labels.shape == (n,) * 3 and int(labels.max()) < len(labels.attrs["phases"]), f"{stage}: labels"
+    else:
+        c, lo, hi = n // 2, max(n // 2 - 40, 0), min(n // 2 + 40, n)
+        ref = getattr(bigseg.filters, stage)(bigseg.open_volume(src)[lo:hi, lo:hi, lo:hi].values).values
+        got = bigseg.open_volume(out)[c - 8:c + 8, c - 8:c + 8, c - 8:c + 8].values
+        want = ref[c - 8 - lo:c + 8 - lo, c - 8 - lo:c + 8 - lo, c - 8 - lo:c + 8 - lo]
+        assert np.allclose(got, want, rtol=1e-5, atol=1e-3), f"{stage}: blocks differ from the filter in memory"
+
+
 def _estimate(stage: str, src: Path, chunks: int) -> int:
     """The footprint the stage's own check counts (its check_budget call, caught)."""
     import bigseg
@@ -146,6 +165,7 @@ def main() -> None:
                 _run(stage, src, c, work / "out.ome.zarr")
                 seconds = time.perf_counter() - t0
                 peak = next(iter(client.run(_resident).values()))["VmHWM"]
+            _check(stage, src, work / "out.ome.zarr", work, n)
             est = _estimate(stage, src, c)
             dtype = "float32" if stage == "predict" else "uint16"
             rows.append({"stage": stage, "volume": n, "chunks": c, "dtype": dtype,

@@ -19,8 +19,9 @@ training length, sets the limit.
 
 Run: ``PRESETS=nano-ct-phase,lab-micro-ct THREADS=2 nice .venv/bin/python benchmarks/bench_model_capacity.py``
 (about 14 min per preset on a shared 2-core CPU). Writes ``benchmarks/results/model_capacity.json``
-(with ``PRESETS``, ``STEPS``, ``BATCH``, ``WIDE``, ``DEVICE`` or ``AMP`` set to another value than the
-default and no ``NAME``: ``results/model_capacity.local.json``, git-ignored).
+(with ``PRESETS``, ``STEPS``, ``BATCH``, ``WIDE``, ``DEVICE``, ``AMP`` or ``SHAPE`` (the test volumes',
+as in bench_model_quality.py, default 48,128,128) set to another value than the default and no ``NAME``:
+``results/model_capacity.local.json``, git-ignored).
 
 On a GPU, the long run issue #6 asks for: ``DEVICE=cuda STEPS=20000 BATCH=16 WIDE=32,64,128
 PRESETS=nano-ct-phase NAME=model_capacity_cuda python benchmarks/bench_model_capacity.py``
@@ -47,7 +48,7 @@ WIDE_CHANNELS = (32, 64, 128)
 #: the environment variables that configure this benchmark, with their defaults (another value, without ``NAME``:
 #: not the reference run)
 ENV = {"PRESETS": "nano-ct-phase,lab-micro-ct", "STEPS": "1500", "BATCH": "4", "WIDE": ",".join(map(str, WIDE_CHANNELS)),
-       "DEVICE": "", "AMP": "bf16"}
+       "DEVICE": "", "AMP": "bf16", "SHAPE": quality.ENV["SHAPE"]}  # SHAPE: the test volumes' (bench_model_quality's)
 
 
 def main() -> int:

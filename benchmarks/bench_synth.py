@@ -11,7 +11,8 @@ Cases (each in a fresh interpreter; the child reports its own peak RSS from
 * ``synth``: what ``bigseg synth`` does: the tomogram (nano-ct-phase) and its labels, both
   written block by block (labels are generated twice: once under the tomogram, once written);
 * peer ``in-memory``: the same labels + tomogram computed as one whole-volume block in NumPy
-  (what a non-blocked generator does), to show what the block-wise write saves.
+  (what a non-blocked generator does), to show what the block-wise write saves; the ``synth``
+  case's image and labels must equal it, voxel for voxel (asserted).
 * ``block_count_probe``: the tomogram of ``--probes`` sizes in 16**3 blocks (as many blocks as
   256**3 .. 1024**3 in 128**3 chunks), with the generated labels' own halo and with a halo
   exchange between blocks (~3 min for the default sizes; ``--probes ""`` skips it: a quick
@@ -130,6 +131,17 @@ def child(code: str) -> dict:
     return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in res.items()}
 
 
+def same_as_in_memory(store: Path, mem: Path) -> bool:
+    """The block-wise tomogram and labels equal the whole-volume peer's, voxel for voxel (asserted)."""
+    import numpy as np
+
+    from bigseg.io import open_volume
+
+    for what, written in (("img", open_volume(store)), ("lab", open_volume(store, label="segmentation"))):
+        assert np.array_equal(written.values, np.load(f"{mem}-{what}.npy")), f"{store.name}: {what} differs from the in-memory peer"
+    return True
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="256,512")
@@ -153,9 +165,10 @@ def main() -> None:
         r["labels"] = child(LABELS.format(n=n, chunks=args.chunks, dst=str(work / f"lab{n}.ome.zarr")))
         shutil.rmtree(work / f"lab{n}.ome.zarr", ignore_errors=True)
         r["synth"] = child(SYNTH.format(n=n, chunks=args.chunks, dst=str(work / f"syn{n}.ome.zarr")))
-        shutil.rmtree(work / f"syn{n}.ome.zarr", ignore_errors=True)
         if str(n) in args.inmemory.split(","):
             r["in_memory"] = child(INMEM.format(n=n, dst=str(work / f"mem{n}")))
+            r["equal_to_in_memory"] = same_as_in_memory(work / f"syn{n}.ome.zarr", work / f"mem{n}")
+        shutil.rmtree(work / f"syn{n}.ome.zarr", ignore_errors=True)
         for f in work.glob("mem*"):
             f.unlink()
         rows.append(r)

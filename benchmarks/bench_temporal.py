@@ -14,7 +14,8 @@ first and last scan (the truth's alongside).
 Memory: a larger series segmented by the default model three ways in fresh processes, peak
 RSS of each: each scan alone (``temporal=0``), the lazy window (``segment(temporal=1)``
 computed as it stands), and the window staged on disk as the pipeline and ``bigseg segment``
-run it (:func:`bigseg.infer._temporal.staged`).
+run it (:func:`bigseg.infer._temporal.staged`); the last two must label alike (their CBD
+fractions within 0.002, asserted).
 
 Run: ``flock /tmp/bigseg-bench.lock nice .venv/bin/python benchmarks/bench_temporal.py``
 (``SHAPE``/``STEPS`` for quality, default 64,64,64 and 5; ``MEM_SHAPE``/``MEM_STEPS`` for
@@ -117,9 +118,12 @@ def memory(tmp: Path) -> list[dict]:
     for how, temporal in (("alone", 0), ("lazy", 1), ("staged", 1)):
         res = run_case(MEM_CASE.format(image=str(path), how=how, temporal=temporal))
         row = {"how": how, "temporal": temporal, "seconds": res["seconds"], "peak_rss_mib": round(res["peak"]),
-               "one_scan_probabilities_mib": round(one_scan)}
+               "one_scan_probabilities_mib": round(one_scan), "cbd_fraction": round(res["cbd"], 5)}
         rows.append(row)
         print(json.dumps(row), flush=True)
+    # the staged window (float16 on disk) labels as the lazy one does, but for near-ties
+    lazy, on_disk = (r["cbd_fraction"] for r in rows[1:])
+    assert abs(lazy - on_disk) < 2e-3, f"CBD fraction {on_disk} staged on disk, {lazy} lazily"
     return rows
 
 
