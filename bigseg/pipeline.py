@@ -231,6 +231,7 @@ class Pipeline:
             return
         from .infer import segment
 
+        model = self._model_in_use()
         normalize = bool(self.config.filters["normalize"])
         if not temporal:
             yield segment(vol, model, normalize=normalize, fov=mask, **p)
@@ -318,7 +319,8 @@ class Pipeline:
             check_labels(truth, name="truth", progress=progress)
         made = not Path(dest).exists()
         try:  # one run at a time into dest (held before a cluster is started for it)
-            with bars(progress), held(dest, argument="dest", inside=True, resumes=True), _client_context(client, self.config):
+            with bars(progress), held(dest, argument="dest", inside=True, resumes=True), \
+                    _client_context(client, self.config), self._model_checked_once():
                 return self._run(source, dest, resume=resume, truth=truth)
         except BaseException:
             if made and Path(dest).is_dir() and not any(Path(dest).iterdir()):  # e.g. a cluster that cannot start
@@ -326,6 +328,8 @@ class Pipeline:
             elif Path(dest).is_dir():  # (a report of this run too: written just before run.json, which marks it done)
                 _flag_earlier_report(Path(dest))
             raise
+        finally:
+            self._loaded_model = None  # (not held between runs: the next run loads the checkpoint as it is then)
 
     def _check_times(self, source: Any) -> None:
         """``times``/``time_unit`` name what paths of scans do not say; an array says its own."""
@@ -432,7 +436,7 @@ class Pipeline:
             return
         if cfg.filters["normalize"]:  # filters.normalize: float32 in [0, 1]
             vol = vol.astype(np.float32)
-        check_memory_for(vol, model, **{k: v for k, v in cfg.predict.items() if k != "model"})
+        check_memory_for(vol, self._model_in_use(), **{k: v for k, v in cfg.predict.items() if k != "model"})
 
     def _check_model(self) -> None:
         """``predict.model`` loads (a checkpoint is read now, never executed) and has the phases
@@ -442,7 +446,7 @@ class Pipeline:
         from .errors import ModelError
 
         model = self.config.predict["model"]
-        self._model_key = self._model_training = None
+        self._model_key = self._model_training = self._loaded_model = None
         if model in CLASSICAL_MODELS:
             phases = list(DEFAULT_PHASES)
         elif isinstance(model, (str, os.PathLike)):
@@ -456,6 +460,7 @@ class Pipeline:
             except ModelError as exc:
                 raise ConfigError(f"Expected `predict.model` to be a bigseg checkpoint. Got {str(model)!r}: {exc}") from None
             phases = list(loaded.phases)
+            self._loaded_model = loaded  # the very weights hashed below predict (loaded and checked once a run)
             # what the segmentation is made from: the checkpoint's weights as they are now (one
             # retrained into the same file is another model), not only its path
             self._model_key = loaded.checkpoint_key()
@@ -478,6 +483,23 @@ class Pipeline:
             if name not in phases:
                 raise ConfigError(f"Expected `{key}` to name a phase of the model {str(model)!r}: one of {phases}. "
                                   f"Got {name!r} instead.")
+
+    def _model_in_use(self) -> Any:
+        """``predict.model`` as the run predicts with it: a name or path as loaded by
+        :meth:`_check_model` (whose weights the run's ``model_key`` hashes), else as configured."""
+        loaded = getattr(self, "_loaded_model", None)
+        return loaded if loaded is not None else self.config.predict["model"]
+
+    def _model_checked_once(self) -> Any:
+        """Within it the model is checked (a forward pass of a zero patch, 0.4-0.8 s for the default
+        model on a CPU, its first there) once: by the memory check before any stage, not again
+        by the prediction (:func:`bigseg.infer._model.resolved_once`). Nothing for a classical
+        segmenter (no torch import)."""
+        if self.config.predict["model"] in CLASSICAL_MODELS:
+            return contextlib.nullcontext()
+        from .infer._model import resolved_once
+
+        return resolved_once()
 
     def watch(self, inbox: str | os.PathLike, out: str | os.PathLike, *, interval: float = 30.0,
               settle: float | None = None, once: bool = False, clock: str = "order", client: Any = None,

@@ -303,6 +303,37 @@ def test_a_checkpoint_retrained_in_place_is_segmented_again(tmp_path, scan):
     assert (tmp_path / "run" / "stages.json").read_text() == stages
 
 
+def test_a_run_loads_and_checks_its_model_once(tmp_path, scan, monkeypatch):
+    # the model check before any stage (its memory) and the prediction each loaded the checkpoint
+    # and ran its check, a forward pass of a zero patch (0.4-0.8 s for the default model on a
+    # CPU, its first there): the run loads it once, checks it once and predicts with the weights
+    # its model_key hashes (a worker loads it too, once per process: bigseg.infer._model.cached_module)
+    import inspect
+
+    from bigseg import models
+
+    _, image = scan
+    ckpt = tmp_path / "model.pt"
+    models.save(models.create("lrcsnet", patch=(16, 16)), ckpt)
+    loads, checks, real = [], [], models.load
+
+    def load(path):
+        net = real(path)
+        if "cached_module" not in {f.function for f in inspect.stack()}:  # not a worker's own
+            loads.append(net)
+        net.register_forward_pre_hook(lambda module, args: checks.append(1) if not args[0].any() else None)
+        return net
+
+    monkeypatch.setattr(models, "load", load)
+    pipe = Pipeline(predict={"model": str(ckpt)}, filters={"median": None},
+                    measure={"particles": False, "profile": None, "connectivity": None})
+    res = pipe.run(image[:8, :16, :16], tmp_path / "run", progress=False)
+    assert len(loads) == 1 and len(checks) == 1
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["model_key"] == loads[0].checkpoint_key()
+    assert pipe._loaded_model is None  # not held between runs
+    assert bigseg.open_volume(res.labels).shape == (8, 16, 16)
+
+
 @pytest.mark.parametrize("damage", [b"", b'{"ingest": "{\\"align', b"[]"], ids=["empty", "cut-short", "not-an-object"])
 def test_a_damaged_stages_record_redoes_every_stage(tmp_path, scan, damage):
     """stages.json cut short (a copy that stopped) or edited: its stages were kept as made from this run's

@@ -443,20 +443,24 @@ def particle_partials(ids: np.ndarray, codes: np.ndarray, intensity: np.ndarray 
         out["intensity_voxels"] = np.zeros(n, np.int64)
     # faces: each particle voxel of the block against its 6 neighbours (code -1 = beyond the volume)
     pid = np.pad(ids, 1, constant_values=0)
-    pcode = np.pad(codes.astype(np.int64), 1, constant_values=-1)
+    small = codes.dtype in (np.uint8, np.int8, np.int16)  # (int16 holds their codes and the -1)
+    pcode = np.pad(codes.astype(np.int16 if small else np.int64), 1, constant_values=-1)
     c0 = tuple(slice(s.start + 1, s.stop + 1) for s in core)
     contacts = np.zeros((n, n_phases + 1), np.float64)
     sp = np.asarray(spacing, np.float64)
+    # each neighbour compared over the whole block, then the particle voxels' pairs counted through
+    # one index image (idx where sel, -1 elsewhere): one gather per neighbour, not three (the same
+    # counts; the crossings took 60 % of the partials of a 128^3 block)
+    cidx = np.full(cid.shape, -1, np.int32 if n * (n_phases + 1) <= np.iinfo(np.int32).max else np.int64)
+    cidx[sel] = idx
+    pcat = np.where(pcode < 0, n_phases, np.minimum(pcode, n_phases))  # each voxel's contact column
     for a in range(3):
         face_area = float(np.prod(sp) / sp[a])  # a face normal to axis a: the other two edges
         for step in (-1, 1):
             nb = list(c0)
             nb[a] = slice(c0[a].start + step, c0[a].stop + step)
-            qid = pid[tuple(nb)][sel]
-            qcode = pcode[tuple(nb)][sel]
-            face = qid != cid[sel]
-            cat = np.where(qcode < 0, n_phases, np.minimum(qcode, n_phases))
-            contacts += face_area * np.bincount(idx[face] * (n_phases + 1) + cat[face],
+            face = (pid[tuple(nb)] != cid) & sel
+            contacts += face_area * np.bincount(cidx[face] * (n_phases + 1) + pcat[tuple(nb)][face],
                                                 minlength=n * (n_phases + 1)).reshape(n, n_phases + 1)
     out["contacts"] = contacts
     if area_method == "crofton":  # the crossings of the 13 directions' lines, seen from the particle's voxels
@@ -464,12 +468,12 @@ def particle_partials(ids: np.ndarray, codes: np.ndarray, intensity: np.ndarray 
 
         w, length = crofton_weights(tuple(float(s) for s in sp))
         area = np.zeros(n)
+        crossable = (pcode >= 0) & (pcode < n_phases)  # not the border, not 255
         for d, wd, ld in zip(DIRECTIONS, w, length):
             for sign in (-1, 1):
                 nb = tuple(slice(s.start + sign * o, s.stop + sign * o) for s, o in zip(c0, d))
-                qcode = pcode[nb][sel]
-                cross = (pid[nb][sel] != cid[sel]) & (qcode >= 0) & (qcode < n_phases)  # not the border, not 255
-                area += np.bincount(idx[cross], minlength=n) * (2.0 * wd * float(np.prod(sp)) / ld)
+                cross = (pid[nb] != cid) & crossable[nb] & sel
+                area += np.bincount(cidx[cross], minlength=n) * (2.0 * wd * float(np.prod(sp)) / ld)
         out["area"] = area
         return out
     # marching cubes of each particle's indicator over the cells this block owns (next to

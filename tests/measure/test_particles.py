@@ -438,3 +438,49 @@ def test_crofton_particle_areas_add_up_over_blocks_and_match_the_phase_areas():
     assert p.surface_area[0] == pytest.approx(4 * np.pi * 9, rel=0.03) and p.sphericity[0] == pytest.approx(1.0, abs=0.03)
     with pytest.raises(InputError, match="`area_method`"):
         particles(ball, area_method="faces")
+
+
+@pytest.mark.parametrize("spacing", [(1.0, 1.0, 1.0), (2.0, 1.0, 0.5)], ids=["cubic", "anisotropic"])
+def test_block_contacts_and_crofton_areas_equal_a_voxel_by_voxel_count(spacing):
+    # particle_partials counts each particle voxel's faces and Crofton crossings with whole-block
+    # comparisons and one index image (vectorised, 2x faster): the same as visiting every voxel's
+    # neighbours, with a halo, the volume's border (-1) and unlabelled (255) voxels among them
+    import itertools
+
+    from bigseg.kernels.crofton import DIRECTIONS, crofton_weights
+    from bigseg.kernels.particles import particle_partials
+
+    rng = np.random.default_rng(5)
+    shape, lo, hi, origin = (9, 11, 10), (2, 0, 3), (1, 0, 0), (4, 0, 2)
+    core = tuple(s - a - b for s, a, b in zip(shape, lo, hi))
+    volume = tuple(o + c + e for o, c, e in zip(origin, core, (3, 0, 0)))  # y starts, y and x end in the block
+    codes = rng.integers(0, 3, shape).astype(np.uint8)
+    codes[rng.random(shape) < 0.05] = 255
+    ids = np.where(codes == 2, rng.integers(1, 5, shape), 0).astype(np.int32)
+    got = particle_partials(ids, codes, None, phase=2, n_phases=3, origin=origin, shape=core, volume=volume,
+                            halo_lo=lo, halo_hi=hi, spacing=spacing, area_method="crofton")
+    row = {int(i): j for j, i in enumerate(got["id"])}
+    contacts, area = np.zeros_like(got["contacts"]), np.zeros_like(got["area"])
+    v = float(np.prod(spacing))
+    w, length = crofton_weights(spacing)
+    for z, y, x in itertools.product(*(range(a, a + c) for a, c in zip(lo, core))):
+        pid = ids[z, y, x]
+        if not pid:
+            continue
+        j = row[int(pid)]
+        for a, step in itertools.product(range(3), (-1, 1)):  # faces
+            q = [z, y, x]
+            q[a] += step
+            inside = all(0 <= c < n for c, n in zip(q, shape))
+            if inside and ids[tuple(q)] == pid:
+                continue
+            cat = 3 if not inside else min(int(codes[tuple(q)]), 3)
+            contacts[j, cat] += v / spacing[a]
+        for d, wd, ld in zip(DIRECTIONS, w, length):  # crossings, both ways along each direction
+            for sign in (-1, 1):
+                q = tuple(c + sign * o for c, o in zip((z, y, x), d))
+                if all(0 <= c < n for c, n in zip(q, shape)) and ids[q] != pid and codes[q] < 3:
+                    area[j] += 2.0 * wd * v / ld
+    assert len(row) > 3 and area.sum() > 0 and contacts[:, 3].sum() > 0  # the volume's border was met
+    np.testing.assert_allclose(got["contacts"], contacts, rtol=1e-12)
+    np.testing.assert_allclose(got["area"], area, rtol=1e-12)
