@@ -155,7 +155,8 @@ def command_key(args: argparse.Namespace, command: str, *, paths: tuple[str, ...
 
     from ..runtime._manifest import path_stamp as stamp
 
-    skip = {"func", "progress", "cluster", "workers", "overwrite", "out", "dest", "plot", *paths, *(extra or {})}
+    skip = {"func", "api_aliases", "progress", "cluster", "workers", "overwrite", "out", "dest", "plot", *paths,
+            *(extra or {})}  # (api_aliases: how its errors name the options, not what it is made from)
     options = {k: v for k, v in sorted(vars(args).items()) if k not in skip}
     return json.dumps({"command": command, "inputs": {k: stamp(getattr(args, k, None)) for k in paths},
                        "options": options, **(extra or {})}, sort_keys=True, default=str)

@@ -33,7 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--chunks", default=None, help="output chunk edge in voxels, or z,y,x (default: the input's)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing destination")
     p.add_argument("--plot", default=None, help="also draw the central slices before and after, in one grey window "
-                                                "(PNG; a series: its last scan)")
+                                                "(each its own where the units differ, e.g. raw counts through "
+                                                "--normalize; PNG; a series: its last scan)")
     add_progress_args(p)
     add_cluster_args(p)
     p.set_defaults(func=run, api_aliases={"size": "median", "sigma": "gaussian", "radius": "unsharp",
@@ -54,8 +55,10 @@ def build(vol, args: argparse.Namespace):
     from ..filters._filters import check_contrast
 
     steps = []
+    crop = None  # align's region every moved scan covers: kept on the result (the filters after drop attrs)
     if args.align is not None:
         vol = filters.align(vol, reference=args.align, progress=args.progress)
+        crop = vol.attrs["crop"]
         shifts = "; ".join(",".join(f"{x:+.2f}" for x in sh) for sh in vol.attrs["shifts"])
         steps.append(f"align(onto t = {args.align}; shifts z,y,x: {shifts})")
     if args.normalize is not None:
@@ -77,7 +80,7 @@ def build(vol, args: argparse.Namespace):
     if not steps:
         raise InputError("Expected at least one of --align, --normalize, --median, --gaussian, --unsharp. "
                          "Got none instead.")
-    return vol, steps
+    return (vol if crop is None else vol.assign_attrs(crop=crop)), steps
 
 
 def _check_lazy_steps(args: argparse.Namespace, vol) -> None:

@@ -72,7 +72,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_fov_args(p)
     add_progress_args(p)
     add_cluster_args(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, api_aliases={"n_estimators": "trees"})  # random_forest(n_estimators): --trees
     _DEFAULTS.update({a.dest: a.default for a in p._actions})
 
 

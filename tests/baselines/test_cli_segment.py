@@ -132,3 +132,20 @@ def test_plane_picks_the_planes_a_2d_model_sees(image, tmp_path, capsys):
     assert main(["segment", str(path), "--model", "default", "--plane", "x", "--name", "unused"]) == 2
     assert "`--plane` None with a 3D model" in capsys.readouterr().err
     assert not (path / "labels" / "unused").exists()
+
+
+def test_segment_cli_names_too_many_trees_by_its_option(image, tmp_path, capsys):
+    """random_forest's cap on n_estimators was said as "Expected `n_estimators` ..." on the
+    command line, an argument `bigseg segment` has not: said as --trees, and the resume key of a
+    command is not changed by how its errors name its options."""
+    from bigseg.baselines._forest import MAX_ESTIMATORS
+
+    truth, path = image
+    sparse = np.full(truth.shape, 255, np.uint8)
+    sparse[10, ::2, ::2] = truth[10, ::2, ::2]
+    np.save(tmp_path / "sparse.npy", sparse)
+    assert main(["segment", str(path), "--method", "random-forest", "--labels", str(tmp_path / "sparse.npy"),
+                 "--trees", str(MAX_ESTIMATORS + 1), "--out", str(tmp_path / "rf.ome.zarr"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"Expected `--trees` to be at most {MAX_ESTIMATORS:,}. Got {MAX_ESTIMATORS + 1}" in err, err
+    assert not (tmp_path / "rf.ome.zarr").exists()

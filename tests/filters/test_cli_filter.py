@@ -75,3 +75,14 @@ def test_filter_cli_draws_before_and_after_on_request(tmp_path, capsys):
     assert main(["filter", str(tmp_path / "ser.ome.zarr"), str(tmp_path / "al.ome.zarr"), "--align",
                  "--plot", str(tmp_path / "al.png"), "--no-progress"]) == 0
     assert (tmp_path / "al.png").exists()
+
+
+def test_filter_cli_plot_after_align_and_another_filter(tmp_path, capsys):
+    """--align then --median with --plot: the median dropped align's `crop`, so the before slices
+    were the uncropped series and the figure was refused ("`before` to have the image's shape")
+    after dest was written, exit 2."""
+    a = np.random.default_rng(0).normal(100, 10, (12, 16, 18)).astype(np.float32)
+    save_volume(np.stack([a, np.roll(a, 2, axis=1)]), tmp_path / "ser.ome.zarr", chunks=(1, 6, 8, 9), progress=False)
+    assert main(["filter", str(tmp_path / "ser.ome.zarr"), str(tmp_path / "al.ome.zarr"), "--align", "--median", "3",
+                 "--plot", str(tmp_path / "al.png"), "--no-progress"]) == 0, capsys.readouterr().err
+    assert (tmp_path / "al.png").exists()
