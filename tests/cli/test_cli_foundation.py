@@ -470,3 +470,23 @@ def test_train_takes_autocast_as_segment_and_bench_name_it():
         assert args.amp == "off"
     with pytest.raises(SystemExit):
         parser.parse_args(["train", "img.ome.zarr", "lab.ome.zarr", "-o", "m.pt", "--autocast", "half"])
+
+
+def test_an_abbreviated_option_is_argparse_s_to_take_not_said_as_mistyped(capsys):
+    """An option's unambiguous prefix (``--mod`` for ``--model``) is argparse's to take: where the
+    command line fails for another reason (here the source left out) that reason is said, not the
+    abbreviation as an unrecognised option."""
+    with pytest.raises(SystemExit) as exc:
+        main(["segment", "--mod", "default"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "the following arguments are required: source" in err and "unrecognized" not in err, err
+
+
+def test_a_command_with_two_letters_swapped_is_said_with_the_one_meant(capsys):
+    """difflib's 0.6 likeness: a transposition (`segmnet`, 0.86 alike) or a letter left out of a
+    short name (`segmt`) still finds the command meant."""
+    for typed in ("segmnet", "segmt"):
+        with pytest.raises(SystemExit):
+            main([typed, "scan.ome.zarr"])
+        assert f"invalid choice: '{typed}' (did you mean segment?)" in capsys.readouterr().err

@@ -123,3 +123,33 @@ def test_segment_draws_the_labels_beside_the_image_on_request(scan, tmp_path, ca
         vars(args).pop(_GIVEN)  # (as main does)
         keys.add(command_key(args, "segment"))
     assert len(keys) == 1  # a figure asked for or not: the same labels, resumed alike
+
+
+def test_a_segment_resume_key_leaves_out_how_its_errors_name_the_options(tmp_path):
+    """segment's ``api_aliases`` (random_forest's ``n_estimators`` said as --trees) is how its
+    refusals name the options, not what the labels are made from: its resume key is the one it
+    had before segment had any (a run interrupted then resumes as the same labels)."""
+    from bigseg.cli import _GIVEN, build_parser
+    from bigseg.cli._common import command_key
+
+    args = build_parser().parse_args(["segment", str(tmp_path / "scan.ome.zarr"), "--method", "random-forest",
+                                      "--labels", str(tmp_path / "l.npy"), "--trees", "10"])
+    vars(args).pop(_GIVEN)  # (as main does)
+    assert args.api_aliases == {"n_estimators": "trees"}
+    with_aliases = command_key(args, "segment")
+    del args.api_aliases
+    assert command_key(args, "segment") == with_aliases
+
+
+def test_how_a_segment_runs_is_no_part_of_its_resume_key(scan, monkeypatch):
+    """The options typed (kept while parsing, to warn of one given twice) leave the arguments before
+    the command runs: a run resumed with --cluster or --workers named (how it runs, not what it
+    makes) has the resume key of the run it resumes."""
+    from bigseg.cli import cmd_segment
+
+    _, path = scan
+    real, keys = cmd_segment.command_key, []
+    monkeypatch.setattr(cmd_segment, "command_key", lambda *a, **k: keys.append(real(*a, **k)) or keys[-1])
+    for how in ([], ["--cluster", "threads", "--overwrite"]):
+        assert main(["segment", str(path), "--method", "threshold", "--name", "keyed", *how, "--no-progress"]) == 0
+    assert len(keys) == 2 and keys[0] == keys[1] and "given" not in keys[0]

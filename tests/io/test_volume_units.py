@@ -84,3 +84,16 @@ def test_the_z_y_x_coordinates_state_their_unit(tmp_path):
     assert all(back[d].attrs["units"] == "nm" for d in "zyx")
     assert bigseg.io.recalibrated(back, 0.1, "um").x.attrs["units"] == "um"
     assert bigseg.io.make_volume(np.zeros((2, 2, 2))).z.attrs["units"] == "voxel"
+
+
+def test_a_volume_placed_like_a_crop_takes_its_coordinates_with_their_unit():
+    """placed_like puts a truth given as a bare array where the cropped scan lies: its z/y/x
+    coordinates are the crop's, units and all (were bare numbers)."""
+    from bigseg.io._volume import placed_like
+
+    scan = synth.electrode((8, 8, 8), voxel_size=50)[2:6, 1:7, :]
+    truth = bigseg.io.make_volume(np.zeros((4, 6, 8), np.uint8), voxel_size=50, unit="nm")
+    placed = placed_like(truth, scan)
+    for d in "zyx":
+        np.testing.assert_array_equal(placed[d].values, scan[d].values)
+        assert placed[d].attrs["units"] == "nm", d

@@ -440,11 +440,15 @@ def test_crofton_particle_areas_add_up_over_blocks_and_match_the_phase_areas():
         particles(ball, area_method="faces")
 
 
-@pytest.mark.parametrize("spacing", [(1.0, 1.0, 1.0), (2.0, 1.0, 0.5)], ids=["cubic", "anisotropic"])
-def test_block_contacts_and_crofton_areas_equal_a_voxel_by_voxel_count(spacing):
+@pytest.mark.parametrize("spacing, n_phases, most_id", [((1.0, 1.0, 1.0), 3, 5), ((2.0, 1.0, 0.5), 3, 5),
+                                                         ((1.0, 1.0, 1.0), 200, 400)],
+                         ids=["cubic", "anisotropic", "many-phases-and-particles"])
+def test_block_contacts_and_crofton_areas_equal_a_voxel_by_voxel_count(spacing, n_phases, most_id):
     # particle_partials counts each particle voxel's faces and Crofton crossings with whole-block
     # comparisons and one index image (vectorised, 2x faster): the same as visiting every voxel's
-    # neighbours, with a halo, the volume's border (-1) and unlabelled (255) voxels among them
+    # neighbours, with a halo, the volume's border (-1) and unlabelled (255) voxels among them;
+    # and with up to 254 phases (codes past int8's 127 are phases, not the border) and particles
+    # enough that their contact columns, n * (n_phases + 1), pass int16's 32767
     import itertools
 
     from bigseg.kernels.crofton import DIRECTIONS, crofton_weights
@@ -454,10 +458,11 @@ def test_block_contacts_and_crofton_areas_equal_a_voxel_by_voxel_count(spacing):
     shape, lo, hi, origin = (9, 11, 10), (2, 0, 3), (1, 0, 0), (4, 0, 2)
     core = tuple(s - a - b for s, a, b in zip(shape, lo, hi))
     volume = tuple(o + c + e for o, c, e in zip(origin, core, (3, 0, 0)))  # y starts, y and x end in the block
-    codes = rng.integers(0, 3, shape).astype(np.uint8)
+    codes = rng.integers(0, n_phases, shape).astype(np.uint8)
+    codes[rng.random(shape) < 0.5 * (n_phases > 3)] = 2  # many phases: half the voxels the particles'
     codes[rng.random(shape) < 0.05] = 255
-    ids = np.where(codes == 2, rng.integers(1, 5, shape), 0).astype(np.int32)
-    got = particle_partials(ids, codes, None, phase=2, n_phases=3, origin=origin, shape=core, volume=volume,
+    ids = np.where(codes == 2, rng.integers(1, most_id, shape), 0).astype(np.int32)
+    got = particle_partials(ids, codes, None, phase=2, n_phases=n_phases, origin=origin, shape=core, volume=volume,
                             halo_lo=lo, halo_hi=hi, spacing=spacing, area_method="crofton")
     row = {int(i): j for j, i in enumerate(got["id"])}
     contacts, area = np.zeros_like(got["contacts"]), np.zeros_like(got["area"])
@@ -474,13 +479,15 @@ def test_block_contacts_and_crofton_areas_equal_a_voxel_by_voxel_count(spacing):
             inside = all(0 <= c < n for c, n in zip(q, shape))
             if inside and ids[tuple(q)] == pid:
                 continue
-            cat = 3 if not inside else min(int(codes[tuple(q)]), 3)
+            cat = n_phases if not inside else min(int(codes[tuple(q)]), n_phases)
             contacts[j, cat] += v / spacing[a]
         for d, wd, ld in zip(DIRECTIONS, w, length):  # crossings, both ways along each direction
             for sign in (-1, 1):
                 q = tuple(c + sign * o for c, o in zip((z, y, x), d))
-                if all(0 <= c < n for c, n in zip(q, shape)) and ids[q] != pid and codes[q] < 3:
+                if all(0 <= c < n for c, n in zip(q, shape)) and ids[q] != pid and codes[q] < n_phases:
                     area[j] += 2.0 * wd * v / ld
-    assert len(row) > 3 and area.sum() > 0 and contacts[:, 3].sum() > 0  # the volume's border was met
+    assert len(row) > 3 and area.sum() > 0 and contacts[:, n_phases].sum() > 0  # the volume's border was met
+    if n_phases > 3:
+        assert len(row) * (n_phases + 1) > np.iinfo(np.int16).max and contacts[:, 128:n_phases].sum() > 0
     np.testing.assert_allclose(got["contacts"], contacts, rtol=1e-12)
     np.testing.assert_allclose(got["area"], area, rtol=1e-12)

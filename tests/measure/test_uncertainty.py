@@ -177,3 +177,19 @@ def test_over_samples_refuses_what_is_no_list_of_segmentations_by_name():
     import xarray as xr
 
     xr.testing.assert_identical(stacked, over_samples(volume_fractions, list(segs)))
+
+
+def test_a_zone_of_32_voxels_is_allowed_and_exact():
+    """The cap of `distance` is 32 voxels (the distance transform made a wide zone cheap: it was
+    10 while the ball's dilation grew as distance**4): 32 is measured, exactly for a chunking
+    narrower than its halo, 33 is refused."""
+    lab = np.zeros((4, 6, 70), np.uint8)
+    lab[:, :, 35:] = 1  # one interface, across x at 34 | 35
+    p = np.stack([lab == 0, lab == 1]).astype(np.float32) * 0.8 + 0.1
+    ds = probability_uncertainty(da.from_array(p, chunks=(2, 4, 6, 9)), threshold=0.5, distance=32)
+    # within 32 voxels of the interface voxels x = 34 and 35: x in [2, 67], 66 of 70 columns
+    assert ds.near_interface_fraction.item() == pytest.approx(66 / 70, rel=1e-12)
+    from bigseg.errors import InputError
+
+    with pytest.raises(InputError, match="to be at most 32"):
+        probability_uncertainty(p, threshold=0.5, distance=33)

@@ -147,3 +147,20 @@ def test_slices_before_a_filter_share_its_window_unless_in_other_units():
         orthoslices(smooth, before=raw[:, :, :5])
     with pytest.raises(InputError, match="`image` with `before`"):
         orthoslices(None, np.zeros(raw.shape, np.uint8), before=raw)
+
+
+def test_slices_before_share_the_window_while_half_the_narrower_one_is_in_common():
+    """The before row takes the filtered image's grey window while the two windows have at least
+    half the narrower one in common (its colour bar then says "after"), its own window below that:
+    windows (0, 100) and (50, 150) share exactly half, (51, 151) less."""
+    import matplotlib.pyplot as plt
+
+    image = (np.arange(12 * 16 * 20, dtype=np.float64).reshape(12, 16, 20) % 101)  # 0..100 in each slice
+    for shift, shared in ((50.0, True), (51.0, False)):
+        fig = orthoslices(image, before=image + shift, percentiles=(0, 100))
+        grey = [ax.images[0].get_clim() for ax in fig.axes if ax.images]
+        bars = [ax.get_ylabel() for ax in fig.axes if ax.get_ylabel().startswith("grey value")]
+        assert grey[3:] == [(0.0, 100.0)] * 3, shift  # the image's own window
+        assert grey[:3] == [(0.0, 100.0) if shared else (shift, 100.0 + shift)] * 3, shift
+        assert len(bars) == 2 and bars[0].endswith(" after)") == shared and not bars[1].endswith(" after)"), bars
+        plt.close(fig)

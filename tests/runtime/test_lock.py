@@ -329,3 +329,26 @@ def test_an_output_name_without_room_for_its_hidden_names_is_refused_before_any_
     save_volume(vol, fits, resume_key="k")  # its resumable hidden folder, lock and partial names all fit
     np.testing.assert_array_equal(open_volume(fits).values, vol)
     assert os.listdir(tmp_path) == [fits.name]
+
+
+def test_hidden_name_extra_is_what_the_longest_hidden_names_add(tmp_path, monkeypatch):
+    """HIDDEN_NAME_EXTRA holds the bytes the hidden names beside an output add to its name: a
+    file's partial write (a 7-digit PID), a time window's keyed scratch (``segment --temporal``)
+    and, shorter, a resumable store's partial folder and the lock; a smaller number let a name
+    through that one of them then pushed past the file system's limit."""
+    from bigseg.infer._scratch import keyed_scratch
+    from bigseg.io._omezarr import _partial_path, _resumable_path
+    from bigseg.runtime import _files
+    from bigseg.runtime._lock import HIDDEN_NAME_EXTRA
+
+    name = "scan.ome.zarr"
+    monkeypatch.setattr(_files.os, "getpid", lambda: 9_999_999)  # the longest PID Linux gives (pid_max 2**22)
+    with _files.replacing(tmp_path / name) as tmp:
+        tmp.mkdir()
+        partial = tmp.name
+    assert len(partial) - len(name) == HIDDEN_NAME_EXTRA[0] + len(".zarr")
+    temporal = keyed_scratch(tmp_path, f"temporal.{name}", "any key").name
+    assert len(temporal) - len(name) == HIDDEN_NAME_EXTRA[1]
+    for shorter in (_partial_path(tmp_path / name).name, _resumable_path(tmp_path / name, "k").name,
+                    lock_path(tmp_path / name).name):
+        assert len(shorter) - len(name) <= max(HIDDEN_NAME_EXTRA[0] + len(".zarr"), HIDDEN_NAME_EXTRA[1])

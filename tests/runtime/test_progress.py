@@ -304,3 +304,14 @@ def test_progress_is_a_flag_not_any_truthy_value(capsys):
         with _progress.bars("no"):
             pass
     assert capsys.readouterr().err == ""
+
+
+def test_a_single_group_s_compute_draws_its_own_bar_several_share_one():
+    """in_groups: one group (a series of a few scans) is computed with its own bar, its tasks
+    counted; several draw one bar over all their items and their computes none."""
+    from bigseg.runtime._progress import in_groups
+
+    assert list(in_groups([[0, 1, 2]], "scans", True)) == [([0, 1, 2], True)]
+    assert list(in_groups([[0, 1, 2]], "scans", False)) == [([0, 1, 2], False)]
+    assert list(in_groups([], "scans", True)) == []
+    assert list(in_groups([[0, 1], [2]], "scans", False)) == [([0, 1], False), ([2], False)]
