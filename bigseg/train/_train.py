@@ -28,6 +28,9 @@ __all__ = ["train", "parse_common", "prepare_model", "finish_model"]
 #: the most ``epochs`` of a run: LRCS-Net trains for tens, and a million epochs of even one step each
 #: outlast any beamtime (more was accepted, then trained until ``patience`` or for ever)
 MAX_EPOCHS = 10**6
+#: the most ``steps_per_epoch``: the default is 20-1000 (250 for the synthetic recipe); a million
+#: steps, each a batch, make one epoch outlast any beamtime (more was accepted, then never validated)
+MAX_STEPS_PER_EPOCH = 10**6
 
 # labelled voxels of a phase below which training warns (a 10 x 10 stroke; the papers annotate
 # 10-25 % of several slices: thousands)
@@ -94,7 +97,8 @@ def parse_common(
     out["batch_size"] = parse_positive_int("batch_size", batch_size)
     out["patience"] = None if patience is None else parse_positive_int("patience", patience)
     out["seed"] = parse_nonnegative_int("seed", seed)
-    out["steps_per_epoch"] = None if steps_per_epoch is None else parse_positive_int("steps_per_epoch", steps_per_epoch)
+    out["steps_per_epoch"] = (None if steps_per_epoch is None
+                              else parse_positive_int("steps_per_epoch", steps_per_epoch, most=MAX_STEPS_PER_EPOCH))
     out["max_minutes"] = None if max_minutes is None else parse_positive_float("max_minutes", max_minutes)
     out["device"] = resolve_device(device)
     out["amp"] = resolve_amp(amp, out["device"])
@@ -401,7 +405,8 @@ def train(
     validation : optional (image, labels) pair used for validation instead
     patience : stop after this many epochs without a better validation mean IoU (without
         validation: a lower training loss); None: never
-    steps_per_epoch : default: enough patches to see each labelled voxel ~8 times (20-1000)
+    steps_per_epoch : default: enough patches to see each labelled voxel ~8 times (20-1000); at most
+        ``MAX_STEPS_PER_EPOCH``
     augment : True (flips, rot90, contrast/brightness/gamma, blur, noise, rings, drift), False,
         or an :class:`Augment`
     checkpoint_dir : write ``epoch_NNN.pt`` each epoch and ``best.pt`` (safe format), and

@@ -607,6 +607,10 @@ def test_absurd_epochs_are_refused_before_the_data_are_read(pair):
     for bad in (3.0, True):
         with pytest.raises(InputError, match=f"^Expected `epochs` to be a positive integer. Got {bad!r} instead.$"):
             bigseg.train(img, unlabelled, epochs=bad)
+    from bigseg.train._train import MAX_STEPS_PER_EPOCH  # (an epoch of 10**12 steps: never validated)
+
+    with pytest.raises(InputError, match=f"^Expected `steps_per_epoch` to be at most {MAX_STEPS_PER_EPOCH:,}"):
+        bigseg.train(img, unlabelled, steps_per_epoch=10**12)
 
 
 def test_patch_and_batch_too_small_for_the_networks_normalisation_are_refused_before_work(pair):
