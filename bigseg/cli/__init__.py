@@ -218,11 +218,23 @@ def _quiet_shutdown_on_interrupt() -> Any:
     return signal.signal(signal.SIGINT, interrupted)  # the handler before, put back when the command ends
 
 
+#: the commands that take up what an interrupted run of theirs finished when run again (their
+#: outputs are written block by block under resume keys); the others write each output whole
+RESUMING = ("ingest", "filter", "segment", "run", "watch")
+
+
 def _stopped_note(args: argparse.Namespace) -> str | None:
     """What a command stopped part-way (Ctrl-C, SIGTERM) kept and how to go on, where it says so
     itself (``stopped_note``: a function of its arguments; `bigseg train` goes on only with --resume)."""
     note = getattr(args, "stopped_note", None)
     return note(args) if callable(note) else None
+
+
+def _kept_note(args: argparse.Namespace) -> str:
+    """What a command stopped part-way (SIGTERM, a full disk) left: its own note, else what every
+    command of its kind leaves."""
+    return _stopped_note(args) or ("what it finished is kept; the same command resumes" if args.command in RESUMING
+                                   else "nothing that looks finished was left; run the same command again")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -270,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except SystemExit as exc:
         if exc.code == 143:  # terminate_as_exit's
-            note = _stopped_note(args) or "what it finished is kept, the same command resumes"
+            note = _kept_note(args)
             print(f"bigseg {args.command}: terminated (SIGTERM); {note}", file=sys.stderr)
         raise
     except BrokenPipeError:  # `bigseg measure ... | head`: the reader has what it wanted
@@ -280,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # a disk or quota full where no output of bigseg's says so itself (a hidden
         if exc.errno not in FULL:  # working folder): one line, as every refusal, not a traceback ("a bug")
             raise
-        note = _stopped_note(args) or "what it finished is kept; the same command resumes"
+        note = _kept_note(args)
         where = f" writing {str(exc.filename)!r}" if exc.filename else ""
         print(f"bigseg {args.command}: error: no room{where}: {exc.strerror or os.strerror(exc.errno)} (disk or "
               f"quota full); {note}. Free space, or write elsewhere, and run again.", file=sys.stderr)

@@ -278,6 +278,15 @@ def test_a_full_disk_in_a_hidden_working_folder_is_one_line_not_a_traceback(tmp_
     assert err.startswith("bigseg run: error: no room writing ") and ".particle-ids" in err
     assert "disk or quota full" in err and "the same command resumes" in err and "Traceback" not in err
 
+    # a command that writes each output whole (no resume) says so, not "the same command resumes"
+    bigseg.save_volume(bigseg.synth.electrode((8, 10, 12), seed=1), tmp_path / "lab.ome.zarr", progress=False)
+    summary = bigseg.measure.summary
+    monkeypatch.setattr(bigseg.measure, "summary", full)
+    assert main(["measure", str(tmp_path / "lab.ome.zarr"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "no room writing" in err and "nothing that looks finished was left" in err and "resumes" not in err
+    monkeypatch.setattr(bigseg.measure, "summary", summary)
+
     def other(*args, **kwargs):  # any other OSError is no refusal of ours: it still propagates
         raise OSError(errno.EIO, "Input/output error")
 
