@@ -22,7 +22,8 @@ from ._inputs import as_labels
 from ._metrics import _check, _stats_graph, interfaces, parse_method, volume_fractions
 from ._scores import _pair, scores
 
-__all__ = ["spread", "over_samples", "perturbation_spread", "probability_uncertainty", "MAX_NEAR_DISTANCE"]
+__all__ = ["spread", "over_samples", "perturbation_spread", "probability_uncertainty", "MAX_NEAR_DISTANCE",
+           "MAX_SAMPLES"]
 
 
 def spread(results: Sequence[xr.Dataset | xr.DataArray], *, dim: str = "sample") -> xr.Dataset:
@@ -100,6 +101,11 @@ def over_samples(metric: Callable[..., xr.Dataset | xr.DataArray], samples: Sequ
     return spread([metric(s, **kwargs) for s in samples])
 
 
+#: the most samples of :func:`perturbation_spread`: each is a whole perturbed volume measured (the
+#: paper's spread is over a few; 10**12 were accepted, then looped building their graphs)
+MAX_SAMPLES = 1000
+
+
 def perturbation_spread(
     truth: Any,
     pred: Any = None,
@@ -127,7 +133,7 @@ def perturbation_spread(
 
     ``progress``: a progress bar on stderr for each pass over the data (default off).
     """
-    n = parse_positive_int("n", n)
+    n = parse_positive_int("n", n, most=MAX_SAMPLES)
     if n < 2:
         raise InputError(f"Expected `n` to be at least 2 (a standard deviation needs two samples). Got {n} instead.")
     # the arguments the measures check, checked before the first perturbation and pass over the data

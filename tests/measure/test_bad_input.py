@@ -243,7 +243,7 @@ def test_absurd_counts_are_refused_at_the_call_before_compute():
     of 2 * iterations, max_diameter + 1 counts per block); float-typed counts stay refused."""
     from bigseg.measure import perturbation_spread
     from bigseg.measure._blockwise import MAX_BINS
-    from bigseg.measure._uncertainty import MAX_NEAR_DISTANCE
+    from bigseg.measure._uncertainty import MAX_NEAR_DISTANCE, MAX_SAMPLES
     from bigseg.synth._perturb import MAX_ITERATIONS
 
     def boom(x):
@@ -252,6 +252,7 @@ def test_absurd_counts_are_refused_at_the_call_before_compute():
     lab = da.zeros((8, 8, 8), dtype=np.uint8, chunks=4).map_blocks(boom, dtype=np.uint8)
     prob = da.zeros((3, 8, 8, 8), dtype=np.float32, chunks=4).map_blocks(boom, dtype=np.float32)
     for calls, name, most in ((lambda v: perturbation_spread(lab, iterations=v), "iterations", MAX_ITERATIONS),
+                              (lambda v: perturbation_spread(lab, n=v), "n", MAX_SAMPLES),
                               (lambda v: probability_uncertainty(prob, distance=v), "distance", MAX_NEAR_DISTANCE),
                               (lambda v: thickness(lab, max_diameter=v), "max_diameter", MAX_BINS)):
         for bad in (most + 1, 10**12):
