@@ -1130,7 +1130,9 @@ def _write_watch_evolution(out: Path, ledger: dict[str, dict[str, Any]], clock: 
     # (profiles, shells, sub-volumes and RVE cubes of scans of other sizes do not line up: the evolution
     # is of the per-phase and per-pair measurements, which _watch_metrics keeps)
     metrics = [metrics[name] for name in done]
-    units = {str(m.attrs.get("unit")) for m in metrics}
+    from .io._calibration import normalise_unit
+
+    units = {normalise_unit(u) or u for u in (str(m.attrs.get("unit")) for m in metrics)}  # um, µm: one unit
     if len(units) > 1:  # areas and sizes in other units: not one line (the runs have them each)
         print(f"[watch] evolution.csv not written: the scans state voxel sizes in several units "
               f"({', '.join(sorted(units))}); run them with one voxel size (--voxel-size, --unit)",

@@ -747,3 +747,21 @@ def test_a_scan_that_failed_for_want_of_room_is_taken_up_once_there_is_room(tmp_
     assert pipe.watch(inbox, out, once=True, progress=False)["s0"]["state"] == "done"
     assert "resuming: 2 of" in capfd.readouterr().err
     assert "retry" not in json.loads((out / "watch.json").read_text())["s0"]
+
+
+def test_evolution_takes_one_unit_however_spelt(tmp_path, capfd):
+    # scans measured in um and in µm (one unit, two spellings): one evolution, not "several units"
+    from bigseg.pipeline import _write_watch_evolution
+
+    lab = np.zeros((8, 8, 8), np.uint8)
+    lab[:4] = 1
+    ledger = {}
+    for name, unit in (("scan_a", "um"), ("scan_b", "µm")):
+        (tmp_path / name).mkdir()
+        vol = bigseg.io.make_volume(lab, voxel_size=0.05, unit=unit, phases=["pore", "active"])
+        bigseg.measure.summary(vol).to_netcdf(tmp_path / name / "metrics.nc")
+        ledger[name] = {"state": "done", "signature": [1, 0.0]}
+    assert _write_watch_evolution(tmp_path, ledger, "order")
+    assert "several units" not in capfd.readouterr().err
+    ev = bigseg.measure.read_table(tmp_path / "evolution.csv")
+    assert list(ev["scan"]) == ["scan_a", "scan_b"]
