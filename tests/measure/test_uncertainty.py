@@ -193,3 +193,21 @@ def test_a_zone_of_32_voxels_is_allowed_and_exact():
 
     with pytest.raises(InputError, match="to be at most 32"):
         probability_uncertainty(p, threshold=0.5, distance=33)
+
+
+def test_a_wide_zone_takes_the_distance_transform_not_the_balls_dilation(monkeypatch):
+    """Beyond _BALL_UP_TO the zone is the distance transform's (the ball's dilation took 1 s per
+    72³ block at 10 voxels, 26 s at 16): a return to the dilation is caught by its call, not by time."""
+    from bigseg.measure import _uncertainty
+
+    def no_ball(*args, **kwargs):
+        raise AssertionError("dilated by a ball beyond _BALL_UP_TO")
+
+    monkeypatch.setattr(_uncertainty.ndi, "binary_dilation", no_ball)
+    iface = np.zeros((9, 9, 9), bool)
+    iface[4, 4, 4] = True
+    d = _uncertainty._BALL_UP_TO + 1
+    near = _uncertainty.near_interface(iface, d)
+    assert near.sum() == (_ball(d)[d - 4:d + 5, d - 4:d + 5, d - 4:d + 5]).sum()  # the ball, cut to the box
+    with pytest.raises(AssertionError, match="ball"):
+        _uncertainty.near_interface(iface, _uncertainty._BALL_UP_TO)  # (up to it: the ball's, faster there)
