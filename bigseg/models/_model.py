@@ -264,13 +264,20 @@ def save(model: Model, path: str | os.PathLike, *, overwrite: bool = False, half
     if half:
         state = {k: (v.half() if v.is_floating_point() else v) for k, v in state.items()}
     blob = {"format": FORMAT, "version": VERSION, "meta": json.dumps(model.metadata(), sort_keys=True), "state": state}
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    save_torch(blob, path)  # (the umask's mode)
+    return path
+
+
+def save_torch(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save(obj)`` into ``path``, written whole or not at all; built in memory first, so a
+    full disk is said of ``path`` (:func:`bigseg.runtime._files.write_bytes`), not as torch's
+    "unexpected pos 832 vs 726" with no path."""
     from ..runtime._files import write_bytes
 
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    buf = io.BytesIO()  # (torch.save writing a file says a full disk as "unexpected pos 832 vs 726", no path)
-    torch.save(blob, buf)
-    write_bytes(path, buf.getbuffer())  # whole or not at all (the umask's mode)
-    return path
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    write_bytes(path, buf.getbuffer())
 
 
 def load_refusal(exc: Exception) -> str:

@@ -158,6 +158,10 @@ def orthoslices(
     unit = ref.attrs.get("unit", "voxel")
     rows = [(kind, v) for kind, v in (("before", vols[2]), ("image", vols[0]), ("labels", vols[1])) if v is not None]
     window = None  # the image's grey window, for the row before it too
+
+    def grey_window(slices: Any) -> np.ndarray:  # a NaN fill outside a field of view is no grey value
+        return np.nanpercentile(np.concatenate([np.ravel(s).astype(np.float64) for s in slices]), percentiles)
+
     fig, axes = plt.subplots(len(rows), 3, figsize=(12.5, 4.3 * len(rows) + 0.4), squeeze=False,
                              gridspec_kw={"wspace": 0.06, "hspace": 0.12})
     names = ["xy (z = {}{})", "xz (y = {}{})", "yz (x = {}{})"]
@@ -174,9 +178,6 @@ def orthoslices(
             axes[r, 2].legend(handles=_legend_handles(sl, ph), loc="upper left", bbox_to_anchor=(1.01, 1.0),
                               frameon=False)
         else:
-            def grey_window(slices: Any) -> np.ndarray:  # a NaN fill outside a field of view is no grey value
-                return np.nanpercentile(np.concatenate([np.ravel(s).astype(np.float64) for s in slices]), percentiles)
-
             own = grey_window(sl)
             if window is None:
                 window = own if kind == "image" else grey_window(_slices(vols[0], t if vol.ndim == 4 else None, index))

@@ -79,12 +79,6 @@ def check_same_run(state: dict[str, Any], settings: dict[str, Any], *, epochs: i
 
 def save_state(checkpoint_dir: str, state: dict[str, Any]) -> None:
     """``resume.pt`` in ``checkpoint_dir``, written whole or not at all."""
-    import io
+    from ..models._model import save_torch
 
-    import torch
-
-    from ..runtime._files import write_bytes
-
-    buf = io.BytesIO()  # (torch.save writing a file says a full disk as "unexpected pos 832 vs 726")
-    torch.save({**state, "version": _VERSION}, buf)
-    write_bytes(os.path.join(checkpoint_dir, STATE_FILE), buf.getbuffer())
+    save_torch({**state, "version": _VERSION}, os.path.join(checkpoint_dir, STATE_FILE))
