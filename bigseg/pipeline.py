@@ -514,7 +514,11 @@ class Pipeline:
         was replaced since it was done or failed; processing again, resumed, a scan done or failed
         with other settings: a new model redoes its segmentation). ``out/watch.json`` records
         every scan's state (``done`` with its timings, or ``failed`` with the error); a failed
-        scan is retried only when its files change, and one scan's failure never stops the watch.
+        scan is retried only when its files change, and one scan's failure never stops the watch;
+        but a scan whose output could not be written (a full disk, a folder made read-only) is
+        tried again, resuming, two looks later, then four, eight, ... (at most every
+        10 minutes, or each look if ``interval`` is longer), and at once by a
+        watch started again or ``once``.
         Once two scans are done, ``out/evolution.csv`` and ``out/evolution.png`` follow them as
         the steps of one experiment (:func:`bigseg.measure.evolution`): with ``clock="order"`` in
         name order with numbers as numbers (scan_2 before scan_10), ``t`` their step; with
@@ -584,6 +588,9 @@ class Pipeline:
             made_from["weights"] = self._model_key
         settings = key_digest(json.dumps(made_from, sort_keys=True, default=str))
         read: dict[Any, Any] = {}  # the done scans' metrics and particle rows, each read once while unchanged
+        # scans whose output could not be written (a full disk): how often in a row, and when next tried; the
+        # wait doubles from two looks to at most _RETRY_WAIT_MOST seconds (a watch started again tries at once)
+        waits: dict[str, tuple[int, float]] = {}
 
         def evolution() -> None:  # a summary over the scans: never what stops the watch
             try:  # (e.g. a done scan's metrics removed)
@@ -611,8 +618,8 @@ class Pipeline:
                 # a done scan whose run folder was removed (or left unfinished) since is done again
                 kept = state is None or state.get("state") != "done" or run_state(out / name)["state"] == "done"
                 if state is not None and state.get("signature") == list(sig) and same_settings and kept and \
-                        not state.get("retry"):
-                    continue  # done, or failed and unchanged
+                        (not state.get("retry") or now < waits.get(name, (0, now))[1]):
+                    continue  # done, or failed and unchanged (or failing for want of room, tried again later)
                 seen = first_seen.get(name)
                 if seen is None or seen[0] != sig:
                     first_seen[name] = (sig, now)
@@ -646,6 +653,7 @@ class Pipeline:
                                     "volume_fraction": _fractions(res.metrics)}
                     print(f"[watch] {name}: done in {ledger[name]['seconds']} s -> {out / name / 'report.html'}",
                           file=sys.stderr, flush=True)
+                    waits.pop(name, None)
                 except OutputInUseError as exc:  # another run writes its folder now (one started by hand): no failure
                     # of the scan's, which would be retried only once its files change; taken up at a later look
                     print(f"[watch] {name}: left for the next look: {exc}", file=sys.stderr, flush=True)
@@ -656,7 +664,14 @@ class Pipeline:
                                     # its output could not be written (a disk full, a folder made read-only):
                                     # no fault of the scan's, tried again at each look, resuming, until done
                                     **({"retry": True} if isinstance(exc, OutputNotWritableError) else {})}
-                    print(f"[watch] {name}: FAILED: {ledger[name]['error']}", file=sys.stderr, flush=True)
+                    again = ""
+                    if ledger[name].get("retry") and not once:
+                        times = waits.get(name, (0, now))[0] + 1
+                        wait = min(interval * 2 ** min(times, 40), max(interval, _RETRY_WAIT_MOST))
+                        waits[name] = (times, time.time() + wait)
+                        again = f" (tried again, resuming, in {wait:g} s" + (f"; failed {times} times in a row)"
+                                                                             if times > 1 else ")")
+                    print(f"[watch] {name}: FAILED: {ledger[name]['error']}{again}", file=sys.stderr, flush=True)
                     with contextlib.suppress(OSError):  # refused before any write: no folder that looks like a run
                         (out / name).rmdir()
                 write_text(ledger_path, json.dumps(ledger, indent=1, default=str))
@@ -934,6 +949,7 @@ _RUN_OUTPUTS = ("particles.csv", "particles.png", "slices.png", "metrics.png", "
 _RUN_FILES = ("run.json", "stages.json", "image.ome.zarr", "raw.ome.zarr", ".bigseg.lock", ".image.ome.zarr.",
               ".raw.ome.zarr.", ".temporal-")  # what a run folder holds, even one killed at its start
 _WATCH_FILES = ("watch.json", ".bigseg.lock")
+_RETRY_WAIT_MOST = 600.0  # seconds: the longest a watch waits to try again a scan it had no room to write
 #: set by :meth:`Pipeline.watch` while its scans run inside its own client context: the sizing it
 #: was given (n_workers, memory_limit) was used, or said unused, once by the watch, not again by each scan's run
 _IN_WATCH: contextvars.ContextVar[bool] = contextvars.ContextVar("bigseg_in_watch", default=False)

@@ -765,3 +765,48 @@ def test_evolution_takes_one_unit_however_spelt(tmp_path, capfd):
     assert "several units" not in capfd.readouterr().err
     ev = bigseg.measure.read_table(tmp_path / "evolution.csv")
     assert list(ev["scan"]) == ["scan_a", "scan_b"]
+
+
+def test_a_scan_without_room_is_tried_again_less_and_less_often(tmp_path, monkeypatch, capfd):
+    """A scan whose output could not be written was tried again at every look (30 s by default, two
+    log lines each time) for as long as the disk stayed full; now after 2, 4, 8, ... looks, at most
+    every 10 minutes, and at each look again once it is done."""
+    import types
+
+    from bigseg import pipeline
+    from bigseg.errors import OutputNotWritableError
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    np.save(inbox / "s0.npy", np.zeros((4, 4, 4), np.float32))
+    clock = {"now": time.time(), "looks": 0}
+    tries = []
+
+    class Stop(Exception):
+        pass
+
+    def sleep(seconds):
+        clock["now"] += seconds
+        clock["looks"] += 1
+        if clock["looks"] >= 12:
+            raise Stop
+
+    def run(source, dest, **kwargs):
+        tries.append(clock["looks"])
+        raise OutputNotWritableError(f"No room to write `dest` {str(dest)!r}")
+
+    monkeypatch.setattr(pipeline, "time", types.SimpleNamespace(time=lambda: clock["now"], sleep=sleep,
+                                                                perf_counter=time.perf_counter))
+    pipe = Pipeline(predict={"model": "threshold"})
+    monkeypatch.setattr(pipe, "run", run)
+    with pytest.raises(Stop):
+        pipe.watch(inbox, tmp_path / "out", interval=200, settle=0, progress=False)
+    assert tries == [0, 2, 5, 8, 11]  # waits of 400 s, then 600 s (the most) at 200 s between looks
+    err = capfd.readouterr().err
+    assert "tried again, resuming, in 400 s)" in err and "in 600 s; failed 2 times in a row)" in err
+    assert json.loads((tmp_path / "out" / "watch.json").read_text())["s0"]["retry"]
+    clock["looks"] = 0
+    tries.clear()
+    with pytest.raises(Stop):  # a watch started again tries at once
+        pipe.watch(inbox, tmp_path / "out", interval=200, settle=0, progress=False)
+    assert tries[0] == 0

@@ -12,7 +12,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Watch INBOX and run the whole pipeline on every scan that appears there (TIFF file "
                                    "or folder of TIFF slices, HDF5, .npy, zarr/OME-Zarr) once it has stopped changing, "
                                    "each into OUT/<scan name> with its report.html. OUT/watch.json records what was "
-                                   "done or failed; a failed scan is retried when its files change. Once two scans are "
+                                   "done or failed; a failed scan is retried when its files change (one whose results could not be "
+                                   "written, a disk full, less and less often until done). Once two scans are "
                                    "done, OUT/evolution.csv and OUT/evolution.png follow them in name order (scan_2 before "
                                    "scan_10; or by --clock mtime) as the steps of one experiment. Ctrl-C stops.")
     p.add_argument("inbox", help="folder the scans arrive in")
