@@ -15,7 +15,7 @@ from ..io._volume import DEFAULT_PHASES, UNLABELLED, as_volume, check_grey, like
 from ..ops import bincount_offset, masked_values, on_host, to_numpy, value_range
 from ..runtime import compute
 
-__all__ = ["check_volume", "phase_names", "global_histogram", "labels_volume", "parse_classes", "MAX_NBINS"]
+__all__ = ["check_volume", "phase_names", "global_histogram", "labels_volume", "parse_classes", "MAX_NBINS", "MAX_PLACEMENTS"]
 
 FOV_DOC = """fov : the reconstruction's field of view (:func:`bigseg.io.fov_mask`: ``"auto"``,
         ``"cylinder"``, a circle ``(cy, cx, r)`` or a (y, x) boolean mask): the statistics come
@@ -66,12 +66,28 @@ def parse_seed(seed: Any) -> int:
 MAX_NBINS = 1 << 16
 
 
+MAX_PLACEMENTS = 1 << 28  # multi-Otsu's search: ~7 s at ~4·10⁷ placements per second (2-core Xeon)
+
+
 def parse_nbins(nbins: Any, classes: int) -> int:
-    """Histogram bins for multi-Otsu: an integer, at least one per class, at most ``MAX_NBINS``."""
+    """Histogram bins for multi-Otsu: an integer, at least one per class, at most ``MAX_NBINS``,
+    and few enough for the search: scikit-image tries every placement of the ``classes - 1``
+    thresholds among the bins, C(nbins, classes - 1) of them, at most ``MAX_PLACEMENTS`` (10
+    classes over 256 bins would be ~10¹⁶: years)."""
+    from math import comb
+
     n = parse_positive_int("nbins", nbins, most=MAX_NBINS)
     if n < classes:
         raise InputError(f"Expected `nbins` to be at least `classes` ({classes}): one histogram bin per class or more. "
                          f"Got {nbins!r} instead.")
+    if comb(n, classes - 1) > MAX_PLACEMENTS:
+        most = classes
+        while comb(most + 1, classes - 1) <= MAX_PLACEMENTS:
+            most += 1
+        raise InputError(f"Expected `nbins` and `classes` with at most {MAX_PLACEMENTS:,} placements of the thresholds "
+                         f"for multi-Otsu to try (C(nbins, classes - 1)): for {classes} classes at most {most:,} bins. "
+                         f"Got nbins={nbins!r} for {classes} classes ({float(comb(n, classes - 1)):.3g} placements) "
+                         f"instead.")
     return n
 
 

@@ -60,7 +60,9 @@ def threshold(vol: Any, *, classes: int = 3, nbins: int = 256, phases: Any = Non
         segmented on its own (its own histogram and thresholds, listed per frame in the attrs)
     classes : int in [2, 254]
     nbins : histogram bins for float volumes and for integer volumes spanning ``nbins`` values or
-        more (those spanning fewer use one bin per value); at most ``MAX_NBINS``
+        more (those spanning fewer use one bin per value); at most ``MAX_NBINS``, and at most
+        ``MAX_PLACEMENTS`` placements of the thresholds among them for the search (C(nbins,
+        classes - 1): 256 bins up to 5 classes, 23 170 for 3)
     phases : names of the classes by grey level (default ``DEFAULT_PHASES`` for 3 classes)
     {fov}
     progress : a progress bar on stderr for each pass over the data (default off)

@@ -246,6 +246,25 @@ def test_absurd_counts_are_refused_before_the_volumes_passes():
                 calls(n)
 
 
+def test_a_multi_otsu_search_of_years_is_refused_before_the_volumes_passes():
+    """classes=10 over the default 256 bins (C(256, 9) ~ 10**16 placements of the thresholds for
+    scikit-image to try) was accepted, then ran for years; 3 classes over 2**16 bins took minutes."""
+    from math import comb
+
+    from bigseg.baselines._common import MAX_PLACEMENTS
+
+    bad = np.random.default_rng(0).random((10, 11, 12)).astype(np.float32)
+    bad[1, 1, 1] = np.nan  # found by a pass over the volume: the options are refused before it
+    for call in (bb.threshold, bb.watershed):
+        with pytest.raises(InputError, match=r"for 10 classes at most 39 bins. Got nbins=256 for 10 classes "):
+            call(bad, classes=10)
+        with pytest.raises(InputError, match="for 3 classes at most 23,170 bins. Got nbins=65536"):
+            call(bad, nbins=2**16)
+    assert comb(39, 9) <= MAX_PLACEMENTS < comb(40, 9) and comb(23170, 2) <= MAX_PLACEMENTS < comb(23171, 2)
+    grey = np.random.default_rng(0).permutation(np.linspace(0, 1, 1320, dtype=np.float32)).reshape(10, 11, 12)
+    assert len(np.unique(bb.threshold(grey, classes=254).values)) == 254  # C(256, 253) placements: fine
+
+
 def test_forest_takes_one_number_as_one_scale():
     grey = np.random.default_rng(0).random((10, 11, 12)).astype(np.float32)
     labels = np.full(grey.shape, 255, np.uint8)
