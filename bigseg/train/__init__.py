@@ -44,3 +44,9 @@ class _CallablePackage(types.ModuleType):
 
 sys.modules[__name__].__class__ = _CallablePackage
 __signature__ = inspect.signature(train)  # inspect.signature(bigseg.train) and notebooks' call tips show train's
+# ... and so do IPython's `bigseg.train?` ("Call signature", from __call__: was (*args, **kwargs)) and
+# help(bigseg.train) (the package's docstring, which named no parameter): train's own, kept in train
+_CallablePackage.__call__.__signature__ = __signature__.replace(
+    parameters=[inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY), *__signature__.parameters.values()])
+if __doc__ and train.__doc__:  # (python -OO strips both)
+    __doc__ = f"{__doc__}\n``bigseg.train(image, labels, ...)``, :func:`train`:\n\n{inspect.getdoc(train)}\n"

@@ -345,6 +345,17 @@ def test_bigseg_train_callable_as_package():
     assert list(params)[:2] == ["image", "labels"] and "lr_decay" in params and "init" in params
 
 
+def test_bigseg_train_help_shows_train_parameters():
+    """help(bigseg.train) and a notebook's `bigseg.train?` (the package's docstring, its __call__'s
+    signature) show train's parameters, not the package's summary and (*args, **kwargs)."""
+    import inspect
+
+    doc = inspect.getdoc(bigseg.train)
+    assert "epochs :" in doc and "lr, lr_decay :" in doc and "Returns" in doc
+    call = inspect.signature(bigseg.train.__call__)  # IPython's "Call signature"
+    assert call == inspect.signature(bigseg.train) and list(call.parameters)[:2] == ["image", "labels"]
+
+
 def test_bigseg_train_is_the_same_callable_on_first_and_later_lookups():
     import subprocess
     import sys
