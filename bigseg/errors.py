@@ -72,8 +72,8 @@ class ModelError(InputError):
 
 
 class UncalibratedWarning(UserWarning):
-    """A length ``unit`` was given for a source that states no voxel size, without
-    ``voxel_size``: a voxel is taken as 1 of that unit (the command line says so itself)."""
+    """A source states no voxel size and ``voxel_size`` was not given: a voxel is taken as 1 of
+    ``unit`` (default nm), so sizes count voxels (the command line says so itself)."""
 
 
 class LabelsReplacedWarning(UserWarning):

@@ -884,7 +884,7 @@ def open_source(source: str | os.PathLike, *, chunks: Any = 128, dataset: str | 
     reader = read_source(source, dataset=dataset)
     vs = None if voxel_size is None else parse_voxel_size(voxel_size)
     vol = _read_volume(source, chunks=chunks, vs=vs, unit=None if unit is None else parse_unit(unit), dataset=dataset,
-                       dtype=None, shape=None, offset=0, reader=reader)
+                       dtype=None, shape=None, offset=0, reader=reader, say_assumed=False)  # (taken on a grid)
     vol.attrs.setdefault("source", os.fspath(source))
     return vol
 
@@ -903,11 +903,13 @@ def _sizes(vs: Any) -> str:
     return v[0] if len(set(v)) == 1 else ", ".join(v)
 
 
-def _resolved_calibration(reader: Any, vs: Any, unit: str | None) -> tuple[Any, str]:
+def _resolved_calibration(reader: Any, vs: Any, unit: str | None, *, say_assumed: bool = False) -> tuple[Any, str]:
     """(voxel size, unit) of a source opened by :func:`read_source` (or an in-memory volume):
     ``vs`` (in ``unit``, default the source's unit, else nm) when given, else the source's own
     expressed in ``unit`` when that is given, else its own; an uncalibrated one: 1 (a store in
-    voxels keeps its sizes, the axes' ratios) in ``unit``, else nm."""
+    voxels keeps its sizes, the axes' ratios) in ``unit``, else nm, that one said by an
+    ``UncalibratedWarning`` where ``say_assumed`` (a scan ingested; not an array in memory, nor
+    an annotation stack read to be taken on an image's grid)."""
     if vs is not None and unit is not None:  # the source's own is not asked (nor its faults said)
         return vs, unit
     own = _calibration(reader)
@@ -936,6 +938,12 @@ def _resolved_calibration(reader: Any, vs: Any, unit: str | None) -> tuple[Any, 
         warnings.warn(f"`unit`={unit!r} without `voxel_size`, and the source states no voxel size: a voxel is taken "
                       f"as 1 {unit}. Pass `voxel_size` (in {unit}) to give the scan's.", UncalibratedWarning,
                       stacklevel=3)
+    elif unit is None and say_assumed:  # said, as the command line and run.json say it
+        from ..errors import UncalibratedWarning, warn_caller
+
+        warn_caller("The source states no voxel size and neither `voxel_size` nor `unit` was given: a voxel is taken "
+                    "as 1 nm, so every length, area and volume measured counts voxels under the name nm. Pass "
+                    "`voxel_size` (and `unit`) to give the scan's.", UncalibratedWarning)
     return (tuple(reader.attrs["voxel_size"]) if isinstance(reader, xr.DataArray) else (1.0, 1.0, 1.0)), unit or "nm"
 
 
@@ -948,7 +956,8 @@ def calibrated(vol: xr.DataArray, *, voxel_size: Any = None, unit: str | None = 
 
 
 def _read_volume(source: Any, *, chunks: Any, vs: Any, unit: str | None, dataset: str | None, dtype: Any,
-                 shape: Any, offset: int, channel: int | None = None, reader: Any = None) -> xr.DataArray:
+                 shape: Any, offset: int, channel: int | None = None, reader: Any = None,
+                 say_assumed: bool = True) -> xr.DataArray:
     """One source as a lazy volume (3D or 4D), cast to ``dtype`` when asked; ``reader``: the
     source already opened by :func:`read_source` (else it is opened here), calibrated by
     :func:`_resolved_calibration` (its own from zarr metadata, OME-TIFF, ImageJ TIFF, HDF5
@@ -959,7 +968,7 @@ def _read_volume(source: Any, *, chunks: Any, vs: Any, unit: str | None, dataset
         raise InputError(f"Expected `source` to hold a volume or a series. Got {os.fspath(source)!r}, probabilities "
                          "(phase, z, y, x) as bigseg export writes them, which would read as a series of "
                          f"{reader.shape[0]} scans: ingest the image or the labels instead.")
-    cal = _resolved_calibration(reader, vs, unit)
+    cal = _resolved_calibration(reader, vs, unit, say_assumed=say_assumed)
     if isinstance(reader, xr.DataArray):
         vol = recalibrated(_one_channel(reader, channel, source), cal[0], cal[1])  # coordinates with the attrs
     else:

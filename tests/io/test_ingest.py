@@ -74,6 +74,7 @@ def test_a_gap_in_the_slice_numbers_is_said(tmp_path, odd_volume):
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
+        warnings.filterwarnings("ignore", category=UncalibratedWarning)  # (a stack stating no voxel size: said)
         bigseg.ingest(every_other, tmp_path / "e.ome.zarr", progress=False)
 
 
@@ -582,6 +583,7 @@ def test_a_glob_of_whole_scans_is_a_series_in_number_order(tmp_path, odd_volume)
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # number order, or an order the user chose: no warning
+        warnings.filterwarnings("ignore", category=UncalibratedWarning)  # (but their 1 nm voxels: said)
         bigseg.ingest([scans[1], scans[2], scans[10]], tmp_path / "n.ome.zarr", chunks=CHUNKS, progress=False)
         bigseg.ingest([scans[10], scans[2], scans[1]], tmp_path / "r.ome.zarr", chunks=CHUNKS, progress=False)
     with pytest.raises(InputError, match="`times` to"):
@@ -843,9 +845,10 @@ def test_an_hdf5_export_of_a_volume_in_voxels_reads_back_without_a_word(tmp_path
     data = np.zeros((3, 4, 5), np.uint8)
     with pytest.warns(UserWarning, match="no physical voxel size"):
         bigseg.export(data, tmp_path / "v.h5", progress=False)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
+    with warnings.catch_warnings(record=True) as said:  # but that its voxels are taken as 1 nm
+        warnings.simplefilter("always")
         got = bigseg.ingest(tmp_path / "v.h5", tmp_path / "v.ome.zarr", progress=False)
+    assert [w.category for w in said] == [UncalibratedWarning]
     assert got.attrs["voxel_size"] == (1.0, 1.0, 1.0) and got.attrs["unit"] == "nm"
 
 
@@ -878,9 +881,17 @@ def test_a_unit_without_a_voxel_size_for_an_uncalibrated_source_is_said_once(tmp
     err = capsys.readouterr().err
     assert "states no voxel size and --voxel-size was not passed" in err and "warning" not in err
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # a voxel size given, or no unit asked for: nothing said
+        warnings.simplefilter("error")  # a voxel size given: nothing said
         bigseg.ingest(tmp_path / "a.npy", tmp_path / "c.ome.zarr", voxel_size=2, unit="um", progress=False)
-        bigseg.ingest(tmp_path / "a.npy", tmp_path / "d.ome.zarr", progress=False)
+        bigseg.ingest(tmp_path / "a.npy", tmp_path / "e.ome.zarr", voxel_size=2, progress=False)
+    # neither asked for (a notebook's ingest): was silent, every size then in voxels under the name nm
+    with pytest.warns(UncalibratedWarning, match="neither `voxel_size` nor `unit` was given: a voxel is taken as "
+                                                 "1 nm") as said:
+        assert bigseg.ingest(tmp_path / "a.npy", tmp_path / "d.ome.zarr", progress=False).attrs["unit"] == "nm"
+    assert [w.filename for w in said] == [__file__]  # at the caller's line, once
+    assert main(["ingest", str(tmp_path / "a.npy"), str(tmp_path / "f.ome.zarr"), "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "states no voxel size and --voxel-size was not passed" in err and "Warning" not in err
 
 
 def test_an_array_in_memory_as_source_is_refused_naming_save_volume(tmp_path):
