@@ -65,4 +65,20 @@ def finish(fig: Any, path: str | os.PathLike | None, *, title: str | None = None
                 fig.savefig(os.fspath(tmp), dpi=dpi, **({"bbox_inches": "tight"} if tight else {}))
         finally:
             plt.close(fig)
+    fig._ipython_display_ = lambda: _display_once(fig)
     return fig
+
+
+def _display_once(fig: Any) -> None:
+    """A figure shown in a notebook (a cell's last line, or drawn by the backend at the end of
+    the cell): taken from pyplot and drawn here as a PNG, once (as the cell's value it was drawn
+    a second time by the backend; assigning it was the way round)."""
+    import io
+
+    import matplotlib.pyplot as plt
+    from IPython.display import Image, display
+
+    plt.close(fig)  # (nothing left for the backend to draw at the end of the cell)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", bbox_inches="tight")
+    display(Image(png.getvalue()))

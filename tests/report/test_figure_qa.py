@@ -276,3 +276,33 @@ def test_a_particle_table_read_back_from_csv_is_not_drawn_in_voxels(tmp_path):
     assert "voxel" not in labels[1] and "unit not stated" in labels[1] and "voxel" not in labels[0]
     measure.write_table(table, tmp_path / "u.csv")  # as the pipeline and the CLI write it: the units come back
     assert particle_figure(measure.read_table(tmp_path / "u.csv")).axes[0].get_xlabel() == labels[0]
+
+
+def test_a_figure_is_drawn_once_in_a_notebook(monkeypatch, tmp_path):
+    """A figure left as a notebook cell's last line was drawn twice (the cell's value, then by the
+    inline backend at the end of the cell, pyplot still holding it): shown as a PNG once, taken
+    from pyplot (checked in a real kernel too: one output each for a last line, an assignment, a
+    figure written to `path`)."""
+    import sys
+    import types
+
+    import matplotlib.pyplot as plt
+
+    from bigseg import report, synth
+
+    shown = []
+    fake = types.ModuleType("IPython.display")
+    fake.Image = lambda data: ("png", data)
+    fake.display = shown.append
+    ipython = types.ModuleType("IPython")
+    ipython.get_ipython, ipython.version_info = (lambda: None), (9, 0)  # (matplotlib asks them)
+    monkeypatch.setitem(sys.modules, "IPython", ipython)
+    monkeypatch.setitem(sys.modules, "IPython.display", fake)
+    lab = synth.electrode((8, 12, 12), seed=0, radius=(2, 0.3))
+    for path in (None, tmp_path / "a.png"):
+        fig = report.orthoslices(lab, path=path)
+        assert (fig.number in plt.get_fignums()) == (path is None)  # open until shown, unless written
+        fig._ipython_display_()  # what IPython calls for a cell's value, and the backend at the cell's end
+        assert fig.number not in plt.get_fignums()  # nothing left for the backend to draw again
+        kind, data = shown.pop()
+        assert kind == "png" and data.startswith(b"\x89PNG") and not shown
