@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any
 
@@ -65,7 +66,7 @@ def finish(fig: Any, path: str | os.PathLike | None, *, title: str | None = None
                 fig.savefig(os.fspath(tmp), dpi=dpi, **({"bbox_inches": "tight"} if tight else {}))
         finally:
             plt.close(fig)
-    fig._ipython_display_ = lambda: _display_once(fig)
+    fig._ipython_display_ = functools.partial(_display_once, fig)  # (a figure stays picklable)
     return fig
 
 

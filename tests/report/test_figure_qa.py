@@ -283,6 +283,7 @@ def test_a_figure_is_drawn_once_in_a_notebook(monkeypatch, tmp_path):
     inline backend at the end of the cell, pyplot still holding it): shown as a PNG once, taken
     from pyplot (checked in a real kernel too: one output each for a last line, an assignment, a
     figure written to `path`)."""
+    import pickle
     import sys
     import types
 
@@ -306,3 +307,4 @@ def test_a_figure_is_drawn_once_in_a_notebook(monkeypatch, tmp_path):
         assert fig.number not in plt.get_fignums()  # nothing left for the backend to draw again
         kind, data = shown.pop()
         assert kind == "png" and data.startswith(b"\x89PNG") and not shown
+        assert pickle.loads(pickle.dumps(fig)).axes  # still picklable
