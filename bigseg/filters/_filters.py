@@ -318,6 +318,12 @@ def normalize(vol: Any, *, low: float = 0.5, high: float = 99.5, nan_policy: str
     high = parse_in_range("high", high, 0.0, 100.0, closed="both")
     if not low < high:
         raise InputError(f"Expected `low` < `high`. Got low={low}, high={high} instead.")
+    if high <= 1:  # fractions meant (0.005, 0.995)? all but the darkest percent would be white
+        from ..errors import warn_caller
+
+        warn_caller(f"`low`={low:g}, `high`={high:g} are percentiles in [0, 100]: the grey value at the {high:g}th "
+                    f"percentile and above maps to 1 (white). Fractions meant? Then low={low * 100:g}, "
+                    f"high={high * 100:g}.")
     nan_policy = parse_choice("nan_policy", nan_policy, NAN_POLICIES)
     arr = v.data
     sample = arr if mask is None else masked_values(arr, _parse_mask(mask, tuple(arr.shape)))

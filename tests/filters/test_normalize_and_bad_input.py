@@ -190,3 +190,20 @@ def test_argument_sweep_refuses_at_the_call(call, match):
     InputError at the call, naming the argument and its value."""
     with pytest.raises(InputError, match=match):
         call(np.zeros((4, 5, 6), np.float32))
+
+
+def test_percentiles_given_as_fractions_are_warned_about():
+    """normalize(low=0.005, high=0.995), fractions meant, mapped all but the darkest 1 % to white
+    without a word."""
+    v = np.random.default_rng(0).random((6, 7, 8)).astype(np.float32)
+    with pytest.warns(UserWarning, match=r"`low`=0.005, `high`=0.995 are percentiles in \[0, 100\].*"
+                                         r"Then low=0.5, high=99.5") as said:
+        out = bf.normalize(v, low=0.005, high=0.995)
+    assert [w.filename for w in said] == [__file__]  # at the caller's line
+    assert float((out == 1).mean().compute()) > 0.98
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        bf.normalize(v, low=0.5, high=99.5)
+        bf.normalize(v, low=0, high=1.5)
