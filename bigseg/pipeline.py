@@ -481,7 +481,9 @@ class Pipeline:
         wanted += [("measure.thickness", p) for p in m["thickness"] or []]
         for key, name in wanted:
             if name not in phases:
-                raise ConfigError(f"Expected `{key}` to name a phase of the model {str(model)!r}: one of {phases}. "
+                said = repr(str(model)) if isinstance(model, (str, os.PathLike)) else \
+                    f"given ({getattr(model, 'arch', type(model).__name__)})"  # (not its repr: lines)
+                raise ConfigError(f"Expected `{key}` to name a phase of the model {said}: one of {phases}. "
                                   f"Got {name!r} instead.")
 
     def _model_in_use(self) -> Any:

@@ -221,6 +221,26 @@ class Model(nn.Module):
     def extra_repr(self) -> str:
         return f"arch={self.arch!r}, phases={self.phases}, patch={self.patch}"
 
+    def __repr__(self) -> str:
+        """What the model is and was trained on, in a few lines (torch's repr, every layer, was ~50
+        lines for the default model in a notebook): the layers are ``print(model.net)``."""
+        prov, norm = self.provenance or {}, self.normalization or {}
+        size = sum(p.numel() for p in self.parameters())
+        lines = [f"Model({self.extra_repr()}, {size:,} parameters)"]
+        if norm:
+            lines.append("input: " + (f"global percentiles {norm['low']:g}-{norm['high']:g} -> 0-1"
+                                      if norm.get("method") == "percentile" and "low" in norm and "high" in norm
+                                      else ", ".join(f"{k}={v}" for k, v in norm.items() if k != "function")))
+        data = prov.get("data")
+        if "epochs" in prov:
+            kind = data.get("kind", "given") if isinstance(data, dict) else "given"
+            parent = " from " + str(prov["init"]) if prov.get("init") else ""
+            lines.append(f"trained{parent} on {kind} data: {prov['epochs']} epochs"
+                         + (f", {prov['date']}" if prov.get("date") else ""))
+        else:
+            lines.append("untrained" if not prov else f"provenance: {', '.join(map(str, prov))}")
+        return "\n  ".join(lines) + "\n  (layers: print(model.net); training record: model.provenance)"
+
 
 def create(
     arch: str,

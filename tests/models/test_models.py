@@ -298,3 +298,19 @@ def test_a_full_disk_while_a_checkpoint_is_written_is_said_and_leaves_the_earlie
     with pytest.raises(OutputNotWritableError, match=r"room to write '.*resume\.pt'\. Got: No space left"):
         save_state(str(tmp_path), {"epoch": 1})
     assert open(path, "rb").read() == before and sorted(p.name for p in tmp_path.iterdir()) == ["m.pt"]
+
+
+def test_a_model_reads_in_a_few_lines():
+    """repr(model) (a notebook cell's value) was torch's, every layer: ~50 lines for the default
+    model, saying nothing of its training; now what it is, takes and was trained on."""
+    from bigseg import models
+
+    default = repr(models.load("default"))
+    lines = default.splitlines()
+    assert len(lines) <= 5 and lines[0].startswith("Model(arch='unet3d', phases=['pore', 'cbd', 'active'], patch=(32, 32, 32)")
+    n = sum(p.numel() for p in models.load("default").parameters())
+    assert f"{n:,} parameters" in lines[0] and "global percentiles 0.5-99.5" in default
+    epochs = models.load("default").provenance["epochs"]
+    assert f"on synthetic data: {epochs} epochs" in default and "Conv3d" not in default
+    fresh = repr(models.create("lrcsnet", phases=["a", "b"], patch=(16, 16)))
+    assert "untrained" in fresh and "phases=['a', 'b']" in fresh
