@@ -85,7 +85,28 @@ class Result:
 
 
 class Pipeline:
-    """Run the whole segmentation on a volume, with parameters from a :class:`RunConfig`."""
+    """Run the whole segmentation on a volume, with parameters from a :class:`RunConfig`.
+
+    ``Pipeline(**overrides)`` takes the configuration's keys (a section as a mapping of the keys
+    it changes), over the YAML of ``$BIGSEG_CONFIG`` and ``BIGSEG_*`` variables when set;
+    ``Pipeline.from_yaml(path)`` a run configuration file. :meth:`run` segments and measures a
+    scan into a folder; :meth:`watch` every scan that arrives in a folder. For example::
+
+        pipe = Pipeline(chunks=96, predict={"model": "default", "overlap": 0.5},
+                        measure={"particles": True, "tortuosity": "z"})
+        result = pipe.run("scan.ome.zarr", "runs/scan")
+
+    The keys and their defaults (:data:`bigseg.config.DEFAULTS`; the README's "Configuration"
+    says what each does):
+    """
+
+    if __doc__:  # (python -OO strips it) the keys as they stand, never a second list to keep in step
+        from .config import DEFAULTS as _DEFAULTS
+
+        __doc__ += "".join(f"\n    {key}: " + (", ".join(f"{k}={v!r}" for k, v in value.items())
+                                               if isinstance(value, dict) else repr(value))
+                           for key, value in _DEFAULTS.items()) + "\n"
+        del _DEFAULTS
 
     def __init__(self, config: RunConfig | None = None, **overrides: Any) -> None:
         self.config = config if config is not None else RunConfig.load(**overrides)

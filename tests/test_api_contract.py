@@ -182,3 +182,19 @@ def test_paths_are_refused_by_name():
         for call in tried:
             with pytest.raises(InputError, match=rf"Expected `{name}` to be a path \(str or os.PathLike\). Got "):
                 call()
+
+
+def test_help_of_pipeline_lists_every_configuration_key():
+    """help(bigseg.Pipeline) said one line ("with parameters from a RunConfig"), no key a notebook
+    user could pass; now an example and every key with its default, from DEFAULTS itself."""
+    import inspect
+
+    from bigseg.config import DEFAULTS
+
+    doc = inspect.getdoc(bigseg.Pipeline)
+    assert "Pipeline(chunks=96" in doc
+    for key, value in DEFAULTS.items():
+        line = next(row for row in doc.splitlines() if row.startswith(f"{key}: "))
+        for k in value if isinstance(value, dict) else ():
+            assert f"{k}=" in line, (key, k)
+    assert not hasattr(bigseg.Pipeline, "_DEFAULTS")
