@@ -532,7 +532,9 @@ class Pipeline:
         A scan is a TIFF file or a folder of TIFF slices, an HDF5 (``.h5``, ``.hdf5``, ``.nxs``),
         ``.npy`` or zarr/OME-Zarr; it is taken once its size and modification time have not
         changed for ``settle`` seconds (a beamline still writing it is left alone). Scans of one
-        name (``x.npy`` and ``x.tif``: both would be ``out/x``) are left alone, with a message. Each scan runs
+        name (``x.npy`` and ``x.tif``: both would be ``out/x``), and a scan named as the watch's own outputs
+        (``evolution.png.npy``: ``out/evolution.png``), are left alone, with a message; a scan that is or
+        holds a FIFO, a device or a socket fails unread (its read could wait, or go on, for ever). Each scan runs
         :meth:`run` (resuming a scan whose run was interrupted; starting again for a scan that
         was replaced since it was done or failed; processing again, resumed, a scan done or failed
         with other settings: a new model redoes its segmentation). ``out/watch.json`` records
@@ -632,6 +634,12 @@ class Pipeline:
                         print(f"[watch] {name}: {', '.join(p.name for p in paths)} would all write to "
                               f"{out / name}: left alone; rename all but one", file=sys.stderr, flush=True)
                     continue
+                if folded(name) in _WATCH_OUTPUT_NAMES:  # out/evolution.csv a run folder: replaced by the watch's own
+                    if (name,) not in said:
+                        said.add((name,))
+                        print(f"[watch] {name}: {paths[0].name} would write to {out / name}, the watch's own "
+                              f"{name}: left alone; rename it", file=sys.stderr, flush=True)
+                    continue
                 path = paths[0]
                 sig = _signature(path)
                 if sig is None:  # gone since the listing (renamed by its writer, removed): not a scan now
@@ -668,6 +676,7 @@ class Pipeline:
                                                         "(what they leave as it was is kept)"), file=sys.stderr, flush=True)
                 t0 = time.perf_counter()
                 try:
+                    _refuse_special_files(path)
                     # a scan seen before with other files was replaced: start again, else resume
                     res = self.run(path, out / name, resume=state is None or state.get("signature") == list(sig))
                     ledger[name] = {"state": "done", "signature": list(sig), "settings": settings, "source": os.path.abspath(path),
@@ -973,6 +982,8 @@ _RUN_FILES = ("run.json", "stages.json", "image.ome.zarr", "raw.ome.zarr", ".big
               ".raw.ome.zarr.", ".temporal-")  # what a run folder holds, even one killed at its start
 _WATCH_FILES = ("watch.json", ".bigseg.lock")
 _RETRY_WAIT_MOST = 600.0  # seconds: the longest a watch waits to try again a scan it had no room to write
+#: what a watch writes into its ``out`` beside the scans' folders (folded: a scan of such a name is left alone)
+_WATCH_OUTPUT_NAMES = frozenset(folded(n) for n in ("watch.json", "evolution.csv", "evolution.png"))
 #: set by :meth:`Pipeline.watch` while its scans run inside its own client context: the sizing it
 #: was given (n_workers, memory_limit) was used, or said unused, once by the watch, not again by each scan's run
 _IN_WATCH: contextvars.ContextVar[bool] = contextvars.ContextVar("bigseg_in_watch", default=False)
@@ -1355,6 +1366,22 @@ def _signature(path: Path) -> tuple[int, float] | None:
     if not path.exists():
         return None
     return sum(st.st_size for st in stats), max((st.st_mtime for st in stats), default=0.0)
+
+
+def _refuse_special_files(path: Path) -> None:
+    """Refuse a scan that is, or holds, an entry that is neither a file nor a folder once links
+    are followed: a FIFO (a read of it waits for a writer: the watch hung, its later scans never
+    processed, SIGTERM unheard), a device (a link to /dev/zero: read without end) or a socket."""
+    import stat
+
+    for f in [path, *(path.rglob("*") if path.is_dir() else ())]:
+        try:
+            mode = f.stat().st_mode
+        except OSError:  # gone since, or a link to nothing: its read says so
+            continue
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            raise InputError(f"Expected the scan {str(path)!r} to hold files and folders only. Got {str(f)!r}, which "
+                             "is a FIFO, a device or a socket (a read of it could wait, or go on, for ever): not read.")
 
 
 def _fractions(metrics: xr.Dataset) -> dict[str, Any]:

@@ -810,3 +810,34 @@ def test_a_scan_without_room_is_tried_again_less_and_less_often(tmp_path, monkey
     with pytest.raises(Stop):  # a watch started again tries at once
         pipe.watch(inbox, tmp_path / "out", interval=200, settle=0, progress=False)
     assert tries[0] == 0
+def test_a_scan_named_as_the_watchs_own_outputs_is_left_alone(tmp_path, image, capfd):
+    # QA (hostile inputs): `evolution.png.npy` in a shared inbox ran into out/evolution.png, a folder the
+    # watch then replaced with its own evolution.png: the scan's results deleted, the ledger saying it done,
+    # its folder done again (and deleted again) at each look, and no evolution for the other scans
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for name in ("Evolution.PNG.npy", "watch.json.npy", "a.npy"):
+        np.save(inbox / name, image[:8])
+    pipe = Pipeline(predict={"model": "threshold"}, measure={"particles": False, "connectivity": None})
+    ledger = pipe.watch(inbox, tmp_path / "out", once=True, progress=False)
+    assert list(ledger) == ["a"] and ledger["a"]["state"] == "done"
+    err = capfd.readouterr().err
+    assert "Evolution.PNG.npy would write to" in err and "watch.json.npy would write to" in err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a", "watch.json"]
+
+
+def test_a_fifo_or_a_link_to_a_device_in_the_inbox_fails_that_scan_not_the_watch(tmp_path, image):
+    # QA (hostile inputs): a FIFO named hang.npy (or a zarr store holding one as a chunk) in the inbox: its
+    # read waited for a writer for ever, the watch hung (SIGTERM unheard) and the scans after it never ran;
+    # a link to /dev/zero read without end
+    inbox = tmp_path / "inbox"
+    (inbox / "store.zarr" / "0").mkdir(parents=True)
+    os.mkfifo(inbox / "store.zarr" / "0" / "c")
+    os.mkfifo(inbox / "hang.npy")
+    (inbox / "zero.npy").symlink_to("/dev/zero")
+    np.save(inbox / "z.npy", image[:8])
+    pipe = Pipeline(predict={"model": "threshold"}, measure={"particles": False, "connectivity": None})
+    ledger = pipe.watch(inbox, tmp_path / "out", once=True, progress=False)
+    assert ledger["z"]["state"] == "done"
+    for name in ("hang", "zero", "store"):
+        assert ledger[name]["state"] == "failed" and "a FIFO, a device or a socket" in ledger[name]["error"]

@@ -1085,7 +1085,7 @@ def volume_info(path: str | os.PathLike, *, stats: bool = True, progress: bool =
         info["origin"] = list(origin_of(vol))
     if (p / "labels").exists():
         info["labels"] = label_names(p / "labels")
-    if stats:
+    if stats and np.dtype(vol.dtype).kind in "biuf":  # (no grey values to sum up in text or complex numbers)
         small = open_volume(p, level=levels - 1).data
         if small.size > 64**3 * 8:
             step = max(1, int(round((small.size / 64**3) ** (1 / 3))))

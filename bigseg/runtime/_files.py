@@ -41,8 +41,10 @@ def folded(name: str) -> str:
 
 
 def remove(path: Path) -> None:
-    """Delete a folder or a file, whichever ``path`` is (no error if it is gone)."""
-    if path.is_dir():
+    """Delete a folder or a file, whichever ``path`` is (no error if it is gone); a link (to a
+    folder too) is removed itself, never what it leads to (``shutil.rmtree`` refuses a link, and
+    ``ignore_errors`` left it in place without a word)."""
+    if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
     else:
         path.unlink(missing_ok=True)

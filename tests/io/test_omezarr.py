@@ -528,3 +528,16 @@ def test_labels_written_into_an_ome_zarr_v04_image_stay_v04(tmp_path, odd_volume
     assert not (path / "labels" / "zarr.json").exists()
     assert remove_label(path, "ours")
     assert json.loads((path / "labels" / ".zattrs").read_text())["labels"] == ["theirs"]
+
+
+def test_info_of_an_image_of_text_describes_it_without_a_traceback(tmp_path):
+    # QA (hostile inputs): a store received holding strings (or complex numbers): `bigseg info` died in a
+    # traceback converting them to floats for the grey-value statistics (ingest and segment refuse it by name)
+    import shutil
+
+    bigseg.save_volume(np.zeros((4, 4, 4), np.uint8), tmp_path / "s.ome.zarr")
+    shutil.rmtree(tmp_path / "s.ome.zarr" / "0")
+    zarr.create_array(str(tmp_path / "s.ome.zarr" / "0"), shape=(4, 4, 4), chunks=(4, 4, 4), dtype="str",
+                      dimension_names=["z", "y", "x"])
+    info = volume_info(tmp_path / "s.ome.zarr")
+    assert info["shape"] == [4, 4, 4] and "intensity" not in info

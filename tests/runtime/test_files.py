@@ -110,3 +110,20 @@ def test_a_full_disk_is_said_of_the_output_not_of_its_hidden_temporary(tmp_path)
             raise OSError(errno.EIO, os.strerror(errno.EIO))
     assert not isinstance(other.value, OutputNotWritableError)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.json"]
+
+
+def test_replacing_a_link_to_a_folder_replaces_the_link_not_what_it_leads_to(tmp_path):
+    # QA (hostile inputs): `bigseg ingest SRC link.ome.zarr --overwrite`, link.ome.zarr a link to a store
+    # elsewhere: the link was moved aside to a hidden `.old` name and its removal (rmtree, which refuses a
+    # link, errors ignored) failed without a word, so the hidden link stayed beside the new output
+    from bigseg.runtime._files import move_into_place
+
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "keep.txt").write_text("theirs")
+    (tmp_path / "out").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (tmp_path / ".out.new").mkdir()
+    (tmp_path / ".out.new" / "zarr.json").write_text("{}")
+    move_into_place(tmp_path / ".out.new", tmp_path / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere", "out"]
+    assert not (tmp_path / "out").is_symlink() and (tmp_path / "out" / "zarr.json").exists()
+    assert (tmp_path / "elsewhere" / "keep.txt").read_text() == "theirs"
