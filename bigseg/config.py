@@ -64,12 +64,17 @@ SLURM_SITE_KEYS: dict[str, str] = {
     **dict.fromkeys(("job_script_prologue", "job_extra_directives", "job_directives_skip", "worker_extra_args"),
                     "a list of text lines"),
     **dict.fromkeys(("interface", "local_directory", "log_directory", "shared_temp_directory", "python", "shebang",
-                     "job_name", "job_mem", "protocol", "project"), "text"),
+                     "job_name", "job_mem", "protocol", "project"), "text"),  # (one line: see _one_line)
     "job_cpu": "a positive integer",
     "death_timeout": "a number of seconds",
     "nanny": "true or false",
     "scheduler_options": "a mapping (e.g. {dashboard_address: ':8787'})",
 }
+
+#: where a run computes, not what its results are made from: not taken from a run record (``run.json`` as a
+#: configuration: a received one could point a run at anyone's scheduler, or add lines to a job script), nor part
+#: of what a watch compares
+WHERE_KEYS = ("cluster", "n_workers", "threads_per_worker", "memory_limit", "slurm")
 
 #: sections that also take keys their defaults do not list (name -> those keys)
 _OPEN_SECTIONS = {"slurm": SLURM_SITE_KEYS}
@@ -95,12 +100,17 @@ def _is_pos_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < float("inf")
 
 
+def _one_line(text: str) -> bool:
+    """Text without control characters: a newline in a SLURM value added a line to the job script."""
+    return not any(ord(c) < 32 or ord(c) == 127 for c in text)
+
+
 def _is_kind(v: Any, kind: str) -> bool:
-    """Whether a value is of a kind SLURM_SITE_KEYS names."""
+    """Whether a value is of a kind SLURM_SITE_KEYS names (text: one line each)."""
     if kind.startswith("a list"):
-        return isinstance(v, (list, tuple)) and all(isinstance(x, str) for x in v)
+        return isinstance(v, (list, tuple)) and all(isinstance(x, str) and _one_line(x) for x in v)
     if kind == "text":
-        return isinstance(v, str)
+        return isinstance(v, str) and _one_line(v)
     if kind.startswith("a mapping"):
         return isinstance(v, Mapping)
     if kind == "true or false":
@@ -221,7 +231,8 @@ def _validate(cfg: dict[str, Any]) -> None:
     for key in ("cores", "jobs", "processes"):
         _check(f"slurm.{key}", sl[key] is None or _is_pos_int(sl[key]), "to be a positive integer", sl[key])
     for key in ("queue", "account", "memory", "walltime"):
-        _check(f"slurm.{key}", sl[key] is None or isinstance(sl[key], str), "to be text (or null)", sl[key])
+        _check(f"slurm.{key}", sl[key] is None or isinstance(sl[key], str) and _one_line(sl[key]),
+               "to be one line of text (or null)", sl[key])
     if sl["memory"] is not None:  # as dask reads it, before a job is submitted with it
         from dask.utils import parse_bytes
 
@@ -358,8 +369,9 @@ def load_deploy(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"Expected YAML file {str(p)!r} to hold a mapping. Got {type(data).__name__}.")
     if isinstance(data.get("config"), dict) and "environment" in data:  # a run folder's run.json: its settings,
-        # defaults included, run again as they were (the rest of the record says what, not how)
-        return data["config"]
+        # defaults included, run again as they were (the rest of the record says what, not how), but not where
+        # it ran: this machine's (defaults, BIGSEG_CLUSTER, --cluster)
+        return {k: v for k, v in data["config"].items() if k not in WHERE_KEYS}
     return data
 
 

@@ -29,7 +29,7 @@ import xarray as xr
 
 from ._parse import parse_choice, parse_chunks, parse_flag, parse_in_range, parse_path, parse_positive_float, parse_region, parse_shells_spec
 from ._version import environment, version
-from .config import CLASSICAL_MODELS, RunConfig
+from .config import CLASSICAL_MODELS, WHERE_KEYS, RunConfig
 from .errors import BigsegError, ConfigError, InputError, OutputInUseError, OutputNotWritableError, SourceNotFoundError
 from .io._fov import fill_outside_like_inside, fov_centre
 from .io._ingest import natural_key, tiff_slices
@@ -607,8 +607,7 @@ class Pipeline:
         first_seen: dict[str, tuple[tuple[int, float], float]] = {}
         said: set[tuple[str, ...]] = set()  # what was said of clashing or unsettled scans (once each)
         # what the results are made from (not where they run: cluster, workers, memory, SLURM)
-        made_from = {k: v for k, v in self.config.values.items()
-                     if k not in ("cluster", "n_workers", "threads_per_worker", "memory_limit", "slurm")}
+        made_from = {k: v for k, v in self.config.values.items() if k not in WHERE_KEYS}
         if getattr(self, "_model_key", None) is not None:  # the model's weights (a checkpoint retrained in place)
             made_from["weights"] = self._model_key
         settings = key_digest(json.dumps(made_from, sort_keys=True, default=str))

