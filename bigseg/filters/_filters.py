@@ -166,7 +166,7 @@ def _apply(v: xr.DataArray, kernel: Callable[..., Any], depth: tuple[int, ...], 
     if nan_policy == "raise" and np.issubdtype(arr.dtype, np.floating):
         fn = _checked(fn, tuple(0 if len(c) == 1 else d for c, d in zip(arr.chunks, depth)))
     out = map_overlap_exact(fn, arr, depth, dtype=dtype, token=name, **kw)
-    return like_volume(out, v, name=name)
+    return like_volume(out, v, name=name, units=v.attrs.get("units"))  # grey values in the input's unit
 
 
 # --------------------------------------------------------------------------------------- filters

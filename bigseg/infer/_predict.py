@@ -45,7 +45,7 @@ from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
 
 from .._parse import parse_axis, parse_choice, parse_chunks, parse_flag, parse_in_range, parse_positive_float, parse_positive_int
 from ..errors import InputError
-from ..io._volume import as_volume, check_grey, for_each_frame, is_series, zarr_source
+from ..io._volume import as_volume, check_grey, for_each_frame, is_series, state_values, zarr_source
 from ..kernels import blend as K
 from ..runtime._budget import check_budget, chunks_lever, format_bytes
 from ..runtime._malloc import release_free_heap
@@ -846,20 +846,21 @@ def predict(
     base = {"voxel_size": vol.attrs.get("voxel_size", (1.0, 1.0, 1.0)), "unit": vol.attrs.get("unit", "voxel")}
     coords = {d: vol.coords[d] for d in vol.dims if d in vol.coords}
     data_vars: dict[str, Any] = {
-        "labels": xr.DataArray(labels, dims=vol.dims, coords=coords, attrs={**base, "phases": list(spec.phases)}),
+        "labels": state_values(xr.DataArray(labels, dims=vol.dims, coords=coords,
+                                            attrs={**base, "phases": list(spec.phases)})),
     }
     if probabilities:
-        data_vars["probabilities"] = xr.DataArray(
+        data_vars["probabilities"] = state_values(xr.DataArray(
             probs, dims=("phase", *vol.dims), coords={"phase": list(spec.phases), **coords},
             attrs={**base, "description": "blended softmax probabilities"},
-        )
+        ))
     if uncertainty is not None:
         fn = K.entropy if uncertainty == "entropy" else K.margin
         unc = da.map_blocks(fn, probs, drop_axis=0, dtype=np.float32, token=f"bigseg-{uncertainty}")
-        data_vars["uncertainty"] = xr.DataArray(
+        data_vars["uncertainty"] = state_values(xr.DataArray(
             unc, dims=vol.dims, coords=coords,
             attrs={**base, "method": uncertainty, "unit_of_value": "nats" if uncertainty == "entropy" else "1"},
-        )
+        ))
     attrs = {
         **base,
         "phases": list(spec.phases),

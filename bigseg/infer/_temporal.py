@@ -28,6 +28,7 @@ import xarray as xr
 
 from .._parse import parse_choice, parse_nonnegative_int
 from ..errors import InputError
+from ..io._volume import state_values
 from ..kernels import blend as K
 
 __all__ = ["smooth_over_time", "staged", "windowed", "parse_temporal", "warn_if_misaligned"]
@@ -154,10 +155,10 @@ def smooth_over_time(ds: xr.Dataset, temporal: int, *, probabilities: bool = Fal
     if uncertainty is not None:
         unc = da.blockwise(K.uncertainty_over_phases, "tzyx", smooth, "tczyx", method=uncertainty, dtype=np.float32,
                            concatenate=True, token="temporal-uncertainty")
-        out["uncertainty"] = xr.DataArray(
+        out["uncertainty"] = state_values(xr.DataArray(
             unc, dims=ds["labels"].dims, coords=ds["labels"].coords,
             attrs={**{k: v for k, v in ds["labels"].attrs.items() if k in ("voxel_size", "unit")},
-                   "method": uncertainty, "unit_of_value": "nats" if uncertainty == "entropy" else "1"})
+                   "method": uncertainty, "unit_of_value": "nats" if uncertainty == "entropy" else "1"}))
     elif "uncertainty" in out:
         out = out.drop_vars("uncertainty")
     out.attrs["temporal"] = temporal

@@ -31,7 +31,7 @@ from ..errors import BigsegError, InputError, SourceNotFoundError, VolumeFormatE
 from ._calibration import (convert_length, hdf5_calibration, normalise_unit, parse_unit, tiff_calibration,
                            tiff_origin)
 from ._omezarr import _check_dest, open_volume, write_volume
-from ._volume import crop_box, is_zarr_store, make_volume, recalibrated, refuse_replacing
+from ._volume import crop_box, is_zarr_store, make_volume, recalibrated, refuse_replacing, state_values
 
 __all__ = ["ingest", "read_source", "open_source", "TIFF_SUFFIXES", "HDF5_SUFFIXES"]
 
@@ -1020,6 +1020,7 @@ def _read_volume(source: Any, *, chunks: Any, vs: Any, unit: str | None, dataset
     phases = _stated_phases(reader)
     if phases is not None and "phases" not in vol.attrs and np.issubdtype(vol.dtype, np.integer):
         vol.attrs["phases"] = phases  # labels as bigseg export writes them: ingest stores a label image
+        state_values(vol)  # label values ("1"), not grey ones
     return vol
 
 

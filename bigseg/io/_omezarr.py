@@ -42,7 +42,7 @@ from ..runtime._manifest import key_digest, resumable_array, store_resumable
 from ..runtime._progress import compute
 from ._calibration import convert_length, ome_time_unit, ome_unit, parse_unit, unit_from_ome
 from ._volume import (UNLABELLED, as_volume, is_step_index, is_zarr_store, make_volume, mask_as_labels, numeric_times,
-                      origin_of, origin_voxels, phase_colour, time_unit, unit_for, warn_other_grid)
+                      origin_of, origin_voxels, phase_colour, state_values, time_unit, unit_for, warn_other_grid)
 
 __all__ = ["save_volume", "save_labels", "open_volume", "volume_info", "OME_VERSION"]
 
@@ -922,7 +922,8 @@ def open_volume(path: str | os.PathLike, *, level: int = 0, label: str | None = 
         vol = vol.isel(t=0, drop=True)
     vol.attrs.update({k: bs[k] for k in ("probabilities_of", "uncertainty_of", "method") if bs.get(k) is not None})
     vol.attrs["source"] = str(p)
-    return vol
+    # what its values are, now that it says (probabilities, uncertainty): a label image naming no phases holds ids
+    return state_values(vol, "instances" if phases is None and "image-label" in meta else None)
 
 
 def _level_transform(ms: dict[str, Any], ds: dict[str, Any], n: int) -> tuple[list[float], list[float]]:

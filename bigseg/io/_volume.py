@@ -1,8 +1,9 @@
 """The in-memory model of a volume: an ``xarray.DataArray`` over a dask array.
 
 Dims are ``("z", "y", "x")`` or ``("t", "z", "y", "x")``; coordinates are physical positions of
-voxel centres (``index * voxel_size``); ``attrs`` hold ``voxel_size`` (z, y, x), ``unit`` and,
-for label volumes, ``phases`` (names indexed by label value).
+voxel centres (``index * voxel_size``); ``attrs`` hold ``voxel_size`` (z, y, x), ``unit`` (their
+length unit), ``units`` (the unit of the values: :func:`state_values`) and, for label volumes,
+``phases`` (names indexed by label value).
 """
 
 from __future__ import annotations
@@ -77,6 +78,63 @@ def phase_colour(name: str, index: int) -> tuple[int, int, int, int]:
     return PHASE_COLOURS.get(name, _EXTRA[index % len(_EXTRA)])
 
 
+#: The unit of a volume's VALUES (``attrs["units"]``) and the name they are given where the volume has
+#: none (``attrs["long_name"]``), by what they are (:func:`value_kind`). xarray's plots label the
+#: values by ``units``, falling back to ``attrs["unit"]``, the voxels' LENGTH unit: without it a
+#: slice's colour bar read "image [nm]" and a segmentation's "segmentation [nm]".
+VALUE_UNITS: dict[str, tuple[str, str | None]] = {
+    "grey": ("a.u.", None),  # grey values in arbitrary units (a volume stating its own, e.g. "HU", keeps it)
+    "labels": ("1", "phase label"),  # values named by attrs["phases"]
+    "instances": ("1", "instance id"),  # one value per object (particle ids: a label image without names)
+    "probabilities": ("1", "probability"),  # one per phase (the "phase" axis)
+    "uncertainty": ("1", "uncertainty"),  # entropy ("nats") or margin ("1"): attrs["unit_of_value"]
+}
+
+
+def value_kind(vol: xr.DataArray) -> str:
+    """What a volume's values are (a key of :data:`VALUE_UNITS`): labels (``attrs["phases"]``),
+    probabilities (a ``phase`` axis, or opened from ``labels/NAME_probabilities``), uncertainty
+    (predict's, or opened from ``labels/NAME_uncertainty``), else grey values."""
+    attrs = vol.attrs
+    if attrs.get("phases") is not None:
+        return "labels"
+    if "phase" in vol.dims or "probabilities_of" in attrs:
+        return "probabilities"
+    if "uncertainty_of" in attrs or "unit_of_value" in attrs:
+        return "uncertainty"
+    return "grey"
+
+
+def state_values(vol: xr.DataArray, kind: str | None = None) -> xr.DataArray:
+    """``vol``, a volume being built (its attrs set here, in place), stating the unit of its
+    values in ``attrs["units"]`` (CF's name, what xarray's plots and netCDF readers read), by
+    ``kind`` (default :func:`value_kind`; see :data:`VALUE_UNITS`): grey values "a.u." unless the
+    volume states a unit of its own; labels, instance ids, probabilities "1" (whatever grey
+    volume's unit they were computed from), with a ``long_name`` where they have none.
+    ``attrs["unit"]`` stays the voxels' length unit; no store holds ``units``."""
+    kind = value_kind(vol) if kind is None else kind
+    units, long_name = VALUE_UNITS[kind]
+    if kind == "grey":
+        if not vol.attrs.get("units"):  # (an empty one too: xarray then labels by `unit`)
+            vol.attrs["units"] = units
+        return vol
+    if kind == "uncertainty":
+        method = vol.attrs.get("method")
+        units = str(vol.attrs.get("unit_of_value") or ("nats" if method == "entropy" else units))
+    vol.attrs["units"] = units
+    if long_name and not vol.attrs.get("long_name"):
+        vol.attrs["long_name"] = long_name
+    return vol
+
+
+def own_units(vol: Any) -> str:
+    """The unit of a grey volume's values as its data state it (e.g. "HU"): ``attrs["units"]``,
+    ``""`` where there is none or bigseg's "a.u." stands in for none (:func:`state_values`), so
+    that tables of grey values (a particle's mean intensity) name no unit nobody gave."""
+    units = str(getattr(vol, "attrs", {}).get("units") or "")
+    return "" if units == VALUE_UNITS["grey"][0] else units
+
+
 def unit_for(unit: Any, voxel_size: Any, current: str = "voxel") -> str:
     """The length unit of a volume given ``unit`` and ``voxel_size`` (``None``: not given):
     ``unit`` when given; else the volume's ``current`` one, unless that is ``"voxel"`` (no
@@ -97,7 +155,8 @@ def make_volume(
     dims: tuple[str, ...] | None = None,
     origin: Any = None,
 ) -> xr.DataArray:
-    """Wrap a NumPy/dask array as a bigseg volume with physical coordinates.
+    """Wrap a NumPy/dask array as a bigseg volume with physical coordinates, the unit of its
+    values in ``attrs["units"]`` ("1" for labels, else "a.u.": :func:`state_values`).
 
     Parameters
     ----------
@@ -133,7 +192,7 @@ def make_volume(
     attrs: dict[str, Any] = {"voxel_size": vs, "unit": str(unit)}
     if phases is not None:
         attrs["phases"] = parse_phases(phases)
-    return xr.DataArray(arr, dims=dims, coords=coords, attrs=attrs, name=name)
+    return state_values(xr.DataArray(arr, dims=dims, coords=coords, attrs=attrs, name=name))
 
 
 def origin_of(vol: xr.DataArray) -> tuple[float, float, float]:
@@ -383,12 +442,18 @@ def _named_dims(data: xr.DataArray, name: str) -> xr.DataArray:
                      f"Got dims {data.dims} instead: rename them, e.g. {name}.rename({{{mapping}}}).")
 
 
-def like_volume(data: Any, like: xr.DataArray, *, phases: list[str] | None = None, name: str | None = None) -> xr.DataArray:
-    """A new volume with ``like``'s dims, coordinates, voxel size and unit around ``data``."""
+def like_volume(data: Any, like: xr.DataArray, *, phases: list[str] | None = None, name: str | None = None,
+                units: str | None = None) -> xr.DataArray:
+    """A new volume with ``like``'s dims, coordinates, voxel size and unit around ``data``: labels
+    named ``phases``, else grey values in ``units`` (default "a.u."; e.g. ``like``'s own for a
+    filter, whose values are in the unit of its input), stated in ``attrs["units"]``
+    (:func:`state_values`)."""
     attrs = {"voxel_size": like.attrs.get("voxel_size", (1.0, 1.0, 1.0)), "unit": like.attrs.get("unit", "voxel")}
     if phases is not None:
         attrs["phases"] = parse_phases(phases)
-    return xr.DataArray(data, dims=like.dims, coords=like.coords, attrs=attrs, name=name)
+    if units:
+        attrs["units"] = str(units)
+    return state_values(xr.DataArray(data, dims=like.dims, coords=like.coords, attrs=attrs, name=name))
 
 
 def is_series(data: Any) -> bool:

@@ -18,7 +18,8 @@ import xarray as xr
 
 from .._parse import parse_choice, parse_flag, parse_in_range, parse_path, parse_positive_float, parse_positive_int
 from ..errors import InputError, OutputExistsError
-from ..io._volume import as_volume, frame_arrays, is_zarr_store, origin_of, time_unit, warn_other_grid, zarr_source
+from ..io._volume import (as_volume, frame_arrays, is_zarr_store, origin_of, own_units, time_unit, warn_other_grid,
+                          zarr_source)
 from ..kernels.particles import (PARTIAL_KEYS, block_components, join_components, label_points, mutual_matches,
                                   overlap_counts, particle_markers, particle_partials, split_particles)
 from ..runtime._malloc import release_free_heap
@@ -381,9 +382,10 @@ def particles(labels: Any, *, phase: str | int = "active", intensity: Any = None
 def _column_units(table: pd.DataFrame, lab: Labels, intensity: xr.DataArray | None) -> dict[str, str]:
     """Unit of every column of the table: lengths in the volume's ``unit`` (powers for areas and
     volumes), ``"voxel"`` for voxel indices and counts, ``"1"`` for ratios, the grey image's
-    ``units`` attribute (if any) for the intensities, the ``t`` coordinate's for a series."""
+    ``units`` attribute (if it states one of its own) for the intensities, the ``t`` coordinate's
+    for a series."""
     u = lab.unit
-    grey = str(intensity.attrs.get("units", "")) if intensity is not None else ""
+    grey = own_units(intensity) if intensity is not None else ""
     units = {"t": time_unit(lab.vol.coords["t"]) if "t" in lab.vol.coords else "", "id": "", "track": "",
              "voxels": "voxel", "volume": f"{u}^3", "equivalent_diameter": u, "surface_area": f"{u}^2",
              "sphericity": "1", "detachment": "1", "touches_border": ""}
