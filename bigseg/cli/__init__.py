@@ -22,6 +22,7 @@ from .._version import version
 from ..errors import POINT_AT_CALLER, BigsegError, UncalibratedWarning
 from ..runtime._files import FULL
 from ..runtime._signals import stops_not_lost, terminate_as_exit
+from ._common import PrintableStream
 from ._terms import command_parser, in_cli_terms
 
 __all__ = ["main", "build_parser"]
@@ -264,6 +265,9 @@ def main(argv: list[str] | None = None) -> int:
 
     before = _quiet_shutdown_on_interrupt()
     at_caller, POINT_AT_CALLER[0] = POINT_AT_CALLER[0], False  # bigseg's warnings told as its own (show above)
+    # what a command prints of its inputs (names, phases, units, paths) is shown, never run by the terminal
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = PrintableStream(sys.stdout), PrintableStream(sys.stderr, bars=True)
     try:
         with warnings.catch_warnings():
             warnings.showwarning = show
@@ -298,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
               f"quota full); {note}. Free space, or write elsewhere, and run again.", file=sys.stderr)
         return 2
     finally:
+        sys.stdout, sys.stderr = streams
         POINT_AT_CALLER[0] = at_caller
         if before is not None:
             import signal

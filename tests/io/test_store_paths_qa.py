@@ -90,3 +90,29 @@ def test_info_shows_terminal_escapes_in_a_store_instead_of_obeying_them(tmp_path
     assert "\x1b" not in out and "\r" not in out and "pore\\x1b[2J\\r" in out
     assert main(["info", str(store / "labels" / "seg"), "--no-stats", "--json"]) == 0
     assert "\x1b" not in capsys.readouterr().out
+
+
+def test_every_command_shows_a_received_names_escape_sequences_not_runs_them(tmp_path, capsys):
+    """Only `info` passed its output through `printable`: `measure` printed a received label
+    image's phase names (escape sequences clearing the screen, setting the window title) raw, and
+    a watch its scans' file names; now every command's stdout and stderr, the progress bars' own
+    carriage returns and erase-line codes kept."""
+    from bigseg.cli import main
+    from bigseg.cli._common import printable
+
+    store = tmp_path / "scan.ome.zarr"
+    bigseg.save_volume(np.zeros((4, 8, 8), np.uint8), store, chunks=8, progress=False)
+    lab = np.zeros((4, 8, 8), np.uint8)
+    lab[:, 4:] = 1
+    bigseg.save_labels(lab, store, name="seg", phases=["pore\x1b[2J", "active\x1b]0;owned\x07"], progress=False)
+    assert main(["measure", str(store / "labels" / "seg"), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out and "pore\\x1b[2J" in out
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    np.save(inbox / "scan\x1b[2J.npy", np.zeros((4, 8, 8), np.float32))
+    main(["watch", str(inbox), "--out", str(tmp_path / "w"), "--once", "--model", "threshold"])
+    err = capsys.readouterr().err
+    assert "[watch] scan\\x1b[2J" in err and "\x1b[2J" not in err
+    assert printable("\r 50%|#####\x1b[2K\r\x1b[A", bars=True) == "\r 50%|#####\x1b[2K\r\x1b[A"  # the bars' own
+    assert printable("\r\x1b[2K") == "\\r\\x1b[2K"  # not on stdout
