@@ -449,8 +449,12 @@ class Pipeline:
         if cfg.crop is not None:
             grid = tuple(len(range(*b.indices(n))) for b, n in zip(parse_region("crop", cfg.crop, grid), grid))
         chunks = parse_chunks(cfg.chunks, 3)
+        # the ingest reads the source in its stored chunks (a zarr store's: dask's), else in the run's
+        stored = tuple(max(c) for c in ref.data.chunks[-3:]) if isinstance(getattr(ref, "data", None), da.Array) \
+            else chunks
+        check_ingest(make_volume(da.zeros(grid, dtype=dtype, chunks=tuple(min(c, n) for c, n in zip(stored, grid)))),
+                     chunks)
         vol = make_volume(da.zeros(grid, dtype=dtype, chunks=tuple(min(c, n) for c, n in zip(chunks, grid))))
-        check_ingest(vol, chunks)
         vol = self._filter(vol)
         model = cfg.predict["model"]
         if model in CLASSICAL_MODELS:

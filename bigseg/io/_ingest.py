@@ -28,6 +28,7 @@ from dask.base import tokenize
 
 from .._parse import parse_chunks, parse_dtype, parse_nonnegative_int, parse_path, parse_positive_int, parse_tuple, parse_voxel_size
 from ..errors import BigsegError, InputError, SourceNotFoundError, VolumeFormatError
+from ..runtime._budget import check_stored_chunk
 from ._calibration import (convert_length, hdf5_calibration, normalise_unit, parse_unit, tiff_calibration,
                            tiff_origin)
 from ._omezarr import _check_dest, open_volume, write_volume
@@ -178,7 +179,7 @@ class Hdf5Reader:
         import h5py
 
         with _reading("HDF5", self.path, index, self.shape), h5py.File(self.path, "r") as f:
-            return f[self.dataset][_index_to_slices(index, self.shape)]
+            return _hdf5_dataset(f, self.dataset)[_index_to_slices(index, self.shape)]
 
 
 @dataclass(frozen=True)
@@ -433,13 +434,21 @@ def _hdf5_objects(f: Any, kind: type) -> dict[str, Any]:
     each once: also those reached through a soft or external link (NeXus links its detector
     data, /entry/data/data, that way), under the first path that reaches them; a link to
     nothing is left out."""
+    import h5py
+
     found: dict[str, Any] = {}
     seen: set = set()
 
-    def visit(name: str, _link: Any) -> None:
+    folder = _hdf5_folder(f.filename)
+
+    def visit(name: str, link: Any) -> None:
+        if isinstance(link, h5py.ExternalLink) and _outside(folder, os.path.dirname(f.filename), link.filename):
+            return  # a file elsewhere on this machine is not opened (:func:`_check_hdf5_reads`)
         try:
             obj = f.get(name)
         except (KeyError, OSError, ValueError):  # a dangling soft link, an external file not there
+            return
+        if obj is not None and _outside(folder, "", obj.file.filename):  # (reached through a soft link)
             return
         if isinstance(obj, kind) and obj.id not in seen:
             seen.add(obj.id)
@@ -490,6 +499,7 @@ def _hdf5(path: str, dataset: str | None) -> Hdf5Reader:
     name = dataset or DEFAULT_HDF5_DATASET
     try:
         with h5py.File(path, "r") as f:
+            _check_hdf5_reads(f, name, path)  # (before `name in f` follows its links)
             if name not in f or not isinstance(f[name], h5py.Dataset):
                 present = {n: o.shape for n, o in _hdf5_datasets(f).items()}
                 volumes = [n for n, shp in present.items() if len(shp) in (3, 4) and 0 not in shp]
@@ -506,10 +516,110 @@ def _hdf5(path: str, dataset: str | None) -> Hdf5Reader:
                            if dataset is None else "")
                         + f". Datasets present: {listed}."
                     )
-            ds = f[name]
+            _check_hdf5_reads(f, name, path)  # the one found: before anything is read, no file outside its folder
+            ds = _hdf5_dataset(f, name)
+            if ds.chunks:  # each read decodes whole chunks: a few KB stating a huge one asked for all memory
+                check_stored_chunk(ds.chunks, ds.dtype, name="source", value=path)
             return Hdf5Reader(os.path.abspath(path), name, tuple(ds.shape), np.dtype(ds.dtype))  # (for workers)
     except OSError as exc:
         raise VolumeFormatError(f"Cannot read HDF5 file {path!r}: {exc}") from None
+
+
+def _hdf5_dataset(f: Any, name: str) -> Any:
+    """The dataset ``name`` of the open HDF5 file ``f``, its external raw files and virtual sources named
+    relative to the file that holds it (``${ORIGIN}``) wherever the reading process runs, as
+    :func:`_check_hdf5_reads` checked them (HDF5's default is the working directory)."""
+    import h5py
+
+    dapl = h5py.h5p.create(h5py.h5p.DATASET_ACCESS)
+    dapl.set_efile_prefix(b"${ORIGIN}")
+    dapl.set_virtual_prefix(b"${ORIGIN}")
+    return h5py.Dataset(h5py.h5d.open(f.id, name.encode(), dapl=dapl))
+
+
+def _hdf5_folder(path: str) -> str:
+    """The folder of the HDF5 file ``path`` (as named: HDF5 follows its relative links from there), its links
+    followed: the files it may read lie in it or below."""
+    return os.path.realpath(os.path.dirname(os.path.abspath(path)))
+
+
+def _outside(folder: str, origin: str, name: str) -> str | None:
+    """The file that HDF5 opens for ``name`` (an external link's file, an external raw file, a virtual
+    dataset's source), stated in a file in the folder ``origin``, once links are followed, when that lies
+    outside ``folder``; else None. An absolute name is taken as it is (one not there: its base name, as
+    HDF5 tries next); a relative one in ``origin``, else, where none is there, in the working directory
+    (HDF5's last try)."""
+    if os.path.isabs(name) and not os.path.exists(name) and origin:
+        name = os.path.basename(name)
+    if not os.path.isabs(name):
+        there = os.path.join(origin, name)
+        name = there if os.path.exists(there) or not os.path.exists(name) else os.path.abspath(name)
+    target = os.path.realpath(name)
+    return None if target.startswith(folder.rstrip(os.sep) + os.sep) else target
+
+
+def _check_hdf5_reads(f: Any, name: str, source: str, *, folder: str | None = None, depth: int = 0,
+                      shown: str | None = None) -> None:
+    """Refuse the dataset ``name`` of the open HDF5 file ``f`` (from ``source``) when reading it would read
+    a file outside the folder of ``source`` (or below): an external link on its path, its external raw
+    storage, a virtual dataset's source (and theirs in turn). Beamline files link their data files in
+    the same folder (NeXus masters); one received from elsewhere stating ``/etc/passwd`` as its raw
+    storage was ingested as voxels. Checked before any data is read; nothing outside is opened
+    (``shown``: the dataset as the caller named it, where ``name`` is a link's target)."""
+    import h5py
+
+    folder = folder or _hdf5_folder(source)
+    shown = shown or name
+
+    def refuse(what: str, target: str) -> None:
+        raise VolumeFormatError(
+            f"Expected `source` {source!r} to read only files in its own folder {folder!r} or below. Got its "
+            f"dataset {shown!r}: {what} {target!r}, outside it: not read. Copy the files it links to beside it (or "
+            f"below), or ingest the file that holds the data itself.")
+
+    if depth > 16:  # links leading round in a circle
+        raise VolumeFormatError(f"Expected `source` {source!r} to reach its dataset {shown!r} in at most 16 links. "
+                                "Got more (links leading round in a circle?).")
+    group = f["/"]
+    for part in [p for p in name.split("/") if p]:
+        if not isinstance(group, h5py.Group):
+            return  # a path through a dataset: h5py says so when it opens it
+        link = group.get(part, getlink=True)
+        if isinstance(link, h5py.SoftLink):  # its path may pass external links
+            _check_hdf5_reads(group.file, link.path if link.path.startswith("/") else f"{group.name}/{link.path}",
+                              source, folder=folder, depth=depth + 1, shown=shown)
+        elif isinstance(link, h5py.ExternalLink):
+            target = _outside(folder, os.path.dirname(group.file.filename), link.filename)
+            if target:
+                refuse("reached through an external link to", target)
+        try:
+            group = group.get(part)
+        except (KeyError, OSError, ValueError):  # nothing there: h5py says so when it opens it
+            return
+        if group is None:
+            return
+        target = _outside(folder, "", group.file.filename)  # where HDF5 did find an external link's file
+        if target:
+            refuse("reached through an external link to", target)
+    if not isinstance(group, h5py.Dataset):
+        return
+    origin = os.path.dirname(group.file.filename)
+    for raw, _, _ in group.external or []:
+        target = _outside(folder, origin, raw)
+        if target:
+            refuse("stored in the external raw file", target)
+    if group.is_virtual:
+        for src in group.virtual_sources():
+            if src.file_name == ".":  # a dataset of the same file
+                _check_hdf5_reads(group.file, src.dset_name, source, folder=folder, depth=depth + 1, shown=shown)
+                continue
+            target = _outside(folder, origin, src.file_name)
+            if target:
+                refuse("a virtual dataset of", target)
+            there = os.path.join(origin, src.file_name)
+            if os.path.isfile(there):  # the source's own external files and sources, in turn
+                with h5py.File(there, "r") as g:
+                    _check_hdf5_reads(g, src.dset_name, source, folder=folder, depth=depth + 1, shown=shown)
 
 
 def _raw(path: str, shape: Any, dtype: Any, offset: int) -> MemmapReader:
@@ -1118,20 +1228,30 @@ def _check_memory(vol: xr.DataArray, chunks: tuple[int, ...]) -> None:
     """Refuse, before anything is read, chunks whose task would not fit a worker
     (:func:`~bigseg.runtime._budget.check_budget`): a block read and its cast, the buffers zarr
     and its compressor encode it in (:data:`_WRITE_BYTES_PER_VOXEL`), and one whole plane of the
-    source (a TIFF page is read whole, then cut; raw and .npy files: one plane's rows)."""
+    source (a TIFF page is read whole, then cut; raw and .npy files: one plane's rows); a source
+    read in larger blocks than ``chunks`` (a zarr store's stored chunks, ``vol``'s own: each read
+    decodes a whole one) holds one of those too."""
     from ..errors import MemoryBudgetError
-    from ..runtime._budget import check_budget, chunks_lever, fitting_edge, worker_memory_limit
+    from ..runtime._budget import check_budget, chunks_lever, fitting_edge, format_bytes, worker_memory_limit
 
     block = [min(k, n) for k, n in zip(chunks, vol.shape)]
     item = vol.dtype.itemsize
     per_voxel = item + _WRITE_BYTES_PER_VOXEL
-    foot = math.prod(block) * per_voxel + vol.shape[-2] * vol.shape[-1] * item
+    stored = tuple(max(c) for c in vol.data.chunks) if isinstance(vol.data, da.Array) else tuple(block)
+    held = math.prod(stored) * item if math.prod(stored) > math.prod(block) else 0  # a larger stored chunk, decoded
+    foot = math.prod(block) * per_voxel + vol.shape[-2] * vol.shape[-1] * item + held
     tasks = math.prod(-(-n // k) for n, k in zip(vol.shape, block))
     try:
         check_budget(foot, what=f"ingest with chunks {tuple(block)}", tasks=tasks)
     except MemoryError as exc:
         limit, conc, _ = worker_memory_limit()
-        edge = max(fitting_edge(limit // min(conc, tasks), per_voxel), 16)
+        edge = fitting_edge(max(limit // min(conc, tasks) - held, 0), per_voxel)
+        if held and edge < 16:  # the source's own chunks leave no room: smaller chunks of ours would not help
+            raise MemoryBudgetError(
+                f"{exc} The source is stored in chunks of {stored} ({format_bytes(held)} each, decoded whole by "
+                "every read): rechunk it with another tool first (e.g. to 256³ blocks or single slices), or use "
+                "workers with more memory.") from None
+        edge = max(edge, 16)
         lever = chunks_lever(edge, f"chunks={edge}; command line: --chunks {edge}")
         raise MemoryBudgetError(f"{exc} Use chunks of at most {edge} voxels along z, y and x ({lever}), or workers "
                                 "with more memory.") from None

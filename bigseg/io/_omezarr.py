@@ -21,6 +21,7 @@ import glob
 import os
 import re
 import shutil
+import stat
 import uuid
 from pathlib import Path
 from typing import Any, Iterator
@@ -29,13 +30,14 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 import zarr
+from zarr.storage import LocalStore
 
 from .._parse import (parse_chunks, parse_flag, parse_nonnegative_int, parse_path, parse_phases, parse_positive_int,
                       parse_voxel_size)
 from ..errors import (BigsegError, InputError, LabelsReplacedWarning, OutputExistsError, OutputNotWritableError,
                       SourceNotFoundError, VolumeFormatError, warn_caller)
 from ..ops._dispatch import on_host
-from ..runtime._budget import format_bytes
+from ..runtime._budget import check_stored_chunk, format_bytes
 from ..runtime._files import FULL, SYSTEM_FILES, folded, move_into_place, no_room, remove as _remove, replacing
 from ..runtime._lock import held
 from ..runtime._manifest import key_digest, resumable_array, store_resumable
@@ -461,14 +463,14 @@ def _write_held(dest: Path, vol: xr.DataArray, *, chunks: tuple[int, ...], level
     if resume_key is None:
         _remove_stale_partials(dest, resumable=False)  # a killed write's (a resumable one's blocks are kept)
         with writing(dest, what=what) as tmp:
-            group = zarr.open_group(str(tmp), mode="w", zarr_format=zarr_format)
+            group = zarr.open_group(_store(tmp, "w"), mode="w", zarr_format=zarr_format)
             _write_multiscale(group, vol, chunks=chunks, levels=levels, labels=labels, desc=desc, progress=progress,
                               of_image=of_image)
         return
     tmp = _resumable_path(dest, str(resume_key))
     _remove_stale_partials(dest, keep=tmp)  # interrupted writes of other inputs
     started = (tmp / ("zarr.json" if zarr_format == 3 else ".zgroup")).exists()
-    group = zarr.open_group(str(tmp), mode="a" if started else "w", zarr_format=zarr_format)
+    group = zarr.open_group(_store(tmp, "a"), mode="a" if started else "w", zarr_format=zarr_format)
     _write_multiscale(group, vol, chunks=chunks, levels=levels, labels=labels, desc=desc, progress=progress,
                       manifest=tmp / ".blocks-done", of_image=of_image)
     shutil.rmtree(tmp / ".blocks-done", ignore_errors=True)
@@ -601,7 +603,7 @@ def save_labels(
         vol = vol.assign_coords(t=image.coords["t"])
     vol.name = name
     if levels is None:
-        levels = max(1, min(len(_ome_meta(zarr.open_group(str(image_path), mode="r"))["multiscales"][0]["datasets"]),
+        levels = max(1, min(len(_ome_meta(zarr.open_group(_store(image_path), mode="r"))["multiscales"][0]["datasets"]),
                             _most_levels(vol)))
     levels = _check_levels(parse_positive_int("levels", levels), vol)
     dest = _member(image_path, f"labels/{name}", "the label image `name`", refused="not written")
@@ -642,7 +644,7 @@ def _drop_companions(ldir: Path, name: str) -> None:
     for suffix, key in (("_probabilities", "probabilities_of"), ("_uncertainty", "uncertainty_of")):
         path = ldir / f"{name}{suffix}"
         try:
-            of = dict(zarr.open_group(str(path), mode="r").attrs).get("bigseg", {}).get(key)
+            of = dict(zarr.open_group(_store(path), mode="r").attrs).get("bigseg", {}).get(key)
         except Exception:  # nothing there (zarr raises several types)
             continue
         if of == name:
@@ -658,7 +660,7 @@ def add_bigseg_attrs(path: Any, **items: Any) -> None:
     """``items`` into the ``bigseg`` attributes of the zarr group at ``path`` (a run's stamp, a
     generated store's seed and physics, whose labels a probability image holds), the others
     kept; written only where something changes (a resumed run leaves the store as it is)."""
-    group = zarr.open_group(str(path), mode="r+")
+    group = zarr.open_group(_store(path, "r+"), mode="r+")
     meta = dict(group.attrs.get("bigseg", {}))
     if any(meta.get(k) != v for k, v in items.items()):
         group.attrs["bigseg"] = {**meta, **items}
@@ -682,8 +684,8 @@ def labels_group(image_path: str | os.PathLike) -> zarr.Group:
     another writer's v0.4 image (zarr v2) labels stay v0.4 (a zarr v3 ``labels`` beside its
     ``.zgroup`` hid that writer's label list, and its readers saw no label bigseg wrote)."""
     image_path = Path(image_path)
-    zarr_format = zarr.open_group(str(image_path), mode="r").metadata.zarr_format
-    return zarr.open_group(str(image_path / "labels"), mode="a", zarr_format=zarr_format)
+    zarr_format = zarr.open_group(_store(image_path), mode="r").metadata.zarr_format
+    return zarr.open_group(_store(image_path / "labels", "a"), mode="a", zarr_format=zarr_format)
 
 
 def remove_label(image_path: str | os.PathLike, name: str) -> bool:
@@ -705,9 +707,71 @@ def remove_label(image_path: str | os.PathLike, name: str) -> bool:
 def label_names(group: str | os.PathLike) -> list[str]:
     """The label images an OME-Zarr ``labels`` group lists (``[]`` when it lists none)."""
     try:
-        return list(_ome_meta(zarr.open_group(str(group), mode="r")).get("labels", []))
+        return list(_ome_meta(zarr.open_group(_store(group), mode="r")).get("labels", []))
     except Exception:  # not a zarr group (zarr raises several types)
         return []
+
+
+#: what a store entry that is no regular file is, by its ``stat`` type (:class:`_Store`)
+_NOT_A_FILE = {stat.S_IFIFO: "a FIFO (named pipe): reading it waits for a writer forever",
+               stat.S_IFCHR: "a character device (such as /dev/zero: reading it never ends)",
+               stat.S_IFBLK: "a block device", stat.S_IFSOCK: "a socket"}
+
+
+class _Store(LocalStore):
+    """zarr's local store, whose every read (metadata, chunk, a shard's part) is of a regular file inside
+    its folder once links are followed, else refused naming the store and the entry: zarr read whatever a
+    key named, so a store received from elsewhere with a chunk linked to /dev/zero read without end (all
+    memory), and a FIFO in place of a chunk or zarr.json waited for a writer forever, deaf to SIGTERM.
+    One ``lstat`` and one ``realpath`` a file read; a file missing stays zarr's (the fill value)."""
+
+    async def get(self, key: str, prototype: Any = None, byte_range: Any = None) -> Any:
+        self._check_entry(key)
+        return await super().get(key, prototype, byte_range)
+
+    async def get_partial_values(self, prototype: Any, key_ranges: Any) -> Any:
+        key_ranges = list(key_ranges)
+        for key, _ in key_ranges:
+            self._check_entry(key)
+        return await super().get_partial_values(prototype, key_ranges)
+
+    def _check_entry(self, key: str) -> None:
+        path = os.path.join(self.root, key)
+        try:
+            mode = os.lstat(path).st_mode
+        except OSError:  # none there (zarr reads the fill value), or a parent that is no folder
+            return
+        base = os.path.realpath(self.root)
+        real = os.path.realpath(path)  # (a folder of the key linked out of the store too)
+        if not real.startswith(base.rstrip(os.sep) + os.sep):
+            what = f"a link out of the store, to {real!r}"
+        else:
+            if stat.S_ISLNK(mode):
+                try:
+                    mode = os.stat(real).st_mode
+                except OSError:  # a link to nothing: zarr's (the fill value)
+                    return
+            if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+                return
+            what = _NOT_A_FILE.get(stat.S_IFMT(mode), "no regular file")
+        raise VolumeFormatError(
+            f"Expected the zarr store {str(self.root)!r} to hold its chunks and metadata as regular files inside it. "
+            f"Got {key!r}, {what}, not a chunk or metadata file: not read. A store received from elsewhere may hold "
+            f"anything; copy it again from its source (as files: cp -L, rsync -L).")
+
+
+#: the metadata files zarr reads to open a store (v3, v2, consolidated)
+_METADATA_FILES = ("zarr.json", ".zarray", ".zgroup", ".zattrs", ".zmetadata")
+
+
+def _store(path: Any, mode: str = "r") -> _Store:
+    """The zarr store at ``path`` as every open of this module takes it (:class:`_Store`), its metadata
+    files checked now: zarr reads them all at once, and one refused among the others left their reads'
+    errors unretrieved (asyncio's "Future exception was never retrieved" on stderr)."""
+    store = _Store(str(path), read_only=mode == "r")
+    for name in _METADATA_FILES:
+        store._check_entry(name)
+    return store
 
 
 class _StoredArray(zarr.Array):
@@ -718,9 +782,18 @@ class _StoredArray(zarr.Array):
     Tokenized as the plain array, so resumable writes keep their keys."""
 
     def __dask_tokenize__(self) -> Any:
-        from dask.base import normalize_token
+        import dataclasses
 
-        return normalize_token(zarr.Array(self._async_array))
+        from dask.base import normalize_token
+        from zarr.storage import StorePath
+
+        plain = self._async_array
+        store = plain.store_path.store
+        if isinstance(store, _Store):  # as zarr's own store in the same state: the checks change no key
+            own = LocalStore.__new__(LocalStore)
+            own.__dict__.update(store.__dict__)
+            plain = dataclasses.replace(plain, store_path=StorePath(own, plain.store_path.path))
+        return normalize_token(zarr.Array(plain))
 
     def __getitem__(self, selection: Any) -> Any:
         try:
@@ -795,10 +868,15 @@ def _unreadable(arr: zarr.Array, selection: Any, exc: Exception) -> str:
 def _open_stored(path: Path, *, name: str = "path") -> _StoredArray:
     """The array at ``path`` for reading (see :class:`_StoredArray`); unreadable metadata named."""
     try:
-        return _StoredArray(zarr.open_array(str(path), mode="r")._async_array)
+        arr = _StoredArray(zarr.open_array(_store(path), mode="r")._async_array)
+    except BigsegError:  # a metadata file that is no file (:class:`_Store`)
+        raise
     except Exception as exc:
         raise VolumeFormatError(f"Expected `{name}` to hold a readable zarr array at {str(path)!r}. Got metadata "
                                 f"that cannot be read ({type(exc).__name__}: {exc}).") from None
+    # before any read: a few KB stating a huge chunk asked for all memory at the first one
+    check_stored_chunk(arr.chunks, arr.dtype, name=name, value=path)
+    return arr
 
 
 def _member(root: Path, rel: Any, what: str, error: type[BigsegError] = VolumeFormatError, *,
@@ -838,7 +916,9 @@ def open_volume(path: str | os.PathLike, *, level: int = 0, label: str | None = 
         if not p.exists():
             raise SourceNotFoundError(f"Expected `label` to name a label image. Got {label!r}; {str(p)!r} does not exist.")
     try:
-        node = zarr.open(str(p), mode="r")
+        node = zarr.open(_store(p), mode="r")
+    except BigsegError:  # a metadata file that is no file (:class:`_Store`)
+        raise
     except Exception as exc:  # zarr raises several types for "not a zarr store"
         meta = next((p / f for f in ("zarr.json", ".zarray", ".zgroup") if (p / f).is_file()), None)
         if meta is not None:  # a zarr store whose own metadata is damaged: not "convert it first"
@@ -851,7 +931,7 @@ def open_volume(path: str | os.PathLike, *, level: int = 0, label: str | None = 
         level_of = _level_in_parent(p)
         if level_of is not None:  # one level of an OME-Zarr image (scan.ome.zarr/0): that image's, calibrated
             return open_volume(p.parent, level=level_of)
-        arr = da.from_zarr(_StoredArray(node._async_array))
+        arr = da.from_zarr(_open_stored(p))
         if arr.ndim not in (3, 4):
             raise VolumeFormatError(f"Expected `path` to hold a 3D or 4D array. Got shape {arr.shape} in {str(p)!r}.")
         return make_volume(arr, name=p.name)
@@ -960,7 +1040,7 @@ def image_of(p: Path) -> Path:
     """The OME-Zarr image at ``p``: for a bioformats2raw store (a root group stating only
     "bioformats2raw.layout", its images in 0/, 1/, ...) its one image; else ``p``."""
     try:
-        meta = _ome_meta(zarr.open_group(str(p), mode="r"))
+        meta = _ome_meta(zarr.open_group(_store(p), mode="r"))
     except Exception:  # no group there (an array, no zarr store: zarr raises several types)
         return p
     if "bioformats2raw.layout" not in meta or "multiscales" in meta:
@@ -971,7 +1051,7 @@ def image_of(p: Path) -> Path:
 def _bioformats2raw_image(p: Path) -> str:
     """The one image of a bioformats2raw store (``0``, or the one its ``OME`` group lists)."""
     try:
-        series = [str(s) for s in dict(zarr.open_group(str(p / "OME"), mode="r").attrs).get("series", [])]
+        series = [str(s) for s in dict(zarr.open_group(_store(p / "OME"), mode="r").attrs).get("series", [])]
     except Exception:  # no OME group (zarr raises several types): its images are 0/, 1/, ...
         series = []
     series = series or sorted((c.name for c in p.iterdir() if c.is_dir() and c.name.isdigit()), key=int)
@@ -985,7 +1065,7 @@ def _bioformats2raw_image(p: Path) -> str:
 def _level_in_parent(p: Path) -> int | None:
     """The pyramid level that the array ``p`` is of the OME-Zarr image around it (None if none)."""
     try:
-        meta = _ome_meta(zarr.open_group(str(p.parent), mode="r"))
+        meta = _ome_meta(zarr.open_group(_store(p.parent), mode="r"))
     except Exception:  # no group there: a plain array
         return None
     for ms in meta.get("multiscales", [])[:1]:
@@ -1016,7 +1096,7 @@ def _check_chunk_files(p: Path) -> None:
             arrays.append(root)
     for root in arrays:
         try:
-            arr = zarr.open_array(root, mode="r")
+            arr = zarr.open_array(_store(root), mode="r")
         except Exception:  # a group (zarr raises several types); unreadable metadata is said when read
             continue
         if not dict(arr.attrs).get("bigseg", {}).get(EVERY_CHUNK_STORED):
@@ -1053,7 +1133,7 @@ def volume_info(path: str | os.PathLike, *, stats: bool = True, progress: bool =
     p = image_of(parse_path("path", path))  # (a bioformats2raw store: its image; path=5 was Python's TypeError)
     vol = open_volume(p)
     _check_chunk_files(p)
-    group = zarr.open(str(p), mode="r")
+    group = zarr.open(_store(p), mode="r")
     meta = _ome_meta(group) if isinstance(group, zarr.Group) else {}
     levels = len(meta.get("multiscales", [{"datasets": [0]}])[0]["datasets"])
     info: dict[str, Any] = {

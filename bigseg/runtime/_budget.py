@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import math
 import os
 import sys
 from collections.abc import Iterator
 from typing import Any
 
-from ..errors import MemoryBudgetError
+from ..errors import InputError, MemoryBudgetError
 from ._progress import current_client
 
 __all__ = ["format_bytes", "parse_bytes", "worker_memory_limit", "check_budget", "fitting_edge", "chunks_lever",
-           "run_chunks"]
+           "run_chunks", "MAX_STORED_CHUNK", "check_stored_chunk"]
 
 
 def format_bytes(n: float) -> str:
@@ -156,6 +157,31 @@ def fitting_edge(budget: int, bytes_per_voxel: float, *, halo: int = 0) -> int:
     side, holds at most ``budget`` bytes at ``bytes_per_voxel``; below 16 where none fits."""
     edge = int((budget / bytes_per_voxel) ** (1 / 3)) - 2 * halo
     return edge // 16 * 16 if edge >= 16 else edge
+
+
+#: the most bytes one stored chunk of a source (a zarr array, a chunked HDF5 dataset) may decode to: a read
+#: decodes whole chunks, and a file of a few KB (zstd of zeros) stating one 1024³ chunk took 1.2 GB at the
+#: first read, a 4096³ one 64 GiB. bigseg writes at most 256³ float32 (64 MiB); other writers' slices
+#: (1 × 2048 × 2048) or 512³ blocks stay well below
+MAX_STORED_CHUNK = 2**30
+
+
+def check_stored_chunk(chunks: Any, dtype: Any, *, name: str, value: Any) -> int:
+    """Refuse, before any read, a source (argument ``name`` of value ``value``) whose stored chunks of
+    shape ``chunks`` and ``dtype`` would each decode to more than :data:`MAX_STORED_CHUNK` bytes;
+    returns a chunk's bytes. A source whose chunks fit is checked against the workers' memory where a
+    stage reads it (its stored chunk in the task's footprint: ingest's ``_check_memory``)."""
+    import numpy as np
+
+    nbytes = math.prod(int(c) for c in chunks) * np.dtype(dtype).itemsize
+    if nbytes > MAX_STORED_CHUNK:
+        raise InputError(
+            f"Expected `{name}` to store its data in chunks of at most {format_bytes(MAX_STORED_CHUNK)} each once "
+            f"decoded (every read decodes whole chunks). Got {str(value)!r}, whose chunks of {tuple(chunks)} "
+            f"{np.dtype(dtype)} decode to {format_bytes(nbytes)} each: not read (a small file can state chunks that "
+            f"need more memory than the machine has). Rechunk it with another tool first (e.g. to 256³ blocks or "
+            f"single slices: zarr's or h5py's copy with other chunks, rechunker, h5repack -l CHUNK=...).")
+    return nbytes
 
 
 #: set inside a pipeline run (:func:`run_chunks`): the chunks a refusal suggests are the run's setting
