@@ -318,8 +318,21 @@ def scans_title(scans: Any) -> str:
     return f"{len(scans)} scans, {Path(str(scans[0])).name} … {Path(str(scans[-1])).name}"
 
 
+#: what the values of a run record that the report and ``info`` read are (dotted: inside a mapping), and
+#: which may be null: a run.json edited by hand, or received, with others ended them in a traceback
+_RECORD_TYPES: dict[str, tuple[type, ...]] = {
+    "source": (str, list), "model": (str,), "bigseg": (str,), "model_key": (str, type(None)),
+    "model_training": (dict, type(None)), "config": (dict,), "parameters": (dict,), "computed_on": (dict,),
+    "voxel_size": (list,), "unit": (str,), "voxel_size_from": (str,), "date": (str,), "environment": (dict,),
+    "timings_s": (dict,), "config.filters": (dict,), "config.predict": (dict,), "config.measure": (dict,),
+    "config.crop": (str, list, type(None)), "config.predict.temporal": (int,), "environment.packages": (dict,),
+    "environment.machine": (dict,), "environment.git_commit": (str, type(None)),
+}
+
+
 def _run_info(run: Path) -> dict[str, Any]:
-    """``run.json`` of a run folder (``{}`` when there is none)."""
+    """``run.json`` of a run folder (``{}`` when there is none), its values of the types a run
+    writes (:data:`_RECORD_TYPES`), else refused naming the file and the value."""
     path = run / "run.json"
     if not path.exists():
         return {}
@@ -327,9 +340,19 @@ def _run_info(run: Path) -> dict[str, Any]:
         info = json.loads(path.read_text())
         if not isinstance(info, dict):  # (edited: valid JSON, no record; read on as one, a traceback)
             raise ValueError(f"a JSON {type(info).__name__}, not an object")
+        for key, types in _RECORD_TYPES.items():
+            *outer, last = key.split(".")
+            where = info
+            for part in outer:
+                where = where.get(part) if isinstance(where, dict) else None
+            if isinstance(where, dict) and last in where and not isinstance(where[last], types):
+                raise ValueError(f"`{key}` is {where[last]!r}, not {' or '.join(_JSON_NAMES[t] for t in types)}")
     except (OSError, ValueError) as exc:
         raise _unreadable(run, path, exc) from None
     return info
+
+
+_JSON_NAMES = {str: "text", list: "a list", dict: "a mapping", int: "an integer", type(None): "null"}
 
 
 def provenance_text(info: dict[str, Any]) -> str:

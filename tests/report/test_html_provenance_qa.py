@@ -69,3 +69,26 @@ def test_the_interface_table_says_which_voxels_its_percentage_counts(tmp_path):
     (tmp_path / "metrics.json").write_text(json.dumps(ds.to_dict(), default=str))
     page = write_report(tmp_path, finished=True).read_text()
     assert "<th>% of voxels on the interface</th>" in page
+
+
+def test_a_run_record_of_other_types_is_named_not_a_traceback(tmp_path, capsys):
+    """A run.json edited by hand or received (`model: 5`, `config: "x"`, a temporal window "x", a
+    package list of no mapping) ended `bigseg report` and `bigseg info` in a TypeError or
+    AttributeError traceback (exit 1, "a bug"); now a one-line refusal naming the file and value."""
+    import pytest
+
+    from bigseg.cli import main
+    from bigseg.errors import VolumeFormatError
+
+    _run_folder(tmp_path)
+    for key, value in (("model", 5), ("config", "x"), ("timings_s", 5),
+                       ("config", {"predict": {"temporal": "x"}}), ("environment", {"packages": 5})):
+        (tmp_path / "run.json").write_text(json.dumps({"source": "scan.h5", "model": "default", key: value}))
+        inner = value if not isinstance(value, dict) else next(iter(value.values()))
+        inner = inner if not isinstance(inner, dict) else next(iter(inner.values()))
+        with pytest.raises(VolumeFormatError, match=r"run.json', which cannot be read \(ValueError: `[\w.]+` is "
+                                                     + repr(inner).replace("'", "'?")):
+            write_report(tmp_path)
+        for command in ("report", "info"):
+            assert main([command, str(tmp_path)]) == 2
+            assert "run.json', which cannot be read" in capsys.readouterr().err
