@@ -29,9 +29,18 @@ def _environment() -> dict[str, Any]:
 
     from .runtime import current_client
 
+    import datetime as _dt
+
+    from ._version import environment
+
     env: dict[str, Any] = {"python": platform.python_version(), "machine": platform.machine(),
                            "cpus": os.cpu_count(), "torch": torch.__version__,
                            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    # what made the figures, as a run's run.json records it (was: no bigseg version, commit or dask's)
+    recorded = environment()
+    env.update(bigseg=recorded["bigseg"], git_commit=recorded["git_commit"], packages=recorded["packages"],
+               host=recorded["machine"]["host"],
+               date=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))  # as run.json's
     client = current_client()
     if client is not None:
         info = client.scheduler_info()

@@ -97,7 +97,8 @@ def in_cli_terms(message: str, parser: argparse.ArgumentParser, args: argparse.N
         message = re.sub(r"`(" + "|".join(map(re.escape, rename)) + r")`", lambda m: f"`{rename[m.group(1)]}`", message)
     message = re.sub(r"\bpass `([a-z_]+)`", lambda m: f"pass `{options[m.group(1)]}`" if m.group(1) in options
                      and m.group(1) not in positionals else m.group(0), message)  # a hint: the option to give
-    message = re.sub(r"(?<![\w.`-])([a-z_]+)=('[^']*'|\"[^\"]*\"|\([^()]*\)|[\w.+-]+)", call, message)
+    # (not a keyword inside a call of another tool, "LocalCluster(memory_limit='4GiB')": that is Python to type)
+    message = re.sub(r"(?<![\w.`-])(?<!\w\()([a-z_]+)=('[^']*'|\"[^\"]*\"|\([^()]*\)|[\w.+-]+)", call, message)
     # a hint that gave both spellings now says the same twice: "--fov auto, --fov auto"
     message = re.sub(r"(--[a-z-]+ [^\s,;()]+) \(\1\)", r"\1", message)
     # a hint of both spellings for another command's option (filter's advice to segment with

@@ -53,11 +53,14 @@ def _free(port: int, host: str = "127.0.0.1") -> int:
     by name otherwise (InputError), before any process starts (was distributed's "Cluster failed to start"
     traceback)."""
     import errno
+    import os
     import socket
 
     from ..errors import InputError
 
     with socket.socket() as s:
+        if os.name != "nt":  # as the scheduler binds (tornado): a port a stopped cluster left in TIME_WAIT is free
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # (a listening one is refused all the same)
         try:
             s.bind((host, port))
         except OSError as exc:

@@ -101,15 +101,20 @@ def _memory_split(memory_limit: Any, n_workers: int) -> Any:
     below MIN_WORKER_MEMORY refused by name (InputError)."""
     from dask.utils import format_bytes, parse_bytes
 
+    import psutil
+
     floor = format_bytes(MIN_WORKER_MEMORY)
+    total = psutil.virtual_memory().total
     if memory_limit is not None:
         if parse_bytes(memory_limit) < MIN_WORKER_MEMORY:
             raise InputError(f"Expected `memory_limit` to be at least {floor} per worker ({_WHY_FLOOR}). Got "
                              f"{memory_limit!r} instead.")
+        if parse_bytes(memory_limit) * n_workers > total:  # dask caps each at the machine's memory, silently
+            raise InputError(f"Expected `memory_limit` to be at most {format_bytes(total // n_workers)} per worker "
+                             f"for {n_workers} worker(s) on this machine ({format_bytes(total)} of memory: together "
+                             f"more would be killed by the system, not spilled by dask). Got {memory_limit!r} "
+                             f"instead.")
         return memory_limit
-    import psutil
-
-    total = psutil.virtual_memory().total
     split = int(total * 0.9 / n_workers)
     if split < MIN_WORKER_MEMORY:
         most = max(1, int(total * 0.9 // MIN_WORKER_MEMORY))

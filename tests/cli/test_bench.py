@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from bigseg._version import version as bigseg_version
 from bigseg.cli import main
 from bigseg.errors import InputError
 from bigseg.bench import benchmark
@@ -98,6 +99,9 @@ def test_workdir_is_created_and_left_empty(tmp_path):
     assert set(res["stages"]) == {"write"}
     assert res["simulate_s"] > 0  # the simulator's time, apart: write times a copy (it timed both, 10x slower)
     assert scratch.is_dir() and not any(scratch.iterdir())  # its temporary volumes removed after
+    # self-describing: what made the figures (was: no bigseg version, commit or dask's)
+    env = res["environment"]
+    assert env["bigseg"] == bigseg_version() and env["packages"]["distributed"] and "git_commit" in env and env["date"]
 
 
 def test_first_call_costs_are_not_timed_as_throughput(tmp_path, monkeypatch):

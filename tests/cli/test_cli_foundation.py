@@ -144,6 +144,26 @@ def test_cluster_on_a_port_of_ones_choosing(capsys):
     assert f"scheduler   tcp://127.0.0.1:{port}\n" in capsys.readouterr().out
 
 
+def test_cluster_port_of_a_stopped_cluster_is_free():
+    """`bigseg cluster --port P` started again right after a cluster on P stopped was refused for a
+    minute ("Address already in use; a scheduler already there ..."): its connections left P in
+    TIME_WAIT, which the scheduler's own bind (SO_REUSEADDR) does not mind."""
+    import socket
+
+    from bigseg.cli.cmd_cluster import _free
+
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as a scheduler's (tornado's) socket
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        client = socket.create_connection(("127.0.0.1", port))
+        accepted, _ = server.accept()
+        accepted.close()  # the server's side closes first: P in TIME_WAIT
+        client.close()
+    assert _free(port) == port
+
+
 @pytest.mark.timeout(120)
 @pytest.mark.filterwarnings("ignore")
 def test_cluster_other_machines_reach(capsys):

@@ -31,6 +31,9 @@ def test_options_given_hints_and_the_source_are_named_as_typed():
     assert say == "Expected `source` finite; pass --fov auto, or --nan-policy propagate."
     assert in_cli_terms("pass patch=(32, 32).", p, args) == "pass --patch 32,32."
     assert in_cli_terms("(fov='auto', --fov auto)", p, args) == "(--fov auto)"
+    # a call to type in Python (a hint for another tool) is left as it is: was "LocalCluster(--patch 4GiB)"
+    assert in_cli_terms("start them again (LocalCluster(patch='4GiB')).", p, args) == \
+        "start them again (LocalCluster(patch='4GiB'))."
     assert in_cli_terms("or pass `patch` (3 numbers)", p, args) == "or pass `--patch` (3 numbers)"  # a hint
     assert in_cli_terms("Expected `data` finite.", p, args) == "Expected `source` finite."
     # `path` is the source only where the message quotes the source

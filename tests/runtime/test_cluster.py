@@ -142,6 +142,11 @@ def test_connect_errors():
     # restarted by their nanny in a loop, the run waiting for ever)
     with pytest.raises(InputError, match=r"`memory_limit` to be at least 1.00 GiB per worker.*Got '50MiB'"):
         bigseg.connect("local", n_workers=1, memory_limit="50MiB", quiet=True)
+    import psutil
+
+    total = psutil.virtual_memory().total  # together more than the machine: dask capped each one silently
+    with pytest.raises(InputError, match=r"`memory_limit` to be at most .* per worker for 2 worker\(s\)"):
+        bigseg.connect("local", n_workers=2, memory_limit=total, quiet=True)
     with pytest.raises(InputError, match=r"`n_workers` to be at most \d+ on this machine.*Got 100000"):
         bigseg.connect("local", n_workers=100000, quiet=True)
     assert _children() == before
