@@ -22,7 +22,7 @@ import numpy as np
 from ..ops._blocks import per_block
 from ._progress import _BARS, compute
 
-__all__ = ["store_resumable", "blocks_done", "resumable_array", "key_digest", "path_stamp"]
+__all__ = ["store_resumable", "store_blocks", "blocks_done", "resumable_array", "key_digest", "path_stamp"]
 
 
 def key_digest(key: str) -> str:
@@ -103,10 +103,27 @@ def stage_label(arr: da.Array) -> str:
     return "+".join(n.replace("-", "_") for n in names)
 
 
-def _store_block(block: np.ndarray, target: Any, region: tuple[slice, ...], marker: str) -> int:
+def _store_block(block: np.ndarray, target: Any, region: tuple[slice, ...], marker: str | None = None) -> int:
     target[region] = block
-    Path(marker).touch()  # only once the block is on disk
+    if marker is not None:
+        Path(marker).touch()  # only once the block is on disk
     return 1
+
+
+def store_blocks(arr: da.Array, target: Any, *, blocks: list[tuple[int, ...]] | None = None,
+                 manifest: Path | None = None) -> Any:
+    """The tasks that store ``arr``'s ``blocks`` (default all) into the zarr array ``target`` (same
+    shape; chunks equal to ``arr``'s blocks), one per block, named by the stages that make it
+    (:func:`stage_label`: ``median+normalize-store-...`` on the dashboard, not dask's
+    ``store-map``), each marking itself done in ``manifest`` when given (:func:`store_resumable`)."""
+    if tuple(target.shape) != tuple(arr.shape):
+        raise ValueError(f"target shape {target.shape} differs from the array's {arr.shape}")
+    bounds = [np.cumsum((0, *c)) for c in arr.chunks]
+    stages = stage_label(arr)  # the dashboard's name of these tasks: the stages computed in them
+    return per_block(_store_block, arr, blocks=blocks, name=f"{stages + '-' if stages else ''}store-"
+                     f"{key_digest(f'{arr.name}{manifest}')}",
+                     args=lambda idx: (target, tuple(slice(int(b[i]), int(b[i + 1])) for b, i in zip(bounds, idx)),
+                                       None if manifest is None else str(manifest / _name(idx))))
 
 
 def store_resumable(arr: da.Array, target: Any, manifest: str | Path, *, desc: str = "writing",
@@ -119,18 +136,13 @@ def store_resumable(arr: da.Array, target: Any, manifest: str | Path, *, desc: s
     manifest = Path(manifest)
     manifest.mkdir(parents=True, exist_ok=True)
     done = blocks_done(manifest)
-    bounds = [np.cumsum((0, *c)) for c in arr.chunks]
     todo = [idx for idx in np.ndindex(*arr.numblocks) if _name(idx) not in done]
     total = int(np.prod(arr.numblocks))
     if not todo:
         return 0, total
-    stages = stage_label(arr)  # the dashboard's name of these tasks: the stages computed in them
     # the graph is culled to the blocks not on disk first, so that a layer may drop what only the
     # others need (the gates of predict's sweep: else the model ran over the whole volume again)
-    stores = per_block(_store_block, arr, blocks=todo, name=f"{stages + '-' if stages else ''}store-"
-                       f"{key_digest(f'{arr.name}{manifest}')}",
-                       args=lambda idx: (target, tuple(slice(int(b[i]), int(b[i + 1])) for b, i in zip(bounds, idx)),
-                                         str(manifest / _name(idx))))
+    stores = store_blocks(arr, target, blocks=todo, manifest=manifest)
     if len(todo) < total:
         desc = f"{desc} (resuming: {total - len(todo)} of {total} blocks on disk)"
         if not (progress and _BARS.get()):  # said without a bar too: a resumed run is worth knowing

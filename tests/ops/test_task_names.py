@@ -87,3 +87,28 @@ def test_particle_label_tasks_are_named_by_their_kernel(scan, split, name):
     new = _names(ids) - _names(lab)
     assert name in new
     assert not new & {"run", "block", "wrapper"}
+
+
+def test_a_plain_save_names_its_stages_on_the_task_stream(scan, tmp_path, monkeypatch):
+    """Was: only resumable writes named their tasks by stage; `save_volume` (the API's writes,
+    `bigseg bench`) stored through dask's `store`, so a median showed on the dashboard as
+    `overlap-store-map`, every level of the pyramid too."""
+    import bigseg
+    from bigseg.io import _omezarr
+
+    _, img = scan
+    seen: list = []
+    real = _omezarr.compute
+
+    def spy(*tasks, **kwargs):
+        seen.extend(key_split(k) for t in tasks for k in t.__dask_graph__().layers[t.key] if isinstance(k, tuple))
+        return real(*tasks, **kwargs)
+
+    monkeypatch.setattr(_omezarr, "compute", spy)
+    vol = filters.median(img)
+    bigseg.save_volume(vol, tmp_path / "m.ome.zarr", levels=2, progress=False)
+    # each level's tasks by the stages that make it (the pyramid's level 1 by its downsampling too)
+    assert set(seen) == {"synth_model+synth_xct+median-store", "synth_model+synth_xct+median+coarsen-store"}
+    assert len(seen) == sum(int(np.prod(v.data.numblocks)) for v in
+                            (bigseg.open_volume(tmp_path / "m.ome.zarr", level=k) for k in (0, 1)))
+    np.testing.assert_array_equal(bigseg.open_volume(tmp_path / "m.ome.zarr").values, vol.values)
