@@ -1267,8 +1267,9 @@ def _parameters_in_force(cfg: RunConfig) -> dict[str, Any]:
 
 def _computed_on() -> dict[str, Any]:
     """Where this run computed, for run.json (the configuration's ``cluster`` says what was asked,
-    not how it ran): the scheduler's address with its workers and threads, or threads in this
-    process."""
+    not how it ran): the scheduler's address with its workers, threads and each worker's memory
+    limit in bytes (the least and the most where they differ; absent where none is set), or threads
+    in this process."""
     try:
         from distributed import get_client
 
@@ -1279,8 +1280,12 @@ def _computed_on() -> dict[str, Any]:
         return {"scheduler": "threads in this process",
                 "threads": int(dask.config.get("num_workers", None) or dask.system.CPU_COUNT)}
     workers = client.scheduler_info(n_workers=-1)["workers"].values()
-    return {"scheduler": str(client.scheduler.address), "workers": len(workers),
-            "threads": sum(int(w.get("nthreads", 0)) for w in workers)}
+    out: dict[str, Any] = {"scheduler": str(client.scheduler.address), "workers": len(workers),
+                           "threads": sum(int(w.get("nthreads", 0)) for w in workers)}
+    limits = sorted({int(w.get("memory_limit") or 0) for w in workers} - {0})
+    if limits:  # what the memory check sized the blocks by (a worker with no limit: none said)
+        out["memory_limit_per_worker"] = limits[0] if len(limits) == 1 else [limits[0], limits[-1]]
+    return out
 
 
 def _client_context(client: Any, config: RunConfig):

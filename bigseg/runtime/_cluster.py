@@ -171,7 +171,8 @@ def _announce(client: Any, what: str, *, dashboard: bool = True) -> None:
     # pages 404): connect(dashboard=False) printed that link as the dashboard
     link = getattr(client, "dashboard_link", None) if dashboard else "off (dashboard=False)"
     n = len(client.scheduler_info(n_workers=-1)["workers"]) if hasattr(client, "scheduler_info") else "?"
-    print(f"bigseg: connected to {what} ({n} workers); dashboard: {link}", file=sys.stderr, flush=True)
+    print(f"bigseg: connected to {what} ({n} worker{'' if n == 1 else 's'}); dashboard: {link}", file=sys.stderr,
+          flush=True)
 
 
 def slurm_cluster(config: str | os.PathLike | None = None, *, n_workers: int | None = None, **options: Any):
