@@ -17,6 +17,14 @@ __all__ = ["version", "environment", "processor_name"]
 _PACKAGES = ("numpy", "scipy", "scikit-image", "numba", "torch", "dask", "distributed", "zarr", "xarray", "pandas")
 
 
+def utc_now() -> str:
+    """This moment as the records state it (run.json's, a checkpoint's and bench's ``date``):
+    ``2026-12-07T12:00:00Z``."""
+    import datetime as dt
+
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def version() -> str:
     """bigseg's version string: the installed package's; from a source tree that is not installed
     (e.g. ``PYTHONPATH=.`` on a GPU node) its ``pyproject.toml``'s; else ``"unknown"``."""

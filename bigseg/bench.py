@@ -29,9 +29,7 @@ def _environment() -> dict[str, Any]:
 
     from .runtime import current_client
 
-    import datetime as _dt
-
-    from ._version import environment
+    from ._version import environment, utc_now
 
     env: dict[str, Any] = {"python": platform.python_version(), "machine": platform.machine(),
                            "cpus": os.cpu_count(), "torch": torch.__version__,
@@ -39,8 +37,7 @@ def _environment() -> dict[str, Any]:
     # what made the figures, as a run's run.json records it (was: no bigseg version, commit or dask's)
     recorded = environment()
     env.update(bigseg=recorded["bigseg"], git_commit=recorded["git_commit"], packages=recorded["packages"],
-               host=recorded["machine"]["host"],
-               date=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))  # as run.json's
+               host=recorded["machine"]["host"], date=utc_now())
     client = current_client()
     if client is not None:
         info = client.scheduler_info()

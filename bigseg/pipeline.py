@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import datetime as _dt
 import json
 import os
 import shutil
@@ -28,7 +27,7 @@ import numpy as np
 import xarray as xr
 
 from ._parse import parse_choice, parse_chunks, parse_flag, parse_in_range, parse_path, parse_positive_float, parse_region, parse_shells_spec
-from ._version import environment, version
+from ._version import environment, utc_now, version
 from .config import CLASSICAL_MODELS, WHERE_KEYS, RunConfig
 from .errors import BigsegError, ConfigError, InputError, OutputInUseError, OutputNotWritableError, SourceNotFoundError
 from .io._fov import fill_outside_like_inside, fov_centre
@@ -914,7 +913,7 @@ class Pipeline:
             "voxel_size": [float(v) for v in vol.attrs.get("voxel_size", (1.0, 1.0, 1.0))],
             "unit": str(vol.attrs.get("unit", "voxel")), "voxel_size_from": voxel_from,
             # when and with what (versions, commit, machine): what a reader needs to reproduce and cite it
-            "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "environment": environment(),
+            "date": utc_now(), "environment": environment(),
             "timings_s": {k: round(v, 3) for k, v in timings.items()},
             **({"truth": reference} if reference is not None else {}),
             # 1-unit voxels in name only (said on the report, which a reader gets without the command's note)

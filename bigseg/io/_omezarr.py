@@ -40,7 +40,7 @@ from ..ops._dispatch import on_host
 from ..runtime._budget import check_stored_chunk, format_bytes
 from ..runtime._files import FULL, SYSTEM_FILES, folded, move_into_place, no_room, remove as _remove, replacing
 from ..runtime._lock import held
-from ..runtime._manifest import key_digest, resumable_array, store_blocks, store_resumable
+from ..runtime._manifest import key_digest, resumable_array, store_resumable, stored_named
 from ..runtime._progress import compute
 from ._calibration import convert_length, ome_time_unit, ome_unit, parse_unit, unit_from_ome
 from ._volume import (UNLABELLED, as_volume, is_step_index, is_zarr_store, make_volume, mask_as_labels, numeric_times,
@@ -286,9 +286,9 @@ def _write_multiscale(
         if any(at.values()):  # where the level's first voxel centre (and first time) lies (OME-Zarr translation)
             transforms.append({"type": "translation", "translation": [at.get(d, 0.0) for d in dims]})
         datasets.append({"path": str(level), "coordinateTransformations": transforms})
-    if sources:  # (each level's tasks named by the stages that make it: store_blocks)
-        compute(*(store_blocks(a, t) for a, t in zip(sources, targets)),
-                desc=desc if manifest is None else f"{desc} (pyramid)", progress=progress)
+    if sources:  # (in one graph, each level's tasks named by the stages that make it)
+        compute(*stored_named(sources, targets), desc=desc if manifest is None else f"{desc} (pyramid)",
+                progress=progress)
     meta: dict[str, Any] = {
         "version": OME_VERSION,
         "multiscales": [

@@ -22,7 +22,7 @@ import numpy as np
 from ..ops._blocks import per_block
 from ._progress import _BARS, compute
 
-__all__ = ["store_resumable", "store_blocks", "blocks_done", "resumable_array", "key_digest", "path_stamp"]
+__all__ = ["store_resumable", "stored_named", "blocks_done", "resumable_array", "key_digest", "path_stamp"]
 
 
 def key_digest(key: str) -> str:
@@ -103,27 +103,31 @@ def stage_label(arr: da.Array) -> str:
     return "+".join(n.replace("-", "_") for n in names)
 
 
-def _store_block(block: np.ndarray, target: Any, region: tuple[slice, ...], marker: str | None = None) -> int:
+def _store_block(block: np.ndarray, target: Any, region: tuple[slice, ...], marker: str) -> int:
     target[region] = block
-    if marker is not None:
-        Path(marker).touch()  # only once the block is on disk
+    Path(marker).touch()  # only once the block is on disk
     return 1
 
 
-def store_blocks(arr: da.Array, target: Any, *, blocks: list[tuple[int, ...]] | None = None,
-                 manifest: Path | None = None) -> Any:
-    """The tasks that store ``arr``'s ``blocks`` (default all) into the zarr array ``target`` (same
-    shape; chunks equal to ``arr``'s blocks), one per block, named by the stages that make it
-    (:func:`stage_label`: ``median+normalize-store-...`` on the dashboard, not dask's
-    ``store-map``), each marking itself done in ``manifest`` when given (:func:`store_resumable`)."""
-    if tuple(target.shape) != tuple(arr.shape):
-        raise ValueError(f"target shape {target.shape} differs from the array's {arr.shape}")
-    bounds = [np.cumsum((0, *c)) for c in arr.chunks]
-    stages = stage_label(arr)  # the dashboard's name of these tasks: the stages computed in them
-    return per_block(_store_block, arr, blocks=blocks, name=f"{stages + '-' if stages else ''}store-"
-                     f"{key_digest(f'{arr.name}{manifest}')}",
-                     args=lambda idx: (target, tuple(slice(int(b[i]), int(b[i + 1])) for b, i in zip(bounds, idx)),
-                                       None if manifest is None else str(manifest / _name(idx))))
+def _store_mapped(block: np.ndarray, target: Any, block_info: Any = None) -> np.ndarray:
+    target[tuple(slice(*loc) for loc in block_info[0]["array-location"])] = block
+    return np.zeros((1,) * block.ndim, np.uint8)
+
+
+def stored_named(arrays: list[da.Array], targets: list[Any]) -> list[da.Array]:
+    """Lazy stores of ``arrays`` into the zarr arrays ``targets`` (same shapes, chunks equal to
+    the arrays' blocks) to compute together, as ``dask.array.store`` makes them (one graph: what
+    the arrays share, e.g. a pyramid's levels of one prediction, computed once), but each array's
+    tasks named by the stages that make it (:func:`stage_label`), not ``store-map``."""
+    from dask.base import tokenize
+
+    out = []
+    for arr, target in zip(arrays, targets):
+        stages = stage_label(arr)
+        out.append(arr.map_blocks(_store_mapped, target, dtype=np.uint8, chunks=tuple((1,) * len(c) for c in arr.chunks),
+                                  name=f"{stages + '-' if stages else ''}store-"
+                                       f"{tokenize(arr.name, str(getattr(target, 'store_path', id(target))))}"))
+    return out
 
 
 def store_resumable(arr: da.Array, target: Any, manifest: str | Path, *, desc: str = "writing",
@@ -136,13 +140,18 @@ def store_resumable(arr: da.Array, target: Any, manifest: str | Path, *, desc: s
     manifest = Path(manifest)
     manifest.mkdir(parents=True, exist_ok=True)
     done = blocks_done(manifest)
+    bounds = [np.cumsum((0, *c)) for c in arr.chunks]
     todo = [idx for idx in np.ndindex(*arr.numblocks) if _name(idx) not in done]
     total = int(np.prod(arr.numblocks))
     if not todo:
         return 0, total
+    stages = stage_label(arr)  # the dashboard's name of these tasks: the stages computed in them
     # the graph is culled to the blocks not on disk first, so that a layer may drop what only the
     # others need (the gates of predict's sweep: else the model ran over the whole volume again)
-    stores = store_blocks(arr, target, blocks=todo, manifest=manifest)
+    stores = per_block(_store_block, arr, blocks=todo, name=f"{stages + '-' if stages else ''}store-"
+                       f"{key_digest(f'{arr.name}{manifest}')}",
+                       args=lambda idx: (target, tuple(slice(int(b[i]), int(b[i + 1])) for b, i in zip(bounds, idx)),
+                                         str(manifest / _name(idx))))
     if len(todo) < total:
         desc = f"{desc} (resuming: {total - len(todo)} of {total} blocks on disk)"
         if not (progress and _BARS.get()):  # said without a bar too: a resumed run is worth knowing

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import datetime as _dt
 import hashlib
 import math
 import os
@@ -14,7 +13,7 @@ import numpy as np
 import torch
 
 from .._parse import parse_axis, parse_flag, parse_in_range, parse_nonnegative_int, parse_phases, parse_positive_float, parse_positive_int, whole_numbers
-from .._version import environment
+from .._version import environment, utc_now
 from ..errors import InputError, ModelError
 from ..io import DEFAULT_PHASES, UNLABELLED, as_volume, fov_mask, sparse_labels
 from ..models import DEFAULT_NORMALIZATION, Model, available, create, save
@@ -275,10 +274,6 @@ def _run_settings(opts: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def finish_model(model: Model, hist: Any, opts: dict[str, Any], data: Any, scores: Any) -> Model:
     """Attach provenance (data, seed, epochs, scores, hardware, duration) to the trained model."""
     model.cpu().eval()
@@ -294,7 +289,7 @@ def finish_model(model: Model, hist: Any, opts: dict[str, Any], data: Any, score
         "duration_s": hist.duration_s,
         **({"resumed_after_epochs": hist.resumed_after} if hist.resumed_after else {}),
         **_run_settings(opts),
-        "date": _now(),
+        "date": utc_now(),
     }
     return model
 
@@ -326,7 +321,7 @@ def _checkpointer(model: Model, opts: dict[str, Any]):
 
     def write(path: str, epoch: int) -> None:
         done = model.provenance
-        model.provenance = {"in_progress": True, "epoch": epoch, **settings, "date": _now()}
+        model.provenance = {"in_progress": True, "epoch": epoch, **settings, "date": utc_now()}
         try:
             save(model, path, overwrite=True)  # each epoch replaces the last; tensors copied to the CPU
         finally:

@@ -193,8 +193,8 @@ def test_hdf5_external_raw_storage_outside_its_folder_is_refused(folders, where)
     with h5py.File(src / "scan.h5", "w") as f:
         f.create_dataset("exchange/data", shape=(4, 4, 4), dtype=np.uint8, external=[(name, 0, h5py.h5f.UNLIMITED)])
     shown = "/etc/passwd" if where == "/etc/passwd" else str((other / "raw.bin").resolve())
-    with pytest.raises(VolumeFormatError, match=rf"`source` .*scan\.h5.*'exchange/data'|`source` .*scan\.h5.*"
-                                                rf"'/exchange/data'") as err:
+    with pytest.raises(VolumeFormatError, match=r"`source` .*scan\.h5.*'exchange/data'|`source` .*scan\.h5.*"
+                                                r"'/exchange/data'") as err:
         read_source(src / "scan.h5")
     assert f"stored in the external raw file {shown!r}, outside it" in str(err.value)
     with pytest.raises(VolumeFormatError, match="external raw file"):
