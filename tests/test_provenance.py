@@ -164,3 +164,10 @@ def test_the_rerun_line_names_a_truth_file_not_an_array(tmp_path):
         rerun = run_summary(tmp_path)["rerun"]
         assert rerun.startswith(f"bigseg run {tmp_path / 'scan.npy'} --out NEW_FOLDER --config")
         assert ("--truth" in rerun) == (said is not None) and (said is None or rerun.endswith(said))
+    # where it ran is not taken from run.json (a received one could name anyone's scheduler): a kind bigseg
+    # starts is said in the line, an address left out
+    for cluster, said in (("slurm", " --cluster slurm"), ("threads", " --cluster threads"),
+                          ("tcp://203.0.113.5:8786", ""), ("local", "")):
+        (tmp_path / "run.json").write_text(json.dumps({**record, "config": {"cluster": cluster}}))
+        rerun = run_summary(tmp_path)["rerun"]
+        assert rerun.endswith("run.json" + said) and "203.0.113.5" not in rerun

@@ -433,11 +433,15 @@ def run_summary(run: str | os.PathLike) -> dict[str, Any]:
         import shlex
 
         src = info["source"] if isinstance(info["source"], list) else [info["source"]]
+        # where it ran is not taken from the record (config.WHERE_KEYS): a kind bigseg starts, said in the line
+        # (an address, someone's scheduler, is left for the reader to give)
+        cluster = info["config"].get("cluster")
         out["rerun"] = " ".join(["bigseg run", *map(shlex.quote, map(str, src)), "--out NEW_FOLDER --config",
                                  shlex.quote(os.path.abspath(run / "run.json")),  # (from any folder, as the source)
                                  # (a truth file is recorded by its absolute path; an array's is "an array", no --truth)
                                  *(["--truth", shlex.quote(str(info["truth"]))]
-                                   if os.path.isabs(str(info.get("truth") or "")) else [])])
+                                   if os.path.isabs(str(info.get("truth") or "")) else []),
+                                 *(["--cluster", cluster] if cluster in ("threads", "local-cuda", "slurm") else [])])
     if _temporal(info):
         out["temporal"] = _temporal(info)
     if (run / "particles.csv").exists():  # a series: the last step's, as the fractions (every step's rows beside)
