@@ -50,9 +50,12 @@ def _environment() -> dict[str, Any]:
     return env
 
 
+MAX_REPEAT = 100  # timed runs of the stages (each a whole pass over the volume)
+
+
 def benchmark(*, size: int = 128, chunks: int = 64, model: str = "default", stages: Any = STAGES, seed: int = 0,
               workdir: str | os.PathLike | None = None, predict: dict[str, Any] | None = None,
-              progress: bool = True, warmup: bool = True) -> dict[str, Any]:
+              progress: bool = True, warmup: bool = True, repeat: int = 1) -> dict[str, Any]:
     """Time each stage on a generated ``size``³ electrode and return seconds and Mvox/s.
 
     The scan (simulated nano-CT of :func:`bigseg.synth.electrode`) is written as an OME-Zarr in
@@ -76,10 +79,15 @@ def benchmark(*, size: int = 128, chunks: int = 64, model: str = "default", stag
     small volume of several blocks (``warmup_s``), so that compiling the numba kernels and loading
     the model and libraries in this process and on the workers is not timed as throughput (on a
     fresh install or fresh workers it was: the median read ~150× slower than it runs).
+    ``repeat``: run the timed stages that many times (at most ``MAX_REPEAT``), each on a fresh copy:
+    ``seconds`` and ``mvox_per_s`` are then the median run's, ``seconds_each`` every run's and
+    ``spread`` (max − min) / median, so that a figure from a shared machine or cluster says how far
+    it can be trusted (two 32³ runs on a busy 2-core machine differed 3.8×).
     """
     from .infer import segment
 
     size = parse_positive_int("size", size)
+    repeat = parse_positive_int("repeat", repeat, most=MAX_REPEAT)
     chunks = min(parse_positive_int("chunks", chunks), size)  # the chunks used (one chunk at most the volume)
     wanted = [stages] if isinstance(stages, str) else list(stages)
     bad = [s for s in wanted if s not in STAGES]
@@ -127,11 +135,22 @@ def benchmark(*, size: int = 128, chunks: int = 64, model: str = "default", stag
             _run_stages(tmp / "warmup", run, 2 * small, small, seed, net, opts, progress=False)
             result["warmup_s"] = float(f"{time.perf_counter() - t0:.4g}")
             shutil.rmtree(tmp / "warmup", ignore_errors=True)
-        seconds = _run_stages(tmp, run, size, chunks, seed, net, opts, progress=progress, result=result, say=True)
+        runs = []
+        for k in range(repeat):  # each on a fresh copy (a stage reads what the one before it wrote)
+            if repeat > 1:
+                print(f"[bench run {k + 1}/{repeat}]", file=sys.stderr, flush=True)
+            runs.append(_run_stages(tmp / f"run{k}", run, size, chunks, seed, net, opts, progress=progress,
+                                    result=result, say=True))
+            shutil.rmtree(tmp / f"run{k}", ignore_errors=True)
         for stage in run:
             if stage in wanted:
-                dt = seconds[stage]
+                each = sorted(r[stage] for r in runs)
+                dt = each[(len(each) - 1) // 2]  # the median run's (the lower of the middle two)
                 result["stages"][stage] = {"seconds": float(f"{dt:.4g}"), "mvox_per_s": float(f"{n / dt / 1e6:.4g}")}
+                if repeat > 1:
+                    result["stages"][stage].update(seconds_each=[float(f"{r[stage]:.4g}") for r in runs],
+                                                   spread=float(f"{(each[-1] - each[0]) / dt:.3g}"))
+        result["repeat"] = repeat
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     result["peak_rss_mib"] = _peak_rss_mib()

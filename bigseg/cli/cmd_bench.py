@@ -22,6 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workdir", default=None, help="where the temporary volumes go (default: the system's temp)")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
+    p.add_argument("--repeat", type=int, default=1, metavar="N",
+                   help="time the stages N times, each on a fresh copy, and give the median run's figures with "
+                        "their spread, (max - min) / median (default 1)")
     p.add_argument("--no-warmup", dest="warmup", action="store_false",
                    help="time the first run too (by default each stage first runs once, untimed, on a small volume, "
                         "so that compiling kernels and loading the model here and on the workers is not timed)")
@@ -45,20 +48,23 @@ def run(args: argparse.Namespace) -> int:
         predict = {k: v for k, v in (("overlap", args.overlap), ("autocast", args.autocast), ("device", args.device),
                                      ("batch_size", args.batch_size)) if v is not None}
         res = benchmark(size=args.size, chunks=args.chunks, model=args.model, stages=stages, workdir=args.workdir,
-                        predict=predict, progress=args.progress, warmup=args.warmup)
+                        predict=predict, progress=args.progress, warmup=args.warmup, repeat=args.repeat)
     env = res["environment"]
     opts = "".join(f", {k} {v}" for k, v in res["predict"].items())
     where = (f"{env['scheduler']}, {env['workers']} workers, {env['threads']} threads" if "workers" in env
              else f"{env['scheduler']}, {env['cpus']} CPUs")
     print(f"bigseg bench: {res['size']}³ voxels in {res['chunks']}³ chunks, model {res['model']!r}{opts}; "
           f"{where}, GPU {env['cuda'] or 'none'}")
-    print(f"{'stage':<12}{'seconds':>10}{'Mvox/s':>10}{'10⁹ voxels':>14}")
+    many = res.get("repeat", 1) > 1  # the median of the runs, and how far they spread
+    print(f"{'stage':<12}{'seconds':>10}{'Mvox/s':>10}{'10⁹ voxels':>14}" + (f"{'spread':>9}" if many else ""))
     for stage, r in res["stages"].items():
-        print(f"{stage:<12}{r['seconds']:>10.3g}{r['mvox_per_s']:>10.3g}{_duration(1e3 / r['mvox_per_s']):>14}")
+        print(f"{stage:<12}{r['seconds']:>10.3g}{r['mvox_per_s']:>10.3g}{_duration(1e3 / r['mvox_per_s']):>14}"
+              + (f"{100 * r['spread']:>8.0f}%" if many else ""))
     if len(res["stages"]) > 1:
         total = sum(1e3 / r["mvox_per_s"] for r in res["stages"].values())
         print(f"{'all':<32}{_duration(total):>14}")
-    print("(10⁹ voxels: a 1000³ scan at the rates measured here, at this --size, on this machine and cluster"
+    print((f"(median of {res['repeat']} runs; spread: (max - min) / median)\n" if many else "")
+          + "(10⁹ voxels: a 1000³ scan at the rates measured here, at this --size, on this machine and cluster"
           + (f"; write: a copy of the scan, simulated first in {res['simulate_s']:.3g} s, untimed)"
              if "simulate_s" in res else ")"))
     if res["peak_rss_mib"] is not None:
