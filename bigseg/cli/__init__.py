@@ -22,7 +22,7 @@ from .._version import version
 from ..errors import POINT_AT_CALLER, BigsegError, UncalibratedWarning
 from ..runtime._files import FULL
 from ..runtime._signals import stops_not_lost, terminate_as_exit
-from ._common import PrintableStream
+from ..runtime._terminal import PrintableStream
 from ._terms import command_parser, in_cli_terms
 
 __all__ = ["main", "build_parser"]
@@ -267,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     at_caller, POINT_AT_CALLER[0] = POINT_AT_CALLER[0], False  # bigseg's warnings told as its own (show above)
     # what a command prints of its inputs (names, phases, units, paths) is shown, never run by the terminal
     streams = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = PrintableStream(sys.stdout), PrintableStream(sys.stderr, bars=True)
+    sys.stdout, sys.stderr = PrintableStream(sys.stdout), PrintableStream(sys.stderr)  # (the bars: bar_stream)
     try:
         with warnings.catch_warnings():
             warnings.showwarning = show

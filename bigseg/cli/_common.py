@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import re
 from typing import Any
 
 import numpy as np
@@ -13,6 +12,7 @@ import numpy as np
 from ..errors import InputError
 from ..io._volume import refuse_replacing  # noqa: F401 (the commands import it from here)
 from ..runtime._files import json_text  # noqa: F401 (the commands import it from here)
+from ..runtime._terminal import PrintableStream, printable  # noqa: F401 (the commands import them from here)
 
 
 def add_cluster_args(p: argparse.ArgumentParser) -> None:
@@ -268,36 +268,6 @@ def refuse_unused(args: argparse.Namespace, needs: dict[str, tuple[tuple[str, ..
             raise InputError(f"Expected `{option}` only with {' or '.join('--' + u.replace('_', '-') for u in users)}. "
                              f"Got {given} without.")
     set_unset(args, {dest: unset for dest, (_, unset) in needs.items()})
-
-
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # all but tab and newline
-# and the progress bars' own: carriage return, erase line (distributed's), cursor up (tqdm's)
-_CONTROL_BUT_BARS = re.compile("\x1b(?!\\[(?:2K|A))|[\x00-\x08\x0b\x0c\x0e-\x1a\x1c-\x1f\x7f-\x9f]")
-
-
-def printable(text: str, *, bars: bool = False) -> str:
-    """``text`` safe for a terminal: control characters other than newline and tab (and carriage
-    return, erase line and cursor up with ``bars``: a progress bar redrawing its line) shown as
-    ``\\x1b``: any other escape sequence in
-    a store's name or attributes, a phase name, a scan's file name could rewrite the screen or
-    fake log lines."""
-    return (_CONTROL_BUT_BARS if bars else _CONTROL).sub(lambda m: ascii(m.group())[1:-1], text)
-
-
-class PrintableStream:
-    """A text stream whose writes go through :func:`printable` (``bars``: for stderr), the rest
-    (``fileno``, ``isatty``, ``flush``, ...) to ``stream``: what a command prints of its inputs
-    is shown, never run by the terminal."""
-
-    def __init__(self, stream: Any, *, bars: bool = False) -> None:
-        self._stream, self._bars = stream, bars
-
-    def write(self, text: str) -> int:
-        self._stream.write(printable(text, bars=self._bars))
-        return len(text)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._stream, name)
 
 
 def sparse_truth_note(support: Any, total: int) -> str:

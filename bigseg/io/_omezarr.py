@@ -18,6 +18,7 @@ import contextlib
 import contextvars
 import errno
 import glob
+import math
 import os
 import re
 import shutil
@@ -37,7 +38,7 @@ from .._parse import (parse_chunks, parse_flag, parse_nonnegative_int, parse_pat
 from ..errors import (BigsegError, InputError, LabelsReplacedWarning, OutputExistsError, OutputNotWritableError,
                       SourceNotFoundError, VolumeFormatError, warn_caller)
 from ..ops._dispatch import on_host
-from ..runtime._budget import check_stored_chunk, format_bytes
+from ..runtime._budget import MAX_STORED_CHUNK, check_stored_chunk, format_bytes
 from ..runtime._files import FULL, SYSTEM_FILES, folded, move_into_place, no_room, remove as _remove, replacing
 from ..runtime._lock import held
 from ..runtime._manifest import key_digest, resumable_array, store_resumable, stored_named
@@ -416,13 +417,23 @@ def _prepare(
     vs = attrs.get("voxel_size", (1.0, 1.0, 1.0))
     vol = vol.assign_coords({d: (i0 + np.arange(vol.sizes[d])) * v
                              for d, i0, v in zip(("z", "y", "x"), first, vs) if d in vol.dims})
+    given = chunks is not None
     if chunks is None:
         chunks = tuple(max(c) for c in vol.data.chunks)
         if vol.dims[0] == "t":
             chunks = (1, *chunks[1:])
     elif vol.dims[0] == "t" and (np.ndim(chunks) == 0 or len(chunks) == 3):
         chunks = (1, *parse_chunks(chunks, 3))  # spatial chunks (e.g. a run configuration's): one scan per chunk
-    return vol, parse_chunks(chunks, vol.ndim)
+    chunks = list(parse_chunks(chunks, vol.ndim))
+    # no chunk bigger than a reader takes (MAX_STORED_CHUNK: bigseg refuses larger ones when opening a store)
+    while math.prod(min(c, n) for c, n in zip(chunks, vol.shape)) * vol.dtype.itemsize > MAX_STORED_CHUNK:
+        if given:
+            raise InputError(f"Expected `chunks` whose blocks of {vol.dtype} take at most "
+                             f"{format_bytes(MAX_STORED_CHUNK)} each (a reader decodes a whole block; bigseg refuses "
+                             f"larger ones when it opens a store). Got {tuple(chunks)} instead: smaller chunks.")
+        i = int(np.argmax([min(c, n) for c, n in zip(chunks, vol.shape)]))  # an array's own, too big: halved
+        chunks[i] = -(-min(chunks[i], vol.shape[i]) // 2)
+    return vol, tuple(chunks)
 
 
 def _write(dest: Path, vol: xr.DataArray, *, chunks: tuple[int, ...], levels: int, labels: bool, desc: str,

@@ -327,6 +327,7 @@ _RECORD_TYPES: dict[str, tuple[type, ...]] = {
     "timings_s": (dict,), "config.filters": (dict,), "config.predict": (dict,), "config.measure": (dict,),
     "config.crop": (str, list, type(None)), "config.predict.temporal": (int,), "environment.packages": (dict,),
     "environment.machine": (dict,), "environment.git_commit": (str, type(None)),
+    "timings_s.*": (int, float), "fov": (dict,), "fov.inside_fraction": (int, float),  # (*: each value)
 }
 
 
@@ -345,14 +346,19 @@ def _run_info(run: Path) -> dict[str, Any]:
             where = info
             for part in outer:
                 where = where.get(part) if isinstance(where, dict) else None
-            if isinstance(where, dict) and last in where and not isinstance(where[last], types):
-                raise ValueError(f"`{key}` is {where[last]!r}, not {' or '.join(_JSON_NAMES[t] for t in types)}")
+            if not isinstance(where, dict):
+                continue
+            for name in (where if last == "*" else [last] if last in where else []):
+                if not isinstance(where[name], types):
+                    raise ValueError(f"`{'.'.join([*outer, name])}` is {where[name]!r}, not "
+                                     f"{' or '.join(_JSON_NAMES[t] for t in types)}")
     except (OSError, ValueError) as exc:
         raise _unreadable(run, path, exc) from None
     return info
 
 
-_JSON_NAMES = {str: "text", list: "a list", dict: "a mapping", int: "an integer", type(None): "null"}
+_JSON_NAMES = {str: "text", list: "a list", dict: "a mapping", int: "an integer", float: "a number",
+               type(None): "null"}
 
 
 def provenance_text(info: dict[str, Any]) -> str:

@@ -59,12 +59,16 @@ def bar_stream() -> tuple[Any, bool]:
     """Where a progress bar draws and whether it stays when done: stderr, and no, on a terminal or
     in a notebook; elsewhere (a log file, a batch job's output) a line each
     :data:`LOG_INTERVAL_S` s, the last one (100 %, the time taken) kept."""
-    err = sys.stderr
+    from ._terminal import PrintableStream, raw_stream
+
+    err = raw_stream(sys.stderr)
     try:
         live = bool(err.isatty())
     except (AttributeError, ValueError):  # closed, or no isatty
         live = False
     live = live or type(err).__module__.startswith("ipykernel")  # a notebook draws \r in place
+    if err is not sys.stderr:  # the command line's, escaping what it prints: the bars' own codes kept
+        err = PrintableStream(err, bars=True)
     return (err, False) if live else (_Lines(err), True)
 
 
@@ -165,11 +169,11 @@ def _compute(objs: tuple, desc: str, progress: bool, kwargs: dict) -> tuple:
                 if progress:
                     from distributed import progress as dprogress
 
-                    stream, _ = bar_stream()
+                    stream, leave = bar_stream()
                     print(f"{desc}:", file=sys.stderr, flush=True)
                     with contextlib.redirect_stdout(stream):  # distributed draws on stdout: keep it for results
                         dprogress(flat, notebook=False)
-                    if stream is sys.stderr:
+                    if not leave:  # drawn in place (a terminal): the line ended
                         print(file=sys.stderr, flush=True)
                 return tuple(client.gather(futures))
         except BaseException as exc:

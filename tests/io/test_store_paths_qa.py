@@ -110,9 +110,11 @@ def test_every_command_shows_a_received_names_escape_sequences_not_runs_them(tmp
     assert "\x1b" not in out and "\x07" not in out and "pore\\x1b[2J" in out
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    np.save(inbox / "scan\x1b[2J.npy", np.zeros((4, 8, 8), np.float32))
+    # (a name that would move up, erase the line and write a fake one: the bars' own codes, elsewhere escaped)
+    np.save(inbox / "scan\x1b[2J\x1b[A\x1b[2K\r\u202e.npy", np.zeros((4, 8, 8), np.float32))
     main(["watch", str(inbox), "--out", str(tmp_path / "w"), "--once", "--model", "threshold"])
     err = capsys.readouterr().err
-    assert "[watch] scan\\x1b[2J" in err and "\x1b[2J" not in err
+    assert "[watch] scan\\x1b[2J\\x1b[A\\x1b[2K\\r\\u202e" in err
+    assert not any(c in err for c in ("\x1b", "\r", "\u202e"))
     assert printable("\r 50%|#####\x1b[2K\r\x1b[A", bars=True) == "\r 50%|#####\x1b[2K\r\x1b[A"  # the bars' own
-    assert printable("\r\x1b[2K") == "\\r\\x1b[2K"  # not on stdout
+    assert printable("\r\x1b[2K") == "\\r\\x1b[2K"  # not elsewhere

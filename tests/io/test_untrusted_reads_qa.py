@@ -15,6 +15,7 @@ import time
 
 import dask
 import h5py
+import dask.array as da
 import numpy as np
 import pytest
 import zarr
@@ -247,3 +248,22 @@ def test_hdf5_virtual_datasets_of_files_outside_its_folder_are_refused_inside_re
     with pytest.raises(VolumeFormatError, match=rf"a virtual dataset of '{other / 'data.h5'}', outside it"):
         read_source(src / "out.h5")
     assert (read_source(src / "in.h5")[:, :, :] == 2).all()
+
+
+def test_bigseg_writes_no_chunk_it_would_refuse_to_read(tmp_path, monkeypatch):
+    """The read refuses stored chunks over MAX_STORED_CHUNK, but a write took any `chunks` (e.g.
+    1024³ float32: 4 GiB) or an array's own single huge block: bigseg wrote stores it then
+    refused to open. Now given chunks are refused before any write, an array's own halved."""
+    import bigseg
+    from bigseg.errors import InputError
+    from bigseg.io import _omezarr
+
+    monkeypatch.setattr(_omezarr, "MAX_STORED_CHUNK", 4096)  # (16³ float32 blocks: 16 KiB)
+    data = np.random.default_rng(0).random((16, 16, 16)).astype(np.float32)
+    with pytest.raises(InputError, match=r"`chunks` whose blocks of float32 take at most 4.0 KiB.*Got \(16, 16, 16\)"):
+        bigseg.save_volume(data, tmp_path / "a.ome.zarr", chunks=16, progress=False)
+    assert not (tmp_path / "a.ome.zarr").exists()
+    bigseg.save_volume(da.from_array(data, chunks=16), tmp_path / "b.ome.zarr", progress=False)  # its own: halved
+    back = bigseg.open_volume(tmp_path / "b.ome.zarr")
+    assert np.prod([max(c) for c in back.data.chunks]) * 4 <= 4096
+    np.testing.assert_array_equal(back.values, data)

@@ -92,3 +92,28 @@ def test_a_run_record_of_other_types_is_named_not_a_traceback(tmp_path, capsys):
         for command in ("report", "info"):
             assert main([command, str(tmp_path)]) == 2
             assert "run.json', which cannot be read" in capsys.readouterr().err
+
+
+def test_a_run_record_of_other_types_inside_its_mappings_is_named_not_a_traceback(tmp_path, capsys):
+    """A step's seconds that are no number, or a field of view of another shape, still ended `bigseg
+    info` and `bigseg report` in a ValueError/TypeError traceback (the types were checked one level
+    deep only, and `fov` not at all)."""
+    import pytest
+
+    from bigseg.cli import main
+    from bigseg.errors import VolumeFormatError
+
+    _run_folder(tmp_path)
+    for extra, named in (({"timings_s": {"ingest": "x"}}, "`timings_s.ingest` is 'x'"),
+                         ({"timings_s": {"ingest": None}}, "`timings_s.ingest` is None"),
+                         ({"fov": 5}, "`fov` is 5"),
+                         ({"fov": {"fov": "auto", "inside_fraction": "most"}}, "`fov.inside_fraction` is 'most'")):
+        (tmp_path / "run.json").write_text(json.dumps({"source": "scan.h5", "model": "default", **extra}))
+        with pytest.raises(VolumeFormatError, match=named.replace("(", r"\(")):
+            write_report(tmp_path)
+        for command in ("report", "info"):
+            assert main([command, str(tmp_path)]) == 2
+            assert "run.json', which cannot be read" in capsys.readouterr().err
+    (tmp_path / "run.json").write_text(json.dumps({"source": "scan.h5", "model": "default", "timings_s": {"ingest": 1.5},
+                                                   "fov": {"fov": "auto", "inside_fraction": 0.8}}))
+    assert "ingest" in write_report(tmp_path, finished=True).read_text()
