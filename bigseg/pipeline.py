@@ -699,7 +699,9 @@ class Pipeline:
                                     # no fault of the scan's, tried again at each look, resuming, until done
                                     **({"retry": True} if isinstance(exc, OutputNotWritableError) else {})}
                     again = ""
-                    if ledger[name].get("retry") and not once:
+                    if not ledger[name].get("retry"):  # failed for another reason: a later want of room waits anew
+                        waits.pop(name, None)
+                    elif not once:
                         times = waits.get(name, (0, now))[0] + 1
                         wait = min(interval * 2 ** min(times, 40), max(interval, _RETRY_WAIT_MOST))
                         waits[name] = (times, time.time() + wait)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import errno
+import functools
 import glob
 import math
 import os
@@ -746,13 +747,18 @@ class _Store(LocalStore):
             self._check_entry(key)
         return await super().get_partial_values(prototype, key_ranges)
 
+    def _real_root(self) -> str:
+        """The store's folder, links followed (once a store and process: a metadata operation less per chunk
+        read; kept apart from the store's attributes, which its dask token is made of)."""
+        return _real_folder(str(self.root))
+
     def _check_entry(self, key: str) -> None:
         path = os.path.join(self.root, key)
         try:
             mode = os.lstat(path).st_mode
         except OSError:  # none there (zarr reads the fill value), or a parent that is no folder
             return
-        base = os.path.realpath(self.root)
+        base = self._real_root()
         real = os.path.realpath(path)  # (a folder of the key linked out of the store too)
         if not real.startswith(base.rstrip(os.sep) + os.sep):
             what = f"a link out of the store, to {real!r}"
@@ -769,6 +775,11 @@ class _Store(LocalStore):
             f"Expected the zarr store {str(self.root)!r} to hold its chunks and metadata as regular files inside it. "
             f"Got {key!r}, {what}, not a chunk or metadata file: not read. A store received from elsewhere may hold "
             f"anything; copy it again from its source (as files: cp -L, rsync -L).")
+
+
+@functools.lru_cache(maxsize=256)
+def _real_folder(root: str) -> str:
+    return os.path.realpath(root)
 
 
 #: the metadata files zarr reads to open a store (v3, v2, consolidated)

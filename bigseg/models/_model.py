@@ -224,6 +224,12 @@ class Model(nn.Module):
     def __repr__(self) -> str:
         """What the model is and was trained on, in a few lines (torch's repr, every layer, was ~50
         lines for the default model in a notebook): the layers are ``print(model.net)``."""
+        try:
+            return self._summary()
+        except Exception:  # a checkpoint's metadata of other types: a repr must not raise
+            return f"Model({self.extra_repr()})"
+
+    def _summary(self) -> str:
         prov, norm = self.provenance or {}, self.normalization or {}
         size = sum(p.numel() for p in self.parameters())
         lines = [f"Model({self.extra_repr()}, {size:,} parameters)"]

@@ -314,3 +314,6 @@ def test_a_model_reads_in_a_few_lines():
     assert f"on synthetic data: {epochs} epochs" in default and "Conv3d" not in default
     fresh = repr(models.create("lrcsnet", phases=["a", "b"], patch=(16, 16)))
     assert "untrained" in fresh and "phases=['a', 'b']" in fresh
+    odd = models.create("lrcsnet", phases=["a", "b"], patch=(16, 16))
+    odd.normalization, odd.provenance = {"method": "percentile", "low": "x", "high": None}, ["not", "a", "mapping"]
+    assert repr(odd).startswith("Model(arch='lrcsnet'")  # (a checkpoint's metadata of other types: no error)
