@@ -381,6 +381,9 @@ class RunConfig:
 
     Access values as attributes for top-level keys (``cfg.chunks``) and as mappings for the
     stage sections (``cfg.predict["overlap"]``).
+
+    ``values``: every key's value, a dict as :data:`DEFAULTS` (default a copy of it). Make one
+    with :meth:`load` or :meth:`from_yaml`, which validate it; ``RunConfig(values)`` does not.
     """
 
     values: dict[str, Any] = field(default_factory=lambda: copy.deepcopy(DEFAULTS))

@@ -88,8 +88,9 @@ class Pipeline:
 
     ``Pipeline(**overrides)`` takes the configuration's keys (a section as a mapping of the keys
     it changes), over the YAML of ``$BIGSEG_CONFIG`` and ``BIGSEG_*`` variables when set;
-    ``Pipeline.from_yaml(path)`` a run configuration file. :meth:`run` segments and measures a
-    scan into a folder; :meth:`watch` every scan that arrives in a folder. For example::
+    ``Pipeline.from_yaml(path)`` a run configuration file; ``Pipeline(config)`` a
+    :class:`RunConfig` as it is (``config`` given, the overrides are not applied). :meth:`run`
+    segments and measures a scan into a folder; :meth:`watch` every scan that arrives in a folder. For example::
 
         pipe = Pipeline(chunks=96, predict={"model": "default", "overlap": 0.5},
                         measure={"particles": True, "tortuosity": "z"})
@@ -308,13 +309,25 @@ class Pipeline:
         ``image.ome.zarr/labels/particles`` (value = ``id`` of ``particles.csv``; for a series
         its ``track``), e.g. to look at the split in napari.
 
-        ``source``: a path any reader accepts, a list of them (the scans of a series, see
-        :func:`bigseg.ingest`) or an array. ``truth`` (a label volume) adds IoU/Dice scores
-        against it. ``client``: a ``distributed.Client`` to run on, or a cluster spec for
-        :func:`bigseg.connect` (``"local"``, an address, ``"slurm"``, e.g. ``config.cluster``;
-        ``"threads"``: the current scheduler, as None)
-        started for this run and closed after; default: the current scheduler (an active client,
-        else threads in this process). ``progress``: progress bars on stderr (every stage's).
+        Parameters
+        ----------
+        source : a path any reader accepts, a list of them (the scans of a series, see
+            :func:`bigseg.ingest`) or an array: a (z, y, x) volume or a (t, z, y, x) series.
+        dest : the output folder (made if missing; one run at a time into it).
+        client : a ``distributed.Client`` to run on, or a cluster spec for :func:`bigseg.connect`
+            (``"local"``, an address, ``"slurm"``, e.g. ``config.cluster``; ``"threads"``: the
+            current scheduler, as None) started for this run and closed after; default None: the
+            current scheduler (an active client, else threads in this process).
+        resume : True or False (default True): keep each stage already complete in ``dest`` that
+            was made from the same inputs (recorded in ``dest/stages.json``); False recomputes
+            every stage and removes what an interrupted run left.
+        truth : an integer label volume on the source's grid (whole, or as cropped by ``crop``) to
+            score against: adds IoU/Dice scores to the metrics; default None.
+        progress : progress bars on stderr (every stage's; default on).
+
+        Returns
+        -------
+        :class:`Result`: the paths written, the metrics, the particle table and the timings.
         """
         parse_path("dest", dest)
         resume = parse_flag("resume", resume)  # ("no" was truthy: the earlier stages kept)
@@ -564,6 +577,8 @@ class Pipeline:
             than that many seconds ago (perhaps still being written) is left for the next watch,
             with a message.
         clock : ``"order"`` or ``"mtime"``: the scans' times in ``evolution.csv`` (see above).
+        client : where the scans compute, as for :meth:`run`; one cluster, started once, for the
+            whole watch.
         progress : progress bars on stderr (off: only the watch's lines).
 
         Returns

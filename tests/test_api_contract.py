@@ -198,3 +198,51 @@ def test_help_of_pipeline_lists_every_configuration_key():
         for k in value if isinstance(value, dict) else ():
             assert f"{k}=" in line, (key, k)
     assert not hasattr(bigseg.Pipeline, "_DEFAULTS")
+
+
+#: every subpackage whose ``__all__`` is public API (bigseg.kernels and bigseg.cli have none to document here)
+_DOCUMENTED_MODULES = ("bigseg", "bigseg.io", "bigseg.synth", "bigseg.filters", "bigseg.baselines", "bigseg.measure",
+                       "bigseg.models", "bigseg.train", "bigseg.infer", "bigseg.runtime", "bigseg.report", "bigseg.ops")
+
+
+def _documented(param: str, doc: str) -> bool:
+    """Whether ``param`` has its own line in a docstring's Parameters (``name :``, alone or in a
+    list ``truth, pred : ...``; ``*args``/``**kwargs`` with their stars) or is named in double
+    backquotes in its prose (``progress``: ...). A bare word is not enough: ``phases`` in
+    ``0..len(phases)-1`` says nothing of the argument."""
+    import re
+
+    entry = re.compile(rf"^\s*(?:[\w*]+,\s*)*\**{re.escape(param)}(?:,\s*[\w*]+)*\s*:", re.M)
+    return bool(entry.search(doc)) or f"``{param}``" in doc
+
+
+def test_every_public_parameter_is_documented():
+    """help() of surface_area, scores, summary, transitions, segment, Pipeline.run and the report's
+    figures (title, dpi, path) named none of some of their arguments: a notebook user could not
+    find them, their units or defaults. Every parameter of every public callable (each package's
+    ``__all__``, a class's with its ``__init__``, and Pipeline.run/watch) is in its docstring."""
+    import importlib
+
+    found: dict[int, tuple[str, object]] = {}
+    for module in _DOCUMENTED_MODULES:
+        mod = importlib.import_module(module)
+        for name in mod.__all__:
+            obj = getattr(mod, name)
+            if callable(obj) and not (inspect.ismodule(obj) and name != "train"):
+                found.setdefault(id(obj), (f"{module}.{name}", obj))
+    found[id(bigseg.Pipeline.run)] = ("bigseg.Pipeline.run", bigseg.Pipeline.run)
+    found[id(bigseg.Pipeline.watch)] = ("bigseg.Pipeline.watch", bigseg.Pipeline.watch)
+    assert len(found) > 100  # (the lists were read)
+    missing = []
+    for name, obj in sorted(found.values(), key=lambda item: item[0]):
+        try:
+            params = inspect.signature(obj).parameters
+        except (TypeError, ValueError):  # (a builtin without a signature)
+            continue
+        doc = inspect.getdoc(obj) or ""
+        if inspect.isclass(obj):
+            doc += "\n" + (inspect.getdoc(obj.__init__) or "")
+        missing += [f"{name}({p})" for p, v in params.items()
+                    if p not in ("self", "cls") and v.kind not in (v.VAR_POSITIONAL, v.VAR_KEYWORD)
+                    and not _documented(p, doc)]
+    assert not missing, f"parameters without a line in the docstring: {missing}"

@@ -98,6 +98,8 @@ def random_forest(vol: Any, labels: Any, *, sigmas: Sequence[float] = DEFAULT_SI
     labels : integer label volume of the same shape; ``255`` = unlabelled; values index ``phases``
     sigmas : feature scales in voxels (> 0); one number: one scale
     n_estimators : trees of the forest, in [1, ``MAX_ESTIMATORS``]
+    max_samples : at most about this many labelled voxels train the forest (default 200 000)
+    seed : an int in [0, 2**32): the training subsample and the forest's ``random_state`` (default 0)
     phases : class names (default ``labels.attrs['phases']``, else pore/cbd/active; name more classes here)
     unlabelled : the value of unannotated voxels: 255, or 0 for napari/ilastik/Fiji exports whose
         classes count from 1 (see :func:`bigseg.io.sparse_labels`)

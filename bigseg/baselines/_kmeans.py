@@ -51,6 +51,11 @@ def kmeans(vol: Any, *, classes: int = 3, sample: int = 200_000, seed: int = 0, 
 
     Parameters
     ----------
+    vol : volume (z, y, x), integer or float, no NaN/inf; or a series (t, z, y, x)
+    classes : number of clusters, in [2, 254] (default 3)
+    sample : voxels in the fitting subsample, about (default 200 000)
+    seed : an int in [0, 2**32): the subsample and k-means++'s start (default 0)
+    phases : names of the classes by grey level (default ``DEFAULT_PHASES`` for 3 classes)
     {fov} The subsample is drawn from the inside.
     progress : a progress bar on stderr for each pass over the data (default off)
 

@@ -26,7 +26,17 @@ def multiotsu_thresholds(vol: Any, *, classes: int = 3, nbins: int = 256, progre
     minutes: multi-Otsu is O(bins**2) for 3 classes); their thresholds then fall between
     integers and may differ from scikit-image's by up to one bin width.
 
-    ``progress``: a progress bar on stderr for each pass over the data (default off).
+    Parameters
+    ----------
+    vol : volume (z, y, x), integer or float, no NaN/inf (a (t, z, y, x) series: one histogram
+        over all of it)
+    classes : int in [2, 254] (default 3)
+    nbins : histogram bins, as for :func:`threshold` (default 256)
+    progress : a progress bar on stderr for each pass over the data (default off)
+
+    Returns
+    -------
+    float array of the ``classes - 1`` thresholds, increasing
     """
     classes = parse_classes(classes)
     nbins = parse_nbins(nbins, classes)

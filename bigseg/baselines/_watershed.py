@@ -84,6 +84,16 @@ def watershed(vol: Any, *, classes: int = 3, window: str | float = "conservative
 
     Parameters
     ----------
+    vol : volume (z, y, x), integer or float, no NaN/inf; or a series (t, z, y, x)
+    classes : int in [2, 254] (default 3)
+    window : ``"conservative"`` (0.5, default), ``"generous"`` (0.2) or a number in (0, 1]: the
+        undecided bands' width (step 2)
+    sigma : Gaussian smoothing before the gradient, in voxels (default 1; 0: none)
+    halo : voxels of each neighbouring block seen by the flooding (default 16; at least the
+        smoothing's reach)
+    nbins : histogram bins of the multi-Otsu step, as for :func:`bigseg.baselines.threshold`
+        (default 256)
+    phases : names of the classes by grey level (default ``DEFAULT_PHASES`` for 3 classes)
     {fov}
     progress : a progress bar on stderr for each pass over the data (default off)
 

@@ -72,7 +72,14 @@ def estimate_shifts(vol: Any, *, reference: int = 0, upsample: int = 10, sample:
     correlation. A scan whose sub-volume holds no structure (blank, or all outside a field of
     view) is warned about and given the shift 0.
 
-    ``progress``: a progress bar on stderr for each pass over the data (default off).
+    Parameters
+    ----------
+    vol : (t, z, y, x) series of scans (DataArray, dask or NumPy array).
+    reference : the scan the others are moved onto, an index into ``t`` (negative counts from the
+        end; default 0).
+    upsample : the shifts' precision, 1/``upsample`` voxel (a positive int, default 10).
+    sample : edge of the central sub-volume correlated, in voxels (at least 8, default 128).
+    progress : a progress bar on stderr for each pass over the data (default off)
     """
     v = as_volume(vol, name="vol", ndim=4)
     ref = _reference(reference, v.shape[0])

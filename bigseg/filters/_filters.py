@@ -68,7 +68,16 @@ def count_nonfinite(vol: Any, *, mask: Any = None, progress: bool = False) -> tu
     ``mask`` (boolean over the trailing axes, e.g. a (y, x) field of view), of the voxels
     inside it only.
 
-    ``progress``: a progress bar on stderr for each pass over the data (default off).
+    Parameters
+    ----------
+    vol : volume (z, y, x) or series (t, z, y, x): DataArray, dask or NumPy array (an integer
+        volume has none: ``(0, 0)`` without a pass).
+    mask : boolean array over the trailing axes, True inside; default None: every voxel.
+    progress : a progress bar on stderr for each pass over the data (default off)
+
+    Returns
+    -------
+    ``(n_nan, n_inf)``, two ints.
     """
     v = _volume(vol)
     if not np.issubdtype(v.dtype, np.floating):
@@ -263,6 +272,7 @@ def unsharp(vol: Any, *, radius: float | tuple[float, float, float] = 6.0, amoun
     radius : float or (z, y, x) floats >= 0, Gaussian standard deviation in voxels
     amount : float, weight of the detail layer (may be negative: blurring)
     axes : '3d' or '2d' (each z slice on its own)
+    truncate : float > 0, kernel radius in standard deviations (default 4, as :func:`gaussian`)
     nan_policy : 'raise' (as :func:`median`) or 'propagate'
     """
     v = _volume(vol)

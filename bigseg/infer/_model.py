@@ -49,7 +49,13 @@ def worker_stats() -> dict[str, Any]:
 
 
 def reset_worker_stats(clear_cache: bool = True) -> None:
-    """Zero the counters (and by default drop the cached models) of this process."""
+    """Zero the counters of :func:`worker_stats` (and by default drop the cached models) of this process.
+
+    Parameters
+    ----------
+    clear_cache : True (default): also drop the models this process has loaded (the next
+        prediction deserialises them again).
+    """
     with _LOCK:
         _LOADS.clear()
         _PATCHES.clear()

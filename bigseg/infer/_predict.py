@@ -276,6 +276,22 @@ def estimate_footprint(
     logits, probabilities, the weighted copy, and :data:`ACTIVATION_BYTES_PER_VOXEL` of
     activations per voxel) and the model; the ``blend`` task holds the parts arriving from up
     to 8 neighbours (about 2 × C × block float32 in total), the sum and the probabilities.
+
+    Parameters
+    ----------
+    chunks : the block's edge per axis, in voxels (z, y, x).
+    patch : the model's window per axis, in voxels (as many axes as ``chunks``).
+    n_classes : C, the model's output channels.
+    in_itemsize : bytes per input voxel as read (default 4: float32).
+    batch_size : windows per forward pass (default 4).
+    tta : test-time augmentation: the batch's share counted twice (default False).
+    param_bytes : the model's parameters, in bytes (default 0).
+    activation_bytes_per_voxel : activations per window voxel, in bytes (default
+        :data:`ACTIVATION_BYTES_PER_VOXEL`).
+
+    Returns
+    -------
+    The larger task's bytes, an int.
     """
     ext = int(np.prod([c + p - 1 for c, p in zip(chunks, patch)]))
     block = int(np.prod(chunks))
@@ -758,6 +774,8 @@ def predict(
     temporal : a series only: average each scan's probabilities with those of the ``temporal``
         scans before and after it before the argmax (:func:`bigseg.infer.smooth_over_time`; the
         scans must be aligned); 0 (default): each scan alone
+    channels_last : run the model and its windows in torch's channels-last memory layout (True
+        or False), a speed setting; default None: on for a 3D model on a GPU, off otherwise
 
     Returns
     -------

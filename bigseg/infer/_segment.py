@@ -14,24 +14,44 @@ __all__ = ["segment"]
 
 def segment(vol: Any, model: Any = "default", *, normalize: bool = True, fov: Any = None, fov_margin: float = 0.0,
             progress: bool = False, **predict_kwargs: Any) -> xr.Dataset:
-    """Segment ``vol`` with ``model`` (a :class:`bigseg.models.Model`, ``"default"`` or a
-    checkpoint path), normalising the input with the model's recorded percentile window first
-    (``normalize=False`` when the input is already normalised). Other keyword arguments go to
-    :func:`bigseg.predict`; returns its Dataset. Each frame of a (t, z, y, x) series is
-    normalised and segmented on its own, as the scan it is.
+    """Segment ``vol`` with ``model``: normalise it with the model's recorded percentile window,
+    then :func:`bigseg.predict`. Each frame of a (t, z, y, x) series is normalised and segmented
+    on its own, as the scan it is.
 
-    ``fov``: the reconstruction's field of view (:func:`bigseg.io.fov_mask`: ``"auto"``,
-    ``"cylinder"``, a circle ``(cy, cx, r)`` or a (y, x) mask; ``fov_margin`` shrinks it): the
-    percentiles come from the voxels inside, the voxels outside (NaN fill included) are
-    replaced by noise of the inside's mean and spread (:func:`bigseg.io.fill_outside_like_inside`:
-    a flat fill would bias the model's per-patch normalisation near the edge) and labelled 255
-    (unlabelled), which every measurement leaves out; ``attrs["fov"]`` says which mask was
-    used. The probabilities and uncertainty outside are NaN (no data, as the labels' 255; were
-    the model's guesses on the noise). ``progress`` shows
-    the passes over the data that run now (field of view, percentiles); the prediction itself
-    stays lazy. ``temporal`` (a series of aligned scans): each scan's probabilities averaged
-    with those of the ``temporal`` scans before and after it before the argmax
-    (:func:`bigseg.infer.smooth_over_time`); the field of view stays 255."""
+    With a field of view, the percentiles come from the voxels inside, the voxels outside (NaN
+    fill included) are replaced by noise of the inside's mean and spread
+    (:func:`bigseg.io.fill_outside_like_inside`: a flat fill would bias the model's per-patch
+    normalisation near the edge) and labelled 255 (unlabelled), which every measurement leaves
+    out; the probabilities and uncertainty outside are NaN (no data, as the labels' 255; were
+    the model's guesses on the noise).
+
+    Parameters
+    ----------
+    vol : grey volume (z, y, x) or series (t, z, y, x): DataArray, dask or NumPy array, real
+        dtype (a boolean mask is refused).
+    model : a :class:`bigseg.models.Model`, a model name (default ``"default"``) or a checkpoint
+        path, as :func:`bigseg.models.load` takes.
+    normalize : True (default): scale ``vol`` by the model's ``normalization`` (percentiles
+        ``low``/``high``, default 0.5/99.5, :func:`bigseg.filters.normalize`) first; False for an
+        input already normalised.
+    fov : the reconstruction's field of view (:func:`bigseg.io.fov_mask`: ``"auto"``,
+        ``"cylinder"``, a circle ``(cy, cx, r)`` in voxels or a (y, x) boolean mask); default
+        None: the whole volume. ``attrs["fov"]`` says which mask was used.
+    fov_margin : voxels by which the field of view is shrunk (>= 0, default 0; as
+        :func:`bigseg.io.fov_mask`'s ``margin``).
+    progress : progress bars on stderr for the passes over the data that run now (field of
+        view, percentiles; default off); the prediction itself stays lazy.
+    **predict_kwargs : the keywords of :func:`bigseg.predict` (``patch``, ``overlap``, ``tta``,
+        ``probabilities``, ``device``, ...; None: its default), and ``temporal`` (an int >= 0,
+        default 0; a series of aligned scans only): each scan's probabilities averaged with those
+        of the ``temporal`` scans before and after it before the argmax
+        (:func:`bigseg.infer.smooth_over_time`); the field of view stays 255.
+
+    Returns
+    -------
+    The Dataset of :func:`bigseg.predict` (``labels`` uint8, 255 outside the field of view;
+    ``probabilities``, ``uncertainty`` when asked for).
+    """
     from ..filters import normalize as normalize_volume
     from ..filters._filters import check_contrast
     from ..io import as_volume, fill_outside, fill_outside_like_inside, fov_mask

@@ -124,7 +124,15 @@ def smooth_over_time(ds: xr.Dataset, temporal: int, *, probabilities: bool = Fal
     temporal`` that exist, the labels the argmax of that mean (voxels labelled 255 in ``ds``,
     outside a field of view, stay 255) and ``uncertainty`` (``"entropy"``/``"margin"``) from
     it; the probabilities are kept only with ``probabilities=True``. ``attrs["temporal"]`` says
-    the window's radius."""
+    the window's radius.
+
+    Parameters
+    ----------
+    ds : the series Dataset above.
+    temporal : the window's radius in scans, an int >= 0 (0: each scan alone).
+    probabilities : keep the averaged ``probabilities`` (default False).
+    uncertainty : None (default), ``"entropy"`` (nats) or ``"margin"`` (1 − max probability).
+    """
     temporal = parse_nonnegative_int("temporal", temporal)
     uncertainty = parse_choice("uncertainty", uncertainty, [None, "entropy", "margin"])
     if "probabilities" not in ds or ds["probabilities"].dims[:2] != ("t", "phase"):

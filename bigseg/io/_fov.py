@@ -204,7 +204,14 @@ def _mask_and_data(vol: xr.DataArray, mask: Any) -> tuple[np.ndarray, da.Array]:
 
 def fill_outside(vol: xr.DataArray, mask: Any, value: Any) -> xr.DataArray:
     """``vol`` (lazy, its dtype, attrs and coordinates kept) with ``value`` wherever the (y, x)
-    ``mask`` is False, e.g. labels 255 (unlabelled) outside the field of view."""
+    ``mask`` is False, e.g. labels 255 (unlabelled) outside the field of view.
+
+    Parameters
+    ----------
+    vol : volume (z, y, x) or series (t, z, y, x).
+    mask : the (y, x) boolean field of view, True inside (DataArray or array).
+    value : the fill outside, in ``vol``'s dtype (e.g. 255, ``np.nan``).
+    """
     vol = _as_volume(vol)
     m, arr = _mask_and_data(vol, mask)
     dm = da.from_array(m, chunks=arr.chunks[-2:])
@@ -244,7 +251,12 @@ def fill_outside_like_inside(vol: xr.DataArray, mask: Any, *, seed: int = 0, pro
     a patch that reaches the edge (on a 96² cylinder: pore IoU 0.54 with a flat fill, 0.71
     with this, 0.71 for the same voxels segmented without any fill).
 
-    ``progress``: a progress bar on stderr for each pass over the data (default off).
+    Parameters
+    ----------
+    vol : volume (z, y, x) or series (t, z, y, x).
+    mask : the (y, x) boolean field of view, True inside (some voxels); DataArray or array.
+    seed : an int: the noise (a function of it and of each voxel's index; default 0).
+    progress : a progress bar on stderr for each pass over the data (default off)
     """
     from ..ops import masked_values
     from ..runtime import compute
@@ -263,7 +275,17 @@ def fill_outside_like_inside(vol: xr.DataArray, mask: Any, *, seed: int = 0, pro
 
 
 def fov_centre(fov: Any) -> tuple[float, float]:
-    """(y, x) of a field of view's axis: a circle's centre, else the mask's centroid."""
+    """(y, x) of a field of view's axis: a circle's centre, else the mask's centroid.
+
+    Parameters
+    ----------
+    fov : a (y, x) boolean mask: :func:`fov_mask`'s DataArray (its ``attrs["centre"]`` for a
+        circle) or an array.
+
+    Returns
+    -------
+    ``(cy, cx)`` in voxels (floats).
+    """
     if isinstance(fov, xr.DataArray) and "centre" in fov.attrs:
         cy, cx = fov.attrs["centre"]
         return float(cy), float(cx)
@@ -274,7 +296,12 @@ def fov_centre(fov: Any) -> tuple[float, float]:
 
 def inscribed_box(mask: Any) -> tuple[slice, slice]:
     """The (y, x) slices of the largest square, centred on the mask's centroid, that lies wholly
-    inside a field of view (for what needs whole boxes, e.g. :func:`bigseg.measure.tortuosity`)."""
+    inside a field of view (for what needs whole boxes, e.g. :func:`bigseg.measure.tortuosity`).
+
+    Parameters
+    ----------
+    mask : the (y, x) boolean field of view (DataArray or array), holding its own centroid.
+    """
     m = np.asarray(mask.values if isinstance(mask, xr.DataArray) else mask, dtype=bool)
     if m.ndim != 2 or not m.any():
         raise InputError(f"Expected `mask` to be a (y, x) field of view holding some voxels. Got "

@@ -667,6 +667,13 @@ def read_source(
 
     Detects the format from the path: a folder of TIFFs, a glob, a multi-page TIFF, HDF5,
     ``.npy``, raw binary (``shape`` and ``dtype`` required) or zarr/OME-Zarr.
+
+    Parameters
+    ----------
+    source : a path or glob, as :func:`ingest` reads it (one scan).
+    dataset : the HDF5 dataset (default: as :func:`ingest` finds it; HDF5 only).
+    dtype, shape : a raw binary file's dtype (with endianness, e.g. ``">u2"``) and (z, y, x) shape.
+    offset : a raw binary file's header bytes to skip (default 0).
     """
     src = os.fspath(source)
     offset = parse_nonnegative_int("offset", offset)  # a memory map starts at a byte >= 0
@@ -990,7 +997,16 @@ def open_source(source: str | os.PathLike, *, chunks: Any = 128, dataset: str | 
     volume without writing it anywhere: with the voxel size and unit it states (else 1 nm), or
     ``voxel_size`` (in ``unit``) as :func:`ingest` takes them, and an HDF5's phase names (as
     :func:`bigseg.export` writes them) in ``attrs["phases"]``. For a reference or annotation
-    made in another tool (a TIFF label stack) read once."""
+    made in another tool (a TIFF label stack) read once.
+
+    Parameters
+    ----------
+    source : a path as :func:`ingest` reads it (one scan).
+    chunks : chunk edge (int) or (z, y, x), in voxels (default 128).
+    dataset : the HDF5 dataset (default: as :func:`ingest` finds it).
+    voxel_size : voxel edge length(s) in ``unit``; default: the source's, else 1.
+    unit : length unit of ``voxel_size``; default: the source's, else ``"nm"``.
+    """
     reader = read_source(source, dataset=dataset)
     vs = None if voxel_size is None else parse_voxel_size(voxel_size)
     vol = _read_volume(source, chunks=chunks, vs=vs, unit=None if unit is None else parse_unit(unit), dataset=dataset,
@@ -1292,7 +1308,7 @@ def ingest(
         the order of the numbers in their names (cycle_2 before cycle_10). A list whose names
         read as text order but not number order (what a shell glob gives) is warned about
     dest : OME-Zarr folder to create
-    chunks : chunk edge (int) or (z, y, x)
+    chunks : chunk edge (int) or (z, y, x), in voxels (default 128)
     voxel_size : voxel edge length(s) in ``unit``; default: the one the source states (OME-Zarr
         metadata, OME-TIFF ``PhysicalSize*``, ImageJ TIFF calibration, HDF5 ``element_size_um``),
         else 1
@@ -1300,6 +1316,8 @@ def ingest(
         is converted to. Default: the source's unit, else ``"nm"``
     dtype : for raw files the file's dtype; for other formats an optional cast of the output
         (only lossless casts, or float to float)
+    dataset, shape, offset : the HDF5 dataset; a raw file's shape (z, y, x) and header bytes
+        (default 0), see ``source``
     levels : pyramid levels (each halves z, y and x)
     crop : keep only this box of every scan, e.g. ``"100:900,64:960,64:960"`` or
         ``[(100, 900), (64, 960), None]`` (z, y, x voxel index ranges of the source, ``[start,
@@ -1308,6 +1326,8 @@ def ingest(
         default 0, 1, 2, ...
     time_unit : the unit of a series' times (``"s"``, ``"min"``, ``"h"``, ``"cycle"``...), kept as
         the ``t`` coordinate's ``units`` (and in the store): tables, figures and the report say it
+    overwrite : False (default): an existing ``dest`` is refused; True: an earlier output there is
+        replaced (never a folder of other data)
     channel : a zarr/OME-Zarr source with several channels (another writer's ``t, c, z, y, x``):
         the one to read (0-based); required there, refused for sources without channels
     resume_key : a string naming what is ingested (e.g. the sources as they stand and these

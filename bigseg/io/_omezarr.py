@@ -575,21 +575,34 @@ def save_labels(
     The image's voxel size and unit are used; phases come from ``phases`` or
     ``labels.attrs["phases"]``, except for ``instances=True`` (one value per object, e.g.
     :func:`bigseg.measure.particle_labels`: no phase names). A boolean mask is stored as uint8
-    labels named ``["background", "foreground"]`` unless ``phases`` names them. ``levels``: pyramid levels (each
-    halves z, y and x, keeping every other voxel, so that level k has the image's level-k
-    shape); default as many as the image has, as far as the shape allows, so that a viewer
-    browses both at every level. Returns the label image's path.
+    labels named ``["background", "foreground"]`` unless ``phases`` names them.
 
-    ``resume_key``: a string that names what ``labels`` are computed from (e.g. the source and
-    every setting). The write then goes block by block into a hidden folder named by the key,
-    each finished block marked in a manifest, and the folder is kept if the write fails or is
-    killed: writing the same key again computes only the blocks not yet on disk (a folder left
-    by another key is removed). Without it, a failed write leaves nothing.
+    Parameters
+    ----------
+    labels : integer label volume (z, y, x) or series (t, z, y, x) on the image's grid
+        (DataArray, dask or NumPy; a boolean mask too).
+    image_path : the OME-Zarr image (e.g. written by :func:`save_volume` or :func:`bigseg.ingest`).
+    name : the label image's name under ``labels/`` (default ``"segmentation"``).
+    phases : phase names by label value; default ``labels.attrs["phases"]``.
+    chunks : the label image's chunks (an int or one per axis, in voxels; default those of
+        ``labels``, as :func:`save_volume`).
+    levels : pyramid levels (each halves z, y and x, keeping every other voxel, so that level k
+        has the image's level-k shape); default None: as many as the image has, as far as the
+        shape allows, so that a viewer browses both at every level.
+    instances : True: one value per object (e.g. :func:`bigseg.measure.particle_labels`), no
+        phase names and no check of the values against them (default False).
+    overwrite : replace an existing label image of that ``name`` (default False: refused,
+        :class:`~bigseg.errors.OutputExistsError`).
+    progress : a progress bar on stderr (default on; False: none).
+    resume_key : a string that names what ``labels`` are computed from (e.g. the source and
+        every setting). The write then goes block by block into a hidden folder named by the key,
+        each finished block marked in a manifest, and the folder is kept if the write fails or is
+        killed: writing the same key again computes only the blocks not yet on disk (a folder left
+        by another key is removed). Default None: a failed write leaves nothing.
 
-    ``chunks``: the label image's chunks (an int or one per axis; default those of ``labels``,
-    as :func:`save_volume`). ``overwrite``: replace an existing label image of that ``name``
-    (else :class:`~bigseg.errors.OutputExistsError`). ``progress``: a progress bar on stderr
-    (default on; False: none).
+    Returns
+    -------
+    The label image's path (str).
     """
     check_label_name(name)  # before anything: "" or "../x" would name the labels group or a place outside it
     instances = parse_flag("instances", instances)  # ("no" was truthy: the phases check skipped)
@@ -1146,10 +1159,20 @@ def volume_info(path: str | os.PathLike, *, stats: bool = True, progress: bool =
     :func:`bigseg.measure.volume_fractions` gives it) and the share of all voxels that carry
     no phase (255, e.g. outside the field of view) instead, from the same level (``fractions``).
 
-    ``progress``: a progress bar on stderr for each pass over the data (default off).
-
     A store bigseg wrote is refused when a chunk file of one of its arrays is missing (counted from a
     listing of the store, no chunk read), as a read of that chunk would be.
+
+    Parameters
+    ----------
+    path : an OME-Zarr image or zarr array (a bioformats2raw store: its image).
+    stats : True (default): add the intensity summary or the phase fractions (a pass over the
+        coarsest level); False: the metadata alone, nothing read.
+    progress : a progress bar on stderr for each pass over the data (default off)
+
+    Returns
+    -------
+    A dict: ``path``, ``dims``, ``shape``, ``dtype``, ``chunks``, ``voxel_size``, ``unit``,
+    ``levels``, the sizes and the summary above.
     """
     stats = parse_flag("stats", stats)
     p = image_of(parse_path("path", path))  # (a bioformats2raw store: its image; path=5 was Python's TypeError)

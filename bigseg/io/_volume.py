@@ -74,7 +74,17 @@ _EXTRA = [(200, 60, 90, 255), (90, 200, 90, 255), (170, 90, 210, 255), (230, 220
 
 
 def phase_colour(name: str, index: int) -> tuple[int, int, int, int]:
-    """RGBA colour of a phase: fixed for known names, else a stable colour from the index."""
+    """RGBA colour of a phase: fixed for known names, else a stable colour from the index.
+
+    Parameters
+    ----------
+    name : the phase's name (``PHASE_COLOURS`` holds the known ones).
+    index : its label value, for names not known.
+
+    Returns
+    -------
+    ``(r, g, b, a)``, ints in [0, 255].
+    """
     return PHASE_COLOURS.get(name, _EXTRA[index % len(_EXTRA)])
 
 
@@ -165,6 +175,8 @@ def make_volume(
     unit : str, length unit of ``voxel_size`` (e.g. "nm", "um", "voxel"; default nm with a
         ``voxel_size``, else "voxel": see :func:`unit_for`)
     phases : list of str, optional, phase names indexed by label value (label volumes only)
+    name : the DataArray's name (default None)
+    dims : the axes' names (default (z, y, x), or (t, z, y, x) for 4D data)
     origin : (z, y, x) position of the first voxel in ``unit`` (default 0: e.g. a box cut from a
         scan keeps its place in the scan, see :func:`origin_of`)
     """
@@ -197,7 +209,12 @@ def make_volume(
 
 def origin_of(vol: xr.DataArray) -> tuple[float, float, float]:
     """(z, y, x) position of a volume's first voxel in its ``unit``: where a box cut from a scan
-    (``crop``) lies in the scan. 0 without coordinates."""
+    (``crop``) lies in the scan. 0 without coordinates.
+
+    Parameters
+    ----------
+    vol : a volume (DataArray) with z, y, x coordinates in its ``attrs["unit"]``.
+    """
     return tuple(float(vol.coords[d].values[0]) if d in vol.coords and vol.sizes[d] else 0.0
                  for d in SPATIAL_DIMS)
 
@@ -269,7 +286,14 @@ def recalibrated(vol: xr.DataArray, voxel_size: Any, unit: str) -> xr.DataArray:
     """``vol`` with another voxel size (and unit): the attrs and the z/y/x coordinates together,
     the first voxel's index in the scan it was cut from (:func:`origin_voxels`) kept. The way
     to correct a volume's calibration (setting ``attrs["voxel_size"]`` alone leaves its
-    coordinates, hence where a crop lies, in the old size)."""
+    coordinates, hence where a crop lies, in the old size).
+
+    Parameters
+    ----------
+    vol : a volume (z, y, x) or series (t, z, y, x) DataArray.
+    voxel_size : the new voxel edge length(s) in ``unit``: one number or (z, y, x).
+    unit : the length unit of ``voxel_size`` (e.g. ``"nm"``, ``"um"``).
+    """
     vs = parse_voxel_size(voxel_size)
     unit = parse_unit(unit) if str(unit) != "voxel" else unit
     at = origin_voxels(vol)
@@ -296,6 +320,18 @@ def as_volume(
     4D with ``allow_series``), its dims have other names, or its ``voxel_size`` attribute is not
     one or three positive numbers. Big-endian data come back in native byte order (lazily).
     The input is never modified.
+
+    Parameters
+    ----------
+    data : DataArray, dask or NumPy array.
+    name : the argument's name in the errors (default ``"vol"``).
+    ndim : the number of axes accepted, one int or several (default 3: (z, y, x)).
+    chunks : rechunk to these (an int or one per axis, in voxels); default None: as it is.
+    allow_series : also accept a (t, z, y, x) series (default False).
+
+    Returns
+    -------
+    A dask-backed DataArray with ``attrs["voxel_size"]`` (z, y, x) and ``attrs["unit"]``.
     """
     allowed = {3, 4} if allow_series else ({ndim} if isinstance(ndim, int) else set(ndim))
     named = [f"{n}D" for n in sorted(allowed)]
@@ -447,7 +483,16 @@ def like_volume(data: Any, like: xr.DataArray, *, phases: list[str] | None = Non
     """A new volume with ``like``'s dims, coordinates, voxel size and unit around ``data``: labels
     named ``phases``, else grey values in ``units`` (default "a.u."; e.g. ``like``'s own for a
     filter, whose values are in the unit of its input), stated in ``attrs["units"]``
-    (:func:`state_values`)."""
+    (:func:`state_values`).
+
+    Parameters
+    ----------
+    data : array of ``like``'s shape.
+    like : the volume whose dims, coordinates, voxel size and unit are taken.
+    phases : phase names by label value (for labels); default None: grey values.
+    name : the DataArray's name; default None.
+    units : the unit of the values (default None: "a.u." for grey values, "1" for labels).
+    """
     attrs = {"voxel_size": like.attrs.get("voxel_size", (1.0, 1.0, 1.0)), "unit": like.attrs.get("unit", "voxel")}
     if phases is not None:
         attrs["phases"] = parse_phases(phases)
@@ -660,6 +705,12 @@ def sparse_labels(labels: Any, unlabelled: Any = UNLABELLED, *, name: str = "lab
     value ``unlabelled`` becomes 255 and the values above it move down by one (their order is
     kept); ``unlabelled=255`` returns ``labels`` as they are. Lazy; attributes (``phases``,
     voxel size) are kept; values outside 0..255 are left for the caller's checks.
+
+    Parameters
+    ----------
+    labels : integer label volume (z, y, x) or series (t, z, y, x).
+    unlabelled : the value marking unannotated voxels, in [0, 255] (default 255).
+    name : the argument's name in the errors (default ``"labels"``).
     """
     if isinstance(unlabelled, bool) or not isinstance(unlabelled, (int, np.integer)) or not 0 <= int(unlabelled) <= 255:
         raise InputError(f"Expected `unlabelled` to be a label value in [0, 255]. Got {unlabelled!r} instead.")

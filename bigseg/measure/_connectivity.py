@@ -106,6 +106,8 @@ def connectivity(labels: Any, *, axis: str | int = "z", phases: Any = None, prog
     labels : (z, y, x) or (t, z, y, x) integer labels, values ``0..len(phases)-1`` (255:
         unlabelled, left out; a component beside such a voxel counts as reaching the edge).
     axis : ``"z"``, ``"y"`` or ``"x"`` (or 0, 1, 2): the direction to span (e.g. through the electrode).
+    phases : phase names by label value, default ``labels.attrs["phases"]`` or
+        ``["pore", "cbd", "active"]``.
     progress : a progress bar on stderr for each pass over the data (default off)
 
     Returns

@@ -37,6 +37,13 @@ def transitions(labels: Any, *, phases: Any = None, progress: bool = False) -> x
     """Voxels that change phase from each scan of a (t, z, y, x) series to the next, e.g. CBD
     that became pore (detachment) or pore that became active material (swelling).
 
+    Parameters
+    ----------
+    labels : (t, z, y, x) integer label series of at least 2 aligned scans; 255: unlabelled.
+    phases : phase names by label value, default ``labels.attrs["phases"]`` or
+        ``["pore", "cbd", "active"]``.
+    progress : a progress bar on stderr for each pass over the data (default off)
+
     Returns
     -------
     DataArray ``transitions`` (t, from_phase, to_phase): the fraction of the volume (0-1) that
@@ -46,8 +53,6 @@ def transitions(labels: Any, *, phases: Any = None, progress: bool = False) -> x
     ``voxels`` (t). Exact for any chunking
     (the per-block confusion counts of consecutive scans, :func:`confusion`). The scans must be
     aligned (:func:`bigseg.filters.align`).
-
-    ``progress``: a progress bar on stderr for each pass over the data (default off).
     """
     from ._scores import confusion
 

@@ -243,6 +243,8 @@ def interfaces(labels: Any, *, method: Method = "faces", phases: Any = None,
           voxel, as ``"faces"``
           (a numba pass per direction over each block, :func:`bigseg.kernels.crofton.crossing_counts`:
           about 40 % of the speed of faces).
+    phases : phase names by label value, default ``labels.attrs["phases"]`` or
+        ``["pore", "cbd", "active"]``.
     progress : a progress bar on stderr for each pass over the data (default off)
 
     Returns
@@ -434,9 +436,23 @@ def surface_area(labels: Any, *, phase: str | int, method: Method = "faces", pha
     border is not a surface); ``"marching_cubes"``: the smoothed-indicator mesh area of the
     phase; ``"crofton"``: the sum of its Crofton pair areas (see :func:`interfaces`). None of them counts the boundary of unlabelled (255) voxels,
     e.g. the edge of the field of view (with marching cubes, the sum of the phase's pair areas,
-    in a second pass). A float, or a DataArray over ``t`` for a series.
+    in a second pass).
 
-    ``progress``: a progress bar on stderr for each pass over the data (default off).
+    Parameters
+    ----------
+    labels : (z, y, x) or (t, z, y, x) integer label volume, as for :func:`volume_fractions`;
+        its ``attrs["voxel_size"]`` and ``attrs["unit"]`` give the unit (default 1 ``voxel``).
+    phase : the phase measured, by name (one of the phases) or by index (its label value);
+        required.
+    method : ``"faces"`` (default), ``"marching_cubes"`` or ``"crofton"`` (see above and
+        :func:`interfaces`); ``"marching_cubes"`` needs 2 voxels or more along every axis.
+    phases : phase names, default ``labels.attrs["phases"]`` or ``["pore", "cbd", "active"]``
+        (``["background", "foreground"]`` for a boolean mask).
+    progress : a progress bar on stderr for each pass over the data (default off)
+
+    Returns
+    -------
+    The area in ``unit^2``: a float, or a DataArray ``surface_area`` over ``t`` for a series.
     """
     lab = as_labels(labels, phases=phases)
     method = parse_method(method, lab)
@@ -468,7 +484,17 @@ def specific_surface_area(labels: Any, *, phase: str | int | None = None, method
     the area per volume reads low by about c / L on a cube of L voxels: c ≈ 1 (faces), 2
     (Crofton), 3.4 (marching cubes); −1.6 / −3.1 / −5.3 % at 64³ (README, "Measurements").
 
-    ``progress``: a progress bar on stderr for each pass over the data (default off).
+    Parameters
+    ----------
+    labels, method, phases, progress : as for :func:`surface_area`.
+    phase : one phase, by name or index; default None: every phase (the Dataset above).
+    per : ``"total"`` (default: per volume of the labelled sample) or ``"phase"`` (per volume of
+        the phase); used with ``phase`` (the Dataset has both).
+
+    Returns
+    -------
+    With ``phase``: a float in ``unit^-1``, or a DataArray ``specific_surface_area`` over ``t``
+    for a series; without: the Dataset described above.
     """
     per = parse_choice("per", per, ("total", "phase"))
     lab = as_labels(labels, phases=phases)

@@ -182,10 +182,18 @@ def particle_labels(labels: Any, *, phase: str | int = "active", split: bool = T
 
     Two passes over ``labels`` run at once (the split markers, then the numbering: each block's
     particles, first voxels and, for a series, overlaps with the next step); writing or
-    computing the result runs the last. See :func:`particles` for ``split``, ``max_diameter``,
-    ``h`` and ``min_overlap``.
+    computing the result runs the last.
 
-    ``progress``: a progress bar on stderr for each pass over the data (default off).
+    Parameters
+    ----------
+    labels, phase, split, max_diameter, h, min_overlap, progress : as for :func:`particles`
+        (defaults ``"active"``, True, 40 voxels, 1 voxel edge, 0.5; progress bars off).
+    phases : phase names by label value, default ``labels.attrs["phases"]`` or
+        ``["pore", "cbd", "active"]``.
+
+    Returns
+    -------
+    Lazy int32 (or int64) dask array of the shape of ``labels``, as described above.
     """
     lab, idx, depth, h = _parse(labels, phase, split, max_diameter, h, phases)
     min_overlap = parse_in_range("min_overlap", min_overlap, 0.0, 1.0, closed="right")
@@ -262,6 +270,8 @@ def particles(labels: Any, *, phase: str | int = "active", intensity: Any = None
         directions (:func:`bigseg.measure.interfaces`' ``"crofton"``): balls of radius 3 voxels
         within 1.5 % (marching cubes: 26 % low, so NaN), no particle too small or too thin for a
         surface; the whole table in 1.1–1.4 × the meshes' time.
+    phases : phase names by label value, default ``labels.attrs["phases"]`` or
+        ``["pore", "cbd", "active"]``.
     progress : a progress bar on stderr for each pass over the data (default off)
 
     Returns

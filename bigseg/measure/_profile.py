@@ -211,6 +211,8 @@ def interface_profile(labels: Any, *, axis: Any = "z", step: int = 1, phases: An
     axis, step : as for :func:`profile`.
     method : ``"faces"`` or ``"crofton"`` (see :func:`interfaces`; the smoothed marching cubes
         have no slice-by-slice form).
+    phases : phase names by label value, default ``labels.attrs["phases"]`` or
+        ``["pore", "cbd", "active"]``.
     progress : a progress bar on stderr for each pass over the data (default off)
 
     Returns

@@ -75,6 +75,8 @@ def radial_profile(labels: Any, *, centre: Any = None, step: float = 1.0, phases
         ``attrs["centre"]``).
     step : shell width in voxel edges (of the smaller y/x side for anisotropic voxels: the
         distance is in physical units).
+    phases : phase names by label value, default ``labels.attrs["phases"]`` or
+        ``["pore", "cbd", "active"]``.
     progress : a progress bar on stderr for each pass over the data (default off)
 
     Returns

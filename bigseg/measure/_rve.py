@@ -49,6 +49,8 @@ def rve(labels: Any, *, sizes: Any = None, base: int | None = None, tolerance: f
         axis) / 64. The counts of every base cube are gathered on the client (at most 256 MiB).
     tolerance : relative scatter (standard deviation over mean fraction) below which a size
         counts as representative for a phase.
+    phases : phase names by label value, default ``labels.attrs["phases"]`` or
+        ``["pore", "cbd", "active"]``.
     progress : a progress bar on stderr for each pass over the data (default off)
 
     Returns

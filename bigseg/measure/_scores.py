@@ -200,13 +200,17 @@ def scores(truth: Any, pred: Any, *, phases: Any = None, progress: bool = False)
     gets NaN and a line in ``attrs["note"]`` instead of an error. Phases are matched by name, as
     in :func:`confusion`.
 
+    Parameters
+    ----------
+    truth, pred, phases, progress : as for :func:`confusion` (the reference and the segmentation
+        scored, label volumes of one shape; ``phases`` default None: matched by name; progress
+        bars default off).
+
     Returns
     -------
     Dataset over ``phase`` (``pred``'s phase order; and ``t``): ``iou``, ``dice``, ``precision``,
-    ``recall`` (float64), ``support`` (truth voxels of the phase) and the scalar (or per-``t``)
-    ``accuracy``.
-
-    ``progress``: a progress bar on stderr for each pass over the data (default off).
+    ``recall`` (float64, dimensionless), ``support`` (truth voxels of the phase) and the scalar
+    (or per-``t``) ``accuracy``.
     """
     tl, pl = _pair(truth, pred, phases)
     return _scores_dataset(dataclasses.replace(tl, phases=pl.phases), _confusion_counts(tl, pl, progress))

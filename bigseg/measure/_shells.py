@@ -55,6 +55,8 @@ def shells(labels: Any, *, around: Any, of: Any, max_distance: float, step: floa
     of : the phase(s) whose fraction is reported in each shell (name, value or a list).
     max_distance, step : outer radius of the last shell and shell width, in voxel edges (of
         the smallest edge for anisotropic voxels: the distance is Euclidean in physical units).
+    phases : phase names by label value, default ``labels.attrs["phases"]`` or
+        ``["pore", "cbd", "active"]``.
     progress : a progress bar on stderr for each pass over the data (default off)
 
     Returns

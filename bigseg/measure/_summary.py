@@ -33,6 +33,20 @@ def summary(labels: Any, *, truth: Any = None, method: Method = "faces", phases:
     (an axis, ``"z"``, ``"y"`` or ``"x"``) also the volume fractions slice by slice along it,
     in bins of ``profile_step`` slices, as :func:`profile` gives them.
 
+    Parameters
+    ----------
+    labels : (z, y, x) or (t, z, y, x) integer label volume, as for :func:`volume_fractions`.
+    truth : a reference label volume of the same shape: adds the scores of ``labels`` against
+        it (phases matched by name, as :func:`scores`); default None.
+    method : the area estimate, ``"faces"`` (default), ``"marching_cubes"`` or ``"crofton"``
+        (see :func:`interfaces`).
+    phases : phase names for both volumes, default ``labels.attrs["phases"]`` (else the truth's,
+        else ``["pore", "cbd", "active"]``).
+    profile : None (default: no profiles) or an axis, ``"z"``, ``"y"``, ``"x"`` (or 0, 1, 2).
+    profile_step : slices (voxels) per profile bin, a positive integer no larger than the
+        volume along ``profile`` (default 1).
+    progress : a progress bar on stderr for each pass over the data (default off)
+
     Returns
     -------
     Dataset with ``volume_fraction`` (phase), ``faces``, ``voxel_fraction``, ``area``,
@@ -43,8 +57,6 @@ def summary(labels: Any, *, truth: Any = None, method: Method = "faces", phases:
     ``method``; by Crofton for ``"marching_cubes"``, which has no slice-by-slice form: the
     closer of the two estimates to it) and,
     given ``truth``, ``truth_volume_fraction_profile``; a ``t`` dimension for series.
-
-    ``progress``: a progress bar on stderr for each pass over the data (default off).
     """
     lab = as_labels(labels, phases=phases)
     if truth is not None:  # phases matched by name (labels stating none take the truth's), as in scores
@@ -111,7 +123,18 @@ def add_to_metrics(metrics: xr.Dataset, *, shells: xr.DataArray | None = None,
     ``_unknown``, ``_largest`` and ``_components`` (over ``phase``) and :func:`thickness` as
     ``thickness_share``, ``_cumulative_share`` (over ``thickness_phase``, ``diameter``),
     ``thickness_mean``, ``_d10``, ``_d50``, ``_d90`` and ``_beyond`` (over ``thickness_phase``),
-    so that one netCDF file holds them all."""
+    so that one netCDF file holds them all.
+
+    Parameters
+    ----------
+    metrics : the Dataset of :func:`summary` (not changed: a copy is returned).
+    shells, tortuosity, rve, radial, connectivity, thickness : the results of the functions of
+        those names, each default None (left out).
+
+    Returns
+    -------
+    A copy of ``metrics`` with the variables above (and their settings in ``attrs``).
+    """
     ds = metrics.copy()
     if thickness is not None:  # its phases may be a few of the volume's: their own dimension
         th = thickness.rename(phase="thickness_phase")

@@ -21,7 +21,13 @@ def write_table(table: pd.DataFrame, path: str | os.PathLike) -> None:
     """``table`` (:func:`bigseg.measure.particles`, :func:`bigseg.measure.evolution`: its index
     ``t`` the first column) to CSV, each column with a unit named with it
     (``volume [nm^3]``, ``bbox_z0 [voxel]``, ``t [min]``); dimensionless and unit-less columns as
-    they are. :func:`read_table` gives it back with its ``attrs``."""
+    they are. :func:`read_table` gives it back with its ``attrs``.
+
+    Parameters
+    ----------
+    table : a DataFrame whose ``attrs["units"]`` maps column names to units.
+    path : the CSV file written (replaced if it exists).
+    """
     units = table.attrs.get("units") or {}  # (a series' "t" among them: the times' unit)
     if table.index.name is not None:  # an index of its own (evolution's t): a column like the others
         table = table.reset_index()
@@ -32,7 +38,16 @@ def write_table(table: pd.DataFrame, path: str | os.PathLike) -> None:
 def read_table(path: str | os.PathLike) -> pd.DataFrame:
     """A table written by :func:`write_table` (a run's ``particles.csv`` and ``evolution.csv``,
     ``bigseg measure --particles``): the column names without their units, which go to ``attrs["units"]``,
-    the length unit to ``attrs["unit"]`` and a series' time unit to ``attrs["time_unit"]``."""
+    the length unit to ``attrs["unit"]`` and a series' time unit to ``attrs["time_unit"]``.
+
+    Parameters
+    ----------
+    path : the CSV file to read.
+
+    Returns
+    -------
+    The DataFrame, its ``attrs`` as above.
+    """
     df = pd.read_csv(path)
     names: dict[str, str] = {}
     units: dict[str, Any] = {}

@@ -64,6 +64,8 @@ def thickness(labels: Any, *, phase: Any = "pore", max_diameter: int = 40, phase
         (``max_diameter + 3`` voxels) grow with it (one distance transform per diameter up to
         the thickest structure of a block). At most ``MAX_BINS`` (each block counts its voxels
         at every diameter).
+    phases : phase names by label value, default ``labels.attrs["phases"]`` or
+        ``["pore", "cbd", "active"]``.
     progress : a progress bar on stderr for each pass over the data (default off)
 
     Returns

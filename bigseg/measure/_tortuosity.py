@@ -127,6 +127,8 @@ def tortuosity(labels: Any, *, phase: str | int = "pore", axis: str | int = "z",
         255 fill around segmented labels): the diffusion is solved in the largest square box
         inside it (:func:`bigseg.io.inscribed_box`; ``attrs["box_yx"]``). Without it, labels
         holding unlabelled (255) voxels are refused.
+    phases : phase names by label value, default ``labels.attrs["phases"]`` or
+        ``["pore", "cbd", "active"]``.
     progress : a progress bar on stderr for each pass over the data (default off)
 
     Returns

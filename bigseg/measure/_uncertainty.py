@@ -124,14 +124,24 @@ def perturbation_spread(
     Each sample is ``perturb(truth, ratio=ratio, iterations=iterations, seed=seed + i)``
     (default :func:`bigseg.synth.perturb`: 10 % of interface voxels pushed or pulled by
     dilation, 5 iterations); on it the volume fractions, the interfaces (``method``) and, if
-    ``pred`` is given, the scores of ``pred`` against it are measured. ``phases``: names by label
-    value for both, as for :func:`scores` (default: the names they state).
+    ``pred`` is given, the scores of ``pred`` against it are measured.
+
+    Parameters
+    ----------
+    truth : the ground-truth label volume perturbed.
+    pred : a segmentation scored against each perturbed truth (default None: no scores).
+    n : the number of perturbed truths, at least 2 (default 5).
+    ratio, iterations : passed to ``perturb``: the share of interface voxels moved (default 0.1)
+        and the dilation iterations (default 5).
+    seed : sample ``i`` uses ``seed + i`` (default 0).
+    method : the area estimate of :func:`interfaces` (default ``"faces"``).
+    perturb : the perturbation, called as above (default :func:`bigseg.synth.perturb`).
+    phases : names by label value for both, as for :func:`scores` (default: the names they state).
+    progress : a progress bar on stderr for each pass over the data (default off)
 
     Returns
     -------
     Dataset of ``<metric>_mean`` / ``<metric>_std`` as :func:`spread`.
-
-    ``progress``: a progress bar on stderr for each pass over the data (default off).
     """
     n = parse_positive_int("n", n, most=MAX_SAMPLES)
     if n < 2:

@@ -48,7 +48,15 @@ _REGISTRY: dict[str, tuple[Callable[..., nn.Module], tuple[int, ...]]] = {
 
 def register(name: str, factory: Callable[..., nn.Module], default_patch: tuple[int, ...]) -> None:
     """Add an architecture: ``factory(in_channels, out_channels, **kwargs)`` → ``nn.Module`` whose
-    ``ndim`` attribute is 2 or 3."""
+    ``ndim`` attribute is 2 or 3.
+
+    Parameters
+    ----------
+    name : the architecture's name, as :func:`create` and checkpoints name it (replaces one of
+        that name).
+    factory : the callable above.
+    default_patch : its window in voxels, (y, x) for a 2D net or (z, y, x) for a 3D one.
+    """
     _REGISTRY[str(name)] = (factory, tuple(int(p) for p in default_patch))
 
 
@@ -154,7 +162,8 @@ class Model(nn.Module):
         self.provenance = dict(provenance or {})
         self._source: tuple[str, str, Any] | None = None  # (path, content key at load, the file then: path_stamp)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (N, C, *spatial) of ``x``, a (N, 1, *spatial) float32 batch (any spatial size)."""
         return self.net(x)
 
     @property
@@ -259,6 +268,18 @@ def create(
 ) -> Model:
     """A freshly initialised :class:`Model` of a registered architecture.
 
+    Parameters
+    ----------
+    arch : a registered architecture name (:func:`available`: ``"lrcsnet"``, ``"unet3d"``).
+    phases : phase names by output channel / label value, at least two (default
+        ``["pore", "cbd", "active"]``).
+    patch : the window, 2 (y, x) or 3 (z, y, x) positive ints in voxels as the net is 2D or 3D;
+        default the architecture's registered patch.
+    normalization : the input the model expects, a mapping (default
+        :data:`DEFAULT_NORMALIZATION`, percentiles 0.5 and 99.5 → 0 and 1).
+    provenance : a dict of how it was made (training data, seed, ...); default empty.
+    **arch_kwargs : the architecture's own keywords (e.g. ``kernels``, ``channels``).
+
     Examples
     --------
     >>> m = create("lrcsnet", kernels=16, kernel_size=5, patch=(64, 64))
@@ -273,7 +294,15 @@ def save(model: Model, path: str | os.PathLike, *, overwrite: bool = False, half
     An existing file is replaced only with ``overwrite=True``; the file appears whole or not at
     all (written beside it, then renamed). Weights are stored as float32 tensors, or float16
     with ``half=True`` (half the size; they are cast back to float32 on load, so outputs differ
-    by float16 rounding of the weights)."""
+    by float16 rounding of the weights).
+
+    Parameters
+    ----------
+    model : a bigseg :class:`Model`.
+    path : the checkpoint file (e.g. ``model.pt``; its folder is made if missing).
+    overwrite : replace an existing file (default False: refused).
+    half : store the weights as float16 (default False: float32).
+    """
     from ..errors import InputError, OutputExistsError
 
     if not isinstance(model, Model):
@@ -386,6 +415,14 @@ def load(name_or_path: str | os.PathLike) -> Model:
     """Load a model: ``"default"`` (bundled, offline) or a checkpoint path.
 
     Never executes code from the file (``torch.load(weights_only=True)``).
+
+    Parameters
+    ----------
+    name_or_path : ``"default"`` or the path of a checkpoint written by :func:`save`.
+
+    Returns
+    -------
+    The :class:`Model`, in evaluation mode on the CPU.
 
     Raises
     ------

@@ -100,6 +100,8 @@ class LRCSNet(nn.Module):
         return F.leaky_relu(x, self.negative_slope)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (N, C, *spatial) of ``x``, a (N, 1, *spatial) float32 batch (padded inside to a
+        multiple of the pooling factor, cropped back)."""
         x, spatial = _pad_to(x, self.pool_factor)
         a = self._act(self.enc1(x))
         s1 = a.shape[2:]
@@ -190,6 +192,8 @@ class UNet3D(nn.Module):
         self.head = nn.Conv3d(ch[0], out_channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (N, C, *spatial) of ``x``, a (N, 1, *spatial) float32 batch (padded inside to a
+        multiple of the pooling factor, cropped back)."""
         x, spatial = _pad_to(x, self.pool_factor)
         skips = []
         for i, block in enumerate(self.down):

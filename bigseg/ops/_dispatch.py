@@ -16,7 +16,12 @@ def is_cupy(x: Any) -> bool:
 
 
 def array_module(x: Any) -> ModuleType:
-    """``cupy`` for CuPy arrays, else ``numpy``."""
+    """``cupy`` for CuPy arrays, else ``numpy``.
+
+    Parameters
+    ----------
+    x : an array (or any object: only CuPy arrays are told apart).
+    """
     if is_cupy(x):
         import cupy
 
@@ -25,7 +30,12 @@ def array_module(x: Any) -> ModuleType:
 
 
 def ndimage_module(x: Any) -> ModuleType:
-    """``cupyx.scipy.ndimage`` for CuPy arrays, else ``scipy.ndimage``."""
+    """``cupyx.scipy.ndimage`` for CuPy arrays, else ``scipy.ndimage``.
+
+    Parameters
+    ----------
+    x : an array (or any object: only CuPy arrays are told apart).
+    """
     if is_cupy(x):
         import cupyx.scipy.ndimage as cndi
 
@@ -36,7 +46,13 @@ def ndimage_module(x: Any) -> ModuleType:
 
 
 def to_numpy(x: Any) -> np.ndarray:
-    """A NumPy copy of a CuPy array; NumPy arrays are returned as they are."""
+    """A NumPy copy of a CuPy array; NumPy arrays are returned as they are (other objects as
+    ``np.asarray`` makes them).
+
+    Parameters
+    ----------
+    x : a NumPy or CuPy array, or anything ``np.asarray`` takes.
+    """
     return x.get() if is_cupy(x) else np.asarray(x)
 
 

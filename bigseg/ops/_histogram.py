@@ -38,7 +38,13 @@ _MAX_EXACT = 1 << 22
 
 
 def value_range(arr: da.Array, *, progress: bool = False) -> tuple[Any, Any]:
-    """(min, max) of the array in one pass."""
+    """(min, max) of the array in one pass.
+
+    Parameters
+    ----------
+    arr : a dask array (NumPy or CuPy blocks).
+    progress : a progress bar on stderr for the pass (default off)
+    """
     lo, hi = compute(arr.min(), arr.max(), desc="value range", progress=progress)
     return lo, hi
 
@@ -58,7 +64,13 @@ def _block_bincount(b: Any, lo: int, n: int) -> np.ndarray:
 
 
 def bincount_offset(arr: da.Array, lo: int, hi: int) -> da.Array:
-    """Lazy counts of each integer value ``lo..hi`` (int64, length ``hi - lo + 1``)."""
+    """Lazy counts of each integer value ``lo..hi`` (int64, length ``hi - lo + 1``).
+
+    Parameters
+    ----------
+    arr : an integer dask array (NumPy or CuPy blocks) whose values lie in ``lo..hi``.
+    lo, hi : the smallest and largest value counted (inclusive).
+    """
     n = int(hi) - int(lo) + 1
     per = arr.map_blocks(_block_bincount, int(lo), n, token="histogram", chunks=(1,) * arr.ndim + (n,), new_axis=arr.ndim,
                          dtype=np.int64, meta=np.empty((0,) * (arr.ndim + 1), np.int64))
@@ -78,7 +90,14 @@ def _block_hist(b: Any, lo: float, hi: float, nbins: int) -> np.ndarray:
 
 
 def histogram(arr: da.Array, lo: float, hi: float, nbins: int) -> da.Array:
-    """Lazy counts in ``nbins`` equal bins over [lo, hi] (the last bin closed), int64."""
+    """Lazy counts in ``nbins`` equal bins over [lo, hi] (the last bin closed), int64.
+
+    Parameters
+    ----------
+    arr : a dask array (NumPy or CuPy blocks); values outside [lo, hi] go to the end bins.
+    lo, hi : the range binned.
+    nbins : the number of bins.
+    """
     per = arr.map_blocks(_block_hist, float(lo), float(hi), int(nbins), token="histogram", chunks=(1,) * arr.ndim + (nbins,),
                          new_axis=arr.ndim, dtype=np.int64, meta=np.empty((0,) * (arr.ndim + 1), np.int64))
     return per.sum(axis=tuple(range(arr.ndim)))
@@ -120,7 +139,18 @@ def _gather_bins(b: Any, lo: float, hi: float, nbins: int, wanted: np.ndarray) -
 
 
 def percentiles(arr: da.Array, qs: Sequence[float], *, progress: bool = False) -> list[float]:
-    """Global percentiles (numpy 'linear' method) of a dask array; see the module notes."""
+    """Global percentiles (numpy 'linear' method) of a dask array; see the module notes.
+
+    Parameters
+    ----------
+    arr : a dask array (NumPy or CuPy blocks).
+    qs : percentiles, each in [0, 100].
+    progress : a progress bar on stderr for each pass over the data (default off)
+
+    Returns
+    -------
+    list of floats, one per ``qs``.
+    """
     n = int(arr.size)
     lo, hi = value_range(arr, progress=progress)
     need = _needed(n, qs)

@@ -23,6 +23,11 @@ def min_chunks(chunks: Sequence[int], depth: int) -> tuple[int, ...]:
 
     An axis shorter than ``depth`` becomes one chunk. Chunks already long enough are kept, so
     a well-chunked array is not rechunked at all.
+
+    Parameters
+    ----------
+    chunks : the block lengths of one axis.
+    depth : the shortest chunk allowed (a halo, in voxels).
     """
     chunks = tuple(int(c) for c in chunks)
     if depth <= 0 or all(c >= depth for c in chunks):
@@ -62,7 +67,11 @@ def map_overlap_exact(
     arr : dask array
     depth : int or one int per axis, halo in voxels
     dtype : output dtype (default ``arr.dtype``)
+    meta : the output's block type, as dask takes it (default: an empty array of the input's
+        kind, NumPy or CuPy, in ``dtype``)
+    name : the output's full dask name, as dask's ``name`` (default None: from ``token`` and the inputs)
     token : the name of its tasks (on the dashboard's task stream; default the function's name)
+    **kwargs : passed on to ``func`` for every block (through ``map_overlap``)
 
     Returns
     -------
@@ -86,7 +95,12 @@ def map_overlap_exact(
 
 
 def block_slices(chunks: tuple[tuple[int, ...], ...]) -> dict[tuple[int, ...], tuple[slice, ...]]:
-    """Map each block index to its slices in the whole array."""
+    """Map each block index to its slices in the whole array.
+
+    Parameters
+    ----------
+    chunks : a dask array's ``chunks`` (block lengths per axis).
+    """
     import itertools
 
     starts = [np.concatenate([[0], np.cumsum(c)]) for c in chunks]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ._figure import finish, phase_rgb, pyplot
+from ._figure import figure_doc, finish, phase_rgb, pyplot
 from ._units import at_last_step
 
 __all__ = ["agreement_figure", "differing_matrix"]
@@ -26,13 +26,24 @@ def differing_matrix(ds: Any):
     return mat
 
 
+@figure_doc
 def agreement_figure(ds: Any, *, path: str | os.PathLike | None = None, title: str | None = None):
     """Left: each phase's volume fraction in every segmentation (hatched per segmentation, the
     phase's fixed colour) with the mean ± standard deviation; then the percentage of voxels
     that differ between each pair and, when the agreement was given a truth, each
     segmentation's IoU per phase against it. ``ds`` is :func:`bigseg.measure.agreement`'s Dataset (its
-    ``segmentation`` coordinate may hold names); a series shows its last time step. Returns
-    the Figure (closed when ``path`` is given)."""
+    ``segmentation`` coordinate may hold names); a series shows its last time step.
+
+    Parameters
+    ----------
+    ds : the Dataset of :func:`bigseg.measure.agreement`.
+    {path}
+    title : text above the panels (for a series, the step shown follows it); default None: none.
+
+    Returns
+    -------
+    matplotlib Figure (closed when ``path`` is given).
+    """
     import numpy as np
     from matplotlib.patches import Patch
 

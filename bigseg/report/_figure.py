@@ -7,6 +7,19 @@ import os
 from typing import Any
 
 
+#: The ``path`` line of every figure function's Parameters (``{path}`` in its docstring, :func:`figure_doc`)
+PATH_DOC = """path : the file the figure is written to, its format by the extension (e.g. ``.png``,
+        ``.pdf``; replaced whole or not at all), the figure then closed; default None: not
+        written, the figure returned open (drawn once in a notebook)."""
+
+
+def figure_doc(func: Any) -> Any:
+    """``func`` with ``{path}`` in its docstring replaced by :data:`PATH_DOC` (unchanged otherwise)."""
+    if func.__doc__:  # (python -OO strips it)
+        func.__doc__ = func.__doc__.replace("{path}", PATH_DOC)
+    return func
+
+
 def pyplot(path: str | os.PathLike | None) -> Any:
     """``matplotlib.pyplot``, on the Agg backend when the figure goes to a file (``path``) and
     no backend was chosen yet (so that scripts and workers without a display can draw)."""

@@ -127,7 +127,13 @@ def _metrics_section(ds) -> str:
 
 def connectivity_table(conn, axis: str) -> tuple[list[str], list[list[Any]], str]:
     """Header, rows (one per phase, in %) and a note saying what the classes are, of one
-    frame's :func:`bigseg.measure.connectivity`."""
+    frame's :func:`bigseg.measure.connectivity`.
+
+    Parameters
+    ----------
+    conn : one frame (no ``t``) of the Dataset of :func:`bigseg.measure.connectivity`.
+    axis : the axis it was measured along (``"z"``, ``"y"`` or ``"x"``), named in the note.
+    """
     head = ["phase", "percolating %", "isolated %", "unknown %", "largest component %", "components"]
     rows = [[str(p)] + [100 * float(conn[c].values[i]) for c in ("percolating", "isolated", "unknown", "largest")]
             + [int(conn["components"].values[i])] for i, p in enumerate(conn.phase.values)]
@@ -139,7 +145,14 @@ def connectivity_table(conn, axis: str) -> tuple[list[str], list[list[Any]], str
 
 def thickness_table(th, unit: str) -> tuple[list[str], list[list[Any]]]:
     """Header and rows (one per phase: d10, median, d90, mean in the unit that reads best, % at
-    the largest diameter) of one frame's :func:`bigseg.measure.thickness`."""
+    the largest diameter) of one frame's :func:`bigseg.measure.thickness`.
+
+    Parameters
+    ----------
+    th : one frame (no ``t``) of the Dataset of :func:`bigseg.measure.thickness` (its ``d10``,
+        ``d50``, ``d90``, ``mean_thickness`` and ``beyond`` over ``phase`` are read).
+    unit : the length unit of its values (e.g. its ``attrs["unit"]``), scaled to read best.
+    """
     qs = ("d10", "d50", "d90", "mean_thickness")
     scale, shown = readable(np.concatenate([th[q].values for q in qs]), unit)
     head = ["phase", f"d10 [{shown}]", f"median [{shown}]", f"d90 [{shown}]", f"mean [{shown}]",
@@ -272,7 +285,12 @@ def _image(path: Path) -> str:
 
 def read_metrics(run: str | os.PathLike):
     """The metrics Dataset a pipeline run wrote (``metrics.nc``, else ``metrics.json``), with the
-    list-valued attributes the pipeline stored as JSON text (``voxel_size``, ``shape``) decoded."""
+    list-valued attributes the pipeline stored as JSON text (``voxel_size``, ``shape``) decoded.
+
+    Parameters
+    ----------
+    run : the ``dest`` folder of :meth:`bigseg.Pipeline.run`.
+    """
     import xarray as xr
 
     run = Path(run)
@@ -408,7 +426,12 @@ def run_summary(run: str | os.PathLike) -> dict[str, Any]:
     """What a pipeline run folder holds, as plain values: source, model, bigseg version, shape,
     voxel size, volume fractions (and IoU against the truth, and each phase's percolating share;
     the last scan of a series), particle count (the last scan's; ``particle_rows``: every
-    step's rows of a series), timings, the folder's images and figures, and its report."""
+    step's rows of a series), timings, the folder's images and figures, and its report.
+
+    Parameters
+    ----------
+    run : the ``dest`` folder of :meth:`bigseg.Pipeline.run`.
+    """
     run = Path(run)
     ds = read_metrics(run)
     info = _run_info(run)
@@ -478,6 +501,7 @@ def write_report(run: str | os.PathLike, *, path: str | os.PathLike | None = Non
     run : the ``dest`` folder of :meth:`bigseg.Pipeline.run` (``metrics.nc`` or ``metrics.json``,
         optional ``particles.csv``, ``run.json`` and PNG figures).
     path : where to write (default ``run/report.html``).
+    title : the page's heading and title; default None: "bigseg report: " and the run's source.
     finished : the run writing its own report as its last step (else the folder's state is read:
         a run that is not done gets a banner saying so, with the stages it got through).
     record : the run's record as ``run.json`` will hold it (default: the folder's ``run.json``): a run

@@ -6,17 +6,31 @@ import itertools
 import os
 from typing import Any
 
-from ._figure import finish, phase_rgb, pyplot
+from ._figure import figure_doc, finish, phase_rgb, pyplot
 from ._units import at_last_step
 
 __all__ = ["metrics_figure"]
 
 
+@figure_doc
 def metrics_figure(ds: Any, *, path: str | os.PathLike | None = None, title: str | None = None):
     """Volume fractions (each bar's value written on it) and phase-pair interface areas (and % of
     voxels on each interface) of a :func:`bigseg.measure.summary` Dataset, in the fixed phase
     colours, and the IoU of each phase against the reference when the summary was given one;
-    the last time step of a series. Returns the Figure (closed when ``path`` is given)."""
+    the last time step of a series.
+
+    Parameters
+    ----------
+    ds : a :func:`bigseg.measure.summary` Dataset (``volume_fraction``, ``area``,
+        ``voxel_fraction``; ``iou`` when scored), e.g. a run's ``metrics.nc``
+        (:func:`read_metrics`).
+    {path}
+    title : text above the panels; default None: none.
+
+    Returns
+    -------
+    matplotlib Figure (closed when ``path`` is given).
+    """
     import numpy as np
 
     from ._units import readable

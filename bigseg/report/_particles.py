@@ -8,12 +8,13 @@ from typing import Any
 import numpy as np
 
 from ..measure._groups import with_border_flags
-from ._figure import finish, phase_rgb, pyplot
+from ._figure import figure_doc, finish, phase_rgb, pyplot
 from ._units import readable
 
 __all__ = ["particle_figure"]
 
 
+@figure_doc
 def particle_figure(table: Any, *, path: str | os.PathLike | None = None, title: str | None = None, dpi: int = 110,
                     unit: str | None = None):
     """Histograms of a :func:`bigseg.measure.particles` table: equivalent diameter (by count and
@@ -22,9 +23,21 @@ def particle_figure(table: Any, *, path: str | os.PathLike | None = None, title:
     (split at the median diameter) and each group's median and 10-90 % range.
 
     Particles touching the volume border are drawn apart (hatched): their size and shape are
-    truncated. For a series, the last time step is drawn. ``unit``: the length unit of the sizes,
-    default the table's ``attrs["unit"]`` (a table read back from CSV has none: its axis then
-    says the unit is not stated). Returns the Figure (closed when ``path`` is given).
+    truncated. For a series, the last time step is drawn.
+
+    Parameters
+    ----------
+    table : the DataFrame of :func:`bigseg.measure.particles` (or its CSV read back by
+        :func:`bigseg.measure.read_table`).
+    {path}
+    title : text above the panels; default None: none.
+    dpi : resolution of the written file, dots per inch (default 110).
+    unit : the length unit of the sizes, default the table's ``attrs["unit"]`` (a table read
+        back from CSV has none: its axis then says the unit is not stated).
+
+    Returns
+    -------
+    matplotlib Figure (closed when ``path`` is given).
     """
     import pandas as pd
 

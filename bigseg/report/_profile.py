@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ._figure import finish, phase_marker, phase_rgb, pyplot
+from ._figure import figure_doc, finish, phase_marker, phase_rgb, pyplot
 from ._units import time_at
 
 __all__ = ["profile_figure"]
 
 
+@figure_doc
 def profile_figure(profile: Any, *, path: str | os.PathLike | None = None, title: str | None = None):
     """Volume fraction of each phase against the position along the profile's axis.
 
@@ -21,7 +22,18 @@ def profile_figure(profile: Any, *, path: str | os.PathLike | None = None, title
     profile when the Dataset holds one (``summary(..., truth=...)``); beside it, the interface
     area per volume of each phase pair when the Dataset holds ``specific_area_profile`` (one
     volume). :func:`bigseg.measure.interface_profile`'s DataArray alone: that panel (one volume,
-    or one time step of a series). Returns the Figure (closed when ``path`` is given)."""
+    or one time step of a series).
+
+    Parameters
+    ----------
+    profile : a DataArray or Dataset as above.
+    {path}
+    title : text above the panels (with a truth, "dotted: truth" follows it); default None.
+
+    Returns
+    -------
+    matplotlib Figure (closed when ``path`` is given).
+    """
     import numpy as np
 
     from ._units import readable

@@ -5,17 +5,28 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ._figure import finish, phase_marker, phase_rgb, pyplot
+from ._figure import figure_doc, finish, phase_marker, phase_rgb, pyplot
 from ._units import along_z
 
 __all__ = ["rve_figure"]
 
 
+@figure_doc
 def rve_figure(ds: Any, *, path: str | os.PathLike | None = None, title: str | None = None):
     """Relative scatter (std / mean) of each phase's fraction over sub-cubes against the cube
     edge (:func:`bigseg.measure.rve`), log-log in the fixed phase colours, with the tolerance
-    (dashed) and each phase's representative size marked. Returns the Figure (closed when
-    ``path`` is given)."""
+    (dashed) and each phase's representative size marked.
+
+    Parameters
+    ----------
+    ds : the Dataset of :func:`bigseg.measure.rve`.
+    {path}
+    title : text above the panel; default None: none.
+
+    Returns
+    -------
+    matplotlib Figure (closed when ``path`` is given).
+    """
     import numpy as np
 
     from ._units import readable

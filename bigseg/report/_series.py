@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..io._volume import is_step_index
-from ._figure import finish, phase_marker, phase_rgb, pyplot
+from ._figure import figure_doc, finish, phase_marker, phase_rgb, pyplot
 from ._units import readable
 
 __all__ = ["series_figure"]
@@ -37,6 +37,7 @@ def _legend_above(ax: Any, *, ncols: int = 3, fontsize: float = 8, room: float =
     (axes[-1] if axes else ax).legend(handles, labels, fontsize=fontsize, ncols=ncols, loc="upper center")
 
 
+@figure_doc
 def series_figure(metrics: Any, particles: Any = None, *, transitions: Any = None,
                   path: str | os.PathLike | None = None, title: str | None = None, dpi: int = 110):
     """Curves over ``t`` of :func:`bigseg.measure.evolution` (``metrics`` from
@@ -47,12 +48,26 @@ def series_figure(metrics: Any, particles: Any = None, *, transitions: Any = Non
     (``track``), each phase's percolating share (with :func:`bigseg.measure.connectivity` in the
     metrics) and, with ``transitions`` (:func:`bigseg.measure.transitions`), the volume that
     changed from one phase to another since the step before (a pair's line in the first phase's
-    colour, its markers in the second's and dashed by the second), in the fixed phase colours. Returns the Figure (closed when ``path`` is given).
+    colour, its markers in the second's and dashed by the second), in the fixed phase colours.
 
     ``metrics`` may also be the table of :func:`bigseg.measure.evolution` itself (e.g. a run's
     ``evolution.csv`` read back by :func:`bigseg.measure.read_table`), drawn as it is: then
     without ``particles`` or ``transitions`` (the table has their columns; the tracks' panel needs
     the particles themselves).
+
+    Parameters
+    ----------
+    metrics : a :func:`bigseg.measure.summary` Dataset of a series (over ``t``), or the table of
+        :func:`bigseg.measure.evolution`.
+    particles : the :func:`bigseg.measure.particles` table of the series; default None.
+    transitions : the DataArray of :func:`bigseg.measure.transitions`; default None.
+    {path}
+    title : text above the panels; default None: none.
+    dpi : resolution of the written file, dots per inch (default 110).
+
+    Returns
+    -------
+    matplotlib Figure (closed when ``path`` is given).
     """
     import pandas as pd
 

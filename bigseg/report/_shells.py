@@ -5,20 +5,33 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ._figure import finish, phase_rgb, pyplot
+from ._figure import figure_doc, finish, phase_rgb, pyplot
 from ._units import time_at
 
 __all__ = ["shells_figure"]
 
 
+@figure_doc
 def shells_figure(shells: Any, *, overall: Any = None, path: str | os.PathLike | None = None,
                   title: str | None = None):
     """The fraction of the ``of`` phase in each shell against its distance from ``around``
     (:func:`bigseg.measure.shells`), in the ``of`` phase's colour; a series draws a curve per
-    time step (dark to light). ``overall``: the phase's fraction in the whole volume (a
-    number, or the ``volume_fraction`` (phase) DataArray of :func:`bigseg.measure.summary`, from
-    which the ``of`` phases are summed; not for a series), drawn dashed (what the curve tends to far from ``around``). Returns the Figure (closed when
-    ``path`` is given)."""
+    time step (dark to light).
+
+    Parameters
+    ----------
+    shells : the DataArray of :func:`bigseg.measure.shells`.
+    overall : the phase's fraction in the whole volume (a number, or the ``volume_fraction``
+        (phase) DataArray of :func:`bigseg.measure.summary`, from which the ``of`` phases are
+        summed; not for a series), drawn dashed (what the curve tends to far from ``around``);
+        default None: not drawn.
+    {path}
+    title : text above the panel; default None: none.
+
+    Returns
+    -------
+    matplotlib Figure (closed when ``path`` is given).
+    """
     import numpy as np
 
     from ._units import readable

@@ -11,7 +11,7 @@ from .._parse import _fail, _is_int, parse_nonnegative_int
 from ..errors import InputError
 from ..io import UNLABELLED, as_volume, phase_colour
 from ..io._volume import time_unit
-from ._figure import finish, pyplot
+from ._figure import figure_doc, finish, pyplot
 from ._units import quantity_text, scale_bar, time_at, time_text, voxel_text
 
 __all__ = ["orthoslices", "timeslices", "label_rgba", "fov_figure"]
@@ -19,7 +19,17 @@ __all__ = ["orthoslices", "timeslices", "label_rgba", "fov_figure"]
 
 def label_rgba(labels: np.ndarray, phases: list[str]) -> np.ndarray:
     """(…, 4) float RGBA image of integer labels with each phase's fixed colour
-    (:func:`bigseg.io.phase_colour`); 255 (unlabelled) is transparent grey."""
+    (:func:`bigseg.io.phase_colour`); 255 (unlabelled) is transparent grey.
+
+    Parameters
+    ----------
+    labels : integer label array (values 0..len(phases)-1 and 255), any shape.
+    phases : phase names by label value (their colours by name, else by value).
+
+    Returns
+    -------
+    float64 array of shape ``labels.shape + (4,)``, values in [0, 1].
+    """
     lut = np.zeros((256, 4), dtype=np.float64)
     for i, name in enumerate(phases):
         lut[i] = np.asarray(phase_colour(name, i)) / 255.0
@@ -91,6 +101,7 @@ def _slices(vol, t: int | None, index: tuple[int, int, int]):
     return dask.compute(data[z], data[:, y], data[:, :, x])
 
 
+@figure_doc
 def orthoslices(
     image: Any,
     labels: Any = None,
@@ -114,11 +125,14 @@ def orthoslices(
     image : DataArray / dask / NumPy, (z, y, x) or (t, z, y, x) grey values; may be None when
         only ``labels`` are shown
     labels : same shape, integer labels, optional
-    path : write the figure there (PNG, by extension) and close it; else return it open
-    index : (z, y, x) of the slices; default the centre
-    t : time step of a series
+    {path}
+    index : (z, y, x) voxel indices of the slices; default the centre
+    t : time step of a series (negative counts from the end; default -1, the last)
     phases : phase names; default ``labels.attrs["phases"]`` or pore/cbd/active
-    percentiles : grey window of the image from these percentiles of the shown slices
+    title : text above the line saying which slices are shown; default None: that line only.
+    percentiles : (low, high) in [0, 100]: grey window of the image from these percentiles of
+        the shown slices (default (0.5, 99.5))
+    dpi : resolution of the written file, dots per inch (default 110).
     before : grey values of the same shape before a filter made ``image``: drawn above it, in the
         image's grey window (what the filter changed shows as it is), or in its own where the two
         windows share less than half the narrower one (other units: raw counts normalised to [0, 1])
@@ -216,6 +230,7 @@ def orthoslices(
 _PLANES = {"xy": 0, "xz": 1, "yz": 2}
 
 
+@figure_doc
 def timeslices(
     image: Any,
     labels: Any = None,
@@ -235,9 +250,16 @@ def timeslices(
     Parameters
     ----------
     image, labels : (t, z, y, x) series (either may be None, not both); same shape
-    plane : ``"xy"``, ``"xz"`` or ``"yz"``
-    index : position of the slice along the plane's normal axis (default the centre)
-    steps : at most this many time steps, evenly spaced, first and last included
+    {path}
+    plane : ``"xy"`` (default), ``"xz"`` or ``"yz"``
+    index : voxel index of the slice along the plane's normal axis (default the centre)
+    steps : at most this many time steps, evenly spaced, first and last included (default 8)
+    phases : phase names; default ``labels.attrs["phases"]`` or pore/cbd/active
+    title : text before the line saying which slice and steps are shown; default None: that
+        line only.
+    percentiles : (low, high) in [0, 100]: one grey window for every step, from these
+        percentiles of the shown slices (default (0.5, 99.5))
+    dpi : resolution of the written file, dots per inch (default 110).
 
     Returns
     -------
@@ -306,11 +328,29 @@ def timeslices(
     return finish(fig, path, title=f"{title}: {sub}" if title else sub, dpi=dpi, fontsize=11)
 
 
+@figure_doc
 def fov_figure(image: Any, fov: Any, *, path: str | os.PathLike | None = None, t: int = -1,
                title: str | None = None, percentiles: tuple[float, float] = (0.5, 99.5), dpi: int = 110):
     """The middle xy slice of a tomogram with its field of view (:func:`bigseg.io.fov_mask`)
     outlined and the voxels outside it dimmed; the grey window comes from the voxels inside.
-    Only that slice is read. Returns the Figure (closed when ``path`` is given)."""
+    Only that slice is read.
+
+    Parameters
+    ----------
+    image : grey volume (z, y, x) or series (t, z, y, x).
+    fov : the (y, x) boolean mask, True inside (:func:`bigseg.io.fov_mask`'s DataArray, whose
+        ``attrs`` name the field of view, or an array).
+    {path}
+    t : time step of a series (negative counts from the end; default -1, the last).
+    title : text above the line saying which field of view is shown; default None: that line only.
+    percentiles : (low, high) in [0, 100]: the grey window from these percentiles of the voxels
+        inside (default (0.5, 99.5)).
+    dpi : resolution of the written file, dots per inch (default 110).
+
+    Returns
+    -------
+    matplotlib Figure (closed when ``path`` is given).
+    """
     vol = as_volume(image, name="image", allow_series=True)
     inside = np.asarray(fov.values if hasattr(fov, "values") else fov, dtype=bool)
     if inside.shape != tuple(vol.shape[-2:]):

@@ -5,16 +5,28 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ._figure import finish, phase_marker, phase_rgb, pyplot
+from ._figure import figure_doc, finish, phase_marker, phase_rgb, pyplot
 from ._units import at_last_step
 
 __all__ = ["thickness_figure"]
 
 
+@figure_doc
 def thickness_figure(ds: Any, *, path: str | os.PathLike | None = None, title: str | None = None):
     """The share of each phase's voxels at each local thickness (:func:`bigseg.measure.thickness`;
     for a series its last time step) and the cumulative share, in the phase colours, each
-    phase's median marked. Returns the Figure (closed when ``path`` is given)."""
+    phase's median marked.
+
+    Parameters
+    ----------
+    ds : the Dataset of :func:`bigseg.measure.thickness`.
+    {path}
+    title : text above the panels; default None: "local thickness" (and the step shown).
+
+    Returns
+    -------
+    matplotlib Figure (closed when ``path`` is given).
+    """
     import numpy as np
 
     from ._units import readable

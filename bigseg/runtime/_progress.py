@@ -132,6 +132,17 @@ def compute(*objs: Any, desc: str = "computing", progress: bool = True, **kwargs
     The results come in the order of ``objs`` (dask 2026.8's own ``dask.compute(d1, a, d2)``
     of delayed objects ``d1``, ``d2`` and an array ``a`` returns ``d1``'s, ``d2``'s, ``a``'s: it
     optimizes the collections in groups of a kind and returns their results in that order).
+
+    Parameters
+    ----------
+    *objs : dask collections (arrays, delayed, ...) and plain values, as ``dask.compute`` takes.
+    desc : the bar's label and the name of the work in messages (default ``"computing"``).
+    progress : True (default) or False: the bar (off as well inside ``bars(False)``).
+    **kwargs : passed on to ``dask.compute`` (e.g. ``scheduler``; ``traverse``), or to the client.
+
+    Returns
+    -------
+    The results, a tuple in the order of ``objs``.
     """
     progress = parse_flag("progress", progress) and _BARS.get()
     colls, repack = unpack_collections(*objs, traverse=kwargs.pop("traverse", True))

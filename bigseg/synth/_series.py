@@ -64,6 +64,7 @@ def series(
     gap : width (voxels) of the pore gap opened between a detaching particle and its CBD at the
         last step
     chunks : int or (z, y, x) spatial block size (one time step per block)
+    voxel_size, unit : as in :func:`bigseg.synth.electrode` (default 1 ``"voxel"``)
 
     Returns
     -------

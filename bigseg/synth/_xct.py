@@ -65,7 +65,13 @@ def _triple(name: str, value: Any) -> tuple[float, float, float]:
 
 
 def physics(preset: str = "nano-ct-phase", **overrides: Any) -> Physics:
-    """The :class:`Physics` of a preset with keyword overrides, validated (errors name the key)."""
+    """The :class:`Physics` of a preset with keyword overrides, validated (errors name the key).
+
+    Parameters
+    ----------
+    preset : a name of :data:`PRESETS` (default ``"nano-ct-phase"``).
+    **overrides : fields of :class:`Physics` to set instead of the preset's (None: the preset's).
+    """
     preset = parse_choice("preset", preset, list(PRESETS))
     unknown = sorted(set(overrides) - _FIELDS)
     if unknown:

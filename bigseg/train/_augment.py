@@ -19,7 +19,31 @@ __all__ = ["Augment"]
 
 @dataclass
 class Augment:
-    """Probabilities and ranges of each augmentation (0 disables one)."""
+    """Probabilities and ranges of each augmentation (0 disables one).
+
+    Parameters
+    ----------
+    flip : probability of flipping each spatial axis of a sample (default 0.5).
+    rot90 : probability of turning a sample by a random multiple of 90° in its (y, x) plane,
+        square planes only (default 0.5).
+    contrast : probability of scaling a sample's grey values about 0.5 by a factor
+        log-uniform in ``contrast_range`` (default 0.8, range (0.75, 1.33)), and shifting them
+        by up to ± ``brightness`` (default 0.15, in normalised grey values).
+    contrast_range, brightness : see ``contrast``.
+    gamma : probability of raising a sample's positive values to a power in
+        [exp(-0.3), exp(0.3)] (default 0.3).
+    blur : probability of a Gaussian blur of the batch, sigma uniform in ``blur_sigma`` voxels
+        (default 0.25, sigma (0.3, 1.2)).
+    blur_sigma : see ``blur``.
+    noise : probability of adding Gaussian noise to a sample, its standard deviation uniform in
+        ``noise_std`` (default 0.5, std (0, 0.15)).
+    noise_std : see ``noise``.
+    rings : probability of adding concentric ring artefacts in (y, x), amplitude ~0.05
+        (default 0.2).
+    drift : probability of a slow ±10 % intensity change along a random axis (default 0.2).
+
+    Labels move with the geometric steps only (flips, turns).
+    """
 
     flip: float = 0.5
     rot90: float = 0.5

@@ -57,7 +57,14 @@ def dice_ce_loss(
 
 
 def confusion(truth: np.ndarray, pred: np.ndarray, n_classes: int, *, ignore_index: int = 255) -> np.ndarray:
-    """(truth, pred) counts over voxels whose truth is not ``ignore_index``: (C, C) int64."""
+    """(truth, pred) counts over voxels whose truth is not ``ignore_index``: (C, C) int64.
+
+    Parameters
+    ----------
+    truth, pred : integer label arrays of one size (NumPy), values below ``n_classes``.
+    n_classes : C.
+    ignore_index : the truth value of voxels left out (default 255).
+    """
     t = np.asarray(truth).ravel()
     p = np.asarray(pred).ravel()
     keep = t != ignore_index
@@ -66,7 +73,16 @@ def confusion(truth: np.ndarray, pred: np.ndarray, n_classes: int, *, ignore_ind
 
 
 def iou_from_confusion(cm: np.ndarray) -> np.ndarray:
-    """Per-class intersection over union, NaN for a class absent from truth and prediction."""
+    """Per-class intersection over union, NaN for a class absent from truth and prediction.
+
+    Parameters
+    ----------
+    cm : (C, C) confusion counts, rows the truth (as :func:`confusion` gives them).
+
+    Returns
+    -------
+    (C,) float64 IoU.
+    """
     tp = np.diag(cm).astype(np.float64)
     denom = cm.sum(0) + cm.sum(1) - np.diag(cm)
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -41,7 +41,13 @@ RADIUS_RANGE = (5.0, 20.0)
 
 def random_electrode(rng: np.random.Generator, radius_range: tuple[float, float] = RADIUS_RANGE) -> dict[str, Any]:
     """Random keyword arguments of :func:`bigseg.synth.electrode`; the mean particle radius is
-    log-uniform in ``radius_range`` (voxels)."""
+    log-uniform in ``radius_range`` (voxels).
+
+    Parameters
+    ----------
+    rng : the NumPy ``Generator`` drawn from.
+    radius_range : (low, high) mean particle radius in voxels (default :data:`RADIUS_RANGE`).
+    """
     pore = rng.uniform(0.25, 0.45)
     cbd = rng.uniform(0.08, 0.22)
     mean = float(np.exp(rng.uniform(np.log(radius_range[0]), np.log(radius_range[1]))))
@@ -56,7 +62,13 @@ def random_electrode(rng: np.random.Generator, radius_range: tuple[float, float]
 
 def random_physics(rng: np.random.Generator, preset: str) -> dict[str, Any]:
     """A preset's physics with jittered noise level, blur, phase contrast, rings, drift and
-    CBD contrast (keyword overrides for :func:`bigseg.synth.xct`)."""
+    CBD contrast (keyword overrides for :func:`bigseg.synth.xct`).
+
+    Parameters
+    ----------
+    rng : the NumPy ``Generator`` drawn from.
+    preset : the preset name (:data:`bigseg.synth.PRESETS`).
+    """
     from ..synth import PRESETS
 
     p = PRESETS[preset]
@@ -86,7 +98,18 @@ def _parse_radius_range(value: Any) -> tuple[float, float]:
 
 def make_pair(shape: tuple[int, int, int], *, electrode: dict[str, Any], preset: str, physics: dict[str, Any], seed: int,
               normalization: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """One synthetic (normalised float32 image, uint8 labels) pair in memory, (z, y, x)."""
+    """One synthetic (normalised float32 image, uint8 labels) pair in memory, (z, y, x).
+
+    Parameters
+    ----------
+    shape : (z, y, x) voxels.
+    electrode : keywords of :func:`bigseg.synth.electrode` (e.g. :func:`random_electrode`'s).
+    preset : an XCT preset name of :data:`bigseg.synth.PRESETS`.
+    physics : keyword overrides of :func:`bigseg.synth.xct` (e.g. :func:`random_physics`'s).
+    seed : the noise's seed for :func:`bigseg.synth.xct`.
+    normalization : the percentile window the image is scaled by (``low``, ``high``; default
+        :data:`~bigseg.models.DEFAULT_NORMALIZATION`).
+    """
     from .. import synth
 
     norm = normalization or DEFAULT_NORMALIZATION
@@ -231,7 +254,21 @@ def _worker_setup(parent: int) -> None:
 def evaluate(model: torch.nn.Module, image: np.ndarray, labels: np.ndarray, *, n_classes: int, device: Any = "cpu",
              amp: Any = None) -> np.ndarray:
     """Confusion matrix of ``model`` on a whole (z, y, x) volume: a 2D model slice by slice
-    along z, a 3D model in one pass. ``image`` must be normalised already."""
+    along z, a 3D model in one pass. ``image`` must be normalised already.
+
+    Parameters
+    ----------
+    model : a 2D (``ndim`` 2) or 3D torch module mapping (N, 1, ...) to (N, C, ...) logits.
+    image : normalised float32 (z, y, x) NumPy volume.
+    labels : integer (z, y, x) labels of ``image``; voxels valued 255 are left out.
+    n_classes : C, the number of classes.
+    device : the torch device to run on (default ``"cpu"``).
+    amp : a torch dtype to autocast to (e.g. ``torch.bfloat16``); default None: float32.
+
+    Returns
+    -------
+    (C, C) int64 counts, rows the truth, columns the prediction.
+    """
     import contextlib
 
     dev = torch.device(device)
@@ -287,6 +324,11 @@ def synthetic(
 
     Parameters (besides those of :func:`bigseg.train`)
     ----------
+    arch, epochs, lr, lr_decay, batch_size, init, patch, patience, augment, checkpoint_dir, seed,
+        device, amp, progress, max_minutes, arch_kwargs, resume : as for :func:`bigseg.train`,
+        with the defaults of this signature (here ``lr`` 1e-3, ``lr_decay`` 0.8 and ``patience``
+        None: no early stop)
+    phases : the three names of the generated labels 0, 1, 2 (default pore, cbd, active)
     presets : XCT presets drawn from per volume (default :data:`TRAIN_PRESETS`)
     shape : (z, y, x) of each generated volume; default (24, 128, 128) for 2D models,
         (patch_z, 2 × patch_y, 2 × patch_x) for 3D
