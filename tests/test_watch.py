@@ -841,3 +841,41 @@ def test_a_fifo_or_a_link_to_a_device_in_the_inbox_fails_that_scan_not_the_watch
     assert ledger["z"]["state"] == "done"
     for name in ("hang", "zero", "store"):
         assert ledger[name]["state"] == "failed" and "a FIFO, a device or a socket" in ledger[name]["error"]
+
+
+def test_a_want_of_room_after_another_failure_waits_anew(tmp_path, monkeypatch, capfd):
+    # the back-off's count was kept through a failure of another kind: the next want of room waited longer
+    import types
+
+    from bigseg import pipeline
+    from bigseg.errors import OutputNotWritableError
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    np.save(inbox / "s0.npy", np.zeros((4, 4, 4), np.float32))
+    clock = {"now": time.time(), "looks": 0}
+    errors = iter([OutputNotWritableError("No room to write `dest`"), ValueError("a bad scan"),
+                   OutputNotWritableError("No room to write `dest`")])
+
+    class Stop(Exception):
+        pass
+
+    def sleep(seconds):
+        clock["now"] += seconds
+        clock["looks"] += 1
+        if clock["looks"] == 3:  # the scan replaced after its failure: taken again
+            os.utime(inbox / "s0.npy", (clock["now"] - 1, clock["now"] - 1))
+        if clock["looks"] >= 5:
+            raise Stop
+
+    def run(source, dest, **kwargs):
+        raise next(errors)
+
+    monkeypatch.setattr(pipeline, "time", types.SimpleNamespace(time=lambda: clock["now"], sleep=sleep,
+                                                                perf_counter=time.perf_counter))
+    pipe = Pipeline(predict={"model": "threshold"})
+    monkeypatch.setattr(pipe, "run", run)
+    with pytest.raises(Stop):
+        pipe.watch(inbox, tmp_path / "out", interval=200, settle=0, progress=False)
+    err = capfd.readouterr().err
+    assert "a bad scan" in err and err.count("tried again, resuming, in 400 s)") == 2 and "2 times in a row" not in err
