@@ -27,6 +27,20 @@ def command_parser(parser: argparse.ArgumentParser, command: str) -> argparse.Ar
     raise KeyError(command)
 
 
+def _in_a_call(text: str, at: int) -> bool:
+    """Whether position ``at`` of ``text`` lies inside the parentheses of a call, ``Name(...``
+    (Python for the reader to type, every keyword of it left as it is)."""
+    depth = 0
+    for i in range(at - 1, -1, -1):
+        if text[i] == ")":
+            depth += 1
+        elif text[i] == "(":
+            if depth == 0:
+                return i > 0 and (text[i - 1].isalnum() or text[i - 1] == "_")
+            depth -= 1
+    return False
+
+
 def in_cli_terms(message: str, parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
     """``message`` with each API parameter the user gave as an option spelled as that option
     (`` `overlap` `` → `` `--overlap` ``) and each hint in the command's options
@@ -87,7 +101,7 @@ def in_cli_terms(message: str, parser: argparse.ArgumentParser, args: argparse.N
 
     def call(m: re.Match) -> str:  # name='value' in a hint → --option value
         name, value = m.group(1), m.group(2)
-        if name not in options or name in positionals:
+        if name not in options or name in positionals or _in_a_call(m.string, m.start()):
             return m.group(0)
         if value.startswith("("):  # a tuple: the options' z,y,x spelling
             value = ",".join(part.strip() for part in value[1:-1].split(",") if part.strip())
@@ -98,7 +112,7 @@ def in_cli_terms(message: str, parser: argparse.ArgumentParser, args: argparse.N
     message = re.sub(r"\bpass `([a-z_]+)`", lambda m: f"pass `{options[m.group(1)]}`" if m.group(1) in options
                      and m.group(1) not in positionals else m.group(0), message)  # a hint: the option to give
     # (not a keyword inside a call of another tool, "LocalCluster(memory_limit='4GiB')": that is Python to type)
-    message = re.sub(r"(?<![\w.`-])(?<!\w\()([a-z_]+)=('[^']*'|\"[^\"]*\"|\([^()]*\)|[\w.+-]+)", call, message)
+    message = re.sub(r"(?<![\w.`-])([a-z_]+)=('[^']*'|\"[^\"]*\"|\([^()]*\)|[\w.+-]+)", call, message)
     # a hint that gave both spellings now says the same twice: "--fov auto, --fov auto"
     message = re.sub(r"(--[a-z-]+ [^\s,;()]+) \(\1\)", r"\1", message)
     # a hint of both spellings for another command's option (filter's advice to segment with

@@ -34,6 +34,9 @@ def test_options_given_hints_and_the_source_are_named_as_typed():
     # a call to type in Python (a hint for another tool) is left as it is: was "LocalCluster(--patch 4GiB)"
     assert in_cli_terms("start them again (LocalCluster(patch='4GiB')).", p, args) == \
         "start them again (LocalCluster(patch='4GiB'))."
+    # every keyword of such a call (the second was rewritten: "LocalCluster(n_workers=2, --patch 4GiB)")
+    assert in_cli_terms("LocalCluster(n_workers=2, patch='4GiB', x=(1, 2)) or patch=(32, 32)", p, args) == \
+        "LocalCluster(n_workers=2, patch='4GiB', x=(1, 2)) or --patch 32,32"
     assert in_cli_terms("or pass `patch` (3 numbers)", p, args) == "or pass `--patch` (3 numbers)"  # a hint
     assert in_cli_terms("Expected `data` finite.", p, args) == "Expected `source` finite."
     # `path` is the source only where the message quotes the source
