@@ -767,49 +767,63 @@ def test_evolution_takes_one_unit_however_spelt(tmp_path, capfd):
     assert list(ev["scan"]) == ["scan_a", "scan_b"]
 
 
-def test_a_scan_without_room_is_tried_again_less_and_less_often(tmp_path, monkeypatch, capfd):
-    """A scan whose output could not be written was tried again at every look (30 s by default, two
-    log lines each time) for as long as the disk stayed full; now after 2, 4, 8, ... looks, at most
-    every 10 minutes, and at each look again once it is done."""
+class _Stop(Exception):
+    pass
+
+
+def _watch_on_a_fake_clock(monkeypatch, tmp_path, run, looks, on_look=None):
+    """A watch of an inbox holding one scan, s0.npy, each look 200 s after the last on a fake clock
+    (no waiting), its runs ``run(look)`` and, after each look, ``on_look(clock)``; stopped after
+    ``looks`` looks. Returns the clock (``now``, ``looks``) and the inbox."""
     import types
 
     from bigseg import pipeline
-    from bigseg.errors import OutputNotWritableError
 
     inbox = tmp_path / "inbox"
-    inbox.mkdir()
-    np.save(inbox / "s0.npy", np.zeros((4, 4, 4), np.float32))
+    inbox.mkdir(exist_ok=True)
+    if not (inbox / "s0.npy").exists():
+        np.save(inbox / "s0.npy", np.zeros((4, 4, 4), np.float32))
     clock = {"now": time.time(), "looks": 0}
-    tries = []
-
-    class Stop(Exception):
-        pass
 
     def sleep(seconds):
         clock["now"] += seconds
         clock["looks"] += 1
-        if clock["looks"] >= 12:
-            raise Stop
-
-    def run(source, dest, **kwargs):
-        tries.append(clock["looks"])
-        raise OutputNotWritableError(f"No room to write `dest` {str(dest)!r}")
+        if on_look is not None:
+            on_look(clock, inbox)
+        if clock["looks"] >= looks:
+            raise _Stop
 
     monkeypatch.setattr(pipeline, "time", types.SimpleNamespace(time=lambda: clock["now"], sleep=sleep,
                                                                 perf_counter=time.perf_counter))
     pipe = Pipeline(predict={"model": "threshold"})
-    monkeypatch.setattr(pipe, "run", run)
-    with pytest.raises(Stop):
+    monkeypatch.setattr(pipe, "run", lambda source, dest, **kwargs: run(clock["looks"]))
+    with pytest.raises(_Stop):
         pipe.watch(inbox, tmp_path / "out", interval=200, settle=0, progress=False)
+    return clock
+
+
+def test_a_scan_without_room_is_tried_again_less_and_less_often(tmp_path, monkeypatch, capfd):
+    """A scan whose output could not be written was tried again at every look (30 s by default, two
+    log lines each time) for as long as the disk stayed full; now after 2, 4, 8, ... looks, at most
+    every 10 minutes, and at each look again once it is done."""
+    from bigseg.errors import OutputNotWritableError
+
+    tries = []
+
+    def run(look):
+        tries.append(look)
+        raise OutputNotWritableError("No room to write `dest`")
+
+    _watch_on_a_fake_clock(monkeypatch, tmp_path, run, 12)
     assert tries == [0, 2, 5, 8, 11]  # waits of 400 s, then 600 s (the most) at 200 s between looks
     err = capfd.readouterr().err
     assert "tried again, resuming, in 400 s)" in err and "in 600 s; failed 2 times in a row)" in err
     assert json.loads((tmp_path / "out" / "watch.json").read_text())["s0"]["retry"]
-    clock["looks"] = 0
     tries.clear()
-    with pytest.raises(Stop):  # a watch started again tries at once
-        pipe.watch(inbox, tmp_path / "out", interval=200, settle=0, progress=False)
+    _watch_on_a_fake_clock(monkeypatch, tmp_path, run, 12)  # a watch started again tries at once
     assert tries[0] == 0
+
+
 def test_a_scan_named_as_the_watchs_own_outputs_is_left_alone(tmp_path, image, capfd):
     # QA (hostile inputs): `evolution.png.npy` in a shared inbox ran into out/evolution.png, a folder the
     # watch then replaced with its own evolution.png: the scan's results deleted, the ledger saying it done,
@@ -845,37 +859,18 @@ def test_a_fifo_or_a_link_to_a_device_in_the_inbox_fails_that_scan_not_the_watch
 
 def test_a_want_of_room_after_another_failure_waits_anew(tmp_path, monkeypatch, capfd):
     # the back-off's count was kept through a failure of another kind: the next want of room waited longer
-    import types
-
-    from bigseg import pipeline
     from bigseg.errors import OutputNotWritableError
 
-    inbox = tmp_path / "inbox"
-    inbox.mkdir()
-    np.save(inbox / "s0.npy", np.zeros((4, 4, 4), np.float32))
-    clock = {"now": time.time(), "looks": 0}
     errors = iter([OutputNotWritableError("No room to write `dest`"), ValueError("a bad scan"),
                    OutputNotWritableError("No room to write `dest`")])
 
-    class Stop(Exception):
-        pass
-
-    def sleep(seconds):
-        clock["now"] += seconds
-        clock["looks"] += 1
-        if clock["looks"] == 3:  # the scan replaced after its failure: taken again
+    def replaced(clock, inbox):  # the scan replaced after its failure: taken again
+        if clock["looks"] == 3:
             os.utime(inbox / "s0.npy", (clock["now"] - 1, clock["now"] - 1))
-        if clock["looks"] >= 5:
-            raise Stop
 
-    def run(source, dest, **kwargs):
+    def run(look):
         raise next(errors)
 
-    monkeypatch.setattr(pipeline, "time", types.SimpleNamespace(time=lambda: clock["now"], sleep=sleep,
-                                                                perf_counter=time.perf_counter))
-    pipe = Pipeline(predict={"model": "threshold"})
-    monkeypatch.setattr(pipe, "run", run)
-    with pytest.raises(Stop):
-        pipe.watch(inbox, tmp_path / "out", interval=200, settle=0, progress=False)
+    _watch_on_a_fake_clock(monkeypatch, tmp_path, run, 5, replaced)
     err = capfd.readouterr().err
     assert "a bad scan" in err and err.count("tried again, resuming, in 400 s)") == 2 and "2 times in a row" not in err
