@@ -516,7 +516,8 @@ def _hdf5(path: str, dataset: str | None) -> Hdf5Reader:
                            if dataset is None else "")
                         + f". Datasets present: {listed}."
                     )
-            _check_hdf5_reads(f, name, path)  # the one found: before anything is read, no file outside its folder
+            if name != (dataset or DEFAULT_HDF5_DATASET):  # another one found: checked too, before any read
+                _check_hdf5_reads(f, name, path)
             ds = _hdf5_dataset(f, name)
             if ds.chunks:  # each read decodes whole chunks: a few KB stating a huge one asked for all memory
                 check_stored_chunk(ds.chunks, ds.dtype, name="source", value=path)
@@ -608,8 +609,8 @@ def _check_hdf5_reads(f: Any, name: str, source: str, *, folder: str | None = No
         target = _outside(folder, origin, raw)
         if target:
             refuse("stored in the external raw file", target)
-    if group.is_virtual:
-        for src in group.virtual_sources():
+    if group.is_virtual:  # (an Eiger master maps thousands of pieces to a few files: each file checked once)
+        for src in {(v.file_name, v.dset_name): v for v in group.virtual_sources()}.values():
             if src.file_name == ".":  # a dataset of the same file
                 _check_hdf5_reads(group.file, src.dset_name, source, folder=folder, depth=depth + 1, shown=shown)
                 continue
