@@ -120,6 +120,11 @@ def _is_kind(v: Any, kind: str) -> bool:
     return _is_pos_number(v)
 
 
+def _given(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Overrides as the API takes them: a keyword given as ``None`` is one not given."""
+    return {k: v for k, v in overrides.items() if v is not None}
+
+
 def _merge(base: dict[str, Any], update: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     out = copy.deepcopy(base)
     extra = _OPEN_SECTIONS.get(prefix[:-1], {})
@@ -382,11 +387,18 @@ class RunConfig:
     Access values as attributes for top-level keys (``cfg.chunks``) and as mappings for the
     stage sections (``cfg.predict["overlap"]``).
 
-    ``values``: every key's value, a dict as :data:`DEFAULTS` (default a copy of it). Make one
-    with :meth:`load` or :meth:`from_yaml`, which validate it; ``RunConfig(values)`` does not.
+    ``values``: the keys' values, a dict as :data:`DEFAULTS` (keys left out take their defaults;
+    default all of them), validated as :meth:`load` validates them. :meth:`load` and
+    :meth:`from_yaml` also read a YAML file and ``BIGSEG_*`` variables.
     """
 
     values: dict[str, Any] = field(default_factory=lambda: copy.deepcopy(DEFAULTS))
+
+    def __post_init__(self) -> None:  # was unvalidated: a typo or a wrong type surfaced mid-run, or never
+        _check("values", isinstance(self.values, Mapping), "to be a mapping of configuration keys", self.values)
+        values = _merge(DEFAULTS, self.values)  # (a copy: the caller's dict is never changed)
+        _validate(values)
+        object.__setattr__(self, "values", values)
 
     @classmethod
     def load(
@@ -403,9 +415,12 @@ class RunConfig:
         if path:
             cfg = _merge(cfg, load_deploy(path))
         cfg = _merge(cfg, _from_env(env))
-        cfg = _merge(cfg, {k: v for k, v in overrides.items() if v is not None})
-        _validate(cfg)
-        return cls(cfg)
+        return cls(_merge(cfg, _given(overrides)))  # (validated by __init__)
+
+    def updated(self, **overrides: Any) -> RunConfig:
+        """This configuration with ``overrides`` (as :meth:`load`'s: ``None`` values left out) put
+        over it, validated; this one is left as it is."""
+        return type(self)(_merge(self.values, _given(overrides)))
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike, **overrides: Any) -> RunConfig:

@@ -19,7 +19,7 @@ import sys
 import time
 import warnings
 from dataclasses import dataclass, field
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -88,8 +88,9 @@ class Pipeline:
 
     ``Pipeline(**overrides)`` takes the configuration's keys (a section as a mapping of the keys
     it changes), over the YAML of ``$BIGSEG_CONFIG`` and ``BIGSEG_*`` variables when set;
-    ``Pipeline.from_yaml(path)`` a run configuration file; ``Pipeline(config)`` a
-    :class:`RunConfig` as it is (``config`` given, the overrides are not applied). :meth:`run`
+    ``Pipeline.from_yaml(path)`` a run configuration file; ``Pipeline(config, **overrides)``
+    ``config``, a :class:`RunConfig` (or a mapping of keys, the rest default), with the overrides
+    put over it. :meth:`run`
     segments and measures a scan into a folder; :meth:`watch` every scan that arrives in a folder. For example::
 
         pipe = Pipeline(chunks=96, predict={"model": "default", "overlap": 0.5},
@@ -108,8 +109,14 @@ class Pipeline:
                            for key, value in _DEFAULTS.items()) + "\n"
         del _DEFAULTS
 
-    def __init__(self, config: RunConfig | None = None, **overrides: Any) -> None:
-        self.config = config if config is not None else RunConfig.load(**overrides)
+    def __init__(self, config: RunConfig | Mapping[str, Any] | None = None, **overrides: Any) -> None:
+        if config is None:
+            self.config = RunConfig.load(**overrides)
+        elif isinstance(config, (RunConfig, Mapping)):  # (overrides given with a config were dropped unsaid)
+            self.config = (config if isinstance(config, RunConfig) else RunConfig(config)).updated(**overrides)
+        else:
+            raise ConfigError(f"Expected `config` to be a RunConfig, a mapping of configuration keys or None. "
+                              f"Got {type(config).__name__} {config!r:.80} instead.")
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike, **overrides: Any) -> Pipeline:

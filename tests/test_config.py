@@ -242,3 +242,32 @@ def test_slurm_text_with_a_newline_is_refused():
         with pytest.raises(ConfigError, match=f"`slurm.{key}`"):
             RunConfig.load(environ={}, slurm=slurm)
     assert RunConfig.load(environ={}, slurm={"queue": "gpu", "job_script_prologue": ["module load x"]})
+
+
+def test_a_config_with_overrides_takes_them_and_a_run_config_is_validated():
+    """`Pipeline(config, chunks=64)` dropped the overrides without a word, `Pipeline({...})` kept a
+    dict that failed at the first attribute read, and `RunConfig(values)` took any values (a typo,
+    a wrong type) unchecked."""
+    from bigseg import Pipeline
+    from bigseg.config import DEFAULTS
+
+    base = Pipeline(predict={"model": "threshold"}).config
+    p = Pipeline(base, chunks=64, predict={"tta": True})
+    assert p.config.chunks == 64 and p.config.predict["model"] == "threshold" and p.config.predict["tta"] is True
+    assert base.chunks == DEFAULTS["chunks"] and base.predict["tta"] is False  # the given config left as it is
+    assert Pipeline(base, chunks=None).config == base  # None: not given, as with `Pipeline(chunks=None)`
+    given = {"chunks": 32, "filters": {"median": None}}
+    q = Pipeline(given)
+    assert q.config.chunks == 32 and q.config.filters["median"] is None and q.config.levels == DEFAULTS["levels"]
+    assert given == {"chunks": 32, "filters": {"median": None}}  # the caller's dict unchanged
+    with pytest.raises(ConfigError, match=r"`config`.*str"):
+        Pipeline("run.yaml")
+    with pytest.raises(ConfigError, match=r"`chunks`.*-1"):
+        RunConfig({"chunks": -1})
+    with pytest.raises(ConfigError, match=r"Unknown configuration key `chunk`.*did you mean `chunks`"):
+        RunConfig({"chunk": 64})
+    with pytest.raises(ConfigError, match=r"`values`.*mapping"):
+        RunConfig([("chunks", 64)])
+    with pytest.raises(ConfigError, match=r"`predict.tta`.*'yes'"):
+        Pipeline(base, predict={"tta": "yes"})
+    assert RunConfig().values == DEFAULTS and RunConfig({}).values == DEFAULTS
