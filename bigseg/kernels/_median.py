@@ -23,7 +23,8 @@ NaN to scipy (``nan_policy="propagate"``).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from ._jit import njit
 
 __all__ = ["median3", "median3_valid"]
 

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import functools
 
-import numba
 import numpy as np
+
+from ._jit import njit
 
 __all__ = ["DIRECTIONS", "crofton_weights", "crossing_counts", "crossing_areas", "crofton_areas", "slice_areas"]
 
@@ -51,7 +52,7 @@ def crofton_weights(spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> tu
     return w, length
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _pair_counts(ext, lo, hi, dirs, k, out):  # pragma: no cover - jit
     """``out[z - lo[0], d, a, b] += 1`` for each voxel ``(z, y, x)`` in ``lo..hi`` of phase ``a``
     whose neighbour at ``+dirs[d]`` (inside ``ext``) has phase ``b != a`` (both below ``k``)."""

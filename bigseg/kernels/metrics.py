@@ -45,9 +45,9 @@ import itertools
 import threading
 from collections.abc import Sequence
 
-import numba
 import numpy as np
 
+from ._jit import njit
 from .distance import euclidean_distance
 
 __all__ = [
@@ -75,7 +75,7 @@ _LEVEL_COUNT = 13.5  # 0.5 * 27: iso-level of the smoothed indicator, in counts
 # --------------------------------------------------------------------------------------------
 # histogram + faces + interface voxels
 # --------------------------------------------------------------------------------------------
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _label_stats_kernel(ext, z0, z1, y0, y1, x0, x1, k, hist, faces, onvox):  # pragma: no cover - jit
     Z, Y, X = ext.shape
     for z in range(z0, z1):
@@ -141,7 +141,7 @@ def _label_stats_kernel(ext, z0, z1, y0, y1, x0, x1, k, hist, faces, onvox):  # 
                     onvox[v, n5] += 1
 
 
-@numba.njit(nogil=True, cache=True, inline="always")
+@njit(nogil=True, cache=True, inline="always")
 def _count_voxel(ftab, mtab, s, v, n0, n1, n2, n3, n4, n5):  # pragma: no cover - jit
     """Tally one voxel of phase ``v``: its +z, +y, +x faces (``n0``, ``n1``, ``n2``) and the mask
     of phases among its six neighbours, in parity slot ``s``."""
@@ -151,7 +151,7 @@ def _count_voxel(ftab, mtab, s, v, n0, n1, n2, n3, n4, n5):  # pragma: no cover 
     mtab[s, v, (1 << n0) | (1 << n1) | (1 << n2) | (1 << n3) | (1 << n4) | (1 << n5)] += 1
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _label_stats_small_k(ext, z0, z1, y0, y1, x0, x1, lut, ftab, mtab):  # pragma: no cover - jit
     """Branch-free variant for at most 7 phases: values are mapped to codes ``min(v, K)`` (K =
     "not a phase"); a missing neighbour (volume border) is replaced by the voxel itself. Counts
@@ -184,7 +184,7 @@ def _label_stats_small_k(ext, z0, z1, y0, y1, x0, x1, lut, ftab, mtab):  # pragm
                 _count_voxel(ftab, mtab, s, v, n0, n1, n2, n3, n4, n5)
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _label_stats_valid(ext, z0, z1, y0, y1, x0, x1, ftab, mtab):  # pragma: no cover - jit
     """As :func:`_label_stats_small_k` for a block whose values are all phases (no lookup table),
     with the interior of each row free of border tests."""
@@ -266,7 +266,7 @@ def label_stats(ext: np.ndarray, halo_lo: tuple[int, int, int], halo_hi: tuple[i
     return hist, faces, onvox
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _hist_kernel(flat, out):  # pragma: no cover - jit
     # four interleaved tables break the store-to-load chain on runs of equal values
     n = flat.size
@@ -286,7 +286,7 @@ def histogram(block: np.ndarray) -> np.ndarray:
     return out.sum(axis=0)
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _slice_hist_kernel(b, axis, out):  # pragma: no cover - jit
     nz, ny, nx = b.shape
     for i in range(nz):
@@ -309,7 +309,7 @@ def slice_counts(block: np.ndarray, axis: int, k: int) -> np.ndarray:
     return np.concatenate([out[:, :k], out[:, NBINS - 1:]], axis=1)
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _slice_faces_kernel(ext, z0, z1, y0, y1, x0, x1, axis, k, out):  # pragma: no cover - jit
     nz, ny, nx = ext.shape
     for i in range(z0, z1):
@@ -360,7 +360,7 @@ def slice_faces(ext: np.ndarray, halo_lo: tuple[int, int, int], halo_hi: tuple[i
 # --------------------------------------------------------------------------------------------
 # confusion and pairwise differences
 # --------------------------------------------------------------------------------------------
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _joint_hist(t, p, out):  # pragma: no cover - jit
     n = t.size
     for i in range(0, n - 3, 4):
@@ -475,12 +475,12 @@ def box_counts(ind: np.ndarray) -> np.ndarray:
     return s[:, :, :-2] + s[:, :, 1:-1] + s[:, :, 2:]
 
 
-@numba.njit(nogil=True, cache=True, inline="always")
+@njit(nogil=True, cache=True, inline="always")
 def _hash(key, bits):  # pragma: no cover - jit
     return (np.uint64(key) * np.uint64(11400714819323198485)) >> np.uint64(64 - bits)
 
 
-@numba.njit(nogil=True, cache=True, inline="always")
+@njit(nogil=True, cache=True, inline="always")
 def _slot(key, tkeys, bits):  # pragma: no cover - jit
     """Where ``key`` sits in the open-addressing table ``tkeys`` (2**bits slots), -1 if absent."""
     mask = (1 << bits) - 1
@@ -494,7 +494,7 @@ def _slot(key, tkeys, bits):  # pragma: no cover - jit
         h = (h + 1) & mask
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _table_insert(tkeys, tvals, bits, keys, vals):  # pragma: no cover - jit
     mask = (1 << bits) - 1
     for i in range(keys.size):
@@ -573,7 +573,7 @@ def _decode(keys: np.ndarray) -> np.ndarray:
     return (keys[:, None] >> (5 * np.arange(8, dtype=np.int64))) & 31
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _snap_areas(local, cid, counts, spacing, out):  # pragma: no cover - jit
     """Snap each triangle vertex to its exact position, then add the triangle's area to its cell.
 
@@ -796,13 +796,13 @@ def _learn_tilings() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return _TILINGS
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _mc_cells_fast(c, tkeys, tvals, bits, missing, amb, ntri, tiling, edges, spacing, keep):  # pragma: no cover - jit
     return _mc_cells(c, tkeys, tvals, bits, _NO_SIDE[0], _NO_SIDE[1], _NO_SIDE[2], missing, amb, ntri, tiling, edges,
                      spacing, keep)
 
 
-@numba.njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True)
 def _mc_cells(c, tkeys, tvals, bits, xkeys, xvals, xbits, missing, amb, ntri, tiling, edges, spacing,
               keep):  # pragma: no cover - jit
     """:func:`_mc_cells_fast` with a second table ``xkeys``/``xvals``/``xbits`` looked up where the

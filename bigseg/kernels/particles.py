@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import itertools
 
-import numba
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.segmentation import watershed
 
+from ._jit import njit
 from .distance import euclidean_distance
 from .metrics import fill_unlabelled, mc_field_areas, mc_region
 
@@ -56,7 +56,7 @@ def distance_map(mask: np.ndarray, origin: tuple[int, int, int], volume: tuple[i
     return d
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _root(parent, p):  # pragma: no cover - jit
     while parent[p] != p:
         parent[p] = parent[parent[p]]  # path halving
@@ -64,7 +64,7 @@ def _root(parent, p):  # pragma: no cover - jit
     return p
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _dome_tops(d, order, thr):  # pragma: no cover - jit
     nz, ny, nx = d.shape
     flat = d.ravel()

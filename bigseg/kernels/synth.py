@@ -22,7 +22,8 @@ or reassociation can make results depend on loop vectorisation.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from ._jit import njit
 
 __all__ = [
     "N_QUAD",
