@@ -180,19 +180,20 @@ def _level_scale(dims: tuple[str, ...], voxel_size: tuple[float, ...], level: in
     return [spatial[d] * 2**level if d in spatial else t_step if d == "t" else 1.0 for d in dims]
 
 
-def _time_axis(vol: xr.DataArray) -> tuple[float, float]:
+def _time_axis(vol: xr.DataArray) -> tuple[float, float, bool]:
     """A series' time step and first time as OME-Zarr's ``t`` scale and translation state them
     (other readers' times): those of evenly spaced times, else (1, 0): steps 0, 1, 2, ... (the
-    times themselves are kept in bigseg's metadata, :func:`_times`)."""
+    times themselves are kept in bigseg's metadata, :func:`_times`); and whether they state the
+    times (False for uneven ones: the axis then states no unit, its steps 0, 1, 2 being no times)."""
     if "t" not in vol.dims or "t" not in vol.coords or vol.coords["t"].dtype.kind not in "iuf":
-        return 1.0, 0.0
+        return 1.0, 0.0, True
     t = np.asarray(vol.coords["t"].values, np.float64)
     if t.size == 1:
-        return 1.0, float(t[0])
+        return 1.0, float(t[0]), True
     step = float((t[-1] - t[0]) / (t.size - 1))
     if not step > 0 or not np.allclose(np.diff(t), step, rtol=1e-9, atol=0):
-        return 1.0, 0.0
-    return step, float(t[0])
+        return 1.0, 0.0, False
+    return step, float(t[0]), True
 
 
 def _level_origin(origin: tuple[float, ...], voxel_size: tuple[float, ...], level: int,
@@ -255,7 +256,7 @@ def _write_multiscale(
     v2 = group.metadata.zarr_format == 2  # a label image in another writer's OME-Zarr v0.4 image
     named = {**_checked_chunks(v2), **({} if v2 else {"dimension_names": list(dims)})}  # (v2 has no dimension names)
     targets, sources, datasets = [], [], []
-    t_step, t0 = _time_axis(vol)
+    t_step, t0, timed = _time_axis(vol)
     for level in range(levels):
         if level:
             arr = _downsample(arr, dims, labels)
@@ -296,7 +297,8 @@ def _write_multiscale(
         "multiscales": [
             {
                 "name": vol.name or "volume",
-                "axes": _axes(dims, vol.attrs["unit"], time_unit(vol.coords["t"]) if "t" in vol.coords else ""),
+                "axes": _axes(dims, vol.attrs["unit"],
+                              time_unit(vol.coords["t"]) if "t" in vol.coords and timed else ""),
                 "datasets": datasets,
                 "type": "nearest" if labels else "mean",
             }
@@ -353,6 +355,8 @@ def _checked_chunks(v2: bool) -> dict[str, Any]:
     from zarr.codecs import ZstdCodec
 
     return {"compressors": numcodecs.Zstd(level=0, checksum=True) if v2 else ZstdCodec(level=0, checksum=True),
+            # OME-Zarr v0.4 (zarr v2) chunk keys are paths, 0/1/2: "/" is the only separator it allows
+            **({"chunk_key_encoding": {"name": "v2", "separator": "/"}} if v2 else {}),
             "config": {"write_empty_chunks": True}, "attributes": {"bigseg": {EVERY_CHUNK_STORED: True}}}
 
 
@@ -393,6 +397,9 @@ def _prepare(
     attrs = dict(vol.attrs)
     # where the first voxel lies, in voxels of the grid it is given on (a box cut from a scan)
     first = origin_voxels(vol)
+    if not np.all(np.isfinite(first)):  # (NaN in zarr.json: no JSON, a web viewer's JSON.parse refused the store)
+        raise InputError(f"Expected `{argument}`'s z, y, x coordinates to be finite numbers (where its voxels lie). "
+                         f"Got its first voxel at {origin_of(vol)} instead.")
     if voxel_size is not None:
         attrs["voxel_size"] = parse_voxel_size(voxel_size)
     attrs["unit"] = unit_for(unit, voxel_size, attrs.get("unit", "voxel"))

@@ -527,12 +527,19 @@ def numeric_times(vol: xr.DataArray, name: str = "data") -> xr.DataArray:
     in seconds, ``units`` "s"; dates (datetime64) and other values that are no numbers are
     refused, saying how to make them numbers (OME-Zarr, OME-TIFF and HDF5 hold times as numbers
     in a unit)."""
-    if "t" not in vol.dims or "t" not in vol.coords or vol.coords["t"].dtype.kind in "iuf":
+    if "t" not in vol.dims or "t" not in vol.coords:
         return vol
     t = vol.coords["t"]
     if t.dtype.kind == "m":
         seconds = np.asarray(t.values / np.timedelta64(1, "s"), np.float64)
-        return vol.assign_coords(t=xr.DataArray(seconds, dims="t", attrs={**t.attrs, "units": "s"}))
+        vol = vol.assign_coords(t=xr.DataArray(seconds, dims="t", attrs={**t.attrs, "units": "s"}))
+        t = vol.coords["t"]
+    if t.dtype.kind in "iuf":  # NaN (NaT) or inf are no time a writer can store (zarr.json: no JSON; OME-TIFF)
+        if not np.all(np.isfinite(t.values)):
+            raise InputError(f"Expected `{name}`'s t coordinate to hold finite times. Got {t.values.tolist()} instead: "
+                             f"give each scan its time, {name}.assign_coords(t=[...]), or number the scans from 0 "
+                             f"with {name}.drop_vars('t').")
+        return vol
     fix = (f"the time since the first scan, {name}.assign_coords(t={name}.t - {name}.t[0]) (durations are stored "
            f"in seconds)" if t.dtype.kind == "M" else
            f"the time (or cycle) of each scan as a number, {name}.assign_coords(t=[...]), or number the scans from 0 "

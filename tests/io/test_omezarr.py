@@ -541,3 +541,48 @@ def test_info_of_an_image_of_text_describes_it_without_a_traceback(tmp_path):
                       dimension_names=["z", "y", "x"])
     info = volume_info(tmp_path / "s.ome.zarr")
     assert info["shape"] == [4, 4, 4] and "intensity" not in info
+
+
+def test_uneven_times_in_a_unit_leave_the_time_axis_without_one(tmp_path):
+    """Uneven times OME-Zarr cannot state are stored as steps 0, 1, 2, ... with no unit (were
+    "minute": napari and ome-zarr-py showed scans 1 minute apart that were 5 and 25 apart);
+    bigseg's own metadata keeps the times and their unit."""
+    vol = make_volume(np.zeros((3, 4, 4, 4), np.uint8), voxel_size=50).assign_coords(t=[0.0, 5.0, 30.0])
+    vol.coords["t"].attrs["units"] = "min"
+    path = tmp_path / "u.ome.zarr"
+    bigseg.save_volume(vol, path, progress=False)
+    ms = json.loads((path / "zarr.json").read_text())["attributes"]["ome"]["multiscales"][0]
+    assert ms["axes"][0] == {"name": "t", "type": "time"}
+    assert ms["datasets"][0]["coordinateTransformations"] == [{"type": "scale", "scale": [1.0, 50.0, 50.0, 50.0]}]
+    back = bigseg.open_volume(path)
+    assert list(back.t.values) == [0.0, 5.0, 30.0] and back.t.attrs["units"] == "min"
+
+
+@pytest.mark.parametrize("t", [[np.nan], [0.0, np.inf, 2.0]], ids=["nan", "inf"])
+def test_times_that_are_no_numbers_are_refused_not_written_as_nan_in_zarr_json(tmp_path, t):
+    """A NaN or infinite time was written into zarr.json as NaN / Infinity: no JSON (a web
+    viewer's JSON.parse, neuroglancer's, refuses the whole store) and no OME-Zarr translation."""
+    vol = make_volume(np.zeros((len(t), 4, 4, 4), np.uint8)).assign_coords(t=t)
+    with pytest.raises(InputError, match="finite times"):
+        bigseg.save_volume(vol, tmp_path / "s.ome.zarr", progress=False)
+    assert not (tmp_path / "s.ome.zarr").exists()
+    placed = make_volume(np.zeros((4, 4, 4), np.uint8)).assign_coords(z=np.full(4, np.nan))
+    with pytest.warns(UserWarning, match="not evenly spaced"), pytest.raises(InputError, match="finite numbers"):
+        bigseg.save_volume(placed, tmp_path / "p.ome.zarr", progress=False)
+    assert not (tmp_path / "p.ome.zarr").exists()
+
+
+def test_labels_in_an_ome_zarr_v04_image_use_slash_separated_chunk_keys(tmp_path, odd_volume):
+    """OME-Zarr v0.4 allows only "/" as its arrays' dimension separator (chunk keys 0/1/2); the
+    label images bigseg wrote into another writer's v0.4 image used zarr v2's default ".", unlike
+    the image beside them."""
+    data = odd_volume[:6, :8, :10]
+    path = _other_writer(tmp_path / "v04.zarr", data, {
+        "axes": [{"name": a, "type": "space"} for a in "zyx"], "datasets": [{"path": "0"}]})
+    save_labels(make_volume((data % 3).astype(np.uint8), phases=["pore", "cbd", "active"]), path, levels=2,
+                chunks=4, progress=False)
+    for level in ("0", "1"):
+        meta = json.loads((path / "labels" / "segmentation" / level / ".zarray").read_text())
+        assert meta["dimension_separator"] == "/", level
+    assert (path / "labels" / "segmentation" / "0" / "1" / "1" / "2").is_file()
+    np.testing.assert_array_equal(bigseg.open_volume(path, label="segmentation").values, data % 3)
