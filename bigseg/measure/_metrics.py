@@ -13,7 +13,7 @@ import xarray as xr
 from .._parse import parse_choice
 from ..errors import InputError, warn_caller
 from ..io._volume import UNLABELLED
-from ..kernels.crofton import crofton_areas
+from ..kernels.crofton import DIRECTIONS, crossing_areas, crossing_counts
 from ..kernels.metrics import NBINS, fill_unlabelled, histogram, label_stats, mc_field_areas, mc_region
 from ..runtime._progress import compute
 from ._blockwise import BlockGeometry, block_partials, crop_halo
@@ -55,13 +55,14 @@ def _stats_block(block: np.ndarray, geom: BlockGeometry, *, k: int) -> np.ndarra
     return np.concatenate([hist, faces.ravel(), onvox.ravel(), [nbad]])
 
 
-def _stats_crofton_block(block: np.ndarray, geom: BlockGeometry, *, k: int,
-                         spacing: tuple[float, float, float]) -> np.ndarray:
-    """:func:`_stats_block`'s partials and the (k, k) Crofton pair areas of the block."""
+def _stats_crofton_block(block: np.ndarray, geom: BlockGeometry, *, k: int) -> np.ndarray:
+    """:func:`_stats_block`'s partials and the (13, k, k) Crofton crossing counts of the block:
+    integers, summed over the blocks exactly and made areas once (:func:`_check`), so the areas
+    are the whole array's to the last bit for any chunking (per-block float areas were not)."""
     codes, nbad = _codes(block, geom)
     hist, faces, onvox = label_stats(codes, geom.halo_lo, geom.halo_hi, k)
-    areas = crofton_areas(codes, geom.halo_lo, geom.halo_hi, k, spacing)
-    return np.concatenate([hist, faces.ravel(), onvox.ravel(), [nbad], areas.ravel()]).astype(np.float64)
+    counts = crossing_counts(codes, geom.halo_lo, geom.halo_hi, k).sum(axis=0)
+    return np.concatenate([hist, faces.ravel(), onvox.ravel(), [nbad], counts.ravel()]).astype(np.int64)
 
 
 def _stats_mc_block(block: np.ndarray, geom: BlockGeometry, *, k: int, fields: tuple,
@@ -112,8 +113,8 @@ def _stats_graph(lab: Labels, *, marching_cubes: bool = False, fields: tuple | N
             # 3: the cells' 2 voxels of smoothing, and the neighbours that fill unlabelled ones among them
             parts.append(block_partials(fn, frame, depth=3, nout=nstat + len(flds), dtype=np.float64))
         elif crofton:  # the 26 neighbours: a halo of one voxel, as the faces
-            fn = functools.partial(_stats_crofton_block, k=k, spacing=lab.voxel_size)
-            parts.append(block_partials(fn, frame, depth=1, nout=nstat + k * k, dtype=np.float64))
+            fn = functools.partial(_stats_crofton_block, k=k)
+            parts.append(block_partials(fn, frame, depth=1, nout=nstat + len(DIRECTIONS) * k * k, dtype=np.int64))
         else:
             fn = functools.partial(_stats_block, k=k)
             parts.append(block_partials(fn, frame, depth=1, nout=nstat, dtype=np.int64))
@@ -133,10 +134,13 @@ def _unpack(vec: np.ndarray, k: int) -> dict[str, np.ndarray]:
     return out
 
 
-def _check(lab: Labels, results, *, allow_unlabelled: bool) -> list[dict[str, np.ndarray]]:
+def _check(lab: Labels, results, *, allow_unlabelled: bool, crofton: bool = False) -> list[dict[str, np.ndarray]]:
     out = []
     for t, vec in enumerate(results):
         s = _unpack(np.asarray(vec), lab.k)
+        if crofton:  # the summed crossing counts, made (k, k) areas once
+            counts = np.rint(s["areas"]).astype(np.int64).reshape(len(DIRECTIONS), lab.k, lab.k)
+            s["areas"] = crossing_areas(counts, lab.voxel_size).ravel()
         check_values(s["hist"], lab.k, lab.phases, lab.name, allow_unlabelled=allow_unlabelled,
                      out_of_range=int(s["bad"]), t=t if lab.series else None)
         out.append(s)
@@ -147,7 +151,8 @@ def _run(lab: Labels, *, allow_unlabelled: bool, desc: str, progress: bool,
          marching_cubes: bool = False, fields: tuple | None = None,
          hist_only: bool = False, crofton: bool = False) -> list[dict[str, np.ndarray]]:
     parts = _stats_graph(lab, marching_cubes=marching_cubes, fields=fields, hist_only=hist_only, crofton=crofton)
-    return _check(lab, compute(*parts, desc=desc, progress=progress), allow_unlabelled=allow_unlabelled)
+    return _check(lab, compute(*parts, desc=desc, progress=progress), allow_unlabelled=allow_unlabelled,
+                  crofton=crofton)
 
 
 def _stack(lab: Labels, arrays: list[np.ndarray]) -> np.ndarray:

@@ -80,7 +80,7 @@ def summary(labels: Any, *, truth: Any = None, method: Method = "faces", phases:
         if truth is not None:
             graphs += _profile_graph(tl, ax)
     results = compute(*graphs, desc="measuring", progress=progress)
-    stats = _check(lab, results[:n], allow_unlabelled=True)
+    stats = _check(lab, results[:n], allow_unlabelled=True, crofton=method == "crofton" and ax is None)
     parts: list[xr.Dataset] = []
     if ax is not None:
         m = len(lab.frames())
