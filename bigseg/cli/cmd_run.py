@@ -53,6 +53,32 @@ def _grid(source: Any, cfg: Any) -> tuple[Any, str] | None:
     return vol.attrs["voxel_size"], vol.attrs["unit"]
 
 
+def _say_if_other_weights(config: str | None, model: Any) -> None:
+    """Run again from a run record (``--config RUN/run.json``) with a model whose weights are not the
+    recorded ones (``model_key``: a checkpoint retrained at the same path, another bigseg's bundled
+    model): said before any work, as its labels and metrics will not be the record's."""
+    import json
+    import warnings
+    from pathlib import Path
+
+    from ..config import CLASSICAL_MODELS
+
+    try:
+        record = json.loads(Path(config).read_text(encoding="utf-8")) if config else None
+    except (OSError, ValueError):  # a YAML configuration, or none: no record to compare with
+        return
+    if not isinstance(record, dict) or "environment" not in record or not record.get("model_key") \
+            or model in CLASSICAL_MODELS or model != record.get("config", {}).get("predict", {}).get("model") \
+            or not (model == "default" or Path(model).is_file()):  # (another --model: asked for; none: refused later)
+        return
+    from ..models import load
+
+    now = load(model).checkpoint_key()
+    if now != record["model_key"]:
+        warnings.warn(f"the model {str(model)!r} now has weights {now}, not the {record['model_key']} that made "
+                      f"the run recorded in {config!r}: its labels and metrics will differ", UserWarning, stacklevel=2)
+
+
 def run(args: argparse.Namespace) -> int:
     from ..pipeline import Pipeline
 
@@ -69,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
                                    times=times, time_unit=args.time_unit,
                                    **({"measure": {"particle_labels": True}} if args.particle_labels else {}),
                                    **({"predict": {"temporal": args.temporal}} if args.temporal is not None else {}))
+    _say_if_other_weights(args.config, cfg.predict["model"])
     source = args.source if len(args.source) > 1 else args.source[0]
     truth = open_label_image(args.truth, None, "truth", "--truth", say="truth", grid=_grid(source, cfg)) \
         if args.truth else None

@@ -34,7 +34,8 @@ def path_stamp(path: Any) -> Any:
     """A file or folder as it stands, for a resume key: its resolved path and the time it (for a
     zarr store, its ``zarr.json``, which a write of the store makes anew) was last written, and
     a file's size; a folder of files (TIFF slices): their number, total size and latest time (a
-    slice rewritten in place changes no folder time); ``None`` for no path; a glob: the list of
+    slice rewritten in place changes no folder time); a zarr store also those of its files but
+    its ``labels/`` (chunks written in place change no ``zarr.json``); ``None`` for no path; a glob: the list of
     its matches' stamps."""
     import glob
     import os
@@ -52,7 +53,15 @@ def path_stamp(path: Any) -> Any:
     if not meta.exists():
         return [str(p.resolve()), None]
     st = os.stat(meta)
-    return [str(p.resolve()), st.st_mtime_ns] + ([st.st_size] if meta == p else [])
+    if meta != p:  # a zarr store: the chunks too (a stat of each file, far less than the read it stamps), not
+        # its labels/ nor hidden folders (what `bigseg segment` writes into it, and its partial writes)
+        files = []
+        for d, dirs, names in os.walk(p):
+            dirs[:] = [n for n in dirs if not n.startswith(".") and not (n == "labels" and Path(d) == p)]
+            files += [os.stat(os.path.join(d, f)) for f in names]
+        return [str(p.resolve()), st.st_mtime_ns, len(files), sum(f.st_size for f in files),
+                max(f.st_mtime_ns for f in files)]
+    return [str(p.resolve()), st.st_mtime_ns, st.st_size]
 
 
 def _name(idx: tuple[int, ...]) -> str:

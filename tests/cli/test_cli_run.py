@@ -293,3 +293,33 @@ def test_a_full_disk_in_a_hidden_working_folder_is_one_line_not_a_traceback(tmp_
     monkeypatch.setattr(bigseg.measure, "particles", other)
     with pytest.raises(OSError, match="Input/output"):
         main(["run", str(tmp_path / "scan.npy"), "--out", str(tmp_path / "r2"), "--model", "threshold", "--no-progress"])
+
+
+def test_run_again_from_a_record_says_when_the_model_has_other_weights(tmp_path, capsys):
+    """`bigseg run SOURCE --config RUN/run.json` (the line `bigseg info` prints) with a checkpoint
+    retrained at the recorded path ran silently with the new weights: other labels than the
+    record's. It says so before any work; the same weights run again without a word."""
+    import warnings
+
+    import torch
+
+    from bigseg import models
+
+    np.save(tmp_path / "scan.npy", bigseg.synth.xct(bigseg.synth.electrode((8, 16, 16), seed=1), seed=1).values)
+    ckpt = tmp_path / "model.pt"
+    model = models.create("lrcsnet", patch=(16, 16))
+    models.save(model, ckpt)
+    (tmp_path / "c.yaml").write_text(f"cluster: threads\npredict:\n  model: {ckpt}\nfilters:\n  median: null\n"
+                                     "measure:\n  particles: false\n  connectivity: null\n")
+    run = ["run", str(tmp_path / "scan.npy"), "--no-progress", "--cluster", "threads"]
+    assert main([*run, "--out", str(tmp_path / "a"), "--config", str(tmp_path / "c.yaml")]) == 0
+    again = [*run, "--config", str(tmp_path / "a" / "run.json")]
+    capsys.readouterr()
+    assert main([*again, "--out", str(tmp_path / "b")]) == 0
+    assert "weights" not in capsys.readouterr().err
+    with torch.no_grad():
+        for w in model.parameters():
+            w.add_(torch.randn_like(w, generator=torch.Generator().manual_seed(0)))
+    models.save(model, ckpt, overwrite=True)
+    assert main([*again, "--out", str(tmp_path / "c")]) == 0
+    assert "not the bigseg:" in capsys.readouterr().err  # (and the labels differ: pore 1.000 -> 0.781 here)

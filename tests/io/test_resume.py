@@ -311,3 +311,18 @@ def test_a_glob_stamps_each_file_it_matches(tmp_path):
     os.utime(tmp_path / "s_2.tif", ns=(1, 1))
     assert path_stamp(glob) != before
     assert path_stamp(tmp_path / "s_1.tif")[0] == str(tmp_path / "s_1.tif")  # a plain path: one stamp
+
+
+def test_a_zarr_source_rewritten_in_place_is_another_source(tmp_path):
+    """Chunks written into a zarr store in place (zarr.json untouched) change its resume key: a
+    run resumed on it redid nothing and kept the segmentation and metrics of the old data."""
+    import zarr
+
+    from bigseg.runtime._manifest import path_stamp
+
+    src = tmp_path / "scan.ome.zarr"
+    save_volume(np.arange(8 * 8 * 8, dtype=np.float32).reshape(8, 8, 8), src, chunks=4)
+    before = path_stamp(src)
+    z = zarr.open_array(str(src / "0"), mode="r+")
+    z[:4, :4, :4] = -1.0  # one chunk, in place
+    assert path_stamp(src) != before
