@@ -21,7 +21,7 @@ from typing import Any
 from .._version import version
 from ..errors import POINT_AT_CALLER, BigsegError, UncalibratedWarning
 from ..runtime._files import FULL
-from ..runtime._signals import stops_not_lost, terminate_as_exit
+from ..runtime._signals import deliver_later, importing, stops_not_lost, terminate_as_exit
 from ..runtime._terminal import PrintableStream
 from ._terms import command_parser, in_cli_terms
 
@@ -201,7 +201,8 @@ def _dash_values(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
 def _quiet_shutdown_on_interrupt() -> Any:
     """Ctrl-C stops the command as before (KeyboardInterrupt), and first silences the loggers of a
     cluster being torn down (a run on a LocalCluster printed dozens of "Task exception was never
-    retrieved" and worker tracebacks before "interrupted")."""
+    retrieved" and worker tracebacks before "interrupted"). One that comes while a module is
+    imported is raised once the import is done (:func:`~bigseg.runtime._signals.importing`)."""
     import logging
     import signal
     import threading
@@ -211,6 +212,9 @@ def _quiet_shutdown_on_interrupt() -> Any:
         return None  # a caller's own handler (or a thread) is left alone
 
     def interrupted(signum, frame):  # noqa: ANN001
+        if importing(frame) and hasattr(signal, "pthread_kill"):  # (torch's, stopped, aborted the process)
+            deliver_later(signum)
+            return
         for name in ("distributed", "asyncio", "tornado"):
             logging.getLogger(name).setLevel(logging.CRITICAL + 1)
         signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C as Python's own

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 
 @contextlib.contextmanager
@@ -42,13 +43,39 @@ def children_ignore_ctrl_c(active: bool = True) -> Iterator[None]:
             signal.raise_signal(signal.SIGINT)  # now to the handler of before (Python's: KeyboardInterrupt)
 
 
+def importing(frame: Any) -> bool:
+    """Whether ``frame`` (a signal handler's) runs inside an import: a stop raised there leaves
+    the module half made, and one raised inside torch's (C++ that turns the Python error into
+    an exception nobody catches) aborted the process (SIGABRT: nothing cleaned up)."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib."):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def deliver_later(signum: int, delay: float = 0.05) -> None:
+    """``signum`` sent to the main thread again after ``delay`` seconds (a stop that came while
+    it could not be raised: :func:`importing`), from a daemon thread."""
+    import signal
+    import threading
+
+    def send() -> None:
+        signal.pthread_kill(threading.main_thread().ident, signum)
+
+    timer = threading.Timer(delay, send)
+    timer.daemon = True
+    timer.start()
+
+
 @contextlib.contextmanager
 def terminate_as_exit() -> Iterator[None]:
     """SIGTERM (``kill``, ``timeout``, a SLURM job's ``scancel``) ends this process as
     ``SystemExit(143)`` while the block runs, so its ``finally`` clauses run (a benchmark's
     temporary volumes removed, a cluster it started shut down) instead of Python dying on the
-    spot. Main thread only, and only where SIGTERM has its default action (a caller's own
-    handler is left alone)."""
+    spot; one that comes while a module is imported, once the import is done (:func:`importing`).
+    Main thread only, and only where SIGTERM has its default action (a caller's own handler is
+    left alone)."""
     import signal
     import threading
 
@@ -58,6 +85,9 @@ def terminate_as_exit() -> Iterator[None]:
         return
 
     def terminated(signum, frame):  # noqa: ANN001
+        if importing(frame) and hasattr(signal, "pthread_kill"):  # raised once the import is done
+            deliver_later(signum)
+            return
         signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends it at once
         raise SystemExit(128 + signal.SIGTERM)
 

@@ -216,3 +216,37 @@ def test_outside_the_main_thread_nothing_changes():
     t.start()
     t.join()
     assert seen == [hook]
+
+
+_SLOW_IMPORT = """
+import os, signal, sys, threading, time
+sys.path.insert(0, sys.argv[1])
+import bigseg.cli.cmd_info as cmd_info
+from bigseg.cli import main
+
+def command(args):  # a command that imports a slow module (as torch's 5 s) when the stop comes
+    threading.Timer(0.3, os.kill, (os.getpid(), getattr(signal, sys.argv[2]))).start()
+    import slowmodule  # noqa: F401 (its body: a 1.5 s sleep, then `done = True`)
+    time.sleep(30)  # the stop, once the import is done, ends the command here
+
+cmd_info.run = command  # (taken by the parser main builds)
+try:
+    code = main(["info", sys.argv[1]])
+except SystemExit as exc:
+    code = exc.code
+mod = sys.modules.get("slowmodule")
+print(code, mod is not None and getattr(mod, "done", False))
+"""
+
+
+@pytest.mark.parametrize("signame, code", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_a_stop_during_an_import_is_raised_once_the_import_is_done(tmp_path, signame, code):
+    """SIGTERM or Ctrl-C that came while torch was imported (5 s of C++ initialisation) raised
+    inside it: torch's C++ turned the error into an uncaught exception and the process aborted
+    (SIGABRT, -6: nothing cleaned up, no last line). The stop now ends the command when the
+    import is done."""
+    (tmp_path / "slowmodule.py").write_text("import time\ntime.sleep(1.5)\ndone = True\n")
+    proc = subprocess.run([sys.executable, "-c", _SLOW_IMPORT, str(tmp_path), signame], capture_output=True,
+                          text=True, timeout=60, env={**os.environ, "PYTHONWARNINGS": "ignore",
+                                                      "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert proc.stdout.split() == [str(code), "True"], proc.stdout + proc.stderr[-2000:]
