@@ -39,7 +39,7 @@ from .._parse import (parse_chunks, parse_flag, parse_nonnegative_int, parse_pat
 from ..errors import (BigsegError, InputError, LabelsReplacedWarning, OutputExistsError, OutputNotWritableError,
                       SourceNotFoundError, VolumeFormatError, warn_caller)
 from ..ops._dispatch import on_host
-from ..runtime._budget import MAX_STORED_CHUNK, check_stored_chunk, format_bytes
+from ..runtime._budget import MAX_CHOSEN_CHUNK, MAX_STORED_CHUNK, check_stored_chunk, format_bytes
 from ..runtime._files import FULL, SYSTEM_FILES, folded, move_into_place, no_room, remove as _remove, replacing
 from ..runtime._lock import held
 from ..runtime._manifest import key_digest, resumable_array, store_resumable, stored_named
@@ -433,8 +433,10 @@ def _prepare(
     elif vol.dims[0] == "t" and (np.ndim(chunks) == 0 or len(chunks) == 3):
         chunks = (1, *parse_chunks(chunks, 3))  # spatial chunks (e.g. a run configuration's): one scan per chunk
     chunks = list(parse_chunks(chunks, vol.ndim))
-    # no chunk bigger than a reader takes (MAX_STORED_CHUNK: bigseg refuses larger ones when opening a store)
-    while math.prod(min(c, n) for c, n in zip(chunks, vol.shape)) * vol.dtype.itemsize > MAX_STORED_CHUNK:
+    # no chunk bigger than a reader takes (MAX_STORED_CHUNK: bigseg refuses larger ones when opening a store),
+    # nor, where bigseg chooses them, than a viewer decodes at ease (MAX_CHOSEN_CHUNK)
+    most = MAX_STORED_CHUNK if given else min(MAX_STORED_CHUNK, MAX_CHOSEN_CHUNK)
+    while math.prod(min(c, n) for c, n in zip(chunks, vol.shape)) * vol.dtype.itemsize > most:
         if given:
             raise InputError(f"Expected `chunks` whose blocks of {vol.dtype} take at most "
                              f"{format_bytes(MAX_STORED_CHUNK)} each (a reader decodes a whole block; bigseg refuses "
@@ -517,7 +519,8 @@ def save_volume(
         ``phase`` dim, as :func:`bigseg.predict` gives them) are stored as float16, one channel
         per phase
     path : destination folder (conventionally ``*.ome.zarr``)
-    chunks : int or one int per axis; default: the input's chunking. For a (t, z, y, x) series
+    chunks : int or one int per axis; default: the input's chunking, each halved along its
+        longest edge until it holds at most 64 MiB (256³ float32). For a (t, z, y, x) series
         an int or 3 ints are the spatial chunks, with one time step per chunk
     voxel_size : float or (z, y, x) in ``unit``; default: ``data.attrs["voxel_size"]`` or 1
     phases : phase names indexed by label value; marks the volume as a label image (default

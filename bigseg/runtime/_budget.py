@@ -20,7 +20,7 @@ from ..errors import InputError, MemoryBudgetError
 from ._progress import current_client
 
 __all__ = ["format_bytes", "parse_bytes", "worker_memory_limit", "check_budget", "fitting_edge", "chunks_lever",
-           "run_chunks", "MAX_STORED_CHUNK", "check_stored_chunk"]
+           "run_chunks", "MAX_STORED_CHUNK", "MAX_CHOSEN_CHUNK", "check_stored_chunk"]
 
 
 def format_bytes(n: float) -> str:
@@ -161,9 +161,13 @@ def fitting_edge(budget: int, bytes_per_voxel: float, *, halo: int = 0) -> int:
 
 #: the most bytes one stored chunk of a source (a zarr array, a chunked HDF5 dataset) may decode to: a read
 #: decodes whole chunks, and a file of a few KB (zstd of zeros) stating one 1024³ chunk took 1.2 GB at the
-#: first read, a 4096³ one 64 GiB. bigseg writes at most 256³ float32 (64 MiB); other writers' slices
-#: (1 × 2048 × 2048) or 512³ blocks stay well below
+#: first read, a 4096³ one 64 GiB. Other writers' slices (1 × 2048 × 2048) or 512³ blocks stay well below
 MAX_STORED_CHUNK = 2**30
+
+#: the most bytes of a chunk bigseg chooses itself when writing (no ``chunks`` given: the data's own,
+#: halved until they fit): a viewer decodes a whole chunk to show one slice of it (was up to 1 GiB, a
+#: NumPy array's dask "auto" chunks 128 MiB); 256³ float32
+MAX_CHOSEN_CHUNK = 2**26
 
 
 def check_stored_chunk(chunks: Any, dtype: Any, *, name: str, value: Any) -> int:

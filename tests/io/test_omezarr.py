@@ -586,3 +586,20 @@ def test_labels_in_an_ome_zarr_v04_image_use_slash_separated_chunk_keys(tmp_path
         assert meta["dimension_separator"] == "/", level
     assert (path / "labels" / "segmentation" / "0" / "1" / "1" / "2").is_file()
     np.testing.assert_array_equal(bigseg.open_volume(path, label="segmentation").values, data % 3)
+
+
+def test_chunks_bigseg_chooses_hold_at_most_64_mib(tmp_path, monkeypatch):
+    """Without `chunks` an array's own blocks were written as they were, up to 1 GiB (a NumPy
+    array's dask "auto" chunks: 128 MiB, 511³ uint8): a viewer decoded all of one to show a slice.
+    Now each is halved along its longest edge until it fits MAX_CHOSEN_CHUNK (64 MiB); given
+    chunks are kept."""
+    from bigseg.io import _omezarr
+
+    monkeypatch.setattr(_omezarr, "MAX_CHOSEN_CHUNK", 2048)  # (as 64 MiB is to 128 MiB blocks)
+    data = np.arange(16 * 12 * 20, dtype=np.int16).reshape(16, 12, 20)
+    bigseg.save_volume(da.from_array(data, chunks=-1), tmp_path / "own.ome.zarr", progress=False)
+    back = bigseg.open_volume(tmp_path / "own.ome.zarr")
+    assert tuple(max(c) for c in back.data.chunks) == (8, 12, 10)  # 7680 bytes: x, then z halved
+    np.testing.assert_array_equal(back.values, data)
+    bigseg.save_volume(data, tmp_path / "given.ome.zarr", chunks=(16, 12, 20), progress=False)
+    assert tuple(max(c) for c in bigseg.open_volume(tmp_path / "given.ome.zarr").data.chunks) == (16, 12, 20)
