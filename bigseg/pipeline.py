@@ -453,7 +453,7 @@ class Pipeline:
 
         from .infer._predict import check_memory_for
         from .io._ingest import _check_memory as check_ingest
-        from .io._ingest import read_source
+        from .io._ingest import read_source, stored_chunks
         from .io._volume import make_volume
 
         cfg = self.config
@@ -468,9 +468,8 @@ class Pipeline:
         if cfg.crop is not None:
             grid = tuple(len(range(*b.indices(n))) for b, n in zip(parse_region("crop", cfg.crop, grid), grid))
         chunks = parse_chunks(cfg.chunks, 3)
-        # the ingest reads the source in its stored chunks (a zarr store's: dask's), else in the run's
-        stored = tuple(max(c) for c in ref.data.chunks[-3:]) if isinstance(getattr(ref, "data", None), da.Array) \
-            else chunks
+        # the ingest reads the source in its stored chunks (a zarr store's, a chunked HDF5 dataset's), else in the run's
+        stored = stored_chunks(ref, (1,) * (len(np.shape(ref)) - 3) + chunks)[-3:]
         check_ingest(make_volume(da.zeros(grid, dtype=dtype, chunks=tuple(min(c, n) for c, n in zip(stored, grid)))),
                      chunks)
         vol = make_volume(da.zeros(grid, dtype=dtype, chunks=tuple(min(c, n) for c, n in zip(chunks, grid))))

@@ -170,6 +170,7 @@ class Hdf5Reader:
     dataset: str
     shape: tuple[int, ...]
     dtype: np.dtype
+    stored: tuple[int, ...] | None = None  # its chunks (each read decodes whole ones), None: contiguous
 
     @property
     def ndim(self) -> int:
@@ -521,7 +522,8 @@ def _hdf5(path: str, dataset: str | None) -> Hdf5Reader:
             ds = _hdf5_dataset(f, name)
             if ds.chunks:  # each read decodes whole chunks: a few KB stating a huge one asked for all memory
                 check_stored_chunk(ds.chunks, ds.dtype, name="source", value=path)
-            return Hdf5Reader(os.path.abspath(path), name, tuple(ds.shape), np.dtype(ds.dtype))  # (for workers)
+            return Hdf5Reader(os.path.abspath(path), name, tuple(ds.shape), np.dtype(ds.dtype),  # (for workers)
+                              tuple(ds.chunks) if ds.chunks else None)
     except OSError as exc:
         raise VolumeFormatError(f"Cannot read HDF5 file {path!r}: {exc}") from None
 
@@ -1129,6 +1131,8 @@ def _read_volume(source: Any, *, chunks: Any, vs: Any, unit: str | None, dataset
         vs3 = parse_voxel_size(cal[0])
         vol = make_volume(arr, voxel_size=vs3, unit=cal[1],
                           origin=None if at is None else [float(o) * v for o, v in zip(at, vs3)])
+        if getattr(reader, "stored", None):  # a chunked HDF5 dataset's chunks, as xarray states a store's
+            vol.encoding["chunks"] = reader.stored
         times, t_unit = _stated_times(reader) if len(reader.shape) == 4 else (None, "")
         if times is not None and len(times) == vol.sizes["t"] and np.all(np.diff(times) > 0):  # as bigseg exports
             vol = vol.assign_coords(t=("t", times, {"units": t_unit} if t_unit else {}))
@@ -1241,20 +1245,32 @@ def _stack_scans(vols: list[xr.DataArray], sources: list[Any], times: Any) -> xr
 _WRITE_BYTES_PER_VOXEL = 10
 
 
+def stored_chunks(vol: Any, default: tuple[int, ...]) -> tuple[int, ...]:
+    """The blocks each read of ``vol`` (a volume or a source's reader, :func:`read_source`)
+    decodes whole: a chunked HDF5 dataset's (a volume's ``encoding["chunks"]``, a reader's
+    ``stored``), a zarr store's (its dask chunks), else ``default``."""
+    if not isinstance(vol, xr.DataArray):
+        return tuple(getattr(vol, "stored", None) or default)
+    given = vol.encoding.get("chunks") or ()
+    if len(given) == vol.ndim:
+        return tuple(int(c) for c in given)
+    return tuple(max(c) for c in vol.data.chunks) if isinstance(vol.data, da.Array) else tuple(default)
+
+
 def _check_memory(vol: xr.DataArray, chunks: tuple[int, ...]) -> None:
     """Refuse, before anything is read, chunks whose task would not fit a worker
     (:func:`~bigseg.runtime._budget.check_budget`): a block read and its cast, the buffers zarr
     and its compressor encode it in (:data:`_WRITE_BYTES_PER_VOXEL`), and one whole plane of the
     source (a TIFF page is read whole, then cut; raw and .npy files: one plane's rows); a source
-    read in larger blocks than ``chunks`` (a zarr store's stored chunks, ``vol``'s own: each read
-    decodes a whole one) holds one of those too."""
+    read in larger blocks than ``chunks`` (a zarr store's stored chunks, ``vol``'s own, a chunked
+    HDF5 dataset's, ``vol.encoding["chunks"]``: each read decodes a whole one) holds one of those too."""
     from ..errors import MemoryBudgetError
     from ..runtime._budget import check_budget, chunks_lever, fitting_edge, format_bytes, worker_memory_limit
 
     block = [min(k, n) for k, n in zip(chunks, vol.shape)]
     item = vol.dtype.itemsize
     per_voxel = item + _WRITE_BYTES_PER_VOXEL
-    stored = tuple(max(c) for c in vol.data.chunks) if isinstance(vol.data, da.Array) else tuple(block)
+    stored = stored_chunks(vol, tuple(block))
     held = math.prod(stored) * item if math.prod(stored) > math.prod(block) else 0  # a larger stored chunk, decoded
     foot = math.prod(block) * per_voxel + vol.shape[-2] * vol.shape[-1] * item + held
     tasks = math.prod(-(-n // k) for n, k in zip(vol.shape, block))

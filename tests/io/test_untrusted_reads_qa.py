@@ -167,6 +167,19 @@ def test_a_run_counts_the_sources_stored_chunk_in_its_memory_check(tmp_path):
             bigseg.Pipeline(chunks=64)._check_memory(str(tmp_path / "s.zarr"))
 
 
+def test_a_chunked_hdf5_source_s_stored_chunk_counts_in_the_memory_check(tmp_path):
+    """As a zarr store's: a chunked HDF5 dataset's reads decode whole chunks, but its chunks were
+    not counted (a run on workers too small for them was accepted, then killed)."""
+    with h5py.File(tmp_path / "s.h5", "w") as f:
+        f.create_dataset("data", shape=(512,) * 3, chunks=(512,) * 3, dtype="f4")
+    with dask.config.set({"distributed.worker.memory.limit": "900MiB"}):
+        with pytest.raises(MemoryBudgetError, match=r"stored in chunks of \(512, 512, 512\) \(512\.0 MiB each"):
+            bigseg.Pipeline(chunks=64)._check_memory(str(tmp_path / "s.h5"))
+        with pytest.raises(MemoryBudgetError, match=r"stored in chunks of \(512, 512, 512\)"):
+            bigseg.ingest(tmp_path / "s.h5", tmp_path / "out.ome.zarr", chunks=64, progress=False)
+    assert not (tmp_path / "out.ome.zarr").exists()
+
+
 # -- HDF5: other files of the machine -------------------------------------------------------------
 
 
