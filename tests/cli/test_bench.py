@@ -165,7 +165,8 @@ def test_repeat_gives_the_median_run_and_the_spread(tmp_path, capsys, monkeypatc
 
     import bigseg.bench as bench
 
-    fake = itertools.cycle([{"write": 3.0}, {"write": 1.0}, {"write": 2.0}])  # three runs' seconds
+    fake = itertools.cycle([{"write": 3.0, "simulate": 0.5}, {"write": 1.0, "simulate": 0.7},  # three runs'
+                            {"write": 2.0, "simulate": 0.9}])  # seconds
     calls = []
 
     def runs(tmp, run, size, *args, **kwargs):
@@ -177,6 +178,7 @@ def test_repeat_gives_the_median_run_and_the_spread(tmp_path, capsys, monkeypatc
     w = res["stages"]["write"]
     assert w["seconds"] == 2.0 and w["seconds_each"] == [3.0, 1.0, 2.0] and w["spread"] == 1.0
     assert w["mvox_per_s"] == pytest.approx(16 ** 3 / 2.0 / 1e6, rel=1e-3) and len(set(calls)) == 3
+    assert res["simulate_s"] == 0.7  # the median run's too (was the last run's, 0.9)
     assert "spread" not in bench.benchmark(size=16, chunks=8, stages=["write"], workdir=tmp_path, warmup=False)[
         "stages"]["write"]
     with pytest.raises(InputError, match="`repeat` to be at most 100"):
