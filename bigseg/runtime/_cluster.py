@@ -555,8 +555,8 @@ def _start(cluster: str, n_workers: int | None, threads_per_worker: int, memory_
             ) from None
         if gpu_count() == 0:
             raise ClusterError("`cluster`='local-cuda' needs at least one CUDA GPU. Found none.")
-        if memory_limit not in (None, "auto"):
-            _memory_split(memory_limit, 1)  # the floor
+        if memory_limit not in (None, "auto"):  # the floor, and all workers together (one per GPU unless given)
+            _memory_split(memory_limit, n_workers or gpu_count())
         lc = LocalCUDACluster(
             n_workers=n_workers, threads_per_worker=threads_per_worker, dashboard_address=dash,
             memory_limit=memory_limit or "auto", **options,

@@ -450,3 +450,33 @@ def test_connect_refuses_a_bad_timeout_by_name(timeout):
     """`timeout=-1` reached the socket ("ValueError: Timeout value out of range", naming nothing)."""
     with pytest.raises(InputError, match=r"Expected `timeout` to be a positive"):
         bigseg.connect("tcp://127.0.0.1:1", timeout=timeout, quiet=True)
+
+
+def test_local_cuda_checks_the_memory_of_all_its_workers(monkeypatch):
+    """local-cuda checked `memory_limit` for one worker: four GPU workers of half the machine's
+    memory each were accepted (dask caps each silently: killed, not spilled). As `local`: all of
+    them together, one worker per GPU unless `n_workers` says."""
+    import sys
+    import types
+
+    import psutil
+
+    from bigseg.runtime import _cluster
+
+    made = []
+
+    class LocalCUDACluster:  # (dask-cuda's, faked: no GPU here)
+        def __init__(self, **kwargs):
+            made.append(kwargs)
+            raise RuntimeError("made")
+
+    monkeypatch.setitem(sys.modules, "dask_cuda", types.SimpleNamespace(LocalCUDACluster=LocalCUDACluster))
+    monkeypatch.setattr(_cluster, "gpu_count", lambda: 4)
+    half = f"{psutil.virtual_memory().total // 2 // 2**20}MiB"
+    with pytest.raises(InputError, match=rf"`memory_limit` to be at most .* per worker for 4 worker\(s\).*{half}"):
+        _cluster._start("local-cuda", n_workers=None, threads_per_worker=1, memory_limit=half, dash=None,
+                                config=None, options={})
+    with pytest.raises(RuntimeError, match="made"):  # one worker of half: accepted
+        _cluster._start("local-cuda", n_workers=1, threads_per_worker=1, memory_limit=half, dash=None,
+                                config=None, options={})
+    assert made and made[0]["memory_limit"] == half
