@@ -31,7 +31,7 @@ from ..errors import BigsegError, InputError, SourceNotFoundError, VolumeFormatE
 from ..runtime._budget import check_stored_chunk
 from ._calibration import (convert_length, hdf5_calibration, normalise_unit, parse_unit, tiff_calibration,
                            tiff_origin)
-from ._omezarr import _check_dest, open_volume, write_volume
+from ._omezarr import _check_dest, open_named, open_volume, write_volume
 from ._volume import crop_box, is_zarr_store, make_volume, recalibrated, refuse_replacing, state_values
 
 __all__ = ["ingest", "read_source", "open_source", "TIFF_SUFFIXES", "HDF5_SUFFIXES"]
@@ -699,7 +699,7 @@ def read_source(
                          f"for {src!r}.")
     if p.is_dir():
         if is_zarr_store(p):
-            return open_volume(p)
+            return open_named(p, name="source")
         files = [str(f) for f in tiff_slices(p)]
         if len(files) == 1:  # one file: a multi-page TIFF is a whole scan (a single slice reads the same)
             return read_source(files[0], dataset=dataset, dtype=dtype, shape=shape, offset=offset)

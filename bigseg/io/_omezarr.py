@@ -951,10 +951,15 @@ def open_volume(path: str | os.PathLike, *, level: int = 0, label: str | None = 
 
     Never loads voxel data; the returned DataArray is backed by ``dask.array.from_zarr``.
     """
-    p = parse_path("path", path).absolute()  # read by workers that may run in another working directory
+    return open_named(path, level=level, label=label, name="path")
+
+
+def open_named(path: str | os.PathLike, *, level: int = 0, label: str | None = None, name: str = "path") -> xr.DataArray:
+    """:func:`open_volume`, its errors naming the argument ``name`` (``ingest``'s zarr `source`)."""
+    p = parse_path(name, path).absolute()  # read by workers that may run in another working directory
     level = parse_nonnegative_int("level", level)  # (level=None or "3" was Python's TypeError from a comparison)
     if not p.exists():
-        raise SourceNotFoundError(f"Expected `path` to be an existing OME-Zarr volume. Got {str(p)!r}, which does not exist.")
+        raise SourceNotFoundError(f"Expected `{name}` to be an existing OME-Zarr volume. Got {str(p)!r}, which does not exist.")
     p = image_of(p)  # a bioformats2raw store: its image
     if label is not None:
         p = _member(p / "labels", label, "`label`", InputError)
@@ -967,28 +972,28 @@ def open_volume(path: str | os.PathLike, *, level: int = 0, label: str | None = 
     except Exception as exc:  # zarr raises several types for "not a zarr store"
         meta = next((p / f for f in ("zarr.json", ".zarray", ".zgroup") if (p / f).is_file()), None)
         if meta is not None:  # a zarr store whose own metadata is damaged: not "convert it first"
-            raise VolumeFormatError(f"Expected `path` to be an OME-Zarr store with readable metadata. Got {str(p)!r}, "
+            raise VolumeFormatError(f"Expected `{name}` to be an OME-Zarr store with readable metadata. Got {str(p)!r}, "
                                     f"whose {meta.name} cannot be read ({type(exc).__name__}: {exc}).") from None
-        raise VolumeFormatError(f"Expected `path` to be an OME-Zarr store. Got {str(p)!r}, which is not a zarr store "
+        raise VolumeFormatError(f"Expected `{name}` to be an OME-Zarr store. Got {str(p)!r}, which is not a zarr store "
                                 f"(a TIFF, HDF5, raw or .npy source: convert it with bigseg.ingest / `bigseg "
                                 f"ingest` first).") from None
     if isinstance(node, zarr.Array):
         level_of = _level_in_parent(p)
         if level_of is not None:  # one level of an OME-Zarr image (scan.ome.zarr/0): that image's, calibrated
-            return open_volume(p.parent, level=level_of)
-        arr = da.from_zarr(_open_stored(p))
+            return open_named(p.parent, level=level_of, name=name)
+        arr = da.from_zarr(_open_stored(p, name=name))
         if arr.ndim not in (3, 4):
-            raise VolumeFormatError(f"Expected `path` to hold a 3D or 4D array. Got shape {arr.shape} in {str(p)!r}.")
+            raise VolumeFormatError(f"Expected `{name}` to hold a 3D or 4D array. Got shape {arr.shape} in {str(p)!r}.")
         return make_volume(arr, name=p.name)
     meta = _ome_meta(node)
     if "labels" in meta and "multiscales" not in meta:
         names = meta["labels"]
         if not names:
-            raise VolumeFormatError(f"Expected `path` to list at least one label image. Got none in {str(p)!r}.")
-        return open_volume(_member(p, names[0], f"the labels of {str(p)!r}"), level=level)
+            raise VolumeFormatError(f"Expected `{name}` to list at least one label image. Got none in {str(p)!r}.")
+        return open_named(_member(p, names[0], f"the labels of {str(p)!r}"), level=level, name=name)
     if "multiscales" not in meta:
         raise VolumeFormatError(
-            f"Expected `path` to be a complete OME-Zarr image (with 'multiscales' metadata). Got {str(p)!r}, "
+            f"Expected `{name}` to be a complete OME-Zarr image (with 'multiscales' metadata). Got {str(p)!r}, "
             "which has none (an unfinished write, or not an OME-Zarr image)."
         )
     ms = meta["multiscales"][0]
@@ -996,7 +1001,7 @@ def open_volume(path: str | os.PathLike, *, level: int = 0, label: str | None = 
     if not 0 <= level < len(datasets):
         raise InputError(f"Expected `level` in [0, {len(datasets)}). Got {level!r} instead.")
     ds = datasets[level]
-    arr = da.from_zarr(_open_stored(_member(p, ds.get("path"), f"level {level}'s dataset path of {str(p)!r}")))
+    arr = da.from_zarr(_open_stored(_member(p, ds.get("path"), f"level {level}'s dataset path of {str(p)!r}"), name=name))
     dims = tuple(ax["name"] if isinstance(ax, dict) else ax for ax in ms["axes"])
     scale, shift = _level_transform(ms, ds, len(dims))
     spatial = [(d, s) for d, s in zip(dims, scale) if d in ("z", "y", "x")]

@@ -136,10 +136,12 @@ def test_a_store_declaring_a_huge_chunk_is_refused_at_open(tmp_path):
     first read, refused before any."""
     path = tmp_path / "bomb.zarr"
     zarr.create_array(str(path), shape=(4096,) * 3, chunks=(4096,) * 3, dtype="u1", fill_value=0)
-    for read in (lambda: bigseg.open_volume(path), lambda: read_source(path)):
-        with pytest.raises(InputError, match=r"chunks of \(4096, 4096, 4096\) uint8 decode to 64\.0 GiB each.*"
-                                             r"Rechunk it"):
+    for name, read in (("path", lambda: bigseg.open_volume(path)), ("source", lambda: read_source(path)),
+                       ("source", lambda: bigseg.ingest(path, tmp_path / "out.ome.zarr", progress=False))):
+        with pytest.raises(InputError, match=rf"`{name}` .*chunks of \(4096, 4096, 4096\) uint8 decode to 64\.0 "
+                                             r"GiB each.*Rechunk it"):  # (ingest's named `path`, not its `source`)
             read()
+    assert not (tmp_path / "out.ome.zarr").exists()
 
 
 def test_ordinary_stored_chunks_still_open(tmp_path):
