@@ -12,6 +12,7 @@ from scipy import ndimage as ndi
 from .._parse import parse_positive_int
 from ..errors import InputError
 from ..kernels.features import nearest_centre, sobel_magnitude
+from ..kernels.filters import exact_float_dtype
 from ..kernels.synth import hash_uniform
 from ..ops import map_overlap_exact, to_numpy
 from ..ops._blocks import per_block
@@ -24,14 +25,13 @@ __all__ = ["kmeans"]
 
 
 def _features(block: Any) -> Any:
-    f = block.astype(np.float32, copy=False)
+    f = block.astype(exact_float_dtype(block.dtype), copy=False)  # (float32 moved uint32 2**31 + k by up to 128)
     return f.ravel(), sobel_magnitude(f).ravel()
 
 
 def _predict_block(block: Any, mean: np.ndarray, std: np.ndarray, centres: np.ndarray, order: np.ndarray) -> Any:
     g, s = _features(block)
-    x = np.stack([to_numpy(g), to_numpy(s)], 1).astype(np.float32)
-    x = (x - mean) / std
+    x = ((np.stack([to_numpy(g), to_numpy(s)], 1) - mean) / std).astype(np.float32)
     lab = order[nearest_centre(x, centres)].astype(np.uint8)
     return lab.reshape(block.shape)
 
@@ -97,8 +97,8 @@ def kmeans(vol: Any, *, classes: int = 3, sample: int = 200_000, seed: int = 0, 
         raise InputError(f"Expected `vol` to hold at least {classes} distinct grey values for {classes} classes. "
                          f"Got {grey} in the k-means sample of {len(x)} voxels (a blank or saturated scan?).")
     x = x[np.lexsort(x.T[::-1])]  # the blocks' order out of the fit (its sums and its initial centres)
-    mean = x.mean(0).astype(np.float32)
-    std = x.std(0).astype(np.float32)
+    mean = x.mean(0).astype(x.dtype)  # float32, float64 for grey values float32 would round
+    std = x.std(0).astype(x.dtype)
     std[std == 0] = 1
     from threadpoolctl import threadpool_limits
 

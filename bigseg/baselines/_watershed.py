@@ -11,7 +11,7 @@ from .._parse import parse_in_range, parse_nonnegative_int
 from ..errors import InputError
 from ..kernels.features import grey_classes, sobel_magnitude
 from ..kernels.filters import gaussian as gaussian_kernel
-from ..kernels.filters import gaussian_radius
+from ..kernels.filters import exact_float_dtype, gaussian_radius
 from ..ops import map_overlap_exact, to_numpy
 from ..io._volume import frame_by_frame
 from ._common import (FOV_DOC, check_volume, global_histogram, labels_volume, multiotsu, parse_classes, parse_nbins,
@@ -51,11 +51,12 @@ def seed_bands(counts: np.ndarray, centres: np.ndarray, thresholds: np.ndarray, 
 def _watershed_block(block: Any, thresholds: np.ndarray, bands: np.ndarray, sigma: float) -> np.ndarray:
     from skimage.segmentation import watershed as sk_watershed
 
-    f = to_numpy(block).astype(np.float32, copy=False)  # scikit-image's watershed runs on the host
+    # on the host (scikit-image's watershed); float64 where float32 would round the grey values
+    f = to_numpy(block).astype(exact_float_dtype(block.dtype), copy=False)
     markers = grey_classes(f, thresholds).astype(np.int32) + 1
     for lo, hi in bands:
         markers[(f > lo) & (f < hi)] = 0
-    smooth = gaussian_kernel(f, (sigma,) * 3, dtype=np.float32) if sigma > 0 else f
+    smooth = gaussian_kernel(f, (sigma,) * 3, dtype=f.dtype) if sigma > 0 else f
     grad = sobel_magnitude(smooth)
     if not markers.any():
         return grey_classes(f, thresholds)

@@ -17,19 +17,23 @@ from typing import Any
 import numpy as np
 
 from ..ops._dispatch import array_module, ndimage_module
+from .filters import exact_float_dtype
 
 __all__ = ["sobel_magnitude", "hessian_eigenvalues", "multiscale_features", "feature_names", "feature_halo",
            "nearest_centre", "grey_classes"]
 
 
 def sobel_magnitude(block: Any) -> Any:
-    """sqrt(sum over axes of ``scipy.ndimage.sobel(block, axis)**2``), float32, same shape."""
+    """sqrt(sum over axes of ``scipy.ndimage.sobel(block, axis)**2``), same shape, float32, or
+    float64 for a block float32 would round (:func:`exact_float_dtype`: uint32 2**31 + k moved by
+    up to 128, float64 1e-300 became 0)."""
     ndi = ndimage_module(block)
     xp = array_module(block)
-    f = block.astype(np.float32, copy=False)
-    acc = xp.zeros(f.shape, np.float32)
+    dt = exact_float_dtype(block.dtype)
+    f = block.astype(dt, copy=False)
+    acc = xp.zeros(f.shape, dt)
     for ax in range(f.ndim):
-        g = ndi.sobel(f, axis=ax, mode="reflect", output=np.float32)
+        g = ndi.sobel(f, axis=ax, mode="reflect", output=dt)
         acc += g * g
     return xp.sqrt(acc)
 

@@ -96,6 +96,20 @@ def test_kmeans_chunking_invariant(ph, sample):
     assert sample > grey.size or other.attrs["centres"] != b.attrs["centres"]
 
 
+@pytest.mark.parametrize("method", ["kmeans", "watershed"])
+@pytest.mark.parametrize("dtype, offset", [(np.uint32, 2**31), (np.int64, 2**40), (np.float64, 1e9)])
+def test_grey_values_float32_would_round_segment_as_their_differences(method, dtype, offset):
+    """Offset-binary uint32 (2**31 + k), int64 or float64 far from 0: features and seeds made in
+    float32 moved 2**31 + k by up to 128 (k-means agreed on a third of the voxels with the same
+    scan without the offset, the watershed on half)."""
+    _, grey = phantom((24, 28, 32), seed=1)
+    u2 = np.round(np.clip(grey, 0, None) * 20000).astype(np.uint16)
+    shifted = u2.astype(dtype) + dtype(offset)
+    ref = getattr(bb, method)(da.from_array(u2, chunks=(12, 28, 17))).values
+    out = getattr(bb, method)(da.from_array(shifted, chunks=(12, 28, 17))).values
+    np.testing.assert_array_equal(out, ref)
+
+
 def test_watershed_blockwise_close_to_whole_array(ph):
     _, grey = ph
     blockwise = bb.watershed(da.from_array(grey, chunks=(17, 23, 30))).values
