@@ -1140,7 +1140,7 @@ def _read_volume(source: Any, *, chunks: Any, vs: Any, unit: str | None, dataset
     if dtype is not None and not is_raw:  # for raw files `dtype` describes the file itself
         target = parse_dtype("dtype", dtype)
         src_dt = vol.dtype
-        if not (np.can_cast(src_dt, target, "safe") or (src_dt.kind == "f" and target.kind == "f")):
+        if target.kind not in "biuf" or not (_lossless(src_dt, target) or (src_dt.kind == "f" and target.kind == "f")):
             raise InputError(
                 f"Expected `dtype` to be a lossless cast of the source dtype {src_dt}. Got {dtype!r} instead."
             )
@@ -1153,6 +1153,15 @@ def _read_volume(source: Any, *, chunks: Any, vs: Any, unit: str | None, dataset
         vol.attrs["phases"] = phases  # labels as bigseg export writes them: ingest stores a label image
         state_values(vol)  # label values ("1"), not grey ones
     return vol
+
+
+def _lossless(src: np.dtype, target: np.dtype) -> bool:
+    """Whether every value of ``src`` is one of ``target``: NumPy's "safe" casts, less integers
+    wider than a float's significand (int64 and uint64 to float64 are "safe" to NumPy, but
+    2**53 + 1 became 2**53 without a word)."""
+    if src.kind in "iu" and target.kind == "f" and src.itemsize * 8 - (src.kind == "i") > np.finfo(target).nmant + 1:
+        return False
+    return bool(np.can_cast(src, target, "safe"))
 
 
 def _narrowed(block: np.ndarray, target: np.dtype) -> np.ndarray:

@@ -215,8 +215,20 @@ def _downsample(arr: da.Array, dims: tuple[str, ...], labels: bool) -> da.Array:
 
     smaller = da.coarsen(np.mean, arr.astype(exact_float_dtype(arr.dtype)), factors, trim_excess=True)
     if np.issubdtype(arr.dtype, np.integer):
-        smaller = da.round(smaller)
+        return smaller.map_blocks(_rounded_into, arr.dtype, dtype=arr.dtype, token="coarsen")
     return smaller.astype(arr.dtype)
+
+
+def _rounded_into(block: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Means rounded to the integer ``dtype``; a 64-bit integer's top values, whose float64 mean
+    is 2**63 or 2**64 (one past its largest), stay its largest (the cast wrapped them to its
+    smallest: uint64's 2**64 - 1 became 0)."""
+    info = np.iinfo(dtype)
+    block = np.round(block)
+    top = block >= float(info.max)  # float(2**63 - 1) is 2**63: no float64 lies between
+    out = np.where(top, 0, block).astype(dtype)
+    out[top] = info.max
+    return out
 
 
 def _most_levels(vol: xr.DataArray) -> int:
@@ -1233,10 +1245,15 @@ def volume_info(path: str | os.PathLike, *, stats: bool = True, progress: bool =
             small = small[..., ::step, ::step, ::step]
         if "phases" in vol.attrs:  # a label image: how much of each phase, not grey-value statistics
             (values,) = compute(small, desc="statistics", progress=progress)
-            counts = np.bincount(np.asarray(values).ravel().astype(np.int64), minlength=len(vol.attrs["phases"]))
-            n = int(counts.sum())
             k = len(vol.attrs["phases"])
-            labelled = int(counts[:k].sum())  # as every measurement: 255 (e.g. outside the field of view) no sample
+            # counted by value, not bincount: another writer's -1 or uint64 id past 2**63 raised ValueError,
+            # an id of 2**40 asked for terabytes
+            found, found_n = np.unique(np.asarray(values).ravel(), return_counts=True)
+            named = (found >= 0) & (found < k)
+            counts = np.zeros(k, np.int64)
+            counts[found[named].astype(np.int64)] = found_n[named]
+            n = int(found_n.sum())
+            labelled = int(counts.sum())  # as every measurement: 255 (e.g. outside the field of view) no sample
             fractions = {name: float(counts[i] / labelled) if labelled else float("nan")
                          for i, name in enumerate(vol.attrs["phases"])}
             info["fractions"] = {"of_labelled": fractions, "unlabelled": float((n - labelled) / n),

@@ -195,6 +195,21 @@ def test_dtype_cast_is_lossless_only(tmp_path, odd_volume):
     assert not (tmp_path / "u8.ome.zarr").exists()
 
 
+@pytest.mark.parametrize("src, target", [("int64", "float64"), ("uint64", "float64"), ("int64", "complex128"),
+                                         ("int32", "float32")])
+def test_dtype_cast_refuses_integers_a_float_rounds(tmp_path, src, target):
+    # NumPy calls int64 -> float64 "safe", but 2**53 + 1 came back as 2**53 without a word
+    a = np.zeros((3, 4, 5), src)
+    a[0, 0, 0] = 2**53 + 1 if np.dtype(src).itemsize == 8 else 2**24 + 1
+    np.save(tmp_path / "v.npy", a)
+    with pytest.raises(InputError, match=f"`dtype`.*{src}.*'{target}'"):
+        bigseg.ingest(tmp_path / "v.npy", tmp_path / "f.ome.zarr", dtype=target, progress=False)
+    assert not (tmp_path / "f.ome.zarr").exists()
+    out = bigseg.ingest(tmp_path / "v.npy", tmp_path / "w.ome.zarr", dtype="uint64" if src == "uint64" else "int64",
+                        progress=False)
+    assert out.values[0, 0, 0] == a[0, 0, 0]  # an integer as wide or wider is lossless
+
+
 def test_metadata_readable_with_plain_zarr(tmp_path, odd_volume):
     np.save(tmp_path / "v.npy", odd_volume)
     bigseg.ingest(tmp_path / "v.npy", tmp_path / "v.ome.zarr", chunks=CHUNKS, voxel_size=(0.7, 0.5, 0.5), unit="um",

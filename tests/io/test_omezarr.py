@@ -213,6 +213,20 @@ def test_pyramid_levels_of_wide_dtypes_are_their_means(tmp_path, data):
     np.testing.assert_allclose(level1, ref, rtol=1e-15, atol=0)
 
 
+@pytest.mark.parametrize("dtype", [np.int64, np.uint64])
+def test_pyramid_keeps_64_bit_integers_largest_values(tmp_path, dtype):
+    """The float64 mean of a 64-bit integer's largest value is one past it (2**63, 2**64), which the
+    cast wrapped to the smallest: the brightest voxels of level 1 became the darkest."""
+    info = np.iinfo(dtype)
+    data = np.full((4, 4, 6), info.max, dtype)
+    data[2:] = info.min
+    data[:2, :, 4:] = info.max - 2**12 + 1  # a mean float64 holds (2**63 - 2**12): as it was
+    bigseg.save_volume(data, tmp_path / "a.ome.zarr", chunks=3, levels=2, progress=False)
+    level1 = bigseg.open_volume(tmp_path / "a.ome.zarr", level=1).values
+    assert level1.dtype == dtype
+    np.testing.assert_array_equal(level1, data[::2, ::2, ::2])
+
+
 def test_sparse_labels_from_annotations_whose_classes_count_from_1():
     import dask.array as da
     import xarray as xr
@@ -275,6 +289,21 @@ def test_info_of_a_label_image_gives_each_phase_share(tmp_path, rng):
     assert list(info["fractions"]["of_labelled"].values()) == pytest.approx(want.values.tolist())
     assert info["fractions"]["unlabelled"] == pytest.approx(2 / 12)
     assert "intensity" in bigseg.io.volume_info(tmp_path / "i.ome.zarr")  # the image keeps its grey-value summary
+
+
+@pytest.mark.parametrize("dtype, other", [(np.int32, -1), (np.uint64, 2**63 + 1), (np.int64, 2**40)])
+def test_info_of_a_label_image_counts_values_no_phase_names_as_unlabelled(tmp_path, dtype, other):
+    """A label image edited by another tool (-1 for "none", a uint64 id past 2**63, an id of 2**40):
+    bincount raised ValueError (bigseg info: a traceback) or asked for terabytes."""
+    lab = np.zeros((4, 5, 6), dtype)
+    lab[1], lab[2] = 1, 2
+    img = bigseg.save_volume(np.zeros(lab.shape, np.float32), tmp_path / "i.ome.zarr", progress=False)
+    bigseg.save_labels(lab, img, phases=["pore", "cbd", "active"], progress=False)
+    zarr.open_array(str(tmp_path / "i.ome.zarr" / "labels" / "segmentation" / "0"), mode="r+")[0, 0, :3] = other
+    info = bigseg.io.volume_info(tmp_path / "i.ome.zarr" / "labels" / "segmentation")
+    assert info["fractions"]["sampled_voxels"] == lab.size
+    assert info["fractions"]["unlabelled"] == pytest.approx(3 / lab.size)
+    assert list(info["fractions"]["of_labelled"].values()) == pytest.approx([57 / 117, 30 / 117, 30 / 117])
 
 
 @pytest.mark.parametrize("resume_key", [None, "k"])
