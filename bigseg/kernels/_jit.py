@@ -15,44 +15,12 @@ from __future__ import annotations
 
 import functools
 import importlib
-import signal
 import threading
 from typing import Any, Callable
 
 import numba
 
-#: the signals whose handlers raise to stop a command (Python's Ctrl-C, bigseg's SIGTERM)
-_STOPS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name))
-
-
-class stops_held:  # noqa: N801 - a context manager, used as ``with stops_held():``
-    """While the block runs in the main thread, a stop signal whose handler is Python code is
-    held instead of handled; when it ends the handlers are put back and the first stop held is
-    handed to its own (which raises, as it would have). Elsewhere, and for a signal with the
-    system's action (SIG_DFL, SIG_IGN), nothing changes."""
-
-    __slots__ = ("_before", "_held")
-
-    def __enter__(self) -> stops_held:
-        self._before: dict[int, Callable] = {}
-        self._held: list[tuple[int, Any]] = []
-        if threading.current_thread() is threading.main_thread():
-            for signum in _STOPS:
-                handler = signal.getsignal(signum)
-                if callable(handler):
-                    self._before[signum] = handler
-                    signal.signal(signum, self._hold)
-        return self
-
-    def _hold(self, signum: int, frame: Any) -> None:
-        self._held.append((signum, frame))
-
-    def __exit__(self, *exc: object) -> None:
-        for signum, handler in self._before.items():
-            signal.signal(signum, handler)
-        if self._held:
-            signum, frame = self._held[0]
-            self._before[signum](signum, frame)
+from ..runtime._signals import stops_held  # noqa: F401 (where it was defined: kept importable here)
 
 
 class Kernel:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import OutputNotWritableError
+from ._signals import stops_held
 
 #: what a disk or quota that is full says when written to
 FULL = (errno.ENOSPC, errno.EDQUOT)
@@ -59,13 +60,18 @@ def move_into_place(tmp: Path, path: Path) -> None:
     try:
         if path.is_dir():
             old = tmp.with_name(tmp.name + ".old")
-            os.replace(path, old)
             try:
-                os.replace(tmp, path)
-            except OSError:
-                os.replace(old, path)
-                raise
-            remove(old)
+                # a stop (Ctrl-C, SIGTERM) between the two moves left nothing at path (the new folder
+                # was removed as unfinished, the earlier one only under its hidden name): held till both are done
+                with stops_held():
+                    os.replace(path, old)
+                    try:
+                        os.replace(tmp, path)
+                    except OSError:
+                        os.replace(old, path)
+                        raise
+            finally:
+                remove(old)
         else:
             os.replace(tmp, path)
     except PermissionError as exc:

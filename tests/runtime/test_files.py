@@ -127,3 +127,34 @@ def test_replacing_a_link_to_a_folder_replaces_the_link_not_what_it_leads_to(tmp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere", "out"]
     assert not (tmp_path / "out").is_symlink() and (tmp_path / "out" / "zarr.json").exists()
     assert (tmp_path / "elsewhere" / "keep.txt").read_text() == "theirs"
+
+
+def test_a_stop_while_a_folder_is_replaced_leaves_one_of_them_in_place(tmp_path, monkeypatch):
+    """A folder is replaced in two moves (the earlier one aside, the new one in): a Ctrl-C or a
+    SIGTERM whose handler ran between them (just after the first move) removed the new one and
+    left the earlier one under its hidden name, so that nothing was at the path (a store's
+    labels/segmentation gone while labels/zarr.json still named it)."""
+    import os
+    import signal
+
+    target = tmp_path / "segmentation"
+    target.mkdir()
+    (target / "zarr.json").write_text("earlier")
+    replace = os.replace
+
+    def stopped_after(src, dst):
+        replace(src, dst)
+        if os.fspath(src) == os.fspath(target):  # moved aside: the stop arrives now
+            signal.raise_signal(signal.SIGINT)  # (Python's handler runs as this call returns)
+
+    monkeypatch.setattr(os, "replace", stopped_after)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with replacing(target) as tmp:
+                tmp.mkdir()
+                (tmp / "zarr.json").write_text("new")
+    finally:
+        signal.signal(signal.SIGINT, before)
+    assert (target / "zarr.json").read_text() == "new"  # the write had finished: it is kept, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["segmentation"]
