@@ -213,14 +213,18 @@ def _fit(args: argparse.Namespace, common: dict) -> Any:
                  fov_margin=args.fov_margin or 0.0, phases=_phases(args), **common)
 
 
+#: bigseg.train._resume.STATE_FILE, named here without importing bigseg.train (torch): see _stopped_note
+STATE_FILE = "resume.pt"
+
+
 def _stopped_note(args: argparse.Namespace) -> str:
     """What a run stopped part-way kept, and how to go on with it (the same command again starts
-    over: it goes on only with --resume)."""
-    from ..train._resume import STATE_FILE
-
+    over: it goes on only with --resume). Imports nothing: a stop that landed while torch was
+    being imported left it half made, and importing it again here (``bigseg.train``) crashed
+    Python (SIGSEGV) instead of saying "terminated"."""
     if args.checkpoint_dir is None:
         return "nothing of the run is kept (give --checkpoint-dir to be able to go on with a stopped run)"
-    state = os.path.join(args.checkpoint_dir, STATE_FILE)
+    state = os.path.join(args.checkpoint_dir, STATE_FILE)  # (the name bigseg.train._resume writes)
     if not os.path.isfile(state):
         return f"no epoch had finished ({state!r} not written): the same command starts over"
     return (f"the epochs it finished are kept in {state!r}: the same command with --resume goes on from there "

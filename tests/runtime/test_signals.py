@@ -250,3 +250,44 @@ def test_a_stop_during_an_import_is_raised_once_the_import_is_done(tmp_path, sig
                           text=True, timeout=60, env={**os.environ, "PYTHONWARNINGS": "ignore",
                                                       "PYTHONPATH": os.pathsep.join(sys.path)})
     assert proc.stdout.split() == [str(code), "True"], proc.stdout + proc.stderr[-2000:]
+
+
+def test_a_ctrl_c_in_code_exec_made_ends_python_m_bigseg_with_130(tmp_path):
+    """A Ctrl-C whose KeyboardInterrupt rose in code run by exec() of a string (a dataclass being
+    made while a command imports a module) set CPython's "unhandled KeyboardInterrupt" mark:
+    ``python -m bigseg`` said "interrupted" and then killed itself by SIGINT (-2), not 130."""
+    (tmp_path / "stopped_in_exec.py").write_text(
+        "import sys\n"
+        "import bigseg.cli.cmd_info as info\n"
+        "info.run = lambda args: exec('raise KeyboardInterrupt')\n"
+        "from bigseg.cli import main\n"
+        "sys.exit(main(['info', 'nothing']))\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), *sys.path]))
+    done = subprocess.run([sys.executable, "-m", "stopped_in_exec"], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.stderr.strip().splitlines()[-1] == "bigseg info: interrupted"
+    assert done.returncode == 130
+
+
+def test_a_sigterm_while_torch_imports_is_said_without_importing_torch_again(tmp_path):
+    """`bigseg train` stopped by SIGTERM while torch was being imported: saying what was kept
+    imported bigseg.train (torch) again, and a half-made torch crashed Python (SIGSEGV, a core,
+    no "terminated" line). The stop is injected where torch's import starts."""
+    (tmp_path / "stopped_in_torch_import.py").write_text(
+        "import sys\n"
+        "class Stopped:  # terminate_as_exit's SystemExit, raised as torch imports\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'torch':\n"
+        "            raise SystemExit(143)\n"
+        "from bigseg.cli import main\n"
+        "sys.meta_path.insert(0, Stopped())\n"
+        "sys.exit(main(['train', '--synthetic', '-o', 't.pt', '--checkpoint-dir', 'ck']))\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), *sys.path]))
+    done = subprocess.run([sys.executable, "-m", "stopped_in_torch_import"], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 143, done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("bigseg train: terminated (SIGTERM); no epoch had finished")
+    from bigseg.cli.cmd_train import STATE_FILE
+    from bigseg.train._resume import STATE_FILE as written
+
+    assert STATE_FILE == written
