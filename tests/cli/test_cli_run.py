@@ -299,8 +299,6 @@ def test_run_again_from_a_record_says_when_the_model_has_other_weights(tmp_path,
     """`bigseg run SOURCE --config RUN/run.json` (the line `bigseg info` prints) with a checkpoint
     retrained at the recorded path ran silently with the new weights: other labels than the
     record's. It says so before any work; the same weights run again without a word."""
-    import warnings
-
     import torch
 
     from bigseg import models
