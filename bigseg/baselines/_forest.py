@@ -15,6 +15,7 @@ from ..errors import InputError
 from ..io._volume import (DEFAULT_PHASES, UNLABELLED, as_volume, frame_arrays, given_values, label_values_error,
                           sparse_labels, warn_other_grid, warn_unmarked)
 from ..kernels.features import feature_halo, feature_names, multiscale_features
+from ..kernels.filters import exact_float_dtype
 from ..kernels.synth import hash_uniform
 from ..ops import map_overlap_exact, to_numpy
 from ..ops._blocks import per_block
@@ -41,13 +42,29 @@ def _interior(idx: tuple, numblocks: tuple, depth: int) -> tuple[slice, ...]:
     return tuple(slice(depth if i > 0 else 0, -depth if i < n - 1 else None) for i, n in zip(idx, numblocks))
 
 
+def _reference(imgs: list[da.Array]) -> float:
+    """A grey value taken from every voxel before its (float32) features: 0 for the dtypes float32
+    holds exactly, else the least of the first block (offset-binary uint32 2**31 + k, int64 or
+    float64 far from 0 were moved by up to 128 in float32, and told apart no longer)."""
+    first = imgs[0]
+    if exact_float_dtype(first.dtype) == np.float32:
+        return 0.0
+    (least,) = compute(da.nanmin(first.blocks[(0,) * first.ndim]), progress=False)
+    return float(least) if np.isfinite(least) else 0.0
+
+
+def _shifted(block: Any, reference: float) -> Any:
+    """``block`` less ``reference`` (:func:`_reference`), in a float that holds its values."""
+    return block if not reference else block.astype(exact_float_dtype(block.dtype), copy=False) - reference
+
+
 def _train_block(block: np.ndarray, lab: np.ndarray, idx: tuple, numblocks: tuple, depth: int,
-                 sigmas: tuple, p: float, seed: int, start: tuple, shape: tuple
+                 sigmas: tuple, p: float, seed: int, start: tuple, shape: tuple, reference: float
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Features and labels of the labelled voxels of one block (each kept with probability
     ``p``, by a hash of its global position: the same voxels for any chunking), with their
     global linear indices; ``start`` = (time step, z0, y0, x0) of the block, ``shape`` = (t, z, y, x)."""
-    feats = to_numpy(multiscale_features(block, sigmas))  # CuPy blocks: features on the GPU
+    feats = to_numpy(multiscale_features(_shifted(block, reference), sigmas))  # CuPy blocks: features on the GPU
     sl = _interior(idx, numblocks, depth)
     feats = feats[(slice(None),) + sl]
     lab = to_numpy(lab)
@@ -61,8 +78,8 @@ def _train_block(block: np.ndarray, lab: np.ndarray, idx: tuple, numblocks: tupl
     return x, lab.ravel()[keep], flat
 
 
-def _predict_block(block: Any, model: Any, sigmas: tuple) -> Any:
-    feats = to_numpy(multiscale_features(block, sigmas))
+def _predict_block(block: Any, model: Any, sigmas: tuple, reference: float) -> Any:
+    feats = to_numpy(multiscale_features(_shifted(block, reference), sigmas))
     x = feats.reshape(feats.shape[0], -1).T
     return model.predict(x).astype(np.uint8).reshape(block.shape)
 
@@ -175,6 +192,7 @@ def random_forest(vol: Any, labels: Any, *, sigmas: Sequence[float] = DEFAULT_SI
     total = int(sum(int(n.sum()) for n in labelled))
     spatial = tuple(v.shape[-3:])
     parts = []
+    reference = _reference(imgs)
     for t, (arr, lb, nlab) in enumerate(zip(imgs, labs, labelled)):
         ov = da.overlap.overlap(arr, depth=depth, boundary="none") if arr.npartitions > 1 else arr
         starts = [np.concatenate([[0], np.cumsum(c)[:-1]]) for c in arr.chunks]
@@ -182,7 +200,7 @@ def random_forest(vol: Any, labels: Any, *, sigmas: Sequence[float] = DEFAULT_SI
             _train_block, ov, lb, blocks=[idx for idx in np.ndindex(*arr.numblocks) if int(nlab[idx])],
             args=lambda idx, t=t, starts=starts, nb=arr.numblocks: (
                 idx, nb, depth, sigmas, min(1.0, max_samples / total), seed,
-                (t,) + tuple(int(st[j]) for st, j in zip(starts, idx)), (len(imgs),) + spatial)))
+                (t,) + tuple(int(st[j]) for st, j in zip(starts, idx)), (len(imgs),) + spatial, reference)))
     got = [g for frame in compute(*parts, desc="training features", progress=progress) for g in frame]
     # training set in global voxel order: the forest does not depend on the chunking
     order = np.argsort(np.concatenate([g[2] for g in got]), kind="stable")
@@ -196,7 +214,7 @@ def random_forest(vol: Any, labels: Any, *, sigmas: Sequence[float] = DEFAULT_SI
     shared = dask.delayed(rf, name=f"random-forest-model-{dask.base.tokenize(x, y, n_estimators, seed)}",
                           traverse=False)
     outs = [map_overlap_exact(_predict_block, arr, depth, dtype=np.uint8, model=shared, sigmas=sigmas,
-                              token="random-forest", meta=np.empty((0,) * arr.ndim, np.uint8)) for arr in imgs]
+                              reference=reference, token="random-forest", meta=np.empty((0,) * arr.ndim, np.uint8)) for arr in imgs]
     data = da.stack(outs) if series else outs[0]
     return labels_volume(data, v, phases, mask=mask, method="random_forest", sigmas=list(sigmas),
                          features=feature_names(sigmas), n_training_voxels=int(len(y)))

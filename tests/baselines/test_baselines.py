@@ -110,6 +110,20 @@ def test_grey_values_float32_would_round_segment_as_their_differences(method, dt
     np.testing.assert_array_equal(out, ref)
 
 
+@pytest.mark.parametrize("dtype, offset", [(np.uint32, 2**31), (np.float64, 1e9)])
+def test_random_forest_features_keep_grey_values_float32_would_round(dtype, offset):
+    """As k-means' and the watershed's: float32 features moved offset-binary uint32 (2**31 + k) or
+    float64 far from 0 by up to 128; the forest now works on the grey values less one of them."""
+    truth, grey = phantom((24, 28, 32), seed=1)
+    u2 = np.round(np.clip(grey, 0, None) * 20000).astype(np.uint16)
+    sparse = np.full(truth.shape, 255, np.uint8)
+    sparse[::5, ::2, ::2] = truth[::5, ::2, ::2]
+    kw = dict(n_estimators=5, sigmas=(0.7, 1.6))
+    ref = bb.random_forest(da.from_array(u2, chunks=(12, 28, 17)), sparse, **kw).values
+    out = bb.random_forest(da.from_array(u2.astype(dtype) + dtype(offset), chunks=(12, 28, 17)), sparse, **kw).values
+    assert (out == ref).mean() > 0.999
+
+
 def test_watershed_blockwise_close_to_whole_array(ph):
     _, grey = ph
     blockwise = bb.watershed(da.from_array(grey, chunks=(17, 23, 30))).values
