@@ -335,6 +335,26 @@ class Pipeline:
         Returns
         -------
         :class:`Result`: the paths written, the metrics, the particle table and the timings.
+
+        Examples
+        --------
+        A simulated scan through the whole pipeline (multi-Otsu here; the default is the bundled
+        model), into a temporary folder:
+
+        >>> import os, shutil, tempfile
+        >>> import bigseg
+        >>> from bigseg import synth
+        >>> tmp = tempfile.mkdtemp()
+        >>> truth = synth.electrode((32, 32, 32), radius=(5, 1), chunks=16, voxel_size=50, unit="nm")
+        >>> pipe = bigseg.Pipeline(chunks=16, predict={"model": "threshold"})
+        >>> res = pipe.run(synth.xct(truth, seed=0), os.path.join(tmp, "run"), truth=truth, progress=False)
+        >>> os.path.relpath(res.labels, tmp).split(os.sep)
+        ['run', 'image.ome.zarr', 'labels', 'segmentation']
+        >>> res.metrics.phase.values.tolist(), "iou" in res.metrics, len(res.particles) > 0
+        (['pore', 'cbd', 'active'], True, True)
+        >>> sorted(f for f in os.listdir(os.path.join(tmp, "run")) if not f.endswith(".png"))
+        ['image.ome.zarr', 'metrics.json', 'metrics.nc', 'particles.csv', 'report.html', 'run.json', 'stages.json']
+        >>> shutil.rmtree(tmp)
         """
         parse_path("dest", dest)
         resume = parse_flag("resume", resume)  # ("no" was truthy: the earlier stages kept)

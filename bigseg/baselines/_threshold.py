@@ -80,6 +80,17 @@ def threshold(vol: Any, *, classes: int = 3, nbins: int = 256, phases: Any = Non
     Returns
     -------
     lazy uint8 label volume (z, y, x) with ``attrs['phases']`` and ``attrs['thresholds']``
+
+    Examples
+    --------
+    >>> from bigseg import baselines, filters, measure, synth
+    >>> labels = synth.electrode((32, 32, 32), radius=(5, 1), chunks=16, voxel_size=50, unit="nm")
+    >>> image = synth.xct(labels, preset="nano-ct-phase", seed=0)
+    >>> otsu = baselines.threshold(filters.median(image), classes=3)
+    >>> otsu.dtype, otsu.attrs["phases"], len(otsu.attrs["thresholds"])
+    (dtype('uint8'), ['pore', 'cbd', 'active'], 2)
+    >>> round(float(measure.scores(labels, otsu).accuracy), 2)  # share of voxels right
+    0.71
     """
     classes = parse_classes(classes)
     names = phase_names(classes, phases)

@@ -214,6 +214,18 @@ def median(vol: Any, *, size: int | tuple[int, int, int] = 3, nan_policy: str = 
     Returns
     -------
     lazy volume, same shape and dtype as ``vol``
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import scipy.ndimage as ndi
+    >>> from bigseg import filters, synth
+    >>> image = synth.xct(synth.electrode((32, 32, 32), radius=(5, 1), chunks=16))
+    >>> smooth = filters.median(image, size=3)  # lazy: computed when asked for
+    >>> smooth.shape, smooth.dtype, smooth.data.chunksize
+    ((32, 32, 32), dtype('float32'), (16, 16, 16))
+    >>> bool(np.array_equal(smooth.values, ndi.median_filter(image.values, size=3)))  # as SciPy on the whole array
+    True
     """
     v = _volume(vol)
     size = parse_tuple("size", size, 3, parse_positive_int)
@@ -244,6 +256,18 @@ def gaussian(vol: Any, *, sigma: float | tuple[float, float, float] = 1.1, trunc
     Returns
     -------
     lazy volume, float32 (float64 for float64 input)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import scipy.ndimage as ndi
+    >>> from bigseg import filters, synth
+    >>> image = synth.xct(synth.electrode((32, 32, 32), radius=(5, 1), chunks=16))
+    >>> smooth = filters.gaussian(image, sigma=1.1)
+    >>> smooth.shape, smooth.dtype
+    ((32, 32, 32), dtype('float32'))
+    >>> bool(np.allclose(smooth.values, ndi.gaussian_filter(image.values, sigma=1.1), atol=1e-6))
+    True
     """
     v = _volume(vol)
     sigma = _parse_sigma("sigma", sigma)
@@ -322,6 +346,14 @@ def normalize(vol: Any, *, low: float = 0.5, high: float = 99.5, nan_policy: str
         the (y, x) field of view of :func:`bigseg.io.fov_mask` (broadcast along z and t), or
         (z, y, x). Voxels outside are mapped too, but neither count nor are checked for NaN.
     progress : a progress bar on stderr for each pass over the data (default off)
+
+    Examples
+    --------
+    >>> from bigseg import filters, synth
+    >>> image = synth.xct(synth.electrode((32, 32, 32), radius=(5, 1), chunks=16))
+    >>> x = filters.normalize(image, low=0.5, high=99.5)  # the 0.5 and 99.5 percentiles -> 0 and 1
+    >>> x.dtype, round(float(x.min()), 2), round(float(x.max()), 2)
+    (dtype('float32'), 0.0, 1.0)
     """
     v = _volume(vol)
     low = parse_in_range("low", low, 0.0, 100.0, closed="both")

@@ -1368,6 +1368,26 @@ def ingest(
     Peak memory is a few blocks per worker, never the volume. Nothing is written until the
     source, destination and parameters are checked; a failed ingest leaves no volume at
     ``dest``.
+
+    Examples
+    --------
+    A ``.npy`` file ingested into a temporary folder (a TIFF folder, HDF5 or raw file works the
+    same way):
+
+    >>> import os, shutil, tempfile
+    >>> import numpy as np
+    >>> import bigseg
+    >>> from bigseg import synth
+    >>> tmp = tempfile.mkdtemp()
+    >>> scan = synth.xct(synth.electrode((32, 32, 32), radius=(5, 1), chunks=16))
+    >>> np.save(os.path.join(tmp, "scan.npy"), scan.values)
+    >>> vol = bigseg.ingest(os.path.join(tmp, "scan.npy"), os.path.join(tmp, "scan.ome.zarr"),
+    ...                     chunks=16, voxel_size=50, unit="nm", progress=False)
+    >>> vol.dims, vol.shape, vol.dtype.name, vol.data.chunksize
+    (('z', 'y', 'x'), (32, 32, 32), 'float32', (16, 16, 16))
+    >>> vol.attrs["voxel_size"], vol.attrs["unit"]
+    ((50.0, 50.0, 50.0), 'nm')
+    >>> shutil.rmtree(tmp)
     """
     dest_p = parse_path("dest", dest)
     named = [source] if isinstance(source, (str, os.PathLike)) else list(source) if isinstance(source, (list, tuple)) else []

@@ -549,6 +549,24 @@ def save_volume(
     Returns
     -------
     str, the path written.
+
+    Examples
+    --------
+    >>> import os, shutil, tempfile
+    >>> import numpy as np
+    >>> import bigseg
+    >>> tmp = tempfile.mkdtemp()
+    >>> data = np.random.default_rng(0).random((32, 32, 32), dtype=np.float32)
+    >>> path = bigseg.save_volume(data, os.path.join(tmp, "scan.ome.zarr"), chunks=16,
+    ...                           voxel_size=(100, 50, 50), unit="nm", progress=False)
+    >>> os.path.basename(path)
+    'scan.ome.zarr'
+    >>> vol = bigseg.open_volume(path)
+    >>> vol.shape, vol.data.chunksize, vol.attrs["voxel_size"]
+    ((32, 32, 32), (16, 16, 16), (100.0, 50.0, 50.0))
+    >>> bool((vol.values == data).all())
+    True
+    >>> shutil.rmtree(tmp)
     """
     return write_volume(data, path, chunks=chunks, voxel_size=voxel_size, phases=phases, unit=unit, levels=levels,
                         overwrite=overwrite, progress=progress, resume_key=resume_key, argument="path")
@@ -625,6 +643,23 @@ def save_labels(
     Returns
     -------
     The label image's path (str).
+
+    Examples
+    --------
+    Labels stored beside their image, as ``labels/truth``:
+
+    >>> import os, shutil, tempfile
+    >>> import bigseg
+    >>> from bigseg import synth
+    >>> tmp = tempfile.mkdtemp()
+    >>> labels = synth.electrode((32, 32, 32), radius=(5, 1), chunks=16, voxel_size=50, unit="nm")
+    >>> image = bigseg.save_volume(synth.xct(labels), os.path.join(tmp, "scan.ome.zarr"), progress=False)
+    >>> path = bigseg.save_labels(labels, image, name="truth", progress=False)
+    >>> os.path.relpath(path, tmp).split(os.sep)
+    ['scan.ome.zarr', 'labels', 'truth']
+    >>> bigseg.open_volume(path).attrs["phases"]
+    ['pore', 'cbd', 'active']
+    >>> shutil.rmtree(tmp)
     """
     check_label_name(name)  # before anything: "" or "../x" would name the labels group or a place outside it
     instances = parse_flag("instances", instances)  # ("no" was truthy: the phases check skipped)
@@ -962,6 +997,23 @@ def open_volume(path: str | os.PathLike, *, level: int = 0, label: str | None = 
     label : with an image path, open ``labels/label`` instead of the image
 
     Never loads voxel data; the returned DataArray is backed by ``dask.array.from_zarr``.
+
+    Examples
+    --------
+    >>> import os, shutil, tempfile
+    >>> import bigseg
+    >>> from bigseg import synth
+    >>> tmp = tempfile.mkdtemp()
+    >>> labels = synth.electrode((32, 32, 32), radius=(5, 1), chunks=16, voxel_size=50, unit="nm")
+    >>> path = bigseg.save_volume(synth.xct(labels), os.path.join(tmp, "scan.ome.zarr"), progress=False)
+    >>> _ = bigseg.save_labels(labels, path, name="truth", progress=False)
+    >>> vol = bigseg.open_volume(path)  # lazy: nothing is read yet
+    >>> vol.dims, vol.shape, vol.dtype.name, vol.attrs["voxel_size"], vol.attrs["unit"]
+    (('z', 'y', 'x'), (32, 32, 32), 'float32', (50.0, 50.0, 50.0), 'nm')
+    >>> truth = bigseg.open_volume(path, label="truth")  # or os.path.join(path, "labels", "truth")
+    >>> truth.dtype.name, truth.attrs["phases"]
+    ('uint8', ['pore', 'cbd', 'active'])
+    >>> shutil.rmtree(tmp)
     """
     return open_named(path, level=level, label=label, name="path")
 

@@ -201,6 +201,16 @@ def volume_fractions(labels: Any, *, phases: Any = None, progress: bool = False)
     the coordinate ``voxels`` each phase's voxel count (so ``voxels.sum("phase")`` is the number
     of labelled voxels). Exact for any chunking (integer counts
     summed over blocks).
+
+    Examples
+    --------
+    >>> from bigseg import measure, synth
+    >>> labels = synth.electrode((32, 32, 32), radius=(5, 1), chunks=16, voxel_size=50, unit="nm")
+    >>> fractions = measure.volume_fractions(labels)
+    >>> dict(zip(fractions.phase.values.tolist(), fractions.round(2).values.tolist()))
+    {'pore': 0.35, 'cbd': 0.15, 'active': 0.5}
+    >>> int(fractions.voxels.sum("phase"))  # labelled voxels: 32³
+    32768
     """
     lab = as_labels(labels, phases=phases)
     stats = _run(lab, allow_unlabelled=True, desc="volume fractions", progress=progress, hist_only=True)
@@ -277,6 +287,19 @@ def interfaces(labels: Any, *, method: Method = "faces", phases: Any = None,
     ``voxel_size``, ``unit`` and ``shape``.
 
     Every quantity is a sum of per-block partials and does not depend on the chunking.
+
+    Examples
+    --------
+    >>> from bigseg import measure, synth
+    >>> labels = synth.electrode((32, 32, 32), radius=(5, 1), chunks=16, voxel_size=50, unit="nm")
+    >>> ifc = measure.interfaces(labels, method="faces")
+    >>> list(ifc.data_vars), ifc.area.dims, ifc.attrs["unit"]
+    (['faces', 'voxel_fraction', 'area', 'coverage'], ('phase_a', 'phase_b'), 'nm')
+    >>> area = ifc.area.sel(phase_a="active", phase_b="cbd")  # nm², as the voxel size says
+    >>> bool(area > 0), bool(area == ifc.area.sel(phase_a="cbd", phase_b="active"))
+    (True, True)
+    >>> round(float(ifc.coverage.sel(phase_a="active", phase_b="cbd")), 2)  # share of the active surface on CBD
+    0.47
     """
     lab = as_labels(labels, phases=phases)
     method = parse_method(method, lab)

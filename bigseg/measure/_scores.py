@@ -211,6 +211,19 @@ def scores(truth: Any, pred: Any, *, phases: Any = None, progress: bool = False)
     Dataset over ``phase`` (``pred``'s phase order; and ``t``): ``iou``, ``dice``, ``precision``,
     ``recall`` (float64, dimensionless), ``support`` (truth voxels of the phase) and the scalar
     (or per-``t``) ``accuracy``.
+
+    Examples
+    --------
+    >>> from bigseg import measure, synth
+    >>> truth = synth.electrode((32, 32, 32), radius=(5, 1), chunks=16, voxel_size=50, unit="nm")
+    >>> s = measure.scores(truth, truth)  # a perfect segmentation
+    >>> list(s.data_vars)
+    ['iou', 'dice', 'precision', 'recall', 'support', 'accuracy']
+    >>> s.iou.values.tolist(), float(s.accuracy)
+    ([1.0, 1.0, 1.0], 1.0)
+    >>> pred = truth.where(truth != 1, 0)  # CBD read as pore
+    >>> dict(zip(s.phase.values.tolist(), measure.scores(truth, pred).iou.round(2).values.tolist()))
+    {'pore': 0.7, 'cbd': 0.0, 'active': 1.0}
     """
     tl, pl = _pair(truth, pred, phases)
     return _scores_dataset(dataclasses.replace(tl, phases=pl.phases), _confusion_counts(tl, pl, progress))

@@ -57,6 +57,20 @@ def summary(labels: Any, *, truth: Any = None, method: Method = "faces", phases:
     ``method``; by Crofton for ``"marching_cubes"``, which has no slice-by-slice form: the
     closer of the two estimates to it) and,
     given ``truth``, ``truth_volume_fraction_profile``; a ``t`` dimension for series.
+
+    Examples
+    --------
+    A threshold segmentation against the exact labels, in one pass:
+
+    >>> from bigseg import baselines, measure, synth
+    >>> truth = synth.electrode((32, 32, 32), radius=(5, 1), chunks=16, voxel_size=50, unit="nm")
+    >>> seg = baselines.threshold(synth.xct(truth, seed=0), classes=3)
+    >>> s = measure.summary(seg, truth=truth)
+    >>> list(s.data_vars)  # doctest: +NORMALIZE_WHITESPACE
+    ['volume_fraction', 'faces', 'voxel_fraction', 'area', 'coverage', 'iou', 'dice', 'precision',
+     'recall', 'support', 'accuracy']
+    >>> s.iou.dims, s.phase.values.tolist()
+    (('phase',), ['pore', 'cbd', 'active'])
     """
     lab = as_labels(labels, phases=phases)
     if truth is not None:  # phases matched by name (labels stating none take the truth's), as in scores

@@ -427,6 +427,16 @@ def load(name_or_path: str | os.PathLike) -> Model:
     Raises
     ------
     ModelError : unknown name, missing file, unsafe or inconsistent checkpoint
+
+    Examples
+    --------
+    >>> import torch
+    >>> from bigseg import models
+    >>> model = models.load("default")
+    >>> model.phases, model.patch, model.ndim
+    (['pore', 'cbd', 'active'], (32, 32, 32), 3)
+    >>> isinstance(model, torch.nn.Module), model.training
+    (True, False)
     """
     if isinstance(name_or_path, str) and name_or_path == "default":
         ref = resources.files("bigseg.models").joinpath("weights/default.pt")

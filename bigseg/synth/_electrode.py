@@ -120,6 +120,20 @@ def electrode(
     whose reach overlaps it (bucket grid), so memory is bounded by the block and the result is
     identical for any chunking. The 3D U-Net study (Müller et al. 2021) trains on such
     artificial electrodes with simulated tomography.
+
+    Examples
+    --------
+    A small electrode in 16-voxel chunks, with 50 nm voxels:
+
+    >>> from bigseg import synth
+    >>> labels = synth.electrode((32, 32, 32), radius=(5, 1), seed=0, chunks=16,
+    ...                          voxel_size=50, unit="nm")
+    >>> labels.dims, labels.shape, labels.dtype
+    (('z', 'y', 'x'), (32, 32, 32), dtype('uint8'))
+    >>> labels.attrs["phases"], labels.attrs["voxel_size"], labels.attrs["unit"]
+    (['pore', 'cbd', 'active'], (50.0, 50.0, 50.0), 'nm')
+    >>> [round(float((labels == k).mean()), 2) for k in range(3)]  # the requested fractions
+    [0.35, 0.15, 0.5]
     """
     shape_t = parse_shape(shape)
     fr = parse_fractions(DEFAULT_FRACTIONS if fractions is None else fractions)

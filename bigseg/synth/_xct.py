@@ -250,6 +250,19 @@ def xct(labels: Any, *, seed: int = 0, preset: str = "nano-ct-phase", chunks: An
     adds grainy noise, rings about the rotation axis and slow intensity drift. Computed with a
     halo (:func:`bigseg.kernels.xct.halo`) and global-coordinate random numbers, so the result
     does not depend on the chunking.
+
+    Examples
+    --------
+    >>> from bigseg import synth
+    >>> labels = synth.electrode((32, 32, 32), radius=(5, 1), chunks=16, voxel_size=50, unit="nm")
+    >>> image = synth.xct(labels, preset="lab-micro-ct", seed=0)
+    >>> image.dims, image.shape, image.dtype
+    (('z', 'y', 'x'), (32, 32, 32), dtype('float32'))
+    >>> image.attrs["voxel_size"], image.attrs["unit"]  # taken from the labels
+    ((50.0, 50.0, 50.0), 'nm')
+    >>> pore, cbd, active = (float(image.where(labels == k).mean()) for k in range(3))
+    >>> pore < cbd < active  # mean grey levels, as in real scans
+    True
     """
     vol = as_volume(labels, name="labels", allow_series=True)
     seed = parse_seed(seed)

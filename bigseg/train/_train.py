@@ -449,6 +449,23 @@ def train(
     Loss: soft Dice + cross-entropy over labelled voxels only (unlabelled voxels get zero
     gradient). Patches are centred on labelled voxels with classes drawn uniformly (so minority
     phases are not ignored: the paper's "major class pitfall").
+
+    Examples
+    --------
+    The call on a few annotated slices (255: not annotated); one short epoch only to show it, where
+    a real fine-tune runs several (``epochs=4``) on the annotations of the scan:
+
+    >>> import numpy as np
+    >>> import bigseg
+    >>> from bigseg import synth
+    >>> truth = synth.electrode((32, 32, 32), radius=(5, 1), chunks=16, voxel_size=50, unit="nm")
+    >>> image = synth.xct(truth, seed=0)
+    >>> sparse = np.full(truth.shape, 255, dtype=np.uint8)
+    >>> sparse[::8] = truth.values[::8]  # every 8th z slice annotated
+    >>> tuned = bigseg.train(image, sparse, init="default", epochs=1, steps_per_epoch=1,
+    ...                      batch_size=1, val_fraction=0, progress=False)  # no validation slices
+    >>> tuned.phases, tuned.patch
+    (['pore', 'cbd', 'active'], (32, 32, 32))
     """
     if synthetic:
         if image is not None or labels is not None:
