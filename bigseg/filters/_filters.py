@@ -259,13 +259,15 @@ def gaussian(vol: Any, *, sigma: float | tuple[float, float, float] = 1.1, trunc
 
     Examples
     --------
+    A simulated scan of 24 × 32 × 32 voxels in 16³ blocks, smoothed as SciPy smooths it whole:
+
     >>> import numpy as np
     >>> import scipy.ndimage as ndi
     >>> from bigseg import filters, synth
-    >>> image = synth.xct(synth.electrode((32, 32, 32), radius=(5, 1), chunks=16))
+    >>> image = synth.xct(synth.electrode((24, 32, 32), radius=(5, 1), chunks=16), seed=1)
     >>> smooth = filters.gaussian(image, sigma=1.1)
     >>> smooth.shape, smooth.dtype
-    ((32, 32, 32), dtype('float32'))
+    ((24, 32, 32), dtype('float32'))
     >>> bool(np.allclose(smooth.values, ndi.gaussian_filter(image.values, sigma=1.1), atol=1e-6))
     True
     """

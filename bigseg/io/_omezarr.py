@@ -1000,12 +1000,15 @@ def open_volume(path: str | os.PathLike, *, level: int = 0, label: str | None = 
 
     Examples
     --------
+    A scan and its labels written into a temporary folder, then opened:
+
     >>> import os, shutil, tempfile
     >>> import bigseg
     >>> from bigseg import synth
-    >>> tmp = tempfile.mkdtemp()
     >>> labels = synth.electrode((32, 32, 32), radius=(5, 1), chunks=16, voxel_size=50, unit="nm")
-    >>> path = bigseg.save_volume(synth.xct(labels), os.path.join(tmp, "scan.ome.zarr"), progress=False)
+    >>> tmp = tempfile.mkdtemp()
+    >>> path = os.path.join(tmp, "scan.ome.zarr")
+    >>> _ = bigseg.save_volume(synth.xct(labels), path, progress=False)
     >>> _ = bigseg.save_labels(labels, path, name="truth", progress=False)
     >>> vol = bigseg.open_volume(path)  # lazy: nothing is read yet
     >>> vol.dims, vol.shape, vol.dtype.name, vol.attrs["voxel_size"], vol.attrs["unit"]
