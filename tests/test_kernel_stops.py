@@ -141,3 +141,28 @@ def test_a_stop_during_a_kernel_call_is_delivered_after_it_not_lost_in_numba():
     assert proc.returncode == 0, proc.stderr[-2000:]
     seen = ast.literal_eval(proc.stdout.strip().splitlines()[-1])
     assert seen["system errors"] == 0 and seen["stopped"] > 0 and seen["returned"] > 0, seen
+
+
+def test_a_stop_while_the_handlers_are_swapped_puts_them_back(monkeypatch):
+    """A stop handled while the block starts (SIGTERM's handler raising before SIGTERM's turn,
+    SIGINT's already swapped) ended ``__enter__`` with no ``__exit__``: SIGINT's handler stayed
+    the block's, and every later Ctrl-C was held for ever, never handled."""
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGTERM, _raise_stop)
+    real = signal.getsignal
+
+    def getsignal(signum):  # SIGTERM's handler runs (and raises) as its turn comes
+        if signum == signal.SIGTERM:
+            raise Stop(signum)
+        return real(signum)
+
+    try:
+        monkeypatch.setattr(signal, "getsignal", getsignal)
+        with pytest.raises(Stop):
+            with stops_held():
+                pass
+        monkeypatch.undo()
+        assert signal.getsignal(signal.SIGINT) is before[signal.SIGINT]
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)

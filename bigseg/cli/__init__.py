@@ -21,7 +21,7 @@ from typing import Any
 from .._version import version
 from ..errors import POINT_AT_CALLER, BigsegError, UncalibratedWarning
 from ..runtime._files import FULL
-from ..runtime._signals import deliver_later, importing, stops_not_lost, terminate_as_exit
+from ..runtime._signals import deliver_later, import_depth, importing, stops_not_lost, terminate_as_exit
 from ..runtime._terminal import PrintableStream
 from ._terms import command_parser, in_cli_terms
 
@@ -210,9 +210,10 @@ def _quiet_shutdown_on_interrupt() -> Any:
     if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) \
             is not signal.default_int_handler:
         return None  # a caller's own handler (or a thread) is left alone
+    outer = import_depth(sys._getframe())  # (imports the command itself runs in: not waited for)
 
     def interrupted(signum, frame):  # noqa: ANN001
-        if importing(frame) and hasattr(signal, "pthread_kill"):  # (torch's, stopped, aborted the process)
+        if importing(frame, outer) and hasattr(signal, "pthread_kill"):  # (torch's, stopped, aborted the process)
             deliver_later(signum)
             return
         for name in ("distributed", "asyncio", "tornado"):

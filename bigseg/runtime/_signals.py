@@ -45,15 +45,23 @@ def children_ignore_ctrl_c(active: bool = True) -> Iterator[None]:
             signal.raise_signal(signal.SIGINT)  # now to the handler of before (Python's: KeyboardInterrupt)
 
 
-def importing(frame: Any) -> bool:
+def import_depth(frame: Any) -> int:
+    """How many of the frames from ``frame`` down are the import machinery's."""
+    n = 0
+    while frame is not None:
+        n += frame.f_code.co_filename.startswith("<frozen importlib.")
+        frame = frame.f_back
+    return n
+
+
+def importing(frame: Any, outer: int = 0) -> bool:
     """Whether ``frame`` (a signal handler's) runs inside an import: a stop raised there leaves
     the module half made, and one raised inside torch's (C++ that turns the Python error into
-    an exception nobody catches) aborted the process (SIGABRT: nothing cleaned up)."""
-    while frame is not None:
-        if frame.f_code.co_filename.startswith("<frozen importlib."):
-            return True
-        frame = frame.f_back
-    return False
+    an exception nobody catches) aborted the process (SIGABRT: nothing cleaned up). ``outer``:
+    the import frames there were when the handler was set (:func:`import_depth`), not counted:
+    a command run by a module's import (``python -c "import job"``) would be in one throughout,
+    its stop sent again every 50 ms for ever."""
+    return import_depth(frame) > outer
 
 
 def deliver_later(signum: int, delay: float = 0.05) -> None:
@@ -79,15 +87,17 @@ def terminate_as_exit() -> Iterator[None]:
     Main thread only, and only where SIGTERM has its default action (a caller's own handler is
     left alone)."""
     import signal
+    import sys
     import threading
 
     if threading.current_thread() is not threading.main_thread() \
             or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
         yield
         return
+    outer = import_depth(sys._getframe())  # (imports the command itself runs in: not waited for)
 
     def terminated(signum, frame):  # noqa: ANN001
-        if importing(frame) and hasattr(signal, "pthread_kill"):  # raised once the import is done
+        if importing(frame, outer) and hasattr(signal, "pthread_kill"):  # raised once the import is done
             deliver_later(signum)
             return
         signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends it at once
@@ -167,19 +177,26 @@ class stops_held:  # noqa: N801 - a context manager, used as ``with stops_held()
         self._before: dict[int, Callable] = {}
         self._held: list[tuple[int, Any]] = []
         if threading.current_thread() is threading.main_thread():
-            for signum in _STOPS:
-                handler = signal.getsignal(signum)
-                if callable(handler):
-                    self._before[signum] = handler
-                    signal.signal(signum, self._hold)
+            try:
+                for signum in _STOPS:
+                    handler = signal.getsignal(signum)
+                    if callable(handler):
+                        self._before[signum] = handler
+                        signal.signal(signum, self._hold)
+            except BaseException:  # a stop handled meanwhile (SIGTERM's, before its turn): no block, no
+                self._put_back()  # __exit__; SIGINT's handler, swapped already, would hold every Ctrl-C after
+                raise
         return self
 
     def _hold(self, signum: int, frame: Any) -> None:
         self._held.append((signum, frame))
 
-    def __exit__(self, *exc: object) -> None:
+    def _put_back(self) -> None:
         for signum, handler in self._before.items():
             signal.signal(signum, handler)
+
+    def __exit__(self, *exc: object) -> None:
+        self._put_back()
         if self._held:
             signum, frame = self._held[0]
             self._before[signum](signum, frame)

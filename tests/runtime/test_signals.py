@@ -291,3 +291,34 @@ def test_a_sigterm_while_torch_imports_is_said_without_importing_torch_again(tmp
     from bigseg.train._resume import STATE_FILE as written
 
     assert STATE_FILE == written
+
+
+_JOB = """
+import os, signal, sys, threading, time
+import bigseg.cli.cmd_info as cmd_info
+from bigseg.cli import main
+
+def command(args):  # no import of its own when the stop comes
+    threading.Timer(0.3, os.kill, (os.getpid(), getattr(signal, os.environ["STOP"]))).start()
+    time.sleep(30)
+
+cmd_info.run = command
+try:
+    code = main(["info", os.environ["WHERE"]])
+except SystemExit as exc:
+    code = exc.code
+print(code)
+"""
+
+
+@pytest.mark.parametrize("signame, code", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_a_command_run_by_an_import_is_stopped(tmp_path, signame, code):
+    """A command run from a module's import (``python -c "import job"``) runs in an import
+    throughout: the stop was sent again every 50 ms for ever (nothing but SIGKILL ended it).
+    Only the imports the command itself runs are waited for."""
+    (tmp_path / "job.py").write_text(_JOB)
+    proc = subprocess.run([sys.executable, "-c", "import job"], capture_output=True, text=True, timeout=25,
+                          cwd=tmp_path, env={**os.environ, "PYTHONWARNINGS": "ignore", "STOP": signame,
+                                             "WHERE": str(tmp_path),
+                                             "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])})
+    assert proc.stdout.split() == [str(code)], proc.stdout + proc.stderr[-2000:]
