@@ -125,8 +125,24 @@ def _given(overrides: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in overrides.items() if v is not None}
 
 
+def _objects(values: Any, memo: dict[int, Any] | None = None) -> dict[int, Any]:
+    """``copy.deepcopy``'s memo keeping the objects among ``values`` that are no plain data (a
+    ``predict.model`` torch.nn.Module) as they are: a configuration names them, it does not own
+    them (copied, a model on a GPU took its memory twice, and the caller's model was not the run's)."""
+    memo = {} if memo is None else memo
+    if isinstance(values, Mapping):
+        for v in values.values():
+            _objects(v, memo)
+    elif isinstance(values, (list, tuple)):
+        for v in values:
+            _objects(v, memo)
+    elif not isinstance(values, (str, bytes, int, float, bool, type(None))):
+        memo[id(values)] = values
+    return memo
+
+
 def _merge(base: dict[str, Any], update: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out = copy.deepcopy(base)
+    out = copy.deepcopy(base, _objects(base))
     extra = _OPEN_SECTIONS.get(prefix[:-1], {})
     for key, value in update.items():
         name = f"{prefix}{key}"

@@ -271,3 +271,21 @@ def test_a_config_with_overrides_takes_them_and_a_run_config_is_validated():
     with pytest.raises(ConfigError, match=r"`predict.tta`.*'yes'"):
         Pipeline(base, predict={"tta": "yes"})
     assert RunConfig().values == DEFAULTS and RunConfig({}).values == DEFAULTS
+
+
+def test_a_module_as_the_model_is_kept_not_copied():
+    """``Pipeline(config)`` puts its (no) overrides over ``config`` with :meth:`RunConfig.updated`,
+    which deep-copied the values: a torch.nn.Module given as ``predict.model`` was copied (its
+    weights twice in memory, on a GPU too; the caller's model no longer the run's)."""
+    torch = pytest.importorskip("torch")
+
+    from bigseg.pipeline import Pipeline
+
+    net = torch.nn.Conv3d(1, 3, 1)
+    cfg = RunConfig.load(predict={"model": net})
+    assert cfg.predict["model"] is net
+    assert cfg.updated(chunks=64).predict["model"] is net
+    assert Pipeline(cfg).config.predict["model"] is net
+    assert Pipeline(cfg, chunks=32).config.predict["model"] is net
+    assert cfg.updated(predict={"overlap": 0.25}).values is not cfg.values  # (the rest still a copy)
+    assert cfg.values["predict"]["overlap"] != 0.25
