@@ -45,11 +45,12 @@ def path_stamp(path: Any) -> Any:
     p = Path(path)
     if not p.exists() and glob.escape(str(p)) != str(p):
         return [path_stamp(m) for m in sorted(glob.glob(str(p)))]
-    if p.is_dir() and not (p / "zarr.json").exists():
+    # a zarr store: v3's zarr.json, or v2's .zgroup / .zarray (another writer's OME-Zarr v0.4 image)
+    meta = next((p / f for f in ("zarr.json", ".zgroup", ".zarray") if (p / f).exists()), None) if p.is_dir() else p
+    if p.is_dir() and meta is None:
         files = [e.stat() for e in os.scandir(p) if e.is_file()]
         return [str(p.resolve()), len(files), sum(st.st_size for st in files),
                 max((st.st_mtime_ns for st in files), default=None)]
-    meta = p / "zarr.json" if (p / "zarr.json").exists() else p
     if not meta.exists():
         return [str(p.resolve()), None]
     st = os.stat(meta)
@@ -58,9 +59,13 @@ def path_stamp(path: Any) -> Any:
         files = []
         for d, dirs, names in os.walk(p):
             dirs[:] = [n for n in dirs if not n.startswith(".") and not (n == "labels" and Path(d) == p)]
-            files += [os.stat(os.path.join(d, f)) for f in names]
+            for f in names:
+                try:
+                    files.append(os.stat(os.path.join(d, f)))
+                except FileNotFoundError:  # removed meanwhile (a store being written), a dangling link
+                    pass
         return [str(p.resolve()), st.st_mtime_ns, len(files), sum(f.st_size for f in files),
-                max(f.st_mtime_ns for f in files)]
+                max((f.st_mtime_ns for f in files), default=None)]
     return [str(p.resolve()), st.st_mtime_ns, st.st_size]
 
 

@@ -326,3 +326,24 @@ def test_a_zarr_source_rewritten_in_place_is_another_source(tmp_path):
     z = zarr.open_array(str(src / "0"), mode="r+")
     z[:4, :4, :4] = -1.0  # one chunk, in place
     assert path_stamp(src) != before
+
+
+def test_a_v2_zarr_source_rewritten_in_place_is_another_source(tmp_path):
+    """As a v3 store, another writer's OME-Zarr v0.4 (zarr v2, ``.zgroup``, no zarr.json) image:
+    its chunks lie in folders, and the stamp of a plain folder's files saw none of them; a
+    dangling link or a file removed meanwhile is no traceback."""
+    import os
+
+    import zarr
+
+    from bigseg.runtime._manifest import path_stamp
+
+    src = tmp_path / "v04.ome.zarr"
+    arr = zarr.open_group(str(src), mode="w", zarr_format=2).create_array("0", shape=(8, 8, 8), chunks=(4, 4, 4),
+                                                                          dtype="u2")
+    arr[:] = 1
+    before = path_stamp(src)
+    arr[:4, :4, :4] = 2  # one chunk, in place
+    assert path_stamp(src) != before
+    os.symlink(tmp_path / "gone", src / "0" / "dangling")
+    assert path_stamp(src)[2] == len([f for f in src.rglob("*") if f.is_file()])
