@@ -20,6 +20,7 @@ import xarray as xr
 
 from .._parse import parse_chunks, parse_phases, parse_region, parse_voxel_size
 from ..errors import InputError, outside_caller, warn_caller
+from ..runtime._files import is_zarr_store
 from ._calibration import convert_length, parse_unit
 
 __all__ = [
@@ -625,14 +626,6 @@ def crop_box(arr: Any, crop: Any, *, name: str = "crop") -> tuple[Any, tuple[sli
     (see :func:`bigseg._parse.parse_region`), and the box as slices."""
     box = parse_region(name, crop, arr.shape[-3:])
     return arr[(slice(None),) * (arr.ndim - 3) + box], box
-
-
-def is_zarr_store(path: Any) -> bool:
-    """Whether ``path`` is a zarr store (v3 ``zarr.json``, or v2 ``.zarray`` / ``.zgroup``)."""
-    from pathlib import Path
-
-    p = Path(path)
-    return p.is_dir() and any((p / f).exists() for f in ("zarr.json", ".zarray", ".zgroup"))
 
 
 def same_place(a: Any, b: Any) -> bool:

@@ -25,6 +25,16 @@ from typing import Any
 from ..errors import OutputNotWritableError
 from ._signals import stops_held
 
+#: the metadata files that make a folder a zarr store (v3, v2 array, v2 group)
+ZARR_METADATA = ("zarr.json", ".zarray", ".zgroup")
+
+
+def is_zarr_store(path: Any) -> bool:
+    """Whether ``path`` is a zarr store (v3 ``zarr.json``, or v2 ``.zarray`` / ``.zgroup``)."""
+    p = Path(path)
+    return p.is_dir() and any((p / f).exists() for f in ZARR_METADATA)
+
+
 #: what a disk or quota that is full says when written to
 FULL = (errno.ENOSPC, errno.EDQUOT)
 

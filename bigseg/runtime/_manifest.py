@@ -12,6 +12,7 @@ has no marker and is written again, so a marker always means a whole block on di
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import dask.array as da
 import numpy as np
 
 from ..ops._blocks import per_block
+from ._files import ZARR_METADATA, is_zarr_store
 from ._progress import _BARS, compute
 
 __all__ = ["store_resumable", "stored_named", "blocks_done", "resumable_array", "key_digest", "path_stamp"]
@@ -38,35 +40,38 @@ def path_stamp(path: Any) -> Any:
     its ``labels/`` (chunks written in place change no ``zarr.json``); ``None`` for no path; a glob: the list of
     its matches' stamps."""
     import glob
-    import os
 
     if path is None:
         return None
     p = Path(path)
     if not p.exists() and glob.escape(str(p)) != str(p):
         return [path_stamp(m) for m in sorted(glob.glob(str(p)))]
-    # a zarr store: v3's zarr.json, or v2's .zgroup / .zarray (another writer's OME-Zarr v0.4 image)
-    meta = next((p / f for f in ("zarr.json", ".zgroup", ".zarray") if (p / f).exists()), None) if p.is_dir() else p
-    if p.is_dir() and meta is None:
-        files = [e.stat() for e in os.scandir(p) if e.is_file()]
-        return [str(p.resolve()), len(files), sum(st.st_size for st in files),
-                max((st.st_mtime_ns for st in files), default=None)]
-    if not meta.exists():
-        return [str(p.resolve()), None]
-    st = os.stat(meta)
-    if meta != p:  # a zarr store: the chunks too (a stat of each file, far less than the read it stamps), not
-        # its labels/ nor hidden folders (what `bigseg segment` writes into it, and its partial writes)
-        files = []
-        for d, dirs, names in os.walk(p):
-            dirs[:] = [n for n in dirs if not n.startswith(".") and not (n == "labels" and Path(d) == p)]
-            for f in names:
-                try:
-                    files.append(os.stat(os.path.join(d, f)))
-                except FileNotFoundError:  # removed meanwhile (a store being written), a dangling link
-                    pass
-        return [str(p.resolve()), st.st_mtime_ns, len(files), sum(f.st_size for f in files),
+    if p.is_dir():  # a zarr store (v3, or another writer's v2: OME-Zarr v0.4) is stamped by its metadata too
+        store = is_zarr_store(p)
+        meta = [os.stat(next(p / f for f in ZARR_METADATA if (p / f).exists())).st_mtime_ns] if store else []
+        files = _file_stats(p, below=store)
+        return [str(p.resolve()), *meta, len(files), sum(f.st_size for f in files),
                 max((f.st_mtime_ns for f in files), default=None)]
+    if not p.exists():
+        return [str(p.resolve()), None]
+    st = os.stat(p)
     return [str(p.resolve()), st.st_mtime_ns, st.st_size]
+
+
+def _file_stats(folder: Path, *, below: bool) -> list[os.stat_result]:
+    """The stats of the files in ``folder`` and, ``below``, in its folders but its ``labels/`` and
+    hidden ones (a zarr store's chunks, written in place with no new ``zarr.json``; not what
+    `bigseg segment` writes into it, nor its partial writes); files gone meanwhile (a store being
+    written) and dangling links skipped."""
+    stats = []
+    for d, dirs, names in os.walk(folder):
+        dirs[:] = [n for n in dirs if below and not n.startswith(".") and not (n == "labels" and Path(d) == folder)]
+        for name in names:
+            try:
+                stats.append(os.stat(os.path.join(d, name)))
+            except FileNotFoundError:
+                pass
+    return stats
 
 
 def _name(idx: tuple[int, ...]) -> str:
