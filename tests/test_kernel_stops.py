@@ -12,7 +12,8 @@ import threading
 import numpy as np
 import pytest
 
-from bigseg.kernels._jit import Kernel, njit, stops_held
+from bigseg.kernels._jit import Kernel, njit
+from bigseg.runtime._signals import stops_held
 
 
 class Stop(Exception):

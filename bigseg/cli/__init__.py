@@ -21,7 +21,7 @@ from typing import Any
 from .._version import version
 from ..errors import POINT_AT_CALLER, BigsegError, UncalibratedWarning
 from ..runtime._files import FULL
-from ..runtime._signals import deliver_later, import_depth, importing, stops_not_lost, terminate_as_exit
+from ..runtime._signals import stops_not_lost, terminate_as_exit, waits_for_imports
 from ..runtime._terminal import PrintableStream
 from ._terms import command_parser, in_cli_terms
 
@@ -202,7 +202,7 @@ def _quiet_shutdown_on_interrupt() -> Any:
     """Ctrl-C stops the command as before (KeyboardInterrupt), and first silences the loggers of a
     cluster being torn down (a run on a LocalCluster printed dozens of "Task exception was never
     retrieved" and worker tracebacks before "interrupted"). One that comes while a module is
-    imported is raised once the import is done (:func:`~bigseg.runtime._signals.importing`)."""
+    imported is raised once the import is done (:func:`~bigseg.runtime._signals.waits_for_imports`)."""
     import logging
     import signal
     import threading
@@ -210,18 +210,14 @@ def _quiet_shutdown_on_interrupt() -> Any:
     if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) \
             is not signal.default_int_handler:
         return None  # a caller's own handler (or a thread) is left alone
-    outer = import_depth(sys._getframe())  # (imports the command itself runs in: not waited for)
 
     def interrupted(signum, frame):  # noqa: ANN001
-        if importing(frame, outer) and hasattr(signal, "pthread_kill"):  # (torch's, stopped, aborted the process)
-            deliver_later(signum)
-            return
         for name in ("distributed", "asyncio", "tornado"):
             logging.getLogger(name).setLevel(logging.CRITICAL + 1)
         signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C as Python's own
         raise KeyboardInterrupt
 
-    return signal.signal(signal.SIGINT, interrupted)  # the handler before, put back when the command ends
+    return signal.signal(signal.SIGINT, waits_for_imports(interrupted))  # the handler before, put back when the command ends
 
 
 #: the commands that take up what an interrupted run of theirs finished when run again (their

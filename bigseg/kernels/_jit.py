@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import numba
 
-from ..runtime._signals import stops_held  # noqa: F401 (where it was defined: kept importable here)
+from ..runtime._signals import stops_held
 
 
 class Kernel:

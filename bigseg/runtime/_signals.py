@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any, Callable
@@ -45,7 +46,7 @@ def children_ignore_ctrl_c(active: bool = True) -> Iterator[None]:
             signal.raise_signal(signal.SIGINT)  # now to the handler of before (Python's: KeyboardInterrupt)
 
 
-def import_depth(frame: Any) -> int:
+def _import_depth(frame: Any) -> int:
     """How many of the frames from ``frame`` down are the import machinery's."""
     n = 0
     while frame is not None:
@@ -54,28 +55,42 @@ def import_depth(frame: Any) -> int:
     return n
 
 
-def importing(frame: Any, outer: int = 0) -> bool:
-    """Whether ``frame`` (a signal handler's) runs inside an import: a stop raised there leaves
-    the module half made, and one raised inside torch's (C++ that turns the Python error into
-    an exception nobody catches) aborted the process (SIGABRT: nothing cleaned up). ``outer``:
-    the import frames there were when the handler was set (:func:`import_depth`), not counted:
-    a command run by a module's import (``python -c "import job"``) would be in one throughout,
-    its stop sent again every 50 ms for ever."""
-    return import_depth(frame) > outer
+def waits_for_imports(handler: Callable) -> Callable:
+    """``handler`` (a stop's, which raises) waiting for the imports the interrupted code runs: a
+    stop raised inside one leaves the module half made, and one raised inside torch's (C++ that
+    turns the Python error into an exception nobody catches) aborted the process (SIGABRT:
+    nothing cleaned up). A stop that comes during an import is sent again every 50 ms
+    (:func:`deliver_later`) and handled once the import is done. The imports under way where it
+    is made are not waited for: a command run by a module's import (``python -c "import job"``)
+    is in one throughout, its stop would be sent again for ever."""
+    outer = _import_depth(sys._getframe(1))
+
+    def waiting(signum: int, frame: Any) -> Any:
+        if _import_depth(frame) > outer:
+            deliver_later(signum)
+            return None
+        return handler(signum, frame)
+
+    return waiting
 
 
-def deliver_later(signum: int, delay: float = 0.05) -> None:
-    """``signum`` sent to the main thread again after ``delay`` seconds (a stop that came while
-    it could not be raised: :func:`importing`), from a daemon thread."""
-    import signal
-    import threading
+def deliver_later(signum: int, delay: float = 0.05) -> threading.Timer:
+    """``signum`` sent to the main thread again after ``delay`` seconds, from a daemon timer
+    (returned: cancel it to send nothing): a stop that came where it could not be raised (an
+    import, a finalizer). A signal to the main thread wakes it from a sleep (a watch's 30 s
+    between looks); without ``pthread_kill`` (Windows) it is seen at its next instruction."""
+    import _thread
 
     def send() -> None:
-        signal.pthread_kill(threading.main_thread().ident, signum)
+        if hasattr(signal, "pthread_kill"):
+            signal.pthread_kill(threading.main_thread().ident, signum)
+        else:
+            _thread.interrupt_main(signum)
 
     timer = threading.Timer(delay, send)
     timer.daemon = True
     timer.start()
+    return timer
 
 
 @contextlib.contextmanager
@@ -83,27 +98,19 @@ def terminate_as_exit() -> Iterator[None]:
     """SIGTERM (``kill``, ``timeout``, a SLURM job's ``scancel``) ends this process as
     ``SystemExit(143)`` while the block runs, so its ``finally`` clauses run (a benchmark's
     temporary volumes removed, a cluster it started shut down) instead of Python dying on the
-    spot; one that comes while a module is imported, once the import is done (:func:`importing`).
-    Main thread only, and only where SIGTERM has its default action (a caller's own handler is
-    left alone)."""
-    import signal
-    import sys
-    import threading
-
+    spot; one that comes while a module is imported, once the import is done
+    (:func:`waits_for_imports`). Main thread only, and only where SIGTERM has its default action
+    (a caller's own handler is left alone)."""
     if threading.current_thread() is not threading.main_thread() \
             or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
         yield
         return
-    outer = import_depth(sys._getframe())  # (imports the command itself runs in: not waited for)
 
     def terminated(signum, frame):  # noqa: ANN001
-        if importing(frame, outer) and hasattr(signal, "pthread_kill"):  # raised once the import is done
-            deliver_later(signum)
-            return
         signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends it at once
         raise SystemExit(128 + signal.SIGTERM)
 
-    signal.signal(signal.SIGTERM, terminated)
+    signal.signal(signal.SIGTERM, waits_for_imports(terminated))
     try:
         yield
     finally:
@@ -117,10 +124,6 @@ def stops_not_lost() -> Iterator[None]:
     and Python prints "Exception ignored" and goes on: the stop was lost (a watch went on
     watching). While the block runs such a stop is delivered again, to the main thread, once the
     finalizer has returned. Main thread only (elsewhere nothing changes)."""
-    import _thread
-    import signal
-    import sys
-    import threading
 
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -128,15 +131,8 @@ def stops_not_lost() -> Iterator[None]:
     hook_before = sys.unraisablehook
     again: list[threading.Timer] = []
 
-    def send(signum: int) -> None:
-        if hasattr(signal, "pthread_kill"):  # a signal to the main thread: wakes it from a sleep (a watch's
-            signal.pthread_kill(threading.main_thread().ident, signum)  # 30 s between looks)
-        else:
-            _thread.interrupt_main(signum)  # (Windows: seen at its next Python instruction)
-
     def deliver(signum: int) -> None:  # from a timer's thread: not from inside the finalizer's machinery,
-        again.append(threading.Timer(0.05, send, (signum,)))  # where it would be lost again
-        again[-1].start()
+        again.append(deliver_later(signum))  # where it would be lost again
 
     def unraisable(info) -> None:  # noqa: ANN001
         stop = info.exc_value
