@@ -221,18 +221,13 @@ def fill_outside(vol: xr.DataArray, mask: Any, value: Any) -> xr.DataArray:
 
 def _noise_block(block: np.ndarray, inside: np.ndarray, mean: float, std: float, seed: int,
                  block_info: Any = None) -> np.ndarray:
+    from ..kernels.filters import rounded_into
     from ..kernels.synth import hash_normal
 
     origin = np.array([loc[0] for loc in block_info[0]["array-location"]], np.int64)
     noise = hash_normal(origin, np.array(block.shape, np.int64), seed)
-    if np.issubdtype(block.dtype, np.integer):  # rounded into the dtype's range (no wrap-around)
-        # in float64, and the ends set as integers: float32 (and for int64 even float64) round the dtype's
-        # largest value up to one past it, which the cast wrapped to the smallest (int32 near 2**31: -2**31)
-        info = np.iinfo(block.dtype)
-        noise = np.rint(noise.astype(np.float64) * float(std) + float(mean))
-        top, bottom = noise >= float(info.max), noise <= float(info.min)
-        noise = np.where(top | bottom, 0.0, noise).astype(block.dtype)
-        noise[top], noise[bottom] = info.max, info.min
+    if np.issubdtype(block.dtype, np.integer):  # in float64, rounded into the dtype's range (no wrap-around:
+        noise = rounded_into(noise.astype(np.float64) * float(std) + float(mean), block.dtype)  # int32 near 2**31)
     else:
         noise = noise * np.float32(std) + np.float32(mean)
     xp = array_module(block)  # a CuPy block (a GPU worker's) takes the mask and the noise on its device

@@ -211,24 +211,13 @@ def _downsample(arr: da.Array, dims: tuple[str, ...], labels: bool) -> da.Array:
     factors = {i: (2 if d in ("z", "y", "x") else 1) for i, d in enumerate(dims)}
     if labels:  # nearest: keep label values valid; trimmed as the image's mean is, so level k has its shape
         return arr[tuple(slice(0, (n // factors[i]) * factors[i], factors[i]) for i, n in enumerate(arr.shape))]
-    from ..kernels.filters import exact_float_dtype  # (float32 made inf of 1e300 and moved 2**30 + 7 by up to 64)
+    from ..kernels.filters import exact_float_dtype, rounded_into  # (float32 made inf of 1e300 and moved 2**30 + 7 by up to 64)
 
     smaller = da.coarsen(np.mean, arr.astype(exact_float_dtype(arr.dtype)), factors, trim_excess=True)
     if np.issubdtype(arr.dtype, np.integer):
-        return smaller.map_blocks(_rounded_into, arr.dtype, dtype=arr.dtype, token="coarsen")
+        # (a 64-bit integer's largest values average to one past it in float64: kept, not wrapped)
+        return smaller.map_blocks(rounded_into, arr.dtype, dtype=arr.dtype, token="coarsen")
     return smaller.astype(arr.dtype)
-
-
-def _rounded_into(block: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """Means rounded to the integer ``dtype``; a 64-bit integer's top values, whose float64 mean
-    is 2**63 or 2**64 (one past its largest), stay its largest (the cast wrapped them to its
-    smallest: uint64's 2**64 - 1 became 0)."""
-    info = np.iinfo(dtype)
-    block = np.round(block)
-    top = block >= float(info.max)  # float(2**63 - 1) is 2**63: no float64 lies between
-    out = np.where(top, 0, block).astype(dtype)
-    out[top] = info.max
-    return out
 
 
 def _most_levels(vol: xr.DataArray) -> int:

@@ -45,6 +45,19 @@ def exact_float_dtype(dtype: Any) -> np.dtype:
     return np.dtype(np.float64)
 
 
+def rounded_into(values: np.ndarray, dtype: Any) -> np.ndarray:
+    """Float ``values`` rounded to the integer ``dtype``, those beyond its range at its ends (no
+    wrap-around): the ends set as integers, as float64 (for int32 in float32, for int64 even
+    in float64) rounds the dtype's largest value up to one past it, which a cast wrapped to the
+    smallest (uint64's 2**64 - 1 became 0)."""
+    info = np.iinfo(dtype)
+    values = np.rint(values)
+    top, bottom = values >= float(info.max), values <= float(info.min)
+    out = np.where(top | bottom, 0, values).astype(dtype)
+    out[top], out[bottom] = info.max, info.min
+    return out
+
+
 def gaussian_radius(sigma: Sequence[float], truncate: float = 4.0) -> tuple[int, ...]:
     """Kernel radius per axis, as ``scipy.ndimage.gaussian_filter``: ``int(truncate * sigma + 0.5)``."""
     return tuple(int(truncate * float(s) + 0.5) for s in sigma)
