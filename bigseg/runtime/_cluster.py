@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import logging  # both used by a client's close, also from __del__ at shutdown, when nothing can be imported
 import os
+import shutil  # also used by a client's close (the cluster's scratch folder)
 import sys
+import tempfile
 import weakref
 from typing import Any
 
@@ -55,7 +57,7 @@ def _client_class():
                 result = super().close(*args, **kwargs)
             cluster, self._owned_cluster = self._owned_cluster, None
             if cluster is not None:
-                cluster.close()
+                _close_started(cluster)
             environ, self._environ = self._environ, None
             if environ is not None:
                 _restore_environ(*environ)
@@ -452,7 +454,7 @@ def connect(
         client = BigsegClient(lc, timeout=timeout)
     except BaseException:  # also a Ctrl-C held while the cluster started: it is closed, not left running
         if lc is not None:
-            lc.close()
+            _close_started(lc)
         _restore_environ(*_environ_changes(environ))
         raise
     client._owned_cluster = lc
@@ -521,9 +523,52 @@ def _probe_scheduler(address: str, timeout: float) -> None:
                                f"`dask scheduler` and `bigseg cluster` print the scheduler's address.") from None
 
 
+def _own_scratch(options: dict[str, Any]) -> tuple[str | None, bool]:
+    """The folder for a local cluster's scheduler and workers (spilled data, locks) and whether it
+    was made here: the caller's ``local_directory`` (the scheduler's too), none where dask's
+    ``temporary-directory`` names one, else a folder of its own, set in ``options`` and removed when
+    the cluster closes (distributed leaves an empty ``dask-scratch-space`` in the temporary folder)."""
+    import dask
+
+    if options.get("local_directory") is not None:
+        return str(options["local_directory"]), False
+    if dask.config.get("temporary-directory", None):
+        return None, False
+    options["local_directory"] = tempfile.mkdtemp(prefix="bigseg-dask-")
+    return options["local_directory"], True
+
+
+def _close_started(lc: Any) -> None:
+    """Close a cluster :func:`connect` started, and remove the scratch folder made for it."""
+    try:
+        lc.close()
+    finally:
+        scratch = getattr(lc, "_bigseg_scratch", None)
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
 def _start(cluster: str, n_workers: int | None, threads_per_worker: int, memory_limit: Any, dash: Any,
            config: Any, options: dict[str, Any]) -> Any:
     """The cluster a name asks for (local, local-cuda, slurm), started."""
+    options = dict(options)
+    folder, made = _own_scratch(options) if cluster in ("local", "local-cuda") else (None, False)
+    scratch = folder if made else None
+    try:
+        import dask
+
+        with dask.config.set({"temporary-directory": folder} if folder else {}):  # the scheduler's folder too
+            lc = _started(cluster, n_workers, threads_per_worker, memory_limit, dash, config, options)
+    except BaseException:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    lc._bigseg_scratch = scratch
+    return lc
+
+
+def _started(cluster: str, n_workers: int | None, threads_per_worker: int, memory_limit: Any, dash: Any,
+             config: Any, options: dict[str, Any]) -> Any:
     if cluster == "local":
         from distributed import LocalCluster
 

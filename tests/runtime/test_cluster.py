@@ -480,3 +480,24 @@ def test_local_cuda_checks_the_memory_of_all_its_workers(monkeypatch):
         _cluster._start("local-cuda", n_workers=1, threads_per_worker=1, memory_limit=half, dash=None,
                                 config=None, options={})
     assert made and made[0]["memory_limit"] == half
+
+
+def test_a_local_cluster_leaves_no_scratch_folder_and_keeps_a_given_one(tmp_path, monkeypatch):
+    """distributed left an empty ``dask-scratch-space`` (two lock files) in the temporary folder
+    after every local cluster; the workers now spill into a folder of the cluster's own, removed
+    on close. A folder the caller names is theirs: used, and kept."""
+    import tempfile
+
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    with bigseg.connect("local", n_workers=1, memory_limit="1GiB", quiet=True) as client:
+        dirs = {w["local_directory"] for w in client.scheduler_info(n_workers=-1)["workers"].values()}
+        assert all(Path(d).is_relative_to(tmp) for d in dirs), dirs
+        assert [p.name[:11] for p in tmp.iterdir()] == ["bigseg-dask"]
+    assert list(tmp.iterdir()) == []
+    mine = tmp_path / "mine"
+    with bigseg.connect("local", n_workers=1, memory_limit="1GiB", quiet=True, local_directory=str(mine)) as client:
+        dirs = {w["local_directory"] for w in client.scheduler_info(n_workers=-1)["workers"].values()}
+        assert all(Path(d).is_relative_to(mine) for d in dirs), dirs
+    assert mine.is_dir() and list(tmp.iterdir()) == []
