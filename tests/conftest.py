@@ -19,6 +19,18 @@ def _close_figures():
         sys.modules["matplotlib.pyplot"].close("all")
 
 
+@pytest.fixture(autouse=True)
+def _ctrl_c_as_it_was():
+    """A test that leaves SIGINT's handler changed (``pytest.importorskip("dask_jobqueue")``: its
+    import sets ``sys.exit``) would change what a stop does in every later test: put back."""
+    import signal
+
+    before = signal.getsignal(signal.SIGINT)
+    yield
+    if signal.getsignal(signal.SIGINT) is not before:
+        signal.signal(signal.SIGINT, before)
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)

@@ -6,8 +6,10 @@ import contextlib
 import logging  # both used by a client's close, also from __del__ at shutdown, when nothing can be imported
 import os
 import shutil  # also used by a client's close (the cluster's scratch folder)
+import signal
 import sys
 import tempfile
+import threading
 import weakref
 from typing import Any
 
@@ -177,11 +179,27 @@ def _announce(client: Any, what: str, *, dashboard: bool = True) -> None:
           flush=True)
 
 
+def _jobqueue() -> Any:
+    """``dask_jobqueue`` (its ``slurm`` module loaded), imported without changing what Ctrl-C does:
+    its ``runner`` module sets SIGINT's handler to ``sys.exit()`` as it is imported, so a script
+    stopped by Ctrl-C after ``connect("slurm")`` ended with exit status 0, and a command without
+    its stopped note. The handler before is put back (main thread; elsewhere nothing to put back)."""
+    main = threading.current_thread() is threading.main_thread()
+    before = signal.getsignal(signal.SIGINT) if main else None
+    try:
+        import dask_jobqueue
+        import dask_jobqueue.slurm  # noqa: F401 — the runner's import, here
+    finally:
+        if before is not None and signal.getsignal(signal.SIGINT) is not before:
+            signal.signal(signal.SIGINT, before)
+    return dask_jobqueue
+
+
 def slurm_cluster(config: str | os.PathLike | None = None, *, n_workers: int | None = None, **options: Any):
     """A dask-jobqueue ``SLURMCluster`` from the ``slurm`` section of a deployment YAML
     (default ``deploy/slurm.yaml``), overridden by ``options``; returns (cluster, jobs)."""
     try:
-        from dask_jobqueue import SLURMCluster
+        SLURMCluster = _jobqueue().SLURMCluster  # noqa: N806
     except ImportError:
         raise ClusterError("`cluster`='slurm' needs dask-jobqueue: pip install 'bigseg[slurm]'.") from None
     import shutil
@@ -235,9 +253,8 @@ def slurm_keywords() -> set[str]:
     jobs bigseg starts)."""
     import inspect
 
-    from dask_jobqueue import SLURMCluster
-    from dask_jobqueue.core import Job
-    from dask_jobqueue.slurm import SLURMJob
+    jobqueue = _jobqueue()
+    SLURMCluster, Job, SLURMJob = jobqueue.SLURMCluster, jobqueue.core.Job, jobqueue.slurm.SLURMJob  # noqa: N806
 
     kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
     internal = {"self", "scheduler", "job_cls", "loop", "job_kwargs", "base_class_kwargs", "n_workers"}

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import OutputInUseError, OutputNotWritableError
+from ._signals import stops_held
 
 try:
     import fcntl
@@ -211,30 +212,37 @@ def held(target: str | os.PathLike, *, argument: str, inside: bool = False, hint
             f"which {who} is writing; wait for it to end (or stop it) and run again"
             f"{': the run resumes what it finished' if resumes else ''}.")
 
-    with _GUARD:
-        other = _OWNER.setdefault(path, threading.get_ident()) != threading.get_ident()
-        again = not other and _HELD[path] > 0  # this thread holds it already
-        if not other:  # (an entry only while held: a watch's or a script's hundreds of runs leave none behind)
-            _HELD[path] += 1
-    if other:  # the lock is the process's: another thread's release would free it while this one writes
-        who = _who(path)  # that thread may itself still be waiting on another process's lock: name that one then
-        elsewhere = who.get("pid") not in (None, os.getpid()) or who.get("host") not in (None, socket.gethostname())
-        raise refused(describe(who) if elsewhere else f"another thread of this process ({os.getpid()})")
     fd = None  # stays None where nothing is locked: held again, no fcntl (Windows)
+    counted = False
     try:
-        if not again and fcntl is not None:
-            try:
-                fd = _acquire(path)
-            except OSError as exc:
-                _refuse_unwritable(exc, target, argument, hint)
-                raise
-            if fd is None:
-                raise refused(describe(_who(path)))
-            if fd == _UNLOCKABLE:
-                fd = None
-                warnings.warn(f"The file system of {str(target)!r} does not support flock (e.g. Lustre mounted "
-                              "without the flock option): it is written without a lock, so a second bigseg run "
-                              "writing it at the same time would not be refused.", UserWarning, stacklevel=3)
+        # a stop (Ctrl-C, SIGTERM) between taking the lock and noting it here left it taken for the
+        # rest of the process (a notebook's next run of that output refused, or let in unlocked):
+        # held until both are done, then raised (and the finally below releases what was taken)
+        with stops_held():
+            with _GUARD:
+                other = _OWNER.setdefault(path, threading.get_ident()) != threading.get_ident()
+                again = not other and _HELD[path] > 0  # this thread holds it already
+                if not other:  # (an entry only while held: a watch's or a script's hundreds of runs leave none)
+                    _HELD[path] += 1
+                    counted = True
+            if other:  # the lock is the process's: another thread's release would free it while this one writes
+                who = _who(path)  # that thread may itself still be waiting on another process's lock: name that one
+                elsewhere = who.get("pid") not in (None, os.getpid()) or who.get("host") not in (None,
+                                                                                               socket.gethostname())
+                raise refused(describe(who) if elsewhere else f"another thread of this process ({os.getpid()})")
+            if not again and fcntl is not None:
+                try:
+                    fd = _acquire(path)
+                except OSError as exc:
+                    _refuse_unwritable(exc, target, argument, hint)
+                    raise
+        if fd is None and not again and fcntl is not None:
+            raise refused(describe(_who(path)))
+        if fd == _UNLOCKABLE:
+            fd = None
+            warnings.warn(f"The file system of {str(target)!r} does not support flock (e.g. Lustre mounted "
+                          "without the flock option): it is written without a lock, so a second bigseg run "
+                          "writing it at the same time would not be refused.", UserWarning, stacklevel=3)
         if fd is not None:
             os.ftruncate(fd, 0)
             os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
@@ -242,13 +250,15 @@ def held(target: str | os.PathLike, *, argument: str, inside: bool = False, hint
                                      "command": " ".join(sys.argv)[:300]}).encode())
         yield path
     finally:
-        with _GUARD:
-            _HELD[path] -= 1
-            if _HELD[path] <= 0:
-                del _HELD[path], _OWNER[path]
-        if fd is not None:
-            try:
-                path.unlink()  # while still locked: see the module's docstring
-            except OSError:
-                pass
-            os.close(fd)  # releases the lock
+        with stops_held():  # released whole, even when a stop lands here
+            if counted:
+                with _GUARD:
+                    _HELD[path] -= 1
+                    if _HELD[path] <= 0:
+                        del _HELD[path], _OWNER[path]
+            if fd is not None:
+                try:
+                    path.unlink()  # while still locked: see the module's docstring
+                except OSError:
+                    pass
+                os.close(fd)  # releases the lock

@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 import warnings
 from pathlib import Path
@@ -501,3 +502,23 @@ def test_a_local_cluster_leaves_no_scratch_folder_and_keeps_a_given_one(tmp_path
         dirs = {w["local_directory"] for w in client.scheduler_info(n_workers=-1)["workers"].values()}
         assert all(Path(d).is_relative_to(mine) for d in dirs), dirs
     assert mine.is_dir() and list(tmp.iterdir()) == []
+
+
+def test_slurm_leaves_ctrl_c_as_it_was():
+    """dask-jobqueue's runner module sets SIGINT's handler to ``sys.exit()`` as it is imported: a
+    script stopped by Ctrl-C after ``connect("slurm")`` (or a run configuration naming SLURM keys)
+    ended with exit status 0, and the CLI's stopped note was gone. Imported through bigseg, the
+    handler stays the one before (a fresh process: this one may have imported it already)."""
+    pytest.importorskip("dask_jobqueue")
+    code = textwrap.dedent("""
+        import signal
+        def mine(signum, frame):
+            raise KeyboardInterrupt
+        signal.signal(signal.SIGINT, mine)
+        from bigseg.runtime._cluster import slurm_keywords
+        assert "jobs" in slurm_keywords()
+        assert signal.getsignal(signal.SIGINT) is mine, signal.getsignal(signal.SIGINT)
+        print("kept")
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "kept" in done.stdout, done.stderr[-2000:]

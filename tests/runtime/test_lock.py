@@ -352,3 +352,48 @@ def test_hidden_name_extra_is_what_the_longest_hidden_names_add(tmp_path, monkey
     for shorter in (_partial_path(tmp_path / name).name, _resumable_path(tmp_path / name, "k").name,
                     lock_path(tmp_path / name).name):
         assert len(shorter) - len(name) <= max(HIDDEN_NAME_EXTRA[0] + len(".zarr"), HIDDEN_NAME_EXTRA[1])
+
+
+@pytest.mark.parametrize("where", ["acquire", "guard"])
+def test_a_stop_landing_while_the_lock_is_taken_leaves_it_released(tmp_path, monkeypatch, where):
+    """A Ctrl-C landing between taking the lock and noting it (API use in a notebook) left the
+    lock's descriptor open and locked, or the output counted as held by this thread for ever: the
+    next run of that output in the process was refused, or let in without a lock. The stop is
+    now held until both are done, raised after, and the lock released."""
+    import signal
+
+    from bigseg.runtime import _lock
+
+    if where == "acquire":
+        real = _lock._acquire
+
+        def acquire_then_stopped(path, *a, **k):
+            fd = real(path, *a, **k)
+            os.kill(os.getpid(), signal.SIGINT)
+            return fd
+
+        monkeypatch.setattr(_lock, "_acquire", acquire_then_stopped)
+    else:
+        class Guard:  # the stop lands as the thread's count is raised
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                os.kill(os.getpid(), signal.SIGINT)
+
+        monkeypatch.setattr(_lock, "_GUARD", Guard())
+    target = tmp_path / "out"
+    before = dict(_lock._HELD)
+    fds = len(os.listdir("/proc/self/fd"))
+    handler = signal.signal(signal.SIGINT, signal.default_int_handler)  # Python's (a test may have imported
+    try:  # dask_jobqueue, whose import sets sys.exit)
+        with pytest.raises(KeyboardInterrupt):
+            with held(target, argument="dest", inside=True):
+                pytest.fail("the block ran: the stop was not raised before it")
+    finally:
+        signal.signal(signal.SIGINT, handler)
+    monkeypatch.undo()
+    assert dict(_lock._HELD) == before and _lock.holder(target, inside=True) is None
+    assert len(os.listdir("/proc/self/fd")) == fds
+    with held(target, argument="dest", inside=True):  # taken again, locked
+        assert _lock.holder(target, inside=True) is not None
