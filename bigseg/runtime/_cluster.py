@@ -179,19 +179,31 @@ def _announce(client: Any, what: str, *, dashboard: bool = True) -> None:
           flush=True)
 
 
+_JOBQUEUE_IMPORT = threading.Lock()
+
+
 def _jobqueue() -> Any:
-    """``dask_jobqueue`` (its ``slurm`` module loaded), imported without changing what Ctrl-C does:
-    its ``runner`` module sets SIGINT's handler to ``sys.exit()`` as it is imported, so a script
-    stopped by Ctrl-C after ``connect("slurm")`` ended with exit status 0, and a command without
-    its stopped note. The handler before is put back (main thread; elsewhere nothing to put back)."""
-    main = threading.current_thread() is threading.main_thread()
-    before = signal.getsignal(signal.SIGINT) if main else None
-    try:
-        import dask_jobqueue
-        import dask_jobqueue.slurm  # noqa: F401 — the runner's import, here
-    finally:
-        if before is not None and signal.getsignal(signal.SIGINT) is not before:
-            signal.signal(signal.SIGINT, before)
+    """``dask_jobqueue`` (its ``slurm`` module loaded), imported without its SIGINT handler: its
+    ``runner`` module sets ``sys.exit()`` as Ctrl-C's handler as it is imported, so a script stopped
+    by Ctrl-C after ``connect("slurm")`` ended with exit status 0 and a command without its stopped
+    note; and imported from any thread but the main one it failed ("signal only works in main
+    thread"). While it is imported, that thread's setting of SIGINT's handler is passed over."""
+    if "dask_jobqueue.slurm" in sys.modules:
+        return sys.modules["dask_jobqueue"]
+    with _JOBQUEUE_IMPORT:
+        importing, real = threading.get_ident(), signal.signal
+
+        def passed_over(signum: int, handler: Any) -> Any:
+            if signum == signal.SIGINT and threading.get_ident() == importing:
+                return signal.getsignal(signum)
+            return real(signum, handler)
+
+        signal.signal = passed_over
+        try:
+            import dask_jobqueue
+            import dask_jobqueue.slurm  # noqa: F401 — the runner's import, here
+        finally:
+            signal.signal = real
     return dask_jobqueue
 
 

@@ -504,21 +504,31 @@ def test_a_local_cluster_leaves_no_scratch_folder_and_keeps_a_given_one(tmp_path
     assert mine.is_dir() and list(tmp.iterdir()) == []
 
 
-def test_slurm_leaves_ctrl_c_as_it_was():
+@pytest.mark.parametrize("first_from", ["main", "thread"])
+def test_slurm_leaves_ctrl_c_as_it_was(first_from):
     """dask-jobqueue's runner module sets SIGINT's handler to ``sys.exit()`` as it is imported: a
     script stopped by Ctrl-C after ``connect("slurm")`` (or a run configuration naming SLURM keys)
-    ended with exit status 0, and the CLI's stopped note was gone. Imported through bigseg, the
-    handler stays the one before (a fresh process: this one may have imported it already)."""
+    ended with exit status 0, and the CLI's stopped note was gone; from another thread than the
+    main one it failed. Imported through bigseg, from any thread, the handler stays the one before
+    (a fresh process: this one may have imported it already)."""
     pytest.importorskip("dask_jobqueue")
     code = textwrap.dedent("""
         import signal
         def mine(signum, frame):
             raise KeyboardInterrupt
         signal.signal(signal.SIGINT, mine)
+        import threading
         from bigseg.runtime._cluster import slurm_keywords
+        found = []
+        if FIRST == "thread":  # (was "signal only works in main thread")
+            thread = threading.Thread(target=lambda: found.append(slurm_keywords()))
+            thread.start()
+            thread.join()
+            assert found and "jobs" in found[0]
         assert "jobs" in slurm_keywords()
         assert signal.getsignal(signal.SIGINT) is mine, signal.getsignal(signal.SIGINT)
         print("kept")
     """)
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", f"FIRST = {first_from!r}\n" + code], capture_output=True,
+                          text=True, timeout=120)
     assert done.returncode == 0 and "kept" in done.stdout, done.stderr[-2000:]
