@@ -213,7 +213,10 @@ def _downsample(arr: da.Array, dims: tuple[str, ...], labels: bool) -> da.Array:
         return arr[tuple(slice(0, (n // factors[i]) * factors[i], factors[i]) for i, n in enumerate(arr.shape))]
     from ..kernels.filters import exact_float_dtype, rounded_into  # (float32 made inf of 1e300 and moved 2**30 + 7 by up to 64)
 
-    smaller = da.coarsen(np.mean, arr.astype(exact_float_dtype(arr.dtype)), factors, trim_excess=True)
+    # float input averaged in float64: float32 sums of 8 voxels rounded by the block's memory layout, so a
+    # level's values hung on the chunking by an ulp (integers of up to 16 bits sum exactly in float32)
+    work = np.float64 if arr.dtype.kind == "f" else exact_float_dtype(arr.dtype)
+    smaller = da.coarsen(np.mean, arr.astype(work), factors, trim_excess=True)
     if np.issubdtype(arr.dtype, np.integer):
         # (a 64-bit integer's largest values average to one past it in float64: kept, not wrapped)
         return smaller.map_blocks(rounded_into, arr.dtype, dtype=arr.dtype, token="coarsen")
