@@ -220,16 +220,19 @@ def draw(results: list[dict], mean_frac: dict, path: str) -> None:
         ax.set_title(row["preset"])
         ax.set_xlabel("IoU pore")
         ax.set_ylabel("IoU cbd")
-        ax.set_ylim(bottom=max(0.0, min(ys + [row["random_forest"]["cbd"]]) - 0.05))
+        # every point in the panel (multi-Otsu's fell below it: in the legend, not on the plot)
+        ax.set_ylim(bottom=max(0.0, min(ys + [row[key]["cbd"] for key in marks]) - 0.05))
         ax.grid(alpha=0.3)
         if j == 0:
-            ax.legend(fontsize=7, loc="lower left")
+            ax.legend(fontsize=7, loc="best")  # (lower left covered multi-Otsu)
     ax = fig.add_subplot(grid[1, :])
     methods = list(mean_frac)
     phases = list(next(iter(mean_frac.values())))
     w = 0.8 / len(methods)
+    colours = {"default": "tab:blue", **{key: c for key, (_, c, _) in marks.items()}}  # each method as above
     for i, k in enumerate(methods):
-        ax.bar(np.arange(len(phases)) + (i - (len(methods) - 1) / 2) * w, [mean_frac[k][p] for p in phases], w, label=k)
+        ax.bar(np.arange(len(phases)) + (i - (len(methods) - 1) / 2) * w, [mean_frac[k][p] for p in phases], w, label=k,
+               color=colours.get(k))
     ax.axhline(0, color="k", lw=0.8)
     ax.set_xticks(np.arange(len(phases)), phases)
     ax.set_ylabel("volume fraction error (percentage points)")

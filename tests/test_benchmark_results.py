@@ -67,3 +67,45 @@ def test_a_benchmark_without_options_answers_help_and_refuses_others(name):
     assert done.returncode == 0 and f"usage: {name}.py" in done.stdout and "Run:" in done.stdout
     done = subprocess.run([sys.executable, str(script), "--sizes", "32"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "unrecognized arguments: --sizes 32" in done.stderr
+
+
+def test_the_model_quality_figure_shows_every_method_it_names(monkeypatch, tmp_path):
+    """Was: each preset's panel cut at the random forest's CBD IoU, so multi-Otsu's point (in the
+    legend) lay below it, or under the legend; and the bars below gave each method another colour
+    than its marker above (random forest orange above, green below)."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import to_rgb
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_model_quality.py"
+    spec = importlib.util.spec_from_file_location("bench_model_quality_under_test", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    methods = ["default", "fine_tuned", "random_forest", "multi_otsu", "ceiling_dense_rf", "ceiling_specialist"]
+    point = {"pore": 0.7, "cbd": 0.4, "active": 0.8}
+    row = {"preset": "p", "default": point, **{k: point for k in methods[1:]},
+           "multi_otsu": {"pore": 0.69, "cbd": 0.13, "active": 0.7},
+           "default_tradeoff": [{"iou": {"pore": 0.68 + 0.01 * i, "cbd": 0.42 - 0.02 * i}} for i in range(5)]}
+    mean_frac = {k: {"pore": 1.0, "cbd": -1.0, "active": 0.5} for k in methods}
+    matplotlib.use("Agg")
+    monkeypatch.setattr(plt, "close", lambda fig=None: None)  # the figure, left open to be read
+    mod.draw([{**row, "preset": f"p{i}"} for i in range(4)], mean_frac, str(tmp_path / "q.png"))  # as many as run
+    fig = plt.gcf()
+    try:
+        top, bottom = fig.axes[0], fig.axes[-1]
+        lo, hi = top.get_ylim()
+        markers = {}
+        for line in top.get_lines():
+            assert all(lo <= y <= hi for y in line.get_ydata()), line.get_label()
+            markers[line.get_label()] = to_rgb(line.get_color())
+        legend = top.get_legend()
+        box = legend.get_window_extent()
+        x, y = top.transData.transform((0.69, 0.13))
+        assert not box.contains(x, y)  # multi-Otsu's point not under the legend
+        named = {"default": "default as shipped", "fine_tuned": "default fine-tuned (sparse)",
+                 "random_forest": "random forest (sparse)", "multi_otsu": "multi-Otsu",
+                 "ceiling_dense_rf": "ceiling: RF, dense in-sample", "ceiling_specialist": "ceiling: specialist"}
+        for method, bars in zip(methods, bottom.containers):
+            assert to_rgb(bars.patches[0].get_facecolor()) == markers[named[method]], method
+    finally:
+        plt.close(fig)

@@ -394,7 +394,8 @@ def particles(labels: Any, *, phase: str | int = "active", intensity: Any = None
         warnings.warn(f"{out.attrs['nonfinite_intensity_voxels']} grey value(s) of `intensity` inside the particles "
                       "are NaN or inf: left out of their mean_intensity, min_intensity and max_intensity (NaN for a "
                       "particle without a finite one).", stacklevel=2)
-    out.attrs.update(unit=lab.unit, voxel_size=list(lab.voxel_size), phase=lab.phases[idx], split=bool(split),
+    out.attrs.update(unit=lab.unit, voxel_size=list(lab.voxel_size), phase=lab.phases[idx], phases="+".join(lab.phases),
+                     split=bool(split),
                      max_diameter=depth, h=h, surface_area_method=area_method)
     out.attrs["units"] = _column_units(out, lab, inten)
     if lab.series:  # the series' steps, even those without a particle

@@ -115,7 +115,8 @@ def shells(labels: Any, *, around: Any, of: Any, max_distance: float, step: floa
     around_name, of_name = ("+".join(lab.phases[i] for i in ids) for ids in (src, dst))
     out.attrs.update(units="1", long_name=f"fraction of {of_name} at a distance from {around_name}",
                      around=around_name, of=of_name,
-                     distance_units=lab.unit, step_voxels=step, max_distance_voxels=max_distance, **_common_attrs(lab))
+                     distance_units=lab.unit, step_voxels=step, max_distance_voxels=max_distance,
+                     phases="+".join(lab.phases), **_common_attrs(lab))  # every phase by label value, joined as these
     out["distance"].attrs.update(units=lab.unit, long_name=f"distance from {around_name} (outer radius of the shell)")
     out["distance_voxels"].attrs.update(units="voxel", long_name=f"distance from {around_name} in smallest voxel edges")
     return out

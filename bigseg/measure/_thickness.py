@@ -132,5 +132,5 @@ def _dataset(lab: Labels, counts: np.ndarray, idx: list[int], max_diameter: int,
         coords={"phase": names, "diameter": ("diameter", diameters, {"units": unit, "long_name": "local thickness"}),
                 **({"t": _time(lab)} if lab.series else {})},
     )
-    ds.attrs.update(max_diameter=max_diameter, **_common_attrs(lab))
+    ds.attrs.update(max_diameter=max_diameter, phases="+".join(lab.phases), **_common_attrs(lab))  # (as shells')
     return ds

@@ -74,12 +74,13 @@ def agreement_figure(ds: Any, *, path: str | os.PathLike | None = None, title: s
               bbox_to_anchor=(1.0, 1.0))  # beside the bars, not over them
     a1.set_title("volume fractions")
     mat = differing_matrix(ds)
-    im = a2.imshow(mat, cmap="viridis", vmin=0, aspect="auto")  # its whole panel: room for its title
+    top = float(mat.max()) or 1.0  # segmentations all alike: 0 at the bottom of a 0-1 scale (was -0.1 ... 0.1 %)
+    im = a2.imshow(mat, cmap="viridis", vmin=0, vmax=top, aspect="auto")  # its whole panel: room for its title
     for i in range(s):
         for j in range(s):
             if i != j:
                 a2.text(j, i, f"{mat[i, j]:.1f}", ha="center", va="center",
-                        color="white" if mat[i, j] < 0.6 * mat.max() else "black", fontsize="small")
+                        color="white" if mat[i, j] < 0.6 * top else "black", fontsize="small")
     a2.set_xticks(range(s), names, rotation=30, ha="right")
     a2.set_yticks(range(s), names)
     a2.set_title(f"% of voxels differing (mean {100 * float(d.mean_differing_fraction):.1f})")

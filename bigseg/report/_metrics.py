@@ -65,9 +65,11 @@ def metrics_figure(ds: Any, *, path: str | os.PathLike | None = None, title: str
            edgecolor=[colours[j] for _, j in pairs], linewidth=3)
     a2.set_xticks(x, [f"{phases[i]}-{phases[j]}" for i, j in pairs], rotation=20)
     a2.set_ylabel(f"area [{unit}]")
+    a2.set_ylim(bottom=0)  # no interface at all (one phase): no negative areas on the axis
     a2.set_title(f"interface areas ({ds.attrs.get('method', '')})" + at_last_step(ds))  # each panel: which step
     ax3 = a2.twinx()
     ax3.bar(x + 0.2, [100 * d.voxel_fraction.values[i, j] for i, j in pairs], width=0.4, color="0.7",
             edgecolor="black")
     ax3.set_ylabel("% of voxels on the interface (grey)")
+    ax3.set_ylim(bottom=0)
     return finish(fig, path, title=title, dpi=120)

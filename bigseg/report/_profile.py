@@ -84,7 +84,8 @@ def profile_figure(profile: Any, *, path: str | os.PathLike | None = None, title
                                  sharex=True, squeeze=False)
         for i, (ph, ax) in enumerate(zip(phases, axes[0])):
             for j in range(len(times)):
-                ax.plot(pos, da.values[j, i], color=shades[j], lw=1.3, label=f"t = {time_at(da.t, j)}")
+                ax.plot(pos, da.values[j, i], color=shades[j], lw=1.3, label=f"t = {time_at(da.t, j)}",
+                        marker="o" if len(pos) == 1 else None)  # one bin: a point, no line
                 if ref is not None:
                     ax.plot(pos, ref.values[j, i], color=shades[j], lw=0.9, ls=":")
             ax.set_title(ph, color=colours[i])
@@ -128,7 +129,7 @@ def _areas_panel(ax, spec, phases: list[str], colours: list, xlabel: str, scale:
     styles = ["-", "--", "-.", ":"]
     for n, (i, j) in enumerate(itertools.combinations(range(len(phases)), 2)):
         ax.plot(pos, spec.values[i, j] * factor, color=colours[i], ls=styles[n % len(styles)], lw=1.5,
-                label=f"{phases[i]}-{phases[j]}")
+                marker="o" if len(pos) == 1 else None, label=f"{phases[i]}-{phases[j]}")  # one bin: a point, no line
     ax.set_xlabel(xlabel)
     ax.set_ylabel(f"interface area per volume [{unit}]")
     ax.set_ylim(0, None)

@@ -178,8 +178,9 @@ def series_figure(metrics: Any, particles: Any = None, *, transitions: Any = Non
             ax.set_title("particle contacts")
             _legend_above(ax)
             ax.set_yticks(np.linspace(0, 1, 6))  # a share: no ticks in the legend's room above 1
-    if len(t) > 1:  # every panel over all the steps (a panel of changes has none at the first)
-        pad = 0.05 * float(t.max() - t.min())
+    if len(t):  # every panel over all the steps (a panel of changes has none at the first); one step:
+        # an axis a step wide each side of it (was -0.045 ... 0.045 in ticks running into each other)
+        pad = 0.05 * float(t.max() - t.min()) if len(t) > 1 else 1.0
         for ax in axes.ravel()[: len(panels)]:
             ax.set_xlim(float(t.min()) - pad, float(t.max()) + pad)
     return finish(fig, path, title=title, dpi=dpi)

@@ -60,6 +60,10 @@ def shells_figure(shells: Any, *, overall: Any = None, path: str | os.PathLike |
     ax.set_xlabel(f"distance from {around} [{unit}] (shell's outer radius)")
     ax.set_ylabel(f"fraction of {of}")
     ax.set_ylim(0, None)
+    if not np.isfinite(shells.values).any() and len(x):  # no shell holds a voxel: say so, not an empty axis round 0
+        ax.text(0.5, 0.5, f"no voxel within {x[-1]:g} {unit} of {around}\n(the volume has no {around}, or nothing else)",
+                ha="center", va="center", transform=ax.transAxes, color="0.3")
+        ax.set(xlim=(0, x[-1] * 1.05), ylim=(0, 1))
     ax.set_title(f"{of} around {around}")
     return finish(fig, path, title=title, dpi=120)
 

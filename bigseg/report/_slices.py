@@ -293,6 +293,7 @@ def timeslices(
     vs = ref.attrs.get("voxel_size", (1.0, 1.0, 1.0))
     rows_cols = [a for a in range(3) if a != axis]
     aspect = vs[rows_cols[0]] / vs[rows_cols[1]]
+    tall = ref.shape[1 + rows_cols[0]] * aspect / ref.shape[1 + rows_cols[1]]  # a slice's height / width as drawn
     fig, axes = plt.subplots(len(shown), len(ts), figsize=(2.4 * len(ts) + 0.8, 2.5 * len(shown) + 0.6),
                              squeeze=False, constrained_layout=True)
     tvals = ref.coords["t"].values if "t" in ref.coords else np.arange(nt)
@@ -302,9 +303,12 @@ def timeslices(
         lo, hi = np.nanpercentile(np.concatenate([np.ravel(s).astype(np.float64) for s in slices[0]]), percentiles)
         for c, s in enumerate(slices[0]):
             im = axes[r, c].imshow(s, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest", aspect=aspect)
-        # the one window of every step: what a brightness change between steps is in grey values
-        bar = fig.colorbar(im, ax=axes[r, :], fraction=0.02, pad=0.01)
-        bar.set_label(f"grey value (window: {percentiles[0]:g}–{percentiles[1]:g}th percentile)", fontsize=8)
+        # the one window of every step: what a brightness change between steps is in grey values; as
+        # high as the slices (its width a share of one slice's: was a share of the row's, so a bar 20
+        # times as long sat twice as high as 3 flat xz slices, or shrank to a stub beside one step),
+        # at least as high as its label on two lines
+        bar = fig.colorbar(im, ax=axes[r, :], fraction=0.06 / len(ts), aspect=max(tall, 0.5) / 0.06, pad=0.01)
+        bar.set_label(f"grey value (window:\n{percentiles[0]:g}–{percentiles[1]:g}th percentile)", fontsize=8)
         bar.ax.tick_params(labelsize=8)
         axes[r, 0].set_ylabel("tomogram")
         r += 1

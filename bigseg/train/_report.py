@@ -98,14 +98,21 @@ def plot_history(history: list[dict[str, Any]], phases: list[str], path: str, *,
         v = [np.nan if (h.get("val_iou") or {}).get(p) is None else h["val_iou"][p] for h in history]
         axes[1].plot(ep, v, "-", marker=phase_marker(p, i), ms=4, color=c, label=p)  # told apart without colour too
     axes[1].set_xlabel("epoch")
+    validated = any((h.get("val_iou") or {}).get(p) is not None for h in history for p in phases)
     for ax in axes[:2]:
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         if len(ep) and min(ep) == max(ep):  # one epoch: an axis around it, not 0.945 ... 1.05
             ax.set_xlim(min(ep) - 1, max(ep) + 1)
+        elif len(ep):  # the epochs, also where no IoU was drawn (was -0.05 ... 0.05 in ticks running together)
+            ax.set_xlim(*axes[0].get_xlim())
     axes[1].set_ylabel("validation IoU")
     axes[1].set_ylim(0, 1)
     axes[1].grid(alpha=0.3)
-    axes[1].legend(loc="best")  # where it covers the fewest points (a low cbd curve sat under "lower right")
+    if validated:
+        axes[1].legend(loc="best")  # where it covers the fewest points (a low cbd curve sat under "lower right")
+    else:  # trained without validation data: say so, not a legend of curves that are not there
+        axes[1].text(0.5, 0.5, "no validation data\n(e.g. --val-fraction 0)", ha="center", va="center",
+                     transform=axes[1].transAxes, color="0.3")
     for x in stage_starts:
         for ax in axes[:2]:
             ax.axvline(x, color="0.3", ls=":", lw=1)

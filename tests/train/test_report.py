@@ -25,3 +25,23 @@ def test_lineage_walks_parents_oldest_first_and_numbers_epochs_on(tmp_path):
     png = tmp_path / "r.png"
     plot_history(hist, ["pore", "cbd", "active"], str(png), stage_starts=starts, test={"a": {"pore": 0.5, "cbd": 0.2, "active": 0.9}})
     assert mpimg.imread(png).shape[2] in (3, 4)
+
+
+def test_training_without_validation_says_so_over_its_epochs(tmp_path, monkeypatch):
+    """Was: an empty IoU panel with a legend of absent curves and an x axis of -0.045 ... 0.045."""
+    import matplotlib.pyplot as plt
+
+    import bigseg.report._figure as figure
+
+    drawn = []
+    monkeypatch.setattr(figure, "finish", lambda fig, path, **kw: drawn.append(fig))
+    hist = [{"epoch": e, "lr": 1e-3, "loss": 1.0 / e, "val_iou": None} for e in range(1, 6)]
+    plot_history(hist, ["pore", "cbd", "active"], str(tmp_path / "r.png"))
+    ious = drawn[0].axes[1]
+    try:
+        assert ious.get_legend() is None
+        assert [t.get_text().split("\n")[0] for t in ious.texts] == ["no validation data"]
+        lo, hi = ious.get_xlim()
+        assert lo <= 1 and hi >= 5
+    finally:
+        plt.close(drawn[0])

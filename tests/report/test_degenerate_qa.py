@@ -1,0 +1,101 @@
+"""Figures of degenerate data read as what they are (one time step, one slice, one phase,
+segmentations all alike), and a phase of its own name in one colour in every figure."""
+
+from __future__ import annotations
+
+import matplotlib
+import numpy as np
+import pytest
+import xarray as xr
+
+from bigseg import measure
+from bigseg.io import phase_colour
+from bigseg.report import (agreement_figure, metrics_figure, particle_figure, profile_figure, series_figure,
+                           shells_figure, thickness_figure, timeslices)
+
+matplotlib.use("Agg")
+
+
+@pytest.fixture(autouse=True)
+def _close():
+    import matplotlib.pyplot as plt
+
+    yield
+    plt.close("all")
+
+
+def _labels(shape, seed=0):
+    rng = np.random.default_rng(seed)
+    dims = ("t", "z", "y", "x")[-len(shape):]
+    return xr.DataArray(rng.integers(0, 3, shape).astype(np.uint8), dims=dims,
+                        attrs={"voxel_size": (1.0, 1.0, 1.0), "unit": "nm", "phases": ["pore", "cbd", "active"]})
+
+
+def test_a_series_of_one_step_has_whole_steps_on_its_time_axis():
+    fig = series_figure(measure.summary(_labels((1, 6, 8, 8))))
+    fig.canvas.draw()
+    for ax in [a for a in fig.axes if a.get_visible()]:
+        assert ax.get_xlim() == (-1.0, 1.0)  # was -0.05 ... 0.05: ticks -0.045 -0.030 ... ran into each other
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["−1", "0", "1"]
+
+
+@pytest.mark.parametrize("steps, plane", [(1, "xy"), (3, "xz")])
+def test_the_grey_bar_of_timeslices_is_as_high_as_the_slices(steps, plane):
+    rng = np.random.default_rng(0)
+    img = xr.DataArray(rng.random((steps, 8, 16, 16)), dims=("t", "z", "y", "x"))
+    fig = timeslices(img, _labels((steps, 8, 16, 16)), plane=plane)
+    fig.canvas.draw()
+    bar = [ax for ax in fig.axes if ax.get_ylabel().startswith("grey value")][0]
+    # was a share of the row's width, 20 times as long: a stub beside one step, twice the height of flat slices
+    assert bar.get_position().height == pytest.approx(fig.axes[0].get_position().height, rel=0.1)
+
+
+def test_a_profile_of_one_slice_draws_its_interface_areas():
+    fig = profile_figure(measure.summary(_labels((1, 8, 8)), profile="z"))
+    areas = fig.axes[1]
+    assert areas.get_title().startswith("interfaces")
+    # one bin: each pair a visible point (a line through one point drew nothing)
+    assert all(line.get_marker() not in (None, "None", "") for line in areas.get_lines())
+
+
+def test_shells_with_no_voxel_in_any_shell_say_so():
+    lab = xr.DataArray(np.full((6, 6, 6), 2, np.uint8), dims=("z", "y", "x"),
+                       attrs={"voxel_size": (1.0, 1.0, 1.0), "unit": "nm", "phases": ["pore", "cbd", "active"]})
+    fig = shells_figure(measure.shells(lab, around="active", of="cbd", max_distance=3))
+    ax = fig.axes[0]
+    assert any(t.get_text().startswith("no voxel within 3 nm of active") for t in ax.texts)
+    assert ax.get_xlim()[0] == 0 and ax.get_xlim()[1] >= 3  # the distances, not -0.05 ... 0.05
+
+
+def test_segmentations_all_alike_differ_by_no_negative_percentage():
+    lab = _labels((6, 6, 6))
+    fig = agreement_figure(measure.agreement([lab, lab]))
+    image = fig.axes[1].images[0]
+    assert image.norm.vmin == 0 and image.norm.vmax > 0  # was -0.1 ... 0.1 %: 0 drawn mid-scale
+    assert {t.get_color() for t in fig.axes[1].texts} == {"white"}  # readable on the dark end of the scale
+
+
+def test_one_phase_has_no_negative_interface_areas_on_its_axis():
+    lab = xr.DataArray(np.full((4, 4, 4), 2, np.uint8), dims=("z", "y", "x"),
+                       attrs={"voxel_size": (1.0, 1.0, 1.0), "unit": "nm", "phases": ["pore", "cbd", "active"]})
+    fig = metrics_figure(measure.summary(lab))
+    areas = [ax for ax in fig.axes if ax.get_ylabel().startswith(("area", "% of voxels"))]
+    assert len(areas) == 2 and all(ax.get_ylim()[0] == 0 for ax in areas)
+
+
+def test_a_phase_of_its_own_name_has_its_label_colour_in_the_figures_of_a_few_phases():
+    """Was: shells, thickness and particles held no phase names, so "crack" (label 3) was drawn in
+    the colour of its place among the phases drawn (red, green, purple), yellow in the slices."""
+    from matplotlib.colors import to_rgb
+
+    a = np.zeros((12, 16, 16), np.uint8)
+    a[:, :, 4:8], a[:, :, 8:12], a[2:8, 2:8, 12:15] = 1, 2, 3
+    lab = xr.DataArray(a, dims=("z", "y", "x"), attrs={"voxel_size": (1.0, 1.0, 1.0), "unit": "nm",
+                                                     "phases": ["pore", "binder", "active", "crack"]})
+    crack = tuple(c / 255 for c in phase_colour("crack", 3)[:3])
+    fig = shells_figure(measure.shells(lab, around="active", of="crack", max_distance=3))
+    assert np.allclose(to_rgb(fig.axes[0].lines[0].get_color()), crack)
+    fig = thickness_figure(measure.thickness(lab, phase=["crack", "binder"], max_diameter=16))
+    assert np.allclose(to_rgb(fig.axes[1].lines[0].get_color()), crack)
+    fig = particle_figure(measure.particles(lab, phase="crack"))
+    assert np.allclose(fig.axes[0].patches[0].get_facecolor()[:3], crack)
