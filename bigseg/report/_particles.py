@@ -77,7 +77,8 @@ def particle_figure(table: Any, *, path: str | os.PathLike | None = None, title:
     if len(inner):
         order = np.argsort(inner["equivalent_diameter"].to_numpy())
         cum = np.cumsum(inner["volume"].to_numpy()[order])
-        a2.plot(inner["equivalent_diameter"].to_numpy()[order] * scale, cum / cum[-1], color="black")
+        a2.plot(inner["equivalent_diameter"].to_numpy()[order] * scale, cum / cum[-1], color="black",
+                marker="o" if len(inner) == 1 else None)  # one particle: a point (a line through it drew nothing)
     a2.set_ylabel("cumulative volume fraction (inside)")
     # room above the bars and the curve for the legend: the curve tops out at 1 wherever the largest
     # particle inside lies, under the legend if its axis ended at 1
@@ -85,7 +86,7 @@ def particle_figure(table: Any, *, path: str | os.PathLike | None = None, title:
     a2.set_yticks(np.linspace(0, 1, 6))
     a.set_ylim(0, a.get_ylim()[1] * 1.3)
     a.legend(loc="upper left", fontsize=8, ncols=2)
-    a.set_title(f"{len(df)} {phase} particles")
+    a.set_title(f"{len(df)} {phase} particle{'' if len(df) == 1 else 's'}")
     s = inner["sphericity"].dropna()
     if len(s):
         axes[1].hist(s, bins=20, range=(min(0.3, s.min()), max(1.2, s.max())), color=colour, edgecolor="black")
@@ -104,8 +105,13 @@ def particle_figure(table: Any, *, path: str | os.PathLike | None = None, title:
                      label=other + (" (detachment)" if other == "pore" else ""))
     axes[2].set_xlabel("fraction of the particle surface in contact")
     axes[2].set_ylabel("particles")
-    axes[2].set_ylim(0, axes[2].get_ylim()[1] * 1.35)  # room above the histograms for the legend
-    axes[2].legend(fontsize=8, loc="upper center", ncols=2)
+    if inner.empty or not contacts:  # say why the panel is empty (was counts of 0 ... 0.072 in ticks)
+        axes[2].text(0.5, 0.5, "no particle inside the volume" if inner.empty else "no contact measured",
+                     ha="center", va="center", transform=axes[2].transAxes, color="0.3")
+        axes[2].set(xlim=(0, 1), ylim=(0, 1))
+    else:
+        axes[2].set_ylim(0, axes[2].get_ylim()[1] * 1.35)  # room above the histograms for the legend
+        axes[2].legend(fontsize=8, loc="upper center", ncols=2)
     axes[2].set_title("contacts")
     for ax in axes[:3]:  # particle counts are whole numbers
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
@@ -159,4 +165,6 @@ def _detachment_by_size(ax: Any, df: Any, scale: float, unit: str, colour: tuple
                         fmt="s", color="black", capsize=5, ms=6, label=None if said else "median, 10–90 %")
             said = True
     ax.set_ylim(-0.03, 1.03)  # a share: 0 and 1 are common, and their markers stay whole
+    if d.nunique() == 1:  # particles of one size: an axis round it (was ~0.2 voxel, the point at its edge)
+        ax.set_xlim(0.8 * float(d.iloc[0]), 1.2 * float(d.iloc[0]))
     ax.legend(fontsize=8, title=f"split at {thr:.4g} {unit}", title_fontsize=8)

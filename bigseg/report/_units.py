@@ -41,10 +41,13 @@ def _parse(units: Any) -> tuple[str, int] | None:
 
 def pretty(units: Any) -> str:
     """``units`` as a person writes it: ``"um^2"`` -> ``"µm²"``, ``"1/nm"`` -> ``"nm⁻¹"``,
-    ``"voxel^2"`` -> ``"voxel²"``; anything else unchanged."""
+    ``"voxel^2"`` -> ``"voxel²"``, ``"1/voxel"`` -> ``"voxel⁻¹"``; anything else unchanged."""
     parsed = _parse(units)
     if parsed is None:
         m = re.fullmatch(r"([A-Za-z]+)\^(-?\d+)", str(units or ""))
+        inverse = re.fullmatch(r"1/\s*([A-Za-z]+)", str(units or "").strip())  # (was "1/voxel" on an axis)
+        if inverse:
+            return f"{inverse.group(1)}⁻¹"
         return f"{m.group(1)}{m.group(2).translate(_SUPERSCRIPT)}" if m else str(units or "")
     short, power = parsed
     symbol = ome_tiff_unit(short)  # µm, Å, nm, ...: the symbols of the unit table

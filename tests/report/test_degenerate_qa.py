@@ -99,3 +99,40 @@ def test_a_phase_of_its_own_name_has_its_label_colour_in_the_figures_of_a_few_ph
     assert np.allclose(to_rgb(fig.axes[1].lines[0].get_color()), crack)
     fig = particle_figure(measure.particles(lab, phase="crack"))
     assert np.allclose(fig.axes[0].patches[0].get_facecolor()[:3], crack)
+
+
+def _one_ball(centre):
+    z, y, x = np.mgrid[:16, :16, :16]
+    a = np.zeros((16, 16, 16), np.uint8)
+    a[(z - centre[0]) ** 2 + (y - centre[1]) ** 2 + (x - centre[2]) ** 2 <= 16] = 2
+    a[:2] = np.where(a[:2] == 0, 1, a[:2])  # some cbd
+    return xr.DataArray(a, dims=("z", "y", "x"), attrs={"voxel_size": (1.0, 1.0, 1.0), "unit": "nm",
+                                                       "phases": ["pore", "cbd", "active"]})
+
+
+def test_one_particle_is_drawn_and_named_in_the_singular():
+    """One particle: the title said "1 active particles", its cumulative volume (one point on a
+    line) drew nothing, and the detachment panel spanned ~0.2 voxel with the point on its edge."""
+    fig = particle_figure(measure.particles(_one_ball((8, 8, 8))))
+    assert fig.axes[0].get_title() == "1 active particle"
+    curve = [line for ax in fig.axes for line in ax.get_lines() if len(line.get_xdata()) == 1
+             and ax.get_ylabel().startswith("cumulative")]
+    assert curve and curve[0].get_marker() not in (None, "None", "")
+    detach = [ax for ax in fig.axes if ax.get_title() == "detachment by size"][0]
+    lo, hi = detach.get_xlim()
+    d = float(measure.particles(_one_ball((8, 8, 8)))["equivalent_diameter"].iloc[0])
+    assert lo < d < hi and hi - lo > 0.3 * d
+
+
+def test_no_particle_inside_says_so_in_the_contacts_panel():
+    fig = particle_figure(measure.particles(_one_ball((3, 8, 8))))  # the only particle cut by the border
+    contacts = [ax for ax in fig.axes if ax.get_title() == "contacts"][0]
+    assert [t.get_text() for t in contacts.texts] == ["no particle inside the volume"]
+    assert contacts.get_ylim() == (0, 1) and contacts.get_legend() is None
+
+
+def test_an_inverse_voxel_reads_as_a_power():
+    from bigseg.report._units import pretty, readable
+
+    assert pretty("1/voxel") == "voxel⁻¹" and readable([0.2], "1/voxel") == (1.0, "voxel⁻¹")
+    assert pretty("1/nm") == "nm⁻¹" and pretty("voxel^2") == "voxel²" and pretty("counts") == "counts"
