@@ -50,6 +50,11 @@ def _source_lines(info: dict, args: argparse.Namespace) -> list[str]:
     if len(info["shape"]) not in (3, 4):  # ingest would refuse it
         return lines + [f"not a volume bigseg reads: {len(info['shape'])}D, where ingest takes 3D (z, y, x) or 4D "
                         "(t, z, y, x)"]
+    import numpy as np
+
+    if np.dtype(info["dtype"]).kind not in "biuf":  # complex, text, records: ingest refuses them too
+        return lines + [f"not a volume bigseg reads: {np.dtype(info['dtype'])} values, where ingest takes numbers "
+                        "(integers, floats or booleans)"]
     return lines + [f"not OME-Zarr: `bigseg ingest {quote(str(args.path))} DEST.ome.zarr{opts}` converts it"]
 
 

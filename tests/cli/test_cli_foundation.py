@@ -191,6 +191,9 @@ def test_info_on_sources_before_ingest(tmp_path, odd_volume, capsys, bigseg_cli)
     np.save(tmp_path / "slice.npy", odd_volume[0])  # 2D: ingest refuses it, so info does not offer it
     flat = bigseg_cli("info", tmp_path / "slice.npy").stdout
     assert "bigseg ingest" not in flat and "2D, where ingest takes 3D (z, y, x) or 4D" in flat
+    np.save(tmp_path / "field.npy", odd_volume.astype(np.complex64))  # ingest refuses it: info did offer it
+    field = bigseg_cli("info", tmp_path / "field.npy").stdout
+    assert "bigseg ingest" not in field and "complex64 values, where ingest takes numbers" in field
     out = bigseg_cli("info", tmp_path / "scan.h5", "--dataset", "/nope", check=False)
     assert out.returncode == 2 and "/exchange/theta" in out.stderr  # the datasets present are listed
     odd_volume.astype("<u2").tofile(tmp_path / "scan.raw")  # raw: described with the layout ingest would take
