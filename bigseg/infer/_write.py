@@ -106,15 +106,18 @@ def write_prediction(
         again = overwrite or interrupted
         # in the labels group's zarr format: v0.4 inside another writer's v0.4 image, as the label images are
         fmt = labels_group(image_path).metadata.zarr_format
+        # on the image's grid, place and times (in their unit), as save_labels stores the labels
+        grid = {d: image.coords[d] for d in image.dims if d in image.coords}
         if "probabilities" in st:
             # (t,) phase, z, y, x: stored as OME-Zarr's channel axis c, the phase names kept
-            prob = xr.DataArray(st["probabilities"].data, dims=ds["probabilities"].dims, coords={"phase": phases},
-                                name=f"{name}_probabilities",
+            prob = xr.DataArray(st["probabilities"].data, dims=ds["probabilities"].dims,
+                                coords={"phase": phases, **grid}, name=f"{name}_probabilities",
                                 attrs={"voxel_size": image.attrs["voxel_size"], "unit": image.attrs["unit"]})
             out["probabilities"] = write_volume(prob, dests["probabilities"], overwrite=again, progress=False,
                                                 zarr_format=fmt)
         if "uncertainty" in st:
-            unc = xr.DataArray(st["uncertainty"].data, dims=ds["uncertainty"].dims, name=f"{name}_uncertainty",
+            unc = xr.DataArray(st["uncertainty"].data, dims=ds["uncertainty"].dims, coords=grid,
+                               name=f"{name}_uncertainty",
                                attrs={"voxel_size": image.attrs["voxel_size"], "unit": image.attrs["unit"]})
             out["uncertainty"] = write_volume(unc, dests["uncertainty"], overwrite=again, progress=False,
                                               zarr_format=fmt)

@@ -14,7 +14,8 @@ Formats, by the destination's suffix:
   (float16 written as float32: ImageJ opens no half floats),
   and for a box cut from a scan ImageJ's ``xorigin``/``yorigin``/``zorigin`` (each slice its own);
 * ``.tif`` / ``.tiff``: one BigTIFF with OME-XML metadata (``PhysicalSizeX/Y/Z``; axes ZYX, or
-  TZYX for a series with its times as each plane's ``DeltaT``, CZYX for probabilities; a box cut
+  TZYX for a series with its times as each plane's ``DeltaT`` and its axes in bigseg's
+  annotation, so that a series of one step reads back as one; (T)CZYX for probabilities; a box cut
   from a scan: each plane's ``PositionX/Y/Z``), zlib-compressed; float16 (stored probabilities)
   as float32, which OME-TIFF holds; the pixel size also in the TIFF resolution tags (per cm) for
   readers of plain TIFF;
@@ -23,9 +24,10 @@ Formats, by the destination's suffix:
   for a box cut from a scan (where it lies; ``ingest`` puts it back there);
 * ``.npy``: a NumPy array file (memory-mappable; it holds no voxel size).
 
-Probabilities (``phase``, z, y, x; e.g. ``labels/segmentation_probabilities``) go to one
-``.tif`` (axes CZYX, each channel named after its phase), ``.h5`` (``dims`` and
-``channel_names`` attributes) or ``.npy`` (phase first), for other tools: ``ingest`` reads
+Probabilities (``phase``, z, y, x; e.g. ``labels/segmentation_probabilities``; a series'
+(t, ``phase``, z, y, x) with its times) go to one ``.tif`` (axes CZYX or TCZYX, each channel
+named after its phase), ``.h5`` (``dims`` and ``channel_names`` attributes) or ``.npy`` (phase
+first, after t), for other tools: ``ingest`` reads
 volumes and series, not them. A boolean mask carrying phase names (``labels == 2`` keeps the
 labels') is written as uint8 labels 0, 1 named ``background``, ``foreground``.
 """
@@ -80,22 +82,26 @@ def _format(dest: Path, fmt: str | None) -> str:
 
 
 def _probabilities(data: Any) -> xr.DataArray | None:
-    """``data`` as a (phase, z, y, x) volume when it is one (e.g. :func:`bigseg.open_volume` of
-    ``labels/NAME_probabilities``): its spatial part checked as any volume, its phase names
-    kept in ``attrs["channel_names"]``; None for anything else."""
+    """``data`` as a (phase, z, y, x) volume, or a (t, phase, z, y, x) series, when it is one
+    (e.g. :func:`bigseg.open_volume` of ``labels/NAME_probabilities``): its spatial part (and
+    times) checked as any volume's, its phase names kept in ``attrs["channel_names"]``; None for
+    anything else."""
     import dask.array as da
 
-    if not (isinstance(data, xr.DataArray) and data.ndim == 4 and data.dims[0] in ("phase", "c")):
+    lead = next((d for d in getattr(data, "dims", ()) if d in ("phase", "c")), None)
+    if not (isinstance(data, xr.DataArray) and data.ndim in (4, 5) and lead is not None):
         return None
-    lead = data.dims[0]
-    spatial = as_volume(data.isel({lead: 0}, drop=True), name="data")  # z, y, x order, voxel size
-    arr = data.transpose(lead, *spatial.dims).data
+    # (t,) z, y, x in order, voxel size and times
+    spatial = numeric_times(as_volume(data.isel({lead: 0}, drop=True), name="data", allow_series=data.ndim == 5))
+    dims = (*spatial.dims[:-3], lead, *spatial.dims[-3:])
+    arr = data.transpose(*dims).data
     arr = arr if isinstance(arr, da.Array) else da.asarray(arr)
     names = [str(v) for v in data.coords[lead].values] if lead in data.coords else \
         [f"channel{i}" for i in range(data.sizes[lead])]
     attrs = {**spatial.attrs, "channel_names": names}
     attrs.pop("phases", None)  # the phases are the channels here, not label values
-    return xr.DataArray(arr, dims=("phase", *spatial.dims), coords={"phase": names, **spatial.coords}, attrs=attrs)
+    return xr.DataArray(arr, dims=tuple("phase" if d == lead else d for d in dims),
+                        coords={"phase": names, **spatial.coords}, attrs=attrs)
 
 
 def _slabs(vol: xr.DataArray) -> Iterator[tuple[tuple[int, ...], np.ndarray]]:
@@ -182,6 +188,8 @@ def _write_tiff(vol: xr.DataArray, tmp: Path, vs: tuple[float, ...] | None, unit
         if t_unit:  # a unit OME knows (else none: OME readers would take seconds)
             meta["Plane"]["DeltaTUnit"] = [t_unit] * planes
     annotation: dict[str, str] = {}  # what OME has no place for, read back by ingest
+    if "t" in vol.dims:  # a series, also of one time step (OME states a T axis of length 1 for any volume)
+        annotation["axes"] = meta["axes"]
     if "t" in vol.dims and "t" in vol.coords and time_unit(vol.coords["t"]):
         annotation["time_unit"] = time_unit(vol.coords["t"])  # as given ("cycle", "minute"), before DeltaTUnit
     phases = label_phases(vol)
@@ -222,7 +230,7 @@ def _write_hdf5(vol: xr.DataArray, tmp: Path, vs: tuple[float, ...] | None, unit
         ds.attrs["unit"] = str(vol.attrs.get("unit", "voxel"))
         if vol.attrs.get("phases"):
             ds.attrs["phases"] = [str(p) for p in vol.attrs["phases"]]
-        if "channel_names" in vol.attrs:  # probabilities: the first axis is the phase (ingest refuses them)
+        if "channel_names" in vol.attrs:  # probabilities: an axis is the phase, `dims` says which (ingest refuses them)
             ds.attrs["dims"] = ",".join(str(d) for d in vol.dims)
             ds.attrs["channel_names"] = list(vol.attrs["channel_names"])
         first = origin_voxels(vol)

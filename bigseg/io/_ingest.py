@@ -336,7 +336,10 @@ def _tiff_series_shape(path: str, n: int, page_shape: tuple[int, ...]) -> tuple[
     except Exception:  # the pages were checked already; unreadable series metadata is no series
         return (n, *page_shape)
     sizes = dict(zip(axes, shape))
-    lead = "".join(a for a in axes if a in "TZC" and sizes[a] > 1)  # the page axes, in file order
+    # a series bigseg exported states its axes: its T axis counts also of length 1 (one time step)
+    root = _ome_tiff_root(path) if series.kind == "ome" else None
+    series_axis = "T" if root is not None and "T" in _bigseg_annotation(root, "axes") else ""
+    lead = "".join(a for a in axes if a in "TZC" and (sizes[a] > 1 or a == series_axis))  # the page axes, in file order
     if lead == "C" and series.kind == "imagej":  # tifffile's ImageJ axes of a 3D array written without `axes`
         return (n, *page_shape)
     if sizes.get("C", 1) > 1:  # would read as one volume of the channels stacked along z

@@ -154,22 +154,21 @@ def _all_markers(results: list[np.ndarray]) -> np.ndarray:
     return np.sort(np.concatenate([np.asarray(r, np.int64) for r in results])) if results else np.zeros(0, np.int64)
 
 
-def _frame_ids(lab: Labels, idx: int, *, split: bool, depth: int, h: float, progress: bool,
-               also: list | None = None, check: Any = None) -> list[da.Array]:
-    """Pass 1 (with ``split``: the marker voxels of every block of every frame, one compute
-    together with the graphs ``also``, whose results go to ``check`` first), then the lazy
-    particle ids of every frame."""
-    also = also or []
+def _frame_ids(lab: Labels, idx: int, *, split: bool, depth: int, h: float,
+               progress: bool) -> tuple[list[da.Array], list[int]]:
+    """Pass 1: the label values of every frame, checked (values beyond the phases are refused,
+    255 is unlabelled), and with ``split`` the marker voxels of every block of every frame, one
+    compute; then the lazy particle ids of every frame, and the voxels of the phase per frame."""
     frames = lab.frames()
+    hists = _stats_graph(lab, hist_only=True)
     mparts = [_markers(codes, phase=idx, depth=depth, spacing=lab.voxel_size, h=h) for codes in frames] if split else []
-    res = compute(*also, *mparts, desc=f"particle markers ({lab.phases[idx]})" if split else "label values",
+    res = compute(*hists, *mparts, desc=f"particle markers ({lab.phases[idx]})" if split else "label values",
                   progress=progress)
-    if check is not None:
-        check(list(res[:len(also)]))
-    found = list(res[len(also):])
+    counts = [int(c["hist"][idx]) for c in _check(lab, list(res[:len(hists)]), allow_unlabelled=True)]
+    found = list(res[len(hists):])
     ids = [_ids_graph(codes, phase=idx, split=split, depth=depth, spacing=lab.voxel_size,
                       markers=_all_markers(found[t]) if split else None) for t, codes in enumerate(frames)]
-    return ids
+    return ids, counts
 
 
 def particle_labels(labels: Any, *, phase: str | int = "active", split: bool = True, max_diameter: int = 40,
@@ -180,9 +179,10 @@ def particle_labels(labels: Any, *, phase: str | int = "active", split: bool = T
     chunking) or, for a (t, z, y, x) series, its ``track`` (the same particle has the same value
     at every step, e.g. one colour in napari).
 
-    Two passes over ``labels`` run at once (the split markers, then the numbering: each block's
-    particles, first voxels and, for a series, overlaps with the next step); writing or
-    computing the result runs the last.
+    Two passes over ``labels`` run at once (the label values, checked as :func:`particles`
+    checks them, and the split markers; then the numbering: each block's particles, first
+    voxels and, for a series, overlaps with the next step); writing or computing the result
+    runs the last.
 
     Parameters
     ----------
@@ -198,7 +198,7 @@ def particle_labels(labels: Any, *, phase: str | int = "active", split: bool = T
     lab, idx, depth, h = _parse(labels, phase, split, max_diameter, h, phases)
     min_overlap = parse_in_range("min_overlap", min_overlap, 0.0, 1.0, closed="right")
     nframes = len(lab.frames())
-    ids_frames = _frame_ids(lab, idx, split=split, depth=depth, h=h, progress=progress)
+    ids_frames, _ = _frame_ids(lab, idx, split=split, depth=depth, h=h, progress=progress)
     numbering = [block_results(_numbering_block, ids, depth=0) for ids in ids_frames]
     overlaps = [block_results(_overlap_block, a, b, depth=0) for a, b in zip(ids_frames, ids_frames[1:])]
     res = list(compute(*numbering, *overlaps, desc="particle numbering", progress=progress))
@@ -352,12 +352,8 @@ def particles(labels: Any, *, phase: str | int = "active", intensity: Any = None
                         then="Each particle's grey values are read index by index.")
     frames = lab.frames()
     ifr = frame_arrays(inten) if inten is not None else None
-    # pass 1: values check and (split) the marker voxels of every block
-    hists = _stats_graph(lab, hist_only=True)
-    counts: list[int] = []  # voxels of the phase per frame
-    ids_frames = _frame_ids(lab, idx, split=split, depth=depth, h=h, progress=progress, also=hists,
-                            check=lambda res: counts.extend(int(c["hist"][idx])
-                                                            for c in _check(lab, res, allow_unlabelled=True)))
+    # pass 1: values check and (split) the marker voxels of every block; the voxels of the phase per frame
+    ids_frames, counts = _frame_ids(lab, idx, split=split, depth=depth, h=h, progress=progress)
     # with somewhere to keep them (beside the image of labels_to, else beside the stored labels),
     # the particle ids are computed once, written, and read back with their halo by pass 2 (no
     # ids block waits in memory for its neighbours); in-memory labels keep them in the graph

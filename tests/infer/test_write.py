@@ -164,3 +164,21 @@ def test_a_full_disk_while_the_predictions_are_stored_is_said_and_resumes(image,
     write_prediction(ds, path, progress=False, resume_key="k")
     np.testing.assert_array_equal(bigseg.open_volume(path, label="segmentation").values,
                                   ds["probabilities"].values.argmax(0))
+
+
+def test_probabilities_and_uncertainty_keep_the_images_place_and_times(tmp_path):
+    # a box cut from a scan (its first voxel at z, y, x = 20, 10, 3 um) and a series at 0, 30, 60 min:
+    # the float images beside the labels were stored at the origin, numbered 0, 1, 2 (the labels were not)
+    x = np.random.default_rng(2).normal(size=(3, 6, 7, 5)).astype(np.float32)
+    vol = bigseg.io.make_volume(x, voxel_size=(2.0, 1.0, 1.5), unit="um")
+    vol = vol.assign_coords(z=vol.z + 20, y=vol.y + 10, x=vol.x + 3, t=("t", [0.0, 30.0, 60.0], {"units": "min"}))
+    path = tmp_path / "crop.ome.zarr"
+    bigseg.save_volume(vol, path, chunks=(1, 3, 4, 5), progress=False)
+    image = bigseg.open_volume(path)
+    ds = predict(image, conv3d_net(), patch=(4, 4, 4), probabilities=True, uncertainty="entropy")
+    out = write_prediction(ds, path, progress=False)
+    for key in ("labels", "probabilities", "uncertainty"):
+        got = bigseg.open_volume(out[key])
+        for d in ("t", "z", "y", "x"):
+            np.testing.assert_array_equal(got[d].values, image[d].values, err_msg=f"{key} {d}")
+        assert got["t"].attrs.get("units") == "min", key

@@ -305,6 +305,47 @@ def test_a_series_time_unit_comes_back_from_an_ome_tiff_as_given(tmp_path, t_uni
         assert ('DeltaTUnit="min"' in tif.ome_metadata) == (t_unit != "cycle")
 
 
+@pytest.mark.parametrize("zs", [3, 1])
+def test_a_series_of_one_time_step_comes_back_from_an_ome_tiff_as_a_series(tmp_path, zs):
+    """OME states a T axis of length 1 for any volume: the .tif of a one-step series read back as a
+    3D volume, its time lost (HDF5 kept both)."""
+    import xarray as xr
+
+    series = np.arange(zs * 4 * 5, dtype=np.uint16).reshape(1, zs, 4, 5)
+    vol = make_volume(series, voxel_size=VS, unit="um").assign_coords(t=xr.DataArray([7.0], dims="t", attrs={"units": "min"}))
+    for name in ("s.tif", "s.h5"):
+        bigseg.export(vol, tmp_path / name, progress=False)
+        back = bigseg.ingest(tmp_path / name, tmp_path / f"{name}.ome.zarr", progress=False)
+        assert back.dims == ("t", "z", "y", "x") and list(back.t.values) == [7.0], name
+        assert back.t.attrs.get("units") == "min", name
+        np.testing.assert_array_equal(back.values, series)
+    bigseg.export(vol.isel(t=0), tmp_path / "v.tif", progress=False)  # one volume stays one
+    assert bigseg.ingest(tmp_path / "v.tif", tmp_path / "v.ome.zarr", progress=False).dims == ("z", "y", "x")
+
+
+def test_a_series_probabilities_export_as_tczyx_with_their_phases_and_times(tmp_path):
+    """A series' probabilities, stored (t, c, z, y, x) and opened as (t, phase, z, y, x), were
+    refused by every format ("Expected `data` to be a 3D or 4D ... volume")."""
+    import xarray as xr
+
+    p = np.random.default_rng(0).random((2, 3, 4, 5, 6)).astype(np.float32)
+    prob = xr.DataArray(da.from_array(p, chunks=(1, 3, 2, 5, 6)), dims=("t", "phase", "z", "y", "x"),
+                        coords={"phase": ["pore", "cbd", "active"], "t": ("t", [0.0, 30.0], {"units": "min"})},
+                        attrs={"voxel_size": VS, "unit": "um"})
+    bigseg.export(prob, tmp_path / "p.tif", progress=False)
+    with tifffile.TiffFile(tmp_path / "p.tif") as tif:
+        assert tif.series[0].axes == "TCZYX" and 'Name="cbd"' in tif.ome_metadata and 'DeltaT="30.0"' in tif.ome_metadata
+        np.testing.assert_array_equal(tif.series[0].asarray(), p)
+    bigseg.export(prob, tmp_path / "p.h5", progress=False)
+    with h5py.File(tmp_path / "p.h5", "r") as f:
+        d = f["exchange/data"]
+        np.testing.assert_array_equal(d[...], p)
+        assert d.attrs["dims"] == "t,phase,z,y,x" and list(d.attrs["channel_names"]) == ["pore", "cbd", "active"]
+        assert list(d.attrs["times"]) == [0.0, 30.0] and d.attrs["time_unit"] == "min"
+    bigseg.export(prob.transpose("phase", "t", "z", "y", "x"), tmp_path / "p.npy", progress=False)  # any order in
+    np.testing.assert_array_equal(np.load(tmp_path / "p.npy"), p)
+
+
 def test_info_on_an_exported_series_says_its_axes_and_times(tmp_path, capsys):
     """`bigseg info` on a series file said its shape only: not which axis is time, nor the times
     ingest would keep."""

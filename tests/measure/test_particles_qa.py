@@ -268,3 +268,22 @@ def test_smoothed_area_of_one_particle_next_to_scattered_unlabelled_voxels_is_it
                                      attrs={"voxel_size": list(vs)}), split=False)
         assert len(tab) == 1
         assert tab.surface_area.item() == pytest.approx(want, rel=1e-9)
+
+
+@pytest.mark.parametrize("split", [False, True])
+@pytest.mark.parametrize("bad", [3, 7, -1, 300])
+def test_particle_labels_refuse_values_beyond_the_phases_as_particles_does(split, bad):
+    """particles() refused labels beyond the phases (or outside 0..255); particle_labels() numbered
+    the particles of such a volume without a word (-1 and 300 read as other values)."""
+    from bigseg.errors import InputError
+    from bigseg.measure import particle_labels
+
+    lab = _blobs((9, 10, 11), 4).astype(np.int64)
+    lab[4, 5, 6] = bad
+    arr = da.from_array(lab, chunks=(4, 5, 6))
+    for fn in (particles, particle_labels):
+        with pytest.raises(InputError, match=r"to hold values 0..2 or 255"):
+            fn(arr, split=split, max_diameter=4)
+    lab[4, 5, 6] = 255  # unlabelled: fine
+    ids = particle_labels(da.from_array(lab, chunks=(4, 5, 6)), split=split, max_diameter=4).compute()
+    assert ids.max() > 0 and not ids[lab != 2].any()
