@@ -383,7 +383,8 @@ class Pipeline:
                     _client_context(client, self.config), self._model_checked_once():
                 return self._run(source, dest, resume=resume, truth=truth)
         except BaseException:
-            if made and Path(dest).is_dir() and not any(Path(dest).iterdir()):  # e.g. a cluster that cannot start
+            if made and Path(dest).is_dir() and _holds_no_stage(Path(dest)):  # e.g. a cluster that cannot start
+                (Path(dest) / "stages.json").unlink(missing_ok=True)
                 Path(dest).rmdir()
             elif Path(dest).is_dir():  # (a report of this run too: written just before run.json, which marks it done)
                 _flag_earlier_report(Path(dest))
@@ -774,6 +775,9 @@ class Pipeline:
         out.mkdir(parents=True, exist_ok=True)
         if (out / "stages.json").exists():  # run again: not done (run_state) until this run writes run.json
             (out / "stages.json").touch()
+            # and the earlier report says so now: a run killed before its own (no handler runs) left it as
+            # finished over the labels it had replaced
+            _flag_earlier_report(out, ours=True)
         image = out / "image.ome.zarr"
         timings: dict[str, float] = {}
         # what each resumable stage was made from: a stage made from other inputs is redone
@@ -787,8 +791,8 @@ class Pipeline:
                           *out.glob(".raw.ome.zarr.partial-*"), *out.glob("image.ome.zarr/labels/.*.partial-*")]:
                 shutil.rmtree(stale, ignore_errors=True)
 
-        if not keep_image and _read_stages(out):  # what it records is replaced below: until stages.json says what
-            # the new image is made from, none is known (a run stopped in between would keep it as the old one's)
+        if not (keep_image and image.exists()):  # made or replaced below: until stages.json says what the image
+            # is made from, none is known (a run killed in between would keep it, a first run's too, as another's)
             _write_stage(out, "ingest", None, reset=True)
         t = time.perf_counter()
         shifts = None
@@ -808,7 +812,7 @@ class Pipeline:
         t = time.perf_counter()
         fov = self._fov(vol, out, title=_run_name(source))
         if not (keep_labels and seg_path.exists()):
-            if _read_stages(out).get("segment") is not None:  # (likewise: replaced below, then recorded)
+            if _read_stages(out).get("segment", "") is not None:  # (likewise: made or replaced below, then recorded)
                 _write_stage(out, "segment", None)
             # the filters must not smear a fill (NaN, 0) into the sample: the outside looks like the inside
             src = vol if fov is None else fill_outside_like_inside(vol, fov, progress=True)
@@ -1094,14 +1098,15 @@ def run_state(out: str | os.PathLike) -> dict[str, Any]:
     return {"state": "done", "stages": stages}
 
 
-def _flag_earlier_report(out: Path) -> None:
+def _flag_earlier_report(out: Path, *, ours: bool = False) -> None:
     """After a run into ``out`` stopped (an error, Ctrl-C), a ``report.html`` an earlier run
     wrote there, or this run just before it stopped (before ``run.json``), is written again with
     the banner of an unfinished run (it read as finished, over results this run may have
-    replaced in part), or removed where it cannot be."""
+    replaced in part), or removed where it cannot be; ``ours``: as a run again into ``out``
+    starts (it holds the folder: running), for a kill, after which nothing is written."""
     report = out / "report.html"
-    if not report.exists() or run_state(out)["state"] != "incomplete":  # (running: another process's)
-        return
+    if not report.exists() or run_state(out)["state"] not in ("incomplete", "running" if ours else "incomplete"):
+        return  # (running, not ours: another process's)
     from .report import write_report
 
     try:
@@ -1123,6 +1128,12 @@ def _read_stages(out: Path) -> dict[str, str | None]:
     except (ValueError, OSError):
         stages = None
     return stages if isinstance(stages, dict) else {"ingest": None, "segment": None}
+
+
+def _holds_no_stage(out: Path) -> bool:
+    """Whether ``out`` holds nothing but, at most, a ``stages.json`` that records no stage done (a first run
+    stopped before its ingest was)."""
+    return {p.name for p in out.iterdir()} <= {"stages.json"} and not any(_read_stages(out).values())
 
 
 def _write_stage(out: Path, stage: str, key: str | None, *, reset: bool = False) -> None:

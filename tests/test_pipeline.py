@@ -226,6 +226,26 @@ def test_a_run_again_that_fails_leaves_no_report_that_reads_as_finished(tmp_path
     assert "Incomplete run" not in (tmp_path / "run" / "report.html").read_text()
 
 
+def test_a_run_again_killed_leaves_no_earlier_report_that_reads_as_finished(tmp_path, scan):
+    """A run again with another model, killed once its labels replaced the earlier ones: no handler runs on a
+    kill, so the earlier report.html stayed as finished (no banner) over labels it does not describe."""
+    import subprocess
+    import sys
+
+    _, image = scan
+    np.save(tmp_path / "scan.npy", image[:12, :20, :24].values)
+    opts = {"measure": {"particles": False, "connectivity": None}}
+    Pipeline(predict={"model": "threshold"}, **opts).run(tmp_path / "scan.npy", tmp_path / "run", progress=False)
+    killed = ("import os, bigseg, bigseg.measure as m\n"
+              "m.summary = lambda *a, **k: os._exit(9)  # as a SIGKILL: the new labels in place, nothing after\n"
+              f"bigseg.Pipeline(predict={{'model': 'kmeans'}}, **{opts!r}).run({str(tmp_path / 'scan.npy')!r}, "
+              f"{str(tmp_path / 'run')!r}, progress=False)")
+    assert subprocess.run([sys.executable, "-c", killed]).returncode == 9
+    assert bigseg.pipeline.run_state(tmp_path / "run")["state"] == "interrupted"
+    page = (tmp_path / "run" / "report.html").read_text()
+    assert "<b>Unfinished run</b> (finished stages: " in page and "a run again started here" in page, page[:3000]
+
+
 def test_info_of_a_run_not_done_says_whose_results_it_shows(tmp_path, scan, capsys):
     """A run killed after writing metrics.nc but before run.json was described as showing "its
     last finished run", though no run had finished (or the metrics were this run's)."""
@@ -349,6 +369,41 @@ def test_a_damaged_stages_record_redoes_every_stage(tmp_path, scan, damage):
     want = bigseg.open_volume(fresh.labels).values
     assert (want != before).any()
     np.testing.assert_array_equal(bigseg.open_volume(again.labels).values, want)
+
+
+@pytest.mark.parametrize("stage", ["ingest", "segment"])
+def test_a_run_killed_as_a_stage_is_put_in_place_is_not_kept_for_other_inputs(tmp_path, scan, monkeypatch, stage):
+    """A first run killed after a stage's output was moved into place but before stages.json named what it was made
+    from: the run again with another source or model kept it as its own (the record fell back to "made from these")."""
+    import bigseg.pipeline as pl
+
+    _, image = scan
+    first, other = image[:16, :20, :24], image[16:32, :20, :24]
+    opts = {"measure": {"particles": False, "connectivity": None, "profile": None}}
+    real = pl._write_stage
+
+    def killed(out, name, key, **kw):
+        if name == stage and key is not None:
+            raise KeyboardInterrupt  # as a SIGKILL there: the output in place, not yet recorded
+        return real(out, name, key, **kw)
+
+    monkeypatch.setattr(pl, "_write_stage", killed)
+    with pytest.raises(KeyboardInterrupt):
+        Pipeline(predict={"model": "threshold"}, **opts).run(first, tmp_path / "run", progress=False)
+    monkeypatch.setattr(pl, "_write_stage", real)
+    source, model = (other, "threshold") if stage == "ingest" else (first, "kmeans")
+    again = Pipeline(predict={"model": model}, **opts).run(source, tmp_path / "run", progress=False)
+    fresh = Pipeline(predict={"model": model}, **opts).run(source, tmp_path / "fresh", progress=False)
+    for path in ("image.ome.zarr", "image.ome.zarr/labels/segmentation"):
+        np.testing.assert_array_equal(bigseg.open_volume(tmp_path / "run" / path).values,
+                                      bigseg.open_volume(tmp_path / "fresh" / path).values)
+    monkeypatch.setattr(Pipeline, "_ingest", lambda *a: 1 / 0)  # a first run failing in its ingest: no folder left
+    with pytest.raises(ZeroDivisionError):
+        Pipeline(predict={"model": "threshold"}, **opts).run(first, tmp_path / "failed", progress=False)
+    assert not (tmp_path / "failed").exists()
+    monkeypatch.undo()
+    before = Pipeline(predict={"model": "threshold"}, **opts).run(first, tmp_path / "before", progress=False)
+    assert (bigseg.open_volume(fresh.labels).values != bigseg.open_volume(before.labels).values).any()
 
 
 def test_pipeline_writes_pyramids_for_viewers(tmp_path, scan):

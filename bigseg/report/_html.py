@@ -528,11 +528,14 @@ def write_report(run: str | os.PathLike, *, path: str | os.PathLike | None = Non
 
         state = run_state(run)
         if state["state"] != "done":
-            after = ", ".join(state["stages"]) or "no stage"
-            parts.append(f"<p class='warn'><b>{state['state'].capitalize()} run</b> (stopped after {html.escape(after)}"
-                         f"{'; still running' if state['state'] == 'running' else ''}): this page shows what the "
-                         "folder holds now; figures, particles and timings may be missing or left from an earlier "
-                         "run. Run it again to resume.</p>")
+            after = html.escape(", ".join(state["stages"]) or "no stage")
+            # running: written as a run again starts (a kill then runs nothing that could rewrite it), so the
+            # page cannot know whether that run is still going: `bigseg info` does
+            what = (f"<b>Unfinished run</b> (finished stages: {after}; a run again started here: "
+                    "`bigseg info` says whether it is still running or was stopped)" if state["state"] == "running"
+                    else f"<b>{state['state'].capitalize()} run</b> (stopped after {after})")
+            parts.append(f"<p class='warn'>{what}: this page shows what the folder holds now; figures, particles and "
+                         "timings may be missing or left from an earlier run. Run it again to resume.</p>")
     vol = [["shape (z, y, x)", ds.attrs.get("shape", "")]]
     if "t" in ds.dims:  # a series: its scans, and the times they were given
         steps = ds["t"].values
