@@ -243,7 +243,7 @@ def test_a_run_again_killed_leaves_no_earlier_report_that_reads_as_finished(tmp_
     assert subprocess.run([sys.executable, "-c", killed]).returncode == 9
     assert bigseg.pipeline.run_state(tmp_path / "run")["state"] == "interrupted"
     page = (tmp_path / "run" / "report.html").read_text()
-    assert "<b>Unfinished run</b> (finished stages: " in page and "a run again started here" in page, page[:3000]
+    assert "<b>Unfinished run</b> (finished stages: " in page and "a run started here" in page, page[:3000]
 
 
 def test_info_of_a_run_not_done_says_whose_results_it_shows(tmp_path, scan, capsys):

@@ -52,8 +52,12 @@ def _source_lines(info: dict, args: argparse.Namespace) -> list[str]:
                         "(t, z, y, x)"]
     import numpy as np
 
-    if np.dtype(info["dtype"]).kind not in "biuf":  # complex, text, records: ingest refuses them too
-        return lines + [f"not a volume bigseg reads: {np.dtype(info['dtype'])} values, where ingest takes numbers "
+    try:
+        kind = np.dtype(info["dtype"]).kind
+    except TypeError:  # a record dtype's text ("[('a', '<i4'), ...]") does not parse back
+        kind = "V"
+    if kind not in "biuf":  # complex, text, records: ingest refuses them too
+        return lines + [f"not a volume bigseg reads: {info['dtype']} values, where ingest takes numbers "
                         "(integers, floats or booleans)"]
     return lines + [f"not OME-Zarr: `bigseg ingest {quote(str(args.path))} DEST.ome.zarr{opts}` converts it"]
 

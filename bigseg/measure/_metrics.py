@@ -178,6 +178,28 @@ def _coords(lab: Labels, **named: list[str]) -> dict[str, Any]:
     return coords
 
 
+def phases_attr(phases: Any) -> str:
+    """Phase names by label value as one attribute of a result (shells, thickness, particle
+    tables: the figures colour each phase by its label value): a JSON list, as netCDF3 holds no
+    list of strings, and any name (``+`` and ``,`` included) comes back whole."""
+    import json
+
+    return json.dumps([str(p) for p in phases])
+
+
+def phases_of_attr(value: Any) -> list[str] | None:
+    """The phase names :func:`phases_attr` wrote (a list, as a label volume's ``attrs["phases"]``
+    holds them, is taken as it is), or ``None``."""
+    import json
+
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    return [str(p) for p in value] if value is not None and hasattr(value, "__iter__") else None
+
+
 def _common_attrs(lab: Labels) -> dict[str, Any]:
     return {"voxel_size": list(lab.voxel_size), "unit": lab.unit, "shape": list(lab.spatial_shape)}
 

@@ -26,7 +26,7 @@ from ..runtime._malloc import release_free_heap
 from ..runtime._progress import compute
 from ._blockwise import BlockGeometry, block_grid, block_results, border_pairs, crop_halo, ensure_min_chunks, map_with_halo
 from ._inputs import Labels, as_labels
-from ._metrics import _check, _phase_index, _stats_graph
+from ._metrics import _check, _phase_index, _stats_graph, phases_attr
 
 __all__ = ["particles", "particle_labels"]
 
@@ -390,7 +390,7 @@ def particles(labels: Any, *, phase: str | int = "active", intensity: Any = None
         warnings.warn(f"{out.attrs['nonfinite_intensity_voxels']} grey value(s) of `intensity` inside the particles "
                       "are NaN or inf: left out of their mean_intensity, min_intensity and max_intensity (NaN for a "
                       "particle without a finite one).", stacklevel=2)
-    out.attrs.update(unit=lab.unit, voxel_size=list(lab.voxel_size), phase=lab.phases[idx], phases="+".join(lab.phases),
+    out.attrs.update(unit=lab.unit, voxel_size=list(lab.voxel_size), phase=lab.phases[idx], phases=phases_attr(lab.phases),
                      split=bool(split),
                      max_diameter=depth, h=h, surface_area_method=area_method)
     out.attrs["units"] = _column_units(out, lab, inten)

@@ -15,7 +15,7 @@ from ..kernels.metrics import shell_counts
 from ..runtime._progress import compute
 from ._blockwise import MAX_BINS, BlockGeometry, block_partials
 from ._inputs import Labels, as_labels
-from ._metrics import _check, _codes, _common_attrs, _coords, _dims, _phase_index, _phase_items, _stack, _stats_graph
+from ._metrics import _check, _codes, _common_attrs, _coords, _dims, _phase_index, _phase_items, _stack, _stats_graph, phases_attr
 
 __all__ = ["shells"]
 
@@ -116,7 +116,7 @@ def shells(labels: Any, *, around: Any, of: Any, max_distance: float, step: floa
     out.attrs.update(units="1", long_name=f"fraction of {of_name} at a distance from {around_name}",
                      around=around_name, of=of_name,
                      distance_units=lab.unit, step_voxels=step, max_distance_voxels=max_distance,
-                     phases="+".join(lab.phases), **_common_attrs(lab))  # every phase by label value, joined as these
+                     phases=phases_attr(lab.phases), **_common_attrs(lab))  # every phase by label value
     out["distance"].attrs.update(units=lab.unit, long_name=f"distance from {around_name} (outer radius of the shell)")
     out["distance_voxels"].attrs.update(units="voxel", long_name=f"distance from {around_name} in smallest voxel edges")
     return out

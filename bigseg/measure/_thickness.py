@@ -15,7 +15,7 @@ from ..kernels.thickness import EXTRA_LEVELS, level_diameters, thickness_levels
 from ..runtime._progress import compute
 from ._blockwise import MAX_BINS, BlockGeometry, block_partials
 from ._inputs import Labels, as_labels
-from ._metrics import _check, _codes, _common_attrs, _phase_index, _phase_items, _stats_graph, _time
+from ._metrics import _check, _codes, _common_attrs, _phase_index, _phase_items, _stats_graph, _time, phases_attr
 
 __all__ = ["thickness"]
 
@@ -132,5 +132,5 @@ def _dataset(lab: Labels, counts: np.ndarray, idx: list[int], max_diameter: int,
         coords={"phase": names, "diameter": ("diameter", diameters, {"units": unit, "long_name": "local thickness"}),
                 **({"t": _time(lab)} if lab.series else {})},
     )
-    ds.attrs.update(max_diameter=max_diameter, phases="+".join(lab.phases), **_common_attrs(lab))  # (as shells')
+    ds.attrs.update(max_diameter=max_diameter, phases=phases_attr(lab.phases), **_common_attrs(lab))  # (as shells')
     return ds

@@ -34,10 +34,11 @@ def pyplot(path: str | os.PathLike | None) -> Any:
 
 def _label_value(name: str, index: int, phases: Any) -> int:
     """The label value a phase is drawn as: its name's place in ``phases`` (the label image's
-    phase names; or joined by ``+``, as shells, thickness and particles keep them in ``attrs``:
-    netCDF3 holds no list of strings) when given and holding it, else ``index``."""
-    phases = phases.split("+") if isinstance(phases, str) else phases  # as the measurements' attrs hold them
-    names = [str(p) for p in phases] if phases is not None else []
+    phase names; or as shells, thickness and particles keep them in ``attrs``,
+    :func:`bigseg.measure._metrics.phases_attr`) when given and holding it, else ``index``."""
+    from ..measure._metrics import phases_of_attr
+
+    names = (phases_of_attr(phases) or []) if phases is not None else []
     return names.index(str(name)) if str(name) in names else int(index)
 
 

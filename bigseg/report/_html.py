@@ -531,7 +531,7 @@ def write_report(run: str | os.PathLike, *, path: str | os.PathLike | None = Non
             after = html.escape(", ".join(state["stages"]) or "no stage")
             # running: written as a run again starts (a kill then runs nothing that could rewrite it), so the
             # page cannot know whether that run is still going: `bigseg info` does
-            what = (f"<b>Unfinished run</b> (finished stages: {after}; a run again started here: "
+            what = (f"<b>Unfinished run</b> (finished stages: {after}; a run started here: "
                     "`bigseg info` says whether it is still running or was stopped)" if state["state"] == "running"
                     else f"<b>{state['state'].capitalize()} run</b> (stopped after {after})")
             parts.append(f"<p class='warn'>{what}: this page shows what the folder holds now; figures, particles and "

@@ -194,6 +194,9 @@ def test_info_on_sources_before_ingest(tmp_path, odd_volume, capsys, bigseg_cli)
     np.save(tmp_path / "field.npy", odd_volume.astype(np.complex64))  # ingest refuses it: info did offer it
     field = bigseg_cli("info", tmp_path / "field.npy").stdout
     assert "bigseg ingest" not in field and "complex64 values, where ingest takes numbers" in field
+    np.save(tmp_path / "records.npy", np.zeros(odd_volume.shape, [("a", "<i4"), ("b", "<f4")]))  # was a TypeError
+    records = bigseg_cli("info", tmp_path / "records.npy").stdout
+    assert "bigseg ingest" not in records and "values, where ingest takes numbers" in records
     out = bigseg_cli("info", tmp_path / "scan.h5", "--dataset", "/nope", check=False)
     assert out.returncode == 2 and "/exchange/theta" in out.stderr  # the datasets present are listed
     odd_volume.astype("<u2").tofile(tmp_path / "scan.raw")  # raw: described with the layout ingest would take

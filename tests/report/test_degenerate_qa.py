@@ -85,17 +85,18 @@ def test_one_phase_has_no_negative_interface_areas_on_its_axis():
 
 def test_a_phase_of_its_own_name_has_its_label_colour_in_the_figures_of_a_few_phases():
     """Was: shells, thickness and particles held no phase names, so "crack" (label 3) was drawn in
-    the colour of its place among the phases drawn (red, green, purple), yellow in the slices."""
+    the colour of its place among the phases drawn (red, green, purple), yellow in the slices; a
+    name holding "+" (their first "+"-joined attribute) moved "crack" to place 4."""
     from matplotlib.colors import to_rgb
 
     a = np.zeros((12, 16, 16), np.uint8)
     a[:, :, 4:8], a[:, :, 8:12], a[2:8, 2:8, 12:15] = 1, 2, 3
     lab = xr.DataArray(a, dims=("z", "y", "x"), attrs={"voxel_size": (1.0, 1.0, 1.0), "unit": "nm",
-                                                     "phases": ["pore", "binder", "active", "crack"]})
+                                                     "phases": ["pore", "cbd+binder", "active", "crack"]})
     crack = tuple(c / 255 for c in phase_colour("crack", 3)[:3])
     fig = shells_figure(measure.shells(lab, around="active", of="crack", max_distance=3))
     assert np.allclose(to_rgb(fig.axes[0].lines[0].get_color()), crack)
-    fig = thickness_figure(measure.thickness(lab, phase=["crack", "binder"], max_diameter=16))
+    fig = thickness_figure(measure.thickness(lab, phase=["crack", "cbd+binder"], max_diameter=16))
     assert np.allclose(to_rgb(fig.axes[1].lines[0].get_color()), crack)
     fig = particle_figure(measure.particles(lab, phase="crack"))
     assert np.allclose(fig.axes[0].patches[0].get_facecolor()[:3], crack)
