@@ -392,7 +392,7 @@ def test_a_run_killed_as_a_stage_is_put_in_place_is_not_kept_for_other_inputs(tm
         Pipeline(predict={"model": "threshold"}, **opts).run(first, tmp_path / "run", progress=False)
     monkeypatch.setattr(pl, "_write_stage", real)
     source, model = (other, "threshold") if stage == "ingest" else (first, "kmeans")
-    again = Pipeline(predict={"model": model}, **opts).run(source, tmp_path / "run", progress=False)
+    Pipeline(predict={"model": model}, **opts).run(source, tmp_path / "run", progress=False)
     fresh = Pipeline(predict={"model": model}, **opts).run(source, tmp_path / "fresh", progress=False)
     for path in ("image.ome.zarr", "image.ome.zarr/labels/segmentation"):
         np.testing.assert_array_equal(bigseg.open_volume(tmp_path / "run" / path).values,
