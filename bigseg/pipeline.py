@@ -1105,7 +1105,7 @@ def _flag_earlier_report(out: Path, *, ours: bool = False) -> None:
     replaced in part), or removed where it cannot be; ``ours``: as a run again into ``out``
     starts (it holds the folder: running), for a kill, after which nothing is written."""
     report = out / "report.html"
-    if not report.exists() or run_state(out)["state"] not in ("incomplete", "running" if ours else "incomplete"):
+    if not report.exists() or run_state(out)["state"] not in (("incomplete", "running") if ours else ("incomplete",)):
         return  # (running, not ours: another process's)
     from .report import write_report
 

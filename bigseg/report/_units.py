@@ -44,10 +44,10 @@ def pretty(units: Any) -> str:
     ``"voxel^2"`` -> ``"voxel²"``, ``"1/voxel"`` -> ``"voxel⁻¹"``; anything else unchanged."""
     parsed = _parse(units)
     if parsed is None:
-        m = re.fullmatch(r"([A-Za-z]+)\^(-?\d+)", str(units or ""))
         inverse = re.fullmatch(r"1/\s*([A-Za-z]+)", str(units or "").strip())  # (was "1/voxel" on an axis)
         if inverse:
             return f"{inverse.group(1)}⁻¹"
+        m = re.fullmatch(r"([A-Za-z]+)\^(-?\d+)", str(units or ""))
         return f"{m.group(1)}{m.group(2).translate(_SUPERSCRIPT)}" if m else str(units or "")
     short, power = parsed
     symbol = ome_tiff_unit(short)  # µm, Å, nm, ...: the symbols of the unit table

@@ -214,8 +214,6 @@ def slurm_cluster(config: str | os.PathLike | None = None, *, n_workers: int | N
         SLURMCluster = _jobqueue().SLURMCluster  # noqa: N806
     except ImportError:
         raise ClusterError("`cluster`='slurm' needs dask-jobqueue: pip install 'bigseg[slurm]'.") from None
-    import shutil
-
     from ..config import load_deploy
 
     kwargs = {**load_deploy(config or "slurm").get("slurm", {}), **options}
