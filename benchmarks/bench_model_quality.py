@@ -196,10 +196,9 @@ def margin_over(front: list[dict], point: dict[str, float]) -> float:
 def draw(results: list[dict], mean_frac: dict, path: str) -> None:
     """Per preset: the default model's pore-vs-CBD operating-point curve with every other method's
     point; below: mean volume-fraction error of each method."""
-    import matplotlib
+    from bigseg.report._figure import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot(path)
 
     marks = {"random_forest": ("s", "tab:orange", "random forest (sparse)"),
              "fine_tuned": ("^", "tab:green", "default fine-tuned (sparse)"),

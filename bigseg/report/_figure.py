@@ -25,8 +25,8 @@ def pyplot(path: str | os.PathLike | None) -> Any:
     no backend was chosen yet (so that scripts and workers without a display can draw)."""
     import matplotlib
 
-    if path is not None:
-        matplotlib.use("Agg", force=False)
+    if path is not None and matplotlib.get_backend(auto_select=False) is None:
+        matplotlib.use("Agg")  # (a chosen one stays: ``use(..., force=False)`` would switch it too)
     import matplotlib.pyplot as plt
 
     return plt

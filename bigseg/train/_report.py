@@ -73,13 +73,11 @@ def plot_history(history: list[dict[str, Any]], phases: list[str], path: str, *,
                  stage_starts: list[float] = ()) -> None:
     """Loss and validation IoU per epoch (and per-preset test IoU bars) as a PNG; dotted lines
     where a new training stage (fine-tuning) starts."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import matplotlib.ticker
 
-    from ..report._figure import finish, phase_marker, phase_rgb
+    from ..report._figure import finish, phase_marker, phase_rgb, pyplot
+
+    plt = pyplot(path)  # Agg only where no backend was chosen yet (a notebook's inline backend stays)
 
     ep = [h["epoch"] for h in history]
     ncol = 3 if test else 2

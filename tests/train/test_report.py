@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+
 import matplotlib.image as mpimg
 
 from bigseg.train._report import _joined_history, lineage, plot_history
@@ -45,3 +47,27 @@ def test_training_without_validation_says_so_over_its_epochs(tmp_path, monkeypat
         assert lo <= 1 and hi >= 5
     finally:
         plt.close(drawn[0])
+
+
+def test_figures_written_to_files_keep_the_backend_a_notebook_chose(tmp_path):
+    """Was: ``matplotlib.use("Agg")`` on every call (``force=False`` switches too), so a notebook's
+    inline figures stopped showing once bigseg had written a figure to a file (a new process:
+    the backend is process-wide). With none chosen, Agg (workers without a display)."""
+    import subprocess
+    import sys
+
+    draw = ("import numpy as np\n"
+            "from bigseg.report import orthoslices\n"
+            "from bigseg.train._report import plot_history\n"
+            "h = [{'epoch': 1, 'lr': 1e-3, 'loss': 1.0, 'val_iou': {'pore': 0.5}}]\n"
+            f"plot_history(h, ['pore'], {str(tmp_path / 'r.png')!r})\n"
+            "print(matplotlib.get_backend())\n"
+            f"orthoslices(np.zeros((4, 5, 6), np.float32), path={str(tmp_path / 's.png')!r})\n"
+            "print(matplotlib.get_backend())\n")
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+    for chosen, expected in (("matplotlib.use('svg')", "svg"), ("", "agg")):
+        out = subprocess.run([sys.executable, "-c", f"import matplotlib; {chosen}\n" + draw],
+                             capture_output=True, text=True, check=True, env=env)
+        assert [b.lower() for b in out.stdout.split()] == [expected, expected]
+    assert mpimg.imread(tmp_path / "r.png").shape[2] in (3, 4)
+    assert mpimg.imread(tmp_path / "s.png").shape[2] in (3, 4)
