@@ -88,14 +88,19 @@ def agreement_figure(ds: Any, *, path: str | os.PathLike | None = None, title: s
     if scored:
         a3 = axes[2]
         iou = np.asarray(d.iou.transpose("segmentation", "phase").values, dtype=float)
-        a3.imshow(np.nan_to_num(iou), cmap="magma", vmin=0, vmax=1, aspect="auto")
+        import matplotlib
+
+        # a phase neither holds (IoU undefined): light grey, "none" (was drawn as an IoU of 0)
+        magma = matplotlib.colormaps["magma"].with_extremes(bad="0.85")
+        im3 = a3.imshow(np.ma.masked_invalid(iou), cmap=magma, vmin=0, vmax=1, aspect="auto")
         for i in range(s):
             for j in range(k):
                 v = iou[i, j]
                 a3.text(j, i, f"{v:.3f}" if np.isfinite(v) else "none", ha="center", va="center",
-                        color="white" if not np.isfinite(v) or v < 0.6 else "black", fontsize="small")
+                        color="white" if np.isfinite(v) and v < 0.6 else "black", fontsize="small")
         a3.set_xticks(range(k), phases)
         a3.set_yticks(range(s), names)
         a3.set_title("IoU against the reference")
+        fig.colorbar(im3, ax=a3, shrink=0.8).set_label("IoU")  # the scale of the colours (was none)
     last = at_last_step(ds)
     return finish(fig, path, title=(title or "") + last or None, dpi=120)

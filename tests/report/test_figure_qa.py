@@ -223,6 +223,15 @@ def test_agreement_figure_draws_each_segmentation_s_iou_against_the_truth():
     assert shown[1] == "0.000" and shown[3:] == ["1.000"] * 3  # a's cbd lost; the truth against itself
     assert not [ax for ax in agreement_figure(measure.agreement([a, t])).axes
                 if ax.get_title() == "IoU against the reference"]
+    # its colours have a scale (was none), and a phase neither holds is grey, not an IoU of 0
+    bars = [ax.get_ylabel() for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert bars == ["% of voxels differing", "IoU"]
+    none = np.where(t.values == 1, 0, t.values).astype(t.dtype)
+    fig = agreement_figure(measure.agreement([none, none], truth=none))
+    (scores,) = [ax for ax in fig.axes if ax.get_title() == "IoU against the reference"]
+    assert [x.get_text() for x in scores.texts][1::3] == ["none", "none"]
+    cell = scores.images[0].to_rgba(scores.images[0].get_array())[0, 1]
+    assert np.allclose(cell[:3], 0.85) and not np.allclose(cell[:3], scores.images[0].cmap(0.0)[:3])
 
 
 def test_thickness_bars_are_all_one_width():
