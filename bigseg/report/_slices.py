@@ -294,7 +294,9 @@ def timeslices(
     rows_cols = [a for a in range(3) if a != axis]
     aspect = vs[rows_cols[0]] / vs[rows_cols[1]]
     tall = ref.shape[1 + rows_cols[0]] * aspect / ref.shape[1 + rows_cols[1]]  # a slice's height / width as drawn
-    fig, axes = plt.subplots(len(shown), len(ts), figsize=(2.4 * len(ts) + 0.8, 2.5 * len(shown) + 0.6),
+    # each row as high as its slices are drawn (flat xz rows of a thin volume: was 2.5 in of white)
+    row = 2.1 * min(max(tall, 0.4 if slices[0] is not None else 0.15), 1.6) + 0.4  # (room for the grey bar's label)
+    fig, axes = plt.subplots(len(shown), len(ts), figsize=(2.4 * len(ts) + 0.8, row * len(shown) + 0.6),
                              squeeze=False, constrained_layout=True)
     tvals = ref.coords["t"].values if "t" in ref.coords else np.arange(nt)
     unit = time_unit(ref.coords["t"]) if "t" in ref.coords else ""

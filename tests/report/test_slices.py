@@ -65,6 +65,23 @@ def test_bad_input():
         orthoslices(np.zeros((4, 4, 4)), index=(9, 0, 0))
 
 
+def test_timeslices_of_a_thin_volume_are_not_mostly_white_space():
+    """Was: every row 2.5 in high, so flat xz slices of an 8-slice volume took 9 % of the figure."""
+    import matplotlib.pyplot as plt
+
+    from bigseg.report import timeslices
+
+    lab = (np.random.default_rng(0).random((5, 8, 64, 64)) < 0.4).astype(np.uint8) * 2
+    for img in (lab.astype(np.float32), None):
+        fig = timeslices(img, lab, plane="xz", steps=4)
+        fig.canvas.draw()
+        slices = [ax for ax in fig.axes if ax.images and ax.get_label() != "<colorbar>"]
+        assert slices[0].images[0].get_array().shape[:2] == (8, 64)
+        shown = sum(ax.get_window_extent().height for ax in slices[::4]) / fig.bbox.height
+        assert shown > 0.15, shown
+        plt.close(fig)
+
+
 def test_timeslices_show_the_same_slice_at_each_step(tmp_path):
     import matplotlib.pyplot as plt
 
