@@ -2,4 +2,5 @@
 
 from .cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # imported (pkgutil.walk_packages, Sphinx autosummary, pydoc), it runs nothing
+    raise SystemExit(main())

@@ -85,3 +85,22 @@ def test_the_kernels_load_where_numba_can_cache_neither_beside_them_nor_at_home(
         return 2 * x
 
     assert twice(3) == 6 and os.path.isdir(numba.config.CACHE_DIR)
+
+
+def test_every_module_imports_and_importing_the_main_module_runs_nothing():
+    """Each bigseg module imports in a fresh interpreter (what ``pkgutil.walk_packages``, Sphinx's
+    autosummary, pydoc or ``pytest --doctest-modules --pyargs bigseg`` do): ``bigseg.__main__``
+    ran the command line when imported, so the walk ended in "bigseg: error: the following
+    arguments are required: COMMAND" (exit 2). ``python -m bigseg`` still runs it."""
+    walk = ("import importlib, pkgutil, bigseg\n"
+            "names = [m.name for m in pkgutil.walk_packages(bigseg.__path__, 'bigseg.')]\n"
+            "[importlib.import_module(n) for n in names]\n"
+            "print(len(names), 'bigseg.__main__' in names)\n")
+    out = subprocess.run([sys.executable, "-W", "error", "-c", walk], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    count, has_main = out.stdout.split()
+    assert int(count) > 50 and has_main == "True" and not out.stderr
+    out = subprocess.run([sys.executable, "-m", "bigseg", "--version"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.startswith("bigseg "), out.stderr
