@@ -4,6 +4,7 @@ import argparse
 import sys
 import time
 
+from ..errors import InputError
 from ._common import positive_float, positive_int
 
 
@@ -19,6 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=positive_int, default=None,
                    help="the scheduler's port, e.g. 8786, so that scripts can name a fixed address "
                         "(default: a free one, printed)")
+    p.add_argument("--dashboard-port", type=positive_int, default=None,
+                   help="the dashboard's port, e.g. 8787, so that an SSH tunnel can name it (default: a free one, "
+                        "printed)")
     p.add_argument("--host", default="127.0.0.1",
                    help="the address the scheduler and dashboard listen on (default 127.0.0.1: this machine only); "
                         "0.0.0.0 or this machine's name lets other machines' scripts reach it (no TLS: a trusted "
@@ -32,6 +36,10 @@ def run(args: argparse.Namespace) -> int:
 
     free = _free(args.port or 0, args.host)  # (0: any port; the host checked all the same)
     port = {} if args.port is None else {"scheduler_port": free}
+    if args.dashboard_port is not None:
+        if args.dashboard_port == args.port:
+            raise InputError(f"Expected `--dashboard-port` to differ from `--port`. Got {args.dashboard_port} for both.")
+        port["dashboard_address"] = f"{args.host}:{_free(args.dashboard_port, args.host, option='--dashboard-port')}"
     with connect(args.kind, n_workers=args.workers, threads_per_worker=args.threads,
                  memory_limit=args.memory_limit, quiet=True, host=args.host, **port) as client:
         print(f"scheduler   {client.scheduler.address}")
@@ -48,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _free(port: int, host: str = "127.0.0.1") -> int:
+def _free(port: int, host: str = "127.0.0.1", *, option: str = "--port") -> int:
     """``port`` when nothing listens on it on ``host`` (0: any port), a ``host`` of this machine; each refused
     by name otherwise (InputError), before any process starts (was distributed's "Cluster failed to start"
     traceback)."""
@@ -68,7 +76,8 @@ def _free(port: int, host: str = "127.0.0.1") -> int:
                 raise InputError(f"Expected `--host` to be an address of this machine (127.0.0.1, 0.0.0.0, its "
                                  f"name). Got {host!r}, which is not ({exc.strerror}).") from None
             near = "127.0.0.1" if host == "0.0.0.0" else host
-            raise InputError(f"Expected `--port` to be a free port on {host}. Got {port}, which is not "
-                             f"({exc.strerror}; a scheduler already there is reached with --cluster "
-                             f"tcp://{near}:{port}).") from None
+            there = (f"; a scheduler already there is reached with --cluster tcp://{near}:{port}" if option == "--port"
+                     else "; another cluster's dashboard?")
+            raise InputError(f"Expected `{option}` to be a free port on {host}. Got {port}, which is not "
+                             f"({exc.strerror}{there}).") from None
     return port

@@ -378,6 +378,10 @@ def _check_options(cluster: str, options: dict[str, Any]) -> None:
         raise InputError(f"Expected the options of `cluster`={cluster!r} to be keywords of {what}. Got {got} instead.")
 
 
+#: where a cluster bigseg starts serves its dashboard unless told (``dashboard_address``): any free
+#: port of this machine only (for ``"local"``, of its ``host``)
+_DEFAULT_DASHBOARD = "127.0.0.1:0"
+
 #: the clients of the clusters :func:`connect` started in this process (a second start is warned)
 _STARTED: weakref.WeakSet = weakref.WeakSet()
 
@@ -411,8 +415,10 @@ def connect(
     config : ``"slurm"`` only: its deployment YAML (default ``deploy/slurm.yaml``).
     timeout : seconds (> 0) to wait for the scheduler or the cluster to answer.
     quiet : do not print the one line naming the cluster, its workers and the dashboard.
-    **options : further keywords of the cluster class (e.g. ``LocalCluster``) or, for an
-        address, of ``distributed.Client``; an unknown one is refused by name.
+    **options : further keywords of the cluster class (e.g. ``LocalCluster``: ``host``,
+        ``dashboard_address=":8787"`` for a fixed port an SSH tunnel names, ``processes=False``
+        for threads of this process) or, for an address, of ``distributed.Client``; an unknown
+        one is refused by name.
 
     Returns
     -------
@@ -439,8 +445,14 @@ def connect(
             ok = False
         if not ok:
             raise InputError(f"Expected `memory_limit` to be a size such as '4GiB' (per worker). Got {memory_limit!r} instead.")
-    dash = "127.0.0.1:0" if dashboard else None
+    dash = _DEFAULT_DASHBOARD if dashboard else None
     _check_options(cluster, options)
+    if "dashboard_address" in options and cluster in ("local", "local-cuda"):  # a fixed port (an SSH tunnel's)
+        given = options.pop("dashboard_address")  # (passed besides bigseg's own: "multiple values" TypeError)
+        if not dashboard:
+            raise InputError(f"Expected no `dashboard_address` with dashboard=False. Got {given!r}.")
+        if given is not None:
+            dash = given
 
     if is_address(cluster):
         from distributed.comm.registry import backends
@@ -602,7 +614,10 @@ def _started(cluster: str, n_workers: int | None, threads_per_worker: int, memor
         n = n_workers or os.cpu_count() or 1
         per_worker = _memory_split(memory_limit, n)  # before any process starts
         host = options.pop("host", None) or "127.0.0.1"  # "0.0.0.0": other machines reach it too (was a TypeError)
-        if dash is not None:
+        processes = options.pop("processes", True)  # (False: threads of this process; was a TypeError)
+        if not processes:  # on tcp at ``host`` (distributed's in-process transport takes no host)
+            options.setdefault("protocol", "tcp://")
+        if dash == _DEFAULT_DASHBOARD:  # (a `dashboard_address` given is the caller's)
             dash = f"{host}:0"
         import dask
 
@@ -612,7 +627,7 @@ def _started(cluster: str, n_workers: int | None, threads_per_worker: int, memor
             lc = LocalCluster(
                 n_workers=n,
                 threads_per_worker=threads_per_worker,
-                processes=True,
+                processes=processes,
                 memory_limit=per_worker,
                 dashboard_address=dash,
                 host=host,

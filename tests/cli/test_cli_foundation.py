@@ -4,6 +4,7 @@ pipe or the terminal's encoding is the point; in this process otherwise)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -142,6 +143,35 @@ def test_cluster_on_a_port_of_ones_choosing(capsys):
         assert f"`--port` to be a free port on 127.0.0.1. Got {port}" in capsys.readouterr().err
     assert main(["cluster", "--workers", "1", "--port", str(port), "--duration", "0.5"]) == 0
     assert f"scheduler   tcp://127.0.0.1:{port}\n" in capsys.readouterr().out
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.filterwarnings("ignore")
+def test_cluster_dashboard_on_a_port_of_ones_choosing(capsys):
+    """An SSH tunnel names the dashboard's port (``ssh -L 8787:localhost:8787``): it was a new free
+    one at every start, and ``connect("local", dashboard_address=...)`` or ``processes=False``
+    a TypeError (given twice)."""
+    import socket
+
+    import bigseg
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.listen()
+        assert main(["cluster", "--workers", "1", "--dashboard-port", str(port), "--duration", "0.5"]) == 2
+        err = capsys.readouterr().err
+        assert f"`--dashboard-port` to be a free port on 127.0.0.1. Got {port}" in err and "--cluster" not in err
+    assert main(["cluster", "--workers", "1", "--dashboard-port", str(port), "--duration", "0.5"]) == 0
+    assert f"dashboard   http://127.0.0.1:{port}/status\n" in capsys.readouterr().out
+    assert main(["cluster", "--port", str(port), "--dashboard-port", str(port), "--duration", "0.5"]) == 2
+    assert "`--dashboard-port` to differ from `--port`" in capsys.readouterr().err
+    with bigseg.connect("local", n_workers=1, dashboard_address=f"127.0.0.1:{port}", processes=False,
+                        quiet=True) as client:
+        assert client.dashboard_link == f"http://127.0.0.1:{port}/status"
+        assert client.run_on_scheduler(os.getpid) == os.getpid()  # threads of this process
+    with pytest.raises(InputError, match="`dashboard_address` with dashboard=False"):
+        bigseg.connect("local", dashboard=False, dashboard_address=":0")
 
 
 def test_cluster_port_of_a_stopped_cluster_is_free():
