@@ -27,9 +27,8 @@ STAGES = ("write", "filter", "segment", "measure", "particles")
 def _environment() -> dict[str, Any]:
     import torch
 
-    from .runtime import current_client
-
     from ._version import environment, utc_now
+    from .runtime._cluster import computed_on
 
     env: dict[str, Any] = {"python": platform.python_version(), "machine": platform.machine(),
                            "cpus": os.cpu_count(), "torch": torch.__version__,
@@ -38,15 +37,7 @@ def _environment() -> dict[str, Any]:
     recorded = environment()
     env.update(bigseg=recorded["bigseg"], git_commit=recorded["git_commit"], packages=recorded["packages"],
                host=recorded["machine"]["host"], date=utc_now())
-    client = current_client()
-    if client is not None:
-        info = client.scheduler_info()
-        workers = info.get("workers", {})
-        env["scheduler"] = info.get("address")
-        env["workers"] = len(workers)
-        env["threads"] = sum(w.get("nthreads", 0) for w in workers.values())
-    else:
-        env["scheduler"] = "threads in this process"
+    env.update(computed_on())  # as run.json: scheduler, workers, threads, their memory limit, the cluster's kind
     return env
 
 

@@ -34,6 +34,7 @@ from .io._fov import fill_outside_like_inside, fov_centre
 from .io._ingest import natural_key, tiff_slices
 from .io._volume import crop_box, is_series, placed_like, same_place
 from .runtime._files import SYSTEM_FILES, folded, json_text, replacing, write_text
+from .runtime._cluster import computed_on
 from .runtime._lock import held
 from .runtime._progress import bars
 from .runtime._manifest import key_digest, path_stamp
@@ -951,7 +952,7 @@ class Pipeline:
             # with the run, as the checkpoint may be retrained, moved or lost
             **({"model_training": self._model_training} if getattr(self, "_model_training", None) else {}),
             "config": self.config.values, "parameters": _parameters_in_force(self.config),
-            "computed_on": _computed_on(),
+            "computed_on": computed_on(),
             # the source as it stood (resolved path, modification time in ns, size; a folder of slices:
             # their number, total size, latest time): the same path re-reconstructed is another scan
             "source_stamp": (path_stamp(source) if isinstance(source, (str, os.PathLike))
@@ -1316,29 +1317,6 @@ def _parameters_in_force(cfg: RunConfig) -> dict[str, Any]:
     if m["particles"]:
         used["particles"] = _in_force(measure.particles, _particle_options(m))
     return used
-
-
-def _computed_on() -> dict[str, Any]:
-    """Where this run computed, for run.json (the configuration's ``cluster`` says what was asked,
-    not how it ran): the scheduler's address with its workers, threads and each worker's memory
-    limit in bytes (the least and the most where they differ; absent where none is set), or threads
-    in this process."""
-    try:
-        from distributed import get_client
-
-        client = get_client()
-    except (ImportError, ValueError):
-        import dask
-
-        return {"scheduler": "threads in this process",
-                "threads": int(dask.config.get("num_workers", None) or dask.system.CPU_COUNT)}
-    workers = client.scheduler_info(n_workers=-1)["workers"].values()
-    out: dict[str, Any] = {"scheduler": str(client.scheduler.address), "workers": len(workers),
-                           "threads": sum(int(w.get("nthreads", 0)) for w in workers)}
-    limits = sorted({int(w.get("memory_limit") or 0) for w in workers} - {0})
-    if limits:  # what the memory check sized the blocks by (a worker with no limit: none said)
-        out["memory_limit_per_worker"] = limits[0] if len(limits) == 1 else [limits[0], limits[-1]]
-    return out
 
 
 def _client_context(client: Any, config: RunConfig):

@@ -662,7 +662,7 @@ def test_pipeline_runs_on_a_given_client(tmp_path, scan):
     np.testing.assert_array_equal(bigseg.open_volume(res.labels).values, bigseg.open_volume(ref.labels).values)
     # run.json says where each ran (its configuration's `cluster` is only what was asked)
     assert json.loads((tmp_path / "c" / "run.json").read_text())["computed_on"] == {
-        "scheduler": address, "workers": 1, "threads": 2, "memory_limit_per_worker": 3 * 2**30}
+        "scheduler": address, "workers": 1, "threads": 2, "memory_limit_per_worker": 3 * 2**30, "cluster": "LocalCluster"}
     assert json.loads((tmp_path / "t" / "run.json").read_text())["computed_on"]["scheduler"] == "threads in this process"
     with pytest.raises(bigseg.BigsegError, match="`client`"):
         pipe.run(image, tmp_path / "x", client=42)

@@ -51,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
                         predict=predict, progress=args.progress, warmup=args.warmup, repeat=args.repeat)
     env = res["environment"]
     opts = "".join(f", {k} {v}" for k, v in res["predict"].items())
-    where = (f"{env['scheduler']}, {env['workers']} workers, {env['threads']} threads" if "workers" in env
+    kind = f" ({env['cluster']})" if env.get("cluster") else ""
+    where = (f"{env['scheduler']}{kind}, {env['workers']} workers, {env['threads']} threads" if "workers" in env
              else f"{env['scheduler']}, {env['cpus']} CPUs")
     print(f"bigseg bench: {res['size']}³ voxels in {res['chunks']}³ chunks, model {res['model']!r}{opts}; "
           f"{where}, GPU {env['cuda'] or 'none'}")

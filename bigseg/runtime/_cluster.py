@@ -18,7 +18,7 @@ from .._version import version
 from ..errors import ClusterError, InputError, MemoryBudgetError
 from ._signals import children_ignore_ctrl_c
 
-__all__ = ["connect", "BigsegClient", "gpu_count", "slurm_cluster"]
+__all__ = ["connect", "BigsegClient", "gpu_count", "slurm_cluster", "computed_on"]
 
 
 def gpu_count() -> int:
@@ -661,3 +661,30 @@ def _started(cluster: str, n_workers: int | None, threads_per_worker: int, memor
             f"Expected `cluster` to be 'local', 'local-cuda', 'slurm' or 'tcp://host:port'. Got {cluster!r} instead."
         )
     return lc
+
+
+def computed_on() -> dict[str, Any]:
+    """Where work computes now, for run.json and a benchmark's record (a configuration's
+    ``cluster`` says what was asked, not how it ran): the scheduler's address with its workers
+    (all of them: some distributed versions' ``scheduler_info()`` names 5), threads and each worker's memory
+    limit in bytes (the least and the most where they differ; absent where none is set), and the
+    kind of cluster (``LocalCluster``, ``SLURMCluster``, ``LocalCUDACluster``) where this process
+    started it; or threads in this process."""
+    from ._progress import current_client
+
+    client = current_client()
+    if client is None:
+        import dask
+
+        return {"scheduler": "threads in this process",
+                "threads": int(dask.config.get("num_workers", None) or dask.system.CPU_COUNT)}
+    workers = client.scheduler_info(n_workers=-1)["workers"].values()
+    out: dict[str, Any] = {"scheduler": str(client.scheduler.address), "workers": len(workers),
+                           "threads": sum(int(w.get("nthreads", 0)) for w in workers)}
+    limits = sorted({int(w.get("memory_limit") or 0) for w in workers} - {0})
+    if limits:  # what the memory check sized the blocks by (a worker with no limit: none said)
+        out["memory_limit_per_worker"] = limits[0] if len(limits) == 1 else [limits[0], limits[-1]]
+    cluster = getattr(client, "cluster", None)
+    if cluster is not None:  # (none for a scheduler reached by its address)
+        out["cluster"] = type(cluster).__name__
+    return out

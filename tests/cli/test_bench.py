@@ -75,9 +75,12 @@ def test_bench_passes_the_predict_options(tmp_path, capsys, small_model):
 def test_bench_on_a_local_cluster(tmp_path):
     import bigseg
 
-    with bigseg.connect("local", n_workers=1, dashboard=False, quiet=True):
+    with bigseg.connect("local", n_workers=1, dashboard=False, quiet=True, memory_limit="2GiB"):
         res = benchmark(size=16, chunks=8, stages=["write", "measure"], workdir=tmp_path)
     assert res["environment"]["workers"] == 1 and set(res["stages"]) == {"write", "measure"}
+    # as a run's run.json says it: the cluster's kind and its workers' memory (were not recorded)
+    assert res["environment"]["cluster"] == "LocalCluster"
+    assert res["environment"]["memory_limit_per_worker"] == 2 * 2**30
 
 
 def test_bad_stages_are_named(tmp_path, capsys):
