@@ -284,7 +284,7 @@ def export(
     """
     from tqdm.auto import tqdm
 
-    from ..runtime._progress import bar_stream
+    from ..runtime._progress import bar_stream, showing
 
     dest_p = parse_path("dest", dest)
     fmt = _format(dest_p, format)
@@ -316,7 +316,7 @@ def export(
     make_folder(dest_p.parent, target=dest_p, argument="dest")  # its folder, as for every other output
     n_planes = int(np.prod(vol.shape[:-2]))
     stream, leave = bar_stream()  # into a log file: a line each 30 s
-    bar = tqdm(total=n_planes, desc=f"writing {dest_p.name}", unit="plane", disable=not progress,
+    bar = tqdm(total=n_planes, desc=f"writing {dest_p.name}", unit="plane", disable=not showing(progress),
                file=stream, leave=leave)
     with held(dest_p, argument="dest"), bar:  # one export of dest at a time
         _remove_stale_partials(dest_p, resumable=False)  # the hidden file or folder a killed export left

@@ -18,7 +18,7 @@ from dask.base import get_scheduler, unpack_collections
 
 from .._parse import parse_flag
 
-__all__ = ["bars", "bar_stream", "compute", "current_client", "in_groups", "scheduler_for"]
+__all__ = ["bars", "bar_stream", "compute", "current_client", "in_groups", "progress_bars", "scheduler_for", "showing"]
 
 _BARS = contextvars.ContextVar("bigseg_progress_bars", default=True)
 
@@ -72,6 +72,38 @@ def bar_stream() -> tuple[Any, bool]:
     return (err, False) if live else (_Lines(err), True)
 
 
+def showing(progress: Any) -> bool:
+    """Whether a bar asked for with ``progress`` is drawn: unless bars are off around it
+    (:func:`bars`, :class:`progress_bars`)."""
+    return parse_flag("progress", progress) and _BARS.get()
+
+
+class progress_bars:
+    """Every progress bar bigseg draws on (``True``) or off (``False``) from here on, in this
+    thread (a notebook, a beamline script logging elsewhere); as a ``with`` block, only within it
+    (the setting before is back after it). A function's own ``progress=False`` stays off.
+
+    Parameters
+    ----------
+    on : True: bars drawn where a function asks for them (the default); False: none.
+
+    Examples
+    --------
+    >>> import bigseg.runtime
+    >>> with bigseg.runtime.progress_bars(False):
+    ...     pass  # nothing in here draws a bar
+    """
+
+    def __init__(self, on: bool) -> None:
+        self._token = _BARS.set(parse_flag("on", on))
+
+    def __enter__(self) -> progress_bars:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        _BARS.reset(self._token)
+
+
 @contextmanager
 def bars(on: bool) -> Iterator[None]:
     """Progress bars of every :func:`compute` in the block on (as each call asks) or off (a whole
@@ -88,7 +120,7 @@ def in_groups(groups: list, desc: str, progress: bool, unit: str = "scan") -> It
     :func:`compute` of that group draws its own bar: a single group does (its tasks counted); more
     draw one bar over all their items instead, advanced as each group is done (a bar per group was
     ~50 bars in a log for one pass over 128 scans)."""
-    progress = parse_flag("progress", progress) and _BARS.get()
+    progress = showing(progress)
     if len(groups) <= 1:
         for g in groups:
             yield g, progress
@@ -144,7 +176,7 @@ def compute(*objs: Any, desc: str = "computing", progress: bool = True, **kwargs
     -------
     The results, a tuple in the order of ``objs``.
     """
-    progress = parse_flag("progress", progress) and _BARS.get()
+    progress = showing(progress)
     colls, repack = unpack_collections(*objs, traverse=kwargs.pop("traverse", True))
     if not colls:
         return objs

@@ -15,7 +15,7 @@ import torch
 
 from .._parse import parse_choice
 from ..errors import InputError
-from ..runtime._progress import bar_stream
+from ..runtime._progress import bar_stream, showing
 from ._augment import Augment
 from ._loss import dice_ce_loss, iou_from_confusion
 
@@ -157,6 +157,7 @@ def fit(
             _log.info(_epoch_line(row) + " (before the resume)")
     if checkpoint_dir:
         os.makedirs(checkpoint_dir, exist_ok=True)
+    progress = showing(progress)  # (off too where bars are: bigseg.runtime.progress_bars(False))
     for epoch in range(start, epochs):
         model.train()
         losses: list[float] = []

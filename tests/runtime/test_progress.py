@@ -315,3 +315,42 @@ def test_a_single_group_s_compute_draws_its_own_bar_several_share_one():
     assert list(in_groups([[0, 1, 2]], "scans", False)) == [([0, 1, 2], False)]
     assert list(in_groups([], "scans", True)) == []
     assert list(in_groups([[0, 1], [2]], "scans", False)) == [([0, 1], False), ([2], False)]
+
+
+def test_progress_bars_off_for_a_whole_script_or_a_block(tmp_path, capsys):
+    """One switch for every bar (a notebook, a script logging elsewhere): there was none public,
+    and the training's epoch bars and an export's bar ignored the private one."""
+    import numpy as np
+
+    import bigseg
+    from bigseg.io import export, make_volume
+
+    vol = make_volume(np.zeros((4, 6, 8), np.float32))
+    rng = np.random.default_rng(0)
+    img = rng.random((2, 32, 32)).astype(np.float32)
+    sparse = np.full(img.shape, 255, np.uint8)
+    sparse[0, :16] = 0
+    sparse[0, 16:] = 2
+
+    def everything(name: str) -> str:
+        compute(dask.delayed(len)("ab"), desc="summing")
+        export(vol, tmp_path / f"{name}.tif")
+        bigseg.train(img, sparse, phases=["pore", "cbd", "active"], arch="lrcsnet",
+                     arch_kwargs=dict(kernels=4, growth=1.0), patch=(32, 32), epochs=1, steps_per_epoch=1,
+                     batch_size=1, val_fraction=0, seed=0)
+        return capsys.readouterr().err
+
+    with bigseg.runtime.progress_bars(False):
+        assert everything("a") == ""
+    shown = everything("b")  # on again after the block
+    assert "summing" in shown and "writing b.tif" in shown and "epoch 1/1" in shown
+    bigseg.runtime.progress_bars(False)  # from here on, no block
+    try:
+        assert everything("c") == ""
+        with bigseg.runtime.progress_bars(True):  # a block on within it
+            assert "writing d.tif" in everything("d")
+        assert everything("e") == ""
+    finally:
+        bigseg.runtime.progress_bars(True)
+    with pytest.raises(bigseg.errors.InputError, match="`on`"):
+        bigseg.runtime.progress_bars("no")
