@@ -38,6 +38,7 @@ import json
 import os
 import warnings
 from collections.abc import Iterator
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +140,13 @@ def label_phases(vol: xr.DataArray) -> str:
     return json.dumps([str(p) for p in vol.attrs["phases"]])
 
 
+def _tiff_rational(x: float) -> tuple[int, int]:
+    """``x`` as a TIFF RATIONAL (two uint32): the nearest fraction, so that 1/25 is stored as 1/25
+    (tifffile < 2026.2.20 scales the float's binary ratio, 171798692/4294967295: 24.99999997 nm read back)."""
+    f = Fraction(float(x)).limit_denominator(max(1, int(4294967295 // max(1.0, float(x)))))
+    return f.numerator, f.denominator
+
+
 def _tiff_dtype(dtype: np.dtype) -> np.dtype:
     """The dtype TIFF files of ``dtype`` hold: float16 (stored probabilities, uncertainty) as
     float32, which OME-TIFF and ImageJ/Fiji read (half floats open in neither)."""
@@ -162,7 +170,7 @@ def _write_slices(vol: xr.DataArray, tmp: Path, name: str, vs: tuple[float, ...]
             at = {k: -o for k, o in zip(("zorigin", "yorigin", "xorigin"), (first[0] + z, first[1], first[2])) if o}
             # labels: their names as an ImageJ property (Image > Show Info), read back by ingest
             named = {"Properties": {PHASES_PROPERTY: phases}} if phases else {}
-            kwargs = {"imagej": True, "resolution": (1.0 / vs[2], 1.0 / vs[1]),
+            kwargs = {"imagej": True, "resolution": (_tiff_rational(1.0 / vs[2]), _tiff_rational(1.0 / vs[1])),
                       "metadata": {"spacing": vs[0], "unit": imagej_unit(unit), **at, **named}}
         elif phases:  # tifffile's JSON description
             kwargs = {"metadata": {"phases": json.loads(phases)}}
@@ -208,7 +216,7 @@ def _write_tiff(vol: xr.DataArray, tmp: Path, vs: tuple[float, ...] | None, unit
     cm = convert_length(vs[1:], unit, "cm") if vs is not None and unit else None
     per_cm = (1.0 / cm[1], 1.0 / cm[0]) if cm and all(c > 0 for c in cm) else (0.0,)  # x, y
     fits = all(2.0**-31 < r < 2.0**31 for r in per_cm)  # a TIFF rational (not for picometre pixels)
-    res = {"resolution": per_cm, "resolutionunit": "CENTIMETER"} if fits else {}
+    res = {"resolution": tuple(_tiff_rational(r) for r in per_cm), "resolutionunit": "CENTIMETER"} if fits else {}
     dtype = _tiff_dtype(vol.dtype)  # OME-TIFF has no float16
     planes_out = (p.astype(dtype, copy=False) for p in _planes(vol, bar))
     with tifffile.TiffWriter(tmp, bigtiff=True, ome=True) as tif:

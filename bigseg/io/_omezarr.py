@@ -866,7 +866,7 @@ class _StoredArray(zarr.Array):
     Tokenized as the plain array, so resumable writes keep their keys."""
 
     def __dask_tokenize__(self) -> Any:
-        import dataclasses
+        import copy
 
         from dask.base import normalize_token
         from zarr.storage import StorePath
@@ -876,7 +876,10 @@ class _StoredArray(zarr.Array):
         if isinstance(store, _Store):  # as zarr's own store in the same state: the checks change no key
             own = LocalStore.__new__(LocalStore)
             own.__dict__.update(store.__dict__)
-            plain = dataclasses.replace(plain, store_path=StorePath(own, plain.store_path.path))
+            # a copy with the other store (not dataclasses.replace: zarr < 3.1.x names a field
+            # ``_config`` that __init__ takes as ``config``, and replace fails on it)
+            plain = copy.copy(plain)
+            object.__setattr__(plain, "store_path", StorePath(own, plain.store_path.path))
         return normalize_token(zarr.Array(plain))
 
     def __getitem__(self, selection: Any) -> Any:

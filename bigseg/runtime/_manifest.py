@@ -84,6 +84,14 @@ def blocks_done(manifest: str | Path) -> set[str]:
     return {p.name for p in manifest.iterdir()} if manifest.is_dir() else set()
 
 
+def _with_config(arr: Any, config: Any) -> Any:
+    """``arr.with_config(config)``: that method is zarr >= 3.1.6's; before it, the same construction."""
+    if hasattr(arr, "with_config"):
+        return arr.with_config(config)
+    plain = arr._async_array
+    return type(arr)(type(plain)(metadata=plain.metadata, store_path=plain.store_path, config=config))
+
+
 def resumable_array(group: Any, name: str, *, shape: tuple[int, ...], chunks: tuple[int, ...], dtype: Any,
                     manifest: str | Path, **kwargs: Any) -> Any:
     """``group[name]`` as an interrupted write left it when it has this shape, chunks and dtype
@@ -94,7 +102,7 @@ def resumable_array(group: Any, name: str, *, shape: tuple[int, ...], chunks: tu
     old = group.get(name)
     if old is not None and (tuple(old.shape), tuple(old.chunks), np.dtype(old.dtype)) == (
             tuple(shape), tuple(chunks), np.dtype(dtype)):
-        return old.with_config(kwargs["config"]) if "config" in kwargs else old
+        return _with_config(old, kwargs["config"]) if "config" in kwargs else old
     shutil.rmtree(manifest, ignore_errors=True)
     return group.create_array(name, shape=shape, chunks=chunks, dtype=dtype, fill_value=0, overwrite=True, **kwargs)
 

@@ -363,7 +363,7 @@ def test_opens_another_writers_series_with_its_time_step(tmp_path, rng):
     # OME-Zarr states a series' times as the t axis' scale, translation and unit: they read as 0, 1, 2
     data = rng.random((3, 4, 5, 6)).astype(np.float32)
     root = zarr.open_group(str(tmp_path / "other.zarr"), mode="w", zarr_format=3)
-    root.create_array("0", data=data, chunks=(1, 4, 5, 6))
+    root.create_array("0", shape=data.shape, dtype=data.dtype, chunks=(1, 4, 5, 6))[...] = data  # data=: zarr >= 3.1
     axes = [{"name": "t", "type": "time", "unit": "minute"}] + [{"name": a, "type": "space", "unit": "micrometer"}
                                                                 for a in "zyx"]
     transforms = [{"type": "scale", "scale": [30.0, 0.5, 0.5, 0.5]},
