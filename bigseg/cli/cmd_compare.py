@@ -105,11 +105,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {name:<{width}}{path}")
     heads = [c.replace("fraction_", "") if c.startswith("fraction_") else c.replace("_", " ") for c in table.columns]
     print(f"volume fractions{last}" + (" and IoU against the reference" if scores else "") + ":")
-    print(f"{'':<{width}}" + "".join(f"{h:>11}" for h in heads))
+    cols = [max(11, len(h) + 2) for h in heads]  # long phase names ("binder+carbon") ran into each other
+    print(f"{'':<{width}}" + "".join(f"{h:>{w}}" for h, w in zip(heads, cols)))
     for name, row in table.iterrows():
-        print(f"{name:<{width}}" + "".join(f"{v:>11.4f}" for v in row.values))
-    print(f"{'mean':<{width}}" + "".join(f"{v:>11.4f}" for v in d.fraction_mean.values))
-    print(f"{'std (n - 1)':<{width}}" + "".join(f"{v:>11.4f}" for v in d.fraction_std.values))
+        print(f"{name:<{width}}" + "".join(f"{v:>{w}.4f}" for v, w in zip(row.values, cols)))
+    print(f"{'mean':<{width}}" + "".join(f"{v:>{w}.4f}" for v, w in zip(d.fraction_mean.values, cols)))
+    print(f"{'std (n - 1)':<{width}}" + "".join(f"{v:>{w}.4f}" for v, w in zip(d.fraction_std.values, cols)))
     if scores and (sparse := sparse_truth_note(d.support.values, int(np.prod(ds.attrs["shape"])))):
         print(f"(IoU: {sparse})")  # a sparse reference scores its labelled voxels only
     from ..report._agreement import differing_matrix

@@ -96,6 +96,8 @@ def _table(ds) -> str:
 
     phases = [str(p) for p in ds.phase.values]
     pairs = list(itertools.combinations(range(len(phases)), 2))
+    pw = max([12] + [len(p) + 2 for p in phases])  # long names keep the columns aligned
+    iw = max([22] + [len(phases[i]) + len(phases[j]) + 3 for i, j in pairs])
     scale, unit = readable(ds.area.values, ds.area.attrs.get("units", ""))  # one unit for every step
     per_volume = evolution(ds)  # area / each step's volume: the specific interface area
     spec = {(i, j): per_volume[f"specific_area_{phases[i]}_{phases[j]}"].to_numpy() for i, j in pairs}
@@ -104,12 +106,12 @@ def _table(ds) -> str:
         d = ds.isel(t=t) if t is not None else ds
         if t is not None:
             lines.append(f"t = {time_at(ds.t, t)}")
-        head = f"{'phase':<12}{'fraction':>10}"
+        head = f"{'phase':<{pw}}{'fraction':>10}"
         if "iou" in d:
             head += f"{'IoU':>8}{'Dice':>8}{'prec.':>8}{'recall':>8}"
         lines.append(head)
         for i, ph in enumerate(phases):
-            row = f"{ph:<12}{float(d.volume_fraction.values[i]):>10.4f}"
+            row = f"{ph:<{pw}}{float(d.volume_fraction.values[i]):>10.4f}"
             if "iou" in d:
                 row += "".join(f"{float(d[v].values[i]):>8.4f}" for v in ("iou", "dice", "precision", "recall"))
             lines.append(row)
@@ -120,10 +122,10 @@ def _table(ds) -> str:
                 line += f" ({sparse})"  # sparse annotations: their labelled voxels only
             lines.append(line)
         cover = "coverage" in d
-        lines.append(f"{'interface':<22}{'faces':>12}{'% voxels':>10}{'area [' + unit + ']':>14}"
+        lines.append(f"{'interface':<{iw}}{'faces':>12}{'% voxels':>10}{'area [' + unit + ']':>14}"
                      f"{'per volume [' + spec_unit + ']':>22}" + (f"{'% of a':>9}{'% of b':>9}" if cover else ""))
         for i, j in pairs:
-            lines.append(f"{phases[i] + '-' + phases[j]:<22}{int(d.faces.values[i, j]):>12d}"
+            lines.append(f"{phases[i] + '-' + phases[j]:<{iw}}{int(d.faces.values[i, j]):>12d}"
                          f"{100 * float(d.voxel_fraction.values[i, j]):>10.3f}"
                          f"{float(d.area.values[i, j]) * scale:>#14.6g}{spec[i, j][t or 0] * spec_scale:>#22.4g}"
                          + (f"{100 * float(d.coverage.values[i, j]):>9.1f}{100 * float(d.coverage.values[j, i]):>9.1f}"
@@ -140,15 +142,23 @@ def _table(ds) -> str:
     return "\n".join(lines).rstrip()
 
 
+def _widths(phases: list[str]) -> list[int]:
+    """Column widths of a table with one column per phase: 10, wider for a longer name (a space
+    before each, so that "binder+carbon" and "NMC811" do not run together)."""
+    return [max(10, len(p) + 2) for p in phases]
+
+
 def _rve_table(rve) -> str:
     from ..report._units import along_z, readable
 
     scale, unit = readable(rve["size_physical"].values, rve["size_physical"].attrs.get("units", ""))
     phases = [str(p) for p in rve.phase.values]
+    wide = _widths(phases)
     lines = [f"representative volume element: std / mean of each fraction over sub-cubes (tolerance "
-             f"{rve.attrs['tolerance']:g})", f"{'cube edge' + along_z(rve.attrs.get('voxel_size')) + ' [' + unit + ']':<20}{'cubes':>8}" + "".join(f"{p:>10}" for p in phases)]
+             f"{rve.attrs['tolerance']:g})", f"{'cube edge' + along_z(rve.attrs.get('voxel_size')) + ' [' + unit + ']':<20}{'cubes':>8}" + "".join(f"{p:>{w}}" for p, w in zip(phases, wide))]
     for i, edge in enumerate(rve["size_physical"].values):
-        lines.append(f"{edge * scale:<20.4g}{int(rve.cubes.values[i]):>8}" + "".join(f"{v:>10.3f}" for v in rve.relative_std.values[i]))
+        lines.append(f"{edge * scale:<20.4g}{int(rve.cubes.values[i]):>8}"
+                     + "".join(f"{v:>{w}.3f}" for v, w in zip(rve.relative_std.values[i], wide)))
     found = ", ".join(f"{p} {v * rve.attrs['voxel_size'][0] * scale:.4g} {unit}" if v == v else f"{p} not reached in this volume"
                       for p, v in zip(phases, rve.rve_size.values))
     lines.append(f"first edge within the tolerance: {found}")
@@ -232,11 +242,11 @@ def _radial_table(radial, rows: int = 10) -> str:
     phases = [str(x) for x in p.phase.values]
     cy, cx = p.attrs["centre"]
     lines = [f"volume fractions by distance from the axis at voxel y {cy:g}, x {cx:g}{last}:",
-             f"{'r [' + unit + ']':<20}" + "".join(f"{x:>10}" for x in phases)]
+             f"{'r [' + unit + ']':<20}" + "".join(f"{x:>{wd}}" for x, wd in zip(phases, _widths(phases)))]
     for a, b in zip(edges[:-1], edges[1:]):
         ww = w[a:b]
         vals = [np.nansum(p.values[i, a:b] * ww) / ww.sum() if ww.sum() else np.nan for i in range(len(phases))]
-        lines.append(f"{f'{a * step:.4g} - {b * step:.4g}':<20}" + "".join(f"{v:>10.3f}" for v in vals))
+        lines.append(f"{f'{a * step:.4g} - {b * step:.4g}':<20}" + "".join(f"{v:>{wd}.3f}" for v, wd in zip(vals, _widths(phases))))
     return "\n".join(lines)
 
 
@@ -258,14 +268,15 @@ def _profile_table(prof, rows: int = 10) -> str:
     scale, unit = readable(p[axis].values, p[axis].attrs.get("units", ""))
     phases = [str(x) for x in p.phase.values]
     lines = [f"volume fractions along {axis}{last}:",
-             f"{'slices':<14}{'centre [' + unit + ']':>16}" + "".join(f"{ph:>10}" for ph in phases)]
+             f"{'slices':<14}{'centre [' + unit + ']':>16}" + "".join(f"{ph:>{wd}}" for ph, wd in zip(phases, _widths(phases)))]
     for a, b in zip(edges[:-1], edges[1:]):
         ww = w[a:b]
         frac = ((np.nan_to_num(p.values[:, a:b]) * ww).sum(axis=1) / ww.sum() if ww.sum() > 0
                 else np.full(len(phases), np.nan))
         end = int(first[b]) if b < n else n_slices
         centre = float(np.average(p[axis].values[a:b], weights=np.diff(np.append(first, n_slices))[a:b])) * scale
-        lines.append(f"{f'{int(first[a])}-{end - 1}':<14}{centre:>16.4g}" + "".join(f"{v:>10.4f}" for v in frac))
+        lines.append(f"{f'{int(first[a])}-{end - 1}':<14}{centre:>16.4g}"
+                     + "".join(f"{v:>{wd}.4f}" for v, wd in zip(frac, _widths(phases))))
     return "\n".join(lines)
 
 
@@ -378,6 +389,15 @@ def run(args: argparse.Namespace) -> int:
         if shells and shells[0] == shells[1]:  # every shell would read 0
             raise InputError(f"Expected `--shells` AROUND:OF:MAX to name two phases (the voxels of AROUND lie at "
                              f"distance 0 from it, in no shell). Got {args.shells!r} instead.")
+    if args.tortuosity:  # of the phase named "pore": before any work (was refused after the summary's pass,
+        from ..measure._inputs import as_labels  # as `phase`, an argument the command does not have)
+
+        known = as_labels(labels, phases=phases).phases
+        if "pore" not in known:
+            at = next((i for i, p in enumerate(known) if "pore" in p.lower()), 0)  # "Pore": that one
+            raise InputError(f"Expected `--tortuosity` (the tortuosity of the phase named 'pore') with labels that "
+                             f"name a phase 'pore'. Got the phases {known}: name the conducting phase 'pore' with "
+                             f"--phases (e.g. --phases {','.join('pore' if i == at else p for i, p in enumerate(known))}).")
     if args.particles or args.particle_labels:  # checked before any work, against the names measure uses
         from ..measure._inputs import as_labels
 

@@ -737,17 +737,26 @@ def given_values(values: Any, labels: Any) -> list[int]:
     return [int(v) + 1 if u != UNLABELLED and 0 <= int(v) < UNLABELLED and int(v) >= u else int(v) for v in values]
 
 
-def grey_levels_hint(present: Any, k: int) -> str:
+def grey_levels_hint(present: Any, k: int, unlabelled: bool = False) -> str:
     """A hint for label values that look like a mask saved as a grey image (``present``: the
     distinct labelled values, e.g. 0 / 128 / 192, one grey level per phase): how to map them to
-    the phases' values 0..k-1 first. Empty where they do not look so (a few values, far apart)."""
+    the phases' values 0..k-1 first. Empty where they do not look so (a few values, far apart).
+    ``unlabelled``: the labels also hold 255, which in steps such as 0 / 128 / 255 is the last
+    grey level, a phase (a third of a three-phase mask), not unlabelled voxels: mapped too."""
     vals = sorted(int(v) for v in present)
     if not 2 <= len(vals) <= 8 or vals[-1] < k or min(b - a for a, b in zip(vals, vals[1:])) < 8:
         return ""
+    steps = [b - a for a, b in zip(vals, vals[1:])]
+    top = unlabelled and UNLABELLED not in vals and all(abs(d - steps[0]) <= 2 for d in steps) \
+        and abs((UNLABELLED - vals[-1]) - steps[0]) <= 2  # 255 goes on with the levels' steps
+    if top:
+        vals = vals + [UNLABELLED]
     named = "" if len(vals) <= k else f" and pass `phases` naming all {len(vals)}"
-    return (f"; {', '.join(map(str, vals))} look like one grey level per phase (a mask saved as an image): map them "
-            f"to 0..{len(vals) - 1} first{named}, e.g. lut = np.full(256, 255, np.uint8); lut[{vals}] = "
-            f"{list(range(len(vals)))}; labels = lut[mask] (255 stays unlabelled)")
+    said = (f"{UNLABELLED} continues their steps, so it is likely a phase too, not unlabelled: " if top else "")
+    rest = "" if top else " (255 stays unlabelled)"
+    return (f"; {', '.join(map(str, vals))} look like one grey level per phase (a mask saved as an image): {said}map "
+            f"them to 0..{len(vals) - 1} first{named}, e.g. lut = np.full(256, 255, np.uint8); lut[{vals}] = "
+            f"{list(range(len(vals)))}; labels = lut[mask]{rest}")
 
 
 def label_values_error(bad: Any, n_classes: int, labels: Any, *, phases: Any = None,
@@ -761,7 +770,7 @@ def label_values_error(bad: Any, n_classes: int, labels: Any, *, phases: Any = N
     allowed = given_values(range(n_classes), labels)
     shown = given_values(list(bad)[:5], labels)
     named = f" (phases {list(phases)})" if phases is not None else ""
-    hint = grey_levels_hint(present, n_classes) if present is not None else ""
+    hint = grey_levels_hint(present, n_classes, unlabelled=marked and u == UNLABELLED) if present is not None else ""
     # grey levels are neither more phases nor classes counted from 1
     if not hint and u == UNLABELLED and marked:  # the unlabelled=0 hint would be wrong there: 0 is a phase
         if sorted(shown) == list(range(n_classes, max(shown) + 1)):  # the values go on past the phases: more phases

@@ -74,8 +74,32 @@ def as_labels(x: Any, *, name: str = "labels", phases: Any = None) -> Labels:
     return Labels(vol, names, vs, str(vol.attrs.get("unit", "voxel")), name)  # type: ignore[arg-type]
 
 
+def from_stack(lab: Any) -> bool:
+    """Labels read from a file that names no phases (a TIFF, .npy or raw label stack: ``source``
+    set, no ``phases``), where a 0 / 255 binary mask is common (:func:`_warn_binary_255`)."""
+    attrs = getattr(getattr(lab, "vol", None), "attrs", {})
+    return "source" in attrs and attrs.get("phases") is None
+
+
+def _warn_binary_255(hist: np.ndarray, name: str, phases: list[str], allow_unlabelled: bool, t: int | None) -> None:
+    """Labels of a stack holding 0 and 255 only: a two-phase mask saved as 0 / 255 (ImageJ, Fiji,
+    OpenCV binary masks) read as phase 0 and unlabelled voxels measured nothing of the second phase
+    without a word (every fraction of the first 1.0). Said, with the mapping that makes them two phases."""
+    total = int(hist.sum())
+    if not allow_unlabelled or not total or np.count_nonzero(hist[:UNLABELLED]) != 1 or not hist[0] \
+            or hist[UNLABELLED] < 0.01 * total:
+        return
+    import warnings
+
+    where = f" at t={t}" if t is not None else ""
+    warnings.warn(f"`{name}` holds only the values 0 ({phases[0]}) and 255{where}, which is left out as unlabelled "
+                  f"({100 * hist[UNLABELLED] / total:.1f} % of the voxels): if it is a two-phase mask saved as "
+                  "0 / 255, map 255 to 1 first (labels.where(labels != 255, 1), np.where(mask == 255, 1, mask)) "
+                  "and pass `phases` naming both.", stacklevel=4)
+
+
 def check_values(hist: np.ndarray, k: int, phases: list[str], name: str, *,
-                 allow_unlabelled: bool, out_of_range: int = 0, t: int | None = None) -> None:
+                 allow_unlabelled: bool, out_of_range: int = 0, t: int | None = None, stack: bool = False) -> None:
     """Raise ``InputError`` if a histogram shows values outside ``0..k-1`` (and 255 if allowed)."""
     bad = hist.copy()
     bad[:k] = 0
@@ -83,6 +107,8 @@ def check_values(hist: np.ndarray, k: int, phases: list[str], name: str, *,
         bad[UNLABELLED] = 0
     nbad = int(bad.sum()) + int(out_of_range)
     if nbad == 0:
+        if stack:  # a label stack from a file, naming no phases
+            _warn_binary_255(hist, name, phases, allow_unlabelled, t)
         return
     values = np.flatnonzero(bad).tolist()
     where = f" at t={t}" if t is not None else ""
@@ -93,7 +119,7 @@ def check_values(hist: np.ndarray, k: int, phases: list[str], name: str, *,
     present = [v for v in np.flatnonzero(hist).tolist() if not (allow_unlabelled and v == UNLABELLED)]
     hint = ("a grey-value image is no labels (measure a label image, IMAGE/labels/NAME); negative values marking "
             "unlabelled voxels (e.g. -1) are set to 255 first"
-            if out_of_range else grey_levels_hint(present, k)[2:] or "pass `phases` naming every label value")
+            if out_of_range else grey_levels_hint(present, k, unlabelled=allow_unlabelled and bool(hist[UNLABELLED]))[2:] or "pass `phases` naming every label value")
     if not out_of_range and values == [k] and not hist[UNLABELLED] and hint.startswith("pass"):
         # one value past the phases and no 255: classes counted from 1, as napari, ilastik and Fiji export them
         hint = ("if 0 marks unannotated voxels and the classes count from 1 (napari, ilastik and Fiji label "

@@ -17,7 +17,7 @@ from ..kernels.crofton import DIRECTIONS, crossing_areas, crossing_counts
 from ..kernels.metrics import NBINS, fill_unlabelled, histogram, label_stats, mc_field_areas, mc_region
 from ..runtime._progress import compute
 from ._blockwise import BlockGeometry, block_partials, crop_halo
-from ._inputs import Labels, as_labels, check_values
+from ._inputs import Labels, as_labels, check_values, from_stack
 
 __all__ = ["volume_fractions", "interfaces", "surface_area", "specific_surface_area", "METHODS", "FACES_CAVEAT"]
 
@@ -142,7 +142,7 @@ def _check(lab: Labels, results, *, allow_unlabelled: bool, crofton: bool = Fals
             counts = np.rint(s["areas"]).astype(np.int64).reshape(len(DIRECTIONS), lab.k, lab.k)
             s["areas"] = crossing_areas(counts, lab.voxel_size).ravel()
         check_values(s["hist"], lab.k, lab.phases, lab.name, allow_unlabelled=allow_unlabelled,
-                     out_of_range=int(s["bad"]), t=t if lab.series else None)
+                     out_of_range=int(s["bad"]), t=t if lab.series else None, stack=from_stack(lab))
         out.append(s)
     return out
 

@@ -16,7 +16,7 @@ from ..io._volume import is_step_index, reorder_lut, warn_other_grid
 from ..kernels.metrics import NBINS, confusion_compact, confusion_counts, histogram, pair_differences
 from ..runtime._progress import compute
 from ._blockwise import BlockGeometry, block_partials
-from ._inputs import Labels, as_labels, check_values
+from ._inputs import Labels, as_labels, check_values, from_stack
 from ._metrics import _codes, _common_attrs, _coords, _dims, _stack, labelled_voxels
 
 __all__ = ["confusion", "scores", "agreement"]
@@ -108,9 +108,9 @@ def _confusion_post(tl: Labels, pl: Labels, results) -> list[np.ndarray]:
         vec = np.asarray(vec)
         when = t if tl.series else None
         check_values(vec[:NBINS], k, tl.phases, tl.name, allow_unlabelled=True,
-                     out_of_range=int(vec[2 * NBINS]), t=when)
+                     out_of_range=int(vec[2 * NBINS]), t=when, stack=from_stack(tl))
         check_values(vec[NBINS:2 * NBINS], k, pl.phases, pl.name, allow_unlabelled=True,
-                     out_of_range=int(vec[2 * NBINS + 1]), t=when)
+                     out_of_range=int(vec[2 * NBINS + 1]), t=when, stack=from_stack(pl))
         # (k, k + 1), rows and columns in `pred`'s phase order (the truth's rows matched by
         # name); the last column counts the truth's voxels that the prediction leaves
         # unlabelled (255, e.g. outside its field of view); they count as misses

@@ -40,7 +40,10 @@ def metrics_figure(ds: Any, *, path: str | os.PathLike | None = None, title: str
     d = ds.isel(t=-1) if "t" in ds.dims else ds
     pairs = list(itertools.combinations(range(len(phases)), 2))
     scored = "iou" in d
-    fig, axes = pyplot(path).subplots(1, 3 if scored else 2, figsize=(13 if scored else 9, 3.6),
+    # long phase names ("binder+carbon", "Poren-Raum graphite") ran into each other under the bars:
+    # slanted, on a taller figure (the panels keep their height)
+    slanted = sum(len(p) for p in phases) > 28 or max((len(p) for p in phases), default=0) > 12
+    fig, axes = pyplot(path).subplots(1, 3 if scored else 2, figsize=(13 if scored else 9, 4.8 if slanted else 3.6),
                                       constrained_layout=True, gridspec_kw={"width_ratios": [1, 1.3, 0.8][:3 if scored else 2]})
     a1, a2 = axes[:2]
     fractions = d.volume_fraction.values
@@ -49,6 +52,10 @@ def metrics_figure(ds: Any, *, path: str | os.PathLike | None = None, title: str
     a1.set_ylim(0, max(1e-9, float(np.nanmax(fractions, initial=0))) * 1.18)  # room for the numbers
     a1.set_ylabel("volume fraction")
     a1.set_title("volume fractions" + at_last_step(ds))
+    if slanted:
+        a1.tick_params(axis="x", labelrotation=25)
+        for t in a1.get_xticklabels():
+            t.set_horizontalalignment("right")
     if scored:  # against the reference the run was given: the numbers a segmentation is judged by
         a3 = axes[2]
         iou = d.iou.values
@@ -58,12 +65,17 @@ def metrics_figure(ds: Any, *, path: str | os.PathLike | None = None, title: str
         a3.set_yticks(np.linspace(0, 1, 6))
         a3.set_ylabel("IoU against the reference")
         a3.set_title("scores" + at_last_step(ds))
+        if slanted:
+            a3.tick_params(axis="x", labelrotation=25)
+            for t in a3.get_xticklabels():
+                t.set_horizontalalignment("right")
     x = np.arange(len(pairs))
     areas = np.array([d.area.values[i, j] for i, j in pairs])
     factor, unit = readable(areas, ds.area.attrs.get("units", ""))
     a2.bar(x - 0.2, areas * factor, width=0.4, color=[colours[i] for i, _ in pairs],
            edgecolor=[colours[j] for _, j in pairs], linewidth=3)
-    a2.set_xticks(x, [f"{phases[i]}-{phases[j]}" for i, j in pairs], rotation=20)
+    a2.set_xticks(x, [f"{phases[i]}-{phases[j]}" for i, j in pairs], rotation=35 if slanted else 20,
+                  ha="right" if slanted else "center", rotation_mode="anchor" if slanted else "default")
     a2.set_ylabel(f"area [{unit}]")
     a2.set_ylim(bottom=0)  # no interface at all (one phase): no negative areas on the axis
     a2.set_title(f"interface areas ({ds.attrs.get('method', '')})" + at_last_step(ds))  # each panel: which step

@@ -36,12 +36,12 @@ def shells_figure(shells: Any, *, overall: Any = None, path: str | os.PathLike |
 
     from ._units import readable
 
-    of_names, around_names = (_names(shells.attrs.get(key)) for key in ("of", "around"))
-    of, around = "+".join(of_names) or "phase", "+".join(around_names) or "phase"
     scale, unit = readable(shells.distance.values, shells.attrs.get("distance_units", ""))
     # the label image's phase names, for a phase without a fixed colour: the shells' own, else the
     # ``overall`` fractions' (summary's volume_fraction holds every phase)
     phases = shells.attrs.get("phases") or (list(overall.phase.values) if hasattr(overall, "dims") else None)
+    of_names, around_names = (_names(shells.attrs.get(key), phases) for key in ("of", "around"))
+    of, around = "+".join(of_names) or "phase", "+".join(around_names) or "phase"
     colour = phase_rgb(of, 1, phases)
     plt = pyplot(path)
     fig, ax = plt.subplots(figsize=(6, 3.8), constrained_layout=True)
@@ -68,11 +68,23 @@ def shells_figure(shells: Any, *, overall: Any = None, path: str | os.PathLike |
     return finish(fig, path, title=title, dpi=120)
 
 
-def _names(value: Any) -> list[str]:
+def _names(value: Any, phases: Any = None) -> list[str]:
     """The phases an ``around`` / ``of`` attribute names: ``"cbd+active"`` as
-    :func:`bigseg.measure.shells` writes it, or a list of names."""
+    :func:`bigseg.measure.shells` writes it, or a list of names. A phase whose own name holds
+    a ``+`` (``"binder+carbon"``) is one name where ``phases`` (the label image's) has it."""
     if value is None:
         return []
-    if isinstance(value, str):
-        return [v for v in value.split("+") if v]
-    return [str(v) for v in value]
+    if not isinstance(value, str):
+        return [str(v) for v in value]
+    parts = value.split("+")
+    from ..measure._metrics import phases_of_attr
+
+    known = set(phases_of_attr(phases) or []) if phases is not None else set()
+    out: list[str] = []
+    i = 0
+    while i < len(parts):  # the longest run of parts that names a phase, else one part
+        j = next((j for j in range(len(parts), i + 1, -1) if "+".join(parts[i:j]) in known), i + 1)
+        if "+".join(parts[i:j]):
+            out.append("+".join(parts[i:j]))
+        i = j
+    return out

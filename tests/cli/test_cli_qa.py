@@ -196,3 +196,52 @@ def test_random_forest_options_are_checked_before_the_field_of_view_pass(scan, b
         out = bigseg_cli("segment", scan, "--method", "random-forest", "--fov", "auto", "--name", "rf", *extra,
                          check=False)
         assert out.returncode == 2 and said in out.stderr and "field of view" not in out.stdout
+
+
+@pytest.fixture
+def four_phases(tmp_path):
+    """Labels of four phases with long names (a "+" and a space in them), no phase named pore."""
+    from bigseg.io import save_labels, save_volume
+
+    rng = np.random.default_rng(0)
+    lab = rng.integers(0, 4, (12, 12, 12)).astype(np.uint8)
+    img = save_volume(lab.astype(np.float32), tmp_path / "f.ome.zarr", progress=False)
+    save_labels(lab, img, name="seg", phases=["Pore", "binder+carbon", "NMC811", "Poren-Raum graphite"],
+                progress=False)
+    return tmp_path / "f.ome.zarr" / "labels" / "seg"
+
+
+def test_measure_tables_keep_long_phase_names_apart(four_phases, bigseg_cli):
+    out = bigseg_cli("measure", four_phases, "--profile", "z", "--rve", "--no-progress").stdout
+    # the profile's and the RVE's headers ran together: "Porebinder+carbon    NMC811Poren-Raum graphite"
+    heads = [line for line in out.splitlines() if line.startswith(("slices", "cube edge"))]
+    assert len(heads) == 2
+    for head in heads:
+        assert head.endswith("  Pore  binder+carbon    NMC811  Poren-Raum graphite"), head
+        rows = out.splitlines()
+        assert len(rows[rows.index(head) + 1]) == len(head)  # each value stands under its phase's name
+    # the phases' and the interfaces' tables: one column of names as wide as the longest
+    phase_rows = [r for r in out.splitlines() if r.split()[:1] in (["Pore"], ["NMC811"]) or r.startswith("Poren-Raum")]
+    assert len({len(r) for r in phase_rows}) == 1, phase_rows
+    pair_rows = [r for r in out.splitlines() if r.startswith(("Pore-binder+carbon", "binder+carbon-Poren-Raum graphite"))]
+    assert len(pair_rows) == 2 and len({len(r) for r in pair_rows}) == 1, pair_rows
+
+
+def test_compare_table_keeps_long_phase_names_apart(four_phases, bigseg_cli):
+    from bigseg.io import open_volume, save_labels
+
+    save_labels(open_volume(four_phases), four_phases.parent.parent, name="other", progress=False)
+    out = bigseg_cli("compare", four_phases, four_phases.parent / "other", "--no-progress").stdout.splitlines()
+    head = out[out.index("volume fractions:") + 1]
+    # was "      Porebinder+carbon     NMC811Poren-Raum graphite"
+    assert head.split() == ["Pore", "binder+carbon", "NMC811", "Poren-Raum", "graphite"], head
+    assert "Porebinder" not in head and "NMC811Poren" not in head
+    assert len(out[out.index("volume fractions:") + 2]) == len(head)  # the values under their names
+
+
+def test_measure_tortuosity_without_a_pore_phase_is_refused_by_name_before_any_work(four_phases, bigseg_cli):
+    out = bigseg_cli("measure", four_phases, "--tortuosity", "z", "--no-progress", check=False)
+    assert out.returncode == 2
+    assert "`--tortuosity`" in out.stderr and "--phases pore,binder+carbon" in out.stderr, out.stderr
+    assert "`phase`" not in out.stderr  # an argument the command does not have
+    assert "fraction" not in out.stdout  # refused before the summary's pass

@@ -181,6 +181,48 @@ def test_grey_level_masks_are_told_how_to_map_them_to_phases():
         volume_fractions(small)
 
 
+def test_a_mask_of_0_128_255_is_told_that_its_255_is_a_phase_too():
+    # 0 / 128 / 255, the usual three grey levels of a three-phase mask: the hint mapped 0 and 128
+    # only, "(255 stays unlabelled)": followed, the third phase (here a third of the voxels) was
+    # left out of every measurement
+    lab = np.zeros((4, 6, 9), np.uint8)
+    lab[:, :, 3:6], lab[:, :, 6:] = 128, 255
+    with pytest.raises(InputError, match=r"0, 128, 255 look like one grey level per phase.*255 continues their "
+                                         r"steps.*lut\[\[0, 128, 255\]\] = \[0, 1, 2\]; labels = lut\[mask\]\.$"):
+        volume_fractions(lab)
+    lut = np.full(256, 255, np.uint8)
+    lut[[0, 128, 255]] = [0, 1, 2]
+    np.testing.assert_allclose(volume_fractions(lut[lab]).values, [1 / 3, 1 / 3, 1 / 3])  # the hint works
+    # 255 off the levels' steps stays unlabelled in the hint
+    lab[:, :, 6:] = 200
+    lab[0, 0, 0] = 255
+    with pytest.raises(InputError, match=r"0, 128, 200 look like.*labels = lut\[mask\] \(255 stays unlabelled\)"):
+        volume_fractions(lab)
+
+
+def test_a_two_phase_mask_saved_as_0_and_255_is_warned_about(tmp_path):
+    # a label stack read as phase 0 and unlabelled voxels: every fraction of the first phase 1.0,
+    # without a word (ImageJ, Fiji and OpenCV save binary masks as 0 / 255)
+    import warnings
+
+    from bigseg.io import open_source
+
+    lab = np.zeros((4, 6, 8), np.uint8)
+    lab[:, :, 4:] = 255
+    np.save(tmp_path / "mask.npy", lab)
+    with pytest.warns(UserWarning, match=r"holds only the values 0 \(pore\) and 255.*50\.0 % of the voxels.*map "
+                                         r"255 to 1 first"):
+        volume_fractions(open_source(tmp_path / "mask.npy"))
+    two = np.where(lab == 255, 1, lab)
+    np.testing.assert_allclose(volume_fractions(two, phases=["pore", "solid"]).values, [0.5, 0.5])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        volume_fractions(lab)  # an array in Python, where 255 is deliberately unlabelled: nothing said
+        lab[:, :, 4:6] = 1  # labels of several phases (a field of view around them): nothing said
+        np.save(tmp_path / "fov.npy", lab)
+        volume_fractions(open_source(tmp_path / "fov.npy"))
+
+
 def test_an_axis_is_spelled_alike_in_every_measure():
     """`profile(axis=0)` was z while `tortuosity(axis=0)` and `connectivity(axis=0)` were refused (and
     `train(axis="z")` too): each takes "z"/"y"/"x" or 0/1/2, and refuses the rest by name."""

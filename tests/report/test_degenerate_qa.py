@@ -137,3 +137,23 @@ def test_an_inverse_voxel_reads_as_a_power():
 
     assert pretty("1/voxel") == "voxel⁻¹" and readable([0.2], "1/voxel") == (1.0, "voxel⁻¹")
     assert pretty("1/nm") == "nm⁻¹" and pretty("voxel^2") == "voxel²" and pretty("counts") == "counts"
+
+
+def test_shells_of_a_phase_whose_name_holds_a_plus_draw_its_overall_fraction():
+    # "binder+carbon" is one phase: the figure split it at the "+" and failed to select it (KeyError)
+    rng = np.random.default_rng(0)
+    lab = xr.DataArray(rng.integers(0, 3, (8, 8, 8)).astype(np.uint8), dims=("z", "y", "x"),
+                       attrs={"voxel_size": (1.0, 1.0, 1.0), "unit": "nm",
+                              "phases": ["pore", "binder+carbon", "NMC811"]})
+    sh = measure.shells(lab, around="NMC811", of="binder+carbon", max_distance=2)
+    overall = measure.volume_fractions(lab)
+    fig = shells_figure(sh, overall=overall)
+    ax = fig.axes[0]
+    assert ax.get_title() == "binder+carbon around NMC811"
+    dashed = [line for line in ax.get_lines() if line.get_linestyle() == "--"]
+    assert len(dashed) == 1 and dashed[0].get_ydata()[0] == pytest.approx(float(overall.sel(phase="binder+carbon")))
+    # two phases asked together still read as two
+    both = shells_figure(measure.shells(lab, around="NMC811", of=["pore", "binder+carbon"], max_distance=2),
+                         overall=overall)
+    line = [ln for ln in both.axes[0].get_lines() if ln.get_linestyle() == "--"][0]
+    assert line.get_ydata()[0] == pytest.approx(float(overall.sel(phase=["pore", "binder+carbon"]).sum()))

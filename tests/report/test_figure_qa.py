@@ -317,3 +317,37 @@ def test_a_figure_is_drawn_once_in_a_notebook(monkeypatch, tmp_path):
         kind, data = shown.pop()
         assert kind == "png" and data.startswith(b"\x89PNG") and not shown
         assert pickle.loads(pickle.dumps(fig)).axes  # still picklable
+
+
+def test_metrics_figure_long_phase_names_do_not_run_into_each_other():
+    import itertools
+
+    import matplotlib.pyplot as plt
+    import xarray as xr
+
+    from bigseg import measure
+    from bigseg.report import metrics_figure
+
+    rng = np.random.default_rng(0)
+    lab = xr.DataArray(rng.integers(0, 4, (8, 8, 8)).astype(np.uint8), dims=("z", "y", "x"),
+                       attrs={"voxel_size": (1.0, 1.0, 1.0), "unit": "nm",
+                              "phases": ["pore", "binder+carbon", "NMC811", "Poren-Raum graphite"]})
+    fig = metrics_figure(measure.summary(lab, truth=lab))
+    try:
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        for ax in fig.axes[:3]:  # fractions, interfaces, scores (the twin axis has no labels of its own)
+            labels = [t for t in ax.get_xticklabels() if t.get_text()]
+            boxes = [t.get_window_extent(renderer) for t in labels]
+            assert len(boxes) >= 4
+            # "binder+carbonNMC811Poren-Raum graphite": the level names under the bars overlapped; slanted
+            # (each name's box then spans its neighbour's, not its text) or apart
+            assert all(t.get_rotation() >= 20 and t.get_horizontalalignment() == "right" for t in labels) or \
+                not any(a.overlaps(b) for a, b in itertools.combinations(boxes, 2)), ax.get_title()
+        # every label and axis title inside the figure (the twin axis' label was cut at the edge)
+        fig_box = fig.bbox
+        for ax in fig.axes:
+            box = ax.yaxis.label.get_window_extent(renderer)
+            assert box.x0 >= fig_box.x0 - 1 and box.x1 <= fig_box.x1 + 1
+    finally:
+        plt.close(fig)
