@@ -30,13 +30,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "called truth), or a TIFF/HDF5/.npy label stack: adds IoU/Dice scores")
     p.add_argument("--particle-labels", action="store_true",
                    help="also write the particles' instance labels to image.ome.zarr/labels/particles")
+    p.add_argument("--particle-phase", default=None, metavar="NAME",
+                   help="the phase whose particles are measured (measure.phase; default active): a model of "
+                        "other phases names one of its own")
     p.add_argument("--temporal", type=int, default=None, metavar="N",
                    help="a series: average each scan's probabilities with those of the N scans before and after "
                         "it before labelling (predict.temporal; default 0: each scan alone)")
     p.add_argument("--fresh", action="store_true", help="start again instead of resuming finished stages")
     add_pipeline_args(p)
     add_progress_args(p)
-    p.set_defaults(func=run, api_aliases={"dest": "out"})  # Pipeline.run(source, dest): the --out folder
+    p.set_defaults(func=run, api_aliases={"dest": "out", "measure.phase": "particle_phase"})  # Pipeline.run(source, dest): the --out folder
 
 
 def _grid(source: Any, cfg: Any) -> tuple[Any, str] | None:
@@ -79,6 +82,16 @@ def _say_if_other_weights(config: str | None, model: Any) -> None:
                       f"the run recorded in {config!r}: its labels and metrics will differ", UserWarning, stacklevel=2)
 
 
+def _measure_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``measure`` settings the options give (over the configuration's)."""
+    out: dict[str, Any] = {}
+    if args.particle_labels:
+        out["particle_labels"] = True
+    if args.particle_phase is not None:
+        out["phase"] = args.particle_phase
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     from ..pipeline import Pipeline
 
@@ -93,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"Expected `--times` to be comma-separated numbers. Got {args.times!r} instead.") from None
     cfg, cluster = pipeline_config(args, voxel_size=parse_triple(args.voxel_size, option="--voxel-size"), unit=args.unit, crop=args.crop,
                                    times=times, time_unit=args.time_unit,
-                                   **({"measure": {"particle_labels": True}} if args.particle_labels else {}),
+                                   **({"measure": measure} if (measure := _measure_options(args)) else {}),
                                    **({"predict": {"temporal": args.temporal}} if args.temporal is not None else {}))
     _say_if_other_weights(args.config, cfg.predict["model"])
     source = args.source if len(args.source) > 1 else args.source[0]

@@ -321,3 +321,22 @@ def test_run_again_from_a_record_says_when_the_model_has_other_weights(tmp_path,
     models.save(model, ckpt, overwrite=True)
     assert main([*again, "--out", str(tmp_path / "c")]) == 0
     assert "not the bigseg:" in capsys.readouterr().err  # (and the labels differ: pore 1.000 -> 0.781 here)
+
+
+def test_run_measures_the_particles_of_the_phase_named(tmp_path, capsys):
+    """A model of other phases (pore / solid) was refused by `measure.phase` (default active) with no
+    option to name another: only a YAML configuration could."""
+    import json
+
+    truth = bigseg.synth.electrode((16, 20, 20), radius=(3, 1), seed=2)
+    np.save(tmp_path / "scan.npy", bigseg.synth.xct(truth, seed=2).values)
+    base = ["run", str(tmp_path / "scan.npy"), "--model", "threshold", "--no-progress"]
+    assert main([*base, "--out", str(tmp_path / "a"), "--particle-phase", "solid"]) == 2
+    err = capsys.readouterr().err
+    assert "`--particle-phase` to name a phase of the model 'threshold'" in err and "Got 'solid'" in err
+    assert not (tmp_path / "a").exists()  # before any work
+    assert main([*base, "--out", str(tmp_path / "b"), "--particle-phase", "cbd", "--particle-labels"]) == 0
+    run = json.loads((tmp_path / "b" / "run.json").read_text())
+    assert run["config"]["measure"]["phase"] == "cbd" and run["config"]["measure"]["particle_labels"] is True
+    table = bigseg.measure.read_table(tmp_path / "b" / "particles.csv")
+    assert "contact_active" in table and "contact_cbd" not in table  # particles of cbd: their contacts with the others
