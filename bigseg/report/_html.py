@@ -209,9 +209,13 @@ def _particles_section(table) -> str:
                f"<p>{len(table)} particles, {len(inside)} inside the volume (statistics below; "
                f"{len(table) - len(inside)} touch the border and are truncated).</p>"
                + _table(["quantity", "mean", "10 %", "median", "90 %"], rows))
-    else:  # no statistics to show: said, not an empty table announced as below
+    elif len(table):  # no statistics to show: said, not an empty table announced as below
         out = (f"<h2>Particles{last}</h2><p>{len(table)} particles, none inside the volume: every one touches "
                "the border and is truncated, so no size or shape statistics.</p>")
+    else:  # (was "0 particles, none inside the volume: every one touches the border")
+        phase = table.attrs.get("phase")
+        out = (f"<h2>Particles{last}</h2><p>No particles: the segmentation holds no voxel of "
+               f"{html.escape(repr(str(phase))) if phase else 'the particles&#x27; phase'}.</p>")
     out += "<p class='note'>one row per particle: particles.csv</p>"
     if len(inside) and "detachment" in inside:
         from ..measure import size_groups
@@ -577,6 +581,9 @@ def write_report(run: str | os.PathLike, *, path: str | os.PathLike | None = Non
         area = (info.get("config") or {}).get("measure", {}).get("particle_area")
         if area:  # the particles' surface areas (and sphericities) as the run measured them
             table.attrs["surface_area_method"] = area
+        phase = (info.get("config") or {}).get("measure", {}).get("phase")
+        if phase:  # whose particles (said where there are none)
+            table.attrs["phase"] = phase
         if "t" in ds.dims and time_unit(ds.t):
             table.attrs["time_unit"] = time_unit(ds.t)
         parts.append(_particles_section(table))

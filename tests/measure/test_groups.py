@@ -114,6 +114,12 @@ def test_report_of_particles_none_inside_says_so_without_an_empty_table():
 
     page = _particles_section(_table().assign(touches_border=True))
     assert "none inside the volume" in page and "<th>median</th>" not in page
+    # none at all (no voxel of the phase): said so, not "0 particles ... every one touches the border"
+    empty = _table().iloc[:0]
+    empty.attrs["phase"] = "NMC811"
+    page = _particles_section(empty)
+    assert "No particles: the segmentation holds no voxel of &#x27;NMC811&#x27;." in page
+    assert "touches" not in page and "<th>median</th>" not in page
 
 
 def test_border_flags_read_back_as_text_are_not_all_true(tmp_path):
