@@ -778,5 +778,9 @@ def label_values_error(bad: Any, n_classes: int, labels: Any, *, phases: Any = N
                     f"for each of the {max(shown) + 1} values 0..{max(shown)}")
     elif not hint and u == UNLABELLED and n_classes in shown:
         hint = UNLABELLED_HINT
+    elif not hint and u != UNLABELLED and shown and sorted(shown) == list(range(max(allowed) + 1, max(shown) + 1)):
+        # classes counted from 1 (0 unannotated) going on past the phases: more phases, unnamed
+        hint = (f"; with {u} unannotated, each of the values {min(allowed)}..{max(shown)} is a phase: pass `phases` "
+                f"with a name for each of the {max(shown) - min(allowed) + 1}")
     return InputError(f"Expected `labels` values {', '.join(map(str, allowed))}{named} or {u} (unlabelled). "
                       f"Got {shown} instead{hint}.")

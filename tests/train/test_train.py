@@ -318,6 +318,12 @@ def test_a_value_beyond_the_phases_of_labels_marking_255_asks_for_the_phases(pai
     with pytest.raises(InputError, match=r"values 0, 1 or 255 \(unlabelled\)\. Got \[2\] "
                                          r"instead; .*pass `phases` with a name for each of the 3 values 0\.\.2\.$"):
         bigseg.train(img, sparse, phases=["a", "b"], epochs=1, progress=False)
+    # classes counted from 1 (napari: 0 not annotated) with a fourth: `phases` asked for (was no hint)
+    exported = np.where(four == 255, 0, four.astype(np.int32) + 1)
+    with pytest.raises(InputError, match=r"values 1, 2, 3 or 0 \(unlabelled\)\. Got \[4\] instead; with 0 "
+                                         r"unannotated, each of the values 1\.\.4 is a phase: pass `phases` with a "
+                                         r"name for each of the 4\.$"):
+        bigseg.train(img, exported, unlabelled=0, epochs=1, progress=False)
 
 
 def test_annotations_with_classes_from_1_train_as_the_same_labels(pair):
