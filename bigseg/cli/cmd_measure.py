@@ -195,6 +195,10 @@ def _thickness_table(thick) -> str:
     return _text_table(f"local thickness{last}:", *thickness_table(d, d.diameter.attrs.get("units", "")))
 
 
+#: what the particle line says where no phase is named "pore" (detachment is the pore contact)
+NO_DETACHMENT = "no detachment (the share of a particle's surface on the phase named 'pore': none is named so)"
+
+
 def _size_groups_lines(table) -> str:
     """Small vs big particles (split at the median diameter): detachment and its spread, as the
     detachment study compares them; a series shows its last step."""
@@ -479,11 +483,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"{len(table)} {args.particle_phase} particles over {table['t'].nunique()} time steps (surface "
                   f"areas and sphericity by {args.particle_area}); wrote {args.particles} and {png} (histograms{last})")
         else:
+            detached = inside.detachment.median()  # (NaN: no phase named "pore", whose contact it is)
+            said = f"median detachment {detached:.3f}" if detached == detached else NO_DETACHMENT
             print(f"{len(table)} {args.particle_phase} particles ({len(inside)} inside the volume): median equivalent "
-                  f"diameter {quantity_text(inside.equivalent_diameter.median(), table.attrs['unit'])}, median detachment "
-                  f"{inside.detachment.median():.3f}; surface areas and sphericity by {args.particle_area}; "
-                  f"wrote {args.particles} and {png}")
-        if len(inside):
+                  f"diameter {quantity_text(inside.equivalent_diameter.median(), table.attrs['unit'])}, {said}; "
+                  f"surface areas and sphericity by {args.particle_area}; wrote {args.particles} and {png}")
+        if len(inside) and inside.detachment.notna().any():  # (was "nan [nan-nan]" without a phase named pore)
             print(_size_groups_lines(table))
     if "t" in ds.dims:
         from ..report._units import readable_evolution

@@ -245,3 +245,19 @@ def test_measure_tortuosity_without_a_pore_phase_is_refused_by_name_before_any_w
     assert "`--tortuosity`" in out.stderr and "--phases pore,binder+carbon" in out.stderr, out.stderr
     assert "`phase`" not in out.stderr  # an argument the command does not have
     assert "fraction" not in out.stdout  # refused before the summary's pass
+
+
+def test_measure_particles_without_a_pore_phase_say_why_no_detachment(tmp_path, bigseg_cli):
+    """Was "median detachment nan" and size groups of "nan [nan-nan]": detachment is the contact
+    with the phase named pore, which these labels (Pore / solid) do not have."""
+    from bigseg.io import save_labels, save_volume
+
+    lab = np.zeros((16, 16, 16), np.uint8)
+    lab[2:6, 2:6, 2:6] = lab[9:14, 8:13, 3:8] = lab[4:8, 9:13, 9:14] = 1  # three particles inside
+    img = save_volume(lab.astype(np.float32), tmp_path / "s.ome.zarr", progress=False)
+    save_labels(lab, img, name="seg", phases=["Pore", "solid"], progress=False)
+    out = bigseg_cli("measure", tmp_path / "s.ome.zarr" / "labels" / "seg", "--particles", tmp_path / "p.csv",
+                     "--particle-phase", "solid", "--no-split", "--no-progress").stdout
+    line = next(s for s in out.splitlines() if "solid particles" in s)
+    assert "3 solid particles (3 inside the volume)" in line and "no detachment (" in line and "nan" not in line
+    assert "by size" not in out and "nan" not in out.lower()
