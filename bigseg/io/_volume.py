@@ -71,7 +71,10 @@ PHASE_COLOURS: dict[str, tuple[int, int, int, int]] = {
     "particle": (235, 140, 40, 255),
     "unlabelled": (128, 128, 128, 0),
 }
-_EXTRA = [(200, 60, 90, 255), (90, 200, 90, 255), (170, 90, 210, 255), (230, 220, 60, 255)]
+#: Colours of phases of other names, by label value: eight (were four: the fifth unknown phase took
+#: the first's colour), none a fixed phase's, so that up to eight phases of other names stay apart.
+_EXTRA = [(200, 60, 90, 255), (90, 200, 90, 255), (170, 90, 210, 255), (230, 220, 60, 255),
+          (0, 158, 115, 255), (120, 200, 240, 255), (140, 86, 60, 255), (240, 150, 200, 255)]
 
 
 def phase_colour(name: str, index: int) -> tuple[int, int, int, int]:

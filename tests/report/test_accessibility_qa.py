@@ -42,6 +42,18 @@ def test_the_phase_colours_are_three_greys_in_a_grey_scale_print():
     assert min(np.diff(values)) >= 15, lightness  # was cbd 67, active 67: one grey
 
 
+def test_eight_phases_of_other_names_have_eight_colours_none_a_fixed_one():
+    """Was four colours for phases of other names: a fifth (e.g. pore, cbd, active and five more,
+    or five unknown names) took the first's colour."""
+    from bigseg.io import phase_colour
+
+    names = [f"phase{i}" for i in range(8)]
+    colours = [phase_colour(n, i) for i, n in enumerate(names)]
+    assert len(set(colours)) == 8
+    assert not set(colours) & {PHASE_COLOURS[p] for p in ("pore", "cbd", "active")}
+    assert all(c[3] == 255 for c in colours)  # none drawn transparent
+
+
 def _phase_markers(ax) -> dict[str, str]:
     return {line.get_label(): line.get_marker() for line in ax.lines if line.get_label() in ("pore", "cbd", "active")}
 
