@@ -71,12 +71,11 @@ def test_the_kernels_load_where_numba_can_cache_neither_beside_them_nor_at_home(
     import os
 
     import numba
-    from numba.core import caching
 
     import bigseg.kernels
 
     monkeypatch.setattr(numba.config, "CACHE_DIR", "")
-    for locator in (caching.InTreeCacheLocator, caching.UserWideCacheLocator):
+    for locator in bigseg.kernels.cache_locators():  # (numba 0.60 names them _InTreeCacheLocator, ...)
         monkeypatch.setattr(locator, "from_function", classmethod(lambda cls, func, file: None))
     importlib.reload(bigseg.kernels)  # as imported there (before any kernel is defined)
 
