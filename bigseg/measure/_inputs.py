@@ -26,6 +26,7 @@ class Labels:
     voxel_size: tuple[float, float, float]
     unit: str
     name: str
+    named: bool = False  #: phases given by the caller (``phases=``): what its values are is said
 
     @property
     def series(self) -> bool:
@@ -71,45 +72,50 @@ def as_labels(x: Any, *, name: str = "labels", phases: Any = None) -> Labels:
     else:
         names = list(DEFAULT_PHASES)
     vs = tuple(float(v) for v in vol.attrs.get("voxel_size", (1.0, 1.0, 1.0)))
-    return Labels(vol, names, vs, str(vol.attrs.get("unit", "voxel")), name)  # type: ignore[arg-type]
+    return Labels(vol, names, vs, str(vol.attrs.get("unit", "voxel")), name,  # type: ignore[arg-type]
+                  named=phases is not None)
 
 
 def from_stack(lab: Any) -> bool:
     """Labels read from a file that names no phases (a TIFF, .npy or raw label stack: ``source``
-    set, no ``phases``), where a 0 / 255 binary mask is common (:func:`_warn_binary_255`)."""
+    set, no ``phases``), where a 0 / 255 binary mask is common (:func:`_warn_binary_255`), and
+    given no ``phases`` by the caller either (one who names them says what the values are)."""
     attrs = getattr(getattr(lab, "vol", None), "attrs", {})
-    return "source" in attrs and attrs.get("phases") is None
+    return "source" in attrs and attrs.get("phases") is None and not getattr(lab, "named", False)
 
 
-def _warn_binary_255(hist: np.ndarray, name: str, phases: list[str], allow_unlabelled: bool, t: int | None) -> None:
+def _warn_binary_255(hist: np.ndarray, name: str, phases: list[str], allow_unlabelled: bool, t: int | None) -> bool:
     """Labels of a stack holding 0 and 255 only: a two-phase mask saved as 0 / 255 (ImageJ, Fiji,
     OpenCV binary masks) read as phase 0 and unlabelled voxels measured nothing of the second phase
-    without a word (every fraction of the first 1.0). Said, with the mapping that makes them two phases."""
+    without a word (every fraction of the first 1.0). Said, with the mapping that makes them two phases,
+    at the caller's line; True when said."""
     total = int(hist.sum())
     if not allow_unlabelled or not total or np.count_nonzero(hist[:UNLABELLED]) != 1 or not hist[0] \
             or hist[UNLABELLED] < 0.01 * total:
-        return
-    import warnings
+        return False
+    from ..errors import warn_caller
 
     where = f" at t={t}" if t is not None else ""
-    warnings.warn(f"`{name}` holds only the values 0 ({phases[0]}) and 255{where}, which is left out as unlabelled "
+    warn_caller(f"`{name}` holds only the values 0 ({phases[0]}) and 255{where}, which is left out as unlabelled "
                   f"({100 * hist[UNLABELLED] / total:.1f} % of the voxels): if it is a two-phase mask saved as "
                   "0 / 255, map 255 to 1 first (labels.where(labels != 255, 1), np.where(mask == 255, 1, mask)) "
-                  "and pass `phases` naming both.", stacklevel=4)
+                "and pass `phases` naming both.")
+    return True
 
 
 def check_values(hist: np.ndarray, k: int, phases: list[str], name: str, *,
-                 allow_unlabelled: bool, out_of_range: int = 0, t: int | None = None, stack: bool = False) -> None:
-    """Raise ``InputError`` if a histogram shows values outside ``0..k-1`` (and 255 if allowed)."""
+                 allow_unlabelled: bool, out_of_range: int = 0, t: int | None = None, stack: bool = False) -> bool:
+    """Raise ``InputError`` if a histogram shows values outside ``0..k-1`` (and 255 if allowed).
+    ``stack``: labels read from a file naming no phases, whose 0 / 255 mask is warned about; the
+    return value says whether it was (a series' caller asks once, not once per step)."""
     bad = hist.copy()
     bad[:k] = 0
     if allow_unlabelled:
         bad[UNLABELLED] = 0
     nbad = int(bad.sum()) + int(out_of_range)
     if nbad == 0:
-        if stack:  # a label stack from a file, naming no phases
-            _warn_binary_255(hist, name, phases, allow_unlabelled, t)
-        return
+        # a label stack from a file, naming no phases
+        return stack and _warn_binary_255(hist, name, phases, allow_unlabelled, t)
     values = np.flatnonzero(bad).tolist()
     where = f" at t={t}" if t is not None else ""
     shown = ", ".join(str(v) for v in values[:10]) + (", ..." if len(values) > 10 else "")

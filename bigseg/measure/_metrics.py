@@ -136,13 +136,15 @@ def _unpack(vec: np.ndarray, k: int) -> dict[str, np.ndarray]:
 
 def _check(lab: Labels, results, *, allow_unlabelled: bool, crofton: bool = False) -> list[dict[str, np.ndarray]]:
     out = []
+    stack = from_stack(lab)  # (its 0 / 255 mask said once, at the first step that is one)
     for t, vec in enumerate(results):
         s = _unpack(np.asarray(vec), lab.k)
         if crofton:  # the summed crossing counts, made (k, k) areas once
             counts = np.rint(s["areas"]).astype(np.int64).reshape(len(DIRECTIONS), lab.k, lab.k)
             s["areas"] = crossing_areas(counts, lab.voxel_size).ravel()
-        check_values(s["hist"], lab.k, lab.phases, lab.name, allow_unlabelled=allow_unlabelled,
-                     out_of_range=int(s["bad"]), t=t if lab.series else None, stack=from_stack(lab))
+        if check_values(s["hist"], lab.k, lab.phases, lab.name, allow_unlabelled=allow_unlabelled,
+                        out_of_range=int(s["bad"]), t=t if lab.series else None, stack=stack):
+            stack = False
         out.append(s)
     return out
 

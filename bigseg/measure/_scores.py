@@ -104,13 +104,16 @@ def _confusion_graph(tl: Labels, pl: Labels) -> list:
 def _confusion_post(tl: Labels, pl: Labels, results) -> list[np.ndarray]:
     k = tl.k
     out = []
+    stacks = [from_stack(tl), from_stack(pl)]  # (a 0 / 255 mask said once, not at every step)
     for t, vec in enumerate(results):  # (each confusion_compact's: row sums, column sums, 2 counts, rows)
         vec = np.asarray(vec)
         when = t if tl.series else None
-        check_values(vec[:NBINS], k, tl.phases, tl.name, allow_unlabelled=True,
-                     out_of_range=int(vec[2 * NBINS]), t=when, stack=from_stack(tl))
-        check_values(vec[NBINS:2 * NBINS], k, pl.phases, pl.name, allow_unlabelled=True,
-                     out_of_range=int(vec[2 * NBINS + 1]), t=when, stack=from_stack(pl))
+        if check_values(vec[:NBINS], k, tl.phases, tl.name, allow_unlabelled=True,
+                        out_of_range=int(vec[2 * NBINS]), t=when, stack=stacks[0]):
+            stacks[0] = False
+        if check_values(vec[NBINS:2 * NBINS], k, pl.phases, pl.name, allow_unlabelled=True,
+                        out_of_range=int(vec[2 * NBINS + 1]), t=when, stack=stacks[1]):
+            stacks[1] = False
         # (k, k + 1), rows and columns in `pred`'s phase order (the truth's rows matched by
         # name); the last column counts the truth's voxels that the prediction leaves
         # unlabelled (255, e.g. outside its field of view); they count as misses

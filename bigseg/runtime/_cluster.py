@@ -449,7 +449,7 @@ def connect(
     _check_options(cluster, options)
     if "dashboard_address" in options and cluster in ("local", "local-cuda"):  # a fixed port (an SSH tunnel's)
         given = options.pop("dashboard_address")  # (passed besides bigseg's own: "multiple values" TypeError)
-        if not dashboard:
+        if not dashboard and given is not None:  # (None: no dashboard, as dashboard=False says)
             raise InputError(f"Expected no `dashboard_address` with dashboard=False. Got {given!r}.")
         if given is not None:
             dash = given

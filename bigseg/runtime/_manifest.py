@@ -22,7 +22,7 @@ import numpy as np
 
 from ..ops._blocks import per_block
 from ._files import ZARR_METADATA, is_zarr_store
-from ._progress import _BARS, compute
+from ._progress import compute, showing
 
 __all__ = ["store_resumable", "stored_named", "blocks_done", "resumable_array", "key_digest", "path_stamp"]
 
@@ -181,7 +181,7 @@ def store_resumable(arr: da.Array, target: Any, manifest: str | Path, *, desc: s
                                          str(manifest / _name(idx))))
     if len(todo) < total:
         desc = f"{desc} (resuming: {total - len(todo)} of {total} blocks on disk)"
-        if not (progress and _BARS.get()):  # said without a bar too: a resumed run is worth knowing
+        if not showing(progress):  # said without a bar too: a resumed run is worth knowing
             print(f"bigseg: {desc}", file=sys.stderr, flush=True)
     compute(stores, desc=desc, progress=progress)
     return len(todo), total

@@ -95,13 +95,18 @@ class progress_bars:
     """
 
     def __init__(self, on: bool) -> None:
-        self._token = _BARS.set(parse_flag("on", on))
+        self._on = parse_flag("on", on)
+        self._tokens = [_BARS.set(self._on)]  # (a plain call: from here on)
+        self._fresh = True
 
     def __enter__(self) -> progress_bars:
+        if not self._fresh:  # one object entered again (``quiet = progress_bars(False)``, ``with quiet:`` twice)
+            self._tokens.append(_BARS.set(self._on))  # its block off again (was on, then a RuntimeError at its end)
+        self._fresh = False
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        _BARS.reset(self._token)
+        _BARS.reset(self._tokens.pop())
 
 
 @contextmanager

@@ -221,6 +221,8 @@ def test_a_two_phase_mask_saved_as_0_and_255_is_warned_about(tmp_path):
         lab[:, :, 4:6] = 1  # labels of several phases (a field of view around them): nothing said
         np.save(tmp_path / "fov.npy", lab)
         volume_fractions(open_source(tmp_path / "fov.npy"))
+        # sparse annotations of one phase (255 unlabelled) whose phases the caller names: nothing said
+        volume_fractions(open_source(tmp_path / "mask.npy"), phases=["pore", "cbd", "active"])
 
 
 def test_an_axis_is_spelled_alike_in_every_measure():
@@ -304,3 +306,25 @@ def test_absurd_counts_are_refused_at_the_call_before_compute():
             with pytest.raises(InputError, match=f"^Expected `{name}` to be a (positive|non-negative) integer. "
                                                  f"Got {bad!r} instead.$"):
                 calls(bad)
+
+
+def test_a_0_255_mask_series_is_warned_about_once_at_the_caller_s_line(tmp_path):
+    # each step of a series said it again (a 128-scan series: 128 warnings), and the warning
+    # pointed into bigseg/measure/_metrics.py (a fixed stacklevel), not at the line that measured
+    import warnings
+
+    from bigseg.io import open_source
+
+    lab = np.zeros((3, 4, 6, 8), np.uint8)
+    lab[..., 4:] = 255
+    np.save(tmp_path / "series.npy", lab)
+    series = open_source(tmp_path / "series.npy")
+    # scores: the truth's and the prediction's, each once
+    for measured, expected in ((lambda: volume_fractions(series), 1), (lambda: scores(series, series), 2)):
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            measured()
+        mask = [w for w in said if "holds only the values 0" in str(w.message)]
+        assert len(mask) == expected, [str(w.message) for w in said]
+        assert all("at t=0" in str(w.message) for w in mask)
+        assert {w.filename for w in mask} == {__file__}

@@ -532,3 +532,12 @@ def test_slurm_leaves_ctrl_c_as_it_was(first_from):
     done = subprocess.run([sys.executable, "-c", f"FIRST = {first_from!r}\n" + code], capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0 and "kept" in done.stdout, done.stderr[-2000:]
+
+
+@pytest.mark.timeout(120)
+def test_no_dashboard_address_with_dashboard_off_is_taken():
+    """``dashboard_address=None`` (an optional setting passed on as it is) with ``dashboard=False`` says
+    the same as dashboard=False: was refused, "Expected no `dashboard_address` ... Got None"."""
+    with bigseg.connect("local", n_workers=1, processes=False, dashboard=False, dashboard_address=None,
+                        quiet=True, memory_limit="1GiB") as client:
+        assert client.submit(sum, [1, 2]).result() == 3

@@ -357,3 +357,23 @@ def test_progress_bars_off_for_a_whole_script_or_a_block(tmp_path, capsys):
         bigseg.runtime.progress_bars(True)
     with pytest.raises(bigseg.errors.InputError, match="`on`"):
         bigseg.runtime.progress_bars("no")
+
+
+def test_one_progress_bars_object_entered_twice_is_off_in_each_block():
+    """``quiet = progress_bars(False)`` then ``with quiet:`` twice: the second block drew its bars and
+    ended in a RuntimeError (its one token "has already been used once")."""
+    from bigseg.runtime import progress_bars
+    from bigseg.runtime._progress import showing
+
+    quiet = progress_bars(False)
+    try:
+        for _ in range(2):
+            with quiet:
+                assert not showing(True)
+                with quiet:  # nested in itself too
+                    assert not showing(True)
+                assert not showing(True)
+            assert showing(True)
+    finally:
+        progress_bars(True)
+    assert showing(True)
