@@ -20,7 +20,19 @@ from .._parse import parse_flag
 
 __all__ = ["bars", "bar_stream", "compute", "current_client", "in_groups", "progress_bars", "scheduler_for", "showing"]
 
-_BARS = contextvars.ContextVar("bigseg_progress_bars", default=True)
+#: bars off within a block of this context (:func:`bars`: a run with ``progress=False``); None: as
+#: :data:`_ALL` says
+_BARS: contextvars.ContextVar[bool | None] = contextvars.ContextVar("bigseg_progress_bars", default=None)
+
+#: bars on or off for the whole process (:class:`progress_bars`): every thread, and every later cell
+#: of a notebook (ipykernel 7 runs each cell in a context of its own, where a context variable set
+#: by an earlier cell is not seen)
+_ALL = [True]
+
+
+def _on() -> bool:
+    inner = _BARS.get()
+    return _ALL[0] if inner is None else inner and _ALL[0]
 
 #: seconds between a progress bar's lines where stderr is no terminal (a log file, a SLURM job's output)
 LOG_INTERVAL_S = 30.0
@@ -75,13 +87,14 @@ def bar_stream() -> tuple[Any, bool]:
 def showing(progress: Any) -> bool:
     """Whether a bar asked for with ``progress`` is drawn: unless bars are off around it
     (:func:`bars`, :class:`progress_bars`)."""
-    return parse_flag("progress", progress) and _BARS.get()
+    return parse_flag("progress", progress) and _on()
 
 
 class progress_bars:
-    """Every progress bar bigseg draws on (``True``) or off (``False``) from here on, in this
-    thread (a notebook, a beamline script logging elsewhere); as a ``with`` block, only within it
-    (the setting before is back after it). A function's own ``progress=False`` stays off.
+    """Every progress bar bigseg draws on (``True``) or off (``False``) from here on, in the whole
+    process (a notebook's later cells, a beamline script logging elsewhere, every thread); as a
+    ``with`` block, only until its end (the setting before is back after it). A function's own
+    ``progress=False`` stays off.
 
     Parameters
     ----------
@@ -96,24 +109,26 @@ class progress_bars:
 
     def __init__(self, on: bool) -> None:
         self._on = parse_flag("on", on)
-        self._tokens = [_BARS.set(self._on)]  # (a plain call: from here on)
+        self._before = [_ALL[0]]  # (a plain call: from here on)
+        _ALL[0] = self._on
         self._fresh = True
 
     def __enter__(self) -> progress_bars:
         if not self._fresh:  # one object entered again (``quiet = progress_bars(False)``, ``with quiet:`` twice)
-            self._tokens.append(_BARS.set(self._on))  # its block off again (was on, then a RuntimeError at its end)
+            self._before.append(_ALL[0])
+            _ALL[0] = self._on
         self._fresh = False
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        _BARS.reset(self._tokens.pop())
+        _ALL[0] = self._before.pop()
 
 
 @contextmanager
 def bars(on: bool) -> Iterator[None]:
     """Progress bars of every :func:`compute` in the block on (as each call asks) or off (a whole
     pipeline run with ``progress=False``, ``bigseg run --no-progress``)."""
-    token = _BARS.set(parse_flag("progress", on) and _BARS.get())  # ("no" was on: any truthy value)
+    token = _BARS.set(parse_flag("progress", on) and _BARS.get() is not False)  # ("no" was on: any truthy value)
     try:
         yield
     finally:

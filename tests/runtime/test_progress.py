@@ -377,3 +377,30 @@ def test_one_progress_bars_object_entered_twice_is_off_in_each_block():
     finally:
         progress_bars(True)
     assert showing(True)
+
+
+def test_progress_bars_off_in_one_notebook_cell_stays_off_in_the_next():
+    """ipykernel 7 runs each cell in a context of its own: a context variable set by one cell was
+    not seen by the next (nor by another thread), so `progress_bars(False)` held for one cell."""
+    import contextvars
+    import threading
+
+    from bigseg.runtime import progress_bars
+    from bigseg.runtime._progress import bars, showing
+
+    try:
+        contextvars.copy_context().run(progress_bars, False)  # "cell 1"
+        assert not contextvars.copy_context().run(showing, True)  # "cell 2"
+        seen = []
+        worker = threading.Thread(target=lambda: seen.append(showing(True)))
+        worker.start()
+        worker.join(10)
+        assert seen == [False]
+        with bars(True):  # a function's own block cannot turn them on again
+            assert not showing(True)
+    finally:
+        progress_bars(True)
+    assert showing(True)
+    with bars(False):  # a run with progress=False: off within, whatever the process says
+        assert not showing(True)
+    assert showing(True)
