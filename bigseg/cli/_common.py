@@ -15,6 +15,12 @@ from ..runtime._files import json_text  # noqa: F401 (the commands import it fro
 from ..runtime._terminal import PrintableStream, printable  # noqa: F401 (the commands import them from here)
 
 
+def column_widths(names: list[str], least: int = 10) -> list[int]:
+    """Widths of a printed table's columns headed by ``names`` (phases): ``least``, wider for a
+    longer name, a space before each (long names such as "binder+carbon" ran into the next)."""
+    return [max(least, len(str(n)) + 2) for n in names]
+
+
 def add_cluster_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("cluster")
     g.add_argument("--cluster", default=None,

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 from ..runtime._files import replacing
-from ._common import (FIGURE_SUFFIXES, add_cluster_args, add_progress_args, add_stack_calibration_args,
+from ._common import (FIGURE_SUFFIXES, add_cluster_args, column_widths, add_progress_args, add_stack_calibration_args,
                       cluster_from_args, open_label_image, output_file, sparse_truth_note,
                       stack_calibration)
 
@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {name:<{width}}{path}")
     heads = [c.replace("fraction_", "") if c.startswith("fraction_") else c.replace("_", " ") for c in table.columns]
     print(f"volume fractions{last}" + (" and IoU against the reference" if scores else "") + ":")
-    cols = [max(11, len(h) + 2) for h in heads]  # long phase names ("binder+carbon") ran into each other
+    cols = column_widths(heads, 11)
     print(f"{'':<{width}}" + "".join(f"{h:>{w}}" for h, w in zip(heads, cols)))
     for name, row in table.iterrows():
         print(f"{name:<{width}}" + "".join(f"{v:>{w}.4f}" for v, w in zip(row.values, cols)))

@@ -9,7 +9,7 @@ from pathlib import Path
 from .._parse import parse_shells_spec
 from ..errors import InputError
 from ..runtime._files import replacing
-from ._common import (FIGURE_SUFFIXES, add_cluster_args, add_progress_args, add_stack_calibration_args,
+from ._common import (FIGURE_SUFFIXES, add_cluster_args, column_widths, add_progress_args, add_stack_calibration_args,
                       cluster_from_args, distinct_files, open_label_image, output_file, positive_float,
                       positive_int, refuse_label_image, refuse_unused, sparse_truth_note, stack_calibration)
 
@@ -142,18 +142,12 @@ def _table(ds) -> str:
     return "\n".join(lines).rstrip()
 
 
-def _widths(phases: list[str]) -> list[int]:
-    """Column widths of a table with one column per phase: 10, wider for a longer name (a space
-    before each, so that "binder+carbon" and "NMC811" do not run together)."""
-    return [max(10, len(p) + 2) for p in phases]
-
-
 def _rve_table(rve) -> str:
     from ..report._units import along_z, readable
 
     scale, unit = readable(rve["size_physical"].values, rve["size_physical"].attrs.get("units", ""))
     phases = [str(p) for p in rve.phase.values]
-    wide = _widths(phases)
+    wide = column_widths(phases)
     lines = [f"representative volume element: std / mean of each fraction over sub-cubes (tolerance "
              f"{rve.attrs['tolerance']:g})", f"{'cube edge' + along_z(rve.attrs.get('voxel_size')) + ' [' + unit + ']':<20}{'cubes':>8}" + "".join(f"{p:>{w}}" for p, w in zip(phases, wide))]
     for i, edge in enumerate(rve["size_physical"].values):
@@ -244,13 +238,14 @@ def _radial_table(radial, rows: int = 10) -> str:
     scale, unit = readable(p.r.values, p.r.attrs.get("units", ""))
     step = float(p.attrs["step"]) * (float(p.r.values[0]) / float(p.r_voxels.values[0])) * scale
     phases = [str(x) for x in p.phase.values]
+    wide = column_widths(phases)
     cy, cx = p.attrs["centre"]
     lines = [f"volume fractions by distance from the axis at voxel y {cy:g}, x {cx:g}{last}:",
-             f"{'r [' + unit + ']':<20}" + "".join(f"{x:>{wd}}" for x, wd in zip(phases, _widths(phases)))]
+             f"{'r [' + unit + ']':<20}" + "".join(f"{x:>{wd}}" for x, wd in zip(phases, wide))]
     for a, b in zip(edges[:-1], edges[1:]):
         ww = w[a:b]
         vals = [np.nansum(p.values[i, a:b] * ww) / ww.sum() if ww.sum() else np.nan for i in range(len(phases))]
-        lines.append(f"{f'{a * step:.4g} - {b * step:.4g}':<20}" + "".join(f"{v:>{wd}.3f}" for v, wd in zip(vals, _widths(phases))))
+        lines.append(f"{f'{a * step:.4g} - {b * step:.4g}':<20}" + "".join(f"{v:>{wd}.3f}" for v, wd in zip(vals, wide)))
     return "\n".join(lines)
 
 
@@ -271,8 +266,9 @@ def _profile_table(prof, rows: int = 10) -> str:
     edges = np.unique(np.linspace(0, n, min(rows, n) + 1).round().astype(int))
     scale, unit = readable(p[axis].values, p[axis].attrs.get("units", ""))
     phases = [str(x) for x in p.phase.values]
+    wide = column_widths(phases)
     lines = [f"volume fractions along {axis}{last}:",
-             f"{'slices':<14}{'centre [' + unit + ']':>16}" + "".join(f"{ph:>{wd}}" for ph, wd in zip(phases, _widths(phases)))]
+             f"{'slices':<14}{'centre [' + unit + ']':>16}" + "".join(f"{ph:>{wd}}" for ph, wd in zip(phases, wide))]
     for a, b in zip(edges[:-1], edges[1:]):
         ww = w[a:b]
         frac = ((np.nan_to_num(p.values[:, a:b]) * ww).sum(axis=1) / ww.sum() if ww.sum() > 0
@@ -280,7 +276,7 @@ def _profile_table(prof, rows: int = 10) -> str:
         end = int(first[b]) if b < n else n_slices
         centre = float(np.average(p[axis].values[a:b], weights=np.diff(np.append(first, n_slices))[a:b])) * scale
         lines.append(f"{f'{int(first[a])}-{end - 1}':<14}{centre:>16.4g}"
-                     + "".join(f"{v:>{wd}.4f}" for v, wd in zip(frac, _widths(phases))))
+                     + "".join(f"{v:>{wd}.4f}" for v, wd in zip(frac, wide)))
     return "\n".join(lines)
 
 
@@ -380,10 +376,10 @@ def run(args: argparse.Namespace) -> int:
         from ..io._fov import parse_fov
 
         parse_fov(args.fov)  # before any work
-    if shells or args.thickness:  # the phases they name, before any work (were refused after the summary's pass)
-        from ..measure._inputs import as_labels
+    from ..measure._inputs import as_labels
 
-        known = as_labels(labels, phases=phases).phases
+    known = as_labels(labels, phases=phases).phases  # (the names the checks below hold options against)
+    if shells or args.thickness:  # the phases they name, before any work (were refused after the summary's pass)
         asked = ([("--shells", shells[0]), ("--shells", shells[1])] if shells else []) + \
             ([("--thickness", s.strip()) for s in args.thickness.split(",")] if args.thickness else [])
         for option, name in asked:
@@ -393,19 +389,15 @@ def run(args: argparse.Namespace) -> int:
         if shells and shells[0] == shells[1]:  # every shell would read 0
             raise InputError(f"Expected `--shells` AROUND:OF:MAX to name two phases (the voxels of AROUND lie at "
                              f"distance 0 from it, in no shell). Got {args.shells!r} instead.")
-    if args.tortuosity:  # of the phase named "pore": before any work (was refused after the summary's pass,
-        from ..measure._inputs import as_labels  # as `phase`, an argument the command does not have)
-
-        known = as_labels(labels, phases=phases).phases
+    # --tortuosity: of the phase named "pore", before any work (was refused after the summary's pass,
+    # as `phase`, an argument the command does not have)
+    if args.tortuosity:
         if "pore" not in known:
             at = next((i for i, p in enumerate(known) if "pore" in p.lower()), 0)  # "Pore": that one
             raise InputError(f"Expected `--tortuosity` (the tortuosity of the phase named 'pore') with labels that "
                              f"name a phase 'pore'. Got the phases {known}: name the conducting phase 'pore' with "
                              f"--phases (e.g. --phases {','.join('pore' if i == at else p for i, p in enumerate(known))}).")
     if args.particles or args.particle_labels:  # checked before any work, against the names measure uses
-        from ..measure._inputs import as_labels
-
-        known = as_labels(labels, phases=phases).phases
         if args.particle_phase not in known and str(args.particle_phase).isdigit():  # a label value: its name
             if int(args.particle_phase) >= len(known):
                 raise InputError(f"Expected `--particle-phase` to be one of the phases {known} or a label value "

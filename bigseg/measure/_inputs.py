@@ -97,8 +97,8 @@ def _warn_binary_255(hist: np.ndarray, name: str, phases: list[str], allow_unlab
 
     where = f" at t={t}" if t is not None else ""
     warn_caller(f"`{name}` holds only the values 0 ({phases[0]}) and 255{where}, which is left out as unlabelled "
-                  f"({100 * hist[UNLABELLED] / total:.1f} % of the voxels): if it is a two-phase mask saved as "
-                  "0 / 255, map 255 to 1 first (labels.where(labels != 255, 1), np.where(mask == 255, 1, mask)) "
+                f"({100 * hist[UNLABELLED] / total:.1f} % of the voxels): if it is a two-phase mask saved as "
+                "0 / 255, map 255 to 1 first (labels.where(labels != 255, 1), np.where(mask == 255, 1, mask)) "
                 "and pass `phases` naming both.")
     return True
 
