@@ -40,7 +40,8 @@ def shells_figure(shells: Any, *, overall: Any = None, path: str | os.PathLike |
     # the label image's phase names, for a phase without a fixed colour: the shells' own, else the
     # ``overall`` fractions' (summary's volume_fraction holds every phase)
     phases = shells.attrs.get("phases") or (list(overall.phase.values) if hasattr(overall, "dims") else None)
-    of_names, around_names = (_names(shells.attrs.get(key), phases) for key in ("of", "around"))
+    of_names, around_names = (_names(shells.attrs.get(f"{key}_phases", shells.attrs.get(key)), phases)
+                              for key in ("of", "around"))
     of, around = "+".join(of_names) or "phase", "+".join(around_names) or "phase"
     colour = phase_rgb(of, 1, phases)
     plt = pyplot(path)
@@ -69,16 +70,21 @@ def shells_figure(shells: Any, *, overall: Any = None, path: str | os.PathLike |
 
 
 def _names(value: Any, phases: Any = None) -> list[str]:
-    """The phases an ``around`` / ``of`` attribute names: ``"cbd+active"`` as
-    :func:`bigseg.measure.shells` writes it, or a list of names. A phase whose own name holds
-    a ``+`` (``"binder+carbon"``) is one name where ``phases`` (the label image's) has it."""
+    """The phases an ``of_phases`` / ``around_phases`` attribute names (a JSON list, as
+    :func:`bigseg.measure.shells` writes it), or of an ``around`` / ``of`` text of shells stored
+    before those were (``"cbd+active"``), or a list of names. In a text, a phase whose own name
+    holds a ``+`` (``"binder+carbon"``) is one name where ``phases`` (the label image's) has it."""
     if value is None:
         return []
+    from ..measure._metrics import phases_of_attr
+
+    if isinstance(value, str) and value.startswith("["):
+        listed = phases_of_attr(value)
+        if listed is not None:
+            return listed
     if not isinstance(value, str):
         return [str(v) for v in value]
     parts = value.split("+")
-    from ..measure._metrics import phases_of_attr
-
     known = set(phases_of_attr(phases) or []) if phases is not None else set()
     out: list[str] = []
     i = 0

@@ -157,3 +157,26 @@ def test_shells_of_a_phase_whose_name_holds_a_plus_draw_its_overall_fraction():
                          overall=overall)
     line = [ln for ln in both.axes[0].get_lines() if ln.get_linestyle() == "--"][0]
     assert line.get_ydata()[0] == pytest.approx(float(overall.sel(phase=["pore", "binder+carbon"]).sum()))
+
+
+def test_shells_of_two_phases_beside_one_named_by_both_read_back_as_two():
+    # phases "a", "a+b", "b": shells of ["a", "b"] were stored as the text "a+b" only, and the
+    # figure read it back as the one phase "a+b" (its colour, its overall fraction)
+    import json
+
+    rng = np.random.default_rng(1)
+    lab = xr.DataArray(rng.integers(0, 4, (8, 8, 8)).astype(np.uint8), dims=("z", "y", "x"),
+                       attrs={"voxel_size": (1.0, 1.0, 1.0), "unit": "nm", "phases": ["pore", "a", "a+b", "b"]})
+    sh = measure.shells(lab, around="pore", of=["a", "b"], max_distance=2)
+    assert json.loads(sh.attrs["of_phases"]) == ["a", "b"] and json.loads(sh.attrs["around_phases"]) == ["pore"]
+    assert sh.attrs["of"] == "a+b"  # the text, for reading
+    overall = measure.volume_fractions(lab)
+    fig = shells_figure(sh, overall=overall)
+    line = [ln for ln in fig.axes[0].get_lines() if ln.get_linestyle() == "--"][0]
+    assert line.get_ydata()[0] == pytest.approx(float(overall.sel(phase=["a", "b"]).sum()))
+    assert line.get_ydata()[0] != pytest.approx(float(overall.sel(phase="a+b")))
+    # and the same through netCDF (as `measure --netcdf` and a run's results keep them)
+    import io as _io
+
+    back = xr.open_dataarray(_io.BytesIO(sh.to_netcdf()))
+    assert json.loads(back.attrs["of_phases"]) == ["a", "b"]
