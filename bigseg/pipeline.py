@@ -32,7 +32,7 @@ from .config import CLASSICAL_MODELS, WHERE_KEYS, RunConfig
 from .errors import BigsegError, ConfigError, InputError, OutputInUseError, OutputNotWritableError, SourceNotFoundError
 from .io._fov import fill_outside_like_inside, fov_centre
 from .io._ingest import natural_key, tiff_slices
-from .io._volume import crop_box, is_series, placed_like, same_place
+from .io._volume import crop_box, is_series, phase_named, placed_like, same_place
 from .runtime._files import SYSTEM_FILES, folded, json_text, replacing, write_text
 from .runtime._cluster import computed_on
 from .runtime._lock import held
@@ -545,7 +545,7 @@ class Pipeline:
             wanted.append(("measure.tortuosity (of the pore phase)", "pore"))
         wanted += [("measure.thickness", p) for p in m["thickness"] or []]
         for key, name in wanted:
-            if name not in phases:
+            if phase_named(phases, name) is None:  # (in other case too: "Pore", as measure takes it)
                 said = repr(str(model)) if isinstance(model, (str, os.PathLike)) else \
                     f"given ({getattr(model, 'arch', type(model).__name__)})"  # (not its repr: lines)
                 raise ConfigError(f"Expected `{key}` to name a phase of the model {said}: one of {phases}. "

@@ -376,6 +376,7 @@ def run(args: argparse.Namespace) -> int:
         from ..io._fov import parse_fov
 
         parse_fov(args.fov)  # before any work
+    from ..io._volume import phase_named
     from ..measure._inputs import as_labels
 
     known = as_labels(labels, phases=phases).phases  # (the names the checks below hold options against)
@@ -383,17 +384,17 @@ def run(args: argparse.Namespace) -> int:
         asked = ([("--shells", shells[0]), ("--shells", shells[1])] if shells else []) + \
             ([("--thickness", s.strip()) for s in args.thickness.split(",")] if args.thickness else [])
         for option, name in asked:
-            if name not in known:
+            if phase_named(known, name) is None:  # (in other case too: "Pore", as measure takes it)
                 raise InputError(f"Expected `{option}` to name phases of `labels` {known}. Got {name!r} in "
                                  f"{getattr(args, option[2:])!r} instead.")
-        if shells and shells[0] == shells[1]:  # every shell would read 0
+        if shells and phase_named(known, shells[0]) == phase_named(known, shells[1]):  # every shell would read 0
             raise InputError(f"Expected `--shells` AROUND:OF:MAX to name two phases (the voxels of AROUND lie at "
                              f"distance 0 from it, in no shell). Got {args.shells!r} instead.")
-    # --tortuosity: of the phase named "pore", before any work (was refused after the summary's pass,
-    # as `phase`, an argument the command does not have)
+    # --tortuosity: of the phase named "pore" (in any case), before any work (was refused after the
+    # summary's pass, as `phase`, an argument the command does not have)
     if args.tortuosity:
-        if "pore" not in known:
-            at = next((i for i, p in enumerate(known) if "pore" in p.lower()), 0)  # "Pore": that one
+        if phase_named(known, "pore") is None:
+            at = next((i for i, p in enumerate(known) if "pore" in p.lower()), 0)  # "Pores": that one
             raise InputError(f"Expected `--tortuosity` (the tortuosity of the phase named 'pore') with labels that "
                              f"name a phase 'pore'. Got the phases {known}: name the conducting phase 'pore' with "
                              f"--phases (e.g. --phases {','.join('pore' if i == at else p for i, p in enumerate(known))}).")
@@ -403,6 +404,7 @@ def run(args: argparse.Namespace) -> int:
                 raise InputError(f"Expected `--particle-phase` to be one of the phases {known} or a label value "
                                  f"below {len(known)}. Got {args.particle_phase!r} instead.")
             args.particle_phase = known[int(args.particle_phase)]
+        args.particle_phase = phase_named(known, args.particle_phase) or args.particle_phase  # ("Active")
         if args.particle_phase not in known:
             raise InputError(f"Expected `--particle-phase` to be one of the phases {known}. "
                              f"Got {args.particle_phase!r} instead.")

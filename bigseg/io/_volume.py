@@ -77,8 +77,20 @@ _EXTRA = [(200, 60, 90, 255), (90, 200, 90, 255), (170, 90, 210, 255), (230, 220
           (0, 158, 115, 255), (120, 200, 240, 255), (140, 86, 60, 255), (240, 150, 200, 255)]
 
 
+def phase_named(phases: Any, name: str) -> str | None:
+    """The phase of ``phases`` that ``name`` means: itself, else the one phase that differs from it
+    in case only (``"Pore"``, ``"PORE"`` for ``"pore"``: where bigseg looks for a phase by its own
+    name, as the pore of detachment and tortuosity, or a fixed colour); None if none or several do."""
+    names = [str(p) for p in phases]
+    if name in names:
+        return name
+    folded = [p for p in names if p.casefold() == str(name).casefold()]
+    return folded[0] if len(folded) == 1 else None
+
+
 def phase_colour(name: str, index: int) -> tuple[int, int, int, int]:
-    """RGBA colour of a phase: fixed for known names, else a stable colour from the index.
+    """RGBA colour of a phase: fixed for known names (in any case: ``"Pore"``, ``"CBD"``), else a
+    stable colour from the index.
 
     Parameters
     ----------
@@ -89,7 +101,8 @@ def phase_colour(name: str, index: int) -> tuple[int, int, int, int]:
     -------
     ``(r, g, b, a)``, ints in [0, 255].
     """
-    return PHASE_COLOURS.get(name, _EXTRA[index % len(_EXTRA)])
+    known = phase_named(PHASE_COLOURS, str(name))
+    return PHASE_COLOURS[known] if known is not None else _EXTRA[index % len(_EXTRA)]
 
 
 #: The unit of a volume's VALUES (``attrs["units"]``) and the name they are given where the volume has

@@ -12,7 +12,7 @@ import xarray as xr
 
 from .._parse import parse_choice
 from ..errors import InputError, warn_caller
-from ..io._volume import UNLABELLED
+from ..io._volume import UNLABELLED, phase_named
 from ..kernels.crofton import DIRECTIONS, crossing_areas, crossing_counts
 from ..kernels.metrics import NBINS, fill_unlabelled, histogram, label_stats, mc_field_areas, mc_region
 from ..runtime._progress import compute
@@ -473,8 +473,8 @@ def _phase_index(lab: Labels, phase: Any) -> int:
     if isinstance(phase, str) and lab.vol.dtype == np.bool_ and phase not in lab.phases:
         raise InputError(f"Expected `phase` to be one of {lab.phases} for a boolean mask of `{lab.name}` (its "
                          f"True voxels are 'foreground'). Got {phase!r} instead: pass phase='foreground'.")
-    if isinstance(phase, str):
-        return lab.phases.index(parse_choice("phase", phase, lab.phases))
+    if isinstance(phase, str):  # by name, or the one phase of that name in other case ("Pore" for "pore")
+        return lab.phases.index(parse_choice("phase", phase_named(lab.phases, phase) or phase, lab.phases))
     if isinstance(phase, (int, np.integer)) and not isinstance(phase, bool) and 0 <= int(phase) < lab.k:
         return int(phase)
     raise InputError(f"Expected `phase` to be one of {lab.phases} or an index below {lab.k}. Got {phase!r} instead.")

@@ -18,8 +18,8 @@ import xarray as xr
 
 from .._parse import parse_choice, parse_flag, parse_in_range, parse_path, parse_positive_float, parse_positive_int
 from ..errors import InputError, OutputExistsError
-from ..io._volume import (as_volume, frame_arrays, is_zarr_store, origin_of, own_units, time_unit, warn_other_grid,
-                          zarr_source)
+from ..io._volume import (as_volume, frame_arrays, is_zarr_store, origin_of, own_units, phase_named, time_unit,
+                          warn_other_grid, zarr_source)
 from ..kernels.particles import (PARTIAL_KEYS, block_components, join_components, label_points, mutual_matches,
                                   overlap_counts, particle_markers, particle_partials, split_particles)
 from ..runtime._malloc import release_free_heap
@@ -313,7 +313,7 @@ def particles(labels: Any, *, phase: str | int = "active", intensity: Any = None
     * ``contact_<phase>`` for every other phase and ``contact_particle`` (other particles of
       the same phase): fractions of the area of the particle's voxel faces inside the volume
       shared with them (they add up to 1; with anisotropic voxels each face counts by its area,
-      so a volume reads as the same volume resampled to cubic voxels); ``detachment`` = ``contact_pore`` when a phase is named "pore"
+      so a volume reads as the same volume resampled to cubic voxels); ``detachment`` = ``contact_pore`` when a phase is named "pore" (in any case)
       (the pore-contact fraction of the surface, Jiang et al. 2020; NaN otherwise);
     * ``touches_border``: a voxel on the volume border or next to an unlabelled (255) voxel,
       e.g. the edge of the field of view (its size and shape are then truncated: flagged, not
@@ -628,7 +628,8 @@ def _table(parts: list[dict[str, np.ndarray]], lab: Labels, idx: int, *,
         if j != idx:
             out[f"contact_{name}"] = frac[:, j]
     out["contact_particle"] = frac[:, idx]
-    out["detachment"] = out["contact_pore"] if "pore" in lab.phases and lab.phases[idx] != "pore" else np.nan
+    pore = phase_named(lab.phases, "pore")  # ("Pore" too)
+    out["detachment"] = out[f"contact_{pore}"] if pore is not None and lab.phases[idx] != pore else np.nan
     out["touches_border"] = border
     out = out.reset_index(drop=True)
     if with_intensity:  # grey values left out of the statistics: NaN or inf inside particles

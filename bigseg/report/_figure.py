@@ -63,7 +63,10 @@ _EXTRA_MARKERS = ("D", "v", "P", "X")
 def phase_marker(name: str, index: int = 0, phases: Any = None) -> str:
     """The matplotlib marker of a phase's curves in every figure (``"o"`` pore, ``"s"`` cbd,
     ``"^"`` active), chosen as :func:`phase_rgb` chooses its colour."""
-    return _MARKERS.get(str(name), _EXTRA_MARKERS[_label_value(name, index, phases) % len(_EXTRA_MARKERS)])
+    from ..io._volume import phase_named
+
+    known = phase_named(_MARKERS, str(name))  # (in any case, as its colour)
+    return _MARKERS[known] if known is not None else _EXTRA_MARKERS[_label_value(name, index, phases) % len(_EXTRA_MARKERS)]
 
 
 def finish(fig: Any, path: str | os.PathLike | None, *, title: str | None = None, dpi: int = 110,

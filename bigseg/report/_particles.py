@@ -102,7 +102,7 @@ def particle_figure(table: Any, *, path: str | os.PathLike | None = None, title:
         other = c[len("contact_"):]
         col = "0.5" if other == "particle" else phase_rgb(other, 0, table.attrs.get("phases"))
         axes[2].hist(inner[c].dropna(), bins=20, range=(0, 1), histtype="step", linewidth=2, color=col,
-                     label=other + (" (detachment)" if other == "pore" else ""))
+                     label=other + (" (detachment)" if other.casefold() == "pore" else ""))
     axes[2].set_xlabel("fraction of the particle surface in contact")
     axes[2].set_ylabel("particles")
     if inner.empty or not contacts:  # say why the panel is empty (was counts of 0 ... 0.072 in ticks)

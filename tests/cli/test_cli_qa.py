@@ -240,7 +240,8 @@ def test_compare_table_keeps_long_phase_names_apart(four_phases, bigseg_cli):
 
 
 def test_measure_tortuosity_without_a_pore_phase_is_refused_by_name_before_any_work(four_phases, bigseg_cli):
-    out = bigseg_cli("measure", four_phases, "--tortuosity", "z", "--no-progress", check=False)
+    out = bigseg_cli("measure", four_phases, "--tortuosity", "z", "--phases", "void,binder+carbon,NMC811,graphite",
+                     "--no-progress", check=False)
     assert out.returncode == 2
     assert "`--tortuosity`" in out.stderr and "--phases pore,binder+carbon" in out.stderr, out.stderr
     assert "`phase`" not in out.stderr  # an argument the command does not have
@@ -249,15 +250,37 @@ def test_measure_tortuosity_without_a_pore_phase_is_refused_by_name_before_any_w
 
 def test_measure_particles_without_a_pore_phase_say_why_no_detachment(tmp_path, bigseg_cli):
     """Was "median detachment nan" and size groups of "nan [nan-nan]": detachment is the contact
-    with the phase named pore, which these labels (Pore / solid) do not have."""
+    with the phase named pore, which these labels (void / solid) do not have."""
     from bigseg.io import save_labels, save_volume
 
     lab = np.zeros((16, 16, 16), np.uint8)
     lab[2:6, 2:6, 2:6] = lab[9:14, 8:13, 3:8] = lab[4:8, 9:13, 9:14] = 1  # three particles inside
     img = save_volume(lab.astype(np.float32), tmp_path / "s.ome.zarr", progress=False)
-    save_labels(lab, img, name="seg", phases=["Pore", "solid"], progress=False)
+    save_labels(lab, img, name="seg", phases=["void", "solid"], progress=False)
     out = bigseg_cli("measure", tmp_path / "s.ome.zarr" / "labels" / "seg", "--particles", tmp_path / "p.csv",
                      "--particle-phase", "solid", "--no-split", "--no-progress").stdout
     line = next(s for s in out.splitlines() if "solid particles" in s)
     assert "3 solid particles (3 inside the volume)" in line and "no detachment (" in line and "nan" not in line
     assert "by size" not in out and "nan" not in out.lower()
+
+
+def test_a_phase_named_pore_in_other_case_is_the_pore(four_phases, bigseg_cli, tmp_path):
+    """"Pore" (as "CBD", "Active": names as papers write them) was no pore: no detachment,
+    tortuosity refused, another colour than pore's in every figure."""
+    import pandas as pd
+
+    from bigseg.io import phase_colour
+    from bigseg.report._figure import phase_marker
+
+    out = bigseg_cli("measure", four_phases, "--tortuosity", "z", "--particles", tmp_path / "p.csv", "--particle-phase",
+                     "nmc811", "--no-split", "--no-progress").stdout
+    assert "tortuosity" in out.lower() and "no detachment" not in out, out
+    table = pd.read_csv(tmp_path / "p.csv")
+    assert table["detachment"].notna().all() and (table["detachment"] == table["contact_Pore"]).all()
+    assert "NMC811 particles" in out  # the phase's own name, as the labels give it
+    assert phase_colour("Pore", 5) == phase_colour("pore", 0) and phase_colour("CBD", 5) == phase_colour("cbd", 1)
+    assert phase_marker("Active", 5) == phase_marker("active") == "^"
+    # "pore" and "Pore" both present: each its own; two in other case: neither is guessed
+    from bigseg.io._volume import phase_named
+
+    assert phase_named(["pore", "Pore"], "Pore") == "Pore" and phase_named(["Pore", "PORE"], "pore") is None
