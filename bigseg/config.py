@@ -52,7 +52,7 @@ DEFAULTS: dict[str, Any] = {
     "measure": {"interfaces": "crofton", "particles": True, "phase": "active", "split": True, "max_diameter": 40,
                 "particle_area": "crofton",
                 "particle_labels": False, "profile": "z", "profile_step": 1, "shells": None, "tortuosity": None,
-                "connectivity": "z", "thickness": None, "rve": False, "radial_step": 4},
+                "tortuosity_phase": "pore", "connectivity": "z", "thickness": None, "rve": False, "radial_step": 4},
     # null: deploy/slurm.yaml's value (a key set here, to any value, overrides it; queue/account "": none)
     "slurm": {"queue": None, "account": None, "cores": None, "memory": None, "walltime": None,
               "jobs": None, "processes": None},
@@ -318,7 +318,12 @@ def _validate(cfg: dict[str, Any]) -> None:
     _check("measure.radial_step", isinstance(rs, (int, float)) and not isinstance(rs, bool) and rs > 0,
            "to be a positive number of voxels (shell width of the radial profile, with fov)", rs)
     _check("measure.tortuosity", cfg["measure"]["tortuosity"] in ("z", "y", "x", None),
-           "to be 'z', 'y', 'x' (the pore phase's tortuosity along it, TauFactor) or null", cfg["measure"]["tortuosity"])
+           "to be 'z', 'y', 'x' (the tortuosity of measure.tortuosity_phase along it, TauFactor) or null",
+           cfg["measure"]["tortuosity"])
+    _check("measure.tortuosity_phase", isinstance(cfg["measure"]["tortuosity_phase"], str)
+           and bool(cfg["measure"]["tortuosity_phase"]),
+           "to be a phase name (the conducting phase: pore for the electrolyte, active or cbd for the solid)",
+           cfg["measure"]["tortuosity_phase"])
     th = cfg["measure"]["thickness"]
     if th is False:
         th = cfg["measure"]["thickness"] = None

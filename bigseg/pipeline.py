@@ -542,7 +542,7 @@ class Pipeline:
             around, of, _ = parse_shells_spec("measure.shells", m["shells"])
             wanted += [("measure.shells", around), ("measure.shells", of)]
         if m["tortuosity"]:
-            wanted.append(("measure.tortuosity (of the pore phase)", "pore"))
+            wanted.append(("measure.tortuosity_phase", m["tortuosity_phase"]))
         wanted += [("measure.thickness", p) for p in m["thickness"] or []]
         for key, name in wanted:
             if phase_named(phases, name) is None:  # (in other case too: "Pore", as measure takes it)
@@ -849,10 +849,10 @@ class Pipeline:
         if m["shells"]:  # e.g. CBD around the active particles (Müller et al. 2021)
             around, of, top = parse_shells_spec("measure.shells", m["shells"])
             sh = measure.shells(labels, around=around, of=of, max_distance=top, progress=True)
-        if m["tortuosity"]:  # the pore phase's transport along an axis (TauFactor, sub-volumes)
+        if m["tortuosity"]:  # a phase's transport along an axis (TauFactor, sub-volumes): the pore's by default
             # solved in whole boxes: with a field of view, the largest square inside it
-            tau = measure.tortuosity(labels, axis=m["tortuosity"], fov=None if fov is None else fov.values,
-                                     progress=True)
+            tau = measure.tortuosity(labels, phase=m["tortuosity_phase"], axis=m["tortuosity"],
+                                     fov=None if fov is None else fov.values, progress=True)
         # a series' representative volume element: that of its last scan
         rve = measure.rve(labels.isel(t=-1) if is_series(labels) else labels, progress=True) if m["rve"] else None
         # a cylinder's artefacts are radial (cupping, rim): the fractions by distance from its axis

@@ -46,6 +46,7 @@ def test_defaults_yaml_env_keywords_precedence(tmp_path):
         ("measure: {shells: active-cbd}", "`measure.shells` as AROUND:OF:MAX"),
         ("measure: {shells: 'active:cbd:0'}", "`measure.shells`"),
         ("measure: {tortuosity: depth}", "`measure.tortuosity`"),
+        ("measure: {tortuosity_phase: 2}", "`measure.tortuosity_phase` to be a phase name.*Got 2"),
         ("measure: {connectivity: q}", "`measure.connectivity` to be 'z', 'y', 'x'.*Got 'q'"),
         ("measure: {thickness: 3}", "`measure.thickness` to be a phase name or a list"),
         ("measure: {thickness: []}", "`measure.thickness`"),

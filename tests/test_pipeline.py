@@ -458,6 +458,17 @@ def test_pipeline_shells_and_tortuosity_on_request(tmp_path, scan):
     with pytest.raises(ConfigError, match="`measure.thickness` to name a phase of the model"):
         Pipeline(predict={"model": "threshold"}, measure={"thickness": ["binder"]}).run(image, tmp_path / "x")
     assert not (tmp_path / "x").exists()
+    assert "<th>porosity</th>" in page
+    # the solid's tortuosity (measure.tortuosity_phase; was the pore's only)
+    res = Pipeline(chunks=24, predict={"model": "threshold"},
+                   measure={"particles": False, "tortuosity": "z", "tortuosity_phase": "active"}).run(image, tmp_path / "a")
+    np.testing.assert_allclose(res.metrics.tortuosity.values, bigseg.measure.tortuosity(labels, phase="active").tau.values)
+    assert res.metrics.attrs["tortuosity_phase"] == "active"
+    assert "<th>volume fraction</th>" in (tmp_path / "a" / "report.html").read_text()
+    with pytest.raises(ConfigError, match="`measure.tortuosity_phase` to name a phase of the model .* Got 'NMC'"):
+        Pipeline(predict={"model": "threshold"}, measure={"tortuosity": "z", "tortuosity_phase": "NMC"}).run(
+            image, tmp_path / "y")
+    assert not (tmp_path / "y").exists()
 
 
 @pytest.mark.slow

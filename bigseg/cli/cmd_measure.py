@@ -57,7 +57,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shells", default=None, metavar="AROUND:OF:MAX",
                    help="fraction of phase OF in 1-voxel shells up to MAX voxels from phase AROUND, e.g. active:cbd:10")
     p.add_argument("--tortuosity", default=None, choices=["z", "y", "x"],
-                   help="tortuosity factor of the pore phase along this axis (TauFactor, sub-volumes of 256³)")
+                   help="tortuosity factor of the pore phase (or --tortuosity-phase) along this axis (TauFactor, "
+                        "sub-volumes of 256³)")
+    p.add_argument("--tortuosity-phase", default=None, metavar="NAME",
+                   help="the conducting phase of --tortuosity (default pore: the electrolyte; active or cbd for "
+                        "transport in the solid)")
     p.add_argument("--connectivity", default=None, choices=["z", "y", "x"],
                    help="each phase's share in components spanning the volume along this axis (percolating), cut "
                         "off inside it (isolated) or reaching its edge only (unknown)")
@@ -337,7 +341,7 @@ def _write_particle_labels(labels, args: argparse.Namespace, phases) -> Path:
 _NEEDS = {"profile_step": (("profile",), 1), "particle_phase": (("particles", "particle_labels"), "active"),
           "no_split": (("particles", "particle_labels"), False), "intensity": (("particles",), None),
           "particle_area": (("particles",), "marching_cubes"),
-          "fov": (("tortuosity", "radial"), None),
+          "fov": (("tortuosity", "radial"), None), "tortuosity_phase": (("tortuosity",), "pore"),
           "max_diameter": (("particles", "particle_labels", "thickness"), 40)}
 
 
@@ -390,14 +394,17 @@ def run(args: argparse.Namespace) -> int:
         if shells and phase_named(known, shells[0]) == phase_named(known, shells[1]):  # every shell would read 0
             raise InputError(f"Expected `--shells` AROUND:OF:MAX to name two phases (the voxels of AROUND lie at "
                              f"distance 0 from it, in no shell). Got {args.shells!r} instead.")
-    # --tortuosity: of the phase named "pore" (in any case), before any work (was refused after the
-    # summary's pass, as `phase`, an argument the command does not have)
-    if args.tortuosity:
-        if phase_named(known, "pore") is None:
-            at = next((i for i, p in enumerate(known) if "pore" in p.lower()), 0)  # "Pores": that one
-            raise InputError(f"Expected `--tortuosity` (the tortuosity of the phase named 'pore') with labels that "
-                             f"name a phase 'pore'. Got the phases {known}: name the conducting phase 'pore' with "
-                             f"--phases (e.g. --phases {','.join('pore' if i == at else p for i, p in enumerate(known))}).")
+    # --tortuosity: of the phase named "pore" (in any case) or --tortuosity-phase, before any work (was
+    # refused after the summary's pass, as `phase`, an argument the command does not have)
+    if args.tortuosity and phase_named(known, args.tortuosity_phase) is None:
+        if args.tortuosity_phase != "pore":
+            raise InputError(f"Expected `--tortuosity-phase` to name a phase of `labels` {known}. Got "
+                             f"{args.tortuosity_phase!r} instead.")
+        at = next((i for i, p in enumerate(known) if "pore" in p.lower()), 0)  # "Pores": that one
+        raise InputError(f"Expected `--tortuosity` (the tortuosity of the phase named 'pore') with labels that "
+                         f"name a phase 'pore'. Got the phases {known}: name the conducting phase with "
+                         f"--tortuosity-phase (e.g. --tortuosity-phase {known[at]}) or name it 'pore' with --phases "
+                         f"(e.g. --phases {','.join('pore' if i == at else p for i, p in enumerate(known))}).")
     if args.particles or args.particle_labels:  # checked before any work, against the names measure uses
         if args.particle_phase not in known and str(args.particle_phase).isdigit():  # a label value: its name
             if int(args.particle_phase) >= len(known):
@@ -431,7 +438,7 @@ def run(args: argparse.Namespace) -> int:
                    if "t" in labels.dims and labels.sizes["t"] > 1 else None)  # a series: phase changes per step
         sh = (measure.shells(labels, around=shells[0], of=shells[1], max_distance=shells[2], phases=phases,
                              progress=args.progress) if shells else None)
-        tau = (measure.tortuosity(labels, axis=args.tortuosity, phases=phases, fov=args.fov, progress=args.progress)
+        tau = (measure.tortuosity(labels, phase=args.tortuosity_phase, axis=args.tortuosity, phases=phases, fov=args.fov, progress=args.progress)
                if args.tortuosity else None)
         rve = measure.rve(labels, phases=phases, progress=args.progress) if args.rve else None
         conn = (measure.connectivity(labels, axis=args.connectivity, phases=phases, progress=args.progress)

@@ -118,7 +118,9 @@ def _metrics_section(ds) -> str:
         rows = [[i, float(a), float(b), float(c)] for i, (a, b, c) in enumerate(
             zip(d.tortuosity.values, d.tortuosity_D_eff.values, d.tortuosity_porosity.values))]
         out += (f"<h2>Transport{last}</h2>"
-                + _table(["sub-volume", "tortuosity factor τ", "D_eff / D_0", "porosity"], rows)
+                + _table(["sub-volume", "tortuosity factor τ", "D_eff / D_0",
+                          "porosity" if str(ds.attrs.get("tortuosity_phase", "pore")).casefold() == "pore"
+                          else "volume fraction"], rows)
                 + f"<p class='note'>{html.escape(str(ds.attrs.get('tortuosity_phase', '')))} phase along "
                   f"{html.escape(str(ds.attrs.get('tortuosity_axis', '')))} (TauFactor; sub-volumes solved "
                   "independently)</p>")

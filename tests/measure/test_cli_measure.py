@@ -61,7 +61,8 @@ def test_cli_measure_bad_values_exit_code(tmp_path, capsys):
                        (["--profile-step", "0"], "`--profile-step` only with --profile"),
                        (["--no-split"], "`--no-split` only with --particles or --particle-labels"),
                        (["--particle-phase", "active"], "`--particle-phase` only with --particles"),
-                       (["--fov", "auto"], "`--fov` only with --tortuosity or --radial")):  # were ignored
+                       (["--fov", "auto"], "`--fov` only with --tortuosity or --radial"),
+                       (["--tortuosity-phase", "active"], "`--tortuosity-phase` only with --tortuosity")):  # were ignored
         assert main(["measure", str(image), *argv]) == 2
         assert said in capsys.readouterr().err, argv
 
@@ -101,6 +102,17 @@ def test_cli_measure_particles_shells_tortuosity(tmp_path, capsys):
     assert float(ds.tortuosity.values[0]) == float(tortuosity(vol, axis="z").tau.values[0])
     rc = main(["measure", str(image), "--shells", "active-cbd"])
     assert rc == 2 and "`--shells`" in capsys.readouterr().err
+    # the solid's tortuosity (was the pore's only, by CLI and pipeline)
+    assert main(["measure", str(image), "--tortuosity", "z", "--tortuosity-phase", "active", "--netcdf",
+                 str(tmp_path / "a.nc"), "--no-progress"]) == 0
+    assert "tortuosity factor of active along z" in capsys.readouterr().out
+    ds = xr.open_dataset(tmp_path / "a.nc", engine="h5netcdf").load()
+    ref = tortuosity(vol, phase="active", axis="z")
+    assert ds.attrs["tortuosity_phase"] == "active" and float(ds.tortuosity.values[0]) == float(ref.tau.values[0])
+    assert float(ref.tau.values[0]) != float(tortuosity(vol, axis="z").tau.values[0])
+    assert main(["measure", str(image), "--tortuosity", "z", "--tortuosity-phase", "NMC", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "`--tortuosity-phase` to name a phase of `labels` ['pore', 'cbd', 'active']. Got 'NMC'" in err
 
 
 def test_cli_measure_profile_table_csv_and_curves(tmp_path, capsys):
