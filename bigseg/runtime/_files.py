@@ -7,6 +7,13 @@ finished; an earlier output at the path stays as it was until then. The default 
 keeps the path's suffix (pandas, matplotlib and xarray pick the format or compression from it);
 a zarr store's writer names its own (:func:`bigseg.io._omezarr.writing`: found again, and
 removed, by the next write of that store).
+
+What is moved into place is first flushed to the disk (``fsync`` of every file and folder of it,
+then of the folder it is moved into), so that a power cut or a node that crashes (its page cache
+lost, unlike a killed process's) cannot leave an output that looks complete but holds blocks
+that never reached the disk; a resumable write's block is flushed before it is marked done
+(:func:`bigseg.runtime._manifest.store_resumable`). ``BIGSEG_FSYNC=0`` in the environment turns
+that off (each process reads it: set it for the workers too).
 """
 
 from __future__ import annotations
@@ -61,12 +68,50 @@ def remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+def durable() -> bool:
+    """Whether outputs are flushed to the disk before they count as written (``BIGSEG_FSYNC``,
+    default on; ``0`` off)."""
+    return os.environ.get("BIGSEG_FSYNC", "1") != "0"
+
+
+def flush(path: str | os.PathLike, *, tree: bool = False) -> None:
+    """``path`` (a file, or a folder's entries) on the disk: ``fsync``; with ``tree``, every file
+    and folder below it first. Nothing where :func:`durable` is off, nothing for a path that is gone;
+    a folder that cannot be opened for it (Windows) is passed over."""
+    if not durable():
+        return
+    path = Path(path)
+    if tree and path.is_dir() and not path.is_symlink():
+        for top, dirs, files in os.walk(path, topdown=False):
+            for name in files:
+                _fsync(Path(top) / name)
+            for name in dirs:
+                _fsync(Path(top) / name)
+    _fsync(path)
+
+
+def _fsync(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except (FileNotFoundError, IsADirectoryError, PermissionError):  # gone, or a folder on Windows
+        return
+    try:
+        os.fsync(fd)
+    except OSError as exc:  # a folder some file systems do not sync (EINVAL): its files are
+        if exc.errno not in (errno.EINVAL, errno.EBADF, errno.ENOTSUP):
+            raise
+    finally:
+        os.close(fd)
+
+
 def move_into_place(tmp: Path, path: Path) -> None:
     """A finished write ``tmp`` (file or folder) onto ``path``, replacing what is there (a folder
     is moved aside first, to ``tmp``'s name + ``.old``, then removed). Where what is there cannot
     be replaced (Windows: a file another program has open, such as a table in Excel)
     :class:`~bigseg.errors.OutputNotWritableError` says so (and the earlier output
-    stays)."""
+    stays). ``tmp`` is flushed to the disk first, and the folder holding ``path`` after
+    (:func:`flush`)."""
+    flush(tmp, tree=True)  # whole on the disk before it takes the name of a finished output
     try:
         if path.is_dir():
             old = tmp.with_name(tmp.name + ".old")
@@ -84,6 +129,7 @@ def move_into_place(tmp: Path, path: Path) -> None:
                 remove(old)
         else:
             os.replace(tmp, path)
+        flush(path.parent)  # the new name itself
     except PermissionError as exc:
         if not path.exists():  # (a folder that may not be written: said where the write starts)
             raise

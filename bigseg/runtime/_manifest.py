@@ -6,12 +6,15 @@ file named by the block's index into the manifest folder. A write that is interr
 error, a killed process, a cluster job that ran out of time) leaves the blocks it finished
 marked; storing the same array again computes only the unmarked ones (and, with dask's graph
 culling, only what they depend on). A block that was being written when the process died
-has no marker and is written again, so a marker always means a whole block on disk.
+has no marker and is written again, so a marker always means a whole block on disk: the block's
+chunk files are flushed to the disk (``fsync``) before its marker is made, so that holds after a
+power cut or a crashed node too (``BIGSEG_FSYNC=0``: not flushed).
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import sys
 from pathlib import Path
@@ -21,7 +24,7 @@ import dask.array as da
 import numpy as np
 
 from ..ops._blocks import per_block
-from ._files import ZARR_METADATA, is_zarr_store
+from ._files import ZARR_METADATA, durable, flush, is_zarr_store
 from ._progress import compute, showing
 
 __all__ = ["store_resumable", "stored_named", "blocks_done", "resumable_array", "key_digest", "path_stamp"]
@@ -132,8 +135,25 @@ def stage_label(arr: da.Array) -> str:
 
 def _store_block(block: np.ndarray, target: Any, region: tuple[slice, ...], marker: str) -> int:
     target[region] = block
+    _flush_chunks(target, region)  # on the disk, not only in the page cache (a power cut, a crashed node)
     Path(marker).touch()  # only once the block is on disk
     return 1
+
+
+def _flush_chunks(target: Any, region: tuple[slice, ...]) -> None:
+    """The chunk files of the zarr array ``target`` (in a local store) that ``region`` covers, and
+    the folders holding them, flushed to the disk (:func:`bigseg.runtime._files.flush`); nothing for
+    another store (in memory, object storage) or where ``BIGSEG_FSYNC=0``."""
+    root = getattr(getattr(target.store_path, "store", None), "root", None)
+    if root is None or not durable():
+        return
+    base = Path(root) / target.store_path.path
+    files = [base / target.metadata.encode_chunk_key(idx) for idx in itertools.product(
+        *(range(r.start // c, -(-r.stop // c)) for r, c in zip(region, target.chunks)))]
+    for f in files:
+        flush(f)
+    for folder in {f.parent for f in files}:
+        flush(folder)
 
 
 def _store_mapped(block: np.ndarray, target: Any, block_info: Any = None) -> np.ndarray:

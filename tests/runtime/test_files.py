@@ -4,6 +4,7 @@ commands' tables and metrics are."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -158,3 +159,85 @@ def test_a_stop_while_a_folder_is_replaced_leaves_one_of_them_in_place(tmp_path,
         signal.signal(signal.SIGINT, before)
     assert (target / "zarr.json").read_text() == "new"  # the write had finished: it is kept, whole
     assert sorted(p.name for p in tmp_path.iterdir()) == ["segmentation"]
+
+
+def _fsync_log(monkeypatch) -> list[tuple[str, ...]]:
+    """Each ``os.fsync`` (the path of its descriptor) and each ``os.replace`` (from, to), in order."""
+    import os
+
+    events: list[tuple[str, ...]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(("fsync", os.path.realpath(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(a, b):
+        events.append(("replace", os.path.realpath(str(a)), os.path.realpath(str(b))))
+        real_replace(a, b)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    return events
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="names descriptors by /proc/self/fd (Linux)")
+def test_an_output_is_on_the_disk_before_it_takes_its_name(tmp_path, monkeypatch):
+    """A power cut or a crashed node (its page cache lost) could leave a store under its finished
+    name whose chunks never reached the disk: every file and folder of it is flushed first, and
+    the folder that holds the name after."""
+    import os
+
+    from bigseg.io import save_volume
+    from bigseg.runtime._files import write_text as write
+
+    monkeypatch.setenv("BIGSEG_FSYNC", "1")
+    events = _fsync_log(monkeypatch)
+    dest = tmp_path / "v.ome.zarr"
+    save_volume(np.arange(6 * 8 * 8, dtype=np.float32).reshape(6, 8, 8), dest, chunks=4, progress=False)
+    write(tmp_path / "t.json", "{}")
+    for out in (dest, tmp_path / "t.json"):
+        (at,) = [i for i, e in enumerate(events) if e[0] == "replace" and e[2] == str(out)]
+        source = Path(events[at][1])
+        synced = {e[1] for e in events[:at] if e[0] == "fsync"}
+        if out.is_dir():
+            inside = [Path(top) / f for top, dirs, fs in os.walk(out) for f in [*fs, *dirs]]
+            assert len(inside) > 8  # metadata, chunks, their folders
+            assert {str(source / p.relative_to(out)) for p in inside} <= synced
+        assert str(source) in synced
+        assert ("fsync", str(tmp_path)) in events[at + 1:]  # the new name itself
+    events.clear()
+    monkeypatch.setenv("BIGSEG_FSYNC", "0")
+    save_volume(np.zeros((4, 4, 4), np.float32), tmp_path / "w.ome.zarr", progress=False)
+    assert not [e for e in events if e[0] == "fsync"]
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="names descriptors by /proc/self/fd (Linux)")
+def test_a_resumable_block_is_on_the_disk_before_it_is_marked_done(tmp_path, monkeypatch):
+    import dask.array as da
+    import zarr
+
+    from bigseg.runtime import _manifest
+
+    monkeypatch.setenv("BIGSEG_FSYNC", "1")
+    events = _fsync_log(monkeypatch)
+    real_touch = Path.touch
+
+    def touch(self, *a, **k):
+        events.append(("marker", self.name))
+        real_touch(self, *a, **k)
+
+    monkeypatch.setattr(Path, "touch", touch)
+    for fmt in (2, 3):
+        events.clear()
+        group = zarr.open_group(zarr.storage.LocalStore(tmp_path / f"s{fmt}"), mode="w", zarr_format=fmt)
+        target = group.create_array("0", shape=(10, 12), chunks=(5, 4), dtype="u1", config={"write_empty_chunks": True})
+        _manifest.store_resumable(da.ones((10, 12), chunks=(5, 4), dtype="u1"), target, tmp_path / f"m{fmt}",
+                                  progress=False)
+        markers = [i for i, e in enumerate(events) if e[0] == "marker"]
+        assert len(markers) == 6
+        for i in markers:
+            z, x = (int(v) for v in events[i][1].split("."))
+            chunk = str(tmp_path / f"s{fmt}" / "0" / target.metadata.encode_chunk_key((z, x)))
+            before = [e[1] for e in events[:i] if e[0] == "fsync"]
+            assert chunk in before and str(Path(chunk).parent) in before, (fmt, events[i])
