@@ -1430,15 +1430,26 @@ def _fractions(metrics: xr.Dataset) -> dict[str, Any]:
     return {str(p): vf.sel(phase=p).values.tolist() for p in vf["phase"].values}
 
 
+#: attributes CF reads as text naming other variables (xarray decodes them so): never arrays
+_CF_TEXT = frozenset({"bounds", "coordinates", "ancillary_variables", "cell_measures", "grid_mapping", "climatology",
+                      "formula_terms", "cell_methods", "units", "calendar"})
+
+
 def _write_metrics(metrics: xr.Dataset, out: Path) -> None:
-    """``metrics.nc`` and ``metrics.json``: attributes netCDF cannot hold (lists, mappings, None,
-    booleans, which h5netcdf refuses) as JSON text, on the Dataset, its variables and its
-    coordinates; the JSON strict (NaN and infinities as null, see :func:`json_text`), which
-    :func:`bigseg.report.read_metrics` reads back as NaN."""
+    """``metrics.nc`` and ``metrics.json``: attributes netCDF cannot hold (lists of text, mappings,
+    None, booleans, which h5netcdf refuses) as JSON text, on the Dataset, its variables and its
+    coordinates; lists of numbers (``voxel_size``, ``shape``) as netCDF arrays, as ``bigseg measure
+    --netcdf`` and ``to_netcdf`` write them (were JSON text, which ``xr.open_dataset`` gives as a
+    string: ``measure.evolution`` of the file failed on it); the JSON strict (NaN and infinities as
+    null, see :func:`json_text`), which :func:`bigseg.report.read_metrics` reads back as NaN."""
     clean = metrics.copy()
     for attrs in [clean.attrs] + [var.attrs for var in clean.variables.values()]:
         for key, value in list(attrs.items()):
-            if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            if key not in _CF_TEXT and isinstance(value, (list, tuple)) and value and all(
+                    isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+                    for v in value):
+                attrs[key] = [v.item() if isinstance(v, np.generic) else v for v in value]
+            elif isinstance(value, bool) or not isinstance(value, (str, int, float)):
                 attrs[key] = json.dumps(value, default=str)
     try:
         with replacing(out / "metrics.nc") as tmp:

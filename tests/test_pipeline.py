@@ -998,3 +998,36 @@ def test_metrics_json_is_strict_json_and_reads_back_with_its_nans(tmp_path):
     back = read_metrics(tmp_path)  # from metrics.json: null reads as NaN, a float variable again
     assert back.tortuosity.dtype == np.float64
     np.testing.assert_array_equal(back.tortuosity.values, [2.0, np.nan, np.nan])
+
+
+def test_read_metrics_reads_a_metrics_file_of_measure_or_to_netcdf_as_a_run_s(tmp_path):
+    """`read_metrics` (`bigseg report`, the watch's evolution) took a netCDF3 metrics.nc, as
+    `summary(...).to_netcdf(engine="scipy")` writes it, for one cut short ("a run stopped while
+    writing it?"), and gave `bigseg measure --netcdf`'s voxel_size and shape as arrays where a
+    run's read as lists (its report showed the shape as [12 14 16])."""
+    from bigseg import measure
+    from bigseg.pipeline import _write_metrics
+    from bigseg.report import read_metrics, write_report
+
+    lab = synth.electrode((12, 14, 16), seed=1, voxel_size=50, unit="nm", chunks=8)
+    ds = measure.summary(lab, profile="z")
+    (tmp_path / "run").mkdir()
+    _write_metrics(ds, tmp_path / "run")
+    want = read_metrics(tmp_path / "run")
+    assert want.attrs["shape"] == [12, 14, 16]
+    for engine in ("scipy", "h5netcdf"):  # to_netcdf's netCDF3; `measure --netcdf`'s netCDF4
+        folder = tmp_path / engine
+        folder.mkdir()
+        ds.to_netcdf(folder / "metrics.nc", engine=engine)
+        got = read_metrics(folder)
+        for name in ("voxel_size", "shape"):
+            assert got.attrs[name] == want.attrs[name] and got.volume_fraction.attrs[name] == want.attrs[name], engine
+        xr.testing.assert_allclose(got, want)
+        assert "[12, 14, 16]" in write_report(folder).read_text(), engine
+    # a run's metrics.nc opened as any netCDF: its voxel size and shape numbers, as measure --netcdf
+    # writes them (were JSON text: measure.evolution of the file failed on '[50.0, 50.0, 50.0]')
+    with xr.open_dataset(tmp_path / "run" / "metrics.nc") as plain:
+        np.testing.assert_array_equal(plain.attrs["voxel_size"], [50.0, 50.0, 50.0])
+        np.testing.assert_array_equal(plain.attrs["shape"], [12, 14, 16])
+        ev = measure.evolution(plain.load().expand_dims(t=[0]))
+    assert ev["fraction_active"].iloc[0] == pytest.approx(float(ds.volume_fraction.sel(phase="active")))

@@ -11,6 +11,7 @@ import xarray as xr
 from ..errors import InputError
 from ..io._volume import as_volume, time_unit
 from ._groups import with_border_flags
+from ._metrics import phase_coord
 
 __all__ = ["evolution", "transitions"]
 
@@ -26,9 +27,9 @@ def _column_units(table: pd.DataFrame, unit: str, t_unit: str) -> dict[str, str]
             return f"{unit}^-1"
         if col == "median_equivalent_diameter":
             return unit
-        if col.startswith(("particles", "percolating_")):
+        if col.startswith("particles"):
             return ""
-        return "1"  # fractions, coverages, IoU, transitions, sphericity, contact shares
+        return "1"  # fractions, coverages, IoU, percolating shares, transitions, sphericity, contact shares
 
     return {"t": t_unit, **{str(c): of(str(c)) for c in table.columns}}
 
@@ -65,6 +66,8 @@ def transitions(labels: Any, *, phases: Any = None, progress: bool = False) -> x
     total = counts.sum(("truth_phase", "pred_phase"))
     out = (counts / total).rename(truth_phase="from_phase", pred_phase="to_phase")
     out = out.assign_coords(t=lab["t"][1:].variable,  # (the times' units kept)
+                            from_phase=phase_coord("from_phase", out.from_phase.values),
+                            to_phase=phase_coord("to_phase", out.to_phase.values),
                             voxels=("t", total.values.astype(np.int64),
                                     {"units": "voxel", "long_name": "voxels labelled in both scans"}))
     out.name = "transitions"

@@ -173,8 +173,21 @@ def _time(lab: Labels) -> xr.Variable:
     return xr.Variable("t", np.arange(lab.vol.shape[0]))
 
 
+#: the dimensions of results that hold phase names, with the ``long_name`` of their coordinate
+#: (CF style, as every other coordinate and variable states one; a name has no ``units``)
+PHASE_DIMS = {"phase": "phase", "phase_a": "phase on one side of the interface",
+              "phase_b": "phase on the other side of the interface", "truth_phase": "phase in the reference (truth)",
+              "pred_phase": "phase in the prediction", "from_phase": "phase at the step before",
+              "to_phase": "phase at this step"}
+
+
+def phase_coord(dim: str, names: Any) -> xr.Variable:
+    """The coordinate of phase names along ``dim`` (a key of :data:`PHASE_DIMS`), with its ``long_name``."""
+    return xr.Variable(dim, [str(p) for p in names], {"long_name": PHASE_DIMS[dim]})
+
+
 def _coords(lab: Labels, **named: list[str]) -> dict[str, Any]:
-    coords: dict[str, Any] = {k: list(v) for k, v in named.items()}
+    coords: dict[str, Any] = {k: phase_coord(k, v) for k, v in named.items()}
     if lab.series:
         coords["t"] = _time(lab)
     return coords
@@ -391,7 +404,7 @@ def _interfaces_dataset(lab: Labels, stats: list[dict[str, np.ndarray]], method:
     if mc:
         ds["phase_area"] = (_dims(lab, ("phase",)), _stack(lab, phase_area_l),
                             {"units": area_units, "long_name": "surface area of each phase (marching cubes)"})
-        ds = ds.assign_coords(phase=list(lab.phases))
+        ds = ds.assign_coords(phase=phase_coord("phase", lab.phases))
     ds.attrs.update(method=method, voxels=n_l if lab.series else n_l[0], **_common_attrs(lab))
     return ds
 

@@ -12,7 +12,7 @@ from .._parse import parse_in_range, parse_positive_int
 from ..errors import InputError
 from ..runtime._progress import compute
 from ._inputs import as_labels
-from ._metrics import _check, _common_attrs, _stats_graph
+from ._metrics import _check, _common_attrs, _stats_graph, phase_coord
 
 __all__ = ["rve"]
 
@@ -127,7 +127,8 @@ def rve(labels: Any, *, sizes: Any = None, base: int | None = None, tolerance: f
             "rve_size": (("phase",), np.array(first), {
                 "units": "voxel", "long_name": f"smallest cube edge with relative std <= {tolerance:g}"}),
         },
-        coords={"size": ("size", np.array(sizes_l), {"units": "voxel", "long_name": "cube edge"}), "phase": lab.phases,
+        coords={"size": ("size", np.array(sizes_l), {"units": "voxel", "long_name": "cube edge"}),
+                "phase": phase_coord("phase", lab.phases),
                 "size_physical": ("size", np.array(sizes_l, np.float64) * lab.voxel_size[0],
                                   {"units": lab.unit, "long_name": "cube edge along z"})},
     )

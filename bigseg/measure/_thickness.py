@@ -15,7 +15,8 @@ from ..kernels.thickness import EXTRA_LEVELS, level_diameters, thickness_levels
 from ..runtime._progress import compute
 from ._blockwise import MAX_BINS, BlockGeometry, block_partials
 from ._inputs import Labels, as_labels
-from ._metrics import _check, _codes, _common_attrs, _phase_index, _phase_items, _stats_graph, _time, phases_attr
+from ._metrics import (_check, _codes, _common_attrs, _phase_index, _phase_items, _stats_graph, _time, phase_coord,
+                       phases_attr)
 
 __all__ = ["thickness"]
 
@@ -129,7 +130,8 @@ def _dataset(lab: Labels, counts: np.ndarray, idx: list[int], max_diameter: int,
             "d90": (dims, pick(stats["d90"]), {"units": unit, "long_name": "local thickness that 90 % of the phase's volume is at most"}),
             "beyond": (dims, pick(beyond), {"units": "1", "long_name": "share counted at max_diameter (may be thicker)"}),
         },
-        coords={"phase": names, "diameter": ("diameter", diameters, {"units": unit, "long_name": "local thickness"}),
+        coords={"phase": phase_coord("phase", names),
+                "diameter": ("diameter", diameters, {"units": unit, "long_name": "local thickness"}),
                 **({"t": _time(lab)} if lab.series else {})},
     )
     ds.attrs.update(max_diameter=max_diameter, phases=phases_attr(lab.phases), **_common_attrs(lab))  # (as shells')

@@ -291,7 +291,9 @@ def _image(path: Path) -> str:
 
 def read_metrics(run: str | os.PathLike):
     """The metrics Dataset a pipeline run wrote (``metrics.nc``, else ``metrics.json``), with the
-    list-valued attributes the pipeline stored as JSON text (``voxel_size``, ``shape``) decoded.
+    list-valued attributes the pipeline stored as JSON text (``voxel_size``, ``shape``) decoded;
+    a ``metrics.nc`` of ``bigseg measure --netcdf`` or ``to_netcdf`` (netCDF4 or netCDF3) reads
+    the same, its array attributes as lists.
 
     Parameters
     ----------
@@ -305,8 +307,8 @@ def read_metrics(run: str | os.PathLike):
         raise InputError(f"Expected `run` to be a pipeline output folder holding metrics.nc or metrics.json. "
                          f"Got {str(run)!r} instead.")
     try:
-        if nc.exists():
-            with xr.open_dataset(nc, engine="h5netcdf") as f:
+        if nc.exists():  # the engine by the file's format: netCDF4 (as bigseg writes it) or netCDF3 (scipy)
+            with xr.open_dataset(nc) as f:
                 ds = f.load()
         else:
             ds = xr.Dataset.from_dict(json.loads(js.read_text()))
@@ -319,9 +321,12 @@ def read_metrics(run: str | os.PathLike):
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:  # a file cut short (a run killed
         # while writing it), or edited into JSON of no Dataset ("[]": AttributeError)
         raise _unreadable(run, nc if nc.exists() else js, exc) from None
-    # the pipeline stored list-valued attributes (voxel_size, shape, ...) as JSON text: decode them
+    # the pipeline stored list-valued attributes (voxel_size, shape, ...) as JSON text: decode them;
+    # `bigseg measure --netcdf` (and to_netcdf) as arrays: the same lists
     for attrs in [ds.attrs] + [v.attrs for v in ds.variables.values()]:
         for key, value in list(attrs.items()):
+            if isinstance(value, np.ndarray) and value.ndim == 1 and value.dtype.kind in "iuf":
+                attrs[key] = value.tolist()
             # (but the run's `config`: a mapping stays JSON text, as a netCDF attribute must be)
             if isinstance(value, str) and value[:1] in "[{" and key != "config":
                 try:

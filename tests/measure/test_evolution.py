@@ -104,6 +104,8 @@ def test_evolution_rows_equal_the_measurements_of_each_step(series):
     with_conn = measure.add_to_metrics(m, connectivity=conn)
     ev = measure.evolution(with_conn)
     np.testing.assert_array_equal(ev["percolating_cbd"].to_numpy(), conn.percolating.sel(phase="cbd").values)
+    # a share, in the unit of metrics.nc's connectivity_percolating (was "", a count's or a yes/no's)
+    assert ev.attrs["units"]["percolating_cbd"] == with_conn.connectivity_percolating.attrs["units"] == "1"
     panel = [ax for ax in series_figure(with_conn).axes if ax.get_title() == "connectivity"]
     assert len(panel) == 1 and panel[0].get_ylabel() == "share spanning the volume along x"
     assert max(panel[0].get_yticks()) <= 1 + 1e-9  # a share: no tick in the legend's room above it (was 1.2)

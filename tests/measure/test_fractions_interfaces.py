@@ -146,6 +146,34 @@ def test_every_number_of_a_full_metrics_file_says_its_unit(tmp_path):
     assert back.z.attrs["units"] == "nm"
 
 
+
+def test_every_coordinate_of_phase_names_says_what_it_is(tmp_path):
+    """The phase-name coordinates (phase, phase_a, phase_b, truth_phase, ...) were the only
+    coordinates of the results (and of metrics.nc) without a CF `long_name`."""
+    from bigseg import measure, synth
+
+    lab = synth.electrode((16, 20, 20), seed=1, voxel_size=50, unit="nm", chunks=9).compute()
+    ser = xr.concat([lab, lab.copy(data=lab.values[::-1])], dim="t")
+    results = {
+        "metrics": measure.add_to_metrics(
+            measure.summary(lab, truth=lab, method="marching_cubes", profile="z"), rve=measure.rve(lab, sizes=[4, 8]),
+            connectivity=measure.connectivity(lab), thickness=measure.thickness(lab, phase="pore")),
+        "interfaces": measure.interfaces(lab, method="marching_cubes"),  # its phase_area (phase)
+        "confusion": measure.confusion(lab, lab).to_dataset(),
+        "radial": measure.radial_profile(lab).to_dataset(),
+        "transitions": measure.transitions(ser).to_dataset(),
+    }
+    want = {"phase": "phase", "thickness_phase": "phase", "phase_a": "phase on one side of the interface",
+            "phase_b": "phase on the other side of the interface", "truth_phase": "phase in the reference (truth)",
+            "pred_phase": "phase in the prediction", "from_phase": "phase at the step before",
+            "to_phase": "phase at this step"}
+    for name, ds in results.items():
+        ds.to_netcdf(tmp_path / f"{name}.nc", engine="h5netcdf")
+        with xr.open_dataset(tmp_path / f"{name}.nc", engine="h5netcdf") as back:
+            named = [c for c in back.coords if back[c].dtype.kind in "UO"]
+            assert named, name
+            assert {c: back[c].attrs.get("long_name") for c in named} == {c: want[c] for c in named}, name
+
 def test_series_time_coordinate_keeps_its_attrs(labels):
     # times in minutes: values and units come through every measure of a series (the units were dropped)
     from bigseg import measure
