@@ -22,6 +22,9 @@ def test_quickstart_notebook_runs(tmp_path):
     # the same cells on a 40^3 cube (the 96^3 of the notebook takes ~4x as long on 2 cores)
     assert body.count("n = 96 ") == 1
     body = body.replace("n = 96 ", "n = 40 ")
+    # one worker process: still a LocalCluster of processes, one process start, torch import and model load fewer
+    assert body.count("n_workers=2") == 1
+    body = body.replace("n_workers=2", "n_workers=1")
     # a LocalCluster of processes needs the main guard in a script (a notebook does not)
     script = "import matplotlib\nmatplotlib.use('Agg')\nif __name__ == '__main__':\n" + "\n".join(
         "    " + line for line in body.splitlines())
