@@ -11,7 +11,7 @@ import xarray as xr
 from ..errors import InputError
 from ..io._volume import as_volume, time_unit
 from ._groups import with_border_flags
-from ._metrics import phase_coord
+from ._metrics import named_time, phase_coord
 
 __all__ = ["evolution", "transitions"]
 
@@ -65,7 +65,7 @@ def transitions(labels: Any, *, phases: Any = None, progress: bool = False) -> x
     counts = confusion(before, after, phases=phases, progress=progress)
     total = counts.sum(("truth_phase", "pred_phase"))
     out = (counts / total).rename(truth_phase="from_phase", pred_phase="to_phase")
-    out = out.assign_coords(t=lab["t"][1:].variable,  # (the times' units kept)
+    out = out.assign_coords(t=named_time(lab["t"][1:].variable),  # (the times' units kept)
                             from_phase=phase_coord("from_phase", out.from_phase.values),
                             to_phase=phase_coord("to_phase", out.to_phase.values),
                             voxels=("t", total.values.astype(np.int64),

@@ -167,10 +167,17 @@ def _dims(lab: Labels, dims: tuple[str, ...]) -> tuple[str, ...]:
 
 def _time(lab: Labels) -> xr.Variable:
     """A series' ``t`` coordinate for its results: the volume's, values and attrs (units), else
-    0, 1, 2, ..."""
-    if "t" in lab.vol.coords:
-        return lab.vol.coords["t"].variable.copy()
-    return xr.Variable("t", np.arange(lab.vol.shape[0]))
+    0, 1, 2, ...; its ``long_name`` "time" where it has units, else "time step" (the scans' order)."""
+    return named_time(lab.vol.coords["t"].variable if "t" in lab.vol.coords else xr.Variable("t", np.arange(lab.vol.shape[0])))
+
+
+def named_time(t: xr.Variable) -> xr.Variable:
+    """A copy of the time coordinate ``t`` with a ``long_name`` (its own, else "time" where it
+    has units, "time step" where it has none: the scans' order)."""
+    t = t.copy()
+    if "long_name" not in t.attrs:
+        t.attrs["long_name"] = "time" if t.attrs.get("units") else "time step"
+    return t
 
 
 #: the dimensions of results that hold phase names, with the ``long_name`` of their coordinate

@@ -173,6 +173,10 @@ def test_every_coordinate_of_phase_names_says_what_it_is(tmp_path):
             named = [c for c in back.coords if back[c].dtype.kind in "UO"]
             assert named, name
             assert {c: back[c].attrs.get("long_name") for c in named} == {c: want[c] for c in named}, name
+    # and a series' time: "time step" without units (the scans' order; had no attributes at all)
+    assert results["transitions"]["t"].attrs == {"long_name": "time step"}
+    assert measure.volume_fractions(ser)["t"].attrs == {"long_name": "time step"}
+
 
 def test_series_time_coordinate_keeps_its_attrs(labels):
     # times in minutes: values and units come through every measure of a series (the units were dropped)
