@@ -351,3 +351,37 @@ def test_metrics_figure_long_phase_names_do_not_run_into_each_other():
             assert box.x0 >= fig_box.x0 - 1 and box.x1 <= fig_box.x1 + 1
     finally:
         plt.close(fig)
+
+
+@pytest.mark.parametrize("tight", [False, True])
+def test_a_figure_saved_once_drawn_is_the_image_savefig_draws(tmp_path, tight):
+    """`finish` lays a figure out on the renderer it saves with and draws it once (savefig drew a
+    constrained layout or a tight box twice): the PNG must stay savefig's, pixel for pixel, with
+    a colour bar, a suptitle and slanted labels, and the figure must lay itself out again after."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.image import imread
+
+    from bigseg.report._figure import _save
+
+    def draw():
+        fig, axes = plt.subplots(1, 2, figsize=(5, 3), constrained_layout=not tight)
+        im = axes[0].imshow(np.arange(64, dtype=float).reshape(8, 8))
+        fig.colorbar(im, ax=axes[0], label="IoU")
+        axes[1].bar(["pore", "binder+carbon", "NMC811"], [0.3, 0.2, 0.5])
+        axes[1].tick_params(axis="x", labelrotation=30)
+        fig.suptitle("a title long enough to need room")
+        return fig
+
+    ref, ours = draw(), draw()
+    ref.savefig(tmp_path / "ref.png", dpi=90, **({"bbox_inches": "tight"} if tight else {}))
+    _save(ours, tmp_path / "ours.png", dpi=90, tight=tight)
+    a, b = imread(tmp_path / "ref.png"), imread(tmp_path / "ours.png")
+    assert a.shape == b.shape and np.array_equal(a, b)
+    assert (ours.get_layout_engine() is None) == tight  # its engine back (a constrained figure stays one)
+    ours.savefig(tmp_path / "again.png", dpi=90, **({"bbox_inches": "tight"} if tight else {}))
+    ref.savefig(tmp_path / "ref2.png", dpi=90, **({"bbox_inches": "tight"} if tight else {}))
+    assert np.array_equal(imread(tmp_path / "again.png"), imread(tmp_path / "ref2.png"))
+    plt.close("all")
