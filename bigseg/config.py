@@ -338,7 +338,7 @@ def _validate(cfg: dict[str, Any]) -> None:
 
 
 #: ``BIGSEG_*`` variables that each process reads for itself (where the configuration file is,
-#: glibc malloc tuning, CPU streams for inference): not configuration keys.
+#: glibc malloc tuning, CPU streams for inference, fsync of outputs): not configuration keys.
 PROCESS_VARIABLES = ("BIGSEG_CONFIG", "BIGSEG_MALLOC_TUNING", "BIGSEG_CPU_STREAMS", "BIGSEG_FSYNC")
 
 

@@ -1440,12 +1440,14 @@ def _write_metrics(metrics: xr.Dataset, out: Path) -> None:
     None, booleans, which h5netcdf refuses) as JSON text, on the Dataset, its variables and its
     coordinates; lists of numbers (``voxel_size``, ``shape``) as netCDF arrays, as ``bigseg measure
     --netcdf`` and ``to_netcdf`` write them (were JSON text, which ``xr.open_dataset`` gives as a
-    string: ``measure.evolution`` of the file failed on it); the JSON strict (NaN and infinities as
-    null, see :func:`json_text`), which :func:`bigseg.report.read_metrics` reads back as NaN."""
+    string: ``measure.evolution`` of the file failed on it), but a list of one number as JSON text
+    (a netCDF array of one reads back as a bare number: a one-scan series' ``voxels`` [n] came back
+    as n); the JSON strict (NaN and infinities as null, see :func:`json_text`), which
+    :func:`bigseg.report.read_metrics` reads back as NaN."""
     clean = metrics.copy()
     for attrs in [clean.attrs] + [var.attrs for var in clean.variables.values()]:
         for key, value in list(attrs.items()):
-            if key not in _CF_TEXT and isinstance(value, (list, tuple)) and value and all(
+            if key not in _CF_TEXT and isinstance(value, (list, tuple)) and len(value) > 1 and all(
                     isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
                     for v in value):
                 attrs[key] = [v.item() if isinstance(v, np.generic) else v for v in value]

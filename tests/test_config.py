@@ -131,9 +131,9 @@ def test_deploy_files_are_valid():
 
 
 def test_process_variables_are_not_configuration_keys():
-    """BIGSEG_MALLOC_TUNING / BIGSEG_CPU_STREAMS are read by each process, not by the run
+    """BIGSEG_MALLOC_TUNING / BIGSEG_CPU_STREAMS / BIGSEG_FSYNC are read by each process, not by the run
     configuration (which refused them as unknown keys); a misspelt key is still refused."""
-    env = {"BIGSEG_MALLOC_TUNING": "0", "BIGSEG_CPU_STREAMS": "1", "BIGSEG_CHUNKS": "64"}
+    env = {"BIGSEG_MALLOC_TUNING": "0", "BIGSEG_CPU_STREAMS": "1", "BIGSEG_FSYNC": "0", "BIGSEG_CHUNKS": "64"}
     assert RunConfig.load(environ=env).chunks == 64
     with pytest.raises(ConfigError, match="Unknown configuration key `cpu_stream`"):
         RunConfig.load(environ={"BIGSEG_CPU_STREAM": "1"})

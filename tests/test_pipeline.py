@@ -465,6 +465,9 @@ def test_pipeline_shells_and_tortuosity_on_request(tmp_path, scan):
     np.testing.assert_allclose(res.metrics.tortuosity.values, bigseg.measure.tortuosity(labels, phase="active").tau.values)
     assert res.metrics.attrs["tortuosity_phase"] == "active"
     assert "<th>volume fraction</th>" in (tmp_path / "a" / "report.html").read_text()
+    # in the Transport table itself (the fractions table's header says "volume fraction" in every report)
+    transport = (tmp_path / "a" / "report.html").read_text().split("<h2>Transport")[1].split("<h2>")[0]
+    assert "<th>volume fraction</th>" in transport and "<th>porosity</th>" not in transport
     with pytest.raises(ConfigError, match="`measure.tortuosity_phase` to name a phase of the model .* Got 'NMC'"):
         Pipeline(predict={"model": "threshold"}, measure={"tortuosity": "z", "tortuosity_phase": "NMC"}).run(
             image, tmp_path / "y")
@@ -1032,3 +1035,22 @@ def test_read_metrics_reads_a_metrics_file_of_measure_or_to_netcdf_as_a_run_s(tm
         np.testing.assert_array_equal(plain.attrs["shape"], [12, 14, 16])
         ev = measure.evolution(plain.load().expand_dims(t=[0]))
     assert ev["fraction_active"].iloc[0] == pytest.approx(float(ds.volume_fraction.sel(phase="active")))
+
+
+def test_a_metrics_list_of_one_number_reads_back_as_a_list(tmp_path):
+    """A one-scan series' ``voxels`` ([n], one count per step) read back from a run's metrics.nc as
+    the bare number n (a netCDF array of one element is a scalar), where metrics.json and the
+    Dataset in memory held the list."""
+    from bigseg import measure
+    from bigseg.pipeline import _write_metrics
+    from bigseg.report import read_metrics
+
+    lab = synth.electrode((12, 14, 16), seed=1, voxel_size=50, unit="nm", chunks=8).compute()
+    ds = measure.summary(lab.expand_dims(t=[0]))
+    assert isinstance(ds.attrs["voxels"], list) and len(ds.attrs["voxels"]) == 1
+    _write_metrics(ds, tmp_path)
+    back = read_metrics(tmp_path)
+    assert isinstance(back.attrs["voxels"], list) and back.attrs["voxels"] == ds.attrs["voxels"], back.attrs["voxels"]
+    assert back.attrs["shape"] == [12, 14, 16]
+    (tmp_path / "metrics.nc").unlink()  # and from metrics.json alike
+    assert isinstance(read_metrics(tmp_path).attrs["voxels"], list)

@@ -16,7 +16,7 @@ from .._parse import parse_path
 from .._version import version
 from ..config import CLASSICAL_MODELS
 from ..errors import InputError, VolumeFormatError
-from ..io._volume import is_step_index, time_unit
+from ..io._volume import is_step_index, phase_named, time_unit
 from ..runtime._files import write_text
 from ._particles import series_split
 from ._units import along_z, readable, readable_evolution, time_text, voxel_text
@@ -119,8 +119,8 @@ def _metrics_section(ds) -> str:
             zip(d.tortuosity.values, d.tortuosity_D_eff.values, d.tortuosity_porosity.values))]
         out += (f"<h2>Transport{last}</h2>"
                 + _table(["sub-volume", "tortuosity factor τ", "D_eff / D_0",
-                          "porosity" if str(ds.attrs.get("tortuosity_phase", "pore")).casefold() == "pore"
-                          else "volume fraction"], rows)
+                          "porosity" if _is_pore(ds, ds.attrs.get("tortuosity_phase", "pore")) else "volume fraction"],
+                         rows)
                 + f"<p class='note'>{html.escape(str(ds.attrs.get('tortuosity_phase', '')))} phase along "
                   f"{html.escape(str(ds.attrs.get('tortuosity_axis', '')))} (TauFactor; sub-volumes solved "
                   "independently)</p>")
@@ -280,6 +280,13 @@ _FIGURE_TEXT = {
     "evolution.png": "curves over time of the volume fractions, interfaces, scores, connectivity and particles",
     "slices_over_time.png": "the same slice of the tomogram and its labels at each time step",
 }
+
+
+def _is_pore(ds, name: Any) -> bool:
+    """Whether the phase ``name`` is the pore of the metrics ``ds``: the phase named pore, in other
+    case where it is the only one (:func:`bigseg.io._volume.phase_named`; "Pore" beside "pore" is not)."""
+    phases = [str(p) for p in ds["phase"].values] if "phase" in ds.coords else [str(name)]
+    return phase_named(phases, "pore") == str(name)
 
 
 def _image(path: Path) -> str:

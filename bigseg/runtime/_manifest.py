@@ -142,17 +142,22 @@ def _store_block(block: np.ndarray, target: Any, region: tuple[slice, ...], mark
 
 def _flush_chunks(target: Any, region: tuple[slice, ...]) -> None:
     """The chunk files of the zarr array ``target`` (in a local store) that ``region`` covers, and
-    the folders holding them, flushed to the disk (:func:`bigseg.runtime._files.flush`); nothing for
-    another store (in memory, object storage) or where ``BIGSEG_FSYNC=0``."""
+    every folder from theirs up to the store's root (a chunk key's folders, ``c/0/1`` in zarr v3,
+    are made by the block's write: each one's name in the folder above must be on the disk too),
+    flushed to the disk (:func:`bigseg.runtime._files.flush`); nothing for another store (in
+    memory, object storage) or where ``BIGSEG_FSYNC=0``."""
     root = getattr(getattr(target.store_path, "store", None), "root", None)
     if root is None or not durable():
         return
-    base = Path(root) / target.store_path.path
+    root = Path(root)
+    base = root / target.store_path.path
     files = [base / target.metadata.encode_chunk_key(idx) for idx in itertools.product(
         *(range(r.start // c, -(-r.stop // c)) for r, c in zip(region, target.chunks)))]
     for f in files:
         flush(f)
-    for folder in {f.parent for f in files}:
+    folders = {f.parent for f in files}
+    folders |= {up for folder in folders for up in folder.parents if up == root or root in up.parents}
+    for folder in sorted(folders, key=lambda p: -len(p.parts)):  # the deepest first, the root last
         flush(folder)
 
 

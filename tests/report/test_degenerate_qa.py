@@ -180,3 +180,25 @@ def test_shells_of_two_phases_beside_one_named_by_both_read_back_as_two():
 
     back = xr.open_dataarray(_io.BytesIO(sh.to_netcdf()))
     assert json.loads(back.attrs["of_phases"]) == ["a", "b"]
+
+
+def test_pore_beside_a_phase_pore_in_other_case_is_the_only_pore_of_the_figures_and_report():
+    # phases "pore" and "Pore": detachment and the pore's tortuosity are of "pore" (phase_named), but the
+    # particle figure called both contacts "(detachment)" and the report's Transport table said "porosity"
+    # of the tortuosity of "Pore" (a case-blind test of their own, beside the one home of phase_named)
+    from bigseg.report._html import _metrics_section
+
+    lab = np.zeros((12, 12, 12), np.uint8)
+    lab[:, :6] = 1  # "Pore" in half, "pore" in the other half, three particles touching both
+    lab[2:6, 3:9, 2:6] = lab[6:10, 3:9, 6:10] = lab[2:6, 3:9, 7:11] = 2
+    vol = xr.DataArray(lab, dims=("z", "y", "x"), attrs={"voxel_size": (1.0, 1.0, 1.0), "unit": "nm",
+                                                         "phases": ["pore", "Pore", "active"]})
+    table = measure.particles(vol, split=False)
+    assert (table["detachment"] == table["contact_pore"]).all()
+    fig = particle_figure(table)
+    legend = [t.get_text() for t in fig.axes[2].get_legend().get_texts()]
+    assert "pore (detachment)" in legend and "Pore" in legend and "Pore (detachment)" not in legend, legend
+    for phase, header in (("Pore", "<th>volume fraction</th>"), ("pore", "<th>porosity</th>")):
+        ds = measure.add_to_metrics(measure.summary(vol), tortuosity=measure.tortuosity(vol, phase=phase, axis="z"))
+        transport = _metrics_section(ds).split("<h2>Transport")[1].split("<h2>")[0]
+        assert header in transport, (phase, transport)

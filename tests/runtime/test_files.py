@@ -241,3 +241,8 @@ def test_a_resumable_block_is_on_the_disk_before_it_is_marked_done(tmp_path, mon
             chunk = str(tmp_path / f"s{fmt}" / "0" / target.metadata.encode_chunk_key((z, x)))
             before = [e[1] for e in events[:i] if e[0] == "fsync"]
             assert chunk in before and str(Path(chunk).parent) in before, (fmt, events[i])
+            # and every folder up to the store's root: v3's c/0/ and c/ are made by the block's write, and
+            # a name not on the disk loses what is under it (only c/0/1's own folder was flushed)
+            root = tmp_path / f"s{fmt}"
+            ups = [p for p in Path(chunk).parents if p == root or root in p.parents]
+            assert len(ups) == (4 if fmt == 3 else 2) and {str(p) for p in ups} <= set(before), (fmt, events[i])
