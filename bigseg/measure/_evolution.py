@@ -9,14 +9,23 @@ import pandas as pd
 import xarray as xr
 
 from ..errors import InputError
-from ..io._volume import as_volume, time_unit
+from ..io._volume import as_volume, phase_named, time_unit
 from ._groups import with_border_flags
 from ._metrics import named_time, phase_coord
 
 __all__ = ["evolution", "transitions"]
 
 #: particle columns summarised per time step (medians over the particles inside the volume)
-PARTICLE_MEDIANS = ("equivalent_diameter", "sphericity", "detachment", "contact_cbd", "contact_particle")
+PARTICLE_MEDIANS = ("equivalent_diameter", "sphericity", "detachment")
+
+
+def contact_columns(table: Any) -> list[str]:
+    """The particle table's ``contact_<phase>`` and ``contact_particle`` columns but the pore's
+    (whose share is ``detachment``): each phase's by its own name ("CBD", "binder"), where only
+    ``contact_cbd`` was followed."""
+    contacts = [str(c) for c in table.columns if str(c).startswith("contact_")]
+    pore = phase_named([c[len("contact_"):] for c in contacts if c != "contact_particle"], "pore")
+    return [c for c in contacts if pore is None or c != f"contact_{pore}"]
 
 
 def _column_units(table: pd.DataFrame, unit: str, t_unit: str) -> dict[str, str]:
@@ -105,8 +114,9 @@ def evolution(metrics: xr.Dataset, particles: pd.DataFrame | None = None,
     ``particles`` (count), ``particles_inside`` (not touching the border),
     ``particles_continued`` (whose track goes on from the step before; see ``track`` in
     :func:`particles`) and ``median_<quantity>`` over the particles inside the volume
-    (equivalent diameter in ``unit``, sphericity, detachment = pore contact, CBD and particle
-    contact; NaN when no particle lies inside); with transitions, ``<a>_to_<b>`` for every pair
+    (equivalent diameter in ``unit``, sphericity, detachment = pore contact, the contact with
+    every other phase, ``median_contact_cbd`` ..., and with other particles; NaN when no particle
+    lies inside); with transitions, ``<a>_to_<b>`` for every pair
     of different phases (the fraction of the volume that changed from a to b since the step
     before; NaN at the first step). ``attrs`` hold the unit, each column's unit (``units``; with
     ``t``, the times' unit), with connectivity the axis it is along (``connectivity_axis``) and,
@@ -177,7 +187,7 @@ def evolution(metrics: xr.Dataset, particles: pd.DataFrame | None = None,
             seen = {t: set(g) for t, g in tab.groupby("t")["track"]}  # a step may have none
             steps = [seen.get(t, set()) for t in out.index]
             out["particles_continued"] = [np.nan] + [len(steps[i] & steps[i - 1]) for i in range(1, len(steps))]
-        for col in PARTICLE_MEDIANS:
+        for col in (*PARTICLE_MEDIANS, *contact_columns(inside)):
             if col in inside:
                 out[f"median_{col}"] = inside.groupby("t")[col].median().reindex(out.index)
     if transitions is not None:

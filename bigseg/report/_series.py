@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..io._volume import is_step_index
+from ..io._volume import is_step_index, phase_named
 from ._figure import figure_doc, finish, phase_marker, phase_rgb, pyplot
 from ._units import readable
 
@@ -96,6 +96,7 @@ def series_figure(metrics: Any, particles: Any = None, *, transitions: Any = Non
     phases = [c[len("fraction_"):] for c in ev.columns if c.startswith("fraction_")]
     colour = {p: phase_rgb(p, i) for i, p in enumerate(phases)}
     marker = {p: phase_marker(p, i) for i, p in enumerate(phases)}  # told apart without colour too
+    pore = phase_named(phases, "pore")  # ("Pore": detachment is its contact)
     full = _whole_tracks(particles)
     changes = [(a, b) for a in phases for b in phases if a != b and f"{a}_to_{b}" in ev]
     dashes = {p: ("-", "--", ":", "-.")[i % 4] for i, p in enumerate(phases)}  # a pair's second phase, as its markers
@@ -160,7 +161,7 @@ def series_figure(metrics: Any, particles: Any = None, *, transitions: Any = Non
             _legend_above(ax, fontsize=7, room=0.6)  # two rows
         elif panel == "tracks":
             wide = full.pivot(index="t", columns="track", values="detachment")
-            ax.plot(wide.index, wide.to_numpy(), color=colour.get("pore", "black"), alpha=0.25, linewidth=0.8)
+            ax.plot(wide.index, wide.to_numpy(), color=colour.get(pore, "black"), alpha=0.25, linewidth=0.8)
             ax.plot(wide.index, wide.median(axis=1), color="black", linewidth=2.5, label="median", **style)
             ax.set_ylabel("detachment (pore contact)")
             ax.set_ylim(0, 1)
@@ -168,11 +169,12 @@ def series_figure(metrics: Any, particles: Any = None, *, transitions: Any = Non
             _legend_above(ax)
             ax.set_yticks(np.linspace(0, 1, 6))
         else:
-            for c, col, label, other in (("median_detachment", colour.get("pore", "black"), "pore (detachment)", "pore"),
-                                         ("median_contact_cbd", colour.get("cbd", "C0"), "cbd", "cbd"),
-                                         ("median_contact_particle", "0.5", "particle", "particle")):
+            # the pore's share (detachment), then every other phase's by its name ("CBD", "binder"), then particles'
+            curves = [("median_detachment", colour.get(pore, "black"), f"{pore or 'pore'} (detachment)", pore or "pore")]
+            curves += [(f"median_contact_{p}", colour[p], p, p) for p in phases if p != pore]
+            for c, col, label, other in [*curves, ("median_contact_particle", "0.5", "particle", "particle")]:
                 if c in ev:
-                    ax.plot(t, ev[c], color=col, label=label, **{**style, "marker": phase_marker(other)})
+                    ax.plot(t, ev[c], color=col, label=label, **{**style, "marker": marker.get(other, phase_marker(other))})
             ax.set_ylabel("median fraction of the surface in contact")
             ax.set_ylim(0, 1)
             ax.set_title("particle contacts")

@@ -302,3 +302,31 @@ def test_transitions_bring_back_a_few_counts_per_step_not_the_joint_histogram():
         want = np.zeros((3, 3))
         np.add.at(want, (a[ok], b[ok]), 1)
         np.testing.assert_allclose(got.isel(t=t - 1).values, want / ok.sum())
+
+
+def test_evolution_follows_the_contact_with_every_phase_by_its_own_name(series):
+    """Only `contact_cbd` was followed (a phase named "CBD" or "binder" had no median contact), and
+    the contacts' curves drew "pore" and "cbd" only (for "Pore" black, for "CBD" none)."""
+    lab, _ = series
+    named = lab.assign_attrs(phases=["Pore", "CBD", "NMC"])
+    m = measure.summary(named)
+    tab = measure.particles(named, phase="NMC", max_diameter=32)
+    ev = measure.evolution(m, tab)
+    contacts = sorted(c for c in ev.columns if c.startswith("median_contact"))
+    assert contacts == ["median_contact_CBD", "median_contact_particle"]  # the pore's is median_detachment
+    for t in range(3):
+        inside = tab[(tab.t == t) & ~tab.touches_border]
+        np.testing.assert_allclose(ev.loc[t, "median_contact_CBD"], inside.contact_CBD.median())
+        np.testing.assert_allclose(ev.loc[t, "median_detachment"], inside.contact_Pore.median())
+    fig = series_figure(ev)
+    ax = next(a for a in fig.axes if a.get_title() == "particle contacts")
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert labels == ["Pore (detachment)", "CBD", "particle"]
+    from bigseg.report._figure import phase_rgb
+
+    colours = {line.get_label(): line.get_color() for line in ax.get_lines()}
+    assert tuple(colours["Pore (detachment)"]) == phase_rgb("pore") and tuple(colours["CBD"]) == phase_rgb("cbd")
+    # the default names: the same columns as before
+    default = measure.evolution(measure.summary(lab), measure.particles(lab, max_diameter=32))
+    assert sorted(c for c in default.columns if c.startswith("median_contact")) == ["median_contact_cbd",
+                                                                                   "median_contact_particle"]
