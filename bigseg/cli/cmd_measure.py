@@ -336,6 +336,22 @@ def _write_particle_labels(labels, args: argparse.Namespace, phases) -> Path:
                             instances=True, overwrite=args.overwrite, progress=args.progress))
 
 
+def _phase_option(value: str, option: str, known: list[str]) -> str:
+    """The phase an option names among the labels' phases ``known``: by name (in other case too,
+    "Active"), or by label value ("2"); refused by name otherwise, before any work."""
+    from ..io._volume import phase_named
+
+    if value not in known and str(value).isdigit():  # a label value: its name
+        if int(value) >= len(known):
+            raise InputError(f"Expected `{option}` to be one of the phases {known} or a label value "
+                             f"below {len(known)}. Got {value!r} instead.")
+        value = known[int(value)]
+    value = phase_named(known, value) or value
+    if value not in known:
+        raise InputError(f"Expected `{option}` to be one of the phases {known}. Got {value!r} instead.")
+    return value
+
+
 #: options that act only with one of others (given without, refused by name rather than ignored),
 #: and their values when not given
 _NEEDS = {"profile_step": (("profile",), 1), "particle_phase": (("particles", "particle_labels"), "active"),
@@ -396,25 +412,16 @@ def run(args: argparse.Namespace) -> int:
                              f"distance 0 from it, in no shell). Got {args.shells!r} instead.")
     # --tortuosity: of the phase named "pore" (in any case) or --tortuosity-phase, before any work (was
     # refused after the summary's pass, as `phase`, an argument the command does not have)
+    if args.tortuosity and args.tortuosity_phase != "pore":  # a name or a label value, as --particle-phase
+        args.tortuosity_phase = _phase_option(args.tortuosity_phase, "--tortuosity-phase", known)
     if args.tortuosity and phase_named(known, args.tortuosity_phase) is None:
-        if args.tortuosity_phase != "pore":
-            raise InputError(f"Expected `--tortuosity-phase` to name a phase of `labels` {known}. Got "
-                             f"{args.tortuosity_phase!r} instead.")
         at = next((i for i, p in enumerate(known) if "pore" in p.lower()), 0)  # "Pores": that one
         raise InputError(f"Expected `--tortuosity` (the tortuosity of the phase named 'pore') with labels that "
                          f"name a phase 'pore'. Got the phases {known}: name the conducting phase with "
                          f"--tortuosity-phase (e.g. --tortuosity-phase {known[at]}) or name it 'pore' with --phases "
                          f"(e.g. --phases {','.join('pore' if i == at else p for i, p in enumerate(known))}).")
     if args.particles or args.particle_labels:  # checked before any work, against the names measure uses
-        if args.particle_phase not in known and str(args.particle_phase).isdigit():  # a label value: its name
-            if int(args.particle_phase) >= len(known):
-                raise InputError(f"Expected `--particle-phase` to be one of the phases {known} or a label value "
-                                 f"below {len(known)}. Got {args.particle_phase!r} instead.")
-            args.particle_phase = known[int(args.particle_phase)]
-        args.particle_phase = phase_named(known, args.particle_phase) or args.particle_phase  # ("Active")
-        if args.particle_phase not in known:
-            raise InputError(f"Expected `--particle-phase` to be one of the phases {known}. "
-                             f"Got {args.particle_phase!r} instead.")
+        args.particle_phase = _phase_option(args.particle_phase, "--particle-phase", known)
     if args.rve and "t" in labels.dims:
         raise InputError(f"Expected `--rve` with one volume (z, y, x). Got a series of {labels.sizes['t']} scans: "
                          f"measure one scan's label image for its representative volume element.")

@@ -112,7 +112,12 @@ def test_cli_measure_particles_shells_tortuosity(tmp_path, capsys):
     assert float(ref.tau.values[0]) != float(tortuosity(vol, axis="z").tau.values[0])
     assert main(["measure", str(image), "--tortuosity", "z", "--tortuosity-phase", "NMC", "--no-progress"]) == 2
     err = capsys.readouterr().err
-    assert "`--tortuosity-phase` to name a phase of `labels` ['pore', 'cbd', 'active']. Got 'NMC'" in err
+    assert "`--tortuosity-phase` to be one of the phases ['pore', 'cbd', 'active']. Got 'NMC'" in err
+    # by label value too, as --particle-phase
+    assert main(["measure", str(image), "--tortuosity", "z", "--tortuosity-phase", "2", "--no-progress"]) == 0
+    assert "tortuosity factor of active along z" in capsys.readouterr().out
+    assert main(["measure", str(image), "--tortuosity", "z", "--tortuosity-phase", "3", "--no-progress"]) == 2
+    assert "or a label value below 3. Got '3'" in capsys.readouterr().err
 
 
 def test_cli_measure_profile_table_csv_and_curves(tmp_path, capsys):
