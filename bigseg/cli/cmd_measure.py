@@ -445,7 +445,8 @@ def run(args: argparse.Namespace) -> int:
                    if "t" in labels.dims and labels.sizes["t"] > 1 else None)  # a series: phase changes per step
         sh = (measure.shells(labels, around=shells[0], of=shells[1], max_distance=shells[2], phases=phases,
                              progress=args.progress) if shells else None)
-        tau = (measure.tortuosity(labels, phase=args.tortuosity_phase, axis=args.tortuosity, phases=phases, fov=args.fov, progress=args.progress)
+        tau = (measure.tortuosity(labels, phase=args.tortuosity_phase, axis=args.tortuosity, phases=phases,
+                                  fov=args.fov, progress=args.progress)
                if args.tortuosity else None)
         rve = measure.rve(labels, phases=phases, progress=args.progress) if args.rve else None
         conn = (measure.connectivity(labels, axis=args.connectivity, phases=phases, progress=args.progress)

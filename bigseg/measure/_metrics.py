@@ -168,7 +168,8 @@ def _dims(lab: Labels, dims: tuple[str, ...]) -> tuple[str, ...]:
 def _time(lab: Labels) -> xr.Variable:
     """A series' ``t`` coordinate for its results: the volume's, values and attrs (units), else
     0, 1, 2, ...; its ``long_name`` "time" where it has units, else "time step" (the scans' order)."""
-    return named_time(lab.vol.coords["t"].variable if "t" in lab.vol.coords else xr.Variable("t", np.arange(lab.vol.shape[0])))
+    t = lab.vol.coords["t"].variable if "t" in lab.vol.coords else xr.Variable("t", np.arange(lab.vol.shape[0]))
+    return named_time(t)
 
 
 def named_time(t: xr.Variable) -> xr.Variable:

@@ -313,8 +313,9 @@ def particles(labels: Any, *, phase: str | int = "active", intensity: Any = None
     * ``contact_<phase>`` for every other phase and ``contact_particle`` (other particles of
       the same phase): fractions of the area of the particle's voxel faces inside the volume
       shared with them (they add up to 1; with anisotropic voxels each face counts by its area,
-      so a volume reads as the same volume resampled to cubic voxels); ``detachment`` = ``contact_pore`` when a phase is named "pore" (in any case)
-      (the pore-contact fraction of the surface, Jiang et al. 2020; NaN otherwise);
+      so a volume reads as the same volume resampled to cubic voxels); ``detachment`` =
+      ``contact_pore`` when a phase is named "pore" (in any case: ``contact_Pore``; the
+      pore-contact fraction of the surface, Jiang et al. 2020; NaN otherwise);
     * ``touches_border``: a voxel on the volume border or next to an unlabelled (255) voxel,
       e.g. the edge of the field of view (its size and shape are then truncated: flagged, not
       dropped). The split treats unlabelled voxels as the volume border (the particle may go on

@@ -68,8 +68,9 @@ def shells(labels: Any, *, around: Any, of: Any, max_distance: float, step: floa
     shell's labelled voxels (so ``shell_fraction * voxels`` is the count of ``of``). NaN for an
     empty shell. ``attrs["around"]`` and ``attrs["of"]`` name the phases joined by ``+``
     (``"cbd+active"``, for reading), ``attrs["around_phases"]`` and ``attrs["of_phases"]`` as JSON
-    lists (``json.loads``; whole where a phase's own name holds a ``+``); ``step_voxels`` and ``max_distance_voxels`` are the arguments (in voxel
-    edges, beside ``distance_units``, the unit of ``distance``). Exact (integer counts summed over blocks with a halo of ``max_distance``) for
+    lists (``json.loads``; whole where a phase's own name holds a ``+``); ``step_voxels`` and
+    ``max_distance_voxels`` are the arguments (in voxel edges, beside ``distance_units``, the unit
+    of ``distance``). Exact (integer counts summed over blocks with a halo of ``max_distance``) for
     any chunking.
     """
     max_distance = parse_positive_float("max_distance", max_distance)
@@ -116,7 +117,8 @@ def shells(labels: Any, *, around: Any, of: Any, max_distance: float, step: floa
     around_name, of_name = ("+".join(lab.phases[i] for i in ids) for ids in (src, dst))
     out.attrs.update(units="1", long_name=f"fraction of {of_name} at a distance from {around_name}",
                      around=around_name, of=of_name,  # as text; by name, whole (a phase "a+b" beside "a" and "b"):
-                     around_phases=phases_attr([lab.phases[i] for i in src]), of_phases=phases_attr([lab.phases[i] for i in dst]),
+                     around_phases=phases_attr([lab.phases[i] for i in src]),
+                     of_phases=phases_attr([lab.phases[i] for i in dst]),
                      distance_units=lab.unit, step_voxels=step, max_distance_voxels=max_distance,
                      phases=phases_attr(lab.phases), **_common_attrs(lab))  # every phase by label value
     out["distance"].attrs.update(units=lab.unit, long_name=f"distance from {around_name} (outer radius of the shell)")

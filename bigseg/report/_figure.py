@@ -66,7 +66,9 @@ def phase_marker(name: str, index: int = 0, phases: Any = None) -> str:
     from ..io._volume import phase_named
 
     known = phase_named(_MARKERS, str(name))  # (in any case, as its colour)
-    return _MARKERS[known] if known is not None else _EXTRA_MARKERS[_label_value(name, index, phases) % len(_EXTRA_MARKERS)]
+    if known is not None:
+        return _MARKERS[known]
+    return _EXTRA_MARKERS[_label_value(name, index, phases) % len(_EXTRA_MARKERS)]
 
 
 def finish(fig: Any, path: str | os.PathLike | None, *, title: str | None = None, dpi: int = 110,

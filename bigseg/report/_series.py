@@ -174,7 +174,8 @@ def series_figure(metrics: Any, particles: Any = None, *, transitions: Any = Non
             curves += [(f"median_contact_{p}", colour[p], p, p) for p in phases if p != pore]
             for c, col, label, other in [*curves, ("median_contact_particle", "0.5", "particle", "particle")]:
                 if c in ev:
-                    ax.plot(t, ev[c], color=col, label=label, **{**style, "marker": marker.get(other, phase_marker(other))})
+                    ax.plot(t, ev[c], color=col, label=label,
+                            **{**style, "marker": marker.get(other, phase_marker(other))})
             ax.set_ylabel("median fraction of the surface in contact")
             ax.set_ylim(0, 1)
             ax.set_title("particle contacts")
