@@ -57,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
 
     from .. import measure
     from ..errors import InputError
+    from ..measure._scores import segmentation_coord
 
     output_file(args.csv, "--csv", suffixes=(".csv",), overwrite=args.overwrite)  # before any work
     output_file(args.plot, "--plot", suffixes=FIGURE_SUFFIXES, overwrite=args.overwrite)
@@ -84,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         # with a truth, every segmentation's scores come from the same pass
         try:
             ds = measure.agreement(segs, truth=truth, phases=phases, progress=args.progress).assign_coords(
-                segmentation=names)
+                segmentation=segmentation_coord(names))
         except InputError as exc:  # in the command's terms: the label images by path, the option by name
             said = re.sub(r"`segmentations\[(\d+)\]`|segmentations\[(\d+)\]",
                           lambda m: repr(str(paths[int(m[1] or m[2])])), str(exc))

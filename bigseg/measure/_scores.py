@@ -286,6 +286,13 @@ def _agreement_block(*blocks_and_geom, luts: tuple = ()) -> np.ndarray:
     return np.concatenate([np.concatenate(hists), bads, pair_differences(*codes)])
 
 
+def segmentation_coord(values: Any) -> xr.Variable:
+    """The ``segmentation`` coordinate of :func:`agreement`: the segmentations' numbers in the
+    order given (or their names, as ``bigseg compare`` gives them), with its ``long_name``."""
+    return xr.Variable("segmentation", list(values) if not isinstance(values, np.ndarray) else values,
+                       {"long_name": "segmentation (in the order given)"})
+
+
 def agreement(segmentations: Sequence[Any], *, truth: Any = None, phases: Any = None,
               progress: bool = False) -> xr.Dataset:
     """How much several segmentations of the same image agree (user or method variance).
@@ -390,8 +397,9 @@ def agreement(segmentations: Sequence[Any], *, truth: Any = None, phases: Any = 
             "mean_differing_fraction": (_dims(ref, ()), _mean_over_pairs(diff),
                                         {"units": "1", "long_name": "mean over the pairs that label a voxel in common"}),
         },
-        coords={**_coords(ref, phase=ref.phases), "segmentation": np.arange(s),
-                "pair_a": ("pair", [a for a, _ in pairs]), "pair_b": ("pair", [b for _, b in pairs])},
+        coords={**_coords(ref, phase=ref.phases), "segmentation": segmentation_coord(np.arange(s)),
+                "pair_a": ("pair", [a for a, _ in pairs], {"long_name": "first segmentation of the pair (its number)"}),
+                "pair_b": ("pair", [b for _, b in pairs], {"long_name": "second segmentation of the pair (its number)"})},
     )
     if pairs_t:  # per segmentation, its scores against the truth
         m = len(frames)
@@ -401,7 +409,8 @@ def agreement(segmentations: Sequence[Any], *, truth: Any = None, phases: Any = 
         sc = xr.concat([p.drop_vars("support") for p in per], dim="segmentation", combine_attrs="drop")
         for name in ("iou", "dice", "precision", "recall", "accuracy"):
             lead = ("t",) if ref.series else ()
-            ds[name] = sc[name].transpose(*lead, "segmentation", ...).assign_coords(segmentation=np.arange(s))
+            ds[name] = sc[name].transpose(*lead, "segmentation", ...).assign_coords(
+                segmentation=segmentation_coord(np.arange(s)))
             ds[name].attrs = dict(_SCORE_ATTRS[name])
         # the truth's labelled voxels by phase: the same for every segmentation (a sparse truth scores few)
         ds["support"] = per[0]["support"]

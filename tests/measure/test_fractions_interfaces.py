@@ -173,6 +173,14 @@ def test_every_coordinate_of_phase_names_says_what_it_is(tmp_path):
             named = [c for c in back.coords if back[c].dtype.kind in "UO"]
             assert named, name
             assert {c: back[c].attrs.get("long_name") for c in named} == {c: want[c] for c in named}, name
+    # agreement's coordinates of segmentations and pairs (had no attributes), through netCDF
+    ag = measure.agreement([lab, lab.copy(data=lab.values[::-1]), lab], truth=lab)
+    ag.to_netcdf(tmp_path / "agreement.nc", engine="h5netcdf")
+    with xr.open_dataset(tmp_path / "agreement.nc", engine="h5netcdf") as back:
+        assert back["segmentation"].attrs["long_name"] == "segmentation (in the order given)"
+        assert "first segmentation" in back["pair_a"].attrs["long_name"]
+        assert "second segmentation" in back["pair_b"].attrs["long_name"]
+        assert back["iou"]["segmentation"].attrs["long_name"] == "segmentation (in the order given)"
     # and a series' time: "time step" without units (the scans' order; had no attributes at all)
     assert results["transitions"]["t"].attrs == {"long_name": "time step"}
     assert measure.volume_fractions(ser)["t"].attrs == {"long_name": "time step"}
