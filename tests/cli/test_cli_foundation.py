@@ -201,6 +201,10 @@ def test_cluster_other_machines_reach(capsys):
     ``connect("local", host=...)`` was a TypeError (host given twice)."""
     assert main(["cluster", "--host", "no-such-host.invalid", "--duration", "0.5"]) == 2
     assert "Expected `--host` to be an address of this machine" in capsys.readouterr().err
+    for v6 in ("::1", "[::1]"):  # ::1 is this machine's: refused as IPv6, not as "not an address of this machine"
+        assert main(["cluster", "--host", v6, "--dashboard-port", "8799", "--duration", "0.5"]) == 2
+        err = capsys.readouterr().err
+        assert "Expected `--host` to be an IPv4 address of this machine or its name" in err and repr(v6) in err, err
     assert main(["cluster", "--workers", "1", "--host", "0.0.0.0", "--duration", "0.5"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("scheduler   tcp://") and "0.0.0.0" not in out.splitlines()[0]
