@@ -423,10 +423,10 @@ class Pipeline:
         named = None
         if truth is not None and model is not None:  # the names the scores will match by (a mask's too)
             from .measure._inputs import as_labels
-            from .measure._scores import _stated_phases
+            from .measure._scores import _stated_phases, same_phases
 
             named = _stated_phases(as_labels(truth, name="truth"))
-        if named is not None and sorted(map(str, named)) != sorted(model):
+        if named is not None and same_phases(named, model) is None:
             # scored by phase name (bigseg.measure.scores): refused now, not after the segmentation
             raise InputError(f"Expected `truth` to name the phases the segmentation will have, {model} (in any "
                              f"order: matched by name). Got {list(named)} instead.")

@@ -514,7 +514,7 @@ def run(args: argparse.Namespace) -> int:
         from ..report._units import readable
 
         scale, unit = readable(sh.distance.values, sh.attrs["distance_units"])
-        print(f"fraction of {shells[1]} by distance from {shells[0]} [{unit}]"
+        print(f"fraction of {sh.attrs['of']} by distance from {sh.attrs['around']} [{unit}]"
               f"{at_last_step(sh)}:")
         d = sh.isel(t=-1) if "t" in sh.dims else sh
         print("  " + "  ".join(f"{float(r) * scale:.4g}: {float(v):.3f}" for r, v in zip(d.distance.values, d.values)))

@@ -10,10 +10,20 @@ import pandas as pd
 
 from .._parse import parse_positive_float
 from ..errors import InputError
+from ..io._volume import phase_named
 
 __all__ = ["size_groups"]
 
 _MEDIANS = ("detachment", "contact_cbd", "contact_particle", "sphericity")
+
+
+def contact_column(columns: Any, name: str) -> str | None:
+    """The particle table's column of the contact with the phase ``name`` (in other case too:
+    ``contact_CBD`` for ``"cbd"``, :func:`bigseg.io._volume.phase_named`), None if it has none."""
+    phases = [str(c)[len("contact_"):] for c in columns
+              if str(c).startswith("contact_") and str(c) != "contact_particle"]
+    phase = phase_named(phases, name)
+    return None if phase is None else f"contact_{phase}"
 
 
 def _balanced_threshold(diameters: np.ndarray) -> float:
@@ -53,9 +63,10 @@ def size_groups(table: Any, *, threshold: Any = None) -> pd.DataFrame:
     -------
     DataFrame indexed by ``group`` ("small", "big"; with ``t`` first for a series): the
     number of ``particles``, ``diameter_min``/``diameter_max``, the ``detachment`` mean, std,
-    10th/50th/90th percentiles and IQR (its spread), and the medians of ``contact_cbd``,
-    ``contact_particle`` and ``sphericity``. ``attrs``: ``threshold``, ``unit``. Particles
-    touching the volume border are left out (their size and surface are truncated).
+    10th/50th/90th percentiles and IQR (its spread), and the medians of ``contact_cbd`` (the
+    contact with the phase named cbd in any case, "CBD"), ``contact_particle`` and
+    ``sphericity``. ``attrs``: ``threshold``, ``unit``. Particles touching the volume border are
+    left out (their size and surface are truncated).
     """
     if not isinstance(table, pd.DataFrame) or not {"equivalent_diameter", "touches_border", "detachment"} <= set(table):
         raise InputError("Expected `table` to be the particle table of bigseg.measure.particles. "
@@ -79,6 +90,9 @@ def size_groups(table: Any, *, threshold: Any = None) -> pd.DataFrame:
     if threshold is None and len(diameters) > 1 and thr == diameters.min():  # one particle: nothing to split
         warnings.warn(f"every particle inside the volume has the same equivalent diameter ({thr:g}): all are "
                       f"counted big, none small; pass a threshold to measure.size_groups", UserWarning, stacklevel=2)
+    cbd = contact_column(inside.columns, "cbd")  # ("CBD" too: its median is contact_cbd_median)
+    if cbd is not None and cbd != "contact_cbd":
+        inside = inside.rename(columns={cbd: "contact_cbd"})
     keys = (["t"] if "t" in inside else []) + ["group"]
     g = inside.assign(group=pd.Categorical(group, ["small", "big"])).groupby(keys, observed=False)
     d = g["detachment"]

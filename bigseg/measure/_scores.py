@@ -12,7 +12,7 @@ import numpy as np
 import xarray as xr
 
 from ..errors import InputError
-from ..io._volume import is_step_index, reorder_lut, warn_other_grid
+from ..io._volume import is_step_index, phase_named, reorder_lut, warn_other_grid
 from ..kernels.metrics import NBINS, confusion_compact, confusion_counts, histogram, pair_differences
 from ..runtime._progress import compute
 from ._blockwise import BlockGeometry, block_partials
@@ -65,14 +65,26 @@ def _stated_phases(lab: Labels) -> list[str] | None:
     return lab.phases if lab.vol.dtype == np.bool_ or lab.vol.attrs.get("phases") is not None else None
 
 
+def same_phases(names: Any, like: Any) -> list[str] | None:
+    """``names`` as the same phases as ``like`` (in any order), each by its name in ``like``, a
+    name differing in case only taken as its one variant there ("Pore" for "pore",
+    :func:`bigseg.io._volume.phase_named`); None if they are other phases."""
+    names, like = [str(n) for n in names], [str(n) for n in like]
+    renamed = [phase_named(like, n) for n in names]
+    return renamed if None not in renamed and sorted(renamed) == sorted(like) else None
+
+
 def _match_phases(tl: Labels, pl: Labels, *, pred_stated: bool = False) -> tuple[Labels, Labels]:
     """Phase names for two label volumes compared voxel by voxel: one that states none takes the
-    other's; stated names must be the same phases (in any order), else InputError."""
+    other's; stated names must be the same phases (in any order; in other case: the truth takes
+    the prediction's names), else InputError."""
     ts, ps = _stated_phases(tl), (pl.phases if pred_stated else _stated_phases(pl))
     if ps is None and ts is not None:
         return tl, dataclasses.replace(pl, phases=list(ts))
     if ts is None:
         return dataclasses.replace(tl, phases=list(pl.phases)), pl
+    if (renamed := same_phases(ts, ps)) is not None:
+        return dataclasses.replace(tl, phases=renamed), pl
     if sorted(ts) != sorted(ps):
         raise InputError(f"Expected `{tl.name}` and `{pl.name}` to name the same phases (their label values are "
                          f"matched by phase name). Got {ts} in `{tl.name}` and {ps} in `{pl.name}`; pass `phases` to "
@@ -334,6 +346,7 @@ def agreement(segmentations: Sequence[Any], *, truth: Any = None, phases: Any = 
     own = [lab.phases for lab in labs]  # each one's names, in its own label order
     if phases is None:  # label values are matched by phase name, as scores does: stated names must agree
         stated = [(i, names) for i, lab in enumerate(labs) if (names := _stated_phases(lab)) is not None]
+        stated[1:] = [(i, same_phases(names, stated[0][1]) or names) for i, names in stated[1:]]  # ("Pore": pore)
         for i, names in stated[1:]:
             if sorted(names) != sorted(stated[0][1]):
                 raise InputError(f"Expected the segmentations to name the same phases (their label values are "

@@ -195,10 +195,13 @@ def _particles_section(table) -> str:
     unit = table.attrs.get("unit", "")
     method = table.attrs.get("surface_area_method")
     rows = []
+    from ..measure._groups import contact_column
+
+    cbd = contact_column(table.columns, "cbd") or "contact_cbd"  # ("CBD" too, as size_groups takes it)
     for col, label, power in (("equivalent_diameter", "equivalent diameter", 1), ("volume", "volume", 3),
                               ("sphericity", f"sphericity{f' ({method} areas)' if method else ''}", 0),
                               ("detachment", "detachment (pore contact)", 0),
-                              ("contact_cbd", "CBD contact", 0), ("contact_particle", "particle contact", 0)):
+                              (cbd, "CBD contact", 0), ("contact_particle", "particle contact", 0)):
         if col in inside and inside[col].notna().any():
             q = inside[col].quantile([0.1, 0.5, 0.9])
             stats = [float(inside[col].mean()), float(q[0.1]), float(q[0.5]), float(q[0.9])]

@@ -396,3 +396,20 @@ def test_cli_measure_sparse_truth_says_what_was_scored(tmp_path, capsys):
     np.save(tmp_path / "dense.npy", lab)
     assert main(["measure", str(image), "--truth", str(tmp_path / "dense.npy"), "--no-progress"]) == 0
     assert "labelled voxels" not in capsys.readouterr().out
+
+
+def test_cli_measure_prints_and_sizes_phases_as_the_labels_name_them(tmp_path, capsys):
+    """Labels naming their phases "Pore", "CBD", "NMC": --shells nmc:cbd:2 prints the shells of
+    "CBD" around "NMC" (was the option's spelling), and the size groups keep their CBD contact
+    median (was left out: only a column contact_cbd was looked for)."""
+    import bigseg
+
+    lab = bigseg.synth.electrode((24, 30, 28), radius=(4, 1), seed=2).values
+    image = tmp_path / "scan.ome.zarr"
+    save_volume(lab.astype(np.float32), image, progress=False)
+    save_labels(lab, image, phases=["Pore", "CBD", "NMC"], progress=False)
+    rc = main(["measure", str(image), "--shells", "nmc:cbd:2", "--particles", str(tmp_path / "p.csv"),
+               "--particle-phase", "nmc", "--max-diameter", "20", "--no-progress"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "fraction of CBD by distance from NMC" in out, out
+    assert "CBD contact median" in out, out

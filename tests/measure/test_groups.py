@@ -158,3 +158,18 @@ def test_a_threshold_in_another_unit_is_said():
         warnings.simplefilter("error")
         size_groups(df, threshold=11)  # within the diameters' range
         size_groups(df, threshold=100.0)  # nothing big, but no unit slip
+
+
+def test_cbd_contact_in_other_case_is_the_cbds():
+    """A table of phases named in the user's case ("CBD": contact_CBD) gives the CBD contact
+    medians as one of "cbd" (size_groups, the report's particle and size tables): they had none."""
+    from bigseg.report._html import _particles_section
+
+    low = _table()
+    up = low.rename(columns={"contact_cbd": "contact_CBD", "contact_pore": "contact_Pore"})
+    up.attrs.update(low.attrs)
+    g, want = size_groups(up), size_groups(low)
+    assert "contact_cbd_median" in g
+    pd.testing.assert_frame_equal(g, want)
+    page = _particles_section(up)
+    assert page == _particles_section(low) and "CBD contact median" in page and "<td>CBD contact</td>" in page

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from ._measure_ref import confusion as ref_confusion
 
+from bigseg.errors import InputError
 from bigseg.io import make_volume
 from bigseg.measure import agreement, confusion, scores
 
@@ -159,3 +160,19 @@ def test_every_score_states_its_unit_and_what_it_is(pair):
     for ds in (scores(truth, pred), agreement([pred, truth], truth=truth), confusion(truth, pred).to_dataset()):
         for name, var in ds.data_vars.items():
             assert var.attrs.get("units") and var.attrs.get("long_name"), name
+
+
+def test_phases_named_in_other_case_are_matched():
+    """A reference naming the phases in other case ("pore", "cbd", "nmc" against a segmentation's
+    "Pore", "CBD", "NMC"; in another order too) is the same phases, each its one case variant
+    (as a phase asked for by name): scored by name, not refused; other phases still are."""
+    rng = np.random.default_rng(0)
+    v = rng.integers(0, 3, (8, 9, 10)).astype(np.uint8)
+    pred = make_volume(v, phases=["Pore", "CBD", "NMC"])
+    truth = make_volume(np.array([1, 2, 0], np.uint8)[v], phases=["nmc", "pore", "cbd"])  # other order and case
+    s = scores(truth, pred)
+    assert list(s.phase.values) == ["Pore", "CBD", "NMC"] and np.all(s.iou.values == 1.0)
+    a = agreement([pred, truth], truth=truth)
+    assert float(a.mean_differing_fraction) == 0.0 and np.all(a.iou.values == 1.0)
+    with pytest.raises(InputError, match="name the same phases"):
+        scores(make_volume(v, phases=["pore", "cbd", "active"]), pred)
