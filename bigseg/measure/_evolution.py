@@ -9,8 +9,8 @@ import pandas as pd
 import xarray as xr
 
 from ..errors import InputError
-from ..io._volume import as_volume, phase_named, time_unit
-from ._groups import with_border_flags
+from ..io._volume import as_volume, time_unit
+from ._groups import contact_column, with_border_flags
 from ._metrics import named_time, phase_coord
 
 __all__ = ["evolution", "transitions"]
@@ -23,9 +23,8 @@ def contact_columns(table: Any) -> list[str]:
     """The particle table's ``contact_<phase>`` and ``contact_particle`` columns but the pore's
     (whose share is ``detachment``): each phase's by its own name ("CBD", "binder"), where only
     ``contact_cbd`` was followed."""
-    contacts = [str(c) for c in table.columns if str(c).startswith("contact_")]
-    pore = phase_named([c[len("contact_"):] for c in contacts if c != "contact_particle"], "pore")
-    return [c for c in contacts if pore is None or c != f"contact_{pore}"]
+    pore = contact_column(table.columns, "pore")
+    return [str(c) for c in table.columns if str(c).startswith("contact_") and str(c) != pore]
 
 
 def _column_units(table: pd.DataFrame, unit: str, t_unit: str) -> dict[str, str]:

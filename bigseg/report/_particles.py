@@ -7,8 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..io._volume import phase_named
-from ..measure._groups import with_border_flags
+from ..measure._groups import contact_column, with_border_flags
 from ._figure import figure_doc, finish, phase_rgb, pyplot
 from ._units import readable
 
@@ -99,12 +98,12 @@ def particle_figure(table: Any, *, path: str | os.PathLike | None = None, title:
         axes[1].text(0.5, 0.5, "no sphericity: every particle\ntouches the volume border\nor is too small",
                      ha="center", va="center", transform=axes[1].transAxes, color="0.3")
         axes[1].set(xlim=(0.3, 1.2), ylim=(0, 1))  # an empty axis, not an empty histogram's ±0.05 around 0
-    pore = phase_named([c[len("contact_"):] for c in contacts], "pore")  # ("Pore"; not beside a "pore")
+    pore = contact_column(contacts, "pore")  # ("contact_Pore"; not beside a "contact_pore")
     for c in contacts:
         other = c[len("contact_"):]
         col = "0.5" if other == "particle" else phase_rgb(other, 0, table.attrs.get("phases"))
         axes[2].hist(inner[c].dropna(), bins=20, range=(0, 1), histtype="step", linewidth=2, color=col,
-                     label=other + (" (detachment)" if other == pore else ""))
+                     label=other + (" (detachment)" if c == pore else ""))
     axes[2].set_xlabel("fraction of the particle surface in contact")
     axes[2].set_ylabel("particles")
     if inner.empty or not contacts:  # say why the panel is empty (was counts of 0 ... 0.072 in ticks)
