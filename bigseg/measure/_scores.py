@@ -83,13 +83,12 @@ def _match_phases(tl: Labels, pl: Labels, *, pred_stated: bool = False) -> tuple
         return tl, dataclasses.replace(pl, phases=list(ts))
     if ts is None:
         return dataclasses.replace(tl, phases=list(pl.phases)), pl
-    if (renamed := same_phases(ts, ps)) is not None:
-        return dataclasses.replace(tl, phases=renamed), pl
-    if sorted(ts) != sorted(ps):
+    renamed = same_phases(ts, ps)
+    if renamed is None:
         raise InputError(f"Expected `{tl.name}` and `{pl.name}` to name the same phases (their label values are "
                          f"matched by phase name). Got {ts} in `{tl.name}` and {ps} in `{pl.name}`; pass `phases` to "
                          f"compare them by label value anyway.")
-    return tl, pl
+    return dataclasses.replace(tl, phases=renamed), pl
 
 
 def _phase_order(tl: Labels, pl: Labels) -> list[int]:
@@ -346,13 +345,14 @@ def agreement(segmentations: Sequence[Any], *, truth: Any = None, phases: Any = 
     own = [lab.phases for lab in labs]  # each one's names, in its own label order
     if phases is None:  # label values are matched by phase name, as scores does: stated names must agree
         stated = [(i, names) for i, lab in enumerate(labs) if (names := _stated_phases(lab)) is not None]
-        stated[1:] = [(i, same_phases(names, stated[0][1]) or names) for i, names in stated[1:]]  # ("Pore": pore)
-        for i, names in stated[1:]:
-            if sorted(names) != sorted(stated[0][1]):
+        for j, (i, names) in enumerate(stated[1:], 1):
+            renamed = same_phases(names, stated[0][1])  # (in other case too: "Pore" is pore)
+            if renamed is None:
                 raise InputError(f"Expected the segmentations to name the same phases (their label values are "
                                  f"matched by phase name). Got {stated[0][1]} in `segmentations[{stated[0][0]}]` and "
                                  f"{names} in `segmentations[{i}]`; pass `phases` to compare them by label value "
                                  f"anyway.")
+            stated[j] = (i, renamed)
         # those that state none take the names the others state, else the truth's (as scores does)
         named = stated[0][1] if stated else None
         if named is None and truth is not None:
