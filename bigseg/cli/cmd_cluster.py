@@ -65,11 +65,9 @@ def _free(port: int, host: str = "127.0.0.1", *, option: str = "--port") -> int:
     import socket
 
     from ..errors import InputError
+    from ..runtime._cluster import check_host
 
-    if ":" in host:  # an IPv6 address: dask's local cluster does not start on one (it was refused as "not an
-        # address of this machine", ::1 being one)
-        raise InputError(f"Expected `--host` to be an IPv4 address of this machine or its name (127.0.0.1, 0.0.0.0; "
-                         f"dask's local cluster does not start on IPv6 addresses). Got {host!r} instead.")
+    check_host(host, "--host")  # an IPv6 address: dask's local cluster does not start on one
     with socket.socket() as s:
         if os.name != "nt":  # as the scheduler binds (tornado): a port a stopped cluster left in TIME_WAIT is free
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # (a listening one is refused all the same)

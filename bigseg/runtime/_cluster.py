@@ -378,6 +378,19 @@ def _check_options(cluster: str, options: dict[str, Any]) -> None:
         raise InputError(f"Expected the options of `cluster`={cluster!r} to be keywords of {what}. Got {got} instead.")
 
 
+def check_host(host: Any, name: str = "host") -> str:
+    """``host`` as a local cluster listens on it: a name or an IPv4 address; an IPv6 one (``::1``,
+    ``[::1]``) refused by ``name`` (InputError) before anything starts: dask's local cluster does not
+    start on one (distributed's "Cluster failed to start: invalid address")."""
+    if not isinstance(host, str) or not host.strip():
+        raise InputError(f"Expected `{name}` to be an address of this machine or its name (127.0.0.1, 0.0.0.0). "
+                         f"Got {host!r} instead.")
+    if ":" in host or host.startswith("["):
+        raise InputError(f"Expected `{name}` to be an IPv4 address of this machine or its name (127.0.0.1, 0.0.0.0; "
+                         f"dask's local cluster does not start on IPv6 addresses). Got {host!r} instead.")
+    return host
+
+
 #: where a cluster bigseg starts serves its dashboard unless told (``dashboard_address``): any free
 #: port of this machine only (for ``"local"``, of its ``host``)
 _DEFAULT_DASHBOARD = "127.0.0.1:0"
@@ -447,6 +460,8 @@ def connect(
             raise InputError(f"Expected `memory_limit` to be a size such as '4GiB' (per worker). Got {memory_limit!r} instead.")
     dash = _DEFAULT_DASHBOARD if dashboard else None
     _check_options(cluster, options)
+    if "host" in options and cluster in ("local", "local-cuda"):
+        check_host(options["host"])
     if "dashboard_address" in options and cluster in ("local", "local-cuda"):  # a fixed port (an SSH tunnel's)
         given = options.pop("dashboard_address")  # (passed besides bigseg's own: "multiple values" TypeError)
         if not dashboard and given is not None:  # (None: no dashboard, as dashboard=False says)

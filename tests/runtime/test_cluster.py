@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -135,6 +136,13 @@ def test_connect_errors():
         bigseg.connect("http://127.0.0.1:8787/status")
     with pytest.raises(ClusterError, match="tcp://127.0.0.1"):
         bigseg.connect(f"tcp://127.0.0.1:{_free_port()}", timeout=1, quiet=True)
+    before = _children()  # an IPv6 host: named before anything starts (was "Cluster failed to start: invalid address")
+    for v6 in ("::1", "[::1]"):
+        with pytest.raises(InputError, match=rf"Expected `host` to be an IPv4 address .*Got {re.escape(repr(v6))} instead"):
+            bigseg.connect("local", n_workers=1, host=v6, quiet=True)
+    with pytest.raises(InputError, match=r"Expected `host` to be an address of this machine .*Got 1 instead"):
+        bigseg.connect("local", n_workers=1, host=1, quiet=True)
+    assert _children() == before
     before = _children()  # an unknown keyword: named before anything starts (was "Nanny failed to start")
     with pytest.raises(InputError, match=r"keywords of LocalCluster or its workers. Got `bogus_option`=1 instead"):
         bigseg.connect("local", n_workers=1, bogus_option=1, quiet=True)
