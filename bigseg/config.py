@@ -50,7 +50,7 @@ DEFAULTS: dict[str, Any] = {
                 "sigma_scale": 0.125, "tta": False, "probabilities": False, "batch_size": None,
                 "autocast": "auto", "temporal": 0},
     "measure": {"interfaces": "crofton", "particles": True, "phase": "active", "split": True, "max_diameter": 40,
-                "particle_area": "crofton",
+                "particle_area": "crofton", "min_voxels": 1,
                 "particle_labels": False, "profile": "z", "profile_step": 1, "shells": None, "tortuosity": None,
                 "tortuosity_phase": "pore", "connectivity": "z", "thickness": None, "rve": False, "radial_step": 4},
     # null: deploy/slurm.yaml's value (a key set here, to any value, overrides it; queue/account "": none)
@@ -297,6 +297,8 @@ def _validate(cfg: dict[str, Any]) -> None:
            cfg["measure"]["particle_labels"])
     _check("measure.max_diameter", _is_pos_int(cfg["measure"]["max_diameter"]), "to be a positive integer (voxels)",
            cfg["measure"]["max_diameter"])
+    _check("measure.min_voxels", _is_pos_int(cfg["measure"]["min_voxels"]),
+           "to be a positive integer (the smallest particle listed, in voxels)", cfg["measure"]["min_voxels"])
     _check("measure.interfaces", cfg["measure"]["interfaces"] in ("faces", "marching_cubes", "crofton"),
            "to be 'faces', 'marching_cubes' or 'crofton'", cfg["measure"]["interfaces"])
     if cfg["measure"]["profile"] is False:  # YAML reads a bare `off`/`no` as false

@@ -39,6 +39,8 @@ def test_defaults_yaml_env_keywords_precedence(tmp_path):
         ("measure: {particles: maybe}", "`measure.particles`"),
         ("measure: {phase: 3}", "`measure.phase`"),
         ("measure: {max_diameter: 0}", "`measure.max_diameter`"),
+        ("measure: {min_voxels: 0}", "`measure.min_voxels` to be a positive integer.*Got 0"),
+        ("measure: {min_voxels: 2.5}", "`measure.min_voxels`"),
         ("measure: {split: 1}", "`measure.split`"),
         ("measure: {particle_labels: 2}", "`measure.particle_labels`"),
         ("measure: {profile: depth}", "`measure.profile`"),

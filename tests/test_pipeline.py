@@ -474,6 +474,18 @@ def test_pipeline_shells_and_tortuosity_on_request(tmp_path, scan):
     assert not (tmp_path / "y").exists()
 
 
+def test_pipeline_leaves_particles_under_min_voxels_out(tmp_path, scan):
+    truth, image = scan
+    res = Pipeline(chunks=24, predict={"model": "threshold"}, measure={"min_voxels": 30}).run(image, tmp_path / "r")
+    labels = bigseg.open_volume(res.labels)
+    ref = bigseg.measure.particles(labels, min_voxels=30, area_method="crofton")
+    full = bigseg.measure.particles(labels, area_method="crofton")
+    assert len(res.particles) == len(ref) < len(full) and res.particles.voxels.min() >= 30
+    np.testing.assert_array_equal(res.particles.voxels, ref.voxels)
+    page = (tmp_path / "r" / "report.html").read_text()
+    assert "(particles of fewer than 30 voxels left out: measure.min_voxels)" in page
+
+
 @pytest.mark.slow
 def test_pipeline_inside_a_cylindrical_field_of_view(tmp_path):
     truth = synth.electrode((24, 56, 60), seed=4).compute()

@@ -49,6 +49,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "of the --particles table; for a series its track), e.g. to check the split in napari")
     p.add_argument("--no-split", action="store_true",
                    help="particles are connected components (default: touching particles split by a watershed)")
+    p.add_argument("--min-voxels", type=positive_int, default=None, metavar="N",
+                   help="smallest particle listed, in voxels (default 1: every one); smaller ones, e.g. specks of "
+                        "noise, have no row and no instance label (the count left out is printed)")
     p.add_argument("--max-diameter", type=positive_int, default=None,
                    help="widest particle in voxels, the halo of the split, and the largest --thickness resolved "
                         "(default 40)")
@@ -331,7 +334,8 @@ def _write_particle_labels(labels, args: argparse.Namespace, phases) -> Path:
 
     target = _particle_labels_target(labels, args)
     ids = measure.particle_labels(labels, phase=args.particle_phase, split=not args.no_split,
-                                  max_diameter=args.max_diameter, phases=phases, progress=args.progress)
+                                  max_diameter=args.max_diameter, phases=phases, progress=args.progress,
+                                  min_voxels=args.min_voxels)
     return Path(save_labels(xr.DataArray(ids, dims=labels.dims), target.parent.parent, name=target.name,
                             instances=True, overwrite=args.overwrite, progress=args.progress))
 
@@ -355,7 +359,8 @@ def _phase_option(value: str, option: str, known: list[str]) -> str:
 #: options that act only with one of others (given without, refused by name rather than ignored),
 #: and their values when not given
 _NEEDS = {"profile_step": (("profile",), 1), "particle_phase": (("particles", "particle_labels"), "active"),
-          "no_split": (("particles", "particle_labels"), False), "intensity": (("particles",), None),
+          "no_split": (("particles", "particle_labels"), False), "min_voxels": (("particles", "particle_labels"), 1),
+          "intensity": (("particles",), None),
           "particle_area": (("particles",), "marching_cubes"),
           "fov": (("tortuosity", "radial"), None), "tortuosity_phase": (("tortuosity",), "pore"),
           "max_diameter": (("particles", "particle_labels", "thickness"), 40)}
@@ -465,7 +470,7 @@ def run(args: argparse.Namespace) -> int:
         target = _particle_labels_target(labels, args) if args.particle_labels else None
         table = (measure.particles(labels, phase=args.particle_phase, intensity=intensity, split=not args.no_split,
                                    max_diameter=args.max_diameter, phases=phases, progress=args.progress,
-                                   labels_to=target, overwrite=args.overwrite,
+                                   labels_to=target, overwrite=args.overwrite, min_voxels=args.min_voxels,
                                    area_method=args.particle_area)  # ids from the same split
                  if args.particles else None)
         if args.particle_labels and table is None:
@@ -486,7 +491,7 @@ def run(args: argparse.Namespace) -> int:
         last = f" (t = {time_at(labels.t)})" if "t" in labels.dims and len(table) else ""  # with the times' unit
         particle_figure(table, path=png, title=f"{args.labels}: {args.particle_phase} particles{last}")
         inside = table[~table.touches_border]
-        from ..report._units import quantity_text
+        from ..report._units import quantity_text, small_particles_text
 
         if "t" in table:
             print(f"{len(table)} {args.particle_phase} particles over {table['t'].nunique()} time steps (surface "
@@ -497,6 +502,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"{len(table)} {args.particle_phase} particles ({len(inside)} inside the volume): median equivalent "
                   f"diameter {quantity_text(inside.equivalent_diameter.median(), table.attrs['unit'])}, {said}; "
                   f"surface areas and sphericity by {args.particle_area}; wrote {args.particles} and {png}")
+        if table.attrs.get("small_particles"):
+            print(small_particles_text(table.attrs))
         if len(inside) and inside.detachment.notna().any():  # (was "nan [nan-nan]" without a phase named pore)
             print(_size_groups_lines(table))
     if "t" in ds.dims:

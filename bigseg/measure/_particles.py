@@ -172,7 +172,8 @@ def _frame_ids(lab: Labels, idx: int, *, split: bool, depth: int, h: float,
 
 
 def particle_labels(labels: Any, *, phase: str | int = "active", split: bool = True, max_diameter: int = 40,
-                    h: float = 1.0, min_overlap: float = 0.5, phases: Any = None, progress: bool = False) -> da.Array:
+                    h: float = 1.0, min_overlap: float = 0.5, phases: Any = None, progress: bool = False,
+                    min_voxels: int = 1) -> da.Array:
     """Instance labels of the particles of one phase, numbered as :func:`particles` numbers its
     rows: a lazy int32 dask array (int64 for track numbers beyond 2**31 - 1), 0 = none, value =
     the table's ``id`` (raster order of each particle's first voxel, independent of the
@@ -186,8 +187,9 @@ def particle_labels(labels: Any, *, phase: str | int = "active", split: bool = T
 
     Parameters
     ----------
-    labels, phase, split, max_diameter, h, min_overlap, progress : as for :func:`particles`
-        (defaults ``"active"``, True, 40 voxels, 1 voxel edge, 0.5; progress bars off).
+    labels, phase, split, max_diameter, h, min_overlap, min_voxels, progress : as for
+        :func:`particles` (defaults ``"active"``, True, 40 voxels, 1 voxel edge, 0.5, 1 voxel;
+        progress bars off): a particle smaller than ``min_voxels`` is 0 here as it has no row there.
     phases : phase names by label value, default ``labels.attrs["phases"]`` or
         ``["pore", "cbd", "active"]``.
 
@@ -197,6 +199,7 @@ def particle_labels(labels: Any, *, phase: str | int = "active", split: bool = T
     """
     lab, idx, depth, h = _parse(labels, phase, split, max_diameter, h, phases)
     min_overlap = parse_in_range("min_overlap", min_overlap, 0.0, 1.0, closed="right")
+    min_voxels = parse_positive_int("min_voxels", min_voxels)
     nframes = len(lab.frames())
     ids_frames, _ = _frame_ids(lab, idx, split=split, depth=depth, h=h, progress=progress)
     numbering = [block_results(_numbering_block, ids, depth=0) for ids in ids_frames]
@@ -207,7 +210,8 @@ def particle_labels(labels: Any, *, phase: str | int = "active", split: bool = T
         raw = np.concatenate([b[1] for b in blocks])
         df = pd.DataFrame({"raw": raw, "first": np.concatenate([b[2] for b in blocks]),
                            "voxels": np.concatenate([b[3] for b in blocks])})
-        g = df.groupby("raw").agg({"first": "min", "voxels": "sum"}).sort_values("first")
+        g = df.groupby("raw").agg({"first": "min", "voxels": "sum"})
+        g = g[g["voxels"] >= min_voxels].sort_values("first")
         order.append((g[["voxels"]].reset_index(drop=True), g.index.to_numpy(np.int64)))
     values = (_tracks(order, res[nframes:], min_overlap) if lab.series
               else [np.arange(1, len(raw) + 1) for _, raw in order])
@@ -239,7 +243,7 @@ def _parse(labels, phase, split, max_diameter, h, phases) -> tuple[Labels, int, 
 def particles(labels: Any, *, phase: str | int = "active", intensity: Any = None, split: bool = True,
               max_diameter: int = 40, h: float = 1.0, min_overlap: float = 0.5, phases: Any = None,
               labels_to: str | os.PathLike | None = None, overwrite: bool = False,
-              progress: bool = False, area_method: str = "marching_cubes") -> pd.DataFrame:
+              progress: bool = False, area_method: str = "marching_cubes", min_voxels: int = 1) -> pd.DataFrame:
     """One row per particle of ``phase``: size, shape, position, intensity and contacts.
 
     Parameters
@@ -265,6 +269,11 @@ def particles(labels: Any, *, phase: str | int = "active", intensity: Any = None
         ``"scan.ome.zarr/labels/particles"``: what :func:`particle_labels` gives, from the same
         split (each block's watershed runs once for both; the raw ids wait in a scratch zarr
         beside the image, removed afterwards). ``overwrite`` replaces an existing one.
+    min_voxels : the smallest particle listed, in voxels (default 1: every one): a particle of
+        fewer voxels (after the split), e.g. a speck of noise a threshold left, has no row, no
+        ``id`` (the rows are numbered among those kept) and no value in ``labels_to`` (0); for a
+        series no track at that step. How many were left out, and their voxels:
+        ``attrs["small_particles"]``, ``attrs["small_voxels"]``.
     area_method : how ``surface_area`` is measured: ``"marching_cubes"`` (default, below) or
         ``"crofton"``: the crossings of the particle's surface by lines along the 13 neighbour
         directions (:func:`bigseg.measure.interfaces`' ``"crofton"``): balls of radius 3 voxels
@@ -342,6 +351,7 @@ def particles(labels: Any, *, phase: str | int = "active", intensity: Any = None
     lab, idx, depth, h = _parse(labels, phase, split, max_diameter, h, phases)
     min_overlap = parse_in_range("min_overlap", min_overlap, 0.0, 1.0, closed="right")
     area_method = parse_choice("area_method", area_method, ("marching_cubes", "crofton"))
+    min_voxels = parse_positive_int("min_voxels", min_voxels)
     target = _labels_target(labels_to, lab, overwrite) if labels_to is not None else None
     inten = None
     if intensity is not None:
@@ -372,7 +382,7 @@ def particles(labels: Any, *, phase: str | int = "active", intensity: Any = None
         overlaps = [block_results(_overlap_block, a, b, depth=0) for a, b in zip(ids_frames, ids_frames[1:])]
         res = compute(*graphs, *overlaps, desc=f"particles ({lab.phases[idx]})", progress=progress)
         out = _assemble(list(res), len(graphs), lab, idx, with_intensity=inten is not None,
-                        min_overlap=min_overlap, labels_to=target, ids_frames=ids_frames,
+                        min_overlap=min_overlap, min_voxels=min_voxels, labels_to=target, ids_frames=ids_frames,
                         overwrite=overwrite, progress=progress)
     finally:
         if scratch is not None:
@@ -380,7 +390,7 @@ def particles(labels: Any, *, phase: str | int = "active", intensity: Any = None
     if split:
         n_wide = int(_beyond_halo(out, ensure_min_chunks(frames[0], depth).chunks, depth).sum()) if len(out) else 0
         # phase voxels no marker reached: a particle's marker lay beyond a block's halo
-        lost = sum(counts) - int(out["voxels"].sum()) if len(out) else sum(counts)
+        lost = sum(counts) - int(out["voxels"].sum()) - out.attrs["small_voxels"]
         if n_wide or lost:
             what = " and ".join(([f"{n_wide} particle(s) are wider than `max_diameter`={depth} voxels where they "
                                   "cross a block border"] if n_wide else [])
@@ -392,7 +402,7 @@ def particles(labels: Any, *, phase: str | int = "active", intensity: Any = None
                       "are NaN or inf: left out of their mean_intensity, min_intensity and max_intensity (NaN for a "
                       "particle without a finite one).", stacklevel=2)
     out.attrs.update(unit=lab.unit, voxel_size=list(lab.voxel_size), phase=lab.phases[idx], phases=phases_attr(lab.phases),
-                     split=bool(split),
+                     split=bool(split), min_voxels=min_voxels,
                      max_diameter=depth, h=h, surface_area_method=area_method)
     out.attrs["units"] = _column_units(out, lab, inten)
     if lab.series:  # the series' steps, even those without a particle
@@ -434,12 +444,12 @@ def _beyond_halo(table: pd.DataFrame, chunks: tuple[tuple[int, ...], ...], depth
 
 
 def _assemble(res: list, nframes: int, lab: Labels, idx: int, *, with_intensity: bool,
-              min_overlap: float, labels_to: Path | None, ids_frames: list[da.Array], overwrite: bool,
+              min_overlap: float, min_voxels: int, labels_to: Path | None, ids_frames: list[da.Array], overwrite: bool,
               progress: bool) -> pd.DataFrame:
     """The table from the blocks' partials of each of ``nframes`` frames (``res``' first items;
     for a series, then the overlaps of consecutive steps, each a list over the blocks); with
     ``labels_to`` the instance labels, relabelled from the (stored) raw ids."""
-    tables = [_table(p, lab, idx, with_intensity=with_intensity) for p in res[:nframes]]
+    tables = [_table(p, lab, idx, with_intensity=with_intensity, min_voxels=min_voxels) for p in res[:nframes]]
     if lab.series:
         tcoord = lab.vol.coords["t"].values if "t" in lab.vol.coords else np.arange(len(tables))
         values = _tracks(tables, res[nframes:], min_overlap)
@@ -447,8 +457,8 @@ def _assemble(res: list, nframes: int, lab: Labels, idx: int, *, with_intensity:
             tab.insert(0, "t", t)
             tab.insert(2, "track", track)
         out = pd.concat([tab for tab, _ in tables], ignore_index=True)
-        if with_intensity:
-            out.attrs["nonfinite_intensity_voxels"] = sum(tab.attrs["nonfinite_intensity_voxels"] for tab, _ in tables)
+        for key in ("small_particles", "small_voxels") + (("nonfinite_intensity_voxels",) if with_intensity else ()):
+            out.attrs[key] = sum(tab.attrs[key] for tab, _ in tables)
     else:
         values = [tables[0][0]["id"].to_numpy(np.int64)]
         out = tables[0][0]
@@ -474,8 +484,11 @@ def _relabelled(ids: da.Array, raw: np.ndarray, value: np.ndarray) -> da.Array:
 def _lookup(ids: np.ndarray, lut: np.ndarray, out_dtype: np.dtype = np.dtype(np.int32)) -> np.ndarray:
     out = np.zeros(ids.shape, out_dtype)
     sel = ids > 0
-    if sel.any():
-        out[sel] = lut[1][np.searchsorted(lut[0], ids[sel])]
+    if sel.any() and lut.shape[1]:
+        raw = ids[sel]
+        at = np.minimum(np.searchsorted(lut[0], raw), lut.shape[1] - 1)
+        # a particle without a row (smaller than min_voxels) is no particle here either: 0
+        out[sel] = np.where(lut[0][at] == raw, lut[1][at], 0)
     return out
 
 
@@ -552,8 +565,11 @@ def _tracks(tables: list[tuple[pd.DataFrame, np.ndarray]], overlaps: list[list],
             key, inv = np.unique(pairs, axis=0, return_inverse=True)
             summed = np.bincount(inv.ravel(), weights=counts, minlength=len(key)).astype(np.int64)
             # block-level ids -> table ids (1, 2, ... by raster order)
-            a = pd.Series(np.arange(1, len(praw) + 1), index=praw).loc[key[:, 0]].to_numpy()
-            b = pd.Series(np.arange(1, len(raw) + 1), index=raw).loc[key[:, 1]].to_numpy()
+            # (a particle without a row, smaller than min_voxels: no pair)
+            a = pd.Series(np.arange(1, len(praw) + 1), index=praw).reindex(key[:, 0]).to_numpy()
+            b = pd.Series(np.arange(1, len(raw) + 1), index=raw).reindex(key[:, 1]).to_numpy()
+            both = ~(np.isnan(a) | np.isnan(b))
+            a, b, summed = a[both].astype(np.int64), b[both].astype(np.int64), summed[both]
             size_a = np.concatenate([[0], ptab["voxels"].to_numpy()])
             size_b = np.concatenate([[0], tab["voxels"].to_numpy()])
             for ia, ib in mutual_matches(np.stack([a, b], axis=1), summed, size_a, size_b, min_overlap).items():
@@ -567,7 +583,7 @@ def _tracks(tables: list[tuple[pd.DataFrame, np.ndarray]], overlaps: list[list],
 
 
 def _table(parts: list[dict[str, np.ndarray]], lab: Labels, idx: int, *,
-           with_intensity: bool) -> tuple[pd.DataFrame, np.ndarray]:
+           with_intensity: bool, min_voxels: int = 1) -> tuple[pd.DataFrame, np.ndarray]:
     """Add up the blocks' partials (sums, minima, maxima per id) into the particle table; also
     the block-level ids of its rows (row i is particle ``i + 1``)."""
     k = lab.k
@@ -580,7 +596,10 @@ def _table(parts: list[dict[str, np.ndarray]], lab: Labels, idx: int, *,
     agg.update({c: "min" for c in ("min_z", "min_y", "min_x", "first", "min_intensity")})
     agg.update({c: "max" for c in ("max_z", "max_y", "max_x", "max_intensity")})
     g = df.groupby("id").agg(agg)
-    g = g[g["voxels"] > 0].sort_values("first")
+    g = g[g["voxels"] > 0]
+    small = g["voxels"] < min_voxels  # no row (min_voxels)
+    n_small, small_voxels = int(small.sum()), int(g.loc[small, "voxels"].sum())
+    g = g[~small].sort_values("first")
     vs = np.asarray(lab.voxel_size, np.float64)
     n = g["voxels"].to_numpy(np.int64)
     volume = n * float(np.prod(vs))
@@ -633,6 +652,7 @@ def _table(parts: list[dict[str, np.ndarray]], lab: Labels, idx: int, *,
     out["detachment"] = out[f"contact_{pore}"] if pore is not None and lab.phases[idx] != pore else np.nan
     out["touches_border"] = border
     out = out.reset_index(drop=True)
+    out.attrs.update(small_particles=n_small, small_voxels=small_voxels)
     if with_intensity:  # grey values left out of the statistics: NaN or inf inside particles
         out.attrs["nonfinite_intensity_voxels"] = int((n - graded).sum())
     return out, g.index.to_numpy(np.int64)

@@ -221,7 +221,9 @@ def _particles_section(table) -> str:
         phase = table.attrs.get("phase")
         out = (f"<h2>Particles{last}</h2><p>No particles: the segmentation holds no voxel of "
                f"{html.escape(repr(str(phase))) if phase else 'the particles&#x27; phase'}.</p>")
-    out += "<p class='note'>one row per particle: particles.csv</p>"
+    smallest = int(table.attrs.get("min_voxels") or 1)
+    out += (f"<p class='note'>one row per particle: particles.csv"
+            f"{f' (particles of fewer than {smallest} voxels left out: measure.min_voxels)' if smallest > 1 else ''}</p>")
     if len(inside) and "detachment" in inside:
         from ..measure import size_groups
 
@@ -601,6 +603,9 @@ def write_report(run: str | os.PathLike, *, path: str | os.PathLike | None = Non
         phase = (info.get("config") or {}).get("measure", {}).get("phase")
         if phase:  # whose particles (said where there are none)
             table.attrs["phase"] = phase
+        smallest = (info.get("config") or {}).get("measure", {}).get("min_voxels")
+        if isinstance(smallest, int) and smallest > 1:  # smaller ones left out of the table
+            table.attrs["min_voxels"] = smallest
         if "t" in ds.dims and time_unit(ds.t):
             table.attrs["time_unit"] = time_unit(ds.t)
         parts.append(_particles_section(table))

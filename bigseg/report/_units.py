@@ -141,3 +141,12 @@ def time_text(t: Any, unit: str = "") -> str:
     """A series' time as tables and titles show it, with its unit when it has one (``"30 min"``;
     :func:`bigseg.io._volume.time_unit`)."""
     return f"{float(t):g} {unit}" if unit else f"{t:g}" if isinstance(t, (float, np.floating)) else f"{t}"
+
+
+def small_particles_text(attrs: Any) -> str:
+    """What a particle table's ``min_voxels`` left out (its ``attrs``), as a line says it: ``""`` if nothing."""
+    n = int(attrs.get("small_particles") or 0)
+    if not n:
+        return ""
+    return (f"({n} particle(s) smaller than {int(attrs['min_voxels'])} voxels left out: {int(attrs['small_voxels'])} "
+            "voxels of the phase in no row)")

@@ -60,6 +60,7 @@ def test_cli_measure_bad_values_exit_code(tmp_path, capsys):
     for argv, said in ((["--profile-step", "1"], "`--profile-step` only with --profile. Got --profile-step 1 without"),
                        (["--profile-step", "0"], "`--profile-step` only with --profile"),
                        (["--no-split"], "`--no-split` only with --particles or --particle-labels"),
+                       (["--min-voxels", "8"], "`--min-voxels` only with --particles or --particle-labels"),
                        (["--particle-phase", "active"], "`--particle-phase` only with --particles"),
                        (["--fov", "auto"], "`--fov` only with --tortuosity or --radial"),
                        (["--tortuosity-phase", "active"], "`--tortuosity-phase` only with --tortuosity")):  # were ignored
@@ -179,6 +180,14 @@ def test_cli_writes_particle_instance_labels_beside_the_segmentation(tmp_path, c
     ids = bigseg.open_volume(image / "labels" / "particles").values
     table = read_table(csv)
     np.testing.assert_array_equal(np.bincount(ids.ravel())[1:], table.voxels.to_numpy())  # value = the table's id
+    # --min-voxels: the smaller particle (6 x 6 x 8 = 288 voxels) out of the table and of the labels
+    assert main(["measure", str(image / "labels" / "segmentation"), "--particles", str(csv), "--overwrite",
+                 "--particle-labels", "particles", "--min-voxels", "289"]) == 0
+    assert "(1 particle(s) smaller than 289 voxels left out: 288 voxels of the phase in no row)" in capsys.readouterr().out
+    assert read_table(csv).voxels.tolist() == [294]
+    assert np.unique(bigseg.open_volume(image / "labels" / "particles").values).tolist() == [0, 1]
+    assert main(["measure", str(image / "labels" / "segmentation"), "--particles", str(csv), "--overwrite",
+                 "--particle-labels", "particles"]) == 0
     # an existing label image is not overwritten, unless --overwrite (it was refused even then)
     seg = str(image / "labels" / "segmentation")
     assert main(["measure", seg, "--particle-labels", "particles"]) == 2

@@ -491,3 +491,66 @@ def test_block_contacts_and_crofton_areas_equal_a_voxel_by_voxel_count(spacing, 
         assert len(row) * (n_phases + 1) > np.iinfo(np.int16).max and contacts[:, 128:n_phases].sum() > 0
     np.testing.assert_allclose(got["contacts"], contacts, rtol=1e-12)
     np.testing.assert_allclose(got["area"], area, rtol=1e-12)
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_min_voxels_leaves_small_particles_out_of_the_table_its_numbering_and_the_labels(tmp_path, split):
+    """Particles of fewer than ``min_voxels`` voxels (specks a threshold leaves): no row, the rows
+    numbered among those kept, 0 in the instance labels, counted in the attrs; the same for any
+    chunking; with split=False, scikit-image's ``remove_small_objects`` then ``label`` as the reference."""
+    from skimage.morphology import remove_small_objects
+
+    rng = np.random.default_rng(4)
+    lab = _balls((24, 30, 34), [(8, 8, 8), (15, 20, 24)], 5)
+    specks = rng.random(lab.shape) < 0.01  # single voxels and pairs in the pore
+    lab[specks & (lab == 0)] = 2
+    keep = remove_small_objects(lab == 2, max_size=26, connectivity=1)  # (26 and fewer removed: 27 kept)
+    ref = label(keep, connectivity=1)
+    n_all = int(label(lab == 2, connectivity=1).max())
+    for chunks in ((24, 30, 34), (7, 11, 13)):
+        arr = da.from_array(lab, chunks=chunks)
+        tab = particles(arr, split=split, min_voxels=27)
+        full = particles(arr, split=split)
+        big = full[full.voxels >= 27].reset_index(drop=True)
+        assert len(tab) == len(big) >= 2 and tab.id.tolist() == list(range(1, len(tab) + 1))
+        # every kept particle's row as it was, but its id
+        pd.testing.assert_frame_equal(tab.drop(columns="id"), big.drop(columns="id"), check_like=False)
+        assert tab.attrs["small_particles"] == len(full) - len(big) > 20
+        assert tab.attrs["small_voxels"] == int(full.voxels[full.voxels < 27].sum())
+        assert tab.attrs["min_voxels"] == 27
+        if not split:
+            assert len(tab) == ref.max() and len(full) == n_all
+            np.testing.assert_array_equal(tab.voxels, np.bincount(ref.ravel())[1:])
+        ids = particle_labels(arr, split=split, min_voxels=27).compute()
+        np.testing.assert_array_equal(np.bincount(ids.ravel(), minlength=len(tab) + 1)[1:], tab.voxels)
+        if not split:
+            np.testing.assert_array_equal(ids, ref)
+    # labels_to: the same instance labels from the table's split
+    store = tmp_path / "s.ome.zarr"
+    bigseg.io.save_volume(xr.DataArray(lab.astype(np.float32), dims=("z", "y", "x")), store, chunks=(7, 11, 13))
+    tab = particles(da.from_array(lab, chunks=(7, 11, 13)), split=split, min_voxels=27,
+                    labels_to=store / "labels" / "particles")
+    stored = bigseg.io.open_volume(store / "labels" / "particles").values
+    np.testing.assert_array_equal(stored, particle_labels(lab, split=split, min_voxels=27).compute())
+    assert int(stored.max()) == len(tab)
+    with pytest.raises(InputError, match="`min_voxels`"):
+        particles(lab, min_voxels=0)
+    with pytest.raises(InputError, match="`min_voxels`"):
+        particle_labels(lab, min_voxels=2.5)
+
+
+def test_min_voxels_in_a_series_tracks_the_particles_kept():
+    """A particle that shrinks below ``min_voxels`` has no row at that step (its track ends there);
+    a speck beside a ball neither takes nor breaks the ball's track."""
+    shape = (20, 20, 40)
+    f0 = _balls(shape, [(10, 10, 10), (10, 10, 28)], 5)
+    f1 = _balls(shape, [(10, 10, 10)], 5)
+    f1 = _balls(shape, [(10, 10, 28)], 1, base=f1)  # the second ball shrinks to 7 voxels
+    f1[0, 0, 0] = 2  # a speck
+    series = da.from_array(np.stack([f0, f1]), chunks=(1, 7, 9, 11))
+    tab = particles(series, split=False, min_voxels=20)
+    t0, t1 = tab[tab.t == 0], tab[tab.t == 1]
+    assert list(t0.track) == [1, 2] and list(t1.track) == [1]
+    assert tab.attrs["small_particles"] == 2 and tab.attrs["small_voxels"] == 8
+    ids = particle_labels(series, split=False, min_voxels=20).compute()
+    assert set(np.unique(ids[1]).tolist()) == {0, 1} and set(np.unique(ids[0]).tolist()) == {0, 1, 2}
