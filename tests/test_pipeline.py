@@ -484,6 +484,8 @@ def test_pipeline_leaves_particles_under_min_voxels_out(tmp_path, scan):
     np.testing.assert_array_equal(res.particles.voxels, ref.voxels)
     page = (tmp_path / "r" / "report.html").read_text()
     assert "(particles of fewer than 30 voxels left out: measure.min_voxels)" in page
+    inside = res.particles[~res.particles.touches_border]
+    assert f"<td>aspect ratio (major / minor axis)</td><td>{inside.aspect_ratio.mean():.4g}</td>" in page
 
 
 @pytest.mark.slow

@@ -20,8 +20,8 @@ from .._parse import parse_choice, parse_flag, parse_in_range, parse_path, parse
 from ..errors import InputError, OutputExistsError
 from ..io._volume import (as_volume, frame_arrays, is_zarr_store, origin_of, own_units, phase_named, time_unit,
                           warn_other_grid, zarr_source)
-from ..kernels.particles import (PARTIAL_KEYS, block_components, join_components, label_points, mutual_matches,
-                                  overlap_counts, particle_markers, particle_partials, split_particles)
+from ..kernels.particles import (PARTIAL_KEYS, axis_lengths, block_components, join_components, label_points,
+                                  mutual_matches, overlap_counts, particle_markers, particle_partials, split_particles)
 from ..runtime._malloc import release_free_heap
 from ..runtime._progress import compute
 from ._blockwise import BlockGeometry, block_grid, block_results, border_pairs, crop_halo, ensure_min_chunks, map_with_halo
@@ -310,6 +310,12 @@ def particles(labels: Any, *, phase: str | int = "active", intensity: Any = None
       touches the volume border (its surface is cut open there, so the ratio would mean
       nothing: up to 17 for a small cut particle) or whose smoothed surface vanishes (fewer
       than about 14 voxels);
+    * ``axis_major_length``, ``axis_minor_length`` (``unit``): the longest and shortest full axes
+      of the ellipsoid with the particle's second moments (each voxel a solid box; scikit-image's
+      names, whose voxels are points: a ball of radius 10 voxels reads the same within 0.5 %, one
+      voxel 1.29 edges here, 0 there), in physical units for anisotropic voxels;
+      ``aspect_ratio`` = major / minor (1 for a ball, 2 for a 2:1 rod; truncated, as the volume,
+      for a particle that touches the border);
     * ``centroid_z/y/x`` (``unit``, voxel centres at index × voxel size, plus the volume's
       origin: a box cut from a scan gives positions in the scan); ``bbox_z0/y0/x0``,
       ``bbox_z1/y1/x1`` (voxel indices into ``labels`` as given, half-open as scikit-image's
@@ -419,7 +425,8 @@ def _column_units(table: pd.DataFrame, lab: Labels, intensity: xr.DataArray | No
     grey = own_units(intensity) if intensity is not None else ""
     units = {"t": time_unit(lab.vol.coords["t"]) if "t" in lab.vol.coords else "", "id": "", "track": "",
              "voxels": "voxel", "volume": f"{u}^3", "equivalent_diameter": u, "surface_area": f"{u}^2",
-             "sphericity": "1", "detachment": "1", "touches_border": ""}
+             "sphericity": "1", "axis_major_length": u, "axis_minor_length": u, "aspect_ratio": "1",
+             "detachment": "1", "touches_border": ""}
     units.update({f"centroid_{ax}": u for ax in "zyx"})
     units.update({f"bbox_{ax}{e}": "voxel" for ax in "zyx" for e in "01"})
     units.update({f"{s}_intensity": grey for s in ("mean", "min", "max")})
@@ -624,6 +631,12 @@ def _table(parts: list[dict[str, np.ndarray]], lab: Labels, idx: int, *,
     lost = sphericity > 1.0 + SPHERICITY_TOLERANCE
     out.loc[lost, "surface_area"] = np.nan
     out["sphericity"] = np.where(lost, np.nan, sphericity)
+    sums = g[["sum_z", "sum_y", "sum_x"]].to_numpy(np.float64)
+    products = g[[f"sum_{a}{b}" if f"sum_{a}{b}" in g else f"sum_{b}{a}" for a in "zyx" for b in "zyx"]].to_numpy(
+        np.float64).reshape(-1, 3, 3)
+    axes = axis_lengths(n, sums, products, vs)
+    out["axis_major_length"], out["axis_minor_length"] = axes[:, 0], axes[:, 2]
+    out["aspect_ratio"] = axes[:, 0] / axes[:, 2]
     at = origin_of(lab.vol)  # a box of a scan: positions in the scan
     for a, ax in enumerate("zyx"):
         out[f"centroid_{ax}"] = at[a] + g[f"sum_{ax}"].to_numpy() / n * vs[a]

@@ -200,6 +200,7 @@ def _particles_section(table) -> str:
     cbd = contact_column(table.columns, "cbd") or "contact_cbd"  # ("CBD" too, as size_groups takes it)
     for col, label, power in (("equivalent_diameter", "equivalent diameter", 1), ("volume", "volume", 3),
                               ("sphericity", f"sphericity{f' ({method} areas)' if method else ''}", 0),
+                              ("aspect_ratio", "aspect ratio (major / minor axis)", 0),
                               ("detachment", "detachment (pore contact)", 0),
                               (cbd, "CBD contact", 0), ("contact_particle", "particle contact", 0)):
         if col in inside and inside[col].notna().any():

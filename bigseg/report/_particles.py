@@ -18,9 +18,10 @@ __all__ = ["particle_figure"]
 def particle_figure(table: Any, *, path: str | os.PathLike | None = None, title: str | None = None, dpi: int = 110,
                     unit: str | None = None):
     """Histograms of a :func:`bigseg.measure.particles` table: equivalent diameter (by count and
-    by volume), sphericity, and each contact fraction (``detachment`` = pore contact); last,
+    by volume), sphericity, and each contact fraction (``detachment`` = pore contact); then
     detachment against size with the small/big groups of :func:`bigseg.measure.size_groups`
-    (split at the median diameter) and each group's median and 10-90 % range.
+    (split at the median diameter) and each group's median and 10-90 % range; last, where the
+    table has it, the aspect ratio (major / minor axis).
 
     Particles touching the volume border are drawn apart (hatched): their size and shape are
     truncated. For a series, the last time step is drawn.
@@ -64,7 +65,9 @@ def particle_figure(table: Any, *, path: str | os.PathLike | None = None, title:
     inner = df[~df["touches_border"]]
     border = df[df["touches_border"]]
     contacts = [c for c in df.columns if c.startswith("contact_")]
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6), constrained_layout=True)
+    elongation = "aspect_ratio" in df.columns  # (a table of an earlier bigseg has no axes)
+    fig, axes = plt.subplots(1, 5 if elongation else 4, figsize=(20 if elongation else 16, 3.6),
+                             constrained_layout=True)
     colour = phase_rgb(phase, 2, table.attrs.get("phases"))
     d_all = df["equivalent_diameter"].to_numpy() * scale
     bins = np.histogram_bin_edges(d_all, bins=min(30, max(5, len(d_all) // 5))) if len(d_all) else 10
@@ -117,7 +120,26 @@ def particle_figure(table: Any, *, path: str | os.PathLike | None = None, title:
     for ax in axes[:3]:  # particle counts are whole numbers
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     _detachment_by_size(axes[3], df, scale, unit, colour, split)
+    if elongation:
+        _aspect_ratios(axes[4], inner["aspect_ratio"].dropna().to_numpy(np.float64), colour)
     return finish(fig, path, title=title, dpi=dpi)
+
+
+def _aspect_ratios(ax: Any, ratios: np.ndarray, colour: tuple) -> None:
+    """Histogram of the particles' aspect ratios (inside the volume), from 1 (a ball) up."""
+    from matplotlib.ticker import MaxNLocator
+
+    ratios = ratios[np.isfinite(ratios)]
+    if len(ratios):
+        ax.hist(ratios, bins=20, range=(1.0, max(3.0, float(ratios.max()))), color=colour, edgecolor="black")
+    else:
+        ax.text(0.5, 0.5, "no particle inside the volume", ha="center", va="center", transform=ax.transAxes,
+                color="0.3")
+        ax.set(xlim=(1, 3), ylim=(0, 1))
+    ax.set_xlabel("aspect ratio (major / minor axis; inside the volume)")
+    ax.set_ylabel("particles")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_title("elongation")
 
 
 def series_split(table: Any) -> float | None:

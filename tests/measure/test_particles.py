@@ -554,3 +554,40 @@ def test_min_voxels_in_a_series_tracks_the_particles_kept():
     assert tab.attrs["small_particles"] == 2 and tab.attrs["small_voxels"] == 8
     ids = particle_labels(series, split=False, min_voxels=20).compute()
     assert set(np.unique(ids[1]).tolist()) == {0, 1} and set(np.unique(ids[0]).tolist()) == {0, 1, 2}
+
+
+def test_principal_axes_match_whole_volume_moments_for_any_chunking(electrode):
+    """Axis lengths from the particles' second moments summed over blocks: equal to the moments of
+    each particle's voxels taken whole (NumPy) and to scikit-image's inertia tensor, each voxel a solid
+    box; an ellipsoid's axes; anisotropic voxels."""
+    lab = electrode[0]
+    vs = (2.0, 1.0, 0.5)
+    ref_ids = label(lab == 2, connectivity=1)
+    ref = []
+    for i in range(1, ref_ids.max() + 1):
+        pts = np.argwhere(ref_ids == i) * vs
+        cov = np.cov(pts.T, bias=True) + np.diag(np.square(vs) / 12)
+        ref.append(np.sqrt(20 * np.linalg.eigvalsh(cov))[::-1])
+    ref = np.array(ref)
+    for chunks in ((30, 36, 40), (7, 11, 13)):
+        vol = xr.DataArray(da.from_array(lab, chunks=chunks), dims=("z", "y", "x"),
+                           attrs={"voxel_size": vs, "unit": "nm"})
+        tab = particles(vol, split=False)
+        assert len(tab) == len(ref) > 10
+        np.testing.assert_allclose(tab.axis_major_length, ref[:, 0], rtol=1e-9)
+        np.testing.assert_allclose(tab.axis_minor_length, ref[:, 2], rtol=1e-9)
+        np.testing.assert_allclose(tab.aspect_ratio, ref[:, 0] / ref[:, 2], rtol=1e-9)
+        assert tab.attrs["units"]["axis_major_length"] == "nm" and tab.attrs["units"]["aspect_ratio"] == "1"
+    # scikit-image's inertia tensor I (voxels as points): covariance = tr(I) / 2 - I, plus each voxel's own
+    for p, major, minor in zip(regionprops(ref_ids, spacing=vs), tab.axis_major_length, tab.axis_minor_length):
+        inertia = p.inertia_tensor
+        cov = np.trace(inertia) / 2 * np.eye(3) - inertia + np.diag(np.square(vs) / 12)
+        lam = np.linalg.eigvalsh(cov)
+        assert (major, minor) == pytest.approx((np.sqrt(20 * lam[2]), np.sqrt(20 * lam[0])), rel=1e-9)
+    # an ellipsoid of semi-axes 8, 5, 14 voxels: full axes 28 and 10, aspect ratio 2.8
+    z, y, x = np.ogrid[:40, :40, :60]
+    ell = (((z - 20) / 8.0) ** 2 + ((y - 20) / 5.0) ** 2 + ((x - 30) / 14.0) ** 2 <= 1).astype(np.uint8) * 2
+    one = particles(da.from_array(ell, chunks=(13, 17, 19)), split=False)
+    assert one.axis_major_length[0] == pytest.approx(28, rel=0.01)
+    assert one.axis_minor_length[0] == pytest.approx(10, rel=0.02)
+    assert one.aspect_ratio[0] == pytest.approx(2.8, rel=0.02)

@@ -202,3 +202,26 @@ def test_pore_beside_a_phase_pore_in_other_case_is_the_only_pore_of_the_figures_
         ds = measure.add_to_metrics(measure.summary(vol), tortuosity=measure.tortuosity(vol, phase=phase, axis="z"))
         transport = _metrics_section(ds).split("<h2>Transport")[1].split("<h2>")[0]
         assert header in transport, (phase, transport)
+
+
+def test_particle_figure_draws_the_aspect_ratios_of_the_particles_inside():
+    """The elongation panel: a histogram of the aspect ratios of the particles inside the volume
+    (the table's counts); none inside: said; a table without the column (an earlier bigseg's CSV):
+    the four panels as before."""
+    z, y, x = np.ogrid[:24, :24, :40]
+    lab = np.zeros((24, 24, 40), np.uint8)
+    lab[(z - 12) ** 2 + (y - 12) ** 2 + (x - 8) ** 2 <= 16] = 2  # a ball
+    lab[((z - 12) / 3.0) ** 2 + ((y - 12) / 3.0) ** 2 + ((x - 27) / 9.0) ** 2 <= 1] = 2  # a 3:1 rod
+    vol = xr.DataArray(lab, dims=("z", "y", "x"), attrs={"phases": ["pore", "cbd", "active"]})
+    table = measure.particles(vol, split=False)
+    assert table.aspect_ratio.tolist() == pytest.approx([1.0, 3.0], rel=0.06)
+    fig = particle_figure(table)
+    panel = [ax for ax in fig.axes if ax.get_title() == "elongation"]
+    assert len(panel) == 1 and panel[0].get_xlabel().startswith("aspect ratio")
+    heights = [p.get_height() for p in panel[0].patches]
+    assert sum(heights) == 2 and max(heights) == 1
+    fig = particle_figure(measure.particles(_one_ball((3, 8, 8))))  # the only particle cut by the border
+    panel = [ax for ax in fig.axes if ax.get_title() == "elongation"][0]
+    assert [t.get_text() for t in panel.texts] == ["no particle inside the volume"] and not panel.patches
+    fig = particle_figure(table.drop(columns=["axis_major_length", "axis_minor_length", "aspect_ratio"]))
+    assert not [ax for ax in fig.axes if ax.get_title() == "elongation"] and len(fig.axes) == 5  # 4 and the twin
