@@ -164,6 +164,30 @@ def _segment_model(vol, model, args: argparse.Namespace, fov, key: str):
         yield out
 
 
+def _refuse_existing(args: argparse.Namespace, named: bool, option: str) -> None:
+    """An existing output refused without --overwrite; with --plot, said to be complete (written
+    whole or not at all) with how to draw its figure: a run stopped while drawing it (or killed)
+    was refused again, and only --overwrite, which segments anew, seemed to help."""
+    from ..errors import OutputExistsError
+    from ..io._omezarr import is_label_image
+
+    dest = _destination(args)
+    try:
+        if not (args.out or named or args.overwrite) and dest.exists():  # no option to name
+            raise OutputExistsError(f"Expected the source to hold no label image {args.name!r} yet (the default "
+                                    f"--name), or --overwrite. Got {str(dest)!r}, which exists: --overwrite replaces "
+                                    f"it, --name NAME writes another beside it.")
+        refuse_existing(dest, args.overwrite, option)
+    except OutputExistsError as exc:
+        if not args.plot or args.overwrite or not is_label_image(dest):
+            raise
+        draw = (f"bigseg.report.orthoslices(bigseg.open_volume({str(Path(args.source).resolve())!r}), "
+                f"bigseg.open_volume({str(dest)!r}), path={str(Path(args.plot).resolve())!r})")
+        raise OutputExistsError(f"{exc} It is complete (an output is written whole or not at all): if a run of this "
+                                f"command stopped while drawing --plot, only the figure is missing; draw it without "
+                                f"segmenting again with python -c \"import bigseg; {draw}\".") from None
+
+
 def _destination(args: argparse.Namespace) -> Path:
     """Where the labels go: ``--out``, else ``SOURCE/labels/NAME``."""
     return Path(args.out).resolve() if args.out else Path(args.source).resolve() / "labels" / args.name
@@ -171,6 +195,7 @@ def _destination(args: argparse.Namespace) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     from ..infer import write_prediction
+    from ..infer._write import is_interrupted
     from ..io import fov_mask, open_volume, save_labels, save_volume
     from ..io._fov import parse_fov
     from ..infer._model import load_model
@@ -212,13 +237,10 @@ def run(args: argparse.Namespace) -> int:
         from ..io._omezarr import check_label_name
 
         check_label_name(args.name)
-    if not (args.out or named or args.overwrite) and Path(_destination(args)).exists():  # no option to name
-        from ..errors import OutputExistsError
-
-        raise OutputExistsError(f"Expected the source to hold no label image {args.name!r} yet (the default --name), "
-                                f"or --overwrite. Got {str(_destination(args))!r}, which exists: --overwrite replaces "
-                                f"it, --name NAME writes another beside it.")
-    refuse_existing(_destination(args), args.overwrite, option)  # before the passes over the data
+    # a run of this command killed after its labels were placed but before their probabilities said whose they
+    # are: taken up (and finished) by write_prediction, from the scratch it kept
+    if not (model is not None and not args.out and is_interrupted(_destination(args).parent, args.name, key)):
+        _refuse_existing(args, named, option)  # before the passes over the data
     # one run at a time writes this output (a second is refused before any work)
     hint = "" if args.out else "write a separate OME-Zarr with --out OUT.ome.zarr"  # labels go into the image
     with held(_destination(args), argument=option, hint=hint), cluster_from_args(args):

@@ -84,10 +84,13 @@ def write_prediction(
     ldir = image_path / "labels"
     dests = {"labels": ldir / name, "probabilities": ldir / f"{name}_probabilities", "uncertainty": ldir / f"{name}_uncertainty"}
     # the siblings are written before the labels, which come last (their label image there: all of it is):
-    # siblings beside a scratch this key left are an interrupted write's of the same inputs, to take up
-    interrupted = resume_key is not None and keyed_scratch(ldir, f"{name}.scratch", resume_key).is_dir()
+    # siblings beside a scratch this key left are an interrupted write's of the same inputs, to take up; and
+    # labels beside all of them too, a run killed after placing the labels but before saying whose the
+    # siblings are (refused, the siblings stayed nobody's and the scratch was never removed)
+    interrupted = is_interrupted(ldir, name, resume_key)
+    placed = interrupted and all(dests[k].exists() for k in wanted)
     for key in wanted:
-        if dests[key].exists() and not overwrite and not (interrupted and key != "labels"):
+        if dests[key].exists() and not overwrite and not (interrupted and (key != "labels" or placed)):
             raise OutputExistsError(
                 f"Expected `name` to be new or `overwrite=True`. Got {name!r}; {str(dests[key])!r} exists."
             )
@@ -126,7 +129,8 @@ def write_prediction(
         # a pipeline run skipped the segmentation); the siblings say whose they are once the labels are
         # there (save_labels replacing earlier labels drops the siblings that say so)
         lab = xr.DataArray(st["labels"].data, dims=ds["labels"].dims, attrs={"phases": phases})
-        out["labels"] = save_labels(lab, image_path, name=name, phases=phases, levels=levels, overwrite=overwrite, progress=False)
+        out["labels"] = save_labels(lab, image_path, name=name, phases=phases, levels=levels, overwrite=again,
+                                    progress=False)
         extra: dict[str, Any] = {}
         if "probabilities" in out:
             add_bigseg_attrs(out["probabilities"], probabilities_of=name)
@@ -136,6 +140,12 @@ def write_prediction(
             extra["uncertainty"] = dests["uncertainty"].name
         _record(ldir, name, ds, extra)
         return out
+
+
+def is_interrupted(ldir: Path, name: str, resume_key: str | None) -> bool:
+    """Whether a :func:`write_prediction` of ``labels/name`` under ``resume_key`` was interrupted
+    (its scratch is kept), which the same call takes up."""
+    return resume_key is not None and keyed_scratch(ldir, f"{name}.scratch", resume_key).is_dir()
 
 
 def _record(ldir: Path, name: str, ds: xr.Dataset, extra: dict[str, Any]) -> None:

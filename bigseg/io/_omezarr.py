@@ -686,9 +686,7 @@ def save_labels(
     replaced = dest.exists()
     _write(dest, vol, chunks=chunks, levels=levels, labels=True, desc=f"writing labels/{name}", progress=progress,
            resume_key=resume_key, argument="name", zarr_format=lgroup.metadata.zarr_format, of_image=True)
-    names = list(_ome_meta(lgroup).get("labels", []))
-    if name not in names:
-        _set_ome(lgroup, labels=[*names, name])
+    _relist(lgroup, image_path / "labels")  # this one, and any a killed write left unlisted
     if replaced:  # what was stored beside the labels replaced (a model's probabilities) no longer matches them
         _drop_companions(image_path / "labels", name)
     return str(dest)
@@ -771,19 +769,43 @@ def remove_label(image_path: str | os.PathLike, name: str) -> bool:
     if not (ldir / name).exists():
         return False
     _remove(ldir / name)
-    group = labels_group(image_path)
-    names = list(_ome_meta(group).get("labels", []))
-    if name in names:
-        _set_ome(group, labels=[n for n in names if n != name])
+    _relist(labels_group(image_path), ldir)
     return True
 
 
 def label_names(group: str | os.PathLike) -> list[str]:
-    """The label images an OME-Zarr ``labels`` group lists (``[]`` when it lists none)."""
+    """The label images of an OME-Zarr ``labels`` group (``[]`` when it has none): those its list
+    names that are there, then, by name, any complete label image it does not list. A process
+    killed between moving a label image into place and listing it (:func:`save_labels`), or
+    between removing one and unlisting it (:func:`remove_label`), left the list short or naming
+    nothing: read as what is on disk, and the list mended by the next write (:func:`_relist`)."""
+    ldir = Path(group)
     try:
-        return list(_ome_meta(zarr.open_group(_store(group), mode="r")).get("labels", []))
+        listed = list(_ome_meta(zarr.open_group(_store(ldir), mode="r")).get("labels", []))
     except Exception:  # not a zarr group (zarr raises several types)
         return []
+    there = [n for n in listed if isinstance(n, str) and (ldir / n).is_dir()]
+    unlisted = sorted(p.name for p in ldir.iterdir()
+                      if p.name not in listed and not p.name.startswith(".") and is_label_image(p))
+    return there + unlisted
+
+
+def is_label_image(path: Path) -> bool:
+    """Whether ``path`` is a complete OME-Zarr label image (its metadata, written last, names
+    its levels and says it holds labels: a NAME_probabilities image beside it is none)."""
+    try:
+        meta = _ome_meta(zarr.open_group(_store(path), mode="r"))
+    except Exception:  # no zarr group (zarr raises several types)
+        return False
+    return "multiscales" in meta and "image-label" in meta
+
+
+def _relist(lgroup: zarr.Group, ldir: Path) -> None:
+    """The OME list of the labels group ``lgroup`` (at ``ldir``) made to name the label images
+    there (:func:`label_names`), what viewers (napari-ome-zarr) read; written only if it differs."""
+    names = label_names(ldir)
+    if names != list(_ome_meta(lgroup).get("labels", [])):
+        _set_ome(lgroup, labels=names)
 
 
 #: what a store entry that is no regular file is, by its ``stat`` type (:class:`_Store`)
@@ -1049,7 +1071,7 @@ def open_named(path: str | os.PathLike, *, level: int = 0, label: str | None = N
         return make_volume(arr, name=p.name)
     meta = _ome_meta(node)
     if "labels" in meta and "multiscales" not in meta:
-        names = meta["labels"]
+        names = label_names(p)  # (one listed but not there passed over)
         if not names:
             raise VolumeFormatError(f"Expected `{name}` to list at least one label image. Got none in {str(p)!r}.")
         return open_named(_member(p, names[0], f"the labels of {str(p)!r}"), level=level, name=name)

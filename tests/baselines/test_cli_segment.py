@@ -33,6 +33,35 @@ def test_segment_cli_methods(image, method, capsys):
         assert "`--name` to be a new location, or --overwrite" in err and "histogram" not in err
 
 
+def test_segment_stopped_while_drawing_its_plot_says_its_output_is_complete(image, tmp_path, monkeypatch, capsys):
+    """Stopped (Ctrl-C, a kill) after its labels were written, while drawing --plot: the same
+    command again was refused as "exists", as if only --overwrite (segmenting anew) would do. It
+    says the labels are complete and how to draw the figure alone."""
+    import re
+
+    import bigseg.report
+
+    truth, path = image
+    fig = tmp_path / "seg.png"
+    argv = ["segment", str(path), "--method", "threshold", "--name", "plotted", "--plot", str(fig)]
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(bigseg.report, "orthoslices", stopped)
+        assert main(argv) == 130
+    assert open_volume(path / "labels" / "plotted").attrs["phases"] and not fig.exists()
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "which exists. It is complete" in err and "only the figure is missing" in err
+    exec(re.search(r'python -c "(.*)"', err).group(1))  # as said: the figure, from the labels there
+    assert fig.stat().st_size > 0
+    assert main(["segment", str(path), "--method", "threshold", "--name", "plotted"]) == 2  # no --plot: as before
+    assert "complete" not in capsys.readouterr().err
+
+
 def test_segment_cli_random_forest_and_out(image, tmp_path, capsys):
     truth, path = image
     sparse = np.full(truth.shape, 255, np.uint8)

@@ -166,6 +166,48 @@ def test_a_full_disk_while_the_predictions_are_stored_is_said_and_resumes(image,
                                   ds["probabilities"].values.argmax(0))
 
 
+@pytest.mark.parametrize("kill_at", [1, 2])
+def test_a_run_killed_after_placing_the_labels_is_finished_by_the_same_call(image, monkeypatch, kill_at):
+    """Killed after the labels were moved into place but before the siblings said whose they are
+    (and the prediction was recorded): the same call (same resume_key) was refused as "exists",
+    leaving the probabilities and uncertainty nobody's and the hidden float16 scratch behind. Now
+    it takes them up from the scratch (the model does not run again) and finishes."""
+    from bigseg.infer import _write
+
+    path, x = image
+    ds = predict(bigseg.open_volume(path), conv3d_net(), patch=(8, 8, 8), probabilities=True, uncertainty="margin")
+
+    calls = []
+    add = _write.add_bigseg_attrs
+
+    def killed(*args, **kwargs):  # the steps after the labels never ran (2: the probabilities' attribute did)
+        calls.append(1)
+        if len(calls) == kill_at:
+            raise KeyboardInterrupt
+        add(*args, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(_write, "add_bigseg_attrs", killed)
+        with pytest.raises(KeyboardInterrupt):
+            write_prediction(ds, path, progress=False, resume_key="k")
+    ldir = path / "labels"
+    assert (ldir / "segmentation").is_dir() and ("probabilities_of" in bigseg.open_volume(
+        ldir / "segmentation_probabilities").attrs) == (kill_at == 2)  # the state the kill left
+    with pytest.raises(OutputExistsError, match="`name`"):  # another prediction's labels stay refused
+        write_prediction(ds, path, progress=False, resume_key="other")
+    reset_worker_stats()
+    out = write_prediction(ds, path, progress=False, resume_key="k")
+    assert worker_stats()["patches"] == 0  # from the scratch
+    assert bigseg.open_volume(out["probabilities"]).attrs["probabilities_of"] == "segmentation"
+    assert bigseg.open_volume(out["uncertainty"]).attrs["uncertainty_of"] == "segmentation"
+    lmeta = dict(zarr.open_group(str(ldir), mode="r").attrs)
+    assert lmeta["bigseg"]["predictions"]["segmentation"]["uncertainty"] == "segmentation_uncertainty"
+    assert lmeta["ome"]["labels"] == ["segmentation"]
+    assert not [q.name for q in ldir.iterdir() if q.name.startswith(".")]  # the scratch is gone
+    np.testing.assert_array_equal(bigseg.open_volume(path, label="segmentation").values,
+                                  ds["probabilities"].values.argmax(0))
+
+
 def test_probabilities_and_uncertainty_keep_the_images_place_and_times(tmp_path):
     # a box cut from a scan (its first voxel at z, y, x = 20, 10, 3 um) and a series at 0, 30, 60 min:
     # the float images beside the labels were stored at the origin, numbered 0, 1, 2 (the labels were not)

@@ -559,6 +559,39 @@ def test_labels_written_into_an_ome_zarr_v04_image_stay_v04(tmp_path, odd_volume
     assert json.loads((path / "labels" / ".zattrs").read_text())["labels"] == ["theirs"]
 
 
+def test_a_label_list_a_kill_left_short_or_stale_is_read_as_what_is_there_and_mended(tmp_path, monkeypatch):
+    """A process killed after a label image was moved into place but before the labels group
+    listed it (or after one was removed but before it was unlisted) left labels/b unlisted
+    (bigseg and OME viewers missed it, a `B` beside it was allowed) and `gone` listed (opening the
+    labels group failed on it): read as what is on disk, and the list mended by the next write."""
+    from bigseg.io import _omezarr
+    from bigseg.io._omezarr import label_names, remove_label
+
+    path = tmp_path / "s.ome.zarr"
+    bigseg.save_volume(np.zeros((4, 6, 8), np.float32), path, progress=False)
+    labels = make_volume(np.arange(4 * 6 * 8).reshape(4, 6, 8) % 3, phases=["pore", "cbd", "active"]).astype(np.uint8)
+    for name in ("gone", "a"):
+        save_labels(labels, path, name=name, progress=False)
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # the step after the move into place never ran
+
+    with monkeypatch.context() as m:
+        m.setattr(_omezarr, "_set_ome", killed)
+        with pytest.raises(KeyboardInterrupt):
+            save_labels(labels, path, name="b", progress=False)
+        with pytest.raises(KeyboardInterrupt):
+            remove_label(path, "gone")
+    listed = lambda: json.loads((path / "labels" / "zarr.json").read_text())["attributes"]["ome"]["labels"]  # noqa: E731
+    assert listed() == ["gone", "a"]  # the state the kills left
+    assert label_names(path / "labels") == ["a", "b"] and volume_info(path, stats=False)["labels"] == ["a", "b"]
+    np.testing.assert_array_equal(bigseg.open_volume(path / "labels").values, labels.values)  # `a`, not `gone`
+    with pytest.raises(InputError, match="label image 'b' in more than case"):
+        save_labels(labels, path, name="B", progress=False)
+    save_labels(labels, path, name="c", progress=False)
+    assert listed() == ["a", "b", "c"]  # what viewers read
+
+
 def test_info_of_an_image_of_text_describes_it_without_a_traceback(tmp_path):
     # QA (hostile inputs): a store received holding strings (or complex numbers): `bigseg info` died in a
     # traceback converting them to floats for the grey-value statistics (ingest and segment refuse it by name)
