@@ -204,6 +204,7 @@ def _size_groups_lines(table) -> str:
     """Small vs big particles (split at the median diameter): detachment and its spread, as the
     detachment study compares them; a series shows its last step."""
     from ..measure import size_groups
+    from ..measure._groups import contact_median
     from ..report._units import quantity_text
 
     g = size_groups(table)
@@ -211,14 +212,14 @@ def _size_groups_lines(table) -> str:
     if "t" in g.index.names:
         g = g.xs(g.index.get_level_values("t")[-1], level="t")
     median = "the median over every time step" if "t" in table else "the median"
-    cbd = "contact_cbd_median" in g  # (CBD particles have no CBD contact: no column of NaN)
+    cbd = contact_median(g, "cbd")  # ("contact_CBD_median"; CBD particles have none: no column of NaN)
     lines = [f"by size (split at {quantity_text(g.attrs['threshold'], unit)}, {median}): particles, detachment median "
              "[10-90 %]" + (", CBD contact median" if cbd else "")]
     for name, r in g.iterrows():
         if r["particles"]:
             lines.append(f"  {name:<6}{int(r['particles']):>6}   {r['detachment_median']:.3f} "
                          f"[{r['detachment_p10']:.3f}-{r['detachment_p90']:.3f}]"
-                         + (f"   {r['contact_cbd_median']:.3f}" if cbd else ""))
+                         + (f"   {r[cbd]:.3f}" if cbd else ""))
     return "\n".join(lines)
 
 

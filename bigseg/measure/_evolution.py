@@ -10,21 +10,13 @@ import xarray as xr
 
 from ..errors import InputError
 from ..io._volume import as_volume, time_unit
-from ._groups import contact_column, with_border_flags
+from ._groups import contact_columns, with_border_flags
 from ._metrics import named_time, phase_coord
 
 __all__ = ["evolution", "transitions"]
 
 #: particle columns summarised per time step (medians over the particles inside the volume)
 PARTICLE_MEDIANS = ("equivalent_diameter", "sphericity", "detachment")
-
-
-def contact_columns(table: Any) -> list[str]:
-    """The particle table's ``contact_<phase>`` and ``contact_particle`` columns but the pore's
-    (whose share is ``detachment``): each phase's by its own name ("CBD", "binder"), where only
-    ``contact_cbd`` was followed."""
-    pore = contact_column(table.columns, "pore")
-    return [str(c) for c in table.columns if str(c).startswith("contact_") and str(c) != pore]
 
 
 def _column_units(table: pd.DataFrame, unit: str, t_unit: str) -> dict[str, str]:

@@ -14,9 +14,6 @@ from ..io._volume import phase_named
 
 __all__ = ["size_groups"]
 
-_MEDIANS = ("detachment", "contact_cbd", "contact_particle", "sphericity")
-
-
 def contact_column(columns: Any, name: str) -> str | None:
     """The particle table's column of the contact with the phase ``name`` (in other case too:
     ``contact_CBD`` for ``"cbd"``, :func:`bigseg.io._volume.phase_named`), None if it has none."""
@@ -24,6 +21,24 @@ def contact_column(columns: Any, name: str) -> str | None:
               if str(c).startswith("contact_") and str(c) != "contact_particle"]
     phase = phase_named(phases, name)
     return None if phase is None else f"contact_{phase}"
+
+
+def contact_columns(table: Any) -> list[str]:
+    """The particle table's ``contact_<phase>`` and ``contact_particle`` columns but the pore's
+    (whose share is ``detachment``): each phase's by its own name ("CBD", "binder"), where only
+    ``contact_cbd`` was followed (:func:`size_groups` and :func:`bigseg.measure.evolution` give
+    the median of each)."""
+    pore = contact_column(table.columns, "pore")
+    return [str(c) for c in table.columns if str(c).startswith("contact_") and str(c) != pore]
+
+
+def contact_median(groups: pd.DataFrame, name: str) -> str | None:
+    """The column of :func:`size_groups`' ``groups`` holding the median contact with the phase
+    ``name`` (in other case too: ``contact_CBD_median`` for ``"cbd"``), None if it has none
+    (CBD particles have no contact with CBD)."""
+    medians = [str(c)[:-len("_median")] for c in groups.columns if str(c).endswith("_median")]
+    column = contact_column(medians, name)
+    return None if column is None else f"{column}_median"
 
 
 def _balanced_threshold(diameters: np.ndarray) -> float:
@@ -63,10 +78,12 @@ def size_groups(table: Any, *, threshold: Any = None) -> pd.DataFrame:
     -------
     DataFrame indexed by ``group`` ("small", "big"; with ``t`` first for a series): the
     number of ``particles``, ``diameter_min``/``diameter_max``, the ``detachment`` mean, std,
-    10th/50th/90th percentiles and IQR (its spread), and the medians of ``contact_cbd`` (the
-    contact with the phase named cbd in any case, "CBD"), ``contact_particle`` and
-    ``sphericity``. ``attrs``: ``threshold``, ``unit``. Particles touching the volume border are
-    left out (their size and surface are truncated).
+    10th/50th/90th percentiles and IQR (its spread), and the medians of the contact with every
+    other phase the table has but the pore (its contact is the detachment), each by its name
+    (``contact_cbd_median``; ``contact_CBD_median`` for a phase named "CBD"), of
+    ``contact_particle`` and of ``sphericity``, as :func:`bigseg.measure.evolution` follows them
+    over time (:func:`contact_columns`). ``attrs``: ``threshold``, ``unit``. Particles touching
+    the volume border are left out (their size and surface are truncated).
     """
     if not isinstance(table, pd.DataFrame) or not {"equivalent_diameter", "touches_border", "detachment"} <= set(table):
         raise InputError("Expected `table` to be the particle table of bigseg.measure.particles. "
@@ -90,9 +107,6 @@ def size_groups(table: Any, *, threshold: Any = None) -> pd.DataFrame:
     if threshold is None and len(diameters) > 1 and thr == diameters.min():  # one particle: nothing to split
         warnings.warn(f"every particle inside the volume has the same equivalent diameter ({thr:g}): all are "
                       f"counted big, none small; pass a threshold to measure.size_groups", UserWarning, stacklevel=2)
-    cbd = contact_column(inside.columns, "cbd")  # ("CBD" too: its median is contact_cbd_median)
-    if cbd is not None and cbd != "contact_cbd":
-        inside = inside.rename(columns={cbd: "contact_cbd"})
     keys = (["t"] if "t" in inside else []) + ["group"]
     g = inside.assign(group=pd.Categorical(group, ["small", "big"])).groupby(keys, observed=False)
     d = g["detachment"]
@@ -102,7 +116,7 @@ def size_groups(table: Any, *, threshold: Any = None) -> pd.DataFrame:
         "detachment_mean": d.mean(), "detachment_std": d.std(),
         "detachment_p10": d.quantile(0.1), "detachment_median": d.median(), "detachment_p90": d.quantile(0.9),
         "detachment_iqr": d.quantile(0.75) - d.quantile(0.25),
-        **{f"{c}_median": g[c].median() for c in _MEDIANS[1:] if c in inside},
+        **{f"{c}_median": g[c].median() for c in (*contact_columns(inside), "sphericity") if c in inside},
     })
     out.attrs.update(threshold=thr, unit=table.attrs.get("unit", ""), phase=table.attrs.get("phase", ""))
     return out

@@ -195,9 +195,9 @@ def _particles_section(table) -> str:
     unit = table.attrs.get("unit", "")
     method = table.attrs.get("surface_area_method")
     rows = []
-    from ..measure._groups import contact_column
+    from ..measure._groups import contact_column, contact_median
 
-    cbd = contact_column(table.columns, "cbd") or "contact_cbd"  # ("CBD" too, as size_groups takes it)
+    cbd = contact_column(table.columns, "cbd") or "contact_cbd"  # ("CBD" too)
     for col, label, power in (("equivalent_diameter", "equivalent diameter", 1), ("volume", "volume", 3),
                               ("sphericity", f"sphericity{f' ({method} areas)' if method else ''}", 0),
                               ("aspect_ratio", "aspect ratio (major / minor axis)", 0),
@@ -230,15 +230,15 @@ def _particles_section(table) -> str:
 
         g = size_groups(inside.drop(columns=["t"], errors="ignore"), threshold=split)  # a series: its last step
         scale, unit = readable(g["diameter_max"].to_numpy(), unit)
-        cbd = "contact_cbd_median" in g  # (CBD particles have no CBD contact: no column of NaN)
+        shown = contact_median(g, "cbd")  # ("contact_CBD_median"; CBD particles have none: no column of NaN)
         rows = [[name, int(r["particles"]), f"{r['diameter_min'] * scale:.4g}–{r['diameter_max'] * scale:.4g}",
                  float(r["detachment_median"]), f"{r['detachment_p10']:.3f}–{r['detachment_p90']:.3f}"]
-                + ([float(r["contact_cbd_median"])] if cbd else [])
+                + ([float(r[shown])] if shown else [])
                 for name, r in g.iterrows() if r["particles"]]
         median = "the median over every time step" if split is not None else "the median"
         out += (f"<h3>Detachment by size (split at {g.attrs['threshold'] * scale:.4g} {html.escape(unit)}, {median})</h3>"
                 + _table(["group", "particles", f"diameter [{unit}]", "detachment median", "detachment 10–90 %"]
-                         + (["CBD contact median"] if cbd else []), rows))
+                         + (["CBD contact median"] if shown else []), rows))
     return out
 
 

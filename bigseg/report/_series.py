@@ -37,6 +37,16 @@ def _legend_above(ax: Any, *, ncols: int = 3, fontsize: float = 8, room: float =
     (axes[-1] if axes else ax).legend(handles, labels, fontsize=fontsize, ncols=ncols, loc="upper center")
 
 
+def _particle_phase(ev: Any, phases: list[str]) -> str | None:
+    """The particles' phase of an evolution table ``ev`` (the phase its medians of particle size
+    are of): the one of ``phases`` that they have no contact with, as it has a
+    ``median_contact_<phase>`` of every other phase but the pore (whose is
+    ``median_detachment``); None where that leaves not one (particles of the pore)."""
+    pore = phase_named(phases, "pore")
+    left = [p for p in phases if p != pore and f"median_contact_{p}" not in ev]
+    return left[0] if len(left) == 1 else None
+
+
 @figure_doc
 def series_figure(metrics: Any, particles: Any = None, *, transitions: Any = None,
                   path: str | os.PathLike | None = None, title: str | None = None, dpi: int = 110):
@@ -146,8 +156,8 @@ def series_figure(metrics: Any, particles: Any = None, *, transitions: Any = Non
             ax.set_ylim(0, max(1.0, float(np.nanmax(ev["particles"].to_numpy(float)))))
             ax2 = ax.twinx()
             scale, shown = readable(ev["median_equivalent_diameter"].to_numpy(), unit)
-            ax2.plot(t, ev["median_equivalent_diameter"] * scale, color=colour.get("active", "C1"), linestyle="--",
-                     label="median diameter", **style)
+            ax2.plot(t, ev["median_equivalent_diameter"] * scale, color=colour.get(_particle_phase(ev, phases), "C1"),
+                     linestyle="--", label="median diameter", **style)
             ax2.set_ylabel(f"median equivalent diameter [{shown}] (dashed)")
             _legend_above(ax, axes=(ax2,))
             ax.set_title("particles")

@@ -59,13 +59,17 @@ def _add_scale_bar(ax: Any, pixels: int, voxel: float, unit: str, *, height: flo
 
 
 def _legend_handles(slices: Any, phases: list[str]) -> list:
-    """Legend patches of the phases present in ``slices`` (label arrays), in their fixed colours,
-    and of the unlabelled voxels (255: outside the field of view, not annotated) when any are."""
+    """Legend patches of every phase of ``phases`` in order, in their fixed colours, whichever
+    ``slices`` (label arrays) hold, so that the legend is the same beside every slice drawn (it
+    listed the phases present in the slices: another legend for each); then of values beyond
+    ``phases`` and of the unlabelled voxels (255: outside the field of view, not annotated), when
+    ``slices`` hold any."""
     from matplotlib.patches import Patch
 
     present = set(np.unique(np.concatenate([np.ravel(s) for s in slices])).tolist())
+    values = list(range(len(phases))) + sorted(v for v in present - {UNLABELLED} if v >= len(phases))
     handles = [Patch(color=np.asarray(phase_colour(phases[i] if i < len(phases) else f"phase{i}", i)) / 255,
-                     label=phases[i] if i < len(phases) else str(i)) for i in sorted(present - {UNLABELLED})]
+                     label=phases[i] if i < len(phases) else str(i)) for i in values]
     if UNLABELLED in present:  # drawn transparent: say what the blank is
         handles.append(Patch(facecolor="white", edgecolor="0.5", label="unlabelled"))
     return handles

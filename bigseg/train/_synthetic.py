@@ -360,7 +360,7 @@ def synthetic(
     phases = parse_phases(phases if phases is not None else DEFAULT_PHASES)
     if len(phases) != 3:
         raise InputError(f"Expected 3 phases (pore, cbd, active) for synthetic training. Got {phases} instead.")
-    check_init_phases(opts["init"], phases, reindex=False)  # the generated labels are 0 pore, 1 cbd, 2 active
+    phases = check_init_phases(opts["init"], phases, reindex=False)  # the generated labels are 0 pore, 1 cbd, 2 active
     presets = list(TRAIN_PRESETS if presets is None else ([presets] if isinstance(presets, str) else presets))
     val_presets = list(presets if val_presets is None else ([val_presets] if isinstance(val_presets, str) else val_presets))
     for name in presets + val_presets:

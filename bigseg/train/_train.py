@@ -16,6 +16,7 @@ from .._parse import parse_axis, parse_flag, parse_in_range, parse_nonnegative_i
 from .._version import environment, utc_now
 from ..errors import InputError, ModelError
 from ..io import DEFAULT_PHASES, UNLABELLED, as_volume, fov_mask, sparse_labels
+from ..io._volume import phase_named
 from ..models import DEFAULT_NORMALIZATION, Model, available, create, save
 from ._augment import Augment
 from ._data import PatchSampler, load_pair, normalize_image, patch_windows, score_windows, split_validation
@@ -204,26 +205,44 @@ def square_rotations(augment: Augment, voxel_size: Any, normal: int) -> Augment:
     return augment
 
 
-def check_init_phases(init: Model | None, phases: list[str], *, reindex: bool = True) -> None:
+def check_init_phases(init: Model | None, phases: list[str], *, reindex: bool = True) -> list[str]:
     """Refuse, before any work, labels of ``phases`` that ``init``'s output channels cannot be
     trained on as the phases they mean: another number of phases, or some of its names at other
     values (its 'cbd' channel would train as 'active'). Its names in another order are fine where
     the labels are re-indexed to its order (``reindex``, :func:`_init_order`); names of their
-    own are given to its channels in order."""
+    own are given to its channels in order.
+
+    A name differing from one of ``init``'s in case only is that phase
+    (:func:`bigseg.io._volume.phase_named`; the whole set as
+    :func:`bigseg.measure._scores.same_phases` matches two label volumes' names): labels naming
+    "Pore", "CBD", "Active" fine-tune a model of "pore", "cbd", "active" as those phases.
+
+    Returns
+    -------
+    ``phases`` as the fine-tuned model names them: ``init``'s names for its phases (the labels'
+    other spelling dropped), the labels' own for the others; ``phases`` as given without ``init``.
+    """
     if init is None:
-        return
+        return list(phases)
+    from ..measure._scores import same_phases  # (measure is imported where a fine-tune needs it)
+
     have = list(init.phases)
     if len(have) != len(phases):
         raise ModelError(f"Expected the `init` model's {len(have)} phases {have} to match the labels' {phases}.")
-    if reindex and sorted(have) == sorted(phases):
-        return
-    moved = [(name, at, have.index(name)) for at, name in enumerate(phases) if name in have and have.index(name) != at]
+    same = same_phases(phases, have) if reindex else None
+    if same is not None:
+        return same
+    named = [phase_named(have, name) or name for name in phases]
+    moved = [(name, at, have.index(own)) for at, (name, own) in enumerate(zip(phases, named))
+             if own in have and have.index(own) != at]
     if moved:
         name, at, there = moved[0]
         order = "in any order (re-indexed to its own)" if reindex else "at its values"
+        own = "it" if name in have else repr(have[there])
         raise ModelError(f"Expected the labels' phases to be the `init` model's phases {have} {order}, or names of "
                          f"their own (given to its channels in order). Got {phases}: {name!r} at value {at} where "
-                         f"the `init` model has it at {there}.")
+                         f"the `init` model has {own} at {there}.")
+    return named
 
 
 def prepare_model(opts: dict[str, Any], phases: list[str], arch_kwargs: dict, normalization: dict) -> Model:
@@ -514,7 +533,7 @@ def train(
         warnings.warn(f"The labels name their values {list(named)}; `phases` {phases} renames them (value i is "
                       f"phases[i]): drop `phases` to keep the labels' own names.", stacklevel=2)
     n_classes = len(phases)
-    check_init_phases(opts["init"], phases)
+    phases = check_init_phases(opts["init"], phases)  # (the init's names: "pore" for the labels' "Pore")
     if validation is not None:
         try:
             vimg, vlab = validation

@@ -330,3 +330,27 @@ def test_evolution_follows_the_contact_with_every_phase_by_its_own_name(series):
     default = measure.evolution(measure.summary(lab), measure.particles(lab, max_diameter=32))
     assert sorted(c for c in default.columns if c.startswith("median_contact")) == ["median_contact_cbd",
                                                                                    "median_contact_particle"]
+
+
+@pytest.mark.parametrize(("phases", "particle"), [(["pore", "cbd", "active"], "cbd"),
+                                                  (["Pore", "CBD", "NMC"], "NMC"),
+                                                  (["pore", "cbd", "active"], "active")])
+def test_series_figure_draws_the_median_diameter_in_the_particle_phase_colour(phases, particle):
+    """The median diameter was drawn in the colour of "active" whatever the particles' phase (CBD
+    particles in the active colour; NMC particles of a volume naming no "active" in matplotlib's C1)."""
+    from matplotlib.colors import to_rgb
+
+    from bigseg.report._figure import phase_rgb
+
+    t = [0, 1, 2]
+    ev = pd.DataFrame({f"fraction_{p}": [0.3, 0.3, 0.4] for p in phases} | {"particles": [5, 6, 7],
+                      "particles_inside": [3, 4, 5], "median_equivalent_diameter": [4.0, 4.5, 5.0],
+                      "median_detachment": [0.1, 0.2, 0.3]}, index=pd.Index(t, name="t"))
+    for p in phases[1:]:  # each phase's contact but the pore's (the detachment) and the particles' own
+        if p != particle:
+            ev[f"median_contact_{p}"] = 0.4
+    ev["median_contact_particle"] = 0.1
+    ev.attrs["unit"] = "nm"
+    fig = series_figure(ev)
+    line = next(line for ax in fig.axes for line in ax.get_lines() if line.get_label() == "median diameter")
+    np.testing.assert_allclose(to_rgb(line.get_color()), phase_rgb(particle, phases.index(particle)))

@@ -162,14 +162,29 @@ def test_a_threshold_in_another_unit_is_said():
 
 def test_cbd_contact_in_other_case_is_the_cbds():
     """A table of phases named in the user's case ("CBD": contact_CBD) gives the CBD contact
-    medians as one of "cbd" (size_groups, the report's particle and size tables): they had none."""
+    medians by its name, as evolution does (contact_CBD_median; size_groups had it as
+    contact_cbd_median), and the report's particle and size tables show them as one of "cbd"
+    (they had none)."""
     from bigseg.report._html import _particles_section
 
     low = _table()
     up = low.rename(columns={"contact_cbd": "contact_CBD", "contact_pore": "contact_Pore"})
     up.attrs.update(low.attrs)
     g, want = size_groups(up), size_groups(low)
-    assert "contact_cbd_median" in g
-    pd.testing.assert_frame_equal(g, want)
+    assert "contact_CBD_median" in g and "contact_cbd_median" not in g
+    pd.testing.assert_frame_equal(g, want.rename(columns={"contact_cbd_median": "contact_CBD_median"}))
     page = _particles_section(up)
     assert page == _particles_section(low) and "CBD contact median" in page and "<td>CBD contact</td>" in page
+
+
+def test_groups_give_the_contact_median_of_every_phase_as_evolution():
+    """Only the CBD's contact median was given (a fourth phase's, e.g. a binder, left out), where
+    evolution follows every phase's (the same helper, contact_columns), each by its name."""
+    df = _table()
+    df.insert(df.columns.get_loc("contact_particle"), "contact_binder", np.linspace(0, 1, len(df)))
+    g = size_groups(df)
+    inside = df[~df.touches_border]
+    big = inside[inside.equivalent_diameter >= g.attrs["threshold"]]
+    assert list(g.columns[-4:]) == ["contact_cbd_median", "contact_binder_median", "contact_particle_median",
+                                    "sphericity_median"]  # (the pore's contact: the detachment's columns)
+    assert g.loc["big", "contact_binder_median"] == pytest.approx(big.contact_binder.median())

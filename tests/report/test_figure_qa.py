@@ -74,7 +74,7 @@ def test_unlabelled_voxels_are_in_the_legend():
     lab[:, :2] = 255  # outside a field of view
     fig = orthoslices(None, lab)
     legend = [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
-    assert legend == ["pore", "active", "unlabelled"]
+    assert legend == ["pore", "cbd", "active", "unlabelled"]  # every phase (cbd too, absent here), then the blank
 
 
 def test_slices_over_time_have_a_phase_legend():
@@ -84,8 +84,29 @@ def test_slices_over_time_have_a_phase_legend():
     legends = [ax.get_legend() for ax in fig.axes if ax.get_legend()]
     assert len(legends) == 1
     patches = legends[0].get_patches()
-    assert [t.get_text() for t in legends[0].get_texts()] == ["pore", "cbd"]
+    assert [t.get_text() for t in legends[0].get_texts()] == ["pore", "cbd", "active"]  # every phase, in order
     assert np.allclose(patches[1].get_facecolor()[:3], _rgb("cbd", 1))
+
+
+def test_slice_legends_list_every_phase_whatever_the_slices_hold():
+    """A legend listed the phases present in the slices drawn: slices of a scan's pore-only end
+    and of its middle had other legends, and a phase named in the volume but absent from the
+    slice was left unsaid. Every phase, in order, in its colour, beside any slice."""
+    lab = np.zeros((8, 8, 8), np.uint8)
+    lab[4:, :, :4] = 1
+    lab[4:, :, 4:] = 3
+    vol = make_volume(lab, phases=["pore", "cbd", "active", "binder"])
+    legends = []
+    for index in ((1, 1, 1), (6, 6, 6)):  # pore only; pore, cbd and binder
+        fig = orthoslices(None, vol, index=index)
+        legends.append(next(ax.get_legend() for ax in fig.axes if ax.get_legend()))
+    for legend in legends:
+        assert [t.get_text() for t in legend.get_texts()] == ["pore", "cbd", "active", "binder"]
+        for i, (name, patch) in enumerate(zip(["pore", "cbd", "active", "binder"], legend.get_patches())):
+            assert np.allclose(patch.get_facecolor()[:3], _rgb(name, i))
+    fig = timeslices(None, vol.expand_dims(t=2).copy(data=np.stack([lab, lab])), index=1)  # pore only
+    legend = next(ax.get_legend() for ax in fig.axes if ax.get_legend())
+    assert [t.get_text() for t in legend.get_texts()] == ["pore", "cbd", "active", "binder"]
 
 
 def _two_phase():

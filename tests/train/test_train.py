@@ -204,6 +204,42 @@ def test_fine_tuning_labels_with_the_init_phases_in_another_order(pair, tmp_path
     assert other.provenance["scores"] == same.provenance["scores"]
 
 
+def test_fine_tuning_labels_naming_the_init_phases_in_other_case(pair):
+    """Labels naming "Pore", "CBD", "Active" fine-tune a model of "pore", "cbd", "active" as those
+    phases, under its own names (they renamed its channels, and in another order trained them as
+    the phases they were not: its 'pore' channel as "Active")."""
+    img, _, sparse = pair
+    torch.manual_seed(11)
+    init = models.create("lrcsnet", patch=(32, 32), **TINY)  # pore, cbd, active
+    run = dict(init=init, epochs=1, steps_per_epoch=2, lr=1e-3, batch_size=2, progress=False, seed=3, augment=False,
+               val_fraction=0)
+    same = bigseg.train(img, sparse, **run)
+    swapped = xr.DataArray(np.where(sparse == 255, 255, 2 - sparse).astype(np.uint8), dims=("z", "y", "x"),
+                           attrs={"phases": ["Active", "CBD", "Pore"]})
+    other = bigseg.train(img, swapped, **run)
+    assert other.phases == init.phases == ["pore", "cbd", "active"]
+    for (name, p), q in zip(same.named_parameters(), other.parameters()):  # the same training, step for step
+        torch.testing.assert_close(p, q, msg=name)
+
+
+def test_fine_tuning_phases_in_other_case_keep_the_init_names_and_are_checked_as_its(pair, monkeypatch):
+    img, _, sparse = pair
+    init = models.create("lrcsnet", patch=(32, 32), **TINY)  # pore, cbd, active
+    from bigseg.train._train import check_init_phases
+
+    assert check_init_phases(init, ["Pore", "CBD", "Active"]) == ["pore", "cbd", "active"]
+    assert check_init_phases(init, ["PORE", "CBD", "crack"]) == ["pore", "cbd", "crack"]  # its own name kept
+    assert check_init_phases(init, ["Pore", "CBD", "Active"], reindex=False) == ["pore", "cbd", "active"]
+    _refuse_loading(monkeypatch)
+    partial = xr.DataArray(sparse, dims=("z", "y", "x"), attrs={"phases": ["Pore", "Active", "crack"]})
+    with pytest.raises(ModelError, match=r"`init` model's phases \['pore', 'cbd', 'active'\].*Got \['Pore', 'Active', "
+                                         r"'crack'\]: 'Active' at value 1 where the `init` model has 'active' at 2"):
+        bigseg.train(img, partial, init=init, epochs=1)
+    with pytest.raises(ModelError, match=r"Got \['CBD', 'Pore', 'Active'\]: 'CBD' at value 0 where the `init` model "
+                                         r"has 'cbd' at 1"):  # the generator's labels are pore, cbd, active
+        bigseg.train(synthetic=True, init=init, phases=["CBD", "Pore", "Active"], epochs=1)
+
+
 def test_checkpoints_of_a_fine_tune_carry_this_run(pair, tmp_path):
     img, lab, sparse = pair
     parent = bigseg.train(img, sparse, arch_kwargs=TINY, patch=(32, 32), epochs=1, steps_per_epoch=1, batch_size=2,
