@@ -492,7 +492,7 @@ def run(args: argparse.Namespace) -> int:
         last = f" (t = {time_at(labels.t)})" if "t" in labels.dims and len(table) else ""  # with the times' unit
         particle_figure(table, path=png, title=f"{args.labels}: {args.particle_phase} particles{last}")
         inside = table[~table.touches_border]
-        from ..report._units import quantity_text, small_particles_text
+        from ..report._units import quantity_text, size_distribution_text, small_particles_text
 
         if "t" in table:
             print(f"{len(table)} {args.particle_phase} particles over {table['t'].nunique()} time steps (surface "
@@ -505,6 +505,8 @@ def run(args: argparse.Namespace) -> int:
                   f"surface areas and sphericity by {args.particle_area}; wrote {args.particles} and {png}")
         if table.attrs.get("small_particles"):
             print(small_particles_text(table.attrs))
+        if len(inside):
+            print(size_distribution_text(measure.size_distribution(table), table.attrs["unit"]))
         if len(inside) and inside.detachment.notna().any():  # (was "nan [nan-nan]" without a phase named pore)
             print(_size_groups_lines(table))
     if "t" in ds.dims:

@@ -7,7 +7,7 @@ dimension for (t, z, y, x) series, ready for ``to_netcdf``.
 """
 
 from ._connectivity import connectivity
-from ._groups import size_groups
+from ._groups import size_distribution, size_groups
 from ._particles import particle_labels, particles
 from ._table import read_table, write_table
 from ._metrics import METHODS, interfaces, specific_surface_area, surface_area, volume_fractions
@@ -50,6 +50,7 @@ __all__ = [
     "connectivity",
     "thickness",
     "particle_labels",
+    "size_distribution",
     "size_groups",
     "METHODS",
 ]

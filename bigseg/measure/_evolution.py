@@ -16,7 +16,7 @@ from ._metrics import named_time, phase_coord
 __all__ = ["evolution", "transitions"]
 
 #: particle columns summarised per time step (medians over the particles inside the volume)
-PARTICLE_MEDIANS = ("equivalent_diameter", "sphericity", "detachment")
+PARTICLE_MEDIANS = ("equivalent_diameter", "sphericity", "aspect_ratio", "detachment")
 
 
 def _column_units(table: pd.DataFrame, unit: str, t_unit: str) -> dict[str, str]:
@@ -29,7 +29,7 @@ def _column_units(table: pd.DataFrame, unit: str, t_unit: str) -> dict[str, str]
             return unit
         if col.startswith("particles"):
             return ""
-        return "1"  # fractions, coverages, IoU, percolating shares, transitions, sphericity, contact shares
+        return "1"  # fractions, coverages, IoU, percolating shares, transitions, sphericity, aspect ratio, contacts
 
     return {"t": t_unit, **{str(c): of(str(c)) for c in table.columns}}
 
@@ -105,7 +105,7 @@ def evolution(metrics: xr.Dataset, particles: pd.DataFrame | None = None,
     ``particles`` (count), ``particles_inside`` (not touching the border),
     ``particles_continued`` (whose track goes on from the step before; see ``track`` in
     :func:`particles`) and ``median_<quantity>`` over the particles inside the volume
-    (equivalent diameter in ``unit``, sphericity, detachment = pore contact, the contact with
+    (equivalent diameter in ``unit``, sphericity, aspect ratio, detachment = pore contact, the contact with
     every other phase, ``median_contact_cbd`` ..., and with other particles; NaN when no particle
     lies inside); with transitions, ``<a>_to_<b>`` for every pair
     of different phases (the fraction of the volume that changed from a to b since the step

@@ -12,7 +12,7 @@ from .._parse import parse_positive_float
 from ..errors import InputError
 from ..io._volume import phase_named
 
-__all__ = ["size_groups"]
+__all__ = ["size_distribution", "size_groups"]
 
 def contact_column(columns: Any, name: str) -> str | None:
     """The particle table's column of the contact with the phase ``name`` (in other case too:
@@ -139,3 +139,80 @@ def with_border_flags(table: pd.DataFrame, name: str = "table") -> pd.DataFrame:
     out = table.copy()
     out["touches_border"] = parsed.astype(bool)
     return out
+
+
+def size_distribution(table: Any, *, q: Any = (10, 50, 90)) -> pd.DataFrame:
+    """The particle size distribution of the particles inside the volume: percentiles of the
+    equivalent diameter by number and by volume (D10, D50, D90 as a laser-diffraction PSD of the
+    powder states them) and the mean diameters.
+
+    Parameters
+    ----------
+    table : :func:`particles`' table (a ``t`` column for a series: two rows per step).
+    q : percentiles, each in [0, 100] (default 10, 50, 90).
+
+    Returns
+    -------
+    DataFrame indexed by ``basis`` ("number", "volume"; with ``t`` first for a series), columns
+    ``particles`` (inside the volume) and ``d<q>`` for each percentile, in the table's unit
+    (``attrs["unit"]``): by number the percentile of the diameters (linear between particles, as
+    ``numpy.percentile`` and the medians of :func:`size_groups`), by volume the diameter of the
+    particle at which the particles up to its size hold ``q`` % of their volume (the inverted
+    cumulative distribution: D50 is the size that splits the volume in half); ``mean``: the mean
+    diameter by number, and by volume the De Brouckere mean D[4,3] = Σ V d / Σ V. Particles
+    touching the volume border are left out (their sizes are truncated); NaN where none is inside.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from bigseg.measure import size_distribution
+    >>> t = pd.DataFrame({"equivalent_diameter": [1.0, 2.0, 10.0], "volume": [0.52, 4.19, 523.6],
+    ...                   "touches_border": [False, False, False]})
+    >>> size_distribution(t)["d50"].round(2).tolist()  # by number, by volume
+    [2.0, 10.0]
+    """
+    if not isinstance(table, pd.DataFrame) or not {"equivalent_diameter", "volume", "touches_border"} <= set(table):
+        raise InputError("Expected `table` to be the particle table of bigseg.measure.particles (columns "
+                         "equivalent_diameter, volume, touches_border). Got "
+                         f"{type(table).__name__ if not isinstance(table, pd.DataFrame) else 'a table without them'} "
+                         "instead.")
+    qs = np.atleast_1d(np.asarray(q, dtype=object))
+    if not len(qs) or not all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+                              and 0 <= float(v) <= 100 for v in qs):
+        raise InputError(f"Expected `q` to be percentiles in [0, 100]. Got {q!r} instead.")
+    qs = [float(v) for v in qs]
+    inside = table[~with_border_flags(table)["touches_border"]]
+    columns = [f"d{v:g}" for v in qs]
+
+    def rows(part: pd.DataFrame) -> list[list[float]]:
+        d = part["equivalent_diameter"].to_numpy(np.float64)
+        v = part["volume"].to_numpy(np.float64)
+        if not len(d):
+            return [[0] + [np.nan] * (len(qs) + 1)] * 2
+        by_volume = _volume_percentiles(d, v, qs)
+        return [[len(d), *np.percentile(d, qs), d.mean()],
+                [len(d), *by_volume, float((v * d).sum() / v.sum()) if v.sum() > 0 else np.nan]]
+
+    names = ["particles", *columns, "mean"]
+    if "t" in table:
+        steps = table.attrs.get("t") or sorted(table["t"].unique().tolist())
+        data = [r for t in steps for r in rows(inside[inside["t"] == t])]
+        index = pd.MultiIndex.from_product([steps, ["number", "volume"]], names=["t", "basis"])
+    else:
+        data, index = rows(inside), pd.Index(["number", "volume"], name="basis")
+    out = pd.DataFrame(data, index=index, columns=names).astype({"particles": np.int64})
+    out.attrs.update(unit=table.attrs.get("unit", ""), q=qs)
+    return out
+
+
+def _volume_percentiles(d: np.ndarray, v: np.ndarray, qs: list[float]) -> np.ndarray:
+    """The smallest of the diameters ``d`` up to which the particles hold ``q`` % of the volume
+    ``v``, for each ``q`` of ``qs`` (``numpy.percentile(d, qs, weights=v, method="inverted_cdf")``
+    of numpy 2, which bigseg's floor, numpy 1.26, lacks); NaN without volume."""
+    total = v.sum()
+    if not total > 0:
+        return np.full(len(qs), np.nan)
+    order = np.argsort(d, kind="stable")
+    share = np.cumsum(v[order]) / total
+    at = np.searchsorted(share, np.asarray(qs) / 100.0 * (1 - 1e-12), side="left")
+    return d[order][np.minimum(at, len(d) - 1)]

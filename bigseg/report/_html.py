@@ -210,6 +210,14 @@ def _particles_section(table) -> str:
                 scale, shown = readable(stats, f"{unit}^{power}")
                 stats, label = [s * scale for s in stats], f"{label} [{shown}]"
             rows.append([label] + stats)
+        if col == "equivalent_diameter" and len(inside):  # the size distribution by volume: D[4,3], D10, D50, D90
+            from ..measure import size_distribution
+
+            by_volume = size_distribution(inside.drop(columns=["t"], errors="ignore")).loc["volume"]
+            stats = [float(by_volume[c]) for c in ("mean", "d10", "d50", "d90")]
+            scale, shown = readable(stats, unit) if unit else (1.0, "")
+            rows.append([f"equivalent diameter by volume (D[4,3], D10, D50, D90){f' [{shown}]' if unit else ''}"]
+                        + [v * scale for v in stats])
     if len(inside):
         out = (f"<h2>Particles{last}</h2>"
                f"<p>{len(table)} particles, {len(inside)} inside the volume (statistics below; "

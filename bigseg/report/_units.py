@@ -150,3 +150,16 @@ def small_particles_text(attrs: Any) -> str:
         return ""
     return (f"({n} particle(s) smaller than {int(attrs['min_voxels'])} voxels left out: {int(attrs['small_voxels'])} "
             "voxels of the phase in no row)")
+
+
+def size_distribution_text(sd: Any, unit: str) -> str:
+    """One line of :func:`bigseg.measure.size_distribution` (a series: its last step): D10, D50, D90
+    and D[4,3] by volume, in the unit that reads best."""
+    if "t" in sd.index.names:
+        sd = sd.xs(sd.index.get_level_values("t")[-1], level="t")
+    row = sd.loc["volume"]
+    values = [float(row[c]) for c in ("d10", "d50", "d90", "mean")]
+    scale, shown = readable(values, unit)
+    d10, d50, d90, mean = (f"{v * scale:.4g}" for v in values)
+    return (f"size distribution by volume (particles inside): D10 {d10}, D50 {d50}, D90 {d90} {shown}; "
+            f"D[4,3] {mean} {shown}")

@@ -176,9 +176,15 @@ def test_cli_writes_particle_instance_labels_beside_the_segmentation(tmp_path, c
     csv = tmp_path / "p.csv"
     assert main(["measure", str(image / "labels" / "segmentation"), "--particles", str(csv),
                  "--particle-labels", "particles"]) == 0
-    assert "particle instance labels" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "particle instance labels" in out
     ids = bigseg.open_volume(image / "labels" / "particles").values
     table = read_table(csv)
+    # the size distribution by volume: D10 the smaller particle's diameter (it holds 49.5 % of the volume),
+    # D50 and D90 the larger's
+    d = np.sort(table.equivalent_diameter.to_numpy())
+    assert (f"size distribution by volume (particles inside): D10 {d[0]:.4g}, D50 {d[1]:.4g}, D90 {d[1]:.4g} voxel; "
+            f"D[4,3] {(table.volume * table.equivalent_diameter).sum() / table.volume.sum():.4g} voxel") in out
     np.testing.assert_array_equal(np.bincount(ids.ravel())[1:], table.voxels.to_numpy())  # value = the table's id
     # --min-voxels: the smaller particle (6 x 6 x 8 = 288 voxels) out of the table and of the labels
     assert main(["measure", str(image / "labels" / "segmentation"), "--particles", str(csv), "--overwrite",

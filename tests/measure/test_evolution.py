@@ -28,7 +28,7 @@ def test_evolution_rows_equal_the_measurements_of_each_step(series):
     m = measure.summary(lazy, truth=truth)
     tab = measure.particles(lazy, max_diameter=32)
     ev = measure.evolution(m, tab)
-    assert list(ev.index) == [0, 1, 2] and ev.attrs["unit"] == "nm"
+    assert list(ev.index) == [0, 1, 2] and ev.attrs["unit"] == "nm" and ev.attrs["units"]["median_aspect_ratio"] == "1"
     total = lab[0].size * 50.0 ** 3
     for t in range(3):
         frame = lab.isel(t=t)
@@ -43,6 +43,7 @@ def test_evolution_rows_equal_the_measurements_of_each_step(series):
         inside = one[~one.touches_border]
         assert ev.loc[t, "particles"] == len(one) and ev.loc[t, "particles_inside"] == len(inside)
         np.testing.assert_allclose(ev.loc[t, "median_detachment"], inside.detachment.median())
+        np.testing.assert_allclose(ev.loc[t, "median_aspect_ratio"], inside.aspect_ratio.median())
     # particles swell and the CBD thins in the simulated series
     assert ev["fraction_active"].is_monotonic_increasing and ev["fraction_cbd"].is_monotonic_decreasing
     assert ev["particles_inside"].sum() > 0 and ev["median_equivalent_diameter"].notna().any()

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from bigseg.errors import InputError
-from bigseg.measure import size_groups
+from bigseg.measure import size_distribution, size_groups
 from bigseg.report import particle_figure
 
 
@@ -188,3 +188,41 @@ def test_groups_give_the_contact_median_of_every_phase_as_evolution():
     assert list(g.columns[-4:]) == ["contact_cbd_median", "contact_binder_median", "contact_particle_median",
                                     "sphericity_median"]  # (the pore's contact: the detachment's columns)
     assert g.loc["big", "contact_binder_median"] == pytest.approx(big.contact_binder.median())
+
+
+def test_size_distribution_by_number_and_by_volume():
+    """By number: numpy's percentiles of the diameters inside; by volume: the smallest diameter up
+    to which the particles hold q % of the volume (numpy 2's weighted inverted CDF), D[4,3]; a
+    series step by step (a step without particles: NaN, 0 particles); in the report and the CLI."""
+    df = _table(n=80, seed=3)
+    inside = df[~df.touches_border]
+    d, v = inside.equivalent_diameter.to_numpy(), inside.volume.to_numpy()
+    sd = size_distribution(df, q=(10, 50, 90))
+    assert list(sd.index) == ["number", "volume"] and sd.attrs["unit"] == "nm"
+    assert (sd["particles"] == len(inside)).all()
+    np.testing.assert_allclose(sd.loc["number", ["d10", "d50", "d90"]].to_numpy(float), np.percentile(d, [10, 50, 90]))
+    np.testing.assert_array_equal(sd.loc["volume", ["d10", "d50", "d90"]].to_numpy(float),
+                                  np.percentile(d, [10, 50, 90], weights=v, method="inverted_cdf"))
+    assert sd.loc["volume", "mean"] == pytest.approx((v * d).sum() / v.sum())
+    assert sd.loc["number", "mean"] == pytest.approx(d.mean())
+    # by volume the big particles weigh: D50 above the number median
+    assert sd.loc["volume", "d50"] > sd.loc["number", "d50"]
+    # the volume is split at D50: the particles below it hold less than half, up to it at least half
+    assert v[d < sd.loc["volume", "d50"]].sum() < v.sum() / 2 <= v[d <= sd.loc["volume", "d50"]].sum()
+    ser = _table(seed=1, t=0)
+    ser.attrs.update(t=[0, 1])  # a series whose second step has no particle
+    sds = size_distribution(ser)
+    assert list(sds.index) == [(0, "number"), (0, "volume"), (1, "number"), (1, "volume")]
+    pd.testing.assert_frame_equal(sds.loc[0], size_distribution(_table(seed=1)), check_names=False)
+    assert sds.loc[1, "particles"].tolist() == [0, 0] and sds.loc[1, "d50"].isna().all()
+    for bad in (150, -1, "50", [], True):
+        with pytest.raises(InputError, match="`q`"):
+            size_distribution(df, q=bad)
+    with pytest.raises(InputError, match="`table`"):
+        size_distribution(df.drop(columns="volume"))
+    from bigseg.report._html import _particles_section
+
+    page = _particles_section(df)
+    row = [float(sd.loc["volume", c]) for c in ("mean", "d10", "d50", "d90")]
+    assert ("<td>equivalent diameter by volume (D[4,3], D10, D50, D90) [nm]</td>"
+            + "".join(f"<td>{x:.4g}</td>" for x in row)) in page
