@@ -540,7 +540,8 @@ def train(
         except (TypeError, ValueError):
             raise InputError("Expected `validation` to be an (image, labels) pair. Got something else.") from None
         named, given = getattr(vlab, "attrs", {}).get("phases"), getattr(labels, "attrs", {}).get("phases") or phases
-        if named is not None and list(named) != list(given):  # scored as the training labels' values
+        # scored as the training labels' values: the same names in order, each or its case variant ("Pore")
+        if named is not None and [phase_named(list(given), str(n)) for n in named] != list(given):
             raise InputError(f"Expected the `validation` labels' phases {list(named)} to be the training labels' "
                              f"{list(given)}. Got other phases or another order: relabel one of them.")
     img, lab = load_pair(image, labels, n_classes)

@@ -917,6 +917,10 @@ def test_validation_labels_of_other_phases_are_refused_before_work(pair, monkeyp
     with pytest.raises(InputError, match=r"`validation` labels' phases \['active', 'cbd', 'pore'\] to be the training "
                                          r"labels' \['pore', 'cbd', 'active'\]"):
         bigseg.train(img, sparse, validation=(img, other), epochs=1)
+    # the same phases in other case ("Pore" for "pore"), in order: taken (was refused), scored value by value
+    cased = xr.DataArray(lab, dims=("z", "y", "x"), attrs={"phases": ["Pore", "CBD", "Active"]})
+    with pytest.raises(AssertionError, match="the image was loaded"):  # past the check, on to the work
+        bigseg.train(img, sparse, validation=(img, cased), epochs=1)
 
 
 def test_an_init_model_expecting_other_input_is_refused(pair, monkeypatch):
