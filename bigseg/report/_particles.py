@@ -136,7 +136,7 @@ def _aspect_ratios(ax: Any, ratios: np.ndarray, colour: tuple) -> None:
         ax.text(0.5, 0.5, "no particle inside the volume", ha="center", va="center", transform=ax.transAxes,
                 color="0.3")
         ax.set(xlim=(1, 3), ylim=(0, 1))
-    ax.set_xlabel("aspect ratio (major / minor axis; inside the volume)")
+    ax.set_xlabel("aspect ratio, major / minor axis (inside)")
     ax.set_ylabel("particles")
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title("elongation")
