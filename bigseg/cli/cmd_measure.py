@@ -51,7 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="particles are connected components (default: touching particles split by a watershed)")
     p.add_argument("--min-voxels", type=positive_int, default=None, metavar="N",
                    help="smallest particle listed, in voxels (default 1: every one); smaller ones, e.g. specks of "
-                        "noise, have no row and no instance label (the count left out is printed)")
+                        "noise, have no row and no instance label (with --particles, the count left out is printed)")
     p.add_argument("--max-diameter", type=positive_int, default=None,
                    help="widest particle in voxels, the halo of the split, and the largest --thickness resolved "
                         "(default 40)")
@@ -499,7 +499,8 @@ def run(args: argparse.Namespace) -> int:
                   f"areas and sphericity by {args.particle_area}); wrote {args.particles} and {png} (histograms{last})")
         else:
             detached = inside.detachment.median()  # (NaN: no phase named "pore", whose contact it is)
-            said = f"median detachment {detached:.3f}" if detached == detached else NO_DETACHMENT
+            said = (f"median detachment {detached:.3f}" if detached == detached
+                    else NO_DETACHMENT if len(inside) else "no detachment (no particle inside the volume)")
             print(f"{len(table)} {args.particle_phase} particles ({len(inside)} inside the volume): median equivalent "
                   f"diameter {quantity_text(inside.equivalent_diameter.median(), table.attrs['unit'])}, {said}; "
                   f"surface areas and sphericity by {args.particle_area}; wrote {args.particles} and {png}")

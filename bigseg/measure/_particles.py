@@ -314,8 +314,8 @@ def particles(labels: Any, *, phase: str | int = "active", intensity: Any = None
       of the ellipsoid with the particle's second moments (each voxel a solid box; scikit-image's
       names, whose voxels are points: a ball of radius 10 voxels reads the same within 0.5 %, one
       voxel 1.29 edges here, 0 there), in physical units for anisotropic voxels;
-      ``aspect_ratio`` = major / minor (1 for a ball, 2 for an ellipsoid twice as long as wide;
-      truncated, as the volume, for a particle that touches the border);
+      ``aspect_ratio`` = major / minor (1 for a ball, 2 for a 2:1 spheroid, 2.3 for a cylinder
+      twice as long as wide; truncated, as the volume, for a particle that touches the border);
     * ``centroid_z/y/x`` (``unit``, voxel centres at index × voxel size, plus the volume's
       origin: a box cut from a scan gives positions in the scan); ``bbox_z0/y0/x0``,
       ``bbox_z1/y1/x1`` (voxel indices into ``labels`` as given, half-open as scikit-image's

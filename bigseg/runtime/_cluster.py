@@ -460,7 +460,7 @@ def connect(
             raise InputError(f"Expected `memory_limit` to be a size such as '4GiB' (per worker). Got {memory_limit!r} instead.")
     dash = _DEFAULT_DASHBOARD if dashboard else None
     _check_options(cluster, options)
-    if "host" in options and cluster in ("local", "local-cuda"):
+    if options.get("host") not in (None, "") and cluster in ("local", "local-cuda"):  # (None, "": 127.0.0.1)
         check_host(options["host"])
     if "dashboard_address" in options and cluster in ("local", "local-cuda"):  # a fixed port (an SSH tunnel's)
         given = options.pop("dashboard_address")  # (passed besides bigseg's own: "multiple values" TypeError)

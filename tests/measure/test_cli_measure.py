@@ -191,6 +191,12 @@ def test_cli_writes_particle_instance_labels_beside_the_segmentation(tmp_path, c
                  "--particle-labels", "particles", "--min-voxels", "289"]) == 0
     assert "(1 particle(s) smaller than 289 voxels left out: 288 voxels of the phase in no row)" in capsys.readouterr().out
     assert read_table(csv).voxels.tolist() == [294]
+    # every particle smaller (none left inside): not said to be for want of a phase named pore (it is named so)
+    assert main(["measure", str(image / "labels" / "segmentation"), "--particles", str(csv), "--overwrite",
+                 "--min-voxels", "1000"]) == 0
+    out = capsys.readouterr().out
+    assert "0 active particles (0 inside the volume)" in out and "none is named so" not in out
+    assert "no detachment (no particle inside the volume)" in out
     assert np.unique(bigseg.open_volume(image / "labels" / "particles").values).tolist() == [0, 1]
     assert main(["measure", str(image / "labels" / "segmentation"), "--particles", str(csv), "--overwrite",
                  "--particle-labels", "particles"]) == 0

@@ -549,3 +549,14 @@ def test_no_dashboard_address_with_dashboard_off_is_taken():
     with bigseg.connect("local", n_workers=1, processes=False, dashboard=False, dashboard_address=None,
                         quiet=True, memory_limit="1GiB") as client:
         assert client.submit(sum, [1, 2]).result() == 3
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("host", [None, ""], ids=["none", "empty"])
+def test_no_host_given_is_the_default_host(host):
+    """``host=None`` or ``""`` (an optional setting passed on as it is) is the default 127.0.0.1, as
+    before the IPv6 check: that check refused them ("Expected `host` to be an address ... Got None")."""
+    with bigseg.connect("local", n_workers=1, processes=False, dashboard=False, host=host,
+                        quiet=True, memory_limit="1GiB") as client:
+        assert client.scheduler.address.startswith("tcp://127.0.0.1:")
+        assert client.submit(sum, [1, 2]).result() == 3
