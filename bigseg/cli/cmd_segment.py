@@ -189,8 +189,11 @@ def _refuse_existing(args: argparse.Namespace, named: bool, option: str) -> None
 
 
 def _destination(args: argparse.Namespace) -> Path:
-    """Where the labels go: ``--out``, else ``SOURCE/labels/NAME``."""
-    return Path(args.out).resolve() if args.out else Path(args.source).resolve() / "labels" / args.name
+    """Where the labels go: ``--out``, else ``SOURCE/labels/NAME`` (of a bioformats2raw store's image, where
+    save_labels puts them: its check of an existing output and its lock were of another folder)."""
+    from ..io._omezarr import image_of
+
+    return Path(args.out).resolve() if args.out else image_of(Path(args.source).resolve()) / "labels" / args.name
 
 
 def run(args: argparse.Namespace) -> int:

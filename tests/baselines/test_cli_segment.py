@@ -178,3 +178,21 @@ def test_segment_cli_names_too_many_trees_by_its_option(image, tmp_path, capsys)
     err = capsys.readouterr().err
     assert f"Expected `--trees` to be at most {MAX_ESTIMATORS:,}. Got {MAX_ESTIMATORS + 1}" in err, err
     assert not (tmp_path / "rf.ome.zarr").exists()
+
+
+def test_segment_of_a_bioformats2raw_store_checks_the_labels_of_its_image(image, tmp_path, capsys):
+    """A bioformats2raw store keeps its image at 0/: the labels go to 0/labels/NAME, where the
+    command's check of an existing output (and its lock) now look (they looked at STORE/labels)."""
+    import zarr
+
+    _, path = image
+    root = zarr.open_group(str(tmp_path / "b2r.zarr"), mode="w")
+    root.attrs["bioformats2raw.layout"] = 3
+    save_volume(open_volume(path), tmp_path / "b2r.zarr" / "0", progress=False)
+    argv = ["segment", str(tmp_path / "b2r.zarr"), "--method", "threshold", "--no-progress"]
+    assert main(argv) == 0
+    assert (tmp_path / "b2r.zarr" / "0" / "labels" / "segmentation").is_dir()
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "no label image 'segmentation' yet" in err and str(tmp_path / "b2r.zarr" / "0" / "labels") in err
