@@ -57,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
 
     from .. import measure
     from ..errors import InputError
+    from ..io._omezarr import image_of
     from ..measure._scores import segmentation_coord
 
     output_file(args.csv, "--csv", suffixes=(".csv",), overwrite=args.overwrite)  # before any work
@@ -64,9 +65,11 @@ def run(args: argparse.Namespace) -> int:
     output_file(args.netcdf, "--netcdf", suffixes=(".nc",), overwrite=args.overwrite)
     if len(args.labels) < 2:
         raise InputError(f"Expected at least two label images to compare. Got {len(args.labels)}: {args.labels}.")
-    paths = [Path(args.image) / "labels" / name if args.image else Path(name) for name in args.labels]
-    if args.truth and args.image and not Path(args.truth).exists() and (Path(args.image) / "labels" / args.truth).is_dir():
-        args.truth = str(Path(args.image) / "labels" / args.truth)  # a name inside the image, as LABELS are
+    # (the labels of a bioformats2raw store's image, in 0/, where save_labels puts them)
+    ldir = image_of(Path(args.image)) / "labels" if args.image else None
+    paths = [ldir / name if ldir else Path(name) for name in args.labels]
+    if args.truth and ldir and not Path(args.truth).exists() and (ldir / args.truth).is_dir():
+        args.truth = str(ldir / args.truth)  # a name inside the image, as LABELS are
     resolved = [p.resolve() for p in paths]
     twice = sorted({str(p) for p, r in zip(paths, resolved) if resolved.count(r) > 1})
     if twice:  # a pair of one image with itself would read as perfect agreement

@@ -147,3 +147,21 @@ def test_compare_reads_a_truth_named_inside_the_image_as_the_labels_are(tmp_path
     table = pd.read_csv(tmp_path / "c.csv", index_col="segmentation")
     assert list(table.loc["a", ["iou_pore", "iou_cbd", "iou_active"]]) == [1.0, 1.0, 1.0]
     assert table.loc["b", "iou_cbd"] < 1.0
+
+
+def test_compare_reads_the_labels_of_a_bioformats2raw_store_s_image(tmp_path, capsys):
+    """--image of a bioformats2raw store: its label images are in 0/labels (were looked for in
+    STORE/labels: "does not exist")."""
+    import zarr
+
+    lab = make_labels((12, 20, 20), seed=4)
+    store = tmp_path / "b2r.zarr"
+    zarr.open_group(str(store), mode="w").attrs["bioformats2raw.layout"] = 3
+    save_volume(lab.astype(np.float32), store / "0", progress=False)
+    for name, seg in {"a": lab, "b": np.roll(lab, 1, 2), "truth": lab}.items():
+        save_labels(seg, store, name=name, phases=["pore", "cbd", "active"], progress=False)
+    assert (store / "0" / "labels" / "a").is_dir()
+    assert main(["compare", "a", "b", "--image", str(store), "--truth", "truth", "--csv", str(tmp_path / "c.csv"),
+                 "--no-progress"]) == 0
+    table = pd.read_csv(tmp_path / "c.csv", index_col="segmentation")
+    assert list(table.loc["a", ["iou_pore", "iou_cbd", "iou_active"]]) == [1.0, 1.0, 1.0]
