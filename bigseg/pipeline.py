@@ -967,6 +967,10 @@ class Pipeline:
             # 1-unit voxels in name only (said on the report, which a reader gets without the command's note)
             **({"voxel_size_assumed": True} if assumed else {}),
             **({"alignment_shifts": shifts} if shifts is not None else {}),
+            # the particles measure.min_voxels left out of particles.csv (said by the report; a series: all steps')
+            **({"particles_left_out": {"particles": int(table.attrs["small_particles"]),
+                                       "voxels": int(table.attrs["small_voxels"])}}
+               if table is not None and m["min_voxels"] > 1 else {}),
             **({"fov": {k: fov.attrs[k] for k in ("fov", "found", "inside_fraction", "margin")}}
                if fov is not None else {}),
         }

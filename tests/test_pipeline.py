@@ -483,7 +483,12 @@ def test_pipeline_leaves_particles_under_min_voxels_out(tmp_path, scan):
     assert len(res.particles) == len(ref) < len(full) and res.particles.voxels.min() >= 30
     np.testing.assert_array_equal(res.particles.voxels, ref.voxels)
     page = (tmp_path / "r" / "report.html").read_text()
-    assert "(particles of fewer than 30 voxels left out: measure.min_voxels)" in page
+    # how many: was "(particles of fewer than 30 voxels left out: ...)", neither the count nor the voxels said
+    left = full[full.voxels < 30]
+    assert (f"({len(left)} particles of fewer than 30 voxels left out, {left.voxels.sum()} voxels of the phase: "
+            "measure.min_voxels)") in page
+    record = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert record["particles_left_out"] == {"particles": len(left), "voxels": int(left.voxels.sum())}
     inside = res.particles[~res.particles.touches_border]
     assert f"<td>aspect ratio (major / minor axis)</td><td>{inside.aspect_ratio.mean():.4g}</td>" in page
 

@@ -200,9 +200,9 @@ def _thickness_table(thick) -> str:
 NO_DETACHMENT = "no detachment (the share of a particle's surface on the phase named 'pore': none is named so)"
 
 
-def _size_groups_lines(table) -> str:
+def _size_groups_lines(table, at: str = "") -> str:
     """Small vs big particles (split at the median diameter): detachment and its spread, as the
-    detachment study compares them; a series shows its last step."""
+    detachment study compares them; a series shows its last step, which ``at`` says (``" (t = 2)"``)."""
     from ..measure import size_groups
     from ..measure._groups import contact_median
     from ..report._units import quantity_text
@@ -213,8 +213,8 @@ def _size_groups_lines(table) -> str:
         g = g.xs(g.index.get_level_values("t")[-1], level="t")
     median = "the median over every time step" if "t" in table else "the median"
     cbd = contact_median(g, "cbd")  # ("contact_CBD_median"; CBD particles have none: no column of NaN)
-    lines = [f"by size (split at {quantity_text(g.attrs['threshold'], unit)}, {median}): particles, detachment median "
-             "[10-90 %]" + (", CBD contact median" if cbd else "")]
+    lines = [f"by size{at} (split at {quantity_text(g.attrs['threshold'], unit)}, {median}): particles, "
+             "detachment median [10-90 %]" + (", CBD contact median" if cbd else "")]
     for name, r in g.iterrows():
         if r["particles"]:
             lines.append(f"  {name:<6}{int(r['particles']):>6}   {r['detachment_median']:.3f} "
@@ -507,9 +507,10 @@ def run(args: argparse.Namespace) -> int:
         if table.attrs.get("small_particles"):
             print(small_particles_text(table.attrs))
         if len(inside):
-            print(size_distribution_text(measure.size_distribution(table), table.attrs["unit"]))
+            # a series: of its last step, said (as the histograms', the shells' and the tortuosity's)
+            print(size_distribution_text(measure.size_distribution(table), table.attrs["unit"], at=last))
         if len(inside) and inside.detachment.notna().any():  # (was "nan [nan-nan]" without a phase named pore)
-            print(_size_groups_lines(table))
+            print(_size_groups_lines(table, last))
     if "t" in ds.dims:
         from ..report._units import readable_evolution
 

@@ -132,6 +132,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"{last} particles at the last step ({len(table)} rows over every step) in {args.out}/particles.csv")
         else:
             print(f"{len(table)} particles in {args.out}/particles.csv")
+        if table.attrs.get("small_particles"):  # measure.min_voxels: how many, as bigseg measure says it
+            from ..report._units import small_particles_text
+
+            print(small_particles_text(table.attrs))
     print(f"report: {args.out}/report.html  ({', '.join(f'{k} {v:.1f} s' for k, v in res.timings.items())})")
     if cfg.voxel_size is None:  # as bigseg ingest says it: sizes in voxels, named as the unit
         from ..io import open_volume

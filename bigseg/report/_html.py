@@ -231,8 +231,12 @@ def _particles_section(table) -> str:
         out = (f"<h2>Particles{last}</h2><p>No particles: the segmentation holds no voxel of "
                f"{html.escape(repr(str(phase))) if phase else 'the particles&#x27; phase'}.</p>")
     smallest = int(table.attrs.get("min_voxels") or 1)
+    left = table.attrs.get("small_particles")  # how many (a run.json of an earlier bigseg has no count)
+    said = (f"{'' if left is None else f'{int(left)} '}particles of fewer than {smallest} voxels left out"
+            + ("" if left is None else f", {int(table.attrs.get('small_voxels', 0))} voxels of the phase"
+               + (" over every time step" if "t" in table else "")))
     out += (f"<p class='note'>one row per particle: particles.csv"
-            f"{f' (particles of fewer than {smallest} voxels left out: measure.min_voxels)' if smallest > 1 else ''}</p>")
+            f"{f' ({said}: measure.min_voxels)' if smallest > 1 else ''}</p>")
     if len(inside) and "detachment" in inside:
         from ..measure import size_groups
 
@@ -283,8 +287,8 @@ _FIGURE_TEXT = {
     "slices.png": "orthogonal central slices (xy, xz, yz) of the tomogram above its labels in the phase colours",
     "metrics.png": "bar charts of the volume fraction of each phase, the interface area of each phase pair "
                    "and, against a reference, each phase's IoU",
-    "particles.png": "histograms of the particles' equivalent diameter, sphericity and contact fractions, "
-                     "and detachment against size",
+    "particles.png": "histograms of the particles' equivalent diameter, sphericity, contact fractions and "
+                     "aspect ratio, and detachment against size",
     "profile.png": "volume fraction of each phase slice by slice along the profile's axis",
     "radial.png": "volume fraction of each phase against the distance from the axis of the field of view",
     "fov.png": "middle xy slice of the tomogram with the field of view outlined",
@@ -378,6 +382,7 @@ _RECORD_TYPES: dict[str, tuple[type, ...]] = {
     "config.crop": (str, list, type(None)), "config.predict.temporal": (int,), "environment.packages": (dict,),
     "environment.machine": (dict,), "environment.git_commit": (str, type(None)),
     "timings_s.*": (int, float), "fov": (dict,), "fov.inside_fraction": (int, float),  # (*: each value)
+    "particles_left_out": (dict,), "particles_left_out.*": (int,),
 }
 
 
@@ -615,6 +620,8 @@ def write_report(run: str | os.PathLike, *, path: str | os.PathLike | None = Non
         smallest = (info.get("config") or {}).get("measure", {}).get("min_voxels")
         if isinstance(smallest, int) and smallest > 1:  # smaller ones left out of the table
             table.attrs["min_voxels"] = smallest
+            left = info.get("particles_left_out") or {}  # how many (a run.json of an earlier bigseg: not said)
+            table.attrs.update({f"small_{k}": v for k, v in left.items() if k in ("particles", "voxels")})
         if "t" in ds.dims and time_unit(ds.t):
             table.attrs["time_unit"] = time_unit(ds.t)
         parts.append(_particles_section(table))

@@ -23,8 +23,9 @@ def particle_figure(table: Any, *, path: str | os.PathLike | None = None, title:
     (split at the median diameter) and each group's median and 10-90 % range; last, where the
     table has it, the aspect ratio (major / minor axis).
 
-    Particles touching the volume border are drawn apart (hatched): their size and shape are
-    truncated. For a series, the last time step is drawn.
+    Particles touching the volume border are drawn apart (grey, stacked above those inside) in the
+    size histogram and left out of the others: their size and shape are truncated. For a series,
+    the last time step is drawn.
 
     Parameters
     ----------

@@ -53,12 +53,13 @@ def series_figure(metrics: Any, particles: Any = None, *, transitions: Any = Non
     """Curves over ``t`` of :func:`bigseg.measure.evolution` (``metrics`` from
     :func:`bigseg.measure.summary` of a series, optional ``particles`` table): volume fractions,
     specific interface areas, per-phase IoU (with a reference) and, with particles, their count
-    and median size (inside the volume) and median contact fractions (detachment = pore
-    contact), the detachment of every particle tracked inside the volume through all steps
-    (``track``), each phase's percolating share (with :func:`bigseg.measure.connectivity` in the
-    metrics) and, with ``transitions`` (:func:`bigseg.measure.transitions`), the volume that
-    changed from one phase to another since the step before (a pair's line in the first phase's
-    colour, its markers in the second's and dashed by the second), in the fixed phase colours.
+    and median size (inside the volume), median contact fractions (detachment = pore contact)
+    and median sphericity and aspect ratio, the detachment of every particle tracked inside the
+    volume through all steps (``track``), each phase's percolating share (with
+    :func:`bigseg.measure.connectivity` in the metrics) and, with ``transitions``
+    (:func:`bigseg.measure.transitions`), the volume that changed from one phase to another since
+    the step before (a pair's line in the first phase's colour, its markers in the second's and
+    dashed by the second), in the fixed phase colours.
 
     ``metrics`` may also be the table of :func:`bigseg.measure.evolution` itself (e.g. a run's
     ``evolution.csv`` read back by :func:`bigseg.measure.read_table`), drawn as it is: then
@@ -112,7 +113,9 @@ def series_figure(metrics: Any, particles: Any = None, *, transitions: Any = Non
     dashes = {p: ("-", "--", ":", "-.")[i % 4] for i, p in enumerate(phases)}  # a pair's second phase, as its markers
     panels = (["fractions", "areas"] + (["changes"] if changes else []) + (["iou"] if f"iou_{phases[0]}" in ev else [])
               + (["percolating"] if f"percolating_{phases[0]}" in ev else [])
-              + (["particles", "contacts"] if "particles" in ev else []) + (["tracks"] if full is not None else []))
+              + (["particles", "contacts"] if "particles" in ev else [])
+              + (["shape"] if {"median_sphericity", "median_aspect_ratio"} & set(ev.columns) else [])
+              + (["tracks"] if full is not None else []))
     ncols = min(3, len(panels))
     nrows = -(-len(panels) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.4 * nrows), constrained_layout=True, squeeze=False)
@@ -169,6 +172,16 @@ def series_figure(metrics: Any, particles: Any = None, *, transitions: Any = Non
             ax.set_title("phase changes")
             ax.set_ylim(0, ax.get_ylim()[1])
             _legend_above(ax, fontsize=7, room=0.6)  # two rows
+        elif panel == "shape":  # (was in evolution.csv only: swelling rounds, cracking elongates)
+            col = colour.get(_particle_phase(ev, phases), "C1")
+            for c, label, line in (("median_sphericity", "sphericity", "-"),
+                                   ("median_aspect_ratio", "aspect ratio (major / minor)", "--")):
+                if c in ev:
+                    ax.plot(t, ev[c], color=col, linestyle=line, label=label,
+                            **{**style, "marker": "o" if line == "-" else "s"})
+            ax.set_ylabel("median over the particles inside")
+            ax.set_title("particle shape")
+            _legend_above(ax, ncols=2)
         elif panel == "tracks":
             wide = full.pivot(index="t", columns="track", values="detachment")
             ax.plot(wide.index, wide.to_numpy(), color=colour.get(pore, "black"), alpha=0.25, linewidth=0.8)

@@ -152,14 +152,14 @@ def small_particles_text(attrs: Any) -> str:
             "voxels of the phase in no row)")
 
 
-def size_distribution_text(sd: Any, unit: str) -> str:
-    """One line of :func:`bigseg.measure.size_distribution` (a series: its last step): D10, D50, D90
-    and D[4,3] by volume, in the unit that reads best."""
+def size_distribution_text(sd: Any, unit: str, *, at: str = "") -> str:
+    """One line of :func:`bigseg.measure.size_distribution` (a series: its last step, which ``at``
+    says, e.g. ``" (t = 30 min)"``): D10, D50, D90 and D[4,3] by volume, in the unit that reads best."""
     if "t" in sd.index.names:
         sd = sd.xs(sd.index.get_level_values("t")[-1], level="t")
     row = sd.loc["volume"]
     values = [float(row[c]) for c in ("d10", "d50", "d90", "mean")]
     scale, shown = readable(values, unit)
     d10, d50, d90, mean = (f"{v * scale:.4g}" for v in values)
-    return (f"size distribution by volume (particles inside): D10 {d10}, D50 {d50}, D90 {d90} {shown}; "
+    return (f"size distribution by volume (particles inside){at}: D10 {d10}, D50 {d50}, D90 {d90} {shown}; "
             f"D[4,3] {mean} {shown}")

@@ -388,6 +388,28 @@ def test_series_printouts_say_which_step_they_show(tmp_path, capsys):
     assert "tortuosity factor of pore along z (t = 2): " in out
 
 
+def test_series_size_lines_say_which_step_they_show(tmp_path, capsys):
+    """Was: a series' size distribution by volume and its small/big groups printed those of its last
+    step without saying so (read as the whole series': D50 over every scan)."""
+    from bigseg import synth
+    from bigseg.measure import size_distribution
+
+    lab = synth.series((32, 40, 40), steps=3, seed=2, radius=4).compute()
+    image = tmp_path / "s.ome.zarr"
+    save_volume(lab.values.astype(np.float32), image, progress=False)
+    save_labels(lab, image, name="truth", progress=False)
+    csv = tmp_path / "p.csv"
+    assert main(["measure", str(image), "--label", "truth", "--particles", str(csv), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    table = read_table(csv)
+    last = table[(table.t == 2) & ~table.touches_border]
+    assert len(last) and len(last) < len(table[~table.touches_border])  # other steps' particles too
+    d50 = size_distribution(last.drop(columns="t")).loc["volume", "d50"]
+    assert "size distribution by volume (particles inside) (t = 2): D10 " in out
+    assert f"D50 {d50:.4g}, " in out
+    assert "by size (t = 2) (split at " in out
+
+
 def test_cbd_particles_print_no_column_of_nan(tmp_path, capsys):
     """Was: "CBD contact median" printed as nan for CBD particles (they have no CBD contact)."""
     from bigseg import synth

@@ -74,8 +74,14 @@ def test_evolution_rows_equal_the_measurements_of_each_step(series):
                                ((part[1] == 1) & (part[2] == 0)).sum() / both[1])
     fig = series_figure(m, tab, transitions=changes)
     titles = [ax.get_title() for ax in fig.axes if ax.get_visible() and ax.get_title()]
-    assert titles[:6] == ["phases", "interfaces (faces)", "phase changes", "scores", "particles", "particle contacts"]
-    assert len(titles) == 7 and "tracked through every step" in titles[6]
+    assert titles[:7] == ["phases", "interfaces (faces)", "phase changes", "scores", "particles", "particle contacts",
+                          "particle shape"]
+    assert len(titles) == 8 and "tracked through every step" in titles[7]
+    # the particles' median shape over time, as evolution.csv holds it (was drawn nowhere)
+    shape = [ax for ax in fig.axes if ax.get_title() == "particle shape"][0]
+    got = {line.get_label(): line.get_ydata() for line in shape.get_lines()}
+    np.testing.assert_allclose(got["sphericity"], ev["median_sphericity"].to_numpy())
+    np.testing.assert_allclose(got["aspect ratio (major / minor)"], ev["median_aspect_ratio"].to_numpy())
     first = fig.axes[0]
     assert first.get_xlabel() == "scan (time step)"
     assert all(float(v).is_integer() for v in first.get_xticks())  # steps, not 0.5
@@ -95,7 +101,7 @@ def test_evolution_rows_equal_the_measurements_of_each_step(series):
             for line in other.get_lines():
                 xy = other.transData.transform(np.column_stack(line.get_data()).astype(float))
                 assert not any(box.contains(*pt) for pt in xy), line.get_label()
-    assert legends == 7
+    assert legends == 8
     assert fig.axes[1].get_title() == "interfaces (faces)" and ev.attrs["area_method"] == "faces"  # the method said
     # the pairs' curves differ by line style too, not by the markers' colour alone
     styles = {(line.get_color(), line.get_linestyle()) for line in fig.axes[1].get_lines()}

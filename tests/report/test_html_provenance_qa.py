@@ -10,6 +10,7 @@ and its "Interfaces" table a "% of voxels" without saying which (those on the in
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import xarray as xr
@@ -107,9 +108,11 @@ def test_a_run_record_of_other_types_inside_its_mappings_is_named_not_a_tracebac
     for extra, named in (({"timings_s": {"ingest": "x"}}, "`timings_s.ingest` is 'x'"),
                          ({"timings_s": {"ingest": None}}, "`timings_s.ingest` is None"),
                          ({"fov": 5}, "`fov` is 5"),
-                         ({"fov": {"fov": "auto", "inside_fraction": "most"}}, "`fov.inside_fraction` is 'most'")):
+                         ({"fov": {"fov": "auto", "inside_fraction": "most"}}, "`fov.inside_fraction` is 'most'"),
+                         ({"particles_left_out": [4]}, "`particles_left_out` is [4]"),
+                         ({"particles_left_out": {"particles": "4"}}, "`particles_left_out.particles` is '4'")):
         (tmp_path / "run.json").write_text(json.dumps({"source": "scan.h5", "model": "default", **extra}))
-        with pytest.raises(VolumeFormatError, match=named.replace("(", r"\(")):
+        with pytest.raises(VolumeFormatError, match=re.escape(named)):
             write_report(tmp_path)
         for command in ("report", "info"):
             assert main([command, str(tmp_path)]) == 2
