@@ -81,7 +81,9 @@ def particle_figure(table: Any, *, path: str | os.PathLike | None = None, title:
     if len(inner):
         order = np.argsort(inner["equivalent_diameter"].to_numpy())
         cum = np.cumsum(inner["volume"].to_numpy()[order])
+        # in steps, rising at each particle: D10/D50/D90 by volume (measure.size_distribution) read off it
         a2.plot(inner["equivalent_diameter"].to_numpy()[order] * scale, cum / cum[-1], color="black",
+                drawstyle="steps-post",
                 marker="o" if len(inner) == 1 else None)  # one particle: a point (a line through it drew nothing)
     a2.set_ylabel("cumulative volume fraction (inside)")
     # room above the bars and the curve for the legend: the curve tops out at 1 wherever the largest

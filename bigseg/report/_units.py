@@ -154,10 +154,13 @@ def small_particles_text(attrs: Any) -> str:
 
 def size_distribution_text(sd: Any, unit: str, *, at: str = "") -> str:
     """One line of :func:`bigseg.measure.size_distribution` (a series: its last step, which ``at``
-    says, e.g. ``" (t = 30 min)"``): D10, D50, D90 and D[4,3] by volume, in the unit that reads best."""
+    says, e.g. ``" (t = 30 min)"``): D10, D50, D90 and D[4,3] by volume, in the unit that reads best;
+    no particle inside there: said so (was "D10 nan")."""
     if "t" in sd.index.names:
         sd = sd.xs(sd.index.get_level_values("t")[-1], level="t")
     row = sd.loc["volume"]
+    if not row["particles"]:
+        return f"size distribution{at}: no particle inside the volume"
     values = [float(row[c]) for c in ("d10", "d50", "d90", "mean")]
     scale, shown = readable(values, unit)
     d10, d50, d90, mean = (f"{v * scale:.4g}" for v in values)

@@ -226,3 +226,24 @@ def test_size_distribution_by_number_and_by_volume():
     row = [float(sd.loc["volume", c]) for c in ("mean", "d10", "d50", "d90")]
     assert ("<td>equivalent diameter by volume (D[4,3], D10, D50, D90) [nm]</td>"
             + "".join(f"<td>{x:.4g}</td>" for x in row)) in page
+
+
+def test_size_line_of_a_series_whose_last_step_has_no_particle_inside():
+    from bigseg.report._units import size_distribution_text
+
+    ser = _table(seed=1, t=0)
+    ser.attrs.update(t=[0, 5])
+    assert size_distribution_text(size_distribution(ser), "nm", at=" (t = 5)") == (
+        "size distribution (t = 5): no particle inside the volume")
+    assert "D50" in size_distribution_text(size_distribution(_table(seed=1)), "nm")
+
+
+def test_the_cumulative_volume_curve_steps_at_each_particle_so_d50_reads_off_it():
+    df = _table(n=40, seed=6)
+    fig = particle_figure(df)
+    twin = [ax for ax in fig.axes if ax.get_ylabel().startswith("cumulative")][0]
+    line = twin.get_lines()[0]
+    assert line.get_drawstyle() == "steps-post"
+    x, y = np.asarray(line.get_xdata()), np.asarray(line.get_ydata())
+    for q in (10, 50, 90):  # the first particle where the curve reaches q %: the table's D by volume
+        assert x[np.argmax(y >= q / 100)] == pytest.approx(size_distribution(df).loc["volume", f"d{q}"])
