@@ -743,6 +743,9 @@ def test_series_demo_cli(tmp_path, bigseg_cli):
     assert json.loads((Path(summary["run"]) / "run.json").read_text())["computed_on"]["workers"] == 1  # (was ignored)
     counts = next(line for line in out.stdout.splitlines() if line.strip().startswith("particles_continued")).split()
     assert counts[1] == "—" and counts[2].isdigit()  # counts as counts (were 17.000), none for the first scan
+    # among how many (the continued count all particles, touching the border too: not only those inside)
+    every = next(line for line in out.stdout.splitlines() if line.strip().startswith("particles ")).split()
+    assert int(every[2]) >= int(counts[2])
     np.testing.assert_allclose(summary["drift_found"], summary["true_drift"], atol=0.3)  # one sign, both said as drift
     assert "particles_continued" in out.stdout and "drift found" in out.stdout
     assert Path(summary["report"]).exists() and Path(summary["evolution"]).exists()

@@ -88,8 +88,9 @@ def _series(args: argparse.Namespace) -> int:
     print(f"\nbigseg demo: {s['steps']} scans of {s['size']}³, {s['seconds']} s")
     print("  drift found (z, y, x voxels): " + "; ".join(",".join(f"{v:+.1f}" for v in d) for d in s["drift_found"])
           + "   true: " + "; ".join(",".join(f"{v:+d}" for v in d) for d in s["true_drift"]))
-    cols = [c for c in ("fraction_cbd", "iou_cbd", "cbd_to_pore", "particles_inside", "particles_continued",
-                        "median_detachment") if c in ev]
+    # the particles continued counted among all particles (touching the border too): both beside them
+    cols = [c for c in ("fraction_cbd", "iou_cbd", "cbd_to_pore", "particles", "particles_inside",
+                        "particles_continued", "median_detachment") if c in ev]
     t_name = f"t [{ev.attrs['time_unit']}]" if ev.attrs.get("time_unit") else "t"
     print(f"  {t_name:<22}" + "".join(f"{t:>10}" for t in ev.index))
     for c in cols:  # counts as counts, fractions to 3 places

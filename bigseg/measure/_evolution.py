@@ -103,8 +103,9 @@ def evolution(metrics: xr.Dataset, particles: pd.DataFrame | None = None,
     area on its interface with b, Müller et al. 2021); with a reference, ``iou_<phase>``; with
     :func:`connectivity` added (:func:`add_to_metrics`), ``percolating_<phase>``; with particles,
     ``particles`` (count), ``particles_inside`` (not touching the border),
-    ``particles_continued`` (whose track goes on from the step before; see ``track`` in
-    :func:`particles`) and ``median_<quantity>`` over the particles inside the volume
+    ``particles_continued`` (of all ``particles``, those whose track goes on from the step
+    before; see ``track`` in :func:`particles`) and ``median_<quantity>`` over the particles inside
+    the volume
     (equivalent diameter in ``unit``, sphericity, aspect ratio, detachment = pore contact, the contact with
     every other phase, ``median_contact_cbd`` ..., and with other particles; NaN when no particle
     lies inside); with transitions, ``<a>_to_<b>`` for every pair
