@@ -62,6 +62,18 @@ def test_segment_stopped_while_drawing_its_plot_says_its_output_is_complete(imag
     assert "complete" not in capsys.readouterr().err
 
 
+def test_segment_with_plot_calls_only_a_label_image_complete(image, tmp_path, capsys):
+    """With --plot, an existing output said to be complete (only its figure missing) is a label
+    image; something else there (an image written under labels/, no label image) is refused as
+    before, without that word."""
+    _, path = image
+    save_volume(open_volume(path), path / "labels" / "grey", progress=False)
+    argv = ["segment", str(path), "--method", "threshold", "--name", "grey", "--plot", str(tmp_path / "g.png")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "which exists" in err and "complete" not in err and "only the figure" not in err
+
+
 def test_segment_cli_random_forest_and_out(image, tmp_path, capsys):
     truth, path = image
     sparse = np.full(truth.shape, 255, np.uint8)

@@ -592,6 +592,29 @@ def test_a_label_list_a_kill_left_short_or_stale_is_read_as_what_is_there_and_me
     assert listed() == ["a", "b", "c"]  # what viewers read
 
 
+def test_only_complete_label_images_are_read_as_unlisted_ones_and_in_order_of_name(tmp_path):
+    """Of what a labels group does not list, only a complete label image counts, by name: not a
+    NAME_probabilities image (no "image-label"), nor metadata saying "image-label" without its levels,
+    nor a hidden folder (a label image moved aside while another replaced it, a scratch)."""
+    import shutil
+
+    from bigseg.io._omezarr import is_label_image, label_names
+
+    path = tmp_path / "s.ome.zarr"
+    bigseg.save_volume(np.zeros((4, 6, 8), np.float32), path, progress=False)
+    labels = make_volume(np.arange(4 * 6 * 8).reshape(4, 6, 8) % 3, phases=["pore", "cbd", "active"]).astype(np.uint8)
+    save_labels(labels, path, name="seg", progress=False)
+    ldir = path / "labels"
+    for name in ("f", "b", "e", "a", "d", "c"):  # unlisted, made out of order (a kill before each was listed)
+        shutil.copytree(ldir / "seg", ldir / name)
+    shutil.copytree(ldir / "seg", ldir / ".seg.123-0a1b2c3d.partial.old")  # moved aside, complete
+    bigseg.save_volume(np.zeros((4, 6, 8), np.float32), ldir / "seg_probabilities", progress=False)
+    zarr.open_group(str(ldir / "half"), mode="w").attrs["ome"] = {"image-label": {}}
+    assert not is_label_image(ldir / "seg_probabilities") and not is_label_image(ldir / "half")
+    assert is_label_image(ldir / "a")
+    assert label_names(ldir) == ["seg", "a", "b", "c", "d", "e", "f"]
+
+
 def test_info_of_an_image_of_text_describes_it_without_a_traceback(tmp_path):
     # QA (hostile inputs): a store received holding strings (or complex numbers): `bigseg info` died in a
     # traceback converting them to floats for the grey-value statistics (ingest and segment refuse it by name)

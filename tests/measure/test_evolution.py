@@ -361,3 +361,15 @@ def test_series_figure_draws_the_median_diameter_in_the_particle_phase_colour(ph
     fig = series_figure(ev)
     line = next(line for ax in fig.axes for line in ax.get_lines() if line.get_label() == "median diameter")
     np.testing.assert_allclose(to_rgb(line.get_color()), phase_rgb(particle, phases.index(particle)))
+
+
+def test_particle_phase_of_an_evolution_table_without_contacts_is_none():
+    """An evolution table without the particles' contact columns (an earlier bigseg's) names no
+    phase as the particles' (two are left: either may be), as one of pore particles names none."""
+    from bigseg.report._series import _particle_phase
+
+    phases = ["pore", "cbd", "active"]
+    ev = pd.DataFrame({"median_equivalent_diameter": [4.0], "median_detachment": [0.1]})
+    assert _particle_phase(ev, phases) is None
+    assert _particle_phase(ev.assign(median_contact_cbd=0.3), phases) == "active"
+    assert _particle_phase(ev.assign(median_contact_cbd=0.3, median_contact_active=0.2), phases) is None

@@ -247,3 +247,46 @@ def test_the_cumulative_volume_curve_steps_at_each_particle_so_d50_reads_off_it(
     x, y = np.asarray(line.get_xdata()), np.asarray(line.get_ydata())
     for q in (10, 50, 90):  # the first particle where the curve reaches q %: the table's D by volume
         assert x[np.argmax(y >= q / 100)] == pytest.approx(size_distribution(df).loc["volume", f"d{q}"])
+
+
+def test_size_distribution_at_its_ends_and_without_volume():
+    """q = 0 and 100 are the smallest and largest diameters inside, by number and by volume, also
+    where the running sum of the volumes falls short of their total by rounding (a particle of
+    1e16 then 100 000 of 1: no index past the last particle) or reaches q % a
+    rounding short of it; particles without
+    volume: NaN by volume (no division by zero)."""
+    from bigseg.measure._groups import _volume_percentiles
+
+    df = _table(n=40, seed=2)
+    d = df.equivalent_diameter[~df.touches_border].to_numpy()
+    sd = size_distribution(df, q=(0, 100))
+    for basis in ("number", "volume"):
+        assert sd.loc[basis, ["d0", "d100"]].tolist() == [d.min(), d.max()]
+    big = np.array([1e16] + [1.0] * 100_000)
+    diameters = np.arange(len(big), dtype=np.float64)
+    assert np.cumsum(big)[-1] / big.sum() < 1 - 1e-12  # the case
+    assert _volume_percentiles(diameters, big, [0.0, 50.0, 100.0]).tolist() == [0.0, 0.0, len(big) - 1]
+    # 0.7 + 0.1 is 0.7999999999999999 in floats: the 80 % are reached at the second particle all the same
+    # (numpy 2's weighted inverted CDF, rounding, says the third)
+    assert _volume_percentiles(np.array([1.0, 2.0, 3.0]), np.array([0.7, 0.1, 0.2]), [80.0]).tolist() == [2.0]
+    empty = df.assign(volume=0.0)
+    sd = size_distribution(empty)
+    assert sd.loc["volume", ["d10", "d50", "d90", "mean"]].isna().all()
+    assert sd.loc["number", "d50"] == pytest.approx(np.median(d))
+
+
+def test_report_rows_of_the_size_distribution_and_of_min_voxels():
+    """The row by volume follows the equivalent diameter's (before the volume's); the note of
+    particles left out only for a ``min_voxels`` above 1 (every particle has its row at 1)."""
+    from bigseg.report._html import _particles_section
+
+    df = _table()
+    page = _particles_section(df)
+    labels = ("equivalent diameter [", "equivalent diameter by volume", "volume [")
+    at = [page.index(f"<td>{label}") for label in labels]
+    assert at == sorted(at)
+    assert "min_voxels" not in page
+    df.attrs["min_voxels"] = 1
+    assert "min_voxels" not in _particles_section(df)
+    df.attrs["min_voxels"] = 8
+    assert "(particles of fewer than 8 voxels left out: measure.min_voxels)" in _particles_section(df)

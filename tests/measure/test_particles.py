@@ -556,6 +556,36 @@ def test_min_voxels_in_a_series_tracks_the_particles_kept():
     assert set(np.unique(ids[1]).tolist()) == {0, 1} and set(np.unique(ids[0]).tolist()) == {0, 1, 2}
 
 
+def test_min_voxels_in_a_series_counts_the_small_particles_of_every_step():
+    """``attrs["small_particles"]``/``["small_voxels"]`` of a series add up every step's (a speck
+    at the first step and two at the last: 3 particles, 1 + 2 + 1 voxels)."""
+    shape = (12, 12, 16)
+    f0 = _balls(shape, [(6, 6, 8)], 4)
+    f1 = f0.copy()
+    f0[0, 0, 0] = 2
+    f1[0, 0, 0] = f1[0, 0, 1] = 2  # a speck of 2 voxels
+    f1[11, 11, 15] = 2
+    tab = particles(da.from_array(np.stack([f0, f1]), chunks=(1, 5, 7, 9)), split=False, min_voxels=5)
+    assert tab.t.tolist() == [0, 1] and tab.track.tolist() == [1, 1]
+    assert tab.attrs["small_particles"] == 3 and tab.attrs["small_voxels"] == 4
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_min_voxels_keeps_a_particle_of_exactly_that_many_voxels_in_the_table_and_the_labels(split):
+    """``min_voxels`` is the smallest particle kept: a 3 x 3 x 3 cube (27 voxels) has its row and
+    its label at ``min_voxels=27``, a 26-voxel one neither (the table and particle_labels alike)."""
+    lab = np.zeros((12, 12, 20), np.uint8)
+    lab[2:5, 2:5, 2:5] = 2  # 27 voxels
+    lab[2:5, 2:5, 10:13] = 2
+    lab[4, 4, 12] = 0  # 26 voxels
+    for chunks in ((12, 12, 20), (5, 7, 6)):
+        arr = da.from_array(lab, chunks=chunks)
+        tab = particles(arr, split=split, min_voxels=27)
+        assert tab.voxels.tolist() == [27] and tab.attrs["small_particles"] == 1 and tab.attrs["small_voxels"] == 26
+        ids = particle_labels(arr, split=split, min_voxels=27).compute()
+        assert np.bincount(ids.ravel()).tolist() == [lab.size - 27, 27] and (ids[2:5, 2:5, 2:5] == 1).all()
+
+
 def test_principal_axes_match_whole_volume_moments_for_any_chunking(electrode):
     """Axis lengths from the particles' second moments summed over blocks: equal to the moments of
     each particle's voxels taken whole (NumPy) and to scikit-image's inertia tensor, each voxel a solid

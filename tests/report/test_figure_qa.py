@@ -77,6 +77,17 @@ def test_unlabelled_voxels_are_in_the_legend():
     assert legend == ["pore", "cbd", "active", "unlabelled"]  # every phase (cbd too, absent here), then the blank
 
 
+def test_values_beyond_the_phases_are_in_the_legend_after_them():
+    """A label value with no phase name (3 and 5 of three phases) has its own entry, by its value,
+    after every phase."""
+    lab = np.zeros((6, 6, 6), np.uint8)
+    lab[:, :, 2:] = 3
+    lab[:, :, 4:] = 5
+    fig = orthoslices(None, lab)
+    legend = [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+    assert legend == ["pore", "cbd", "active", "3", "5"]
+
+
 def test_slices_over_time_have_a_phase_legend():
     lab = np.zeros((3, 4, 6, 6), np.uint8)
     lab[:, :, :, 3:] = 1

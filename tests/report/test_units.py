@@ -207,3 +207,28 @@ def test_times_0_1_2_with_a_unit_are_times_not_scan_numbers():
     assert not is_step_index(lab.t) and not is_step_index([0, 1, 2], "min")
     assert series_figure(measure.summary(lab)).axes[0].get_xlabel() == "t [min]"
     matplotlib.pyplot.close("all")
+
+
+def test_size_distribution_and_small_particles_lines():
+    """The size distribution line gives D10, D50, D90 and D[4,3] by volume, of a series its last
+    step; the line of the particles min_voxels left out is empty where none was."""
+    import pandas as pd
+
+    from bigseg.report._units import size_distribution_text, small_particles_text
+
+    def table(d):
+        d = np.asarray(d, np.float64)
+        return pd.DataFrame({"equivalent_diameter": d, "volume": np.pi / 6 * d ** 3, "touches_border": False})
+
+    one = table([4.0, 5.0, 6.0, 7.0])
+    sd = measure.size_distribution(one)
+    want = [sd.loc["volume", c] for c in ("d10", "d50", "d90", "mean")]
+    assert len(set(want)) == 4
+    said = "size distribution by volume (particles inside): D10 {:.4g}, D50 {:.4g}, D90 {:.4g} nm; D[4,3] {:.4g} nm"
+    assert size_distribution_text(sd, "nm") == said.format(*want)
+    series = pd.concat([table([5.0, 5.0]).assign(t=0), one.assign(t=1)], ignore_index=True)
+    assert size_distribution_text(measure.size_distribution(series), "nm") == size_distribution_text(sd, "nm")
+    assert small_particles_text({}) == ""
+    assert small_particles_text({"small_particles": 0, "small_voxels": 0, "min_voxels": 5}) == ""
+    assert small_particles_text({"small_particles": 2, "small_voxels": 7, "min_voxels": 5}) == (
+        "(2 particle(s) smaller than 5 voxels left out: 7 voxels of the phase in no row)")

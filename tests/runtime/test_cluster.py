@@ -174,6 +174,17 @@ def test_connect_errors():
                 bigseg.connect("local-cuda")
 
 
+def test_check_host_refuses_a_blank_host_by_name():
+    """A host of blanks (a setting left "  ") is no address: refused by the option's name before
+    any start; a name or an IPv4 address is returned as given."""
+    from bigseg.runtime._cluster import check_host
+
+    for blank in ("  ", "\t"):
+        with pytest.raises(InputError, match=r"Expected `--host` to be an address of this machine .*Got"):
+            check_host(blank, "--host")
+    assert check_host("0.0.0.0") == "0.0.0.0" and check_host("node-1") == "node-1"
+
+
 def test_slurm_without_sbatch_says_so(tmp_path, monkeypatch):
     """Was: every submission logged a FileNotFoundError, then a client with no worker waited for ever."""
     pytest.importorskip("dask_jobqueue")

@@ -88,6 +88,38 @@ def test_a_prediction_stopped_before_its_probabilities_are_written_resumes(tmp_p
         np.testing.assert_array_equal(open_volume(img / "labels" / part).values,
                                       open_volume(tmp_path / "ref.ome.zarr" / "labels" / part).values)
     assert sorted(p.name for p in (img / "labels").iterdir() if p.name.startswith(".")) == []  # no scratch left
+
+
+def test_labels_of_another_write_beside_a_stopped_predictions_siblings_stay_refused(tmp_path, monkeypatch):
+    # a prediction stopped before its labels (its probabilities there, its uncertainty not), then labels
+    # of the same name written by another command: the stopped write taken up again refuses them (they are
+    # not its own: not all its siblings are there), and leaves them as they are
+    import numpy as np
+
+    import bigseg.infer._write as write
+    from bigseg.errors import OutputExistsError
+    from bigseg.io import open_volume, save_labels, save_volume
+
+    ds = _prediction()
+    img = tmp_path / "img.ome.zarr"
+    save_volume(np.zeros(ds["labels"].shape, np.float32), img, chunks=(4, 8, 8), progress=False)
+    real = write.write_volume
+
+    def killed_at_the_uncertainty(data, path, **kwargs):
+        if str(path).endswith("_uncertainty"):
+            raise KeyboardInterrupt
+        return real(data, path, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(write, "write_volume", killed_at_the_uncertainty)
+        with pytest.raises(KeyboardInterrupt):
+            write.write_prediction(ds, img, resume_key="k", progress=False)
+    assert (img / "labels" / "segmentation_probabilities").is_dir()
+    theirs = np.ones(ds["labels"].shape, np.uint8)
+    save_labels(theirs, img, name="segmentation", phases=["pore", "cbd", "active"], progress=False)
+    with pytest.raises(OutputExistsError, match="segmentation'? exists"):
+        write.write_prediction(ds, img, resume_key="k", progress=False)
+    np.testing.assert_array_equal(open_volume(img / "labels" / "segmentation").values, theirs)
     with pytest.raises(Exception, match="exists"):  # finished: not written over without overwrite
         write.write_prediction(ds, img, resume_key="k", progress=False)
 

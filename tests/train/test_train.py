@@ -240,6 +240,28 @@ def test_fine_tuning_phases_in_other_case_keep_the_init_names_and_are_checked_as
         bigseg.train(synthetic=True, init=init, phases=["CBD", "Pore", "Active"], epochs=1)
 
 
+def test_a_synthetic_fine_tune_names_its_phases_as_the_init_does(monkeypatch):
+    """A synthetic fine-tune given the init's phases in other case ("Pore", "CBD", "Active") gives
+    its model the init's names, as a fine-tune on labels does."""
+    from bigseg.train import _synthetic
+
+    init = models.create("lrcsnet", patch=(32, 32), **TINY)  # pore, cbd, active
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def prepare(opts, phases, *args, **kwargs):
+        seen.append(list(phases))
+        raise Stop
+
+    monkeypatch.setattr(_synthetic, "prepare_model", prepare)
+    monkeypatch.setattr(_synthetic, "make_pair", lambda *a, **k: (None, None))  # no validation volume made
+    with pytest.raises(Stop):
+        bigseg.train(synthetic=True, init=init, phases=["Pore", "CBD", "Active"], epochs=1, progress=False)
+    assert seen == [["pore", "cbd", "active"]]
+
+
 def test_checkpoints_of_a_fine_tune_carry_this_run(pair, tmp_path):
     img, lab, sparse = pair
     parent = bigseg.train(img, sparse, arch_kwargs=TINY, patch=(32, 32), epochs=1, steps_per_epoch=1, batch_size=2,
