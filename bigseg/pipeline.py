@@ -1290,8 +1290,8 @@ def _in_force(func: Any, given: dict[str, Any]) -> dict[str, Any]:
 
 def _particle_options(m: dict[str, Any]) -> dict[str, Any]:
     """The options of a run's particle table (its configuration's ``measure``)."""
-    return {"phase": m["phase"], "split": m["split"], "max_diameter": m["max_diameter"], "area_method": m["particle_area"],
-            "min_voxels": m["min_voxels"]}
+    return {"phase": m["phase"], "split": m["split"], "max_diameter": m["max_diameter"],
+            "area_method": m["particle_area"], "min_voxels": m["min_voxels"]}
 
 
 def _filter_calls(cfg: RunConfig) -> list[tuple[str, Any, dict[str, Any]]]:

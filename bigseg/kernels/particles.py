@@ -370,9 +370,9 @@ def axis_lengths(voxels: np.ndarray, sums: np.ndarray, products: np.ndarray, spa
 
 
 #: Keys of a :func:`particle_partials` table, all 1D arrays over its ``id``.
-PARTIAL_KEYS = ("id", "voxels", "sum_z", "sum_y", "sum_x", "sum_zz", "sum_yy", "sum_xx", "sum_zy", "sum_zx", "sum_yx", "min_z", "min_y", "min_x", "max_z", "max_y",
-                "max_x", "first", "intensity", "intensity_voxels", "min_intensity", "max_intensity", "contacts",
-                "area")
+PARTIAL_KEYS = ("id", "voxels", "sum_z", "sum_y", "sum_x", "sum_zz", "sum_yy", "sum_xx", "sum_zy", "sum_zx", "sum_yx",
+                "min_z", "min_y", "min_x", "max_z", "max_y", "max_x", "first", "intensity", "intensity_voxels",
+                "min_intensity", "max_intensity", "contacts", "area")
 
 
 def particle_partials(ids: np.ndarray, codes: np.ndarray, intensity: np.ndarray | None, *, phase: int,
