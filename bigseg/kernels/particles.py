@@ -442,7 +442,7 @@ def particle_partials(ids: np.ndarray, codes: np.ndarray, intensity: np.ndarray 
     out["sum_x"] = np.bincount(idx, weights=xx, minlength=n)
     for key, a, b in (("sum_zz", zz, zz), ("sum_yy", yy, yy), ("sum_xx", xx, xx), ("sum_zy", zz, yy),
                       ("sum_zx", zz, xx), ("sum_yx", yy, xx)):
-        out[key] = np.bincount(idx, weights=(a * b).astype(np.float64), minlength=n)
+        out[key] = np.bincount(idx, weights=a * b, minlength=n)  # (summed as float64)
     first = np.ravel_multi_index((zz, yy, xx), volume)
     for key, arr, fn, init in (("min_z", zz, np.minimum, big), ("min_y", yy, np.minimum, big),
                                ("min_x", xx, np.minimum, big), ("first", first, np.minimum, big),

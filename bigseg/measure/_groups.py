@@ -11,6 +11,7 @@ import pandas as pd
 from .._parse import parse_positive_float
 from ..errors import InputError
 from ..io._volume import phase_named
+from ..ops._histogram import weighted_quantiles
 
 __all__ = ["size_distribution", "size_groups"]
 
@@ -211,10 +212,5 @@ def _volume_percentiles(d: np.ndarray, v: np.ndarray, qs: list[float]) -> np.nda
     of numpy 2 (bigseg's floor, numpy 1.26, lacks it), but for a running share within 1e-12 of
     ``q`` taken as reaching it (0.7 + 0.1 of a volume of 1 reaches 80 %; numpy's rounding says
     not); NaN without volume."""
-    total = v.sum()
-    if not total > 0:
-        return np.full(len(qs), np.nan)
     order = np.argsort(d, kind="stable")
-    share = np.cumsum(v[order]) / total
-    at = np.searchsorted(share, np.asarray(qs) / 100.0 * (1 - 1e-12), side="left")
-    return d[order][np.minimum(at, len(d) - 1)]
+    return weighted_quantiles(d[order], v[order], np.asarray(qs, np.float64) / 100.0)

@@ -12,6 +12,7 @@ import xarray as xr
 from .._parse import parse_positive_int
 from ..errors import InputError
 from ..kernels.thickness import EXTRA_LEVELS, level_diameters, thickness_levels
+from ..ops._histogram import weighted_quantiles
 from ..runtime._progress import compute
 from ._blockwise import MAX_BINS, BlockGeometry, block_partials
 from ._inputs import Labels, as_labels
@@ -27,14 +28,6 @@ def _levels_block(ext: np.ndarray, geom: BlockGeometry, *, phase: int, levels: i
     lev = thickness_levels(codes == phase, spacing, levels)
     core = tuple(slice(lo, lo + n) for lo, n in zip(geom.halo_lo, geom.shape))
     return np.bincount(lev[core][codes[core] == phase], minlength=levels + 1)
-
-
-def _quantile(share: np.ndarray, diameters: np.ndarray, q: float) -> float:
-    """The smallest diameter below or at which ``q`` of the phase lies (NaN without the phase)."""
-    cum = np.cumsum(share)
-    if not np.isfinite(cum[-1]) or cum[-1] == 0:
-        return float("nan")
-    return float(diameters[int(np.searchsorted(cum, q * cum[-1] - 1e-12))])
 
 
 def thickness(labels: Any, *, phase: Any = "pore", max_diameter: int = 40, phases: Any = None,
@@ -109,7 +102,8 @@ def _dataset(lab: Labels, counts: np.ndarray, idx: list[int], max_diameter: int,
             s = share[t, j]
             stats["mean"][t, j] = float((s * diameters).sum()) if np.isfinite(s).all() else np.nan
             for q, name in ((0.1, "d10"), (0.5, "d50"), (0.9, "d90")):
-                stats[name][t, j] = _quantile(s, diameters, q)
+                # the smallest diameter below or at which q of the phase lies (NaN without the phase)
+                stats[name][t, j] = float(weighted_quantiles(diameters, s, [q])[0])
     beyond = share[..., -1]
     if np.nanmax(beyond, initial=0) > 0:
         worst = [lab.phases[i] for j, i in enumerate(idx) if np.nanmax(beyond[:, j], initial=0) > 0]

@@ -117,6 +117,21 @@ def lerp_percentile(a: float, b: float, t: float) -> float:
     return float(b - d * (1 - t)) if t >= 0.5 else float(a + d * t)
 
 
+def weighted_quantiles(values: Any, weights: Any, qs: Sequence[float]) -> np.ndarray:
+    """The smallest of ``values`` (ascending) at which the running sum of ``weights`` reaches the
+    share ``q`` of their total, for each ``q`` of ``qs`` (in [0, 1]): the inverted CDF of weighted
+    values (numpy 2's ``percentile(..., weights=, method="inverted_cdf")``, which numpy 1.26 lacks),
+    a running share within 1e-12 of ``q`` counted as reaching it (0.7 + 0.1 of 1 reaches 0.8; numpy's
+    rounding says not); NaN where the weights total nothing or no finite number. The local thickness'
+    d10/d50/d90 (voxels by diameter) and the particles' D10/D50/D90 by volume."""
+    w = np.asarray(weights, np.float64)
+    total = w.sum()  # (pairwise: nearer the true total than the running sum's end, which rounding may leave short)
+    if not (np.isfinite(total) and total > 0):
+        return np.full(len(qs), np.nan)
+    at = np.searchsorted(np.cumsum(w) / total, np.asarray(qs, np.float64) * (1 - 1e-12), side="left")
+    return np.asarray(values)[np.minimum(at, len(w) - 1)]
+
+
 def _needed(n: int, qs: Sequence[float]) -> list[tuple[int, int, float]]:
     out = []
     for q in qs:
